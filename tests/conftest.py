@@ -1,0 +1,74 @@
+"""Fixtures shared by the whole suite: real data, a real MQTT broker, real databases."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from trivue.paths import COCO_WEIGHTS, SHARED_DIR
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DIR} is absent")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def coco_model(shared_dir: Path) -> Path:
+    if not COCO_WEIGHTS.is_file():
+        pytest.skip(f"{COCO_WEIGHTS} is absent")
+    return COCO_WEIGHTS
+
+
+@pytest.fixture(scope="session")
+def litter_val_images(shared_dir: Path) -> list[Path]:
+    return sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    kind: str  # "mosquitto" or "embedded"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[BrokerAddress]:
+    """Mosquitto on 127.0.0.1:1883 where it runs (dev machines, CI), else the embedded broker."""
+    if port_open("127.0.0.1", 1883):
+        yield BrokerAddress("127.0.0.1", 1883, "mosquitto")
+        return
+    from trivue.broker import EmbeddedBroker
+
+    port = free_port()
+    with EmbeddedBroker("127.0.0.1", port):
+        yield BrokerAddress("127.0.0.1", port, "embedded")
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> bool:
+    return port_open("127.0.0.1", 5432)
