@@ -15,7 +15,9 @@ import sys
 
 from trivue import __version__
 
-COMMAND_MODULES = ("vision.cli", "trivue.demo", "edge.cli", "server.cli", "training.cli")
+COMMAND_MODULES = (
+    "vision.cli", "trivue.demo", "edge.cli", "server.cli", "server.streets_cli", "training.cli",
+)
 
 
 class CliError(Exception):
@@ -56,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `trivue detect ... | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
