@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 RUN_STAMP := $(VENV)/.stamp-run
 DEV_STAMP := $(VENV)/.stamp-dev
 
-.PHONY: demo test lint bench install clean schema
+.PHONY: demo test lint bench install clean schema dashboard-assets
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,32 @@ $(DEV_STAMP): pyproject.toml $(RUN_STAMP)
 
 install: $(DEV_STAMP)
 
-demo: $(RUN_STAMP)
+# Dashboard browser libraries (Leaflet, Chart.js) come from the npm registry at build time, pinned
+# by server/static/package-lock.json, and are copied to server/static/vendor/ (git-ignored), from
+# where the server serves them: nothing is fetched at run time.
+STATIC := server/static
+ASSETS_STAMP := $(STATIC)/vendor/.stamp
+$(ASSETS_STAMP): $(STATIC)/package.json $(STATIC)/package-lock.json
+	cd $(STATIC) && npm ci --no-audit --no-fund --loglevel=error
+	rm -rf $(STATIC)/vendor && mkdir -p $(STATIC)/vendor/leaflet $(STATIC)/vendor/chartjs
+	cp -r $(STATIC)/node_modules/leaflet/dist/leaflet.js $(STATIC)/node_modules/leaflet/dist/leaflet.css \
+		$(STATIC)/node_modules/leaflet/dist/images $(STATIC)/node_modules/leaflet/LICENSE $(STATIC)/vendor/leaflet/
+	cp $(STATIC)/node_modules/chart.js/dist/chart.umd.js $(STATIC)/node_modules/chart.js/LICENSE.md \
+		$(STATIC)/vendor/chartjs/
+	touch $@
+
+dashboard-assets: $(ASSETS_STAMP)
+
+# The dashboard tests drive Debian's Chromium through Playwright (never `playwright install`).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium) \
+		|| echo "warning: could not install chromium: the browser tests will be skipped"
+
+demo: $(RUN_STAMP) $(ASSETS_STAMP)
 	$(VENV)/bin/trivue demo
 
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) $(ASSETS_STAMP) $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
