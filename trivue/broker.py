@@ -1,0 +1,141 @@
+"""An MQTT broker inside the process (amqtt), for ``trivue demo`` and for tests without Mosquitto.
+
+Production deployments run Mosquitto (or any MQTT 3.1.1 broker). This one exists so that a laptop
+with nothing installed can run the whole chain, truck -> broker -> server, over real sockets:
+QoS 1, persistent sessions (``clean_session=False``) and retained messages all work as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 10.0
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not start (port taken, bad address)."""
+
+
+def broker_config(host: str, port: int) -> dict[str, Any]:
+    """amqtt 0.12 configuration: one TCP listener, anonymous clients, no $SYS chatter."""
+    return {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
+        # Disconnected persistent sessions are kept (with their queued QoS 1 messages) for a day.
+        "session_expiry_interval": 86_400,
+        "plugins": {f"{__name__}.OpenAuthPlugin": {}},
+    }
+
+
+def _open_auth_plugin() -> type:
+    from amqtt.plugins.base import BaseAuthPlugin
+
+    class OpenAuthPlugin(BaseAuthPlugin):
+        """Accept every client without marking it anonymous.
+
+        amqtt's AnonymousAuthPlugin flags sessions as anonymous and then drops their persistent
+        sessions and offline QoS 1 messages; Mosquitto with ``allow_anonymous true`` keeps them,
+        and the truck and server rely on that.
+        """
+
+        @dataclass
+        class Config:
+            pass
+
+        async def authenticate(self, *, session: Any) -> bool:
+            return True
+
+    return OpenAuthPlugin
+
+
+def __getattr__(name: str) -> Any:
+    # amqtt loads plugins by dotted path; building the class lazily keeps amqtt out of `import trivue.broker`.
+    if name == "OpenAuthPlugin":
+        return _open_auth_plugin()
+    raise AttributeError(name)
+
+
+class EmbeddedBroker:
+    """``with EmbeddedBroker("127.0.0.1", 1883): ...`` runs an amqtt broker in a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+        self.host, self.port = host, port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> EmbeddedBroker:
+        if self._port_in_use():
+            raise BrokerError(f"cannot start the embedded broker: {self.host}:{self.port} is already in use")
+        self._thread = threading.Thread(target=self._run, name=f"mqtt-broker-{self.port}", daemon=True)
+        self._thread.start()
+        where = f"{self.host}:{self.port}"
+        if not self._ready.wait(START_TIMEOUT_S):
+            raise BrokerError(f"embedded broker on {where} did not start in {START_TIMEOUT_S} s")
+        if self._error is not None:
+            raise BrokerError(f"embedded broker on {where} failed: {self._error}") from self._error
+        log.info("embedded MQTT broker listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _port_in_use(self) -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(0.3)
+            return sock.connect_ex((self.host, self.port)) == 0
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as error:  # reported to start() through _error
+            self._error = error
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        from amqtt.broker import Broker
+
+        self._stop = asyncio.Event()
+        broker = Broker(broker_config(self.host, self.port))
+        await broker.start()
+        self._wait_listening()
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await broker.shutdown()
+
+    def _wait_listening(self) -> None:
+        # amqtt's start() returns once the server task exists; make sure the socket accepts.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and not self._port_in_use():
+            time.sleep(0.02)
