@@ -26,7 +26,7 @@ def draw(
     for box, conf, cls in zip(detections.xyxy, detections.confidence, detections.class_id, strict=True):
         name = names[int(cls)] if 0 <= int(cls) < len(names) else str(int(cls))
         colour = COLOURS.get((severity_of or {}).get(name), COLOURS[None])
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
         text = f"{name} {conf:.2f}"
         (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)

@@ -172,8 +172,10 @@ class Detector:
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
         padded, ratio, pad = letterbox(image, self.meta.imgsz)
-        # BGR -> RGB, HWC -> CHW, 0..1, in one pass over the pixels
-        blob = cv2.dnn.blobFromImage(padded, 1 / 255.0, swapRB=True)
+        # BGR -> RGB, HWC -> CHW, then divide by 255 (not multiply by 1/255): dynamically quantised
+        # INT8 models amplify last-bit differences, and Ultralytics divides.
+        blob = np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32)
+        blob /= 255.0
         return blob.astype(self._input_dtype, copy=False), ratio, pad
 
     def infer(self, blob: np.ndarray) -> np.ndarray:

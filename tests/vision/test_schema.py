@@ -1,0 +1,106 @@
+"""The wire contract: strict on values, tolerant of newer minor versions, light to import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from trivue.paths import REPO_ROOT
+from vision.schema import SCHEMA_VERSION, LiftEvent, SchemaError, json_schema, parse_lift_event
+
+
+def event_dict(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": str(uuid.uuid4()),
+        "truck_id": "truck-07",
+        "sequence": 12,
+        "stream": "recyclables",
+        "started_at": "2026-11-25T07:30:00+01:00",
+        "ended_at": "2026-11-25T07:30:06+01:00",
+        "gps": {"lat": 47.9029, "lon": 1.9093, "accuracy_m": 4.5, "heading_deg": 87.0,
+                "fix_at": "2026-11-25T06:30:05Z"},
+        "bin_id": "E2801160600002084",
+        "counts": {"bottle": 3, "bag": 1},
+        "errors": [{"class": "bag", "count": 1, "category": "sac_ferme", "severity": "error"}],
+        "contaminated": True,
+        "score": 1.0,
+        "model": {"name": "trivue-waste", "version": "2026.11.25"},
+        "frames": 14,
+        "evidence": {"sha256": "a" * 64, "width": 640, "height": 480},
+    }
+    base.update(changes)
+    return base
+
+
+def test_import_pulls_no_vision_stack() -> None:
+    code = ("import sys, vision.schema; heavy = {'numpy', 'cv2', 'onnxruntime', 'torch'} & set(sys.modules); "
+            "print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def test_round_trip_and_utc() -> None:
+    event = parse_lift_event(json.dumps(event_dict()))
+    assert event.started_at == datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
+    assert event.started_at.utcoffset().total_seconds() == 0
+    again = parse_lift_event(event.to_json())
+    assert again == event
+    assert json.loads(event.to_json())["errors"][0]["class"] == "bag"
+
+
+def test_newer_minor_version_and_unknown_fields_are_accepted() -> None:
+    event = parse_lift_event(json.dumps(event_dict(schema_version="1.7", weather="rain")))
+    assert event.schema_version == "1.7"
+    assert not hasattr(event, "weather")
+
+
+def test_optional_parts_may_be_absent() -> None:
+    payload = event_dict(gps=None, bin_id=None, evidence=None, errors=[], contaminated=False, score=0)
+    assert parse_lift_event(json.dumps(payload)).gps is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"gps": {"lat": 91, "lon": 1.9}}, "gps.lat"),
+        ({"counts": {"bottle": -1}}, "counts.bottle"),
+        ({"started_at": "2026-11-25T07:30:00"}, "started_at"),
+        ({"stream": "plutonium"}, "stream"),
+        ({"schema_version": "2.0"}, "schema_version"),
+        ({"event_id": "not-a-uuid"}, "event_id"),
+        ({"truck_id": "../../etc"}, "truck_id"),
+        ({"errors": [{"class": "bag", "count": 1, "category": "x", "severity": "fatal"}]}, "errors.0.severity"),
+        ({"ended_at": "2026-11-25T07:29:00+01:00"}, "before started_at"),
+        ({"contaminated": False}, "contaminated"),
+        ({"evidence": {"sha256": "xyz", "width": 1, "height": 1}}, "evidence.sha256"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_field(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(SchemaError, match=field.replace(".", r"\.")):
+        parse_lift_event(json.dumps(event_dict(**changes)))
+
+
+@pytest.mark.parametrize("payload", [b"", b"{", b"\xff\xfe", b"[]", b"null", b'{"truck_id": 3}'])
+def test_garbage_is_a_schema_error(payload: bytes) -> None:
+    with pytest.raises(SchemaError):
+        parse_lift_event(payload)
+
+
+def test_published_json_schema_is_up_to_date() -> None:
+    schema = json_schema()
+    assert {"event_id", "truck_id", "sequence", "stream", "counts", "errors", "score"} <= set(schema["properties"])
+    published = json.loads((REPO_ROOT / "docs" / "lift-event.schema.json").read_text())
+    assert published == schema, "run `make schema` to refresh docs/lift-event.schema.json"
+
+
+def test_has_alert() -> None:
+    assert LiftEvent.model_validate(event_dict()).has_alert is False
+    battery = [{"class": "battery", "count": 1, "category": "dangereux", "severity": "alert"}]
+    assert LiftEvent.model_validate(event_dict(errors=battery, score=3.0)).has_alert is True

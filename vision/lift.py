@@ -1,0 +1,151 @@
+"""LiftRecorder: the tracked detections of one bin lift -> one LiftEvent (+ its evidence frame).
+
+Each track is one item: counted once however many frames show it, labelled by a majority vote
+over its frames (confidence-weighted, so one confident frame outweighs two doubtful ones), and
+dropped when seen in fewer than ``min_track_frames`` frames (a flicker, a reflection), unless the
+lift itself had fewer frames than that (a short burst).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import cv2
+import numpy as np
+
+from vision.detection import Detections
+from vision.rules import ACCEPTED, SortingRules
+from vision.schema import GpsFix, LiftEvent, ModelInfo, Stream
+
+SHARPNESS_SIDE = 320  # sharpness is measured on a small grey copy: cheap, and ranks frames the same
+
+
+@dataclass(frozen=True, slots=True)
+class LiftContext:
+    """What the truck knows about a lift besides the pictures."""
+
+    truck_id: str
+    sequence: int
+    gps: GpsFix | None = None
+    bin_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFrame:
+    """The sharpest frame showing the most wrong items, and those items' boxes."""
+
+    image: np.ndarray
+    detections: Detections
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedLift:
+    event: LiftEvent
+    evidence: EvidenceFrame | None  # only for contaminated lifts
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian: high for crisp edges, low for motion blur."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    scale = SHARPNESS_SIDE / max(grey.shape)
+    if scale < 1:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+class LiftRecorder:
+    """``begin`` -> ``add`` per frame -> ``finish``; one lift at a time."""
+
+    def __init__(
+        self, names: Sequence[str], rules: SortingRules, model: ModelInfo, min_track_frames: int = 2
+    ) -> None:
+        if min_track_frames < 1:
+            raise ValueError(f"min_track_frames must be >= 1, got {min_track_frames}")
+        self.names, self.rules, self.model = tuple(names), rules, model
+        self.min_track_frames = min_track_frames
+        self._stream: Stream | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._stream is not None
+
+    def begin(self, started_at: datetime, stream: Stream) -> None:
+        self._stream, self._started_at, self._frames = stream, started_at, 0
+        self._votes: dict[int, Counter[int]] = defaultdict(Counter)
+        self._seen: Counter[int] = Counter()
+        self._alerted: set[int] = set()
+        self._best: tuple[int, float] = (0, 0.0)
+        self._evidence: EvidenceFrame | None = None
+        self._severity = [self._disposition(name) for name in self.names]
+
+    def _disposition(self, model_class: str) -> str | None:
+        rule_class = self.rules.canonical(model_class)
+        if rule_class is None or self._stream is None:
+            return None
+        return self.rules.disposition(self._stream, rule_class)
+
+    def add(self, image: np.ndarray, detections: Detections) -> tuple[str, ...]:
+        """Record one frame; returns alert-severity classes seen on tracks for the first time."""
+        if self._stream is None:
+            raise RuntimeError("add() outside a lift: call begin() first")
+        self._frames += 1
+        tracked = detections[detections.tracker_id >= 0] if detections.tracker_id.size else Detections.empty()
+        alerts = []
+        for track, cls, conf in zip(tracked.tracker_id, tracked.class_id, tracked.confidence, strict=True):
+            self._votes[int(track)][int(cls)] += float(conf)
+            self._seen[int(track)] += 1
+            if self._severity_of(int(cls)) == "alert" and int(track) not in self._alerted:
+                self._alerted.add(int(track))
+                alerts.append(self.names[int(cls)])
+        self._consider_evidence(image, tracked)
+        return tuple(alerts)
+
+    def _severity_of(self, class_id: int) -> str | None:
+        return self._severity[class_id] if 0 <= class_id < len(self._severity) else None
+
+    def _consider_evidence(self, image: np.ndarray, tracked: Detections) -> None:
+        wrong = np.array([self._severity_of(int(c)) not in (None, ACCEPTED) for c in tracked.class_id], bool)
+        count = int(wrong.sum())
+        if count == 0 or count < self._best[0]:
+            return
+        score = (count, sharpness(image))
+        if score > self._best:
+            self._best = score
+            self._evidence = EvidenceFrame(image.copy(), tracked[wrong])
+
+    def counts(self) -> dict[str, int]:
+        """Model-class -> items, one per track long enough, labelled by majority vote."""
+        needed = min(self.min_track_frames, max(self._frames, 1))
+        counts: Counter[str] = Counter()
+        for track, votes in self._votes.items():
+            if self._seen[track] >= needed:
+                counts[self.names[votes.most_common(1)[0][0]]] += 1
+        return dict(counts)
+
+    def finish(self, ended_at: datetime, context: LiftContext) -> RecordedLift:
+        """Close the lift: judge the counts against the stream's rules, build the LiftEvent."""
+        if self._stream is None:
+            raise RuntimeError("finish() outside a lift: call begin() first")
+        stream, counts = self._stream, self.rules.canonical_counts(self.counts())
+        verdict = self.rules.judge(stream, counts)
+        event = LiftEvent(
+            truck_id=context.truck_id,
+            sequence=context.sequence,
+            stream=stream,
+            started_at=self._started_at,
+            ended_at=max(ended_at, self._started_at),
+            gps=context.gps,
+            bin_id=context.bin_id,
+            counts=counts,
+            errors=list(verdict.errors),
+            contaminated=verdict.contaminated,
+            score=verdict.score,
+            model=self.model,
+            frames=self._frames,
+        )
+        evidence = self._evidence if verdict.contaminated else None
+        self._stream = None
+        return RecordedLift(event, evidence)
