@@ -12,10 +12,30 @@ by both SQLite and PostgreSQL without a spatial extension; the in-memory index l
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from server.db import Base
+from server.names import street_key
+from server.osm import Piece, StreetFileError, read_ways, split_at_junctions
 
 
 class Street(Base):
@@ -75,3 +95,79 @@ class Address(Base):
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     # Identifier in the source (BAN ``id``, Toulouse ``rivoli``+``numero``): re-imports update in place.
     source_key: Mapped[str | None] = mapped_column(String(80), unique=True, nullable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class StreetImport:
+    """What ``import_streets`` did, for the command's report."""
+
+    communes: tuple[str, ...]
+    ways: int
+    segments: int
+    streets_added: int
+    streets_updated: int
+    streets_removed: int
+    length_km: float
+    addresses_linked: int
+
+
+def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> StreetImport:
+    """Replace the streets of the communes present in ``pieces`` by those pieces.
+
+    A street found again (same commune, same name) keeps its id, so lifts and aggregates that
+    point at it stay valid; streets gone from the new data are deleted (their addresses are
+    unlinked, segments cascade). Addresses of those communes are re-linked at the end.
+    """
+    by_street: dict[tuple[str, str], list[Piece]] = defaultdict(list)
+    for piece in pieces:
+        by_street[(piece.commune, piece.name)].append(piece)
+    communes = sorted({commune for commune, _ in by_street})
+    existing = {(s.commune, s.name): s for s in
+                session.scalars(select(Street).where(Street.commune.in_(communes)))}
+    if existing:
+        session.execute(delete(Segment).where(Segment.street_id.in_([s.id for s in existing.values()])))
+    added = updated = 0
+    streets: dict[tuple[str, str], Street] = {}
+    for key, street_pieces in by_street.items():
+        street = existing.pop(key, None)
+        if street is None:
+            street = Street(commune=key[0], name=key[1])
+            session.add(street)
+            added += 1
+        else:
+            updated += 1
+        street.name_key = street_key(key[1])
+        street.geometry = json.dumps({"type": "MultiLineString",
+                                      "coordinates": [list(map(list, p.coords)) for p in street_pieces]},
+                                     separators=(",", ":"))
+        street.length_m = sum(p.length_m for p in street_pieces)
+        streets[key] = street
+    for gone in existing.values():
+        session.delete(gone)
+    session.flush()
+    session.execute(insert(Segment), [_segment_row(streets[(p.commune, p.name)].id, p) for p in pieces])
+    session.flush()
+    from server.addresses import link_addresses
+
+    links = link_addresses(session, communes)
+    linked = links.by_name + links.by_similar_name + links.by_proximity
+    return StreetImport(tuple(communes), ways, len(pieces), added, updated, len(existing),
+                        sum(s.length_m for s in streets.values()) / 1000, linked)
+
+
+def _segment_row(street_id: int, piece: Piece) -> dict[str, object]:
+    lons = [c[0] for c in piece.coords]
+    lats = [c[1] for c in piece.coords]
+    return {"street_id": street_id, "highway": piece.highway, "oneway": piece.oneway,
+            "osm_way_id": piece.osm_id, "length_m": piece.length_m,
+            "geometry": json.dumps({"type": "LineString", "coordinates": [list(c) for c in piece.coords]},
+                                   separators=(",", ":")),
+            "min_lon": min(lons), "max_lon": max(lons), "min_lat": min(lats), "max_lat": max(lats)}
+
+
+def import_street_file(session: Session, path: Path, commune: str | None = None) -> StreetImport:
+    """Read an OSM or GeoJSON file and replace the streets of its communes."""
+    ways = read_ways(path, commune)
+    if not ways:
+        raise StreetFileError(f"{path}: no named street way found")
+    return import_streets(session, split_at_junctions(ways), len(ways))
