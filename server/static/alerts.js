@@ -1,0 +1,63 @@
+/* Alertes: dangerous lifts pushed by the server (server-sent events), newest first, no reload. */
+"use strict";
+
+(() => {
+  const { t, api, fmt, el, label } = Trivue;
+  const list = document.getElementById("alerts");
+  const empty = document.getElementById("alerts-empty");
+  const live = document.getElementById("live");
+  const announce = document.getElementById("alert-announce");
+  const seen = new Set();
+
+  const items = (alert) => (alert.errors || []).filter((e) => e.severity === "alert")
+    .map((e) => `${label("class", e.class)} × ${e.count}`).join(", ");
+
+  function item(alert) {
+    const street = alert.street_id
+      ? el("a", { href: `/rues/${alert.street_id}`, text: alert.street_name || `#${alert.street_id}` })
+      : el("span", { class: "muted", text: t("alerts.unmatched") });
+    return el("li", { class: "alert-item", "data-event": alert.event_id },
+      el("p", { class: "alert-what" }, el("span", { class: "badge danger", text: "⚠" }), " ", el("strong", { text: items(alert) })),
+      el("p", {}, street, alert.commune ? ` — ${alert.commune}` : ""),
+      el("p", { class: "muted small" }, el("time", { datetime: alert.started_at, text: fmt.dateTime(alert.started_at) }),
+        ` · ${t("street.truck")} ${alert.truck_id} · ${label("stream", alert.stream)}`));
+  }
+
+  function add(alert, fresh) {
+    if (seen.has(alert.event_id)) return;
+    seen.add(alert.event_id);
+    const node = item(alert);
+    if (fresh) {
+      node.classList.add("fresh");
+      list.prepend(node);
+      announce.textContent = t("alerts.new", { items: items(alert), street: alert.street_name || t("alerts.unmatched") });
+    } else {
+      list.append(node);
+    }
+    empty.hidden = true;
+  }
+
+  function connect(after) {
+    const source = new EventSource(after ? `/api/alerts/stream?after=${encodeURIComponent(after)}` : "/api/alerts/stream");
+    source.addEventListener("open", () => { live.textContent = t("alerts.live"); live.classList.add("on"); });
+    source.addEventListener("alert", (event) => add(JSON.parse(event.data), true));
+    source.addEventListener("error", () => {
+      live.textContent = t("alerts.disconnected");
+      live.classList.remove("on");
+      // EventSource reconnects by itself, sending Last-Event-ID so nothing is missed.
+    });
+  }
+
+  async function start() {
+    try {
+      const recent = await api("/api/alerts", { limit: 50 });
+      recent.items.forEach((a) => add(a, false));
+      empty.hidden = recent.items.length > 0;
+      connect(recent.cursor);
+      document.body.dataset.ready = "true";
+    } catch (error) {
+      Trivue.showError(live, error);
+    }
+  }
+  start();
+})();

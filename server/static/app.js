@@ -1,0 +1,174 @@
+/* Trivue dashboard: what every page shares (config, translations, API calls, formats, filters). */
+"use strict";
+
+const Trivue = (() => {
+  const config = JSON.parse(document.getElementById("trivue-config").textContent);
+  const locale = config.lang === "en" ? "en-GB" : "fr-FR";
+
+  function t(key, params) {
+    let text = Object.prototype.hasOwnProperty.call(config.t, key) ? config.t[key] : key;
+    for (const [name, value] of Object.entries(params || {})) text = text.split(`{${name}}`).join(value);
+    return text;
+  }
+
+  /* A label for a code (stream, category, class) with the raw code as fallback for new ones. */
+  function label(prefix, code) {
+    const key = `${prefix}.${code}`;
+    return Object.prototype.hasOwnProperty.call(config.t, key) ? config.t[key] : code;
+  }
+
+  class ApiError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  function toLogin() {
+    const next = location.pathname + location.search;
+    location.assign(`/login?next=${encodeURIComponent(next)}`);
+  }
+
+  function url(path, params) {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(params || {})) {
+      if (value !== undefined && value !== null && value !== "") query.set(key, value);
+    }
+    const text = query.toString();
+    return text ? `${path}?${text}` : path;
+  }
+
+  /* GET (or send) JSON on the public API, the same one integrators use; 401 leads to the login page. */
+  async function api(path, params, init) {
+    const response = await fetch(url(path, params), {
+      credentials: "same-origin", headers: { Accept: "application/json" }, ...(init || {}),
+    });
+    if (response.status === 401) { toLogin(); throw new ApiError(401, "login required"); }
+    if (!response.ok) {
+      let detail = response.statusText;
+      try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
+      throw new ApiError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail));
+    }
+    return response.status === 204 ? null : response.json();
+  }
+
+  const numberFormat = new Intl.NumberFormat(locale);
+  const pctFormat = new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 });
+  const dateFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium" });
+  const dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "short" });
+  const fmt = {
+    num: (n) => (n === null || n === undefined ? "–" : numberFormat.format(n)),
+    pct: (r) => (r === null || r === undefined ? "–" : pctFormat.format(r)),
+    date: (d) => (d ? dateFormat.format(new Date(d)) : "–"),
+    dateTime: (d) => (d ? dateTimeFormat.format(new Date(d)) : "–"),
+    ago(d) {
+      if (!d) return t("common.never");
+      const s = Math.max(0, Math.round((Date.now() - new Date(d).getTime()) / 1000));
+      if (s < 90) return t("time.s_ago", { n: s });
+      if (s < 5400) return t("time.min_ago", { n: Math.round(s / 60) });
+      if (s < 129600) return t("time.h_ago", { n: Math.round(s / 3600) });
+      return t("time.d_ago", { n: Math.round(s / 86400) });
+    },
+  };
+
+  /* Contamination classes, green to red; grey for streets with too few lifts to judge. */
+  const CLASSES = [
+    { max: 0.05, color: "#1a9641", label: "< 5 %" },
+    { max: 0.10, color: "#a6d96a", label: "5 – 10 %" },
+    { max: 0.20, color: "#fdae61", label: "10 – 20 %" },
+    { max: 0.30, color: "#f46d43", label: "20 – 30 %" },
+    { max: Infinity, color: "#d7191c", label: "≥ 30 %" },
+  ];
+  const GREY = "#8c8c8c";
+  function rateColor(rate, judged) {
+    if (!judged || rate === null || rate === undefined) return GREY;
+    return CLASSES.find((c) => rate < c.max).color;
+  }
+
+  /* Filters live in the URL query so a view can be bookmarked, shared and reloaded. */
+  const isoDay = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+  function filterValues(form) {
+    const data = Object.fromEntries(new FormData(form).entries());
+    if (data.period !== "custom") {
+      const until = new Date();
+      const since = new Date(until.getTime() - (Number(data.period) - 1) * 86400000);
+      data.since = isoDay(since);
+      data.until = isoDay(until);
+    }
+    return data;
+  }
+
+  function setupFilters(form, onChange) {
+    const query = new URLSearchParams(location.search);
+    for (const element of form.elements) {
+      if (element.name && query.has(element.name)) element.value = query.get(element.name);
+    }
+    if (!query.has("period")) form.elements.period.value = config.defaultPeriod || "90";
+    const syncDates = () => {
+      const values = filterValues(form);
+      const custom = form.elements.period.value === "custom";
+      for (const name of ["since", "until"]) {
+        form.elements[name].value = values[name] || "";
+        form.elements[name].disabled = !custom;
+      }
+    };
+    syncDates();
+    form.addEventListener("change", () => {
+      syncDates();
+      const values = filterValues(form);
+      const keep = { ...values };
+      if (values.period !== "custom") { delete keep.since; delete keep.until; }
+      history.replaceState(null, "", url(location.pathname, keep));
+      onChange(values);
+    });
+    form.addEventListener("submit", (event) => event.preventDefault());
+    return filterValues(form);
+  }
+
+  function fillCommunes(select, communes) {
+    const current = new URLSearchParams(location.search).get("commune") || select.value;
+    const known = new Set([...select.options].map((o) => o.value));
+    for (const name of [...communes].sort((a, b) => a.localeCompare(b, locale))) {
+      if (!known.has(name)) select.add(new Option(name, name));
+    }
+    select.value = current || "";
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children) if (child !== null && child !== undefined) node.append(child);
+    return node;
+  }
+
+  function showError(target, error) {
+    target.textContent = `${t("common.error")} (${error.message}).`;
+    target.classList.add("error");
+  }
+
+  async function whoami() {
+    const slot = document.getElementById("whoami");
+    if (!slot) return null;
+    const me = await api("/api/me");
+    slot.textContent = `${me.name} (${label("role", me.role)})`;
+    document.body.dataset.role = me.role;
+    return me;
+  }
+
+  function setupLogout() {
+    const button = document.getElementById("logout");
+    if (!button) return;
+    button.addEventListener("click", async () => {
+      try { await fetch("/api/logout", { method: "POST", credentials: "same-origin" }); } finally {
+        location.assign("/login");
+      }
+    });
+  }
+
+  setupLogout();
+  const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
+  return { config, t, label, api, url, fmt, CLASSES, GREY, rateColor, setupFilters, fillCommunes, el,
+           showError, me, locale, ApiError };
+})();

@@ -1,0 +1,61 @@
+/* Flotte: trucks from their heartbeats; one silent for too long is flagged whatever its MQTT status. */
+"use strict";
+
+(() => {
+  const { config, t, api, fmt, el, label } = Trivue;
+  const summary = document.getElementById("fleet-summary");
+  const silentAfterS = config.silentAfterS || 900;
+
+  const isSilent = (truck) => !truck.last_seen_at ||
+    Date.now() - new Date(truck.last_seen_at).getTime() > silentAfterS * 1000;
+
+  function statusCell(truck) {
+    const online = truck.status === "online";
+    const cell = el("td", {}, el("span", { class: `badge ${online ? "ok" : "off"}`,
+      text: online ? t("fleet.online") : t("fleet.offline") }));
+    if (isSilent(truck)) {
+      cell.append(" ", el("span", { class: "badge warn", title: t("fleet.silent_hint", { minutes: Math.round(silentAfterS / 60) }),
+        text: `⚠ ${t("fleet.silent")}` }));
+    }
+    return cell;
+  }
+
+  const num = (value, unit, digits = 0) =>
+    value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${unit}`;
+
+  function row(truck) {
+    const s = truck.stats || {};
+    const model = s.model ? `${s.model.name} ${s.model.version}` : "–";
+    return el("tr", { class: isSilent(truck) ? "silent" : null, "data-truck": truck.truck_id },
+      el("th", { scope: "row", text: truck.truck_id }),
+      statusCell(truck),
+      el("td", { title: fmt.dateTime(truck.last_seen_at), text: fmt.ago(truck.last_seen_at) }),
+      el("td", { class: "num", text: fmt.num(s.outbox_depth) }),
+      el("td", { class: "num", text: num(s.inference_ms, " ms") }),
+      el("td", { class: "num", text: num(s.fps, "", 1) }),
+      el("td", { text: model }),
+      el("td", { class: "num", text: num(s.gps_fix_age_s, " s") }),
+      el("td", { text: s.stream ? label("stream", s.stream) : "–" }),
+      el("td", { class: "num", text: fmt.num(s.lifts_total) }));
+  }
+
+  async function load() {
+    try {
+      const data = await api("/api/trucks");
+      const trucks = data.items || data;
+      trucks.sort((a, b) => Number(isSilent(b)) - Number(isSilent(a)) || a.truck_id.localeCompare(b.truck_id));
+      const body = document.querySelector("#fleet tbody");
+      body.replaceChildren(...(trucks.length ? trucks.map(row)
+        : [el("tr", {}, el("td", { colspan: "10", text: t("common.none") }))]));
+      const online = trucks.filter((x) => x.status === "online").length;
+      summary.classList.remove("error");
+      summary.textContent = t("fleet.summary", { online, offline: trucks.length - online,
+        silent: trucks.filter(isSilent).length });
+      document.body.dataset.ready = "true";
+    } catch (error) {
+      Trivue.showError(summary, error);
+    }
+  }
+  load();
+  setInterval(load, 30000);
+})();

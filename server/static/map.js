@@ -1,0 +1,112 @@
+/* Carte: every street drawn from its own geometry (no tile server needed), coloured by its rate. */
+"use strict";
+
+(() => {
+  const { config, t, api, fmt, el, CLASSES, GREY, rateColor } = Trivue;
+  const form = document.getElementById("filters");
+  const summary = document.getElementById("map-summary");
+  const worstList = document.getElementById("worst-list");
+
+  const map = L.map("map", { preferCanvas: true, zoomSnap: 0.25, attributionControl: true });
+  map.attributionControl.setPrefix(false);
+  if (config.tileUrl) {
+    L.tileLayer(config.tileUrl, { maxZoom: 19, attribution: config.tileAttribution || "" }).addTo(map);
+  } else {
+    map.attributionControl.addAttribution("© OpenStreetMap contributors (ODbL)");
+  }
+  map.setView(config.mapCenter || [46.6, 2.4], config.mapCenter ? 13 : 6);
+
+  let network = null; // L.GeoJSON of every street, drawn once
+  let minLifts = 5;
+  let commune = "";
+  const stats = new Map(); // street_id -> statistics of the current filters
+
+  const props = (feature) => ({ ...feature.properties, ...(stats.get(feature.properties.street_id) || { lifts: 0 }) });
+  const judged = (p) => p.lifts >= minLifts;
+  const visible = (p) => !commune || p.commune === commune;
+  function style(feature) {
+    const p = props(feature);
+    if (!visible(p)) return { opacity: 0, weight: 0 };
+    return { color: rateColor(p.rate, judged(p)), weight: judged(p) ? 4 : 2, opacity: judged(p) ? 0.95 : 0.55 };
+  }
+
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  }
+
+  function tooltip(p) {
+    const rate = judged(p) ? `${fmt.pct(p.rate)} (${fmt.pct(p.ci_low)} – ${fmt.pct(p.ci_high)})` : t("map.too_few");
+    return `<strong>${escapeHtml(p.name)}</strong><br>${escapeHtml(p.commune || "")}<br>` +
+      `${rate}<br>${fmt.num(p.lifts)} ${t("common.lifts")}`;
+  }
+
+  const streetHref = (id) => `/rues/${encodeURIComponent(id)}${location.search}`;
+
+  function drawNetwork(collection) {
+    network = L.geoJSON(collection, {
+      style,
+      onEachFeature(feature, path) {
+        path.bindTooltip(() => tooltip(props(feature)), { sticky: true });
+        path.on("click", () => visible(props(feature)) && location.assign(streetHref(feature.properties.street_id)));
+      },
+    }).addTo(map);
+    if (collection.features.length) map.fitBounds(network.getBounds(), { padding: [12, 12] });
+    Trivue.fillCommunes(form.elements.commune,
+      new Set(collection.features.map((f) => f.properties.commune).filter(Boolean)));
+  }
+
+  function describe() {
+    const names = new Map();
+    network.eachLayer((path) => names.set(path.feature.properties.street_id, path.feature.properties));
+    const rows = [...stats.values()].filter((s) => names.has(s.street_id))
+      .map((s) => ({ ...names.get(s.street_id), ...s })).filter(visible);
+    const lifts = rows.reduce((sum, p) => sum + p.lifts, 0);
+    const judgedRows = rows.filter(judged);
+    summary.classList.remove("error");
+    summary.textContent = t("map.summary", {
+      streets: fmt.num([...names.values()].filter(visible).length), lifts: fmt.num(lifts),
+      judged: fmt.num(judgedRows.length),
+    });
+    worstList.replaceChildren(...judgedRows.sort((a, b) => b.rate - a.rate).slice(0, 10).map((p) =>
+      el("li", {}, el("a", { href: streetHref(p.street_id) },
+        el("span", { class: "swatch", style: `background:${rateColor(p.rate, true)}`, "aria-hidden": "true" }),
+        `${p.name} — ${fmt.pct(p.rate)} (${fmt.num(p.lifts)} ${t("common.lifts")})`))));
+  }
+
+  function legend() {
+    const items = CLASSES.map((c) => el("li", {},
+      el("span", { class: "swatch", style: `background:${c.color}`, "aria-hidden": "true" }), c.label));
+    items.push(el("li", {}, el("span", { class: "swatch", style: `background:${GREY}`, "aria-hidden": "true" }),
+      `${t("map.too_few")} (< ${minLifts})`));
+    document.getElementById("legend").replaceChildren(...items);
+  }
+
+  /* Statistics of the filters: contamination rate, or the share of lifts with one error type. */
+  function fetchStats(values) {
+    const period = { since: values.since, until: values.until, stream: values.stream };
+    if (values.category) return api("/api/error-rates", { ...period, category: values.category });
+    return api("/api/streets", { ...period, commune: values.commune });
+  }
+
+  async function load(values) {
+    minLifts = Math.max(1, Number(values.min_lifts) || 5);
+    commune = values.commune || "";
+    legend();
+    summary.textContent = t("common.loading");
+    document.body.dataset.mapState = "loading";
+    try {
+      const [collection, data] = await Promise.all([network ? null : api("/api/network.geojson"), fetchStats(values)]);
+      stats.clear();
+      for (const row of data.items || data.streets || data) stats.set(row.street_id, row);
+      if (collection) drawNetwork(collection);
+      else network.setStyle(style);
+      describe();
+      document.body.dataset.mapState = "ready";
+    } catch (error) {
+      Trivue.showError(summary, error);
+      document.body.dataset.mapState = "error";
+    }
+  }
+
+  load(Trivue.setupFilters(form, load));
+})();

@@ -1,0 +1,50 @@
+/* Qualité des données: rejected messages, lifts without a street, street-match confidence. */
+"use strict";
+
+(() => {
+  const { t, api, fmt, el } = Trivue;
+  const status = document.getElementById("quality-status");
+
+  function confidenceChart(histogram) {
+    new Chart(document.getElementById("confidence-chart"), {
+      type: "bar",
+      data: {
+        labels: histogram.map((b) => `${Math.round(b.low * 100)}–${Math.round(b.high * 100)} %`),
+        datasets: [{ label: t("common.lifts"), data: histogram.map((b) => b.lifts), backgroundColor: "#2166ac" }],
+      },
+      options: {
+        maintainAspectRatio: false, animation: false, locale: Trivue.locale,
+        plugins: { legend: { display: false } },
+        scales: { x: { title: { display: true, text: t("quality.confidence_axis") } }, y: { min: 0 } },
+      },
+    });
+  }
+
+  function deadLetters(page) {
+    const body = document.querySelector("#dead-letters tbody");
+    const rows = page.items || page;
+    body.replaceChildren(...(rows.length ? rows.map((d) => el("tr", {},
+      el("td", { text: fmt.dateTime(d.received_at) }),
+      el("td", {}, el("code", { text: d.topic })),
+      el("td", {}, el("strong", { text: d.reason }), d.detail ? ` — ${d.detail}` : ""))) :
+      [el("tr", {}, el("td", { colspan: "3", text: t("common.none") }))]));
+  }
+
+  async function load() {
+    try {
+      const [quality, dead] = await Promise.all([api("/api/data-quality"), api("/api/dead-letters", { limit: 50 })]);
+      document.getElementById("kpi-matched").textContent = fmt.num(quality.matched);
+      document.getElementById("kpi-unmatched").textContent = fmt.num(quality.unmatched);
+      document.getElementById("kpi-unmatched-detail").textContent =
+        `${t("quality.no_gps")} : ${fmt.num(quality.unmatched_no_gps)} · ${t("quality.too_far")} : ${fmt.num(quality.unmatched_too_far)}`;
+      document.getElementById("kpi-dead").textContent = fmt.num(quality.dead_letters);
+      confidenceChart(quality.confidence_histogram);
+      deadLetters(dead);
+      status.textContent = "";
+      document.body.dataset.ready = "true";
+    } catch (error) {
+      Trivue.showError(status, error);
+    }
+  }
+  load();
+})();

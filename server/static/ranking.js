@@ -1,0 +1,116 @@
+/* Classement: worst streets of the period and most improved against the period before; sortable, CSV. */
+"use strict";
+
+(() => {
+  const { t, api, fmt, el, label } = Trivue;
+  const form = document.getElementById("filters");
+  const status = document.getElementById("ranking-status");
+  const tables = {};
+
+  const topErrors = (row) => (row.top_errors || []).map((e) => label("cat", e.category ?? e)).join(", ");
+  const COLUMNS = {
+    worst: [
+      { key: "name", title: "ranking.street", link: true },
+      { key: "commune", title: "ranking.commune" },
+      { key: "lifts", title: "ranking.lifts", num: true, show: fmt.num },
+      { key: "rate", title: "ranking.rate", num: true, show: fmt.pct },
+      { key: "ci", title: "ranking.ci", value: (r) => r.ci_low, show: (_, r) => `${fmt.pct(r.ci_low)} – ${fmt.pct(r.ci_high)}` },
+      { key: "top_errors", title: "ranking.top_errors", value: topErrors, show: (v) => v },
+    ],
+    improved: [
+      { key: "name", title: "ranking.street", link: true },
+      { key: "commune", title: "ranking.commune" },
+      { key: "before", title: "ranking.before", num: true, show: fmt.pct },
+      { key: "rate", title: "ranking.after", num: true, show: fmt.pct },
+      { key: "change", title: "ranking.change", num: true, show: (v) => (v > 0 ? "+" : "") + (v * 100).toFixed(1) },
+      { key: "lifts", title: "ranking.lifts", num: true, show: fmt.num },
+    ],
+  };
+
+  const valueOf = (column, row) => (column.value ? column.value(row) : row[column.key]);
+
+  function render(id) {
+    const { rows, sort } = tables[id];
+    const columns = COLUMNS[id];
+    const column = columns.find((c) => c.key === sort.key);
+    const sorted = [...rows].sort((a, b) => {
+      const x = valueOf(column, a), y = valueOf(column, b);
+      const order = typeof x === "string" ? x.localeCompare(y, Trivue.locale) : x - y;
+      return sort.dir === "asc" ? order : -order;
+    });
+    const head = el("tr", {}, ...columns.map((c) => {
+      const ariaSort = c.key === sort.key ? (sort.dir === "asc" ? "ascending" : "descending") : null;
+      const button = el("button", { type: "button", class: "sort", "aria-label": t("ranking.sort", { column: t(c.title) }) },
+        t(c.title), el("span", { "aria-hidden": "true", text: ariaSort ? (sort.dir === "asc" ? " ▲" : " ▼") : "" }));
+      button.addEventListener("click", () => {
+        tables[id].sort = { key: c.key, dir: sort.key === c.key && sort.dir === "desc" ? "asc" : "desc" };
+        render(id);
+        document.querySelector(`#${id} th[data-key="${c.key}"] button`).focus();
+      });
+      return el("th", { scope: "col", class: c.num ? "num" : null, "aria-sort": ariaSort, "data-key": c.key }, button);
+    }));
+    const body = sorted.length ? sorted.map((row) => el("tr", {}, ...columns.map((c) => {
+      const value = valueOf(c, row);
+      const text = c.show ? c.show(value, row) : value ?? "";
+      const content = c.link ? el("a", { href: `/rues/${row.street_id}${location.search}`, text }) : text;
+      return el(c.link ? "th" : "td", { class: c.num ? "num" : null, scope: c.link ? "row" : null }, content);
+    }))) : [el("tr", {}, el("td", { colspan: String(columns.length), text: t("common.none") }))];
+    document.getElementById(id).replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
+  }
+
+  function csvCell(value) {
+    const text = value === null || value === undefined ? "" : String(value);
+    return /[";\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  }
+
+  function exportCsv(id) {
+    const columns = COLUMNS[id];
+    const head = ["street_id", ...columns.map((c) => c.key === "ci" ? "ci_low;ci_high" : c.key)].join(";");
+    const lines = tables[id].rows.map((row) => [row.street_id, ...columns.map((c) =>
+      c.key === "ci" ? `${row.ci_low};${row.ci_high}` : csvCell(valueOf(c, row)))].join(";"));
+    // Semicolons and a BOM: what a French spreadsheet opens without an import dialog.
+    const blob = new Blob(["\ufeff" + [head, ...lines].join("\r\n") + "\r\n"], { type: "text/csv;charset=utf-8" });
+    const link = el("a", { href: URL.createObjectURL(blob), download: `trivue-${id}.csv` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  }
+
+  function previousPeriod(values) {
+    const since = new Date(values.since), until = new Date(values.until);
+    const span = until.getTime() - since.getTime() + 86400000;
+    const day = (d) => d.toISOString().slice(0, 10);
+    return { since: day(new Date(since.getTime() - span)), until: day(new Date(since.getTime() - 86400000)) };
+  }
+
+  async function load(values) {
+    status.textContent = t("common.loading");
+    const minLifts = Math.max(1, Number(values.min_lifts) || 5);
+    const common = { stream: values.stream, commune: values.commune, min_lifts: minLifts };
+    try {
+      const [current, before] = await Promise.all([
+        api("/api/streets", { ...common, since: values.since, until: values.until }),
+        api("/api/streets", { ...common, ...previousPeriod(values) }),
+      ]);
+      const now = (current.items || current).filter((r) => r.lifts >= minLifts);
+      const then = new Map((before.items || before).filter((r) => r.lifts >= minLifts).map((r) => [r.street_id, r]));
+      tables.worst = { rows: now, sort: tables.worst?.sort || { key: "rate", dir: "desc" } };
+      const improved = now.filter((r) => then.has(r.street_id))
+        .map((r) => ({ ...r, before: then.get(r.street_id).rate, change: r.rate - then.get(r.street_id).rate }))
+        .filter((r) => r.change < 0);
+      tables.improved = { rows: improved, sort: tables.improved?.sort || { key: "change", dir: "asc" } };
+      render("worst");
+      render("improved");
+      Trivue.fillCommunes(form.elements.commune, new Set(now.map((r) => r.commune).filter(Boolean)));
+      status.textContent = "";
+      document.body.dataset.ready = "true";
+    } catch (error) {
+      Trivue.showError(status, error);
+    }
+  }
+
+  for (const button of document.querySelectorAll("[data-export]")) {
+    button.addEventListener("click", () => tables[button.dataset.export] && exportCsv(button.dataset.export));
+  }
+  load(Trivue.setupFilters(form, load));
+})();

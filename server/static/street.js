@@ -1,0 +1,127 @@
+/* Rue: rate with its confidence interval, daily trend, error breakdown and recent evidence photos. */
+"use strict";
+
+(() => {
+  const { config, t, api, fmt, el, label } = Trivue;
+  const status = document.getElementById("street-status");
+  const query = new URLSearchParams(location.search);
+  const filters = { since: query.get("since"), until: query.get("until"), stream: query.get("stream") };
+  if (query.has("period") && query.get("period") !== "custom") {
+    const days = Number(query.get("period")) || 90;
+    filters.since = new Date(Date.now() - (days - 1) * 86400000).toISOString().slice(0, 10);
+  }
+  document.getElementById("back-link").href = `/carte${location.search}`;
+
+  function kpis(street) {
+    document.getElementById("street-name").textContent = street.name;
+    document.getElementById("street-commune").textContent = street.commune || "";
+    document.title = `${street.name} · ${config.t["app.name"]}`;
+    document.getElementById("kpi-rate").textContent = fmt.pct(street.rate);
+    document.getElementById("kpi-ci").textContent =
+      t("street.ci", { low: fmt.pct(street.ci_low), high: fmt.pct(street.ci_high) });
+    document.getElementById("kpi-lifts").textContent = fmt.num(street.lifts);
+    document.getElementById("kpi-contaminated").textContent = fmt.num(street.contaminated);
+  }
+
+  function trendChart(trend) {
+    const days = trend.map((d) => fmt.date(d.day));
+    new Chart(document.getElementById("trend-chart"), {
+      data: {
+        labels: days,
+        datasets: [
+          { type: "line", label: t("street.trend_rate"), yAxisID: "rate", borderColor: "#b2182b",
+            backgroundColor: "#b2182b", data: trend.map((d) => (d.lifts ? (100 * d.contaminated) / d.lifts : null)),
+            spanGaps: true, tension: 0.2, pointRadius: 2 },
+          { type: "bar", label: t("street.trend_lifts"), yAxisID: "lifts", backgroundColor: "rgba(33,102,172,0.35)",
+            data: trend.map((d) => d.lifts) },
+        ],
+      },
+      options: {
+        maintainAspectRatio: false, animation: false, locale: Trivue.locale,
+        interaction: { mode: "index", intersect: false },
+        scales: {
+          rate: { position: "left", min: 0, suggestedMax: 30, title: { display: true, text: "%" } },
+          lifts: { position: "right", min: 0, grid: { drawOnChartArea: false } },
+        },
+      },
+    });
+  }
+
+  /* Errors of every stream summed per category; "info" (missed recycling) is not contamination. */
+  function byCategory(errors) {
+    const totals = new Map();
+    for (const e of errors.filter((x) => x.severity !== "info")) {
+      const row = totals.get(e.category) || { category: e.category, items: 0, lifts: 0 };
+      row.items += e.items;
+      row.lifts += e.lifts;
+      totals.set(e.category, row);
+    }
+    return [...totals.values()].sort((a, b) => b.items - a.items);
+  }
+
+  function breakdown(errors) {
+    const body = document.querySelector("#breakdown tbody");
+    const max = Math.max(1, ...errors.map((e) => e.items));
+    if (!errors.length) {
+      body.replaceChildren(el("tr", {}, el("td", { colspan: "2", text: t("common.none") })));
+      return;
+    }
+    body.replaceChildren(...errors.map((e) => el("tr", {},
+      el("th", { scope: "row" }, label("cat", e.category),
+        el("span", { class: "bar", style: `width:${(100 * e.items) / max}%`, "aria-hidden": "true" })),
+      el("td", { class: "num", text: fmt.num(e.items) }))));
+  }
+
+  function errorText(errors) {
+    return (errors || []).map((e) => `${label("class", e.class)} × ${e.count}`).join(", ");
+  }
+
+  function card(lift) {
+    const caption = el("figcaption", {},
+      el("strong", { text: fmt.dateTime(lift.started_at) }), el("br"),
+      `${t("street.truck")} ${lift.truck_id}`, el("br"), errorText(lift.errors));
+    if (lift.address) caption.append(el("br"), lift.address);
+    const alt = t("street.photo_alt", { date: fmt.dateTime(lift.started_at), truck: lift.truck_id });
+    const figure = el("figure", {});
+    if (lift.has_evidence) {
+      const img = el("img", { src: `/api/lifts/${encodeURIComponent(lift.event_id)}/evidence.jpg`, alt,
+        loading: "lazy", width: "320", height: "240" });
+      img.addEventListener("error", () => img.replaceWith(el("div", { class: "no-photo", text: t("street.no_photo") })));
+      figure.append(img);
+    } else {
+      figure.append(el("div", { class: "no-photo", text: t("street.no_photo") }));
+    }
+    figure.append(caption);
+    return el("li", {}, figure);
+  }
+
+  async function recent(me) {
+    if (!me || !["manager", "admin"].includes(me.role)) {
+      document.getElementById("recent-hidden").hidden = false;
+      return;
+    }
+    const page = await api("/api/lifts", { street_id: config.streetId, contaminated: "true", limit: 12,
+      since: filters.since, until: filters.until });
+    const lifts = page.items || [];
+    const list = document.getElementById("recent");
+    if (!lifts.length) list.replaceChildren(el("li", { class: "muted", text: t("common.none") }));
+    else list.replaceChildren(...lifts.map(card));
+  }
+
+  async function load() {
+    try {
+      const street = await api(`/api/streets/${encodeURIComponent(config.streetId)}`, filters);
+      kpis(street);
+      trendChart(street.daily || []);
+      breakdown(byCategory(street.errors || []));
+      await recent(await Trivue.me);
+      status.textContent = "";
+      document.body.dataset.ready = "true";
+    } catch (error) {
+      if (error.status === 404) status.textContent = t("street.not_found");
+      else Trivue.showError(status, error);
+      document.body.dataset.ready = "error";
+    }
+  }
+  load();
+})();
