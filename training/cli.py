@@ -1,0 +1,103 @@
+"""``trivue train``, ``trivue evaluate`` and ``trivue export``: from labelled data to a shipped ONNX.
+
+Heavy imports (torch, ultralytics, onnxruntime) happen inside the handlers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_MAPPING = Path(__file__).with_name("mapping.yaml")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="train a detector (Ultralytics, CPU, offline)")
+    train.add_argument("--data", type=Path, default=DEFAULT_MAPPING,
+                       help="class-mapping YAML (merged into RUN/data) or an Ultralytics data.yaml")
+    train.add_argument("--run", type=Path, default=Path("runs/trivue-waste"), help="run directory")
+    train.add_argument("--model", default="yolov8n", help="yolov8n | yolov8s | yolo11n | yolo26n")
+    train.add_argument("--init", default="coco", help="coco (rebuilt from the shared ONNX) | scratch | X.pt")
+    train.add_argument("--imgsz", type=int, default=320)
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--hours", type=float, default=0.0,
+                       help="time budget: epochs are re-planned after each epoch to finish within it")
+    train.add_argument("--batch", type=int, default=16)
+    train.add_argument("--close-mosaic", type=int, default=5, help="last N epochs without mosaic")
+    train.add_argument("--fraction", type=float, default=1.0, help="use this fraction of the training images")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-cache", action="store_true", help="decode images every epoch (saves RAM)")
+    train.add_argument("--no-plots", action="store_true")
+    train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    train.set_defaults(handler=run_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="measure an ONNX model through the truck's detector")
+    evaluate.add_argument("--data", type=Path, default=DEFAULT_MAPPING,
+                          help="mapping YAML, data.yaml or run directory (its merged val split)")
+    evaluate.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
+    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--conf", type=float, default=0.25, help="deployed confidence threshold")
+    evaluate.add_argument("--stream", default="recyclables", help="stream for the sorting-error decision")
+    evaluate.add_argument("--rules", type=Path, default=None, help="rules YAML (default: French rules)")
+    evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    evaluate.add_argument("--plot", type=Path, default=None, help="write a PR-curve PNG here")
+    evaluate.set_defaults(handler=run_evaluate)
+
+    export = subparsers.add_parser("export", help="export a training run to ONNX with Trivue metadata")
+    export.add_argument("run", type=Path, metavar="RUN")
+    export.add_argument("--imgsz", type=int, default=320)
+    export.add_argument("--out", type=Path, default=None, help="ONNX path (default RUN/export/<name>.onnx)")
+    export.add_argument("--name", default="trivue-waste")
+    export.add_argument("--version", default=None, help="model version (default: date-based)")
+    export.add_argument("--int8", type=Path, default=None, metavar="CALIB_DIR",
+                        help="also write a static INT8 model calibrated on these images")
+    export.add_argument("--max-drop", type=float, default=0.02, help="largest mAP50 loss INT8 may cost")
+    export.set_defaults(handler=run_export)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from training.datasets import DatasetError
+    from training.train import TrainConfig, TrainError, train
+    from trivue.cli import CliError
+
+    config = TrainConfig(
+        data=args.data, run_dir=args.run, model=args.model, init=args.init, imgsz=args.imgsz,
+        epochs=args.epochs, hours=args.hours, batch=args.batch, close_mosaic=args.close_mosaic,
+        seed=args.seed, cache=not args.no_cache, fraction=args.fraction, plots=not args.no_plots,
+    )
+    try:
+        best = train(config, resume=args.resume)
+    except (TrainError, DatasetError) as error:
+        raise CliError(str(error)) from None
+    sys.stdout.write(f"best checkpoint: {best}\n")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from training.datasets import DatasetError
+    from training.evaluate import EvaluateError, evaluate, format_report
+    from trivue.cli import CliError
+    from vision.model import DetectorError, default_model_path
+
+    try:
+        report = evaluate(args.data, args.model or default_model_path(), split=args.split, conf=args.conf,
+                          stream=args.stream, rules=args.rules, plot=args.plot)
+    except (EvaluateError, DatasetError, DetectorError) as error:
+        raise CliError(str(error)) from None
+    sys.stdout.write(json.dumps(report) + "\n" if args.json else format_report(report))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from training.export import ExportError, export
+    from trivue.cli import CliError
+
+    try:
+        result = export(args.run, imgsz=args.imgsz, out=args.out, name=args.name, version=args.version,
+                        calib_dir=args.int8, max_drop=args.max_drop)
+    except ExportError as error:
+        raise CliError(str(error)) from None
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0

@@ -1,0 +1,161 @@
+"""COCO initialisation: rebuild a float YOLOv8n checkpoint from the shared INT8 ONNX export.
+
+The ONNX holds every conv of ``YOLO('yolov8n.yaml')`` under its PyTorch name, quantised per
+tensor (``W = (q - zero_point) * scale``) with the BatchNorm folded into a float bias. Loading W
+into each conv and an identity BN reproduces the ONNX at inference, but not in training mode,
+where batch statistics replace the running ones and the first epoch starts far off. So each BN is
+re-expressed with statistics measured on real photos: running stats = measured pre-BN mean/var,
+weight = sqrt(var + eps), bias = mean + fused bias. Inference is unchanged (the BN is still the
+identity plus the bias), and training-mode batches normalise close to what the weights expect.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+STATS_IMAGES = 32
+STATS_IMGSZ = 640
+
+
+class InitError(RuntimeError):
+    """The ONNX does not match the architecture it is supposed to hold."""
+
+
+def read_onnx_weights(onnx_path: Path) -> tuple[dict[str, np.ndarray], dict[int, str]]:
+    """Dequantised float weights by PyTorch module name, and the class names of the export."""
+    import ast
+
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    weights: dict[str, np.ndarray] = {}
+    for name, value in init.items():
+        if name.endswith(".weight_quantized"):
+            module = name.removesuffix(".weight_quantized")
+            scale = init[f"{module}.weight_scale"].astype(np.float32)
+            zero = init[f"{module}.weight_zero_point"].astype(np.float32)
+            weights[f"{module}.weight"] = (value.astype(np.float32) - zero) * scale
+        elif name.endswith(".bias"):
+            weights[name] = value.astype(np.float32)
+    meta = {p.key: p.value for p in model.metadata_props}
+    names = ast.literal_eval(meta["names"]) if "names" in meta else {}
+    return weights, names
+
+
+def build_identity_model(onnx_path: Path):
+    """YOLOv8n (80 classes) holding the ONNX weights, each BN an identity plus the fused bias."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    weights, names = read_onnx_weights(onnx_path)
+    model = DetectionModel("yolov8n.yaml", nc=len(names) or 80, verbose=False)
+    modules = dict(model.named_modules())
+    loaded = 0
+    with torch.no_grad():
+        for key, value in weights.items():
+            module_name, kind = key.rsplit(".", 1)
+            if module_name.endswith(".dfl.conv"):
+                continue  # fixed 0..15 projection, built identical
+            conv = modules.get(module_name)
+            if not isinstance(conv, torch.nn.Conv2d):
+                raise InitError(f"{onnx_path}: '{module_name}' has no matching conv in yolov8n")
+            target = conv.weight if kind == "weight" else _bias_target(modules, module_name, conv)
+            if tuple(target.shape) != value.shape:
+                raise InitError(f"{onnx_path}: {key} shape {value.shape} != model {tuple(target.shape)}")
+            target.copy_(torch.from_numpy(value))
+            loaded += 1
+    expected = sum(1 for k in weights if not k.startswith("model.22.dfl"))
+    if loaded != expected or loaded < 120:
+        raise InitError(f"{onnx_path}: loaded {loaded} of {expected} tensors")
+    model.names = {int(k): str(v) for k, v in names.items()}
+    return model.eval()
+
+
+def _bias_target(modules: dict, module_name: str, conv):
+    """Where a fused bias goes: the BN of a Conv block, or the conv's own bias (head outputs)."""
+    parent = modules.get(module_name.removesuffix(".conv"))
+    bn = getattr(parent, "bn", None) if module_name.endswith(".conv") else None
+    if bn is None:
+        return conv.bias
+    bn.weight.fill_(1.0)
+    bn.running_mean.zero_()
+    bn.running_var.fill_(1.0 - bn.eps)
+    return bn.bias  # the caller copies the fused bias into it
+
+
+def letterboxed_batch(images: list[Path], imgsz: int):
+    import cv2
+    import torch
+
+    from vision.model import letterbox
+
+    blobs = []
+    for path in images:
+        image = cv2.imread(str(path))
+        if image is None:
+            raise InitError(f"{path}: not a readable image")
+        padded, _, _ = letterbox(image, (imgsz, imgsz))
+        blobs.append(padded[:, :, ::-1].transpose(2, 0, 1) / 255.0)
+    return torch.from_numpy(np.ascontiguousarray(np.stack(blobs))).float()
+
+
+def reexpress_bn(model, images: list[Path], imgsz: int = STATS_IMGSZ) -> None:
+    """Give every BN the pre-BN statistics measured on ``images``; inference output is unchanged."""
+    import torch
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    sums: dict[int, list] = {}
+
+    def hook(module, inputs):
+        x = inputs[0].double()
+        sums[id(module)] = [x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)]
+
+    handles = [bn.register_forward_pre_hook(hook) for bn in bns]
+    try:
+        with torch.no_grad():
+            model.eval()(letterboxed_batch(images, imgsz))
+    finally:
+        for handle in handles:
+            handle.remove()
+    with torch.no_grad():
+        for bn in bns:
+            mean, var = (t.float() for t in sums[id(bn)])
+            bn.bias.add_(mean)
+            bn.weight.copy_(torch.sqrt(var + bn.eps))
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
+
+
+def save_checkpoint(model, out: Path) -> Path:
+    """Write an Ultralytics-loadable checkpoint (``YOLO(out)`` and ``train(model=out)`` accept it)."""
+    from datetime import datetime
+
+    import torch
+    from ultralytics import __version__
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.args = {"imgsz": STATS_IMGSZ, "task": "detect"}
+    ckpt = {"date": datetime.now(UTC).isoformat(), "version": __version__, "epoch": -1,
+            "model": model, "train_args": {"imgsz": STATS_IMGSZ, "task": "detect"},
+            "license": "AGPL-3.0 (Ultralytics COCO weights)"}
+    torch.save(ckpt, out)
+    return out
+
+
+def build_coco_init(onnx_path: Path, out: Path, stats_images: list[Path], real_stats: bool = True) -> Path:
+    """Dequantise ``onnx_path`` into ``out`` (.pt); BN statistics from ``stats_images`` when asked."""
+    model = build_identity_model(onnx_path)
+    if real_stats:
+        if not stats_images:
+            raise InitError("no images to measure BatchNorm statistics on")
+        reexpress_bn(model, stats_images[:STATS_IMAGES])
+    log.info("COCO init: %s -> %s (%s BN)", onnx_path, out, "measured" if real_stats else "identity")
+    return save_checkpoint(model, out)

@@ -1,0 +1,167 @@
+"""Train a detector with Ultralytics, offline, with everything under one run directory.
+
+Run layout::
+
+    RUN/config/       Ultralytics settings and the fonts its plots want (no download attempt)
+    RUN/data/         the merged dataset (links to the shared images, rewritten labels)
+    RUN/init/         the COCO float checkpoint rebuilt from the shared INT8 ONNX
+    RUN/train/        Ultralytics' own output: weights/{last,best}.pt, results.csv, plots
+    RUN/trivue.json   what was asked (so `--resume` and `trivue export` know the run)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from trivue.paths import COCO_WEIGHTS
+
+log = logging.getLogger(__name__)
+
+MODELS = ("yolov8n", "yolov8s", "yolo11n", "yolo26n")
+FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
+RUN_FILE = "trivue.json"
+
+
+class TrainError(RuntimeError):
+    """A training request that cannot run; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    data: Path  # a mapping YAML (merged into RUN/data) or a ready Ultralytics data.yaml
+    run_dir: Path
+    model: str = "yolov8n"
+    init: str = "coco"  # coco | scratch | path to a .pt
+    imgsz: int = 320
+    epochs: int = 30
+    hours: float = 0.0  # > 0: Ultralytics re-plans epochs to finish within this budget
+    batch: int = 16
+    close_mosaic: int = 5
+    seed: int = 0
+    cache: bool = True
+    fraction: float = 1.0
+    patience: int = 100
+    plots: bool = True
+
+    def to_json(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def offline_environment(run_dir: Path) -> Path:
+    """Point Ultralytics at RUN/config, forbid network use, and give it the fonts it looks for.
+
+    Must run before the first ``import ultralytics`` to take full effect (settings dir and
+    online check are read at import); the fonts are also placed in whatever config dir an
+    already-imported Ultralytics uses, so plotting never tries to download Arial.
+    """
+    config = run_dir.resolve() / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(config))
+    os.environ["YOLO_OFFLINE"] = "1"  # is_online() -> False: no hub sync, no downloads attempted
+    os.environ["YOLO_AUTOINSTALL"] = "false"  # never pip-install at run time
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    install_fonts(Path(USER_CONFIG_DIR))
+    return Path(USER_CONFIG_DIR)
+
+
+def install_fonts(folder: Path) -> None:
+    """Ultralytics' plots ask for Arial; DejaVu Sans (shipped by matplotlib) stands in for it."""
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in FONTS:
+        if not (folder / name).exists():
+            shutil.copyfile(source, folder / name)
+
+
+def prepare_data(config: TrainConfig) -> tuple[Path, str]:
+    """Ultralytics data.yaml for the run and a hash of the training data (for the model metadata)."""
+    import yaml
+
+    from training.datasets import merge
+
+    data = yaml.safe_load(config.data.read_text(encoding="utf-8")) if config.data.is_file() else None
+    if not isinstance(data, dict):
+        raise TrainError(f"{config.data}: not a mapping YAML or data.yaml")
+    if "sources" in data:
+        report = merge(config.data, config.run_dir / "data")
+        return report.data_yaml, report.data_hash
+    return config.data.resolve(), "unhashed"
+
+
+def initial_weights(config: TrainConfig) -> str:
+    """What Ultralytics starts from: a YAML (scratch), the COCO rebuild, or a given checkpoint."""
+    if config.init == "scratch":
+        return f"{config.model}.yaml"
+    if config.init != "coco":
+        path = Path(config.init)
+        if not path.is_file():
+            raise TrainError(f"--init {config.init}: no such checkpoint")
+        return str(path.resolve())
+    if config.model != "yolov8n":
+        raise TrainError(f"--init coco holds YOLOv8n weights; use --model yolov8n or --init scratch, "
+                         f"not {config.model}")
+    if not COCO_WEIGHTS.is_file():
+        raise TrainError(f"{COCO_WEIGHTS}: COCO weights absent (use --init scratch)")
+    out = config.run_dir / "init" / "yolov8n-coco.pt"
+    if not out.is_file():
+        from training.coco_init import build_coco_init
+
+        images = sorted((config.run_dir / "data" / "images" / "train").glob("*.jpg"))
+        step = max(len(images) // 32, 1)  # spread over sources, not the first 32 of one
+        build_coco_init(COCO_WEIGHTS, out, images[::step])
+    return str(out)
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    return run_dir / "train" / "weights" / "last.pt"
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Train (or resume) the run; return the best checkpoint."""
+    if config.model not in MODELS:
+        raise TrainError(f"--model {config.model}: choose one of {', '.join(MODELS)}")
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    offline_environment(config.run_dir)
+    from ultralytics import YOLO
+
+    if resume:
+        last = last_checkpoint(config.run_dir)
+        if not last.is_file():
+            raise TrainError(f"{config.run_dir}: nothing to resume ({last} absent)")
+        log.info("resuming %s", last)
+        YOLO(str(last)).train(resume=True)
+        return config.run_dir / "train" / "weights" / "best.pt"
+    data_yaml, data_hash = prepare_data(config)
+    record = {**config.to_json(), "data_yaml": str(data_yaml), "data_hash": data_hash}
+    (config.run_dir / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    model = YOLO(initial_weights(config), task="detect")
+    model.train(**ultralytics_args(config, data_yaml))
+    return config.run_dir / "train" / "weights" / "best.pt"
+
+
+def ultralytics_args(config: TrainConfig, data_yaml: Path) -> dict:
+    args = dict(
+        data=str(data_yaml), imgsz=config.imgsz, epochs=config.epochs, batch=config.batch,
+        project=str(config.run_dir.resolve()), name="train", exist_ok=True, device="cpu",
+        seed=config.seed, cache="ram" if config.cache else False, close_mosaic=config.close_mosaic,
+        fraction=config.fraction, patience=config.patience, plots=config.plots, amp=False,
+        pretrained=config.init != "scratch", verbose=True,
+    )
+    if config.hours > 0:
+        args["time"] = config.hours
+    return args
+
+
+def read_run(run_dir: Path) -> dict:
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise TrainError(f"{run_dir}: not a trivue training run ({RUN_FILE} absent)")
+    return json.loads(path.read_text(encoding="utf-8"))
