@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ TOULOUSE_COLUMNS = ("no", "numero", "lib_off", "rivoli", "X_WGS84", "Y_WGS84")
 BATCH = 5000
 SIMILAR_NAME_M = 60.0  # an address links to a nearby street sharing a significant word of its name
 PROXIMITY_M = 30.0  # else to the nearest street of its commune this close, else stays unlinked
+_HOUSE_NUMBER = re.compile(r"^(\d+)\s*([A-Z]*)$")  # "12", "12B", "12 BIS"
 REP_WORDS = {"B": "bis", "T": "ter", "Q": "quater", "C": "quinquies"}
 
 
@@ -115,10 +117,12 @@ def parse_row(path: Path, line: int, row: dict[str, str], kind: str, commune: st
             source = f"ban:{row['id'].strip()}"
         else:
             lon, lat = row["X_WGS84"], row["Y_WGS84"]
-            raw = row["no"].strip()
-            digits = raw.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ ")
-            suffix = raw[len(digits):].strip()
-            number = f"{int(digits)} {REP_WORDS.get(suffix, suffix)}".strip() if digits else raw
+            raw = row["no"].strip().upper()
+            parts = _HOUSE_NUMBER.match(raw)
+            if parts is None:
+                raise ValueError(f"house number {raw!r}")
+            suffix = parts[2]
+            number = f"{int(parts[1])} {REP_WORDS.get(suffix, suffix.lower())}".strip()
             name, postcode, town = row["lib_off"].strip(), "", commune or "Toulouse"
             source = f"toulouse:{row['rivoli'].strip()}:{raw}"
         if not lon.strip() or not lat.strip():

@@ -19,7 +19,6 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from server.osm import EARTH_RADIUS_M, degrees_per_metre
-from server.streets import Address, Segment, Street
 
 PIECE_M = 40.0  # pieces longer than this are subdivided, so a midpoint cell stays near its piece
 CELL_DEG_LAT = 0.001  # about 111 m
@@ -71,6 +70,8 @@ class Locator:
 
     @classmethod
     def from_session(cls, session: Session, *, with_addresses: bool = True, **options: float) -> Locator:
+        from server.streets import Segment, Street
+
         streets = {sid: (name, commune) for sid, name, commune in
                    session.execute(select(Street.id, Street.name, Street.commune))}
         segments = [tuple(row) for row in session.execute(
@@ -234,6 +235,8 @@ def _metres(x0: float, y0: float, x1: float, y1: float) -> float:
 
 
 def _load_addresses(session: Session) -> dict[int, _Addresses]:
+    from server.streets import Address
+
     rows = session.execute(select(Address.street_id, Address.id, Address.lon, Address.lat, Address.label)
                            .where(Address.street_id.is_not(None)).order_by(Address.street_id, Address.id))
     grouped: dict[int, list[tuple[int, float, float, str]]] = {}

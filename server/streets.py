@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
+    func,
     insert,
     select,
 )
@@ -171,3 +172,55 @@ def import_street_file(session: Session, path: Path, commune: str | None = None)
     if not ways:
         raise StreetFileError(f"{path}: no named street way found")
     return import_streets(session, split_at_junctions(ways), len(ways))
+
+
+@dataclass(frozen=True, slots=True)
+class StreetRow:
+    id: int
+    name: str
+    commune: str
+    length_m: float
+    segments: int
+    addresses: int
+
+
+def street_rows(session: Session, commune: str | None = None, name: str | None = None,
+                limit: int = 50) -> list[StreetRow]:
+    """Streets by commune and name, with their segment and address counts."""
+    segments = select(Segment.street_id, func.count().label("n")).group_by(Segment.street_id).subquery()
+    addresses = select(Address.street_id, func.count().label("n")).group_by(Address.street_id).subquery()
+    query = (select(Street.id, Street.name, Street.commune, Street.length_m,
+                    func.coalesce(segments.c.n, 0), func.coalesce(addresses.c.n, 0))
+             .outerjoin(segments, segments.c.street_id == Street.id)
+             .outerjoin(addresses, addresses.c.street_id == Street.id)
+             .order_by(Street.commune, Street.name).limit(limit))
+    if commune:
+        query = query.where(Street.commune == commune)
+    if name:
+        query = query.where(Street.name_key.contains(street_key(name), autoescape=True))
+    return [StreetRow(*row) for row in session.execute(query)]
+
+
+def commune_stats(session: Session) -> list[dict[str, object]]:
+    """Per commune: streets, segments, kilometres, addresses and how many are linked to a street."""
+    stats: dict[str, dict[str, object]] = defaultdict(
+        lambda: {"streets": 0, "segments": 0, "km": 0.0, "addresses": 0, "linked": 0, "unlinked": 0})
+    for commune, streets, km in session.execute(
+            select(Street.commune, func.count(), func.sum(Street.length_m) / 1000).group_by(Street.commune)):
+        stats[commune].update(streets=streets, km=float(km or 0))
+    for commune, count in session.execute(select(Street.commune, func.count()).join(
+            Segment, Segment.street_id == Street.id).group_by(Street.commune)):
+        stats[commune]["segments"] = count
+    for commune, linked, count in session.execute(
+            select(Address.commune, Address.street_id.is_not(None), func.count())
+            .group_by(Address.commune, Address.street_id.is_not(None))):
+        stats[commune]["linked" if linked else "unlinked"] = count
+        stats[commune]["addresses"] = int(stats[commune]["addresses"]) + count  # type: ignore[call-overload]
+    return [{"commune": commune, **values} for commune, values in sorted(stats.items())]
+
+
+# The matcher lives in server.geo; ingest and the server import it from here with the tables.
+from server.geo import Locator, Match  # noqa: E402
+
+__all__ = ["Address", "Locator", "Match", "Segment", "Street", "StreetImport", "StreetRow", "commune_stats",
+           "import_street_file", "import_streets", "street_rows"]
