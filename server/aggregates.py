@@ -1,0 +1,212 @@
+"""The write path of lifts: idempotent insert, street matching and incremental street aggregates.
+
+Every batch inserts lifts with ``ON CONFLICT (event_id) DO NOTHING ... RETURNING event_id`` and
+adds only the lifts that were really new to ``street_days`` / ``street_day_errors`` in the same
+transaction, so a re-delivered event changes nothing and the dashboard never scans raw lifts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.store import UNMATCHED, Lift, StreetDay, StreetDayError
+from vision.schema import LiftEvent
+
+log = logging.getLogger(__name__)
+
+
+class StreetLocator(Protocol):
+    """What ingest needs from ``server.streets.Locator``: a GPS fix -> a street match or None."""
+
+    def locate(self, lat: float, lon: float, heading_deg: float | None = None,
+               accuracy_m: float | None = None) -> Any | None: ...
+
+
+def dialect_insert(session: Session, table: Table) -> Any:
+    """``INSERT`` of the session's dialect, which carries ``on_conflict_do_*``."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"database dialect {name!r} is not supported (use SQLite or PostgreSQL)")
+
+
+def match_columns(locator: StreetLocator | None, lat: float | None, lon: float | None,
+                  heading: float | None = None, accuracy: float | None = None) -> dict[str, Any]:
+    """The lift's street/address columns for a fix; all None when there is no fix or no street near."""
+    match = None
+    if locator is not None and lat is not None and lon is not None:
+        match = locator.locate(lat, lon, heading_deg=heading, accuracy_m=accuracy)
+    if match is None:
+        return dict.fromkeys(("street_id", "segment_id", "street_distance_m", "address_id",
+                              "address_distance_m", "match_confidence"))
+    return {"street_id": match.street_id, "segment_id": match.segment_id,
+            "street_distance_m": match.distance_m, "address_id": match.address_id,
+            "address_distance_m": match.address_distance_m, "match_confidence": match.confidence}
+
+
+def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
+             locator: StreetLocator | None) -> dict[str, Any]:
+    """A ``lifts`` row for a validated event, matched to a street."""
+    gps = event.gps
+    row = {
+        "event_id": str(event.event_id), "truck_id": event.truck_id, "sequence": event.sequence,
+        "stream": event.stream.value, "started_at": event.started_at, "ended_at": event.ended_at,
+        "day": event.started_at.astimezone(zone).date(), "received_at": received_at,
+        "lat": gps.lat if gps else None, "lon": gps.lon if gps else None,
+        "accuracy_m": gps.accuracy_m if gps else None, "heading_deg": gps.heading_deg if gps else None,
+        "bin_id": event.bin_id, "contaminated": event.contaminated, "has_alert": event.has_alert,
+        "score": event.score, "counts": dict(event.counts), "errors": [e.to_wire() for e in event.errors],
+        "model_name": event.model.name, "model_version": event.model.version, "frames": event.frames,
+        "evidence_sha256": event.evidence.sha256 if event.evidence else None,
+    }
+    row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
+    return row
+
+
+def insert_lifts(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert rows whose event_id is new; return exactly those rows (aggregates count them once)."""
+    unique = list({row["event_id"]: row for row in rows}.values())
+    if not unique:
+        return []
+    stmt = dialect_insert(session, Lift.__table__).on_conflict_do_nothing(index_elements=["event_id"])
+    inserted = set(session.execute(stmt.returning(Lift.__table__.c.event_id), unique).scalars())
+    new_rows = [row for row in unique if row["event_id"] in inserted]
+    add_to_aggregates(session, new_rows)
+    return new_rows
+
+
+@dataclass(slots=True)
+class _Totals:
+    days: Counter[tuple[int, date, str, str]]  # (street, day, stream, measure) -> value
+    errors: Counter[tuple[Any, ...]]  # (street, day, stream, category, severity, measure)
+
+
+def _tally(rows: Iterable[dict[str, Any]]) -> _Totals:
+    totals = _Totals(Counter(), Counter())
+    for row in rows:
+        key = (row["street_id"] or UNMATCHED, row["day"], row["stream"])
+        totals.days[(*key, "lifts")] += 1
+        totals.days[(*key, "contaminated")] += int(row["contaminated"])
+        totals.days[(*key, "alerts")] += int(row["has_alert"])
+        totals.days[(*key, "score")] += row["score"]
+        items: Counter[tuple[str, str]] = Counter()
+        for error in row["errors"]:
+            items[(error["category"], error["severity"])] += error["count"]
+        for kind, count in items.items():
+            totals.errors[(*key, *kind, "lifts")] += 1
+            totals.errors[(*key, *kind, "items")] += count
+    return totals
+
+
+def _pivot(counter: Counter[Any], measures: tuple[str, ...], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for (*key, measure), value in counter.items():
+        row = rows.setdefault(tuple(key), {**dict(zip(keys, key, strict=True)), **dict.fromkeys(measures, 0)})
+        row[measure] = value
+    # A fixed order keeps concurrent server processes from deadlocking on PostgreSQL.
+    return [rows[key] for key in sorted(rows)]
+
+
+def add_to_aggregates(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """Add lifts to the street aggregates with ``ON CONFLICT DO UPDATE SET x = x + excluded.x``."""
+    totals = _tally(rows)
+    for table, counter, keys, measures in (
+        (StreetDay.__table__, totals.days, ("street_id", "day", "stream"),
+         ("lifts", "contaminated", "alerts", "score")),
+        (StreetDayError.__table__, totals.errors, ("street_id", "day", "stream", "category", "severity"),
+         ("lifts", "items")),
+    ):
+        values = _pivot(counter, measures, keys)
+        if not values:
+            continue
+        stmt = dialect_insert(session, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={m: table.c[m] + stmt.excluded[m] for m in measures},
+        )
+        session.execute(stmt, values)
+
+
+def _lift_dicts(session: Session, since: date | None, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+    columns = [Lift.street_id, Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score,
+               Lift.errors]
+    query = select(*columns).order_by(Lift.id).execution_options(yield_per=chunk)
+    if since is not None:
+        query = query.where(Lift.day >= since)
+    for row in session.execute(query):
+        yield row._asdict()
+
+
+def rebuild_aggregates(session: Session, since: date | None = None) -> int:
+    """Recompute aggregates from raw lifts for days >= ``since`` (all when None); returns lifts read.
+
+    Days older than the raw-lift retention keep their aggregates: the raw rows are gone, and
+    street-level totals are exactly what retention is meant to keep.
+    """
+    for table in (StreetDay, StreetDayError):
+        query = delete(table)
+        session.execute(query.where(table.day >= since) if since is not None else query)
+    count = 0
+    batch: list[dict[str, Any]] = []
+    for row in _lift_dicts(session, since):
+        batch.append(row)
+        count += 1
+        if len(batch) >= 5000:
+            add_to_aggregates(session, batch)
+            batch.clear()
+    add_to_aggregates(session, batch)
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class RematchReport:
+    lifts: int
+    matched: int
+    unmatched: int
+    changed: int
+
+
+def rematch_lifts(session: Session, locator: StreetLocator,
+                  progress: Callable[[int, int], None] | None = None, chunk: int = 2000) -> RematchReport:
+    """Re-run street matching over every stored lift, then rebuild the aggregates of those days.
+
+    ``trivue streets rematch`` calls this after a new street or address import. The caller
+    commits; ``progress(done, total)`` is called after each chunk.
+    """
+    total = session.scalar(select(func.count()).select_from(Lift)) or 0
+    first_day = session.scalar(select(func.min(Lift.day)))
+    matched = changed = done = 0
+    last_id = 0
+    while True:
+        rows = session.execute(
+            select(Lift.id, Lift.lat, Lift.lon, Lift.heading_deg, Lift.accuracy_m, Lift.street_id,
+                   Lift.address_id).where(Lift.id > last_id).order_by(Lift.id).limit(chunk)).all()
+        if not rows:
+            break
+        updates = []
+        for row in rows:
+            columns = match_columns(locator, row.lat, row.lon, row.heading_deg, row.accuracy_m)
+            matched += columns["street_id"] is not None
+            changed += (columns["street_id"], columns["address_id"]) != (row.street_id, row.address_id)
+            updates.append({"id": row.id, **columns})
+        session.execute(update(Lift), updates)
+        done += len(rows)
+        last_id = rows[-1].id
+        if progress is not None:
+            progress(done, total)
+    if first_day is not None:
+        rebuild_aggregates(session, since=first_day)
+    log.info("rematched %d lifts: %d on a street, %d changed", done, matched, changed)
+    return RematchReport(done, matched, done - matched, changed)

@@ -1,0 +1,133 @@
+"""The composition root: settings -> database -> migrations -> evidence -> ingest -> API -> dashboard.
+
+``create_app(settings)`` builds everything from its collaborators; tests call the same factory
+with a temporary database and a test broker. The ingest starts and stops with the app's
+lifespan, so ``trivue server`` runs both in one process and shuts both down cleanly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.aggregates import StreetLocator
+from server.config import ServerSettings
+from server.db import make_engine
+from server.deps import AppContext
+from server.evidence import EvidenceStore
+from server.inbox import Inbox
+from server.ingest import Ingest
+from server.metrics import Metrics
+from server.migrate import upgrade_database
+from trivue import __version__
+
+log = logging.getLogger(__name__)
+
+LOCATOR_REFRESH_S = 60.0
+LocatorFactory = Callable[[Session], StreetLocator | None]
+
+
+def default_locator_factory(session: Session) -> StreetLocator | None:
+    """``server.geo.Locator`` over the streets in the database, or None when streets are not installed."""
+    if importlib.util.find_spec("server.geo") is None:
+        return None
+    from server.geo import Locator
+
+    return Locator.from_session(session)
+
+
+class LocatorCache:
+    """Keeps one street index; rebuilds it when another process has imported streets or addresses."""
+
+    def __init__(self, factory: LocatorFactory, refresh_s: float = LOCATOR_REFRESH_S) -> None:
+        self.factory = factory
+        self.refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._locator: StreetLocator | None = None
+        self._signature: tuple[Any, ...] | None = None
+        self._checked = float("-inf")
+
+    def _signature_of(self, session: Session) -> tuple[Any, ...]:
+        if importlib.util.find_spec("server.streets") is None:
+            return ()
+        from server.streets import Address, Segment
+
+        return (*session.execute(select(func.count(), func.max(Segment.id))).one(),
+                *session.execute(select(func.count(), func.max(Address.id))).one())
+
+    def __call__(self, session: Session) -> StreetLocator | None:
+        import time
+
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked < self.refresh_s:
+                return self._locator
+            self._checked = now
+            signature = self._signature_of(session)
+            if signature != self._signature:
+                self._locator = self.factory(session)
+                self._signature = signature
+                log.info("street index (re)built: %s", signature)
+            return self._locator
+
+
+def _mount_dashboard(app: FastAPI, settings: ServerSettings) -> None:
+    # The API works without the dashboard (a headless install, or while it is being built).
+    if importlib.util.find_spec("server.dashboard") is None:
+        log.info("server.dashboard is not installed: serving the API only")
+        return
+    importlib.import_module("server.dashboard").mount_dashboard(app, settings)
+
+
+def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_ingest: bool | None = None,
+               locator_factory: LocatorFactory = default_locator_factory) -> FastAPI:
+    """The FastAPI app with its database, evidence store, metrics and (optionally) MQTT ingest.
+
+    The database is upgraded to the newest schema here. ``start_ingest`` defaults to
+    ``settings.ingest_enabled``; the ingest runs for the lifetime of the app (its lifespan).
+    """
+    from server.api import api_router, metrics_router
+    from server.login import login_router
+
+    if settings.dev:
+        log.warning("DEV MODE: every route is open without login, as an admin. Never expose this server.")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine or make_engine(settings.db_url)
+    upgrade_database(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    metrics = Metrics()
+    evidence = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
+    ingest = None
+    if settings.ingest_enabled if start_ingest is None else start_ingest:
+        inbox = Inbox(settings, evidence, metrics, LocatorCache(locator_factory))
+        ingest = Ingest(settings, sessions, inbox, metrics)
+    ctx = AppContext(settings, sessions, metrics, evidence, ingest,
+                     ingest.publish_config if ingest else None)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if ingest is not None:
+            ingest.start()
+        try:
+            yield
+        finally:
+            if ingest is not None:
+                ingest.stop()
+
+    app = FastAPI(title="Trivue", version=__version__, lifespan=lifespan,
+                  description="Household waste sorting quality by street, from collection-truck cameras.")
+    app.state.ctx = ctx
+    app.include_router(login_router())
+    app.include_router(api_router())
+    app.include_router(metrics_router())
+    _mount_dashboard(app, settings)
+    return app

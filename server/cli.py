@@ -1,0 +1,161 @@
+"""``trivue server``, ``trivue users`` and ``trivue tokens``: one settings file, one database.
+
+Heavy imports (FastAPI, SQLAlchemy, paho) happen inside the handlers so ``trivue --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trivue.cli import CliError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from server.config import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None,
+                        help="settings YAML (every setting is also TRIVUE_<NAME> in the environment)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    server = subparsers.add_parser("server", help="run the API, the dashboard and the MQTT ingest")
+    add_config_argument(server)
+    server.add_argument("--dev", action="store_true", help="open every route without login (demos only)")
+    server.add_argument("--host", default=None, help="listen address (overrides TRIVUE_HOST)")
+    server.add_argument("--port", type=int, default=None, help="listen port (overrides TRIVUE_PORT)")
+    server.add_argument("--no-ingest", action="store_true", help="serve the API without subscribing to MQTT")
+    server.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
+    server.set_defaults(handler=run_server)
+
+    users = subparsers.add_parser("users", help="manage dashboard users").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    add = users.add_parser("add", help="add a user; the password is read from stdin")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=("admin", "manager", "viewer"))
+    add_config_argument(add)
+    add.set_defaults(handler=add_user)
+    listing = users.add_parser("list", help="list users")
+    add_config_argument(listing)
+    listing.set_defaults(handler=list_users)
+
+    tokens = subparsers.add_parser("tokens", help="manage API tokens for integrations").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    create = tokens.add_parser("create", help="create a token and print it once")
+    create.add_argument("--role", required=True, choices=("admin", "manager", "viewer"))
+    create.add_argument("--name", default="api", help="what the token is for (shown in the audit log)")
+    add_config_argument(create)
+    create.set_defaults(handler=create_token)
+    revoke = tokens.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("token_id", type=int)
+    add_config_argument(revoke)
+    revoke.set_defaults(handler=revoke_token)
+
+
+def settings_from(args: argparse.Namespace, **overrides: object) -> ServerSettings:
+    from server.config import ConfigError, load_settings
+
+    try:
+        return load_settings(args.config, **overrides)
+    except ConfigError as error:
+        raise CliError(str(error)) from None
+
+
+def open_database(settings: ServerSettings) -> Session:
+    """A session on the settings' database, upgraded to the newest schema first."""
+    from sqlalchemy.orm import Session
+
+    from server.db import make_engine
+    from server.migrate import upgrade_database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    upgrade_database(engine)
+    return Session(engine, expire_on_commit=False)
+
+
+def run_server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = settings_from(args, dev=True if args.dev else None, host=args.host, port=args.port,
+                             ingest_enabled=False if args.no_ingest else None)
+    if settings.dev:
+        log.warning("=" * 72)
+        log.warning("DEV MODE: NO LOGIN. Anyone reaching %s:%d sees everything.", settings.host, settings.port)
+        log.warning("=" * 72)
+    app = create_app(settings)
+    # uvicorn handles SIGINT/SIGTERM: it finishes requests, then the lifespan stops the ingest.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, proxy_headers=True)
+    return 0
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise CliError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def add_user(args: argparse.Namespace) -> int:
+    from server.auth import AuthError
+    from server.auth import add_user as create
+
+    password = _read_password()
+    with open_database(settings_from(args)) as session:
+        try:
+            create(session, args.name, password, args.role)
+        except AuthError as error:
+            raise CliError(str(error)) from None
+        session.commit()
+    print(f"user {args.name} added with role {args.role}", file=sys.stderr)
+    return 0
+
+
+def list_users(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from server.store import User
+
+    with open_database(settings_from(args)) as session:
+        for user in session.scalars(select(User).order_by(User.name)):
+            last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
+            print(f"{user.name}\t{user.role}\t{'disabled' if user.disabled else 'active'}\tlast login {last}")
+    return 0
+
+
+def create_token(args: argparse.Namespace) -> int:
+    from server.auth import create_token as create
+
+    with open_database(settings_from(args)) as session:
+        token = create(session, args.role, args.name)
+        session.commit()
+    print(token)
+    print(f"token '{args.name}' ({args.role}) created: it is shown only this once", file=sys.stderr)
+    return 0
+
+
+def revoke_token(args: argparse.Namespace) -> int:
+    from server.auth import AuthError
+    from server.auth import revoke_token as revoke
+
+    with open_database(settings_from(args)) as session:
+        try:
+            token = revoke(session, args.token_id)
+        except AuthError as error:
+            raise CliError(str(error)) from None
+        session.commit()
+    print(f"token {token.id} '{token.name}' revoked", file=sys.stderr)
+    return 0

@@ -1,0 +1,151 @@
+"""Server settings: one strict model read from a YAML file, then overridden by ``TRIVUE_*`` variables.
+
+The same settings serve ``trivue server`` and the maintenance commands (``users``, ``tokens``,
+``streets``, ``addresses``) so that they all act on the same database. A bad value stops start-up
+with a message naming the field and the value (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "TRIVUE_"
+# Values copied from tutorials and compose files; a deployment that still carries one is not ready.
+PLACEHOLDER_SECRETS = frozenset({"changeme", "changethis", "change-me", "password", "secret", "admin",
+                                 "example", "xxx", "todo", "test"})
+
+
+class ConfigError(ValueError):
+    """Settings that cannot be used; the message names the field and the value at fault."""
+
+
+class ServerSettings(BaseModel):
+    """Everything ``trivue server`` needs; every field is also ``TRIVUE_<FIELD>`` in the environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default=Path("trivue-data"), description="Folder for the SQLite file and photos")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/trivue.db (postgresql://...)")
+    evidence_dir: Path | None = Field(default=None, description="Evidence photos; default <data_dir>/evidence")
+    broker_url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://[user:pass@]host:port")
+    topic_prefix: str = Field(default="trivue/v1", pattern=r"^[^#+$][^#+]*[^/#+]$",
+                              description="Topic root; trucks publish under <prefix>/<truck_id>/...")
+    mqtt_client_id: str = Field(default="trivue-server", min_length=1, max_length=64,
+                                description="Fixed client id: the broker keeps our session while we are away")
+    mqtt_protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT protocol version")
+    mqtt_shared_group: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]+$",
+        description="Subscribe as $share/<group>/... so several server processes split the load")
+    mqtt_session_expiry_s: int = Field(default=7 * 86400, ge=0, description="Broker keeps our queue this long")
+    host: str = Field(default="127.0.0.1", description="HTTP listen address")
+    port: int = Field(default=8000, ge=1, le=65535, description="HTTP listen port")
+    timezone: str = Field(default="Europe/Paris", description="Local time zone that defines a collection day")
+    retention_days: int = Field(default=365, ge=1, description="Raw lifts older than this are deleted")
+    evidence_retention_days: int = Field(default=30, ge=1, description="Evidence photos kept this long")
+    dead_letter_retention_days: int = Field(default=90, ge=1, description="Dead letters kept this long")
+    max_payload_bytes: int = Field(default=64 * 1024, ge=1024, description="Larger lift/stats messages refused")
+    max_evidence_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Larger photos refused")
+    known_trucks: list[str] | None = Field(
+        default=None, description="Truck registry; when set, messages from other trucks are dead letters")
+    ingest_enabled: bool = Field(default=True, description="Run the MQTT ingest inside `trivue server`")
+    ingest_batch_size: int = Field(default=500, ge=1, le=10_000, description="Messages written per transaction")
+    ingest_batch_wait_ms: int = Field(default=50, ge=0, le=10_000, description="Wait to fill a batch")
+    session_hours: int = Field(default=12, ge=1, le=24 * 30, description="Login session lifetime")
+    cookie_secure: bool = Field(default=True, description="Session cookie only over HTTPS (off in dev)")
+    dev: bool = Field(default=False, description="Open every route without login: demos only")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"expected mqtt://host:port or mqtts://host:port, got {value!r}")
+        return value
+
+    @field_validator("known_trucks", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: "truck-1,truck-2"
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> ServerSettings:
+        for field in ("database_url", "broker_url"):
+            url = getattr(self, field)
+            password = urlsplit(url).password if url else None
+            if password and password.lower() in PLACEHOLDER_SECRETS and not self.dev:
+                raise ValueError(f"{field} carries the placeholder password {password!r}: set a real secret")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'trivue.db'}"
+
+    @property
+    def evidence_path(self) -> Path:
+        return self.evidence_dir or self.data_dir / "evidence"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, str]:
+    fields = ServerSettings.model_fields
+    values = {}
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() in fields:
+            values[key[len(ENV_PREFIX):].lower()] = value
+    return values
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def describe(error: ValidationError, source: str) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "settings"
+        got = f" (got {item['input']!r})" if where != "settings" and "input" in item else ""
+        parts.append(f"{where}: {item['msg']}{got}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None,
+                  **overrides: Any) -> ServerSettings:
+    """Settings from ``path`` (YAML, optional), then ``TRIVUE_*`` variables, then ``overrides``."""
+    data = _read_file(path) if path is not None else {}
+    data.update(_from_env(os.environ if env is None else env))
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ServerSettings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe(error, str(path) if path else "settings")) from None

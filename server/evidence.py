@@ -1,0 +1,103 @@
+"""Evidence photos on disk, keyed by event id: validated as JPEG, size-capped, written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+SOI = b"\xff\xd8"
+EOI = b"\xff\xd9"
+# Start-of-frame markers carry the image size; C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
+SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+class EvidenceError(ValueError):
+    """Bytes that are not an acceptable photo; ``reason`` is the dead-letter code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def jpeg_dimensions(data: bytes) -> tuple[int, int]:
+    """(width, height) from the first start-of-frame segment; EvidenceError when not a JPEG."""
+    if not data.startswith(SOI):
+        raise EvidenceError("bad_jpeg", f"not a JPEG: starts with {data[:4].hex() or 'nothing'}")
+    if EOI not in data[-64:]:
+        raise EvidenceError("bad_jpeg", "truncated JPEG: no end-of-image marker")
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise EvidenceError("bad_jpeg", f"corrupt JPEG: expected a marker at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in STANDALONE:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        if marker in SOF_MARKERS:
+            if pos + 9 > len(data):
+                break
+            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+            if not width or not height:
+                raise EvidenceError("bad_jpeg", f"JPEG frame of size {width}x{height}")
+            return width, height
+        if marker == 0xDA or length < 2:  # start of scan before any frame header
+            break
+        pos += 2 + length
+    raise EvidenceError("bad_jpeg", "corrupt JPEG: no frame header")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPhoto:
+    path: str  # relative to the store's root
+    sha256: str
+    size_bytes: int
+    width: int
+    height: int
+
+
+class EvidenceStore:
+    """Photos under ``root/<truck_id>/<event_id[:2]>/<event_id>.jpg``."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+
+    def check(self, data: bytes) -> tuple[int, int]:
+        if len(data) > self.max_bytes:
+            raise EvidenceError("too_large", f"photo of {len(data)} bytes exceeds the {self.max_bytes}-byte cap")
+        return jpeg_dimensions(data)
+
+    def save(self, truck_id: str, event_id: str, data: bytes) -> StoredPhoto:
+        """Validate and write the photo; an existing photo of the same event is replaced."""
+        width, height = self.check(data)
+        relative = Path(truck_id) / event_id[:2] / f"{event_id}.jpg"
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: a reader never sees half a photo, a crash leaves no corrupt file.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return StoredPhoto(relative.as_posix(), hashlib.sha256(data).hexdigest(), len(data), width, height)
+
+    def path(self, relative: str) -> Path:
+        resolved = (self.root / relative).resolve()
+        if not resolved.is_relative_to(self.root.resolve()):
+            raise ValueError(f"evidence path {relative!r} leaves the evidence folder")
+        return resolved
+
+    def delete(self, relative: str) -> None:
+        self.path(relative).unlink(missing_ok=True)

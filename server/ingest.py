@@ -1,0 +1,199 @@
+"""The MQTT subscriber: persistent session, QoS 1, batched writes, acknowledged only once committed.
+
+paho's network thread puts messages on a queue; one writer thread drains it in batches through
+``Inbox`` and commits. Acknowledgements are manual and sent after the commit, so a server that
+dies mid-batch gets the messages again from the broker (persistent session, fixed client id),
+and the idempotent store makes the second delivery a no-op. Nothing is lost, nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.config import ServerSettings
+from server.inbox import Inbox, Message
+from server.metrics import Metrics
+from server.store import utcnow
+
+log = logging.getLogger(__name__)
+
+TOPIC_KINDS = ("+/lift", "+/evidence/+", "+/status", "+/stats")
+RETRY_MAX_S = 30.0
+
+
+def subscriptions(settings: ServerSettings) -> list[str]:
+    """Topic filters, as ``$share/<group>/...`` when several servers split the load."""
+    prefix = settings.topic_prefix.rstrip("/")
+    share = f"$share/{settings.mqtt_shared_group}/" if settings.mqtt_shared_group else ""
+    return [f"{share}{prefix}/{kind}" for kind in TOPIC_KINDS]
+
+
+def make_client(settings: ServerSettings, client_id: str | None = None, manual_ack: bool = True) -> mqtt.Client:
+    """A paho client for ``settings.broker_url`` with credentials and TLS; not yet connected."""
+    url = urlsplit(settings.broker_url)
+    v5 = settings.mqtt_protocol == "5"
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or settings.mqtt_client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else False, manual_ack=manual_ack,
+    )
+    if url.username:
+        client.username_pw_set(unquote(url.username), unquote(url.password) if url.password else None)
+    if url.scheme == "mqtts":
+        client.tls_set()
+    client.reconnect_delay_set(1, 30)
+    return client
+
+
+def connect_properties(settings: ServerSettings) -> Properties | None:
+    if settings.mqtt_protocol != "5":
+        return None
+    properties = Properties(PacketTypes.CONNECT)
+    # MQTT 5 ends a session at disconnect unless told otherwise: keep our queue while we restart.
+    properties.SessionExpiryInterval = settings.mqtt_session_expiry_s
+    # We acknowledge after the commit: let the broker send a whole batch or two before waiting.
+    properties.ReceiveMaximum = min(65535, max(100, 2 * settings.ingest_batch_size))
+    return properties
+
+
+class Ingest:
+    """Subscriber + batch writer; ``start()`` and ``stop()`` from the composition root."""
+
+    def __init__(self, settings: ServerSettings, sessions: sessionmaker[Session], inbox: Inbox,
+                 metrics: Metrics) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.inbox = inbox
+        self.metrics = metrics
+        self.connected = threading.Event()
+        self._queue: queue.Queue[Message] = queue.Queue(maxsize=20 * settings.ingest_batch_size)
+        self._closing = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="trivue-ingest-writer", daemon=True)
+        self._client = make_client(settings)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        url = urlsplit(self.settings.broker_url)
+        port = url.port or (8883 if url.scheme == "mqtts" else 1883)
+        self._writer.start()
+        v5 = self.settings.mqtt_protocol == "5"
+        self._client.connect_async(url.hostname or "127.0.0.1", port, keepalive=30,
+                                   clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                                   properties=connect_properties(self.settings))
+        self._client.loop_start()
+        log.info("ingest subscribing to %s as %r", self.settings.broker_url, self.settings.mqtt_client_id)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, write and acknowledge those queued, then disconnect."""
+        self._closing.set()
+        if self._writer.is_alive():
+            self._writer.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        log.info("ingest stopped (%d messages left unacknowledged for the next start)", self.queue_depth)
+
+    def publish_config(self, truck_id: str, config: dict[str, Any]) -> None:
+        """Retained config for a truck at ``<prefix>/<truck_id>/config`` (the truck reads it at connect)."""
+        topic = f"{self.settings.topic_prefix.rstrip('/')}/{truck_id}/config"
+        info = self._client.publish(topic, json.dumps(config, separators=(",", ":")), qos=1, retain=True)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectionError(f"broker refused the config for {truck_id}: {mqtt.error_string(info.rc)}")
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        # Subscribing again on every connect: a broker that lost our session still sends to us.
+        client.subscribe([(topic, 1) for topic in subscriptions(self.settings)])
+        self.connected.set()
+        log.info("connected to the broker (session present: %s)", flags.session_present)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected.clear()
+        if not self._closing.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if self._closing.is_set():
+            return  # not acknowledged: the broker delivers it again after the restart
+        self._queue.put(Message(message.topic, bytes(message.payload), utcnow(), message.mid, message.qos))
+
+    def _next_batch(self) -> list[Message]:
+        try:
+            batch = [self._queue.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.settings.ingest_batch_wait_ms / 1000
+        while len(batch) < self.settings.ingest_batch_size:
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_loop(self) -> None:
+        while not (self._closing.is_set() and self._queue.empty()):
+            batch = self._next_batch()
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[Message]) -> None:
+        delay = 0.5
+        while True:
+            started = time.perf_counter()
+            try:
+                self._commit(batch, self.inbox.write)
+                break
+            except (OperationalError, InterfaceError) as error:
+                # The database is away (restart, full disk, lock): keep the batch, retry, never ack.
+                self.metrics.inc("trivue_ingest_errors_total")
+                log.error("database unavailable, retrying %d messages in %.0f s: %s", len(batch), delay, error)
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+            except Exception:
+                self.metrics.inc("trivue_ingest_errors_total")
+                log.exception("batch of %d failed; storing its messages one by one", len(batch))
+                self._write_one_by_one(batch)
+                break
+        self.metrics.inc("trivue_ingest_batches_total")
+        self.metrics.inc("trivue_ingest_batch_seconds_total", time.perf_counter() - started)
+        for message in batch:
+            if message.qos > 0:
+                self._client.ack(message.mid, message.qos)
+
+    def _write_one_by_one(self, batch: list[Message]) -> None:
+        """Isolate the message that breaks the store: it becomes a dead letter, the rest are stored."""
+        for message in batch:
+            try:
+                self._commit([message], self.inbox.write)
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as error:  # a poison message must not block the queue
+                log.exception("message on %s could not be stored", message.topic)
+                self._commit([message], lambda s, m, e=error: self.inbox.refuse(s, m[0], "store_error", repr(e)))
+
+    def _commit(self, batch: list[Message], write: Callable[[Session, list[Message]], None]) -> None:
+        with self.sessions() as session, session.begin():
+            write(session, batch)

@@ -1,0 +1,56 @@
+"""Bring a database to the newest schema with Alembic; ``trivue server`` does it at every start."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Modules whose tables live on server.db.Base; streets is optional while it is being written.
+MODEL_MODULES = ("server.store", "server.streets")
+
+
+def load_models() -> None:
+    """Import every module that declares tables, so ``Base.metadata`` is complete."""
+    for name in MODEL_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_database(engine: Engine) -> str | None:
+    """Apply pending migrations; returns the revision the database is at afterwards."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of ours says what changed
+    config = alembic_config()
+    before = current_revision(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    after = current_revision(engine)
+    if before != after:
+        log.info("database schema upgraded from %s to %s", before or "empty", after)
+    return after

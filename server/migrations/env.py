@@ -1,0 +1,47 @@
+"""Alembic environment: every table on ``server.db.Base`` (lifts, users, streets...), SQLite or PostgreSQL.
+
+``server.migrate.upgrade_database`` hands us an open connection; ``alembic -c server/alembic.ini``
+on the command line builds one from ``TRIVUE_DATABASE_URL`` instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+
+from server.db import Base, make_engine
+from server.migrate import load_models
+
+load_models()
+target_metadata = Base.metadata
+
+
+def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    url = os.environ.get("TRIVUE_DATABASE_URL") or context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("set TRIVUE_DATABASE_URL to the database to migrate")
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        _run(connection)
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (SQL script) migrations are not supported; run against a database")
+run_migrations_online()
