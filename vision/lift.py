@@ -72,6 +72,20 @@ class LiftRecorder:
     def active(self) -> bool:
         return self._stream is not None
 
+    @property
+    def started_at(self) -> datetime:
+        return self._started_at
+
+    def severity_map(self, stream: Stream) -> dict[str, str]:
+        """Model class -> disposition (info/error/alert) of the classes that are wrong in ``stream``."""
+        table = {}
+        for name in self.names:
+            rule_class = self.rules.canonical(name)
+            disposition = self.rules.disposition(stream, rule_class) if rule_class else None
+            if disposition not in (None, ACCEPTED):
+                table[name] = disposition
+        return table
+
     def begin(self, started_at: datetime, stream: Stream) -> None:
         self._stream, self._started_at, self._frames = stream, started_at, 0
         self._votes: dict[int, Counter[int]] = defaultdict(Counter)

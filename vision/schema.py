@@ -41,6 +41,7 @@ __all__ = [
     "SchemaError",
     "Severity",
     "Stream",
+    "TruckConfig",
     "TruckStats",
     "parse_lift_event",
 ]
@@ -220,3 +221,16 @@ def json_schema() -> dict[str, Any]:
     schema = LiftEvent.model_json_schema(by_alias=True, mode="serialization")
     schema["$id"] = f"https://trivue.org/schema/lift-event/{SCHEMA_VERSION}"
     return schema
+
+
+class TruckConfig(_Wire):
+    """Retained message from the server (``<prefix>/<truck_id>/config``), applied live by the truck.
+
+    Only the fields present change the truck's settings; ``config_version`` is echoed back in
+    TruckStats so the server sees which configuration each truck runs.
+    """
+
+    config_version: str = Field(min_length=1, max_length=64, description="Server's version label")
+    stream: Stream | None = Field(default=None, description="Stream collected from now on (route change)")
+    conf: float | None = Field(default=None, ge=0, le=1, description="Detector confidence threshold")
+    min_track_frames: int | None = Field(default=None, ge=1, le=100, description="Frames an item must be seen")

@@ -1,0 +1,58 @@
+"""Crew alert: a battery or gas cylinder in the hopper is signalled in the cab at once.
+
+Truck fires start this way, so the alert goes out locally, before the lift is even finished and
+before any network: a line on a serial output (buzzer, light, GPIO box) and a message on a local
+MQTT topic the cab tablet subscribes to. Rate-limited so one bad round does not deafen the crew.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+
+from edge.lines import LineWriter
+
+log = logging.getLogger(__name__)
+
+
+class CrewAlert:
+    """``fire(truck_id, classes)``: at most one alert per ``min_interval_s``; returns whether it fired."""
+
+    def __init__(
+        self,
+        writer: LineWriter | None,
+        client: object | None,
+        topic: str,
+        min_interval_s: float = 30.0,
+    ) -> None:
+        self.writer, self.client, self.topic, self.min_interval_s = writer, client, topic, min_interval_s
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+        self.fired = self.suppressed = 0
+
+    def fire(self, truck_id: str, classes: tuple[str, ...]) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self.min_interval_s:
+                self.suppressed += 1
+                log.info("alert for %s suppressed (rate limit %.0f s)", ", ".join(classes), self.min_interval_s)
+                return False
+            self._last = now
+            self.fired += 1
+        log.warning("CREW ALERT: %s in the hopper", ", ".join(classes))
+        if self.writer is not None:
+            self.writer.write("ALERT " + " ".join(c.replace(" ", "_") for c in classes))
+        if self.client is not None:
+            payload = {"truck_id": truck_id, "classes": list(classes), "at": datetime.now(UTC).isoformat()}
+            self.client.publish(self.topic, json.dumps(payload), qos=1)  # type: ignore[attr-defined]
+        return True
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.client is not None:
+            self.client.disconnect()  # type: ignore[attr-defined]
+            self.client.loop_stop()  # type: ignore[attr-defined]

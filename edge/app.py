@@ -1,0 +1,190 @@
+"""The composition root of the truck agent: builds every part from EdgeSettings, runs, shuts down.
+
+``Agent.create(settings)`` reads like a table of contents of the truck; tests pass their own
+detector (a scripted one) through the same factory.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edge.alert import CrewAlert
+from edge.camera import frames, throttle
+from edge.config import EdgeSettings
+from edge.evidence import EvidenceStore
+from edge.gps import Gps, open_gps
+from edge.lines import LineWriter
+from edge.outbox import Outbox
+from edge.pipeline import Pipeline
+from edge.rfid import RfidReader
+from edge.trigger import BurstTrigger, LiftTrigger, MotionTrigger, MqttTrigger, SerialTrigger
+from edge.uplink import Uplink, make_client
+from trivue.paths import COCO_WEIGHTS
+from vision.lift import LiftContext, LiftRecorder
+from vision.model import Detector, default_model_path
+from vision.region import Region
+from vision.rules import COCO_RULES, DEFAULT_RULES, SortingRules
+from vision.schema import ModelInfo, Stream, TruckConfig, TruckStats
+from vision.tracking import Tracker, TrackerSettings
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(ValueError):
+    """The agent cannot start (model, rules, source, device); the message says which and why."""
+
+
+def load_rules(settings: EdgeSettings, model_path: Path, names: tuple[str, ...]) -> SortingRules:
+    """Rules from ``rules:``; by default those of the model (COCO rules for the COCO fallback)."""
+    path = settings.rules or (COCO_RULES if model_path.resolve() == COCO_WEIGHTS.resolve() else DEFAULT_RULES)
+    rules = SortingRules.load(path)
+    missing = rules.check_model(names, settings.stream)  # raises RulesError naming the class
+    if missing:
+        log.info("rules for %s name classes this model cannot see: %s", settings.stream.value, ", ".join(missing))
+    return rules
+
+
+@dataclass
+class LiveConfig:
+    """Settings the server may change at run time (retained config topic); read at each lift start."""
+
+    stream: Stream
+    version: str | None = None
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+class Agent:
+    def __init__(self, settings: EdgeSettings, detector: Any, rules: SortingRules) -> None:
+        self.settings, self.detector, self.rules = settings, detector, rules
+        self.names: tuple[str, ...] = tuple(detector.names)
+        self.region = Region.from_points(settings.hopper)
+        self.live = LiveConfig(settings.stream)
+        self.started = time.monotonic()
+        self.outbox = Outbox(settings.outbox.path, int(settings.outbox.max_mb * 1024 * 1024))
+        self.evidence = EvidenceStore(settings.evidence, self.region, self.names)
+        self.gps: Gps = open_gps(settings.gps.source, settings.gps.baud, settings.gps.replay_speed,
+                                 settings.gps.max_age_s)
+        self.rfid = RfidReader.open(settings.rfid.port, settings.rfid.baud, settings.rfid.window_s)
+        self.alert = self._crew_alert()
+        model = ModelInfo(name=detector.meta.name, version=detector.meta.version)
+        self.recorder = LiftRecorder(self.names, rules, model, settings.tracking.min_track_frames)
+        self.uplink = Uplink(settings, self.outbox, self.stats, self.apply_config)
+        self.trigger = self._trigger()
+        t = settings.tracking
+        tracker = Tracker(TrackerSettings(t.activation_conf, t.high_conf, t.match_iou, t.lost_frames,
+                                          settings.frame_rate))
+        self.pipeline = Pipeline(detector.detect, tracker, self.recorder, self.trigger, self.deliver,
+                                 lambda classes: self.alert.fire(settings.truck_id, classes),
+                                 lambda: self.live.stream)
+
+    @classmethod
+    def create(cls, settings: EdgeSettings, detector: Any = None) -> Agent:
+        if detector is None:
+            detector = Detector(settings.model or default_model_path(), conf=settings.conf, iou=settings.iou,
+                                threads=settings.threads, region=Region.from_points(settings.hopper))
+        rules = load_rules(settings, Path(getattr(detector, "path", settings.model or "")), tuple(detector.names))
+        return cls(settings, detector, rules)
+
+    def _crew_alert(self) -> CrewAlert:
+        a = self.settings.alert
+        writer = LineWriter(a.serial_port, a.serial_baud) if a.serial_port else None
+        client = None
+        if a.broker:
+            client, url = make_client(self.settings.model_copy(update={"uplink": self.settings.uplink.model_copy(
+                update={"broker": a.broker})}), f"{self.settings.client_id}-alert", clean=True)
+            client.connect_async(url.host, url.port)
+            client.loop_start()
+        return CrewAlert(writer, client, a.topic or self.settings.topic("alert"), a.min_interval_s)
+
+    def _trigger(self) -> LiftTrigger:
+        t, source = self.settings.trigger, self.settings.source
+        kind = t.kind if t.kind != "auto" else ("burst" if Path(source).is_dir() else "motion")
+        if kind == "serial":
+            if not t.serial_port:
+                raise StartupError("trigger.kind is serial but trigger.serial_port is not set")
+            return SerialTrigger(t.serial_port, t.serial_baud, t.max_lift_s)
+        if kind == "mqtt":
+            client, url = make_client(self.settings, f"{self.settings.client_id}-lift", clean=True)
+            trigger = MqttTrigger(client, t.mqtt_topic or self.settings.topic("lift_signal"), t.max_lift_s)
+            client.connect_async(url.host, url.port)
+            client.loop_start()
+            return trigger
+        if kind == "motion":
+            return MotionTrigger(self.region, t.motion_threshold, t.motion_quiet_frames)
+        return BurstTrigger()
+
+    def deliver(self, ended_at: datetime, source_key: str | None) -> None:
+        """Finish the lift and commit it (and its photo) to the outbox before any network I/O."""
+        started_at = self.recorder.started_at
+        context = LiftContext(self.settings.truck_id, self.outbox.next_sequence(), self.gps.latest(),
+                              self.rfid.tag_for(started_at, ended_at))
+        lift = self.recorder.finish(ended_at, context)
+        event, photo = lift.event, None
+        if lift.evidence is not None:
+            photo = self.evidence.render(lift.evidence, self.recorder.severity_map(event.stream))
+            event = event.model_copy(update={"evidence": photo.evidence})
+        event_id = str(event.event_id)
+        evidence = (self.settings.topic(f"evidence/{event_id}"), photo.jpeg) if photo else None
+        self.outbox.put_lift(event_id, (self.settings.topic("lift"), event.to_json().encode()), evidence, source_key)
+        if photo is not None:
+            self.evidence.keep(event_id, photo)
+        self.uplink.wake()
+        log.info("lift %d: %s, %d frames, counts %s%s", event.sequence, "CONTAMINATED" if event.contaminated
+                 else "ok", event.frames, event.counts or "{}", f", bin {event.bin_id}" if event.bin_id else "")
+
+    def apply_config(self, config: TruckConfig) -> None:
+        """Server config, applied live: stream from the next lift, thresholds at once."""
+        if config.stream is not None:
+            try:
+                self.rules.check_model(self.names, config.stream)
+            except ValueError as error:
+                log.error("config %s refused: %s", config.config_version, error)
+                return
+            self.live.stream = config.stream
+        if config.conf is not None and hasattr(self.detector, "conf"):
+            self.detector.conf = config.conf
+        if config.min_track_frames is not None:
+            self.recorder.min_track_frames = config.min_track_frames
+        self.live.version = config.config_version
+
+    def stats(self) -> TruckStats:
+        meter, disk = self.pipeline.meter, shutil.disk_usage(self.settings.outbox.path.parent)
+        age = self.gps.fix_age_s()
+        return TruckStats(
+            truck_id=self.settings.truck_id, sent_at=datetime.now(UTC), uptime_s=time.monotonic() - self.started,
+            fps=meter.fps, inference_ms=meter.inference_ms, outbox_depth=self.outbox.depth(),
+            outbox_photos_dropped=self.outbox.photos_dropped(), disk_free_mb=disk.free / 2**20,
+            model=self.recorder.model, stream=self.live.stream, gps_fix_age_s=age,
+            config_version=self.live.version, lifts_total=meter.lifts,
+        )
+
+    def run(self, once: bool) -> int:
+        """Process the source; with ``once``, flush and return 0 only if every row was acknowledged."""
+        self.evidence.prune()
+        self.uplink.start()
+        source = frames(self.settings.source, self.outbox.is_consumed, follow=not once,
+                        settle_s=self.settings.trigger.burst_settle_s)
+        lifts = self.pipeline.run(throttle(source, self.settings.frame_rate))
+        log.info("source ended after %d lift(s)", lifts)
+        if not once:
+            return 0
+        if self.uplink.flush(self.settings.uplink.flush_timeout_s):
+            return 0
+        log.error("%d message(s) not acknowledged by %s within %.0f s; they stay in the outbox %s",
+                  self.uplink.pending(), self.uplink.url, self.settings.uplink.flush_timeout_s,
+                  self.settings.outbox.path)
+        return 1
+
+    def close(self) -> None:
+        self.uplink.stop()
+        for part in (self.trigger, self.gps, self.rfid, self.alert, self.outbox):
+            part.close()

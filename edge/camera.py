@@ -1,0 +1,172 @@
+"""Frames from the truck's camera: burst folders, video files, RTSP/HTTP streams or USB cameras.
+
+``frames(source)`` is a plain generator of ``Frame``. Live sources never end on a transient: a
+failed read reconnects with exponential back-off. Burst folders (one folder of stills per lift,
+as written by camera boxes that shoot a burst at each emptying) carry their lift in ``Frame.burst``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg"}
+LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+class SourceError(ValueError):
+    """A source that cannot be read at all (missing file, not a video); names the source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    image: np.ndarray  # BGR
+    captured_at: datetime
+    index: int
+    burst: str | None = None  # name of the burst folder this frame belongs to
+
+
+class Backoff:
+    """1 s, 2 s, 4 s ... up to ``maximum``; ``reset`` after a success."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 30.0) -> None:
+        self.initial, self.maximum, self._next = initial, maximum, initial
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    data = np.fromfile(str(path), dtype=np.uint8)
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _settled(folder: Path, settle_s: float) -> bool:
+    # A camera box may still be writing the burst: wait until nothing changed for settle_s.
+    newest = max((p.stat().st_mtime for p in folder.iterdir()), default=folder.stat().st_mtime)
+    return time.time() - newest >= settle_s
+
+
+def _burst(folder: Path, start_index: int) -> Iterator[Frame]:
+    for offset, path in enumerate(_images(folder)):
+        image = read_image(path)
+        if image is None:
+            log.warning("%s: not a readable image, skipped", path)
+            continue
+        taken = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        yield Frame(image, taken, start_index + offset, burst=folder.name)
+
+
+def burst_frames(
+    root: Path, consumed: Callable[[str], bool], follow: bool = False, settle_s: float = 2.0
+) -> Iterator[Frame]:
+    """Frames of every burst folder under ``root`` not yet consumed, oldest name first.
+
+    With ``follow`` the root is watched for new bursts (a live truck); otherwise the generator
+    ends after the bursts present now. A root holding images directly is a single burst.
+    """
+    if not root.is_dir():
+        raise SourceError(f"{root}: burst folder root not found")
+    index, done = 0, set()
+    while True:
+        folders = sorted(p for p in root.iterdir() if p.is_dir()) or ([root] if _images(root) else [])
+        fresh = [f for f in folders if f.name not in done and not consumed(f.name)]
+        ready = [f for f in fresh if not follow or _settled(f, settle_s)]
+        for folder in ready:
+            done.add(folder.name)
+            for frame in _burst(folder, index):
+                index = frame.index + 1
+                yield frame
+        if not follow:
+            return
+        time.sleep(0.5)
+
+
+def _open_capture(target: str | int) -> cv2.VideoCapture:
+    return cv2.VideoCapture(target) if isinstance(target, int) else cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+
+
+def video_frames(target: str | int, live: bool, backoff: Backoff | None = None) -> Iterator[Frame]:
+    """Frames of a video file (ends at its end) or of a live camera (reconnects forever)."""
+    backoff = backoff or Backoff()
+    index = 0
+    while True:
+        capture = _open_capture(target)
+        if not capture.isOpened():
+            capture.release()
+            if not live:
+                raise SourceError(f"{target}: cannot open as a video")
+            delay = backoff.next()
+            log.warning("camera %s unavailable; retrying in %.0f s", target, delay)
+            time.sleep(delay)
+            continue
+        started = datetime.now(UTC)
+        while True:
+            ok, image = capture.read()
+            if not ok or image is None:
+                break
+            backoff.reset()
+            at = datetime.now(UTC) if live else started + timedelta(milliseconds=capture.get(cv2.CAP_PROP_POS_MSEC))
+            yield Frame(image, at, index)
+            index += 1
+        capture.release()
+        if not live:
+            if index == 0:
+                raise SourceError(f"{target}: no frame could be decoded")
+            return
+        delay = backoff.next()
+        log.warning("camera %s stopped delivering frames; reconnecting in %.0f s", target, delay)
+        time.sleep(delay)
+
+
+def frames(
+    source: str, consumed: Callable[[str], bool] = lambda _key: False, follow: bool = False,
+    settle_s: float = 2.0,
+) -> Iterator[Frame]:
+    """Frames from ``source``: a burst root folder, a video file, ``usb:N`` or a stream URL."""
+    if source.startswith("usb:") or source.isdigit():
+        return video_frames(int(source.removeprefix("usb:")), live=True)
+    if source.lower().startswith(LIVE_SCHEMES):
+        return video_frames(source, live=True)
+    path = Path(source)
+    if path.is_dir():
+        return burst_frames(path, consumed, follow, settle_s)
+    if not path.exists():
+        raise SourceError(f"{source}: no such file, folder or camera")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise SourceError(f"{source}: not a video file ({', '.join(sorted(VIDEO_SUFFIXES))}) nor a burst folder")
+    probe = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    readable = probe.isOpened() and probe.read()[0]
+    probe.release()
+    if not readable:  # checked here, at start-up, rather than at the generator's first step
+        raise SourceError(f"{source}: cannot decode this video")
+    return video_frames(str(path), live=False)
+
+
+def throttle(source: Iterator[Frame], rate: float) -> Iterator[Frame]:
+    """Drop video frames closer than 1/rate s to the previous one kept (burst frames all pass)."""
+    last: datetime | None = None
+    gap = timedelta(seconds=1 / rate)
+    for frame in source:
+        if frame.burst is None and last is not None and frame.captured_at - last < gap:
+            continue
+        last = frame.captured_at
+        yield frame

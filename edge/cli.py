@@ -1,0 +1,75 @@
+"""``trivue edge``: the truck agent (camera -> lift events -> durable outbox -> MQTT)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    edge = subparsers.add_parser("edge", help="run the truck agent", description=__doc__.splitlines()[0])
+    edge.add_argument("--config", type=Path, help="YAML settings file (TRIVUE_EDGE_* variables override it)")
+    edge.add_argument("--source", help="burst folder root, video file, rtsp://... or usb:N")
+    edge.add_argument("--truck-id", help="fleet number of this truck")
+    edge.add_argument("--stream", help="stream collected: recyclables, glass, residual, biowaste, paper")
+    edge.add_argument("--broker", help="mqtt[s]://user:pass@host:port")
+    edge.add_argument("--outbox", type=Path, help="SQLite outbox file")
+    edge.add_argument("--gps", help="fixed:LAT,LON, an .nmea/.gpx file to replay, or a serial device")
+    edge.add_argument("--model", type=Path, help="ONNX model")
+    edge.add_argument("--once", action="store_true",
+                      help="process the source to its end, wait for every acknowledgement, exit (0 = all delivered)")
+    edge.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
+    edge.set_defaults(handler=run_edge)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line flags as a settings tree (only those given)."""
+    tree: dict[str, Any] = {}
+    flat = {"source": args.source, "truck_id": args.truck_id, "stream": args.stream, "model": args.model}
+    tree.update({k: v for k, v in flat.items() if v is not None})
+    if args.broker:
+        tree["uplink"] = {"broker": args.broker}
+    if args.outbox:
+        tree["outbox"] = {"path": args.outbox}
+    if args.gps:
+        tree["gps"] = {"source": args.gps}
+    return tree
+
+
+def _stop_on_sigterm() -> None:
+    # systemd stops the agent with SIGTERM: finish like Ctrl-C (clean 'stopped' status, outbox kept).
+    def handler(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_edge(args: argparse.Namespace) -> int:
+    from edge.app import Agent, StartupError
+    from edge.camera import SourceError
+    from edge.config import ConfigError, load_settings
+    from edge.gps import GpsError
+    from trivue.cli import CliError
+    from vision.model import DetectorError
+    from vision.rules import RulesError
+
+    try:
+        settings = load_settings(args.config, overrides(args))
+        agent = Agent.create(settings)
+    except (ConfigError, DetectorError, RulesError, StartupError, GpsError) as error:
+        raise CliError(str(error)) from None
+    _stop_on_sigterm()
+    try:
+        return agent.run(once=args.once)
+    except SourceError as error:
+        raise CliError(str(error)) from None
+    except KeyboardInterrupt:
+        log.info("stopping; %d message(s) wait in the outbox", agent.outbox.depth())
+        return 0
+    finally:
+        agent.close()

@@ -1,0 +1,240 @@
+"""EdgeSettings: the truck's configuration, from a YAML file, TRIVUE_EDGE_* variables and the command line.
+
+Precedence, lowest first: the YAML file, environment variables (``TRIVUE_EDGE_TRUCK_ID``,
+``TRIVUE_EDGE_UPLINK__BROKER`` with ``__`` between nested names), command-line overrides. Unknown
+keys are errors: a misspelt ``retention_dayz`` must stop start-up, not silently keep the default.
+Relative paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vision.schema import Stream
+
+ENV_PREFIX = "TRIVUE_EDGE_"
+TRUCK_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot be used; the message names the field and the value."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUrl:
+    """``mqtt[s]://user:pass@host:port`` split into its parts."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerUrl:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"expected mqtt://[user:pass@]host[:port] or mqtts://..., got {url!r}")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError:
+            raise ValueError(f"bad port in {url!r}") from None
+        user = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+        return cls(parts.hostname, port, tls, user, password)
+
+    def __str__(self) -> str:  # never prints the password
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _broker(value: str | None) -> str | None:
+    if value is not None:
+        BrokerUrl.parse(value)
+    return value
+
+
+class TriggerSettings(_Strict):
+    kind: Literal["auto", "burst", "serial", "mqtt", "motion"] = Field(
+        default="auto", description="Lift boundaries: auto = burst for folders, motion for video")
+    serial_port: str | None = Field(default=None, description="Lift-arm signal line: device, pty or pyserial URL")
+    serial_baud: int = Field(default=9600, gt=0, description="Baud rate of the signal line")
+    mqtt_topic: str | None = Field(default=None, description="Bridge topic (default <prefix>/<truck_id>/lift_signal)")
+    motion_threshold: float = Field(default=0.02, gt=0, lt=1, description="Changed share of the hopper that is motion")
+    motion_quiet_frames: int = Field(default=8, ge=1, description="Still frames that end a motion lift")
+    max_lift_s: float = Field(default=60, gt=0, description="A lift signal stuck high is closed after this")
+    burst_settle_s: float = Field(default=2.0, ge=0, description="A burst folder is complete once unchanged this long")
+
+
+class TrackingSettings(_Strict):
+    activation_conf: float = Field(default=0.35, ge=0, le=1, description="Confidence that may start a track")
+    high_conf: float = Field(default=0.45, ge=0, le=1, description="ByteTrack's first-round confidence")
+    match_iou: float = Field(default=0.1, ge=0, le=1, description="IoU to match a detection to a track")
+    lost_frames: int = Field(default=15, ge=0, description="Frames a track survives unseen")
+    min_track_frames: int = Field(default=2, ge=1, description="Frames an item must be seen to be counted")
+
+
+class EvidenceSettings(_Strict):
+    dir: Path = Field(default=Path("evidence"), description="Local copies of evidence photos")
+    retention_days: int = Field(default=30, ge=0, description="Local photos older than this are deleted")
+    max_side: int = Field(default=960, ge=64, le=8192, description="Photos are downscaled to this longest side")
+    jpeg_quality: int = Field(default=80, ge=10, le=100)
+    outside: Literal["blur", "black"] = Field(default="blur", description="What hides the world outside the hopper")
+
+
+class OutboxSettings(_Strict):
+    path: Path = Field(default=Path("outbox.sqlite3"), description="SQLite outbox file")
+    max_mb: float = Field(default=500, gt=0, description="Above this, oldest photos are dropped (never lifts)")
+
+
+class UplinkSettings(_Strict):
+    broker: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt[s]://user:pass@host:port")
+    topic_prefix: str = Field(default="trivue/v1", min_length=1, pattern=r"^[^#+]+$")
+    client_id: str | None = Field(default=None, description="Fixed MQTT client id (default trivue-edge-<truck_id>)")
+    ca_file: Path | None = Field(default=None, description="CA bundle for mqtts (default: system CAs)")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_max_s: int = Field(default=60, ge=1, description="Longest wait between reconnection attempts")
+    stats_interval_s: float = Field(default=60, gt=0, description="Heartbeat period")
+    flush_timeout_s: float = Field(default=120, gt=0, description="--once: how long to wait for acknowledgements")
+
+    _check_broker = field_validator("broker")(_broker)
+
+
+class AlertSettings(_Strict):
+    serial_port: str | None = Field(default=None, description="Cab buzzer / light line: device, pty or pyserial URL")
+    serial_baud: int = Field(default=9600, gt=0)
+    broker: str | None = Field(default=None, description="Local (in-truck) broker for the cab tablet")
+    topic: str | None = Field(default=None, description="Local topic (default <prefix>/<truck_id>/alert)")
+    min_interval_s: float = Field(default=30, ge=0, description="At most one alert per this many seconds")
+
+    _check_broker = field_validator("broker")(_broker)
+
+
+class GpsSettings(_Strict):
+    source: str | None = Field(default=None, description="fixed:LAT,LON | file.nmea | file.gpx | serial device")
+    baud: int = Field(default=4800, gt=0, description="NMEA serial baud rate")
+    replay_speed: float = Field(default=1.0, gt=0, description="File replay speed factor")
+    max_age_s: float = Field(default=30, gt=0, description="An older fix is no fix")
+
+
+class RfidSettings(_Strict):
+    port: str | None = Field(default=None, description="RFID reader line: device, pty or pyserial URL")
+    baud: int = Field(default=9600, gt=0)
+    window_s: float = Field(default=15, ge=0, description="A tag read this long before the lift belongs to it")
+
+
+class EdgeSettings(_Strict):
+    """Everything a truck needs to run; every field has a default except the truck id and the source."""
+
+    truck_id: str = Field(pattern=TRUCK_ID_PATTERN, description="Fleet number, unique per truck")
+    stream: Stream = Field(default=Stream.recyclables, description="Stream collected (server config may change it)")
+    source: str = Field(min_length=1, description="Burst folder root, video file, rtsp://..., or usb:N")
+    model: Path | None = Field(default=None, description="ONNX model (default: shipped model, else COCO)")
+    rules: Path | None = Field(default=None, description="Sorting rules YAML (default: those of the model)")
+    conf: float = Field(default=0.25, ge=0, le=1, description="Detector confidence threshold")
+    iou: float = Field(default=0.45, ge=0, le=1, description="NMS IoU threshold")
+    threads: int = Field(default=0, ge=0, description="onnxruntime threads (0 = all cores)")
+    hopper: list[tuple[float, float]] = Field(
+        default=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)], min_length=3,
+        description="Hopper polygon, normalised image coordinates")
+    frame_rate: float = Field(default=10.0, gt=0, description="Frames analysed per second in a lift")
+    trigger: TriggerSettings = TriggerSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    uplink: UplinkSettings = UplinkSettings()
+    alert: AlertSettings = AlertSettings()
+    gps: GpsSettings = GpsSettings()
+    rfid: RfidSettings = RfidSettings()
+
+    @property
+    def client_id(self) -> str:
+        return self.uplink.client_id or f"trivue-edge-{self.truck_id}"
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.uplink.topic_prefix}/{self.truck_id}/{suffix}"
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``TRIVUE_EDGE_UPLINK__BROKER=...`` -> ``{"uplink": {"broker": ...}}``; values read as YAML scalars."""
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        try:
+            value = yaml.safe_load(raw) if raw else raw
+        except yaml.YAMLError:
+            value = raw
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return tree
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read ({error})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def describe(error: ValidationError, origin: str) -> str:
+    """Every bad field with its value, on one line."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(settings)"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"{where}: unknown setting")
+        elif item["type"] == "missing":
+            parts.append(f"{where}: required")
+        else:
+            message = item['msg'].removeprefix('Value error, ')
+            parts.append(f"{where}: {message} (got {item.get('input')!r})")
+    return f"{origin}: " + "; ".join(parts)
+
+
+def load_settings(
+    path: Path | None, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> EdgeSettings:
+    """YAML file (optional) < environment < overrides, validated; ConfigError names what is wrong."""
+    data = _read_yaml(path) if path is not None else {}
+    data = _merge(data, env_overrides(os.environ if environ is None else environ))
+    data = _merge(data, overrides or {})
+    try:
+        return EdgeSettings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe(error, str(path) if path else "settings")[:600]) from None

@@ -1,0 +1,183 @@
+"""GPS: the latest position fix, from NMEA 0183 (serial device or file replay), a GPX replay, or fixed.
+
+``latest()`` returns None when there is no fix or the last one is older than ``max_age_s``: a
+lift is then kept with ``gps`` empty rather than placed where the truck was minutes ago. Replays
+re-time their fixes to now (they simulate a drive happening today) and are paced by the
+recording's own timestamps, scaled by ``speed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from functools import reduce
+from pathlib import Path
+
+from edge.lines import LineReader
+from vision.schema import GpsFix
+
+log = logging.getLogger(__name__)
+
+UERE_M = 5.0  # metres of error per unit of HDOP, a common rule of thumb for consumer receivers
+KNOTS_TO_MS = 0.514444
+
+
+class GpsError(ValueError):
+    """A GPS source that cannot be used; names the source."""
+
+
+def _checksum_ok(sentence: str) -> bool:
+    body, _, given = sentence[1:].partition("*")
+    if not given:
+        return True  # checksum is optional in NMEA 0183
+    computed = reduce(lambda acc, ch: acc ^ ord(ch), body, 0)
+    try:
+        return computed == int(given[:2], 16)
+    except ValueError:
+        return False
+
+
+def _degrees(value: str, hemisphere: str) -> float:
+    # NMEA packs degrees and minutes: ddmm.mmmm (lat) / dddmm.mmmm (lon)
+    head, minutes = divmod(float(value), 100)
+    degrees = head + minutes / 60
+    return -degrees if hemisphere in ("S", "W") else degrees
+
+
+def parse_nmea(sentence: str) -> tuple[str, dict[str, float]] | None:
+    """``$GPGGA``/``$GNRMC``... -> ("GGA"|"RMC", fields) when it carries a valid fix, else None."""
+    sentence = sentence.strip()
+    if not sentence.startswith("$") or not _checksum_ok(sentence):
+        return None
+    fields = sentence.split("*")[0].split(",")
+    kind = fields[0][3:]
+    try:
+        if kind == "GGA" and len(fields) >= 9 and fields[6] not in ("", "0") and fields[2] and fields[4]:
+            values = {"lat": _degrees(fields[2], fields[3]), "lon": _degrees(fields[4], fields[5])}
+            if fields[8]:
+                values["accuracy_m"] = float(fields[8]) * UERE_M
+            return kind, values
+        if kind == "RMC" and len(fields) >= 9 and fields[2] == "A" and fields[3] and fields[5]:
+            values = {"lat": _degrees(fields[3], fields[4]), "lon": _degrees(fields[5], fields[6])}
+            if fields[8]:
+                values["heading_deg"] = float(fields[8]) % 360
+            return kind, values
+    except ValueError:
+        return None
+    return None
+
+
+class Gps:
+    """Holds the latest fix; fed by a reader thread, read by the pipeline."""
+
+    def __init__(self, max_age_s: float = 30.0) -> None:
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._fix: GpsFix | None = None
+        self._stoppers: list = []
+
+    def update(self, lat: float, lon: float, **extra: float) -> None:
+        with self._lock:
+            previous = self._fix.model_dump() if self._fix else {}
+            same_place = previous and (previous["lat"], previous["lon"]) == (lat, lon)
+            kept = {k: v for k, v in previous.items() if k not in ("lat", "lon", "fix_at")} if same_place else {}
+            self._fix = GpsFix(lat=lat, lon=lon, fix_at=datetime.now(UTC), **{**kept, **extra})
+
+    def feed_nmea(self, sentence: str) -> None:
+        parsed = parse_nmea(sentence)
+        if parsed is not None:
+            self.update(**parsed[1])
+
+    def latest(self) -> GpsFix | None:
+        with self._lock:
+            fix = self._fix
+        if fix is None or fix.fix_at is None:
+            return fix
+        return fix if (datetime.now(UTC) - fix.fix_at).total_seconds() <= self.max_age_s else None
+
+    def fix_age_s(self) -> float | None:
+        with self._lock:
+            fix = self._fix
+        return None if fix is None or fix.fix_at is None else (datetime.now(UTC) - fix.fix_at).total_seconds()
+
+    def close(self) -> None:
+        for stop in self._stoppers:
+            stop()
+
+
+class FixedGps(Gps):
+    """A depot camera or a test bench: always the same place, always fresh."""
+
+    def __init__(self, lat: float, lon: float) -> None:
+        super().__init__(max_age_s=float("inf"))
+        self.update(lat, lon)
+
+    def latest(self) -> GpsFix | None:
+        fix = super().latest()
+        return fix.model_copy(update={"fix_at": datetime.now(UTC)}) if fix else None
+
+
+def _gpx_points(path: Path) -> list[tuple[float | None, float, float]]:
+    """(seconds since the first point or None, lat, lon) of every trkpt/rtept/wpt."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as error:
+        raise GpsError(f"{path}: not valid GPX ({error})") from None
+    points, first = [], None
+    for node in root.iter():
+        if node.tag.rsplit("}", 1)[-1] not in ("trkpt", "rtept", "wpt"):
+            continue
+        stamp = next((c.text for c in node if c.tag.rsplit("}", 1)[-1] == "time"), None)
+        offset = None
+        if stamp:
+            at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            first = at if first is None else first
+            offset = at - first
+        points.append((offset, float(node.attrib["lat"]), float(node.attrib["lon"])))
+    if not points:
+        raise GpsError(f"{path}: no track points")
+    return points
+
+
+def _replay(gps: Gps, path: Path, speed: float, stop: threading.Event) -> None:
+    if path.suffix.lower() == ".gpx":
+        start, step = time.monotonic(), 1.0
+        for index, (offset, lat, lon) in enumerate(_gpx_points(path)):
+            due = start + (offset if offset is not None else index * step) / speed
+            if stop.wait(max(0.0, due - time.monotonic())):
+                return
+            gps.update(lat, lon)
+        return
+    for line in path.read_text(encoding="ascii", errors="replace").splitlines():
+        # one fix per second of recording: pace on the GGA/RMC pairs a receiver emits each second
+        if line[3:6] == "GGA" and stop.wait(1.0 / speed):
+            return
+        gps.feed_nmea(line)
+
+
+def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s: float = 30.0) -> Gps:
+    """``fixed:LAT,LON``, a ``.nmea``/``.gpx`` file (replayed), or a serial device (NMEA)."""
+    if not source:
+        return Gps(max_age_s)
+    if source.startswith("fixed:"):
+        try:
+            lat, lon = (float(v) for v in source.removeprefix("fixed:").split(","))
+            return FixedGps(lat, lon)
+        except ValueError as error:
+            raise GpsError(f"gps {source!r}: expected fixed:LAT,LON ({error})") from None
+    gps, path = Gps(max_age_s), Path(source)
+    if path.is_file() and path.suffix.lower() in (".nmea", ".txt", ".log", ".gpx"):
+        if path.suffix.lower() == ".gpx":
+            _gpx_points(path)  # validate at start-up
+        stop = threading.Event()
+        threading.Thread(target=_replay, args=(gps, path, speed, stop), name="gps-replay", daemon=True).start()
+        gps._stoppers.append(stop.set)
+        return gps
+    if source.startswith("/dev/") or "://" in source:
+        reader = LineReader(source, baud, gps.feed_nmea, name="gps").start()
+        gps._stoppers.append(reader.stop)
+        return gps
+    raise GpsError(f"gps {source!r}: not fixed:LAT,LON, an .nmea/.gpx file, nor a serial device")

@@ -1,0 +1,145 @@
+"""Outbox: a durable SQLite queue of messages waiting for the broker's PUBACK.
+
+Every lift is committed here before any network I/O (WAL, ``synchronous=FULL``: the commit is on
+disk when ``put`` returns), so a power cut or ``kill -9`` loses nothing committed. Rows leave only
+through ``delete`` once the broker has acknowledged them. When the file grows past its bound, the
+oldest evidence photos go first; lift events are never dropped, and every drop is counted.
+
+The same transaction that stores a lift records its source key (a burst folder), so a restarted
+agent neither loses nor re-counts a burst.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LIFT, EVIDENCE = "lift", "evidence"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('lift', 'evidence')),
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    event_id TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS consumed (source_key TEXT PRIMARY KEY, event_id TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    seq: int
+    kind: str
+    topic: str
+    payload: bytes
+    event_id: str
+
+
+class Outbox:
+    """Thread-safe: the pipeline puts, the uplink thread reads and deletes."""
+
+    def __init__(self, path: Path | str, max_bytes: int = 500 * 1024 * 1024) -> None:
+        self.path, self.max_bytes = Path(path), max_bytes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # fsync at every commit, not only at checkpoints
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _counter(self, name: str) -> int:
+        row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _bump(self, name: str, by: int = 1) -> int:
+        value = self._counter(name) + by
+        self._db.execute("INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)", (name, value))
+        return value
+
+    def next_sequence(self) -> int:
+        """The next lift sequence number, durable: never reused after a restart (gaps are possible)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            return self._bump("sequence") - 1
+
+    def put_lift(
+        self,
+        event_id: str,
+        lift: tuple[str, bytes],
+        evidence: tuple[str, bytes] | None = None,
+        source_key: str | None = None,
+    ) -> None:
+        """Store a lift (topic, JSON) and its photo atomically; ``source_key`` marks its input consumed."""
+        with self._lock:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                rows = [(LIFT, *lift, event_id)] + ([(EVIDENCE, *evidence, event_id)] if evidence else [])
+                self._db.executemany(
+                    "INSERT INTO messages (kind, topic, payload, event_id) VALUES (?, ?, ?, ?)", rows)
+                if source_key is not None:
+                    self._db.execute("INSERT OR REPLACE INTO consumed VALUES (?, ?)", (source_key, event_id))
+            self._enforce_bound()
+
+    def _size(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM messages").fetchone()[0])
+
+    def _enforce_bound(self) -> None:
+        size = self._size()
+        if size <= self.max_bytes:
+            return
+        dropped = 0
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            photos = self._db.execute(
+                "SELECT seq, LENGTH(payload) FROM messages WHERE kind = ? ORDER BY seq", (EVIDENCE,))
+            for seq, length in photos.fetchall():
+                if size <= self.max_bytes:
+                    break
+                self._db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+                size, dropped = size - length, dropped + 1
+            if dropped:
+                self._bump("photos_dropped", dropped)
+        if dropped:
+            log.warning("outbox over %d bytes: dropped the %d oldest evidence photo(s)", self.max_bytes, dropped)
+        if size > self.max_bytes:
+            log.error("outbox holds %d bytes of lift events alone (bound %d): keeping them all", size, self.max_bytes)
+
+    def oldest(self, limit: int = 50, after: int = -1) -> list[Message]:
+        """Messages in sequence order (replay order), starting after ``after``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, topic, payload, event_id FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [Message(seq, kind, topic, bytes(payload), event_id) for seq, kind, topic, payload, event_id in rows]
+
+    def delete(self, seq: int) -> None:
+        """Called on PUBACK only."""
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+
+    def depth(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    def photos_dropped(self) -> int:
+        with self._lock:
+            return self._counter("photos_dropped")
+
+    def is_consumed(self, source_key: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM consumed WHERE source_key = ?", (source_key,)).fetchone()
+        return row is not None

@@ -1,0 +1,159 @@
+"""Lift boundaries: which frames belong to a bin lift (only those are run through the detector).
+
+A trigger answers ``lift_of(frame)``: the key of the lift the frame belongs to, or None between
+lifts. The pipeline opens a lift when the key appears and closes it when the key changes.
+
+- ``BurstTrigger``: a burst folder is a lift.
+- ``SignalTrigger``: a level from the lift arm (up = lifting), fed by ``SerialTrigger`` (a serial
+  line or pty carrying ``1``/``0``, ``UP``/``DOWN`` or ``START``/``END`` lines; GPIO boxes and
+  CAN gateways commonly expose such a line) or ``MqttTrigger`` (a bridge topic, same payloads).
+- ``MotionTrigger``: motion inside the hopper polygon, for trucks with no signal wired.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from edge.camera import Frame
+from edge.lines import LineReader
+from vision.region import Region
+
+log = logging.getLogger(__name__)
+
+UP_WORDS = {"1", "up", "start", "lift", "on", "true"}
+DOWN_WORDS = {"0", "down", "end", "stop", "off", "false"}
+
+
+class LiftTrigger(Protocol):
+    def lift_of(self, frame: Frame) -> str | None: ...
+
+    def close(self) -> None: ...
+
+
+def parse_signal(payload: str) -> bool | None:
+    """``1``/``UP``/``START`` -> True, ``0``/``DOWN``/``END`` -> False, JSON ``{"lifting": bool}``."""
+    text = payload.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text).get("lifting")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, bool) else None
+    word = text.split()[-1].lower() if text else ""
+    return True if word in UP_WORDS else False if word in DOWN_WORDS else None
+
+
+class BurstTrigger:
+    def lift_of(self, frame: Frame) -> str | None:
+        return frame.burst
+
+    def close(self) -> None:
+        pass
+
+
+class SignalTrigger:
+    """A lift-arm level, set from another thread; frames see the lift it was in when they arrive."""
+
+    def __init__(self, max_lift_s: float = 60.0) -> None:
+        self.max_lift_s = max_lift_s
+        self._lock = threading.Lock()
+        self._up, self._count, self._served, self._since = False, 0, 0, 0.0
+
+    def signal(self, up: bool) -> None:
+        with self._lock:
+            if up and not self._up:
+                self._count += 1
+                self._since = time.monotonic()
+            self._up = up
+
+    def feed(self, payload: str) -> None:
+        level = parse_signal(payload)
+        if level is None:
+            log.warning("lift signal: ignored %r (expected 1/0, UP/DOWN, START/END)", payload[:80])
+        else:
+            self.signal(level)
+
+    def lift_of(self, frame: Frame) -> str | None:
+        with self._lock:
+            if self._up and time.monotonic() - self._since > self.max_lift_s:
+                return None  # signal stuck high (broken sensor): stop analysing frames
+            if self._up or self._count > self._served:
+                # the second case: a lift shorter than one frame interval still gets one frame
+                self._served = self._count
+                return f"signal-{self._count}"
+            return None
+
+    def close(self) -> None:
+        pass
+
+
+class SerialTrigger(SignalTrigger):
+    def __init__(self, port: str, baud: int, max_lift_s: float = 60.0) -> None:
+        super().__init__(max_lift_s)
+        self._reader = LineReader(port, baud, self.feed, name="lift-signal").start()
+
+    def close(self) -> None:
+        self._reader.stop()
+
+
+class MqttTrigger(SignalTrigger):
+    """Lift signal from a bridge topic (a CAN or GPIO gateway publishing on the truck's broker)."""
+
+    def __init__(self, client: object, topic: str, max_lift_s: float = 60.0) -> None:
+        import paho.mqtt.client as mqtt
+
+        super().__init__(max_lift_s)
+        self._client: mqtt.Client = client  # type: ignore[assignment]
+        self._client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
+        self._client.on_message = lambda _c, _u, m: self.feed(m.payload.decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+class MotionTrigger:
+    """Frame differencing inside the hopper: a lift lasts while enough of the hopper changes."""
+
+    SIDE = 160  # motion is measured on a tiny grey copy
+
+    def __init__(self, region: Region, threshold: float = 0.02, quiet_frames: int = 8) -> None:
+        self.region, self.threshold, self.quiet_frames = region, threshold, quiet_frames
+        self._previous: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        self._count, self._quiet, self._active = 0, 0, False
+
+    def motion(self, image: np.ndarray) -> float:
+        """Share of hopper pixels that changed since the previous frame."""
+        scale = self.SIDE / max(image.shape[:2])
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+        if self._mask is None or self._mask.shape != grey.shape:
+            self._mask = self.region.mask(grey.shape[1], grey.shape[0]) > 0
+            self._previous = None
+        previous, self._previous = self._previous, grey
+        if previous is None:
+            return 0.0
+        changed = cv2.absdiff(grey, previous) > 25
+        return float(changed[self._mask].mean()) if self._mask.any() else 0.0
+
+    def lift_of(self, frame: Frame) -> str | None:
+        if self.motion(frame.image) >= self.threshold:
+            self._quiet = 0
+            if not self._active:
+                self._active, self._count = True, self._count + 1
+        elif self._active:
+            self._quiet += 1
+            if self._quiet >= self.quiet_frames:
+                self._active = False
+        return f"motion-{self._count}" if self._active else None
+
+    def close(self) -> None:
+        pass

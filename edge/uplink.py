@@ -1,0 +1,190 @@
+"""Uplink: drains the outbox to the broker over MQTT QoS 1; a row leaves the outbox only after PUBACK.
+
+paho-mqtt keeps unacknowledged QoS 1 messages in memory and resends them after a reconnection;
+the outbox is what survives a power cut. Rows are published in sequence order, a bounded window at
+a time, and deleted once paho reports the PUBACK (``MessageInfo.is_published``). Polling the
+MessageInfo instead of mapping ``on_publish`` mids avoids a race: the PUBACK can arrive before
+``publish()`` has returned the mid.
+
+Availability follows the usual MQTT pattern: ``online`` retained on connect, ``offline`` retained
+as last will (power loss, crash), ``stopped`` on a clean exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from pydantic import ValidationError
+
+from edge.config import BrokerUrl, EdgeSettings
+from edge.outbox import Outbox
+from vision.schema import TruckConfig, TruckStats
+
+log = logging.getLogger(__name__)
+
+WINDOW = 20  # messages in flight at once: enough to fill a 4G link, small enough to bound resends
+
+
+def make_client(settings: EdgeSettings, client_id: str, clean: bool) -> tuple[mqtt.Client, BrokerUrl]:
+    """A paho client for the configured broker: MQTT 3.1.1, credentials, TLS, back-off."""
+    url = BrokerUrl.parse(settings.uplink.broker)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean, protocol=mqtt.MQTTv311
+    )
+    if url.username:
+        client.username_pw_set(url.username, url.password)
+    if url.tls:
+        ca = str(settings.uplink.ca_file) if settings.uplink.ca_file else None
+        client.tls_set(ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED)
+    client.reconnect_delay_set(min_delay=1, max_delay=settings.uplink.reconnect_max_s)
+    return client, url
+
+
+class Uplink:
+    """Owns the truck's MQTT session; ``start``, then ``flush`` (optional) and ``stop``."""
+
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        outbox: Outbox,
+        stats: Callable[[], TruckStats],
+        on_config: Callable[[TruckConfig], None],
+    ) -> None:
+        self.settings, self.outbox, self._stats, self._on_config = settings, outbox, stats, on_config
+        # Persistent session (clean_session=False) under a fixed client id: the broker keeps our
+        # config subscription and its queued messages across reconnections.
+        self.client, self.url = make_client(settings, settings.client_id, clean=False)
+        self.client.max_inflight_messages_set(WINDOW)
+        self.client.will_set(settings.topic("status"), b"offline", qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = lambda *_args: self._wake.set()
+        self.client.on_message = self._on_message
+        self.connected = threading.Event()
+        self._wake, self._stopping = threading.Event(), threading.Event()
+        self._inflight: list[tuple[mqtt.MQTTMessageInfo, int]] = []
+        self._sent_up_to = -1
+        self._next_stats = 0.0
+        self._thread = threading.Thread(target=self._drain_loop, name="uplink", daemon=True)
+
+    def start(self) -> None:
+        log.info("uplink to %s as %s", self.url, self.settings.client_id)
+        self.client.connect_async(self.url.host, self.url.port, keepalive=self.settings.uplink.keepalive_s)
+        self.client.loop_start()
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New rows in the outbox: send them now rather than at the next poll."""
+        self._wake.set()
+
+    def _on_connect(self, client: mqtt.Client, _u: object, flags: object, reason: mqtt.ReasonCode, _p: object) -> None:
+        if reason.is_failure:
+            log.warning("broker %s refused the connection: %s", self.url, reason)
+            return
+        log.info("connected to %s (session present: %s)", self.url, getattr(flags, "session_present", "?"))
+        client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
+        client.subscribe(self.settings.topic("config"), qos=1)  # restored on every connect
+        self.connected.set()
+        self._next_stats = 0.0
+        self._wake.set()
+
+    def _on_connect_fail(self, _client: mqtt.Client, _u: object) -> None:
+        log.warning("broker %s unreachable; lifts wait in the outbox (depth %d)", self.url, self.outbox.depth())
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
+        self.connected.clear()
+        if not self._stopping.is_set():
+            log.warning("disconnected from %s (%s); reconnecting with back-off", self.url, reason)
+
+    def _on_message(self, _client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            config = TruckConfig.model_validate_json(message.payload)
+        except ValidationError as error:
+            log.warning("ignored config on %s: %s (payload %r)", message.topic, error.errors()[0]["msg"],
+                        message.payload[:200])
+            return
+        log.info("config %s received from the server", config.config_version)
+        self._on_config(config)
+
+    def _drain_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            try:
+                self._collect_acks()
+                if self.connected.is_set():
+                    self._send_more()
+                    self._maybe_send_stats()
+            except Exception:  # the uplink thread must outlive any one bad row or broken socket
+                log.exception("uplink drain failed; retrying")
+                time.sleep(1)
+
+    def _collect_acks(self) -> None:
+        still = []
+        for info, seq in self._inflight:
+            if info.is_published():
+                self.outbox.delete(seq)
+            else:
+                still.append((info, seq))
+        self._inflight = still
+
+    def _send_more(self) -> None:
+        room = WINDOW - len(self._inflight)
+        if room <= 0:
+            return
+        for message in self.outbox.oldest(limit=room, after=self._sent_up_to):
+            info = self.client.publish(message.topic, message.payload, qos=1)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                log.warning("publish of outbox row %d refused (%s); will retry", message.seq, info.rc)
+                return
+            # NO_CONN: paho queued it and sends it after reconnecting; it is in flight either way.
+            self._inflight.append((info, message.seq))
+            self._sent_up_to = message.seq
+
+    def _maybe_send_stats(self) -> None:
+        now = time.monotonic()
+        if now < self._next_stats:
+            return
+        self._next_stats = now + self.settings.uplink.stats_interval_s
+        self.client.publish(self.settings.topic("stats"), self._stats().model_dump_json(), qos=0)
+
+    def pending(self) -> int:
+        """Rows not yet acknowledged (in the outbox, in flight or not)."""
+        return self.outbox.depth()
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until the broker has acknowledged every row; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._wake.set()
+            if self.pending() == 0:
+                return True
+            time.sleep(0.1)
+        return self.pending() == 0
+
+    def stop(self) -> None:
+        """Clean exit: retained ``stopped`` (no last will), disconnect; unsent rows stay on disk."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        if self.connected.is_set():
+            info = self.client.publish(self.settings.topic("status"), b"stopped", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=5)
+            except RuntimeError:
+                log.warning("could not publish status 'stopped'")
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def stats_now(**fields: object) -> TruckStats:
+    """TruckStats stamped with the current time (helper for the pipeline's stats provider)."""
+    return TruckStats(sent_at=datetime.now(UTC), **fields)  # type: ignore[arg-type]
