@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import date
@@ -36,10 +37,7 @@ def alert_rows(db: Session, after: int | None, limit: int) -> list[dict[str, Any
     query = (select(Lift.id, Lift.event_id, Lift.truck_id, Lift.stream, Lift.started_at, Lift.errors,
                     Lift.street_id, Street.name, Street.commune)
              .outerjoin(Street, Street.id == Lift.street_id).where(Lift.has_alert.is_(True)))
-    if after is None:
-        query = query.order_by(Lift.id.desc())
-    else:
-        query = query.where(Lift.id > after).order_by(Lift.id)
+    query = query.order_by(Lift.id.desc()) if after is None else query.where(Lift.id > after).order_by(Lift.id)
     return [{"id": r.id, "event_id": r.event_id, "truck_id": r.truck_id, "stream": r.stream,
              "started_at": r.started_at.isoformat(), "errors": r.errors, "street_id": r.street_id,
              "street_name": r.name, "commune": r.commune}
@@ -55,11 +53,11 @@ def confidence_histogram(db: Session, flt: StreetFilter) -> list[dict[str, Any]]
     conf = Lift.match_confidence
     # One pass with a CASE per bin: portable to SQLite and PostgreSQL (no floor/width_bucket).
     columns = [func.sum(case((and_(conf >= low, conf < high if high < 1 else conf <= high), 1), else_=0))
-               for low, high in zip(edges, edges[1:], strict=False)]
+               for low, high in itertools.pairwise(edges)]
     query = _lift_period(select(*columns).where(Lift.street_id.is_not(None)), flt)
     counts = db.execute(query).one()
     return [{"low": low, "high": high, "lifts": int(n or 0)}
-            for low, high, n in zip(edges, edges[1:], counts, strict=False)]
+            for (low, high), n in zip(itertools.pairwise(edges), counts, strict=True)]
 
 
 def _lift_period(query: Any, flt: StreetFilter) -> Any:

@@ -10,9 +10,9 @@
     Date.now() - new Date(truck.last_seen_at).getTime() > silentAfterS * 1000;
 
   function statusCell(truck) {
-    const online = truck.status === "online";
-    const cell = el("td", {}, el("span", { class: `badge ${online ? "ok" : "off"}`,
-      text: online ? t("fleet.online") : t("fleet.offline") }));
+    const known = ["online", "offline"].includes(truck.status) ? truck.status : "unknown";
+    const cell = el("td", {}, el("span", { class: `badge ${known === "online" ? "ok" : "off"}`,
+      text: t(`fleet.${known}`) }));
     if (isSilent(truck)) {
       cell.append(" ", el("span", { class: "badge warn", title: t("fleet.silent_hint", { minutes: Math.round(silentAfterS / 60) }),
         text: `⚠ ${t("fleet.silent")}` }));
@@ -36,13 +36,13 @@
       el("td", { text: model }),
       el("td", { class: "num", text: num(s.gps_fix_age_s, " s") }),
       el("td", { text: s.stream ? label("stream", s.stream) : "–" }),
-      el("td", { class: "num", text: fmt.num(s.lifts_total) }));
+      el("td", { class: "num", text: fmt.num(truck.lifts) }));
   }
 
   async function load() {
     try {
       const data = await api("/api/trucks");
-      const trucks = data.items || data;
+      const trucks = data.trucks;
       trucks.sort((a, b) => Number(isSilent(b)) - Number(isSilent(a)) || a.truck_id.localeCompare(b.truck_id));
       const body = document.querySelector("#fleet tbody");
       body.replaceChildren(...(trucks.length ? trucks.map(row)

@@ -15,7 +15,7 @@
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     message.hidden = true;
-    const body = { username: form.elements.username.value.trim(), password: form.elements.password.value };
+    const body = { name: form.elements.username.value.trim(), password: form.elements.password.value };
     let response;
     try {
       response = await fetch("/api/login", {

@@ -97,7 +97,7 @@
     try {
       const [collection, data] = await Promise.all([network ? null : api("/api/network.geojson"), fetchStats(values)]);
       stats.clear();
-      for (const row of data.items || data.streets || data) stats.set(row.street_id, row);
+      for (const row of data.items || data.streets) stats.set(row.street_id, row);
       if (collection) drawNetwork(collection);
       else network.setStyle(style);
       describe();
@@ -108,5 +108,15 @@
     }
   }
 
+  /* A handle on the drawn map (for the browser tests and anyone debugging in the console). */
+  Trivue.mapView = {
+    map,
+    styleOf(id) {
+      let found = null;
+      network?.eachLayer((path) => { if (path.feature.properties.street_id === id) found = path.options; });
+      return found && { color: found.color, weight: found.weight, opacity: found.opacity };
+    },
+    pointOf(lat, lon) { return map.latLngToContainerPoint([lat, lon]); },
+  };
   load(Trivue.setupFilters(form, load));
 })();

@@ -32,14 +32,19 @@
 
   async function load() {
     try {
-      const [quality, dead] = await Promise.all([api("/api/data-quality"), api("/api/dead-letters", { limit: 50 })]);
+      // Raw dead letters are household-level data (manager); a viewer sees the counts only.
+      const me = await Trivue.me;
+      const manager = me && ["manager", "admin"].includes(me.role);
+      const [quality, dead] = await Promise.all([api("/api/data-quality"),
+        manager ? api("/api/dead-letters", { limit: 50 }) : null]);
       document.getElementById("kpi-matched").textContent = fmt.num(quality.matched);
       document.getElementById("kpi-unmatched").textContent = fmt.num(quality.unmatched);
       document.getElementById("kpi-unmatched-detail").textContent =
         `${t("quality.no_gps")} : ${fmt.num(quality.unmatched_no_gps)} · ${t("quality.too_far")} : ${fmt.num(quality.unmatched_too_far)}`;
       document.getElementById("kpi-dead").textContent = fmt.num(quality.dead_letters);
       confidenceChart(quality.confidence_histogram);
-      deadLetters(dead);
+      if (dead) deadLetters(dead);
+      else document.getElementById("dead-title").closest("section").hidden = true;
       status.textContent = "";
       document.body.dataset.ready = "true";
     } catch (error) {

@@ -92,8 +92,8 @@
         api("/api/streets", { ...common, since: values.since, until: values.until }),
         api("/api/streets", { ...common, ...previousPeriod(values) }),
       ]);
-      const now = (current.items || current).filter((r) => r.lifts >= minLifts);
-      const then = new Map((before.items || before).filter((r) => r.lifts >= minLifts).map((r) => [r.street_id, r]));
+      const now = current.streets.filter((r) => r.lifts >= minLifts);
+      const then = new Map(before.streets.filter((r) => r.lifts >= minLifts).map((r) => [r.street_id, r]));
       tables.worst = { rows: now, sort: tables.worst?.sort || { key: "rate", dir: "desc" } };
       const improved = now.filter((r) => then.has(r.street_id))
         .map((r) => ({ ...r, before: then.get(r.street_id).rate, change: r.rate - then.get(r.street_id).rate }))

@@ -23,17 +23,36 @@
     document.getElementById("kpi-contaminated").textContent = fmt.num(street.contaminated);
   }
 
-  function trendChart(trend) {
-    const days = trend.map((d) => fmt.date(d.day));
+  /* Days with one or two lifts swing between 0 and 100 %: beyond six weeks, sum by week (Monday). */
+  function buckets(daily) {
+    if (daily.length < 2 || (new Date(daily.at(-1).day) - new Date(daily[0].day)) / 86400000 <= 42) {
+      return { weekly: false, rows: daily.map((d) => ({ label: fmt.date(d.day), ...d })) };
+    }
+    const weeks = new Map();
+    for (const d of daily) {
+      const day = new Date(`${d.day}T00:00:00Z`);
+      day.setUTCDate(day.getUTCDate() - ((day.getUTCDay() + 6) % 7));
+      const key = day.toISOString().slice(0, 10);
+      const week = weeks.get(key) || { day: key, lifts: 0, contaminated: 0 };
+      week.lifts += d.lifts;
+      week.contaminated += d.contaminated;
+      weeks.set(key, week);
+    }
+    const rows = [...weeks.values()].map((w) => ({ label: t("street.week_of", { date: fmt.date(w.day) }), ...w }));
+    return { weekly: true, rows };
+  }
+
+  function trendChart(daily) {
+    const { weekly, rows } = buckets(daily);
     new Chart(document.getElementById("trend-chart"), {
       data: {
-        labels: days,
+        labels: rows.map((r) => r.label),
         datasets: [
-          { type: "line", label: t("street.trend_rate"), yAxisID: "rate", borderColor: "#b2182b",
-            backgroundColor: "#b2182b", data: trend.map((d) => (d.lifts ? (100 * d.contaminated) / d.lifts : null)),
-            spanGaps: true, tension: 0.2, pointRadius: 2 },
-          { type: "bar", label: t("street.trend_lifts"), yAxisID: "lifts", backgroundColor: "rgba(33,102,172,0.35)",
-            data: trend.map((d) => d.lifts) },
+          { type: "line", label: t(weekly ? "street.trend_rate_week" : "street.trend_rate"), yAxisID: "rate",
+            borderColor: "#b2182b", backgroundColor: "#b2182b", spanGaps: true, tension: 0.2, pointRadius: 3,
+            data: rows.map((r) => (r.lifts ? (100 * r.contaminated) / r.lifts : null)) },
+          { type: "bar", label: t(weekly ? "street.trend_lifts_week" : "street.trend_lifts"), yAxisID: "lifts",
+            backgroundColor: "rgba(33,102,172,0.35)", data: rows.map((r) => r.lifts) },
         ],
       },
       options: {
@@ -41,7 +60,7 @@
         interaction: { mode: "index", intersect: false },
         scales: {
           rate: { position: "left", min: 0, suggestedMax: 30, title: { display: true, text: "%" } },
-          lifts: { position: "right", min: 0, grid: { drawOnChartArea: false } },
+          lifts: { position: "right", min: 0, grid: { drawOnChartArea: false }, ticks: { precision: 0 } },
         },
       },
     });
@@ -80,11 +99,11 @@
     const caption = el("figcaption", {},
       el("strong", { text: fmt.dateTime(lift.started_at) }), el("br"),
       `${t("street.truck")} ${lift.truck_id}`, el("br"), errorText(lift.errors));
-    if (lift.address) caption.append(el("br"), lift.address);
+    if (lift.address && lift.address.label) caption.append(el("br"), lift.address.label);
     const alt = t("street.photo_alt", { date: fmt.dateTime(lift.started_at), truck: lift.truck_id });
     const figure = el("figure", {});
-    if (lift.has_evidence) {
-      const img = el("img", { src: `/api/lifts/${encodeURIComponent(lift.event_id)}/evidence.jpg`, alt,
+    if (lift.evidence) {
+      const img = el("img", { src: lift.evidence.url, alt,
         loading: "lazy", width: "320", height: "240" });
       img.addEventListener("error", () => img.replaceWith(el("div", { class: "no-photo", text: t("street.no_photo") })));
       figure.append(img);
@@ -100,8 +119,7 @@
       document.getElementById("recent-hidden").hidden = false;
       return;
     }
-    const page = await api("/api/lifts", { street_id: config.streetId, contaminated: "true", limit: 12,
-      since: filters.since, until: filters.until });
+    const page = await api("/api/lifts", { street_id: config.streetId, contaminated: "true", limit: 10 });
     const lifts = page.items || [];
     const list = document.getElementById("recent");
     if (!lifts.length) list.replaceChildren(el("li", { class: "muted", text: t("common.none") }));
