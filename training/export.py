@@ -1,0 +1,147 @@
+"""Export a training run to the ONNX the trucks run, measured and labelled.
+
+The FP32 export carries Ultralytics' metadata (names, imgsz, stride, task) plus Trivue's:
+name, version, training-data hash, validation metrics and date. The optional INT8 model is
+static, per-channel and Conv-only, after ``quant_pre_process`` (dynamic and all-operator
+quantisation were measured slower or less accurate on the trucks' CPUs); it is written only
+when its val mAP50 stays within ``max_drop`` of the FP32 model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from training.train import TrainError, offline_environment, read_run
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_IMAGES = 100
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be made or would ship a worse model; the message says why."""
+
+
+def export(run_dir: Path, imgsz: int = 320, out: Path | None = None, name: str = "trivue-waste",
+           version: str | None = None, calib_dir: Path | None = None, max_drop: float = 0.02) -> dict:
+    """Write ``out`` (and ``<out>-int8.onnx`` when asked and good enough); return what was measured."""
+    try:
+        run = read_run(run_dir)
+    except TrainError as error:
+        raise ExportError(str(error)) from None
+    best = run_dir / "train" / "weights" / "best.pt"
+    if not best.is_file():
+        raise ExportError(f"{best}: no trained weights (is the run finished?)")
+    out = out or run_dir / "export" / f"{name}.onnx"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    version = version or datetime.now(UTC).strftime("%Y.%m.%d")
+    raw = ultralytics_onnx(run_dir, best, imgsz)
+    shutil.copyfile(raw, out)
+    fp32 = measure(out, Path(run["data_yaml"]))
+    meta = {"trivue_name": name, "trivue_version": version, "trivue_data_hash": run["data_hash"],
+            "trivue_date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "trivue_metrics": json.dumps(headline(fp32)), "trivue_train": json.dumps(train_summary(run))}
+    add_metadata(out, meta)
+    result = {"onnx": str(out), "bytes": out.stat().st_size, "version": version, "fp32": headline(fp32)}
+    if calib_dir is not None:
+        result["int8"] = export_int8(out, calib_dir, Path(run["data_yaml"]), fp32, max_drop, meta)
+    (out.with_suffix(".json")).write_text(json.dumps({**result, "fp32_report": fp32}, indent=2), encoding="utf-8")
+    return result
+
+
+def ultralytics_onnx(run_dir: Path, weights: Path, imgsz: int) -> Path:
+    offline_environment(run_dir)
+    from ultralytics import YOLO
+
+    path = YOLO(str(weights)).export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, device="cpu")
+    return Path(path)
+
+
+def measure(model: Path, data_yaml: Path) -> dict:
+    from training.evaluate import evaluate
+
+    return evaluate(data_yaml, model)
+
+
+def headline(report: dict) -> dict:
+    return {"map50": report["map50"], "map50_95": report["map50_95"],
+            "ap50": {k: v["ap50"] for k, v in report["per_class"].items()},
+            "error_precision": report["error_precision"], "error_recall": report["error_recall"],
+            "ms_per_image": report["ms_per_image"]}
+
+
+def train_summary(run: dict) -> dict:
+    keys = ("model", "init", "imgsz", "epochs", "hours", "batch", "seed")
+    return {k: run[k] for k in keys if k in run}
+
+
+def add_metadata(path: Path, meta: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in meta.items():
+        prop = existing.get(key) or model.metadata_props.add()
+        prop.key, prop.value = key, str(value)
+    onnx.save(model, str(path))
+
+
+def calibration_images(calib_dir: Path) -> list[Path]:
+    if not calib_dir.is_dir():
+        raise ExportError(f"--int8 {calib_dir}: not a folder of images")
+    images = sorted(p for p in calib_dir.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if not images:
+        raise ExportError(f"--int8 {calib_dir}: no images to calibrate on")
+    step = max(len(images) // CALIBRATION_IMAGES, 1)
+    return images[::step][:CALIBRATION_IMAGES]
+
+
+def quantise(fp32: Path, out: Path, images: list[Path]) -> None:
+    import cv2
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from vision.model import Detector
+
+    detector = Detector(fp32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._blobs = iter(detector.preprocess(cv2.imread(str(p)))[0] for p in images)
+
+        def get_next(self) -> dict | None:
+            blob = next(self._blobs, None)
+            return None if blob is None else {detector.session.get_inputs()[0].name: blob}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre))
+        quantize_static(str(pre), str(out), Reader(), per_channel=True, op_types_to_quantize=["Conv"],
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def export_int8(fp32: Path, calib_dir: Path, data_yaml: Path, fp32_report: dict, max_drop: float,
+                meta: dict[str, str]) -> dict:
+    """Quantise, measure against FP32 on val, keep only within the accuracy gate."""
+    out = fp32.with_name(f"{fp32.stem}-int8.onnx")
+    candidate = fp32.with_name(f"{fp32.stem}-int8.candidate.onnx")
+    quantise(fp32, candidate, calibration_images(calib_dir))
+    add_metadata(candidate, meta)
+    int8 = measure(candidate, data_yaml)
+    drop = fp32_report["map50"] - int8["map50"]
+    speedup = fp32_report["ms_per_image"] / max(int8["ms_per_image"], 1e-9)
+    summary = {"map50": int8["map50"], "map50_drop": round(drop, 4), "speedup": round(speedup, 2),
+               "ms_per_image": int8["ms_per_image"], "fp32_ms_per_image": fp32_report["ms_per_image"],
+               "bytes": candidate.stat().st_size}
+    if drop > max_drop:
+        candidate.unlink()
+        log.warning("INT8 refused: mAP50 drops by %.3f (> %.3f allowed)", drop, max_drop)
+        return {**summary, "written": False, "reason": f"mAP50 drop {drop:.3f} > {max_drop}"}
+    candidate.replace(out)
+    add_metadata(out, {"trivue_metrics": json.dumps(headline(int8))})
+    return {**summary, "written": True, "onnx": str(out)}
