@@ -1,0 +1,164 @@
+"""The truck agent end to end over a real broker: burst folders of real photos -> lift events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.app import Agent
+from edge.config import EdgeSettings, load_settings
+from tests.edge.helpers import GatedPort, ScriptedDetector, Subscriber, make_bursts, unique_truck
+from vision.schema import parse_lift_event
+
+BOTTLE = (20, 20, 120, 160, 0.9, 0)
+GLASS = (200, 40, 300, 180, 0.85, 1)
+BATTERY = (60, 200, 110, 260, 0.8, 2)
+BOTTLE_2 = (250, 220, 330, 330, 0.9, 0)
+
+# Three lifts of three frames: bottle + glass (glass is an error in the yellow bin), two bottles
+# (clean), a battery (alert). A glass sighting in one frame only is a flicker and is not counted.
+SCRIPT = [
+    [BOTTLE, GLASS], [BOTTLE, GLASS], [BOTTLE],
+    [BOTTLE, BOTTLE_2], [BOTTLE, BOTTLE_2], [BOTTLE, BOTTLE_2, GLASS],
+    [BATTERY], [BATTERY], [],
+]
+EXPECTED = [
+    ({"bottle": 1, "glass": 1}, True, 1.0),
+    ({"bottle": 2}, False, 0.0),
+    ({"battery": 1}, True, 3.0),
+]
+
+
+def settings_for(tmp_path: Path, source: Path, broker: str, truck: str, **extra: Any) -> EdgeSettings:
+    tree = {
+        "truck_id": truck, "source": str(source), "stream": "recyclables",
+        "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
+        "evidence": {"dir": str(tmp_path / "evidence")},
+        "uplink": {"broker": broker, "reconnect_max_s": 1, "flush_timeout_s": 30},
+        "alert": {"broker": broker},
+        "gps": {"source": "fixed:47.9029,1.9093"},
+    }
+    for key, value in extra.items():
+        tree[key] = {**tree.get(key, {}), **value} if isinstance(value, dict) else value
+    return load_settings(None, tree, environ={})
+
+
+def run_agent(settings: EdgeSettings, detector: ScriptedDetector) -> int:
+    agent = Agent.create(settings, detector=detector)
+    try:
+        return agent.run(once=True)
+    finally:
+        agent.close()
+
+
+def test_bursts_become_lift_events_with_scripted_counts(tmp_path, mqtt_broker, litter_val_images) -> None:
+    truck = unique_truck()
+    make_bursts(tmp_path / "bursts", litter_val_images, lifts=3, frames=3)
+    settings = settings_for(tmp_path, tmp_path / "bursts", mqtt_broker.url, truck)
+    subscriber = Subscriber(mqtt_broker.host, mqtt_broker.port, f"trivue/v1/{truck}/#")
+    try:
+        assert run_agent(settings, ScriptedDetector(SCRIPT)) == 0
+        assert subscriber.wait_for(lambda: len(subscriber.on("/status")) >= 2)
+        events = sorted((parse_lift_event(p) for p in subscriber.on("/lift")), key=lambda e: e.sequence)
+        alerts = [json.loads(p) for p in subscriber.on("/alert")]
+        photos = {t.rsplit("/", 1)[-1]: p for t, p, _r in subscriber.messages if "/evidence/" in t}
+        statuses = subscriber.on("/status")
+    finally:
+        subscriber.close()
+    assert [(e.counts, e.contaminated, e.score) for e in events] == EXPECTED
+    assert [e.sequence for e in events] == [0, 1, 2]
+    assert all(e.truck_id == truck and e.frames == 3 and e.gps and e.gps.lat == 47.9029 for e in events)
+    assert [e.errors[0].class_ for e in events if e.errors] == ["glass", "battery"]
+    # a photo for each contaminated lift, the JPEG the event describes
+    assert set(photos) == {str(e.event_id) for e in events if e.contaminated}
+    for event in events:
+        if event.contaminated:
+            assert event.evidence and hashlib.sha256(photos[str(event.event_id)]).hexdigest() == event.evidence.sha256
+            assert photos[str(event.event_id)][:2] == b"\xff\xd8"
+            assert (tmp_path / "evidence").rglob(f"{event.event_id}.jpg")
+    assert [a["classes"] for a in alerts] == [["battery"]]
+    assert statuses[0] == b"online" and statuses[-1] == b"stopped"
+
+
+def test_rerun_does_not_recount_consumed_bursts(tmp_path, mqtt_broker, litter_val_images) -> None:
+    truck = unique_truck()
+    make_bursts(tmp_path / "bursts", litter_val_images, lifts=2, frames=2)
+    settings = settings_for(tmp_path, tmp_path / "bursts", mqtt_broker.url, truck)
+    subscriber = Subscriber(mqtt_broker.host, mqtt_broker.port, f"trivue/v1/{truck}/lift")
+    try:
+        assert run_agent(settings, ScriptedDetector([[BOTTLE]] * 4)) == 0
+        make_bursts(tmp_path / "more", litter_val_images, lifts=1, frames=2)
+        (tmp_path / "more" / "burst-000").rename(tmp_path / "bursts" / "burst-100")
+        assert run_agent(settings, ScriptedDetector([[BOTTLE]] * 2)) == 0
+        assert subscriber.wait_for(lambda: len(subscriber.on("/lift")) >= 3)
+        events = [parse_lift_event(p) for p in subscriber.on("/lift")]
+    finally:
+        subscriber.close()
+    assert len(events) == 3  # the second run saw only the new burst
+    assert sorted(e.sequence for e in events) == [0, 1, 2]  # sequence survives the restart
+
+
+def test_broker_down_at_start_every_lift_arrives_once(tmp_path, mqtt_broker, litter_val_images) -> None:
+    truck = unique_truck()
+    make_bursts(tmp_path / "bursts", litter_val_images, lifts=4, frames=2)
+    gate = GatedPort((mqtt_broker.host, mqtt_broker.port))
+    settings = settings_for(tmp_path, tmp_path / "bursts", f"mqtt://127.0.0.1:{gate.port}", truck,
+                            alert={"broker": None})
+    subscriber = Subscriber(mqtt_broker.host, mqtt_broker.port, f"trivue/v1/{truck}/lift")
+    agent = Agent.create(settings, detector=ScriptedDetector([[BOTTLE, GLASS]] * 8))
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(agent.run(once=True)))
+    try:
+        worker.start()
+        assert subscriber.wait_for(lambda: agent.outbox.depth() >= 8, timeout=30)  # 4 lifts + 4 photos
+        assert subscriber.on("/lift") == []  # nothing could leave: the broker is down
+        gate.open()
+        worker.join(timeout=60)
+        assert result == [0]
+        assert subscriber.wait_for(lambda: len(subscriber.on("/lift")) >= 4)
+        events = [parse_lift_event(p) for p in subscriber.on("/lift")]
+    finally:
+        agent.close()
+        subscriber.close()
+        gate.close()
+    assert len(events) == 4 and len({e.event_id for e in events}) == 4
+    assert [e.sequence for e in events] == [0, 1, 2, 3]  # replayed in order
+
+
+@pytest.mark.parametrize("extra", [{"conf": 0.5}, {"stream": "glass"}])
+def test_retained_config_is_applied_live(tmp_path, mqtt_broker, litter_val_images, extra) -> None:
+    import paho.mqtt.client as mqtt
+
+    truck = unique_truck()
+    make_bursts(tmp_path / "bursts", litter_val_images, lifts=1, frames=2)
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    publisher.connect(mqtt_broker.host, mqtt_broker.port)
+    publisher.loop_start()
+    config = {"config_version": "v7", **extra}
+    publisher.publish(f"trivue/v1/{truck}/config", json.dumps(config), qos=1, retain=True).wait_for_publish(5)
+    settings = settings_for(tmp_path, tmp_path / "bursts", mqtt_broker.url, truck)
+    subscriber = Subscriber(mqtt_broker.host, mqtt_broker.port, f"trivue/v1/{truck}/stats")
+    agent = Agent.create(settings, detector=ScriptedDetector([[BOTTLE]] * 2))
+    try:
+        agent.uplink.start()
+        assert subscriber.wait_for(lambda: agent.live.version == "v7", timeout=10)
+        agent.uplink._next_stats = 0.0  # ask for a heartbeat now rather than in a minute
+        agent.uplink.wake()
+        assert subscriber.wait_for(lambda: any(b'"v7"' in p for p in subscriber.on("/stats")), timeout=10)
+        stats = json.loads(subscriber.on("/stats")[-1])
+    finally:
+        agent.close()
+        subscriber.close()
+        publisher.publish(f"trivue/v1/{truck}/config", b"", qos=1, retain=True).wait_for_publish(5)
+        publisher.disconnect()
+        publisher.loop_stop()
+    assert stats["config_version"] == "v7" and stats["truck_id"] == truck
+    if "stream" in extra:
+        assert stats["stream"] == "glass" and agent.live.stream.value == "glass"
+    else:
+        assert agent.detector.conf == 0.5
