@@ -86,6 +86,7 @@ class Ingest:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     @property
     def queue_depth(self) -> int:
@@ -127,8 +128,14 @@ class Ingest:
             return
         # Subscribing again on every connect: a broker that lost our session still sends to us.
         client.subscribe([(topic, 1) for topic in subscriptions(self.settings)])
-        self.connected.set()
         log.info("connected to the broker (session present: %s)", flags.session_present)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("broker refused subscriptions %s: %s", subscriptions(self.settings), refused)
+            return
+        self.connected.set()  # "connected" means able to receive: subscriptions acknowledged
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()

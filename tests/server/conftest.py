@@ -1,0 +1,167 @@
+"""Server test fixtures: the same tests on SQLite and PostgreSQL, a real broker, the real app factory.
+
+``database_url`` runs every test that asks for it twice: on a SQLite file in ``tmp_path`` and on a
+PostgreSQL database created for this test session (``trivue_test_<random>``, dropped at the end;
+each test gets an empty ``public`` schema). PostgreSQL runs are skipped when 127.0.0.1:5432 is
+unreachable. Topic prefixes and client ids are unique per test: the Mosquitto is shared.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.app import create_app
+from server.auth import add_user, create_token
+from server.config import ServerSettings, load_settings
+from tests.conftest import BrokerAddress
+
+PG_USERS = ("postgres", "root")
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(postgres_available: bool) -> Iterator[str | None]:
+    """A fresh database for this test session, or None without PostgreSQL."""
+    if not postgres_available:
+        yield None
+        return
+    import psycopg
+
+    name = f"trivue_test_{secrets.token_hex(4)}"
+    for user in PG_USERS:
+        try:
+            admin = psycopg.connect(f"postgresql://{user}@127.0.0.1:5432/test", autocommit=True, connect_timeout=3)
+        except psycopg.OperationalError:
+            continue
+        with admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                yield f"postgresql://{user}@127.0.0.1:5432/{name}"
+            finally:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    pytest.fail("PostgreSQL answers on 5432 but refuses both postgres and root")
+
+
+def _empty_postgres(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DROP SCHEMA public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'trivue.db'}"
+    url = request.getfixturevalue("postgres_server_url")
+    if url is None:
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str, mqtt_broker: BrokerAddress) -> Callable[..., ServerSettings]:
+    """Settings on this test's database and broker with a unique topic prefix and client id."""
+    tag = uuid.uuid4().hex[:10]
+
+    def make(**overrides: Any) -> ServerSettings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data", "database_url": database_url, "broker_url": mqtt_broker.url,
+            "topic_prefix": f"test-{tag}/v1", "mqtt_client_id": f"trivue-test-{tag}",
+            "mqtt_protocol": "5" if mqtt_broker.kind == "mosquitto" else "3.1.1",
+            "ingest_batch_wait_ms": 20, "cookie_secure": False,
+        }
+        values.update(overrides)
+        return load_settings(env={}, **values)
+
+    return make
+
+
+@dataclass
+class Server:
+    """An app from ``create_app`` behind a TestClient, with its ingest running when enabled."""
+
+    settings: ServerSettings
+    client: TestClient
+    sessions: sessionmaker[Session]
+    broker: BrokerAddress
+
+    @property
+    def ingest(self) -> Any:
+        return self.client.app.state.ctx.ingest  # type: ignore[attr-defined]
+
+    def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
+        publish(self.broker, [(f"{self.settings.topic_prefix}/{topic}", payload)], retain=retain)
+
+    def token(self, role: str) -> dict[str, str]:
+        with self.sessions() as session:
+            token = create_token(session, role, f"test-{role}")
+            session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    def user(self, name: str, role: str) -> None:
+        with self.sessions() as session:
+            add_user(session, name, PASSWORD, role)
+            session.commit()
+
+
+def publish(broker: BrokerAddress, messages: list[tuple[str, bytes | str]], retain: bool = False) -> None:
+    """Publish with a real paho client at QoS 1 and wait for every PUBACK."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client.max_inflight_messages_set(200)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1, retain=retain) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def run_server(mqtt_broker: BrokerAddress) -> Callable[..., Any]:
+    """``with run_server(settings) as server:`` starts the app (and its ingest), stops it on exit."""
+
+    @contextmanager
+    def run(settings: ServerSettings, **kwargs: Any) -> Iterator[Server]:
+        app = create_app(settings, **kwargs)
+        with TestClient(app) as client:
+            server = Server(settings, client, app.state.ctx.sessions, mqtt_broker)
+            if server.ingest is not None:
+                assert server.ingest.wait_connected(10), "ingest did not connect to the broker"
+            yield server
+
+    return run
+
+
+@pytest.fixture
+def server(make_settings: Callable[..., ServerSettings], run_server: Callable[..., Any]) -> Iterator[Server]:
+    """A running server with ingest, no dev mode."""
+    with run_server(make_settings()) as running:
+        yield running
