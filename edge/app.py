@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.alert import CrewAlert
-from edge.camera import frames, throttle
+from edge.camera import check_source, frames, throttle
 from edge.config import EdgeSettings
 from edge.evidence import EvidenceStore
 from edge.gps import Gps, open_gps
@@ -91,6 +91,7 @@ class Agent:
         if detector is None:
             detector = Detector(settings.model or default_model_path(), conf=settings.conf, iou=settings.iou,
                                 threads=settings.threads, region=Region.from_points(settings.hopper))
+        check_source(settings.source)
         rules = load_rules(settings, Path(getattr(detector, "path", settings.model or "")), tuple(detector.names))
         return cls(settings, detector, rules)
 

@@ -137,18 +137,17 @@ def video_frames(target: str | int, live: bool, backoff: Backoff | None = None) 
         time.sleep(delay)
 
 
-def frames(
-    source: str, consumed: Callable[[str], bool] = lambda _key: False, follow: bool = False,
-    settle_s: float = 2.0,
-) -> Iterator[Frame]:
-    """Frames from ``source``: a burst root folder, a video file, ``usb:N`` or a stream URL."""
-    if source.startswith("usb:") or source.isdigit():
-        return video_frames(int(source.removeprefix("usb:")), live=True)
-    if source.lower().startswith(LIVE_SCHEMES):
-        return video_frames(source, live=True)
+def _is_live(source: str) -> bool:
+    return source.startswith("usb:") or source.isdigit() or source.lower().startswith(LIVE_SCHEMES)
+
+
+def check_source(source: str) -> None:
+    """Refuse at start-up a file or folder source that cannot be read (live cameras may come later)."""
+    if _is_live(source):
+        return
     path = Path(source)
     if path.is_dir():
-        return burst_frames(path, consumed, follow, settle_s)
+        return
     if not path.exists():
         raise SourceError(f"{source}: no such file, folder or camera")
     if path.suffix.lower() not in VIDEO_SUFFIXES:
@@ -156,9 +155,22 @@ def frames(
     probe = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     readable = probe.isOpened() and probe.read()[0]
     probe.release()
-    if not readable:  # checked here, at start-up, rather than at the generator's first step
+    if not readable:
         raise SourceError(f"{source}: cannot decode this video")
-    return video_frames(str(path), live=False)
+
+
+def frames(
+    source: str, consumed: Callable[[str], bool] = lambda _key: False, follow: bool = False,
+    settle_s: float = 2.0,
+) -> Iterator[Frame]:
+    """Frames from ``source``: a burst root folder, a video file, ``usb:N`` or a stream URL."""
+    check_source(source)
+    if _is_live(source):
+        usb = source.startswith("usb:") or source.isdigit()
+        return video_frames(int(source.removeprefix("usb:")) if usb else source, live=True)
+    if Path(source).is_dir():
+        return burst_frames(Path(source), consumed, follow, settle_s)
+    return video_frames(source, live=False)
 
 
 def throttle(source: Iterator[Frame], rate: float) -> Iterator[Frame]:

@@ -61,7 +61,7 @@ def run_edge(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, overrides(args))
         agent = Agent.create(settings)
-    except (ConfigError, DetectorError, RulesError, StartupError, GpsError) as error:
+    except (ConfigError, DetectorError, RulesError, StartupError, GpsError, SourceError) as error:
         raise CliError(str(error)) from None
     _stop_on_sigterm()
     try:

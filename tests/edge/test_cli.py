@@ -1,0 +1,116 @@
+"""``trivue edge`` as a user runs it: clear one-line errors, and nothing lost when killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.edge.helpers import Subscriber, make_bursts, unique_truck
+from trivue.cli import main
+from trivue.paths import REPO_ROOT
+from vision.schema import parse_lift_event
+
+
+def write_config(path: Path, **tree: object) -> Path:
+    path.write_text(yaml.safe_dump(tree), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def base(tmp_path: Path, litter_val_images: list[Path], coco_model: Path) -> dict:
+    make_bursts(tmp_path / "bursts", litter_val_images, lifts=1, frames=1)
+    return {"truck_id": "T-cli", "source": str(tmp_path / "bursts"), "model": str(coco_model),
+            "outbox": {"path": str(tmp_path / "outbox.sqlite3")}, "evidence": {"dir": str(tmp_path / "ev")},
+            "uplink": {"broker": "mqtt://127.0.0.1:1", "flush_timeout_s": 1}}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"trigger": {"kindd": "burst"}}, "trigger.kindd: unknown setting"),
+        ({"conf": 3}, "conf: Input should be less than or equal to 1 (got 3)"),
+        ({"stream": "plastic"}, "stream: Input should be"),
+        ({"uplink": {"broker": "http://x"}}, "uplink.broker: expected mqtt://"),
+        ({"model": "/nonexistent/model.onnx"}, "/nonexistent/model.onnx: model file not found"),
+        ({"source": "/nonexistent/clip.mp4"}, "/nonexistent/clip.mp4: no such file, folder or camera"),
+        ({"rules": "vision/rules_fr.yaml"}, "model class 'person' has no rule for stream 'recyclables'"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(tmp_path, base, capsys, change, message) -> None:
+    tree = {**base, **{k: ({**base.get(k, {}), **v} if isinstance(v, dict) else v) for k, v in change.items()}}
+    config = write_config(tmp_path / "truck.yaml", **tree)
+    assert main(["edge", "--config", str(config), "--once"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trivue edge: error: ") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("truck_id: [unclosed", "not valid YAML"), ("- a list", "expected a mapping"), (None, "not found")],
+)
+def test_malformed_config_file(tmp_path, capsys, content, message) -> None:
+    config = tmp_path / "truck.yaml"
+    if content is not None:
+        config.write_text(content)
+    assert main(["edge", "--config", str(config)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unreadable_video_source(tmp_path, base, capsys) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00" * 4096)
+    config = write_config(tmp_path / "truck.yaml", **base)
+    assert main(["edge", "--config", str(config), "--source", str(clip), "--once"]) == 2
+    assert "clip.mp4: cannot decode this video" in capsys.readouterr().err
+
+
+def test_undeliverable_once_exits_nonzero_and_keeps_the_outbox(tmp_path, base, capsys) -> None:
+    config = write_config(tmp_path / "truck.yaml", **base)
+    assert main(["edge", "--config", str(config), "--once"]) == 1
+    assert "1 message(s) not acknowledged" in capsys.readouterr().err
+    from edge.outbox import Outbox
+
+    assert Outbox(tmp_path / "outbox.sqlite3").depth() == 1
+
+
+def _agent(config: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "trivue", "edge", "--config", str(config), "--once"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_sigkill_mid_run_loses_nothing(tmp_path, base, mqtt_broker, litter_val_images) -> None:
+    truck, lifts = unique_truck(), 8
+    make_bursts(tmp_path / "many", litter_val_images, lifts=lifts, frames=3)
+    config = write_config(tmp_path / "truck.yaml", **{
+        **base, "truck_id": truck, "source": str(tmp_path / "many"), "threads": 1,
+        "uplink": {"broker": mqtt_broker.url, "flush_timeout_s": 60},
+    })
+    subscriber = Subscriber(mqtt_broker.host, mqtt_broker.port, f"trivue/v1/{truck}/#")
+    try:
+        first = _agent(config)
+        assert subscriber.wait_for(lambda: len(subscriber.on("/lift")) >= 2, timeout=120)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        killed_after = len({parse_lift_event(p).event_id for p in subscriber.on("/lift")})
+        assert first.returncode == -signal.SIGKILL and killed_after < lifts  # really mid-run
+        second = _agent(config)
+        assert second.wait(180) == 0, second.stderr.read().decode()[-2000:] if second.stderr else ""
+        time.sleep(0.5)
+        events = [parse_lift_event(p) for p in subscriber.on("/lift")]
+        last_status = subscriber.on("/status")[-1]
+    finally:
+        subscriber.close()
+    by_id = {e.event_id: e for e in events}
+    assert len(by_id) == lifts  # every burst once: no loss, no recount
+    assert sorted(e.sequence for e in by_id.values()) == list(range(lifts))
+    for event in events:  # duplicates (at-least-once) carry the same id and the same content
+        assert by_id[event.event_id] == event
+    assert last_status == b"stopped"
