@@ -25,6 +25,8 @@ CELL_DEG_LAT = 0.001  # about 111 m
 DEFAULT_ACCURACY_M = 10.0  # a fix without accuracy is treated like a typical truck GPS
 STREET_HALF_WIDTH_M = 6.0  # a truck on a street is this far from its centre line at most
 MIN_SIGMA_M = 8.0  # GPS error never assumed smaller than this in an urban canyon
+# Fixes worse than this leave the block uncertain even when one street is alone nearby.
+GOOD_ACCURACY_M = 20.0
 TURN_PENALTY_M = 12.0  # cost of a street at right angles to the truck's heading
 WRONG_WAY_PENALTY_M = 6.0  # cost of driving a one-way street backwards (trucks rarely do)
 
@@ -172,7 +174,8 @@ class Locator:
         street_id = int(self._street_id[idx[best]])
         others = self._street_id[idx] != street_id
         margin = float(cost[others].min() - cost[best]) if others.any() else math.inf
-        street_conf = _distance_factor(float(distance[best]), sigma) * _margin_factor(margin, sigma)
+        street_conf = (_distance_factor(float(distance[best]), sigma) * _margin_factor(margin, sigma)
+                       * math.exp(-max(0.0, accuracy - GOOD_ACCURACY_M) / (2 * GOOD_ACCURACY_M)))
         name, commune = self._streets.get(street_id, ("", ""))
         match = Match(street_id, name, commune, int(self._seg_id[idx[best]]), round(float(distance[best]), 2),
                       None, None, None, round(street_conf, 4), round(street_conf, 4), 0)
