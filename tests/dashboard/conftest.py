@@ -102,7 +102,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, mqtt_broker: BrokerAdd
     settings = load_settings(env={}, data_dir=data_dir, broker_url=mqtt_broker.url, port=port,
                              topic_prefix=f"trivue-test/{uuid.uuid4().hex[:8]}",
                              mqtt_client_id=f"trivue-dash-{uuid.uuid4().hex[:8]}", cookie_secure=False,
-                             ingest_batch_wait_ms=20)
+                             ingest_batch_wait_ms=20,
+                             mqtt_protocol="5" if mqtt_broker.kind == "mosquitto" else "3.1.1")
     engine = make_engine(settings.db_url)
     upgrade_database(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)

@@ -70,7 +70,8 @@ def test_clicking_a_street_opens_its_trend_breakdown_and_photos(browser: Browser
     lat, lon = server.city.point_of[dirty]
     browser.login()
     map_ready(browser)
-    browser.page.evaluate("([lat, lon]) => { Trivue.mapView.map.setView([lat, lon], 18, { animate: false }); }", [lat, lon])
+    browser.page.evaluate("([lat, lon]) => { Trivue.mapView.map.setView([lat, lon], 18, { animate: false }); }",
+                          [lat, lon])
     point = browser.page.evaluate("([lat, lon]) => Trivue.mapView.pointOf(lat, lon)", [lat, lon])
     box = browser.page.locator("#map").bounding_box()
     browser.page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
