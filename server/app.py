@@ -1,4 +1,4 @@
-"""The composition root: settings -> database -> migrations -> evidence -> ingest -> API -> dashboard.
+"""The composition root: settings -> database -> migrations -> evidence -> ingest -> retention -> API.
 
 ``create_app(settings)`` builds everything from its collaborators; tests call the same factory
 with a temporary database and a test broker. The ingest starts and stops with the app's
@@ -28,6 +28,7 @@ from server.inbox import Inbox
 from server.ingest import Ingest
 from server.metrics import Metrics
 from server.migrate import upgrade_database
+from server.retention import RetentionTask
 from trivue import __version__
 
 log = logging.getLogger(__name__)
@@ -112,9 +113,11 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
         ingest = Ingest(settings, sessions, inbox, metrics)
     ctx = AppContext(settings, sessions, metrics, evidence, ingest,
                      ingest.publish_config if ingest else None)
+    retention = RetentionTask(settings, sessions, evidence)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        retention.start()
         if ingest is not None:
             ingest.start()
         try:
@@ -122,6 +125,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
         finally:
             if ingest is not None:
                 ingest.stop()
+            retention.stop()
 
     app = FastAPI(title="Trivue", version=__version__, lifespan=lifespan,
                   description="Household waste sorting quality by street, from collection-truck cameras.")

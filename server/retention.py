@@ -1,0 +1,92 @@
+"""Retention limits (GDPR/CNIL): raw lifts, photos and dead letters are deleted when they expire.
+
+Street aggregates are kept: they are what the service is for and hold no household data. The
+purge runs at start-up and hourly inside ``trivue server``; each run is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.auth import audit, purge_sessions
+from server.config import ServerSettings
+from server.evidence import EvidenceStore
+from server.store import DeadLetter, Evidence, Lift, utcnow
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    lifts: int
+    photos: int
+    dead_letters: int
+    sessions: int
+
+    @property
+    def total(self) -> int:
+        return self.lifts + self.photos + self.dead_letters + self.sessions
+
+
+def _purge_photos(session: Session, evidence: EvidenceStore, before: datetime, lifts_before: datetime) -> int:
+    expired_lifts = select(Lift.event_id).where(Lift.started_at < lifts_before)
+    rows = session.execute(select(Evidence.event_id, Evidence.path).where(
+        or_(Evidence.received_at < before, Evidence.event_id.in_(expired_lifts)))).all()
+    for _event_id, path in rows:
+        evidence.delete(path)
+    for start in range(0, len(rows), 500):
+        chunk = [event_id for event_id, _ in rows[start:start + 500]]
+        session.execute(delete(Evidence).where(Evidence.event_id.in_(chunk)))
+    return len(rows)
+
+
+def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSettings,
+                  now: datetime | None = None) -> PurgeReport:
+    """Delete what has outlived its retention period; the caller commits."""
+    now = now or utcnow()
+    lifts_before = now - timedelta(days=settings.retention_days)
+    photos = _purge_photos(session, evidence, now - timedelta(days=settings.evidence_retention_days), lifts_before)
+    lifts = session.execute(delete(Lift).where(Lift.started_at < lifts_before)).rowcount or 0
+    dead_before = now - timedelta(days=settings.dead_letter_retention_days)
+    dead = session.execute(delete(DeadLetter).where(DeadLetter.received_at < dead_before)).rowcount or 0
+    report = PurgeReport(lifts, photos, dead, purge_sessions(session))
+    if report.total:
+        audit(session, "system", "retention.purge", detail=str(asdict(report)))
+        log.info("retention: deleted %s", asdict(report))
+    return report
+
+
+class RetentionTask:
+    """Runs ``purge_expired`` now and then every ``interval_s`` until stopped."""
+
+    def __init__(self, settings: ServerSettings, sessions: sessionmaker[Session], evidence: EvidenceStore,
+                 interval_s: float = PURGE_EVERY_S) -> None:
+        self.settings, self.sessions, self.evidence = settings, sessions, evidence
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trivue-retention", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.sessions() as session, session.begin():
+                    purge_expired(session, self.evidence, self.settings)
+            except Exception:  # the next run tries again; the server keeps serving
+                log.exception("retention purge failed")
+            self._stop.wait(self.interval_s)
