@@ -29,6 +29,7 @@ class LineReader:
     def __init__(self, port: str, baud: int, on_line: Callable[[str], None], name: str = "serial") -> None:
         self.port, self.baud, self.on_line, self.name = port, baud, on_line, name
         self._stop = threading.Event()
+        self.opened = threading.Event()  # set once the port is open (opening flushes pending input)
         self._thread = threading.Thread(target=self._run, name=f"{name}-reader", daemon=True)
 
     def start(self) -> LineReader:
@@ -45,8 +46,10 @@ class LineReader:
             try:
                 with open_port(self.port, self.baud) as device:
                     backoff.reset()
+                    self.opened.set()
                     self._read(device)
             except (serial.SerialException, OSError) as error:
+                self.opened.clear()
                 delay = backoff.next()
                 log.warning("%s line %s: %s; reopening in %.1f s", self.name, self.port, error, delay)
                 self._stop.wait(delay)

@@ -1,0 +1,92 @@
+"""Frames from burst folders and video files; the motion trigger finds lifts in a real-photo clip."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.camera import Backoff, SourceError, burst_frames, frames, throttle
+from edge.trigger import MotionTrigger
+from tests.edge.helpers import make_bursts
+from vision.region import Region
+
+
+def write_clip(path: Path, background: np.ndarray, item: np.ndarray, moving: range, count: int) -> Path:
+    """A 10 fps clip of ``background`` with ``item`` sliding across during the ``moving`` frames."""
+    h, w = background.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (w, h))
+    for index in range(count):
+        image = background.copy()
+        if index in moving:
+            x = 10 + 12 * (index - moving.start)
+            image[60:60 + item.shape[0], x:x + item.shape[1]] = item
+        writer.write(image)
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def photo(litter_val_images: list[Path]) -> np.ndarray:
+    return cv2.resize(cv2.imread(str(litter_val_images[0])), (320, 240))
+
+
+def test_burst_folders_skip_consumed_and_unreadable(tmp_path, litter_val_images) -> None:
+    make_bursts(tmp_path, litter_val_images, lifts=3, frames=2)
+    (tmp_path / "burst-001" / "broken.jpg").write_bytes(b"not a jpeg")
+    seen = [(f.burst, f.index) for f in burst_frames(tmp_path, consumed=lambda key: key == "burst-002")]
+    assert seen == [("burst-000", 0), ("burst-000", 1), ("burst-001", 2), ("burst-001", 3)]
+
+
+def test_follow_waits_for_a_settled_burst(tmp_path, litter_val_images) -> None:
+    make_bursts(tmp_path, litter_val_images, lifts=1, frames=1)
+    old = time.time() - 60
+    for path in (tmp_path / "burst-000").iterdir():
+        os.utime(path, (old, old))
+    make_bursts(tmp_path / "late", litter_val_images, lifts=1, frames=1)
+    (tmp_path / "late" / "burst-000").rename(tmp_path / "burst-001")  # just written: not settled
+    stream = burst_frames(tmp_path, consumed=lambda _k: False, follow=True, settle_s=30)
+    assert next(stream).burst == "burst-000"
+
+
+def test_video_file_frames_and_throttle(tmp_path, photo) -> None:
+    clip = write_clip(tmp_path / "clip.avi", photo, photo[:40, :40], range(0), 20)
+    all_frames = list(frames(str(clip)))
+    assert len(all_frames) == 20 and all_frames[0].image.shape == (240, 320, 3)
+    assert (all_frames[-1].captured_at - all_frames[0].captured_at).total_seconds() == pytest.approx(1.9, abs=0.05)
+    assert len(list(throttle(iter(all_frames), rate=5))) == 10
+
+
+@pytest.mark.parametrize(("source", "message"), [("missing.mp4", "no such file"), (__file__, "not a video file")])
+def test_unusable_sources(source: str, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        frames(source)
+
+
+def test_motion_trigger_finds_one_lift(tmp_path, photo, litter_val_images) -> None:
+    item = cv2.resize(cv2.imread(str(litter_val_images[1])), (60, 60))
+    clip = write_clip(tmp_path / "lift.avi", photo, item, range(10, 22), 40)
+    trigger = MotionTrigger(Region.from_points([(0, 0), (1, 0), (1, 1), (0, 1)]), threshold=0.01, quiet_frames=4)
+    keys = [trigger.lift_of(frame) for frame in frames(str(clip))]
+    lifted = [i for i, key in enumerate(keys) if key is not None]
+    assert set(keys) == {None, "motion-1"}
+    assert lifted[0] == 10 and 22 <= lifted[-1] <= 27  # ends after the quiet frames
+
+
+def test_motion_outside_the_hopper_is_ignored(tmp_path, photo, litter_val_images) -> None:
+    item = cv2.resize(cv2.imread(str(litter_val_images[1])), (60, 60))
+    clip = write_clip(tmp_path / "lift.avi", photo, item, range(10, 22), 30)
+    bottom = Region.from_points([(0, 0.7), (1, 0.7), (1, 1), (0, 1)])  # the item slides across y 60-120
+    trigger = MotionTrigger(bottom, threshold=0.01)
+    assert {trigger.lift_of(frame) for frame in frames(str(clip))} == {None}
+
+
+def test_backoff() -> None:
+    backoff = Backoff(1, 5)
+    assert [backoff.next() for _ in range(5)] == [1, 2, 4, 5, 5]
+    backoff.reset()
+    assert backoff.next() == 1

@@ -1,0 +1,59 @@
+"""EdgeSettings: YAML < environment < command line; unknown keys and bad values name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.config import BrokerUrl, ConfigError, env_overrides, load_settings
+
+
+def test_precedence_yaml_env_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "truck.yaml"
+    config.write_text("truck_id: T1\nsource: bursts\nstream: glass\nuplink: {topic_prefix: a/b}\n")
+    env = {"TRIVUE_EDGE_STREAM": "residual", "TRIVUE_EDGE_UPLINK__BROKER": "mqtts://u:p@h:8884",
+           "TRIVUE_EDGE_TRACKING__MIN_TRACK_FRAMES": "3", "OTHER": "x"}
+    settings = load_settings(config, {"truck_id": "T2"}, environ=env)
+    assert (settings.truck_id, settings.stream.value, settings.tracking.min_track_frames) == ("T2", "residual", 3)
+    assert settings.uplink.topic_prefix == "a/b" and settings.topic("lift") == "a/b/T2/lift"
+    assert settings.client_id == "trivue-edge-T2"
+
+
+def test_env_tree() -> None:
+    assert env_overrides({"TRIVUE_EDGE_GPS__SOURCE": "fixed:1,2", "TRIVUE_EDGE_CONF": "0.4"}) == {
+        "gps": {"source": "fixed:1,2"}, "conf": 0.4}
+
+
+@pytest.mark.parametrize(
+    ("tree", "message"),
+    [
+        ({"source": "x"}, "truck_id: required"),
+        ({"truck_id": "bad id!", "source": "x"}, "truck_id: String should match pattern"),
+        ({"truck_id": "T", "source": "x", "evidence": {"retention_dayz": 3}}, "evidence.retention_dayz: unknown"),
+        ({"truck_id": "T", "source": "x", "hopper": [[0, 0], [1, 1]]}, "hopper: List should have at least 3"),
+        ({"truck_id": "T", "source": "x", "uplink": {"broker": "mqtt://h:99999"}}, "bad port"),
+    ],
+)
+def test_errors_name_field_and_value(tree: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"^settings: ") as error:
+        load_settings(None, tree, environ={})
+    assert message in str(error.value)
+
+
+def test_env_error_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"conf: .* \(got 'high'\)"):
+        load_settings(None, {"truck_id": "T", "source": "x"}, environ={"TRIVUE_EDGE_CONF": "high"})
+
+
+@pytest.mark.parametrize(
+    ("url", "parts"),
+    [
+        ("mqtt://h", ("h", 1883, False, None, None)),
+        ("mqtts://user:p%40ss@broker.example:8884", ("broker.example", 8884, True, "user", "p@ss")),
+    ],
+)
+def test_broker_url(url: str, parts: tuple) -> None:
+    parsed = BrokerUrl.parse(url)
+    assert (parsed.host, parsed.port, parsed.tls, parsed.username, parsed.password) == parts
+    assert "p@ss" not in str(parsed) and "%40" not in str(parsed)

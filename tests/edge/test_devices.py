@@ -1,0 +1,151 @@
+"""Serial devices over real ptys: lift-arm signal, RFID reader, NMEA GPS, crew alert output."""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.alert import CrewAlert
+from edge.camera import Frame
+from edge.gps import FixedGps, GpsError, open_gps, parse_nmea
+from edge.lines import LineWriter
+from edge.rfid import RfidReader, parse_tag
+from edge.trigger import SerialTrigger, SignalTrigger, parse_signal
+
+GGA = "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47"
+RMC = "$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A"
+
+
+@pytest.fixture
+def pty() -> Iterator[tuple[int, str]]:
+    """(master fd to play the device, slave path the agent opens)."""
+    master, slave = os.openpty()
+    yield master, os.ttyname(slave)
+    os.close(master)
+    os.close(slave)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not check():
+        time.sleep(0.02)
+    return check()
+
+
+def frame() -> Frame:
+    return Frame(np.zeros((4, 4, 3), np.uint8), datetime.now(UTC), 0)
+
+
+@pytest.mark.parametrize(
+    ("payload", "level"),
+    [("1", True), ("0", False), ("LIFT UP", True), ("down", False), ("START", True), ("END", False),
+     ('{"lifting": true}', True), ('{"lifting": "yes"}', None), ("hello", None), ("", None)],
+)
+def test_parse_signal(payload: str, level: bool | None) -> None:
+    assert parse_signal(payload) is level
+
+
+def test_serial_lift_signal_over_a_pty(pty) -> None:
+    master, path = pty
+    trigger = SerialTrigger(path, 9600)
+    assert trigger._reader.opened.wait(5)
+    try:
+        assert trigger.lift_of(frame()) is None
+        os.write(master, b"UP\r\n")
+        assert eventually(lambda: trigger.lift_of(frame()) == "signal-1")
+        os.write(master, b"DOWN\r\n")
+        assert eventually(lambda: trigger.lift_of(frame()) is None)
+        os.write(master, b"1\n0\n")  # a lift shorter than a frame interval still gets one frame
+        assert eventually(lambda: trigger._count == 2)
+        assert [trigger.lift_of(frame()), trigger.lift_of(frame())] == ["signal-2", None]
+    finally:
+        trigger.close()
+
+
+def test_stuck_signal_is_closed() -> None:
+    trigger = SignalTrigger(max_lift_s=0.05)
+    trigger.signal(True)
+    assert trigger.lift_of(frame()) == "signal-1"
+    time.sleep(0.1)
+    assert trigger.lift_of(frame()) is None
+
+
+def test_rfid_tag_over_a_pty(pty) -> None:
+    master, path = pty
+    reader = RfidReader.open(path, 9600, window_s=10)
+    assert reader._reader is not None and reader._reader.opened.wait(5)
+    try:
+        start = datetime.now(UTC)
+        os.write(master, b"TAG:E2000017221101441890ABCD\r\n")
+        assert eventually(lambda: reader.tag_for(start, datetime.now(UTC)) == "E2000017221101441890ABCD")
+        assert reader.tag_for(start + timedelta(seconds=60), start + timedelta(seconds=70)) is None  # too old
+    finally:
+        reader.close()
+    assert parse_tag("bad tag!") is None
+
+
+def test_nmea_parsing() -> None:
+    kind, gga = parse_nmea(GGA)
+    assert kind == "GGA" and gga["lat"] == pytest.approx(48.1173) and gga["lon"] == pytest.approx(11.516667)
+    assert gga["accuracy_m"] == pytest.approx(4.5)
+    assert parse_nmea(RMC)[1]["heading_deg"] == pytest.approx(84.4)
+    assert parse_nmea(GGA.replace("*47", "*48")) is None  # bad checksum
+    assert parse_nmea("$GPGGA,123519,,,,,0,00,,,M,,M,,") is None  # no fix
+    assert parse_nmea("$GPRMC,123519,V,4807.038,N,01131.000,E,,,230394,,") is None  # void
+
+
+def test_gps_from_nmea_device_and_replays(pty, tmp_path: Path) -> None:
+    master, path = pty
+    gps = open_gps(path, max_age_s=5)
+    time.sleep(0.5)  # let the reader open the port: opening a serial port flushes pending input
+    try:
+        assert gps.latest() is None
+        os.write(master, (GGA + "\r\n" + RMC + "\r\n").encode())
+        assert eventually(lambda: gps.latest() is not None and gps.latest().heading_deg is not None)
+        assert gps.latest().lat == pytest.approx(48.1173) and gps.fix_age_s() < 5
+    finally:
+        gps.close()
+    gpx = tmp_path / "route.gpx"
+    gpx.write_text('<gpx xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>'
+                   '<trkpt lat="47.90" lon="1.90"><time>2026-01-01T08:00:00Z</time></trkpt>'
+                   '<trkpt lat="47.91" lon="1.91"><time>2026-01-01T08:00:10Z</time></trkpt>'
+                   '</trkseg></trk></gpx>')
+    replay = open_gps(str(gpx), speed=100)
+    assert eventually(lambda: replay.latest() is not None and replay.latest().lat == 47.91)
+    replay.close()
+    nmea = tmp_path / "drive.nmea"
+    nmea.write_text(f"{GGA}\n{RMC}\n")
+    replay = open_gps(str(nmea), speed=100)
+    assert eventually(lambda: replay.latest() is not None)
+    replay.close()
+
+
+@pytest.mark.parametrize("source", ["fixed:abc", "fixed:1", "nowhere.txt"])
+def test_bad_gps_sources(source: str) -> None:
+    with pytest.raises(GpsError, match="gps"):
+        open_gps(source)
+
+
+def test_fixed_gps_is_always_fresh() -> None:
+    fix = FixedGps(47.9, 1.9).latest()
+    assert fix and fix.lat == 47.9 and fix.fix_at and (datetime.now(UTC) - fix.fix_at).total_seconds() < 1
+
+
+def test_crew_alert_on_serial_line_rate_limited(pty) -> None:
+    master, path = pty
+    alert = CrewAlert(LineWriter(path, 9600), None, "t/alert", min_interval_s=60)
+    try:
+        assert alert.fire("T1", ("battery",)) is True
+        assert alert.fire("T1", ("gas_cylinder",)) is False  # within the interval
+        ready, _, _ = select.select([master], [], [], 2)
+        assert ready and os.read(master, 100) == b"ALERT battery\r\n"
+        assert (alert.fired, alert.suppressed) == (1, 1)
+    finally:
+        alert.close()

@@ -1,0 +1,65 @@
+"""Outbox: durable across reopen, sequence order, bounded by dropping photos only, consumed keys."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from edge.outbox import EVIDENCE, LIFT, Outbox
+
+
+def put(outbox: Outbox, n: int, photo_bytes: int = 0, key: str | None = None) -> None:
+    photo = ("t/evidence", b"\xff" * photo_bytes) if photo_bytes else None
+    outbox.put_lift(f"event-{n}", ("t/lift", f'{{"n":{n}}}'.encode()), photo, key)
+
+
+def test_rows_survive_reopen_in_sequence_order(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    for n in range(3):
+        put(outbox, n, photo_bytes=10 if n == 1 else 0)
+    outbox.close()
+    again = Outbox(tmp_path / "o.sqlite3")
+    rows = again.oldest()
+    assert [(r.kind, r.event_id) for r in rows] == [
+        (LIFT, "event-0"), (LIFT, "event-1"), (EVIDENCE, "event-1"), (LIFT, "event-2")]
+    assert [r.seq for r in rows] == sorted(r.seq for r in rows)
+    again.delete(rows[0].seq)
+    assert [r.event_id for r in again.oldest(limit=1)] == ["event-1"]
+    assert [r.event_id for r in again.oldest(after=rows[2].seq)] == ["event-2"]
+    assert again.depth() == 3
+
+
+def test_wal_and_full_sync(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    assert outbox._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert outbox._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_sequence_is_durable_and_monotonic(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    assert [outbox.next_sequence() for _ in range(3)] == [0, 1, 2]
+    outbox.close()
+    assert Outbox(tmp_path / "o.sqlite3").next_sequence() == 3
+
+
+def test_full_outbox_drops_oldest_photos_never_lifts(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3", max_bytes=2500)
+    for n in range(4):
+        put(outbox, n, photo_bytes=1000)
+    kinds = [(r.kind, r.event_id) for r in outbox.oldest()]
+    assert [k for k in kinds if k[0] == LIFT] == [(LIFT, f"event-{n}") for n in range(4)]
+    assert [k for k in kinds if k[0] == EVIDENCE] == [(EVIDENCE, "event-2"), (EVIDENCE, "event-3")]
+    assert outbox.photos_dropped() == 2
+    # lifts alone over the bound: all kept
+    tiny = Outbox(tmp_path / "tiny.sqlite3", max_bytes=5)
+    for n in range(3):
+        put(tiny, n)
+    assert tiny.depth() == 3
+
+
+def test_consumed_key_is_committed_with_the_lift(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    put(outbox, 0, key="burst-001")
+    assert outbox.is_consumed("burst-001") and not outbox.is_consumed("burst-002")
+    with sqlite3.connect(tmp_path / "o.sqlite3") as db:  # another process sees the committed row
+        assert db.execute("SELECT event_id FROM consumed").fetchall() == [("event-0",)]
