@@ -6,14 +6,16 @@ import importlib
 import importlib.util
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 log = logging.getLogger(__name__)
+# Alembic narrates its plugins and each step at INFO; our one line says what changed.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Modules whose tables live on server.db.Base; streets is optional while it is being written.
@@ -28,23 +30,30 @@ def load_models() -> None:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade_database(engine: Engine) -> str | None:
     """Apply pending migrations; returns the revision the database is at afterwards."""
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of ours says what changed
+    from alembic import command
+
     config = alembic_config()
     before = current_revision(engine)
     with engine.begin() as connection:

@@ -1,0 +1,98 @@
+"""``trivue users``, ``trivue tokens`` and ``trivue server`` as a user runs them."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.app import create_app
+from server.config import load_settings
+from tests.conftest import BrokerAddress, free_port
+from trivue.cli import main
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> str:
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", database_url)
+    return database_url
+
+
+def run(argv: list[str], monkeypatch: pytest.MonkeyPatch, stdin: str = "") -> int:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    return main(argv)
+
+
+def test_users_and_tokens(cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["users", "add", "claude", "--role", "manager"], monkeypatch, "un mot de passe long\n") == 0
+    assert run(["users", "add", "claude", "--role", "viewer"], monkeypatch, "un autre mot de passe\n") == 2
+    assert "user 'claude' already exists" in capsys.readouterr().err
+    assert run(["users", "add", "dom", "--role", "viewer"], monkeypatch, "court\n") == 2
+    assert "password too short" in capsys.readouterr().err
+    assert run(["tokens", "create", "--role", "viewer", "--name", "grafana"], monkeypatch) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("trv_") and len(token) > 40
+    assert run(["users", "list"], monkeypatch) == 0
+    assert "claude\tmanager\tactive" in capsys.readouterr().out
+
+    app = create_app(load_settings(ingest_enabled=False))
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:
+        assert client.get("/api/streets", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert client.get("/api/lifts", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+        login = client.post("/api/login", json={"name": "claude", "password": "un mot de passe long"})
+        assert login.status_code == 200 and login.json()["role"] == "manager"
+
+
+def test_config_error_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                  tmp_path: Path) -> None:
+    monkeypatch.setenv("TRIVUE_PORT", "huit-mille")
+    assert run(["users", "list"], monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trivue users: error: settings: port:") and "'huit-mille'" in err
+    assert run(["server", "--config", str(tmp_path / "absent.yaml")], monkeypatch) == 2
+
+
+def test_server_runs_api_and_ingest_and_stops_cleanly(tmp_path: Path, mqtt_broker: BrokerAddress) -> None:
+    port = free_port()
+    tag = uuid.uuid4().hex[:8]
+    env = {**os.environ, "TRIVUE_DATA_DIR": str(tmp_path / "data"), "TRIVUE_BROKER_URL": mqtt_broker.url,
+           "TRIVUE_TOPIC_PREFIX": f"cli-{tag}/v1", "TRIVUE_MQTT_CLIENT_ID": f"cli-{tag}", "TRIVUE_PORT": str(port)}
+    env.pop("TRIVUE_DATABASE_URL", None)
+    server = subprocess.Popen([sys.executable, "-m", "trivue", "server", "--dev"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        health = wait_health(f"http://127.0.0.1:{port}/api/health")
+        assert health["broker"] == "connected" and health["dev"] is True
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see why it stopped.
+    assert server.returncode in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output, output
+    assert "DEV MODE" in output and "ingest stopped" in output
+    assert (tmp_path / "data" / "trivue.db").is_file()
+
+
+def wait_health(url: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, timeout=1)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout:.0f} s")

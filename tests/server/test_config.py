@@ -1,0 +1,57 @@
+"""Server settings: YAML file, TRIVUE_* environment, and errors that name the field and the value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.config import ConfigError, load_settings
+
+
+def test_defaults_live_in_the_data_dir() -> None:
+    settings = load_settings(env={})
+    assert settings.db_url == "sqlite:///trivue-data/trivue.db"
+    assert settings.evidence_path == Path("trivue-data/evidence")
+    assert (settings.topic_prefix, settings.port, settings.dev) == ("trivue/v1", 8000, False)
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "trivue.yaml"
+    path.write_text("port: 8100\ntopic_prefix: metropole/v1\nknown_trucks: [benne-01]\n")
+    env = {"TRIVUE_PORT": "9000", "TRIVUE_DATABASE_URL": "postgresql://trivue:s3cr3t-Pa55@db/trivue",
+           "TRIVUE_BROKER_URL": "mqtts://broker.example:8883", "TRIVUE_KNOWN_TRUCKS": "benne-01, benne-02",
+           "TRIVUE_SHARED": "/elsewhere", "HOME": "/root"}
+    settings = load_settings(path, env=env)
+    assert settings.port == 9000 and settings.topic_prefix == "metropole/v1"
+    assert settings.known_trucks == ["benne-01", "benne-02"]
+    assert settings.db_url == "postgresql://trivue:s3cr3t-Pa55@db/trivue"
+
+
+@pytest.mark.parametrize(("text", "env", "message"), [
+    ("colour: blue\n", {}, r"colour: Extra inputs are not permitted"),
+    ("", {"TRIVUE_PORT": "abc"}, r"port: .*integer.*'abc'"),
+    ("port: 70000\n", {}, r"port: .*65535.*70000"),
+    ("", {"TRIVUE_BROKER_URL": "http://broker"}, r"broker_url: .*mqtt://host:port"),
+    ("timezone: Mars/Olympus\n", {}, r"timezone: .*unknown time zone 'Mars/Olympus'"),
+    ("", {"TRIVUE_DATABASE_URL": "postgresql://trivue:changeme@db/trivue"}, r"placeholder password 'changeme'"),
+    ("broker_url: mqtt://edge:password@broker:1883\n", {}, r"broker_url carries the placeholder"),
+    ("topic_prefix: trivue/#\n", {}, r"topic_prefix: .*pattern"),
+    ("- a list\n", {}, r"expected a mapping"),
+    ("port: [\n", {}, r"not valid YAML"),
+])
+def test_bad_settings_name_field_and_value(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
+    path = tmp_path / "trivue.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, env=env)
+
+
+def test_placeholder_secret_allowed_in_dev_mode() -> None:
+    settings = load_settings(env={"TRIVUE_DATABASE_URL": "postgresql://u:changeme@db/t", "TRIVUE_DEV": "true"})
+    assert settings.dev
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.yaml: configuration file not found"):
+        load_settings(tmp_path / "nope.yaml", env={})
