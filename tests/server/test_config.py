@@ -53,5 +53,5 @@ def test_placeholder_secret_allowed_in_dev_mode() -> None:
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.yaml: configuration file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: configuration file not found"):
         load_settings(tmp_path / "nope.yaml", env={})
