@@ -17,7 +17,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
@@ -184,7 +183,3 @@ class Uplink:
         self.client.disconnect()
         self.client.loop_stop()
 
-
-def stats_now(**fields: object) -> TruckStats:
-    """TruckStats stamped with the current time (helper for the pipeline's stats provider)."""
-    return TruckStats(sent_at=datetime.now(UTC), **fields)  # type: ignore[arg-type]

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -126,16 +125,9 @@ class EmbeddedBroker:
 
         self._stop = asyncio.Event()
         broker = Broker(broker_config(self.host, self.port))
-        await broker.start()
-        self._wait_listening()
+        await broker.start()  # returns once asyncio.start_server has bound and listens
         self._ready.set()
         try:
             await self._stop.wait()
         finally:
             await broker.shutdown()
-
-    def _wait_listening(self) -> None:
-        # amqtt's start() returns once the server task exists; make sure the socket accepts.
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and not self._port_in_use():
-            time.sleep(0.02)
