@@ -1,0 +1,365 @@
+"""The targeting rules engine: who would get which reminder, and why (``trivue reminders plan``).
+
+A *household* is an RFID bin (certain attribution) or an address the lift was matched to with
+enough confidence; a lift matched with less confidence (GPS uncertainty, several houses within
+reach) counts for its *street* only and never leads to a household letter. Planning reads the
+lifts and street aggregates of a window and writes nothing: ``server.campaigns`` stores a plan
+as a campaign whose items wait for a person's approval.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server.messages import CATEGORY_LABELS
+from server.reminder_config import RemindersConfig
+from server.reminder_store import APPROVED, HOUSEHOLD, PENDING, SENT, STREET, THANKS, Item, OptOut
+from server.reports import wilson
+from server.store import Evidence, Lift, StreetDay
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One message the rules would send, with the evidence and the reason a reviewer will read."""
+
+    kind: str  # household, street or thanks
+    level: int  # 1 information, 2 rappel, 3 visite; 0 for thanks
+    action: str
+    key: str  # address:<id>, bin:<rfid> or street:<id>
+    street_id: int | None
+    label: str  # address or street, for people
+    lifts: int
+    contaminated: int
+    categories: dict[str, int]
+    event_ids: tuple[str, ...]
+    reason: str
+    address_id: int | None = None
+    bin_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    key: str
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    since: date
+    until: date
+    targets: tuple[Target, ...]
+    skipped: tuple[Skip, ...]
+    street_only_lifts: int  # contaminated lifts without a sure household (counted for streets)
+    unmatched_lifts: int  # contaminated lifts matched to no street at all
+    quiet: str | None = None  # reason of the quiet period the plan falls in
+
+
+@dataclass(slots=True)
+class _Unit:
+    """Contaminated lifts gathered for one household or one street."""
+
+    lifts: list[Any] = field(default_factory=list)
+    street_id: int | None = None
+    address_id: int | None = None
+    bin_id: str | None = None
+
+
+def household_key(bin_id: str | None, address_id: int | None, confidence: float | None,
+                  min_confidence: float) -> str | None:
+    """The household a lift is attributed to, or None when only its street is sure enough."""
+    if bin_id:
+        return f"bin:{bin_id}"
+    if address_id is not None and confidence is not None and confidence >= min_confidence:
+        return f"address:{address_id}"
+    return None
+
+
+def categories_of(errors: list[dict[str, Any]]) -> set[str]:
+    """Error categories that made a lift contaminated (``info`` items are not contamination)."""
+    return {e["category"] for e in errors if e.get("severity") != "info"}
+
+
+def _fr(day: date) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+class Planner:
+    """Applies the rules to the lifts of ``[since, until]`` (local days, inclusive)."""
+
+    def __init__(self, session: Session, config: RemindersConfig, since: date, until: date) -> None:
+        if until < since:
+            raise ValueError(f"until {until} is before since {since}")
+        self.session = session
+        self.config = config
+        self.since, self.until = since, until
+        self.now = datetime.combine(until + timedelta(days=1), time(), UTC)
+        self.skipped: list[Skip] = []
+        self.names = _names(session)
+
+    def plan(self) -> Plan:
+        households, streets, unmatched = self._gather()
+        targets = self._households(households)
+        street_targets = self._streets(streets)
+        targets += street_targets
+        targets += self._thanks({t.street_id for t in street_targets} | set(self.config.exclude.streets))
+        quiet = self.config.quiet(self.until + timedelta(days=1))
+        if quiet is not None:  # nobody is written to in a quiet period; show whom the rules chose
+            self.skipped += [Skip(t.key, t.label, f"période calme : {quiet.reason}") for t in targets]
+            targets = []
+        return Plan(self.since, self.until, tuple(targets), tuple(self.skipped),
+                    sum(len(u.lifts) for u in streets.values()), unmatched, quiet.reason if quiet else None)
+
+    def _gather(self) -> tuple[dict[str, _Unit], dict[int, _Unit], int]:
+        rules = self.config.household
+        query = (select(Lift.event_id, Lift.day, Lift.street_id, Lift.address_id, Lift.bin_id,
+                        Lift.match_confidence, Lift.errors, Lift.evidence_sha256)
+                 .where(Lift.contaminated.is_(True), Lift.day >= self.since, Lift.day <= self.until)
+                 .order_by(Lift.started_at.desc()))
+        if rules.streams:
+            query = query.where(Lift.stream.in_(rules.streams))
+        households: dict[str, _Unit] = defaultdict(_Unit)
+        streets: dict[int, _Unit] = defaultdict(_Unit)
+        unmatched = 0
+        for row in self.session.execute(query):
+            key = household_key(row.bin_id, row.address_id, row.match_confidence, rules.min_address_confidence)
+            if key is not None:
+                unit = households[key]
+                unit.bin_id = row.bin_id
+                sure = (row.match_confidence or 0) >= rules.min_address_confidence
+                if unit.address_id is None and (sure or not row.bin_id):
+                    unit.address_id = row.address_id
+                unit.street_id = unit.street_id or row.street_id
+            elif row.street_id is not None:
+                unit = streets[row.street_id]
+                unit.street_id = row.street_id
+            else:
+                unmatched += 1
+                continue
+            unit.lifts.append(row)
+        return households, streets, unmatched
+
+    def _households(self, households: dict[str, _Unit]) -> list[Target]:
+        rules = self.config.household
+        candidates = {k: u for k, u in households.items() if len(u.lifts) >= rules.min_contaminated_lifts}
+        totals = self._household_totals(set(candidates))
+        history = self._history(set(candidates), rules.escalation_memory_days)
+        opted_out = set(self.session.scalars(select(OptOut.key).where(OptOut.key.in_(list(candidates)))))
+        targets = []
+        for key, unit in sorted(candidates.items()):
+            refusal = self._refusal(key, unit, opted_out, history.get(key), rules.cooldown_days)
+            if refusal:
+                self.skipped.append(Skip(key, self._label(unit), refusal))
+                continue
+            previous = history.get(key)
+            level = min((previous.level if previous else 0) + 1, len(self.config.levels))
+            targets.append(self._target(HOUSEHOLD, key, unit, totals.get(key, len(unit.lifts)), level,
+                                        self._household_reason(unit, totals.get(key, 0), previous, level)))
+        return targets
+
+    def _refusal(self, key: str, unit: _Unit, opted_out: set[str], last: _Sent | None, cooldown: int) -> str:
+        exclude = self.config.exclude
+        if key in opted_out:
+            return "le foyer a demandé à ne plus recevoir de rappels (opposition)"
+        if unit.address_id in exclude.addresses or unit.bin_id in exclude.bins or unit.street_id in exclude.streets:
+            return "exclu par la configuration (liste d'exclusion)"
+        if last and last.open_campaign:
+            return f"déjà en attente de revue dans la campagne {last.open_campaign}"
+        if last and last.sent_at and self.now - last.sent_at < timedelta(days=cooldown):
+            return f"délai entre deux messages : dernier envoi le {_fr(last.sent_at.date())} (délai {cooldown} j)"
+        return ""
+
+    def _household_reason(self, unit: _Unit, total: int, previous: _Sent | None, level: int) -> str:
+        rules = self.config.household
+        cats = ", ".join(f"{CATEGORY_LABELS.get(c, c)} ({n})" for c, n in _categories(unit.lifts).most_common())
+        how = "bac identifié par puce RFID" if unit.bin_id else "adresse sûre (confiance ≥ " \
+            f"{rules.min_address_confidence:.0%})"
+        text = (f"{len(unit.lifts)} levées contaminées sur {total} du {_fr(self.since)} au {_fr(self.until)} "
+                f"(seuil : {rules.min_contaminated_lifts}) ; erreurs : {cats} ; {how}")
+        if previous and previous.sent_at:
+            text += f" ; message de niveau {previous.level} déjà envoyé le {_fr(previous.sent_at.date())}"
+        return f"{text} → niveau {level} ({self.config.levels[level - 1].action})"
+
+    def _target(self, kind: str, key: str, unit: _Unit, total: int, level: int, reason: str) -> Target:
+        action = self.config.levels[level - 1].action if level else "remerciement"
+        return Target(kind, level, action, key, unit.street_id, self._label(unit), total, len(unit.lifts),
+                      dict(_categories(unit.lifts).most_common()), self._photos(unit.lifts), reason,
+                      unit.address_id, unit.bin_id)
+
+    def _photos(self, lifts: list[Any]) -> tuple[str, ...]:
+        """Most recent contaminated lifts whose evidence photo is on file."""
+        wanted = [row.event_id for row in lifts if row.evidence_sha256][:50]
+        stored = set(self.session.scalars(select(Evidence.event_id).where(Evidence.event_id.in_(wanted))))
+        return tuple(e for e in wanted if e in stored)[: self.config.household.max_photos]
+
+    def _label(self, unit: _Unit) -> str:
+        if unit.bin_id:
+            where = self.names.address(unit.address_id) or self.names.street(unit.street_id)
+            return f"bac {unit.bin_id}" + (f" ({where})" if where else "")
+        if unit.address_id is not None:
+            return self.names.address(unit.address_id) or f"adresse {unit.address_id}"
+        return self.names.street(unit.street_id) or f"rue {unit.street_id}"
+
+    def _household_totals(self, keys: set[str]) -> dict[str, int]:
+        """All lifts (clean too) of each candidate household in the window."""
+        bins = [k[4:] for k in keys if k.startswith("bin:")]
+        addresses = [int(k[8:]) for k in keys if k.startswith("address:")]
+        totals: Counter[str] = Counter()
+        window = (Lift.day >= self.since, Lift.day <= self.until)
+        for bin_id, n in self.session.execute(select(Lift.bin_id, func.count()).where(
+                Lift.bin_id.in_(bins), *window).group_by(Lift.bin_id)):
+            totals[f"bin:{bin_id}"] = n
+        threshold = self.config.household.min_address_confidence
+        for address_id, n in self.session.execute(select(Lift.address_id, func.count()).where(
+                Lift.address_id.in_(addresses), Lift.bin_id.is_(None), Lift.match_confidence >= threshold,
+                *window).group_by(Lift.address_id)):
+            totals[f"address:{address_id}"] = n
+        return totals
+
+    def _history(self, keys: set[str], memory_days: int) -> dict[str, _Sent]:
+        since = self.now - timedelta(days=memory_days)
+        history: dict[str, _Sent] = {}
+        rows = self.session.execute(select(Item.target_key, Item.level, Item.sent_at, Item.status, Item.campaign_id)
+                                    .where(Item.target_key.in_(list(keys)),
+                                           Item.status.in_((SENT, PENDING, APPROVED))))
+        for key, level, sent_at, status, campaign in rows:
+            entry = history.setdefault(key, _Sent())
+            if status == SENT and sent_at is not None and sent_at >= since:
+                entry.level = max(entry.level, level)
+                entry.sent_at = max(entry.sent_at or sent_at, sent_at)
+            elif status != SENT:
+                entry.open_campaign = campaign
+        return {k: v for k, v in history.items() if v.sent_at or v.open_campaign}
+
+    def _street_totals(self, since: date, until: date) -> dict[int, tuple[int, int]]:
+        query = (select(StreetDay.street_id, func.sum(StreetDay.lifts), func.sum(StreetDay.contaminated))
+                 .where(StreetDay.day >= since, StreetDay.day <= until, StreetDay.street_id != 0)
+                 .group_by(StreetDay.street_id))
+        if self.config.household.streams:
+            query = query.where(StreetDay.stream.in_(self.config.household.streams))
+        return {sid: (int(n), int(c)) for sid, n, c in self.session.execute(query)}
+
+    def _streets(self, street_only: dict[int, _Unit]) -> list[Target]:
+        rules = self.config.street
+        totals = self._street_totals(self.since, self.until)
+        history = self._history({f"street:{sid}" for sid in totals}, self.config.household.escalation_memory_days)
+        targets = []
+        for street_id, (lifts, contaminated) in sorted(totals.items()):
+            unit = street_only.get(street_id) or _Unit(street_id=street_id)
+            rate = contaminated / lifts if lifts else 0.0
+            dirty = lifts >= rules.min_lifts and rate >= rules.min_rate
+            if not dirty and len(unit.lifts) < rules.min_unattributed:
+                continue
+            key = f"street:{street_id}"
+            refusal = self._refusal(key, unit, set(), history.get(key), rules.cooldown_days)
+            if refusal:
+                self.skipped.append(Skip(key, self._label(unit), refusal))
+                continue
+            unattributed = len(unit.lifts)
+            unit.lifts = self._street_lifts(street_id)  # every contaminated lift: the street's errors
+            previous = history.get(key)
+            level = min((previous.level if previous else 0) + 1, len(self.config.levels))
+            reason = (f"{contaminated} levées contaminées sur {lifts} ({rate:.0%}, seuil {rules.min_rate:.0%} "
+                      f"dès {rules.min_lifts} levées) dont {unattributed} sans foyer sûr (seuil "
+                      f"{rules.min_unattributed}) → communication à la rue, niveau {level}")
+            target = self._target(STREET, key, unit, lifts, level, reason)
+            targets.append(Target(**{**_fields(target), "contaminated": contaminated}))
+        return targets
+
+    def _street_lifts(self, street_id: int) -> list[Any]:
+        query = (select(Lift.event_id, Lift.errors, Lift.evidence_sha256).where(
+            Lift.street_id == street_id, Lift.contaminated.is_(True), Lift.day >= self.since,
+            Lift.day <= self.until).order_by(Lift.started_at.desc()).limit(200))
+        return list(self.session.execute(query))
+
+    def _thanks(self, excluded: set[int | None]) -> list[Target]:
+        rules = self.config.thanks
+        if not rules.enabled:
+            return []
+        length = self.until - self.since + timedelta(days=1)
+        now = self._street_totals(self.since, self.until)
+        before = self._street_totals(self.since - length, self.since - timedelta(days=1))
+        history = self._history({f"street:{sid}:thanks" for sid in now}, rules.cooldown_days)
+        targets = []
+        for street_id, (lifts, contaminated) in sorted(now.items()):
+            why = _thanks_reason(lifts, contaminated, before.get(street_id, (0, 0)), rules)
+            key = f"street:{street_id}:thanks"
+            if not why or street_id in excluded or key in history:
+                continue
+            unit = _Unit(street_id=street_id)
+            target = self._target(THANKS, key, unit, lifts, 0, why)
+            targets.append(Target(**{**_fields(target), "contaminated": contaminated}))
+        return targets
+
+
+@dataclass(slots=True)
+class _Sent:
+    level: int = 0
+    sent_at: datetime | None = None
+    open_campaign: int | None = None
+
+
+def _thanks_reason(lifts: int, contaminated: int, before: tuple[int, int], rules: Any) -> str:
+    if lifts < rules.min_lifts:
+        return ""
+    rate = contaminated / lifts
+    if rate <= rules.max_rate:
+        return f"rue propre : {contaminated} levée(s) contaminée(s) sur {lifts} ({rate:.1%})"
+    lifts0, contaminated0 = before
+    if lifts0 < rules.min_lifts:
+        return ""
+    rate0 = contaminated0 / lifts0
+    # A drop counts only when the two intervals do not overlap: no thanks for noise.
+    if rate0 - rate >= rules.min_improvement and wilson(contaminated, lifts)[1] < wilson(contaminated0, lifts0)[0]:
+        return f"rue en progrès : {rate0:.0%} → {rate:.0%} de levées contaminées ({lifts0} puis {lifts} levées)"
+    return ""
+
+
+def _fields(target: Target) -> dict[str, Any]:
+    return {name: getattr(target, name) for name in Target.__slots__}
+
+
+def _categories(lifts: list[Any]) -> Counter[str]:
+    counter: Counter[str] = Counter()
+    for row in lifts:
+        counter.update(categories_of(row.errors))
+    return counter
+
+
+@dataclass(slots=True)
+class _Names:
+    streets: dict[int, str]
+    session: Session
+    addresses: dict[int, str] = field(default_factory=dict)
+
+    def street(self, street_id: int | None) -> str:
+        return self.streets.get(street_id, "") if street_id is not None else ""
+
+    def address(self, address_id: int | None) -> str:
+        if address_id is None:
+            return ""
+        if address_id not in self.addresses:
+            from server.streets import Address
+
+            self.addresses[address_id] = self.session.scalar(
+                select(Address.label).where(Address.id == address_id)) or ""
+        return self.addresses[address_id]
+
+
+def _names(session: Session) -> _Names:
+    from server.streets import Street
+
+    return _Names({sid: f"{name}, {commune}" for sid, name, commune in
+                   session.execute(select(Street.id, Street.name, Street.commune))}, session)
+
+
+def make_plan(session: Session, config: RemindersConfig, until: date, since: date | None = None) -> Plan:
+    """The plan for the window ending ``until`` (default length: ``household.window_days``)."""
+    since = since or until - timedelta(days=config.household.window_days - 1)
+    return Planner(session, config, since, until).plan()

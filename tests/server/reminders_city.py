@@ -1,0 +1,185 @@
+"""A small city for the reminders tests: real Rennes streets and BAN addresses, lifts stored by
+the server's own ingest (``server.inbox.Inbox`` with the real street matcher and evidence store).
+
+Households are placed on real addresses: a GPS fix on the address with 3 m accuracy matches it
+with high confidence; a fix with 60 m accuracy matches only its street (low address confidence).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.config import ServerSettings
+from server.db import make_engine
+from server.evidence import EvidenceStore
+from server.inbox import Inbox, Message
+from server.metrics import Metrics
+from server.migrate import upgrade_database
+from server.reminder_store import upgrade_reminders
+from tests.server.streets_db import FIXTURES, postgres_database
+from vision.rules import SortingRules
+from vision.schema import Evidence, GpsFix, LiftEvent, ModelInfo, Stream
+
+MODEL = ModelInfo(name="trivue-waste", version="2026.11.1")
+RULES = SortingRules.load()
+PHOTO_DIR = Path("/work/shared/datasets/litter-items/images/val")
+
+
+def photo_bytes(n: int) -> bytes:
+    """A real JPEG: a litter photo from the shared data when present, else one drawn with Pillow."""
+    photos = sorted(PHOTO_DIR.glob("*.jpg")) if PHOTO_DIR.is_dir() else []
+    if photos:
+        return photos[n % len(photos)].read_bytes()
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (320, 240), (90, 110, 90))
+    ImageDraw.Draw(image).rectangle((100 + n, 80, 220, 200), fill=(20, 120, 40))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@contextmanager
+def engine_for(kind: str, folder: Path, postgres_up: bool) -> Iterator[Engine]:
+    """An engine on an empty database at the newest core and reminders schema."""
+    import pytest
+
+    if kind == "postgresql" and not postgres_up:
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    if kind == "sqlite":
+        engine = make_engine(f"sqlite:///{folder / 'trivue.db'}")
+        upgrade_database(engine)
+        upgrade_reminders(engine)
+        yield engine
+        engine.dispose()
+        return
+    with postgres_database("trivue_reminders") as url:
+        engine = make_engine(url)
+        upgrade_database(engine)
+        upgrade_reminders(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@dataclass
+class City:
+    settings: ServerSettings
+    sessions: sessionmaker[Session]
+    today: date
+    addresses: dict[str, Any] = field(default_factory=dict)  # role -> Address row
+    events: dict[str, list[str]] = field(default_factory=dict)  # role -> event ids
+    streets: dict[str, int] = field(default_factory=dict)  # role -> street id
+    _sequence: int = 0
+
+    def inbox(self, session: Session) -> Inbox:
+        from server.streets import Locator
+
+        locator = Locator.from_session(session)
+        return Inbox(self.settings, EvidenceStore(self.settings.evidence_path, 2**22), Metrics(), lambda _s: locator)
+
+    def lift(self, session: Session, role: str, point: tuple[float, float], days_ago: float,
+             items: dict[str, int], accuracy: float = 3.0, bin_id: str | None = None, photo: bool = True,
+             truck: str = "benne-01") -> str:
+        """Ingest one lift (and its photo when contaminated) through the server's Inbox."""
+        verdict = RULES.judge(Stream.recyclables, items)
+        when = datetime.combine(self.today, datetime.min.time(), UTC) + timedelta(hours=8) - timedelta(days=days_ago)
+        jpeg = photo_bytes(self._sequence) if verdict.contaminated and photo else None
+        self._sequence += 1
+        event = LiftEvent(
+            event_id=uuid.uuid4(), truck_id=truck, sequence=self._sequence, stream=Stream.recyclables,
+            started_at=when, ended_at=when + timedelta(seconds=8),
+            gps=GpsFix(lat=point[0], lon=point[1], accuracy_m=accuracy), bin_id=bin_id, counts=items,
+            errors=list(verdict.errors), contaminated=verdict.contaminated, score=verdict.score, model=MODEL,
+            frames=50, evidence=_evidence(jpeg) if jpeg else None)
+        prefix = self.settings.topic_prefix
+        messages = [Message(f"{prefix}/{truck}/lift", event.to_json().encode(), when)]
+        if jpeg:
+            messages.append(Message(f"{prefix}/{truck}/evidence/{event.event_id}", jpeg, when))
+        self.inbox(session).write(session, messages)
+        self.events.setdefault(role, []).append(str(event.event_id))
+        return str(event.event_id)
+
+
+def _evidence(jpeg: bytes) -> Evidence:
+    from server.evidence import jpeg_dimensions
+
+    width, height = jpeg_dimensions(jpeg)
+    return Evidence(sha256=hashlib.sha256(jpeg).hexdigest(), width=width, height=height)
+
+
+def sure_addresses(session: Session) -> list[Any]:
+    """Addresses a 3 m fix on them matches with confidence >= 0.8 (one candidate, clear street)."""
+    from server.streets import Address, Locator
+
+    locator = Locator.from_session(session)
+    sure = []
+    for address in session.scalars(select(Address).where(Address.street_id.is_not(None)).order_by(Address.id)):
+        match = locator.locate(address.lat, address.lon, accuracy_m=3.0)
+        if match and match.address_id == address.id and match.confidence >= 0.8:
+            sure.append(address)
+    return sure
+
+
+DIRTY = ({"glass": 1}, {"bag": 1}, {"glass": 1, "food": 1})
+CLEAN = {"bottle": 2, "can": 1}
+
+
+def seed_city(engine: Engine, folder: Path, today: date) -> City:
+    """Streets, addresses and the households of the plan tests; see the module docstring."""
+    from server.addresses import import_address_file
+    from server.streets import import_street_file
+
+    settings = ServerSettings(data_dir=folder, database_url=str(engine.url.render_as_string(hide_password=False)),
+                              cookie_secure=False)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    city = City(settings, sessions, today)
+    with sessions() as session:
+        import_street_file(session, FIXTURES / "rennes-centre.geojson", commune="Rennes")
+        import_address_file(session, FIXTURES / "ban-rennes-centre.csv")
+        session.commit()
+        _households(city, session)
+        session.commit()
+    return city
+
+
+def _households(city: City, session: Session) -> None:
+    sure = sure_addresses(session)
+    by_street: dict[int, list[Any]] = {}
+    for address in sure:
+        by_street.setdefault(address.street_id, []).append(address)
+    # The dirty street has three sure households; the others are elsewhere.
+    dirty_street = max(by_street, key=lambda s: len(by_street[s]))
+    a, b, c = by_street[dirty_street][:3]
+    others = [x for x in sure if x.street_id != dirty_street]
+    d, e = others[0], next(x for x in others if x.street_id != others[0].street_id)
+    city.addresses.update(target=a, once=b, opted_out=c, bin_home=d, clean=e)
+    city.streets.update(dirty=dirty_street, clean=e.street_id)
+    here = lambda x: (x.lat, x.lon)  # noqa: E731
+    for n, days in enumerate((3, 9, 17)):  # three contaminated lifts in 30 days: level 1
+        city.lift(session, "target", here(a), days, DIRTY[n])
+    for days in (5, 12):
+        city.lift(session, "target", here(a), days, CLEAN)
+    city.lift(session, "once", here(b), 6, DIRTY[1])  # one only: below the threshold
+    for days in (4, 11):
+        city.lift(session, "opted_out", here(c), days, DIRTY[0])
+    for days in (2, 8):  # an RFID bin, with a poor fix: attribution by the tag
+        city.lift(session, "bin", here(d), days, DIRTY[2], accuracy=60.0, bin_id="BAC-0042")
+    for n in range(6):  # poor fixes on the dirty street: street-level only
+        city.lift(session, "blurred", here(a), 1 + n * 4, DIRTY[n % 3], accuracy=60.0, photo=False)
+    for n in range(16):  # enough clean lifts to judge the dirty street's rate
+        city.lift(session, "street_clean", here(b), n * 1.8, CLEAN, accuracy=60.0)
+    for n in range(24):  # a clean street: thanks
+        city.lift(session, "clean", here(e), n * 1.2, CLEAN)
