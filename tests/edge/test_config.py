@@ -57,3 +57,10 @@ def test_broker_url(url: str, parts: tuple) -> None:
     parsed = BrokerUrl.parse(url)
     assert (parsed.host, parsed.port, parsed.tls, parsed.username, parsed.password) == parts
     assert "p@ss" not in str(parsed) and "%40" not in str(parsed)
+
+
+def test_the_example_configuration_is_valid() -> None:
+    from trivue.paths import REPO_ROOT
+
+    settings = load_settings(REPO_ROOT / "edge" / "truck.example.yaml", environ={})
+    assert settings.truck_id == "OM-BOM-12" and settings.uplink.broker.startswith("mqtts://")
