@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 from edge.alert import CrewAlert
 from edge.camera import check_source, frames, throttle
 from edge.config import EdgeSettings
@@ -131,8 +133,11 @@ class Agent:
         lift = self.recorder.finish(ended_at, context)
         event, photo = lift.event, None
         if lift.evidence is not None:
-            photo = self.evidence.render(lift.evidence, self.recorder.severity_map(event.stream))
-            event = event.model_copy(update={"evidence": photo.evidence})
+            try:
+                photo = self.evidence.render(lift.evidence, self.recorder.severity_map(event.stream))
+                event = event.model_copy(update={"evidence": photo.evidence})
+            except (ValueError, cv2.error):  # a lift without its photo beats no lift at all
+                log.exception("lift %d: evidence photo failed; sending the lift without it", event.sequence)
         event_id = str(event.event_id)
         evidence = (self.settings.topic(f"evidence/{event_id}"), photo.jpeg) if photo else None
         self.outbox.put_lift(event_id, (self.settings.topic("lift"), event.to_json().encode()), evidence, source_key)
