@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -62,11 +63,15 @@ def offline_environment(run_dir: Path) -> Path:
     config = run_dir.resolve() / "config"
     config.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("YOLO_CONFIG_DIR", str(config))
+    os.environ.setdefault("MPLCONFIGDIR", str(config / "matplotlib"))  # font cache of the plots
     os.environ["YOLO_OFFLINE"] = "1"  # is_online() -> False: no hub sync, no downloads attempted
     os.environ["YOLO_AUTOINSTALL"] = "false"  # never pip-install at run time
-    from ultralytics.utils import USER_CONFIG_DIR
+    from ultralytics.utils import LOGGER, USER_CONFIG_DIR
 
     install_fonts(Path(USER_CONFIG_DIR))
+    for handler in LOGGER.handlers:  # its progress goes to stderr: stdout carries results (--json)
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
     return Path(USER_CONFIG_DIR)
 
 
