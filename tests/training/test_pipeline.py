@@ -14,9 +14,9 @@ import yaml
 
 pytest.importorskip("ultralytics")
 
-from training.evaluate import evaluate  # noqa: E402
-from vision.model import Detector  # noqa: E402
-from vision.rules import COCO_RULES  # noqa: E402
+from training.evaluate import evaluate
+from vision.model import Detector
+from vision.rules import COCO_RULES
 
 pytestmark = pytest.mark.train
 
