@@ -22,7 +22,7 @@ from vision.schema import GpsFix
 log = logging.getLogger(__name__)
 
 UERE_M = 5.0  # metres of error per unit of HDOP, a common rule of thumb for consumer receivers
-KNOTS_TO_MS = 0.514444
+GPSD_WATCH = b'?WATCH={"enable":true,"nmea":true};\n'
 
 
 class GpsError(ValueError):
@@ -159,7 +159,7 @@ def _replay(gps: Gps, path: Path, speed: float, stop: threading.Event) -> None:
 
 
 def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s: float = 30.0) -> Gps:
-    """``fixed:LAT,LON``, a ``.nmea``/``.gpx`` file (replayed), or a serial device (NMEA)."""
+    """``fixed:LAT,LON``, a ``.nmea``/``.gpx`` file (replayed), ``gpsd://host[:port]``, or a serial device."""
     if not source:
         return Gps(max_age_s)
     if source.startswith("fixed:"):
@@ -176,8 +176,15 @@ def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s
         threading.Thread(target=_replay, args=(gps, path, speed, stop), name="gps-replay", daemon=True).start()
         gps._stoppers.append(stop.set)
         return gps
+    if source.startswith("gpsd://"):
+        # gpsd relays the receiver's NMEA once asked to; it shares the device with other programs
+        address = source.removeprefix("gpsd://").rstrip("/") or "127.0.0.1"
+        port = address if ":" in address else f"{address}:2947"
+        reader = LineReader(f"socket://{port}", baud, gps.feed_nmea, name="gpsd", greeting=GPSD_WATCH).start()
+        gps._stoppers.append(reader.stop)
+        return gps
     if source.startswith("/dev/") or "://" in source:
         reader = LineReader(source, baud, gps.feed_nmea, name="gps").start()
         gps._stoppers.append(reader.stop)
         return gps
-    raise GpsError(f"gps {source!r}: not fixed:LAT,LON, an .nmea/.gpx file, nor a serial device")
+    raise GpsError(f"gps {source!r}: not fixed:LAT,LON, an .nmea/.gpx file, gpsd://host, nor a serial device")

@@ -26,8 +26,10 @@ def open_port(port: str, baud: int, timeout: float = 0.5) -> serial.SerialBase:
 class LineReader:
     """Calls ``on_line(text)`` for every line read from ``port`` in a background thread."""
 
-    def __init__(self, port: str, baud: int, on_line: Callable[[str], None], name: str = "serial") -> None:
-        self.port, self.baud, self.on_line, self.name = port, baud, on_line, name
+    def __init__(
+        self, port: str, baud: int, on_line: Callable[[str], None], name: str = "serial", greeting: bytes = b""
+    ) -> None:
+        self.port, self.baud, self.on_line, self.name, self.greeting = port, baud, on_line, name, greeting
         self._stop = threading.Event()
         self.opened = threading.Event()  # set once the port is open (opening flushes pending input)
         self._thread = threading.Thread(target=self._run, name=f"{name}-reader", daemon=True)
@@ -46,6 +48,8 @@ class LineReader:
             try:
                 with open_port(self.port, self.baud) as device:
                     backoff.reset()
+                    if self.greeting:  # e.g. gpsd's WATCH command, sent again after each reconnection
+                        device.write(self.greeting)
                     self.opened.set()
                     self._read(device)
             except (serial.SerialException, OSError) as error:

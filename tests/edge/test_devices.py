@@ -149,3 +149,29 @@ def test_crew_alert_on_serial_line_rate_limited(pty) -> None:
         assert (alert.fired, alert.suppressed) == (1, 1)
     finally:
         alert.close()
+
+
+def test_gps_through_gpsd() -> None:
+    """A gpsd stand-in: answers the WATCH command with NMEA, as gpsd does in nmea mode."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    asked: list[bytes] = []
+
+    def serve() -> None:
+        connection, _ = server.accept()
+        with connection:
+            asked.append(connection.recv(200))
+            connection.sendall((GGA + "\r\n").encode())
+            time.sleep(2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    gps = open_gps(f"gpsd://127.0.0.1:{port}")
+    try:
+        assert eventually(lambda: gps.latest() is not None)
+        assert asked[0].startswith(b'?WATCH={"enable":true,"nmea":true}')
+    finally:
+        gps.close()
+        server.close()
