@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import socket
 import statistics
 import tempfile
 import threading
@@ -31,7 +32,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from server.app import create_app
@@ -146,24 +147,28 @@ def main() -> None:
     parser.add_argument("--streets", type=int, default=3000)
     parser.add_argument("--lifts", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--database-url", default=None, help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--database-url", default=None, help="default: a SQLite file in the data folder")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep the seeded database here and reuse it next time (default: a temporary folder)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="trivue-bench-") as folder:
-        settings = load_settings(env={}, data_dir=Path(folder), database_url=args.database_url,
+        settings = load_settings(env={}, data_dir=args.data_dir or Path(folder), database_url=args.database_url,
                                  ingest_enabled=False, cookie_secure=False)
         app = create_app(settings)
         with app.state.ctx.sessions() as db:
-            add_user(db, "bench", PASSWORD, "viewer")
-            street_ids = seed_streets(db, args.streets)
-            lifts = seed_aggregates(db, street_ids, args.lifts)
-        console.print(f"seeded {len(street_ids):,} streets and {lifts:,} lifts as street-day aggregates")
-        run(app, args.repeat, len(street_ids), lifts)
+            if db.scalar(select(func.count()).select_from(Street)) == 0:
+                add_user(db, "bench", PASSWORD, "viewer")
+                seed_aggregates(db, seed_streets(db, args.streets), args.lifts)
+            streets = db.scalar(select(func.count()).select_from(Street)) or 0
+            lifts = db.scalar(select(func.sum(StreetDay.lifts))) or 0
+        console.print(f"{streets:,} streets and {lifts:,} lifts as street-day aggregates")
+        run(app, args.repeat, streets, lifts)
 
 
 def run(app: Any, repeat: int, streets: int, lifts: int) -> None:
-    from tests.conftest import free_port
-
-    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -17,6 +17,7 @@
   map.setView(config.mapCenter || [46.6, 2.4], config.mapCenter ? 13 : 6);
 
   let network = null; // L.GeoJSON of every street, drawn once
+  let networkDrawn = null; // the promise of that drawing
   let minLifts = 5;
   let commune = "";
   const stats = new Map(); // street_id -> statistics of the current filters
@@ -95,14 +96,20 @@
     summary.textContent = t("common.loading");
     document.body.dataset.mapState = "loading";
     try {
-      const [collection, data] = await Promise.all([network ? null : api("/api/network.geojson"), fetchStats(values)]);
+      performance.mark("trivue:map-fetch");
+      // The network is drawn (grey) while the statistics are computed, then recoloured in place.
+      networkDrawn = networkDrawn || api("/api/network.geojson").then(drawNetwork);
+      const data = await fetchStats(values);
+      await networkDrawn;
+      performance.mark("trivue:map-fetched");
       stats.clear();
       for (const row of data.items || data.streets) stats.set(row.street_id, row);
-      if (collection) drawNetwork(collection);
-      else network.setStyle(style);
+      network.setStyle(style);
       describe();
+      performance.mark("trivue:map-drawn");
       document.body.dataset.mapState = "ready";
     } catch (error) {
+      if (!network) networkDrawn = null; // try the network again with the next filter change
       Trivue.showError(summary, error);
       document.body.dataset.mapState = "error";
     }

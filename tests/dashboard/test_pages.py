@@ -186,3 +186,17 @@ def test_english_is_one_click_away_and_remembered(browser: Browser) -> None:
     browser.shot("09-fleet-en")
     browser.page.keyboard.press("Tab")  # keyboard: the skip link is the first stop
     assert browser.page.evaluate("document.activeElement.className") == "skip-link"
+
+
+@pytest.mark.parametrize("path", ["/carte", "/classement", "/flotte"])
+def test_a_tablet_in_portrait_gets_a_stacked_layout_without_sideways_scrolling(browser: Browser, path: str) -> None:
+    browser.page.set_viewport_size({"width": 768, "height": 1024})
+    browser.login(path=path)
+    browser.page.wait_for_selector("body[data-map-state=ready], body[data-ready=true]")
+    overflow = browser.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{path} scrolls sideways by {overflow} px on a tablet"
+    if path == "/carte":
+        map_box = browser.page.locator("#map").bounding_box()
+        side_box = browser.page.locator(".map-side").bounding_box()
+        assert side_box["y"] >= map_box["y"] + map_box["height"]  # stacked, not squeezed beside
+    browser.shot(f"10-tablette{path.replace('/', '-')}")
