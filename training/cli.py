@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="class-mapping YAML (merged into RUN/data) or an Ultralytics data.yaml")
     train.add_argument("--run", type=Path, default=Path("runs/trivue-waste"), help="run directory")
     train.add_argument("--model", default="yolov8n", help="yolov8n | yolov8s | yolo11n | yolo26n")
-    train.add_argument("--init", default="coco", help="coco (rebuilt from the shared ONNX) | scratch | X.pt")
+    train.add_argument("--init", default="coco",
+                       help="coco (rebuilt from the shared ONNX) | coco-identity (same, identity BNs, "
+                            "for comparison) | scratch | X.pt")
     train.add_argument("--imgsz", type=int, default=320)
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--hours", type=float, default=0.0,

@@ -37,7 +37,7 @@ class TrainConfig:
     data: Path  # a mapping YAML (merged into RUN/data) or a ready Ultralytics data.yaml
     run_dir: Path
     model: str = "yolov8n"
-    init: str = "coco"  # coco | scratch | path to a .pt
+    init: str = "coco"  # coco | coco-identity | scratch | path to a .pt
     imgsz: int = 320
     epochs: int = 30
     hours: float = 0.0  # > 0: Ultralytics re-plans epochs to finish within this budget
@@ -105,7 +105,7 @@ def initial_weights(config: TrainConfig) -> str:
     """What Ultralytics starts from: a YAML (scratch), the COCO rebuild, or a given checkpoint."""
     if config.init == "scratch":
         return f"{config.model}.yaml"
-    if config.init != "coco":
+    if config.init not in ("coco", "coco-identity"):
         path = Path(config.init)
         if not path.is_file():
             raise TrainError(f"--init {config.init}: no such checkpoint")
@@ -115,13 +115,14 @@ def initial_weights(config: TrainConfig) -> str:
                          f"not {config.model}")
     if not COCO_WEIGHTS.is_file():
         raise TrainError(f"{COCO_WEIGHTS}: COCO weights absent (use --init scratch)")
-    out = config.run_dir / "init" / "yolov8n-coco.pt"
+    out = config.run_dir / "init" / f"yolov8n-{config.init}.pt"
     if not out.is_file():
         from training.coco_init import build_coco_init
 
         images = sorted((config.run_dir / "data" / "images" / "train").glob("*.jpg"))
         step = max(len(images) // 32, 1)  # spread over sources, not the first 32 of one
-        build_coco_init(COCO_WEIGHTS, out, images[::step])
+        # coco-identity keeps identity BNs: only there to measure what the real statistics buy
+        build_coco_init(COCO_WEIGHTS, out, images[::step], real_stats=config.init == "coco")
     return str(out)
 
 
