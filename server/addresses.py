@@ -156,6 +156,9 @@ def import_address_file(session: Session, path: Path, commune: str | None = None
     communes: set[str] = set()
     batch: list[dict] = []
     kind = "unknown"
+    # Linking by name while streaming writes each address once; link_addresses then only
+    # touches the few that need a nearby street.
+    by_name = _streets_by_name(session)
     with raw, text:
         for line, row, kind in _rows(path, text):
             rows += 1
@@ -167,6 +170,7 @@ def import_address_file(session: Session, path: Path, commune: str | None = None
                 raise AddressFileError(f"{path} line {line}: duplicate address id {record['source_key']}")
             seen_keys.add(record["source_key"])
             communes.add(record["commune"])
+            record["street_id"] = by_name.get(commune_key(record["commune"]), {}).get(record["street_key"])
             batch.append(record)
             if len(batch) >= BATCH:
                 imported += _upsert(session, batch)
@@ -190,7 +194,7 @@ def _upsert(session: Session, batch: list[dict]) -> int:
     else:
         from sqlalchemy.dialects.sqlite import insert
     statement = insert(Address)
-    columns = {key: getattr(statement.excluded, key) for key in batch[0] if key != "street_id"}
+    columns = {key: getattr(statement.excluded, key) for key in batch[0]}
     session.execute(statement.on_conflict_do_update(index_elements=["source_key"], set_=columns), batch)
     return len(batch)
 
@@ -211,11 +215,8 @@ def link_addresses(session: Session, communes: list[str]) -> LinkReport:
     else a street nearby sharing a significant word of the name, else the nearest street."""
     from server.geo import Locator
 
-    streets: dict[str, dict[str, int]] = {}
-    names: dict[int, tuple[str, str]] = {}
-    for street_id, town, key in session.execute(select(Street.id, Street.commune, Street.name_key)):
-        streets.setdefault(commune_key(town), {})[key] = street_id
-        names[street_id] = (commune_key(town), key)
+    streets = _streets_by_name(session)
+    names = {street_id: (town, key) for town, keys in streets.items() for key, street_id in keys.items()}
     wanted = {commune_key(c) for c in communes}
     rows = [r for r in session.execute(select(Address.id, Address.street_id, Address.street_key,
                                               Address.commune, Address.lat, Address.lon))
@@ -239,6 +240,14 @@ def link_addresses(session: Session, communes: list[str]) -> LinkReport:
     log.info("addresses of %s: %d linked by name, %d by similar name nearby, %d to the nearest street, "
              "%d unlinked", ", ".join(communes), *counts)
     return report
+
+
+def _streets_by_name(session: Session) -> dict[str, dict[str, int]]:
+    """Street ids by commune key, then name key."""
+    streets: dict[str, dict[str, int]] = {}
+    for street_id, town, key in session.execute(select(Street.id, Street.commune, Street.name_key)):
+        streets.setdefault(commune_key(town), {})[key] = street_id
+    return streets
 
 
 def _nearby_street(locator: object, row: object, names: dict[int, tuple[str, str]],
