@@ -109,9 +109,9 @@ class Dispatcher:
             if channel == "email" and contact and contact.email and self.mailer:
                 return "email", self._email(campaign, item, contact)
             if channel == "sms" and contact and contact.phone and self.sms:
-                text = self.templates.render("sms", self.message(campaign, item, self._recipient(item, contact)))
+                text = self.templates.render("sms", self.message(campaign, item, self.recipient(item, contact)))
                 return "sms", self.sms.send(contact.phone, text.strip())
-            if channel == "letter" and (postal := self._recipient(item, contact)):
+            if channel == "letter" and (postal := self.recipient(item, contact)):
                 path = self._write_pdf(campaign, item, self.message(campaign, item, postal), "courrier")
                 report.files.append(path)
                 return "letter", str(path)
@@ -129,7 +129,7 @@ class Dispatcher:
 
     def _email(self, campaign: Campaign, item: Item, contact: Contact) -> str:
         assert self.mailer is not None and contact.email
-        message = self.message(campaign, item, self._recipient(item, contact))
+        message = self.message(campaign, item, self.recipient(item, contact))
         subject, _, body = self.templates.render("email", message).partition("\n")
         attachments = [Attachment("courrier-tri.pdf", self.letter_bytes(campaign, item, message), "application", "pdf")]
         attachments += [Attachment(f"photo-{n + 1}.jpg", p.read_bytes(), "image", "jpeg")
@@ -141,7 +141,7 @@ class Dispatcher:
                                          .where(Evidence.event_id.in_(item.event_ids))).all())
         return [self.evidence_root / rows[e] for e in item.event_ids if e in rows]
 
-    def _recipient(self, item: Item, contact: Contact | None) -> str:
+    def recipient(self, item: Item, contact: Contact | None) -> str:
         """The postal address block; empty when the household cannot be written to."""
         name = contact.name if contact and contact.name else "Aux occupants"
         if contact and contact.postal_address:

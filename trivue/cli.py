@@ -16,7 +16,7 @@ import sys
 from trivue import __version__
 
 COMMAND_MODULES = (
-    "vision.cli", "trivue.demo", "edge.cli", "server.cli", "server.streets_cli", "training.cli",
+    "vision.cli", "trivue.demo", "edge.cli", "server.cli", "server.streets_cli", "training.cli", "server.reminders_cli",
 )
 
 

@@ -1,0 +1,188 @@
+/* Reminders review page: plan, create, review with photos, send approved items, show the effect. */
+"use strict";
+
+(() => {
+  const { t, api, el, fmt, config, showError } = Trivue;
+  const $ = (id) => document.getElementById(id);
+  if (!$("plan-form")) return; // viewers see the notice only
+  const isoDay = (d) => d.toISOString().slice(0, 10);
+  const yesterday = new Date(Date.now() - 86400000);
+  $("plan-until").value = isoDay(yesterday);
+  $("plan-since").value = isoDay(new Date(yesterday.getTime() - 29 * 86400000));
+  const streetId = config.streetId;
+  if (streetId) {
+    $("plan-street").hidden = false;
+    $("plan-street").textContent = t("rem.street_only", { id: streetId });
+  }
+  let chart = null;
+
+  function planParams() {
+    return { since: $("plan-since").value, until: $("plan-until").value };
+  }
+
+  async function simulate() {
+    const status = $("plan-status");
+    status.classList.remove("error");
+    try {
+      const plan = await api("/api/reminders/plan", planParams());
+      const targets = plan.targets.filter((x) => !streetId || x.street_id === Number(streetId));
+      status.textContent = (plan.quiet ? t("rem.quiet", { reason: plan.quiet }) + " " : "") + t("rem.plan_summary", {
+        targets: targets.length, skipped: plan.skipped.length, street_only: plan.street_only_lifts });
+      const body = $("plan-table").querySelector("tbody");
+      body.replaceChildren(...targets.map((x) => el("tr", {},
+        el("td", {}, el("strong", { text: x.label }), el("br"),
+          el("span", { class: "muted small", text: `${t("rem.kind." + x.kind)} · ${x.action}` })),
+        el("td", { text: x.reason }))),
+      ...plan.skipped.map((x) => el("tr", { class: "muted" }, el("td", { text: x.label }),
+        el("td", { text: `${t("rem.skipped")} : ${x.reason}` }))));
+      $("plan-table").hidden = false;
+    } catch (error) { showError(status, error); }
+  }
+
+  async function create() {
+    const status = $("plan-status");
+    try {
+      const body = { name: $("plan-name").value, ...planParams() };
+      if (streetId) body.street_id = Number(streetId);
+      const campaign = await api("/api/reminders/campaigns", {}, {
+        method: "POST", body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json", Accept: "application/json" } });
+      await loadCampaigns(campaign.id);
+    } catch (error) { showError(status, error); }
+  }
+
+  async function loadCampaigns(selected) {
+    const campaigns = await api("/api/reminders/campaigns");
+    const select = $("campaign-select");
+    select.replaceChildren(...campaigns.map((c) => new Option(`#${c.id} — ${c.name}`, c.id)));
+    if (!campaigns.length) { $("campaign-status").textContent = t("rem.no_campaign"); return; }
+    select.value = selected || campaigns[0].id;
+    await loadCampaign();
+  }
+
+  function photoList(item) {
+    if (!item.photos.length) return el("p", { class: "muted small", text: t("rem.photos_none") });
+    return el("div", { class: "rem-photos" }, ...item.photos.map((src, n) =>
+      el("a", { href: src, target: "_blank", rel: "noopener" },
+        el("img", { src, alt: `${item.label} — photo ${n + 1}`, loading: "lazy" }))));
+  }
+
+  function reviewForm(item, reasons) {
+    if (!["pending", "approved"].includes(item.status)) {
+      const who = item.reviewed_by ? ` — ${item.reviewed_by}` : "";
+      const why = item.review_reason ? ` (${t("rem.reason." + item.review_reason)})` : "";
+      return el("p", { class: "small muted", text: `${t("rem.status." + item.status)}${why}${who} ${item.send_detail || ""}` });
+    }
+    const reason = el("select", { id: `reason-${item.id}` }, ...reasons.map((r) => new Option(t(`rem.reason.${r}`), r)));
+    const note = el("input", { id: `note-${item.id}`, maxlength: "2000" });
+    const approve = el("button", { type: "button", class: "button primary", "data-approve": item.id, text: t("rem.approve") });
+    const reject = el("button", { type: "button", class: "button", "data-reject": item.id, text: t("rem.reject") });
+    approve.disabled = item.status === "approved";
+    return el("div", { class: "rem-review" },
+      approve, el("label", {}, t("rem.reject_reason"), reason), el("label", {}, t("rem.note"), note), reject);
+  }
+
+  function previews(item) {
+    const links = [["letter", "rem.preview"]];
+    if (item.kind === "household") links.push(["email", "rem.preview_email"], ["sms", "rem.preview_sms"]);
+    return el("p", { class: "small" }, ...links.map(([channel, key]) => el("a", {
+      href: `/api/reminders/items/${item.id}/preview?channel=${channel}`, target: "_blank", rel: "noopener",
+      text: t(key), style: "margin-right:1rem" })));
+  }
+
+  function itemCard(item, reasons) {
+    const level = item.level ? ` · ${t("rem.level", { n: item.level })} (${item.action})` : "";
+    const cats = item.categories.map((c) => `${c.label} (${c.lifts})`).join(", ");
+    return el("li", { class: "rem-item", id: `item-${item.id}`, "data-status": item.status },
+      el("header", {}, el("h3", { text: item.label }),
+        el("span", { class: "rem-badge", text: t("rem.kind." + item.kind) + level }),
+        el("span", { class: `rem-badge ${item.status}`, text: t("rem.status." + item.status) })),
+      el("p", { class: "rem-why" }, el("strong", { text: `${t("rem.why")} : ` }), item.reason),
+      cats ? el("p", { class: "small", text: cats }) : null,
+      photoList(item), previews(item), reviewForm(item, reasons));
+  }
+
+  async function loadCampaign() {
+    const id = $("campaign-select").value;
+    if (!id) return;
+    const status = $("campaign-status");
+    status.classList.remove("error");
+    try {
+      const data = await api(`/api/reminders/campaigns/${id}`, { status: $("status-filter").value });
+      status.textContent = `${data.name} — ${fmt.date(data.since)} → ${fmt.date(data.until)} — ` +
+        Object.entries(data.counts).map(([k, v]) => `${t("rem.status." + k)} ${v}`).join(", ");
+      $("queue").replaceChildren(...data.items.map((item) => itemCard(item, data.reject_reasons)));
+      $("route-sheet").href = `/api/reminders/campaigns/${id}/route-sheet.pdf`;
+      $("effect-csv").href = `/api/reminders/campaigns/${id}/effect?format=csv`;
+      await loadEffect(id);
+    } catch (error) { showError(status, error); }
+  }
+
+  async function decide(itemId, approve) {
+    const body = approve ? { decision: "approve" } : {
+      decision: "reject", reason: $(`reason-${itemId}`).value, note: $(`note-${itemId}`).value || null };
+    try {
+      await api(`/api/reminders/items/${itemId}/review`, {}, {
+        method: "POST", body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json", Accept: "application/json" } });
+      await loadCampaign();
+    } catch (error) { showError($("campaign-status"), error); }
+  }
+
+  async function send() {
+    const id = $("campaign-select").value;
+    if (!id || !window.confirm(t("rem.send_confirm"))) return;
+    try {
+      const report = await api(`/api/reminders/campaigns/${id}/send`, {}, { method: "POST" });
+      await loadCampaign();
+      const sent = Object.entries(report.sent).map(([k, v]) => `${k} ${v}`).join(", ") || "0";
+      $("campaign-status").textContent = report.deferred || t("rem.sent_report", {
+        sent, failed: report.failed.length, skipped: report.skipped.length });
+    } catch (error) { showError($("campaign-status"), error); }
+  }
+
+  function pctCell(period) {
+    if (!period || period.rate === null) return el("td", { class: "num", text: "–" });
+    const ci = `[${fmt.pct(period.ci[0])} – ${fmt.pct(period.ci[1])}]`;
+    return el("td", { class: "num" }, `${fmt.pct(period.rate)} `, el("span", { class: "muted small", text: `${ci} · ${fmt.num(period.lifts)} ${t("rem.lifts")}` }));
+  }
+
+  async function loadEffect(id) {
+    const report = await api(`/api/reminders/campaigns/${id}/effect`);
+    $("effect-verdict").textContent = report.text;
+    const groups = report.groups || {};
+    const names = ["targeted", "control", "households"].filter((g) => groups[g]);
+    $("effect-table").querySelector("tbody").replaceChildren(...names.map((g) => el("tr", {},
+      el("th", { scope: "row", text: t("rem.group." + g) }), pctCell(groups[g].before), pctCell(groups[g].after),
+      el("td", { class: "num", text: groups[g].change === null ? "–" : `${(groups[g].change * 100).toFixed(1)} pts` }))));
+    drawChart(names, groups);
+  }
+
+  function drawChart(names, groups) {
+    if (typeof Chart === "undefined") return;
+    if (chart) chart.destroy();
+    if (!names.length) return;
+    const rate = (g, p) => (groups[g][p].rate === null ? null : groups[g][p].rate * 100);
+    chart = new Chart($("effect-chart"), {
+      type: "bar",
+      data: { labels: names.map((g) => t("rem.group." + g)), datasets: [
+        { label: t("rem.before"), data: names.map((g) => rate(g, "before")), backgroundColor: "#f46d43" },
+        { label: t("rem.after"), data: names.map((g) => rate(g, "after")), backgroundColor: "#1a9641" }] },
+      options: { responsive: true, maintainAspectRatio: false, animation: false,
+        scales: { y: { beginAtZero: true, title: { display: true, text: "%" } } } },
+    });
+  }
+
+  $("simulate").addEventListener("click", simulate);
+  $("create").addEventListener("click", create);
+  $("send").addEventListener("click", send);
+  $("campaign-select").addEventListener("change", loadCampaign);
+  $("status-filter").addEventListener("change", loadCampaign);
+  $("queue").addEventListener("click", (event) => {
+    const target = event.target.closest("button");
+    if (!target) return;
+    if (target.dataset.approve) decide(target.dataset.approve, true);
+    if (target.dataset.reject) decide(target.dataset.reject, false);
+  });
+  loadCampaigns().catch((error) => showError($("campaign-status"), error));
+})();
