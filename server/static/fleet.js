@@ -25,7 +25,8 @@
 
   function row(truck) {
     const s = truck.stats || {};
-    const model = s.model ? `${s.model.name} ${s.model.version}` : "–";
+    // The version tells trucks apart; the model's name (usually the same for all) is in the tooltip.
+    const model = s.model ? s.model.version : "–";
     return el("tr", { class: isSilent(truck) ? "silent" : null, "data-truck": truck.truck_id },
       el("th", { scope: "row", text: truck.truck_id }),
       statusCell(truck),
@@ -33,7 +34,7 @@
       el("td", { class: "num", text: fmt.num(s.outbox_depth) }),
       el("td", { class: "num", text: num(s.inference_ms, " ms") }),
       el("td", { class: "num", text: num(s.fps, "", 1) }),
-      el("td", { text: model }),
+      el("td", { text: model, title: s.model ? `${s.model.name} ${s.model.version}` : null }),
       el("td", { class: "num", text: num(s.gps_fix_age_s, " s") }),
       el("td", { text: s.stream ? label("stream", s.stream) : "–" }),
       el("td", { class: "num", text: fmt.num(truck.lifts) }));
@@ -49,7 +50,7 @@
         : [el("tr", {}, el("td", { colspan: "10", text: t("common.none") }))]));
       const online = trucks.filter((x) => x.status === "online").length;
       summary.classList.remove("error");
-      summary.textContent = t("fleet.summary", { online, offline: trucks.length - online,
+      summary.textContent = t("fleet.summary", { online, total: trucks.length,
         silent: trucks.filter(isSilent).length });
       document.body.dataset.ready = "true";
     } catch (error) {
