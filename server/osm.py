@@ -135,8 +135,11 @@ def _osm_ways(path: Path, commune: str | None) -> list[Way]:
 
     ways: list[Way] = []
     boundaries: list[tuple[str, list[np.ndarray]]] = []
-    processor = osmium.FileProcessor(str(path)).with_areas(
-        osmium.filter.TagFilter(("boundary", "administrative")))
+    # Only highway ways and boundary areas reach Python: a département extract has millions of
+    # nodes and buildings (node locations and area assembly still see everything, in C++).
+    processor = (osmium.FileProcessor(str(path))
+                 .with_areas(osmium.filter.TagFilter(("boundary", "administrative")))
+                 .with_filter(osmium.filter.KeyFilter("highway", "boundary")))
     try:
         for obj in processor:
             if isinstance(obj, osmium.osm.Way) and keep_way(dict(obj.tags)):
