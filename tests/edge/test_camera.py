@@ -90,3 +90,37 @@ def test_backoff() -> None:
     assert [backoff.next() for _ in range(5)] == [1, 2, 4, 5, 5]
     backoff.reset()
     assert backoff.next() == 1
+
+
+def test_live_source_reconnects_after_the_stream_stops(tmp_path, photo) -> None:
+    from itertools import islice
+
+    from edge.camera import video_frames
+
+    clip = write_clip(tmp_path / "cam.avi", photo, photo[:40, :40], range(0), 5)
+    got = list(islice(video_frames(str(clip), live=True, backoff=Backoff(0.01, 0.02)), 12))
+    assert [f.index for f in got] == list(range(12))  # 5 frames, stream "drops", reconnects, goes on
+
+
+class CountingBackoff(Backoff):
+    """Gives up (raises) after ``limit`` waits, so the test can count the retries."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(0.001, 0.001)
+        self.limit, self.calls = limit, 0
+
+    def next(self) -> float:
+        self.calls += 1
+        if self.calls > self.limit:
+            raise TimeoutError
+        return super().next()
+
+
+def test_live_source_unavailable_keeps_retrying(caplog) -> None:
+    from edge.camera import video_frames
+
+    backoff = CountingBackoff(limit=4)
+    with pytest.raises(TimeoutError):
+        next(video_frames("/nonexistent/cam.avi", live=True, backoff=backoff))
+    assert backoff.calls == 5  # retried on every failure; only the test's back-off gave up
+    assert caplog.text.count("unavailable; retrying") == 4
