@@ -283,3 +283,49 @@ def test_geojson_without_commune_asks_for_the_option(tmp_path: Path) -> None:
     with database("sqlite", tmp_path, False) as engine, Session(engine) as session, \
             pytest.raises(StreetFileError, match="pass --commune"):
         import_street_file(session, FIXTURES / "rennes-centre.geojson", None)
+
+
+def _synthetic(tmp_path: Path, ways: list[tuple[str, dict[str, str], list[tuple[float, float]]]]) -> Locator:
+    """A Locator over hand-made ways (name, extra tags, (east m, north m) points near Rennes)."""
+    features = []
+    for name, tags, points in ways:
+        coords = [at(east, north)[::-1] for east, north in points]
+        features.append({"type": "Feature", "properties": {"highway": "residential", "name": name, **tags},
+                         "geometry": {"type": "LineString", "coordinates": coords}})
+    path = tmp_path / "synthetic.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with database("sqlite", tmp_path, False) as engine, Session(engine) as session:
+        import_street_file(session, path, "Testville")
+        session.commit()
+        return Locator.from_session(session)
+
+
+def at(east_m: float, north_m: float) -> tuple[float, float]:
+    lon, lat = destination(*destination(-1.68, 48.11, 90, east_m), 0, north_m)
+    return lat, lon
+
+
+def test_heading_separates_parallel_one_way_streets(tmp_path: Path) -> None:
+    # Two one-way service roads 12 m apart, eastbound to the north, westbound to the south.
+    locator = _synthetic(tmp_path, [
+        ("Contre-allée Nord", {"oneway": "yes"}, [(0, 6), (300, 6)]),
+        ("Contre-allée Sud", {"oneway": "yes"}, [(300, -6), (0, -6)]),
+    ])
+    lat, lon = at(150, 0.5)  # a hair nearer the north road
+    east, west = locator.locate(lat, lon, heading_deg=90), locator.locate(lat, lon, heading_deg=270)
+    assert east is not None and east.street_name == "Contre-allée Nord"
+    assert west is not None and west.street_name == "Contre-allée Sud"
+    unknown = locator.locate(lat, lon)
+    assert unknown is not None and unknown.street_name == "Contre-allée Nord" and unknown.confidence < 0.7
+
+
+def test_heading_does_not_override_a_much_nearer_street(tmp_path: Path) -> None:
+    locator = _synthetic(tmp_path, [
+        ("Rue Est-Ouest", {}, [(0, 0), (300, 0)]),
+        ("Rue Nord-Sud", {}, [(150, 25), (150, 200)]),
+    ])
+    lat, lon = at(150, 2)  # 2 m from the east-west street, 23 m below the end of the other
+    match = locator.locate(lat, lon, heading_deg=0)  # driving north, as if on Rue Nord-Sud
+    assert match is not None and match.street_name == "Rue Est-Ouest"
+    near_end = locator.locate(*at(150, 14), heading_deg=0)  # 14 m from one, 11 m from the other
+    assert near_end is not None and near_end.street_name == "Rue Nord-Sud"
