@@ -105,6 +105,7 @@ class Planner:
 
     def plan(self) -> Plan:
         households, streets, unmatched = self._gather()
+        street_only = sum(len(u.lifts) for u in streets.values())
         targets = self._households(households)
         street_targets = self._streets(streets)
         targets += street_targets
@@ -114,7 +115,7 @@ class Planner:
             self.skipped += [Skip(t.key, t.label, f"période calme : {quiet.reason}") for t in targets]
             targets = []
         return Plan(self.since, self.until, tuple(targets), tuple(self.skipped),
-                    sum(len(u.lifts) for u in streets.values()), unmatched, quiet.reason if quiet else None)
+                    street_only, unmatched, quiet.reason if quiet else None)
 
     def _gather(self) -> tuple[dict[str, _Unit], dict[int, _Unit], int]:
         rules = self.config.household
