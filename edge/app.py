@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 
 from edge.alert import CrewAlert
-from edge.camera import check_source, frames, throttle
+from edge.camera import Frame, check_source, frames, is_file_source, throttle
 from edge.config import EdgeSettings
 from edge.evidence import EvidenceStore
 from edge.gps import Gps, open_gps
@@ -70,6 +70,8 @@ class Agent:
         self.names: tuple[str, ...] = tuple(detector.names)
         self.region = Region.from_points(settings.hopper)
         self.live = LiveConfig(settings.stream)
+        # a video file is replayable: remember how far its lifts are committed (resumed after a crash)
+        self._progress_key = str(Path(settings.source).resolve()) if is_file_source(settings.source) else None
         self.started = time.monotonic()
         self.outbox = Outbox(settings.outbox.path, int(settings.outbox.max_mb * 1024 * 1024))
         self.evidence = EvidenceStore(settings.evidence, self.region, self.names)
@@ -125,9 +127,9 @@ class Agent:
             return MotionTrigger(self.region, t.motion_threshold, t.motion_quiet_frames)
         return BurstTrigger()
 
-    def deliver(self, ended_at: datetime, source_key: str | None) -> None:
+    def deliver(self, last: Frame) -> None:
         """Finish the lift and commit it (and its photo) to the outbox before any network I/O."""
-        started_at = self.recorder.started_at
+        started_at, ended_at = self.recorder.started_at, last.captured_at
         context = LiftContext(self.settings.truck_id, self.outbox.next_sequence(), self.gps.latest(),
                               self.rfid.tag_for(started_at, ended_at))
         lift = self.recorder.finish(ended_at, context)
@@ -140,7 +142,9 @@ class Agent:
                 log.exception("lift %d: evidence photo failed; sending the lift without it", event.sequence)
         event_id = str(event.event_id)
         evidence = (self.settings.topic(f"evidence/{event_id}"), photo.jpeg) if photo else None
-        self.outbox.put_lift(event_id, (self.settings.topic("lift"), event.to_json().encode()), evidence, source_key)
+        position = (self._progress_key, last.index) if self._progress_key else None
+        self.outbox.put_lift(event_id, (self.settings.topic("lift"), event.to_json().encode()), evidence,
+                             last.burst, position)
         if photo is not None:
             self.evidence.keep(event_id, photo)
         self.uplink.wake()
@@ -178,7 +182,8 @@ class Agent:
         self.evidence.prune()
         self.uplink.start()
         source = frames(self.settings.source, self.outbox.is_consumed, follow=not once,
-                        settle_s=self.settings.trigger.burst_settle_s)
+                        settle_s=self.settings.trigger.burst_settle_s,
+                        resume_after=self.outbox.resume_after(self._progress_key) if self._progress_key else -1)
         lifts = self.pipeline.run(throttle(source, self.settings.frame_rate))
         log.info("source ended after %d lift(s)", lifts)
         if not once:

@@ -104,8 +104,10 @@ def _open_capture(target: str | int) -> cv2.VideoCapture:
     return cv2.VideoCapture(target) if isinstance(target, int) else cv2.VideoCapture(target, cv2.CAP_FFMPEG)
 
 
-def video_frames(target: str | int, live: bool, backoff: Backoff | None = None) -> Iterator[Frame]:
-    """Frames of a video file (ends at its end) or of a live camera (reconnects forever)."""
+def video_frames(
+    target: str | int, live: bool, backoff: Backoff | None = None, resume_after: int = -1
+) -> Iterator[Frame]:
+    """Frames of a video file (ends at its end; starts after ``resume_after``) or a live camera."""
     backoff = backoff or Backoff()
     index = 0
     while True:
@@ -119,6 +121,8 @@ def video_frames(target: str | int, live: bool, backoff: Backoff | None = None) 
             time.sleep(delay)
             continue
         started = datetime.now(UTC)
+        while not live and index <= resume_after and capture.grab():  # skip without decoding
+            index += 1
         while True:
             ok, image = capture.read()
             if not ok or image is None:
@@ -161,7 +165,7 @@ def check_source(source: str) -> None:
 
 def frames(
     source: str, consumed: Callable[[str], bool] = lambda _key: False, follow: bool = False,
-    settle_s: float = 2.0,
+    settle_s: float = 2.0, resume_after: int = -1,
 ) -> Iterator[Frame]:
     """Frames from ``source``: a burst root folder, a video file, ``usb:N`` or a stream URL."""
     check_source(source)
@@ -170,7 +174,12 @@ def frames(
         return video_frames(int(source.removeprefix("usb:")) if usb else source, live=True)
     if Path(source).is_dir():
         return burst_frames(Path(source), consumed, follow, settle_s)
-    return video_frames(source, live=False)
+    return video_frames(source, live=False, resume_after=resume_after)
+
+
+def is_file_source(source: str) -> bool:
+    """A video file: its lifts are replayable, so progress through it is recorded."""
+    return not _is_live(source) and Path(source).is_file()
 
 
 def throttle(source: Iterator[Frame], rate: float) -> Iterator[Frame]:

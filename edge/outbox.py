@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS consumed (source_key TEXT PRIMARY KEY, event_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS progress (source TEXT PRIMARY KEY, position INTEGER NOT NULL);
 """
 
 
@@ -81,8 +82,13 @@ class Outbox:
         lift: tuple[str, bytes],
         evidence: tuple[str, bytes] | None = None,
         source_key: str | None = None,
+        position: tuple[str, int] | None = None,
     ) -> None:
-        """Store a lift (topic, JSON) and its photo atomically; ``source_key`` marks its input consumed."""
+        """Store a lift (topic, JSON) and its photo atomically.
+
+        ``source_key`` marks its input (a burst folder) consumed; ``position`` records how far a
+        video file has been turned into committed lifts, so a restart resumes after it.
+        """
         with self._lock:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -91,6 +97,8 @@ class Outbox:
                     "INSERT INTO messages (kind, topic, payload, event_id) VALUES (?, ?, ?, ?)", rows)
                 if source_key is not None:
                     self._db.execute("INSERT OR REPLACE INTO consumed VALUES (?, ?)", (source_key, event_id))
+                if position is not None:
+                    self._db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?)", position)
             self._enforce_bound()
 
     def _size(self) -> int:
@@ -138,6 +146,12 @@ class Outbox:
     def photos_dropped(self) -> int:
         with self._lock:
             return self._counter("photos_dropped")
+
+    def resume_after(self, source: str) -> int:
+        """Index of the last frame of a video file already turned into a committed lift (-1: none)."""
+        with self._lock:
+            row = self._db.execute("SELECT position FROM progress WHERE source = ?", (source,)).fetchone()
+        return int(row[0]) if row else -1
 
     def is_consumed(self, source_key: str) -> bool:
         with self._lock:

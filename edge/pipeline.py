@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from edge.camera import Frame
 from edge.trigger import LiftTrigger
@@ -51,7 +50,7 @@ class Pipeline:
         tracker: Tracker,
         recorder: LiftRecorder,
         trigger: LiftTrigger,
-        deliver: Callable[[datetime, str | None], None],
+        deliver: Callable[[Frame], None],
         on_alert: Callable[[tuple[str, ...]], None],
         stream: Callable[[], Stream],
     ) -> None:
@@ -91,5 +90,5 @@ class Pipeline:
     def _close(self, last: Frame, key: str) -> None:
         if not self.recorder.active:
             return
-        self.deliver(last.captured_at, last.burst if key == last.burst else None)
+        self.deliver(last)  # the lift's last frame: its time, and where the source stands
         self.meter.lifts += 1

@@ -162,3 +162,28 @@ def test_retained_config_is_applied_live(tmp_path, mqtt_broker, litter_val_image
         assert stats["stream"] == "glass" and agent.live.stream.value == "glass"
     else:
         assert agent.detector.conf == 0.5
+
+
+def test_video_with_motion_lifts_resumes_after_committed_lifts(tmp_path, mqtt_broker, litter_val_images) -> None:
+    import cv2
+
+    from tests.edge.test_camera import write_clip
+
+    photo = cv2.resize(cv2.imread(str(litter_val_images[0])), (320, 240))
+    item = cv2.resize(cv2.imread(str(litter_val_images[1])), (60, 60))
+    clip = write_clip(tmp_path / "round.avi", photo, item, range(10, 20), 40)
+    truck = unique_truck()
+    settings = settings_for(tmp_path, clip, mqtt_broker.url, truck, frame_rate=10,
+                            trigger={"kind": "motion", "motion_threshold": 0.01, "motion_quiet_frames": 3})
+    subscriber = Subscriber(mqtt_broker.host, mqtt_broker.port, f"trivue/v1/{truck}/lift")
+    try:
+        first = ScriptedDetector([[BOTTLE]] * 40)
+        assert run_agent(settings, first) == 0
+        again = ScriptedDetector([[BOTTLE]] * 40)
+        assert run_agent(settings, again) == 0  # a restart: the committed lift is not replayed
+        assert subscriber.wait_for(lambda: len(subscriber.on("/lift")) >= 1)
+        events = [parse_lift_event(p) for p in subscriber.on("/lift")]
+    finally:
+        subscriber.close()
+    assert len(events) == 1 and events[0].counts == {"bottle": 1}
+    assert 10 <= first.calls <= 14 and again.calls == 0  # only motion frames were analysed

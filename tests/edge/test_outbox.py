@@ -63,3 +63,12 @@ def test_consumed_key_is_committed_with_the_lift(tmp_path: Path) -> None:
     assert outbox.is_consumed("burst-001") and not outbox.is_consumed("burst-002")
     with sqlite3.connect(tmp_path / "o.sqlite3") as db:  # another process sees the committed row
         assert db.execute("SELECT event_id FROM consumed").fetchall() == [("event-0",)]
+
+
+def test_video_progress_is_committed_with_the_lift(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    assert outbox.resume_after("/videos/round.mp4") == -1
+    outbox.put_lift("e1", ("t/lift", b"{}"), position=("/videos/round.mp4", 120))
+    outbox.put_lift("e2", ("t/lift", b"{}"), position=("/videos/round.mp4", 410))
+    outbox.close()
+    assert Outbox(tmp_path / "o.sqlite3").resume_after("/videos/round.mp4") == 410

@@ -43,8 +43,8 @@ def run(keys: list[str | None], fail_on: set[int] = frozenset()) -> tuple[list, 
             raise ValueError("corrupt frame")
         return Detections.from_rows([(10, 10, 50, 50, 0.9, 0)])
 
-    def deliver(ended_at: datetime, key: str | None) -> None:
-        delivered.append((recorder.finish(ended_at, LiftContext("T", len(delivered))).event, key))
+    def deliver(last: Frame) -> None:
+        delivered.append((recorder.finish(last.captured_at, LiftContext("T", len(delivered))).event, last.index))
 
     pipeline = Pipeline(detect, Tracker(), recorder, KeyedTrigger(keys), deliver, lambda _a: None,
                         lambda: Stream.recyclables)
