@@ -5,16 +5,21 @@
   const { config, t, api, fmt, el, label } = Trivue;
   const status = document.getElementById("street-status");
   const query = new URLSearchParams(location.search);
+  // The map's filters travel in the query: the street is shown for the same period and stream.
+  const period = query.get("period") || Trivue.config.defaultPeriod;
   const filters = { since: query.get("since"), until: query.get("until"), stream: query.get("stream") };
-  if (query.has("period") && query.get("period") !== "custom") {
-    const days = Number(query.get("period")) || 90;
-    filters.since = new Date(Date.now() - (days - 1) * 86400000).toISOString().slice(0, 10);
+  if (period !== "custom") {
+    filters.since = new Date(Date.now() - (Number(period) - 1) * 86400000).toISOString().slice(0, 10);
+    filters.until = null;
   }
+  const periodText = period === "custom" ? `${fmt.date(filters.since)} – ${fmt.date(filters.until)}`
+    : t(`filters.p${period}`);
   document.getElementById("back-link").href = `/carte${location.search}`;
 
   function kpis(street) {
     document.getElementById("street-name").textContent = street.name;
-    document.getElementById("street-commune").textContent = street.commune || "";
+    const stream = filters.stream ? ` · ${label("stream", filters.stream)}` : "";
+    document.getElementById("street-commune").textContent = `${street.commune || ""} · ${periodText}${stream}`;
     document.title = `${street.name} · ${config.t["app.name"]}`;
     document.getElementById("kpi-rate").textContent = fmt.pct(street.rate);
     document.getElementById("kpi-ci").textContent =

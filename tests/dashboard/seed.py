@@ -32,18 +32,26 @@ CLEAN_ITEMS = ({"bottle": 2}, {"can": 1, "carton": 1}, {"film": 3})
 
 
 @dataclass(frozen=True, slots=True)
-class Profile:
-    name: str
+class Phase:
     rate: float  # chance that a lift is contaminated
     lifts: int
     oldest_days: int  # lifts fall between this many days ago and ``newest_days``
     newest_days: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    phases: tuple[Phase, ...]
+
+
 PROFILES = (
-    Profile("dirty", 0.45, 80, 60), Profile("dirty", 0.35, 60, 60), Profile("medium", 0.15, 70, 60),
-    Profile("clean", 0.02, 90, 60), Profile("clean", 0.03, 70, 60), Profile("few", 0.5, 2, 20),
-    Profile("old", 0.4, 40, 80, 45),
+    Profile("dirty", (Phase(0.45, 80, 60),)), Profile("dirty", (Phase(0.35, 60, 60),)),
+    Profile("medium", (Phase(0.15, 70, 60),)), Profile("clean", (Phase(0.02, 90, 60),)),
+    Profile("clean", (Phase(0.03, 70, 60),)), Profile("few", (Phase(0.5, 2, 20),)),
+    Profile("old", (Phase(0.4, 40, 80, 45),)),
+    # Bad a month ago, good since: the ranking's "most improved" over the last 30 days.
+    Profile("improving", (Phase(0.6, 40, 59, 31), Phase(0.04, 50, 29))),
 )
 
 
@@ -84,14 +92,21 @@ def make_event(truck: str, sequence: int, when: datetime, point: tuple[float, fl
 def _events(profile: Profile, point: tuple[float, float], rng: random.Random, now: datetime,
             rules: SortingRules, sequence: int) -> list[LiftEvent]:
     events = []
-    for _ in range(profile.lifts):
-        days = rng.uniform(profile.newest_days, profile.oldest_days)
-        when = (now - timedelta(days=days)).replace(hour=rng.randint(6, 12))
-        dirty = rng.random() < profile.rate
-        items = dict(rng.choice(DIRTY_ITEMS if dirty else CLEAN_ITEMS))
-        sequence += 1
-        events.append(make_event(f"benne-{rng.randint(1, 3):02d}", sequence, when, point, items, rules))
+    for phase in profile.phases:
+        for _ in range(phase.lifts):
+            sequence += 1
+            events.append(_event(phase, point, rng, now, rules, sequence))
     return events
+
+
+def _event(phase: Phase, point: tuple[float, float], rng: random.Random, now: datetime, rules: SortingRules,
+           sequence: int) -> LiftEvent:
+    days = rng.uniform(phase.newest_days, phase.oldest_days)
+    when = (now - timedelta(days=days)).replace(hour=rng.randint(6, 12))
+    if when > now:  # a morning hour later than now, today: yesterday's round instead
+        when -= timedelta(days=1)
+    items = dict(rng.choice(DIRTY_ITEMS if rng.random() < phase.rate else CLEAN_ITEMS))
+    return make_event(f"benne-{rng.randint(1, 3):02d}", sequence, when, point, items, rules)
 
 
 def seed_city(session: Session, geojson: Path, zone: Any, seed: int = 7) -> SeededCity:

@@ -155,7 +155,28 @@ def test_ranking_sorts_and_exports_csv(browser: Browser) -> None:
     lines = download.value.path().read_text(encoding="utf-8-sig").strip().splitlines()
     assert lines[0].startswith("street_id;name;commune;lifts;rate")
     assert len(lines) == 1 + browser.page.locator("#worst tbody tr").count()
+
+    browser.page.get_by_label("Période").select_option("30")
+    improving = city.streets["improving"][0]
+    browser.page.locator(f"#improved tbody a[href^='/rues/{improving}']").wait_for()
+    row = browser.page.locator("#improved tbody tr").first
+    assert row.locator("th a").get_attribute("href").startswith(f"/rues/{improving}")
+    assert row.locator("td").nth(3).inner_text().startswith("-")  # change in points: a drop
     browser.shot("07-classement")
+
+
+def test_error_type_filter_colours_by_the_share_of_that_error(browser: Browser) -> None:
+    city = browser.server.city
+    browser.login()
+    map_ready(browser)
+    browser.page.get_by_label("Type d'erreur").select_option("sac_ferme")
+    map_ready(browser)
+    shares = {s["street_id"]: s for s in browser.server.api("/api/error-rates", category="sac_ferme")["items"]}
+    dirty = city.streets["dirty"][0]
+    assert 0 < shares[dirty]["rate"] < browser.server.api(f"/api/streets/{dirty}")["rate"]
+    browser.page.get_by_label("Type d'erreur").select_option("dangereux")  # no battery in the dirty streets
+    browser.page.wait_for_function(f"Trivue.mapView.styleOf({dirty}).color === '{GREEN}'")
+    assert "category=dangereux" in browser.page.url
 
 
 def test_quality_page_counts_dead_letters_and_unmatched_lifts(browser: Browser) -> None:

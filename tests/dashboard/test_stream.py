@@ -1,0 +1,59 @@
+"""The live alert stream over real HTTP (uvicorn): events as lifts are ingested, resumable by id."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dashboard.conftest import LiveServer
+from tests.dashboard.seed import PASSWORD, make_event
+from vision.rules import SortingRules
+
+
+def read_events(response: httpx.Response, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` SSE events of a streaming response (``id``, ``event``, ``data``)."""
+    events, current = [], {}
+    for line in response.iter_lines():
+        if not line:
+            if "event" in current:
+                events.append(current)
+                if len(events) == count:
+                    return events
+            current = {}
+            continue
+        field, _, value = line.partition(":")
+        current[field] = value.strip()
+    return events
+
+
+@pytest.fixture
+def client(live_server: LiveServer) -> httpx.Client:
+    with httpx.Client(base_url=live_server.url, timeout=httpx.Timeout(10, read=20)) as client:
+        client.post("/api/login", json={"name": "lecteur", "password": PASSWORD}).raise_for_status()
+        yield client
+
+
+def test_stream_sends_alert_lifts_as_ingested_and_resumes_from_last_event_id(
+        live_server: LiveServer, client: httpx.Client) -> None:
+    point = live_server.city.point_of[live_server.city.streets["medium"][0]]
+    rules = SortingRules.load()
+    cursor = client.get("/api/alerts").json()["cursor"]
+    gas = make_event("benne-07", 1, datetime.now(UTC), point, {"gas_cylinder": 1}, rules)
+    clean = make_event("benne-07", 2, datetime.now(UTC), point, {"bottle": 1}, rules)
+    battery = make_event("benne-07", 3, datetime.now(UTC), point, {"battery": 2}, rules)
+    with client.stream("GET", "/api/alerts/stream", params={"after": cursor}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for event in (gas, clean, battery):
+            live_server.publish("benne-07/lift", event.to_json())
+        first, second = read_events(response, 2)
+    assert [json.loads(e["data"])["event_id"] for e in (first, second)] == [str(gas.event_id),
+                                                                            str(battery.event_id)]
+    assert first["event"] == "alert" and int(second["id"]) > int(first["id"]) > cursor
+    # A browser that lost the connection after the first event gets exactly the one it missed.
+    with client.stream("GET", "/api/alerts/stream", headers={"Last-Event-ID": first["id"]}) as response:
+        (again,) = read_events(response, 1)
+    assert json.loads(again["data"])["event_id"] == str(battery.event_id)
