@@ -25,6 +25,8 @@ from vision.schema import Evidence
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY_S = 3600.0
+
 
 @dataclass(frozen=True, slots=True)
 class Photo:
@@ -62,6 +64,7 @@ class EvidenceStore:
     def __init__(self, settings: EvidenceSettings, region: Region, names: tuple[str, ...]) -> None:
         self.settings, self.region, self.names = settings, region, names
         self.settings.dir.mkdir(parents=True, exist_ok=True)
+        self._pruned_at = float("-inf")
 
     def render(self, frame: EvidenceFrame, severity_of: dict[str, str]) -> Photo:
         image, scale = downscale(frame.image, self.settings.max_side)
@@ -80,10 +83,13 @@ class EvidenceStore:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{event_id}.jpg"
         path.write_bytes(photo.jpeg)
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:  # trucks run for weeks without a restart
+            self.prune()
         return path
 
     def prune(self, now: float | None = None) -> int:
         """Delete local photos older than the retention period; returns how many."""
+        self._pruned_at = time.monotonic()
         limit = (now or time.time()) - self.settings.retention_days * 86_400
         removed = 0
         for path in self.settings.dir.glob("*/*.jpg"):
