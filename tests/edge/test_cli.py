@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -73,8 +74,9 @@ def test_unreadable_video_source(tmp_path, base, capsys) -> None:
 
 def test_undeliverable_once_exits_nonzero_and_keeps_the_outbox(tmp_path, base, capsys) -> None:
     config = write_config(tmp_path / "truck.yaml", **base)
-    assert main(["edge", "--config", str(config), "--once"]) == 1
-    assert "1 message(s) not acknowledged" in capsys.readouterr().err
+    assert main(["edge", "--config", str(config), "--once", "--json-logs"]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]  # machine-readable logs
+    assert any(e["level"] == "error" and "1 message(s) not acknowledged" in e["message"] for e in lines)
     from edge.outbox import Outbox
 
     assert Outbox(tmp_path / "outbox.sqlite3").depth() == 1
