@@ -15,8 +15,8 @@ import gzip
 import io
 import logging
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -72,16 +72,15 @@ def open_text(path: Path) -> tuple[BinaryIO, io.TextIOWrapper]:
     return raw, io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
 
 
-def _rows(path: Path, text: io.TextIOWrapper) -> Iterator[tuple[int, dict[str, str], str]]:
-    """(line number, row, format) for every data row; the format comes from the header."""
+def _rows(path: Path, text: io.TextIOWrapper) -> tuple[str, Iterator[tuple[int, dict[str, str]]]]:
+    """The file's format, from its header, and its data rows with their line numbers."""
     reader = csv.reader(text, delimiter=";")
     try:
-        header = next(reader)
+        header = [column.strip() for column in next(reader)]
     except StopIteration:
         raise AddressFileError(f"{path}: empty file") from None
-    except (UnicodeDecodeError, OSError, EOFError) as error:
+    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as error:
         raise AddressFileError(f"{path} line 1: unreadable ({error})") from error
-    header = [column.strip() for column in header]
     if set(BAN_COLUMNS) <= set(header):
         kind = "ban"
     elif set(TOULOUSE_COLUMNS) <= set(header):
@@ -89,16 +88,20 @@ def _rows(path: Path, text: io.TextIOWrapper) -> Iterator[tuple[int, dict[str, s
     else:
         raise AddressFileError(f"{path} line 1: not a BAN or Toulouse address header "
                                f"(needs {';'.join(BAN_COLUMNS)} or {';'.join(TOULOUSE_COLUMNS)})")
-    try:
-        for row in reader:
-            if not row or row == [""]:
-                continue
-            if len(row) != len(header):
-                raise AddressFileError(f"{path} line {reader.line_num}: {len(row)} fields, "
-                                       f"the header has {len(header)}")
-            yield reader.line_num, dict(zip(header, row, strict=True)), kind
-    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as error:
-        raise AddressFileError(f"{path} line {reader.line_num + 1}: unreadable ({error})") from error
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        try:
+            for row in reader:
+                if not row or row == [""]:
+                    continue
+                if len(row) != len(header):
+                    raise AddressFileError(f"{path} line {reader.line_num}: {len(row)} fields, "
+                                           f"the header has {len(header)}")
+                yield reader.line_num, dict(zip(header, row, strict=True))
+        except (UnicodeDecodeError, OSError, EOFError, csv.Error) as error:
+            raise AddressFileError(f"{path} line {reader.line_num + 1}: unreadable ({error})") from error
+
+    return kind, rows()
 
 
 def _number(value: str) -> float:
@@ -145,44 +148,57 @@ def import_address_file(session: Session, path: Path, commune: str | None = None
     """Stream ``path`` into the ``addresses`` table, then link the addresses to streets.
 
     ``progress(bytes_read, total_bytes)`` is called after every batch (bytes of the file on
-    disk, so it works for compressed files too).
+    disk, so it works for compressed files too). The caller commits.
     """
     if not path.is_file():
         raise AddressFileError(f"{path}: no such file")
     total = path.stat().st_size
     raw, text = open_text(path)
-    rows = imported = skipped = 0
-    seen_keys: set[str] = set()
-    communes: set[str] = set()
-    batch: list[dict] = []
-    kind = "unknown"
+    with raw, text:
+        kind, rows = _rows(path, text)
+        loaded = _load(session, path, kind, rows, commune, lambda: progress and progress(raw.tell(), total))
+    if progress:
+        progress(total, total)
+    communes = sorted(loaded.communes)
+    removed = _remove_missing(session, communes, loaded.keys)
+    links = link_addresses(session, communes)
+    return AddressImport(kind, loaded.rows, loaded.imported, removed, loaded.skipped, tuple(communes), links)
+
+
+@dataclass
+class _Loaded:
+    rows: int = 0
+    imported: int = 0
+    skipped: int = 0
+    keys: set[str] = field(default_factory=set)
+    communes: set[str] = field(default_factory=set)
+
+
+def _load(session: Session, path: Path, kind: str, rows: Iterable[tuple[int, dict[str, str]]],
+          commune: str | None, tick: Callable[[], object]) -> _Loaded:
+    loaded = _Loaded()
     # Linking by name while streaming writes each address once; link_addresses then only
     # touches the few that need a nearby street.
     by_name = _streets_by_name(session)
-    with raw, text:
-        for line, row, kind in _rows(path, text):
-            rows += 1
-            record = parse_row(path, line, row, kind, commune)
-            if record is None:
-                skipped += 1
-                continue
-            if record["source_key"] in seen_keys:
-                raise AddressFileError(f"{path} line {line}: duplicate address id {record['source_key']}")
-            seen_keys.add(record["source_key"])
-            communes.add(record["commune"])
-            record["street_id"] = by_name.get(commune_key(record["commune"]), {}).get(record["street_key"])
-            batch.append(record)
-            if len(batch) >= BATCH:
-                imported += _upsert(session, batch)
-                batch = []
-                if progress:
-                    progress(raw.tell(), total)
-        imported += _upsert(session, batch)
-    if progress:
-        progress(total, total)
-    removed = _remove_missing(session, sorted(communes), seen_keys)
-    links = link_addresses(session, sorted(communes))
-    return AddressImport(kind, rows, imported, removed, skipped, tuple(sorted(communes)), links)
+    batch: list[dict] = []
+    for line, row in rows:
+        loaded.rows += 1
+        record = parse_row(path, line, row, kind, commune)
+        if record is None:
+            loaded.skipped += 1
+            continue
+        if record["source_key"] in loaded.keys:
+            raise AddressFileError(f"{path} line {line}: duplicate address id {record['source_key']}")
+        loaded.keys.add(record["source_key"])
+        loaded.communes.add(record["commune"])
+        record["street_id"] = by_name.get(commune_key(record["commune"]), {}).get(record["street_key"])
+        batch.append(record)
+        if len(batch) >= BATCH:
+            loaded.imported += _upsert(session, batch)
+            batch = []
+            tick()
+    loaded.imported += _upsert(session, batch)
+    return loaded
 
 
 def _upsert(session: Session, batch: list[dict]) -> int:

@@ -166,7 +166,14 @@ def test_toulouse_extract_with_abbreviations_and_decimal_commas(sqlite_engine: E
 
 
 def test_real_toulouse_file(sqlite_engine: Engine, shared_dir: Path) -> None:
-    report = load(sqlite_engine, shared_dir / "geodata" / "toulouse-addresses.csv.bz2", streets=False)
+    path = shared_dir / "geodata" / "toulouse-addresses.csv.bz2"
+    ticks: list[tuple[int, int]] = []
+    with Session(sqlite_engine) as session:
+        report = import_address_file(session, path, progress=lambda done, total: ticks.append((done, total)))
+        session.commit()
+    # progress follows the compressed bytes read, batch after batch, to the end of the file
+    assert len(ticks) >= 13 and ticks[-1] == (path.stat().st_size, path.stat().st_size)
+    assert [done for done, _ in ticks] == sorted(done for done, _ in ticks)
     assert (report.format, report.rows, report.imported, report.communes) == ("toulouse", 65396, 65396,
                                                                               ("Toulouse",))
     assert report.links.unlinked == 65396  # no Toulouse streets in the database
