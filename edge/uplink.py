@@ -103,6 +103,8 @@ class Uplink:
             log.warning("disconnected from %s (%s); reconnecting with back-off", self.url, reason)
 
     def _on_message(self, _client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        if not message.payload:  # the server cleared the retained config: keep the current settings
+            return
         try:
             config = TruckConfig.model_validate_json(message.payload)
         except ValidationError as error:
