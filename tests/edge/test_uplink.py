@@ -64,3 +64,32 @@ def test_mqtt_bridge_lift_signal(mqtt_broker) -> None:
         subscribed.close()
         publisher.disconnect()
         publisher.loop_stop()
+
+
+def test_bad_config_is_ignored_good_config_applied(tmp_path, mqtt_broker) -> None:
+    truck = unique_truck()
+    settings = load_settings(None, {"truck_id": truck, "source": "x", "uplink": {"broker": mqtt_broker.url}},
+                             environ={})
+    applied = []
+    stats = TruckStats(truck_id=truck, sent_at=datetime.now(UTC), uptime_s=0)
+    uplink = Uplink(settings, Outbox(tmp_path / "o.sqlite3"), lambda: stats, applied.append)
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    publisher.connect(mqtt_broker.host, mqtt_broker.port)
+    publisher.loop_start()
+    topic = f"trivue/v1/{truck}/config"
+    try:
+        publisher.publish(topic, b'{"config_version": "v1", "stream": "plastic"}', qos=1).wait_for_publish(5)
+        uplink.start()
+        assert uplink.connected.wait(10)
+        time.sleep(0.3)
+        for payload in (b"not json", b'{"stream": "glass"}', b'{"config_version": "v2", "stream": "glass"}'):
+            publisher.publish(topic, payload, qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 5
+        while not applied and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+    finally:
+        uplink.stop()
+        publisher.disconnect()
+        publisher.loop_stop()
+    assert [(c.config_version, c.stream.value) for c in applied] == [("v2", "glass")]
