@@ -1,0 +1,209 @@
+"""Sending for real: e-mail to a local SMTP server (aiosmtpd, STARTTLS and login), SMS to a local
+fake HTTP gateway, letters and the route sheet as PDFs read back with pypdf. Only approved items go."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import json
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import date
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from server.campaigns import Decision, create_campaign, review
+from server.channels import Attachment, ChannelError, Mailer, SmsGateway
+from server.dispatch import Dispatcher
+from server.households import import_contacts
+from server.reminder_config import RemindersConfig, SmsChannel, SmtpChannel
+from server.reminder_store import Item
+from server.reminders import make_plan
+from server.store import AuditEntry
+from tests.conftest import free_port
+from tests.server.reminders_city import City, engine_for, seed_city
+
+TODAY = date(2026, 11, 20)
+USER, PASSWORD = "trivue", "s3cret-relay-pass"
+
+
+def pdf_text(data: bytes) -> str:
+    """The PDF's text with whitespace normalised (justified lines extract with double spaces)."""
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages).split())
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (USER.encode(), PASSWORD.encode())
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def smtp_server(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, SmtpChannel]]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*map(str, certificate))
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+                            auth_required=True, authenticator=_authenticate)
+    controller.start()
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", PASSWORD)
+    try:
+        yield inbox, SmtpChannel(host="127.0.0.1", port=port, security="starttls", username=USER,
+                                 password_env="TEST_SMTP_PASSWORD", ca_file=certificate[0],
+                                 sender="tri@metropole.example.fr")
+    finally:
+        controller.stop()
+
+
+class Gateway(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+    status = 200
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Gateway.received.append({"headers": dict(self.headers), "body": json.loads(body)})
+        self.send_response(Gateway.status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"id": "sms-1"}' if Gateway.status == 200 else b'{"error": "quota"}')
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def sms_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmsChannel]:
+    Gateway.received, Gateway.status = [], 200
+    server = HTTPServer(("127.0.0.1", free_port()), Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("TEST_SMS_TOKEN", "tok-123")
+    try:
+        yield SmsChannel(url=f"http://127.0.0.1:{server.server_port}/send", token_env="TEST_SMS_TOKEN",
+                         fields={"to": "{{ phone }}", "message": "{{ text }}", "from": "{{ sender }}"})
+    finally:
+        server.shutdown()
+
+
+def test_email_over_starttls_with_login(smtp_server: tuple[Inbox, SmtpChannel], monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox, channel = smtp_server
+    Mailer(channel).send("foyer@example.fr", "Une erreur de tri", "Bonjour,\nvoici la photo.",
+                         (Attachment("photo-1.jpg", b"\xff\xd8\xff\xd9", "image", "jpeg"),))
+    (message,) = inbox.messages
+    assert message["Subject"] == "Une erreur de tri" and message["To"] == "foyer@example.fr"
+    assert "voici la photo" in message.get_body(("plain",)).get_content()
+    assert [p.get_filename() for p in message.iter_attachments()] == ["photo-1.jpg"]
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong-password")
+    with pytest.raises(ChannelError, match="SMTP 127.0.0.1"):
+        Mailer(channel).send("foyer@example.fr", "x", "y")
+    assert len(inbox.messages) == 1
+
+
+def test_sms_gateway(sms_gateway: SmsChannel) -> None:
+    assert SmsGateway(sms_gateway).send("+33600000001", "Bonjour") == '{"id": "sms-1"}'
+    (request,) = Gateway.received
+    assert request["body"] == {"to": "+33600000001", "message": "Bonjour", "from": "TRIVUE"}
+    assert request["headers"]["Authorization"] == "Bearer tok-123"
+    Gateway.status = 500
+    with pytest.raises(ChannelError, match="answered 500.*quota"):
+        SmsGateway(sms_gateway).send("+33600000001", "Bonjour")
+
+
+@pytest.fixture
+def city(tmp_path: Path) -> Iterator[City]:
+    with engine_for("sqlite", tmp_path, False) as engine:
+        yield seed_city(engine, tmp_path, TODAY)
+
+
+def test_send_campaign_only_approved(city: City, smtp_server: tuple[Inbox, SmtpChannel], sms_gateway: SmsChannel,
+                                     tmp_path: Path) -> None:
+    inbox, smtp = smtp_server
+    a = city.addresses
+    rules = RemindersConfig(channels={"smtp": smtp.model_dump(), "sms": sms_gateway.model_dump()},
+                            contact={"phone": "02 38 00 00 00", "website": "tri.example.fr"})
+    with city.sessions() as session:
+        import_contacts(session, f"key,name,email,phone\naddress:{a['target'].id},Mme Martin,martin@example.fr,\n"
+                                 "bin:BAC-0042,M. Durand,,+33600000042\n", "test", "contacts.csv")
+        campaign = create_campaign(session, make_plan(session, rules, TODAY), "Novembre", "test", rules)
+        session.flush()
+        items = {i.target_key: i for i in session.scalars(select(Item).where(Item.campaign_id == campaign.id))}
+        pending = items[f"street:{city.streets['clean']}:thanks"]  # left pending: must not be sent
+        for key, item in items.items():
+            if item is not pending:
+                review(session, item.id, Decision(True), "user:gestionnaire")
+        report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path / "out", "user:gestionnaire",
+                            today=TODAY).send_campaign(campaign.id)
+        session.commit()
+        audit = [e.detail for e in session.scalars(select(AuditEntry).where(AuditEntry.action == "reminders.send"))]
+        assert pending.status == "pending" and pending.sent_at is None
+    assert report.sent == {"email": 1, "sms": 1, "letter": 1, "print": 1} and not report.failed
+    assert len(audit) == 4 and any(d.startswith("email to address:") for d in audit)
+    (mail,) = inbox.messages
+    assert mail["To"] == "martin@example.fr" and "erreur de tri" in mail["Subject"]
+    body = mail.get_body(("plain",)).get_content()
+    assert "verre (2 fois)" in body and "##" not in body
+    files = {p.get_filename(): p.get_content() for p in mail.iter_attachments()}
+    assert sorted(files) == ["courrier-tri.pdf", "photo-1.jpg", "photo-2.jpg", "photo-3.jpg"]
+    letter = pdf_text(files["courrier-tri.pdf"])
+    assert "Mme Martin" in letter and "Du verre dans le bac" in letter and "borne à verre" in letter
+    assert "02 38 00 00 00" in letter and "Emballages (bac jaune)" in letter
+    (sms,) = Gateway.received
+    assert sms["body"]["to"] == "+33600000042" and "erreur(s) de tri" in sms["body"]["message"]
+    printed = {p.name.split("-")[0]: p for p in report.files}
+    postal = pdf_text(printed["courrier"].read_bytes())
+    assert a["opted_out"].label in postal and "Aux occupants" in postal
+    notice = pdf_text(printed["avis"].read_bytes())
+    assert "Aux habitants : Rue Hoche, Rennes" in notice and "12 bac(s) sur 30" in notice
+
+
+def test_route_sheet_orders_addresses_along_the_street(city: City, tmp_path: Path) -> None:
+    """Level-3 visits and the street notice of Rue Hoche, in walking order on the sheet."""
+    from server.letters import route_sheet_pdf
+    from server.route import axis_positions, route_streets
+
+    rules = RemindersConfig()
+    with city.sessions() as session:
+        campaign = create_campaign(session, make_plan(session, rules, TODAY), "Visites", "test", rules)
+        session.flush()
+        items = list(session.scalars(select(Item).where(Item.campaign_id == campaign.id)))
+        for item in items:
+            if item.kind in ("household", "street"):
+                item.level = 3
+                review(session, item.id, Decision(True), "test")
+        text = pdf_text(route_sheet_pdf("Visites", "période", route_streets(session, items)))
+    hoche = text[text.index("Rue Hoche, Rennes"):]
+    first, second = (city.addresses[r].label for r in ("target", "opted_out"))
+    assert first in hoche and second in hoche and "Toute la rue" in hoche
+    assert "verre" in hoche and "visite" in hoche
+    # Numbers 3 and 5 lie on the same side, 3 first from the west end of this east-west street.
+    assert hoche.index(first) < hoche.index(second)
+    assert axis_positions([(0.0, 0.0), (0.001, 0.0)], [(0.0008, 0.0), (0.0002, 0.0)])[1] < \
+        axis_positions([(0.0, 0.0), (0.001, 0.0)], [(0.0008, 0.0), (0.0002, 0.0)])[0]
