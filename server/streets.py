@@ -92,7 +92,8 @@ class Address(Base):
     commune: Mapped[str] = mapped_column(String(120), index=True)
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
-    # Generated for demos where no address file exists; never shown as a household's address.
+    # Made up by ``trivue addresses synthesize`` for demos without an address file: not a real
+    # household, whoever shows one should say so.
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     # Identifier in the source (BAN ``id``, Toulouse ``rivoli``+``numero``): re-imports update in place.
     source_key: Mapped[str | None] = mapped_column(String(80), unique=True, nullable=True)

@@ -58,8 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     aimp.add_argument("file", type=Path)
     aimp.add_argument("--commune", help="commune of every address (Toulouse extract default: Toulouse)")
     aimp.set_defaults(handler=_import_addresses)
+    synth = acommands.add_parser("synthesize", help="made-up house numbers along a commune's streets "
+                                                    "(demos without an address file; flagged synthetic)")
+    synth.add_argument("--commune", required=True)
+    synth.add_argument("--spacing", type=float, default=25.0, help="metres between numbers (default 25)")
+    synth.add_argument("--postcode", default="")
+    synth.set_defaults(handler=_synthesize)
 
-    for parser in (imp, rematch, listing, stats, locate, aimp):
+    for parser in (imp, rematch, listing, stats, locate, aimp, synth):
         _database_options(parser)
 
 
@@ -132,6 +138,25 @@ def _import_addresses(args: argparse.Namespace) -> int:
     print(f"linked by name {links.by_name}, by similar name nearby {links.by_similar_name}, "
           f"to the nearest street {links.by_proximity}, unlinked {links.unlinked} "
           f"in {', '.join(report.communes)}")
+    return 0
+
+
+def _synthesize(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from server.demo_addresses import SyntheticAddressError, synthesize_addresses
+
+    if args.spacing < 5:
+        raise CliError(f"--spacing {args.spacing:g}: at least 5 metres")
+    engine = open_database(args)
+    with Session(engine) as session:
+        try:
+            count = synthesize_addresses(session, args.commune, args.spacing, postcode=args.postcode)
+        except SyntheticAddressError as error:
+            raise CliError(str(error)) from None
+        session.commit()
+    print(f"{count} synthetic addresses along the streets of {args.commune} (flagged synthetic: not real "
+          "households); run `trivue streets rematch` to attach stored lifts to them")
     return 0
 
 

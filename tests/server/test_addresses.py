@@ -278,3 +278,29 @@ def test_rematch_moves_stored_lifts_to_new_streets(tmp_path: Path, capsys: pytes
     assert lifts == {0: hoche, 1: None}
     assert address == "3 Rue Hoche 35000 Rennes"
     assert hoche in days
+
+
+def test_synthetic_addresses_for_a_commune_without_an_address_file(sqlite_engine: Engine) -> None:
+    from server.demo_addresses import SyntheticAddressError, synthesize_addresses
+
+    with Session(sqlite_engine) as session:
+        import_street_file(session, STREETS, "Rennes")
+        made = synthesize_addresses(session, "Rennes", spacing_m=25, postcode="35000")
+        assert made == synthesize_addresses(session, "Rennes", spacing_m=25, postcode="35000")  # replaced
+        session.commit()
+        rows = session.execute(select(Address.street_id, Address.synthetic, Address.label)).all()
+        hoche = session.scalar(select(Street.id).where(Street.name == "Rue Hoche"))
+        locator = Locator.from_session(session)
+    length_km = 27.8  # of the fixture's streets; a number every 25 m on both sides
+    assert len(rows) == made and 2 * length_km * 1000 / 25 * 0.8 < made < 2 * length_km * 1000 / 25 * 1.1
+    assert all(r.synthetic and r.street_id is not None for r in rows)
+    match = locator.locate(float(HOCHE_3_LAT), float(HOCHE_3_LON))
+    assert match is not None and match.street_id == hoche and match.address_label.endswith("Rue Hoche 35000 Rennes")
+    with Session(sqlite_engine) as session:
+        real = import_address_file(session, BAN)
+        assert real.removed == made  # real addresses supersede the made-up ones
+        assert session.scalar(select(func.count()).select_from(Address).where(Address.synthetic.is_(True))) == 0
+        with pytest.raises(SyntheticAddressError, match="Rennes has 52 imported addresses"):
+            synthesize_addresses(session, "Rennes")
+        with pytest.raises(SyntheticAddressError, match="no street in commune 'Nowhere'"):
+            synthesize_addresses(session, "Nowhere")
