@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -46,7 +46,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
 
@@ -84,10 +84,10 @@ def smtp_server(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch)
 
 
 class Gateway(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
     status = 200
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Gateway.received.append({"headers": dict(self.headers), "body": json.loads(body)})
         self.send_response(Gateway.status)
@@ -113,7 +113,8 @@ def sms_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmsChannel]:
         server.shutdown()
 
 
-def test_email_over_starttls_with_login(smtp_server: tuple[Inbox, SmtpChannel], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_email_over_starttls_with_login(smtp_server: tuple[Inbox, SmtpChannel],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     inbox, channel = smtp_server
     Mailer(channel).send("foyer@example.fr", "Une erreur de tri", "Bonjour,\nvoici la photo.",
                          (Attachment("photo-1.jpg", b"\xff\xd8\xff\xd9", "image", "jpeg"),))
@@ -122,7 +123,7 @@ def test_email_over_starttls_with_login(smtp_server: tuple[Inbox, SmtpChannel], 
     assert "voici la photo" in message.get_body(("plain",)).get_content()
     assert [p.get_filename() for p in message.iter_attachments()] == ["photo-1.jpg"]
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong-password")
-    with pytest.raises(ChannelError, match="SMTP 127.0.0.1"):
+    with pytest.raises(ChannelError, match=r"SMTP 127\.0\.0\.1"):
         Mailer(channel).send("foyer@example.fr", "x", "y")
     assert len(inbox.messages) == 1
 
@@ -133,7 +134,7 @@ def test_sms_gateway(sms_gateway: SmsChannel) -> None:
     assert request["body"] == {"to": "+33600000001", "message": "Bonjour", "from": "TRIVUE"}
     assert request["headers"]["Authorization"] == "Bearer tok-123"
     Gateway.status = 500
-    with pytest.raises(ChannelError, match="answered 500.*quota"):
+    with pytest.raises(ChannelError, match=r"answered 500.*quota"):
         SmsGateway(sms_gateway).send("+33600000001", "Bonjour")
 
 
@@ -156,7 +157,7 @@ def test_send_campaign_only_approved(city: City, smtp_server: tuple[Inbox, SmtpC
         session.flush()
         items = {i.target_key: i for i in session.scalars(select(Item).where(Item.campaign_id == campaign.id))}
         pending = items[f"street:{city.streets['clean']}:thanks"]  # left pending: must not be sent
-        for key, item in items.items():
+        for item in items.values():
             if item is not pending:
                 review(session, item.id, Decision(True), "user:gestionnaire")
         report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path / "out", "user:gestionnaire",
