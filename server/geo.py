@@ -47,6 +47,7 @@ class Match:
     confidence: float
     street_confidence: float = 1.0
     address_candidates: int = 0  # addresses of the street within the fix's uncertainty
+    address_synthetic: bool = False  # made up for a demo (``trivue addresses synthesize``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class _Addresses:
     lon: np.ndarray
     lat: np.ndarray
     labels: tuple[str, ...]
+    synthetic: np.ndarray
 
 
 class Locator:
@@ -216,7 +218,7 @@ class Locator:
         confidence = match.street_confidence / candidates
         return Match(match.street_id, match.street_name, match.commune, match.segment_id, match.distance_m,
                      int(book.ids[best]), book.labels[best], round(nearest, 2), round(confidence, 4),
-                     match.street_confidence, candidates)
+                     match.street_confidence, candidates, bool(book.synthetic[best]))
 
 
 def _distance_factor(distance: float, sigma: float) -> float:
@@ -240,11 +242,13 @@ def _metres(x0: float, y0: float, x1: float, y1: float) -> float:
 def _load_addresses(session: Session) -> dict[int, _Addresses]:
     from server.streets import Address
 
-    rows = session.execute(select(Address.street_id, Address.id, Address.lon, Address.lat, Address.label)
+    rows = session.execute(select(Address.street_id, Address.id, Address.lon, Address.lat, Address.label,
+                                  Address.synthetic)
                            .where(Address.street_id.is_not(None)).order_by(Address.street_id, Address.id))
-    grouped: dict[int, list[tuple[int, float, float, str]]] = {}
+    grouped: dict[int, list[tuple[int, float, float, str, bool]]] = {}
     for street_id, *rest in rows:
         grouped.setdefault(street_id, []).append(tuple(rest))  # type: ignore[arg-type]
     return {sid: _Addresses(np.array([r[0] for r in rs], dtype=np.int64), np.array([r[1] for r in rs]),
-                            np.array([r[2] for r in rs]), tuple(r[3] for r in rs))
+                            np.array([r[2] for r in rs]), tuple(r[3] for r in rs),
+                            np.array([bool(r[4]) for r in rs], dtype=bool))
             for sid, rs in grouped.items()}

@@ -237,5 +237,6 @@ def _locate(args: argparse.Namespace) -> int:
           f"at {match.distance_m:.1f} m, confidence {match.confidence:.2f}")
     if match.address_id is not None:
         print(f"address: {match.address_label} at {match.address_distance_m:.1f} m "
-              f"({match.address_candidates} within GPS uncertainty)")
+              f"({match.address_candidates} within GPS uncertainty)"
+              + (" [synthetic: not a real household]" if match.address_synthetic else ""))
     return 0

@@ -98,7 +98,7 @@ def test_locate_returns_the_nearest_address_on_the_street(engine: Engine) -> Non
     # 18 m apart, GPS cannot tell the sides: the household is uncertain.
     match = locator.locate(one.lat, one.lon)
     assert match is not None and match.street_name == "Rue Hoche" and match.address_id == one.id
-    assert match.address_distance_m == pytest.approx(0, abs=0.01)
+    assert match.address_distance_m == pytest.approx(0, abs=0.01) and not match.address_synthetic
     middle = locator.locate((one.lat + four.lat) / 2, (one.lon + four.lon) / 2)
     assert middle is not None and middle.street_name == "Rue Hoche" and middle.address_id in (one.id, four.id)
     assert middle.address_candidates >= 2 and middle.confidence <= middle.street_confidence / 2
@@ -296,6 +296,7 @@ def test_synthetic_addresses_for_a_commune_without_an_address_file(sqlite_engine
     assert all(r.synthetic and r.street_id is not None for r in rows)
     match = locator.locate(float(HOCHE_3_LAT), float(HOCHE_3_LON))
     assert match is not None and match.street_id == hoche and match.address_label.endswith("Rue Hoche 35000 Rennes")
+    assert match.address_synthetic
     with Session(sqlite_engine) as session:
         real = import_address_file(session, BAN)
         assert real.removed == made  # real addresses supersede the made-up ones
