@@ -329,3 +329,37 @@ def test_heading_does_not_override_a_much_nearer_street(tmp_path: Path) -> None:
     assert match is not None and match.street_name == "Rue Est-Ouest"
     near_end = locator.locate(*at(150, 14), heading_deg=0)  # 14 m from one, 11 m from the other
     assert near_end is not None and near_end.street_name == "Rue Nord-Sud"
+
+
+OSM_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<osm version="0.6" generator="trivue tests">
+  <node id="1" lat="48.1100" lon="-1.6800" version="1"/>
+  <node id="2" lat="48.1100" lon="-1.6790" version="1"/>
+  <node id="3" lat="48.1100" lon="-1.6780" version="1"/>
+  <node id="4" lat="48.1110" lon="-1.6790" version="1"/>
+  <node id="5" lat="48.1090" lon="-1.6790" version="1"/>
+  <node id="6" lat="48.1090" lon="-1.6780" version="1"/>
+  <way id="10" version="1"><nd ref="1"/><nd ref="2"/><nd ref="3"/>
+    <tag k="highway" v="residential"/><tag k="name" v="Rue du Test"/><tag k="oneway" v="-1"/></way>
+  <way id="11" version="1"><nd ref="4"/><nd ref="2"/><nd ref="5"/>
+    <tag k="highway" v="tertiary"/><tag k="name" v="Avenue de l'Essai"/></way>
+  <way id="12" version="1"><nd ref="5"/><nd ref="6"/>
+    <tag k="highway" v="footway"/><tag k="name" v="Sentier"/></way>
+</osm>
+"""
+
+
+def test_osm_xml_ways_are_cut_at_shared_nodes(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.osm"
+    path.write_text(OSM_XML)
+    with database("sqlite", tmp_path, False) as engine, Session(engine) as session:
+        with pytest.raises(StreetFileError, match=r"tiny\.osm: no commune boundary .* pass --commune"):
+            import_street_file(session, path, None)
+        report = import_street_file(session, path, "Testville")
+        rows = session.execute(select(Street.name, Segment.osm_way_id, Segment.oneway, Segment.length_m)
+                               .join(Segment).order_by(Segment.osm_way_id, Segment.id)).all()
+    assert (report.ways, report.segments) == (2, 4)  # the footway is left out
+    assert [(r.name, r.osm_way_id, r.oneway) for r in rows] == [
+        ("Rue du Test", 10, -1), ("Rue du Test", 10, -1), ("Avenue de l'Essai", 11, 0), ("Avenue de l'Essai", 11, 0)]
+    # 0.001 degree of longitude at 48.11 N and of latitude
+    assert [round(r.length_m, 1) for r in rows] == [74.2, 74.2, 111.2, 111.2]
