@@ -1,7 +1,8 @@
 """The reminders' review page (``/rappels``) in the dashboard's frame, French first.
 
 The page is a shell over ``/api/reminders/...`` like every dashboard page; it extends the
-dashboard's base template and adds its own messages (``templates/reminders/i18n``).
+dashboard's base template and adds its own messages (``templates/reminders/i18n``). Imported only
+when ``server.dashboard`` is installed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.config import ServerSettings
+from server.dashboard import LANGUAGES, NAV, MaybePrincipal, Pages, login_redirect, messages, request_lang
 
 I18N = Path(__file__).parent / "templates" / "reminders" / "i18n"
 NAV_ITEM = ("nav.reminders", "/rappels", "reminders")
@@ -25,8 +27,6 @@ def reminder_messages(lang: str) -> dict[str, str]:
 
 
 def reminders_page_router(settings: ServerSettings) -> APIRouter:
-    from server.dashboard import LANGUAGES, NAV, MaybePrincipal, Pages, login_redirect, messages, request_lang
-
     pages = Pages(settings)
     router = APIRouter(include_in_schema=False)
 

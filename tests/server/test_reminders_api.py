@@ -1,0 +1,113 @@
+"""``/api/reminders`` through the real app (``create_app``): roles, review, false detections,
+sending, previews, erasure, the page, and the audit trail; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from server.app import create_app
+from server.auth import create_token
+from server.reminder_store import Item
+from server.store import AuditEntry
+from tests.server.reminders_city import City, engine_for, seed_city
+from tests.server.test_reminders_send import pdf_text
+
+TODAY = date(2026, 11, 20)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[tuple[City, TestClient, dict[str, dict[str, str]]]]:  # noqa: E501
+    with engine_for(request.param, tmp_path, postgres_available) as engine:
+        city = seed_city(engine, tmp_path, TODAY)
+        app = create_app(city.settings, engine, start_ingest=False)
+        with city.sessions() as session:
+            tokens = {role: create_token(session, role, f"test-{role}") for role in ("viewer", "manager")}
+            session.commit()
+        headers = {role: {"Authorization": f"Bearer {token}"} for role, token in tokens.items()}
+        yield city, TestClient(app), headers
+
+
+def test_roles(served) -> None:  # type: ignore[no-untyped-def]
+    _city, client, headers = served
+    assert client.get("/api/reminders/campaigns").status_code == 401
+    for path in ("/api/reminders/campaigns", "/api/reminders/plan", "/api/reminders/households",
+                 "/api/reminders/false-detections"):
+        assert client.get(path, headers=headers["viewer"]).status_code == 403, path
+    assert client.post("/api/reminders/campaigns", json={}, headers=headers["viewer"]).status_code == 403
+    assert client.delete("/api/reminders/households/bin:BAC-0042", headers=headers["viewer"]).status_code == 403
+
+
+def test_review_send_and_audit(served) -> None:  # type: ignore[no-untyped-def]
+    city, client, headers = served
+    manager = headers["manager"]
+    a = city.addresses
+    plan = client.get("/api/reminders/plan", params={"until": TODAY.isoformat()}, headers=manager).json()
+    assert f"address:{a['target'].id}" in {t["key"] for t in plan["targets"]}
+    response = client.post("/api/reminders/campaigns", json={"name": "Novembre", "until": TODAY.isoformat()},
+                           headers=manager)
+    assert response.status_code == 201 and response.json()["items"]["pending"] == len(plan["targets"])
+    campaign = client.get(f"/api/reminders/campaigns/{response.json()['id']}", headers=manager).json()
+    items = {i["key"]: i for i in campaign["items"]}
+    target = items[f"address:{a['target'].id}"]
+    assert target["label"] == a["target"].label and len(target["photos"]) == 3
+    photo = client.get(target["photos"][0], headers=manager)
+    assert photo.status_code == 200 and photo.content[:2] == b"\xff\xd8"
+
+    letter = client.get(f"/api/reminders/items/{target['id']}/preview", headers=manager)
+    assert letter.headers["content-type"] == "application/pdf" and a["target"].label in pdf_text(letter.content)
+    sms = client.get(f"/api/reminders/items/{target['id']}/preview", params={"channel": "sms"}, headers=manager)
+    assert "erreur(s) de tri" in sms.text
+
+    refused = client.post(f"/api/reminders/items/{target['id']}/review", json={"decision": "reject"}, headers=manager)
+    assert refused.status_code == 422 and "reason" in refused.text
+    rejected = client.post(f"/api/reminders/items/{target['id']}/review", headers=manager,
+                           json={"decision": "reject", "reason": "false_detection", "note": "bouteille en plastique"})
+    assert rejected.json()["status"] == "rejected"
+    export = client.get("/api/reminders/false-detections", params={"format": "csv"}, headers=manager)
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert {r["event_id"] for r in rows} == set(city.sessions().get(Item, target["id"]).event_ids)
+    assert all(r["classes"] and r["evidence_path"] and r["note"] == "bouteille en plastique" for r in rows)
+
+    street = items[f"street:{city.streets['dirty']}"]
+    client.post(f"/api/reminders/items/{street['id']}/review", json={"decision": "approve"}, headers=manager)
+    sent = client.post(f"/api/reminders/campaigns/{campaign['id']}/send", headers=manager).json()
+    assert sent["sent"] == {"print": 1} and not sent["failed"]  # one approved item: one message
+    notice = next(n for n in sent["files"] if n.startswith("avis"))
+    pdf = client.get(f"/api/reminders/campaigns/{campaign['id']}/files/{notice}", headers=manager)
+    assert "Rue Hoche" in pdf_text(pdf.content)
+    escape = client.get(f"/api/reminders/campaigns/{campaign['id']}/files/..%2Ftrivue.db", headers=manager)
+    assert escape.status_code == 404
+    sheet = client.get(f"/api/reminders/campaigns/{campaign['id']}/route-sheet.pdf", headers=manager)
+    assert "Toute la rue" in pdf_text(sheet.content)
+    effect = client.get(f"/api/reminders/campaigns/{campaign['id']}/effect", headers=manager).json()
+    assert effect["status"] == "too_few"  # sent today: nothing after the cut-off yet
+
+    erased = client.delete("/api/reminders/households/bin:BAC-0042", headers=manager).json()
+    assert erased["items"] == 1
+    with city.sessions() as session:
+        assert session.scalar(select(Item).where(Item.target_key == "bin:BAC-0042")) is None
+        actions = set(session.scalars(select(AuditEntry.action).where(AuditEntry.actor == "token:test-manager")))
+    assert {"reminders.campaign.create", "reminders.item.rejected", "reminders.item.approved", "reminders.send",
+            "reminders.false_detections.export", "reminders.file.export", "reminders.route_sheet.export",
+            "reminders.household.erase", "reminders.household.opt_out", "reminders.item.preview"} <= actions
+
+
+def test_template_preview_and_page(served) -> None:  # type: ignore[no-untyped-def]
+    _city, client, headers = served
+    params = {"template": "letter", "level": 3, "categories": "dangereux"}
+    text = client.get("/api/reminders/templates/preview", params=params, headers=headers["manager"])
+    assert "ambassadeur du tri" in text.text and "bouteille de gaz" in text.text
+    assert client.get("/api/reminders/templates/preview", params={"template": "nope"},
+                      headers=headers["manager"]).status_code == 422
+    page = client.get("/rappels", headers=headers["manager"])
+    assert page.status_code == 200 and "Rappels de tri" in page.text and "reminders.js" in page.text
+    viewer = client.get("/rappels", headers=headers["viewer"])
+    assert "réservée aux gestionnaires" in viewer.text and 'id="plan-form"' not in viewer.text
