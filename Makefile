@@ -24,16 +24,20 @@ $(DEV_STAMP): pyproject.toml $(RUN_STAMP)
 install: $(DEV_STAMP)
 
 # Dashboard browser libraries (Leaflet, Chart.js) come from the npm registry at build time, pinned
-# by server/static/package-lock.json, and are copied to server/static/vendor/ (git-ignored), from
-# where the server serves them: nothing is fetched at run time.
+# by server/static/package-lock.json; npm installs them under build/ and the files the pages load
+# are copied to server/static/vendor/ (git-ignored), from where the server serves them. Nothing
+# is fetched at run time.
 STATIC := server/static
+NPM_DIR := build/dashboard-npm
 ASSETS_STAMP := $(STATIC)/vendor/.stamp
 $(ASSETS_STAMP): $(STATIC)/package.json $(STATIC)/package-lock.json
-	cd $(STATIC) && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(NPM_DIR)
+	cp $(STATIC)/package.json $(STATIC)/package-lock.json $(NPM_DIR)/
+	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	rm -rf $(STATIC)/vendor && mkdir -p $(STATIC)/vendor/leaflet $(STATIC)/vendor/chartjs
-	cp -r $(STATIC)/node_modules/leaflet/dist/leaflet.js $(STATIC)/node_modules/leaflet/dist/leaflet.css \
-		$(STATIC)/node_modules/leaflet/dist/images $(STATIC)/node_modules/leaflet/LICENSE $(STATIC)/vendor/leaflet/
-	cp $(STATIC)/node_modules/chart.js/dist/chart.umd.js $(STATIC)/node_modules/chart.js/LICENSE.md \
+	cp -r $(NPM_DIR)/node_modules/leaflet/dist/leaflet.js $(NPM_DIR)/node_modules/leaflet/dist/leaflet.css \
+		$(NPM_DIR)/node_modules/leaflet/dist/images $(NPM_DIR)/node_modules/leaflet/LICENSE $(STATIC)/vendor/leaflet/
+	cp $(NPM_DIR)/node_modules/chart.js/dist/chart.umd.js $(NPM_DIR)/node_modules/chart.js/LICENSE.md \
 		$(STATIC)/vendor/chartjs/
 	touch $@
 

@@ -51,11 +51,14 @@ const Trivue = (() => {
 
   const numberFormat = new Intl.NumberFormat(locale);
   const pctFormat = new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 });
+  const pointsFormat = new Intl.NumberFormat(locale, { minimumFractionDigits: 1, maximumFractionDigits: 1,
+    signDisplay: "exceptZero" });
   const dateFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium" });
   const dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "short" });
   const fmt = {
     num: (n) => (n === null || n === undefined ? "–" : numberFormat.format(n)),
     pct: (r) => (r === null || r === undefined ? "–" : pctFormat.format(r)),
+    points: (delta) => pointsFormat.format(delta * 100), // a change of rate, in percentage points
     date: (d) => (d ? dateFormat.format(new Date(d)) : "–"),
     dateTime: (d) => (d ? dateTimeFormat.format(new Date(d)) : "–"),
     ago(d) {

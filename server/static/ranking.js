@@ -22,7 +22,7 @@
       { key: "commune", title: "ranking.commune" },
       { key: "before", title: "ranking.before", num: true, show: fmt.pct },
       { key: "rate", title: "ranking.after", num: true, show: fmt.pct },
-      { key: "change", title: "ranking.change", num: true, show: (v) => (v > 0 ? "+" : "") + (v * 100).toFixed(1) },
+      { key: "change", title: "ranking.change", num: true, show: fmt.points },
       { key: "lifts", title: "ranking.lifts", num: true, show: fmt.num },
     ],
   };

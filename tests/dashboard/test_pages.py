@@ -161,7 +161,7 @@ def test_ranking_sorts_and_exports_csv(browser: Browser) -> None:
     browser.page.locator(f"#improved tbody a[href^='/rues/{improving}']").wait_for()
     row = browser.page.locator("#improved tbody tr").first
     assert row.locator("th a").get_attribute("href").startswith(f"/rues/{improving}")
-    assert row.locator("td").nth(3).inner_text().startswith("-")  # change in points: a drop
+    assert re.fullmatch(r"[-\u2212]\d+,\d", row.locator("td").nth(3).inner_text())  # a drop, in points
     browser.shot("07-classement")
 
 
