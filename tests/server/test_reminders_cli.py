@@ -1,0 +1,56 @@
+"""``trivue reminders`` end to end on a seeded SQLite database: plan (dry run), create, review,
+send, report, opt-out, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.server.reminders_city import engine_for, seed_city
+from trivue.cli import main
+
+TODAY = date(2026, 11, 20)
+
+
+def test_plan_create_review_send_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with engine_for("sqlite", tmp_path, False) as engine:
+        city = seed_city(engine, tmp_path, TODAY)
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("household:\n  min_contaminated_lifts: 3\n")
+    window = ["--since", "2026-10-22", "--until", TODAY.isoformat()]
+    assert main(["reminders", "plan", *window, "--rules", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert city.addresses["target"].label in out and "(seuil : 3)" in out
+    assert city.addresses["opted_out"].label not in out  # two lifts: under this file's threshold
+    with city.sessions() as session:
+        from server.reminder_store import Campaign
+
+        assert session.query(Campaign).count() == 0  # a dry run stores nothing
+
+    assert main(["reminders", "create", "--until", TODAY.isoformat(), "--name", "Essai", "--by", "agent"]) == 0
+    assert "campagne 1" in capsys.readouterr().out
+    assert main(["reminders", "items", "--campaign", "1"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    street = next(f[0] for f in lines if f[2] == "street")
+    assert all(f[1] == "pending" for f in lines)
+    assert main(["reminders", "send", "--campaign", "1"]) == 0
+    assert "aucun" in capsys.readouterr().out  # nothing approved, nothing sent
+    assert main(["reminders", "review", street, "--approve"]) == 0
+    assert main(["reminders", "send", "--campaign", "1", "--out", str(tmp_path / "pdf")]) == 0
+    out = capsys.readouterr().out
+    assert "print 1" in out and (tmp_path / "pdf" / "feuille-de-route-campagne-1.pdf").is_file()
+    assert main(["reminders", "report", "--campaign", "1", "--csv", str(tmp_path / "effect.csv")]) == 0
+    assert "Trop peu de levées pour conclure" in capsys.readouterr().out
+    assert (tmp_path / "effect.csv").read_text().startswith("group,unit,")
+    assert main(["reminders", "opt-out", "bin:BAC-0042"]) == 0
+    assert main(["reminders", "opt-out", "maison-12"]) == 2
+    assert "expected address:<id> or bin:<rfid>" in capsys.readouterr().err
+    rules.write_text("household:\n  min_contaminated_lifts: 0\n")
+    assert main(["reminders", "plan", "--rules", str(rules)]) == 2
+    assert "household.min_contaminated_lifts" in capsys.readouterr().err
+    assert main(["reminders", "report", "--campaign", "99"]) == 2
