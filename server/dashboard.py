@@ -111,7 +111,8 @@ class Pages:
         script = extra.pop("script", {})
         context = {
             "page": page, "lang": lang, "other_lang": next(x for x in LANGUAGES if x != lang),
-            "t": messages(lang), "nav": NAV, "streams": [s.value for s in Stream], "categories": CATEGORIES,
+            "t": messages(lang), "nav": navigation(request), "streams": [s.value for s in Stream],
+            "categories": CATEGORIES,
             "config": self.script_config(lang, script), **extra,
         }
         response = self.templates.TemplateResponse(request, f"dashboard/{template}", context)
@@ -127,6 +128,13 @@ def login_redirect(request: Request) -> RedirectResponse:
 def reminders_href(request: Request) -> str | None:
     paths = {getattr(route, "path", None) for route in request.app.routes}
     return REMINDERS_PATH if REMINDERS_PATH in paths else None
+
+
+def navigation(request: Request) -> tuple[tuple[str, str, str], ...]:
+    """The menu; the reminders page joins it once the reminders module is mounted."""
+    if reminders_href(request) is None:
+        return NAV
+    return (*NAV, ("nav.reminders", REMINDERS_PATH, "reminders"))
 
 
 def page_router(pages: Pages) -> APIRouter:

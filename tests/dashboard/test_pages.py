@@ -91,7 +91,12 @@ def test_clicking_a_street_opens_its_trend_breakdown_and_photos(browser: Browser
     photo.scroll_into_view_if_needed()
     browser.page.wait_for_function("() => [...document.querySelectorAll('#recent img')].some(i => i.naturalWidth > 0)")
     assert "Photo floutée" in photo.get_attribute("alt")
-    assert browser.page.get_by_text("Préparer une campagne de rappel").is_visible()
+    campaign = browser.page.locator("#campaign")
+    assert campaign.inner_text() == "Préparer une campagne de rappel" and campaign.is_visible()
+    if campaign.get_attribute("href") is not None:  # the reminders module is mounted: link to it
+        assert campaign.get_attribute("href") == f"/rappels?street_id={dirty}"
+    else:
+        assert campaign.is_disabled()
     browser.shot("04-rue")
 
 
