@@ -64,6 +64,10 @@
     const lifts = rows.reduce((sum, p) => sum + p.lifts, 0);
     const judgedRows = rows.filter(judged);
     summary.classList.remove("error");
+    if (!names.size) {
+      summary.textContent = t("map.no_streets");
+      return;
+    }
     summary.textContent = t("map.summary", {
       streets: fmt.num([...names.values()].filter(visible).length), lifts: fmt.num(lifts),
       judged: fmt.num(judgedRows.length),
