@@ -126,7 +126,12 @@ class Inbox:
             raise Refused(reason, str(error)) from None
         if event.truck_id != truck_id:
             raise Refused("truck_mismatch", f"topic says truck {truck_id!r}, payload says {event.truck_id!r}")
-        batch.lifts.append(lift_row(event, message.received_at, self.settings.zone, locator))
+        try:
+            row = lift_row(event, message.received_at, self.settings.zone, locator)
+        except Exception:  # a matching bug must not lose lifts: store unmatched, `rematch` fixes it later
+            log.exception("street matching failed for lift %s; stored unmatched", event.event_id)
+            row = lift_row(event, message.received_at, self.settings.zone, None)
+        batch.lifts.append(row)
         batch.seen(truck_id, message.received_at)
 
     def _stats(self, _s: Session, batch: Batch, message: Message, truck_id: str, _rest: list[str],

@@ -176,8 +176,11 @@ class Ingest:
             except (OperationalError, InterfaceError) as error:
                 # The database is away (restart, full disk, lock): keep the batch, retry, never ack.
                 self.metrics.inc("trivue_ingest_errors_total")
+                if self._closing.is_set():
+                    log.error("database unavailable at shutdown: %d messages left to the broker", len(batch))
+                    return
                 log.error("database unavailable, retrying %d messages in %.0f s: %s", len(batch), delay, error)
-                time.sleep(delay)
+                self._closing.wait(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
             except Exception:
                 self.metrics.inc("trivue_ingest_errors_total")

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from server.store import Lift
@@ -218,3 +219,28 @@ def test_day_is_the_local_collection_day(server: Server) -> None:
     wait_for(lambda: lift_count(server) == 1, "the lift")
     with server.sessions() as session:
         assert session.scalar(select(Lift.day)) == date(2026, 7, 1)
+
+
+def test_messages_are_acknowledged_only_once_stored(make_settings: Any, run_server: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database outage keeps messages with the broker: after a restart they arrive."""
+    from sqlalchemy.exc import OperationalError
+
+    from server.inbox import Inbox
+
+    settings = make_settings()
+    real_write = Inbox.write
+
+    def database_down(*_args: Any) -> None:
+        raise OperationalError("INSERT", {}, Exception("database is down"))
+
+    monkeypatch.setattr(Inbox, "write", database_down)
+    events = [lift_event("benne-06", sequence=i, gps=None) for i in range(5)]
+    with run_server(settings) as down:
+        down.publish("benne-06/lift", events[0].to_json())
+        for event in events[1:]:
+            down.publish("benne-06/lift", event.to_json())
+        wait_for(lambda: metric(down, "trivue_ingest_errors_total") >= 1, "the failed write")
+    monkeypatch.setattr(Inbox, "write", real_write)
+    with run_server(settings) as server:
+        wait_for(lambda: lift_count(server) == 5, "the 5 unacknowledged lifts, delivered again")
