@@ -86,6 +86,11 @@ def categories_of(errors: list[dict[str, Any]]) -> set[str]:
     return {e["category"] for e in errors if e.get("severity") != "info"}
 
 
+def pct(value: float, digits: int = 0) -> str:
+    """A percentage the French way: ``12,5 %``."""
+    return f"{value * 100:.{digits}f} %".replace(".", ",")
+
+
 def _fr(day: date) -> str:
     return day.strftime("%d/%m/%Y")
 
@@ -128,14 +133,16 @@ class Planner:
         households: dict[str, _Unit] = defaultdict(_Unit)
         streets: dict[int, _Unit] = defaultdict(_Unit)
         unmatched = 0
+        synthetic = self.names.synthetic()
         for row in self.session.execute(query):
-            key = household_key(row.bin_id, row.address_id, row.match_confidence, rules.min_address_confidence)
+            address = None if row.address_id in synthetic else row.address_id  # demo data is no household
+            key = household_key(row.bin_id, address, row.match_confidence, rules.min_address_confidence)
             if key is not None:
                 unit = households[key]
                 unit.bin_id = row.bin_id
                 sure = (row.match_confidence or 0) >= rules.min_address_confidence
                 if unit.address_id is None and (sure or not row.bin_id):
-                    unit.address_id = row.address_id
+                    unit.address_id = address
                 unit.street_id = unit.street_id or row.street_id
             elif row.street_id is not None:
                 unit = streets[row.street_id]
@@ -180,7 +187,7 @@ class Planner:
         rules = self.config.household
         cats = ", ".join(f"{CATEGORY_LABELS.get(c, c)} ({n})" for c, n in _categories(unit.lifts).most_common())
         how = "bac identifié par puce RFID" if unit.bin_id else "adresse sûre (confiance ≥ " \
-            f"{rules.min_address_confidence:.0%})"
+            f"{pct(rules.min_address_confidence)})"
         text = (f"{len(unit.lifts)} levées contaminées sur {total} du {_fr(self.since)} au {_fr(self.until)} "
                 f"(seuil : {rules.min_contaminated_lifts}) ; erreurs : {cats} ; {how}")
         if previous and previous.sent_at:
@@ -266,7 +273,7 @@ class Planner:
             unit.lifts = self._street_lifts(street_id)  # every contaminated lift: the street's errors
             previous = history.get(key)
             level = min((previous.level if previous else 0) + 1, len(self.config.levels))
-            reason = (f"{contaminated} levées contaminées sur {lifts} ({rate:.0%}, seuil {rules.min_rate:.0%} "
+            reason = (f"{contaminated} levées contaminées sur {lifts} ({pct(rate)}, seuil {pct(rules.min_rate)} "
                       f"dès {rules.min_lifts} levées) dont {unattributed} sans foyer sûr (seuil "
                       f"{rules.min_unattributed}) → communication à la rue, niveau {level}")
             target = self._target(STREET, key, unit, lifts, level, reason)
@@ -311,14 +318,14 @@ def _thanks_reason(lifts: int, contaminated: int, before: tuple[int, int], rules
         return ""
     rate = contaminated / lifts
     if rate <= rules.max_rate:
-        return f"rue propre : {contaminated} levée(s) contaminée(s) sur {lifts} ({rate:.1%})"
+        return f"rue propre : {contaminated} levée(s) contaminée(s) sur {lifts} ({pct(rate, 1)})"
     lifts0, contaminated0 = before
     if lifts0 < rules.min_lifts:
         return ""
     rate0 = contaminated0 / lifts0
     # A drop counts only when the two intervals do not overlap: no thanks for noise.
     if rate0 - rate >= rules.min_improvement and wilson(contaminated, lifts)[1] < wilson(contaminated0, lifts0)[0]:
-        return f"rue en progrès : {rate0:.0%} → {rate:.0%} de levées contaminées ({lifts0} puis {lifts} levées)"
+        return f"rue en progrès : {pct(rate0)} → {pct(rate)} de levées contaminées ({lifts0} puis {lifts} levées)"
     return ""
 
 
@@ -341,6 +348,12 @@ class _Names:
 
     def street(self, street_id: int | None) -> str:
         return self.streets.get(street_id, "") if street_id is not None else ""
+
+    def synthetic(self) -> set[int]:
+        """Addresses generated for demos: never shown or written to as a household's address."""
+        from server.streets import Address
+
+        return set(self.session.scalars(select(Address.id).where(Address.synthetic.is_(True))))
 
     def address(self, address_id: int | None) -> str:
         if address_id is None:

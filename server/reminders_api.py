@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
@@ -81,7 +82,16 @@ def item_json(item: Item, labels: dict[int, str], streets: dict[int, str], confi
             "status": item.status, "reviewed_by": item.reviewed_by,
             "reviewed_at": item.reviewed_at.isoformat() if item.reviewed_at else None,
             "review_reason": item.review_reason, "review_note": item.review_note, "channel": item.channel,
-            "sent_at": item.sent_at.isoformat() if item.sent_at else None, "send_detail": item.send_detail}
+            "sent_at": item.sent_at.isoformat() if item.sent_at else None, "send_detail": _detail(item),
+            "file": f"/api/reminders/campaigns/{item.campaign_id}/files/{Path(item.send_detail).name}"
+            if item.channel in ("letter", "print") and item.send_detail else None}
+
+
+def _detail(item: Item) -> str | None:
+    # A printed item's detail is a path on the server: only its file name is the reader's business.
+    if item.channel in ("letter", "print") and item.send_detail:
+        return Path(item.send_detail).name
+    return item.send_detail
 
 
 def _labels(db: Any, items: list[Item]) -> tuple[dict[int, str], dict[int, str]]:

@@ -31,7 +31,7 @@
       const body = $("plan-table").querySelector("tbody");
       body.replaceChildren(...targets.map((x) => el("tr", {},
         el("td", {}, el("strong", { text: x.label }), el("br"),
-          el("span", { class: "muted small", text: `${t("rem.kind." + x.kind)} · ${x.action}` })),
+          el("span", { class: "muted small", text: t("rem.kind." + x.kind) + (x.level ? ` · ${x.action}` : "") })),
         el("td", { text: x.reason }))),
       ...plan.skipped.map((x) => el("tr", { class: "muted" }, el("td", { text: x.label }),
         el("td", { text: `${t("rem.skipped")} : ${x.reason}` }))));
@@ -61,7 +61,9 @@
   }
 
   function photoList(item) {
-    if (!item.photos.length) return el("p", { class: "muted small", text: t("rem.photos_none") });
+    if (!item.photos.length) {
+      return item.kind === "thanks" ? null : el("p", { class: "muted small", text: t("rem.photos_none") });
+    }
     return el("div", { class: "rem-photos" }, ...item.photos.map((src, n) =>
       el("a", { href: src, target: "_blank", rel: "noopener" },
         el("img", { src, alt: `${item.label} — photo ${n + 1}`, loading: "lazy" }))));
@@ -71,7 +73,10 @@
     if (!["pending", "approved"].includes(item.status)) {
       const who = item.reviewed_by ? ` — ${item.reviewed_by}` : "";
       const why = item.review_reason ? ` (${t("rem.reason." + item.review_reason)})` : "";
-      return el("p", { class: "small muted", text: `${t("rem.status." + item.status)}${why}${who} ${item.send_detail || ""}` });
+      const line = el("p", { class: "small muted", text: `${t("rem.status." + item.status)}${why}${who} ` });
+      if (item.file) line.append(el("a", { href: item.file, target: "_blank", rel: "noopener", text: item.send_detail }));
+      else if (item.send_detail) line.append(item.send_detail);
+      return line;
     }
     const reason = el("select", { id: `reason-${item.id}` }, ...reasons.map((r) => new Option(t(`rem.reason.${r}`), r)));
     const note = el("input", { id: `note-${item.id}`, maxlength: "2000" });
@@ -142,14 +147,17 @@
   }
 
   function pctCell(period) {
-    if (!period || period.rate === null) return el("td", { class: "num", text: "–" });
+    if (!period || period.rate === null) return el("td", { class: "num", text: `– (${fmt.num(period ? period.lifts : 0)} ${t("rem.lifts")})` });
     const ci = `[${fmt.pct(period.ci[0])} – ${fmt.pct(period.ci[1])}]`;
     return el("td", { class: "num" }, `${fmt.pct(period.rate)} `, el("span", { class: "muted small", text: `${ci} · ${fmt.num(period.lifts)} ${t("rem.lifts")}` }));
   }
 
   async function loadEffect(id) {
     const report = await api(`/api/reminders/campaigns/${id}/effect`);
-    $("effect-verdict").textContent = report.text;
+    const windows = report.windows ? ` ${t("rem.before")} : ${fmt.date(report.windows.before[0])} → ${fmt.date(report.windows.before[1])} ; ` +
+      `${t("rem.after")} : ${fmt.date(report.windows.after[0])} → ${fmt.date(report.windows.after[1])}` +
+      (report.partial ? ` (${t("rem.partial")})` : "") : "";
+    $("effect-verdict").textContent = report.text + windows;
     const groups = report.groups || {};
     const names = ["targeted", "control", "households"].filter((g) => groups[g]);
     $("effect-table").querySelector("tbody").replaceChildren(...names.map((g) => el("tr", {},

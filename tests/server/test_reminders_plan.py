@@ -114,3 +114,15 @@ def test_quiet_period_spanning_new_year() -> None:
     config = RemindersConfig(quiet_periods=[{"start": "12-20", "end": "01-05", "reason": "fêtes"}])
     assert config.quiet(date(2026, 12, 31)) and config.quiet(date(2027, 1, 3))
     assert config.quiet(date(2027, 1, 6)) is None and config.quiet(date(2026, 12, 19)) is None
+
+
+def test_synthetic_addresses_are_no_households(city: City) -> None:
+    """Demo addresses (generated where no address file exists) never receive a letter."""
+    from server.streets import Address
+
+    with city.sessions() as session:
+        session.get(Address, city.addresses["target"].id).synthetic = True
+        session.commit()
+        targets = by_key(make_plan(session, RemindersConfig(), TODAY))
+    assert f"address:{city.addresses['target'].id}" not in targets
+    assert f"street:{city.streets['dirty']}" in targets

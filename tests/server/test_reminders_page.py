@@ -1,0 +1,96 @@
+"""The review page in headless Chromium (Debian's, through Playwright): prepare a campaign,
+see the evidence photos, reject a false detection with its reason, approve, send, read the effect.
+No JavaScript error allowed; a full-page screenshot is kept for a person to look at."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.server.reminders_city import City, engine_for, seed_city
+
+CHROMIUM = Path("/usr/bin/chromium")
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[City, str]]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
+    import uvicorn
+
+    from server.app import create_app
+    from server.auth import add_user
+    from server.dashboard import missing_vendor_files
+
+    if missing_vendor_files():
+        pytest.skip("dashboard libraries missing: run `make dashboard-assets`")
+    with engine_for("sqlite", tmp_path, False) as engine:
+        city = seed_city(engine, tmp_path, date.today() - timedelta(days=1))
+        with city.sessions() as session:
+            add_user(session, "gestionnaire", PASSWORD, "manager")
+            session.commit()
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(city.settings, engine, start_ingest=False),
+                                               host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:
+            yield city, f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(10)
+
+
+def test_review_page(served: tuple[City, str], tmp_path_factory: pytest.TempPathFactory) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    city, url = served
+    shots = Path(os.environ.get("TRIVUE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("reminders-shots"))
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+        page.set_default_timeout(15_000)
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/rappels")
+        page.get_by_label("Identifiant").fill("gestionnaire")
+        page.get_by_label("Mot de passe").fill(PASSWORD)
+        page.get_by_role("button", name="Se connecter").click()
+        page.wait_for_url("**/rappels")
+        page.get_by_role("button", name="Simuler").click()
+        expect(page.locator("#plan-status")).to_contain_text("message(s) proposés")
+        expect(page.locator("#plan-table")).to_contain_text(city.addresses["target"].label)
+        page.get_by_label("Nom de la campagne").fill("Novembre")
+        page.get_by_role("button", name="Créer la campagne").click()
+        target = page.locator(f"#queue li:has-text('{city.addresses['target'].label}')").first
+        expect(target).to_contain_text("à relire")
+        images = target.locator("img")
+        expect(images).to_have_count(3)
+        images.first.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=images.first.element_handle())
+        target.get_by_label("Motif du refus").select_option("false_detection")
+        target.get_by_role("button", name="Refuser").click()
+        expect(page.locator(f"#queue li:has-text('{city.addresses['target'].label}')").first).to_contain_text("refusé")
+        street = page.locator("#queue li:has-text('Rue Hoche, Rennes')").first
+        street.get_by_role("button", name="Approuver").click()
+        expect(page.locator("#queue li:has-text('Rue Hoche, Rennes')").first).to_contain_text("approuvé")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Envoyer les messages approuvés").click()
+        expect(page.locator("#campaign-status")).to_contain_text("Envoyés : print 1")
+        expect(page.locator("#effect-verdict")).to_contain_text("Trop peu de levées pour conclure")
+        expect(page.locator("nav a[aria-current=page]")).to_have_text("Rappels")
+        page.screenshot(path=str(shots / "rappels.png"), full_page=True)
+        browser.close()
+    assert errors == [], errors
