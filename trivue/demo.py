@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", type=Path, default=Path("trivue-data/demo"), help="annotated photos folder")
     demo.add_argument("--limit", type=int, default=0, help="judge at most N photos (0 = all)")
     demo.set_defaults(handler=run_demo)
+    _register_simulate(subparsers)
 
 
 def _choose_model_and_rules(args: argparse.Namespace) -> tuple[Path, Path | None]:
@@ -101,3 +102,9 @@ def run_demo(args: argparse.Namespace) -> int:
                   f"Erreurs : {dict(errors_total.most_common()) or 'aucune'}")
     console.print(f"Photos annotées : {args.out.resolve()}")
     return 0
+
+
+def _register_simulate(subparsers: argparse._SubParsersAction) -> None:
+    from trivue.simulate import register as register_simulate
+
+    register_simulate(subparsers)
