@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 FONT = "DejaVu"
-PHOTO_WIDTH_MM = 80
+PHOTO_HEIGHT_MM = 62
 
 
 class LetterError(RuntimeError):
@@ -86,15 +86,16 @@ def _photos(pdf: FPDF, photos: Sequence[Path]) -> None:
     pdf.set_font(FONT, "", 9)
     pdf.multi_cell(pdf.epw, 5, "Photo prise par la caméra du camion lors de la collecte (visages et "
                                "plaques floutés) :", new_x="LMARGIN", new_y="NEXT")
-    for path in kept[:2]:
-        if pdf.get_y() + 70 > pdf.h - pdf.b_margin:
-            pdf.add_page()
+    if pdf.get_y() + PHOTO_HEIGHT_MM > pdf.h - pdf.b_margin:
+        pdf.add_page()
+    top, width = pdf.get_y() + 1, (pdf.epw - 4) / 2
+    for n, path in enumerate(kept[:2]):  # side by side, each fitted in its box
         try:
-            info = pdf.image(str(path), w=PHOTO_WIDTH_MM)
+            pdf.image(str(path), x=pdf.l_margin + n * (width + 4), y=top, w=width, h=PHOTO_HEIGHT_MM,
+                      keep_aspect_ratio=True)
         except Exception as error:  # a damaged photo must not stop the letter
             log.warning("photo %s not printable: %s", path, error)
-            continue
-        pdf.set_y(pdf.get_y() + 2 if info else pdf.get_y())
+    pdf.set_y(top + PHOTO_HEIGHT_MM + 3)
 
 
 @dataclass(frozen=True, slots=True)

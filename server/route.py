@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from server.letters import RouteStreet, Stop
 from server.messages import CATEGORY_LABELS
-from server.reminder_store import APPROVED, HOUSEHOLD, SENT, STREET, Item
+from server.reminder_store import APPROVED, HOUSEHOLD, SENT, STREET, Contact, Item
 
 ACTIONS = {1: "information envoyée", 2: "rappel envoyé", 3: "visite"}
 
@@ -64,9 +64,13 @@ def route_streets(session: Session, items: Iterable[Item]) -> list[RouteStreet]:
     streets = {s.id: s for s in session.scalars(select(Street).where(Street.id.in_(list(by_street))))}
     address_ids = [i.address_id for i in chosen if i.kind == HOUSEHOLD and i.address_id is not None]
     addresses = {a.id: a for a in session.scalars(select(Address).where(Address.id.in_(address_ids)))}
+    # A bin whose lifts had no sure address is found through the bin registry (its postal address).
+    bin_keys = [i.target_key for i in chosen if i.bin_id and i.address_id not in addresses]
+    bin_places = {key: f"bac {key[4:]} — {place}" for key, place in session.execute(
+        select(Contact.key, Contact.postal_address).where(Contact.key.in_(bin_keys))) if place}
     blocks = []
     for street_id, street_items in sorted(by_street.items(), key=lambda kv: _street_name(streets, kv[0])):
-        blocks.append(_block(streets.get(street_id), street_items, addresses))
+        blocks.append(_block(streets.get(street_id), street_items, addresses, bin_places))
     return blocks
 
 
@@ -75,7 +79,7 @@ def _street_name(streets: dict[int, Any], street_id: int) -> str:
     return f"{street.commune} {street.name}" if street else f"~{street_id}"
 
 
-def _block(street: Any, items: list[Item], addresses: dict[int, Any]) -> RouteStreet:
+def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places: dict[str, str]) -> RouteStreet:
     name = f"{street.name}, {street.commune}" if street else "Rue inconnue"
     coords = _coords(street.geometry) if street else []
     visits = [i for i in items if i.kind == HOUSEHOLD and i.address_id in addresses]
@@ -85,6 +89,11 @@ def _block(street: Any, items: list[Item], addresses: dict[int, Any]) -> RouteSt
                      key=lambda pv: (round(pv[0] / 5), house_number(addresses[pv[1].address_id].label)))
     stops = [Stop(addresses[i.address_id].label, errors_text(i.categories),
                   f"{i.contaminated} / {i.lifts}", ACTIONS.get(i.level, "visite")) for _, i in ordered]
+    bins = [i for i in items if i.kind == HOUSEHOLD and i.address_id not in addresses and i.bin_id]
+    stops += [Stop(bin_places.get(i.target_key) or f"bac {i.bin_id} (adresse : registre des bacs)",
+                   errors_text(i.categories), f"{i.contaminated} / {i.lifts}", ACTIONS.get(i.level, "visite"))
+              for i in bins]
+    visits += bins
     street_items = [i for i in items if i.kind == STREET]
     totals: Counter[str] = Counter()
     for item in street_items:
