@@ -12,11 +12,12 @@ import asyncio
 import hashlib
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -29,6 +30,7 @@ from server.streets import Street
 
 ALERT_POLL_S = 1.0  # how often the stream looks for new alert lifts (one indexed query)
 ALERT_BATCH = 100
+AUTH_RECHECK_S = 60.0
 CONFIDENCE_BINS = 10
 
 
@@ -116,15 +118,30 @@ def period(since: date | None, until: date | None, stream: str | None = None, co
 
 
 async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSentEvent]:
-    """New alert lifts as they are stored; the event id is the lift id so a reconnect resumes."""
+    """New alert lifts as they are stored; the event id is the lift id so a reconnect resumes.
+
+    The caller's credentials are checked again every ``AUTH_RECHECK_S``: a logout, an expired
+    session or a revoked token ends the stream (the browser then lands on the login page).
+    """
     sessions = context(request).sessions
 
-    def poll(last: int) -> list[dict[str, Any]]:
+    def poll(last: int, recheck: bool) -> list[dict[str, Any]] | None:
         with sessions() as db:
+            if recheck:
+                try:
+                    current_principal(request, db)
+                except HTTPException:
+                    return None
             return alert_rows(db, last, ALERT_BATCH)
 
+    checked = time.monotonic()
     while not await request.is_disconnected():
-        for row in await asyncio.to_thread(poll, after):
+        recheck = time.monotonic() - checked > AUTH_RECHECK_S
+        checked = time.monotonic() if recheck else checked
+        rows = await asyncio.to_thread(poll, after, recheck)
+        if rows is None:
+            return
+        for row in rows:
             after = row["id"]
             yield ServerSentEvent(data=json.dumps(row, ensure_ascii=False), event="alert", id=str(after))
         await asyncio.sleep(ALERT_POLL_S)

@@ -37,14 +37,24 @@
     empty.hidden = true;
   }
 
+  let lastId = null;
+
   function connect(after) {
     const source = new EventSource(after ? `/api/alerts/stream?after=${encodeURIComponent(after)}` : "/api/alerts/stream");
     source.addEventListener("open", () => { live.textContent = t("alerts.live"); live.classList.add("on"); });
-    source.addEventListener("alert", (event) => add(JSON.parse(event.data), true));
+    source.addEventListener("alert", (event) => {
+      lastId = event.lastEventId;
+      add(JSON.parse(event.data), true);
+    });
     source.addEventListener("error", () => {
       live.textContent = t("alerts.disconnected");
       live.classList.remove("on");
-      // EventSource reconnects by itself, sending Last-Event-ID so nothing is missed.
+      // EventSource reconnects by itself, sending Last-Event-ID so nothing is missed, unless the
+      // server refused it (logged out, session expired): then find out why, and start again.
+      if (source.readyState === EventSource.CLOSED) {
+        const last = lastId;
+        api("/api/me").then(() => setTimeout(() => connect(last), 5000), () => {});
+      }
     });
   }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,3 +58,18 @@ def test_stream_sends_alert_lifts_as_ingested_and_resumes_from_last_event_id(
     with client.stream("GET", "/api/alerts/stream", headers={"Last-Event-ID": first["id"]}) as response:
         (again,) = read_events(response, 1)
     assert json.loads(again["data"])["event_id"] == str(battery.event_id)
+
+
+def test_stream_ends_when_the_session_is_closed(live_server: LiveServer, client: httpx.Client,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import server.dashboard_api
+
+    monkeypatch.setattr(server.dashboard_api, "AUTH_RECHECK_S", 0.5)
+    with client.stream("GET", "/api/alerts/stream") as response:
+        assert response.status_code == 200
+        with httpx.Client(base_url=live_server.url, cookies=client.cookies) as other_tab:
+            other_tab.post("/api/logout").raise_for_status()
+        started = time.monotonic()
+        assert read_events(response, 1) == []  # the server closed the stream, no event
+    assert time.monotonic() - started < 10
+    assert client.get("/api/alerts/stream").status_code == 401
