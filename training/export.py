@@ -51,7 +51,21 @@ def export(run_dir: Path, imgsz: int = 320, out: Path | None = None, name: str =
     if calib_dir is not None:
         result["int8"] = export_int8(out, calib_dir, Path(run["data_yaml"]), fp32, max_drop, meta)
     (out.with_suffix(".json")).write_text(json.dumps({**result, "fp32_report": fp32}, indent=2), encoding="utf-8")
+    write_card(out.with_suffix(".md"), name, version, run, fp32, result.get("int8"))
+    result["card"] = str(out.with_suffix(".md"))
     return result
+
+
+def write_card(path: Path, name: str, version: str, run: dict, report: dict, int8: dict | None) -> None:
+    from training.card import render
+    from training.datasets import DatasetError
+
+    try:
+        text = render(name, version, Path(run["data"]), run, report, int8)
+    except DatasetError:  # trained from a plain data.yaml: no sources to credit automatically
+        log.warning("%s: run data %s is not a mapping file; card written without sources", path, run["data"])
+        text = render(name, version, None, run, report, int8)
+    path.write_text(text, encoding="utf-8")
 
 
 def ultralytics_onnx(run_dir: Path, weights: Path, imgsz: int) -> Path:
