@@ -134,4 +134,6 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     app.include_router(api_router())
     app.include_router(metrics_router())
     _mount_dashboard(app, settings)
+    if importlib.util.find_spec("server.reminders_api"):  # reminders and their review pages (issue 7)
+        importlib.import_module("server.reminders_api").mount_reminders(app, settings)
     return app
