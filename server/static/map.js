@@ -7,7 +7,8 @@
   const summary = document.getElementById("map-summary");
   const worstList = document.getElementById("worst-list");
 
-  const map = L.map("map", { preferCanvas: true, zoomSnap: 0.25, attributionControl: true });
+  const map = L.map("map", { preferCanvas: true, zoomSnap: 0.25, attributionControl: true, zoomControl: false });
+  L.control.zoom({ zoomInTitle: t("map.zoom_in"), zoomOutTitle: t("map.zoom_out") }).addTo(map);
   map.attributionControl.setPrefix(false);
   if (config.tileUrl) {
     L.tileLayer(config.tileUrl, { maxZoom: 19, attribution: config.tileAttribution || "" }).addTo(map);

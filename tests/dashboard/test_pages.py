@@ -226,3 +226,23 @@ def test_a_tablet_in_portrait_gets_a_stacked_layout_without_sideways_scrolling(b
         side_box = browser.page.locator(".map-side").bounding_box()
         assert side_box["y"] >= map_box["y"] + map_box["height"]  # stacked, not squeezed beside
     browser.shot(f"10-tablette{path.replace('/', '-')}")
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, button, a[href], img')]
+  .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('alt')
+                 && !e.textContent.trim())
+  .map((e) => e.outerHTML.slice(0, 80))"""
+
+
+def test_every_control_link_and_image_has_an_accessible_name(browser: Browser) -> None:
+    dirty = browser.server.city.streets["dirty"][0]
+    browser.goto("/login")
+    assert browser.page.evaluate(UNLABELLED) == []
+    browser.login()
+    for path, ready in (("/carte", "body[data-map-state=ready]"), ("/classement", "body[data-ready=true]"),
+                        (f"/rues/{dirty}", "body[data-ready=true]"), ("/qualite", "body[data-ready=true]")):
+        browser.goto(path)
+        browser.page.wait_for_selector(ready)
+        assert browser.page.evaluate(UNLABELLED) == [], path
+        assert browser.page.locator("h1").count() >= 1, path
+    assert browser.page.goto(browser.server.url + "/carte") and browser.page.get_by_title("Zoom avant").count() == 1
