@@ -39,6 +39,10 @@ def create_campaign(session: Session, plan: Plan, name: str, actor: str, rules: 
                     street_id: int | None = None) -> Campaign:
     """Store ``plan`` (optionally only what concerns one street) as pending items; the caller commits."""
     targets = [t for t in plan.targets if street_id is None or t.street_id == street_id]
+    if not targets:
+        where = f" for street {street_id}" if street_id is not None else ""
+        raise CampaignError(f"the plan proposes no message{where} for lifts {plan.since}..{plan.until}: "
+                            "nothing to review" + (f" (quiet period: {plan.quiet})" if plan.quiet else ""))
     campaign = Campaign(name=name.strip() or f"Campagne du {plan.until:%d/%m/%Y}", created_by=actor,
                         created_at=utcnow(), since=plan.since, until=plan.until,
                         rules=rules.model_dump(mode="json", exclude={"channels"}))

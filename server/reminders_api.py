@@ -157,7 +157,10 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
     @router.post("/campaigns", status_code=201, summary="Store the plan as a campaign; items wait for review")
     def create(body: CampaignIn, db: SessionDep, who: Manager) -> dict[str, Any]:
         until = body.until or date.today() - timedelta(days=1)
-        campaign = plan_and_create(db, rem.config, body.name, who.actor, until, body.since, body.street_id)
+        try:
+            campaign = plan_and_create(db, rem.config, body.name, who.actor, until, body.since, body.street_id)
+        except CampaignError as error:
+            raise HTTPException(422, str(error)) from None
         db.commit()
         return next(c for c in campaign_summaries(db) if c["id"] == campaign.id)
 

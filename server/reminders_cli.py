@@ -144,10 +144,14 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from server.campaigns import plan_and_create
+    from server.campaigns import CampaignError, plan_and_create
 
     with _Context(args) as ctx:
-        campaign = plan_and_create(ctx.session, ctx.rules, args.name, ctx.actor, _until(args), args.since, args.street)
+        try:
+            campaign = plan_and_create(ctx.session, ctx.rules, args.name, ctx.actor, _until(args), args.since,
+                                       args.street)
+        except CampaignError as error:
+            raise CliError(str(error)) from None
         ctx.session.commit()
         count = len(_items_rows(ctx, campaign.id))
         print(f"campagne {campaign.id} « {campaign.name} » : {count} élément(s) à relire (tableau de bord /rappels "

@@ -208,3 +208,30 @@ def test_route_sheet_orders_addresses_along_the_street(city: City, tmp_path: Pat
     assert hoche.index(first) < hoche.index(second)
     assert axis_positions([(0.0, 0.0), (0.001, 0.0)], [(0.0008, 0.0), (0.0002, 0.0)])[1] < \
         axis_positions([(0.0, 0.0), (0.001, 0.0)], [(0.0008, 0.0), (0.0002, 0.0)])[0]
+
+
+def test_send_time_checks_quiet_period_and_opt_out(city: City, tmp_path: Path) -> None:
+    """Approved, then the household opts out, then a quiet period starts: nothing leaves."""
+    from server.campaigns import CampaignError
+    from server.households import opt_out
+
+    rules = RemindersConfig()
+    key = f"address:{city.addresses['target'].id}"
+    with city.sessions() as session:
+        campaign = create_campaign(session, make_plan(session, rules, TODAY), "c", "test", rules)
+        session.flush()
+        items = list(session.scalars(select(Item).where(Item.campaign_id == campaign.id)))
+        for item in items:
+            review(session, item.id, Decision(True), "test")
+        quiet = RemindersConfig(quiet_periods=[{"start": "2026-11-21", "end": "2026-11-30", "reason": "grève"}])
+        report = Dispatcher(session, quiet, city.settings.evidence_path, tmp_path, "test",
+                            today=date(2026, 11, 25)).send_campaign(campaign.id)
+        assert report.deferred and "grève" in report.deferred and not report.sent
+        assert all(i.status == "approved" for i in items)
+        opt_out(session, key, "test", "appel du foyer")
+        report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path, "test",
+                            today=TODAY).send_campaign(campaign.id)
+        statuses = {i.target_key: i.status for i in items}
+        assert statuses[key] == "skipped" and "letter" in report.sent
+        with pytest.raises(CampaignError, match="no message for street 999999"):
+            create_campaign(session, make_plan(session, rules, TODAY), "vide", "test", rules, street_id=999999)
