@@ -12,14 +12,17 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    edge = subparsers.add_parser("edge", help="run the truck agent", description=__doc__.splitlines()[0])
-    edge.add_argument("--config", type=Path, help="YAML settings file (TRIVUE_EDGE_* variables override it)")
+    edge = subparsers.add_parser(
+        "edge", help="run the truck agent",
+        description="The truck agent: camera frames -> lift events -> durable outbox -> MQTT (docs/edge.md).")
+    edge.add_argument("--config", type=Path, metavar="FILE",
+                      help="YAML settings file (TRIVUE_EDGE_* variables override it)")
     edge.add_argument("--source", help="burst folder root, video file, rtsp://... or usb:N")
     edge.add_argument("--truck-id", help="fleet number of this truck")
     edge.add_argument("--stream", help="stream collected: recyclables, glass, residual, biowaste, paper")
     edge.add_argument("--broker", help="mqtt[s]://user:pass@host:port")
     edge.add_argument("--outbox", type=Path, help="SQLite outbox file")
-    edge.add_argument("--gps", help="fixed:LAT,LON, an .nmea/.gpx file to replay, or a serial device")
+    edge.add_argument("--gps", help="fixed:LAT,LON, an .nmea/.gpx file to replay, gpsd://host, or a serial device")
     edge.add_argument("--model", type=Path, help="ONNX model")
     edge.add_argument("--once", action="store_true",
                       help="process the source to its end, wait for every acknowledgement, exit (0 = all delivered)")
