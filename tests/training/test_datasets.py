@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 from training.datasets import DatasetError, load_mapping, merge
 from trivue.paths import REPO_ROOT
+
+Image = pytest.importorskip("PIL.Image")  # pillow comes with the train extra
 
 TAXONOMY = ["bag", "bottle", "can"]
 
