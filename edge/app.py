@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,10 +38,6 @@ from vision.tracking import Tracker, TrackerSettings
 log = logging.getLogger(__name__)
 
 
-class StartupError(ValueError):
-    """The agent cannot start (model, rules, source, device); the message says which and why."""
-
-
 def load_rules(settings: EdgeSettings, model_path: Path, names: tuple[str, ...]) -> SortingRules:
     """Rules from ``rules:``; by default those of the model (COCO rules for the COCO fallback)."""
     path = settings.rules or (COCO_RULES if model_path.resolve() == COCO_WEIGHTS.resolve() else DEFAULT_RULES)
@@ -60,11 +55,10 @@ class LiveConfig:
     stream: Stream
     version: str | None = None
 
-    def __post_init__(self) -> None:
-        self.lock = threading.Lock()
-
 
 class Agent:
+    """The truck: every part built from EdgeSettings; ``run`` then ``close``."""
+
     def __init__(self, settings: EdgeSettings, detector: Any, rules: SortingRules) -> None:
         self.settings, self.detector, self.rules = settings, detector, rules
         self.names: tuple[str, ...] = tuple(detector.names)
@@ -113,9 +107,7 @@ class Agent:
     def _trigger(self) -> LiftTrigger:
         t, source = self.settings.trigger, self.settings.source
         kind = t.kind if t.kind != "auto" else ("burst" if Path(source).is_dir() else "motion")
-        if kind == "serial":
-            if not t.serial_port:
-                raise StartupError("trigger.kind is serial but trigger.serial_port is not set")
+        if kind == "serial" and t.serial_port:  # the settings refuse serial without a port
             return SerialTrigger(t.serial_port, t.serial_baud, t.max_lift_s)
         if kind == "mqtt":
             client, url = make_client(self.settings, f"{self.settings.client_id}-lift", clean=True)

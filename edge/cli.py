@@ -53,7 +53,7 @@ def _stop_on_sigterm() -> None:
 
 
 def run_edge(args: argparse.Namespace) -> int:
-    from edge.app import Agent, StartupError
+    from edge.app import Agent
     from edge.camera import SourceError
     from edge.config import ConfigError, load_settings
     from edge.gps import GpsError
@@ -64,7 +64,7 @@ def run_edge(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, overrides(args))
         agent = Agent.create(settings)
-    except (ConfigError, DetectorError, RulesError, StartupError, GpsError, SourceError) as error:
+    except (ConfigError, DetectorError, RulesError, GpsError, SourceError) as error:
         raise CliError(str(error)) from None
     _stop_on_sigterm()
     try:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vision.schema import Stream
 
@@ -77,6 +77,12 @@ class TriggerSettings(_Strict):
     motion_quiet_frames: int = Field(default=8, ge=1, description="Still frames that end a motion lift")
     max_lift_s: float = Field(default=60, gt=0, description="A lift signal stuck high is closed after this")
     burst_settle_s: float = Field(default=2.0, ge=0, description="A burst folder is complete once unchanged this long")
+
+    @model_validator(mode="after")
+    def _port_for_serial(self) -> TriggerSettings:
+        if self.kind == "serial" and not self.serial_port:
+            raise ValueError("kind 'serial' needs serial_port (a device, pty or pyserial URL)")
+        return self
 
 
 class TrackingSettings(_Strict):
