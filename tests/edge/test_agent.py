@@ -13,7 +13,7 @@ import pytest
 from edge.app import Agent
 from edge.config import EdgeSettings, load_settings
 from tests.edge.helpers import GatedPort, ScriptedDetector, Subscriber, make_bursts, unique_truck
-from vision.schema import parse_lift_event
+from vision.schema import TruckStats, parse_lift_event
 
 BOTTLE = (20, 20, 120, 160, 0.9, 0)
 GLASS = (200, 40, 300, 180, 0.85, 1)
@@ -151,6 +151,7 @@ def test_retained_config_is_applied_live(tmp_path, mqtt_broker, litter_val_image
         agent.uplink.wake()
         assert subscriber.wait_for(lambda: any(b'"v7"' in p for p in subscriber.on("/stats")), timeout=10)
         stats = json.loads(subscriber.on("/stats")[-1])
+        TruckStats.model_validate(stats)  # the heartbeat is the wire model
     finally:
         agent.close()
         subscriber.close()
