@@ -93,13 +93,15 @@ class Agent:
         rules = load_rules(settings, Path(getattr(detector, "path", settings.model or "")), tuple(detector.names))
         return cls(settings, detector, rules)
 
+    def _with_broker(self, broker: str) -> EdgeSettings:
+        return self.settings.model_copy(update={"uplink": self.settings.uplink.model_copy(update={"broker": broker})})
+
     def _crew_alert(self) -> CrewAlert:
         a = self.settings.alert
         writer = LineWriter(a.serial_port, a.serial_baud) if a.serial_port else None
         client = None
         if a.broker:
-            client, url = make_client(self.settings.model_copy(update={"uplink": self.settings.uplink.model_copy(
-                update={"broker": a.broker})}), f"{self.settings.client_id}-alert", clean=True)
+            client, url = make_client(self._with_broker(a.broker), f"{self.settings.client_id}-alert", clean=True)
             client.connect_async(url.host, url.port)
             client.loop_start()
         return CrewAlert(writer, client, a.topic or self.settings.topic("alert"), a.min_interval_s)
@@ -109,8 +111,9 @@ class Agent:
         kind = t.kind if t.kind != "auto" else ("burst" if Path(source).is_dir() else "motion")
         if kind == "serial" and t.serial_port:  # the settings refuse serial without a port
             return SerialTrigger(t.serial_port, t.serial_baud, t.max_lift_s)
-        if kind == "mqtt":
-            client, url = make_client(self.settings, f"{self.settings.client_id}-lift", clean=True)
+        if kind == "mqtt" and t.mqtt_broker:  # the settings refuse mqtt without a broker
+            client, url = make_client(self._with_broker(t.mqtt_broker), f"{self.settings.client_id}-lift",
+                                      clean=True)
             trigger = MqttTrigger(client, t.mqtt_topic or self.settings.topic("lift_signal"), t.max_lift_s)
             client.connect_async(url.host, url.port)
             client.loop_start()

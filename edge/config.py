@@ -72,6 +72,7 @@ class TriggerSettings(_Strict):
         default="auto", description="Lift boundaries: auto = burst for folders, motion for video")
     serial_port: str | None = Field(default=None, description="Lift-arm signal line: device, pty or pyserial URL")
     serial_baud: int = Field(default=9600, gt=0, description="Baud rate of the signal line")
+    mqtt_broker: str | None = Field(default=None, description="In-truck broker of the CAN/GPIO bridge (kind mqtt)")
     mqtt_topic: str | None = Field(default=None, description="Bridge topic (default <prefix>/<truck_id>/lift_signal)")
     motion_threshold: float = Field(default=0.02, gt=0, lt=1, description="Changed share of the hopper that is motion")
     motion_quiet_frames: int = Field(default=8, ge=1, description="Still frames that end a motion lift")
@@ -82,7 +83,13 @@ class TriggerSettings(_Strict):
     def _port_for_serial(self) -> TriggerSettings:
         if self.kind == "serial" and not self.serial_port:
             raise ValueError("kind 'serial' needs serial_port (a device, pty or pyserial URL)")
+        # The bridge lives in the truck: the central broker would refuse its topic (ACL) and, with
+        # use_username_as_clientid, a second connection under the truck's account would evict the uplink.
+        if self.kind == "mqtt" and not self.mqtt_broker:
+            raise ValueError("kind 'mqtt' needs mqtt_broker (the in-truck broker of the lift-signal bridge)")
         return self
+
+    _check_broker = field_validator("mqtt_broker")(_broker)
 
 
 class TrackingSettings(_Strict):

@@ -34,6 +34,7 @@ def test_env_tree() -> None:
         ({"truck_id": "T", "source": "x", "hopper": [[0, 0], [1, 1]]}, "hopper: List should have at least 3"),
         ({"truck_id": "T", "source": "x", "uplink": {"broker": "mqtt://h:99999"}}, "bad port"),
         ({"truck_id": "T", "source": "x", "trigger": {"kind": "serial"}}, "trigger: kind 'serial' needs serial_port"),
+        ({"truck_id": "T", "source": "x", "trigger": {"kind": "mqtt"}}, "trigger: kind 'mqtt' needs mqtt_broker"),
     ],
 )
 def test_errors_name_field_and_value(tree: dict, message: str) -> None:
