@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -30,11 +30,11 @@ from server.campaigns import (
     plan_and_create,
     review,
 )
-from server.config import ServerSettings
+from server.config import ConfigError, ServerSettings
 from server.deps import Manager, SessionDep
-from server.households import HouseholdError, erase_household, import_contacts, list_contacts, opt_out
+from server.households_api import household_routes
 from server.messages import CATEGORY_LABELS, TEMPLATES, Message, MessageTemplates, TemplateError
-from server.reminder_config import RemindersConfig, load_rules
+from server.reminder_config import RULES_ENV, ReminderConfigError, RemindersConfig, load_rules
 from server.reminder_store import REJECT_REASONS, Item, upgrade_reminders
 from server.reminders import Plan, make_plan
 
@@ -54,11 +54,6 @@ class ReviewIn(BaseModel):
     decision: Literal["approve", "reject"]
     reason: Literal["false_detection", "wrong_household", "not_appropriate", "other"] | None = None
     note: str | None = Field(default=None, max_length=2000)
-
-
-class OptOutIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    note: str | None = Field(default=None, max_length=500)
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -138,7 +133,7 @@ def reminders_router(rem: Reminders) -> APIRouter:
     _plan_routes(router, rem)
     _review_routes(router, rem)
     _send_routes(router, rem)
-    _household_routes(router)
+    household_routes(router)
     return router
 
 
@@ -152,7 +147,10 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
         until = until or date.today() - timedelta(days=1)
         if since and since > until:
             raise HTTPException(422, f"since {since} is after until {until}")
-        return plan_json(make_plan(db, rem.config, until, since))
+        result = plan_json(make_plan(db, rem.config, until, since))
+        audit(db, who.actor, "reminders.plan.read", None, f"lifts {result['since']}..{result['until']}")
+        db.commit()
+        return result
 
     @router.post("/campaigns", status_code=201, summary="Store the plan as a campaign; items wait for review")
     def create(body: CampaignIn, db: SessionDep, who: Manager) -> dict[str, Any]:
@@ -293,45 +291,12 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         return false_detections(db)
 
 
-def _household_routes(router: APIRouter) -> None:
-    @router.get("/households", summary="Contacts (personal data; the read is audited)")
-    def households(db: SessionDep, who: Manager) -> list[dict[str, Any]]:
-        rows = list_contacts(db, who.actor)
-        db.commit()
-        return rows
-
-    @router.post("/households/import", summary="Upsert contacts from CSV: key,name,email,phone,postal_address")
-    async def import_households(request: Request, db: SessionDep, who: Manager) -> dict[str, Any]:
-        text = (await request.body()).decode("utf-8-sig", "replace")
-        try:
-            report = import_contacts(db, text, who.actor, "api")
-        except HouseholdError as error:
-            raise HTTPException(422, str(error)) from None
-        db.commit()
-        return {"imported": report.imported, "errors": list(report.errors)}
-
-    @router.post("/households/{key}/opt-out", summary="The household asked for no more reminders")
-    def household_opt_out(key: str, body: OptOutIn, db: SessionDep, who: Manager) -> dict[str, Any]:
-        try:
-            opt_out(db, key, who.actor, body.note)
-        except HouseholdError as error:
-            raise HTTPException(422, str(error)) from None
-        db.commit()
-        return {"key": key, "opted_out": True}
-
-    @router.delete("/households/{key}", summary="Erase the household's personal data (right to erasure)")
-    def household_erase(key: str, db: SessionDep, who: Manager, keep_opt_out: bool = True) -> dict[str, Any]:
-        try:
-            done = erase_household(db, key, who.actor, keep_opt_out)
-        except HouseholdError as error:
-            raise HTTPException(422, str(error)) from None
-        db.commit()
-        return {"key": key, **done}
-
-
 def mount_reminders(app: FastAPI, settings: ServerSettings, config: RemindersConfig | None = None) -> None:
     """Reminders' tables, API routes and pages on ``app`` (called by ``create_app``)."""
-    config = config or load_rules()
+    try:
+        config = config or load_rules()
+    except ReminderConfigError as error:  # a bad rules file stops start-up with its reason
+        raise ConfigError(f"{RULES_ENV}: {error}") from None
     engine = app.state.ctx.sessions.kw["bind"]
     upgrade_reminders(engine)
     rem = Reminders(settings, config)

@@ -181,6 +181,41 @@
     });
   }
 
+  async function rights(action) {
+    const status = $("rights-status");
+    status.classList.remove("error");
+    const key = $("rights-key").value.trim();
+    if (!$("rights-key").checkValidity() || !key) { $("rights-key").reportValidity(); return; }
+    const path = `/api/reminders/households/${encodeURIComponent(key)}`;
+    try {
+      if (action === "opt-out") {
+        await api(`${path}/opt-out`, {}, { method: "POST", body: JSON.stringify({ note: $("rights-note").value || null }),
+          headers: { "Content-Type": "application/json", Accept: "application/json" } });
+        status.textContent = t("rem.opted_out", { key });
+      } else {
+        if (!window.confirm(t("rem.erase_confirm"))) return;
+        const done = await api(path, {}, { method: "DELETE" });
+        status.textContent = t("rem.erased", { key, contacts: done.contacts, items: done.items });
+      }
+      await loadCampaign();
+    } catch (error) { showError(status, error); }
+  }
+
+  async function importContacts() {
+    const status = $("rights-status");
+    const file = $("contacts-file").files[0];
+    if (!file) return;
+    try {
+      const report = await api("/api/reminders/households/import", {}, { method: "POST", body: await file.text(),
+        headers: { "Content-Type": "text/csv", Accept: "application/json" } });
+      status.textContent = t("rem.imported", { imported: report.imported, errors: report.errors.length,
+        details: report.errors.slice(0, 3).join(" ; ") });
+    } catch (error) { showError(status, error); }
+  }
+
+  $("opt-out").addEventListener("click", () => rights("opt-out"));
+  $("erase").addEventListener("click", () => rights("erase"));
+  $("contacts-import").addEventListener("click", importContacts);
   $("simulate").addEventListener("click", simulate);
   $("create").addEventListener("click", create);
   $("send").addEventListener("click", send);
