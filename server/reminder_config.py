@@ -17,7 +17,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 RULES_ENV = "TRIVUE_REMINDERS_RULES"
-DEFAULT_RULES_FILE = Path(__file__).resolve().parent.parent / "reminders" / "targeting.yaml"
 ACTIONS = ("information", "rappel", "visite")
 
 
