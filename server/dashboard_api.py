@@ -93,6 +93,8 @@ def error_rates(db: Session, category: str, flt: StreetFilter) -> list[dict[str,
     hits = flt.apply(select(StreetDayError.street_id, func.sum(StreetDayError.lifts))
                      .where(StreetDayError.category == category, StreetDayError.severity != "info")
                      .group_by(StreetDayError.street_id), StreetDayError)
+    if flt.commune is not None:
+        totals = totals.where(StreetDay.street_id.in_(select(Street.id).where(Street.commune == flt.commune)))
     with_category = {sid: int(n) for sid, n in db.execute(hits)}
     rows = []
     for sid, lifts in db.execute(totals):
@@ -168,9 +170,10 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
     @router.get("/error-rates")
     def rates(db: SessionDep, who: Viewer, category: str = Query(min_length=1, max_length=64),
               since: date | None = None, until: date | None = None, stream: str | None = None,
+              commune: str | None = Query(default=None, max_length=120),
               min_lifts: int = Query(default=1, ge=1)) -> dict[str, Any]:
         """Per street, the share of lifts with an error of ``category`` (Wilson 95 % interval)."""
-        return {"items": error_rates(db, category, period(since, until, stream, None, min_lifts))}
+        return {"items": error_rates(db, category, period(since, until, stream, commune, min_lifts))}
 
     @router.get("/alerts")
     def alerts(db: SessionDep, who: Viewer, limit: int = Query(default=50, ge=1, le=500)) -> dict[str, Any]:

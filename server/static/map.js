@@ -90,8 +90,9 @@
   /* Statistics of the filters: contamination rate, or the share of lifts with one error type. */
   function fetchStats(values) {
     const period = { since: values.since, until: values.until, stream: values.stream };
-    if (values.category) return api("/api/error-rates", { ...period, category: values.category });
-    return api("/api/streets", { ...period, commune: values.commune });
+    const query = { ...period, commune: values.commune };
+    if (values.category) return api("/api/error-rates", { ...query, category: values.category });
+    return api("/api/streets", query);
   }
 
   async function load(values) {

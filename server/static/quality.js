@@ -39,8 +39,8 @@
         manager ? api("/api/dead-letters", { limit: 50 }) : null]);
       document.getElementById("kpi-matched").textContent = fmt.num(quality.matched);
       document.getElementById("kpi-unmatched").textContent = fmt.num(quality.unmatched);
-      document.getElementById("kpi-unmatched-detail").textContent =
-        `${t("quality.no_gps")} : ${fmt.num(quality.unmatched_no_gps)} · ${t("quality.too_far")} : ${fmt.num(quality.unmatched_too_far)}`;
+      document.getElementById("kpi-unmatched-detail").textContent = t("quality.unmatched_detail", {
+        no_gps: fmt.num(quality.unmatched_no_gps), too_far: fmt.num(quality.unmatched_too_far) });
       document.getElementById("kpi-dead").textContent = fmt.num(quality.dead_letters);
       confidenceChart(quality.confidence_histogram);
       if (dead) deadLetters(dead);

@@ -26,6 +26,12 @@
       t("street.ci", { low: fmt.pct(street.ci_low), high: fmt.pct(street.ci_high) });
     document.getElementById("kpi-lifts").textContent = fmt.num(street.lifts);
     document.getElementById("kpi-contaminated").textContent = fmt.num(street.contaminated);
+    const streams = Object.entries(street.streams || {});
+    if (streams.length > 1) {  // one rate per stream: a yellow bin and a glass bank are judged apart
+      document.getElementById("kpi-streams").replaceChildren(...streams.map(([name, s]) =>
+        el("li", { text: t("street.stream_rate", { stream: label("stream", name), rate: fmt.pct(s.rate),
+          lifts: fmt.num(s.lifts) }) })));
+    }
   }
 
   /* Days with one or two lifts swing between 0 and 100 %: beyond six weeks, sum by week (Monday). */
@@ -110,8 +116,9 @@
     if (lift.evidence) {
       const img = el("img", { src: lift.evidence.url, alt,
         loading: "lazy", width: "320", height: "240" });
-      img.addEventListener("error", () => img.replaceWith(el("div", { class: "no-photo", text: t("street.no_photo") })));
-      figure.append(img);
+      const link = el("a", { href: lift.evidence.url, target: "_blank", rel: "noopener" }, img);
+      img.addEventListener("error", () => link.replaceWith(el("div", { class: "no-photo", text: t("street.no_photo") })));
+      figure.append(link);
     } else {
       figure.append(el("div", { class: "no-photo", text: t("street.no_photo") }));
     }

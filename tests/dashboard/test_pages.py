@@ -230,7 +230,7 @@ def test_a_tablet_in_portrait_gets_a_stacked_layout_without_sideways_scrolling(b
 
 UNLABELLED = """() => [...document.querySelectorAll('input, select, button, a[href], img')]
   .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('alt')
-                 && !e.textContent.trim())
+                 && !e.textContent.trim() && !e.querySelector('img[alt]:not([alt=""])'))
   .map((e) => e.outerHTML.slice(0, 80))"""
 
 
