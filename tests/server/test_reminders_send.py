@@ -66,17 +66,23 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-@pytest.fixture
-def smtp_server(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, SmtpChannel]]:
+@pytest.fixture(params=["starttls"])
+def smtp_server(request: pytest.FixtureRequest, certificate: tuple[Path, Path],
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, SmtpChannel]]:
+    """aiosmtpd with a self-signed certificate and a login; STARTTLS, or TLS from the first byte."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(*map(str, certificate))
     inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
-                            auth_required=True, authenticator=_authenticate)
+    if request.param == "starttls":
+        controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+                                auth_required=True, authenticator=_authenticate)
+    else:
+        controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=context, auth_required=True,
+                                authenticator=_authenticate, auth_require_tls=False)  # only knows STARTTLS
     controller.start()
     monkeypatch.setenv("TEST_SMTP_PASSWORD", PASSWORD)
     try:
-        yield inbox, SmtpChannel(host="127.0.0.1", port=port, security="starttls", username=USER,
+        yield inbox, SmtpChannel(host="127.0.0.1", port=port, security=request.param, username=USER,
                                  password_env="TEST_SMTP_PASSWORD", ca_file=certificate[0],
                                  sender="tri@metropole.example.fr")
     finally:
@@ -113,7 +119,8 @@ def sms_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmsChannel]:
         server.shutdown()
 
 
-def test_email_over_starttls_with_login(smtp_server: tuple[Inbox, SmtpChannel],
+@pytest.mark.parametrize("smtp_server", ["starttls", "tls"], indirect=True)
+def test_email_over_tls_with_login(smtp_server: tuple[Inbox, SmtpChannel],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     inbox, channel = smtp_server
     Mailer(channel).send("foyer@example.fr", "Une erreur de tri", "Bonjour,\nvoici la photo.",
