@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from server.messages import CATEGORY_LABELS
 from server.reminder_config import RemindersConfig
-from server.reminder_store import APPROVED, HOUSEHOLD, PENDING, SENT, STREET, THANKS, Item, OptOut
+from server.reminder_store import APPROVED, HOUSEHOLD, PENDING, SENT, STREET, THANKS, FalseDetection, Item, OptOut
 from server.reports import wilson
 from server.store import Evidence, Lift, StreetDay
 
@@ -126,7 +126,9 @@ class Planner:
         rules = self.config.household
         query = (select(Lift.event_id, Lift.day, Lift.street_id, Lift.address_id, Lift.bin_id,
                         Lift.match_confidence, Lift.errors, Lift.evidence_sha256)
-                 .where(Lift.contaminated.is_(True), Lift.day >= self.since, Lift.day <= self.until)
+                 .where(Lift.contaminated.is_(True), Lift.day >= self.since, Lift.day <= self.until,
+                        # a lift a reviewer called a false detection never counts against anyone again
+                        Lift.event_id.not_in(select(FalseDetection.event_id)))
                  .order_by(Lift.started_at.desc()))
         if rules.streams:
             query = query.where(Lift.stream.in_(rules.streams))

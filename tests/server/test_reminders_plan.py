@@ -126,3 +126,15 @@ def test_synthetic_addresses_are_no_households(city: City) -> None:
         targets = by_key(make_plan(session, RemindersConfig(), TODAY))
     assert f"address:{city.addresses['target'].id}" not in targets
     assert f"street:{city.streets['dirty']}" in targets
+
+
+def test_false_detections_no_longer_count(city: City) -> None:
+    key = f"address:{city.addresses['target'].id}"
+    rules = RemindersConfig()
+    with city.sessions() as session:
+        campaign = create_campaign(session, make_plan(session, rules, TODAY), "c1", "test", rules)
+        session.flush()
+        item = session.query(Item).filter_by(campaign_id=campaign.id, target_key=key).one()
+        review(session, item.id, Decision(False, "false_detection", "gobelets, pas du verre"), "test")
+        session.commit()
+        assert key not in by_key(make_plan(session, rules, TODAY))  # its 3 lifts were filed as false detections
