@@ -1,110 +1,102 @@
-"""``trivue demo``: the detector and the sorting rules over a folder of real waste photos.
+"""``trivue demo``: the whole product on one machine, in one command, with no external service.
 
-Prints a verdict per photo (what was seen, which items are sorting errors for the stream) and a
-summary, and writes annotated photos. It uses the shipped model, or says loudly that it falls
-back to the COCO-pretrained model when the repository has none yet.
+Embedded MQTT broker -> ``trivue server`` (API, dashboard, ingest) on SQLite in ``--dev`` mode
+-> Rennes streets imported -> a demo manager account -> a week of simulated history (judged
+events) -> trucks running the real edge agent with the shipped model on real waste photos,
+driving real streets and publishing over MQTT. Ctrl-C stops everything cleanly.
+
+``trivue demo --photos`` is the earlier photo-verdict demo (``trivue judge``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from collections import Counter
+import os
+import signal
+import socket
 from pathlib import Path
 
-from trivue.paths import COCO_WEIGHTS, SHARED_DIR
+from trivue.cli import CliError
+from trivue.paths import REPO_ROOT, SHARED_DIR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PHOTO_DIRS = (
-    SHARED_DIR / "datasets" / "hopper-bags" / "images" / "val",
-    SHARED_DIR / "datasets" / "litter-items" / "images" / "val",
-)
+SHARED_STREETS = SHARED_DIR / "geodata" / "rennes-streets.osm.geojson"
+SAMPLE_STREETS = REPO_ROOT / "trivue" / "sample" / "rennes-centre.geojson"
+RENNES_CENTRE = (48.1113, -1.6800, 900.0)  # lat, lon, radius (m): the historic centre and its quays
+DEMO_USER, DEMO_PASSWORD = "demo", "trivue-demo"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    demo = subparsers.add_parser("demo", help="judge real waste photos with the model and the sorting rules")
-    demo.add_argument("--images", type=Path, nargs="+", default=None,
-                      help="photo folders (default: the shared datasets' val images)")
-    demo.add_argument("--stream", default="recyclables",
-                      help="waste stream the photos are judged for (default recyclables)")
-    demo.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
-    demo.add_argument("--rules", type=Path, default=None, help="sorting rules YAML (default: French rules)")
-    demo.add_argument("--out", type=Path, default=Path("trivue-data/demo"), help="annotated photos folder")
-    demo.add_argument("--limit", type=int, default=0, help="judge at most N photos (0 = all)")
+    from trivue.judge import add_photo_options
+    from trivue.judge import register as register_judge
+    from trivue.simulate import add_world_options
+    from trivue.simulate import register as register_simulate
+
+    demo = subparsers.add_parser("demo", help="run broker, server and simulated trucks on Rennes streets",
+                                 description=__doc__.splitlines()[0])
+    add_world_options(demo)
+    demo.set_defaults(trucks=2)
+    demo.add_argument("--speed", type=float, default=10.0,
+                      help="simulated seconds per real second for the live trucks (default 10)")
+    demo.add_argument("--history-days", type=int, default=7, help="days of simulated history (default 7)")
+    demo.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (default: Ctrl-C)")
+    demo.add_argument("--events-only", action="store_true",
+                      help="live trucks send judged events without running the edge agent (no model needed)")
+    demo.add_argument("--photos", action="store_true", help="instead: judge photos (as trivue judge)")
+    add_photo_options(demo)
     demo.set_defaults(handler=run_demo)
-    _register_simulate(subparsers)
-
-
-def _choose_model_and_rules(args: argparse.Namespace) -> tuple[Path, Path | None]:
-    from vision.model import default_model_path
-    from vision.rules import COCO_RULES
-
-    model = args.model or default_model_path()
-    if model == COCO_WEIGHTS and args.rules is None:
-        log.warning("No trained Trivue model in models/: falling back to the COCO-pretrained model %s, "
-                    "which was never trained on waste (bags are invisible to it). Verdicts are illustrative.",
-                    model)
-        return model, COCO_RULES
-    return model, args.rules
+    register_judge(subparsers)
+    register_simulate(subparsers)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    import cv2
-    from rich.console import Console
-    from rich.progress import track
-    from rich.table import Table
+    if args.photos:
+        from trivue.judge import run_judge
 
-    from trivue.cli import CliError
-    from vision.annotate import draw
-    from vision.cli import iter_images, load_detector, read_image
-    from vision.rules import RulesError, SortingRules
-    from vision.schema import Stream
+        return run_judge(args)
+    from trivue.showcase import Showcase
 
+    data_dir = Path(os.environ.get("TRIVUE_DATA_DIR", "trivue-data"))
+    streets, origin = street_source()
+    showcase = Showcase(args, data_dir, streets, origin)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        stream = Stream(args.stream)
-    except ValueError:
-        raise CliError(f"--stream {args.stream!r} is not one of {[s.value for s in Stream]}") from None
-    model, rules_path = _choose_model_and_rules(args)
-    detector = load_detector(model)
-    try:
-        rules = SortingRules.load(rules_path)
-        blind = rules.check_model(detector.names, stream)
-    except RulesError as error:
-        raise CliError(str(error)) from None
-    if blind:
-        log.info("Not detectable by this model, so never reported: %s", ", ".join(blind))
-    folders = args.images or [d for d in DEFAULT_PHOTO_DIRS if d.is_dir()]
-    if not folders:
-        raise CliError(f"no photos: {SHARED_DIR} is absent; pass --images DIR")
-    photos = list(iter_images(folders))[: args.limit or None]
-    args.out.mkdir(parents=True, exist_ok=True)
-    console = Console()
-    table = Table(title=f"Verdicts — flux {stream.value}, modèle {detector.meta.name}")
-    for column in ("photo", "objets vus", "erreurs de tri", "score"):
-        table.add_column(column)
-    contaminated, errors_total = 0, Counter[str]()
-    for path in track(photos, description="Analyse des photos", console=console, transient=True):
-        image = read_image(path)
-        detections = detector.detect(image)
-        counts = Counter(detector.names[int(c)] for c in detections.class_id)
-        verdict = rules.judge(stream, counts)
-        severity_of = {e.class_: e.severity.value for e in verdict.errors}
-        cv2.imwrite(str(args.out / f"{path.stem}.jpg"), draw(image, detections, detector.names, severity_of))
-        contaminated += verdict.contaminated
-        errors_total.update({rules.label(e.class_): e.count for e in verdict.errors})
-        seen = ", ".join(f"{n}×{c}" for n, c in sorted(counts.items())) or "—"
-        wrong = ", ".join(f"{rules.label(e.class_)}×{e.count} ({e.severity.value})" for e in verdict.errors) or "—"
-        table.add_row(path.name, seen, wrong, f"{verdict.score:g}")
-    console.print(table)
-    share = contaminated / len(photos) if photos else 0.0
-    console.print(f"{len(photos)} photos, {contaminated} avec erreur de tri ({share:.0%}). "
-                  f"Erreurs : {dict(errors_total.most_common()) or 'aucune'}")
-    console.print(f"Photos annotées : {args.out.resolve()}")
+        showcase.start()
+        showcase.wait(args.duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        showcase.stop()
     return 0
 
 
-def _register_simulate(subparsers: argparse._SubParsersAction) -> None:
-    from trivue.simulate import register as register_simulate
+def street_source() -> tuple[Path, str]:
+    """The Rennes streets of ../shared, else the extract committed in the repository (said loudly)."""
+    if SHARED_STREETS.is_file():
+        return SHARED_STREETS, f"{SHARED_STREETS} (© OpenStreetMap contributors, ODbL)"
+    if SAMPLE_STREETS.is_file():
+        log.warning("%s is absent: using the small Rennes extract committed in the repository (%s)",
+                    SHARED_DIR, SAMPLE_STREETS)
+        return SAMPLE_STREETS, f"{SAMPLE_STREETS} (committed extract, © OpenStreetMap contributors, ODbL)"
+    raise CliError(f"no street data: neither {SHARED_STREETS} nor {SAMPLE_STREETS} exists")
 
-    register_simulate(subparsers)
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from trivue import __version__
@@ -51,16 +53,23 @@ class EventsRun:
         self.lifts_of: dict[str, int] = defaultdict(int)
         self.started = time.monotonic()
 
-    def run(self, lifts: list[PlannedLift], speed: float, on_lift: Callable[[], None] = lambda: None) -> None:
+    def run(self, lifts: list[PlannedLift], speed: float, on_lift: Callable[[], None] = lambda: None,
+            stop: threading.Event | None = None) -> None:
+        """Publish ``lifts`` in time order; with ``speed`` > 0 at that pace, stamped with the real time."""
         lifts = sorted(lifts, key=lambda lift: lift.started_at)
+        stop = stop or threading.Event()
         if not lifts:
+            stop.wait(5)
             return
         t0, wall0 = lifts[0].started_at, time.monotonic()
         restarts = sorted(self.faults.broker_restarts)
         for lift in lifts:
             t_s = (lift.started_at - t0).total_seconds()
             if speed > 0:
-                time.sleep(max(0.0, wall0 + t_s / speed - time.monotonic()))
+                if stop.wait(max(0.0, wall0 + t_s / speed - time.monotonic())):
+                    return
+                now = datetime.now(UTC)
+                lift = replace(lift, started_at=now, ended_at=now + (lift.ended_at - lift.started_at))
             while restarts and restarts[0] <= t_s:
                 self._restart(restarts.pop(0))
             self._release(t_s)

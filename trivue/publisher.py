@@ -31,7 +31,7 @@ class FleetLink:
     """``publish(truck_id, suffix, payload)`` over one connection per truck or a shared pool."""
 
     def __init__(self, broker_url: str, prefix: str, trucks: Sequence[str], connections: int = 0,
-                 client_prefix: str = "trivue-sim") -> None:
+                 client_prefix: str = "trivue-sim", status: bool = True) -> None:
         parts = urlsplit(broker_url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise PublishError(f"expected mqtt://host:port, got {broker_url!r}")
@@ -40,6 +40,7 @@ class FleetLink:
         self.prefix, self.trucks = prefix, list(trucks)
         self._ids = {truck: i for i, truck in enumerate(self.trucks)}
         self.per_truck = connections <= 0 or connections >= len(self.trucks)
+        self.status = status and self.per_truck  # retained online/stopped and last will, per truck
         count = len(self.trucks) if self.per_truck else connections
         names = self.trucks if self.per_truck else [f"pool-{i}" for i in range(count)]
         self._lock = threading.Lock()
@@ -59,7 +60,7 @@ class FleetLink:
             client.username_pw_set(self.user, self.password)
         if self.tls:
             client.tls_set()
-        if self.per_truck:
+        if self.status:
             client.will_set(self.topic(self.trucks[index], "status"), "offline", qos=1, retain=True)
         client.on_connect = lambda c, _u, _f, reason, _p: self._on_connect(index, reason)
         client.on_disconnect = lambda c, _u, _f, reason, _p: self._connected[index].clear()
@@ -74,7 +75,7 @@ class FleetLink:
             log.warning("connection %d refused: %s", index, reason)
             return
         self._connected[index].set()
-        if self.per_truck:
+        if self.status:
             info = self.clients[index].publish(self.topic(self.trucks[index], "status"), "online", qos=1, retain=True)
             self._register(index, info.mid, tracked=False)
 
@@ -134,7 +135,7 @@ class FleetLink:
         return not self.unacked
 
     def stop(self, clean: bool = True) -> None:
-        if clean and self.per_truck:
+        if clean and self.status:
             for index, client in enumerate(self.clients):
                 if self._connected[index].is_set():
                     client.publish(self.topic(self.trucks[index], "status"), "stopped", qos=1, retain=True)

@@ -57,21 +57,24 @@ class SimulationRun:
                 log.info("%d synthetic households stored as addresses (marked synthetic)", added)
         return scenario
 
-    def run(self) -> int:
+    def prepare(self) -> tuple[Any, list]:
+        """The scenario and its timed lifts (as fast as possible: the last day ends now)."""
         args = self.args
-        stream = stream_of(args.stream)
         scenario = self.scenario()
-        driving = options_from(args).driving
         now = datetime.now(UTC)
-        lifts = scenario.lifts(now, args.days, driving)
+        lifts = scenario.lifts(now, args.days, options_from(args).driving)
         if not lifts:
             raise CliError("the rounds hold no lift: widen --area or raise --round-km")
-        if args.speed <= 0:  # as fast as possible: the last day ends now, history before it
+        if args.speed <= 0:
             end = max(lift.ended_at for lift in lifts)
             lifts = [_shift(lift, now - end) for lift in lifts]
+        return scenario, lifts
+
+    def run(self) -> int:
+        scenario, lifts = self.prepare()
         broker = self._broker()
         try:
-            truth = self._play(scenario, lifts, stream, broker)
+            truth = self.play(scenario, lifts, broker)
         finally:
             if broker is not None:
                 broker.stop()
@@ -94,10 +97,12 @@ class SimulationRun:
         except BrokerError as error:
             raise CliError(str(error)) from None
 
-    def _play(self, scenario: Any, lifts: list, stream: Any, broker: Any) -> Any:
+    def play(self, scenario: Any, lifts: list, broker: BrokerHandle | None = None) -> Any:
+        """Publish the lifts (events or full mode) with the fault plan; returns the ground truth."""
         from trivue.truth import Truth
 
         args = self.args
+        stream = stream_of(args.stream)
         rates = {street.key: rate for street, rate in scenario.rates.items()}
         settings = {"mode": args.mode, "seed": args.seed, "trucks": scenario.trucks, "stream": stream.value,
                     "days": args.days, "bad_streets": [s.name for s in scenario.bad_streets]}

@@ -1,0 +1,173 @@
+"""Simulated rounds through a real broker into a real server (SQLite), checked against the ground truth.
+
+Streets are the committed Rennes extract (so these tests run without ../shared too); the server is
+``create_app`` behind a TestClient with its MQTT ingest running; the simulator is the real
+``trivue simulate`` command in a subprocess (events mode) or in-process (broker restarts, full mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from server.app import create_app
+from server.config import ServerSettings, load_settings
+from server.db import make_engine
+from server.migrate import upgrade_database
+from server.streets import import_street_file
+from tests.conftest import BrokerAddress, free_port
+from trivue.demo import SAMPLE_STREETS
+from trivue.paths import REPO_ROOT
+
+AREA = "48.1113,-1.6800,500"
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def server_settings(tmp_path: Path, broker_url: str, prefix: str) -> ServerSettings:
+    db_url = f"sqlite:///{tmp_path / 'trivue.db'}"
+    engine = make_engine(db_url)
+    upgrade_database(engine)
+    with Session(engine) as session:
+        import_street_file(session, SAMPLE_STREETS)
+        session.commit()
+    return load_settings(env={}, data_dir=tmp_path, database_url=db_url, broker_url=broker_url, topic_prefix=prefix,
+                         mqtt_protocol="3.1.1", mqtt_client_id=f"sim-test-{uuid.uuid4().hex[:8]}", dev=True,
+                         ingest_batch_wait_ms=10)
+
+
+@pytest.fixture
+def prefix() -> str:  # the broker may be shared with other test runs: a topic tree of our own
+    return f"simtest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def api(tmp_path: Path, mqtt_broker: BrokerAddress, prefix: str) -> Iterator[TestClient]:
+    settings = server_settings(tmp_path, mqtt_broker.url, prefix)
+    with TestClient(create_app(settings)) as client:
+        wait_for(lambda: client.get("/api/health").json()["broker"] == "connected", "ingest connected")
+        yield client
+
+
+def api_totals(client: TestClient) -> tuple[dict[int, dict[str, Any]], int]:
+    body = client.get("/api/streets", params={"min_lifts": 1}).json()
+    unmatched = body["unmatched"]
+    unmatched = unmatched["lifts"] if isinstance(unmatched, dict) else int(unmatched)
+    return {row["street_id"]: row for row in body["streets"]}, unmatched
+
+
+def wait_stored(client: TestClient, expected: int) -> dict[int, dict[str, Any]]:
+    def stored() -> dict[int, dict[str, Any]] | None:
+        streets, unmatched = api_totals(client)
+        return streets if sum(s["lifts"] for s in streets.values()) + unmatched >= expected else None
+    return wait_for(stored, f"{expected} lifts stored", timeout=60)
+
+
+def test_events_round_matches_ground_truth(api: TestClient, tmp_path: Path, mqtt_broker: BrokerAddress,
+                                           prefix: str) -> None:
+    env_db = f"sqlite:///{tmp_path / 'trivue.db'}"
+    out = subprocess.run(
+        [sys.executable, "-m", "trivue", "simulate", "--trucks", "3", "--round-km", "2", "--area", AREA,
+         "--seed", "7", "--database-url", env_db, "--broker", mqtt_broker.url, "--truth", str(tmp_path / "truth"),
+         "--store-households", "--duplicates", "0.1", "--malformed", "0.03", "--clock-skew", "90",
+         "--outage", "600+900", "--bad-share", "0.2", "--bad-rate", "0.7", "--base-rate", "0.05"],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "TRIVUE_TOPIC_PREFIX": prefix, "TRIVUE_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    truth = json.loads((tmp_path / "truth" / "truth.json").read_text())
+    assert truth["faults"]["duplicates_sent"] > 0 and truth["faults"]["malformed_sent"] > 0
+    assert truth["faults"]["outage_deliveries"] > 0
+    streets = wait_stored(api, truth["lifts"])
+    time.sleep(1.0)  # duplicates and late messages would show up now
+    streets, unmatched = api_totals(api)
+    assert sum(s["lifts"] for s in streets.values()) + unmatched == truth["lifts"]  # each lift once, none lost
+    assert sum(s["contaminated"] for s in streets.values()) <= truth["contaminated"]
+    # Lifts without a GPS fix are the only ones that may stay unmatched.
+    assert unmatched <= truth["lifts"] - truth["with_gps"] + 2
+    # Per street, the server's counts follow the truth (a few lifts near junctions may go next door).
+    true_by_id = {s["street_id"]: s for s in truth["streets"]}
+    off = sum(abs(streets.get(sid, {"lifts": 0})["lifts"] - s["lifts"]) for sid, s in true_by_id.items())
+    assert off <= 0.1 * truth["lifts"], off
+    # The worst streets of the API are the simulated bad ones.
+    bad = {s["street_id"] for s in truth["streets"] if s["planned_rate"] == 0.7}
+    ranked = sorted((s for s in streets.values() if s["lifts"] >= 8), key=lambda s: -s["rate"])
+    top = [s["street_id"] for s in ranked[: max(3, len(bad) // 2)]]
+    assert top and all(sid in bad for sid in top), (top, bad)
+    dead = api.get("/api/dead-letters").json()
+    assert sum(dead["counts"].values()) == truth["faults"]["malformed_sent"]
+
+
+def test_broker_restart_and_outage_lose_nothing(tmp_path: Path, prefix: str) -> None:
+    from trivue.simrun import BrokerHandle, SimulationRun
+
+    broker = BrokerHandle("127.0.0.1", free_port()).start()
+    try:
+        url = f"mqtt://127.0.0.1:{broker.port}"
+        settings = server_settings(tmp_path, url, prefix)
+        with TestClient(create_app(settings)) as client:
+            wait_for(lambda: client.get("/api/health").json()["broker"] == "connected", "ingest connected")
+            args = simulate_args(tmp_path, url, trucks=2, broker_restart=[900.0], outage=["300+600"])
+            run = SimulationRun(args, settings.db_url, url, prefix, tmp_path / "truth")
+            truth = run.play(*run.prepare(), broker)
+            summary = truth.summary()
+            assert summary["faults"]["broker_restarts"] == 1
+            wait_stored(client, summary["lifts"])
+            time.sleep(1.0)
+            streets, unmatched = api_totals(client)
+            assert sum(s["lifts"] for s in streets.values()) + unmatched == summary["lifts"]
+    finally:
+        broker.stop()
+
+
+def test_full_mode_runs_the_edge_agent(api: TestClient, tmp_path: Path, mqtt_broker: BrokerAddress,
+                                       prefix: str) -> None:
+    from trivue.simrun import SimulationRun
+    from vision.model import default_model_path
+
+    if not default_model_path().is_file():
+        pytest.skip("no detection model (neither models/ nor ../shared)")
+    args = simulate_args(tmp_path, mqtt_broker.url, trucks=1, mode="full", round_km=0.15)
+    run = SimulationRun(args, f"sqlite:///{tmp_path / 'trivue.db'}", mqtt_broker.url, prefix, tmp_path / "truth")
+    truth = run.play(*run.prepare())
+    rows = truth.rows
+    assert 3 <= len(rows) <= 40 and all(r["event_id"] for r in rows)
+    wait_stored(api, len(rows))
+    for row in rows[:3]:
+        lift = api.get(f"/api/lifts/{row['event_id']}").json()
+        assert lift["frames"] == 3 and lift["model"]["name"] != "trivue-simulator", lift
+        assert lift["truck_id"] == row["truck_id"]
+
+
+def simulate_args(tmp_path: Path, broker_url: str, trucks: int, mode: str = "events", round_km: float = 1.0,
+                  **faults: Any) -> argparse.Namespace:
+    from trivue.cli import build_parser
+
+    argv = ["simulate", "--mode", mode, "--trucks", str(trucks), "--round-km", str(round_km), "--area", AREA,
+            "--seed", "3", "--broker", broker_url, "--store-households"]
+    for when in faults.get("broker_restart", []):
+        argv += ["--broker-restart", str(when)]
+    for window in faults.get("outage", []):
+        argv += ["--outage", window]
+    args = build_parser().parse_args(argv)
+    args.database_url = f"sqlite:///{tmp_path / 'trivue.db'}"
+    return args
+

@@ -1,0 +1,227 @@
+"""The parts of ``trivue demo``, started in order and stopped in reverse.
+
+broker -> database (streets, demo account) -> scenario (households, rounds) -> server -> history
+-> banner -> live trucks. Each step is one method; ``stop`` undoes whatever was started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from trivue.cli import CliError
+from trivue.demo import DEMO_PASSWORD, DEMO_USER, RENNES_CENTRE, SAMPLE_STREETS, free_port, port_free
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+class Showcase:
+    def __init__(self, args: argparse.Namespace, data_dir: Path, streets: Path, origin: str) -> None:
+        self.args, self.data_dir, self.streets, self.origin = args, data_dir, streets, origin
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.trucks: list[Any] = []
+        self.broker = self.server = self.server_thread = self.link = None
+        self.notes: list[str] = []
+
+    def start(self) -> None:
+        self._broker()
+        self._settings()
+        self._database()
+        self._scenario()
+        self._server()
+        self._history()
+        self._live()
+        self._banner()
+
+    def _broker(self) -> None:
+        from trivue.broker import EmbeddedBroker
+
+        self.broker = EmbeddedBroker(HOST, free_port(HOST)).start()
+
+    def _settings(self) -> None:
+        from server.config import ConfigError, load_settings
+
+        port = int(os.environ.get("TRIVUE_PORT", "0") or 0)
+        if port and not port_free(HOST, port):
+            raise CliError(f"TRIVUE_PORT={port} is already in use: choose another port")
+        if not port:
+            port = DEFAULT_PORT if port_free(HOST, DEFAULT_PORT) else free_port(HOST)
+        try:
+            self.settings = load_settings(None, data_dir=self.data_dir, dev=True, broker_url=self.broker.url,
+                                          mqtt_protocol="3.1.1", cookie_secure=False, host=HOST, port=port,
+                                          database_url=os.environ.get("TRIVUE_DATABASE_URL"))
+        except ConfigError as error:
+            raise CliError(str(error)) from None
+
+    def _database(self) -> None:
+        from sqlalchemy import func, select
+        from sqlalchemy.orm import Session
+
+        from server.auth import add_user
+        from server.db import make_engine
+        from server.migrate import upgrade_database
+        from server.store import Lift, User
+        from server.streets import Street, import_street_file
+
+        for chatty in ("alembic", "amqtt", "transitions", "uvicorn.access"):
+            if not self.args.verbose:
+                logging.getLogger(chatty).setLevel(logging.WARNING)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(self.settings.db_url)
+        upgrade_database(self.engine)
+        with Session(self.engine) as session:
+            if not session.scalar(select(func.count()).select_from(Street).where(Street.commune == "Rennes")):
+                report = import_street_file(session, self.streets, "Rennes")
+                self.notes.append(f"streets: {report.segments} segments, {report.length_km:.0f} km imported "
+                                  f"from {self.origin}")
+            else:
+                self.notes.append(f"streets: Rennes already imported in {self.settings.db_url}")
+            if session.scalar(select(User.id).where(User.name == DEMO_USER)) is None:
+                add_user(session, DEMO_USER, DEMO_PASSWORD, "manager")
+            self.had_lifts = bool(session.scalar(select(func.count()).select_from(Lift)))
+            session.commit()
+
+    def _scenario(self) -> None:
+        from sqlalchemy.orm import Session
+
+        from trivue.households import store_synthetic
+        from trivue.rounds import StreetNetwork
+        from trivue.scenario import build_scenario
+        from trivue.simulate import options_from, stream_of
+
+        args = self.args
+        area = args.area or (None if self.streets == SAMPLE_STREETS else RENNES_CENTRE)
+        self.options = options_from(args)
+        self.options = type(self.options)(**{**_fields(self.options), "area": area, "truck_prefix": "demo"})
+        self.stream = stream_of(args.stream)
+        with Session(self.engine) as session:
+            network = StreetNetwork.from_session(session)
+            self.scenario = build_scenario(network, self.options, session)
+            added = store_synthetic(session, self.scenario.households)
+            session.commit()
+        synthetic = sum(h.synthetic for h in self.scenario.households)
+        self.notes.append(f"households: {len(self.scenario.households)} on the rounds, {synthetic} synthetic "
+                          f"(no address file for Rennes; marked « simulé »){f', {added} added' if added else ''}")
+
+    def _server(self) -> None:
+        import uvicorn
+
+        from server.app import create_app
+
+        app = create_app(self.settings, self.engine)
+        config = uvicorn.Config(app, host=HOST, port=self.settings.port, log_config=None, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.server_thread = threading.Thread(target=self.server.run, name="server", daemon=True)
+        self.server_thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.server_thread.is_alive() and self.server.started and self._healthy():
+                return
+            if not self.server_thread.is_alive():
+                break
+            time.sleep(0.2)
+        raise CliError(f"the server did not start on {self.url}")
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.settings.port}"
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def _history(self) -> None:
+        from trivue.fleet_live import publish_history
+
+        if self.had_lifts:
+            self.notes.append("history: lifts already stored in the database, kept as they are")
+            return
+        days = self.args.history_days
+        if days > 0:
+            count = publish_history(self, days)
+            self.notes.append(f"history: {count} judged lifts over {days} days (simulated events, "
+                              "model « trivue-simulator »)")
+
+    def _live(self) -> None:
+        from trivue.fleet_live import start_edge_trucks, start_event_trucks
+        from vision.model import default_model_path
+
+        model = self.args.model or default_model_path()
+        if not self.args.events_only and not Path(model).is_file():
+            log.warning("no detection model (%s): live trucks send simulated judged events instead of "
+                        "running the edge agent", model)
+            self.args.events_only = True
+        if self.args.events_only:
+            start_event_trucks(self)
+            self.notes.append("live trucks: simulated judged events (no edge agent)")
+        else:
+            start_edge_trucks(self, Path(model))
+            self.notes.append(f"live trucks: the edge agent with {model}"
+                              + (" (COCO fallback: never trained on waste)" if "coco" in Path(model).name else ""))
+
+    def _banner(self) -> None:
+        from rich.console import Console
+        from rich.panel import Panel
+
+        lines = [f"[bold]Tableau de bord :[/] {self.url}/   (login {DEMO_USER} / {DEMO_PASSWORD}, role manager)",
+                 f"API: {self.url}/docs   MQTT broker: {self.broker.url}   data: {self.data_dir.resolve()}",
+                 f"trucks: {', '.join(self.scenario.trucks)} at x{self.args.speed:g} speed, stream "
+                 f"{self.stream.value}", *self.notes,
+                 "[bold red]DEV MODE: the API and dashboard are open WITHOUT LOGIN. Never expose this server.[/]",
+                 "Ctrl-C stops everything."]
+        Console(stderr=True).print(Panel("\n".join(lines), title="Trivue demo", border_style="red"))
+
+    def wait(self, duration: float) -> None:
+        deadline = time.monotonic() + duration if duration > 0 else None
+        while deadline is None or time.monotonic() < deadline:
+            if self.server_thread is not None and not self.server_thread.is_alive():
+                raise CliError("the server stopped")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        log.info("stopping the demo")
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        for truck in self.trucks:
+            truck.finish(5)
+            truck.close()
+        if self.link is not None:
+            self.link.stop()
+        if self.server is not None:
+            self.server.should_exit = True
+            self.server_thread.join(timeout=15)
+        if self.broker is not None:
+            self.broker.stop()
+        log.info("demo stopped")
+
+
+def _fields(options: Any) -> dict[str, Any]:
+    return {name: getattr(options, name) for name in options.__dataclass_fields__}
+
+
+def live_start() -> datetime:
+    return datetime.now(UTC)
+
+
+def history_start(days: int) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)
+
+
+def truck_rng(seed: int, truck_id: str) -> random.Random:
+    return random.Random(f"{seed}:{truck_id}")
