@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -14,6 +15,11 @@ EOI = b"\xff\xd9"
 # Start-of-frame markers carry the image size; C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
 SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+# LiftEvent.evidence allows no larger photo; a bigger frame header is a decompression bomb (a few
+# hundred bytes that a browser or an image library would inflate to gigabytes).
+MAX_SIDE = 8192
+# A truck id or event id names a folder and a file: no dot first ("." and ".." climb the tree).
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 
 class EvidenceError(ValueError):
@@ -46,8 +52,8 @@ def jpeg_dimensions(data: bytes) -> tuple[int, int]:
             if pos + 9 > len(data):
                 break
             height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
-            if not width or not height:
-                raise EvidenceError("bad_jpeg", f"JPEG frame of size {width}x{height}")
+            if not width or not height or width > MAX_SIDE or height > MAX_SIDE:
+                raise EvidenceError("bad_jpeg", f"JPEG frame of size {width}x{height} (1 to {MAX_SIDE} a side)")
             return width, height
         if marker == 0xDA or length < 2:  # start of scan before any frame header
             break
@@ -78,9 +84,12 @@ class EvidenceStore:
 
     def save(self, truck_id: str, event_id: str, data: bytes) -> StoredPhoto:
         """Validate and write the photo; an existing photo of the same event is replaced."""
+        for name in (truck_id, event_id):
+            if not SAFE_NAME.fullmatch(name):
+                raise EvidenceError("bad_topic", f"{name[:70]!r} cannot name a photo folder or file")
         width, height = self.check(data)
         relative = Path(truck_id) / event_id[:2] / f"{event_id}.jpg"
-        target = self.root / relative
+        target = self.path(relative.as_posix())
         target.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename: a reader never sees half a photo, a crash leaves no corrupt file.
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")

@@ -20,14 +20,13 @@ from sqlalchemy import func, select
 from server.store import Lift
 from tests.security.harness import PREFIX, Harness
 from tests.security.payloads import encode, json_values, mutated_events, payloads
-from tests.server.conftest import database_url, postgres_server_url  # noqa: F401 - fixtures
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @pytest.fixture
-def harness(database_url: str, tmp_path: Path) -> Iterator[Harness]:  # noqa: F811
+def harness(database_url: str, tmp_path: Path) -> Iterator[Harness]:
     made = Harness(database_url, tmp_path / "data")
     yield made
     made.engine.dispose()
