@@ -55,9 +55,13 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.photos:
         from trivue.judge import run_judge
 
+        args.out = args.out or Path("trivue-data/judged")
         return run_judge(args)
     from trivue.showcase import Showcase
+    from trivue.simulate import options_from, stream_of
 
+    stream_of(args.stream)  # bad options stop here, before anything starts or is written
+    options_from(args)
     data_dir = Path(os.environ.get("TRIVUE_DATA_DIR", "trivue-data"))
     streets, origin = street_source()
     showcase = Showcase(args, data_dir, streets, origin)

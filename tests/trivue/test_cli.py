@@ -47,6 +47,7 @@ def test_detect_table_on_a_folder(coco_model: Path, shared_dir: Path) -> None:
         (["detect", "{tmp}/bad.jpg", "--model", "{tmp}/bad.jpg"], "not a loadable ONNX model"),
         (["detect", "{tmp}/bad.jpg", "--model", "{tmp}/none.onnx"], "model file not found"),
         (["demo", "--stream", "compost"], "is not one of"),
+        (["judge", "--stream", "compost"], "is not one of"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], message: str, coco_model: Path) -> None:
@@ -66,8 +67,9 @@ def test_schema_command_prints_the_json_schema() -> None:
     assert json.loads(out.stdout)["title"] == "LiftEvent"
 
 
-def test_demo_judges_real_photos(tmp_path: Path, shared_dir: Path) -> None:
-    out = trivue("demo", "--limit", "4", "--out", tmp_path)
+@pytest.mark.parametrize("command", [["judge"], ["demo", "--photos"]])
+def test_judge_real_photos(tmp_path: Path, shared_dir: Path, command: list[str]) -> None:
+    out = trivue(*command, "--limit", "4", "--out", tmp_path)
     assert out.returncode == 0, out.stderr
     assert "4 photos" in out.stdout
     assert len(list(tmp_path.glob("*.jpg"))) == 4

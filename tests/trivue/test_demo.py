@@ -1,0 +1,99 @@
+"""``trivue demo`` as a user runs it: a real process on free ports, stopped with Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import free_port
+
+
+def get(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+    except OSError:
+        return None
+
+
+def wait_for(check: Any, what: str, process: subprocess.Popen[str], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"demo exited ({process.returncode}) before {what}: {process.stderr.read()[-3000:]}")
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_demo(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    environ = {**os.environ, "TRIVUE_PORT": str(port), "TRIVUE_DATA_DIR": str(tmp_path / "data"), **env}
+    environ.pop("TRIVUE_DATABASE_URL", None)
+    process = subprocess.Popen([sys.executable, "-m", "trivue", "demo", "--trucks", "1", "--history-days", "1",
+                                "--speed", "30", *args], cwd=tmp_path, env=environ, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_demo(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert process.returncode == 0, err[-3000:]
+    assert "demo stopped" in err
+    return err
+
+
+def live_lifts(url: str) -> list[dict[str, Any]]:
+    """Lifts of the last minutes (the simulated history ends a day ago)."""
+    since = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    page = get(f"{url}/api/lifts?truck_id=demo-01&limit=200&since={quote(since)}") or {"items": []}
+    return page["items"]
+
+
+def test_demo_starts_serves_live_trucks_and_stops_on_ctrl_c(tmp_path: Path, shared_dir: Path) -> None:
+    from vision.model import default_model_path
+
+    if not default_model_path().is_file():
+        pytest.skip("no detection model")
+    process, url = start_demo(tmp_path)
+    try:
+        health = wait_for(lambda: get(f"{url}/api/health"), "the API", process, timeout=120)
+        assert health["status"] == "ok" and health["dev"] is True and health["broker"] == "connected"
+        streets = wait_for(lambda: (get(f"{url}/api/streets") or {}).get("streets"), "history", process, 60)
+        assert any(s["contaminated"] for s in streets)  # coloured streets from the first minute
+        edge = wait_for(lambda: [x for x in live_lifts(url) if x["frames"] == 3], "live edge lifts", process, 90)
+        assert edge[0]["model"]["name"] != "trivue-simulator"
+        trucks = get(f"{url}/api/trucks")["trucks"]
+        assert any(t["truck_id"] == "demo-01" and t["status"] == "online" for t in trucks)
+    finally:
+        err = stop_demo(process)
+    assert "DEV MODE" in err and "demo / trivue-demo" in err
+    assert not list((tmp_path / "data").glob("demo-trucks/*/bursts/*.part"))
+
+
+def test_demo_without_shared_data_uses_the_committed_sample(tmp_path: Path) -> None:
+    process, url = start_demo(tmp_path, "--events-only", TRIVUE_SHARED=str(tmp_path / "no-shared"))
+    try:
+        wait_for(lambda: get(f"{url}/api/health"), "the API", process, timeout=120)
+        wait_for(lambda: live_lifts(url), "live lifts", process, 60)
+    finally:
+        err = stop_demo(process)
+    assert "committed extract" in err and "absent" in err
