@@ -27,8 +27,9 @@ from server.reminder_store import (
     FalseDetection,
     Item,
 )
-from server.reminders import Plan, make_plan
+from server.reminders import make_plan
 from server.store import Lift, utcnow
+from server.targets import Plan
 
 
 class CampaignError(ValueError):

@@ -10,7 +10,6 @@ as a campaign whose items wait for a person's approval.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -20,79 +19,21 @@ from sqlalchemy.orm import Session
 from server.messages import CATEGORY_LABELS
 from server.reminder_config import RemindersConfig
 from server.reminder_store import APPROVED, HOUSEHOLD, PENDING, SENT, STREET, THANKS, FalseDetection, Item, OptOut
-from server.reports import wilson
 from server.store import Evidence, Lift, StreetDay
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One message the rules would send, with the evidence and the reason a reviewer will read."""
-
-    kind: str  # household, street or thanks
-    level: int  # 1 information, 2 rappel, 3 visite; 0 for thanks
-    action: str
-    key: str  # address:<id>, bin:<rfid> or street:<id>
-    street_id: int | None
-    label: str  # address or street, for people
-    lifts: int
-    contaminated: int
-    categories: dict[str, int]
-    event_ids: tuple[str, ...]
-    reason: str
-    address_id: int | None = None
-    bin_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Skip:
-    key: str
-    label: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    since: date
-    until: date
-    targets: tuple[Target, ...]
-    skipped: tuple[Skip, ...]
-    street_only_lifts: int  # contaminated lifts without a sure household (counted for streets)
-    unmatched_lifts: int  # contaminated lifts matched to no street at all
-    quiet: str | None = None  # reason of the quiet period the plan falls in
-
-
-@dataclass(slots=True)
-class _Unit:
-    """Contaminated lifts gathered for one household or one street."""
-
-    lifts: list[Any] = field(default_factory=list)
-    street_id: int | None = None
-    address_id: int | None = None
-    bin_id: str | None = None
-
-
-def household_key(bin_id: str | None, address_id: int | None, confidence: float | None,
-                  min_confidence: float) -> str | None:
-    """The household a lift is attributed to, or None when only its street is sure enough."""
-    if bin_id:
-        return f"bin:{bin_id}"
-    if address_id is not None and confidence is not None and confidence >= min_confidence:
-        return f"address:{address_id}"
-    return None
-
-
-def categories_of(errors: list[dict[str, Any]]) -> set[str]:
-    """Error categories that made a lift contaminated (``info`` items are not contamination)."""
-    return {e["category"] for e in errors if e.get("severity") != "info"}
-
-
-def pct(value: float, digits: int = 0) -> str:
-    """A percentage the French way: ``12,5 %``."""
-    return f"{value * 100:.{digits}f} %".replace(".", ",")
-
-
-def _fr(day: date) -> str:
-    return day.strftime("%d/%m/%Y")
+from server.targets import (
+    Plan,
+    Sent,
+    Skip,
+    Target,
+    Unit,
+    count_categories,
+    fields_of,
+    french_day,
+    household_key,
+    names_of,
+    pct,
+    thanks_reason,
+)
 
 
 class Planner:
@@ -106,7 +47,8 @@ class Planner:
         self.since, self.until = since, until
         self.now = datetime.combine(until + timedelta(days=1), time(), UTC)
         self.skipped: list[Skip] = []
-        self.names = _names(session)
+        self.names = names_of(session)
+        self._photo_known: dict[str, bool] = {}
 
     def plan(self) -> Plan:
         households, streets, unmatched = self._gather()
@@ -122,7 +64,7 @@ class Planner:
         return Plan(self.since, self.until, tuple(targets), tuple(self.skipped),
                     street_only, unmatched, quiet.reason if quiet else None)
 
-    def _gather(self) -> tuple[dict[str, _Unit], dict[int, _Unit], int]:
+    def _gather(self) -> tuple[dict[str, Unit], dict[int, Unit], int]:
         rules = self.config.household
         query = (select(Lift.event_id, Lift.day, Lift.street_id, Lift.address_id, Lift.bin_id,
                         Lift.match_confidence, Lift.errors, Lift.evidence_sha256)
@@ -132,8 +74,8 @@ class Planner:
                  .order_by(Lift.started_at.desc()))
         if rules.streams:
             query = query.where(Lift.stream.in_(rules.streams))
-        households: dict[str, _Unit] = defaultdict(_Unit)
-        streets: dict[int, _Unit] = defaultdict(_Unit)
+        households: dict[str, Unit] = defaultdict(Unit)
+        streets: dict[int, Unit] = defaultdict(Unit)
         unmatched = 0
         synthetic = self.names.synthetic()
         for row in self.session.execute(query):
@@ -155,12 +97,13 @@ class Planner:
             unit.lifts.append(row)
         return households, streets, unmatched
 
-    def _households(self, households: dict[str, _Unit]) -> list[Target]:
+    def _households(self, households: dict[str, Unit]) -> list[Target]:
         rules = self.config.household
         candidates = {k: u for k, u in households.items() if len(u.lifts) >= rules.min_contaminated_lifts}
         totals = self._household_totals(set(candidates))
         history = self._history(set(candidates), rules.escalation_memory_days)
         opted_out = set(self.session.scalars(select(OptOut.key).where(OptOut.key.in_(list(candidates)))))
+        self._prefetch(list(candidates.values()))
         targets = []
         for key, unit in sorted(candidates.items()):
             refusal = self._refusal(key, unit, opted_out, history.get(key), rules.cooldown_days)
@@ -173,7 +116,7 @@ class Planner:
                                         self._household_reason(unit, totals.get(key, 0), previous, level)))
         return targets
 
-    def _refusal(self, key: str, unit: _Unit, opted_out: set[str], last: _Sent | None, cooldown: int) -> str:
+    def _refusal(self, key: str, unit: Unit, opted_out: set[str], last: Sent | None, cooldown: int) -> str:
         exclude = self.config.exclude
         if key in opted_out:
             return "le foyer a demandé à ne plus recevoir de rappels (opposition)"
@@ -182,33 +125,45 @@ class Planner:
         if last and last.open_campaign:
             return f"déjà en attente de revue dans la campagne {last.open_campaign}"
         if last and last.sent_at and self.now - last.sent_at < timedelta(days=cooldown):
-            return f"délai entre deux messages : dernier envoi le {_fr(last.sent_at.date())} (délai {cooldown} j)"
+            last_day = french_day(last.sent_at.date())
+            return f"délai entre deux messages : dernier envoi le {last_day} (délai {cooldown} j)"
         return ""
 
-    def _household_reason(self, unit: _Unit, total: int, previous: _Sent | None, level: int) -> str:
+    def _household_reason(self, unit: Unit, total: int, previous: Sent | None, level: int) -> str:
         rules = self.config.household
-        cats = ", ".join(f"{CATEGORY_LABELS.get(c, c)} ({n})" for c, n in _categories(unit.lifts).most_common())
+        cats = ", ".join(f"{CATEGORY_LABELS.get(c, c)} ({n})" for c, n in count_categories(unit.lifts).most_common())
         how = "bac identifié par puce RFID" if unit.bin_id else "adresse sûre (confiance ≥ " \
             f"{pct(rules.min_address_confidence)})"
-        text = (f"{len(unit.lifts)} levées contaminées sur {total} du {_fr(self.since)} au {_fr(self.until)} "
+        period = f"du {french_day(self.since)} au {french_day(self.until)}"
+        text = (f"{len(unit.lifts)} levées contaminées sur {total} {period} "
                 f"(seuil : {rules.min_contaminated_lifts}) ; erreurs : {cats} ; {how}")
         if previous and previous.sent_at:
-            text += f" ; message de niveau {previous.level} déjà envoyé le {_fr(previous.sent_at.date())}"
+            text += f" ; message de niveau {previous.level} déjà envoyé le {french_day(previous.sent_at.date())}"
         return f"{text} → niveau {level} ({self.config.levels[level - 1].action})"
 
-    def _target(self, kind: str, key: str, unit: _Unit, total: int, level: int, reason: str) -> Target:
+    def _target(self, kind: str, key: str, unit: Unit, total: int, level: int, reason: str) -> Target:
         action = self.config.levels[level - 1].action if level else "remerciement"
         return Target(kind, level, action, key, unit.street_id, self._label(unit), total, len(unit.lifts),
-                      dict(_categories(unit.lifts).most_common()), self._photos(unit.lifts), reason,
+                      dict(count_categories(unit.lifts).most_common()), self._photos(unit.lifts), reason,
                       unit.address_id, unit.bin_id)
 
     def _photos(self, lifts: list[Any]) -> tuple[str, ...]:
         """Most recent contaminated lifts whose evidence photo is on file."""
         wanted = [row.event_id for row in lifts if row.evidence_sha256][:50]
-        stored = set(self.session.scalars(select(Evidence.event_id).where(Evidence.event_id.in_(wanted))))
-        return tuple(e for e in wanted if e in stored)[: self.config.household.max_photos]
+        missing = [e for e in wanted if e not in self._photo_known]
+        for start in range(0, len(missing), 5000):  # one query per chunk, not one per household
+            chunk = missing[start:start + 5000]
+            self._photo_known.update(dict.fromkeys(chunk, False))
+            self._photo_known.update(dict.fromkeys(self.session.scalars(
+                select(Evidence.event_id).where(Evidence.event_id.in_(chunk))), True))
+        return tuple(e for e in wanted if self._photo_known[e])[: self.config.household.max_photos]
 
-    def _label(self, unit: _Unit) -> str:
+    def _prefetch(self, units: list[Unit]) -> None:
+        """Photos and address labels of every candidate in a few queries."""
+        self._photos([row for unit in units for row in unit.lifts])
+        self.names.load_addresses({u.address_id for u in units if u.address_id is not None})
+
+    def _label(self, unit: Unit) -> str:
         if unit.bin_id:
             where = self.names.address(unit.address_id) or self.names.street(unit.street_id)
             return f"bac {unit.bin_id}" + (f" ({where})" if where else "")
@@ -232,14 +187,14 @@ class Planner:
             totals[f"address:{address_id}"] = n
         return totals
 
-    def _history(self, keys: set[str], memory_days: int) -> dict[str, _Sent]:
+    def _history(self, keys: set[str], memory_days: int) -> dict[str, Sent]:
         since = self.now - timedelta(days=memory_days)
-        history: dict[str, _Sent] = {}
+        history: dict[str, Sent] = {}
         rows = self.session.execute(select(Item.target_key, Item.level, Item.sent_at, Item.status, Item.campaign_id)
                                     .where(Item.target_key.in_(list(keys)),
                                            Item.status.in_((SENT, PENDING, APPROVED))))
         for key, level, sent_at, status, campaign in rows:
-            entry = history.setdefault(key, _Sent())
+            entry = history.setdefault(key, Sent())
             if status == SENT and sent_at is not None and sent_at >= since:
                 entry.level = max(entry.level, level)
                 entry.sent_at = max(entry.sent_at or sent_at, sent_at)
@@ -255,13 +210,13 @@ class Planner:
             query = query.where(StreetDay.stream.in_(self.config.household.streams))
         return {sid: (int(n), int(c)) for sid, n, c in self.session.execute(query)}
 
-    def _streets(self, street_only: dict[int, _Unit]) -> list[Target]:
+    def _streets(self, street_only: dict[int, Unit]) -> list[Target]:
         rules = self.config.street
         totals = self._street_totals(self.since, self.until)
         history = self._history({f"street:{sid}" for sid in totals}, self.config.household.escalation_memory_days)
         targets = []
         for street_id, (lifts, contaminated) in sorted(totals.items()):
-            unit = street_only.get(street_id) or _Unit(street_id=street_id)
+            unit = street_only.get(street_id) or Unit(street_id=street_id)
             rate = contaminated / lifts if lifts else 0.0
             dirty = lifts >= rules.min_lifts and rate >= rules.min_rate
             if not dirty and len(unit.lifts) < rules.min_unattributed:
@@ -279,7 +234,7 @@ class Planner:
                       f"dès {rules.min_lifts} levées) dont {unattributed} sans foyer sûr (seuil "
                       f"{rules.min_unattributed}) → communication à la rue, niveau {level}")
             target = self._target(STREET, key, unit, lifts, level, reason)
-            targets.append(Target(**{**_fields(target), "contaminated": contaminated}))
+            targets.append(Target(**{**fields_of(target), "contaminated": contaminated}))
         return targets
 
     def _street_lifts(self, street_id: int) -> list[Any]:
@@ -298,81 +253,14 @@ class Planner:
         history = self._history({f"street:{sid}:thanks" for sid in now}, rules.cooldown_days)
         targets = []
         for street_id, (lifts, contaminated) in sorted(now.items()):
-            why = _thanks_reason(lifts, contaminated, before.get(street_id, (0, 0)), rules)
+            why = thanks_reason(lifts, contaminated, before.get(street_id, (0, 0)), rules)
             key = f"street:{street_id}:thanks"
             if not why or street_id in excluded or key in history:
                 continue
-            unit = _Unit(street_id=street_id)
+            unit = Unit(street_id=street_id)
             target = self._target(THANKS, key, unit, lifts, 0, why)
-            targets.append(Target(**{**_fields(target), "contaminated": contaminated}))
+            targets.append(Target(**{**fields_of(target), "contaminated": contaminated}))
         return targets
-
-
-@dataclass(slots=True)
-class _Sent:
-    level: int = 0
-    sent_at: datetime | None = None
-    open_campaign: int | None = None
-
-
-def _thanks_reason(lifts: int, contaminated: int, before: tuple[int, int], rules: Any) -> str:
-    if lifts < rules.min_lifts:
-        return ""
-    rate = contaminated / lifts
-    if rate <= rules.max_rate:
-        return f"rue propre : {contaminated} levée(s) contaminée(s) sur {lifts} ({pct(rate, 1)})"
-    lifts0, contaminated0 = before
-    if lifts0 < rules.min_lifts:
-        return ""
-    rate0 = contaminated0 / lifts0
-    # A drop counts only when the two intervals do not overlap: no thanks for noise.
-    if rate0 - rate >= rules.min_improvement and wilson(contaminated, lifts)[1] < wilson(contaminated0, lifts0)[0]:
-        return f"rue en progrès : {pct(rate0)} → {pct(rate)} de levées contaminées ({lifts0} puis {lifts} levées)"
-    return ""
-
-
-def _fields(target: Target) -> dict[str, Any]:
-    return {name: getattr(target, name) for name in Target.__slots__}
-
-
-def _categories(lifts: list[Any]) -> Counter[str]:
-    counter: Counter[str] = Counter()
-    for row in lifts:
-        counter.update(categories_of(row.errors))
-    return counter
-
-
-@dataclass(slots=True)
-class _Names:
-    streets: dict[int, str]
-    session: Session
-    addresses: dict[int, str] = field(default_factory=dict)
-
-    def street(self, street_id: int | None) -> str:
-        return self.streets.get(street_id, "") if street_id is not None else ""
-
-    def synthetic(self) -> set[int]:
-        """Addresses generated for demos: never shown or written to as a household's address."""
-        from server.streets import Address
-
-        return set(self.session.scalars(select(Address.id).where(Address.synthetic.is_(True))))
-
-    def address(self, address_id: int | None) -> str:
-        if address_id is None:
-            return ""
-        if address_id not in self.addresses:
-            from server.streets import Address
-
-            self.addresses[address_id] = self.session.scalar(
-                select(Address.label).where(Address.id == address_id)) or ""
-        return self.addresses[address_id]
-
-
-def _names(session: Session) -> _Names:
-    from server.streets import Street
-
-    return _Names({sid: f"{name}, {commune}" for sid, name, commune in
-                   session.execute(select(Street.id, Street.name, Street.commune))}, session)
 
 
 def make_plan(session: Session, config: RemindersConfig, until: date, since: date | None = None) -> Plan:

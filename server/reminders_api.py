@@ -36,7 +36,8 @@ from server.households_api import household_routes
 from server.messages import CATEGORY_LABELS, TEMPLATES, Message, MessageTemplates, TemplateError
 from server.reminder_config import RULES_ENV, ReminderConfigError, RemindersConfig, load_rules
 from server.reminder_store import REJECT_REASONS, Item, upgrade_reminders
-from server.reminders import Plan, make_plan
+from server.reminders import make_plan
+from server.targets import Plan
 
 log = logging.getLogger(__name__)
 
