@@ -112,8 +112,9 @@ class Showcase:
             added = store_synthetic(session, self.scenario.households)
             session.commit()
         synthetic = sum(h.synthetic for h in self.scenario.households)
-        self.notes.append(f"households: {len(self.scenario.households)} on the rounds, {synthetic} synthetic "
-                          f"(no address file for Rennes; marked « simulé »){f', {added} added' if added else ''}")
+        self.notes.append(f"households: {len(self.scenario.households)} on the rounds: "
+                          f"{len(self.scenario.households) - synthetic} imported addresses, {synthetic} synthetic "
+                          f"(marked « simulé »{f', {added} new' if added else ''})")
 
     def _server(self) -> None:
         import uvicorn
