@@ -71,8 +71,12 @@ class SimulationRun:
         return scenario, lifts
 
     def run(self) -> int:
+        import time
+
+        planned = time.perf_counter()
         scenario, lifts = self.prepare()
         broker = self._broker()
+        started = time.perf_counter()
         try:
             truth = self.play(scenario, lifts, broker)
         finally:
@@ -80,8 +84,10 @@ class SimulationRun:
                 broker.stop()
         path = truth.write(self.truth_dir)
         summary = truth.summary()
+        took = time.perf_counter() - started
         print(f"{summary['lifts']} lifts ({summary['contaminated']} contaminated) by {len(scenario.trucks)} trucks "
-              f"on {len(summary['streets'])} streets; faults {summary['faults'] or 'none'}; truth: {path}")
+              f"on {len(summary['streets'])} streets in {took:.1f} s ({summary['lifts'] / took:.0f} lifts/s, "
+              f"planning {started - planned:.1f} s); faults {summary['faults'] or 'none'}; truth: {path}")
         return 0
 
     def _broker(self) -> Any:
