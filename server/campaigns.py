@@ -138,9 +138,14 @@ def false_detections(session: Session) -> list[dict[str, Any]]:
                      "classes": ";".join(sorted({e["class"] for e in fd.errors if e.get("severity") != "info"})),
                      "categories": ";".join(sorted({e["category"] for e in fd.errors if e.get("severity") != "info"})),
                      "evidence_sha256": fd.evidence_sha256, "evidence_path": paths.get(fd.event_id),
-                     "note": fd.note, "reported_by": fd.reported_by, "reported_at": fd.reported_at.isoformat(),
+                     "note": _cell(fd.note), "reported_by": fd.reported_by, "reported_at": fd.reported_at.isoformat(),
                      "item_id": fd.item_id})
     return rows
+
+
+def _cell(text: str | None) -> str | None:
+    # A reviewer's note opened in a spreadsheet must stay text, never become a formula.
+    return "'" + text if text and text[0] in "=+-@\t\r" else text
 
 
 def export_false_detections(session: Session, actor: str) -> str:

@@ -67,14 +67,16 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "skipped": [{"key": s.key, "label": s.label, "reason": s.reason} for s in plan.skipped]}
 
 
-def item_json(item: Item, labels: dict[int, str], streets: dict[int, str], config: RemindersConfig) -> dict[str, Any]:
+def item_json(item: Item, labels: dict[int, str], streets: dict[int, str], config: RemindersConfig,
+              kept: set[str]) -> dict[str, Any]:
+    """An item for the page and integrators; ``kept``: event ids whose photo is still on file (retention)."""
     action = config.levels[item.level - 1].action if 0 < item.level <= len(config.levels) else "remerciement"
     return {"id": item.id, "kind": item.kind, "level": item.level, "action": action, "key": item.target_key,
             "label": labels.get(item.id, item.target_key), "street_id": item.street_id,
             "street": streets.get(item.street_id or -1, ""), "lifts": item.lifts, "contaminated": item.contaminated,
             "categories": [{"category": c, "label": CATEGORY_LABELS.get(c, c), "lifts": n}
                            for c, n in sorted(item.categories.items(), key=lambda kv: -kv[1])],
-            "photos": [f"/api/lifts/{e}/evidence.jpg" for e in item.event_ids], "reason": item.reason,
+            "photos": [f"/api/lifts/{e}/evidence.jpg" for e in item.event_ids if e in kept], "reason": item.reason,
             "status": item.status, "reviewed_by": item.reviewed_by,
             "reviewed_at": item.reviewed_at.isoformat() if item.reviewed_at else None,
             "review_reason": item.review_reason, "review_note": item.review_note, "channel": item.channel,
@@ -107,6 +109,13 @@ def _labels(db: Any, items: list[Item]) -> tuple[dict[int, str], dict[int, str]]
         else:
             labels[item.id] = streets.get(item.street_id or -1, item.target_key)
     return labels, streets
+
+
+def _kept(db: Any, items: list[Item]) -> set[str]:
+    from server.store import Evidence
+
+    wanted = list({e for i in items for e in i.event_ids})
+    return set(db.scalars(select(Evidence.event_id).where(Evidence.event_id.in_(wanted)))) if wanted else set()
 
 
 def _fail(error: Exception, code: int = 422) -> HTTPException:
@@ -203,7 +212,7 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         db.commit()
         summary = next(c for c in campaign_summaries(db) if c["id"] == found.id)
         return {**summary, "counts": summary["items"],
-                "items": [item_json(i, labels, streets, rem.config) for i in items],
+                "items": [item_json(i, labels, streets, rem.config, _kept(db, items)) for i in items],
                 "reject_reasons": list(REJECT_REASONS)}
 
     @router.post("/items/{item_id}/review", summary="Approve, or reject with a reason")
@@ -214,7 +223,7 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
             raise _fail(error) from None
         db.commit()
         labels, streets = _labels(db, [item])
-        return item_json(item, labels, streets, rem.config)
+        return item_json(item, labels, streets, rem.config, _kept(db, [item]))
 
     @router.get("/items/{item_id}/preview", summary="The item's real message (PDF letter, e-mail or SMS text)")
     def item_preview(item_id: int, db: SessionDep, who: Manager,

@@ -69,12 +69,12 @@ def test_review_send_and_audit(served) -> None:  # type: ignore[no-untyped-def]
     refused = client.post(f"/api/reminders/items/{target['id']}/review", json={"decision": "reject"}, headers=manager)
     assert refused.status_code == 422 and "reason" in refused.text
     rejected = client.post(f"/api/reminders/items/{target['id']}/review", headers=manager,
-                           json={"decision": "reject", "reason": "false_detection", "note": "bouteille en plastique"})
+                           json={"decision": "reject", "reason": "false_detection", "note": "=bouteille en plastique"})
     assert rejected.json()["status"] == "rejected"
     export = client.get("/api/reminders/false-detections", params={"format": "csv"}, headers=manager)
     rows = list(csv.DictReader(io.StringIO(export.text)))
     assert {r["event_id"] for r in rows} == set(city.sessions().get(Item, target["id"]).event_ids)
-    assert all(r["classes"] and r["evidence_path"] and r["note"] == "bouteille en plastique" for r in rows)
+    assert all(r["classes"] and r["evidence_path"] and r["note"] == "'=bouteille en plastique" for r in rows)
 
     street = items[f"street:{city.streets['dirty']}"]
     client.post(f"/api/reminders/items/{street['id']}/review", json={"decision": "approve"}, headers=manager)
@@ -89,6 +89,14 @@ def test_review_send_and_audit(served) -> None:  # type: ignore[no-untyped-def]
     assert "Toute la rue" in pdf_text(sheet.content)
     effect = client.get(f"/api/reminders/campaigns/{campaign['id']}/effect", headers=manager).json()
     assert effect["status"] == "too_few"  # sent today: nothing after the cut-off yet
+
+    with city.sessions() as session:  # retention removed a photo: the page no longer links to it
+        from server.store import Evidence
+
+        session.delete(session.get(Evidence, street["photos"][0].split("/")[3]))
+        session.commit()
+    again = client.get(f"/api/reminders/campaigns/{campaign['id']}", headers=manager).json()
+    assert next(i for i in again["items"] if i["id"] == street["id"])["photos"] == street["photos"][1:]
 
     erased = client.delete("/api/reminders/households/bin:BAC-0042", headers=manager).json()
     assert erased["items"] == 1
