@@ -8,11 +8,14 @@ the events are exactly those a truck with a perfect camera would send.
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from vision.rules import SortingRules, Verdict
-from vision.schema import Stream
+from vision.schema import ErrorItem, Evidence, Stream
 
 # Relative frequency of refused classes in a contaminated bin (field reports of French collection
 # services: bags and food dominate); a class missing here weighs 1.
@@ -53,3 +56,52 @@ class ContentMaker:
             raise ValueError(f"stream {self.stream.value}: simulated contents {counts} judged "
                              f"contaminated={verdict.contaminated}, wanted {contaminated}")
         return BinContents(counts, verdict)
+
+
+class EvidencePhotos:
+    """Real photos of one refused class (closed bags) attached to simulated lifts with that error.
+
+    A simulated lift has no camera frame; where its judged contents hold the class the photos
+    show, one of them travels as the evidence photo, so the dashboard's photo views have real
+    images. The lift's model (``trivue-simulator``) says it is simulated.
+    """
+
+    def __init__(self, paths: list[Path], shows: str = "bag") -> None:
+        self.paths, self.shows = [p for p in paths if p.suffix.lower() in (".jpg", ".jpeg")], shows
+        if not self.paths:
+            raise ValueError("no JPEG photo to attach as evidence")
+        self._cache: dict[Path, tuple[bytes, Evidence]] = {}
+
+    def wanted(self, errors: Iterable[ErrorItem]) -> bool:
+        return any(e.class_ == self.shows for e in errors)
+
+    def pick(self, rng: random.Random) -> tuple[bytes, Evidence]:
+        path = rng.choice(self.paths)
+        if path not in self._cache:
+            data = path.read_bytes()
+            width, height = jpeg_size(data)
+            self._cache[path] = (data, Evidence(sha256=hashlib.sha256(data).hexdigest(), width=width, height=height))
+        return self._cache[path]
+
+
+# Start-of-frame markers (baseline, progressive, ...), which carry the image size.
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame segment, without decoding the image."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG file")
+    at = 2
+    while at + 9 < len(data):
+        if data[at] != 0xFF:
+            raise ValueError(f"bad JPEG marker at byte {at}")
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        if marker in _SOF:
+            return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")
+        at += 2 + length
+    raise ValueError("JPEG without a start-of-frame segment")

@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from trivue import __version__
-from trivue.contents import ContentMaker
+from trivue.contents import ContentMaker, EvidencePhotos
 from trivue.faults import FaultPlan, malformed_payload
 from trivue.publisher import FleetLink
 from trivue.schedule import PlannedLift
@@ -46,10 +46,12 @@ class EventsRun:
     """Publishes a day of planned lifts in time order, applying the fault plan."""
 
     def __init__(self, link: FleetLink, contents: ContentMaker, faults: FaultPlan, truth: Truth,
-                 rng: random.Random, restart_broker: Callable[[], None] | None = None) -> None:
+                 rng: random.Random, restart_broker: Callable[[], None] | None = None,
+                 photos: EvidencePhotos | None = None) -> None:
         self.link, self.contents, self.faults, self.truth, self.rng = link, contents, faults, truth, rng
-        self.restart_broker = restart_broker
-        self.held: dict[str, deque[tuple[LiftEvent, PlannedLift, dict[str, int], float]]] = defaultdict(deque)
+        self.restart_broker, self.photos = restart_broker, photos
+        self.held: dict[str, deque[tuple[LiftEvent, PlannedLift, dict[str, int], float, bytes | None]]] = \
+            defaultdict(deque)
         self.lifts_of: dict[str, int] = defaultdict(int)
         self.started = time.monotonic()
 
@@ -81,15 +83,22 @@ class EventsRun:
         skew = self.faults.skews.get(lift.truck_id, 0.0)
         contents = self.contents.draw(lift.contaminated, self.rng)
         event = lift_event(lift, self.contents.stream, contents.counts, contents.verdict, skew)
+        photo = None
+        if self.photos is not None and self.photos.wanted(event.errors):
+            photo, evidence = self.photos.pick(self.rng)
+            event = event.model_copy(update={"evidence": evidence})
         window = self.faults.offline(lift.truck_id, t_s)
         if window is not None:
-            self.held[lift.truck_id].append((event, lift, contents.counts, t_s))
+            self.held[lift.truck_id].append((event, lift, contents.counts, t_s, photo))
             return
-        self._send(event, lift, contents.counts, 0.0)
+        self._send(event, lift, contents.counts, 0.0, photo)
 
-    def _send(self, event: LiftEvent, lift: PlannedLift, counts: dict[str, int], held_s: float) -> None:
+    def _send(self, event: LiftEvent, lift: PlannedLift, counts: dict[str, int], held_s: float,
+              photo: bytes | None = None) -> None:
         payload = event.to_json()
         self.link.publish(lift.truck_id, "lift", payload)
+        if photo is not None:
+            self.link.publish(lift.truck_id, f"evidence/{event.event_id}", photo)
         duplicated = self.rng.random() < self.faults.duplicates
         if duplicated:
             self.link.publish(lift.truck_id, "lift", payload)
@@ -109,8 +118,8 @@ class EventsRun:
             if queue and self.faults.offline(truck_id, t_s) is None:
                 self.truth.faults["outage_deliveries"] += len(queue)
                 while queue:
-                    event, lift, counts, held_at = queue.popleft()
-                    self._send(event, lift, counts, (t_s if t_s != float("inf") else held_at) - held_at)
+                    event, lift, counts, held_at, photo = queue.popleft()
+                    self._send(event, lift, counts, (t_s if t_s != float("inf") else held_at) - held_at, photo)
 
     def _restart(self, at_s: float) -> None:
         if self.restart_broker is None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from trivue.contents import ContentMaker
+from trivue.contents import ContentMaker, EvidencePhotos
 from trivue.faults import FaultPlan
 from trivue.fleet import EventsRun
 from trivue.publisher import FleetLink
@@ -19,10 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def _events_run(show: Any, link: FleetLink, truth: Truth) -> EventsRun:
+    from trivue.trucks import PhotoPool
     from vision.rules import SortingRules
 
     contents = ContentMaker(SortingRules.load(), show.stream)
-    return EventsRun(link, contents, FaultPlan(), truth, show.scenario.rng)
+    photos = EvidencePhotos(list(PhotoPool.default().contaminated))
+    return EventsRun(link, contents, FaultPlan(), truth, show.scenario.rng, photos=photos)
 
 
 def publish_history(show: Any, days: int) -> int:

@@ -36,6 +36,9 @@ class Showcase:
         self.notes: list[str] = []
 
     def start(self) -> None:
+        if not self.args.verbose:  # the broker's state machine and Alembic narrate every step at INFO
+            for chatty in ("alembic", "amqtt", "transitions", "uvicorn.access"):
+                logging.getLogger(chatty).setLevel(logging.WARNING)
         self._broker()
         self._settings()
         self._database()
@@ -75,9 +78,6 @@ class Showcase:
         from server.store import Lift, User
         from server.streets import Street, import_street_file
 
-        for chatty in ("alembic", "amqtt", "transitions", "uvicorn.access"):
-            if not self.args.verbose:
-                logging.getLogger(chatty).setLevel(logging.WARNING)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(self.settings.db_url)
         upgrade_database(self.engine)

@@ -126,12 +126,18 @@ class SimulationRun:
     def _events(self, scenario: Any, lifts: list, stream: Any, faults: Any, truth: Any, restart: Any) -> None:
         from rich.progress import Progress
 
-        from trivue.contents import ContentMaker
+        from trivue.contents import ContentMaker, EvidencePhotos
         from trivue.fleet import EventsRun
         from trivue.publisher import FleetLink, PublishError
         from vision.rules import SortingRules
 
         contents = ContentMaker(SortingRules.load(), stream)
+        photos = None
+        if self.args.evidence_photos is not None:
+            try:
+                photos = EvidencePhotos(sorted(self.args.evidence_photos.glob("*")))
+            except ValueError as error:
+                raise CliError(f"--evidence-photos {self.args.evidence_photos}: {error}") from None
         try:
             link = FleetLink(self.broker_url, self.prefix, scenario.trucks, self.args.connections).start()
         except PublishError as error:
@@ -139,7 +145,7 @@ class SimulationRun:
         try:
             with Progress(transient=True) as progress:
                 task = progress.add_task(f"{len(scenario.trucks)} trucks publishing", total=len(lifts))
-                run = EventsRun(link, contents, faults, truth, scenario.rng, restart)
+                run = EventsRun(link, contents, faults, truth, scenario.rng, restart, photos)
                 run.run(lifts, self.args.speed, lambda: progress.advance(task))
                 progress.update(task, description="waiting for the broker's acknowledgements")
                 if not link.flush(60):

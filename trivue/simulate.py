@@ -73,6 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="add the generated households to the server database as synthetic addresses")
     sim.add_argument("--images", type=Path, nargs=2, metavar=("CLEAN_DIR", "CONTAMINATED_DIR"),
                      help="full mode: photo folders (default: shared datasets, else the committed sample)")
+    sim.add_argument("--evidence-photos", type=Path, metavar="DIR",
+                     help="events mode: attach a photo of DIR (closed bags) to lifts with a bag error")
     sim.add_argument("--model", type=Path, help="full mode: ONNX model (default: shipped, else COCO)")
     sim.add_argument("--truth", type=Path, help="where lifts.csv and truth.json go (default <data_dir>/simulation)")
     faults = sim.add_argument_group("faults")
