@@ -54,7 +54,7 @@ def sources_section(mapping: Path | None, report: dict) -> list[str]:
 
 
 def render(name: str, version: str, mapping: Path | None, run: dict, report: dict, int8: dict | None,
-           extra: list[str] | None = None) -> str:
+           extra: list[str] | None = None, plot: str | None = None) -> str:
     classes = ", ".join(f"`{c}`" for c in report["per_class"])
     lines = [
         f"# {name} {version}", "",
@@ -69,6 +69,7 @@ def render(name: str, version: str, mapping: Path | None, run: dict, report: dic
         "Both datasets are CC BY 4.0: credit their authors as above when redistributing the model.", "",
         f"## Validation metrics ({report['images']} val images, conf {report['conf']}, via `trivue evaluate`)", "",
         *metrics_table(report), "",
+        *([f"![Precision-recall per class on val]({plot})", ""] if plot else []),
         f"Image-level decision for stream `{report['stream']}` (\"this lift holds a sorting error\", i.e. a "
         f"closed bag in the yellow bin): precision **{report['error_precision']:.3f}**, recall "
         f"**{report['error_recall']:.3f}** (" + ", ".join(f"{k.upper()} {v}" for k, v in report["error_counts"].items())

@@ -42,7 +42,7 @@ def export(run_dir: Path, imgsz: int = 320, out: Path | None = None, name: str =
     version = version or datetime.now(UTC).strftime("%Y.%m.%d")
     raw = ultralytics_onnx(run_dir, best, imgsz)
     shutil.copyfile(raw, out)
-    fp32 = measure(out, Path(run["data_yaml"]))
+    fp32 = measure(out, Path(run["data_yaml"]), plot=out.with_name(f"{out.stem}-pr.png"))
     meta = {"trivue_name": name, "trivue_version": version, "trivue_data_hash": run["data_hash"],
             "trivue_date": datetime.now(UTC).isoformat(timespec="seconds"),
             "trivue_metrics": json.dumps(headline(fp32)), "trivue_train": json.dumps(train_summary(run))}
@@ -61,10 +61,10 @@ def write_card(path: Path, name: str, version: str, run: dict, report: dict, int
     from training.datasets import DatasetError
 
     try:
-        text = render(name, version, Path(run["data"]), run, report, int8)
+        text = render(name, version, Path(run["data"]), run, report, int8, plot=f"{path.stem}-pr.png")
     except DatasetError:  # trained from a plain data.yaml: no sources to credit automatically
         log.warning("%s: run data %s is not a mapping file; card written without sources", path, run["data"])
-        text = render(name, version, None, run, report, int8)
+        text = render(name, version, None, run, report, int8, plot=f"{path.stem}-pr.png")
     path.write_text(text, encoding="utf-8")
 
 
@@ -76,10 +76,10 @@ def ultralytics_onnx(run_dir: Path, weights: Path, imgsz: int) -> Path:
     return Path(path)
 
 
-def measure(model: Path, data_yaml: Path) -> dict:
+def measure(model: Path, data_yaml: Path, plot: Path | None = None) -> dict:
     from training.evaluate import evaluate
 
-    return evaluate(data_yaml, model)
+    return evaluate(data_yaml, model, plot=plot)
 
 
 def headline(report: dict) -> dict:
