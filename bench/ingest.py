@@ -1,0 +1,256 @@
+"""Ingest throughput: lifts stored per second vs a subscriber that does nothing, side by side.
+
+    python bench/ingest.py [-n 5000] [--database-url URL] [--broker-url mqtt://127.0.0.1:1883] [--streets]
+
+Live runs publish N real LiftEvents with a real paho client at QoS 1 through the same broker
+while the subscriber listens: the raw run times a bare QoS 1 subscriber until it has received all
+N; the stored run times the real ``Ingest`` (validation, street matching with ``--streets``,
+idempotent insert, aggregates, acks after commit) until all N are committed. A live run is
+bounded by the publisher, so backlog runs then measure capacity: N messages wait in the broker
+for a persistent session, and the clock runs from reconnect until all N are received / stored
+(what happens after a server restart or an outage). Ratios are stored / raw (target >= 0.5).
+Mosquitto keeps at most ``max_queued_messages`` (default 1000) for an offline session and drops
+the rest, so backlog runs default to 1000 messages; raise it in mosquitto.conf for production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy.orm import sessionmaker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server.app import LocatorCache, default_locator_factory
+from server.config import ServerSettings, load_settings
+from server.db import make_engine
+from server.evidence import EvidenceStore
+from server.inbox import Inbox
+from server.ingest import Ingest, connect_properties, make_client
+from server.metrics import Metrics
+from server.migrate import upgrade_database
+from tests.server.events import lift_event
+
+CENTRE = (48.1110, -1.6800)  # Rennes, inside tests/fixtures/geodata/rennes-centre.geojson
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    name: str
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def payloads(n: int, spread: bool) -> list[bytes]:
+    """N distinct lifts, half contaminated, GPS scattered over ~500 m of the Rennes centre."""
+    out = []
+    for i in range(n):
+        gps = (CENTRE[0] + ((i * 37) % 100 - 50) * 5e-5, CENTRE[1] + ((i * 53) % 100 - 50) * 7e-5) if spread else None
+        counts = {"bag": 1, "bottle": 2} if i % 2 else {"bottle": 2}
+        out.append(lift_event("bench-truck", sequence=i, counts=counts, gps=gps).to_json().encode())
+    return out
+
+
+def median(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda run: run.seconds)[(len(runs) - 1) // 2]
+
+
+def publish_all(broker: tuple[str, int], topic: str, messages: list[bytes]) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
+                         protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(*broker)
+    client.loop_start()
+    infos = [client.publish(topic, payload, qos=1) for payload in messages]
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+
+
+def timed(name: str, n: int, publish: Callable[[], None], done: Callable[[], int], progress: Progress) -> Run:
+    task = progress.add_task(name, total=n)
+    started = time.perf_counter()
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    while (count := done()) < n:
+        progress.update(task, completed=count)
+        if time.perf_counter() - started > 120:
+            raise SystemExit(f"{name}: only {count} of {n} after 120 s (did the broker drop a queue?)")
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    progress.update(task, completed=n)
+    publisher.join()
+    return Run(name, n, elapsed)
+
+
+def raw_run(settings: ServerSettings, messages: list[bytes], progress: Progress) -> Run:
+    received = 0
+
+    def on_message(*_args: object) -> None:
+        nonlocal received
+        received += 1
+
+    ready = threading.Event()
+    client = make_client(settings, client_id=f"bench-raw-{uuid.uuid4().hex[:6]}", manual_ack=False)
+    client.on_message = on_message
+    client.on_subscribe = lambda *_a: ready.set()
+    topic = f"{settings.topic_prefix}/bench-truck/lift"
+    client.connect(*broker_of(settings))
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    ready.wait(10)
+    try:
+        return timed("raw subscriber", len(messages), lambda: publish_all(broker_of(settings), topic, messages),
+                     lambda: received, progress)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def raw_backlog(settings: ServerSettings, messages: list[bytes], progress: Progress) -> Run:
+    received = 0
+    ready = threading.Event()
+
+    def on_message(*_args: object) -> None:
+        nonlocal received
+        received += 1
+
+    def connect() -> mqtt.Client:
+        client = make_client(settings, client_id=f"{settings.mqtt_client_id}-raw", manual_ack=False)
+        client.on_message = on_message
+        client.on_subscribe = lambda *_a: ready.set()
+        client.on_connect = lambda c, *_a: c.subscribe(f"{settings.topic_prefix}/bench-truck/lift", qos=1)
+        client.connect(*broker_of(settings), clean_start=False, properties=connect_properties(settings))
+        client.loop_start()
+        return client
+
+    client = connect()
+    ready.wait(10)
+    client.disconnect()
+    client.loop_stop()
+    publish_all(broker_of(settings), f"{settings.topic_prefix}/bench-truck/lift", messages)
+    holder: list[mqtt.Client] = []
+    try:
+        return timed("raw subscriber, backlog", len(messages), lambda: holder.append(connect()),
+                     lambda: received, progress)
+    finally:
+        for client in holder:
+            client.disconnect()
+            client.loop_stop()
+
+
+def stored_run(settings: ServerSettings, messages: list[bytes], streets: bool, progress: Progress,
+               backlog: bool = False) -> Run:
+    engine = make_engine(settings.db_url)
+    upgrade_database(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    if streets:
+        from tests.server.streets_fixture import import_rennes
+
+        import_rennes(sessions)
+    metrics = Metrics()
+    locator = LocatorCache(default_locator_factory)
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), metrics, locator)
+    with sessions() as session:
+        locator(session)  # build the street index before the clock starts, as a running server has
+    topic = f"{settings.topic_prefix}/bench-truck/lift"
+    ingest = Ingest(settings, sessions, inbox, metrics)
+    if backlog:  # register the persistent session, leave, let the backlog pile up in the broker
+        ingest.start()
+        ingest.wait_connected(10)
+        ingest.stop()
+        publish_all(broker_of(settings), topic, messages)
+        ingest = Ingest(settings, sessions, inbox, metrics)
+        start = ingest.start
+    else:
+        ingest.start()
+        ingest.wait_connected(10)
+        def start() -> None:
+            publish_all(broker_of(settings), topic, messages)
+    try:
+        return timed("stored (ingest)" + (", backlog" if backlog else ""), len(messages), start,
+                     lambda: int(metrics.value("trivue_ingest_lifts_stored_total")), progress)
+    finally:
+        ingest.stop()
+        engine.dispose()
+
+
+def broker_of(settings: ServerSettings) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.broker_url)
+    return url.hostname or "127.0.0.1", url.port or 1883
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--events", type=int, default=5000)
+    parser.add_argument("--backlog", type=int, default=1000,
+                        help="messages in the backlog runs (at most the broker's max_queued_messages)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--broker-url", default="mqtt://127.0.0.1:1883")
+    parser.add_argument("--streets", action="store_true", help="match lifts against the Rennes centre streets")
+    args = parser.parse_args()
+    console = Console()
+    results: dict[str, list[Run]] = {}
+    for _ in range(args.repeat):  # the machine is shared: the median of a few rounds is steadier
+        for backlog in (False, True):
+            n = args.backlog if backlog else args.events
+            with tempfile.TemporaryDirectory() as folder:
+                tag = uuid.uuid4().hex[:8]
+                settings = load_settings(env={}, data_dir=Path(folder), database_url=args.database_url,
+                                         broker_url=args.broker_url, topic_prefix=f"bench-{tag}/v1",
+                                         mqtt_client_id=f"bench-ingest-{tag}")
+                with Progress(console=console, transient=True) as progress:
+                    raw = (raw_backlog if backlog else raw_run)(settings, payloads(n, args.streets), progress)
+                    stored = stored_run(settings, payloads(n, args.streets), args.streets, progress, backlog)
+                for run in (raw, stored):
+                    results.setdefault(run.name, []).append(run)
+                _reset_database(args.database_url)
+    database = args.database_url or "SQLite (temporary file)"
+    console.print(f"{args.events} lifts live, {args.backlog} from a backlog, median of {args.repeat} rounds; "
+                  f"database {database}, broker {args.broker_url}{', street matching on' if args.streets else ''}")
+    table = Table("run", "events", "median s", "events/s", "stored / raw")
+    names = list(results)
+    for raw_name, stored_name in zip(names[::2], names[1::2], strict=True):
+        raw, stored = (median(results[n]) for n in (raw_name, stored_name))
+        table.add_row(raw.name, str(raw.events), f"{raw.seconds:.3f}", f"{raw.rate:,.0f}", "")
+        table.add_row(stored.name, str(stored.events), f"{stored.seconds:.3f}", f"{stored.rate:,.0f}",
+                      f"{stored.rate / raw.rate:.2f}")
+    console.print(table)
+    console.print("target: stored / raw >= 0.50")
+
+
+def _reset_database(url: str | None) -> None:
+    """Empty a PostgreSQL database between runs (SQLite runs use a new temporary file)."""
+    if url is None:
+        return
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        from sqlalchemy import text
+
+        connection.execute(text("TRUNCATE lifts, street_days, street_day_errors, trucks"))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
