@@ -127,6 +127,9 @@ class EventsRun:
                         "(use --embedded-broker)", at_s)
             return
         log.info("fault: restarting the broker (simulated time %.0f s)", at_s)
+        # The embedded broker forgets every session when it restarts (Mosquitto with persistence
+        # would not): drain first, then give the server time to subscribe again before publishing.
+        self.link.flush(30)
         self.restart_broker()
         self.truth.faults["broker_restarts"] += 1
         if not self.link.wait_connected(30):

@@ -69,8 +69,9 @@ def start_event_trucks(show: Any) -> None:
 
 def start_edge_trucks(show: Any, model: Path) -> None:
     """Live trucks, each running the real edge agent on bursts of real photos (``trivue.trucks``)."""
+    from trivue.fullmode import Pace
     from trivue.showcase import live_start, truck_rng
-    from trivue.trucks import EdgeTruck, Pace, PhotoPool, drive, edge_settings
+    from trivue.trucks import EdgeTruck, PhotoPool, drive, edge_settings
 
     logging.getLogger("edge").setLevel(logging.WARNING if not show.args.verbose else logging.DEBUG)
     photos = PhotoPool.default()

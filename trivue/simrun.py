@@ -118,9 +118,9 @@ class SimulationRun:
         if args.mode == "events":
             self._events(scenario, lifts, stream, faults, truth, restart)
         else:
-            from trivue.trucks import run_full_mode
+            from trivue.fullmode import FullRun
 
-            run_full_mode(self, scenario, lifts, stream, truth)
+            FullRun(self, scenario, stream, truth, faults, broker).play(lifts, args.speed)
         return truth
 
     def _events(self, scenario: Any, lifts: list, stream: Any, faults: Any, truth: Any, restart: Any) -> None:

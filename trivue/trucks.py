@@ -17,10 +17,9 @@ import random
 import shutil
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +113,12 @@ def write_burst(folder: Path, photo: Path, taken: datetime) -> None:
 class EdgeTruck:
     """One simulated truck: the real edge agent plus the simulator playing camera, GPS and RFID."""
 
-    def __init__(self, settings: Any, photos: PhotoPool, rng: random.Random, detector: Any = None) -> None:
+    def __init__(self, settings: Any, photos: PhotoPool, rng: random.Random, detector: Any = None,
+                 clock_skew_s: float = 0.0) -> None:
         from edge.app import Agent
 
         self.settings, self.photos, self.rng = settings, photos, rng
+        self.skew = timedelta(seconds=clock_skew_s)  # this truck's clock is off: frames and tags carry it
         self.bursts = Path(settings.source)
         self.bursts.mkdir(parents=True, exist_ok=True)
         self.agent = Agent.create(settings, detector)
@@ -137,10 +138,10 @@ class EdgeTruck:
         from edge.camera import frames, throttle
 
         key = f"{at:%Y%m%dT%H%M%S%f}-{planned.sequence:06d}"  # unique across rounds and restarts
-        write_burst(self.bursts / key, self.photos.pick(planned.contaminated, self.rng), at)
+        write_burst(self.bursts / key, self.photos.pick(planned.contaminated, self.rng), at + self.skew)
         if planned.bin_id:
-            self.agent.rfid.feed(planned.bin_id, at=at)  # read as the bin is hooked
-        self.agent.gps.set(GpsFix(**planned.gps, fix_at=at) if planned.gps else None)
+            self.agent.rfid.feed(planned.bin_id, at=at + self.skew)  # read as the bin is hooked
+        self.agent.gps.set(GpsFix(**planned.gps, fix_at=at) if planned.gps else None)  # GPS time is right
         source = frames(str(self.bursts), self.agent.outbox.is_consumed, follow=False)
         self.agent.pipeline.run(throttle(source, self.settings.frame_rate))
         event_id = self._event_id(key)
@@ -189,60 +190,3 @@ def drive(truck: EdgeTruck, lifts: list[PlannedLift], clock: Callable[[PlannedLi
         except Exception:  # one bad lift must not stop the truck (the agent's own rule)
             log.exception("%s: lift %d failed", truck.truck_id, planned.sequence)
 
-
-def run_full_mode(run: Any, scenario: Any, lifts: list[PlannedLift], stream: Any, truth: Any) -> None:
-    """``trivue simulate --mode full``: one thread per truck, each running its own edge agent."""
-    from rich.progress import Progress
-
-    from trivue.cli import CliError
-
-    args = run.args
-    try:
-        photos = PhotoPool.from_dirs(*args.images, "--images") if args.images else PhotoPool.default()
-        trucks = [EdgeTruck(edge_settings(t, run.truth_dir / "trucks", run.broker_url, run.prefix, stream,
-                                          args.model), photos, random.Random(f"{args.seed}:{t}")).start()
-                  for t in scenario.trucks]
-    except (ValueError, OSError) as error:  # bad config, model or rules: the agent's own messages
-        raise CliError(str(error)) from None
-    lock, stop = threading.Lock(), threading.Event()
-    pace = Pace(lifts, args.speed, stop)
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"{len(trucks)} edge agents", total=len(lifts))
-
-        def done(planned: PlannedLift, event_id: str | None) -> None:
-            with lock:
-                truth.add(planned, event_id or "", {}, 0.0, False, 0.0)
-                progress.advance(task)
-
-        threads = [threading.Thread(target=drive, args=(truck, [x for x in lifts if x.truck_id == truck.truck_id],
-                                                        pace.at, done, stop), daemon=True) for truck in trucks]
-        try:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            progress.update(task, description="waiting for the broker's acknowledgements")
-            unsent = [t.truck_id for t in trucks if not t.finish(60)]
-        finally:
-            stop.set()
-            for truck in trucks:
-                truck.close()
-    if unsent:
-        raise CliError(f"lifts of {', '.join(unsent)} not acknowledged in 60 s; they stay in their outboxes")
-
-
-class Pace:
-    """When each lift happens: as planned (speed 0) or now, after waiting ``1/speed`` of the planned gap."""
-
-    def __init__(self, lifts: list[PlannedLift], speed: float, stop: threading.Event) -> None:
-        self.t0 = min((x.started_at for x in lifts), default=datetime.now(UTC))
-        self.speed, self.stop = speed, stop
-        self.wall0 = time.monotonic()
-
-    def at(self, planned: PlannedLift) -> datetime | None:
-        if self.speed <= 0:
-            return None if self.stop.is_set() else planned.started_at
-        due = self.wall0 + (planned.started_at - self.t0).total_seconds() / self.speed
-        if self.stop.wait(max(0.0, due - time.monotonic())):
-            return None
-        return datetime.now(UTC)

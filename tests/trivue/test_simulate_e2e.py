@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,23 +139,36 @@ def test_broker_restart_and_outage_lose_nothing(tmp_path: Path, prefix: str) -> 
         broker.stop()
 
 
-def test_full_mode_runs_the_edge_agent(api: TestClient, tmp_path: Path, mqtt_broker: BrokerAddress,
-                                       prefix: str) -> None:
-    from trivue.simrun import SimulationRun
+def test_full_mode_runs_the_edge_agent_through_skew_and_a_broker_restart(tmp_path: Path, prefix: str) -> None:
+    from trivue.simrun import BrokerHandle, SimulationRun
     from vision.model import default_model_path
 
     if not default_model_path().is_file():
         pytest.skip("no detection model (neither models/ nor ../shared)")
-    args = simulate_args(tmp_path, mqtt_broker.url, trucks=1, mode="full", round_km=0.15)
-    run = SimulationRun(args, f"sqlite:///{tmp_path / 'trivue.db'}", mqtt_broker.url, prefix, tmp_path / "truth")
-    truth = run.play(*run.prepare())
-    rows = truth.rows
-    assert 3 <= len(rows) <= 40 and all(r["event_id"] for r in rows)
-    wait_stored(api, len(rows))
-    for row in rows[:3]:
-        lift = api.get(f"/api/lifts/{row['event_id']}").json()
-        assert lift["frames"] == 3 and lift["model"]["name"] != "trivue-simulator", lift
-        assert lift["truck_id"] == row["truck_id"]
+    broker = BrokerHandle("127.0.0.1", free_port()).start()
+    try:
+        url = f"mqtt://127.0.0.1:{broker.port}"
+        settings = server_settings(tmp_path, url, prefix)
+        with TestClient(create_app(settings)) as client:
+            wait_for(lambda: client.get("/api/health").json()["broker"] == "connected", "ingest connected")
+            args = simulate_args(tmp_path, url, trucks=2, mode="full", round_km=0.12, broker_restart=[60.0],
+                                 clock_skew=["--clock-skew", "3600", "--skew-share", "0.5"])
+            run = SimulationRun(args, settings.db_url, url, prefix, tmp_path / "truth")
+            truth = run.play(*run.prepare(), broker)
+            rows = truth.rows
+            assert truth.faults["broker_restarts"] == 1
+            assert 4 <= len(rows) <= 40 and all(r["event_id"] for r in rows)
+            wait_stored(client, len(rows))
+            skewed = {r["truck_id"] for r in rows if r["clock_skew_s"]}
+            assert len(skewed) == 1
+            for row in rows:
+                lift = client.get(f"/api/lifts/{row['event_id']}").json()
+                assert lift["frames"] == 3 and lift["model"]["name"] != "trivue-simulator", lift
+                assert lift["truck_id"] == row["truck_id"]
+                shift = (datetime.fromisoformat(lift["started_at"]) - datetime.fromisoformat(row["started_at"]))
+                assert abs(shift.total_seconds() - row["clock_skew_s"]) < 5, (shift, row["clock_skew_s"])
+    finally:
+        broker.stop()
 
 
 def simulate_args(tmp_path: Path, broker_url: str, trucks: int, mode: str = "events", round_km: float = 1.0,
@@ -167,6 +181,7 @@ def simulate_args(tmp_path: Path, broker_url: str, trucks: int, mode: str = "eve
         argv += ["--broker-restart", str(when)]
     for window in faults.get("outage", []):
         argv += ["--outage", window]
+    argv += faults.get("clock_skew", [])
     args = build_parser().parse_args(argv)
     args.database_url = f"sqlite:///{tmp_path / 'trivue.db'}"
     return args
