@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser("demo", help="run broker, server and simulated trucks on Rennes streets",
                                  description=__doc__.splitlines()[0])
     add_world_options(demo)
-    demo.set_defaults(trucks=2)
+    demo.set_defaults(trucks=3, round_km=5.0)  # about 15 km of the centre: the map fills at once
     demo.add_argument("--speed", type=float, default=10.0,
                       help="simulated seconds per real second for the live trucks (default 10)")
     demo.add_argument("--history-days", type=int, default=7, help="days of simulated history (default 7)")

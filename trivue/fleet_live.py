@@ -62,7 +62,7 @@ def start_event_trucks(show: Any) -> None:
         run = _events_run(show, show.link, truth)
         while not show.stop_event.is_set():
             lifts = scenario.lifts(live_start(), 1, show.options.driving)
-            run.run(lifts, show.args.speed, stop=show.stop_event)
+            run.run(lifts, show.args.speed, show.lift_done, stop=show.stop_event)
 
     _spawn(show, loop, "live-events")
 
@@ -88,7 +88,7 @@ def start_edge_trucks(show: Any, model: Path) -> None:
             while not show.stop_event.is_set():
                 lifts = day.lifts(truck.truck_id, scenario.rounds[truck.truck_id], live_start())
                 lifts = [replace(x, sequence=i) for i, x in enumerate(lifts)]
-                drive(truck, lifts, Pace(lifts, show.args.speed, show.stop_event).at, lambda *_: None,
+                drive(truck, lifts, Pace(lifts, show.args.speed, show.stop_event).at, show.lift_done,
                       show.stop_event)
 
         _spawn(show, loop, truck_id)

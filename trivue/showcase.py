@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+STATUS_EVERY_S = 30.0
 
 
 class Showcase:
@@ -34,6 +35,10 @@ class Showcase:
         self.trucks: list[Any] = []
         self.broker = self.server = self.server_thread = self.link = None
         self.notes: list[str] = []
+        self.live_lifts = 0  # counted by the truck threads (an int += under the GIL is enough here)
+
+    def lift_done(self, *_: object) -> None:
+        self.live_lifts += 1
 
     def start(self) -> None:
         if not self.args.verbose:  # the broker's state machine and Alembic narrate every step at INFO
@@ -188,10 +193,16 @@ class Showcase:
         Console(stderr=True).print(Panel("\n".join(lines), title="Trivue demo", border_style="red"))
 
     def wait(self, duration: float) -> None:
-        deadline = time.monotonic() + duration if duration > 0 else None
+        started = time.monotonic()
+        deadline = started + duration if duration > 0 else None
+        report = started + STATUS_EVERY_S
         while deadline is None or time.monotonic() < deadline:
             if self.server_thread is not None and not self.server_thread.is_alive():
                 raise CliError("the server stopped")
+            if time.monotonic() >= report:
+                report += STATUS_EVERY_S
+                log.info("live: %d lifts by %d trucks in %.0f s; dashboard %s/", self.live_lifts,
+                         len(self.scenario.trucks), time.monotonic() - started, self.url)
             time.sleep(0.5)
 
     def stop(self) -> None:
