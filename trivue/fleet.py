@@ -23,6 +23,7 @@ from trivue.faults import FaultPlan, malformed_payload
 from trivue.publisher import FleetLink
 from trivue.schedule import PlannedLift
 from trivue.truth import Truth
+from vision.rules import Verdict
 from vision.schema import GpsFix, LiftEvent, ModelInfo, Stream, TruckStats
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,13 @@ STATS_EVERY = 25  # lifts between two heartbeats of a truck
 RESTART_GRACE_S = 3.0  # after a broker restart, time for the server to subscribe again
 
 
-def lift_event(lift: PlannedLift, stream: Stream, counts: dict[str, int], verdict: object, skew_s: float) -> LiftEvent:
+def lift_event(lift: PlannedLift, stream: Stream, counts: dict[str, int], verdict: Verdict, skew_s: float) -> LiftEvent:
     shift = timedelta(seconds=skew_s)
     gps = GpsFix(**lift.gps, fix_at=lift.started_at + shift) if lift.gps else None
     return LiftEvent(truck_id=lift.truck_id, sequence=lift.sequence, stream=stream,
                      started_at=lift.started_at + shift, ended_at=lift.ended_at + shift, gps=gps,
-                     bin_id=lift.bin_id, counts=counts, errors=list(verdict.errors),  # type: ignore[attr-defined]
-                     contaminated=verdict.contaminated, score=verdict.score,  # type: ignore[attr-defined]
+                     bin_id=lift.bin_id, counts=counts, errors=list(verdict.errors),
+                     contaminated=verdict.contaminated, score=verdict.score,
                      model=SIM_MODEL, frames=0)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from trivue.rounds import Link, StreetNetwork, StreetRef
@@ -79,7 +80,7 @@ class HouseholdBuilder:
         self.network, self.rng, self.rfid_share = network, rng, rfid_share
         self._serial = 0
 
-    def build(self, rates: dict[StreetRef, float], addresses: list[AddressPoint] = (),
+    def build(self, rates: dict[StreetRef, float], addresses: Sequence[AddressPoint] = (),
               links: set[int] | None = None) -> list[Household]:
         """Households of the streets in ``rates`` (on ``links`` only, when given)."""
         by_street: dict[int, list[AddressPoint]] = defaultdict(list)

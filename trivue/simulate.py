@@ -11,8 +11,14 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trivue.cli import CliError
+
+if TYPE_CHECKING:
+    from trivue.faults import FaultPlan
+    from trivue.scenario import ScenarioOptions
+    from vision.schema import Stream
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.set_defaults(handler=run_simulate)
 
 
-def options_from(args: argparse.Namespace, days: int = 1):  # -> ScenarioOptions
+def options_from(args: argparse.Namespace, days: int = 1) -> ScenarioOptions:
     from trivue.households import ContaminationPlan
     from trivue.scenario import ScenarioOptions
     from trivue.schedule import DrivingSettings
@@ -106,14 +112,14 @@ def options_from(args: argparse.Namespace, days: int = 1):  # -> ScenarioOptions
                            contamination=plan, driving=driving)
 
 
-def fault_plan(args: argparse.Namespace):  # -> FaultPlan
+def fault_plan(args: argparse.Namespace) -> FaultPlan:
     from trivue.faults import FaultPlan, Window
 
     return FaultPlan(tuple(Window.parse(w) for w in args.outage), args.outage_share,
                      tuple(args.broker_restart), args.duplicates, args.skew_share, args.clock_skew, args.malformed)
 
 
-def stream_of(text: str):  # -> Stream
+def stream_of(text: str) -> Stream:
     from vision.schema import Stream
 
     try:
