@@ -113,7 +113,7 @@ def raw_run(settings: ServerSettings, messages: list[bytes], progress: Progress)
     client.on_message = on_message
     client.on_subscribe = lambda *_a: ready.set()
     topic = f"{settings.topic_prefix}/bench-truck/lift"
-    client.connect(*broker_of(settings))
+    client.connect(*broker_of(settings), properties=connect_properties(settings))  # same in-flight window
     client.subscribe(topic, qos=1)
     client.loop_start()
     ready.wait(10)

@@ -64,8 +64,9 @@ def connect_properties(settings: ServerSettings) -> Properties | None:
     properties = Properties(PacketTypes.CONNECT)
     # MQTT 5 ends a session at disconnect unless told otherwise: keep our queue while we restart.
     properties.SessionExpiryInterval = settings.mqtt_session_expiry_s
-    # We acknowledge after the commit: let the broker send a whole batch or two before waiting.
-    properties.ReceiveMaximum = min(65535, max(100, 2 * settings.ingest_batch_size))
+    # We acknowledge after the commit, so the broker must be allowed several batches in flight.
+    # Beyond them Mosquitto queues only max_queued_messages (default 1000) and drops the rest.
+    properties.ReceiveMaximum = min(65535, max(100, 10 * settings.ingest_batch_size))
     return properties
 
 
