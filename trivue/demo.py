@@ -55,7 +55,6 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.photos:
         from trivue.judge import run_judge
 
-        args.out = args.out or Path("trivue-data/judged")
         return run_judge(args)
     from trivue.showcase import Showcase
     from trivue.simulate import options_from, stream_of

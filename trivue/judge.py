@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def add_photo_options(parser: argparse.ArgumentParser) -> None:
                         help="photo folders (default: the shared datasets' val images, else the committed sample)")
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
     parser.add_argument("--rules", type=Path, default=None, help="sorting rules YAML (default: French rules)")
-    parser.add_argument("--out", type=Path, default=Path("trivue-data/judged"), help="annotated photos folder")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("TRIVUE_DATA_DIR", "trivue-data")) / "judged",
+                        help="annotated photos folder (default <TRIVUE_DATA_DIR>/judged)")
     parser.add_argument("--limit", type=int, default=0, help="judge at most N photos (0 = all)")
 
 
