@@ -8,6 +8,7 @@ unreachable. Topic prefixes and client ids are unique per test: the Mosquitto is
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 import uuid
@@ -29,6 +30,20 @@ from tests.conftest import BrokerAddress
 
 PG_USERS = ("postgres", "root")
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(mqtt_broker: BrokerAddress) -> Iterator[BrokerAddress]:
+    """The suite's broker, or the embedded one with TRIVUE_TEST_EMBEDDED_BROKER=1 (CI without Mosquitto)."""
+    if os.environ.get("TRIVUE_TEST_EMBEDDED_BROKER") != "1":
+        yield mqtt_broker
+        return
+    from tests.conftest import free_port
+    from trivue.broker import EmbeddedBroker
+
+    port = free_port()
+    with EmbeddedBroker("127.0.0.1", port):
+        yield BrokerAddress("127.0.0.1", port, "embedded")
 
 
 @pytest.fixture(scope="session")
