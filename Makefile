@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 RUN_STAMP := $(VENV)/.stamp-run
 DEV_STAMP := $(VENV)/.stamp-dev
 
-.PHONY: demo test lint bench install clean schema dashboard-assets
+.PHONY: demo test lint bench install clean schema dashboard-assets chaos
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ lint: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(PY) bench/detector.py
+
+# Long fault scenarios (minutes): offline round, broker/server/edge kills, PostgreSQL restarts.
+chaos: $(DEV_STAMP)
+	$(PY) bench/chaos.py
 
 schema: $(RUN_STAMP)
 	$(VENV)/bin/trivue schema > docs/lift-event.schema.json
