@@ -18,6 +18,7 @@ from typing import Any
 from trivue.cli import CliError
 from trivue.schedule import PlannedLift
 from trivue.trucks import EdgeTruck, PhotoPool, drive, edge_settings
+from vision.model import DetectorError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class FullRun:
                                                    stream, args.model), photos, random.Random(f"{args.seed}:{t}"),
                                      clock_skew_s=faults.skews.get(t, 0.0)).start()
                            for t in scenario.trucks]
-        except (ValueError, OSError) as error:  # bad config, model or rules: the agent's own messages
+        except (ValueError, OSError, DetectorError) as error:  # config, model or rules: the agent's own words
             raise CliError(str(error)) from None
 
     def play(self, lifts: list[PlannedLift], speed: float) -> None:

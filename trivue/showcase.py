@@ -164,21 +164,31 @@ class Showcase:
                               "model « trivue-simulator »)")
 
     def _live(self) -> None:
+        from rich.markup import escape
+
         from trivue.fleet_live import start_edge_trucks, start_event_trucks
-        from vision.model import default_model_path
+        from vision.model import DetectorError, default_model_path
 
         model = self.args.model or default_model_path()
         if not self.args.events_only and not Path(model).is_file():
             log.warning("no detection model (%s): live trucks send simulated judged events instead of "
                         "running the edge agent", model)
             self.args.events_only = True
+        if not self.args.events_only:
+            try:
+                start_edge_trucks(self, Path(model))
+            except (ValueError, OSError, DetectorError) as error:  # a model the rules do not cover...
+                if self.args.model is not None:  # asked for by name: the user must hear it
+                    raise CliError(str(error)) from None
+                log.error("the edge agent cannot start (%s): live trucks send judged events instead", error)
+                self.notes.append(f"[bold]edge agent NOT started: {escape(str(error))}[/]")
+                self.args.events_only = True
+            else:
+                self.notes.append(f"live trucks: the edge agent with {model}"
+                                  + (" (COCO fallback: never trained on waste)" if "coco" in Path(model).name else ""))
         if self.args.events_only:
             start_event_trucks(self)
             self.notes.append("live trucks: simulated judged events (no edge agent)")
-        else:
-            start_edge_trucks(self, Path(model))
-            self.notes.append(f"live trucks: the edge agent with {model}"
-                              + (" (COCO fallback: never trained on waste)" if "coco" in Path(model).name else ""))
 
     def _banner(self) -> None:
         from rich.console import Console
