@@ -24,7 +24,7 @@ from server.deps import Admin, ContextDep, Manager, SessionDep, Viewer
 from server.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
 from server.migrate import current_revision
 from server.reports import StreetFilter, street_detail, street_geojson, street_stats
-from server.store import DeadLetter, Evidence, Lift, Truck, utcnow
+from server.store import AuditEntry, DeadLetter, Evidence, Lift, Truck, utcnow
 from trivue import __version__
 from vision.schema import Stream
 
@@ -184,6 +184,18 @@ def _truck_routes(router: APIRouter) -> None:
         audit(db, who.actor, "truck.config", truck_id, str(config))
         db.commit()
         return config
+
+    @router.get("/audit", summary="The audit trail, newest first (admin)")
+    def audit_log(db: SessionDep, who: Admin, action: str | None = Query(default=None, max_length=64),
+                  limit: int = Query(default=100, ge=1, le=1000),
+                  before_id: int | None = Query(default=None, ge=1)) -> dict[str, Any]:
+        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        if action:
+            query = query.where(AuditEntry.action == action)
+        if before_id:
+            query = query.where(AuditEntry.id < before_id)
+        return {"items": [{"id": a.id, "at": a.at.isoformat(), "actor": a.actor, "action": a.action,
+                           "target": a.target, "detail": a.detail} for a in db.scalars(query)]}
 
     @router.get("/dead-letters", summary="Messages refused by ingest, newest first (manager)")
     def dead_letters(db: SessionDep, who: Manager, reason: str | None = Query(default=None, max_length=32),

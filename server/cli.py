@@ -55,6 +55,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--name", default="api", help="what the token is for (shown in the audit log)")
     add_config_argument(create)
     create.set_defaults(handler=create_token)
+    replay = subparsers.add_parser("dead-letters", help="inspect or replay messages refused by ingest")
+    replay_actions = replay.add_subparsers(dest="action", metavar="ACTION", required=True)
+    again = replay_actions.add_parser("replay", help="feed complete dead letters through ingest again")
+    again.add_argument("--reason", default=None, help="only this reason (e.g. unknown_truck)")
+    add_config_argument(again)
+    again.set_defaults(handler=replay_dead_letters)
+
     revoke = tokens.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("token_id", type=int)
     add_config_argument(revoke)
@@ -158,4 +165,20 @@ def revoke_token(args: argparse.Namespace) -> int:
             raise CliError(str(error)) from None
         session.commit()
     print(f"token {token.id} '{token.name}' revoked", file=sys.stderr)
+    return 0
+
+
+def replay_dead_letters(args: argparse.Namespace) -> int:
+    from server.app import LocatorCache, default_locator_factory
+    from server.evidence import EvidenceStore
+    from server.inbox import Inbox, replay_dead_letters
+    from server.metrics import Metrics
+
+    settings = settings_from(args)
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
+                  LocatorCache(default_locator_factory))
+    with open_database(settings) as session:
+        replayed, dead = replay_dead_letters(session, inbox, args.reason)
+        session.commit()
+    print(f"{replayed} dead letters replayed: {replayed - dead} stored, {dead} refused again", file=sys.stderr)
     return 0

@@ -82,8 +82,8 @@ class Inbox:
         self.prefix = settings.topic_prefix.rstrip("/") + "/"
         self.known = frozenset(settings.known_trucks) if settings.known_trucks is not None else None
 
-    def write(self, session: Session, messages: Sequence[Message]) -> None:
-        """Store a batch; the caller commits (and acknowledges the messages after that)."""
+    def write(self, session: Session, messages: Sequence[Message]) -> int:
+        """Store a batch; returns how many became dead letters. The caller commits, then acks."""
         batch = Batch()
         locator = self.locator(session)
         for message in messages:
@@ -92,6 +92,7 @@ class Inbox:
             except Refused as refused:
                 batch.dead.append(dead_letter(message, refused.reason, str(refused), self._truck_of(message)))
         self._flush(session, batch)
+        return len(batch.dead)
 
     def refuse(self, session: Session, message: Message, reason: str, detail: str) -> None:
         """Store ``message`` as a dead letter directly (a message that broke a batch)."""
@@ -196,3 +197,20 @@ class Inbox:
 _KINDS: dict[str, Callable[..., None]] = {
     "lift": Inbox._lift, "stats": Inbox._stats, "status": Inbox._status, "evidence": Inbox._evidence,
 }
+
+
+def replay_dead_letters(session: Session, inbox: Inbox, reason: str | None = None) -> tuple[int, int]:
+    """Feed complete dead letters through ``inbox`` again (after registering a truck, fixing a bug).
+
+    Each replayed letter is deleted; one that fails again comes back as a new dead letter. Letters
+    whose payload was truncated cannot be replayed and stay. Returns (replayed, still dead).
+    """
+    query = select(DeadLetter).order_by(DeadLetter.id)
+    if reason is not None:
+        query = query.where(DeadLetter.reason == reason)
+    letters = [d for d in session.scalars(query) if len(d.payload) == d.payload_size]
+    messages = [Message(d.topic, d.payload, d.received_at) for d in letters]
+    for letter in letters:
+        session.delete(letter)
+    session.flush()
+    return len(messages), inbox.write(session, messages)

@@ -35,6 +35,7 @@ ROUTES = [
     ("GET", "/api/lifts", "manager"),
     ("GET", "/api/lifts/{event}", "manager"),
     ("GET", "/api/dead-letters", "manager"),
+    ("GET", "/api/audit", "admin"),
 ]
 ROLES = ("viewer", "manager", "admin")
 

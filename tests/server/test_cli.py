@@ -96,3 +96,34 @@ def wait_health(url: str, timeout: float = 30.0) -> Any:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def test_dead_letters_replay_after_registering_a_truck(cli_env: str, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from server.cli import open_database
+    from server.evidence import EvidenceStore
+    from server.inbox import Inbox, Message
+    from server.metrics import Metrics
+    from server.store import DeadLetter, Lift
+    from tests.server.events import lift_event
+
+    settings = load_settings(known_trucks=["benne-01"])
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
+    now = datetime.now(UTC)
+    with open_database(settings) as session:
+        inbox.write(session, [Message(f"{settings.topic_prefix}/benne-02/lift", lift_event("benne-02").to_json()
+                                      .encode(), now),
+                              Message(f"{settings.topic_prefix}/benne-01/lift", b"{broken", now)])
+        session.commit()
+    monkeypatch.setenv("TRIVUE_KNOWN_TRUCKS", "benne-01,benne-02")
+    assert run(["dead-letters", "replay", "--reason", "unknown_truck"], monkeypatch) == 0
+    assert "1 dead letters replayed: 1 stored, 0 refused again" in capsys.readouterr().err
+    assert run(["dead-letters", "replay"], monkeypatch) == 0  # the broken one is refused again
+    assert "1 dead letters replayed: 0 stored, 1 refused again" in capsys.readouterr().err
+    with open_database(settings) as session:
+        assert session.scalar(select(func.count()).select_from(Lift)) == 1
+        assert list(session.scalars(select(DeadLetter.reason))) == ["invalid_json"]
