@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -41,7 +42,16 @@ def street_filter(since: date | None = None, until: date | None = None, stream: 
     return StreetFilter(since, until, stream.value if stream else None, commune, min_lifts)
 
 
-StreetFilterDep = Annotated[StreetFilter, Depends(street_filter)]
+def scoped_filter(flt: Annotated[StreetFilter, Depends(street_filter)], who: Viewer,
+                  ctx: ContextDep) -> StreetFilter:
+    """Viewers never see a street with fewer lifts than ``viewer_min_lifts``: too close to a household."""
+    floor = ctx.settings.viewer_min_lifts
+    if who.can("manager") or flt.min_lifts >= floor:
+        return flt
+    return replace(flt, min_lifts=floor)
+
+
+StreetFilterDep = Annotated[StreetFilter, Depends(scoped_filter)]
 
 
 def streets_csv(streets: list[dict[str, Any]]) -> str:
@@ -95,6 +105,10 @@ def api_router() -> APIRouter:
         detail = street_detail(db, street_id, flt)
         if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no street {street_id}")
+        if detail["lifts"] < flt.min_lifts:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"street {street_id} has fewer than {flt.min_lifts} lifts in this period: "
+                                "shown to managers only")
         return detail
 
     @router.get("/lifts", summary="Lifts, newest first, paginated (household-level: manager)")

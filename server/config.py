@@ -61,6 +61,8 @@ class ServerSettings(BaseModel):
     ingest_batch_wait_ms: int = Field(default=50, ge=0, le=10_000, description="Wait to fill a batch")
     session_hours: int = Field(default=12, ge=1, le=24 * 30, description="Login session lifetime")
     cookie_secure: bool = Field(default=True, description="Session cookie only over HTTPS (off in dev)")
+    viewer_min_lifts: int = Field(
+        default=1, ge=1, description="Streets with fewer lifts are hidden from viewers (privacy threshold)")
     dev: bool = Field(default=False, description="Open every route without login: demos only")
 
     @field_validator("timezone")

@@ -230,3 +230,22 @@ def test_truck_config_is_published_retained(server: Server, mqtt_broker: BrokerA
         client.disconnect()
     trucks = server.client.get("/api/trucks", headers=admin).json()["trucks"]
     assert next(t for t in trucks if t["truck_id"] == "benne-05")["config"]["stream"] == "glass"
+
+
+def test_viewers_do_not_see_streets_below_the_privacy_threshold(make_settings: Any, run_server: Any) -> None:
+    from server.streets import Locator
+
+    with run_server(make_settings(ingest_enabled=False, viewer_min_lifts=3)) as server:
+        import_rennes(server.sessions)
+        busy, quiet = points_on_streets(server.sessions, 2)
+        events = [lift_event(gps=(p.lat, p.lon), heading=p.heading) for p in (busy, busy, busy, quiet)]
+        with server.sessions() as session:
+            seed(server, events, Locator.from_session(session))
+        viewer, manager = server.token("viewer"), server.token("manager")
+        seen = {s["street_id"] for s in server.client.get("/api/streets", headers=viewer).json()["streets"]}
+        assert seen == {busy.street_id}
+        assert {f["id"] for f in server.client.get("/api/streets.geojson", headers=viewer).json()["features"]} == seen
+        assert server.client.get(f"/api/streets/{quiet.street_id}", headers=viewer).status_code == 403
+        everything = server.client.get("/api/streets", headers=manager).json()["streets"]
+        assert {s["street_id"] for s in everything} == {busy.street_id, quiet.street_id}
+        assert server.client.get(f"/api/streets/{quiet.street_id}", headers=manager).status_code == 200
