@@ -40,11 +40,18 @@ class SimulationRun:
         from sqlalchemy.orm import Session
 
         from server.db import make_engine
+        from server.migrate import upgrade_database
         from trivue.households import store_synthetic
         from trivue.scenario import build_scenario, load_network
 
         args = self.args
         engine = make_engine(self.db_url) if self.db_url else None
+        if engine is not None:
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            try:  # as every command acting on the server's database: bring it to the current schema
+                upgrade_database(engine)
+            except Exception as error:  # unreachable or foreign database: one line, not a traceback
+                raise CliError(f"database {engine.url.render_as_string(hide_password=True)}: {error}") from None
         with Session(engine) if engine else _NoSession() as session:
             try:
                 network = load_network(args.streets, args.commune, session if engine else None)

@@ -128,7 +128,21 @@ def stream_of(text: str) -> Stream:
         raise CliError(f"--stream {text!r} is not one of {[s.value for s in Stream]}") from None
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Every option checked before anything is read, started or written."""
+    stream_of(args.stream)
+    options_from(args)
+    faults = fault_plan(args)
+    if args.mode == "full" and (faults.outages or faults.duplicates or faults.malformed):
+        raise CliError("--outage, --duplicates and --malformed are events-mode faults (they test the server); "
+                       "full mode takes --clock-skew and --broker-restart")
+    if faults.broker_restarts and not args.embedded_broker:
+        raise CliError("--broker-restart needs --embedded-broker (the simulator must own the broker)")
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     from trivue.simrun import SimulationRun
+
+    check_options(args)
 
     return SimulationRun.from_args(args).run()

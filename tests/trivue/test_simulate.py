@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import random
 import statistics
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from trivue.cli import CliError
 from trivue.contents import ContentMaker
 from trivue.demo import SAMPLE_STREETS
@@ -118,3 +123,30 @@ def test_faults_windows_and_malformed_payloads() -> None:
         with pytest.raises(SchemaError):
             parse_lift_event(malformed_payload(kind, "t1", good))
     assert parse_lift_event(malformed_payload(2, "t1", good)).truck_id == "t1-impostor"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--outage", "soon"], "expected START+DURATION"),
+        (["--trucks", "0"], "at least one truck"),
+        (["--bad-rate", "1.5"], "between 0 and 1"),
+        (["--stream", "compost"], "is not one of"),
+        (["--mode", "full", "--duplicates", "0.1", "--embedded-broker"], "events-mode faults"),
+    ],
+)
+def test_simulate_bad_options_are_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "trivue", "simulate", "--streets", str(SAMPLE_STREETS),
+                          "--round-km", "0.2", "--broker", f"mqtt://127.0.0.1:{free_port()}", *args],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                         env={**os.environ, "TRIVUE_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_empty_database_says_to_import_streets(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "trivue", "simulate", "--database-url",
+                          f"sqlite:///{tmp_path / 'empty.db'}"], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=120, env={**os.environ, "TRIVUE_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 2 and "import streets first" in out.stderr, out.stderr

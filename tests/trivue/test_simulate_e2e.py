@@ -44,8 +44,8 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def server_settings(tmp_path: Path, broker_url: str, prefix: str) -> ServerSettings:
-    db_url = f"sqlite:///{tmp_path / 'trivue.db'}"
+def server_settings(tmp_path: Path, broker_url: str, prefix: str, db_url: str | None = None) -> ServerSettings:
+    db_url = db_url or f"sqlite:///{tmp_path / 'trivue.db'}"
     engine = make_engine(db_url)
     upgrade_database(engine)
     with Session(engine) as session:
@@ -61,9 +61,35 @@ def prefix() -> str:  # the broker may be shared with other test runs: a topic t
     return f"simtest-{uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[str]:
+    """SQLite in tmp_path, or a fresh PostgreSQL database when 127.0.0.1:5432 answers."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'trivue.db'}"
+        return
+    if not postgres_available:
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    import psycopg
+
+    name = f"trivue_sim_{uuid.uuid4().hex[:8]}"
+    for user in ("postgres", "root"):
+        try:
+            admin = psycopg.connect(f"postgresql://{user}@127.0.0.1:5432/test", autocommit=True, connect_timeout=3)
+        except psycopg.OperationalError:
+            continue
+        with admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                yield f"postgresql://{user}@127.0.0.1:5432/{name}"
+            finally:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    pytest.fail("PostgreSQL answers on 5432 but refuses both postgres and root")
+
+
 @pytest.fixture
-def api(tmp_path: Path, mqtt_broker: BrokerAddress, prefix: str) -> Iterator[TestClient]:
-    settings = server_settings(tmp_path, mqtt_broker.url, prefix)
+def api(tmp_path: Path, mqtt_broker: BrokerAddress, prefix: str, database_url: str) -> Iterator[TestClient]:
+    settings = server_settings(tmp_path, mqtt_broker.url, prefix, database_url)
     with TestClient(create_app(settings)) as client:
         wait_for(lambda: client.get("/api/health").json()["broker"] == "connected", "ingest connected")
         yield client
@@ -84,8 +110,8 @@ def wait_stored(client: TestClient, expected: int) -> dict[int, dict[str, Any]]:
 
 
 def test_events_round_matches_ground_truth(api: TestClient, tmp_path: Path, mqtt_broker: BrokerAddress,
-                                           prefix: str) -> None:
-    env_db = f"sqlite:///{tmp_path / 'trivue.db'}"
+                                           prefix: str, database_url: str) -> None:
+    env_db = database_url
     out = subprocess.run(
         [sys.executable, "-m", "trivue", "simulate", "--trucks", "3", "--round-km", "2", "--area", AREA,
          "--seed", "7", "--database-url", env_db, "--broker", mqtt_broker.url, "--truth", str(tmp_path / "truth"),
