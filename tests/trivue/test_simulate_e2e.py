@@ -8,6 +8,7 @@ Streets are the committed Rennes extract (so these tests run without ../shared t
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -143,6 +144,14 @@ def test_events_round_matches_ground_truth(api: TestClient, tmp_path: Path, mqtt
     assert top and all(sid in bad for sid in top), (top, bad)
     dead = api.get("/api/dead-letters").json()
     assert sum(dead["counts"].values()) == truth["faults"]["malformed_sent"]
+    # A skewed truck's lifts carry its wrong clock, exactly.
+    with (tmp_path / "truth" / "lifts.csv").open(encoding="utf-8") as rows:
+        skewed = [r for r in csv.DictReader(rows) if float(r["clock_skew_s"])][:3]
+    assert skewed
+    for row in skewed:
+        lift = api.get(f"/api/lifts/{row['event_id']}").json()
+        shift = datetime.fromisoformat(lift["started_at"]) - datetime.fromisoformat(row["started_at"])
+        assert abs(shift.total_seconds() - float(row["clock_skew_s"])) < 0.01
 
 
 def test_broker_restart_and_outage_lose_nothing(tmp_path: Path, prefix: str) -> None:
