@@ -249,3 +249,13 @@ def test_viewers_do_not_see_streets_below_the_privacy_threshold(make_settings: A
         everything = server.client.get("/api/streets", headers=manager).json()["streets"]
         assert {s["street_id"] for s in everything} == {busy.street_id, quiet.street_id}
         assert server.client.get(f"/api/streets/{quiet.street_id}", headers=manager).status_code == 200
+
+
+def test_login_locked_after_repeated_failures(api: Server) -> None:
+    api.user("eve", "viewer")
+    for _ in range(5):
+        assert api.client.post("/api/login", json={"name": "eve", "password": "guess guess"}).status_code == 401
+    locked = api.client.post("/api/login", json={"name": "eve", "password": PASSWORD})
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    api.user("frank", "viewer")  # other accounts are unaffected
+    assert api.client.post("/api/login", json={"name": "frank", "password": PASSWORD}).status_code == 200
