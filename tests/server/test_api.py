@@ -259,3 +259,18 @@ def test_login_locked_after_repeated_failures(api: Server) -> None:
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     api.user("frank", "viewer")  # other accounts are unaffected
     assert api.client.post("/api/login", json={"name": "frank", "password": PASSWORD}).status_code == 200
+
+
+def test_health_degraded_while_the_broker_is_unreachable(make_settings: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from tests.conftest import free_port
+
+    settings = make_settings(broker_url=f"mqtt://127.0.0.1:{free_port()}")  # nothing listens there
+    with TestClient(create_app(settings)) as client:
+        health = client.get("/api/health")
+        assert health.status_code == 503
+        assert health.json()["broker"] == "disconnected" and health.json()["database"] == "ok"
+        assert client.get("/api/streets", headers=Server(settings, client, client.app.state.ctx.sessions,
+                                                         None).token("viewer")).status_code == 200  # type: ignore[arg-type]
