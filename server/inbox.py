@@ -8,6 +8,7 @@ feeds it messages and acknowledges them once the batch is committed.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from vision.schema import SchemaError, TruckStats, parse_lift_event
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_BYTES = 4096  # enough to see what went wrong, not enough to keep a photo
+TRUCK_ID = re.compile(r"(?=.*[A-Za-z0-9])[A-Za-z0-9_.-]{1,64}")
 STATUSES = frozenset({"online", "offline", "stopped"})
 
 
@@ -108,10 +110,12 @@ class Inbox:
         parts = message.topic.removeprefix(self.prefix).split("/")
         truck_id, kind = parts[0], "/".join(parts[1:2])
         self.metrics.inc("trivue_ingest_messages_total", kind=kind if kind in _KINDS else "other")
+        if not TRUCK_ID.fullmatch(truck_id):  # LiftEvent.truck_id rule, and never "..": ids become paths
+            raise Refused("bad_topic", f"truck id {truck_id[:70]!r} in the topic is not valid")
         if self.known is not None and truck_id not in self.known:
             raise Refused("unknown_truck", f"truck {truck_id!r} is not in the truck registry")
         handler = _KINDS.get(kind)
-        if handler is None or not truck_id or len(parts) != (3 if kind == "evidence" else 2):
+        if handler is None or len(parts) != (3 if kind == "evidence" else 2):
             raise Refused("bad_topic", f"unexpected topic {message.topic!r}")
         limit = self.settings.max_evidence_bytes if kind == "evidence" else self.settings.max_payload_bytes
         if len(message.payload) > limit:
