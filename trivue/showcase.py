@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,7 @@ class Showcase:
 
         args = self.args
         area = args.area or (None if self.streets == SAMPLE_STREETS else RENNES_CENTRE)
-        self.options = options_from(args)
-        self.options = type(self.options)(**{**_fields(self.options), "area": area, "truck_prefix": "demo"})
+        self.options = replace(options_from(args), area=area, truck_prefix="demo")
         self.stream = stream_of(args.stream)
         with Session(self.engine) as session:
             network = StreetNetwork.from_session(session)
@@ -231,10 +231,6 @@ class Showcase:
         if self.broker is not None:
             self.broker.stop()
         log.info("demo stopped")
-
-
-def _fields(options: Any) -> dict[str, Any]:
-    return {name: getattr(options, name) for name in options.__dataclass_fields__}
 
 
 def live_start() -> datetime:
