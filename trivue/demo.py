@@ -44,8 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (default: Ctrl-C)")
     demo.add_argument("--events-only", action="store_true",
                       help="live trucks send judged events without running the edge agent (no model needed)")
-    demo.add_argument("--photos", action="store_true", help="instead: judge photos (as trivue judge)")
-    add_photo_options(demo)
+    demo.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
+    photos = demo.add_argument_group("photo verdicts instead (as trivue judge)")
+    photos.add_argument("--photos", action="store_true", help="judge photos instead of running the fleet")
+    add_photo_options(photos, with_model=False)
     demo.set_defaults(handler=run_demo)
     register_judge(subparsers)
     register_simulate(subparsers)

@@ -25,10 +25,11 @@ DEFAULT_PHOTO_DIRS = (
 SAMPLE_PHOTO_DIRS = tuple(Path(__file__).with_name("sample") / "images" / k for k in ("contaminated", "clean"))
 
 
-def add_photo_options(parser: argparse.ArgumentParser) -> None:
+def add_photo_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, with_model: bool = True) -> None:
     parser.add_argument("--images", type=Path, nargs="+", default=None,
                         help="photo folders (default: the shared datasets' val images, else the committed sample)")
-    parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
+    if with_model:
+        parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
     parser.add_argument("--rules", type=Path, default=None, help="sorting rules YAML (default: French rules)")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("TRIVUE_DATA_DIR", "trivue-data")) / "judged",
                         help="annotated photos folder (default <TRIVUE_DATA_DIR>/judged)")
