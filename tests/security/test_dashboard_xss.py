@@ -1,0 +1,134 @@
+"""The dashboard in a real browser shows hostile text as text: no script from OSM names or MQTT topics runs.
+
+Street names come from OpenStreetMap and topics from trucks: both reach the pages through the
+API. Each payload, if it were inserted as HTML, would set ``window.__pwned``; the test also checks
+that the payload is visible on the page as text, so a page that showed nothing would not pass.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from server.app import create_app
+from server.auth import add_user
+from server.config import load_settings
+from server.inbox import Message
+from tests.conftest import free_port
+from tests.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.server.events import lift_event
+
+PASSWORD = "correct horse battery staple"
+PAYLOADS = [
+    '<img src=x onerror="window.__pwned=1">',
+    "<script>window.__pwned=1</script>",
+    '"><svg onload="window.__pwned=1">',
+]
+
+
+def hostile_streets(folder: Path) -> Path:
+    features = [{"type": "Feature", "id": i + 1,
+                 "properties": {"name": f"Rue {payload}", "highway": "residential", "commune": "Rennes"},
+                 "geometry": {"type": "LineString",
+                              "coordinates": [[-1.68, 48.11 + i * 0.0005], [-1.679, 48.11 + i * 0.0005]]}}
+                for i, payload in enumerate(PAYLOADS)]
+    path = folder / "hostile.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    return path
+
+
+def seed(app: Any, folder: Path) -> int:
+    """Hostile streets with alert lifts on them, and a dead letter whose topic is a payload."""
+    from server.geo import Locator
+    from server.streets import Street, import_street_file
+
+    ctx = app.state.ctx
+    with ctx.sessions() as session, session.begin():
+        import_street_file(session, hostile_streets(folder))
+        add_user(session, "gestion", PASSWORD, "manager")
+    with ctx.sessions() as session:
+        locator = Locator.from_session(session)
+        street_id = session.query(Street.id).order_by(Street.id).first()[0]
+    from server.evidence import EvidenceStore
+    from server.inbox import Inbox
+    from server.metrics import Metrics
+
+    settings = ctx.settings
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
+                  lambda _s: locator)
+    now = datetime.now(UTC)
+    events = [lift_event("benne-01", gps=(48.11 + i * 0.0005, -1.6795), counts={"battery": 1, "bottle": 1})
+              for i in range(len(PAYLOADS)) for _ in range(6)]
+    messages = [Message(f"{settings.topic_prefix}/benne-01/lift", e.to_json().encode(), now) for e in events]
+    messages.append(Message(f"{settings.topic_prefix}/benne-01/{PAYLOADS[0]}", b"{}", now))
+    with ctx.sessions() as session, session.begin():
+        inbox.write(session, messages)
+    return street_id
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent")
+    folder = tmp_path_factory.mktemp("xss")
+    port = free_port()
+    settings = load_settings(env={}, data_dir=folder / "data", ingest_enabled=False, cookie_secure=False, port=port)
+    app = create_app(settings)
+    street_id = seed(app, folder)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", street_id
+    server.should_exit = True
+    thread.join(15)
+
+
+@pytest.fixture(scope="module")
+def page(site: tuple[str, int]) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    url, _ = site
+    login = httpx.post(f"{url}/api/login", json={"name": "gestion", "password": PASSWORD})
+    assert login.status_code == 200
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        # The collection day is Paris time (server setting); the page computes its period in the
+        # browser's zone, as a French depot's browser would.
+        context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+        context.add_cookies([{"name": name, "value": value, "url": url} for name, value in login.cookies.items()])
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+
+
+@pytest.mark.parametrize("path,shows", [
+    ("/classement?min_lifts=1", PAYLOADS),  # 6 lifts a street: under the default minimum
+    ("/alertes", PAYLOADS),
+    ("/rues/{street_id}", PAYLOADS[:1]),
+    ("/qualite", PAYLOADS[:1]),
+])
+def test_hostile_text_is_shown_as_text_and_never_runs(site: tuple[str, int], page: Any, path: str,
+                                                      shows: list[str]) -> None:
+    url, street_id = site
+    page.goto(url + path.format(street_id=street_id))
+    page.wait_for_load_state("networkidle")
+    body = page.locator("body")
+    for payload in shows:
+        try:
+            body.get_by_text(payload, exact=False).first.wait_for(timeout=10_000)
+        except Exception:  # the failure message says what was on the page instead
+            pytest.fail(f"{path} does not show {payload!r} as text; page text: {body.inner_text()[:600]!r}")
+    assert page.evaluate("window.__pwned") is None, f"a payload ran as HTML on {path}"
