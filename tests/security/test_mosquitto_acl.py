@@ -198,3 +198,17 @@ def test_tls_listener_refuses_plain_mqtt(broker: SecuredMosquitto) -> None:
     finally:
         probe.close()
     assert reason is None or reason.is_failure
+
+
+def test_packets_over_the_broker_limit_never_reach_the_server(broker: SecuredMosquitto, probes: list[Probe]) -> None:
+    """max_packet_size (3 MB): a bigger photo is dropped with its sender's connection; 1 MB passes."""
+    server = server_probe(broker, probes)
+    big = connected(broker, probes, "truck-a")
+    topic = f"{P}/truck-a/evidence/0b7e1d1c-62c5-4a4b-9a52-6a57b7f6d2a8"
+    big.client.publish(topic, b"\xff" * 3_500_000, qos=1)
+    assert big.disconnects.get(timeout=10) is not None  # the broker closed the connection
+    # paho would resend it after every reconnect, forever: a sender must never queue such a message.
+    big.close()
+    assert server.messages(SETTLE_S) == []
+    connected(broker, probes, "truck-a").publish(topic, b"\xff" * 1_000_000)
+    assert [len(p) for _, p in server.messages(2.0)] == [1_000_000]
