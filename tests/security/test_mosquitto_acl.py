@@ -8,6 +8,7 @@ deploy/tls/make-certs.sh; real paho clients try what a stolen or buggy truck wou
 from __future__ import annotations
 
 import queue
+import re
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from tests.security.secured_mosquitto import (
+    DEPLOY,
     SERVER_USER,
     Probe,
     SecuredMosquitto,
@@ -212,3 +214,21 @@ def test_packets_over_the_broker_limit_never_reach_the_server(broker: SecuredMos
     assert [t for t, _ in server.messages(SETTLE_S) if t == topic] == []  # (retained configs may come)
     connected(broker, probes, "truck-a").publish(topic, b"\xff" * 1_000_000)
     assert [len(p) for t, p in server.messages(2.0) if t == topic] == [1_000_000]
+
+
+PATHS = ("password_file", "acl_file", "persistence_location", "cafile", "certfile", "keyfile")
+
+
+def directives(name: str) -> list[str]:
+    """Setting lines of a shipped config, paths left out; the 1883 listener's bind address too."""
+    lines = (DEPLOY / "mosquitto" / name).read_text().splitlines()
+    kept = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return [("listener 1883" if line.startswith("listener 1883") else line) for line in kept
+            if line.split()[0] not in PATHS]
+
+
+def test_the_compose_config_has_the_same_settings_as_the_host_config() -> None:
+    assert directives("compose.conf") == directives("mosquitto.conf")
+    compose = (DEPLOY / "mosquitto" / "compose.conf").read_text()
+    for directive in PATHS:
+        assert re.search(rf"^{directive} /mosquitto/", compose, re.MULTILINE), directive
