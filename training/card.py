@@ -62,8 +62,9 @@ def render(name: str, version: str, mapping: Path | None, run: dict, report: dic
         f"(onnxruntime, CPU). Classes: {classes} (the names of `vision/rules_fr.yaml`).", "",
         "## Training", "",
         f"- Model `{run.get('model')}`, init `{run.get('init')}`, image size {run.get('imgsz')}, "
-        f"batch {run.get('batch')}, budget {run.get('hours') or '-'} h / {run.get('epochs')} epochs max, "
-        f"seed {run.get('seed')}; training-data hash `{run.get('data_hash')}`.",
+        f"batch {run.get('batch')}, seed {run.get('seed')}: {run.get('epochs_done', '?')} epochs in "
+        f"{run.get('train_minutes', '?')} min on 2 shared CPU cores (budget {run.get('hours') or '-'} h); "
+        f"training-data hash `{run.get('data_hash')}`.",
         f"- {COCO_NOTE}", "",
         "## Data", "", *sources_section(mapping, report), "",
         "Both datasets are CC BY 4.0: credit their authors as above when redistributing the model.", "",
@@ -82,8 +83,8 @@ def render(name: str, version: str, mapping: Path | None, run: dict, report: dic
               "during evaluation on the 2-core dev machine)."]
     if int8:
         verdict = "shipped" if int8.get("written") else f"not shipped ({int8.get('reason')})"
-        lines.append(f"- INT8 (static, per-channel, Conv only): {int8['ms_per_image']} ms per image, "
-                     f"×{int8['speedup']} vs FP32, mAP50 {int8['map50']:.3f} (drop {int8['map50_drop']:.3f}): "
-                     f"{verdict}.")
+        lines.append(f"- INT8 (static, per-channel, Conv only): {int8['ms_per_image']} ms per image against "
+                     f"{int8['fp32_ms_per_image']} ms for FP32 (side by side, whole detector), "
+                     f"×{int8['speedup']}; mAP50 {int8['map50']:.3f} (drop {int8['map50_drop']:.3f}): {verdict}.")
     lines += [*(extra or []), "", "## Limits", "", LIMITS, ""]
     return "\n".join(lines)
