@@ -189,15 +189,17 @@ def clip_box(values: list[float], label: Path, number: int, report: SourceReport
 
 
 def check_image(image: Path) -> str:
-    """sha256 of the file; raise when it is not a decodable image header."""
-    from PIL import Image, UnidentifiedImageError
+    """sha256 of the file; raise when it does not decode.
+
+    OpenCV, not PIL: Ultralytics patches ``PIL.Image.open`` to fetch a HEIF plugin on unknown files.
+    """
+    import cv2
+    import numpy as np
 
     data = image.read_bytes()
-    try:
-        with Image.open(image) as im:
-            im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DatasetError(f"{image}: not a readable image ({error})") from None
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8) if data else None
+    if decoded is None:
+        raise DatasetError(f"{image}: not a readable image")
     return hashlib.sha256(data).hexdigest()
 
 

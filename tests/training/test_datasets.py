@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -11,15 +12,13 @@ import yaml
 from training.datasets import DatasetError, load_mapping, merge
 from trivue.paths import REPO_ROOT
 
-Image = pytest.importorskip("PIL.Image")  # pillow comes with the train extra
-
 TAXONOMY = ["bag", "bottle", "can"]
 
 
 def make_image(path: Path, seed: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = np.random.default_rng(seed).integers(0, 255, (32, 48, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
+    cv2.imwrite(str(path), pixels)
 
 
 def make_source(root: Path, names: list[str], files: dict[str, dict[str, str | None]], seed: int = 0) -> Path:

@@ -72,6 +72,9 @@ def test_train_export_evaluate_smoke(shared_dir: Path, tmp_path: Path) -> None:
     meta = detector.session.get_modelmeta().custom_metadata_map
     assert len(meta["trivue_data_hash"]) == 16 and "map50" in json.loads(meta["trivue_metrics"])
     assert exported["int8"]["written"] and Detector(exported["int8"]["onnx"]).names == detector.names
+    card = Path(exported["card"]).read_text()
+    assert "CC BY 4.0" in card and "AGPL-3.0" in card and "| cup |" in card
+    assert onnx.with_name("trivue-waste-pr.png").stat().st_size > 10_000
 
     report = json.loads(trivue("evaluate", "--data", str(run), "--model", str(onnx), "--json", home=home).stdout)
     assert {"map50", "map50_95", "per_class", "error_precision", "error_recall"} <= set(report)
