@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=15)
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     args = parser.parse_args()
     offline_environment(args.run)
     import torch
@@ -33,6 +35,7 @@ def main() -> None:
     from ultralytics.data.utils import check_det_dataset
     from ultralytics.nn.tasks import DetectionModel, load_checkpoint
 
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     cfg = get_cfg(overrides={"imgsz": args.imgsz, "cache": "ram", "mode": "train"})
     data = check_det_dataset(str(args.run / "data" / "data.yaml"))
     dataset = build_yolo_dataset(cfg, data["train"], args.batch, data, mode="train")

@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--close-mosaic", type=int, default=5, help="last N epochs without mosaic")
     train.add_argument("--fraction", type=float, default=1.0, help="use this fraction of the training images")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
     train.add_argument("--no-cache", action="store_true", help="decode images every epoch (saves RAM)")
     train.add_argument("--no-plots", action="store_true")
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
@@ -67,7 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data, run_dir=args.run, model=args.model, init=args.init, imgsz=args.imgsz,
         epochs=args.epochs, hours=args.hours, batch=args.batch, close_mosaic=args.close_mosaic,
-        seed=args.seed, cache=not args.no_cache, fraction=args.fraction, plots=not args.no_plots,
+        seed=args.seed, threads=args.threads, cache=not args.no_cache, fraction=args.fraction, plots=not args.no_plots,
     )
     try:
         best = train(config, resume=args.resume)

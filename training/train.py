@@ -48,6 +48,7 @@ class TrainConfig:
     fraction: float = 1.0
     patience: int = 100
     plots: bool = True
+    threads: int = 0  # torch CPU threads; 0 = all cores
 
     def to_json(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
@@ -66,6 +67,8 @@ def offline_environment(run_dir: Path) -> Path:
     os.environ.setdefault("MPLCONFIGDIR", str(config / "matplotlib"))  # font cache of the plots
     os.environ["YOLO_OFFLINE"] = "1"  # is_online() -> False: no hub sync, no downloads attempted
     os.environ["YOLO_AUTOINSTALL"] = "false"  # never pip-install at run time
+    # Ultralytics sets OMP_NUM_THREADS=1 at import when unset: CPU training would use one core
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     from ultralytics.utils import LOGGER, USER_CONFIG_DIR
 
     install_fonts(Path(USER_CONFIG_DIR))
@@ -136,7 +139,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise TrainError(f"--model {config.model}: choose one of {', '.join(MODELS)}")
     config.run_dir.mkdir(parents=True, exist_ok=True)
     offline_environment(config.run_dir)
+    import torch
     from ultralytics import YOLO
+
+    torch.set_num_threads(config.threads or os.cpu_count() or 1)  # torch may be imported already
 
     if resume:
         last = last_checkpoint(config.run_dir)
