@@ -6,6 +6,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,23 @@ def mqtt_broker() -> Iterator[BrokerAddress]:
 @pytest.fixture(scope="session")
 def postgres_available() -> bool:
     return port_open("127.0.0.1", 5432)
+
+
+# Debian's Chromium driven by Playwright with executable_path: never a browser download.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One browser for the whole run: Playwright's sync API allows a single live instance per
+    thread (a second ``sync_playwright()`` while one is open fails with "inside the asyncio loop")."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

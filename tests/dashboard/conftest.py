@@ -31,9 +31,6 @@ from server.store import Truck
 from tests.conftest import BrokerAddress, free_port
 from tests.dashboard.seed import PASSWORD, SeededCity, seed_city
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 SILENT_TRUCK = "benne-09"
 PHOTOS = 4
 
@@ -177,17 +174,6 @@ class Browser:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
-
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -23,8 +23,7 @@ from server.app import create_app
 from server.auth import add_user
 from server.config import load_settings
 from server.inbox import Message
-from tests.conftest import free_port
-from tests.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import CHROMIUM, free_port
 from tests.server.events import lift_event
 
 PASSWORD = "correct horse battery staple"
@@ -96,22 +95,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def page(site: tuple[str, int]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
+def page(site: tuple[str, int], chromium: Any) -> Iterator[Any]:
     url, _ = site
     login = httpx.post(f"{url}/api/login", json={"name": "gestion", "password": PASSWORD})
     assert login.status_code == 200
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        # The collection day is Paris time (server setting); the page computes its period in the
-        # browser's zone, as a French depot's browser would.
-        context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
-        context.add_cookies([{"name": name, "value": value, "url": url} for name, value in login.cookies.items()])
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
+    # The collection day is Paris time (server setting); the page computes its period in the
+    # browser's zone, as a French depot's browser would.
+    context = chromium.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    context.add_cookies([{"name": name, "value": value, "url": url} for name, value in login.cookies.items()])
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
 
 
 @pytest.mark.parametrize("path,shows", [

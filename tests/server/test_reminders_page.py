@@ -10,13 +10,13 @@ import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import CHROMIUM, free_port
 from tests.server.reminders_city import City, engine_for, seed_city
 
-CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "correct-horse-battery"
 
 
@@ -52,55 +52,54 @@ def served(tmp_path: Path) -> Iterator[tuple[City, str]]:
             thread.join(10)
 
 
-def test_review_page(served: tuple[City, str], tmp_path_factory: pytest.TempPathFactory) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from playwright.sync_api import expect
 
     city, url = served
     shots = Path(os.environ.get("TRIVUE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("reminders-shots"))
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-        page.set_default_timeout(15_000)
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{url}/rappels")
-        page.get_by_label("Identifiant").fill("gestionnaire")
-        page.get_by_label("Mot de passe").fill(PASSWORD)
-        page.get_by_role("button", name="Se connecter").click()
-        page.wait_for_url("**/rappels")
-        page.get_by_role("button", name="Simuler").click()
-        expect(page.locator("#plan-status")).to_contain_text("message(s) proposés")
-        expect(page.locator("#plan-table")).to_contain_text(city.addresses["target"].label)
-        page.get_by_label("Nom de la campagne").fill("Novembre")
-        page.get_by_role("button", name="Créer la campagne").click()
-        target = page.locator(f"#queue li:has-text('{city.addresses['target'].label}')").first
-        expect(target).to_contain_text("à relire")
-        images = target.locator("img")
-        expect(images).to_have_count(3)
-        images.first.scroll_into_view_if_needed()
-        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=images.first.element_handle())
-        target.get_by_label("Motif du refus").select_option("false_detection")
-        target.get_by_role("button", name="Refuser").click()
-        expect(page.locator(f"#queue li:has-text('{city.addresses['target'].label}')").first).to_contain_text("refusé")
-        street = page.locator("#queue li:has-text('Rue Hoche, Rennes')").first
-        street.get_by_role("button", name="Approuver").click()
-        expect(page.locator("#queue li:has-text('Rue Hoche, Rennes')").first).to_contain_text("approuvé")
-        page.once("dialog", lambda dialog: dialog.accept())
-        page.get_by_role("button", name="Envoyer les messages approuvés").click()
-        expect(page.locator("#campaign-status")).to_contain_text("Envoyés : print 1")
-        expect(page.locator("#effect-verdict")).to_contain_text("Trop peu de levées pour conclure")
-        expect(page.locator("nav a[aria-current=page]")).to_have_text("Rappels")
-        contacts = Path(shots / "contacts.csv")
-        contacts.write_text("key,name,email,phone\nbin:BAC-0042,M. Durand,durand@example.fr,\nmaison,X,,\n")
-        page.set_input_files("#contacts-file", str(contacts))
-        page.get_by_role("button", name="Importer").click()
-        expect(page.locator("#rights-status")).to_contain_text("1 contact(s) importé(s), 1 ligne(s) refusée(s)")
-        page.get_by_label("Clé du foyer").fill("bin:BAC-0042")
-        page.once("dialog", lambda dialog: dialog.accept())
-        page.get_by_role("button", name="Effacer les données du foyer").click()
-        expect(page.locator("#rights-status")).to_contain_text("1 contact(s) supprimé(s), 1 élément(s) anonymisé(s)")
-        expect(page.locator("#queue")).not_to_contain_text("BAC-0042")
-        page.screenshot(path=str(shots / "rappels.png"), full_page=True)
-        browser.close()
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{url}/rappels")
+    page.get_by_label("Identifiant").fill("gestionnaire")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url("**/rappels")
+    page.get_by_role("button", name="Simuler").click()
+    expect(page.locator("#plan-status")).to_contain_text("message(s) proposés")
+    expect(page.locator("#plan-table")).to_contain_text(city.addresses["target"].label)
+    page.get_by_label("Nom de la campagne").fill("Novembre")
+    page.get_by_role("button", name="Créer la campagne").click()
+    target = page.locator(f"#queue li:has-text('{city.addresses['target'].label}')").first
+    expect(target).to_contain_text("à relire")
+    images = target.locator("img")
+    expect(images).to_have_count(3)
+    images.first.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=images.first.element_handle())
+    target.get_by_label("Motif du refus").select_option("false_detection")
+    target.get_by_role("button", name="Refuser").click()
+    expect(page.locator(f"#queue li:has-text('{city.addresses['target'].label}')").first).to_contain_text("refusé")
+    street = page.locator("#queue li:has-text('Rue Hoche, Rennes')").first
+    street.get_by_role("button", name="Approuver").click()
+    expect(page.locator("#queue li:has-text('Rue Hoche, Rennes')").first).to_contain_text("approuvé")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Envoyer les messages approuvés").click()
+    expect(page.locator("#campaign-status")).to_contain_text("Envoyés : print 1")
+    expect(page.locator("#effect-verdict")).to_contain_text("Trop peu de levées pour conclure")
+    expect(page.locator("nav a[aria-current=page]")).to_have_text("Rappels")
+    contacts = Path(shots / "contacts.csv")
+    contacts.write_text("key,name,email,phone\nbin:BAC-0042,M. Durand,durand@example.fr,\nmaison,X,,\n")
+    page.set_input_files("#contacts-file", str(contacts))
+    page.get_by_role("button", name="Importer").click()
+    expect(page.locator("#rights-status")).to_contain_text("1 contact(s) importé(s), 1 ligne(s) refusée(s)")
+    page.get_by_label("Clé du foyer").fill("bin:BAC-0042")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Effacer les données du foyer").click()
+    expect(page.locator("#rights-status")).to_contain_text("1 contact(s) supprimé(s), 1 élément(s) anonymisé(s)")
+    expect(page.locator("#queue")).not_to_contain_text("BAC-0042")
+    page.screenshot(path=str(shots / "rappels.png"), full_page=True)
+    context.close()
     assert errors == [], errors
