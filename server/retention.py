@@ -1,4 +1,4 @@
-"""Retention limits (GDPR/CNIL): raw lifts, photos and dead letters are deleted when they expire.
+"""Retention limits (GDPR/CNIL): raw lifts, photos, dead letters and audit entries are deleted when they expire.
 
 Street aggregates are kept: they are what the service is for and hold no household data. The
 purge runs at start-up and hourly inside ``trivue server``; each run is written to the audit log.
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.auth import audit, purge_sessions
 from server.config import ServerSettings
 from server.evidence import EvidenceStore
-from server.store import DeadLetter, Evidence, Lift, utcnow
+from server.store import AuditEntry, DeadLetter, Evidence, Lift, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,11 @@ class PurgeReport:
     photos: int
     dead_letters: int
     sessions: int
+    audit_entries: int = 0
 
     @property
     def total(self) -> int:
-        return self.lifts + self.photos + self.dead_letters + self.sessions
+        return self.lifts + self.photos + self.dead_letters + self.sessions + self.audit_entries
 
 
 def _purge_photos(session: Session, evidence: EvidenceStore, before: datetime, lifts_before: datetime) -> int:
@@ -57,7 +58,11 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     lifts = session.execute(delete(Lift).where(Lift.started_at < lifts_before)).rowcount or 0
     dead_before = now - timedelta(days=settings.dead_letter_retention_days)
     dead = session.execute(delete(DeadLetter).where(DeadLetter.received_at < dead_before)).rowcount or 0
-    report = PurgeReport(lifts, photos, dead, purge_sessions(session))
+    # The audit log is purged before the purge writes its own entry: that entry is about this run
+    # and must survive it.
+    audit_before = now - timedelta(days=settings.audit_retention_days)
+    audits = session.execute(delete(AuditEntry).where(AuditEntry.at < audit_before)).rowcount or 0
+    report = PurgeReport(lifts, photos, dead, purge_sessions(session), audits)
     if report.total:
         audit(session, "system", "retention.purge", detail=str(asdict(report)))
         log.info("retention: deleted %s", asdict(report))
