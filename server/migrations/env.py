@@ -11,7 +11,7 @@ import os
 from alembic import context
 
 from server.db import Base, make_engine
-from server.migrate import load_models
+from server.migrate import include_object, load_models
 
 load_models()
 target_metadata = Base.metadata
@@ -23,6 +23,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
         compare_type=True,
+        include_object=include_object,  # the reminders' tables have their own tree: never ours to drop
     )
     with context.begin_transaction():
         context.run_migrations()
