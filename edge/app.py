@@ -174,7 +174,7 @@ class Agent:
 
     def run(self, once: bool) -> int:
         """Process the source; with ``once``, flush and return 0 only if every row was acknowledged."""
-        self.evidence.prune()
+        self.evidence.start_pruning()  # now, then hourly: the agent runs for weeks without a restart
         self.uplink.start()
         source = frames(self.settings.source, self.outbox.is_consumed, follow=not once,
                         settle_s=self.settings.trigger.burst_settle_s,
@@ -191,6 +191,7 @@ class Agent:
         return 1
 
     def close(self) -> None:
+        self.evidence.stop_pruning()
         self.uplink.stop()
         for part in (self.trigger, self.gps, self.rfid, self.alert, self.outbox):
             part.close()

@@ -102,7 +102,9 @@ class TrackingSettings(_Strict):
 
 class EvidenceSettings(_Strict):
     dir: Path = Field(default=Path("evidence"), description="Local copies of evidence photos")
-    retention_days: int = Field(default=30, ge=0, description="Local photos older than this are deleted")
+    # 7 days: the privacy notice (docs/privacy.md) and the DPIA ask for it on the truck; the
+    # server keeps its own copy longer, under access control and audit.
+    retention_days: int = Field(default=7, ge=0, description="Local photos older than this are deleted")
     max_side: int = Field(default=960, ge=64, le=8192, description="Photos are downscaled to this longest side")
     jpeg_quality: int = Field(default=80, ge=10, le=100)
     outside: Literal["blur", "black"] = Field(default="blur", description="What hides the world outside the hopper")

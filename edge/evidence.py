@@ -2,14 +2,19 @@
 
 Order matters: downscale (cheaper blur, smaller file), hide everything outside the hopper polygon
 (pavement, people, number plates never leave the truck recognisable), then draw the wrong items'
-boxes on that copy so the boxes stay crisp. A copy is kept on the device for ``retention_days``.
+boxes on that copy so the boxes stay crisp. A copy is kept on the device for ``retention_days``
+(7 by default, docs/privacy.md): a background thread deletes older copies every hour, whether or not
+new photos arrive (a parked truck's agent runs for weeks without a contaminated lift).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +66,14 @@ def _scaled(detections: Detections, scale: float) -> Detections:
 class EvidenceStore:
     """Renders evidence photos and keeps local copies for a limited time."""
 
-    def __init__(self, settings: EvidenceSettings, region: Region, names: tuple[str, ...]) -> None:
+    def __init__(self, settings: EvidenceSettings, region: Region, names: tuple[str, ...],
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings, self.region, self.names = settings, region, names
         self.settings.dir.mkdir(parents=True, exist_ok=True)
-        self._pruned_at = float("-inf")
+        self._clock = clock  # wall clock (file ages are mtimes); tests pass a fake one
+        self.prune_passes = 0  # lets tests wait for a pass instead of sleeping
+        self._stop = threading.Event()
+        self._pruner: threading.Thread | None = None
 
     def render(self, frame: EvidenceFrame, severity_of: dict[str, str]) -> Photo:
         image, scale = downscale(frame.image, self.settings.max_side)
@@ -83,22 +92,49 @@ class EvidenceStore:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{event_id}.jpg"
         path.write_bytes(photo.jpeg)
-        if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:  # trucks run for weeks without a restart
-            self.prune()
         return path
+
+    def start_pruning(self, every_s: float | None = None) -> None:
+        """Prune now, then every ``every_s`` (default hourly) in a daemon thread until ``stop_pruning``."""
+        if self._pruner is not None:
+            return
+        every_s = PRUNE_EVERY_S if every_s is None else every_s
+        self._stop.clear()
+        self._pruner = threading.Thread(target=self._prune_loop, args=(every_s,), name="evidence-prune",
+                                        daemon=True)
+        self._pruner.start()
+
+    def stop_pruning(self) -> None:
+        self._stop.set()
+        if self._pruner is not None:
+            self._pruner.join(timeout=5)
+            self._pruner = None
+
+    def _prune_loop(self, every_s: float) -> None:
+        while True:
+            try:
+                self.prune()
+            except OSError:  # a full or flaky disk must not end the schedule: next pass retries
+                log.exception("evidence pruning failed; retrying in %.0f s", every_s)
+            if self._stop.wait(every_s):
+                return
 
     def prune(self, now: float | None = None) -> int:
         """Delete local photos older than the retention period; returns how many."""
-        self._pruned_at = time.monotonic()
-        limit = (now or time.time()) - self.settings.retention_days * 86_400
+        limit = (self._clock() if now is None else now) - self.settings.retention_days * 86_400
         removed = 0
         for path in self.settings.dir.glob("*/*.jpg"):
-            if path.stat().st_mtime < limit:
-                path.unlink(missing_ok=True)
-                removed += 1
+            try:
+                if path.stat().st_mtime < limit:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            except FileNotFoundError:  # deleted meanwhile (by hand, or an overlapping pass)
+                continue
         for folder in self.settings.dir.iterdir():
             if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+                with contextlib.suppress(OSError):  # keep() just made it for a new photo: leave it
+                    folder.rmdir()
         if removed:
             log.info("deleted %d evidence photo(s) older than %d days", removed, self.settings.retention_days)
+        self.prune_passes += 1
         return removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -54,3 +55,63 @@ def test_render_and_retention(tmp_path: Path, photo: np.ndarray) -> None:
     old = store.keep("event-0", rendered).rename(stale / "event-0.jpg")
     os.utime(old, (time.time() - 8 * 86400,) * 2)
     assert store.prune() == 1 and kept.exists() and not stale.exists()
+
+
+class FakeClock:
+    """Wall-clock seconds that a test moves forward by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_scheduled_pruning_deletes_photos_after_the_default_seven_days(tmp_path: Path, photo: np.ndarray) -> None:
+    """No new photo needed: the pruner runs on its own schedule (a parked truck keeps its agent up)."""
+    clock = FakeClock()
+    store = EvidenceStore(EvidenceSettings(dir=tmp_path / "ev"), LEFT_HALF, ("bottle",), clock=clock)
+    kept = store.keep("event-1", store.render(EvidenceFrame(photo, Detections.from_rows([])), {}))
+    store.start_pruning(every_s=0.01)
+    try:
+        clock.now += 6.9 * 86_400  # within the 7 days: every pass keeps it
+        seen = store.prune_passes
+        assert wait_for(lambda: store.prune_passes >= seen + 2)  # two whole passes after the clock moved
+        assert kept.exists()
+        clock.now += 0.2 * 86_400  # 7.1 days old
+        assert wait_for(lambda: not kept.exists()), "the scheduled pass did not delete a 7.1-day-old photo"
+        assert wait_for(lambda: not kept.parent.exists())  # the empty day folder goes too
+    finally:
+        store.stop_pruning()
+    passes = store.prune_passes
+    clock.now += 1.0
+    time.sleep(0.05)
+    assert store.prune_passes == passes  # stopped means stopped
+
+
+def test_the_agent_prunes_on_a_schedule_while_it_runs(tmp_path: Path, photo: np.ndarray, monkeypatch) -> None:
+    from edge.app import Agent
+    from tests.edge.helpers import ScriptedDetector
+    from tests.edge.test_agent import settings_for
+
+    monkeypatch.setattr("edge.evidence.PRUNE_EVERY_S", 0.01)
+    (tmp_path / "bursts").mkdir()
+    settings = settings_for(tmp_path, tmp_path / "bursts", "mqtt://127.0.0.1:9", "test-prune",
+                            uplink={"flush_timeout_s": 1})
+    agent = Agent.create(settings, detector=ScriptedDetector([]))
+    clock = FakeClock()
+    agent.evidence._clock = clock
+    old = agent.evidence.keep("event-0", agent.evidence.render(EvidenceFrame(photo, Detections.from_rows([])), {}))
+    try:
+        assert agent.run(once=True) == 0  # no lift: nothing to deliver; the pruner keeps running until close
+        clock.now += 8 * 86_400
+        assert wait_for(lambda: not old.exists()), "the running agent never pruned the 8-day-old photo"
+    finally:
+        agent.close()

@@ -66,8 +66,6 @@ def test_server_retention_defaults_are_those_of_the_privacy_notice(harness: Harn
             settings.session_hours, settings.audit_retention_days) == (30, 365, 90, 12, 365)
 
 
-@pytest.mark.xfail(strict=True, reason="edge/config.py EvidenceSettings.retention_days defaults to 30 days; "
-                   "the privacy brief and docs/privacy.md ask for 7 on the truck")
 def test_truck_photos_are_kept_seven_days_by_default() -> None:
     assert EvidenceSettings().retention_days <= 7
 
