@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,8 @@ from server.config import ServerSettings
 
 SESSION_COOKIE = "trivue_session"
 DEV_PRINCIPAL = Principal("dev", "admin", "dev")
+# The bodies an HTML <form> can send to another site without a CORS preflight.
+FORM_CONTENT_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded", "text/plain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +77,32 @@ def require(role: str) -> Callable[..., Principal]:
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Manager = Annotated[Principal, Depends(require("manager"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def same_origin(request: Request) -> None:
+    """Refuse a state-changing request that another web site made a signed-in browser send (CSRF).
+
+    The session cookie is SameSite=Lax, but browsers without SameSite support still attach it to a
+    cross-site form post. Browsers send ``Origin`` (else ``Referer``) on such posts: it must name
+    this server's host (a reverse proxy must pass ``Host`` through). With neither, a form-type
+    body authenticated by the cookie is refused too, since a page can strip its Referer; scripts
+    and integrators (bearer token, or no form body) are not browsers and pass.
+    """
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    if claimed:
+        host = request.headers.get("host", "").lower()
+        if claimed == "null" or urlsplit(claimed).netloc.lower() != host:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"cross-site request refused: origin {claimed[:100]!r} is not this server")
+        return
+    cookie_only = request.cookies.get(SESSION_COOKIE) and not request.headers.get("authorization")
+    if cookie_only and content_type(request) in FORM_CONTENT_TYPES:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "cross-site request refused: a form post with the session cookie needs an Origin header")
+
+
+SameOrigin = Depends(same_origin)

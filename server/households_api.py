@@ -6,13 +6,42 @@ importing them, an opt-out and an erasure each leave an entry in the audit log.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.deps import Manager, SessionDep
+from server.deps import Manager, SameOrigin, SessionDep, content_type
 from server.households import HouseholdError, erase_household, import_contacts, list_contacts, opt_out
+
+IMPORT_TYPES = ("text/csv", "application/json", "multipart/form-data")
+JSON_SHAPE = 'expected JSON {"csv": "key,name,email,phone,postal_address\\n..."}'
+
+
+async def contacts_csv(request: Request) -> str:
+    """The CSV text of an import: ``text/csv`` (the dashboard, ``curl --data-binary``), JSON
+    ``{"csv": "..."}`` or a multipart upload's ``file`` field. ``text/plain`` and URL-encoded forms are
+    refused: those are what a cross-site form sends, and nothing of ours needs them."""
+    kind = content_type(request)
+    if kind not in IMPORT_TYPES:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                            f"send the contacts as {', '.join(IMPORT_TYPES)}, not {kind or 'no content type'!r}")
+    if kind == "text/csv":
+        return (await request.body()).decode("utf-8-sig", "replace")
+    if kind == "application/json":
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            raise HTTPException(422, JSON_SHAPE) from None
+        if not isinstance(body, dict) or not isinstance(body.get("csv"), str):
+            raise HTTPException(422, JSON_SHAPE)
+        return body["csv"].removeprefix("\ufeff")
+    form = await request.form()
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise HTTPException(422, "expected the CSV file in the multipart field 'file'")
+    return (await upload.read()).decode("utf-8-sig", "replace")
 
 
 class OptOutIn(BaseModel):
@@ -27,9 +56,10 @@ def household_routes(router: APIRouter) -> None:
         db.commit()
         return rows
 
-    @router.post("/households/import", summary="Upsert contacts from CSV: key,name,email,phone,postal_address")
+    @router.post("/households/import", summary="Upsert contacts from CSV: key,name,email,phone,postal_address",
+                 dependencies=[SameOrigin])
     async def import_households(request: Request, db: SessionDep, who: Manager) -> dict[str, Any]:
-        text = (await request.body()).decode("utf-8-sig", "replace")
+        text = await contacts_csv(request)
         try:
             report = import_contacts(db, text, who.actor, "api")
         except HouseholdError as error:
