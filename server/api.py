@@ -7,8 +7,6 @@ admins. Only ``/api/health`` is open.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from dataclasses import replace
 from datetime import date, datetime
@@ -21,6 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from server.auth import audit
+from server.csvexport import rows_csv
 from server.deps import Admin, ContextDep, Manager, SessionDep, Viewer
 from server.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
 from server.migrate import current_revision
@@ -55,13 +54,10 @@ StreetFilterDep = Annotated[StreetFilter, Depends(scoped_filter)]
 
 
 def streets_csv(streets: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for street in streets:
-        errors = "; ".join(f"{e['category']}={e['lifts']}" for e in street["top_errors"])
-        writer.writerow([street[c] if c != "top_errors" else errors for c in CSV_COLUMNS])
-    return out.getvalue()
+    """Street names come from OpenStreetMap: cells are neutralised against formulas (``server.csvexport``)."""
+    rows = ({**street, "top_errors": "; ".join(f"{e['category']}={e['lifts']}" for e in street["top_errors"])}
+            for street in streets)
+    return rows_csv(CSV_COLUMNS, rows)
 
 
 def _health(db: Session, ctx: Any) -> dict[str, Any]:

@@ -7,8 +7,6 @@ the next training round). Every decision and every export is written to the audi
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.auth import audit
+from server.csvexport import rows_csv
 from server.reminder_config import RemindersConfig
 from server.reminder_store import (
     APPROVED,
@@ -138,25 +137,18 @@ def false_detections(session: Session) -> list[dict[str, Any]]:
                      "classes": ";".join(sorted({e["class"] for e in fd.errors if e.get("severity") != "info"})),
                      "categories": ";".join(sorted({e["category"] for e in fd.errors if e.get("severity") != "info"})),
                      "evidence_sha256": fd.evidence_sha256, "evidence_path": paths.get(fd.event_id),
-                     "note": _cell(fd.note), "reported_by": fd.reported_by, "reported_at": fd.reported_at.isoformat(),
+                     "note": fd.note, "reported_by": fd.reported_by, "reported_at": fd.reported_at.isoformat(),
                      "item_id": fd.item_id})
     return rows
-
-
-def _cell(text: str | None) -> str | None:
-    # A reviewer's note opened in a spreadsheet must stay text, never become a formula.
-    return "'" + text if text and text[0] in "=+-@\t\r" else text
 
 
 def export_false_detections(session: Session, actor: str) -> str:
     """CSV of every false detection (one row per lift), audited; the caller commits."""
     rows = false_detections(session)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=FALSE_DETECTION_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
+    # Notes and user names are typed by people: every cell is neutralised against formulas.
+    text = rows_csv(FALSE_DETECTION_COLUMNS, rows)
     audit(session, actor, "reminders.false_detections.export", None, f"{len(rows)} rows")
-    return out.getvalue()
+    return text
 
 
 def items_of(session: Session, campaign_id: int, status: str | None = None) -> list[Item]:

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
+from server.csvexport import rows_csv, safe_row
 from server.reminder_config import EffectRules
 from server.reminder_store import HOUSEHOLD, SENT, THANKS, Campaign, Item
 from server.reports import wilson
@@ -174,11 +175,11 @@ def _unit_row(group: str, unit: Unit) -> dict[str, Any]:
 
 
 def effect_csv(report: dict[str, Any]) -> str:
-    out = io.StringIO()
+    """The per-unit table, then a ``# verdict`` line; unit keys hold RFID tags read on trucks, so every
+    cell goes through ``server.csvexport`` (and the verdict is quoted by the csv module, not by hand)."""
     columns = ["group", "unit", "lifts_before", "contaminated_before", "rate_before", "lifts_after",
                "contaminated_after", "rate_after"]
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(report.get("units", []))
-    out.write(f"# verdict,{report.get('status')},\"{report.get('text', '')}\"\n")
+    out = io.StringIO()
+    out.write(rows_csv(columns, report.get("units", [])))
+    csv.writer(out).writerow(safe_row(["# verdict", report.get("status"), report.get("text", "")]))
     return out.getvalue()

