@@ -102,37 +102,49 @@ def read_meta(session: ort.InferenceSession, path: Path) -> ModelMeta:
     )
 
 
-def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """Resize keeping aspect ratio and pad to ``size`` (h, w) exactly as Ultralytics' LetterBox."""
-    h0, w0 = image.shape[:2]
+def letterbox_geometry(shape: tuple[int, int], size: tuple[int, int]) -> tuple[float, tuple[int, int], tuple[int, int]]:
+    """Ultralytics' LetterBox arithmetic: (ratio, resized (w, h), pad (left, top)) for an (h, w) image."""
+    h0, w0 = shape
     ratio = min(size[0] / h0, size[1] / w0)
     new_w, new_h = round(w0 * ratio), round(h0 * ratio)
     dw, dh = (size[1] - new_w) / 2, (size[0] - new_h) / 2
-    if (w0, h0) != (new_w, new_h):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    top, bottom = round(dh - 0.1), round(dh + 0.1)
-    left, right = round(dw - 0.1), round(dw + 0.1)
-    fill = (LETTERBOX_FILL,) * 3
-    image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=fill)
-    return image, ratio, (left, top)
+    return ratio, (new_w, new_h), (round(dw - 0.1), round(dh - 0.1))
+
+
+def letterbox(
+    image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None
+) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize keeping aspect ratio and pad to ``size`` (h, w) exactly as Ultralytics' LetterBox.
+
+    With ``out`` (an (h, w, 3) uint8 buffer whose border already holds the grey fill), the resize
+    writes straight into its centre: no intermediate image and no ``copyMakeBorder`` copy per frame.
+    """
+    ratio, (new_w, new_h), (left, top) = letterbox_geometry(image.shape[:2], size)
+    if out is None:
+        out = np.full((size[0], size[1], 3), LETTERBOX_FILL, np.uint8)
+    centre = out[top:top + new_h, left:left + new_w]
+    if (image.shape[1], image.shape[0]) != (new_w, new_h):
+        cv2.resize(image, (new_w, new_h), dst=centre, interpolation=cv2.INTER_LINEAR)  # OpenCV writes into the view
+    else:
+        centre[...] = image
+    return out, ratio, (left, top)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy NMS over xyxy boxes sorted by score; returns kept indices in score order."""
-    order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
-    keep: list[int] = []
-    while order.size:
-        i = order[0]
-        keep.append(int(i))
-        rest = order[1:]
-        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = w * h
-        iou = inter / (areas[i] + areas[rest] - inter + 1e-9)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
+    """Greedy NMS over xyxy boxes; returns kept indices in score order (a box is dropped when its
+    IoU with a kept, higher-scoring box exceeds the threshold, as torchvision's ``nms``).
+
+    OpenCV's C++ loop replaces a Python loop with one numpy pass per kept box; it sorts by score
+    with a stable sort, so ties keep their input order as before. Scores must be positive (the
+    detector passes only candidates above ``conf``): OpenCV keeps scores above its threshold, 0.
+    """
+    if not len(boxes):
+        return np.zeros(0, np.int64)
+    xywh = np.empty((len(boxes), 4), np.float64)  # OpenCV's Rect2d: x, y, w, h in double
+    xywh[:, :2] = boxes[:, :2]
+    xywh[:, 2:] = boxes[:, 2:] - boxes[:, :2]
+    keep = cv2.dnn.NMSBoxes(xywh, scores.astype(np.float32, copy=False), 0.0, float(iou_threshold))
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
 class Detector:
@@ -152,30 +164,54 @@ class Detector:
         if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
             raise DetectorError(f"conf and iou must be within 0..1, got conf={conf}, iou={iou}")
         self.conf, self.iou, self.region = conf, iou, region
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises several private exception types
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise DetectorError(f"{self.path}: not a loadable ONNX model ({first[:200]})") from None
+        self.session = self._session(threads)
         self.meta = read_meta(self.session, self.path)
         model_input = self.session.get_inputs()[0]
         self._input_name = model_input.name
         self._input_dtype = np.float16 if "float16" in model_input.type else np.float32
+        # Reused by detect() for every frame: a fresh 1.2 MB float blob per frame costs an mmap and
+        # page faults each time. One detector serves one thread (the pipeline's).
+        h, w = self.meta.imgsz
+        self._padded = np.full((h, w, 3), LETTERBOX_FILL, np.uint8)
+        self._blob = np.empty((1, 3, h, w), np.float32)
+        self._geometry: tuple[int, int] | None = None  # image (h, w) whose letterbox _padded holds
+
+    def _session(self, threads: int) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # A YOLO graph is a chain: sequential execution, one inter-op thread, and intra-op threads
+        # on every core this process may use (onnxruntime's own 0 counts the host's physical
+        # cores, ignoring a cgroup cpuset or taskset).
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises several private exception types
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DetectorError(f"{self.path}: not a loadable ONNX model ({first[:200]})") from None
 
     @property
     def names(self) -> tuple[str, ...]:
         return self.meta.names
 
-    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
-        padded, ratio, pad = letterbox(image, self.meta.imgsz)
-        # BGR -> RGB, HWC -> CHW, then divide by 255 (not multiply by 1/255): dynamically quantised
-        # INT8 models amplify last-bit differences, and Ultralytics divides.
-        blob = np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32)
-        blob /= 255.0
+    def preprocess(self, image: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, float, tuple[int, int]]:
+        """Letterboxed NCHW blob. With ``reuse`` it is the detector's own buffer, overwritten by the
+        next call (what ``detect`` wants); without, a new array the caller may keep."""
+        if reuse:
+            if self._geometry != image.shape[:2]:  # another frame size moves the border: repaint it
+                self._padded.fill(LETTERBOX_FILL)
+                self._geometry = image.shape[:2]
+            padded, ratio, pad = letterbox(image, self.meta.imgsz, self._padded)
+            blob = self._blob
+        else:
+            padded, ratio, pad = letterbox(image, self.meta.imgsz)
+            blob = np.empty((1, 3, *self.meta.imgsz), np.float32)
+        # BGR -> RGB and HWC -> CHW as strided views, converted and divided in one pass into the
+        # blob. Divide by 255 (not multiply by 1/255): quantised models amplify last-bit
+        # differences, and Ultralytics divides.
+        np.divide(padded[..., ::-1].transpose(2, 0, 1), np.float32(255.0), out=blob[0])
         return blob.astype(self._input_dtype, copy=False), ratio, pad
 
     def infer(self, blob: np.ndarray) -> np.ndarray:
@@ -185,7 +221,7 @@ class Detector:
         if image is None or image.ndim != 3 or image.shape[2] != 3:
             shape = None if image is None else image.shape
             raise ValueError(f"expected a BGR image of shape (H, W, 3), got {shape}")
-        blob, ratio, pad = self.preprocess(image)
+        blob, ratio, pad = self.preprocess(image, reuse=True)
         return self.postprocess(self.infer(blob), ratio, pad, image.shape[:2])
 
     def postprocess(
