@@ -1,16 +1,22 @@
 """Ingest throughput: lifts stored per second vs a subscriber that does nothing, side by side.
 
-    python bench/ingest.py [-n 5000] [--database-url URL] [--broker-url mqtt://127.0.0.1:1883] [--streets]
+    python bench/ingest.py [-n 5000] [--database-url URL] [--broker-url mqtt://127.0.0.1:1883]
+                           [--variants plain,per-lift,batched]
 
 Live runs publish N real LiftEvents with a real paho client at QoS 1 through the same broker
 while the subscriber listens: the raw run times a bare QoS 1 subscriber until it has received all
-N; the stored run times the real ``Ingest`` (validation, street matching with ``--streets``,
-idempotent insert, aggregates, acks after commit) until all N are committed. A live run is
+N; the stored runs time the real ``Ingest`` (validation, street matching, idempotent insert,
+aggregates, acks after commit) until all N are committed. A live run is
 bounded by the publisher, so backlog runs then measure capacity: N messages wait in the broker
 for a persistent session, and the clock runs from reconnect until all N are received / stored
 (what happens after a server restart or an outage). Ratios are stored / raw (target >= 0.5).
 Mosquitto keeps at most ``max_queued_messages`` (default 1000) for an offline session and drops
 the rest, so backlog runs default to 1000 messages; raise it in mosquitto.conf for production.
+
+Variants, each against the same raw run of its round: ``plain`` (lifts without GPS, no street
+matching), ``per-lift`` (GPS fixes over the Rennes centre streets, ``Locator.locate`` once per
+lift: the ingest before batching) and ``batched`` (the same fixes, ``Locator.locate_many`` once
+per ingest batch: what the server does).
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ import paho.mqtt.client as mqtt
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from server.aggregates import StreetLocator
 from server.app import LocatorCache, default_locator_factory
 from server.config import ServerSettings, load_settings
 from server.db import make_engine
@@ -157,17 +164,33 @@ def raw_backlog(settings: ServerSettings, messages: list[bytes], progress: Progr
             client.loop_stop()
 
 
-def stored_run(settings: ServerSettings, messages: list[bytes], streets: bool, progress: Progress,
+class PerLift:
+    """Hides ``locate_many``: the ingest then matches lift by lift, as it did before batching."""
+
+    def __init__(self, inner: StreetLocator) -> None:
+        self.locate = inner.locate
+
+
+VARIANTS = {"plain": "no GPS, no matching", "per-lift": "streets, locate per lift",
+            "batched": "streets, locate_many per batch"}
+
+
+def stored_run(settings: ServerSettings, messages: list[bytes], variant: str, progress: Progress,
                backlog: bool = False) -> Run:
     engine = make_engine(settings.db_url)
     upgrade_database(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
-    if streets:
+    if variant != "plain":
         from tests.server.streets_fixture import import_rennes
 
         import_rennes(sessions)
     metrics = Metrics()
-    locator = LocatorCache(default_locator_factory)
+
+    def per_lift(session: Session) -> StreetLocator | None:
+        inner = default_locator_factory(session)
+        return PerLift(inner) if inner is not None else None
+
+    locator = LocatorCache(per_lift if variant == "per-lift" else default_locator_factory)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), metrics, locator)
     with sessions() as session:
         locator(session)  # build the street index before the clock starts, as a running server has
@@ -186,7 +209,7 @@ def stored_run(settings: ServerSettings, messages: list[bytes], streets: bool, p
         def start() -> None:
             publish_all(broker_of(settings), topic, messages)
     try:
-        return timed("stored (ingest)" + (", backlog" if backlog else ""), len(messages), start,
+        return timed(f"stored, {VARIANTS[variant]}" + (", backlog" if backlog else ""), len(messages), start,
                      lambda: int(metrics.value("trivue_ingest_lifts_stored_total")), progress)
     finally:
         ingest.stop()
@@ -208,34 +231,43 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--broker-url", default="mqtt://127.0.0.1:1883")
-    parser.add_argument("--streets", action="store_true", help="match lifts against the Rennes centre streets")
+    parser.add_argument("--variants", default="plain,per-lift,batched",
+                        help=f"comma-separated, of {', '.join(VARIANTS)}")
     args = parser.parse_args()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if unknown := set(variants) - set(VARIANTS):
+        parser.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
     console = Console()
-    results: dict[str, list[Run]] = {}
+    # (mode, variant or "raw") -> runs; raw runs publish GPS fixes too: the payloads differ by a few bytes only
+    results: dict[tuple[bool, str], list[Run]] = {}
     for _ in range(args.repeat):  # the machine is shared: the median of a few rounds is steadier
         for backlog in (False, True):
             n = args.backlog if backlog else args.events
-            with tempfile.TemporaryDirectory() as folder:
-                tag = uuid.uuid4().hex[:8]
-                settings = load_settings(env={}, data_dir=Path(folder), database_url=args.database_url,
-                                         broker_url=args.broker_url, topic_prefix=f"bench-{tag}/v1",
-                                         mqtt_client_id=f"bench-ingest-{tag}")
-                with Progress(console=console, transient=True) as progress:
-                    raw = (raw_backlog if backlog else raw_run)(settings, payloads(n, args.streets), progress)
-                    stored = stored_run(settings, payloads(n, args.streets), args.streets, progress, backlog)
-                for run in (raw, stored):
-                    results.setdefault(run.name, []).append(run)
-                _reset_database(args.database_url)
+            for variant in ("raw", *variants):
+                with tempfile.TemporaryDirectory() as folder:
+                    tag = uuid.uuid4().hex[:8]
+                    settings = load_settings(env={}, data_dir=Path(folder), database_url=args.database_url,
+                                             broker_url=args.broker_url, topic_prefix=f"bench-{tag}/v1",
+                                             mqtt_client_id=f"bench-ingest-{tag}")
+                    messages = payloads(n, spread=variant != "plain")
+                    with Progress(console=console, transient=True) as progress:
+                        if variant == "raw":
+                            run = (raw_backlog if backlog else raw_run)(settings, messages, progress)
+                        else:
+                            run = stored_run(settings, messages, variant, progress, backlog)
+                    results.setdefault((backlog, variant), []).append(run)
+                    _reset_database(args.database_url)
     database = args.database_url or "SQLite (temporary file)"
     console.print(f"{args.events} lifts live, {args.backlog} from a backlog, median of {args.repeat} rounds; "
-                  f"database {database}, broker {args.broker_url}{', street matching on' if args.streets else ''}")
+                  f"database {database}, broker {args.broker_url}; streets: tests/fixtures/geodata/rennes-centre")
     table = Table("run", "events", "median s", "events/s", "stored / raw")
-    names = list(results)
-    for raw_name, stored_name in zip(names[::2], names[1::2], strict=True):
-        raw, stored = (median(results[n]) for n in (raw_name, stored_name))
+    for backlog in (False, True):
+        raw = median(results[(backlog, "raw")])
         table.add_row(raw.name, str(raw.events), f"{raw.seconds:.3f}", f"{raw.rate:,.0f}", "")
-        table.add_row(stored.name, str(stored.events), f"{stored.seconds:.3f}", f"{stored.rate:,.0f}",
-                      f"{stored.rate / raw.rate:.2f}")
+        for variant in variants:
+            stored = median(results[(backlog, variant)])
+            table.add_row(stored.name, str(stored.events), f"{stored.seconds:.3f}", f"{stored.rate:,.0f}",
+                          f"{stored.rate / raw.rate:.2f}")
     console.print(table)
     console.print("target: stored / raw >= 0.50")
 

@@ -32,6 +32,14 @@ class StreetLocator(Protocol):
                accuracy_m: float | None = None) -> Any | None: ...
 
 
+class BatchLocator(StreetLocator, Protocol):
+    """A locator that also matches many fixes in one call (``server.geo.Locator.locate_many``)."""
+
+    def locate_many(self, lats: Sequence[float], lons: Sequence[float],
+                    headings: Sequence[float | None] | None = None,
+                    accuracies: Sequence[float | None] | None = None) -> list[Any | None]: ...
+
+
 def dialect_insert(session: Session, table: Table) -> Any:
     """``INSERT`` of the session's dialect, which carries ``on_conflict_do_*``."""
     name = session.get_bind().dialect.name
@@ -48,12 +56,36 @@ def match_columns(locator: StreetLocator | None, lat: float | None, lon: float |
     match = None
     if locator is not None and lat is not None and lon is not None:
         match = locator.locate(lat, lon, heading_deg=heading, accuracy_m=accuracy)
+    return _columns(match)
+
+
+def _columns(match: Any | None) -> dict[str, Any]:
     if match is None:
         return dict.fromkeys(("street_id", "segment_id", "street_distance_m", "address_id",
                               "address_distance_m", "match_confidence"))
     return {"street_id": match.street_id, "segment_id": match.segment_id,
             "street_distance_m": match.distance_m, "address_id": match.address_id,
             "address_distance_m": match.address_distance_m, "match_confidence": match.confidence}
+
+
+def match_rows(locator: StreetLocator | None, rows: Sequence[dict[str, Any]]) -> None:
+    """Set the street/address columns of ``lifts`` rows in place, for a whole batch at once.
+
+    Per lift, ``locate`` costs more than validating and inserting it; a locator with
+    ``locate_many`` answers the batch in one vectorised pass (same matches). Rows change only
+    once every fix is matched, so a locator that raises leaves them as they were.
+    """
+    fixed = [row for row in rows if row["lat"] is not None and row["lon"] is not None]
+    if locator is None or not fixed:
+        return
+    many = getattr(locator, "locate_many", None)
+    if many is None:
+        columns = [match_columns(locator, r["lat"], r["lon"], r["heading_deg"], r["accuracy_m"]) for r in fixed]
+    else:
+        columns = [_columns(m) for m in many([r["lat"] for r in fixed], [r["lon"] for r in fixed],
+                                             [r["heading_deg"] for r in fixed], [r["accuracy_m"] for r in fixed])]
+    for row, values in zip(fixed, columns, strict=True):
+        row.update(values)
 
 
 def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
@@ -195,9 +227,12 @@ def rematch_lifts(session: Session, locator: StreetLocator,
                    Lift.address_id).where(Lift.id > last_id).order_by(Lift.id).limit(chunk)).all()
         if not rows:
             break
+        fixes = [{"lat": r.lat, "lon": r.lon, "heading_deg": r.heading_deg, "accuracy_m": r.accuracy_m,
+                  **_columns(None)} for r in rows]
+        match_rows(locator, fixes)
         updates = []
-        for row in rows:
-            columns = match_columns(locator, row.lat, row.lon, row.heading_deg, row.accuracy_m)
+        for row, fix in zip(rows, fixes, strict=True):
+            columns = {k: fix[k] for k in _columns(None)}
             matched += columns["street_id"] is not None
             changed += (columns["street_id"], columns["address_id"]) != (row.street_id, row.address_id)
             updates.append({"id": row.id, **columns})

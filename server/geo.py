@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,7 @@ MIN_SIGMA_M = 8.0  # GPS error never assumed smaller than this in an urban canyo
 GOOD_ACCURACY_M = 20.0
 TURN_PENALTY_M = 12.0  # cost of a street at right angles to the truck's heading
 WRONG_WAY_PENALTY_M = 6.0  # cost of driving a one-way street backwards (trucks rarely do)
+LOCATE_CHUNK = 4096  # fixes per numpy pass in ``locate_many``: bounds the (fix, piece) pair arrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,112 @@ class Locator:
         match = Match(street_id, name, commune, int(self._seg_id[idx[best]]), round(float(distance[best]), 2),
                       None, None, None, round(street_conf, 4), round(street_conf, 4), 0)
         return self._with_address(match, lat, lon, sigma)
+
+    def locate_many(self, lats: Sequence[float], lons: Sequence[float],
+                    headings: Sequence[float | None] | None = None,
+                    accuracies: Sequence[float | None] | None = None) -> list[Match | None]:
+        """``locate`` for many fixes at once: the same matches, one numpy pass per chunk of fixes.
+
+        Ingest calls this once per batch: per fix, ``locate`` spends most of its time in numpy call
+        overhead on a few hundred pieces, which one pass over every (fix, piece) pair pays once.
+        """
+        n = len(lats)
+        headings = headings if headings is not None else [None] * n
+        accuracies = accuracies if accuracies is not None else [None] * n
+        found: list[Match | None] = []
+        for start in range(0, n, LOCATE_CHUNK):
+            end = min(n, start + LOCATE_CHUNK)
+            found.extend(self._locate_chunk(list(lats[start:end]), list(lons[start:end]),
+                                            list(headings[start:end]), list(accuracies[start:end])))
+        return found
+
+    def _locate_chunk(self, lats: list[float], lons: list[float], headings: list[float | None],
+                      accuracies: list[float | None]) -> list[Match | None]:
+        n = len(lats)
+        if not n or not len(self._keys):
+            return [None] * n
+        # Per-fix scalars with Python's math, as ``locate`` computes them, so results are identical.
+        accuracy = [a if a is not None and a > 0 else self.default_accuracy_m for a in accuracies]
+        radius = np.array([self.max_distance_m + min(a, 2 * self.max_distance_m) for a in accuracy])
+        lat, lon = np.asarray(lats, dtype=float), np.asarray(lons, dtype=float)
+        point, piece = self._candidate_pairs(lat, lon, radius)
+        if not len(point):
+            return [None] * n
+        ky = EARTH_RADIUS_M * math.pi / 180
+        kx = np.array([math.cos(math.radians(v)) * EARTH_RADIUS_M * math.pi / 180 for v in lats])[point]
+        plat, plon = lat[point], lon[point]
+        ax, ay = (self._ax[piece] - plon) * kx, (self._ay[piece] - plat) * ky
+        bx, by = (self._bx[piece] - plon) * kx, (self._by[piece] - plat) * ky
+        dx, dy = bx - ax, by - ay
+        length2 = dx * dx + dy * dy
+        length2[length2 == 0] = 1e-12
+        t = np.clip(-(ax * dx + ay * dy) / length2, 0.0, 1.0)
+        distance = np.hypot(ax + t * dx, ay + t * dy)
+        near = distance <= radius[point]
+        point, piece, distance = point[near], piece[near], distance[near]
+        if not len(point):
+            return [None] * n
+        cost = distance + self._heading_costs(point, piece, headings)
+        # Pairs are sorted by fix, then by piece index: the first minimum is ``locate``'s argmin.
+        starts = np.flatnonzero(np.r_[True, point[1:] != point[:-1]])
+        group = np.cumsum(np.r_[False, point[1:] != point[:-1]])
+        best_cost = np.minimum.reduceat(cost, starts)
+        position = np.arange(len(cost))
+        best = np.minimum.reduceat(np.where(cost == best_cost[group], position, len(cost)), starts)
+        best_street = self._street_id[piece[best]]
+        others = self._street_id[piece] != best_street[group]
+        margin = np.minimum.reduceat(np.where(others, cost, np.inf), starts) - best_cost
+        # Plain lists from here: indexing numpy arrays element by element is slow.
+        best_piece = piece[best]
+        found: list[Match | None] = [None] * n
+        for p, street_id, segment_id, near_m, margin_m in zip(
+                point[starts].tolist(), best_street.tolist(), self._seg_id[best_piece].tolist(),
+                distance[best].tolist(), margin.tolist(), strict=True):
+            sigma = max(accuracy[p], MIN_SIGMA_M)
+            street_conf = (_distance_factor(near_m, sigma) * _margin_factor(margin_m, sigma)
+                           * math.exp(-max(0.0, accuracy[p] - GOOD_ACCURACY_M) / (2 * GOOD_ACCURACY_M)))
+            name, commune = self._streets.get(street_id, ("", ""))
+            match = Match(street_id, name, commune, segment_id, round(near_m, 2),
+                          None, None, None, round(street_conf, 4), round(street_conf, 4), 0)
+            found[p] = self._with_address(match, lats[p], lons[p], sigma)
+        return found
+
+    def _candidate_pairs(self, lat: np.ndarray, lon: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(fix, piece) index pairs of the cells around each fix (``_candidates`` for many fixes),
+        sorted by fix then piece."""
+        # The same scale as ``degrees_per_metre`` (Python's math), so the cells are ``_candidates``'s.
+        lat_deg = 180.0 / (math.pi * EARTH_RADIUS_M)
+        dlon = np.array([lat_deg / max(math.cos(math.radians(v)), 1e-6) for v in lat.tolist()])
+        reach = radius + PIECE_M / 2
+        cx0 = np.floor((lon - reach * dlon) / self._cell_deg_lon).astype(np.int64)
+        cx1 = np.floor((lon + reach * dlon) / self._cell_deg_lon).astype(np.int64)
+        cy0 = np.floor((lat - reach * lat_deg) / CELL_DEG_LAT).astype(np.int64)
+        cy1 = np.floor((lat + reach * lat_deg) / CELL_DEG_LAT).astype(np.int64)
+        rows_per_fix = cy1 - cy0 + 1
+        fix = np.repeat(np.arange(len(lat)), rows_per_fix)
+        first_row = np.cumsum(rows_per_fix) - rows_per_fix
+        row = cy0[fix] + (np.arange(len(fix)) - first_row[fix])
+        begin = np.searchsorted(self._keys, row * (1 << 32) + cx0[fix], side="left")
+        end = np.searchsorted(self._keys, row * (1 << 32) + cx1[fix], side="right")
+        length = np.maximum(end - begin, 0)
+        total = int(length.sum())
+        point = np.repeat(fix, length)
+        offset = np.cumsum(length) - length
+        piece = np.repeat(begin - offset, length) + np.arange(total)
+        return point, piece
+
+    def _heading_costs(self, point: np.ndarray, piece: np.ndarray,
+                       headings: list[float | None]) -> np.ndarray | float:
+        """``_heading_cost`` for (fix, piece) pairs; fixes without a heading cost nothing."""
+        if all(h is None for h in headings):
+            return 0.0
+        has = np.array([h is not None for h in headings])
+        hx = np.array([math.sin(math.radians(h)) if h is not None else 0.0 for h in headings])[point]
+        hy = np.array([math.cos(math.radians(h)) if h is not None else 0.0 for h in headings])[point]
+        ux, uy = self._ux[piece], self._uy[piece]
+        across = np.abs(ux * hy - uy * hx)
+        along = (ux * hx + uy * hy) * self._oneway[piece]
+        return np.where(has[point], TURN_PENALTY_M * across + WRONG_WAY_PENALTY_M * (along < -0.5), 0.0)
 
     def _distances(self, idx: np.ndarray, lat: float, lon: float) -> np.ndarray:
         kx = math.cos(math.radians(lat)) * EARTH_RADIUS_M * math.pi / 180

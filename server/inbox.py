@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.aggregates import StreetLocator, dialect_insert, insert_lifts, lift_row
+from server.aggregates import StreetLocator, dialect_insert, insert_lifts, lift_row, match_columns, match_rows
 from server.config import ServerSettings
 from server.evidence import EvidenceError, EvidenceStore
 from server.metrics import Metrics
@@ -93,6 +93,7 @@ class Inbox:
                 self._classify(session, batch, message, locator)
             except Refused as refused:
                 batch.dead.append(dead_letter(message, refused.reason, str(refused), self._truck_of(message)))
+        self._match(batch.lifts, locator)
         self._flush(session, batch)
         return len(batch.dead)
 
@@ -131,13 +132,24 @@ class Inbox:
             raise Refused(reason, str(error)) from None
         if event.truck_id != truck_id:
             raise Refused("truck_mismatch", f"topic says truck {truck_id!r}, payload says {event.truck_id!r}")
-        try:
-            row = lift_row(event, message.received_at, self.settings.zone, locator)
-        except Exception:  # a matching bug must not lose lifts: store unmatched, `rematch` fixes it later
-            log.exception("street matching failed for lift %s; stored unmatched", event.event_id)
-            row = lift_row(event, message.received_at, self.settings.zone, None)
-        batch.lifts.append(row)
+        # Matched to a street later, for the whole batch at once (``_match``).
+        batch.lifts.append(lift_row(event, message.received_at, self.settings.zone, None))
         batch.seen(truck_id, message.received_at)
+
+    @staticmethod
+    def _match(rows: list[dict[str, Any]], locator: StreetLocator | None) -> None:
+        """Street matching of the batch's lifts; a matching bug must not lose lifts: they are
+        stored unmatched, and ``trivue streets rematch`` fixes them later."""
+        try:
+            match_rows(locator, rows)
+            return
+        except Exception:
+            log.exception("street matching failed for a batch of %d lifts; matching them one by one", len(rows))
+        for row in rows:  # isolate the fix that breaks the locator (``locate``), match the others
+            try:
+                row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
+            except Exception:
+                log.exception("street matching failed for lift %s; stored unmatched", row["event_id"])
 
     def _stats(self, _s: Session, batch: Batch, message: Message, truck_id: str, _rest: list[str],
                _locator: StreetLocator | None) -> None:
