@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import cv2
 
 from edge.alert import CrewAlert
-from edge.camera import Frame, check_source, frames, is_file_source, throttle
+from edge.camera import Frame, check_source, frames, is_file_source, prefetch, throttle
 from edge.config import EdgeSettings
 from edge.evidence import EvidenceStore
 from edge.gps import Gps, open_gps
@@ -172,14 +173,19 @@ class Agent:
             config_version=self.live.version, lifts_total=meter.lifts,
         )
 
+    def frame_source(self, once: bool) -> Iterator[Frame]:
+        """The frames the loop analyses: throttled, then read and decoded a few ahead by a thread so
+        that decoding overlaps inference (``bench/edge.py`` runs the loop on this very source)."""
+        source = frames(self.settings.source, self.outbox.is_consumed, follow=not once,
+                        settle_s=self.settings.trigger.burst_settle_s,
+                        resume_after=self.outbox.resume_after(self._progress_key) if self._progress_key else -1)
+        return prefetch(throttle(source, self.settings.frame_rate))
+
     def run(self, once: bool) -> int:
         """Process the source; with ``once``, flush and return 0 only if every row was acknowledged."""
         self.evidence.start_pruning()  # now, then hourly: the agent runs for weeks without a restart
         self.uplink.start()
-        source = frames(self.settings.source, self.outbox.is_consumed, follow=not once,
-                        settle_s=self.settings.trigger.burst_settle_s,
-                        resume_after=self.outbox.resume_after(self._progress_key) if self._progress_key else -1)
-        lifts = self.pipeline.run(throttle(source, self.settings.frame_rate))
+        lifts = self.pipeline.run(self.frame_source(once))
         log.info("source ended after %d lift(s)", lifts)
         if not once:
             return 0

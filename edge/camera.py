@@ -8,6 +8,8 @@ as written by camera boxes that shoot a burst at each emptying) carry their lift
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -191,3 +193,62 @@ def throttle(source: Iterator[Frame], rate: float) -> Iterator[Frame]:
             continue
         last = frame.captured_at
         yield frame
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: BaseException
+
+
+_END = object()
+
+
+def prefetch(source: Iterator[Frame], depth: int = 2) -> Iterator[Frame]:
+    """``source`` read ``depth`` frames ahead by a thread: capture and JPEG decode overlap inference.
+
+    OpenCV's decode and onnxruntime's run both release the GIL, so on a 2-core truck computer the
+    next frame is decoded while this one is detected. The bounded queue keeps memory flat and
+    applies back-pressure: a source faster than the detector waits as it did without the thread.
+    An error of the source is raised here, in the consumer, with its own type; closing this
+    generator stops the thread at its next frame.
+    """
+    if depth <= 0:
+        yield from source
+        return
+    ahead: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        while not stop.is_set():  # poll, so that a closed consumer never leaves the thread blocked
+            try:
+                ahead.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in source:
+                if not hand_over(frame):
+                    return
+            hand_over(_END)
+        except BaseException as error:  # re-raised in the consumer's thread, with its type
+            hand_over(_Failed(error))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # a generator source releases its capture or folder scan in this thread
+
+    thread = threading.Thread(target=produce, name="frame-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from edge.camera import Backoff, SourceError, burst_frames, frames, throttle
+from edge.camera import Backoff, Frame, SourceError, burst_frames, frames, prefetch, throttle
 from edge.trigger import MotionTrigger
 from tests.edge.helpers import make_bursts
 from vision.region import Region
@@ -124,3 +127,44 @@ def test_live_source_unavailable_keeps_retrying(caplog) -> None:
         next(video_frames("/nonexistent/cam.avi", live=True, backoff=backoff))
     assert backoff.calls == 5  # retried on every failure; only the test's back-off gave up
     assert caplog.text.count("unavailable; retrying") == 4
+
+
+def numbered(count: int, fail_at: int | None = None) -> Iterator[Frame]:
+    for index in range(count):
+        if index == fail_at:
+            raise SourceError("camera unplugged")
+        yield Frame(np.full((2, 2, 3), index, np.uint8), datetime.now(UTC), index)
+
+
+def test_prefetch_keeps_order_and_raises_source_errors_in_the_consumer() -> None:
+    assert [f.index for f in prefetch(numbered(7))] == list(range(7))
+    assert [f.index for f in prefetch(numbered(3), depth=0)] == [0, 1, 2]
+    seen: list[int] = []
+    with pytest.raises(SourceError, match="unplugged"):
+        for frame in prefetch(numbered(9, fail_at=4)):
+            seen.append(frame.index)
+    assert seen == [0, 1, 2, 3]
+
+
+def test_prefetch_reads_a_bounded_number_ahead_and_stops_when_closed() -> None:
+    produced: list[int] = []
+    closed = threading.Event()
+
+    def source() -> Iterator[Frame]:
+        try:
+            for frame in numbered(1000):
+                produced.append(frame.index)
+                yield frame
+        finally:
+            closed.set()
+
+    stream = prefetch(source(), depth=2)
+    assert next(stream).index == 0
+    for _ in range(1000):  # the reader fills the queue (2) and holds one more it cannot hand over
+        if len(produced) >= 4:
+            break
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.3)  # room for a reader that would overrun the bound to do so
+    assert len(produced) == 4
+    stream.close()
+    assert closed.wait(10), "the reader thread did not close its source"
