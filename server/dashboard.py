@@ -41,7 +41,7 @@ NAV = (  # (message key, path, page name)
     ("nav.map", "/carte", "map"), ("nav.ranking", "/classement", "ranking"), ("nav.fleet", "/flotte", "fleet"),
     ("nav.alerts", "/alertes", "alerts"), ("nav.quality", "/qualite", "quality"),
 )
-REMINDERS_PATH = "/rappels"  # the reminders page of the next issue, linked to when mounted
+REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders_pages.py)
 DEFAULT_SILENT_AFTER_S = 15 * 60
 
 
@@ -126,8 +126,9 @@ def login_redirect(request: Request) -> RedirectResponse:
 
 
 def reminders_href(request: Request) -> str | None:
-    paths = {getattr(route, "path", None) for route in request.app.routes}
-    return REMINDERS_PATH if REMINDERS_PATH in paths else None
+    # mount_reminders leaves its service on app.state. Looking for the path in app.routes does not
+    # work: FastAPI >= 0.16x keeps included routers nested, so the menu silently lost the page.
+    return REMINDERS_PATH if getattr(request.app.state, "reminders", None) is not None else None
 
 
 def navigation(request: Request) -> tuple[tuple[str, str, str], ...]:

@@ -93,11 +93,12 @@ def test_clicking_a_street_opens_its_trend_breakdown_and_photos(browser: Browser
     assert "Photo floutée" in photo.get_attribute("alt")
     campaign = browser.page.locator("#campaign")
     assert campaign.inner_text() == "Préparer une campagne de rappel" and campaign.is_visible()
-    if campaign.get_attribute("href") is not None:  # the reminders module is mounted: link to it
-        assert campaign.get_attribute("href") == f"/rappels?street_id={dirty}"
-    else:
-        assert campaign.is_disabled()
+    assert campaign.get_attribute("href") == f"/rappels?street_id={dirty}"
+    assert browser.page.locator("nav a[href='/rappels']").inner_text() == "Rappels"
     browser.shot("04-rue")
+    campaign.click()
+    browser.page.wait_for_url(f"**/rappels?street_id={dirty}")
+    assert browser.page.locator("nav a[aria-current=page]").inner_text() == "Rappels"
 
 
 def test_a_viewer_sees_statistics_but_no_photos(browser: Browser) -> None:
