@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from server.auth import audit
+from server.bounds import MAX_ROW_ID, Day, Moment, RowId
 from server.csvexport import rows_csv
 from server.deps import Admin, ContextDep, Manager, SessionDep, Viewer
 from server.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
@@ -32,7 +33,7 @@ CSV_COLUMNS = ("street_id", "name", "commune", "lifts", "contaminated", "rate", 
                "top_errors")
 
 
-def street_filter(since: date | None = None, until: date | None = None, stream: Stream | None = None,
+def street_filter(since: Day | None = None, until: Day | None = None, stream: Stream | None = None,
                   commune: str | None = Query(default=None, max_length=120),
                   min_lifts: int = Query(default=1, ge=1)) -> StreetFilter:
     """Common street filters; ``since``/``until`` are local collection days, both inclusive."""
@@ -97,7 +98,7 @@ def api_router() -> APIRouter:
         return JSONResponse(street_geojson(db, flt), media_type="application/geo+json")
 
     @router.get("/streets/{street_id}", summary="One street: daily trend, streams and error breakdown")
-    def street(street_id: int, db: SessionDep, who: Viewer, flt: StreetFilterDep) -> dict[str, Any]:
+    def street(street_id: RowId, db: SessionDep, who: Viewer, flt: StreetFilterDep) -> dict[str, Any]:
         detail = street_detail(db, street_id, flt)
         if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no street {street_id}")
@@ -108,9 +109,9 @@ def api_router() -> APIRouter:
         return detail
 
     @router.get("/lifts", summary="Lifts, newest first, paginated (household-level: manager)")
-    def lifts(db: SessionDep, who: Manager, street_id: int | None = None,
+    def lifts(db: SessionDep, who: Manager, street_id: RowId | None = None,
               truck_id: str | None = Query(default=None, max_length=64), contaminated: bool | None = None,
-              since: datetime | None = None, until: datetime | None = None,
+              since: Moment | None = None, until: Moment | None = None,
               limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = None) -> dict[str, Any]:
         flt = LiftFilter(street_id, truck_id, contaminated, _aware(since), _aware(until))
         try:
@@ -198,7 +199,7 @@ def _truck_routes(router: APIRouter) -> None:
     @router.get("/audit", summary="The audit trail, newest first (admin)")
     def audit_log(db: SessionDep, who: Admin, action: str | None = Query(default=None, max_length=64),
                   limit: int = Query(default=100, ge=1, le=1000),
-                  before_id: int | None = Query(default=None, ge=1)) -> dict[str, Any]:
+                  before_id: int | None = Query(default=None, ge=1, le=MAX_ROW_ID)) -> dict[str, Any]:
         query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
         if action:
             query = query.where(AuditEntry.action == action)

@@ -22,6 +22,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from server.bounds import MAX_ROW_ID, Day
 from server.config import ServerSettings
 from server.deps import SessionDep, Viewer, context, current_principal
 from server.reports import StreetFilter, rate_fields
@@ -153,9 +154,10 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["dashboard"])
 
     @router.get("/me")
-    def me(who: Viewer) -> dict[str, str]:
-        """The authenticated caller: name, role and kind (user, token or dev)."""
-        return {"name": who.name, "role": who.role, "kind": who.kind}
+    def me(who: Viewer) -> dict[str, Any]:
+        """The authenticated caller: name, role and kind (user, token or dev), and whether the server
+        works at household level (``server.privacy``) so that pages can say so."""
+        return {"name": who.name, "role": who.role, "kind": who.kind, "household_level": settings.household_level}
 
     @router.get("/network.geojson")
     def network(db: SessionDep, who: Viewer, if_none_match: str | None = Header(default=None)) -> Response:
@@ -169,7 +171,7 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
 
     @router.get("/error-rates")
     def rates(db: SessionDep, who: Viewer, category: str = Query(min_length=1, max_length=64),
-              since: date | None = None, until: date | None = None, stream: str | None = None,
+              since: Day | None = None, until: Day | None = None, stream: str | None = None,
               commune: str | None = Query(default=None, max_length=120),
               min_lifts: int = Query(default=1, ge=1)) -> dict[str, Any]:
         """Per street, the share of lifts with an error of ``category`` (Wilson 95 % interval)."""
@@ -181,19 +183,22 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         return {"items": alert_rows(db, None, limit), "cursor": last_lift_id(db)}
 
     @router.get("/alerts/stream")
-    def alert_stream(request: Request, db: SessionDep, after: int | None = None,
+    def alert_stream(request: Request, db: SessionDep,
+                     after: int | None = Query(default=None, ge=0, le=MAX_ROW_ID),
                      last_event_id: str | None = Header(default=None)) -> EventSourceResponse:
         """Server-sent events: one ``alert`` event per alert lift stored after ``after`` (or now)."""
         current_principal(request, db)  # 401 before the stream opens
-        start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+        # A resumed stream's Last-Event-ID is a lift id: beyond 64 bits it names no lift (and would not bind).
+        resumed = last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ROW_ID
+        start = int(last_event_id) if resumed else after
         if start is None:
             start = last_lift_id(db)
         db.close()  # the stream polls with its own short sessions
         return EventSourceResponse(alert_events(request, start), ping=15)
 
     @router.get("/data-quality")
-    def quality(db: SessionDep, who: Viewer, since: date | None = None,
-                until: date | None = None) -> dict[str, Any]:
+    def quality(db: SessionDep, who: Viewer, since: Day | None = None,
+                until: Day | None = None) -> dict[str, Any]:
         """Lifts matched or not to a street (no GPS, too far), match confidence, dead letters."""
         return data_quality(db, period(since, until))
 

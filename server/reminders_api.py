@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Response
 from fastapi.responses import FileResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from server.auth import audit
+from server.bounds import Day, RowId
 from server.campaigns import (
     CampaignError,
     Decision,
@@ -45,9 +46,17 @@ log = logging.getLogger(__name__)
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="", max_length=200)
-    since: date | None = None
-    until: date | None = None
-    street_id: int | None = Field(default=None, description="only what the plan says about this street")
+    since: Day | None = None
+    until: Day | None = None
+    street_id: RowId | None = Field(default=None, description="only what the plan says about this street")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CampaignIn:
+        # Checked here, not by the planner (whose ValueError was a 500); until defaults to yesterday.
+        until = self.until or date.today() - timedelta(days=1)
+        if self.since and self.since > until:
+            raise ValueError(f"until {until} is before since {self.since}")
+        return self
 
 
 class ReviewIn(BaseModel):
@@ -153,7 +162,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
         return rem.config.model_dump(mode="json")
 
     @router.get("/plan", summary="Dry run: who would get what and why (nothing is stored)")
-    def plan(db: SessionDep, who: Manager, since: date | None = None, until: date | None = None) -> dict[str, Any]:
+    def plan(db: SessionDep, who: Manager, since: Day | None = None, until: Day | None = None) -> dict[str, Any]:
         until = until or date.today() - timedelta(days=1)
         if since and since > until:
             raise HTTPException(422, f"since {since} is after until {until}")
@@ -201,7 +210,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
 
 def _review_routes(router: APIRouter, rem: Reminders) -> None:
     @router.get("/campaigns/{campaign_id}", summary="A campaign and its items, with evidence photo links")
-    def campaign(campaign_id: int, db: SessionDep, who: Manager, status: str | None = None) -> dict[str, Any]:
+    def campaign(campaign_id: RowId, db: SessionDep, who: Manager, status: str | None = None) -> dict[str, Any]:
         try:
             found = get_campaign(db, campaign_id)
         except CampaignError as error:
@@ -216,7 +225,7 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
                 "reject_reasons": list(REJECT_REASONS)}
 
     @router.post("/items/{item_id}/review", summary="Approve, or reject with a reason")
-    def review_item(item_id: int, body: ReviewIn, db: SessionDep, who: Manager) -> dict[str, Any]:
+    def review_item(item_id: RowId, body: ReviewIn, db: SessionDep, who: Manager) -> dict[str, Any]:
         try:
             item = review(db, item_id, Decision(body.decision == "approve", body.reason, body.note), who.actor)
         except CampaignError as error:
@@ -226,7 +235,7 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         return item_json(item, labels, streets, rem.config, _kept(db, [item]))
 
     @router.get("/items/{item_id}/preview", summary="The item's real message (PDF letter, e-mail or SMS text)")
-    def item_preview(item_id: int, db: SessionDep, who: Manager,
+    def item_preview(item_id: RowId, db: SessionDep, who: Manager,
                      channel: Literal["letter", "email", "sms"] = "letter") -> Response:
         item = db.get(Item, item_id)
         if item is None:
@@ -243,7 +252,7 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
 
 def _send_routes(router: APIRouter, rem: Reminders) -> None:
     @router.post("/campaigns/{campaign_id}/send", summary="Send the approved items (only those)")
-    def send(campaign_id: int, db: SessionDep, who: Manager) -> dict[str, Any]:
+    def send(campaign_id: RowId, db: SessionDep, who: Manager) -> dict[str, Any]:
         try:
             report = rem.dispatcher(db, who.actor, campaign_id).send_campaign(campaign_id)
         except CampaignError as error:
@@ -253,7 +262,7 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
                 "deferred": report.deferred, "files": [p.name for p in report.files]}
 
     @router.get("/campaigns/{campaign_id}/files/{name}", summary="A generated PDF (letters, notices, route sheet)")
-    def file(campaign_id: int, name: str, db: SessionDep, who: Manager) -> FileResponse:
+    def file(campaign_id: RowId, name: str, db: SessionDep, who: Manager) -> FileResponse:
         folder = (rem.out_root / f"campagne-{campaign_id}").resolve()
         path = (folder / name).resolve()
         if path.parent != folder or path.suffix != ".pdf" or not path.is_file():
@@ -263,7 +272,7 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         return FileResponse(path, media_type="application/pdf", filename=name)
 
     @router.get("/campaigns/{campaign_id}/route-sheet.pdf", summary="The ambassadeurs' route sheet")
-    def route_sheet(campaign_id: int, db: SessionDep, who: Manager) -> Response:
+    def route_sheet(campaign_id: RowId, db: SessionDep, who: Manager) -> Response:
         from server.letters import route_sheet_pdf
         from server.route import route_streets
 
@@ -278,7 +287,7 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         return Response(pdf, media_type="application/pdf")
 
     @router.get("/campaigns/{campaign_id}/effect", summary="Before/after vs matched streets (JSON or CSV)")
-    def effect(campaign_id: int, db: SessionDep, who: Manager, format: Literal["json", "csv"] = "json") -> Any:
+    def effect(campaign_id: RowId, db: SessionDep, who: Manager, format: Literal["json", "csv"] = "json") -> Any:
         from server.effect import effect_csv, measure
 
         try:

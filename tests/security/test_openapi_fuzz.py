@@ -59,10 +59,7 @@ def admin(api: Server) -> dict[str, str]:
 REMINDERS = "/api/reminders"
 GROUPS = [
     pytest.param("core", id="core"),
-    pytest.param("reminders", id="reminders", marks=pytest.mark.xfail(strict=True, reason=(
-        "server/reminders_api.py answers 500 to: dates before year ~1000 in since/until "
-        "(OverflowError: date value out of range), campaign ids beyond 64 bits (OverflowError in "
-        "SQLite), POST /api/reminders/campaigns with until < since (ValueError instead of 422)"))),
+    pytest.param("reminders", id="reminders"),
 ]
 
 
