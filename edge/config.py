@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vision.schema import Stream
 
 ENV_PREFIX = "TRIVUE_EDGE_"
-TRUCK_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+# As LiftEvent.truck_id: it names topics and folders, so at least one letter or digit (never "..").
+TRUCK_ID_PATTERN = r"^[A-Za-z0-9_.-]*[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class ConfigError(ValueError):
@@ -154,7 +155,7 @@ class RfidSettings(_Strict):
 class EdgeSettings(_Strict):
     """Everything a truck needs to run; every field has a default except the truck id and the source."""
 
-    truck_id: str = Field(pattern=TRUCK_ID_PATTERN, description="Fleet number, unique per truck")
+    truck_id: str = Field(max_length=64, pattern=TRUCK_ID_PATTERN, description="Fleet number, unique per truck")
     stream: Stream = Field(default=Stream.recyclables, description="Stream collected (server config may change it)")
     source: str = Field(min_length=1, description="Burst folder root, video file, rtsp://..., or usb:N")
     model: Path | None = Field(default=None, description="ONNX model (default: shipped model, else COCO)")

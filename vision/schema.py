@@ -7,6 +7,10 @@ vision stack. ``tests/vision/test_schema.py`` proves it in a subprocess.
 Versioning: ``schema_version`` is ``MAJOR.MINOR``. A reader accepts any minor version of its own
 major and ignores fields it does not know (a newer truck may send more); invalid values of known
 fields are always refused with a message naming the field.
+
+Bounds: every number is finite (no NaN/Infinity) and every count, length and sequence has an upper
+bound far beyond any real lift, so whatever the parser accepts the server can store (64-bit
+integers, 32-bit ``frames``, PostgreSQL text without NUL). The bounds are the ``MAX_*`` constants.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -30,6 +34,22 @@ from pydantic import (
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_MAJOR = 1
+
+# Upper bounds no real lift reaches (a hopper holds a few hundred items; a lift lasts a minute):
+# values beyond them are bugs or attacks, refused here rather than failing in the database.
+MAX_ITEMS = 10_000  # items of one class in one lift
+MAX_CLASSES = 256  # distinct classes (counts keys, error rows) in one lift
+MAX_FRAMES = 1_000_000  # frames analysed in one lift (stored in a 32-bit column)
+MAX_SEQUENCE = 2**63 - 1  # a signed 64-bit column (BIGINT)
+MAX_SCORE = 3.0 * MAX_ITEMS * MAX_CLASSES  # every item of every class an alert (weight 3)
+MAX_COUNTER = 2**63 - 1  # heartbeat counters, stored as JSON but read back as 64-bit integers
+# Free text: printable only. PostgreSQL text cannot hold NUL, and control characters in a class
+# or model name only ever come from a corrupted or hostile sender.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+# Timestamps: a truck whose clock fell back to the epoch still reports (the server flags it);
+# year 9000 keeps local-day arithmetic (UTC+14) far from datetime's year-9999 limit.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -67,7 +87,26 @@ class Severity(StrEnum):
 
 class _Wire(BaseModel):
     # Tolerant reader: unknown fields from a newer minor version are ignored, not rejected.
-    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+    # No NaN/Infinity anywhere: they are not JSON, compare false with every bound, and end as
+    # garbage in averages and rates.
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
+
+
+def _in_range(value: datetime) -> datetime:
+    """UTC, between EARLIEST and LATEST (the converted value: an offset can move the year)."""
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ValueError(f"{value.isoformat()} is outside {EARLIEST.year}..{LATEST.year - 1}") from None
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"{value.isoformat()} is outside {EARLIEST.year}..{LATEST.year - 1}")
+    return value
+
+
+_Time = Annotated[AwareDatetime, AfterValidator(_in_range)]
+_Text64 = Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
+_Count = Annotated[int, Field(ge=0, le=MAX_ITEMS)]
+_Counter = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
 
 
 class GpsFix(_Wire):
@@ -77,12 +116,7 @@ class GpsFix(_Wire):
     lon: float = Field(ge=-180, le=180, description="Longitude, decimal degrees (WGS84)")
     accuracy_m: float | None = Field(default=None, ge=0, le=10_000, description="Horizontal accuracy, metres")
     heading_deg: float | None = Field(default=None, ge=0, lt=360, description="Course over ground, degrees")
-    fix_at: AwareDatetime | None = Field(default=None, description="When the fix was taken (UTC)")
-
-    @field_validator("fix_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.astimezone(UTC) if value is not None else None
+    fix_at: _Time | None = Field(default=None, description="When the fix was taken (UTC)")
 
 
 class ErrorItem(_Wire):
@@ -90,9 +124,11 @@ class ErrorItem(_Wire):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    class_: str = Field(alias="class", min_length=1, max_length=64, description="Model class name")
-    count: int = Field(ge=1, le=10_000, description="Items of this class in the lift")
-    category: str = Field(min_length=1, max_length=64, description="Error category used in reports")
+    class_: str = Field(alias="class", min_length=1, max_length=64, pattern=TEXT_PATTERN,
+                        description="Model class name")
+    count: int = Field(ge=1, le=MAX_ITEMS, description="Items of this class in the lift")
+    category: str = Field(min_length=1, max_length=64, pattern=TEXT_PATTERN,
+                          description="Error category used in reports")
     severity: Severity
 
     def to_wire(self) -> dict[str, Any]:
@@ -100,8 +136,8 @@ class ErrorItem(_Wire):
 
 
 class ModelInfo(_Wire):
-    name: str = Field(min_length=1, max_length=128)
-    version: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=128, pattern=TEXT_PATTERN)
+    version: str = Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)
 
 
 class Evidence(_Wire):
@@ -113,6 +149,9 @@ class Evidence(_Wire):
 
 
 _Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+# A truck id names topics and evidence folders: at least one letter or digit, so never "." or ".."
+# (the server's rule, server/inbox.py TRUCK_ID; without it the parser accepted what ingest refused).
+_TruckId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
 class LiftEvent(_Wire):
@@ -122,21 +161,22 @@ class LiftEvent(_Wire):
     weights info 0, error 1, alert 3 (see ``vision.rules.SEVERITY_WEIGHTS``); 0 means clean.
     """
 
-    schema_version: str = Field(default=SCHEMA_VERSION, pattern=r"^\d+\.\d+$")
+    schema_version: str = Field(default=SCHEMA_VERSION, max_length=16, pattern=r"^\d{1,6}\.\d{1,6}$")
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Idempotency key")
-    truck_id: _Id
-    sequence: NonNegativeInt = Field(description="Monotonic per truck; replay order")
+    truck_id: _TruckId
+    sequence: int = Field(ge=0, le=MAX_SEQUENCE, description="Monotonic per truck; replay order")
     stream: Stream
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
+    started_at: _Time
+    ended_at: _Time
     gps: GpsFix | None = None
     bin_id: _Id | None = Field(default=None, description="RFID tag of the bin, when read")
-    counts: dict[str, NonNegativeInt] = Field(default_factory=dict, description="class -> items counted")
-    errors: list[ErrorItem] = Field(default_factory=list)
+    counts: dict[_Text64, _Count] = Field(default_factory=dict, max_length=MAX_CLASSES,
+                                          description="class -> items counted")
+    errors: list[ErrorItem] = Field(default_factory=list, max_length=MAX_CLASSES)
     contaminated: bool
-    score: float = Field(ge=0)
+    score: float = Field(ge=0, le=MAX_SCORE, description="Contamination score (see above), finite")
     model: ModelInfo
-    frames: NonNegativeInt = Field(description="Frames analysed during the lift")
+    frames: int = Field(ge=0, le=MAX_FRAMES, description="Frames analysed during the lift")
     evidence: Evidence | None = None
 
     @field_validator("schema_version")
@@ -145,19 +185,6 @@ class LiftEvent(_Wire):
         major = int(value.split(".", 1)[0])
         if major != SCHEMA_MAJOR:
             raise ValueError(f"unsupported schema major version {major} (this reader speaks {SCHEMA_MAJOR}.x)")
-        return value
-
-    @field_validator("started_at", "ended_at")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
-
-    @field_validator("counts")
-    @classmethod
-    def _class_names(cls, value: dict[str, int]) -> dict[str, int]:
-        for name in value:
-            if not name or len(name) > 64:
-                raise ValueError(f"class name {name[:70]!r} must be 1 to 64 characters")
         return value
 
     @model_validator(mode="after")
@@ -179,19 +206,23 @@ class LiftEvent(_Wire):
 class TruckStats(_Wire):
     """Periodic heartbeat of a truck (``<prefix>/<truck_id>/stats``)."""
 
-    truck_id: _Id
-    sent_at: AwareDatetime
+    truck_id: _TruckId
+    sent_at: _Time
     uptime_s: float = Field(ge=0)
     fps: float | None = Field(default=None, ge=0)
     inference_ms: float | None = Field(default=None, ge=0)
-    outbox_depth: NonNegativeInt = 0
-    outbox_photos_dropped: NonNegativeInt = 0
+    outbox_depth: _Counter = 0
+    outbox_photos_dropped: _Counter = Field(default=0, description="Oldest photos dropped: outbox over max_mb")
+    photos_too_large: _Counter = Field(
+        default=0, description="Photos over evidence.max_bytes even at the lowest quality and size: lift sent without")
+    photos_refused: _Counter = Field(
+        default=0, description="Photos dropped after the broker refused them uplink.max_photo_attempts times")
     disk_free_mb: float | None = Field(default=None, ge=0)
     model: ModelInfo | None = None
     stream: Stream | None = None
     gps_fix_age_s: float | None = Field(default=None, ge=0)
     config_version: str | None = Field(default=None, max_length=64)
-    lifts_total: NonNegativeInt = 0
+    lifts_total: _Counter = 0
 
 
 class SchemaError(ValueError):
