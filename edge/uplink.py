@@ -103,6 +103,11 @@ class Uplink:
             log.warning("disconnected from %s (%s); reconnecting with back-off", self.url, reason)
 
     def _on_message(self, _client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic != self.settings.topic("config"):
+            # The embedded broker (amqtt) sometimes hands a new subscriber retained messages of
+            # sibling topics, such as our own status: not a config, not worth a warning.
+            log.debug("ignored a message on %s (not our config topic)", message.topic)
+            return
         if not message.payload:  # the server cleared the retained config: keep the current settings
             return
         try:
