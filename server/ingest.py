@@ -8,6 +8,7 @@ and the idempotent store makes the second delivery a no-op. Nothing is lost, not
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 TOPIC_KINDS = ("+/lift", "+/evidence/+", "+/status", "+/stats")
 RETRY_MAX_S = 30.0
+WRITE_ATTEMPTS = 5  # unexpected (non-database) failures of one batch before it is left to the broker
 
 
 def subscriptions(settings: ServerSettings) -> list[str]:
@@ -164,15 +166,29 @@ class Ingest:
     def _write_loop(self) -> None:
         while not (self._closing.is_set() and self._queue.empty()):
             batch = self._next_batch()
-            if batch:
+            if not batch:
+                continue
+            try:
                 self._write(batch)
+            except Exception:  # the last guard: whatever escapes, the writer thread must live on
+                self.metrics.inc("trivue_ingest_errors_total")
+                self.metrics.inc("trivue_ingest_unstored_total", len(batch))
+                log.exception("writer: %d messages left unacknowledged to the broker", len(batch))
+                self._closing.wait(1.0)
 
     def _write(self, batch: list[Message]) -> None:
-        delay = 0.5
+        """Store ``batch`` and acknowledge what was stored (or dead-lettered); never ack the rest.
+
+        The database away (``OperationalError``/``InterfaceError``): retry with back-off, forever.
+        Anything else outside the per-message isolation (a bug, a disk error): retry with back-off
+        up to ``WRITE_ATTEMPTS`` times, then leave the batch unacknowledged (the broker delivers it
+        again after a reconnection) so that one bad batch does not stop ingest for good.
+        """
+        delay, attempts = 0.5, 0
         while True:
             started = time.perf_counter()
             try:
-                self._commit(batch, self.inbox.write)
+                stored = self._store(batch)
                 break
             except (OperationalError, InterfaceError) as error:
                 # The database is away (restart, full disk, lock): keep the batch, retry, never ack.
@@ -181,21 +197,41 @@ class Ingest:
                     log.error("database unavailable at shutdown: %d messages left to the broker", len(batch))
                     return
                 log.error("database unavailable, retrying %d messages in %.0f s: %s", len(batch), delay, error)
-                self._closing.wait(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
             except Exception:
                 self.metrics.inc("trivue_ingest_errors_total")
-                log.exception("batch of %d failed; storing its messages one by one", len(batch))
-                self._write_one_by_one(batch)
-                break
+                attempts += 1
+                if attempts >= WRITE_ATTEMPTS or self._closing.is_set():
+                    self.metrics.inc("trivue_ingest_unstored_total", len(batch))
+                    log.exception("batch of %d could not be stored after %d attempts: left unacknowledged",
+                                  len(batch), attempts)
+                    return
+                log.exception("batch of %d failed (attempt %d), retrying in %.1f s", len(batch), attempts, delay)
+            self._closing.wait(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
         self.metrics.inc("trivue_ingest_batches_total")
         self.metrics.inc("trivue_ingest_batch_seconds_total", time.perf_counter() - started)
-        for message in batch:
+        for message in stored:
             if message.qos > 0:
                 self._client.ack(message.mid, message.qos)
 
-    def _write_one_by_one(self, batch: list[Message]) -> None:
-        """Isolate the message that breaks the store: it becomes a dead letter, the rest are stored."""
+    def _store(self, batch: list[Message]) -> list[Message]:
+        """The messages stored or dead-lettered: the whole batch in one transaction, else one by one."""
+        try:
+            self._commit(batch, self.inbox.write)
+            return batch
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            self.metrics.inc("trivue_ingest_errors_total")
+            log.exception("batch of %d failed; storing its messages one by one", len(batch))
+            return self._write_one_by_one(batch)
+
+    def _write_one_by_one(self, batch: list[Message]) -> list[Message]:
+        """Isolate the message that breaks the store: it becomes a dead letter, the rest are stored.
+
+        Returns the messages that are safe to acknowledge. A message that can be stored neither as
+        itself nor as a dead letter is left out: unacknowledged, the broker keeps it."""
+        stored = []
         for message in batch:
             try:
                 self._commit([message], self.inbox.write)
@@ -203,8 +239,36 @@ class Ingest:
                 raise
             except Exception as error:  # a poison message must not block the queue
                 log.exception("message on %s could not be stored", message.topic)
-                self._commit([message], lambda s, m, e=error: self.inbox.refuse(s, m[0], "store_error", repr(e)))
+                if not self._dead_letter(message, error):
+                    continue
+            stored.append(message)
+        return stored
+
+    def _dead_letter(self, message: Message, error: Exception) -> bool:
+        """Store ``message`` as a ``store_error`` dead letter; then, if the database refuses that row
+        too (a NUL in a topic, a disk error...), a plain-ASCII copy with no payload. False when
+        neither could be written: the caller must not acknowledge the message."""
+        detail = repr(error)
+        for attempt in (message, _ascii_copy(message)):
+            try:
+                self._commit([attempt], lambda s, m: self.inbox.refuse(s, m[0], "store_error", detail))
+                return True
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception:
+                self.metrics.inc("trivue_ingest_errors_total")
+                log.exception("dead letter for %r could not be stored", message.topic[:200])
+        self.metrics.inc("trivue_ingest_unstored_total")
+        log.error("message on %r neither stored nor dead-lettered: left unacknowledged to the broker",
+                  message.topic[:200])
+        return False
 
     def _commit(self, batch: list[Message], write: Callable[[Session, list[Message]], None]) -> None:
         with self.sessions() as session, session.begin():
             write(session, batch)
+
+
+def _ascii_copy(message: Message) -> Message:
+    """The message as a dead letter any database accepts: an ASCII topic without NUL, no payload."""
+    topic = message.topic.encode("ascii", "backslashreplace").decode("ascii").replace("\x00", "\\x00")
+    return dataclasses.replace(message, topic=topic, payload=b"")

@@ -22,6 +22,8 @@ HELP = {
     "trivue_ingest_batches_total": ("counter", "Transactions written by ingest"),
     "trivue_ingest_batch_seconds_total": ("counter", "Time spent writing batches"),
     "trivue_ingest_errors_total": ("counter", "Batches that failed to write and were retried"),
+    "trivue_ingest_unstored_total": ("counter", "Messages neither stored nor dead-lettered: left unacknowledged "
+                                    "to the broker"),
 }
 
 

@@ -1,0 +1,75 @@
+"""The ingest writer survives failures of its collaborators, on the real broker, SQLite and PostgreSQL.
+
+A message that breaks its batch is stored alone or as a dead letter; when even the dead letter
+cannot be written (the database refuses the row, a disk error), the writer thread must live on,
+count it, and leave the message unacknowledged so that the broker delivers it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+
+from server.inbox import Message
+from server.store import DeadLetter, Lift
+from tests.server.conftest import Server, wait_for
+from tests.server.events import lift_event
+
+POISON = b'{"poison": true}'
+
+
+def _poisoned(server: Server, refuse_failures: int | None) -> dict[str, int]:
+    """``inbox.write`` breaks on POISON (forcing the one-by-one path); ``inbox.refuse`` (the dead
+    letter) raises ``refuse_failures`` times, or always when None."""
+    inbox, calls = server.ingest.inbox, {"refuse": 0}
+    write, refuse = inbox.write, inbox.refuse
+
+    def breaking_write(session: Any, messages: Sequence[Message]) -> int:
+        if any(m.payload == POISON for m in messages):
+            raise RuntimeError("a bug that this message triggers")
+        return write(session, messages)
+
+    def failing_refuse(session: Any, message: Message, reason: str, detail: str) -> None:
+        calls["refuse"] += 1
+        if refuse_failures is None or calls["refuse"] <= refuse_failures:
+            raise OSError(28, "No space left on device")
+        refuse(session, message, reason, detail)
+
+    inbox.write, inbox.refuse = breaking_write, failing_refuse
+    return calls
+
+
+def _count(server: Server, table: Any) -> int:
+    with server.sessions() as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0
+
+
+def _alive_and_storing(server: Server, sequence: int) -> None:
+    assert server.ingest._writer.is_alive()
+    server.publish("truck-a/lift", lift_event("truck-a", sequence=sequence).to_json())
+    wait_for(lambda: _count(server, Lift) >= 1, "a good lift after the failure")
+
+
+def test_a_dead_letter_that_fails_once_is_retried_and_the_writer_lives(server: Server) -> None:
+    calls = _poisoned(server, refuse_failures=1)
+    server.publish("truck-a/lift", POISON)
+    wait_for(lambda: _count(server, DeadLetter) == 1, "the poison message as a dead letter")
+    assert calls["refuse"] == 2
+    assert server.ingest.metrics.value("trivue_ingest_errors_total") >= 2
+    assert server.ingest.metrics.value("trivue_ingest_unstored_total") == 0
+    _alive_and_storing(server, 2)
+
+
+def test_a_message_that_cannot_be_stored_anywhere_is_not_acknowledged(
+        server: Server, run_server: Callable[..., Any]) -> None:
+    _poisoned(server, refuse_failures=None)
+    server.publish("truck-a/lift", POISON)
+    wait_for(lambda: server.ingest.metrics.value("trivue_ingest_unstored_total") >= 1, "the unstored count")
+    assert _count(server, DeadLetter) == 0
+    _alive_and_storing(server, 2)
+    # Not acknowledged: a server restarted on the same persistent session receives it again.
+    server.ingest.stop()
+    with run_server(server.settings) as again:
+        wait_for(lambda: _count(again, DeadLetter) == 1, "the redelivered message, now a dead letter", 20)
