@@ -277,6 +277,7 @@ def _reset_database(url: str | None) -> None:
     if url is None:
         return
     engine = make_engine(url)
+    upgrade_database(engine)  # a raw run may come first on a fresh database: the tables must exist
     with engine.begin() as connection:
         from sqlalchemy import text
 

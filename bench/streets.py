@@ -1,13 +1,14 @@
 """Street import and matching speed on the real Rennes network, and a département-sized address file.
 
-    .venv/bin/python bench/streets.py [--points 20000] [--addresses 300000] [--database-url URL]
+    .venv/bin/python bench/streets.py [--points 20000] [--addresses 300000] [--batch 500] [--database-url URL]
 
 Measures, in one run on one database (a fresh SQLite file unless ``--database-url``):
 
 - import of ``rennes-streets.osm.geojson`` (553 km) and ``monaco.osm.pbf``, and a re-import;
 - building the ``Locator`` (streets and addresses) from the database;
 - ``locate()`` on random fixes over Rennes: the grid index, with and without heading, side by side
-  with a brute-force numpy scan of every piece (the ratio is what the index buys);
+  with a brute-force numpy scan of every piece (the ratio is what the index buys), and
+  ``locate_many()`` on the same fixes in ingest-sized batches (what batching buys);
 - import of a synthetic Base Adresse Nationale file (``--addresses`` rows, gzip, official header)
   laid along the Rennes streets, including linking every address to its street.
 """
@@ -98,11 +99,26 @@ def locate_rate(locator: Locator, lats: np.ndarray, lons: np.ndarray, headings: 
     return len(lats) / (time.perf_counter() - started), found
 
 
+def locate_many_rate(locator: Locator, lats: np.ndarray, lons: np.ndarray, headings: np.ndarray | None,
+                     batch: int) -> tuple[float, int]:
+    """Points per second of ``locate_many`` in batches of ``batch`` fixes (ingest: one per batch)."""
+    lat_list, lon_list = lats.tolist(), lons.tolist()
+    heading_list = headings.tolist() if headings is not None else None
+    started = time.perf_counter()
+    found = 0
+    for i in range(0, len(lat_list), batch):
+        matches = locator.locate_many(lat_list[i:i + batch], lon_list[i:i + batch],
+                                      heading_list[i:i + batch] if heading_list is not None else None)
+        found += sum(m is not None for m in matches)
+    return len(lats) / (time.perf_counter() - started), found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=20_000)
     parser.add_argument("--addresses", type=int, default=300_000)
     parser.add_argument("--database-url")
+    parser.add_argument("--batch", type=int, default=500, help="fixes per locate_many call (ingest_batch_size)")
     args = parser.parse_args()
     results: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,8 +144,17 @@ def main() -> None:
         lats, lons = 48.085 + rng.random(args.points) * 0.045, -1.72 + rng.random(args.points) * 0.08
         rate, found = locate_rate(locator, lats, lons, None)
         results.append(("locate(), grid index", f"{rate:,.0f} points/s ({found / len(lats):.0%} matched)"))
-        rate_h, _ = locate_rate(locator, lats, lons, rng.random(args.points) * 360)
+        headings = rng.random(args.points) * 360
+        rate_h, _ = locate_rate(locator, lats, lons, headings)
         results.append(("locate() with heading", f"{rate_h:,.0f} points/s"))
+        for batch in (args.batch, 50):
+            many, found_many = locate_many_rate(locator, lats, lons, None, batch)
+            many_h, _ = locate_many_rate(locator, lats, lons, headings, batch)
+            same = "same matches" if found_many == found else f"MATCHED {found_many} != {found}"
+            results.append((f"locate_many(), batches of {batch}",
+                            f"{many:,.0f} points/s, x{many / rate:.1f} vs locate() ({same})"))
+            results.append((f"locate_many() with heading, batches of {batch}",
+                            f"{many_h:,.0f} points/s, x{many_h / rate_h:.1f}"))
         sample = max(500, args.points // 20)
         brute = brute_force(locator, lats[:sample], lons[:sample])
         results.append(("brute-force numpy scan, nearest only", f"{brute:,.0f} points/s"))
