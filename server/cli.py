@@ -9,8 +9,9 @@ import argparse
 import getpass
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trivue.cli import CliError
 
@@ -77,6 +78,22 @@ def settings_from(args: argparse.Namespace, **overrides: object) -> ServerSettin
         raise CliError(str(error)) from None
 
 
+def app_or_cli_error(create_app: Callable[[ServerSettings], Any], settings: ServerSettings) -> Any:
+    """``create_app(settings)``; a bad setting found while building the app (the reminders' rules
+    file, a value checked at start-up) becomes one line naming the field and value, exit 2, like a
+    bad setting in the file itself, instead of a traceback."""
+    from pydantic import ValidationError
+
+    from server.config import ConfigError, describe
+
+    try:
+        return create_app(settings)
+    except ConfigError as error:
+        raise CliError(str(error)) from None
+    except ValidationError as error:
+        raise CliError(describe(error, "settings")) from None
+
+
 def open_database(settings: ServerSettings) -> Session:
     """A session on the settings' database, upgraded to the newest schema first."""
     from sqlalchemy.orm import Session
@@ -101,7 +118,7 @@ def run_server(args: argparse.Namespace) -> int:
         log.warning("=" * 72)
         log.warning("DEV MODE: NO LOGIN. Anyone reaching %s:%d sees everything.", settings.host, settings.port)
         log.warning("=" * 72)
-    app = create_app(settings)
+    app = app_or_cli_error(create_app, settings)
     # uvicorn handles SIGINT/SIGTERM: it finishes requests, then the lifespan stops the ingest.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, proxy_headers=True)
     return 0

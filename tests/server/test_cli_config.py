@@ -1,0 +1,57 @@
+"""``trivue server`` with a bad setting: one line naming the field and the value, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from server.cli import app_or_cli_error
+from server.config import load_settings
+from trivue.cli import CliError
+
+
+def trivue_server(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TRIVUE_")}
+    environ.update({"TRIVUE_DATA_DIR": str(tmp_path / "data"), **env})
+    return subprocess.run([sys.executable, "-m", "trivue", "server", "--no-ingest"], env=environ,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    # Start-up log lines (the database migration) may come first; the failure is one line, the last.
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert [line for line in lines if "error" in line.lower()] == lines[-1:], lines
+    return lines[-1]
+
+
+def test_a_bad_reminders_rules_file_found_by_create_app_is_one_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("household:\n  window_days: abc\n", encoding="utf-8")
+    line = _one_line(trivue_server(tmp_path, TRIVUE_REMINDERS_RULES=str(rules), TRIVUE_PORT="18999"))
+    assert line.startswith("trivue server: error: ") and "household.window_days" in line and "'abc'" in line
+
+
+def test_a_bad_setting_is_one_line(tmp_path: Path) -> None:
+    line = _one_line(trivue_server(tmp_path, TRIVUE_PORT="huit-mille"))
+    assert line.startswith("trivue server: error: settings: port:") and "'huit-mille'" in line
+
+
+def test_a_validation_error_from_create_app_names_the_field(tmp_path: Path) -> None:
+    class Limits(BaseModel):
+        max_payload_bytes: int
+
+    def create_app(_settings: object) -> object:
+        Limits.model_validate({"max_payload_bytes": "lots"})
+        raise AssertionError("unreachable")
+
+    with pytest.raises(CliError) as raised:
+        app_or_cli_error(create_app, load_settings(env={}, data_dir=tmp_path))
+    assert "max_payload_bytes" in str(raised.value) and "'lots'" in str(raised.value)
+    assert not isinstance(raised.value, ValidationError)
