@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Table, delete, func, select, text, update
+from sqlalchemy import JSON, Date, Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -212,35 +212,51 @@ def add_to_aggregates(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         session.execute(stmt, values)
 
 
-def _lift_dicts(session: Session, since: date | None, chunk: int = 2000) -> Iterator[dict[str, Any]]:
-    columns = [Lift.street_id, Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score,
-               Lift.errors]
-    query = select(*columns).order_by(Lift.id).execution_options(yield_per=chunk)
-    if since is not None:
-        query = query.where(Lift.day >= since)
-    for row in session.execute(query):
-        yield row._asdict()
-
-
 def rebuild_aggregates(session: Session, since: date | None = None) -> int:
     """Recompute aggregates from raw lifts for days >= ``since`` (all when None); returns lifts read.
 
     Days older than the raw-lift retention keep their aggregates: the raw rows are gone, and
     street-level totals are exactly what retention is meant to keep.
+
+    Two ``INSERT ... SELECT ... GROUP BY`` run inside the database (errors unpacked with
+    ``json_each`` / ``json_array_elements``): the same totals as adding every lift through
+    ``add_to_aggregates``, but a year of 10 million lifts is rebuilt in a minute or so instead of
+    streaming every row through Python.
     """
     for table in (StreetDay, StreetDayError):
         query = delete(table)
         session.execute(query.where(table.day >= since) if since is not None else query)
-    count = 0
-    batch: list[dict[str, Any]] = []
-    for row in _lift_dicts(session, since):
-        batch.append(row)
-        count += 1
-        if len(batch) >= 5000:
-            add_to_aggregates(session, batch)
-            batch.clear()
-    add_to_aggregates(session, batch)
-    return count
+    sqlite_db = session.get_bind().dialect.name == "sqlite"
+    where = "WHERE l.day >= :since" if since is not None else ""
+
+    def run(sql: str) -> Any:
+        statement = text(sql)
+        if since is not None:  # typed, so SQLite gets the same 'YYYY-MM-DD' text the ORM stores
+            statement = statement.bindparams(bindparam("since", since, type_=Date))
+        return session.execute(statement)
+
+    street = f"COALESCE(l.street_id, {UNMATCHED})"
+    run(f"""INSERT INTO street_days (street_id, day, stream, lifts, contaminated, alerts, score)
+            SELECT {street}, l.day, l.stream, COUNT(*), SUM(CASE WHEN l.contaminated THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN l.has_alert THEN 1 ELSE 0 END), SUM(l.score)
+            FROM lifts l {where} GROUP BY {street}, l.day, l.stream""")
+    if sqlite_db:
+        expand = "json_each(l.errors) AS e"
+        category, severity = "json_extract(e.value, '$.category')", "json_extract(e.value, '$.severity')"
+        count = "json_extract(e.value, '$.count')"
+    else:
+        expand = "json_array_elements(l.errors) AS e(value)"
+        category, severity = "(e.value ->> 'category')", "(e.value ->> 'severity')"
+        count = "CAST(e.value ->> 'count' AS INTEGER)"
+    # Per lift first: a lift with two classes of one category counts once in ``lifts`` (as _tally).
+    run(f"""INSERT INTO street_day_errors (street_id, day, stream, category, severity, lifts, items)
+            SELECT street_id, day, stream, category, severity, COUNT(*), SUM(items) FROM (
+                SELECT l.id, {street} AS street_id, l.day, l.stream, {category} AS category,
+                       {severity} AS severity, SUM({count}) AS items
+                FROM lifts l, {expand} {where}
+                GROUP BY l.id, {street}, l.day, l.stream, {category}, {severity}) AS per_lift
+            GROUP BY street_id, day, stream, category, severity""")
+    return int(run(f"SELECT COUNT(*) FROM lifts l {where}").scalar_one())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,90 @@
+"""The bulk rebuild (SQL ``GROUP BY`` in the database) gives exactly the aggregates that ingest
+maintains lift by lift (``add_to_aggregates``), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.aggregates import insert_lifts, lift_row, rebuild_aggregates
+from server.db import make_engine
+from server.migrate import upgrade_database
+from server.store import StreetDay, StreetDayError
+from tests.server.events import lift_event
+
+ZONE_NAME = "Europe/Paris"
+COUNTS = [{"bottle": 2}, {"bag": 1, "bottle": 1}, {"battery": 1, "food": 2}, {"glass": 3}, {"can": 1},
+          {"bag": 2, "film": 1, "food": 1}, {"textile": 1, "electronics": 1, "gas_cylinder": 1}, {}]
+STREAMS = ["recyclables", "residual", "glass", "biowaste"]
+
+
+@dataclass(frozen=True)
+class StubMatch:
+    street_id: int
+    segment_id: int = 1
+    distance_m: float = 2.0
+    address_id: int | None = None
+    address_distance_m: float | None = None
+    confidence: float = 0.9
+
+
+class StreetByLongitude:
+    """Five fake streets side by side; fixes east of them match nothing."""
+
+    def locate(self, lat: float, lon: float, heading_deg: float | None = None,
+               accuracy_m: float | None = None) -> StubMatch | None:
+        street = int((lon + 1.70) * 1000)
+        return StubMatch(street + 1) if 0 <= street < 5 else None
+
+
+def snapshot(session: Session) -> tuple[dict[Any, tuple[Any, ...]], dict[Any, tuple[Any, ...]]]:
+    days = {(r.street_id, r.day, r.stream): (r.lifts, r.contaminated, r.alerts, round(r.score, 6))
+            for r in session.scalars(select(StreetDay))}
+    errors = {(r.street_id, r.day, r.stream, r.category, r.severity): (r.lifts, r.items)
+              for r in session.scalars(select(StreetDayError))}
+    return days, errors
+
+
+def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> None:
+    settings = make_settings(timezone=ZONE_NAME)
+    engine = make_engine(settings.db_url)
+    upgrade_database(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    rng = random.Random(4)
+    start = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+    rows = []
+    for i in range(600):
+        stream = rng.choice(STREAMS)
+        gps = None if i % 9 == 0 else (48.11, -1.70 + rng.random() * 0.007)  # some unmatched, some off-street
+        event = lift_event(f"benne-{i % 3}", stream=stream, counts=rng.choice(COUNTS), sequence=i, gps=gps,
+                           at=start + timedelta(hours=rng.randrange(0, 24 * 20)))
+        rows.append(lift_row(event, event.started_at, settings.zone, StreetByLongitude()))
+    try:
+        with sessions() as session, session.begin():
+            for chunk in range(0, len(rows), 70):  # as ingest batches would
+                insert_lifts(session, rows[chunk:chunk + 70])
+        with sessions() as session:
+            incremental = snapshot(session)
+        assert len(incremental[0]) > 100 and len(incremental[1]) > 100
+        assert any(key[0] == 0 for key in incremental[0]), "unmatched lifts are counted under street 0"
+        assert any(key[4] == "info" for key in incremental[1]), "info items are kept"
+
+        with sessions() as session, session.begin():
+            assert rebuild_aggregates(session) == 600
+        with sessions() as session:
+            assert snapshot(session) == incremental
+
+        since = date(2026, 3, 10)
+        with sessions() as session, session.begin():
+            session.query(StreetDay).filter(StreetDay.day >= since).update({"lifts": 0})
+            kept = sum(1 for r in rows if r["day"] >= since)
+            assert rebuild_aggregates(session, since=since) == kept
+        with sessions() as session:
+            assert snapshot(session) == incremental
+    finally:
+        engine.dispose()
