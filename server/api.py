@@ -24,6 +24,7 @@ from server.csvexport import rows_csv
 from server.deps import Admin, ContextDep, Manager, SessionDep, Viewer
 from server.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
 from server.migrate import current_revision
+from server.privacy import street_level_lift
 from server.reports import StreetFilter, street_detail, street_geojson, street_stats
 from server.store import AuditEntry, DeadLetter, Evidence, Lift, Truck, utcnow
 from trivue import __version__
@@ -89,6 +90,9 @@ def api_router() -> APIRouter:
         stats = street_stats(db, flt)
         wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
         if wants_csv:
+            # Every export is in the audit trail (who, when, what), street-level ones included.
+            audit(db, who.actor, "streets.export", detail=f"csv, {len(stats['streets'])} streets, {flt}"[:2000])
+            db.commit()
             return Response(streets_csv(stats["streets"]), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": 'attachment; filename="trivue-streets.csv"'})
         return JSONResponse(stats)
@@ -109,7 +113,7 @@ def api_router() -> APIRouter:
         return detail
 
     @router.get("/lifts", summary="Lifts, newest first, paginated (household-level: manager)")
-    def lifts(db: SessionDep, who: Manager, street_id: RowId | None = None,
+    def lifts(db: SessionDep, ctx: ContextDep, who: Manager, street_id: RowId | None = None,
               truck_id: str | None = Query(default=None, max_length=64), contaminated: bool | None = None,
               since: Moment | None = None, until: Moment | None = None,
               limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = None) -> dict[str, Any]:
@@ -118,18 +122,25 @@ def api_router() -> APIRouter:
             page = list_lifts(db, flt, limit, cursor)
         except CursorError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-        audit(db, who.actor, "lifts.list", detail=f"{len(page['items'])} lifts")
+        household = ctx.settings.household_level
+        audit(db, who.actor, "lifts.list", detail=f"{len(page['items'])} lifts, {flt}, household_level={household}")
         db.commit()
+        if not household:  # street level until an admin enables households (server.privacy)
+            page = {**page, "items": [street_level_lift(item) for item in page["items"]]}
         return page
 
     @router.get("/lifts/{event_id}", summary="One lift with its street, address and photo link (manager)")
-    def lift(event_id: uuid.UUID, db: SessionDep, who: Manager) -> dict[str, Any]:
+    def lift(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Manager) -> dict[str, Any]:
         detail = lift_detail(db, str(event_id))
         if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lift {event_id}")
-        audit(db, who.actor, "lift.read", str(event_id))
+        household = ctx.settings.household_level
+        address = detail["address"]["address_id"] if household and detail["address"] else None
+        # What was seen: the address and the bin are named in the trail when they were shown.
+        audit(db, who.actor, "lift.read", str(event_id),
+              f"address={address} bin={detail['bin_id']}" if household else "street level")
         db.commit()
-        return detail
+        return detail if household else street_level_lift(detail)
 
     @router.get("/lifts/{event_id}/evidence.jpg", summary="The blurred evidence photo (manager)",
                 response_class=FileResponse)
@@ -209,16 +220,23 @@ def _truck_routes(router: APIRouter) -> None:
                            "target": a.target, "detail": a.detail} for a in db.scalars(query)]}
 
     @router.get("/dead-letters", summary="Messages refused by ingest, newest first (manager)")
-    def dead_letters(db: SessionDep, who: Manager, reason: str | None = Query(default=None, max_length=32),
+    def dead_letters(db: SessionDep, ctx: ContextDep, who: Manager,
+                     reason: str | None = Query(default=None, max_length=32),
                      limit: int = Query(default=100, ge=1, le=1000)) -> dict[str, Any]:
         query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
         if reason:
             query = query.where(DeadLetter.reason == reason)
         by_reason = dict(db.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).tuples().all())
-        return {"counts": by_reason, "items": [
-            {"id": d.id, "received_at": d.received_at.isoformat(), "topic": d.topic, "truck_id": d.truck_id,
-             "reason": d.reason, "detail": d.detail, "payload_size": d.payload_size,
-             "payload_head": d.payload[:512].decode("utf-8", "replace")} for d in db.scalars(query)]}
+        # A refused lift's raw bytes hold its bin tag and GPS fix: shown only at household level.
+        raw = ctx.settings.household_level
+        items = [{"id": d.id, "received_at": d.received_at.isoformat(), "topic": d.topic, "truck_id": d.truck_id,
+                  "reason": d.reason, "detail": d.detail, "payload_size": d.payload_size,
+                  "payload_head": d.payload[:512].decode("utf-8", "replace") if raw else None}
+                 for d in db.scalars(query)]
+        audit(db, who.actor, "dead_letters.read",
+              detail=f"{len(items)} messages, payloads {'shown' if raw else 'hidden'}")
+        db.commit()
+        return {"counts": by_reason, "items": items}
 
 
 def metrics_router() -> APIRouter:

@@ -66,6 +66,10 @@ class ServerSettings(BaseModel):
     cookie_secure: bool = Field(default=True, description="Session cookie only over HTTPS (off in dev)")
     viewer_min_lifts: int = Field(
         default=1, ge=1, description="Streets with fewer lifts are hidden from viewers (privacy threshold)")
+    household_level: bool = Field(
+        default=False,
+        description="Household-level data (addresses, bin tags, household reminders and contacts): off until an "
+                    "admin enables it, after the collectivité's deliberation and DPIA; street level only while off")
     dev: bool = Field(default=False, description="Open every route without login: demos only")
 
     @field_validator("timezone")

@@ -1,7 +1,9 @@
 """``/api/reminders/households/...``: households' contacts and rights (managers and admins, audited).
 
 Contacts are personal data kept apart from lift data (``server.households``); reading them,
-importing them, an opt-out and an erasure each leave an entry in the audit log.
+importing them, an opt-out and an erasure each leave an entry in the audit log. Reading and
+importing contacts need the household level (``server.privacy``); an opt-out or an erasure is a
+person's right and is honoured whatever the switch says.
 """
 
 from __future__ import annotations
@@ -12,21 +14,28 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.config import ServerSettings
 from server.deps import Manager, SameOrigin, SessionDep, content_type
 from server.households import HouseholdError, erase_household, import_contacts, list_contacts, opt_out
+from server.privacy import require
 
 IMPORT_TYPES = ("text/csv", "application/json", "multipart/form-data")
 JSON_SHAPE = 'expected JSON {"csv": "key,name,email,phone,postal_address\\n..."}'
 
 
-async def contacts_csv(request: Request) -> str:
-    """The CSV text of an import: ``text/csv`` (the dashboard, ``curl --data-binary``), JSON
-    ``{"csv": "..."}`` or a multipart upload's ``file`` field. ``text/plain`` and URL-encoded forms are
-    refused: those are what a cross-site form sends, and nothing of ours needs them."""
+def import_type(request: Request) -> str:
+    """``text/csv`` (the dashboard, ``curl --data-binary``), JSON ``{"csv": "..."}`` or a multipart
+    upload's ``file`` field. ``text/plain`` and URL-encoded forms are refused: those are what a
+    cross-site form sends, and nothing of ours needs them."""
     kind = content_type(request)
     if kind not in IMPORT_TYPES:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
                             f"send the contacts as {', '.join(IMPORT_TYPES)}, not {kind or 'no content type'!r}")
+    return kind
+
+
+async def contacts_csv(request: Request, kind: str) -> str:
+    """The CSV text of an import whose content type ``import_type`` accepted."""
     if kind == "text/csv":
         return (await request.body()).decode("utf-8-sig", "replace")
     if kind == "application/json":
@@ -49,9 +58,10 @@ class OptOutIn(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
-def household_routes(router: APIRouter) -> None:
+def household_routes(router: APIRouter, settings: ServerSettings) -> None:
     @router.get("/households", summary="Contacts (personal data; the read is audited)")
     def households(db: SessionDep, who: Manager) -> list[dict[str, Any]]:
+        require(settings, "Les contacts des foyers ne sont pas consultables")
         rows = list_contacts(db, who.actor)
         db.commit()
         return rows
@@ -59,7 +69,10 @@ def household_routes(router: APIRouter) -> None:
     @router.post("/households/import", summary="Upsert contacts from CSV: key,name,email,phone,postal_address",
                  dependencies=[SameOrigin])
     async def import_households(request: Request, db: SessionDep, who: Manager) -> dict[str, Any]:
-        text = await contacts_csv(request)
+        # After the same-origin and content-type checks (a forged request learns nothing), before the body.
+        kind = import_type(request)
+        require(settings, "L'import des contacts des foyers est refusé")
+        text = await contacts_csv(request, kind)
         try:
             report = import_contacts(db, text, who.actor, "api")
         except HouseholdError as error:

@@ -39,11 +39,15 @@ from server.targets import (
 class Planner:
     """Applies the rules to the lifts of ``[since, until]`` (local days, inclusive)."""
 
-    def __init__(self, session: Session, config: RemindersConfig, since: date, until: date) -> None:
+    def __init__(self, session: Session, config: RemindersConfig, since: date, until: date,
+                 households: bool = True) -> None:
         if until < since:
             raise ValueError(f"until {until} is before since {since}")
         self.session = session
         self.config = config
+        # False while the server's household level is off (server.privacy): every lift counts for its
+        # street, so street notices still go out and no address or bin is ever a target.
+        self.households = households
         self.since, self.until = since, until
         self.now = datetime.combine(until + timedelta(days=1), time(), UTC)
         self.skipped: list[Skip] = []
@@ -80,7 +84,8 @@ class Planner:
         synthetic = self.names.synthetic()
         for row in self.session.execute(query):
             address = None if row.address_id in synthetic else row.address_id  # demo data is no household
-            key = household_key(row.bin_id, address, row.match_confidence, rules.min_address_confidence)
+            key = household_key(row.bin_id, address, row.match_confidence, rules.min_address_confidence) \
+                if self.households else None
             if key is not None:
                 unit = households[key]
                 unit.bin_id = row.bin_id
@@ -263,7 +268,12 @@ class Planner:
         return targets
 
 
-def make_plan(session: Session, config: RemindersConfig, until: date, since: date | None = None) -> Plan:
-    """The plan for the window ending ``until`` (default length: ``household.window_days``)."""
+def make_plan(session: Session, config: RemindersConfig, until: date, since: date | None = None, *,
+              households: bool = True) -> Plan:
+    """The plan for the window ending ``until`` (default length: ``household.window_days``).
+
+    ``households=False`` plans at street level only; the API and the CLI pass the server's
+    ``household_level`` setting, which is off by default.
+    """
     since = since or until - timedelta(days=config.household.window_days - 1)
-    return Planner(session, config, since, until).plan()
+    return Planner(session, config, since, until, households).plan()

@@ -24,19 +24,20 @@ from server.campaigns import (
     CampaignError,
     Decision,
     campaign_summaries,
+    create_campaign,
     export_false_detections,
     false_detections,
     get_campaign,
     items_of,
-    plan_and_create,
     review,
 )
 from server.config import ConfigError, ServerSettings
-from server.deps import Manager, SessionDep
+from server.deps import Manager, SameOrigin, SessionDep
 from server.households_api import household_routes
 from server.messages import CATEGORY_LABELS, TEMPLATES, Message, MessageTemplates, TemplateError
+from server.privacy import STREET_LEVEL_FILES, refusal, street_level_effect
 from server.reminder_config import RULES_ENV, ReminderConfigError, RemindersConfig, load_rules
-from server.reminder_store import REJECT_REASONS, Item, upgrade_reminders
+from server.reminder_store import HOUSEHOLD, REJECT_REASONS, Item, upgrade_reminders
 from server.reminders import make_plan
 from server.targets import Plan
 
@@ -140,6 +141,15 @@ class Reminders:
         self.templates = MessageTemplates(config)
         self.out_root = settings.data_dir / "reminders"
 
+    @property
+    def households(self) -> bool:
+        """The server's household-level switch (``server.privacy``): off, reminders are street level."""
+        return self.settings.household_level
+
+    def check_item(self, item: Item | None) -> None:
+        if item is not None and item.kind == HOUSEHOLD and not self.households:
+            raise refusal("Ce rappel est adressé à un foyer")
+
     def dispatcher(self, db: Any, actor: str, campaign_id: int) -> Any:
         from server.dispatch import Dispatcher
 
@@ -152,7 +162,7 @@ def reminders_router(rem: Reminders) -> APIRouter:
     _plan_routes(router, rem)
     _review_routes(router, rem)
     _send_routes(router, rem)
-    household_routes(router)
+    household_routes(router, rem.settings)
     return router
 
 
@@ -166,7 +176,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
         until = until or date.today() - timedelta(days=1)
         if since and since > until:
             raise HTTPException(422, f"since {since} is after until {until}")
-        result = plan_json(make_plan(db, rem.config, until, since))
+        result = plan_json(make_plan(db, rem.config, until, since, households=rem.households))
         audit(db, who.actor, "reminders.plan.read", None, f"lifts {result['since']}..{result['until']}")
         db.commit()
         return result
@@ -175,7 +185,8 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
     def create(body: CampaignIn, db: SessionDep, who: Manager) -> dict[str, Any]:
         until = body.until or date.today() - timedelta(days=1)
         try:
-            campaign = plan_and_create(db, rem.config, body.name, who.actor, until, body.since, body.street_id)
+            plan = make_plan(db, rem.config, until, body.since, households=rem.households)
+            campaign = create_campaign(db, plan, body.name, who.actor, rem.config, body.street_id)
         except CampaignError as error:
             raise HTTPException(422, str(error)) from None
         db.commit()
@@ -216,16 +227,23 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         except CampaignError as error:
             raise _fail(error) from None
         items = items_of(db, campaign_id, status)
+        hidden = 0
+        if not rem.households:  # items made while households were on: their addresses stay unseen
+            shown = [i for i in items if i.kind != HOUSEHOLD]
+            hidden, items = len(items) - len(shown), shown
         labels, streets = _labels(db, items)
-        audit(db, who.actor, "reminders.campaign.read", f"campaign:{campaign_id}")
+        audit(db, who.actor, "reminders.campaign.read", f"campaign:{campaign_id}",
+              f"{len(items)} items" + (f", {hidden} household items hidden" if hidden else ""))
         db.commit()
         summary = next(c for c in campaign_summaries(db) if c["id"] == found.id)
         return {**summary, "counts": summary["items"],
                 "items": [item_json(i, labels, streets, rem.config, _kept(db, items)) for i in items],
-                "reject_reasons": list(REJECT_REASONS)}
+                "reject_reasons": list(REJECT_REASONS), "household_level": rem.households,
+                "hidden_household_items": hidden}
 
     @router.post("/items/{item_id}/review", summary="Approve, or reject with a reason")
     def review_item(item_id: RowId, body: ReviewIn, db: SessionDep, who: Manager) -> dict[str, Any]:
+        rem.check_item(db.get(Item, item_id))
         try:
             item = review(db, item_id, Decision(body.decision == "approve", body.reason, body.note), who.actor)
         except CampaignError as error:
@@ -240,6 +258,7 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         item = db.get(Item, item_id)
         if item is None:
             raise HTTPException(404, f"no item with id {item_id}")
+        rem.check_item(item)
         dispatcher = rem.dispatcher(db, who.actor, item.campaign_id)
         campaign = get_campaign(db, item.campaign_id)
         message = dispatcher.message(campaign, item, dispatcher.recipient(item, None) or None)
@@ -251,8 +270,15 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
 
 
 def _send_routes(router: APIRouter, rem: Reminders) -> None:
-    @router.post("/campaigns/{campaign_id}/send", summary="Send the approved items (only those)")
+    # No body to refuse a form by: the same-origin check keeps another site from making a browser send.
+    @router.post("/campaigns/{campaign_id}/send", summary="Send the approved items (only those)",
+                 dependencies=[SameOrigin])
     def send(campaign_id: RowId, db: SessionDep, who: Manager) -> dict[str, Any]:
+        if not rem.households:
+            waiting = [i for i in items_of(db, campaign_id, "approved") if i.kind == HOUSEHOLD]
+            if waiting:
+                raise refusal(f"Cette campagne contient {len(waiting)} rappel(s) approuvé(s) adressé(s) à des "
+                              "foyers ; rien n'a été envoyé")
         try:
             report = rem.dispatcher(db, who.actor, campaign_id).send_campaign(campaign_id)
         except CampaignError as error:
@@ -267,6 +293,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         path = (folder / name).resolve()
         if path.parent != folder or path.suffix != ".pdf" or not path.is_file():
             raise HTTPException(404, f"no file {name!r} in campaign {campaign_id}")
+        if not rem.households and not name.startswith(STREET_LEVEL_FILES):  # letters, route sheets name homes
+            raise refusal("Ce document nomme des foyers")
         audit(db, who.actor, "reminders.file.export", f"campaign:{campaign_id}", name)
         db.commit()
         return FileResponse(path, media_type="application/pdf", filename=name)
@@ -281,7 +309,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         except CampaignError as error:
             raise _fail(error) from None
         period = f"{campaign.since:%d/%m/%Y} au {campaign.until:%d/%m/%Y}"
-        pdf = route_sheet_pdf(campaign.name, period, route_streets(db, items_of(db, campaign_id)))
+        items = [i for i in items_of(db, campaign_id) if rem.households or i.kind != HOUSEHOLD]
+        pdf = route_sheet_pdf(campaign.name, period, route_streets(db, items))
         audit(db, who.actor, "reminders.route_sheet.export", f"campaign:{campaign_id}")
         db.commit()
         return Response(pdf, media_type="application/pdf")
@@ -294,6 +323,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
             report = measure(db, get_campaign(db, campaign_id), rem.config.effect, date.today())
         except CampaignError as error:
             raise _fail(error) from None
+        if not rem.households:
+            report = street_level_effect(report)
         if format == "csv":
             audit(db, who.actor, "reminders.effect.export", f"campaign:{campaign_id}")
             db.commit()

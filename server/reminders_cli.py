@@ -111,6 +111,17 @@ class _Context:
         self.session = Session(self.engine, expire_on_commit=False)
         self.actor = f"cli:{args.by or getpass.getuser()}"
 
+    @property
+    def households(self) -> bool:
+        """The server's household-level switch (``server.privacy``): the commands obey it as the API does."""
+        return self.settings.household_level
+
+    def require_households(self, what: str) -> None:
+        from server.privacy import HouseholdLevelOff
+
+        if not self.households:
+            raise CliError(str(HouseholdLevelOff(what)))
+
     def __enter__(self) -> _Context:
         return self
 
@@ -128,7 +139,7 @@ def _plan(args: argparse.Namespace) -> int:
     from server.reminders_api import plan_json
 
     with _Context(args) as ctx:
-        plan = make_plan(ctx.session, ctx.rules, _until(args), args.since)
+        plan = make_plan(ctx.session, ctx.rules, _until(args), args.since, households=ctx.households)
     if args.json:
         print(json.dumps(plan_json(plan), ensure_ascii=False, indent=2))
         return 0
@@ -144,12 +155,13 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from server.campaigns import CampaignError, plan_and_create
+    from server.campaigns import CampaignError, create_campaign
+    from server.reminders import make_plan
 
     with _Context(args) as ctx:
         try:
-            campaign = plan_and_create(ctx.session, ctx.rules, args.name, ctx.actor, _until(args), args.since,
-                                       args.street)
+            plan = make_plan(ctx.session, ctx.rules, _until(args), args.since, households=ctx.households)
+            campaign = create_campaign(ctx.session, plan, args.name, ctx.actor, ctx.rules, args.street)
         except CampaignError as error:
             raise CliError(str(error)) from None
         ctx.session.commit()
@@ -166,8 +178,19 @@ def _items_rows(ctx: _Context, campaign_id: int) -> list[Any]:
 
 
 def _items(args: argparse.Namespace) -> int:
+    from server.auth import audit
+    from server.reminder_store import HOUSEHOLD
+
     with _Context(args) as ctx:
-        for item in _items_rows(ctx, args.campaign):
+        rows = _items_rows(ctx, args.campaign)
+        shown = [i for i in rows if ctx.households or i.kind != HOUSEHOLD]
+        # The listing names households (their keys): a read of household-level data, in the trail.
+        audit(ctx.session, ctx.actor, "reminders.campaign.read", f"campaign:{args.campaign}",
+              f"{len(shown)} items (cli)")
+        ctx.session.commit()
+        if len(shown) < len(rows):
+            print(f"{len(rows) - len(shown)} élément(s) adressé(s) à des foyers masqué(s) : niveau foyer désactivé")
+        for item in shown:
             print(f"{item.id:>6}  {item.status:<9} {item.kind:<9} niv.{item.level}  {item.target_key:<22} "
                   f"{item.contaminated}/{item.lifts}  {item.reason[:90]}")
     return 0
@@ -175,8 +198,12 @@ def _items(args: argparse.Namespace) -> int:
 
 def _review(args: argparse.Namespace) -> int:
     from server.campaigns import CampaignError, Decision, review
+    from server.reminder_store import HOUSEHOLD, Item
 
     with _Context(args) as ctx:
+        found = ctx.session.get(Item, args.item)
+        if found is not None and found.kind == HOUSEHOLD:
+            ctx.require_households("Ce rappel est adressé à un foyer")
         try:
             item = review(ctx.session, args.item, Decision(args.approve, args.reject, args.note), ctx.actor)
         except CampaignError as error:
@@ -187,10 +214,14 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from server.campaigns import CampaignError
+    from server.campaigns import CampaignError, items_of
     from server.dispatch import Dispatcher
+    from server.reminder_store import APPROVED, HOUSEHOLD
 
     with _Context(args) as ctx:
+        if any(i.kind == HOUSEHOLD for i in items_of(ctx.session, args.campaign, APPROVED)):
+            ctx.require_households("Cette campagne contient des rappels approuvés adressés à des foyers ; "
+                                   "rien n'a été envoyé")
         out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
         dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor)
         try:
@@ -221,6 +252,10 @@ def _report(args: argparse.Namespace) -> int:
             result = measure(ctx.session, get_campaign(ctx.session, args.campaign), ctx.rules.effect, date.today())
         except CampaignError as error:
             raise CliError(str(error)) from None
+        if not ctx.households:
+            from server.privacy import street_level_effect
+
+            result = street_level_effect(result)
         if args.csv:
             from server.auth import audit
 
@@ -250,6 +285,7 @@ def _contacts(args: argparse.Namespace) -> int:
     from server.households import HouseholdError, import_contacts
 
     with _Context(args) as ctx:
+        ctx.require_households("L'import des contacts des foyers est refusé")
         try:
             report = import_contacts(ctx.session, args.file.read_text(encoding="utf-8-sig"), ctx.actor, str(args.file))
         except (HouseholdError, OSError) as error:

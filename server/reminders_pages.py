@@ -38,6 +38,7 @@ def reminders_page_router(settings: ServerSettings) -> APIRouter:
         t = {**messages(lang), **reminder_messages(lang)}
         context = {"page": "reminders", "lang": lang, "other_lang": next(x for x in LANGUAGES if x != lang),
                    "t": t, "nav": (*NAV, NAV_ITEM), "can_review": who.can("manager"),
+                   "household_level": settings.household_level,
                    "config": {**pages.script_config(lang, {"streetId": street_id}), "t": t}}
         response = pages.templates.TemplateResponse(request, "reminders/review.html", context)
         response.headers["Cache-Control"] = "no-store"

@@ -70,7 +70,10 @@ class Showcase:
         try:
             self.settings = load_settings(None, data_dir=self.data_dir, dev=True, broker_url=self.broker.url,
                                           mqtt_protocol="3.1.1", cookie_secure=False, host=HOST, port=port,
-                                          database_url=os.environ.get("TRIVUE_DATABASE_URL"))
+                                          database_url=os.environ.get("TRIVUE_DATABASE_URL"),
+                                          # The demo shows the whole reminders flow (household letters,
+                                          # contacts): it switches the household level on, and says so.
+                                          household_level=True)
         except ConfigError as error:
             raise CliError(str(error)) from None
 
@@ -198,6 +201,8 @@ class Showcase:
                  f"API: {self.url}/docs   MQTT broker: {self.broker.url}   data: {self.data_dir.resolve()}",
                  f"trucks: {', '.join(self.scenario.trucks)} at x{self.args.speed:g} speed, stream "
                  f"{self.stream.value}", *self.notes,
+                 "[bold]Household level ON for the demo[/] (addresses, bins, household reminders; a real "
+                 "server starts at street level until an admin sets household_level: true)",
                  "[bold red]DEV MODE: the API and dashboard are open WITHOUT LOGIN. Never expose this server.[/]",
                  "Ctrl-C stops everything."]
         Console(stderr=True).print(Panel("\n".join(lines), title="Trivue demo", border_style="red"))

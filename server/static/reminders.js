@@ -116,6 +116,7 @@
       const data = await api(`/api/reminders/campaigns/${id}`, { status: $("status-filter").value });
       status.textContent = `${data.name} — ${fmt.date(data.since)} → ${fmt.date(data.until)} — ` +
         Object.entries(data.counts).map(([k, v]) => `${t("rem.status." + k)} ${v}`).join(", ");
+      if (data.hidden_household_items) status.textContent += " — " + t("rem.hidden_households", { n: data.hidden_household_items });
       $("queue").replaceChildren(...data.items.map((item) => itemCard(item, data.reject_reasons)));
       $("route-sheet").href = `/api/reminders/campaigns/${id}/route-sheet.pdf`;
       $("effect-csv").href = `/api/reminders/campaigns/${id}/effect?format=csv`;
@@ -215,7 +216,7 @@
 
   $("opt-out").addEventListener("click", () => rights("opt-out"));
   $("erase").addEventListener("click", () => rights("erase"));
-  $("contacts-import").addEventListener("click", importContacts);
+  if ($("contacts-import")) $("contacts-import").addEventListener("click", importContacts); // household level only
   $("simulate").addEventListener("click", simulate);
   $("create").addEventListener("click", create);
   $("send").addEventListener("click", send);

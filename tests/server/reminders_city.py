@@ -137,13 +137,17 @@ DIRTY = ({"glass": 1}, {"bag": 1}, {"glass": 1, "food": 1})
 CLEAN = {"bottle": 2, "can": 1}
 
 
-def seed_city(engine: Engine, folder: Path, today: date) -> City:
-    """Streets, addresses and the households of the plan tests; see the module docstring."""
+def seed_city(engine: Engine, folder: Path, today: date, household_level: bool = True) -> City:
+    """Streets, addresses and the households of the plan tests; see the module docstring.
+
+    The reminders' tests are about households: their server has the household level on, said here
+    (the default is off, ``server.privacy``); pass ``household_level=False`` for the street-level run.
+    """
     from server.addresses import import_address_file
     from server.streets import import_street_file
 
     settings = ServerSettings(data_dir=folder, database_url=str(engine.url.render_as_string(hide_password=False)),
-                              cookie_secure=False)
+                              cookie_secure=False, household_level=household_level)
     sessions = sessionmaker(engine, expire_on_commit=False)
     city = City(settings, sessions, today)
     with sessions() as session:

@@ -126,8 +126,9 @@ def test_stream_and_day_filters(server: Server) -> None:
 
 
 def test_malformed_messages_end_in_dead_letters(make_settings: Any, run_server: Any) -> None:
+    # The raw bytes of a refused lift (bin tag, GPS) are shown at household level only: on, explicitly.
     settings = make_settings(known_trucks=["benne-01", "benne-02"], max_payload_bytes=4096,
-                             max_evidence_bytes=4096)
+                             max_evidence_bytes=4096, household_level=True)
     with run_server(settings) as server:
         good = lift_event("benne-01")
         prefix = settings.topic_prefix

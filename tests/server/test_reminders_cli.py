@@ -20,6 +20,7 @@ def test_plan_create_review_send_report(tmp_path: Path, monkeypatch: pytest.Monk
         city = seed_city(engine, tmp_path, TODAY)
     monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
+    monkeypatch.setenv("TRIVUE_HOUSEHOLD_LEVEL", "true")  # household letters: the switch is on, explicitly
     rules = tmp_path / "rules.yaml"
     rules.write_text("household:\n  min_contaminated_lifts: 3\n")
     window = ["--since", "2026-10-22", "--until", TODAY.isoformat()]

@@ -81,11 +81,13 @@ def test_demo_starts_serves_live_trucks_and_stops_on_ctrl_c(tmp_path: Path, shar
         assert any(s["contaminated"] for s in streets)  # coloured streets from the first minute
         edge = wait_for(lambda: [x for x in live_lifts(url) if x["frames"] == 3], "live edge lifts", process, 90)
         assert edge[0]["model"]["name"] != "trivue-simulator"
+        assert get(f"{url}/api/me")["household_level"] is True  # the full reminders flow is on show
         trucks = get(f"{url}/api/trucks")["trucks"]
         assert any(t["truck_id"] == "demo-01" and t["status"] == "online" for t in trucks)
     finally:
         err = stop_demo(process)
     assert "DEV MODE" in err and "demo / trivue-demo" in err
+    assert "Household level ON for the demo" in err  # the demo enables households, and says so
     assert not list((tmp_path / "data").glob("demo-trucks/*/bursts/*.part"))
 
 
