@@ -130,17 +130,22 @@ class Agent:
                               self.rfid.tag_for(started_at, ended_at))
         lift = self.recorder.finish(ended_at, context)
         event, photo = lift.event, None
+        counters: tuple[str, ...] = ()
         if lift.evidence is not None:
             try:
                 photo = self.evidence.render(lift.evidence, self.recorder.severity_map(event.stream))
-                event = event.model_copy(update={"evidence": photo.evidence})
+                if photo is None:  # no encoding fits evidence.max_bytes: counted with the lift, in its transaction
+                    counters = ("photos_too_large",)
+                    log.warning("lift %d: evidence photo too large; sending the lift without it", event.sequence)
+                else:
+                    event = event.model_copy(update={"evidence": photo.evidence})
             except (ValueError, cv2.error):  # a lift without its photo beats no lift at all
                 log.exception("lift %d: evidence photo failed; sending the lift without it", event.sequence)
         event_id = str(event.event_id)
         evidence = (self.settings.topic(f"evidence/{event_id}"), photo.jpeg) if photo else None
         position = (self._progress_key, last.index) if self._progress_key else None
         self.outbox.put_lift(event_id, (self.settings.topic("lift"), event.to_json().encode()), evidence,
-                             last.burst, position)
+                             last.burst, position, counters)
         if photo is not None:
             self.evidence.keep(event_id, photo)
         self.uplink.wake()
@@ -169,6 +174,8 @@ class Agent:
             truck_id=self.settings.truck_id, sent_at=datetime.now(UTC), uptime_s=time.monotonic() - self.started,
             fps=meter.fps, inference_ms=meter.inference_ms, outbox_depth=self.outbox.depth(),
             outbox_photos_dropped=self.outbox.photos_dropped(), disk_free_mb=disk.free / 2**20,
+            photos_too_large=self.outbox.counter("photos_too_large"),
+            photos_refused=self.outbox.counter("photos_refused"),
             model=self.recorder.model, stream=self.live.stream, gps_fix_age_s=age,
             config_version=self.live.version, lifts_total=meter.lifts,
         )

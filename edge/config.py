@@ -108,6 +108,11 @@ class EvidenceSettings(_Strict):
     retention_days: int = Field(default=7, ge=0, description="Local photos older than this are deleted")
     max_side: int = Field(default=960, ge=64, le=8192, description="Photos are downscaled to this longest side")
     jpeg_quality: int = Field(default=80, ge=10, le=100)
+    # Mosquitto drops a packet over its max_packet_size (3,000,000 in deploy/mosquitto) together with
+    # the connection, and the server dead-letters photos over its max_evidence_bytes (2 MiB): 1.5 MB
+    # leaves room for both, and for MQTT and TLS overhead. Larger photos are re-encoded smaller.
+    max_bytes: int = Field(default=1_500_000, ge=10_000, le=2 * 1024 * 1024,
+                           description="Largest JPEG sent: lower quality, then smaller, else no photo")
     outside: Literal["blur", "black"] = Field(default="blur", description="What hides the world outside the hopper")
 
 
@@ -125,6 +130,9 @@ class UplinkSettings(_Strict):
     reconnect_max_s: int = Field(default=60, ge=1, description="Longest wait between reconnection attempts")
     stats_interval_s: float = Field(default=60, gt=0, description="Heartbeat period")
     flush_timeout_s: float = Field(default=120, gt=0, description="--once: how long to wait for acknowledgements")
+    max_photo_attempts: int = Field(
+        default=5, ge=1, le=1000,
+        description="A photo whose sending ends the connection this many times (alone in flight) is dropped, counted")
 
     _check_broker = field_validator("broker")(_broker)
 

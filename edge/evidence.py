@@ -2,7 +2,8 @@
 
 Order matters: downscale (cheaper blur, smaller file), hide everything outside the hopper polygon
 (pavement, people, number plates never leave the truck recognisable), then draw the wrong items'
-boxes on that copy so the boxes stay crisp. A copy is kept on the device for ``retention_days``
+boxes on that copy so the boxes stay crisp; the JPEG is kept under ``max_bytes`` (the broker drops
+a larger packet with the connection). A copy is kept on the device for ``retention_days``
 (7 by default, docs/privacy.md): a background thread deletes older copies every hour, whether or not
 new photos arrive (a parked truck's agent runs for weeks without a contaminated lift).
 """
@@ -31,6 +32,15 @@ from vision.schema import Evidence
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+# Encodings tried, in order, until one fits evidence.max_bytes: the configured quality, these lower
+# ones (40 still shows what lies in the hopper), then the side shrunk by SHRINK down to MIN_SIDE.
+FALLBACK_QUALITIES = (70, 55, 40)
+SHRINK = 0.75
+MIN_SIDE = 320
+
+
+def _qualities(first: int) -> list[int]:
+    return [first, *(q for q in FALLBACK_QUALITIES if q < first)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +85,35 @@ class EvidenceStore:
         self._stop = threading.Event()
         self._pruner: threading.Thread | None = None
 
-    def render(self, frame: EvidenceFrame, severity_of: dict[str, str]) -> Photo:
-        image, scale = downscale(frame.image, self.settings.max_side)
+    def _compose(self, frame: EvidenceFrame, max_side: int, severity_of: dict[str, str]) -> np.ndarray:
+        image, scale = downscale(frame.image, max_side)
         image = hide_outside(image, self.region, self.settings.outside)
-        image = draw(image, _scaled(frame.detections, scale), self.names, severity_of)
-        ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality])
-        if not ok:
-            raise ValueError("JPEG encoding failed")
-        jpeg = buffer.tobytes()
-        evidence = Evidence(sha256=hashlib.sha256(jpeg).hexdigest(), width=image.shape[1], height=image.shape[0])
-        return Photo(jpeg, evidence)
+        return draw(image, _scaled(frame.detections, scale), self.names, severity_of)
+
+    def render(self, frame: EvidenceFrame, severity_of: dict[str, str]) -> Photo | None:
+        """The photo as JPEG of at most ``max_bytes``, or None when even the smallest encoding is larger.
+
+        A photo over the broker's max_packet_size would get the truck disconnected at every try, so
+        the size is settled here: the configured quality first, then lower qualities, then smaller
+        sides (each re-rendered from the frame, so the blur and the boxes stay right at every size).
+        """
+        cap, side = self.settings.max_bytes, min(self.settings.max_side, max(frame.image.shape[:2]))
+        while True:
+            image = self._compose(frame, side, severity_of)
+            for quality in _qualities(self.settings.jpeg_quality):
+                ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+                if not ok:
+                    raise ValueError("JPEG encoding failed")
+                if buffer.size <= cap:
+                    jpeg = buffer.tobytes()
+                    evidence = Evidence(sha256=hashlib.sha256(jpeg).hexdigest(), width=image.shape[1],
+                                        height=image.shape[0])
+                    return Photo(jpeg, evidence)
+            if side <= MIN_SIDE:
+                log.warning("evidence photo over %d bytes even at %d px, quality %d (%d bytes): not sent",
+                            cap, side, quality, buffer.size)
+                return None
+            side = max(MIN_SIDE, int(side * SHRINK))
 
     def keep(self, event_id: str, photo: Photo) -> Path:
         """Local copy under ``<dir>/<YYYY-MM-DD>/<event_id>.jpg``."""

@@ -4,6 +4,7 @@ Every lift is committed here before any network I/O (WAL, ``synchronous=FULL``: 
 disk when ``put`` returns), so a power cut or ``kill -9`` loses nothing committed. Rows leave only
 through ``delete`` once the broker has acknowledged them. When the file grows past its bound, the
 oldest evidence photos go first; lift events are never dropped, and every drop is counted.
+A photo the broker keeps refusing (``drop_refused_photo``) may go too, counted apart; a lift never.
 
 The same transaction that stores a lift records its source key (a burst folder), so a restarted
 agent neither loses nor re-counts a burst.
@@ -83,11 +84,13 @@ class Outbox:
         evidence: tuple[str, bytes] | None = None,
         source_key: str | None = None,
         position: tuple[str, int] | None = None,
+        counters: tuple[str, ...] = (),
     ) -> None:
         """Store a lift (topic, JSON) and its photo atomically.
 
         ``source_key`` marks its input (a burst folder) consumed; ``position`` records how far a
         video file has been turned into committed lifts, so a restart resumes after it.
+        ``counters`` are bumped in the same transaction (``photos_too_large``: counted once, with its lift).
         """
         with self._lock:
             with self._db:
@@ -99,6 +102,8 @@ class Outbox:
                     self._db.execute("INSERT OR REPLACE INTO consumed VALUES (?, ?)", (source_key, event_id))
                 if position is not None:
                     self._db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?)", position)
+                for name in counters:
+                    self._bump(name)
             self._enforce_bound()
 
     def _size(self) -> int:
@@ -146,6 +151,21 @@ class Outbox:
     def photos_dropped(self) -> int:
         with self._lock:
             return self._counter("photos_dropped")
+
+    def counter(self, name: str) -> int:
+        """A durable counter: ``photos_dropped``, ``photos_too_large``, ``photos_refused``."""
+        with self._lock:
+            return self._counter(name)
+
+    def drop_refused_photo(self, seq: int) -> bool:
+        """Delete evidence row ``seq`` (the broker keeps refusing it) and count it; lift rows are never
+        deleted here. False when ``seq`` is not an evidence row (anymore)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            gone = self._db.execute("DELETE FROM messages WHERE seq = ? AND kind = ?", (seq, EVIDENCE)).rowcount
+            if gone:
+                self._bump("photos_refused")
+        return bool(gone)
 
     def resume_after(self, source: str) -> int:
         """Index of the last frame of a video file already turned into a committed lift (-1: none)."""

@@ -8,6 +8,16 @@ MessageInfo instead of mapping ``on_publish`` mids avoids a race: the PUBACK can
 
 Availability follows the usual MQTT pattern: ``online`` retained on connect, ``offline`` retained
 as last will (power loss, crash), ``stopped`` on a clean exit.
+
+A message the broker refuses by closing the connection (Mosquitto does so for a packet over its
+max_packet_size) must not block the queue forever. paho would resend it first after every
+reconnection, so at each connect paho's own copies are dropped and the uplink resends from the
+outbox itself: rows that were in flight when a connection died go one at a time, so a failure is
+pinned on one row. A photo that ends the connection ``uplink.max_photo_attempts`` times while alone
+in flight is dropped and counted (``photos_refused``); a lift is never dropped, it stays first in
+line (a truck on another truck's account delivers nothing until its account is fixed, and loses
+nothing either). A network cut while a photo is alone in flight counts as an attempt too: the
+default of 5 leaves room for bad coverage.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
 from edge.config import BrokerUrl, EdgeSettings
-from edge.outbox import Outbox
+from edge.outbox import EVIDENCE, Outbox
 from vision.schema import TruckConfig, TruckStats
 
 log = logging.getLogger(__name__)
@@ -43,6 +53,13 @@ def make_client(settings: EdgeSettings, client_id: str, clean: bool) -> tuple[mq
         client.tls_set(ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED)
     client.reconnect_delay_set(min_delay=1, max_delay=settings.uplink.reconnect_max_s)
     return client, url
+
+
+def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):  # paho raises for a message that failed to go out: not acknowledged
+        return False
 
 
 class Uplink:
@@ -68,8 +85,12 @@ class Uplink:
         self.client.on_message = self._on_message
         self.connected = threading.Event()
         self._wake, self._stopping = threading.Event(), threading.Event()
-        self._inflight: list[tuple[mqtt.MQTTMessageInfo, int]] = []
+        self._inflight: list[tuple[mqtt.MQTTMessageInfo, int, str]] = []  # (info, seq, kind), oldest first
         self._sent_up_to = -1
+        self._session = 0  # bumped at every CONNACK (paho thread); the drain thread resyncs on a change
+        self._seen_session = 0
+        self._careful_until = -1  # rows up to this seq are sent alone: they were in flight when a connection died
+        self.attempts: dict[int, int] = {}  # seq -> connections that died while that row alone was in flight
         self._next_stats = 0.0
         self._thread = threading.Thread(target=self._drain_loop, name="uplink", daemon=True)
 
@@ -88,6 +109,10 @@ class Uplink:
             log.warning("broker %s refused the connection: %s", self.url, reason)
             return
         log.info("connected to %s (session present: %s)", self.url, getattr(flags, "session_present", "?"))
+        # paho would now resend its unacknowledged copies, in their old order: a message the broker
+        # refuses would come first again, forever. Drop them; the drain thread resends from the outbox.
+        client.drop_out_messages()
+        self._session += 1  # before connected.set(): the drain thread resyncs before it sends again
         client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
         client.subscribe(self.settings.topic("config"), qos=1)  # restored on every connect
         self.connected.set()
@@ -125,6 +150,7 @@ class Uplink:
             self._wake.clear()
             try:
                 self._collect_acks()
+                self._resync()
                 if self.connected.is_set():
                     self._send_more()
                     self._maybe_send_stats()
@@ -134,25 +160,62 @@ class Uplink:
 
     def _collect_acks(self) -> None:
         still = []
-        for info, seq in self._inflight:
-            if info.is_published():
+        for info, seq, kind in self._inflight:
+            if _acknowledged(info):
                 self.outbox.delete(seq)
+                self.attempts.pop(seq, None)
             else:
-                still.append((info, seq))
+                still.append((info, seq, kind))
         self._inflight = still
+
+    def _resync(self) -> None:
+        """After a reconnection paho holds nothing unacknowledged (``_on_connect``): resend from the outbox,
+        and charge a failure to a row that was alone in flight when the connection died."""
+        if self._session == self._seen_session:
+            return
+        self._seen_session = self._session
+        lost, self._inflight, self._sent_up_to = self._inflight, [], -1
+        if len(lost) == 1:
+            _info, seq, kind = lost[0]
+            self._failed_alone(seq, kind)
+        if lost:
+            self._careful_until = max(self._careful_until, max(seq for _i, seq, _k in lost))
+
+    def _failed_alone(self, seq: int, kind: str) -> None:
+        tries = self.attempts[seq] = self.attempts.get(seq, 0) + 1
+        limit = self.settings.uplink.max_photo_attempts
+        if kind != EVIDENCE:
+            if tries >= limit:  # never dropped: the queue waits (wrong account, broker misconfigured)
+                log.error("outbox row %d (a lift) ended the connection %d times; it stays first in line", seq, tries)
+            return
+        if tries < limit:
+            log.warning("outbox row %d (a photo) ended the connection (%d/%d)", seq, tries, limit)
+            return
+        if self.outbox.drop_refused_photo(seq):
+            log.error("outbox row %d (a photo) ended the connection %d times: dropped, counted in "
+                      "photos_refused; its lift is kept", seq, tries)
+        self.attempts.pop(seq, None)
 
     def _send_more(self) -> None:
         room = WINDOW - len(self._inflight)
-        if room <= 0:
-            return
+        if room <= 0 or any(seq <= self._careful_until for _i, seq, _k in self._inflight):
+            return  # a suspect row travels alone: wait for its PUBACK (or the connection's end)
         for message in self.outbox.oldest(limit=room, after=self._sent_up_to):
+            suspect = message.seq <= self._careful_until
+            if suspect and self._inflight:
+                return  # let the rows ahead of it be acknowledged first
             info = self.client.publish(message.topic, message.payload, qos=1)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            if info.rc == mqtt.MQTT_ERR_NO_CONN:
+                # The connection died meanwhile: paho's queued copy is dropped at the next connect,
+                # and the row is sent again from the outbox then. Not in flight on any connection.
+                return
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 log.warning("publish of outbox row %d refused (%s); will retry", message.seq, info.rc)
                 return
-            # NO_CONN: paho queued it and sends it after reconnecting; it is in flight either way.
-            self._inflight.append((info, message.seq))
+            self._inflight.append((info, message.seq, message.kind))
             self._sent_up_to = message.seq
+            if suspect:
+                return
 
     def _maybe_send_stats(self) -> None:
         now = time.monotonic()

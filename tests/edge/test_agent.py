@@ -188,3 +188,25 @@ def test_video_with_motion_lifts_resumes_after_committed_lifts(tmp_path, mqtt_br
         subscriber.close()
     assert len(events) == 1 and events[0].counts == {"bottle": 1}
     assert 10 <= first.calls <= 14 and again.calls == 0  # only motion frames were analysed
+
+
+def test_a_lift_whose_photo_cannot_fit_goes_without_it_and_is_counted(tmp_path, litter_val_images,
+                                                                      monkeypatch) -> None:
+    from edge.evidence import EvidenceStore
+    from edge.outbox import EVIDENCE, LIFT
+
+    monkeypatch.setattr(EvidenceStore, "render", lambda *_a: None)  # as when no encoding fits max_bytes
+    make_bursts(tmp_path / "bursts", litter_val_images, lifts=3, frames=3)
+    settings = settings_for(tmp_path, tmp_path / "bursts", "mqtt://127.0.0.1:9", unique_truck(),
+                            uplink={"flush_timeout_s": 0.5})
+    agent = Agent.create(settings, detector=ScriptedDetector(SCRIPT))
+    try:
+        agent.run(once=True)  # no broker: everything stays in the outbox
+        rows = agent.outbox.oldest(limit=100)
+        stats = agent.stats()
+    finally:
+        agent.close()
+    events = [parse_lift_event(m.payload) for m in rows if m.kind == LIFT]
+    assert [e.contaminated for e in events] == [True, False, True]
+    assert all(e.evidence is None for e in events) and not [m for m in rows if m.kind == EVIDENCE]
+    assert stats.photos_too_large == 2 and stats.photos_refused == 0

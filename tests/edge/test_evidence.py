@@ -115,3 +115,43 @@ def test_the_agent_prunes_on_a_schedule_while_it_runs(tmp_path: Path, photo: np.
         assert wait_for(lambda: not old.exists()), "the running agent never pruned the 8-day-old photo"
     finally:
         agent.close()
+
+
+@pytest.fixture
+def noise() -> np.ndarray:
+    """The worst case for JPEG: pixels with no pattern at all (a photo of gravel, of rain on the lens)."""
+    return np.random.default_rng(7).integers(0, 256, (1200, 1600, 3), dtype=np.uint8)
+
+
+def test_photos_are_re_encoded_under_the_byte_cap(tmp_path: Path, noise: np.ndarray) -> None:
+    cap = 150_000
+    store = EvidenceStore(EvidenceSettings(dir=tmp_path / "ev", max_side=1600, max_bytes=cap), LEFT_HALF,
+                          ("bottle", "battery"))
+    frame = EvidenceFrame(noise, Detections.from_rows([(100, 100, 300, 300, 0.9, 1)]))
+    _ok, first = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert first.size > 3 * cap  # the configured encoding would be far over the cap
+    photo = store.render(frame, {"battery": "alert"})
+    assert photo is not None and len(photo.jpeg) <= cap
+    image = cv2.imdecode(np.frombuffer(photo.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert (image.shape[1], image.shape[0]) == (photo.evidence.width, photo.evidence.height)
+    assert photo.evidence.width / photo.evidence.height == pytest.approx(4 / 3, rel=0.01)
+    assert photo.evidence.sha256 == hashlib.sha256(photo.jpeg).hexdigest()
+    # the blur outside the hopper is redone at the smaller size: the right half still has no detail
+    right = cv2.Laplacian(cv2.cvtColor(image[:, image.shape[1] // 2 + 10:], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+    left = cv2.Laplacian(cv2.cvtColor(image[:, : image.shape[1] // 2 - 10], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+    assert right < left / 20
+
+
+def test_a_photo_that_cannot_fit_the_cap_is_left_out(tmp_path: Path, noise: np.ndarray) -> None:
+    store = EvidenceStore(EvidenceSettings(dir=tmp_path / "ev", max_bytes=10_000, outside="blur"),
+                          Region.from_points([(0, 0), (1, 0), (1, 1), (0, 1)]), ("bottle",))
+    # noise in 5x5 blocks: still noise once shrunk to the smallest side tried (320 px)
+    coarse = cv2.resize(noise[:240, :320], (1600, 1200), interpolation=cv2.INTER_NEAREST)
+    assert store.render(EvidenceFrame(coarse, Detections.from_rows([])), {}) is None
+
+
+def test_the_default_cap_is_well_under_the_shipped_broker_limit() -> None:
+    conf = (Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    (limit,) = [int(line.split()[1]) for line in conf.splitlines() if line.startswith("max_packet_size ")]
+    assert EvidenceSettings().max_bytes <= limit // 2  # room for MQTT framing, TLS, and a lower-limit broker
+    assert EvidenceSettings().max_bytes <= 2 * 1024 * 1024  # the server's default max_evidence_bytes

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from edge.config import load_settings
 from edge.outbox import Outbox
@@ -13,6 +18,7 @@ from edge.trigger import MqttTrigger
 from edge.uplink import Uplink, make_client
 from tests.edge.helpers import Subscriber, unique_truck
 from tests.edge.test_devices import frame
+from tests.security.secured_mosquitto import SERVER_USER, Probe, SecuredMosquitto, tools_missing
 from vision.schema import TruckStats
 
 
@@ -93,3 +99,82 @@ def test_bad_config_is_ignored_good_config_applied(tmp_path, mqtt_broker) -> Non
         publisher.disconnect()
         publisher.loop_stop()
     assert [(c.config_version, c.stream.value) for c in applied] == [("v2", "glass")]
+
+
+@pytest.fixture(scope="module")
+def limited_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredMosquitto]:
+    """Mosquitto on the shipped config: max_packet_size 3,000,000, a bigger packet ends the connection."""
+    if tools_missing():
+        pytest.skip(str(tools_missing()))
+    secured = SecuredMosquitto(tmp_path_factory.mktemp("mosquitto"), trucks=("truck-a",))
+    secured.start()
+    yield secured
+    secured.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return predicate()
+
+
+def lift_rows(outbox: Outbox, photos: list[bytes | None]) -> list[str]:
+    """One lift per entry, with that photo (or none); returns the event ids."""
+    ids = []
+    for photo in photos:
+        event_id = str(uuid.uuid4())
+        evidence = (f"trivue/v1/truck-a/evidence/{event_id}", photo) if photo is not None else None
+        outbox.put_lift(event_id, ("trivue/v1/truck-a/lift", json.dumps({"id": event_id}).encode()), evidence)
+        ids.append(event_id)
+    return ids
+
+
+def truck_uplink(tmp_path: Path, broker: SecuredMosquitto, outbox: Outbox, attempts: int) -> Uplink:
+    settings = load_settings(None, {"truck_id": "truck-a", "source": "x", "uplink": {
+        "broker": broker.url("truck-a"), "reconnect_max_s": 1, "max_photo_attempts": attempts}}, environ={})
+    stats = TruckStats(truck_id="truck-a", sent_at=datetime.now(UTC), uptime_s=0)
+    return Uplink(settings, outbox, lambda: stats, lambda _c: None)
+
+
+def test_a_photo_the_broker_refuses_is_dropped_after_n_tries_and_the_queue_moves_on(
+        tmp_path: Path, limited_broker: SecuredMosquitto) -> None:
+    """A 3.5 MB photo (from an older agent, or a broker with a lower limit) ends the connection at
+    every try; paho alone would resend it first forever and nothing behind it would ever leave."""
+    server = Probe()
+    server.connect(limited_broker.port, SERVER_USER, limited_broker.passwords[SERVER_USER])
+    server.subscribe("trivue/v1/truck-a/#")
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    small = b"\xff\xd8" + b"j" * 50_000
+    ids = lift_rows(outbox, [b"\xff" * 3_500_000, small, None, small])
+    uplink = truck_uplink(tmp_path, limited_broker, outbox, attempts=3)
+    try:
+        uplink.start()
+        assert wait_until(lambda: outbox.depth() == 0, timeout=90), \
+            f"queue stuck behind the refused photo: {outbox.depth()} rows left"
+        received = server.messages(1.0)
+    finally:
+        uplink.stop()
+        server.close()
+    lifts = [json.loads(p)["id"] for t, p in received if t.endswith("/lift")]
+    photos = [t.rsplit("/", 1)[1] for t, _p in received if "/evidence/" in t]
+    assert set(lifts) == set(ids), "every lift is delivered, the one whose photo was refused too"
+    assert set(photos) == {ids[1], ids[3]}
+    assert outbox.counter("photos_refused") == 1 and outbox.photos_dropped() == 0
+    outbox.close()
+
+
+def test_a_lift_the_broker_refuses_is_never_dropped(tmp_path: Path, limited_broker: SecuredMosquitto) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    event_id = str(uuid.uuid4())
+    outbox.put_lift(event_id, ("trivue/v1/truck-a/lift", b"{" + b" " * 3_500_000 + b"}"))
+    uplink = truck_uplink(tmp_path, limited_broker, outbox, attempts=2)
+    try:
+        uplink.start()
+        # well past the photo limit: a photo would have been dropped by now
+        assert wait_until(lambda: max(uplink.attempts.values(), default=0) >= 4, timeout=90)
+    finally:
+        uplink.stop()
+    assert [m.event_id for m in outbox.oldest()] == [event_id]
+    assert outbox.counter("photos_refused") == 0
+    outbox.close()
