@@ -7,7 +7,9 @@ detector (a scripted one) through the same factory.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,6 +70,8 @@ class Agent:
         # a video file is replayable: remember how far its lifts are committed (resumed after a crash)
         self._progress_key = str(Path(settings.source).resolve()) if is_file_source(settings.source) else None
         self.started = time.monotonic()
+        self.stopping = False  # set by request_stop (SIGTERM/SIGINT)
+        self._overdue: threading.Timer | None = None
         self.outbox = Outbox(settings.outbox.path, int(settings.outbox.max_mb * 1024 * 1024))
         self.evidence = EvidenceStore(settings.evidence, self.region, self.names)
         self.gps: Gps = open_gps(settings.gps.source, settings.gps.baud, settings.gps.replay_speed,
@@ -188,23 +192,64 @@ class Agent:
                         resume_after=self.outbox.resume_after(self._progress_key) if self._progress_key else -1)
         return prefetch(throttle(source, self.settings.frame_rate))
 
+    def request_stop(self) -> None:
+        """SIGTERM/SIGINT (from the handler, in the loop's thread): finish the lift in progress, commit
+        it, wait a bounded time for acknowledgements, exit 0. A watchdog ends the process at
+        ``stop_timeout_s`` whatever happens (committed rows are safe on disk either way)."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self._overdue = threading.Timer(self.settings.stop_timeout_s, self._stop_overdue)
+        self._overdue.daemon = True
+        self._overdue.start()
+        self.pipeline.request_stop()  # may raise StopRequested into the loop's wait: run() catches it
+
+    def _stop_overdue(self) -> None:
+        log.error("could not stop within %.0f s; exiting now (committed lifts stay in the outbox %s)",
+                  self.settings.stop_timeout_s, self.settings.outbox.path)
+        logging.shutdown()
+        os._exit(1)
+
     def run(self, once: bool) -> int:
-        """Process the source; with ``once``, flush and return 0 only if every row was acknowledged."""
+        """Process the source; with ``once``, flush and return 0 only if every row was acknowledged.
+
+        After ``request_stop`` the lift in progress is committed, acknowledgements are awaited for at
+        most half of ``stop_timeout_s`` (the other half is for closing), and 0 is returned.
+        """
         self.evidence.start_pruning()  # now, then hourly: the agent runs for weeks without a restart
         self.uplink.start()
         lifts = self.pipeline.run(self.frame_source(once))
+        if self.stopping:
+            log.info("stopping after %d lift(s); waiting up to %.0f s for acknowledgements", lifts,
+                     self.settings.stop_timeout_s / 2)
+            self.uplink.flush(self.settings.stop_timeout_s / 2)
+            return 0
         log.info("source ended after %d lift(s)", lifts)
         if not once:
             return 0
-        if self.uplink.flush(self.settings.uplink.flush_timeout_s):
+        if self._flush(self.settings.uplink.flush_timeout_s):
+            return 0
+        if self.stopping:  # stopped while flushing: what is not acknowledged waits in the outbox
             return 0
         log.error("%d message(s) not acknowledged by %s within %.0f s; they stay in the outbox %s",
                   self.uplink.pending(), self.uplink.url, self.settings.uplink.flush_timeout_s,
                   self.settings.outbox.path)
         return 1
 
+    def _flush(self, timeout_s: float) -> bool:
+        """``uplink.flush`` in short steps, cut short (to half of stop_timeout_s) by a stop request."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            if self.uplink.flush(min(left, 0.5)):
+                return True
+            if self.stopping:
+                deadline = min(deadline, time.monotonic() + self.settings.stop_timeout_s / 2)
+        return self.uplink.pending() == 0
+
     def close(self) -> None:
         self.evidence.stop_pruning()
         self.uplink.stop()
         for part in (self.trigger, self.gps, self.rfid, self.alert, self.outbox):
             part.close()
+        if self._overdue is not None:  # stopped in time: the watchdog has nothing left to do
+            self._overdue.cancel()

@@ -44,12 +44,20 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return tree
 
 
-def _stop_on_sigterm() -> None:
-    # systemd stops the agent with SIGTERM: finish like Ctrl-C (clean 'stopped' status, outbox kept).
-    def handler(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+def _stop_gracefully(agent: Any) -> None:
+    """SIGTERM (systemd stop, the driver turns the key) and SIGINT (Ctrl-C): finish the lift in
+    progress, commit it, flush for a bounded time, exit 0. A second signal stops at once (what is
+    committed stays in the outbox)."""
+
+    def handler(signum: int, _frame: object) -> None:
+        if agent.stopping:
+            raise KeyboardInterrupt
+        log.info("%s: finishing the lift in progress, then stopping (again to stop at once)",
+                 signal.Signals(signum).name)
+        agent.request_stop()  # may raise into the loop's wait for a frame; Agent.run catches it
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def run_edge(args: argparse.Namespace) -> int:
@@ -66,7 +74,7 @@ def run_edge(args: argparse.Namespace) -> int:
         agent = Agent.create(settings)
     except (ConfigError, DetectorError, RulesError, GpsError, SourceError) as error:
         raise CliError(str(error)) from None
-    _stop_on_sigterm()
+    _stop_gracefully(agent)
     try:
         return agent.run(once=args.once)
     except SourceError as error:

@@ -175,6 +175,10 @@ class EdgeSettings(_Strict):
         default=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)], min_length=3,
         description="Hopper polygon, normalised image coordinates")
     frame_rate: float = Field(default=10.0, gt=0, description="Frames analysed per second in a lift")
+    # systemd waits TimeoutStopSec (45 s in deploy/systemd) before SIGKILL: finish well before it.
+    stop_timeout_s: float = Field(
+        default=30, gt=0, le=600,
+        description="On SIGTERM/SIGINT: close the lift in progress, wait for acknowledgements, exit within this")
     trigger: TriggerSettings = TriggerSettings()
     tracking: TrackingSettings = TrackingSettings()
     evidence: EvidenceSettings = EvidenceSettings()

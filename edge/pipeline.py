@@ -7,6 +7,7 @@ that fails is logged with its traceback and skipped: the loop never dies on one 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ class Meter:
         self._last = now
 
 
+class StopRequested(BaseException):  # BaseException, like KeyboardInterrupt: no `except Exception` eats it
+    """Breaks the loop's wait for a frame when a stop is requested (SIGTERM); never escapes ``run``."""
+
+
 class Pipeline:
     """Runs lifts through the detector, tracker and recorder; hands each finished lift to ``deliver``."""
 
@@ -57,27 +62,63 @@ class Pipeline:
         self.detect, self.tracker, self.recorder, self.trigger = detect, tracker, recorder, trigger
         self.deliver, self.on_alert, self.stream = deliver, on_alert, stream
         self.meter = Meter()
+        self._stop = threading.Event()
+        self._waiting = False  # True only while run() waits for the source's next frame
+
+    def request_stop(self) -> None:
+        """Finish the lift in progress, then return from ``run``; for a signal handler (the loop's thread).
+
+        Analysing a frame, the loop stops after it. Waiting for a frame (a quiet burst folder keeps
+        its lift open until the next burst; a camera may be reconnecting), the wait is broken by
+        raising StopRequested, which ``run`` catches; the lift is then closed with the frames seen.
+        """
+        self._stop.set()
+        if self._waiting:
+            self._waiting = False
+            raise StopRequested
 
     def run(self, frames: Iterable[Frame]) -> int:
         """Process frames until the source ends; returns the number of lifts delivered."""
         current: str | None = None
         last: Frame | None = None
-        for frame in frames:
-            try:
-                key = self.trigger.lift_of(frame)
-                if key != current and current is not None and last is not None:
-                    self._close(last, current)
-                if key != current and key is not None:
-                    self.tracker.reset()
-                    self.recorder.begin(frame.captured_at, self.stream())
-                current, last = key, frame
-                if key is not None:
-                    self._analyse(frame)
-            except Exception:  # the outermost loop: log, skip the frame, keep the truck running
-                log.exception("frame %d failed; skipped", frame.index)
+        iterator = iter(frames)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._waiting = True
+                    if self._stop.is_set():  # requested between the loop test and the line above
+                        raise StopRequested
+                    frame = next(iterator, None)
+                finally:
+                    self._waiting = False
+                if frame is None:
+                    break
+                current, last = self._step(frame, current, last)
+        except StopRequested:
+            log.info("stop requested: closing the lift in progress")
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None and self._stop.is_set():
+                close()  # a prefetching source stops its thread
         if current is not None and last is not None:
             self._close(last, current)
         return self.meter.lifts
+
+    def _step(self, frame: Frame, current: str | None, last: Frame | None) -> tuple[str | None, Frame | None]:
+        """One frame: lift boundaries, then analysis; returns the (lift key, last frame) now current."""
+        try:
+            key = self.trigger.lift_of(frame)
+            if key != current and current is not None and last is not None:
+                self._close(last, current)
+            if key != current and key is not None:
+                self.tracker.reset()
+                self.recorder.begin(frame.captured_at, self.stream())
+            current, last = key, frame
+            if key is not None:
+                self._analyse(frame)
+        except Exception:  # the outermost loop: log, skip the frame, keep the truck running
+            log.exception("frame %d failed; skipped", frame.index)
+        return current, last
 
     def _analyse(self, frame: Frame) -> None:
         started = time.perf_counter()

@@ -1,4 +1,5 @@
-"""``trivue edge`` as a user runs it: clear one-line errors, and nothing lost when killed with SIGKILL."""
+"""``trivue edge`` as a user runs it: clear one-line errors, nothing lost when killed with SIGKILL, the
+lift in progress committed on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,3 +118,46 @@ def test_sigkill_mid_run_loses_nothing(tmp_path, base, mqtt_broker, litter_val_i
     for event in events:  # duplicates (at-least-once) carry the same id and the same content
         assert by_id[event.event_id] == event
     assert last_status == b"stopped"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_mid_lift_commits_the_lift_then_exits_0(tmp_path, base, litter_val_images, sig) -> None:
+    """systemd stop or the driver turning the key: the lift being recorded is closed, judged and
+    committed to the outbox before the agent exits 0 (it used to be dropped)."""
+    from edge.outbox import LIFT, Outbox
+
+    make_bursts(tmp_path / "live", litter_val_images, lifts=1, frames=3)
+    config = write_config(tmp_path / "truck.yaml", **{
+        **base, "source": str(tmp_path / "live"), "threads": 1, "stop_timeout_s": 30,
+        "trigger": {"kind": "burst", "burst_settle_s": 0},
+    })
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    # No --once: the folder is watched for the next burst, so the lift of the last burst stays open
+    # (a burst ends when the next one starts) until the signal comes: the stop is mid-lift.
+    agent = subprocess.Popen([sys.executable, "-m", "trivue", "edge", "--config", str(config)],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(agent.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 180
+        while not any("first frame analysed" in line for line in lines) and time.monotonic() < deadline:
+            assert agent.poll() is None, "".join(lines)[-2000:]
+            time.sleep(0.05)
+        assert any("first frame analysed" in line for line in lines), "".join(lines)[-2000:]
+        outbox = Outbox(tmp_path / "outbox.sqlite3")
+        assert outbox.depth() == 0  # the lift is still open: nothing committed yet
+        agent.send_signal(sig)
+        code = agent.wait(60)  # bounded: stop_timeout_s is 30
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(10)
+    reader.join(5)
+    assert code == 0, "".join(lines)[-2000:]
+    rows = [m for m in outbox.oldest(limit=10) if m.kind == LIFT]
+    assert len(rows) == 1, "".join(lines)[-2000:]
+    event = parse_lift_event(rows[0].payload)
+    assert event.truck_id == "T-cli" and 1 <= event.frames <= 3 and event.sequence == 0
+    assert outbox.is_consumed("burst-000")  # committed with its burst: a restart will not count it again
+    outbox.close()
