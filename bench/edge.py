@@ -1,157 +1,288 @@
-"""Frames/s of the truck's full loop vs the detector alone vs raw ``session.run`` vs Ultralytics' predict.
+"""Frames/s of the truck's loop vs our detector vs raw ``session.run`` vs Ultralytics' predict, per model.
 
-    .venv/bin/python bench/edge.py [--model M.onnx] [--lifts 15] [--frames-per-lift 4] [--threads 0]
+    .venv/bin/python bench/edge.py [--models A.onnx B.onnx] [--lifts 15] [--frames-per-lift 4]
+        [--rounds 5] [--threads 0] [--stream recyclables] [--no-ultralytics] [--no-agent]
 
-Same real frames (shared hopper-bags val photos laid out as burst folders) for every contender,
-measured side by side in one run:
+Same real frames for every contender: the shared hopper-bags val photos, laid out as burst folders
+(one folder of stills per lift, as the truck's camera box writes them). Defaults: the shipped
+320 px model in FP32 and in INT8. For each model, measured side by side in one run:
 
-- full loop: burst folders read from disk -> detect -> track -> lift recorder + rules -> evidence
-  JPEG -> SQLite outbox commit (fsync), exactly ``trivue edge`` minus the network;
-- detector alone: ``Detector.detect`` on the decoded frames;
-- raw ``session.run`` on pre-made input tensors (the floor);
-- Ultralytics ``YOLO(onnx).predict`` on the decoded frames (bench only: the edge never imports it).
+- raw ``session.run`` on pre-made input tensors: the limit;
+- our ``Detector.detect`` (letterbox, run, NMS) on decoded frames; its overhead in % of raw;
+- the full edge loop, ``Agent.frame_source`` -> ``Pipeline.run``: JPEG files read and decoded by
+  the prefetch thread -> detect -> track -> lift recorder + rules -> evidence photo -> SQLite outbox
+  commit (fsync), exactly ``trivue edge`` minus the network;
+- Ultralytics ``YOLO(onnx).predict`` on the same files (it reads and decodes them too), in a child
+  process so that torch never shares our process (the agent never imports it).
 
-Contenders run in interleaved rounds and the best round of each counts, because the CPU may be
-shared. The agent's peak RSS is measured in a child process running the loop alone (no torch).
+One untimed warm-up round, then ``--rounds`` rounds; the contenders' order rotates each round
+and each figure is the median over rounds (the CPU may be shared). Then, per model, the real agent
+(``trivue edge`` in a subprocess on a copy of the bursts): start-up = process start to its log line
+"first frame analysed", and its peak RSS (VmHWM) once every burst but the last is delivered (the
+agent follows the folder: the last lift closes when the next burst comes).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rich.progress import track
+import cv2
+import numpy as np
 
-from trivue.paths import SHARED_DIR
-from vision.model import default_model_path
+from trivue.paths import MODELS_DIR, SHARED_DIR
+from vision.model import Detector
 
 PHOTOS = SHARED_DIR / "datasets" / "hopper-bags" / "images" / "val"
+DEFAULT_MODELS = [MODELS_DIR / "trivue-waste.onnx", MODELS_DIR / "trivue-waste-int8.onnx"]
+TRIVUE = Path(sys.executable).parent / "trivue"
+PAUSE_S = 0.3  # between contenders: lets another process's worker threads go idle first
+
+Measure = Callable[[], float]
+RUNS = itertools.count()  # a fresh outbox and evidence folder per loop pass
 
 
 def lay_out_bursts(root: Path, lifts: int, per_lift: int) -> list[Path]:
+    """Burst folders of real photos; copy2 keeps old mtimes, so a following agent sees them settled."""
     photos = sorted(PHOTOS.glob("*.jpg"))[: lifts * per_lift]
+    if len(photos) < lifts * per_lift:
+        sys.exit(f"need {lifts * per_lift} photos in {PHOTOS}, found {len(photos)}")
+    copied = []
     for index, photo in enumerate(photos):
         folder = root / f"burst-{index // per_lift:03d}"
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(photo, folder / photo.name)
-    return photos
+        copied.append(Path(shutil.copy2(photo, folder / photo.name)))
+    return copied
 
 
-def build_agent(work: Path, model: Path, threads: int, run: int) -> object:
-    from edge.app import Agent
-    from edge.config import load_settings
-
-    settings = load_settings(None, {
-        "truck_id": "bench", "source": str(work / "bursts"), "model": str(model), "threads": threads,
-        "stream": "residual", "outbox": {"path": str(work / f"outbox-{run}.sqlite3")},
-        "evidence": {"dir": str(work / "evidence")}, "uplink": {"broker": "mqtt://127.0.0.1:1"},
-    }, environ={})
-    agent = Agent.create(settings)
-    agent.detector.warm_up()
-    return agent
-
-
-def full_loop_ms(work: Path, model: Path, threads: int, run: int) -> tuple[float, dict]:
-    """One pass of the agent's loop over every burst (a fresh outbox, so nothing is skipped)."""
-    from edge.camera import frames
-
-    agent = build_agent(work, model, threads, run)
-    started = time.perf_counter()
-    lifts = agent.pipeline.run(frames(agent.settings.source, agent.outbox.is_consumed))
-    elapsed = time.perf_counter() - started
-    info = {"frames": agent.pipeline.meter.frames, "lifts": lifts, "outbox_rows": agent.outbox.depth()}
-    agent.outbox.close()
-    return elapsed / info["frames"] * 1000, info
-
-
-def child_rss(args: argparse.Namespace) -> None:
-    """Runs in a fresh process (no torch): the agent's loop once; prints its peak RSS as JSON."""
-    ms, info = full_loop_ms(Path(args.work), args.model, args.threads, run=-1)
-    info.update(ms=ms, rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(json.dumps(info))
-
-
-def per_frame_ms(run: object, items: list) -> float:
+def per_frame_ms(run: Callable[[object], object], items: list) -> float:
     started = time.perf_counter()
     for item in items:
-        run(item)  # type: ignore[operator]
+        run(item)
     return (time.perf_counter() - started) / len(items) * 1000
 
 
-def measure(args: argparse.Namespace, work: Path, photos: list[Path]) -> dict[str, float]:
-    """Interleaved rounds (loop, detector, raw, ultralytics), best of each: the CPU may be shared."""
-    import cv2
+def full_loop(detector: Detector, work: Path, args: argparse.Namespace) -> Measure:
+    """One pass of the agent's loop over every burst, into a fresh outbox (nothing is skipped)."""
+    from edge.app import Agent
+    from edge.config import load_settings
 
-    from vision.model import Detector
+    def once() -> float:
+        run = next(RUNS)
+        settings = load_settings(None, {
+            "truck_id": "bench", "source": str(work / "bursts"), "stream": args.stream,
+            "outbox": {"path": str(work / f"outbox-{detector.path.stem}-{run}.sqlite3")},
+            "evidence": {"dir": str(work / f"evidence-{run}")}, "uplink": {"broker": "mqtt://127.0.0.1:1"},
+        }, environ={})
+        agent = Agent.create(settings, detector=detector)  # the shared detector: same session, warm
+        try:
+            started = time.perf_counter()
+            agent.pipeline.run(agent.frame_source(once=True))
+            elapsed = time.perf_counter() - started
+            frames, lifts = agent.pipeline.meter.frames, agent.pipeline.meter.lifts
+            if lifts != args.lifts or agent.outbox.depth() < lifts:
+                sys.exit(f"the loop delivered {lifts} lifts, {agent.outbox.depth()} outbox rows; expected {args.lifts}")
+        finally:
+            agent.close()
+        return elapsed / frames * 1000
 
-    frames = [cv2.imread(str(p)) for p in photos]
-    detector = Detector(args.model, threads=args.threads)
-    detector.warm_up()
-    blobs = [detector.preprocess(f)[0] for f in frames]
-    contenders = {"detector alone": lambda: per_frame_ms(detector.detect, frames),
-                  "raw session.run": lambda: per_frame_ms(detector.infer, blobs)}
+    return once
+
+
+class UltralyticsWorker:
+    """Ultralytics in a child process: one round over the files per request, answered in ms/frame."""
+
+    def __init__(self, models: list[Path], files: list[Path], detector: Detector, log: Path) -> None:
+        spec = {"models": [str(m) for m in models], "files": [str(f) for f in files],
+                "conf": detector.conf, "iou": detector.iou, "imgsz": list(detector.meta.imgsz)}
+        self.log = log
+        with log.open("w") as chatter:
+            self.child = subprocess.Popen([sys.executable, __file__, "--ultralytics-worker", json.dumps(spec)],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=chatter, text=True)
+        self.request(-1)  # loaded and warmed up
+
+    def request(self, model_index: int) -> float:
+        assert self.child.stdin is not None and self.child.stdout is not None
+        self.child.stdin.write(f"{model_index}\n")
+        self.child.stdin.flush()
+        line = self.child.stdout.readline()
+        if not line:
+            sys.exit("the Ultralytics worker died (is the train extra installed?):\n" + self.log.read_text()[-3000:])
+        return float(line)
+
+    def close(self) -> None:
+        if self.child.stdin is not None:
+            self.child.stdin.close()
+        self.child.wait(timeout=30)
+
+
+def ultralytics_worker(spec_json: str) -> None:
+    """Child: loads every model with Ultralytics, then times one round per line read on stdin."""
+    spec = json.loads(spec_json)
+    answers = os.fdopen(os.dup(1), "w")  # our answers own stdout; Ultralytics' prints go to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ultralytics-"))
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics import YOLO
+
+    models = [YOLO(m, task="detect") for m in spec["models"]]
+    files = spec["files"]
+
+    def predict(model: object, path: str) -> object:
+        return model.predict(path, conf=spec["conf"], iou=spec["iou"], imgsz=spec["imgsz"], verbose=False)  # type: ignore[attr-defined]
+
+    for line in sys.stdin:
+        index = int(line)
+        if index < 0:
+            for model in models:
+                for path in files[:3]:
+                    predict(model, path)
+            print(0.0, file=answers, flush=True)
+            continue
+        print(per_frame_ms(lambda path, m=models[index]: predict(m, path), files), file=answers, flush=True)
+
+
+def measure(args: argparse.Namespace, work: Path, files: list[Path]) -> dict[str, dict[str, float]]:
+    """Median ms/frame per model and contender over rotating, interleaved rounds."""
+    frames = [cv2.imread(str(p)) for p in files]
+    contenders: dict[str, dict[str, Measure]] = {}
+    worker = None
+    detectors = [Detector(m, threads=args.threads) for m in args.models]
     if not args.no_ultralytics:
-        os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ultralytics-"))
-        os.environ.setdefault("YOLO_OFFLINE", "1")
-        from ultralytics import YOLO
+        worker = UltralyticsWorker(args.models, files, detectors[0], work / "ultralytics.log")
+    for index, detector in enumerate(detectors):
+        detector.warm_up()
+        blobs = [detector.preprocess(f)[0] for f in frames]  # fresh arrays: the raw run reads each
+        table: dict[str, Measure] = {
+            "raw": lambda d=detector, b=blobs: per_frame_ms(d.infer, b),
+            "detector": lambda d=detector: per_frame_ms(d.detect, frames),
+            "loop": full_loop(detector, work, args),
+        }
+        if worker is not None:
+            table["ultralytics"] = lambda i=index: worker.request(i)
+        contenders[detector.path.name] = table
+    samples: dict[str, dict[str, list[float]]] = {m: {c: [] for c in t} for m, t in contenders.items()}
+    for round_index in range(args.rounds + 1):  # round 0 warms up every contender and is dropped
+        for model, table in contenders.items():
+            names = list(table)
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                time.sleep(PAUSE_S)
+                ms = table[name]()
+                if round_index:
+                    samples[model][name].append(ms)
+        print(f"round {round_index}/{args.rounds} done", file=sys.stderr)
+    if worker is not None:
+        worker.close()
+    return {m: {c: statistics.median(v) for c, v in s.items()} for m, s in samples.items()}
 
-        model = YOLO(str(args.model), task="detect")
-        imgsz = detector.meta.imgsz
-        model.predict(frames[0], imgsz=imgsz, verbose=False)
-        contenders["ultralytics predict"] = lambda: per_frame_ms(
-            lambda f: model.predict(f, conf=detector.conf, iou=detector.iou, imgsz=imgsz, verbose=False), frames)
-    best: dict[str, float] = {}
-    for run in track(range(args.repeat), description="measuring"):
-        loop_ms, _info = full_loop_ms(work, args.model, args.threads, run)
-        best["full loop (agent)"] = min(best.get("full loop (agent)", float("inf")), loop_ms)
-        for name, measure_once in contenders.items():
-            best[name] = min(best.get(name, float("inf")), measure_once())
-    return best
+
+def agent_run(model: Path, work: Path, args: argparse.Namespace, run: int) -> tuple[float, float]:
+    """``trivue edge`` on its own copy of the bursts: seconds to its first analysed frame, peak RSS MB."""
+    root = work / f"agent-{model.stem}-{run}"
+    shutil.copytree(work / "bursts", root / "bursts", copy_function=shutil.copy2)
+    command = [str(TRIVUE), "edge", "--source", str(root / "bursts"), "--truck-id", "bench",
+               "--stream", args.stream, "--model", str(model), "--broker", "mqtt://127.0.0.1:1",
+               "--outbox", str(root / "outbox.sqlite3"), "--gps", "fixed:48.85,2.35"]
+    env = {**os.environ, "TRIVUE_EDGE_EVIDENCE__DIR": str(root / "evidence"), "TRIVUE_EDGE_THREADS": str(args.threads)}
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    startup, delivered, log = None, 0, []
+    try:
+        assert child.stderr is not None
+        for line in child.stderr:
+            log.append(line)
+            if startup is None and "first frame analysed" in line:
+                startup = time.perf_counter() - started
+            if ": lift " in line and " frames, counts " in line:
+                delivered += 1
+                if delivered == args.lifts - 1:  # following the folder, the last lift closes at the next burst
+                    break
+        status = Path(f"/proc/{child.pid}/status").read_text()
+        rss_mb = int(next(v for v in status.splitlines() if v.startswith("VmHWM:")).split()[1]) / 1024
+    except (StopIteration, FileNotFoundError):
+        sys.exit("the agent ended early:\n" + "".join(log[-20:]))
+    finally:
+        child.kill()  # a clean stop would wait for the broker's acknowledgements: nothing to keep here
+        child.wait()
+    if startup is None or delivered < args.lifts - 1:
+        sys.exit(f"the agent delivered {delivered}/{args.lifts} lifts:\n" + "".join(log[-20:]))
+    return startup, rss_mb
+
+
+def describe(model: Path) -> str:
+    detector = Detector(model)
+    kind = "INT8" if "int8" in model.stem.lower() else "FP32"
+    h, w = detector.meta.imgsz
+    return f"{model.name} ({kind}, {w}x{h} px)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=default_model_path())
+    parser.add_argument("--models", type=Path, nargs="+", default=DEFAULT_MODELS)
     parser.add_argument("--lifts", type=int, default=15)
     parser.add_argument("--frames-per-lift", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = all cores)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = every core we may use)")
+    parser.add_argument("--stream", default="recyclables",
+                        help="stream of the lifts (recyclables: hopper bags are errors, evidence photos are made)")
+    parser.add_argument("--agent-runs", type=int, default=3, help="trivue edge start-ups per model (median)")
     parser.add_argument("--no-ultralytics", action="store_true")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--no-agent", action="store_true", help="skip the trivue edge start-up and RSS runs")
+    parser.add_argument("--ultralytics-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child_rss(args)
+    if args.ultralytics_worker:
+        ultralytics_worker(args.ultralytics_worker)
         return
-    with tempfile.TemporaryDirectory(prefix="trivue-bench-") as work:
-        photos = lay_out_bursts(Path(work) / "bursts", args.lifts, args.frames_per_lift)
-        command = [sys.executable, __file__, "--child", "--work", work, "--model", str(args.model),
-                   "--threads", str(args.threads)]
-        loop = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-        results = measure(args, Path(work), photos)
-    raw = results["raw session.run"]
-    print(f"model {args.model.name}; {loop['frames']} real frames in {loop['lifts']} burst lifts; "
-          f"threads={args.threads or 'all'} on {os.cpu_count()} CPUs")
-    print(f"{'':22s} {'ms/frame':>9s} {'frames/s':>9s} {'x raw':>7s}")
-    for name, ms in results.items():
-        print(f"{name:22s} {ms:9.1f} {1000 / ms:9.1f} {ms / raw:7.2f}")
-    loop_ms, detect_ms = results["full loop (agent)"], results["detector alone"]
-    print(f"full loop / detector alone: {loop_ms / detect_ms:.2f}x "
-          f"(tracking, rules, evidence, outbox: {loop_ms - detect_ms:.1f} ms/frame)")
-    if "ultralytics predict" in results:
-        print(f"ultralytics predict / full loop: {results['ultralytics predict'] / loop_ms:.2f}x")
-    print(f"agent peak RSS (own process, no torch): {loop['rss_mb']:.0f} MB; "
-          f"outbox rows written per pass: {loop['outbox_rows']}")
+    with tempfile.TemporaryDirectory(prefix="trivue-bench-") as tmp:
+        work = Path(tmp)
+        files = lay_out_bursts(work / "bursts", args.lifts, args.frames_per_lift)
+        shape = cv2.imread(str(files[0])).shape
+        results = measure(args, work, files)
+        agent: dict[str, tuple[float, float]] = {}
+        if not args.no_agent:
+            for model in args.models:
+                runs = [agent_run(model, work, args, run) for run in range(args.agent_runs)]
+                agent[model.name] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
+    cpus = len(os.sched_getaffinity(0))
+    print(f"\n{len(files)} real frames ({shape[1]}x{shape[0]} JPEG, hopper-bags val) in {args.lifts} burst lifts, "
+          f"stream {args.stream}; median of {args.rounds} rounds; onnxruntime threads="
+          f"{args.threads or cpus} on {cpus} CPUs; load average {os.getloadavg()[0]:.1f}")
+    for model in args.models:
+        r = results[model.name]
+        raw = r["raw"]
+        print(f"\n{describe(model)}")
+        print(f"  {'':34s} {'ms/frame':>9s} {'frames/s':>9s} {'x raw':>7s}")
+        rows = [("raw session.run (the limit)", "raw"), ("our Detector (pre+run+post)", "detector"),
+                ("full edge loop (files->outbox)", "loop"), ("ultralytics predict (files)", "ultralytics")]
+        for label, key in rows:
+            if key in r:
+                print(f"  {label:34s} {r[key]:9.2f} {1000 / r[key]:9.1f} {r[key] / raw:7.2f}")
+        overhead = (r["detector"] - raw) / raw * 100
+        print(f"  our pre+post-processing: {r['detector'] - raw:+.2f} ms = {overhead:.1f}% of raw (goal < 10%)")
+        print(f"  full loop beyond the detector (decode not overlapped, track, rules, evidence, outbox): "
+              f"{r['loop'] - r['detector']:+.2f} ms/frame")
+        if "ultralytics" in r:
+            print(f"  full loop frames/s / ultralytics predict frames/s: {r['ultralytics'] / r['loop']:.2f}x "
+                  "(goal >= 1.3x)")
+        if model.name in agent:
+            startup, rss = agent[model.name]
+            print(f"  trivue edge: start-up to first analysed frame {startup:.2f} s (median of {args.agent_runs}, "
+                  f"goal < 3 s); peak RSS {rss:.0f} MB (goal < 400 MB)")
+    print(f"\nnumpy {np.__version__}, opencv {cv2.__version__}, onnxruntime {__import__('onnxruntime').__version__}")
 
 
 if __name__ == "__main__":
