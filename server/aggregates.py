@@ -239,7 +239,8 @@ def rebuild_aggregates(session: Session, since: date | None = None) -> int:
     run(f"""INSERT INTO street_days (street_id, day, stream, lifts, contaminated, alerts, score)
             SELECT {street}, l.day, l.stream, COUNT(*), SUM(CASE WHEN l.contaminated THEN 1 ELSE 0 END),
                    SUM(CASE WHEN l.has_alert THEN 1 ELSE 0 END), SUM(l.score)
-            FROM lifts l {where} GROUP BY {street}, l.day, l.stream""")
+            FROM lifts l {where} GROUP BY {street}, l.day, l.stream
+            ORDER BY l.day, {street}, l.stream""")
     if sqlite_db:
         expand = "json_each(l.errors) AS e"
         category, severity = "json_extract(e.value, '$.category')", "json_extract(e.value, '$.severity')"
@@ -249,13 +250,16 @@ def rebuild_aggregates(session: Session, since: date | None = None) -> int:
         category, severity = "(e.value ->> 'category')", "(e.value ->> 'severity')"
         count = "CAST(e.value ->> 'count' AS INTEGER)"
     # Per lift first: a lift with two classes of one category counts once in ``lifts`` (as _tally).
+    # Rows are written day by day, as ingest writes them: a period query then reads a few adjacent
+    # pages (street by street, a month of PostgreSQL street_day_errors touched every page).
     run(f"""INSERT INTO street_day_errors (street_id, day, stream, category, severity, lifts, items)
             SELECT street_id, day, stream, category, severity, COUNT(*), SUM(items) FROM (
                 SELECT l.id, {street} AS street_id, l.day, l.stream, {category} AS category,
                        {severity} AS severity, SUM({count}) AS items
                 FROM lifts l, {expand} {where}
                 GROUP BY l.id, {street}, l.day, l.stream, {category}, {severity}) AS per_lift
-            GROUP BY street_id, day, stream, category, severity""")
+            GROUP BY street_id, day, stream, category, severity
+            ORDER BY day, street_id, stream, category, severity""")
     return int(run(f"SELECT COUNT(*) FROM lifts l {where}").scalar_one())
 
 

@@ -60,25 +60,41 @@ class StreetFilter:
         return query
 
 
-def _street_info(session: Session, street_ids: list[int], commune: str | None) -> dict[int, Any] | None:
+def _street_info(session: Session, street_ids: list[int], commune: str | None,
+                 extra: tuple[str, ...] = ()) -> dict[int, Any] | None:
+    """id -> row with ``name`` and ``commune`` (and the ``extra`` columns, e.g. geometry) of the streets.
+
+    Plain rows, not ORM objects: a month of a city is ~1,500 streets, and loading every street's
+    geometry for a table that never shows it cost more than the aggregates query itself.
+    """
     module = streets_module()
     if module is None:
         return None
     street = module.Street
-    query = select(street).where(street.id.in_(street_ids))
+    columns = [street.id, street.name, street.commune, *(getattr(street, name) for name in extra)]
+    query = select(*columns).where(street.id.in_(street_ids))
     if commune is not None:
         query = query.where(street.commune == commune)
-    return {row.id: row for row in session.scalars(query)}
+    return {row.id: row for row in session.execute(query)}
+
+
+# Above this many streets the top errors are read for the whole period and filtered here: an
+# ``IN`` list of thousands of ids costs more to build and to plan than the few extra rows.
+TOP_ERRORS_IN_LIST_MAX = 200
 
 
 def _top_errors(session: Session, flt: StreetFilter, street_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     query = flt.apply(select(StreetDayError.street_id, StreetDayError.category,
                              func.sum(StreetDayError.lifts), func.sum(StreetDayError.items))
-                      .where(StreetDayError.street_id.in_(street_ids), StreetDayError.severity != "info")
+                      .where(StreetDayError.severity != "info")
                       .group_by(StreetDayError.street_id, StreetDayError.category), StreetDayError)
+    if len(street_ids) <= TOP_ERRORS_IN_LIST_MAX:
+        query = query.where(StreetDayError.street_id.in_(street_ids))
+    wanted = set(street_ids)
     found: dict[int, list[dict[str, Any]]] = {}
     for street_id, category, lifts, items in session.execute(query):
-        found.setdefault(street_id, []).append({"category": category, "lifts": int(lifts), "items": int(items)})
+        if street_id in wanted:
+            found.setdefault(street_id, []).append({"category": category, "lifts": int(lifts), "items": int(items)})
     return {k: sorted(v, key=lambda e: (-e["lifts"], -e["items"], e["category"]))[:TOP_ERRORS]
             for k, v in found.items()}
 
@@ -121,7 +137,7 @@ def street_geojson(session: Session, flt: StreetFilter) -> dict[str, Any]:
     import json
 
     stats = street_stats(session, flt)["streets"]
-    info = _street_info(session, [s["street_id"] for s in stats], None) or {}
+    info = _street_info(session, [s["street_id"] for s in stats], None, ("geometry",)) or {}
     features = []
     for stat in stats:
         row = info.get(stat["street_id"])
@@ -135,7 +151,7 @@ def street_geojson(session: Session, flt: StreetFilter) -> dict[str, Any]:
 
 def street_detail(session: Session, street_id: int, flt: StreetFilter) -> dict[str, Any] | None:
     """Totals, daily trend, per-stream figures and full error breakdown of one street, or None."""
-    info = _street_info(session, [street_id], None)
+    info = _street_info(session, [street_id], None, ("length_m",))
     row = info.get(street_id) if info else None
     by_day = flt.apply(select(StreetDay.day, func.sum(StreetDay.lifts), func.sum(StreetDay.contaminated))
                        .where(StreetDay.street_id == street_id).group_by(StreetDay.day)

@@ -103,6 +103,9 @@ class StreetDay(Base):
     """Lifts per street, local day and stream; kept up to date by every ingest batch."""
 
     __tablename__ = "street_days"
+    # Dashboard periods filter on days across every street: without it PostgreSQL scans the whole
+    # table (a year of a city is ~300,000 rows). SQLite's planner prefers the primary key there.
+    __table_args__ = (Index("ix_street_days_day_stream", "day", "stream"),)
 
     street_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -117,6 +120,7 @@ class StreetDayError(Base):
     """Lifts and items per street, day, stream, error category and severity (info included)."""
 
     __tablename__ = "street_day_errors"
+    __table_args__ = (Index("ix_street_day_errors_day", "day"),)  # same reason, ~4 rows per street-day
 
     street_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
