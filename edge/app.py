@@ -92,8 +92,8 @@ class Agent:
     @classmethod
     def create(cls, settings: EdgeSettings, detector: Any = None) -> Agent:
         if detector is None:
-            detector = Detector(settings.model or default_model_path(), conf=settings.conf, iou=settings.iou,
-                                threads=settings.threads, region=Region.from_points(settings.hopper))
+            detector = Detector(settings.model or default_model_path(quantised=True), conf=settings.conf,
+                                iou=settings.iou, threads=settings.threads, region=Region.from_points(settings.hopper))
         check_source(settings.source)
         rules = load_rules(settings, Path(getattr(detector, "path", settings.model or "")), tuple(detector.names))
         return cls(settings, detector, rules)

@@ -166,7 +166,7 @@ class EdgeSettings(_Strict):
     truck_id: str = Field(max_length=64, pattern=TRUCK_ID_PATTERN, description="Fleet number, unique per truck")
     stream: Stream = Field(default=Stream.recyclables, description="Stream collected (server config may change it)")
     source: str = Field(min_length=1, description="Burst folder root, video file, rtsp://..., or usb:N")
-    model: Path | None = Field(default=None, description="ONNX model (default: shipped model, else COCO)")
+    model: Path | None = Field(default=None, description="ONNX model (default: shipped INT8, else FP32, else COCO)")
     rules: Path | None = Field(default=None, description="Sorting rules YAML (default: those of the model)")
     conf: float = Field(default=0.25, ge=0, le=1, description="Detector confidence threshold")
     iou: float = Field(default=0.45, ge=0, le=1, description="NMS IoU threshold")

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 from trivue.paths import SHARED_DIR
 from vision.detection import Detections, box_iou
-from vision.model import Detector, DetectorError, letterbox, nms
+from vision.model import Detector, DetectorError, default_model_path, letterbox, nms
 from vision.region import Region
 
 LITTER_VAL = SHARED_DIR / "datasets" / "litter-items" / "images" / "val"
@@ -131,3 +131,15 @@ def test_detections_validate_shapes() -> None:
     rows = Detections.from_rows([(0, 0, 10, 10, 0.9, 1), (5, 5, 15, 15, 0.8, 0)])
     assert len(rows) == 2 and rows.area.tolist() == [100, 100]
     assert box_iou(rows.xyxy, rows.xyxy)[0, 1] == pytest.approx(25 / 175)
+
+
+def test_the_truck_prefers_the_shipped_int8_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRIVUE_MODEL", raising=False)
+    monkeypatch.setattr("vision.model.MODELS_DIR", tmp_path)
+    (tmp_path / "trivue-waste.onnx").write_bytes(b"fp32")
+    assert default_model_path(quantised=True) == tmp_path / "trivue-waste.onnx"  # no INT8 shipped
+    (tmp_path / "trivue-waste-int8.onnx").write_bytes(b"int8")
+    assert default_model_path(quantised=True) == tmp_path / "trivue-waste-int8.onnx"
+    assert default_model_path() == tmp_path / "trivue-waste.onnx"  # evaluation keeps the FP32 reference
+    monkeypatch.setenv("TRIVUE_MODEL", str(tmp_path / "mine.onnx"))
+    assert default_model_path(quantised=True) == tmp_path / "mine.onnx"
