@@ -182,6 +182,7 @@ class Detector:
         h, w = self.meta.imgsz
         self._padded = np.full((h, w, 3), LETTERBOX_FILL, np.uint8)
         self._blob = np.empty((1, 3, h, w), np.float32)
+        self._planes = [np.empty((h, w), np.uint8) for _ in range(3)]
         self._geometry: tuple[int, int] | None = None  # image (h, w) whose letterbox _padded holds
 
     def _session(self, threads: int) -> ort.InferenceSession:
@@ -220,10 +221,13 @@ class Detector:
         else:
             padded, ratio, pad = letterbox(image, self.meta.imgsz)
             blob = np.empty((1, 3, *self.meta.imgsz), np.float32)
-        # BGR -> RGB and HWC -> CHW as strided views, converted and divided in one pass into the
-        # blob. Divide by 255 (not multiply by 1/255): quantised models amplify last-bit
-        # differences, and Ultralytics divides.
-        np.divide(padded[..., ::-1].transpose(2, 0, 1), np.float32(255.0), out=blob[0])
+        # HWC -> CHW: OpenCV's SIMD split into planes, then each plane converted and divided straight
+        # into its RGB slot of the blob (twice as fast as numpy over a transposed, reversed view).
+        # Divide by 255 (not multiply by 1/255): quantised models amplify last-bit differences,
+        # and Ultralytics divides.
+        planes = cv2.split(padded, self._planes) if reuse else cv2.split(padded)
+        for channel, plane in enumerate(reversed(planes)):  # B, G, R planes -> R, G, B channels
+            np.divide(plane, np.float32(255.0), out=blob[0, channel])
         return blob.astype(self._input_dtype, copy=False), ratio, pad
 
     def infer(self, blob: np.ndarray) -> np.ndarray:
