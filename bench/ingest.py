@@ -17,11 +17,17 @@ Variants, each against the same raw run of its round: ``plain`` (lifts without G
 matching), ``per-lift`` (GPS fixes over the Rennes centre streets, ``Locator.locate`` once per
 lift: the ingest before batching) and ``batched`` (the same fixes, ``Locator.locate_many`` once
 per ingest batch: what the server does).
+
+A third table times the store alone (``Inbox.write`` and commit over batches of
+``ingest_batch_size``, no broker): the lifts/s one ingest worker can write, the sizing figure of
+docs/deployment.md. With only 1,000 messages the backlog runs last ~0.1 s and mostly show the
+first batch's wait (``ingest_batch_wait_ms``); the store capacity is the steadier capacity figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -35,6 +41,7 @@ import paho.mqtt.client as mqtt
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,10 +51,11 @@ from server.app import LocatorCache, default_locator_factory
 from server.config import ServerSettings, load_settings
 from server.db import make_engine
 from server.evidence import EvidenceStore
-from server.inbox import Inbox
+from server.inbox import Inbox, Message
 from server.ingest import Ingest, connect_properties, make_client
 from server.metrics import Metrics
 from server.migrate import upgrade_database
+from server.store import utcnow
 from tests.server.events import lift_event
 
 CENTRE = (48.1110, -1.6800)  # Rennes, inside tests/fixtures/geodata/rennes-centre.geojson
@@ -175,8 +183,8 @@ VARIANTS = {"plain": "no GPS, no matching", "per-lift": "streets, locate per lif
             "batched": "streets, locate_many per batch"}
 
 
-def stored_run(settings: ServerSettings, messages: list[bytes], variant: str, progress: Progress,
-               backlog: bool = False) -> Run:
+def _inbox(settings: ServerSettings, variant: str) -> tuple[Engine, sessionmaker[Session], Inbox, Metrics]:
+    """A migrated database (with the Rennes centre streets unless ``plain``) and the server's Inbox."""
     engine = make_engine(settings.db_url)
     upgrade_database(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
@@ -194,6 +202,28 @@ def stored_run(settings: ServerSettings, messages: list[bytes], variant: str, pr
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), metrics, locator)
     with sessions() as session:
         locator(session)  # build the street index before the clock starts, as a running server has
+    return engine, sessions, inbox, metrics
+
+
+def capacity_run(settings: ServerSettings, messages: list[bytes], variant: str) -> Run:
+    """What one process can store: ``Inbox.write`` + commit over full batches, no broker, no network
+    thread competing for the GIL. The sizing figure (lifts/s per ingest worker)."""
+    engine, sessions, inbox, _metrics = _inbox(settings, variant)
+    topic = f"{settings.topic_prefix}/bench-truck/lift"
+    batch = [Message(topic, payload, utcnow(), i, 1) for i, payload in enumerate(messages)]
+    size = settings.ingest_batch_size
+    started = time.perf_counter()
+    for i in range(0, len(batch), size):
+        with sessions() as session, session.begin():
+            inbox.write(session, batch[i:i + size])
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return Run(f"store capacity, {VARIANTS[variant]}", len(messages), elapsed)
+
+
+def stored_run(settings: ServerSettings, messages: list[bytes], variant: str, progress: Progress,
+               backlog: bool = False) -> Run:
+    engine, sessions, inbox, metrics = _inbox(settings, variant)
     topic = f"{settings.topic_prefix}/bench-truck/lift"
     ingest = Ingest(settings, sessions, inbox, metrics)
     if backlog:  # register the persistent session, leave, let the backlog pile up in the broker
@@ -240,7 +270,15 @@ def main() -> None:
     console = Console()
     # (mode, variant or "raw") -> runs; raw runs publish GPS fixes too: the payloads differ by a few bytes only
     results: dict[tuple[bool, str], list[Run]] = {}
+    capacity: dict[str, list[Run]] = {}
     for _ in range(args.repeat):  # the machine is shared: the median of a few rounds is steadier
+        for variant in variants:
+            with tempfile.TemporaryDirectory() as folder:
+                settings = load_settings(env={}, data_dir=Path(folder), database_url=args.database_url,
+                                         topic_prefix="bench-capacity/v1")
+                capacity.setdefault(variant, []).append(
+                    capacity_run(settings, payloads(args.events, spread=variant != "plain"), variant))
+                _reset_database(args.database_url)
         for backlog in (False, True):
             n = args.backlog if backlog else args.events
             for variant in ("raw", *variants):
@@ -269,7 +307,15 @@ def main() -> None:
             table.add_row(stored.name, str(stored.events), f"{stored.seconds:.3f}", f"{stored.rate:,.0f}",
                           f"{stored.rate / raw.rate:.2f}")
     console.print(table)
-    console.print("target: stored / raw >= 0.50")
+    plain = median(capacity["plain"]) if "plain" in capacity else None
+    table = Table("no broker", "events", "median s", "lifts/s", "vs plain")
+    for variant in variants:
+        run = median(capacity[variant])
+        table.add_row(run.name, str(run.events), f"{run.seconds:.3f}", f"{run.rate:,.0f}",
+                      f"{run.rate / plain.rate:.2f}" if plain else "")
+    console.print(table)
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    console.print(f"target: stored / raw >= 0.50; load average at the end {load} on {os.cpu_count()} CPUs")
 
 
 def _reset_database(url: str | None) -> None:
