@@ -300,6 +300,14 @@ def explain(engine: Engine) -> None:
                 console.print("  " + " | ".join(str(v) for v in row), highlight=False)
 
 
+def disk_bytes(session: Session) -> int:
+    """Size of the database on disk (sizing arithmetic in docs/deployment.md)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return int(session.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+    page_size = session.scalar(text("PRAGMA page_size")) or 0
+    return int(page_size * (session.scalar(text("PRAGMA page_count")) or 0))
+
+
 def _day(value: str) -> Any:
     from datetime import date
 
@@ -352,10 +360,12 @@ def main() -> None:
         for step, seconds in prepare(engine, args.lifts, args.rebuild).items():
             preparation.add_row(database, step, f"{seconds:,.1f}")
         with Session(engine) as session:
-            sizes[database] = (f"{session.scalar(select(func.count()).select_from(Lift)):,} lifts, "
+            count = session.scalar(select(func.count()).select_from(Lift)) or 0
+            sizes[database] = (f"{count:,} lifts, "
                                f"{session.scalar(select(func.count()).select_from(StreetDay)):,} street_days, "
                                f"{session.scalar(select(func.count()).select_from(StreetDayError)):,} "
-                               "street_day_errors")
+                               f"street_day_errors; {disk_bytes(session) / max(count, 1):,.0f} bytes per lift "
+                               "on disk (whole database: lifts, indexes, aggregates, streets)")
         if args.explain:
             explain(engine)
         results.extend(measure(engine, url, args.repeat, args.naive_repeat))
