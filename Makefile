@@ -65,6 +65,7 @@ lint: $(DEV_STAMP)
 # cached under build/bench after a first run of ~5 min) and `bench/streets.py` (300,000 addresses).
 bench: $(DEV_STAMP)
 	$(PY) bench/detector.py
+	$(PY) bench/edge.py
 	$(PY) bench/ingest.py
 	$(PY) bench/streets.py --addresses 100000
 	$(PY) bench/queries.py --lifts 1000000 --naive-repeat 3
