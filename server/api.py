@@ -25,7 +25,7 @@ from server.deps import Admin, ContextDep, Manager, SessionDep, Viewer
 from server.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
 from server.migrate import current_revision
 from server.privacy import street_level_lift
-from server.reports import StreetFilter, street_detail, street_geojson, street_stats
+from server.reports import StreetFilter, street_detail, street_geojson_text, street_stats
 from server.store import AuditEntry, DeadLetter, Evidence, Lift, Truck, utcnow
 from trivue import __version__
 from vision.schema import Stream
@@ -99,7 +99,7 @@ def api_router() -> APIRouter:
 
     @router.get("/streets.geojson", summary="The same statistics as GeoJSON street geometries")
     def streets_geojson(db: SessionDep, who: Viewer, flt: StreetFilterDep) -> Response:
-        return JSONResponse(street_geojson(db, flt), media_type="application/geo+json")
+        return Response(street_geojson_text(db, flt), media_type="application/geo+json")
 
     @router.get("/streets/{street_id}", summary="One street: daily trend, streams and error breakdown")
     def street(street_id: RowId, db: SessionDep, who: Viewer, flt: StreetFilterDep) -> dict[str, Any]:
