@@ -136,4 +136,26 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     _mount_dashboard(app, settings)
     if importlib.util.find_spec("server.reminders_api"):  # reminders and their review pages (issue 7)
         importlib.import_module("server.reminders_api").mount_reminders(app, settings)
+    _freeze_startup_objects()
     return app
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Move what start-up allocated (modules, ORM metadata, the app) out of the garbage collector's
+    sight, once per process.
+
+    A city's month of streets allocates tens of thousands of objects per request, which triggers
+    full collections that scan every long-lived object too: bench/queries.py measured the p95 of
+    ``street_stats`` at 91 ms with them and 70 ms frozen (p50 unchanged). Once per process only,
+    so that test runs creating many apps do not pin each one in memory.
+    """
+    import gc
+
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()  # unreachable start-up garbage first: frozen objects are never collected
+        gc.freeze()
