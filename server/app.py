@@ -148,9 +148,9 @@ def _freeze_startup_objects() -> None:
     sight, once per process.
 
     A city's month of streets allocates tens of thousands of objects per request, which triggers
-    full collections that scan every long-lived object too: bench/queries.py measured the p95 of
-    ``street_stats`` at 91 ms with them and 70 ms frozen (p50 unchanged). Once per process only,
-    so that test runs creating many apps do not pin each one in memory.
+    full collections that scan every long-lived object too: bench/queries.py, a month of 1,421
+    streets over 10 million lifts, p95 131-153 ms -> 82 ms on SQLite (p50 unchanged). Once per
+    process only, so that test runs creating many apps do not pin each one in memory.
     """
     import gc
 
