@@ -85,15 +85,18 @@ class Agent:
         t = settings.tracking
         tracker = Tracker(TrackerSettings(t.activation_conf, t.high_conf, t.match_iou, t.lost_frames,
                                           settings.frame_rate))
+        # Several frames at once only with a detector that allows it (a test's scripted one does not).
+        workers = settings.detector_workers if getattr(detector, "concurrent", False) else 1
         self.pipeline = Pipeline(detector.detect, tracker, self.recorder, self.trigger, self.deliver,
                                  lambda classes: self.alert.fire(settings.truck_id, classes),
-                                 lambda: self.live.stream)
+                                 lambda: self.live.stream, workers)
 
     @classmethod
     def create(cls, settings: EdgeSettings, detector: Any = None) -> Agent:
         if detector is None:
             detector = Detector(settings.model or default_model_path(quantised=True), conf=settings.conf,
-                                iou=settings.iou, threads=settings.threads, region=Region.from_points(settings.hopper))
+                                iou=settings.iou, threads=settings.detector_threads,
+                                region=Region.from_points(settings.hopper))
         check_source(settings.source)
         rules = load_rules(settings, Path(getattr(detector, "path", settings.model or "")), tuple(detector.names))
         return cls(settings, detector, rules)

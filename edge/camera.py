@@ -203,19 +203,43 @@ class _Failed:
 _END = object()
 
 
-def prefetch(source: Iterator[Frame], depth: int = 2) -> Iterator[Frame]:
+class Prefetched(Iterator[Frame]):
+    """The frames of ``prefetch``; ``ready()`` says whether the next one would come without waiting."""
+
+    def __init__(self, frames: Iterator[Frame], ahead: queue.Queue[object] | None) -> None:
+        self._frames, self._ahead = frames, ahead
+
+    def __next__(self) -> Frame:
+        return next(self._frames)
+
+    def ready(self) -> bool:
+        """A frame (or the source's end or error) is waiting: ``next`` returns at once. The edge loop
+        asks before it blocks, to finish the frames it has in flight first (``edge.pipeline``)."""
+        return self._ahead is None or not self._ahead.empty()
+
+    def close(self) -> None:
+        """Stops the reading thread at its next frame (it closes the source)."""
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
+
+
+def prefetch(source: Iterator[Frame], depth: int = 2) -> Prefetched:
     """``source`` read ``depth`` frames ahead by a thread: capture and JPEG decode overlap inference.
 
     OpenCV's decode and onnxruntime's run both release the GIL, so on a 2-core truck computer the
     next frame is decoded while this one is detected. The bounded queue keeps memory flat and
     applies back-pressure: a source faster than the detector waits as it did without the thread.
-    An error of the source is raised here, in the consumer, with its own type; closing this
-    generator stops the thread at its next frame.
+    An error of the source is raised here, in the consumer, with its own type; closing the result
+    stops the thread at its next frame.
     """
     if depth <= 0:
-        yield from source
-        return
+        return Prefetched(iter(source), None)
     ahead: queue.Queue[object] = queue.Queue(maxsize=depth)
+    return Prefetched(_read_ahead(source, ahead), ahead)
+
+
+def _read_ahead(source: Iterator[Frame], ahead: queue.Queue[object]) -> Iterator[Frame]:
     stop = threading.Event()
 
     def hand_over(item: object) -> bool:

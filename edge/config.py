@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -170,7 +170,11 @@ class EdgeSettings(_Strict):
     rules: Path | None = Field(default=None, description="Sorting rules YAML (default: those of the model)")
     conf: float = Field(default=0.25, ge=0, le=1, description="Detector confidence threshold")
     iou: float = Field(default=0.45, ge=0, le=1, description="NMS IoU threshold")
-    threads: int = Field(default=0, ge=0, description="onnxruntime threads (0 = all cores)")
+    threads: int = Field(default=0, ge=0, description="onnxruntime threads per frame (0 = cores / workers)")
+    # Two frames at once with one thread each beat one frame with two threads on a 2-core computer
+    # (bench/edge.py, docs/edge.md Performance): a 320 px model is too small to split well.
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        default="auto", description="Frames detected at once (auto = the cores this process may use; 1 = serial)")
     hopper: list[tuple[float, float]] = Field(
         default=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)], min_length=3,
         description="Hopper polygon, normalised image coordinates")
@@ -187,6 +191,16 @@ class EdgeSettings(_Strict):
     alert: AlertSettings = AlertSettings()
     gps: GpsSettings = GpsSettings()
     rfid: RfidSettings = RfidSettings()
+
+    @property
+    def detector_workers(self) -> int:
+        """``workers`` resolved: ``auto`` is the cores this process may use (a cgroup cpuset or taskset counts)."""
+        return len(os.sched_getaffinity(0)) if self.workers == "auto" else self.workers
+
+    @property
+    def detector_threads(self) -> int:
+        """onnxruntime intra-op threads per frame: ``threads``, else the cores shared by the workers."""
+        return self.threads or max(1, len(os.sched_getaffinity(0)) // self.detector_workers)
 
     @property
     def client_id(self) -> str:

@@ -1,4 +1,4 @@
-"""The edge loop: frames -> lift boundaries -> detect -> track -> record -> deliver. One screen long.
+"""The edge loop: frames -> lift boundaries -> detect -> track -> record -> deliver.
 
 Frames outside lifts are not run through the detector (the trigger decides, cheaply). A frame
 that fails is logged with its traceback and skipped: the loop never dies on one bad frame.
@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from edge.camera import Frame
@@ -46,8 +48,25 @@ class StopRequested(BaseException):  # BaseException, like KeyboardInterrupt: no
     """Breaks the loop's wait for a frame when a stop is requested (SIGTERM); never escapes ``run``."""
 
 
+@dataclass(slots=True)
+class _Admitted:
+    """A frame taken from the source: its lift, decided in frame order, and its detections to come."""
+
+    frame: Frame
+    key: str | None = None
+    failed: Exception | None = None  # the trigger failed on it: skipped at its turn, as when serial
+    detections: Future[tuple[Detections, float]] | None = None  # in a lift, pipelined: (detections, seconds)
+
+
 class Pipeline:
-    """Runs lifts through the detector, tracker and recorder; hands each finished lift to ``deliver``."""
+    """Runs lifts through the detector, tracker and recorder; hands each finished lift to ``deliver``.
+
+    With ``workers`` > 1 the detector runs on that many frames at once (``detect`` must then be
+    thread-safe, as ``vision.model.Detector`` is): a tiny model does not fill two cores with
+    onnxruntime's intra-op threads, two frames at a time do. Everything else stays in this thread and
+    in frame order (lift boundaries, ByteTrack, the recorder, delivery), so the lifts are the same as
+    with one worker; only detections are computed ahead, at most ``2 * workers`` frames.
+    """
 
     def __init__(
         self,
@@ -58,9 +77,13 @@ class Pipeline:
         deliver: Callable[[Frame], None],
         on_alert: Callable[[tuple[str, ...]], None],
         stream: Callable[[], Stream],
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self.detect, self.tracker, self.recorder, self.trigger = detect, tracker, recorder, trigger
         self.deliver, self.on_alert, self.stream = deliver, on_alert, stream
+        self.workers = workers
         self.meter = Meter()
         self._stop = threading.Event()
         self._waiting = False  # True only while run() waits for the source's next frame
@@ -68,9 +91,10 @@ class Pipeline:
     def request_stop(self) -> None:
         """Finish the lift in progress, then return from ``run``; for a signal handler (the loop's thread).
 
-        Analysing a frame, the loop stops after it. Waiting for a frame (a quiet burst folder keeps
-        its lift open until the next burst; a camera may be reconnecting), the wait is broken by
-        raising StopRequested, which ``run`` catches; the lift is then closed with the frames seen.
+        Analysing a frame, the loop stops after it (pipelined: after the frames already taken from
+        the source). Waiting for a frame (a quiet burst folder keeps its lift open until
+        the next burst; a camera may be reconnecting), the wait is broken by raising StopRequested,
+        which ``run`` catches; the lift is then closed with the frames seen.
         """
         self._stop.set()
         if self._waiting:
@@ -82,32 +106,70 @@ class Pipeline:
         current: str | None = None
         last: Frame | None = None
         iterator = iter(frames)
+        ready: Callable[[], bool] = getattr(iterator, "ready", lambda: True)
+        pending: deque[_Admitted] = deque()
+        # Two frames per worker in flight: while this thread tracks, records or delivers a lift
+        # (render, encode, fsync), the workers still have a frame each to detect.
+        ahead = 2 * self.workers if self.workers > 1 else 0
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="detect") if self.workers > 1 else None
         try:
-            while not self._stop.is_set():
-                try:
-                    self._waiting = True
-                    if self._stop.is_set():  # requested between the loop test and the line above
-                        raise StopRequested
-                    frame = next(iterator, None)
-                finally:
-                    self._waiting = False
-                if frame is None:
-                    break
-                current, last = self._step(frame, current, last)
-        except StopRequested:
-            log.info("stop requested: closing the lift in progress")
+            try:
+                while not self._stop.is_set():
+                    # Before a wait for the source (a quiet burst folder, a reconnecting camera), the
+                    # frames in flight are finished: a lift's last frames and alerts never wait for
+                    # the next lift. Serial (ahead 0), every frame is analysed as soon as it is taken.
+                    if pending and (len(pending) > ahead or not ready()):
+                        current, last = self._step(pending.popleft(), current, last)
+                        continue
+                    try:
+                        self._waiting = True
+                        if self._stop.is_set():  # requested between the loop test and the line above
+                            raise StopRequested
+                        frame = next(iterator, None)
+                    finally:
+                        self._waiting = False
+                    if frame is None:
+                        break
+                    pending.append(self._admit(frame, pool))
+            except StopRequested:
+                log.info("stop requested: closing the lift in progress")
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None and self._stop.is_set():
+                    close()  # a prefetching source stops its thread
+            # Every frame taken from the source is analysed, as when serial (on a stop, up to
+            # 2 x workers frames more than serial would have taken: tens of milliseconds).
+            while pending:
+                current, last = self._step(pending.popleft(), current, last)
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None and self._stop.is_set():
-                close()  # a prefetching source stops its thread
+            if pool is not None:  # joins the workers: no thread outlives run()
+                pool.shutdown(wait=True, cancel_futures=True)
         if current is not None and last is not None:
             self._close(last, current)
         return self.meter.lifts
 
-    def _step(self, frame: Frame, current: str | None, last: Frame | None) -> tuple[str | None, Frame | None]:
-        """One frame: lift boundaries, then analysis; returns the (lift key, last frame) now current."""
+    def _admit(self, frame: Frame, pool: ThreadPoolExecutor | None) -> _Admitted:
+        """The frame's lift (the trigger sees every frame in order), and its detection started when pooled."""
         try:
             key = self.trigger.lift_of(frame)
+        except Exception as error:  # reported, and the frame skipped, at its turn in _step
+            return _Admitted(frame, failed=error)
+        admitted = _Admitted(frame, key)
+        if key is not None and pool is not None:
+            admitted.detections = pool.submit(self._timed_detect, frame.image)
+        return admitted
+
+    def _timed_detect(self, image: object) -> tuple[Detections, float]:
+        started = time.perf_counter()
+        detections = self.detect(image)
+        return detections, time.perf_counter() - started
+
+    def _step(self, admitted: _Admitted, current: str | None, last: Frame | None) -> tuple[str | None, Frame | None]:
+        """One frame: lift boundaries, then analysis; returns the (lift key, last frame) now current."""
+        frame, key = admitted.frame, admitted.key
+        try:
+            if admitted.failed is not None:
+                raise admitted.failed
             if key != current and current is not None and last is not None:
                 self._close(last, current)
             if key != current and key is not None:
@@ -115,14 +177,20 @@ class Pipeline:
                 self.recorder.begin(frame.captured_at, self.stream())
             current, last = key, frame
             if key is not None:
-                self._analyse(frame)
+                self._analyse(admitted)
         except Exception:  # the outermost loop: log, skip the frame, keep the truck running
             log.exception("frame %d failed; skipped", frame.index)
         return current, last
 
-    def _analyse(self, frame: Frame) -> None:
+    def _analyse(self, admitted: _Admitted) -> None:
+        frame = admitted.frame
         started = time.perf_counter()
-        detections = self.tracker.update(self.detect(frame.image))
+        if admitted.detections is None:
+            detections = self.detect(frame.image)
+        else:
+            detections, inference_s = admitted.detections.result()
+            started = time.perf_counter() - inference_s  # the worker's time, not this thread's wait
+        detections = self.tracker.update(detections)
         self.meter.frame_done(time.perf_counter() - started)
         if self.meter.frames == 1:  # start-up ends here: bench/edge.py times process start to this line
             log.info("first frame analysed (%.0f ms)", self.meter.inference_ms)

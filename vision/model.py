@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,8 +156,26 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
+class _Buffers:
+    """One thread's letterbox canvas, planes and blob, reused frame after frame."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        h, w = size
+        self.padded = np.full((h, w, 3), LETTERBOX_FILL, np.uint8)
+        self.blob = np.empty((1, 3, h, w), np.float32)
+        self.planes = [np.empty((h, w), np.uint8) for _ in range(3)]
+        self.geometry: tuple[int, int] | None = None  # image (h, w) whose letterbox ``padded`` holds
+
+
 class Detector:
-    """``detect(bgr_image) -> Detections`` for one frame; thread count tuned for small CPUs."""
+    """``detect(bgr_image) -> Detections`` for one frame; thread count tuned for small CPUs.
+
+    ``detect`` may be called from several threads at once (``concurrent``): onnxruntime's
+    ``session.run`` is thread-safe and releases the GIL, and each thread gets its own buffers. The
+    edge loop uses it to run two frames at once (``edge.pipeline``).
+    """
+
+    concurrent = True
 
     def __init__(
         self,
@@ -178,12 +197,8 @@ class Detector:
         self._input_name = model_input.name
         self._input_dtype = np.float16 if "float16" in model_input.type else np.float32
         # Reused by detect() for every frame: a fresh 1.2 MB float blob per frame costs an mmap and
-        # page faults each time. One detector serves one thread (the pipeline's).
-        h, w = self.meta.imgsz
-        self._padded = np.full((h, w, 3), LETTERBOX_FILL, np.uint8)
-        self._blob = np.empty((1, 3, h, w), np.float32)
-        self._planes = [np.empty((h, w), np.uint8) for _ in range(3)]
-        self._geometry: tuple[int, int] | None = None  # image (h, w) whose letterbox _padded holds
+        # page faults each time. One set per calling thread, so that threads never share a blob.
+        self._local = threading.local()
 
     def _session(self, threads: int) -> ort.InferenceSession:
         options = ort.SessionOptions()
@@ -210,14 +225,15 @@ class Detector:
         return self.meta.names
 
     def preprocess(self, image: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, float, tuple[int, int]]:
-        """Letterboxed NCHW blob. With ``reuse`` it is the detector's own buffer, overwritten by the
+        """Letterboxed NCHW blob. With ``reuse`` it is the calling thread's buffer, overwritten by its
         next call (what ``detect`` wants); without, a new array the caller may keep."""
         if reuse:
-            if self._geometry != image.shape[:2]:  # another frame size moves the border: repaint it
-                self._padded.fill(LETTERBOX_FILL)
-                self._geometry = image.shape[:2]
-            padded, ratio, pad = letterbox(image, self.meta.imgsz, self._padded)
-            blob = self._blob
+            buffers = self._buffers()
+            if buffers.geometry != image.shape[:2]:  # another frame size moves the border: repaint it
+                buffers.padded.fill(LETTERBOX_FILL)
+                buffers.geometry = image.shape[:2]
+            padded, ratio, pad = letterbox(image, self.meta.imgsz, buffers.padded)
+            blob = buffers.blob
         else:
             padded, ratio, pad = letterbox(image, self.meta.imgsz)
             blob = np.empty((1, 3, *self.meta.imgsz), np.float32)
@@ -225,10 +241,16 @@ class Detector:
         # into its RGB slot of the blob (twice as fast as numpy over a transposed, reversed view).
         # Divide by 255 (not multiply by 1/255): quantised models amplify last-bit differences,
         # and Ultralytics divides.
-        planes = cv2.split(padded, self._planes) if reuse else cv2.split(padded)
+        planes = cv2.split(padded, buffers.planes) if reuse else cv2.split(padded)
         for channel, plane in enumerate(reversed(planes)):  # B, G, R planes -> R, G, B channels
             np.divide(plane, np.float32(255.0), out=blob[0, channel])
         return blob.astype(self._input_dtype, copy=False), ratio, pad
+
+    def _buffers(self) -> _Buffers:
+        buffers: _Buffers | None = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = _Buffers(self.meta.imgsz)
+        return buffers
 
     def infer(self, blob: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self._input_name: blob})[0]

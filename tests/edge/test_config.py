@@ -66,3 +66,17 @@ def test_the_example_configuration_is_valid() -> None:
 
     settings = load_settings(REPO_ROOT / "edge" / "truck.example.yaml", environ={})
     assert settings.truck_id == "OM-BOM-12" and settings.uplink.broker.startswith("mqtts://")
+
+
+def test_detector_workers_and_threads_resolve_against_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})
+    base = {"truck_id": "T", "source": "x"}
+    auto = load_settings(None, base, environ={})
+    assert (auto.workers, auto.detector_workers, auto.detector_threads) == ("auto", 2, 1)
+    serial = load_settings(None, base, environ={"TRIVUE_EDGE_WORKERS": "1"})
+    assert (serial.detector_workers, serial.detector_threads) == (1, 2)
+    pinned = load_settings(None, {**base, "workers": 2, "threads": 2}, environ={})
+    assert (pinned.detector_workers, pinned.detector_threads) == (2, 2)
+    for bad in (0, "many", 1.5):
+        with pytest.raises(ConfigError, match=r"workers"):
+            load_settings(None, {**base, "workers": bad}, environ={})

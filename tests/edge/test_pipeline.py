@@ -1,13 +1,17 @@
-"""The loop: only lift frames reach the detector, one delivery per lift, a failing frame is skipped."""
+"""The loop: only lift frames reach the detector, one delivery per lift, a failing frame is skipped;
+the same with several detector workers; a stop finishes the lift."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from edge.camera import Frame
+from edge.camera import Frame, prefetch
 from edge.pipeline import Pipeline
 from vision.detection import Detections
 from vision.lift import LiftContext, LiftRecorder
@@ -31,7 +35,8 @@ class KeyedTrigger:
         pass
 
 
-def run(keys: list[str | None], fail_on: set[int] = frozenset()) -> tuple[list, list[int], Pipeline]:
+def run(keys: list[str | None], fail_on: set[int] = frozenset(), workers: int = 1,
+        stop_at: int | None = None) -> tuple[list, list[int], Pipeline]:
     recorder = LiftRecorder(("bottle", "battery"), SortingRules.load(), ModelInfo(name="m", version="1"), 1)
     detected: list[int] = []
     delivered: list = []
@@ -47,15 +52,23 @@ def run(keys: list[str | None], fail_on: set[int] = frozenset()) -> tuple[list, 
         delivered.append((recorder.finish(last.captured_at, LiftContext("T", len(delivered))).event, last.index))
 
     pipeline = Pipeline(detect, Tracker(), recorder, KeyedTrigger(keys), deliver, lambda _a: None,
-                        lambda: Stream.recyclables)
+                        lambda: Stream.recyclables, workers)
     frames = [Frame(np.full((60, 60, 3), i, np.uint8), T0 + timedelta(seconds=i), i) for i in range(len(keys))]
-    assert pipeline.run(frames) == len(delivered)
+
+    def source() -> Iterator[Frame]:
+        for frame in frames:
+            if frame.index == stop_at:  # SIGTERM while the loop waits for this frame
+                pipeline.request_stop()
+            yield frame
+
+    assert pipeline.run(source()) == len(delivered)
     return delivered, detected, pipeline
 
 
-def test_only_lift_frames_are_detected_and_each_lift_delivered_once() -> None:
-    delivered, detected, pipeline = run([None, "a", "a", None, None, "b", "c", "c"])
-    assert detected == [1, 2, 5, 6, 7]
+@pytest.mark.parametrize("workers", [1, 2])
+def test_only_lift_frames_are_detected_and_each_lift_delivered_once(workers: int) -> None:
+    delivered, detected, pipeline = run([None, "a", "a", None, None, "b", "c", "c"], workers=workers)
+    assert sorted(detected) == [1, 2, 5, 6, 7]  # pipelined, workers may start them in any order
     events = [event for event, _key in delivered]
     assert [e.frames for e in events] == [2, 1, 2]
     assert (events[0].started_at, events[0].ended_at) == (T0 + timedelta(seconds=1), T0 + timedelta(seconds=2))
@@ -63,8 +76,45 @@ def test_only_lift_frames_are_detected_and_each_lift_delivered_once() -> None:
     assert pipeline.meter.frames == 5 and pipeline.meter.lifts == 3
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("fail_on", [{2}, {1, 2}])
-def test_a_failing_frame_is_skipped_not_fatal(fail_on: set[int]) -> None:
-    delivered, _detected, _pipeline = run([None, "a", "a", "a", None, "b"], fail_on=fail_on)
+def test_a_failing_frame_is_skipped_not_fatal(fail_on: set[int], workers: int) -> None:
+    delivered, _detected, _pipeline = run([None, "a", "a", "a", None, "b"], fail_on=fail_on, workers=workers)
     assert len(delivered) == 2
     assert delivered[0][0].frames == 3 - len(fail_on)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_stop_finishes_the_lift_with_every_frame_taken(workers: int) -> None:
+    keys = ["a", "a", "a", "a", "b", "b"]
+    delivered, detected, _pipeline = run(keys, workers=workers, stop_at=3)
+    assert sorted(detected) == [0, 1, 2]  # frame 3 was never taken: the stop broke the wait for it
+    assert [(event.frames, index) for event, index in delivered] == [(3, 2)]
+
+
+def test_frames_in_flight_are_analysed_before_the_source_waits() -> None:
+    """Pipelined, a lift's last frames (and their alerts) never wait for the next lift's frames."""
+    recorder = LiftRecorder(("bottle", "battery"), SortingRules.load(), ModelInfo(name="m", version="1"), 1)
+    pipeline = Pipeline(lambda _image: Detections.from_rows([(10, 10, 50, 50, 0.9, 0)]), Tracker(), recorder,
+                        KeyedTrigger(["a"] * 4 + ["b"]), lambda _last: None, lambda _a: None,
+                        lambda: Stream.recyclables, workers=2)
+    quiet = threading.Event()
+
+    def burst_then_quiet() -> Iterator[Frame]:
+        for i in range(5):
+            if i == 4:
+                quiet.wait(10)  # a burst folder with nothing new yet
+            yield Frame(np.zeros((60, 60, 3), np.uint8), T0 + timedelta(seconds=i), i, burst="a" if i < 4 else "b")
+
+    loop = threading.Thread(target=pipeline.run, args=(prefetch(burst_then_quiet()),))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 10
+        while pipeline.meter.frames < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pipeline.meter.frames == 4
+    finally:
+        quiet.set()
+        loop.join(10)
+    assert pipeline.meter.frames == 5 and pipeline.meter.lifts == 2
+    assert not [t.name for t in threading.enumerate() if t.name.startswith(("detect", "frame-prefetch"))]
