@@ -224,8 +224,13 @@ def test_shared_subscription_splits_the_load(make_settings: Any, run_server: Any
         events = [lift_event("benne-04", sequence=i, gps=None) for i in range(60)]
         publish(a.broker, [(f"{first.topic_prefix}/benne-04/lift", e.to_json()) for e in events])
         wait_for(lambda: lift_count(a) == 60, "60 lifts")
+        wait_for(lambda: sum(metric(s, "trivue_ingest_lifts_stored_total") for s in (a, b)) == 60, "both counters")
         stored = [metric(s, "trivue_ingest_lifts_stored_total") for s in (a, b)]
         assert sum(stored) == 60 and min(stored) > 0, f"both servers took a share: {stored}"
+        # Each message reached exactly one server: a copy to both would show here even though the
+        # unique event_id keeps the database right.
+        received = [s.ingest.metrics.value("trivue_ingest_messages_total", kind="lift") for s in (a, b)]
+        assert received == stored, f"received {received}, stored {stored}"
         assert metric(a, "trivue_ingest_lifts_duplicate_total") + metric(b, "trivue_ingest_lifts_duplicate_total") == 0
 
 
