@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Date, Table, bindparam, delete, func, select, text, update
+from sqlalchemy import JSON, Date, Float, Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -132,7 +132,11 @@ def unnest_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]
             selected.append(f"CAST(u.{name} AS JSON)")
             continue
         process = column.type.bind_processor(dialect)
-        params[f"a{i}"] = [process(v) for v in values] if process is not None else values
+        if process is not None:
+            values = [process(v) for v in values]
+        if isinstance(column.type, Float):  # psycopg refuses a list mixing int and float (score 0, 2.5)
+            values = [float(v) if v is not None else None for v in values]
+        params[f"a{i}"] = values
         arrays.append(f"CAST(:a{i} AS {column.type.compile(dialect)}[])")
         selected.append(f"u.{name}")
     sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(selected)} "
