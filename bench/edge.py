@@ -1,20 +1,24 @@
 """Frames/s of the truck's loop vs our detector vs raw ``session.run`` vs Ultralytics' predict, per model.
 
     .venv/bin/python bench/edge.py [--models A.onnx B.onnx] [--lifts 15] [--frames-per-lift 4]
-        [--rounds 5] [--threads 0] [--stream recyclables] [--no-ultralytics] [--no-agent]
+        [--rounds 5] [--threads 0] [--workers 0] [--stream recyclables] [--no-ultralytics] [--no-agent]
 
 Same real frames for every contender: the shared hopper-bags val photos, laid out as burst folders
 (one folder of stills per lift, as the truck's camera box writes them). Defaults: the shipped
 320 px model in FP32 and in INT8. For each model, measured side by side in one run:
 
-- raw ``session.run`` on pre-made input tensors: the limit;
+- raw ``session.run`` on pre-made input tensors, one frame at a time with ``--threads`` intra-op
+  threads (all cores) and with one thread, and ``--workers`` frames at once with one thread each
+  (what the pipelined loop does): the limits of the serial and pipelined loops;
 - our ``Detector.detect`` (letterbox, run, NMS) on decoded frames, and its pre- and post-processing
   timed alone (on recorded outputs): our overhead, in % of raw;
 - the full edge loop, ``Agent.frame_source`` -> ``Pipeline.run``: JPEG files read and decoded by
   the prefetch thread -> detect -> track -> lift recorder + rules -> evidence photo -> SQLite outbox
-  commit (fsync), exactly ``trivue edge`` minus the network;
+  commit (fsync), exactly ``trivue edge`` minus the network; serial (``workers: 1``, intra-op
+  threads on every core) and pipelined (``workers`` = ``--workers``, one thread each: the default);
 - Ultralytics ``YOLO(onnx).predict`` on the same files (it reads and decodes them too), in a child
-  process so that torch never shares our process (the agent never imports it).
+  process so that torch never shares our process (the agent never imports it). It processes one
+  frame at a time, with onnxruntime's own thread pool; the pipelined loop runs two frames at once.
 
 One untimed warm-up round, then ``--rounds`` rounds; the contenders' order rotates each round
 and each figure is the median over rounds (the CPU may be shared). Then, per model, the real agent
@@ -36,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -75,7 +80,7 @@ def per_frame_ms(run: Callable[[object], object], items: list) -> float:
     return (time.perf_counter() - started) / len(items) * 1000
 
 
-def full_loop(detector: Detector, work: Path, args: argparse.Namespace) -> Measure:
+def full_loop(detector: Detector, work: Path, args: argparse.Namespace, workers: int) -> Measure:
     """One pass of the agent's loop over every burst, into a fresh outbox (nothing is skipped)."""
     from edge.app import Agent
     from edge.config import load_settings
@@ -83,11 +88,12 @@ def full_loop(detector: Detector, work: Path, args: argparse.Namespace) -> Measu
     def once() -> float:
         run = next(RUNS)
         settings = load_settings(None, {
-            "truck_id": "bench", "source": str(work / "bursts"), "stream": args.stream,
+            "truck_id": "bench", "source": str(work / "bursts"), "stream": args.stream, "workers": workers,
             "outbox": {"path": str(work / f"outbox-{detector.path.stem}-{run}.sqlite3")},
             "evidence": {"dir": str(work / f"evidence-{run}")}, "uplink": {"broker": "mqtt://127.0.0.1:1"},
         }, environ={})
         agent = Agent.create(settings, detector=detector)  # the shared detector: same session, warm
+        assert agent.pipeline.workers == workers
         try:
             started = time.perf_counter()
             agent.pipeline.run(agent.frame_source(once=True))
@@ -162,10 +168,14 @@ def measure(args: argparse.Namespace, work: Path, files: list[Path]) -> dict[str
     contenders: dict[str, dict[str, Measure]] = {}
     worker = None
     detectors = [Detector(m, threads=args.threads) for m in args.models]
+    # the pipelined loop's detectors: one intra-op thread per run, ``workers`` runs at once
+    single = [Detector(m, threads=1) for m in args.models]
+    pool = ThreadPoolExecutor(args.workers, thread_name_prefix="raw")
     if not args.no_ultralytics:
         worker = UltralyticsWorker(args.models, files, detectors[0], work / "ultralytics.log")
-    for index, detector in enumerate(detectors):
+    for index, (detector, one) in enumerate(zip(detectors, single, strict=True)):
         detector.warm_up()
+        one.warm_up()
         blobs = [detector.preprocess(f) for f in frames]  # fresh arrays: the raw run reads each
         # pre- and post-processing timed alone, on the frames and their recorded outputs: a direct
         # measurement of our overhead, not a difference of two noisy timings
@@ -176,11 +186,21 @@ def measure(args: argparse.Namespace, work: Path, files: list[Path]) -> dict[str
             d.preprocess(item[0], reuse=True)
             d.postprocess(*item[1])
 
+        def concurrent_raw(inputs: list, d: Detector = one) -> float:
+            started = time.perf_counter()
+            for _output in pool.map(d.infer, inputs):
+                pass
+            return (time.perf_counter() - started) / len(inputs) * 1000
+
+        inputs = [b[0] for b in blobs]
         table: dict[str, Measure] = {
-            "raw": lambda d=detector, b=[b[0] for b in blobs]: per_frame_ms(d.infer, b),
+            "raw": lambda d=detector, b=inputs: per_frame_ms(d.infer, b),
+            "raw1": lambda d=one, b=inputs: per_frame_ms(d.infer, b),
+            "rawN": lambda b=inputs: concurrent_raw(b),
             "prepost": lambda f=pre_post, items=recorded: per_frame_ms(f, items),
             "detector": lambda d=detector: per_frame_ms(d.detect, frames),
-            "loop": full_loop(detector, work, args),
+            "loop": full_loop(detector, work, args, workers=1),
+            "pipelined": full_loop(one, work, args, workers=args.workers),
         }
         if worker is not None:
             table["ultralytics"] = lambda i=index: worker.request(i)
@@ -198,6 +218,7 @@ def measure(args: argparse.Namespace, work: Path, files: list[Path]) -> dict[str
         print(f"round {round_index}/{args.rounds} done", file=sys.stderr)
     if worker is not None:
         worker.close()
+    pool.shutdown()
     return samples
 
 
@@ -208,7 +229,7 @@ def agent_run(model: Path, work: Path, args: argparse.Namespace, run: int) -> tu
     command = [str(TRIVUE), "edge", "--source", str(root / "bursts"), "--truck-id", "bench",
                "--stream", args.stream, "--model", str(model), "--broker", "mqtt://127.0.0.1:1",
                "--outbox", str(root / "outbox.sqlite3"), "--gps", "fixed:48.85,2.35"]
-    env = {**os.environ, "TRIVUE_EDGE_EVIDENCE__DIR": str(root / "evidence"), "TRIVUE_EDGE_THREADS": str(args.threads)}
+    env = {**os.environ, "TRIVUE_EDGE_EVIDENCE__DIR": str(root / "evidence")}  # the agent's defaults: workers auto
     started = time.perf_counter()
     child = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     startup, delivered, log = None, 0, []
@@ -247,7 +268,10 @@ def main() -> None:
     parser.add_argument("--lifts", type=int, default=15)
     parser.add_argument("--frames-per-lift", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = every core we may use)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="onnxruntime threads of the serial contenders (0 = every core we may use)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="frames at once in the pipelined loop, one thread each (0 = every core we may use)")
     parser.add_argument("--stream", default="recyclables",
                         help="stream of the lifts (recyclables: hopper bags are errors, evidence photos are made)")
     parser.add_argument("--agent-runs", type=int, default=3, help="trivue edge start-ups per model (median)")
@@ -258,6 +282,7 @@ def main() -> None:
     if args.ultralytics_worker:
         ultralytics_worker(args.ultralytics_worker)
         return
+    args.workers = args.workers or len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="trivue-bench-") as tmp:
         work = Path(tmp)
         files = lay_out_bursts(work / "bursts", args.lifts, args.frames_per_lift)
@@ -270,17 +295,23 @@ def main() -> None:
                 agent[model.name] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
     cpus = len(os.sched_getaffinity(0))
     print(f"\n{len(files)} real frames ({shape[1]}x{shape[0]} JPEG, hopper-bags val) in {args.lifts} burst lifts, "
-          f"stream {args.stream}; median of {args.rounds} rounds; onnxruntime threads="
-          f"{args.threads or cpus} on {cpus} CPUs; load average {os.getloadavg()[0]:.1f}")
+          f"stream {args.stream}; median of {args.rounds} rounds; serial: onnxruntime threads="
+          f"{args.threads or cpus}; pipelined: {args.workers} frames at once, 1 thread each; {cpus} CPUs; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print("Ultralytics predict and the serial loop process one frame at a time; the pipelined loop (the agent's "
+          "default) detects several frames at once, tracking them in order.")
     for model in args.models:
         r = {c: statistics.median(v) for c, v in samples[model.name].items()}
         best = {c: min(v) for c, v in samples[model.name].items()}
         raw = r["raw"]
         print(f"\n{describe(model)}")
         print(f"  {'(median of rounds)':34s} {'ms/frame':>9s} {'frames/s':>9s} {'x raw':>7s} {'best ms':>8s}")
-        rows = [("raw session.run (the limit)", "raw"), ("our pre+post alone (no run)", "prepost"),
-                ("our Detector (pre+run+post)", "detector"),
-                ("full edge loop (files->outbox)", "loop"), ("ultralytics predict (files)", "ultralytics")]
+        threads = args.threads or cpus
+        rows = [(f"raw session.run, {threads} thread(s)", "raw"), ("raw session.run, 1 thread", "raw1"),
+                (f"raw session.run, {args.workers} at once x 1 thr", "rawN"),
+                ("our pre+post alone (no run)", "prepost"), ("our Detector (pre+run+post)", "detector"),
+                ("serial loop (files->outbox)", "loop"), (f"pipelined loop, {args.workers} workers", "pipelined"),
+                ("ultralytics predict (files)", "ultralytics")]
         for label, key in rows:
             if key in r:
                 print(f"  {label:34s} {r[key]:9.2f} {1000 / r[key]:9.1f} {r[key] / raw:7.2f} {best[key]:8.2f}")
@@ -289,24 +320,28 @@ def main() -> None:
         print(f"  full loop beyond the detector (decode not overlapped, track, rules, evidence, outbox): "
               f"{r['loop'] - r['detector']:+.2f} ms/frame")
         if "ultralytics" in r:
-            ratios = [u / loop for u, loop in zip(samples[model.name]["ultralytics"], samples[model.name]["loop"],
-                                                   strict=True)]
-            print(f"  full loop frames/s / ultralytics predict frames/s: {r['ultralytics'] / r['loop']:.2f}x "
-                  f"(goal >= 1.3x; per round {min(ratios):.2f}-{max(ratios):.2f}x; best rounds "
-                  f"{best['ultralytics'] / best['loop']:.2f}x, the quiet-CPU case)")
+            for label, key in (("serial loop", "loop"), ("pipelined loop", "pipelined")):
+                ratios = [u / loop for u, loop in zip(samples[model.name]["ultralytics"], samples[model.name][key],
+                                                       strict=True)]
+                print(f"  {label} frames/s / ultralytics predict frames/s: {r['ultralytics'] / r[key]:.2f}x "
+                      f"(goal >= 1.3x; per round {min(ratios):.2f}-{max(ratios):.2f}x; best rounds "
+                      f"{best['ultralytics'] / best[key]:.2f}x, the quiet-CPU case)")
         if model.name in agent:
             startup, rss = agent[model.name]
-            print(f"  trivue edge: start-up to first analysed frame {startup:.2f} s (median of {args.agent_runs}, "
+            print(f"  trivue edge (defaults: workers auto): start-up to first analysed frame {startup:.2f} s "
+                  f"(median of {args.agent_runs}, "
                   f"goal < 3 s); peak RSS {rss:.0f} MB (goal < 400 MB)")
     medians = {m: {c: statistics.median(v) for c, v in t.items()} for m, t in samples.items()}
     for fast in args.models:  # the truck's INT8 loop against Ultralytics' predict on the FP32 export
         for reference in args.models:
             if fast != reference and "ultralytics" in medians[reference.name] and "int8" in fast.stem.lower() \
                     and "int8" not in reference.stem.lower():
-                ultra, loop = samples[reference.name]["ultralytics"], samples[fast.name]["loop"]
-                print(f"\n{fast.name} full loop frames/s / ultralytics predict on {reference.name} frames/s: "
-                      f"{medians[reference.name]['ultralytics'] / medians[fast.name]['loop']:.2f}x "
-                      f"(best rounds {min(ultra) / min(loop):.2f}x)")
+                for key in ("loop", "pipelined"):
+                    ultra, loop = samples[reference.name]["ultralytics"], samples[fast.name][key]
+                    print(f"\n{fast.name} {'serial' if key == 'loop' else 'pipelined'} loop frames/s / ultralytics "
+                          f"predict on {reference.name} frames/s: "
+                          f"{medians[reference.name]['ultralytics'] / medians[fast.name][key]:.2f}x "
+                          f"(best rounds {min(ultra) / min(loop):.2f}x)")
     print(f"\nnumpy {np.__version__}, opencv {cv2.__version__}, onnxruntime {__import__('onnxruntime').__version__}")
 
 
