@@ -127,7 +127,9 @@ def unnest_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]
         if isinstance(column.type, JSON):
             # Sent as text and cast in SQL: an array of json has no psycopg adapter for nested values.
             serialise = dialect._json_serializer or json.dumps
-            params[f"a{i}"] = [serialise(v) if v is not None else None for v in values]
+            # Python None is JSON 'null' unless the column says none_as_null, as in the ORM path.
+            keep_null = column.type.none_as_null
+            params[f"a{i}"] = [None if v is None and keep_null else serialise(v) for v in values]
             arrays.append(f"CAST(:a{i} AS TEXT[])")
             selected.append(f"CAST(u.{name} AS JSON)")
             continue
