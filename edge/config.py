@@ -133,6 +133,14 @@ class UplinkSettings(_Strict):
     max_photo_attempts: int = Field(
         default=5, ge=1, le=1000,
         description="A photo whose sending ends the connection this many times (alone in flight) is dropped, counted")
+    delete_after: Literal["receipt", "puback"] = Field(
+        default="receipt",
+        description="When an outbox row goes: 'receipt' once the server has committed it (survives a broker "
+                    "crash); 'puback' once the broker has it in memory (no server needed, a broker crash loses it)")
+    receipt_timeout_s: float = Field(
+        default=120, gt=0, le=86400,
+        description="delete_after=receipt: a row acknowledged by the broker but not receipted this long is "
+                    "sent again (then after 2x, 4x, up to 8x this, while the server stays silent)")
 
     _check_broker = field_validator("broker")(_broker)
 

@@ -1,8 +1,9 @@
-"""Outbox: a durable SQLite queue of messages waiting for the broker's PUBACK.
+"""Outbox: a durable SQLite queue of messages waiting for the server's receipt (or the broker's PUBACK).
 
 Every lift is committed here before any network I/O (WAL, ``synchronous=FULL``: the commit is on
 disk when ``put`` returns), so a power cut or ``kill -9`` loses nothing committed. Rows leave only
-through ``delete`` once the broker has acknowledged them. When the file grows past its bound, the
+through ``delete``: once the server has receipted them (``uplink.delete_after: receipt``, the
+default), or once the broker has acknowledged them (``puback``). When the file grows past its bound, the
 oldest evidence photos go first; lift events are never dropped, and every drop is counted.
 A photo the broker keeps refusing (``drop_refused_photo``) may go too, counted apart; a lift never.
 
@@ -139,10 +140,24 @@ class Outbox:
             ).fetchall()
         return [Message(seq, kind, topic, bytes(payload), event_id) for seq, kind, topic, payload, event_id in rows]
 
+    def get(self, seqs: list[int]) -> list[Message]:
+        """The rows ``seqs`` still in the outbox, in sequence order (a photo may have been dropped meanwhile)."""
+        if not seqs:
+            return []
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, topic, payload, event_id FROM messages WHERE seq IN "
+                f"({','.join('?' * len(seqs))}) ORDER BY seq", seqs).fetchall()
+        return [Message(seq, kind, topic, bytes(payload), event_id) for seq, kind, topic, payload, event_id in rows]
+
     def delete(self, seq: int) -> None:
-        """Called on PUBACK only."""
+        """Called on the server's receipt (or on PUBACK with ``delete_after: puback``) only."""
+        self.delete_many([seq])
+
+    def delete_many(self, seqs: list[int]) -> None:
+        """One transaction (one fsync) for all the rows a receipt covers."""
         with self._lock, self._db:
-            self._db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+            self._db.executemany("DELETE FROM messages WHERE seq = ?", [(seq,) for seq in seqs])
 
     def depth(self) -> int:
         with self._lock:

@@ -1,10 +1,21 @@
-"""Uplink: drains the outbox to the broker over MQTT QoS 1; a row leaves the outbox only after PUBACK.
+"""Uplink: drains the outbox to the broker over MQTT QoS 1; a row leaves it once the server receipts it.
 
 paho-mqtt keeps unacknowledged QoS 1 messages in memory and resends them after a reconnection;
 the outbox is what survives a power cut. Rows are published in sequence order, a bounded window at
-a time, and deleted once paho reports the PUBACK (``MessageInfo.is_published``). Polling the
-MessageInfo instead of mapping ``on_publish`` mids avoids a race: the PUBACK can arrive before
-``publish()`` has returned the mid.
+a time; paho reports the PUBACK (``MessageInfo.is_published``). Polling the MessageInfo instead of
+mapping ``on_publish`` mids avoids a race: the PUBACK can arrive before ``publish()`` has returned
+the mid.
+
+End-to-end receipts (``uplink.delete_after: receipt``, the default). A PUBACK only means the broker
+has the message in memory: Mosquitto saves it every ``autosave_interval``, so a broker crash loses
+what it acknowledged since. A PUBACKed row therefore stays in the outbox, "sent, awaiting receipt",
+until the server, after committing it (stored, duplicate or dead letter), names it in a receipt on
+``<prefix>/<truck_id>/receipt`` (``vision.schema.message_digest``: a digest of topic and payload).
+A row still unreceipted ``uplink.receipt_timeout_s`` after its PUBACK is sent again (the server's
+idempotent store makes that a no-op, and it receipts the duplicate), then after 2x, 4x, 8x that
+while the server stays silent, so that a server down for hours is not flooded with copies. Which
+rows await a receipt is kept in memory only: after a restart every row is sent again, which costs
+duplicates, never a loss. ``delete_after: puback`` keeps the old behaviour (no server needed).
 
 Availability follows the usual MQTT pattern: ``online`` retained on connect, ``offline`` retained
 as last will (power loss, crash), ``stopped`` on a clean exit.
@@ -26,18 +37,31 @@ import logging
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
 from edge.config import BrokerUrl, EdgeSettings
-from edge.outbox import EVIDENCE, Outbox
-from vision.schema import TruckConfig, TruckStats
+from edge.outbox import EVIDENCE, Message, Outbox
+from vision.schema import TruckConfig, TruckStats, message_digest, parse_receipt
 
 log = logging.getLogger(__name__)
 
 WINDOW = 20  # messages in flight at once: enough to fill a 4G link, small enough to bound resends
+MAX_BACKOFF = 8  # an unreceipted row is resent after timeout x 1, 2, 4, 8, 8...: a silent server is not flooded
+
+
+@dataclass(slots=True)
+class _Sent:
+    """A row published in receipt mode and not yet receipted."""
+
+    digest: str
+    sent_at: float  # time.monotonic() of its last publish
+    acked: bool = False  # the broker PUBACKed its last publish: now it only waits for the receipt
+    resends: int = 0
 
 
 def make_client(settings: EdgeSettings, client_id: str, clean: bool) -> tuple[mqtt.Client, BrokerUrl]:
@@ -91,6 +115,11 @@ class Uplink:
         self._seen_session = 0
         self._careful_until = -1  # rows up to this seq are sent alone: they were in flight when a connection died
         self.attempts: dict[int, int] = {}  # seq -> connections that died while that row alone was in flight
+        self.receipts = settings.uplink.delete_after == "receipt"
+        self._sent: dict[int, _Sent] = {}  # receipt mode: seq -> rows published, not yet receipted
+        self._by_digest: dict[str, set[int]] = {}
+        # Receipts arrive on paho's thread; the drain thread alone touches the state above.
+        self._receipt_queue: deque[list[str]] = deque()
         self._next_stats = 0.0
         self._thread = threading.Thread(target=self._drain_loop, name="uplink", daemon=True)
 
@@ -115,6 +144,8 @@ class Uplink:
         self._session += 1  # before connected.set(): the drain thread resyncs before it sends again
         client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
         client.subscribe(self.settings.topic("config"), qos=1)  # restored on every connect
+        if self.receipts:
+            client.subscribe(self.settings.topic("receipt"), qos=1)
         self.connected.set()
         self._next_stats = 0.0
         self._wake.set()
@@ -128,6 +159,13 @@ class Uplink:
             log.warning("disconnected from %s (%s); reconnecting with back-off", self.url, reason)
 
     def _on_message(self, _client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.settings.topic("receipt"):
+            try:
+                self._receipt_queue.append(parse_receipt(message.payload))
+            except ValueError as error:
+                log.warning("ignored a receipt: %s (payload %r)", error, message.payload[:200])
+            self._wake.set()
+            return
         if message.topic != self.settings.topic("config"):
             # The embedded broker (amqtt) sometimes hands a new subscriber retained messages of
             # sibling topics, such as our own status: not a config, not worth a warning.
@@ -150,6 +188,7 @@ class Uplink:
             self._wake.clear()
             try:
                 self._collect_acks()
+                self._apply_receipts()
                 self._resync()
                 if self.connected.is_set():
                     self._send_more()
@@ -162,11 +201,45 @@ class Uplink:
         still = []
         for info, seq, kind in self._inflight:
             if _acknowledged(info):
-                self.outbox.delete(seq)
                 self.attempts.pop(seq, None)
+                if not self.receipts:
+                    self.outbox.delete(seq)
+                elif (sent := self._sent.get(seq)) is not None:  # None: receipted before its PUBACK was seen
+                    sent.acked = True
             else:
                 still.append((info, seq, kind))
         self._inflight = still
+
+    def _apply_receipts(self) -> None:
+        """Delete the rows the server has committed. A digest we do not track (a receipt for a row of
+        an earlier run, or one already deleted) is ignored: at worst that row is sent once more."""
+        while self._receipt_queue:
+            done = []
+            for digest in self._receipt_queue.popleft():
+                for seq in self._by_digest.pop(digest, ()):
+                    self._sent.pop(seq, None)
+                    self.attempts.pop(seq, None)
+                    done.append(seq)
+            if done:
+                self.outbox.delete_many(done)
+
+    def _track(self, message: Message, resend: bool) -> None:
+        sent = self._sent.get(message.seq)
+        if sent is None:
+            digest = message_digest(message.topic, message.payload)
+            self._sent[message.seq] = _Sent(digest, time.monotonic())
+            self._by_digest.setdefault(digest, set()).add(message.seq)
+            return
+        sent.sent_at, sent.acked = time.monotonic(), False
+        sent.resends += resend
+
+    def _untrack(self, seq: int) -> None:
+        sent = self._sent.pop(seq, None)
+        if sent is not None:
+            seqs = self._by_digest.get(sent.digest, set())
+            seqs.discard(seq)
+            if not seqs:
+                self._by_digest.pop(sent.digest, None)
 
     def _resync(self) -> None:
         """After a reconnection paho holds nothing unacknowledged (``_on_connect``): resend from the outbox,
@@ -175,6 +248,9 @@ class Uplink:
             return
         self._seen_session = self._session
         lost, self._inflight, self._sent_up_to = self._inflight, [], -1
+        for _info, seq, _kind in lost:  # not PUBACKed on any live connection: to be sent again at once
+            if (sent := self._sent.get(seq)) is not None:
+                sent.acked = False
         if len(lost) == 1:
             _info, seq, kind = lost[0]
             self._failed_alone(seq, kind)
@@ -191,6 +267,7 @@ class Uplink:
         if tries < limit:
             log.warning("outbox row %d (a photo) ended the connection (%d/%d)", seq, tries, limit)
             return
+        self._untrack(seq)
         if self.outbox.drop_refused_photo(seq):
             log.error("outbox row %d (a photo) ended the connection %d times: dropped, counted in "
                       "photos_refused; its lift is kept", seq, tries)
@@ -200,7 +277,7 @@ class Uplink:
         room = WINDOW - len(self._inflight)
         if room <= 0 or any(seq <= self._careful_until for _i, seq, _k in self._inflight):
             return  # a suspect row travels alone: wait for its PUBACK (or the connection's end)
-        for message in self.outbox.oldest(limit=room, after=self._sent_up_to):
+        for message, resend in self._next_rows(room):
             suspect = message.seq <= self._careful_until
             if suspect and self._inflight:
                 return  # let the rows ahead of it be acknowledged first
@@ -213,9 +290,47 @@ class Uplink:
                 log.warning("publish of outbox row %d refused (%s); will retry", message.seq, info.rc)
                 return
             self._inflight.append((info, message.seq, message.kind))
-            self._sent_up_to = message.seq
+            if self.receipts:
+                self._track(message, resend)
+            if not resend:  # a resend is behind the cursor of new rows: it must not move it
+                self._sent_up_to = message.seq
             if suspect:
                 return
+
+    def _next_rows(self, room: int) -> list[tuple[Message, bool]]:
+        """Up to ``room`` rows to publish, as (row, is a resend): first the rows whose receipt is
+        overdue, then rows not yet published on this connection, in sequence order. Rows PUBACKed and
+        awaiting their receipt are skipped (and the cursor moves past them, so that a long queue of
+        them, while the server is down, is not read again at every turn)."""
+        picked: list[tuple[Message, bool]] = []
+        if self.receipts:
+            now, timeout = time.monotonic(), self.settings.uplink.receipt_timeout_s
+            due = sorted(seq for seq, sent in list(self._sent.items())
+                         if sent.acked and now >= sent.sent_at + timeout * min(2 ** sent.resends, MAX_BACKOFF))
+            rows = self.outbox.get(due[:room])
+            for gone in set(due[:room]) - {m.seq for m in rows}:
+                self._untrack(gone)  # an awaited photo dropped by the outbox bound: nothing to resend
+            if rows:
+                log.warning("%d outbox row(s) acknowledged by the broker but not receipted by the server "
+                            "in time: sending them again (first seq %d)", len(rows), rows[0].seq)
+            picked = [(m, True) for m in rows]
+        busy = {seq for _i, seq, _k in self._inflight} | {m.seq for m, _r in picked}
+        cursor = self._sent_up_to
+        while len(picked) < room:
+            rows = self.outbox.oldest(limit=max(room, 100), after=cursor)
+            if not rows:
+                break
+            for message in rows:
+                cursor = message.seq
+                sent = self._sent.get(message.seq)
+                if sent is not None and (sent.acked or message.seq in busy):
+                    if not any(not r for _m, r in picked):
+                        self._sent_up_to = message.seq  # nothing new before it: skip it for good
+                    continue
+                picked.append((message, False))
+                if len(picked) >= room:
+                    break
+        return picked
 
     def _maybe_send_stats(self) -> None:
         now = time.monotonic()
@@ -225,11 +340,15 @@ class Uplink:
         self.client.publish(self.settings.topic("stats"), self._stats().model_dump_json(), qos=0)
 
     def pending(self) -> int:
-        """Rows not yet acknowledged (in the outbox, in flight or not)."""
+        """Rows still in the outbox: not yet receipted by the server (or PUBACKed, in puback mode)."""
         return self.outbox.depth()
 
+    def awaiting_receipt(self) -> int:
+        """Rows the broker has acknowledged whose receipt has not come yet (0 in puback mode)."""
+        return sum(1 for sent in list(self._sent.values()) if sent.acked)
+
     def flush(self, timeout_s: float) -> bool:
-        """Wait until the broker has acknowledged every row; False on timeout."""
+        """Wait until every row is receipted (or PUBACKed, in puback mode); False on timeout."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self._wake.set()

@@ -4,6 +4,12 @@ paho's network thread puts messages on a queue; one writer thread drains it in b
 ``Inbox`` and commits. Acknowledgements are manual and sent after the commit, so a server that
 dies mid-batch gets the messages again from the broker (persistent session, fixed client id),
 and the idempotent store makes the second delivery a no-op. Nothing is lost, nothing counted twice.
+
+After each commit the server also publishes end-to-end receipts (QoS 1), one message per truck on
+``<prefix>/<truck_id>/receipt``, naming every lift and photo it has durably dealt with: stored,
+duplicate or dead letter (``vision.schema.message_digest``). The truck deletes an outbox row only
+then (``uplink.delete_after: receipt``), so a broker that acknowledged a message and crashed before
+saving it costs a resend, not a lift. A lost receipt costs a resend too; nothing waits on it here.
 """
 
 from __future__ import annotations
@@ -25,15 +31,18 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import ServerSettings
-from server.inbox import Inbox, Message
+from server.inbox import TRUCK_ID, Inbox, Message
 from server.metrics import Metrics
 from server.store import utcnow
+from vision.schema import message_digest, receipt_payload
 
 log = logging.getLogger(__name__)
 
 TOPIC_KINDS = ("+/lift", "+/evidence/+", "+/status", "+/stats")
 RETRY_MAX_S = 30.0
 WRITE_ATTEMPTS = 5  # unexpected (non-database) failures of one batch before it is left to the broker
+RECEIPT_KINDS = frozenset({"lift", "evidence"})  # what a truck keeps in its outbox; status and stats are not
+RECEIPT_MAX = 1000  # digests per receipt message (~18 kB): well under any broker's packet limit
 
 
 def subscriptions(settings: ServerSettings) -> list[str]:
@@ -213,6 +222,19 @@ class Ingest:
         for message in stored:
             if message.qos > 0:
                 self._client.ack(message.mid, message.qos)
+        self._send_receipts(stored)
+
+    def _send_receipts(self, committed: list[Message]) -> None:
+        """Tell each truck which of its outbox messages are committed. Best effort by design: a
+        receipt that does not arrive only makes the truck send those rows again after
+        ``uplink.receipt_timeout_s``, and the duplicates are receipted in turn."""
+        for truck_id, digests in receipts_for(self.settings.topic_prefix, committed).items():
+            topic = f"{self.settings.topic_prefix.rstrip('/')}/{truck_id}/receipt"
+            for start in range(0, len(digests), RECEIPT_MAX):
+                info = self._client.publish(topic, receipt_payload(digests[start:start + RECEIPT_MAX]), qos=1)
+                if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):  # NO_CONN: paho sends it later
+                    log.warning("receipt for %s not published: %s", truck_id, mqtt.error_string(info.rc))
+            self.metrics.inc("trivue_ingest_receipted_total", len(digests))
 
     def _store(self, batch: list[Message]) -> list[Message]:
         """The messages stored or dead-lettered: the whole batch in one transaction, else one by one."""
@@ -266,6 +288,21 @@ class Ingest:
     def _commit(self, batch: list[Message], write: Callable[[Session, list[Message]], None]) -> None:
         with self.sessions() as session, session.begin():
             write(session, batch)
+
+
+def receipts_for(topic_prefix: str, committed: list[Message]) -> dict[str, list[str]]:
+    """Digests of the committed lift and photo messages, per truck (from the topic: the ACL lets a
+    truck publish only under its own id, so the topic names the truck that holds the outbox row)."""
+    prefix = topic_prefix.rstrip("/") + "/"
+    out: dict[str, list[str]] = {}
+    for message in committed:
+        if not message.topic.startswith(prefix):
+            continue
+        parts = message.topic[len(prefix):].split("/")
+        if len(parts) < 2 or parts[1] not in RECEIPT_KINDS or not TRUCK_ID.fullmatch(parts[0]):
+            continue  # no truck to answer (or a truck id that must not become a topic level)
+        out.setdefault(parts[0], []).append(message_digest(message.topic, message.payload))
+    return out
 
 
 def _ascii_copy(message: Message) -> Message:

@@ -24,6 +24,8 @@ HELP = {
     "trivue_ingest_errors_total": ("counter", "Batches that failed to write and were retried"),
     "trivue_ingest_unstored_total": ("counter", "Messages neither stored nor dead-lettered: left unacknowledged "
                                     "to the broker"),
+    "trivue_ingest_receipted_total": ("counter", "Lift and photo messages named in receipts to the trucks "
+                                      "(stored, duplicate or dead letter)"),
 }
 
 

@@ -39,7 +39,9 @@ def settings_for(tmp_path: Path, source: Path, broker: str, truck: str, **extra:
         "truck_id": truck, "source": str(source), "stream": "recyclables",
         "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
         "evidence": {"dir": str(tmp_path / "evidence")},
-        "uplink": {"broker": broker, "reconnect_max_s": 1, "flush_timeout_s": 30},
+        # A bare broker and no server: nobody sends receipts, so rows go on PUBACK (the receipt
+        # mode is tested with the server's ingest in tests/reliability and tests/edge/test_uplink.py).
+        "uplink": {"broker": broker, "reconnect_max_s": 1, "flush_timeout_s": 30, "delete_after": "puback"},
         "alert": {"broker": broker},
         "gps": {"source": "fixed:47.9029,1.9093"},
     }

@@ -95,7 +95,7 @@ def test_sigkill_mid_run_loses_nothing(tmp_path, base, mqtt_broker, litter_val_i
     make_bursts(tmp_path / "many", litter_val_images, lifts=lifts, frames=3)
     config = write_config(tmp_path / "truck.yaml", **{
         **base, "truck_id": truck, "source": str(tmp_path / "many"), "threads": 1,
-        "uplink": {"broker": mqtt_broker.url, "flush_timeout_s": 60},
+        "uplink": {"broker": mqtt_broker.url, "flush_timeout_s": 60, "delete_after": "puback"},  # no server here
     })
     subscriber = Subscriber(mqtt_broker.host, mqtt_broker.port, f"trivue/v1/{truck}/#")
     try:

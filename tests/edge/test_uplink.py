@@ -19,7 +19,7 @@ from edge.uplink import Uplink, make_client
 from tests.edge.helpers import Subscriber, unique_truck
 from tests.edge.test_devices import frame
 from tests.security.secured_mosquitto import SERVER_USER, Probe, SecuredMosquitto, tools_missing
-from vision.schema import TruckStats
+from vision.schema import TruckStats, message_digest, receipt_payload
 
 
 def test_last_will_offline_then_online_again(tmp_path, mqtt_broker) -> None:
@@ -131,8 +131,10 @@ def lift_rows(outbox: Outbox, photos: list[bytes | None]) -> list[str]:
 
 
 def truck_uplink(tmp_path: Path, broker: SecuredMosquitto, outbox: Outbox, attempts: int) -> Uplink:
+    # A probe plays the server and sends no receipts: rows go on PUBACK (the refusal logic is the same).
     settings = load_settings(None, {"truck_id": "truck-a", "source": "x", "uplink": {
-        "broker": broker.url("truck-a"), "reconnect_max_s": 1, "max_photo_attempts": attempts}}, environ={})
+        "broker": broker.url("truck-a"), "reconnect_max_s": 1, "max_photo_attempts": attempts,
+        "delete_after": "puback"}}, environ={})
     stats = TruckStats(truck_id="truck-a", sent_at=datetime.now(UTC), uptime_s=0)
     return Uplink(settings, outbox, lambda: stats, lambda _c: None)
 
@@ -178,3 +180,78 @@ def test_a_lift_the_broker_refuses_is_never_dropped(tmp_path: Path, limited_brok
     assert [m.event_id for m in outbox.oldest()] == [event_id]
     assert outbox.counter("photos_refused") == 0
     outbox.close()
+
+
+def receipt_uplink(broker: SecuredMosquitto, outbox: Outbox, timeout_s: float) -> Uplink:
+    settings = load_settings(None, {"truck_id": "truck-a", "source": "x", "uplink": {
+        "broker": broker.url("truck-a"), "reconnect_max_s": 1, "receipt_timeout_s": timeout_s}}, environ={})
+    assert settings.uplink.delete_after == "receipt"  # the default
+    stats = TruckStats(truck_id="truck-a", sent_at=datetime.now(UTC), uptime_s=0)
+    return Uplink(settings, outbox, lambda: stats, lambda _c: None)
+
+
+def test_receipt_mode_keeps_acknowledged_rows_until_the_servers_receipt(
+        tmp_path: Path, limited_broker: SecuredMosquitto) -> None:
+    server = Probe()
+    server.connect(limited_broker.port, SERVER_USER, limited_broker.passwords[SERVER_USER])
+    server.subscribe("trivue/v1/truck-a/+")
+    server.subscribe("trivue/v1/truck-a/evidence/+")
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    lift_rows(outbox, [b"\xff\xd8photo", None, None])
+    rows = outbox.oldest()
+    uplink = receipt_uplink(limited_broker, outbox, timeout_s=600)
+    try:
+        uplink.start()
+        assert wait_until(lambda: uplink.awaiting_receipt() == 4, timeout=10), "PUBACKs not seen"
+        received = [(t, p) for t, p in server.messages(0.5) if t.endswith("/lift") or "/evidence/" in t]
+        assert sorted(received) == sorted((m.topic, m.payload) for m in rows)
+        assert outbox.depth() == 4, "a PUBACK alone must not delete a row"
+        topic = "trivue/v1/truck-a/receipt"
+        server.publish(topic, b"not a receipt")  # ignored, with a warning
+        server.publish(topic, receipt_payload(["0123456789abcdef"]))  # a digest we never sent: ignored
+        server.publish(topic, receipt_payload([message_digest(m.topic, m.payload) for m in rows[:2]]))
+        assert wait_until(lambda: outbox.depth() == 2, timeout=10)
+        assert [m.seq for m in outbox.oldest()] == [m.seq for m in rows[2:]]
+        server.publish(topic, receipt_payload([message_digest(m.topic, m.payload) for m in rows[2:]]))
+        assert uplink.flush(10), "flush waits for the receipts"
+    finally:
+        uplink.stop()
+        server.close()
+        outbox.close()
+
+
+def test_receipt_mode_resends_unreceipted_rows_after_the_timeout(
+        tmp_path: Path, limited_broker: SecuredMosquitto) -> None:
+    """The broker acknowledged, then (say) crashed before saving: no receipt ever comes for that
+    copy, so the row goes again after receipt_timeout_s, and again, until the receipt comes."""
+    server = Probe()
+    server.connect(limited_broker.port, SERVER_USER, limited_broker.passwords[SERVER_USER])
+    server.subscribe("trivue/v1/truck-a/lift")
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    lift_rows(outbox, [None, None])
+    rows = outbox.oldest()
+    uplink = receipt_uplink(limited_broker, outbox, timeout_s=0.5)
+    try:
+        uplink.start()
+        # timeout x1 then x2: at least two copies of each within ~2 s
+        received = server.messages(2.5)
+        for message in rows:
+            assert received.count((message.topic, message.payload)) >= 2, received
+        server.publish("trivue/v1/truck-a/receipt",
+                       receipt_payload([message_digest(m.topic, m.payload) for m in rows]))
+        assert wait_until(lambda: outbox.depth() == 0, timeout=10)
+        server.messages(0.3)
+        assert server.messages(2.0) == [], "a receipted row must not be sent again"
+    finally:
+        uplink.stop()
+        server.close()
+        outbox.close()
+
+
+def test_delete_after_accepts_receipt_or_puback_only() -> None:
+    base = {"truck_id": "T", "source": "x"}
+    assert load_settings(None, base, environ={}).uplink.delete_after == "receipt"
+    puback = load_settings(None, {**base, "uplink": {"delete_after": "puback"}}, environ={})
+    assert puback.uplink.delete_after == "puback"
+    with pytest.raises(Exception, match="delete_after"):
+        load_settings(None, {**base, "uplink": {"delete_after": "never"}}, environ={})

@@ -66,10 +66,12 @@ class Truck:
     photos: int = 0
 
     @classmethod
-    def make(cls, workdir: Path, broker: SecuredMosquitto, truck_id: str, max_bytes: int = 500 * 2**20) -> Truck:
+    def make(cls, workdir: Path, broker: SecuredMosquitto, truck_id: str, max_bytes: int = 500 * 2**20,
+             **uplink: Any) -> Truck:
+        """``uplink`` overrides the truck's uplink settings (``delete_after``, ``receipt_timeout_s``...)."""
         url = broker.url(truck_id)
         settings = load_edge_settings(None, {"truck_id": truck_id, "source": "x",
-                                             "uplink": {"broker": url, "reconnect_max_s": 2}}, environ={})
+                                             "uplink": {"broker": url, "reconnect_max_s": 2, **uplink}}, environ={})
         return cls(truck_id, Outbox(workdir / f"{truck_id}-outbox.sqlite3", max_bytes=max_bytes), settings)
 
     def queue(self, lifts: int, photo_every: int = 0, photo_size: int = 96) -> None:
@@ -90,6 +92,10 @@ class Truck:
         stats = TruckStats(truck_id=self.truck_id, sent_at=datetime.now(UTC), uptime_s=0)
         self.uplink = Uplink(self.settings, self.outbox, lambda: stats, lambda _c: None)
         self.uplink.start()
+
+    def all_acknowledged(self) -> bool:
+        """Every outbox row PUBACKed by the broker (in receipt mode they stay until the server's receipt)."""
+        return self.uplink is not None and self.outbox.depth() == self.uplink.awaiting_receipt()
 
     def stop(self) -> None:
         if self.uplink is not None:

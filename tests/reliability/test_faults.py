@@ -7,6 +7,7 @@ of lifts and a PostgreSQL restart, are in ``bench/chaos.py`` (``make chaos``).
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -120,7 +121,8 @@ def test_server_killed_mid_ingest_and_restarted_loses_nothing(tmp_path: Path, br
         wait_until(lambda: _lifts(engine) >= 100, 60, "ingest under way")
         child.kill()  # mid-ingest: batches received but not committed are not acknowledged
         killed_at = _lifts(engine)
-        wait_until(lambda: truck.outbox.depth() == 0, 60, "the truck's outbox drained into the broker")
+        # Receipt mode: rows stay in the outbox until the (dead) server receipts them; wait for the PUBACKs.
+        wait_until(truck.all_acknowledged, 60, "the truck's outbox acknowledged by the broker")
         child.start()  # the broker replays the server's persistent session
         wait_until(lambda: _lifts(engine) >= len(truck.sent), 90, "every lift stored after the restart")
         time.sleep(0.5)  # a duplicate would land now
@@ -234,3 +236,42 @@ def test_a_truck_with_another_trucks_account_keeps_its_lifts(tmp_path: Path, bro
     # The ACL refuses every publish and Mosquitto drops the connection: nothing arrives, and
     # nothing may leave the outbox either (it waits for the account to be fixed).
     assert (stored, depth) == (0, 20)
+
+
+@needs_mosquitto
+def test_broker_crash_loses_acknowledged_messages_and_receipts_recover_them(tmp_path: Path,
+                                                                            broker: SecuredMosquitto) -> None:
+    """Mosquitto PUBACKs a QoS 1 message from memory and saves it every autosave_interval (60 s): a
+    ``kill -9`` before that loses it. Here the server is away (cleanly, so the broker queues the
+    lifts for its persistent session) while two trucks send; both see every PUBACK; then the broker
+    is killed. truck-a deletes on PUBACK (``puback``): its lifts are gone, which proves the fault
+    really happened. truck-b keeps rows until the server's receipt: it sends them again, nothing lost."""
+    server = InProcessServer(server_settings(tmp_path, broker))
+    server.start()
+    server.stop()  # a clean disconnect: the broker now queues our messages for the server's session
+    puback = Truck.make(tmp_path, broker, "truck-a", delete_after="puback")
+    receipt = Truck.make(tmp_path, broker, "truck-b", delete_after="receipt", receipt_timeout_s=2)
+    trucks = [puback, receipt]
+    try:
+        for truck in trucks:
+            truck.queue(100, photo_every=10)
+            truck.start()
+        wait_until(lambda: puback.outbox.depth() == 0 and receipt.all_acknowledged(), 30,
+                   "every row acknowledged by the broker")
+        assert receipt.outbox.depth() == 110, "receipt mode must keep acknowledged rows until the receipt"
+        broker.stop(signal.SIGKILL)  # well within autosave_interval of the broker's start: nothing saved
+        broker.start()
+        server = InProcessServer(server_settings(tmp_path, broker))
+        server.start()
+        wait_until(lambda: receipt.outbox.depth() == 0, 60, "truck-b's rows resent and receipted")
+        time.sleep(0.5)  # a late duplicate would land now
+        lost_with_puback = tally(server.engine, [puback])
+        kept_with_receipts = tally(server.engine, [receipt])
+    finally:
+        for truck in trucks:
+            truck.close()
+        server.stop()
+    print(lost_with_puback.line("broker SIGKILL, delete on PUBACK"))
+    print(kept_with_receipts.line("broker SIGKILL, delete on receipt"))
+    assert lost_with_puback.lost > 0, "the broker lost nothing: this test no longer tests a broker crash"
+    check(kept_with_receipts, "broker SIGKILL with receipts")

@@ -75,6 +75,8 @@ FORBIDDEN = [
     f"{P}/truck-b/stats", f"{P}/truck-b/config", f"{P}/truck-a/config", f"{P}/truck-a/other",
     f"{P}/truck-a", f"{P}/truck-a/lift/extra", f"{P}/truck-a/evidence/x/y", "trivue/v2/truck-a/lift", "elsewhere",
     "$SYS/broker/forged",
+    # A forged receipt would make a truck delete lifts the server never committed: only the server writes them.
+    f"{P}/truck-a/receipt", f"{P}/truck-b/receipt",
 ]
 
 
@@ -119,13 +121,15 @@ def test_a_truck_publishes_its_own_topics(broker: SecuredMosquitto, probes: list
     assert sorted(server.messages(SETTLE_S)) == sorted((t, t.encode()) for t in own)
 
 
-@pytest.mark.parametrize("topic", [f"{P}/#", f"{P}/+/lift", f"{P}/truck-b/#", f"{P}/+/config", "#"])
+@pytest.mark.parametrize("topic", [f"{P}/#", f"{P}/+/lift", f"{P}/truck-b/#", f"{P}/+/config", "#",
+                                   f"{P}/+/receipt", f"{P}/truck-b/receipt"])
 def test_a_truck_reads_nothing_of_other_trucks(broker: SecuredMosquitto, probes: list[Probe], topic: str) -> None:
     truck_a = connected(broker, probes, "truck-a")
     truck_a.subscribe(topic)  # granted or refused, what matters is what it receives
     server = connected(broker, probes, SERVER_USER)
     truck_b = connected(broker, probes, "truck-b")
     server.publish(f"{P}/truck-b/config", b'{"config_version":"b1"}', retain=True)
+    server.publish(f"{P}/truck-b/receipt", b'{"v":1,"digests":["00112233445566ff"]}')
     truck_b.publish(f"{P}/truck-b/lift", b"b's lift")
     truck_b.publish(f"{P}/truck-b/stats", b"b's stats")
     assert truck_a.messages(SETTLE_S) == []
@@ -137,6 +141,15 @@ def test_a_truck_reads_its_own_retained_config(broker: SecuredMosquitto, probes:
     truck_a = connected(broker, probes, "truck-a")
     assert [c.value for c in truck_a.subscribe(f"{P}/truck-a/config")] == [1]
     assert truck_a.messages(SETTLE_S) == [(f"{P}/truck-a/config", b'{"config_version":"a1"}')]
+
+
+def test_a_truck_reads_the_receipts_the_server_sends_it(broker: SecuredMosquitto, probes: list[Probe]) -> None:
+    truck_a = connected(broker, probes, "truck-a")
+    assert [c.value for c in truck_a.subscribe(f"{P}/truck-a/receipt")] == [1]
+    server = connected(broker, probes, SERVER_USER)
+    server.publish(f"{P}/truck-a/receipt", b'{"v":1,"digests":["00112233445566ff"]}')
+    server.publish(f"{P}/truck-b/receipt", b"not for truck-a")
+    assert truck_a.messages(SETTLE_S) == [(f"{P}/truck-a/receipt", b'{"v":1,"digests":["00112233445566ff"]}')]
 
 
 def test_the_server_reads_every_truck_also_through_a_shared_subscription(broker: SecuredMosquitto,
