@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +12,18 @@ from typing import Any
 import pytest
 
 from trivue.paths import COCO_WEIGHTS, SHARED_DIR
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """``trivue`` commands run in-process configure the root logger (``basicConfig(force=True)``) with
+    a handler on the test's captured stderr; restore the previous handlers so later tests' log lines
+    do not go to a closed stream ("--- Logging error ---")."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from server.app import create_app
 from server.evidence import EvidenceStore
 from server.inbox import Inbox, Message
 from server.metrics import Metrics
@@ -17,7 +18,7 @@ from server.store import DeadLetter, Evidence, Lift, StreetDay
 from tests.server.events import lift_event
 
 
-def test_purge_keeps_aggregates(make_settings: Any, run_server: Any, litter_val_images: list[Path]) -> None:
+def test_purge_keeps_aggregates(make_settings: Any, litter_val_images: list[Path]) -> None:
     settings = make_settings(ingest_enabled=False, retention_days=30, evidence_retention_days=7,
                              dead_letter_retention_days=10)
     now = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -26,23 +27,25 @@ def test_purge_keeps_aggregates(make_settings: Any, run_server: Any, litter_val_
     old, recent = (lift_event(counts={"bag": 1}, at=now - timedelta(days=d), gps=None, evidence=evidence)
                    for d in (40, 2))
     prefix = settings.topic_prefix
-    with run_server(settings) as server:
-        store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
-        inbox = Inbox(settings, store, Metrics())
-        messages = [Message(f"{prefix}/benne-01/lift", e.to_json().encode(), now) for e in (old, recent)]
-        messages += [Message(f"{prefix}/benne-01/evidence/{e.event_id}", photo, at)
-                     for e, at in ((old, now - timedelta(days=40)), (recent, now - timedelta(days=8)))]
-        messages += [Message(f"{prefix}/benne-01/lift", b"junk", now - timedelta(days=d)) for d in (1, 11)]
-        with server.sessions() as session, session.begin():
-            inbox.write(session, messages)
-        files = sorted(settings.evidence_path.rglob("*.jpg"))
-        assert len(files) == 2
-        with server.sessions() as session, session.begin():
-            report = purge_expired(session, store, settings, now=now)
-        assert (report.lifts, report.photos, report.dead_letters) == (1, 2, 1)
-        assert not any(f.exists() for f in files)
-        with server.sessions() as session:
-            assert list(session.scalars(select(Lift.event_id))) == [str(recent.event_id)]
-            assert session.scalar(select(func.count()).select_from(Evidence)) == 0
-            assert session.scalar(select(func.count()).select_from(DeadLetter)) == 1
-            assert session.scalar(select(func.sum(StreetDay.lifts))) == 2  # both lifts still counted
+    # The app is built but never started: its hourly retention task would purge with the real
+    # clock, racing the purge under test (a loaded CI machine lost that race).
+    sessions = create_app(settings, start_ingest=False).state.ctx.sessions
+    store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
+    inbox = Inbox(settings, store, Metrics())
+    messages = [Message(f"{prefix}/benne-01/lift", e.to_json().encode(), now) for e in (old, recent)]
+    messages += [Message(f"{prefix}/benne-01/evidence/{e.event_id}", photo, at)
+                 for e, at in ((old, now - timedelta(days=40)), (recent, now - timedelta(days=8)))]
+    messages += [Message(f"{prefix}/benne-01/lift", b"junk", now - timedelta(days=d)) for d in (1, 11)]
+    with sessions() as session, session.begin():
+        inbox.write(session, messages)
+    files = sorted(settings.evidence_path.rglob("*.jpg"))
+    assert len(files) == 2
+    with sessions() as session, session.begin():
+        report = purge_expired(session, store, settings, now=now)
+    assert (report.lifts, report.photos, report.dead_letters) == (1, 2, 1)
+    assert not any(f.exists() for f in files)
+    with sessions() as session:
+        assert list(session.scalars(select(Lift.event_id))) == [str(recent.event_id)]
+        assert session.scalar(select(func.count()).select_from(Evidence)) == 0
+        assert session.scalar(select(func.count()).select_from(DeadLetter)) == 1
+        assert session.scalar(select(func.sum(StreetDay.lifts))) == 2  # both lifts still counted
