@@ -46,6 +46,9 @@ def export(run_dir: Path, imgsz: int = 320, out: Path | None = None, name: str =
     shutil.copyfile(raw, out)
     fp32 = measure(out, Path(run["data_yaml"]), plot=out.with_name(f"{out.stem}-pr.png"))
     meta = {"trivue_name": name, "trivue_version": version, "trivue_data_hash": run["data_hash"],
+            # Ultralytics' own description names the run's absolute data.yaml path on the
+            # training machine: meaningless (and revealing) wherever the model is shipped.
+            "description": f"Trivue {name} {version}: YOLO detector of household-waste sorting errors",
             "trivue_date": datetime.now(UTC).isoformat(timespec="seconds"),
             "trivue_metrics": json.dumps(headline(fp32)), "trivue_train": json.dumps(train_summary(run))}
     add_metadata(out, meta)

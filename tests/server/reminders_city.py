@@ -28,12 +28,13 @@ from server.metrics import Metrics
 from server.migrate import upgrade_database
 from server.reminder_store import upgrade_reminders
 from tests.server.streets_db import FIXTURES, postgres_database
+from trivue.paths import SHARED_DIR
 from vision.rules import SortingRules
 from vision.schema import Evidence, GpsFix, LiftEvent, ModelInfo, Stream
 
 MODEL = ModelInfo(name="trivue-waste", version="2026.11.1")
 RULES = SortingRules.load()
-PHOTO_DIR = Path("/work/shared/datasets/litter-items/images/val")
+PHOTO_DIR = SHARED_DIR / "datasets" / "litter-items" / "images" / "val"
 
 
 def photo_bytes(n: int) -> bytes:
