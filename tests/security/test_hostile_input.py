@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -19,13 +18,6 @@ import pytest
 from server.retention import purge_expired
 from tests.security.harness import PREFIX, Harness
 from tests.server.events import lift_event
-
-
-@pytest.fixture
-def harness(database_url: str, tmp_path: Path) -> Iterator[Harness]:
-    made = Harness(database_url, tmp_path / "data")
-    yield made
-    made.engine.dispose()
 
 
 def jpeg(width: int = 64, height: int = 48) -> bytes:

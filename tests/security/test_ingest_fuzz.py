@@ -9,10 +9,7 @@ and, when it is up, PostgreSQL (NUL characters, 64-bit overflow and JSON quirks 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -23,13 +20,6 @@ from tests.security.payloads import encode, json_values, mutated_events, payload
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-@pytest.fixture
-def harness(database_url: str, tmp_path: Path) -> Iterator[Harness]:
-    made = Harness(database_url, tmp_path / "data")
-    yield made
-    made.engine.dispose()
 
 
 # Only topics a broker can deliver: MQTT forbids NUL and wildcards in a published topic name

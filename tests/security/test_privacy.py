@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from edge.config import EvidenceSettings
@@ -21,13 +18,6 @@ from server.store import AuditEntry, DeadLetter, Evidence, Lift, StreetDay, utcn
 from tests.security.harness import PREFIX, Harness
 from tests.security.test_hostile_input import files_under, jpeg
 from tests.server.events import lift_event
-
-
-@pytest.fixture
-def harness(database_url: str, tmp_path: Path) -> Iterator[Harness]:
-    made = Harness(database_url, tmp_path / "data")
-    yield made
-    made.engine.dispose()
 
 
 def rows(harness: Harness, table: type) -> int:

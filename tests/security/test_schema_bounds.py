@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,13 +37,6 @@ from vision.schema import (
 
 STORE = settings(max_examples=200, deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-@pytest.fixture
-def harness(database_url: str, tmp_path: Path) -> Iterator[Harness]:
-    made = Harness(database_url, tmp_path / "data")
-    yield made
-    made.engine.dispose()
 
 
 def rarely(inside: st.SearchStrategy[Any], beyond: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
