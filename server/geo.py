@@ -215,16 +215,8 @@ class Locator:
         point, piece = self._candidate_pairs(lat, lon, radius)
         if not len(point):
             return [None] * n
-        ky = EARTH_RADIUS_M * math.pi / 180
         kx = np.array([math.cos(math.radians(v)) * EARTH_RADIUS_M * math.pi / 180 for v in lats])[point]
-        plat, plon = lat[point], lon[point]
-        ax, ay = (self._ax[piece] - plon) * kx, (self._ay[piece] - plat) * ky
-        bx, by = (self._bx[piece] - plon) * kx, (self._by[piece] - plat) * ky
-        dx, dy = bx - ax, by - ay
-        length2 = dx * dx + dy * dy
-        length2[length2 == 0] = 1e-12
-        t = np.clip(-(ax * dx + ay * dy) / length2, 0.0, 1.0)
-        distance = np.hypot(ax + t * dx, ay + t * dy)
+        distance = self._segment_distances(piece, lat[point], lon[point], kx)
         near = distance <= radius[point]
         point, piece, distance = point[near], piece[near], distance[near]
         if not len(point):
@@ -292,7 +284,13 @@ class Locator:
         return np.where(has[point], TURN_PENALTY_M * across + WRONG_WAY_PENALTY_M * (along < -0.5), 0.0)
 
     def _distances(self, idx: np.ndarray, lat: float, lon: float) -> np.ndarray:
-        kx = math.cos(math.radians(lat)) * EARTH_RADIUS_M * math.pi / 180
+        return self._segment_distances(idx, lat, lon, math.cos(math.radians(lat)) * EARTH_RADIUS_M * math.pi / 180)
+
+    def _segment_distances(self, idx: np.ndarray, lat: float | np.ndarray, lon: float | np.ndarray,
+                           kx: float | np.ndarray) -> np.ndarray:
+        """Metres from each point to its piece ``idx`` (local equirectangular projection, ``kx`` metres
+        per degree of longitude at the point). One fix (scalars, ``locate``) or one per pair (arrays,
+        ``locate_many``): the same arithmetic, so both give identical matches."""
         ky = EARTH_RADIUS_M * math.pi / 180
         ax, ay = (self._ax[idx] - lon) * kx, (self._ay[idx] - lat) * ky
         bx, by = (self._bx[idx] - lon) * kx, (self._by[idx] - lat) * ky
