@@ -107,6 +107,30 @@ def make_settings(tmp_path: Path, database_url: str, mqtt_broker: BrokerAddress)
     return make
 
 
+@dataclass(frozen=True)
+class RennesDatabase:
+    settings: ServerSettings
+    sessions: sessionmaker[Session]
+
+
+@pytest.fixture
+def rennes_db(make_settings: Callable[..., ServerSettings]) -> Iterator[RennesDatabase]:
+    """This test's database, migrated, with the Rennes centre streets imported (no app running)."""
+    from server.db import make_engine
+    from server.migrate import upgrade_database
+    from tests.server.streets_fixture import import_rennes
+
+    settings = make_settings()
+    engine = make_engine(settings.db_url)
+    try:
+        upgrade_database(engine)
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        import_rennes(sessions)
+        yield RennesDatabase(settings, sessions)
+    finally:
+        engine.dispose()
+
+
 @dataclass
 class Server:
     """An app from ``create_app`` behind a TestClient, with its ingest running when enabled."""

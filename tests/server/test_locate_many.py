@@ -9,22 +9,21 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from server.aggregates import match_rows
-from server.config import ServerSettings
 from server.db import make_engine
 from server.demo_addresses import synthesize_addresses
 from server.evidence import EvidenceStore
 from server.geo import Locator, Match
 from server.inbox import Inbox, Message
 from server.metrics import Metrics
-from server.migrate import upgrade_database
 from server.store import Lift, utcnow
 from server.streets import import_street_file
+from tests.server.conftest import RennesDatabase
 from tests.server.events import lift_event
 from tests.server.streets_db import FIXTURES, create_schema
-from tests.server.streets_fixture import import_rennes, points_on_streets
+from tests.server.streets_fixture import points_on_streets
 
 
 def centre_locator(tmp_path: Path, with_addresses: bool) -> Locator:
@@ -115,25 +114,18 @@ def test_match_rows_without_locate_many_matches_fix_by_fix(tmp_path: Path) -> No
     assert rows[-1]["street_id"] is None
 
 
-def test_a_matching_bug_stores_the_batch_and_matches_all_other_lifts(make_settings: Any) -> None:
-    settings: ServerSettings = make_settings()
-    engine = make_engine(settings.db_url)
-    upgrade_database(engine)
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    try:
-        import_rennes(sessions)
-        points = points_on_streets(sessions, 4)
-        with sessions() as session:
-            locator = BreaksOnOneFix(Locator.from_session(session), bad_lat=points[0].lat)
-        inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
-        events = [lift_event("benne-09", sequence=i, gps=(p.lat, p.lon)) for i, p in enumerate(points)]
-        messages = [Message(f"{settings.topic_prefix}/benne-09/lift", e.to_json().encode(), utcnow())
-                    for e in events]
-        with sessions() as session, session.begin():
-            assert inbox.write(session, messages) == 0
-        with sessions() as session:
-            stored = dict(session.execute(select(Lift.event_id, Lift.street_id)).tuples().all())
-        assert stored == {str(e.event_id): (None if i == 0 else p.street_id)
-                          for i, (e, p) in enumerate(zip(events, points, strict=True))}
-    finally:
-        engine.dispose()
+def test_a_matching_bug_stores_the_batch_and_matches_all_other_lifts(rennes_db: RennesDatabase) -> None:
+    settings, sessions = rennes_db.settings, rennes_db.sessions
+    points = points_on_streets(sessions, 4)
+    with sessions() as session:
+        locator = BreaksOnOneFix(Locator.from_session(session), bad_lat=points[0].lat)
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
+    events = [lift_event("benne-09", sequence=i, gps=(p.lat, p.lon)) for i, p in enumerate(points)]
+    messages = [Message(f"{settings.topic_prefix}/benne-09/lift", e.to_json().encode(), utcnow())
+                for e in events]
+    with sessions() as session, session.begin():
+        assert inbox.write(session, messages) == 0
+    with sessions() as session:
+        stored = dict(session.execute(select(Lift.event_id, Lift.street_id)).tuples().all())
+    assert stored == {str(e.event_id): (None if i == 0 else p.street_id)
+                      for i, (e, p) in enumerate(zip(events, points, strict=True))}
