@@ -101,14 +101,18 @@ class Inbox:
         """Store ``message`` as a dead letter directly (a message that broke a batch)."""
         self._flush(session, Batch(dead=[dead_letter(message, reason, detail, self._truck_of(message))]))
 
+    def levels(self, topic: str) -> list[str] | None:
+        """The topic's levels under the prefix (``[truck_id, kind, ...]``); None outside it."""
+        return topic.removeprefix(self.prefix).split("/") if topic.startswith(self.prefix) else None
+
     def _truck_of(self, message: Message) -> str | None:
-        parts = message.topic.removeprefix(self.prefix).split("/")
-        return parts[0][:64] if message.topic.startswith(self.prefix) and parts[0] else None
+        parts = self.levels(message.topic)
+        return parts[0][:64] if parts and parts[0] else None
 
     def _classify(self, session: Session, batch: Batch, message: Message, locator: StreetLocator | None) -> None:
-        if not message.topic.startswith(self.prefix):
+        parts = self.levels(message.topic)
+        if parts is None:
             raise Refused("bad_topic", f"topic outside {self.prefix}#")
-        parts = message.topic.removeprefix(self.prefix).split("/")
         truck_id, kind = parts[0], "/".join(parts[1:2])
         self.metrics.inc("trivue_ingest_messages_total", kind=kind if kind in _KINDS else "other")
         if not TRUCK_ID.fullmatch(truck_id):  # LiftEvent.truck_id rule, and never "..": ids become paths

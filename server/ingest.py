@@ -228,8 +228,8 @@ class Ingest:
         """Tell each truck which of its outbox messages are committed. Best effort by design: a
         receipt that does not arrive only makes the truck send those rows again after
         ``uplink.receipt_timeout_s``, and the duplicates are receipted in turn."""
-        for truck_id, digests in receipts_for(self.settings.topic_prefix, committed).items():
-            topic = f"{self.settings.topic_prefix.rstrip('/')}/{truck_id}/receipt"
+        for truck_id, digests in receipts_for(self.inbox, committed).items():
+            topic = f"{self.inbox.prefix}{truck_id}/receipt"
             for start in range(0, len(digests), RECEIPT_MAX):
                 info = self._client.publish(topic, receipt_payload(digests[start:start + RECEIPT_MAX]), qos=1)
                 if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):  # NO_CONN: paho sends it later
@@ -290,16 +290,13 @@ class Ingest:
             write(session, batch)
 
 
-def receipts_for(topic_prefix: str, committed: list[Message]) -> dict[str, list[str]]:
+def receipts_for(inbox: Inbox, committed: list[Message]) -> dict[str, list[str]]:
     """Digests of the committed lift and photo messages, per truck (from the topic: the ACL lets a
     truck publish only under its own id, so the topic names the truck that holds the outbox row)."""
-    prefix = topic_prefix.rstrip("/") + "/"
     out: dict[str, list[str]] = {}
     for message in committed:
-        if not message.topic.startswith(prefix):
-            continue
-        parts = message.topic[len(prefix):].split("/")
-        if len(parts) < 2 or parts[1] not in RECEIPT_KINDS or not TRUCK_ID.fullmatch(parts[0]):
+        parts = inbox.levels(message.topic)
+        if parts is None or len(parts) < 2 or parts[1] not in RECEIPT_KINDS or not TRUCK_ID.fullmatch(parts[0]):
             continue  # no truck to answer (or a truck id that must not become a topic level)
         out.setdefault(parts[0], []).append(message_digest(message.topic, message.payload))
     return out
