@@ -41,12 +41,12 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from base.paths import REPO_ROOT, SHARED_DIR
 from server.aggregates import rebuild_aggregates
 from server.db import make_engine
 from server.migrate import upgrade_database
 from server.store import Lift, StreetDay, StreetDayError
 from server.streets import Street, import_street_file
-from trivue.paths import REPO_ROOT, SHARED_DIR
 
 GENERATOR = "v2"  # bump when the generated data changes: cached databases are then rebuilt
 CACHE_DIR = REPO_ROOT / "build" / "bench"

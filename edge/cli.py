@@ -61,11 +61,11 @@ def _stop_gracefully(agent: Any) -> None:
 
 
 def run_edge(args: argparse.Namespace) -> int:
+    from base.errors import CliError
     from edge.app import Agent
     from edge.camera import SourceError
     from edge.config import ConfigError, load_settings
     from edge.gps import GpsError
-    from trivue.cli import CliError
     from vision.model import DetectorError
     from vision.rules import RulesError
 

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from base.ids import ID_MAX_LENGTH, TRUCK_ID_PATTERN
+from base.version import __version__
 from server.auth import audit
 from server.bounds import MAX_ROW_ID, Day, Moment, RowId
 from server.csvexport import rows_csv
@@ -27,7 +29,6 @@ from server.migrate import current_revision
 from server.privacy import street_level_lift
 from server.reports import StreetFilter, street_detail, street_geojson_text, street_stats
 from server.store import AuditEntry, DeadLetter, Evidence, Lift, Truck, utcnow
-from trivue import __version__
 from vision.schema import Stream
 
 CSV_COLUMNS = ("street_id", "name", "commune", "lifts", "contaminated", "rate", "ci_low", "ci_high", "alerts",
@@ -190,8 +191,8 @@ def _truck_routes(router: APIRouter) -> None:
         return {"trucks": [truck_json(t, counts.get(t.truck_id, 0)) for t in rows]}
 
     @router.put("/trucks/{truck_id}/config", summary="Set a truck's stream; published retained to the truck")
-    def truck_config(truck_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], body: TruckConfigIn,
-                     db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
+    def truck_config(truck_id: Annotated[str, Path(max_length=ID_MAX_LENGTH, pattern=TRUCK_ID_PATTERN)],
+                     body: TruckConfigIn, db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
         config = {"config_version": utcnow().strftime("%Y%m%dT%H%M%SZ"),
                   **body.model_dump(mode="json", exclude_none=True)}
         if ctx.publish_config is None:

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from base.version import __version__
 from server.aggregates import StreetLocator
 from server.config import ServerSettings
 from server.db import make_engine
@@ -29,7 +30,6 @@ from server.ingest import Ingest
 from server.metrics import Metrics
 from server.migrate import upgrade_database
 from server.retention import RetentionTask
-from trivue import __version__
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trivue.cli import CliError
+from base.errors import CliError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -84,7 +84,8 @@ def app_or_cli_error(create_app: Callable[[ServerSettings], Any], settings: Serv
     bad setting in the file itself, instead of a traceback."""
     from pydantic import ValidationError
 
-    from server.config import ConfigError, describe
+    from base.strict_yaml import describe
+    from server.config import ConfigError
 
     try:
         return create_app(settings)

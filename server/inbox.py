@@ -8,7 +8,6 @@ feeds it messages and acknowledges them once the batch is committed.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from base.ids import is_truck_id
 from server.aggregates import StreetLocator, dialect_insert, insert_lifts, lift_row, match_columns, match_rows
 from server.config import ServerSettings
 from server.evidence import EvidenceError, EvidenceStore
@@ -29,7 +29,6 @@ from vision.schema import SchemaError, TruckStats, parse_lift_event
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_BYTES = 4096  # enough to see what went wrong, not enough to keep a photo
-TRUCK_ID = re.compile(r"(?=.*[A-Za-z0-9])[A-Za-z0-9_.-]{1,64}")
 STATUSES = frozenset({"online", "offline", "stopped"})
 
 
@@ -115,7 +114,7 @@ class Inbox:
             raise Refused("bad_topic", f"topic outside {self.prefix}#")
         truck_id, kind = parts[0], "/".join(parts[1:2])
         self.metrics.inc("trivue_ingest_messages_total", kind=kind if kind in _KINDS else "other")
-        if not TRUCK_ID.fullmatch(truck_id):  # LiftEvent.truck_id rule, and never "..": ids become paths
+        if not is_truck_id(truck_id):  # LiftEvent.truck_id rule, and never "..": ids become paths
             raise Refused("bad_topic", f"truck id {truck_id[:70]!r} in the topic is not valid")
         if self.known is not None and truck_id not in self.known:
             raise Refused("unknown_truck", f"truck {truck_id!r} is not in the truck registry")

@@ -30,8 +30,9 @@ from paho.mqtt.properties import Properties
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from base.ids import is_truck_id
 from server.config import ServerSettings
-from server.inbox import TRUCK_ID, Inbox, Message
+from server.inbox import Inbox, Message
 from server.metrics import Metrics
 from server.store import utcnow
 from vision.schema import message_digest, receipt_payload
@@ -296,7 +297,7 @@ def receipts_for(inbox: Inbox, committed: list[Message]) -> dict[str, list[str]]
     out: dict[str, list[str]] = {}
     for message in committed:
         parts = inbox.levels(message.topic)
-        if parts is None or len(parts) < 2 or parts[1] not in RECEIPT_KINDS or not TRUCK_ID.fullmatch(parts[0]):
+        if parts is None or len(parts) < 2 or parts[1] not in RECEIPT_KINDS or not is_truck_id(parts[0]):
             continue  # no truck to answer (or a truck id that must not become a topic level)
         out.setdefault(parts[0], []).append(message_digest(message.topic, message.payload))
     return out

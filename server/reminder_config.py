@@ -13,8 +13,9 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from base.strict_yaml import describe, read_mapping
 
 RULES_ENV = "TRIVUE_REMINDERS_RULES"
 ACTIONS = ("information", "rappel", "visite")
@@ -176,27 +177,12 @@ def load_rules(path: Path | None = None) -> RemindersConfig:
     path = path or (Path(os.environ[RULES_ENV]) if os.environ.get(RULES_ENV) else None)
     if path is None:
         return RemindersConfig()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ReminderConfigError(f"{path}: rules file not found") from None
-    except yaml.YAMLError as error:
-        raise ReminderConfigError(f"{path}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise ReminderConfigError(f"{path}: expected a mapping at the top level")
+    data = read_mapping(path, ReminderConfigError, "rules file")
     try:
         config = RemindersConfig.model_validate(data)
     except ValidationError as error:
-        raise ReminderConfigError(_describe(error, path)) from None
+        raise ReminderConfigError(describe(error, str(path), root="rules")) from None
     if config.templates_dir is not None and not config.templates_dir.is_absolute():
         config = config.model_copy(update={"templates_dir": (path.parent / config.templates_dir).resolve()})
     return config
 
-
-def _describe(error: ValidationError, path: Path) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "rules"
-        got = f" (got {item['input']!r})" if "input" in item and not isinstance(item["input"], dict) else ""
-        parts.append(f"{where}: {item['msg']}{got}")
-    return f"{path}: " + "; ".join(parts)

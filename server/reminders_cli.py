@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from trivue.cli import CliError
+from base.errors import CliError
 
 
 def _day(value: str) -> date:

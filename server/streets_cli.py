@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trivue.cli import CliError
+from base.errors import CliError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

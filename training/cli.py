@@ -61,9 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from base.errors import CliError
     from training.datasets import DatasetError
     from training.train import TrainConfig, TrainError, train
-    from trivue.cli import CliError
 
     config = TrainConfig(
         data=args.data, run_dir=args.run, model=args.model, init=args.init, imgsz=args.imgsz,
@@ -79,9 +79,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from base.errors import CliError
     from training.datasets import DatasetError
     from training.evaluate import EvaluateError, evaluate, format_report
-    from trivue.cli import CliError
     from vision.model import DetectorError, default_model_path
 
     try:
@@ -94,8 +94,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from base.errors import CliError
     from training.export import ExportError, export
-    from trivue.cli import CliError
 
     try:
         result = export(args.run, imgsz=args.imgsz, out=args.out, name=args.name, version=args.version,

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trivue.paths import SHARED_DIR
+from base.paths import SHARED_DIR
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,12 @@ import importlib.util
 import logging
 import sys
 
-from trivue import __version__
+from base.errors import CliError
+from base.version import __version__
 
 COMMAND_MODULES = (
     "vision.cli", "trivue.demo", "edge.cli", "server.cli", "server.streets_cli", "training.cli", "server.reminders_cli",
 )
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit code 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import socket
 from pathlib import Path
 
-from trivue.cli import CliError
-from trivue.paths import REPO_ROOT, SHARED_DIR
+from base.errors import CliError
+from base.paths import REPO_ROOT, SHARED_DIR, data_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     stream_of(args.stream)  # bad options stop here, before anything starts or is written
     options_from(args)
-    data_dir = Path(os.environ.get("TRIVUE_DATA_DIR", "trivue-data"))
+    data = data_dir()
     streets, origin = street_source()
-    showcase = Showcase(args, data_dir, streets, origin)
+    showcase = Showcase(args, data, streets, origin)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         showcase.start()

@@ -17,7 +17,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
-from trivue.cli import CliError
+from base.errors import CliError
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from trivue import __version__
+from base.version import __version__
 from trivue.contents import ContentMaker, EvidencePhotos
 from trivue.faults import FaultPlan, malformed_payload
 from trivue.publisher import FleetLink

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from trivue.cli import CliError
+from base.errors import CliError
 from trivue.schedule import PlannedLift
 from trivue.trucks import EdgeTruck, PhotoPool, drive, edge_settings
 from vision.model import DetectorError

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections import Counter
 from pathlib import Path
 
-from trivue.paths import COCO_WEIGHTS, SHARED_DIR
+from base.paths import COCO_WEIGHTS, SHARED_DIR, data_dir
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ def add_photo_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     if with_model:
         parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
     parser.add_argument("--rules", type=Path, default=None, help="sorting rules YAML (default: French rules)")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("TRIVUE_DATA_DIR", "trivue-data")) / "judged",
+    parser.add_argument("--out", type=Path, default=data_dir() / "judged",
                         help="annotated photos folder (default <TRIVUE_DATA_DIR>/judged)")
     parser.add_argument("--limit", type=int, default=0, help="judge at most N photos (0 = all)")
 
@@ -63,7 +62,7 @@ def run_judge(args: argparse.Namespace) -> int:
     from rich.progress import track
     from rich.table import Table
 
-    from trivue.cli import CliError
+    from base.errors import CliError
     from vision.annotate import draw
     from vision.cli import iter_images, load_detector, read_image
     from vision.rules import RulesError, SortingRules

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from trivue.cli import CliError
+from base.errors import CliError
 from trivue.demo import DEMO_PASSWORD, DEMO_USER, RENNES_CENTRE, SAMPLE_STREETS, free_port, port_free
 
 log = logging.getLogger(__name__)

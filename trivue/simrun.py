@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from trivue.cli import CliError
+from base.errors import CliError
 from trivue.simulate import fault_plan, options_from, stream_of
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trivue.cli import CliError
+from base.errors import CliError
 
 if TYPE_CHECKING:
     from trivue.faults import FaultPlan

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from trivue.paths import REPO_ROOT, SHARED_DIR
+from base.paths import REPO_ROOT, SHARED_DIR
 from trivue.schedule import PlannedLift
 from vision.schema import GpsFix
 

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def iter_images(inputs: list[Path]) -> Iterator[Path]:
     """Files as given, folders expanded to their images (sorted, recursive)."""
-    from trivue.cli import CliError
+    from base.errors import CliError
 
     for path in inputs:
         if path.is_dir():
@@ -44,7 +44,7 @@ def read_image(path: Path):  # -> np.ndarray, kept untyped here to avoid importi
     import cv2
     import numpy as np
 
-    from trivue.cli import CliError
+    from base.errors import CliError
 
     data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
@@ -54,7 +54,7 @@ def read_image(path: Path):  # -> np.ndarray, kept untyped here to avoid importi
 
 
 def load_detector(model: Path | None, **kwargs):
-    from trivue.cli import CliError
+    from base.errors import CliError
     from vision.model import Detector, DetectorError, default_model_path
 
     try:

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from base.strict_yaml import describe, read_mapping
 from vision.schema import ErrorItem, Severity, Stream
 
 log = logging.getLogger(__name__)
@@ -91,14 +91,7 @@ class Verdict:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RulesError(f"{path}: rules file not found") from None
-    except yaml.YAMLError as error:
-        raise RulesError(f"{path}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise RulesError(f"{path}: expected a mapping at the top level")
+    data = read_mapping(path, RulesError, "rules file")
     base = data.get("base")
     if base:
         merged = _read_yaml(path.parent / base)
@@ -121,9 +114,7 @@ class SortingRules:
         try:
             return cls(RulesFile.model_validate(data), str(path))
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise RulesError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r})"[:400]) from None
+            raise RulesError(describe(error, str(path), root="rules", limit=400)) from None
 
     @property
     def streams(self) -> tuple[Stream, ...]:

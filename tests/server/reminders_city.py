@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from base.paths import SHARED_DIR
 from server.config import ServerSettings
 from server.db import make_engine
 from server.evidence import EvidenceStore
@@ -28,7 +29,6 @@ from server.metrics import Metrics
 from server.migrate import upgrade_database
 from server.reminder_store import upgrade_reminders
 from tests.server.streets_db import FIXTURES, postgres_database
-from trivue.paths import SHARED_DIR
 from vision.rules import SortingRules
 from vision.schema import Evidence, GpsFix, LiftEvent, ModelInfo, Stream
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from base.paths import REPO_ROOT
 from server.db import Base, make_engine
-from trivue.paths import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "geodata"
 PG_USERS = ("postgres", "root")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from trivue.paths import REPO_ROOT
+from base.paths import REPO_ROOT
 
 RENNES_CENTRE = REPO_ROOT / "tests" / "fixtures" / "geodata" / "rennes-centre.geojson"
 

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from base.paths import REPO_ROOT
 from server.config import ServerSettings
 from server.db import make_engine
 from server.migrate import upgrade_database
@@ -29,7 +30,6 @@ from server.store import Lift, StreetDay
 from tests.conftest import BrokerAddress, free_port
 from tests.server.conftest import publish, wait_for
 from tests.server.events import lift_event
-from trivue.paths import REPO_ROOT
 
 LIFTS = 300
 

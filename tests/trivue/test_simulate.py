@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from base.errors import CliError
 from tests.conftest import free_port
-from trivue.cli import CliError
 from trivue.contents import ContentMaker
 from trivue.demo import SAMPLE_STREETS
 from trivue.faults import FaultPlan, Window, malformed_payload

@@ -23,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from base.paths import REPO_ROOT
 from server.app import create_app
 from server.config import ServerSettings, load_settings
 from server.db import make_engine
@@ -30,7 +31,6 @@ from server.migrate import upgrade_database
 from server.streets import import_street_file
 from tests.conftest import BrokerAddress, free_port
 from trivue.demo import SAMPLE_STREETS
-from trivue.paths import REPO_ROOT
 
 AREA = "48.1113,-1.6800,500"
 
