@@ -37,10 +37,11 @@ from sqlalchemy.orm import Session
 
 from base.paths import SHARED_DIR
 from server.app import create_app
-from server.auth import add_user
 from server.config import load_settings
-from server.store import StreetDay, StreetDayError
-from server.streets import Street, import_street_file
+from server.ingest.models import StreetDay, StreetDayError
+from server.streets.importer import import_street_file
+from server.streets.models import Street
+from server.web.auth import add_user
 
 PASSWORD = "bench-password-123"
 CATEGORIES = ("sac_ferme", "biodechet", "textile", "verre", "deee")

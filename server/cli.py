@@ -135,8 +135,8 @@ def _read_password() -> str:
 
 
 def add_user(args: argparse.Namespace) -> int:
-    from server.auth import AuthError
-    from server.auth import add_user as create
+    from server.web.auth import AuthError
+    from server.web.auth import add_user as create
 
     password = _read_password()
     with open_database(settings_from(args)) as session:
@@ -152,7 +152,7 @@ def add_user(args: argparse.Namespace) -> int:
 def list_users(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from server.store import User
+    from server.web.accounts import User
 
     with open_database(settings_from(args)) as session:
         for user in session.scalars(select(User).order_by(User.name)):
@@ -162,7 +162,7 @@ def list_users(args: argparse.Namespace) -> int:
 
 
 def create_token(args: argparse.Namespace) -> int:
-    from server.auth import create_token as create
+    from server.web.auth import create_token as create
 
     with open_database(settings_from(args)) as session:
         token = create(session, args.role, args.name)
@@ -173,8 +173,8 @@ def create_token(args: argparse.Namespace) -> int:
 
 
 def revoke_token(args: argparse.Namespace) -> int:
-    from server.auth import AuthError
-    from server.auth import revoke_token as revoke
+    from server.web.auth import AuthError
+    from server.web.auth import revoke_token as revoke
 
     with open_database(settings_from(args)) as session:
         try:
@@ -188,9 +188,9 @@ def revoke_token(args: argparse.Namespace) -> int:
 
 def replay_dead_letters(args: argparse.Namespace) -> int:
     from server.app import LocatorCache, default_locator_factory
-    from server.evidence import EvidenceStore
-    from server.inbox import Inbox, replay_dead_letters
-    from server.metrics import Metrics
+    from server.ingest.evidence import EvidenceStore
+    from server.ingest.inbox import Inbox, replay_dead_letters
+    from server.ingest.metrics import Metrics
 
     settings = settings_from(args)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),

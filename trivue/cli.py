@@ -17,7 +17,7 @@ from base.errors import CliError
 from base.version import __version__
 
 COMMAND_MODULES = (
-    "vision.cli", "trivue.demo", "edge.cli", "server.cli", "server.streets_cli", "training.cli", "server.reminders_cli",
+    "vision.cli", "trivue.demo", "edge.cli", "server.cli", "server.streets.cli", "training.cli", "server.reminders.cli",
 )
 
 

@@ -145,7 +145,7 @@ def load_addresses(session: object, street_ids: set[int]) -> list[AddressPoint]:
     """The server's addresses linked to these streets (imported ones and earlier synthetic ones)."""
     from sqlalchemy import select
 
-    from server.streets import Address
+    from server.streets.models import Address
 
     query = select(Address.street_id, Address.number, Address.label, Address.lat, Address.lon,
                    Address.synthetic).where(Address.street_id.in_(sorted(street_ids)))
@@ -159,8 +159,8 @@ def store_synthetic(session: object, households: list[Household]) -> int:
     """
     from sqlalchemy import select
 
-    from server.names import street_key
-    from server.streets import Address
+    from server.streets.models import Address
+    from server.streets.names import street_key
 
     fresh = [h for h in households if h.generated and h.street.street_id is not None]
     existing = set(session.scalars(select(Address.source_key).where(Address.synthetic.is_(True))))  # type: ignore[attr-defined]

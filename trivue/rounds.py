@@ -142,7 +142,7 @@ class StreetNetwork:
         """Every segment imported in the server's database (street ids as the API shows them)."""
         from sqlalchemy import select
 
-        from server.streets import Segment, Street
+        from server.streets.models import Segment, Street
 
         query = select(Street.id, Street.name, Street.commune, Segment.geometry, Segment.oneway).join(
             Segment, Segment.street_id == Street.id).order_by(Segment.id)
@@ -152,7 +152,7 @@ class StreetNetwork:
     @classmethod
     def from_file(cls, path: Path, commune: str | None = None) -> StreetNetwork:
         """Streets of an OSM/GeoJSON file, cut at junctions exactly as ``trivue streets import`` does."""
-        from server.osm import read_ways, split_at_junctions
+        from server.streets.osm import read_ways, split_at_junctions
 
         pieces = split_at_junctions(read_ways(path, commune))
         return cls.from_rows((StreetRef(None, p.name, p.commune), list(p.coords), p.oneway) for p in pieces)

@@ -81,11 +81,13 @@ class Showcase:
         from sqlalchemy import func, select
         from sqlalchemy.orm import Session
 
-        from server.auth import add_user
         from server.db import make_engine
+        from server.ingest.models import Lift
         from server.migrate import upgrade_database
-        from server.store import Lift, User
-        from server.streets import Street, import_street_file
+        from server.streets.importer import import_street_file
+        from server.streets.models import Street
+        from server.web.accounts import User
+        from server.web.auth import add_user
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(self.settings.db_url)

@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.aggregates import insert_lifts, lift_row
-from server.auth import add_user
-from server.streets import Locator, Street, import_street_file
+from server.ingest.aggregates import insert_lifts, lift_row
+from server.streets.importer import import_street_file
+from server.streets.locator import Locator
+from server.streets.models import Street
+from server.web.auth import add_user
 from vision.rules import SortingRules
 from vision.schema import GpsFix, LiftEvent, ModelInfo, Stream
 

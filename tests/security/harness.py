@@ -8,13 +8,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from server.config import ServerSettings, load_settings
-from server.db import make_engine
-from server.evidence import EvidenceStore
-from server.inbox import Inbox, Message
-from server.ingest import Ingest
-from server.metrics import Metrics
+from server.db import make_engine, utcnow
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, Message
+from server.ingest.metrics import Metrics
+from server.ingest.models import DeadLetter, Evidence, Lift
+from server.ingest.subscriber import Ingest
 from server.migrate import upgrade_database
-from server.store import DeadLetter, Evidence, Lift, utcnow
 
 PREFIX = "trivue/v1"
 

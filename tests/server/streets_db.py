@@ -18,7 +18,7 @@ PG_USERS = ("postgres", "root")
 
 
 def create_schema(engine: Engine) -> Engine:
-    import server.streets  # noqa: F401  (registers the tables on Base)
+    import server.streets.models  # noqa: F401  (registers the tables on Base)
 
     Base.metadata.create_all(engine)
     return engine

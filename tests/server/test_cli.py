@@ -105,10 +105,10 @@ def test_dead_letters_replay_after_registering_a_truck(cli_env: str, monkeypatch
     from sqlalchemy import func, select
 
     from server.cli import open_database
-    from server.evidence import EvidenceStore
-    from server.inbox import Inbox, Message
-    from server.metrics import Metrics
-    from server.store import DeadLetter, Lift
+    from server.ingest.evidence import EvidenceStore
+    from server.ingest.inbox import Inbox, Message
+    from server.ingest.metrics import Metrics
+    from server.ingest.models import DeadLetter, Lift
     from tests.server.events import lift_event
 
     settings = load_settings(known_trucks=["benne-01"])

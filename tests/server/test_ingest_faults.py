@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from server.inbox import Message
-from server.store import DeadLetter, Lift
+from server.ingest.inbox import Message
+from server.ingest.models import DeadLetter, Lift
 from tests.server.conftest import Server, wait_for
 from tests.server.events import lift_event
 

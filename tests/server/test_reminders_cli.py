@@ -29,7 +29,7 @@ def test_plan_create_review_send_report(tmp_path: Path, monkeypatch: pytest.Monk
     assert city.addresses["target"].label in out and "(seuil : 3)" in out
     assert city.addresses["opted_out"].label not in out  # two lifts: under this file's threshold
     with city.sessions() as session:
-        from server.reminder_store import Campaign
+        from server.reminders.models import Campaign
 
         assert session.query(Campaign).count() == 0  # a dry run stores nothing
 

@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.aggregates import insert_lifts, lift_row
-from server.effect import Unit, match_controls, measure
-from server.geo import Match
-from server.reminder_config import EffectRules
-from server.reminder_store import Campaign, Item
+from server.ingest.aggregates import insert_lifts, lift_row
+from server.reminders.config import EffectRules
+from server.reminders.effect import Unit, match_controls, measure
+from server.reminders.models import Campaign, Item
+from server.streets.locator import Match
 from tests.server.reminders_city import MODEL, RULES, engine_for
 from vision.schema import GpsFix, LiftEvent, Stream
 

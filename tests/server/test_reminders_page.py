@@ -27,8 +27,8 @@ def served(tmp_path: Path) -> Iterator[tuple[City, str]]:
     import uvicorn
 
     from server.app import create_app
-    from server.auth import add_user
-    from server.dashboard import missing_vendor_files
+    from server.web.auth import add_user
+    from server.web.dashboard import missing_vendor_files
 
     if missing_vendor_files():
         pytest.skip("dashboard libraries missing: run `make dashboard-assets`")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from server.letters import letter_pdf
-from server.messages import CATEGORY_LABELS, Message, MessageTemplates, TemplateError, plain_text
-from server.reminder_config import RemindersConfig, load_rules
+from server.reminders.config import RemindersConfig, load_rules
+from server.reminders.letters import letter_pdf
+from server.reminders.templates import CATEGORY_LABELS, Message, MessageTemplates, TemplateError, plain_text
 from tests.server.test_reminders_send import pdf_text
 
 MESSAGE = Message("household", 1, "Aux occupants, 1 rue A", "Rue A, Orléans", 6, 2, {"verre": 2},

@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from server.app import create_app
-from server.evidence import EvidenceStore
-from server.inbox import Inbox, Message
-from server.metrics import Metrics
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, Message
+from server.ingest.metrics import Metrics
+from server.ingest.models import DeadLetter, Evidence, Lift, StreetDay
 from server.retention import purge_expired
-from server.store import DeadLetter, Evidence, Lift, StreetDay
 from tests.server.events import lift_event
 
 

@@ -28,7 +28,7 @@ from server.app import create_app
 from server.config import ServerSettings, load_settings
 from server.db import make_engine
 from server.migrate import upgrade_database
-from server.streets import import_street_file
+from server.streets.importer import import_street_file
 from tests.conftest import BrokerAddress, free_port
 from trivue.demo import SAMPLE_STREETS
 
