@@ -41,7 +41,7 @@ from vision.tracking import Tracker, TrackerSettings
 log = logging.getLogger(__name__)
 
 
-def load_rules(settings: EdgeSettings, model_path: Path, names: tuple[str, ...]) -> SortingRules:
+def load_sorting_rules(settings: EdgeSettings, model_path: Path, names: tuple[str, ...]) -> SortingRules:
     """Rules from ``rules:``; by default those of the model (COCO rules for the COCO fallback)."""
     path = settings.rules or (COCO_RULES if model_path.resolve() == COCO_WEIGHTS.resolve() else DEFAULT_RULES)
     rules = SortingRules.load(path)
@@ -97,7 +97,8 @@ class Agent:
                                 iou=settings.iou, threads=settings.detector_threads,
                                 region=Region.from_points(settings.hopper))
         check_source(settings.source)
-        rules = load_rules(settings, Path(getattr(detector, "path", settings.model or "")), tuple(detector.names))
+        model_path = Path(getattr(detector, "path", settings.model or ""))
+        rules = load_sorting_rules(settings, model_path, tuple(detector.names))
         return cls(settings, detector, rules)
 
     def _with_broker(self, broker: str) -> EdgeSettings:

@@ -8,6 +8,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from base.errors import CliError
+
 log = logging.getLogger(__name__)
 
 
@@ -61,7 +63,6 @@ def _stop_gracefully(agent: Any) -> None:
 
 
 def run_edge(args: argparse.Namespace) -> int:
-    from base.errors import CliError
     from edge.app import Agent
     from edge.camera import SourceError
     from edge.config import ConfigError, load_settings

@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from base.errors import CliError
+
 DEFAULT_MAPPING = Path(__file__).with_name("mapping.yaml")
 
 
@@ -61,7 +63,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from base.errors import CliError
     from training.datasets import DatasetError
     from training.train import TrainConfig, TrainError, train
 
@@ -79,7 +80,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from base.errors import CliError
     from training.datasets import DatasetError
     from training.evaluate import EvaluateError, evaluate, format_report
     from vision.model import DetectorError, default_model_path
@@ -94,7 +94,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from base.errors import CliError
     from training.export import ExportError, export
 
     try:

@@ -33,7 +33,7 @@ STATUSES = frozenset({"online", "offline", "stopped"})
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class MqttMessage:
     topic: str
     payload: bytes
     received_at: datetime
@@ -65,7 +65,7 @@ class Batch:
         entry.update(values)
 
 
-def dead_letter(message: Message, reason: str, detail: str, truck_id: str | None = None) -> dict[str, Any]:
+def dead_letter(message: MqttMessage, reason: str, detail: str, truck_id: str | None = None) -> dict[str, Any]:
     return {"received_at": message.received_at, "topic": message.topic[:512], "truck_id": truck_id,
             "reason": reason, "detail": detail[:2000], "payload": message.payload[:DEAD_LETTER_BYTES],
             "payload_size": len(message.payload)}
@@ -83,7 +83,7 @@ class Inbox:
         self.prefix = settings.topic_prefix.rstrip("/") + "/"
         self.known = frozenset(settings.known_trucks) if settings.known_trucks is not None else None
 
-    def write(self, session: Session, messages: Sequence[Message]) -> int:
+    def write(self, session: Session, messages: Sequence[MqttMessage]) -> int:
         """Store a batch; returns how many became dead letters. The caller commits, then acks."""
         batch = Batch()
         locator = self.locator(session)
@@ -96,7 +96,7 @@ class Inbox:
         self._flush(session, batch)
         return len(batch.dead)
 
-    def refuse(self, session: Session, message: Message, reason: str, detail: str) -> None:
+    def refuse(self, session: Session, message: MqttMessage, reason: str, detail: str) -> None:
         """Store ``message`` as a dead letter directly (a message that broke a batch)."""
         self._flush(session, Batch(dead=[dead_letter(message, reason, detail, self._truck_of(message))]))
 
@@ -104,11 +104,11 @@ class Inbox:
         """The topic's levels under the prefix (``[truck_id, kind, ...]``); None outside it."""
         return topic.removeprefix(self.prefix).split("/") if topic.startswith(self.prefix) else None
 
-    def _truck_of(self, message: Message) -> str | None:
+    def _truck_of(self, message: MqttMessage) -> str | None:
         parts = self.levels(message.topic)
         return parts[0][:64] if parts and parts[0] else None
 
-    def _classify(self, session: Session, batch: Batch, message: Message, locator: StreetLocator | None) -> None:
+    def _classify(self, session: Session, batch: Batch, message: MqttMessage, locator: StreetLocator | None) -> None:
         parts = self.levels(message.topic)
         if parts is None:
             raise Refused("bad_topic", f"topic outside {self.prefix}#")
@@ -126,7 +126,7 @@ class Inbox:
             raise Refused("too_large", f"{kind} message of {len(message.payload)} bytes exceeds {limit}")
         handler(self, session, batch, message, truck_id, parts[2:], locator)
 
-    def _lift(self, _s: Session, batch: Batch, message: Message, truck_id: str, _rest: list[str],
+    def _lift(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
               locator: StreetLocator | None) -> None:
         try:
             event = parse_lift_event(message.payload)
@@ -154,7 +154,7 @@ class Inbox:
             except Exception:
                 log.exception("street matching failed for lift %s; stored unmatched", row["event_id"])
 
-    def _stats(self, _s: Session, batch: Batch, message: Message, truck_id: str, _rest: list[str],
+    def _stats(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
                _locator: StreetLocator | None) -> None:
         try:
             stats = TruckStats.model_validate_json(message.payload)
@@ -167,14 +167,14 @@ class Inbox:
         batch.seen(truck_id, message.received_at, stats=stats.model_dump(mode="json"),
                    stats_at=message.received_at)
 
-    def _status(self, _s: Session, batch: Batch, message: Message, truck_id: str, _rest: list[str],
+    def _status(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
                 _locator: StreetLocator | None) -> None:
         status = message.payload.decode("utf-8", "replace").strip().lower()
         if status not in STATUSES:
             raise Refused("bad_status", f"status {status[:40]!r} is not one of {sorted(STATUSES)}")
         batch.seen(truck_id, message.received_at, alive=False, status=status, status_at=message.received_at)
 
-    def _evidence(self, session: Session, batch: Batch, message: Message, truck_id: str, rest: list[str],
+    def _evidence(self, session: Session, batch: Batch, message: MqttMessage, truck_id: str, rest: list[str],
                   _locator: StreetLocator | None) -> None:
         try:
             event_id = str(uuid.UUID(rest[0]))
@@ -228,7 +228,7 @@ def replay_dead_letters(session: Session, inbox: Inbox, reason: str | None = Non
     if reason is not None:
         query = query.where(DeadLetter.reason == reason)
     letters = [d for d in session.scalars(query) if len(d.payload) == d.payload_size]
-    messages = [Message(d.topic, d.payload, d.received_at) for d in letters]
+    messages = [MqttMessage(d.topic, d.payload, d.received_at) for d in letters]
     for letter in letters:
         session.delete(letter)
     session.flush()

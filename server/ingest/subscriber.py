@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from base.ids import is_truck_id
 from server.config import ServerSettings
 from server.db import utcnow
-from server.ingest.inbox import Inbox, Message
+from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from vision.schema import message_digest, receipt_payload
 
@@ -92,7 +92,7 @@ class Ingest:
         self.inbox = inbox
         self.metrics = metrics
         self.connected = threading.Event()
-        self._queue: queue.Queue[Message] = queue.Queue(maxsize=20 * settings.ingest_batch_size)
+        self._queue: queue.Queue[MqttMessage] = queue.Queue(maxsize=20 * settings.ingest_batch_size)
         self._closing = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="trivue-ingest-writer", daemon=True)
         self._client = make_client(settings)
@@ -158,9 +158,9 @@ class Ingest:
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if self._closing.is_set():
             return  # not acknowledged: the broker delivers it again after the restart
-        self._queue.put(Message(message.topic, bytes(message.payload), utcnow(), message.mid, message.qos))
+        self._queue.put(MqttMessage(message.topic, bytes(message.payload), utcnow(), message.mid, message.qos))
 
-    def _next_batch(self) -> list[Message]:
+    def _next_batch(self) -> list[MqttMessage]:
         try:
             batch = [self._queue.get(timeout=0.2)]
         except queue.Empty:
@@ -186,7 +186,7 @@ class Ingest:
                 log.exception("writer: %d messages left unacknowledged to the broker", len(batch))
                 self._closing.wait(1.0)
 
-    def _write(self, batch: list[Message]) -> None:
+    def _write(self, batch: list[MqttMessage]) -> None:
         """Store ``batch`` and acknowledge what was stored (or dead-lettered); never ack the rest.
 
         The database away (``OperationalError``/``InterfaceError``): retry with back-off, forever.
@@ -225,7 +225,7 @@ class Ingest:
                 self._client.ack(message.mid, message.qos)
         self._send_receipts(stored)
 
-    def _send_receipts(self, committed: list[Message]) -> None:
+    def _send_receipts(self, committed: list[MqttMessage]) -> None:
         """Tell each truck which of its outbox messages are committed. Best effort by design: a
         receipt that does not arrive only makes the truck send those rows again after
         ``uplink.receipt_timeout_s``, and the duplicates are receipted in turn."""
@@ -237,7 +237,7 @@ class Ingest:
                     log.warning("receipt for %s not published: %s", truck_id, mqtt.error_string(info.rc))
             self.metrics.inc("trivue_ingest_receipted_total", len(digests))
 
-    def _store(self, batch: list[Message]) -> list[Message]:
+    def _store(self, batch: list[MqttMessage]) -> list[MqttMessage]:
         """The messages stored or dead-lettered: the whole batch in one transaction, else one by one."""
         try:
             self._commit(batch, self.inbox.write)
@@ -249,7 +249,7 @@ class Ingest:
             log.exception("batch of %d failed; storing its messages one by one", len(batch))
             return self._write_one_by_one(batch)
 
-    def _write_one_by_one(self, batch: list[Message]) -> list[Message]:
+    def _write_one_by_one(self, batch: list[MqttMessage]) -> list[MqttMessage]:
         """Isolate the message that breaks the store: it becomes a dead letter, the rest are stored.
 
         Returns the messages that are safe to acknowledge. A message that can be stored neither as
@@ -267,7 +267,7 @@ class Ingest:
             stored.append(message)
         return stored
 
-    def _dead_letter(self, message: Message, error: Exception) -> bool:
+    def _dead_letter(self, message: MqttMessage, error: Exception) -> bool:
         """Store ``message`` as a ``store_error`` dead letter; then, if the database refuses that row
         too (a NUL in a topic, a disk error...), a plain-ASCII copy with no payload. False when
         neither could be written: the caller must not acknowledge the message."""
@@ -286,12 +286,12 @@ class Ingest:
                   message.topic[:200])
         return False
 
-    def _commit(self, batch: list[Message], write: Callable[[Session, list[Message]], None]) -> None:
+    def _commit(self, batch: list[MqttMessage], write: Callable[[Session, list[MqttMessage]], None]) -> None:
         with self.sessions() as session, session.begin():
             write(session, batch)
 
 
-def receipts_for(inbox: Inbox, committed: list[Message]) -> dict[str, list[str]]:
+def receipts_for(inbox: Inbox, committed: list[MqttMessage]) -> dict[str, list[str]]:
     """Digests of the committed lift and photo messages, per truck (from the topic: the ACL lets a
     truck publish only under its own id, so the topic names the truck that holds the outbox row)."""
     out: dict[str, list[str]] = {}
@@ -303,7 +303,7 @@ def receipts_for(inbox: Inbox, committed: list[Message]) -> dict[str, list[str]]
     return out
 
 
-def _ascii_copy(message: Message) -> Message:
+def _ascii_copy(message: MqttMessage) -> MqttMessage:
     """The message as a dead letter any database accepts: an ASCII topic without NUL, no payload."""
     topic = message.topic.encode("ascii", "backslashreplace").decode("ascii").replace("\x00", "\\x00")
     return dataclasses.replace(message, topic=topic, payload=b"")

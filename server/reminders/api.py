@@ -30,7 +30,7 @@ from server.reminders.campaigns import (
     items_of,
     review,
 )
-from server.reminders.config import RULES_ENV, ReminderConfigError, RemindersConfig, load_rules
+from server.reminders.config import RULES_ENV, ReminderConfigError, RemindersConfig, load_targeting
 from server.reminders.dispatch import Dispatcher
 from server.reminders.effect import effect_csv, measure
 from server.reminders.households_api import household_routes
@@ -39,7 +39,7 @@ from server.reminders.models import HOUSEHOLD, REJECT_REASONS, Item, upgrade_rem
 from server.reminders.pages import reminders_page_router
 from server.reminders.plan import make_plan
 from server.reminders.targets import Plan
-from server.reminders.templates import CATEGORY_LABELS, TEMPLATES, Message, MessageTemplates, TemplateError
+from server.reminders.templates import CATEGORY_LABELS, TEMPLATES, MessageTemplates, TemplateData, TemplateError
 from server.reminders.walking_route import route_streets
 from server.streets.models import Address, Street
 from server.web.auth import audit
@@ -145,7 +145,7 @@ class Reminders:
 
     @property
     def households(self) -> bool:
-        """The server's household-level switch (``server.privacy``): off, reminders are street level."""
+        """The server's household-level switch (``server.web.privacy``): off, reminders are street level."""
         return self.settings.household_level
 
     def check_item(self, item: Item | None) -> None:
@@ -200,7 +200,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
     def preview(who: Manager, template: str = "letter", level: int = Query(default=1, ge=0, le=3),
                 categories: str = "verre,sac_ferme", format: Literal["text", "pdf"] = "text") -> Response:
         cats = {c.strip(): 2 for c in categories.split(",") if c.strip()}
-        message = Message("household", level, "Aux occupants, 12 rue de l'Exemple 45000 Orléans",
+        message = TemplateData("household", level, "Aux occupants, 12 rue de l'Exemple 45000 Orléans",
                           "Rue de l'Exemple, Orléans", 9, 3, cats, date.today() - timedelta(days=30),
                           date.today() - timedelta(days=1), "rue propre : 0 levée contaminée sur 40")
         try:
@@ -339,7 +339,7 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
 def mount_reminders(app: FastAPI, settings: ServerSettings, config: RemindersConfig | None = None) -> None:
     """Reminders' tables, API routes and pages on ``app`` (called by ``create_app``)."""
     try:
-        config = config or load_rules()
+        config = config or load_targeting()
     except ReminderConfigError as error:  # a bad rules file stops start-up with its reason
         raise ConfigError(f"{RULES_ENV}: {error}") from None
     engine = app.state.ctx.sessions.kw["bind"]

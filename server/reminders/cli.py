@@ -94,7 +94,7 @@ class _Context:
     def __init__(self, args: argparse.Namespace) -> None:
         from sqlalchemy.orm import Session
 
-        from server.reminders.config import ReminderConfigError, load_rules
+        from server.reminders.config import ReminderConfigError, load_targeting
         from server.reminders.models import upgrade_reminders
         from server.streets.cli import open_database
 
@@ -105,7 +105,7 @@ class _Context:
 
         self.settings = load_settings(args.config)
         try:
-            self.rules = load_rules(getattr(args, "rules", None))
+            self.rules = load_targeting(getattr(args, "rules", None))
         except ReminderConfigError as error:
             raise CliError(str(error)) from None
         self.session = Session(self.engine, expire_on_commit=False)
@@ -113,7 +113,7 @@ class _Context:
 
     @property
     def households(self) -> bool:
-        """The server's household-level switch (``server.privacy``): the commands obey it as the API does."""
+        """The server's household-level switch (``server.web.privacy``): the commands obey it as the API does."""
         return self.settings.household_level
 
     def require_households(self, what: str) -> None:

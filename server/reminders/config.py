@@ -172,7 +172,7 @@ class RemindersConfig(_Strict):
         return next((period for period in self.quiet_periods if period.contains(day)), None)
 
 
-def load_rules(path: Path | None = None) -> RemindersConfig:
+def load_targeting(path: Path | None = None) -> RemindersConfig:
     """The file at ``path``, else ``$TRIVUE_REMINDERS_RULES``, else the built-in defaults."""
     path = path or (Path(os.environ[RULES_ENV]) if os.environ.get(RULES_ENV) else None)
     if path is None:

@@ -24,7 +24,7 @@ from server.reminders.channels import Attachment, ChannelError, Mailer, SmsGatew
 from server.reminders.config import RemindersConfig
 from server.reminders.letters import letter_pdf, route_sheet_pdf
 from server.reminders.models import APPROVED, FAILED, HOUSEHOLD, SENT, SKIPPED, Campaign, Contact, Item, OptOut
-from server.reminders.templates import Message, MessageTemplates, french_date, plain_text
+from server.reminders.templates import MessageTemplates, TemplateData, french_date, plain_text
 from server.reminders.walking_route import route_streets
 from server.streets.models import Address, Street
 from server.web.auth import audit
@@ -95,9 +95,9 @@ class Dispatcher:
         audit(self.session, self.actor, "reminders.send", f"item:{item.id}",
               f"{channel} to {item.target_key} level {item.level}")
 
-    def message(self, campaign: Campaign, item: Item, recipient: str | None = None) -> Message:
+    def message(self, campaign: Campaign, item: Item, recipient: str | None = None) -> TemplateData:
         street = self._street_label(item.street_id)
-        return Message(item.kind, item.level, recipient or street, street, item.lifts, item.contaminated,
+        return TemplateData(item.kind, item.level, recipient or street, street, item.lifts, item.contaminated,
                        item.categories, campaign.since, campaign.until, item.reason, self.today)
 
     def _deliver(self, campaign: Campaign, item: Item, report: SendReport) -> tuple[str, str]:
@@ -120,11 +120,11 @@ class Dispatcher:
         raise ChannelError("no way to reach this household: no e-mail, phone or postal address on file "
                            "(a bin without address needs its postal address in the contacts)")
 
-    def letter_bytes(self, campaign: Campaign, item: Item, message: Message) -> bytes:
+    def letter_bytes(self, campaign: Campaign, item: Item, message: TemplateData) -> bytes:
         text = self.templates.render(self.templates.document_for(item.kind), message)
         return letter_pdf(text, self.photos(item), title=f"Trivue — {item.target_key}")
 
-    def _write_pdf(self, campaign: Campaign, item: Item, message: Message, prefix: str) -> Path:
+    def _write_pdf(self, campaign: Campaign, item: Item, message: TemplateData, prefix: str) -> Path:
         path = self.out_dir / f"{prefix}-campagne-{campaign.id}-{item.id}.pdf"
         path.write_bytes(self.letter_bytes(campaign, item, message))
         return path

@@ -176,7 +176,7 @@ def _unit_row(group: str, unit: Unit) -> dict[str, Any]:
 
 def effect_csv(report: dict[str, Any]) -> str:
     """The per-unit table, then a ``# verdict`` line; unit keys hold RFID tags read on trucks, so every
-    cell goes through ``server.csvexport`` (and the verdict is quoted by the csv module, not by hand)."""
+    cell goes through ``server.web.csvexport`` (and the verdict is quoted by the csv module, not by hand)."""
     columns = ["group", "unit", "lifts_before", "contaminated_before", "rate_before", "lifts_after",
                "contaminated_after", "rate_after"]
     out = io.StringIO()

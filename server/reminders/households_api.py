@@ -1,8 +1,8 @@
 """``/api/reminders/households/...``: households' contacts and rights (managers and admins, audited).
 
-Contacts are personal data kept apart from lift data (``server.households``); reading them,
+Contacts are personal data kept apart from lift data (``server.reminders.households``); reading them,
 importing them, an opt-out and an erasure each leave an entry in the audit log. Reading and
-importing contacts need the household level (``server.privacy``); an opt-out or an erasure is a
+importing contacts need the household level (``server.web.privacy``); an opt-out or an erasure is a
 person's right and is honoured whatever the switch says.
 """
 

@@ -2,7 +2,7 @@
 
 The page is a shell over ``/api/reminders/...`` like every dashboard page; it extends the
 dashboard's base template and adds its own messages (``templates/reminders/i18n``). Imported only
-when ``server.dashboard`` is installed.
+when ``server.web.dashboard`` is installed.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A *household* is an RFID bin (certain attribution) or an address the lift was matched to with
 enough confidence; a lift matched with less confidence (GPS uncertainty, several houses within
 reach) counts for its *street* only and never leads to a household letter. Planning reads the
-lifts and street aggregates of a window and writes nothing: ``server.campaigns`` stores a plan
+lifts and street aggregates of a window and writes nothing: ``server.reminders.campaigns`` stores a plan
 as a campaign whose items wait for a person's approval.
 """
 
@@ -45,7 +45,7 @@ class Planner:
             raise ValueError(f"until {until} is before since {since}")
         self.session = session
         self.config = config
-        # False while the server's household level is off (server.privacy): every lift counts for its
+        # False while the server's household level is off (server.web.privacy): every lift counts for its
         # street, so street notices still go out and no address or bin is ever a target.
         self.households = households
         self.since, self.until = since, until

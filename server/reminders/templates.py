@@ -3,7 +3,7 @@
 Templates live in ``server/templates/reminders`` (one per channel, one paragraph per error
 type under ``errors/``); a deployment points ``templates_dir`` at its own copies, which are
 looked up first. A rendered letter is plain text with a light layout convention that
-``server.letters`` turns into a PDF: ``# `` title, ``## `` heading, ``- `` bullet, ``[photo]``.
+``server.reminders.letters`` turns into a PDF: ``# `` title, ``## `` heading, ``- `` bullet, ``[photo]``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def french_date(day: date) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class TemplateData:
     """What a template is rendered with; built from a campaign item (or a preview)."""
 
     kind: str  # household, street, thanks
@@ -73,7 +73,7 @@ class MessageTemplates:
                  "accepted": [spec.classes[name].label.lower() for name in rule.accepted]}
                 for stream, rule in spec.streams.items() if rule.accepted]
 
-    def context(self, message: Message) -> dict[str, Any]:
+    def context(self, message: TemplateData) -> dict[str, Any]:
         errors = [{"category": c, "label": CATEGORY_LABELS.get(c, c.replace("_", " ")), "lifts": n}
                   for c, n in sorted(message.categories.items(), key=lambda kv: -kv[1])]
         return {"level": message.level, "recipient": message.recipient, "street": message.street,
@@ -82,7 +82,7 @@ class MessageTemplates:
                 "today": french_date(message.today), "reason": message.reason,
                 "contact": self.config.contact.model_dump(), "rules": self.rules}
 
-    def render(self, name: str, message: Message) -> str:
+    def render(self, name: str, message: TemplateData) -> str:
         """Render ``letter``, ``street``, ``thanks``, ``email`` or ``sms`` (a template name)."""
         template_name = TEMPLATES.get(name)
         if template_name is None:

@@ -76,7 +76,7 @@ class Address(Base):
     number: Mapped[str] = mapped_column(String(20))  # "12", "12 bis"
     label: Mapped[str] = mapped_column(String(300))  # "12 bis Rue de Paris 35000 Rennes"
     street_name: Mapped[str] = mapped_column(String(200))  # as the source spells it
-    street_key: Mapped[str] = mapped_column(String(200))  # normalised, see server.names
+    street_key: Mapped[str] = mapped_column(String(200))  # normalised, see server.streets.names
     postcode: Mapped[str] = mapped_column(String(10), default="")
     commune: Mapped[str] = mapped_column(String(120), index=True)
     lat: Mapped[float] = mapped_column(Float)

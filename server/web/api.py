@@ -59,7 +59,7 @@ StreetFilterDep = Annotated[StreetFilter, Depends(scoped_filter)]
 
 
 def streets_csv(streets: list[dict[str, Any]]) -> str:
-    """Street names come from OpenStreetMap: cells are neutralised against formulas (``server.csvexport``)."""
+    """Street names come from OpenStreetMap: cells are neutralised against formulas (``server.web.csvexport``)."""
     rows = ({**street, "top_errors": "; ".join(f"{e['category']}={e['lifts']}" for e in street["top_errors"])}
             for street in streets)
     return rows_csv(CSV_COLUMNS, rows)
@@ -128,7 +128,7 @@ def api_router() -> APIRouter:
         household = ctx.settings.household_level
         audit(db, who.actor, "lifts.list", detail=f"{len(page['items'])} lifts, {flt}, household_level={household}")
         db.commit()
-        if not household:  # street level until an admin enables households (server.privacy)
+        if not household:  # street level until an admin enables households (server.web.privacy)
             page = {**page, "items": [street_level_lift(item) for item in page["items"]]}
         return page
 

@@ -2,7 +2,7 @@
 
 Pages carry no data of their own: their scripts read the same ``/api/...`` routes as integrators,
 with the session cookie of ``POST /api/login``. The few routes the pages need beyond the core API
-(``/api/me``, live alerts, data quality, the street network) live in ``server.dashboard_api``.
+(``/api/me``, live alerts, data quality, the street network) live in ``server.web.dashboard_api``.
 Browser libraries (Leaflet, Chart.js) are installed from npm by ``make dashboard-assets`` into
 ``server/static/vendor``; nothing is fetched from the network at run time.
 """
@@ -42,7 +42,7 @@ NAV = (  # (message key, path, page name)
     ("nav.map", "/carte", "map"), ("nav.ranking", "/classement", "ranking"), ("nav.fleet", "/flotte", "fleet"),
     ("nav.alerts", "/alertes", "alerts"), ("nav.quality", "/qualite", "quality"),
 )
-REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders_pages.py)
+REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders/pages.py)
 DEFAULT_SILENT_AFTER_S = 15 * 60
 
 

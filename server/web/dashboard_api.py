@@ -156,7 +156,7 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
     @router.get("/me")
     def me(who: Viewer) -> dict[str, Any]:
         """The authenticated caller: name, role and kind (user, token or dev), and whether the server
-        works at household level (``server.privacy``) so that pages can say so."""
+        works at household level (``server.web.privacy``) so that pages can say so."""
         return {"name": who.name, "role": who.role, "kind": who.kind, "household_level": settings.household_level}
 
     @router.get("/network.geojson")

@@ -1,6 +1,6 @@
 """A small city for the dashboard tests: real Rennes streets, lifts matched by the real ingest code.
 
-Lifts are judged by the real French rules and written with ``server.aggregates`` (the functions
+Lifts are judged by the real French rules and written with ``server.ingest.aggregates`` (the functions
 ingest uses: street matching, idempotent insert, incremental aggregates), so what the dashboard
 shows comes from the same tables a live server fills. Each seeded street has a planned profile
 (clean, dirty, too few lifts, only old lifts) that the browser tests look for on screen.

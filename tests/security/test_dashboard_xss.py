@@ -21,7 +21,7 @@ import uvicorn
 
 from server.app import create_app
 from server.config import load_settings
-from server.ingest.inbox import Message
+from server.ingest.inbox import MqttMessage
 from server.web.auth import add_user
 from tests.conftest import CHROMIUM, free_port
 from tests.server.events import lift_event
@@ -68,8 +68,8 @@ def seed(app: Any, folder: Path) -> int:
     now = datetime.now(UTC)
     events = [lift_event("benne-01", gps=(48.11 + i * 0.0005, -1.6795), counts={"battery": 1, "bottle": 1})
               for i in range(len(PAYLOADS)) for _ in range(6)]
-    messages = [Message(f"{settings.topic_prefix}/benne-01/lift", e.to_json().encode(), now) for e in events]
-    messages.append(Message(f"{settings.topic_prefix}/benne-01/{PAYLOADS[0]}", b"{}", now))
+    messages = [MqttMessage(f"{settings.topic_prefix}/benne-01/lift", e.to_json().encode(), now) for e in events]
+    messages.append(MqttMessage(f"{settings.topic_prefix}/benne-01/{PAYLOADS[0]}", b"{}", now))
     with ctx.sessions() as session, session.begin():
         inbox.write(session, messages)
     return street_id

@@ -24,7 +24,7 @@ from base.paths import SHARED_DIR
 from server.config import ServerSettings
 from server.db import make_engine
 from server.ingest.evidence import EvidenceStore
-from server.ingest.inbox import Inbox, Message
+from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.migrate import upgrade_database
 from server.reminders.models import upgrade_reminders
@@ -106,9 +106,9 @@ class City:
             errors=list(verdict.errors), contaminated=verdict.contaminated, score=verdict.score, model=MODEL,
             frames=50, evidence=_evidence(jpeg) if jpeg else None)
         prefix = self.settings.topic_prefix
-        messages = [Message(f"{prefix}/{truck}/lift", event.to_json().encode(), when)]
+        messages = [MqttMessage(f"{prefix}/{truck}/lift", event.to_json().encode(), when)]
         if jpeg:
-            messages.append(Message(f"{prefix}/{truck}/evidence/{event.event_id}", jpeg, when))
+            messages.append(MqttMessage(f"{prefix}/{truck}/evidence/{event.event_id}", jpeg, when))
         self.inbox(session).write(session, messages)
         self.events.setdefault(role, []).append(str(event.event_id))
         return str(event.event_id)
@@ -143,7 +143,7 @@ def seed_city(engine: Engine, folder: Path, today: date, household_level: bool =
     """Streets, addresses and the households of the plan tests; see the module docstring.
 
     The reminders' tests are about households: their server has the household level on, said here
-    (the default is off, ``server.privacy``); pass ``household_level=False`` for the street-level run.
+    (the default is off, ``server.web.privacy``); pass ``household_level=False`` for the street-level run.
     """
     from server.streets.addresses import import_address_file
     from server.streets.importer import import_street_file

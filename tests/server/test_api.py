@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from server.ingest.evidence import EvidenceStore
-from server.ingest.inbox import Inbox, Message
+from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.migrate import head_revision
 from server.web.accounts import AuditEntry
@@ -47,7 +47,7 @@ def seed(server: Server, events: list[Any], locator: Any = None) -> None:
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
                   lambda _s: locator)
     now = datetime.now(UTC)
-    messages = [Message(f"{settings.topic_prefix}/{e.truck_id}/lift", e.to_json().encode(), now) for e in events]
+    messages = [MqttMessage(f"{settings.topic_prefix}/{e.truck_id}/lift", e.to_json().encode(), now) for e in events]
     with server.sessions() as session, session.begin():
         inbox.write(session, messages)
 

@@ -1,4 +1,4 @@
-"""The household-level switch (``server.privacy``): off by default, street level only while off.
+"""The household-level switch (``server.web.privacy``): off by default, street level only while off.
 
 The same city (real Rennes streets and BAN addresses, lifts with RFID tags and sure addresses,
 ``tests.server.reminders_city``) is served with the switch off and on, on SQLite and PostgreSQL:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from server.db import make_engine, utcnow
 from server.ingest.aggregates import match_rows
 from server.ingest.evidence import EvidenceStore
-from server.ingest.inbox import Inbox, Message
+from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.models import Lift
 from server.streets.demo_addresses import synthesize_addresses
@@ -121,7 +121,7 @@ def test_a_matching_bug_stores_the_batch_and_matches_all_other_lifts(rennes_db: 
         locator = BreaksOnOneFix(Locator.from_session(session), bad_lat=points[0].lat)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
     events = [lift_event("benne-09", sequence=i, gps=(p.lat, p.lon)) for i, p in enumerate(points)]
-    messages = [Message(f"{settings.topic_prefix}/benne-09/lift", e.to_json().encode(), utcnow())
+    messages = [MqttMessage(f"{settings.topic_prefix}/benne-09/lift", e.to_json().encode(), utcnow())
                 for e in events]
     with sessions() as session, session.begin():
         assert inbox.write(session, messages) == 0

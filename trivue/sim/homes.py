@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from trivue.rounds import Link, StreetNetwork, StreetRef
+from trivue.sim.rounds import Link, StreetNetwork, StreetRef
 
 SYNTHETIC_MARK = "(simulé)"
 PLOT_M = (12.0, 35.0)  # street frontage of one plot (a bin every ~20 m each side)

@@ -13,26 +13,20 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import socket
 from pathlib import Path
 
-from base.errors import CliError
-from base.paths import REPO_ROOT, SHARED_DIR, data_dir
+from base.paths import data_dir
+from trivue.demo.judge import add_photo_options, run_judge
+from trivue.demo.judge import register as register_judge
+from trivue.demo.options import DemoOptions
+from trivue.demo.place import street_source
+from trivue.sim.cli import add_world_options
+from trivue.sim.cli import register as register_simulate
 
 log = logging.getLogger(__name__)
 
-SHARED_STREETS = SHARED_DIR / "geodata" / "rennes-streets.osm.geojson"
-SAMPLE_STREETS = REPO_ROOT / "trivue" / "sample" / "rennes-centre.geojson"
-RENNES_CENTRE = (48.1113, -1.6800, 900.0)  # lat, lon, radius (m): the historic centre and its quays
-DEMO_USER, DEMO_PASSWORD = "demo", "trivue-demo"
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from trivue.judge import add_photo_options
-    from trivue.judge import register as register_judge
-    from trivue.simulate import add_world_options
-    from trivue.simulate import register as register_simulate
-
     demo = subparsers.add_parser("demo", help="run broker, server and simulated trucks on Rennes streets",
                                  description=__doc__.splitlines()[0])
     add_world_options(demo)
@@ -54,52 +48,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     if args.photos:
-        from trivue.judge import run_judge
-
         return run_judge(args)
-    from trivue.showcase import Showcase
-    from trivue.simulate import options_from, stream_of
+    # The server, the broker and the edge agent load only now: `trivue --help` stays fast.
+    from trivue.demo.showcase import Showcase
 
-    stream_of(args.stream)  # bad options stop here, before anything starts or is written
-    options_from(args)
-    data = data_dir()
+    options = DemoOptions.from_args(args)  # bad options stop here, before anything starts or is written
     streets, origin = street_source()
-    showcase = Showcase(args, data, streets, origin)
+    showcase = Showcase(options, data_dir(), streets, origin)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         showcase.start()
-        showcase.wait(args.duration)
+        showcase.wait(options.duration)
     except KeyboardInterrupt:
         pass
     finally:
         showcase.stop()
     return 0
-
-
-def street_source() -> tuple[Path, str]:
-    """The Rennes streets of ../shared, else the extract committed in the repository (said loudly)."""
-    if SHARED_STREETS.is_file():
-        return SHARED_STREETS, f"{SHARED_STREETS} (© OpenStreetMap contributors, ODbL)"
-    if SAMPLE_STREETS.is_file():
-        log.warning("%s is absent: using the small Rennes extract committed in the repository (%s)",
-                    SHARED_DIR, SAMPLE_STREETS)
-        return SAMPLE_STREETS, f"{SAMPLE_STREETS} (committed extract, © OpenStreetMap contributors, ODbL)"
-    raise CliError(f"no street data: neither {SHARED_STREETS} nor {SAMPLE_STREETS} exists")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from trivue.households import Household
-from trivue.rounds import Drive, StreetNetwork
+from trivue.sim.homes import Household
+from trivue.sim.rounds import Drive, StreetNetwork
 
 SHARED_STOP_M = 5.0  # bins on both sides this close are emptied at one stop
 

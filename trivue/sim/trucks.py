@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from base.paths import REPO_ROOT, SHARED_DIR
-from trivue.schedule import PlannedLift
+from trivue.sim.schedule import PlannedLift
 from vision.schema import GpsFix
 
 log = logging.getLogger(__name__)

@@ -11,14 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from base.errors import CliError
-
-if TYPE_CHECKING:
-    from trivue.faults import FaultPlan
-    from trivue.scenario import ScenarioOptions
-    from vision.schema import Stream
+from trivue.sim.options import SimulateOptions
 
 log = logging.getLogger(__name__)
 
@@ -96,53 +91,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.set_defaults(handler=run_simulate)
 
 
-def options_from(args: argparse.Namespace, days: int = 1) -> ScenarioOptions:
-    from trivue.households import ContaminationPlan
-    from trivue.scenario import ScenarioOptions
-    from trivue.schedule import DrivingSettings
-
-    for name in ("bad_share", "bad_rate", "base_rate", "rfid_share", "gps_dropout"):
-        if not 0 <= getattr(args, name) <= 1:
-            raise CliError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a share between 0 and 1")
-    if args.trucks < 1:
-        raise CliError(f"--trucks {args.trucks}: at least one truck")
-    plan = ContaminationPlan(args.base_rate, args.bad_rate, args.bad_share, dict(args.street_rate))
-    driving = DrivingSettings(gps_sigma_m=args.gps_sigma, gps_dropout=args.gps_dropout)
-    return ScenarioOptions(args.trucks, args.round_km, days, args.area, args.rfid_share, args.seed,
-                           contamination=plan, driving=driving)
-
-
-def fault_plan(args: argparse.Namespace) -> FaultPlan:
-    from trivue.faults import FaultPlan, Window
-
-    return FaultPlan(tuple(Window.parse(w) for w in args.outage), args.outage_share,
-                     tuple(args.broker_restart), args.duplicates, args.skew_share, args.clock_skew, args.malformed)
-
-
-def stream_of(text: str) -> Stream:
-    from vision.schema import Stream
-
-    try:
-        return Stream(text)
-    except ValueError:
-        raise CliError(f"--stream {text!r} is not one of {[s.value for s in Stream]}") from None
-
-
-def check_options(args: argparse.Namespace) -> None:
-    """Every option checked before anything is read, started or written."""
-    stream_of(args.stream)
-    options_from(args)
-    faults = fault_plan(args)
-    if args.mode == "full" and (faults.outages or faults.duplicates or faults.malformed):
-        raise CliError("--outage, --duplicates and --malformed are events-mode faults (they test the server); "
-                       "full mode takes --clock-skew and --broker-restart")
-    if faults.broker_restarts and not args.embedded_broker:
-        raise CliError("--broker-restart needs --embedded-broker (the simulator must own the broker)")
-
-
 def run_simulate(args: argparse.Namespace) -> int:
-    from trivue.simrun import SimulationRun
+    options = SimulateOptions.from_args(args)  # every option checked before anything is read or started
+    if options.faults.broker_restarts and not options.embedded_broker:
+        raise CliError("--broker-restart needs --embedded-broker (the simulator must own the broker)")
+    # The server's database code and the MQTT clients load only now: `trivue --help` stays fast.
+    from trivue.sim.run import SimulationRun
 
-    check_options(args)
-
-    return SimulationRun.from_args(args).run()
+    return SimulationRun.from_options(options).run()

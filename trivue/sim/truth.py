@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trivue.schedule import PlannedLift
+from trivue.sim.schedule import PlannedLift
 
 COLUMNS = ("event_id", "truck_id", "sequence", "street_id", "street", "commune", "household_id", "address",
            "synthetic", "bin_id", "lat", "lon", "gps_lat", "gps_lon", "started_at", "clock_skew_s",

@@ -12,13 +12,21 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Protocol
 
 from base.errors import CliError
-from trivue.schedule import PlannedLift
-from trivue.trucks import EdgeTruck, PhotoPool, drive, edge_settings
+from trivue.broker import BrokerHandle
+from trivue.sim.faults import FaultPlan
+from trivue.sim.options import SimulateOptions
+from trivue.sim.scenario import Scenario
+from trivue.sim.schedule import PlannedLift
+from trivue.sim.trucks import EdgeTruck, PhotoPool, drive, edge_settings
+from trivue.sim.truth import Truth
 from vision.model import DetectorError
+from vision.schema import Stream
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +51,20 @@ class Pace:
         return datetime.now(UTC)
 
 
+class RunTarget(Protocol):
+    """What a full-mode run needs of ``trivue.sim.run.SimulationRun``: its options and destinations."""
+
+    options: SimulateOptions
+    broker_url: str
+    prefix: str
+    truth_dir: Path
+
+
 class FullRun:
     """Builds one edge agent per truck, plays their lifts in parallel, collects the truth."""
 
-    def __init__(self, run: Any, scenario: Any, stream: Any, truth: Any, faults: Any, broker: Any) -> None:
+    def __init__(self, run: RunTarget, scenario: Scenario, stream: Stream, truth: Truth, faults: FaultPlan,
+                 broker: BrokerHandle | None) -> None:
         if faults.outages or faults.duplicates or faults.malformed:
             raise CliError("--outage, --duplicates and --malformed are events-mode faults (they test the "
                            "server); full mode takes --clock-skew and --broker-restart")
@@ -54,16 +72,17 @@ class FullRun:
             raise CliError("--broker-restart needs --embedded-broker (the simulator must own the broker)")
         self.truth, self.faults, self.broker = truth, faults, broker
         self.restarts = sorted(faults.broker_restarts)
-        if not run.args.verbose:  # a line per lift from every agent would bury the progress bar
+        if not run.options.verbose:  # a line per lift from every agent would bury the progress bar
             logging.getLogger("edge").setLevel(logging.WARNING)
         self.stop, self.restart_due = threading.Event(), threading.Event()
         self.gate = threading.Condition()  # closed (open False) while the broker restarts
         self.open, self.active = True, 0  # lifts started and not yet done
-        args = run.args
+        options = run.options
         try:
-            photos = PhotoPool.from_dirs(*args.images, "--images") if args.images else PhotoPool.default()
+            photos = PhotoPool.from_dirs(*options.images, "--images") if options.images else PhotoPool.default()
             self.trucks = [EdgeTruck(edge_settings(t, run.truth_dir / "trucks", run.broker_url, run.prefix,
-                                                   stream, args.model), photos, random.Random(f"{args.seed}:{t}"),
+                                                   stream, options.model), photos,
+                                     random.Random(f"{options.world.seed}:{t}"),
                                      clock_skew_s=faults.skews.get(t, 0.0)).start()
                            for t in scenario.trucks]
         except (ValueError, OSError, DetectorError) as error:  # config, model or rules: the agent's own words
@@ -98,7 +117,7 @@ class FullRun:
             raise CliError(f"lifts of {', '.join(unsent)} not acknowledged in {ACK_TIMEOUT_S:g} s; "
                            "they stay in their outboxes")
 
-    def _gated(self, pace: Pace) -> Any:
+    def _gated(self, pace: Pace) -> Callable[[PlannedLift], datetime | None]:
         """``pace.at`` behind a gate that a broker restart closes: no lift starts while it is closed."""
         def at(planned: PlannedLift) -> datetime | None:
             with self.gate:
@@ -107,7 +126,8 @@ class FullRun:
             return pace.at(planned)
         return at
 
-    def _run_threads(self, lifts: list[PlannedLift], at: Any, done: Any) -> None:
+    def _run_threads(self, lifts: list[PlannedLift], at: Callable[[PlannedLift], datetime | None],
+                     done: Callable[[PlannedLift, str | None], None]) -> None:
         threads = [threading.Thread(target=drive, daemon=True, name=truck.truck_id,
                                     args=(truck, [x for x in lifts if x.truck_id == truck.truck_id], at,
                                           done, self.stop)) for truck in self.trucks]
@@ -131,6 +151,7 @@ class FullRun:
         for truck in self.trucks:
             truck.finish(30)
         log.info("fault: restarting the broker (simulated time %.0f s)", self.restarts.pop(0))
+        assert self.broker is not None  # checked in __init__: restarts need the embedded broker
         self.broker.restart()
         self.truth.faults["broker_restarts"] += 1
         time.sleep(RESTART_GRACE_S)

@@ -13,7 +13,8 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from base.paths import COCO_WEIGHTS, SHARED_DIR, data_dir
+from base.errors import CliError
+from base.paths import COCO_WEIGHTS, REPO_ROOT, SHARED_DIR, data_dir
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ DEFAULT_PHOTO_DIRS = (
     SHARED_DIR / "datasets" / "hopper-bags" / "images" / "val",
     SHARED_DIR / "datasets" / "litter-items" / "images" / "val",
 )
-SAMPLE_PHOTO_DIRS = tuple(Path(__file__).with_name("sample") / "images" / k for k in ("contaminated", "clean"))
+SAMPLE_PHOTO_DIRS = tuple(REPO_ROOT / "trivue" / "sample" / "images" / k for k in ("contaminated", "clean"))
 
 
 def add_photo_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, with_model: bool = True) -> None:
@@ -62,7 +63,6 @@ def run_judge(args: argparse.Namespace) -> int:
     from rich.progress import track
     from rich.table import Table
 
-    from base.errors import CliError
     from vision.annotate import draw
     from vision.cli import iter_images, load_detector, read_image
     from vision.rules import RulesError, SortingRules

@@ -1,7 +1,7 @@
 """Events-only mode: a simulated fleet publishing already-judged LiftEvents straight to MQTT.
 
 No camera and no model: each planned lift becomes the LiftEvent a truck with a perfect detector
-would send (contents drawn by ``trivue.contents``, judged by the real sorting rules), published at
+would send (contents drawn by ``trivue.sim.contents``, judged by the real sorting rules), published at
 the pace of the simulated clock (or as fast as the broker takes them), with the faults of the
 plan applied. Cheap enough for thousands of trucks.
 """
@@ -18,11 +18,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from base.version import __version__
-from trivue.contents import ContentMaker, EvidencePhotos
-from trivue.faults import FaultPlan, malformed_payload
-from trivue.publisher import FleetLink
-from trivue.schedule import PlannedLift
-from trivue.truth import Truth
+from trivue.sim.contents import ContentMaker, EvidencePhotos
+from trivue.sim.faults import FaultPlan, malformed_payload
+from trivue.sim.publisher import FleetLink
+from trivue.sim.schedule import PlannedLift
+from trivue.sim.truth import Truth
 from vision.rules import Verdict
 from vision.schema import GpsFix, LiftEvent, ModelInfo, Stream, TruckStats
 

@@ -1,7 +1,7 @@
 """A simulation scenario: streets, households, rounds and the timed lifts of every truck.
 
-Built once, seeded, then played by events-only mode (``trivue.fleet``) or full mode
-(``trivue.trucks``, the real edge agent). Everything random comes from one ``random.Random``.
+Built once, seeded, then played by events-only mode (``trivue.sim.fleet``) or full mode
+(``trivue.sim.trucks``, the real edge agent). Everything random comes from one ``random.Random``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from trivue.households import ContaminationPlan, Household, HouseholdBuilder, load_addresses
-from trivue.rounds import StreetNetwork, StreetRef
-from trivue.schedule import DrivingSettings, PlannedLift, TruckDay, index_by_link
+from trivue.sim.homes import ContaminationPlan, Household, HouseholdBuilder, load_addresses
+from trivue.sim.rounds import StreetNetwork, StreetRef
+from trivue.sim.schedule import DrivingSettings, PlannedLift, TruckDay, index_by_link
 
 log = logging.getLogger(__name__)
 

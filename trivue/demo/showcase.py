@@ -6,20 +6,42 @@ broker -> database (streets, demo account) -> scenario (households, rounds) -> s
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import random
 import threading
 import time
 import urllib.request
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+import uvicorn
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from base.errors import CliError
-from trivue.demo import DEMO_PASSWORD, DEMO_USER, RENNES_CENTRE, SAMPLE_STREETS, free_port, port_free
+from server.app import create_app
+from server.config import ConfigError, ServerSettings, load_settings
+from server.db import make_engine
+from server.ingest.models import Lift
+from server.migrate import upgrade_database
+from server.streets.importer import import_street_file
+from server.streets.models import Street
+from server.web.accounts import User
+from server.web.auth import add_user
+from trivue.broker import EmbeddedBroker
+from trivue.demo.fleet_live import publish_history, start_edge_trucks, start_event_trucks
+from trivue.demo.options import DemoOptions
+from trivue.demo.place import DEMO_PASSWORD, DEMO_USER, RENNES_CENTRE, SAMPLE_STREETS, free_port, port_free
+from trivue.sim.homes import store_synthetic
+from trivue.sim.publisher import FleetLink
+from trivue.sim.rounds import StreetNetwork
+from trivue.sim.scenario import Scenario, ScenarioOptions, build_scenario
+from trivue.sim.trucks import EdgeTruck
+from vision.model import DetectorError, default_model_path
+from vision.schema import Stream
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +51,24 @@ STATUS_EVERY_S = 30.0
 
 
 class Showcase:
-    def __init__(self, args: argparse.Namespace, data_dir: Path, streets: Path, origin: str) -> None:
-        self.args, self.data_dir, self.streets, self.origin = args, data_dir, streets, origin
+    """The demo's parts; ``trivue.demo.fleet_live`` drives its trucks through the attributes named in
+    its ``LiveShow`` protocol."""
+
+    settings: ServerSettings
+    scenario: Scenario
+    scenario_options: ScenarioOptions
+
+    def __init__(self, options: DemoOptions, data_dir: Path, streets: Path, origin: str) -> None:
+        self.options, self.data_dir, self.streets, self.origin = options, data_dir, streets, origin
+        self.stream: Stream = options.world.stream
+        self.events_only = options.events_only  # becomes True when the edge agent cannot start
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.trucks: list[Any] = []
-        self.broker = self.server = self.server_thread = self.link = None
+        self.trucks: list[EdgeTruck] = []
+        self.broker: EmbeddedBroker | None = None
+        self.server: uvicorn.Server | None = None
+        self.server_thread: threading.Thread | None = None
+        self.link: FleetLink | None = None
         self.notes: list[str] = []
         self.live_lifts = 0  # counted by the truck threads (an int += under the GIL is enough here)
 
@@ -42,7 +76,7 @@ class Showcase:
         self.live_lifts += 1
 
     def start(self) -> None:
-        if not self.args.verbose:  # the broker's state machine and Alembic narrate every step at INFO
+        if not self.options.verbose:  # the broker's state machine and Alembic narrate every step at INFO
             for chatty in ("alembic", "amqtt", "transitions", "uvicorn.access"):
                 logging.getLogger(chatty).setLevel(logging.WARNING)
         self._broker()
@@ -55,13 +89,9 @@ class Showcase:
         self._banner()
 
     def _broker(self) -> None:
-        from trivue.broker import EmbeddedBroker
-
         self.broker = EmbeddedBroker(HOST, free_port(HOST)).start()
 
     def _settings(self) -> None:
-        from server.config import ConfigError, load_settings
-
         port = int(os.environ.get("TRIVUE_PORT", "0") or 0)
         if port and not port_free(HOST, port):
             raise CliError(f"TRIVUE_PORT={port} is already in use: choose another port")
@@ -78,17 +108,6 @@ class Showcase:
             raise CliError(str(error)) from None
 
     def _database(self) -> None:
-        from sqlalchemy import func, select
-        from sqlalchemy.orm import Session
-
-        from server.db import make_engine
-        from server.ingest.models import Lift
-        from server.migrate import upgrade_database
-        from server.streets.importer import import_street_file
-        from server.streets.models import Street
-        from server.web.accounts import User
-        from server.web.auth import add_user
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(self.settings.db_url)
         upgrade_database(self.engine)
@@ -105,20 +124,12 @@ class Showcase:
             session.commit()
 
     def _scenario(self) -> None:
-        from sqlalchemy.orm import Session
-
-        from trivue.households import store_synthetic
-        from trivue.rounds import StreetNetwork
-        from trivue.scenario import build_scenario
-        from trivue.simulate import options_from, stream_of
-
-        args = self.args
-        area = args.area or (None if self.streets == SAMPLE_STREETS else RENNES_CENTRE)
-        self.options = replace(options_from(args), area=area, truck_prefix="demo")
-        self.stream = stream_of(args.stream)
+        world = self.options.world.scenario
+        area = world.area or (None if self.streets == SAMPLE_STREETS else RENNES_CENTRE)
+        self.scenario_options = replace(world, area=area, truck_prefix="demo")
         with Session(self.engine) as session:
             network = StreetNetwork.from_session(session)
-            self.scenario = build_scenario(network, self.options, session)
+            self.scenario = build_scenario(network, self.scenario_options, session)
             added = store_synthetic(session, self.scenario.households)
             session.commit()
         synthetic = sum(h.synthetic for h in self.scenario.households)
@@ -127,10 +138,6 @@ class Showcase:
                           f"(marked « simulé »{f', {added} new' if added else ''})")
 
     def _server(self) -> None:
-        import uvicorn
-
-        from server.app import create_app
-
         app = create_app(self.settings, self.engine)
         config = uvicorn.Config(app, host=HOST, port=self.settings.port, log_config=None, log_level="warning")
         self.server = uvicorn.Server(config)
@@ -157,51 +164,41 @@ class Showcase:
             return False
 
     def _history(self) -> None:
-        from trivue.fleet_live import publish_history
-
         if self.had_lifts:
             self.notes.append("history: lifts already stored in the database, kept as they are")
             return
-        days = self.args.history_days
+        days = self.options.history_days
         if days > 0:
             count = publish_history(self, days)
             self.notes.append(f"history: {count} judged lifts over {days} days (simulated events, "
                               "model « trivue-simulator »)")
 
     def _live(self) -> None:
-        from rich.markup import escape
-
-        from trivue.fleet_live import start_edge_trucks, start_event_trucks
-        from vision.model import DetectorError, default_model_path
-
-        model = self.args.model or default_model_path()
-        if not self.args.events_only and not Path(model).is_file():
+        model = self.options.model or default_model_path()
+        if not self.events_only and not Path(model).is_file():
             log.warning("no detection model (%s): live trucks send simulated judged events instead of "
                         "running the edge agent", model)
-            self.args.events_only = True
-        if not self.args.events_only:
+            self.events_only = True
+        if not self.events_only:
             try:
                 start_edge_trucks(self, Path(model))
             except (ValueError, OSError, DetectorError) as error:  # a model the rules do not cover...
-                if self.args.model is not None:  # asked for by name: the user must hear it
+                if self.options.model is not None:  # asked for by name: the user must hear it
                     raise CliError(str(error)) from None
                 log.error("the edge agent cannot start (%s): live trucks send judged events instead", error)
                 self.notes.append(f"[bold]edge agent NOT started: {escape(str(error))}[/]")
-                self.args.events_only = True
+                self.events_only = True
             else:
                 self.notes.append(f"live trucks: the edge agent with {model}"
                                   + (" (COCO fallback: never trained on waste)" if "coco" in Path(model).name else ""))
-        if self.args.events_only:
+        if self.events_only:
             start_event_trucks(self)
             self.notes.append("live trucks: simulated judged events (no edge agent)")
 
     def _banner(self) -> None:
-        from rich.console import Console
-        from rich.panel import Panel
-
         lines = [f"[bold]Tableau de bord :[/] {self.url}/   (login {DEMO_USER} / {DEMO_PASSWORD}, role manager)",
                  f"API: {self.url}/docs   MQTT broker: {self.broker.url}   data: {self.data_dir.resolve()}",
-                 f"trucks: {', '.join(self.scenario.trucks)} at x{self.args.speed:g} speed, stream "
+                 f"trucks: {', '.join(self.scenario.trucks)} at x{self.options.speed:g} speed, stream "
                  f"{self.stream.value}", *self.notes,
                  "[bold]Household level ON for the demo[/] (addresses, bins, household reminders; a real "
                  "server starts at street level until an admin sets household_level: true)",
@@ -239,14 +236,3 @@ class Showcase:
             self.broker.stop()
         log.info("demo stopped")
 
-
-def live_start() -> datetime:
-    return datetime.now(UTC)
-
-
-def history_start(days: int) -> datetime:
-    return datetime.now(UTC) - timedelta(days=days)
-
-
-def truck_rng(seed: int, truck_id: str) -> random.Random:
-    return random.Random(f"{seed}:{truck_id}")
