@@ -22,6 +22,7 @@ from server.ingest.models import Evidence
 from server.reminders.campaigns import (
     CampaignError,
     Decision,
+    NotFound,
     campaign_summaries,
     create_campaign,
     export_false_detections,
@@ -131,7 +132,7 @@ def _kept(db: Any, items: list[Item]) -> set[str]:
 
 
 def _fail(error: Exception, code: int = 422) -> HTTPException:
-    return HTTPException(404 if "no campaign" in str(error) or "no item" in str(error) else code, str(error))
+    return HTTPException(404 if isinstance(error, NotFound) else code, str(error))
 
 
 class Reminders:

@@ -28,6 +28,10 @@ class CampaignError(ValueError):
     """A refused operation on a campaign or item (unknown id, wrong state, missing reason)."""
 
 
+class NotFound(CampaignError):
+    """No campaign or item with that id: the API answers 404 (any other ``CampaignError`` is 422)."""
+
+
 def create_campaign(session: Session, plan: Plan, name: str, actor: str, rules: RemindersConfig,
                     street_id: int | None = None) -> Campaign:
     """Store ``plan`` (optionally only what concerns one street) as pending items; the caller commits."""
@@ -60,7 +64,7 @@ def plan_and_create(session: Session, rules: RemindersConfig, name: str, actor: 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise CampaignError(f"no campaign with id {campaign_id}")
+        raise NotFound(f"no campaign with id {campaign_id}")
     return campaign
 
 
@@ -86,7 +90,7 @@ def review(session: Session, item_id: int, decision: Decision, actor: str) -> It
     """Approve or reject a pending (or approved, not yet sent) item; the caller commits."""
     item = session.get(Item, item_id)
     if item is None:
-        raise CampaignError(f"no item with id {item_id}")
+        raise NotFound(f"no item with id {item_id}")
     if item.status not in (PENDING, APPROVED):
         raise CampaignError(f"item {item_id} is {item.status}: only pending or approved items can be reviewed")
     if not decision.approve and decision.reason not in REJECT_REASONS:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import ServerSettings
+from server.ingest.evidence import EvidenceStore
+from server.ingest.metrics import Metrics
+from server.ingest.subscriber import Ingest
 from server.web.auth import Principal, session_principal, token_principal
 
 SESSION_COOKIE = "trivue_session"
@@ -30,10 +33,10 @@ class AppContext:
 
     settings: ServerSettings
     sessions: sessionmaker[Session]
-    metrics: Any  # server.metrics.Metrics
-    evidence: Any  # server.evidence.EvidenceStore
-    ingest: Any | None  # server.ingest.Ingest, None when ingest is disabled
-    publish_config: Callable[[str, dict[str, Any]], None] | None = None
+    metrics: Metrics
+    evidence: EvidenceStore
+    ingest: Ingest | None  # None when ingest is disabled
+    publish_config: Callable[[str, dict[str, object]], None] | None = None  # a truck's retained config
 
 
 def context(request: Request) -> AppContext:
