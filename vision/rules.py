@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -27,7 +28,18 @@ COCO_RULES = Path(__file__).with_name("rules_coco.yaml")
 # not contamination of the stream collected.
 SEVERITY_WEIGHTS: dict[Severity, float] = {Severity.info: 0.0, Severity.error: 1.0, Severity.alert: 3.0}
 
-ACCEPTED = "accepted"
+
+
+class Disposition(StrEnum):
+    """What a stream's rules say of a class: accepted, or wrong with a severity (same words)."""
+
+    accepted = "accepted"
+    info = Severity.info.value
+    error = Severity.error.value
+    alert = Severity.alert.value
+
+
+ACCEPTED = Disposition.accepted
 
 
 class RulesError(ValueError):
@@ -50,10 +62,10 @@ class StreamRule(_Strict):
     error: list[str] = Field(default_factory=list)
     alert: list[str] = Field(default_factory=list)
 
-    def dispositions(self) -> dict[str, str]:
-        table: dict[str, str] = {}
-        for disposition in (ACCEPTED, "info", "error", "alert"):
-            for name in getattr(self, disposition):
+    def dispositions(self) -> dict[str, Disposition]:
+        table: dict[str, Disposition] = {}
+        for disposition in Disposition:
+            for name in getattr(self, disposition.value):
                 if name in table:
                     raise ValueError(f"class '{name}' is both {table[name]} and {disposition}")
                 table[name] = disposition
@@ -130,7 +142,7 @@ class SortingRules:
         rule = self.spec.classes.get(name)
         return rule.label if rule else name
 
-    def disposition(self, stream: Stream, name: str) -> str | None:
+    def disposition(self, stream: Stream, name: str) -> Disposition | None:
         return self._table.get(stream, {}).get(name)
 
     def check_model(self, model_classes: Iterable[str], stream: Stream) -> list[str]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, Date, Float, Table, bindparam, delete, func, select, text, update
@@ -26,19 +26,74 @@ from vision.schema import LiftEvent
 log = logging.getLogger(__name__)
 
 
+class StreetMatch(Protocol):
+    """What ingest reads of a match (``server.streets.locator.Match``)."""
+
+    @property
+    def street_id(self) -> int: ...
+    @property
+    def segment_id(self) -> int: ...
+    @property
+    def distance_m(self) -> float: ...
+    @property
+    def address_id(self) -> int | None: ...
+    @property
+    def address_distance_m(self) -> float | None: ...
+    @property
+    def confidence(self) -> float: ...
+
+
 class StreetLocator(Protocol):
-    """What ingest needs from ``server.streets.Locator``: a GPS fix -> a street match or None."""
+    """What ingest needs from ``server.streets.locator.Locator``: a GPS fix -> a street match or None."""
 
     def locate(self, lat: float, lon: float, heading_deg: float | None = None,
-               accuracy_m: float | None = None) -> Any | None: ...
+               accuracy_m: float | None = None) -> StreetMatch | None: ...
 
 
 class BatchLocator(StreetLocator, Protocol):
-    """A locator that also matches many fixes in one call (``server.geo.Locator.locate_many``)."""
+    """A locator that also matches many fixes in one call (``Locator.locate_many``)."""
 
     def locate_many(self, lats: Sequence[float], lons: Sequence[float],
                     headings: Sequence[float | None] | None = None,
-                    accuracies: Sequence[float | None] | None = None) -> list[Any | None]: ...
+                    accuracies: Sequence[float | None] | None = None) -> list[StreetMatch | None]: ...
+
+
+class MatchColumns(TypedDict):
+    """The street and address columns of a ``lifts`` row; all None when no street is near."""
+
+    street_id: int | None
+    segment_id: int | None
+    street_distance_m: float | None
+    address_id: int | None
+    address_distance_m: float | None
+    match_confidence: float | None
+
+
+class LiftRow(MatchColumns):
+    """A ``lifts`` row on the write path, as ``insert_lifts`` and the aggregates take it."""
+
+    event_id: str
+    truck_id: str
+    sequence: int
+    stream: str
+    started_at: datetime
+    ended_at: datetime
+    day: date
+    received_at: datetime
+    lat: float | None
+    lon: float | None
+    accuracy_m: float | None
+    heading_deg: float | None
+    bin_id: str | None
+    contaminated: bool
+    has_alert: bool
+    score: float
+    counts: dict[str, int]
+    errors: list[dict[str, Any]]
+    model_name: str
+    model_version: str
+    frames: int
+    evidence_sha256: str | None
 
 
 def dialect_insert(session: Session, table: Table) -> Any:
@@ -52,7 +107,7 @@ def dialect_insert(session: Session, table: Table) -> Any:
 
 
 def match_columns(locator: StreetLocator | None, lat: float | None, lon: float | None,
-                  heading: float | None = None, accuracy: float | None = None) -> dict[str, Any]:
+                  heading: float | None = None, accuracy: float | None = None) -> MatchColumns:
     """The lift's street/address columns for a fix; all None when there is no fix or no street near."""
     match = None
     if locator is not None and lat is not None and lon is not None:
@@ -60,16 +115,16 @@ def match_columns(locator: StreetLocator | None, lat: float | None, lon: float |
     return _columns(match)
 
 
-def _columns(match: Any | None) -> dict[str, Any]:
+def _columns(match: StreetMatch | None) -> MatchColumns:
     if match is None:
-        return dict.fromkeys(("street_id", "segment_id", "street_distance_m", "address_id",
-                              "address_distance_m", "match_confidence"))
+        return MatchColumns(street_id=None, segment_id=None, street_distance_m=None, address_id=None,
+                            address_distance_m=None, match_confidence=None)
     return {"street_id": match.street_id, "segment_id": match.segment_id,
             "street_distance_m": match.distance_m, "address_id": match.address_id,
             "address_distance_m": match.address_distance_m, "match_confidence": match.confidence}
 
 
-def match_rows(locator: StreetLocator | None, rows: Sequence[dict[str, Any]]) -> None:
+def match_rows(locator: StreetLocator | None, rows: Sequence[LiftRow]) -> None:
     """Set the street/address columns of ``lifts`` rows in place, for a whole batch at once.
 
     Per lift, ``locate`` costs more than validating and inserting it; a locator with
@@ -90,10 +145,10 @@ def match_rows(locator: StreetLocator | None, rows: Sequence[dict[str, Any]]) ->
 
 
 def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
-             locator: StreetLocator | None) -> dict[str, Any]:
+             locator: StreetLocator | None) -> LiftRow:
     """A ``lifts`` row for a validated event, matched to a street."""
     gps = event.gps
-    row = {
+    row: LiftRow = {
         "event_id": str(event.event_id), "truck_id": event.truck_id, "sequence": event.sequence,
         "stream": event.stream.value, "started_at": event.started_at, "ended_at": event.ended_at,
         "day": event.started_at.astimezone(zone).date(), "received_at": received_at,
@@ -103,12 +158,13 @@ def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
         "score": event.score, "counts": dict(event.counts), "errors": [e.to_wire() for e in event.errors],
         "model_name": event.model.name, "model_version": event.model.version, "frames": event.frames,
         "evidence_sha256": event.evidence.sha256 if event.evidence else None,
+        **match_columns(None, None, None),
     }
     row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
     return row
 
 
-def unnest_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]], tail: str) -> Any:
+def unnest_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], tail: str) -> Any:
     """PostgreSQL: ``INSERT INTO table SELECT ... FROM unnest(one array per column) <tail>``.
 
     A multi-row ``VALUES`` (what SQLAlchemy sends for a list of rows) has a placeholder per value,
@@ -146,7 +202,7 @@ def unnest_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]
     return session.execute(text(sql), params)
 
 
-def insert_lifts(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def insert_lifts(session: Session, rows: Sequence[LiftRow]) -> list[LiftRow]:
     """Insert rows whose event_id is new; return exactly those rows (aggregates count them once)."""
     unique = list({row["event_id"]: row for row in rows}.values())
     if not unique:
@@ -168,7 +224,7 @@ class _Totals:
     errors: Counter[tuple[Any, ...]]  # (street, day, stream, category, severity, measure)
 
 
-def _tally(rows: Iterable[dict[str, Any]]) -> _Totals:
+def _tally(rows: Iterable[LiftRow]) -> _Totals:
     totals = _Totals(Counter(), Counter())
     for row in rows:
         key = (row["street_id"] or UNMATCHED, row["day"], row["stream"])
@@ -194,7 +250,7 @@ def _pivot(counter: Counter[Any], measures: tuple[str, ...], keys: tuple[str, ..
     return [rows[key] for key in sorted(rows)]
 
 
-def add_to_aggregates(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+def add_to_aggregates(session: Session, rows: Iterable[LiftRow]) -> None:
     """Add lifts to the street aggregates with ``ON CONFLICT DO UPDATE SET x = x + excluded.x``."""
     totals = _tally(rows)
     for table, counter, keys, measures in (

@@ -20,16 +20,24 @@ from sqlalchemy.orm import Session
 
 from base.ids import is_truck_id
 from server.config import ServerSettings
-from server.ingest.aggregates import StreetLocator, dialect_insert, insert_lifts, lift_row, match_columns, match_rows
+from server.ingest.aggregates import (
+    LiftRow,
+    StreetLocator,
+    dialect_insert,
+    insert_lifts,
+    lift_row,
+    match_columns,
+    match_rows,
+)
 from server.ingest.evidence import EvidenceError, EvidenceStore
 from server.ingest.metrics import Metrics
-from server.ingest.models import DeadLetter, Evidence, Lift, Truck
+from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
 from vision.schema import SchemaError, TruckStats, parse_lift_event
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_BYTES = 4096  # enough to see what went wrong, not enough to keep a photo
-STATUSES = frozenset({"online", "offline", "stopped"})
+STATUSES = frozenset(s.value for s in TruckStatus if s is not TruckStatus.unknown)  # what a truck says of itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +61,7 @@ class Refused(Exception):
 class Batch:
     """What one batch produces, written in one transaction."""
 
-    lifts: list[dict[str, Any]] = field(default_factory=list)
+    lifts: list[LiftRow] = field(default_factory=list)
     trucks: dict[str, dict[str, Any]] = field(default_factory=dict)
     dead: list[dict[str, Any]] = field(default_factory=list)
 
@@ -140,7 +148,7 @@ class Inbox:
         batch.seen(truck_id, message.received_at)
 
     @staticmethod
-    def _match(rows: list[dict[str, Any]], locator: StreetLocator | None) -> None:
+    def _match(rows: list[LiftRow], locator: StreetLocator | None) -> None:
         """Street matching of the batch's lifts; a matching bug must not lose lifts: they are
         stored unmatched, and ``trivue streets rematch`` fixes them later."""
         try:

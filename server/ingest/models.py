@@ -10,6 +10,7 @@ hold NULL, and unmatched lifts must still be counted.
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +28,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, BigId, UtcDateTime
+
+
+class TruckStatus(StrEnum):
+    """A truck's last status message (retained ``online``/``offline``/``stopped``); ``unknown`` before any."""
+
+    online = "online"
+    offline = "offline"
+    stopped = "stopped"
+    unknown = "unknown"
+
 
 UNMATCHED = 0  # street_id of aggregates for lifts that no street was found for
 

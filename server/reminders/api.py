@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from server.config import ConfigError, ServerSettings
 from server.ingest.models import Evidence
+from server.reminders import schemas
 from server.reminders.campaigns import (
     CampaignError,
     Decision,
@@ -36,7 +37,7 @@ from server.reminders.dispatch import Dispatcher
 from server.reminders.effect import effect_csv, measure
 from server.reminders.households_api import household_routes
 from server.reminders.letters import letter_pdf, route_sheet_pdf
-from server.reminders.models import HOUSEHOLD, REJECT_REASONS, Item, upgrade_reminders
+from server.reminders.models import HOUSEHOLD, REJECT_REASONS, Channel, Item, upgrade_reminders
 from server.reminders.pages import reminders_page_router
 from server.reminders.plan import make_plan
 from server.reminders.targets import Plan
@@ -99,12 +100,12 @@ def item_json(item: Item, labels: dict[int, str], streets: dict[int, str], confi
             "review_reason": item.review_reason, "review_note": item.review_note, "channel": item.channel,
             "sent_at": item.sent_at.isoformat() if item.sent_at else None, "send_detail": _detail(item),
             "file": f"/api/reminders/campaigns/{item.campaign_id}/files/{Path(item.send_detail).name}"
-            if item.channel in ("letter", "print") and item.send_detail else None}
+            if item.channel in (Channel.letter, Channel.print) and item.send_detail else None}
 
 
 def _detail(item: Item) -> str | None:
     # A printed item's detail is a path on the server: only its file name is the reader's business.
-    if item.channel in ("letter", "print") and item.send_detail:
+    if item.channel in (Channel.letter, Channel.print) and item.send_detail:
         return Path(item.send_detail).name
     return item.send_detail
 
@@ -168,11 +169,13 @@ def reminders_router(rem: Reminders) -> APIRouter:
 
 
 def _plan_routes(router: APIRouter, rem: Reminders) -> None:
-    @router.get("/rules", summary="The targeting rules in force (secrets are never in them)")
+    @router.get("/rules", summary="The targeting rules in force (secrets are never in them)",
+                response_model=RemindersConfig)
     def rules(who: Manager) -> dict[str, Any]:
         return rem.config.model_dump(mode="json")
 
-    @router.get("/plan", summary="Dry run: who would get what and why (nothing is stored)")
+    @router.get("/plan", summary="Dry run: who would get what and why (nothing is stored)",
+                response_model=schemas.PlanOut)
     def plan(db: SessionDep, who: Manager, since: Day | None = None, until: Day | None = None) -> dict[str, Any]:
         until = until or date.today() - timedelta(days=1)
         if since and since > until:
@@ -182,7 +185,8 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
         db.commit()
         return result
 
-    @router.post("/campaigns", status_code=201, summary="Store the plan as a campaign; items wait for review")
+    @router.post("/campaigns", status_code=201, summary="Store the plan as a campaign; items wait for review",
+                 response_model=schemas.CampaignSummary)
     def create(body: CampaignIn, db: SessionDep, who: Manager) -> dict[str, Any]:
         until = body.until or date.today() - timedelta(days=1)
         try:
@@ -193,11 +197,13 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
         db.commit()
         return next(c for c in campaign_summaries(db) if c["id"] == campaign.id)
 
-    @router.get("/campaigns", summary="Campaigns, newest first, with their items per status")
+    @router.get("/campaigns", summary="Campaigns, newest first, with their items per status",
+                response_model=list[schemas.CampaignSummary])
     def campaigns(db: SessionDep, who: Manager) -> list[dict[str, Any]]:
         return campaign_summaries(db)
 
-    @router.get("/templates/preview", summary="A template rendered on example data (text or PDF)")
+    @router.get("/templates/preview", summary="A template rendered on example data (text or PDF)",
+                response_class=PlainTextResponse, responses={200: {"content": {"application/pdf": {}}}})
     def preview(who: Manager, template: str = "letter", level: int = Query(default=1, ge=0, le=3),
                 categories: str = "verre,sac_ferme", format: Literal["text", "pdf"] = "text") -> Response:
         cats = {c.strip(): 2 for c in categories.split(",") if c.strip()}
@@ -213,14 +219,15 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
 
         return Response(letter_pdf(text, [], title=f"Aperçu {template}"), media_type="application/pdf")
 
-    @router.get("/templates", summary="Template names the collectivité can edit")
+    @router.get("/templates", summary="Template names the collectivité can edit", response_model=schemas.TemplateList)
     def templates(who: Manager) -> dict[str, Any]:
         return {"templates": list(TEMPLATES), "categories": CATEGORY_LABELS,
                 "folder": str(rem.config.templates_dir) if rem.config.templates_dir else None}
 
 
 def _review_routes(router: APIRouter, rem: Reminders) -> None:
-    @router.get("/campaigns/{campaign_id}", summary="A campaign and its items, with evidence photo links")
+    @router.get("/campaigns/{campaign_id}", summary="A campaign and its items, with evidence photo links",
+                response_model=schemas.CampaignDetail)
     def campaign(campaign_id: RowId, db: SessionDep, who: Manager, status: str | None = None) -> dict[str, Any]:
         try:
             found = get_campaign(db, campaign_id)
@@ -241,7 +248,7 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
                 "reject_reasons": list(REJECT_REASONS), "household_level": rem.households,
                 "hidden_household_items": hidden}
 
-    @router.post("/items/{item_id}/review", summary="Approve, or reject with a reason")
+    @router.post("/items/{item_id}/review", summary="Approve, or reject with a reason", response_model=schemas.ItemOut)
     def review_item(item_id: RowId, body: ReviewIn, db: SessionDep, who: Manager) -> dict[str, Any]:
         rem.check_item(db.get(Item, item_id))
         try:
@@ -252,7 +259,8 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         labels, streets = _labels(db, [item])
         return item_json(item, labels, streets, rem.config, _kept(db, [item]))
 
-    @router.get("/items/{item_id}/preview", summary="The item's real message (PDF letter, e-mail or SMS text)")
+    @router.get("/items/{item_id}/preview", summary="The item's real message (PDF letter, e-mail or SMS text)",
+                response_class=Response, responses={200: {"content": {"application/pdf": {}, "text/plain": {}}}})
     def item_preview(item_id: RowId, db: SessionDep, who: Manager,
                      channel: Literal["letter", "email", "sms"] = "letter") -> Response:
         item = db.get(Item, item_id)
@@ -272,7 +280,7 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
 def _send_routes(router: APIRouter, rem: Reminders) -> None:
     # No body to refuse a form by: the same-origin check keeps another site from making a browser send.
     @router.post("/campaigns/{campaign_id}/send", summary="Send the approved items (only those)",
-                 dependencies=[SameOrigin])
+                 dependencies=[SameOrigin], response_model=schemas.SendReport)
     def send(campaign_id: RowId, db: SessionDep, who: Manager) -> dict[str, Any]:
         if not rem.households:
             waiting = [i for i in items_of(db, campaign_id, "approved") if i.kind == HOUSEHOLD]
@@ -287,7 +295,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         return {"sent": report.sent, "failed": report.failed, "skipped": report.skipped,
                 "deferred": report.deferred, "files": [p.name for p in report.files]}
 
-    @router.get("/campaigns/{campaign_id}/files/{name}", summary="A generated PDF (letters, notices, route sheet)")
+    @router.get("/campaigns/{campaign_id}/files/{name}", summary="A generated PDF (letters, notices, route sheet)",
+                response_class=FileResponse, responses={200: {"content": {"application/pdf": {}}}})
     def file(campaign_id: RowId, name: str, db: SessionDep, who: Manager) -> FileResponse:
         folder = (rem.out_root / f"campagne-{campaign_id}").resolve()
         path = (folder / name).resolve()
@@ -299,7 +308,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         db.commit()
         return FileResponse(path, media_type="application/pdf", filename=name)
 
-    @router.get("/campaigns/{campaign_id}/route-sheet.pdf", summary="The ambassadeurs' route sheet")
+    @router.get("/campaigns/{campaign_id}/route-sheet.pdf", summary="The ambassadeurs' route sheet",
+                response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
     def route_sheet(campaign_id: RowId, db: SessionDep, who: Manager) -> Response:
 
         try:
@@ -313,8 +323,10 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         db.commit()
         return Response(pdf, media_type="application/pdf")
 
-    @router.get("/campaigns/{campaign_id}/effect", summary="Before/after vs matched streets (JSON or CSV)")
-    def effect(campaign_id: RowId, db: SessionDep, who: Manager, format: Literal["json", "csv"] = "json") -> Any:
+    @router.get("/campaigns/{campaign_id}/effect", summary="Before/after vs matched streets (JSON or CSV)",
+                response_model=schemas.EffectReport, responses={200: {"content": {"text/csv": {}}}})
+    def effect(campaign_id: RowId, db: SessionDep, who: Manager,
+               format: Literal["json", "csv"] = "json") -> dict[str, Any] | Response:
         try:
             report = measure(db, get_campaign(db, campaign_id), rem.config.effect, date.today())
         except CampaignError as error:
@@ -327,8 +339,10 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
             return PlainTextResponse(effect_csv(report), media_type="text/csv")
         return report
 
-    @router.get("/false-detections", summary="Lifts rejected as false detections (JSON or CSV, for retraining)")
-    def false_detection_list(db: SessionDep, who: Manager, format: Literal["json", "csv"] = "json") -> Any:
+    @router.get("/false-detections", summary="Lifts rejected as false detections (JSON or CSV, for retraining)",
+                response_model=list[schemas.FalseDetectionOut], responses={200: {"content": {"text/csv": {}}}})
+    def false_detection_list(db: SessionDep, who: Manager,
+                             format: Literal["json", "csv"] = "json") -> list[dict[str, Any]] | Response:
         if format == "csv":
             text = export_false_detections(db, who.actor)
             db.commit()

@@ -22,6 +22,7 @@ from server.reminders.plan import make_plan
 from server.reminders.targets import Plan
 from server.web.auth import audit
 from server.web.csvexport import rows_csv
+from vision.schema import Severity
 
 
 class CampaignError(ValueError):
@@ -127,10 +128,11 @@ def false_detections(session: Session) -> list[dict[str, Any]]:
                                  .join(FalseDetection, FalseDetection.event_id == Evidence.event_id)).all())
     rows = []
     for fd in session.scalars(select(FalseDetection).order_by(FalseDetection.id)):
+        wrong = [e for e in fd.errors if e.get("severity") != Severity.info]
         rows.append({"event_id": fd.event_id, "truck_id": fd.truck_id, "stream": fd.stream,
                      "model_version": fd.model_version,
-                     "classes": ";".join(sorted({e["class"] for e in fd.errors if e.get("severity") != "info"})),
-                     "categories": ";".join(sorted({e["category"] for e in fd.errors if e.get("severity") != "info"})),
+                     "classes": ";".join(sorted({e["class"] for e in wrong})),
+                     "categories": ";".join(sorted({e["category"] for e in wrong})),
                      "evidence_sha256": fd.evidence_sha256, "evidence_path": paths.get(fd.event_id),
                      "note": fd.note, "reported_by": fd.reported_by, "reported_at": fd.reported_at.isoformat(),
                      "item_id": fd.item_id})

@@ -23,7 +23,19 @@ from server.reminders.campaigns import get_campaign, items_of
 from server.reminders.channels import Attachment, ChannelError, Mailer, SmsGateway
 from server.reminders.config import RemindersConfig
 from server.reminders.letters import letter_pdf, route_sheet_pdf
-from server.reminders.models import APPROVED, FAILED, HOUSEHOLD, SENT, SKIPPED, Campaign, Contact, Item, OptOut
+from server.reminders.models import (
+    APPROVED,
+    FAILED,
+    HOUSEHOLD,
+    SENT,
+    SKIPPED,
+    STREET,
+    Campaign,
+    Channel,
+    Contact,
+    Item,
+    OptOut,
+)
 from server.reminders.templates import MessageTemplates, TemplateData, french_date, plain_text
 from server.reminders.walking_route import route_streets
 from server.streets.models import Address, Street
@@ -102,21 +114,21 @@ class Dispatcher:
 
     def _deliver(self, campaign: Campaign, item: Item, report: SendReport) -> tuple[str, str]:
         if item.kind != HOUSEHOLD:
-            path = self._write_pdf(campaign, item, self.message(campaign, item), "avis" if item.kind == "street"
+            path = self._write_pdf(campaign, item, self.message(campaign, item), "avis" if item.kind == STREET
                                    else "remerciement")
             report.files.append(path)
-            return "print", str(path)
+            return Channel.print, str(path)
         contact = self.session.get(Contact, item.target_key)
         for channel in self.config.channels.order:
-            if channel == "email" and contact and contact.email and self.mailer:
-                return "email", self._email(campaign, item, contact)
-            if channel == "sms" and contact and contact.phone and self.sms:
+            if channel == Channel.email and contact and contact.email and self.mailer:
+                return Channel.email, self._email(campaign, item, contact)
+            if channel == Channel.sms and contact and contact.phone and self.sms:
                 text = self.templates.render("sms", self.message(campaign, item, self.recipient(item, contact)))
-                return "sms", self.sms.send(contact.phone, text.strip())
-            if channel == "letter" and (postal := self.recipient(item, contact)):
+                return Channel.sms, self.sms.send(contact.phone, text.strip())
+            if channel == Channel.letter and (postal := self.recipient(item, contact)):
                 path = self._write_pdf(campaign, item, self.message(campaign, item, postal), "courrier")
                 report.files.append(path)
-                return "letter", str(path)
+                return Channel.letter, str(path)
         raise ChannelError("no way to reach this household: no e-mail, phone or postal address on file "
                            "(a bin without address needs its postal address in the contacts)")
 

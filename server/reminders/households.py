@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from server.db import utcnow
 from server.reminders.models import Contact, Item, OptOut
+from server.reminders.targets import HouseholdKey
 from server.web.auth import audit
 
-KEY = re.compile(r"^(address:\d+|bin:[A-Za-z0-9_.-]{1,64})$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+?[0-9 .-]{6,20}$")
 CONTACT_COLUMNS = ("key", "name", "email", "phone", "postal_address")
@@ -32,8 +32,10 @@ class HouseholdError(ValueError):
 
 
 def check_key(key: str) -> str:
-    if not KEY.match(key or ""):
-        raise HouseholdError(f"household key {key!r}: expected address:<id> or bin:<rfid>")
+    try:
+        HouseholdKey.parse(key)
+    except ValueError as error:
+        raise HouseholdError(str(error)) from None
     return key
 
 
@@ -68,7 +70,9 @@ def import_contacts(session: Session, text: str, actor: str, source: str) -> Con
 
 def _row_problem(row: dict[str, str | None]) -> str:
     key = (row.get("key") or "").strip()
-    if not KEY.match(key):
+    try:
+        HouseholdKey.parse(key)
+    except ValueError:
         return f"key {key!r} is not address:<id> or bin:<rfid>"
     email, phone = (row.get("email") or "").strip(), (row.get("phone") or "").strip()
     if email and not EMAIL.match(email):

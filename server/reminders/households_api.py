@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.config import ServerSettings
+from server.reminders import schemas
 from server.reminders.households import HouseholdError, erase_household, import_contacts, list_contacts, opt_out
 from server.web.deps import Manager, SameOrigin, SessionDep, content_type
 from server.web.privacy import require
@@ -59,7 +60,8 @@ class OptOutIn(BaseModel):
 
 
 def household_routes(router: APIRouter, settings: ServerSettings) -> None:
-    @router.get("/households", summary="Contacts (personal data; the read is audited)")
+    @router.get("/households", summary="Contacts (personal data; the read is audited)",
+                response_model=list[schemas.ContactOut])
     def households(db: SessionDep, who: Manager) -> list[dict[str, Any]]:
         require(settings, "Les contacts des foyers ne sont pas consultables")
         rows = list_contacts(db, who.actor)
@@ -67,7 +69,7 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
         return rows
 
     @router.post("/households/import", summary="Upsert contacts from CSV: key,name,email,phone,postal_address",
-                 dependencies=[SameOrigin])
+                 dependencies=[SameOrigin], response_model=schemas.ContactImportOut)
     async def import_households(request: Request, db: SessionDep, who: Manager) -> dict[str, Any]:
         # After the same-origin and content-type checks (a forged request learns nothing), before the body.
         kind = import_type(request)
@@ -80,7 +82,8 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
         db.commit()
         return {"imported": report.imported, "errors": list(report.errors)}
 
-    @router.post("/households/{key}/opt-out", summary="The household asked for no more reminders")
+    @router.post("/households/{key}/opt-out", summary="The household asked for no more reminders",
+                 response_model=schemas.OptedOut)
     def household_opt_out(key: str, body: OptOutIn, db: SessionDep, who: Manager) -> dict[str, Any]:
         try:
             opt_out(db, key, who.actor, body.note)
@@ -89,7 +92,8 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
         db.commit()
         return {"key": key, "opted_out": True}
 
-    @router.delete("/households/{key}", summary="Erase the household's personal data (right to erasure)")
+    @router.delete("/households/{key}", summary="Erase the household's personal data (right to erasure)",
+                   response_model=schemas.Erased)
     def household_erase(key: str, db: SessionDep, who: Manager, keep_opt_out: bool = True) -> dict[str, Any]:
         try:
             done = erase_household(db, key, who.actor, keep_opt_out)

@@ -10,6 +10,7 @@ household's data deletes that row and nothing the statistics rely on.
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,38 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version_reminders"
 
 # Item kinds and statuses, also used by the API and the page.
-HOUSEHOLD, STREET, THANKS = "household", "street", "thanks"
-PENDING, APPROVED, REJECTED, SENT, FAILED, SKIPPED = "pending", "approved", "rejected", "sent", "failed", "skipped"
+
+
+class ItemKind(StrEnum):
+    """Who an item is addressed to: one household, a whole street (a notice), or a thank-you."""
+
+    household = "household"
+    street = "street"
+    thanks = "thanks"
+
+
+class ItemStatus(StrEnum):
+    """An item's life: pending review -> approved or rejected -> sent, failed or skipped."""
+
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    sent = "sent"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class Channel(StrEnum):
+    """How an item went out; ``print`` is a street notice or thank-you printed for posting."""
+
+    email = "email"
+    sms = "sms"
+    letter = "letter"
+    print = "print"
+
+
+HOUSEHOLD, STREET, THANKS = ItemKind
+PENDING, APPROVED, REJECTED, SENT, FAILED, SKIPPED = ItemStatus
 REJECT_REASONS = ("false_detection", "wrong_household", "not_appropriate", "other")
 
 

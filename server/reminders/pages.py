@@ -1,8 +1,7 @@
 """The reminders' review page (``/rappels``) in the dashboard's frame, French first.
 
 The page is a shell over ``/api/reminders/...`` like every dashboard page; it extends the
-dashboard's base template and adds its own messages (``templates/reminders/i18n``). Imported only
-when ``server.web.dashboard`` is installed.
+dashboard's base template and adds its own messages (``templates/reminders/i18n``).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from server.ingest.models import Evidence, Lift, StreetDay
 from server.reminders.config import RemindersConfig
 from server.reminders.models import APPROVED, HOUSEHOLD, PENDING, SENT, STREET, THANKS, FalseDetection, Item, OptOut
 from server.reminders.targets import (
+    HouseholdKey,
     Plan,
     Sent,
     Skip,
@@ -178,18 +179,19 @@ class Planner:
 
     def _household_totals(self, keys: set[str]) -> dict[str, int]:
         """All lifts (clean too) of each candidate household in the window."""
-        bins = [k[4:] for k in keys if k.startswith("bin:")]
-        addresses = [int(k[8:]) for k in keys if k.startswith("address:")]
+        households = [HouseholdKey.parse(key) for key in keys]
+        bins = [h.bin_id for h in households if h.bin_id]
+        addresses = [h.address_id for h in households if h.address_id is not None]
         totals: Counter[str] = Counter()
         window = (Lift.day >= self.since, Lift.day <= self.until)
         for bin_id, n in self.session.execute(select(Lift.bin_id, func.count()).where(
                 Lift.bin_id.in_(bins), *window).group_by(Lift.bin_id)):
-            totals[f"bin:{bin_id}"] = n
+            totals[str(HouseholdKey(bin_id=bin_id))] = n
         threshold = self.config.household.min_address_confidence
         for address_id, n in self.session.execute(select(Lift.address_id, func.count()).where(
                 Lift.address_id.in_(addresses), Lift.bin_id.is_(None), Lift.match_confidence >= threshold,
                 *window).group_by(Lift.address_id)):
-            totals[f"address:{address_id}"] = n
+            totals[str(HouseholdKey(address_id=address_id))] = n
         return totals
 
     def _history(self, keys: set[str], memory_days: int) -> dict[str, Sent]:

@@ -6,6 +6,7 @@ household keys, error categories, and the names people read (streets, addresses)
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from server.streets.models import Address, Street
 from server.web.reports import wilson
+from vision.schema import Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,19 +67,44 @@ class Unit:
     bin_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class HouseholdKey:
+    """A household: an RFID bin (certain) or an address; written ``bin:<rfid>`` or ``address:<id>``
+    in items, contacts and opt-outs."""
+
+    bin_id: str | None = None
+    address_id: int | None = None
+
+    def __str__(self) -> str:
+        return f"bin:{self.bin_id}" if self.bin_id else f"address:{self.address_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> HouseholdKey:
+        """The key written ``text``; ``ValueError`` when it is neither form."""
+        kind, _, value = (text or "").partition(":")
+        if kind == "bin" and _BIN_ID.fullmatch(value):
+            return cls(bin_id=value)
+        if kind == "address" and value.isascii() and value.isdigit():
+            return cls(address_id=int(value))
+        raise ValueError(f"household key {text!r}: expected address:<id> or bin:<rfid>")
+
+
+_BIN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 def household_key(bin_id: str | None, address_id: int | None, confidence: float | None,
                   min_confidence: float) -> str | None:
     """The household a lift is attributed to, or None when only its street is sure enough."""
     if bin_id:
-        return f"bin:{bin_id}"
+        return str(HouseholdKey(bin_id=bin_id))
     if address_id is not None and confidence is not None and confidence >= min_confidence:
-        return f"address:{address_id}"
+        return str(HouseholdKey(address_id=address_id))
     return None
 
 
 def categories_of(errors: list[dict[str, Any]]) -> set[str]:
     """Error categories that made a lift contaminated (``info`` items are not contamination)."""
-    return {e["category"] for e in errors if e.get("severity") != "info"}
+    return {e["category"] for e in errors if e.get("severity") != Severity.info}
 
 
 def pct(value: float, digits: int = 0) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from server.reminders.letters import RouteStreet, Stop
 from server.reminders.models import APPROVED, HOUSEHOLD, SENT, STREET, Contact, Item
+from server.reminders.targets import HouseholdKey
 from server.reminders.templates import CATEGORY_LABELS
 from server.streets.models import Address, Street
 
@@ -65,7 +66,7 @@ def route_streets(session: Session, items: Iterable[Item]) -> list[RouteStreet]:
     addresses = {a.id: a for a in session.scalars(select(Address).where(Address.id.in_(address_ids)))}
     # A bin whose lifts had no sure address is found through the bin registry (its postal address).
     bin_keys = [i.target_key for i in chosen if i.bin_id and i.address_id not in addresses]
-    bin_places = {key: f"bac {key[4:]} — {place}" for key, place in session.execute(
+    bin_places = {key: f"bac {HouseholdKey.parse(key).bin_id} — {place}" for key, place in session.execute(
         select(Contact.key, Contact.postal_address).where(Contact.key.in_(bin_keys))) if place}
     blocks = []
     for street_id, street_items in sorted(by_street.items(), key=lambda kv: _street_name(streets, kv[0])):

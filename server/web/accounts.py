@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, BigId, UtcDateTime, utcnow
 
-ROLES = ("viewer", "manager", "admin")  # increasing rights
+
+class Role(StrEnum):
+    """Rights grow down the list: a manager can do what a viewer can, an admin what a manager can."""
+
+    viewer = "viewer"
+    manager = "manager"
+    admin = "admin"
+
+
+ROLES = tuple(Role)  # increasing rights
 
 
 class User(Base):

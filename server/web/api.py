@@ -21,13 +21,14 @@ from sqlalchemy.orm import Session
 from base.ids import ID_MAX_LENGTH, TRUCK_ID_PATTERN
 from base.version import __version__
 from server.db import utcnow
-from server.ingest.models import DeadLetter, Evidence, Lift, Truck
+from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
 from server.migrate import current_revision
+from server.web import schemas
 from server.web.accounts import AuditEntry
 from server.web.auth import audit
 from server.web.bounds import MAX_ROW_ID, Day, Moment, RowId
 from server.web.csvexport import rows_csv
-from server.web.deps import Admin, ContextDep, Manager, SessionDep, Viewer
+from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, Viewer
 from server.web.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
 from server.web.privacy import street_level_lift
 from server.web.reports import StreetFilter, street_detail, street_geojson_text, street_stats
@@ -65,7 +66,7 @@ def streets_csv(streets: list[dict[str, Any]]) -> str:
     return rows_csv(CSV_COLUMNS, rows)
 
 
-def _health(db: Session, ctx: Any) -> dict[str, Any]:
+def _health(db: Session, ctx: AppContext) -> dict[str, Any]:
     try:
         db.execute(text("SELECT 1"))
         database, revision = "ok", current_revision(db.get_bind())  # type: ignore[arg-type]
@@ -82,12 +83,14 @@ def _health(db: Session, ctx: Any) -> dict[str, Any]:
 def api_router() -> APIRouter:
     router = APIRouter(prefix="/api", tags=["api"])
 
-    @router.get("/health", summary="Liveness: database, broker connection, version (no login)")
+    @router.get("/health", summary="Liveness: database, broker connection, version (no login)",
+                response_model=schemas.Health, responses={503: {"model": schemas.Health}})
     def health(db: SessionDep, ctx: ContextDep) -> JSONResponse:
         body = _health(db, ctx)
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
-    @router.get("/streets", summary="Contamination per street with a 95 % Wilson interval (JSON or CSV)")
+    @router.get("/streets", summary="Contamination per street with a 95 % Wilson interval (JSON or CSV)",
+                response_model=schemas.StreetList, responses={200: {"content": {"text/csv": {}}}})
     def streets(request: Request, db: SessionDep, who: Viewer, flt: StreetFilterDep,
                 format: str | None = Query(default=None, pattern="^(json|csv)$")) -> Response:
         stats = street_stats(db, flt)
@@ -100,11 +103,13 @@ def api_router() -> APIRouter:
                             headers={"Content-Disposition": 'attachment; filename="trivue-streets.csv"'})
         return JSONResponse(stats)
 
-    @router.get("/streets.geojson", summary="The same statistics as GeoJSON street geometries")
+    @router.get("/streets.geojson", summary="The same statistics as GeoJSON street geometries",
+                response_model=schemas.FeatureCollection)
     def streets_geojson(db: SessionDep, who: Viewer, flt: StreetFilterDep) -> Response:
         return Response(street_geojson_text(db, flt), media_type="application/geo+json")
 
-    @router.get("/streets/{street_id}", summary="One street: daily trend, streams and error breakdown")
+    @router.get("/streets/{street_id}", summary="One street: daily trend, streams and error breakdown",
+                response_model=schemas.StreetDetail)
     def street(street_id: RowId, db: SessionDep, who: Viewer, flt: StreetFilterDep) -> dict[str, Any]:
         detail = street_detail(db, street_id, flt)
         if detail is None:
@@ -115,7 +120,8 @@ def api_router() -> APIRouter:
                                 "shown to managers only")
         return detail
 
-    @router.get("/lifts", summary="Lifts, newest first, paginated (household-level: manager)")
+    @router.get("/lifts", summary="Lifts, newest first, paginated (household-level: manager)",
+                response_model=schemas.LiftPage)
     def lifts(db: SessionDep, ctx: ContextDep, who: Manager, street_id: RowId | None = None,
               truck_id: str | None = Query(default=None, max_length=64), contaminated: bool | None = None,
               since: Moment | None = None, until: Moment | None = None,
@@ -132,7 +138,8 @@ def api_router() -> APIRouter:
             page = {**page, "items": [street_level_lift(item) for item in page["items"]]}
         return page
 
-    @router.get("/lifts/{event_id}", summary="One lift with its street, address and photo link (manager)")
+    @router.get("/lifts/{event_id}", summary="One lift with its street, address and photo link (manager)",
+                response_model=schemas.Lift)
     def lift(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Manager) -> dict[str, Any]:
         detail = lift_detail(db, str(event_id))
         if detail is None:
@@ -146,7 +153,7 @@ def api_router() -> APIRouter:
         return detail if household else street_level_lift(detail)
 
     @router.get("/lifts/{event_id}/evidence.jpg", summary="The blurred evidence photo (manager)",
-                response_class=FileResponse)
+                response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
     def evidence(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Manager) -> FileResponse:
         photo = db.get(Evidence, str(event_id))
         path = ctx.evidence.path(photo.path) if photo is not None else None
@@ -168,7 +175,7 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def truck_json(truck: Truck, lifts: int) -> dict[str, Any]:
     return {"truck_id": truck.truck_id, "status": truck.status,
-            "online": truck.status == "online",
+            "online": truck.status == TruckStatus.online,
             "status_at": truck.status_at.isoformat() if truck.status_at else None,
             "last_seen_at": truck.last_seen_at.isoformat() if truck.last_seen_at else None,
             "stats": truck.stats, "stats_at": truck.stats_at.isoformat() if truck.stats_at else None,
@@ -186,13 +193,14 @@ class TruckConfigIn(BaseModel):
 
 
 def _truck_routes(router: APIRouter) -> None:
-    @router.get("/trucks", summary="Trucks: online/offline, last seen, last stats")
+    @router.get("/trucks", summary="Trucks: online/offline, last seen, last stats", response_model=schemas.TruckList)
     def trucks(db: SessionDep, who: Viewer) -> dict[str, Any]:
         counts = dict(db.execute(select(Lift.truck_id, func.count()).group_by(Lift.truck_id)).tuples().all())
         rows = db.scalars(select(Truck).order_by(Truck.truck_id))
         return {"trucks": [truck_json(t, counts.get(t.truck_id, 0)) for t in rows]}
 
-    @router.put("/trucks/{truck_id}/config", summary="Set a truck's stream; published retained to the truck")
+    @router.put("/trucks/{truck_id}/config", summary="Set a truck's stream; published retained to the truck",
+                response_model=schemas.TruckConfig)
     def truck_config(truck_id: Annotated[str, Path(max_length=ID_MAX_LENGTH, pattern=TRUCK_ID_PATTERN)],
                      body: TruckConfigIn, db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
         config = {"config_version": utcnow().strftime("%Y%m%dT%H%M%SZ"),
@@ -203,14 +211,14 @@ def _truck_routes(router: APIRouter) -> None:
             ctx.publish_config(truck_id, config)
         except ConnectionError as error:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
-        truck = db.get(Truck, truck_id) or Truck(truck_id=truck_id, status="unknown")
+        truck = db.get(Truck, truck_id) or Truck(truck_id=truck_id, status=TruckStatus.unknown.value)
         truck.config = config
         db.add(truck)
         audit(db, who.actor, "truck.config", truck_id, str(config))
         db.commit()
         return config
 
-    @router.get("/audit", summary="The audit trail, newest first (admin)")
+    @router.get("/audit", summary="The audit trail, newest first (admin)", response_model=schemas.AuditPage)
     def audit_log(db: SessionDep, who: Admin, action: str | None = Query(default=None, max_length=64),
                   limit: int = Query(default=100, ge=1, le=1000),
                   before_id: int | None = Query(default=None, ge=1, le=MAX_ROW_ID)) -> dict[str, Any]:
@@ -222,7 +230,8 @@ def _truck_routes(router: APIRouter) -> None:
         return {"items": [{"id": a.id, "at": a.at.isoformat(), "actor": a.actor, "action": a.action,
                            "target": a.target, "detail": a.detail} for a in db.scalars(query)]}
 
-    @router.get("/dead-letters", summary="Messages refused by ingest, newest first (manager)")
+    @router.get("/dead-letters", summary="Messages refused by ingest, newest first (manager)",
+                response_model=schemas.DeadLetters)
     def dead_letters(db: SessionDep, ctx: ContextDep, who: Manager,
                      reason: str | None = Query(default=None, max_length=32),
                      limit: int = Query(default=100, ge=1, le=1000)) -> dict[str, Any]:

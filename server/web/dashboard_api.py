@@ -25,9 +25,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from server.config import ServerSettings
 from server.ingest.models import UNMATCHED, DeadLetter, Lift, StreetDay, StreetDayError
 from server.streets.models import Street
+from server.web import schemas
 from server.web.bounds import MAX_ROW_ID, Day
 from server.web.deps import SessionDep, Viewer, context, current_principal
 from server.web.reports import StreetFilter, rate_fields
+from vision.schema import Severity
 
 ALERT_POLL_S = 1.0  # how often the stream looks for new alert lifts (one indexed query)
 ALERT_BATCH = 100
@@ -92,7 +94,7 @@ def error_rates(db: Session, category: str, flt: StreetFilter) -> list[dict[str,
     totals = flt.apply(select(StreetDay.street_id, func.sum(StreetDay.lifts))
                        .where(StreetDay.street_id != UNMATCHED).group_by(StreetDay.street_id), StreetDay)
     hits = flt.apply(select(StreetDayError.street_id, func.sum(StreetDayError.lifts))
-                     .where(StreetDayError.category == category, StreetDayError.severity != "info")
+                     .where(StreetDayError.category == category, StreetDayError.severity != Severity.info.value)
                      .group_by(StreetDayError.street_id), StreetDayError)
     if flt.commune is not None:
         totals = totals.where(StreetDay.street_id.in_(select(Street.id).where(Street.commune == flt.commune)))
@@ -153,13 +155,13 @@ async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSent
 def dashboard_api_router(settings: ServerSettings) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["dashboard"])
 
-    @router.get("/me")
+    @router.get("/me", response_model=schemas.Me)
     def me(who: Viewer) -> dict[str, Any]:
         """The authenticated caller: name, role and kind (user, token or dev), and whether the server
         works at household level (``server.web.privacy``) so that pages can say so."""
         return {"name": who.name, "role": who.role, "kind": who.kind, "household_level": settings.household_level}
 
-    @router.get("/network.geojson")
+    @router.get("/network.geojson", response_model=schemas.FeatureCollection)
     def network(db: SessionDep, who: Viewer, if_none_match: str | None = Header(default=None)) -> Response:
         """Geometry of every street (no statistics), for drawing the whole network once."""
         body = network_geojson(db)
@@ -169,7 +171,7 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/geo+json", headers=headers)
 
-    @router.get("/error-rates")
+    @router.get("/error-rates", response_model=schemas.ErrorRates)
     def rates(db: SessionDep, who: Viewer, category: str = Query(min_length=1, max_length=64),
               since: Day | None = None, until: Day | None = None, stream: str | None = None,
               commune: str | None = Query(default=None, max_length=120),
@@ -177,12 +179,14 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         """Per street, the share of lifts with an error of ``category`` (Wilson 95 % interval)."""
         return {"items": error_rates(db, category, period(since, until, stream, commune, min_lifts))}
 
-    @router.get("/alerts")
+    @router.get("/alerts", response_model=schemas.Alerts)
     def alerts(db: SessionDep, who: Viewer, limit: int = Query(default=50, ge=1, le=500)) -> dict[str, Any]:
         """The latest alert lifts, newest first; ``cursor`` resumes ``/api/alerts/stream?after=``."""
         return {"items": alert_rows(db, None, limit), "cursor": last_lift_id(db)}
 
-    @router.get("/alerts/stream")
+    @router.get("/alerts/stream", response_class=EventSourceResponse,
+                responses={200: {"content": {"text/event-stream": {}},
+                                 "description": "One `alert` event per alert lift, data as in /api/alerts"}})
     def alert_stream(request: Request, db: SessionDep,
                      after: int | None = Query(default=None, ge=0, le=MAX_ROW_ID),
                      last_event_id: str | None = Header(default=None)) -> EventSourceResponse:
@@ -196,7 +200,7 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         db.close()  # the stream polls with its own short sessions
         return EventSourceResponse(alert_events(request, start), ping=15)
 
-    @router.get("/data-quality")
+    @router.get("/data-quality", response_model=schemas.DataQuality)
     def quality(db: SessionDep, who: Viewer, since: Day | None = None,
                 until: Day | None = None) -> dict[str, Any]:
         """Lifts matched or not to a street (no GPS, too far), match confidence, dead letters."""

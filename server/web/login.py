@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.web.auth import audit, check_password, close_session, open_session
 from server.web.deps import SESSION_COOKIE, ContextDep, SessionDep
+from server.web.schemas import Done, LoggedIn
 
 MAX_FAILURES = 5
 USER_MAX_FAILURES = 50
@@ -123,8 +124,8 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["login"])
     throttle = throttle or LoginThrottle()
 
-    @router.post("/login", summary="Open a browser session (sets the trivue_session cookie)")
-    async def login(request: Request, response: Response, db: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+    @router.post("/login", summary="Open a browser session (sets the trivue_session cookie)", response_model=LoggedIn)
+    async def login(request: Request, response: Response, db: SessionDep, ctx: ContextDep) -> dict[str, str]:
         form = await _read_form(request)
         address = request.client.host if request.client else "unknown"
         if throttle.blocked(form.name, address):
@@ -144,7 +145,7 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
                             secure=ctx.settings.cookie_secure and not ctx.settings.dev)
         return {"name": user.name, "role": user.role, "expires_at": expires.isoformat()}
 
-    @router.post("/logout", summary="End the browser session")
+    @router.post("/logout", summary="End the browser session", response_model=Done)
     def logout(request: Request, response: Response, db: SessionDep) -> dict[str, bool]:
         if key := request.cookies.get(SESSION_COOKIE):
             close_session(db, key)

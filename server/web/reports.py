@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from server.ingest.models import UNMATCHED, StreetDay, StreetDayError
 from server.streets.models import Street
+from vision.schema import Severity
 
 Z_95 = 1.959964  # two-sided 95 %
 TOP_ERRORS = 3
@@ -73,7 +74,7 @@ TOP_ERRORS_IN_LIST_MAX = 200
 def _top_errors(session: Session, flt: StreetFilter, street_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     query = flt.apply(select(StreetDayError.street_id, StreetDayError.category,
                              func.sum(StreetDayError.lifts), func.sum(StreetDayError.items))
-                      .where(StreetDayError.severity != "info")
+                      .where(StreetDayError.severity != Severity.info.value)
                       .group_by(StreetDayError.street_id, StreetDayError.category), StreetDayError)
     if len(street_ids) <= TOP_ERRORS_IN_LIST_MAX:
         query = query.where(StreetDayError.street_id.in_(street_ids))
