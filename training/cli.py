@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--model", default="yolov8n", help="yolov8n | yolov8s | yolo11n | yolo26n")
     train.add_argument("--init", default="coco",
                        help="coco (rebuilt from the shared ONNX) | coco-identity (same, identity BNs, "
-                            "for comparison) | scratch | X.pt")
+                            "for comparison) | scratch | X.pt | X.onnx (warm start from a float YOLOv8n "
+                            "export such as models/trivue-waste.onnx: class rows copied by name)")
     train.add_argument("--imgsz", type=int, default=320)
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--hours", type=float, default=0.0,
@@ -30,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--close-mosaic", type=int, default=5, help="last N epochs without mosaic")
     train.add_argument("--fraction", type=float, default=1.0, help="use this fraction of the training images")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--missing-labels", default="mask", choices=["mask", "naive"],
+                       help="classes a source does not label: mask their loss per source (default) "
+                            "or treat them as background (naive merge)")
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
     train.add_argument("--no-cache", action="store_true", help="decode images every epoch (saves RAM)")
     train.add_argument("--no-plots", action="store_true")
@@ -69,6 +73,7 @@ def run_train(args: argparse.Namespace) -> int:
         data=args.data, run_dir=args.run, model=args.model, init=args.init, imgsz=args.imgsz,
         epochs=args.epochs, hours=args.hours, batch=args.batch, close_mosaic=args.close_mosaic,
         seed=args.seed, threads=args.threads, cache=not args.no_cache, fraction=args.fraction, plots=not args.no_plots,
+        missing_labels=args.missing_labels,
     )
     try:
         best = train(config, resume=args.resume)
