@@ -378,7 +378,7 @@ def evaluate_lifts(data: Path, model: Path, split: str = "val", conf: float = 0.
 
 
 def contact_sheet(burst: Burst, tracked: Sequence[Detections], counted: dict[str, int], names: Sequence[str],
-                  out: Path, columns: int = 4, side: int = 300) -> Path:
+                  out: Path, columns: int = 4, side: int = 240) -> Path:
     """The burst's frames in a grid: labelled boxes visible in the frame (green), the pipeline's
     tracked boxes (one colour per track, ``#id class``), and the lift's truth against its count."""
     truth, hidden = burst.truth.counts(TrackingSettings().min_track_frames)
@@ -408,13 +408,18 @@ def contact_sheet(burst: Burst, tracked: Sequence[Detections], counted: dict[str
     grid = np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])
     header = np.full((48, grid.shape[1], 3), 255, np.uint8)
     lines = (f"{burst.source}: {burst.name} ({len(burst.frames)} frames)  green: labelled, visible; "
-             "colour: tracked by the pipeline",
+             "colour: tracked (#id); grey: detected, not tracked",
              f"truth {dict(sorted(truth.items()))}  hidden {dict(sorted(hidden.items()))}  "
              f"counted {dict(sorted(counted.items()))}")
     for row, text in enumerate(lines):
         cv2.putText(header, text, (6, 18 + row * 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    sheet = np.vstack([header, grid])
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), np.vstack([header, grid])):
+    if out.suffix.lower() == ".png":  # a 256-colour palette: a third of the size, enough to look at
+        from PIL import Image
+
+        Image.fromarray(cv2.cvtColor(sheet, cv2.COLOR_BGR2RGB)).quantize(256).save(out, optimize=True)
+    elif not cv2.imwrite(str(out), sheet):
         raise EvaluateError(f"{out}: cannot write the contact sheet (use a .png or .jpg name)")
     return out
 
