@@ -21,7 +21,6 @@ same frames, whatever the order or subset of photos.
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 import time
@@ -31,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -47,7 +47,8 @@ from vision.rules import SortingRules
 from vision.schema import ModelInfo, Stream
 from vision.tracking import Tracker, TrackerSettings
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import albumentations as A
 
 OCCLUDER_GREY = 40  # a dark, flat occluder (an arm, the bin's lid): nothing a detector takes for waste
 
@@ -117,7 +118,7 @@ def burst_seed(seed: int, name: str) -> int:
     return zlib.crc32(f"{seed}/{name}".encode())
 
 
-def _frame_transform(zoom: float, style: BurstStyle, seed: int):  # -> albumentations.Compose
+def _frame_transform(zoom: float, style: BurstStyle, seed: int) -> A.Compose:
     import albumentations as A
 
     side = style.occluder
@@ -222,29 +223,33 @@ class LiftCounter:
         self.recorder = _WatchedRecorder(detector.names, rules, model, tracking.min_track_frames)
         t = tracking
         tracker = Tracker(TrackerSettings(t.activation_conf, t.high_conf, t.match_iou, t.lost_frames, frame_rate))
-        self._done: list[tuple[LiftResult, list[Detections]]] = []
+        self._lifts = 0
         self._burst: Burst | None = None
+        self._last: tuple[LiftResult, list[Detections]] | None = None
+        # as edge.app.Agent: several frames at once only with a detector that allows it
+        workers = workers if getattr(detector, "concurrent", False) else 1
         self.pipeline = Pipeline(detector.detect, tracker, self.recorder, BurstTrigger(), self._deliver,
                                  lambda _classes: None, lambda: stream, workers)
 
     def _deliver(self, last: Frame) -> None:
-        assert self._burst is not None
-        counted = self.recorder.counts()
-        tracked = self.recorder.tracked
-        self.recorder.finish(last.captured_at, LiftContext("evaluate", len(self._done)))
         burst = self._burst
-        self._done.append((LiftResult(burst.name, burst.source, len(burst.frames), burst.truth, counted), tracked))
+        if burst is None or self._last is not None:
+            raise EvaluateError(f"{last.burst}: the pipeline closed more than one lift for one burst")
+        counted, tracked = self.recorder.counts(), self.recorder.tracked
+        self.recorder.finish(last.captured_at, LiftContext("evaluate", self._lifts))
+        self._last = (LiftResult(burst.name, burst.source, len(burst.frames), burst.truth, counted), tracked)
 
     def count(self, burst: Burst) -> tuple[LiftResult, list[Detections]]:
         """The lift's result, and the tracked detections of each of its frames."""
-        start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=len(self._done))
+        start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=self._lifts)
         step = timedelta(seconds=1 / self.frame_rate)
         frames = [Frame(image, start + i * step, i, burst.name) for i, image in enumerate(burst.frames)]
-        self._burst, lifts = burst, len(self._done)
+        self._burst, self._last = burst, None
         self.pipeline.run(frames)
-        if len(self._done) != lifts + 1:
-            raise EvaluateError(f"{burst.name}: the pipeline closed {len(self._done) - lifts} lifts, expected 1")
-        return self._done[-1]
+        if self._last is None:
+            raise EvaluateError(f"{burst.name}: the pipeline closed no lift")
+        self._lifts += 1
+        return self._last
 
 
 def _stats(errors: Sequence[int]) -> dict:
