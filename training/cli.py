@@ -49,7 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--stream", default="recyclables", help="stream for the sorting-error decision")
     evaluate.add_argument("--rules", type=Path, default=None, help="rules YAML (default: French rules)")
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    evaluate.add_argument("--plot", type=Path, default=None, help="write a PR-curve PNG here")
+    evaluate.add_argument("--plot", type=Path, default=None,
+                          help="write a PR-curve PNG here (with --lifts: a contact sheet of the worst lift)")
+    evaluate.add_argument("--lifts", action="store_true",
+                          help="count lifts instead: each photo as a 5-8 frame burst through the truck's pipeline")
+    evaluate.add_argument("--seed", type=int, default=0, help="--lifts: seed of the bursts (reproducible)")
     evaluate.set_defaults(handler=run_evaluate)
 
     export = subparsers.add_parser("export", help="export a training run to ONNX with Trivue metadata")
@@ -89,12 +93,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from trivue.cli import CliError
     from vision.model import DetectorError, default_model_path
 
+    if args.lifts:
+        return run_evaluate_lifts(args)
     try:
         report = evaluate(args.data, args.model or default_model_path(), split=args.split, conf=args.conf,
                           stream=args.stream, rules=args.rules, plot=args.plot)
     except (EvaluateError, DatasetError, DetectorError) as error:
         raise CliError(str(error)) from None
     sys.stdout.write(json.dumps(report) + "\n" if args.json else format_report(report))
+    return 0
+
+
+def run_evaluate_lifts(args: argparse.Namespace) -> int:
+    from training.datasets import DatasetError
+    from training.evaluate import EvaluateError
+    from training.lifts import evaluate_lifts, format_lifts
+    from trivue.cli import CliError
+    from vision.model import DetectorError, default_model_path
+
+    try:
+        report = evaluate_lifts(args.data, args.model or default_model_path(), split=args.split, conf=args.conf,
+                                stream=args.stream, rules=args.rules, seed=args.seed, sheet=args.plot)
+    except (EvaluateError, DatasetError, DetectorError) as error:
+        raise CliError(str(error)) from None
+    sys.stdout.write(json.dumps(report) + "\n" if args.json else format_lifts(report))
     return 0
 
 
