@@ -20,6 +20,7 @@ a different bag in the same hopper fails that test, a crop of the same bag passe
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -281,10 +282,14 @@ def group_split(prints: Sequence[Fingerprint], splits: Sequence[str],
 
 def find_groups(images: Sequence[Path], splits: Sequence[str], label: str = "") -> Groups:
     """Fingerprint ``images`` (with a progress bar) and group the near-duplicates among them."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from rich.progress import track
 
-    prints = [fingerprint(path) for path in track(images, description=f"fingerprints {label}".strip(),
-                                                 transient=True)]
+    # SIFT on a few thousand photos takes minutes on one core: one process per core
+    with ProcessPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+        prints = list(track(pool.map(fingerprint, images, chunksize=16), total=len(images),
+                            description=f"fingerprints {label}".strip(), transient=True))
     return group_split(prints, splits, progress=lambda text: log.info("%s: %s", label, text))
 
 
