@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
     evaluate.add_argument("--plot", type=Path, default=None,
                           help="write a PR-curve PNG here (with --lifts: a contact sheet of the worst lift)")
+    evaluate.add_argument("--sheets", type=Path, default=None, metavar="DIR",
+                          help="write contact sheets here: the model's boxes on each source, and the "
+                               "near-duplicate photos kept in one split")
     evaluate.add_argument("--lifts", action="store_true",
                           help="count lifts instead: each photo as a 5-8 frame burst through the truck's pipeline")
     evaluate.add_argument("--seed", type=int, default=0, help="--lifts: seed of the bursts (reproducible)")
@@ -90,6 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from training.datasets import DatasetError
     from training.evaluate import EvaluateError, evaluate, format_report
+    from training.sheets import SheetError
     from trivue.cli import CliError
     from vision.model import DetectorError, default_model_path
 
@@ -97,8 +101,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return run_evaluate_lifts(args)
     try:
         report = evaluate(args.data, args.model or default_model_path(), split=args.split, conf=args.conf,
-                          stream=args.stream, rules=args.rules, plot=args.plot)
-    except (EvaluateError, DatasetError, DetectorError) as error:
+                          stream=args.stream, rules=args.rules, plot=args.plot, sheets=args.sheets)
+    except (EvaluateError, DatasetError, DetectorError, SheetError) as error:
         raise CliError(str(error)) from None
     sys.stdout.write(json.dumps(report) + "\n" if args.json else format_report(report))
     return 0

@@ -296,7 +296,8 @@ def keep_groups_together(samples: list[Sample], report: SourceReport, cache_dir:
     report.moved_to_train = sum(s.split == "val" and p == "train" for s, p in zip(samples, placed, strict=True))
     report.moved_to_val = sum(s.split == "train" and p == "val" for s, p in zip(samples, placed, strict=True))
     moved = [replace(s, split=p) for s, p in zip(samples, placed, strict=True)]
-    named = {"source": name, "links": [{"a": samples[a].image.name, "b": samples[b].image.name,
+    named = {"source": name, "links": [{"a": f"{name}{SEPARATOR}{samples[a].image.name}",
+                                        "b": f"{name}{SEPARATOR}{samples[b].image.name}",
                                         "a_split": placed[a], "b_split": placed[b], "kind": kind, "score": score}
                                        for a, b, kind, score in evidence["links"]]}
     return moved, named

@@ -119,8 +119,12 @@ class Tally:
 
 
 def evaluate(data: Path, model: Path, split: str = "val", conf: float = 0.25, stream: str = "recyclables",
-             rules: Path | None = None, plot: Path | None = None) -> dict:
-    """Run ``model`` over ``split`` of ``data``; return the report (JSON-ready dict)."""
+             rules: Path | None = None, plot: Path | None = None, sheets: Path | None = None) -> dict:
+    """Run ``model`` over ``split`` of ``data``; return the report (JSON-ready dict).
+
+    ``sheets``: a folder for contact sheets of what the model sees on each source and, for merged
+    data, of the photos judged the same shot and the most alike ones left apart.
+    """
     try:
         stream_value = Stream(stream)
     except ValueError:
@@ -130,8 +134,22 @@ def evaluate(data: Path, model: Path, split: str = "val", conf: float = 0.25, st
         data_yaml = resolve_data(Path(data), Path(workdir))
         items, names = read_split(data_yaml, split)
         labelled = source_classes(data_yaml, names)
-        return evaluate_items(items, names, model, conf, stream_value, sorting, plot, labelled) | {
-            "data": str(data), "split": split}
+        report = evaluate_items(items, names, model, conf, stream_value, sorting, plot, labelled)
+        if sheets is not None:
+            report["sheets"] = [str(p) for p in write_sheets(model, items, names, data_yaml.parent, sheets, conf)]
+        return report | {"data": str(data), "split": split}
+
+
+def write_sheets(model: Path, items: list[LabelledImage], names: list[str], merged: Path, out: Path,
+                 conf: float) -> list[Path]:
+    from training.sheets import distinct_neighbours_sheet, duplicates_sheet, prediction_sheet
+
+    written = prediction_sheet(model, items, names, out, conf=conf)
+    if (merged / "near-duplicates.json").is_file():
+        written.append(duplicates_sheet(merged, out / "near-duplicates.png"))
+        for source in sorted({item.source for item in items}):
+            written.append(distinct_neighbours_sheet(merged, source, out / f"distinct-{source}.png"))
+    return written
 
 
 def source_classes(data_yaml: Path, names: list[str]) -> dict[str, list[str]]:
