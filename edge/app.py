@@ -22,7 +22,7 @@ import cv2
 from base.paths import COCO_WEIGHTS
 from edge.alert import CrewAlert
 from edge.camera import Frame, check_source, frames, is_file_source, prefetch, throttle
-from edge.config import EdgeSettings
+from edge.config import ConfigError, EdgeSettings
 from edge.evidence import EvidenceStore
 from edge.gps import Gps, open_gps
 from edge.lines import LineWriter
@@ -35,7 +35,8 @@ from vision.lift import LiftContext, LiftRecorder
 from vision.model import Detector, default_model_path
 from vision.region import Region
 from vision.rules import COCO_RULES, DEFAULT_RULES, SortingRules
-from vision.schema import ModelInfo, Stream, TruckConfig, TruckStats
+from vision.schema import ModelCheck, ModelInfo, Stream, TruckConfig, TruckStats
+from vision.selfcheck import SelfCheckError, calibration_photos, check_int8, fp32_sibling
 from vision.tracking import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,50 @@ def load_sorting_rules(settings: EdgeSettings, model_path: Path, names: tuple[st
     return rules
 
 
+def choose_model(settings: EdgeSettings) -> tuple[Path, ModelCheck | None]:
+    """The model to run: the configured one, unless it is an INT8 model that disagrees with its FP32
+    sibling on the calibration photos (``vision.selfcheck``); then the FP32 model, and a warning.
+
+    The check costs about a second at start-up (docs/edge.md). When it cannot run (unreadable
+    sibling, missing package photos) the configured model runs and the status says why.
+    """
+    configured = Path(settings.model or default_model_path(quantised=True))
+    check = settings.selfcheck
+    if not check.enabled or fp32_sibling(configured) is None:
+        return configured, None
+    try:
+        photos = calibration_photos(check.photos)
+    except SelfCheckError as error:
+        if check.photos is not None:  # the operator's own folder: a configuration error
+            raise ConfigError(f"selfcheck.photos: {error}") from None
+        return configured, _skipped(configured, check.max_disagreement, str(error))
+    try:
+        verdict = check_int8(configured, check.max_disagreement, photos, threads=settings.detector_threads)
+    except SelfCheckError as error:
+        return configured, _skipped(configured, check.max_disagreement, str(error))
+    assert verdict is not None  # a sibling exists (tested above)
+    agreement = verdict.agreement
+    status = ModelCheck(status="passed" if verdict.passed else "fallback", configured=configured.name,
+                        running=verdict.chosen.name, disagreement=round(agreement.disagreement, 4),
+                        threshold=check.max_disagreement, photos=len(agreement.photos))
+    if verdict.passed:
+        log.info("INT8 self-check passed: %s against %s, disagreement %.3f <= %.3f on %d photos (%.2f s)",
+                 configured.name, verdict.reference.name, agreement.disagreement, check.max_disagreement,
+                 len(agreement.photos), verdict.seconds)
+    else:
+        log.warning("INT8 self-check failed: %s disagrees with %s by %.3f > %.3f on %d photos; running the FP32 "
+                    "model %s instead (slower, but it sees what the model was validated to see)",
+                    configured.name, verdict.reference.name, agreement.disagreement, check.max_disagreement,
+                    len(agreement.photos), verdict.reference)
+    return verdict.chosen, status
+
+
+def _skipped(configured: Path, threshold: float, reason: str) -> ModelCheck:
+    log.warning("INT8 self-check not possible (%s); running %s unchecked", reason, configured.name)
+    return ModelCheck(status="skipped", configured=configured.name, running=configured.name, threshold=threshold,
+                      reason=reason[:300])
+
+
 @dataclass
 class LiveConfig:
     """Settings the server may change at run time (retained config topic); read at each lift start."""
@@ -62,8 +107,10 @@ class LiveConfig:
 class Agent:
     """The truck: every part built from EdgeSettings; ``run`` then ``close``."""
 
-    def __init__(self, settings: EdgeSettings, detector: Any, rules: SortingRules) -> None:
+    def __init__(self, settings: EdgeSettings, detector: Any, rules: SortingRules,
+                 model_check: ModelCheck | None = None) -> None:
         self.settings, self.detector, self.rules = settings, detector, rules
+        self.model_check = model_check  # published in every heartbeat
         self.names: tuple[str, ...] = tuple(detector.names)
         self.region = Region.from_points(settings.hopper)
         self.live = LiveConfig(settings.stream)
@@ -92,14 +139,16 @@ class Agent:
 
     @classmethod
     def create(cls, settings: EdgeSettings, detector: Any = None) -> Agent:
+        check_source(settings.source)  # before the self-check: a wrong source fails fast
+        model_check = None
         if detector is None:
-            detector = Detector(settings.model or default_model_path(quantised=True), conf=settings.conf,
-                                iou=settings.iou, threads=settings.detector_threads,
+            model, model_check = choose_model(settings)
+            detector = Detector(model, conf=settings.conf, iou=settings.iou, threads=settings.detector_threads,
                                 region=Region.from_points(settings.hopper))
         check_source(settings.source)
         model_path = Path(getattr(detector, "path", settings.model or ""))
         rules = load_sorting_rules(settings, model_path, tuple(detector.names))
-        return cls(settings, detector, rules)
+        return cls(settings, detector, rules, model_check)
 
     def _with_broker(self, broker: str) -> EdgeSettings:
         return self.settings.model_copy(update={"uplink": self.settings.uplink.model_copy(update={"broker": broker})})
@@ -184,7 +233,7 @@ class Agent:
             photos_too_large=self.outbox.counter("photos_too_large"),
             photos_refused=self.outbox.counter("photos_refused"),
             model=self.recorder.model, stream=self.live.stream, gps_fix_age_s=age,
-            config_version=self.live.version, lifts_total=meter.lifts,
+            config_version=self.live.version, lifts_total=meter.lifts, model_check=self.model_check,
         )
 
     def frame_source(self, once: bool) -> Iterator[Frame]:

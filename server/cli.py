@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from base.errors import CliError
+from base.strict_yaml import describe
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -84,7 +85,6 @@ def app_or_cli_error(create_app: Callable[[ServerSettings], Any], settings: Serv
     bad setting in the file itself, instead of a traceback."""
     from pydantic import ValidationError
 
-    from base.strict_yaml import describe
     from server.config import ConfigError
 
     try:

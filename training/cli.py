@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--model", default="yolov8n", help="yolov8n | yolov8s | yolo11n | yolo26n")
     train.add_argument("--init", default="coco",
                        help="coco (rebuilt from the shared ONNX) | coco-identity (same, identity BNs, "
-                            "for comparison) | scratch | X.pt")
+                            "for comparison) | scratch | X.pt | X.onnx (warm start from a float YOLOv8n "
+                            "export such as models/trivue-waste.onnx: class rows copied by name)")
     train.add_argument("--imgsz", type=int, default=320)
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--hours", type=float, default=0.0,
@@ -32,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--close-mosaic", type=int, default=5, help="last N epochs without mosaic")
     train.add_argument("--fraction", type=float, default=1.0, help="use this fraction of the training images")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--missing-labels", default="mask", choices=["mask", "naive"],
+                       help="classes a source does not label: mask their loss per source (default) "
+                            "or treat them as background (naive merge)")
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
     train.add_argument("--no-cache", action="store_true", help="decode images every epoch (saves RAM)")
     train.add_argument("--no-plots", action="store_true")
@@ -47,7 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--stream", default="recyclables", help="stream for the sorting-error decision")
     evaluate.add_argument("--rules", type=Path, default=None, help="rules YAML (default: French rules)")
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    evaluate.add_argument("--plot", type=Path, default=None, help="write a PR-curve PNG here")
+    evaluate.add_argument("--plot", type=Path, default=None,
+                          help="write a PR-curve PNG here (with --lifts: a contact sheet of the worst lift)")
+    evaluate.add_argument("--sheets", type=Path, default=None, metavar="DIR",
+                          help="write contact sheets here: the model's boxes on each source, and the "
+                               "near-duplicate photos kept in one split")
+    evaluate.add_argument("--lifts", action="store_true",
+                          help="count lifts instead: each photo as a 5-8 frame burst through the truck's pipeline")
+    evaluate.add_argument("--seed", type=int, default=0, help="--lifts: seed of the bursts (reproducible)")
     evaluate.set_defaults(handler=run_evaluate)
 
     export = subparsers.add_parser("export", help="export a training run to ONNX with Trivue metadata")
@@ -70,6 +81,7 @@ def run_train(args: argparse.Namespace) -> int:
         data=args.data, run_dir=args.run, model=args.model, init=args.init, imgsz=args.imgsz,
         epochs=args.epochs, hours=args.hours, batch=args.batch, close_mosaic=args.close_mosaic,
         seed=args.seed, threads=args.threads, cache=not args.no_cache, fraction=args.fraction, plots=not args.no_plots,
+        missing_labels=args.missing_labels,
     )
     try:
         best = train(config, resume=args.resume)
@@ -82,14 +94,32 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from training.datasets import DatasetError
     from training.evaluate import EvaluateError, evaluate, format_report
+    from training.sheets import SheetError
+    from vision.model import DetectorError, default_model_path
+
+    if args.lifts:
+        return run_evaluate_lifts(args)
+    try:
+        report = evaluate(args.data, args.model or default_model_path(), split=args.split, conf=args.conf,
+                          stream=args.stream, rules=args.rules, plot=args.plot, sheets=args.sheets)
+    except (EvaluateError, DatasetError, DetectorError, SheetError) as error:
+        raise CliError(str(error)) from None
+    sys.stdout.write(json.dumps(report) + "\n" if args.json else format_report(report))
+    return 0
+
+
+def run_evaluate_lifts(args: argparse.Namespace) -> int:
+    from training.datasets import DatasetError
+    from training.evaluate import EvaluateError
+    from training.lifts import evaluate_lifts, format_lifts
     from vision.model import DetectorError, default_model_path
 
     try:
-        report = evaluate(args.data, args.model or default_model_path(), split=args.split, conf=args.conf,
-                          stream=args.stream, rules=args.rules, plot=args.plot)
+        report = evaluate_lifts(args.data, args.model or default_model_path(), split=args.split, conf=args.conf,
+                                stream=args.stream, rules=args.rules, seed=args.seed, sheet=args.plot)
     except (EvaluateError, DatasetError, DetectorError) as error:
         raise CliError(str(error)) from None
-    sys.stdout.write(json.dumps(report) + "\n" if args.json else format_report(report))
+    sys.stdout.write(json.dumps(report) + "\n" if args.json else format_lifts(report))
     return 0
 
 

@@ -38,7 +38,9 @@ def read_onnx_weights(onnx_path: Path) -> tuple[dict[str, np.ndarray], dict[int,
     init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     weights: dict[str, np.ndarray] = {}
     for name, value in init.items():
-        if name.endswith(".weight_quantized"):
+        if name.endswith(".weight") and name.startswith("model."):  # a float export (BN folded)
+            weights[name] = value.astype(np.float32)
+        elif name.endswith(".weight_quantized"):
             module = name.removesuffix(".weight_quantized")
             scale = init[f"{module}.weight_scale"].astype(np.float32)
             zero = init[f"{module}.weight_zero_point"].astype(np.float32)
@@ -51,12 +53,17 @@ def read_onnx_weights(onnx_path: Path) -> tuple[dict[str, np.ndarray], dict[int,
 
 
 def build_identity_model(onnx_path: Path):
-    """YOLOv8n (80 classes) holding the ONNX weights, each BN an identity plus the fused bias."""
+    """YOLOv8n holding the ONNX weights, each BN an identity plus the fused bias.
+
+    The class branch keeps the export's width and classes: Ultralytics re-targets it to the
+    data's classes by name when training starts (rows of known classes kept, new ones fresh).
+    """
     import torch
     from ultralytics.nn.tasks import DetectionModel
 
     weights, names = read_onnx_weights(onnx_path)
     model = DetectionModel("yolov8n.yaml", nc=len(names) or 80, verbose=False)
+    _match_class_width(model, weights)
     modules = dict(model.named_modules())
     loaded = 0
     with torch.no_grad():
@@ -77,6 +84,26 @@ def build_identity_model(onnx_path: Path):
         raise InitError(f"{onnx_path}: loaded {loaded} of {expected} tensors")
     model.names = {int(k): str(v) for k, v in names.items()}
     return model.eval()
+
+
+def _match_class_width(model, weights: dict[str, np.ndarray]) -> None:
+    """Give the class branch the export's hidden width.
+
+    Ultralytics sizes it max(64, nc) when built, so a model fine-tuned from the 80-class COCO
+    weights keeps 80 channels whatever its own class count: rebuild the branch to match.
+    """
+    from torch import nn
+    from ultralytics.nn.modules import Conv
+
+    head = model.model[-1]
+    key = f"model.{len(model.model) - 1}.cv3.0.0.conv.weight"
+    if key not in weights or head.cv3[0][0].conv.out_channels == weights[key].shape[0]:
+        return
+    width = weights[key].shape[0]
+    head.cv3 = nn.ModuleList(
+        nn.Sequential(Conv(branch[0].conv.in_channels, width, 3), Conv(width, width, 3), nn.Conv2d(width, head.nc, 1))
+        for branch in head.cv3)
+    head.bias_init()
 
 
 def _bias_target(modules: dict, module_name: str, conv):
@@ -151,7 +178,11 @@ def save_checkpoint(model, out: Path) -> Path:
 
 
 def build_coco_init(onnx_path: Path, out: Path, stats_images: list[Path], real_stats: bool = True) -> Path:
-    """Dequantise ``onnx_path`` into ``out`` (.pt); BN statistics from ``stats_images`` when asked."""
+    """Dequantise ``onnx_path`` into ``out`` (.pt); BN statistics from ``stats_images`` when asked.
+
+    ``onnx_path`` is the shared COCO INT8 export or any float YOLOv8n ONNX export (a shipped
+    Trivue model, for a warm start).
+    """
     model = build_identity_model(onnx_path)
     if real_stats:
         if not stats_images:

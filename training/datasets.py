@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -30,6 +30,12 @@ SPLITS = ("train", "val")
 CLIP_TOLERANCE = 0.02
 MIN_SIZE = 1e-3  # boxes thinner than this after clipping carry no signal
 SEPARATOR = "__"  # merged file name = <source>__<original name>; evaluation splits on it
+
+
+SOURCES_KEY = "trivue_sources"
+# Near-duplicate groupings of the shared datasets, committed (they take minutes to find): a merge
+# of the same files in the same splits reads them instead of searching again.
+SHIPPED_GROUPS = Path(__file__).parent / "near-duplicates"
 
 
 class DatasetError(ValueError):
@@ -66,6 +72,10 @@ class SourceReport:
     degenerate_boxes: int = 0
     dropped_boxes: int = 0  # source classes mapped to null
     duplicates_within_split: int = 0
+    near_duplicate_links: int = 0  # pairs of photos found to be the same shot (training.duplicates)
+    near_duplicate_groups: int = 0  # groups of two or more photos
+    moved_to_train: int = 0  # val photos whose group lies mostly in train
+    moved_to_val: int = 0
 
     def to_json(self) -> dict:
         # asdict() would rebuild the Counters from their items: convert them by hand
@@ -113,6 +123,12 @@ def load_mapping(path: Path) -> MappingSpec:
         if bad:
             raise DatasetError(f"{path}: source '{source}' maps to classes not in 'classes': {bad}")
     return spec
+
+
+def labelled_classes(spec: MappingSpec, source: str) -> list[int]:
+    """Project class ids a source labels: the targets of its map."""
+    targets = {v for v in spec.sources[source].map.values() if v is not None}
+    return sorted(spec.classes.index(t) for t in targets)
 
 
 def source_root(spec_path: Path, source: SourceSpec) -> Path:
@@ -246,6 +262,55 @@ def collect_split(source: str, split: str, images_dir: Path, labels_dir: Path,
     return samples
 
 
+def keep_groups_together(samples: list[Sample], report: SourceReport, cache_dir: Path | None,
+                         name: str) -> tuple[list[Sample], dict]:
+    """Move near-duplicate groups of one source into one split; return the samples and the evidence.
+
+    The grouping is cached by the source's content (file digests and splits), since finding
+    crops and tiles takes minutes: a later merge of unchanged data reuses it.
+    """
+    from training.duplicates import VERSION, assign, find_groups
+
+    key = hashlib.sha256(json.dumps([VERSION, [(s.split, s.digest) for s in samples]]).encode()).hexdigest()[:20]
+    cached = cache_dir / f"{name}-{key}.json" if cache_dir else None
+    shipped = SHIPPED_GROUPS / f"{name}-{key}.json"
+    if shipped.is_file():  # the shipped datasets' groupings are committed: same data, same answer
+        evidence = json.loads(shipped.read_text(encoding="utf-8"))
+    elif cached is not None and cached.is_file():
+        evidence = json.loads(cached.read_text(encoding="utf-8"))
+    else:
+        log.info("%s: looking for near-duplicate photos (%d images)", name, len(samples))
+        groups = find_groups([s.image for s in samples], [s.split for s in samples], label=name)
+        evidence = {"links": [[link.a, link.b, link.kind, link.score] for link in groups.links],
+                    "splits": assign(groups, [s.split for s in samples])}
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps(evidence), encoding="utf-8")
+    from training.duplicates import Link, count_groups
+
+    placed = evidence["splits"]
+    check_near_leaks([Link(*link) for link in evidence["links"]], placed, [s.image for s in samples])
+    report.images = Counter(placed)
+    report.near_duplicate_links = len(evidence["links"])
+    report.near_duplicate_groups = count_groups(len(samples), evidence["links"])
+    report.moved_to_train = sum(s.split == "val" and p == "train" for s, p in zip(samples, placed, strict=True))
+    report.moved_to_val = sum(s.split == "train" and p == "val" for s, p in zip(samples, placed, strict=True))
+    moved = [replace(s, split=p) for s, p in zip(samples, placed, strict=True)]
+    named = {"source": name, "links": [{"a": f"{name}{SEPARATOR}{samples[a].image.name}",
+                                        "b": f"{name}{SEPARATOR}{samples[b].image.name}",
+                                        "a_split": placed[a], "b_split": placed[b], "kind": kind, "score": score}
+                                       for a, b, kind, score in evidence["links"]]}
+    return moved, named
+
+
+def check_near_leaks(links: list, splits: list[str], images: list[Path]) -> None:
+    """Refuse a near-duplicate pair (``training.duplicates.Link``) whose photos sit in different splits."""
+    for link in links:
+        if splits[link.a] != splits[link.b]:
+            raise DatasetError(f"{images[link.a]} ({splits[link.a]}) and {images[link.b]} ({splits[link.b]}) "
+                               f"are the same shot ({link.kind} match, score {link.score}): one split only")
+
+
 def check_leaks(samples: list[Sample]) -> None:
     """The same photo in train and val would inflate every validation number: refuse."""
     first: dict[str, Sample] = {}
@@ -283,19 +348,34 @@ def write_merged(samples: list[Sample], spec: MappingSpec, out_dir: Path) -> tup
         (out_dir / f"{split}.txt").write_text("".join(f"{f}\n" for f in files), encoding="utf-8")
     data_yaml = out_dir / "data.yaml"
     data = {"path": str(out_dir.resolve()), "train": "train.txt", "val": "val.txt",
-            "names": dict(enumerate(spec.classes))}
+            "names": dict(enumerate(spec.classes)),
+            # which classes each source labels: the rest may be in its photos unlabelled
+            # (training.partial masks them; a plain Ultralytics run ignores this key)
+            SOURCES_KEY: {name: labelled_classes(spec, name) for name in spec.sources}}
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return data_yaml, digest.hexdigest()[:16]
 
 
-def merge(mapping_path: Path, out_dir: Path) -> MergeReport:
-    """Validate and merge every source of the mapping into ``out_dir``; return the counts."""
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trivue" / "near-duplicates"
+
+
+def merge(mapping_path: Path, out_dir: Path, cache_dir: Path | None = None) -> MergeReport:
+    """Validate and merge every source of the mapping into ``out_dir``; return the counts.
+
+    Near-duplicate photos (mirrored, cropped, tiled copies) are grouped per source and each group
+    kept in one split; ``out_dir/near-duplicates.json`` lists every link with its evidence.
+    """
     spec = load_mapping(mapping_path)
     out_dir = out_dir.resolve()
     reports = {name: SourceReport() for name in spec.sources}
     samples: list[Sample] = []
+    evidence = []
     for name in spec.sources:
-        samples += collect_source(name, Path(mapping_path), spec, reports[name])
+        collected = collect_source(name, Path(mapping_path), spec, reports[name])
+        collected, links = keep_groups_together(collected, reports[name], cache_dir or default_cache_dir(), name)
+        evidence.append(links)
+        samples += collected
     check_leaks(samples)
     if not any(s.split == "train" and s.rows for s in samples):
         raise DatasetError(f"{mapping_path}: no labelled training image in any source")
@@ -303,9 +383,12 @@ def merge(mapping_path: Path, out_dir: Path) -> MergeReport:
     data_yaml, data_hash = write_merged(samples, spec, out_dir)
     report = MergeReport(spec.name, list(spec.classes), data_yaml, data_hash, reports)
     (out_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
+    (out_dir / "near-duplicates.json").write_text(json.dumps(evidence, indent=1), encoding="utf-8")
     for name, counts in reports.items():
         log.info("%s: images %s, boxes %s, missing labels %d, empty %d, clipped %d, degenerate %d, "
-                 "dropped %d, duplicates %d", name, dict(counts.images), dict(counts.boxes),
+                 "dropped %d, duplicates %d, near-duplicate links %d (moved to train %d, to val %d)",
+                 name, dict(counts.images), dict(counts.boxes),
                  counts.missing_labels, counts.empty_images, counts.clipped_boxes,
-                 counts.degenerate_boxes, counts.dropped_boxes, counts.duplicates_within_split)
+                 counts.degenerate_boxes, counts.dropped_boxes, counts.duplicates_within_split,
+                 counts.near_duplicate_links, counts.moved_to_train, counts.moved_to_val)
     return report

@@ -2,8 +2,13 @@
 
 Two detector settings share one inference per image: Ultralytics' validation settings
 (conf 0.001, NMS IoU 0.7) for mAP, comparable with ``yolo val``; the deployed settings
-(``--conf``, NMS IoU 0.45) for precision/recall and for the decision users see: does this
-image contain a sorting error for stream S (``vision.rules``).
+(``--conf``, NMS IoU 0.45) for precision/recall and for the per-image count error (detected minus
+labelled items of a class, what a lift's counts are made of).
+
+Each source labels only its own classes (``trivue_sources`` in a merged data.yaml): a source's
+figures cover the classes it labels, since the others may sit in its photos unboxed. There is no
+image-level "this bin holds an error" figure: no source has photos of clean hoppers as negatives,
+so such a precision would measure the photos' origin, not the model.
 
 mAP stays within ~0.015 of ``yolo val`` on the same ONNX; the gap is Ultralytics' multi-label
 NMS in validation (a box may score for two classes), which the truck's detector does not do.
@@ -23,7 +28,8 @@ import numpy as np
 import yaml
 
 from training.datasets import SEPARATOR, merge
-from training.metrics import MatchLog, binary_precision_recall, class_curves, precision_recall
+from training.labels import read_labels
+from training.metrics import MatchLog, class_curves, precision_recall
 from vision.model import Detector
 from vision.rules import SortingRules
 from vision.schema import Stream
@@ -32,6 +38,7 @@ log = logging.getLogger(__name__)
 
 VAL_CONF, VAL_IOU = 0.001, 0.7  # Ultralytics' val defaults
 DEPLOY_IOU = 0.45  # vision.model.Detector default
+MIN_INSTANCES = 20  # fewer labelled boxes in a split: AP swings by +-0.1 with a single box
 
 
 class EvaluateError(ValueError):
@@ -88,62 +95,99 @@ def read_split(data_yaml: Path, split: str) -> tuple[list[LabelledImage], list[s
     return items, [str(n) for n in names]
 
 
-def read_labels(label: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.loadtxt(label, ndmin=2) if label.is_file() and label.stat().st_size else np.zeros((0, 5))
-    cls = rows[:, 0].astype(int)
-    cx, cy, w, h = (rows[:, i] for i in range(1, 5))
-    xyxy = np.stack([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], 1)
-    return xyxy.astype(np.float32), cls
-
-
 @dataclass(slots=True)
 class Tally:
     """Accumulated per-image results for one group of images (all, or one source)."""
 
     all_dets: MatchLog
     deployed: MatchLog
-    truth: list
-    predicted: list
+    images: int
     detected: Counter  # deployed detections per class name
     labelled: Counter  # ground-truth boxes per class name
+    count_errors: dict  # class name -> per image, deployed detections minus labelled boxes
 
     @classmethod
     def new(cls) -> Tally:
-        return cls(MatchLog(), MatchLog(), [], [], Counter(), Counter())
+        return cls(MatchLog(), MatchLog(), 0, Counter(), Counter(), {})
 
 
 def evaluate(data: Path, model: Path, split: str = "val", conf: float = 0.25, stream: str = "recyclables",
-             rules: Path | None = None, plot: Path | None = None) -> dict:
-    """Run ``model`` over ``split`` of ``data``; return the report (JSON-ready dict)."""
+             rules: Path | None = None, plot: Path | None = None, sheets: Path | None = None) -> dict:
+    """Run ``model`` over ``split`` of ``data``; return the report (JSON-ready dict).
+
+    ``sheets``: a folder for contact sheets of what the model sees on each source and, for merged
+    data, of the photos judged the same shot and the most alike ones left apart.
+    """
     try:
         stream_value = Stream(stream)
     except ValueError:
         raise EvaluateError(f"--stream {stream}: choose one of {[s.value for s in Stream]}") from None
     sorting = SortingRules.load(rules)
     with tempfile.TemporaryDirectory() as workdir:  # holds a merged mapping until the end
-        items, names = read_split(resolve_data(Path(data), Path(workdir)), split)
-        return evaluate_items(items, names, model, conf, stream_value, sorting, plot) | {
-            "data": str(data), "split": split}
+        data_yaml = resolve_data(Path(data), Path(workdir))
+        items, names = read_split(data_yaml, split)
+        labelled = source_classes(data_yaml, names)
+        report = evaluate_items(items, names, model, conf, stream_value, sorting, plot, labelled)
+        if sheets is not None:
+            report["sheets"] = [str(p) for p in write_sheets(model, items, names, data_yaml.parent, sheets, conf)]
+        return report | {"data": str(data), "split": split}
+
+
+def write_sheets(model: Path, items: list[LabelledImage], names: list[str], merged: Path, out: Path,
+                 conf: float) -> list[Path]:
+    from training.sheets import distinct_neighbours_sheet, duplicates_sheet, prediction_sheet
+
+    written = prediction_sheet(model, items, names, out, conf=conf)
+    if (merged / "near-duplicates.json").is_file():
+        written.append(duplicates_sheet(merged, out / "near-duplicates.png"))
+        for source in sorted({item.source for item in items}):
+            written.append(distinct_neighbours_sheet(merged, source, out / f"distinct-{source}.png"))
+    return written
+
+
+def source_classes(data_yaml: Path, names: list[str]) -> dict[str, list[str]]:
+    """Class names each source labels (from a merged data.yaml); empty for a plain one."""
+    from training.datasets import SOURCES_KEY
+
+    spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8")) or {}
+    return {source: [names[i] for i in ids] for source, ids in (spec.get(SOURCES_KEY) or {}).items()}
 
 
 def evaluate_items(items: list[LabelledImage], names: list[str], model: Path, conf: float, stream: Stream,
-                   sorting: SortingRules, plot: Path | None) -> dict:
+                   sorting: SortingRules, plot: Path | None, labelled: dict[str, list[str]] | None = None) -> dict:
     validator = Detector(model, conf=VAL_CONF, iou=VAL_IOU)
     deployed = Detector(model, conf=conf, iou=DEPLOY_IOU)
     if list(validator.names) != names:
         raise EvaluateError(f"{model}: classes {list(validator.names)} differ from the data's {names}")
     sorting.check_model(names, stream)
+    labelled = labelled or {}
     tallies: dict[str, Tally] = {"all": Tally.new()}
-    seconds = run_images(items, validator, deployed, sorting, stream, tallies)
+    seconds = run_images(items, validator, deployed, labelled, tallies)
     report = summarise(tallies["all"], names, plot)
     report.update(model=str(model), images=len(items), conf=conf, stream=stream.value,
                   ms_per_image=round(1000 * seconds / len(items), 2))
-    report["per_source"] = {src: summarise_source(t, names) for src, t in tallies.items() if src != "all"}
+    report["per_source"] = {src: summarise_source(t, names, labelled.get(src, names))
+                            for src, t in tallies.items() if src != "all"}
+    report["not_measured"] = not_measured(report, sorting, stream, names)
     return report
 
 
-def run_images(items: list[LabelledImage], validator: Detector, deployed: Detector, sorting: SortingRules,
-               stream: Stream, tallies: dict[str, Tally]) -> float:
+def not_measured(report: dict, sorting: SortingRules, stream: Stream, names: list[str]) -> dict[str, str]:
+    """Classes of the sorting rules that these figures say nothing about, with the reason."""
+    reasons = {}
+    for name in sorting.classes(stream):
+        if name not in names:
+            reasons[name] = "the model has no such class (no labelled photos in its training data)"
+        elif report["per_class"][name]["instances"] == 0:
+            reasons[name] = "no labelled box of this class in this split"
+        elif report["per_class"][name]["instances"] < MIN_INSTANCES:
+            reasons[name] = (f"only {report['per_class'][name]['instances']} labelled boxes in this split: "
+                             "its AP is too noisy to quote")
+    return reasons
+
+
+def run_images(items: list[LabelledImage], validator: Detector, deployed: Detector,
+               labelled: dict[str, list[str]], tallies: dict[str, Tally]) -> float:
     """Detect every image once, feed both tallies; return seconds spent in inference."""
     from rich.progress import track
 
@@ -159,16 +203,18 @@ def run_images(items: list[LabelledImage], validator: Detector, deployed: Detect
         spent += time.perf_counter() - start
         every = validator.postprocess(output, ratio, pad, image.shape[:2])
         kept = deployed.postprocess(output, ratio, pad, image.shape[:2])
-        truth = sorting.judge(stream, Counter(validator.names[c] for c in gt_cls)).contaminated
-        guess = sorting.judge(stream, Counter(validator.names[c] for c in kept.class_id)).contaminated
+        truth = Counter(validator.names[c] for c in gt_cls)
+        found = Counter(validator.names[c] for c in kept.class_id)
         for key in ("all", item.source):
             tally = tallies.setdefault(key, Tally.new())
             tally.all_dets.add(every.xyxy, every.confidence, every.class_id, gt_xyxy, gt_cls)
             tally.deployed.add(kept.xyxy, kept.confidence, kept.class_id, gt_xyxy, gt_cls)
-            tally.truth.append(truth)
-            tally.predicted.append(guess)
-            tally.detected.update(validator.names[c] for c in kept.class_id)
-            tally.labelled.update(validator.names[c] for c in gt_cls)
+            tally.images += 1
+            tally.detected.update(found)
+            tally.labelled.update(truth)
+            # a count error only means something where the source labels the class
+            for name in labelled.get(item.source, validator.names):
+                tally.count_errors.setdefault(name, []).append(found[name] - truth[name])
     return spent
 
 
@@ -183,28 +229,36 @@ def summarise(tally: Tally, names: list[str], plot: Path | None) -> dict:
                            "precision": round(p, 4), "recall": round(r, 4), "instances": curve.instances}
     present = [c for c in curves if c.instances]
     precision, recall = precision_recall(d_tp[:, 0], d_cls, target_cls, None)
-    error_p, error_r, counts = binary_precision_recall(tally.truth, tally.predicted)
     if plot is not None:
         plot_curves(curves, names, plot)
     return {
         "map50": round(float(np.mean([c.ap[0] for c in present])) if present else 0.0, 4),
         "map50_95": round(float(np.mean([c.ap.mean() for c in present])) if present else 0.0, 4),
         "precision": round(precision, 4), "recall": round(recall, 4),
-        "error_precision": round(error_p, 4), "error_recall": round(error_r, 4), "error_counts": counts,
         "per_class": per_class,
+        "count_error": {name: count_error(errors) for name, errors in tally.count_errors.items()},
     }
 
 
-def summarise_source(tally: Tally, names: list[str]) -> dict:
-    """Per source: its mAP, and detections of classes it never labels (label gaps or false alarms).
+def count_error(errors: list[int]) -> dict:
+    """Per image, deployed detections minus labelled boxes of one class."""
+    values = np.asarray(errors, dtype=float)
+    return {"images": len(values), "mae": round(float(np.abs(values).mean()), 3) if len(values) else 0.0,
+            "bias": round(float(values.mean()), 3) if len(values) else 0.0,
+            "within_1": round(float((np.abs(values) <= 1).mean()), 4) if len(values) else 0.0}
 
-    A source labels only its own classes (hopper photos hold unlabelled bottles): detections of
-    the other classes there are not all wrong, which is why they are counted apart.
-    """
+
+def summarise_source(tally: Tally, names: list[str], labelled: list[str]) -> dict:
+    """Per source: mAP and per-class figures over the classes it labels, count errors, and
+    detections of classes it never labels (label gaps or false alarms: not all wrong, so apart)."""
     full = summarise(tally, names, None)
-    unlabelled = {name: n for name, n in tally.detected.items() if not tally.labelled[name]}
-    return {"images": len(tally.truth), "map50": full["map50"], "error_precision": full["error_precision"],
-            "error_recall": full["error_recall"], "unlabelled_class_detections": unlabelled}
+    per_class = {name: m for name, m in full["per_class"].items() if name in labelled and m["instances"]}
+    unlabelled = {name: n for name, n in tally.detected.items() if name not in labelled}
+    return {"images": tally.images, "classes": labelled,
+            "map50": round(float(np.mean([m["ap50"] for m in per_class.values()])) if per_class else 0.0, 4),
+            "map50_95": round(float(np.mean([m["ap50_95"] for m in per_class.values()])) if per_class else 0.0, 4),
+            "per_class": per_class, "count_error": full["count_error"],
+            "unlabelled_class_detections": unlabelled}
 
 
 def plot_curves(curves: list, names: list[str], out: Path) -> None:
@@ -234,9 +288,14 @@ def format_report(report: dict) -> str:
     for name, m in report["per_class"].items():
         lines.append(f"{name:<12} {m['ap50']:>6.3f} {m['ap50_95']:>8.3f} {m['precision']:>6.3f} "
                      f"{m['recall']:>6.3f} {m['instances']:>6}")
-    lines.append(f"images with a sorting error ({report['stream']}): precision {report['error_precision']:.3f} "
-                 f"recall {report['error_recall']:.3f}  {report['error_counts']}")
     for source, m in report["per_source"].items():
-        lines.append(f"  {source}: {m['images']} images, mAP50 {m['map50']:.3f}, "
-                     f"detections of classes it does not label: {m['unlabelled_class_detections']}")
+        lines.append(f"{source}: {m['images']} images, mAP50 {m['map50']:.3f} over the classes it labels; "
+                     f"detections of classes it does not label: {m['unlabelled_class_detections'] or 'none'}")
+        for name, c in m["per_class"].items():
+            e = m["count_error"].get(name)
+            count = f"  count error MAE {e['mae']:.2f}, within ±1 {e['within_1']:.0%}" if e else ""
+            lines.append(f"  {name:<12} AP50 {c['ap50']:.3f}  AP50-95 {c['ap50_95']:.3f}  P {c['precision']:.3f}  "
+                         f"R {c['recall']:.3f}  boxes {c['instances']}{count}")
+    for name, reason in report.get("not_measured", {}).items():
+        lines.append(f"not measured: {name}: {reason}")
     return "\n".join(lines) + "\n"

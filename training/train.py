@@ -37,7 +37,8 @@ class TrainConfig:
     data: Path  # a mapping YAML (merged into RUN/data) or a ready Ultralytics data.yaml
     run_dir: Path
     model: str = "yolov8n"
-    init: str = "coco"  # coco | coco-identity | scratch | path to a .pt
+    init: str = "coco"  # coco | coco-identity | scratch | path to a .pt | path to a YOLOv8n float .onnx
+    missing_labels: str = "mask"  # mask: per-source class masks (training.partial) | naive
     imgsz: int = 320
     epochs: int = 30
     hours: float = 0.0  # > 0: Ultralytics re-plans epochs to finish within this budget
@@ -89,29 +90,43 @@ def install_fonts(folder: Path) -> None:
             shutil.copyfile(source, folder / name)
 
 
+MISSING_LABELS = ("mask", "naive")
+
+
 def prepare_data(config: TrainConfig) -> tuple[Path, str]:
-    """Ultralytics data.yaml for the run and a hash of the training data (for the model metadata)."""
+    """Ultralytics data.yaml for the run and a hash of the training data (for the model metadata).
+
+    ``naive`` drops the per-source class lists from the merged data.yaml: every source's labels
+    are then taken as exhaustive (the baseline the partial-label method is measured against).
+    """
     import yaml
 
-    from training.datasets import merge
+    from training.datasets import SOURCES_KEY, merge
 
     data = yaml.safe_load(config.data.read_text(encoding="utf-8")) if config.data.is_file() else None
     if not isinstance(data, dict):
         raise TrainError(f"{config.data}: not a mapping YAML or data.yaml")
     if "sources" in data:
         report = merge(config.data, config.run_dir / "data")
+        if config.missing_labels == "naive":
+            merged = yaml.safe_load(report.data_yaml.read_text(encoding="utf-8"))
+            merged.pop(SOURCES_KEY, None)
+            report.data_yaml.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), encoding="utf-8")
         return report.data_yaml, report.data_hash
     return config.data.resolve(), "unhashed"
 
 
 def initial_weights(config: TrainConfig) -> str:
-    """What Ultralytics starts from: a YAML (scratch), the COCO rebuild, or a given checkpoint."""
+    """What Ultralytics starts from: a YAML (scratch), the COCO rebuild, a float YOLOv8n ONNX
+    export (warm start from a shipped model), or a checkpoint."""
     if config.init == "scratch":
         return f"{config.model}.yaml"
     if config.init not in ("coco", "coco-identity"):
         path = Path(config.init)
         if not path.is_file():
             raise TrainError(f"--init {config.init}: no such checkpoint")
+        if path.suffix == ".onnx":
+            return str(warm_start(config, path))
         return str(path.resolve())
     if config.model != "yolov8n":
         raise TrainError(f"--init coco holds YOLOv8n weights; use --model yolov8n or --init scratch, "
@@ -129,6 +144,22 @@ def initial_weights(config: TrainConfig) -> str:
     return str(out)
 
 
+def warm_start(config: TrainConfig, onnx: Path) -> Path:
+    """A checkpoint rebuilt from a float YOLOv8n export; Ultralytics maps its classes by name."""
+    if config.model != "yolov8n":
+        raise TrainError(f"--init {onnx}: an ONNX warm start rebuilds YOLOv8n; use --model yolov8n")
+    out = config.run_dir / "init" / f"{onnx.stem}-warm.pt"
+    if not out.is_file():
+        from training.coco_init import InitError, build_coco_init
+
+        images = sorted((config.run_dir / "data" / "images" / "train").glob("*.jpg"))
+        try:
+            build_coco_init(onnx, out, images[:: max(len(images) // 32, 1)])
+        except (InitError, KeyError) as error:
+            raise TrainError(f"--init {onnx}: not a float YOLOv8n export ({error})") from None
+    return out
+
+
 def last_checkpoint(run_dir: Path) -> Path:
     return run_dir / "train" / "weights" / "last.pt"
 
@@ -137,10 +168,14 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     """Train (or resume) the run; return the best checkpoint."""
     if config.model not in MODELS:
         raise TrainError(f"--model {config.model}: choose one of {', '.join(MODELS)}")
+    if config.missing_labels not in MISSING_LABELS:
+        raise TrainError(f"--missing-labels {config.missing_labels}: choose one of {', '.join(MISSING_LABELS)}")
     config.run_dir.mkdir(parents=True, exist_ok=True)
     offline_environment(config.run_dir)
     import torch
     from ultralytics import YOLO
+
+    from training.partial import PartialLabelTrainer
 
     torch.set_num_threads(config.threads or os.cpu_count() or 1)  # torch may be imported already
 
@@ -149,13 +184,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         if not last.is_file():
             raise TrainError(f"{config.run_dir}: nothing to resume ({last} absent)")
         log.info("resuming %s", last)
-        YOLO(str(last)).train(resume=True)
+        YOLO(str(last)).train(resume=True, trainer=PartialLabelTrainer)
         return config.run_dir / "train" / "weights" / "best.pt"
     data_yaml, data_hash = prepare_data(config)
     record = {**config.to_json(), "data_yaml": str(data_yaml), "data_hash": data_hash}
     (config.run_dir / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     model = YOLO(initial_weights(config), task="detect")
-    model.train(**ultralytics_args(config, data_yaml))
+    model.train(trainer=PartialLabelTrainer, **ultralytics_args(config, data_yaml))
     return config.run_dir / "train" / "weights" / "best.pt"
 
 

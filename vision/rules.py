@@ -166,6 +166,10 @@ class SortingRules:
             seen.add(name)
         return sorted(set(covered) - seen)
 
+    def classes(self, stream: Stream) -> list[str]:
+        """Every rule class the stream has a disposition for, in file order."""
+        return list(self._table.get(stream, {}))
+
     def canonical_counts(self, counts: Mapping[str, int]) -> dict[str, int]:
         """Model-class counts -> rule-class counts (aliases merged, ignored classes dropped)."""
         merged: dict[str, int] = {}

@@ -20,7 +20,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -60,6 +60,7 @@ __all__ = [
     "Evidence",
     "GpsFix",
     "LiftEvent",
+    "ModelCheck",
     "ModelInfo",
     "SchemaError",
     "Severity",
@@ -141,6 +142,19 @@ class ErrorItem(_Wire):
 class ModelInfo(_Wire):
     name: str = Field(min_length=1, max_length=128, pattern=TEXT_PATTERN)
     version: str = Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)
+
+
+class ModelCheck(_Wire):
+    """The truck's start-up self-check of a quantised model against its FP32 original
+    (``vision.selfcheck``): ``fallback`` means it disagreed, and the truck runs the FP32 model."""
+
+    status: Literal["passed", "fallback", "skipped"]
+    configured: str = Field(min_length=1, max_length=128, pattern=TEXT_PATTERN, description="Model file configured")
+    running: str = Field(min_length=1, max_length=128, pattern=TEXT_PATTERN, description="Model file running")
+    disagreement: float | None = Field(default=None, ge=0, le=1, description="0 = same detections, 1 = none shared")
+    threshold: float = Field(ge=0, le=1, description="Largest disagreement that keeps the quantised model")
+    photos: int = Field(default=0, ge=0, le=MAX_ITEMS, description="Photos compared")
+    reason: str | None = Field(default=None, max_length=300, description="Why the check was skipped")
 
 
 class Evidence(_Wire):
@@ -225,6 +239,7 @@ class TruckStats(_Wire):
     gps_fix_age_s: float | None = Field(default=None, ge=0)
     config_version: str | None = Field(default=None, max_length=64)
     lifts_total: _Counter = 0
+    model_check: ModelCheck | None = Field(default=None, description="Start-up INT8 self-check, when one ran")
 
 
 class SchemaError(ValueError):

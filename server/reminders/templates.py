@@ -25,7 +25,7 @@ TEMPLATES = {"letter": "letter.txt.j2", "street": "street.txt.j2", "thanks": "th
 CATEGORY_LABELS = {
     "sac_ferme": "sacs fermés", "emballage": "emballages", "papier": "papiers", "verre": "verre",
     "biodechet": "déchets alimentaires", "textile": "textiles", "deee": "appareils électriques",
-    "dangereux": "piles, batteries ou bouteilles de gaz",
+    "dangereux": "piles, batteries ou bouteilles de gaz", "soins": "médicaments ou déchets de soins",
 }
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre")

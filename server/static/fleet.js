@@ -23,6 +23,18 @@
   const num = (value, unit, digits = 0) =>
     value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${unit}`;
 
+  // The INT8 self-check failed at start-up: the truck runs its FP32 model (slower), say it.
+  function modelCell(s, model) {
+    const cell = el("td", { text: model, title: s.model ? `${s.model.name} ${s.model.version}` : null });
+    const check = s.model_check;
+    if (check && check.status === "fallback") {
+      cell.append(" ", el("span", { class: "badge warn", text: `⚠ ${t("fleet.fallback")}`,
+        title: t("fleet.fallback_hint", { disagreement: Number(check.disagreement).toFixed(2),
+          threshold: Number(check.threshold).toFixed(2), running: check.running }) }));
+    }
+    return cell;
+  }
+
   function row(truck) {
     const s = truck.stats || {};
     // The version tells trucks apart; the model's name (usually the same for all) is in the tooltip.
@@ -34,7 +46,7 @@
       el("td", { class: "num", text: fmt.num(s.outbox_depth) }),
       el("td", { class: "num", text: num(s.inference_ms, " ms") }),
       el("td", { class: "num", text: num(s.fps, "", 1) }),
-      el("td", { text: model, title: s.model ? `${s.model.name} ${s.model.version}` : null }),
+      modelCell(s, model),
       el("td", { class: "num", text: num(s.gps_fix_age_s, " s") }),
       el("td", { text: s.stream ? label("stream", s.stream) : "–" }),
       el("td", { class: "num", text: fmt.num(truck.lifts) }));

@@ -114,7 +114,10 @@ def test_fleet_page_shows_heartbeats_and_flags_a_silent_truck(browser: Browser) 
     server = browser.server
     stats = TruckStats(truck_id="benne-01", sent_at=datetime.now(UTC), uptime_s=3600, fps=7.5,
                        inference_ms=118.0, outbox_depth=3, model={"name": "trivue-waste", "version": "2026.11.1"},
-                       stream="recyclables", gps_fix_age_s=1.5, lifts_total=421)
+                       stream="recyclables", gps_fix_age_s=1.5, lifts_total=421,
+                       model_check={"status": "fallback", "configured": "trivue-waste-int8.onnx",
+                                    "running": "trivue-waste.onnx", "disagreement": 0.31, "threshold": 0.15,
+                                    "photos": 8})
     server.publish("benne-01/status", "online", retain=True)
     server.publish("benne-01/stats", stats.model_dump_json())
     server.wait_for(lambda: any(t["truck_id"] == "benne-01" and t["stats"]
@@ -126,6 +129,8 @@ def test_fleet_page_shows_heartbeats_and_flags_a_silent_truck(browser: Browser) 
     silent = browser.page.locator(f"tr[data-truck={SILENT_TRUCK}]")
     assert "Silencieux" in silent.inner_text() and "il y a 2 h" in silent.inner_text()
     assert "Silencieux" not in row.inner_text()
+    fallback = row.locator(".badge.warn")  # the INT8 self-check failed: the truck runs FP32
+    assert "FP32 (secours)" in fallback.inner_text() and "0.31 > 0.15" in fallback.get_attribute("title")
     browser.shot("05-flotte")
 
 

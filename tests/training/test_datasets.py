@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from base.paths import REPO_ROOT
-from training.datasets import DatasetError, load_mapping, merge
+from training.datasets import DatasetError, load_mapping, merge, read_source_names
 
 TAXONOMY = ["bag", "bottle", "can"]
 
@@ -100,12 +100,25 @@ def test_fatal_label_problems_name_the_file_and_line(tmp_path: Path, label: str,
     assert "bad.txt:1" in str(caught.value)
 
 
-def test_same_photo_in_train_and_val_is_refused(tmp_path: Path) -> None:
-    root = make_source(tmp_path / "src", ["thing"], {"train": {"a": "0 0.5 0.5 0.1 0.1\n"}, "val": {"b": ""}})
+def test_same_photo_in_train_and_val_ends_in_one_split(tmp_path: Path) -> None:
+    root = make_source(tmp_path / "src", ["thing"], {"train": {"a": "0 0.5 0.5 0.1 0.1\n", "c": ""},
+                                                     "val": {"b": "", "d": ""}})
     (root / "images/val/b.jpg").write_bytes((root / "images/train/a.jpg").read_bytes())
     mapping = write_mapping(tmp_path, {"src": {"path": "src", "map": {"thing": "bag"}}})
+    report = merge(mapping, tmp_path / "out", cache_dir=tmp_path / "cache")
+    val = (tmp_path / "out" / "val.txt").read_text()
+    assert ("src__a.jpg" in val) == ("src__b.jpg" in val)
+    assert report.sources["src"].near_duplicate_groups == 1
+
+
+def test_identical_bytes_across_splits_are_refused() -> None:
+    """The last guard, after grouping: the same file in train and val never reaches training."""
+    from training.datasets import Sample, check_leaks
+
+    a = Sample("src", "train", Path("a.jpg"), "same", ())
+    b = Sample("src", "val", Path("b.jpg"), "same", ())
     with pytest.raises(DatasetError, match=r"b\.jpg is the same image as .*a\.jpg"):
-        merge(mapping, tmp_path / "out")
+        check_leaks([a, b])
 
 
 def test_duplicates_within_a_split_are_counted_once(tmp_path: Path) -> None:
@@ -155,6 +168,9 @@ def test_shipped_mapping_matches_the_rules_and_shared_data(shared_dir: Path) -> 
     from vision.rules import SortingRules
 
     spec = load_mapping(REPO_ROOT / "training" / "mapping.yaml")
-    assert spec.classes == ["bag", "bottle", "can", "carton", "cup", "polystyrene", "film"]
+    assert spec.classes == ["bag", "bottle", "can", "carton", "cup", "polystyrene", "film",
+                            "glass", "electronics", "medical"]
     assert set(spec.classes) <= set(SortingRules.load().spec.classes)
-    assert set(spec.sources) == {"hopper-bags", "litter-items"}
+    assert set(spec.sources) == {"hopper-bags", "litter-items", "glass-ewaste"}
+    for name in spec.sources:  # every source class has a decision (a class, or null with a reason)
+        assert set(spec.sources[name].map) == set(read_source_names(shared_dir / "datasets" / name)), name

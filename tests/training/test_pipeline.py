@@ -20,7 +20,7 @@ from vision.rules import COCO_RULES
 
 pytestmark = pytest.mark.train
 
-CLASSES = ["bag", "bottle", "can", "carton", "cup", "polystyrene", "film"]
+CLASSES = ["bag", "bottle", "can", "carton", "cup", "polystyrene", "film", "glass", "electronics", "medical"]
 
 
 def small_source(shared: Path, name: str, out: Path, counts: dict[str, int]) -> Path:
@@ -49,9 +49,11 @@ def trivue(*args: str, home: Path) -> subprocess.CompletedProcess:
 def test_train_export_evaluate_smoke(shared_dir: Path, tmp_path: Path) -> None:
     small_source(shared_dir, "hopper-bags", tmp_path / "bags", {"train": 12, "val": 4})
     small_source(shared_dir, "litter-items", tmp_path / "litter", {"train": 12, "val": 4})
+    small_source(shared_dir, "glass-ewaste", tmp_path / "glass", {"train": 12, "val": 4})
     mapping = yaml.safe_load((Path(__file__).parents[2] / "training" / "mapping.yaml").read_text())
     mapping["sources"]["hopper-bags"]["path"] = str(tmp_path / "bags")
     mapping["sources"]["litter-items"]["path"] = str(tmp_path / "litter")
+    mapping["sources"]["glass-ewaste"]["path"] = str(tmp_path / "glass")
     (tmp_path / "mapping.yaml").write_text(yaml.safe_dump(mapping))
     run, home = tmp_path / "run", tmp_path / "home"
 
@@ -77,8 +79,12 @@ def test_train_export_evaluate_smoke(shared_dir: Path, tmp_path: Path) -> None:
     assert onnx.with_name("trivue-waste-pr.png").stat().st_size > 10_000
 
     report = json.loads(trivue("evaluate", "--data", str(run), "--model", str(onnx), "--json", home=home).stdout)
-    assert {"map50", "map50_95", "per_class", "error_precision", "error_recall"} <= set(report)
-    assert report["images"] == 8 and set(report["per_class"]) == set(CLASSES)
+    assert {"map50", "map50_95", "per_class", "count_error", "per_source", "not_measured"} <= set(report)
+    assert "error_precision" not in report  # no image-level claim without real negatives
+    val_images = set((run / "data" / "val.txt").read_text().split())
+    assert report["images"] == len(val_images) >= 8 and set(report["per_class"]) == set(CLASSES)
+    assert set(report["per_source"]) == {"hopper-bags", "litter-items", "glass-ewaste"}
+    assert report["per_source"]["hopper-bags"]["classes"] == ["bag"]  # a source's figures: its own classes
     assert report["map50"] == exported["fp32"]["map50"]
 
     # the accuracy gate: an allowance below any possible drop keeps the INT8 model off disk

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PHOTO_DIRS = (
     SHARED_DIR / "datasets" / "hopper-bags" / "images" / "val",
     SHARED_DIR / "datasets" / "litter-items" / "images" / "val",
+    SHARED_DIR / "datasets" / "glass-ewaste" / "images" / "val",
 )
 SAMPLE_PHOTO_DIRS = tuple(REPO_ROOT / "trivue" / "sample" / "images" / k for k in ("contaminated", "clean"))
 

@@ -43,24 +43,42 @@ class PhotoPool:
     origin: str
 
     @classmethod
-    def from_dirs(cls, clean: Path, contaminated: Path, origin: str) -> PhotoPool:
-        pool = cls(_photos(clean), _photos(contaminated), origin)
+    def from_dirs(cls, clean: Path, contaminated: Path, origin: str, *more_contaminated: Path) -> PhotoPool:
+        pool = cls(_photos(clean), _photos(contaminated) + tuple(more_contaminated), origin)
         if not pool.clean or not pool.contaminated:
             raise ValueError(f"no photos in {clean if not pool.clean else contaminated}")
         return pool
 
     @classmethod
     def default(cls) -> PhotoPool:
-        """Shared datasets (val splits) where present, else the sample committed in the repository."""
+        """Shared datasets (val splits) where present, else the sample committed in the repository.
+
+        Contaminated yellow-bin lifts: closed bags, and glass, electrical items or medicines
+        (glass-ewaste photos whose labels hold one of them).
+        """
         shared = SHARED_DIR / "datasets"
         if (shared / "litter-items" / "images" / "val").is_dir():
             return cls.from_dirs(shared / "litter-items" / "images" / "val",
-                                 shared / "hopper-bags" / "images" / "val", f"{shared} (CC BY 4.0)")
+                                 shared / "hopper-bags" / "images" / "val", f"{shared} (CC BY 4.0)",
+                                 *_photos_with(shared / "glass-ewaste", {"glass", "electronics", "medical"}))
         return cls.from_dirs(SAMPLE_IMAGES / "clean", SAMPLE_IMAGES / "contaminated",
                              f"{SAMPLE_IMAGES} (committed sample, CC BY 4.0)")
 
     def pick(self, contaminated: bool, rng: random.Random) -> Path:
         return rng.choice(self.contaminated if contaminated else self.clean)
+
+
+def _photos_with(dataset: Path, classes: set[str]) -> tuple[Path, ...]:
+    """Val photos of a YOLO dataset whose labels hold one of ``classes`` (none when it is absent)."""
+    import yaml
+
+    if not (dataset / "data.yaml").is_file():
+        return ()
+    names = yaml.safe_load((dataset / "data.yaml").read_text(encoding="utf-8")).get("names") or []
+    wanted = {str(i) for i, name in enumerate(names) if name in classes}
+    return tuple(photo for photo in _photos(dataset / "images" / "val")
+                 if (label := dataset / "labels" / "val" / f"{photo.stem}.txt").is_file()
+                 and any(line.split()[:1] and line.split()[0] in wanted for line in label.read_text().splitlines()))
 
 
 def _photos(folder: Path) -> tuple[Path, ...]:
