@@ -11,7 +11,7 @@ import os
 from alembic import context
 
 from server.db import make_engine
-from server.schema import include_object, load_models
+from server.tables import include_object, load_models
 
 target_metadata = load_models()
 

@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 
 from server.db import Base, make_engine
 from server.migrate import alembic_config, current_revision, head_revision, upgrade_database
-from server.schema import load_models
+from server.tables import load_models
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
