@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from base.paths import REPO_ROOT, SHARED_DIR
+from edge.config import EdgeSettings, load_settings
 from trivue.sim.schedule import PlannedLift
-from vision.schema import GpsFix
+from vision.schema import GpsFix, Stream
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def write_burst(folder: Path, photo: Path, taken: datetime) -> None:
 class EdgeTruck:
     """One simulated truck: the real edge agent plus the simulator playing camera, GPS and RFID."""
 
-    def __init__(self, settings: Any, photos: PhotoPool, rng: random.Random, detector: Any = None,
+    def __init__(self, settings: EdgeSettings, photos: PhotoPool, rng: random.Random, detector: object | None = None,
                  clock_skew_s: float = 0.0) -> None:
         from edge.app import Agent
 
@@ -179,11 +179,9 @@ class EdgeTruck:
         self.agent.close()
 
 
-def edge_settings(truck_id: str, root: Path, broker_url: str, prefix: str, stream: Any,
-                  model: Path | None = None) -> Any:
+def edge_settings(truck_id: str, root: Path, broker_url: str, prefix: str, stream: Stream,
+                  model: Path | None = None) -> EdgeSettings:
     """The settings of one simulated truck: its own burst folder, outbox and evidence under ``root``."""
-    from edge.config import load_settings
-
     base = root / truck_id
     return load_settings(None, {
         "truck_id": truck_id, "stream": stream.value, "source": str(base / "bursts"),
