@@ -113,6 +113,10 @@ class Contact(_Strict):
     email: str = ""
     website: str = ""
     signature: str = "Le service Prévention et gestion des déchets"
+    opt_out_email: str = Field(
+        default="", description="where residents write (or reply) STOP; default: email above, else the sender")
+    opt_out_url: str = Field(default="", pattern=r"^(https?://.*)?$",
+                             description="a page where residents refuse the reminders, if the service has one")
 
 
 class SmtpChannel(_Strict):
@@ -133,8 +137,20 @@ class SmsChannel(_Strict):
         default_factory=lambda: {"to": "{{ phone }}", "message": "{{ text }}"},
         description="request fields, Jinja2 over phone, text and sender")
     sender: str = "TRIVUE"
+    country_code: str = Field(default="33", pattern=r"^[1-9]\d{0,2}$",
+                              description="for national numbers (06…): sent as +<code>6…")
+    opt_out: str = Field(default="STOP : répondez STOP", max_length=40,
+                         description="how to refuse, at the end of each SMS; the gateway must handle the keyword")
     token_env: str | None = Field(default=None, description="environment variable with a bearer token")
     timeout_s: float = Field(default=20, gt=0)
+
+
+class RetryRules(_Strict):
+    """Temporary failures (SMTP 4xx, timeouts, a gateway's 5xx) are tried again by later sends."""
+
+    max_attempts: int = Field(default=5, ge=1, le=20, description="then the item fails for good")
+    first_delay_s: int = Field(default=300, ge=0, description="wait before the second attempt, doubled each time")
+    max_delay_s: int = Field(default=6 * 3600, ge=0)
 
 
 class Channels(_Strict):
@@ -143,6 +159,10 @@ class Channels(_Strict):
         description="first channel the household has contact details for; letter needs only the address")
     smtp: SmtpChannel | None = None
     sms: SmsChannel | None = None
+    retry: RetryRules = Field(default_factory=RetryRules)
+    sending_lease_s: int = Field(
+        default=900, ge=1, description="an item claimed longer ago by a send that never finished (killed) is "
+        "resolved by the next send")
 
 
 class RemindersConfig(_Strict):

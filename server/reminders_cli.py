@@ -60,11 +60,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     send.add_argument("--campaign", type=int, required=True)
     send.add_argument("--out", type=Path, help="folder for PDFs (default <data_dir>/reminders/campagne-ID)")
     send.set_defaults(handler=_send)
+    retry = commands.add_parser("retry", help="failed items back to approved, then send them")
+    retry.add_argument("--campaign", type=int, required=True)
+    retry.add_argument("--item", type=int, help="only this item")
+    retry.add_argument("--out", type=Path, help="folder for PDFs (default <data_dir>/reminders/campagne-ID)")
+    retry.set_defaults(handler=_retry)
     report = commands.add_parser("report", help="the campaign's effect: before/after vs matched streets")
     report.add_argument("--campaign", type=int, required=True)
     report.add_argument("--csv", type=Path, help="also write the per-street table here")
     report.set_defaults(handler=_report)
-    for parser in (plan, create, items, rev, send, report):
+    for parser in (plan, create, items, rev, send, retry, report):
         _common(parser)
     _register_households(commands)
 
@@ -213,34 +218,46 @@ def _review(args: argparse.Namespace) -> int:
     return 0
 
 
-def _send(args: argparse.Namespace) -> int:
-    from server.campaigns import CampaignError, items_of
+def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
+    from server.campaigns import CampaignError, get_campaign, items_of
     from server.dispatch import Dispatcher
-    from server.reminder_store import APPROVED, HOUSEHOLD
+    from server.reminder_sending import requeue
+    from server.reminder_store import APPROVED, FAILED, HOUSEHOLD
 
     with _Context(args) as ctx:
-        if any(i.kind == HOUSEHOLD for i in items_of(ctx.session, args.campaign, APPROVED)):
+        try:
+            get_campaign(ctx.session, args.campaign)
+        except CampaignError as error:
+            raise CliError(str(error)) from None
+        waiting = items_of(ctx.session, args.campaign, FAILED if requeue_failed else APPROVED)
+        if any(i.kind == HOUSEHOLD for i in waiting):
             ctx.require_households("Cette campagne contient des rappels approuvés adressés à des foyers ; "
                                    "rien n'a été envoyé")
+        if requeue_failed:
+            requeued = requeue(ctx.session, args.campaign, ctx.actor, args.item)
+            ctx.session.commit()
+            print(f"{len(requeued)} élément(s) remis à envoyer")
         out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
         dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor)
         try:
             report = dispatcher.send_campaign(args.campaign)
-        except CampaignError as error:
-            raise CliError(str(error)) from None
         finally:
             ctx.session.commit()  # what was sent stays recorded, even after an interruption
     if report.deferred:
         print(report.deferred)
         return 1
     print("envoyés : " + (", ".join(f"{k} {v}" for k, v in report.sent.items()) or "aucun (rien d'approuvé ?)"))
-    for line in report.failed:
-        print(f"  échec : {line}")
-    for line in report.skipped:
-        print(f"  écarté : {line}")
+    for label, lines in (("repris après interruption", report.recovered), ("échec", report.failed),
+                         ("nouvel essai prévu", report.retrying), ("écarté", report.skipped)):
+        for line in lines:
+            print(f"  {label} : {line}")
     for path in report.files:
         print(f"  {path}")
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.retrying else 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    return _send(args, requeue_failed=True)
 
 
 def _report(args: argparse.Namespace) -> int:

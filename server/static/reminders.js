@@ -69,16 +69,29 @@
         el("img", { src, alt: `${item.label} — photo ${n + 1}`, loading: "lazy" }))));
   }
 
+  function channelLine(item) {
+    if (item.no_contact) return el("p", { class: "rem-warning small", role: "note", text: t("rem.no_contact") });
+    if (!item.planned_channel) return null;
+    return el("p", { class: "small", text: t("rem.planned", { channel: t("rem.channel." + item.planned_channel) }) });
+  }
+
   function reviewForm(item, reasons) {
     if (!["pending", "approved"].includes(item.status)) {
       const who = item.reviewed_by ? ` — ${item.reviewed_by}` : "";
       const why = item.review_reason ? ` (${t("rem.reason." + item.review_reason)})` : "";
-      const line = el("p", { class: "small muted", text: `${t("rem.status." + item.status)}${why}${who} ` });
+      const channel = item.channel && item.status === "sent" ? ` — ${t("rem.channel." + item.channel)}` : "";
+      const line = el("p", { class: "small muted", text: `${t("rem.status." + item.status)}${channel}${why}${who} ` });
       if (item.file) line.append(el("a", { href: item.file, target: "_blank", rel: "noopener", text: item.send_detail }));
       else if (item.send_detail) line.append(item.send_detail);
+      if (item.next_attempt_at) line.append(` (${t("rem.retry_at", { at: fmt.dateTime(item.next_attempt_at) })})`);
+      if (["failed", "retry"].includes(item.status)) {
+        return el("div", { class: "rem-review" }, line,
+          el("button", { type: "button", class: "button", "data-retry": item.id, text: t("rem.retry") }));
+      }
       return line;
     }
-    const reason = el("select", { id: `reason-${item.id}` }, ...reasons.map((r) => new Option(t(`rem.reason.${r}`), r)));
+    const reason = el("select", { id: `reason-${item.id}` }, new Option(t("rem.choose_reason"), ""),
+      ...reasons.map((r) => new Option(t(`rem.reason.${r}`), r)));
     const note = el("input", { id: `note-${item.id}`, maxlength: "2000" });
     const approve = el("button", { type: "button", class: "button primary", "data-approve": item.id, text: t("rem.approve") });
     const reject = el("button", { type: "button", class: "button", "data-reject": item.id, text: t("rem.reject") });
@@ -104,7 +117,7 @@
         el("span", { class: `rem-badge ${item.status}`, text: t("rem.status." + item.status) })),
       el("p", { class: "rem-why" }, el("strong", { text: `${t("rem.why")} : ` }), item.reason),
       cats ? el("p", { class: "small", text: cats }) : null,
-      photoList(item), previews(item), reviewForm(item, reasons));
+      channelLine(item), photoList(item), previews(item), reviewForm(item, reasons));
   }
 
   async function loadCampaign() {
@@ -125,6 +138,11 @@
   }
 
   async function decide(itemId, approve) {
+    if (!approve && !$(`reason-${itemId}`).value) {  // no default reason: a hasty click must not file a false detection
+      showError($("campaign-status"), new Error(t("rem.reason_needed")));
+      $(`reason-${itemId}`).focus();
+      return;
+    }
     const body = approve ? { decision: "approve" } : {
       decision: "reject", reason: $(`reason-${itemId}`).value, note: $(`note-${itemId}`).value || null };
     try {
@@ -135,15 +153,17 @@
     } catch (error) { showError($("campaign-status"), error); }
   }
 
-  async function send() {
+  async function send(retryItem) {
     const id = $("campaign-select").value;
-    if (!id || !window.confirm(t("rem.send_confirm"))) return;
+    const retry = retryItem !== undefined;
+    if (!id || !window.confirm(t(retry ? "rem.retry_confirm" : "rem.send_confirm"))) return;
+    const path = retry ? `/api/reminders/campaigns/${id}/retry` : `/api/reminders/campaigns/${id}/send`;
     try {
-      const report = await api(`/api/reminders/campaigns/${id}/send`, {}, { method: "POST" });
+      const report = await api(path, retryItem ? { item_id: retryItem } : {}, { method: "POST" });
       await loadCampaign();
-      const sent = Object.entries(report.sent).map(([k, v]) => `${k} ${v}`).join(", ") || "0";
+      const sent = Object.entries(report.sent).map(([k, v]) => `${t("rem.channel." + k)} ${v}`).join(", ") || "0";
       $("campaign-status").textContent = report.deferred || t("rem.sent_report", {
-        sent, failed: report.failed.length, skipped: report.skipped.length });
+        sent, failed: report.failed.length, retrying: report.retrying.length, skipped: report.skipped.length });
     } catch (error) { showError($("campaign-status"), error); }
   }
 
@@ -219,7 +239,8 @@
   if ($("contacts-import")) $("contacts-import").addEventListener("click", importContacts); // household level only
   $("simulate").addEventListener("click", simulate);
   $("create").addEventListener("click", create);
-  $("send").addEventListener("click", send);
+  $("send").addEventListener("click", () => send());
+  $("retry-all").addEventListener("click", () => send(null));
   $("campaign-select").addEventListener("change", loadCampaign);
   $("status-filter").addEventListener("change", loadCampaign);
   $("queue").addEventListener("click", (event) => {
@@ -227,6 +248,7 @@
     if (!target) return;
     if (target.dataset.approve) decide(target.dataset.approve, true);
     if (target.dataset.reject) decide(target.dataset.reject, false);
+    if (target.dataset.retry) send(Number(target.dataset.retry));
   });
   loadCampaigns().catch((error) => showError($("campaign-status"), error));
 })();

@@ -119,3 +119,36 @@ def test_template_preview_and_page(served) -> None:  # type: ignore[no-untyped-d
     assert page.status_code == 200 and "Rappels de tri" in page.text and "reminders.js" in page.text
     viewer = client.get("/rappels", headers=headers["viewer"])
     assert "réservée aux gestionnaires" in viewer.text and 'id="plan-form"' not in viewer.text
+
+
+def test_review_shows_channel_and_retry_endpoint(served) -> None:  # type: ignore[no-untyped-def]
+    """The card says which channel each item will use, flags "aucune coordonnée" before sending,
+    and ``/retry`` sends a failed item again once its contact details exist."""
+    city, client, headers = served
+    manager = headers["manager"]
+    created = client.post("/api/reminders/campaigns", json={"until": TODAY.isoformat()}, headers=manager).json()
+    campaign = client.get(f"/api/reminders/campaigns/{created['id']}", headers=manager).json()
+    items = {i["key"]: i for i in campaign["items"]}
+    bin_item, target = items["bin:BAC-0042"], items[f"address:{city.addresses['target'].id}"]
+    assert bin_item["planned_channel"] is None and bin_item["no_contact"] is True
+    assert target["planned_channel"] == "letter" and target["no_contact"] is False
+    assert items[f"street:{city.streets['dirty']}"]["planned_channel"] == "print"
+    client.post(f"/api/reminders/items/{bin_item['id']}/review", json={"decision": "approve"}, headers=manager)
+    sent = client.post(f"/api/reminders/campaigns/{created['id']}/send", headers=manager).json()
+    assert sent["sent"] == {} and "aucune coordonnée" in sent["failed"][0]
+    again = client.post(f"/api/reminders/items/{bin_item['id']}/review", json={"decision": "approve"},
+                        headers=manager)
+    assert again.status_code == 422  # a failed item is retried, not reviewed again
+    with city.sessions() as session:
+        from server.households import import_contacts
+
+        import_contacts(session, 'key,name,postal_address\nbin:BAC-0042,M. Petit,"4 rue Hoche, 35000 Rennes"\n',
+                        "test", "c.csv")
+        session.commit()
+    assert client.post("/api/reminders/campaigns/999/retry", headers=manager).status_code == 404
+    retried = client.post(f"/api/reminders/campaigns/{created['id']}/retry", params={"item_id": bin_item["id"]},
+                          headers=manager).json()
+    assert retried["requeued"] == [bin_item["id"]] and retried["sent"] == {"letter": 1}
+    with city.sessions() as session:
+        actions = list(session.scalars(select(AuditEntry.action).where(AuditEntry.target == f"item:{bin_item['id']}")))
+    assert actions.count("reminders.send") == 1 and "reminders.item.retry" in actions
