@@ -111,6 +111,11 @@ class Dispatcher:
             audit(self.session, self.actor, "reminders.route_sheet.export", f"campaign:{campaign.id}", str(path))
             self.session.commit()
         self.session.refresh(campaign)
+        if campaign.started_at is not None:  # the comparison streets are fixed when the campaign goes out
+            from server.effect import freeze_controls
+
+            freeze_controls(self.session, campaign, self.config.effect, self.config.household.streams)
+            self.session.commit()
         return report
 
     def _send_claimed(self, campaign: Campaign, item_id: int, report: SendReport, resume: bool) -> None:

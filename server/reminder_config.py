@@ -101,9 +101,14 @@ class ThanksRules(_Strict):
 
 
 class EffectRules(_Strict):
-    window_days: int = Field(default=30, ge=7, le=365, description="before and after the first send")
+    window_days: int = Field(default=30, ge=7, le=365, description="before and after each street's send time")
+    washout_days: float = Field(
+        default=0, ge=0, le=60, description="lifts this long after the send count neither before nor after "
+        "(0: the first collection after the message counts; e.g. 3 for letters La Poste delivers in J+3)")
     min_lifts: int = Field(default=50, ge=1, description="per group and period, below which we do not conclude")
     controls_per_street: int = Field(default=2, ge=1, le=10)
+    max_smd: float = Field(default=0.25, gt=0, le=2,
+                           description="balance: above this standardised mean difference, no conclusion")
     bootstrap: int = Field(default=2000, ge=200, le=20000)
 
 

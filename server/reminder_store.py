@@ -73,6 +73,8 @@ class Campaign(RemindersBase):
     until: Mapped[date] = mapped_column(Date, doc="Last day of the lifts the plan looked at (inclusive)")
     rules: Mapped[dict[str, Any]] = mapped_column(JSON, doc="The targeting rules used, for the record")
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="First send: the effect's cut-off")
+    controls: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, doc="Comparison streets matched when the campaign was sent, frozen (server.reminder_matching)")
 
 
 class Item(RemindersBase):

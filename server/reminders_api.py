@@ -370,9 +370,12 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
     @router.get("/campaigns/{campaign_id}/effect", summary="Before/after vs matched streets (JSON or CSV)")
     def effect(campaign_id: RowId, db: SessionDep, who: Manager, format: Literal["json", "csv"] = "json") -> Any:
         from server.effect import effect_csv, measure
+        from server.store import utcnow
 
         try:
-            report = measure(db, get_campaign(db, campaign_id), rem.config.effect, date.today())
+            report = measure(db, get_campaign(db, campaign_id), rem.config.effect, utcnow(),
+                             rem.config.household.streams)
+            db.commit()  # controls matched for a campaign sent before they were stored: now frozen
         except CampaignError as error:
             raise _fail(error) from None
         if not rem.households:

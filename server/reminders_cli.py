@@ -68,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report = commands.add_parser("report", help="the campaign's effect: before/after vs matched streets")
     report.add_argument("--campaign", type=int, required=True)
     report.add_argument("--csv", type=Path, help="also write the per-street table here")
+    report.add_argument("--json", action="store_true", help="the report as the API and the page get it")
     report.set_defaults(handler=_report)
     for parser in (plan, create, items, rev, send, retry, report):
         _common(parser)
@@ -262,13 +263,16 @@ def _retry(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from server.campaigns import CampaignError, get_campaign
-    from server.effect import effect_csv, measure
+    from server.effect import effect_csv, effect_text, measure
+    from server.store import utcnow
 
     with _Context(args) as ctx:
         try:
-            result = measure(ctx.session, get_campaign(ctx.session, args.campaign), ctx.rules.effect, date.today())
+            campaign = get_campaign(ctx.session, args.campaign)
         except CampaignError as error:
             raise CliError(str(error)) from None
+        result = measure(ctx.session, campaign, ctx.rules.effect, utcnow(), ctx.rules.household.streams)
+        ctx.session.commit()  # controls of a campaign sent before they were stored: now frozen
         if not ctx.households:
             from server.privacy import street_level_effect
 
@@ -279,23 +283,9 @@ def _report(args: argparse.Namespace) -> int:
             args.csv.write_text(effect_csv(result), encoding="utf-8")
             audit(ctx.session, ctx.actor, "reminders.effect.export", f"campaign:{args.campaign}", str(args.csv))
             ctx.session.commit()
-    print(_report_text(result))
+    # --json prints what GET /api/reminders/campaigns/{id}/effect answers, byte for byte the same data
+    print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else effect_text(result))
     return 0
-
-
-def _report_text(result: dict[str, Any]) -> str:
-    lines = [f"Campagne {result['campaign']} : {result['text']}"]
-    for name, group in result.get("groups", {}).items():
-        parts = []
-        for period in ("before", "after"):
-            p = group[period]
-            rate = f"{p['rate']:.1%}" if p["rate"] is not None else "–"
-            parts.append(f"{period} {rate} [{p['ci'][0]:.1%}–{p['ci'][1]:.1%}] sur {p['lifts']} levées")
-        lines.append(f"  {name:<10} ({group['units']} unités) : " + " ; ".join(parts))
-    if result.get("intervals", {}).get("did"):
-        low, high = result["intervals"]["did"]
-        lines.append(f"  différence des évolutions, IC 95 % bootstrap : {low * 100:+.1f} à {high * 100:+.1f} points")
-    return "\n".join(lines)
 
 
 def _contacts(args: argparse.Namespace) -> int:

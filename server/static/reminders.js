@@ -175,30 +175,63 @@
 
   async function loadEffect(id) {
     const report = await api(`/api/reminders/campaigns/${id}/effect`);
-    const windows = report.windows ? ` ${t("rem.before")} : ${fmt.date(report.windows.before[0])} → ${fmt.date(report.windows.before[1])} ; ` +
-      `${t("rem.after")} : ${fmt.date(report.windows.after[0])} → ${fmt.date(report.windows.after[1])}` +
+    const windows = report.windows ? ` ${t("rem.before")} : ${fmt.dateTime(report.windows.before[0])} → ${fmt.dateTime(report.windows.before[1])} ; ` +
+      `${t("rem.after")} : ${fmt.dateTime(report.windows.after[0])} → ${fmt.dateTime(report.windows.after[1])}` +
       (report.partial ? ` (${t("rem.partial")})` : "") : "";
     $("effect-verdict").textContent = report.text + windows;
+    const details = [];
+    if (report.balance) {
+      const two = new Intl.NumberFormat(document.documentElement.lang || "fr", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+      const smd = (v) => (v === null ? "–" : two.format(v));
+      details.push(t("rem.balance", { max: two.format(report.balance.max_smd), rate: smd(report.balance.rate), volume: smd(report.balance.log_lifts) }));
+    }
+    const est = report.estimate;
+    if (est && est.did !== null && est.ci) {
+      details.push(t("rem.estimate", { did: fmt.points(est.did), low: fmt.points(est.ci[0]), high: fmt.points(est.ci[1]) }) +
+        (est.conclusive ? "" : ` ${t("rem.indicative")}`));
+    }
+    if (est) details.push(t("rem.method", { label: est.label, draws: fmt.num(est.draws) }));
+    $("effect-details").replaceChildren(...details.map((text) => el("li", { text })));
     const groups = report.groups || {};
     const names = ["targeted", "control", "households"].filter((g) => groups[g]);
     $("effect-table").querySelector("tbody").replaceChildren(...names.map((g) => el("tr", {},
       el("th", { scope: "row", text: t("rem.group." + g) }), pctCell(groups[g].before), pctCell(groups[g].after),
-      el("td", { class: "num", text: groups[g].change === null ? "–" : `${(groups[g].change * 100).toFixed(1)} pts` }))));
-    drawChart(names, groups);
+      el("td", { class: "num", text: groups[g].change === null ? "–" : `${fmt.points(groups[g].change)} pts` }))));
+    drawChart(report.series);
   }
 
-  function drawChart(names, groups) {
+  // Marks the send between week -1 and week 0: a vertical line drawn after the datasets.
+  const sendLine = {
+    id: "sendLine",
+    afterDatasetsDraw(c) {
+      const x = c.scales.x;
+      const at = c.data.labels.indexOf(0);
+      if (at < 1) return;
+      const px = (x.getPixelForValue(at - 1) + x.getPixelForValue(at)) / 2;
+      const { top, bottom } = c.chartArea;
+      const ctx = c.ctx;
+      ctx.save();
+      ctx.strokeStyle = "#333"; ctx.setLineDash([4, 4]); ctx.beginPath(); ctx.moveTo(px, top); ctx.lineTo(px, bottom); ctx.stroke();
+      ctx.setLineDash([]); ctx.fillStyle = "#333"; ctx.textAlign = "center"; ctx.fillText(t("rem.sent_marker"), px, top + 10);
+      ctx.restore();
+    },
+  };
+
+  function drawChart(series) {
     if (typeof Chart === "undefined") return;
     if (chart) chart.destroy();
-    if (!names.length) return;
-    const rate = (g, p) => (groups[g][p].rate === null ? null : groups[g][p].rate * 100);
+    chart = null;
+    if (!series || !series.weeks.length) return;
+    const pct = (values) => values.map((v) => (v === null ? null : v * 100));
     chart = new Chart($("effect-chart"), {
-      type: "bar",
-      data: { labels: names.map((g) => t("rem.group." + g)), datasets: [
-        { label: t("rem.before"), data: names.map((g) => rate(g, "before")), backgroundColor: "#f46d43" },
-        { label: t("rem.after"), data: names.map((g) => rate(g, "after")), backgroundColor: "#1a9641" }] },
+      type: "line",
+      data: { labels: series.weeks, datasets: [
+        { label: t("rem.group.targeted"), data: pct(series.targeted), borderColor: "#d73027", backgroundColor: "#d73027", spanGaps: true },
+        { label: t("rem.group.control"), data: pct(series.control), borderColor: "#4575b4", backgroundColor: "#4575b4", borderDash: [6, 3], spanGaps: true }] },
       options: { responsive: true, maintainAspectRatio: false, animation: false,
-        scales: { y: { beginAtZero: true, title: { display: true, text: "%" } } } },
+        scales: { x: { title: { display: true, text: t("rem.week") } },
+          y: { beginAtZero: true, title: { display: true, text: t("rem.rate_axis") } } } },
+      plugins: [sendLine],
     });
   }
 

@@ -55,3 +55,42 @@ def test_plan_create_review_send_report(tmp_path: Path, monkeypatch: pytest.Monk
     assert main(["reminders", "plan", "--rules", str(rules)]) == 2
     assert "household.min_contaminated_lifts" in capsys.readouterr().err
     assert main(["reminders", "report", "--campaign", "99"]) == 2
+
+
+def test_report_json_matches_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``reminders report --json`` prints what the campaign page reads from the API."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy.orm import Session
+
+    from server.app import create_app
+    from server.auth import create_token
+    from server.config import ServerSettings
+    from server.db import make_engine
+    from server.migrate import upgrade_database
+    from server.reminder_store import upgrade_reminders
+    from trivue.reminder_effect import store_trial
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'trivue.db'}")
+    upgrade_database(engine)
+    upgrade_reminders(engine)
+    with Session(engine) as session:
+        _trial, campaign = store_trial(session, 5, 0.3)
+        token = create_token(session, "manager", "test-manager")
+        session.commit()
+        campaign_id = campaign.id
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", str(engine.url))
+    assert main(["reminders", "report", "--campaign", str(campaign_id), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    app = create_app(ServerSettings(data_dir=tmp_path, database_url=str(engine.url), cookie_secure=False), engine,
+                     start_ingest=False)
+    page = TestClient(app).get(f"/api/reminders/campaigns/{campaign_id}/effect",
+                               headers={"Authorization": f"Bearer {token}"}).json()
+    engine.dispose()
+    assert printed == page and printed["status"] == "decrease"
+    assert main(["reminders", "report", "--campaign", str(campaign_id)]) == 0
+    text = capsys.readouterr().out
+    assert "Baisse de la contamination" in text and "différence de différences" in text and "rues témoins" in text

@@ -118,3 +118,69 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     page.screenshot(path=str(shots / "rappels.png"), full_page=True)
     context.close()
     assert errors == [], errors
+
+
+def test_effect_plot_on_the_campaign_page(tmp_path: Path, chromium: Any,
+                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A simulated campaign (``trivue.reminder_effect``: a 40 % drop for reached households) on the
+    page: the verdict, balance, method, and the weekly plot with the send marked; screenshot kept."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
+    import uvicorn
+    from playwright.sync_api import expect
+    from sqlalchemy.orm import Session
+
+    from server.app import create_app
+    from server.auth import add_user
+    from server.config import ServerSettings
+    from server.dashboard import missing_vendor_files
+    from server.db import make_engine
+    from server.migrate import upgrade_database
+    from server.reminder_store import upgrade_reminders
+    from trivue.reminder_effect import store_trial
+
+    if missing_vendor_files():
+        pytest.skip("dashboard libraries missing: run `make dashboard-assets`")
+    shots = Path(os.environ.get("TRIVUE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("reminders-shots"))
+    engine = make_engine(f"sqlite:///{tmp_path / 'trivue.db'}")
+    upgrade_database(engine)
+    upgrade_reminders(engine)
+    with Session(engine) as session:
+        store_trial(session, 21, 0.4)
+        add_user(session, "gestionnaire", PASSWORD, "manager")
+        session.commit()
+    settings = ServerSettings(data_dir=tmp_path, database_url=str(engine.url), cookie_secure=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine, start_ingest=False), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    errors: list[str] = []
+    try:
+        context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"http://127.0.0.1:{port}/rappels")
+        page.get_by_label("Identifiant").fill("gestionnaire")
+        page.get_by_label("Mot de passe").fill(PASSWORD)
+        page.get_by_role("button", name="Se connecter").click()
+        page.wait_for_url("**/rappels")
+        expect(page.locator("#effect-verdict")).to_contain_text("Baisse de la contamination attribuable")
+        expect(page.locator("#effect-details")).to_contain_text("différence de différences")
+        expect(page.locator("#effect-details")).to_contain_text("Équilibre avant la campagne")
+        page.wait_for_function("() => Chart.getChart('effect-chart')?.data.datasets.length === 2")
+        points = [p for p in page.evaluate("() => Chart.getChart('effect-chart').data.datasets[0].data") if p]
+        assert points[-1] < points[0] - 5  # targeted streets: lower after the send (percent)
+        page.locator("#effect-title").scroll_into_view_if_needed()
+        page.locator("section:has(#effect-title)").screenshot(path=str(shots / "rappels-effet.png"))
+        context.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        engine.dispose()
+    assert errors == [], errors
