@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 from server.auth import audit
 from server.campaigns import get_campaign, items_of
 from server.channels import Attachment, ChannelError, Mailer, SmsGateway
-from server.letters import letter_pdf, route_sheet_pdf
+from server.letters import LetterHeader, letter_pdf, route_sheet_pdf
 from server.messages import Message, MessageTemplates, french_date, plain_text
+from server.postal import AddressError, address_block
 from server.reminder_config import RemindersConfig
 from server.reminder_sending import (
     NO_CONTACT,
@@ -59,6 +60,7 @@ class SendReport:
     files: list[Path] = field(default_factory=list)
 
 
+NO_NAME = "Aux occupants"
 INTERRUPTED_SMS = ("envoi interrompu : le SMS est peut-être parti ; il n'est pas renvoyé automatiquement "
                    "(au plus une fois). « Réessayer » l'enverra de nouveau.")
 
@@ -169,11 +171,13 @@ class Dispatcher:
         report.failed.append(f"élément {item.id} ({item.target_key}) : {error}")
         audit(self.session, self.actor, "reminders.send.failed", f"item:{item.id}", reason[:500])
 
-    def message(self, campaign: Campaign, item: Item, recipient: str | None = None) -> Message:
+    def message(self, campaign: Campaign, item: Item, recipient: str | None = None,
+                contact: Contact | None = None) -> Message:
         street = self._street_label(item.street_id)
+        name, address = self.addressee(item, contact) if item.kind == HOUSEHOLD else (None, "")
         return Message(item.kind, item.level, recipient or street, street, item.lifts, item.contaminated,
                        item.categories, campaign.since, campaign.until, item.reason, self.today,
-                       reference=reference(item))
+                       reference=reference(item), name=name, address=address)
 
     def _deliver(self, channel: str, campaign: Campaign, item: Item, contact: Contact | None, postal: str,
                  report: SendReport) -> str:
@@ -185,12 +189,17 @@ class Dispatcher:
         if channel == "email" and contact and contact.email and self.mailer:
             return self._email(campaign, item, contact)
         if channel == "sms" and contact and contact.phone and self.sms:
-            text = gsm_text(self.templates.render("sms", self.message(campaign, item, postal)))
+            text = gsm_text(self.templates.render("sms", self.message(campaign, item, postal, contact)))
             if segments(text) > 1:  # an edited template or a long name: it still goes, at a higher price
                 log.warning("item %s: SMS of %d characters costs %d segments", item.id, len(text), segments(text))
             return self.sms.send(contact.phone, text)
         if channel == "letter" and postal:
-            path = self._write_pdf(campaign, item, self.message(campaign, item, postal), "courrier")
+            message = self.message(campaign, item, postal, contact)
+            try:
+                address_block(message.name or NO_NAME, message.address)
+            except AddressError as error:
+                raise ChannelError(f"courrier impossible : {error}") from None
+            path = self._write_pdf(campaign, item, message, "courrier")
             report.files.append(path)
             return str(path)
         raise ChannelError(f"canal {channel} indisponible pour ce foyer (coordonnée effacée ou canal retiré "
@@ -198,7 +207,18 @@ class Dispatcher:
 
     def letter_bytes(self, campaign: Campaign, item: Item, message: Message) -> bytes:
         text = self.templates.render(self.templates.document_for(item.kind), message)
-        return letter_pdf(text, self.photos(item), title=f"Trivue — {item.target_key}")
+        header = self.header(message) if item.kind == HOUSEHOLD else None
+        return letter_pdf(text, self.photos(item), title=f"Trivue — {item.target_key}", header=header)
+
+    def header(self, message: Message) -> LetterHeader:
+        """Sender, window address and date of a household letter (an incomplete address prints as is)."""
+        contact = self.config.contact
+        try:
+            lines = address_block(message.name or NO_NAME, message.address)
+        except AddressError:
+            lines = [message.name or NO_NAME, *[p.strip() for p in message.address.split(",") if p.strip()]][:6]
+        return LetterHeader((contact.organisation, *contact.postal_address), tuple(lines),
+                            f"Le {french_date(message.today)}")
 
     def _write_pdf(self, campaign: Campaign, item: Item, message: Message, prefix: str) -> Path:
         path = self.out_dir / f"{prefix}-campagne-{campaign.id}-{item.id}.pdf"
@@ -207,7 +227,7 @@ class Dispatcher:
 
     def _email(self, campaign: Campaign, item: Item, contact: Contact) -> str:
         assert self.mailer is not None and contact.email
-        message = self.message(campaign, item, self.recipient(item, contact))
+        message = self.message(campaign, item, self.recipient(item, contact), contact)
         subject, _, body = self.templates.render("email", message).partition("\n")
         attachments = [Attachment("courrier-tri.pdf", self.letter_bytes(campaign, item, message), "application", "pdf")]
         attachments += [Attachment(f"photo-{n + 1}.jpg", p.read_bytes(), "image", "jpeg")
@@ -223,16 +243,21 @@ class Dispatcher:
         return [self.evidence_root / rows[e] for e in item.event_ids if e in rows]
 
     def recipient(self, item: Item, contact: Contact | None) -> str:
-        """The postal address block; empty when the household cannot be written to."""
-        name = contact.name if contact and contact.name else "Aux occupants"
+        """Name and postal address on one line; empty when the household cannot be written to."""
+        name, address = self.addressee(item, contact)
+        return f"{name or NO_NAME}, {address}" if address else ""
+
+    def addressee(self, item: Item, contact: Contact | None) -> tuple[str | None, str]:
+        """The household's name (None when unknown) and postal address ("" when none is known)."""
+        name = contact.name if contact and contact.name else None
         if contact and contact.postal_address:
-            return f"{name}, {contact.postal_address}"
+            return name, contact.postal_address
         if item.address_id is None:
-            return ""
+            return name, ""
         from server.streets import Address
 
         label = self.session.scalar(select(Address.label).where(Address.id == item.address_id))
-        return f"{name}, {label}" if label else ""
+        return name, label or ""
 
     def _street_label(self, street_id: int | None) -> str:
         from server.streets import Street

@@ -17,6 +17,7 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
+from server.postal import greeting
 from server.reminder_config import RemindersConfig
 
 PACKAGED = Path(__file__).parent / "templates" / "reminders"
@@ -55,6 +56,8 @@ class Message:
     reason: str = ""
     today: date = field(default_factory=date.today)
     reference: str = ""  # quoted by a resident who opts out: names the message, not the household
+    name: str | None = None  # the household's name when the contacts hold one (greeting, address block)
+    address: str = ""  # postal address, ending with "<postcode> <commune>" (letters)
 
 
 class MessageTemplates:
@@ -84,6 +87,7 @@ class MessageTemplates:
                 "since": french_date(message.since), "until": french_date(message.until),
                 "today": french_date(message.today), "reason": message.reason,
                 "contact": self.config.contact.model_dump(), "rules": self.rules, "reference": message.reference,
+                "greeting": greeting(message.name),
                 "opt_out": {"email": self.opt_out_email(), "url": self.config.contact.opt_out_url,
                             "sms": self.config.channels.sms.opt_out if self.config.channels.sms else ""}}
 

@@ -114,6 +114,10 @@ class EffectRules(_Strict):
 
 class Contact(_Strict):
     organisation: str = "Service déchets de la Métropole"
+    postal_address: list[str] = Field(
+        default_factory=list, max_length=4,
+        description="the service's postal address under its name on letters, e.g. [\"5 place du 6 juin 1944\", "
+        "\"45000 ORLEANS\"]")
     phone: str = ""
     email: str = ""
     website: str = ""

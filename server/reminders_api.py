@@ -296,7 +296,8 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         rem.check_item(item)
         dispatcher = rem.dispatcher(db, who.actor, item.campaign_id)
         campaign = get_campaign(db, item.campaign_id)
-        message = dispatcher.message(campaign, item, dispatcher.recipient(item, None) or None)
+        contact = db.get(Contact, item.target_key) if item.kind == HOUSEHOLD else None
+        message = dispatcher.message(campaign, item, dispatcher.recipient(item, contact) or None, contact)
         audit(db, who.actor, "reminders.item.preview", f"item:{item_id}", channel)
         db.commit()
         if channel == "letter":

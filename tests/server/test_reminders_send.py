@@ -187,7 +187,8 @@ def test_send_campaign_only_approved(city: City, smtp_server: tuple[Inbox, SmtpC
     assert sms["body"]["to"] == "+33600000042" and "erreur(s) de tri" in sms["body"]["message"]
     printed = {p.name.split("-")[0]: p for p in report.files}
     postal = pdf_text(printed["courrier"].read_bytes())
-    assert a["opted_out"].label in postal and "Aux occupants" in postal
+    street_part, postcode, commune = a["opted_out"].label.rsplit(" ", 2)
+    assert f"{street_part} {postcode} {commune.upper()}" in postal and "Aux occupants" in postal
     notice = pdf_text(printed["avis"].read_bytes())
     assert "Aux habitants : Rue Hoche, Rennes" in notice and "12 bac(s) sur 30" in notice
 
