@@ -34,10 +34,10 @@ def import_type(request: Request) -> str:
     return kind
 
 
-async def contacts_csv(request: Request, kind: str) -> str:
-    """The CSV text of an import whose content type ``import_type`` accepted."""
+async def contacts_csv(request: Request, kind: str) -> bytes | str:
+    """The CSV file (bytes: its encoding is detected) of an import whose content type ``import_type`` accepted."""
     if kind == "text/csv":
-        return (await request.body()).decode("utf-8-sig", "replace")
+        return await request.body()
     if kind == "application/json":
         try:
             body = json.loads(await request.body())
@@ -50,7 +50,7 @@ async def contacts_csv(request: Request, kind: str) -> str:
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise HTTPException(422, "expected the CSV file in the multipart field 'file'")
-    return (await upload.read()).decode("utf-8-sig", "replace")
+    return await upload.read()
 
 
 class OptOutIn(BaseModel):
@@ -78,7 +78,7 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
         except HouseholdError as error:
             raise HTTPException(422, str(error)) from None
         db.commit()
-        return {"imported": report.imported, "errors": list(report.errors)}
+        return report.json()
 
     @router.post("/households/{key}/opt-out", summary="The household asked for no more reminders")
     def household_opt_out(key: str, body: OptOutIn, db: SessionDep, who: Manager) -> dict[str, Any]:

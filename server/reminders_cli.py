@@ -294,11 +294,13 @@ def _contacts(args: argparse.Namespace) -> int:
     with _Context(args) as ctx:
         ctx.require_households("L'import des contacts des foyers est refusé")
         try:
-            report = import_contacts(ctx.session, args.file.read_text(encoding="utf-8-sig"), ctx.actor, str(args.file))
-        except (HouseholdError, OSError) as error:
+            report = import_contacts(ctx.session, args.file.read_bytes(), ctx.actor, str(args.file))
+        except HouseholdError as error:
             raise CliError(str(error)) from None
+        except OSError as error:
+            raise CliError(f"{args.file} : {error.strerror or error}") from None
         ctx.session.commit()
-    print(f"{report.imported} contact(s) importé(s), {len(report.errors)} refusé(s)")
+    print(report.summary())
     for line in report.errors:
         print(f"  {line}")
     return 0

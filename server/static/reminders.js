@@ -260,10 +260,12 @@
     const file = $("contacts-file").files[0];
     if (!file) return;
     try {
-      const report = await api("/api/reminders/households/import", {}, { method: "POST", body: await file.text(),
+      // The file's own bytes: the server detects its encoding (Windows-1252 from French Excel, UTF-8...).
+      const report = await api("/api/reminders/households/import", {}, { method: "POST", body: file,
         headers: { "Content-Type": "text/csv", Accept: "application/json" } });
-      status.textContent = t("rem.imported", { imported: report.imported, errors: report.errors.length,
-        details: report.errors.slice(0, 3).join(" ; ") });
+      const unknown = report.unknown_columns.length ? " " + t("rem.unknown_columns", { columns: report.unknown_columns.join(", ") }) : "";
+      status.textContent = t("rem.imported", { imported: report.imported, updated: report.updated,
+        errors: report.refused, details: report.errors.join(" ; ") }) + unknown;
     } catch (error) { showError(status, error); }
   }
 

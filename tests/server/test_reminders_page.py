@@ -99,11 +99,13 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     bin_card = page.locator("#queue li:has-text('BAC-0042')").first
     expect(bin_card).to_contain_text("aucune coordonnée")
     contacts = Path(shots / "contacts.csv")
-    contacts.write_text('key,name,email,phone,postal_address\nbin:BAC-0042,M. Durand,,,"4 rue Hoche, 35000 Rennes"\n'
-                        "maison,X,,,\n")
+    contacts.write_bytes('clé;nom;courriel;téléphone;adresse\nbin:BAC-0042;M. Durand;;;4 rue Hoche, 35000 Rennes\n'
+                         "maison;X;;;\n".encode("cp1252"))  # French Excel: semicolons, Windows-1252
     page.set_input_files("#contacts-file", str(contacts))
     page.get_by_role("button", name="Importer").click()
-    expect(page.locator("#rights-status")).to_contain_text("1 contact(s) importé(s), 1 ligne(s) refusée(s)")
+    status = page.locator("#rights-status")
+    expect(status).to_contain_text("1 contact(s) ajouté(s), 0 mis à jour, 1 ligne(s) refusée(s)")
+    expect(page.locator("#rights-status")).to_contain_text("ligne 3 : clé 'maison'")
     page.once("dialog", lambda dialog: dialog.accept())
     bin_card.get_by_role("button", name="Réessayer").click()
     expect(page.locator("#campaign-status")).to_contain_text("Envoyés : courrier postal 1. Échecs : 0")
