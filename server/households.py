@@ -27,12 +27,16 @@ CONTACT_COLUMNS = ("key", "name", "email", "phone", "postal_address")
 
 
 class HouseholdError(ValueError):
-    pass
+    """A refused operation on a household's data, in French."""
+
+
+class UnknownHousehold(HouseholdError):
+    """No data at all for this key: nothing to erase (the API answers 404)."""
 
 
 def check_key(key: str) -> str:
     if not KEY.match(key or ""):
-        raise HouseholdError(f"household key {key!r}: expected address:<id> or bin:<rfid>")
+        raise HouseholdError(f"clé de foyer {key!r} : attendu address:<n° d'adresse> ou bin:<puce du bac>")
     return key
 
 
@@ -126,22 +130,33 @@ def cancel_opt_out(session: Session, key: str, actor: str) -> bool:
     return bool(removed)
 
 
-def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool = True) -> dict[str, int]:
-    """Delete the household's personal data; anonymise its items. Returns what was done."""
+def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool = True,
+                    note: str | None = None) -> dict[str, int]:
+    """Delete the household's personal data; anonymise its items. Returns what was done.
+
+    A key Trivue holds nothing about raises ``UnknownHousehold`` and records nothing (a typo must
+    not leave an opposition for someone else). ``note`` (the request's reference, say) is kept in
+    the audit log and on the opposition.
+    """
     check_key(key)
-    contacts = session.execute(delete(Contact).where(Contact.key == key)).rowcount or 0
     items = list(session.scalars(select(Item).where(Item.target_key == key)))
+    known = items or session.get(Contact, key) is not None or session.get(OptOut, key) is not None
+    if not known:
+        raise UnknownHousehold(f"aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré")
+    contacts = session.execute(delete(Contact).where(Contact.key == key)).rowcount or 0
     for item in items:
         item.target_key = f"erased:{item.id}"
         item.address_id = item.bin_id = None
         item.event_ids = []
         if item.status in ("pending", "approved"):
             item.status, item.send_detail = "skipped", "données effacées à la demande du foyer"
+    note = (note or "").strip()[:500] or None
     if keep_opt_out:
-        opt_out(session, key, actor, "effacement des données")
+        opt_out(session, key, actor, f"effacement des données ({note})" if note else "effacement des données")
     else:
         session.execute(delete(OptOut).where(OptOut.key == key))
-    audit(session, actor, "reminders.household.erase", key, f"contacts={contacts} items={len(items)}")
+    audit(session, actor, "reminders.household.erase", key,
+          f"contacts={contacts} items={len(items)}" + (f" note={note}" if note else ""))
     return {"contacts": contacts, "items": len(items), "opted_out": int(keep_opt_out)}
 
 

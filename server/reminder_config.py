@@ -88,7 +88,8 @@ class StreetRules(_Strict):
     min_lifts: int = Field(default=20, ge=1, description="lifts in the window to judge a street")
     min_rate: float = Field(default=0.15, ge=0, le=1, description="contamination rate for a street campaign")
     min_unattributed: int = Field(
-        default=3, ge=1, description="contaminated lifts without a sure household that alone justify one")
+        default=3, ge=1, description="contaminated lifts without a sure household that let a street with fewer "
+        "than min_lifts lifts qualify; the rate must still reach min_rate")
     cooldown_days: int = Field(default=30, ge=0)
 
 

@@ -30,6 +30,11 @@ PENDING, APPROVED, REJECTED, SENT, FAILED, SKIPPED = "pending", "approved", "rej
 # next send after ``next_attempt_at`` tries again (server.sending).
 SENDING, RETRY = "sending", "retry"
 STATUSES = (PENDING, APPROVED, REJECTED, SENDING, SENT, RETRY, FAILED, SKIPPED)
+# The words of the page (templates/reminders/i18n/fr.json "rem.status.*"), for the CLI and messages.
+STATUS_LABELS = {PENDING: "à relire", APPROVED: "approuvé", REJECTED: "refusé", SENDING: "envoi en cours",
+                 SENT: "envoyé", RETRY: "nouvel essai prévu", FAILED: "échec", SKIPPED: "écarté"}
+KIND_LABELS = {HOUSEHOLD: "foyer", STREET: "rue", THANKS: "remerciement"}
+CHANNEL_LABELS = {"email": "courriel", "sms": "SMS", "letter": "courrier", "print": "avis imprimé"}
 REJECT_REASONS = ("false_detection", "wrong_household", "not_appropriate", "other")
 
 

@@ -23,6 +23,7 @@ from server.bounds import Day, RowId
 from server.campaigns import (
     CampaignError,
     Decision,
+    NotFound,
     campaign_summaries,
     create_campaign,
     export_false_detections,
@@ -68,7 +69,7 @@ class CampaignIn(BaseModel):
         # Checked here, not by the planner (whose ValueError was a 500); until defaults to yesterday.
         until = self.until or date.today() - timedelta(days=1)
         if self.since and self.since > until:
-            raise ValueError(f"until {until} is before since {self.since}")
+            raise ValueError(f"la fin {until} est avant le début {self.since}")
         return self
 
 
@@ -163,7 +164,7 @@ def _kept(db: Any, items: list[Item]) -> set[str]:
 
 
 def _fail(error: Exception, code: int = 422) -> HTTPException:
-    return HTTPException(404 if "no campaign" in str(error) or "no item" in str(error) else code, str(error))
+    return HTTPException(404 if isinstance(error, NotFound) else code, str(error))
 
 
 class Reminders:
@@ -209,7 +210,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
     def plan(db: SessionDep, who: Manager, since: Day | None = None, until: Day | None = None) -> dict[str, Any]:
         until = until or date.today() - timedelta(days=1)
         if since and since > until:
-            raise HTTPException(422, f"since {since} is after until {until}")
+            raise HTTPException(422, f"le début {since} est après la fin {until}")
         result = plan_json(make_plan(db, rem.config, until, since, households=rem.households))
         audit(db, who.actor, "reminders.plan.read", None, f"lifts {result['since']}..{result['until']}")
         db.commit()
@@ -292,7 +293,7 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
                      channel: Literal["letter", "email", "sms"] = "letter") -> Response:
         item = db.get(Item, item_id)
         if item is None:
-            raise HTTPException(404, f"no item with id {item_id}")
+            raise HTTPException(404, f"l'élément {item_id} n'existe pas")
         rem.check_item(item)
         dispatcher = rem.dispatcher(db, who.actor, item.campaign_id)
         campaign = get_campaign(db, item.campaign_id)
@@ -345,7 +346,7 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         folder = (rem.out_root / f"campagne-{campaign_id}").resolve()
         path = (folder / name).resolve()
         if path.parent != folder or path.suffix != ".pdf" or not path.is_file():
-            raise HTTPException(404, f"no file {name!r} in campaign {campaign_id}")
+            raise HTTPException(404, f"pas de fichier {name!r} dans la campagne {campaign_id}")
         if not rem.households and not name.startswith(STREET_LEVEL_FILES):  # letters, route sheets name homes
             raise refusal("Ce document nomme des foyers")
         audit(db, who.actor, "reminders.file.export", f"campaign:{campaign_id}", name)

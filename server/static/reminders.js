@@ -2,7 +2,16 @@
 "use strict";
 
 (() => {
-  const { t, api, el, fmt, config, showError } = Trivue;
+  const { t, api, el, fmt, config } = Trivue;
+  // A validation error arrives as a JSON list of {loc, msg}: a manager reads the messages, not the JSON.
+  const showError = (target, error) => {
+    let message = error.message;
+    try {
+      const items = JSON.parse(message);
+      if (Array.isArray(items)) message = items.map((i) => `${(i.loc || []).slice(1).join(".") || "requête"} : ${i.msg}`).join(" ; ");
+    } catch (_) { /* already a sentence */ }
+    Trivue.showError(target, new Error(message));
+  };
   const $ = (id) => document.getElementById(id);
   if (!$("plan-form")) return; // viewers see the notice only
   const isoDay = (d) => d.toISOString().slice(0, 10);
@@ -248,7 +257,8 @@
         status.textContent = t("rem.opted_out", { key });
       } else {
         if (!window.confirm(t("rem.erase_confirm"))) return;
-        const done = await api(path, {}, { method: "DELETE" });
+        const note = $("rights-note").value.trim();
+        const done = await api(path, note ? { note } : {}, { method: "DELETE" });
         status.textContent = t("rem.erased", { key, contacts: done.contacts, items: done.items });
       }
       await loadCampaign();
