@@ -23,6 +23,7 @@ from server.bounds import Day, RowId
 from server.campaigns import (
     CampaignError,
     Decision,
+    NotFound,
     campaign_summaries,
     create_campaign,
     export_false_detections,
@@ -37,7 +38,19 @@ from server.households_api import household_routes
 from server.messages import CATEGORY_LABELS, TEMPLATES, Message, MessageTemplates, TemplateError
 from server.privacy import STREET_LEVEL_FILES, refusal, street_level_effect
 from server.reminder_config import RULES_ENV, ReminderConfigError, RemindersConfig, load_rules
-from server.reminder_store import HOUSEHOLD, REJECT_REASONS, Item, upgrade_reminders
+from server.reminder_sending import planned_channel, requeue
+from server.reminder_store import (
+    APPROVED,
+    FAILED,
+    HOUSEHOLD,
+    PENDING,
+    REJECT_REASONS,
+    RETRY,
+    SENT,
+    Contact,
+    Item,
+    upgrade_reminders,
+)
 from server.reminders import make_plan
 from server.targets import Plan
 
@@ -56,7 +69,7 @@ class CampaignIn(BaseModel):
         # Checked here, not by the planner (whose ValueError was a 500); until defaults to yesterday.
         until = self.until or date.today() - timedelta(days=1)
         if self.since and self.since > until:
-            raise ValueError(f"until {until} is before since {self.since}")
+            raise ValueError(f"la fin {until} est avant le début {self.since}")
         return self
 
 
@@ -78,8 +91,9 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 
 def item_json(item: Item, labels: dict[int, str], streets: dict[int, str], config: RemindersConfig,
-              kept: set[str]) -> dict[str, Any]:
-    """An item for the page and integrators; ``kept``: event ids whose photo is still on file (retention)."""
+              kept: set[str], channels: dict[int, str | None] | None = None) -> dict[str, Any]:
+    """An item for the page and integrators; ``kept``: event ids whose photo is still on file (retention);
+    ``channels``: the channel a send would use for items not sent yet (None: no contact details)."""
     action = config.levels[item.level - 1].action if 0 < item.level <= len(config.levels) else "remerciement"
     return {"id": item.id, "kind": item.kind, "level": item.level, "action": action, "key": item.target_key,
             "label": labels.get(item.id, item.target_key), "street_id": item.street_id,
@@ -91,13 +105,17 @@ def item_json(item: Item, labels: dict[int, str], streets: dict[int, str], confi
             "reviewed_at": item.reviewed_at.isoformat() if item.reviewed_at else None,
             "review_reason": item.review_reason, "review_note": item.review_note, "channel": item.channel,
             "sent_at": item.sent_at.isoformat() if item.sent_at else None, "send_detail": _detail(item),
+            "attempts": item.attempts,
+            "next_attempt_at": item.next_attempt_at.isoformat() if item.next_attempt_at else None,
+            "planned_channel": (channels or {}).get(item.id),
+            "no_contact": item.id in (channels or {}) and (channels or {})[item.id] is None,
             "file": f"/api/reminders/campaigns/{item.campaign_id}/files/{Path(item.send_detail).name}"
-            if item.channel in ("letter", "print") and item.send_detail else None}
+            if item.status == SENT and item.channel in ("letter", "print") and item.send_detail else None}
 
 
 def _detail(item: Item) -> str | None:
     # A printed item's detail is a path on the server: only its file name is the reader's business.
-    if item.channel in ("letter", "print") and item.send_detail:
+    if item.status == SENT and item.channel in ("letter", "print") and item.send_detail:
         return Path(item.send_detail).name
     return item.send_detail
 
@@ -121,6 +139,23 @@ def _labels(db: Any, items: list[Item]) -> tuple[dict[int, str], dict[int, str]]
     return labels, streets
 
 
+def _channels(db: Any, items: list[Item], config: RemindersConfig) -> dict[int, str | None]:
+    """The channel each item not sent yet would go by, so a reviewer sees "aucune coordonnée" before sending."""
+    from server.streets import Address
+
+    waiting = [i for i in items if i.status in (PENDING, APPROVED, RETRY, FAILED)]
+    keys = [i.target_key for i in waiting if i.kind == HOUSEHOLD]
+    contacts = {c.key: c for c in db.scalars(select(Contact).where(Contact.key.in_(keys)))} if keys else {}
+    address_ids = {i.address_id for i in waiting if i.address_id is not None}
+    labelled = set(db.scalars(select(Address.id).where(Address.id.in_(address_ids), Address.label.is_not(None))))
+    out = {}
+    for item in waiting:
+        contact = contacts.get(item.target_key)
+        postal = bool(contact and contact.postal_address) or item.address_id in labelled
+        out[item.id] = planned_channel(item, contact, config, postal)
+    return out
+
+
 def _kept(db: Any, items: list[Item]) -> set[str]:
     from server.store import Evidence
 
@@ -129,7 +164,7 @@ def _kept(db: Any, items: list[Item]) -> set[str]:
 
 
 def _fail(error: Exception, code: int = 422) -> HTTPException:
-    return HTTPException(404 if "no campaign" in str(error) or "no item" in str(error) else code, str(error))
+    return HTTPException(404 if isinstance(error, NotFound) else code, str(error))
 
 
 class Reminders:
@@ -175,7 +210,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
     def plan(db: SessionDep, who: Manager, since: Day | None = None, until: Day | None = None) -> dict[str, Any]:
         until = until or date.today() - timedelta(days=1)
         if since and since > until:
-            raise HTTPException(422, f"since {since} is after until {until}")
+            raise HTTPException(422, f"le début {since} est après la fin {until}")
         result = plan_json(make_plan(db, rem.config, until, since, households=rem.households))
         audit(db, who.actor, "reminders.plan.read", None, f"lifts {result['since']}..{result['until']}")
         db.commit()
@@ -232,12 +267,13 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
             shown = [i for i in items if i.kind != HOUSEHOLD]
             hidden, items = len(items) - len(shown), shown
         labels, streets = _labels(db, items)
+        kept, channels = _kept(db, items), _channels(db, items, rem.config)
         audit(db, who.actor, "reminders.campaign.read", f"campaign:{campaign_id}",
               f"{len(items)} items" + (f", {hidden} household items hidden" if hidden else ""))
         db.commit()
         summary = next(c for c in campaign_summaries(db) if c["id"] == found.id)
         return {**summary, "counts": summary["items"],
-                "items": [item_json(i, labels, streets, rem.config, _kept(db, items)) for i in items],
+                "items": [item_json(i, labels, streets, rem.config, kept, channels) for i in items],
                 "reject_reasons": list(REJECT_REASONS), "household_level": rem.households,
                 "hidden_household_items": hidden}
 
@@ -250,18 +286,19 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
             raise _fail(error) from None
         db.commit()
         labels, streets = _labels(db, [item])
-        return item_json(item, labels, streets, rem.config, _kept(db, [item]))
+        return item_json(item, labels, streets, rem.config, _kept(db, [item]), _channels(db, [item], rem.config))
 
     @router.get("/items/{item_id}/preview", summary="The item's real message (PDF letter, e-mail or SMS text)")
     def item_preview(item_id: RowId, db: SessionDep, who: Manager,
                      channel: Literal["letter", "email", "sms"] = "letter") -> Response:
         item = db.get(Item, item_id)
         if item is None:
-            raise HTTPException(404, f"no item with id {item_id}")
+            raise HTTPException(404, f"l'élément {item_id} n'existe pas")
         rem.check_item(item)
         dispatcher = rem.dispatcher(db, who.actor, item.campaign_id)
         campaign = get_campaign(db, item.campaign_id)
-        message = dispatcher.message(campaign, item, dispatcher.recipient(item, None) or None)
+        contact = db.get(Contact, item.target_key) if item.kind == HOUSEHOLD else None
+        message = dispatcher.message(campaign, item, dispatcher.recipient(item, contact) or None, contact)
         audit(db, who.actor, "reminders.item.preview", f"item:{item_id}", channel)
         db.commit()
         if channel == "letter":
@@ -274,25 +311,42 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
     @router.post("/campaigns/{campaign_id}/send", summary="Send the approved items (only those)",
                  dependencies=[SameOrigin])
     def send(campaign_id: RowId, db: SessionDep, who: Manager) -> dict[str, Any]:
+        return _send(db, who.actor, campaign_id)
+
+    @router.post("/campaigns/{campaign_id}/retry", dependencies=[SameOrigin],
+                 summary="Failed items (or one of them) back to approved, then send them")
+    def retry(campaign_id: RowId, db: SessionDep, who: Manager, item_id: RowId | None = None) -> dict[str, Any]:
+        try:
+            get_campaign(db, campaign_id)
+        except CampaignError as error:
+            raise _fail(error) from None
+        if not rem.households and any(i.kind == HOUSEHOLD for i in items_of(db, campaign_id, FAILED)):
+            raise refusal("Cette campagne contient des rappels adressés à des foyers ; rien n'a été renvoyé")
+        requeued = requeue(db, campaign_id, who.actor, item_id)
+        db.commit()
+        return {"requeued": requeued, **_send(db, who.actor, campaign_id)}
+
+    def _send(db: Any, actor: str, campaign_id: int) -> dict[str, Any]:
         if not rem.households:
-            waiting = [i for i in items_of(db, campaign_id, "approved") if i.kind == HOUSEHOLD]
+            waiting = [i for i in items_of(db, campaign_id, APPROVED) if i.kind == HOUSEHOLD]
             if waiting:
                 raise refusal(f"Cette campagne contient {len(waiting)} rappel(s) approuvé(s) adressé(s) à des "
                               "foyers ; rien n'a été envoyé")
         try:
-            report = rem.dispatcher(db, who.actor, campaign_id).send_campaign(campaign_id)
+            report = rem.dispatcher(db, actor, campaign_id).send_campaign(campaign_id)
         except CampaignError as error:
             raise _fail(error) from None
         db.commit()
-        return {"sent": report.sent, "failed": report.failed, "skipped": report.skipped,
-                "deferred": report.deferred, "files": [p.name for p in report.files]}
+        return {"sent": report.sent, "failed": report.failed, "retrying": report.retrying,
+                "skipped": report.skipped, "recovered": report.recovered, "deferred": report.deferred,
+                "files": [p.name for p in report.files]}
 
     @router.get("/campaigns/{campaign_id}/files/{name}", summary="A generated PDF (letters, notices, route sheet)")
     def file(campaign_id: RowId, name: str, db: SessionDep, who: Manager) -> FileResponse:
         folder = (rem.out_root / f"campagne-{campaign_id}").resolve()
         path = (folder / name).resolve()
         if path.parent != folder or path.suffix != ".pdf" or not path.is_file():
-            raise HTTPException(404, f"no file {name!r} in campaign {campaign_id}")
+            raise HTTPException(404, f"pas de fichier {name!r} dans la campagne {campaign_id}")
         if not rem.households and not name.startswith(STREET_LEVEL_FILES):  # letters, route sheets name homes
             raise refusal("Ce document nomme des foyers")
         audit(db, who.actor, "reminders.file.export", f"campaign:{campaign_id}", name)
@@ -318,9 +372,12 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
     @router.get("/campaigns/{campaign_id}/effect", summary="Before/after vs matched streets (JSON or CSV)")
     def effect(campaign_id: RowId, db: SessionDep, who: Manager, format: Literal["json", "csv"] = "json") -> Any:
         from server.effect import effect_csv, measure
+        from server.store import utcnow
 
         try:
-            report = measure(db, get_campaign(db, campaign_id), rem.config.effect, date.today())
+            report = measure(db, get_campaign(db, campaign_id), rem.config.effect, utcnow(),
+                             rem.config.household.streams)
+            db.commit()  # controls matched for a campaign sent before they were stored: now frozen
         except CampaignError as error:
             raise _fail(error) from None
         if not rem.households:

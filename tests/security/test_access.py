@@ -49,6 +49,7 @@ ACCESS: dict[tuple[str, str], str] = {
         "/api/reminders/rules", "/api/reminders/templates", "/api/reminders/templates/preview")},
     **{("POST", path): "manager" for path in (
         "/api/reminders/campaigns", "/api/reminders/campaigns/{campaign_id}/send",
+        "/api/reminders/campaigns/{campaign_id}/retry",
         "/api/reminders/households/import", "/api/reminders/households/{key}/opt-out",
         "/api/reminders/items/{item_id}/review")},
     ("DELETE", "/api/reminders/households/{key}"): "manager",
