@@ -66,6 +66,10 @@ class ServerSettings(BaseModel):
     cookie_secure: bool = Field(default=True, description="Session cookie only over HTTPS (off in dev)")
     viewer_min_lifts: int = Field(
         default=1, ge=1, description="Streets with fewer lifts are hidden from viewers (privacy threshold)")
+    opendata_min_lifts: int = Field(
+        default=10, ge=5,
+        description="Open data (trivue opendata export, /api/opendata/...): a street, period and stream with fewer "
+                    "lifts is not published (k-anonymity threshold, never below 5)")
     household_level: bool = Field(
         default=False,
         description="Household-level data (addresses, bin tags, household reminders and contacts): off until an "
