@@ -99,7 +99,7 @@ class Pages:
 
     def script_config(self, lang: str, extra: dict[str, Any]) -> dict[str, Any]:
         return {
-            "lang": lang, "t": messages(lang),
+            "lang": lang, "t": messages(lang), "timeZone": self.settings.timezone,
             "tileUrl": getattr(self.settings, "map_tile_url", None),
             "tileAttribution": getattr(self.settings, "map_tile_attribution", None),
             "silentAfterS": getattr(self.settings, "truck_silent_after_s", DEFAULT_SILENT_AFTER_S),

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from server.localtime import local_today
 from trivue.cli import CliError
 
 
@@ -130,8 +131,8 @@ class _Context:
         self.engine.dispose()
 
 
-def _until(args: argparse.Namespace) -> date:
-    return args.until or date.today() - timedelta(days=1)
+def _until(args: argparse.Namespace, ctx: _Context) -> date:
+    return args.until or local_today(ctx.settings.zone) - timedelta(days=1)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -139,7 +140,7 @@ def _plan(args: argparse.Namespace) -> int:
     from server.reminders_api import plan_json
 
     with _Context(args) as ctx:
-        plan = make_plan(ctx.session, ctx.rules, _until(args), args.since, households=ctx.households)
+        plan = make_plan(ctx.session, ctx.rules, _until(args, ctx), args.since, households=ctx.households)
     if args.json:
         print(json.dumps(plan_json(plan), ensure_ascii=False, indent=2))
         return 0
@@ -160,7 +161,7 @@ def _create(args: argparse.Namespace) -> int:
 
     with _Context(args) as ctx:
         try:
-            plan = make_plan(ctx.session, ctx.rules, _until(args), args.since, households=ctx.households)
+            plan = make_plan(ctx.session, ctx.rules, _until(args, ctx), args.since, households=ctx.households)
             campaign = create_campaign(ctx.session, plan, args.name, ctx.actor, ctx.rules, args.street)
         except CampaignError as error:
             raise CliError(str(error)) from None
@@ -223,7 +224,8 @@ def _send(args: argparse.Namespace) -> int:
             ctx.require_households("Cette campagne contient des rappels approuvés adressés à des foyers ; "
                                    "rien n'a été envoyé")
         out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
-        dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor)
+        dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor,
+                                local_today(ctx.settings.zone))
         try:
             report = dispatcher.send_campaign(args.campaign)
         except CampaignError as error:
@@ -249,7 +251,8 @@ def _report(args: argparse.Namespace) -> int:
 
     with _Context(args) as ctx:
         try:
-            result = measure(ctx.session, get_campaign(ctx.session, args.campaign), ctx.rules.effect, date.today())
+            result = measure(ctx.session, get_campaign(ctx.session, args.campaign), ctx.rules.effect,
+                             local_today(ctx.settings.zone))
         except CampaignError as error:
             raise CliError(str(error)) from None
         if not ctx.households:

@@ -53,13 +53,19 @@ const Trivue = (() => {
   const pctFormat = new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 });
   const pointsFormat = new Intl.NumberFormat(locale, { minimumFractionDigits: 1, maximumFractionDigits: 1,
     signDisplay: "exceptZero" });
-  const dateFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium" });
-  const dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "short" });
+  /* Times are the collectivité's (the server's ``timezone``), never the browser's own zone: a kiosk
+     or a laptop set to UTC must show the hours the letters and exports show. A collection day
+     ("2026-10-25") is a calendar date with no zone: it is read and formatted as UTC midnight. */
+  const timeZone = config.timeZone || undefined;
+  const dateFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeZone: "UTC" });
+  const momentDateFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeZone });
+  const dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "short", timeZone });
+  const isDay = (d) => typeof d === "string" && /^\d{4}-\d{2}-\d{2}$/.test(d);
   const fmt = {
     num: (n) => (n === null || n === undefined ? "–" : numberFormat.format(n)),
     pct: (r) => (r === null || r === undefined ? "–" : pctFormat.format(r)),
     points: (delta) => pointsFormat.format(delta * 100), // a change of rate, in percentage points
-    date: (d) => (d ? dateFormat.format(new Date(d)) : "–"),
+    date: (d) => (!d ? "–" : isDay(d) ? dateFormat.format(new Date(`${d}T00:00:00Z`)) : momentDateFormat.format(new Date(d))),
     dateTime: (d) => (d ? dateTimeFormat.format(new Date(d)) : "–"),
     ago(d) {
       if (!d) return t("common.never");
@@ -86,14 +92,16 @@ const Trivue = (() => {
   }
 
   /* Filters live in the URL query so a view can be bookmarked, shared and reloaded. */
-  const isoDay = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+  /* Days are local collection days of the configured zone: "today" is the collectivité's today. */
+  const dayFormat = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone });
+  const isoDay = (moment) => dayFormat.format(moment);
+  const addDays = (day, n) => new Date(Date.parse(`${day}T00:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
+  const today = () => isoDay(new Date());
   function filterValues(form) {
     const data = Object.fromEntries(new FormData(form).entries());
     if (data.period !== "custom") {
-      const until = new Date();
-      const since = new Date(until.getTime() - (Number(data.period) - 1) * 86400000);
-      data.since = isoDay(since);
-      data.until = isoDay(until);
+      data.until = today();
+      data.since = addDays(data.until, -(Number(data.period) - 1));
     }
     return data;
   }
@@ -172,6 +180,6 @@ const Trivue = (() => {
 
   setupLogout();
   const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
-  return { config, t, label, api, url, fmt, CLASSES, GREY, rateColor, setupFilters, fillCommunes, el,
+  return { config, t, label, api, url, fmt, today, addDays, CLASSES, GREY, rateColor, setupFilters, fillCommunes, el,
            showError, me, locale, ApiError };
 })();

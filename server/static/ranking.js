@@ -81,10 +81,8 @@
   }
 
   function previousPeriod(values) {
-    const since = new Date(values.since), until = new Date(values.until);
-    const span = until.getTime() - since.getTime() + 86400000;
-    const day = (d) => d.toISOString().slice(0, 10);
-    return { since: day(new Date(since.getTime() - span)), until: day(new Date(since.getTime() - 86400000)) };
+    const days = Math.round((Date.parse(values.until) - Date.parse(values.since)) / 86400000) + 1;
+    return { since: Trivue.addDays(values.since, -days), until: Trivue.addDays(values.since, -1) };
   }
 
   async function load(values) {

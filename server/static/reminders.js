@@ -5,10 +5,9 @@
   const { t, api, el, fmt, config, showError } = Trivue;
   const $ = (id) => document.getElementById(id);
   if (!$("plan-form")) return; // viewers see the notice only
-  const isoDay = (d) => d.toISOString().slice(0, 10);
-  const yesterday = new Date(Date.now() - 86400000);
-  $("plan-until").value = isoDay(yesterday);
-  $("plan-since").value = isoDay(new Date(yesterday.getTime() - 29 * 86400000));
+  const yesterday = Trivue.addDays(Trivue.today(), -1);  // the collectivité's yesterday
+  $("plan-until").value = yesterday;
+  $("plan-since").value = Trivue.addDays(yesterday, -29);
   const streetId = config.streetId;
   if (streetId) {
     $("plan-street").hidden = false;
