@@ -26,7 +26,8 @@ install: $(DEV_STAMP)
 # Dashboard browser libraries (Leaflet, Chart.js) come from the npm registry at build time, pinned
 # by server/static/package-lock.json; npm installs them under build/ and the files the pages load
 # are copied to server/static/vendor/ (git-ignored), from where the server serves them. Nothing
-# is fetched at run time.
+# is fetched at run time. axe-core (a devDependency) stays under build/: only the accessibility
+# tests inject it into the pages (tests/dashboard/test_accessibility.py), the server never serves it.
 STATIC := server/static
 NPM_DIR := build/dashboard-npm
 ASSETS_STAMP := $(STATIC)/vendor/.stamp

@@ -7,8 +7,14 @@
   const summary = document.getElementById("map-summary");
   const worstList = document.getElementById("worst-list");
 
-  const map = L.map("map", { preferCanvas: true, zoomSnap: 0.25, attributionControl: true, zoomControl: false });
-  L.control.zoom({ zoomInTitle: t("map.zoom_in"), zoomOutTitle: t("map.zoom_out") }).addTo(map);
+  // padding 0: the canvas stays inside the map box (Leaflet's default draws 10 % beyond it, hidden by
+  // overflow but seen by accessibility checkers as covering the filters and the legend).
+  const map = L.map("map", { renderer: L.canvas({ padding: 0 }), zoomSnap: 0.25, attributionControl: true,
+    zoomControl: false });
+  const icon = (path) => `<svg width="14" height="14" viewBox="0 0 14 14" focusable="false"><path d="${path}" ` +
+    'stroke="currentColor" stroke-width="2.2" fill="none"/></svg>';
+  L.control.zoom({ zoomInTitle: t("map.zoom_in"), zoomOutTitle: t("map.zoom_out"),
+    zoomInText: icon("M1 7h12M7 1v12"), zoomOutText: icon("M1 7h12") }).addTo(map);
   map.attributionControl.setPrefix(false);
   if (config.tileUrl) {
     L.tileLayer(config.tileUrl, { maxZoom: 19, attribution: config.tileAttribution || "" }).addTo(map);

@@ -41,7 +41,7 @@
     const head = el("tr", {}, ...columns.map((c) => {
       const ariaSort = c.key === sort.key ? (sort.dir === "asc" ? "ascending" : "descending") : null;
       const button = el("button", { type: "button", class: "sort", "aria-label": t("ranking.sort", { column: t(c.title) }) },
-        t(c.title), el("span", { "aria-hidden": "true", text: ariaSort ? (sort.dir === "asc" ? " ▲" : " ▼") : "" }));
+        t(c.title));
       button.addEventListener("click", () => {
         tables[id].sort = { key: c.key, dir: sort.key === c.key && sort.dir === "desc" ? "asc" : "desc" };
         render(id);

@@ -163,6 +163,7 @@
     $("effect-table").querySelector("tbody").replaceChildren(...names.map((g) => el("tr", {},
       el("th", { scope: "row", text: t("rem.group." + g) }), pctCell(groups[g].before), pctCell(groups[g].after),
       el("td", { class: "num", text: groups[g].change === null ? "–" : `${(groups[g].change * 100).toFixed(1)} pts` }))));
+    $("effect-table-box").hidden = !names.length;
     drawChart(names, groups);
   }
 
