@@ -70,6 +70,18 @@ class ServerSettings(BaseModel):
         default=10, ge=5,
         description="Open data (trivue opendata export, /api/opendata/...): a street, period and stream with fewer "
                     "lifts is not published (k-anonymity threshold, never below 5)")
+    accessibility_entity: str = Field(
+        default="La collectivité", min_length=1, max_length=200,
+        description="Who publishes the déclaration d'accessibilité at /accessibilite (e.g. Orléans Métropole)")
+    accessibility_status: Literal["non conforme", "partiellement conforme", "totalement conforme"] = Field(
+        default="non conforme",
+        description="RGAA conformity state; 'non conforme' until an audit says otherwise (the RGAA rule)")
+    accessibility_audit: str | None = Field(
+        default=None, max_length=2000,
+        description="The audit behind the state: date, auditor, share of RGAA criteria met (shown on /accessibilite)")
+    accessibility_contact: str | None = Field(
+        default=None, max_length=500,
+        description="Where users report an accessibility problem: e-mail, form URL or postal address")
     household_level: bool = Field(
         default=False,
         description="Household-level data (addresses, bin tags, household reminders and contacts): off until an "

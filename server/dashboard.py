@@ -89,6 +89,8 @@ class Pages:
     def __post_init__(self) -> None:
         self.templates = Jinja2Templates(directory=TEMPLATES_DIR)
         self.templates.env.globals["static"] = self.static_url
+        # Every page's footer states the RGAA conformity and links to the declaration (server.accessibility).
+        self.templates.env.globals["accessibility_status"] = self.settings.accessibility_status
 
     def static_url(self, name: str) -> str:
         # The file's mtime in the URL: browsers may cache forever, a new build is a new URL.
@@ -176,7 +178,7 @@ def _simple_page(pages: Pages, name: str) -> Any:
     def page(request: Request, who: MaybePrincipal) -> Response:
         if who is None:
             return login_redirect(request)
-        with_category = name == "map"
+        with_category = name in ("map", "ranking")  # the ranking is the map's text alternative
         return pages.render(request, name, f"{name}.html", with_category=with_category)
 
     page.__name__ = f"page_{name}"
@@ -185,6 +187,7 @@ def _simple_page(pages: Pages, name: str) -> Any:
 
 def mount_dashboard(app: FastAPI, settings: ServerSettings) -> None:
     """Add the dashboard pages, their static files and the dashboard's API routes to ``app``."""
+    from server.accessibility import accessibility_router
     from server.dashboard_api import dashboard_api_router
 
     missing = missing_vendor_files()
@@ -193,4 +196,6 @@ def mount_dashboard(app: FastAPI, settings: ServerSettings) -> None:
         log.error("dashboard libraries missing (%s): run `make dashboard-assets`", ", ".join(missing))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(dashboard_api_router(settings))
-    app.include_router(page_router(Pages(settings)))
+    pages = Pages(settings)
+    app.include_router(page_router(pages))
+    app.include_router(accessibility_router(pages))

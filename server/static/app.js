@@ -77,18 +77,37 @@ const Trivue = (() => {
     },
   };
 
-  /* Contamination classes, green to red; grey for streets with too few lifts to judge. */
+  /* Contamination classes, blue (good) to dark red (bad); grey for streets with too few lifts.
+     Colour is never the only signal: each class has its own line pattern and width (map, legend,
+     side list), and its text. Every colour has at least 4:1 contrast on the map background and on
+     white (WCAG 1.4.11 asks 3:1), and blue/ochre/red stay apart for red-green colour blindness;
+     tests/dashboard/test_accessibility.py checks both. */
   const CLASSES = [
-    { max: 0.05, color: "#1a9641", label: "< 5 %" },
-    { max: 0.10, color: "#a6d96a", label: "5 – 10 %" },
-    { max: 0.20, color: "#fdae61", label: "10 – 20 %" },
-    { max: 0.30, color: "#f46d43", label: "20 – 30 %" },
-    { max: Infinity, color: "#d7191c", label: "≥ 30 %" },
+    { max: 0.05, color: "#2166ac", dash: null, weight: 3, label: "< 5 %" },
+    { max: 0.10, color: "#00798c", dash: "1 6", weight: 3.5, label: "5 – 10 %" },  // dotted
+    { max: 0.20, color: "#a15c00", dash: "9 6", weight: 4, label: "10 – 20 %" },  // dashed
+    { max: 0.30, color: "#c9301c", dash: "16 5 2 5", weight: 5, label: "20 – 30 %" },  // dash-dot
+    { max: Infinity, color: "#6d0a23", dash: null, weight: 7, label: "≥ 30 %" },  // thick
   ];
-  const GREY = "#8c8c8c";
-  function rateColor(rate, judged) {
-    if (!judged || rate === null || rate === undefined) return GREY;
-    return CLASSES.find((c) => rate < c.max).color;
+  const GREY = "#737373";
+  const TOO_FEW = { color: GREY, dash: null, weight: 1.5, label: "" };  // thin: the network as context
+  function rateClass(rate, judged) {
+    if (!judged || rate === null || rate === undefined) return TOO_FEW;
+    return CLASSES.find((c) => rate < c.max);
+  }
+  const rateColor = (rate, judged) => rateClass(rate, judged).color;
+  /* A legend swatch: a short line drawn with the class's colour, pattern and width (decorative). */
+  function swatch(cls) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    for (const [k, v] of Object.entries({ class: "swatch", width: 34, height: 12, viewBox: "0 0 34 12",
+      "aria-hidden": "true", focusable: "false" })) svg.setAttribute(k, v);
+    const line = document.createElementNS(ns, "line");
+    for (const [k, v] of Object.entries({ x1: 3, y1: 6, x2: 31, y2: 6, stroke: cls.color,
+      "stroke-width": Math.min(cls.weight, 7), "stroke-linecap": "round" })) line.setAttribute(k, v);
+    if (cls.dash) line.setAttribute("stroke-dasharray", cls.dash);
+    svg.append(line);
+    return svg;
   }
 
   /* Filters live in the URL query so a view can be bookmarked, shared and reloaded. */
@@ -180,6 +199,7 @@ const Trivue = (() => {
 
   setupLogout();
   const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
-  return { config, t, label, api, url, fmt, today, addDays, CLASSES, GREY, rateColor, setupFilters, fillCommunes, el,
+  return { config, t, label, api, url, fmt, today, addDays, CLASSES, GREY, TOO_FEW, rateClass, rateColor, swatch,
+    setupFilters, fillCommunes, el,
            showError, me, locale, ApiError };
 })();

@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { config, t, api, fmt, el, CLASSES, GREY, rateColor } = Trivue;
+  const { config, t, api, fmt, el, CLASSES, TOO_FEW, rateClass, swatch } = Trivue;
   const form = document.getElementById("filters");
   const summary = document.getElementById("map-summary");
   const worstList = document.getElementById("worst-list");
@@ -35,7 +35,8 @@
   function style(feature) {
     const p = props(feature);
     if (!visible(p)) return { opacity: 0, weight: 0 };
-    return { color: rateColor(p.rate, judged(p)), weight: judged(p) ? 4 : 2, opacity: judged(p) ? 0.95 : 0.55 };
+    const cls = rateClass(p.rate, judged(p));
+    return { color: cls.color, weight: cls.weight, dashArray: cls.dash, opacity: judged(p) ? 0.95 : 0.55 };
   }
 
   function escapeHtml(text) {
@@ -81,15 +82,13 @@
     });
     worstList.replaceChildren(...judgedRows.sort((a, b) => b.rate - a.rate).slice(0, 10).map((p) =>
       el("li", {}, el("a", { href: streetHref(p.street_id) },
-        el("span", { class: "swatch", style: `background:${rateColor(p.rate, true)}`, "aria-hidden": "true" }),
+        swatch(rateClass(p.rate, true)),
         `${p.name} — ${fmt.pct(p.rate)} (${fmt.num(p.lifts)} ${t("common.lifts")})`))));
   }
 
   function legend() {
-    const items = CLASSES.map((c) => el("li", {},
-      el("span", { class: "swatch", style: `background:${c.color}`, "aria-hidden": "true" }), c.label));
-    items.push(el("li", {}, el("span", { class: "swatch", style: `background:${GREY}`, "aria-hidden": "true" }),
-      `${t("map.too_few")} (< ${minLifts})`));
+    const items = CLASSES.map((c) => el("li", {}, swatch(c), c.label));
+    items.push(el("li", {}, swatch(TOO_FEW), `${t("map.too_few")} (< ${minLifts})`));
     document.getElementById("legend").replaceChildren(...items);
   }
 
@@ -103,6 +102,8 @@
 
   async function load(values) {
     minLifts = Math.max(1, Number(values.min_lifts) || 5);
+    // The map's text alternative: the ranking table of the same selection (filters in the query).
+    document.getElementById("table-link").href = `/classement${location.search}`;
     commune = values.commune || "";
     legend();
     summary.textContent = t("common.loading");
@@ -133,7 +134,7 @@
     styleOf(id) {
       let found = null;
       network?.eachLayer((path) => { if (path.feature.properties.street_id === id) found = path.options; });
-      return found && { color: found.color, weight: found.weight, opacity: found.opacity };
+      return found && { color: found.color, weight: found.weight, opacity: found.opacity, dash: found.dashArray };
     },
     pointOf(lat, lon) { return map.latLngToContainerPoint([lat, lon]); },
   };
