@@ -70,6 +70,14 @@ class ServerSettings(BaseModel):
         default=10, ge=5,
         description="Open data (trivue opendata export, /api/opendata/...): a street, period and stream with fewer "
                     "lifts is not published (k-anonymity threshold, never below 5)")
+    basemap_url: str | None = Field(
+        default=None, description="Basemap from a tile server: XYZ or WMTS (KVP, PM tile matrix set) URL template "
+                                  "with {z}, {x} and {y}; images from its origin only (content security policy)")
+    basemap_file: Path | None = Field(
+        default=None, description="Basemap from a raster PMTiles file served by this server (offline deployments)")
+    basemap_attribution: str | None = Field(
+        default=None, max_length=300, description="The basemap's attribution, shown on the map (required with one)")
+    basemap_max_zoom: int = Field(default=19, ge=0, le=24, description="Deepest zoom the tile URL serves")
     accessibility_entity: str = Field(
         default="La collectivité", min_length=1, max_length=200,
         description="Who publishes the déclaration d'accessibilité at /accessibilite (e.g. Orléans Métropole)")
@@ -96,6 +104,29 @@ class ServerSettings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @field_validator("basemap_url")
+    @classmethod
+    def _tile_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"expected an https:// tile URL, got {value!r}")
+        missing = [p for p in ("{z}", "{x}", "{y}") if p not in value]
+        if missing:
+            raise ValueError(f"the tile URL needs {', '.join(missing)} (XYZ, or WMTS with TILEMATRIX={{z}}"
+                             f"&TILECOL={{x}}&TILEROW={{y}})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_basemap(self) -> ServerSettings:
+        if self.basemap_url and self.basemap_file:
+            raise ValueError("basemap_url and basemap_file are both set: choose one basemap")
+        if (self.basemap_url or self.basemap_file) and not self.basemap_attribution:
+            raise ValueError("basemap_attribution is required with a basemap (e.g. '© IGN' or "
+                             "'© les contributeurs d'OpenStreetMap')")
+        return self
 
     @field_validator("broker_url")
     @classmethod

@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from server.auth import Principal
+from server.basemap import Basemap, PagePolicy, basemap_from, basemap_router, content_security_policy
 from server.config import ServerSettings
 from server.deps import SessionDep, current_principal
 from vision.schema import Stream
@@ -34,7 +35,8 @@ STATIC_DIR = HERE / "static"
 TEMPLATES_DIR = HERE / "templates"
 LANGUAGES = ("fr", "en")  # the first is the default
 LANG_COOKIE = "trivue_lang"
-VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/chartjs/chart.umd.js")
+VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/chartjs/chart.umd.js",
+                "vendor/pmtiles/pmtiles.js")
 # Error categories of the default French rules (vision/rules_fr.yaml), in the order of the filter.
 CATEGORIES = ("sac_ferme", "emballage", "papier", "verre", "biodechet", "textile", "deee", "dangereux")
 NAV = (  # (message key, path, page name)
@@ -84,10 +86,12 @@ class Pages:
 
     settings: ServerSettings
     templates: Jinja2Templates = field(init=False)
+    basemap: Basemap = field(init=False)
     _versions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.templates = Jinja2Templates(directory=TEMPLATES_DIR)
+        self.basemap = basemap_from(self.settings)
         self.templates.env.globals["static"] = self.static_url
         # Every page's footer states the RGAA conformity and links to the declaration (server.accessibility).
         self.templates.env.globals["accessibility_status"] = self.settings.accessibility_status
@@ -102,8 +106,7 @@ class Pages:
     def script_config(self, lang: str, extra: dict[str, Any]) -> dict[str, Any]:
         return {
             "lang": lang, "t": messages(lang), "timeZone": self.settings.timezone,
-            "tileUrl": getattr(self.settings, "map_tile_url", None),
-            "tileAttribution": getattr(self.settings, "map_tile_attribution", None),
+            "basemap": self.basemap.script_config(),
             "silentAfterS": getattr(self.settings, "truck_silent_after_s", DEFAULT_SILENT_AFTER_S),
             "defaultPeriod": "90", **extra,
         }
@@ -199,3 +202,5 @@ def mount_dashboard(app: FastAPI, settings: ServerSettings) -> None:
     pages = Pages(settings)
     app.include_router(page_router(pages))
     app.include_router(accessibility_router(pages))
+    app.include_router(basemap_router(pages.basemap))
+    app.add_middleware(PagePolicy, policy=content_security_policy(pages.basemap))

@@ -16,11 +16,16 @@
   L.control.zoom({ zoomInTitle: t("map.zoom_in"), zoomOutTitle: t("map.zoom_out"),
     zoomInText: icon("M1 7h12M7 1v12"), zoomOutText: icon("M1 7h12") }).addTo(map);
   map.attributionControl.setPrefix(false);
-  if (config.tileUrl) {
-    L.tileLayer(config.tileUrl, { maxZoom: 19, attribution: config.tileAttribution || "" }).addTo(map);
-  } else {
-    map.attributionControl.addAttribution("© OpenStreetMap contributors (ODbL)");
+  // The basemap of the settings (server/basemap.py): none, a PMTiles file of this server, or tiles.
+  const basemap = config.basemap || { kind: "none" };
+  const tileOptions = { maxZoom: 20, maxNativeZoom: basemap.maxZoom, attribution: basemap.attribution || "" };
+  if (basemap.kind === "pmtiles") {
+    pmtiles.leafletRasterLayer(new pmtiles.PMTiles(basemap.url), tileOptions).addTo(map);
+  } else if (basemap.kind === "xyz") {
+    L.tileLayer(basemap.url, tileOptions).addTo(map);
   }
+  document.body.dataset.basemap = basemap.kind;
+  map.attributionControl.addAttribution("Rues © les contributeurs d'OpenStreetMap (ODbL)");
   map.setView(config.mapCenter || [46.6, 2.4], config.mapCenter ? 13 : 6);
 
   let network = null; // L.GeoJSON of every street, drawn once

@@ -91,6 +91,7 @@
 
   function breakdown(errors) {
     const body = document.querySelector("#breakdown tbody");
+    document.getElementById("breakdown").hidden = false;  // hidden while empty: no header without cells
     const max = Math.max(1, ...errors.map((e) => e.items));
     if (!errors.length) {
       body.replaceChildren(el("tr", {}, el("td", { colspan: "2", text: t("common.none") })));
