@@ -15,7 +15,7 @@ import io
 import math
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Integer, cast, func, select
@@ -137,11 +137,16 @@ def _household_units(session: Session, items: list[Item], windows: dict[str, tup
     return units
 
 
-def measure(session: Session, campaign: Campaign, rules: EffectRules, today: date) -> dict[str, Any]:
-    """The campaign's effect report (JSON-ready); ``status`` ``not_sent`` until the first send."""
+def measure(session: Session, campaign: Campaign, rules: EffectRules, today: date,
+            zone: tzinfo = UTC) -> dict[str, Any]:
+    """The campaign's effect report (JSON-ready); ``status`` ``not_sent`` until the first send.
+
+    The cut-off is the local day (``zone``, the server's ``timezone``) of the first send: the
+    windows are compared with lifts' collection days, which are local days too.
+    """
     if campaign.started_at is None:
         return {"campaign": campaign.id, "status": "not_sent", "text": "Campagne pas encore envoyée : rien à mesurer."}
-    cut = campaign.started_at.date()
+    cut = campaign.started_at.astimezone(zone).date()
     windows = {"before": (cut - timedelta(days=rules.window_days), cut - timedelta(days=1)),
                "after": (cut, min(cut + timedelta(days=rules.window_days - 1), today))}
     items = list(session.scalars(select(Item).where(Item.campaign_id == campaign.id)))

@@ -322,7 +322,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         from server.effect import effect_csv, measure
 
         try:
-            report = measure(db, get_campaign(db, campaign_id), rem.config.effect, local_today(rem.settings.zone))
+            zone = rem.settings.zone
+            report = measure(db, get_campaign(db, campaign_id), rem.config.effect, local_today(zone), zone)
         except CampaignError as error:
             raise _fail(error) from None
         if not rem.households:

@@ -252,7 +252,7 @@ def _report(args: argparse.Namespace) -> int:
     with _Context(args) as ctx:
         try:
             result = measure(ctx.session, get_campaign(ctx.session, args.campaign), ctx.rules.effect,
-                             local_today(ctx.settings.zone))
+                             local_today(ctx.settings.zone), ctx.settings.zone)
         except CampaignError as error:
             raise CliError(str(error)) from None
         if not ctx.households:
