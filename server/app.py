@@ -98,6 +98,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     """
     from server.api import api_router, metrics_router
     from server.login import login_router
+    from server.opendata_api import opendata_router
 
     if settings.dev:
         log.warning("DEV MODE: every route is open without login, as an admin. Never expose this server.")
@@ -133,6 +134,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     app.include_router(login_router())
     app.include_router(api_router())
     app.include_router(metrics_router())
+    app.include_router(opendata_router())
     _mount_dashboard(app, settings)
     if importlib.util.find_spec("server.reminders_api"):  # reminders and their review pages (issue 7)
         importlib.import_module("server.reminders_api").mount_reminders(app, settings)

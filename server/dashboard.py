@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from server.auth import Principal
+from server.basemap import Basemap, PagePolicy, basemap_from, basemap_router, content_security_policy
 from server.config import ServerSettings
 from server.deps import SessionDep, current_principal
 from vision.schema import Stream
@@ -34,7 +35,8 @@ STATIC_DIR = HERE / "static"
 TEMPLATES_DIR = HERE / "templates"
 LANGUAGES = ("fr", "en")  # the first is the default
 LANG_COOKIE = "trivue_lang"
-VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/chartjs/chart.umd.js")
+VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/chartjs/chart.umd.js",
+                "vendor/pmtiles/pmtiles.js")
 # Error categories of the default French rules (vision/rules_fr.yaml), in the order of the filter.
 CATEGORIES = ("sac_ferme", "emballage", "papier", "verre", "biodechet", "textile", "deee", "soins", "dangereux")
 NAV = (  # (message key, path, page name)
@@ -84,11 +86,15 @@ class Pages:
 
     settings: ServerSettings
     templates: Jinja2Templates = field(init=False)
+    basemap: Basemap = field(init=False)
     _versions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.templates = Jinja2Templates(directory=TEMPLATES_DIR)
+        self.basemap = basemap_from(self.settings)
         self.templates.env.globals["static"] = self.static_url
+        # Every page's footer states the RGAA conformity and links to the declaration (server.accessibility).
+        self.templates.env.globals["accessibility_status"] = self.settings.accessibility_status
 
     def static_url(self, name: str) -> str:
         # The file's mtime in the URL: browsers may cache forever, a new build is a new URL.
@@ -99,9 +105,8 @@ class Pages:
 
     def script_config(self, lang: str, extra: dict[str, Any]) -> dict[str, Any]:
         return {
-            "lang": lang, "t": messages(lang),
-            "tileUrl": getattr(self.settings, "map_tile_url", None),
-            "tileAttribution": getattr(self.settings, "map_tile_attribution", None),
+            "lang": lang, "t": messages(lang), "timeZone": self.settings.timezone,
+            "basemap": self.basemap.script_config(),
             "silentAfterS": getattr(self.settings, "truck_silent_after_s", DEFAULT_SILENT_AFTER_S),
             "defaultPeriod": "90", **extra,
         }
@@ -176,7 +181,7 @@ def _simple_page(pages: Pages, name: str) -> Any:
     def page(request: Request, who: MaybePrincipal) -> Response:
         if who is None:
             return login_redirect(request)
-        with_category = name == "map"
+        with_category = name in ("map", "ranking")  # the ranking is the map's text alternative
         return pages.render(request, name, f"{name}.html", with_category=with_category)
 
     page.__name__ = f"page_{name}"
@@ -185,6 +190,7 @@ def _simple_page(pages: Pages, name: str) -> Any:
 
 def mount_dashboard(app: FastAPI, settings: ServerSettings) -> None:
     """Add the dashboard pages, their static files and the dashboard's API routes to ``app``."""
+    from server.accessibility import accessibility_router
     from server.dashboard_api import dashboard_api_router
 
     missing = missing_vendor_files()
@@ -193,4 +199,8 @@ def mount_dashboard(app: FastAPI, settings: ServerSettings) -> None:
         log.error("dashboard libraries missing (%s): run `make dashboard-assets`", ", ".join(missing))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(dashboard_api_router(settings))
-    app.include_router(page_router(Pages(settings)))
+    pages = Pages(settings)
+    app.include_router(page_router(pages))
+    app.include_router(accessibility_router(pages))
+    app.include_router(basemap_router(pages.basemap))
+    app.add_middleware(PagePolicy, policy=content_security_policy(pages.basemap))

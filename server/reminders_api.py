@@ -35,6 +35,7 @@ from server.campaigns import (
 from server.config import ConfigError, ServerSettings
 from server.deps import Manager, SameOrigin, SessionDep
 from server.households_api import household_routes
+from server.localtime import local_today
 from server.messages import CATEGORY_LABELS, TEMPLATES, Message, MessageTemplates, TemplateError
 from server.privacy import STREET_LEVEL_FILES, refusal, street_level_effect
 from server.reminder_config import RULES_ENV, ReminderConfigError, RemindersConfig, load_rules
@@ -189,7 +190,7 @@ class Reminders:
         from server.dispatch import Dispatcher
 
         return Dispatcher(db, self.config, self.settings.evidence_path, self.out_root / f"campagne-{campaign_id}",
-                          actor)
+                          actor, local_today(self.settings.zone))
 
 
 def reminders_router(rem: Reminders) -> APIRouter:
@@ -208,7 +209,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
 
     @router.get("/plan", summary="Dry run: who would get what and why (nothing is stored)")
     def plan(db: SessionDep, who: Manager, since: Day | None = None, until: Day | None = None) -> dict[str, Any]:
-        until = until or date.today() - timedelta(days=1)
+        until = until or local_today(rem.settings.zone) - timedelta(days=1)
         if since and since > until:
             raise HTTPException(422, f"le début {since} est après la fin {until}")
         result = plan_json(make_plan(db, rem.config, until, since, households=rem.households))
@@ -218,7 +219,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
 
     @router.post("/campaigns", status_code=201, summary="Store the plan as a campaign; items wait for review")
     def create(body: CampaignIn, db: SessionDep, who: Manager) -> dict[str, Any]:
-        until = body.until or date.today() - timedelta(days=1)
+        until = body.until or local_today(rem.settings.zone) - timedelta(days=1)
         try:
             plan = make_plan(db, rem.config, until, body.since, households=rem.households)
             campaign = create_campaign(db, plan, body.name, who.actor, rem.config, body.street_id)
@@ -235,9 +236,10 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
     def preview(who: Manager, template: str = "letter", level: int = Query(default=1, ge=0, le=3),
                 categories: str = "verre,sac_ferme", format: Literal["text", "pdf"] = "text") -> Response:
         cats = {c.strip(): 2 for c in categories.split(",") if c.strip()}
+        today = local_today(rem.settings.zone)
         message = Message("household", level, "Aux occupants, 12 rue de l'Exemple 45000 Orléans",
-                          "Rue de l'Exemple, Orléans", 9, 3, cats, date.today() - timedelta(days=30),
-                          date.today() - timedelta(days=1), "rue propre : 0 levée contaminée sur 40")
+                          "Rue de l'Exemple, Orléans", 9, 3, cats, today - timedelta(days=30),
+                          today - timedelta(days=1), "rue propre : 0 levée contaminée sur 40", today)
         try:
             text = rem.templates.render(template, message)
         except TemplateError as error:

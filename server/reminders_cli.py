@@ -177,8 +177,10 @@ class _Context:
         self.engine.dispose()
 
 
-def _until(args: argparse.Namespace) -> date:
-    return args.until or date.today() - timedelta(days=1)
+def _until(args: argparse.Namespace, ctx: _Context) -> date:
+    from server.localtime import local_today
+
+    return args.until or local_today(ctx.settings.zone) - timedelta(days=1)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -186,7 +188,7 @@ def _plan(args: argparse.Namespace) -> int:
     from server.reminders_api import plan_json
 
     with _Context(args) as ctx:
-        plan = make_plan(ctx.session, ctx.rules, _until(args), args.since, households=ctx.households)
+        plan = make_plan(ctx.session, ctx.rules, _until(args, ctx), args.since, households=ctx.households)
     if args.json:
         print(json.dumps({**plan_json(plan), "household_level": ctx.households}, ensure_ascii=False, indent=2))
         return 0
@@ -211,7 +213,7 @@ def _create(args: argparse.Namespace) -> int:
 
     with _Context(args) as ctx:
         try:
-            plan = make_plan(ctx.session, ctx.rules, _until(args), args.since, households=ctx.households)
+            plan = make_plan(ctx.session, ctx.rules, _until(args, ctx), args.since, households=ctx.households)
             campaign = create_campaign(ctx.session, plan, args.name, ctx.actor, ctx.rules, args.street)
         except CampaignError as error:
             raise CliError(str(error)) from None
@@ -294,7 +296,10 @@ def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
             ctx.session.commit()
             print(f"{len(requeued)} élément(s) remis à envoyer")
         out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
-        dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor)
+        from server.localtime import local_today
+
+        dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor,
+                                local_today(ctx.settings.zone))
         try:
             report = dispatcher.send_campaign(args.campaign)
         finally:

@@ -17,6 +17,7 @@ from trivue import __version__
 
 COMMAND_MODULES = (
     "vision.cli", "trivue.demo", "edge.cli", "server.cli", "server.streets_cli", "training.cli", "server.reminders_cli",
+    "server.opendata_cli",
 )
 
 

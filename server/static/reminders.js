@@ -14,10 +14,9 @@
   };
   const $ = (id) => document.getElementById(id);
   if (!$("plan-form")) return; // viewers see the notice only
-  const isoDay = (d) => d.toISOString().slice(0, 10);
-  const yesterday = new Date(Date.now() - 86400000);
-  $("plan-until").value = isoDay(yesterday);
-  $("plan-since").value = isoDay(new Date(yesterday.getTime() - 29 * 86400000));
+  const yesterday = Trivue.addDays(Trivue.today(), -1);  // the collectivité's yesterday
+  $("plan-until").value = yesterday;
+  $("plan-since").value = Trivue.addDays(yesterday, -29);
   const streetId = config.streetId;
   if (streetId) {
     $("plan-street").hidden = false;
@@ -206,6 +205,7 @@
     $("effect-table").querySelector("tbody").replaceChildren(...names.map((g) => el("tr", {},
       el("th", { scope: "row", text: t("rem.group." + g) }), pctCell(groups[g].before), pctCell(groups[g].after),
       el("td", { class: "num", text: groups[g].change === null ? "–" : `${fmt.points(groups[g].change)} pts` }))));
+    $("effect-table-box").hidden = !names.length;
     drawChart(report.series);
   }
 
