@@ -73,17 +73,6 @@ def campaign_on(session: Session, streets: list[int], sent: datetime | None = No
     return campaign
 
 
-def test_the_cut_off_is_the_local_day_of_the_first_send(sessions: sessionmaker[Session]) -> None:
-    with sessions() as session:
-        campaign = campaign_on(session, [1])
-        campaign.started_at = datetime(2026, 9, 30, 22, 30, tzinfo=UTC)  # 00:30 on 1 October in Paris
-        report = measure(session, campaign, EffectRules(bootstrap=200), CUT + timedelta(days=60), ZONE)
-        assert report["cut_off"] == "2026-10-01"
-        assert report["windows"]["before"][1] == "2026-09-30"
-        assert measure(session, campaign, EffectRules(bootstrap=200), CUT + timedelta(days=60))["cut_off"] == \
-            "2026-09-30"  # in UTC it was still the 30th
-
-
 def test_a_real_drop_is_found_against_matched_controls(sessions: sessionmaker[Session]) -> None:
     rng = random.Random(3)
     with sessions() as session:
