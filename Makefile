@@ -23,10 +23,11 @@ $(DEV_STAMP): pyproject.toml $(RUN_STAMP)
 
 install: $(DEV_STAMP)
 
-# Dashboard browser libraries (Leaflet, Chart.js) come from the npm registry at build time, pinned
+# Dashboard browser libraries (Leaflet, Chart.js, pmtiles) come from the npm registry at build time, pinned
 # by server/static/package-lock.json; npm installs them under build/ and the files the pages load
 # are copied to server/static/vendor/ (git-ignored), from where the server serves them. Nothing
-# is fetched at run time.
+# is fetched at run time. axe-core (a devDependency) stays under build/: only the accessibility
+# tests inject it into the pages (tests/dashboard/test_accessibility.py), the server never serves it.
 STATIC := server/static
 NPM_DIR := build/dashboard-npm
 ASSETS_STAMP := $(STATIC)/vendor/.stamp
@@ -34,11 +35,13 @@ $(ASSETS_STAMP): $(STATIC)/package.json $(STATIC)/package-lock.json
 	mkdir -p $(NPM_DIR)
 	cp $(STATIC)/package.json $(STATIC)/package-lock.json $(NPM_DIR)/
 	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
-	rm -rf $(STATIC)/vendor && mkdir -p $(STATIC)/vendor/leaflet $(STATIC)/vendor/chartjs
+	rm -rf $(STATIC)/vendor && mkdir -p $(STATIC)/vendor/leaflet $(STATIC)/vendor/chartjs $(STATIC)/vendor/pmtiles
 	cp -r $(NPM_DIR)/node_modules/leaflet/dist/leaflet.js $(NPM_DIR)/node_modules/leaflet/dist/leaflet.css \
 		$(NPM_DIR)/node_modules/leaflet/dist/images $(NPM_DIR)/node_modules/leaflet/LICENSE $(STATIC)/vendor/leaflet/
 	cp $(NPM_DIR)/node_modules/chart.js/dist/chart.umd.js $(NPM_DIR)/node_modules/chart.js/LICENSE.md \
 		$(STATIC)/vendor/chartjs/
+	cp $(NPM_DIR)/node_modules/pmtiles/dist/pmtiles.js $(NPM_DIR)/node_modules/pmtiles/package.json \
+		$(STATIC)/vendor/pmtiles/
 	touch $@
 
 dashboard-assets: $(ASSETS_STAMP)

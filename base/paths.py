@@ -11,6 +11,8 @@ MODELS_DIR = REPO_ROOT / "models"
 # TRIVUE_SHARED points elsewhere. A public clone has none: callers say so and fall back.
 SHARED_DIR = Path(os.environ.get("TRIVUE_SHARED", REPO_ROOT.parent / "shared"))
 COCO_WEIGHTS = SHARED_DIR / "weights" / "yolov8n-coco-int8.onnx"
+# A small Rennes street extract committed with the code: demos and tests run without ../shared.
+SAMPLE_STREETS = REPO_ROOT / "trivue" / "sample" / "rennes-centre.geojson"
 DATA_DIR_ENV = "TRIVUE_DATA_DIR"
 DEFAULT_DATA_DIR = Path("trivue-data")  # git-ignored, so a run from the checkout leaves the tree clean
 

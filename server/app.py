@@ -26,14 +26,15 @@ from server.ingest.inbox import Inbox
 from server.ingest.metrics import Metrics
 from server.ingest.subscriber import Ingest
 from server.migrate import upgrade_database
+from server.opendata.api import opendata_router
 from server.reminders.api import mount_reminders
 from server.retention import RetentionTask
 from server.streets.locator import Locator
 from server.streets.models import Address, Segment
 from server.web.api import api_router, metrics_router
-from server.web.dashboard import mount_dashboard
 from server.web.deps import AppContext
 from server.web.login import login_router
+from server.web.site import mount_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     app.include_router(login_router())
     app.include_router(api_router())
     app.include_router(metrics_router())
+    app.include_router(opendata_router())
     mount_dashboard(app, settings)
     mount_reminders(app, settings)  # reminders' routes and their review pages
     _freeze_startup_objects()

@@ -10,23 +10,17 @@ import getpass
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from base.errors import CliError
 from base.strict_yaml import describe
+from server.command_line import add_config_argument, open_database, settings_from
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
     from server.config import ServerSettings
 
 log = logging.getLogger(__name__)
-
-
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None,
-                        help="settings YAML (every setting is also TRIVUE_<NAME> in the environment)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,15 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     revoke.set_defaults(handler=revoke_token)
 
 
-def settings_from(args: argparse.Namespace, **overrides: object) -> ServerSettings:
-    from server.config import ConfigError, load_settings
-
-    try:
-        return load_settings(args.config, **overrides)
-    except ConfigError as error:
-        raise CliError(str(error)) from None
-
-
 def app_or_cli_error(create_app: Callable[[ServerSettings], Any], settings: ServerSettings) -> Any:
     """``create_app(settings)``; a bad setting found while building the app (the reminders' rules
     file, a value checked at start-up) becomes one line naming the field and value, exit 2, like a
@@ -93,19 +78,6 @@ def app_or_cli_error(create_app: Callable[[ServerSettings], Any], settings: Serv
         raise CliError(str(error)) from None
     except ValidationError as error:
         raise CliError(describe(error, "settings")) from None
-
-
-def open_database(settings: ServerSettings) -> Session:
-    """A session on the settings' database, upgraded to the newest schema first."""
-    from sqlalchemy.orm import Session
-
-    from server.db import make_engine
-    from server.migrate import upgrade_database
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
-    upgrade_database(engine)
-    return Session(engine, expire_on_commit=False)
 
 
 def run_server(args: argparse.Namespace) -> int:

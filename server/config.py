@@ -67,6 +67,30 @@ class ServerSettings(BaseModel):
     cookie_secure: bool = Field(default=True, description="Session cookie only over HTTPS (off in dev)")
     viewer_min_lifts: int = Field(
         default=1, ge=1, description="Streets with fewer lifts are hidden from viewers (privacy threshold)")
+    opendata_min_lifts: int = Field(
+        default=10, ge=5,
+        description="Open data (trivue opendata export, /api/opendata/...): a street, period and stream with fewer "
+                    "lifts is not published (k-anonymity threshold, never below 5)")
+    basemap_url: str | None = Field(
+        default=None, description="Basemap from a tile server: XYZ or WMTS (KVP, PM tile matrix set) URL template "
+                                  "with {z}, {x} and {y}; images from its origin only (content security policy)")
+    basemap_file: Path | None = Field(
+        default=None, description="Basemap from a raster PMTiles file served by this server (offline deployments)")
+    basemap_attribution: str | None = Field(
+        default=None, max_length=300, description="The basemap's attribution, shown on the map (required with one)")
+    basemap_max_zoom: int = Field(default=19, ge=0, le=24, description="Deepest zoom the tile URL serves")
+    accessibility_entity: str = Field(
+        default="La collectivité", min_length=1, max_length=200,
+        description="Who publishes the déclaration d'accessibilité at /accessibilite (e.g. Orléans Métropole)")
+    accessibility_status: Literal["non conforme", "partiellement conforme", "totalement conforme"] = Field(
+        default="non conforme",
+        description="RGAA conformity state; 'non conforme' until an audit says otherwise (the RGAA rule)")
+    accessibility_audit: str | None = Field(
+        default=None, max_length=2000,
+        description="The audit behind the state: date, auditor, share of RGAA criteria met (shown on /accessibilite)")
+    accessibility_contact: str | None = Field(
+        default=None, max_length=500,
+        description="Where users report an accessibility problem: e-mail, form URL or postal address")
     household_level: bool = Field(
         default=False,
         description="Household-level data (addresses, bin tags, household reminders and contacts): off until an "
@@ -81,6 +105,29 @@ class ServerSettings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @field_validator("basemap_url")
+    @classmethod
+    def _tile_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"expected an https:// tile URL, got {value!r}")
+        missing = [p for p in ("{z}", "{x}", "{y}") if p not in value]
+        if missing:
+            raise ValueError(f"the tile URL needs {', '.join(missing)} (XYZ, or WMTS with TILEMATRIX={{z}}"
+                             f"&TILECOL={{x}}&TILEROW={{y}})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_basemap(self) -> ServerSettings:
+        if self.basemap_url and self.basemap_file:
+            raise ValueError("basemap_url and basemap_file are both set: choose one basemap")
+        if (self.basemap_url or self.basemap_file) and not self.basemap_attribution:
+            raise ValueError("basemap_attribution is required with a basemap (e.g. '© IGN' or "
+                             "'© les contributeurs d'OpenStreetMap')")
+        return self
 
     @field_validator("broker_url")
     @classmethod

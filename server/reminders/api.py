@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
 
 from server.config import ConfigError, ServerSettings
-from server.ingest.models import Evidence
+from server.db import utcnow
+from server.localtime import local_today
 from server.reminders import schemas
 from server.reminders.campaigns import (
     CampaignError,
@@ -37,13 +36,21 @@ from server.reminders.dispatch import Dispatcher
 from server.reminders.effect import effect_csv, measure
 from server.reminders.households_api import household_routes
 from server.reminders.letters import letter_pdf, route_sheet_pdf
-from server.reminders.models import HOUSEHOLD, REJECT_REASONS, Channel, Item, upgrade_reminders
+from server.reminders.models import (
+    APPROVED,
+    FAILED,
+    HOUSEHOLD,
+    REJECT_REASONS,
+    Contact,
+    Item,
+    upgrade_reminders,
+)
 from server.reminders.pages import reminders_page_router
 from server.reminders.plan import make_plan
-from server.reminders.targets import Plan
+from server.reminders.sending import requeue
 from server.reminders.templates import CATEGORY_LABELS, TEMPLATES, MessageTemplates, TemplateData, TemplateError
+from server.reminders.views import item_json, item_labels, kept_photos, plan_json, planned_channels
 from server.reminders.walking_route import route_streets
-from server.streets.models import Address, Street
 from server.web.auth import audit
 from server.web.bounds import Day, RowId
 from server.web.deps import Manager, SameOrigin, SessionDep
@@ -64,7 +71,7 @@ class CampaignIn(BaseModel):
         # Checked here, not by the planner (whose ValueError was a 500); until defaults to yesterday.
         until = self.until or date.today() - timedelta(days=1)
         if self.since and self.since > until:
-            raise ValueError(f"until {until} is before since {self.since}")
+            raise ValueError(f"la fin {until} est avant le début {self.since}")
         return self
 
 
@@ -73,63 +80,6 @@ class ReviewIn(BaseModel):
     decision: Literal["approve", "reject"]
     reason: Literal["false_detection", "wrong_household", "not_appropriate", "other"] | None = None
     note: str | None = Field(default=None, max_length=2000)
-
-
-def plan_json(plan: Plan) -> dict[str, Any]:
-    return {"since": plan.since.isoformat(), "until": plan.until.isoformat(), "quiet": plan.quiet,
-            "street_only_lifts": plan.street_only_lifts, "unmatched_lifts": plan.unmatched_lifts,
-            "targets": [{"kind": t.kind, "level": t.level, "action": t.action, "key": t.key, "label": t.label,
-                         "street_id": t.street_id, "lifts": t.lifts, "contaminated": t.contaminated,
-                         "categories": t.categories, "photos": len(t.event_ids), "reason": t.reason}
-                        for t in plan.targets],
-            "skipped": [{"key": s.key, "label": s.label, "reason": s.reason} for s in plan.skipped]}
-
-
-def item_json(item: Item, labels: dict[int, str], streets: dict[int, str], config: RemindersConfig,
-              kept: set[str]) -> dict[str, Any]:
-    """An item for the page and integrators; ``kept``: event ids whose photo is still on file (retention)."""
-    action = config.levels[item.level - 1].action if 0 < item.level <= len(config.levels) else "remerciement"
-    return {"id": item.id, "kind": item.kind, "level": item.level, "action": action, "key": item.target_key,
-            "label": labels.get(item.id, item.target_key), "street_id": item.street_id,
-            "street": streets.get(item.street_id or -1, ""), "lifts": item.lifts, "contaminated": item.contaminated,
-            "categories": [{"category": c, "label": CATEGORY_LABELS.get(c, c), "lifts": n}
-                           for c, n in sorted(item.categories.items(), key=lambda kv: -kv[1])],
-            "photos": [f"/api/lifts/{e}/evidence.jpg" for e in item.event_ids if e in kept], "reason": item.reason,
-            "status": item.status, "reviewed_by": item.reviewed_by,
-            "reviewed_at": item.reviewed_at.isoformat() if item.reviewed_at else None,
-            "review_reason": item.review_reason, "review_note": item.review_note, "channel": item.channel,
-            "sent_at": item.sent_at.isoformat() if item.sent_at else None, "send_detail": _detail(item),
-            "file": f"/api/reminders/campaigns/{item.campaign_id}/files/{Path(item.send_detail).name}"
-            if item.channel in (Channel.letter, Channel.print) and item.send_detail else None}
-
-
-def _detail(item: Item) -> str | None:
-    # A printed item's detail is a path on the server: only its file name is the reader's business.
-    if item.channel in (Channel.letter, Channel.print) and item.send_detail:
-        return Path(item.send_detail).name
-    return item.send_detail
-
-
-def _labels(db: Any, items: list[Item]) -> tuple[dict[int, str], dict[int, str]]:
-    street_ids = {i.street_id for i in items if i.street_id is not None}
-    streets = {s.id: f"{s.name}, {s.commune}" for s in db.scalars(select(Street).where(Street.id.in_(street_ids)))}
-    address_ids = {i.address_id for i in items if i.address_id is not None}
-    addresses = dict(db.execute(select(Address.id, Address.label).where(Address.id.in_(address_ids))).all())
-    labels = {}
-    for item in items:
-        if item.bin_id:
-            labels[item.id] = f"bac {item.bin_id}" + (f" ({addresses[item.address_id]})"
-                                                     if item.address_id in addresses else "")
-        elif item.kind == "household":
-            labels[item.id] = addresses.get(item.address_id, item.target_key)
-        else:
-            labels[item.id] = streets.get(item.street_id or -1, item.target_key)
-    return labels, streets
-
-
-def _kept(db: Any, items: list[Item]) -> set[str]:
-    wanted = list({e for i in items for e in i.event_ids})
-    return set(db.scalars(select(Evidence.event_id).where(Evidence.event_id.in_(wanted)))) if wanted else set()
 
 
 def _fail(error: Exception, code: int = 422) -> HTTPException:
@@ -147,7 +97,7 @@ class Reminders:
 
     @property
     def households(self) -> bool:
-        """The server's household-level switch (``server.web.privacy``): off, reminders are street level."""
+        """The server's household-level switch (``server.privacy``): off, reminders are street level."""
         return self.settings.household_level
 
     def check_item(self, item: Item | None) -> None:
@@ -156,7 +106,7 @@ class Reminders:
 
     def dispatcher(self, db: Any, actor: str, campaign_id: int) -> Any:
         return Dispatcher(db, self.config, self.settings.evidence_path, self.out_root / f"campagne-{campaign_id}",
-                          actor)
+                          actor, local_today(self.settings.zone))
 
 
 def reminders_router(rem: Reminders) -> APIRouter:
@@ -177,9 +127,9 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
     @router.get("/plan", summary="Dry run: who would get what and why (nothing is stored)",
                 response_model=schemas.PlanOut)
     def plan(db: SessionDep, who: Manager, since: Day | None = None, until: Day | None = None) -> dict[str, Any]:
-        until = until or date.today() - timedelta(days=1)
+        until = until or local_today(rem.settings.zone) - timedelta(days=1)
         if since and since > until:
-            raise HTTPException(422, f"since {since} is after until {until}")
+            raise HTTPException(422, f"le début {since} est après la fin {until}")
         result = plan_json(make_plan(db, rem.config, until, since, households=rem.households))
         audit(db, who.actor, "reminders.plan.read", None, f"lifts {result['since']}..{result['until']}")
         db.commit()
@@ -188,7 +138,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
     @router.post("/campaigns", status_code=201, summary="Store the plan as a campaign; items wait for review",
                  response_model=schemas.CampaignSummary)
     def create(body: CampaignIn, db: SessionDep, who: Manager) -> dict[str, Any]:
-        until = body.until or date.today() - timedelta(days=1)
+        until = body.until or local_today(rem.settings.zone) - timedelta(days=1)
         try:
             plan = make_plan(db, rem.config, until, body.since, households=rem.households)
             campaign = create_campaign(db, plan, body.name, who.actor, rem.config, body.street_id)
@@ -207,9 +157,10 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
     def preview(who: Manager, template: str = "letter", level: int = Query(default=1, ge=0, le=3),
                 categories: str = "verre,sac_ferme", format: Literal["text", "pdf"] = "text") -> Response:
         cats = {c.strip(): 2 for c in categories.split(",") if c.strip()}
+        today = local_today(rem.settings.zone)
         message = TemplateData("household", level, "Aux occupants, 12 rue de l'Exemple 45000 Orléans",
-                          "Rue de l'Exemple, Orléans", 9, 3, cats, date.today() - timedelta(days=30),
-                          date.today() - timedelta(days=1), "rue propre : 0 levée contaminée sur 40")
+                          "Rue de l'Exemple, Orléans", 9, 3, cats, today - timedelta(days=30),
+                          today - timedelta(days=1), "rue propre : 0 levée contaminée sur 40", today)
         try:
             text = rem.templates.render(template, message)
         except TemplateError as error:
@@ -238,13 +189,14 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         if not rem.households:  # items made while households were on: their addresses stay unseen
             shown = [i for i in items if i.kind != HOUSEHOLD]
             hidden, items = len(items) - len(shown), shown
-        labels, streets = _labels(db, items)
+        labels, streets = item_labels(db, items)
+        kept, channels = kept_photos(db, items), planned_channels(db, items, rem.config)
         audit(db, who.actor, "reminders.campaign.read", f"campaign:{campaign_id}",
               f"{len(items)} items" + (f", {hidden} household items hidden" if hidden else ""))
         db.commit()
         summary = next(c for c in campaign_summaries(db) if c["id"] == found.id)
         return {**summary, "counts": summary["items"],
-                "items": [item_json(i, labels, streets, rem.config, _kept(db, items)) for i in items],
+                "items": [item_json(i, labels, streets, rem.config, kept, channels) for i in items],
                 "reject_reasons": list(REJECT_REASONS), "household_level": rem.households,
                 "hidden_household_items": hidden}
 
@@ -256,8 +208,9 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         except CampaignError as error:
             raise _fail(error) from None
         db.commit()
-        labels, streets = _labels(db, [item])
-        return item_json(item, labels, streets, rem.config, _kept(db, [item]))
+        labels, streets = item_labels(db, [item])
+        photos, channel = kept_photos(db, [item]), planned_channels(db, [item], rem.config)
+        return item_json(item, labels, streets, rem.config, photos, channel)
 
     @router.get("/items/{item_id}/preview", summary="The item's real message (PDF letter, e-mail or SMS text)",
                 response_class=Response, responses={200: {"content": {"application/pdf": {}, "text/plain": {}}}})
@@ -265,11 +218,12 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
                      channel: Literal["letter", "email", "sms"] = "letter") -> Response:
         item = db.get(Item, item_id)
         if item is None:
-            raise HTTPException(404, f"no item with id {item_id}")
+            raise HTTPException(404, f"l'élément {item_id} n'existe pas")
         rem.check_item(item)
         dispatcher = rem.dispatcher(db, who.actor, item.campaign_id)
         campaign = get_campaign(db, item.campaign_id)
-        message = dispatcher.message(campaign, item, dispatcher.recipient(item, None) or None)
+        contact = db.get(Contact, item.target_key) if item.kind == HOUSEHOLD else None
+        message = dispatcher.message(campaign, item, dispatcher.recipient(item, contact) or None, contact)
         audit(db, who.actor, "reminders.item.preview", f"item:{item_id}", channel)
         db.commit()
         if channel == "letter":
@@ -282,18 +236,35 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
     @router.post("/campaigns/{campaign_id}/send", summary="Send the approved items (only those)",
                  dependencies=[SameOrigin], response_model=schemas.SendReport)
     def send(campaign_id: RowId, db: SessionDep, who: Manager) -> dict[str, Any]:
+        return _send(db, who.actor, campaign_id)
+
+    @router.post("/campaigns/{campaign_id}/retry", dependencies=[SameOrigin], response_model=schemas.RetryReport,
+                 summary="Failed items (or one of them) back to approved, then send them")
+    def retry(campaign_id: RowId, db: SessionDep, who: Manager, item_id: RowId | None = None) -> dict[str, Any]:
+        try:
+            get_campaign(db, campaign_id)
+        except CampaignError as error:
+            raise _fail(error) from None
+        if not rem.households and any(i.kind == HOUSEHOLD for i in items_of(db, campaign_id, FAILED)):
+            raise refusal("Cette campagne contient des rappels adressés à des foyers ; rien n'a été renvoyé")
+        requeued = requeue(db, campaign_id, who.actor, item_id)
+        db.commit()
+        return {"requeued": requeued, **_send(db, who.actor, campaign_id)}
+
+    def _send(db: Any, actor: str, campaign_id: int) -> dict[str, Any]:
         if not rem.households:
-            waiting = [i for i in items_of(db, campaign_id, "approved") if i.kind == HOUSEHOLD]
+            waiting = [i for i in items_of(db, campaign_id, APPROVED) if i.kind == HOUSEHOLD]
             if waiting:
                 raise refusal(f"Cette campagne contient {len(waiting)} rappel(s) approuvé(s) adressé(s) à des "
                               "foyers ; rien n'a été envoyé")
         try:
-            report = rem.dispatcher(db, who.actor, campaign_id).send_campaign(campaign_id)
+            report = rem.dispatcher(db, actor, campaign_id).send_campaign(campaign_id)
         except CampaignError as error:
             raise _fail(error) from None
         db.commit()
-        return {"sent": report.sent, "failed": report.failed, "skipped": report.skipped,
-                "deferred": report.deferred, "files": [p.name for p in report.files]}
+        return {"sent": report.sent, "failed": report.failed, "retrying": report.retrying,
+                "skipped": report.skipped, "recovered": report.recovered, "deferred": report.deferred,
+                "files": [p.name for p in report.files]}
 
     @router.get("/campaigns/{campaign_id}/files/{name}", summary="A generated PDF (letters, notices, route sheet)",
                 response_class=FileResponse, responses={200: {"content": {"application/pdf": {}}}})
@@ -301,7 +272,7 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         folder = (rem.out_root / f"campagne-{campaign_id}").resolve()
         path = (folder / name).resolve()
         if path.parent != folder or path.suffix != ".pdf" or not path.is_file():
-            raise HTTPException(404, f"no file {name!r} in campaign {campaign_id}")
+            raise HTTPException(404, f"pas de fichier {name!r} dans la campagne {campaign_id}")
         if not rem.households and not name.startswith(STREET_LEVEL_FILES):  # letters, route sheets name homes
             raise refusal("Ce document nomme des foyers")
         audit(db, who.actor, "reminders.file.export", f"campaign:{campaign_id}", name)
@@ -325,10 +296,12 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
 
     @router.get("/campaigns/{campaign_id}/effect", summary="Before/after vs matched streets (JSON or CSV)",
                 response_model=schemas.EffectReport, responses={200: {"content": {"text/csv": {}}}})
-    def effect(campaign_id: RowId, db: SessionDep, who: Manager,
-               format: Literal["json", "csv"] = "json") -> dict[str, Any] | Response:
+    def effect(campaign_id: RowId, db: SessionDep, who: Manager, format: Literal["json", "csv"] = "json") -> Any:
+
         try:
-            report = measure(db, get_campaign(db, campaign_id), rem.config.effect, date.today())
+            report = measure(db, get_campaign(db, campaign_id), rem.config.effect, utcnow(),
+                             rem.config.household.streams)
+            db.commit()  # controls matched for a campaign sent before they were stored: now frozen
         except CampaignError as error:
             raise _fail(error) from None
         if not rem.households:
@@ -341,8 +314,7 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
 
     @router.get("/false-detections", summary="Lifts rejected as false detections (JSON or CSV, for retraining)",
                 response_model=list[schemas.FalseDetectionOut], responses={200: {"content": {"text/csv": {}}}})
-    def false_detection_list(db: SessionDep, who: Manager,
-                             format: Literal["json", "csv"] = "json") -> list[dict[str, Any]] | Response:
+    def false_detection_list(db: SessionDep, who: Manager, format: Literal["json", "csv"] = "json") -> Any:
         if format == "csv":
             text = export_false_detections(db, who.actor)
             db.commit()

@@ -17,7 +17,16 @@ from sqlalchemy.orm import Session
 from server.db import utcnow
 from server.ingest.models import Evidence, Lift
 from server.reminders.config import RemindersConfig
-from server.reminders.models import APPROVED, PENDING, REJECT_REASONS, REJECTED, Campaign, FalseDetection, Item
+from server.reminders.models import (
+    APPROVED,
+    PENDING,
+    REJECT_REASONS,
+    REJECTED,
+    STATUS_LABELS,
+    Campaign,
+    FalseDetection,
+    Item,
+)
 from server.reminders.plan import make_plan
 from server.reminders.targets import Plan
 from server.web.auth import audit
@@ -26,11 +35,11 @@ from vision.schema import Severity
 
 
 class CampaignError(ValueError):
-    """A refused operation on a campaign or item (unknown id, wrong state, missing reason)."""
+    """A refused operation on a campaign or item (wrong state, missing reason), in French."""
 
 
 class NotFound(CampaignError):
-    """No campaign or item with that id: the API answers 404 (any other ``CampaignError`` is 422)."""
+    """An unknown campaign or item: the API answers 404, the CLI one line and exit code 2."""
 
 
 def create_campaign(session: Session, plan: Plan, name: str, actor: str, rules: RemindersConfig,
@@ -38,9 +47,10 @@ def create_campaign(session: Session, plan: Plan, name: str, actor: str, rules: 
     """Store ``plan`` (optionally only what concerns one street) as pending items; the caller commits."""
     targets = [t for t in plan.targets if street_id is None or t.street_id == street_id]
     if not targets:
-        where = f" for street {street_id}" if street_id is not None else ""
-        raise CampaignError(f"the plan proposes no message{where} for lifts {plan.since}..{plan.until}: "
-                            "nothing to review" + (f" (quiet period: {plan.quiet})" if plan.quiet else ""))
+        where = f" pour la rue {street_id}" if street_id is not None else ""
+        raise CampaignError(f"le plan ne propose aucun message{where} pour les levées du {plan.since:%d/%m/%Y} au "
+                            f"{plan.until:%d/%m/%Y} : rien à relire"
+                            + (f" (période calme : {plan.quiet})" if plan.quiet else ""))
     campaign = Campaign(name=name.strip() or f"Campagne du {plan.until:%d/%m/%Y}", created_by=actor,
                         created_at=utcnow(), since=plan.since, until=plan.until,
                         rules=rules.model_dump(mode="json", exclude={"channels"}))
@@ -65,7 +75,7 @@ def plan_and_create(session: Session, rules: RemindersConfig, name: str, actor: 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFound(f"no campaign with id {campaign_id}")
+        raise NotFound(f"la campagne {campaign_id} n'existe pas")
     return campaign
 
 
@@ -91,11 +101,12 @@ def review(session: Session, item_id: int, decision: Decision, actor: str) -> It
     """Approve or reject a pending (or approved, not yet sent) item; the caller commits."""
     item = session.get(Item, item_id)
     if item is None:
-        raise NotFound(f"no item with id {item_id}")
+        raise NotFound(f"l'élément {item_id} n'existe pas")
     if item.status not in (PENDING, APPROVED):
-        raise CampaignError(f"item {item_id} is {item.status}: only pending or approved items can be reviewed")
+        raise CampaignError(f"l'élément {item_id} est « {STATUS_LABELS.get(item.status, item.status)} » : seuls les "
+                            "éléments à relire ou approuvés se relisent (un échec se renvoie avec « Réessayer »)")
     if not decision.approve and decision.reason not in REJECT_REASONS:
-        raise CampaignError(f"a rejection needs a reason among {', '.join(REJECT_REASONS)}, got {decision.reason!r}")
+        raise CampaignError(f"un refus demande un motif parmi {', '.join(REJECT_REASONS)} (reçu : {decision.reason!r})")
     item.status = APPROVED if decision.approve else REJECTED
     item.reviewed_by, item.reviewed_at = actor, utcnow()
     item.review_reason = None if decision.approve else decision.reason

@@ -2,8 +2,10 @@
 an HTTP gateway (URL, field template and token from the configuration).
 
 Secrets are never in the rules file: it names the environment variable that holds them.
-A failed delivery raises ``ChannelError`` with a readable reason; the caller records it on the
-item and goes on with the next one.
+A failed delivery raises ``ChannelError`` with a readable reason and whether it is temporary
+(SMTP 4xx, a timeout or a refused connection, a gateway's 5xx or 429: worth trying again later) or
+permanent (SMTP 5xx, a gateway's 4xx, a number that is not one); the caller records it on the item
+and goes on with the next one.
 """
 
 from __future__ import annotations
@@ -17,18 +19,35 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 
 from jinja2 import Environment, StrictUndefined
 
 from server.reminders.config import SmsChannel, SmtpChannel
+from server.reminders.sms_text import PhoneError, e164
 
 log = logging.getLogger(__name__)
 
 
 class ChannelError(RuntimeError):
-    """A message that could not be handed over; the reason says why."""
+    """A message that could not be handed over; the reason says why, ``temporary`` whether to retry."""
+
+    def __init__(self, reason: str, temporary: bool = False) -> None:
+        super().__init__(reason)
+        self.temporary = temporary
+
+
+def _smtp_temporary(error: Exception) -> bool:
+    """4xx replies, dropped connections and timeouts pass; 5xx replies and TLS failures do not."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 400 <= error.smtp_code < 500
+    if isinstance(error, ssl.SSLError):
+        return False  # a certificate problem does not heal by waiting
+    return isinstance(error, (smtplib.SMTPServerDisconnected, OSError))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +83,22 @@ class Mailer:
             client.starttls(context=self._context())
         return client
 
-    def send(self, to: str, subject: str, body: str, attachments: tuple[Attachment, ...] = ()) -> str:
-        """Send one message; returns its Message-ID."""
+    def new_message_id(self) -> str:
+        return make_msgid(idstring="trivue", domain=self.config.sender.rpartition("@")[2] or None)
+
+    def send(self, to: str, subject: str, body: str, attachments: tuple[Attachment, ...] = (),
+             message_id: str | None = None, headers: dict[str, str] | None = None) -> str:
+        """Send one message; returns its Message-ID.
+
+        A resend after an interruption passes the first attempt's ``message_id``: mail stores and
+        clients keep one copy of messages that share a Message-ID.
+        """
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = self.config.sender, to, subject
-        message["Message-ID"] = make_msgid(domain=self.config.sender.rpartition("@")[2] or None)
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = message_id or self.new_message_id()
+        for name, value in (headers or {}).items():
+            message[name] = value
         message.set_content(body)
         for item in attachments:
             message.add_attachment(item.content, maintype=item.maintype, subtype=item.subtype,
@@ -79,7 +109,7 @@ class Mailer:
                     client.login(self.config.username, _secret(self.config.password_env, "SMTP password") or "")
                 client.send_message(message)
         except (smtplib.SMTPException, OSError, ssl.SSLError) as error:
-            raise ChannelError(f"SMTP {self.config.host}:{self.config.port}: {error}") from None
+            raise ChannelError(f"SMTP {self.config.host}:{self.config.port}: {error}", _smtp_temporary(error)) from None
         return str(message["Message-ID"])
 
 
@@ -102,12 +132,17 @@ class SmsGateway:
         return urllib.request.Request(self.config.url, data=data, headers=headers, method="POST")
 
     def send(self, phone: str, text: str) -> str:
-        """POST one SMS; returns the gateway's answer (first 200 characters)."""
+        """POST one SMS to the E.164 form of ``phone``; returns the gateway's answer (first 200 characters)."""
         try:
-            with urllib.request.urlopen(self.request(phone, text), timeout=self.config.timeout_s) as response:
+            number = e164(phone, self.config.country_code)
+        except PhoneError as error:
+            raise ChannelError(str(error)) from None
+        try:
+            with urllib.request.urlopen(self.request(number, text), timeout=self.config.timeout_s) as response:
                 return response.read(200).decode("utf-8", "replace")
         except urllib.error.HTTPError as error:
             detail = error.read(200).decode("utf-8", "replace")
-            raise ChannelError(f"SMS gateway answered {error.code}: {detail}") from None
+            temporary = error.code >= 500 or error.code == 429  # busy or down: later; 4xx: our request is wrong
+            raise ChannelError(f"SMS gateway answered {error.code}: {detail}", temporary) from None
         except (urllib.error.URLError, OSError) as error:
-            raise ChannelError(f"SMS gateway {self.config.url}: {error}") from None
+            raise ChannelError(f"SMS gateway {self.config.url}: {error}", temporary=True) from None

@@ -9,144 +9,94 @@ Heavy imports stay inside the handlers.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from base.errors import CliError
-
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _common(parser: argparse.ArgumentParser, rules: bool = True) -> None:
-    parser.add_argument("--config", type=Path, metavar="FILE", help="server settings (YAML), as trivue server")
-    if rules:
-        parser.add_argument("--rules", type=Path, metavar="FILE", help="targeting rules (YAML, see reminders/)")
-    parser.add_argument("--by", default=None, help="who acts, for the audit log (default: your login name)")
+from server.reminders.command_line import CommandContext, common_options, day, guarded, until_day
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     top = subparsers.add_parser("reminders", help="targeted sorting reminders: plan, review, send, measure")
     commands = top.add_subparsers(dest="reminders_command", metavar="ACTION", required=True)
     plan = commands.add_parser("plan", help="dry run: who would get what and why (stores nothing)")
-    plan.add_argument("--since", type=_day, help="first day of lifts (default: the rules' window)")
-    plan.add_argument("--until", type=_day, help="last day of lifts (default: yesterday)")
+    plan.add_argument("--since", type=day, help="first day of lifts (default: the rules' window)")
+    plan.add_argument("--until", type=day, help="last day of lifts (default: yesterday)")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
-    plan.set_defaults(handler=_plan)
+    plan.set_defaults(handler=guarded(_plan))
     create = commands.add_parser("create", help="store the plan as a campaign whose items wait for review")
     create.add_argument("--name", default="", help="campaign name")
-    create.add_argument("--since", type=_day)
-    create.add_argument("--until", type=_day)
+    create.add_argument("--since", type=day)
+    create.add_argument("--until", type=day)
     create.add_argument("--street", type=int, help="only what the plan says about this street id")
-    create.set_defaults(handler=_create)
+    create.set_defaults(handler=guarded(_create))
     items = commands.add_parser("items", help="a campaign's items and their status")
     items.add_argument("--campaign", type=int, required=True)
-    items.set_defaults(handler=_items)
+    items.set_defaults(handler=guarded(_items))
     rev = commands.add_parser("review", help="approve an item, or reject it with a reason")
     rev.add_argument("item", type=int)
     group = rev.add_mutually_exclusive_group(required=True)
     group.add_argument("--approve", action="store_true")
     group.add_argument("--reject", choices=("false_detection", "wrong_household", "not_appropriate", "other"))
     rev.add_argument("--note")
-    rev.set_defaults(handler=_review)
+    rev.set_defaults(handler=guarded(_review))
     send = commands.add_parser("send", help="send the campaign's approved items (and only those)")
     send.add_argument("--campaign", type=int, required=True)
     send.add_argument("--out", type=Path, help="folder for PDFs (default <data_dir>/reminders/campagne-ID)")
-    send.set_defaults(handler=_send)
+    send.set_defaults(handler=guarded(_send))
+    retry = commands.add_parser("retry", help="failed items back to approved, then send them")
+    retry.add_argument("--campaign", type=int, required=True)
+    retry.add_argument("--item", type=int, help="only this item")
+    retry.add_argument("--out", type=Path, help="folder for PDFs (default <data_dir>/reminders/campagne-ID)")
+    retry.set_defaults(handler=guarded(_retry))
     report = commands.add_parser("report", help="the campaign's effect: before/after vs matched streets")
     report.add_argument("--campaign", type=int, required=True)
     report.add_argument("--csv", type=Path, help="also write the per-street table here")
-    report.set_defaults(handler=_report)
-    for parser in (plan, create, items, rev, send, report):
-        _common(parser)
+    report.add_argument("--json", action="store_true", help="the report as the API and the page get it")
+    report.set_defaults(handler=guarded(_report))
+    for parser in (plan, create, items, rev, send, retry, report):
+        common_options(parser)
     _register_households(commands)
 
 
 def _register_households(commands: argparse._SubParsersAction) -> None:
     contacts = commands.add_parser("contacts", help="import households' contacts (CSV key,name,email,phone,...)")
     contacts.add_argument("file", type=Path)
-    contacts.set_defaults(handler=_contacts)
+    contacts.set_defaults(handler=guarded(_contacts))
     optout = commands.add_parser("opt-out", help="a household asks for no more reminders")
     optout.add_argument("key", help="address:<id> or bin:<rfid>")
     optout.add_argument("--note")
-    optout.set_defaults(handler=_opt_out)
+    optout.set_defaults(handler=guarded(_opt_out))
     erase = commands.add_parser("erase", help="delete a household's personal data on request")
     erase.add_argument("key", help="address:<id> or bin:<rfid>")
     erase.add_argument("--forget-opt-out", action="store_true", help="do not keep the opposition either")
-    erase.set_defaults(handler=_erase)
+    erase.add_argument("--note", help="the request's reference, kept in the audit log and on the opposition")
+    erase.set_defaults(handler=guarded(_erase))
     false = commands.add_parser("false-detections", help="export rejected lifts (CSV) for retraining")
     false.add_argument("file", type=Path)
-    false.set_defaults(handler=_false_detections)
+    false.set_defaults(handler=guarded(_false_detections))
     for parser in (contacts, optout, erase, false):
-        _common(parser, rules=False)
-
-
-class _Context:
-    """Settings, database session and rules of one command."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        from sqlalchemy.orm import Session
-
-        from server.reminders.config import ReminderConfigError, load_targeting
-        from server.reminders.models import upgrade_reminders
-        from server.streets.cli import open_database
-
-        args.database_url = None
-        self.engine = open_database(args)
-        upgrade_reminders(self.engine)
-        from server.config import load_settings
-
-        self.settings = load_settings(args.config)
-        try:
-            self.rules = load_targeting(getattr(args, "rules", None))
-        except ReminderConfigError as error:
-            raise CliError(str(error)) from None
-        self.session = Session(self.engine, expire_on_commit=False)
-        self.actor = f"cli:{args.by or getpass.getuser()}"
-
-    @property
-    def households(self) -> bool:
-        """The server's household-level switch (``server.web.privacy``): the commands obey it as the API does."""
-        return self.settings.household_level
-
-    def require_households(self, what: str) -> None:
-        from server.web.privacy import HouseholdLevelOff
-
-        if not self.households:
-            raise CliError(str(HouseholdLevelOff(what)))
-
-    def __enter__(self) -> _Context:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.session.close()
-        self.engine.dispose()
-
-
-def _until(args: argparse.Namespace) -> date:
-    return args.until or date.today() - timedelta(days=1)
+        common_options(parser, rules=False)
 
 
 def _plan(args: argparse.Namespace) -> int:
     from server.reminders.api import plan_json
     from server.reminders.plan import make_plan
 
-    with _Context(args) as ctx:
-        plan = make_plan(ctx.session, ctx.rules, _until(args), args.since, households=ctx.households)
+    with CommandContext(args) as ctx:
+        plan = make_plan(ctx.session, ctx.rules, until_day(args, ctx), args.since, households=ctx.households)
     if args.json:
-        print(json.dumps(plan_json(plan), ensure_ascii=False, indent=2))
+        print(json.dumps({**plan_json(plan), "household_level": ctx.households}, ensure_ascii=False, indent=2))
         return 0
-    print(f"Levées du {plan.since} au {plan.until} — {len(plan.targets)} message(s), {len(plan.skipped)} écarté(s)"
+    level = "foyer (adresses et bacs)" if ctx.households else "rue (niveau foyer désactivé : TRIVUE_HOUSEHOLD_LEVEL)"
+    print(f"Levées du {plan.since:%d/%m/%Y} au {plan.until:%d/%m/%Y} — niveau {level} — "
+          f"{len(plan.targets)} message(s), {len(plan.skipped)} écarté(s)"
           + (f" — période calme : {plan.quiet}" if plan.quiet else ""))
+    from server.reminders.models import KIND_LABELS
+
     for t in plan.targets:
-        print(f"  [{t.kind} {t.action}] {t.label}\n      {t.reason}")
+        print(f"  [{KIND_LABELS.get(t.kind, t.kind)}, {t.action}] {t.label}\n      {t.reason}")
     for s in plan.skipped:
         print(f"  [écarté] {s.label}: {s.reason}")
     print(f"{plan.street_only_lifts} levée(s) contaminée(s) sans foyer sûr (comptées pour leur rue), "
@@ -158,30 +108,33 @@ def _create(args: argparse.Namespace) -> int:
     from server.reminders.campaigns import CampaignError, create_campaign
     from server.reminders.plan import make_plan
 
-    with _Context(args) as ctx:
+    with CommandContext(args) as ctx:
         try:
-            plan = make_plan(ctx.session, ctx.rules, _until(args), args.since, households=ctx.households)
+            plan = make_plan(ctx.session, ctx.rules, until_day(args, ctx), args.since, households=ctx.households)
             campaign = create_campaign(ctx.session, plan, args.name, ctx.actor, ctx.rules, args.street)
         except CampaignError as error:
             raise CliError(str(error)) from None
         ctx.session.commit()
         count = len(_items_rows(ctx, campaign.id))
-        print(f"campagne {campaign.id} « {campaign.name} » : {count} élément(s) à relire (tableau de bord /rappels "
-              f"ou `trivue reminders review`)")
+        level = "foyer" if ctx.households else "rue (niveau foyer désactivé)"
+        print(f"campagne {campaign.id} « {campaign.name} » (niveau {level}) : {count} élément(s) à relire "
+              f"(tableau de bord /rappels ou `trivue reminders review`)")
     return 0
 
 
-def _items_rows(ctx: _Context, campaign_id: int) -> list[Any]:
+def _items_rows(ctx: CommandContext, campaign_id: int) -> list[Any]:
     from server.reminders.campaigns import items_of
 
     return items_of(ctx.session, campaign_id)
 
 
 def _items(args: argparse.Namespace) -> int:
-    from server.reminders.models import HOUSEHOLD
+    from server.reminders.campaigns import get_campaign
+    from server.reminders.models import CHANNEL_LABELS, HOUSEHOLD, KIND_LABELS, STATUS_LABELS
     from server.web.auth import audit
 
-    with _Context(args) as ctx:
+    with CommandContext(args) as ctx:
+        get_campaign(ctx.session, args.campaign)  # an unknown campaign says so, as send and report do
         rows = _items_rows(ctx, args.campaign)
         shown = [i for i in rows if ctx.households or i.kind != HOUSEHOLD]
         # The listing names households (their keys): a read of household-level data, in the trail.
@@ -190,8 +143,13 @@ def _items(args: argparse.Namespace) -> int:
         ctx.session.commit()
         if len(shown) < len(rows):
             print(f"{len(rows) - len(shown)} élément(s) adressé(s) à des foyers masqué(s) : niveau foyer désactivé")
+        if not shown:
+            print(f"campagne {args.campaign} : aucun élément")
         for item in shown:
-            print(f"{item.id:>6}  {item.status:<9} {item.kind:<9} niv.{item.level}  {item.target_key:<22} "
+            channel = f" ({CHANNEL_LABELS.get(item.channel, item.channel)})" if item.channel and item.status == "sent" \
+                else ""
+            print(f"{item.id:>6}  {STATUS_LABELS.get(item.status, item.status) + channel:<20} "
+                  f"{KIND_LABELS.get(item.kind, item.kind):<12} niv.{item.level}  {item.target_key:<22} "
                   f"{item.contaminated}/{item.lifts}  {item.reason[:90]}")
     return 0
 
@@ -200,7 +158,7 @@ def _review(args: argparse.Namespace) -> int:
     from server.reminders.campaigns import CampaignError, Decision, review
     from server.reminders.models import HOUSEHOLD, Item
 
-    with _Context(args) as ctx:
+    with CommandContext(args) as ctx:
         found = ctx.session.get(Item, args.item)
         if found is not None and found.kind == HOUSEHOLD:
             ctx.require_households("Ce rappel est adressé à un foyer")
@@ -209,49 +167,72 @@ def _review(args: argparse.Namespace) -> int:
         except CampaignError as error:
             raise CliError(str(error)) from None
         ctx.session.commit()
-        print(f"élément {item.id} : {item.status}")
+        from server.reminders.models import STATUS_LABELS
+
+        print(f"élément {item.id} : {STATUS_LABELS.get(item.status, item.status)}")
     return 0
 
 
-def _send(args: argparse.Namespace) -> int:
-    from server.reminders.campaigns import CampaignError, items_of
+def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
+    from server.reminders.campaigns import CampaignError, get_campaign, items_of
     from server.reminders.dispatch import Dispatcher
-    from server.reminders.models import APPROVED, HOUSEHOLD
+    from server.reminders.models import APPROVED, FAILED, HOUSEHOLD
+    from server.reminders.sending import requeue
 
-    with _Context(args) as ctx:
-        if any(i.kind == HOUSEHOLD for i in items_of(ctx.session, args.campaign, APPROVED)):
-            ctx.require_households("Cette campagne contient des rappels approuvés adressés à des foyers ; "
-                                   "rien n'a été envoyé")
-        out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
-        dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor)
+    with CommandContext(args) as ctx:
         try:
-            report = dispatcher.send_campaign(args.campaign)
+            get_campaign(ctx.session, args.campaign)
         except CampaignError as error:
             raise CliError(str(error)) from None
+        waiting = items_of(ctx.session, args.campaign, FAILED if requeue_failed else APPROVED)
+        if any(i.kind == HOUSEHOLD for i in waiting):
+            ctx.require_households("Cette campagne contient des rappels approuvés adressés à des foyers ; "
+                                   "rien n'a été envoyé")
+        if requeue_failed:
+            requeued = requeue(ctx.session, args.campaign, ctx.actor, args.item)
+            ctx.session.commit()
+            print(f"{len(requeued)} élément(s) remis à envoyer")
+        out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
+        from server.localtime import local_today
+
+        dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor,
+                                local_today(ctx.settings.zone))
+        try:
+            report = dispatcher.send_campaign(args.campaign)
         finally:
             ctx.session.commit()  # what was sent stays recorded, even after an interruption
     if report.deferred:
         print(report.deferred)
         return 1
-    print("envoyés : " + (", ".join(f"{k} {v}" for k, v in report.sent.items()) or "aucun (rien d'approuvé ?)"))
-    for line in report.failed:
-        print(f"  échec : {line}")
-    for line in report.skipped:
-        print(f"  écarté : {line}")
+    from server.reminders.models import CHANNEL_LABELS
+
+    print("envoyés : " + (", ".join(f"{CHANNEL_LABELS.get(k, k)} {v}" for k, v in report.sent.items())
+                          or "aucun (rien d'approuvé ?)"))
+    for label, lines in (("repris après interruption", report.recovered), ("échec", report.failed),
+                         ("nouvel essai prévu", report.retrying), ("écarté", report.skipped)):
+        for line in lines:
+            print(f"  {label} : {line}")
     for path in report.files:
         print(f"  {path}")
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.retrying else 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    return _send(args, requeue_failed=True)
 
 
 def _report(args: argparse.Namespace) -> int:
+    from server.db import utcnow
     from server.reminders.campaigns import CampaignError, get_campaign
-    from server.reminders.effect import effect_csv, measure
+    from server.reminders.effect import effect_csv, effect_text, measure
 
-    with _Context(args) as ctx:
+    with CommandContext(args) as ctx:
         try:
-            result = measure(ctx.session, get_campaign(ctx.session, args.campaign), ctx.rules.effect, date.today())
+            campaign = get_campaign(ctx.session, args.campaign)
         except CampaignError as error:
             raise CliError(str(error)) from None
+        result = measure(ctx.session, campaign, ctx.rules.effect, utcnow(), ctx.rules.household.streams)
+        ctx.session.commit()  # controls of a campaign sent before they were stored: now frozen
         if not ctx.households:
             from server.web.privacy import street_level_effect
 
@@ -262,36 +243,24 @@ def _report(args: argparse.Namespace) -> int:
             args.csv.write_text(effect_csv(result), encoding="utf-8")
             audit(ctx.session, ctx.actor, "reminders.effect.export", f"campaign:{args.campaign}", str(args.csv))
             ctx.session.commit()
-    print(_report_text(result))
+    # --json prints what GET /api/reminders/campaigns/{id}/effect answers, byte for byte the same data
+    print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else effect_text(result))
     return 0
-
-
-def _report_text(result: dict[str, Any]) -> str:
-    lines = [f"Campagne {result['campaign']} : {result['text']}"]
-    for name, group in result.get("groups", {}).items():
-        parts = []
-        for period in ("before", "after"):
-            p = group[period]
-            rate = f"{p['rate']:.1%}" if p["rate"] is not None else "–"
-            parts.append(f"{period} {rate} [{p['ci'][0]:.1%}–{p['ci'][1]:.1%}] sur {p['lifts']} levées")
-        lines.append(f"  {name:<10} ({group['units']} unités) : " + " ; ".join(parts))
-    if result.get("intervals", {}).get("did"):
-        low, high = result["intervals"]["did"]
-        lines.append(f"  différence des évolutions, IC 95 % bootstrap : {low * 100:+.1f} à {high * 100:+.1f} points")
-    return "\n".join(lines)
 
 
 def _contacts(args: argparse.Namespace) -> int:
     from server.reminders.households import HouseholdError, import_contacts
 
-    with _Context(args) as ctx:
+    with CommandContext(args) as ctx:
         ctx.require_households("L'import des contacts des foyers est refusé")
         try:
-            report = import_contacts(ctx.session, args.file.read_text(encoding="utf-8-sig"), ctx.actor, str(args.file))
-        except (HouseholdError, OSError) as error:
+            report = import_contacts(ctx.session, args.file.read_bytes(), ctx.actor, str(args.file))
+        except HouseholdError as error:
             raise CliError(str(error)) from None
+        except OSError as error:
+            raise CliError(f"{args.file} : {error.strerror or error}") from None
         ctx.session.commit()
-    print(f"{report.imported} contact(s) importé(s), {len(report.errors)} refusé(s)")
+    print(report.summary())
     for line in report.errors:
         print(f"  {line}")
     return 0
@@ -300,7 +269,7 @@ def _contacts(args: argparse.Namespace) -> int:
 def _opt_out(args: argparse.Namespace) -> int:
     from server.reminders.households import HouseholdError, opt_out
 
-    with _Context(args) as ctx:
+    with CommandContext(args) as ctx:
         try:
             opt_out(ctx.session, args.key, ctx.actor, args.note)
         except HouseholdError as error:
@@ -313,9 +282,9 @@ def _opt_out(args: argparse.Namespace) -> int:
 def _erase(args: argparse.Namespace) -> int:
     from server.reminders.households import HouseholdError, erase_household
 
-    with _Context(args) as ctx:
+    with CommandContext(args) as ctx:
         try:
-            done = erase_household(ctx.session, args.key, ctx.actor, not args.forget_opt_out)
+            done = erase_household(ctx.session, args.key, ctx.actor, not args.forget_opt_out, args.note)
         except HouseholdError as error:
             raise CliError(str(error)) from None
         ctx.session.commit()
@@ -326,7 +295,7 @@ def _erase(args: argparse.Namespace) -> int:
 def _false_detections(args: argparse.Namespace) -> int:
     from server.reminders.campaigns import export_false_detections
 
-    with _Context(args) as ctx:
+    with CommandContext(args) as ctx:
         text = export_false_detections(ctx.session, ctx.actor)
         ctx.session.commit()
     args.file.write_text(text, encoding="utf-8")

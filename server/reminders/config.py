@@ -89,7 +89,8 @@ class StreetRules(_Strict):
     min_lifts: int = Field(default=20, ge=1, description="lifts in the window to judge a street")
     min_rate: float = Field(default=0.15, ge=0, le=1, description="contamination rate for a street campaign")
     min_unattributed: int = Field(
-        default=3, ge=1, description="contaminated lifts without a sure household that alone justify one")
+        default=3, ge=1, description="contaminated lifts without a sure household that let a street with fewer "
+        "than min_lifts lifts qualify; the rate must still reach min_rate")
     cooldown_days: int = Field(default=30, ge=0)
 
 
@@ -102,18 +103,31 @@ class ThanksRules(_Strict):
 
 
 class EffectRules(_Strict):
-    window_days: int = Field(default=30, ge=7, le=365, description="before and after the first send")
+    window_days: int = Field(default=30, ge=7, le=365, description="before and after each street's send time")
+    washout_days: float = Field(
+        default=0, ge=0, le=60, description="lifts this long after the send count neither before nor after "
+        "(0: the first collection after the message counts; e.g. 3 for letters La Poste delivers in J+3)")
     min_lifts: int = Field(default=50, ge=1, description="per group and period, below which we do not conclude")
     controls_per_street: int = Field(default=2, ge=1, le=10)
+    max_smd: float = Field(default=0.25, gt=0, le=2,
+                           description="balance: above this standardised mean difference, no conclusion")
     bootstrap: int = Field(default=2000, ge=200, le=20000)
 
 
 class Contact(_Strict):
     organisation: str = "Service déchets de la Métropole"
+    postal_address: list[str] = Field(
+        default_factory=list, max_length=4,
+        description="the service's postal address under its name on letters, e.g. [\"5 place du 6 juin 1944\", "
+        "\"45000 ORLEANS\"]")
     phone: str = ""
     email: str = ""
     website: str = ""
     signature: str = "Le service Prévention et gestion des déchets"
+    opt_out_email: str = Field(
+        default="", description="where residents write (or reply) STOP; default: email above, else the sender")
+    opt_out_url: str = Field(default="", pattern=r"^(https?://.*)?$",
+                             description="a page where residents refuse the reminders, if the service has one")
 
 
 class SmtpChannel(_Strict):
@@ -134,8 +148,20 @@ class SmsChannel(_Strict):
         default_factory=lambda: {"to": "{{ phone }}", "message": "{{ text }}"},
         description="request fields, Jinja2 over phone, text and sender")
     sender: str = "TRIVUE"
+    country_code: str = Field(default="33", pattern=r"^[1-9]\d{0,2}$",
+                              description="for national numbers (06…): sent as +<code>6…")
+    opt_out: str = Field(default="STOP : répondez STOP", max_length=40,
+                         description="how to refuse, at the end of each SMS; the gateway must handle the keyword")
     token_env: str | None = Field(default=None, description="environment variable with a bearer token")
     timeout_s: float = Field(default=20, gt=0)
+
+
+class RetryRules(_Strict):
+    """Temporary failures (SMTP 4xx, timeouts, a gateway's 5xx) are tried again by later sends."""
+
+    max_attempts: int = Field(default=5, ge=1, le=20, description="then the item fails for good")
+    first_delay_s: int = Field(default=300, ge=0, description="wait before the second attempt, doubled each time")
+    max_delay_s: int = Field(default=6 * 3600, ge=0)
 
 
 class Channels(_Strict):
@@ -144,6 +170,10 @@ class Channels(_Strict):
         description="first channel the household has contact details for; letter needs only the address")
     smtp: SmtpChannel | None = None
     sms: SmsChannel | None = None
+    retry: RetryRules = Field(default_factory=RetryRules)
+    sending_lease_s: int = Field(
+        default=900, ge=1, description="an item claimed longer ago by a send that never finished (killed) is "
+        "resolved by the next send")
 
 
 class RemindersConfig(_Strict):

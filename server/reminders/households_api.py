@@ -1,8 +1,8 @@
 """``/api/reminders/households/...``: households' contacts and rights (managers and admins, audited).
 
-Contacts are personal data kept apart from lift data (``server.reminders.households``); reading them,
+Contacts are personal data kept apart from lift data (``server.households``); reading them,
 importing them, an opt-out and an erasure each leave an entry in the audit log. Reading and
-importing contacts need the household level (``server.web.privacy``); an opt-out or an erasure is a
+importing contacts need the household level (``server.privacy``); an opt-out or an erasure is a
 person's right and is honoured whatever the switch says.
 """
 
@@ -11,12 +11,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.config import ServerSettings
 from server.reminders import schemas
-from server.reminders.households import HouseholdError, erase_household, import_contacts, list_contacts, opt_out
+from server.reminders.households import (
+    HouseholdError,
+    UnknownHousehold,
+    erase_household,
+    import_contacts,
+    list_contacts,
+    opt_out,
+)
 from server.web.deps import Manager, SameOrigin, SessionDep, content_type
 from server.web.privacy import require
 
@@ -35,10 +42,10 @@ def import_type(request: Request) -> str:
     return kind
 
 
-async def contacts_csv(request: Request, kind: str) -> str:
-    """The CSV text of an import whose content type ``import_type`` accepted."""
+async def contacts_csv(request: Request, kind: str) -> bytes | str:
+    """The CSV file (bytes: its encoding is detected) of an import whose content type ``import_type`` accepted."""
     if kind == "text/csv":
-        return (await request.body()).decode("utf-8-sig", "replace")
+        return await request.body()
     if kind == "application/json":
         try:
             body = json.loads(await request.body())
@@ -51,7 +58,7 @@ async def contacts_csv(request: Request, kind: str) -> str:
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise HTTPException(422, "expected the CSV file in the multipart field 'file'")
-    return (await upload.read()).decode("utf-8-sig", "replace")
+    return await upload.read()
 
 
 class OptOutIn(BaseModel):
@@ -80,7 +87,7 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
         except HouseholdError as error:
             raise HTTPException(422, str(error)) from None
         db.commit()
-        return {"imported": report.imported, "errors": list(report.errors)}
+        return report.json()
 
     @router.post("/households/{key}/opt-out", summary="The household asked for no more reminders",
                  response_model=schemas.OptedOut)
@@ -94,9 +101,12 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
 
     @router.delete("/households/{key}", summary="Erase the household's personal data (right to erasure)",
                    response_model=schemas.Erased)
-    def household_erase(key: str, db: SessionDep, who: Manager, keep_opt_out: bool = True) -> dict[str, Any]:
+    def household_erase(key: str, db: SessionDep, who: Manager, keep_opt_out: bool = True,
+                        note: str | None = Query(default=None, max_length=500)) -> dict[str, Any]:
         try:
-            done = erase_household(db, key, who.actor, keep_opt_out)
+            done = erase_household(db, key, who.actor, keep_opt_out, note)
+        except UnknownHousehold as error:
+            raise HTTPException(404, str(error)) from None
         except HouseholdError as error:
             raise HTTPException(422, str(error)) from None
         db.commit()

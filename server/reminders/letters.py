@@ -1,6 +1,12 @@
 """PDF documents: household letters and street notices (from the rendered templates) and the
 ambassadeurs' route sheet (streets and addresses to visit, in walking order, with the errors).
 
+A household letter goes in a DL window envelope (220 × 110 mm, window 100 × 45 mm at 20 mm from
+the right and 15 mm from the bottom, the French standard position): the A4 folded in three shows
+the address block printed at 110 mm from the left and 50 mm from the top; the sender's block sits
+top left, fold marks in the margin. A letter whose second page would hold only its closing lines
+is laid out tighter, else broken before its rules section, so page 2 is never a lonely signature.
+
 fpdf2 with the DejaVu fonts of the operating system (``fonts-dejavu-core``) so every French
 character prints; nothing is downloaded. Photos are the privacy-blurred evidence JPEGs.
 """
@@ -19,6 +25,10 @@ log = logging.getLogger(__name__)
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 FONT = "DejaVu"
 PHOTO_HEIGHT_MM = 62
+WINDOW_X_MM, WINDOW_Y_MM, WINDOW_W_MM = 110, 50, 85  # the address as seen through a DL window
+BODY_TOP_MM = 100  # below the first fold (99 mm): nothing of the letter shows through the window
+FOLDS_MM = (99, 198)
+LONELY_TAIL_MM = 80  # a last page this short holds only the closing lines
 
 
 class LetterError(RuntimeError):
@@ -46,15 +56,76 @@ def new_pdf(title: str, landscape: bool = False) -> FPDF:
     return pdf
 
 
-def letter_pdf(text: str, photos: Sequence[Path] = (), title: str = "Courrier") -> bytes:
-    """Lay out a rendered letter; ``[photo]`` places the photos (or says they are no longer kept)."""
-    pdf = new_pdf(title)
-    for line in text.splitlines():
-        _line(pdf, line, photos)
+@dataclass(frozen=True, slots=True)
+class LetterHeader:
+    """What a mailed letter carries above its text: sender, addressee (window), place and date."""
+
+    sender: tuple[str, ...]  # the service's name, then its postal address lines
+    addressee: tuple[str, ...]  # La Poste block (server.postal.address_block)
+    dated: str  # "Le 20 novembre 2026"
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    photo_mm: float = PHOTO_HEIGHT_MM
+    size: float = 10.5
+    leading: float = 5.4
+    gap: float = 3.0
+    break_before: str | None = None  # heading that starts page 2
+
+
+TIGHT = _Layout(photo_mm=44, size=10, leading=4.9, gap=2.0)
+
+
+def letter_pdf(text: str, photos: Sequence[Path] = (), title: str = "Courrier",
+               header: LetterHeader | None = None) -> bytes:
+    """Lay out a rendered letter; ``[photo]`` places the photos (or says they are no longer kept);
+    with ``header``, the window-envelope layout (see the module docstring)."""
+    pdf = _render(text, photos, title, header, _Layout())
+    if _lonely_tail(pdf):
+        pdf = _render(text, photos, title, header, TIGHT)
+    if _lonely_tail(pdf) and "## Les consignes de tri de votre commune" in text:
+        pdf = _render(text, photos, title, header, _Layout(break_before="## Les consignes de tri de votre commune"))
     return bytes(pdf.output())
 
 
-def _line(pdf: FPDF, line: str, photos: Sequence[Path]) -> None:
+def _lonely_tail(pdf: FPDF) -> bool:
+    return pdf.page > 1 and pdf.get_y() - pdf.t_margin < LONELY_TAIL_MM
+
+
+def _render(text: str, photos: Sequence[Path], title: str, header: LetterHeader | None, layout: _Layout) -> FPDF:
+    pdf = new_pdf(title)
+    if header is not None:
+        _header(pdf, header)
+    for line in text.splitlines():
+        if layout.break_before and line == layout.break_before and pdf.page == 1:
+            pdf.add_page()
+        _line(pdf, line, photos, layout)
+    return pdf
+
+
+def _header(pdf: FPDF, header: LetterHeader) -> None:
+    pdf.set_xy(pdf.l_margin, 15)
+    for n, line in enumerate(header.sender):
+        pdf.set_font(FONT, "B" if n == 0 else "", 10 if n == 0 else 9)
+        pdf.set_x(pdf.l_margin)
+        pdf.cell(85, 4.6, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FONT, "", 11)
+    pdf.set_xy(WINDOW_X_MM, WINDOW_Y_MM)
+    for line in header.addressee:
+        pdf.set_x(WINDOW_X_MM)
+        pdf.cell(WINDOW_W_MM, 5.2, line, new_x="LEFT", new_y="NEXT")
+    pdf.set_font(FONT, "", 10)
+    pdf.set_xy(WINDOW_X_MM, WINDOW_Y_MM + 38)
+    pdf.cell(WINDOW_W_MM, 5, header.dated)
+    pdf.set_draw_color(160, 160, 160)
+    for y in FOLDS_MM:  # where to fold for the window to show the address
+        pdf.line(4, y, 8, y)
+    pdf.set_draw_color(0, 0, 0)
+    pdf.set_xy(pdf.l_margin, BODY_TOP_MM)
+
+
+def _line(pdf: FPDF, line: str, photos: Sequence[Path], layout: _Layout = _Layout()) -> None:
     width = pdf.epw
     if line.startswith("## "):
         pdf.ln(2)
@@ -64,19 +135,19 @@ def _line(pdf: FPDF, line: str, photos: Sequence[Path]) -> None:
         pdf.set_font(FONT, "B", 15)
         pdf.multi_cell(width, 8, line[2:], new_x="LMARGIN", new_y="NEXT")
     elif line.strip() == "[photo]":
-        _photos(pdf, photos)
+        _photos(pdf, photos, layout.photo_mm)
     elif line.startswith("- "):
-        pdf.set_font(FONT, "", 10)
+        pdf.set_font(FONT, "", layout.size - 0.5)
         pdf.set_x(pdf.l_margin + 4)
-        pdf.multi_cell(width - 4, 5, "• " + line[2:], new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(width - 4, layout.leading - 0.4, "• " + line[2:], new_x="LMARGIN", new_y="NEXT")
     elif not line.strip():
-        pdf.ln(3)
+        pdf.ln(layout.gap)
     else:
-        pdf.set_font(FONT, "", 10.5)
-        pdf.multi_cell(width, 5.4, line, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FONT, "", layout.size)
+        pdf.multi_cell(width, layout.leading, line, new_x="LMARGIN", new_y="NEXT")
 
 
-def _photos(pdf: FPDF, photos: Sequence[Path]) -> None:
+def _photos(pdf: FPDF, photos: Sequence[Path], height: float = PHOTO_HEIGHT_MM) -> None:
     kept = [p for p in photos if p.is_file()]
     if not kept:
         pdf.set_font(FONT, "", 9)
@@ -86,16 +157,16 @@ def _photos(pdf: FPDF, photos: Sequence[Path]) -> None:
     pdf.set_font(FONT, "", 9)
     pdf.multi_cell(pdf.epw, 5, "Photo prise par la caméra du camion lors de la collecte (visages et "
                                "plaques floutés) :", new_x="LMARGIN", new_y="NEXT")
-    if pdf.get_y() + PHOTO_HEIGHT_MM > pdf.h - pdf.b_margin:
+    if pdf.get_y() + height > pdf.h - pdf.b_margin:
         pdf.add_page()
     top, width = pdf.get_y() + 1, (pdf.epw - 4) / 2
     for n, path in enumerate(kept[:2]):  # side by side, each fitted in its box
         try:
-            pdf.image(str(path), x=pdf.l_margin + n * (width + 4), y=top, w=width, h=PHOTO_HEIGHT_MM,
+            pdf.image(str(path), x=pdf.l_margin + n * (width + 4), y=top, w=width, h=height,
                       keep_aspect_ratio=True)
         except Exception as error:  # a damaged photo must not stop the letter
             log.warning("photo %s not printable: %s", path, error)
-    pdf.set_y(top + PHOTO_HEIGHT_MM + 3)
+    pdf.set_y(top + height + 3)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,6 @@ from server.db import UtcDateTime, utcnow
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version_reminders"
 
-# Item kinds and statuses, also used by the API and the page.
 
 
 class ItemKind(StrEnum):
@@ -36,12 +35,18 @@ class ItemKind(StrEnum):
 
 
 class ItemStatus(StrEnum):
-    """An item's life: pending review -> approved or rejected -> sent, failed or skipped."""
+    """An item's life: pending review -> approved or rejected -> sending -> sent, retry, failed or skipped.
+
+    ``sending``: claimed by one send, in the hands of a channel; ``retry``: a temporary failure that
+    the next send after ``next_attempt_at`` tries again (``server.reminders.sending``).
+    """
 
     pending = "pending"
     approved = "approved"
     rejected = "rejected"
+    sending = "sending"
     sent = "sent"
+    retry = "retry"
     failed = "failed"
     skipped = "skipped"
 
@@ -55,8 +60,16 @@ class Channel(StrEnum):
     print = "print"
 
 
+# Item kinds and statuses, also used by the API and the page.
 HOUSEHOLD, STREET, THANKS = ItemKind
-PENDING, APPROVED, REJECTED, SENT, FAILED, SKIPPED = ItemStatus
+PENDING, APPROVED, REJECTED, SENDING, SENT, RETRY, FAILED, SKIPPED = ItemStatus
+STATUSES = tuple(ItemStatus)
+# The words of the page (templates/reminders/i18n/fr.json "rem.status.*"), for the CLI and messages.
+STATUS_LABELS = {PENDING: "à relire", APPROVED: "approuvé", REJECTED: "refusé", SENDING: "envoi en cours",
+                 SENT: "envoyé", RETRY: "nouvel essai prévu", FAILED: "échec", SKIPPED: "écarté"}
+KIND_LABELS = {HOUSEHOLD: "foyer", STREET: "rue", THANKS: "remerciement"}
+CHANNEL_LABELS = {Channel.email: "courriel", Channel.sms: "SMS", Channel.letter: "courrier",
+                  Channel.print: "avis imprimé"}
 REJECT_REASONS = ("false_detection", "wrong_household", "not_appropriate", "other")
 
 
@@ -100,6 +113,8 @@ class Campaign(RemindersBase):
     until: Mapped[date] = mapped_column(Date, doc="Last day of the lifts the plan looked at (inclusive)")
     rules: Mapped[dict[str, Any]] = mapped_column(JSON, doc="The targeting rules used, for the record")
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="First send: the effect's cut-off")
+    controls: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, doc="Comparison streets matched when the campaign was sent, frozen (server.reminder_matching)")
 
 
 class Item(RemindersBase):
@@ -129,6 +144,10 @@ class Item(RemindersBase):
     channel: Mapped[str | None] = mapped_column(String(16))
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     send_detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0", doc="Delivery attempts so far")
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="When a send claimed the item")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="Retry after a temporary failure")
+    message_id: Mapped[str | None] = mapped_column(String(200), doc="Stable e-mail Message-ID (resent alike)")
 
 
 class FalseDetection(RemindersBase):

@@ -43,7 +43,7 @@ class Planner:
     def __init__(self, session: Session, config: RemindersConfig, since: date, until: date,
                  households: bool = True) -> None:
         if until < since:
-            raise ValueError(f"until {until} is before since {since}")
+            raise ValueError(f"la fin {until} est avant le début {since}")
         self.session = session
         self.config = config
         # False while the server's household level is off (server.web.privacy): every lift counts for its
@@ -225,8 +225,10 @@ class Planner:
         for street_id, (lifts, contaminated) in sorted(totals.items()):
             unit = street_only.get(street_id) or Unit(street_id=street_id)
             rate = contaminated / lifts if lifts else 0.0
-            dirty = lifts >= rules.min_lifts and rate >= rules.min_rate
-            if not dirty and len(unit.lifts) < rules.min_unattributed:
+            # Never below the configured rate: unattributed lifts only let a street with fewer than
+            # min_lifts lifts qualify (a street at 6 % is no street to write to, however many lifts).
+            enough = lifts >= rules.min_lifts or len(unit.lifts) >= rules.min_unattributed
+            if rate < rules.min_rate or not enough:
                 continue
             key = f"street:{street_id}"
             refusal = self._refusal(key, unit, set(), history.get(key), rules.cooldown_days)
@@ -238,8 +240,8 @@ class Planner:
             previous = history.get(key)
             level = min((previous.level if previous else 0) + 1, len(self.config.levels))
             reason = (f"{contaminated} levées contaminées sur {lifts} ({pct(rate)}, seuil {pct(rules.min_rate)} "
-                      f"dès {rules.min_lifts} levées) dont {unattributed} sans foyer sûr (seuil "
-                      f"{rules.min_unattributed}) → communication à la rue, niveau {level}")
+                      f"dès {rules.min_lifts} levées, ou dès {rules.min_unattributed} levées contaminées sans foyer "
+                      f"sûr) dont {unattributed} sans foyer sûr → communication à la rue, niveau {level}")
             target = self._target(STREET, key, unit, lifts, level, reason)
             targets.append(Target(**{**fields_of(target), "contaminated": contaminated}))
         return targets

@@ -6,7 +6,7 @@ keys are refused so that a route and its model cannot drift apart unnoticed.
 
 from __future__ import annotations
 
-from pydantic import Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from pydantic.functional_serializers import SerializerFunctionWrapHandler
 
 from server.reminders.models import Channel, ItemKind, ItemStatus
@@ -82,7 +82,11 @@ class ItemOut(Out):
     channel: Channel | None
     sent_at: str | None
     send_detail: str | None
-    file: str | None = Field(description="URL of the printed letter or notice, once generated")
+    attempts: int
+    next_attempt_at: str | None = Field(description="When a temporary failure is tried again")
+    planned_channel: Channel | None = Field(description="The channel a send would use (items not sent yet)")
+    no_contact: bool = Field(description="Not sent yet, and no way to reach the household on file")
+    file: str | None = Field(description="URL of the printed letter or notice, once sent")
 
 
 class CampaignDetail(CampaignSummary):
@@ -96,29 +100,21 @@ class CampaignDetail(CampaignSummary):
 class SendReport(Out):
     sent: dict[str, int] = Field(description="Items sent, per channel")
     failed: list[str] = Field(description="Items that could not be sent, with the reason")
+    retrying: list[str] = Field(description="Temporary failures, tried again by a later send")
     skipped: list[str]
+    recovered: list[str] = Field(description="Items an interrupted send had left in 'sending'")
     deferred: str | None = Field(description="Why nothing was sent now (a quiet period), if so")
     files: list[str] = Field(description="PDFs to print (letters, street notices)")
+
+
+class RetryReport(SendReport):
+    requeued: list[int] = Field(description="Items put back to approved before the send")
 
 
 class TemplateList(Out):
     templates: list[str]
     categories: dict[str, str] = Field(description="Error category -> the words households read")
     folder: str | None = Field(description="The collectivité's template folder, if any")
-
-
-class PeriodFigures(Out):
-    lifts: int
-    contaminated: int
-    rate: float | None
-    ci: list[float] = Field(description="95 % Wilson interval [low, high]")
-
-
-class EffectGroup(Out):
-    units: int
-    before: PeriodFigures
-    after: PeriodFigures
-    change: float | None
 
 
 class EffectUnit(Out):
@@ -132,20 +128,29 @@ class EffectUnit(Out):
     rate_after: float | None
 
 
-class EffectReport(Out):
-    """Before/after of the targeted streets against matched untargeted ones; a campaign not yet sent
-    has only ``campaign``, ``status`` (not_sent) and ``text``."""
+class EffectReport(BaseModel):
+    """Before/after of the targeted streets against matched untargeted ones (difference in
+    differences); a campaign not yet sent has only ``campaign``, ``status`` (not_sent) and ``text``.
+    The analysis blocks (estimate, groups, intervals, balance, matching, series) are described in
+    docs/reminders.md."""
+
+    model_config = ConfigDict(extra="allow")
 
     campaign: int
-    status: str = Field(description="not_sent, too_few, decrease, increase or inconclusive")
-    text: str
+    status: str = Field(description="not_sent, too_few, unbalanced, decrease, increase or inconclusive")
+    text: str = Field(description="The verdict in French, as the page shows it")
     name: str | None = None
     cut_off: str | None = None
+    washout_days: int | None = None
     windows: dict[str, list[str]] | None = None
     partial: bool | None = None
-    groups: dict[str, EffectGroup] | None = None
+    estimate: dict[str, object] | None = None
+    groups: dict[str, dict[str, object]] | None = None
     intervals: dict[str, list[float] | None] | None = None
+    balance: dict[str, object] | None = None
+    matching: dict[str, object] | None = None
     matches: dict[str, list[str]] | None = None
+    series: dict[str, list[object]] | None = None
     units: list[EffectUnit] | None = None
 
     @model_serializer(mode="wrap")
@@ -177,8 +182,13 @@ class ContactOut(Out):
 
 
 class ContactImportOut(Out):
-    imported: int
-    errors: list[str] = Field(description="Refused rows, with their line and reason")
+    imported: int = Field(description="New households")
+    updated: int = Field(description="Households already on file, their details replaced")
+    refused: int
+    errors: list[str] = Field(description="Refused lines, with their line number and reason")
+    unknown_columns: list[str]
+    encoding: str
+    delimiter: str
 
 
 class OptedOut(Out):

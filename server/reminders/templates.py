@@ -3,11 +3,12 @@
 Templates live in ``server/templates/reminders`` (one per channel, one paragraph per error
 type under ``errors/``); a deployment points ``templates_dir`` at its own copies, which are
 looked up first. A rendered letter is plain text with a light layout convention that
-``server.reminders.letters`` turns into a PDF: ``# `` title, ``## `` heading, ``- `` bullet, ``[photo]``.
+``server.letters`` turns into a PDF: ``# `` title, ``## `` heading, ``- `` bullet, ``[photo]``.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -17,6 +18,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 from server.reminders.config import RemindersConfig
+from server.reminders.postal import greeting
 from vision.rules import SortingRules
 
 PACKAGED = Path(__file__).resolve().parent.parent / "templates" / "reminders"
@@ -54,6 +56,9 @@ class TemplateData:
     until: date
     reason: str = ""
     today: date = field(default_factory=date.today)
+    reference: str = ""  # quoted by a resident who opts out: names the message, not the household
+    name: str | None = None  # the household's name when the contacts hold one (greeting, address block)
+    address: str = ""  # postal address, ending with "<postcode> <commune>" (letters)
 
 
 class MessageTemplates:
@@ -80,7 +85,23 @@ class MessageTemplates:
                 "lifts": message.lifts, "contaminated": message.contaminated, "errors": errors,
                 "since": french_date(message.since), "until": french_date(message.until),
                 "today": french_date(message.today), "reason": message.reason,
-                "contact": self.config.contact.model_dump(), "rules": self.rules}
+                "contact": self.config.contact.model_dump(), "rules": self.rules, "reference": message.reference,
+                "greeting": greeting(message.name),
+                "opt_out": {"email": self.opt_out_email(), "url": self.config.contact.opt_out_url,
+                            "sms": self.config.channels.sms.opt_out if self.config.channels.sms else ""}}
+
+    def opt_out_email(self) -> str:
+        """Where a resident writes STOP: the configured address, the service's, else the sender's."""
+        smtp = self.config.channels.smtp
+        return self.config.contact.opt_out_email or self.config.contact.email or (smtp.sender if smtp else "")
+
+    def list_unsubscribe(self, reference: str) -> str:
+        """RFC 2369 ``List-Unsubscribe``: a mailto with the reference in the subject, and the page if any."""
+        subject = urllib.parse.quote(f"STOP rappels de tri {reference}".strip())
+        targets = [f"<mailto:{self.opt_out_email()}?subject={subject}>"]
+        if self.config.contact.opt_out_url:
+            targets.append(f"<{self.config.contact.opt_out_url}>")
+        return ", ".join(targets)
 
     def render(self, name: str, message: TemplateData) -> str:
         """Render ``letter``, ``street``, ``thanks``, ``email`` or ``sms`` (a template name)."""

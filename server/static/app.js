@@ -53,13 +53,19 @@ const Trivue = (() => {
   const pctFormat = new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 });
   const pointsFormat = new Intl.NumberFormat(locale, { minimumFractionDigits: 1, maximumFractionDigits: 1,
     signDisplay: "exceptZero" });
-  const dateFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium" });
-  const dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "short" });
+  /* Times are the collectivité's (the server's ``timezone``), never the browser's own zone: a kiosk
+     or a laptop set to UTC must show the hours the letters and exports show. A collection day
+     ("2026-10-25") is a calendar date with no zone: it is read and formatted as UTC midnight. */
+  const timeZone = config.timeZone || undefined;
+  const dateFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeZone: "UTC" });
+  const momentDateFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeZone });
+  const dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "short", timeZone });
+  const isDay = (d) => typeof d === "string" && /^\d{4}-\d{2}-\d{2}$/.test(d);
   const fmt = {
     num: (n) => (n === null || n === undefined ? "–" : numberFormat.format(n)),
     pct: (r) => (r === null || r === undefined ? "–" : pctFormat.format(r)),
     points: (delta) => pointsFormat.format(delta * 100), // a change of rate, in percentage points
-    date: (d) => (d ? dateFormat.format(new Date(d)) : "–"),
+    date: (d) => (!d ? "–" : isDay(d) ? dateFormat.format(new Date(`${d}T00:00:00Z`)) : momentDateFormat.format(new Date(d))),
     dateTime: (d) => (d ? dateTimeFormat.format(new Date(d)) : "–"),
     ago(d) {
       if (!d) return t("common.never");
@@ -71,29 +77,50 @@ const Trivue = (() => {
     },
   };
 
-  /* Contamination classes, green to red; grey for streets with too few lifts to judge. */
+  /* Contamination classes, blue (good) to dark red (bad); grey for streets with too few lifts.
+     Colour is never the only signal: each class has its own line pattern and width (map, legend,
+     side list), and its text. Every colour has at least 4:1 contrast on the map background and on
+     white (WCAG 1.4.11 asks 3:1), and blue/ochre/red stay apart for red-green colour blindness;
+     tests/dashboard/test_accessibility.py checks both. */
   const CLASSES = [
-    { max: 0.05, color: "#1a9641", label: "< 5 %" },
-    { max: 0.10, color: "#a6d96a", label: "5 – 10 %" },
-    { max: 0.20, color: "#fdae61", label: "10 – 20 %" },
-    { max: 0.30, color: "#f46d43", label: "20 – 30 %" },
-    { max: Infinity, color: "#d7191c", label: "≥ 30 %" },
+    { max: 0.05, color: "#2166ac", dash: null, weight: 3, label: "< 5 %" },
+    { max: 0.10, color: "#00798c", dash: "1 6", weight: 3.5, label: "5 – 10 %" },  // dotted
+    { max: 0.20, color: "#a15c00", dash: "9 6", weight: 4, label: "10 – 20 %" },  // dashed
+    { max: 0.30, color: "#c9301c", dash: "16 5 2 5", weight: 5, label: "20 – 30 %" },  // dash-dot
+    { max: Infinity, color: "#6d0a23", dash: null, weight: 7, label: "≥ 30 %" },  // thick
   ];
-  const GREY = "#8c8c8c";
-  function rateColor(rate, judged) {
-    if (!judged || rate === null || rate === undefined) return GREY;
-    return CLASSES.find((c) => rate < c.max).color;
+  const GREY = "#737373";
+  const TOO_FEW = { color: GREY, dash: null, weight: 1.5, label: "" };  // thin: the network as context
+  function rateClass(rate, judged) {
+    if (!judged || rate === null || rate === undefined) return TOO_FEW;
+    return CLASSES.find((c) => rate < c.max);
+  }
+  const rateColor = (rate, judged) => rateClass(rate, judged).color;
+  /* A legend swatch: a short line drawn with the class's colour, pattern and width (decorative). */
+  function swatch(cls) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    for (const [k, v] of Object.entries({ class: "swatch", width: 34, height: 12, viewBox: "0 0 34 12",
+      "aria-hidden": "true", focusable: "false" })) svg.setAttribute(k, v);
+    const line = document.createElementNS(ns, "line");
+    for (const [k, v] of Object.entries({ x1: 3, y1: 6, x2: 31, y2: 6, stroke: cls.color,
+      "stroke-width": Math.min(cls.weight, 7), "stroke-linecap": "round" })) line.setAttribute(k, v);
+    if (cls.dash) line.setAttribute("stroke-dasharray", cls.dash);
+    svg.append(line);
+    return svg;
   }
 
   /* Filters live in the URL query so a view can be bookmarked, shared and reloaded. */
-  const isoDay = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+  /* Days are local collection days of the configured zone: "today" is the collectivité's today. */
+  const dayFormat = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone });
+  const isoDay = (moment) => dayFormat.format(moment);
+  const addDays = (day, n) => new Date(Date.parse(`${day}T00:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
+  const today = () => isoDay(new Date());
   function filterValues(form) {
     const data = Object.fromEntries(new FormData(form).entries());
     if (data.period !== "custom") {
-      const until = new Date();
-      const since = new Date(until.getTime() - (Number(data.period) - 1) * 86400000);
-      data.since = isoDay(since);
-      data.until = isoDay(until);
+      data.until = today();
+      data.since = addDays(data.until, -(Number(data.period) - 1));
     }
     return data;
   }
@@ -172,6 +199,7 @@ const Trivue = (() => {
 
   setupLogout();
   const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
-  return { config, t, label, api, url, fmt, CLASSES, GREY, rateColor, setupFilters, fillCommunes, el,
+  return { config, t, label, api, url, fmt, today, addDays, CLASSES, GREY, TOO_FEW, rateClass, rateColor, swatch,
+    setupFilters, fillCommunes, el,
            showError, me, locale, ApiError };
 })();

@@ -2,19 +2,30 @@
 "use strict";
 
 (() => {
-  const { config, t, api, fmt, el, CLASSES, GREY, rateColor } = Trivue;
+  const { config, t, api, fmt, el, CLASSES, TOO_FEW, rateClass, swatch } = Trivue;
   const form = document.getElementById("filters");
   const summary = document.getElementById("map-summary");
   const worstList = document.getElementById("worst-list");
 
-  const map = L.map("map", { preferCanvas: true, zoomSnap: 0.25, attributionControl: true, zoomControl: false });
-  L.control.zoom({ zoomInTitle: t("map.zoom_in"), zoomOutTitle: t("map.zoom_out") }).addTo(map);
+  // padding 0: the canvas stays inside the map box (Leaflet's default draws 10 % beyond it, hidden by
+  // overflow but seen by accessibility checkers as covering the filters and the legend).
+  const map = L.map("map", { renderer: L.canvas({ padding: 0 }), zoomSnap: 0.25, attributionControl: true,
+    zoomControl: false });
+  const icon = (path) => `<svg width="14" height="14" viewBox="0 0 14 14" focusable="false"><path d="${path}" ` +
+    'stroke="currentColor" stroke-width="2.2" fill="none"/></svg>';
+  L.control.zoom({ zoomInTitle: t("map.zoom_in"), zoomOutTitle: t("map.zoom_out"),
+    zoomInText: icon("M1 7h12M7 1v12"), zoomOutText: icon("M1 7h12") }).addTo(map);
   map.attributionControl.setPrefix(false);
-  if (config.tileUrl) {
-    L.tileLayer(config.tileUrl, { maxZoom: 19, attribution: config.tileAttribution || "" }).addTo(map);
-  } else {
-    map.attributionControl.addAttribution("© OpenStreetMap contributors (ODbL)");
+  // The basemap of the settings (server/basemap.py): none, a PMTiles file of this server, or tiles.
+  const basemap = config.basemap || { kind: "none" };
+  const tileOptions = { maxZoom: 20, maxNativeZoom: basemap.maxZoom, attribution: basemap.attribution || "" };
+  if (basemap.kind === "pmtiles") {
+    pmtiles.leafletRasterLayer(new pmtiles.PMTiles(basemap.url), tileOptions).addTo(map);
+  } else if (basemap.kind === "xyz") {
+    L.tileLayer(basemap.url, tileOptions).addTo(map);
   }
+  document.body.dataset.basemap = basemap.kind;
+  map.attributionControl.addAttribution("Rues © les contributeurs d'OpenStreetMap (ODbL)");
   map.setView(config.mapCenter || [46.6, 2.4], config.mapCenter ? 13 : 6);
 
   let network = null; // L.GeoJSON of every street, drawn once
@@ -29,7 +40,8 @@
   function style(feature) {
     const p = props(feature);
     if (!visible(p)) return { opacity: 0, weight: 0 };
-    return { color: rateColor(p.rate, judged(p)), weight: judged(p) ? 4 : 2, opacity: judged(p) ? 0.95 : 0.55 };
+    const cls = rateClass(p.rate, judged(p));
+    return { color: cls.color, weight: cls.weight, dashArray: cls.dash, opacity: judged(p) ? 0.95 : 0.55 };
   }
 
   function escapeHtml(text) {
@@ -75,15 +87,13 @@
     });
     worstList.replaceChildren(...judgedRows.sort((a, b) => b.rate - a.rate).slice(0, 10).map((p) =>
       el("li", {}, el("a", { href: streetHref(p.street_id) },
-        el("span", { class: "swatch", style: `background:${rateColor(p.rate, true)}`, "aria-hidden": "true" }),
+        swatch(rateClass(p.rate, true)),
         `${p.name} — ${fmt.pct(p.rate)} (${fmt.num(p.lifts)} ${t("common.lifts")})`))));
   }
 
   function legend() {
-    const items = CLASSES.map((c) => el("li", {},
-      el("span", { class: "swatch", style: `background:${c.color}`, "aria-hidden": "true" }), c.label));
-    items.push(el("li", {}, el("span", { class: "swatch", style: `background:${GREY}`, "aria-hidden": "true" }),
-      `${t("map.too_few")} (< ${minLifts})`));
+    const items = CLASSES.map((c) => el("li", {}, swatch(c), c.label));
+    items.push(el("li", {}, swatch(TOO_FEW), `${t("map.too_few")} (< ${minLifts})`));
     document.getElementById("legend").replaceChildren(...items);
   }
 
@@ -97,6 +107,8 @@
 
   async function load(values) {
     minLifts = Math.max(1, Number(values.min_lifts) || 5);
+    // The map's text alternative: the ranking table of the same selection (filters in the query).
+    document.getElementById("table-link").href = `/classement${location.search}`;
     commune = values.commune || "";
     legend();
     summary.textContent = t("common.loading");
@@ -127,7 +139,7 @@
     styleOf(id) {
       let found = null;
       network?.eachLayer((path) => { if (path.feature.properties.street_id === id) found = path.options; });
-      return found && { color: found.color, weight: found.weight, opacity: found.opacity };
+      return found && { color: found.color, weight: found.weight, opacity: found.opacity, dash: found.dashArray };
     },
     pointOf(lat, lon) { return map.latLngToContainerPoint([lat, lon]); },
   };

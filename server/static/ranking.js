@@ -38,24 +38,32 @@
       const order = typeof x === "string" ? x.localeCompare(y, Trivue.locale) : x - y;
       return sort.dir === "asc" ? order : -order;
     });
-    const head = el("tr", {}, ...columns.map((c) => {
-      const ariaSort = c.key === sort.key ? (sort.dir === "asc" ? "ascending" : "descending") : null;
-      const button = el("button", { type: "button", class: "sort", "aria-label": t("ranking.sort", { column: t(c.title) }) },
-        t(c.title), el("span", { "aria-hidden": "true", text: ariaSort ? (sort.dir === "asc" ? " ▲" : " ▼") : "" }));
-      button.addEventListener("click", () => {
-        tables[id].sort = { key: c.key, dir: sort.key === c.key && sort.dir === "desc" ? "asc" : "desc" };
-        render(id);
-        document.querySelector(`#${id} th[data-key="${c.key}"] button`).focus();
-      });
-      return el("th", { scope: "col", class: c.num ? "num" : null, "aria-sort": ariaSort, "data-key": c.key }, button);
-    }));
+    const table = document.getElementById(id);
+    // The header is built once and only its aria-sort changes: the sort button keeps the keyboard
+    // focus (a rebuilt button would send the next Tab back to the top of the page).
+    if (!table.tHead) {
+      table.replaceChildren(el("thead", {}, el("tr", {}, ...columns.map((c) => {
+        const button = el("button", { type: "button", class: "sort",
+          "aria-label": t("ranking.sort", { column: t(c.title) }) }, t(c.title));
+        button.addEventListener("click", () => {
+          const current = tables[id].sort;
+          tables[id].sort = { key: c.key, dir: current.key === c.key && current.dir === "desc" ? "asc" : "desc" };
+          render(id);
+        });
+        return el("th", { scope: "col", class: c.num ? "num" : null, "data-key": c.key }, button);
+      }))), el("tbody"));
+    }
+    for (const th of table.tHead.rows[0].cells) {
+      if (th.dataset.key === sort.key) th.setAttribute("aria-sort", sort.dir === "asc" ? "ascending" : "descending");
+      else th.removeAttribute("aria-sort");
+    }
     const body = sorted.length ? sorted.map((row) => el("tr", {}, ...columns.map((c) => {
       const value = valueOf(c, row);
       const text = c.show ? c.show(value, row) : value ?? "";
       const content = c.link ? el("a", { href: `/rues/${row.street_id}${location.search}`, text }) : text;
       return el(c.link ? "th" : "td", { class: c.num ? "num" : null, scope: c.link ? "row" : null }, content);
     }))) : [el("tr", {}, el("td", { colspan: String(columns.length), text: t("common.none") }))];
-    document.getElementById(id).replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
+    table.tBodies[0].replaceChildren(...body);
   }
 
   // Same rule as server/csvexport.py: a JS number (a negative change in points) stays a number;
@@ -81,10 +89,18 @@
   }
 
   function previousPeriod(values) {
-    const since = new Date(values.since), until = new Date(values.until);
-    const span = until.getTime() - since.getTime() + 86400000;
-    const day = (d) => d.toISOString().slice(0, 10);
-    return { since: day(new Date(since.getTime() - span)), until: day(new Date(since.getTime() - 86400000)) };
+    const days = Math.round((Date.parse(values.until) - Date.parse(values.since)) / 86400000) + 1;
+    return { since: Trivue.addDays(values.since, -days), until: Trivue.addDays(values.since, -1) };
+  }
+
+  /* Streets of a selection with at least min_lifts: their contamination rate, or with an error type
+     chosen, the share of lifts with that error (the map's text alternative shows what the map shows). */
+  async function rows(query, category) {
+    const streets = (await api("/api/streets", query)).streets.filter((r) => r.lifts >= query.min_lifts);
+    if (!category) return streets;
+    const byId = new Map(streets.map((r) => [r.street_id, r]));
+    const shares = await api("/api/error-rates", { ...query, category });
+    return shares.items.filter((r) => byId.has(r.street_id)).map((r) => ({ ...byId.get(r.street_id), ...r }));
   }
 
   async function load(values) {
@@ -92,12 +108,10 @@
     const minLifts = Math.max(1, Number(values.min_lifts) || 5);
     const common = { stream: values.stream, commune: values.commune, min_lifts: minLifts };
     try {
-      const [current, before] = await Promise.all([
-        api("/api/streets", { ...common, since: values.since, until: values.until }),
-        api("/api/streets", { ...common, ...previousPeriod(values) }),
-      ]);
-      const now = current.streets.filter((r) => r.lifts >= minLifts);
-      const then = new Map(before.streets.filter((r) => r.lifts >= minLifts).map((r) => [r.street_id, r]));
+      const current = { ...common, since: values.since, until: values.until };
+      const previous = { ...common, ...previousPeriod(values) };
+      const [now, thenRows] = await Promise.all([rows(current, values.category), rows(previous, values.category)]);
+      const then = new Map(thenRows.map((r) => [r.street_id, r]));
       tables.worst = { rows: now, sort: tables.worst?.sort || { key: "rate", dir: "desc" } };
       const improved = now.filter((r) => then.has(r.street_id))
         .map((r) => ({ ...r, before: then.get(r.street_id).rate, change: r.rate - then.get(r.street_id).rate }))

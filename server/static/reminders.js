@@ -2,13 +2,21 @@
 "use strict";
 
 (() => {
-  const { t, api, el, fmt, config, showError } = Trivue;
+  const { t, api, el, fmt, config } = Trivue;
+  // A validation error arrives as a JSON list of {loc, msg}: a manager reads the messages, not the JSON.
+  const showError = (target, error) => {
+    let message = error.message;
+    try {
+      const items = JSON.parse(message);
+      if (Array.isArray(items)) message = items.map((i) => `${(i.loc || []).slice(1).join(".") || "requête"} : ${i.msg}`).join(" ; ");
+    } catch (_) { /* already a sentence */ }
+    Trivue.showError(target, new Error(message));
+  };
   const $ = (id) => document.getElementById(id);
   if (!$("plan-form")) return; // viewers see the notice only
-  const isoDay = (d) => d.toISOString().slice(0, 10);
-  const yesterday = new Date(Date.now() - 86400000);
-  $("plan-until").value = isoDay(yesterday);
-  $("plan-since").value = isoDay(new Date(yesterday.getTime() - 29 * 86400000));
+  const yesterday = Trivue.addDays(Trivue.today(), -1);  // the collectivité's yesterday
+  $("plan-until").value = yesterday;
+  $("plan-since").value = Trivue.addDays(yesterday, -29);
   const streetId = config.streetId;
   if (streetId) {
     $("plan-street").hidden = false;
@@ -69,16 +77,29 @@
         el("img", { src, alt: `${item.label} — photo ${n + 1}`, loading: "lazy" }))));
   }
 
+  function channelLine(item) {
+    if (item.no_contact) return el("p", { class: "rem-warning small", role: "note", text: t("rem.no_contact") });
+    if (!item.planned_channel) return null;
+    return el("p", { class: "small", text: t("rem.planned", { channel: t("rem.channel." + item.planned_channel) }) });
+  }
+
   function reviewForm(item, reasons) {
     if (!["pending", "approved"].includes(item.status)) {
       const who = item.reviewed_by ? ` — ${item.reviewed_by}` : "";
       const why = item.review_reason ? ` (${t("rem.reason." + item.review_reason)})` : "";
-      const line = el("p", { class: "small muted", text: `${t("rem.status." + item.status)}${why}${who} ` });
+      const channel = item.channel && item.status === "sent" ? ` — ${t("rem.channel." + item.channel)}` : "";
+      const line = el("p", { class: "small muted", text: `${t("rem.status." + item.status)}${channel}${why}${who} ` });
       if (item.file) line.append(el("a", { href: item.file, target: "_blank", rel: "noopener", text: item.send_detail }));
       else if (item.send_detail) line.append(item.send_detail);
+      if (item.next_attempt_at) line.append(` (${t("rem.retry_at", { at: fmt.dateTime(item.next_attempt_at) })})`);
+      if (["failed", "retry"].includes(item.status)) {
+        return el("div", { class: "rem-review" }, line,
+          el("button", { type: "button", class: "button", "data-retry": item.id, text: t("rem.retry") }));
+      }
       return line;
     }
-    const reason = el("select", { id: `reason-${item.id}` }, ...reasons.map((r) => new Option(t(`rem.reason.${r}`), r)));
+    const reason = el("select", { id: `reason-${item.id}` }, new Option(t("rem.choose_reason"), ""),
+      ...reasons.map((r) => new Option(t(`rem.reason.${r}`), r)));
     const note = el("input", { id: `note-${item.id}`, maxlength: "2000" });
     const approve = el("button", { type: "button", class: "button primary", "data-approve": item.id, text: t("rem.approve") });
     const reject = el("button", { type: "button", class: "button", "data-reject": item.id, text: t("rem.reject") });
@@ -104,7 +125,7 @@
         el("span", { class: `rem-badge ${item.status}`, text: t("rem.status." + item.status) })),
       el("p", { class: "rem-why" }, el("strong", { text: `${t("rem.why")} : ` }), item.reason),
       cats ? el("p", { class: "small", text: cats }) : null,
-      photoList(item), previews(item), reviewForm(item, reasons));
+      channelLine(item), photoList(item), previews(item), reviewForm(item, reasons));
   }
 
   async function loadCampaign() {
@@ -125,6 +146,11 @@
   }
 
   async function decide(itemId, approve) {
+    if (!approve && !$(`reason-${itemId}`).value) {  // no default reason: a hasty click must not file a false detection
+      showError($("campaign-status"), new Error(t("rem.reason_needed")));
+      $(`reason-${itemId}`).focus();
+      return;
+    }
     const body = approve ? { decision: "approve" } : {
       decision: "reject", reason: $(`reason-${itemId}`).value, note: $(`note-${itemId}`).value || null };
     try {
@@ -135,15 +161,17 @@
     } catch (error) { showError($("campaign-status"), error); }
   }
 
-  async function send() {
+  async function send(retryItem) {
     const id = $("campaign-select").value;
-    if (!id || !window.confirm(t("rem.send_confirm"))) return;
+    const retry = retryItem !== undefined;
+    if (!id || !window.confirm(t(retry ? "rem.retry_confirm" : "rem.send_confirm"))) return;
+    const path = retry ? `/api/reminders/campaigns/${id}/retry` : `/api/reminders/campaigns/${id}/send`;
     try {
-      const report = await api(`/api/reminders/campaigns/${id}/send`, {}, { method: "POST" });
+      const report = await api(path, retryItem ? { item_id: retryItem } : {}, { method: "POST" });
       await loadCampaign();
-      const sent = Object.entries(report.sent).map(([k, v]) => `${k} ${v}`).join(", ") || "0";
+      const sent = Object.entries(report.sent).map(([k, v]) => `${t("rem.channel." + k)} ${v}`).join(", ") || "0";
       $("campaign-status").textContent = report.deferred || t("rem.sent_report", {
-        sent, failed: report.failed.length, skipped: report.skipped.length });
+        sent, failed: report.failed.length, retrying: report.retrying.length, skipped: report.skipped.length });
     } catch (error) { showError($("campaign-status"), error); }
   }
 
@@ -155,30 +183,64 @@
 
   async function loadEffect(id) {
     const report = await api(`/api/reminders/campaigns/${id}/effect`);
-    const windows = report.windows ? ` ${t("rem.before")} : ${fmt.date(report.windows.before[0])} → ${fmt.date(report.windows.before[1])} ; ` +
-      `${t("rem.after")} : ${fmt.date(report.windows.after[0])} → ${fmt.date(report.windows.after[1])}` +
+    const windows = report.windows ? ` ${t("rem.before")} : ${fmt.dateTime(report.windows.before[0])} → ${fmt.dateTime(report.windows.before[1])} ; ` +
+      `${t("rem.after")} : ${fmt.dateTime(report.windows.after[0])} → ${fmt.dateTime(report.windows.after[1])}` +
       (report.partial ? ` (${t("rem.partial")})` : "") : "";
     $("effect-verdict").textContent = report.text + windows;
+    const details = [];
+    if (report.balance) {
+      const two = new Intl.NumberFormat(document.documentElement.lang || "fr", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+      const smd = (v) => (v === null ? "–" : two.format(v));
+      details.push(t("rem.balance", { max: two.format(report.balance.max_smd), rate: smd(report.balance.rate), volume: smd(report.balance.log_lifts) }));
+    }
+    const est = report.estimate;
+    if (est && est.did !== null && est.ci) {
+      details.push(t("rem.estimate", { did: fmt.points(est.did), low: fmt.points(est.ci[0]), high: fmt.points(est.ci[1]) }) +
+        (est.conclusive ? "" : ` ${t("rem.indicative")}`));
+    }
+    if (est) details.push(t("rem.method", { label: est.label, draws: fmt.num(est.draws) }));
+    $("effect-details").replaceChildren(...details.map((text) => el("li", { text })));
     const groups = report.groups || {};
     const names = ["targeted", "control", "households"].filter((g) => groups[g]);
     $("effect-table").querySelector("tbody").replaceChildren(...names.map((g) => el("tr", {},
       el("th", { scope: "row", text: t("rem.group." + g) }), pctCell(groups[g].before), pctCell(groups[g].after),
-      el("td", { class: "num", text: groups[g].change === null ? "–" : `${(groups[g].change * 100).toFixed(1)} pts` }))));
-    drawChart(names, groups);
+      el("td", { class: "num", text: groups[g].change === null ? "–" : `${fmt.points(groups[g].change)} pts` }))));
+    $("effect-table-box").hidden = !names.length;
+    drawChart(report.series);
   }
 
-  function drawChart(names, groups) {
+  // Marks the send between week -1 and week 0: a vertical line drawn after the datasets.
+  const sendLine = {
+    id: "sendLine",
+    afterDatasetsDraw(c) {
+      const x = c.scales.x;
+      const at = c.data.labels.indexOf(0);
+      if (at < 1) return;
+      const px = (x.getPixelForValue(at - 1) + x.getPixelForValue(at)) / 2;
+      const { top, bottom } = c.chartArea;
+      const ctx = c.ctx;
+      ctx.save();
+      ctx.strokeStyle = "#333"; ctx.setLineDash([4, 4]); ctx.beginPath(); ctx.moveTo(px, top); ctx.lineTo(px, bottom); ctx.stroke();
+      ctx.setLineDash([]); ctx.fillStyle = "#333"; ctx.textAlign = "center"; ctx.fillText(t("rem.sent_marker"), px, top + 10);
+      ctx.restore();
+    },
+  };
+
+  function drawChart(series) {
     if (typeof Chart === "undefined") return;
     if (chart) chart.destroy();
-    if (!names.length) return;
-    const rate = (g, p) => (groups[g][p].rate === null ? null : groups[g][p].rate * 100);
+    chart = null;
+    if (!series || !series.weeks.length) return;
+    const pct = (values) => values.map((v) => (v === null ? null : v * 100));
     chart = new Chart($("effect-chart"), {
-      type: "bar",
-      data: { labels: names.map((g) => t("rem.group." + g)), datasets: [
-        { label: t("rem.before"), data: names.map((g) => rate(g, "before")), backgroundColor: "#f46d43" },
-        { label: t("rem.after"), data: names.map((g) => rate(g, "after")), backgroundColor: "#1a9641" }] },
+      type: "line",
+      data: { labels: series.weeks, datasets: [
+        { label: t("rem.group.targeted"), data: pct(series.targeted), borderColor: "#d73027", backgroundColor: "#d73027", spanGaps: true },
+        { label: t("rem.group.control"), data: pct(series.control), borderColor: "#4575b4", backgroundColor: "#4575b4", borderDash: [6, 3], spanGaps: true }] },
       options: { responsive: true, maintainAspectRatio: false, animation: false,
-        scales: { y: { beginAtZero: true, title: { display: true, text: "%" } } } },
+        scales: { x: { title: { display: true, text: t("rem.week") } },
+          y: { beginAtZero: true, title: { display: true, text: t("rem.rate_axis") } } } },
+      plugins: [sendLine],
     });
   }
 
@@ -195,7 +257,8 @@
         status.textContent = t("rem.opted_out", { key });
       } else {
         if (!window.confirm(t("rem.erase_confirm"))) return;
-        const done = await api(path, {}, { method: "DELETE" });
+        const note = $("rights-note").value.trim();
+        const done = await api(path, note ? { note } : {}, { method: "DELETE" });
         status.textContent = t("rem.erased", { key, contacts: done.contacts, items: done.items });
       }
       await loadCampaign();
@@ -207,10 +270,12 @@
     const file = $("contacts-file").files[0];
     if (!file) return;
     try {
-      const report = await api("/api/reminders/households/import", {}, { method: "POST", body: await file.text(),
+      // The file's own bytes: the server detects its encoding (Windows-1252 from French Excel, UTF-8...).
+      const report = await api("/api/reminders/households/import", {}, { method: "POST", body: file,
         headers: { "Content-Type": "text/csv", Accept: "application/json" } });
-      status.textContent = t("rem.imported", { imported: report.imported, errors: report.errors.length,
-        details: report.errors.slice(0, 3).join(" ; ") });
+      const unknown = report.unknown_columns.length ? " " + t("rem.unknown_columns", { columns: report.unknown_columns.join(", ") }) : "";
+      status.textContent = t("rem.imported", { imported: report.imported, updated: report.updated,
+        errors: report.refused, details: report.errors.join(" ; ") }) + unknown;
     } catch (error) { showError(status, error); }
   }
 
@@ -219,7 +284,8 @@
   if ($("contacts-import")) $("contacts-import").addEventListener("click", importContacts); // household level only
   $("simulate").addEventListener("click", simulate);
   $("create").addEventListener("click", create);
-  $("send").addEventListener("click", send);
+  $("send").addEventListener("click", () => send());
+  $("retry-all").addEventListener("click", () => send(null));
   $("campaign-select").addEventListener("change", loadCampaign);
   $("status-filter").addEventListener("change", loadCampaign);
   $("queue").addEventListener("click", (event) => {
@@ -227,6 +293,7 @@
     if (!target) return;
     if (target.dataset.approve) decide(target.dataset.approve, true);
     if (target.dataset.reject) decide(target.dataset.reject, false);
+    if (target.dataset.retry) send(Number(target.dataset.retry));
   });
   loadCampaigns().catch((error) => showError($("campaign-status"), error));
 })();

@@ -9,7 +9,7 @@
   const period = query.get("period") || Trivue.config.defaultPeriod;
   const filters = { since: query.get("since"), until: query.get("until"), stream: query.get("stream") };
   if (period !== "custom") {
-    filters.since = new Date(Date.now() - (Number(period) - 1) * 86400000).toISOString().slice(0, 10);
+    filters.since = Trivue.addDays(Trivue.today(), -(Number(period) - 1));
     filters.until = null;
   }
   const periodText = period === "custom" ? `${fmt.date(filters.since)} – ${fmt.date(filters.until)}`
@@ -91,6 +91,7 @@
 
   function breakdown(errors) {
     const body = document.querySelector("#breakdown tbody");
+    document.getElementById("breakdown").hidden = false;  // hidden while empty: no header without cells
     const max = Math.max(1, ...errors.map((e) => e.items));
     if (!errors.length) {
       body.replaceChildren(el("tr", {}, el("td", { colspan: "2", text: t("common.none") })));

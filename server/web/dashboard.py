@@ -2,7 +2,7 @@
 
 Pages carry no data of their own: their scripts read the same ``/api/...`` routes as integrators,
 with the session cookie of ``POST /api/login``. The few routes the pages need beyond the core API
-(``/api/me``, live alerts, data quality, the street network) live in ``server.web.dashboard_api``.
+(``/api/me``, live alerts, data quality, the street network) live in ``server.dashboard_api``.
 Browser libraries (Leaflet, Chart.js) are installed from npm by ``make dashboard-assets`` into
 ``server/static/vendor``; nothing is fetched from the network at run time.
 """
@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from server.config import ServerSettings
 from server.web.auth import Principal
-from server.web.dashboard_api import dashboard_api_router
+from server.web.basemap import Basemap, basemap_from
 from server.web.deps import SessionDep, current_principal
 from vision.schema import Stream
 
@@ -35,14 +34,15 @@ STATIC_DIR = HERE / "static"
 TEMPLATES_DIR = HERE / "templates"
 LANGUAGES = ("fr", "en")  # the first is the default
 LANG_COOKIE = "trivue_lang"
-VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/chartjs/chart.umd.js")
+VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/chartjs/chart.umd.js",
+                "vendor/pmtiles/pmtiles.js")
 # Error categories of the default French rules (vision/rules_fr.yaml), in the order of the filter.
 CATEGORIES = ("sac_ferme", "emballage", "papier", "verre", "biodechet", "textile", "deee", "soins", "dangereux")
 NAV = (  # (message key, path, page name)
     ("nav.map", "/carte", "map"), ("nav.ranking", "/classement", "ranking"), ("nav.fleet", "/flotte", "fleet"),
     ("nav.alerts", "/alertes", "alerts"), ("nav.quality", "/qualite", "quality"),
 )
-REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders/pages.py)
+REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders_pages.py)
 DEFAULT_SILENT_AFTER_S = 15 * 60
 
 
@@ -85,11 +85,15 @@ class Pages:
 
     settings: ServerSettings
     templates: Jinja2Templates = field(init=False)
+    basemap: Basemap = field(init=False)
     _versions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.templates = Jinja2Templates(directory=TEMPLATES_DIR)
+        self.basemap = basemap_from(self.settings)
         self.templates.env.globals["static"] = self.static_url
+        # Every page's footer states the RGAA conformity and links to the declaration (server.accessibility).
+        self.templates.env.globals["accessibility_status"] = self.settings.accessibility_status
 
     def static_url(self, name: str) -> str:
         # The file's mtime in the URL: browsers may cache forever, a new build is a new URL.
@@ -100,9 +104,8 @@ class Pages:
 
     def script_config(self, lang: str, extra: dict[str, Any]) -> dict[str, Any]:
         return {
-            "lang": lang, "t": messages(lang),
-            "tileUrl": getattr(self.settings, "map_tile_url", None),
-            "tileAttribution": getattr(self.settings, "map_tile_attribution", None),
+            "lang": lang, "t": messages(lang), "timeZone": self.settings.timezone,
+            "basemap": self.basemap.script_config(),
             "silentAfterS": getattr(self.settings, "truck_silent_after_s", DEFAULT_SILENT_AFTER_S),
             "defaultPeriod": "90", **extra,
         }
@@ -177,19 +180,8 @@ def _simple_page(pages: Pages, name: str) -> Any:
     def page(request: Request, who: MaybePrincipal) -> Response:
         if who is None:
             return login_redirect(request)
-        with_category = name == "map"
+        with_category = name in ("map", "ranking")  # the ranking is the map's text alternative
         return pages.render(request, name, f"{name}.html", with_category=with_category)
 
     page.__name__ = f"page_{name}"
     return page
-
-
-def mount_dashboard(app: FastAPI, settings: ServerSettings) -> None:
-    """Add the dashboard pages, their static files and the dashboard's API routes to ``app``."""
-    missing = missing_vendor_files()
-    if missing:
-        # The API keeps working; the pages would load without their map and charts.
-        log.error("dashboard libraries missing (%s): run `make dashboard-assets`", ", ".join(missing))
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(dashboard_api_router(settings))
-    app.include_router(page_router(Pages(settings)))

@@ -178,9 +178,11 @@ class Browser:
 
 @pytest.fixture
 def browser(chromium: Any, live_server: LiveServer) -> Iterator[Browser]:
-    # A tablet-sized landscape viewport: the size of the depot's screens.
+    # A tablet-sized landscape viewport: the size of the depot's screens. The pages' content security
+    # policy forbids eval, which Playwright's polling predicates (wait_for_function) use: bypassed
+    # here; tests/dashboard/test_basemap.py checks the policy in contexts that keep it.
     context = chromium.new_context(viewport={"width": 1280, "height": 860}, locale="fr-FR",
-                                   accept_downloads=True)
+                                   accept_downloads=True, bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(15_000)
     session = Browser(page, live_server)

@@ -14,7 +14,7 @@ from vision.schema import TruckStats
 
 pytestmark = pytest.mark.slow
 
-RED, GREEN, GREY = "#d7191c", "#1a9641", "#8c8c8c"  # app.js CLASSES: >= 30 %, < 5 %, too few lifts
+WORST, BEST, GREY = "#6d0a23", "#2166ac", "#737373"  # app.js CLASSES: >= 30 %, < 5 %, too few lifts
 
 
 def map_ready(browser: Browser) -> None:
@@ -40,8 +40,8 @@ def test_login_refuses_a_wrong_password_then_shows_the_map_coloured(browser: Bro
 
     browser.login()
     map_ready(browser)
-    assert [colour(browser, s) for s in city.streets["dirty"]] == [RED, RED]
-    assert [colour(browser, s) for s in city.streets["clean"]] == [GREEN, GREEN]
+    assert [colour(browser, s) for s in city.streets["dirty"]] == [WORST, WORST]
+    assert [colour(browser, s) for s in city.streets["clean"]] == [BEST, BEST]
     assert colour(browser, city.streets["few"][0]) == GREY  # 2 lifts: too few to judge
     assert browser.page.locator("#worst-list li").count() >= 4
     assert "gestionnaire (gestionnaire)" in browser.page.locator("#whoami").inner_text()
@@ -186,7 +186,7 @@ def test_error_type_filter_colours_by_the_share_of_that_error(browser: Browser) 
     dirty = city.streets["dirty"][0]
     assert 0 < shares[dirty]["rate"] < browser.server.api(f"/api/streets/{dirty}")["rate"]
     browser.page.get_by_label("Type d'erreur").select_option("dangereux")  # no battery in the dirty streets
-    browser.page.wait_for_function(f"Trivue.mapView.styleOf({dirty}).color === '{GREEN}'")
+    browser.page.wait_for_function(f"Trivue.mapView.styleOf({dirty}).color === '{BEST}'")
     assert "category=dangereux" in browser.page.url
 
 

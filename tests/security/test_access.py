@@ -31,6 +31,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/logout"): PUBLIC,
     ("GET", "/"): PUBLIC,
     ("GET", "/login"): PUBLIC,
+    ("GET", "/accessibilite"): PUBLIC,  # the déclaration d'accessibilité: anyone may read it
     ("GET", "/langue/{lang}"): PUBLIC,
     **{("GET", page): PAGE for page in ("/carte", "/classement", "/alertes", "/flotte", "/qualite", "/rappels",
                                         "/rues/{street_id}")},
@@ -38,7 +39,7 @@ ACCESS: dict[tuple[str, str], str] = {
     **{("GET", path): "viewer" for path in (
         "/api/streets", "/api/streets.geojson", "/api/streets/{street_id}", "/api/trucks", "/metrics",
         "/api/me", "/api/network.geojson", "/api/error-rates", "/api/data-quality", "/api/alerts",
-        "/api/alerts/stream")},
+        "/api/alerts/stream", "/api/opendata/streets.csv", "/api/opendata/streets.geojson")},
     # Household level (lifts, photos, raw messages, contacts, reminders): managers.
     **{("GET", path): "manager" for path in (
         "/api/lifts", "/api/lifts/{event_id}", "/api/lifts/{event_id}/evidence.jpg", "/api/dead-letters",
@@ -49,6 +50,7 @@ ACCESS: dict[tuple[str, str], str] = {
         "/api/reminders/rules", "/api/reminders/templates", "/api/reminders/templates/preview")},
     **{("POST", path): "manager" for path in (
         "/api/reminders/campaigns", "/api/reminders/campaigns/{campaign_id}/send",
+        "/api/reminders/campaigns/{campaign_id}/retry",
         "/api/reminders/households/import", "/api/reminders/households/{key}/opt-out",
         "/api/reminders/items/{item_id}/review")},
     ("DELETE", "/api/reminders/households/{key}"): "manager",

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.app import create_app
 from server.config import ServerSettings, load_settings
 from server.web.auth import add_user, create_token
-from tests.conftest import BrokerAddress
+from tests.conftest import BrokerAddress, free_port
 
 PG_USERS = ("postgres", "root")
+REMINDERS_TODAY = date(2026, 11, 20)  # the reminders' test city is seeded as of this day
 PASSWORD = "correct horse battery"
 
 
@@ -204,3 +206,28 @@ def server(make_settings: Callable[..., ServerSettings], run_server: Callable[..
     """A running server with ingest, no dev mode."""
     with run_server(make_settings()) as running:
         yield running
+
+
+@pytest.fixture
+def smtp_relay() -> Iterator[tuple[Any, int]]:
+    """A plain local SMTP relay (``security: none``) on a free port: (``Relay`` handler, port)."""
+    from aiosmtpd.controller import Controller
+
+    from tests.server.reminders_city import Relay
+
+    handler, port = Relay(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def city(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[Any]:
+    """The reminders' test city (``tests.server.reminders_city``) on SQLite and PostgreSQL."""
+    from tests.server.reminders_city import engine_for, seed_city
+
+    with engine_for(request.param, tmp_path, postgres_available) as engine:
+        yield seed_city(engine, tmp_path, REMINDERS_TODAY)

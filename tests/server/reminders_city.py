@@ -7,8 +7,10 @@ with high confidence; a fix with 60 m accuracy matches only its street (low addr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -189,3 +191,34 @@ def _households(city: City, session: Session) -> None:
         city.lift(session, "street_clean", here(b), n * 1.8, CLEAN, accuracy=60.0)
     for n in range(24):  # a clean street: thanks
         city.lift(session, "clean", here(e), n * 1.2, CLEAN)
+
+
+class Relay:
+    """aiosmtpd handler of a local SMTP relay: keeps what it accepts, refuses recipients named
+    ``later…`` (451, temporary) and ``nobody…`` (550, permanent), and can stall one recipient's
+    DATA after keeping it, so that a test can kill the sender before it hears "250"."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []  # (to, Message-ID)
+        self.raw: list[bytes] = []
+        self.stall_on: str | None = None
+        self.stalled = threading.Event()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address.startswith("later"):
+            return "451 4.3.0 mailbox busy, try again later"
+        if address.startswith("nobody"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import email
+
+        message = email.message_from_bytes(envelope.content)
+        self.messages.append((envelope.rcpt_tos[0], str(message["Message-ID"]).strip()))  # unfolded
+        self.raw.append(envelope.content)
+        if self.stall_on and envelope.rcpt_tos[0] == self.stall_on:
+            self.stalled.set()
+            await asyncio.sleep(60)
+        return "250 OK"

@@ -62,12 +62,14 @@ def test_review_send_and_audit(served) -> None:  # type: ignore[no-untyped-def]
     assert photo.status_code == 200 and photo.content[:2] == b"\xff\xd8"
 
     letter = client.get(f"/api/reminders/items/{target['id']}/preview", headers=manager)
-    assert letter.headers["content-type"] == "application/pdf" and a["target"].label in pdf_text(letter.content)
+    street_part, postcode, commune = a["target"].label.rsplit(" ", 2)  # La Poste: last line in capitals
+    assert letter.headers["content-type"] == "application/pdf"
+    assert f"{street_part} {postcode} {commune.upper()}" in pdf_text(letter.content)
     sms = client.get(f"/api/reminders/items/{target['id']}/preview", params={"channel": "sms"}, headers=manager)
     assert "erreur(s) de tri" in sms.text
 
     refused = client.post(f"/api/reminders/items/{target['id']}/review", json={"decision": "reject"}, headers=manager)
-    assert refused.status_code == 422 and "reason" in refused.text
+    assert refused.status_code == 422 and "un refus demande un motif" in refused.text
     rejected = client.post(f"/api/reminders/items/{target['id']}/review", headers=manager,
                            json={"decision": "reject", "reason": "false_detection", "note": "=bouteille en plastique"})
     assert rejected.json()["status"] == "rejected"
@@ -98,7 +100,10 @@ def test_review_send_and_audit(served) -> None:  # type: ignore[no-untyped-def]
     again = client.get(f"/api/reminders/campaigns/{campaign['id']}", headers=manager).json()
     assert next(i for i in again["items"] if i["id"] == street["id"])["photos"] == street["photos"][1:]
 
-    erased = client.delete("/api/reminders/households/bin:BAC-0042", headers=manager).json()
+    unknown = client.delete("/api/reminders/households/bin:INCONNU", headers=manager)
+    assert unknown.status_code == 404 and "rien n'a été effacé" in unknown.text
+    erased = client.delete("/api/reminders/households/bin:BAC-0042", params={"note": "demande n° 12"},
+                           headers=manager).json()
     assert erased["items"] == 1
     with city.sessions() as session:
         assert session.scalar(select(Item).where(Item.target_key == "bin:BAC-0042")) is None
@@ -119,3 +124,36 @@ def test_template_preview_and_page(served) -> None:  # type: ignore[no-untyped-d
     assert page.status_code == 200 and "Rappels de tri" in page.text and "reminders.js" in page.text
     viewer = client.get("/rappels", headers=headers["viewer"])
     assert "réservée aux gestionnaires" in viewer.text and 'id="plan-form"' not in viewer.text
+
+
+def test_review_shows_channel_and_retry_endpoint(served) -> None:  # type: ignore[no-untyped-def]
+    """The card says which channel each item will use, flags "aucune coordonnée" before sending,
+    and ``/retry`` sends a failed item again once its contact details exist."""
+    city, client, headers = served
+    manager = headers["manager"]
+    created = client.post("/api/reminders/campaigns", json={"until": TODAY.isoformat()}, headers=manager).json()
+    campaign = client.get(f"/api/reminders/campaigns/{created['id']}", headers=manager).json()
+    items = {i["key"]: i for i in campaign["items"]}
+    bin_item, target = items["bin:BAC-0042"], items[f"address:{city.addresses['target'].id}"]
+    assert bin_item["planned_channel"] is None and bin_item["no_contact"] is True
+    assert target["planned_channel"] == "letter" and target["no_contact"] is False
+    assert items[f"street:{city.streets['dirty']}"]["planned_channel"] == "print"
+    client.post(f"/api/reminders/items/{bin_item['id']}/review", json={"decision": "approve"}, headers=manager)
+    sent = client.post(f"/api/reminders/campaigns/{created['id']}/send", headers=manager).json()
+    assert sent["sent"] == {} and "aucune coordonnée" in sent["failed"][0]
+    again = client.post(f"/api/reminders/items/{bin_item['id']}/review", json={"decision": "approve"},
+                        headers=manager)
+    assert again.status_code == 422  # a failed item is retried, not reviewed again
+    with city.sessions() as session:
+        from server.reminders.households import import_contacts
+
+        import_contacts(session, 'key,name,postal_address\nbin:BAC-0042,M. Petit,"4 rue Hoche, 35000 Rennes"\n',
+                        "test", "c.csv")
+        session.commit()
+    assert client.post("/api/reminders/campaigns/999/retry", headers=manager).status_code == 404
+    retried = client.post(f"/api/reminders/campaigns/{created['id']}/retry", params={"item_id": bin_item["id"]},
+                          headers=manager).json()
+    assert retried["requeued"] == [bin_item["id"]] and retried["sent"] == {"letter": 1}
+    with city.sessions() as session:
+        actions = list(session.scalars(select(AuditEntry.action).where(AuditEntry.target == f"item:{bin_item['id']}")))
+    assert actions.count("reminders.send") == 1 and "reminders.item.retry" in actions

@@ -1,5 +1,6 @@
 """Effect measurement on lifts stored with the server's write path (``insert_lifts``): a known
-drop in targeted streets is found, stable controls are matched, and thin data says so."""
+drop in targeted streets is found, the cut-off is the send time, controls are matched, frozen
+and checked for balance, and thin or unbalanced data says so."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.ingest.aggregates import insert_lifts, lift_row
 from server.reminders.config import EffectRules
-from server.reminders.effect import Unit, match_controls, measure
+from server.reminders.effect import effect_text, measure
+from server.reminders.matching import Candidate, balance, match
 from server.reminders.models import Campaign, Item
 from server.streets.locator import Match
 from tests.server.reminders_city import MODEL, RULES, engine_for
@@ -34,12 +36,13 @@ class StreetByLatitude:
         return Match(sid, f"Rue {sid}", "Testville", sid, 2.0, None, None, None, 0.9)
 
 
-def seed(session: Session, street: int, rate_before: float, rate_after: float, lifts: int, rng: random.Random) -> None:
+def seed(session: Session, street: int, rate_before: float, rate_after: float, lifts: int, rng: random.Random,
+         hour: float = 9) -> None:
     rows = []
     for period, rate in (("before", rate_before), ("after", rate_after)):
         for n in range(lifts):
             day = CUT + timedelta(days=(n % 30) - 30 if period == "before" else n % 30)
-            when = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=9)
+            when = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=hour)
             items = {"glass": 1} if rng.random() < rate else {"bottle": 1}
             verdict = RULES.judge(Stream.recyclables, items)
             event = LiftEvent(event_id=uuid.uuid4(), truck_id="t1", sequence=n, stream=Stream.recyclables,
@@ -57,14 +60,15 @@ def sessions(request: pytest.FixtureRequest, tmp_path: Path,
         yield sessionmaker(engine, expire_on_commit=False)
 
 
-def campaign_on(session: Session, streets: list[int]) -> Campaign:
+def campaign_on(session: Session, streets: list[int], sent: datetime | None = None) -> Campaign:
+    sent = sent or datetime.combine(CUT, datetime.min.time(), UTC)
     campaign = Campaign(name="Test", created_by="test", since=CUT - timedelta(days=30), until=CUT - timedelta(days=1),
-                        rules={}, started_at=datetime.combine(CUT, datetime.min.time(), UTC))
+                        rules={}, started_at=sent)
     session.add(campaign)
     session.flush()
     for sid in streets:
         session.add(Item(campaign_id=campaign.id, kind="street", level=1, target_key=f"street:{sid}", street_id=sid,
-                         lifts=0, contaminated=0, categories={}, event_ids=[], reason="", status="sent"))
+                         lifts=0, contaminated=0, categories={}, event_ids=[], reason="", status="sent", sent_at=sent))
     session.flush()
     return campaign
 
@@ -109,8 +113,87 @@ def test_not_sent_yet(sessions: sessionmaker[Session]) -> None:
         assert measure(session, campaign, EffectRules(), CUT)["status"] == "not_sent"
 
 
-def test_matching_prefers_similar_rate_and_size() -> None:
-    treated = [Unit("street:1", (100, 30), (100, 10))]
-    pool = [Unit("street:2", (100, 2), (100, 2)), Unit("street:3", (90, 28), (90, 27)),
-            Unit("street:4", (5, 2), (5, 2)), Unit("street:5", (110, 33), (100, 30))]
-    assert [u.key for u in match_controls(treated, pool, 2)["street:1"]] == ["street:5", "street:3"]  # nearest first
+def test_matching_prefers_similar_rate_size_commune_and_day() -> None:
+    treated = [Candidate("street:1", "Orléans", "recyclables", 1, 100, 30)]
+    pool = [Candidate("street:2", "Orléans", "recyclables", 1, 100, 2),
+            Candidate("street:3", "Orléans", "recyclables", 1, 90, 28),
+            Candidate("street:4", "Orléans", "recyclables", 1, 5, 2),
+            Candidate("street:5", "Orléans", "recyclables", 1, 110, 33),
+            Candidate("street:6", "Olivet", "recyclables", 1, 100, 30),  # same figures, another commune
+            Candidate("street:7", "Orléans", "recyclables", 4, 100, 30)]  # another collection day
+    assert match(treated, pool, 2)["street:1"] == ["street:5", "street:3"]  # nearest first
+    smds = balance(treated, [pool[0], pool[0]])
+    assert smds["rate"] is not None and smds["rate"] > 0.8  # 30 % against 2 %: far beyond 0.25
+    assert abs(balance(treated, [pool[2], pool[4]])["rate"] or 1) < 0.05  # 30 % against 30.5 %
+
+
+def test_cut_off_is_the_send_time_not_the_day(sessions: sessionmaker[Session]) -> None:
+    """Sent at 17:49: the morning's lifts of that day are before, the evening's after."""
+    rng = random.Random(5)
+    sent = datetime.combine(CUT, datetime.min.time(), UTC) + timedelta(hours=17, minutes=49)
+    with sessions() as session:
+        for sid in range(1, 4):
+            seed(session, sid, 0.3, 0.3, 60, rng, hour=8)  # collected at 08:00 every day
+        for sid in range(10, 16):
+            seed(session, sid, 0.3, 0.3, 60, rng, hour=19)  # collected at 19:00
+        campaign = campaign_on(session, [1, 2, 3], sent)
+        session.commit()
+        report = measure(session, campaign, EffectRules(bootstrap=200, min_lifts=10), CUT + timedelta(days=60))
+    units = {u["unit"]: u for u in report["units"]}
+    # Two lifts a day. The send day's 08:00 lifts fall before (a date cut-off put them after); the
+    # window is 30 days to the minute, so the 08:00 lifts 30 days earlier fall out of it.
+    assert units["street:1"]["lifts_before"] == 60 and units["street:1"]["lifts_after"] == 58
+    controls = [u for u in report["units"] if u["group"] == "control"]
+    assert controls and all(u["lifts_before"] == 60 and u["lifts_after"] == 60 for u in controls)
+    assert report["windows"]["before"][1] == sent.isoformat()
+
+
+def test_washout_drops_the_first_days(sessions: sessionmaker[Session]) -> None:
+    rng = random.Random(6)
+    with sessions() as session:
+        seed(session, 1, 0.3, 0.3, 60, rng)
+        seed(session, 10, 0.3, 0.3, 60, rng)
+        campaign = campaign_on(session, [1])
+        session.commit()
+        report = measure(session, campaign, EffectRules(bootstrap=200, washout_days=3), CUT + timedelta(days=60))
+    unit = next(u for u in report["units"] if u["unit"] == "street:1")
+    assert unit["lifts_after"] == 60 - 6  # days 0, 1 and 2 after the send: 2 lifts a day in the seeding
+    assert report["washout_days"] == 3
+
+
+def test_unbalanced_controls_refuse_to_conclude(sessions: sessionmaker[Session]) -> None:
+    """Targeted streets at 60 %, the only untargeted ones at 8 %: a dramatic 'drop' is not claimed."""
+    rng = random.Random(7)
+    with sessions() as session:
+        for sid in range(1, 5):
+            seed(session, sid, 0.60, 0.30, 150, rng)
+        for sid in range(10, 18):
+            seed(session, sid, 0.08, 0.08, 150, rng)
+        campaign = campaign_on(session, list(range(1, 5)))
+        session.commit()
+        report = measure(session, campaign, EffectRules(bootstrap=300), CUT + timedelta(days=60))
+    assert report["status"] == "unbalanced" and "ne ressemblent pas assez" in report["text"]
+    assert report["balance"]["ok"] is False and report["balance"]["rate"] > 0.25
+    assert report["estimate"]["conclusive"] is False
+    assert "indicatif seulement, ne permet pas de conclure" in effect_text(report)
+
+
+def test_controls_are_frozen_when_the_campaign_is_sent(sessions: sessionmaker[Session]) -> None:
+    """New lifts (and a new street looking exactly like the targeted ones) change no control."""
+    from server.reminders.effect import freeze_controls
+
+    rng = random.Random(8)
+    with sessions() as session:
+        for sid in range(1, 4):
+            seed(session, sid, 0.3, 0.1, 100, rng)
+        for sid in range(10, 20):
+            seed(session, sid, 0.2 + sid / 100, 0.25, 100, rng)
+        campaign = campaign_on(session, [1, 2, 3])
+        frozen = freeze_controls(session, campaign, EffectRules())
+        session.commit()
+        seed(session, 40, 0.3, 0.3, 200, rng)  # arrives later: a perfect match, too late
+        report = measure(session, campaign, EffectRules(bootstrap=200), CUT + timedelta(days=60))
+    assert report["matches"] == frozen["pairs"] and "street:40" not in str(report["matches"])
+    assert report["matching"]["matched_at"] == frozen["matched_at"]
+    assert report["series"]["weeks"][0] == -5 and len(report["series"]["targeted"]) == 10
+    assert report["estimate"]["method"] == "difference_in_differences"

@@ -138,3 +138,17 @@ def test_false_detections_no_longer_count(city: City) -> None:
         review(session, item.id, Decision(False, "false_detection", "gobelets, pas du verre"), "test")
         session.commit()
         assert key not in by_key(make_plan(session, rules, TODAY))  # its 3 lifts were filed as false detections
+
+
+def test_street_notices_never_below_the_configured_rate(city: City) -> None:
+    """Six contaminated lifts without a sure household on a street at 40 %: enough lifts without
+    a household, but under a 50 % threshold the street gets no notice; few lifts qualify above it."""
+    with city.sessions() as session:
+        strict = make_plan(session, RemindersConfig(street={"min_rate": 0.5, "min_unattributed": 1}), TODAY)
+        few = make_plan(session, RemindersConfig(street={"min_rate": 0.3, "min_lifts": 500,
+                                                         "min_unattributed": 6}), TODAY)
+        too_few = make_plan(session, RemindersConfig(street={"min_rate": 0.3, "min_lifts": 500,
+                                                             "min_unattributed": 7}), TODAY)
+    dirty = f"street:{city.streets['dirty']}"
+    assert dirty not in by_key(strict)
+    assert dirty in by_key(few) and dirty not in by_key(too_few)

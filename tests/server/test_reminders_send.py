@@ -187,9 +187,10 @@ def test_send_campaign_only_approved(city: City, smtp_server: tuple[Inbox, SmtpC
     assert sms["body"]["to"] == "+33600000042" and "erreur(s) de tri" in sms["body"]["message"]
     printed = {p.name.split("-")[0]: p for p in report.files}
     postal = pdf_text(printed["courrier"].read_bytes())
-    assert a["opted_out"].label in postal and "Aux occupants" in postal
+    street_part, postcode, commune = a["opted_out"].label.rsplit(" ", 2)
+    assert f"{street_part} {postcode} {commune.upper()}" in postal and "Aux occupants" in postal
     notice = pdf_text(printed["avis"].read_bytes())
-    assert "Aux habitants : Rue Hoche, Rennes" in notice and "12 bac(s) sur 30" in notice
+    assert "Aux habitants : Rue Hoche, Rennes" in notice and "12 levée(s) sur 30 dans votre rue" in notice
 
 
 def test_route_sheet_orders_addresses_along_the_street(city: City, tmp_path: Path) -> None:
@@ -240,5 +241,5 @@ def test_send_time_checks_quiet_period_and_opt_out(city: City, tmp_path: Path) -
                             today=TODAY).send_campaign(campaign.id)
         statuses = {i.target_key: i.status for i in items}
         assert statuses[key] == "skipped" and "letter" in report.sent
-        with pytest.raises(CampaignError, match="no message for street 999999"):
+        with pytest.raises(CampaignError, match="aucun message pour la rue 999999"):
             create_campaign(session, make_plan(session, rules, TODAY), "vide", "test", rules, street_id=999999)

@@ -24,7 +24,8 @@ def test_own_templates_are_looked_up_first(tmp_path: Path) -> None:
     rules.write_text("templates_dir: .\ncontact: {organisation: Orléans Métropole}\n")
     templates = MessageTemplates(load_targeting(rules))
     text = templates.render("letter", MESSAGE)
-    assert "450 bornes" in text and "Orléans Métropole" in text and "1er octobre 2026" in text
+    assert "450 bornes" in text and "1er octobre 2026" in text
+    assert "Orléans Métropole" in templates.render("sms", MESSAGE)  # the letter's sender block is the layout's
     assert "borne à verre la plus proche" not in text  # the packaged paragraph was replaced
     assert "450 bornes" in pdf_text(letter_pdf(text))
 

@@ -7,12 +7,11 @@ import socket
 from pathlib import Path
 
 from base.errors import CliError
-from base.paths import REPO_ROOT, SHARED_DIR
+from base.paths import SAMPLE_STREETS, SHARED_DIR
 
 log = logging.getLogger(__name__)
 
 SHARED_STREETS = SHARED_DIR / "geodata" / "rennes-streets.osm.geojson"
-SAMPLE_STREETS = REPO_ROOT / "trivue" / "sample" / "rennes-centre.geojson"
 RENNES_CENTRE = (48.1113, -1.6800, 900.0)  # lat, lon, radius (m): the historic centre and its quays
 DEMO_USER, DEMO_PASSWORD = "demo", "trivue-demo"
 

@@ -11,10 +11,14 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trivue.sim.homes import ContaminationPlan, Household, HouseholdBuilder, load_addresses
 from trivue.sim.rounds import StreetNetwork, StreetRef
 from trivue.sim.schedule import DrivingSettings, PlannedLift, TruckDay, index_by_link
+
+if TYPE_CHECKING:
+    from trivue.sim.reached import ReminderEffect
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +50,11 @@ class Scenario:
         worst = max(self.rates.values(), default=0.0)
         return [s for s, r in self.rates.items() if r == worst and worst > 0]
 
-    def lifts(self, start: datetime, days: int = 1, driving: DrivingSettings | None = None) -> list[PlannedLift]:
-        """Every truck's lifts, day after day from ``start`` (same rounds, new bins and contents)."""
-        day = TruckDay(self.network, index_by_link(self.households), driving or DrivingSettings(), self.rng)
+    def lifts(self, start: datetime, days: int = 1, driving: DrivingSettings | None = None,
+              effect: ReminderEffect | None = None) -> list[PlannedLift]:
+        """Every truck's lifts, day after day from ``start`` (same rounds, new bins and contents);
+        ``effect``: reminders that reached some households (``trivue.sim.reached``)."""
+        day = TruckDay(self.network, index_by_link(self.households), driving or DrivingSettings(), self.rng, effect)
         result: list[PlannedLift] = []
         sequence = dict.fromkeys(self.trucks, 0)
         for d in range(days):

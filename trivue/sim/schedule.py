@@ -14,9 +14,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from trivue.sim.homes import Household
 from trivue.sim.rounds import Drive, StreetNetwork
+
+if TYPE_CHECKING:
+    from trivue.sim.reached import ReminderEffect
 
 SHARED_STOP_M = 5.0  # bins on both sides this close are emptied at one stop
 
@@ -62,8 +66,9 @@ class TruckDay:
     """Lays the lifts of one round out in time."""
 
     def __init__(self, network: StreetNetwork, by_link: dict[int, list[Household]], settings: DrivingSettings,
-                 rng: random.Random) -> None:
+                 rng: random.Random, effect: ReminderEffect | None = None) -> None:
         self.network, self.by_link, self.settings, self.rng = network, by_link, settings, rng
+        self.effect = effect  # reminders sent: reached households sort better after a while
 
     def lifts(self, truck_id: str, drives: list[Drive], start: datetime, first_sequence: int = 0) -> list[PlannedLift]:
         speed = self.settings.speed_kmh / 3.6
@@ -118,5 +123,6 @@ class TruckDay:
                    "accuracy_m": round(cfg.gps_sigma_m * rng.uniform(1.0, 2.0), 1),
                    "heading_deg": round((heading + rng.gauss(0, 5)) % 360, 1) % 360}
         read = household.bin_id if household.bin_id and rng.random() < cfg.rfid_read else None
+        chance = self.effect.probability(household, clock) if self.effect else household.contamination
         return PlannedLift(truck_id, sequence, household, clock, ended, lat, lon, heading, gps, read,
-                           rng.random() < household.contamination)
+                           rng.random() < chance)

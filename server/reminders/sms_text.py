@@ -1,0 +1,66 @@
+"""SMS wire rules: numbers in E.164 and texts that fit one segment.
+
+A segment holds 160 characters of the GSM 03.38 alphabet, or only 70 once one character falls
+outside it (the whole message switches to UCS-2). French letters such as é, è, à, ù are in the
+GSM alphabet; ê, â, î, ô, û, ç, œ and typographic quotes are not, so they are written with their
+nearest GSM letter: a resident reads "fenetre" without trouble, and pays for one SMS, not three.
+"""
+
+from __future__ import annotations
+
+import re
+
+# GSM 03.38 basic set (the characters that cost one septet each).
+GSM7 = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
+    "abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM7_EXTENDED = frozenset("^{}\\[~]|€")  # two septets each (escape + character)
+SINGLE_SEGMENT_GSM, SINGLE_SEGMENT_UCS2 = 160, 70
+_NEAREST = str.maketrans({
+    "ê": "e", "ë": "e", "â": "a", "î": "i", "ï": "i", "ô": "o", "û": "u", "ü": "u", "ç": "c", "ÿ": "y",
+    "À": "A", "Â": "A", "È": "E", "Ê": "E", "Ë": "E", "Î": "I", "Ï": "I", "Ô": "O", "Ù": "U", "Û": "U",
+    "’": "'", "‘": "'", "«": '"', "»": '"', "“": '"', "”": '"', "—": "-", "–": "-", "…": "...",
+    "\u00a0": " ", "\u202f": " ", "œ": "oe", "Œ": "OE",
+})
+_DIGITS = re.compile(r"\d+")
+
+
+class PhoneError(ValueError):
+    """A number that cannot be written in E.164; the message quotes it."""
+
+
+def e164(raw: str, country_code: str = "33") -> str:
+    """``06 98 76 54 32``, ``0033 6 98…`` or ``+33 (0)6 98…`` -> ``+33698765432``."""
+    text = raw.strip().replace("(0)", "")
+    digits = "".join(_DIGITS.findall(text))
+    if text.startswith("+"):
+        number = digits
+    elif digits.startswith("00"):
+        number = digits[2:]
+    elif digits.startswith("0"):  # national form: the trunk 0 gives way to the country code
+        number = country_code + digits[1:]
+    else:
+        raise PhoneError(f"numéro {raw!r} : ni national (0…) ni international (+…)")
+    if number.startswith("33") and len(number) != 11:
+        raise PhoneError(f"numéro {raw!r} : un numéro français a 10 chiffres")
+    if not 8 <= len(number) <= 15:
+        raise PhoneError(f"numéro {raw!r} : longueur impossible pour un numéro E.164")
+    return f"+{number}"
+
+
+def gsm_text(text: str) -> str:
+    """``text`` in the GSM alphabet where a near letter exists (one line, single spaces)."""
+    return " ".join(text.translate(_NEAREST).split())
+
+
+def is_gsm7(text: str) -> bool:
+    return all(c in GSM7 or c in GSM7_EXTENDED for c in text)
+
+
+def segments(text: str) -> int:
+    """How many SMS the text costs (concatenated parts carry 153 GSM or 67 UCS-2 characters)."""
+    if is_gsm7(text):
+        length = sum(2 if c in GSM7_EXTENDED else 1 for c in text)
+        return 1 if length <= SINGLE_SEGMENT_GSM else -(-length // 153)
+    length = len(text.encode("utf-16-le")) // 2
+    return 1 if length <= SINGLE_SEGMENT_UCS2 else -(-length // 67)

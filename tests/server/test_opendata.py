@@ -1,0 +1,174 @@
+"""Open data (``server.opendata``): k-suppression, no personal field, a valid Frictionless package.
+
+Lifts on real Rennes streets go through the ingest's own functions (street matching, aggregates),
+carrying a bin tag, a truck and a time of day: the export must show none of them, with the
+household-level switch off or on. Figures are checked against counts made here from the events.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import frictionless
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from server.app import create_app
+from server.config import ConfigError, load_settings
+from server.ingest.aggregates import insert_lifts, lift_row
+from server.opendata.export import COLUMNS, OpenDataQuery, default_query, publication
+from server.streets.locator import Locator
+from server.web.accounts import AuditEntry
+from server.web.auth import create_token
+from server.web.reports import wilson
+from tests.dashboard.seed import make_event
+from tests.server.conftest import RennesDatabase
+from tests.server.streets_fixture import OnStreet, points_on_streets
+from trivue.cli import main
+from vision.rules import SortingRules
+from vision.schema import LiftEvent, Stream
+
+BIN = "BAC-SECRET-0042"
+TRUCK = "benne-secrete-7"
+DIRTY, CLEAN = {"bag": 1, "textile": 1}, {"bottle": 2}
+# street key -> (stream, local day, lifts, contaminated); "nine" never reaches k = 10
+PLAN = {
+    "busy": [("recyclables", date(2026, 10, 3), 8, 3), ("recyclables", date(2026, 10, 20), 6, 2),
+             ("glass", date(2026, 10, 7), 4, 0), ("recyclables", date(2026, 11, 4), 11, 1)],
+    "ten": [("recyclables", date(2026, 10, 31), 10, 5)],
+    "nine": [("recyclables", date(2026, 10, 12), 9, 9), ("recyclables", date(2026, 11, 12), 9, 9)],
+}
+
+
+def _events(on: OnStreet, stream: str, day: date, lifts: int, dirty: int, rules: SortingRules,
+            start: int) -> list[LiftEvent]:
+    events = []
+    for i in range(lifts):
+        # from 08:17 UTC, a minute apart: a time of day that must never leave in the export
+        when = datetime(day.year, day.month, day.day, 8, 17 + i % 40, tzinfo=UTC)
+        event = make_event(TRUCK, start + i, when, (on.lat, on.lon), DIRTY if i < dirty else CLEAN, rules)
+        events.append(event.model_copy(update={"stream": Stream(stream), "bin_id": BIN}))
+    return events
+
+
+@pytest.fixture
+def city(rennes_db: RennesDatabase) -> dict[str, OnStreet]:
+    streets = dict(zip(PLAN, points_on_streets(rennes_db.sessions, len(PLAN)), strict=True))
+    rules = SortingRules.load()
+    rows = []
+    with rennes_db.sessions() as session:
+        locator = Locator.from_session(session)
+        for key, cells in PLAN.items():
+            for stream, day, lifts, dirty in cells:
+                for event in _events(streets[key], stream, day, lifts, dirty, rules, len(rows)):
+                    rows.append(lift_row(event, datetime.now(UTC), rennes_db.settings.zone, locator))
+        assert {row["street_id"] for row in rows} == {s.street_id for s in streets.values()}
+        insert_lifts(session, rows)
+        session.commit()
+    return streets
+
+
+def test_cells_under_k_never_appear_and_figures_match_the_lifts(rennes_db: RennesDatabase,
+                                                               city: dict[str, OnStreet]) -> None:
+    with rennes_db.sessions() as session:
+        pub = publication(session, OpenDataQuery("month", 10))
+    cells = {(r["street_id"], r["period"], r["stream"]): r for r in pub.rows}
+    busy, ten = city["busy"].street_id, city["ten"].street_id
+    assert set(cells) == {(busy, "2026-10", "recyclables"), (busy, "2026-11", "recyclables"),
+                          (ten, "2026-10", "recyclables")}
+    assert city["nine"].street_id not in {r["street_id"] for r in pub.rows}
+    assert pub.suppressed == 3  # busy's glass (4), nine's October and November (9 each)
+    october = cells[(busy, "2026-10", "recyclables")]
+    low, high = wilson(5, 14)
+    assert (october["lifts"], october["contaminated_lifts"]) == (14, 5)
+    assert october["rate"] == round(5 / 14, 4)
+    assert (october["ci_low"], october["ci_high"]) == (round(low, 4), round(high, 4))
+    assert october["street_name"] == city["busy"].name and october["commune"] == "Rennes"
+    # bag and textile in every dirty lift: both categories, tied, in name order
+    assert [october[f"top_error_{i}"] for i in (1, 2, 3)] == ["sac_ferme", "textile", None]
+    assert cells[(ten, "2026-10", "recyclables")]["lifts"] == 10  # exactly k is published
+
+    with rennes_db.sessions() as session:
+        yearly = publication(session, OpenDataQuery("year", 10))
+        raised = publication(session, OpenDataQuery("month", 12))
+    assert {(r["street_id"], r["period"], r["stream"], r["lifts"]) for r in yearly.rows} == {
+        (busy, "2026", "recyclables", 25), (ten, "2026", "recyclables", 10),
+        (city["nine"].street_id, "2026", "recyclables", 18)}  # 9 + 9 in a year pass k
+    assert {(r["street_id"], r["period"]) for r in raised.rows} == {(busy, "2026-10")}
+
+
+def test_query_refuses_k_under_five_and_an_unknown_period() -> None:
+    with pytest.raises(ValueError, match="k: cells under 5 lifts are never published, got 4"):
+        OpenDataQuery("month", 4)
+    with pytest.raises(ValueError, match="period: expected one of month, year, got 'week'"):
+        OpenDataQuery("week")
+    with pytest.raises(ConfigError, match=r"opendata_min_lifts: .* greater than or equal to 5 \(got '4'\)"):
+        load_settings(env={"TRIVUE_OPENDATA_MIN_LIFTS": "4"})
+    assert default_query(date(2026, 11, 15)).until == date(2026, 10, 31)
+    assert default_query(date(2026, 3, 1), "year").until == date(2025, 12, 31)
+
+
+def test_cli_export_is_a_valid_frictionless_package(rennes_db: RennesDatabase, city: dict[str, OnStreet],
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(rennes_db.settings.data_dir))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", rennes_db.settings.db_url)
+    out = tmp_path / "export"
+    assert main(["opendata", "export", "--period", "month", "--out", str(out), "--until", "2026-11-30"]) == 0
+    assert "3 rows (month, first day to 2026-11-30) written" in capsys.readouterr().err
+    report = frictionless.validate(str(out / "datapackage.json"))
+    assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])
+    assert [task.stats["rows"] for task in report.tasks] == [3, 3]
+    package = json.loads((out / "datapackage.json").read_text(encoding="utf-8"))
+    assert {lic["name"] for lic in package["licenses"]} == {"etalab-2.0", "ODbL-1.0"}
+    rows = list(csv.DictReader(io.StringIO((out / "streets.csv").read_text(encoding="utf-8"))))
+    assert tuple(rows[0]) == COLUMNS and len(rows) == 3
+    features = json.loads((out / "streets.geojson").read_text(encoding="utf-8"))["features"]
+    assert all(f["geometry"]["type"] in ("LineString", "MultiLineString") for f in features)
+
+    # A package whose data break their schema is reported: the validation can fail.
+    (out / "streets.csv").write_text((out / "streets.csv").read_text().replace(",Rennes,2026-10,", ",Rennes,oct,", 1))
+    assert not frictionless.validate(str(out / "datapackage.json")).valid
+
+    assert main(["opendata", "export", "--out", str(out), "--k", "4"]) == 2
+    assert capsys.readouterr().err.strip() == ("trivue opendata: error: k: cells under 5 lifts are never "
+                                               "published, got 4")
+
+
+@pytest.mark.parametrize("household_level", [False, True])
+def test_api_publishes_no_personal_field_whatever_the_household_switch(
+        rennes_db: RennesDatabase, city: dict[str, OnStreet], household_level: bool) -> None:
+    settings = rennes_db.settings.model_copy(update={"household_level": household_level, "ingest_enabled": False})
+    with rennes_db.sessions() as session:
+        token = create_token(session, "viewer", "portail open data")
+        session.commit()
+    client = TestClient(create_app(settings, start_ingest=False))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/opendata/streets.csv").status_code == 401
+    bodies = {}
+    for kind in ("csv", "geojson"):
+        response = client.get(f"/api/opendata/streets.{kind}", params={"until": "2026-11-30"}, headers=headers)
+        assert response.status_code == 200, response.text
+        bodies[kind] = response.text
+    rows = list(csv.DictReader(io.StringIO(bodies["csv"])))
+    assert tuple(rows[0]) == COLUMNS
+    features = json.loads(bodies["geojson"])["features"]
+    assert all(tuple(f["properties"]) == COLUMNS for f in features)
+    assert {f["id"] for f in features} == {f"{r['street_id']}-{r['period']}-{r['stream']}" for r in rows}
+    for text in bodies.values():
+        for personal in (BIN, TRUCK, ":17", ":18", "T08", "T10"):  # the tag, the truck, any time of day
+            assert personal not in text, personal
+    assert str(city["nine"].street_id) not in {r["street_id"] for r in rows}
+    with rennes_db.sessions() as session:
+        audited = session.scalars(select(AuditEntry).where(AuditEntry.action == "opendata.export")).all()
+    assert Counter(a.detail.split(",")[0] for a in audited) == {"csv": 1, "geojson": 1}
+    assert client.get("/api/opendata/streets.csv", params={"period": "week"}, headers=headers).status_code == 422
+    bad = client.get("/api/opendata/streets.csv", params={"since": "2026-11-01", "until": "2026-10-01"},
+                     headers=headers)
+    assert bad.status_code == 422 and "until 2026-10-01 is before since 2026-11-01" in bad.text

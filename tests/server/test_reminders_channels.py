@@ -1,0 +1,108 @@
+"""What a resident receives: e-mail headers (Date, List-Unsubscribe, stable Message-ID) with an
+opt-out they can act on; SMS in E.164, one GSM segment, ending with the refusal keyword; which
+failures are temporary."""
+
+from __future__ import annotations
+
+import smtplib
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+
+from server.reminders.channels import ChannelError, Mailer, SmsGateway, _smtp_temporary
+from server.reminders.config import RemindersConfig, SmsChannel
+from server.reminders.dispatch import Dispatcher
+from server.reminders.sms_text import PhoneError, e164, gsm_text, is_gsm7, segments
+from server.reminders.templates import MessageTemplates, TemplateData
+from tests.server.reminders_city import City, Relay
+from tests.server.test_reminders_exactly_once import TODAY, approved_campaign, rules_for
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("06 98 76 54 32", "+33698765432"), ("06.98.76.54.32", "+33698765432"), ("+33 6 98 76 54 32", "+33698765432"),
+    ("+33 (0)6 98 76 54 32", "+33698765432"), ("0033698765432", "+33698765432"), ("+32 470 12 34 56", "+32470123456"),
+])
+def test_phone_numbers_in_e164(raw: str, expected: str) -> None:
+    assert e164(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["698765432", "06 98 76 54", "+33 6 98 76 54 32 11", "abc"])
+def test_impossible_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(PhoneError, match="numéro"):
+        e164(raw)
+
+
+def test_segments() -> None:
+    assert segments("a" * 160) == 1 and segments("a" * 161) == 2
+    assert segments("é" * 160) == 1  # é is in the GSM alphabet
+    assert segments("ê" * 70) == 1 and segments("ê" * 71) == 2  # ê is not: UCS-2
+    assert gsm_text("Fenêtre « propre » — ça") == 'Fenetre " propre " - ca' and is_gsm7(gsm_text("œuf"))
+
+
+def test_default_sms_fits_one_segment_and_says_how_to_refuse() -> None:
+    config = RemindersConfig(contact={"website": "tri.orleans-metropole.fr"},
+                             channels={"sms": {"url": "http://127.0.0.1/"}})
+    text = gsm_text(MessageTemplates(config).render("sms", TemplateData(
+        "household", 1, "M. Durand", "Rue Hoche", 9, 3, {"verre": 2, "sac_ferme": 1, "biodechet": 1},
+        TODAY, TODAY, reference="R1-12")))
+    assert is_gsm7(text) and segments(text) == 1, (len(text), text)
+    assert text.endswith("STOP : répondez STOP") and "tri.orleans-metropole.fr" in text
+
+
+def test_sms_goes_to_e164_and_bad_numbers_fail_for_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = []
+    gateway = SmsGateway(SmsChannel(url="http://127.0.0.1:9/send"))
+    monkeypatch.setattr(gateway, "request", lambda phone, text: sent.append(phone) or (_ for _ in ()).throw(
+        OSError("stop here")))
+    with pytest.raises(ChannelError) as error:
+        gateway.send("06 98 76 54 32", "Bonjour")
+    assert sent == ["+33698765432"] and error.value.temporary  # the network failed: worth another try
+    with pytest.raises(ChannelError) as error:
+        gateway.send("12", "Bonjour")
+    assert not error.value.temporary and "numéro" in str(error.value)
+
+
+def test_smtp_failures_classified() -> None:
+    assert _smtp_temporary(smtplib.SMTPResponseException(451, b"later"))
+    assert not _smtp_temporary(smtplib.SMTPResponseException(550, b"no such user"))
+    assert _smtp_temporary(smtplib.SMTPRecipientsRefused({"a@b.fr": (452, b"full")}))
+    assert not _smtp_temporary(smtplib.SMTPRecipientsRefused({"a@b.fr": (550, b"unknown")}))
+    assert _smtp_temporary(TimeoutError("timed out")) and _smtp_temporary(ConnectionRefusedError())
+
+
+def test_email_headers_and_opt_out(city: City, smtp_relay: tuple[Relay, int], tmp_path: Path) -> None:
+    import email
+
+    inbox, port = smtp_relay
+    rules = rules_for(port).model_copy(update={"contact": RemindersConfig().contact.model_copy(update={
+        "email": "tri@metropole.example.fr", "opt_out_url": "https://tri.metropole.example.fr/stop"})})
+    campaign_id, _keys = approved_campaign(city, rules, {"target": "martin@example.fr"})
+    with city.sessions() as session:
+        Dispatcher(session, rules, city.settings.evidence_path, tmp_path, "test",
+                   today=TODAY).send_campaign(campaign_id)
+    (raw,) = inbox.raw
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsedate_to_datetime(message["Date"]).tzinfo is not None
+    unsubscribe = str(message["List-Unsubscribe"]).strip()  # folded: a long header starts on the next line
+    assert unsubscribe.startswith("<mailto:tri@metropole.example.fr?subject=STOP%20rappels%20de%20tri%20R")
+    assert "<https://tri.metropole.example.fr/stop>" in unsubscribe
+    assert message["Reply-To"] == "tri@metropole.example.fr"
+    body = message.get_body(("plain",)).get_content()
+    assert "répondez « STOP »" in body and f"R{campaign_id}-" in body and "tri.metropole.example.fr/stop" in body
+    with city.sessions() as session:
+        from sqlalchemy import select
+
+        from server.reminders.models import Item
+
+        stored = session.scalar(select(Item.message_id).where(Item.campaign_id == campaign_id,
+                                                              Item.kind == "household"))
+    assert stored == str(message["Message-ID"]).strip()
+
+
+def test_mailer_keeps_a_given_message_id(smtp_relay: tuple[Relay, int]) -> None:
+    inbox, port = smtp_relay
+    mailer = Mailer(rules_for(port).channels.smtp)  # type: ignore[arg-type]
+    given = mailer.new_message_id()
+    assert mailer.send("a@example.fr", "s", "b", message_id=given) == given
+    assert inbox.messages == [("a@example.fr", given)]

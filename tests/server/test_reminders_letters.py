@@ -1,0 +1,102 @@
+"""Letters a household would expect: La Poste's address block in a DL window, the sender's block,
+a greeting by name, no page 2 holding only the closing lines. Rendered to PNG (pypdfium2) and
+checked where the ink is; the image is kept for a person to look at (``TRIVUE_SCREENSHOT_DIR``)."""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from server.reminders.config import RemindersConfig
+from server.reminders.letters import WINDOW_W_MM, WINDOW_X_MM, WINDOW_Y_MM, LetterHeader, letter_pdf
+from server.reminders.postal import AddressError, address_block, greeting, last_line
+from server.reminders.templates import MessageTemplates, TemplateData
+from tests.server.reminders_city import photo_bytes
+
+DPI = 100
+MM = DPI / 25.4
+
+
+def test_address_block_follows_la_poste() -> None:
+    block = address_block("Mme Martin", "Résidence Les Tilleuls, Bâtiment B, 12 avenue de la République, "
+                                        "45140 Saint-Jean-de-la-Ruelle")
+    assert block == ["Mme Martin", "Résidence Les Tilleuls", "Bâtiment B", "12 avenue de la République",
+                     "45140 SAINT JEAN DE LA RUELLE"]
+    assert last_line("45000", "Orléans.") == "45000 ORLEANS"
+    long = address_block("Aux occupants", "Appartement 12, escalier C, 3e étage, Résidence du Parc des Expositions "
+                                          "et du Grand Jardin, 7 rue de Bourgogne, 45000 Orléans")
+    assert len(long) <= 6 and all(len(line) <= 38 for line in long)
+    assert long[0] == "Aux occupants" and long[-2] == "7 rue de Bourgogne" and long[-1] == "45000 ORLEANS"
+    with pytest.raises(AddressError, match="code postal"):
+        address_block("X", "rue sans commune")
+
+
+def test_greeting_uses_the_name() -> None:
+    assert greeting("Mme Martin") == "Madame Martin," and greeting("M. Durand") == "Monsieur Durand,"
+    assert greeting(None) == "Madame, Monsieur," and greeting("Aux occupants") == "Madame, Monsieur,"
+
+
+def render(pdf: bytes) -> list:  # type: ignore[type-arg]
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(pdf)
+    return [document[n].render(scale=DPI / 72).to_pil().convert("L") for n in range(len(document))]
+
+
+def ink(image, box_mm: tuple[float, float, float, float]) -> float:  # type: ignore[no-untyped-def]
+    """Share of dark pixels in a box given in millimetres (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = (round(v * MM) for v in box_mm)
+    pixels = list(image.crop((x0, y0, x1, y1)).getdata())
+    return sum(p < 128 for p in pixels) / len(pixels)
+
+
+def household_letter(tmp_path: Path, categories: dict[str, int], photos: int = 2) -> bytes:
+    config = RemindersConfig(contact={"organisation": "Orléans Métropole — Service déchets",
+                                      "postal_address": ["5 place du 6 juin 1944", "45000 ORLEANS"],
+                                      "phone": "02 38 79 22 22", "website": "www.orleans-metropole.fr"})
+    message = TemplateData("household", 1, "Mme Martin", "Rue de Bourgogne, Orléans", 9, 3, categories,
+                      date(2026, 10, 22), date(2026, 11, 20), today=date(2026, 11, 21), name="Mme Martin",
+                      address="12 rue de Bourgogne, 45000 Orléans", reference="R1-7")
+    text = MessageTemplates(config).render("letter", message)
+    files = []
+    for n in range(photos):
+        path = tmp_path / f"photo-{n}.jpg"
+        path.write_bytes(photo_bytes(n))
+        files.append(path)
+    header = LetterHeader(("Orléans Métropole — Service déchets", "5 place du 6 juin 1944", "45000 ORLEANS"),
+                          tuple(address_block("Mme Martin", message.address)), "Le 21 novembre 2026")
+    return letter_pdf(text, files, "Courrier", header)
+
+
+def test_letter_for_a_window_envelope(tmp_path: Path) -> None:
+    pdf = household_letter(tmp_path, {"verre": 2, "sac_ferme": 1})
+    pages = render(pdf)
+    shots = Path(os.environ.get("TRIVUE_SCREENSHOT_DIR") or tmp_path)
+    pages[0].save(shots / "courrier-page-1.png")
+    first = pages[0]
+    # The address block shows through the DL window (100 x 45 mm at 20 mm from the right, 50 mm down)...
+    assert ink(first, (WINDOW_X_MM, WINDOW_Y_MM, WINDOW_X_MM + WINDOW_W_MM, WINDOW_Y_MM + 20)) > 0.01
+    # ... and nothing else does: the window minus the address lines and the date is blank.
+    assert ink(first, (100, WINDOW_Y_MM - 4, WINDOW_X_MM - 1, 95)) == 0
+    assert ink(first, (20, 15, 100, 30)) > 0.005  # the sender's block, top left
+    text = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+    assert "Mme Martin 12 rue de Bourgogne 45000 ORLEANS" in text
+    assert "Madame Martin," in text and "Orléans Métropole — Service déchets 5 place du 6 juin 1944" in text
+
+
+def test_no_page_two_with_only_the_closing_lines(tmp_path: Path) -> None:
+    """However many error paragraphs, a last page is never just the signature."""
+    for categories in ({"verre": 1}, {"verre": 2, "sac_ferme": 1}, {"verre": 2, "sac_ferme": 1, "biodechet": 1},
+                       {"verre": 1, "sac_ferme": 1, "biodechet": 1, "textile": 1, "deee": 1},
+                       {"verre": 1, "sac_ferme": 1, "biodechet": 1, "textile": 1, "deee": 1, "dangereux": 1,
+                        "papier": 1}):
+        pdf = household_letter(tmp_path, categories)
+        pages = PdfReader(io.BytesIO(pdf)).pages
+        if len(pages) > 1:
+            last = " ".join(pages[-1].extract_text().split())
+            assert len(last) > 400, (sorted(categories), last)  # more than "Une question ? ... Merci"
