@@ -106,7 +106,7 @@ def render(name: str, version: str, mapping: Path | None, run: dict, report: dic
         f"{run.get('train_minutes', '?')} min on shared CPU cores (budget {run.get('hours') or '-'} h); "
         f"training-data hash `{run.get('data_hash')}`.",
         f"- {METHOD_NOTES.get(str(run.get('missing_labels', 'naive')), METHOD_NOTES['naive'])}",
-        *([f"- {WARM_NOTE}"] if init.endswith(".onnx") else []),
+        *([f"- {WARM_NOTE} Started from `{run.get('init_model', init)}`."] if init.endswith(".onnx") else []),
         f"- {COCO_NOTE}", "",
         "## Data", "", *sources_section(mapping, report, merge_report), "",
         "Near-duplicates (mirrored, rotated, cropped, tiled or re-exposed copies of one photo, and bursts of one "

@@ -144,6 +144,16 @@ def initial_weights(config: TrainConfig) -> str:
     return str(out)
 
 
+def init_provenance(init: str) -> dict:
+    """Name and version of an ONNX warm start (the file at that path may be replaced later)."""
+    if not init.endswith(".onnx") or not Path(init).is_file():
+        return {}
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(init, load_external_data=False).metadata_props}
+    return {"init_model": f"{meta.get('trivue_name', Path(init).stem)} {meta.get('trivue_version', '?')}"}
+
+
 def warm_start(config: TrainConfig, onnx: Path) -> Path:
     """A checkpoint rebuilt from a float YOLOv8n export; Ultralytics maps its classes by name."""
     if config.model != "yolov8n":
@@ -187,7 +197,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         YOLO(str(last)).train(resume=True, trainer=PartialLabelTrainer)
         return config.run_dir / "train" / "weights" / "best.pt"
     data_yaml, data_hash = prepare_data(config)
-    record = {**config.to_json(), "data_yaml": str(data_yaml), "data_hash": data_hash}
+    record = {**config.to_json(), "data_yaml": str(data_yaml), "data_hash": data_hash,
+              **init_provenance(config.init)}
     (config.run_dir / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     model = YOLO(initial_weights(config), task="detect")
     model.train(trainer=PartialLabelTrainer, **ultralytics_args(config, data_yaml))
