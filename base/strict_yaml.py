@@ -38,8 +38,9 @@ def describe(error: ValidationError, source: str, *, root: str = "settings",
     """Every bad field with its value on one line: ``source: port: Input should be ... (got 'abc')``.
 
     ``wording`` replaces pydantic's message for some error types (``{"extra_forbidden": "unknown
-    setting"}``), for readers who never met pydantic; the value is left out when it is a whole
-    mapping (a rule across fields), which would only repeat the file.
+    setting"}``) and drops its "Value error, " prefix, for readers who never met pydantic; the
+    value is left out when it is a whole mapping (a rule across fields), which would only repeat
+    the file.
     """
     parts = []
     for item in error.errors():
@@ -47,7 +48,8 @@ def describe(error: ValidationError, source: str, *, root: str = "settings",
         if wording and item["type"] in wording:
             parts.append(f"{where}: {wording[item['type']]}")
             continue
-        message = item["msg"].removeprefix("Value error, ")
+        # Pydantic's own words for developers' files; plain words (no "Value error, ") for installers.
+        message = item["msg"] if wording is None else item["msg"].removeprefix("Value error, ")
         value = item.get("input")
         got = f" (got {value!r})" if "input" in item and not isinstance(value, dict) else ""
         parts.append(f"{where}: {message}{got}")
