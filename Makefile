@@ -55,12 +55,15 @@ $(CHROMIUM):
 demo: $(RUN_STAMP) $(ASSETS_STAMP)
 	$(VENV)/bin/trivue demo
 
+# The import-linter contracts (pyproject.toml): layers, no cycles; tests/test_layers.py runs them too.
 test: $(DEV_STAMP) $(ASSETS_STAMP) $(CHROMIUM)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # Server benches (docs/performance.md "Server"): Mosquitto on 127.0.0.1:1883; queries.py also runs
 # on PostgreSQL when 127.0.0.1:5432 answers. Smaller than the documented figures so that the whole

@@ -35,12 +35,13 @@ from rich.table import Table
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from base.paths import SHARED_DIR
 from server.app import create_app
-from server.auth import add_user
 from server.config import load_settings
-from server.store import StreetDay, StreetDayError
-from server.streets import Street, import_street_file
-from trivue.paths import SHARED_DIR
+from server.ingest.models import StreetDay, StreetDayError
+from server.streets.importer import import_street_file
+from server.streets.models import Street
+from server.web.auth import add_user
 
 PASSWORD = "bench-password-123"
 CATEGORIES = ("sac_ferme", "biodechet", "textile", "verre", "deee")

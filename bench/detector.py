@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2
 import numpy as np
 
-from trivue.paths import SHARED_DIR
+from base.paths import SHARED_DIR
 from vision.model import Detector, default_model_path
 
 

@@ -46,16 +46,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.aggregates import StreetLocator
 from server.app import LocatorCache, default_locator_factory
 from server.config import ServerSettings, load_settings
-from server.db import make_engine
-from server.evidence import EvidenceStore
-from server.inbox import Inbox, Message
-from server.ingest import Ingest, connect_properties, make_client
-from server.metrics import Metrics
+from server.db import make_engine, utcnow
+from server.ingest.aggregates import StreetLocator
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, MqttMessage
+from server.ingest.metrics import Metrics
+from server.ingest.subscriber import Ingest, connect_properties, make_client
 from server.migrate import upgrade_database
-from server.store import utcnow
 from tests.server.events import lift_event
 
 CENTRE = (48.1110, -1.6800)  # Rennes, inside tests/fixtures/geodata/rennes-centre.geojson
@@ -210,7 +209,7 @@ def capacity_run(settings: ServerSettings, messages: list[bytes], variant: str) 
     thread competing for the GIL. The sizing figure (lifts/s per ingest worker)."""
     engine, sessions, inbox, _metrics = _inbox(settings, variant)
     topic = f"{settings.topic_prefix}/bench-truck/lift"
-    batch = [Message(topic, payload, utcnow(), i, 1) for i, payload in enumerate(messages)]
+    batch = [MqttMessage(topic, payload, utcnow(), i, 1) for i, payload in enumerate(messages)]
     size = settings.ingest_batch_size
     started = time.perf_counter()
     for i in range(0, len(batch), size):

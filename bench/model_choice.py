@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trivue.paths import MODELS_DIR, REPO_ROOT
+from base.paths import MODELS_DIR, REPO_ROOT
 
 CANDIDATES = (("yolov8n", 320), ("yolov8n", 416), ("yolo11n", 320), ("yolov8s", 320))
 

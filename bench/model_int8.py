@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2
 import numpy as np
 
-from trivue.paths import MODELS_DIR, SHARED_DIR
+from base.paths import MODELS_DIR, SHARED_DIR
 from vision.model import Detector
 
 

@@ -41,12 +41,13 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.aggregates import rebuild_aggregates
+from base.paths import REPO_ROOT, SHARED_DIR
 from server.db import make_engine
+from server.ingest.aggregates import rebuild_aggregates
+from server.ingest.models import Lift, StreetDay, StreetDayError
 from server.migrate import upgrade_database
-from server.store import Lift, StreetDay, StreetDayError
-from server.streets import Street, import_street_file
-from trivue.paths import REPO_ROOT, SHARED_DIR
+from server.streets.importer import import_street_file
+from server.streets.models import Street
 
 GENERATOR = "v2"  # bump when the generated data changes: cached databases are then rebuilt
 CACHE_DIR = REPO_ROOT / "build" / "bench"
@@ -282,7 +283,7 @@ def explain(engine: Engine) -> None:
     """The plans of the month's queries: which index each one uses."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    from server.reports import StreetFilter, _totals_query
+    from server.web.reports import StreetFilter, _totals_query
 
     flt = StreetFilter(since=_day(MONTH[0]), until=_day(MONTH[1]))
     totals = _totals_query(flt)

@@ -30,14 +30,14 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.aggregates import insert_lifts
 from server.db import make_engine
-from server.effect import measure
+from server.ingest.aggregates import insert_lifts
+from server.ingest.models import Lift
 from server.migrate import upgrade_database
-from server.reminder_config import RemindersConfig
-from server.reminder_store import Campaign, Item, upgrade_reminders
-from server.reminders import make_plan
-from server.store import Lift
+from server.reminders.config import RemindersConfig
+from server.reminders.effect import measure
+from server.reminders.models import Campaign, Item, upgrade_reminders
+from server.reminders.plan import make_plan
 
 TODAY = date.today()
 DIRTY = [{"class": "glass", "count": 1, "category": "verre", "severity": "error"}]

@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from server.reports import wilson
-from trivue.reminder_effect import estimate_trial, simulate_trial
+from server.web.reports import wilson
+from trivue.sim.reminder_effect import estimate_trial, simulate_trial
 
 
 def share(hits: int, n: int) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trivue.paths import MODELS_DIR, REPO_ROOT, SHARED_DIR
+from base.paths import MODELS_DIR, REPO_ROOT, SHARED_DIR
 from vision.selfcheck import calibration_photos
 
 PHOTOS = SHARED_DIR / "datasets" / "hopper-bags" / "images" / "val"

@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trivue.contents import ContentMaker
-from trivue.demo import SAMPLE_STREETS, SHARED_STREETS
-from trivue.faults import FaultPlan
-from trivue.fleet import EventsRun
-from trivue.publisher import FleetLink
-from trivue.rounds import StreetNetwork
-from trivue.scenario import ScenarioOptions, build_scenario
-from trivue.truth import Truth
+from trivue.demo.place import SAMPLE_STREETS, SHARED_STREETS
+from trivue.sim.contents import ContentMaker
+from trivue.sim.faults import FaultPlan
+from trivue.sim.fleet import EventsRun
+from trivue.sim.publisher import FleetLink
+from trivue.sim.rounds import StreetNetwork
+from trivue.sim.scenario import ScenarioOptions, build_scenario
+from trivue.sim.truth import Truth
 from vision.rules import SortingRules
 from vision.schema import Stream
 

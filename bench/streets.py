@@ -29,11 +29,12 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.addresses import import_address_file
+from base.paths import SHARED_DIR
 from server.db import Base, make_engine
-from server.geo import Locator
-from server.streets import Segment, Street, import_street_file
-from trivue.paths import SHARED_DIR
+from server.streets.addresses import import_address_file
+from server.streets.importer import import_street_file
+from server.streets.locator import Locator
+from server.streets.models import Segment, Street
 
 GEODATA = SHARED_DIR / "geodata"
 BAN_HEADER = ("id;id_fantoir;numero;rep;nom_voie;code_postal;code_insee;nom_commune;code_insee_ancienne_commune;"

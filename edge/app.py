@@ -19,6 +19,7 @@ from typing import Any
 
 import cv2
 
+from base.paths import COCO_WEIGHTS
 from edge.alert import CrewAlert
 from edge.camera import Frame, check_source, frames, is_file_source, prefetch, throttle
 from edge.config import ConfigError, EdgeSettings
@@ -30,7 +31,6 @@ from edge.pipeline import Pipeline
 from edge.rfid import RfidReader
 from edge.trigger import BurstTrigger, LiftTrigger, MotionTrigger, MqttTrigger, SerialTrigger
 from edge.uplink import Uplink, make_client
-from trivue.paths import COCO_WEIGHTS
 from vision.lift import LiftContext, LiftRecorder
 from vision.model import Detector, default_model_path
 from vision.region import Region
@@ -42,7 +42,7 @@ from vision.tracking import Tracker, TrackerSettings
 log = logging.getLogger(__name__)
 
 
-def load_rules(settings: EdgeSettings, model_path: Path, names: tuple[str, ...]) -> SortingRules:
+def load_sorting_rules(settings: EdgeSettings, model_path: Path, names: tuple[str, ...]) -> SortingRules:
     """Rules from ``rules:``; by default those of the model (COCO rules for the COCO fallback)."""
     path = settings.rules or (COCO_RULES if model_path.resolve() == COCO_WEIGHTS.resolve() else DEFAULT_RULES)
     rules = SortingRules.load(path)
@@ -129,9 +129,8 @@ class Agent:
         self.recorder = LiftRecorder(self.names, rules, model, settings.tracking.min_track_frames)
         self.uplink = Uplink(settings, self.outbox, self.stats, self.apply_config)
         self.trigger = self._trigger()
-        t = settings.tracking
-        tracker = Tracker(TrackerSettings(t.activation_conf, t.high_conf, t.match_iou, t.lost_frames,
-                                          settings.frame_rate))
+        knobs = settings.tracking.model_dump(exclude={"min_track_frames"})  # by name: never by position
+        tracker = Tracker(TrackerSettings(**knobs, frame_rate=settings.frame_rate))
         # Several frames at once only with a detector that allows it (a test's scripted one does not).
         workers = settings.detector_workers if getattr(detector, "concurrent", False) else 1
         self.pipeline = Pipeline(detector.detect, tracker, self.recorder, self.trigger, self.deliver,
@@ -146,7 +145,9 @@ class Agent:
             model, model_check = choose_model(settings)
             detector = Detector(model, conf=settings.conf, iou=settings.iou, threads=settings.detector_threads,
                                 region=Region.from_points(settings.hopper))
-        rules = load_rules(settings, Path(getattr(detector, "path", settings.model or "")), tuple(detector.names))
+        check_source(settings.source)
+        model_path = Path(getattr(detector, "path", settings.model or ""))
+        rules = load_sorting_rules(settings, model_path, tuple(detector.names))
         return cls(settings, detector, rules, model_check)
 
     def _with_broker(self, broker: str) -> EdgeSettings:

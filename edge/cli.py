@@ -8,6 +8,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from base.errors import CliError
+
 log = logging.getLogger(__name__)
 
 
@@ -65,7 +67,6 @@ def run_edge(args: argparse.Namespace) -> int:
     from edge.camera import SourceError
     from edge.config import ConfigError, load_settings
     from edge.gps import GpsError
-    from trivue.cli import CliError
     from vision.model import DetectorError
     from vision.rules import RulesError
 

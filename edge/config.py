@@ -18,11 +18,14 @@ from urllib.parse import unquote, urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from base.ids import TRUCK_ID_PATTERN
+from base.paths import data_dir
+from base.strict_yaml import describe, read_mapping
 from vision.schema import Stream
 
 ENV_PREFIX = "TRIVUE_EDGE_"
-# As LiftEvent.truck_id: it names topics and folders, so at least one letter or digit (never "..").
-TRUCK_ID_PATTERN = r"^[A-Za-z0-9_.-]*[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# Truck installers read these messages; they never met pydantic.
+EDGE_WORDING = {"extra_forbidden": "unknown setting", "missing": "required"}
 
 
 class ConfigError(ValueError):
@@ -94,6 +97,8 @@ class TriggerSettings(_Strict):
 
 
 class TrackingSettings(_Strict):
+    """``vision.tracking.TrackerSettings`` as settings (same names and defaults, checked by a test)."""
+
     activation_conf: float = Field(default=0.35, ge=0, le=1, description="Confidence that may start a track")
     high_conf: float = Field(default=0.45, ge=0, le=1, description="ByteTrack's first-round confidence")
     match_iou: float = Field(default=0.1, ge=0, le=1, description="IoU to match a detection to a track")
@@ -102,7 +107,10 @@ class TrackingSettings(_Strict):
 
 
 class EvidenceSettings(_Strict):
-    dir: Path = Field(default=Path("evidence"), description="Local copies of evidence photos")
+    # Under the data directory, never the working directory: a run from a checkout must not leave
+    # photos (personal data) in the repository.
+    dir: Path = Field(default_factory=lambda: data_dir() / "edge-evidence",
+                      description="Local copies of evidence photos; default $TRIVUE_DATA_DIR/edge-evidence")
     # 7 days: the privacy notice (docs/privacy.md) and the DPIA ask for it on the truck; the
     # server keeps its own copy longer, under access control and audit.
     retention_days: int = Field(default=7, ge=0, description="Local photos older than this are deleted")
@@ -204,7 +212,7 @@ class EdgeSettings(_Strict):
         description="On SIGTERM/SIGINT: close the lift in progress, wait for acknowledgements, exit within this")
     trigger: TriggerSettings = TriggerSettings()
     tracking: TrackingSettings = TrackingSettings()
-    evidence: EvidenceSettings = EvidenceSettings()
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)  # reads $TRIVUE_DATA_DIR per load
     outbox: OutboxSettings = OutboxSettings()
     uplink: UplinkSettings = UplinkSettings()
     alert: AlertSettings = AlertSettings()
@@ -258,45 +266,15 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return tree
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read ({error})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    return data
-
-
-def describe(error: ValidationError, origin: str) -> str:
-    """Every bad field with its value, on one line."""
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(settings)"
-        if item["type"] == "extra_forbidden":
-            parts.append(f"{where}: unknown setting")
-        elif item["type"] == "missing":
-            parts.append(f"{where}: required")
-        else:
-            message = item['msg'].removeprefix('Value error, ')
-            parts.append(f"{where}: {message} (got {item.get('input')!r})")
-    return f"{origin}: " + "; ".join(parts)
-
-
 def load_settings(
     path: Path | None, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> EdgeSettings:
     """YAML file (optional) < environment < overrides, validated; ConfigError names what is wrong."""
-    data = _read_yaml(path) if path is not None else {}
+    data = read_mapping(path, ConfigError) if path is not None else {}
     data = _merge(data, env_overrides(os.environ if environ is None else environ))
     data = _merge(data, overrides or {})
     try:
         return EdgeSettings.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(describe(error, str(path) if path else "settings")[:600]) from None
+        source = str(path) if path else "settings"
+        raise ConfigError(describe(error, source, root="(settings)", wording=EDGE_WORDING)) from None

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS progress (source TEXT PRIMARY KEY, position INTEGER N
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class OutboxEntry:
     seq: int
     kind: str
     topic: str
@@ -131,16 +131,16 @@ class Outbox:
         if size > self.max_bytes:
             log.error("outbox holds %d bytes of lift events alone (bound %d): keeping them all", size, self.max_bytes)
 
-    def oldest(self, limit: int = 50, after: int = -1) -> list[Message]:
+    def oldest(self, limit: int = 50, after: int = -1) -> list[OutboxEntry]:
         """Messages in sequence order (replay order), starting after ``after``."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, kind, topic, payload, event_id FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after, limit),
             ).fetchall()
-        return [Message(seq, kind, topic, bytes(payload), event_id) for seq, kind, topic, payload, event_id in rows]
+        return [OutboxEntry(seq, kind, topic, bytes(payload), event_id) for seq, kind, topic, payload, event_id in rows]
 
-    def get(self, seqs: list[int]) -> list[Message]:
+    def get(self, seqs: list[int]) -> list[OutboxEntry]:
         """The rows ``seqs`` still in the outbox, in sequence order (a photo may have been dropped meanwhile)."""
         if not seqs:
             return []
@@ -148,7 +148,7 @@ class Outbox:
             rows = self._db.execute(
                 "SELECT seq, kind, topic, payload, event_id FROM messages WHERE seq IN "
                 f"({','.join('?' * len(seqs))}) ORDER BY seq", seqs).fetchall()
-        return [Message(seq, kind, topic, bytes(payload), event_id) for seq, kind, topic, payload, event_id in rows]
+        return [OutboxEntry(seq, kind, topic, bytes(payload), event_id) for seq, kind, topic, payload, event_id in rows]
 
     def delete(self, seq: int) -> None:
         """Called on the server's receipt (or on PUBACK with ``delete_after: puback``) only."""

@@ -45,7 +45,7 @@ import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
 from edge.config import BrokerUrl, EdgeSettings
-from edge.outbox import EVIDENCE, Message, Outbox
+from edge.outbox import EVIDENCE, Outbox, OutboxEntry
 from vision.schema import TruckConfig, TruckStats, message_digest, parse_receipt
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ class Uplink:
             if done:
                 self.outbox.delete_many(done)
 
-    def _track(self, message: Message, resend: bool) -> None:
+    def _track(self, message: OutboxEntry, resend: bool) -> None:
         sent = self._sent.get(message.seq)
         if sent is None:
             digest = message_digest(message.topic, message.payload)
@@ -297,12 +297,12 @@ class Uplink:
             if suspect:
                 return
 
-    def _next_rows(self, room: int) -> list[tuple[Message, bool]]:
+    def _next_rows(self, room: int) -> list[tuple[OutboxEntry, bool]]:
         """Up to ``room`` rows to publish, as (row, is a resend): first the rows whose receipt is
         overdue, then rows not yet published on this connection, in sequence order. Rows PUBACKed and
         awaiting their receipt are skipped (and the cursor moves past them, so that a long queue of
         them, while the server is down, is not read again at every turn)."""
-        picked: list[tuple[Message, bool]] = []
+        picked: list[tuple[OutboxEntry, bool]] = []
         if self.receipts:
             now, timeout = time.monotonic(), self.settings.uplink.receipt_timeout_s
             due = sorted(seq for seq, sent in list(self._sent.items())

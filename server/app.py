@@ -7,8 +7,6 @@ lifespan, so ``trivue server`` runs both in one process and shuts both down clea
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -19,17 +17,24 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.aggregates import StreetLocator
+from base.version import __version__
 from server.config import ServerSettings
 from server.db import make_engine
-from server.deps import AppContext
-from server.evidence import EvidenceStore
-from server.inbox import Inbox
-from server.ingest import Ingest
-from server.metrics import Metrics
+from server.ingest.aggregates import StreetLocator
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox
+from server.ingest.metrics import Metrics
+from server.ingest.subscriber import Ingest
 from server.migrate import upgrade_database
+from server.opendata.api import opendata_router
+from server.reminders.api import mount_reminders
 from server.retention import RetentionTask
-from trivue import __version__
+from server.streets.locator import Locator
+from server.streets.models import Address, Segment
+from server.web.api import api_router, metrics_router
+from server.web.deps import AppContext
+from server.web.login import login_router
+from server.web.site import mount_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +43,7 @@ LocatorFactory = Callable[[Session], StreetLocator | None]
 
 
 def default_locator_factory(session: Session) -> StreetLocator | None:
-    """``server.geo.Locator`` over the streets in the database, or None when streets are not installed."""
-    if importlib.util.find_spec("server.geo") is None:
-        return None
-    from server.geo import Locator
-
+    """``server.streets.locator.Locator`` over the streets and addresses in the database."""
     return Locator.from_session(session)
 
 
@@ -58,10 +59,6 @@ class LocatorCache:
         self._checked = float("-inf")
 
     def _signature_of(self, session: Session) -> tuple[Any, ...]:
-        if importlib.util.find_spec("server.streets") is None:
-            return ()
-        from server.streets import Address, Segment
-
         return (*session.execute(select(func.count(), func.max(Segment.id))).one(),
                 *session.execute(select(func.count(), func.max(Address.id))).one())
 
@@ -81,14 +78,6 @@ class LocatorCache:
             return self._locator
 
 
-def _mount_dashboard(app: FastAPI, settings: ServerSettings) -> None:
-    # The API works without the dashboard (a headless install, or while it is being built).
-    if importlib.util.find_spec("server.dashboard") is None:
-        log.info("server.dashboard is not installed: serving the API only")
-        return
-    importlib.import_module("server.dashboard").mount_dashboard(app, settings)
-
-
 def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_ingest: bool | None = None,
                locator_factory: LocatorFactory = default_locator_factory) -> FastAPI:
     """The FastAPI app with its database, evidence store, metrics and (optionally) MQTT ingest.
@@ -96,10 +85,6 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     The database is upgraded to the newest schema here. ``start_ingest`` defaults to
     ``settings.ingest_enabled``; the ingest runs for the lifetime of the app (its lifespan).
     """
-    from server.api import api_router, metrics_router
-    from server.login import login_router
-    from server.opendata_api import opendata_router
-
     if settings.dev:
         log.warning("DEV MODE: every route is open without login, as an admin. Never expose this server.")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,9 +120,8 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     app.include_router(api_router())
     app.include_router(metrics_router())
     app.include_router(opendata_router())
-    _mount_dashboard(app, settings)
-    if importlib.util.find_spec("server.reminders_api"):  # reminders and their review pages (issue 7)
-        importlib.import_module("server.reminders_api").mount_reminders(app, settings)
+    mount_dashboard(app, settings)
+    mount_reminders(app, settings)  # reminders' routes and their review pages
     _freeze_startup_objects()
     return app
 

@@ -10,22 +10,17 @@ import getpass
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trivue.cli import CliError
+from base.errors import CliError
+from base.strict_yaml import describe
+from server.command_line import add_config_argument, open_database, settings_from
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
     from server.config import ServerSettings
 
 log = logging.getLogger(__name__)
-
-
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None,
-                        help="settings YAML (every setting is also TRIVUE_<NAME> in the environment)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,22 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     revoke.set_defaults(handler=revoke_token)
 
 
-def settings_from(args: argparse.Namespace, **overrides: object) -> ServerSettings:
-    from server.config import ConfigError, load_settings
-
-    try:
-        return load_settings(args.config, **overrides)
-    except ConfigError as error:
-        raise CliError(str(error)) from None
-
-
 def app_or_cli_error(create_app: Callable[[ServerSettings], Any], settings: ServerSettings) -> Any:
     """``create_app(settings)``; a bad setting found while building the app (the reminders' rules
     file, a value checked at start-up) becomes one line naming the field and value, exit 2, like a
     bad setting in the file itself, instead of a traceback."""
     from pydantic import ValidationError
 
-    from server.config import ConfigError, describe
+    from server.config import ConfigError
 
     try:
         return create_app(settings)
@@ -92,19 +78,6 @@ def app_or_cli_error(create_app: Callable[[ServerSettings], Any], settings: Serv
         raise CliError(str(error)) from None
     except ValidationError as error:
         raise CliError(describe(error, "settings")) from None
-
-
-def open_database(settings: ServerSettings) -> Session:
-    """A session on the settings' database, upgraded to the newest schema first."""
-    from sqlalchemy.orm import Session
-
-    from server.db import make_engine
-    from server.migrate import upgrade_database
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
-    upgrade_database(engine)
-    return Session(engine, expire_on_commit=False)
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -134,8 +107,8 @@ def _read_password() -> str:
 
 
 def add_user(args: argparse.Namespace) -> int:
-    from server.auth import AuthError
-    from server.auth import add_user as create
+    from server.web.auth import AuthError
+    from server.web.auth import add_user as create
 
     password = _read_password()
     with open_database(settings_from(args)) as session:
@@ -151,7 +124,7 @@ def add_user(args: argparse.Namespace) -> int:
 def list_users(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from server.store import User
+    from server.web.accounts import User
 
     with open_database(settings_from(args)) as session:
         for user in session.scalars(select(User).order_by(User.name)):
@@ -161,7 +134,7 @@ def list_users(args: argparse.Namespace) -> int:
 
 
 def create_token(args: argparse.Namespace) -> int:
-    from server.auth import create_token as create
+    from server.web.auth import create_token as create
 
     with open_database(settings_from(args)) as session:
         token = create(session, args.role, args.name)
@@ -172,8 +145,8 @@ def create_token(args: argparse.Namespace) -> int:
 
 
 def revoke_token(args: argparse.Namespace) -> int:
-    from server.auth import AuthError
-    from server.auth import revoke_token as revoke
+    from server.web.auth import AuthError
+    from server.web.auth import revoke_token as revoke
 
     with open_database(settings_from(args)) as session:
         try:
@@ -187,9 +160,9 @@ def revoke_token(args: argparse.Namespace) -> int:
 
 def replay_dead_letters(args: argparse.Namespace) -> int:
     from server.app import LocatorCache, default_locator_factory
-    from server.evidence import EvidenceStore
-    from server.inbox import Inbox, replay_dead_letters
-    from server.metrics import Metrics
+    from server.ingest.evidence import EvidenceStore
+    from server.ingest.inbox import Inbox, replay_dead_letters
+    from server.ingest.metrics import Metrics
 
     settings = settings_from(args)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),

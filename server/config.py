@@ -14,8 +14,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from base.strict_yaml import describe, read_mapping
 
 ENV_PREFIX = "TRIVUE_"
 # Values copied from tutorials and compose files; a deployment that still carries one is not ready.
@@ -174,31 +175,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
-def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file not found") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    return data
-
-
-def describe(error: ValidationError, source: str) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "settings"
-        got = f" (got {item['input']!r})" if where != "settings" and "input" in item else ""
-        parts.append(f"{where}: {item['msg']}{got}")
-    return f"{source}: " + "; ".join(parts)
-
-
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None,
                   **overrides: Any) -> ServerSettings:
     """Settings from ``path`` (YAML, optional), then ``TRIVUE_*`` variables, then ``overrides``."""
-    data = _read_file(path) if path is not None else {}
+    data = read_mapping(path, ConfigError) if path is not None else {}
     data.update(_from_env(os.environ if env is None else env))
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:

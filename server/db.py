@@ -1,18 +1,48 @@
 """Database engine and the declarative base every server table derives from.
 
 SQLite (a file, WAL) is the embedded default; PostgreSQL is the production store. Tables live
-next to the code that owns them (``store.py``: lifts and aggregates; ``streets.py``: streets,
-segments and addresses) but share this one ``Base.metadata`` so migrations see them all.
+next to the code that owns them (``ingest/models.py``: lifts and aggregates; ``streets/models.py``:
+streets, segments and addresses; ``web/accounts.py``: users and the audit trail) but share this one
+``Base.metadata`` so migrations see them all. Timestamps are stored as naive UTC (SQLite has no
+time zone type) and come back aware through ``UtcDateTime``.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, TypeDecorator, create_engine, event
 from sqlalchemy.orm import DeclarativeBase
 
 
 class Base(DeclarativeBase):
     pass
+
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL wants a 64-bit key for lifts.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (same on SQLite and PostgreSQL)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def make_engine(url: str) -> Engine:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,32 +16,6 @@ log = logging.getLogger(__name__)
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-# Modules whose tables live on server.db.Base; streets is optional while it is being written.
-MODEL_MODULES = ("server.store", "server.streets")
-
-
-def load_models() -> None:
-    """Import every module that declares tables, so ``Base.metadata`` is complete."""
-    for name in MODEL_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
-
-
-def foreign_tables() -> frozenset[str]:
-    """Tables in the same database that another Alembic tree owns: the reminders' tables and their
-    version table (``server/reminder_migrations``, ``alembic_version_reminders``)."""
-    if importlib.util.find_spec("server.reminder_store") is None:
-        return frozenset()
-    from server.reminder_store import VERSION_TABLE, RemindersBase
-
-    return frozenset({VERSION_TABLE, *RemindersBase.metadata.tables})
-
-
-def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-    """Alembic ``include_object`` of the core tree: autogenerate and ``alembic check`` would otherwise
-    see the reminders' tables as stale core tables and propose dropping them (with their indexes)."""
-    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
-    return table not in foreign_tables()
 
 
 def alembic_config() -> Config:

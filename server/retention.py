@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.auth import audit, purge_sessions
 from server.config import ServerSettings
-from server.evidence import EvidenceStore
-from server.store import AuditEntry, DeadLetter, Evidence, Lift, utcnow
+from server.db import utcnow
+from server.ingest.evidence import EvidenceStore
+from server.ingest.models import DeadLetter, Evidence, Lift
+from server.web.accounts import AuditEntry
+from server.web.auth import audit, purge_sessions
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from trivue.paths import COCO_WEIGHTS, SHARED_DIR
+from base.paths import COCO_WEIGHTS, SHARED_DIR
 
 
 @pytest.fixture(autouse=True)

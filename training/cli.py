@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from base.errors import CliError
+
 DEFAULT_MAPPING = Path(__file__).with_name("mapping.yaml")
 
 
@@ -74,7 +76,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from training.datasets import DatasetError
     from training.train import TrainConfig, TrainError, train
-    from trivue.cli import CliError
 
     config = TrainConfig(
         data=args.data, run_dir=args.run, model=args.model, init=args.init, imgsz=args.imgsz,
@@ -94,7 +95,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from training.datasets import DatasetError
     from training.evaluate import EvaluateError, evaluate, format_report
     from training.sheets import SheetError
-    from trivue.cli import CliError
     from vision.model import DetectorError, default_model_path
 
     if args.lifts:
@@ -112,7 +112,6 @@ def run_evaluate_lifts(args: argparse.Namespace) -> int:
     from training.datasets import DatasetError
     from training.evaluate import EvaluateError
     from training.lifts import evaluate_lifts, format_lifts
-    from trivue.cli import CliError
     from vision.model import DetectorError, default_model_path
 
     try:
@@ -126,7 +125,6 @@ def run_evaluate_lifts(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from training.export import ExportError, export
-    from trivue.cli import CliError
 
     try:
         result = export(args.run, imgsz=args.imgsz, out=args.out, name=args.name, version=args.version,

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trivue.paths import SHARED_DIR
+from base.paths import SHARED_DIR
 
 log = logging.getLogger(__name__)
 
@@ -286,13 +286,13 @@ def keep_groups_together(samples: list[Sample], report: SourceReport, cache_dir:
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(evidence), encoding="utf-8")
-    from training.duplicates import Link
+    from training.duplicates import Link, count_groups
 
     placed = evidence["splits"]
     check_near_leaks([Link(*link) for link in evidence["links"]], placed, [s.image for s in samples])
     report.images = Counter(placed)
     report.near_duplicate_links = len(evidence["links"])
-    report.near_duplicate_groups = _count_groups(len(samples), evidence["links"])
+    report.near_duplicate_groups = count_groups(len(samples), evidence["links"])
     report.moved_to_train = sum(s.split == "val" and p == "train" for s, p in zip(samples, placed, strict=True))
     report.moved_to_val = sum(s.split == "train" and p == "val" for s, p in zip(samples, placed, strict=True))
     moved = [replace(s, split=p) for s, p in zip(samples, placed, strict=True)]
@@ -309,15 +309,6 @@ def check_near_leaks(links: list, splits: list[str], images: list[Path]) -> None
         if splits[link.a] != splits[link.b]:
             raise DatasetError(f"{images[link.a]} ({splits[link.a]}) and {images[link.b]} ({splits[link.b]}) "
                                f"are the same shot ({link.kind} match, score {link.score}): one split only")
-
-
-def _count_groups(n: int, links: list) -> int:
-    from training.duplicates import Groups, Link
-
-    groups = Groups.of(n)
-    for a, b, kind, score in links:
-        groups.union(Link(a, b, kind, score))
-    return sum(len(m) > 1 for m in groups.members().values())
 
 
 def check_leaks(samples: list[Sample]) -> None:

@@ -326,3 +326,11 @@ def assign(groups: Groups, splits: Sequence[str]) -> list[str]:
 def crossing_links(groups: Groups, splits: Sequence[str]) -> list[Link]:
     """Links whose two photos sit in different splits: leaks."""
     return [link for link in groups.links if splits[link.a] != splits[link.b]]
+
+
+def count_groups(n: int, links: Sequence[tuple[int, int, str, float]]) -> int:
+    """Groups of two or more photos among ``n`` that ``links`` (stored as tuples) join."""
+    groups = Groups.of(n)
+    for a, b, kind, score in links:
+        groups.union(Link(a, b, kind, score))
+    return sum(len(m) > 1 for m in groups.members().values())

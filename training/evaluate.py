@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from training.datasets import SEPARATOR, merge
+from training.labels import read_labels
 from training.metrics import MatchLog, class_curves, precision_recall
 from vision.model import Detector
 from vision.rules import SortingRules
@@ -92,14 +93,6 @@ def read_split(data_yaml: Path, split: str) -> tuple[list[LabelledImage], list[s
     if not items:
         raise EvaluateError(f"{entry}: no images in split '{split}'")
     return items, [str(n) for n in names]
-
-
-def read_labels(label: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.loadtxt(label, ndmin=2) if label.is_file() and label.stat().st_size else np.zeros((0, 5))
-    cls = rows[:, 0].astype(int)
-    cx, cy, w, h = (rows[:, i] for i in range(1, 5))
-    xyxy = np.stack([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], 1)
-    return xyxy.astype(np.float32), cls
 
 
 @dataclass(slots=True)

@@ -47,7 +47,7 @@ def prediction_sheet(model: Path, items: list, names: list[str], out: Path, per_
 
     ``items`` are ``training.evaluate.LabelledImage``; photos are taken evenly across the split.
     """
-    from training.evaluate import read_labels
+    from training.labels import read_labels
     from vision.model import Detector
 
     detector = Detector(model, conf=conf)

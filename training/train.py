@@ -19,7 +19,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from trivue.paths import COCO_WEIGHTS
+from base.paths import COCO_WEIGHTS
 
 log = logging.getLogger(__name__)
 

@@ -1,3 +1,5 @@
-"""Trivue: measure household waste sorting quality from collection-truck cameras."""
+"""Trivue: measure household waste sorting quality from collection-truck cameras.
 
-__version__ = "0.1.0"
+The top of the house: the ``trivue`` command, the embedded broker, the demo and the simulator.
+The version lives in ``base.version``.
+"""

@@ -131,3 +131,24 @@ class EmbeddedBroker:
             await self._stop.wait()
         finally:
             await broker.shutdown()
+
+
+class BrokerHandle:
+    """The embedded broker, restartable (a fresh amqtt broker on the same port: sessions are lost)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.broker: EmbeddedBroker | None = None
+
+    def start(self) -> BrokerHandle:
+        self.broker = EmbeddedBroker(self.host, self.port).start()
+        return self
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None

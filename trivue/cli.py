@@ -8,21 +8,24 @@ onnxruntime.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import logging
 import sys
 
-from trivue import __version__
+import edge.cli
+import server.cli
+import server.opendata.cli
+import server.reminders.cli
+import server.streets.cli
+import training.cli
+import trivue.demo.cli
+import vision.cli
+from base.errors import CliError
+from base.version import __version__
+from trivue.jsonlog import JsonFormatter
 
-COMMAND_MODULES = (
-    "vision.cli", "trivue.demo", "edge.cli", "server.cli", "server.streets_cli", "training.cli", "server.reminders_cli",
-    "server.opendata_cli",
-)
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit code 2, no traceback."""
+# Each registers its subcommands (and the demo registers ``judge`` and ``simulate``), in help order.
+COMMAND_MODULES = (vision.cli, trivue.demo.cli, edge.cli, server.cli, server.streets.cli, training.cli,
+                   server.reminders.cli, server.opendata.cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,17 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"trivue {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).register(subparsers)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
     return parser
 
 
 def configure_logging(verbose: bool, json_logs: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     if json_logs:
-        from trivue.jsonlog import JsonFormatter
-
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
         logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from base.errors import CliError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -28,8 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def iter_images(inputs: list[Path]) -> Iterator[Path]:
     """Files as given, folders expanded to their images (sorted, recursive)."""
-    from trivue.cli import CliError
-
     for path in inputs:
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -44,7 +44,6 @@ def read_image(path: Path):  # -> np.ndarray, kept untyped here to avoid importi
     import cv2
     import numpy as np
 
-    from trivue.cli import CliError
 
     data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
@@ -54,7 +53,6 @@ def read_image(path: Path):  # -> np.ndarray, kept untyped here to avoid importi
 
 
 def load_detector(model: Path | None, **kwargs):
-    from trivue.cli import CliError
     from vision.model import Detector, DetectorError, default_model_path
 
     try:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from vision.detection import Detections
-from vision.rules import ACCEPTED, SortingRules
+from vision.rules import ACCEPTED, Disposition, SortingRules
 from vision.schema import GpsFix, LiftEvent, ModelInfo, Stream
 
 SHARPNESS_SIDE = 320  # sharpness is measured on a small grey copy: cheap, and ranks frames the same
@@ -77,7 +77,7 @@ class LiftRecorder:
     def started_at(self) -> datetime:
         return self._started_at
 
-    def severity_map(self, stream: Stream) -> dict[str, str]:
+    def severity_map(self, stream: Stream) -> dict[str, Disposition]:
         """Model class -> disposition (info/error/alert) of the classes that are wrong in ``stream``."""
         table = {}
         for name in self.names:
@@ -96,7 +96,7 @@ class LiftRecorder:
         self._evidence: EvidenceFrame | None = None
         self._severity = [self._disposition(name) for name in self.names]
 
-    def _disposition(self, model_class: str) -> str | None:
+    def _disposition(self, model_class: str) -> Disposition | None:
         rule_class = self.rules.canonical(model_class)
         if rule_class is None or self._stream is None:
             return None
@@ -112,13 +112,13 @@ class LiftRecorder:
         for track, cls, conf in zip(tracked.tracker_id, tracked.class_id, tracked.confidence, strict=True):
             self._votes[int(track)][int(cls)] += float(conf)
             self._seen[int(track)] += 1
-            if self._severity_of(int(cls)) == "alert" and int(track) not in self._alerted:
+            if self._severity_of(int(cls)) == Disposition.alert and int(track) not in self._alerted:
                 self._alerted.add(int(track))
                 alerts.append(self.names[int(cls)])
         self._consider_evidence(image, tracked)
         return tuple(alerts)
 
-    def _severity_of(self, class_id: int) -> str | None:
+    def _severity_of(self, class_id: int) -> Disposition | None:
         return self._severity[class_id] if 0 <= class_id < len(self._severity) else None
 
     def _consider_evidence(self, image: np.ndarray, tracked: Detections) -> None:

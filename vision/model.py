@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from trivue.paths import COCO_WEIGHTS, MODELS_DIR
+from base.paths import COCO_WEIGHTS, MODELS_DIR
 from vision.detection import Detections
 from vision.region import Region
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from base.strict_yaml import describe, read_mapping
 from vision.schema import ErrorItem, Severity, Stream
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,18 @@ COCO_RULES = Path(__file__).with_name("rules_coco.yaml")
 # not contamination of the stream collected.
 SEVERITY_WEIGHTS: dict[Severity, float] = {Severity.info: 0.0, Severity.error: 1.0, Severity.alert: 3.0}
 
-ACCEPTED = "accepted"
+
+
+class Disposition(StrEnum):
+    """What a stream's rules say of a class: accepted, or wrong with a severity (same words)."""
+
+    accepted = "accepted"
+    info = Severity.info.value
+    error = Severity.error.value
+    alert = Severity.alert.value
+
+
+ACCEPTED = Disposition.accepted
 
 
 class RulesError(ValueError):
@@ -50,10 +62,10 @@ class StreamRule(_Strict):
     error: list[str] = Field(default_factory=list)
     alert: list[str] = Field(default_factory=list)
 
-    def dispositions(self) -> dict[str, str]:
-        table: dict[str, str] = {}
-        for disposition in (ACCEPTED, "info", "error", "alert"):
-            for name in getattr(self, disposition):
+    def dispositions(self) -> dict[str, Disposition]:
+        table: dict[str, Disposition] = {}
+        for disposition in Disposition:
+            for name in getattr(self, disposition.value):
                 if name in table:
                     raise ValueError(f"class '{name}' is both {table[name]} and {disposition}")
                 table[name] = disposition
@@ -91,14 +103,7 @@ class Verdict:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RulesError(f"{path}: rules file not found") from None
-    except yaml.YAMLError as error:
-        raise RulesError(f"{path}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise RulesError(f"{path}: expected a mapping at the top level")
+    data = read_mapping(path, RulesError, "rules file")
     base = data.get("base")
     if base:
         merged = _read_yaml(path.parent / base)
@@ -121,9 +126,7 @@ class SortingRules:
         try:
             return cls(RulesFile.model_validate(data), str(path))
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise RulesError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r})"[:400]) from None
+            raise RulesError(describe(error, str(path), root="rules", limit=400)) from None
 
     @property
     def streams(self) -> tuple[Stream, ...]:
@@ -139,7 +142,7 @@ class SortingRules:
         rule = self.spec.classes.get(name)
         return rule.label if rule else name
 
-    def disposition(self, stream: Stream, name: str) -> str | None:
+    def disposition(self, stream: Stream, name: str) -> Disposition | None:
         return self._table.get(stream, {}).get(name)
 
     def check_model(self, model_classes: Iterable[str], stream: Stream) -> list[str]:

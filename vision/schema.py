@@ -33,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from base.ids import ID_MAX_LENGTH, ID_PATTERN, TRUCK_ID_PATTERN
+
 SCHEMA_VERSION = "1.0"
 SCHEMA_MAJOR = 1
 
@@ -163,10 +165,9 @@ class Evidence(_Wire):
     height: int = Field(ge=1, le=8192)
 
 
-_Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-# A truck id names topics and evidence folders: at least one letter or digit, so never "." or ".."
-# (the server's rule, server/inbox.py TRUCK_ID; without it the parser accepted what ingest refused).
-_TruckId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+_Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+# A truck id names topics and evidence folders: at least one letter or digit, so never "." or "..".
+_TruckId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=TRUCK_ID_PATTERN)]
 
 
 class LiftEvent(_Wire):

@@ -10,11 +10,10 @@ import os
 
 from alembic import context
 
-from server.db import Base, make_engine
-from server.migrate import include_object, load_models
+from server.db import make_engine
+from server.tables import include_object, load_models
 
-load_models()
-target_metadata = Base.metadata
+target_metadata = load_models()
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]

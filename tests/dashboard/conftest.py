@@ -26,8 +26,8 @@ from sqlalchemy.orm import sessionmaker
 from server.app import create_app
 from server.config import ServerSettings, load_settings
 from server.db import make_engine
+from server.ingest.models import Truck
 from server.migrate import upgrade_database
-from server.store import Truck
 from tests.conftest import BrokerAddress, free_port
 from tests.dashboard.seed import PASSWORD, SeededCity, seed_city
 
@@ -125,7 +125,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, mqtt_broker: BrokerAdd
 
 def _publish_evidence(live: LiveServer, shared_dir: Path) -> None:
     """Photos of the newest contaminated lifts of the dirtiest street, through the real MQTT ingest."""
-    from server.store import Evidence
+    from server.ingest.models import Evidence
 
     photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))
     newest = live.city.contaminated[live.city.streets["dirty"][0]][-PHOTOS:]

@@ -1,6 +1,6 @@
 """A small city for the dashboard tests: real Rennes streets, lifts matched by the real ingest code.
 
-Lifts are judged by the real French rules and written with ``server.aggregates`` (the functions
+Lifts are judged by the real French rules and written with ``server.ingest.aggregates`` (the functions
 ingest uses: street matching, idempotent insert, incremental aggregates), so what the dashboard
 shows comes from the same tables a live server fills. Each seeded street has a planned profile
 (clean, dirty, too few lifts, only old lifts) that the browser tests look for on screen.
@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.aggregates import insert_lifts, lift_row
-from server.auth import add_user
-from server.streets import Locator, Street, import_street_file
+from server.ingest.aggregates import insert_lifts, lift_row
+from server.streets.importer import import_street_file
+from server.streets.locator import Locator
+from server.streets.models import Street
+from server.web.auth import add_user
 from vision.rules import SortingRules
 from vision.schema import GpsFix, LiftEvent, ModelInfo, Stream
 

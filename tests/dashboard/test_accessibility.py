@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from base.paths import REPO_ROOT
 from tests.dashboard.conftest import Browser
-from trivue.paths import REPO_ROOT
 
 AXE = REPO_ROOT / "build" / "dashboard-npm" / "node_modules" / "axe-core" / "axe.min.js"
 AXE_VERSION = "4.14.1"

@@ -17,8 +17,8 @@ from sqlalchemy.orm import sessionmaker
 
 from server.app import create_app
 from server.config import load_settings
-from server.store import Lift
-from server.streets import Street
+from server.ingest.models import Lift
+from server.streets.models import Street
 from tests.dashboard.seed import PASSWORD, SeededCity, seed_city
 from tests.server.conftest import database_url, postgres_server_url  # noqa: F401 - fixtures
 
@@ -122,8 +122,8 @@ def test_alerts_list_only_alert_lifts_newest_first(seeded: Seeded) -> None:
     assert seeded.client.get("/api/alerts").json()["items"] == []  # the seed has no battery
     from datetime import UTC, datetime
 
-    from server.aggregates import insert_lifts, lift_row
-    from server.streets import Locator
+    from server.ingest.aggregates import insert_lifts, lift_row
+    from server.streets.locator import Locator
     from vision.rules import SortingRules
 
     street = seeded.city.streets["clean"][0]

@@ -24,14 +24,15 @@ from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 from sqlalchemy.orm import sessionmaker
 
-from server.aggregates import insert_lifts, lift_row
 from server.app import create_app
-from server.auth import add_user
-from server.basemap import read_pmtiles_header
 from server.config import ConfigError, load_settings
 from server.db import make_engine
+from server.ingest.aggregates import insert_lifts, lift_row
 from server.migrate import upgrade_database
-from server.streets import Locator, import_street_file
+from server.streets.importer import import_street_file
+from server.streets.locator import Locator
+from server.web.auth import add_user
+from server.web.basemap import read_pmtiles_header
 from tests.conftest import free_port
 from tests.dashboard.seed import PASSWORD, make_event
 from tests.server.streets_fixture import RENNES_CENTRE, points_on_streets

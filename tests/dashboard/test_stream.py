@@ -62,9 +62,9 @@ def test_stream_sends_alert_lifts_as_ingested_and_resumes_from_last_event_id(
 
 def test_stream_ends_when_the_session_is_closed(live_server: LiveServer, client: httpx.Client,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import server.dashboard_api
+    import server.web.dashboard_api
 
-    monkeypatch.setattr(server.dashboard_api, "AUTH_RECHECK_S", 0.5)
+    monkeypatch.setattr(server.web.dashboard_api, "AUTH_RECHECK_S", 0.5)
     with client.stream("GET", "/api/alerts/stream") as response:
         assert response.status_code == 200
         with httpx.Client(base_url=live_server.url, cookies=client.cookies) as other_tab:

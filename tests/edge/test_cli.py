@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from base.paths import REPO_ROOT
 from tests.edge.helpers import Subscriber, make_bursts, unique_truck
 from trivue.cli import main
-from trivue.paths import REPO_ROOT
 from vision.schema import parse_lift_event
 
 

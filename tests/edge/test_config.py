@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from edge.config import BrokerUrl, ConfigError, env_overrides, load_settings
+from edge.config import BrokerUrl, ConfigError, TrackingSettings, env_overrides, load_settings
+from vision.tracking import TrackerSettings
 
 
 def test_precedence_yaml_env_overrides(tmp_path: Path) -> None:
@@ -62,7 +64,7 @@ def test_broker_url(url: str, parts: tuple) -> None:
 
 
 def test_the_example_configuration_is_valid() -> None:
-    from trivue.paths import REPO_ROOT
+    from base.paths import REPO_ROOT
 
     settings = load_settings(REPO_ROOT / "edge" / "truck.example.yaml", environ={})
     assert settings.truck_id == "OM-BOM-12" and settings.uplink.broker.startswith("mqtts://")
@@ -80,3 +82,15 @@ def test_detector_workers_and_threads_resolve_against_the_cores(monkeypatch: pyt
     for bad in (0, "many", 1.5):
         with pytest.raises(ConfigError, match=r"workers"):
             load_settings(None, {**base, "workers": bad}, environ={})
+
+
+def test_tracking_settings_are_the_trackers_knobs() -> None:
+    # edge's settings feed vision's TrackerSettings by name: same names, same defaults.
+    knobs = TrackingSettings().model_dump(exclude={"min_track_frames"})
+    assert knobs == {k: v for k, v in asdict(TrackerSettings()).items() if k != "frame_rate"}
+
+
+def test_evidence_defaults_under_the_data_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings(None, {"truck_id": "T", "source": "x"}, environ={})
+    assert settings.evidence.dir == tmp_path / "data" / "edge-evidence"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from base.paths import MODELS_DIR
 from edge.app import Agent
 from edge.config import load_settings
 from tests.edge.helpers import make_bursts
-from trivue.paths import MODELS_DIR
 from vision.detection import Detections
 from vision.model import QUANTISED_MODEL_NAME
 from vision.schema import parse_lift_event

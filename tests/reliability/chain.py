@@ -32,12 +32,12 @@ from edge.uplink import Uplink
 from server.config import ServerSettings
 from server.config import load_settings as load_server_settings
 from server.db import make_engine
-from server.evidence import EvidenceStore
-from server.inbox import Inbox
-from server.ingest import Ingest
-from server.metrics import Metrics
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox
+from server.ingest.metrics import Metrics
+from server.ingest.models import Evidence, Lift, StreetDay
+from server.ingest.subscriber import Ingest
 from server.migrate import upgrade_database
-from server.store import Evidence, Lift, StreetDay
 from tests.security.secured_mosquitto import SERVER_USER, SecuredMosquitto, free_port
 from tests.server.events import lift_event
 from vision.schema import TruckStats

@@ -8,13 +8,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from server.config import ServerSettings, load_settings
-from server.db import make_engine
-from server.evidence import EvidenceStore
-from server.inbox import Inbox, Message
-from server.ingest import Ingest
-from server.metrics import Metrics
+from server.db import make_engine, utcnow
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, MqttMessage
+from server.ingest.metrics import Metrics
+from server.ingest.models import DeadLetter, Evidence, Lift
+from server.ingest.subscriber import Ingest
 from server.migrate import upgrade_database
-from server.store import DeadLetter, Evidence, Lift, utcnow
 
 PREFIX = "trivue/v1"
 
@@ -44,7 +44,7 @@ class Harness:
     def write(self, messages: list[tuple[str, bytes]]) -> int:
         """Run one batch through the write path; returns how many messages it accounted for."""
         before = self.fates()
-        self.ingest._write([Message(topic, payload, utcnow()) for topic, payload in messages])
+        self.ingest._write([MqttMessage(topic, payload, utcnow()) for topic, payload in messages])
         return self.fates() - before
 
     def dead_letters(self) -> list[tuple[str, str]]:

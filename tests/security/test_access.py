@@ -17,9 +17,9 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.auth import add_user, create_token
 from server.config import load_settings
-from server.deps import SESSION_COOKIE
+from server.web.auth import add_user, create_token
+from server.web.deps import SESSION_COOKIE
 
 PASSWORD = "correct horse battery staple"
 ROLES = ("viewer", "manager", "admin")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from server.store import Lift
+from server.ingest.models import Lift
 from tests.server.conftest import Server
 from tests.server.events import lift_event
 from tests.server.test_api import seed
@@ -51,8 +51,8 @@ def street_file(folder: Path) -> Path:
 
 @pytest.fixture
 def api(make_settings: Any, run_server: Any, tmp_path: Path) -> Iterator[Server]:
-    from server.geo import Locator
-    from server.streets import import_street_file
+    from server.streets.importer import import_street_file
+    from server.streets.locator import Locator
 
     with run_server(make_settings(ingest_enabled=False)) as server:
         with server.sessions() as session, session.begin():
@@ -121,7 +121,7 @@ def test_an_infinite_score_never_breaks_the_api(api: Server) -> None:
         parse_lift_event(json.dumps(body))
     from datetime import UTC, datetime
 
-    from server.aggregates import insert_lifts, lift_row
+    from server.ingest.aggregates import insert_lifts, lift_row
 
     event = lift_event("truck-a").model_copy(update={"score": float("inf")})  # not validated: as once stored
     with api.sessions() as session, session.begin():  # past the parser, straight into the table

@@ -20,9 +20,9 @@ import pytest
 import uvicorn
 
 from server.app import create_app
-from server.auth import add_user
 from server.config import load_settings
-from server.inbox import Message
+from server.ingest.inbox import MqttMessage
+from server.web.auth import add_user
 from tests.conftest import CHROMIUM, free_port
 from tests.server.events import lift_event
 
@@ -47,8 +47,9 @@ def hostile_streets(folder: Path) -> Path:
 
 def seed(app: Any, folder: Path) -> int:
     """Hostile streets with alert lifts on them, and a dead letter whose topic is a payload."""
-    from server.geo import Locator
-    from server.streets import Street, import_street_file
+    from server.streets.importer import import_street_file
+    from server.streets.locator import Locator
+    from server.streets.models import Street
 
     ctx = app.state.ctx
     with ctx.sessions() as session, session.begin():
@@ -57,9 +58,9 @@ def seed(app: Any, folder: Path) -> int:
     with ctx.sessions() as session:
         locator = Locator.from_session(session)
         street_id = session.query(Street.id).order_by(Street.id).first()[0]
-    from server.evidence import EvidenceStore
-    from server.inbox import Inbox
-    from server.metrics import Metrics
+    from server.ingest.evidence import EvidenceStore
+    from server.ingest.inbox import Inbox
+    from server.ingest.metrics import Metrics
 
     settings = ctx.settings
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
@@ -67,8 +68,8 @@ def seed(app: Any, folder: Path) -> int:
     now = datetime.now(UTC)
     events = [lift_event("benne-01", gps=(48.11 + i * 0.0005, -1.6795), counts={"battery": 1, "bottle": 1})
               for i in range(len(PAYLOADS)) for _ in range(6)]
-    messages = [Message(f"{settings.topic_prefix}/benne-01/lift", e.to_json().encode(), now) for e in events]
-    messages.append(Message(f"{settings.topic_prefix}/benne-01/{PAYLOADS[0]}", b"{}", now))
+    messages = [MqttMessage(f"{settings.topic_prefix}/benne-01/lift", e.to_json().encode(), now) for e in events]
+    messages.append(MqttMessage(f"{settings.topic_prefix}/benne-01/{PAYLOADS[0]}", b"{}", now))
     with ctx.sessions() as session, session.begin():
         inbox.write(session, messages)
     return street_id

@@ -79,7 +79,7 @@ def test_oversized_payloads_are_dead_letters_with_a_bounded_copy(harness: Harnes
     assert harness.write([(f"{PREFIX}/truck-a/{kind}", payload)]) == 1
     assert [reason for reason, _ in harness.dead_letters()] == ["too_large"]
     with harness.sessions() as session:
-        from server.store import DeadLetter
+        from server.ingest.models import DeadLetter
 
         (row,) = session.query(DeadLetter).all()
         assert row.payload_size == len(payload) and len(row.payload) <= 4096
@@ -96,7 +96,7 @@ def test_retention_purge_still_runs_after_hostile_evidence(harness: Harness) -> 
     """One photo stored under a path trick would make every later purge fail on that row."""
     from datetime import timedelta
 
-    from server.store import utcnow
+    from server.db import utcnow
 
     harness.write([(f"{PREFIX}/../evidence/{uuid.uuid4()}", jpeg()),
                    (f"{PREFIX}/truck-a/evidence/{uuid.uuid4()}", jpeg())])

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from server.store import Lift
+from server.ingest.models import Lift
 from tests.security.harness import PREFIX, Harness
 from tests.security.payloads import encode, json_values, mutated_events, payloads
 

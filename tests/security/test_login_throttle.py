@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.auth import add_user
 from server.config import load_settings
-from server.login import LOCKOUT_S, MAX_FAILURES, USER_MAX_FAILURES, LoginThrottle
+from server.web.auth import add_user
+from server.web.login import LOCKOUT_S, MAX_FAILURES, USER_MAX_FAILURES, LoginThrottle
 
 PASSWORD = "correct horse battery staple"
 OFFICE, ATTACKER = "192.0.2.10", "203.0.113.66"

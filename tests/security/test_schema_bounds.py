@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from server.store import Lift
+from server.ingest.models import Lift
 from tests.security.harness import PREFIX, Harness
 from tests.security.payloads import encode, valid_body
 from vision.schema import (

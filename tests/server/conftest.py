@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.app import create_app
-from server.auth import add_user, create_token
 from server.config import ServerSettings, load_settings
+from server.web.auth import add_user, create_token
 from tests.conftest import BrokerAddress, free_port
 
 PG_USERS = ("postgres", "root")

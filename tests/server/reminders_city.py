@@ -22,15 +22,15 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from base.paths import SHARED_DIR
 from server.config import ServerSettings
 from server.db import make_engine
-from server.evidence import EvidenceStore
-from server.inbox import Inbox, Message
-from server.metrics import Metrics
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, MqttMessage
+from server.ingest.metrics import Metrics
 from server.migrate import upgrade_database
-from server.reminder_store import upgrade_reminders
+from server.reminders.models import upgrade_reminders
 from tests.server.streets_db import FIXTURES, postgres_database
-from trivue.paths import SHARED_DIR
 from vision.rules import SortingRules
 from vision.schema import Evidence, GpsFix, LiftEvent, ModelInfo, Stream
 
@@ -88,7 +88,7 @@ class City:
     _sequence: int = 0
 
     def inbox(self, session: Session) -> Inbox:
-        from server.streets import Locator
+        from server.streets.locator import Locator
 
         locator = Locator.from_session(session)
         return Inbox(self.settings, EvidenceStore(self.settings.evidence_path, 2**22), Metrics(), lambda _s: locator)
@@ -108,16 +108,16 @@ class City:
             errors=list(verdict.errors), contaminated=verdict.contaminated, score=verdict.score, model=MODEL,
             frames=50, evidence=_evidence(jpeg) if jpeg else None)
         prefix = self.settings.topic_prefix
-        messages = [Message(f"{prefix}/{truck}/lift", event.to_json().encode(), when)]
+        messages = [MqttMessage(f"{prefix}/{truck}/lift", event.to_json().encode(), when)]
         if jpeg:
-            messages.append(Message(f"{prefix}/{truck}/evidence/{event.event_id}", jpeg, when))
+            messages.append(MqttMessage(f"{prefix}/{truck}/evidence/{event.event_id}", jpeg, when))
         self.inbox(session).write(session, messages)
         self.events.setdefault(role, []).append(str(event.event_id))
         return str(event.event_id)
 
 
 def _evidence(jpeg: bytes) -> Evidence:
-    from server.evidence import jpeg_dimensions
+    from server.ingest.evidence import jpeg_dimensions
 
     width, height = jpeg_dimensions(jpeg)
     return Evidence(sha256=hashlib.sha256(jpeg).hexdigest(), width=width, height=height)
@@ -125,7 +125,8 @@ def _evidence(jpeg: bytes) -> Evidence:
 
 def sure_addresses(session: Session) -> list[Any]:
     """Addresses a 3 m fix on them matches with confidence >= 0.8 (one candidate, clear street)."""
-    from server.streets import Address, Locator
+    from server.streets.locator import Locator
+    from server.streets.models import Address
 
     locator = Locator.from_session(session)
     sure = []
@@ -144,10 +145,10 @@ def seed_city(engine: Engine, folder: Path, today: date, household_level: bool =
     """Streets, addresses and the households of the plan tests; see the module docstring.
 
     The reminders' tests are about households: their server has the household level on, said here
-    (the default is off, ``server.privacy``); pass ``household_level=False`` for the street-level run.
+    (the default is off, ``server.web.privacy``); pass ``household_level=False`` for the street-level run.
     """
-    from server.addresses import import_address_file
-    from server.streets import import_street_file
+    from server.streets.addresses import import_address_file
+    from server.streets.importer import import_street_file
 
     settings = ServerSettings(data_dir=folder, database_url=str(engine.url.render_as_string(hide_password=False)),
                               cookie_secure=False, household_level=household_level)

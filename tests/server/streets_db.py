@@ -10,15 +10,15 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from base.paths import REPO_ROOT
 from server.db import Base, make_engine
-from trivue.paths import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "geodata"
 PG_USERS = ("postgres", "root")
 
 
 def create_schema(engine: Engine) -> Engine:
-    import server.streets  # noqa: F401  (registers the tables on Base)
+    import server.streets.models  # noqa: F401  (registers the tables on Base)
 
     Base.metadata.create_all(engine)
     return engine

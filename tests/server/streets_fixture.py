@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from trivue.paths import REPO_ROOT
+from base.paths import REPO_ROOT
 
 RENNES_CENTRE = REPO_ROOT / "tests" / "fixtures" / "geodata" / "rennes-centre.geojson"
 
@@ -25,7 +25,7 @@ class OnStreet:
 
 
 def import_rennes(sessions: sessionmaker[Session]) -> None:
-    from server.streets import import_street_file
+    from server.streets.importer import import_street_file
 
     with sessions() as session:
         import_street_file(session, RENNES_CENTRE, commune="Rennes")
@@ -43,7 +43,7 @@ def points_on_streets(sessions: sessionmaker[Session], count: int) -> list[OnStr
 
     Long pieces (>= 60 m) only, so the point is far from any junction and unambiguous.
     """
-    from server.streets import Segment, Street
+    from server.streets.models import Segment, Street
 
     found: dict[int, OnStreet] = {}
     with sessions() as session:

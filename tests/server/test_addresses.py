@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from server.addresses import AddressFileError, AddressImport, import_address_file
-from server.names import street_key
-from server.streets import Address, Locator, Street, import_street_file
+from server.streets.addresses import AddressFileError, AddressImport, import_address_file
+from server.streets.importer import import_street_file
+from server.streets.locator import Locator
+from server.streets.models import Address, Street
+from server.streets.names import street_key
 from tests.server.streets_db import FIXTURES, database
 from trivue.cli import main
 
@@ -254,7 +256,7 @@ def test_rematch_moves_stored_lifts_to_new_streets(tmp_path: Path, capsys: pytes
     from datetime import UTC, date, datetime
 
     from server.db import make_engine
-    from server.store import Lift, StreetDay
+    from server.ingest.models import Lift, StreetDay
 
     monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'trivue.db'}")
     assert run(capsys, "addresses", "import", str(BAN))[0] == 0  # creates the schema, no streets yet
@@ -281,7 +283,7 @@ def test_rematch_moves_stored_lifts_to_new_streets(tmp_path: Path, capsys: pytes
 
 
 def test_synthetic_addresses_for_a_commune_without_an_address_file(sqlite_engine: Engine) -> None:
-    from server.demo_addresses import SyntheticAddressError, synthesize_addresses
+    from server.streets.demo_addresses import SyntheticAddressError, synthesize_addresses
 
     with Session(sqlite_engine) as session:
         import_street_file(session, STREETS, "Rennes")

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.aggregates import insert_lifts, lift_row, rebuild_aggregates
 from server.db import make_engine
+from server.ingest.aggregates import insert_lifts, lift_row, rebuild_aggregates
+from server.ingest.models import StreetDay, StreetDayError
 from server.migrate import upgrade_database
-from server.store import StreetDay, StreetDayError
 from tests.server.events import lift_event
 
 ZONE_NAME = "Europe/Paris"

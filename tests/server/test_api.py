@@ -16,11 +16,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import select
 
-from server.evidence import EvidenceStore
-from server.inbox import Inbox, Message
-from server.metrics import Metrics
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, MqttMessage
+from server.ingest.metrics import Metrics
 from server.migrate import head_revision
-from server.store import AuditEntry
+from server.web.accounts import AuditEntry
 from tests.conftest import BrokerAddress
 from tests.server.conftest import PASSWORD, Server
 from tests.server.events import lift_event
@@ -47,7 +47,7 @@ def seed(server: Server, events: list[Any], locator: Any = None) -> None:
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
                   lambda _s: locator)
     now = datetime.now(UTC)
-    messages = [Message(f"{settings.topic_prefix}/{e.truck_id}/lift", e.to_json().encode(), now) for e in events]
+    messages = [MqttMessage(f"{settings.topic_prefix}/{e.truck_id}/lift", e.to_json().encode(), now) for e in events]
     with server.sessions() as session, session.begin():
         inbox.write(session, messages)
 
@@ -88,8 +88,8 @@ def test_roles(api: Server, role: str) -> None:
 
 
 def test_revoked_token_is_refused(api: Server) -> None:
-    from server.auth import revoke_token
-    from server.store import ApiToken
+    from server.web.accounts import ApiToken
+    from server.web.auth import revoke_token
 
     headers = api.token("viewer")
     assert api.client.get("/api/trucks", headers=headers).status_code == 200
@@ -160,7 +160,7 @@ def test_lifts_pagination_and_filters(api: Server) -> None:
 
 
 def test_street_exports_csv_and_geojson(api: Server) -> None:
-    from server.streets import Locator
+    from server.streets.locator import Locator
 
     import_rennes(api.sessions)
     points = points_on_streets(api.sessions, 2)
@@ -234,7 +234,7 @@ def test_truck_config_is_published_retained(server: Server, mqtt_broker: BrokerA
 
 
 def test_viewers_do_not_see_streets_below_the_privacy_threshold(make_settings: Any, run_server: Any) -> None:
-    from server.streets import Locator
+    from server.streets.locator import Locator
 
     with run_server(make_settings(ingest_enabled=False, viewer_min_lifts=3)) as server:
         import_rennes(server.sessions)

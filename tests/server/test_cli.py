@@ -105,19 +105,19 @@ def test_dead_letters_replay_after_registering_a_truck(cli_env: str, monkeypatch
     from sqlalchemy import func, select
 
     from server.cli import open_database
-    from server.evidence import EvidenceStore
-    from server.inbox import Inbox, Message
-    from server.metrics import Metrics
-    from server.store import DeadLetter, Lift
+    from server.ingest.evidence import EvidenceStore
+    from server.ingest.inbox import Inbox, MqttMessage
+    from server.ingest.metrics import Metrics
+    from server.ingest.models import DeadLetter, Lift
     from tests.server.events import lift_event
 
     settings = load_settings(known_trucks=["benne-01"])
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
     now = datetime.now(UTC)
     with open_database(settings) as session:
-        inbox.write(session, [Message(f"{settings.topic_prefix}/benne-02/lift", lift_event("benne-02").to_json()
+        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-02/lift", lift_event("benne-02").to_json()
                                       .encode(), now),
-                              Message(f"{settings.topic_prefix}/benne-01/lift", b"{broken", now)])
+                              MqttMessage(f"{settings.topic_prefix}/benne-01/lift", b"{broken", now)])
         session.commit()
     monkeypatch.setenv("TRIVUE_KNOWN_TRUCKS", "benne-01,benne-02")
     assert run(["dead-letters", "replay", "--reason", "unknown_truck"], monkeypatch) == 0

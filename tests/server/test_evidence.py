@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.evidence import EvidenceError, EvidenceStore, jpeg_dimensions
+from server.ingest.evidence import EvidenceError, EvidenceStore, jpeg_dimensions
 
 
 def test_dimensions_match_pillow(litter_val_images: list[Path]) -> None:

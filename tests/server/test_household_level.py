@@ -1,4 +1,4 @@
-"""The household-level switch (``server.privacy``): off by default, street level only while off.
+"""The household-level switch (``server.web.privacy``): off by default, street level only while off.
 
 The same city (real Rennes streets and BAN addresses, lifts with RFID tags and sure addresses,
 ``tests.server.reminders_city``) is served with the switch off and on, on SQLite and PostgreSQL:
@@ -21,11 +21,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from server.app import create_app
-from server.auth import create_token
 from server.config import ConfigError, load_settings
-from server.privacy import OFF_MESSAGE
-from server.reminder_store import Contact
-from server.store import AuditEntry, DeadLetter, Lift, utcnow
+from server.db import utcnow
+from server.ingest.models import DeadLetter, Lift
+from server.reminders.models import Contact
+from server.web.accounts import AuditEntry
+from server.web.auth import create_token
+from server.web.privacy import OFF_MESSAGE
 from tests.server.reminders_city import City, engine_for, seed_city
 from tests.server.test_reminders_send import pdf_text
 

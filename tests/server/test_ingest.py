@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from server.store import Lift
+from server.ingest.models import Lift
 from tests.conftest import BrokerAddress
 from tests.server.conftest import Server, publish, wait_for
 from tests.server.events import lift_event, wire
@@ -250,7 +250,7 @@ def test_messages_are_acknowledged_only_once_stored(make_settings: Any, run_serv
         pytest.skip("the embedded amqtt broker does not redeliver unacknowledged messages on reconnect")
     from sqlalchemy.exc import OperationalError
 
-    from server.inbox import Inbox
+    from server.ingest.inbox import Inbox
 
     settings = make_settings()
     real_write = Inbox.write

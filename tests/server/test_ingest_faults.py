@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from server.inbox import Message
-from server.store import DeadLetter, Lift
+from server.ingest.inbox import MqttMessage
+from server.ingest.models import DeadLetter, Lift
 from tests.server.conftest import Server, wait_for
 from tests.server.events import lift_event
 
@@ -26,12 +26,12 @@ def _poisoned(server: Server, refuse_failures: int | None) -> dict[str, int]:
     inbox, calls = server.ingest.inbox, {"refuse": 0}
     write, refuse = inbox.write, inbox.refuse
 
-    def breaking_write(session: Any, messages: Sequence[Message]) -> int:
+    def breaking_write(session: Any, messages: Sequence[MqttMessage]) -> int:
         if any(m.payload == POISON for m in messages):
             raise RuntimeError("a bug that this message triggers")
         return write(session, messages)
 
-    def failing_refuse(session: Any, message: Message, reason: str, detail: str) -> None:
+    def failing_refuse(session: Any, message: MqttMessage, reason: str, detail: str) -> None:
         calls["refuse"] += 1
         if refuse_failures is None or calls["refuse"] <= refuse_failures:
             raise OSError(28, "No space left on device")

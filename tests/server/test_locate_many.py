@@ -11,15 +11,15 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.aggregates import match_rows
-from server.db import make_engine
-from server.demo_addresses import synthesize_addresses
-from server.evidence import EvidenceStore
-from server.geo import Locator, Match
-from server.inbox import Inbox, Message
-from server.metrics import Metrics
-from server.store import Lift, utcnow
-from server.streets import import_street_file
+from server.db import make_engine, utcnow
+from server.ingest.aggregates import match_rows
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, MqttMessage
+from server.ingest.metrics import Metrics
+from server.ingest.models import Lift
+from server.streets.demo_addresses import synthesize_addresses
+from server.streets.importer import import_street_file
+from server.streets.locator import Locator, Match
 from tests.server.conftest import RennesDatabase
 from tests.server.events import lift_event
 from tests.server.streets_db import FIXTURES, create_schema
@@ -59,12 +59,12 @@ def test_locate_many_gives_exactly_the_matches_of_locate(tmp_path: Path) -> None
 
 
 def test_locate_many_handles_empty_and_chunked_input(tmp_path: Path, monkeypatch: Any) -> None:
-    import server.geo
+    import server.streets.locator
 
     locator = centre_locator(tmp_path, with_addresses=False)
     assert locator.locate_many([], []) == []
     lats, lons, _, _ = random_fixes(500, seed=8)
-    monkeypatch.setattr(server.geo, "LOCATE_CHUNK", 64)  # several chunks, the last one partial
+    monkeypatch.setattr(server.streets.locator, "LOCATE_CHUNK", 64)  # several chunks, the last one partial
     assert locator.locate_many(lats, lons) == [locator.locate(lat, lon) for lat, lon in zip(lats, lons, strict=True)]
     empty = Locator([], {})
     assert empty.locate_many(lats[:3], lons[:3]) == [None, None, None]
@@ -121,7 +121,7 @@ def test_a_matching_bug_stores_the_batch_and_matches_all_other_lifts(rennes_db: 
         locator = BreaksOnOneFix(Locator.from_session(session), bad_lat=points[0].lat)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
     events = [lift_event("benne-09", sequence=i, gps=(p.lat, p.lon)) for i, p in enumerate(points)]
-    messages = [Message(f"{settings.topic_prefix}/benne-09/lift", e.to_json().encode(), utcnow())
+    messages = [MqttMessage(f"{settings.topic_prefix}/benne-09/lift", e.to_json().encode(), utcnow())
                 for e in events]
     with sessions() as session, session.begin():
         assert inbox.write(session, messages) == 0

@@ -19,14 +19,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from server.aggregates import insert_lifts, lift_row
 from server.app import create_app
-from server.auth import create_token
 from server.config import ConfigError, load_settings
-from server.geo import Locator
-from server.opendata import COLUMNS, OpenDataQuery, default_query, publication
-from server.reports import wilson
-from server.store import AuditEntry
+from server.ingest.aggregates import insert_lifts, lift_row
+from server.opendata.export import COLUMNS, OpenDataQuery, default_query, publication
+from server.streets.locator import Locator
+from server.web.accounts import AuditEntry
+from server.web.auth import create_token
+from server.web.reports import wilson
 from tests.dashboard.seed import make_event
 from tests.server.conftest import RennesDatabase
 from tests.server.streets_fixture import OnStreet, points_on_streets

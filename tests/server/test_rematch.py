@@ -8,15 +8,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from server.aggregates import rematch_lifts
-from server.store import StreetDay
+from server.ingest.aggregates import rematch_lifts
+from server.ingest.models import StreetDay
 from tests.server.events import lift_event
 from tests.server.streets_fixture import import_rennes, points_on_streets
 from tests.server.test_api import seed
 
 
 def test_rematch_moves_lifts_onto_streets_and_rebuilds_aggregates(make_settings: Any, run_server: Any) -> None:
-    from server.streets import Locator
+    from server.streets.locator import Locator
 
     with run_server(make_settings(ingest_enabled=False)) as server:
         import_rennes(server.sessions)

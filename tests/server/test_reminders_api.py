@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from server.app import create_app
-from server.auth import create_token
-from server.reminder_store import Item
-from server.store import AuditEntry
+from server.reminders.models import Item
+from server.web.accounts import AuditEntry
+from server.web.auth import create_token
 from tests.server.reminders_city import City, engine_for, seed_city
 from tests.server.test_reminders_send import pdf_text
 
@@ -93,7 +93,7 @@ def test_review_send_and_audit(served) -> None:  # type: ignore[no-untyped-def]
     assert effect["status"] == "too_few"  # sent today: nothing after the cut-off yet
 
     with city.sessions() as session:  # retention removed a photo: the page no longer links to it
-        from server.store import Evidence
+        from server.ingest.models import Evidence
 
         session.delete(session.get(Evidence, street["photos"][0].split("/")[3]))
         session.commit()
@@ -145,7 +145,7 @@ def test_review_shows_channel_and_retry_endpoint(served) -> None:  # type: ignor
                         headers=manager)
     assert again.status_code == 422  # a failed item is retried, not reviewed again
     with city.sessions() as session:
-        from server.households import import_contacts
+        from server.reminders.households import import_contacts
 
         import_contacts(session, 'key,name,postal_address\nbin:BAC-0042,M. Petit,"4 rue Hoche, 35000 Rennes"\n',
                         "test", "c.csv")

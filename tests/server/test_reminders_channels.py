@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from server.channels import ChannelError, Mailer, SmsGateway, _smtp_temporary
-from server.dispatch import Dispatcher
-from server.messages import Message, MessageTemplates
-from server.reminder_config import RemindersConfig, SmsChannel
-from server.sms_text import PhoneError, e164, gsm_text, is_gsm7, segments
+from server.reminders.channels import ChannelError, Mailer, SmsGateway, _smtp_temporary
+from server.reminders.config import RemindersConfig, SmsChannel
+from server.reminders.dispatch import Dispatcher
+from server.reminders.sms_text import PhoneError, e164, gsm_text, is_gsm7, segments
+from server.reminders.templates import MessageTemplates, TemplateData
 from tests.server.reminders_city import City, Relay
 from tests.server.test_reminders_exactly_once import TODAY, approved_campaign, rules_for
 
@@ -43,7 +43,7 @@ def test_segments() -> None:
 def test_default_sms_fits_one_segment_and_says_how_to_refuse() -> None:
     config = RemindersConfig(contact={"website": "tri.orleans-metropole.fr"},
                              channels={"sms": {"url": "http://127.0.0.1/"}})
-    text = gsm_text(MessageTemplates(config).render("sms", Message(
+    text = gsm_text(MessageTemplates(config).render("sms", TemplateData(
         "household", 1, "M. Durand", "Rue Hoche", 9, 3, {"verre": 2, "sac_ferme": 1, "biodechet": 1},
         TODAY, TODAY, reference="R1-12")))
     assert is_gsm7(text) and segments(text) == 1, (len(text), text)
@@ -93,7 +93,7 @@ def test_email_headers_and_opt_out(city: City, smtp_relay: tuple[Relay, int], tm
     with city.sessions() as session:
         from sqlalchemy import select
 
-        from server.reminder_store import Item
+        from server.reminders.models import Item
 
         stored = session.scalar(select(Item.message_id).where(Item.campaign_id == campaign_id,
                                                               Item.kind == "household"))

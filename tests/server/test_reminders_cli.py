@@ -29,7 +29,7 @@ def test_plan_create_review_send_report(tmp_path: Path, monkeypatch: pytest.Monk
     assert city.addresses["target"].label in out and "(seuil : 3)" in out
     assert city.addresses["opted_out"].label not in out  # two lifts: under this file's threshold
     with city.sessions() as session:
-        from server.reminder_store import Campaign
+        from server.reminders.models import Campaign
 
         assert session.query(Campaign).count() == 0  # a dry run stores nothing
 
@@ -66,12 +66,12 @@ def test_report_json_matches_the_page(tmp_path: Path, monkeypatch: pytest.Monkey
     from sqlalchemy.orm import Session
 
     from server.app import create_app
-    from server.auth import create_token
     from server.config import ServerSettings
     from server.db import make_engine
     from server.migrate import upgrade_database
-    from server.reminder_store import upgrade_reminders
-    from trivue.reminder_effect import store_trial
+    from server.reminders.models import upgrade_reminders
+    from server.web.auth import create_token
+    from trivue.sim.reminder_effect import store_trial
 
     engine = make_engine(f"sqlite:///{tmp_path / 'trivue.db'}")
     upgrade_database(engine)
@@ -101,7 +101,7 @@ def test_every_command_refuses_bad_input_in_one_line(tmp_path: Path, monkeypatch
     """Exit code 2, one French line, no traceback, no INFO noise; an unknown campaign is unknown everywhere."""
     from sqlalchemy import select
 
-    from server.store import AuditEntry
+    from server.web.accounts import AuditEntry
 
     with engine_for("sqlite", tmp_path, False) as engine:
         city = seed_city(engine, tmp_path, TODAY)

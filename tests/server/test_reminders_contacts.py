@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from server.households import HouseholdError, import_contacts
-from server.reminder_store import Contact
+from server.reminders.households import HouseholdError, import_contacts
+from server.reminders.models import Contact
 from tests.server.reminders_city import City
 
 EXCEL = ("Clé;Nom;Courriel;Téléphone;Adresse;Remarque\n"
@@ -60,7 +60,7 @@ def test_cli_and_api_apply_the_same_rules(city: City, tmp_path: Path, monkeypatc
     from fastapi.testclient import TestClient
 
     from server.app import create_app
-    from server.auth import create_token
+    from server.web.auth import create_token
     from trivue.cli import main
 
     monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)

@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.aggregates import insert_lifts, lift_row
-from server.effect import effect_text, measure
-from server.geo import Match
-from server.reminder_config import EffectRules
-from server.reminder_matching import Candidate, balance, match
-from server.reminder_store import Campaign, Item
+from server.ingest.aggregates import insert_lifts, lift_row
+from server.reminders.config import EffectRules
+from server.reminders.effect import effect_text, measure
+from server.reminders.matching import Candidate, balance, match
+from server.reminders.models import Campaign, Item
+from server.streets.locator import Match
 from tests.server.reminders_city import MODEL, RULES, engine_for
 from vision.schema import GpsFix, LiftEvent, Stream
 
@@ -180,7 +180,7 @@ def test_unbalanced_controls_refuse_to_conclude(sessions: sessionmaker[Session])
 
 def test_controls_are_frozen_when_the_campaign_is_sent(sessions: sessionmaker[Session]) -> None:
     """New lifts (and a new street looking exactly like the targeted ones) change no control."""
-    from server.effect import freeze_controls
+    from server.reminders.effect import freeze_controls
 
     rng = random.Random(8)
     with sessions() as session:

@@ -21,13 +21,14 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from server.campaigns import Decision, create_campaign, review
-from server.dispatch import Dispatcher
-from server.households import import_contacts
-from server.reminder_config import RemindersConfig
-from server.reminder_store import Item
-from server.reminders import make_plan
-from server.store import AuditEntry, utcnow
+from server.db import utcnow
+from server.reminders.campaigns import Decision, create_campaign, review
+from server.reminders.config import RemindersConfig
+from server.reminders.dispatch import Dispatcher
+from server.reminders.households import import_contacts
+from server.reminders.models import Item
+from server.reminders.plan import make_plan
+from server.web.accounts import AuditEntry
 from tests.server.reminders_city import City, Relay
 
 TODAY = date(2026, 11, 20)

@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from server.reminder_store import STATUSES
-from server.reminders_pages import I18N
+from server.reminders.models import STATUSES
+from server.reminders.pages import I18N
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

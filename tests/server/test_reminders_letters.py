@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from server.letters import WINDOW_W_MM, WINDOW_X_MM, WINDOW_Y_MM, LetterHeader, letter_pdf
-from server.messages import Message, MessageTemplates
-from server.postal import AddressError, address_block, greeting, last_line
-from server.reminder_config import RemindersConfig
+from server.reminders.config import RemindersConfig
+from server.reminders.letters import WINDOW_W_MM, WINDOW_X_MM, WINDOW_Y_MM, LetterHeader, letter_pdf
+from server.reminders.postal import AddressError, address_block, greeting, last_line
+from server.reminders.templates import MessageTemplates, TemplateData
 from tests.server.reminders_city import photo_bytes
 
 DPI = 100
@@ -59,7 +59,7 @@ def household_letter(tmp_path: Path, categories: dict[str, int], photos: int = 2
     config = RemindersConfig(contact={"organisation": "Orléans Métropole — Service déchets",
                                       "postal_address": ["5 place du 6 juin 1944", "45000 ORLEANS"],
                                       "phone": "02 38 79 22 22", "website": "www.orleans-metropole.fr"})
-    message = Message("household", 1, "Mme Martin", "Rue de Bourgogne, Orléans", 9, 3, categories,
+    message = TemplateData("household", 1, "Mme Martin", "Rue de Bourgogne, Orléans", 9, 3, categories,
                       date(2026, 10, 22), date(2026, 11, 20), today=date(2026, 11, 21), name="Mme Martin",
                       address="12 rue de Bourgogne, 45000 Orléans", reference="R1-7")
     text = MessageTemplates(config).render("letter", message)

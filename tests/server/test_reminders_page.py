@@ -27,8 +27,8 @@ def served(tmp_path: Path) -> Iterator[tuple[City, str]]:
     import uvicorn
 
     from server.app import create_app
-    from server.auth import add_user
-    from server.dashboard import missing_vendor_files
+    from server.web.auth import add_user
+    from server.web.dashboard import missing_vendor_files
 
     if missing_vendor_files():
         pytest.skip("dashboard libraries missing: run `make dashboard-assets`")
@@ -133,13 +133,13 @@ def test_effect_plot_on_the_campaign_page(tmp_path: Path, chromium: Any,
     from sqlalchemy.orm import Session
 
     from server.app import create_app
-    from server.auth import add_user
     from server.config import ServerSettings
-    from server.dashboard import missing_vendor_files
     from server.db import make_engine
     from server.migrate import upgrade_database
-    from server.reminder_store import upgrade_reminders
-    from trivue.reminder_effect import store_trial
+    from server.reminders.models import upgrade_reminders
+    from server.web.auth import add_user
+    from server.web.dashboard import missing_vendor_files
+    from trivue.sim.reminder_effect import store_trial
 
     if missing_vendor_files():
         pytest.skip("dashboard libraries missing: run `make dashboard-assets`")

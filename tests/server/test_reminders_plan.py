@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from server.campaigns import Decision, create_campaign, review
-from server.households import opt_out
-from server.reminder_config import ReminderConfigError, RemindersConfig, load_rules
-from server.reminder_store import SENT, Item
-from server.reminders import make_plan
-from server.store import utcnow
+from server.db import utcnow
+from server.reminders.campaigns import Decision, create_campaign, review
+from server.reminders.config import ReminderConfigError, RemindersConfig, load_targeting
+from server.reminders.households import opt_out
+from server.reminders.models import SENT, Item
+from server.reminders.plan import make_plan
 from tests.server.reminders_city import City, engine_for, seed_city
 
 TODAY = date(2026, 11, 20)
@@ -99,15 +99,15 @@ def test_rules_file_is_strict(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text("household:\n  min_contaminated_lifts: 2\n  colour: blue\n")
     with pytest.raises(ReminderConfigError, match=r"household\.colour: Extra inputs are not permitted"):
-        load_rules(path)
+        load_targeting(path)
     path.write_text("levels:\n  - action: information\n  - action: refus_de_collecte\n")
     with pytest.raises(ReminderConfigError, match=r"levels\.1\.action.*refus_de_collecte"):
-        load_rules(path)
+        load_targeting(path)
     path.write_text("quiet_periods:\n  - {start: '02-30', end: '03-02', reason: x}\n")
     with pytest.raises(ReminderConfigError, match="02-30"):
-        load_rules(path)
+        load_targeting(path)
     shipped = Path(__file__).resolve().parents[2] / "reminders" / "targeting.yaml"
-    assert load_rules(shipped) == RemindersConfig()  # the documented file is the defaults
+    assert load_targeting(shipped) == RemindersConfig()  # the documented file is the defaults
 
 
 def test_quiet_period_spanning_new_year() -> None:
@@ -118,7 +118,7 @@ def test_quiet_period_spanning_new_year() -> None:
 
 def test_synthetic_addresses_are_no_households(city: City) -> None:
     """Demo addresses (generated where no address file exists) never receive a letter."""
-    from server.streets import Address
+    from server.streets.models import Address
 
     with city.sessions() as session:
         session.get(Address, city.addresses["target"].id).synthetic = True

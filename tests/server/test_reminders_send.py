@@ -22,14 +22,14 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from server.campaigns import Decision, create_campaign, review
-from server.channels import Attachment, ChannelError, Mailer, SmsGateway
-from server.dispatch import Dispatcher
-from server.households import import_contacts
-from server.reminder_config import RemindersConfig, SmsChannel, SmtpChannel
-from server.reminder_store import Item
-from server.reminders import make_plan
-from server.store import AuditEntry
+from server.reminders.campaigns import Decision, create_campaign, review
+from server.reminders.channels import Attachment, ChannelError, Mailer, SmsGateway
+from server.reminders.config import RemindersConfig, SmsChannel, SmtpChannel
+from server.reminders.dispatch import Dispatcher
+from server.reminders.households import import_contacts
+from server.reminders.models import Item
+from server.reminders.plan import make_plan
+from server.web.accounts import AuditEntry
 from tests.conftest import free_port
 from tests.server.reminders_city import City, engine_for, seed_city
 
@@ -195,8 +195,8 @@ def test_send_campaign_only_approved(city: City, smtp_server: tuple[Inbox, SmtpC
 
 def test_route_sheet_orders_addresses_along_the_street(city: City, tmp_path: Path) -> None:
     """Level-3 visits and the street notice of Rue Hoche, in walking order on the sheet."""
-    from server.letters import route_sheet_pdf
-    from server.route import axis_positions, route_streets
+    from server.reminders.letters import route_sheet_pdf
+    from server.reminders.walking_route import axis_positions, route_streets
 
     rules = RemindersConfig()
     with city.sessions() as session:
@@ -220,8 +220,8 @@ def test_route_sheet_orders_addresses_along_the_street(city: City, tmp_path: Pat
 
 def test_send_time_checks_quiet_period_and_opt_out(city: City, tmp_path: Path) -> None:
     """Approved, then the household opts out, then a quiet period starts: nothing leaves."""
-    from server.campaigns import CampaignError
-    from server.households import opt_out
+    from server.reminders.campaigns import CampaignError
+    from server.reminders.households import opt_out
 
     rules = RemindersConfig()
     key = f"address:{city.addresses['target'].id}"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from server.letters import letter_pdf
-from server.messages import CATEGORY_LABELS, Message, MessageTemplates, TemplateError, plain_text
-from server.reminder_config import RemindersConfig, load_rules
+from server.reminders.config import RemindersConfig, load_targeting
+from server.reminders.letters import letter_pdf
+from server.reminders.templates import CATEGORY_LABELS, MessageTemplates, TemplateData, TemplateError, plain_text
 from tests.server.test_reminders_send import pdf_text
 
-MESSAGE = Message("household", 1, "Aux occupants, 1 rue A", "Rue A, Orléans", 6, 2, {"verre": 2},
+MESSAGE = TemplateData("household", 1, "Aux occupants, 1 rue A", "Rue A, Orléans", 6, 2, {"verre": 2},
                   date(2026, 10, 1), date(2026, 10, 30), today=date(2026, 11, 2))
 
 
@@ -22,7 +22,7 @@ def test_own_templates_are_looked_up_first(tmp_path: Path) -> None:
     (tmp_path / "errors" / "verre.txt.j2").write_text(own)
     rules = tmp_path / "rules.yaml"
     rules.write_text("templates_dir: .\ncontact: {organisation: Orléans Métropole}\n")
-    templates = MessageTemplates(load_rules(rules))
+    templates = MessageTemplates(load_targeting(rules))
     text = templates.render("letter", MESSAGE)
     assert "450 bornes" in text and "1er octobre 2026" in text
     assert "Orléans Métropole" in templates.render("sms", MESSAGE)  # the letter's sender block is the layout's
@@ -42,7 +42,7 @@ def test_a_broken_template_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("level", [1, 2, 3])
 def test_every_category_and_level_renders(category: str, level: int) -> None:
     templates = MessageTemplates(RemindersConfig())
-    message = Message("household", level, "Aux occupants", "Rue A", 4, 2, {category: 2}, date(2026, 10, 1),
+    message = TemplateData("household", level, "Aux occupants", "Rue A", 4, 2, {category: 2}, date(2026, 10, 1),
                       date(2026, 10, 30))
     letter = templates.render("letter", message)
     assert "Ce que nous avons vu" in letter and "À faire" in letter and "Une question ?" in letter

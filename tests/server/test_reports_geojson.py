@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from server.aggregates import insert_lifts, lift_row
-from server.geo import Locator
-from server.reports import StreetFilter, street_geojson, street_geojson_text
+from server.ingest.aggregates import insert_lifts, lift_row
+from server.streets.locator import Locator
+from server.web.reports import StreetFilter, street_geojson, street_geojson_text
 from tests.server.conftest import RennesDatabase
 from tests.server.events import lift_event
 from tests.server.streets_fixture import points_on_streets

@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from server.app import create_app
-from server.evidence import EvidenceStore
-from server.inbox import Inbox, Message
-from server.metrics import Metrics
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, MqttMessage
+from server.ingest.metrics import Metrics
+from server.ingest.models import DeadLetter, Evidence, Lift, StreetDay
 from server.retention import purge_expired
-from server.store import DeadLetter, Evidence, Lift, StreetDay
 from tests.server.events import lift_event
 
 
@@ -32,10 +32,10 @@ def test_purge_keeps_aggregates(make_settings: Any, litter_val_images: list[Path
     sessions = create_app(settings, start_ingest=False).state.ctx.sessions
     store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
     inbox = Inbox(settings, store, Metrics())
-    messages = [Message(f"{prefix}/benne-01/lift", e.to_json().encode(), now) for e in (old, recent)]
-    messages += [Message(f"{prefix}/benne-01/evidence/{e.event_id}", photo, at)
+    messages = [MqttMessage(f"{prefix}/benne-01/lift", e.to_json().encode(), now) for e in (old, recent)]
+    messages += [MqttMessage(f"{prefix}/benne-01/evidence/{e.event_id}", photo, at)
                  for e, at in ((old, now - timedelta(days=40)), (recent, now - timedelta(days=8)))]
-    messages += [Message(f"{prefix}/benne-01/lift", b"junk", now - timedelta(days=d)) for d in (1, 11)]
+    messages += [MqttMessage(f"{prefix}/benne-01/lift", b"junk", now - timedelta(days=d)) for d in (1, 11)]
     with sessions() as session, session.begin():
         inbox.write(session, messages)
     files = sorted(settings.evidence_path.rglob("*.jpg"))

@@ -22,14 +22,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from base.paths import REPO_ROOT
 from server.config import ServerSettings
 from server.db import make_engine
+from server.ingest.models import Lift, StreetDay
 from server.migrate import upgrade_database
-from server.store import Lift, StreetDay
 from tests.conftest import BrokerAddress, free_port
 from tests.server.conftest import publish, wait_for
 from tests.server.events import lift_event
-from trivue.paths import REPO_ROOT
 
 LIFTS = 300
 

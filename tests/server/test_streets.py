@@ -14,8 +14,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from server.osm import STREET_HIGHWAYS, StreetFileError, polyline_length_m
-from server.streets import Locator, Segment, Street, import_street_file
+from server.streets.importer import import_street_file
+from server.streets.locator import Locator
+from server.streets.models import Segment, Street
+from server.streets.osm import STREET_HIGHWAYS, StreetFileError, polyline_length_m
 from tests.server.streets_db import FIXTURES, database
 
 EARTH_M = 6_371_008.8

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
+from base.paths import REPO_ROOT
 from training.datasets import DatasetError, load_mapping, merge, read_source_names
-from trivue.paths import REPO_ROOT
 
 TAXONOMY = ["bag", "bottle", "can"]
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
+from base.paths import REPO_ROOT, SHARED_DIR
 from training.datasets import DatasetError, check_near_leaks, load_mapping, merge
 from training.duplicates import Groups, Link, assign, crossing_links, find_groups, fingerprint, group_split
-from trivue.paths import REPO_ROOT, SHARED_DIR
 
 
 def scene(seed: int) -> np.ndarray:

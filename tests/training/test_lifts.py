@@ -13,11 +13,12 @@ import yaml
 
 pytest.importorskip("albumentations")
 
+from base.paths import MODELS_DIR
 from edge.config import TrackingSettings
+from training.bursts import BurstStyle, burst_seed, make_burst
 from training.evaluate import read_labels
-from training.lifts import BurstStyle, LabelledBoxes, LiftCounter, burst_seed, evaluate_lifts, make_burst
+from training.lifts import LabelledBoxes, LiftCounter, evaluate_lifts
 from trivue.cli import main
-from trivue.paths import MODELS_DIR
 from vision.rules import SortingRules
 from vision.schema import Stream
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from base.paths import MODELS_DIR, REPO_ROOT
 from training.evaluate import evaluate
-from trivue.paths import MODELS_DIR, REPO_ROOT
 from vision.model import Detector
 
 FP32 = MODELS_DIR / "trivue-waste.onnx"

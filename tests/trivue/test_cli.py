@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from trivue.paths import REPO_ROOT
+from base.paths import REPO_ROOT
 
 
 def trivue(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from trivue.reminder_effect import ReminderEffect, estimate_trial, simulate_trial, store_trial
+from trivue.sim.reminder_effect import ReminderEffect, estimate_trial, simulate_trial, store_trial
 
 
 def test_reached_households_sort_better_after_the_delay() -> None:
-    from trivue.households import Household
-    from trivue.rounds import StreetRef
+    from trivue.sim.homes import Household
+    from trivue.sim.rounds import StreetRef
 
     street = StreetRef(1, "Rue Test", "Testville")
     home = Household("h1", street, 0, 0.0, 1, "1", "1 Rue Test", 48.0, 1.9, True, None, 0.4)
@@ -56,10 +56,10 @@ def test_report_recovers_a_simulated_effect_through_the_database(tmp_path: Path)
     from sqlalchemy.orm import Session
 
     from server.db import make_engine
-    from server.effect import freeze_controls, measure
     from server.migrate import upgrade_database
-    from server.reminder_config import EffectRules
-    from server.reminder_store import upgrade_reminders
+    from server.reminders.config import EffectRules
+    from server.reminders.effect import freeze_controls, measure
+    from server.reminders.models import upgrade_reminders
 
     engine = make_engine(f"sqlite:///{tmp_path / 'trivue.db'}")
     upgrade_database(engine)

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from base.errors import CliError
 from tests.conftest import free_port
-from trivue.cli import CliError
-from trivue.contents import ContentMaker
-from trivue.demo import SAMPLE_STREETS
-from trivue.faults import FaultPlan, Window, malformed_payload
-from trivue.households import PLOT_M, SYNTHETIC_MARK, AddressPoint, ContaminationPlan, HouseholdBuilder
-from trivue.rounds import StreetNetwork, StreetRef
-from trivue.schedule import DrivingSettings, TruckDay, index_by_link
+from trivue.demo.place import SAMPLE_STREETS
+from trivue.sim.contents import ContentMaker
+from trivue.sim.faults import FaultPlan, Window, malformed_payload
+from trivue.sim.homes import PLOT_M, SYNTHETIC_MARK, AddressPoint, ContaminationPlan, HouseholdBuilder
+from trivue.sim.rounds import StreetNetwork, StreetRef
+from trivue.sim.schedule import DrivingSettings, TruckDay, index_by_link
 from vision.rules import SortingRules
 from vision.schema import SchemaError, Stream, parse_lift_event
 

@@ -7,7 +7,6 @@ Streets are the committed Rennes extract (so these tests run without ../shared t
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import subprocess
@@ -23,14 +22,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from base.paths import REPO_ROOT
 from server.app import create_app
 from server.config import ServerSettings, load_settings
 from server.db import make_engine
 from server.migrate import upgrade_database
-from server.streets import import_street_file
+from server.streets.importer import import_street_file
 from tests.conftest import BrokerAddress, free_port
-from trivue.demo import SAMPLE_STREETS
-from trivue.paths import REPO_ROOT
+from trivue.demo.place import SAMPLE_STREETS
+from trivue.sim.options import SimulateOptions
 
 AREA = "48.1113,-1.6800,500"
 
@@ -155,7 +155,8 @@ def test_events_round_matches_ground_truth(api: TestClient, tmp_path: Path, mqtt
 
 
 def test_broker_restart_and_outage_lose_nothing(tmp_path: Path, prefix: str) -> None:
-    from trivue.simrun import BrokerHandle, SimulationRun
+    from trivue.broker import BrokerHandle
+    from trivue.sim.run import SimulationRun
 
     broker = BrokerHandle("127.0.0.1", free_port()).start()
     try:
@@ -177,7 +178,8 @@ def test_broker_restart_and_outage_lose_nothing(tmp_path: Path, prefix: str) -> 
 
 
 def test_full_mode_runs_the_edge_agent_through_skew_and_a_broker_restart(tmp_path: Path, prefix: str) -> None:
-    from trivue.simrun import BrokerHandle, SimulationRun
+    from trivue.broker import BrokerHandle
+    from trivue.sim.run import SimulationRun
     from vision.model import default_model_path
 
     if not default_model_path().is_file():
@@ -209,7 +211,7 @@ def test_full_mode_runs_the_edge_agent_through_skew_and_a_broker_restart(tmp_pat
 
 
 def simulate_args(tmp_path: Path, broker_url: str, trucks: int, mode: str = "events", round_km: float = 1.0,
-                  **faults: Any) -> argparse.Namespace:
+                  **faults: Any) -> SimulateOptions:
     from trivue.cli import build_parser
 
     argv = ["simulate", "--mode", mode, "--trucks", str(trucks), "--round-km", str(round_km), "--area", AREA,
@@ -221,5 +223,5 @@ def simulate_args(tmp_path: Path, broker_url: str, trucks: int, mode: str = "eve
     argv += faults.get("clock_skew", [])
     args = build_parser().parse_args(argv)
     args.database_url = f"sqlite:///{tmp_path / 'trivue.db'}"
-    return args
+    return SimulateOptions.from_args(args)
 

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from trivue.paths import SHARED_DIR
+from base.paths import SHARED_DIR
 from vision.detection import Detections, box_iou
 from vision.model import Detector, DetectorError, default_model_path, letterbox, nms
 from vision.region import Region

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from trivue.paths import REPO_ROOT
+from base.paths import REPO_ROOT
 from vision.schema import SCHEMA_VERSION, LiftEvent, SchemaError, json_schema, parse_lift_event
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trivue.paths import MODELS_DIR
+from base.paths import MODELS_DIR
 from vision.detection import Detections
 from vision.selfcheck import (
     CALIBRATION_DIR,

@@ -1,0 +1,25 @@
+"""Where the repository, its models, the shared data folder and the data directory are, in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "models"
+# ../shared beside the checkout holds the real datasets, weights and geodata (read-only);
+# TRIVUE_SHARED points elsewhere. A public clone has none: callers say so and fall back.
+SHARED_DIR = Path(os.environ.get("TRIVUE_SHARED", REPO_ROOT.parent / "shared"))
+COCO_WEIGHTS = SHARED_DIR / "weights" / "yolov8n-coco-int8.onnx"
+# A small Rennes street extract committed with the code: demos and tests run without ../shared.
+SAMPLE_STREETS = REPO_ROOT / "trivue" / "sample" / "rennes-centre.geojson"
+DATA_DIR_ENV = "TRIVUE_DATA_DIR"
+DEFAULT_DATA_DIR = Path("trivue-data")  # git-ignored, so a run from the checkout leaves the tree clean
+
+
+def data_dir() -> Path:
+    """``$TRIVUE_DATA_DIR``, else ``trivue-data``: where databases, photos and outputs are written.
+
+    Read at call time, not import time, so that a test or a launcher setting the variable is obeyed.
+    """
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)

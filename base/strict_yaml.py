@@ -1,0 +1,56 @@
+"""The one strict YAML reader and validation-error formatter behind every settings and rules file.
+
+Every file is a mapping at the top level, read as UTF-8; every failure is one line that names the
+file, then each bad field with the value it had, so that an operator fixes it without a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+MESSAGE_LIMIT = 600  # one line in a terminal or a journal, even for a file with many mistakes
+
+
+def read_mapping(path: Path, error: type[Exception], kind: str = "configuration file") -> dict[str, Any]:
+    """The YAML mapping in ``path`` (an empty file is ``{}``); ``error`` raised with a one-line message."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: {kind} not found") from None
+    except (OSError, UnicodeDecodeError) as failure:
+        raise error(f"{path}: cannot read ({failure})") from None
+    except yaml.YAMLError as failure:
+        raise error(f"{path}: not valid YAML ({' '.join(str(failure).split())})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def describe(error: ValidationError, source: str, *, root: str = "settings",
+             wording: Mapping[str, str] | None = None, limit: int = MESSAGE_LIMIT) -> str:
+    """Every bad field with its value on one line: ``source: port: Input should be ... (got 'abc')``.
+
+    ``wording`` replaces pydantic's message for some error types (``{"extra_forbidden": "unknown
+    setting"}``) and drops its "Value error, " prefix, for readers who never met pydantic; the
+    value is left out when it is a whole mapping (a rule across fields), which would only repeat
+    the file.
+    """
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or root
+        if wording and item["type"] in wording:
+            parts.append(f"{where}: {wording[item['type']]}")
+            continue
+        # Pydantic's own words for developers' files; plain words (no "Value error, ") for installers.
+        message = item["msg"] if wording is None else item["msg"].removeprefix("Value error, ")
+        value = item.get("input")
+        got = f" (got {value!r})" if "input" in item and not isinstance(value, dict) else ""
+        parts.append(f"{where}: {message}{got}")
+    return f"{source}: {'; '.join(parts)}"[:limit]

@@ -1,0 +1,243 @@
+"""Turn a batch of truck messages into rows: lifts, photos, truck status and stats, dead letters.
+
+Every message ends somewhere: stored, recognised as a duplicate, or in ``dead_letters`` with a
+reason code (also the metrics label) and its first bytes. Nothing here talks MQTT; ``ingest``
+feeds it messages and acknowledges them once the batch is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from base.ids import is_truck_id
+from server.config import ServerSettings
+from server.ingest.aggregates import (
+    LiftRow,
+    StreetLocator,
+    dialect_insert,
+    insert_lifts,
+    lift_row,
+    match_columns,
+    match_rows,
+)
+from server.ingest.evidence import EvidenceError, EvidenceStore
+from server.ingest.metrics import Metrics
+from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
+from vision.schema import SchemaError, TruckStats, parse_lift_event
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_BYTES = 4096  # enough to see what went wrong, not enough to keep a photo
+STATUSES = frozenset(s.value for s in TruckStatus if s is not TruckStatus.unknown)  # what a truck says of itself
+
+
+@dataclass(frozen=True, slots=True)
+class MqttMessage:
+    topic: str
+    payload: bytes
+    received_at: datetime
+    mid: int = 0
+    qos: int = 0
+
+
+class Refused(Exception):
+    """A message that goes to the dead letters: ``reason`` is a short code, ``str()`` the detail."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one batch produces, written in one transaction."""
+
+    lifts: list[LiftRow] = field(default_factory=list)
+    trucks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dead: list[dict[str, Any]] = field(default_factory=list)
+
+    def seen(self, truck_id: str, at: datetime, alive: bool = True, **values: Any) -> None:
+        """Note news of a truck; ``alive`` is False for retained status, which is no sign of life."""
+        entry = self.trucks.setdefault(truck_id, {"truck_id": truck_id})
+        if alive:
+            entry["last_seen_at"] = max(entry.get("last_seen_at", at), at)
+        entry.update(values)
+
+
+def dead_letter(message: MqttMessage, reason: str, detail: str, truck_id: str | None = None) -> dict[str, Any]:
+    return {"received_at": message.received_at, "topic": message.topic[:512], "truck_id": truck_id,
+            "reason": reason, "detail": detail[:2000], "payload": message.payload[:DEAD_LETTER_BYTES],
+            "payload_size": len(message.payload)}
+
+
+class Inbox:
+    """Classifies and stores messages under ``<prefix>/<truck_id>/{lift,stats,status,evidence/<id>}``."""
+
+    def __init__(self, settings: ServerSettings, evidence: EvidenceStore, metrics: Metrics,
+                 locator: Callable[[Session], StreetLocator | None] = lambda _s: None) -> None:
+        self.settings = settings
+        self.evidence = evidence
+        self.metrics = metrics
+        self.locator = locator
+        self.prefix = settings.topic_prefix.rstrip("/") + "/"
+        self.known = frozenset(settings.known_trucks) if settings.known_trucks is not None else None
+
+    def write(self, session: Session, messages: Sequence[MqttMessage]) -> int:
+        """Store a batch; returns how many became dead letters. The caller commits, then acks."""
+        batch = Batch()
+        locator = self.locator(session)
+        for message in messages:
+            try:
+                self._classify(session, batch, message, locator)
+            except Refused as refused:
+                batch.dead.append(dead_letter(message, refused.reason, str(refused), self._truck_of(message)))
+        self._match(batch.lifts, locator)
+        self._flush(session, batch)
+        return len(batch.dead)
+
+    def refuse(self, session: Session, message: MqttMessage, reason: str, detail: str) -> None:
+        """Store ``message`` as a dead letter directly (a message that broke a batch)."""
+        self._flush(session, Batch(dead=[dead_letter(message, reason, detail, self._truck_of(message))]))
+
+    def levels(self, topic: str) -> list[str] | None:
+        """The topic's levels under the prefix (``[truck_id, kind, ...]``); None outside it."""
+        return topic.removeprefix(self.prefix).split("/") if topic.startswith(self.prefix) else None
+
+    def _truck_of(self, message: MqttMessage) -> str | None:
+        parts = self.levels(message.topic)
+        return parts[0][:64] if parts and parts[0] else None
+
+    def _classify(self, session: Session, batch: Batch, message: MqttMessage, locator: StreetLocator | None) -> None:
+        parts = self.levels(message.topic)
+        if parts is None:
+            raise Refused("bad_topic", f"topic outside {self.prefix}#")
+        truck_id, kind = parts[0], "/".join(parts[1:2])
+        self.metrics.inc("trivue_ingest_messages_total", kind=kind if kind in _KINDS else "other")
+        if not is_truck_id(truck_id):  # LiftEvent.truck_id rule, and never "..": ids become paths
+            raise Refused("bad_topic", f"truck id {truck_id[:70]!r} in the topic is not valid")
+        if self.known is not None and truck_id not in self.known:
+            raise Refused("unknown_truck", f"truck {truck_id!r} is not in the truck registry")
+        handler = _KINDS.get(kind)
+        if handler is None or len(parts) != (3 if kind == "evidence" else 2):
+            raise Refused("bad_topic", f"unexpected topic {message.topic!r}")
+        limit = self.settings.max_evidence_bytes if kind == "evidence" else self.settings.max_payload_bytes
+        if len(message.payload) > limit:
+            raise Refused("too_large", f"{kind} message of {len(message.payload)} bytes exceeds {limit}")
+        handler(self, session, batch, message, truck_id, parts[2:], locator)
+
+    def _lift(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
+              locator: StreetLocator | None) -> None:
+        try:
+            event = parse_lift_event(message.payload)
+        except SchemaError as error:
+            reason = "invalid_json" if "JSON" in str(error) or "json" in str(error) else "schema"
+            raise Refused(reason, str(error)) from None
+        if event.truck_id != truck_id:
+            raise Refused("truck_mismatch", f"topic says truck {truck_id!r}, payload says {event.truck_id!r}")
+        # Matched to a street later, for the whole batch at once (``_match``).
+        batch.lifts.append(lift_row(event, message.received_at, self.settings.zone, None))
+        batch.seen(truck_id, message.received_at)
+
+    @staticmethod
+    def _match(rows: list[LiftRow], locator: StreetLocator | None) -> None:
+        """Street matching of the batch's lifts; a matching bug must not lose lifts: they are
+        stored unmatched, and ``trivue streets rematch`` fixes them later."""
+        try:
+            match_rows(locator, rows)
+            return
+        except Exception:
+            log.exception("street matching failed for a batch of %d lifts; matching them one by one", len(rows))
+        for row in rows:  # isolate the fix that breaks the locator (``locate``), match the others
+            try:
+                row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
+            except Exception:
+                log.exception("street matching failed for lift %s; stored unmatched", row["event_id"])
+
+    def _stats(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
+               _locator: StreetLocator | None) -> None:
+        try:
+            stats = TruckStats.model_validate_json(message.payload)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(stats)"
+            raise Refused("schema", f"stats: {where}: {first['msg']}") from None
+        if stats.truck_id != truck_id:
+            raise Refused("truck_mismatch", f"topic says truck {truck_id!r}, payload says {stats.truck_id!r}")
+        batch.seen(truck_id, message.received_at, stats=stats.model_dump(mode="json"),
+                   stats_at=message.received_at)
+
+    def _status(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
+                _locator: StreetLocator | None) -> None:
+        status = message.payload.decode("utf-8", "replace").strip().lower()
+        if status not in STATUSES:
+            raise Refused("bad_status", f"status {status[:40]!r} is not one of {sorted(STATUSES)}")
+        batch.seen(truck_id, message.received_at, alive=False, status=status, status_at=message.received_at)
+
+    def _evidence(self, session: Session, batch: Batch, message: MqttMessage, truck_id: str, rest: list[str],
+                  _locator: StreetLocator | None) -> None:
+        try:
+            event_id = str(uuid.UUID(rest[0]))
+        except ValueError:
+            raise Refused("bad_topic", f"evidence topic names {rest[0][:60]!r}, not an event id") from None
+        expected = session.scalar(select(Lift.evidence_sha256).where(Lift.event_id == event_id))
+        try:
+            photo = self.evidence.save(truck_id, event_id, message.payload)
+        except EvidenceError as error:
+            raise Refused(error.reason, str(error)) from None
+        if expected is not None and expected != photo.sha256:
+            self.evidence.delete(photo.path)
+            raise Refused("evidence_mismatch", f"photo sha256 {photo.sha256[:12]}… differs from the lift's")
+        row = {"event_id": event_id, "truck_id": truck_id, "path": photo.path, "sha256": photo.sha256,
+               "size_bytes": photo.size_bytes, "width": photo.width, "height": photo.height,
+               "received_at": message.received_at}
+        stmt = dialect_insert(session, Evidence.__table__)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["event_id"], set_={k: stmt.excluded[k] for k in row if k != "event_id"}), row)
+        self.metrics.inc("trivue_ingest_evidence_stored_total")
+        batch.seen(truck_id, message.received_at)
+
+    def _flush(self, session: Session, batch: Batch) -> None:
+        new = insert_lifts(session, batch.lifts)
+        self.metrics.inc("trivue_ingest_lifts_stored_total", len(new))
+        self.metrics.inc("trivue_ingest_lifts_duplicate_total", len(batch.lifts) - len(new))
+        self.metrics.inc("trivue_ingest_lifts_unmatched_total", sum(r["street_id"] is None for r in new))
+        for values in batch.trucks.values():
+            stmt = dialect_insert(session, Truck.__table__).values(**values)
+            updates = {k: stmt.excluded[k] for k in values if k != "truck_id"}
+            session.execute(stmt.on_conflict_do_update(index_elements=["truck_id"], set_=updates))
+        if batch.dead:
+            session.execute(DeadLetter.__table__.insert(), batch.dead)
+            for row in batch.dead:
+                self.metrics.inc("trivue_ingest_dead_letters_total", reason=row["reason"])
+                log.warning("dead letter (%s) on %s: %s", row["reason"], row["topic"], row["detail"][:200])
+
+
+_KINDS: dict[str, Callable[..., None]] = {
+    "lift": Inbox._lift, "stats": Inbox._stats, "status": Inbox._status, "evidence": Inbox._evidence,
+}
+
+
+def replay_dead_letters(session: Session, inbox: Inbox, reason: str | None = None) -> tuple[int, int]:
+    """Feed complete dead letters through ``inbox`` again (after registering a truck, fixing a bug).
+
+    Each replayed letter is deleted; one that fails again comes back as a new dead letter. Letters
+    whose payload was truncated cannot be replayed and stay. Returns (replayed, still dead).
+    """
+    query = select(DeadLetter).order_by(DeadLetter.id)
+    if reason is not None:
+        query = query.where(DeadLetter.reason == reason)
+    letters = [d for d in session.scalars(query) if len(d.payload) == d.payload_size]
+    messages = [MqttMessage(d.topic, d.payload, d.received_at) for d in letters]
+    for letter in letters:
+        session.delete(letter)
+    session.flush()
+    return len(messages), inbox.write(session, messages)

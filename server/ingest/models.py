@@ -1,0 +1,160 @@
+"""The ingest's tables: lifts, trucks, dead letters, evidence and the street aggregates.
+
+Streets, segments and addresses live in ``server.streets.models``, users and the audit trail in
+``server.web.accounts``, all on the same ``Base``. Timestamps are
+stored as naive UTC (SQLite has no time zone type) and come back aware through ``UtcDateTime``.
+Aggregates use ``street_id = 0`` for lifts matched to no street: a composite primary key cannot
+hold NULL, and unmatched lifts must still be counted.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import Base, BigId, UtcDateTime
+
+
+class TruckStatus(StrEnum):
+    """A truck's last status message (retained ``online``/``offline``/``stopped``); ``unknown`` before any."""
+
+    online = "online"
+    offline = "offline"
+    stopped = "stopped"
+    unknown = "unknown"
+
+
+UNMATCHED = 0  # street_id of aggregates for lifts that no street was found for
+
+
+
+class Lift(Base):
+    """One bin lift as reported by a truck, with the street and address it was matched to."""
+
+    __tablename__ = "lifts"
+    __table_args__ = (
+        Index("ix_lifts_street_started", "street_id", "started_at"),
+        Index("ix_lifts_truck_started", "truck_id", "started_at"),
+        Index("ix_lifts_started_id", "started_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    truck_id: Mapped[str] = mapped_column(String(64))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    stream: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    day: Mapped[date] = mapped_column(Date, index=True, doc="Local collection day (settings.timezone)")
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    heading_deg: Mapped[float | None] = mapped_column(Float)
+    bin_id: Mapped[str | None] = mapped_column(String(64))
+    contaminated: Mapped[bool] = mapped_column(Boolean)
+    has_alert: Mapped[bool] = mapped_column(Boolean)
+    score: Mapped[float] = mapped_column(Float)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    frames: Mapped[int] = mapped_column(Integer)
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    street_id: Mapped[int | None] = mapped_column(Integer)
+    segment_id: Mapped[int | None] = mapped_column(Integer)
+    street_distance_m: Mapped[float | None] = mapped_column(Float)
+    address_id: Mapped[int | None] = mapped_column(Integer)
+    address_distance_m: Mapped[float | None] = mapped_column(Float)
+    match_confidence: Mapped[float | None] = mapped_column(Float)
+
+
+class StreetDay(Base):
+    """Lifts per street, local day and stream; kept up to date by every ingest batch."""
+
+    __tablename__ = "street_days"
+    # Dashboard periods filter on days across every street: without it PostgreSQL scans the whole
+    # table (a year of a city is ~300,000 rows). SQLite's planner prefers the primary key there.
+    __table_args__ = (Index("ix_street_days_day_stream", "day", "stream"),)
+
+    street_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stream: Mapped[str] = mapped_column(String(16), primary_key=True)
+    lifts: Mapped[int] = mapped_column(Integer, default=0)
+    contaminated: Mapped[int] = mapped_column(Integer, default=0)
+    alerts: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class StreetDayError(Base):
+    """Lifts and items per street, day, stream, error category and severity (info included)."""
+
+    __tablename__ = "street_day_errors"
+    __table_args__ = (Index("ix_street_day_errors_day", "day"),)  # same reason, ~4 rows per street-day
+
+    street_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stream: Mapped[str] = mapped_column(String(16), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(8), primary_key=True)
+    lifts: Mapped[int] = mapped_column(Integer, default=0)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Truck(Base):
+    """Last known state of a truck: MQTT status, last message, last stats heartbeat."""
+
+    __tablename__ = "trucks"
+
+    truck_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="unknown")
+    status_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    stats_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="Config last published to the truck")
+
+
+class DeadLetter(Base):
+    """A message that could not be stored, with the reason and its first bytes."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    topic: Mapped[str] = mapped_column(String(512))
+    truck_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(32), doc="Machine-readable code, also a metrics label")
+    detail: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary, doc="First bytes of the message")
+    payload_size: Mapped[int] = mapped_column(Integer)
+
+
+class Evidence(Base):
+    """A privacy-blurred photo of a contaminated lift, on disk under the evidence folder."""
+
+    __tablename__ = "evidence"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    truck_id: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(512), doc="Relative to settings.evidence_path")
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -1,0 +1,1 @@
+"""Open data: street-level statistics as a Frictionless data package (CSV, GeoJSON), API and CLI."""

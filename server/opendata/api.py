@@ -1,0 +1,56 @@
+"""``GET /api/opendata/streets.{csv,geojson}``: the open data publication, straight from the server.
+
+The same rows as ``trivue opendata export`` (``server.opendata``): per street, period and stream,
+cells under the server's ``opendata_min_lifts`` left out, whatever the caller's role.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Response, status
+from sqlalchemy.orm import Session
+
+from server.opendata.export import CSV_NAME, GEOJSON_NAME, default_query, publication, to_csv, to_geojson
+from server.web.auth import Principal, audit
+from server.web.bounds import Day
+from server.web.deps import AppContext, ContextDep, SessionDep, Viewer
+
+Period = Literal["month", "year"]
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "geojson": "application/geo+json"}
+
+
+def opendata_router() -> APIRouter:
+    router = APIRouter(prefix="/api/opendata", tags=["open data"])
+
+    def export(kind: str, db: Session, ctx: AppContext, who: Principal, period: str, since: date | None,
+               until: date | None) -> Response:
+        settings = ctx.settings
+        try:
+            query = default_query(datetime.now(settings.zone).date(), period, settings.opendata_min_lifts,
+                                  since, until)
+        except ValueError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        pub = publication(db, query)
+        audit(db, who.actor, "opendata.export", detail=f"{kind}, {len(pub.rows)} rows, {query}"[:2000])
+        db.commit()
+        body, name = (to_csv(pub), CSV_NAME) if kind == "csv" else (to_geojson(pub), GEOJSON_NAME)
+        stamp = datetime.now(UTC).strftime("%Y%m%d")
+        return Response(body, media_type=MEDIA_TYPES[kind],
+                        headers={"Content-Disposition": f'attachment; filename="trivue-{stamp}-{name}"'})
+
+    @router.get("/streets.csv", summary="Open data: per street, month (or year) and stream, as CSV",
+                response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+    def streets_csv(db: SessionDep, ctx: ContextDep, who: Viewer, period: Period = "month",
+                    since: Day | None = None, until: Day | None = None) -> Response:
+        """``until`` defaults to the end of the last complete period (local days of ``timezone``)."""
+        return export("csv", db, ctx, who, period, since, until)
+
+    @router.get("/streets.geojson", summary="Open data: the same rows as GeoJSON with the street geometries",
+                response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
+    def streets_geojson(db: SessionDep, ctx: ContextDep, who: Viewer, period: Period = "month",
+                        since: Day | None = None, until: Day | None = None) -> Response:
+        return export("geojson", db, ctx, who, period, since, until)
+
+    return router

@@ -1,0 +1,52 @@
+"""``trivue opendata export``: write the open data package (CSV, GeoJSON, datapackage.json) to a folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+from base.errors import CliError
+from server.command_line import add_config_argument, open_database, settings_from
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day YYYY-MM-DD, got {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    opendata = subparsers.add_parser("opendata", help="publish street-level figures as open data")
+    actions = opendata.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="write streets.csv, streets.geojson and datapackage.json")
+    export.add_argument("--out", type=Path, required=True, help="folder to write (created if needed)")
+    export.add_argument("--period", choices=("month", "year"), default="month", help="one row per street, "
+                        "period and stream (default: month)")
+    export.add_argument("--since", type=_day, default=None, help="first local day (default: the first collected)")
+    export.add_argument("--until", type=_day, default=None,
+                        help="last local day (default: the end of the last complete period)")
+    export.add_argument("--k", type=int, default=None,
+                        help="leave out cells under this many lifts (default: opendata_min_lifts, 10; at least 5)")
+    add_config_argument(export)
+    export.set_defaults(handler=export_opendata)
+
+
+def export_opendata(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from server.opendata.export import default_query, write_package
+
+    settings = settings_from(args)
+    k = settings.opendata_min_lifts if args.k is None else args.k
+    try:
+        query = default_query(datetime.now(settings.zone).date(), args.period, k, args.since, args.until)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    with open_database(settings) as session:
+        pub = write_package(session, query, args.out, datetime.now(UTC))
+    print(f"{len(pub.rows)} rows ({args.period}, {query.since or 'first day'} to {query.until}) written to "
+          f"{args.out}; {pub.suppressed} cells under {k} lifts left out", file=sys.stderr)
+    return 0

@@ -1,0 +1,230 @@
+"""Open data: sorting quality per street, month (or year) and stream, safe to publish on data.gouv.fr.
+
+Everything comes from the street aggregates (``street_days`` / ``street_day_errors``), never from
+raw lifts: no address, bin tag, photo, truck or time of day exists at that level, whatever the
+household-level switch says. Cells (street, period, stream) with fewer than ``k`` lifts are left
+out entirely (k-anonymity threshold: a street with a handful of bins points at households).
+The figures are under Licence Ouverte / Etalab 2.0; street names and geometries come from
+OpenStreetMap, under ODbL. ``datapackage.json`` (Frictionless Data Package, a Table Schema per
+file) says so for each file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.ingest.models import UNMATCHED, StreetDay, StreetDayError
+from server.streets.models import Street
+from server.web.csvexport import rows_csv
+from server.web.reports import wilson
+from vision.schema import Stream
+
+PERIODS = ("month", "year")
+MIN_K = 5  # below this no threshold protects anyone: refused whatever the settings say
+DEFAULT_K = 10
+TOP_ERRORS = 3
+DECIMALS = 4
+CSV_NAME, GEOJSON_NAME, PACKAGE_NAME = "streets.csv", "streets.geojson", "datapackage.json"
+COLUMNS = ("street_id", "street_name", "commune", "period", "stream", "lifts", "contaminated_lifts", "rate",
+           "ci_low", "ci_high", *(f"top_error_{i}" for i in range(1, TOP_ERRORS + 1)))
+
+ETALAB = {"name": "etalab-2.0", "title": "Licence Ouverte / Open Licence version 2.0 (figures)",
+          "path": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"}
+ODBL = {"name": "ODbL-1.0", "title": "Open Database License 1.0 (street names and geometries, OpenStreetMap)",
+        "path": "https://opendatacommons.org/licenses/odbl/1-0/"}
+OSM_SOURCE = {"title": "© les contributeurs d'OpenStreetMap", "path": "https://www.openstreetmap.org/copyright"}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDataQuery:
+    """What to publish: the period length, the threshold ``k`` and the local days covered (inclusive)."""
+
+    period: str = "month"
+    k: int = DEFAULT_K
+    since: date | None = None
+    until: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.period not in PERIODS:
+            raise ValueError(f"period: expected one of {', '.join(PERIODS)}, got {self.period!r}")
+        if self.k < MIN_K:
+            raise ValueError(f"k: cells under {MIN_K} lifts are never published, got {self.k}")
+        if self.since and self.until and self.until < self.since:
+            raise ValueError(f"until {self.until} is before since {self.since}")
+
+
+def period_key(day: date, period: str) -> str:
+    return f"{day:%Y-%m}" if period == "month" else f"{day:%Y}"
+
+
+def last_complete_day(today: date, period: str) -> date:
+    """The eve of the current period: a month still being collected is not published half-counted."""
+    start = today.replace(day=1) if period == "month" else today.replace(month=1, day=1)
+    return start - timedelta(days=1)
+
+
+def default_query(today: date, period: str = "month", k: int = DEFAULT_K, since: date | None = None,
+                  until: date | None = None) -> OpenDataQuery:
+    """``until`` defaults to the last complete period before ``today`` (a local day)."""
+    return OpenDataQuery(period, k, since, until if until is not None else last_complete_day(today, period))
+
+
+def _in_range(query: Any, table: type[StreetDay] | type[StreetDayError], q: OpenDataQuery) -> Any:
+    query = query.where(table.street_id != UNMATCHED)
+    if q.since is not None:
+        query = query.where(table.day >= q.since)
+    if q.until is not None:
+        query = query.where(table.day <= q.until)
+    return query
+
+
+Cell = tuple[int, str, str]  # street id, period key, stream
+
+
+def _totals(session: Session, q: OpenDataQuery) -> dict[Cell, list[int]]:
+    totals: dict[Cell, list[int]] = defaultdict(lambda: [0, 0])
+    rows = session.execute(_in_range(select(StreetDay.street_id, StreetDay.day, StreetDay.stream, StreetDay.lifts,
+                                            StreetDay.contaminated), StreetDay, q))
+    for sid, day, stream, lifts, contaminated in rows:
+        cell = totals[(sid, period_key(day, q.period), stream)]
+        cell[0] += int(lifts)
+        cell[1] += int(contaminated)
+    return totals
+
+
+def _top_errors(session: Session, q: OpenDataQuery, cells: set[Cell]) -> dict[Cell, list[str]]:
+    counts: dict[Cell, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rows = session.execute(_in_range(select(StreetDayError.street_id, StreetDayError.day, StreetDayError.stream,
+                                            StreetDayError.category, StreetDayError.lifts)
+                                     .where(StreetDayError.severity != "info"), StreetDayError, q))
+    for sid, day, stream, category, lifts in rows:
+        cell = (sid, period_key(day, q.period), stream)
+        if cell in cells:
+            counts[cell][category] += int(lifts)
+    return {cell: [c for c, _ in sorted(by.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERRORS]]
+            for cell, by in counts.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """The rows to publish and how many cells the threshold held back (said to the operator, not published)."""
+
+    rows: list[dict[str, Any]]
+    suppressed: int
+    geometries: dict[int, str]  # street id -> stored GeoJSON geometry text
+
+
+def publication(session: Session, q: OpenDataQuery) -> Publication:
+    totals = _totals(session, q)
+    kept = {cell for cell, (lifts, _) in totals.items() if lifts >= q.k}
+    streets = {row.id: row for row in session.execute(
+        select(Street.id, Street.name, Street.commune, Street.geometry)
+        .where(Street.id.in_({sid for sid, _, _ in kept})))} if kept else {}
+    kept = {cell for cell in kept if cell[0] in streets}  # a street deleted since: nothing to name it by
+    errors = _top_errors(session, q, kept) if kept else {}
+    rows = []
+    for cell in kept:
+        sid, key, stream = cell
+        lifts, contaminated = totals[cell]
+        low, high = wilson(contaminated, lifts)
+        top = errors.get(cell, [])
+        rows.append({"street_id": sid, "street_name": streets[sid].name, "commune": streets[sid].commune,
+                     "period": key, "stream": stream, "lifts": lifts, "contaminated_lifts": contaminated,
+                     "rate": round(contaminated / lifts, DECIMALS), "ci_low": round(low, DECIMALS),
+                     "ci_high": round(high, DECIMALS),
+                     **{f"top_error_{i + 1}": top[i] if i < len(top) else None for i in range(TOP_ERRORS)}})
+    rows.sort(key=lambda r: (r["commune"], r["street_name"], r["street_id"], r["period"], r["stream"]))
+    return Publication(rows, len(totals) - len(kept), {sid: row.geometry for sid, row in streets.items()})
+
+
+def to_csv(pub: Publication) -> str:
+    return rows_csv(COLUMNS, pub.rows)
+
+
+def to_geojson(pub: Publication) -> str:
+    """One feature per published row, with its street's geometry (ODbL) and the row as properties."""
+    parts = []
+    for row in pub.rows:
+        properties = json.dumps(row, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        feature_id = json.dumps(f"{row['street_id']}-{row['period']}-{row['stream']}")
+        geometry = pub.geometries.get(row["street_id"]) or "null"
+        parts.append(f'{{"type":"Feature","id":{feature_id},"geometry":{geometry},"properties":{properties}}}')
+    return '{"type":"FeatureCollection","features":[' + ",\n".join(parts) + "]}\n"
+
+
+def _fields(q: OpenDataQuery) -> list[dict[str, Any]]:
+    share = {"type": "number", "constraints": {"required": True, "minimum": 0, "maximum": 1}}
+    pattern = r"^\d{4}-\d{2}$" if q.period == "month" else r"^\d{4}$"
+    return [
+        {"name": "street_id", "type": "integer", "title": "Identifiant Trivue de la rue",
+         "constraints": {"required": True, "minimum": 1}},
+        {"name": "street_name", "type": "string", "title": "Nom de la rue (OpenStreetMap)"},
+        {"name": "commune", "type": "string", "title": "Commune"},
+        {"name": "period", "type": "string", "title": f"Période ({'mois AAAA-MM' if q.period == 'month' else 'année'}"
+         ", jours de collecte en heure locale)", "constraints": {"required": True, "pattern": pattern}},
+        {"name": "stream", "type": "string", "title": "Flux collecté",
+         "constraints": {"required": True, "enum": [s.value for s in Stream]}},
+        {"name": "lifts", "type": "integer", "title": "Levées de bacs",
+         "constraints": {"required": True, "minimum": q.k}},
+        {"name": "contaminated_lifts", "type": "integer", "title": "Levées avec erreur de tri",
+         "constraints": {"required": True, "minimum": 0}},
+        {"name": "rate", "title": "Part des levées avec erreur de tri", **share},
+        {"name": "ci_low", "title": "Borne basse de l'intervalle de Wilson à 95 %", **share},
+        {"name": "ci_high", "title": "Borne haute de l'intervalle de Wilson à 95 %", **share},
+        *({"name": f"top_error_{i}", "type": "string", "title": f"Erreur de tri n° {i} (catégorie)"}
+          for i in range(1, TOP_ERRORS + 1)),
+    ]
+
+
+def datapackage(q: OpenDataQuery, created: datetime) -> dict[str, Any]:
+    """The Frictionless Data Package describing ``streets.csv`` and ``streets.geojson``."""
+    fields = _fields(q)
+    covered = f"du {q.since or 'début'} au {q.until or 'dernier jour collecté'}"
+    return {
+        "name": f"trivue-qualite-du-tri-par-rue-{q.period}",
+        "title": "Qualité du tri des déchets ménagers par rue",
+        "description": (f"Levées de bacs et part des levées avec erreur de tri, par rue, "
+                        f"{'mois' if q.period == 'month' else 'année'} et flux, {covered}, mesurées par les "
+                        f"caméras des camions de collecte (Trivue). Les cases de moins de {q.k} levées ne sont "
+                        "pas publiées. Aucune adresse, aucun bac, aucune photo, aucun camion ni aucune heure."),
+        "created": created.isoformat(timespec="seconds"),
+        "licenses": [ETALAB, ODBL],
+        "sources": [{"title": "Caméras Trivue des camions de collecte"}, OSM_SOURCE],
+        "keywords": ["déchets", "tri", "collecte", "qualité du tri"],
+        "resources": [
+            {"name": "streets", "path": CSV_NAME, "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
+             "title": "Qualité du tri par rue (tableau)", "licenses": [ETALAB, ODBL],
+             "schema": {"fields": fields, "primaryKey": ["street_id", "period", "stream"]}},
+            {"name": "streets-geojson", "type": "table", "path": GEOJSON_NAME, "format": "json",
+             "mediatype": "application/geo+json", "encoding": "utf-8",
+             "title": "Qualité du tri par rue (carte, GeoJSON)", "licenses": [ODBL, ETALAB],
+             # Frictionless reads the features as rows: each has a type, an id, a geometry and properties.
+             "dialect": {"json": {"property": "features", "keyed": True}},
+             "schema": {"fields": [
+                 {"name": "type", "type": "string", "constraints": {"required": True, "enum": ["Feature"]}},
+                 {"name": "id", "type": "string", "constraints": {"required": True, "unique": True}},
+                 {"name": "geometry", "type": "geojson", "title": "Géométrie de la rue (OpenStreetMap, ODbL)"},
+                 {"name": "properties", "type": "object",
+                  "description": "Les colonnes de streets.csv: " + ", ".join(COLUMNS)},
+             ]}},
+        ],
+    }
+
+
+def write_package(session: Session, q: OpenDataQuery, out: Path, created: datetime) -> Publication:
+    """``streets.csv``, ``streets.geojson`` and ``datapackage.json`` in ``out`` (created if needed)."""
+    pub = publication(session, q)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CSV_NAME).write_text(to_csv(pub), encoding="utf-8", newline="")
+    (out / GEOJSON_NAME).write_text(to_geojson(pub), encoding="utf-8")
+    package = json.dumps(datapackage(q, created), ensure_ascii=False, indent=2)
+    (out / PACKAGE_NAME).write_text(package + "\n", encoding="utf-8")
+    return pub

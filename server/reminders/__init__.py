@@ -1,0 +1,1 @@
+"""Targeted sorting reminders: rules, plans, campaigns with human review, sending, letters, effect."""

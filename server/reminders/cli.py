@@ -1,0 +1,303 @@
+"""``trivue reminders ...``: plan (dry run), create, review, send (approved items only), report,
+and the households' rights (contacts import, opt-out, erasure), false-detections export.
+
+They act on the server's database (``--config`` / ``TRIVUE_*`` as ``trivue server``) with the
+targeting rules of ``--rules FILE`` (else ``$TRIVUE_REMINDERS_RULES``, else the defaults).
+Heavy imports stay inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from base.errors import CliError
+from server.reminders.command_line import CommandContext, common_options, day, guarded, until_day
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    top = subparsers.add_parser("reminders", help="targeted sorting reminders: plan, review, send, measure")
+    commands = top.add_subparsers(dest="reminders_command", metavar="ACTION", required=True)
+    plan = commands.add_parser("plan", help="dry run: who would get what and why (stores nothing)")
+    plan.add_argument("--since", type=day, help="first day of lifts (default: the rules' window)")
+    plan.add_argument("--until", type=day, help="last day of lifts (default: yesterday)")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(handler=guarded(_plan))
+    create = commands.add_parser("create", help="store the plan as a campaign whose items wait for review")
+    create.add_argument("--name", default="", help="campaign name")
+    create.add_argument("--since", type=day)
+    create.add_argument("--until", type=day)
+    create.add_argument("--street", type=int, help="only what the plan says about this street id")
+    create.set_defaults(handler=guarded(_create))
+    items = commands.add_parser("items", help="a campaign's items and their status")
+    items.add_argument("--campaign", type=int, required=True)
+    items.set_defaults(handler=guarded(_items))
+    rev = commands.add_parser("review", help="approve an item, or reject it with a reason")
+    rev.add_argument("item", type=int)
+    group = rev.add_mutually_exclusive_group(required=True)
+    group.add_argument("--approve", action="store_true")
+    group.add_argument("--reject", choices=("false_detection", "wrong_household", "not_appropriate", "other"))
+    rev.add_argument("--note")
+    rev.set_defaults(handler=guarded(_review))
+    send = commands.add_parser("send", help="send the campaign's approved items (and only those)")
+    send.add_argument("--campaign", type=int, required=True)
+    send.add_argument("--out", type=Path, help="folder for PDFs (default <data_dir>/reminders/campagne-ID)")
+    send.set_defaults(handler=guarded(_send))
+    retry = commands.add_parser("retry", help="failed items back to approved, then send them")
+    retry.add_argument("--campaign", type=int, required=True)
+    retry.add_argument("--item", type=int, help="only this item")
+    retry.add_argument("--out", type=Path, help="folder for PDFs (default <data_dir>/reminders/campagne-ID)")
+    retry.set_defaults(handler=guarded(_retry))
+    report = commands.add_parser("report", help="the campaign's effect: before/after vs matched streets")
+    report.add_argument("--campaign", type=int, required=True)
+    report.add_argument("--csv", type=Path, help="also write the per-street table here")
+    report.add_argument("--json", action="store_true", help="the report as the API and the page get it")
+    report.set_defaults(handler=guarded(_report))
+    for parser in (plan, create, items, rev, send, retry, report):
+        common_options(parser)
+    _register_households(commands)
+
+
+def _register_households(commands: argparse._SubParsersAction) -> None:
+    contacts = commands.add_parser("contacts", help="import households' contacts (CSV key,name,email,phone,...)")
+    contacts.add_argument("file", type=Path)
+    contacts.set_defaults(handler=guarded(_contacts))
+    optout = commands.add_parser("opt-out", help="a household asks for no more reminders")
+    optout.add_argument("key", help="address:<id> or bin:<rfid>")
+    optout.add_argument("--note")
+    optout.set_defaults(handler=guarded(_opt_out))
+    erase = commands.add_parser("erase", help="delete a household's personal data on request")
+    erase.add_argument("key", help="address:<id> or bin:<rfid>")
+    erase.add_argument("--forget-opt-out", action="store_true", help="do not keep the opposition either")
+    erase.add_argument("--note", help="the request's reference, kept in the audit log and on the opposition")
+    erase.set_defaults(handler=guarded(_erase))
+    false = commands.add_parser("false-detections", help="export rejected lifts (CSV) for retraining")
+    false.add_argument("file", type=Path)
+    false.set_defaults(handler=guarded(_false_detections))
+    for parser in (contacts, optout, erase, false):
+        common_options(parser, rules=False)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from server.reminders.api import plan_json
+    from server.reminders.plan import make_plan
+
+    with CommandContext(args) as ctx:
+        plan = make_plan(ctx.session, ctx.rules, until_day(args, ctx), args.since, households=ctx.households)
+    if args.json:
+        print(json.dumps({**plan_json(plan), "household_level": ctx.households}, ensure_ascii=False, indent=2))
+        return 0
+    level = "foyer (adresses et bacs)" if ctx.households else "rue (niveau foyer désactivé : TRIVUE_HOUSEHOLD_LEVEL)"
+    print(f"Levées du {plan.since:%d/%m/%Y} au {plan.until:%d/%m/%Y} — niveau {level} — "
+          f"{len(plan.targets)} message(s), {len(plan.skipped)} écarté(s)"
+          + (f" — période calme : {plan.quiet}" if plan.quiet else ""))
+    from server.reminders.models import KIND_LABELS
+
+    for t in plan.targets:
+        print(f"  [{KIND_LABELS.get(t.kind, t.kind)}, {t.action}] {t.label}\n      {t.reason}")
+    for s in plan.skipped:
+        print(f"  [écarté] {s.label}: {s.reason}")
+    print(f"{plan.street_only_lifts} levée(s) contaminée(s) sans foyer sûr (comptées pour leur rue), "
+          f"{plan.unmatched_lifts} sans rue.")
+    return 0
+
+
+def _create(args: argparse.Namespace) -> int:
+    from server.reminders.campaigns import CampaignError, create_campaign
+    from server.reminders.plan import make_plan
+
+    with CommandContext(args) as ctx:
+        try:
+            plan = make_plan(ctx.session, ctx.rules, until_day(args, ctx), args.since, households=ctx.households)
+            campaign = create_campaign(ctx.session, plan, args.name, ctx.actor, ctx.rules, args.street)
+        except CampaignError as error:
+            raise CliError(str(error)) from None
+        ctx.session.commit()
+        count = len(_items_rows(ctx, campaign.id))
+        level = "foyer" if ctx.households else "rue (niveau foyer désactivé)"
+        print(f"campagne {campaign.id} « {campaign.name} » (niveau {level}) : {count} élément(s) à relire "
+              f"(tableau de bord /rappels ou `trivue reminders review`)")
+    return 0
+
+
+def _items_rows(ctx: CommandContext, campaign_id: int) -> list[Any]:
+    from server.reminders.campaigns import items_of
+
+    return items_of(ctx.session, campaign_id)
+
+
+def _items(args: argparse.Namespace) -> int:
+    from server.reminders.campaigns import get_campaign
+    from server.reminders.models import CHANNEL_LABELS, HOUSEHOLD, KIND_LABELS, STATUS_LABELS
+    from server.web.auth import audit
+
+    with CommandContext(args) as ctx:
+        get_campaign(ctx.session, args.campaign)  # an unknown campaign says so, as send and report do
+        rows = _items_rows(ctx, args.campaign)
+        shown = [i for i in rows if ctx.households or i.kind != HOUSEHOLD]
+        # The listing names households (their keys): a read of household-level data, in the trail.
+        audit(ctx.session, ctx.actor, "reminders.campaign.read", f"campaign:{args.campaign}",
+              f"{len(shown)} items (cli)")
+        ctx.session.commit()
+        if len(shown) < len(rows):
+            print(f"{len(rows) - len(shown)} élément(s) adressé(s) à des foyers masqué(s) : niveau foyer désactivé")
+        if not shown:
+            print(f"campagne {args.campaign} : aucun élément")
+        for item in shown:
+            channel = f" ({CHANNEL_LABELS.get(item.channel, item.channel)})" if item.channel and item.status == "sent" \
+                else ""
+            print(f"{item.id:>6}  {STATUS_LABELS.get(item.status, item.status) + channel:<20} "
+                  f"{KIND_LABELS.get(item.kind, item.kind):<12} niv.{item.level}  {item.target_key:<22} "
+                  f"{item.contaminated}/{item.lifts}  {item.reason[:90]}")
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    from server.reminders.campaigns import CampaignError, Decision, review
+    from server.reminders.models import HOUSEHOLD, Item
+
+    with CommandContext(args) as ctx:
+        found = ctx.session.get(Item, args.item)
+        if found is not None and found.kind == HOUSEHOLD:
+            ctx.require_households("Ce rappel est adressé à un foyer")
+        try:
+            item = review(ctx.session, args.item, Decision(args.approve, args.reject, args.note), ctx.actor)
+        except CampaignError as error:
+            raise CliError(str(error)) from None
+        ctx.session.commit()
+        from server.reminders.models import STATUS_LABELS
+
+        print(f"élément {item.id} : {STATUS_LABELS.get(item.status, item.status)}")
+    return 0
+
+
+def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
+    from server.reminders.campaigns import CampaignError, get_campaign, items_of
+    from server.reminders.dispatch import Dispatcher
+    from server.reminders.models import APPROVED, FAILED, HOUSEHOLD
+    from server.reminders.sending import requeue
+
+    with CommandContext(args) as ctx:
+        try:
+            get_campaign(ctx.session, args.campaign)
+        except CampaignError as error:
+            raise CliError(str(error)) from None
+        waiting = items_of(ctx.session, args.campaign, FAILED if requeue_failed else APPROVED)
+        if any(i.kind == HOUSEHOLD for i in waiting):
+            ctx.require_households("Cette campagne contient des rappels approuvés adressés à des foyers ; "
+                                   "rien n'a été envoyé")
+        if requeue_failed:
+            requeued = requeue(ctx.session, args.campaign, ctx.actor, args.item)
+            ctx.session.commit()
+            print(f"{len(requeued)} élément(s) remis à envoyer")
+        out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
+        from server.localtime import local_today
+
+        dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor,
+                                local_today(ctx.settings.zone))
+        try:
+            report = dispatcher.send_campaign(args.campaign)
+        finally:
+            ctx.session.commit()  # what was sent stays recorded, even after an interruption
+    if report.deferred:
+        print(report.deferred)
+        return 1
+    from server.reminders.models import CHANNEL_LABELS
+
+    print("envoyés : " + (", ".join(f"{CHANNEL_LABELS.get(k, k)} {v}" for k, v in report.sent.items())
+                          or "aucun (rien d'approuvé ?)"))
+    for label, lines in (("repris après interruption", report.recovered), ("échec", report.failed),
+                         ("nouvel essai prévu", report.retrying), ("écarté", report.skipped)):
+        for line in lines:
+            print(f"  {label} : {line}")
+    for path in report.files:
+        print(f"  {path}")
+    return 1 if report.failed or report.retrying else 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    return _send(args, requeue_failed=True)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from server.db import utcnow
+    from server.reminders.campaigns import CampaignError, get_campaign
+    from server.reminders.effect import effect_csv, effect_text, measure
+
+    with CommandContext(args) as ctx:
+        try:
+            campaign = get_campaign(ctx.session, args.campaign)
+        except CampaignError as error:
+            raise CliError(str(error)) from None
+        result = measure(ctx.session, campaign, ctx.rules.effect, utcnow(), ctx.rules.household.streams)
+        ctx.session.commit()  # controls of a campaign sent before they were stored: now frozen
+        if not ctx.households:
+            from server.web.privacy import street_level_effect
+
+            result = street_level_effect(result)
+        if args.csv:
+            from server.web.auth import audit
+
+            args.csv.write_text(effect_csv(result), encoding="utf-8")
+            audit(ctx.session, ctx.actor, "reminders.effect.export", f"campaign:{args.campaign}", str(args.csv))
+            ctx.session.commit()
+    # --json prints what GET /api/reminders/campaigns/{id}/effect answers, byte for byte the same data
+    print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else effect_text(result))
+    return 0
+
+
+def _contacts(args: argparse.Namespace) -> int:
+    from server.reminders.households import HouseholdError, import_contacts
+
+    with CommandContext(args) as ctx:
+        ctx.require_households("L'import des contacts des foyers est refusé")
+        try:
+            report = import_contacts(ctx.session, args.file.read_bytes(), ctx.actor, str(args.file))
+        except HouseholdError as error:
+            raise CliError(str(error)) from None
+        except OSError as error:
+            raise CliError(f"{args.file} : {error.strerror or error}") from None
+        ctx.session.commit()
+    print(report.summary())
+    for line in report.errors:
+        print(f"  {line}")
+    return 0
+
+
+def _opt_out(args: argparse.Namespace) -> int:
+    from server.reminders.households import HouseholdError, opt_out
+
+    with CommandContext(args) as ctx:
+        try:
+            opt_out(ctx.session, args.key, ctx.actor, args.note)
+        except HouseholdError as error:
+            raise CliError(str(error)) from None
+        ctx.session.commit()
+    print(f"{args.key} : ne recevra plus de rappels")
+    return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from server.reminders.households import HouseholdError, erase_household
+
+    with CommandContext(args) as ctx:
+        try:
+            done = erase_household(ctx.session, args.key, ctx.actor, not args.forget_opt_out, args.note)
+        except HouseholdError as error:
+            raise CliError(str(error)) from None
+        ctx.session.commit()
+    print(f"{args.key} : {done['contacts']} contact(s) supprimé(s), {done['items']} élément(s) anonymisé(s)")
+    return 0
+
+
+def _false_detections(args: argparse.Namespace) -> int:
+    from server.reminders.campaigns import export_false_detections
+
+    with CommandContext(args) as ctx:
+        text = export_false_detections(ctx.session, ctx.actor)
+        ctx.session.commit()
+    args.file.write_text(text, encoding="utf-8")
+    print(f"{args.file}: {text.count(chr(10)) - 1} fausse(s) détection(s)")
+    return 0

@@ -1,0 +1,114 @@
+"""What every ``trivue reminders`` command shares: one-line refusals, the common options, the context
+(settings, database, rules, actor). Heavy imports stay inside the functions (``trivue --help`` is fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import getpass
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+from base.errors import CliError
+
+QUIET_LOGGERS = ("alembic", "fontTools", "fpdf", "server.migrate", "server.app")
+
+
+def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """One line and exit code 2 for every refusal, never a traceback; a manager's terminal shows
+    warnings and our own output only (``trivue -v`` shows the rest)."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        import logging
+
+        from server.reminders.campaigns import CampaignError
+        from server.reminders.channels import ChannelError
+        from server.reminders.config import ReminderConfigError
+        from server.reminders.households import HouseholdError
+        from server.reminders.letters import LetterError
+        from server.reminders.templates import TemplateError
+
+        if not getattr(args, "verbose", False):
+            logging.getLogger().setLevel(logging.WARNING)
+            for name in QUIET_LOGGERS:
+                logging.getLogger(name).setLevel(logging.WARNING)
+        since, until = getattr(args, "since", None), getattr(args, "until", None)
+        if since and since > (until or date.today() - timedelta(days=1)):
+            raise CliError(f"--since {since} est après --until {until or 'hier'} : période vide")
+        try:
+            return handler(args)
+        except (CampaignError, HouseholdError, ReminderConfigError, TemplateError, LetterError,
+                ChannelError) as error:
+            raise CliError(str(error)) from None
+        except UnicodeError as error:
+            raise CliError(f"fichier illisible ({error.reason}) : enregistrez-le en UTF-8") from None
+        except OSError as error:
+            where = f"{error.filename} : " if error.filename else ""
+            raise CliError(f"{where}{error.strerror or error}") from None
+
+    return run
+
+
+def day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} n'est pas une date (AAAA-MM-JJ)") from None
+
+
+def common_options(parser: argparse.ArgumentParser, rules: bool = True) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="server settings (YAML), as trivue server")
+    if rules:
+        parser.add_argument("--rules", type=Path, metavar="FILE", help="targeting rules (YAML, see reminders/)")
+    parser.add_argument("--by", default=None, help="who acts, for the audit log (default: your login name)")
+
+
+class CommandContext:
+    """Settings, database session and rules of one command."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from sqlalchemy.orm import Session
+
+        from server.reminders.config import ReminderConfigError, load_targeting
+        from server.reminders.models import upgrade_reminders
+        from server.streets.cli import open_database
+
+        args.database_url = None
+        self.engine = open_database(args)
+        upgrade_reminders(self.engine)
+        from server.config import load_settings
+
+        self.settings = load_settings(args.config)
+        try:
+            self.rules = load_targeting(getattr(args, "rules", None))
+        except ReminderConfigError as error:
+            raise CliError(str(error)) from None
+        self.session = Session(self.engine, expire_on_commit=False)
+        self.actor = f"cli:{args.by or getpass.getuser()}"
+
+    @property
+    def households(self) -> bool:
+        """The server's household-level switch (``server.privacy``): the commands obey it as the API does."""
+        return self.settings.household_level
+
+    def require_households(self, what: str) -> None:
+        from server.web.privacy import HouseholdLevelOff
+
+        if not self.households:
+            raise CliError(str(HouseholdLevelOff(what)))
+
+    def __enter__(self) -> CommandContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+        self.engine.dispose()
+
+
+def until_day(args: argparse.Namespace, ctx: CommandContext) -> date:
+    from server.localtime import local_today
+
+    return args.until or local_today(ctx.settings.zone) - timedelta(days=1)

@@ -1,0 +1,269 @@
+"""Sending a campaign: only approved items, each through the first channel the household can be
+reached by (e-mail, SMS, printed letter), street notices and thank-you notices as PDFs to print,
+and the ambassadeurs' route sheet. Every send is in the audit log, with its channel.
+
+Checked again at send time: the household's opt-out and the quiet periods (an approved item
+waits for the end of a quiet period). Each item is claimed before it is sent, so it goes out
+once however many sends run (``server.reminder_sending``). A temporary failure puts the item in
+``retry`` with a back-off; a permanent one marks it ``failed`` with the reason; the campaign goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.db import utcnow
+from server.ingest.models import Evidence
+from server.reminders.campaigns import get_campaign, items_of
+from server.reminders.channels import Attachment, ChannelError, Mailer, SmsGateway
+from server.reminders.config import RemindersConfig
+from server.reminders.effect import freeze_controls
+from server.reminders.letters import LetterHeader, letter_pdf, route_sheet_pdf
+from server.reminders.models import FAILED, HOUSEHOLD, RETRY, SENT, SKIPPED, Campaign, Contact, Item, OptOut
+from server.reminders.postal import AddressError, address_block
+from server.reminders.sending import (
+    NO_CONTACT,
+    backoff,
+    claim,
+    due_items,
+    mark_started,
+    planned_channel,
+    stale_items,
+    take_over,
+)
+from server.reminders.sms_text import gsm_text, segments
+from server.reminders.templates import MessageTemplates, TemplateData, french_date, plain_text
+from server.reminders.walking_route import route_streets
+from server.streets.models import Address, Street
+from server.web.auth import audit
+
+log = logging.getLogger(__name__)
+
+
+def reference(item: Item) -> str:
+    """What a resident quotes to opt out or ask a question: names the item, not the household."""
+    return f"R{item.campaign_id}-{item.id}"
+
+
+@dataclass(slots=True)
+class SendReport:
+    sent: dict[str, int] = field(default_factory=dict)  # channel -> items
+    failed: list[str] = field(default_factory=list)
+    retrying: list[str] = field(default_factory=list)  # temporary failures, tried again by a later send
+    skipped: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # items a killed send had left in ``sending``
+    deferred: str | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+NO_NAME = "Aux occupants"
+INTERRUPTED_SMS = ("envoi interrompu : le SMS est peut-être parti ; il n'est pas renvoyé automatiquement "
+                   "(au plus une fois). « Réessayer » l'enverra de nouveau.")
+
+
+@dataclass(slots=True)
+class Dispatcher:
+    session: Session
+    config: RemindersConfig
+    evidence_root: Path
+    out_dir: Path
+    actor: str
+    today: date = field(default_factory=date.today)
+    clock: Callable[[], datetime] = utcnow
+    templates: MessageTemplates = field(init=False)
+    mailer: Mailer | None = field(init=False)
+    sms: SmsGateway | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.templates = MessageTemplates(self.config)
+        self.mailer = Mailer(self.config.channels.smtp) if self.config.channels.smtp else None
+        self.sms = SmsGateway(self.config.channels.sms) if self.config.channels.sms else None
+
+    def send_campaign(self, campaign_id: int) -> SendReport:
+        """Send the approved items (and the retries that are due) of a campaign.
+
+        Each item is claimed, then its outcome committed, one at a time (``server.reminder_sending``):
+        a concurrent send never gets the same item, and a killed one loses at most the item in hand,
+        which the next send resolves.
+        """
+        campaign = get_campaign(self.session, campaign_id)
+        report = SendReport()
+        quiet = self.config.quiet(self.today)
+        if quiet is not None:
+            report.deferred = f"période calme ({quiet.reason}) : rien n'est envoyé avant sa fin"
+            return report
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        lease = self.config.channels.sending_lease_s
+        for item_id in stale_items(self.session, campaign_id, self.clock(), lease):
+            if take_over(self.session, item_id, self.clock(), lease):
+                report.recovered.append(f"élément {item_id}")
+                self._send_claimed(campaign, item_id, report, resume=True)
+        for item_id in due_items(self.session, campaign_id, self.clock()):
+            if claim(self.session, item_id, self.clock()):
+                self._send_claimed(campaign, item_id, report, resume=False)
+        sheet = route_streets(self.session, items_of(self.session, campaign_id))
+        if sheet:
+            path = self.out_dir / f"feuille-de-route-campagne-{campaign.id}.pdf"
+            path.write_bytes(route_sheet_pdf(campaign.name, self._period(campaign), sheet))
+            report.files.append(path)
+            audit(self.session, self.actor, "reminders.route_sheet.export", f"campaign:{campaign.id}", str(path))
+            self.session.commit()
+        self.session.refresh(campaign)
+        if campaign.started_at is not None:  # the comparison streets are fixed when the campaign goes out
+
+            freeze_controls(self.session, campaign, self.config.effect, self.config.household.streams)
+            self.session.commit()
+        return report
+
+    def _send_claimed(self, campaign: Campaign, item_id: int, report: SendReport, resume: bool) -> None:
+        item = self.session.get(Item, item_id, populate_existing=True)
+        assert item is not None
+        self._send_item(campaign, item, report, resume)
+        self.session.commit()
+
+    def _send_item(self, campaign: Campaign, item: Item, report: SendReport, resume: bool) -> None:
+        if item.kind == HOUSEHOLD and self.session.get(OptOut, item.target_key) is not None:
+            item.status, item.send_detail = SKIPPED, "opposition du foyer"
+            report.skipped.append(f"élément {item.id} : opposition du foyer")
+            return
+        contact = self.session.get(Contact, item.target_key) if item.kind == HOUSEHOLD else None
+        postal = self.recipient(item, contact) if item.kind == HOUSEHOLD else ""
+        channel = item.channel if resume and item.channel else \
+            planned_channel(item, contact, self.config, bool(postal))
+        if resume and channel == "sms":
+            self._failed(item, report, ChannelError(INTERRUPTED_SMS))
+            return
+        if channel is None:
+            self._failed(item, report, ChannelError(
+                f"{NO_CONTACT} : ni courriel, ni téléphone, ni adresse postale pour ce foyer (un bac sans adresse "
+                "a besoin de son adresse postale dans les contacts)"))
+            return
+        item.channel = channel
+        if channel == "email" and self.mailer and not item.message_id:
+            item.message_id = self.mailer.new_message_id()
+        self.session.commit()  # channel and Message-ID on record before the channel sees anything
+        try:
+            detail = self._deliver(channel, campaign, item, contact, postal, report)
+        except ChannelError as error:
+            self._failed(item, report, error)
+            return
+        item.status, item.sent_at, item.send_detail = SENT, self.clock(), detail[:2000]
+        mark_started(self.session, campaign.id, item.sent_at)
+        report.sent[channel] = report.sent.get(channel, 0) + 1
+        audit(self.session, self.actor, "reminders.send", f"item:{item.id}",
+              f"{channel} to {item.target_key} level {item.level}")
+
+    def _failed(self, item: Item, report: SendReport, error: ChannelError) -> None:
+        rules = self.config.channels.retry
+        reason = str(error)[:2000]
+        if error.temporary and item.attempts < rules.max_attempts:
+            item.status, item.send_detail = RETRY, reason
+            item.next_attempt_at = self.clock() + backoff(item.attempts, rules)
+            report.retrying.append(f"élément {item.id} ({item.target_key}) : {error}")
+            audit(self.session, self.actor, "reminders.send.retry", f"item:{item.id}", reason[:500])
+            return
+        item.status, item.send_detail, item.next_attempt_at = FAILED, reason, None
+        report.failed.append(f"élément {item.id} ({item.target_key}) : {error}")
+        audit(self.session, self.actor, "reminders.send.failed", f"item:{item.id}", reason[:500])
+
+    def message(self, campaign: Campaign, item: Item, recipient: str | None = None,
+                contact: Contact | None = None) -> TemplateData:
+        street = self._street_label(item.street_id)
+        name, address = self.addressee(item, contact) if item.kind == HOUSEHOLD else (None, "")
+        return TemplateData(item.kind, item.level, recipient or street, street, item.lifts, item.contaminated,
+                       item.categories, campaign.since, campaign.until, item.reason, self.today,
+                       reference=reference(item), name=name, address=address)
+
+    def _deliver(self, channel: str, campaign: Campaign, item: Item, contact: Contact | None, postal: str,
+                 report: SendReport) -> str:
+        if channel == "print":
+            path = self._write_pdf(campaign, item, self.message(campaign, item), "avis" if item.kind == "street"
+                                   else "remerciement")
+            report.files.append(path)
+            return str(path)
+        if channel == "email" and contact and contact.email and self.mailer:
+            return self._email(campaign, item, contact)
+        if channel == "sms" and contact and contact.phone and self.sms:
+            text = gsm_text(self.templates.render("sms", self.message(campaign, item, postal, contact)))
+            if segments(text) > 1:  # an edited template or a long name: it still goes, at a higher price
+                log.warning("item %s: SMS of %d characters costs %d segments", item.id, len(text), segments(text))
+            return self.sms.send(contact.phone, text)
+        if channel == "letter" and postal:
+            message = self.message(campaign, item, postal, contact)
+            try:
+                address_block(message.name or NO_NAME, message.address)
+            except AddressError as error:
+                raise ChannelError(f"courrier impossible : {error}") from None
+            path = self._write_pdf(campaign, item, message, "courrier")
+            report.files.append(path)
+            return str(path)
+        raise ChannelError(f"canal {channel} indisponible pour ce foyer (coordonnée effacée ou canal retiré "
+                           "de la configuration)")
+
+    def letter_bytes(self, campaign: Campaign, item: Item, message: TemplateData) -> bytes:
+        text = self.templates.render(self.templates.document_for(item.kind), message)
+        header = self.header(message) if item.kind == HOUSEHOLD else None
+        return letter_pdf(text, self.photos(item), title=f"Trivue — {item.target_key}", header=header)
+
+    def header(self, message: TemplateData) -> LetterHeader:
+        """Sender, window address and date of a household letter (an incomplete address prints as is)."""
+        contact = self.config.contact
+        try:
+            lines = address_block(message.name or NO_NAME, message.address)
+        except AddressError:
+            lines = [message.name or NO_NAME, *[p.strip() for p in message.address.split(",") if p.strip()]][:6]
+        return LetterHeader((contact.organisation, *contact.postal_address), tuple(lines),
+                            f"Le {french_date(message.today)}")
+
+    def _write_pdf(self, campaign: Campaign, item: Item, message: TemplateData, prefix: str) -> Path:
+        path = self.out_dir / f"{prefix}-campagne-{campaign.id}-{item.id}.pdf"
+        path.write_bytes(self.letter_bytes(campaign, item, message))
+        return path
+
+    def _email(self, campaign: Campaign, item: Item, contact: Contact) -> str:
+        assert self.mailer is not None and contact.email
+        message = self.message(campaign, item, self.recipient(item, contact), contact)
+        subject, _, body = self.templates.render("email", message).partition("\n")
+        attachments = [Attachment("courrier-tri.pdf", self.letter_bytes(campaign, item, message), "application", "pdf")]
+        attachments += [Attachment(f"photo-{n + 1}.jpg", p.read_bytes(), "image", "jpeg")
+                        for n, p in enumerate(self.photos(item)) if p.is_file()]
+        headers = {"List-Unsubscribe": self.templates.list_unsubscribe(reference(item)),
+                   "Reply-To": self.templates.opt_out_email()}
+        return self.mailer.send(contact.email, subject.strip(), plain_text(body), tuple(attachments),
+                                message_id=item.message_id, headers=headers)
+
+    def photos(self, item: Item) -> list[Path]:
+        rows = dict(self.session.execute(select(Evidence.event_id, Evidence.path)
+                                         .where(Evidence.event_id.in_(item.event_ids))).all())
+        return [self.evidence_root / rows[e] for e in item.event_ids if e in rows]
+
+    def recipient(self, item: Item, contact: Contact | None) -> str:
+        """Name and postal address on one line; empty when the household cannot be written to."""
+        name, address = self.addressee(item, contact)
+        return f"{name or NO_NAME}, {address}" if address else ""
+
+    def addressee(self, item: Item, contact: Contact | None) -> tuple[str | None, str]:
+        """The household's name (None when unknown) and postal address ("" when none is known)."""
+        name = contact.name if contact and contact.name else None
+        if contact and contact.postal_address:
+            return name, contact.postal_address
+        if item.address_id is None:
+            return name, ""
+
+        label = self.session.scalar(select(Address.label).where(Address.id == item.address_id))
+        return name, label or ""
+
+    def _street_label(self, street_id: int | None) -> str:
+        street = self.session.get(Street, street_id) if street_id is not None else None
+        return f"{street.name}, {street.commune}" if street else "votre rue"
+
+    @staticmethod
+    def _period(campaign: Campaign) -> str:
+        return f"{french_date(campaign.since)} au {french_date(campaign.until)}"

@@ -1,0 +1,348 @@
+"""Did the campaign work? Contamination before and after each street's send time, targeted
+streets against matched untargeted streets (difference in differences), with intervals.
+
+- **Cut-off**: a time, not a date. A targeted street's "before" ends when its first message was
+  sent, its "after" starts ``effect.washout_days`` later (0: the next collection counts); its
+  comparison streets take the same cut-off. Windows are ``effect.window_days`` long.
+- **Controls** (``server.reminder_matching``): matched on the pre-campaign rate, volume, commune,
+  stream and collection day when the campaign is sent, stored with the campaign and never redrawn.
+- **Balance**: standardised mean differences; above ``effect.max_smd`` the report says the
+  streets do not compare and concludes nothing.
+- **Estimate** (``server.effect_estimate``): difference in differences of pooled rates, 95 %
+  bootstrap interval over matched sets of streets. The verdict says which of "too few lifts",
+  "unbalanced" or the estimate holds; the estimate is shown as indicative when it does not.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.db import utcnow
+from server.ingest.models import Lift, StreetDay
+from server.reminders.config import EffectRules
+from server.reminders.effect_estimate import (
+    METHOD,
+    METHOD_LABEL,
+    MatchedSet,
+    Unit,
+    bootstrap,
+    change,
+    did,
+    pooled,
+    unit_bootstrap,
+    weekly,
+)
+from server.reminders.matching import Candidate, balance, match
+from server.reminders.models import APPROVED, HOUSEHOLD, RETRY, SENDING, SENT, THANKS, Campaign, Item
+from server.streets.models import Street
+from server.web.csvexport import rows_csv, safe_row
+from server.web.reports import wilson
+
+WEEK = timedelta(days=7)
+
+
+def _treated_streets(items: list[Item], statuses: tuple[str, ...]) -> set[int]:
+    return {i.street_id for i in items if i.kind != THANKS and i.street_id is not None and i.status in statuses}
+
+
+def candidates(session: Session, cut: datetime, rules: EffectRules, streams: list[str] | None) -> dict[str, Candidate]:
+    """Every street with lifts in the ``window_days`` days before ``cut`` (days strictly before its day)."""
+    first, last = (cut - timedelta(days=rules.window_days)).date(), cut.date() - timedelta(days=1)
+    query = (select(StreetDay.street_id, StreetDay.day, StreetDay.stream, StreetDay.lifts, StreetDay.contaminated)
+             .where(StreetDay.day >= first, StreetDay.day <= last, StreetDay.street_id != 0))
+    if streams:
+        query = query.where(StreetDay.stream.in_(streams))
+    lifts: Counter[int] = Counter()
+    dirty: Counter[int] = Counter()
+    by_stream: dict[int, Counter[str]] = defaultdict(Counter)
+    by_day: dict[int, Counter[int]] = defaultdict(Counter)
+    for street_id, day, stream, n, c in session.execute(query):
+        lifts[street_id] += n
+        dirty[street_id] += c
+        by_stream[street_id][stream] += n
+        by_day[street_id][day.weekday()] += n
+    communes = dict(session.execute(select(Street.id, Street.commune).where(Street.id.in_(list(lifts)))).all()) \
+        if lifts else {}
+    return {f"street:{sid}": Candidate(f"street:{sid}", communes.get(sid) or "", by_stream[sid].most_common(1)[0][0],
+                                       by_day[sid].most_common(1)[0][0], lifts[sid], dirty[sid])
+            for sid in lifts}
+
+
+def freeze_controls(session: Session, campaign: Campaign, rules: EffectRules,
+                    streams: list[str] | None = None) -> dict[str, Any]:
+    """Match controls for targeted streets that have none yet, store them on the campaign, return them.
+
+    Called by the send (so controls are fixed when the campaign goes out) and by the report for
+    campaigns sent before matching was stored; streets matched once are never matched again.
+    """
+    stored = dict(campaign.controls or {"pairs": {}, "covariates": {}})
+    pairs: dict[str, list[str]] = dict(stored.get("pairs", {}))
+    items = list(session.scalars(select(Item).where(Item.campaign_id == campaign.id)))
+    treated = _treated_streets(items, (APPROVED, SENDING, SENT, RETRY))
+    missing = [f"street:{sid}" for sid in sorted(treated) if f"street:{sid}" not in pairs]
+    if not missing or campaign.started_at is None:
+        return stored
+    pool_all = candidates(session, campaign.started_at, rules, streams)
+    targeted = {f"street:{sid}" for sid in _treated_streets(items, (APPROVED, SENDING, SENT, RETRY, "pending",
+                                                                      "failed", "rejected", "skipped"))}
+    used = {c for cs in pairs.values() for c in cs}
+    pool = [c for key, c in sorted(pool_all.items()) if key not in targeted and key not in used]
+    found = match([pool_all[k] for k in missing if k in pool_all], pool, rules.controls_per_street)
+    covariates = dict(stored.get("covariates", {}))
+    for key in missing:
+        pairs[key] = found.get(key, [])
+        for k in (key, *pairs[key]):
+            if k in pool_all:
+                c = pool_all[k]
+                covariates[k] = {"commune": c.commune, "stream": c.stream, "weekday": c.weekday, "lifts": c.lifts,
+                                 "contaminated": c.contaminated}
+    stored = {"matched_at": stored.get("matched_at") or utcnow().isoformat(),
+              "pre_window_days": rules.window_days, "pairs": pairs, "covariates": covariates}
+    campaign.controls = stored
+    return stored
+
+
+def _cuts(items: list[Item], campaign: Campaign) -> dict[int, datetime]:
+    """Each targeted street's cut-off: the first message sent on it (else the campaign's first send)."""
+    cuts: dict[int, datetime] = {}
+    for item in items:
+        if item.kind == THANKS or item.street_id is None or item.status != SENT:
+            continue
+        at = item.sent_at or campaign.started_at
+        assert at is not None
+        cuts[item.street_id] = min(cuts.get(item.street_id, at), at)
+    return cuts
+
+
+class _Windows:
+    def __init__(self, rules: EffectRules, now: datetime) -> None:
+        self.length, self.washout, self.now = timedelta(days=rules.window_days), timedelta(days=rules.washout_days), now
+
+    def place(self, at: datetime, cut: datetime) -> str | None:
+        if cut - self.length <= at < cut:
+            return "before"
+        start = cut + self.washout
+        if start <= at < start + self.length and at <= self.now:
+            return "after"
+        return None
+
+    def week(self, at: datetime, cut: datetime) -> int:
+        delta = at - cut if at < cut else at - cut - self.washout
+        return math.floor(delta / WEEK)
+
+
+def _street_units(session: Session, cuts: dict[str, datetime], windows: _Windows,
+                  streams: list[str] | None) -> dict[str, Unit]:
+    ids = [int(key.split(":")[1]) for key in cuts]
+    counts: dict[str, dict[str, list[int]]] = {k: {"before": [0, 0], "after": [0, 0]} for k in cuts}
+    weeks: dict[str, Counter[tuple[int, int]]] = {k: Counter() for k in cuts}
+    if ids:
+        first = min(cuts.values()) - windows.length
+        last = max(cuts.values()) + windows.washout + windows.length
+        query = select(Lift.street_id, Lift.started_at, Lift.contaminated).where(
+            Lift.street_id.in_(ids), Lift.started_at >= first, Lift.started_at < last)
+        if streams:
+            query = query.where(Lift.stream.in_(streams))
+        for street_id, at, dirty in session.execute(query):
+            key = f"street:{street_id}"
+            period = windows.place(at, cuts[key])
+            if period is None:
+                continue
+            counts[key][period][0] += 1
+            counts[key][period][1] += int(dirty)
+            week = windows.week(at, cuts[key])
+            weeks[key][(week, 0)] += 1
+            weeks[key][(week, 1)] += int(dirty)
+    return {k: Unit(k, tuple(v["before"]), tuple(v["after"]),  # type: ignore[arg-type]
+                    {w: (weeks[k][(w, 0)], weeks[k][(w, 1)]) for w, m in weeks[k] if m == 0})
+            for k, v in counts.items()}
+
+
+def _household_units(session: Session, items: list[Item], windows: _Windows) -> list[Unit]:
+    units = []
+    for item in items:
+        if item.bin_id:
+            where = Lift.bin_id == item.bin_id
+        elif item.address_id is not None:
+            where = (Lift.address_id == item.address_id) & Lift.bin_id.is_(None)
+        else:
+            continue  # erased on request
+        cut = item.sent_at
+        if cut is None:
+            continue
+        counts = {"before": [0, 0], "after": [0, 0]}
+        for at, dirty in session.execute(select(Lift.started_at, Lift.contaminated).where(
+                where, Lift.started_at >= cut - windows.length,
+                Lift.started_at < cut + windows.washout + windows.length)):
+            period = windows.place(at, cut)
+            if period:
+                counts[period][0] += 1
+                counts[period][1] += int(dirty)
+        units.append(Unit(item.target_key, tuple(counts["before"]), tuple(counts["after"])))  # type: ignore[arg-type]
+    return units
+
+
+def _group(units: list[Unit]) -> dict[str, Any]:
+    out: dict[str, Any] = {"units": len(units)}
+    for period in ("before", "after"):
+        lifts, contaminated = pooled(units, period)
+        low, high = wilson(contaminated, lifts)
+        out[period] = {"lifts": lifts, "contaminated": contaminated,
+                       "rate": contaminated / lifts if lifts else None, "ci": [low, high]}
+    out["change"] = change(units)
+    return out
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:+.1f}".replace(".", ",")
+
+
+def verdict(groups: dict[str, dict[str, Any]], estimate: dict[str, Any], smds: dict[str, float | None],
+            rules: EffectRules) -> dict[str, str]:
+    """Which conclusion holds, in this order: too few lifts, unbalanced groups, then the estimate."""
+    smallest = min(groups[g][p]["lifts"] for g in ("targeted", "control") for p in ("before", "after"))
+    if not groups["control"]["units"] or smallest < rules.min_lifts:
+        return {"status": "too_few", "text": f"Trop peu de levées pour conclure : {smallest} levée(s) dans le plus "
+                f"petit groupe et période, il en faut au moins {rules.min_lifts} (ou pas de rue comparable)."}
+    worst = max((abs(v) for v in smds.values() if v is not None), default=0.0)
+    if worst > rules.max_smd:
+        before_t, before_c = groups["targeted"]["before"]["rate"], groups["control"]["before"]["rate"]
+        return {"status": "unbalanced", "text": (
+            f"Pas de conclusion : les rues de comparaison ne ressemblent pas assez aux rues ciblées avant la "
+            f"campagne ({before_t * 100:.1f} % contre {before_c * 100:.1f} % de levées contaminées ; écart "
+            f"standardisé {worst:.2f}, au-delà du seuil de {rules.max_smd:.2f}).")}
+    if estimate["ci"] is None:
+        return {"status": "too_few", "text": "Trop peu de rues pour estimer l'incertitude : pas de conclusion."}
+    low, high = estimate["ci"]
+    span = f"{_points(estimate['did'])} points (IC 95 % {_points(low)} à {_points(high)})"
+    if high < 0:
+        return {"status": "decrease", "text": f"Baisse de la contamination attribuable à la campagne : {span}."}
+    if low > 0:
+        return {"status": "increase", "text": f"Hausse de la contamination dans les rues ciblées : {span}."}
+    return {"status": "inconclusive", "text": f"Pas d'effet démontré : {span}, l'intervalle contient zéro."}
+
+
+CONCLUSIVE = ("decrease", "increase", "inconclusive")
+
+
+def conclude(sets: list[MatchedSet], covariates: dict[str, Candidate], rules: EffectRules, seed: int,
+             households: list[Unit] | None = None) -> dict[str, Any]:
+    """Groups, intervals, balance, estimate and verdict of matched sets: what the report concludes.
+
+    ``covariates``: the streets as they were matched (pre-campaign), for the balance check.
+    """
+    treated = [s.treated for s in sets]
+    controls = [c for s in sets for c in s.controls]
+    households = households or []
+    groups = {"targeted": _group(treated), "control": _group(controls), "households": _group(households)}
+    intervals = bootstrap(sets, rules.bootstrap, seed=seed)
+    intervals["households"] = unit_bootstrap(households, rules.bootstrap, seed=seed)
+    smds = balance([covariates[u.key] for u in treated if u.key in covariates],
+                   [covariates[u.key] for u in controls if u.key in covariates])
+    estimate: dict[str, Any] = {"method": METHOD, "label": METHOD_LABEL, "did": did(sets), "ci": intervals["did"],
+                                "draws": rules.bootstrap}
+    outcome = verdict(groups, estimate, smds, rules)
+    estimate["conclusive"] = outcome["status"] in CONCLUSIVE
+    return {**outcome, "estimate": estimate, "groups": groups, "intervals": intervals,
+            "balance": {**smds, "max_smd": rules.max_smd,
+                        "ok": all(v is not None and abs(v) <= rules.max_smd for v in smds.values())}}
+
+
+def measure(session: Session, campaign: Campaign, rules: EffectRules, now: datetime | Any,
+            streams: list[str] | None = None) -> dict[str, Any]:
+    """The campaign's effect report (JSON-ready); ``status`` ``not_sent`` until the first send.
+
+    ``now`` bounds the after period (a ``date`` means the end of that day, UTC).
+    """
+    if campaign.started_at is None:
+        return {"campaign": campaign.id, "status": "not_sent", "text": "Campagne pas encore envoyée : rien à mesurer."}
+    if not isinstance(now, datetime):
+        now = datetime.combine(now + timedelta(days=1), datetime.min.time(), campaign.started_at.tzinfo)
+    frozen = freeze_controls(session, campaign, rules, streams)
+    items = list(session.scalars(select(Item).where(Item.campaign_id == campaign.id)))
+    windows = _Windows(rules, now)
+    street_cuts = _cuts(items, campaign)
+    pairs = {k: v for k, v in frozen.get("pairs", {}).items() if int(k.split(":")[1]) in street_cuts}
+    cuts = {f"street:{sid}": at for sid, at in street_cuts.items()}
+    for key, controls in pairs.items():
+        for control in controls:
+            cuts.setdefault(control, cuts[key])  # a control is cut where its targeted street is
+    units = _street_units(session, cuts, windows, streams)
+    sets = [MatchedSet(units[f"street:{sid}"], tuple(units[c] for c in pairs.get(f"street:{sid}", [])))
+            for sid in sorted(street_cuts)]
+    households = _household_units(session, [i for i in items if i.status == SENT and i.kind == HOUSEHOLD], windows)
+    covariates = frozen.get("covariates", {})
+    found = conclude(sets, {k: Candidate(k, v["commune"], v["stream"], v["weekday"], v["lifts"], v["contaminated"])
+                            for k, v in covariates.items()}, rules, campaign.id, households)
+    treated = [s.treated for s in sets]
+    controls = [c for s in sets for c in s.controls]
+    first, last = min(street_cuts.values(), default=campaign.started_at), max(street_cuts.values(),
+                                                                              default=campaign.started_at)
+    after_end = min(last + windows.washout + windows.length, now)
+    span = math.ceil(rules.window_days / 7)
+    week_numbers = list(range(-span, span))
+    series_t, lifts_t = weekly(treated, week_numbers)
+    series_c, lifts_c = weekly(controls, week_numbers)
+    return {"campaign": campaign.id, "name": campaign.name, **found,
+            "cut_off": campaign.started_at.isoformat(), "washout_days": rules.washout_days,
+            "windows": {"before": [(first - windows.length).isoformat(), last.isoformat()],
+                        "after": [(first + windows.washout).isoformat(), after_end.isoformat()]},
+            "partial": now < last + windows.washout + windows.length,
+            "matching": {"matched_at": frozen.get("matched_at"), "per_street": rules.controls_per_street},
+            "matches": pairs,
+            "series": {"weeks": week_numbers, "targeted": series_t, "control": series_c,
+                       "targeted_lifts": lifts_t, "control_lifts": lifts_c},
+            "units": [_unit_row("targeted", u) for u in treated] + [_unit_row("control", u) for u in controls]
+            + [_unit_row("household", u) for u in households]}
+
+
+def _unit_row(group: str, unit: Unit) -> dict[str, Any]:
+    (nb, cb), (na, ca) = unit.before, unit.after
+    return {"group": group, "unit": unit.key, "lifts_before": nb, "contaminated_before": cb,
+            "rate_before": round(cb / nb, 4) if nb else None, "lifts_after": na, "contaminated_after": ca,
+            "rate_after": round(ca / na, 4) if na else None}
+
+
+def effect_csv(report: dict[str, Any]) -> str:
+    """The per-unit table, then a ``# verdict`` line; unit keys hold RFID tags read on trucks, so every
+    cell goes through ``server.csvexport`` (and the verdict is quoted by the csv module, not by hand)."""
+    columns = ["group", "unit", "lifts_before", "contaminated_before", "rate_before", "lifts_after",
+               "contaminated_after", "rate_after"]
+    out = io.StringIO()
+    out.write(rows_csv(columns, report.get("units", [])))
+    csv.writer(out).writerow(safe_row(["# verdict", report.get("status"), report.get("text", "")]))
+    return out.getvalue()
+
+
+def effect_text(report: dict[str, Any]) -> str:
+    """The report as the CLI prints it: the verdict first, then what it rests on."""
+    lines = [f"Campagne {report['campaign']} : {report['text']}"]
+    if report.get("status") == "not_sent":
+        return "\n".join(lines)
+    names = {"targeted": "rues ciblées", "control": "rues témoins", "households": "foyers ciblés"}
+    for name, group in report["groups"].items():
+        parts = []
+        for period, label in (("before", "avant"), ("after", "après")):
+            p = group[period]
+            rate = f"{p['rate']:.1%}" if p["rate"] is not None else "–"
+            parts.append(f"{label} {rate} [{p['ci'][0]:.1%}–{p['ci'][1]:.1%}] sur {p['lifts']} levées")
+        lines.append(f"  {names[name]:<13} ({group['units']} unités) : " + " ; ".join(parts))
+    b = report["balance"]
+    smd = ", ".join(f"{k} {v:+.2f}" for k, v in (("taux", b["rate"]), ("volume", b["log_lifts"])) if v is not None)
+    lines.append(f"  équilibre avant (écart standardisé, seuil {b['max_smd']:.2f}) : {smd or '–'}")
+    estimate = report["estimate"]
+    if estimate["did"] is not None and estimate["ci"] is not None:
+        low, high = estimate["ci"]
+        status = "" if estimate["conclusive"] else " — indicatif seulement, ne permet pas de conclure (voir ci-dessus)"
+        lines.append(f"  estimation : {estimate['did'] * 100:+.1f} points, IC 95 % {low * 100:+.1f} à "
+                     f"{high * 100:+.1f}{status}")
+    lines.append(f"  méthode : {estimate['label']} ({estimate['draws']} tirages)")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""Households' personal data and rights: contact import, opt-out, erasure on request.
+
+Contacts (names, e-mails, phone numbers, postal addresses of RFID bins) are personal data: they
+sit in ``reminder_contacts`` only, apart from lift data, and are read by managers and admins
+only. Erasing a household deletes its contact, anonymises its reminder items (the campaign's
+counts stay, the household is no longer identifiable there) and can record an opt-out, which
+keeps only the household key so the opposition is honoured later. Everything is audited.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from server.db import utcnow
+from server.reminders.contacts_import import ContactFileError, read_contact_file
+from server.reminders.models import Contact, Item, OptOut
+from server.reminders.sms_text import PhoneError, e164
+from server.reminders.targets import HouseholdKey
+from server.web.auth import audit
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CONTACT_COLUMNS = ("key", "name", "email", "phone", "postal_address")
+
+
+class HouseholdError(ValueError):
+    """A refused operation on a household's data, in French."""
+
+
+class UnknownHousehold(HouseholdError):
+    """No data at all for this key: nothing to erase (the API answers 404)."""
+
+
+def check_key(key: str) -> str:
+    try:
+        HouseholdKey.parse(key)
+    except ValueError:
+        raise HouseholdError(f"clé de foyer {key!r} : attendu address:<n° d'adresse> ou bin:<puce du bac>") from None
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class ContactImport:
+    imported: int  # new households
+    updated: int  # households already on file, their details replaced
+    errors: tuple[str, ...]  # refused lines, "ligne N : why"
+    unknown_columns: tuple[str, ...] = ()
+    encoding: str = "utf-8"
+    delimiter: str = ","
+
+    def json(self) -> dict[str, object]:
+        return {"imported": self.imported, "updated": self.updated, "refused": len(self.errors),
+                "errors": list(self.errors), "unknown_columns": list(self.unknown_columns),
+                "encoding": self.encoding, "delimiter": self.delimiter}
+
+    def summary(self) -> str:
+        text = (f"{self.imported} contact(s) ajouté(s), {self.updated} mis à jour, {len(self.errors)} ligne(s) "
+                f"refusée(s) (fichier {self.encoding}, séparateur « {self.delimiter} »)")
+        if self.unknown_columns:
+            text += f" ; colonnes ignorées : {', '.join(self.unknown_columns)}"
+        return text
+
+
+def import_contacts(session: Session, data: bytes | str, actor: str, source: str) -> ContactImport:
+    """Upsert contacts from a CSV file (``server.contacts_import``); bad lines are reported, never stored."""
+    try:
+        parsed = read_contact_file(data)
+    except (ContactFileError, UnicodeDecodeError) as error:
+        raise HouseholdError(f"{source} : {error}") from None
+    errors, imported, updated = list(parsed.errors), 0, 0
+    for line, row in parsed.rows:
+        problem = _row_problem(row)
+        if problem:
+            errors.append(f"ligne {line} : {problem}")
+            continue
+        if row.get("phone"):
+            row["phone"] = e164(row["phone"])
+        key = row["key"]
+        contact = session.get(Contact, key)
+        if contact is None:
+            contact = Contact(key=key)
+            imported += 1
+        else:
+            updated += 1
+        for column in CONTACT_COLUMNS[1:]:
+            if column in parsed.columns:
+                setattr(contact, column, row.get(column) or None)
+        contact.source, contact.updated_at = source[:120], utcnow()
+        session.add(contact)
+        session.flush()  # a key twice in one file: the second line updates the first
+    errors.sort(key=lambda e: int(e.split()[1]))
+    audit(session, actor, "reminders.contacts.import", source[:256],
+          f"{imported} added, {updated} updated, {len(errors)} refused")
+    return ContactImport(imported, updated, tuple(errors), tuple(parsed.unknown), parsed.encoding, parsed.delimiter)
+
+
+def _row_problem(row: dict[str, str]) -> str:
+    key = row.get("key", "")
+    try:
+        HouseholdKey.parse(key)
+    except ValueError:
+        return f"clé {key!r} : attendu address:<n°> ou bin:<puce>"
+    email, phone = row.get("email", ""), row.get("phone", "")
+    if email and not EMAIL.match(email):
+        return f"courriel {email!r} invalide"
+    if phone:
+        try:
+            e164(phone)
+        except PhoneError as error:
+            return str(error)
+    return ""
+
+
+def contact_of(session: Session, key: str) -> Contact | None:
+    return session.get(Contact, key)
+
+
+def opt_out(session: Session, key: str, actor: str, note: str | None = None) -> None:
+    check_key(key)
+    if session.get(OptOut, key) is None:
+        session.add(OptOut(key=key, at=utcnow(), by=actor, note=note))
+    # Items not yet sent to this household are dropped now, not at send time only.
+    session.execute(update(Item).where(Item.target_key == key, Item.status.in_(("pending", "approved")))
+                    .values(status="skipped", send_detail="opposition du foyer"))
+    audit(session, actor, "reminders.household.opt_out", key, note)
+
+
+def cancel_opt_out(session: Session, key: str, actor: str) -> bool:
+    removed = session.execute(delete(OptOut).where(OptOut.key == check_key(key))).rowcount
+    audit(session, actor, "reminders.household.opt_in", key)
+    return bool(removed)
+
+
+def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool = True,
+                    note: str | None = None) -> dict[str, int]:
+    """Delete the household's personal data; anonymise its items. Returns what was done.
+
+    A key Trivue holds nothing about raises ``UnknownHousehold`` and records nothing (a typo must
+    not leave an opposition for someone else). ``note`` (the request's reference, say) is kept in
+    the audit log and on the opposition.
+    """
+    check_key(key)
+    items = list(session.scalars(select(Item).where(Item.target_key == key)))
+    known = items or session.get(Contact, key) is not None or session.get(OptOut, key) is not None
+    if not known:
+        raise UnknownHousehold(f"aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré")
+    contacts = session.execute(delete(Contact).where(Contact.key == key)).rowcount or 0
+    for item in items:
+        item.target_key = f"erased:{item.id}"
+        item.address_id = item.bin_id = None
+        item.event_ids = []
+        if item.status in ("pending", "approved"):
+            item.status, item.send_detail = "skipped", "données effacées à la demande du foyer"
+    note = (note or "").strip()[:500] or None
+    if keep_opt_out:
+        opt_out(session, key, actor, f"effacement des données ({note})" if note else "effacement des données")
+    else:
+        session.execute(delete(OptOut).where(OptOut.key == key))
+    audit(session, actor, "reminders.household.erase", key,
+          f"contacts={contacts} items={len(items)}" + (f" note={note}" if note else ""))
+    return {"contacts": contacts, "items": len(items), "opted_out": int(keep_opt_out)}
+
+
+def list_contacts(session: Session, actor: str) -> list[dict[str, str | None]]:
+    """Every contact (personal data): the read itself is audited."""
+    audit(session, actor, "reminders.contacts.read")
+    return [{c: getattr(contact, c) for c in CONTACT_COLUMNS}
+            for contact in session.scalars(select(Contact).order_by(Contact.key))]

@@ -1,0 +1,113 @@
+"""``/api/reminders/households/...``: households' contacts and rights (managers and admins, audited).
+
+Contacts are personal data kept apart from lift data (``server.households``); reading them,
+importing them, an opt-out and an erasure each leave an entry in the audit log. Reading and
+importing contacts need the household level (``server.privacy``); an opt-out or an erasure is a
+person's right and is honoured whatever the switch says.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.config import ServerSettings
+from server.reminders import schemas
+from server.reminders.households import (
+    HouseholdError,
+    UnknownHousehold,
+    erase_household,
+    import_contacts,
+    list_contacts,
+    opt_out,
+)
+from server.web.deps import Manager, SameOrigin, SessionDep, content_type
+from server.web.privacy import require
+
+IMPORT_TYPES = ("text/csv", "application/json", "multipart/form-data")
+JSON_SHAPE = 'expected JSON {"csv": "key,name,email,phone,postal_address\\n..."}'
+
+
+def import_type(request: Request) -> str:
+    """``text/csv`` (the dashboard, ``curl --data-binary``), JSON ``{"csv": "..."}`` or a multipart
+    upload's ``file`` field. ``text/plain`` and URL-encoded forms are refused: those are what a
+    cross-site form sends, and nothing of ours needs them."""
+    kind = content_type(request)
+    if kind not in IMPORT_TYPES:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                            f"send the contacts as {', '.join(IMPORT_TYPES)}, not {kind or 'no content type'!r}")
+    return kind
+
+
+async def contacts_csv(request: Request, kind: str) -> bytes | str:
+    """The CSV file (bytes: its encoding is detected) of an import whose content type ``import_type`` accepted."""
+    if kind == "text/csv":
+        return await request.body()
+    if kind == "application/json":
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            raise HTTPException(422, JSON_SHAPE) from None
+        if not isinstance(body, dict) or not isinstance(body.get("csv"), str):
+            raise HTTPException(422, JSON_SHAPE)
+        return body["csv"].removeprefix("\ufeff")
+    form = await request.form()
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise HTTPException(422, "expected the CSV file in the multipart field 'file'")
+    return await upload.read()
+
+
+class OptOutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=500)
+
+
+def household_routes(router: APIRouter, settings: ServerSettings) -> None:
+    @router.get("/households", summary="Contacts (personal data; the read is audited)",
+                response_model=list[schemas.ContactOut])
+    def households(db: SessionDep, who: Manager) -> list[dict[str, Any]]:
+        require(settings, "Les contacts des foyers ne sont pas consultables")
+        rows = list_contacts(db, who.actor)
+        db.commit()
+        return rows
+
+    @router.post("/households/import", summary="Upsert contacts from CSV: key,name,email,phone,postal_address",
+                 dependencies=[SameOrigin], response_model=schemas.ContactImportOut)
+    async def import_households(request: Request, db: SessionDep, who: Manager) -> dict[str, Any]:
+        # After the same-origin and content-type checks (a forged request learns nothing), before the body.
+        kind = import_type(request)
+        require(settings, "L'import des contacts des foyers est refusé")
+        text = await contacts_csv(request, kind)
+        try:
+            report = import_contacts(db, text, who.actor, "api")
+        except HouseholdError as error:
+            raise HTTPException(422, str(error)) from None
+        db.commit()
+        return report.json()
+
+    @router.post("/households/{key}/opt-out", summary="The household asked for no more reminders",
+                 response_model=schemas.OptedOut)
+    def household_opt_out(key: str, body: OptOutIn, db: SessionDep, who: Manager) -> dict[str, Any]:
+        try:
+            opt_out(db, key, who.actor, body.note)
+        except HouseholdError as error:
+            raise HTTPException(422, str(error)) from None
+        db.commit()
+        return {"key": key, "opted_out": True}
+
+    @router.delete("/households/{key}", summary="Erase the household's personal data (right to erasure)",
+                   response_model=schemas.Erased)
+    def household_erase(key: str, db: SessionDep, who: Manager, keep_opt_out: bool = True,
+                        note: str | None = Query(default=None, max_length=500)) -> dict[str, Any]:
+        try:
+            done = erase_household(db, key, who.actor, keep_opt_out, note)
+        except UnknownHousehold as error:
+            raise HTTPException(404, str(error)) from None
+        except HouseholdError as error:
+            raise HTTPException(422, str(error)) from None
+        db.commit()
+        return {"key": key, **done}

@@ -1,0 +1,46 @@
+"""The reminders' review page (``/rappels``) in the dashboard's frame, French first.
+
+The page is a shell over ``/api/reminders/...`` like every dashboard page; it extends the
+dashboard's base template and adds its own messages (``templates/reminders/i18n``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from server.config import ServerSettings
+from server.web.dashboard import LANGUAGES, NAV, MaybePrincipal, Pages, login_redirect, messages, request_lang
+
+I18N = Path(__file__).resolve().parent.parent / "templates" / "reminders" / "i18n"
+NAV_ITEM = ("nav.reminders", "/rappels", "reminders")
+
+
+@cache
+def reminder_messages(lang: str) -> dict[str, str]:
+    return json.loads((I18N / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+def reminders_page_router(settings: ServerSettings) -> APIRouter:
+    pages = Pages(settings)
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/rappels")
+    def reminders_page(request: Request, who: MaybePrincipal, street_id: int | None = None) -> Response:
+        if who is None:
+            return login_redirect(request)
+        lang = request_lang(request)
+        t = {**messages(lang), **reminder_messages(lang)}
+        context = {"page": "reminders", "lang": lang, "other_lang": next(x for x in LANGUAGES if x != lang),
+                   "t": t, "nav": (*NAV, NAV_ITEM), "can_review": who.can("manager"),
+                   "household_level": settings.household_level,
+                   "config": {**pages.script_config(lang, {"streetId": street_id}), "t": t}}
+        response = pages.templates.TemplateResponse(request, "reminders/review.html", context)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return router

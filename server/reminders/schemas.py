@@ -1,0 +1,203 @@
+"""The reminders API's response shapes (``/api/reminders/...``), for the OpenAPI document.
+
+As in ``server.web.schemas``: dates and times stay the ISO strings the routes write, and extra
+keys are refused so that a route and its model cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic.functional_serializers import SerializerFunctionWrapHandler
+
+from server.reminders.models import Channel, ItemKind, ItemStatus
+from server.web.schemas import Out
+
+
+class PlanTarget(Out):
+    kind: ItemKind
+    level: int
+    action: str
+    key: str = Field(description="address:<id>, bin:<rfid> or street:<id>")
+    label: str
+    street_id: int | None
+    lifts: int
+    contaminated: int
+    categories: dict[str, int]
+    photos: int
+    reason: str
+
+
+class PlanSkip(Out):
+    key: str
+    label: str
+    reason: str
+
+
+class PlanOut(Out):
+    since: str
+    until: str
+    quiet: str | None = Field(description="The quiet period the plan falls in, if any")
+    street_only_lifts: int
+    unmatched_lifts: int
+    targets: list[PlanTarget]
+    skipped: list[PlanSkip]
+
+
+class CampaignSummary(Out):
+    id: int
+    name: str
+    created_at: str
+    created_by: str
+    since: str
+    until: str
+    started_at: str | None = Field(description="First send; null until then")
+    items: dict[str, int] = Field(description="Items per status")
+
+
+class ItemCategory(Out):
+    category: str
+    label: str
+    lifts: int
+
+
+class ItemOut(Out):
+    id: int
+    kind: ItemKind
+    level: int
+    action: str
+    key: str
+    label: str
+    street_id: int | None
+    street: str
+    lifts: int
+    contaminated: int
+    categories: list[ItemCategory]
+    photos: list[str] = Field(description="Evidence photo URLs still on file")
+    reason: str
+    status: ItemStatus
+    reviewed_by: str | None
+    reviewed_at: str | None
+    review_reason: str | None
+    review_note: str | None
+    channel: Channel | None
+    sent_at: str | None
+    send_detail: str | None
+    attempts: int
+    next_attempt_at: str | None = Field(description="When a temporary failure is tried again")
+    planned_channel: Channel | None = Field(description="The channel a send would use (items not sent yet)")
+    no_contact: bool = Field(description="Not sent yet, and no way to reach the household on file")
+    file: str | None = Field(description="URL of the printed letter or notice, once sent")
+
+
+class CampaignDetail(CampaignSummary):
+    counts: dict[str, int] = Field(description="Items per status")
+    items: list[ItemOut]  # type: ignore[assignment]  # the detail lists the items themselves
+    reject_reasons: list[str]
+    household_level: bool
+    hidden_household_items: int
+
+
+class SendReport(Out):
+    sent: dict[str, int] = Field(description="Items sent, per channel")
+    failed: list[str] = Field(description="Items that could not be sent, with the reason")
+    retrying: list[str] = Field(description="Temporary failures, tried again by a later send")
+    skipped: list[str]
+    recovered: list[str] = Field(description="Items an interrupted send had left in 'sending'")
+    deferred: str | None = Field(description="Why nothing was sent now (a quiet period), if so")
+    files: list[str] = Field(description="PDFs to print (letters, street notices)")
+
+
+class RetryReport(SendReport):
+    requeued: list[int] = Field(description="Items put back to approved before the send")
+
+
+class TemplateList(Out):
+    templates: list[str]
+    categories: dict[str, str] = Field(description="Error category -> the words households read")
+    folder: str | None = Field(description="The collectivité's template folder, if any")
+
+
+class EffectUnit(Out):
+    group: str = Field(description="targeted, control or household")
+    unit: str
+    lifts_before: int
+    contaminated_before: int
+    rate_before: float | None
+    lifts_after: int
+    contaminated_after: int
+    rate_after: float | None
+
+
+class EffectReport(BaseModel):
+    """Before/after of the targeted streets against matched untargeted ones (difference in
+    differences); a campaign not yet sent has only ``campaign``, ``status`` (not_sent) and ``text``.
+    The analysis blocks (estimate, groups, intervals, balance, matching, series) are described in
+    docs/reminders.md."""
+
+    model_config = ConfigDict(extra="allow")
+
+    campaign: int
+    status: str = Field(description="not_sent, too_few, unbalanced, decrease, increase or inconclusive")
+    text: str = Field(description="The verdict in French, as the page shows it")
+    name: str | None = None
+    cut_off: str | None = None
+    washout_days: int | None = None
+    windows: dict[str, list[str]] | None = None
+    partial: bool | None = None
+    estimate: dict[str, object] | None = None
+    groups: dict[str, dict[str, object]] | None = None
+    intervals: dict[str, list[float] | None] | None = None
+    balance: dict[str, object] | None = None
+    matching: dict[str, object] | None = None
+    matches: dict[str, list[str]] | None = None
+    series: dict[str, list[object]] | None = None
+    units: list[EffectUnit] | None = None
+
+    @model_serializer(mode="wrap")
+    def _present_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class FalseDetectionOut(Out):
+    event_id: str
+    truck_id: str
+    stream: str
+    model_version: str | None
+    classes: str = Field(description="Model classes, ;-separated")
+    categories: str = Field(description="Error categories, ;-separated")
+    evidence_sha256: str | None
+    evidence_path: str | None
+    note: str | None
+    reported_by: str
+    reported_at: str
+    item_id: int | None
+
+
+class ContactOut(Out):
+    key: str
+    name: str | None
+    email: str | None
+    phone: str | None
+    postal_address: str | None
+
+
+class ContactImportOut(Out):
+    imported: int = Field(description="New households")
+    updated: int = Field(description="Households already on file, their details replaced")
+    refused: int
+    errors: list[str] = Field(description="Refused lines, with their line number and reason")
+    unknown_columns: list[str]
+    encoding: str
+    delimiter: str
+
+
+class OptedOut(Out):
+    key: str
+    opted_out: bool
+
+
+class Erased(Out):
+    key: str
+    contacts: int
+    items: int
+    opted_out: int

@@ -1,0 +1,137 @@
+"""The texts households and streets receive: Jinja2 templates the collectivité can edit.
+
+Templates live in ``server/templates/reminders`` (one per channel, one paragraph per error
+type under ``errors/``); a deployment points ``templates_dir`` at its own copies, which are
+looked up first. A rendered letter is plain text with a light layout convention that
+``server.letters`` turns into a PDF: ``# `` title, ``## `` heading, ``- `` bullet, ``[photo]``.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+
+from server.reminders.config import RemindersConfig
+from server.reminders.postal import greeting
+from vision.rules import SortingRules
+
+PACKAGED = Path(__file__).resolve().parent.parent / "templates" / "reminders"
+TEMPLATES = {"letter": "letter.txt.j2", "street": "street.txt.j2", "thanks": "thanks.txt.j2",
+             "email": "email.txt.j2", "sms": "sms.txt.j2"}
+CATEGORY_LABELS = {
+    "sac_ferme": "sacs fermés", "emballage": "emballages", "papier": "papiers", "verre": "verre",
+    "biodechet": "déchets alimentaires", "textile": "textiles", "deee": "appareils électriques",
+    "dangereux": "piles, batteries ou bouteilles de gaz", "soins": "médicaments ou déchets de soins",
+}
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+          "novembre", "décembre")
+
+
+class TemplateError(ValueError):
+    """A template that is missing or does not render; names the template."""
+
+
+def french_date(day: date) -> str:
+    return f"{'1er' if day.day == 1 else day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateData:
+    """What a template is rendered with; built from a campaign item (or a preview)."""
+
+    kind: str  # household, street, thanks
+    level: int
+    recipient: str
+    street: str
+    lifts: int
+    contaminated: int
+    categories: dict[str, int]
+    since: date
+    until: date
+    reason: str = ""
+    today: date = field(default_factory=date.today)
+    reference: str = ""  # quoted by a resident who opts out: names the message, not the household
+    name: str | None = None  # the household's name when the contacts hold one (greeting, address block)
+    address: str = ""  # postal address, ending with "<postcode> <commune>" (letters)
+
+
+class MessageTemplates:
+    def __init__(self, config: RemindersConfig) -> None:
+        self.config = config
+        loaders = [FileSystemLoader(str(PACKAGED))]
+        if config.templates_dir is not None:
+            loaders.insert(0, FileSystemLoader(str(config.templates_dir)))
+        self.env = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=False,
+                               keep_trailing_newline=False, trim_blocks=False)
+
+    @cached_property
+    def rules(self) -> list[dict[str, Any]]:
+        """The local sorting rules, stream by stream, in the words of ``vision/rules_fr.yaml``."""
+        spec = SortingRules.load().spec
+        return [{"stream": stream.value, "label": rule.label,
+                 "accepted": [spec.classes[name].label.lower() for name in rule.accepted]}
+                for stream, rule in spec.streams.items() if rule.accepted]
+
+    def context(self, message: TemplateData) -> dict[str, Any]:
+        errors = [{"category": c, "label": CATEGORY_LABELS.get(c, c.replace("_", " ")), "lifts": n}
+                  for c, n in sorted(message.categories.items(), key=lambda kv: -kv[1])]
+        return {"level": message.level, "recipient": message.recipient, "street": message.street,
+                "lifts": message.lifts, "contaminated": message.contaminated, "errors": errors,
+                "since": french_date(message.since), "until": french_date(message.until),
+                "today": french_date(message.today), "reason": message.reason,
+                "contact": self.config.contact.model_dump(), "rules": self.rules, "reference": message.reference,
+                "greeting": greeting(message.name),
+                "opt_out": {"email": self.opt_out_email(), "url": self.config.contact.opt_out_url,
+                            "sms": self.config.channels.sms.opt_out if self.config.channels.sms else ""}}
+
+    def opt_out_email(self) -> str:
+        """Where a resident writes STOP: the configured address, the service's, else the sender's."""
+        smtp = self.config.channels.smtp
+        return self.config.contact.opt_out_email or self.config.contact.email or (smtp.sender if smtp else "")
+
+    def list_unsubscribe(self, reference: str) -> str:
+        """RFC 2369 ``List-Unsubscribe``: a mailto with the reference in the subject, and the page if any."""
+        subject = urllib.parse.quote(f"STOP rappels de tri {reference}".strip())
+        targets = [f"<mailto:{self.opt_out_email()}?subject={subject}>"]
+        if self.config.contact.opt_out_url:
+            targets.append(f"<{self.config.contact.opt_out_url}>")
+        return ", ".join(targets)
+
+    def render(self, name: str, message: TemplateData) -> str:
+        """Render ``letter``, ``street``, ``thanks``, ``email`` or ``sms`` (a template name)."""
+        template_name = TEMPLATES.get(name)
+        if template_name is None:
+            raise TemplateError(f"unknown template {name!r}: expected one of {', '.join(TEMPLATES)}")
+        try:
+            text = self.env.get_template(template_name).render(self.context(message))
+        except TemplateNotFound as error:
+            raise TemplateError(f"template {error.name!r} not found") from None
+        except Exception as error:  # an edited template must fail with its name, not a traceback
+            raise TemplateError(f"template {template_name}: {type(error).__name__}: {error}") from None
+        return _tidy(text)
+
+    def document_for(self, kind: str) -> str:
+        return {"household": "letter", "street": "street", "thanks": "thanks"}[kind]
+
+
+def plain_text(text: str) -> str:
+    """A rendered letter without its layout marks, for e-mail bodies."""
+    lines = [line.lstrip("#").strip() if line.startswith("#") else line for line in text.splitlines()
+             if line.strip() != "[photo]"]
+    return _tidy("\n".join(lines))
+
+
+def _tidy(text: str) -> str:
+    """Collapse the blank lines Jinja blocks leave, keep paragraph breaks."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out) + "\n"

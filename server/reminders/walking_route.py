@@ -1,0 +1,115 @@
+"""The ambassadeurs' route: streets of a campaign and their addresses in walking order.
+
+Addresses are ordered by their position along the street's main axis (the principal direction
+of its vertices), then by house number, so the sheet reads from one end of the street to the
+other. Low-confidence lifts never appear as an address: they are summed per street.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.reminders.letters import RouteStreet, Stop
+from server.reminders.models import APPROVED, HOUSEHOLD, SENT, STREET, Contact, Item
+from server.reminders.targets import HouseholdKey
+from server.reminders.templates import CATEGORY_LABELS
+from server.streets.models import Address, Street
+
+ACTIONS = {1: "information envoyée", 2: "rappel envoyé", 3: "visite"}
+
+
+def axis_positions(coords: Sequence[tuple[float, float]], points: Sequence[tuple[float, float]]) -> list[float]:
+    """Position of each (lon, lat) point along the main axis of ``coords`` (metres, arbitrary origin)."""
+    if not coords:
+        return [0.0] * len(points)
+    lat0 = sum(c[1] for c in coords) / len(coords)
+    kx = math.cos(math.radians(lat0)) * 111_320.0
+    xs = [c[0] * kx for c in coords]
+    ys = [c[1] * 110_540.0 for c in coords]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    angle = 0.5 * math.atan2(2 * sxy, sxx - syy)  # direction of the largest spread
+    ux, uy = math.cos(angle), math.sin(angle)
+    return [(p[0] * kx - mx) * ux + (p[1] * 110_540.0 - my) * uy for p in points]
+
+
+def house_number(label: str) -> tuple[int, str]:
+    match = re.match(r"\s*(\d+)\s*(\w*)", label)
+    return (int(match.group(1)), match.group(2)) if match else (10**9, label)
+
+
+def errors_text(categories: dict[str, int]) -> str:
+    return ", ".join(f"{CATEGORY_LABELS.get(c, c)} ({n})" for c, n in
+                     sorted(categories.items(), key=lambda kv: -kv[1])) or "—"
+
+
+def route_streets(session: Session, items: Iterable[Item]) -> list[RouteStreet]:
+    """Blocks of the route sheet: approved or sent street items and household visits, per street."""
+    chosen = [i for i in items if i.status in (APPROVED, SENT) and (i.kind == STREET or
+                                                                      (i.kind == HOUSEHOLD and i.level >= 3))]
+    by_street: dict[int, list[Item]] = defaultdict(list)
+    for item in chosen:
+        if item.street_id is not None:
+            by_street[item.street_id].append(item)
+    streets = {s.id: s for s in session.scalars(select(Street).where(Street.id.in_(list(by_street))))}
+    address_ids = [i.address_id for i in chosen if i.kind == HOUSEHOLD and i.address_id is not None]
+    addresses = {a.id: a for a in session.scalars(select(Address).where(Address.id.in_(address_ids)))}
+    # A bin whose lifts had no sure address is found through the bin registry (its postal address).
+    bin_keys = [i.target_key for i in chosen if i.bin_id and i.address_id not in addresses]
+    bin_places = {key: f"bac {HouseholdKey.parse(key).bin_id} — {place}" for key, place in session.execute(
+        select(Contact.key, Contact.postal_address).where(Contact.key.in_(bin_keys))) if place}
+    blocks = []
+    for street_id, street_items in sorted(by_street.items(), key=lambda kv: _street_name(streets, kv[0])):
+        blocks.append(_block(streets.get(street_id), street_items, addresses, bin_places))
+    return blocks
+
+
+def _street_name(streets: dict[int, Any], street_id: int) -> str:
+    street = streets.get(street_id)
+    return f"{street.commune} {street.name}" if street else f"~{street_id}"
+
+
+def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places: dict[str, str]) -> RouteStreet:
+    name = f"{street.name}, {street.commune}" if street else "Rue inconnue"
+    coords = _coords(street.geometry) if street else []
+    visits = [i for i in items if i.kind == HOUSEHOLD and i.address_id in addresses]
+    points = [(addresses[i.address_id].lon, addresses[i.address_id].lat) for i in visits]
+    positions = axis_positions(coords, points)
+    ordered = sorted(zip(positions, visits, strict=True),
+                     key=lambda pv: (round(pv[0] / 5), house_number(addresses[pv[1].address_id].label)))
+    stops = [Stop(addresses[i.address_id].label, errors_text(i.categories),
+                  f"{i.contaminated} / {i.lifts}", ACTIONS.get(i.level, "visite")) for _, i in ordered]
+    bins = [i for i in items if i.kind == HOUSEHOLD and i.address_id not in addresses and i.bin_id]
+    stops += [Stop(bin_places.get(i.target_key) or f"bac {i.bin_id} (adresse : registre des bacs)",
+                   errors_text(i.categories), f"{i.contaminated} / {i.lifts}", ACTIONS.get(i.level, "visite"))
+              for i in bins]
+    visits += bins
+    street_items = [i for i in items if i.kind == STREET]
+    totals: Counter[str] = Counter()
+    for item in street_items:
+        totals.update(item.categories)
+    if street_items:
+        s = street_items[0]
+        stops.append(Stop("Toute la rue (bacs sans adresse sûre)", errors_text(dict(totals)),
+                          f"{s.contaminated} / {s.lifts}", "déposer l'avis dans les boîtes aux lettres"))
+    summary = f"{len(visits)} adresse(s) à visiter" + (", avis à distribuer dans toute la rue" if street_items else "")
+    return RouteStreet(name, summary, tuple(stops))
+
+
+def _coords(geometry: str) -> list[tuple[float, float]]:
+    try:
+        shape = json.loads(geometry)
+    except (TypeError, ValueError):
+        return []
+    lines = shape.get("coordinates", []) if shape.get("type") == "MultiLineString" else [shape.get("coordinates", [])]
+    return [(float(c[0]), float(c[1])) for line in lines for c in line]

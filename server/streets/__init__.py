@@ -1,0 +1,1 @@
+"""Streets, segments and addresses: OSM and address-file imports, the spatial locator, the CLI."""

@@ -1,0 +1,243 @@
+"""``trivue streets`` and ``trivue addresses``: load OSM streets and address files, inspect them,
+re-match stored lifts. They act on the server's database (``--config`` / ``TRIVUE_*`` settings,
+as ``trivue server``); heavy imports stay inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from base.errors import CliError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+def _database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="server settings (YAML), as trivue server")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="database to use instead of the settings' (also TRIVUE_DATABASE_URL)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    streets = subparsers.add_parser("streets", help="import OSM streets, list them, re-match lifts")
+    commands = streets.add_subparsers(dest="streets_command", metavar="ACTION", required=True)
+
+    imp = commands.add_parser("import", help="load streets from an .osm.pbf or GeoJSON file")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--commune", help="commune of every way (default: OSM admin boundaries or a "
+                                       "'commune' property)")
+    imp.set_defaults(handler=_import_streets)
+
+    rematch = commands.add_parser("rematch", help="re-link addresses and re-match every stored lift")
+    rematch.set_defaults(handler=_rematch)
+
+    listing = commands.add_parser("list", help="streets with their length and addresses")
+    listing.add_argument("--commune")
+    listing.add_argument("--name", help="part of the name (case and accents ignored)")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(handler=_list)
+
+    stats = commands.add_parser("stats", help="streets, segments and addresses per commune")
+    stats.set_defaults(handler=_stats)
+
+    locate = commands.add_parser("locate", help="the street and address a GPS fix matches")
+    locate.add_argument("lat", type=float)
+    locate.add_argument("lon", type=float)
+    locate.add_argument("--heading", type=float, help="course over ground, degrees")
+    locate.add_argument("--accuracy", type=float, help="GPS accuracy, metres")
+    locate.add_argument("--max-distance", type=float, default=30.0, help="metres (default 30)")
+    locate.set_defaults(handler=_locate)
+
+    addresses = subparsers.add_parser("addresses", help="import Base Adresse Nationale / Toulouse addresses")
+    acommands = addresses.add_subparsers(dest="addresses_command", metavar="ACTION", required=True)
+    aimp = acommands.add_parser("import", help="load a BAN CSV (.csv, .csv.gz, .csv.bz2) or Toulouse extract")
+    aimp.add_argument("file", type=Path)
+    aimp.add_argument("--commune", help="commune of every address (Toulouse extract default: Toulouse)")
+    aimp.set_defaults(handler=_import_addresses)
+    synth = acommands.add_parser("synthesize", help="made-up house numbers along a commune's streets "
+                                                    "(demos without an address file; flagged synthetic)")
+    synth.add_argument("--commune", required=True)
+    synth.add_argument("--spacing", type=float, default=25.0, help="metres between numbers (default 25)")
+    synth.add_argument("--postcode", default="")
+    synth.set_defaults(handler=_synthesize)
+
+    for parser in (imp, rematch, listing, stats, locate, aimp, synth):
+        _database_options(parser)
+
+
+def open_database(args: argparse.Namespace) -> Engine:
+    """The settings' database, brought to the current schema."""
+    import logging
+
+    if not args.verbose:  # Alembic narrates its plugins and every migration step at INFO
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    from server.config import ConfigError, load_settings
+    from server.db import make_engine
+    from server.migrate import upgrade_database
+
+    try:
+        settings = load_settings(args.config, database_url=args.database_url)
+    except ConfigError as error:
+        raise CliError(str(error)) from None
+    engine = make_engine(settings.db_url)
+    try:
+        upgrade_database(engine)
+    except Exception as error:  # a database we cannot reach or migrate: one line, not a traceback
+        raise CliError(f"database {engine.url.render_as_string(hide_password=True)}: {error}") from None
+    return engine
+
+
+def _import_streets(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from sqlalchemy.orm import Session
+
+    from server.streets.importer import import_street_file
+    from server.streets.osm import StreetFileError
+
+    engine = open_database(args)
+    started = time.perf_counter()
+    with Console(stderr=True).status(f"reading {args.file}"), Session(engine) as session:
+        try:
+            report = import_street_file(session, args.file, args.commune)
+        except StreetFileError as error:
+            raise CliError(str(error)) from None
+        session.commit()
+    print(f"{args.file}: {report.ways} ways -> {report.segments} segments, "
+          f"{report.streets_added} streets added, {report.streets_updated} updated, "
+          f"{report.streets_removed} removed, {report.length_km:.1f} km in {', '.join(report.communes)}; "
+          f"{report.addresses_linked} addresses linked ({time.perf_counter() - started:.1f} s)")
+    print("Stored lifts keep their old street until `trivue streets rematch`.")
+    return 0
+
+
+def _import_addresses(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    from sqlalchemy.orm import Session
+
+    from server.streets.addresses import AddressFileError, import_address_file
+
+    engine = open_database(args)
+    started = time.perf_counter()
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), transient=True) as progress, Session(engine) as session:
+        task = progress.add_task(f"importing {args.file.name}", total=None)
+        try:
+            report = import_address_file(session, args.file, args.commune,
+                                         lambda done, total: progress.update(task, completed=done, total=total))
+        except AddressFileError as error:
+            raise CliError(str(error)) from None
+        session.commit()
+    links = report.links
+    print(f"{args.file}: {report.format} format, {report.rows} rows, {report.imported} addresses imported, "
+          f"{report.removed} removed, {report.skipped_no_position} without position skipped "
+          f"({time.perf_counter() - started:.1f} s)")
+    print(f"linked by name {links.by_name}, by similar name nearby {links.by_similar_name}, "
+          f"to the nearest street {links.by_proximity}, unlinked {links.unlinked} "
+          f"in {', '.join(report.communes)}")
+    return 0
+
+
+def _synthesize(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from server.streets.demo_addresses import SyntheticAddressError, synthesize_addresses
+
+    if args.spacing < 5:
+        raise CliError(f"--spacing {args.spacing:g}: at least 5 metres")
+    engine = open_database(args)
+    with Session(engine) as session:
+        try:
+            count = synthesize_addresses(session, args.commune, args.spacing, postcode=args.postcode)
+        except SyntheticAddressError as error:
+            raise CliError(str(error)) from None
+        session.commit()
+    print(f"{count} synthetic addresses along the streets of {args.commune} (flagged synthetic: not real "
+          "households); run `trivue streets rematch` to attach stored lifts to them")
+    return 0
+
+
+def _rematch(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from server.ingest.aggregates import rematch_lifts
+    from server.streets.addresses import link_addresses
+    from server.streets.locator import Locator
+    from server.streets.models import Address
+
+    engine = open_database(args)
+    with Session(engine) as session:
+        communes = sorted(session.scalars(select(Address.commune).distinct()))
+        links = link_addresses(session, communes)
+        locator = Locator.from_session(session)
+        with Progress(transient=True) as progress:
+            task = progress.add_task("re-matching lifts", total=None)
+            report = rematch_lifts(session, locator,
+                                   lambda done, total: progress.update(task, completed=done, total=total))
+        session.commit()
+    print(f"addresses: {links.by_name + links.by_similar_name + links.by_proximity} linked, "
+          f"{links.unlinked} unlinked; lifts: {report.lifts} re-matched, {report.matched} on a street, "
+          f"{report.unmatched} unmatched, {report.changed} changed")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from sqlalchemy.orm import Session
+
+    from server.streets.importer import street_rows
+
+    engine = open_database(args)
+    with Session(engine) as session:
+        rows = street_rows(session, args.commune, args.name, args.limit)
+    table = Table("id", "name", "commune", "km", "segments", "addresses")
+    for row in rows:
+        table.add_row(str(row.id), row.name, row.commune, f"{row.length_m / 1000:.2f}",
+                      str(row.segments), str(row.addresses))
+    Console().print(table)
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from sqlalchemy.orm import Session
+
+    from server.streets.importer import commune_stats
+
+    engine = open_database(args)
+    with Session(engine) as session:
+        rows = commune_stats(session)
+    table = Table("commune", "streets", "segments", "km", "addresses", "linked", "unlinked")
+    for row in rows:
+        table.add_row(row["commune"], *(str(row[k]) for k in ("streets", "segments")), f"{row['km']:.1f}",
+                      *(str(row[k]) for k in ("addresses", "linked", "unlinked")))
+    Console().print(table)
+    return 0
+
+
+def _locate(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from server.streets.locator import Locator
+
+    engine = open_database(args)
+    with Session(engine) as session:
+        locator = Locator.from_session(session, max_distance_m=args.max_distance)
+    match: Any = locator.locate(args.lat, args.lon, args.heading, args.accuracy)
+    if match is None:
+        print(f"no street within {args.max_distance:g} m (plus GPS accuracy) of {args.lat}, {args.lon}")
+        return 1
+    print(f"{match.street_name}, {match.commune} (street {match.street_id}, segment {match.segment_id}) "
+          f"at {match.distance_m:.1f} m, confidence {match.confidence:.2f}")
+    if match.address_id is not None:
+        print(f"address: {match.address_label} at {match.address_distance_m:.1f} m "
+              f"({match.address_candidates} within GPS uncertainty)"
+              + (" [synthetic: not a real household]" if match.address_synthetic else ""))
+    return 0

@@ -1,0 +1,140 @@
+"""Importing street files into the tables, and what is there: streets by commune, per-commune counts.
+
+Street ids are kept across re-imports (a street is found again by name and commune) because
+lifts and aggregates point at them; addresses are linked again after every import.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from server.streets.addresses import link_addresses
+from server.streets.models import Address, Segment, Street
+from server.streets.names import street_key
+from server.streets.osm import Piece, StreetFileError, read_ways, split_at_junctions
+
+
+@dataclass(frozen=True, slots=True)
+class StreetImport:
+    """What ``import_streets`` did, for the command's report."""
+
+    communes: tuple[str, ...]
+    ways: int
+    segments: int
+    streets_added: int
+    streets_updated: int
+    streets_removed: int
+    length_km: float
+    addresses_linked: int
+
+
+def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> StreetImport:
+    """Replace the streets of the communes present in ``pieces`` by those pieces.
+
+    A street found again (same commune, same name) keeps its id, so lifts and aggregates that
+    point at it stay valid; streets gone from the new data are deleted (their addresses are
+    unlinked, segments cascade). Addresses of those communes are re-linked at the end.
+    """
+    by_street: dict[tuple[str, str], list[Piece]] = defaultdict(list)
+    for piece in pieces:
+        by_street[(piece.commune, piece.name)].append(piece)
+    communes = sorted({commune for commune, _ in by_street})
+    existing = {(s.commune, s.name): s for s in
+                session.scalars(select(Street).where(Street.commune.in_(communes)))}
+    if existing:
+        session.execute(delete(Segment).where(Segment.street_id.in_([s.id for s in existing.values()])))
+    added = updated = 0
+    streets: dict[tuple[str, str], Street] = {}
+    for key, street_pieces in by_street.items():
+        street = existing.pop(key, None)
+        if street is None:
+            street = Street(commune=key[0], name=key[1])
+            session.add(street)
+            added += 1
+        else:
+            updated += 1
+        street.name_key = street_key(key[1])
+        street.geometry = json.dumps({"type": "MultiLineString",
+                                      "coordinates": [list(map(list, p.coords)) for p in street_pieces]},
+                                     separators=(",", ":"))
+        street.length_m = sum(p.length_m for p in street_pieces)
+        streets[key] = street
+    for gone in existing.values():
+        session.delete(gone)
+    session.flush()
+    session.execute(insert(Segment), [_segment_row(streets[(p.commune, p.name)].id, p) for p in pieces])
+    session.flush()
+
+    links = link_addresses(session, communes)
+    linked = links.by_name + links.by_similar_name + links.by_proximity
+    return StreetImport(tuple(communes), ways, len(pieces), added, updated, len(existing),
+                        sum(s.length_m for s in streets.values()) / 1000, linked)
+
+
+def _segment_row(street_id: int, piece: Piece) -> dict[str, object]:
+    lons = [c[0] for c in piece.coords]
+    lats = [c[1] for c in piece.coords]
+    return {"street_id": street_id, "highway": piece.highway, "oneway": piece.oneway,
+            "osm_way_id": piece.osm_id, "length_m": piece.length_m,
+            "geometry": json.dumps({"type": "LineString", "coordinates": [list(c) for c in piece.coords]},
+                                   separators=(",", ":")),
+            "min_lon": min(lons), "max_lon": max(lons), "min_lat": min(lats), "max_lat": max(lats)}
+
+
+def import_street_file(session: Session, path: Path, commune: str | None = None) -> StreetImport:
+    """Read an OSM or GeoJSON file and replace the streets of its communes."""
+    ways = read_ways(path, commune)
+    if not ways:
+        raise StreetFileError(f"{path}: no named street way found")
+    return import_streets(session, split_at_junctions(ways), len(ways))
+
+
+@dataclass(frozen=True, slots=True)
+class StreetRow:
+    id: int
+    name: str
+    commune: str
+    length_m: float
+    segments: int
+    addresses: int
+
+
+def street_rows(session: Session, commune: str | None = None, name: str | None = None,
+                limit: int = 50) -> list[StreetRow]:
+    """Streets by commune and name, with their segment and address counts."""
+    segments = select(Segment.street_id, func.count().label("n")).group_by(Segment.street_id).subquery()
+    addresses = select(Address.street_id, func.count().label("n")).group_by(Address.street_id).subquery()
+    query = (select(Street.id, Street.name, Street.commune, Street.length_m,
+                    func.coalesce(segments.c.n, 0), func.coalesce(addresses.c.n, 0))
+             .outerjoin(segments, segments.c.street_id == Street.id)
+             .outerjoin(addresses, addresses.c.street_id == Street.id)
+             .order_by(Street.commune, Street.name).limit(limit))
+    if commune:
+        query = query.where(Street.commune == commune)
+    if name:
+        query = query.where(Street.name_key.contains(street_key(name), autoescape=True))
+    return [StreetRow(*row) for row in session.execute(query)]
+
+
+def commune_stats(session: Session) -> list[dict[str, object]]:
+    """Per commune: streets, segments, kilometres, addresses and how many are linked to a street."""
+    stats: dict[str, dict[str, object]] = defaultdict(
+        lambda: {"streets": 0, "segments": 0, "km": 0.0, "addresses": 0, "linked": 0, "unlinked": 0})
+    for commune, streets, km in session.execute(
+            select(Street.commune, func.count(), func.sum(Street.length_m) / 1000).group_by(Street.commune)):
+        stats[commune].update(streets=streets, km=float(km or 0))
+    for commune, count in session.execute(select(Street.commune, func.count()).join(
+            Segment, Segment.street_id == Street.id).group_by(Street.commune)):
+        stats[commune]["segments"] = count
+    for commune, linked, count in session.execute(
+            select(Address.commune, Address.street_id.is_not(None), func.count())
+            .group_by(Address.commune, Address.street_id.is_not(None))):
+        stats[commune]["linked" if linked else "unlinked"] = count
+        stats[commune]["addresses"] = int(stats[commune]["addresses"]) + count  # type: ignore[call-overload]
+    return [{"commune": commune, **values} for commune, values in sorted(stats.items())]

@@ -1,0 +1,1 @@
+"""The HTTP side: JSON API, dashboard pages, login and roles, reports, drill-down, CSV."""

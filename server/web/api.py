@@ -1,0 +1,273 @@
+"""The HTTP API: street statistics (JSON, GeoJSON, CSV), lifts, photos, trucks, dead letters, metrics.
+
+Roles: street-level statistics and trucks for every signed-in role; household-level data (lifts,
+addresses, photos, raw dead letters) for managers and admins, audited; truck configuration for
+admins. Only ``/api/health`` is open.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from base.ids import ID_MAX_LENGTH, TRUCK_ID_PATTERN
+from base.version import __version__
+from server.db import utcnow
+from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
+from server.migrate import current_revision
+from server.web import schemas
+from server.web.accounts import AuditEntry
+from server.web.auth import audit
+from server.web.bounds import MAX_ROW_ID, Day, Moment, RowId
+from server.web.csvexport import rows_csv
+from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, Viewer
+from server.web.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
+from server.web.privacy import street_level_lift
+from server.web.reports import StreetFilter, street_detail, street_geojson_text, street_stats
+from vision.schema import Stream
+
+CSV_COLUMNS = ("street_id", "name", "commune", "lifts", "contaminated", "rate", "ci_low", "ci_high", "alerts",
+               "top_errors")
+
+
+def street_filter(since: Day | None = None, until: Day | None = None, stream: Stream | None = None,
+                  commune: str | None = Query(default=None, max_length=120),
+                  min_lifts: int = Query(default=1, ge=1)) -> StreetFilter:
+    """Common street filters; ``since``/``until`` are local collection days, both inclusive."""
+    if since and until and until < since:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"until {until} is before since {since}")
+    return StreetFilter(since, until, stream.value if stream else None, commune, min_lifts)
+
+
+def scoped_filter(flt: Annotated[StreetFilter, Depends(street_filter)], who: Viewer,
+                  ctx: ContextDep) -> StreetFilter:
+    """Viewers never see a street with fewer lifts than ``viewer_min_lifts``: too close to a household."""
+    floor = ctx.settings.viewer_min_lifts
+    if who.can("manager") or flt.min_lifts >= floor:
+        return flt
+    return replace(flt, min_lifts=floor)
+
+
+StreetFilterDep = Annotated[StreetFilter, Depends(scoped_filter)]
+
+
+def streets_csv(streets: list[dict[str, Any]]) -> str:
+    """Street names come from OpenStreetMap: cells are neutralised against formulas (``server.web.csvexport``)."""
+    rows = ({**street, "top_errors": "; ".join(f"{e['category']}={e['lifts']}" for e in street["top_errors"])}
+            for street in streets)
+    return rows_csv(CSV_COLUMNS, rows)
+
+
+def _health(db: Session, ctx: AppContext) -> dict[str, Any]:
+    try:
+        db.execute(text("SELECT 1"))
+        database, revision = "ok", current_revision(db.get_bind())  # type: ignore[arg-type]
+    except Exception as error:  # health reports the failure instead of failing
+        database, revision = f"error: {type(error).__name__}", None
+    broker = "disabled"
+    if ctx.ingest is not None:
+        broker = "connected" if ctx.ingest.connected.is_set() else "disconnected"
+    ok = database == "ok" and broker != "disconnected"
+    return {"status": "ok" if ok else "degraded", "database": database, "schema_revision": revision,
+            "broker": broker, "version": __version__, "dev": ctx.settings.dev}
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["api"])
+
+    @router.get("/health", summary="Liveness: database, broker connection, version (no login)",
+                response_model=schemas.Health, responses={503: {"model": schemas.Health}})
+    def health(db: SessionDep, ctx: ContextDep) -> JSONResponse:
+        body = _health(db, ctx)
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    @router.get("/streets", summary="Contamination per street with a 95 % Wilson interval (JSON or CSV)",
+                response_model=schemas.StreetList, responses={200: {"content": {"text/csv": {}}}})
+    def streets(request: Request, db: SessionDep, who: Viewer, flt: StreetFilterDep,
+                format: str | None = Query(default=None, pattern="^(json|csv)$")) -> Response:
+        stats = street_stats(db, flt)
+        wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
+        if wants_csv:
+            # Every export is in the audit trail (who, when, what), street-level ones included.
+            audit(db, who.actor, "streets.export", detail=f"csv, {len(stats['streets'])} streets, {flt}"[:2000])
+            db.commit()
+            return Response(streets_csv(stats["streets"]), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": 'attachment; filename="trivue-streets.csv"'})
+        return JSONResponse(stats)
+
+    @router.get("/streets.geojson", summary="The same statistics as GeoJSON street geometries",
+                response_model=schemas.FeatureCollection)
+    def streets_geojson(db: SessionDep, who: Viewer, flt: StreetFilterDep) -> Response:
+        return Response(street_geojson_text(db, flt), media_type="application/geo+json")
+
+    @router.get("/streets/{street_id}", summary="One street: daily trend, streams and error breakdown",
+                response_model=schemas.StreetDetail)
+    def street(street_id: RowId, db: SessionDep, who: Viewer, flt: StreetFilterDep) -> dict[str, Any]:
+        detail = street_detail(db, street_id, flt)
+        if detail is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no street {street_id}")
+        if detail["lifts"] < flt.min_lifts:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"street {street_id} has fewer than {flt.min_lifts} lifts in this period: "
+                                "shown to managers only")
+        return detail
+
+    @router.get("/lifts", summary="Lifts, newest first, paginated (household-level: manager)",
+                response_model=schemas.LiftPage)
+    def lifts(db: SessionDep, ctx: ContextDep, who: Manager, street_id: RowId | None = None,
+              truck_id: str | None = Query(default=None, max_length=64), contaminated: bool | None = None,
+              since: Moment | None = None, until: Moment | None = None,
+              limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = None) -> dict[str, Any]:
+        flt = LiftFilter(street_id, truck_id, contaminated, _aware(since), _aware(until))
+        try:
+            page = list_lifts(db, flt, limit, cursor)
+        except CursorError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        household = ctx.settings.household_level
+        audit(db, who.actor, "lifts.list", detail=f"{len(page['items'])} lifts, {flt}, household_level={household}")
+        db.commit()
+        if not household:  # street level until an admin enables households (server.web.privacy)
+            page = {**page, "items": [street_level_lift(item) for item in page["items"]]}
+        return page
+
+    @router.get("/lifts/{event_id}", summary="One lift with its street, address and photo link (manager)",
+                response_model=schemas.Lift)
+    def lift(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Manager) -> dict[str, Any]:
+        detail = lift_detail(db, str(event_id))
+        if detail is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lift {event_id}")
+        household = ctx.settings.household_level
+        address = detail["address"]["address_id"] if household and detail["address"] else None
+        # What was seen: the address and the bin are named in the trail when they were shown.
+        audit(db, who.actor, "lift.read", str(event_id),
+              f"address={address} bin={detail['bin_id']}" if household else "street level")
+        db.commit()
+        return detail if household else street_level_lift(detail)
+
+    @router.get("/lifts/{event_id}/evidence.jpg", summary="The blurred evidence photo (manager)",
+                response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
+    def evidence(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Manager) -> FileResponse:
+        photo = db.get(Evidence, str(event_id))
+        path = ctx.evidence.path(photo.path) if photo is not None else None
+        if path is None or not path.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no photo for lift {event_id}")
+        audit(db, who.actor, "evidence.read", str(event_id))
+        db.commit()
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    _truck_routes(router)
+    return router
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def truck_json(truck: Truck, lifts: int) -> dict[str, Any]:
+    return {"truck_id": truck.truck_id, "status": truck.status,
+            "online": truck.status == TruckStatus.online,
+            "status_at": truck.status_at.isoformat() if truck.status_at else None,
+            "last_seen_at": truck.last_seen_at.isoformat() if truck.last_seen_at else None,
+            "stats": truck.stats, "stats_at": truck.stats_at.isoformat() if truck.stats_at else None,
+            "config": truck.config, "lifts": lifts}
+
+
+class TruckConfigIn(BaseModel):
+    """What an admin may change on a truck remotely (see ``vision.schema.TruckConfig``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stream: Stream | None = Field(default=None, description="Stream collected from now on")
+    conf: float | None = Field(default=None, ge=0, le=1, description="Detector confidence threshold")
+    min_track_frames: int | None = Field(default=None, ge=1, le=100, description="Frames an item must be seen")
+
+
+def _truck_routes(router: APIRouter) -> None:
+    @router.get("/trucks", summary="Trucks: online/offline, last seen, last stats", response_model=schemas.TruckList)
+    def trucks(db: SessionDep, who: Viewer) -> dict[str, Any]:
+        counts = dict(db.execute(select(Lift.truck_id, func.count()).group_by(Lift.truck_id)).tuples().all())
+        rows = db.scalars(select(Truck).order_by(Truck.truck_id))
+        return {"trucks": [truck_json(t, counts.get(t.truck_id, 0)) for t in rows]}
+
+    @router.put("/trucks/{truck_id}/config", summary="Set a truck's stream; published retained to the truck",
+                response_model=schemas.TruckConfig)
+    def truck_config(truck_id: Annotated[str, Path(max_length=ID_MAX_LENGTH, pattern=TRUCK_ID_PATTERN)],
+                     body: TruckConfigIn, db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
+        config = {"config_version": utcnow().strftime("%Y%m%dT%H%M%SZ"),
+                  **body.model_dump(mode="json", exclude_none=True)}
+        if ctx.publish_config is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is disabled: no broker to publish")
+        try:
+            ctx.publish_config(truck_id, config)
+        except ConnectionError as error:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
+        truck = db.get(Truck, truck_id) or Truck(truck_id=truck_id, status=TruckStatus.unknown.value)
+        truck.config = config
+        db.add(truck)
+        audit(db, who.actor, "truck.config", truck_id, str(config))
+        db.commit()
+        return config
+
+    @router.get("/audit", summary="The audit trail, newest first (admin)", response_model=schemas.AuditPage)
+    def audit_log(db: SessionDep, who: Admin, action: str | None = Query(default=None, max_length=64),
+                  limit: int = Query(default=100, ge=1, le=1000),
+                  before_id: int | None = Query(default=None, ge=1, le=MAX_ROW_ID)) -> dict[str, Any]:
+        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        if action:
+            query = query.where(AuditEntry.action == action)
+        if before_id:
+            query = query.where(AuditEntry.id < before_id)
+        return {"items": [{"id": a.id, "at": a.at.isoformat(), "actor": a.actor, "action": a.action,
+                           "target": a.target, "detail": a.detail} for a in db.scalars(query)]}
+
+    @router.get("/dead-letters", summary="Messages refused by ingest, newest first (manager)",
+                response_model=schemas.DeadLetters)
+    def dead_letters(db: SessionDep, ctx: ContextDep, who: Manager,
+                     reason: str | None = Query(default=None, max_length=32),
+                     limit: int = Query(default=100, ge=1, le=1000)) -> dict[str, Any]:
+        query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
+        if reason:
+            query = query.where(DeadLetter.reason == reason)
+        by_reason = dict(db.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).tuples().all())
+        # A refused lift's raw bytes hold its bin tag and GPS fix: shown only at household level.
+        raw = ctx.settings.household_level
+        items = [{"id": d.id, "received_at": d.received_at.isoformat(), "topic": d.topic, "truck_id": d.truck_id,
+                  "reason": d.reason, "detail": d.detail, "payload_size": d.payload_size,
+                  "payload_head": d.payload[:512].decode("utf-8", "replace") if raw else None}
+                 for d in db.scalars(query)]
+        audit(db, who.actor, "dead_letters.read",
+              detail=f"{len(items)} messages, payloads {'shown' if raw else 'hidden'}")
+        db.commit()
+        return {"counts": by_reason, "items": items}
+
+
+def metrics_router() -> APIRouter:
+    router = APIRouter(tags=["metrics"])
+
+    @router.get("/metrics", summary="Prometheus metrics (text exposition format)",
+                response_class=PlainTextResponse)
+    def metrics(db: SessionDep, ctx: ContextDep, who: Viewer) -> PlainTextResponse:
+        statuses = db.execute(select(Truck.status, func.count()).group_by(Truck.status)).tuples().all()
+        gauges = {
+            "trivue_lifts": ("Lifts stored", [((), db.scalar(select(func.count()).select_from(Lift)) or 0)]),
+            "trivue_dead_letters": ("Dead letters stored",
+                                    [((), db.scalar(select(func.count()).select_from(DeadLetter)) or 0)]),
+            "trivue_trucks": ("Trucks by last status", [((("status", s),), n) for s, n in statuses]),
+            "trivue_ingest_queue_depth": ("Messages received, not yet written",
+                                          [((), ctx.ingest.queue_depth if ctx.ingest else 0)]),
+            "trivue_broker_connected": ("1 when the ingest is connected to the broker",
+                                        [((), int(bool(ctx.ingest and ctx.ingest.connected.is_set())))]),
+        }
+        return PlainTextResponse(ctx.metrics.render(gauges), media_type="text/plain; version=0.0.4")
+
+    return router

@@ -1,0 +1,155 @@
+"""Who may see what: users (argon2 passwords), API tokens, login sessions, roles and the audit trail.
+
+Roles grow in rights: ``viewer`` sees street-level statistics, ``manager`` also household-level
+data (lifts with addresses, bin ids, photos), ``admin`` also manages trucks. Tokens and session
+keys are 256-bit random strings, so a SHA-256 of them is enough to store (argon2's slowness
+protects guessable passwords, not random keys).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from server.db import utcnow
+from server.web.accounts import ROLES, ApiToken, AuditEntry, LoginSession, User
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "trv_"
+MIN_PASSWORD_LENGTH = 10
+_hasher = PasswordHasher()
+# Verified against when the user does not exist, so both failures take the same time.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+class AuthError(ValueError):
+    """A refused account operation (duplicate user, weak password, unknown role)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of a request."""
+
+    name: str
+    role: str
+    kind: str  # "user", "token" or "dev"
+
+    def can(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+    @property
+    def actor(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise AuthError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+    return role
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def audit(session: Session, actor: str, action: str, target: str | None = None,
+          detail: str | None = None) -> None:
+    session.add(AuditEntry(at=utcnow(), actor=actor, action=action, target=target, detail=detail))
+
+
+def add_user(session: Session, name: str, password: str, role: str) -> User:
+    """Create a user; the caller commits."""
+    _check_role(role)
+    if not name or len(name) > 64 or not name.isprintable() or name != name.strip():
+        raise AuthError(f"invalid user name {name!r}: 1 to 64 printable characters, no outer spaces")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+    if session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise AuthError(f"user {name!r} already exists")
+    user = User(name=name, password_hash=_hasher.hash(password), role=role, created_at=utcnow())
+    session.add(user)
+    audit(session, "cli", "user.add", name, f"role={role}")
+    return user
+
+
+def check_password(session: Session, name: str, password: str) -> User | None:
+    """The enabled user with this name and password, or None; upgrades outdated hashes."""
+    user = session.scalar(select(User).where(User.name == name))
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or user.disabled:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def create_token(session: Session, role: str, name: str) -> str:
+    """Create an API token and return it; only its hash is stored, so it cannot be shown again."""
+    _check_role(role)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(name=name, token_hash=digest(token), prefix=token[:10], role=role,
+                         created_at=utcnow()))
+    audit(session, "cli", "token.create", name, f"role={role}")
+    return token
+
+
+def revoke_token(session: Session, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise AuthError(f"no token with id {token_id}")
+    token.revoked_at = utcnow()
+    audit(session, "cli", "token.revoke", token.name)
+    return token
+
+
+def token_principal(session: Session, token: str) -> Principal | None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    if row is None or row.revoked_at is not None:
+        return None
+    now = utcnow()
+    # One write per minute at most: tokens are used by polling integrations.
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+        row.last_used_at = now
+        session.commit()
+    return Principal(row.name, row.role, "token")
+
+
+def open_session(session: Session, user: User, hours: int) -> tuple[str, datetime]:
+    """Start a login session for ``user``; returns the cookie value and its expiry."""
+    key = secrets.token_urlsafe(32)
+    expires = utcnow() + timedelta(hours=hours)
+    session.add(LoginSession(key_hash=digest(key), user_id=user.id, created_at=utcnow(), expires_at=expires))
+    user.last_login_at = utcnow()
+    audit(session, f"user:{user.name}", "login")
+    return key, expires
+
+
+def session_principal(session: Session, key: str) -> Principal | None:
+    row = session.get(LoginSession, digest(key))
+    if row is None or row.expires_at <= utcnow():
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or user.disabled:
+        return None
+    return Principal(user.name, user.role, "user")
+
+
+def close_session(session: Session, key: str) -> None:
+    session.execute(delete(LoginSession).where(LoginSession.key_hash == digest(key)))
+
+
+def purge_sessions(session: Session) -> int:
+    result = session.execute(delete(LoginSession).where(LoginSession.expires_at <= utcnow()))
+    return result.rowcount or 0

@@ -1,0 +1,187 @@
+"""The waste managers' dashboard: server-rendered page shells (French first) over the public API.
+
+Pages carry no data of their own: their scripts read the same ``/api/...`` routes as integrators,
+with the session cookie of ``POST /api/login``. The few routes the pages need beyond the core API
+(``/api/me``, live alerts, data quality, the street network) live in ``server.dashboard_api``.
+Browser libraries (Leaflet, Chart.js) are installed from npm by ``make dashboard-assets`` into
+``server/static/vendor``; nothing is fetched from the network at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from server.config import ServerSettings
+from server.web.auth import Principal
+from server.web.basemap import Basemap, basemap_from
+from server.web.deps import SessionDep, current_principal
+from vision.schema import Stream
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent.parent  # server/: templates/ and static/ are shared by the packages
+STATIC_DIR = HERE / "static"
+TEMPLATES_DIR = HERE / "templates"
+LANGUAGES = ("fr", "en")  # the first is the default
+LANG_COOKIE = "trivue_lang"
+VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/chartjs/chart.umd.js",
+                "vendor/pmtiles/pmtiles.js")
+# Error categories of the default French rules (vision/rules_fr.yaml), in the order of the filter.
+CATEGORIES = ("sac_ferme", "emballage", "papier", "verre", "biodechet", "textile", "deee", "soins", "dangereux")
+NAV = (  # (message key, path, page name)
+    ("nav.map", "/carte", "map"), ("nav.ranking", "/classement", "ranking"), ("nav.fleet", "/flotte", "fleet"),
+    ("nav.alerts", "/alertes", "alerts"), ("nav.quality", "/qualite", "quality"),
+)
+REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders_pages.py)
+DEFAULT_SILENT_AFTER_S = 15 * 60
+
+
+@cache
+def messages(lang: str) -> dict[str, str]:
+    """UI messages of a language (``templates/i18n/<lang>.json``), shared by templates and scripts."""
+    return json.loads((TEMPLATES_DIR / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+def missing_vendor_files(static_dir: Path = STATIC_DIR) -> list[str]:
+    return [name for name in VENDOR_FILES if not (static_dir / name).is_file()]
+
+
+def request_lang(request: Request) -> str:
+    lang = request.cookies.get(LANG_COOKIE, "")
+    return lang if lang in LANGUAGES else LANGUAGES[0]
+
+
+def safe_next(target: str | None, default: str = "/carte") -> str:
+    """A local path to go back to; anything else (``//evil.example``, ``https://...``) is refused."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def optional_principal(request: Request, db: SessionDep) -> Principal | None:
+    """The caller when authenticated; pages redirect to the login page instead of answering 401."""
+    try:
+        return current_principal(request, db)
+    except HTTPException:
+        return None
+
+
+MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+@dataclass(slots=True)
+class Pages:
+    """Renders page shells with the language, the messages and the settings the scripts need."""
+
+    settings: ServerSettings
+    templates: Jinja2Templates = field(init=False)
+    basemap: Basemap = field(init=False)
+    _versions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.templates = Jinja2Templates(directory=TEMPLATES_DIR)
+        self.basemap = basemap_from(self.settings)
+        self.templates.env.globals["static"] = self.static_url
+        # Every page's footer states the RGAA conformity and links to the declaration (server.accessibility).
+        self.templates.env.globals["accessibility_status"] = self.settings.accessibility_status
+
+    def static_url(self, name: str) -> str:
+        # The file's mtime in the URL: browsers may cache forever, a new build is a new URL.
+        if name not in self._versions:
+            path = STATIC_DIR / name
+            self._versions[name] = str(int(path.stat().st_mtime)) if path.exists() else "0"
+        return f"/static/{name}?v={self._versions[name]}"
+
+    def script_config(self, lang: str, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "lang": lang, "t": messages(lang), "timeZone": self.settings.timezone,
+            "basemap": self.basemap.script_config(),
+            "silentAfterS": getattr(self.settings, "truck_silent_after_s", DEFAULT_SILENT_AFTER_S),
+            "defaultPeriod": "90", **extra,
+        }
+
+    def render(self, request: Request, page: str, template: str, **extra: Any) -> HTMLResponse:
+        lang = request_lang(request)
+        script = extra.pop("script", {})
+        context = {
+            "page": page, "lang": lang, "other_lang": next(x for x in LANGUAGES if x != lang),
+            "t": messages(lang), "nav": navigation(request), "streams": [s.value for s in Stream],
+            "categories": CATEGORIES,
+            "config": self.script_config(lang, script), **extra,
+        }
+        response = self.templates.TemplateResponse(request, f"dashboard/{template}", context)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def reminders_href(request: Request) -> str | None:
+    # mount_reminders leaves its service on app.state. Looking for the path in app.routes does not
+    # work: FastAPI >= 0.16x keeps included routers nested, so the menu silently lost the page.
+    return REMINDERS_PATH if getattr(request.app.state, "reminders", None) is not None else None
+
+
+def navigation(request: Request) -> tuple[tuple[str, str, str], ...]:
+    """The menu; the reminders page joins it once the reminders module is mounted."""
+    if reminders_href(request) is None:
+        return NAV
+    return (*NAV, ("nav.reminders", REMINDERS_PATH, "reminders"))
+
+
+def page_router(pages: Pages) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/")
+    def home() -> RedirectResponse:
+        return RedirectResponse("/carte", status_code=303)
+
+    @router.get("/login")
+    def login(request: Request, who: MaybePrincipal, next: str | None = None) -> Response:
+        if who is not None:
+            return RedirectResponse(safe_next(next), status_code=303)
+        return pages.render(request, "login", "login.html")
+
+    @router.get("/langue/{lang}")
+    def switch_language(lang: str, next: str | None = None) -> RedirectResponse:
+        if lang not in LANGUAGES:
+            raise HTTPException(404, f"unknown language {lang!r}: expected one of {', '.join(LANGUAGES)}")
+        response = RedirectResponse(safe_next(next), status_code=303)
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True)
+        return response
+
+    for _key, path, name in NAV:
+        router.add_api_route(path, _simple_page(pages, name), methods=["GET"], response_model=None)
+
+    @router.get("/rues/{street_id}")
+    def street(request: Request, street_id: int, who: MaybePrincipal) -> Response:
+        if who is None:
+            return login_redirect(request)
+        return pages.render(request, "street", "street.html", street_id=street_id,
+                            reminders_href=reminders_href(request), script={"streetId": street_id})
+
+    return router
+
+
+def _simple_page(pages: Pages, name: str) -> Any:
+    def page(request: Request, who: MaybePrincipal) -> Response:
+        if who is None:
+            return login_redirect(request)
+        with_category = name in ("map", "ranking")  # the ranking is the map's text alternative
+        return pages.render(request, name, f"{name}.html", with_category=with_category)
+
+    page.__name__ = f"page_{name}"
+    return page

@@ -1,0 +1,209 @@
+"""API routes the dashboard needs beyond the core API: open to integrators with the same auth.
+
+``/api/me`` (who is logged in), ``/api/network.geojson`` (every street's geometry, drawn once and
+then recoloured from ``/api/streets``), ``/api/error-rates`` (rate of one error category per
+street), ``/api/alerts`` and ``/api/alerts/stream`` (alert lifts, live as server-sent events) and
+``/api/data-quality`` (matched and unmatched lifts, match confidence, dead letters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from server.config import ServerSettings
+from server.ingest.models import UNMATCHED, DeadLetter, Lift, StreetDay, StreetDayError
+from server.streets.models import Street
+from server.web import schemas
+from server.web.bounds import MAX_ROW_ID, Day
+from server.web.deps import SessionDep, Viewer, context, current_principal
+from server.web.reports import StreetFilter, rate_fields
+from vision.schema import Severity
+
+ALERT_POLL_S = 1.0  # how often the stream looks for new alert lifts (one indexed query)
+ALERT_BATCH = 100
+AUTH_RECHECK_S = 60.0
+CONFIDENCE_BINS = 10
+
+
+def alert_rows(db: Session, after: int | None, limit: int) -> list[dict[str, Any]]:
+    """Alert lifts, newest first (``after`` None) or the ones stored after lift id ``after``, oldest first."""
+    query = (select(Lift.id, Lift.event_id, Lift.truck_id, Lift.stream, Lift.started_at, Lift.errors,
+                    Lift.street_id, Street.name, Street.commune)
+             .outerjoin(Street, Street.id == Lift.street_id).where(Lift.has_alert.is_(True)))
+    query = query.order_by(Lift.id.desc()) if after is None else query.where(Lift.id > after).order_by(Lift.id)
+    return [{"id": r.id, "event_id": r.event_id, "truck_id": r.truck_id, "stream": r.stream,
+             "started_at": r.started_at.isoformat(), "errors": r.errors, "street_id": r.street_id,
+             "street_name": r.name, "commune": r.commune}
+            for r in db.execute(query.limit(limit))]
+
+
+def last_lift_id(db: Session) -> int:
+    return db.scalar(select(func.max(Lift.id))) or 0
+
+
+def confidence_histogram(db: Session, flt: StreetFilter) -> list[dict[str, Any]]:
+    edges = [i / CONFIDENCE_BINS for i in range(CONFIDENCE_BINS + 1)]
+    conf = Lift.match_confidence
+    # One pass with a CASE per bin: portable to SQLite and PostgreSQL (no floor/width_bucket).
+    columns = [func.sum(case((and_(conf >= low, conf < high if high < 1 else conf <= high), 1), else_=0))
+               for low, high in itertools.pairwise(edges)]
+    query = _lift_period(select(*columns).where(Lift.street_id.is_not(None)), flt)
+    counts = db.execute(query).one()
+    return [{"low": low, "high": high, "lifts": int(n or 0)}
+            for (low, high), n in zip(itertools.pairwise(edges), counts, strict=True)]
+
+
+def _lift_period(query: Any, flt: StreetFilter) -> Any:
+    if flt.since is not None:
+        query = query.where(Lift.day >= flt.since)
+    if flt.until is not None:
+        query = query.where(Lift.day <= flt.until)
+    return query
+
+
+def data_quality(db: Session, flt: StreetFilter) -> dict[str, Any]:
+    counts = db.execute(_lift_period(select(
+        func.count(),
+        func.sum(case((Lift.street_id.is_not(None), 1), else_=0)),
+        func.sum(case((Lift.lat.is_(None), 1), else_=0)),
+    ), flt)).one()
+    total, matched, no_gps = (int(x or 0) for x in counts)
+    dead = db.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).all()
+    return {
+        "lifts": total, "matched": matched, "unmatched": total - matched,
+        "unmatched_no_gps": no_gps, "unmatched_too_far": total - matched - no_gps,
+        "dead_letters": sum(n for _, n in dead), "dead_letters_by_reason": dict(dead),
+        "confidence_histogram": confidence_histogram(db, flt),
+    }
+
+
+def error_rates(db: Session, category: str, flt: StreetFilter) -> list[dict[str, Any]]:
+    """Per street: lifts, lifts with an error (not info) of ``category``, and that share with its CI."""
+    totals = flt.apply(select(StreetDay.street_id, func.sum(StreetDay.lifts))
+                       .where(StreetDay.street_id != UNMATCHED).group_by(StreetDay.street_id), StreetDay)
+    hits = flt.apply(select(StreetDayError.street_id, func.sum(StreetDayError.lifts))
+                     .where(StreetDayError.category == category, StreetDayError.severity != Severity.info.value)
+                     .group_by(StreetDayError.street_id), StreetDayError)
+    if flt.commune is not None:
+        totals = totals.where(StreetDay.street_id.in_(select(Street.id).where(Street.commune == flt.commune)))
+    with_category = {sid: int(n) for sid, n in db.execute(hits)}
+    rows = []
+    for sid, lifts in db.execute(totals):
+        if int(lifts) >= flt.min_lifts:
+            rows.append({"street_id": sid, "category": category,
+                         **rate_fields(int(lifts), with_category.get(sid, 0))})
+    return rows
+
+
+def network_geojson(db: Session) -> str:
+    """Every street as a GeoJSON feature, built from the stored geometry text without re-parsing it."""
+    parts = []
+    for sid, name, commune, geometry in db.execute(
+            select(Street.id, Street.name, Street.commune, Street.geometry).order_by(Street.id)):
+        properties = json.dumps({"street_id": sid, "name": name, "commune": commune}, ensure_ascii=False)
+        parts.append(f'{{"type":"Feature","id":{sid},"geometry":{geometry or "null"},"properties":{properties}}}')
+    return '{"type":"FeatureCollection","features":[' + ",".join(parts) + "]}"
+
+
+def period(since: date | None, until: date | None, stream: str | None = None, commune: str | None = None,
+           min_lifts: int = 1) -> StreetFilter:
+    return StreetFilter(since=since, until=until, stream=stream, commune=commune, min_lifts=min_lifts)
+
+
+async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSentEvent]:
+    """New alert lifts as they are stored; the event id is the lift id so a reconnect resumes.
+
+    The caller's credentials are checked again every ``AUTH_RECHECK_S``: a logout, an expired
+    session or a revoked token ends the stream (the browser then lands on the login page).
+    """
+    sessions = context(request).sessions
+
+    def poll(last: int, recheck: bool) -> list[dict[str, Any]] | None:
+        with sessions() as db:
+            if recheck:
+                try:
+                    current_principal(request, db)
+                except HTTPException:
+                    return None
+            return alert_rows(db, last, ALERT_BATCH)
+
+    checked = time.monotonic()
+    while not await request.is_disconnected():
+        recheck = time.monotonic() - checked > AUTH_RECHECK_S
+        checked = time.monotonic() if recheck else checked
+        rows = await asyncio.to_thread(poll, after, recheck)
+        if rows is None:
+            return
+        for row in rows:
+            after = row["id"]
+            yield ServerSentEvent(data=json.dumps(row, ensure_ascii=False), event="alert", id=str(after))
+        await asyncio.sleep(ALERT_POLL_S)
+
+
+def dashboard_api_router(settings: ServerSettings) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["dashboard"])
+
+    @router.get("/me", response_model=schemas.Me)
+    def me(who: Viewer) -> dict[str, Any]:
+        """The authenticated caller: name, role and kind (user, token or dev), and whether the server
+        works at household level (``server.web.privacy``) so that pages can say so."""
+        return {"name": who.name, "role": who.role, "kind": who.kind, "household_level": settings.household_level}
+
+    @router.get("/network.geojson", response_model=schemas.FeatureCollection)
+    def network(db: SessionDep, who: Viewer, if_none_match: str | None = Header(default=None)) -> Response:
+        """Geometry of every street (no statistics), for drawing the whole network once."""
+        body = network_geojson(db)
+        etag = '"' + hashlib.blake2b(body.encode(), digest_size=12).hexdigest() + '"'
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if if_none_match == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/geo+json", headers=headers)
+
+    @router.get("/error-rates", response_model=schemas.ErrorRates)
+    def rates(db: SessionDep, who: Viewer, category: str = Query(min_length=1, max_length=64),
+              since: Day | None = None, until: Day | None = None, stream: str | None = None,
+              commune: str | None = Query(default=None, max_length=120),
+              min_lifts: int = Query(default=1, ge=1)) -> dict[str, Any]:
+        """Per street, the share of lifts with an error of ``category`` (Wilson 95 % interval)."""
+        return {"items": error_rates(db, category, period(since, until, stream, commune, min_lifts))}
+
+    @router.get("/alerts", response_model=schemas.Alerts)
+    def alerts(db: SessionDep, who: Viewer, limit: int = Query(default=50, ge=1, le=500)) -> dict[str, Any]:
+        """The latest alert lifts, newest first; ``cursor`` resumes ``/api/alerts/stream?after=``."""
+        return {"items": alert_rows(db, None, limit), "cursor": last_lift_id(db)}
+
+    @router.get("/alerts/stream", response_class=EventSourceResponse,
+                responses={200: {"content": {"text/event-stream": {}},
+                                 "description": "One `alert` event per alert lift, data as in /api/alerts"}})
+    def alert_stream(request: Request, db: SessionDep,
+                     after: int | None = Query(default=None, ge=0, le=MAX_ROW_ID),
+                     last_event_id: str | None = Header(default=None)) -> EventSourceResponse:
+        """Server-sent events: one ``alert`` event per alert lift stored after ``after`` (or now)."""
+        current_principal(request, db)  # 401 before the stream opens
+        # A resumed stream's Last-Event-ID is a lift id: beyond 64 bits it names no lift (and would not bind).
+        resumed = last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ROW_ID
+        start = int(last_event_id) if resumed else after
+        if start is None:
+            start = last_lift_id(db)
+        db.close()  # the stream polls with its own short sessions
+        return EventSourceResponse(alert_events(request, start), ping=15)
+
+    @router.get("/data-quality", response_model=schemas.DataQuality)
+    def quality(db: SessionDep, who: Viewer, since: Day | None = None,
+                until: Day | None = None) -> dict[str, Any]:
+        """Lifts matched or not to a street (no GPS, too far), match confidence, dead letters."""
+        return data_quality(db, period(since, until))
+
+    return router

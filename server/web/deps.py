@@ -1,0 +1,111 @@
+"""FastAPI dependencies in one place: the database session and the caller's role (``Viewer`` ...).
+
+Routes declare what they need as ``db: SessionDep, who: Manager``. A request is authenticated by
+``Authorization: Bearer <token>`` or by the ``trivue_session`` cookie set by ``POST /api/login``;
+in dev mode every request is an admin (``trivue server --dev`` warns loudly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.config import ServerSettings
+from server.ingest.evidence import EvidenceStore
+from server.ingest.metrics import Metrics
+from server.ingest.subscriber import Ingest
+from server.web.auth import Principal, session_principal, token_principal
+
+SESSION_COOKIE = "trivue_session"
+DEV_PRINCIPAL = Principal("dev", "admin", "dev")
+# The bodies an HTML <form> can send to another site without a CORS preflight.
+FORM_CONTENT_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded", "text/plain")
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """What the routes reach through ``request.app.state.ctx``; built by ``create_app``."""
+
+    settings: ServerSettings
+    sessions: sessionmaker[Session]
+    metrics: Metrics
+    evidence: EvidenceStore
+    ingest: Ingest | None  # None when ingest is disabled
+    publish_config: Callable[[str, dict[str, object]], None] | None = None  # a truck's retained config
+
+
+def context(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with context(request).sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+ContextDep = Annotated[AppContext, Depends(context)]
+
+
+def current_principal(request: Request, db: SessionDep) -> Principal:
+    if context(request).settings.dev:
+        return DEV_PRINCIPAL
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    principal = None
+    if scheme.lower() == "bearer" and credentials:
+        principal = token_principal(db, credentials.strip())
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        principal = session_principal(db, cookie)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require(role: str) -> Callable[..., Principal]:
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.can(role):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {role} role or above")
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Manager = Annotated[Principal, Depends(require("manager"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def same_origin(request: Request) -> None:
+    """Refuse a state-changing request that another web site made a signed-in browser send (CSRF).
+
+    The session cookie is SameSite=Lax, but browsers without SameSite support still attach it to a
+    cross-site form post. Browsers send ``Origin`` (else ``Referer``) on such posts: it must name
+    this server's host (a reverse proxy must pass ``Host`` through). With neither, a form-type
+    body authenticated by the cookie is refused too, since a page can strip its Referer; scripts
+    and integrators (bearer token, or no form body) are not browsers and pass.
+    """
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    if claimed:
+        host = request.headers.get("host", "").lower()
+        if claimed == "null" or urlsplit(claimed).netloc.lower() != host:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"cross-site request refused: origin {claimed[:100]!r} is not this server")
+        return
+    cookie_only = request.cookies.get(SESSION_COOKIE) and not request.headers.get("authorization")
+    if cookie_only and content_type(request) in FORM_CONTENT_TYPES:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "cross-site request refused: a form post with the session cookie needs an Origin header")
+
+
+SameOrigin = Depends(same_origin)

@@ -1,0 +1,117 @@
+"""Raw lifts for drill-down: filtered, newest first, paginated by an opaque keyset cursor.
+
+Household-level data (bin, exact position, address, photo): only managers and admins reach it,
+and every read of a single lift is written to the audit log by the route.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from server.ingest.models import Evidence, Lift
+from server.streets.models import Address, Street
+
+
+class CursorError(ValueError):
+    pass
+
+
+def encode_cursor(lift: Lift) -> str:
+    raw = f"{lift.started_at.isoformat()}|{lift.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, lift_id = raw.partition("|")
+        return datetime.fromisoformat(when), int(lift_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise CursorError(f"invalid cursor {cursor[:40]!r}: pass next_cursor from the previous page") from None
+
+
+@dataclass(frozen=True, slots=True)
+class LiftFilter:
+    street_id: int | None = None
+    truck_id: str | None = None
+    contaminated: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def conditions(self) -> list[Any]:
+        found = []
+        for column, value in ((Lift.street_id, self.street_id), (Lift.truck_id, self.truck_id),
+                              (Lift.contaminated, self.contaminated)):
+            if value is not None:
+                found.append(column == value)
+        if self.since is not None:
+            found.append(Lift.started_at >= self.since)
+        if self.until is not None:
+            found.append(Lift.started_at < self.until)
+        return found
+
+
+def _names(session: Session, lifts: list[Lift]) -> tuple[dict[int, Any], dict[int, Any]]:
+    if not lifts:
+        return {}, {}
+    street_ids = {lift.street_id for lift in lifts if lift.street_id is not None}
+    address_ids = {lift.address_id for lift in lifts if lift.address_id is not None}
+    streets = {s.id: s for s in session.scalars(select(Street).where(Street.id.in_(street_ids)))}
+    addresses = {a.id: a for a in session.scalars(select(Address).where(Address.id.in_(address_ids)))}
+    return streets, addresses
+
+
+def lift_json(lift: Lift, street: Any, address: Any, photo: Evidence | None) -> dict[str, Any]:
+    gps = None if lift.lat is None else {"lat": lift.lat, "lon": lift.lon, "accuracy_m": lift.accuracy_m,
+                                          "heading_deg": lift.heading_deg}
+    return {
+        "event_id": lift.event_id, "truck_id": lift.truck_id, "sequence": lift.sequence, "stream": lift.stream,
+        "started_at": lift.started_at.isoformat(), "ended_at": lift.ended_at.isoformat(),
+        "day": lift.day.isoformat(), "received_at": lift.received_at.isoformat(),
+        "contaminated": lift.contaminated, "has_alert": lift.has_alert, "score": lift.score,
+        "counts": lift.counts, "errors": lift.errors, "frames": lift.frames, "bin_id": lift.bin_id,
+        "model": {"name": lift.model_name, "version": lift.model_version}, "gps": gps,
+        "street": None if lift.street_id is None else {
+            "street_id": lift.street_id, "name": getattr(street, "name", None),
+            "commune": getattr(street, "commune", None), "segment_id": lift.segment_id,
+            "distance_m": lift.street_distance_m, "confidence": lift.match_confidence},
+        "address": None if lift.address_id is None else {
+            "address_id": lift.address_id, "label": getattr(address, "label", None),
+            "distance_m": lift.address_distance_m},
+        "evidence": None if photo is None else {
+            "url": f"/api/lifts/{lift.event_id}/evidence.jpg", "width": photo.width, "height": photo.height,
+            "sha256": photo.sha256, "size_bytes": photo.size_bytes},
+        "evidence_expected": lift.evidence_sha256 is not None,
+    }
+
+
+def list_lifts(session: Session, flt: LiftFilter, limit: int, cursor: str | None) -> dict[str, Any]:
+    """One page of lifts, newest first; ``next_cursor`` is None on the last page."""
+    query = select(Lift).where(*flt.conditions()).order_by(Lift.started_at.desc(), Lift.id.desc())
+    if cursor:
+        when, lift_id = decode_cursor(cursor)
+        query = query.where(or_(Lift.started_at < when, and_(Lift.started_at == when, Lift.id < lift_id)))
+    lifts = list(session.scalars(query.limit(limit + 1)))
+    page = lifts[:limit]
+    streets, addresses = _names(session, page)
+    photos = {e.event_id: e for e in session.scalars(
+        select(Evidence).where(Evidence.event_id.in_([lift.event_id for lift in page])))} if page else {}
+    items = [lift_json(lift, streets.get(lift.street_id), addresses.get(lift.address_id),
+                       photos.get(lift.event_id)) for lift in page]
+    return {"items": items, "next_cursor": encode_cursor(page[-1]) if len(lifts) > limit else None}
+
+
+def lift_detail(session: Session, event_id: str) -> dict[str, Any] | None:
+    lift = session.scalar(select(Lift).where(Lift.event_id == event_id))
+    if lift is None:
+        return None
+    streets, addresses = _names(session, [lift])
+    return lift_json(lift, streets.get(lift.street_id), addresses.get(lift.address_id),
+                     session.get(Evidence, event_id))

@@ -1,0 +1,156 @@
+"""Browser login: ``POST /api/login`` sets the session cookie, ``POST /api/logout`` ends it.
+
+The cookie is HttpOnly (scripts cannot read it), SameSite=Lax (other sites cannot post with it)
+and Secure unless ``cookie_secure`` is off or the server runs in dev mode on plain HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from server.web.auth import audit, check_password, close_session, open_session
+from server.web.deps import SESSION_COOKIE, ContextDep, SessionDep
+from server.web.schemas import Done, LoggedIn
+
+MAX_FAILURES = 5
+USER_MAX_FAILURES = 50
+LOCKOUT_S = 15 * 60
+MAX_KEYS = 10_000
+TRUSTED_PER_USER = 8
+
+
+class LoginThrottle:
+    """Failed-password throttle that slows guessing without letting a stranger lock out a user.
+
+    Why not "5 failures lock the user name" (the old rule): anyone who knows a manager's name
+    could keep that account locked forever with 5 wrong passwords every 15 minutes. So:
+
+    - 5 failures within 15 min lock the pair (user name, client address) only: the guesser's
+      address, not the user's;
+    - a looser limit per user name (50 failures within 15 min, from any number of addresses)
+      stops distributed guessing; while it holds, only addresses where this user logged in
+      successfully before (the office, the manager's laptop: up to 8, remembered in memory) still
+      get through, so an attack from elsewhere does not lock the real user out either;
+    - memory is bounded: at most ``max_keys`` pairs, user names and trusted lists each, least
+      recently touched evicted first, and each one keeps only the timestamps its limit needs. A
+      flood of fresh names can evict a pair's count, but every eviction costs the attacker
+      ``max_keys`` requests and the per-name limit is kept by the same LRU rule.
+
+    Counts are per process (a restart or a second server process starts afresh); behind a reverse
+    proxy, the client address is the one it forwards (``uvicorn --proxy-headers``).
+    """
+
+    def __init__(self, max_failures: int = MAX_FAILURES, window_s: float = LOCKOUT_S,
+                 user_max_failures: int = USER_MAX_FAILURES, max_keys: int = MAX_KEYS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_failures, self.window_s, self.user_max_failures = max_failures, window_s, user_max_failures
+        self.max_keys, self._clock = max_keys, clock
+        self._pairs: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._users: OrderedDict[str, deque[float]] = OrderedDict()
+        self._trusted: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _recent(self, table: OrderedDict[Any, deque[float]], key: Any, limit: int, now: float) -> deque[float]:
+        failures = table.get(key)
+        if failures is None:
+            failures = table[key] = deque(maxlen=limit)  # older failures cannot change the verdict
+            while len(table) > self.max_keys:
+                table.popitem(last=False)
+        table.move_to_end(key)
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        return failures
+
+    def blocked(self, name: str, address: str) -> bool:
+        name, now = name.lower(), self._clock()
+        with self._lock:
+            if len(self._recent(self._pairs, (name, address), self.max_failures, now)) >= self.max_failures:
+                return True
+            if len(self._recent(self._users, name, self.user_max_failures, now)) < self.user_max_failures:
+                return False
+            return address not in self._trusted.get(name, ())
+
+    def failed(self, name: str, address: str) -> None:
+        name, now = name.lower(), self._clock()
+        with self._lock:
+            self._recent(self._pairs, (name, address), self.max_failures, now).append(now)
+            self._recent(self._users, name, self.user_max_failures, now).append(now)
+
+    def succeeded(self, name: str, address: str) -> None:
+        name = name.lower()
+        with self._lock:
+            self._pairs.pop((name, address), None)
+            trusted = self._trusted.setdefault(name, OrderedDict())
+            trusted[address] = None
+            trusted.move_to_end(address)
+            while len(trusted) > TRUSTED_PER_USER:
+                trusted.popitem(last=False)
+            self._trusted.move_to_end(name)
+            while len(self._trusted) > self.max_keys:
+                self._trusted.popitem(last=False)
+
+    def __len__(self) -> int:
+        """Entries held (pairs, user names, trusted lists): what the memory bound applies to."""
+        with self._lock:
+            return len(self._pairs) + len(self._users) + len(self._trusted)
+
+
+class LoginForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+async def _read_form(request: Request) -> LoginForm:
+    """JSON from scripts and the dashboard's fetch, or a classic HTML form post."""
+    try:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            return LoginForm.model_validate(await request.json())
+        form = await request.form()
+        return LoginForm.model_validate({k: form.get(k) for k in ("name", "password")})
+    except (ValidationError, ValueError) as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "expected name and password") from error
+
+
+def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["login"])
+    throttle = throttle or LoginThrottle()
+
+    @router.post("/login", summary="Open a browser session (sets the trivue_session cookie)", response_model=LoggedIn)
+    async def login(request: Request, response: Response, db: SessionDep, ctx: ContextDep) -> dict[str, str]:
+        form = await _read_form(request)
+        address = request.client.host if request.client else "unknown"
+        if throttle.blocked(form.name, address):
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins: try again later",
+                                headers={"Retry-After": str(LOCKOUT_S)})
+        user = check_password(db, form.name, form.password)
+        if user is None:
+            throttle.failed(form.name, address)
+            audit(db, f"user:{form.name}", "login.failed", detail=address)
+            db.commit()
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown user or wrong password")
+        throttle.succeeded(form.name, address)
+        key, expires = open_session(db, user, ctx.settings.session_hours)
+        db.commit()
+        response.set_cookie(SESSION_COOKIE, key, max_age=ctx.settings.session_hours * 3600, expires=expires,
+                            httponly=True, samesite="lax", path="/",
+                            secure=ctx.settings.cookie_secure and not ctx.settings.dev)
+        return {"name": user.name, "role": user.role, "expires_at": expires.isoformat()}
+
+    @router.post("/logout", summary="End the browser session", response_model=Done)
+    def logout(request: Request, response: Response, db: SessionDep) -> dict[str, bool]:
+        if key := request.cookies.get(SESSION_COOKIE):
+            close_session(db, key)
+            db.commit()
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return {"ok": True}
+
+    return router

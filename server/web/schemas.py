@@ -1,0 +1,285 @@
+"""The API's response shapes: what every JSON route returns, so that the OpenAPI document shows it.
+
+Timestamps stay ISO 8601 strings as the routes have always written them (``+00:00``, never
+re-encoded); extra keys are refused, so a route that grows a field without its model fails its
+tests instead of silently dropping the field.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic.functional_serializers import SerializerFunctionWrapHandler
+
+from server.ingest.models import TruckStatus
+from server.web.accounts import Role
+from vision.schema import ErrorItem, Stream, TruckStats
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Health(Out):
+    status: Literal["ok", "degraded"] = Field(description="degraded: database error or broker disconnected (503)")
+    database: str = Field(description="ok, or error: <exception type>")
+    schema_revision: str | None
+    broker: Literal["connected", "disconnected", "disabled"]
+    version: str
+    dev: bool
+
+
+class Rate(Out):
+    """Contaminated lifts among lifts, with the 95 % Wilson interval of the rate."""
+
+    lifts: int
+    contaminated: int
+    rate: float | None = Field(description="contaminated / lifts; null without lifts")
+    ci_low: float
+    ci_high: float
+
+
+class TopError(Out):
+    category: str
+    lifts: int
+    items: int
+
+
+class StreetStats(Rate):
+    street_id: int
+    name: str | None
+    commune: str | None
+    alerts: int = Field(description="Lifts with an alert (battery, gas cylinder...)")
+    top_errors: list[TopError]
+
+
+class Unmatched(Out):
+    lifts: int
+    contaminated: int
+
+
+class StreetList(Out):
+    streets: list[StreetStats] = Field(description="Worst rate first")
+    unmatched: Unmatched = Field(description="Lifts matched to no street")
+
+
+class DayRate(Rate):
+    day: str = Field(description="Local collection day, YYYY-MM-DD")
+
+
+class StreetError(Out):
+    stream: str
+    category: str
+    severity: str
+    lifts: int
+    items: int
+    share_of_lifts: float | None
+
+
+class StreetDetail(Rate):
+    street_id: int
+    name: str | None
+    commune: str | None
+    length_m: float | None
+    streams: dict[str, Rate]
+    daily: list[DayRate]
+    errors: list[StreetError]
+
+
+class ModelName(Out):
+    name: str
+    version: str
+
+
+class LiftGps(Out):
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    heading_deg: float | None
+
+
+class LiftStreet(Out):
+    street_id: int
+    name: str | None
+    commune: str | None
+    segment_id: int | None
+    distance_m: float | None
+    confidence: float | None
+
+
+class LiftAddress(Out):
+    address_id: int
+    label: str | None
+    distance_m: float | None
+
+
+class LiftPhoto(Out):
+    url: str
+    width: int
+    height: int
+    sha256: str
+    size_bytes: int
+
+
+class Lift(Out):
+    """One lift; ``bin_id``, ``gps`` and ``address`` are null while the household level is off."""
+
+    event_id: str
+    truck_id: str
+    sequence: int
+    stream: str
+    started_at: str
+    ended_at: str
+    day: str
+    received_at: str
+    contaminated: bool
+    has_alert: bool
+    score: float
+    counts: dict[str, int]
+    errors: list[ErrorItem]
+    frames: int
+    bin_id: str | None
+    model: ModelName
+    gps: LiftGps | None
+    street: LiftStreet | None
+    address: LiftAddress | None
+    evidence: LiftPhoto | None
+    evidence_expected: bool
+
+
+class LiftPage(Out):
+    items: list[Lift] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+
+
+class TruckConfig(Out):
+    """A truck's remote configuration as published (retained) to it; unset fields are left out."""
+
+    config_version: str
+    stream: Stream | None = None
+    conf: float | None = None
+    min_track_frames: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class Truck(Out):
+    truck_id: str
+    status: TruckStatus
+    online: bool
+    status_at: str | None
+    last_seen_at: str | None
+    stats: TruckStats | None = Field(description="The truck's last stats message")
+    stats_at: str | None
+    config: TruckConfig | None
+    lifts: int
+
+
+class TruckList(Out):
+    trucks: list[Truck]
+
+
+class AuditItem(Out):
+    id: int
+    at: str
+    actor: str
+    action: str
+    target: str | None
+    detail: str | None
+
+
+class AuditPage(Out):
+    items: list[AuditItem] = Field(description="Newest first")
+
+
+class DeadLetterItem(Out):
+    id: int
+    received_at: str
+    topic: str
+    truck_id: str | None
+    reason: str
+    detail: str
+    payload_size: int
+    payload_head: str | None = Field(description="First 512 bytes; null while the household level is off")
+
+
+class DeadLetters(Out):
+    counts: dict[str, int] = Field(description="Dead letters stored, per reason")
+    items: list[DeadLetterItem]
+
+
+class Me(Out):
+    name: str
+    role: Role
+    kind: str = Field(description="user, token or dev")
+    household_level: bool
+
+
+class ErrorRate(Rate):
+    street_id: int
+    category: str
+
+
+class ErrorRates(Out):
+    items: list[ErrorRate]
+
+
+class Alert(Out):
+    id: int = Field(description="Lift id: resume the stream after it")
+    event_id: str
+    truck_id: str
+    stream: str
+    started_at: str
+    errors: list[ErrorItem]
+    street_id: int | None
+    street_name: str | None
+    commune: str | None
+
+
+class Alerts(Out):
+    items: list[Alert] = Field(description="Newest first")
+    cursor: int = Field(description="Pass as ?after= to /api/alerts/stream")
+
+
+class ConfidenceBin(Out):
+    low: float
+    high: float
+    lifts: int
+
+
+class DataQuality(Out):
+    lifts: int
+    matched: int
+    unmatched: int
+    unmatched_no_gps: int
+    unmatched_too_far: int
+    dead_letters: int
+    dead_letters_by_reason: dict[str, int]
+    confidence_histogram: list[ConfidenceBin]
+
+
+class GeoFeature(Out):
+    type: Literal["Feature"]
+    id: int
+    geometry: dict[str, object] | None = Field(description="GeoJSON LineString or MultiLineString, WGS84")
+    properties: dict[str, object]
+
+
+class FeatureCollection(Out):
+    """GeoJSON (``application/geo+json``)."""
+
+    type: Literal["FeatureCollection"]
+    features: list[GeoFeature]
+
+
+class LoggedIn(Out):
+    name: str
+    role: Role
+    expires_at: str
+
+
+class Done(Out):
+    ok: bool

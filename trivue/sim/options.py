@@ -1,0 +1,98 @@
+"""Typed options of ``trivue simulate`` and ``trivue demo``, checked once from the command line.
+
+The command line is parsed by argparse in ``trivue.sim.cli`` and ``trivue.demo.cli``; everything
+after that takes these frozen values, so a misspelt option is an error at start, not an
+``AttributeError`` in a truck thread an hour later.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from base.errors import CliError
+from trivue.sim.faults import FaultPlan, Window
+from trivue.sim.homes import ContaminationPlan
+from trivue.sim.scenario import ScenarioOptions
+from trivue.sim.schedule import DrivingSettings
+from vision.schema import Stream
+
+SHARES = ("bad_share", "bad_rate", "base_rate", "rfid_share", "gps_dropout")
+Mode = Literal["events", "full"]
+
+
+def stream_of(text: str) -> Stream:
+    try:
+        return Stream(text)
+    except ValueError:
+        raise CliError(f"--stream {text!r} is not one of {[s.value for s in Stream]}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class WorldOptions:
+    """The world both commands simulate: trucks, streets, households, contamination, GPS, stream."""
+
+    scenario: ScenarioOptions
+    stream: Stream
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> WorldOptions:
+        stream = stream_of(args.stream)
+        for name in SHARES:
+            if not 0 <= getattr(args, name) <= 1:
+                raise CliError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a share between 0 and 1")
+        if args.trucks < 1:
+            raise CliError(f"--trucks {args.trucks}: at least one truck")
+        plan = ContaminationPlan(args.base_rate, args.bad_rate, args.bad_share, dict(args.street_rate))
+        driving = DrivingSettings(gps_sigma_m=args.gps_sigma, gps_dropout=args.gps_dropout)
+        scenario = ScenarioOptions(args.trucks, args.round_km, 1, args.area, args.rfid_share, args.seed,
+                                   contamination=plan, driving=driving)
+        return cls(scenario, stream)
+
+    @property
+    def seed(self) -> int:
+        return self.scenario.seed
+
+    def for_days(self, days: int) -> ScenarioOptions:
+        return replace(self.scenario, days=days)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulateOptions:
+    """``trivue simulate``'s options (see ``trivue simulate --help`` for each one's meaning)."""
+
+    world: WorldOptions
+    faults: FaultPlan
+    mode: Mode = "events"
+    days: int = 1
+    speed: float = 0.0
+    config: Path | None = None
+    database_url: str | None = None
+    streets: Path | None = None
+    commune: str | None = None
+    broker: str | None = None
+    embedded_broker: bool = False
+    connections: int = 0
+    store_households: bool = False
+    images: tuple[Path, Path] | None = None
+    evidence_photos: Path | None = None
+    model: Path | None = None
+    truth: Path | None = None
+    verbose: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> SimulateOptions:
+        """Every option checked before anything is read, started or written."""
+        world = WorldOptions.from_args(args)
+        faults = FaultPlan(tuple(Window.parse(w) for w in args.outage), args.outage_share,
+                           tuple(args.broker_restart), args.duplicates, args.skew_share, args.clock_skew,
+                           args.malformed)
+        if args.mode == "full" and (faults.outages or faults.duplicates or faults.malformed):
+            raise CliError("--outage, --duplicates and --malformed are events-mode faults (they test the server); "
+                           "full mode takes --clock-skew and --broker-restart")
+        return cls(world, faults, args.mode, args.days, args.speed, args.config, args.database_url, args.streets,
+                   args.commune, args.broker, args.embedded_broker, args.connections, args.store_households,
+                   tuple(args.images) if args.images else None, args.evidence_photos, args.model, args.truth,
+                   args.verbose)
