@@ -70,9 +70,12 @@ def run_export(run: Path, imgsz: int, out_dir: Path) -> Path:
 
 def loop_figures(models: list[Path], rounds: int) -> dict[str, dict]:
     """bench/edge.py on every model in one run: pipelined loop frames/s, start-up, RSS."""
-    out = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "edge.py"), "--models", *map(str, models),
-                          "--rounds", str(rounds), "--no-ultralytics", "--agent-runs", "1"],
-                         capture_output=True, text=True, check=True).stdout
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "edge.py"), "--models", *map(str, models),
+                           "--rounds", str(rounds), "--no-ultralytics", "--agent-runs", "1"],
+                          capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"bench/edge.py failed:\n{done.stderr[-3000:]}")
+    out = done.stdout
     figures: dict[str, dict] = {}
     current = None
     for line in out.splitlines():

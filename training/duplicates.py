@@ -230,6 +230,7 @@ def feature_links(prints: Sequence[Fingerprint], queries: Sequence[int], pool: S
     if not pool or not queries:
         return []
     owner = np.concatenate([np.full(len(prints[j].descriptors), k) for k, j in enumerate(pool)])
+    cv2.setRNGSeed(0)  # the k-d forest is randomised: the same photos must give the same links
     index = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 48})
     index.add([np.concatenate([prints[j].descriptors for j in pool])])
     index.train()
@@ -291,6 +292,18 @@ def find_groups(images: Sequence[Path], splits: Sequence[str], label: str = "") 
         prints = list(track(pool.map(fingerprint, images, chunksize=16), total=len(images),
                             description=f"fingerprints {label}".strip(), transient=True))
     return group_split(prints, splits, progress=lambda text: log.info("%s: %s", label, text))
+
+
+def leaks(images: Sequence[Path], splits: Sequence[str], label: str = "") -> list[Link]:
+    """Same-shot links between a val photo and a train photo of a finished split (the check run on
+    a merge's result): hashes between every pair, features from every val photo."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+        prints = list(pool.map(fingerprint, images, chunksize=16))
+    queries = [i for i, split in enumerate(splits) if split == "val"]
+    links = hash_links(prints, list(range(len(prints)))) + feature_links(prints, queries, range(len(prints)))
+    return [link for link in links if splits[link.a] != splits[link.b]]
 
 
 def assign(groups: Groups, splits: Sequence[str]) -> list[str]:

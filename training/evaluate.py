@@ -139,9 +139,9 @@ def write_sheets(model: Path, items: list[LabelledImage], names: list[str], merg
 
     written = prediction_sheet(model, items, names, out, conf=conf)
     if (merged / "near-duplicates.json").is_file():
-        written.append(duplicates_sheet(merged, out / "near-duplicates.png"))
+        written.append(duplicates_sheet(merged, out / "near-duplicates.jpg"))
         for source in sorted({item.source for item in items}):
-            written.append(distinct_neighbours_sheet(merged, source, out / f"distinct-{source}.png"))
+            written.append(distinct_neighbours_sheet(merged, source, out / f"distinct-{source}.jpg"))
     return written
 
 

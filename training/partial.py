@@ -24,6 +24,13 @@ from ultralytics.utils.loss import v8DetectionLoss
 
 from training.datasets import SEPARATOR, SOURCES_KEY
 
+METHOD_KEY = "trivue_missing_labels"  # mask (default) | naive, in the merged data.yaml
+
+
+def masked(data: dict) -> dict[str, list[int]]:
+    """Per-source class lists when the run masks missing labels, else nothing."""
+    return data.get(SOURCES_KEY) or {} if data.get(METHOD_KEY, "mask") == "mask" else {}
+
 
 def source_of(image: str) -> str:
     """The source of a merged image, from its file name ``<source>__<original>``."""
@@ -94,7 +101,8 @@ def _mosaics(transform: Any) -> list[Mosaic]:
 class PartialLabelTrainer(DetectionTrainer):
     """Ultralytics' detection trainer with per-source class masks and same-source mosaics.
 
-    Without ``trivue_sources`` in the data (a plain data.yaml) it is Ultralytics' trainer.
+    Without ``trivue_sources`` in the data (a plain data.yaml), or with ``trivue_missing_labels:
+    naive``, it is Ultralytics' trainer.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -103,7 +111,7 @@ class PartialLabelTrainer(DetectionTrainer):
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
         dataset = super().build_dataset(img_path, mode, batch)
-        if mode == "train" and self.data.get(SOURCES_KEY):
+        if mode == "train" and masked(self.data):
             by_source: dict[str, list[int]] = {}
             for index, image in enumerate(dataset.im_files):
                 by_source.setdefault(source_of(image), []).append(index)
@@ -114,7 +122,7 @@ class PartialLabelTrainer(DetectionTrainer):
 
 
 def _install_loss(trainer: DetectionTrainer) -> None:
-    sources = trainer.data.get(SOURCES_KEY)
+    sources = masked(trainer.data)
     if not sources:
         return
     model = trainer.model.module if hasattr(trainer.model, "module") else trainer.model

@@ -1,4 +1,4 @@
-"""Contact sheets: what a model sees on each source, and which photos were judged the same shot.
+"""Contact sheets (JPEG): what a model sees on each source, and which photos were judged the same shot.
 
 People check a detector and a de-duplication by looking, not by reading tables: these PNGs go in
 ``docs/training.md``. Boxes are drawn with their class and confidence on val photos (labels thin
@@ -78,7 +78,7 @@ def prediction_sheet(model: Path, items: list, names: list[str], out: Path, per_
                 cv2.putText(tile, f"{names[int(cls)]} {score:.2f}", (x1 + 2, max(y1 + 12, 12)),
                             cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
             tiles.append(tile)
-        path = out / f"sees-{source}.png"
+        path = out / f"sees-{source}.jpg"  # photos: JPEG keeps the docs small
         cv2.imwrite(str(path), _grid(tiles, 4, f"{model.name} on {source} val (conf {conf}): "
                                               "grey = labels, colour = detections"))
         written.append(path)

@@ -96,22 +96,23 @@ MISSING_LABELS = ("mask", "naive")
 def prepare_data(config: TrainConfig) -> tuple[Path, str]:
     """Ultralytics data.yaml for the run and a hash of the training data (for the model metadata).
 
-    ``naive`` drops the per-source class lists from the merged data.yaml: every source's labels
-    are then taken as exhaustive (the baseline the partial-label method is measured against).
+    ``naive`` is written into the merged data.yaml (``trivue_missing_labels``): the trainer then
+    takes every source's labels as exhaustive (the baseline the partial-label method is measured
+    against), while evaluation still reads which classes each source labels.
     """
     import yaml
 
-    from training.datasets import SOURCES_KEY, merge
+    from training.datasets import merge
+    from training.partial import METHOD_KEY
 
     data = yaml.safe_load(config.data.read_text(encoding="utf-8")) if config.data.is_file() else None
     if not isinstance(data, dict):
         raise TrainError(f"{config.data}: not a mapping YAML or data.yaml")
     if "sources" in data:
         report = merge(config.data, config.run_dir / "data")
-        if config.missing_labels == "naive":
-            merged = yaml.safe_load(report.data_yaml.read_text(encoding="utf-8"))
-            merged.pop(SOURCES_KEY, None)
-            report.data_yaml.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        merged = yaml.safe_load(report.data_yaml.read_text(encoding="utf-8"))
+        merged[METHOD_KEY] = config.missing_labels  # the sources' class lists stay: evaluation needs them
+        report.data_yaml.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), encoding="utf-8")
         return report.data_yaml, report.data_hash
     return config.data.resolve(), "unhashed"
 

@@ -11,7 +11,7 @@ import yaml
 
 from base.paths import REPO_ROOT, SHARED_DIR
 from training.datasets import DatasetError, check_near_leaks, load_mapping, merge
-from training.duplicates import Groups, Link, assign, crossing_links, find_groups, fingerprint, group_split
+from training.duplicates import Groups, Link, assign, crossing_links, fingerprint, group_split, leaks
 
 
 def scene(seed: int) -> np.ndarray:
@@ -120,7 +120,6 @@ def test_shipped_mapping_has_no_near_duplicate_across_splits(tmp_path_factory: p
     for source in load_mapping(mapping).sources:
         paths = sorted({p for p in val + train if Path(p).name.startswith(f"{source}__")})
         splits = ["val" if p in set(val) else "train" for p in paths]
-        groups = find_groups([Path(p) for p in paths], splits, label=source)
-        leaks = crossing_links(groups, splits)
-        assert not leaks, f"{source}: near-duplicates across splits: " + ", ".join(
-            f"{Path(paths[link.a]).name} / {Path(paths[link.b]).name} ({link.kind} {link.score})" for link in leaks[:5])
+        found = leaks([Path(p) for p in paths], splits, label=source)
+        assert not found, f"{source}: near-duplicates across splits: " + ", ".join(
+            f"{Path(paths[link.a]).name} / {Path(paths[link.b]).name} ({link.kind} {link.score})" for link in found[:5])

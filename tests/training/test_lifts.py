@@ -138,8 +138,8 @@ def test_evaluate_lifts_runs_the_shipped_model_and_compares_counts(mapping: Path
         pytest.skip(f"{MODEL} is absent")
     sheet = tmp_path / "sheet.png"
     report = evaluate_lifts(mapping, MODEL, seed=0, sheet=sheet)
-    assert report["lifts"] == 2 * VAL_PHOTOS and len(report["per_lift"]) == report["lifts"]
-    assert set(report["per_source"]) == {"hopper-bags", "litter-items"}
+    assert report["lifts"] == 3 * VAL_PHOTOS and len(report["per_lift"]) == report["lifts"]  # three sources
+    assert set(report["per_source"]) == {"hopper-bags", "litter-items", "glass-ewaste"}
     assert report["per_source"]["hopper-bags"]["classes"] == ["bag"]
     for lift in report["per_lift"]:
         assert 5 <= lift["frames"] <= 8
@@ -163,6 +163,6 @@ def test_cli_lifts_json_and_bad_input(mapping: Path, capsys: pytest.CaptureFixtu
         pytest.skip(f"{MODEL} is absent")
     assert main(["evaluate", "--lifts", "--data", str(mapping), "--model", str(MODEL), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["lifts"] == 2 * VAL_PHOTOS and "bag" in report["per_class"]
+    assert report["lifts"] == 3 * VAL_PHOTOS and "bag" in report["per_class"]
     assert main(["evaluate", "--lifts", "--data", str(mapping), "--model", str(MODEL), "--stream", "nope"]) == 2
     assert "--stream nope" in capsys.readouterr().err

@@ -90,3 +90,13 @@ def test_mosaic_partners_come_from_the_same_source() -> None:
         for _ in range(50):
             picks = mosaic.get_indexes()
             assert len(picks) == 3 and set(picks) <= set(pool)
+
+
+def test_a_naive_run_keeps_the_source_lists_but_masks_nothing() -> None:
+    from training.partial import masked
+
+    sources = {"bags": [0], "litter": [1, 2]}
+    assert masked({"trivue_sources": sources}) == sources
+    assert masked({"trivue_sources": sources, "trivue_missing_labels": "mask"}) == sources
+    assert masked({"trivue_sources": sources, "trivue_missing_labels": "naive"}) == {}
+    assert masked({}) == {}
