@@ -51,6 +51,7 @@ from server.reminders.sending import requeue
 from server.reminders.templates import CATEGORY_LABELS, TEMPLATES, MessageTemplates, TemplateData, TemplateError
 from server.reminders.views import item_json, item_labels, kept_photos, plan_json, planned_channels
 from server.reminders.walking_route import route_streets
+from server.reminders.wording import TranslatedRoute
 from server.web.auth import audit
 from server.web.bounds import Day, RowId
 from server.web.deps import Manager, SameOrigin, SessionDep
@@ -110,7 +111,7 @@ class Reminders:
 
 
 def reminders_router(rem: Reminders) -> APIRouter:
-    router = APIRouter(prefix="/api/reminders", tags=["reminders"])
+    router = APIRouter(prefix="/api/reminders", tags=["reminders"], route_class=TranslatedRoute)
     _plan_routes(router, rem)
     _review_routes(router, rem)
     _send_routes(router, rem)

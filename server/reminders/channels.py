@@ -63,7 +63,7 @@ def _secret(variable: str | None, what: str) -> str | None:
         return None
     value = os.environ.get(variable)
     if not value:
-        raise ChannelError(f"{what}: environment variable {variable} is not set")
+        raise ChannelError(f"{what} : variable d'environnement {variable} absente")
     return value
 
 
@@ -106,10 +106,11 @@ class Mailer:
         try:
             with self._connect() as client:
                 if self.config.username:
-                    client.login(self.config.username, _secret(self.config.password_env, "SMTP password") or "")
+                    client.login(self.config.username, _secret(self.config.password_env, "mot de passe SMTP") or "")
                 client.send_message(message)
         except (smtplib.SMTPException, OSError, ssl.SSLError) as error:
-            raise ChannelError(f"SMTP {self.config.host}:{self.config.port}: {error}", _smtp_temporary(error)) from None
+            raise ChannelError(f"SMTP {self.config.host}:{self.config.port} : {error}",
+                               _smtp_temporary(error)) from None
         return str(message["Message-ID"])
 
 
@@ -126,7 +127,7 @@ class SmsGateway:
         else:
             data, content_type = urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded"
         headers = {"Content-Type": content_type, "User-Agent": "trivue-reminders"}
-        token = _secret(self.config.token_env, "SMS gateway token")
+        token = _secret(self.config.token_env, "jeton de la passerelle SMS")
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return urllib.request.Request(self.config.url, data=data, headers=headers, method="POST")
@@ -143,6 +144,6 @@ class SmsGateway:
         except urllib.error.HTTPError as error:
             detail = error.read(200).decode("utf-8", "replace")
             temporary = error.code >= 500 or error.code == 429  # busy or down: later; 4xx: our request is wrong
-            raise ChannelError(f"SMS gateway answered {error.code}: {detail}", temporary) from None
+            raise ChannelError(f"la passerelle SMS a répondu {error.code} : {detail}", temporary) from None
         except (urllib.error.URLError, OSError) as error:
-            raise ChannelError(f"SMS gateway {self.config.url}: {error}", temporary=True) from None
+            raise ChannelError(f"passerelle SMS {self.config.url} : {error}", temporary=True) from None

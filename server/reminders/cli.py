@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from base.errors import CliError
-from server.reminders.command_line import CommandContext, common_options, day, guarded, until_day
+from server.reminders.command_line import CommandContext, common_options, day, guarded, language, say, until_day
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,20 +87,23 @@ def _plan(args: argparse.Namespace) -> int:
     with CommandContext(args) as ctx:
         plan = make_plan(ctx.session, ctx.rules, until_day(args, ctx), args.since, households=ctx.households)
     if args.json:
-        print(json.dumps({**plan_json(plan), "household_level": ctx.households}, ensure_ascii=False, indent=2))
+        from server.reminders.wording import translated_json
+
+        print(json.dumps(translated_json({**plan_json(plan), "household_level": ctx.households}, language()),
+                         ensure_ascii=False, indent=2))
         return 0
     level = "foyer (adresses et bacs)" if ctx.households else "rue (niveau foyer désactivé : TRIVUE_HOUSEHOLD_LEVEL)"
-    print(f"Levées du {plan.since:%d/%m/%Y} au {plan.until:%d/%m/%Y} — niveau {level} — "
-          f"{len(plan.targets)} message(s), {len(plan.skipped)} écarté(s)"
-          + (f" — période calme : {plan.quiet}" if plan.quiet else ""))
+    print(say(f"Levées du {plan.since:%d/%m/%Y} au {plan.until:%d/%m/%Y} — niveau {level} — "
+              f"{len(plan.targets)} message(s), {len(plan.skipped)} écarté(s)"
+              + (f" — période calme : {plan.quiet}" if plan.quiet else "")))
     from server.reminders.models import KIND_LABELS
 
     for t in plan.targets:
-        print(f"  [{KIND_LABELS.get(t.kind, t.kind)}, {t.action}] {t.label}\n      {t.reason}")
+        print(f"  [{say(KIND_LABELS.get(t.kind, t.kind))}, {say(t.action)}] {say(t.label)}\n      {say(t.reason)}")
     for s in plan.skipped:
-        print(f"  [écarté] {s.label}: {s.reason}")
-    print(f"{plan.street_only_lifts} levée(s) contaminée(s) sans foyer sûr (comptées pour leur rue), "
-          f"{plan.unmatched_lifts} sans rue.")
+        print(f"  [{say('écarté')}] {say(s.label)} : {say(s.reason)}")
+    print(say(f"{plan.street_only_lifts} levée(s) contaminée(s) sans foyer sûr (comptées pour leur rue), "
+              f"{plan.unmatched_lifts} sans rue."))
     return 0
 
 
@@ -117,8 +120,8 @@ def _create(args: argparse.Namespace) -> int:
         ctx.session.commit()
         count = len(_items_rows(ctx, campaign.id))
         level = "foyer" if ctx.households else "rue (niveau foyer désactivé)"
-        print(f"campagne {campaign.id} « {campaign.name} » (niveau {level}) : {count} élément(s) à relire "
-              f"(tableau de bord /rappels ou `trivue reminders review`)")
+        print(say(f"campagne {campaign.id} « {campaign.name} » (niveau {level}) : {count} élément(s) à relire "
+                  f"(tableau de bord /rappels ou `trivue reminders review`)"))
     return 0
 
 
@@ -142,15 +145,17 @@ def _items(args: argparse.Namespace) -> int:
               f"{len(shown)} items (cli)")
         ctx.session.commit()
         if len(shown) < len(rows):
-            print(f"{len(rows) - len(shown)} élément(s) adressé(s) à des foyers masqué(s) : niveau foyer désactivé")
+            print(say(f"{len(rows) - len(shown)} élément(s) adressé(s) à des foyers masqué(s) : "
+                      "niveau foyer désactivé"))
         if not shown:
-            print(f"campagne {args.campaign} : aucun élément")
+            print(say(f"campagne {args.campaign} : aucun élément"))
+        level = "niv." if language() == "fr" else "lvl "
         for item in shown:
-            channel = f" ({CHANNEL_LABELS.get(item.channel, item.channel)})" if item.channel and item.status == "sent" \
-                else ""
-            print(f"{item.id:>6}  {STATUS_LABELS.get(item.status, item.status) + channel:<20} "
-                  f"{KIND_LABELS.get(item.kind, item.kind):<12} niv.{item.level}  {item.target_key:<22} "
-                  f"{item.contaminated}/{item.lifts}  {item.reason[:90]}")
+            channel = f" ({say(CHANNEL_LABELS.get(item.channel, item.channel))})" \
+                if item.channel and item.status == "sent" else ""
+            print(f"{item.id:>6}  {say(STATUS_LABELS.get(item.status, item.status)) + channel:<20} "
+                  f"{say(KIND_LABELS.get(item.kind, item.kind)):<12} {level}{item.level}  {item.target_key:<22} "
+                  f"{item.contaminated}/{item.lifts}  {say(item.reason)[:90]}")
     return 0
 
 
@@ -169,7 +174,7 @@ def _review(args: argparse.Namespace) -> int:
         ctx.session.commit()
         from server.reminders.models import STATUS_LABELS
 
-        print(f"élément {item.id} : {STATUS_LABELS.get(item.status, item.status)}")
+        print(say(f"élément {item.id} : {STATUS_LABELS.get(item.status, item.status)}"))
     return 0
 
 
@@ -191,7 +196,7 @@ def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
         if requeue_failed:
             requeued = requeue(ctx.session, args.campaign, ctx.actor, args.item)
             ctx.session.commit()
-            print(f"{len(requeued)} élément(s) remis à envoyer")
+            print(say(f"{len(requeued)} élément(s) remis à envoyer"))
         out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
         from server.localtime import local_today
 
@@ -202,16 +207,17 @@ def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
         finally:
             ctx.session.commit()  # what was sent stays recorded, even after an interruption
     if report.deferred:
-        print(report.deferred)
+        print(say(report.deferred))
         return 1
     from server.reminders.models import CHANNEL_LABELS
 
-    print("envoyés : " + (", ".join(f"{CHANNEL_LABELS.get(k, k)} {v}" for k, v in report.sent.items())
-                          or "aucun (rien d'approuvé ?)"))
+    print(say("envoyés : " + (", ".join(f"{say(CHANNEL_LABELS.get(k, k))} {v}" for k, v in report.sent.items())
+                              or "aucun (rien d'approuvé ?)")))
+    separator = " : " if language() == "fr" else ": "
     for label, lines in (("repris après interruption", report.recovered), ("échec", report.failed),
                          ("nouvel essai prévu", report.retrying), ("écarté", report.skipped)):
         for line in lines:
-            print(f"  {label} : {line}")
+            print(f"  {say(label)}{separator}{say(line)}")
     for path in report.files:
         print(f"  {path}")
     return 1 if report.failed or report.retrying else 0
@@ -244,7 +250,12 @@ def _report(args: argparse.Namespace) -> int:
             audit(ctx.session, ctx.actor, "reminders.effect.export", f"campaign:{args.campaign}", str(args.csv))
             ctx.session.commit()
     # --json prints what GET /api/reminders/campaigns/{id}/effect answers, byte for byte the same data
-    print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else effect_text(result))
+    if args.json:  # the same translation as the API's for an English page
+        from server.reminders.wording import translated_json
+
+        print(json.dumps(translated_json(result, language()), ensure_ascii=False, indent=2))
+    else:
+        print(effect_text(result, language()))
     return 0
 
 
@@ -260,9 +271,9 @@ def _contacts(args: argparse.Namespace) -> int:
         except OSError as error:
             raise CliError(f"{args.file} : {error.strerror or error}") from None
         ctx.session.commit()
-    print(report.summary())
+    print(say(report.summary()))
     for line in report.errors:
-        print(f"  {line}")
+        print(f"  {say(line)}")
     return 0
 
 
@@ -275,7 +286,7 @@ def _opt_out(args: argparse.Namespace) -> int:
         except HouseholdError as error:
             raise CliError(str(error)) from None
         ctx.session.commit()
-    print(f"{args.key} : ne recevra plus de rappels")
+    print(say(f"{args.key} : ne recevra plus de rappels"))
     return 0
 
 
@@ -288,7 +299,7 @@ def _erase(args: argparse.Namespace) -> int:
         except HouseholdError as error:
             raise CliError(str(error)) from None
         ctx.session.commit()
-    print(f"{args.key} : {done['contacts']} contact(s) supprimé(s), {done['items']} élément(s) anonymisé(s)")
+    print(say(f"{args.key} : {done['contacts']} contact(s) supprimé(s), {done['items']} élément(s) anonymisé(s)"))
     return 0
 
 
@@ -299,5 +310,5 @@ def _false_detections(args: argparse.Namespace) -> int:
         text = export_false_detections(ctx.session, ctx.actor)
         ctx.session.commit()
     args.file.write_text(text, encoding="utf-8")
-    print(f"{args.file}: {text.count(chr(10)) - 1} fausse(s) détection(s)")
+    print(say(f"{args.file} : {text.count(chr(10)) - 1} fausse(s) détection(s)"))
     return 0

@@ -16,47 +16,77 @@ from base.errors import CliError
 QUIET_LOGGERS = ("alembic", "fontTools", "fpdf", "server.migrate", "server.app")
 
 
+def language() -> str:
+    """The commands' language: ``TRIVUE_LANG`` (fr, the default, or en; ``server.reminders.wording``)."""
+    from server.reminders.wording import cli_language
+
+    try:
+        return cli_language()
+    except ValueError as error:
+        raise CliError(str(error)) from None
+
+
+def say(text: str) -> str:
+    """``text`` (French) in the commands' language."""
+    from server.reminders.wording import translate
+
+    return translate(text, language())
+
+
 def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """One line and exit code 2 for every refusal, never a traceback; a manager's terminal shows
-    warnings and our own output only (``trivue -v`` shows the rest)."""
+    """One line and exit code 2 for every refusal, never a traceback, in the commands' language; a
+    manager's terminal shows warnings and our own output only (``trivue -v`` shows the rest)."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        import logging
-
-        from server.reminders.campaigns import CampaignError
-        from server.reminders.channels import ChannelError
-        from server.reminders.config import ReminderConfigError
-        from server.reminders.households import HouseholdError
-        from server.reminders.letters import LetterError
-        from server.reminders.templates import TemplateError
-
-        if not getattr(args, "verbose", False):
-            logging.getLogger().setLevel(logging.WARNING)
-            for name in QUIET_LOGGERS:
-                logging.getLogger(name).setLevel(logging.WARNING)
-        since, until = getattr(args, "since", None), getattr(args, "until", None)
-        if since and since > (until or date.today() - timedelta(days=1)):
-            raise CliError(f"--since {since} est après --until {until or 'hier'} : période vide")
         try:
-            return handler(args)
-        except (CampaignError, HouseholdError, ReminderConfigError, TemplateError, LetterError,
-                ChannelError) as error:
-            raise CliError(str(error)) from None
-        except UnicodeError as error:
-            raise CliError(f"fichier illisible ({error.reason}) : enregistrez-le en UTF-8") from None
-        except OSError as error:
-            where = f"{error.filename} : " if error.filename else ""
-            raise CliError(f"{where}{error.strerror or error}") from None
+            return _run(handler, args)
+        except CliError as error:
+            raise CliError(say(str(error))) from None
 
     return run
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    import logging
+
+    from server.reminders.campaigns import CampaignError
+    from server.reminders.channels import ChannelError
+    from server.reminders.config import ReminderConfigError
+    from server.reminders.households import HouseholdError
+    from server.reminders.letters import LetterError
+    from server.reminders.templates import TemplateError
+
+    if not getattr(args, "verbose", False):
+        logging.getLogger().setLevel(logging.WARNING)
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since and since > (until or date.today() - timedelta(days=1)):
+        raise CliError(f"--since {since} est après --until {until or 'hier'} : période vide")
+    try:
+        return handler(args)
+    except (CampaignError, HouseholdError, ReminderConfigError, TemplateError, LetterError,
+            ChannelError) as error:
+        raise CliError(str(error)) from None
+    except UnicodeError as error:
+        raise CliError(f"fichier illisible ({error.reason}) : enregistrez-le en UTF-8") from None
+    except OSError as error:
+        where = f"{error.filename} : " if error.filename else ""
+        raise CliError(f"{where}{error.strerror or error}") from None
 
 
 def day(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} n'est pas une date (AAAA-MM-JJ)") from None
+        from server.reminders.wording import cli_language, translate
+
+        try:
+            lang = cli_language()
+        except ValueError:  # argparse reports this line first; the command then refuses the language
+            lang = "fr"
+        raise argparse.ArgumentTypeError(translate(f"{value!r} n'est pas une date (AAAA-MM-JJ)", lang)) from None
 
 
 def common_options(parser: argparse.ArgumentParser, rules: bool = True) -> None:

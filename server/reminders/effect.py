@@ -201,6 +201,11 @@ def _group(units: list[Unit]) -> dict[str, Any]:
     return out
 
 
+def _decimal(value: float, digits: int) -> str:
+    """A number the French way (``59,8``); ``server.reminders.wording`` gives it a point in English."""
+    return f"{value:.{digits}f}".replace(".", ",")
+
+
 def _points(value: float) -> str:
     return f"{value * 100:+.1f}".replace(".", ",")
 
@@ -217,8 +222,9 @@ def verdict(groups: dict[str, dict[str, Any]], estimate: dict[str, Any], smds: d
         before_t, before_c = groups["targeted"]["before"]["rate"], groups["control"]["before"]["rate"]
         return {"status": "unbalanced", "text": (
             f"Pas de conclusion : les rues de comparaison ne ressemblent pas assez aux rues ciblées avant la "
-            f"campagne ({before_t * 100:.1f} % contre {before_c * 100:.1f} % de levées contaminées ; écart "
-            f"standardisé {worst:.2f}, au-delà du seuil de {rules.max_smd:.2f}).")}
+            f"campagne ({_decimal(before_t * 100, 1)} % contre {_decimal(before_c * 100, 1)} % de levées "
+            f"contaminées ; écart standardisé {_decimal(worst, 2)}, au-delà du seuil de "
+            f"{_decimal(rules.max_smd, 2)}).")}
     if estimate["ci"] is None:
         return {"status": "too_few", "text": "Trop peu de rues pour estimer l'incertitude : pas de conclusion."}
     low, high = estimate["ci"]
@@ -322,27 +328,52 @@ def effect_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def effect_text(report: dict[str, Any]) -> str:
-    """The report as the CLI prints it: the verdict first, then what it rests on."""
-    lines = [f"Campagne {report['campaign']} : {report['text']}"]
+EFFECT_WORDS = {
+    "fr": {"targeted": "rues ciblées", "control": "rues témoins", "households": "foyers ciblés", "before": "avant",
+           "after": "après", "units": "unités", "over": "sur {n} levées", "rate": "taux", "volume": "volume",
+           "balance": "équilibre avant (écart standardisé, seuil {max})", "estimate": "estimation",
+           "points": "{did} points, IC 95 % {low} à {high}", "method": "méthode : {label} ({draws} tirages)",
+           "indicative": " — indicatif seulement, ne permet pas de conclure (voir ci-dessus)"},
+    "en": {"targeted": "targeted streets", "control": "control streets", "households": "targeted households",
+           "before": "before", "after": "after", "units": "units", "over": "over {n} lifts", "rate": "rate",
+           "volume": "volume", "balance": "balance before (standardised difference, threshold {max})",
+           "estimate": "estimate", "points": "{did} points, 95 % CI {low} to {high}",
+           "method": "method: {label} ({draws} draws)",
+           "indicative": " — indicative only, does not support a conclusion (see above)"},
+}
+
+
+def effect_text(report: dict[str, Any], lang: str = "fr") -> str:
+    """The report as the CLI prints it, in ``lang``: the verdict first, then what it rests on."""
+    from server.reminders.wording import translate
+
+    words, sep = EFFECT_WORDS[lang], (" : " if lang == "fr" else ": ")
+
+    def number(value: float, spec: str) -> str:
+        text = format(value, spec)
+        return text.replace(".", ",") if lang == "fr" else text
+
+    lines = [translate(f"Campagne {report['campaign']} : {report['text']}", lang)]
     if report.get("status") == "not_sent":
         return "\n".join(lines)
-    names = {"targeted": "rues ciblées", "control": "rues témoins", "households": "foyers ciblés"}
     for name, group in report["groups"].items():
         parts = []
-        for period, label in (("before", "avant"), ("after", "après")):
+        for period in ("before", "after"):
             p = group[period]
-            rate = f"{p['rate']:.1%}" if p["rate"] is not None else "–"
-            parts.append(f"{label} {rate} [{p['ci'][0]:.1%}–{p['ci'][1]:.1%}] sur {p['lifts']} levées")
-        lines.append(f"  {names[name]:<13} ({group['units']} unités) : " + " ; ".join(parts))
+            rate = number(p["rate"], ".1%") if p["rate"] is not None else "–"
+            parts.append(f"{words[period]} {rate} [{number(p['ci'][0], '.1%')}–{number(p['ci'][1], '.1%')}] "
+                         + words["over"].format(n=p["lifts"]))
+        lines.append(f"  {words[name]:<19} ({group['units']} {words['units']}){sep}" + " ; ".join(parts))
     b = report["balance"]
-    smd = ", ".join(f"{k} {v:+.2f}" for k, v in (("taux", b["rate"]), ("volume", b["log_lifts"])) if v is not None)
-    lines.append(f"  équilibre avant (écart standardisé, seuil {b['max_smd']:.2f}) : {smd or '–'}")
+    smd = ", ".join(f"{words[k]} {number(v, '+.2f')}" for k, v in (("rate", b["rate"]), ("volume", b["log_lifts"]))
+                    if v is not None)
+    lines.append(f"  {words['balance'].format(max=number(b['max_smd'], '.2f'))}{sep}{smd or '–'}")
     estimate = report["estimate"]
     if estimate["did"] is not None and estimate["ci"] is not None:
         low, high = estimate["ci"]
-        status = "" if estimate["conclusive"] else " — indicatif seulement, ne permet pas de conclure (voir ci-dessus)"
-        lines.append(f"  estimation : {estimate['did'] * 100:+.1f} points, IC 95 % {low * 100:+.1f} à "
-                     f"{high * 100:+.1f}{status}")
-    lines.append(f"  méthode : {estimate['label']} ({estimate['draws']} tirages)")
+        status = "" if estimate["conclusive"] else words["indicative"]
+        lines.append(f"  {words['estimate']}{sep}" + words["points"].format(
+            did=number(estimate["did"] * 100, "+.1f"), low=number(low * 100, "+.1f"), high=number(high * 100, "+.1f"))
+            + status)
+    lines.append("  " + words["method"].format(label=translate(estimate["label"], lang), draws=estimate["draws"]))
     return "\n".join(lines)

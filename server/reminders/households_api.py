@@ -28,7 +28,7 @@ from server.web.deps import Manager, SameOrigin, SessionDep, content_type
 from server.web.privacy import require
 
 IMPORT_TYPES = ("text/csv", "application/json", "multipart/form-data")
-JSON_SHAPE = 'expected JSON {"csv": "key,name,email,phone,postal_address\\n..."}'
+JSON_SHAPE = 'JSON attendu : {"csv": "key,name,email,phone,postal_address\\n..."}'
 
 
 def import_type(request: Request) -> str:
@@ -38,7 +38,7 @@ def import_type(request: Request) -> str:
     kind = content_type(request)
     if kind not in IMPORT_TYPES:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            f"send the contacts as {', '.join(IMPORT_TYPES)}, not {kind or 'no content type'!r}")
+                            f"envoyez les contacts en {', '.join(IMPORT_TYPES)}, pas {kind or 'sans type'!r}")
     return kind
 
 
@@ -57,7 +57,7 @@ async def contacts_csv(request: Request, kind: str) -> bytes | str:
     form = await request.form()
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
-        raise HTTPException(422, "expected the CSV file in the multipart field 'file'")
+        raise HTTPException(422, "fichier CSV attendu dans le champ multipart « file »")
     return await upload.read()
 
 

@@ -40,7 +40,8 @@ def _font_files() -> tuple[Path, Path]:
         regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
         if regular.is_file() and bold.is_file():
             return regular, bold
-    raise LetterError("DejaVu fonts not found (install fonts-dejavu-core): letters need them for French text")
+    raise LetterError("polices DejaVu introuvables (installez fonts-dejavu-core) : les courriers en ont besoin "
+                      "pour le texte français")
 
 
 def new_pdf(title: str, landscape: bool = False) -> FPDF:

@@ -107,13 +107,13 @@ class MessageTemplates:
         """Render ``letter``, ``street``, ``thanks``, ``email`` or ``sms`` (a template name)."""
         template_name = TEMPLATES.get(name)
         if template_name is None:
-            raise TemplateError(f"unknown template {name!r}: expected one of {', '.join(TEMPLATES)}")
+            raise TemplateError(f"modèle {name!r} inconnu : attendu l'un de {', '.join(TEMPLATES)}")
         try:
             text = self.env.get_template(template_name).render(self.context(message))
         except TemplateNotFound as error:
-            raise TemplateError(f"template {error.name!r} not found") from None
+            raise TemplateError(f"modèle {error.name!r} introuvable") from None
         except Exception as error:  # an edited template must fail with its name, not a traceback
-            raise TemplateError(f"template {template_name}: {type(error).__name__}: {error}") from None
+            raise TemplateError(f"modèle {template_name} : {type(error).__name__} : {error}") from None
         return _tidy(text)
 
     def document_for(self, kind: str) -> str:

@@ -8,7 +8,7 @@
     let message = error.message;
     try {
       const items = JSON.parse(message);
-      if (Array.isArray(items)) message = items.map((i) => `${(i.loc || []).slice(1).join(".") || "requête"} : ${i.msg}`).join(" ; ");
+      if (Array.isArray(items)) message = items.map((i) => `${(i.loc || []).slice(1).join(".") || t("rem.request")}${t("rem.colon")}${i.msg}`).join(" ; ");
     } catch (_) { /* already a sentence */ }
     Trivue.showError(target, new Error(message));
   };

@@ -32,9 +32,9 @@ def test_own_templates_are_looked_up_first(tmp_path: Path) -> None:
 
 def test_a_broken_template_is_named(tmp_path: Path) -> None:
     (tmp_path / "sms.txt.j2").write_text("{{ contact.organisation }} {{ nope }}")
-    with pytest.raises(TemplateError, match=r"sms\.txt\.j2: UndefinedError.*nope"):
+    with pytest.raises(TemplateError, match=r"sms\.txt\.j2 : UndefinedError.*nope"):
         MessageTemplates(RemindersConfig(templates_dir=tmp_path)).render("sms", MESSAGE)
-    with pytest.raises(TemplateError, match="unknown template 'fax'"):
+    with pytest.raises(TemplateError, match="modèle 'fax' inconnu"):
         MessageTemplates(RemindersConfig()).render("fax", MESSAGE)
 
 

@@ -1,0 +1,368 @@
+"""The reminders' messages in the dashboard's two languages, French first.
+
+Messages are written in French where they arise: that text is the record (the audit log, an
+item's stored failure reason or targeting reason, the CLI by default). The way out translates
+them: an English page's API answers (``translated_json``, ``TranslatedRoute``) and the CLI with
+``TRIVUE_LANG=en`` (``server.reminders.command_line``). As with gettext, the French sentence is
+the key: each French pattern below, with its ``{placeholders}``, has its English form. A
+placeholder's value is translated in turn (the reason inside a failure line), and a French
+decimal comma becomes a point. Text that no pattern knows (an SMTP server's own reply, a street
+name, a campaign's name) passes unchanged; ``tests/server/test_reminders_i18n.py`` makes the
+messages the code really produces and checks that none stays French.
+
+``{name:d}`` in a French pattern matches digits only (``rue {id:d}`` must not eat "rue Hoche").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import string
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any
+
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from server.web.privacy import OFF_MESSAGE as OFF_FR
+
+LANGUAGES = ("fr", "en")
+LANG_ENV = "TRIVUE_LANG"
+
+OFF_EN = ("Household-level data (addresses, bins, contacts, reminders addressed to a household) is off: "
+          "Trivue works at street level. An admin must enable the household level (server setting "
+          "household_level: true or TRIVUE_HOUSEHOLD_LEVEL=true, then a restart), after the collectivité's "
+          "deliberation and data protection impact assessment (DPIA).")
+
+# Single words: statuses, channels, kinds, level actions, error categories (the letters' words).
+WORDS: dict[str, str] = {
+    "à relire": "to review", "approuvé": "approved", "refusé": "rejected", "envoi en cours": "sending",
+    "envoyé": "sent", "nouvel essai prévu": "retry scheduled", "échec": "failed", "écarté": "set aside",
+    "foyer": "household", "rue": "street", "remerciement": "thank-you",
+    "courriel": "e-mail", "courrier": "postal letter", "courrier postal": "postal letter",
+    "avis imprimé": "printed notice",
+    "information": "information", "rappel": "reminder", "visite": "visit",
+    "sacs fermés": "closed bags", "emballages": "packaging", "papiers": "paper", "verre": "glass",
+    "déchets alimentaires": "food waste", "textiles": "textiles", "appareils électriques": "electrical appliances",
+    "piles, batteries ou bouteilles de gaz": "batteries or gas bottles",
+    "médicaments ou déchets de soins": "medicines or medical waste", "autres erreurs": "other errors",
+    "hier": "yesterday", "repris après interruption": "resumed after an interruption",
+    "bac identifié par puce RFID": "bin identified by its RFID tag",
+    "opposition du foyer": "the household opted out",
+    "données effacées à la demande du foyer": "data erased at the household's request",
+    "aucune coordonnée": "no contact details",
+    "guillemet non fermé ou mal placé": "unclosed or misplaced quote",
+    "texte": "text",
+    OFF_FR: OFF_EN,
+}
+
+# Sentences with placeholders: (French, English).
+PHRASES: tuple[tuple[str, str], ...] = (
+    # campaigns and review
+    ("la campagne {id:d} n'existe pas", "campaign {id} does not exist"),
+    ("l'élément {id:d} n'existe pas", "item {id} does not exist"),
+    ("le plan ne propose aucun message pour les levées du {since} au {until} : rien à relire",
+     "the plan proposes no message for the lifts from {since} to {until}: nothing to review"),
+    ("le plan ne propose aucun message pour la rue {street:d} pour les levées du {since} au {until} : rien à relire",
+     "the plan proposes no message for street {street} for the lifts from {since} to {until}: nothing to review"),
+    ("{text} (période calme : {quiet})", "{text} (quiet period: {quiet})"),
+    ("l'élément {id:d} est « {status} » : seuls les éléments à relire ou approuvés se relisent (un échec se "
+     "renvoie avec « Réessayer »)",
+     "item {id} is “{status}”: only items to review or approved can be reviewed (a failure is sent again "
+     "with “Retry”)"),
+    ("un refus demande un motif parmi {reasons} (reçu : {got})", "a rejection needs a reason among {reasons} "
+     "(got: {got})"),
+    ("la fin {until} est avant le début {since}", "the end {until} is before the start {since}"),
+    ("le début {since} est après la fin {until}", "the start {since} is after the end {until}"),
+    ("Value error, {text}", "Value error, {text}"),
+    ("pas de fichier {name} dans la campagne {id:d}", "no file {name} in campaign {id}"),
+    # household level off (server.web.privacy)
+    ("{what} : " + OFF_FR, "{what}: " + OFF_EN),
+    ("Ce rappel est adressé à un foyer", "This reminder is addressed to a household"),
+    ("Cette campagne contient des rappels adressés à des foyers ; rien n'a été renvoyé",
+     "This campaign holds reminders addressed to households; nothing was sent again"),
+    ("Cette campagne contient {n:d} rappel(s) approuvé(s) adressé(s) à des foyers ; rien n'a été envoyé",
+     "This campaign holds {n} approved reminder(s) addressed to households; nothing was sent"),
+    ("Cette campagne contient des rappels approuvés adressés à des foyers ; rien n'a été envoyé",
+     "This campaign holds approved reminders addressed to households; nothing was sent"),
+    ("Ce document nomme des foyers", "This document names households"),
+    ("Les contacts des foyers ne sont pas consultables", "Households' contacts cannot be read"),
+    ("L'import des contacts des foyers est refusé", "Importing households' contacts is refused"),
+    # households, contacts import
+    ("clé de foyer {key} : attendu address:<n° d'adresse> ou bin:<puce du bac>",
+     "household key {key}: expected address:<address id> or bin:<bin tag>"),
+    ("clé {key} : attendu address:<n°> ou bin:<puce>", "key {key}: expected address:<id> or bin:<tag>"),
+    ("courriel {email} invalide", "invalid e-mail {email}"),
+    ("aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré",
+     "no data for household {key}: nothing was erased or recorded"),
+    ("{imported:d} contact(s) ajouté(s), {updated:d} mis à jour, {refused:d} ligne(s) refusée(s) (fichier "
+     "{encoding}, séparateur « {delimiter} »)",
+     "{imported} contact(s) added, {updated} updated, {refused} line(s) refused ({encoding} file, separator "
+     "“{delimiter}”)"),
+    ("{text} ; colonnes ignorées : {columns}", "{text}; columns ignored: {columns}"),
+    ("ligne {n:d} : {problem}", "line {n}: {problem}"),
+    ("encodage du fichier non reconnu : enregistrez-le en CSV UTF-8",
+     "file encoding not recognised: save it as CSV UTF-8"),
+    ("fichier vide : la première ligne doit nommer les colonnes (key;name;email;phone;postal_address)",
+     "empty file: the first line must name the columns (key;name;email;phone;postal_address)"),
+    ("colonne « key » (clé du foyer) absente de l'en-tête {header} ; colonnes attendues : {columns}",
+     "column “key” (household key) missing from the header {header}; expected columns: {columns}"),
+    ("{fields:d} champs pour {columns:d} colonnes (séparateur « {delimiter} » dans une valeur non entre "
+     "guillemets ?)", "{fields} fields for {columns} columns (separator “{delimiter}” inside an unquoted value?)"),
+    ("envoyez les contacts en {types}, pas {kind}", "send the contacts as {types}, not {kind}"),
+    ('JSON attendu : {{"csv": "key,name,email,phone,postal_address\\n..."}}',
+     'expected JSON {{"csv": "key,name,email,phone,postal_address\\n..."}}'),
+    ("fichier CSV attendu dans le champ multipart « file »", "expected the CSV file in the multipart field “file”"),
+    ("{source} : {error}", "{source}: {error}"),
+    # phone numbers, postal addresses
+    ("numéro {raw} : ni national (0…) ni international (+…)", "number {raw}: neither national (0…) nor "
+     "international (+…)"),
+    ("numéro {raw} : un numéro français a 10 chiffres", "number {raw}: a French number has 10 digits"),
+    ("numéro {raw} : longueur impossible pour un numéro E.164", "number {raw}: impossible length for an E.164 number"),
+    ("adresse {address} : il manque le code postal et la commune",
+     "address {address}: the postcode and the commune are missing"),
+    ("adresse {address} : {lines:d} lignes, La Poste en accepte 6 au plus",
+     "address {address}: {lines} lines, La Poste accepts 6 at most"),
+    # sending
+    ("période calme ({reason}) : rien n'est envoyé avant sa fin", "quiet period ({reason}): nothing is sent "
+     "before it ends"),
+    ("élément {id:d}", "item {id}"),
+    ("élément {id:d} : {why}", "item {id}: {why}"),
+    ("élément {id:d} ({key}) : {why}", "item {id} ({key}): {why}"),
+    ("envoi interrompu : le SMS est peut-être parti ; il n'est pas renvoyé automatiquement (au plus une fois). "
+     "« Réessayer » l'enverra de nouveau.",
+     "sending interrupted: the SMS may have gone out; it is not sent again automatically (at most once). "
+     "“Retry” will send it again."),
+    ("aucune coordonnée : ni courriel, ni téléphone, ni adresse postale pour ce foyer (un bac sans adresse a "
+     "besoin de son adresse postale dans les contacts)",
+     "no contact details: no e-mail, phone or postal address for this household (a bin without an address "
+     "needs its postal address in the contacts)"),
+    ("courrier impossible : {error}", "letter impossible: {error}"),
+    ("canal {channel} indisponible pour ce foyer (coordonnée effacée ou canal retiré de la configuration)",
+     "channel {channel} unavailable for this household (contact detail erased or channel removed from the "
+     "configuration)"),
+    ("{what} : variable d'environnement {variable} absente", "{what}: environment variable {variable} is not set"),
+    ("mot de passe SMTP", "SMTP password"),
+    ("jeton de la passerelle SMS", "SMS gateway token"),
+    ("SMTP {server} : {error}", "SMTP {server}: {error}"),
+    ("la passerelle SMS a répondu {code:d} : {detail}", "the SMS gateway answered {code}: {detail}"),
+    ("passerelle SMS {url} : {error}", "SMS gateway {url}: {error}"),
+    ("modèle {name} inconnu : attendu l'un de {names}", "unknown template {name}: expected one of {names}"),
+    ("modèle {name} introuvable", "template {name} not found"),
+    ("modèle {name} : {kind} : {error}", "template {name}: {kind}: {error}"),
+    ("polices DejaVu introuvables (installez fonts-dejavu-core) : les courriers en ont besoin pour le texte "
+     "français", "DejaVu fonts not found (install fonts-dejavu-core): letters need them for French text"),
+    # targeting reasons (server.reminders.plan, .targets)
+    ("période calme : {reason}", "quiet period: {reason}"),
+    ("le foyer a demandé à ne plus recevoir de rappels (opposition)",
+     "the household asked for no more reminders (opt-out)"),
+    ("exclu par la configuration (liste d'exclusion)", "excluded by the configuration (exclusion list)"),
+    ("déjà en attente de revue dans la campagne {id:d}", "already waiting for review in campaign {id}"),
+    ("délai entre deux messages : dernier envoi le {day} (délai {days:d} j)",
+     "time between two messages: last sent on {day} ({days}-day wait)"),
+    ("adresse sûre (confiance ≥ {pct})", "sure address (confidence ≥ {pct})"),
+    ("{n:d} levées contaminées sur {total:d} du {since} au {until} (seuil : {threshold:d}) ; erreurs : {cats} ; "
+     "{how} → niveau {level:d} ({action})",
+     "{n} contaminated lifts out of {total} from {since} to {until} (threshold: {threshold}); errors: {cats}; "
+     "{how} → level {level} ({action})"),
+    ("{n:d} levées contaminées sur {total:d} du {since} au {until} (seuil : {threshold:d}) ; erreurs : {cats} ; "
+     "{how} ; message de niveau {previous:d} déjà envoyé le {day} → niveau {level:d} ({action})",
+     "{n} contaminated lifts out of {total} from {since} to {until} (threshold: {threshold}); errors: {cats}; "
+     "{how}; level {previous} message already sent on {day} → level {level} ({action})"),
+    ("{n:d} levées contaminées sur {total:d} ({rate}, seuil {min_rate} dès {min_lifts:d} levées, ou dès "
+     "{min_unattributed:d} levées contaminées sans foyer sûr) dont {unattributed:d} sans foyer sûr → "
+     "communication à la rue, niveau {level:d}",
+     "{n} contaminated lifts out of {total} ({rate}, threshold {min_rate} from {min_lifts} lifts, or from "
+     "{min_unattributed} contaminated lifts without a sure household), {unattributed} of them without a sure "
+     "household → street communication, level {level}"),
+    ("rue propre : {n:d} levée(s) contaminée(s) sur {total:d} ({rate})",
+     "clean street: {n} contaminated lift(s) out of {total} ({rate})"),
+    ("rue en progrès : {rate0} → {rate} de levées contaminées ({lifts0:d} puis {lifts:d} levées)",
+     "improving street: {rate0} → {rate} contaminated lifts ({lifts0} then {lifts} lifts)"),
+    ("bac {bin}", "bin {bin}"),
+    ("bac {bin} ({where})", "bin {bin} ({where})"),
+    ("adresse {id:d}", "address {id}"),
+    ("rue {id:d}", "street {id}"),
+    # the effect (server.reminders.effect)
+    ("Campagne pas encore envoyée : rien à mesurer.", "Campaign not sent yet: nothing to measure."),
+    ("Trop peu de levées pour conclure : {n:d} levée(s) dans le plus petit groupe et période, il en faut au "
+     "moins {min:d} (ou pas de rue comparable).",
+     "Too few lifts to conclude: {n} lift(s) in the smallest group and period, at least {min} are needed "
+     "(or no comparable street)."),
+    ("Pas de conclusion : les rues de comparaison ne ressemblent pas assez aux rues ciblées avant la "
+     "campagne ({targeted} % contre {control} % de levées contaminées ; écart standardisé {smd}, au-delà du "
+     "seuil de {max}).",
+     "No conclusion: the comparison streets do not resemble the targeted streets enough before the campaign "
+     "({targeted} % against {control} % contaminated lifts; standardised difference {smd}, beyond the "
+     "threshold of {max})."),
+    ("Trop peu de rues pour estimer l'incertitude : pas de conclusion.",
+     "Too few streets to estimate the uncertainty: no conclusion."),
+    ("{did} points (IC 95 % {low} à {high})", "{did} points (95 % CI {low} to {high})"),
+    ("Baisse de la contamination attribuable à la campagne : {span}.",
+     "Decrease in contamination attributable to the campaign: {span}."),
+    ("Hausse de la contamination dans les rues ciblées : {span}.",
+     "Increase in contamination in the targeted streets: {span}."),
+    ("Pas d'effet démontré : {span}, l'intervalle contient zéro.", "No effect shown: {span}, the interval "
+     "contains zero."),
+    ("différence de différences des taux de contamination (rues ciblées contre rues témoins appariées), "
+     "intervalle de confiance à 95 % par bootstrap sur les rues",
+     "difference in differences of contamination rates (targeted streets against matched comparison "
+     "streets), 95 % confidence interval by bootstrap over streets"),
+    # the CLI (server.reminders.cli, .command_line)
+    ("Levées du {since} au {until} — niveau {level} — {targets:d} message(s), {skipped:d} écarté(s)",
+     "Lifts from {since} to {until} — {level} level — {targets} message(s), {skipped} set aside"),
+    ("{text} — période calme : {quiet}", "{text} — quiet period: {quiet}"),
+    ("foyer (adresses et bacs)", "household (addresses and bins)"),
+    ("rue (niveau foyer désactivé : TRIVUE_HOUSEHOLD_LEVEL)", "street (household level off: TRIVUE_HOUSEHOLD_LEVEL)"),
+    ("rue (niveau foyer désactivé)", "street (household level off)"),
+    ("{n:d} levée(s) contaminée(s) sans foyer sûr (comptées pour leur rue), {m:d} sans rue.",
+     "{n} contaminated lift(s) without a sure household (counted for their street), {m} without a street."),
+    ("campagne {id:d} « {name} » (niveau {level}) : {count:d} élément(s) à relire (tableau de bord /rappels ou "
+     "`trivue reminders review`)",
+     "campaign {id} “{name}” ({level} level): {count} item(s) to review (dashboard /rappels or "
+     "`trivue reminders review`)"),
+    ("{n:d} élément(s) adressé(s) à des foyers masqué(s) : niveau foyer désactivé",
+     "{n} item(s) addressed to households hidden: household level off"),
+    ("campagne {id:d} : aucun élément", "campaign {id}: no item"),
+    ("élément {id:d} : {status}", "item {id}: {status}"),
+    ("{n:d} élément(s) remis à envoyer", "{n} item(s) put back to send"),
+    ("envoyés : {sent}", "sent: {sent}"),
+    ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
+    ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),
+    ("{key} : {contacts:d} contact(s) supprimé(s), {items:d} élément(s) anonymisé(s)",
+     "{key}: {contacts} contact(s) deleted, {items} item(s) anonymised"),
+    ("{file} : {n:d} fausse(s) détection(s)", "{file}: {n} false detection(s)"),
+    ("--since {since} est après --until {until} : période vide", "--since {since} is after --until {until}: "
+     "empty period"),
+    ("fichier illisible ({reason}) : enregistrez-le en UTF-8", "unreadable file ({reason}): save it as UTF-8"),
+    ("{value} n'est pas une date (AAAA-MM-JJ)", "{value} is not a date (YYYY-MM-DD)"),
+    ("{value} : langue inconnue, attendu fr ou en", "{value}: unknown language, expected fr or en"),
+    ("Campagne {id:d} : {text}", "Campaign {id}: {text}"),
+    ("Effet mesuré de la campagne simulée", "Measured effect of the simulated campaign"),
+)
+
+# Keys of the API's JSON whose strings are messages (not names, notes or keys people typed).
+MESSAGE_FIELDS = frozenset({"reason", "send_detail", "text", "label", "action", "errors", "failed", "retrying",
+                            "skipped", "recovered", "deferred", "detail", "msg"})
+_DECIMAL = re.compile(r"^([+−-]?\d+),(\d+)$")
+_LIST_SEPARATORS = (" ; ", ", ")
+
+
+def _compile(french: str) -> re.Pattern[str]:
+    parts = []
+    for literal, field, spec, _ in string.Formatter().parse(french):
+        parts.append(re.escape(literal))
+        if field is not None:
+            parts.append(f"(?P<{field}>[+−-]?\\d+)" if spec == "d" else f"(?P<{field}>.+?)")
+    return re.compile("".join(parts), re.DOTALL)
+
+
+@cache
+def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    # The most specific first: more literal text, then fewer placeholders.
+    def literal(french: str) -> int:
+        return sum(len(text) for text, *_ in string.Formatter().parse(french))
+
+    ordered = sorted(PHRASES, key=lambda pair: -literal(pair[0]))
+    return tuple((_compile(fr), en) for fr, en in ordered)
+
+
+_CATEGORY_WORDS = frozenset({"sacs fermés", "emballages", "papiers", "verre", "déchets alimentaires", "textiles",
+                             "appareils électriques", "piles, batteries ou bouteilles de gaz",
+                             "médicaments ou déchets de soins", "autres erreurs"})
+_COUNTED = re.compile(r"^(?P<word>.+) \((?P<n>\d+)\)$")
+
+
+def translate(text: str, lang: str) -> str:
+    """``text`` (French) in ``lang``; unchanged when ``lang`` is French or no pattern knows it."""
+    if lang == "fr" or not text:
+        return text
+    return _translate(text, lang, depth=0) or text
+
+
+def _translate(text: str, lang: str, depth: int) -> str | None:
+    """The translation, or None when nothing in ``text`` is a known message."""
+    if text in WORDS:
+        return WORDS[text]
+    decimal = _DECIMAL.match(text)
+    if decimal:
+        return f"{decimal[1]}.{decimal[2]}"
+    counted = _COUNTED.match(text)
+    if counted and counted["word"] in _CATEGORY_WORDS:
+        return f"{WORDS[counted['word']]} ({counted['n']})"
+    if depth > 6:
+        return None
+    for pattern, english in _patterns():
+        found = pattern.fullmatch(text)
+        if found:
+            values = {k: _translate(v, lang, depth + 1) or v for k, v in found.groupdict().items()}
+            return english.format(**values)
+    for separator in _LIST_SEPARATORS:  # a list of known words ("verre (2), sacs fermés (1)")
+        if separator in text:
+            parts = text.split(separator)
+            done = [_translate(p, lang, depth + 1) for p in parts]
+            if all(d is not None for d in done):
+                return separator.lstrip().join(d for d in done if d is not None)
+    return None
+
+
+def translated_json(value: Any, lang: str, here: bool = False) -> Any:
+    """A JSON answer with its message fields (``MESSAGE_FIELDS``) in ``lang``."""
+    if lang == "fr":
+        return value
+    if isinstance(value, dict):
+        return {k: translated_json(v, lang, k in MESSAGE_FIELDS) for k, v in value.items()}
+    if isinstance(value, list):
+        return [translated_json(v, lang, here) for v in value]
+    if isinstance(value, str) and here:
+        return translate(value, lang)
+    return value
+
+
+def cli_language(environ: Mapping[str, str] = os.environ) -> str:
+    """The CLI's language: ``TRIVUE_LANG`` (fr or en), French when unset; ValueError when unknown."""
+    value = environ.get(LANG_ENV, "").strip().lower() or "fr"
+    if value not in LANGUAGES:
+        raise ValueError(f"{LANG_ENV}={value!r} : langue inconnue, attendu fr ou en")
+    return value
+
+
+def request_language(request: Request) -> str:
+    from server.web.dashboard import request_lang  # the dashboard's language cookie
+
+    return request_lang(request)
+
+
+class TranslatedRoute(APIRoute):
+    """A reminders API route that answers an English page in English: error details and message fields.
+
+    The language is the dashboard's (its cookie); API clients without it get French, the record.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            lang = request_language(request)
+            try:
+                response: Response = await handler(request)
+            except HTTPException as error:
+                if lang == "fr" or not isinstance(error.detail, str):
+                    raise
+                raise HTTPException(error.status_code, translate(error.detail, lang), error.headers) from None
+            except RequestValidationError as error:
+                if lang == "fr":
+                    raise
+                raise RequestValidationError(translated_json(list(error.errors()), lang)) from None
+            if lang == "fr" or not isinstance(response, JSONResponse):
+                return response
+            content = translated_json(json.loads(bytes(response.body)), lang)
+            headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+            return JSONResponse(content, status_code=response.status_code, headers=headers,
+                                background=response.background)
+
+        return route
