@@ -248,7 +248,7 @@ PHRASES: tuple[tuple[str, str], ...] = (
 # Keys of the API's JSON whose strings are messages (not names, notes or keys people typed).
 MESSAGE_FIELDS = frozenset({"reason", "send_detail", "text", "label", "action", "errors", "failed", "retrying",
                             "skipped", "recovered", "deferred", "detail", "msg"})
-_DECIMAL = re.compile(r"^([+−-]?\d+),(\d+)$")
+_DECIMAL = re.compile(r"^([+−-]?\d+),(\d+)( %)?$")
 _LIST_SEPARATORS = (" ; ", ", ")
 
 
@@ -290,7 +290,7 @@ def _translate(text: str, lang: str, depth: int) -> str | None:
         return WORDS[text]
     decimal = _DECIMAL.match(text)
     if decimal:
-        return f"{decimal[1]}.{decimal[2]}"
+        return f"{decimal[1]}.{decimal[2]}{decimal[3] or ''}"
     counted = _COUNTED.match(text)
     if counted and counted["word"] in _CATEGORY_WORDS:
         return f"{WORDS[counted['word']]} ({counted['n']})"
@@ -358,7 +358,8 @@ class TranslatedRoute(APIRoute):
                 if lang == "fr":
                     raise
                 raise RequestValidationError(translated_json(list(error.errors()), lang)) from None
-            if lang == "fr" or not isinstance(response, JSONResponse):
+            # Routes with a response model answer a plain Response holding JSON bytes, not a JSONResponse.
+            if lang == "fr" or not response.headers.get("content-type", "").startswith("application/json"):
                 return response
             content = translated_json(json.loads(bytes(response.body)), lang)
             headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}

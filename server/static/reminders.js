@@ -8,7 +8,7 @@
     let message = error.message;
     try {
       const items = JSON.parse(message);
-      if (Array.isArray(items)) message = items.map((i) => `${(i.loc || []).slice(1).join(".") || t("rem.request")}${t("rem.colon")}${i.msg}`).join(" ; ");
+      if (Array.isArray(items)) message = items.map((i) => `${(i.loc || []).slice(1).join(".") || t("rem.request")}${t("rem.colon")}${i.msg}`).join(t("rem.semicolon"));
     } catch (_) { /* already a sentence */ }
     Trivue.showError(target, new Error(message));
   };
@@ -42,7 +42,7 @@
           el("span", { class: "muted small", text: t("rem.kind." + x.kind) + (x.level ? ` · ${x.action}` : "") })),
         el("td", { text: x.reason }))),
       ...plan.skipped.map((x) => el("tr", { class: "muted" }, el("td", { text: x.label }),
-        el("td", { text: `${t("rem.skipped")} : ${x.reason}` }))));
+        el("td", { text: `${t("rem.skipped")}${t("rem.colon")}${x.reason}` }))));
       $("plan-table").hidden = false;
     } catch (error) { showError(status, error); }
   }
@@ -123,7 +123,7 @@
       el("header", {}, el("h3", { text: item.label }),
         el("span", { class: "rem-badge", text: t("rem.kind." + item.kind) + level }),
         el("span", { class: `rem-badge ${item.status}`, text: t("rem.status." + item.status) })),
-      el("p", { class: "rem-why" }, el("strong", { text: `${t("rem.why")} : ` }), item.reason),
+      el("p", { class: "rem-why" }, el("strong", { text: `${t("rem.why")}${t("rem.colon")}` }), item.reason),
       cats ? el("p", { class: "small", text: cats }) : null,
       channelLine(item), photoList(item), previews(item), reviewForm(item, reasons));
   }
@@ -183,8 +183,8 @@
 
   async function loadEffect(id) {
     const report = await api(`/api/reminders/campaigns/${id}/effect`);
-    const windows = report.windows ? ` ${t("rem.before")} : ${fmt.dateTime(report.windows.before[0])} → ${fmt.dateTime(report.windows.before[1])} ; ` +
-      `${t("rem.after")} : ${fmt.dateTime(report.windows.after[0])} → ${fmt.dateTime(report.windows.after[1])}` +
+    const windows = report.windows ? ` ${t("rem.before")}${t("rem.colon")}${fmt.dateTime(report.windows.before[0])} → ${fmt.dateTime(report.windows.before[1])}${t("rem.semicolon")}` +
+      `${t("rem.after")}${t("rem.colon")}${fmt.dateTime(report.windows.after[0])} → ${fmt.dateTime(report.windows.after[1])}` +
       (report.partial ? ` (${t("rem.partial")})` : "") : "";
     $("effect-verdict").textContent = report.text + windows;
     const details = [];

@@ -5,6 +5,7 @@ No JavaScript error allowed; a full-page screenshot is kept for a person to look
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -52,80 +53,168 @@ def served(tmp_path: Path) -> Iterator[tuple[City, str]]:
             thread.join(10)
 
 
-def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+# Words only a message of ours would hold, in each language: what must not leak into the other page.
+# (Street names, address labels and the seeded campaign's name are data and stay as they are.)
+FRENCH_WORDS = re.compile(r"\b(levées?|élément|éléments|campagne|envoyés?|foyers?|aucune?|niveau|seuil|refusée?s?|"
+                          r"ajoutés?|ajouté\(s\)|relire|approuvé|courrier|imprimé|échecs?|période|attendu|n'existe|"
+                          r"contient|comptées|erreurs|ciblées|témoins|équilibre|méthode|tirages|avant|après|motif|"
+                          r"coordonnée|supprimé|anonymisé|ligne|clé|prévu|conclure|envoi)\b", re.IGNORECASE)
+ENGLISH_WORDS = re.compile(r"\b(the|and|items?|sent|failed|households?|street|lifts?|campaign|none|level|retry|"
+                           r"reminders?|approved|rejected|review|added|updated|refused|line|key|before|after|"
+                           r"contact details|conclude)\b")
+EXPECT = {
+    "fr": {"planned": "message(s) proposés", "pending": "à relire", "channel": "Envoi prévu par : courrier postal",
+           "no_contact": "Aucune coordonnée", "rejected": "refusé", "approved": "approuvé",
+           "first_send": "Envoyés : avis imprimé 1. Échecs : 1", "failure": "aucune coordonnée",
+           "imported": "1 contact(s) ajouté(s), 0 mis à jour, 1 ligne(s) refusée(s)", "bad_line": "ligne 3 : clé 'maison'",
+           "retried": "Envoyés : courrier postal 1. Échecs : 0", "sent": "envoyé — courrier postal",
+           "verdict": "Trop peu de levées pour conclure", "nav": "Rappels", "again": "déjà en attente de revue dans "
+           "la campagne 1", "nothing": "le plan ne propose aucun message", "why": "levées contaminées sur",
+           "erased": "1 contact(s) supprimé(s), 1 élément(s) anonymisé(s)", "name": "Novembre",
+           "leak": ENGLISH_WORDS},
+    "en": {"planned": "message(s) proposed", "pending": "to review", "channel": "Will be sent by: postal letter",
+           "no_contact": "No contact details", "rejected": "rejected", "approved": "approved",
+           "first_send": "Sent: printed notice 1. Failed: 1", "failure": "no contact details",
+           "imported": "1 contact(s) added, 0 updated, 1 line(s) refused", "bad_line": "line 3: key 'maison'",
+           "retried": "Sent: postal letter 1. Failed: 0", "sent": "sent — postal letter",
+           "verdict": "Too few lifts to conclude", "nav": "Reminders", "again": "already waiting for review in "
+           "campaign 1", "nothing": "the plan proposes no message", "why": "contaminated lifts out of",
+           "erased": "1 contact(s) deleted, 1 item(s) anonymised", "name": "November", "leak": FRENCH_WORDS},
+}
+
+
+def words(lang: str) -> dict[str, str]:
+    """The page's own words (dashboard and reminders messages) in ``lang``."""
+    from server.reminders.pages import reminder_messages
+    from server.web.dashboard import messages
+
+    return {**messages(lang), **reminder_messages(lang)}
+
+
+def leaks(text: str, city: City, lang: str) -> list[str]:
+    """Words of the other language in the page's text, once the seeded data (street and address
+    names, household keys, the campaign's name) is taken out."""
+    for data in (*[a.label for a in city.addresses.values()], "Rue Hoche, Rennes", EXPECT[lang]["name"]):
+        text = text.replace(data, " ")
+    text = re.sub(r"\b(bin|address|street):[\w-]+", " ", text)  # household keys are the same in both
+    text = re.sub(r"[\w-]+\.pdf\b", " ", text)  # the printed files' names (courrier-campagne-1-3.pdf)
+    return sorted({m.group(0) for m in EXPECT[lang]["leak"].finditer(text)})
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: pytest.TempPathFactory,
+                     lang: str) -> None:
+    """The whole review flow in each language: every message of the page, the API's answers and
+    errors included, is in that language; screenshots kept (rappels-fr.png, rappels-en.png)."""
     from playwright.sync_api import expect
 
     city, url = served
+    t, want = words(lang), EXPECT[lang]
     shots = Path(os.environ.get("TRIVUE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("reminders-shots"))
     errors: list[str] = []
-    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+    seen: list[str] = []
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale=f"{lang}-FR")
     page = context.new_page()
     page.set_default_timeout(15_000)
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("console", lambda m: m.type == "error" and "status of 4" not in m.text and errors.append(m.text))
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{url}/rappels")
-    page.get_by_label("Identifiant").fill("gestionnaire")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    if lang != "fr":
+        page.goto(f"{url}/langue/{lang}?next=/rappels")  # the dashboard's language switch (a cookie)
+    else:
+        page.goto(f"{url}/rappels")
+    page.get_by_label(t["login.username"]).fill("gestionnaire")
+    page.get_by_label(t["login.password"]).fill(PASSWORD)
+    page.get_by_role("button", name=t["login.submit"]).click()
     page.wait_for_url("**/rappels")
-    page.get_by_role("button", name="Simuler").click()
-    expect(page.locator("#plan-status")).to_contain_text("message(s) proposés")
+    page.get_by_role("button", name=t["rem.simulate"]).click()
+    expect(page.locator("#plan-status")).to_contain_text(want["planned"])
     expect(page.locator("#plan-table")).to_contain_text(city.addresses["target"].label)
-    page.get_by_label("Nom de la campagne").fill("Novembre")
-    page.get_by_role("button", name="Créer la campagne").click()
+    expect(page.locator("#plan-table")).to_contain_text(want["why"])  # the rules' reasons, from the server
+    seen.append(page.inner_text("main"))
+    page.get_by_label(t["rem.name"]).fill(want["name"])
+    page.get_by_role("button", name=t["rem.create"]).click()
     target = page.locator(f"#queue li:has-text('{city.addresses['target'].label}')").first
-    expect(target).to_contain_text("à relire")
+    expect(target).to_contain_text(want["pending"])
+    page.get_by_role("button", name=t["rem.create"]).click()  # everything is waiting for review already
+    expect(page.locator("#plan-status")).to_contain_text(want["nothing"])  # the API's 422, translated
+    seen.append(page.inner_text("#plan-status"))
+    page.get_by_role("button", name=t["rem.simulate"]).click()
+    expect(page.locator("#plan-table")).to_contain_text(want["again"])  # set aside, and why
+    seen.append(page.inner_text("main"))
     images = target.locator("img")
     expect(images).to_have_count(3)
     images.first.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=images.first.element_handle())
-    expect(target).to_contain_text("Envoi prévu par : courrier postal")
+    expect(target).to_contain_text(want["channel"])
     bin_card = page.locator("#queue li:has-text('BAC-0042')").first
-    expect(bin_card).to_contain_text("Aucune coordonnée")  # flagged at review time, not at send time
-    target.get_by_role("button", name="Refuser").click()  # no reason chosen: nothing is filed
-    expect(page.locator("#campaign-status")).to_contain_text("Choisissez le motif du refus")
-    expect(target).to_contain_text("à relire")
-    target.get_by_label("Motif du refus").select_option("false_detection")
-    target.get_by_role("button", name="Refuser").click()
-    expect(page.locator(f"#queue li:has-text('{city.addresses['target'].label}')").first).to_contain_text("refusé")
+    expect(bin_card).to_contain_text(want["no_contact"])  # flagged at review time, not at send time
+    target.get_by_role("button", name=t["rem.reject"]).click()  # no reason chosen: nothing is filed
+    expect(page.locator("#campaign-status")).to_contain_text(t["rem.reason_needed"])
+    expect(target).to_contain_text(want["pending"])
+    target.get_by_label(t["rem.reject_reason"]).select_option("false_detection")
+    target.get_by_role("button", name=t["rem.reject"]).click()
+    expect(page.locator(f"#queue li:has-text('{city.addresses['target'].label}')").first).to_contain_text(
+        want["rejected"])
     street = page.locator("#queue li:has-text('Rue Hoche, Rennes')").first
-    street.get_by_role("button", name="Approuver").click()
-    expect(page.locator("#queue li:has-text('Rue Hoche, Rennes')").first).to_contain_text("approuvé")
-    bin_card.get_by_role("button", name="Approuver").click()
-    expect(page.locator("#queue li:has-text('BAC-0042')").first).to_contain_text("approuvé")
+    street.get_by_role("button", name=t["rem.approve"]).click()
+    expect(page.locator("#queue li:has-text('Rue Hoche, Rennes')").first).to_contain_text(want["approved"])
+    bin_card.get_by_role("button", name=t["rem.approve"]).click()
+    expect(page.locator("#queue li:has-text('BAC-0042')").first).to_contain_text(want["approved"])
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Envoyer les messages approuvés").click()
-    expect(page.locator("#campaign-status")).to_contain_text("Envoyés : avis imprimé 1. Échecs : 1")
+    page.get_by_role("button", name=t["rem.send"]).click()
+    expect(page.locator("#campaign-status")).to_contain_text(want["first_send"])
     bin_card = page.locator("#queue li:has-text('BAC-0042')").first
-    expect(bin_card).to_contain_text("aucune coordonnée")
+    expect(bin_card).to_contain_text(want["failure"])  # the stored failure reason, in the page's language
+    seen.append(page.inner_text("main"))
+    page.screenshot(path=str(shots / f"rappels-{lang}-envoi.png"), full_page=True)
     contacts = Path(shots / "contacts.csv")
     contacts.write_bytes('clé;nom;courriel;téléphone;adresse\nbin:BAC-0042;M. Durand;;;4 rue Hoche, 35000 Rennes\n'
                          "maison;X;;;\n".encode("cp1252"))  # French Excel: semicolons, Windows-1252
     page.set_input_files("#contacts-file", str(contacts))
-    page.get_by_role("button", name="Importer").click()
+    page.get_by_role("button", name=t["rem.contacts_import"]).click()
     status = page.locator("#rights-status")
-    expect(status).to_contain_text("1 contact(s) ajouté(s), 0 mis à jour, 1 ligne(s) refusée(s)")
-    expect(page.locator("#rights-status")).to_contain_text("ligne 3 : clé 'maison'")
+    expect(status).to_contain_text(want["imported"])
+    expect(page.locator("#rights-status")).to_contain_text(want["bad_line"])
+    seen.append(page.inner_text("main"))
     page.once("dialog", lambda dialog: dialog.accept())
-    bin_card.get_by_role("button", name="Réessayer").click()
-    expect(page.locator("#campaign-status")).to_contain_text("Envoyés : courrier postal 1. Échecs : 0")
-    expect(page.locator("#queue li:has-text('BAC-0042')").first).to_contain_text("envoyé — courrier postal")
-    expect(page.locator("#effect-verdict")).to_contain_text("Trop peu de levées pour conclure")
-    expect(page.locator("nav a[aria-current=page]")).to_have_text("Rappels")
-    page.get_by_label("Clé du foyer").fill("bin:BAC-0042")
+    bin_card.get_by_role("button", name=t["rem.retry"]).click()
+    expect(page.locator("#campaign-status")).to_contain_text(want["retried"])
+    expect(page.locator("#queue li:has-text('BAC-0042')").first).to_contain_text(want["sent"])
+    expect(page.locator("#effect-verdict")).to_contain_text(want["verdict"])
+    expect(page.locator("nav a[aria-current=page]")).to_have_text(want["nav"])
+    seen.append(page.inner_text("main"))
+    page.get_by_label(t["rem.key"]).fill("bin:INCONNU")
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Effacer les données du foyer").click()
-    expect(page.locator("#rights-status")).to_contain_text("1 contact(s) supprimé(s), 1 élément(s) anonymisé(s)")
+    page.get_by_role("button", name=t["rem.erase"]).click()  # an unknown key: the API's 404, translated
+    expect(page.locator("#rights-status")).to_contain_text("bin:INCONNU")
+    seen.append(page.inner_text("#rights-status"))
+    page.get_by_label(t["rem.key"]).fill("bin:BAC-0042")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=t["rem.erase"]).click()
+    expect(page.locator("#rights-status")).to_contain_text(want["erased"])
     expect(page.locator("#queue")).not_to_contain_text("BAC-0042")
-    page.screenshot(path=str(shots / "rappels.png"), full_page=True)
+    seen.append(page.inner_text("main"))
+    page.screenshot(path=str(shots / f"rappels-{lang}.png"), full_page=True)
     context.close()
     assert errors == [], errors
+    left = leaks("\n".join(seen), city, lang)
+    assert not left, f"words of the other language on the {lang} page: {left}"
 
 
-def test_effect_plot_on_the_campaign_page(tmp_path: Path, chromium: Any,
-                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+EFFECT_WORDS = {
+    "fr": ("Baisse de la contamination attribuable", "différence de différences", "Équilibre avant la campagne",
+           "rappels-effet.png"),
+    "en": ("Decrease in contamination attributable", "difference in differences", "Balance before the campaign",
+           "rappels-effet-en.png"),
+}
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_effect_plot_on_the_campaign_page(tmp_path: Path, chromium: Any, tmp_path_factory: pytest.TempPathFactory,
+                                          lang: str) -> None:
     """A simulated campaign (``trivue.reminder_effect``: a 40 % drop for reached households) on the
-    page: the verdict, balance, method, and the weekly plot with the send marked; screenshot kept."""
+    page: the verdict, balance, method, and the weekly plot with the send marked, in each language;
+    screenshot kept."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
     import uvicorn
@@ -162,24 +251,25 @@ def test_effect_plot_on_the_campaign_page(tmp_path: Path, chromium: Any,
         time.sleep(0.1)
     errors: list[str] = []
     try:
-        context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+        t, (verdict, method, balance, shot) = words(lang), EFFECT_WORDS[lang]
+        context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale=f"{lang}-FR")
         page = context.new_page()
         page.set_default_timeout(20_000)
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"http://127.0.0.1:{port}/rappels")
-        page.get_by_label("Identifiant").fill("gestionnaire")
-        page.get_by_label("Mot de passe").fill(PASSWORD)
-        page.get_by_role("button", name="Se connecter").click()
+        page.goto(f"http://127.0.0.1:{port}/langue/{lang}?next=/rappels")
+        page.get_by_label(t["login.username"]).fill("gestionnaire")
+        page.get_by_label(t["login.password"]).fill(PASSWORD)
+        page.get_by_role("button", name=t["login.submit"]).click()
         page.wait_for_url("**/rappels")
-        expect(page.locator("#effect-verdict")).to_contain_text("Baisse de la contamination attribuable")
-        expect(page.locator("#effect-details")).to_contain_text("différence de différences")
-        expect(page.locator("#effect-details")).to_contain_text("Équilibre avant la campagne")
+        expect(page.locator("#effect-verdict")).to_contain_text(verdict)
+        expect(page.locator("#effect-details")).to_contain_text(method)
+        expect(page.locator("#effect-details")).to_contain_text(balance)
         page.wait_for_function("() => Chart.getChart('effect-chart')?.data.datasets.length === 2")
         points = [p for p in page.evaluate("() => Chart.getChart('effect-chart').data.datasets[0].data") if p]
         assert points[-1] < points[0] - 5  # targeted streets: lower after the send (percent)
         page.locator("#effect-title").scroll_into_view_if_needed()
-        page.locator("section:has(#effect-title)").screenshot(path=str(shots / "rappels-effet.png"))
+        page.locator("section:has(#effect-title)").screenshot(path=str(shots / shot))
         context.close()
     finally:
         server.should_exit = True
