@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from base.errors import CliError
-from server.reminders.command_line import CommandContext, common_options, day, guarded, language, say, until_day
+from server.reminders.command_line import (
+    CommandContext,
+    common_options,
+    day,
+    guarded,
+    language,
+    os_problem,
+    say,
+    until_day,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,7 +110,7 @@ def _plan(args: argparse.Namespace) -> int:
     for t in plan.targets:
         print(f"  [{say(KIND_LABELS.get(t.kind, t.kind))}, {say(t.action)}] {say(t.label)}\n      {say(t.reason)}")
     for s in plan.skipped:
-        print(f"  [{say('écarté')}] {say(s.label)} : {say(s.reason)}")
+        print(f"  [{say('écarté')}] {say(s.label)}{' : ' if language() == 'fr' else ': '}{say(s.reason)}")
     print(say(f"{plan.street_only_lifts} levée(s) contaminée(s) sans foyer sûr (comptées pour leur rue), "
               f"{plan.unmatched_lifts} sans rue."))
     return 0
@@ -269,7 +278,7 @@ def _contacts(args: argparse.Namespace) -> int:
         except HouseholdError as error:
             raise CliError(str(error)) from None
         except OSError as error:
-            raise CliError(f"{args.file} : {error.strerror or error}") from None
+            raise CliError(f"{args.file} : {os_problem(error)}") from None
         ctx.session.commit()
     print(say(report.summary()))
     for line in report.errors:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import getpass
 from collections.abc import Callable
@@ -73,7 +74,18 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         raise CliError(f"fichier illisible ({error.reason}) : enregistrez-le en UTF-8") from None
     except OSError as error:
         where = f"{error.filename} : " if error.filename else ""
-        raise CliError(f"{where}{error.strerror or error}") from None
+        raise CliError(f"{where}{os_problem(error)}") from None
+
+
+# The system's own words are English whatever the manager's language: the usual ones, in French.
+OS_PROBLEMS = {errno.ENOENT: "fichier ou dossier introuvable", errno.EACCES: "accès refusé",
+               errno.EPERM: "accès refusé", errno.EISDIR: "c'est un dossier, pas un fichier",
+               errno.ENOTDIR: "un élément du chemin n'est pas un dossier", errno.ENOSPC: "disque plein",
+               errno.EROFS: "système de fichiers en lecture seule"}
+
+
+def os_problem(error: OSError) -> str:
+    return OS_PROBLEMS.get(error.errno or 0) or error.strerror or str(error)
 
 
 def day(value: str) -> date:

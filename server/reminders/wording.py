@@ -57,6 +57,10 @@ WORDS: dict[str, str] = {
     "aucune coordonnée": "no contact details",
     "guillemet non fermé ou mal placé": "unclosed or misplaced quote",
     "texte": "text",
+    "fichier ou dossier introuvable": "no such file or folder", "accès refusé": "permission denied",
+    "c'est un dossier, pas un fichier": "this is a folder, not a file",
+    "un élément du chemin n'est pas un dossier": "a part of the path is not a folder", "disque plein": "disk full",
+    "système de fichiers en lecture seule": "read-only file system",
     OFF_FR: OFF_EN,
 }
 

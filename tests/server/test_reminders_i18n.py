@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from server.reminders.models import STATUSES
 from server.reminders.pages import I18N
 
+TODAY = date(2026, 11, 20)
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -42,3 +45,156 @@ def test_every_key_the_page_uses_exists() -> None:
     used = {k for k in used if not k.endswith(".")}  # prefixes ("rem.status." + status) are checked above
     missing = {k for k in used if k not in messages("fr") or k not in messages("en")}
     assert not missing, missing
+
+
+# --- Server-side messages (server.reminders.wording): the catalogue, the CLI and the API -------------
+
+FRENCH_WORDS = re.compile(r"\b(levées?|élément|éléments|campagne|envoyés?|foyers?|aucune?|niveau|seuil|refusée?s?|"
+                          r"ajouté|relire|approuvé|courrier|imprimé|échecs?|période|attendu|n'existe|contient|"
+                          r"comptées|erreurs|ciblées|témoins|équilibre|méthode|tirages|avant|après|coordonnée|"
+                          r"supprimé|anonymisé|ligne|clé|prévu|conclure|envoi|fichier|numéro|rue)\b", re.IGNORECASE)
+ENGLISH_WORDS = re.compile(r"\b(the|and|items?|sent|failed|household|street|lifts?|campaign|none|level|retry|"
+                           r"approved|rejected|added|updated|refused|line|before|after|file|number)\b")
+
+
+def sample(spec: str) -> str:
+    return "12" if spec == "d" else "Xyz 7"
+
+
+def test_every_phrase_has_an_english_form_with_the_same_placeholders() -> None:
+    import string
+
+    from server.reminders.wording import PHRASES, translate
+
+    for french, english in PHRASES:
+        fields = {f: s for _, f, s, _ in string.Formatter().parse(french) if f}
+        assert {f for _, f, _, _ in string.Formatter().parse(english) if f} == set(fields), french
+        literal = "".join(text for text, *_ in string.Formatter().parse(french))
+        # A pattern that is all placeholder would eat any text; "a : b" is the one joiner (a file and its problem).
+        assert len(literal.strip()) >= 3 or french == "{source} : {error}", french
+        values = {f: sample(s) for f, s in fields.items()}
+        assert translate(french.replace(":d}", "}").format(**values), "en") == english.format(**values), french
+
+
+def test_words_and_numbers_inside_messages_are_translated_too() -> None:
+    from server.reminders.wording import translate
+
+    assert translate("élément 3 (bin:BAC-0042) : aucune coordonnée", "en") == \
+        "item 3 (bin:BAC-0042): no contact details"
+    assert translate("rue propre : 0 levée(s) contaminée(s) sur 24 (0,0 %)", "en") == \
+        "clean street: 0 contaminated lift(s) out of 24 (0.0 %)"
+    assert translate("rue Hoche", "en") == "rue Hoche"  # a name, not "rue {id}"
+    # the mail server's own words stay as they are
+    assert translate("SMTP relay:25 : (421, b'busy')", "en") == "SMTP relay:25: (421, b'busy')"
+    assert translate("la campagne 9 n'existe pas", "fr") == "la campagne 9 n'existe pas"
+
+
+def _city_env(tmp_path: Path, monkeypatch: Any, lang: str) -> Any:
+    from tests.server.reminders_city import engine_for, seed_city
+
+    with engine_for("sqlite", tmp_path, False) as engine:
+        city = seed_city(engine, tmp_path, TODAY)
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
+    monkeypatch.setenv("TRIVUE_HOUSEHOLD_LEVEL", "true")
+    monkeypatch.setenv("TRIVUE_LANG", lang)
+    return city
+
+
+BAD = 17  # the runs from here on are refusals
+
+
+def _walk_cli(tmp_path: Path, capsys: Any) -> tuple[str, list[tuple[tuple[str, ...], int, str]]]:
+    """Every ``trivue reminders`` command, its normal path then its refusals; what they printed."""
+    from trivue.cli import main
+
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_bytes("clé;nom;courriel;téléphone;adresse;étage\nbin:BAC-0042;M. Durand;;06 98 76 54 32;\n"
+                         "maison;X;;;\nbin:B2;Y;pas-un-courriel;;\n".encode("cp1252"))
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"")
+    runs: list[tuple[tuple[str, ...], int, str]] = []
+    window = ("--since", "2026-10-22", "--until", TODAY.isoformat())
+    for args in (("plan", *window), ("create", "--until", TODAY.isoformat(), "--name", "N"),
+                 ("items", "--campaign", "1"), ("review", "1", "--reject", "false_detection"),
+                 ("review", "1", "--approve"), ("review", "3", "--approve"), ("review", "4", "--approve"),
+                 ("send", "--campaign", "1"), ("contacts", str(contacts)), ("items", "--campaign", "1"),
+                 ("retry", "--campaign", "1"), ("report", "--campaign", "1"), ("opt-out", "bin:BAC-0042"),
+                 ("erase", "bin:BAC-0042"), ("false-detections", str(tmp_path / "fd.csv")),
+                 ("plan", *window),  # now with everything set aside, and why
+                 ("items", "--campaign", "999"), ("send", "--campaign", "999"), ("retry", "--campaign", "999"),
+                 ("report", "--campaign", "999"), ("review", "999999", "--approve"),
+                 ("plan", "--since", "2026-11-10", "--until", "2026-11-01"),
+                 ("create", "--until", "2020-01-01"), ("contacts", str(bad)), ("contacts", str(tmp_path / "no.csv")),
+                 ("opt-out", "maison-12"), ("erase", "bin:INCONNU")):
+        code = main(["reminders", *args])
+        captured = capsys.readouterr()
+        runs.append((args, code, captured.out + captured.err))
+    return "\n".join(text for *_, text in runs), runs
+
+
+def _data(text: str, city: Any) -> str:
+    for label in (*[a.label for a in city.addresses.values()], "Rue Hoche, Rennes", "Rue Saint-Georges, Rennes",
+                  "Rue Kléber, Rennes"):
+        text = text.replace(label, " ")
+    text = re.sub(r"\b(bin|address|street|erased):[\w-]+", " ", text)
+    return re.sub(r"\S+\.(pdf|csv)\b|`[^`]*`", " ", text)  # file names and commands are the same in both
+
+
+def test_the_cli_speaks_english_when_asked(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    """TRIVUE_LANG=en: every command's output and refusals in English, one line and exit code 2 on bad input."""
+    city = _city_env(tmp_path, monkeypatch, "en")
+    text, runs = _walk_cli(tmp_path, capsys)
+    assert "campaign 999 does not exist" in text and "item 999999 does not exist" in text
+    assert "is after --until" in text and "line 3: key 'maison'" in text and "invalid e-mail 'pas-un-courriel'" in text
+    assert "columns ignored: étage" in text
+    assert "no data for household bin:INCONNU" in text and "Too few lifts to conclude" in text
+    assert all(code == 2 and len(out.strip().splitlines()) == 1 for args, code, out in runs[BAD:]), runs[BAD:]
+    assert "Traceback" not in text
+    left = sorted({m.group(0) for m in FRENCH_WORDS.finditer(_data(text, city))})
+    assert not left, (left, [line for line in text.splitlines() if FRENCH_WORDS.search(_data(line, city))])
+
+
+def test_the_cli_speaks_french_by_default(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    city = _city_env(tmp_path, monkeypatch, "")
+    text, runs = _walk_cli(tmp_path, capsys)
+    assert "la campagne 999 n'existe pas" in text and "ligne 3 : clé 'maison'" in text
+    assert all(code == 2 for _, code, _ in runs[BAD:])
+    left = sorted({m.group(0) for m in ENGLISH_WORDS.finditer(_data(text, city))})
+    assert not left, (left, text)
+
+
+def test_an_unknown_language_is_refused_in_one_line(monkeypatch: Any, capsys: Any) -> None:
+    from trivue.cli import main
+
+    monkeypatch.setenv("TRIVUE_LANG", "de")
+    assert main(["reminders", "items", "--campaign", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "TRIVUE_LANG='de'" in err and "fr ou en" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_api_answers_an_english_page_in_english(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.web.auth import create_token
+    from tests.server.reminders_city import engine_for, seed_city
+
+    with engine_for("sqlite", tmp_path, False) as engine:
+        city = seed_city(engine, tmp_path, TODAY)
+        with city.sessions() as session:
+            token = create_token(session, "manager", "test-manager")
+            session.commit()
+        client = TestClient(create_app(city.settings, engine, start_ingest=False))
+        auth = {"Authorization": f"Bearer {token}"}
+        french = client.get("/api/reminders/campaigns/999", headers=auth).json()["detail"]
+        client.cookies.set("trivue_lang", "en")
+        english = client.get("/api/reminders/campaigns/999", headers=auth)
+        plan = client.get("/api/reminders/plan", params={"since": "2026-10-22", "until": TODAY.isoformat()},
+                          headers=auth).json()
+        invalid = client.post("/api/reminders/campaigns", json={"since": "2026-11-10", "until": "2026-11-01"},
+                              headers=auth).json()
+    assert french == "la campagne 999 n'existe pas"
+    assert english.status_code == 404 and english.json()["detail"] == "campaign 999 does not exist"
+    assert plan["targets"] and all("contaminated lift" in t["reason"] for t in plan["targets"]), plan["targets"]
+    assert "the end 2026-11-01 is before the start 2026-11-10" in invalid["detail"][0]["msg"]

@@ -66,7 +66,8 @@ EXPECT = {
     "fr": {"planned": "message(s) proposés", "pending": "à relire", "channel": "Envoi prévu par : courrier postal",
            "no_contact": "Aucune coordonnée", "rejected": "refusé", "approved": "approuvé",
            "first_send": "Envoyés : avis imprimé 1. Échecs : 1", "failure": "aucune coordonnée",
-           "imported": "1 contact(s) ajouté(s), 0 mis à jour, 1 ligne(s) refusée(s)", "bad_line": "ligne 3 : clé 'maison'",
+           "imported": "1 contact(s) ajouté(s), 0 mis à jour, 1 ligne(s) refusée(s)",
+           "bad_line": "ligne 3 : clé 'maison'",
            "retried": "Envoyés : courrier postal 1. Échecs : 0", "sent": "envoyé — courrier postal",
            "verdict": "Trop peu de levées pour conclure", "nav": "Rappels", "again": "déjà en attente de revue dans "
            "la campagne 1", "nothing": "le plan ne propose aucun message", "why": "levées contaminées sur",
