@@ -51,6 +51,10 @@ def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     import logging
 
+    if not getattr(args, "verbose", False):  # before the imports below: alembic logs as it loads
+        logging.getLogger().setLevel(logging.WARNING)
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     from server.reminders.campaigns import CampaignError
     from server.reminders.channels import ChannelError
     from server.reminders.config import ReminderConfigError
@@ -58,10 +62,6 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     from server.reminders.letters import LetterError
     from server.reminders.templates import TemplateError
 
-    if not getattr(args, "verbose", False):
-        logging.getLogger().setLevel(logging.WARNING)
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
     since, until = getattr(args, "since", None), getattr(args, "until", None)
     if since and since > (until or date.today() - timedelta(days=1)):
         raise CliError(f"--since {since} est après --until {until or 'hier'} : période vide")

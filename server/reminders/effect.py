@@ -356,14 +356,20 @@ def effect_text(report: dict[str, Any], lang: str = "fr") -> str:
     lines = [translate(f"Campagne {report['campaign']} : {report['text']}", lang)]
     if report.get("status") == "not_sent":
         return "\n".join(lines)
+    def percent(value: float) -> str:
+        return number(value * 100, ".1f") + (" %" if lang == "fr" else "%")
+
     for name, group in report["groups"].items():
+        if not group["units"]:  # no household in a street-level campaign: nothing to say about them
+            continue
         parts = []
         for period in ("before", "after"):
             p = group[period]
-            rate = number(p["rate"], ".1%") if p["rate"] is not None else "–"
-            parts.append(f"{words[period]} {rate} [{number(p['ci'][0], '.1%')}–{number(p['ci'][1], '.1%')}] "
+            rate = percent(p["rate"]) if p["rate"] is not None else "–"
+            parts.append(f"{words[period]} {rate} [{percent(p['ci'][0])}–{percent(p['ci'][1])}] "
                          + words["over"].format(n=p["lifts"]))
-        lines.append(f"  {words[name]:<19} ({group['units']} {words['units']}){sep}" + " ; ".join(parts))
+        lines.append(f"  {words[name]:<19} ({group['units']} {words['units']}){sep}"
+                     + sep.replace(":", ";").join(parts))
     b = report["balance"]
     smd = ", ".join(f"{words[k]} {number(v, '+.2f')}" for k, v in (("rate", b["rate"]), ("volume", b["log_lifts"]))
                     if v is not None)

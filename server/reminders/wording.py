@@ -246,7 +246,29 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("{value} n'est pas une date (AAAA-MM-JJ)", "{value} is not a date (YYYY-MM-DD)"),
     ("{value} : langue inconnue, attendu fr ou en", "{value}: unknown language, expected fr or en"),
     ("Campagne {id:d} : {text}", "Campaign {id}: {text}"),
-    ("Effet mesuré de la campagne simulée", "Measured effect of the simulated campaign"),
+    # trivue demo-effect (trivue.demo.effect)
+    ("simulation des collectes et enregistrement des levées…", "simulating the collections and storing the lifts…"),
+    ("mesure de l'effet (appariement, bootstrap)…", "measuring the effect (matching, bootstrap)…"),
+    ("Campagne simulée : {lifts:d} levées dans {streets:d} rues de Rennes, {weeks:d} semaines de collectes ; avis "
+     "déposé dans {treated:d} rues le {day} à {time} UTC ; {drop} d'erreurs en moins chez les foyers atteints, "
+     "{delay} jour(s) après.",
+     "Simulated campaign: {lifts} lifts in {streets} Rennes streets, {weeks} weeks of collections; notice dropped "
+     "in {treated} streets on {day} at {time} UTC; {drop} fewer errors in the households reached, {delay} day(s) "
+     "later."),
+    ("Effet simulé (la vérité) : {did} points sur le taux de contamination des rues ciblées.",
+     "Simulated effect (the truth): {did} points on the targeted streets' contamination rate."),
+    ("L'intervalle contient l'effet simulé.", "The interval contains the simulated effect."),
+    ("L'intervalle ne contient pas l'effet simulé (cela arrive dans 5 % des cas environ).",
+     "The interval does not contain the simulated effect (this happens about 5 % of the time)."),
+    ("Graphique : {plot} ; rapport : {report} ; tableau : {table}", "Plot: {plot}; report: {report}; table: {table}"),
+    ("Sur la page Rappels : TRIVUE_DATABASE_URL={url} trivue server --dev --no-ingest, puis /rappels",
+     "On the Reminders page: TRIVUE_DATABASE_URL={url} trivue server --dev --no-ingest, then /rappels"),
+    ("--drop {value} : attendu une part entre 0 et 1 (0,4 = 40 % d'erreurs en moins)",
+     "--drop {value}: expected a share between 0 and 1 (0.4 = 40 % fewer errors)"),
+    ("--delay-days {value} : attendu 0 ou plus", "--delay-days {value}: expected 0 or more"),
+    ("--weeks {value} : attendu de 1 à 12", "--weeks {value}: expected 1 to 12"),
+    ("{path} existe déjà : --replace pour le remplacer, ou un autre --out",
+     "{path} exists already: --replace to replace it, or another --out"),
 )
 
 # Keys of the API's JSON whose strings are messages (not names, notes or keys people typed).

@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 
 from base.paths import data_dir
+from trivue.demo.effect import register as register_effect
 from trivue.demo.judge import add_photo_options, run_judge
 from trivue.demo.judge import register as register_judge
 from trivue.demo.options import DemoOptions
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_photo_options(photos, with_model=False)
     demo.set_defaults(handler=run_demo)
     register_judge(subparsers)
+    register_effect(subparsers)
     register_simulate(subparsers)
 
 

@@ -47,7 +47,8 @@ def _network() -> StreetNetwork:
 
 
 def simulate_trial(seed: int, drop: float, weeks: int = 4, network: StreetNetwork | None = None,
-                   start: datetime = datetime(2026, 9, 7, 6, tzinfo=UTC)) -> Trial:
+                   start: datetime = datetime(2026, 9, 7, 6, tzinfo=UTC),
+                   delay: timedelta = timedelta(days=2)) -> Trial:
     """``weeks`` weekly collections before the send and as many after; see the module docstring."""
     from trivue.sim.scenario import ScenarioOptions, build_scenario
     from trivue.sim.schedule import DrivingSettings
@@ -62,7 +63,7 @@ def simulate_trial(seed: int, drop: float, weeks: int = 4, network: StreetNetwor
     dirty = [s for s in streets if scenario.rates[s] >= 0.15]
     treated = set(rng.sample(dirty, len(dirty) // 4))
     sent_at = start + timedelta(days=7 * weeks - 3, hours=11, minutes=49)  # 17:49 on a day without collection
-    effect = ReminderEffect.on_streets(scenario.households, treated, sent_at, drop)
+    effect = ReminderEffect.on_streets(scenario.households, treated, sent_at, drop, delay)
     driving = DrivingSettings()
     lifts = [lift for week in range(2 * weeks)
              for lift in scenario.lifts(start + timedelta(days=7 * week), 1, driving, effect)]
@@ -125,7 +126,8 @@ def lift_rows(trial: Trial) -> list[dict[str, Any]]:
     return rows
 
 
-def store_trial(session: Any, seed: int, drop: float) -> tuple[Trial, Any]:
+def store_trial(session: Any, seed: int, drop: float, delay: timedelta = timedelta(days=2),
+                weeks: int = 4) -> tuple[Trial, Any]:
     """A trial on the Rennes extract imported into ``session``'s database: its lifts, and a sent
     campaign of street notices to the treated streets (the caller commits)."""
     from server.ingest.aggregates import insert_lifts
@@ -134,7 +136,7 @@ def store_trial(session: Any, seed: int, drop: float) -> tuple[Trial, Any]:
 
     import_street_file(session, SAMPLE_STREETS, commune="Rennes")
     session.flush()
-    trial = simulate_trial(seed, drop, network=StreetNetwork.from_session(session))
+    trial = simulate_trial(seed, drop, weeks, network=StreetNetwork.from_session(session), delay=delay)
     rows = lift_rows(trial)
     for start in range(0, len(rows), 5000):
         insert_lifts(session, rows[start:start + 5000])
