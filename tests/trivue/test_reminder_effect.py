@@ -50,27 +50,23 @@ def test_no_effect_is_found_about_five_percent_of_the_time() -> None:
     assert len(false_alarms) <= 2, false_alarms
 
 
-def test_report_recovers_a_simulated_effect_through_the_database(tmp_path: Path) -> None:
-    """The whole report: lifts stored by the server's write path, a campaign sent at 17:49,
-    controls matched and frozen, the estimate's interval covering the simulated truth."""
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_report_recovers_a_simulated_effect_through_the_database(tmp_path: Path, database: str,
+                                                                 postgres_available: bool) -> None:
+    """The whole report, on both databases: lifts stored by the server's write path, a campaign
+    sent at 17:49, controls matched and frozen, the estimate's interval covering the simulated truth."""
     from sqlalchemy.orm import Session
 
-    from server.db import make_engine
-    from server.migrate import upgrade_database
     from server.reminders.config import EffectRules
     from server.reminders.effect import freeze_controls, measure
-    from server.reminders.models import upgrade_reminders
+    from tests.server.reminders_city import engine_for
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'trivue.db'}")
-    upgrade_database(engine)
-    upgrade_reminders(engine)
-    with Session(engine) as session:
+    with engine_for(database, tmp_path, postgres_available) as engine, Session(engine) as session:
         trial, campaign = store_trial(session, 21, 0.4)
         rules = EffectRules(window_days=28, bootstrap=1000)
         freeze_controls(session, campaign, rules)
         session.commit()
         report = measure(session, campaign, rules, trial.sent_at + timedelta(days=40))
-    engine.dispose()
     assert report["status"] == "decrease", report["text"]
     low, high = report["estimate"]["ci"]
     assert low <= trial.truth_did <= high, (trial.truth_did, report["estimate"])
