@@ -207,6 +207,8 @@ def load_targeting(path: Path | None = None) -> RemindersConfig:
     path = path or (Path(os.environ[RULES_ENV]) if os.environ.get(RULES_ENV) else None)
     if path is None:
         return RemindersConfig()
+    if not path.is_file():  # the common mistake, in the managers' words (the fields keep pydantic's)
+        raise ReminderConfigError(f"{path} : fichier de règles introuvable")
     data = read_mapping(path, ReminderConfigError, "rules file")
     try:
         config = RemindersConfig.model_validate(data)

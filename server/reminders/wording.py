@@ -149,6 +149,7 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("canal {channel} indisponible pour ce foyer (coordonnée effacée ou canal retiré de la configuration)",
      "channel {channel} unavailable for this household (contact detail erased or channel removed from the "
      "configuration)"),
+    ("{path} : fichier de règles introuvable", "{path}: rules file not found"),
     ("{what} : variable d'environnement {variable} absente", "{what}: environment variable {variable} is not set"),
     ("mot de passe SMTP", "SMTP password"),
     ("jeton de la passerelle SMS", "SMS gateway token"),

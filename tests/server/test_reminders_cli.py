@@ -119,7 +119,7 @@ def test_every_command_refuses_bad_input_in_one_line(tmp_path: Path, monkeypatch
         ("plan", "--since", "2026-11-10", "--until", "2026-11-01"): "est après --until",
         ("create", "--since", "2026-11-10", "--until", "2026-11-01"): "est après --until",
         ("create", "--until", "2020-01-01"): "aucun message",
-        ("plan", "--rules", str(tmp_path / "absent.yaml")): "rules file not found",
+        ("plan", "--rules", str(tmp_path / "absent.yaml")): "fichier de règles introuvable",
         ("contacts", str(bad_file)): "contacts.csv",
         ("contacts", str(tmp_path / "absent.csv")): "absent.csv",
         ("opt-out", "maison-12"): "clé de foyer",
