@@ -42,6 +42,7 @@ from server.reminders.effect_estimate import (
 )
 from server.reminders.matching import Candidate, balance, match
 from server.reminders.models import APPROVED, HOUSEHOLD, RETRY, SENDING, SENT, THANKS, Campaign, Item
+from server.reminders.wording import translate
 from server.streets.models import Street
 from server.web.csvexport import rows_csv, safe_row
 from server.web.reports import wilson
@@ -345,8 +346,6 @@ EFFECT_WORDS = {
 
 def effect_text(report: dict[str, Any], lang: str = "fr") -> str:
     """The report as the CLI prints it, in ``lang``: the verdict first, then what it rests on."""
-    from server.reminders.wording import translate
-
     words, sep = EFFECT_WORDS[lang], (" : " if lang == "fr" else ": ")
 
     def number(value: float, spec: str) -> str:

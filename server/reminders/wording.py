@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from server.web.dashboard import request_lang
 from server.web.privacy import OFF_MESSAGE as OFF_FR
 
 LANGUAGES = ("fr", "en")
@@ -358,12 +359,6 @@ def cli_language(environ: Mapping[str, str] = os.environ) -> str:
     return value
 
 
-def request_language(request: Request) -> str:
-    from server.web.dashboard import request_lang  # the dashboard's language cookie
-
-    return request_lang(request)
-
-
 class TranslatedRoute(APIRoute):
     """A reminders API route that answers an English page in English: error details and message fields.
 
@@ -374,7 +369,7 @@ class TranslatedRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            lang = request_language(request)
+            lang = request_lang(request)  # the dashboard's language cookie
             try:
                 response: Response = await handler(request)
             except HTTPException as error:

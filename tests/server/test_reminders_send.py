@@ -141,7 +141,7 @@ def test_sms_gateway(sms_gateway: SmsChannel) -> None:
     assert request["body"] == {"to": "+33600000001", "message": "Bonjour", "from": "TRIVUE"}
     assert request["headers"]["Authorization"] == "Bearer tok-123"
     Gateway.status = 500
-    with pytest.raises(ChannelError, match=r"answered 500.*quota"):
+    with pytest.raises(ChannelError, match=r"a répondu 500.*quota"):
         SmsGateway(sms_gateway).send("+33600000001", "Bonjour")
 
 
