@@ -51,10 +51,11 @@ def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     import logging
 
-    if not getattr(args, "verbose", False):  # before the imports below: alembic logs as it loads
+    verbose = getattr(args, "verbose", False)
+    if not verbose:  # before the imports below: alembic logs as it loads
         logging.getLogger().setLevel(logging.WARNING)
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
+    for name in QUIET_LOGGERS:  # with -v they follow the root again (one process may run several commands)
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
     from server.reminders.campaigns import CampaignError
     from server.reminders.channels import ChannelError
     from server.reminders.config import ReminderConfigError

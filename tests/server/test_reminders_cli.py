@@ -139,6 +139,8 @@ def test_every_command_refuses_bad_input_in_one_line(tmp_path: Path, monkeypatch
     assert main(["reminders", "items", "--campaign", "1"]) == 0
     out = capsys.readouterr().out
     assert "à relire" in out and "pending" not in out and "foyer" in out
+    assert main(["-v", "reminders", "items", "--campaign", "1"]) == 0  # -v: the libraries' logs too
+    assert "INFO" in capsys.readouterr().err
     assert main(["reminders", "erase", "bin:BAC-0042", "--note", "courrier du 3 décembre"]) == 0
     with city.sessions() as session:
         detail = session.scalar(select(AuditEntry.detail).where(AuditEntry.action == "reminders.household.erase"))
