@@ -91,6 +91,7 @@ class ModelFacts:
     names: tuple[str, ...]
     imgsz: tuple[int, int]
     metrics: dict[str, Any] = field(default_factory=dict)
+    quantised: bool = False  # onnxruntime's quantiser marks what it writes (training/export.py INT8 models)
 
 
 def _literal(meta: dict[str, str], key: str) -> object:
@@ -124,7 +125,8 @@ def facts(meta: dict[str, str], stem: str) -> ModelFacts:
         metrics = {}
     return ModelFacts(name=meta.get("trivue_name", stem)[:128], version=meta.get("trivue_version",
                       meta.get("version", "unknown"))[:64], names=names, imgsz=(int(size[0]), int(size[1])),
-                      metrics=metrics if isinstance(metrics, dict) else {})
+                      metrics=metrics if isinstance(metrics, dict) else {},
+                      quantised=meta.get("onnx.infer") == "onnxruntime.quant" or "onnx.quant.pre_process" in meta)
 
 
 def parse_model_file(path: Path) -> ModelFacts:

@@ -168,6 +168,7 @@ class ModelRef(_Wire):
     sha256: _Sha256
     name: str = Field(min_length=1, max_length=128, pattern=TEXT_PATTERN)
     version: str = Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)
+    reference: _Sha256 | None = Field(default=None, description="FP32 model an INT8 one is self-checked against")
 
 
 class ModelUpdate(_Wire):

@@ -22,6 +22,7 @@ from server.fleet.registry import RegistryError, find, model_json, model_path, m
 from server.fleet.rollout import (
     RolloutError,
     assign,
+    assignment_ref,
     config_version,
     confirm,
     publish_pending,
@@ -69,13 +70,13 @@ def _config_routes(router: APIRouter) -> None:
         if ctx.publish_config is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is disabled: no broker to publish")
         if body.model is not None:
-            assign(db, truck_id, model_ref(_model(db, body.model)), who.actor)
+            assign(db, truck_id, model_ref(db, _model(db, body.model)), who.actor)
         now = utcnow()
         config: dict[str, Any] = {"config_version": config_version(now),
                                   **body.model_dump(mode="json", exclude_none=True, exclude={"model"})}
         assigned = db.get(Assignment, truck_id)
         if assigned is not None:  # the model stays in the retained config whatever else changes
-            config["model"] = {"sha256": assigned.sha256, "name": assigned.name, "version": assigned.version}
+            config["model"] = assignment_ref(assigned)
         try:
             ctx.publish_config(truck_id, config)
         except ConnectionError as error:

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, BigId, UtcDateTime
@@ -15,16 +15,18 @@ from server.db import Base, BigId, UtcDateTime
 class FleetModel(Base):
     """A published ONNX model; its file is ``<data_dir>/models/<sha256>.onnx``.
 
-    ``(name, version)`` is unique: lifts name their model by name and version only, so one version
-    must name one file (the rollout counts a canary's lifts by it).
+    ``(name, version, quantised)`` is unique: lifts name their model by name and version only, so
+    one version names one trained model (the rollout counts a canary's lifts by it), published as
+    FP32 and, optionally, as its INT8 quantisation.
     """
 
     __tablename__ = "fleet_models"
-    __table_args__ = (UniqueConstraint("name", "version", name="uq_fleet_models_name_version"),)
+    __table_args__ = (UniqueConstraint("name", "version", "quantised", name="uq_fleet_models_version"),)
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     version: Mapped[str] = mapped_column(String(64))
+    quantised: Mapped[bool] = mapped_column(Boolean, doc="INT8: trucks check it against the FP32 of its version")
     names: Mapped[list[str]] = mapped_column(JSON, doc="Class names, in the model's order")
     imgsz: Mapped[list[int]] = mapped_column(JSON, doc="Input size (height, width)")
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, doc="Validation metrics from the ONNX metadata")
@@ -71,6 +73,7 @@ class Assignment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(128))
     version: Mapped[str] = mapped_column(String(64))
+    reference_sha256: Mapped[str | None] = mapped_column(String(64), doc="FP32 model an INT8 one is checked against")
     previous_sha256: Mapped[str | None] = mapped_column(String(64))
     rollout_id: Mapped[int | None] = mapped_column(BigInteger)
     assigned_at: Mapped[datetime] = mapped_column(UtcDateTime)

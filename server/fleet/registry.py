@@ -93,13 +93,16 @@ def publish(session: Session, data_dir: Path, path: Path, actor: str, card: Path
     sha = file_sha256(path)
     if (known := session.get(FleetModel, sha)) is not None:
         raise RegistryError(f"{path} is already published as {known.name} {known.version} (sha256 {sha})")
-    same = session.scalar(select(FleetModel).where(FleetModel.name == facts.name, FleetModel.version == facts.version))
+    same = session.scalar(select(FleetModel).where(FleetModel.name == facts.name, FleetModel.version == facts.version,
+                                                   FleetModel.quantised == facts.quantised))
     if same is not None:
-        raise RegistryError(f"{facts.name} {facts.version} is already published with another file (sha256 "
-                            f"{same.sha256}): give the new model its own version (ONNX metadata trivue_version)")
+        raise RegistryError(f"{facts.name} {facts.version}{' INT8' if facts.quantised else ''} is already published "
+                            f"with another file (sha256 {same.sha256}): give the new model its own version (ONNX "
+                            "metadata trivue_version)")
     text = _read_card(card if card is not None else card_beside(path))
     _copy_atomically(path, model_path(data_dir, sha))
-    row = FleetModel(sha256=sha, name=facts.name, version=facts.version, names=list(facts.names),
+    row = FleetModel(sha256=sha, name=facts.name, version=facts.version, quantised=facts.quantised,
+                     names=list(facts.names),
                      imgsz=list(facts.imgsz), metrics=facts.metrics, card=text, size_bytes=path.stat().st_size,
                      published_at=utcnow(), published_by=actor)
     session.add(row)
@@ -127,7 +130,8 @@ def find(session: Session, sha: str) -> FleetModel:
 
 def model_json(row: FleetModel, card: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "sha256": row.sha256, "name": row.name, "version": row.version, "names": row.names,
+        "sha256": row.sha256, "name": row.name, "version": row.version, "quantised": row.quantised,
+        "names": row.names,
         "imgsz": row.imgsz, "metrics": row.metrics, "size_bytes": row.size_bytes,
         "published_at": row.published_at.isoformat(), "published_by": row.published_by,
         "url": f"/api/models/{row.sha256}.onnx",
@@ -137,6 +141,13 @@ def model_json(row: FleetModel, card: bool = False) -> dict[str, Any]:
     return body
 
 
-def model_ref(row: FleetModel) -> dict[str, str]:
-    """The ``model`` of a TruckConfig (``vision.schema.ModelRef``)."""
-    return {"sha256": row.sha256, "name": row.name, "version": row.version}
+def model_ref(session: Session, row: FleetModel) -> dict[str, str]:
+    """The ``model`` of a TruckConfig (``vision.schema.ModelRef``): an INT8 model names the FP32 model of
+    its version as ``reference``, when published, so that the truck runs the INT8 self-check."""
+    ref = {"sha256": row.sha256, "name": row.name, "version": row.version}
+    if row.quantised:
+        fp32 = session.scalar(select(FleetModel.sha256).where(
+            FleetModel.name == row.name, FleetModel.version == row.version, FleetModel.quantised.is_(False)))
+        if fp32 is not None:
+            ref["reference"] = fp32
+    return ref

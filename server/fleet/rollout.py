@@ -45,13 +45,21 @@ def running_model(session: Session, truck_id: str) -> dict[str, str] | None:
     """The model a truck was last asked to run, else the one it reports in its heartbeat."""
     assigned = session.get(Assignment, truck_id)
     if assigned is not None:
-        return {"sha256": assigned.sha256, "name": assigned.name, "version": assigned.version}
+        return assignment_ref(assigned)
     truck = session.get(Truck, truck_id)
     stats = (truck.stats or {}) if truck is not None else {}
     model = stats.get("model") or {}
     if stats.get("model_sha256") and model.get("name") and model.get("version"):
         return {"sha256": stats["model_sha256"], "name": model["name"], "version": model["version"]}
     return None
+
+
+def assignment_ref(row: Assignment) -> dict[str, str]:
+    """The ``model`` of the truck's TruckConfig (``vision.schema.ModelRef``)."""
+    ref = {"sha256": row.sha256, "name": row.name, "version": row.version}
+    if row.reference_sha256:
+        ref["reference"] = row.reference_sha256
+    return ref
 
 
 def assign(session: Session, truck_id: str, ref: dict[str, str], actor: str, rollout_id: int | None = None) -> None:
@@ -64,6 +72,7 @@ def assign(session: Session, truck_id: str, ref: dict[str, str], actor: str, rol
     if before is None or before["sha256"] != ref["sha256"]:
         row.previous_sha256 = before["sha256"] if before else None
     row.sha256, row.name, row.version = ref["sha256"], ref["name"], ref["version"]
+    row.reference_sha256 = ref.get("reference")
     row.rollout_id, row.assigned_at, row.assigned_by, row.published_at = rollout_id, utcnow(), actor, None
     was = f"{before['name']} {before['version']}" if before else "unknown"
     audit(session, actor, "truck.model", truck_id, f"{ref['name']} {ref['version']} sha256 {ref['sha256']} (was "
@@ -85,8 +94,7 @@ def publish_pending(session: Session, publish: Publish) -> int:
             session.add(truck)
         now = utcnow()
         kept = {k: v for k, v in (truck.config or {}).items() if k not in ("config_version", "model")}
-        config = {"config_version": config_version(now), **kept,
-                  "model": {"sha256": row.sha256, "name": row.name, "version": row.version}}
+        config = {"config_version": config_version(now), **kept, "model": assignment_ref(row)}
         try:
             publish(row.truck_id, config)
         except ConnectionError as error:
@@ -130,7 +138,7 @@ def start(session: Session, settings: ServerSettings, sha: str, canary: int, act
     session.add(rollout)
     session.flush()  # its id, for the assignments
     for truck_id in rollout.canary:
-        assign(session, truck_id, model_ref(model), actor, rollout.id)
+        assign(session, truck_id, model_ref(session, model), actor, rollout.id)
     audit(session, actor, "model.rollout", model.sha256,
           f"{model.name} {model.version}: canary {rollout.canary}, then {rollout.rest} after {lifts} lifts each")
     return rollout
@@ -140,7 +148,7 @@ def _promote(session: Session, rollout: Rollout, actor: str, reason: str) -> Non
     model = session.get(FleetModel, rollout.sha256)
     assert model is not None  # published models are never deleted
     for truck_id in rollout.rest:
-        assign(session, truck_id, model_ref(model), actor, rollout.id)
+        assign(session, truck_id, model_ref(session, model), actor, rollout.id)
     rollout.state, rollout.promoted_at, rollout.promoted_by = RolloutState.complete.value, utcnow(), actor
     rollout.reason = reason
     audit(session, actor, "model.promote", rollout.sha256, reason)

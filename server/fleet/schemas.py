@@ -30,6 +30,7 @@ class Model(Out):
     sha256: str
     name: str
     version: str
+    quantised: bool = Field(description="INT8: trucks check it against the FP32 model of its version")
     names: list[str] = Field(description="Class names, in the model's order")
     imgsz: list[int] = Field(description="Input size: height, width")
     metrics: dict[str, Any] = Field(description="Validation metrics recorded in the ONNX metadata")

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-03 03:03:35
+Create Date: 2026-12-03 03:05:02
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=False),
     sa.Column('version', sa.String(length=64), nullable=False),
+    sa.Column('reference_sha256', sa.String(length=64), nullable=True),
     sa.Column('previous_sha256', sa.String(length=64), nullable=True),
     sa.Column('rollout_id', sa.BigInteger(), nullable=True),
     sa.Column('assigned_at', sa.DateTime(), nullable=False),
@@ -35,6 +36,7 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=False),
     sa.Column('version', sa.String(length=64), nullable=False),
+    sa.Column('quantised', sa.Boolean(), nullable=False),
     sa.Column('names', sa.JSON(), nullable=False),
     sa.Column('imgsz', sa.JSON(), nullable=False),
     sa.Column('metrics', sa.JSON(), nullable=False),
@@ -43,7 +45,7 @@ def upgrade() -> None:
     sa.Column('published_at', sa.DateTime(), nullable=False),
     sa.Column('published_by', sa.String(length=128), nullable=False),
     sa.PrimaryKeyConstraint('sha256'),
-    sa.UniqueConstraint('name', 'version', name='uq_fleet_models_name_version')
+    sa.UniqueConstraint('name', 'version', 'quantised', name='uq_fleet_models_version')
     )
     op.create_table('fleet_rollouts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
