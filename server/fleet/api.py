@@ -91,12 +91,14 @@ def _config_routes(router: APIRouter) -> None:
         return config
 
     @router.get("/trucks/{truck_id}/config", summary="A truck's config as last published (admin, or that truck)",
-                response_model=TruckConfig | None)
-    def get_config(truck_id: TruckIdPath, db: SessionDep, who: Caller) -> dict[str, Any] | None:
+                response_model=TruckConfig)
+    def get_config(truck_id: TruckIdPath, db: SessionDep, who: Caller) -> dict[str, Any]:
         if not (who.can("admin") or (who.role == TRUCK_ROLE and who.truck_id == truck_id)):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs the admin role, or the truck's own token")
         truck = db.get(Truck, truck_id)
-        return truck.config if truck is not None else None
+        if truck is None or truck.config is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no config published for truck {truck_id}")
+        return truck.config
 
 
 def _model_routes(router: APIRouter) -> None:
