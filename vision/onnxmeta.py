@@ -71,14 +71,17 @@ def read_metadata(data: bytes) -> dict[str, str]:
     """The ``metadata_props`` of a serialised ModelProto; OnnxMetaError when it is not one."""
     seen: set[int] = set()
     meta: dict[str, str] = {}
-    for number, wire, start, end in fields(data):
-        seen.add(number)
-        if number == _METADATA and wire == 2:
-            sub = data[start:end]
-            entry = {n: sub[s:e].decode("utf-8", "replace") for n, w, s, e in fields(sub) if w == 2}
-            meta[entry.get(1, "")] = entry.get(2, "")
+    try:
+        for number, wire, start, end in fields(data):
+            seen.add(number)
+            if number == _METADATA and wire == 2:
+                sub = data[start:end]
+                entry = {n: sub[s:e].decode("utf-8", "replace") for n, w, s, e in fields(sub) if w == 2}
+                meta[entry.get(1, "")] = entry.get(2, "")
+    except OnnxMetaError as error:
+        raise OnnxMetaError(f"not an ONNX model (corrupt or truncated: {error})") from None
     if _IR_VERSION not in seen or _GRAPH not in seen:
-        raise OnnxMetaError("no IR version or graph: not an ONNX model")
+        raise OnnxMetaError("not an ONNX model (no IR version or no graph)")
     return meta
 
 
