@@ -170,6 +170,7 @@ class ModelUpdater:
                 self._wanted = None
                 if model is None:
                     self._state(ref.sha256, "refused", reason)
+                    self._prune()  # a refused download leaves nothing behind
                 else:
                     self._staged = model
                     self._state(ref.sha256, "ready")
