@@ -183,7 +183,7 @@ class ModelUpdater:
         try:
             detector = self.build(path)
         except DetectorError as error:
-            raise ModelRefused(f"not a usable model: {error}") from None
+            raise ModelRefused(f"not a usable model: {str(error).replace(str(path), path.name)}") from None
         meta = detector.meta
         if (meta.name, meta.version) != (ref.name, ref.version):
             raise ModelRefused(f"the file's metadata name {meta.name} {meta.version}, the server announced "

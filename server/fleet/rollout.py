@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[str, dict[str, Any]], None]
 SYSTEM = "system"
+ALIVE = timedelta(minutes=15)  # as the fleet page's "silent" flag
 OPEN_STATES = (RolloutState.canary.value, RolloutState.complete.value, RolloutState.halted.value)
 
 
@@ -106,11 +107,14 @@ def publish_pending(session: Session, publish: Publish) -> int:
 
 
 def _fleet(session: Session, settings: ServerSettings) -> list[str]:
-    """Trucks known to the server (seen, or in ``known_trucks``): online first, then by id."""
-    trucks = {t.truck_id: t.status for t in session.scalars(select(Truck))}
+    """Trucks known to the server (seen, or in ``known_trucks``): alive first (online and heard from in
+    the last ``ALIVE``: a canary must send lifts soon), then by id."""
+    alive_since = utcnow() - ALIVE
+    alive = {t.truck_id: t.status == TruckStatus.online.value and t.last_seen_at is not None
+             and t.last_seen_at >= alive_since for t in session.scalars(select(Truck))}
     for truck_id in settings.known_trucks or ():
-        trucks.setdefault(truck_id, TruckStatus.unknown.value)
-    return sorted(trucks, key=lambda t: (trucks[t] != TruckStatus.online.value, t))
+        alive.setdefault(truck_id, False)
+    return sorted(alive, key=lambda t: (not alive[t], t))
 
 
 def start(session: Session, settings: ServerSettings, sha: str, canary: int, actor: str,
