@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, dict[str, Any]], None]
 SYSTEM = "system"
 ALIVE = timedelta(minutes=15)  # as the fleet page's "silent" flag
+# Truck clocks drift: a lift or a refusal stamped up to this long before the rollout may still be
+# about it. Lifts are also filtered on started_at, which the (truck_id, started_at) index serves:
+# a canary's year of old lifts is never scanned every rollout_check_s.
+CLOCK_SKEW = timedelta(hours=1)
 OPEN_STATES = (RolloutState.canary.value, RolloutState.complete.value, RolloutState.halted.value)
 
 
@@ -178,11 +182,22 @@ def confirm(session: Session, sha: str, actor: str) -> Rollout:
     return rollout
 
 
+def _refused_since(update: dict[str, Any], sha: str, since: datetime) -> bool:
+    """The heartbeat's last model change is a refusal of ``sha`` made after ``since`` (not an old one)."""
+    if update.get("sha256") != sha or update.get("state") != "refused":
+        return False
+    try:
+        at = datetime.fromisoformat(str(update.get("at")).replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return at.tzinfo is None or at >= since - CLOCK_SKEW
+
+
 def _halt_reason(session: Session, rollout: Rollout) -> str | None:
     for truck_id in rollout.canary:
         truck = session.get(Truck, truck_id)
         update = ((truck.stats or {}) if truck is not None else {}).get("model_update") or {}
-        if update.get("sha256") == rollout.sha256 and update.get("state") == "refused":
+        if _refused_since(update, rollout.sha256, rollout.created_at):
             return f"canary {truck_id} refused the model: {update.get('reason')}"
     refused = session.scalar(select(func.count()).select_from(DeadLetter).where(
         DeadLetter.truck_id.in_(rollout.canary), DeadLetter.received_at >= rollout.created_at))
@@ -198,8 +213,9 @@ def canary_lifts(session: Session, rollout: Rollout) -> dict[str, int]:
         return dict.fromkeys(rollout.canary, 0)
     counts = dict(session.execute(
         select(Lift.truck_id, func.count()).where(
-            Lift.truck_id.in_(rollout.canary), Lift.model_name == model.name, Lift.model_version == model.version,
-            Lift.received_at >= rollout.created_at).group_by(Lift.truck_id)).tuples().all())
+            Lift.truck_id.in_(rollout.canary), Lift.started_at >= rollout.created_at - CLOCK_SKEW,
+            Lift.received_at >= rollout.created_at, Lift.model_name == model.name,
+            Lift.model_version == model.version).group_by(Lift.truck_id)).tuples().all())
     return {truck_id: counts.get(truck_id, 0) for truck_id in rollout.canary}
 
 
