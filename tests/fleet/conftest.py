@@ -1,5 +1,7 @@
 """A real fleet: ``trivue server`` (uvicorn, MQTT ingest, rollout task) on a free port, the ``trivue``
-command against its settings file, and trucks that are ``trivue edge`` processes."""
+command against its settings file, and trucks that are ``trivue edge`` processes.
+
+``database_url`` is the server tests' fixture: SQLite and PostgreSQL (a module may narrow it)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import ServerSettings, load_settings
 from tests.conftest import BrokerAddress, free_port
+from tests.server.conftest import database_url, postgres_server_url  # noqa: F401  (fixtures)
 
 
 @dataclass
@@ -60,13 +63,13 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 60.0) -> An
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, mqtt_broker: BrokerAddress) -> Iterator[Fleet]:
+def fleet(tmp_path: Path, mqtt_broker: BrokerAddress, database_url: str) -> Iterator[Fleet]:  # noqa: F811
     import uvicorn
 
     from server.app import create_app
 
     tag = uuid.uuid4().hex[:10]
-    values = {"data_dir": str(tmp_path / "server"), "database_url": f"sqlite:///{tmp_path / 'server.db'}",
+    values = {"data_dir": str(tmp_path / "server"), "database_url": database_url,
               "broker_url": mqtt_broker.url, "topic_prefix": f"test-{tag}/v1", "mqtt_client_id": f"trivue-test-{tag}",
               "mqtt_protocol": "5" if mqtt_broker.kind == "mosquitto" else "3.1.1", "ingest_batch_wait_ms": 20,
               "cookie_secure": False, "rollout_check_s": 0.2, "rollout_canary_lifts": 2}

@@ -35,6 +35,13 @@ OLD = "2026.12.02"
 PHOTOS = sorted(CALIBRATION_DIR.glob("*.jpg"))
 
 
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: the trucks are what these tests are about (tests/fleet/test_registry.py runs the
+    server's side on PostgreSQL too)."""
+    return f"sqlite:///{tmp_path / 'server.db'}"
+
+
 class TruckProcess:
     """``trivue edge`` on a burst folder, with its token file and models folder."""
 
