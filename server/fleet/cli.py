@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def publish_model(args: argparse.Namespace) -> int:
-    from server.fleet.registry import RegistryError, publish
+    from server.fleet.registry import RegistryError, publish, streams_without_rules
 
     settings = settings_from(args)
     with open_database(settings) as session:
@@ -60,6 +60,8 @@ def publish_model(args: argparse.Namespace) -> int:
     print(row.sha256)
     print(f"published {row.name} {row.version}: {len(row.names)} classes, input {row.imgsz[0]}x{row.imgsz[1]}, "
           f"mAP50 {row.metrics.get('map50', 'n/a')}, card {'yes' if row.card else 'none'}", file=sys.stderr)
+    for stream, problem in streams_without_rules(row.names).items():
+        print(f"warning: trucks on {stream} with the default rules will refuse it: {problem}", file=sys.stderr)
     return 0
 
 

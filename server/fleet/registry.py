@@ -111,6 +111,24 @@ def publish(session: Session, data_dir: Path, path: Path, actor: str, card: Path
     return row
 
 
+def streams_without_rules(names: list[str]) -> dict[str, str]:
+    """Stream -> why the default French rules (``vision/rules_fr.yaml``) do not cover these classes.
+
+    Trucks with those rules refuse the model on such a stream; trucks may run their own rules, so
+    publishing only warns.
+    """
+    from vision.rules import RulesError, SortingRules
+    from vision.schema import Stream
+
+    rules, problems = SortingRules.load(), {}
+    for stream in Stream:
+        try:
+            rules.check_model(names, stream)
+        except RulesError as error:
+            problems[stream.value] = str(error).split(": ", 1)[-1]
+    return problems
+
+
 def find(session: Session, sha: str) -> FleetModel:
     """The published model with this sha256 (or a unique prefix of at least 8 characters)."""
     sha = sha.strip().lower()

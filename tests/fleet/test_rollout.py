@@ -231,7 +231,11 @@ def test_bad_models_are_refused_by_the_truck_which_keeps_its_model(fleet: Fleet,
     assert refused(wrong).startswith(f"wrong hash: the server sent {stored.stat().st_size} bytes with sha256 ")
 
     # A class without a rule in the truck's stream.
-    unknown_class = fleet.publish(derived(tmp_path / "m", "2026.12.03-sock", rename={"bag": "sock"}))
+    code, unknown_class, err = fleet.cli("models", "publish", str(derived(tmp_path / "m", "2026.12.03-sock",
+                                                                        rename={"bag": "sock"})))
+    assert code == 0 and "warning: trucks on recyclables with the default rules will refuse it: model class " \
+        "'sock' has no rule" in err, err
+    unknown_class = unknown_class.strip()
     ask(unknown_class)
     assert "classes without rules" in (reason := refused(unknown_class)) and "'sock'" in reason
 
