@@ -26,6 +26,7 @@ from edge.config import ConfigError, EdgeSettings
 from edge.evidence import EvidenceStore
 from edge.gps import Gps, open_gps
 from edge.lines import LineWriter
+from edge.model_update import ModelUpdater, RunningModel, file_sha256
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
 from edge.rfid import RfidReader
@@ -128,6 +129,9 @@ class Agent:
         model = ModelInfo(name=detector.meta.name, version=detector.meta.version)
         self.recorder = LiftRecorder(self.names, rules, model, settings.tracking.min_track_frames)
         self.uplink = Uplink(settings, self.outbox, self.stats, self.apply_config)
+        self.models = ModelUpdater(settings, rules, lambda: self.live.stream, self._build_detector,
+                                   self._running_model(detector, model), self._install_model,
+                                   self.uplink.send_stats_soon)
         self.trigger = self._trigger()
         knobs = settings.tracking.model_dump(exclude={"min_track_frames"})  # by name: never by position
         tracker = Tracker(TrackerSettings(**knobs, frame_rate=settings.frame_rate))
@@ -135,7 +139,25 @@ class Agent:
         workers = settings.detector_workers if getattr(detector, "concurrent", False) else 1
         self.pipeline = Pipeline(detector.detect, tracker, self.recorder, self.trigger, self.deliver,
                                  lambda classes: self.alert.fire(settings.truck_id, classes),
-                                 lambda: self.live.stream, workers)
+                                 lambda: self.live.stream, workers, switch=self.models)
+
+    @staticmethod
+    def _running_model(detector: Any, info: ModelInfo) -> RunningModel:
+        """The model started with; its SHA-256 lets the server roll back to it without a download."""
+        path = Path(getattr(detector, "path", ""))
+        sha = file_sha256(path) if path.is_file() else None
+        return RunningModel(detector, info, sha, path if sha else None)
+
+    def _build_detector(self, path: Path) -> Any:
+        """A detector for a model the server sent, with this truck's live thresholds and hopper."""
+        return Detector(path, conf=getattr(self.detector, "conf", self.settings.conf), iou=self.settings.iou,
+                        threads=self.settings.detector_threads, region=self.region)
+
+    def _install_model(self, model: RunningModel) -> None:
+        """Between two lifts (``Pipeline``): lifts, evidence and stream checks follow the new model."""
+        self.detector, self.names = model.detector, tuple(model.detector.names)
+        self.recorder.names, self.recorder.model = self.names, model.info
+        self.evidence.names = self.names
 
     @classmethod
     def create(cls, settings: EdgeSettings, detector: Any = None) -> Agent:
@@ -221,6 +243,8 @@ class Agent:
             self.detector.conf = config.conf
         if config.min_track_frames is not None:
             self.recorder.min_track_frames = config.min_track_frames
+        if config.model is not None:  # fetched and checked in a thread; swapped at a lift's start
+            self.models.request(config.model)
         self.live.version = config.config_version
 
     def stats(self) -> TruckStats:
@@ -234,6 +258,7 @@ class Agent:
             photos_refused=self.outbox.counter("photos_refused"),
             model=self.recorder.model, stream=self.live.stream, gps_fix_age_s=age,
             config_version=self.live.version, lifts_total=meter.lifts, model_check=self.model_check,
+            model_sha256=self.models.running.sha256, model_update=self.models.update,
         )
 
     def frame_source(self, once: bool) -> Iterator[Frame]:

@@ -187,6 +187,47 @@ class SelfCheckSettings(_Strict):
                                 description="Folder of photos to compare on (default: those shipped in the package)")
 
 
+class ModelUpdateSettings(_Strict):
+    """Where the truck downloads the models the server asks for (``TruckConfig.model``)."""
+
+    server: str | None = Field(default=None,
+                               description="https://host[:port] of the Trivue server; without it, model changes are "
+                                           "refused (the truck keeps its model)")
+    token: str | None = Field(default=None, repr=False,
+                              description="The truck's token (trivue tokens create --role truck); better token_file")
+    token_file: Path | None = Field(default=None, description="File holding the truck's token (mode 600)")
+    ca_file: Path | None = Field(default=None, description="CA bundle for https (default: system CAs)")
+    dir: Path = Field(default_factory=lambda: data_dir() / "edge-models",
+                      description="Downloaded models (current and previous are kept); default $TRIVUE_DATA_DIR/"
+                                  "edge-models")
+    timeout_s: float = Field(default=60, gt=0, le=3600, description="Download: longest silence of the server")
+    max_mb: float = Field(default=512, gt=0, le=16384, description="Larger downloads are refused")
+
+    @field_validator("server")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"expected https://host[:port], got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_token(self) -> ModelUpdateSettings:
+        if self.token and self.token_file:
+            raise ValueError("token and token_file are both set: choose one")
+        return self
+
+    def read_token(self) -> str | None:
+        """The token, from ``token`` or ``token_file`` (read at each download: it may be rotated)."""
+        if self.token_file is None:
+            return self.token
+        try:
+            return self.token_file.read_text(encoding="utf-8").strip() or None
+        except OSError as error:
+            raise ConfigError(f"models.token_file: cannot read {self.token_file} ({error.strerror})") from None
+
+
 class EdgeSettings(_Strict):
     """Everything a truck needs to run; every field has a default except the truck id and the source."""
 
@@ -219,6 +260,7 @@ class EdgeSettings(_Strict):
     gps: GpsSettings = GpsSettings()
     rfid: RfidSettings = RfidSettings()
     selfcheck: SelfCheckSettings = SelfCheckSettings()
+    models: ModelUpdateSettings = Field(default_factory=ModelUpdateSettings)  # reads $TRIVUE_DATA_DIR per load
 
     @property
     def detector_workers(self) -> int:

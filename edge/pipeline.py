@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from edge.camera import Frame
 from edge.trigger import LiftTrigger
@@ -44,6 +45,16 @@ class Meter:
         self._last = now
 
 
+class ModelSwitch(Protocol):
+    """Hands the pipeline a new model between two lifts (``edge.model_update``)."""
+
+    def take(self) -> Any | None:
+        """The model to run from the lift that begins now (its ``detector.detect`` is used), or None."""
+
+    def install(self, model: Any) -> None:
+        """``model`` runs from the lift now beginning: the recorder and evidence follow it."""
+
+
 class StopRequested(BaseException):  # BaseException, like KeyboardInterrupt: no `except Exception` eats it
     """Breaks the loop's wait for a frame when a stop is requested (SIGTERM); never escapes ``run``."""
 
@@ -56,6 +67,8 @@ class _Admitted:
     key: str | None = None
     failed: Exception | None = None  # the trigger failed on it: skipped at its turn, as when serial
     detections: Future[tuple[Detections, float]] | None = None  # in a lift, pipelined: (detections, seconds)
+    detect: Callable[[object], Detections] | None = None  # the lift's model, chosen as its first frame came in
+    swap: Any | None = None  # a new model that runs from this frame's lift (its first frame)
 
 
 class Pipeline:
@@ -78,12 +91,15 @@ class Pipeline:
         on_alert: Callable[[tuple[str, ...]], None],
         stream: Callable[[], Stream],
         workers: int = 1,
+        switch: ModelSwitch | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.detect, self.tracker, self.recorder, self.trigger = detect, tracker, recorder, trigger
         self.deliver, self.on_alert, self.stream = deliver, on_alert, stream
-        self.workers = workers
+        self.workers, self.switch = workers, switch
+        self._admitted_key: str | None = None  # lift of the last frame taken from the source
+        self._to_install: Any | None = None  # a model taken at admission, installed when its lift begins
         self.meter = Meter()
         self._stop = threading.Event()
         self._waiting = False  # True only while run() waits for the source's next frame
@@ -155,24 +171,39 @@ class Pipeline:
         except Exception as error:  # reported, and the frame skipped, at its turn in _step
             return _Admitted(frame, failed=error)
         admitted = _Admitted(frame, key)
+        if key is not None and key != self._admitted_key and self.switch is not None:
+            # A lift begins: a staged model takes over here, for every frame of this lift. The
+            # frames of the previous lift, some maybe still in flight, keep the model they began with.
+            admitted.swap = self.switch.take()
+            if admitted.swap is not None:
+                self.detect = admitted.swap.detector.detect
+        self._admitted_key = key
+        admitted.detect = self.detect
         if key is not None and pool is not None:
-            admitted.detections = pool.submit(self._timed_detect, frame.image)
+            admitted.detections = pool.submit(self._timed_detect, admitted.detect, frame.image)
         return admitted
 
-    def _timed_detect(self, image: object) -> tuple[Detections, float]:
+    @staticmethod
+    def _timed_detect(detect: Callable[[object], Detections], image: object) -> tuple[Detections, float]:
         started = time.perf_counter()
-        detections = self.detect(image)
+        detections = detect(image)
         return detections, time.perf_counter() - started
 
     def _step(self, admitted: _Admitted, current: str | None, last: Frame | None) -> tuple[str | None, Frame | None]:
         """One frame: lift boundaries, then analysis; returns the (lift key, last frame) now current."""
         frame, key = admitted.frame, admitted.key
+        if admitted.swap is not None:
+            self._to_install = admitted.swap
         try:
             if admitted.failed is not None:
                 raise admitted.failed
             if key != current and current is not None and last is not None:
                 self._close(last, current)
             if key != current and key is not None:
+                if self._to_install is not None and self.switch is not None:
+                    # the previous lift is closed: the recorder's names and version follow the new model
+                    swap, self._to_install = self._to_install, None
+                    self.switch.install(swap)
                 self.tracker.reset()
                 self.recorder.begin(frame.captured_at, self.stream())
             current, last = key, frame
@@ -186,7 +217,7 @@ class Pipeline:
         frame = admitted.frame
         started = time.perf_counter()
         if admitted.detections is None:
-            detections = self.detect(frame.image)
+            detections = (admitted.detect or self.detect)(frame.image)
         else:
             detections, inference_s = admitted.detections.result()
             started = time.perf_counter() - inference_s  # the worker's time, not this thread's wait

@@ -133,6 +133,11 @@ class Uplink:
         """New rows in the outbox: send them now rather than at the next poll."""
         self._wake.set()
 
+    def send_stats_soon(self) -> None:
+        """Something the server should know now (a model installed or refused): a heartbeat at the next poll."""
+        self._next_stats = 0.0
+        self._wake.set()
+
     def _on_connect(self, client: mqtt.Client, _u: object, flags: object, reason: mqtt.ReasonCode, _p: object) -> None:
         if reason.is_failure:
             log.warning("broker %s refused the connection: %s", self.url, reason)

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from base.version import __version__
 from server.config import ServerSettings
 from server.db import make_engine
+from server.fleet.api import fleet_router
+from server.fleet.rollout import RolloutTask
 from server.ingest.aggregates import StreetLocator
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox
@@ -100,15 +102,18 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     ctx = AppContext(settings, sessions, metrics, evidence, ingest,
                      ingest.publish_config if ingest else None)
     retention = RetentionTask(settings, sessions, evidence)
+    rollouts = RolloutTask(settings, sessions, ctx.publish_config)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         retention.start()
         if ingest is not None:
             ingest.start()
+        rollouts.start()
         try:
             yield
         finally:
+            rollouts.stop()
             if ingest is not None:
                 ingest.stop()
             retention.stop()
@@ -118,6 +123,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     app.state.ctx = ctx
     app.include_router(login_router())
     app.include_router(api_router())
+    app.include_router(fleet_router())
     app.include_router(metrics_router())
     app.include_router(opendata_router())
     mount_dashboard(app, settings)

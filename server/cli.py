@@ -47,8 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tokens = subparsers.add_parser("tokens", help="manage API tokens for integrations").add_subparsers(
         dest="action", metavar="ACTION", required=True)
     create = tokens.add_parser("create", help="create a token and print it once")
-    create.add_argument("--role", required=True, choices=("admin", "manager", "viewer"))
-    create.add_argument("--name", default="api", help="what the token is for (shown in the audit log)")
+    create.add_argument("--role", required=True, choices=("admin", "manager", "viewer", "truck"),
+                        help="truck: one per truck, may only download models and read its own config")
+    create.add_argument("--truck-id", default=None, help="the truck a --role truck token belongs to")
+    create.add_argument("--name", default=None, help="what the token is for (shown in the audit log; "
+                        "default api, or truck:<id>)")
     add_config_argument(create)
     create.set_defaults(handler=create_token)
     replay = subparsers.add_parser("dead-letters", help="inspect or replay messages refused by ingest")
@@ -134,13 +137,18 @@ def list_users(args: argparse.Namespace) -> int:
 
 
 def create_token(args: argparse.Namespace) -> int:
+    from server.web.auth import AuthError
     from server.web.auth import create_token as create
 
+    name = args.name or (f"truck:{args.truck_id}" if args.role == "truck" else "api")
     with open_database(settings_from(args)) as session:
-        token = create(session, args.role, args.name)
+        try:
+            token = create(session, args.role, name[:64], args.truck_id)
+        except AuthError as error:
+            raise CliError(str(error)) from None
         session.commit()
     print(token)
-    print(f"token '{args.name}' ({args.role}) created: it is shown only this once", file=sys.stderr)
+    print(f"token '{name}' ({args.role}) created: it is shown only this once", file=sys.stderr)
     return 0
 
 

@@ -60,6 +60,12 @@ class ServerSettings(BaseModel):
     max_evidence_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Larger photos refused")
     known_trucks: list[str] | None = Field(
         default=None, description="Truck registry; when set, messages from other trucks are dead letters")
+    rollout_canary_lifts: int = Field(
+        default=20, ge=1, le=100_000,
+        description="Lifts each canary truck sends with a new model, without errors, before the rest follow")
+    rollout_check_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="How often the server advances rollouts and publishes pending truck configs")
     ingest_enabled: bool = Field(default=True, description="Run the MQTT ingest inside `trivue server`")
     ingest_batch_size: int = Field(default=500, ge=1, le=10_000, description="Messages written per transaction")
     ingest_batch_wait_ms: int = Field(default=50, ge=0, le=10_000, description="Wait to fill a batch")

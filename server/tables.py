@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+import server.fleet.models
 import server.ingest.models
 import server.streets.models
-import server.web.accounts  # noqa: F401  (the three modules register their tables on Base)
+import server.web.accounts  # noqa: F401  (the four modules register their tables on Base)
 from server.db import Base
 from server.reminders.models import VERSION_TABLE, RemindersBase
 

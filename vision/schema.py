@@ -35,7 +35,7 @@ from pydantic import (
 
 from base.ids import ID_MAX_LENGTH, ID_PATTERN, TRUCK_ID_PATTERN
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: TruckConfig.model, TruckStats.model_sha256 and model_update (fleet rollout)
 SCHEMA_MAJOR = 1
 
 # Upper bounds no real lift reaches (a hopper holds a few hundred items; a lift lasts a minute):
@@ -62,6 +62,8 @@ __all__ = [
     "LiftEvent",
     "ModelCheck",
     "ModelInfo",
+    "ModelRef",
+    "ModelUpdate",
     "SchemaError",
     "Severity",
     "Stream",
@@ -157,6 +159,28 @@ class ModelCheck(_Wire):
     reason: str | None = Field(default=None, max_length=300, description="Why the check was skipped")
 
 
+_Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file, hex")]
+
+
+class ModelRef(_Wire):
+    """A model of the server's registry, named by the SHA-256 of its ONNX file (``trivue models publish``)."""
+
+    sha256: _Sha256
+    name: str = Field(min_length=1, max_length=128, pattern=TEXT_PATTERN)
+    version: str = Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)
+    reference: _Sha256 | None = Field(default=None, description="FP32 model an INT8 one is self-checked against")
+
+
+class ModelUpdate(_Wire):
+    """The truck's last model change (heartbeat): ``installed``, or ``refused`` with the reason and the
+    old model still running; ``downloading`` and ``ready`` (checked, swapped at the next lift) between."""
+
+    sha256: _Sha256
+    state: Literal["downloading", "ready", "installed", "refused"]
+    reason: str | None = Field(default=None, max_length=300, description="Why the model was refused")
+    at: _Time
+
+
 class Evidence(_Wire):
     """Describes the evidence photo, which travels separately as JPEG bytes."""
 
@@ -240,6 +264,8 @@ class TruckStats(_Wire):
     config_version: str | None = Field(default=None, max_length=64)
     lifts_total: _Counter = 0
     model_check: ModelCheck | None = Field(default=None, description="Start-up INT8 self-check, when one ran")
+    model_sha256: _Sha256 | None = Field(default=None, description="SHA-256 of the model file running")
+    model_update: ModelUpdate | None = Field(default=None, description="Last model change asked by the server")
 
 
 class SchemaError(ValueError):
@@ -282,6 +308,7 @@ class TruckConfig(_Wire):
     stream: Stream | None = Field(default=None, description="Stream collected from now on (route change)")
     conf: float | None = Field(default=None, ge=0, le=1, description="Detector confidence threshold")
     min_track_frames: int | None = Field(default=None, ge=1, le=100, description="Frames an item must be seen")
+    model: ModelRef | None = Field(default=None, description="Model to run: downloaded, checked, swapped between lifts")
 
 
 # --- End-to-end receipts (``<prefix>/<truck_id>/receipt``) -------------------------------------

@@ -1,4 +1,6 @@
-/* Flotte: trucks from their heartbeats; one silent for too long is flagged whatever its MQTT status. */
+/* Flotte: trucks from their heartbeats; one silent for too long is flagged whatever its MQTT status.
+   Each truck's model, the model the server asked for and the last model change (refused: why), and
+   the latest rollout with the canaries' progress. */
 "use strict";
 
 (() => {
@@ -23,16 +25,56 @@
   const num = (value, unit, digits = 0) =>
     value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${unit}`;
 
-  // The INT8 self-check failed at start-up: the truck runs its FP32 model (slower), say it.
-  function modelCell(s, model) {
-    const cell = el("td", { text: model, title: s.model ? `${s.model.name} ${s.model.version}` : null });
+  // Versions by sha256: the models published, and what each truck was asked to run.
+  let versions = {};
+  const versionOf = (sha) => versions[sha] || (sha ? sha.slice(0, 12) : "–");
+
+  // The INT8 self-check failed at start-up: the truck runs its FP32 model (slower), say it. A model
+  // change in progress or refused is shown beside the model running; refused says why.
+  function modelCell(truck, s, model) {
+    const cell = el("td", { text: model, title: s.model ? `${s.model.name} ${s.model.version}` +
+      (s.model_sha256 ? ` (sha256 ${s.model_sha256.slice(0, 12)})` : "") : null });
     const check = s.model_check;
     if (check && check.status === "fallback") {
       cell.append(" ", el("span", { class: "badge warn", text: `⚠ ${t("fleet.fallback")}`,
         title: t("fleet.fallback_hint", { disagreement: Number(check.disagreement).toFixed(2),
           threshold: Number(check.threshold).toFixed(2), running: check.running }) }));
     }
+    const update = s.model_update;
+    const asked = truck.config && truck.config.model;
+    if (update && update.state === "refused") {
+      cell.append(" ", el("span", { class: "badge danger", "data-update": "refused",
+        text: `⚠ ${versionOf(update.sha256)} ${t("fleet.update_refused")}`, title: update.reason || "" }),
+        el("div", { class: "update-reason", text: update.reason || "" }));
+    } else if (update && update.state !== "installed" && update.sha256 !== s.model_sha256) {
+      cell.append(" ", el("span", { class: "badge off", "data-update": update.state,
+        text: `↻ ${versionOf(update.sha256)}`, title: t("fleet.update_hint", { version: versionOf(update.sha256),
+          state: t(`fleet.update_${update.state}`) }) }));
+    } else if (asked && asked.sha256 !== s.model_sha256 && !(update && update.sha256 === asked.sha256)) {
+      cell.append(" ", el("span", { class: "badge off", text: t("fleet.asked", { version: asked.version }) }));
+    }
     return cell;
+  }
+
+  const rolloutBox = document.getElementById("rollout-state");
+  const canaryList = document.getElementById("rollout-canaries");
+
+  function showRollout(rollout) {
+    if (!rollout) {
+      rolloutBox.textContent = t("rollout.none");
+      canaryList.replaceChildren();
+      return;
+    }
+    rolloutBox.replaceChildren(
+      el("span", { class: `badge ${{ complete: "ok", halted: "danger", canary: "warn" }[rollout.state] || "off"}`,
+        "data-state": rollout.state, text: t(`rollout.state.${rollout.state}`) }), " ",
+      t("rollout.summary", { name: rollout.name, version: rollout.version, when: fmt.ago(rollout.created_at),
+        by: rollout.created_by }));
+    const items = rollout.canary.map((truck) => el("li", { text: t("rollout.canary_progress",
+      { truck, lifts: Math.min(rollout.lifts[truck] || 0, rollout.canary_lifts), needed: rollout.canary_lifts }) }));
+    if (rollout.rest.length) items.push(el("li", { text: t("rollout.rest", { trucks: rollout.rest.join(", ") }) }));
+    if (rollout.reason) items.push(el("li", { class: "reason", text: t("rollout.reason", { reason: rollout.reason }) }));
+    canaryList.replaceChildren(...items);
   }
 
   function row(truck) {
@@ -46,7 +88,7 @@
       el("td", { class: "num", text: fmt.num(s.outbox_depth) }),
       el("td", { class: "num", text: num(s.inference_ms, " ms") }),
       el("td", { class: "num", text: num(s.fps, "", 1) }),
-      modelCell(s, model),
+      modelCell(truck, s, model),
       el("td", { class: "num", text: num(s.gps_fix_age_s, " s") }),
       el("td", { text: s.stream ? label("stream", s.stream) : "–" }),
       el("td", { class: "num", text: fmt.num(truck.lifts) }));
@@ -54,7 +96,10 @@
 
   async function load() {
     try {
-      const data = await api("/api/trucks");
+      const [data, models, rollouts] = await Promise.all([api("/api/trucks"), api("/api/models"),
+        api("/api/rollouts")]);
+      versions = Object.fromEntries(models.models.map((m) => [m.sha256, m.version]));
+      showRollout(rollouts.rollouts[0]);
       const trucks = data.trucks;
       trucks.sort((a, b) => Number(isSilent(b)) - Number(isSilent(a)) || a.truck_id.localeCompare(b.truck_id));
       const body = document.querySelector("#fleet tbody");

@@ -20,6 +20,9 @@ class Role(StrEnum):
 
 
 ROLES = tuple(Role)  # increasing rights
+# A truck's token is outside the ladder: it may download models and read its own config, nothing
+# else (not even what a viewer sees), so a token stolen from a truck reveals no statistics.
+TRUCK_ROLE = "truck"
 
 
 class User(Base):
@@ -44,6 +47,7 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16), doc="First characters, to recognise a token")
     role: Mapped[str] = mapped_column(String(16))
+    truck_id: Mapped[str | None] = mapped_column(String(64), doc="The truck a 'truck' token belongs to")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -1,8 +1,8 @@
 """The HTTP API: street statistics (JSON, GeoJSON, CSV), lifts, photos, trucks, dead letters, metrics.
 
 Roles: street-level statistics and trucks for every signed-in role; household-level data (lifts,
-addresses, photos, raw dead letters) for managers and admins, audited; truck configuration for
-admins. Only ``/api/health`` is open.
+addresses, photos, raw dead letters) for managers and admins, audited; the audit trail for admins.
+A truck's configuration and models are the fleet's (``server.fleet.api``). Only ``/api/health`` is open.
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from base.ids import ID_MAX_LENGTH, TRUCK_ID_PATTERN
 from base.version import __version__
-from server.db import utcnow
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
 from server.migrate import current_revision
 from server.web import schemas
@@ -182,41 +179,12 @@ def truck_json(truck: Truck, lifts: int) -> dict[str, Any]:
             "config": truck.config, "lifts": lifts}
 
 
-class TruckConfigIn(BaseModel):
-    """What an admin may change on a truck remotely (see ``vision.schema.TruckConfig``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    stream: Stream | None = Field(default=None, description="Stream collected from now on")
-    conf: float | None = Field(default=None, ge=0, le=1, description="Detector confidence threshold")
-    min_track_frames: int | None = Field(default=None, ge=1, le=100, description="Frames an item must be seen")
-
-
 def _truck_routes(router: APIRouter) -> None:
     @router.get("/trucks", summary="Trucks: online/offline, last seen, last stats", response_model=schemas.TruckList)
     def trucks(db: SessionDep, who: Viewer) -> dict[str, Any]:
         counts = dict(db.execute(select(Lift.truck_id, func.count()).group_by(Lift.truck_id)).tuples().all())
         rows = db.scalars(select(Truck).order_by(Truck.truck_id))
         return {"trucks": [truck_json(t, counts.get(t.truck_id, 0)) for t in rows]}
-
-    @router.put("/trucks/{truck_id}/config", summary="Set a truck's stream; published retained to the truck",
-                response_model=schemas.TruckConfig)
-    def truck_config(truck_id: Annotated[str, Path(max_length=ID_MAX_LENGTH, pattern=TRUCK_ID_PATTERN)],
-                     body: TruckConfigIn, db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
-        config = {"config_version": utcnow().strftime("%Y%m%dT%H%M%SZ"),
-                  **body.model_dump(mode="json", exclude_none=True)}
-        if ctx.publish_config is None:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is disabled: no broker to publish")
-        try:
-            ctx.publish_config(truck_id, config)
-        except ConnectionError as error:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
-        truck = db.get(Truck, truck_id) or Truck(truck_id=truck_id, status=TruckStatus.unknown.value)
-        truck.config = config
-        db.add(truck)
-        audit(db, who.actor, "truck.config", truck_id, str(config))
-        db.commit()
-        return config
 
     @router.get("/audit", summary="The audit trail, newest first (admin)", response_model=schemas.AuditPage)
     def audit_log(db: SessionDep, who: Admin, action: str | None = Query(default=None, max_length=64),

@@ -1,7 +1,9 @@
 """Who may see what: users (argon2 passwords), API tokens, login sessions, roles and the audit trail.
 
 Roles grow in rights: ``viewer`` sees street-level statistics, ``manager`` also household-level
-data (lifts with addresses, bin ids, photos), ``admin`` also manages trucks. Tokens and session
+data (lifts with addresses, bin ids, photos), ``admin`` also manages trucks. A ``truck`` token stands
+outside that ladder: it belongs to one truck, which may download models and read its own config
+with it, and nothing else (``server.fleet.api``). Tokens and session
 keys are 256-bit random strings, so a SHA-256 of them is enough to store (argon2's slowness
 protects guessable passwords, not random keys).
 """
@@ -19,8 +21,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from base.ids import is_truck_id
 from server.db import utcnow
-from server.web.accounts import ROLES, ApiToken, AuditEntry, LoginSession, User
+from server.web.accounts import ROLES, TRUCK_ROLE, ApiToken, AuditEntry, LoginSession, User
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,12 @@ class Principal:
     name: str
     role: str
     kind: str  # "user", "token" or "dev"
+    truck_id: str | None = None  # set for a truck's token (role "truck") only
 
     def can(self, role: str) -> bool:
+        """At least ``role`` on the ladder viewer < manager < admin; a truck is on no rung."""
+        if self.role not in ROLES:
+            return False
         return ROLES.index(self.role) >= ROLES.index(role)
 
     @property
@@ -95,13 +102,22 @@ def check_password(session: Session, name: str, password: str) -> User | None:
     return user
 
 
-def create_token(session: Session, role: str, name: str) -> str:
-    """Create an API token and return it; only its hash is stored, so it cannot be shown again."""
-    _check_role(role)
+def create_token(session: Session, role: str, name: str, truck_id: str | None = None) -> str:
+    """Create an API token and return it; only its hash is stored, so it cannot be shown again.
+
+    A ``truck`` token needs the truck's id, and only a truck token has one.
+    """
+    if role == TRUCK_ROLE:
+        if truck_id is None or not is_truck_id(truck_id):
+            raise AuthError(f"a truck token needs a valid --truck-id (letters, digits, _ . -), got {truck_id!r}")
+    else:
+        _check_role(role)
+        if truck_id is not None:
+            raise AuthError(f"--truck-id is for truck tokens only, not for role {role!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(name=name, token_hash=digest(token), prefix=token[:10], role=role,
+    session.add(ApiToken(name=name, token_hash=digest(token), prefix=token[:10], role=role, truck_id=truck_id,
                          created_at=utcnow()))
-    audit(session, "cli", "token.create", name, f"role={role}")
+    audit(session, "cli", "token.create", name, f"role={role}" + (f" truck={truck_id}" if truck_id else ""))
     return token
 
 
@@ -123,7 +139,7 @@ def token_principal(session: Session, token: str) -> Principal | None:
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         row.last_used_at = now
         session.commit()
-    return Principal(row.name, row.role, "token")
+    return Principal(row.name, row.role, "token", row.truck_id if row.role == TRUCK_ROLE else None)
 
 
 def open_session(session: Session, user: User, hours: int) -> tuple[str, datetime]:

@@ -14,7 +14,7 @@ from pydantic.functional_serializers import SerializerFunctionWrapHandler
 
 from server.ingest.models import TruckStatus
 from server.web.accounts import Role
-from vision.schema import ErrorItem, Stream, TruckStats
+from vision.schema import ErrorItem, ModelRef, Stream, TruckStats
 
 
 class Out(BaseModel):
@@ -160,6 +160,7 @@ class TruckConfig(Out):
     stream: Stream | None = None
     conf: float | None = None
     min_track_frames: int | None = None
+    model: ModelRef | None = Field(default=None, description="The model the truck is asked to run (server.fleet)")
 
     @model_serializer(mode="wrap")
     def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:

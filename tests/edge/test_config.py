@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -94,3 +95,15 @@ def test_evidence_defaults_under_the_data_directory(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
     settings = load_settings(None, {"truck_id": "T", "source": "x"}, environ={})
     assert settings.evidence.dir == tmp_path / "data" / "edge-evidence"
+
+
+def test_model_update_settings_are_checked() -> None:
+    from edge.config import ConfigError, load_settings
+
+    base = {"truck_id": "benne-07", "source": "x"}
+    assert load_settings(None, {**base, "models": {"server": "https://trivue.example.org"}}, environ={}).models.server
+    for models, words in (({"server": "ftp://x"}, "expected https://host[:port]"),
+                          ({"token": "a", "token_file": "/t"}, "token and token_file are both set"),
+                          ({"sever": "https://x"}, "unknown setting")):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            load_settings(None, {**base, "models": models}, environ={})

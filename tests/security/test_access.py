@@ -54,11 +54,19 @@ ACCESS: dict[tuple[str, str], str] = {
         "/api/reminders/households/import", "/api/reminders/households/{key}/opt-out",
         "/api/reminders/items/{item_id}/review")},
     ("DELETE", "/api/reminders/households/{key}"): "manager",
-    # Fleet and audit: admins.
+    # Models and rollouts are shown on the fleet page.
+    **{("GET", path): "viewer" for path in ("/api/models", "/api/models/{sha}", "/api/rollouts")},
+    # Fleet and audit: admins (a truck's own token also downloads models and reads its config:
+    # tests/fleet/test_registry.py).
     ("PUT", "/api/trucks/{truck_id}/config"): "admin",
+    ("GET", "/api/trucks/{truck_id}/config"): "admin",
+    ("GET", "/api/models/{sha}.onnx"): "admin",
+    ("POST", "/api/models/{sha}/rollout"): "admin",
+    ("POST", "/api/models/{sha}/confirm"): "admin",
+    ("POST", "/api/rollouts/rollback"): "admin",
     ("GET", "/api/audit"): "admin",
 }
-PATH_VALUES = {"event_id": str(uuid.uuid4()), "street_id": "1", "truck_id": "truck-a", "lang": "fr"}
+PATH_VALUES = {"event_id": str(uuid.uuid4()), "street_id": "1", "truck_id": "truck-a", "lang": "fr", "sha": "a" * 64}
 
 
 def app_routes(app: Any) -> set[tuple[str, str]]:

@@ -1,0 +1,169 @@
+"""The fleet's HTTP API: truck configuration, published models, their downloads, rollouts and rollback.
+
+Admins change things; every signed-in role may look at models and rollouts (the fleet page). A
+truck's token (``trivue tokens create --role truck --truck-id ID``) may download models and read
+its own configuration, nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from base.ids import ID_MAX_LENGTH, TRUCK_ID_PATTERN
+from server.db import utcnow
+from server.fleet import schemas
+from server.fleet.models import Assignment, FleetModel, Rollout
+from server.fleet.registry import RegistryError, find, model_json, model_path, model_ref
+from server.fleet.rollout import (
+    RolloutError,
+    assign,
+    assignment_ref,
+    config_version,
+    confirm,
+    publish_pending,
+    rollback,
+    rollout_json,
+    start,
+)
+from server.ingest.models import Truck, TruckStatus
+from server.web.accounts import TRUCK_ROLE
+from server.web.auth import Principal, audit
+from server.web.deps import Admin, AppContext, ContextDep, SessionDep, Viewer, current_principal
+from server.web.schemas import TruckConfig
+
+TruckIdPath = Annotated[str, Path(max_length=ID_MAX_LENGTH, pattern=TRUCK_ID_PATTERN)]
+ShaPath = Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[0-9a-f]+$")]
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+def _model(db: Session, sha: str) -> FleetModel:
+    try:
+        return find(db, sha)
+    except RegistryError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+
+
+def _publish_now(db: Session, ctx: AppContext) -> None:
+    """Publish pending configs now when a broker is there; else ``RolloutTask`` will (or a restart)."""
+    if ctx.publish_config is not None:
+        publish_pending(db, ctx.publish_config)
+
+
+def fleet_router() -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["fleet"])
+    _config_routes(router)
+    _model_routes(router)
+    _rollout_routes(router)
+    return router
+
+
+def _config_routes(router: APIRouter) -> None:
+    @router.put("/trucks/{truck_id}/config", summary="Set a truck's stream, thresholds or model; published retained",
+                response_model=TruckConfig)
+    def put_config(truck_id: TruckIdPath, body: schemas.TruckConfigIn, db: SessionDep, ctx: ContextDep,
+                   who: Admin) -> dict[str, Any]:
+        if ctx.publish_config is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is disabled: no broker to publish")
+        if body.model is not None:
+            assign(db, truck_id, model_ref(db, _model(db, body.model)), who.actor)
+        now = utcnow()
+        config: dict[str, Any] = {"config_version": config_version(now),
+                                  **body.model_dump(mode="json", exclude_none=True, exclude={"model"})}
+        assigned = db.get(Assignment, truck_id)
+        if assigned is not None:  # the model stays in the retained config whatever else changes
+            config["model"] = assignment_ref(assigned)
+        try:
+            ctx.publish_config(truck_id, config)
+        except ConnectionError as error:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
+        truck = db.get(Truck, truck_id) or Truck(truck_id=truck_id, status=TruckStatus.unknown.value)
+        truck.config = config
+        db.add(truck)
+        if assigned is not None:
+            assigned.published_at = now
+        audit(db, who.actor, "truck.config", truck_id, str(config))
+        db.commit()
+        return config
+
+    @router.get("/trucks/{truck_id}/config", summary="A truck's config as last published (admin, or that truck)",
+                response_model=TruckConfig)
+    def get_config(truck_id: TruckIdPath, db: SessionDep, who: Caller) -> dict[str, Any]:
+        if not (who.can("admin") or (who.role == TRUCK_ROLE and who.truck_id == truck_id)):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs the admin role, or the truck's own token")
+        truck = db.get(Truck, truck_id)
+        if truck is None or truck.config is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no config published for truck {truck_id}")
+        return truck.config
+
+
+def _model_routes(router: APIRouter) -> None:
+    @router.get("/models", summary="Published models, newest first", response_model=schemas.ModelList)
+    def models(db: SessionDep, who: Viewer) -> dict[str, Any]:
+        rows = db.scalars(select(FleetModel).order_by(FleetModel.published_at.desc()))
+        return {"models": [model_json(row) for row in rows]}
+
+    # Declared before /models/{sha}: "<sha>.onnx" would match that route too.
+    @router.get("/models/{sha}.onnx", summary="Download a model (a truck's token, or admin)",
+                response_class=FileResponse, responses={200: {"content": {"application/octet-stream": {}}}})
+    def download(sha: ShaPath, db: SessionDep, ctx: ContextDep, who: Caller) -> FileResponse:
+        if not (who.role == TRUCK_ROLE or who.can("admin")):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs a truck's token or the admin role")
+        if len(sha) != 64:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no published model with sha256 {sha} (64 hex characters)")
+        row = _model(db, sha)
+        path = model_path(ctx.settings.data_dir, row.sha256)
+        if not path.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"the file of model {sha} is missing on the server")
+        audit(db, who.actor, "model.download", row.sha256, f"{row.name} {row.version}")
+        db.commit()
+        return FileResponse(path, media_type="application/octet-stream", filename=f"{row.name}-{row.version}.onnx")
+
+    @router.get("/models/{sha}", summary="One published model with its card", response_model=schemas.Model)
+    def model(sha: ShaPath, db: SessionDep, who: Viewer) -> dict[str, Any]:
+        return model_json(_model(db, sha), card=True)
+
+
+def _rollout_routes(router: APIRouter) -> None:
+    @router.post("/models/{sha}/rollout", summary="Roll a model out: canary trucks first (admin)",
+                 response_model=schemas.Rollout)
+    def rollout(sha: ShaPath, body: schemas.RolloutIn, db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
+        try:
+            row = start(db, ctx.settings, sha, body.canary, who.actor, body.canary_lifts)
+        except RolloutError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        _publish_now(db, ctx)
+        db.commit()
+        return rollout_json(db, row)
+
+    @router.post("/models/{sha}/confirm", summary="The rest of the fleet follows the canaries now (admin)",
+                 response_model=schemas.Rollout)
+    def confirm_rollout(sha: ShaPath, db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
+        try:
+            row = confirm(db, sha, who.actor)
+        except RolloutError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        _publish_now(db, ctx)
+        db.commit()
+        return rollout_json(db, row)
+
+    @router.post("/rollouts/rollback", summary="Put the previous model back on the latest rollout's trucks (admin)",
+                 response_model=schemas.Rollback)
+    def roll_back(db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
+        try:
+            row, unknown = rollback(db, who.actor)
+        except RolloutError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        _publish_now(db, ctx)
+        db.commit()
+        return {"rollout": rollout_json(db, row), "unknown_previous": unknown}
+
+    @router.get("/rollouts", summary="Rollouts, newest first, with the canaries' progress",
+                response_model=schemas.RolloutList)
+    def rollouts(db: SessionDep, who: Viewer) -> dict[str, Any]:
+        rows = db.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(20))
+        return {"rollouts": [rollout_json(db, row) for row in rows]}

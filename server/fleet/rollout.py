@@ -1,0 +1,304 @@
+"""Which model each truck runs: per-truck assignments, canary rollouts, promotion and rollback.
+
+Everything here writes the database only (the CLI runs without a broker); ``publish_pending``
+turns assignments into retained ``TruckConfig`` messages, called by the API at once and by
+``RolloutTask`` every ``rollout_check_s`` inside ``trivue server``. The same task advances
+rollouts: the rest of the fleet follows when every canary has sent ``canary_lifts`` lifts with
+the new model (counted by its name and version, which the registry keeps unique), none refused
+the model and ingest refused none of their messages since the rollout began.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.config import ServerSettings
+from server.db import utcnow
+from server.fleet.models import Assignment, FleetModel, Rollout, RolloutState
+from server.fleet.registry import RegistryError, find, model_ref
+from server.ingest.models import DeadLetter, Lift, Truck, TruckStatus
+from server.web.auth import audit
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, dict[str, Any]], None]
+SYSTEM = "system"
+ALIVE = timedelta(minutes=15)  # as the fleet page's "silent" flag
+# Truck clocks drift: a lift or a refusal stamped up to this long before the rollout may still be
+# about it. Lifts are also filtered on started_at, which the (truck_id, started_at) index serves:
+# a canary's year of old lifts is never scanned every rollout_check_s.
+CLOCK_SKEW = timedelta(hours=1)
+OPEN_STATES = (RolloutState.canary.value, RolloutState.complete.value, RolloutState.halted.value)
+
+
+class RolloutError(ValueError):
+    """A rollout request that cannot be carried out; nothing was changed."""
+
+
+def config_version(now: datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def running_model(session: Session, truck_id: str) -> dict[str, str] | None:
+    """The model a truck was last asked to run, else the one it reports in its heartbeat."""
+    assigned = session.get(Assignment, truck_id)
+    if assigned is not None:
+        return assignment_ref(assigned)
+    truck = session.get(Truck, truck_id)
+    stats = (truck.stats or {}) if truck is not None else {}
+    model = stats.get("model") or {}
+    if stats.get("model_sha256") and model.get("name") and model.get("version"):
+        return {"sha256": stats["model_sha256"], "name": model["name"], "version": model["version"]}
+    return None
+
+
+def assignment_ref(row: Assignment) -> dict[str, str]:
+    """The ``model`` of the truck's TruckConfig (``vision.schema.ModelRef``)."""
+    ref = {"sha256": row.sha256, "name": row.name, "version": row.version}
+    if row.reference_sha256:
+        ref["reference"] = row.reference_sha256
+    return ref
+
+
+def assign(session: Session, truck_id: str, ref: dict[str, str], actor: str, rollout_id: int | None = None) -> None:
+    """Ask ``truck_id`` to run the model ``ref``; published by ``publish_pending``. The caller commits."""
+    before = running_model(session, truck_id)
+    row = session.get(Assignment, truck_id)
+    if row is None:
+        row = Assignment(truck_id=truck_id)
+        session.add(row)
+    if before is None or before["sha256"] != ref["sha256"]:
+        row.previous_sha256 = before["sha256"] if before else None
+    row.sha256, row.name, row.version = ref["sha256"], ref["name"], ref["version"]
+    row.reference_sha256 = ref.get("reference")
+    row.rollout_id, row.assigned_at, row.assigned_by, row.published_at = rollout_id, utcnow(), actor, None
+    was = f"{before['name']} {before['version']}" if before else "unknown"
+    audit(session, actor, "truck.model", truck_id, f"{ref['name']} {ref['version']} sha256 {ref['sha256']} (was "
+          f"{was})" + (f", rollout {rollout_id}" if rollout_id else ""))
+
+
+def publish_pending(session: Session, publish: Publish) -> int:
+    """Publish the retained config of every truck whose assignment is not yet published; the caller commits.
+
+    The config keeps the truck's other settings (stream, thresholds) and adds ``model``. A broker
+    error leaves the rest pending for the next run.
+    """
+    done = 0
+    for row in session.scalars(select(Assignment).where(Assignment.published_at.is_(None))
+                               .order_by(Assignment.truck_id)):
+        truck = session.get(Truck, row.truck_id)
+        if truck is None:
+            truck = Truck(truck_id=row.truck_id, status=TruckStatus.unknown.value)
+            session.add(truck)
+        now = utcnow()
+        kept = {k: v for k, v in (truck.config or {}).items() if k not in ("config_version", "model")}
+        config = {"config_version": config_version(now), **kept, "model": assignment_ref(row)}
+        try:
+            publish(row.truck_id, config)
+        except ConnectionError as error:
+            log.warning("config for %s not published yet: %s", row.truck_id, error)
+            break
+        truck.config, row.published_at = config, now
+        done += 1
+    return done
+
+
+def _fleet(session: Session, settings: ServerSettings) -> list[str]:
+    """Trucks known to the server (seen, or in ``known_trucks``): alive first (online and heard from in
+    the last ``ALIVE``: a canary must send lifts soon), then by id."""
+    alive_since = utcnow() - ALIVE
+    alive = {t.truck_id: t.status == TruckStatus.online.value and t.last_seen_at is not None
+             and t.last_seen_at >= alive_since for t in session.scalars(select(Truck))}
+    for truck_id in settings.known_trucks or ():
+        alive.setdefault(truck_id, False)
+    return sorted(alive, key=lambda t: (not alive[t], t))
+
+
+def start(session: Session, settings: ServerSettings, sha: str, canary: int, actor: str,
+          canary_lifts: int | None = None) -> Rollout:
+    """Roll ``sha`` out: ``canary`` trucks now, the rest later. The caller commits."""
+    try:
+        model = find(session, sha)
+    except RegistryError as error:
+        raise RolloutError(str(error)) from None
+    fleet = _fleet(session, settings)
+    if not fleet:
+        raise RolloutError("no truck is known yet: trucks appear once they have connected (or list known_trucks)")
+    if not 1 <= canary <= len(fleet):
+        raise RolloutError(f"--canary {canary}: expected 1 to {len(fleet)} (the trucks known)")
+    lifts = canary_lifts if canary_lifts is not None else settings.rollout_canary_lifts
+    if lifts < 1:
+        raise RolloutError(f"--after-lifts {lifts}: expected at least 1")
+    for older in session.scalars(select(Rollout).where(Rollout.state == RolloutState.canary.value)):
+        older.state, older.ended_at = RolloutState.superseded.value, utcnow()
+        older.reason = f"superseded by a rollout of {model.name} {model.version}"
+    now = utcnow()
+    rollout = Rollout(sha256=model.sha256, state=RolloutState.canary.value, canary=fleet[:canary],
+                      rest=fleet[canary:], previous={t: running_model(session, t) for t in fleet},
+                      canary_lifts=lifts, created_at=now, created_by=actor)
+    session.add(rollout)
+    session.flush()  # its id, for the assignments
+    for truck_id in rollout.canary:
+        assign(session, truck_id, model_ref(session, model), actor, rollout.id)
+    audit(session, actor, "model.rollout", model.sha256,
+          f"{model.name} {model.version}: canary {rollout.canary}, then {rollout.rest} after {lifts} lifts each")
+    return rollout
+
+
+def _promote(session: Session, rollout: Rollout, actor: str, reason: str) -> None:
+    model = session.get(FleetModel, rollout.sha256)
+    assert model is not None  # published models are never deleted
+    for truck_id in rollout.rest:
+        assign(session, truck_id, model_ref(session, model), actor, rollout.id)
+    rollout.state, rollout.promoted_at, rollout.promoted_by = RolloutState.complete.value, utcnow(), actor
+    rollout.reason = reason
+    audit(session, actor, "model.promote", rollout.sha256, reason)
+
+
+def latest(session: Session, sha: str | None = None, states: tuple[str, ...] = OPEN_STATES) -> Rollout | None:
+    query = select(Rollout).where(Rollout.state.in_(states)).order_by(Rollout.id.desc()).limit(1)
+    if sha is not None:
+        query = query.where(Rollout.sha256 == sha)
+    return session.scalar(query)
+
+
+def confirm(session: Session, sha: str, actor: str) -> Rollout:
+    """An admin's go: the rest of the fleet follows the canaries now. The caller commits."""
+    try:
+        model = find(session, sha)
+    except RegistryError as error:
+        raise RolloutError(str(error)) from None
+    rollout = latest(session, model.sha256, (RolloutState.canary.value,))
+    if rollout is None:
+        raise RolloutError(f"no rollout of {model.name} {model.version} is waiting at the canary stage")
+    _promote(session, rollout, actor, f"confirmed by {actor}")
+    return rollout
+
+
+def _refused_since(update: dict[str, Any], sha: str, since: datetime) -> bool:
+    """The heartbeat's last model change is a refusal of ``sha`` made after ``since`` (not an old one)."""
+    if update.get("sha256") != sha or update.get("state") != "refused":
+        return False
+    try:
+        at = datetime.fromisoformat(str(update.get("at")).replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return at.tzinfo is None or at >= since - CLOCK_SKEW
+
+
+def _halt_reason(session: Session, rollout: Rollout) -> str | None:
+    for truck_id in rollout.canary:
+        truck = session.get(Truck, truck_id)
+        update = ((truck.stats or {}) if truck is not None else {}).get("model_update") or {}
+        if _refused_since(update, rollout.sha256, rollout.created_at):
+            return f"canary {truck_id} refused the model: {update.get('reason')}"
+    refused = session.scalar(select(func.count()).select_from(DeadLetter).where(
+        DeadLetter.truck_id.in_(rollout.canary), DeadLetter.received_at >= rollout.created_at))
+    if refused:
+        return f"ingest refused {refused} message(s) from the canaries since the rollout began (see dead letters)"
+    return None
+
+
+def canary_lifts(session: Session, rollout: Rollout) -> dict[str, int]:
+    """Lifts each canary has sent with the rollout's model since the rollout began."""
+    model = session.get(FleetModel, rollout.sha256)
+    if model is None:
+        return dict.fromkeys(rollout.canary, 0)
+    counts = dict(session.execute(
+        select(Lift.truck_id, func.count()).where(
+            Lift.truck_id.in_(rollout.canary), Lift.started_at >= rollout.created_at - CLOCK_SKEW,
+            Lift.received_at >= rollout.created_at, Lift.model_name == model.name,
+            Lift.model_version == model.version).group_by(Lift.truck_id)).tuples().all())
+    return {truck_id: counts.get(truck_id, 0) for truck_id in rollout.canary}
+
+
+def advance(session: Session) -> list[str]:
+    """Halt or promote the rollouts at the canary stage; returns what happened. The caller commits."""
+    happened = []
+    for rollout in session.scalars(select(Rollout).where(Rollout.state == RolloutState.canary.value)).all():
+        reason = _halt_reason(session, rollout)
+        if reason is not None:
+            rollout.state, rollout.reason, rollout.ended_at = RolloutState.halted.value, reason, utcnow()
+            audit(session, SYSTEM, "model.halt", rollout.sha256, reason)
+            happened.append(f"rollout {rollout.id} halted: {reason}")
+            continue
+        counts = canary_lifts(session, rollout)
+        if all(n >= rollout.canary_lifts for n in counts.values()):
+            reason = f"every canary sent at least {rollout.canary_lifts} lifts with the model, none refused: {counts}"
+            _promote(session, rollout, SYSTEM, reason)
+            happened.append(f"rollout {rollout.id} promoted: {reason}")
+    return happened
+
+
+def rollback(session: Session, actor: str) -> tuple[Rollout, list[str]]:
+    """Put the previous model back on every truck of the latest open rollout; returns it and the trucks
+    whose previous model is unknown (left as they are). The caller commits."""
+    rollout = latest(session)
+    if rollout is None:
+        raise RolloutError("no rollout to roll back")
+    unknown = []
+    for truck_id in [*rollout.canary, *rollout.rest]:
+        assigned = session.get(Assignment, truck_id)
+        if assigned is None or assigned.rollout_id != rollout.id:
+            continue  # never asked to change (the rest of a canary rollout), or changed since by hand
+        previous = rollout.previous.get(truck_id)
+        if previous is None:
+            unknown.append(truck_id)
+            continue
+        assign(session, truck_id, previous, actor)
+    rollout.state, rollout.ended_at = RolloutState.rolled_back.value, utcnow()
+    rollout.reason = f"rolled back by {actor}" + (f"; previous model unknown for {unknown}" if unknown else "")
+    audit(session, actor, "model.rollback", rollout.sha256, rollout.reason)
+    return rollout, unknown
+
+
+def rollout_json(session: Session, rollout: Rollout) -> dict[str, Any]:
+    model = session.get(FleetModel, rollout.sha256)
+    return {"id": rollout.id, "sha256": rollout.sha256, "name": model.name if model else None,
+            "version": model.version if model else None, "state": rollout.state, "canary": rollout.canary,
+            "rest": rollout.rest, "canary_lifts": rollout.canary_lifts,
+            "lifts": canary_lifts(session, rollout), "reason": rollout.reason,
+            "created_at": rollout.created_at.isoformat(), "created_by": rollout.created_by,
+            "promoted_at": rollout.promoted_at.isoformat() if rollout.promoted_at else None,
+            "promoted_by": rollout.promoted_by,
+            "ended_at": rollout.ended_at.isoformat() if rollout.ended_at else None}
+
+
+class RolloutTask:
+    """Every ``rollout_check_s``: advance rollouts, then publish pending configs (when a broker is there)."""
+
+    def __init__(self, settings: ServerSettings, sessions: sessionmaker[Session], publish: Publish | None) -> None:
+        self.settings, self.sessions, self.publish = settings, sessions, publish
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trivue-rollout", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def run_once(self) -> list[str]:
+        with self.sessions() as session, session.begin():
+            happened = advance(session)
+            if self.publish is not None:
+                publish_pending(session, self.publish)
+        for line in happened:
+            log.info("%s", line)
+        return happened
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.rollout_check_s):
+            try:
+                self.run_once()
+            except Exception:  # the next run tries again; the server keeps serving
+                log.exception("rollout check failed")

@@ -1,0 +1,83 @@
+"""The fleet API's request and response shapes (OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.fleet.models import RolloutState
+from vision.schema import Stream
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TruckConfigIn(BaseModel):
+    """What an admin may change on a truck remotely (see ``vision.schema.TruckConfig``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stream: Stream | None = Field(default=None, description="Stream collected from now on")
+    conf: float | None = Field(default=None, ge=0, le=1, description="Detector confidence threshold")
+    min_track_frames: int | None = Field(default=None, ge=1, le=100, description="Frames an item must be seen")
+    model: str | None = Field(default=None, min_length=8, max_length=64, pattern=r"^[0-9a-f]+$",
+                              description="sha256 (or a unique prefix) of a published model to run")
+
+
+class Model(Out):
+    sha256: str
+    name: str
+    version: str
+    quantised: bool = Field(description="INT8: trucks check it against the FP32 model of its version")
+    names: list[str] = Field(description="Class names, in the model's order")
+    imgsz: list[int] = Field(description="Input size: height, width")
+    metrics: dict[str, Any] = Field(description="Validation metrics recorded in the ONNX metadata")
+    size_bytes: int
+    published_at: str
+    published_by: str
+    url: str = Field(description="Where trucks download it (truck token)")
+    card: str | None = Field(default=None, description="The model card, Markdown (one model only)")
+
+
+class ModelList(Out):
+    models: list[Model] = Field(description="Newest first")
+
+
+class RolloutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    canary: int = Field(ge=1, le=10_000, description="Trucks that get the model first")
+    canary_lifts: int | None = Field(default=None, ge=1, le=100_000,
+                                     description="Lifts each canary sends before the rest follow "
+                                                 "(default: the server's rollout_canary_lifts)")
+
+
+class Rollout(Out):
+    id: int
+    sha256: str
+    name: str | None
+    version: str | None
+    state: RolloutState
+    canary: list[str]
+    rest: list[str]
+    canary_lifts: int
+    lifts: dict[str, int] = Field(description="Lifts each canary has sent with the model since the rollout began")
+    reason: str | None
+    created_at: str
+    created_by: str
+    promoted_at: str | None
+    promoted_by: str | None
+    ended_at: str | None
+
+
+class RolloutList(Out):
+    rollouts: list[Rollout] = Field(description="Newest first")
+
+
+class Rollback(Out):
+    rollout: Rollout
+    unknown_previous: list[str] = Field(description="Trucks left as they are: their previous model is unknown")
+
+

@@ -1,0 +1,63 @@
+"""The fleet page shows each truck's model, a model change refused with its reason, and the rollout."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from server.fleet.registry import publish
+from server.fleet.rollout import start
+from tests.dashboard.conftest import Browser
+from tests.fleet.models import SHIPPED, derived
+from vision.schema import TruckStats
+
+
+def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Path) -> None:
+    server = browser.server
+    with server.sessions() as session:
+        shipped = publish(session, server.settings.data_dir, SHIPPED, "test").sha256
+        new = publish(session, server.settings.data_dir, derived(tmp_path, "2026.12.03-field"), "test").sha256
+        sock = publish(session, server.settings.data_dir, derived(tmp_path, "2026.12.03-sock", rename={"bag": "sock"}),
+                       "test").sha256
+        session.commit()
+    now = datetime.now(UTC)
+    refusal = ("classes without rules: rules_fr.yaml: model class 'sock' has no rule for stream 'recyclables'")
+    for truck, running, version, update in (
+            ("benne-31", new, "2026.12.03-field", {"sha256": new, "state": "installed", "at": now}),
+            ("benne-32", shipped, "2026.12.02", {"sha256": sock, "state": "refused", "reason": refusal,
+                                                 "at": now})):
+        stats = TruckStats(truck_id=truck, sent_at=now, uptime_s=60, model={"name": "trivue-waste", "version": version},
+                           model_sha256=running, model_update=update, stream="recyclables")
+        server.publish(f"{truck}/status", "online", retain=True)
+        server.publish(f"{truck}/stats", stats.model_dump_json())
+    server.wait_for(lambda: {"benne-31", "benne-32"} <= {t["truck_id"] for t in server.api("/api/trucks")["trucks"]
+                                                         if t["stats"]}, "the two heartbeats")
+    with server.sessions() as session:
+        rollout = start(session, server.settings, new, 1, "user:admin", canary_lifts=20)
+        canary, rest = rollout.canary, rollout.rest
+        session.commit()
+
+    browser.login(path="/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    section = browser.page.locator("#rollout")
+    assert "Déploiement du modèle" in section.inner_text()
+    assert "trivue-waste 2026.12.03-field" in section.inner_text()
+    assert section.locator("[data-state=canary]").inner_text() == "camions pilotes d'abord"
+    assert f"{canary[0]} (pilote) : 0 / 20 levées avec le modèle" in section.inner_text()
+    if rest:
+        assert "Suivent ensuite" in section.inner_text()
+    installed = browser.page.locator("tr[data-truck=benne-31]")
+    assert "2026.12.03-field" in installed.inner_text() and installed.locator("[data-update]").count() == 0
+    refused = browser.page.locator("tr[data-truck=benne-32] [data-update=refused]")
+    assert refused.inner_text() == "⚠ 2026.12.03-sock refusé" and refused.get_attribute("title") == refusal
+    assert refusal in browser.page.locator("tr[data-truck=benne-32] .update-reason").inner_text()
+    assert canary[0] != "benne-09"  # a silent truck is no canary
+    assert "2026.12.02" in browser.page.locator("tr[data-truck=benne-32]").inner_text()
+    browser.shot("10-flotte-deploiement")
+    browser.page.get_by_role("link", name="English").click()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert browser.page.locator("#rollout [data-state=canary]").inner_text() == "canary trucks first"
+    assert "refused" in browser.page.locator("tr[data-truck=benne-32] [data-update=refused]").inner_text()
+    browser.shot("11-fleet-rollout-en")
+    browser.page.get_by_role("link", name="Français").click()  # the language choice is remembered
+    assert not browser.unexpected_errors()

@@ -1,0 +1,273 @@
+"""Rolling a model out to real trucks: ``trivue edge`` processes on real photos, the real server, Mosquitto.
+
+A burst folder is one lift, closed when the next burst arrives (``edge.trigger.BurstTrigger``):
+the test adds bursts one by one and reads the lifts the server stored, each naming the model
+that judged it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import select
+
+from base.paths import REPO_ROOT
+from server.fleet.models import FleetModel, Rollout
+from server.ingest.models import Lift
+from tests.fleet.conftest import Fleet, dump, stats_of, wait_until
+from tests.fleet.models import SHIPPED, SHIPPED_INT8, derived
+from tests.fleet.test_registry import bearer, sha_of
+from vision.selfcheck import CALIBRATION_DIR
+
+OLD = "2026.12.02"
+PHOTOS = sorted(CALIBRATION_DIR.glob("*.jpg"))
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: the trucks are what these tests are about (tests/fleet/test_registry.py runs the
+    server's side on PostgreSQL too)."""
+    return f"sqlite:///{tmp_path / 'server.db'}"
+
+
+class TruckProcess:
+    """``trivue edge`` on a burst folder, with its token file and models folder."""
+
+    def __init__(self, fleet: Fleet, root: Path, truck_id: str, token: str, **extra: Any) -> None:
+        self.fleet, self.truck_id, self.root = fleet, truck_id, root / truck_id
+        self.bursts = self.root / "bursts"
+        self.bursts.mkdir(parents=True)
+        self.token_file = self.root / "token"
+        self.token_file.write_text(token)
+        self.models_dir = self.root / "models"
+        settings = fleet.settings
+        config = {
+            "truck_id": truck_id, "source": str(self.bursts), "stream": "recyclables", "model": str(SHIPPED),
+            "workers": 1, "threads": 1, "frame_rate": 50, "gps": {"source": "fixed:48.1113,-1.6800"},
+            "trigger": {"kind": "burst", "burst_settle_s": 0.3},
+            "outbox": {"path": str(self.root / "outbox.sqlite3")}, "evidence": {"dir": str(self.root / "evidence")},
+            "uplink": {"broker": settings.broker_url, "topic_prefix": settings.topic_prefix, "reconnect_max_s": 1,
+                       "stats_interval_s": 0.5},
+            "models": {"server": fleet.url, "token_file": str(self.token_file), "dir": str(self.models_dir)},
+            **extra,
+        }
+        path = self.root / "truck.yaml"
+        path.write_text(yaml.safe_dump(config))
+        self.log = open(self.root / "agent.log", "wb")  # noqa: SIM115  (closed in stop)
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TRIVUE_DATA_DIR": str(self.root / "data")}
+        self.process = subprocess.Popen([sys.executable, "-m", "trivue", "edge", "--config", str(path)],
+                                        env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.added = 0
+
+    def lift(self) -> None:
+        """One more burst of two real photos (written aside, then moved in whole)."""
+        staging = self.root / f"staging-{self.added:03d}"
+        staging.mkdir()
+        for i in range(2):
+            shutil.copy(PHOTOS[(2 * self.added + i) % len(PHOTOS)], staging / f"{i:02d}.jpg")
+        staging.rename(self.bursts / f"burst-{self.added:03d}")
+        self.added += 1
+
+    def versions(self) -> list[str]:
+        with self.fleet.sessions() as session:
+            return list(session.scalars(select(Lift.model_version).where(Lift.truck_id == self.truck_id)
+                                        .order_by(Lift.sequence)))
+
+    def lifts(self, count: int) -> list[str]:
+        """The model version of each stored lift, once ``count`` are stored."""
+        return wait_until(lambda: len(v := self.versions()) >= count and v, f"{count} lifts of {self.truck_id}: "
+                          f"{self.versions()}; {self.tail()}")
+
+    def update(self, sha: str, state: str) -> dict[str, Any]:
+        """The truck's heartbeat once its last model change is ``sha`` in ``state``."""
+        def check() -> dict[str, Any] | None:
+            stats = stats_of(self.fleet, self.truck_id)
+            update = stats.get("model_update") or {}
+            return stats if update.get("sha256") == sha and update.get("state") == state else None
+
+        return wait_until(check, f"{self.truck_id}: model {sha[:12]} {state}; stats "
+                          f"{dump(stats_of(self.fleet, self.truck_id).get('model_update'))}; {self.tail()}")
+
+    def tail(self) -> str:
+        self.log.flush()
+        return (self.root / "agent.log").read_text(errors="replace")[-1500:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+class Trucks:
+    """Starts trucks, each with its own token; stops them all at the end of the test."""
+
+    def __init__(self, fleet: Fleet, root: Path) -> None:
+        self.fleet, self.root, self.started = fleet, root, list[TruckProcess]()
+        self.tag = uuid.uuid4().hex[:6]
+
+    def start(self, suffix: str, **extra: Any) -> TruckProcess:
+        truck_id = f"fleet-{self.tag}-{suffix}"
+        truck = TruckProcess(self.fleet, self.root, truck_id, self.fleet.token("truck", truck_id), **extra)
+        self.started.append(truck)
+        return truck
+
+
+@pytest.fixture
+def trucks(fleet: Fleet, tmp_path: Path) -> Iterator[Trucks]:
+    fleet_trucks = Trucks(fleet, tmp_path / "trucks")
+    try:
+        yield fleet_trucks
+    finally:
+        for truck in fleet_trucks.started:
+            truck.stop()
+
+
+def test_canary_rollout_then_the_rest_then_rollback(fleet: Fleet, trucks: Trucks, tmp_path: Path) -> None:
+    shipped = sha_of(SHIPPED)
+    new_model = derived(tmp_path / "release", "2026.12.03-field")
+    new = fleet.publish(new_model)
+    a, b = trucks.start("a"), trucks.start("b")  # "a" sorts first: the canary
+    for truck in (a, b):
+        truck.lift()
+        truck.lift()  # the first lift is closed by the second burst
+    assert a.lifts(1) == [OLD] and b.lifts(1) == [OLD]
+    wait_until(lambda: all(stats_of(fleet, t.truck_id).get("model_sha256") == shipped for t in (a, b)),
+               "both trucks to report the shipped model's sha256")
+
+    code, _out, err = fleet.cli("models", "rollout", new, "--canary", "1", "--after-lifts", "2")
+    assert code == 0, err
+    with fleet.sessions() as session:
+        assert session.scalar(select(Rollout.canary)) == [a.truck_id]
+    a.update(new, "ready")  # downloaded, hash, classes and self-check passed; waits for the next lift
+    assert b.versions() == [OLD] and not stats_of(fleet, b.truck_id).get("model_update")
+
+    # The canary switches between lifts: the lift in progress ends with the old model, the next
+    # one starts with the new; the other truck keeps the old model until the canary has proved it.
+    for truck in (a, b):
+        truck.lift()
+    assert a.lifts(2) == [OLD, OLD] and b.lifts(2) == [OLD, OLD]
+    a.lift()
+    assert a.lifts(3) == [OLD, OLD, "2026.12.03-field"]
+    stats = a.update(new, "installed")
+    assert stats["model"] == {"name": "trivue-waste", "version": "2026.12.03-field"} and stats["model_sha256"] == new
+    with fleet.sessions() as session:
+        assert session.scalar(select(Rollout.state)) == "canary"  # one lift of two
+    a.lift()
+    assert a.lifts(4)[-2:] == ["2026.12.03-field"] * 2
+
+    # Two clean lifts from the canary: the server sends the model to the rest.
+    b.update(new, "ready")
+    with fleet.sessions() as session:
+        rollout = session.scalar(select(Rollout))
+        assert rollout.state == "complete" and rollout.promoted_by == "system", rollout.reason
+    b.lift()
+    b.lift()
+    assert b.lifts(4) == [OLD, OLD, OLD, "2026.12.03-field"]
+    assert b.update(new, "installed")["model_sha256"] == new
+    assert sorted(p.name for p in a.models_dir.iterdir()) == [f"{new}.onnx"]  # downloaded once, kept
+
+    # Rollback: the previous model (the one each truck started with) comes back between lifts.
+    code, _out, err = fleet.cli("models", "rollback")
+    assert code == 0, err
+    for truck in (a, b):
+        truck.update(shipped, "ready")
+        truck.lift()
+        truck.lift()
+    assert a.lifts(6)[-1] == OLD and b.lifts(6)[-1] == OLD
+    assert a.update(shipped, "installed")["model"]["version"] == OLD
+    assert sorted(p.name for p in a.models_dir.iterdir()) == [f"{new}.onnx"]  # current + previous, no more
+    actions = _audit(fleet)
+    for action in ("model.publish", "model.rollout", "model.download", "model.promote", "model.rollback"):
+        assert action in actions, action
+
+
+def _audit(fleet: Fleet) -> list[str]:
+    from server.web.accounts import AuditEntry
+
+    with fleet.sessions() as session:
+        return list(session.scalars(select(AuditEntry.action)))
+
+
+def test_bad_models_are_refused_by_the_truck_which_keeps_its_model(fleet: Fleet, trucks: Trucks,
+                                                                   tmp_path: Path) -> None:
+    shipped = fleet.publish(SHIPPED)
+    truck = trucks.start("c", selfcheck={"max_disagreement": 0.0})  # INT8 never agrees exactly with FP32
+    truck.lift()
+    truck.lift()
+    assert truck.lifts(1) == [OLD]
+    admin = bearer(fleet.token("admin"))
+
+    def ask(sha: str) -> None:
+        response = httpx.put(f"{fleet.url}/api/trucks/{truck.truck_id}/config", json={"model": sha}, headers=admin)
+        assert response.status_code == 200, response.text
+
+    def refused(sha: str) -> str:
+        stats = truck.update(sha, "refused")
+        assert stats["model_sha256"] == shipped and stats["model"]["version"] == OLD  # still the old model
+        assert not truck.models_dir.exists() or list(truck.models_dir.iterdir()) == []  # nothing left behind
+        return stats["model_update"]["reason"]
+
+    # Wrong hash: the file on the server is not the one published.
+    wrong = fleet.publish(derived(tmp_path / "m", "2026.12.03-wrong"))
+    stored = fleet.settings.data_dir / "models" / f"{wrong}.onnx"
+    stored.write_bytes(stored.read_bytes()[:-1] + b"\x00")
+    ask(wrong)
+    assert refused(wrong).startswith(f"wrong hash: the server sent {stored.stat().st_size} bytes with sha256 ")
+
+    # A class without a rule in the truck's stream.
+    code, unknown_class, err = fleet.cli("models", "publish", str(derived(tmp_path / "m", "2026.12.03-sock",
+                                                                        rename={"bag": "sock"})))
+    assert code == 0 and "warning: trucks on recyclables with the default rules will refuse it: model class " \
+        "'sock' has no rule" in err, err
+    unknown_class = unknown_class.strip()
+    ask(unknown_class)
+    assert "classes without rules" in (reason := refused(unknown_class)) and "'sock'" in reason
+
+    # A corrupt file whose hash is right (registered by hand, or corrupted before publishing).
+    corrupt = b"\x08\x07" + os.urandom(4096)
+    import hashlib
+
+    corrupt_sha = hashlib.sha256(corrupt).hexdigest()
+    (fleet.settings.data_dir / "models" / f"{corrupt_sha}.onnx").write_bytes(corrupt)
+    with fleet.sessions() as session:
+        session.add(FleetModel(sha256=corrupt_sha, name="trivue-waste", version="corrupt", quantised=False,
+                               names=["bag"], imgsz=[320, 320], metrics={}, card=None, size_bytes=len(corrupt),
+                               published_at=datetime.now(UTC), published_by="test"))
+        session.commit()
+    ask(corrupt_sha)
+    assert refused(corrupt_sha).startswith("not a usable model:")
+
+    # A failed self-check: the INT8 model against its FP32 reference, at a threshold it cannot meet.
+    int8 = fleet.publish(SHIPPED_INT8)
+    ask(int8)
+    assert refused(int8).startswith("self-check failed: disagrees with its FP32 model by 0.")
+
+    # A bad token: the server refuses the download.
+    truck.token_file.write_text("trv_" + "x" * 43)
+    good = fleet.publish(derived(tmp_path / "m", "2026.12.03-good"))
+    ask(good)
+    assert "HTTP 401" in refused(good)
+
+    # An unknown sha never reaches the truck.
+    response = httpx.put(f"{fleet.url}/api/trucks/{truck.truck_id}/config", json={"model": "0" * 64}, headers=admin)
+    assert response.status_code == 404 and "no published model with sha256 0000" in response.json()["detail"]
+
+    # Through all this the truck kept judging lifts with its model.
+    truck.lift()
+    assert truck.lifts(2) == [OLD, OLD]
