@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import threading
 import time
@@ -23,7 +24,7 @@ from base.paths import COCO_WEIGHTS
 from edge.alert import CrewAlert
 from edge.camera import Frame, check_source, frames, is_file_source, prefetch, throttle
 from edge.config import ConfigError, EdgeSettings
-from edge.evidence import EvidenceStore
+from edge.evidence import EvidenceStore, keep_reason
 from edge.gps import Gps, open_gps
 from edge.lines import LineWriter
 from edge.outbox import Outbox
@@ -121,6 +122,7 @@ class Agent:
         self._overdue: threading.Timer | None = None
         self.outbox = Outbox(settings.outbox.path, int(settings.outbox.max_mb * 1024 * 1024))
         self.evidence = EvidenceStore(settings.evidence, self.region, self.names)
+        self.sampler = random.Random()  # draws the clean lifts kept for labelling (evidence.sample_clean_rate)
         self.gps: Gps = open_gps(settings.gps.source, settings.gps.baud, settings.gps.replay_speed,
                                  settings.gps.max_age_s)
         self.rfid = RfidReader.open(settings.rfid.port, settings.rfid.baud, settings.rfid.window_s)
@@ -187,9 +189,10 @@ class Agent:
         lift = self.recorder.finish(ended_at, context)
         event, photo = lift.event, None
         counters: tuple[str, ...] = ()
-        if lift.evidence is not None:
+        reason = keep_reason(lift, self.settings.evidence, self.sampler)
+        if lift.evidence is not None and reason is not None:
             try:
-                photo = self.evidence.render(lift.evidence, self.recorder.severity_map(event.stream))
+                photo = self.evidence.render(lift.evidence, reason)
                 if photo is None:  # no encoding fits evidence.max_bytes: counted with the lift, in its transaction
                     counters = ("photos_too_large",)
                     log.warning("lift %d: evidence photo too large; sending the lift without it", event.sequence)

@@ -35,7 +35,7 @@ class LiftContext:
 
 @dataclass(frozen=True, slots=True)
 class EvidenceFrame:
-    """The sharpest frame showing the most wrong items, and those items' boxes."""
+    """The sharpest frame showing the most wrong items (then the most items), and every tracked box on it."""
 
     image: np.ndarray
     detections: Detections
@@ -44,7 +44,10 @@ class EvidenceFrame:
 @dataclass(frozen=True, slots=True)
 class RecordedLift:
     event: LiftEvent
-    evidence: EvidenceFrame | None  # only for contaminated lifts
+    evidence: EvidenceFrame | None  # the lift's best frame; the truck decides whether to keep it
+    # Best confidence of each counted item (track): an item the model was unsure of makes the photo
+    # worth labelling (edge.evidence.keep_reason).
+    item_confidences: tuple[float, ...] = ()
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -92,7 +95,8 @@ class LiftRecorder:
         self._votes: dict[int, Counter[int]] = defaultdict(Counter)
         self._seen: Counter[int] = Counter()
         self._alerted: set[int] = set()
-        self._best: tuple[int, float] = (0, 0.0)
+        self._top_conf: dict[int, float] = {}
+        self._best: tuple[int, int, float] = (0, 0, 0.0)
         self._evidence: EvidenceFrame | None = None
         self._severity = [self._disposition(name) for name in self.names]
 
@@ -112,6 +116,7 @@ class LiftRecorder:
         for track, cls, conf in zip(tracked.tracker_id, tracked.class_id, tracked.confidence, strict=True):
             self._votes[int(track)][int(cls)] += float(conf)
             self._seen[int(track)] += 1
+            self._top_conf[int(track)] = max(self._top_conf.get(int(track), 0.0), float(conf))
             if self._severity_of(int(cls)) == Disposition.alert and int(track) not in self._alerted:
                 self._alerted.add(int(track))
                 alerts.append(self.names[int(cls)])
@@ -122,22 +127,28 @@ class LiftRecorder:
         return self._severity[class_id] if 0 <= class_id < len(self._severity) else None
 
     def _consider_evidence(self, image: np.ndarray, tracked: Detections) -> None:
-        wrong = np.array([self._severity_of(int(c)) not in (None, ACCEPTED) for c in tracked.class_id], bool)
-        count = int(wrong.sum())
-        if count == 0 or count < self._best[0]:
+        # Any lift may be kept (contaminated, sampled, uncertain), so every lift has a best frame:
+        # most wrong items, then most items, then sharpest. Sharpness (the costly part) is measured
+        # only for frames that tie or beat the best so far; an empty frame only fills an empty slot.
+        wrong = sum(self._severity_of(int(c)) not in (None, ACCEPTED) for c in tracked.class_id)
+        items = len(tracked)
+        if (wrong, items) < self._best[:2] or (items == 0 and self._evidence is not None):
             return
-        score = (count, sharpness(image))
-        if score > self._best:
+        score = (wrong, items, sharpness(image) if items else 0.0)
+        if score > self._best or self._evidence is None:
             self._best = score
-            self._evidence = EvidenceFrame(image.copy(), tracked[wrong])
+            self._evidence = EvidenceFrame(image.copy(), tracked)
+
+    def _counted(self) -> list[int]:
+        """Tracks seen long enough to be items."""
+        needed = min(self.min_track_frames, max(self._frames, 1))
+        return [track for track in self._votes if self._seen[track] >= needed]
 
     def counts(self) -> dict[str, int]:
         """Model-class -> items, one per track long enough, labelled by majority vote."""
-        needed = min(self.min_track_frames, max(self._frames, 1))
         counts: Counter[str] = Counter()
-        for track, votes in self._votes.items():
-            if self._seen[track] >= needed:
-                counts[self.names[votes.most_common(1)[0][0]]] += 1
+        for track in self._counted():
+            counts[self.names[self._votes[track].most_common(1)[0][0]]] += 1
         return dict(counts)
 
     def finish(self, ended_at: datetime, context: LiftContext) -> RecordedLift:
@@ -161,6 +172,6 @@ class LiftRecorder:
             model=self.model,
             frames=self._frames,
         )
-        evidence = self._evidence if verdict.contaminated else None
+        confidences = tuple(self._top_conf[track] for track in self._counted())
         self._stream = None
-        return RecordedLift(event, evidence)
+        return RecordedLift(event, self._evidence, confidences)

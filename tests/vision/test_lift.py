@@ -70,13 +70,31 @@ def test_verdict_event_and_evidence() -> None:
     assert (event.truck_id, event.sequence, event.stream) == ("truck-7", 4, Stream.recyclables)
     assert alerts == [("battery",), (), ()]  # once per track, on its first frame
     assert lift.evidence is not None
-    assert sorted(NAMES[c] for c in lift.evidence.detections.class_id) == ["battery", "glass"]
+    # every item on the frame travels with the photo (labelling needs the accepted ones too)
+    assert sorted(NAMES[c] for c in lift.evidence.detections.class_id) == ["battery", "bottle", "glass"]
     np.testing.assert_array_equal(lift.evidence.image, image(0))  # the sharp frame, not the blurred ones
+    assert lift.item_confidences == pytest.approx((0.9, 0.9, 0.8))
 
 
-def test_clean_lift_has_no_evidence() -> None:
-    lift, _ = record([tracked((0, 0, 0.9))] * 2)
-    assert not lift.event.contaminated and lift.evidence is None and lift.event.score == 0
+def test_clean_lift_has_a_best_frame_too() -> None:
+    # the truck may keep it as a sample; the frame with most wrong items, then most items, wins
+    frames = [tracked((0, 0, 0.9)), tracked((0, 0, 0.9), (1, 0, 0.4)), tracked((0, 0, 0.9))]
+    lift, _ = record(frames)
+    assert not lift.event.contaminated and lift.event.score == 0
+    assert lift.evidence is not None and len(lift.evidence.detections) == 2
+    np.testing.assert_array_equal(lift.evidence.image, image(1, blur=3))
+    assert lift.item_confidences == pytest.approx((0.9,))  # items only: the one-frame track is a flicker
+
+
+def test_wrong_items_beat_more_items() -> None:
+    frames = [tracked((0, 0, 0.9), (1, 0, 0.9), (2, 0, 0.9)), tracked((3, 2, 0.9))]
+    lift, _ = record(frames, min_track=1)
+    assert [NAMES[c] for c in lift.evidence.detections.class_id] == ["battery"]
+
+
+def test_an_empty_lift_keeps_its_first_frame() -> None:
+    lift, _ = record([tracked(), tracked()])
+    assert lift.evidence is not None and len(lift.evidence.detections) == 0 and lift.item_confidences == ()
 
 
 def test_sharpness_ranks_blur_lower() -> None:
