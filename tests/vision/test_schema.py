@@ -112,6 +112,7 @@ def _old_reader():
 
     spec = importlib.util.spec_from_file_location("schema_1_0", REPO_ROOT / "tests/fixtures/wire/schema_1_0.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["schema_1_0"] = module  # pydantic resolves the postponed annotations through it
     spec.loader.exec_module(module)
     return module
 
