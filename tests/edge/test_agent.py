@@ -232,7 +232,8 @@ def test_the_truck_keeps_contaminated_uncertain_and_sampled_lifts(tmp_path, mqtt
             assert run_agent(settings, ScriptedDetector(script)) == 0
             assert subscriber.wait_for(lambda s=subscriber: len(s.on("/lift")) >= 4)
             events = sorted((parse_lift_event(p) for p in subscriber.on("/lift")), key=lambda e: e.sequence)
-            assert subscriber.wait_for(lambda s=subscriber, n=sum(e.evidence is not None for e in events):
+            kept = sum(e.evidence is not None for e in events)
+            assert subscriber.wait_for(lambda s=subscriber, n=kept:
                                        len([t for t, _p, _r in s.messages if "/evidence/" in t]) >= n)
             photos = {t.rsplit("/", 1)[-1]: p for t, p, _r in subscriber.messages if "/evidence/" in t}
         finally:

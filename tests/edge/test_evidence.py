@@ -50,7 +50,8 @@ def test_render_and_retention(tmp_path: Path, photo: np.ndarray) -> None:
     # the box travels as fractions of the photo, with its class and confidence ...
     assert rendered.evidence.reason is EvidenceReason.uncertain
     (box,) = rendered.evidence.detections
-    assert box.class_ == "battery" and (box.x1, box.y1, box.x2, box.y2) == pytest.approx((0.125, 1 / 6, 0.375, 0.5), abs=1e-5)
+    assert box.class_ == "battery"
+    assert (box.x1, box.y1, box.x2, box.y2) == pytest.approx((0.125, 1 / 6, 0.375, 0.5), abs=1e-5)
     assert box.confidence == pytest.approx(0.9)
     # ... and is not drawn: the photo inside the hopper is the camera's (it is training material)
     inside = cv2.resize(photo, (400, 300), interpolation=cv2.INTER_AREA)[60:140, 45:55].astype(int)

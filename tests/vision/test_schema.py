@@ -137,7 +137,7 @@ def test_a_new_server_reads_an_old_truck() -> None:
 
 
 @pytest.mark.parametrize(("box", "message"), [
-    ({**BOXES[0], "x2": 1.5}, "evidence.detections.0.x2"),
+    ({**BOXES[0], "x2": 1.5}, r"evidence\.detections\.0\.x2"),
     ({**BOXES[0], "x2": 0.05}, "empty box"),
     ({**BOXES[0], "confidence": -0.1}, "confidence"),
     ({**BOXES[0], "class": ""}, "class"),
@@ -150,5 +150,5 @@ def test_bad_boxes_are_refused_naming_the_field(box: dict[str, Any], message: st
 
 def test_reason_must_be_known() -> None:
     evidence = {"sha256": "a" * 64, "width": 640, "height": 480, "reason": "whim"}
-    with pytest.raises(SchemaError, match="evidence.reason"):
+    with pytest.raises(SchemaError, match=r"evidence\.reason"):
         parse_lift_event(json.dumps(event_dict(evidence=evidence)))
