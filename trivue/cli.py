@@ -13,6 +13,7 @@ import sys
 
 import edge.cli
 import server.cli
+import server.labels.cli
 import server.opendata.cli
 import server.reminders.cli
 import server.streets.cli
@@ -25,7 +26,7 @@ from trivue.jsonlog import JsonFormatter
 
 # Each registers its subcommands (and the demo registers ``judge`` and ``simulate``), in help order.
 COMMAND_MODULES = (vision.cli, trivue.demo.cli, edge.cli, server.cli, server.streets.cli, training.cli,
-                   server.reminders.cli, server.opendata.cli)
+                   server.reminders.cli, server.opendata.cli, server.labels.cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

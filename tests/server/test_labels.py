@@ -14,7 +14,7 @@ from server.labels.models import LabelPhoto
 from server.retention import purge_expired
 from server.web.accounts import AuditEntry
 from tests.server.conftest import Server
-from tests.server.photos import BAG, BOTTLE, photo_event, seed_photos
+from tests.server.photos import BOTTLE, photo_event, seed_photos
 
 
 @pytest.fixture
