@@ -141,3 +141,12 @@ def test_roles_and_old_trucks(api: Server, photos: list[str]) -> None:
     assert [reasons[e] for e in photos] == ["contaminated", "sample", "uncertain", "contaminated"]
     classes = api.client.get("/api/labels/classes", headers=annotator).json()
     assert {"battery", "gas_cylinder", "food", "textile"} <= {c["name"] for c in classes}
+
+
+def test_the_lift_detail_carries_the_photo_boxes_for_the_street_page(api: Server, photos: list[str]) -> None:
+    manager = api.token("manager")
+    detail = api.client.get(f"/api/lifts/{photos[0]}", headers=manager).json()
+    assert detail["evidence"]["reason"] == "contaminated"
+    assert [b["class"] for b in detail["evidence"]["boxes"]] == ["bag", "bottle"]
+    old = api.client.get(f"/api/lifts/{photos[3]}", headers=manager).json()  # 1.0: boxes drawn on the photo
+    assert old["evidence"]["boxes"] == []
