@@ -24,7 +24,7 @@ from base.paths import COCO_WEIGHTS
 from edge.alert import CrewAlert
 from edge.camera import Frame, check_source, frames, is_file_source, prefetch, throttle
 from edge.config import ConfigError, EdgeSettings
-from edge.evidence import EvidenceStore, keep_reason
+from edge.evidence import EvidenceStore, photo_policy
 from edge.gps import Gps, open_gps
 from edge.lines import LineWriter
 from edge.outbox import Outbox
@@ -122,13 +122,14 @@ class Agent:
         self._overdue: threading.Timer | None = None
         self.outbox = Outbox(settings.outbox.path, int(settings.outbox.max_mb * 1024 * 1024))
         self.evidence = EvidenceStore(settings.evidence, self.region, self.names)
-        self.sampler = random.Random()  # draws the clean lifts kept for labelling (evidence.sample_clean_rate)
         self.gps: Gps = open_gps(settings.gps.source, settings.gps.baud, settings.gps.replay_speed,
                                  settings.gps.max_age_s)
         self.rfid = RfidReader.open(settings.rfid.port, settings.rfid.baud, settings.rfid.window_s)
         self.alert = self._crew_alert()
         model = ModelInfo(name=detector.meta.name, version=detector.meta.version)
-        self.recorder = LiftRecorder(self.names, rules, model, settings.tracking.min_track_frames)
+        # the random share of clean lifts kept for labelling (evidence.sample_clean_rate)
+        photos = photo_policy(settings.evidence, random.Random().random)
+        self.recorder = LiftRecorder(self.names, rules, model, settings.tracking.min_track_frames, photos)
         self.uplink = Uplink(settings, self.outbox, self.stats, self.apply_config)
         self.trigger = self._trigger()
         knobs = settings.tracking.model_dump(exclude={"min_track_frames"})  # by name: never by position
@@ -189,10 +190,9 @@ class Agent:
         lift = self.recorder.finish(ended_at, context)
         event, photo = lift.event, None
         counters: tuple[str, ...] = ()
-        reason = keep_reason(lift, self.settings.evidence, self.sampler)
-        if lift.evidence is not None and reason is not None:
+        if lift.evidence is not None and lift.reason is not None:
             try:
-                photo = self.evidence.render(lift.evidence, reason)
+                photo = self.evidence.render(lift.evidence, lift.reason)
                 if photo is None:  # no encoding fits evidence.max_bytes: counted with the lift, in its transaction
                     counters = ("photos_too_large",)
                     log.warning("lift %d: evidence photo too large; sending the lift without it", event.sequence)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import numpy as np
 
 from edge.config import EvidenceSettings
 from vision.detection import Detections
-from vision.lift import EvidenceFrame, RecordedLift
+from vision.lift import EvidenceFrame, PhotoPolicy
 from vision.region import Region
 from vision.schema import Evidence, EvidenceBox, EvidenceReason
 
@@ -70,19 +69,9 @@ def hide_outside(image: np.ndarray, region: Region, mode: str) -> np.ndarray:
     return np.where(inside, image, hidden)
 
 
-def keep_reason(lift: RecordedLift, settings: EvidenceSettings, rng: random.Random) -> EvidenceReason | None:
-    """Why this lift's photo is worth keeping, or None: contaminated first (the evidence a manager
-    needs), then uncertain (the model hesitated on an item), then the random sample of clean lifts."""
-    if lift.evidence is None:
-        return None
-    if lift.event.contaminated:
-        return EvidenceReason.contaminated
-    low, high = settings.uncertain_band
-    if any(low <= conf < high for conf in lift.item_confidences):
-        return EvidenceReason.uncertain
-    if settings.sample_clean_rate > 0 and rng.random() < settings.sample_clean_rate:
-        return EvidenceReason.sample
-    return None
+def photo_policy(settings: EvidenceSettings, draw: Callable[[], float]) -> PhotoPolicy:
+    """The lifts whose photo the truck keeps besides the contaminated ones (docs/field-loop.md)."""
+    return PhotoPolicy(settings.sample_clean_rate, settings.uncertain_band, draw)
 
 
 def boxes(detections: Detections, names: tuple[str, ...], width: int, height: int) -> list[EvidenceBox]:

@@ -91,18 +91,18 @@ def labellable(session: Session, event_id: str, photo_days: int, lift_days: int)
     """The lift and its photo, when the photo may still be labelled; LabelError otherwise."""
     lift = session.scalar(select(Lift).where(Lift.event_id == event_id))
     if lift is None or lift.evidence_sha256 is None:
-        raise LabelError("not_found", f"aucune photo pour le relevé {event_id}")
+        raise LabelError("not_found", f"no photo for lift {event_id}")
     photo = session.get(Evidence, event_id)
     if photo is None:
-        raise LabelError("expired", f"la photo du relevé {event_id} n'est plus sur le serveur (conservation "
-                                    f"{photo_days} jours, ou jamais reçue) : elle ne peut plus être annotée")
+        raise LabelError("expired", f"the photo of lift {event_id} is no longer on the server (kept {photo_days} "
+                                    "days, or never received): it can no longer be labelled")
     until = expires_on(photo, lift.started_at, photo_days, lift_days)
     if until <= utcnow().date():
-        raise LabelError("expired", f"la photo du relevé {event_id} a expiré le {until.isoformat()} "
-                                    f"(conservation {photo_days} jours) : elle ne peut plus être annotée")
+        raise LabelError("expired", f"the photo of lift {event_id} expired on {until.isoformat()} "
+                                    f"(kept {photo_days} days): it can no longer be labelled")
     if lift.evidence_detections is None:
-        raise LabelError("invalid", f"la photo du relevé {event_id} vient d'un camion en version 1.0 (cadres "
-                                    "dessinés sur la photo) : elle ne sert pas à l'entraînement")
+        raise LabelError("invalid", f"the photo of lift {event_id} comes from a wire 1.0 truck (boxes drawn on "
+                                    "the photo): it is not labelling material")
     return lift, photo
 
 
@@ -121,31 +121,39 @@ def _find(boxes: list[dict[str, Any]], box_id: int | None) -> dict[str, Any]:
     raise LabelError("invalid", f"no box {box_id} on this photo")
 
 
+def _on_box(boxes: list[dict[str, Any]], decision: Decision) -> None:
+    box = _find(boxes, decision.box_id)
+    if decision.action == "delete":
+        box["state"] = DELETED
+    elif decision.action == "move":
+        if decision.xyxy is None and decision.class_ is None:
+            raise LabelError("invalid", "move needs the new box (x1, y1, x2, y2), a new class, or both")
+        xyxy = decision.xyxy or tuple(box[k] for k in COORDS)
+        check_box(decision.class_ or box["class"], xyxy, f"box {box['id']}")
+        box.update(zip(COORDS, xyxy, strict=True), **{"class": decision.class_ or box["class"]})
+        box["state"], box["edited"] = ACCEPTED, True
+    else:
+        box["state"] = ACCEPTED
+
+
+def _add(boxes: list[dict[str, Any]], decision: Decision) -> None:
+    if decision.class_ is None or decision.xyxy is None:
+        raise LabelError("invalid", "add needs a class and a box (x1, y1, x2, y2)")
+    check_box(decision.class_, decision.xyxy, "new box")
+    if len(boxes) >= MAX_BOXES:
+        raise LabelError("invalid", f"a photo holds at most {MAX_BOXES} boxes")
+    boxes.append({"id": max((b["id"] for b in boxes), default=0) + 1, "class": decision.class_,
+                  **dict(zip(COORDS, decision.xyxy, strict=True)), "origin": "human", "state": ACCEPTED,
+                  "model_class": None, "confidence": None})
+
+
 def apply(status: str, boxes: list[dict[str, Any]], decision: Decision) -> tuple[str, list[dict[str, Any]]]:
     """The photo's state after one decision (pure: the caller stores it)."""
     action = decision.action
     if action in ("accept", "delete", "move"):
-        box = _find(boxes, decision.box_id)
-        if action == "delete":
-            box["state"] = DELETED
-        elif action == "move":
-            if decision.xyxy is None and decision.class_ is None:
-                raise LabelError("invalid", "move needs the new box (x1, y1, x2, y2), a new class, or both")
-            xyxy = decision.xyxy or tuple(box[k] for k in COORDS)
-            check_box(decision.class_ or box["class"], xyxy, f"box {box['id']}")
-            box.update(zip(COORDS, xyxy, strict=True), **{"class": decision.class_ or box["class"]})
-            box["state"], box["edited"] = ACCEPTED, True
-        else:
-            box["state"] = ACCEPTED
+        _on_box(boxes, decision)
     elif action == "add":
-        if decision.class_ is None or decision.xyxy is None:
-            raise LabelError("invalid", "add needs a class and a box (x1, y1, x2, y2)")
-        check_box(decision.class_, decision.xyxy, "new box")
-        if len(boxes) >= MAX_BOXES:
-            raise LabelError("invalid", f"a photo holds at most {MAX_BOXES} boxes")
-        boxes.append({"id": max((b["id"] for b in boxes), default=0) + 1, "class": decision.class_,
-                      **dict(zip(COORDS, decision.xyxy, strict=True)), "origin": "human", "state": ACCEPTED,
-                      "model_class": None, "confidence": None})
+        _add(boxes, decision)
     elif action == "done":  # what the annotator left as the model drew it is right
         for box in boxes:
             if box["state"] == PENDING:
@@ -155,7 +163,7 @@ def apply(status: str, boxes: list[dict[str, Any]], decision: Decision) -> tuple
         status = UNUSABLE
     else:
         raise LabelError("invalid", f"unknown action {action!r}: expected one of {', '.join(ACTIONS)}")
-    if status == DONE and action != "done":
+    if status == DONE and action != "done":  # a finished photo edited again stays finished if nothing is pending
         status = TODO if any(b["state"] == PENDING for b in boxes) else DONE
     return status, boxes
 
@@ -244,7 +252,7 @@ def deleted_detections(session: Session) -> list[dict[str, Any]]:
         rows.append({"event_id": lift.event_id, "truck_id": lift.truck_id, "stream": lift.stream,
                      "model_version": f"{lift.model_name}:{lift.model_version}", "classes": ";".join(classes),
                      "categories": ";".join(categories), "evidence_sha256": lift.evidence_sha256,
-                     "evidence_path": path, "note": f"annotation : {len(gone)} cadre(s) supprimé(s)",
+                     "evidence_path": path, "note": f"annotation: {len(gone)} model box(es) deleted",
                      "reported_by": label.annotator or "", "reported_at": label.updated_at.isoformat(),
                      "item_id": None})
     return rows

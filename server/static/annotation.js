@@ -6,6 +6,7 @@
 (() => {
   const { t, api, el, label } = Trivue;
   const status = document.getElementById("ann-status");
+  const progress = document.getElementById("ann-progress");
   const form = document.getElementById("ann-filters");
   const container = document.getElementById("ann-stage");
   const list = document.getElementById("ann-box-list");
@@ -229,7 +230,7 @@
   async function loadQueue() {
     const queue = await api("/api/labels/queue", filters());
     state.items = queue.items;
-    say(t("ann.progress", { done: queue.done, total: queue.total }));
+    progress.textContent = t("ann.progress", { done: queue.done, total: queue.total });
     return queue;
   }
 
@@ -238,7 +239,7 @@
       state.photo = null;
       if (layer) { layer.destroyChildren(); layer.draw(); }
       list.replaceChildren();
-      say(`${status.textContent} ${t("ann.empty")}`);
+      say(t("ann.empty"));
       document.body.dataset.ready = "true";
       return;
     }

@@ -69,7 +69,7 @@ def test_draw_and_move_boxes_with_keyboard_and_mouse(browser: Browser, live_serv
     browser.login(annotator, path=f"/annotation?truck_id={truck}")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#ann-stage canvas")
-    assert page.locator("#ann-status").inner_text().startswith("0 photo(s) annotée(s) sur 2")
+    assert page.locator("#ann-progress").inner_text() == "0 photo(s) annotée(s) sur 2"
     assert [(b["boxId"], b["class"], b["state"]) for b in boxes(browser)] == [("1", "bag", "pending"),
                                                                               ("2", "bottle", "pending")]
 
@@ -125,7 +125,7 @@ def test_draw_and_move_boxes_with_keyboard_and_mouse(browser: Browser, live_serv
     with page.expect_response(lambda r: "/api/labels/photos/" in r.url and r.request.method == "GET"
                               and r.url.endswith(second)):
         page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#ann-status').textContent.startsWith('1 photo')")
+    page.wait_for_function("document.querySelector('#ann-progress').textContent.startsWith('1 photo')")
     with live_server.sessions() as db:
         label = db.get(LabelPhoto, first)
         trail = db.scalars(select(AuditEntry.action).where(AuditEntry.target == first,

@@ -249,7 +249,7 @@ def bad_zip(lines: dict[str, str]) -> bytes:
     ("yolo-unknown-index", "class index 99 is not in the"),
     ("coco-unknown-class", "unknown class 'unicorn'"),
     ("coco-outside", "leaves the photo"),
-    ("unknown-photo", "aucune photo pour le relevé"),
+    ("unknown-photo", "no photo for lift"),
     ("not-json", "not JSON"),
 ])
 def test_bad_imports_are_refused_and_change_nothing(field: Field, capsys: pytest.CaptureFixture[str],

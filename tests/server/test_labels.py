@@ -116,14 +116,14 @@ def test_an_expired_photo_cannot_be_labelled(api: Server, photos: list[str]) -> 
         session.execute(update(Evidence).where(Evidence.event_id == photos[0])
                         .values(received_at=datetime.now(UTC) - timedelta(days=31)))
     response = decide(api, who, photos[0], action="accept", box_id=1)
-    assert response.status_code == 410 and "a expiré le" in response.json()["detail"]
+    assert response.status_code == 410 and "expired on" in response.json()["detail"]
     decide(api, who, photos[1], action="done")
     with api.sessions() as session, session.begin():  # the purge deletes the photo and its labels
         purge_expired(session, api.client.app.state.ctx.evidence, api.settings,
                       now=datetime.now(UTC) + timedelta(days=40))
     for event in photos[:2]:
         response = decide(api, who, event, action="done")
-        assert response.status_code == 410 and "n'est plus sur le serveur" in response.json()["detail"]
+        assert response.status_code == 410 and "is no longer on the server" in response.json()["detail"]
     with api.sessions() as session:
         assert session.scalars(select(LabelPhoto)).all() == []
 
@@ -135,7 +135,7 @@ def test_roles_and_old_trucks(api: Server, photos: list[str]) -> None:
     assert api.client.get("/api/lifts", headers=annotator).status_code == 403  # no household-level data
     assert api.client.get(f"/api/lifts/{photos[0]}/evidence.jpg", headers=annotator).status_code == 403
     old = api.client.get(f"/api/labels/photos/{photos[3]}", headers=annotator)
-    assert old.status_code == 422 and "version 1.0" in old.json()["detail"]
+    assert old.status_code == 422 and "wire 1.0 truck" in old.json()["detail"]
     with api.sessions() as session:
         reasons = dict(session.execute(select(Lift.event_id, Lift.evidence_reason)).all())
     assert [reasons[e] for e in photos] == ["contaminated", "sample", "uncertain", "contaminated"]
