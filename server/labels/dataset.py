@@ -137,7 +137,9 @@ def export(session: Session, settings: ServerSettings, store: EvidenceStore, sin
             text = "\n".join(yolo_lines(entry.label.boxes, names))
             (out / "labels" / split / f"{entry.lift.event_id}.txt").write_text(text + "\n" if text else "")
     if fmt == "yolo":
-        data = {"path": ".", **{s: f"images/{s}" for s in SPLITS}, "nc": len(names), "names": list(names)}
+        # Absolute: Ultralytics reads a relative ``path`` under its own datasets folder, not beside the file.
+        data = {"path": str(out.resolve()), **{s: f"images/{s}" for s in SPLITS}, "nc": len(names),
+                "names": list(names)}
         (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     else:
         (out / "annotations").mkdir(parents=True, exist_ok=True)

@@ -119,7 +119,9 @@ def test_draw_and_move_boxes_with_keyboard_and_mouse(browser: Browser, live_serv
     with page.expect_response(lambda r: r.url.endswith("/decisions")):
         page.keyboard.press("Control+z")
     assert next(b for b in server_boxes(live_server, first) if b["id"] == 1)["state"] == "pending"
+    page.locator("#ann-box-list button[data-box='4']").click()  # its handles show in the screenshot
     browser.shot("annotation")
+    page.locator("#ann-stage").focus()
 
     # Enter finishes the photo: the next one comes, the count moves on.
     with page.expect_response(lambda r: "/api/labels/photos/" in r.url and r.request.method == "GET"

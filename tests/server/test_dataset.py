@@ -87,6 +87,7 @@ def test_yolo_export_layout_manifest_and_frozen_day_splits(field: Field, capsys:
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data["names"] == list(NAMES) and {"battery", "gas_cylinder"} <= set(data["names"])
     assert (data["train"], data["val"], data["test"]) == ("images/train", "images/val", "images/test")
+    assert data["path"] == str(out.resolve())
     manifest = json.loads((out / "manifest.json").read_text())
     photos = {p["event_id"]: p for p in manifest["photos"]}
     assert set(photos) == set(field.events[:-1])  # labelled ones only
