@@ -74,6 +74,7 @@ lint: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(PY) bench/detector.py
 	$(PY) bench/edge.py
+	$(PY) bench/recorder.py
 	$(PY) bench/ingest.py
 	$(PY) bench/streets.py --addresses 100000
 	$(PY) bench/queries.py --lifts 1000000 --naive-repeat 3

@@ -116,7 +116,11 @@ class LiftRecorder:
         self._evidence: EvidenceFrame | None = None
         rate = self.photos.sample_rate
         self._sampled = rate > 0 and self.photos.draw() < rate
-        self._unsure = False  # an item was seen with a confidence in the uncertain band
+        self._unsure = False  # a detection was seen with a confidence in the uncertain band
+        # Detections in the band that never became a track (ByteTrack starts tracks only above its
+        # high_conf, 0.45 by default): frames seen, per class. Seen in as many frames as an item
+        # needs, the model hesitated over something real, not a one-frame flicker.
+        self._hesitant: Counter[int] = Counter()
         self._severity = [self._disposition(name) for name in self.names]
 
     def _disposition(self, model_class: str) -> Disposition | None:
@@ -140,13 +144,27 @@ class LiftRecorder:
             if self._severity_of(int(cls)) == Disposition.alert and int(track) not in self._alerted:
                 self._alerted.add(int(track))
                 alerts.append(self.names[int(cls)])
-        self._consider_evidence(image, tracked)
+        hesitant = self._hesitations(detections)
+        # the photo shows the items and what the model hesitated over: both for the annotator to judge
+        shown = detections[(detections.tracker_id >= 0) | hesitant] if hesitant.any() else tracked
+        self._consider_evidence(image, tracked, shown)
         return tuple(alerts)
+
+    def _hesitations(self, detections: Detections) -> np.ndarray:
+        """Mask of the untracked detections in the uncertain band (counted per class and frame)."""
+        if self.photos.uncertain is None or not detections.tracker_id.size:
+            return np.zeros(len(detections), bool)
+        low, high = self.photos.uncertain
+        mask = (detections.tracker_id < 0) & (detections.confidence >= low) & (detections.confidence < high)
+        for cls in set(detections.class_id[mask].tolist()):
+            self._hesitant[int(cls)] += 1
+        self._unsure = self._unsure or bool(mask.any())
+        return mask
 
     def _severity_of(self, class_id: int) -> Disposition | None:
         return self._severity[class_id] if 0 <= class_id < len(self._severity) else None
 
-    def _consider_evidence(self, image: np.ndarray, tracked: Detections) -> None:
+    def _consider_evidence(self, image: np.ndarray, tracked: Detections, shown: Detections) -> None:
         # The best frame: most wrong items, then most items, then sharpest. Frames without a wrong
         # item count only while the lift may keep a clean photo (sampled, or an unsure item seen);
         # sharpness (the costly part) only for frames that tie or beat the best so far; an empty
@@ -160,7 +178,7 @@ class LiftRecorder:
         score = (wrong, items, sharpness(image) if items else 0.0)
         if score > self._best or self._evidence is None:
             self._best = score
-            self._evidence = EvidenceFrame(image.copy(), tracked)
+            self._evidence = EvidenceFrame(image.copy(), shown)
 
     def _counted(self) -> list[int]:
         """Tracks seen long enough to be items."""
@@ -206,6 +224,8 @@ class LiftRecorder:
             return None
         if contaminated:
             return EvidenceReason.contaminated
-        if any(self.photos.unsure(self._top_conf[track]) for track in self._counted()):
+        needed = min(self.min_track_frames, max(self._frames, 1))
+        if (any(self.photos.unsure(self._top_conf[track]) for track in self._counted())
+                or any(frames >= needed for frames in self._hesitant.values())):
             return EvidenceReason.uncertain
         return EvidenceReason.sample if self._sampled else None

@@ -99,6 +99,10 @@ UNSURE = PhotoPolicy(uncertain=(0.25, 0.5))
     (UNSURE, [tracked((0, 0, 0.4)), tracked((0, 0, 0.7))], None),
     # a one-frame flicker in the band is not an item
     (UNSURE, [tracked((0, 0, 0.9)), tracked((0, 0, 0.9), (1, 0, 0.3)), tracked((0, 0, 0.9))], None),
+    # a detection in the band that never became a track (below ByteTrack's high_conf), seen in two frames
+    (UNSURE, [tracked((0, 0, 0.9), (-1, 3, 0.3))] * 2, "uncertain"),
+    # ... in one frame only: a flicker
+    (UNSURE, [tracked((0, 0, 0.9), (-1, 3, 0.3)), tracked((0, 0, 0.9))], None),
     # contaminated wins over both
     (SAMPLED, [tracked((0, 3, 0.4))] * 2, "contaminated"),
 ])
@@ -113,6 +117,12 @@ def test_a_kept_clean_lift_shows_its_best_frame_with_every_box() -> None:
     lift = record_with(frames, SAMPLED)
     assert len(lift.evidence.detections) == 2
     np.testing.assert_array_equal(lift.evidence.image, image(1, blur=3))  # most items; then the sharper one
+
+
+def test_an_uncertain_photo_shows_the_hesitant_detection() -> None:
+    lift = record_with([tracked((0, 0, 0.9), (-1, 3, 0.3), (-1, 1, 0.1))] * 2, UNSURE)
+    assert lift.reason == "uncertain"
+    assert sorted(NAMES[c] for c in lift.evidence.detections.class_id) == ["bag", "bottle"]  # not the 0.1 glass
 
 
 def test_wrong_items_beat_more_items() -> None:
