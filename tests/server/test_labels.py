@@ -150,3 +150,12 @@ def test_the_lift_detail_carries_the_photo_boxes_for_the_street_page(api: Server
     assert [b["class"] for b in detail["evidence"]["boxes"]] == ["bag", "bottle"]
     old = api.client.get(f"/api/lifts/{photos[3]}", headers=manager).json()  # 1.0: boxes drawn on the photo
     assert old["evidence"]["boxes"] == []
+
+
+@pytest.mark.parametrize(("lang", "title", "shortcut"), [("fr", "Annotation des photos", "Ctrl+Z : annuler"),
+                                                         ("en", "Photo annotation", "Ctrl+Z: undo")])
+def test_the_page_in_french_and_english(api: Server, lang: str, title: str, shortcut: str) -> None:
+    api.client.cookies.set("trivue_lang", lang)
+    page = api.client.get("/annotation", headers=api.token("annotator"))
+    assert page.status_code == 200 and title in page.text and shortcut in page.text
+    assert "vendor/konva/konva.min.js" in page.text and "script-src 'self'" in page.headers["content-security-policy"]
