@@ -116,9 +116,33 @@ def _coco(rows: list[tuple[Entry, str]], names: tuple[str, ...], split: str) -> 
             "categories": [{"id": i + 1, "name": n, "supercategory": "waste"} for i, n in enumerate(names)]}
 
 
+def _write_files(rows: list[tuple[Entry, str]], store: EvidenceStore, out: Path, fmt: str, final: Path) -> None:
+    """Photos, labels and data.yaml (or COCO files) under ``out``, which becomes ``final``."""
+    names = taxonomy()
+    for entry, split in rows:
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(store.path(entry.photo.path), out / "images" / split / f"{entry.lift.event_id}.jpg")
+        if fmt == "yolo":
+            (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+            text = "\n".join(yolo_lines(entry.label.boxes, names))
+            (out / "labels" / split / f"{entry.lift.event_id}.txt").write_text(text + "\n" if text else "")
+    if fmt == "yolo":
+        # Absolute: Ultralytics reads a relative ``path`` under its own datasets folder, not beside the file.
+        data = {"path": str(final), **{s: f"images/{s}" for s in SPLITS}, "nc": len(names), "names": list(names)}
+        (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    else:
+        (out / "annotations").mkdir(parents=True, exist_ok=True)
+        for split in SPLITS:
+            document = _coco(rows, names, split)
+            (out / "annotations" / f"instances_{split}.json").write_text(json.dumps(document, indent=1))
+
+
 def export(session: Session, settings: ServerSettings, store: EvidenceStore, since: date, until: date, out: Path,
            fmt: str, actor: str) -> dict[str, int]:
-    """Write the dataset under ``out`` (which must be empty), store new days' splits, audit; the caller commits."""
+    """Write the dataset under ``out`` (new or empty), store new days' splits, audit; the caller commits.
+
+    Written in a sibling folder renamed at the end: a failed export (a photo file gone, a full disk)
+    leaves no half dataset behind, and the caller's rollback forgets the new days' splits."""
     if until < since:
         raise DatasetError(f"--until {until} is before --since {since}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -127,29 +151,21 @@ def export(session: Session, settings: ServerSettings, store: EvidenceStore, sin
     if not chosen:
         raise DatasetError(f"no labelled photo between {since} and {until} (label some in the dashboard first)")
     splits = assign_splits(session, [e.lift.day for e in chosen])
-    names, rows = taxonomy(), [(e, splits[e.lift.day]) for e in chosen]
-    for entry, split in rows:
-        source = store.path(entry.photo.path)
-        (out / "images" / split).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, out / "images" / split / f"{entry.lift.event_id}.jpg")
-        if fmt == "yolo":
-            (out / "labels" / split).mkdir(parents=True, exist_ok=True)
-            text = "\n".join(yolo_lines(entry.label.boxes, names))
-            (out / "labels" / split / f"{entry.lift.event_id}.txt").write_text(text + "\n" if text else "")
-    if fmt == "yolo":
-        # Absolute: Ultralytics reads a relative ``path`` under its own datasets folder, not beside the file.
-        data = {"path": str(out.resolve()), **{s: f"images/{s}" for s in SPLITS}, "nc": len(names),
-                "names": list(names)}
-        (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    else:
-        (out / "annotations").mkdir(parents=True, exist_ok=True)
-        for split in SPLITS:
-            document = _coco(rows, names, split)
-            (out / "annotations" / f"instances_{split}.json").write_text(json.dumps(document, indent=1))
-    manifest = {"version": MANIFEST_VERSION, "format": fmt, "since": since.isoformat(), "until": until.isoformat(),
-                "exported_at": utcnow().isoformat(), "exported_by": actor, "names": list(names),
-                "photos": [_manifest_entry(e, s, settings) for e, s in rows]}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+    rows = [(e, splits[e.lift.day]) for e in chosen]
+    partial = out.parent / f".{out.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        _write_files(rows, store, partial, fmt, out.resolve())
+        manifest = {"version": MANIFEST_VERSION, "format": fmt, "since": since.isoformat(),
+                    "until": until.isoformat(), "exported_at": utcnow().isoformat(), "exported_by": actor,
+                    "names": list(taxonomy()), "photos": [_manifest_entry(e, s, settings) for e, s in rows]}
+        (partial / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+        if out.exists():
+            out.rmdir()
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     counts = {s: sum(split == s for _, split in rows) for s in SPLITS}
     audit(session, actor, "dataset.export", str(out)[:256],
           f"{fmt}, {since}..{until}, {len(rows)} photos ({counts})")

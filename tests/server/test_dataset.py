@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import ServerSettings
 from server.db import make_engine
-from server.ingest.models import Lift
+from server.ingest.models import Evidence, Lift
 from server.labels.models import DatasetSplit, LabelPhoto
 from server.labels.store import Decision, decide, taxonomy
 from server.migrate import upgrade_database
@@ -279,3 +279,16 @@ def test_bad_imports_are_refused_and_change_nothing(field: Field, capsys: pytest
     assert field.labels() == before
     with field.sessions() as session:
         assert not session.scalars(select(AuditEntry).where(AuditEntry.action == "labels.import")).all()
+
+
+def test_a_failed_export_leaves_nothing(field: Field, capsys: pytest.CaptureFixture[str]) -> None:
+    with field.sessions() as session:  # one photo file gone from disk (a disk fault, a hand)
+        path = session.scalar(select(Evidence.path).where(Evidence.event_id == field.events[3]))
+    (field.settings.evidence_path / path).unlink()
+    assert export(field, field.tmp / "broken") == 2
+    err = capsys.readouterr().err
+    assert "No such file" in err and len(err.strip().splitlines()) == 1
+    assert not (field.tmp / "broken").exists() and not list(field.tmp.glob(".broken*"))
+    with field.sessions() as session:  # the new days' splits were not kept either
+        assert session.scalars(select(DatasetSplit)).all() == []
+        assert not session.scalars(select(AuditEntry).where(AuditEntry.action == "dataset.export")).all()
