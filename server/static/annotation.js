@@ -205,7 +205,7 @@
     if (!state.photo) return;
     const key = event.key;
     const selected = state.selected;
-    if (ARROWS[key] && selected && target !== list && !(target.matches && target.matches("button"))) {
+    if (ARROWS[key] && selected) { // also from a box's line in the list: arrows do nothing else on a button
       const [dx, dy] = ARROWS[key];
       nudge(dx * STEP, dy * STEP, event.shiftKey);
     } else if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === "z") send({ action: "undo" });
