@@ -23,7 +23,7 @@ $(DEV_STAMP): pyproject.toml $(RUN_STAMP)
 
 install: $(DEV_STAMP)
 
-# Dashboard browser libraries (Leaflet, Chart.js, pmtiles) come from the npm registry at build time, pinned
+# Dashboard browser libraries (Leaflet, Chart.js, pmtiles, Konva) come from the npm registry at build time, pinned
 # by server/static/package-lock.json; npm installs them under build/ and the files the pages load
 # are copied to server/static/vendor/ (git-ignored), from where the server serves them. Nothing
 # is fetched at run time. axe-core (a devDependency) stays under build/: only the accessibility
@@ -35,13 +35,15 @@ $(ASSETS_STAMP): $(STATIC)/package.json $(STATIC)/package-lock.json
 	mkdir -p $(NPM_DIR)
 	cp $(STATIC)/package.json $(STATIC)/package-lock.json $(NPM_DIR)/
 	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
-	rm -rf $(STATIC)/vendor && mkdir -p $(STATIC)/vendor/leaflet $(STATIC)/vendor/chartjs $(STATIC)/vendor/pmtiles
+	rm -rf $(STATIC)/vendor && mkdir -p $(STATIC)/vendor/leaflet $(STATIC)/vendor/chartjs $(STATIC)/vendor/pmtiles \
+		$(STATIC)/vendor/konva
 	cp -r $(NPM_DIR)/node_modules/leaflet/dist/leaflet.js $(NPM_DIR)/node_modules/leaflet/dist/leaflet.css \
 		$(NPM_DIR)/node_modules/leaflet/dist/images $(NPM_DIR)/node_modules/leaflet/LICENSE $(STATIC)/vendor/leaflet/
 	cp $(NPM_DIR)/node_modules/chart.js/dist/chart.umd.js $(NPM_DIR)/node_modules/chart.js/LICENSE.md \
 		$(STATIC)/vendor/chartjs/
 	cp $(NPM_DIR)/node_modules/pmtiles/dist/pmtiles.js $(NPM_DIR)/node_modules/pmtiles/package.json \
 		$(STATIC)/vendor/pmtiles/
+	cp $(NPM_DIR)/node_modules/konva/konva.min.js $(NPM_DIR)/node_modules/konva/LICENSE $(STATIC)/vendor/konva/
 	touch $@
 
 dashboard-assets: $(ASSETS_STAMP)
@@ -72,6 +74,7 @@ lint: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(PY) bench/detector.py
 	$(PY) bench/edge.py
+	$(PY) bench/recorder.py
 	$(PY) bench/ingest.py
 	$(PY) bench/streets.py --addresses 100000
 	$(PY) bench/queries.py --lifts 1000000 --naive-repeat 3

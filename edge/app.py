@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import threading
 import time
@@ -23,7 +24,7 @@ from base.paths import COCO_WEIGHTS
 from edge.alert import CrewAlert
 from edge.camera import Frame, check_source, frames, is_file_source, prefetch, throttle
 from edge.config import ConfigError, EdgeSettings
-from edge.evidence import EvidenceStore
+from edge.evidence import EvidenceStore, photo_policy
 from edge.gps import Gps, open_gps
 from edge.lines import LineWriter
 from edge.model_update import ModelUpdater, RunningModel, file_sha256
@@ -127,7 +128,9 @@ class Agent:
         self.rfid = RfidReader.open(settings.rfid.port, settings.rfid.baud, settings.rfid.window_s)
         self.alert = self._crew_alert()
         model = ModelInfo(name=detector.meta.name, version=detector.meta.version)
-        self.recorder = LiftRecorder(self.names, rules, model, settings.tracking.min_track_frames)
+        # the random share of clean lifts kept for labelling (evidence.sample_clean_rate)
+        photos = photo_policy(settings.evidence, random.Random().random)
+        self.recorder = LiftRecorder(self.names, rules, model, settings.tracking.min_track_frames, photos)
         self.uplink = Uplink(settings, self.outbox, self.stats, self.apply_config)
         self.models = ModelUpdater(settings, rules, lambda: self.live.stream, self._build_detector,
                                    self._running_model(detector, model), self._install_model,
@@ -209,9 +212,9 @@ class Agent:
         lift = self.recorder.finish(ended_at, context)
         event, photo = lift.event, None
         counters: tuple[str, ...] = ()
-        if lift.evidence is not None:
+        if lift.evidence is not None and lift.reason is not None:
             try:
-                photo = self.evidence.render(lift.evidence, self.recorder.severity_map(event.stream))
+                photo = self.evidence.render(lift.evidence, lift.reason)
                 if photo is None:  # no encoding fits evidence.max_bytes: counted with the lift, in its transaction
                     counters = ("photos_too_large",)
                     log.warning("lift %d: evidence photo too large; sending the lift without it", event.sequence)

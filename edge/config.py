@@ -122,6 +122,22 @@ class EvidenceSettings(_Strict):
     max_bytes: int = Field(default=1_500_000, ge=10_000, le=2 * 1024 * 1024,
                            description="Largest JPEG sent: lower quality, then smaller, else no photo")
     outside: Literal["blur", "black"] = Field(default="blur", description="What hides the world outside the hopper")
+    # Photos worth labelling (docs/field-loop.md): besides contaminated lifts, a random share of the
+    # clean ones (what the model calls clean must be checked too) and the lifts where the model was
+    # unsure of an item. 2 % of a truck's ~1,000 daily lifts is ~20 photos a day to label.
+    sample_clean_rate: float = Field(default=0.02, ge=0, le=1,
+                                     description="Share of clean lifts whose photo is kept, drawn at random")
+    uncertain_band: tuple[float, float] = Field(
+        default=(0.25, 0.5),
+        description="[low, high): a lift with an item whose best confidence falls here keeps its photo")
+
+    @field_validator("uncertain_band")
+    @classmethod
+    def _band(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 <= low < high <= 1:
+            raise ValueError(f"needs 0 <= low < high <= 1, got [{low}, {high}]")
+        return value
 
 
 class OutboxSettings(_Strict):

@@ -1,9 +1,10 @@
-"""Evidence photos of contaminated lifts: privacy first, then small, then annotated.
+"""Evidence photos (contaminated, sampled and uncertain lifts): privacy first, then small.
 
-Order matters: downscale (cheaper blur, smaller file), hide everything outside the hopper polygon
-(pavement, people, number plates never leave the truck recognisable), then draw the wrong items'
-boxes on that copy so the boxes stay crisp; the JPEG is kept under ``max_bytes`` (the broker drops
-a larger packet with the connection). A copy is kept on the device for ``retention_days``
+Order matters: downscale (cheaper blur, smaller file), then hide everything outside the hopper
+polygon (pavement, people, number plates never leave the truck recognisable); the JPEG is kept
+under ``max_bytes`` (the broker drops a larger packet with the connection). No box is drawn on the
+photo: it is labelling and training material, so the model's boxes travel beside it as data
+(``Evidence.detections``) and the dashboard draws them. A copy is kept on the device for ``retention_days``
 (7 by default, docs/privacy.md): a background thread deletes older copies every hour, whether or not
 new photos arrive (a parked truck's agent runs for weeks without a contaminated lift).
 """
@@ -23,11 +24,10 @@ import cv2
 import numpy as np
 
 from edge.config import EvidenceSettings
-from vision.annotate import draw
 from vision.detection import Detections
-from vision.lift import EvidenceFrame
+from vision.lift import EvidenceFrame, PhotoPolicy
 from vision.region import Region
-from vision.schema import Evidence
+from vision.schema import Evidence, EvidenceBox, EvidenceReason
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,21 @@ def hide_outside(image: np.ndarray, region: Region, mode: str) -> np.ndarray:
     return np.where(inside, image, hidden)
 
 
-def _scaled(detections: Detections, scale: float) -> Detections:
-    return Detections(detections.xyxy * scale, detections.confidence, detections.class_id, detections.tracker_id)
+def photo_policy(settings: EvidenceSettings, draw: Callable[[], float]) -> PhotoPolicy:
+    """The lifts whose photo the truck keeps besides the contaminated ones (docs/field-loop.md)."""
+    return PhotoPolicy(settings.sample_clean_rate, settings.uncertain_band, draw)
+
+
+def boxes(detections: Detections, names: tuple[str, ...], width: int, height: int) -> list[EvidenceBox]:
+    """The detections as fractions of the frame (clipped to it; boxes empty once clipped are left out)."""
+    out = []
+    scale = np.array([width, height, width, height], float)
+    for xyxy, conf, cls in zip(detections.xyxy, detections.confidence, detections.class_id, strict=True):
+        x1, y1, x2, y2 = (float(v) for v in np.clip(xyxy / scale, 0.0, 1.0))
+        if x2 > x1 and y2 > y1 and 0 <= int(cls) < len(names):
+            out.append(EvidenceBox(class_=names[int(cls)], confidence=round(min(max(float(conf), 0.0), 1.0), 4),
+                                   x1=round(x1, 5), y1=round(y1, 5), x2=round(x2, 5), y2=round(y2, 5)))
+    return out
 
 
 class EvidenceStore:
@@ -85,21 +98,22 @@ class EvidenceStore:
         self._stop = threading.Event()
         self._pruner: threading.Thread | None = None
 
-    def _compose(self, frame: EvidenceFrame, max_side: int, severity_of: dict[str, str]) -> np.ndarray:
-        image, scale = downscale(frame.image, max_side)
-        image = hide_outside(image, self.region, self.settings.outside)
-        return draw(image, _scaled(frame.detections, scale), self.names, severity_of)
+    def _compose(self, frame: EvidenceFrame, max_side: int) -> np.ndarray:
+        image, _scale = downscale(frame.image, max_side)
+        return hide_outside(image, self.region, self.settings.outside)
 
-    def render(self, frame: EvidenceFrame, severity_of: dict[str, str]) -> Photo | None:
+    def render(self, frame: EvidenceFrame, reason: EvidenceReason = EvidenceReason.contaminated) -> Photo | None:
         """The photo as JPEG of at most ``max_bytes``, or None when even the smallest encoding is larger.
 
         A photo over the broker's max_packet_size would get the truck disconnected at every try, so
         the size is settled here: the configured quality first, then lower qualities, then smaller
-        sides (each re-rendered from the frame, so the blur and the boxes stay right at every size).
+        sides (each re-rendered from the frame, so the blur stays right at every size). The boxes are
+        fractions of the frame, right at whatever size the photo ends.
         """
         cap, side = self.settings.max_bytes, min(self.settings.max_side, max(frame.image.shape[:2]))
+        detections = boxes(frame.detections, self.names, frame.image.shape[1], frame.image.shape[0])
         while True:
-            image = self._compose(frame, side, severity_of)
+            image = self._compose(frame, side)
             for quality in _qualities(self.settings.jpeg_quality):
                 ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
                 if not ok:
@@ -107,7 +121,7 @@ class EvidenceStore:
                 if buffer.size <= cap:
                     jpeg = buffer.tobytes()
                     evidence = Evidence(sha256=hashlib.sha256(jpeg).hexdigest(), width=image.shape[1],
-                                        height=image.shape[0])
+                                        height=image.shape[0], reason=reason, detections=detections)
                     return Photo(jpeg, evidence)
             if side <= MIN_SIDE:
                 log.warning("evidence photo over %d bytes even at %d px, quality %d (%d bytes): not sent",

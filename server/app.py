@@ -27,6 +27,7 @@ from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox
 from server.ingest.metrics import Metrics
 from server.ingest.subscriber import Ingest
+from server.labels.api import labels_router
 from server.migrate import upgrade_database
 from server.opendata.api import opendata_router
 from server.reminders.api import mount_reminders
@@ -126,6 +127,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     app.include_router(fleet_router())
     app.include_router(metrics_router())
     app.include_router(opendata_router())
+    app.include_router(labels_router())
     mount_dashboard(app, settings)
     mount_reminders(app, settings)  # reminders' routes and their review pages
     _freeze_startup_objects()

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="action", metavar="ACTION", required=True)
     add = users.add_parser("add", help="add a user; the password is read from stdin")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=("admin", "manager", "viewer"))
+    add.add_argument("--role", required=True, choices=("admin", "manager", "annotator", "viewer"))
     add_config_argument(add)
     add.set_defaults(handler=add_user)
     listing = users.add_parser("list", help="list users")
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tokens = subparsers.add_parser("tokens", help="manage API tokens for integrations").add_subparsers(
         dest="action", metavar="ACTION", required=True)
     create = tokens.add_parser("create", help="create a token and print it once")
-    create.add_argument("--role", required=True, choices=("admin", "manager", "viewer", "truck"),
+    create.add_argument("--role", required=True, choices=("admin", "manager", "annotator", "viewer", "truck"),
                         help="truck: one per truck, may only download models and read its own config")
     create.add_argument("--truck-id", default=None, help="the truck a --role truck token belongs to")
     create.add_argument("--name", default=None, help="what the token is for (shown in the audit log; "

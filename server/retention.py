@@ -18,6 +18,7 @@ from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.evidence import EvidenceStore
 from server.ingest.models import DeadLetter, Evidence, Lift
+from server.labels.store import forget
 from server.web.accounts import AuditEntry
 from server.web.auth import audit, purge_sessions
 
@@ -48,6 +49,7 @@ def _purge_photos(session: Session, evidence: EvidenceStore, before: datetime, l
     for start in range(0, len(rows), 500):
         chunk = [event_id for event_id, _ in rows[start:start + 500]]
         session.execute(delete(Evidence).where(Evidence.event_id.in_(chunk)))
+    forget(session, [event_id for event_id, _ in rows])  # a photo's labels go with it
     return len(rows)
 
 

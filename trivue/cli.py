@@ -14,6 +14,7 @@ import sys
 import edge.cli
 import server.cli
 import server.fleet.cli
+import server.labels.cli
 import server.opendata.cli
 import server.reminders.cli
 import server.streets.cli
@@ -26,7 +27,7 @@ from trivue.jsonlog import JsonFormatter
 
 # Each registers its subcommands (and the demo registers ``judge`` and ``simulate``), in help order.
 COMMAND_MODULES = (vision.cli, trivue.demo.cli, edge.cli, server.cli, server.fleet.cli, server.streets.cli,
-                   training.cli, server.reminders.cli, server.opendata.cli)
+                   training.cli, server.reminders.cli, server.opendata.cli, server.labels.cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,10 @@ lift itself had fewer frames than that (a short burst).
 
 from __future__ import annotations
 
+import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import cv2
@@ -18,7 +19,7 @@ import numpy as np
 
 from vision.detection import Detections
 from vision.rules import ACCEPTED, Disposition, SortingRules
-from vision.schema import GpsFix, LiftEvent, ModelInfo, Stream
+from vision.schema import EvidenceReason, GpsFix, LiftEvent, ModelInfo, Stream
 
 SHARPNESS_SIDE = 320  # sharpness is measured on a small grey copy: cheap, and ranks frames the same
 
@@ -35,16 +36,32 @@ class LiftContext:
 
 @dataclass(frozen=True, slots=True)
 class EvidenceFrame:
-    """The sharpest frame showing the most wrong items, and those items' boxes."""
+    """The sharpest frame showing the most wrong items (then the most items), and every tracked box on it."""
 
     image: np.ndarray
     detections: Detections
 
 
 @dataclass(frozen=True, slots=True)
+class PhotoPolicy:
+    """Which clean lifts keep a photo for labelling, besides every contaminated one: a random share
+    (``sample_rate``, drawn when the lift begins) and those with an item whose best confidence lies in
+    ``uncertain`` [low, high). The recorder looks for a clean lift's best frame only while the lift may
+    be kept: measuring sharpness on every frame of every clean lift would cost ~2.7 ms a frame."""
+
+    sample_rate: float = 0.0
+    uncertain: tuple[float, float] | None = None
+    draw: Callable[[], float] = field(default=random.random, repr=False)  # tests pass a fixed draw
+
+    def unsure(self, confidence: float) -> bool:
+        return self.uncertain is not None and self.uncertain[0] <= confidence < self.uncertain[1]
+
+
+@dataclass(frozen=True, slots=True)
 class RecordedLift:
     event: LiftEvent
-    evidence: EvidenceFrame | None  # only for contaminated lifts
+    evidence: EvidenceFrame | None  # the frame to keep, when the lift keeps a photo
+    reason: EvidenceReason | None = None  # why: contaminated, uncertain or sample
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -61,12 +78,14 @@ class LiftRecorder:
     """``begin`` -> ``add`` per frame -> ``finish``; one lift at a time."""
 
     def __init__(
-        self, names: Sequence[str], rules: SortingRules, model: ModelInfo, min_track_frames: int = 2
+        self, names: Sequence[str], rules: SortingRules, model: ModelInfo, min_track_frames: int = 2,
+        photos: PhotoPolicy | None = None,
     ) -> None:
         if min_track_frames < 1:
             raise ValueError(f"min_track_frames must be >= 1, got {min_track_frames}")
         self.names, self.rules, self.model = tuple(names), rules, model
         self.min_track_frames = min_track_frames
+        self.photos = photos or PhotoPolicy()  # default: contaminated lifts only, as before wire 1.1
         self._stream: Stream | None = None
 
     @property
@@ -92,8 +111,16 @@ class LiftRecorder:
         self._votes: dict[int, Counter[int]] = defaultdict(Counter)
         self._seen: Counter[int] = Counter()
         self._alerted: set[int] = set()
-        self._best: tuple[int, float] = (0, 0.0)
+        self._top_conf: dict[int, float] = {}
+        self._best: tuple[int, int, float] = (0, 0, 0.0)
         self._evidence: EvidenceFrame | None = None
+        rate = self.photos.sample_rate
+        self._sampled = rate > 0 and self.photos.draw() < rate
+        self._unsure = False  # a detection was seen with a confidence in the uncertain band
+        # Detections in the band that never became a track (ByteTrack starts tracks only above its
+        # high_conf, 0.45 by default): frames seen, per class. Seen in as many frames as an item
+        # needs, the model hesitated over something real, not a one-frame flicker.
+        self._hesitant: Counter[int] = Counter()
         self._severity = [self._disposition(name) for name in self.names]
 
     def _disposition(self, model_class: str) -> Disposition | None:
@@ -112,32 +139,57 @@ class LiftRecorder:
         for track, cls, conf in zip(tracked.tracker_id, tracked.class_id, tracked.confidence, strict=True):
             self._votes[int(track)][int(cls)] += float(conf)
             self._seen[int(track)] += 1
+            self._top_conf[int(track)] = max(self._top_conf.get(int(track), 0.0), float(conf))
+            self._unsure = self._unsure or self.photos.unsure(float(conf))
             if self._severity_of(int(cls)) == Disposition.alert and int(track) not in self._alerted:
                 self._alerted.add(int(track))
                 alerts.append(self.names[int(cls)])
-        self._consider_evidence(image, tracked)
+        hesitant = self._hesitations(detections)
+        # the photo shows the items and what the model hesitated over: both for the annotator to judge
+        shown = detections[(detections.tracker_id >= 0) | hesitant] if hesitant.any() else tracked
+        self._consider_evidence(image, tracked, shown)
         return tuple(alerts)
+
+    def _hesitations(self, detections: Detections) -> np.ndarray:
+        """Mask of the untracked detections in the uncertain band (counted per class and frame)."""
+        if self.photos.uncertain is None or not detections.tracker_id.size:
+            return np.zeros(len(detections), bool)
+        low, high = self.photos.uncertain
+        mask = (detections.tracker_id < 0) & (detections.confidence >= low) & (detections.confidence < high)
+        for cls in set(detections.class_id[mask].tolist()):
+            self._hesitant[int(cls)] += 1
+        self._unsure = self._unsure or bool(mask.any())
+        return mask
 
     def _severity_of(self, class_id: int) -> Disposition | None:
         return self._severity[class_id] if 0 <= class_id < len(self._severity) else None
 
-    def _consider_evidence(self, image: np.ndarray, tracked: Detections) -> None:
-        wrong = np.array([self._severity_of(int(c)) not in (None, ACCEPTED) for c in tracked.class_id], bool)
-        count = int(wrong.sum())
-        if count == 0 or count < self._best[0]:
+    def _consider_evidence(self, image: np.ndarray, tracked: Detections, shown: Detections) -> None:
+        # The best frame: most wrong items, then most items, then sharpest. Frames without a wrong
+        # item count only while the lift may keep a clean photo (sampled, or an unsure item seen);
+        # sharpness (the costly part) only for frames that tie or beat the best so far; an empty
+        # frame only fills an empty slot.
+        wrong = sum(self._severity_of(int(c)) not in (None, ACCEPTED) for c in tracked.class_id)
+        items = len(tracked)
+        if wrong == 0 and not (self._sampled or self._unsure):
             return
-        score = (count, sharpness(image))
-        if score > self._best:
+        if (wrong, items) < self._best[:2] or (items == 0 and self._evidence is not None):
+            return
+        score = (wrong, items, sharpness(image) if items else 0.0)
+        if score > self._best or self._evidence is None:
             self._best = score
-            self._evidence = EvidenceFrame(image.copy(), tracked[wrong])
+            self._evidence = EvidenceFrame(image.copy(), shown)
+
+    def _counted(self) -> list[int]:
+        """Tracks seen long enough to be items."""
+        needed = min(self.min_track_frames, max(self._frames, 1))
+        return [track for track in self._votes if self._seen[track] >= needed]
 
     def counts(self) -> dict[str, int]:
         """Model-class -> items, one per track long enough, labelled by majority vote."""
-        needed = min(self.min_track_frames, max(self._frames, 1))
         counts: Counter[str] = Counter()
-        for track, votes in self._votes.items():
-            if self._seen[track] >= needed:
-                counts[self.names[votes.most_common(1)[0][0]]] += 1
+        for track in self._counted():
+            counts[self.names[self._votes[track].most_common(1)[0][0]]] += 1
         return dict(counts)
 
     def finish(self, ended_at: datetime, context: LiftContext) -> RecordedLift:
@@ -161,6 +213,19 @@ class LiftRecorder:
             model=self.model,
             frames=self._frames,
         )
-        evidence = self._evidence if verdict.contaminated else None
+        reason = self._reason(verdict.contaminated)
         self._stream = None
-        return RecordedLift(event, evidence)
+        return RecordedLift(event, self._evidence if reason else None, reason)
+
+    def _reason(self, contaminated: bool) -> EvidenceReason | None:
+        """Why the lift keeps a photo: contaminated first (the evidence a manager needs), then an
+        item the model was unsure of (its best confidence in the band), then the random sample."""
+        if self._evidence is None:
+            return None
+        if contaminated:
+            return EvidenceReason.contaminated
+        needed = min(self.min_track_frames, max(self._frames, 1))
+        if (any(self.photos.unsure(self._top_conf[track]) for track in self._counted())
+                or any(frames >= needed for frames in self._hesitant.values())):
+            return EvidenceReason.uncertain
+        return EvidenceReason.sample if self._sampled else None

@@ -35,7 +35,10 @@ from pydantic import (
 
 from base.ids import ID_MAX_LENGTH, ID_PATTERN, TRUCK_ID_PATTERN
 
-SCHEMA_VERSION = "1.1"  # 1.1: TruckConfig.model, TruckStats.model_sha256 and model_update (fleet rollout)
+# 1.1: TruckConfig.model, TruckStats.model_sha256 and model_update (fleet rollout);
+#      ``Evidence.reason`` (why the photo was kept) and ``Evidence.detections`` (the model's boxes,
+# for labelling); a 1.0 reader ignores both, a 1.1 reader reads a 1.0 photo as "contaminated".
+SCHEMA_VERSION = "1.1"
 SCHEMA_MAJOR = 1
 
 # Upper bounds no real lift reaches (a hopper holds a few hundred items; a lift lasts a minute):
@@ -45,6 +48,7 @@ MAX_CLASSES = 256  # distinct classes (counts keys, error rows) in one lift
 MAX_FRAMES = 1_000_000  # frames analysed in one lift (stored in a 32-bit column)
 MAX_SEQUENCE = 2**63 - 1  # a signed 64-bit column (BIGINT)
 MAX_SCORE = 3.0 * MAX_ITEMS * MAX_CLASSES  # every item of every class an alert (weight 3)
+MAX_BOXES = 1_000  # boxes on one evidence photo (a hopper photo shows tens)
 MAX_COUNTER = 2**63 - 1  # heartbeat counters, stored as JSON but read back as 64-bit integers
 # Free text: printable only. PostgreSQL text cannot hold NUL, and control characters in a class
 # or model name only ever come from a corrupted or hostile sender.
@@ -58,6 +62,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "ErrorItem",
     "Evidence",
+    "EvidenceBox",
+    "EvidenceReason",
     "GpsFix",
     "LiftEvent",
     "ModelCheck",
@@ -181,12 +187,50 @@ class ModelUpdate(_Wire):
     at: _Time
 
 
+class EvidenceReason(StrEnum):
+    """Why a truck kept a lift's photo: the lift was contaminated, drawn in the random sample of clean
+    lifts (``evidence.sample_clean_rate``), or the model was unsure of an item (``evidence.uncertain``)."""
+
+    contaminated = "contaminated"
+    sample = "sample"
+    uncertain = "uncertain"
+
+
+class EvidenceBox(_Wire):
+    """One detection on the photo: model class, confidence and box, as fractions of the photo's
+    width and height (the same box whatever size the photo was re-encoded to)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+    class_: str = Field(alias="class", min_length=1, max_length=64, pattern=TEXT_PATTERN,
+                        description="Model class name")
+    confidence: float = Field(ge=0, le=1, description="Detector confidence")
+    x1: float = Field(ge=0, le=1, description="Left edge, fraction of the width")
+    y1: float = Field(ge=0, le=1, description="Top edge, fraction of the height")
+    x2: float = Field(ge=0, le=1, description="Right edge, fraction of the width")
+    y2: float = Field(ge=0, le=1, description="Bottom edge, fraction of the height")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EvidenceBox:
+        if self.x2 <= self.x1 or self.y2 <= self.y1:
+            raise ValueError(f"empty box ({self.x1}, {self.y1}, {self.x2}, {self.y2}): x2 > x1 and y2 > y1 needed")
+        return self
+
+
 class Evidence(_Wire):
-    """Describes the evidence photo, which travels separately as JPEG bytes."""
+    """Describes the evidence photo, which travels separately as JPEG bytes.
+
+    Since 1.1 the photo carries no drawn boxes (it is labelling material): the model's boxes travel
+    here as data. A 1.0 truck sends neither field; its photos were of contaminated lifts.
+    """
 
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     width: int = Field(ge=1, le=8192)
     height: int = Field(ge=1, le=8192)
+    reason: EvidenceReason = Field(default=EvidenceReason.contaminated, description="Why the photo was kept")
+    detections: list[EvidenceBox] | None = Field(
+        default=None, max_length=MAX_BOXES,
+        description="The model's boxes on this photo; absent from 1.0 trucks (whose photos have them drawn)")
 
 
 _Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]

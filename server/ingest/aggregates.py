@@ -94,6 +94,8 @@ class LiftRow(MatchColumns):
     model_version: str
     frames: int
     evidence_sha256: str | None
+    evidence_reason: str | None
+    evidence_detections: list[dict[str, Any]] | None
 
 
 def dialect_insert(session: Session, table: Table) -> Any:
@@ -144,10 +146,20 @@ def match_rows(locator: StreetLocator | None, rows: Sequence[LiftRow]) -> None:
         row.update(values)
 
 
+def evidence_columns(event: LiftEvent) -> tuple[str | None, list[dict[str, Any]] | None]:
+    """Why the photo was kept and the model's boxes on it (wire 1.1). A 1.0 truck sends no boxes
+    and its reason reads as contaminated, the only photos 1.0 trucks kept."""
+    evidence = event.evidence
+    if evidence is None or evidence.detections is None:
+        return (evidence.reason.value if evidence else None), None
+    return evidence.reason.value, [b.model_dump(mode="json", by_alias=True) for b in evidence.detections]
+
+
 def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
              locator: StreetLocator | None) -> LiftRow:
     """A ``lifts`` row for a validated event, matched to a street."""
     gps = event.gps
+    reason, boxes = evidence_columns(event)
     row: LiftRow = {
         "event_id": str(event.event_id), "truck_id": event.truck_id, "sequence": event.sequence,
         "stream": event.stream.value, "started_at": event.started_at, "ended_at": event.ended_at,
@@ -158,6 +170,7 @@ def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
         "score": event.score, "counts": dict(event.counts), "errors": [e.to_wire() for e in event.errors],
         "model_name": event.model.name, "model_version": event.model.version, "frames": event.frames,
         "evidence_sha256": event.evidence.sha256 if event.evidence else None,
+        "evidence_reason": reason, "evidence_detections": boxes,
         **match_columns(None, None, None),
     }
     row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))

@@ -76,6 +76,10 @@ class Lift(Base):
     model_version: Mapped[str] = mapped_column(String(64))
     frames: Mapped[int] = mapped_column(Integer)
     evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    evidence_reason: Mapped[str | None] = mapped_column(String(16), doc="contaminated | sample | uncertain")
+    # The model's boxes on the photo (wire 1.1), as sent; None for a 1.0 truck, whose boxes are drawn
+    # on the photo itself (such photos are not offered for labelling).
+    evidence_detections: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
     street_id: Mapped[int | None] = mapped_column(Integer)
     segment_id: Mapped[int | None] = mapped_column(Integer)
     street_distance_m: Mapped[float | None] = mapped_column(Float)
@@ -146,7 +150,7 @@ class DeadLetter(Base):
 
 
 class Evidence(Base):
-    """A privacy-blurred photo of a contaminated lift, on disk under the evidence folder."""
+    """A privacy-blurred photo of a lift (contaminated, sampled or uncertain), on disk under the evidence folder."""
 
     __tablename__ = "evidence"
 

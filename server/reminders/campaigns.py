@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from server.db import utcnow
 from server.ingest.models import Evidence, Lift
+from server.labels.store import deleted_detections
 from server.reminders.config import RemindersConfig
 from server.reminders.models import (
     APPROVED,
@@ -135,6 +136,7 @@ FALSE_DETECTION_COLUMNS = ("event_id", "truck_id", "stream", "model_version", "c
 
 
 def false_detections(session: Session) -> list[dict[str, Any]]:
+    """Lifts rejected in review, then photos whose model boxes annotators deleted (server.labels)."""
     paths = dict(session.execute(select(Evidence.event_id, Evidence.path)
                                  .join(FalseDetection, FalseDetection.event_id == Evidence.event_id)).all())
     rows = []
@@ -147,7 +149,7 @@ def false_detections(session: Session) -> list[dict[str, Any]]:
                      "evidence_sha256": fd.evidence_sha256, "evidence_path": paths.get(fd.event_id),
                      "note": fd.note, "reported_by": fd.reported_by, "reported_at": fd.reported_at.isoformat(),
                      "item_id": fd.item_id})
-    return rows
+    return rows + deleted_detections(session)
 
 
 def export_false_detections(session: Session, actor: str) -> str:

@@ -107,6 +107,19 @@
     return (errors || []).map((e) => `${label("class", e.class)} × ${e.count}`).join(", ");
   }
 
+  /* Photos from wire 1.1 trucks carry no drawn boxes (they are labelling material): the model's boxes
+     are drawn over them here, the wrong items in red, the others in green. */
+  function overlay(link, img, lift) {
+    const boxes = lift.evidence.boxes || [];
+    if (!boxes.length) return;
+    img.setAttribute("style", `aspect-ratio: ${lift.evidence.width} / ${lift.evidence.height}`);
+    const wrong = new Set((lift.errors || []).filter((e) => e.severity !== "info").map((e) => e.class));
+    for (const b of boxes) {
+      link.append(el("span", { class: `photo-box ${wrong.has(b.class) ? "wrong" : "ok"}`, "aria-hidden": "true",
+        style: `left:${100 * b.x1}%;top:${100 * b.y1}%;width:${100 * (b.x2 - b.x1)}%;height:${100 * (b.y2 - b.y1)}%` }));
+    }
+  }
+
   function card(lift) {
     const caption = el("figcaption", {},
       el("strong", { text: fmt.dateTime(lift.started_at) }), el("br"),
@@ -117,7 +130,8 @@
     if (lift.evidence) {
       const img = el("img", { src: lift.evidence.url, alt,
         loading: "lazy", width: "320", height: "240" });
-      const link = el("a", { href: lift.evidence.url, target: "_blank", rel: "noopener" }, img);
+      const link = el("a", { href: lift.evidence.url, target: "_blank", rel: "noopener", class: "photo-boxes" }, img);
+      overlay(link, img, lift);
       img.addEventListener("error", () => link.replaceWith(el("div", { class: "no-photo", text: t("street.no_photo") })));
       figure.append(link);
     } else {

@@ -12,9 +12,14 @@ from server.db import Base, BigId, UtcDateTime, utcnow
 
 
 class Role(StrEnum):
-    """Rights grow down the list: a manager can do what a viewer can, an admin what a manager can."""
+    """Rights grow down the list: a manager can do what a viewer can, an admin what a manager can.
+
+    An annotator labels field photos (the blurred hopper only, docs/privacy.md) and sees what a viewer
+    sees; managers and admins may label too. No household-level data (addresses, bins) reaches it.
+    """
 
     viewer = "viewer"
+    annotator = "annotator"
     manager = "manager"
     admin = "admin"
 

@@ -78,6 +78,7 @@ def require(role: str) -> Callable[..., Principal]:
 
 
 Viewer = Annotated[Principal, Depends(require("viewer"))]
+Annotator = Annotated[Principal, Depends(require("annotator"))]
 Manager = Annotated[Principal, Depends(require("manager"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 

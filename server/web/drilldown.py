@@ -87,7 +87,9 @@ def lift_json(lift: Lift, street: Any, address: Any, photo: Evidence | None) -> 
             "distance_m": lift.address_distance_m},
         "evidence": None if photo is None else {
             "url": f"/api/lifts/{lift.event_id}/evidence.jpg", "width": photo.width, "height": photo.height,
-            "sha256": photo.sha256, "size_bytes": photo.size_bytes},
+            "sha256": photo.sha256, "size_bytes": photo.size_bytes,
+            # Wire 1.1 photos carry no drawn boxes: the page draws these over the photo.
+            "reason": lift.evidence_reason, "boxes": lift.evidence_detections or []},
         "evidence_expected": lift.evidence_sha256 is not None,
     }
 

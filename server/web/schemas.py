@@ -114,12 +114,28 @@ class LiftAddress(Out):
     distance_m: float | None
 
 
+class PhotoBox(Out):
+    """A model box on the photo, as fractions of its width and height (wire 1.1)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    class_: str = Field(alias="class", serialization_alias="class")
+    confidence: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
 class LiftPhoto(Out):
     url: str
     width: int
     height: int
     sha256: str
     size_bytes: int
+    reason: Literal["contaminated", "sample", "uncertain"] | None = Field(
+        default=None, description="Why the truck kept the photo; null for lifts stored before wire 1.1")
+    boxes: list[PhotoBox] = Field(default_factory=list, description="Empty for 1.0 trucks: boxes drawn on the photo")
 
 
 class Lift(Out):

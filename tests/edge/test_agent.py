@@ -38,7 +38,8 @@ def settings_for(tmp_path: Path, source: Path, broker: str, truck: str, **extra:
     tree = {
         "truck_id": truck, "source": str(source), "stream": "recyclables",
         "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
-        "evidence": {"dir": str(tmp_path / "evidence")},
+        # No random sample of clean lifts here: these tests count photos (the sample has its own test).
+        "evidence": {"dir": str(tmp_path / "evidence"), "sample_clean_rate": 0},
         # A bare broker and no server: nobody sends receipts, so rows go on PUBACK (the receipt
         # mode is tested with the server's ingest in tests/reliability and tests/edge/test_uplink.py).
         "uplink": {"broker": broker, "reconnect_max_s": 1, "flush_timeout_s": 30, "delete_after": "puback"},
@@ -212,3 +213,39 @@ def test_a_lift_whose_photo_cannot_fit_goes_without_it_and_is_counted(tmp_path, 
     assert [e.contaminated for e in events] == [True, False, True]
     assert all(e.evidence is None for e in events) and not [m for m in rows if m.kind == EVIDENCE]
     assert stats.photos_too_large == 2 and stats.photos_refused == 0
+
+
+UNSURE_BOTTLE = (20, 20, 120, 160, 0.4, 0)  # in the uncertain band [0.25, 0.5), under high_conf: never a track
+
+
+def test_the_truck_keeps_contaminated_uncertain_and_sampled_lifts(tmp_path, mqtt_broker, litter_val_images) -> None:
+    # lift 1 contaminated, lift 2 clean but the model hesitated, lift 3 clean and sure, lift 4 empty
+    script = [[BOTTLE, GLASS]] * 2 + [[UNSURE_BOTTLE]] * 2 + [[BOTTLE]] * 2 + [[], []]
+    truck = unique_truck()
+    make_bursts(tmp_path / "bursts", litter_val_images, lifts=4, frames=2)
+    reasons: dict[float, list[str | None]] = {}
+    for rate in (1.0, 0.0):  # every clean lift sampled, then none
+        settings = settings_for(tmp_path / str(rate), tmp_path / "bursts", mqtt_broker.url, f"{truck}-{int(rate)}",
+                                evidence={"sample_clean_rate": rate})
+        subscriber = Subscriber(mqtt_broker.host, mqtt_broker.port, f"trivue/v1/{truck}-{int(rate)}/#")
+        try:
+            assert run_agent(settings, ScriptedDetector(script)) == 0
+            assert subscriber.wait_for(lambda s=subscriber: len(s.on("/lift")) >= 4)
+            events = sorted((parse_lift_event(p) for p in subscriber.on("/lift")), key=lambda e: e.sequence)
+            kept = sum(e.evidence is not None for e in events)
+            assert subscriber.wait_for(lambda s=subscriber, n=kept:
+                                       len([t for t, _p, _r in s.messages if "/evidence/" in t]) >= n)
+            photos = {t.rsplit("/", 1)[-1]: p for t, p, _r in subscriber.messages if "/evidence/" in t}
+        finally:
+            subscriber.close()
+        reasons[rate] = [e.evidence.reason.value if e.evidence else None for e in events]
+        assert set(photos) == {str(e.event_id) for e in events if e.evidence}
+        first = events[0].evidence
+        assert first is not None and first.detections is not None
+        assert sorted(b.class_ for b in first.detections) == ["bottle", "glass"]  # every box, with confidences
+        assert all(0 <= b.x1 < b.x2 <= 1 and 0 <= b.y1 < b.y2 <= 1 for b in first.detections)
+        unsure = events[1].evidence  # the hesitant bottle never became an item, but the photo shows it
+        assert events[1].counts == {} and [(b.class_, round(b.confidence, 2)) for b in unsure.detections] == [
+            ("bottle", 0.4)]
+    assert reasons[1.0] == ["contaminated", "uncertain", "sample", "sample"]
+    assert reasons[0.0] == ["contaminated", "uncertain", None, None]

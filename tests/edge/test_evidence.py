@@ -1,4 +1,4 @@
-"""Evidence photos: nothing recognisable outside the hopper, downscaled, boxes drawn, kept N days."""
+"""Evidence photos: nothing recognisable outside the hopper, downscaled, boxes as data (not drawn), kept N days."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from edge.evidence import EvidenceStore, hide_outside
 from vision.detection import Detections
 from vision.lift import EvidenceFrame
 from vision.region import Region
+from vision.schema import EvidenceReason
 
 LEFT_HALF = Region.from_points([(0, 0), (0.5, 0), (0.5, 1), (0, 1)])
 
@@ -42,13 +43,19 @@ def test_render_and_retention(tmp_path: Path, photo: np.ndarray) -> None:
     settings = EvidenceSettings(dir=tmp_path / "ev", max_side=400, retention_days=7)
     store = EvidenceStore(settings, LEFT_HALF, ("bottle", "battery"))
     frame = EvidenceFrame(photo, Detections.from_rows([(100, 100, 300, 300, 0.9, 1)]))
-    rendered = store.render(frame, {"battery": "alert"})
+    rendered = store.render(frame, EvidenceReason.uncertain)
     image = cv2.imdecode(np.frombuffer(rendered.jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (300, 400, 3) and (rendered.evidence.width, rendered.evidence.height) == (400, 300)
     assert rendered.evidence.sha256 == hashlib.sha256(rendered.jpeg).hexdigest()
-    # the alert box is drawn in red at the downscaled place (x 50..150)
-    b, g, r = image[60:140, 50].astype(int).mean(axis=0)  # the box's left edge
-    assert r > g + 60 and r > b + 60
+    # the box travels as fractions of the photo, with its class and confidence ...
+    assert rendered.evidence.reason is EvidenceReason.uncertain
+    (box,) = rendered.evidence.detections
+    assert box.class_ == "battery"
+    assert (box.x1, box.y1, box.x2, box.y2) == pytest.approx((0.125, 1 / 6, 0.375, 0.5), abs=1e-5)
+    assert box.confidence == pytest.approx(0.9)
+    # ... and is not drawn: the photo inside the hopper is the camera's (it is training material)
+    inside = cv2.resize(photo, (400, 300), interpolation=cv2.INTER_AREA)[60:140, 45:55].astype(int)
+    assert np.abs(image[60:140, 45:55].astype(int) - inside).mean() < 12  # JPEG noise only, no red line
     kept = store.keep("event-1", rendered)
     stale = settings.dir / "2020-01-01"
     stale.mkdir()
@@ -78,7 +85,7 @@ def test_scheduled_pruning_deletes_photos_after_the_default_seven_days(tmp_path:
     """No new photo needed: the pruner runs on its own schedule (a parked truck keeps its agent up)."""
     clock = FakeClock()
     store = EvidenceStore(EvidenceSettings(dir=tmp_path / "ev"), LEFT_HALF, ("bottle",), clock=clock)
-    kept = store.keep("event-1", store.render(EvidenceFrame(photo, Detections.from_rows([])), {}))
+    kept = store.keep("event-1", store.render(EvidenceFrame(photo, Detections.from_rows([]))))
     store.start_pruning(every_s=0.01)
     try:
         clock.now += 6.9 * 86_400  # within the 7 days: every pass keeps it
@@ -108,7 +115,7 @@ def test_the_agent_prunes_on_a_schedule_while_it_runs(tmp_path: Path, photo: np.
     agent = Agent.create(settings, detector=ScriptedDetector([]))
     clock = FakeClock()
     agent.evidence._clock = clock
-    old = agent.evidence.keep("event-0", agent.evidence.render(EvidenceFrame(photo, Detections.from_rows([])), {}))
+    old = agent.evidence.keep("event-0", agent.evidence.render(EvidenceFrame(photo, Detections.from_rows([]))))
     try:
         assert agent.run(once=True) == 0  # no lift: nothing to deliver; the pruner keeps running until close
         clock.now += 8 * 86_400
@@ -130,7 +137,7 @@ def test_photos_are_re_encoded_under_the_byte_cap(tmp_path: Path, noise: np.ndar
     frame = EvidenceFrame(noise, Detections.from_rows([(100, 100, 300, 300, 0.9, 1)]))
     _ok, first = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 80])
     assert first.size > 3 * cap  # the configured encoding would be far over the cap
-    photo = store.render(frame, {"battery": "alert"})
+    photo = store.render(frame)
     assert photo is not None and len(photo.jpeg) <= cap
     image = cv2.imdecode(np.frombuffer(photo.jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert (image.shape[1], image.shape[0]) == (photo.evidence.width, photo.evidence.height)
@@ -147,7 +154,7 @@ def test_a_photo_that_cannot_fit_the_cap_is_left_out(tmp_path: Path, noise: np.n
                           Region.from_points([(0, 0), (1, 0), (1, 1), (0, 1)]), ("bottle",))
     # noise in 5x5 blocks: still noise once shrunk to the smallest side tried (320 px)
     coarse = cv2.resize(noise[:240, :320], (1600, 1200), interpolation=cv2.INTER_NEAREST)
-    assert store.render(EvidenceFrame(coarse, Detections.from_rows([])), {}) is None
+    assert store.render(EvidenceFrame(coarse, Detections.from_rows([]))) is None
 
 
 def test_the_default_cap_is_well_under_the_shipped_broker_limit() -> None:

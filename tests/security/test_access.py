@@ -22,7 +22,7 @@ from server.web.auth import add_user, create_token
 from server.web.deps import SESSION_COOKIE
 
 PASSWORD = "correct horse battery staple"
-ROLES = ("viewer", "manager", "admin")
+ROLES = ("viewer", "annotator", "manager", "admin")
 PUBLIC, PAGE = "public", "page"  # pages: any signed-in role, anonymous users go to /login
 
 ACCESS: dict[tuple[str, str], str] = {
@@ -34,7 +34,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/accessibilite"): PUBLIC,  # the déclaration d'accessibilité: anyone may read it
     ("GET", "/langue/{lang}"): PUBLIC,
     **{("GET", page): PAGE for page in ("/carte", "/classement", "/alertes", "/flotte", "/qualite", "/rappels",
-                                        "/rues/{street_id}")},
+                                        "/rues/{street_id}", "/annotation")},
     # Street level: every role.
     **{("GET", path): "viewer" for path in (
         "/api/streets", "/api/streets.geojson", "/api/streets/{street_id}", "/api/trucks", "/metrics",
@@ -56,6 +56,11 @@ ACCESS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/reminders/households/{key}"): "manager",
     # Models and rollouts are shown on the fleet page.
     **{("GET", path): "viewer" for path in ("/api/models", "/api/models/{sha}", "/api/rollouts")},
+    # Labelling field photos (the blurred hopper, no household data): annotators, managers, admins.
+    **{("GET", path): "annotator" for path in (
+        "/api/labels/classes", "/api/labels/queue", "/api/labels/photos/{event_id}",
+        "/api/labels/photos/{event_id}/photo.jpg")},
+    ("POST", "/api/labels/photos/{event_id}/decisions"): "annotator",
     # Fleet and audit: admins (a truck's own token also downloads models and reads its config:
     # tests/fleet/test_registry.py).
     ("PUT", "/api/trucks/{truck_id}/config"): "admin",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vision.detection import Detections
-from vision.lift import LiftContext, LiftRecorder, sharpness
+from vision.lift import LiftContext, LiftRecorder, PhotoPolicy, sharpness
 from vision.rules import SortingRules
 from vision.schema import ModelInfo, Stream, parse_lift_event
 
@@ -70,13 +70,70 @@ def test_verdict_event_and_evidence() -> None:
     assert (event.truck_id, event.sequence, event.stream) == ("truck-7", 4, Stream.recyclables)
     assert alerts == [("battery",), (), ()]  # once per track, on its first frame
     assert lift.evidence is not None
-    assert sorted(NAMES[c] for c in lift.evidence.detections.class_id) == ["battery", "glass"]
+    # every item on the frame travels with the photo (labelling needs the accepted ones too)
+    assert sorted(NAMES[c] for c in lift.evidence.detections.class_id) == ["battery", "bottle", "glass"]
     np.testing.assert_array_equal(lift.evidence.image, image(0))  # the sharp frame, not the blurred ones
+    assert lift.reason == "contaminated"
 
 
-def test_clean_lift_has_no_evidence() -> None:
-    lift, _ = record([tracked((0, 0, 0.9))] * 2)
-    assert not lift.event.contaminated and lift.evidence is None and lift.event.score == 0
+def record_with(frames: list[Detections], photos: PhotoPolicy, min_track: int = 2):
+    recorder = LiftRecorder(NAMES, SortingRules.load(), ModelInfo(name="m", version="1"), min_track, photos)
+    recorder.begin(T0, Stream.recyclables)
+    for i, dets in enumerate(frames):
+        recorder.add(image(i, blur=3 if i else 0), dets)
+    return recorder.finish(T0 + timedelta(seconds=4), CTX)
+
+
+SAMPLED = PhotoPolicy(sample_rate=0.02, draw=lambda: 0.01)  # drawn: 0.01 < 0.02
+NOT_SAMPLED = PhotoPolicy(sample_rate=0.02, draw=lambda: 0.5)
+UNSURE = PhotoPolicy(uncertain=(0.25, 0.5))
+
+
+@pytest.mark.parametrize(("photos", "frames", "reason"), [
+    (PhotoPolicy(), [tracked((0, 0, 0.9))] * 2, None),  # the default: contaminated lifts only
+    (NOT_SAMPLED, [tracked((0, 0, 0.9))] * 2, None),
+    (SAMPLED, [tracked((0, 0, 0.9))] * 2, "sample"),
+    (UNSURE, [tracked((0, 0, 0.9))] * 2, None),
+    (UNSURE, [tracked((0, 0, 0.4))] * 2, "uncertain"),
+    # an item unsure in one frame but sure at its best is not uncertain
+    (UNSURE, [tracked((0, 0, 0.4)), tracked((0, 0, 0.7))], None),
+    # a one-frame flicker in the band is not an item
+    (UNSURE, [tracked((0, 0, 0.9)), tracked((0, 0, 0.9), (1, 0, 0.3)), tracked((0, 0, 0.9))], None),
+    # a detection in the band that never became a track (below ByteTrack's high_conf), seen in two frames
+    (UNSURE, [tracked((0, 0, 0.9), (-1, 3, 0.3))] * 2, "uncertain"),
+    # ... in one frame only: a flicker
+    (UNSURE, [tracked((0, 0, 0.9), (-1, 3, 0.3)), tracked((0, 0, 0.9))], None),
+    # contaminated wins over both
+    (SAMPLED, [tracked((0, 3, 0.4))] * 2, "contaminated"),
+])
+def test_which_clean_lifts_keep_a_photo(photos: PhotoPolicy, frames: list[Detections], reason: str | None) -> None:
+    lift = record_with(frames, photos)
+    assert lift.reason == reason
+    assert (lift.evidence is not None) == (reason is not None)
+
+
+def test_a_kept_clean_lift_shows_its_best_frame_with_every_box() -> None:
+    frames = [tracked((0, 0, 0.9)), tracked((0, 0, 0.9), (1, 0, 0.9)), tracked((0, 0, 0.9), (1, 0, 0.9))]
+    lift = record_with(frames, SAMPLED)
+    assert len(lift.evidence.detections) == 2
+    np.testing.assert_array_equal(lift.evidence.image, image(1, blur=3))  # most items; then the sharper one
+
+
+def test_an_uncertain_photo_shows_the_hesitant_detection() -> None:
+    lift = record_with([tracked((0, 0, 0.9), (-1, 3, 0.3), (-1, 1, 0.1))] * 2, UNSURE)
+    assert lift.reason == "uncertain"
+    assert sorted(NAMES[c] for c in lift.evidence.detections.class_id) == ["bag", "bottle"]  # not the 0.1 glass
+
+
+def test_wrong_items_beat_more_items() -> None:
+    frames = [tracked((0, 0, 0.9), (1, 0, 0.9), (2, 0, 0.9)), tracked((3, 2, 0.9))]
+    lift, _ = record(frames, min_track=1)
+    assert [NAMES[c] for c in lift.evidence.detections.class_id] == ["battery"]
+
+
+def test_an_empty_sampled_lift_keeps_its_first_frame() -> None:
+    lift = record_with([tracked(), tracked()], SAMPLED)
+    assert lift.reason == "sample" and len(lift.evidence.detections) == 0
 
 
 def test_sharpness_ranks_blur_lower() -> None:

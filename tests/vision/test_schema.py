@@ -104,3 +104,51 @@ def test_has_alert() -> None:
     assert LiftEvent.model_validate(event_dict()).has_alert is False
     battery = [{"class": "battery", "count": 1, "category": "dangereux", "severity": "alert"}]
     assert LiftEvent.model_validate(event_dict(errors=battery, score=3.0)).has_alert is True
+
+
+def _old_reader():
+    """vision/schema.py as wire version 1.0 shipped it (a frozen copy): the old server."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("schema_1_0", REPO_ROOT / "tests/fixtures/wire/schema_1_0.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["schema_1_0"] = module  # pydantic resolves the postponed annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+BOXES = [{"class": "bag", "confidence": 0.42, "x1": 0.1, "y1": 0.2, "x2": 0.3, "y2": 0.5}]
+
+
+def test_an_old_server_reads_a_new_truck_and_ignores_the_new_fields() -> None:
+    old = _old_reader()
+    assert old.SCHEMA_VERSION == "1.0" and SCHEMA_VERSION == "1.1"
+    new = event_dict(evidence={"sha256": "a" * 64, "width": 640, "height": 480, "reason": "uncertain",
+                               "detections": BOXES})
+    event = old.parse_lift_event(json.dumps(new))
+    assert event.evidence.sha256 == "a" * 64 and not hasattr(event.evidence, "reason")
+
+
+def test_a_new_server_reads_an_old_truck() -> None:
+    old = _old_reader()
+    payload = old.LiftEvent.model_validate(event_dict(schema_version="1.0")).to_json()
+    event = parse_lift_event(payload)
+    assert event.evidence.reason == "contaminated" and event.evidence.detections is None
+
+
+@pytest.mark.parametrize(("box", "message"), [
+    ({**BOXES[0], "x2": 1.5}, r"evidence\.detections\.0\.x2"),
+    ({**BOXES[0], "x2": 0.05}, "empty box"),
+    ({**BOXES[0], "confidence": -0.1}, "confidence"),
+    ({**BOXES[0], "class": ""}, "class"),
+])
+def test_bad_boxes_are_refused_naming_the_field(box: dict[str, Any], message: str) -> None:
+    evidence = {"sha256": "a" * 64, "width": 640, "height": 480, "reason": "sample", "detections": [box]}
+    with pytest.raises(SchemaError, match=message):
+        parse_lift_event(json.dumps(event_dict(evidence=evidence)))
+
+
+def test_reason_must_be_known() -> None:
+    evidence = {"sha256": "a" * 64, "width": 640, "height": 480, "reason": "whim"}
+    with pytest.raises(SchemaError, match=r"evidence\.reason"):
+        parse_lift_event(json.dumps(event_dict(evidence=evidence)))

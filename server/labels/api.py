@@ -1,0 +1,85 @@
+"""``/api/labels/...``: the labelling queue, one photo with its boxes, decisions (annotator role and up).
+
+An annotator reaches the blurred photo, its boxes, its truck and day, nothing else of the lift
+(no address, bin or position); every photo shown and every decision is in the audit log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse
+
+from server.labels import schemas
+from server.labels.queue import QueueFilter, photo_view, queue
+from server.labels.store import Decision, LabelError, decide, labellable, rules, taxonomy
+from server.web.auth import audit
+from server.web.bounds import Day
+from server.web.deps import Annotator, ContextDep, SameOrigin, SessionDep
+
+STATUS = {"not_found": 404, "expired": 410, "invalid": 422}
+
+
+def _fail(error: LabelError) -> HTTPException:
+    return HTTPException(STATUS[error.code], str(error))
+
+
+def labels_router() -> APIRouter:
+    router = APIRouter(prefix="/api/labels", tags=["labels"])
+
+    @router.get("/classes", summary="The classes a box may have (the rules' taxonomy)",
+                response_model=list[schemas.ClassOut])
+    def classes(who: Annotator) -> list[dict[str, str]]:
+        spec = rules().spec.classes
+        return [{"name": name, "label": spec[name].label, "category": spec[name].category} for name in taxonomy()]
+
+    @router.get("/queue", summary="Photos to label, in collection order, with the progress count",
+                response_model=schemas.Queue)
+    def photo_queue(db: SessionDep, who: Annotator, reason: schemas.Reason | None = None,
+                    class_: str | None = Query(default=None, alias="class", max_length=64),
+                    truck_id: str | None = Query(default=None, max_length=64), since: Day | None = None,
+                    until: Day | None = None, status: schemas.Status | None = None) -> dict[str, Any]:
+        return queue(db, QueueFilter(reason, class_, truck_id, since, until, status))
+
+    @router.get("/photos/{event_id}", summary="One photo with its boxes as they stand", response_model=schemas.Photo)
+    def photo(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Annotator) -> dict[str, Any]:
+        try:
+            lift, evidence = labellable(db, str(event_id), ctx.settings.evidence_retention_days,
+                                        ctx.settings.retention_days)
+        except LabelError as error:
+            raise _fail(error) from None
+        return photo_view(db, ctx.settings, lift, evidence)
+
+    @router.get("/photos/{event_id}/photo.jpg", summary="The blurred photo (annotator)", response_class=FileResponse,
+                responses={200: {"content": {"image/jpeg": {}}}})
+    def photo_file(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Annotator) -> FileResponse:
+        try:
+            _lift, evidence = labellable(db, str(event_id), ctx.settings.evidence_retention_days,
+                                         ctx.settings.retention_days)
+        except LabelError as error:
+            raise _fail(error) from None
+        path = ctx.evidence.path(evidence.path)
+        if not path.is_file():
+            raise HTTPException(404, f"no photo file for lift {event_id}")
+        audit(db, who.actor, "evidence.read", str(event_id), "labelling")
+        db.commit()
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @router.post("/photos/{event_id}/decisions", summary="Accept, delete, move, add, unusable, done or undo",
+                 response_model=schemas.Photo, dependencies=[SameOrigin])
+    def decision(event_id: uuid.UUID, body: schemas.DecisionIn, db: SessionDep, ctx: ContextDep,
+                 who: Annotator) -> dict[str, Any]:
+        try:
+            lift, evidence = labellable(db, str(event_id), ctx.settings.evidence_retention_days,
+                                        ctx.settings.retention_days)
+            decide(db, lift, Decision(body.action, body.box_id, body.class_, body.xyxy()), who.actor)
+        except LabelError as error:
+            db.rollback()
+            raise _fail(error) from None
+        db.commit()
+        return photo_view(db, ctx.settings, lift, evidence)
+
+    return router
+

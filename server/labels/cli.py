@@ -1,0 +1,95 @@
+"""``trivue dataset export`` and ``trivue dataset import``: field photos out to a YOLO/COCO dataset,
+labels back from Label Studio or CVAT. Heavy imports stay inside the handlers."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from datetime import date
+from pathlib import Path
+
+from base.errors import CliError
+from server.command_line import add_config_argument, open_database, settings_from
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a day (YYYY-MM-DD)") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    top = subparsers.add_parser("dataset", help="labelled field photos: export a dataset, import labels")
+    actions = top.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="labelled photos as a YOLO or COCO dataset (admin, audited)")
+    export.add_argument("--since", type=_day, required=True, help="first collection day (YYYY-MM-DD)")
+    export.add_argument("--until", type=_day, required=True, help="last collection day, included")
+    export.add_argument("--out", type=Path, required=True, help="new or empty folder")
+    export.add_argument("--format", choices=("yolo", "coco"), default="yolo")
+    imp = actions.add_parser("import", help="labels from Label Studio or CVAT (YOLO 1.1 zip/folder, COCO JSON)")
+    imp.add_argument("file", type=Path)
+    for parser in (export, imp):
+        parser.add_argument("--as", dest="user", default=None,
+                            help="the dashboard account acting, for the rights and the audit log (default: login name)")
+        add_config_argument(parser)
+    export.set_defaults(handler=export_dataset)
+    imp.set_defaults(handler=import_labels)
+
+
+def _actor(session: object, name: str | None, role: str) -> str:
+    """The account acting: it must exist, be enabled and hold ``role`` (exports need admin)."""
+    from sqlalchemy import select
+
+    from server.web.accounts import User
+    from server.web.auth import Principal
+
+    name = name or getpass.getuser()
+    user = session.scalar(select(User).where(User.name == name))  # type: ignore[attr-defined]
+    if user is None or user.disabled:
+        raise CliError(f"no enabled account {name!r}: pass --as NAME of a dashboard user ({role} or above)")
+    if not Principal(user.name, user.role, "user").can(role):
+        raise CliError(f"{name!r} is {user.role}: this needs the {role} role or above")
+    return f"cli:{user.name}"
+
+
+def export_dataset(args: argparse.Namespace) -> int:
+    from server.ingest.evidence import EvidenceStore
+    from server.labels.dataset import DatasetError, export
+
+    settings = settings_from(args)
+    with open_database(settings) as session:
+        actor = _actor(session, args.user, "admin")
+        store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
+        try:
+            counts = export(session, settings, store, args.since, args.until, args.out, args.format, actor)
+        except DatasetError as error:
+            session.rollback()
+            raise CliError(str(error)) from None
+        except OSError as error:
+            session.rollback()
+            raise CliError(f"{error.filename or args.out}: {error.strerror or error}") from None
+        session.commit()
+    print(f"{args.out}: {sum(counts.values())} photos "
+          f"(train {counts['train']}, val {counts['val']}, test {counts['test']}), {args.format}")
+    return 0
+
+
+def import_labels(args: argparse.Namespace) -> int:
+    from server.labels.dataset import DatasetError
+    from server.labels.interop import import_labels as apply_import
+
+    settings = settings_from(args)
+    with open_database(settings) as session:
+        actor = _actor(session, args.user, "annotator")
+        try:
+            count = apply_import(session, args.file, actor, settings.evidence_retention_days, settings.retention_days)
+        except DatasetError as error:
+            session.rollback()
+            raise CliError(str(error)) from None
+        except OSError as error:
+            session.rollback()
+            raise CliError(f"{error.filename or args.file}: {error.strerror or error}") from None
+        session.commit()
+    print(f"{args.file}: labels of {count} photo(s) imported")
+    return 0

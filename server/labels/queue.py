@@ -1,0 +1,76 @@
+"""The photos waiting for labels, filtered by reason, class, truck and day, and one photo as the page shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.config import ServerSettings
+from server.ingest.models import Evidence, Lift
+from server.labels.models import LabelPhoto
+from server.labels.store import TODO, current, expires_on, rules
+
+MAX_QUEUE = 2_000  # photos listed at once; filters narrow a longer queue
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    reason: str | None = None
+    class_: str | None = None
+    truck_id: str | None = None
+    since: date | None = None
+    until: date | None = None
+    status: str | None = None  # todo | done | unusable; None: all
+
+
+def _rows(session: Session, flt: QueueFilter) -> list[Any]:
+    """(event_id, model boxes, label status, label boxes) of the matching photos, in collection order.
+
+    Only the columns the queue needs: a month of a fleet's photos is tens of thousands of rows."""
+    # Photos from 1.0 trucks (boxes drawn on them, no detections) are not labelling material.
+    query = (select(Lift.event_id, Lift.evidence_detections, LabelPhoto.status, LabelPhoto.boxes)
+             .join(Evidence, Evidence.event_id == Lift.event_id)
+             .outerjoin(LabelPhoto, LabelPhoto.event_id == Lift.event_id)
+             .where(Lift.evidence_detections.is_not(None)).order_by(Lift.started_at, Lift.id))
+    if flt.reason:
+        query = query.where(Lift.evidence_reason == flt.reason)
+    if flt.truck_id:
+        query = query.where(Lift.truck_id == flt.truck_id)
+    if flt.since:
+        query = query.where(Lift.day >= flt.since)
+    if flt.until:
+        query = query.where(Lift.day <= flt.until)
+    return list(session.execute(query).all())
+
+
+def _classes(detections: list[dict[str, Any]], labelled: list[dict[str, Any]] | None) -> set[str]:
+    if labelled is not None:
+        return {b["class"] for b in labelled if b["state"] != "deleted"}
+    return {rules().canonical(d["class"]) for d in detections} - {None}
+
+
+def queue(session: Session, flt: QueueFilter) -> dict[str, Any]:
+    """Event ids of the matching photos in collection order, with the progress count."""
+    status = {event_id: label_status or TODO for event_id, detections, label_status, labelled in _rows(session, flt)
+              if not flt.class_ or flt.class_ in _classes(detections, labelled)}
+    chosen = [e for e, s in status.items() if flt.status is None or s == flt.status]
+    return {"total": len(status), "done": sum(s != TODO for s in status.values()),
+            "items": [{"event_id": e, "status": status[e]} for e in chosen[:MAX_QUEUE]]}
+
+
+def photo_view(session: Session, settings: ServerSettings, lift: Lift, photo: Evidence) -> dict[str, Any]:
+    """What the annotation page shows of a photo: no address, no bin, no position (privacy)."""
+    status, boxes, annotator = current(session, lift)
+    return {
+        "event_id": lift.event_id, "truck_id": lift.truck_id, "day": lift.day.isoformat(),
+        "stream": lift.stream, "reason": lift.evidence_reason or "contaminated", "status": status,
+        "model_version": f"{lift.model_name}:{lift.model_version}", "annotator": annotator,
+        "width": photo.width, "height": photo.height, "image_url": f"/api/labels/photos/{lift.event_id}/photo.jpg",
+        "expires_on": expires_on(photo, lift.started_at, settings.evidence_retention_days,
+                                 settings.retention_days).isoformat(),
+        "boxes": boxes,
+    }

@@ -1,0 +1,258 @@
+"""Labelling decisions on a photo's boxes: accept, delete, move or resize, add, unusable, done, undo.
+
+A photo's boxes start as the model's (``lifts.evidence_detections``, mapped to the rules' classes)
+and change only through ``decide``, which keeps the state before each decision (for undo) and
+writes the decision to the audit log with the annotator and the time. Photos are personal data:
+a photo past its retention date cannot be labelled any more, whatever the purge has done yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import cache
+from typing import Any, Literal
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from server.db import utcnow
+from server.ingest.models import Evidence, Lift
+from server.labels.models import LabelDecision, LabelPhoto
+from server.web.auth import audit
+from vision.rules import SortingRules
+
+TODO, DONE, UNUSABLE = "todo", "done", "unusable"
+PENDING, ACCEPTED, DELETED = "pending", "accepted", "deleted"
+ACTIONS = ("accept", "delete", "move", "add", "unusable", "done", "undo")
+MAX_BOXES = 300  # boxes on one photo: a hopper photo shows tens; more is a stuck script
+COORDS = ("x1", "y1", "x2", "y2")
+
+
+class LabelError(ValueError):
+    """A refused decision; ``code`` picks the HTTP status (not_found 404, expired 410, invalid 422)."""
+
+    def __init__(self, code: Literal["not_found", "expired", "invalid"], message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: str
+    box_id: int | None = None
+    class_: str | None = None
+    xyxy: tuple[float, float, float, float] | None = None
+
+
+@cache
+def rules() -> SortingRules:
+    return SortingRules.load()
+
+
+def taxonomy() -> tuple[str, ...]:
+    """The classes a box may have: every class of the rules (vision/rules_fr.yaml), in file order,
+    batteries and gas cylinders included even where the model cannot see them yet."""
+    return tuple(rules().spec.classes)
+
+
+def check_box(class_: str, xyxy: tuple[float, float, float, float], where: str) -> None:
+    """A box of a known class, inside the photo and not empty; LabelError naming what is wrong."""
+    if class_ not in taxonomy():
+        raise LabelError("invalid", f"{where}: unknown class {class_!r} (known: {', '.join(taxonomy())})")
+    x1, y1, x2, y2 = xyxy
+    if not all(0.0 <= v <= 1.0 for v in xyxy):
+        raise LabelError("invalid", f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) leaves the photo "
+                                    "(coordinates are fractions of the photo, 0 to 1)")
+    if x2 <= x1 or y2 <= y1:
+        raise LabelError("invalid", f"{where}: empty box ({x1:g}, {y1:g}, {x2:g}, {y2:g}): x2 > x1 and y2 > y1 needed")
+
+
+def model_boxes(detections: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The truck's boxes as labelling boxes: model classes mapped to the rules' classes (ignored
+    classes, not waste, are left out), each pending a decision."""
+    boxes = []
+    for det in detections or []:
+        name = rules().canonical(det["class"])
+        if name is None:
+            continue
+        boxes.append({"id": len(boxes) + 1, "class": name, **{k: float(det[k]) for k in COORDS},
+                      "origin": "model", "state": PENDING, "model_class": det["class"],
+                      "confidence": det.get("confidence")})
+    return boxes
+
+
+def expires_on(photo: Evidence, lift_started: datetime, photo_days: int, lift_days: int) -> date:
+    """The day the photo is deleted: its own retention, or its lift's if that comes first."""
+    return min(photo.received_at + timedelta(days=photo_days), lift_started + timedelta(days=lift_days)).date()
+
+
+def labellable(session: Session, event_id: str, photo_days: int, lift_days: int) -> tuple[Lift, Evidence]:
+    """The lift and its photo, when the photo may still be labelled; LabelError otherwise."""
+    lift = session.scalar(select(Lift).where(Lift.event_id == event_id))
+    if lift is None or lift.evidence_sha256 is None:
+        raise LabelError("not_found", f"no photo for lift {event_id}")
+    photo = session.get(Evidence, event_id)
+    if photo is None:
+        raise LabelError("expired", f"the photo of lift {event_id} is no longer on the server (kept {photo_days} "
+                                    "days, or never received): it can no longer be labelled")
+    until = expires_on(photo, lift.started_at, photo_days, lift_days)
+    if until <= utcnow().date():
+        raise LabelError("expired", f"the photo of lift {event_id} expired on {until.isoformat()} "
+                                    f"(kept {photo_days} days): it can no longer be labelled")
+    if lift.evidence_detections is None:
+        raise LabelError("invalid", f"the photo of lift {event_id} comes from a wire 1.0 truck (boxes drawn on "
+                                    "the photo): it is not labelling material")
+    return lift, photo
+
+
+def current(session: Session, lift: Lift) -> tuple[str, list[dict[str, Any]], str | None]:
+    """(status, boxes, last annotator) of a photo, the model's boxes when nobody labelled it yet."""
+    row = session.get(LabelPhoto, lift.event_id)
+    if row is None:
+        return TODO, model_boxes(lift.evidence_detections), None
+    return row.status, [dict(b) for b in row.boxes], row.annotator
+
+
+def _find(boxes: list[dict[str, Any]], box_id: int | None) -> dict[str, Any]:
+    for box in boxes:
+        if box["id"] == box_id and box["state"] != DELETED:
+            return box
+    raise LabelError("invalid", f"no box {box_id} on this photo")
+
+
+def _on_box(boxes: list[dict[str, Any]], decision: Decision) -> None:
+    box = _find(boxes, decision.box_id)
+    if decision.action == "delete":
+        box["state"] = DELETED
+    elif decision.action == "move":
+        if decision.xyxy is None and decision.class_ is None:
+            raise LabelError("invalid", "move needs the new box (x1, y1, x2, y2), a new class, or both")
+        xyxy = decision.xyxy or tuple(box[k] for k in COORDS)
+        check_box(decision.class_ or box["class"], xyxy, f"box {box['id']}")
+        box.update(zip(COORDS, xyxy, strict=True), **{"class": decision.class_ or box["class"]})
+        box["state"], box["edited"] = ACCEPTED, True
+    else:
+        box["state"] = ACCEPTED
+
+
+def _add(boxes: list[dict[str, Any]], decision: Decision) -> None:
+    if decision.class_ is None or decision.xyxy is None:
+        raise LabelError("invalid", "add needs a class and a box (x1, y1, x2, y2)")
+    check_box(decision.class_, decision.xyxy, "new box")
+    if len(boxes) >= MAX_BOXES:
+        raise LabelError("invalid", f"a photo holds at most {MAX_BOXES} boxes")
+    boxes.append({"id": max((b["id"] for b in boxes), default=0) + 1, "class": decision.class_,
+                  **dict(zip(COORDS, decision.xyxy, strict=True)), "origin": "human", "state": ACCEPTED,
+                  "model_class": None, "confidence": None})
+
+
+def apply(status: str, boxes: list[dict[str, Any]], decision: Decision) -> tuple[str, list[dict[str, Any]]]:
+    """The photo's state after one decision (pure: the caller stores it)."""
+    action = decision.action
+    if action in ("accept", "delete", "move"):
+        _on_box(boxes, decision)
+    elif action == "add":
+        _add(boxes, decision)
+    elif action == "done":  # what the annotator left as the model drew it is right
+        for box in boxes:
+            if box["state"] == PENDING:
+                box["state"] = ACCEPTED
+        status = DONE
+    elif action == "unusable":
+        status = UNUSABLE
+    else:
+        raise LabelError("invalid", f"unknown action {action!r}: expected one of {', '.join(ACTIONS)}")
+    if status == DONE and action != "done":  # a finished photo edited again stays finished if nothing is pending
+        status = TODO if any(b["state"] == PENDING for b in boxes) else DONE
+    return status, boxes
+
+
+def store(session: Session, event_id: str, status: str, boxes: list[dict[str, Any]], actor: str) -> None:
+    row = session.get(LabelPhoto, event_id)
+    if row is None:
+        session.add(LabelPhoto(event_id=event_id, status=status, boxes=boxes, annotator=actor, updated_at=utcnow()))
+    else:
+        row.status, row.boxes, row.annotator, row.updated_at = status, boxes, actor, utcnow()
+
+
+def decide(session: Session, lift: Lift, decision: Decision, actor: str) -> None:
+    """Apply one decision (or undo the actor's last one on this photo), keep it and audit it; the
+    caller checked the photo may be labelled (``labellable``) and commits."""
+    if decision.action == "undo":
+        _undo(session, lift.event_id, actor)
+        return
+    row = session.get(LabelPhoto, lift.event_id)
+    before = None if row is None else {"status": row.status, "boxes": row.boxes}
+    status, boxes = apply(*current(session, lift)[:2], decision)
+    store(session, lift.event_id, status, boxes, actor)
+    session.add(LabelDecision(event_id=lift.event_id, at=utcnow(), annotator=actor, action=decision.action,
+                              box_id=decision.box_id, before=before))
+    detail = f"box={decision.box_id}" if decision.box_id is not None else ""
+    if decision.class_ or decision.xyxy:
+        detail += f" class={decision.class_} box={decision.xyxy}"
+    audit(session, actor, f"labels.{decision.action}", lift.event_id, detail.strip() or None)
+
+
+def _undo(session: Session, event_id: str, actor: str) -> None:
+    last = session.scalar(select(LabelDecision).where(LabelDecision.event_id == event_id,
+                                                      LabelDecision.annotator == actor)
+                          .order_by(LabelDecision.id.desc()).limit(1))
+    if last is None:
+        raise LabelError("invalid", "nothing to undo: you took no decision on this photo")
+    row = session.get(LabelPhoto, event_id)
+    if last.before is None:
+        if row is not None:
+            session.delete(row)
+    else:
+        store(session, event_id, last.before["status"], last.before["boxes"], actor)
+    session.delete(last)
+    audit(session, actor, "labels.undo", event_id, f"{last.action} of {last.at.isoformat()}")
+
+
+def replace_boxes(session: Session, lift: Lift, boxes: list[dict[str, Any]], actor: str, source: str) -> None:
+    """An imported labelling (Label Studio, CVAT) replaces the photo's boxes; the model's boxes it
+    left out count as deleted. Kept for undo and audited like any decision."""
+    row = session.get(LabelPhoto, lift.event_id)
+    before = None if row is None else {"status": row.status, "boxes": row.boxes}
+    deleted = [{**b, "state": DELETED} for b in model_boxes(lift.evidence_detections)
+               if not any(_same(b, kept) for kept in boxes)]
+    merged = [{**b, "id": i + 1} for i, b in enumerate([*boxes, *deleted])]
+    store(session, lift.event_id, DONE, merged, actor)
+    session.add(LabelDecision(event_id=lift.event_id, at=utcnow(), annotator=actor, action="import",
+                              box_id=None, before=before))
+    audit(session, actor, "labels.import", lift.event_id, f"{len(boxes)} boxes from {source}"[:2000])
+
+
+def _same(model: dict[str, Any], kept: dict[str, Any]) -> bool:
+    return model["class"] == kept["class"] and all(abs(model[k] - kept[k]) < 1e-4 for k in COORDS)
+
+
+def forget(session: Session, event_ids: list[str]) -> None:
+    """Drop the labels of photos that were deleted (retention): without the photo they are worthless."""
+    for start in range(0, len(event_ids), 500):
+        chunk = event_ids[start:start + 500]
+        session.execute(delete(LabelDecision).where(LabelDecision.event_id.in_(chunk)))
+        session.execute(delete(LabelPhoto).where(LabelPhoto.event_id.in_(chunk)))
+
+
+def deleted_detections(session: Session) -> list[dict[str, Any]]:
+    """Model boxes annotators deleted, one row per photo, in the shape of the false-detections report
+    (server.reminders.campaigns): a deleted box is a false detection of the model."""
+    rows = []
+    query = (select(LabelPhoto, Lift, Evidence.path).join(Lift, Lift.event_id == LabelPhoto.event_id)
+             .outerjoin(Evidence, Evidence.event_id == LabelPhoto.event_id).order_by(LabelPhoto.updated_at))
+    for label, lift, path in session.execute(query):
+        gone = [b for b in label.boxes if b["origin"] == "model" and b["state"] == DELETED]
+        if not gone:
+            continue
+        classes = sorted({b["model_class"] or b["class"] for b in gone})
+        spec = rules().spec.classes
+        categories = sorted({spec[b["class"]].category for b in gone if b["class"] in spec})
+        rows.append({"event_id": lift.event_id, "truck_id": lift.truck_id, "stream": lift.stream,
+                     "model_version": f"{lift.model_name}:{lift.model_version}", "classes": ";".join(classes),
+                     "categories": ";".join(categories), "evidence_sha256": lift.evidence_sha256,
+                     "evidence_path": path, "note": f"annotation: {len(gone)} model box(es) deleted",
+                     "reported_by": label.annotator or "", "reported_at": label.updated_at.isoformat(),
+                     "item_id": None})
+    return rows

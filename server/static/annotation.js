@@ -1,0 +1,317 @@
+/* Annotation: one field photo at a time with the model's boxes; accept, delete, move or resize, add,
+   unusable, finish, undo. Box editing is Konva's (vendor/konva); every decision goes to
+   /api/labels/photos/{id}/decisions, which keeps it for undo and writes the audit log. */
+"use strict";
+
+(() => {
+  const { t, api, el, label } = Trivue;
+  const status = document.getElementById("ann-status");
+  const progress = document.getElementById("ann-progress");
+  const form = document.getElementById("ann-filters");
+  const container = document.getElementById("ann-stage");
+  const list = document.getElementById("ann-box-list");
+  const newClass = document.getElementById("ann-new-class");
+  const drawButton = document.getElementById("ann-draw");
+  const COLORS = { pending: "#ffb000", accepted: "#2ecc71", human: "#4ea8ff" };
+  const STEP = 0.01; // arrows move or resize by 1 % of the photo
+  const MIN = 0.01; // smallest box side, fraction of the photo
+  const KEY_SAVE_MS = 450; // arrows are saved as one decision once the annotator pauses
+
+  const state = { items: [], index: 0, photo: null, selected: null, drawing: false, keyTimer: null, draft: null };
+  let stage = null, layer = null, transformer = null, image = null, imageUrl = null;
+
+  const classLabel = (name) => label("class", name);
+  const clamp = (v) => Math.min(1, Math.max(0, v));
+  const live = () => (state.photo ? state.photo.boxes.filter((b) => b.state !== "deleted") : []);
+
+  function filters() {
+    const values = Object.fromEntries(new FormData(form).entries());
+    for (const key of Object.keys(values)) if (!values[key]) delete values[key];
+    return values;
+  }
+
+  function say(text, error) {
+    status.textContent = text;
+    status.classList.toggle("error", Boolean(error));
+  }
+
+  async function send(body) {
+    if (!state.photo) return;
+    try {
+      state.photo = await api(`/api/labels/photos/${state.photo.event_id}/decisions`, null, {
+        method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json", Accept: "application/json" },
+      });
+      say(t("ann.saved"));
+      draw();
+    } catch (error) {
+      say(error.message, true);
+      draw(); // put back what the server holds
+    }
+  }
+
+  /* --- Drawing the photo and its boxes (Konva) --- */
+  function size() {
+    const width = Math.min(container.clientWidth || 800, 1100);
+    return { width, height: Math.round(width * state.photo.height / state.photo.width) };
+  }
+
+  function toBox(node) {
+    const { width, height } = stage.size();
+    const x1 = clamp(node.x() / width), y1 = clamp(node.y() / height);
+    const x2 = clamp((node.x() + node.width() * node.scaleX()) / width);
+    const y2 = clamp((node.y() + node.height() * node.scaleY()) / height);
+    return { x1, y1, x2, y2 };
+  }
+
+  function rectFor(box) {
+    const { width, height } = stage.size();
+    const color = box.origin === "human" ? COLORS.human : COLORS[box.state];
+    const rect = new Konva.Rect({
+      x: box.x1 * width, y: box.y1 * height, width: (box.x2 - box.x1) * width, height: (box.y2 - box.y1) * height,
+      stroke: color, strokeWidth: 3, dash: box.state === "pending" ? [8, 4] : null, draggable: !state.drawing,
+      name: `box-${box.id}`, strokeScaleEnabled: false,
+    });
+    rect.on("mousedown touchstart", () => select(box.id));
+    rect.on("dragend transformend", () => {
+      const moved = toBox(rect);
+      send({ action: "move", box_id: box.id, ...moved });
+    });
+    const tag = new Konva.Text({ x: box.x1 * width + 2, y: Math.max(0, box.y1 * height - 18), text: `${box.id} ${classLabel(box.class)}`,
+      fill: "#fff", fontSize: 14, padding: 2, listening: false });
+    const back = new Konva.Rect({ x: tag.x(), y: tag.y(), width: tag.width(), height: tag.height(), fill: "rgba(0,0,0,0.6)",
+      listening: false });
+    return [rect, back, tag];
+  }
+
+  function draw() {
+    if (!state.photo) return;
+    const { width, height } = size();
+    if (!stage) {
+      stage = new Konva.Stage({ container, width, height });
+      layer = new Konva.Layer();
+      stage.add(layer);
+      stage.on("mousedown touchstart", startDraft);
+      stage.on("mousemove touchmove", growDraft);
+      stage.on("mouseup touchend", endDraft);
+    }
+    stage.size({ width, height });
+    layer.destroyChildren();
+    if (image) layer.add(new Konva.Image({ image, width, height, listening: false, name: "photo" }));
+    for (const box of live()) layer.add(...rectFor(box));
+    transformer = new Konva.Transformer({ rotateEnabled: false, keepRatio: false, ignoreStroke: true,
+      boundBoxFunc: (old, next) => (next.width < 4 || next.height < 4 ? old : next) });
+    layer.add(transformer);
+    attachTransformer();
+    layer.draw();
+    drawList();
+    const p = state.photo;
+    document.getElementById("ann-meta").textContent = t("ann.meta", { truck: p.truck_id, day: Trivue.fmt.date(p.day),
+      reason: t(`ann.reason.${p.reason}`), model: p.model_version, expires: Trivue.fmt.date(p.expires_on) });
+    document.getElementById("ann-position").textContent = t("ann.position", { n: state.index + 1, count: state.items.length });
+    document.body.dataset.ready = "true";
+  }
+
+  function attachTransformer() {
+    const node = state.selected && layer.findOne(`.box-${state.selected}`);
+    transformer.nodes(node ? [node] : []);
+  }
+
+  function drawList() {
+    list.replaceChildren(...state.photo.boxes.map((box) => {
+      const conf = box.confidence === null || box.confidence === undefined ? "" : ` ${Math.round(box.confidence * 100)} %`;
+      const what = box.origin === "human" ? t("ann.origin.human") : t(`ann.state.${box.state}`);
+      const button = el("button", { type: "button", "aria-pressed": String(box.id === state.selected),
+        "data-box": box.id, text: `${box.id}. ${classLabel(box.class)}${conf} — ${what}` });
+      button.addEventListener("click", () => select(box.id));
+      return el("li", { class: box.state === "deleted" ? "deleted" : null, "data-box-id": box.id,
+        "data-state": box.state, "data-class": box.class,
+        "data-x1": box.x1.toFixed(4), "data-y1": box.y1.toFixed(4), "data-x2": box.x2.toFixed(4), "data-y2": box.y2.toFixed(4) }, button);
+    }));
+  }
+
+  function select(id) {
+    state.selected = id;
+    if (transformer) attachTransformer();
+    if (layer) layer.draw();
+    for (const button of list.querySelectorAll("button")) button.setAttribute("aria-pressed", String(Number(button.dataset.box) === id));
+  }
+
+  /* --- Drawing a new box with the mouse --- */
+  function setDrawing(on) {
+    state.drawing = on;
+    drawButton.setAttribute("aria-pressed", String(on));
+    container.classList.toggle("drawing", on);
+    for (const node of layer ? layer.find("Rect") : []) node.draggable(!on && node.name().startsWith("box-"));
+  }
+
+  function startDraft() {
+    if (!state.drawing) return;
+    const at = stage.getPointerPosition();
+    state.draft = new Konva.Rect({ x: at.x, y: at.y, width: 1, height: 1, stroke: COLORS.human, strokeWidth: 2, listening: false });
+    layer.add(state.draft);
+  }
+
+  function growDraft() {
+    if (!state.draft) return;
+    const at = stage.getPointerPosition();
+    state.draft.size({ width: at.x - state.draft.x(), height: at.y - state.draft.y() });
+    layer.batchDraw();
+  }
+
+  function endDraft() {
+    if (!state.draft) return;
+    const rect = state.draft.getClientRect({ relativeTo: layer });
+    state.draft.destroy();
+    state.draft = null;
+    setDrawing(false);
+    const { width, height } = stage.size();
+    if (rect.width < 4 || rect.height < 4) { layer.draw(); return; }
+    send({ action: "add", class: newClass.value, x1: clamp(rect.x / width), y1: clamp(rect.y / height),
+      x2: clamp((rect.x + rect.width) / width), y2: clamp((rect.y + rect.height) / height) });
+  }
+
+  /* --- Keyboard --- */
+  function nudge(dx, dy, resize) {
+    const box = live().find((b) => b.id === state.selected);
+    if (!box) return;
+    if (resize) {
+      box.x2 = clamp(Math.max(box.x1 + MIN, box.x2 + dx));
+      box.y2 = clamp(Math.max(box.y1 + MIN, box.y2 + dy));
+    } else {
+      const w = box.x2 - box.x1, h = box.y2 - box.y1;
+      box.x1 = Math.min(1 - w, Math.max(0, box.x1 + dx));
+      box.y1 = Math.min(1 - h, Math.max(0, box.y1 + dy));
+      box.x2 = box.x1 + w;
+      box.y2 = box.y1 + h;
+    }
+    draw();
+    clearTimeout(state.keyTimer);
+    state.keyTimer = setTimeout(() => send({ action: "move", box_id: box.id, x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2 }),
+      KEY_SAVE_MS);
+  }
+
+  function cycle(step) {
+    const boxes = live();
+    if (!boxes.length) return;
+    const at = boxes.findIndex((b) => b.id === state.selected);
+    select(boxes[(at + step + boxes.length) % boxes.length].id);
+  }
+
+  const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
+  function onKey(event) {
+    const target = event.target;
+    if (target.matches && target.matches("input, select, textarea")) return;
+    if (!state.photo) return;
+    const key = event.key;
+    const selected = state.selected;
+    if (ARROWS[key] && selected) { // also from a box's line in the list: arrows do nothing else on a button
+      const [dx, dy] = ARROWS[key];
+      nudge(dx * STEP, dy * STEP, event.shiftKey);
+    } else if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === "z") send({ action: "undo" });
+    else if (event.ctrlKey || event.metaKey || event.altKey) return;
+    else if (key === "[") cycle(-1);
+    else if (key === "]") cycle(1);
+    else if (key === "n" || key === "N") {
+      send({ action: "add", class: newClass.value, x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }).then(() => select(Math.max(...live().map((b) => b.id))));
+    } else if (key === "d" || key === "D") setDrawing(!state.drawing);
+    else if ((key === "a" || key === "A") && selected) send({ action: "accept", box_id: selected });
+    else if ((key === "Delete" || key === "Backspace") && selected) { send({ action: "delete", box_id: selected }); state.selected = null; }
+    else if ((key === "c" || key === "C") && selected) send({ action: "move", box_id: selected, class: newClass.value });
+    else if (key === "u" || key === "U") send({ action: "unusable" }).then(next);
+    else if (key === "Enter" && target.tagName !== "BUTTON") send({ action: "done" }).then(next);
+    else if (key === "PageDown") show(state.index + 1);
+    else if (key === "PageUp") show(state.index - 1);
+    else return;
+    event.preventDefault();
+  }
+
+  /* --- Queue and photos --- */
+  async function loadQueue() {
+    const queue = await api("/api/labels/queue", filters());
+    state.items = queue.items;
+    progress.textContent = t("ann.progress", { done: queue.done, total: queue.total });
+    return queue;
+  }
+
+  async function show(index) {
+    if (!state.items.length) {
+      state.photo = null;
+      if (layer) { layer.destroyChildren(); layer.draw(); }
+      list.replaceChildren();
+      say(t("ann.empty"));
+      document.body.dataset.ready = "true";
+      return;
+    }
+    state.index = Math.min(Math.max(index, 0), state.items.length - 1);
+    const photo = await api(`/api/labels/photos/${state.items[state.index].event_id}`);
+    state.photo = photo;
+    state.selected = null;
+    if (imageUrl !== photo.image_url) {
+      image = await new Promise((resolve, reject) => {
+        const img = new Image();
+        img.onload = () => resolve(img);
+        img.onerror = () => reject(new Error(photo.image_url));
+        img.src = photo.image_url;
+      });
+      imageUrl = photo.image_url;
+    }
+    draw();
+  }
+
+  async function next() {
+    const current = state.index;
+    await loadQueue();
+    // a finished photo leaves the "to label" queue: the next one now sits at the same place
+    const stays = state.items.findIndex((i) => state.photo && i.event_id === state.photo.event_id);
+    await show(stays >= 0 ? current + 1 : current);
+  }
+
+  async function reload() {
+    try {
+      await loadQueue();
+      await show(0);
+    } catch (error) {
+      if (error.status === 403) say(t("ann.forbidden"), true);
+      else Trivue.showError(status, error);
+      document.body.dataset.ready = "true";
+    }
+  }
+
+  async function start() {
+    const query = new URLSearchParams(location.search);
+    for (const element of form.elements) if (element.name && query.has(element.name)) element.value = query.get(element.name);
+    try {
+      const classes = await api("/api/labels/classes");
+      const select = form.elements.class;
+      for (const c of classes) {
+        select.add(new Option(classLabel(c.name) === c.name ? c.label : classLabel(c.name), c.name));
+        newClass.add(new Option(classLabel(c.name) === c.name ? c.label : classLabel(c.name), c.name));
+      }
+      if (query.has("class")) select.value = query.get("class");
+    } catch (error) {
+      if (error.status === 403) { say(t("ann.forbidden"), true); document.body.dataset.ready = "true"; return; }
+      throw error;
+    }
+    form.addEventListener("change", () => {
+      history.replaceState(null, "", Trivue.url(location.pathname, filters()));
+      reload();
+    });
+    form.addEventListener("submit", (event) => event.preventDefault());
+    document.addEventListener("keydown", onKey);
+    const buttons = {
+      "ann-prev": () => show(state.index - 1), "ann-next": () => show(state.index + 1),
+      "ann-draw": () => setDrawing(!state.drawing),
+      "ann-add": () => send({ action: "add", class: newClass.value, x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }),
+      "ann-accept": () => state.selected && send({ action: "accept", box_id: state.selected }),
+      "ann-delete": () => state.selected && send({ action: "delete", box_id: state.selected }),
+      "ann-undo": () => send({ action: "undo" }), "ann-unusable": () => send({ action: "unusable" }).then(next),
+      "ann-done": () => send({ action: "done" }).then(next),
+    };
+    for (const [id, action] of Object.entries(buttons)) document.getElementById(id).addEventListener("click", action);
+    window.addEventListener("resize", () => draw());
+    await reload();
+  }
+
+  start().catch((error) => Trivue.showError(status, error));
+})();

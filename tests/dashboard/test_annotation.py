@@ -1,0 +1,137 @@
+"""The annotation page in Chromium: a photo with the model's boxes; a box drawn and moved with the
+keyboard and with the mouse, each move stored on the server; undo; the finished photo leaves the queue."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pytest
+from sqlalchemy import select
+
+from server.labels.models import LabelPhoto
+from server.web.accounts import AuditEntry, User
+from server.web.auth import add_user
+from tests.dashboard.conftest import Browser, LiveServer
+from tests.dashboard.seed import PASSWORD
+from tests.server.events import lift_event
+
+ANNOTATOR = "annotatrice"
+
+
+def publish_photos(live: LiveServer, truck: str, photos: list[Path]) -> list[str]:
+    """Wire 1.1 lifts with their photos and the model's boxes, through the real MQTT ingest."""
+    ids = []
+    for n, path in enumerate(photos):
+        data = path.read_bytes()
+        height, width = cv2.imread(str(path)).shape[:2]
+        boxes = [{"class": "bag", "confidence": 0.91, "x1": 0.1, "y1": 0.15, "x2": 0.35, "y2": 0.5},
+                 {"class": "bottle", "confidence": 0.41, "x1": 0.55, "y1": 0.5, "x2": 0.8, "y2": 0.9}]
+        event = lift_event(truck, counts={"bag": 1, "bottle": 1}, sequence=n,
+                           at=datetime.now(UTC) - timedelta(hours=3 - n), schema_version="1.1",
+                           evidence={"sha256": hashlib.sha256(data).hexdigest(), "width": width, "height": height,
+                                     "reason": "uncertain" if n else "contaminated", "detections": boxes})
+        live.publish(f"{truck}/lift", event.to_json())
+        live.publish(f"{truck}/evidence/{event.event_id}", data)
+        ids.append(str(event.event_id))
+    live.wait_for(lambda: len(live.api("/api/labels/queue", truck_id=truck)["items"]) == len(ids), "photos stored")
+    return ids
+
+
+def boxes(browser: Browser) -> list[dict[str, Any]]:
+    return browser.page.eval_on_selector_all(
+        "#ann-box-list li", "items => items.map(li => ({...li.dataset}))")
+
+
+def server_boxes(live: LiveServer, event_id: str) -> list[dict[str, Any]]:
+    return live.api(f"/api/labels/photos/{event_id}")["boxes"]
+
+
+@pytest.fixture
+def annotator(live_server: LiveServer) -> str:
+    with live_server.sessions() as db:
+        if not db.scalar(select(User).where(User.name == ANNOTATOR)):
+            add_user(db, ANNOTATOR, PASSWORD, "annotator")
+            db.commit()
+    return ANNOTATOR
+
+
+def test_draw_and_move_boxes_with_keyboard_and_mouse(browser: Browser, live_server: LiveServer, annotator: str,
+                                                     shared_dir: Path) -> None:
+    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
+    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[10:12]
+    first, second = publish_photos(live_server, truck, photos)
+    page = browser.page
+    browser.login(annotator, path=f"/annotation?truck_id={truck}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#ann-stage canvas")
+    assert page.locator("#ann-progress").inner_text() == "0 photo(s) annotée(s) sur 2"
+    assert [(b["boxId"], b["class"], b["state"]) for b in boxes(browser)] == [("1", "bag", "pending"),
+                                                                              ("2", "bottle", "pending")]
+
+    # Keyboard: a gas cylinder box added in the centre (N), moved right 5 % with the arrows, saved as one move.
+    page.select_option("#ann-new-class", "gas_cylinder")
+    page.locator("#ann-stage").focus()
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.keyboard.press("n")
+    page.wait_for_selector("#ann-box-list li[data-box-id='3']")
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.keyboard.press("Shift+ArrowDown")  # and 1 % taller
+    added = next(b for b in server_boxes(live_server, first) if b["id"] == 3)
+    assert added["class"] == "gas_cylinder" and added["origin"] == "human"
+    assert (added["x1"], added["x2"], added["y1"], added["y2"]) == pytest.approx((0.45, 0.65, 0.4, 0.61), abs=1e-6)
+
+    # Mouse: draw mode (D), a box dragged out on the photo, then moved by dragging it.
+    canvas = page.locator("#ann-stage canvas").last.bounding_box()
+    w, h = canvas["width"], canvas["height"]
+    page.select_option("#ann-new-class", "battery")
+    page.locator("#ann-stage").focus()
+    page.keyboard.press("d")
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.mouse.move(canvas["x"] + 0.1 * w, canvas["y"] + 0.6 * h)
+        page.mouse.down()
+        page.mouse.move(canvas["x"] + 0.2 * w, canvas["y"] + 0.7 * h, steps=5)
+        page.mouse.move(canvas["x"] + 0.3 * w, canvas["y"] + 0.8 * h, steps=5)
+        page.mouse.up()
+    drawn = next(b for b in server_boxes(live_server, first) if b["id"] == 4)
+    assert drawn["class"] == "battery"
+    assert (drawn["x1"], drawn["y1"], drawn["x2"], drawn["y2"]) == pytest.approx((0.1, 0.6, 0.3, 0.8), abs=0.01)
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.mouse.move(canvas["x"] + 0.2 * w, canvas["y"] + 0.7 * h)
+        page.mouse.down()
+        page.mouse.move(canvas["x"] + 0.3 * w, canvas["y"] + 0.65 * h, steps=8)
+        page.mouse.up()
+    moved = next(b for b in server_boxes(live_server, first) if b["id"] == 4)
+    assert (moved["x1"] - drawn["x1"], moved["y1"] - drawn["y1"]) == pytest.approx((0.1, -0.05), abs=0.01)
+    assert moved["x2"] - moved["x1"] == pytest.approx(drawn["x2"] - drawn["x1"], abs=1e-6)  # moved, not resized
+    # the model's bag box: deleted with the keyboard, then undone
+    page.locator("#ann-box-list button[data-box='1']").click()
+    page.locator("#ann-stage").focus()
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.keyboard.press("Delete")
+    assert next(b for b in server_boxes(live_server, first) if b["id"] == 1)["state"] == "deleted"
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.keyboard.press("Control+z")
+    assert next(b for b in server_boxes(live_server, first) if b["id"] == 1)["state"] == "pending"
+    page.locator("#ann-box-list button[data-box='4']").click()  # its handles show in the screenshot
+    browser.shot("annotation")
+    page.locator("#ann-stage").focus()
+
+    # Enter finishes the photo: the next one comes, the count moves on.
+    with page.expect_response(lambda r: "/api/labels/photos/" in r.url and r.request.method == "GET"
+                              and r.url.endswith(second)):
+        page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#ann-progress').textContent.startsWith('1 photo')")
+    with live_server.sessions() as db:
+        label = db.get(LabelPhoto, first)
+        trail = db.scalars(select(AuditEntry.action).where(AuditEntry.target == first,
+                                                           AuditEntry.action.like("labels.%"))).all()
+    assert label.status == "done" and label.annotator == f"user:{annotator}"
+    assert trail == ["labels.add", "labels.move", "labels.add", "labels.move", "labels.delete", "labels.undo",
+                     "labels.done"]

@@ -1,0 +1,161 @@
+"""Labelling through the HTTP API: the queue and its filters, each decision, undo, audit, privacy, expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from server.ingest.models import Evidence, Lift
+from server.labels.models import LabelPhoto
+from server.retention import purge_expired
+from server.web.accounts import AuditEntry
+from tests.server.conftest import Server
+from tests.server.photos import BOTTLE, photo_event, seed_photos
+
+
+@pytest.fixture
+def api(make_settings: Any, run_server: Any) -> Iterator[Server]:
+    with run_server(make_settings(ingest_enabled=False)) as server:
+        yield server
+
+
+@pytest.fixture
+def photos(api: Server) -> list[str]:
+    old_day = datetime.now(UTC) - timedelta(days=3)
+    batch = [photo_event(1), photo_event(2, reason="sample", boxes=[BOTTLE]),
+             photo_event(3, truck="benne-02", reason="uncertain", boxes=[BOTTLE], at=old_day),
+             photo_event(4, wire="1.0")]  # a 1.0 truck: boxes drawn on the photo, not for labelling
+    seed_photos(api.settings, api.sessions, batch)
+    return [str(event.event_id) for event, _ in batch]
+
+
+def decide(api: Server, who: dict[str, str], event_id: str, **body: Any) -> Any:
+    return api.client.post(f"/api/labels/photos/{event_id}/decisions", json=body, headers=who)
+
+
+def test_the_queue_filters_and_counts(api: Server, photos: list[str]) -> None:
+    who = api.token("annotator")
+    everything = api.client.get("/api/labels/queue", headers=who).json()
+    assert [i["event_id"] for i in everything["items"]] == [photos[2], photos[0], photos[1]]  # collection order
+    assert (everything["total"], everything["done"]) == (3, 0)
+    for params, expected in [({"reason": "sample"}, [photos[1]]), ({"class": "bag"}, [photos[0]]),
+                             ({"truck_id": "benne-02"}, [photos[2]]),
+                             ({"since": (datetime.now(UTC) - timedelta(days=1)).date().isoformat()},
+                              [photos[0], photos[1]])]:
+        got = api.client.get("/api/labels/queue", params=params, headers=who).json()
+        assert [i["event_id"] for i in got["items"]] == expected, params
+    assert api.client.get("/api/labels/queue", params={"reason": "whim"}, headers=who).status_code == 422
+
+
+def test_each_decision_undo_and_the_audit_trail(api: Server, photos: list[str]) -> None:
+    who, event = api.token("annotator"), photos[0]
+    photo = api.client.get(f"/api/labels/photos/{event}", headers=who).json()
+    assert photo["reason"] == "contaminated" and photo["status"] == "todo"
+    assert [(b["id"], b["class"], b["state"], b["origin"]) for b in photo["boxes"]] == [
+        (1, "bag", "pending", "model"), (2, "bottle", "pending", "model")]
+    assert "address" not in photo and "bin_id" not in photo and "gps" not in photo  # the hopper only
+    image = api.client.get(photo["image_url"], headers=who)
+    assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
+
+    assert decide(api, who, event, action="accept", box_id=1).json()["boxes"][0]["state"] == "accepted"
+    moved = decide(api, who, event, action="move", box_id=2, x1=0.45, y1=0.5, x2=0.75, y2=0.95).json()
+    assert moved["boxes"][1].items() >= {"x1": 0.45, "x2": 0.75, "state": "accepted", "edited": True}.items()
+    added = decide(api, who, event, action="add", **{"class": "gas_cylinder"}, x1=0.0, y1=0.0, x2=0.2, y2=0.2)
+    assert added.json()["boxes"][2].items() >= {"id": 3, "class": "gas_cylinder", "origin": "human"}.items()
+    assert decide(api, who, event, action="delete", box_id=1).json()["boxes"][0]["state"] == "deleted"
+    undone = decide(api, who, event, action="undo").json()  # the delete is taken back
+    assert undone["boxes"][0]["state"] == "accepted"
+    done = decide(api, who, event, action="done").json()
+    assert done["status"] == "done" and all(b["state"] == "accepted" for b in done["boxes"])
+    assert decide(api, who, photos[1], action="unusable").json()["status"] == "unusable"
+    queue = api.client.get("/api/labels/queue", headers=who).json()
+    assert (queue["total"], queue["done"]) == (3, 2)
+
+    with api.sessions() as session:
+        trail = session.execute(select(AuditEntry.action, AuditEntry.actor, AuditEntry.at)
+                                .where(AuditEntry.action.like("labels.%")).order_by(AuditEntry.id)).all()
+    assert [a for a, _, _ in trail] == ["labels.accept", "labels.move", "labels.add", "labels.delete", "labels.undo",
+                                        "labels.done", "labels.unusable"]
+    assert {actor for _, actor, _ in trail} == {"token:test-annotator"} and all(at for _, _, at in trail)
+
+
+def test_a_deleted_model_box_is_a_false_detection(api: Server, photos: list[str]) -> None:
+    who = api.token("annotator")
+    decide(api, who, photos[0], action="delete", box_id=2)
+    report = api.client.get("/api/reminders/false-detections", headers=api.token("manager")).json()
+    (row,) = [r for r in report if r["event_id"] == photos[0]]
+    assert row["classes"] == "bottle" and row["reported_by"] == "token:test-annotator" and row["item_id"] is None
+    decide(api, who, photos[0], action="undo")
+    report = api.client.get("/api/reminders/false-detections", headers=api.token("manager")).json()
+    assert not [r for r in report if r["event_id"] == photos[0]]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"action": "add", "class": "unicorn", "x1": 0.1, "y1": 0.1, "x2": 0.2, "y2": 0.2}, 422, "unknown class 'unicorn'"),
+    ({"action": "add", "class": "bag", "x1": 0.3, "y1": 0.1, "x2": 0.2, "y2": 0.2}, 422, "empty box"),
+    ({"action": "add", "class": "bag", "x1": 0.1, "y1": 0.1, "x2": 1.2, "y2": 0.2}, 422, "less than or equal to 1"),
+    ({"action": "add", "class": "bag", "x1": 0.1}, 422, "all of x1, y1, x2, y2"),
+    ({"action": "delete", "box_id": 9}, 422, "no box 9"),
+    ({"action": "undo"}, 422, "nothing to undo"),
+])
+def test_bad_decisions_are_refused_and_change_nothing(api: Server, photos: list[str], body: dict[str, Any],
+                                                      status: int, message: str) -> None:
+    response = decide(api, api.token("annotator"), photos[0], **body)
+    assert response.status_code == status and message in response.text
+    with api.sessions() as session:
+        assert session.get(LabelPhoto, photos[0]) is None
+
+
+def test_an_expired_photo_cannot_be_labelled(api: Server, photos: list[str]) -> None:
+    who = api.token("annotator")
+    with api.sessions() as session, session.begin():  # past retention, the hourly purge not run yet
+        session.execute(update(Evidence).where(Evidence.event_id == photos[0])
+                        .values(received_at=datetime.now(UTC) - timedelta(days=31)))
+    response = decide(api, who, photos[0], action="accept", box_id=1)
+    assert response.status_code == 410 and "expired on" in response.json()["detail"]
+    decide(api, who, photos[1], action="done")
+    with api.sessions() as session, session.begin():  # the purge deletes the photo and its labels
+        purge_expired(session, api.client.app.state.ctx.evidence, api.settings,
+                      now=datetime.now(UTC) + timedelta(days=40))
+    for event in photos[:2]:
+        response = decide(api, who, event, action="done")
+        assert response.status_code == 410 and "is no longer on the server" in response.json()["detail"]
+    with api.sessions() as session:
+        assert session.scalars(select(LabelPhoto)).all() == []
+
+
+def test_roles_and_old_trucks(api: Server, photos: list[str]) -> None:
+    for role, expected in [("viewer", 403), ("annotator", 200), ("manager", 200), ("admin", 200)]:
+        assert api.client.get("/api/labels/queue", headers=api.token(role)).status_code == expected, role
+    annotator = api.token("annotator")
+    assert api.client.get("/api/lifts", headers=annotator).status_code == 403  # no household-level data
+    assert api.client.get(f"/api/lifts/{photos[0]}/evidence.jpg", headers=annotator).status_code == 403
+    old = api.client.get(f"/api/labels/photos/{photos[3]}", headers=annotator)
+    assert old.status_code == 422 and "wire 1.0 truck" in old.json()["detail"]
+    with api.sessions() as session:
+        reasons = dict(session.execute(select(Lift.event_id, Lift.evidence_reason)).all())
+    assert [reasons[e] for e in photos] == ["contaminated", "sample", "uncertain", "contaminated"]
+    classes = api.client.get("/api/labels/classes", headers=annotator).json()
+    assert {"battery", "gas_cylinder", "food", "textile"} <= {c["name"] for c in classes}
+
+
+def test_the_lift_detail_carries_the_photo_boxes_for_the_street_page(api: Server, photos: list[str]) -> None:
+    manager = api.token("manager")
+    detail = api.client.get(f"/api/lifts/{photos[0]}", headers=manager).json()
+    assert detail["evidence"]["reason"] == "contaminated"
+    assert [b["class"] for b in detail["evidence"]["boxes"]] == ["bag", "bottle"]
+    old = api.client.get(f"/api/lifts/{photos[3]}", headers=manager).json()  # 1.0: boxes drawn on the photo
+    assert old["evidence"]["boxes"] == []
+
+
+@pytest.mark.parametrize(("lang", "title", "shortcut"), [("fr", "Annotation des photos", "Ctrl+Z : annuler"),
+                                                         ("en", "Photo annotation", "Ctrl+Z: undo")])
+def test_the_page_in_french_and_english(api: Server, lang: str, title: str, shortcut: str) -> None:
+    api.client.cookies.set("trivue_lang", lang)
+    page = api.client.get("/annotation", headers=api.token("annotator"))
+    assert page.status_code == 200 and title in page.text and shortcut in page.text
+    assert "vendor/konva/konva.min.js" in page.text and "script-src 'self'" in page.headers["content-security-policy"]
