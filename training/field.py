@@ -223,7 +223,8 @@ def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str,
     for sample in samples:
         if sample.digest in twins:
             log.warning("%s: %s left out of training: the same shot as a test photo", source.name, sample.image)
-    report.test_twins_dropped = sum(s.digest in twins for s in samples)
+            report.images[sample.split] -= 1
+            report.test_twins_dropped += 1
     return [s for s in samples if s.digest not in twins]
 
 
