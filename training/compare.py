@@ -193,6 +193,14 @@ def per_class(old: dict, new: dict, names: list[str], gates: Gates) -> tuple[dic
     return rows, reasons, notes
 
 
+def map_gate(before: float, after: float, gates: Gates) -> str | None:
+    """The reason field mAP50 fails its gate, or None: it must rise by more than ``min_map_gain``."""
+    gain = round(after - before, 4)
+    if gain > gates.min_map_gain + EPSILON:
+        return None
+    return f"field mAP50 {before:.3f} -> {after:.3f} ({gain:+.3f}): it must rise by more than {gates.min_map_gain}"
+
+
 def compare(old: Path, new: Path, data: Path, gates: Gates | None = None, field_map: Path | None = None,
             conf: float = 0.25) -> Comparison:
     """Evaluate OLD and NEW on the field test split of ``data`` and apply ``gates``."""
@@ -213,9 +221,8 @@ def compare(old: Path, new: Path, data: Path, gates: Gates | None = None, field_
             raise CompareError(str(error)) from None
     rows, reasons, notes = per_class(before, after, names, gates)
     gain = round(after["map50"] - before["map50"], 4)
-    if not gain > gates.min_map_gain + EPSILON:
-        reasons.append(f"field mAP50 {before['map50']:.3f} -> {after['map50']:.3f} ({gain:+.3f}): it must rise by "
-                       f"more than {gates.min_map_gain}")
+    if failed := map_gate(before["map50"], after["map50"], gates):
+        reasons.append(failed)
     int8, failed = int8_gate(new, gates)
     if failed:
         reasons.append(failed)
