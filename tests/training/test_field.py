@@ -16,6 +16,7 @@ import yaml
 
 from base.paths import REPO_ROOT
 from tests.field_fixture import build_field_dataset, taxonomy
+from training.card import sources_section
 from training.datasets import DatasetError
 from training.field import FIELD_MAP, load_field_map, merge_with_field, open_field
 from training.train import TrainConfig, TrainError, prepare_data
@@ -79,6 +80,10 @@ def test_field_train_and_val_join_the_test_split_never(setup: Setup, tmp_path: P
     assert data["trivue_sources"]["glass-ewaste"] == [2, 7, 8, 9]
     written = json.loads((tmp_path / "out" / "report.json").read_text())
     assert written["field"]["field-terrain-2026-11"]["test_photos"] == 6
+    # the model card names the field photos beside the public sources
+    rows = sources_section(mapping, {"per_source": {}}, written)
+    field_row = next(row for row in rows if row.startswith("| field-terrain-2026-11 |"))
+    assert "own photos (personal data)" in field_row and "6 test photos never trained on" in field_row
     # labels rewritten from the rules' class ids to the model's: the same classes by name
     rules, boxes = taxonomy(), 0
     for name in field_train:
