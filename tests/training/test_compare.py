@@ -59,7 +59,7 @@ def test_shipped_promotes_over_degraded_and_the_reverse_keeps(field: Path, degra
     assert gated and all(result["per_class"][n]["boxes"] >= 20 for n in gated)
     assert [r for r in result["reasons"] if r.startswith("class ")] == [
         f"class {n}: AP50 {result['per_class'][n]['old_ap50']:.3f} -> {result['per_class'][n]['new_ap50']:.3f} "
-        f"({result['per_class'][n]['delta']:+.3f}), a drop of more than 0.03 on {result['per_class'][n]['boxes']} "
+        f"({result['per_class'][n]['delta']:+.4f}), a drop of more than 0.03 on {result['per_class'][n]['boxes']} "
         "test boxes" for n in gated]
     assert any(r.startswith("field mAP50 ") for r in result["reasons"])
     assert result["int8_selfcheck"] == {"applies": False, "why": "no degraded-int8.onnx beside degraded.onnx"}
@@ -90,7 +90,7 @@ def test_gates_arithmetic() -> None:
     rows, reasons, notes = per_class(old, new, CLASSES, gates)
     assert rows["bag"]["gate"] == "ok"  # exactly the allowance
     assert rows["bottle"]["gate"] == "drop" and reasons == [
-        "class bottle: AP50 0.800 -> 0.770 (-0.030), a drop of more than 0.03 on 50 test boxes"]
+        "class bottle: AP50 0.800 -> 0.770 (-0.0301), a drop of more than 0.03 on 50 test boxes"]
     assert rows["can"]["gate"] == "not gated (< 20 boxes)" and "can (19)" in notes[0]
     rows, reasons, notes = per_class(report({c: (0.5, 3) for c in CLASSES}), report({c: (0.1, 0) for c in CLASSES}),
                                      CLASSES, gates)
