@@ -228,7 +228,8 @@ def compare(old: Path, new: Path, data: Path, gates: Gates | None = None, field_
         notes.append("field classes the models do not have (field map -> null), not compared: "
                      + ", ".join(f"{k} ({v} boxes)" for k, v in test.left_out.items()))
     result = {
-        "data": str(test.dataset.root), "split": TEST, "period": test.dataset.period, "images": len(test.items),
+        "data": str(test.dataset.root), "split": TEST, "period": test.dataset.period,
+        "test_days": test.dataset.days(TEST), "images": len(test.items),
         "boxes": test.boxes, "field_map": str(map_path),
         "old": describe(old, old_model, before), "new": describe(new, new_model, after),
         "map50": {"old": before["map50"], "new": after["map50"], "delta": gain},
@@ -251,7 +252,10 @@ def describe(path: Path, model: Detector, report: dict) -> dict:
 def format_comparison(comparison: Comparison) -> str:
     r = comparison.result
     old, new = r["old"], r["new"]
-    lines = [f"field test split of {r['data']} ({r['period']}): {r['images']} photos, {r['boxes']} boxes",
+    days = r["test_days"]
+    span = f", {days[0]}..{days[-1]}" if days else ""
+    lines = [f"field test split of {r['data']}: {r['images']} photos of {len(days)} collection days{span}, "
+             f"{r['boxes']} boxes",
              f"OLD {old['model']} ({old['name']} {old['version']})",
              f"NEW {new['model']} ({new['name']} {new['version']})",
              f"{'class':<14} {'old AP50':>8} {'new AP50':>8} {'delta':>7} {'boxes':>6}  gate"]
