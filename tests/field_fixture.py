@@ -24,6 +24,7 @@ import shutil
 import uuid
 from collections.abc import Mapping
 from datetime import date, timedelta
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -53,6 +54,7 @@ def taxonomy() -> list[str]:
     return list(SortingRules.load().spec.classes)
 
 
+@cache  # the shared data does not change during a run; hashing it costs seconds
 def training_splits(shared: Path, source: str) -> dict[Path, str]:
     """Per photo of a shared dataset, the split that ``trivue train`` puts it in: its own, unless
     ``training.datasets`` moved it to keep a group of near-duplicates (rotated, mirrored copies)
