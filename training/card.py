@@ -89,6 +89,13 @@ def sources_section(mapping: Path | None, report: dict, merge_report: dict | Non
         dups = (f"{dup.get('near_duplicate_links', 0)} ({dup.get('moved_to_train', 0)} / {dup.get('moved_to_val', 0)})"
                 if dup else "")
         lines.append(f"| {name} | {source.licence} | {source.attribution} | {mapped} | {images} | {dups} |")
+    for name, field in (merge_report or {}).get("field", {}).items():  # training.field: own photos
+        counts = merged.get(name, {})
+        lines.append(f"| {name} | own photos (personal data) | exported {field['period']}, "
+                     f"{field['test_photos']} test photos never trained on, "
+                     f"{counts.get('test_twins_dropped', 0)} training photos left out as their twins "
+                     f"| {field['field_map']} | {per_source.get(name, {}).get('images', '')} "
+                     f"| {counts.get('near_duplicate_links', 0)} |")
     return lines
 
 

@@ -19,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train a detector (Ultralytics, CPU, offline)")
     train.add_argument("--data", type=Path, default=DEFAULT_MAPPING,
                        help="class-mapping YAML (merged into RUN/data) or an Ultralytics data.yaml")
+    train.add_argument("--field", type=Path, action="append", default=[], metavar="DIR",
+                       help="a field dataset (`trivue dataset export`, repeatable): its train and val photos join "
+                            "the mapping's sources; its test split is never trained on")
+    train.add_argument("--field-map", type=Path, default=None, metavar="FILE",
+                       help="field class names -> model classes (default training/field-map.yaml)")
     train.add_argument("--run", type=Path, default=Path("runs/trivue-waste"), help="run directory")
     train.add_argument("--model", default="yolov8n", help="yolov8n | yolov8s | yolo11n | yolo26n")
     train.add_argument("--init", default="coco",
@@ -59,6 +64,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--lifts", action="store_true",
                           help="count lifts instead: each photo as a 5-8 frame burst through the truck's pipeline")
     evaluate.add_argument("--seed", type=int, default=0, help="--lifts: seed of the bursts (reproducible)")
+    # --compare (training/compare.py): exit 0 promote, 3 keep (KEEP_EXIT), 2 bad input
+    evaluate.add_argument("--compare", type=Path, nargs=2, default=None, metavar=("OLD", "NEW"),
+                          help="compare two ONNX models on the test split of the field dataset --data DIR: "
+                               "per-class AP50 deltas and a verdict, promote (exit 0) or keep (exit 3)")
+    evaluate.add_argument("--gates", type=Path, default=None, metavar="FILE",
+                          help="--compare: gates YAML (default training/compare-gates.yaml)")
+    evaluate.add_argument("--field-map", type=Path, default=None, metavar="FILE",
+                          help="--compare: field class names -> model classes (default training/field-map.yaml)")
     evaluate.set_defaults(handler=run_evaluate)
 
     export = subparsers.add_parser("export", help="export a training run to ONNX with Trivue metadata")
@@ -81,7 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
         data=args.data, run_dir=args.run, model=args.model, init=args.init, imgsz=args.imgsz,
         epochs=args.epochs, hours=args.hours, batch=args.batch, close_mosaic=args.close_mosaic,
         seed=args.seed, threads=args.threads, cache=not args.no_cache, fraction=args.fraction, plots=not args.no_plots,
-        missing_labels=args.missing_labels,
+        missing_labels=args.missing_labels, field=tuple(args.field), field_map=args.field_map,
     )
     try:
         best = train(config, resume=args.resume)
@@ -97,6 +110,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from training.sheets import SheetError
     from vision.model import DetectorError, default_model_path
 
+    if args.compare:
+        return run_compare(args)
     if args.lifts:
         return run_evaluate_lifts(args)
     try:
@@ -106,6 +121,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     sys.stdout.write(json.dumps(report) + "\n" if args.json else format_report(report))
     return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from training.compare import KEEP, KEEP_EXIT, CompareError, compare, format_comparison, load_gates
+
+    if args.lifts or args.model or args.sheets or args.plot:
+        raise CliError("--compare takes its two models and prints a verdict: drop --model, --lifts, --sheets, --plot")
+    if args.data == DEFAULT_MAPPING:
+        raise CliError("--compare needs --data FIELD_DIR, a folder written by `trivue dataset export`")
+    try:
+        result = compare(*args.compare, args.data, load_gates(args.gates), args.field_map, conf=args.conf)
+    except CompareError as error:
+        raise CliError(str(error)) from None
+    sys.stdout.write(json.dumps(result.to_json()) + "\n" if args.json else format_comparison(result))
+    return KEEP_EXIT if result.verdict == KEEP else 0
 
 
 def run_evaluate_lifts(args: argparse.Namespace) -> int:

@@ -76,6 +76,10 @@ class SourceReport:
     near_duplicate_groups: int = 0  # groups of two or more photos
     moved_to_train: int = 0  # val photos whose group lies mostly in train
     moved_to_val: int = 0
+    # field datasets only (training.field): their test photos, never trained on, and the train/val
+    # photos left out because they are the same shot as a test photo
+    test_kept_out: int = 0
+    test_twins_dropped: int = 0
 
     def to_json(self) -> dict:
         # asdict() would rebuild the Counters from their items: convert them by hand
@@ -365,24 +369,40 @@ def merge(mapping_path: Path, out_dir: Path, cache_dir: Path | None = None) -> M
 
     Near-duplicate photos (mirrored, cropped, tiled copies) are grouped per source and each group
     kept in one split; ``out_dir/near-duplicates.json`` lists every link with its evidence.
+    Field datasets join through ``training.field.merge_with_field``, which runs the same steps.
     """
     spec = load_mapping(mapping_path)
-    out_dir = out_dir.resolve()
+    samples, reports, evidence = collect_sources(spec, Path(mapping_path), cache_dir or default_cache_dir())
+    return write_merge(spec, samples, reports, evidence, out_dir, Path(mapping_path))
+
+
+def collect_sources(spec: MappingSpec, mapping_path: Path,
+                    cache_dir: Path) -> tuple[list[Sample], dict[str, SourceReport], list[dict]]:
+    """Every source's samples (near-duplicate groups each in one split), counts and link evidence."""
     reports = {name: SourceReport() for name in spec.sources}
     samples: list[Sample] = []
     evidence = []
     for name in spec.sources:
-        collected = collect_source(name, Path(mapping_path), spec, reports[name])
-        collected, links = keep_groups_together(collected, reports[name], cache_dir or default_cache_dir(), name)
+        collected = collect_source(name, mapping_path, spec, reports[name])
+        collected, links = keep_groups_together(collected, reports[name], cache_dir, name)
         evidence.append(links)
         samples += collected
+    return samples, reports, evidence
+
+
+def write_merge(spec: MappingSpec, samples: list[Sample], reports: dict[str, SourceReport], evidence: list[dict],
+                out_dir: Path, mapping_path: Path, extra: dict | None = None) -> MergeReport:
+    """Check the samples as a whole, lay them out under ``out_dir`` and write report.json.
+
+    ``extra``: more entries for report.json (the field datasets' provenance)."""
+    out_dir = out_dir.resolve()
     check_leaks(samples)
     if not any(s.split == "train" and s.rows for s in samples):
         raise DatasetError(f"{mapping_path}: no labelled training image in any source")
     out_dir.mkdir(parents=True, exist_ok=True)
     data_yaml, data_hash = write_merged(samples, spec, out_dir)
     report = MergeReport(spec.name, list(spec.classes), data_yaml, data_hash, reports)
-    (out_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
+    (out_dir / "report.json").write_text(json.dumps(report.to_json() | (extra or {}), indent=2), encoding="utf-8")
     (out_dir / "near-duplicates.json").write_text(json.dumps(evidence, indent=1), encoding="utf-8")
     for name, counts in reports.items():
         log.info("%s: images %s, boxes %s, missing labels %d, empty %d, clipped %d, degenerate %d, "

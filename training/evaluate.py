@@ -155,20 +155,28 @@ def source_classes(data_yaml: Path, names: list[str]) -> dict[str, list[str]]:
 
 def evaluate_items(items: list[LabelledImage], names: list[str], model: Path, conf: float, stream: Stream,
                    sorting: SortingRules, plot: Path | None, labelled: dict[str, list[str]] | None = None) -> dict:
+    sorting.check_model(names, stream)
+    report = measure(items, names, model, conf, plot, labelled)
+    report["stream"] = stream.value
+    report["not_measured"] = not_measured(report, sorting, stream, names)
+    return report
+
+
+def measure(items: list[LabelledImage], names: list[str], model: Path, conf: float, plot: Path | None = None,
+            labelled: dict[str, list[str]] | None = None) -> dict:
+    """mAP, per-class and per-source figures of ``model`` on ``items``, whose labels use ``names``
+    (the model's classes, in order); no sorting rules involved (``trivue evaluate --compare``)."""
     validator = Detector(model, conf=VAL_CONF, iou=VAL_IOU)
     deployed = Detector(model, conf=conf, iou=DEPLOY_IOU)
     if list(validator.names) != names:
         raise EvaluateError(f"{model}: classes {list(validator.names)} differ from the data's {names}")
-    sorting.check_model(names, stream)
     labelled = labelled or {}
     tallies: dict[str, Tally] = {"all": Tally.new()}
     seconds = run_images(items, validator, deployed, labelled, tallies)
     report = summarise(tallies["all"], names, plot)
-    report.update(model=str(model), images=len(items), conf=conf, stream=stream.value,
-                  ms_per_image=round(1000 * seconds / len(items), 2))
+    report.update(model=str(model), images=len(items), conf=conf, ms_per_image=round(1000 * seconds / len(items), 2))
     report["per_source"] = {src: summarise_source(t, names, labelled.get(src, names))
                             for src, t in tallies.items() if src != "all"}
-    report["not_measured"] = not_measured(report, sorting, stream, names)
     return report
 
 

@@ -50,9 +50,16 @@ class TrainConfig:
     patience: int = 100
     plots: bool = True
     threads: int = 0  # torch CPU threads; 0 = all cores
+    field: tuple[Path, ...] = ()  # field datasets (`trivue dataset export`): train and val photos join
+    field_map: Path | None = None  # their class names -> the model's (default training/field-map.yaml)
 
     def to_json(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        def plain(value: object) -> object:
+            if isinstance(value, tuple):
+                return [plain(v) for v in value]
+            return str(value) if isinstance(value, Path) else value
+
+        return {k: plain(v) for k, v in asdict(self).items()}
 
 
 def offline_environment(run_dir: Path) -> Path:
@@ -99,17 +106,26 @@ def prepare_data(config: TrainConfig) -> tuple[Path, str]:
     ``naive`` is written into the merged data.yaml (``trivue_missing_labels``): the trainer then
     takes every source's labels as exhaustive (the baseline the partial-label method is measured
     against), while evaluation still reads which classes each source labels.
+    Field datasets join a mapping's sources (``training.field``: their test split stays out).
     """
     import yaml
 
     from training.datasets import merge
+    from training.field import FIELD_MAP, merge_with_field
     from training.partial import METHOD_KEY
 
     data = yaml.safe_load(config.data.read_text(encoding="utf-8")) if config.data.is_file() else None
     if not isinstance(data, dict):
         raise TrainError(f"{config.data}: not a mapping YAML or data.yaml")
+    if config.field and "sources" not in data:
+        raise TrainError(f"--field needs a mapping YAML as --data (like training/mapping.yaml), not the plain "
+                         f"data.yaml {config.data}: the field photos join the mapping's sources")
     if "sources" in data:
-        report = merge(config.data, config.run_dir / "data")
+        if config.field:
+            report = merge_with_field(config.data, config.field, config.run_dir / "data",
+                                      config.field_map or FIELD_MAP)
+        else:
+            report = merge(config.data, config.run_dir / "data")
         merged = yaml.safe_load(report.data_yaml.read_text(encoding="utf-8"))
         merged[METHOD_KEY] = config.missing_labels  # the sources' class lists stay: evaluation needs them
         report.data_yaml.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), encoding="utf-8")

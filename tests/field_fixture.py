@@ -1,0 +1,148 @@
+"""Field data for tests without a server: a dataset laid out as ``trivue dataset export`` writes it,
+from real shared photos, and a second model measurably worse than the shipped one.
+
+Public API (the field-loop end-to-end test and the training tests use it):
+
+- ``build_field_dataset(out, shared=SHARED_DIR, counts=DEFAULT_COUNTS, start=date(2026, 11, 2)) -> Path``:
+  ``out`` becomes a field export (``data.yaml`` with train/val/test and the rules' class names,
+  ``images/{split}/<event_id>.jpg``, ``labels/{split}/<event_id>.txt``, ``manifest.json``). Train
+  and val photos come from the shared datasets' train splits, test photos from their val splits,
+  so the shipped model was never trained on the test photos. Labels are the shared ones mapped
+  onto the rules' classes through ``training/mapping.yaml``. Deterministic.
+- ``degrade_model(model, out, noise=DEGRADE_NOISE, seed=0, version=None) -> Path``: a copy of an
+  FP32 ONNX detector whose conv weights are each scaled by ``1 + noise * N(0, 1)`` (seeded), with
+  its own ``trivue_version`` (``<version>-degraded``): on the field fixture it loses AP in every
+  class (mAP50 0.787 -> 0.585), so ``evaluate --compare degraded shipped`` promotes and the reverse keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Mapping
+from datetime import date, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from base.paths import SHARED_DIR
+from training.datasets import load_mapping, read_source_names
+from vision.rules import SortingRules
+
+# Per shared dataset, how many photos go to each field split. The test photos hold 319 boxes, at
+# least 20 each of bag (195), bottle (50) and can (42): the per-class gate judges those three.
+DEFAULT_COUNTS: Mapping[str, Mapping[str, int]] = {
+    "hopper-bags": {"train": 12, "val": 4, "test": 30},
+    "litter-items": {"train": 12, "val": 4, "test": 30},
+}
+# 6 % noise on every conv weight: on the default fixture's test split mAP50 falls from 0.787 to
+# 0.585 and every class with a box loses AP (seed 0); at 10 % the model sees almost nothing (0.06).
+DEGRADE_NOISE = 0.06
+DAYS = {"train": 0, "val": 20, "test": 40}  # each split on its own collection days, like an export
+NAMESPACE = uuid.UUID("6f1e9a52-5a0e-4b7e-9d61-0c7f3f3b7a11")
+
+
+def taxonomy() -> list[str]:
+    """The class names a field export carries: the rules' classes in file order (as the server's)."""
+    return list(SortingRules.load().spec.classes)
+
+
+def _source_photos(shared: Path, source: str, counts: Mapping[str, int]) -> list[tuple[str, Path, Path]]:
+    """(field split, image, label) of one shared dataset: field test from its val photos."""
+    root = shared / "datasets" / source
+    chosen = []
+    taken = {"train": 0}
+    for split in ("train", "val", "test"):
+        n = counts.get(split, 0)
+        origin = "val" if split == "test" else "train"
+        images = sorted((root / "images" / origin).glob("*.jpg"))
+        start = taken.get(origin, 0)
+        if start + n > len(images):
+            raise ValueError(f"{root}: {len(images)} {origin} photos, {start + n} asked")
+        for image in images[start:start + n]:
+            chosen.append((split, image, root / "labels" / origin / f"{image.stem}.txt"))
+        taken[origin] = start + n
+    return chosen
+
+
+def build_field_dataset(out: Path, shared: Path = SHARED_DIR,
+                        counts: Mapping[str, Mapping[str, int]] = DEFAULT_COUNTS,
+                        start: date = date(2026, 11, 2)) -> Path:
+    """Write a field export of real shared photos under ``out`` (new or empty); return ``out``."""
+    out = Path(out).resolve()
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty")
+    names = taxonomy()
+    mapping = load_mapping(Path(__file__).parents[1] / "training" / "mapping.yaml")
+    photos = []
+    for index, (source, per_split) in enumerate(counts.items()):
+        to_field = [mapping.sources[source].map[n] for n in read_source_names(shared / "datasets" / source)]
+        for number, (split, image, label) in enumerate(_source_photos(shared, source, per_split)):
+            event_id = str(uuid.uuid5(NAMESPACE, f"{source}/{image.name}"))
+            day = start + timedelta(days=DAYS[split] + number % 3)
+            rows = []
+            for line in label.read_text().splitlines() if label.is_file() else []:
+                parts = line.split()
+                target = to_field[int(parts[0])] if parts else None
+                if target is not None:
+                    rows.append(" ".join([str(names.index(target)), *parts[1:]]))
+            target_image = out / "images" / split / f"{event_id}.jpg"
+            target_image.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(image, target_image)
+            (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+            (out / "labels" / split / f"{event_id}.txt").write_text("".join(f"{r}\n" for r in rows))
+            height, width = cv2.imread(str(image)).shape[:2]
+            photos.append({"file": f"images/{split}/{event_id}.jpg", "event_id": event_id, "split": split,
+                           "truck_id": f"benne-{index + 1:02d}", "day": day.isoformat(), "stream": "recyclables",
+                           "reason": ("sample", "uncertain", "contaminated")[number % 3],
+                           "model_version": "trivue-waste:2026.12.02", "annotator": "fixture",
+                           "labelled_at": f"{day.isoformat()}T18:00:00+00:00", "width": width, "height": height,
+                           "retention_until": (day + timedelta(days=365)).isoformat(), "boxes": len(rows)})
+    for split in ("train", "val", "test"):  # an export has every folder, even an empty split's
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+    data = {"path": str(out), "train": "images/train", "val": "images/val", "test": "images/test",
+            "nc": len(names), "names": names}
+    (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    days = sorted(p["day"] for p in photos)
+    manifest = {"version": 1, "format": "yolo", "since": days[0], "until": days[-1],
+                "exported_at": f"{days[-1]}T20:00:00+00:00", "exported_by": "fixture", "names": names,
+                "photos": photos}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return out
+
+
+def degrade_model(model: Path, out: Path, noise: float = DEGRADE_NOISE, seed: int = 0,
+                  version: str | None = None) -> Path:
+    """Write ``out``: ``model`` (an FP32 ONNX detector) with seeded multiplicative noise on every
+    conv weight and a version of its own; return ``out``."""
+    import onnx
+    from onnx import numpy_helper
+
+    loaded = onnx.load(str(model))
+    rng = np.random.default_rng(seed)
+    touched = 0
+    for init in loaded.graph.initializer:
+        weights = numpy_helper.to_array(init)
+        if weights.ndim == 4 and weights.dtype == np.float32:
+            noisy = weights * (1 + noise * rng.standard_normal(weights.shape))
+            init.CopyFrom(numpy_helper.from_array(noisy.astype(np.float32), init.name))
+            touched += 1
+    if not touched:
+        raise ValueError(f"{model}: no FP32 conv weight to perturb (an INT8 model?)")
+    meta = {p.key: p for p in loaded.metadata_props}
+    old = meta["trivue_version"].value if "trivue_version" in meta else "0"
+    new_version = version or f"{old}-degraded"
+    for key, value in (("trivue_version", new_version),
+                       ("description", f"{model.name} degraded for tests: conv weights x (1 + {noise} N(0,1)), "
+                                       f"seed {seed}")):
+        if key in meta:
+            meta[key].value = value
+        else:
+            loaded.metadata_props.add(key=key, value=value)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(loaded, str(out))
+    return out

@@ -1,0 +1,271 @@
+"""``trivue evaluate --compare OLD.onnx NEW.onnx --data FIELD_DIR``: promote the new model, or keep the old.
+
+Both models run through the truck's detector (``training.evaluate.measure``, onnxruntime only,
+no torch) on the field dataset's test split: whole collection days, frozen by the server, never
+trained on (``training.field``), so successive models meet the same photos. The field classes
+become the models' through the field map, as in training; classes mapped to null are left out and
+counted. The verdict comes from the gates file (``training/compare-gates.yaml``): per-class AP50
+drops, the field mAP50 gain and the INT8 self-check the trucks run at start-up. Each failed gate
+gives one reason.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from training.datasets import DatasetError, SourceReport, rewrite_rows
+from training.evaluate import EvaluateError, LabelledImage, measure
+from training.field import FIELD_MAP, TEST, FieldDataset, load_field_map, open_field
+from vision.model import Detector, DetectorError
+from vision.selfcheck import INT8_SUFFIX, SelfCheckError, calibration_photos, check_int8, fp32_sibling
+
+GATES = Path(__file__).with_name("compare-gates.yaml")
+PROMOTE, KEEP = "promote", "keep"
+KEEP_EXIT = 3  # `trivue evaluate --compare`: 0 promote, 3 keep, 2 bad input
+EPSILON = 1e-9  # AP figures are rounded to 4 decimals: a drop of exactly the allowance passes
+
+
+class CompareError(ValueError):
+    """Input that cannot be compared (missing or corrupt file, no test split, different classes)."""
+
+
+class Gates(BaseModel):
+    """What NEW must do to be promoted; every key optional (defaults as the shipped file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_class_drop: float = Field(default=0.03, ge=0, le=1)
+    min_boxes: int = Field(default=20, ge=1)
+    min_map_gain: float = Field(default=0.0, ge=0, le=1)
+    int8_selfcheck: bool = True
+    int8_max_disagreement: float = Field(default=0.15, ge=0, le=1)
+
+
+def load_gates(path: Path | None = None) -> Gates:
+    path = Path(path) if path is not None else GATES
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CompareError(f"{path}: gates file not found") from None
+    except yaml.YAMLError as error:
+        raise CompareError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    try:
+        return Gates.model_validate(data if data is not None else {})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        if first["type"] == "extra_forbidden":
+            raise CompareError(f"{path}: unknown key '{where}' (known: {', '.join(Gates.model_fields)})") from None
+        raise CompareError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r})"[:300]) from None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldTest:
+    """The field test split, its labels rewritten with the models' class ids."""
+
+    dataset: FieldDataset
+    items: list[LabelledImage]
+    boxes: int  # labelled boxes of the models' classes
+    left_out: dict[str, int]  # field classes mapped to null: boxes not compared
+
+
+def field_test(data: Path, names: list[str], map_path: Path, workdir: Path) -> FieldTest:
+    try:
+        dataset = open_field(data)
+        field_map = load_field_map(map_path, names)
+        class_map = dataset.class_map(field_map, map_path, names)
+    except DatasetError as error:
+        raise CompareError(str(error)) from None
+    images = dataset.images(TEST)
+    if not images:
+        raise CompareError(f"{dataset.root}: no test photos (images/test is empty or absent): export more collection "
+                           "days, the test split gets one day in five")
+    items, left_out, report = [], Counter(), SourceReport()
+    for image in images:
+        label = dataset.label(image)
+        try:
+            kept = rewrite_rows(label, class_map, report, names) if label.is_file() else []
+        except DatasetError as error:
+            raise CompareError(str(error)) from None
+        if label.is_file():  # rows checked by rewrite_rows: count the boxes it left out, per field class
+            lines = label.read_text(encoding="utf-8").splitlines()
+            field_ids = (int(line.split()[0]) for line in lines if line.strip())
+            left_out.update(dataset.names[i] for i in field_ids if class_map[i] is None)
+        rewritten = workdir / f"{image.stem}.txt"
+        rewritten.write_text("".join(f"{row}\n" for row in kept), encoding="utf-8")
+        items.append(LabelledImage(image, rewritten, "field"))
+    return FieldTest(dataset, items, sum(report.boxes.values()), dict(sorted(left_out.items())))
+
+
+def open_model(path: Path, role: str) -> Detector:
+    if not Path(path).is_file():
+        raise CompareError(f"{role} {path}: no such file")
+    try:
+        return Detector(path)
+    except DetectorError as error:
+        raise CompareError(f"{role} {error}") from None
+    except Exception as error:  # onnxruntime's own errors on a truncated or corrupt file
+        raise CompareError(f"{role} {path}: not a readable ONNX model ({str(error).splitlines()[0][:200]})") from None
+
+
+def int8_pair(new: Path) -> tuple[Path, Path | None] | None:
+    """(INT8 model, its FP32 reference) that NEW ships as; None when NEW has no INT8 model."""
+    if new.stem.endswith(INT8_SUFFIX):
+        return new, fp32_sibling(new)
+    sibling = new.with_name(f"{new.stem}{INT8_SUFFIX}{new.suffix}")
+    return (sibling, new) if sibling.is_file() else None
+
+
+def int8_gate(new: Path, gates: Gates) -> tuple[dict, str | None]:
+    """The self-check's result and, when it fails, the reason."""
+    if not gates.int8_selfcheck:
+        return {"applies": False, "why": "int8_selfcheck is off in the gates file"}, None
+    pair = int8_pair(new)
+    if pair is None:
+        return {"applies": False, "why": f"no {new.stem}{INT8_SUFFIX}.onnx beside {new.name}"}, None
+    int8, reference = pair
+    if reference is None:
+        reason = (f"INT8 self-check impossible: {int8.name} has no FP32 model beside it "
+                  f"({int8.name.replace(INT8_SUFFIX, '')}); trucks could not check it either")
+        return {"applies": True, "passed": False, "candidate": str(int8), "why": reason}, reason
+    try:
+        check = check_int8(int8, gates.int8_max_disagreement, calibration_photos(), reference=reference)
+    except SelfCheckError as error:
+        reason = f"INT8 self-check impossible: {error}"
+        return {"applies": True, "passed": False, "candidate": str(int8), "why": reason}, reason
+    assert check is not None  # a reference was given
+    result = {"applies": True, **check.to_json()}
+    result.pop("per_photo")
+    if check.passed:
+        return result, None
+    return result, (f"INT8 self-check failed: {int8.name} disagrees with {reference.name} by "
+                    f"{check.agreement.disagreement:.3f} > {gates.int8_max_disagreement} on "
+                    f"{len(check.agreement.photos)} calibration photos (trucks would run the FP32 model)")
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    verdict: str
+    reasons: list[str]
+    notes: list[str]
+    result: dict  # everything, JSON-ready
+
+    def to_json(self) -> dict:
+        return {"verdict": self.verdict, "reasons": self.reasons, "notes": self.notes, **self.result}
+
+
+def per_class(old: dict, new: dict, names: list[str], gates: Gates) -> tuple[dict, list[str], list[str]]:
+    """Per class: both AP50s, delta, boxes and what the gate made of it; failed reasons; notes."""
+    rows, reasons, few, empty = {}, [], [], []
+    for name in names:
+        boxes = new["per_class"][name]["instances"]
+        before, after = old["per_class"][name]["ap50"], new["per_class"][name]["ap50"]
+        delta = round(after - before, 4)
+        if boxes == 0:
+            gate = "no test box"
+            empty.append(name)
+        elif boxes < gates.min_boxes:
+            gate = f"not gated (< {gates.min_boxes} boxes)"
+            few.append(f"{name} ({boxes})")
+        elif delta < -gates.max_class_drop - EPSILON:
+            gate = "drop"
+            reasons.append(f"class {name}: AP50 {before:.3f} -> {after:.3f} ({delta:+.3f}), a drop of more than "
+                           f"{gates.max_class_drop} on {boxes} test boxes")
+        else:
+            gate = "ok"
+        rows[name] = {"old_ap50": before, "new_ap50": after, "delta": delta, "boxes": boxes, "gate": gate}
+    notes = []
+    if few:
+        notes.append(f"not gated one by one, fewer than {gates.min_boxes} test boxes (AP50 too noisy): "
+                     f"{', '.join(few)}; they count in the mAP50")
+    if empty:
+        notes.append(f"no test box, not measured: {', '.join(empty)}")
+    if len(few) + len(empty) == len(names):
+        notes.append(f"no class has {gates.min_boxes} test boxes: the per-class gate checked nothing "
+                     "(label more test days)")
+    return rows, reasons, notes
+
+
+def compare(old: Path, new: Path, data: Path, gates: Gates | None = None, field_map: Path | None = None,
+            conf: float = 0.25) -> Comparison:
+    """Evaluate OLD and NEW on the field test split of ``data`` and apply ``gates``."""
+    gates = gates or load_gates()
+    map_path = Path(field_map) if field_map is not None else FIELD_MAP
+    old, new = Path(old), Path(new)
+    old_model, new_model = open_model(old, "OLD"), open_model(new, "NEW")
+    names = list(new_model.names)
+    if list(old_model.names) != names:
+        raise CompareError(f"OLD {old} and NEW {new} have different classes ({short(old_model.names)} vs "
+                           f"{short(names)}): per-class deltas need the same classes, in the same order")
+    with tempfile.TemporaryDirectory() as workdir:
+        test = field_test(Path(data), names, map_path, Path(workdir))
+        try:
+            before = measure(test.items, names, old, conf)
+            after = measure(test.items, names, new, conf)
+        except (EvaluateError, DetectorError) as error:
+            raise CompareError(str(error)) from None
+    rows, reasons, notes = per_class(before, after, names, gates)
+    gain = round(after["map50"] - before["map50"], 4)
+    if not gain > gates.min_map_gain + EPSILON:
+        reasons.append(f"field mAP50 {before['map50']:.3f} -> {after['map50']:.3f} ({gain:+.3f}): it must rise by "
+                       f"more than {gates.min_map_gain}")
+    int8, failed = int8_gate(new, gates)
+    if failed:
+        reasons.append(failed)
+    if test.left_out:
+        notes.append("field classes the models do not have (field map -> null), not compared: "
+                     + ", ".join(f"{k} ({v} boxes)" for k, v in test.left_out.items()))
+    result = {
+        "data": str(test.dataset.root), "split": TEST, "period": test.dataset.period, "images": len(test.items),
+        "boxes": test.boxes, "field_map": str(map_path),
+        "old": describe(old, old_model, before), "new": describe(new, new_model, after),
+        "map50": {"old": before["map50"], "new": after["map50"], "delta": gain},
+        "per_class": rows, "left_out": test.left_out, "int8_selfcheck": int8,
+        "gates": gates.model_dump(),
+    }
+    return Comparison(KEEP if reasons else PROMOTE, reasons, notes, result)
+
+
+def short(names: Sequence[str], shown: int = 8) -> str:
+    more = f", ... {len(names) - shown} more" if len(names) > shown else ""
+    return f"{len(names)}: {', '.join(names[:shown])}{more}"
+
+
+def describe(path: Path, model: Detector, report: dict) -> dict:
+    return {"model": str(path), "name": model.meta.name, "version": model.meta.version, "map50": report["map50"],
+            "map50_95": report["map50_95"], "ms_per_image": report["ms_per_image"]}
+
+
+def format_comparison(comparison: Comparison) -> str:
+    r = comparison.result
+    old, new = r["old"], r["new"]
+    lines = [f"field test split of {r['data']} ({r['period']}): {r['images']} photos, {r['boxes']} boxes",
+             f"OLD {old['model']} ({old['name']} {old['version']})",
+             f"NEW {new['model']} ({new['name']} {new['version']})",
+             f"{'class':<14} {'old AP50':>8} {'new AP50':>8} {'delta':>7} {'boxes':>6}  gate"]
+    for name, row in r["per_class"].items():
+        if row["boxes"]:
+            lines.append(f"{name:<14} {row['old_ap50']:>8.3f} {row['new_ap50']:>8.3f} {row['delta']:>+7.3f} "
+                         f"{row['boxes']:>6}  {row['gate']}")
+        else:
+            lines.append(f"{name:<14} {'-':>8} {'-':>8} {'-':>7} {0:>6}  {row['gate']}")
+    m = r["map50"]
+    lines.append(f"{'mAP50':<14} {m['old']:>8.3f} {m['new']:>8.3f} {m['delta']:>+7.3f} {r['boxes']:>6}")
+    check = r["int8_selfcheck"]
+    if not check["applies"]:
+        lines.append(f"INT8 self-check: not applicable ({check['why']})")
+    elif "disagreement" in check:
+        lines.append(f"INT8 self-check: {'passed' if check['passed'] else 'FAILED'} ({Path(check['candidate']).name} "
+                     f"against {Path(check['reference']).name}: disagreement {check['disagreement']:.3f}, "
+                     f"threshold {check['threshold']})")
+    lines += [f"note: {note}" for note in comparison.notes]
+    lines.append(f"verdict: {comparison.verdict}")
+    lines += [f"  - {reason}" for reason in comparison.reasons]
+    return "\n".join(lines) + "\n"

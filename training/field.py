@@ -1,0 +1,265 @@
+"""Field datasets: a deployment's own labelled photos, as ``trivue dataset export`` writes them.
+
+They train beside the public sources (``trivue train --field DIR``) and judge a new model against
+the old one (``trivue evaluate --compare``). Their test split is the deployment's yardstick: made
+of whole collection days and frozen by the server, so successive models are measured on the same
+photos. It must therefore never be trained on, and this module is where that is enforced:
+
+- only ``images/train`` and ``images/val`` are read for training;
+- a photo the manifest puts in the test split but found in another folder (moved by hand) stops
+  the merge, as does any training photo, of any source, byte-identical to a field test photo;
+- a field train/val photo that is the same shot as a test photo (``training.duplicates``: a
+  re-upload, a crop) is left out of training, counted in the merge report; the test split never
+  moves, since it is frozen.
+
+Class names are the sorting rules'; a field map (``training/field-map.yaml``) turns them into the
+model's classes. Strict: a class of the dataset absent from the map, a map entry the dataset does
+not have, or a target the model does not know is refused, naming the class and the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from training.datasets import (
+    IMAGE_SUFFIXES,
+    SEPARATOR,
+    DatasetError,
+    MappingSpec,
+    MergeReport,
+    Sample,
+    SourceReport,
+    SourceSpec,
+    check_image,
+    collect_sources,
+    collect_split,
+    default_cache_dir,
+    keep_groups_together,
+    load_mapping,
+    write_merge,
+)
+
+log = logging.getLogger(__name__)
+
+FIELD_MAP = Path(__file__).with_name("field-map.yaml")
+MANIFEST = "manifest.json"
+TEST = "test"
+TRAINED_SPLITS = ("train", "val")
+FIELD_PREFIX = "field-"
+
+
+class FieldMap(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repeat: int = Field(default=1, ge=1, le=10)
+    map: dict[str, str | None] = Field(min_length=1)
+
+
+def load_field_map(path: Path, classes: Sequence[str]) -> FieldMap:
+    """The field map at ``path``, every target checked against the model's ``classes``."""
+    try:
+        spec = FieldMap.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: field map not found") from None
+    except yaml.YAMLError as error:
+        raise DatasetError(f"{path}: not valid YAML ({error})") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise DatasetError(f"{path}: unknown key '{where}' (known: repeat, map)") from None
+        raise DatasetError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r})"[:400]) from None
+    for name, target in spec.map.items():
+        if target is not None and target not in classes:
+            raise DatasetError(f"{path}: field class '{name}' maps to '{target}', which is not a class of the "
+                               f"model ({', '.join(classes)}); map it to one of them or to null")
+    return spec
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDataset:
+    """An exported field dataset, checked: class names, manifest, and a test split kept apart."""
+
+    root: Path
+    names: tuple[str, ...]
+    manifest: dict
+
+    def images(self, split: str) -> list[Path]:
+        folder = self.root / "images" / split
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+
+    def label(self, image: Path) -> Path:
+        return self.root / "labels" / image.parent.name / f"{image.stem}.txt"
+
+    def class_map(self, field_map: FieldMap, map_path: Path, classes: Sequence[str]) -> list[int | None]:
+        """Per dataset class id, the model's class id (None: left out); refuses what does not match."""
+        for name in self.names:
+            if name not in field_map.map:
+                raise DatasetError(f"{self.root / 'data.yaml'}: class '{name}' is not in the field map {map_path} "
+                                   f"(map it to a class of the model or to null)")
+        for name in field_map.map:
+            if name not in self.names:
+                raise DatasetError(f"{map_path}: class '{name}' is not a class of {self.root / 'data.yaml'} "
+                                   f"(its classes: {', '.join(self.names)})")
+        return [None if field_map.map[n] is None else list(classes).index(field_map.map[n]) for n in self.names]
+
+    @property
+    def period(self) -> str:
+        return f"{self.manifest.get('since', '?')}..{self.manifest.get('until', '?')}"
+
+
+def open_field(path: Path) -> FieldDataset:
+    """The field dataset in folder ``path`` (or whose ``data.yaml`` is ``path``), checked."""
+    root = Path(path).resolve()
+    root = root.parent if root.is_file() and root.name == "data.yaml" else root
+    data_yaml = root / "data.yaml"
+    if not root.is_dir():
+        raise DatasetError(f"{path}: no such field dataset folder")
+    if not data_yaml.is_file():
+        hint = " (a COCO export: export with --format yolo)" if (root / "annotations").is_dir() else ""
+        raise DatasetError(f"{data_yaml}: absent: not a `trivue dataset export` folder{hint}")
+    if not (root / MANIFEST).is_file():
+        raise DatasetError(f"{root / MANIFEST}: absent: field datasets come from `trivue dataset export`, "
+                           "whose manifest says which photos are test photos")
+    try:
+        spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8")) or {}
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        raise DatasetError(f"{root}: unreadable data.yaml or {MANIFEST} ({error})"[:400]) from None
+    names = spec.get("names") if isinstance(spec, dict) else None
+    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else names
+    if not isinstance(names, list) or not names:
+        raise DatasetError(f"{data_yaml}: 'names' is missing or empty")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("photos"), list):
+        raise DatasetError(f"{root / MANIFEST}: no 'photos' list")
+    dataset = FieldDataset(root, tuple(str(n) for n in names), manifest)
+    check_test_apart(dataset)
+    return dataset
+
+
+def check_test_apart(dataset: FieldDataset) -> None:
+    """Every photo the manifest puts in the test split lies in images/test, and nowhere else."""
+    test_ids = {Path(p.get("file", "")).stem for p in dataset.manifest["photos"] if p.get("split") == TEST}
+    for split in TRAINED_SPLITS:
+        for image in dataset.images(split):
+            if image.stem in test_ids:
+                raise DatasetError(f"{image}: {MANIFEST} puts this photo in the test split, which is never trained "
+                                   "on (export again instead of moving files)")
+
+
+def source_name(root: Path) -> str:
+    """``field-<folder>``: a merged file is named ``<source>__<photo>``, so no ``__`` in it."""
+    cleaned = re.sub(r"[^A-Za-z0-9.-]+", "-", root.name).strip("-") or "data"
+    return f"{FIELD_PREFIX}{cleaned}"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSource:
+    """A field dataset with its map, ready to join a merge."""
+
+    name: str
+    dataset: FieldDataset
+    map_path: Path
+    field_map: FieldMap
+    class_map: tuple[int | None, ...]
+
+    def spec(self) -> SourceSpec:
+        return SourceSpec(path=str(self.dataset.root), map=dict(self.field_map.map), repeat=self.field_map.repeat,
+                          licence="own photos (personal data: see privacy.md)",
+                          attribution=f"field photos {self.dataset.period}")
+
+    def collect(self, classes: Sequence[str], report: SourceReport) -> list[Sample]:
+        samples = []
+        for split in TRAINED_SPLITS:
+            folder = self.dataset.root / "images" / split
+            if folder.is_dir():
+                samples += collect_split(self.name, split, folder, self.dataset.root / "labels" / split,
+                                         list(self.class_map), list(classes), report)
+        report.test_kept_out = len(self.dataset.images(TEST))
+        return samples
+
+    def provenance(self) -> dict:
+        return {"dir": str(self.dataset.root), "field_map": str(self.map_path), "period": self.dataset.period,
+                "exported_at": self.dataset.manifest.get("exported_at"), "test_photos": len(self.dataset.images(TEST))}
+
+
+def field_source(path: Path, map_path: Path, classes: Sequence[str]) -> FieldSource:
+    dataset = open_field(path)
+    field_map = load_field_map(map_path, classes)
+    class_map = dataset.class_map(field_map, map_path, classes)
+    return FieldSource(source_name(dataset.root), dataset, Path(map_path), field_map, tuple(class_map))
+
+
+def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str, Path], report: SourceReport,
+                    cache_dir: Path) -> list[Sample]:
+    """Leave out the train/val photos that are the same shot as a test photo (``tests``: by digest);
+    the test split never moves."""
+    from training.duplicates import VERSION, leaks
+
+    if not samples or not tests:
+        return samples
+    key = hashlib.sha256(json.dumps([VERSION, "test-twins", sorted(tests), [s.digest for s in samples]])
+                         .encode()).hexdigest()[:20]
+    cached = cache_dir / f"{source.name}-{key}.json"
+    if cached.is_file():
+        twins = set(json.loads(cached.read_text(encoding="utf-8")))
+    else:
+        log.info("%s: looking for training photos that are the same shot as a test photo", source.name)
+        # leaks() matches features from the photos it calls val: here, the test photos
+        images = [s.image for s in samples] + list(tests.values())
+        links = leaks(images, ["train"] * len(samples) + ["val"] * len(tests), label=source.name)
+        twins = {samples[i].digest for link in links for i in (link.a, link.b) if i < len(samples)}
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(sorted(twins)), encoding="utf-8")
+    for sample in samples:
+        if sample.digest in twins:
+            log.warning("%s: %s left out of training: the same shot as a test photo", source.name, sample.image)
+    report.test_twins_dropped = sum(s.digest in twins for s in samples)
+    return [s for s in samples if s.digest not in twins]
+
+
+def check_test_untouched(samples: list[Sample], tests: dict[str, Path]) -> None:
+    """No training or validation photo, of any source, is a field test photo (``tests``: by digest)."""
+    for sample in samples:
+        if sample.digest in tests:
+            raise DatasetError(f"{sample.image} ({sample.source}, {sample.split}) is the field test photo "
+                               f"{tests[sample.digest]}: the test split is never trained on")
+
+
+def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, map_path: Path = FIELD_MAP,
+                     cache_dir: Path | None = None) -> MergeReport:
+    """``training.datasets.merge`` of the mapping's sources plus the field datasets' train and val photos."""
+    spec = load_mapping(mapping_path)
+    sources = [field_source(path, map_path, spec.classes) for path in fields]
+    names = [s.name for s in sources]
+    for name in names:
+        if name in spec.sources or names.count(name) > 1:
+            raise DatasetError(f"--field {name.removeprefix(FIELD_PREFIX)}: a second source named {name} "
+                               "(give each field dataset its own folder name)")
+    assert all(SEPARATOR not in name for name in names)  # source_name() guarantees it
+    cache_dir = cache_dir or default_cache_dir()
+    samples, reports, evidence = collect_sources(spec, Path(mapping_path), cache_dir)
+    every_test: dict[str, Path] = {}
+    for source in sources:
+        report = reports[source.name] = SourceReport()
+        collected = source.collect(spec.classes, report)
+        tests = {check_image(image): image for image in source.dataset.images(TEST)}
+        if collected:
+            collected, links = keep_groups_together(collected, report, cache_dir, source.name)
+            evidence.append(links)
+        samples += drop_test_twins(source, collected, tests, report, cache_dir)
+        every_test |= tests
+    check_test_untouched(samples, every_test)
+    merged_spec = MappingSpec.model_construct(name=spec.name, classes=spec.classes,
+                                              sources={**spec.sources, **{s.name: s.spec() for s in sources}})
+    return write_merge(merged_spec, samples, reports, evidence, out_dir, Path(mapping_path),
+                       extra={"field": {s.name: s.provenance() for s in sources}})
