@@ -3,8 +3,8 @@ trucks on real photos, Mosquitto, ``trivue server`` (ingest, API, rollout task) 
 PostgreSQL, and the ``trivue`` commands an admin runs.
 
 The model in service on the trucks is a worse copy of the shipped one (``tests/field_fixture.py``
-``degrade_model``: every conv weight perturbed, mAP50 0.787 -> 0.585 on the public photos); the
-shipped model stands for the retrained candidate.
+``degrade_model``: every conv weight perturbed; mAP50 0.787 -> 0.585 on that module's field
+fixture); the shipped model stands for the retrained candidate.
 
 1. The trucks replay two days of bursts of real photos (a frame's capture time is its file's) and
    keep those worth labelling: contaminated, uncertain and sampled clean lifts.
@@ -179,8 +179,8 @@ def test_the_field_loop(fleet: Fleet, trucks: Trucks, tmp_path: Path, shared_dir
     # --- 2. The manager labels them through the HTTP API ----------------------------------------
     labelled: dict[str, list[Box]] = {}  # event -> the boxes the dataset must hold
     for truck, (_day, lifts) in rounds.items():
-        for photo, (dataset, stem, _reason) in zip(photos[truck], lifts, strict=True):
-            if truck is a and dataset == "litter-items" and photo["reason"] == "sample":
+        for photo, (dataset, stem, reason) in zip(photos[truck], lifts, strict=True):
+            if truck is a and reason == "sample":
                 assert manager.decide(photo["event_id"], "unusable")["status"] == "unusable"  # never exported
                 continue
             true_boxes = truth(shared_dir, dataset, stem)
