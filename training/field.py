@@ -116,6 +116,10 @@ class FieldDataset:
     def period(self) -> str:
         return f"{self.manifest.get('since', '?')}..{self.manifest.get('until', '?')}"
 
+    def days(self, split: str) -> list[str]:
+        """Collection days of a split, from the manifest."""
+        return sorted({str(p.get("day")) for p in self.manifest["photos"] if p.get("split") == split})
+
 
 def open_field(path: Path) -> FieldDataset:
     """The field dataset in folder ``path`` (or whose ``data.yaml`` is ``path``), checked."""
@@ -223,7 +227,8 @@ def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str,
     for sample in samples:
         if sample.digest in twins:
             log.warning("%s: %s left out of training: the same shot as a test photo", source.name, sample.image)
-    report.test_twins_dropped = sum(s.digest in twins for s in samples)
+            report.images[sample.split] -= 1
+            report.test_twins_dropped += 1
     return [s for s in samples if s.digest not in twins]
 
 
@@ -258,6 +263,9 @@ def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, 
             evidence.append(links)
         samples += drop_test_twins(source, collected, tests, report, cache_dir)
         every_test |= tests
+        log.info("%s: %d test photos of %d collection days kept out of training, %d training photos left out as "
+                 "the same shot as a test photo", source.name, len(tests), len(source.dataset.days(TEST)),
+                 report.test_twins_dropped)
     check_test_untouched(samples, every_test)
     merged_spec = MappingSpec.model_construct(name=spec.name, classes=spec.classes,
                                               sources={**spec.sources, **{s.name: s.spec() for s in sources}})

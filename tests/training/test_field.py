@@ -1,0 +1,195 @@
+"""Field datasets in training: train and val photos join, the frozen test split never does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from base.paths import REPO_ROOT
+from tests.field_fixture import build_field_dataset, taxonomy
+from training.card import sources_section
+from training.datasets import DatasetError
+from training.field import FIELD_MAP, load_field_map, merge_with_field, open_field
+from training.train import TrainConfig, TrainError, prepare_data
+
+MODEL_CLASSES = ["bag", "bottle", "can", "carton", "cup", "polystyrene", "film", "glass", "electronics", "medical"]
+Setup = tuple[Path, Path]  # (mapping with a small public source, field export)
+SMALL = {"hopper-bags": {"train": 4, "val": 2, "test": 3}, "litter-items": {"train": 4, "val": 1, "test": 3}}
+
+
+def public_source(shared: Path, out: Path, per_split: int = 4) -> Path:
+    """A few glass-ewaste photos (linked) in their own layout: the public side of a merge."""
+    src = shared / "datasets" / "glass-ewaste"
+    for split in ("train", "val"):
+        for image in sorted((src / "images" / split).glob("*.jpg"))[:per_split]:
+            for kind, path in (("images", image), ("labels", src / "labels" / split / f"{image.stem}.txt")):
+                (out / kind / split).mkdir(parents=True, exist_ok=True)
+                (out / kind / split / path.name).symlink_to(path)
+    shutil.copyfile(src / "data.yaml", out / "data.yaml")
+    return out
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Near-duplicate findings, cached by content (as in use): the public source's is shared."""
+    return tmp_path_factory.mktemp("near-duplicates")
+
+
+@pytest.fixture
+def setup(shared_dir: Path, tmp_path: Path) -> Setup:
+    """(mapping with one small public source, field export of 8 train / 3 val / 6 test photos)."""
+    mapping = yaml.safe_load((REPO_ROOT / "training" / "mapping.yaml").read_text())
+    mapping["sources"] = {"glass-ewaste": mapping["sources"]["glass-ewaste"]}
+    mapping["sources"]["glass-ewaste"]["path"] = str(public_source(shared_dir, tmp_path / "public"))
+    (tmp_path / "mapping.yaml").write_text(yaml.safe_dump(mapping))
+    return tmp_path / "mapping.yaml", build_field_dataset(tmp_path / "terrain-2026-11", counts=SMALL)
+
+
+def merged_files(out: Path, split: str) -> list[str]:
+    return [Path(line).name for line in (out / f"{split}.txt").read_text().split()]
+
+
+def test_field_train_and_val_join_the_test_split_never(setup: Setup, tmp_path: Path, cache: Path) -> None:
+    mapping, field = setup
+    report = merge_with_field(mapping, [field], tmp_path / "out", cache_dir=cache)
+    counts = report.sources["field-terrain-2026-11"]
+    assert counts.test_kept_out == 6
+    tests = {p.name for p in (field / "images" / "test").iterdir()}
+    train, val = merged_files(tmp_path / "out", "train"), merged_files(tmp_path / "out", "val")
+    everything = {p.name.split("__", 1)[1] for p in (tmp_path / "out" / "images").rglob("*.jpg")
+                  if p.name.startswith("field-")}
+    assert not tests & everything, "a field test photo reached the merged dataset"
+    field_train = [n for n in train if n.startswith("field-terrain-2026-11__")]
+    field_val = [n for n in val if n.startswith("field-terrain-2026-11__")]
+    # every train/val photo joins, except those that are the same shot as a test photo (counted)
+    assert len(field_train) + len(field_val) + counts.test_twins_dropped == 8 + 3
+    assert counts.images["train"] == len(field_train) and counts.images["val"] == len(field_val)
+    assert any(n.startswith("glass-ewaste__") for n in train)  # the public source is still there
+    data = yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())
+    # field labels are exhaustive for every class the field map keeps: no class masked
+    assert data["trivue_sources"]["field-terrain-2026-11"] == list(range(10))
+    assert data["trivue_sources"]["glass-ewaste"] == [2, 7, 8, 9]
+    written = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert written["field"]["field-terrain-2026-11"]["test_photos"] == 6
+    # the model card names the field photos beside the public sources
+    rows = sources_section(mapping, {"per_source": {}}, written)
+    field_row = next(row for row in rows if row.startswith("| field-terrain-2026-11 |"))
+    assert "own photos (personal data)" in field_row and "6 test photos never trained on" in field_row
+    # labels rewritten from the rules' class ids to the model's: the same classes by name
+    rules, boxes = taxonomy(), 0
+    for name in field_train:
+        stem = Path(name.split("__", 1)[1]).stem
+        rows = (field / "labels" / "train" / f"{stem}.txt").read_text().splitlines()
+        before = [rules[int(r.split()[0])] for r in rows]
+        merged = (tmp_path / "out" / "labels" / "train" / f"{Path(name).stem}.txt").read_text().splitlines()
+        assert sorted(MODEL_CLASSES[int(r.split()[0])] for r in merged) == sorted(before)
+        boxes += len(merged)
+    assert boxes > 10 and rules.index("glass") != MODEL_CLASSES.index("glass")  # a real rewrite
+
+
+def test_a_test_photo_moved_into_train_is_refused(setup: Setup, tmp_path: Path, cache: Path) -> None:
+    mapping, field = setup
+    photo = sorted((field / "images" / "test").iterdir())[0]
+    shutil.move(photo, field / "images" / "train" / photo.name)
+    with pytest.raises(DatasetError, match=rf"{photo.name}: manifest.json puts this photo in the test split"):
+        merge_with_field(mapping, [field], tmp_path / "out", cache_dir=cache)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_field_test_photo_copied_into_a_public_source_is_refused(setup: Setup, tmp_path: Path, cache: Path) -> None:
+    mapping, field = setup
+    photo = sorted((field / "images" / "test").iterdir())[0]
+    shutil.copyfile(photo, tmp_path / "public" / "images" / "train" / "copied.jpg")
+    with pytest.raises(DatasetError, match=r"copied\.jpg \(glass-ewaste, train\) is the field test photo"):
+        merge_with_field(mapping, [field], tmp_path / "out", cache_dir=cache)
+
+
+def test_a_mirrored_copy_of_a_test_photo_is_left_out_of_training(setup: Setup, tmp_path: Path, cache: Path) -> None:
+    mapping, field = setup
+    photo = sorted((field / "images" / "test").iterdir())[0]
+    cv2.imwrite(str(field / "images" / "train" / "mirrored.jpg"), cv2.flip(cv2.imread(str(photo)), 1))
+    (field / "labels" / "train" / "mirrored.txt").write_text("")
+    first = merge_with_field(mapping, [field], tmp_path / "first", cache_dir=cache)
+    kept = merged_files(tmp_path / "first", "train") + merged_files(tmp_path / "first", "val")
+    assert "field-terrain-2026-11__mirrored.jpg" not in kept
+    dropped = first.sources["field-terrain-2026-11"].test_twins_dropped
+    assert dropped >= 1
+    # the finding is cached by content: a second merge reads it and drops the same photos
+    second = merge_with_field(mapping, [field], tmp_path / "second", cache_dir=cache)
+    assert second.sources["field-terrain-2026-11"].test_twins_dropped == dropped
+
+
+def test_field_map_is_strict_and_names_the_class_and_file(setup: Setup, tmp_path: Path, cache: Path) -> None:
+    mapping, field = setup
+    shipped = yaml.safe_load(FIELD_MAP.read_text())
+    assert set(shipped["map"]) == set(taxonomy())  # the shipped map covers the rules' classes
+    cases = {
+        "missing": ({**shipped, "map": {k: v for k, v in shipped["map"].items() if k != "battery"}},
+                    r"class 'battery' is not in the field map .*missing\.yaml"),
+        "typo": ({**shipped, "map": {**shipped["map"], "batery": None}},
+                 r"typo\.yaml: class 'batery' is not a class of .*data\.yaml"),
+        "target": ({**shipped, "map": {**shipped["map"], "battery": "pile"}},
+                   r"target\.yaml: field class 'battery' maps to 'pile', which is not a class of the model"),
+        "key": ({**shipped, "weights": 2}, r"key\.yaml: unknown key 'weights'"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(content))
+        with pytest.raises(DatasetError, match=message):
+            merge_with_field(mapping, [field], tmp_path / "out", map_path=path, cache_dir=cache)
+    assert load_field_map(FIELD_MAP, MODEL_CLASSES).map["battery"] is None
+
+
+def test_what_is_not_a_field_export_is_refused(setup: Setup, tmp_path: Path) -> None:
+    _, field = setup
+    (field / "manifest.json").unlink()
+    with pytest.raises(DatasetError, match=r"manifest\.json: absent"):
+        open_field(field)
+    with pytest.raises(DatasetError, match="no such field dataset folder"):
+        open_field(tmp_path / "nowhere")
+    plain = TrainConfig(data=tmp_path / "public" / "data.yaml", run_dir=tmp_path / "run", field=(field,))
+    with pytest.raises(TrainError, match="--field needs a mapping YAML"):
+        prepare_data(plain)
+
+
+def test_two_field_exports_with_one_folder_name_are_refused(setup: Setup, tmp_path: Path, cache: Path) -> None:
+    mapping, field = setup
+    other = tmp_path / "elsewhere" / field.name
+    shutil.copytree(field, other)
+    with pytest.raises(DatasetError, match="a second source named field-terrain-2026-11"):
+        merge_with_field(mapping, [field, other], tmp_path / "out", cache_dir=cache)
+
+
+@pytest.mark.train
+def test_train_with_a_field_dataset_smoke(setup: Setup, tmp_path: Path, cache: Path) -> None:
+    """One tiny epoch through the command: field photos in the run's data, test photos nowhere."""
+    pytest.importorskip("ultralytics")
+    mapping, field = setup
+    run, home = tmp_path / "run", tmp_path / "home"
+    # a fresh HOME and a dead proxy: any download attempt would show
+    env = {**os.environ, "HOME": str(home), "HTTPS_PROXY": "http://127.0.0.1:9", "XDG_CACHE_HOME": str(cache)}
+    env.pop("YOLO_CONFIG_DIR", None)
+    result = subprocess.run([sys.executable, "-m", "trivue", "train", "--data", str(mapping), "--field", str(field),
+                             "--run", str(run), "--init", "scratch", "--epochs", "1", "--imgsz", "64", "--batch", "8",
+                             "--no-plots", "--threads", "2"], capture_output=True, text=True, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run / "train" / "weights" / "best.pt").is_file()
+    recorded = json.loads((run / "trivue.json").read_text())
+    assert recorded["field"] == [str(field)] and recorded["field_map"] is None
+    listed = (run / "data" / "train.txt").read_text() + (run / "data" / "val.txt").read_text()
+    assert "field-terrain-2026-11__" in listed
+    assert not any(p.name in listed for p in (field / "images" / "test").iterdir())
+    # what Ultralytics actually read: its label cache lists every image it loaded, train and val
+    read = [Path(entry["im_file"]).name for cache_file in (run / "data" / "labels").glob("*.cache")
+            for entry in np.load(cache_file, allow_pickle=True).item()["labels"]]
+    assert any(name.startswith("field-terrain-2026-11__") for name in read)
+    assert not {f"field-terrain-2026-11__{p.name}" for p in (field / "images" / "test").iterdir()} & set(read)
