@@ -20,6 +20,8 @@ from server.db import utcnow
 from server.fleet.models import FleetModel
 from server.web.auth import audit
 from vision.onnxmeta import OnnxMetaError, parse_model_file
+from vision.rules import RulesError, SortingRules
+from vision.schema import Stream
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 INT8_SUFFIX = "-int8"  # X-int8.onnx shares the card of X.onnx (training/export.py)
@@ -117,9 +119,6 @@ def streams_without_rules(names: list[str]) -> dict[str, str]:
     Trucks with those rules refuse the model on such a stream; trucks may run their own rules, so
     publishing only warns.
     """
-    from vision.rules import RulesError, SortingRules
-    from vision.schema import Stream
-
     rules, problems = SortingRules.load(), {}
     for stream in Stream:
         try:
