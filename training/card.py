@@ -93,7 +93,7 @@ def sources_section(mapping: Path | None, report: dict, merge_report: dict | Non
         counts = merged.get(name, {})
         lines.append(f"| {name} | own photos (personal data) | exported {field['period']}, "
                      f"{field['test_photos']} test photos never trained on, "
-                     f"{counts.get('test_twins_dropped', 0)} training photos left out as their twins "
+                     f"{field['test_twins_dropped']} training photos left out as their twins "
                      f"| {field['field_map']} | {per_source.get(name, {}).get('images', '')} "
                      f"| {counts.get('near_duplicate_links', 0)} |")
     return lines

@@ -76,10 +76,6 @@ class SourceReport:
     near_duplicate_groups: int = 0  # groups of two or more photos
     moved_to_train: int = 0  # val photos whose group lies mostly in train
     moved_to_val: int = 0
-    # field datasets only (training.field): their test photos, never trained on, and the train/val
-    # photos left out because they are the same shot as a test photo
-    test_kept_out: int = 0
-    test_twins_dropped: int = 0
 
     def to_json(self) -> dict:
         # asdict() would rebuild the Counters from their items: convert them by hand
@@ -360,17 +356,14 @@ def write_merged(samples: list[Sample], spec: MappingSpec, out_dir: Path) -> tup
     return data_yaml, digest.hexdigest()[:16]
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trivue" / "near-duplicates"
-
-
 def merge(mapping_path: Path, out_dir: Path, cache_dir: Path | None = None) -> MergeReport:
     """Validate and merge every source of the mapping into ``out_dir``; return the counts.
 
     Near-duplicate photos (mirrored, cropped, tiled copies) are grouped per source and each group
     kept in one split; ``out_dir/near-duplicates.json`` lists every link with its evidence.
-    Field datasets join through ``training.field.merge_with_field``, which runs the same steps.
     """
+    from training.duplicates import default_cache_dir
+
     spec = load_mapping(mapping_path)
     samples, reports, evidence = collect_sources(spec, Path(mapping_path), cache_dir or default_cache_dir())
     return write_merge(spec, samples, reports, evidence, out_dir, Path(mapping_path))
@@ -392,9 +385,7 @@ def collect_sources(spec: MappingSpec, mapping_path: Path,
 
 def write_merge(spec: MappingSpec, samples: list[Sample], reports: dict[str, SourceReport], evidence: list[dict],
                 out_dir: Path, mapping_path: Path, extra: dict | None = None) -> MergeReport:
-    """Check the samples as a whole, lay them out under ``out_dir`` and write report.json.
-
-    ``extra``: more entries for report.json (the field datasets' provenance)."""
+    """Check the samples as a whole, lay them out under ``out_dir``, write report.json (plus ``extra``)."""
     out_dir = out_dir.resolve()
     check_leaks(samples)
     if not any(s.split == "train" and s.rows for s in samples):
@@ -404,11 +395,6 @@ def write_merge(spec: MappingSpec, samples: list[Sample], reports: dict[str, Sou
     report = MergeReport(spec.name, list(spec.classes), data_yaml, data_hash, reports)
     (out_dir / "report.json").write_text(json.dumps(report.to_json() | (extra or {}), indent=2), encoding="utf-8")
     (out_dir / "near-duplicates.json").write_text(json.dumps(evidence, indent=1), encoding="utf-8")
-    for name, counts in reports.items():
-        log.info("%s: images %s, boxes %s, missing labels %d, empty %d, clipped %d, degenerate %d, "
-                 "dropped %d, duplicates %d, near-duplicate links %d (moved to train %d, to val %d)",
-                 name, dict(counts.images), dict(counts.boxes),
-                 counts.missing_labels, counts.empty_images, counts.clipped_boxes,
-                 counts.degenerate_boxes, counts.dropped_boxes, counts.duplicates_within_split,
-                 counts.near_duplicate_links, counts.moved_to_train, counts.moved_to_val)
+    for name, counts in reports.items():  # every count that is not zero, by its report.json name
+        log.info("%s: %s", name, ", ".join(f"{k} {v}" for k, v in counts.to_json().items() if v))
     return report

@@ -281,6 +281,11 @@ def group_split(prints: Sequence[Fingerprint], splits: Sequence[str],
     return groups
 
 
+def default_cache_dir() -> Path:
+    """Where groupings found are kept between merges (``training.datasets``: keyed by content)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trivue" / "near-duplicates"
+
+
 def find_groups(images: Sequence[Path], splits: Sequence[str], label: str = "") -> Groups:
     """Fingerprint ``images`` (with a progress bar) and group the near-duplicates among them."""
     from concurrent.futures import ProcessPoolExecutor

@@ -42,7 +42,6 @@ from training.datasets import (
     check_image,
     collect_sources,
     collect_split,
-    default_cache_dir,
     keep_groups_together,
     load_mapping,
     write_merge,
@@ -188,12 +187,13 @@ class FieldSource:
             if folder.is_dir():
                 samples += collect_split(self.name, split, folder, self.dataset.root / "labels" / split,
                                          list(self.class_map), list(classes), report)
-        report.test_kept_out = len(self.dataset.images(TEST))
         return samples
 
-    def provenance(self) -> dict:
+    def provenance(self, twins_dropped: int) -> dict:
+        """What report.json says of this source beside its counts: where it came from, what stayed out."""
         return {"dir": str(self.dataset.root), "field_map": str(self.map_path), "period": self.dataset.period,
-                "exported_at": self.dataset.manifest.get("exported_at"), "test_photos": len(self.dataset.images(TEST))}
+                "exported_at": self.dataset.manifest.get("exported_at"), "test_photos": len(self.dataset.images(TEST)),
+                "test_days": len(self.dataset.days(TEST)), "test_twins_dropped": twins_dropped}
 
 
 def field_source(path: Path, map_path: Path, classes: Sequence[str]) -> FieldSource:
@@ -204,13 +204,13 @@ def field_source(path: Path, map_path: Path, classes: Sequence[str]) -> FieldSou
 
 
 def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str, Path], report: SourceReport,
-                    cache_dir: Path) -> list[Sample]:
+                    cache_dir: Path) -> tuple[list[Sample], int]:
     """Leave out the train/val photos that are the same shot as a test photo (``tests``: by digest);
-    the test split never moves."""
+    return the others and how many were left out. The test split never moves."""
     from training.duplicates import VERSION, leaks
 
     if not samples or not tests:
-        return samples
+        return samples, 0
     key = hashlib.sha256(json.dumps([VERSION, "test-twins", sorted(tests), [s.digest for s in samples]])
                          .encode()).hexdigest()[:20]
     cached = cache_dir / f"{source.name}-{key}.json"
@@ -228,8 +228,8 @@ def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str,
         if sample.digest in twins:
             log.warning("%s: %s left out of training: the same shot as a test photo", source.name, sample.image)
             report.images[sample.split] -= 1
-            report.test_twins_dropped += 1
-    return [s for s in samples if s.digest not in twins]
+    kept = [s for s in samples if s.digest not in twins]
+    return kept, len(samples) - len(kept)
 
 
 def check_test_untouched(samples: list[Sample], tests: dict[str, Path]) -> None:
@@ -251,9 +251,12 @@ def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, 
             raise DatasetError(f"--field {name.removeprefix(FIELD_PREFIX)}: a second source named {name} "
                                "(give each field dataset its own folder name)")
     assert all(SEPARATOR not in name for name in names)  # source_name() guarantees it
+    from training.duplicates import default_cache_dir
+
     cache_dir = cache_dir or default_cache_dir()
     samples, reports, evidence = collect_sources(spec, Path(mapping_path), cache_dir)
     every_test: dict[str, Path] = {}
+    provenance = {}
     for source in sources:
         report = reports[source.name] = SourceReport()
         collected = source.collect(spec.classes, report)
@@ -261,13 +264,14 @@ def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, 
         if collected:
             collected, links = keep_groups_together(collected, report, cache_dir, source.name)
             evidence.append(links)
-        samples += drop_test_twins(source, collected, tests, report, cache_dir)
+        kept, twins = drop_test_twins(source, collected, tests, report, cache_dir)
+        samples += kept
         every_test |= tests
+        provenance[source.name] = source.provenance(twins)
         log.info("%s: %d test photos of %d collection days kept out of training, %d training photos left out as "
-                 "the same shot as a test photo", source.name, len(tests), len(source.dataset.days(TEST)),
-                 report.test_twins_dropped)
+                 "the same shot as a test photo", source.name, len(tests), len(source.dataset.days(TEST)), twins)
     check_test_untouched(samples, every_test)
     merged_spec = MappingSpec.model_construct(name=spec.name, classes=spec.classes,
                                               sources={**spec.sources, **{s.name: s.spec() for s in sources}})
     return write_merge(merged_spec, samples, reports, evidence, out_dir, Path(mapping_path),
-                       extra={"field": {s.name: s.provenance() for s in sources}})
+                       extra={"field": provenance})

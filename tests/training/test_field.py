@@ -54,6 +54,10 @@ def setup(shared_dir: Path, tmp_path: Path) -> Setup:
     return tmp_path / "mapping.yaml", build_field_dataset(tmp_path / "terrain-2026-11", counts=SMALL)
 
 
+def twins_dropped(merged: Path) -> int:
+    return json.loads((merged / "report.json").read_text())["field"]["field-terrain-2026-11"]["test_twins_dropped"]
+
+
 def merged_files(out: Path, split: str) -> list[str]:
     return [Path(line).name for line in (out / f"{split}.txt").read_text().split()]
 
@@ -62,7 +66,8 @@ def test_field_train_and_val_join_the_test_split_never(setup: Setup, tmp_path: P
     mapping, field = setup
     report = merge_with_field(mapping, [field], tmp_path / "out", cache_dir=cache)
     counts = report.sources["field-terrain-2026-11"]
-    assert counts.test_kept_out == 6
+    field_report = json.loads((tmp_path / "out" / "report.json").read_text())["field"]["field-terrain-2026-11"]
+    assert field_report["test_photos"] == 6 and field_report["test_days"] == 3
     tests = {p.name for p in (field / "images" / "test").iterdir()}
     train, val = merged_files(tmp_path / "out", "train"), merged_files(tmp_path / "out", "val")
     everything = {p.name.split("__", 1)[1] for p in (tmp_path / "out" / "images").rglob("*.jpg")
@@ -71,7 +76,7 @@ def test_field_train_and_val_join_the_test_split_never(setup: Setup, tmp_path: P
     field_train = [n for n in train if n.startswith("field-terrain-2026-11__")]
     field_val = [n for n in val if n.startswith("field-terrain-2026-11__")]
     # every train/val photo joins, except those that are the same shot as a test photo (counted)
-    assert len(field_train) + len(field_val) + counts.test_twins_dropped == 8 + 3
+    assert len(field_train) + len(field_val) + field_report["test_twins_dropped"] == 8 + 3
     assert counts.images["train"] == len(field_train) and counts.images["val"] == len(field_val)
     assert any(n.startswith("glass-ewaste__") for n in train)  # the public source is still there
     data = yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())
@@ -121,11 +126,12 @@ def test_a_mirrored_copy_of_a_test_photo_is_left_out_of_training(setup: Setup, t
     first = merge_with_field(mapping, [field], tmp_path / "first", cache_dir=cache)
     kept = merged_files(tmp_path / "first", "train") + merged_files(tmp_path / "first", "val")
     assert "field-terrain-2026-11__mirrored.jpg" not in kept
-    dropped = first.sources["field-terrain-2026-11"].test_twins_dropped
+    dropped = twins_dropped(tmp_path / "first")
     assert dropped >= 1
     # the finding is cached by content: a second merge reads it and drops the same photos
     second = merge_with_field(mapping, [field], tmp_path / "second", cache_dir=cache)
-    assert second.sources["field-terrain-2026-11"].test_twins_dropped == dropped
+    assert twins_dropped(tmp_path / "second") == dropped
+    assert first.sources["field-terrain-2026-11"].images == second.sources["field-terrain-2026-11"].images
 
 
 def test_field_map_is_strict_and_names_the_class_and_file(setup: Setup, tmp_path: Path, cache: Path) -> None:

@@ -82,7 +82,8 @@ def test_a_real_export_trains_without_its_test_split_and_compares(export: Path, 
 
     report = merge_with_field(mapping, [export], tmp_path / "merged", map_path=field_map, cache_dir=tmp_path / "c")
     merged = (tmp_path / "merged" / "train.txt").read_text() + (tmp_path / "merged" / "val.txt").read_text()
-    assert report.sources["field-terrain"].test_kept_out == len(tests)
+    written = json.loads((tmp_path / "merged" / "report.json").read_text())["field"]["field-terrain"]
+    assert written["test_photos"] == len(tests) and written["test_days"] == len({p["day"] for p in tests})
     assert all(p["event_id"] not in merged for p in tests)
     assert all(p["event_id"] in merged for p in manifest["photos"] if p["split"] != "test")
     assert report.sources["field-terrain"].boxes["battery"] == len(manifest["photos"]) - len(tests)
