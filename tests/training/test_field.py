@@ -127,7 +127,7 @@ def test_a_mirrored_copy_of_a_test_photo_is_left_out_of_training(setup: Setup, t
     kept = merged_files(tmp_path / "first", "train") + merged_files(tmp_path / "first", "val")
     assert "field-terrain-2026-11__mirrored.jpg" not in kept
     dropped = twins_dropped(tmp_path / "first")
-    assert dropped >= 1
+    assert dropped == 1  # the mirrored copy, and only it: the fixture holds no other twin
     # the finding is cached by content: a second merge reads it and drops the same photos
     second = merge_with_field(mapping, [field], tmp_path / "second", cache_dir=cache)
     assert twins_dropped(tmp_path / "second") == dropped
