@@ -1,5 +1,6 @@
-"""The annotation page in Chromium: a photo with the model's boxes; a box drawn and moved with the
-keyboard and with the mouse, each move stored on the server; undo; the finished photo leaves the queue."""
+"""The annotation page in Chromium: a photo with the model's boxes; a box added and moved with the
+keyboard, a box drawn with the mouse, dragged, then moved with the keyboard, each move stored on
+the server; undo; the finished photo leaves the queue."""
 
 from __future__ import annotations
 
@@ -110,6 +111,16 @@ def test_draw_and_move_boxes_with_keyboard_and_mouse(browser: Browser, live_serv
     moved = next(b for b in server_boxes(live_server, first) if b["id"] == 4)
     assert (moved["x1"] - drawn["x1"], moved["y1"] - drawn["y1"]) == pytest.approx((0.1, -0.05), abs=0.01)
     assert moved["x2"] - moved["x1"] == pytest.approx(drawn["x2"] - drawn["x1"], abs=1e-6)  # moved, not resized
+    # the box drawn with the mouse, moved with the keyboard too: 3 % left and 2 % up, saved as one move
+    page.locator("#ann-box-list button[data-box='4']").click()
+    page.locator("#ann-stage").focus()
+    for key in ("ArrowLeft", "ArrowLeft", "ArrowUp", "ArrowLeft"):
+        page.keyboard.press(key)
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.keyboard.press("ArrowUp")
+    nudged = next(b for b in server_boxes(live_server, first) if b["id"] == 4)
+    assert (nudged["x1"] - moved["x1"], nudged["y1"] - moved["y1"]) == pytest.approx((-0.03, -0.02), abs=1e-6)
+    assert (nudged["x2"] - moved["x2"], nudged["y2"] - moved["y2"]) == pytest.approx((-0.03, -0.02), abs=1e-6)
     # the model's bag box: deleted with the keyboard, then undone
     page.locator("#ann-box-list button[data-box='1']").click()
     page.locator("#ann-stage").focus()
@@ -133,5 +144,5 @@ def test_draw_and_move_boxes_with_keyboard_and_mouse(browser: Browser, live_serv
         trail = db.scalars(select(AuditEntry.action).where(AuditEntry.target == first,
                                                            AuditEntry.action.like("labels.%"))).all()
     assert label.status == "done" and label.annotator == f"user:{annotator}"
-    assert trail == ["labels.add", "labels.move", "labels.add", "labels.move", "labels.delete", "labels.undo",
-                     "labels.done"]
+    assert trail == ["labels.add", "labels.move", "labels.add", "labels.move", "labels.move", "labels.delete",
+                     "labels.undo", "labels.done"]

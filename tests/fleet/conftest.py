@@ -91,6 +91,19 @@ def fleet(tmp_path: Path, mqtt_broker: BrokerAddress, database_url: str) -> Iter
         thread.join(15)
 
 
+@pytest.fixture
+def trucks(fleet: Fleet, tmp_path: Path) -> Iterator[Any]:
+    """``trivue edge`` processes (``tests.fleet.trucks.Trucks``), all stopped at the end of the test."""
+    from tests.fleet.trucks import Trucks  # it builds on this module's Fleet
+
+    fleet_trucks = Trucks(fleet, tmp_path / "trucks")
+    try:
+        yield fleet_trucks
+    finally:
+        for truck in fleet_trucks.started:
+            truck.stop()
+
+
 def stats_of(fleet: Fleet, truck_id: str) -> dict[str, Any]:
     from server.ingest.models import Truck
 

@@ -1,38 +1,26 @@
 """Rolling a model out to real trucks: ``trivue edge`` processes on real photos, the real server, Mosquitto.
 
-A burst folder is one lift, closed when the next burst arrives (``edge.trigger.BurstTrigger``):
-the test adds bursts one by one and reads the lifts the server stored, each naming the model
-that judged it.
+The trucks (``tests/fleet/trucks.py``) are fed bursts one by one; the test reads the lifts the
+server stored, each naming the model that judged it.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import select
 
-from base.paths import REPO_ROOT
 from server.fleet.models import FleetModel, Rollout
-from server.ingest.models import Lift
-from tests.fleet.conftest import Fleet, dump, stats_of, wait_until
+from tests.fleet.conftest import Fleet, stats_of, wait_until
 from tests.fleet.models import SHIPPED, SHIPPED_INT8, derived
 from tests.fleet.test_registry import bearer, sha_of
-from vision.selfcheck import CALIBRATION_DIR
+from tests.fleet.trucks import Trucks
 
 OLD = "2026.12.02"
-PHOTOS = sorted(CALIBRATION_DIR.glob("*.jpg"))
 
 
 @pytest.fixture
@@ -40,102 +28,6 @@ def database_url(tmp_path: Path) -> str:
     """SQLite only: the trucks are what these tests are about (tests/fleet/test_registry.py runs the
     server's side on PostgreSQL too)."""
     return f"sqlite:///{tmp_path / 'server.db'}"
-
-
-class TruckProcess:
-    """``trivue edge`` on a burst folder, with its token file and models folder."""
-
-    def __init__(self, fleet: Fleet, root: Path, truck_id: str, token: str, **extra: Any) -> None:
-        self.fleet, self.truck_id, self.root = fleet, truck_id, root / truck_id
-        self.bursts = self.root / "bursts"
-        self.bursts.mkdir(parents=True)
-        self.token_file = self.root / "token"
-        self.token_file.write_text(token)
-        self.models_dir = self.root / "models"
-        settings = fleet.settings
-        config = {
-            "truck_id": truck_id, "source": str(self.bursts), "stream": "recyclables", "model": str(SHIPPED),
-            "workers": 1, "threads": 1, "frame_rate": 50, "gps": {"source": "fixed:48.1113,-1.6800"},
-            "trigger": {"kind": "burst", "burst_settle_s": 0.3},
-            "outbox": {"path": str(self.root / "outbox.sqlite3")}, "evidence": {"dir": str(self.root / "evidence")},
-            "uplink": {"broker": settings.broker_url, "topic_prefix": settings.topic_prefix, "reconnect_max_s": 1,
-                       "stats_interval_s": 0.5},
-            "models": {"server": fleet.url, "token_file": str(self.token_file), "dir": str(self.models_dir)},
-            **extra,
-        }
-        path = self.root / "truck.yaml"
-        path.write_text(yaml.safe_dump(config))
-        self.log = open(self.root / "agent.log", "wb")  # noqa: SIM115  (closed in stop)
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TRIVUE_DATA_DIR": str(self.root / "data")}
-        self.process = subprocess.Popen([sys.executable, "-m", "trivue", "edge", "--config", str(path)],
-                                        env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.added = 0
-
-    def lift(self) -> None:
-        """One more burst of two real photos (written aside, then moved in whole)."""
-        staging = self.root / f"staging-{self.added:03d}"
-        staging.mkdir()
-        for i in range(2):
-            shutil.copy(PHOTOS[(2 * self.added + i) % len(PHOTOS)], staging / f"{i:02d}.jpg")
-        staging.rename(self.bursts / f"burst-{self.added:03d}")
-        self.added += 1
-
-    def versions(self) -> list[str]:
-        with self.fleet.sessions() as session:
-            return list(session.scalars(select(Lift.model_version).where(Lift.truck_id == self.truck_id)
-                                        .order_by(Lift.sequence)))
-
-    def lifts(self, count: int) -> list[str]:
-        """The model version of each stored lift, once ``count`` are stored."""
-        return wait_until(lambda: len(v := self.versions()) >= count and v, f"{count} lifts of {self.truck_id}: "
-                          f"{self.versions()}; {self.tail()}")
-
-    def update(self, sha: str, state: str) -> dict[str, Any]:
-        """The truck's heartbeat once its last model change is ``sha`` in ``state``."""
-        def check() -> dict[str, Any] | None:
-            stats = stats_of(self.fleet, self.truck_id)
-            update = stats.get("model_update") or {}
-            return stats if update.get("sha256") == sha and update.get("state") == state else None
-
-        return wait_until(check, f"{self.truck_id}: model {sha[:12]} {state}; stats "
-                          f"{dump(stats_of(self.fleet, self.truck_id).get('model_update'))}; {self.tail()}")
-
-    def tail(self) -> str:
-        self.log.flush()
-        return (self.root / "agent.log").read_text(errors="replace")[-1500:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
-
-
-class Trucks:
-    """Starts trucks, each with its own token; stops them all at the end of the test."""
-
-    def __init__(self, fleet: Fleet, root: Path) -> None:
-        self.fleet, self.root, self.started = fleet, root, list[TruckProcess]()
-        self.tag = uuid.uuid4().hex[:6]
-
-    def start(self, suffix: str, **extra: Any) -> TruckProcess:
-        truck_id = f"fleet-{self.tag}-{suffix}"
-        truck = TruckProcess(self.fleet, self.root, truck_id, self.fleet.token("truck", truck_id), **extra)
-        self.started.append(truck)
-        return truck
-
-
-@pytest.fixture
-def trucks(fleet: Fleet, tmp_path: Path) -> Iterator[Trucks]:
-    fleet_trucks = Trucks(fleet, tmp_path / "trucks")
-    try:
-        yield fleet_trucks
-    finally:
-        for truck in fleet_trucks.started:
-            truck.stop()
 
 
 def test_canary_rollout_then_the_rest_then_rollback(fleet: Fleet, trucks: Trucks, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import ServerSettings
@@ -236,10 +236,10 @@ def test_round_trip_with_label_studio_and_cvat(field: Field, tool: str, capsys: 
     assert all(sorted(again[e]) == sorted(lines) for e, lines in files.items())
 
 
-def bad_zip(lines: dict[str, str]) -> bytes:
+def bad_zip(lines: dict[str, str], names: tuple[str, ...] | list[str] = NAMES) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("obj.names", "\n".join(NAMES))
+        archive.writestr("obj.names", "\n".join(names))
         for name, text in lines.items():
             archive.writestr(f"obj_train_data/{name}.txt", text)
     return buffer.getvalue()
@@ -248,19 +248,29 @@ def bad_zip(lines: dict[str, str]) -> bytes:
 @pytest.mark.parametrize(("content", "message"), [
     ("yolo-out-of-range", "leaves the photo"),
     ("yolo-unknown-index", "class index 99 is not in the"),
+    ("yolo-unknown-class", "unknown class 'unicorn'"),
     ("coco-unknown-class", "unknown class 'unicorn'"),
     ("coco-outside", "leaves the photo"),
     ("unknown-photo", "no photo for lift"),
+    ("expired-photo", "expired on"),
     ("not-json", "not JSON"),
 ])
 def test_bad_imports_are_refused_and_change_nothing(field: Field, capsys: pytest.CaptureFixture[str],
                                                     content: str, message: str) -> None:
     first, second = field.events[:2]
-    target = field.tmp / ("in.zip" if content.startswith(("yolo", "unknown")) else "in.json")
+    target = field.tmp / ("in.zip" if content.startswith(("yolo", "unknown", "expired")) else "in.json")
     if content == "yolo-out-of-range":  # a good file first: the import is all or nothing
         target.write_bytes(bad_zip({first: "0 0.5 0.5 0.1 0.1\n", second: "0 0.95 0.5 0.2 0.1\n"}))
     elif content == "yolo-unknown-index":
         target.write_bytes(bad_zip({first: "0 0.5 0.5 0.1 0.1\n", second: "99 0.5 0.5 0.1 0.1\n"}))
+    elif content == "yolo-unknown-class":  # a class the rules do not have, by name (CVAT's obj.names)
+        target.write_bytes(bad_zip({first: "1 0.5 0.5 0.1 0.1\n", second: "0 0.5 0.5 0.1 0.1\n"},
+                                   names=["unicorn", *NAMES]))
+    elif content == "expired-photo":  # past its retention date, the hourly purge not run yet
+        with field.sessions() as session, session.begin():
+            session.execute(update(Evidence).where(Evidence.event_id == second)
+                            .values(received_at=datetime.now(UTC) - timedelta(days=400)))
+        target.write_bytes(bad_zip({first: "0 0.5 0.5 0.1 0.1\n", second: "0 0.5 0.5 0.1 0.1\n"}))
     elif content == "unknown-photo":
         target.write_bytes(bad_zip({first: "0 0.5 0.5 0.1 0.1\n", "00000000-0000-4000-8000-000000000000": ""}))
     elif content == "not-json":

@@ -115,8 +115,13 @@ def test_an_expired_photo_cannot_be_labelled(api: Server, photos: list[str]) -> 
     with api.sessions() as session, session.begin():  # past retention, the hourly purge not run yet
         session.execute(update(Evidence).where(Evidence.event_id == photos[0])
                         .values(received_at=datetime.now(UTC) - timedelta(days=31)))
-    response = decide(api, who, photos[0], action="accept", box_id=1)
-    assert response.status_code == 410 and "expired on" in response.json()["detail"]
+    for body in ({"action": "accept", "box_id": 1}, {"action": "add", "class": "battery", "x1": 0.1, "y1": 0.1,
+                                                     "x2": 0.2, "y2": 0.2}, {"action": "unusable"}):
+        response = decide(api, who, photos[0], **body)
+        assert response.status_code == 410 and f"the photo of lift {photos[0]} expired on " in response.json()["detail"]
+    with api.sessions() as session:  # refused, and nothing written: no label, no audit entry
+        assert session.get(LabelPhoto, photos[0]) is None
+        assert not session.scalars(select(AuditEntry).where(AuditEntry.action.like("labels.%"))).all()
     decide(api, who, photos[1], action="done")
     with api.sessions() as session, session.begin():  # the purge deletes the photo and its labels
         purge_expired(session, api.client.app.state.ctx.evidence, api.settings,
