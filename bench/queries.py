@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,12 @@ from base.paths import REPO_ROOT, SHARED_DIR
 from server.db import make_engine
 from server.ingest.aggregates import rebuild_aggregates
 from server.ingest.models import Lift, StreetDay, StreetDayError
+from server.ingest.partitions import create_month, is_partitioned, months_between
 from server.migrate import upgrade_database
 from server.streets.importer import import_street_file
 from server.streets.models import Street
 
-GENERATOR = "v2"  # bump when the generated data changes: cached databases are then rebuilt
+GENERATOR = "v3"  # bump when the generated data changes: cached databases are then rebuilt
 CACHE_DIR = REPO_ROOT / "build" / "bench"
 FIRST_DAY = "2025-01-06"  # a Monday
 DAYS = 364
@@ -145,7 +147,8 @@ def prepare(engine: Engine, lifts: int, rebuild: bool) -> dict[str, float]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with Session(engine) as session:
-        for table in ("street_day_errors", "street_days", "lifts", "bench_meta"):
+        for table in ("street_period_errors", "street_periods", "street_day_errors", "street_days", "lifts",
+                      "bench_meta"):
             session.execute(text(f"DELETE FROM {table}"))
         import_street_file(session, SHARED_DIR / "geodata" / "rennes-streets.osm.geojson", "Rennes")
         session.commit()
@@ -154,6 +157,10 @@ def prepare(engine: Engine, lifts: int, rebuild: bool) -> dict[str, float]:
     if last - first + 1 != count:
         raise SystemExit(f"street ids are not contiguous ({first}..{last}, {count}): use --rebuild on a new database")
     timings["import Rennes streets"] = time.perf_counter() - started
+    with engine.begin() as connection:  # PostgreSQL: a partition per month of the data before the load
+        if is_partitioned(connection):
+            for month in months_between(_day(FIRST_DAY), _day(FIRST_DAY) + timedelta(days=DAYS)):
+                create_month(connection, month)
     indexes = list(Lift.__table__.indexes)
     with engine.begin() as connection:  # secondary indexes are built once after the load: faster than row by row
         for index in indexes:
@@ -341,6 +348,7 @@ def main() -> None:
     parser.add_argument("--naive-repeat", type=int, default=5, help="timed naive GROUP BY runs")
     parser.add_argument("--explain", action="store_true", help="print the query plans")
     parser.add_argument("--rebuild", action="store_true", help="regenerate the cached databases")
+    parser.add_argument("--prepare-only", action="store_true", help="generate the databases, time nothing")
     args = parser.parse_args()
     if not (SHARED_DIR / "geodata").is_dir():
         raise SystemExit(f"{SHARED_DIR / 'geodata'} is absent: the bench needs the real Rennes streets")
@@ -367,6 +375,9 @@ def main() -> None:
                                f"{session.scalar(select(func.count()).select_from(StreetDayError)):,} "
                                f"street_day_errors; {disk_bytes(session) / max(count, 1):,.0f} bytes per lift "
                                "on disk (whole database: lifts, indexes, aggregates, streets)")
+        if args.prepare_only:
+            engine.dispose()
+            continue
         if args.explain:
             explain(engine)
         results.extend(measure(engine, url, args.repeat, args.naive_repeat))
