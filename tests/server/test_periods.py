@@ -1,0 +1,134 @@
+"""Period queries over the day/month/year roll-ups give exactly what summing every day gives.
+
+``split`` must cover a period with each day once; ``street_stats`` (one SQL statement over the
+roll-ups) must equal the street figures summed straight from ``street_days`` /
+``street_day_errors`` for calendar and rolling periods, open ends, and every filter, on SQLite
+and PostgreSQL; the JSON text the route sends must be that document.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.ingest.aggregates import insert_lifts, lift_row
+from server.ingest.models import UNMATCHED, StreetDay, StreetDayError
+from server.streets.locator import Locator
+from server.streets.models import Street
+from server.web.periods import days_of, split
+from server.web.reports import StreetFilter, rate_fields, street_stats, street_stats_text
+from tests.server.conftest import RennesDatabase
+from tests.server.events import lift_event
+from tests.server.streets_fixture import points_on_streets
+
+
+@pytest.mark.parametrize(("since", "until"), [
+    (date(2026, 6, 1), date(2026, 6, 30)), (date(2026, 6, 10), date(2026, 6, 10)),
+    (date(2026, 6, 10), date(2026, 9, 20)), (date(2025, 1, 1), date(2026, 12, 31)),
+    (date(2025, 3, 15), date(2026, 3, 14)), (date(2024, 12, 31), date(2027, 1, 1)),
+    (date(2026, 2, 1), date(2026, 2, 28)), (date(2024, 2, 29), date(2024, 3, 1)),
+    (date(2025, 1, 1), date(2025, 11, 30)), (date(2025, 2, 1), date(2025, 12, 31)),
+])
+def test_split_covers_each_day_once_with_few_units(since: date, until: date) -> None:
+    units = split(since, until)
+    covered = days_of(units)
+    expected = {since + timedelta(days=i) for i in range((until - since).days + 1)}
+    assert covered == expected
+    total = sum((last - first).days + 1 for first, last in units.days) + sum(
+        len(days_of(type(units)(months=[m]))) for m in units.months) + sum(
+        len(days_of(type(units)(years=[y]))) for y in units.years)
+    assert total == len(expected), "no day is counted twice"
+    assert len(units.days) <= 2 and len(units.months) <= 2 and len(units.years) <= 1
+
+
+def test_split_of_calendar_periods_reads_one_unit() -> None:
+    assert split(date(2026, 1, 1), date(2026, 12, 31)).years == [(date(2026, 1, 1), date(2026, 1, 1))]
+    month = split(date(2026, 4, 1), date(2026, 6, 30))
+    assert (month.days, month.years, month.months) == ([], [], [(date(2026, 4, 1), date(2026, 6, 1))])
+    everything = split(None, None)
+    assert (everything.days, everything.months) == ([], []) and len(everything.years) == 1
+    assert split(date(2026, 5, 2), date(2026, 5, 1)).days == []
+
+
+def reference(session: Session, flt: StreetFilter) -> dict[str, Any]:
+    """The street figures summed from every day of the period (what the routes did before roll-ups)."""
+    def kept(row: Any) -> bool:
+        return ((flt.since is None or row.day >= flt.since) and (flt.until is None or row.day <= flt.until)
+                and (flt.stream is None or row.stream == flt.stream))
+
+    streets = {s.id: s for s in session.scalars(select(Street))}
+    totals: dict[int, list[int]] = {}
+    for row in filter(kept, session.scalars(select(StreetDay))):
+        sums = totals.setdefault(row.street_id, [0, 0, 0])
+        sums[0] += row.lifts
+        sums[1] += row.contaminated
+        sums[2] += row.alerts
+    errors: dict[int, dict[str, list[int]]] = {}
+    for row in filter(kept, session.scalars(select(StreetDayError))):
+        if row.severity != "info":
+            sums = errors.setdefault(row.street_id, {}).setdefault(row.category, [0, 0])
+            sums[0] += row.lifts
+            sums[1] += row.items
+    unmatched = totals.pop(UNMATCHED, [0, 0, 0])
+    found = []
+    for sid, (lifts, contaminated, alerts) in totals.items():
+        street = streets.get(sid)
+        if street is None or lifts < flt.min_lifts or (flt.commune is not None and street.commune != flt.commune):
+            continue
+        if flt.category is not None and flt.category not in errors.get(sid, {}):
+            continue
+        top = sorted(errors.get(sid, {}).items(), key=lambda e: (-e[1][0], -e[1][1], e[0]))[:3]
+        found.append({"street_id": sid, "name": street.name, "commune": street.commune,
+                      **rate_fields(lifts, contaminated), "alerts": alerts,
+                      "top_errors": [{"category": c, "lifts": n, "items": i} for c, (n, i) in top]})
+    found.sort(key=lambda s: (-s["rate"], -s["lifts"], s["street_id"]))
+    return {"streets": found, "unmatched": {"lifts": unmatched[0], "contaminated": unmatched[1]}}
+
+
+COUNTS = [{"bottle": 2}, {"bag": 1, "bottle": 1}, {"battery": 1, "food": 2}, {"glass": 3}, {"textile": 1},
+          {"bag": 2, "film": 1, "food": 1}, {"food": 1}, {}]
+
+
+def test_period_sums_equal_the_daily_sums(rennes_db: RennesDatabase) -> None:
+    settings, sessions = rennes_db.settings, rennes_db.sessions
+    points = points_on_streets(sessions, 8)
+    rng = random.Random(16)
+    start = datetime(2025, 11, 20, 6, 0, tzinfo=UTC)
+    events = []
+    for i in range(500):
+        gps = None if i % 13 == 0 else (points[i % 8].lat, points[i % 8].lon)
+        events.append(lift_event(f"benne-{i % 3}", stream=rng.choice(["recyclables", "residual", "glass"]),
+                                 counts=rng.choice(COUNTS), sequence=i, gps=gps,
+                                 at=start + timedelta(days=rng.randrange(0, 450), hours=rng.randrange(0, 10))))
+    with sessions() as session, session.begin():
+        locator = Locator.from_session(session)
+        rows = [lift_row(e, e.started_at, settings.zone, locator) for e in events]
+        for chunk in range(0, len(rows), 90):
+            insert_lifts(session, rows[chunk:chunk + 90])
+    filters = [StreetFilter(), StreetFilter(date(2026, 1, 1), date(2026, 12, 31)),
+               StreetFilter(date(2026, 3, 1), date(2026, 3, 31)), StreetFilter(date(2026, 4, 1), date(2026, 6, 30)),
+               StreetFilter(date(2026, 3, 9), date(2026, 3, 15)), StreetFilter(date(2026, 5, 5), date(2026, 5, 5)),
+               StreetFilter(date(2025, 12, 15), date(2027, 1, 10)), StreetFilter(since=date(2026, 2, 17)),
+               StreetFilter(until=date(2026, 7, 3)), StreetFilter(date(2026, 1, 28), date(2026, 4, 2), "glass"),
+               StreetFilter(date(2026, 1, 1), date(2026, 12, 31), "residual"), StreetFilter(stream="recyclables"),
+               StreetFilter(date(2026, 2, 10), date(2026, 11, 5), commune="Rennes"),
+               StreetFilter(commune="Nowhere"), StreetFilter(min_lifts=40),
+               StreetFilter(date(2026, 1, 1), date(2026, 12, 31), category="verre"),
+               StreetFilter(date(2025, 12, 20), date(2026, 2, 10), "residual", "Rennes", 2, "sac_ferme")]
+    with sessions() as session:
+        assert len(reference(session, StreetFilter())["streets"]) == 8
+        for flt in filters:
+            expected = reference(session, flt)
+            assert street_stats(session, flt) == expected, flt
+            assert json.loads(street_stats_text(session, flt)) == expected, flt
+        yearly = reference(session, filters[1])
+        assert yearly["streets"] and yearly["unmatched"]["lifts"] > 0
+        assert any(s["top_errors"] for s in yearly["streets"])
+        only_glass = street_stats(session, filters[-2])["streets"]
+        assert 0 < len(only_glass) < len(yearly["streets"]), "the error filter keeps some streets, not all"
