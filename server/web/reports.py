@@ -112,7 +112,9 @@ def _period_sql(flt: StreetFilter, dialect: str) -> tuple[str, dict[str, Any]]:
     # Ties are broken by category in code-point order on both databases (PostgreSQL's default
     # collation would sort them by locale): the same ranking as before the roll-ups.
     collate = ' COLLATE "C"' if dialect == "postgresql" else ""
-    having = (" AND t.street_id IN (SELECT street_id FROM errors WHERE category = :category)"
+    # Streets' totals (position 0) then their top errors (1 to 3), in one sorted stream: a join of
+    # the two would be a nested loop over thousands of rows on SQLite.
+    having = (" AND street_id IN (SELECT street_id FROM errors WHERE category = :category)"
               if flt.category is not None else "")
     sql = f"""WITH totals AS (
             SELECT street_id, SUM(lifts) AS lifts, SUM(contaminated) AS contaminated, SUM(alerts) AS alerts
@@ -124,10 +126,11 @@ def _period_sql(flt: StreetFilter, dialect: str) -> tuple[str, dict[str, Any]]:
             SELECT street_id, category, lifts, items, ROW_NUMBER() OVER (
                 PARTITION BY street_id ORDER BY lifts DESC, items DESC, category{collate}) AS position
             FROM errors)
-        SELECT t.street_id, t.lifts, t.contaminated, t.alerts, r.category, r.lifts, r.items
-        FROM totals t LEFT JOIN ranked r ON r.street_id = t.street_id AND r.position <= {TOP_ERRORS}
-        WHERE t.street_id = {UNMATCHED} OR (t.lifts >= :min_lifts{having})
-        ORDER BY t.street_id, r.position"""
+        SELECT street_id, 0 AS position, lifts, contaminated, alerts, NULL AS category FROM totals
+        WHERE street_id = {UNMATCHED} OR (lifts >= :min_lifts{having})
+        UNION ALL
+        SELECT street_id, position, lifts, items, 0, category FROM ranked WHERE position <= {TOP_ERRORS}
+        ORDER BY 1, 2"""
     return sql, params
 
 
@@ -160,18 +163,19 @@ def street_rows(session: Session, flt: StreetFilter, streets_known: StreetCatalo
     streets: list[StreetRow] = []
     unmatched = (0, 0)
     current: StreetRow | None = None
-    for street_id, lifts, contaminated, alerts, category, e_lifts, e_items in session.execute(statement, params):
+    for street_id, position, lifts, contaminated, alerts, category in session.execute(statement, params):
+        if position:  # a top error (lifts, items) of the street read just before, unless that one was left out
+            if current is not None and current.street_id == street_id:
+                current.top_errors.append((category, int(lifts), int(contaminated)))
+            continue
         if street_id == UNMATCHED:
             unmatched = (int(lifts), int(contaminated))
-            continue
-        if current is None or current.street_id != street_id:
-            if street_id not in known:  # aggregates of a street deleted by a later import
-                current = None
-                continue
+            current = None
+        elif street_id in known:  # not: aggregates of a street deleted by a later import
             current = StreetRow(street_id, int(lifts), int(contaminated), int(alerts), [])
             streets.append(current)
-        if category is not None:
-            current.top_errors.append((category, int(e_lifts), int(e_items)))
+        else:
+            current = None
     streets.sort(key=lambda s: (-(s.rate or 0.0), -s.lifts, s.street_id))
     return PeriodRows(streets, unmatched)
 
@@ -187,6 +191,16 @@ class StreetEntry:
 
 def _encode(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+_categories: dict[str, str] = {}  # a few dozen error categories, encoded once
+
+
+def _category(name: str) -> str:
+    found = _categories.get(name)
+    if found is None:
+        found = _categories[name] = _encode(name)
+    return found
 
 
 class StreetCatalogue:
@@ -257,15 +271,13 @@ def street_stats(session: Session, flt: StreetFilter) -> dict[str, Any]:
     return {"streets": streets, "unmatched": {"lifts": rows.unmatched[0], "contaminated": rows.unmatched[1]}}
 
 
-def _number(value: float | None) -> str:
-    return "null" if value is None else repr(float(value))
-
-
 def _figures(row: StreetRow) -> str:
-    """',"lifts":..,"alerts":..' of a street: the part of its JSON that depends on the period."""
+    """',"lifts":..,"alerts":..' of a street: the part of its JSON that depends on the period.
+    Floats are written with ``repr``, as ``json.dumps`` writes them."""
     low, high = wilson(row.contaminated, row.lifts)
-    return (f',"lifts":{row.lifts},"contaminated":{row.contaminated},"rate":{_number(row.rate)},'
-            f'"ci_low":{_number(low)},"ci_high":{_number(high)},"alerts":{row.alerts}')
+    rate = "null" if not row.lifts else repr(row.contaminated / row.lifts)
+    return (f',"lifts":{row.lifts},"contaminated":{row.contaminated},"rate":{rate},'
+            f'"ci_low":{low!r},"ci_high":{high!r},"alerts":{row.alerts}')
 
 
 def street_stats_text(session: Session, flt: StreetFilter) -> str:
@@ -274,7 +286,7 @@ def street_stats_text(session: Session, flt: StreetFilter) -> str:
     rows, known = _visible(session, flt)
     parts: Iterator[str] = (
         f'{{{known.entries[row.street_id].json_head}{_figures(row)},"top_errors":['
-        + ",".join(f'{{"category":{_encode(c)},"lifts":{n},"items":{i}}}' for c, n, i in row.top_errors)
+        + ",".join(f'{{"category":{_category(c)},"lifts":{n},"items":{i}}}' for c, n, i in row.top_errors)
         + "]}" for row in rows.streets)
     return (f'{{"streets":[{",".join(parts)}],'
             f'"unmatched":{{"lifts":{rows.unmatched[0]},"contaminated":{rows.unmatched[1]}}}}}')
