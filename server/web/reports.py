@@ -93,14 +93,20 @@ def _branches(flt: StreetFilter, columns: str, errors: bool, params: dict[str, A
     for span, ranges in (("y", units.years), ("m", units.months), ("d", units.days)):
         for i, (first, last) in enumerate(ranges):
             low, high = f"{span}{i}_low", f"{span}{i}_high"
-            params[low], params[high] = first, last
+            params[low] = first
+            if first != last:
+                params[high] = last
+            # One unit (a month, a year, a day): an equality, so that rows come in key order (street,
+            # category) and the GROUP BY needs no sort when the period is that one unit.
+            column = "day" if span == "d" and flt.stream is not None else "start"
+            within = f"{column} = :{low}" if first == last else f"{column} BETWEEN :{low} AND :{high}"
             if span == "d" and flt.stream is not None:  # one stream's days: the daily aggregates themselves
                 table = "street_day_errors" if errors else "street_days"
                 branches.append(f"SELECT street_id, {columns} FROM {table} WHERE stream = :stream "
-                                f"AND day BETWEEN :{low} AND :{high}{extra}")
+                                f"AND {within}{extra}")
             else:
                 branches.append(f"SELECT street_id, {columns} FROM {periods} WHERE span = '{span}' "
-                                f"AND stream = :stream AND start BETWEEN :{low} AND :{high}{extra}")
+                                f"AND stream = :stream AND {within}{extra}")
     return branches or [f"SELECT street_id, {columns} FROM {periods} WHERE 1 = 0"]
 
 
@@ -112,8 +118,9 @@ def _period_sql(flt: StreetFilter, dialect: str) -> tuple[str, dict[str, Any]]:
     # Ties are broken by category in code-point order on both databases (PostgreSQL's default
     # collation would sort them by locale): the same ranking as before the roll-ups.
     collate = ' COLLATE "C"' if dialect == "postgresql" else ""
-    # Streets' totals (position 0) then their top errors (1 to 3), in one sorted stream: a join of
-    # the two would be a nested loop over thousands of rows on SQLite.
+    # Streets' totals (position 0), then their top errors (1 to 3, in order within a street) in one
+    # result: a join of the two would be a nested loop over thousands of rows on SQLite, and an
+    # ORDER BY one more sort; the errors find their street by id.
     having = (" AND street_id IN (SELECT street_id FROM errors WHERE category = :category)"
               if flt.category is not None else "")
     sql = f"""WITH totals AS (
@@ -129,8 +136,7 @@ def _period_sql(flt: StreetFilter, dialect: str) -> tuple[str, dict[str, Any]]:
         SELECT street_id, 0 AS position, lifts, contaminated, alerts, NULL AS category FROM totals
         WHERE street_id = {UNMATCHED} OR (lifts >= :min_lifts{having})
         UNION ALL
-        SELECT street_id, position, lifts, items, 0, category FROM ranked WHERE position <= {TOP_ERRORS}
-        ORDER BY 1, 2"""
+        SELECT street_id, position, lifts, items, 0, category FROM ranked WHERE position <= {TOP_ERRORS}"""
     return sql, params
 
 
@@ -160,24 +166,19 @@ def street_rows(session: Session, flt: StreetFilter, streets_known: StreetCatalo
     sql, params = _period_sql(flt, session.get_bind().dialect.name)
     statement = text(sql).bindparams(*(bindparam(k, type_=Date) for k in params if k.endswith(("_low", "_high"))))
     known = (streets_known or catalogue(session)).entries
-    streets: list[StreetRow] = []
+    streets: dict[int, StreetRow] = {}
     unmatched = (0, 0)
-    current: StreetRow | None = None
-    for street_id, position, lifts, contaminated, alerts, category in session.execute(statement, params):
-        if position:  # a top error (lifts, items) of the street read just before, unless that one was left out
-            if current is not None and current.street_id == street_id:
-                current.top_errors.append((category, int(lifts), int(contaminated)))
-            continue
-        if street_id == UNMATCHED:
-            unmatched = (int(lifts), int(contaminated))
-            current = None
+    # Sums of integer columns come back as Python ints from both databases.
+    for street_id, position, lifts, contaminated, alerts, category in session.execute(statement, params).all():
+        if position:  # a top error (lifts, items), unless its street was left out
+            if (street := streets.get(street_id)) is not None:
+                street.top_errors.append((category, lifts, contaminated))
+        elif street_id == UNMATCHED:
+            unmatched = (lifts, contaminated)
         elif street_id in known:  # not: aggregates of a street deleted by a later import
-            current = StreetRow(street_id, int(lifts), int(contaminated), int(alerts), [])
-            streets.append(current)
-        else:
-            current = None
-    streets.sort(key=lambda s: (-(s.rate or 0.0), -s.lifts, s.street_id))
-    return PeriodRows(streets, unmatched)
+            streets[street_id] = StreetRow(street_id, lifts, contaminated, alerts, [])
+    ordered = sorted(streets.values(), key=lambda s: (-(s.rate or 0.0), -s.lifts, s.street_id))
+    return PeriodRows(ordered, unmatched)
 
 
 # --- Streets' static parts, encoded once per process ---------------------------------------------

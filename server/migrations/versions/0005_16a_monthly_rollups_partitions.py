@@ -158,7 +158,8 @@ def upgrade() -> None:
     sa.Column('contaminated', sa.Integer(), nullable=False),
     sa.Column('alerts', sa.Integer(), nullable=False),
     sa.Column('score', sa.Float(), nullable=False),
-    sa.PrimaryKeyConstraint('span', 'stream', 'start', 'street_id')
+    sa.PrimaryKeyConstraint('span', 'stream', 'start', 'street_id'),
+    sqlite_with_rowid=False,
     )
     op.create_table('street_period_errors',
     sa.Column('span', sa.String(length=1), nullable=False),
@@ -169,7 +170,8 @@ def upgrade() -> None:
     sa.Column('severity', sa.String(length=8), nullable=False),
     sa.Column('lifts', sa.Integer(), nullable=False),
     sa.Column('items', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('span', 'stream', 'start', 'street_id', 'category', 'severity')
+    sa.PrimaryKeyConstraint('span', 'stream', 'start', 'street_id', 'category', 'severity'),
+    sqlite_with_rowid=False,
     )
     dialect = op.get_bind().dialect.name
     for span in ('d', 'm', 'y'):
