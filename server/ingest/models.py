@@ -141,7 +141,7 @@ class StreetPeriod(Base):
     __tablename__ = "street_periods"
     # SQLite: the rows live in the primary key's b-tree, so a period's range scan reads the sums
     # without a second lookup per row (bench/queries.py, a month of Rennes: 32 -> 21 ms CPU).
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     span: Mapped[str] = mapped_column(String(1), primary_key=True, doc="d (day), m (month) or y (year)")
     stream: Mapped[str] = mapped_column(String(16), primary_key=True, doc="a stream, or * for every stream")
@@ -157,7 +157,7 @@ class StreetPeriodError(Base):
     """Lifts and items per street, error category and severity over a day, month or year (as ``StreetPeriod``)."""
 
     __tablename__ = "street_period_errors"
-    __table_args__ = {"sqlite_with_rowid": False}  # as StreetPeriod
+    __table_args__ = ({"sqlite_with_rowid": False},)  # as StreetPeriod
 
     span: Mapped[str] = mapped_column(String(1), primary_key=True)
     stream: Mapped[str] = mapped_column(String(16), primary_key=True)

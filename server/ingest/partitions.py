@@ -26,6 +26,7 @@ PARENT = "lifts"
 DEFAULT = "lifts_pdefault"
 NAME = re.compile(r"^lifts_p(\d{4})(\d{2})$")
 MONTHS_AHEAD = 3  # partitions exist this many months ahead: a clock gone wrong on a truck, a late job
+LOCK_KEY = 0x7472_6976_7565  # pg_advisory_xact_lock key of partition upkeep ("trivue")
 
 
 def partition_name(month: date) -> str:
@@ -113,6 +114,9 @@ def ensure_partitions(db: Db, today: date | None = None, ahead: int = MONTHS_AHE
     found in the default partition; returns the names created. The caller commits."""
     if not is_partitioned(db):
         return []
+    # Server processes starting together (scale-out) would race to create the same month: one
+    # at a time, each seeing what the previous one created (released at commit).
+    db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     today = today or datetime.now(UTC).date()
     this_month = today.replace(day=1)
     last_month = date(today.year - 1, 12, 1) if today.month == 1 else date(today.year, today.month - 1, 1)
