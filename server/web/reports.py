@@ -25,7 +25,7 @@ from sqlalchemy import Date, Engine, Select, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from server.ingest.models import ALL_STREAMS, UNMATCHED, StreetDay, StreetDayError
-from server.streets.models import Segment, Street
+from server.streets.models import Segment, Street, StreetNetwork
 from server.web.periods import split
 from vision.schema import Severity
 
@@ -207,8 +207,8 @@ def _category(name: str) -> str:
 class StreetCatalogue:
     """Names, communes and (once the GeoJSON route asks) geometries of every street, with their
     JSON already written. Rebuilt when the streets change (another process may import them):
-    checked per request by the counts and highest ids of streets and segments, as the ingest's
-    street index is (an import rewrites every segment of its communes)."""
+    checked per request by the network's revision, which every import bumps, and the counts and
+    highest ids of streets and segments."""
 
     def __init__(self, signature: tuple[Any, ...], entries: dict[int, StreetEntry]) -> None:
         self.signature = signature
@@ -220,10 +220,10 @@ class StreetCatalogue:
         """id -> '{"type":"Feature","id":1,"geometry":{...},"properties":{"street_id":1,...' (no closing)."""
         with self.lock:
             if self.geometry is None:
-                rows = session.execute(select(Street.id, Street.geometry))
-                self.geometry = {sid: f'{{"type":"Feature","id":{sid},"geometry":{geometry or "null"},'
-                                      f'"properties":{{{self.entries[sid].json_head}'
-                                 for sid, geometry in rows if sid in self.entries}
+                stored = dict(session.execute(select(Street.id, Street.geometry)).tuples().all())
+                # A street deleted since the names were read (an import meanwhile) has no geometry: null.
+                self.geometry = {sid: f'{{"type":"Feature","id":{sid},"geometry":{stored.get(sid) or "null"},'
+                                      f'"properties":{{{entry.json_head}' for sid, entry in self.entries.items()}
             return self.geometry
 
 
@@ -232,7 +232,8 @@ _catalogues_lock = threading.Lock()
 
 
 def _signature(session: Session) -> tuple[Any, ...]:
-    return (*session.execute(select(func.count(), func.max(Street.id))).one(),
+    return (session.scalar(select(StreetNetwork.revision)),
+            *session.execute(select(func.count(), func.max(Street.id))).one(),
             *session.execute(select(func.count(), func.max(Segment.id))).one())
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from server.ingest.aggregates import insert_lifts, lift_row
 from server.streets.locator import Locator
 from server.web.periods import days_of, split
-from server.web.reports import StreetFilter, street_stats, street_stats_text
+from server.web.reports import StreetFilter, street_geojson_text, street_stats, street_stats_text
 from tests.server.conftest import RennesDatabase
 from tests.server.events import lift_event
 from tests.server.street_figures import reference
@@ -93,3 +94,34 @@ def test_period_sums_equal_the_daily_sums(rennes_db: RennesDatabase) -> None:
         assert any(s["top_errors"] for s in yearly["streets"])
         only_glass = street_stats(session, filters[-2])["streets"]
         assert 0 < len(only_glass) < len(yearly["streets"]), "the error filter keeps some streets, not all"
+
+
+def test_street_list_follows_a_new_street_import(rennes_db: RennesDatabase, tmp_path: Any) -> None:
+    """Names and geometries are encoded once per process, and encoded again after an import (here
+    the same streets with one geometry moved: same counts, same ids), also from another process."""
+    from server.streets.importer import import_street_file
+    from tests.server.streets_fixture import RENNES_CENTRE
+
+    settings, sessions = rennes_db.settings, rennes_db.sessions
+    point = points_on_streets(sessions, 1)[0]
+    event = lift_event(counts={"bag": 1}, gps=(point.lat, point.lon), at=datetime(2026, 5, 4, 7, tzinfo=UTC))
+    with sessions() as session, session.begin():
+        insert_lifts(session, [lift_row(event, event.started_at, settings.zone, Locator.from_session(session))])
+    with sessions() as session:
+        before = json.loads(street_geojson_text(session, StreetFilter()))["features"][0]
+    assert before["id"] == point.street_id
+    collection = json.loads(RENNES_CENTRE.read_text())
+    for feature in collection["features"]:
+        if feature["properties"].get("name") == point.name:
+            feature["geometry"]["coordinates"] = [[x + 0.0001, y] for x, y in feature["geometry"]["coordinates"]]
+    moved = tmp_path / "moved.geojson"
+    moved.write_text(json.dumps(collection))
+    with sessions() as session, session.begin():
+        import_street_file(session, moved, commune="Rennes")
+    with sessions() as session:
+        after = json.loads(street_geojson_text(session, StreetFilter()))["features"][0]
+    assert after["id"] == point.street_id and after["properties"] == before["properties"]
+    assert after["geometry"] != before["geometry"]
+    first = before["geometry"]["coordinates"][0][0]
+    assert any(abs(x - first[0] - 0.0001) < 1e-9 and y == first[1]
+               for line in after["geometry"]["coordinates"] for x, y in line)

@@ -1,4 +1,5 @@
-"""street roll-ups by day, month and year; lifts unique on (event_id, started_at); PostgreSQL lifts partitioned by month
+"""street roll-ups by day, month and year; lifts unique on (event_id, started_at); PostgreSQL lifts
+partitioned by month; the street network's revision
 
 Revision ID: 0005
 Revises: 0004
@@ -173,6 +174,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('span', 'stream', 'start', 'street_id', 'category', 'severity'),
     sqlite_with_rowid=False,
     )
+    op.create_table('street_network',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     dialect = op.get_bind().dialect.name
     for span in ('d', 'm', 'y'):
         _rollup(span, dialect)
@@ -193,5 +199,6 @@ def downgrade() -> None:
         with op.batch_alter_table('lifts', naming_convention=SQLITE_NAMES) as batch_op:
             batch_op.drop_constraint('uq_lifts_event_started', type_='unique')
             batch_op.create_unique_constraint('uq_lifts_event_id', ['event_id'])
+    op.drop_table('street_network')
     op.drop_table('street_period_errors')
     op.drop_table('street_periods')
