@@ -272,8 +272,10 @@ class CpuClock:
         if self.engine.dialect.name != "postgresql":
             return 0.0
         with self.engine.connect() as connection:
+            # Client backends only: autovacuum workers on a freshly loaded database are not the query's.
             pids = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                           "AND pid <> pg_backend_pid()")).scalars().all()
+                                           "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                                           )).scalars().all()
         total = 0
         for pid in pids:
             try:
