@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from base.version import __version__
@@ -26,6 +27,7 @@ from server.ingest.aggregates import StreetLocator
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox
 from server.ingest.metrics import Metrics
+from server.ingest.partitions import ensure_partitions
 from server.ingest.subscriber import Ingest
 from server.labels.api import labels_router
 from server.migrate import upgrade_database
@@ -94,6 +96,13 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     engine = engine or make_engine(settings.db_url)
     upgrade_database(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
+    try:
+        with sessions() as session, session.begin():  # PostgreSQL: this month's and the coming months' partitions
+            created = ensure_partitions(session)
+        if created:
+            log.info("lifts partitions created: %s", ", ".join(created))
+    except SQLAlchemyError:  # lifts still land in the default partition; the hourly upkeep tries again
+        log.exception("lifts partitions could not be created at start-up")
     metrics = Metrics()
     evidence = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
     ingest = None

@@ -61,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_argument(again)
     again.set_defaults(handler=replay_dead_letters)
 
+    partitions = subparsers.add_parser(
+        "partitions", help="PostgreSQL: list the month partitions of lifts and create the coming ones")
+    add_config_argument(partitions)
+    partitions.add_argument("--ahead", type=int, default=None,
+                            help="months to create after this one (default: what the server keeps, 3)")
+    partitions.set_defaults(handler=maintain_partitions)
+
     revoke = tokens.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("token_id", type=int)
     add_config_argument(revoke)
@@ -179,4 +186,25 @@ def replay_dead_letters(args: argparse.Namespace) -> int:
         replayed, dead = replay_dead_letters(session, inbox, args.reason)
         session.commit()
     print(f"{replayed} dead letters replayed: {replayed - dead} stored, {dead} refused again", file=sys.stderr)
+    return 0
+
+
+def maintain_partitions(args: argparse.Namespace) -> int:
+    """``trivue partitions``: what the server also does at start-up and hourly, for cron or a check."""
+    from server.ingest.partitions import MONTHS_AHEAD, ensure_partitions, partitions
+
+    if args.ahead is not None and not 0 <= args.ahead <= 120:
+        raise CliError(f"--ahead: between 0 and 120 months (got {args.ahead})")
+    settings = settings_from(args)
+    with open_database(settings) as session:
+        created = ensure_partitions(session, ahead=MONTHS_AHEAD if args.ahead is None else args.ahead)
+        session.commit()
+        found = partitions(session)
+    if not found:
+        print("lifts is not partitioned (SQLite): nothing to do", file=sys.stderr)
+        return 0
+    for partition in found:
+        month = f"{partition.month:%Y-%m}" if partition.month else "default"
+        rows = f"~{partition.rows:,} lifts" if partition.rows is not None else "not analysed yet"
+        print(f"{partition.name}\t{month}\t{rows}{'  (created now)' if partition.name in created else ''}")
     return 0

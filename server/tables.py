@@ -15,6 +15,7 @@ import server.labels.models
 import server.streets.models
 import server.web.accounts  # noqa: F401  (the four modules register their tables on Base)
 from server.db import Base
+from server.ingest.partitions import DEFAULT, NAME
 from server.reminders.models import VERSION_TABLE, RemindersBase
 
 
@@ -31,6 +32,9 @@ def foreign_tables() -> frozenset[str]:
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     """Alembic ``include_object`` of the core tree: autogenerate and ``alembic check`` would otherwise
-    see the reminders' tables as stale core tables and propose dropping them (with their indexes)."""
+    see the reminders' tables, and the partitions of ``lifts``, as stale core tables and propose
+    dropping them (with their indexes)."""
     table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+    if table is not None and (table == DEFAULT or NAME.match(table)):
+        return False  # a month partition of PostgreSQL lifts (server.ingest.partitions): lifts itself is the model
     return table not in foreign_tables()

@@ -1,8 +1,9 @@
 """The write path of lifts: idempotent insert, street matching and incremental street aggregates.
 
-Every batch inserts lifts with ``ON CONFLICT (event_id) DO NOTHING ... RETURNING event_id`` and
-adds only the lifts that were really new to ``street_days`` / ``street_day_errors`` in the same
-transaction, so a re-delivered event changes nothing and the dashboard never scans raw lifts.
+Every batch inserts lifts with ``ON CONFLICT (event_id, started_at) DO NOTHING ... RETURNING
+event_id`` and adds only the lifts that were really new to ``street_days`` / ``street_day_errors``
+and their day/month/year roll-ups (``server.ingest.rollups``) in the same transaction, so a
+re-delivered event changes nothing and the dashboard never scans raw lifts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from sqlalchemy import JSON, Date, Float, Table, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from server.ingest.models import UNMATCHED, Lift, StreetDay, StreetDayError
+from server.ingest.models import UNMATCHED, Lift, StreetDay, StreetDayError, StreetPeriod, StreetPeriodError
+from server.ingest.rollups import ERROR_KEYS, ERRORS, PERIOD_KEYS, TOTALS, drop_emptied, rebuild_rollups, roll_up
 from vision.schema import LiftEvent
 
 log = logging.getLogger(__name__)
@@ -216,15 +218,20 @@ def unnest_insert(session: Session, table: Table, rows: Sequence[Mapping[str, An
 
 
 def insert_lifts(session: Session, rows: Sequence[LiftRow]) -> list[LiftRow]:
-    """Insert rows whose event_id is new; return exactly those rows (aggregates count them once)."""
+    """Insert rows whose event is new; return exactly those rows (aggregates count them once).
+
+    An event is known by ``(event_id, started_at)`` (``uq_lifts_event_started``): a re-delivery
+    carries both unchanged, and PostgreSQL's month partitions need the partition key in the key.
+    """
     unique = list({row["event_id"]: row for row in rows}.values())
     if not unique:
         return []
     if session.get_bind().dialect.name == "postgresql":
         inserted = set(unnest_insert(session, Lift.__table__, unique,
-                                     "ON CONFLICT (event_id) DO NOTHING RETURNING event_id").scalars())
+                                     "ON CONFLICT (event_id, started_at) DO NOTHING RETURNING event_id").scalars())
     else:
-        stmt = dialect_insert(session, Lift.__table__).on_conflict_do_nothing(index_elements=["event_id"])
+        stmt = dialect_insert(session, Lift.__table__).on_conflict_do_nothing(
+            index_elements=["event_id", "started_at"])
         inserted = set(session.execute(stmt.returning(Lift.__table__.c.event_id), unique).scalars())
     new_rows = [row for row in unique if row["event_id"] in inserted]
     add_to_aggregates(session, new_rows)
@@ -263,32 +270,49 @@ def _pivot(counter: Counter[Any], measures: tuple[str, ...], keys: tuple[str, ..
     return [rows[key] for key in sorted(rows)]
 
 
-def add_to_aggregates(session: Session, rows: Iterable[LiftRow]) -> None:
-    """Add lifts to the street aggregates with ``ON CONFLICT DO UPDATE SET x = x + excluded.x``."""
+def upsert_sums(session: Session, table: Table, keys: tuple[str, ...], measures: tuple[str, ...],
+                values: list[dict[str, Any]]) -> None:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET m = m + excluded.m`` for every measure."""
+    if not values:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        updates = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in measures)
+        unnest_insert(session, table, values, f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}")
+        return
+    stmt = dialect_insert(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={m: table.c[m] + stmt.excluded[m] for m in measures},
+    )
+    session.execute(stmt, values)
+
+
+def add_to_aggregates(session: Session, rows: Iterable[LiftRow], *, sign: int = 1) -> None:
+    """Add lifts to the street aggregates and their roll-ups; ``sign=-1`` takes them out again
+    (rows left at zero are deleted), e.g. when a lift moves to another street."""
     totals = _tally(rows)
+    if sign != 1:
+        totals = _Totals(Counter({k: sign * v for k, v in totals.days.items()}),
+                         Counter({k: sign * v for k, v in totals.errors.items()}))
+    periods, period_errors = roll_up(totals.days, totals.errors)
     for table, counter, keys, measures in (
-        (StreetDay.__table__, totals.days, ("street_id", "day", "stream"),
-         ("lifts", "contaminated", "alerts", "score")),
-        (StreetDayError.__table__, totals.errors, ("street_id", "day", "stream", "category", "severity"),
-         ("lifts", "items")),
+        (StreetDay.__table__, totals.days, ("street_id", "day", "stream"), TOTALS),
+        (StreetDayError.__table__, totals.errors, ("street_id", "day", "stream", "category", "severity"), ERRORS),
+        (StreetPeriod.__table__, periods, PERIOD_KEYS, TOTALS),
+        (StreetPeriodError.__table__, period_errors, ERROR_KEYS, ERRORS),
     ):
-        values = _pivot(counter, measures, keys)
-        if not values:
-            continue
-        if session.get_bind().dialect.name == "postgresql":
-            updates = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in measures)
-            unnest_insert(session, table, values, f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}")
-            continue
-        stmt = dialect_insert(session, table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={m: table.c[m] + stmt.excluded[m] for m in measures},
-        )
-        session.execute(stmt, values)
+        upsert_sums(session, table, keys, measures, _pivot(counter, measures, keys))
+    if sign < 0:
+        days = {key[1] for key in totals.days}
+        for table, empty in ((StreetDay, StreetDay.lifts == 0),
+                             (StreetDayError, (StreetDayError.lifts == 0) & (StreetDayError.items == 0))):
+            session.execute(delete(table).where(empty, table.day.in_(sorted(days))))
+        drop_emptied(session, {key[2] for key in periods})
 
 
 def rebuild_aggregates(session: Session, since: date | None = None) -> int:
-    """Recompute aggregates from raw lifts for days >= ``since`` (all when None); returns lifts read.
+    """Recompute aggregates from raw lifts for days >= ``since`` (all when None), then their
+    roll-ups; returns lifts read.
 
     Days older than the raw-lift retention keep their aggregates: the raw rows are gone, and
     street-level totals are exactly what retention is meant to keep.
@@ -335,6 +359,7 @@ def rebuild_aggregates(session: Session, since: date | None = None) -> int:
                 GROUP BY l.id, {street}, l.day, l.stream, {category}, {severity}) AS per_lift
             GROUP BY street_id, day, stream, category, severity
             ORDER BY day, street_id, stream, category, severity""")
+    rebuild_rollups(session, since)
     return int(run(f"SELECT COUNT(*) FROM lifts l {where}").scalar_one())
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from server.streets.addresses import link_addresses
-from server.streets.models import Address, Segment, Street
+from server.streets.models import Address, Segment, Street, StreetNetwork
 from server.streets.names import street_key
 from server.streets.osm import Piece, StreetFileError, read_ways, split_at_junctions
 
@@ -69,6 +69,13 @@ def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> Stre
         session.delete(gone)
     session.flush()
     session.execute(insert(Segment), [_segment_row(streets[(p.commune, p.name)].id, p) for p in pieces])
+    session.flush()
+
+    network = session.get(StreetNetwork, 1)
+    if network is None:
+        session.add(StreetNetwork(id=1, revision=1))
+    else:
+        network.revision += 1
     session.flush()
 
     links = link_addresses(session, communes)

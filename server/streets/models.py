@@ -45,6 +45,17 @@ class Street(Base):
     length_m: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class StreetNetwork(Base):
+    """One row: the street network's revision, bumped by every street import. Whoever keeps
+    streets in memory (the street list's encoded names and geometries) compares it to reload:
+    an import may rewrite geometries without changing how many streets or segments there are."""
+
+    __tablename__ = "street_network"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Segment(Base):
     """A piece of a street between two junctions (or a junction and a dead end)."""
 

@@ -28,7 +28,7 @@ from server.web.csvexport import rows_csv
 from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, Viewer
 from server.web.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
 from server.web.privacy import street_level_lift
-from server.web.reports import StreetFilter, street_detail, street_geojson_text, street_stats
+from server.web.reports import StreetFilter, street_detail, street_geojson_text, street_stats, street_stats_text
 from vision.schema import Stream
 
 CSV_COLUMNS = ("street_id", "name", "commune", "lifts", "contaminated", "rate", "ci_low", "ci_high", "alerts",
@@ -37,11 +37,13 @@ CSV_COLUMNS = ("street_id", "name", "commune", "lifts", "contaminated", "rate", 
 
 def street_filter(since: Day | None = None, until: Day | None = None, stream: Stream | None = None,
                   commune: str | None = Query(default=None, max_length=120),
-                  min_lifts: int = Query(default=1, ge=1)) -> StreetFilter:
-    """Common street filters; ``since``/``until`` are local collection days, both inclusive."""
+                  min_lifts: int = Query(default=1, ge=1),
+                  category: str | None = Query(default=None, max_length=64, pattern=r"^[a-z0-9_]+$")) -> StreetFilter:
+    """Common street filters; ``since``/``until`` are local collection days, both inclusive;
+    ``category`` keeps the streets where lifts had that error (not info) in the period."""
     if since and until and until < since:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"until {until} is before since {since}")
-    return StreetFilter(since, until, stream.value if stream else None, commune, min_lifts)
+    return StreetFilter(since, until, stream.value if stream else None, commune, min_lifts, category)
 
 
 def scoped_filter(flt: Annotated[StreetFilter, Depends(street_filter)], who: Viewer,
@@ -90,15 +92,15 @@ def api_router() -> APIRouter:
                 response_model=schemas.StreetList, responses={200: {"content": {"text/csv": {}}}})
     def streets(request: Request, db: SessionDep, who: Viewer, flt: StreetFilterDep,
                 format: str | None = Query(default=None, pattern="^(json|csv)$")) -> Response:
-        stats = street_stats(db, flt)
         wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
         if wants_csv:
+            stats = street_stats(db, flt)
             # Every export is in the audit trail (who, when, what), street-level ones included.
             audit(db, who.actor, "streets.export", detail=f"csv, {len(stats['streets'])} streets, {flt}"[:2000])
             db.commit()
             return Response(streets_csv(stats["streets"]), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": 'attachment; filename="trivue-streets.csv"'})
-        return JSONResponse(stats)
+        return Response(street_stats_text(db, flt), media_type="application/json")
 
     @router.get("/streets.geojson", summary="The same statistics as GeoJSON street geometries",
                 response_model=schemas.FeatureCollection)

@@ -1,5 +1,6 @@
-"""The bulk rebuild (SQL ``GROUP BY`` in the database) gives exactly the aggregates that ingest
-maintains lift by lift (``add_to_aggregates``), on SQLite and PostgreSQL."""
+"""The bulk rebuild (SQL ``GROUP BY`` in the database) gives exactly the aggregates and their day,
+month and year roll-ups that ingest maintains lift by lift (``add_to_aggregates``), on SQLite and
+PostgreSQL; taking lifts out again (``sign=-1``) leaves what a rebuild without them gives."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import make_engine
-from server.ingest.aggregates import insert_lifts, lift_row, rebuild_aggregates
-from server.ingest.models import StreetDay, StreetDayError
+from server.ingest.aggregates import add_to_aggregates, insert_lifts, lift_row, rebuild_aggregates
+from server.ingest.models import Lift, StreetDay, StreetDayError, StreetPeriod, StreetPeriodError
 from server.migrate import upgrade_database
 from tests.server.events import lift_event
 
@@ -42,12 +43,16 @@ class StreetByLongitude:
         return StubMatch(street + 1) if 0 <= street < 5 else None
 
 
-def snapshot(session: Session) -> tuple[dict[Any, tuple[Any, ...]], dict[Any, tuple[Any, ...]]]:
+def snapshot(session: Session) -> tuple[dict[Any, tuple[Any, ...]], ...]:
     days = {(r.street_id, r.day, r.stream): (r.lifts, r.contaminated, r.alerts, round(r.score, 6))
             for r in session.scalars(select(StreetDay))}
     errors = {(r.street_id, r.day, r.stream, r.category, r.severity): (r.lifts, r.items)
               for r in session.scalars(select(StreetDayError))}
-    return days, errors
+    periods = {(r.span, r.stream, r.start, r.street_id): (r.lifts, r.contaminated, r.alerts, round(r.score, 6))
+               for r in session.scalars(select(StreetPeriod))}
+    period_errors = {(r.span, r.stream, r.start, r.street_id, r.category, r.severity): (r.lifts, r.items)
+                     for r in session.scalars(select(StreetPeriodError))}
+    return days, errors, periods, period_errors
 
 
 def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> None:
@@ -56,7 +61,7 @@ def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> N
     upgrade_database(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     rng = random.Random(4)
-    start = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+    start = datetime(2026, 12, 20, 6, 0, tzinfo=UTC)  # 20 days over two months and two years
     rows = []
     for i in range(600):
         stream = rng.choice(STREAMS)
@@ -83,7 +88,10 @@ def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> N
         with sessions() as session:
             assert snapshot(session) == incremental
 
-        since = date(2026, 3, 10)
+        spans = {key[0] for key in incremental[2]}
+        assert spans == {"d", "m", "y"} and {key[2].year for key in incremental[2]} == {2026, 2027}
+
+        since = date(2026, 12, 30)
         with sessions() as session, session.begin():
             session.query(StreetDay).filter(StreetDay.day >= since).update({"lifts": 0})
             kept = sum(1 for r in rows if r["day"] >= since)
@@ -92,3 +100,15 @@ def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> N
             assert snapshot(session) == incremental
     finally:
         engine.dispose()
+
+        # Take a third of the lifts out again, as a lift moving to another street does.
+        gone = rows[::3]
+        with sessions() as session, session.begin():
+            add_to_aggregates(session, gone, sign=-1)
+            session.query(Lift).filter(Lift.event_id.in_([r["event_id"] for r in gone])).delete()
+        with sessions() as session:
+            taken_out = snapshot(session)
+        with sessions() as session, session.begin():
+            assert rebuild_aggregates(session) == 600 - len(gone)
+        with sessions() as session:
+            assert snapshot(session) == taken_out, "no row left at zero, every sum as if never added"

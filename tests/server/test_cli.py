@@ -127,3 +127,19 @@ def test_dead_letters_replay_after_registering_a_truck(cli_env: str, monkeypatch
     with open_database(settings) as session:
         assert session.scalar(select(func.count()).select_from(Lift)) == 1
         assert list(session.scalars(select(DeadLetter.reason))) == ["invalid_json"]
+
+
+def test_partitions_lists_and_creates_months_ahead(cli_env: str, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["partitions", "--ahead", "200"], monkeypatch) == 2
+    assert "--ahead: between 0 and 120 months (got 200)" in capsys.readouterr().err
+    assert run(["partitions", "--ahead", "8"], monkeypatch) == 0
+    out, err = capsys.readouterr()
+    if cli_env.startswith("sqlite"):
+        assert "not partitioned (SQLite)" in err and out == ""
+        return
+    lines = out.splitlines()
+    assert lines[-1].startswith("lifts_pdefault\tdefault")
+    assert len(lines) == 1 + 10 and sum("(created now)" in line for line in lines) == 5  # the server made 3 ahead
+    assert run(["partitions", "--ahead", "8"], monkeypatch) == 0
+    assert "(created now)" not in capsys.readouterr().out

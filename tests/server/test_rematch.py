@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from server.ingest.aggregates import rematch_lifts
 from server.ingest.models import StreetDay
+from server.ingest.rollups import rebuild_rollups
 from tests.server.events import lift_event
 from tests.server.streets_fixture import import_rennes, points_on_streets
 from tests.server.test_api import seed
@@ -29,6 +30,8 @@ def test_rematch_moves_lifts_onto_streets_and_rebuilds_aggregates(make_settings:
         with server.sessions() as session:  # a day whose raw lifts were purged: its totals must survive
             session.add(StreetDay(street_id=points[0].street_id, day=date(2026, 1, 5), stream="glass", lifts=7,
                                   contaminated=1, alerts=0, score=1.0))
+            session.flush()
+            rebuild_rollups(session)  # its month and year roll-ups, as ingest wrote them with the day
             session.commit()
         headers = server.token("viewer")
         before = server.client.get("/api/streets", headers=headers).json()
