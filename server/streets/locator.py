@@ -54,6 +54,29 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentEnds:
+    """A segment as the road graph sees it: its street, end nodes (``node_key``) and length."""
+
+    street_id: int
+    start: tuple[int, int]
+    end: tuple[int, int]
+    length_m: float
+    oneway: int
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A segment near a fix: how far, where along it (metres from its start) and its direction there."""
+
+    segment_id: int
+    street_id: int
+    distance_m: float
+    along_m: float
+    ux: float  # unit vector of the drawing direction, east and north
+    uy: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Addresses:
     ids: np.ndarray
     lon: np.ndarray
@@ -94,11 +117,14 @@ class Locator:
         return len(set(self._seg_id.tolist())) if len(self._seg_id) else 0
 
     def _build(self, segments: list[tuple[int, int, str, int]]) -> None:
-        ax, ay, bx, by, seg, street, oneway = ([] for _ in range(7))
+        ax, ay, bx, by, seg, street, oneway, along = ([] for _ in range(8))
+        self.segment_ends: dict[int, SegmentEnds] = {}
         for seg_id, street_id, geometry, way in segments:
             coords = np.asarray(json.loads(geometry)["coordinates"], dtype=float)
+            walked = 0.0
             for (x0, y0), (x1, y1) in itertools.pairwise(coords.tolist()):
-                steps = max(1, math.ceil(_metres(x0, y0, x1, y1) / PIECE_M))
+                length = _metres(x0, y0, x1, y1)
+                steps = max(1, math.ceil(length / PIECE_M))
                 t = np.linspace(0.0, 1.0, steps + 1)
                 xs, ys = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
                 ax.extend(xs[:-1])
@@ -108,10 +134,16 @@ class Locator:
                 seg.extend([seg_id] * steps)
                 street.extend([street_id] * steps)
                 oneway.extend([way] * steps)
+                along.extend((walked + length * t[:-1]).tolist())
+                walked += length
+            if len(coords) >= 2:
+                self.segment_ends[seg_id] = SegmentEnds(street_id, node_key(coords[0]), node_key(coords[-1]),
+                                                        walked, way)
         self._ax, self._ay, self._bx, self._by = (np.asarray(v, dtype=float) for v in (ax, ay, bx, by))
         self._seg_id = np.asarray(seg, dtype=np.int64)
         self._street_id = np.asarray(street, dtype=np.int64)
         self._oneway = np.asarray(oneway, dtype=np.int8)
+        self._along = np.asarray(along, dtype=float)  # metres from the segment's start to the piece's start
         # Direction of each piece as a unit vector (east, north) in metres.
         kx = np.cos(np.radians((self._ay + self._by) / 2))
         dx, dy = (self._bx - self._ax) * kx, self._by - self._ay
@@ -121,7 +153,7 @@ class Locator:
         self._cell_deg_lon = CELL_DEG_LAT / max(math.cos(math.radians(float(np.mean(ay)) if ay else 0.0)), 0.2)
         keys = self._cell_keys((self._ax + self._bx) / 2, (self._ay + self._by) / 2)
         order = np.argsort(keys, kind="stable")
-        for name in ("_ax", "_ay", "_bx", "_by", "_seg_id", "_street_id", "_oneway", "_ux", "_uy"):
+        for name in ("_ax", "_ay", "_bx", "_by", "_seg_id", "_street_id", "_oneway", "_ux", "_uy", "_along"):
             setattr(self, name, getattr(self, name)[order])
         self._keys = keys[order]
 
@@ -245,6 +277,53 @@ class Locator:
             found[p] = self._with_address(match, lats[p], lons[p], sigma)
         return found
 
+    def segment_candidates(self, lats: Sequence[float], lons: Sequence[float],
+                           accuracies: Sequence[float | None]) -> list[list[Candidate]]:
+        """Per fix, every segment within ``locate``'s radius, nearest first, with the projection on it.
+
+        The states of trajectory matching (``server.streets.trajectory``): one numpy pass per chunk
+        of fixes, as ``locate_many``; the nearest piece of each segment stands for the segment.
+        """
+        found: list[list[Candidate]] = []
+        for start in range(0, len(lats), LOCATE_CHUNK):
+            end = min(len(lats), start + LOCATE_CHUNK)
+            found.extend(self._candidates_chunk(list(lats[start:end]), list(lons[start:end]),
+                                                list(accuracies[start:end])))
+        return found
+
+    def _candidates_chunk(self, lats: list[float], lons: list[float],
+                          accuracies: list[float | None]) -> list[list[Candidate]]:
+        n = len(lats)
+        found: list[list[Candidate]] = [[] for _ in range(n)]
+        if not n or not len(self._keys):
+            return found
+        accuracy = [a if a is not None and a > 0 else self.default_accuracy_m for a in accuracies]
+        radius = np.array([self.max_distance_m + min(a, 2 * self.max_distance_m) for a in accuracy])
+        lat, lon = np.asarray(lats, dtype=float), np.asarray(lons, dtype=float)
+        point, piece = self._candidate_pairs(lat, lon, radius)
+        if not len(point):
+            return found
+        kx_fix = np.array([math.cos(math.radians(v)) * EARTH_RADIUS_M * math.pi / 180 for v in lats])
+        distance, t = self._segment_projection(piece, lat[point], lon[point], kx_fix[point])
+        near = distance <= radius[point]
+        point, piece, distance, t = point[near], piece[near], distance[near], t[near]
+        # The nearest piece of each (fix, segment): sort by fix, segment, distance and keep the first.
+        segment = self._seg_id[piece]
+        order = np.lexsort((distance, segment, point))
+        point, piece, distance, t, segment = point[order], piece[order], distance[order], t[order], segment[order]
+        first = np.r_[True, (point[1:] != point[:-1]) | (segment[1:] != segment[:-1])]
+        point, piece, distance, t, segment = point[first], piece[first], distance[first], t[first], segment[first]
+        piece_m = np.hypot((self._bx[piece] - self._ax[piece]) * kx_fix[point],
+                           (self._by[piece] - self._ay[piece]) * EARTH_RADIUS_M * math.pi / 180)
+        along = self._along[piece] + t * piece_m
+        for p, seg_id, street_id, d, s, ux, uy in zip(
+                point.tolist(), segment.tolist(), self._street_id[piece].tolist(), distance.tolist(),
+                along.tolist(), self._ux[piece].tolist(), self._uy[piece].tolist(), strict=True):
+            found[p].append(Candidate(seg_id, street_id, d, s, ux, uy))
+        for row in found:
+            row.sort(key=lambda c: c.distance_m)
+        return found
+
     def _candidate_pairs(self, lat: np.ndarray, lon: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(fix, piece) index pairs of the cells around each fix (``_candidates`` for many fixes),
         sorted by fix then piece."""
@@ -299,6 +378,18 @@ class Locator:
         t = np.clip(-(ax * dx + ay * dy) / length2, 0.0, 1.0)
         return np.hypot(ax + t * dx, ay + t * dy)
 
+    def _segment_projection(self, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+                            kx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``_segment_distances`` and where the nearest point lies along each piece (0..1)."""
+        ky = EARTH_RADIUS_M * math.pi / 180
+        ax, ay = (self._ax[idx] - lon) * kx, (self._ay[idx] - lat) * ky
+        bx, by = (self._bx[idx] - lon) * kx, (self._by[idx] - lat) * ky
+        dx, dy = bx - ax, by - ay
+        length2 = dx * dx + dy * dy
+        length2[length2 == 0] = 1e-12
+        t = np.clip(-(ax * dx + ay * dy) / length2, 0.0, 1.0)
+        return np.hypot(ax + t * dx, ay + t * dy), t
+
     def _heading_cost(self, idx: np.ndarray, heading_deg: float | None) -> np.ndarray | float:
         """Metres added to a piece the truck is not driving along (crossing or one-way backwards)."""
         if heading_deg is None:
@@ -337,6 +428,11 @@ def _margin_factor(margin: float, sigma: float) -> float:
     if math.isinf(margin):
         return 1.0
     return 1.0 / (1.0 + math.exp(-2.0 * margin / sigma))
+
+
+def node_key(coord: Sequence[float]) -> tuple[int, int]:
+    """A junction's key: its position to 1e-7 degrees, as the importer cut the ways there."""
+    return round(coord[0] * 1e7), round(coord[1] * 1e7)
 
 
 def _metres(x0: float, y0: float, x1: float, y1: float) -> float:

@@ -1,0 +1,191 @@
+"""Trajectory matching: the street of each lift from the truck's path, not from one fix alone.
+
+A hidden-Markov map matching over a truck's successive lifts (Newson & Krumm 2009, what OSRM's
+and Valhalla's map matching do). The hidden state of a lift is the segment the truck stood on,
+among the segments near its fix (``Locator.segment_candidates``):
+
+- emission: how far the fix lies from the segment (Gaussian GPS error, sigma from the fix's
+  accuracy) and, with a heading, how far the heading is from the segment's direction;
+- transition: the drive along the road graph between the two projections (``RoadGraph.route_m``)
+  against the straight distance between the two fixes: a truck does not drive 120 m round a block
+  between two bins 20 m apart; and a cost for changing street, since a round collects street by
+  street.
+
+Viterbi gives the most likely path, forward-backward the posterior of each lift's street: its
+``confidence``. A lift whose street stays below ``AMBIGUOUS`` is flagged, never silently trusted.
+Successive lifts more than ``GAP`` apart start a new path (a break, a trip to the depot).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from server.streets.locator import Candidate, Locator
+from server.streets.roads import RoadGraph
+
+GAP = timedelta(minutes=15)  # lifts farther apart in time are not one drive
+MIN_SIGMA_M = 5.0  # GPS error never assumed smaller than this
+HEADING_SIN = 0.3  # spread of |sin(heading - street)|: ~17 degrees of GPS heading error
+ROUTE_BETA_M = 10.0  # |drive - straight line| of this many metres costs one unit of log-probability
+STREET_CHANGE = 3.0  # log-odds against changing street between two lifts (a round keeps to a street)
+UNREACHABLE = 8.0  # log-odds against two segments with no drive between them within reach
+FAR_M = 200.0  # lifts this far apart: the route says nothing, only the street change counts
+MAX_STATES = 8  # candidate segments kept per fix, the nearest
+AMBIGUOUS = 0.8  # below this posterior a lift's street is flagged for review
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A lift's GPS fix and when it was taken."""
+
+    lat: float
+    lon: float
+    at: datetime
+    heading_deg: float | None = None
+    accuracy_m: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackMatch:
+    street_id: int
+    segment_id: int
+    distance_m: float
+    confidence: float  # posterior probability of the street given the whole path
+
+    @property
+    def ambiguous(self) -> bool:
+        return self.confidence < AMBIGUOUS
+
+
+class TrajectoryMatcher:
+    """Matches a truck's lifts, in time order, to streets."""
+
+    def __init__(self, locator: Locator, graph: RoadGraph | None = None) -> None:
+        self.locator = locator
+        self.graph = graph or RoadGraph(locator.segment_ends)
+
+    def match(self, fixes: Sequence[Fix | None], pinned: Sequence[int | None] | None = None) -> list[TrackMatch | None]:
+        """One match per fix (None without a fix or without a street near it).
+
+        ``fixes`` are one truck's lifts sorted by time. ``pinned[i]``, when set, is the street of
+        a lift already confirmed: its states are restricted to that street's segments, so later
+        lifts are matched consistently with what was confirmed.
+        """
+        pinned = pinned if pinned is not None else [None] * len(fixes)
+        present = [i for i, f in enumerate(fixes) if f is not None]
+        candidates = self.locator.segment_candidates(
+            [fixes[i].lat for i in present], [fixes[i].lon for i in present],  # type: ignore[union-attr]
+            [fixes[i].accuracy_m for i in present])  # type: ignore[union-attr]
+        states: dict[int, list[Candidate]] = {}
+        for i, found in zip(present, candidates, strict=True):
+            kept = _prune(found, fixes[i], pinned[i])  # type: ignore[arg-type]
+            if kept:
+                states[i] = kept
+        result: list[TrackMatch | None] = [None] * len(fixes)
+        for run in _runs([i for i in present if i in states], fixes):  # type: ignore[arg-type]
+            for i, match in zip(run, self._decode([fixes[i] for i in run], [states[i] for i in run]),  # type: ignore[misc]
+                                strict=True):
+                result[i] = match
+        return result
+
+    def _decode(self, fixes: list[Fix], states: list[list[Candidate]]) -> list[TrackMatch]:
+        """Viterbi path and forward-backward street posteriors of one uninterrupted run."""
+        emit = [[_emission(c, f) for c in cs] for cs, f in zip(states, fixes, strict=True)]
+        trans = [self._transitions(fixes[k - 1], fixes[k], states[k - 1], states[k]) for k in range(1, len(fixes))]
+        # Viterbi.
+        score, back = list(emit[0]), []
+        for k in range(1, len(fixes)):
+            new, pointers = [], []
+            for j, e in enumerate(emit[k]):
+                best_i = max(range(len(score)), key=lambda i: score[i] + trans[k - 1][i][j])  # noqa: B023
+                new.append(score[best_i] + trans[k - 1][best_i][j] + e)
+                pointers.append(best_i)
+            score, back = new, [*back, pointers]
+        path = [max(range(len(score)), key=score.__getitem__)]
+        for pointers in reversed(back):
+            path.append(pointers[path[-1]])
+        path.reverse()
+        # Forward-backward, in logs.
+        forward = [list(emit[0])]
+        for k in range(1, len(fixes)):
+            forward.append([_logsumexp([forward[-1][i] + trans[k - 1][i][j] for i in range(len(forward[-1]))]) + e
+                            for j, e in enumerate(emit[k])])
+        backward = [[0.0] * len(states[-1])]
+        for k in range(len(fixes) - 1, 0, -1):
+            backward.append([_logsumexp([trans[k - 1][i][j] + emit[k][j] + backward[-1][j]
+                                         for j in range(len(emit[k]))]) for i in range(len(states[k - 1]))])
+        backward.reverse()
+        matches = []
+        for k, chosen in enumerate(path):
+            joint = [a + b for a, b in zip(forward[k], backward[k], strict=True)]
+            total = _logsumexp(joint)
+            street = states[k][chosen].street_id
+            posterior = sum(math.exp(v - total) for v, c in zip(joint, states[k], strict=True)
+                            if c.street_id == street)
+            c = states[k][chosen]
+            matches.append(TrackMatch(street, c.segment_id, round(c.distance_m, 2), round(min(1.0, posterior), 4)))
+        return matches
+
+    def _transitions(self, a: Fix, b: Fix, from_states: list[Candidate],
+                     to_states: list[Candidate]) -> list[list[float]]:
+        straight = _metres(a, b)
+        rows = []
+        for s in from_states:
+            row = []
+            for t in to_states:
+                value = -STREET_CHANGE if s.street_id != t.street_id else 0.0
+                if straight < FAR_M:
+                    route = self.graph.route_m(s.segment_id, s.along_m, t.segment_id, t.along_m)
+                    value -= UNREACHABLE if math.isinf(route) else abs(route - straight) / ROUTE_BETA_M
+                row.append(value)
+            rows.append(row)
+        return rows
+
+
+def _prune(found: list[Candidate], fix: Fix, street: int | None) -> list[Candidate]:
+    if street is not None:
+        mine = [c for c in found if c.street_id == street]
+        return mine[:1] if mine else []
+    if not found:
+        return []
+    sigma = _sigma(fix)
+    limit = found[0].distance_m + 4 * sigma
+    return [c for c in found[:MAX_STATES] if c.distance_m <= limit]
+
+
+def _runs(indices: list[int], fixes: Sequence[Fix | None]) -> list[list[int]]:
+    """Split the lifts into uninterrupted drives (no gap longer than ``GAP``)."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and fixes[i].at - fixes[runs[-1][-1]].at <= GAP:  # type: ignore[union-attr]
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def _sigma(fix: Fix) -> float:
+    return max(fix.accuracy_m or 10.0, MIN_SIGMA_M)
+
+
+def _emission(c: Candidate, fix: Fix) -> float:
+    value = -0.5 * (c.distance_m / _sigma(fix)) ** 2
+    if fix.heading_deg is not None:
+        hx, hy = math.sin(math.radians(fix.heading_deg)), math.cos(math.radians(fix.heading_deg))
+        across = abs(c.ux * hy - c.uy * hx)
+        value -= 0.5 * (across / HEADING_SIN) ** 2
+    return value
+
+
+def _metres(a: Fix, b: Fix) -> float:
+    ky = 111_195.0
+    kx = ky * math.cos(math.radians((a.lat + b.lat) / 2))
+    return math.hypot((b.lon - a.lon) * kx, (b.lat - a.lat) * ky)
+
+
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
