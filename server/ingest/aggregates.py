@@ -96,6 +96,10 @@ class LiftRow(MatchColumns):
     evidence_sha256: str | None
     evidence_reason: str | None
     evidence_detections: list[dict[str, Any]] | None
+    # Issue 16b, trajectory matching (``server.ingest.tracks``): the street's posterior given the
+    # truck's path, and whether it may still change when the truck's next lifts arrive.
+    street_confidence: float | None
+    match_provisional: bool
 
 
 def dialect_insert(session: Session, table: Table) -> Any:
@@ -171,6 +175,7 @@ def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
         "model_name": event.model.name, "model_version": event.model.version, "frames": event.frames,
         "evidence_sha256": event.evidence.sha256 if event.evidence else None,
         "evidence_reason": reason, "evidence_detections": boxes,
+        "street_confidence": None, "match_provisional": False,  # issue 16b: set by server.ingest.tracks
         **match_columns(None, None, None),
     }
     row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
@@ -263,9 +268,16 @@ def _pivot(counter: Counter[Any], measures: tuple[str, ...], keys: tuple[str, ..
     return [rows[key] for key in sorted(rows)]
 
 
-def add_to_aggregates(session: Session, rows: Iterable[LiftRow]) -> None:
-    """Add lifts to the street aggregates with ``ON CONFLICT DO UPDATE SET x = x + excluded.x``."""
+def add_to_aggregates(session: Session, rows: Iterable[LiftRow], *, sign: int = 1) -> None:
+    """Add lifts to the street aggregates with ``ON CONFLICT DO UPDATE SET x = x + excluded.x``.
+
+    ``sign=-1`` takes them out again (a lift whose street changed, issue 16b): rows left with no
+    lift are deleted, so the aggregates equal a rebuild from the raw lifts.
+    """
     totals = _tally(rows)
+    if sign != 1:
+        totals = _Totals(Counter({k: v * sign for k, v in totals.days.items()}),
+                         Counter({k: v * sign for k, v in totals.errors.items()}))
     for table, counter, keys, measures in (
         (StreetDay.__table__, totals.days, ("street_id", "day", "stream"),
          ("lifts", "contaminated", "alerts", "score")),
@@ -285,6 +297,18 @@ def add_to_aggregates(session: Session, rows: Iterable[LiftRow]) -> None:
             set_={m: table.c[m] + stmt.excluded[m] for m in measures},
         )
         session.execute(stmt, values)
+    if sign < 0:
+        _drop_empty(session, totals)
+
+
+def _drop_empty(session: Session, totals: _Totals) -> None:
+    """Delete the aggregate rows that a removal left without lifts (issue 16b)."""
+    for table, counter in ((StreetDay.__table__, totals.days), (StreetDayError.__table__, totals.errors)):
+        keys = sorted({tuple(key[:-1]) for key in counter})
+        names = ("street_id", "day", "stream", "category", "severity")[:len(keys[0])] if keys else ()
+        for key in keys:
+            session.execute(delete(table).where(table.c.lifts <= 0,
+                                                *(table.c[n] == v for n, v in zip(names, key, strict=True))))
 
 
 def rebuild_aggregates(session: Session, since: date | None = None) -> int:

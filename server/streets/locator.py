@@ -216,6 +216,15 @@ class Locator:
                       None, None, None, round(street_conf, 4), round(street_conf, 4), 0)
         return self._with_address(match, lat, lon, sigma)
 
+    def on_street(self, street_id: int, segment_id: int, distance_m: float, street_confidence: float,
+                  lat: float, lon: float, accuracy_m: float | None = None) -> Match:
+        """The match of a fix to a street chosen elsewhere (trajectory matching), with its address."""
+        accuracy = accuracy_m if accuracy_m is not None and accuracy_m > 0 else self.default_accuracy_m
+        name, commune = self._streets.get(street_id, ("", ""))
+        match = Match(street_id, name, commune, segment_id, round(distance_m, 2), None, None, None,
+                      round(street_confidence, 4), round(street_confidence, 4), 0)
+        return self._with_address(match, lat, lon, max(accuracy, MIN_SIGMA_M))
+
     def locate_many(self, lats: Sequence[float], lons: Sequence[float],
                     headings: Sequence[float | None] | None = None,
                     accuracies: Sequence[float | None] | None = None) -> list[Match | None]:

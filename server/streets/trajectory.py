@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from server.streets.locator import Candidate, Locator
 from server.streets.roads import RoadGraph
@@ -35,6 +36,19 @@ UNREACHABLE = 8.0  # log-odds against two segments with no drive between them wi
 FAR_M = 200.0  # lifts this far apart: the route says nothing, only the street change counts
 MAX_STATES = 8  # candidate segments kept per fix, the nearest
 AMBIGUOUS = 0.8  # below this posterior a lift's street is flagged for review
+
+
+class FixLike(Protocol):
+    @property
+    def lat(self) -> float: ...
+    @property
+    def lon(self) -> float: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def heading_deg(self) -> float | None: ...
+    @property
+    def accuracy_m(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,18 @@ class TrackMatch:
         return self.confidence < AMBIGUOUS
 
 
+class TrackLocator(Locator):
+    """The street index that also matches a truck's path (what the server's ingest uses)."""
+
+    _matcher: TrajectoryMatcher | None = None
+
+    def match_track(self, fixes: Sequence[FixLike | None],
+                    pinned: Sequence[int | None] | None = None) -> list[TrackMatch | None]:
+        if self._matcher is None:  # the road graph is built on first use: one-point users never pay it
+            self._matcher = TrajectoryMatcher(self)
+        return self._matcher.match(fixes, pinned)
+
+
 class TrajectoryMatcher:
     """Matches a truck's lifts, in time order, to streets."""
 
@@ -67,7 +93,8 @@ class TrajectoryMatcher:
         self.locator = locator
         self.graph = graph or RoadGraph(locator.segment_ends)
 
-    def match(self, fixes: Sequence[Fix | None], pinned: Sequence[int | None] | None = None) -> list[TrackMatch | None]:
+    def match(self, fixes: Sequence[FixLike | None],
+              pinned: Sequence[int | None] | None = None) -> list[TrackMatch | None]:
         """One match per fix (None without a fix or without a street near it).
 
         ``fixes`` are one truck's lifts sorted by time. ``pinned[i]``, when set, is the street of
@@ -91,7 +118,7 @@ class TrajectoryMatcher:
                 result[i] = match
         return result
 
-    def _decode(self, fixes: list[Fix], states: list[list[Candidate]]) -> list[TrackMatch]:
+    def _decode(self, fixes: list[FixLike], states: list[list[Candidate]]) -> list[TrackMatch]:
         """Viterbi path and forward-backward street posteriors of one uninterrupted run."""
         emit = [[_emission(c, f) for c in cs] for cs, f in zip(states, fixes, strict=True)]
         trans = [self._transitions(fixes[k - 1], fixes[k], states[k - 1], states[k]) for k in range(1, len(fixes))]
@@ -100,7 +127,7 @@ class TrajectoryMatcher:
         for k in range(1, len(fixes)):
             new, pointers = [], []
             for j, e in enumerate(emit[k]):
-                best_i = max(range(len(score)), key=lambda i: score[i] + trans[k - 1][i][j])  # noqa: B023
+                best_i = max(range(len(score)), key=lambda i: score[i] + trans[k - 1][i][j])
                 new.append(score[best_i] + trans[k - 1][best_i][j] + e)
                 pointers.append(best_i)
             score, back = new, [*back, pointers]
@@ -129,7 +156,7 @@ class TrajectoryMatcher:
             matches.append(TrackMatch(street, c.segment_id, round(c.distance_m, 2), round(min(1.0, posterior), 4)))
         return matches
 
-    def _transitions(self, a: Fix, b: Fix, from_states: list[Candidate],
+    def _transitions(self, a: FixLike, b: FixLike, from_states: list[Candidate],
                      to_states: list[Candidate]) -> list[list[float]]:
         straight = _metres(a, b)
         rows = []
@@ -145,7 +172,7 @@ class TrajectoryMatcher:
         return rows
 
 
-def _prune(found: list[Candidate], fix: Fix, street: int | None) -> list[Candidate]:
+def _prune(found: list[Candidate], fix: FixLike, street: int | None) -> list[Candidate]:
     if street is not None:
         mine = [c for c in found if c.street_id == street]
         return mine[:1] if mine else []
@@ -156,7 +183,7 @@ def _prune(found: list[Candidate], fix: Fix, street: int | None) -> list[Candida
     return [c for c in found[:MAX_STATES] if c.distance_m <= limit]
 
 
-def _runs(indices: list[int], fixes: Sequence[Fix | None]) -> list[list[int]]:
+def _runs(indices: list[int], fixes: Sequence[FixLike | None]) -> list[list[int]]:
     """Split the lifts into uninterrupted drives (no gap longer than ``GAP``)."""
     runs: list[list[int]] = []
     for i in indices:
@@ -167,11 +194,11 @@ def _runs(indices: list[int], fixes: Sequence[Fix | None]) -> list[list[int]]:
     return runs
 
 
-def _sigma(fix: Fix) -> float:
+def _sigma(fix: FixLike) -> float:
     return max(fix.accuracy_m or 10.0, MIN_SIGMA_M)
 
 
-def _emission(c: Candidate, fix: Fix) -> float:
+def _emission(c: Candidate, fix: FixLike) -> float:
     value = -0.5 * (c.distance_m / _sigma(fix)) ** 2
     if fix.heading_deg is not None:
         hx, hy = math.sin(math.radians(fix.heading_deg)), math.cos(math.radians(fix.heading_deg))
@@ -180,7 +207,7 @@ def _emission(c: Candidate, fix: Fix) -> float:
     return value
 
 
-def _metres(a: Fix, b: Fix) -> float:
+def _metres(a: FixLike, b: FixLike) -> float:
     ky = 111_195.0
     kx = ky * math.cos(math.radians((a.lat + b.lat) / 2))
     return math.hypot((b.lon - a.lon) * kx, (b.lat - a.lat) * ky)

@@ -1,0 +1,177 @@
+"""Trajectory matching at ingest: a lift's street from its truck's path, provisional until confirmed.
+
+A lift is matched at once (ingest stays batch-friendly), from its own fix and the truck's lifts
+already known; its street may still change while the truck's next lifts arrive, so it is stored
+``match_provisional``. Each batch re-matches, per truck, the provisional lifts with the new ones
+(``TrackLocator.match_track``, ``server.streets.trajectory``); a lift is confirmed once
+``CONFIRM_AFTER`` later lifts of its truck are known, or the truck went on ``GAP`` later, or
+nothing came from the truck for ``GAP`` (it stopped). Confirmed lifts pin their street for the
+lifts after them.
+
+When a stored provisional lift moves to another street, the aggregates follow in the same
+transaction: the lift is taken out of its old street-day (``add_to_aggregates(sign=-1)``) and
+added to the new one. The update is guarded by the old street, so two ingest workers that both
+saw the lift move it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from server.ingest.aggregates import LiftRow, StreetLocator, StreetMatch, add_to_aggregates, match_columns
+from server.ingest.models import Lift
+
+log = logging.getLogger(__name__)
+
+CONFIRM_AFTER = 3  # later lifts of the same truck that settle a lift's street
+GAP = timedelta(minutes=15)  # a truck silent this long has stopped: its lifts are final
+SWEEP_EVERY = timedelta(minutes=1)  # how often stopped trucks' provisional lifts are confirmed
+_STORED = (Lift.id, Lift.event_id, Lift.truck_id, Lift.sequence, Lift.started_at, Lift.lat, Lift.lon,
+           Lift.heading_deg, Lift.accuracy_m, Lift.street_id, Lift.segment_id, Lift.street_distance_m,
+           Lift.address_id, Lift.address_distance_m, Lift.match_confidence, Lift.street_confidence,
+           Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score, Lift.errors)
+
+
+class PathMatch(Protocol):
+    """What ingest reads of ``server.streets.trajectory.TrackMatch``."""
+
+    @property
+    def street_id(self) -> int: ...
+    @property
+    def segment_id(self) -> int: ...
+    @property
+    def distance_m(self) -> float: ...
+    @property
+    def confidence(self) -> float: ...
+
+
+class TrackLocator(StreetLocator, Protocol):
+    """A street index that also matches a truck's path (``server.streets.trajectory.TrackLocator``)."""
+
+    def match_track(self, fixes: Sequence[Any],
+                    pinned: Sequence[int | None] | None = None) -> list[PathMatch | None]: ...
+    def on_street(self, street_id: int, segment_id: int, distance_m: float, street_confidence: float,
+                  lat: float, lon: float, accuracy_m: float | None = None) -> StreetMatch: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TrackFix:
+    lat: float
+    lon: float
+    at: datetime
+    heading_deg: float | None
+    accuracy_m: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackReport:
+    matched: int  # lifts (new and provisional) re-matched from their truck's path
+    moved: int  # stored lifts that changed street, with their aggregates
+    confirmed: int  # stored lifts confirmed
+
+
+class Tracks:
+    """The trajectory step of ingest; ``Inbox`` calls ``match`` before inserting a batch, ``settle`` after."""
+
+    def __init__(self) -> None:
+        self._swept: datetime | None = None
+
+    def match(self, session: Session, locator: StreetLocator | None, rows: Sequence[LiftRow],
+              now: datetime) -> list[dict[str, Any]]:
+        """Set the street of the batch's lifts from their trucks' paths; returns the stored
+        provisional lifts to update after the insert (``settle``). Rows keep their one-point match
+        when the locator cannot match paths."""
+        if not hasattr(locator, "match_track"):
+            return []
+        tracker: TrackLocator = locator  # type: ignore[assignment]
+        fresh = [r for r in rows if r["lat"] is not None and r["lon"] is not None]
+        by_truck: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in fresh:
+            by_truck[row["truck_id"]].append(row)  # type: ignore[arg-type]
+        if not by_truck:
+            return []
+        stored = session.execute(select(*_STORED).where(Lift.match_provisional,
+                                                        Lift.truck_id.in_(sorted(by_truck)))).mappings().all()
+        known = {s["event_id"] for s in stored}
+        for s in stored:
+            by_truck[s["truck_id"]].append({**s, "stored": True})
+        changes: list[dict[str, Any]] = []
+        for truck_rows in by_truck.values():
+            seen: set[str] = set()
+            path = []
+            for r in sorted(truck_rows, key=lambda r: (r["started_at"], r["sequence"], not r.get("stored"))):
+                # A re-delivered lift is already stored: its stored copy stands for it.
+                if r["event_id"] in seen or (r["event_id"] in known and not r.get("stored")):
+                    continue
+                seen.add(r["event_id"])
+                path.append(r)
+            changes.extend(self._match_path(tracker, path))
+        return changes
+
+    def _match_path(self, tracker: TrackLocator, path: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        fixes = [TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"]) for r in path]
+        matches = tracker.match_track(fixes)
+        changes = []
+        last = path[-1]["started_at"]
+        for k, (row, match) in enumerate(zip(path, matches, strict=True)):
+            later = path[k + 1]["started_at"] if k + 1 < len(path) else None
+            final = (len(path) - 1 - k >= CONFIRM_AFTER or (later is not None and later - row["started_at"] > GAP)
+                     or last - row["started_at"] > GAP)
+            columns: dict[str, Any] = dict(match_columns(None, None, None))
+            confidence = None
+            if match is not None:
+                found = tracker.on_street(match.street_id, match.segment_id, match.distance_m, match.confidence,
+                                          row["lat"], row["lon"], row["accuracy_m"])
+                columns = {"street_id": found.street_id, "segment_id": found.segment_id,
+                           "street_distance_m": found.distance_m, "address_id": found.address_id,
+                           "address_distance_m": found.address_distance_m, "match_confidence": found.confidence}
+                confidence = match.confidence
+            if not row.get("stored"):
+                row.update(columns, street_confidence=confidence, match_provisional=not final)
+                continue
+            if columns["street_id"] != row["street_id"] or final:
+                changes.append({"row": row, "columns": columns, "street_confidence": confidence, "final": final})
+        return changes
+
+    def settle(self, session: Session, changes: list[dict[str, Any]], now: datetime) -> TrackReport:
+        """Write the re-matched stored lifts; move the aggregates of those that changed street."""
+        moved_out, moved_in, confirmed = [], [], []
+        for change in changes:
+            row, columns = change["row"], change["columns"]
+            if columns["street_id"] == row["street_id"]:
+                confirmed.append(row["id"])
+                continue
+            result = session.execute(
+                update(Lift).where(Lift.id == row["id"], Lift.match_provisional,
+                                   Lift.street_id.is_(None) if row["street_id"] is None
+                                   else Lift.street_id == row["street_id"])
+                .values(**columns, street_confidence=change["street_confidence"],
+                        match_provisional=not change["final"]))
+            if result.rowcount == 1:  # another worker may have moved it first
+                moved_out.append(row)
+                moved_in.append({**row, **columns})
+        if confirmed:
+            session.execute(update(Lift).where(Lift.id.in_(confirmed)).values(match_provisional=False))
+        if moved_out:
+            add_to_aggregates(session, moved_out, sign=-1)  # type: ignore[arg-type]
+            add_to_aggregates(session, moved_in)  # type: ignore[arg-type]
+            log.debug("%d provisional lifts moved to another street by their trucks' paths", len(moved_out))
+        confirmed_count = len(confirmed) + self._sweep(session, now)
+        return TrackReport(len(changes), len(moved_out), confirmed_count)
+
+    def _sweep(self, session: Session, now: datetime) -> int:
+        """Confirm the provisional lifts of trucks that sent nothing for ``GAP``."""
+        if self._swept is not None and now - self._swept < SWEEP_EVERY:
+            return 0
+        self._swept = now
+        result = session.execute(update(Lift).where(Lift.match_provisional, Lift.received_at < now - GAP)
+                                 .values(match_provisional=False))
+        return int(result.rowcount or 0)
