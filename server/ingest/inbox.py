@@ -105,8 +105,8 @@ class Inbox:
         self._match(batch.lifts, locator)
         moves = self._match_paths(session, batch, locator)
         self._flush(session, batch)
-        if moves:
-            report = self.tracks.settle(session, moves, max(m.received_at for m in messages))
+        if batch.lifts:
+            report = self.tracks.settle(session, moves, max(r["received_at"] for r in batch.lifts))
             self.metrics.inc("trivue_ingest_lifts_rematched_total", report.moved)
         return len(batch.dead)
 

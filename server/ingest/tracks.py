@@ -5,8 +5,8 @@ already known; its street may still change while the truck's next lifts arrive, 
 ``match_provisional``. Each batch re-matches, per truck, the provisional lifts with the new ones
 (``TrackLocator.match_track``, ``server.streets.trajectory``); a lift is confirmed once
 ``CONFIRM_AFTER`` later lifts of its truck are known, or the truck went on ``GAP`` later, or
-nothing came from the truck for ``GAP`` (it stopped). Confirmed lifts pin their street for the
-lifts after them.
+nothing came from the truck for ``GAP`` (it stopped). The truck's last ``ANCHORS`` confirmed lifts
+start each path, pinned to their street: where the truck comes from.
 
 When a stored provisional lift moves to another street, the aggregates follow in the same
 transaction: the lift is taken out of its old street-day (``add_to_aggregates(sign=-1)``) and
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CONFIRM_AFTER = 3  # later lifts of the same truck that settle a lift's street
 GAP = timedelta(minutes=15)  # a truck silent this long has stopped: its lifts are final
+ANCHORS = 2  # confirmed lifts read before a truck's provisional ones: where its path comes from
 SWEEP_EVERY = timedelta(minutes=1)  # how often stopped trucks' provisional lifts are confirmed
 _STORED = (Lift.id, Lift.event_id, Lift.truck_id, Lift.sequence, Lift.started_at, Lift.lat, Lift.lon,
            Lift.heading_deg, Lift.accuracy_m, Lift.street_id, Lift.segment_id, Lift.street_distance_m,
@@ -104,7 +105,7 @@ class Tracks:
         for s in stored:
             by_truck[s["truck_id"]].append({**s, "stored": True})
         changes: list[dict[str, Any]] = []
-        for truck_rows in by_truck.values():
+        for truck_id, truck_rows in by_truck.items():
             seen: set[str] = set()
             path = []
             for r in sorted(truck_rows, key=lambda r: (r["started_at"], r["sequence"], not r.get("stored"))):
@@ -113,15 +114,26 @@ class Tracks:
                     continue
                 seen.add(r["event_id"])
                 path.append(r)
-            changes.extend(self._match_path(tracker, path))
+            changes.extend(self._match_path(tracker, [*self._anchors(session, truck_id, path[0]), *path]))
         return changes
+
+    @staticmethod
+    def _anchors(session: Session, truck_id: str, first: dict[str, Any]) -> list[dict[str, Any]]:
+        """The truck's last confirmed lifts before ``first``: where the path comes from, pinned."""
+        rows = session.execute(select(*_STORED).where(
+            Lift.truck_id == truck_id, Lift.started_at < first["started_at"], Lift.lat.is_not(None),
+            Lift.started_at >= first["started_at"] - GAP, Lift.match_provisional.is_(False))
+            .order_by(Lift.started_at.desc()).limit(ANCHORS)).mappings().all()
+        return [{**r, "stored": True, "anchor": True} for r in reversed(rows)]
 
     def _match_path(self, tracker: TrackLocator, path: list[dict[str, Any]]) -> list[dict[str, Any]]:
         fixes = [TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"]) for r in path]
-        matches = tracker.match_track(fixes)
+        matches = tracker.match_track(fixes, [r["street_id"] if r.get("anchor") else None for r in path])
         changes = []
         last = path[-1]["started_at"]
         for k, (row, match) in enumerate(zip(path, matches, strict=True)):
+            if row.get("anchor"):
+                continue
             later = path[k + 1]["started_at"] if k + 1 < len(path) else None
             final = (len(path) - 1 - k >= CONFIRM_AFTER or (later is not None and later - row["started_at"] > GAP)
                      or last - row["started_at"] > GAP)

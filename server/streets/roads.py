@@ -54,7 +54,8 @@ class RoadGraph:
         return best
 
     def route_m(self, seg_a: int, along_a: float, seg_b: int, along_b: float) -> float:
-        """Metres driven from ``along_a`` on ``seg_a`` to ``along_b`` on ``seg_b``; inf beyond reach."""
+        """Metres driven from ``along_a`` on ``seg_a`` to ``along_b`` on ``seg_b``; inf when no end
+        of ``seg_b`` is within ``reach_m`` of an end of ``seg_a``."""
         if seg_a == seg_b:
             return abs(along_b - along_a)
         a, b = self.segments.get(seg_a), self.segments.get(seg_b)
