@@ -20,6 +20,7 @@ from server.migrate import upgrade_database
 from server.streets.importer import import_streets
 from server.streets.models import Street
 from server.streets.trajectory import TrackLocator
+from server.web.dashboard_api import data_quality, period
 from tests.server.crossroads import lonlat, pieces
 from tests.server.events import lift_event
 
@@ -101,4 +102,15 @@ def test_a_lift_moved_by_the_truck_s_next_lifts_moves_its_aggregates(tmp_path: P
         inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-08/lift", other.to_json().encode(),
                                           T0 + timedelta(minutes=30))])
     assert not any(provisional for _street, provisional in stored().values())
+    # A lone lift on the crossing itself: its street stays uncertain, and the data-quality page says so.
+    lone = lift_event("benne-09", sequence=0, gps=(lonlat(0, 0)[1], lonlat(0, 0)[0]), at=T0 + timedelta(minutes=31))
+    with sessions() as session, session.begin():
+        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-09/lift", lone.to_json().encode(),
+                                          T0 + timedelta(minutes=31))])
+    with sessions() as session:
+        quality = data_quality(session, period(None, None))
+        confidence = session.scalar(select(Lift.street_confidence).where(Lift.truck_id == "benne-09"))
+    assert confidence is not None and confidence < 0.8
+    assert quality["ambiguous"] == 1
+    assert [s["name"] for s in quality["ambiguous_by_street"]] in (["Rue A"], ["Rue B"])
     engine.dispose()
