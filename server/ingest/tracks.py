@@ -84,6 +84,9 @@ class Tracks:
 
     def __init__(self) -> None:
         self._swept: datetime | None = None
+        # Per truck, its last confirmed lifts as this process confirmed them: the next batch's anchors
+        # without a query. Another ingest worker may have confirmed later ones; then the database is read.
+        self._last: dict[str, list[dict[str, Any]]] = {}
 
     def match(self, session: Session, locator: StreetLocator | None, rows: Sequence[LiftRow],
               now: datetime) -> list[dict[str, Any]]:
@@ -114,22 +117,30 @@ class Tracks:
                     continue
                 seen.add(r["event_id"])
                 path.append(r)
-            changes.extend(self._match_path(tracker, [*self._anchors(session, truck_id, path[0]), *path]))
+            moved, settled = self._match_path(tracker, [*self._anchors(session, truck_id, path[0]), *path])
+            changes.extend(moved)
+            if settled:
+                self._last[truck_id] = settled[-ANCHORS:]
         return changes
 
-    @staticmethod
-    def _anchors(session: Session, truck_id: str, first: dict[str, Any]) -> list[dict[str, Any]]:
+    def _anchors(self, session: Session, truck_id: str, first: dict[str, Any]) -> list[dict[str, Any]]:
         """The truck's last confirmed lifts before ``first``: where the path comes from, pinned."""
+        cached = self._last.get(truck_id)
+        if cached and timedelta(0) < first["started_at"] - cached[-1]["started_at"] <= GAP and not first.get("stored"):
+            return cached
         rows = session.execute(select(*_STORED).where(
             Lift.truck_id == truck_id, Lift.started_at < first["started_at"], Lift.lat.is_not(None),
             Lift.started_at >= first["started_at"] - GAP, Lift.match_provisional.is_(False))
             .order_by(Lift.started_at.desc()).limit(ANCHORS)).mappings().all()
         return [{**r, "stored": True, "anchor": True} for r in reversed(rows)]
 
-    def _match_path(self, tracker: TrackLocator, path: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _match_path(self, tracker: TrackLocator,
+                    path: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(stored lifts to update, lifts confirmed by this path: the truck's next anchors)."""
         fixes = [TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"]) for r in path]
         matches = tracker.match_track(fixes, [r["street_id"] if r.get("anchor") else None for r in path])
-        changes = []
+        changes: list[dict[str, Any]] = []
+        settled: list[dict[str, Any]] = []
         last = path[-1]["started_at"]
         for k, (row, match) in enumerate(zip(path, matches, strict=True)):
             if row.get("anchor"):
@@ -146,12 +157,14 @@ class Tracks:
                            "street_distance_m": found.distance_m, "address_id": found.address_id,
                            "address_distance_m": found.address_distance_m, "match_confidence": found.confidence}
                 confidence = match.confidence
+            if final:
+                settled.append({**row, **columns, "stored": True, "anchor": True})
             if not row.get("stored"):
                 row.update(columns, street_confidence=confidence, match_provisional=not final)
                 continue
             if columns["street_id"] != row["street_id"] or final:
                 changes.append({"row": row, "columns": columns, "street_confidence": confidence, "final": final})
-        return changes
+        return changes, settled
 
     def settle(self, session: Session, changes: list[dict[str, Any]], now: datetime) -> TrackReport:
         """Write the re-matched stored lifts; move the aggregates of those that changed street."""

@@ -33,6 +33,8 @@ class RoadGraph:
             self._out[seg.start].append((seg.end, seg.length_m))
             self._out[seg.end].append((seg.start, seg.length_m))
         self._from_node: dict[Node, dict[Node, float]] = {}
+        # (segment, segment) -> lengths and end-to-end distances: consecutive lifts ask the same pairs.
+        self._pairs: dict[tuple[int, int], tuple[float, ...]] = {}
 
     def node_distances(self, origin: Node) -> dict[Node, float]:
         """Shortest drive from ``origin`` to every node within ``reach_m`` (cached)."""
@@ -58,14 +60,22 @@ class RoadGraph:
         of ``seg_b`` is within ``reach_m`` of an end of ``seg_a``."""
         if seg_a == seg_b:
             return abs(along_b - along_a)
+        ends = self._pairs.get((seg_a, seg_b))
+        if ends is None:
+            ends = self._pairs[(seg_a, seg_b)] = self._between(seg_a, seg_b)
+        if not ends:
+            return math.inf
+        length_a, length_b, ss, se, es, ee = ends
+        tail_a, tail_b = max(0.0, length_a - along_a), max(0.0, length_b - along_b)
+        along_a, along_b = max(0.0, along_a), max(0.0, along_b)
+        return min(along_a + ss + along_b, along_a + se + tail_b, tail_a + es + along_b, tail_a + ee + tail_b)
+
+    def _between(self, seg_a: int, seg_b: int) -> tuple[float, ...]:
+        """(length a, length b, then node distances start-start, start-end, end-start, end-end), or ()."""
         a, b = self.segments.get(seg_a), self.segments.get(seg_b)
         if a is None or b is None:
-            return math.inf
-        best = math.inf
-        for exit_node, to_exit in ((a.start, along_a), (a.end, a.length_m - along_a)):
-            reached = self.node_distances(exit_node)
-            for entry_node, from_entry in ((b.start, along_b), (b.end, b.length_m - along_b)):
-                between = reached.get(entry_node)
-                if between is not None:
-                    best = min(best, max(0.0, to_exit) + between + max(0.0, from_entry))
-        return best
+            return ()
+        from_start, from_end = self.node_distances(a.start), self.node_distances(a.end)
+        ends = (from_start.get(b.start, math.inf), from_start.get(b.end, math.inf),
+                from_end.get(b.start, math.inf), from_end.get(b.end, math.inf))
+        return (a.length_m, b.length_m, *ends) if min(ends) < math.inf else ()

@@ -11,9 +11,10 @@ among the segments near its fix (``Locator.segment_candidates``):
   between two bins 20 m apart; and a cost for changing street, since a round collects street by
   street.
 
-Viterbi gives the most likely path, forward-backward the posterior of each lift's street: its
-``confidence``. A lift whose street stays below ``AMBIGUOUS`` is flagged, never silently trusted.
-Successive lifts more than ``GAP`` apart start a new path (a break, a trip to the depot).
+Viterbi gives the most likely path; max-product passes both ways give, for each lift, the best
+path through each candidate street, whose relative likelihood is the lift's ``confidence``. A
+lift whose street stays below ``AMBIGUOUS`` is flagged, never silently trusted. Successive lifts
+more than ``GAP`` apart start a new path (a break, a trip to the depot).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ ROUTE_BETA_M = 10.0  # |drive - straight line| of this many metres costs one uni
 STREET_CHANGE = 3.0  # log-odds against changing street between two lifts (a round keeps to a street)
 UNREACHABLE = 8.0  # log-odds against two segments with no drive between them within reach
 FAR_M = 200.0  # lifts this far apart: the route says nothing, only the street change counts
-MAX_STATES = 8  # candidate segments kept per fix, the nearest
+MAX_STATES = 6  # candidate segments kept per fix, the nearest (transitions cost their square)
+STATE_SIGMAS = 4.0  # and only those within this many sigmas of the nearest
 AMBIGUOUS = 0.8  # below this posterior a lift's street is flagged for review
 
 
@@ -67,7 +69,7 @@ class TrackMatch:
     street_id: int
     segment_id: int
     distance_m: float
-    confidence: float  # posterior probability of the street given the whole path
+    confidence: float  # the best path on this street against the best paths on the others (0.5: a tie)
 
     @property
     def ambiguous(self) -> bool:
@@ -119,41 +121,48 @@ class TrajectoryMatcher:
         return result
 
     def _decode(self, fixes: list[FixLike], states: list[list[Candidate]]) -> list[TrackMatch]:
-        """Viterbi path and forward-backward street posteriors of one uninterrupted run."""
+        """Viterbi path and each lift's street confidence over one uninterrupted run.
+
+        Max-product forward and backward passes: ``forward[k][j] + backward[k][j]`` is the score of
+        the best whole path through state j at lift k (its max-marginal). The confidence of the
+        chosen street is its best path's share against the best path through each other street,
+        ``1 / sum(exp(other - best))``: 0.5 when another street explains the path as well.
+        """
         emit = [[_emission(c, f) for c in cs] for cs, f in zip(states, fixes, strict=True)]
         trans = [self._transitions(fixes[k - 1], fixes[k], states[k - 1], states[k]) for k in range(1, len(fixes))]
-        # Viterbi.
-        score, back = list(emit[0]), []
+        forward, back = [emit[0]], []
         for k in range(1, len(fixes)):
-            new, pointers = [], []
+            previous, matrix = forward[-1], trans[k - 1]
+            scores, pointers = [], []
             for j, e in enumerate(emit[k]):
-                best_i = max(range(len(score)), key=lambda i: score[i] + trans[k - 1][i][j])
-                new.append(score[best_i] + trans[k - 1][best_i][j] + e)
+                best_i, best = 0, -math.inf
+                for i, f in enumerate(previous):
+                    value = f + matrix[i][j]
+                    if value > best:
+                        best_i, best = i, value
+                scores.append(best + e)
                 pointers.append(best_i)
-            score, back = new, [*back, pointers]
-        path = [max(range(len(score)), key=score.__getitem__)]
+            forward.append(scores)
+            back.append(pointers)
+        backward = [[0.0] * len(states[-1])]
+        for k in range(len(fixes) - 1, 0, -1):
+            after, matrix, e = backward[-1], trans[k - 1], emit[k]
+            backward.append([max(row[j] + e[j] + after[j] for j in range(len(e))) for row in matrix])
+        backward.reverse()
+        path = [max(range(len(forward[-1])), key=forward[-1].__getitem__)]
         for pointers in reversed(back):
             path.append(pointers[path[-1]])
         path.reverse()
-        # Forward-backward, in logs.
-        forward = [list(emit[0])]
-        for k in range(1, len(fixes)):
-            forward.append([_logsumexp([forward[-1][i] + trans[k - 1][i][j] for i in range(len(forward[-1]))]) + e
-                            for j, e in enumerate(emit[k])])
-        backward = [[0.0] * len(states[-1])]
-        for k in range(len(fixes) - 1, 0, -1):
-            backward.append([_logsumexp([trans[k - 1][i][j] + emit[k][j] + backward[-1][j]
-                                         for j in range(len(emit[k]))]) for i in range(len(states[k - 1]))])
-        backward.reverse()
         matches = []
         for k, chosen in enumerate(path):
-            joint = [a + b for a, b in zip(forward[k], backward[k], strict=True)]
-            total = _logsumexp(joint)
-            street = states[k][chosen].street_id
-            posterior = sum(math.exp(v - total) for v, c in zip(joint, states[k], strict=True)
-                            if c.street_id == street)
+            best_of: dict[int, float] = {}
+            for c, f, b in zip(states[k], forward[k], backward[k], strict=True):
+                if f + b > best_of.get(c.street_id, -math.inf):
+                    best_of[c.street_id] = f + b
             c = states[k][chosen]
-            matches.append(TrackMatch(street, c.segment_id, round(c.distance_m, 2), round(min(1.0, posterior), 4)))
+            top = best_of[c.street_id]
+            confidence = 1.0 / sum(math.exp(v - top) for v in best_of.values())
+            matches.append(TrackMatch(c.street_id, c.segment_id, round(c.distance_m, 2), round(confidence, 4)))
         return matches
 
     def _transitions(self, a: FixLike, b: FixLike, from_states: list[Candidate],
@@ -179,7 +188,7 @@ def _prune(found: list[Candidate], fix: FixLike, street: int | None) -> list[Can
     if not found:
         return []
     sigma = _sigma(fix)
-    limit = found[0].distance_m + 4 * sigma
+    limit = found[0].distance_m + STATE_SIGMAS * sigma
     return [c for c in found[:MAX_STATES] if c.distance_m <= limit]
 
 
@@ -211,8 +220,3 @@ def _metres(a: FixLike, b: FixLike) -> float:
     ky = 111_195.0
     kx = ky * math.cos(math.radians((a.lat + b.lat) / 2))
     return math.hypot((b.lon - a.lon) * kx, (b.lat - a.lat) * ky)
-
-
-def _logsumexp(values: list[float]) -> float:
-    top = max(values)
-    return top + math.log(sum(math.exp(v - top) for v in values))
