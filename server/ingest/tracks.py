@@ -126,7 +126,7 @@ class Tracks:
     def _anchors(self, session: Session, truck_id: str, first: dict[str, Any]) -> list[dict[str, Any]]:
         """The truck's last confirmed lifts before ``first``: where the path comes from, pinned."""
         cached = self._last.get(truck_id)
-        if cached and timedelta(0) < first["started_at"] - cached[-1]["started_at"] <= GAP and not first.get("stored"):
+        if cached and timedelta(0) < first["started_at"] - cached[-1]["started_at"] <= GAP:
             return cached
         rows = session.execute(select(*_STORED).where(
             Lift.truck_id == truck_id, Lift.started_at < first["started_at"], Lift.lat.is_not(None),
