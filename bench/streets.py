@@ -158,11 +158,13 @@ class Outcome:
     wrong_flagged: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    posterior: bool = True  # one-point matching has no street confidence from a path to flag with
 
     def row(self) -> list[str]:
         wrong = self.lifts - self.right
+        flags = [f"{self.flagged / self.lifts:.1%}", f"{self.wrong_flagged}/{wrong}"] if self.posterior else ["-", "-"]
         return [f"{self.right / self.lifts:.2%}", f"{self.exact / self.streets:.1%} ({self.exact}/{self.streets})",
-                f"{self.flagged / self.lifts:.1%}", f"{self.wrong_flagged}/{wrong}" if wrong else "0/0",
+                *flags,
                 f"{self.lifts / self.wall_s:,.0f} ({self.lifts / self.cpu_s:,.0f})"]
 
 
@@ -259,12 +261,13 @@ def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[flo
     for sigma in sigmas:
         lifts = simulated_lifts(engine, trucks, round_km, sigma, seed)
         for heading in (True, False):
-            for name, outcome in (("one point", store_fleet(engine, settings, lifts, heading, one_point)),
+            alone = replace(store_fleet(engine, settings, lifts, heading, one_point), posterior=False)
+            for name, outcome in (("one point", alone),
                                   ("trajectory (ingest)", store_fleet(engine, settings, lifts, heading, tracks)),
                                   ("trajectory, whole day", whole_day(tracks, lifts, heading))):
                 table.add_row(f"{sigma:g} m", "yes" if heading else "no", name, *outcome.row())
             print(f"  {sigma:g} m, heading {heading}: {len(lifts)} lifts done", flush=True)
-    Console().print(table)
+    Console(width=200).print(table)
     engine.dispose()
 
 

@@ -18,15 +18,23 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from server.ingest.aggregates import LiftRow, StreetLocator, StreetMatch, add_to_aggregates, match_columns
+from server.ingest.aggregates import (
+    LiftRow,
+    RematchReport,
+    StreetLocator,
+    StreetMatch,
+    add_to_aggregates,
+    match_columns,
+    rebuild_aggregates,
+)
 from server.ingest.models import Lift
 
 log = logging.getLogger(__name__)
@@ -200,3 +208,56 @@ class Tracks:
         result = session.execute(update(Lift).where(Lift.match_provisional, Lift.received_at < now - GAP)
                                  .values(match_provisional=False))
         return int(result.rowcount or 0)
+
+
+def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[int, int], None] | None = None,
+                  chunk: int = 5000) -> RematchReport:
+    """``rematch_lifts`` from each truck's path: every stored lift re-matched in its truck's time order
+    (after a new street or address import, ``trivue streets rematch``), all confirmed, then the
+    aggregates of those days rebuilt. The caller commits."""
+    if chunk <= CONFIRM_AFTER:
+        raise ValueError(f"chunk must exceed {CONFIRM_AFTER} lifts, got {chunk}")
+    total = session.scalar(select(func.count()).select_from(Lift)) or 0
+    first_day = session.scalar(select(func.min(Lift.day)))
+    done = matched = changed = 0
+    for truck_id in session.scalars(select(Lift.truck_id).distinct().order_by(Lift.truck_id)).all():
+        anchors: list[dict[str, Any]] = []
+        last: tuple[datetime, int] | None = None
+        while True:
+            query = select(*_STORED).where(Lift.truck_id == truck_id).order_by(Lift.started_at, Lift.id).limit(chunk)
+            if last is not None:  # keyset pagination on (started_at, id)
+                query = query.where((Lift.started_at > last[0]) | ((Lift.started_at == last[0]) & (Lift.id > last[1])))
+            rows = session.execute(query).mappings().all()
+            if not rows:
+                break
+            path = [*anchors, *rows]
+            fixes = [TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"])
+                     if r["lat"] is not None and r["lon"] is not None else None for r in path]
+            matches = tracker.match_track(fixes, [a["street_id"] for a in anchors] + [None] * len(rows))
+            # The chunk's last lifts lack the lifts after them: they are matched again with the next chunk.
+            keep = len(rows) - CONFIRM_AFTER if len(rows) == chunk else len(rows)
+            rows = rows[:keep]
+            updates = []
+            for row, match in list(zip(path, matches, strict=True))[len(anchors):len(anchors) + keep]:
+                columns: dict[str, Any] = dict(match_columns(None, None, None))
+                if match is not None:
+                    found = tracker.on_street(match.street_id, match.segment_id, match.distance_m, match.confidence,
+                                              row["lat"], row["lon"], row["accuracy_m"])
+                    columns = {"street_id": found.street_id, "segment_id": found.segment_id,
+                               "street_distance_m": found.distance_m, "address_id": found.address_id,
+                               "address_distance_m": found.address_distance_m, "match_confidence": found.confidence}
+                matched += columns["street_id"] is not None
+                changed += (columns["street_id"], columns["address_id"]) != (row["street_id"], row["address_id"])
+                updates.append({"id": row["id"], **columns, "match_provisional": False,
+                                "street_confidence": match.confidence if match is not None else None})
+            session.execute(update(Lift), updates)
+            anchors = [{**r, "street_id": u["street_id"]} for r, u in zip(rows[-ANCHORS:], updates[-ANCHORS:],
+                                                                          strict=True)]
+            last = (rows[-1]["started_at"], rows[-1]["id"])
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+    if first_day is not None:
+        rebuild_aggregates(session, since=first_day)
+    log.info("rematched %d lifts from their trucks' paths: %d on a street, %d changed", done, matched, changed)
+    return RematchReport(done, matched, done - matched, changed)

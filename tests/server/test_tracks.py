@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import load_settings
@@ -16,6 +16,7 @@ from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.models import Lift, StreetDay, StreetDayError
+from server.ingest.tracks import rematch_paths
 from server.migrate import upgrade_database
 from server.streets.importer import import_streets
 from server.streets.models import Street
@@ -113,4 +114,13 @@ def test_a_lift_moved_by_the_truck_s_next_lifts_moves_its_aggregates(tmp_path: P
     assert confidence is not None and confidence < 0.8
     assert quality["ambiguous"] == 1
     assert [s["name"] for s in quality["ambiguous_by_street"]] in (["Rue A"], ["Rue B"])
+    # ``trivue streets rematch`` re-matches from the paths too: a lift matched alone before goes back.
+    with sessions() as session, session.begin():
+        session.execute(update(Lift).where(Lift.truck_id == "benne-07", Lift.sequence == 3).values(street_id=street_b))
+        rebuild_aggregates(session)
+        report = rematch_paths(session, locator, chunk=4)  # chunks of 4: the path carries over between them
+    assert report.lifts == 9 and report.changed >= 1
+    assert set(stored().values()) == {(street_a, False)}
+    with sessions() as session:
+        assert sum(r[2] for r in aggregates(session)[0]) == 9
     engine.dispose()
