@@ -102,7 +102,6 @@ class Inbox:
                 self._classify(session, batch, message, locator)
             except Refused as refused:
                 batch.dead.append(dead_letter(message, refused.reason, str(refused), self._truck_of(message)))
-        self._match(batch.lifts, locator)
         moves = self._match_paths(session, batch, locator)
         self._flush(session, batch)
         if batch.lifts:
@@ -111,18 +110,22 @@ class Inbox:
         return len(batch.dead)
 
     def _match_paths(self, session: Session, batch: Batch, locator: StreetLocator | None) -> list[dict[str, Any]]:
-        """Trajectory matching (``server.ingest.tracks``); like ``_match``, a bug there must not
-        lose lifts: they keep their one-point match."""
+        """Street matching from the trucks' paths (``server.ingest.tracks``) when the locator can,
+        else lift by lift (``_match``). A bug there must not lose lifts: they are matched lift by lift."""
         if not batch.lifts:
+            return []
+        if not self.tracks.can_match(locator):
+            self._match(batch.lifts, locator)
             return []
         now = max(row["received_at"] for row in batch.lifts)
         try:
             return self.tracks.match(session, locator, batch.lifts, now)
         except Exception:
-            log.exception("trajectory matching failed for a batch of %d lifts; one-point matches kept",
+            log.exception("trajectory matching failed for a batch of %d lifts; matching them one by one",
                           len(batch.lifts))
             for row in batch.lifts:
-                row["match_provisional"] = False
+                row.update(street_confidence=None, match_provisional=False)
+            self._match(batch.lifts, locator)
             return []
 
     def refuse(self, session: Session, message: MqttMessage, reason: str, detail: str) -> None:

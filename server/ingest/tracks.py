@@ -96,12 +96,16 @@ class Tracks:
         # without a query. Another ingest worker may have confirmed later ones; then the database is read.
         self._last: dict[str, list[dict[str, Any]]] = {}
 
+    @staticmethod
+    def can_match(locator: StreetLocator | None) -> bool:
+        return hasattr(locator, "match_track")
+
     def match(self, session: Session, locator: StreetLocator | None, rows: Sequence[LiftRow],
               now: datetime) -> list[dict[str, Any]]:
         """Set the street of the batch's lifts from their trucks' paths; returns the stored
-        provisional lifts to update after the insert (``settle``). Rows keep their one-point match
-        when the locator cannot match paths."""
-        if not hasattr(locator, "match_track"):
+        provisional lifts to update after the insert (``settle``). Nothing when the locator cannot
+        match paths (``can_match``)."""
+        if not self.can_match(locator):
             return []
         tracker: TrackLocator = locator  # type: ignore[assignment]
         fresh = [r for r in rows if r["lat"] is not None and r["lon"] is not None]

@@ -168,18 +168,19 @@ class TrajectoryMatcher:
     def _transitions(self, a: FixLike, b: FixLike, from_states: list[Candidate],
                      to_states: list[Candidate]) -> list[list[float]]:
         straight = _metres(a, b)
+        if straight >= FAR_M:  # the route says nothing: only a change of street costs
+            return [[-STREET_CHANGE if s.street_id != t.street_id else 0.0 for t in to_states] for s in from_states]
+        route_m = self.graph.route_m
+        targets = [(t.street_id, t.segment_id, t.along_m) for t in to_states]
         rows = []
         for s in from_states:
             row = []
-            for t in to_states:
-                value = -STREET_CHANGE if s.street_id != t.street_id else 0.0
-                if straight < FAR_M:
-                    route = self.graph.route_m(s.segment_id, s.along_m, t.segment_id, t.along_m)
-                    value -= UNREACHABLE if math.isinf(route) else abs(route - straight) / ROUTE_BETA_M
-                row.append(value)
+            for street, segment, along in targets:
+                route = route_m(s.segment_id, s.along_m, segment, along)
+                value = -UNREACHABLE if route == math.inf else -abs(route - straight) / ROUTE_BETA_M
+                row.append(value - STREET_CHANGE if s.street_id != street else value)
             rows.append(row)
         return rows
-
 
 def _prune(found: list[Candidate], fix: FixLike, street: int | None) -> list[Candidate]:
     if street is not None:

@@ -124,3 +124,31 @@ def test_a_lift_moved_by_the_truck_s_next_lifts_moves_its_aggregates(tmp_path: P
     with sessions() as session:
         assert sum(r[2] for r in aggregates(session)[0]) == 9
     engine.dispose()
+
+
+class BrokenPaths(TrackLocator):
+    def match_track(self, fixes: Any, pinned: Any = None) -> Any:
+        raise RuntimeError("a bug in trajectory matching")
+
+
+def test_a_trajectory_bug_stores_lifts_matched_one_by_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'broken.db'}"
+    settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=url)
+    engine = make_engine(url)
+    upgrade_database(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions() as session, session.begin():
+        import_streets(session, pieces())
+    with sessions() as session:
+        locator = BrokenPaths.from_session(session)
+        street_a = session.scalar(select(Street.id).where(Street.name == "Rue A"))
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
+    events = [lift_event("benne-07", sequence=k, gps=(lonlat(x, 0)[1], lonlat(x, 0)[0]), at=T0 + timedelta(seconds=k))
+              for k, x in enumerate((-60, -40))]
+    with sessions() as session, session.begin():
+        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-07/lift", e.to_json().encode(), T0)
+                              for e in events])
+    with sessions() as session:
+        rows = session.execute(select(Lift.street_id, Lift.match_provisional, Lift.street_confidence)).all()
+    assert [tuple(r) for r in rows] == [(street_a, False, None)] * 2
+    engine.dispose()
