@@ -67,6 +67,8 @@ class TrackLocator(StreetLocator, Protocol):
 
     def match_track(self, fixes: Sequence[Any],
                     pinned: Sequence[int | None] | None = None) -> list[PathMatch | None]: ...
+    def match_tracks(self, paths: Sequence[tuple[Sequence[Any], Sequence[int | None] | None]]
+                     ) -> list[list[PathMatch | None]]: ...
     def on_street(self, street_id: int, segment_id: int, distance_m: float, street_confidence: float,
                   lat: float, lon: float, accuracy_m: float | None = None) -> StreetMatch: ...
 
@@ -119,7 +121,7 @@ class Tracks:
         known = {s["event_id"] for s in stored}
         for s in stored:
             by_truck[s["truck_id"]].append({**s, "stored": True})
-        changes: list[dict[str, Any]] = []
+        paths: dict[str, list[dict[str, Any]]] = {}
         for truck_id, truck_rows in by_truck.items():
             seen: set[str] = set()
             path = []
@@ -129,7 +131,13 @@ class Tracks:
                     continue
                 seen.add(r["event_id"])
                 path.append(r)
-            moved, settled = self._match_path(tracker, [*self._anchors(session, truck_id, path[0]), *path])
+            paths[truck_id] = [*self._anchors(session, truck_id, path[0]), *path]
+        found = tracker.match_tracks([
+            ([TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"]) for r in path],
+             [r["street_id"] if r.get("anchor") else None for r in path]) for path in paths.values()])
+        changes: list[dict[str, Any]] = []
+        for (truck_id, path), matches in zip(paths.items(), found, strict=True):
+            moved, settled = self._match_path(tracker, path, matches)
             changes.extend(moved)
             if settled:
                 self._last[truck_id] = settled[-ANCHORS:]
@@ -146,11 +154,10 @@ class Tracks:
             .order_by(Lift.started_at.desc()).limit(ANCHORS)).mappings().all()
         return [{**r, "stored": True, "anchor": True} for r in reversed(rows)]
 
-    def _match_path(self, tracker: TrackLocator,
-                    path: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    @staticmethod
+    def _match_path(tracker: TrackLocator, path: list[dict[str, Any]], matches: list[PathMatch | None]
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(stored lifts to update, lifts confirmed by this path: the truck's next anchors)."""
-        fixes = [TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"]) for r in path]
-        matches = tracker.match_track(fixes, [r["street_id"] if r.get("anchor") else None for r in path])
         changes: list[dict[str, Any]] = []
         settled: list[dict[str, Any]] = []
         last = path[-1]["started_at"]

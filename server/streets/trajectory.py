@@ -83,9 +83,14 @@ class TrackLocator(Locator):
 
     def match_track(self, fixes: Sequence[FixLike | None],
                     pinned: Sequence[int | None] | None = None) -> list[TrackMatch | None]:
+        return self.match_tracks([(fixes, pinned)])[0]
+
+    def match_tracks(self, paths: Sequence[tuple[Sequence[FixLike | None], Sequence[int | None] | None]]
+                     ) -> list[list[TrackMatch | None]]:
+        """``match_track`` for several trucks' paths at once (one index pass for all their fixes)."""
         if self._matcher is None:  # the road graph is built on first use: one-point users never pay it
             self._matcher = TrajectoryMatcher(self)
-        return self._matcher.match(fixes, pinned)
+        return self._matcher.match_many(paths)
 
 
 class TrajectoryMatcher:
@@ -103,22 +108,30 @@ class TrajectoryMatcher:
         a lift already confirmed: its states are restricted to that street's segments, so later
         lifts are matched consistently with what was confirmed.
         """
-        pinned = pinned if pinned is not None else [None] * len(fixes)
-        present = [i for i, f in enumerate(fixes) if f is not None]
-        candidates = self.locator.segment_candidates(
-            [fixes[i].lat for i in present], [fixes[i].lon for i in present],  # type: ignore[union-attr]
-            [fixes[i].accuracy_m for i in present])  # type: ignore[union-attr]
-        states: dict[int, list[Candidate]] = {}
-        for i, found in zip(present, candidates, strict=True):
-            kept = _prune(found, fixes[i], pinned[i])  # type: ignore[arg-type]
+        return self.match_many([(fixes, pinned)])[0]
+
+    def match_many(self, paths: Sequence[tuple[Sequence[FixLike | None], Sequence[int | None] | None]]
+                   ) -> list[list[TrackMatch | None]]:
+        """``match`` for several paths; the candidates of all their fixes come from one index pass."""
+        present = [(p, i) for p, (fixes, _) in enumerate(paths) for i, f in enumerate(fixes) if f is not None]
+        fixes_of = [paths[p][0][i] for p, i in present]
+        candidates = self.locator.segment_candidates([f.lat for f in fixes_of], [f.lon for f in fixes_of],  # type: ignore[union-attr]
+                                                     [f.accuracy_m for f in fixes_of])  # type: ignore[union-attr]
+        states: list[dict[int, list[Candidate]]] = [{} for _ in paths]
+        for (p, i), fix, found in zip(present, fixes_of, candidates, strict=True):
+            pinned = paths[p][1]
+            kept = _prune(found, fix, pinned[i] if pinned is not None else None)  # type: ignore[arg-type]
             if kept:
-                states[i] = kept
-        result: list[TrackMatch | None] = [None] * len(fixes)
-        for run in _runs([i for i in present if i in states], fixes):  # type: ignore[arg-type]
-            for i, match in zip(run, self._decode([fixes[i] for i in run], [states[i] for i in run]),  # type: ignore[misc]
-                                strict=True):
-                result[i] = match
-        return result
+                states[p][i] = kept
+        results: list[list[TrackMatch | None]] = []
+        for (fixes, _), known in zip(paths, states, strict=True):
+            result: list[TrackMatch | None] = [None] * len(fixes)
+            for run in _runs(sorted(known), fixes):
+                decoded = self._decode([fixes[i] for i in run], [known[i] for i in run])  # type: ignore[misc]
+                for i, match in zip(run, decoded, strict=True):
+                    result[i] = match
+            results.append(result)
+        return results
 
     def _decode(self, fixes: list[FixLike], states: list[list[Candidate]]) -> list[TrackMatch]:
         """Viterbi path and each lift's street confidence over one uninterrupted run.

@@ -127,7 +127,7 @@ def test_a_lift_moved_by_the_truck_s_next_lifts_moves_its_aggregates(tmp_path: P
 
 
 class BrokenPaths(TrackLocator):
-    def match_track(self, fixes: Any, pinned: Any = None) -> Any:
+    def match_tracks(self, paths: Any) -> Any:
         raise RuntimeError("a bug in trajectory matching")
 
 
