@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -73,8 +73,7 @@ class TrackLocator(StreetLocator, Protocol):
                   lat: float, lon: float, accuracy_m: float | None = None) -> StreetMatch: ...
 
 
-@dataclass(frozen=True, slots=True)
-class TrackFix:
+class TrackFix(NamedTuple):  # a tuple: built for every lift of every batch
     lat: float
     lon: float
     at: datetime
