@@ -67,3 +67,39 @@ def test_each_alembic_tree_leaves_the_others_tables_alone(database_url: str) -> 
                     raise AssertionError(f"{config.get_main_option('script_location')}: {error}") from None
     finally:
         engine.dispose()
+
+
+def test_track_matching_migration_keeps_stored_lifts(database_url: str) -> None:
+    """0006 (issue 16b) on a database holding lifts: they stay, confirmed, without a path posterior;
+    the partial index on provisional lifts exists; downgrading keeps them too."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+
+    config = alembic_config()
+    before = ScriptDirectory.from_config(config).get_revision("0006").down_revision
+    engine = make_engine(database_url)
+
+    def migrate(step: str, revision: str) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, step)(config, revision)
+
+    try:
+        migrate("upgrade", str(before))
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO lifts (event_id, truck_id, sequence, stream, started_at, ended_at, day, received_at, "
+                "contaminated, has_alert, score, counts, errors, model_name, model_version, frames, street_id) "
+                "VALUES ('e-1', 'benne-01', 1, 'recyclables', '2026-01-05 07:00:00', '2026-01-05 07:00:08', "
+                "'2026-01-05', '2026-01-05 07:00:09', false, false, 1.0, '{}', '[]', 'm', '1', 10, 42)"))
+        migrate("upgrade", "head")
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT street_id, street_confidence, match_provisional FROM lifts")).one()
+        assert tuple(row) == (42, None, False)
+        assert "ix_lifts_provisional" in {index["name"] for index in inspect(engine).get_indexes("lifts")}
+        migrate("downgrade", str(before))
+        assert "street_confidence" not in {c["name"] for c in inspect(engine).get_columns("lifts")}
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT street_id FROM lifts")).scalar_one() == 42
+    finally:
+        engine.dispose()
