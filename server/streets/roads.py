@@ -60,15 +60,21 @@ class RoadGraph:
         of ``seg_b`` is within ``reach_m`` of an end of ``seg_a``."""
         if seg_a == seg_b:
             return abs(along_b - along_a)
-        ends = self._pairs.get((seg_a, seg_b))
-        if ends is None:
-            ends = self._pairs[(seg_a, seg_b)] = self._between(seg_a, seg_b)
+        ends = self.segment_pair(seg_a, seg_b)
         if not ends:
             return math.inf
         length_a, length_b, ss, se, es, ee = ends
         tail_a, tail_b = max(0.0, length_a - along_a), max(0.0, length_b - along_b)
         along_a, along_b = max(0.0, along_a), max(0.0, along_b)
         return min(along_a + ss + along_b, along_a + se + tail_b, tail_a + es + along_b, tail_a + ee + tail_b)
+
+    def segment_pair(self, seg_a: int, seg_b: int) -> tuple[float, ...]:
+        """(length a, length b, node distances start-start, start-end, end-start, end-end) of two
+        segments, cached; () when no end of one is within reach of an end of the other."""
+        ends = self._pairs.get((seg_a, seg_b))
+        if ends is None:
+            ends = self._pairs[(seg_a, seg_b)] = self._between(seg_a, seg_b)
+        return ends
 
     def _between(self, seg_a: int, seg_b: int) -> tuple[float, ...]:
         """(length a, length b, then node distances start-start, start-end, end-start, end-end), or ()."""
