@@ -186,11 +186,14 @@ class Tracks:
 
     def settle(self, session: Session, changes: list[dict[str, Any]], now: datetime) -> TrackReport:
         """Write the re-matched stored lifts; move the aggregates of those that changed street."""
-        moved_out, moved_in, confirmed = [], [], []
+        moved_out: list[dict[str, Any]] = []
+        moved_in: list[dict[str, Any]] = []
+        confirmed: list[dict[str, Any]] = []
         for change in changes:
             row, columns = change["row"], change["columns"]
-            if columns["street_id"] == row["street_id"]:
-                confirmed.append(row["id"])
+            if columns["street_id"] == row["street_id"]:  # confirmed where it was, with its final confidence
+                confirmed.append({"id": row["id"], "street_confidence": change["street_confidence"],
+                                  "match_provisional": False})
                 continue
             result = session.execute(
                 update(Lift).where(Lift.id == row["id"], Lift.match_provisional,
@@ -202,7 +205,7 @@ class Tracks:
                 moved_out.append(row)
                 moved_in.append({**row, **columns})
         if confirmed:
-            session.execute(update(Lift).where(Lift.id.in_(confirmed)).values(match_provisional=False))
+            session.execute(update(Lift), confirmed)  # by primary key
         if moved_out:
             add_to_aggregates(session, moved_out, sign=-1)  # type: ignore[arg-type]
             add_to_aggregates(session, moved_in)  # type: ignore[arg-type]
