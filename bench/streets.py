@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -159,6 +159,7 @@ class Outcome:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     posterior: bool = True  # one-point matching has no street confidence from a path to flag with
+    wrong_at: Counter = field(default_factory=Counter)  # where the wrong lifts are on their truck's round
 
     def row(self) -> list[str]:
         wrong = self.lifts - self.right
@@ -204,9 +205,12 @@ def store_fleet(engine, settings, lifts: list, heading: bool, locator) -> Outcom
         counted = dict(session.execute(select(StreetDay.street_id, func.sum(StreetDay.lifts))
                                        .group_by(StreetDay.street_id)).tuples().all())
     truth = Counter(lift.household.street.street_id for lift in lifts)
+    change = street_changes(lifts)
     for message, lift in zip(messages, lifts, strict=True):
         street, confidence = stored[json.loads(message.payload)["event_id"]]
         right = street == lift.household.street.street_id
+        if not right:
+            outcome.wrong_at[change[id(lift)]] += 1
         flagged = confidence is not None and confidence < AMBIGUOUS
         outcome.lifts += 1
         outcome.right += right
@@ -215,6 +219,23 @@ def store_fleet(engine, settings, lifts: list, heading: bool, locator) -> Outcom
     outcome.streets = len(truth)
     outcome.exact = sum(int(counted.get(street, 0)) == n for street, n in truth.items())
     return outcome
+
+
+def street_changes(lifts: list) -> dict[int, str]:
+    """Per lift, how far it is (in lifts of its truck) from a change of street on the round."""
+    by_truck: dict[str, list] = {}
+    for lift in lifts:
+        by_truck.setdefault(lift.truck_id, []).append(lift)
+    where = {}
+    for truck_lifts in by_truck.values():
+        streets = [lift.household.street.street_id for lift in truck_lifts]
+        changes = [k for k in range(1, len(streets)) if streets[k] != streets[k - 1]]
+        for k, lift in enumerate(truck_lifts):
+            # A change between k-1 and k: lift k-1 is the last of a street, lift k the first of the next.
+            gap = min((k - c if k >= c else c - 1 - k for c in changes), default=99)
+            where[id(lift)] = ("first or last lift of a street on the round" if gap == 0 else
+                               "2nd or 3rd lift from a change of street" if gap <= 2 else "elsewhere")
+    return where
 
 
 def whole_day(locator: TrackLocator, lifts: list, heading: bool) -> Outcome:
@@ -258,16 +279,26 @@ def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[flo
                   "wrong lifts flagged", "lifts/s stored (CPU)",
                   title=f"bench/streets.py: {trucks} trucks x {round_km:g} km of Rennes rounds, stored by Inbox.write "
                         "(lifts/s: wall clock, in brackets per CPU second)")
+    wrong_places: dict[tuple[float, bool], Counter] = {}
     for sigma in sigmas:
         lifts = simulated_lifts(engine, trucks, round_km, sigma, seed)
         for heading in (True, False):
             alone = replace(store_fleet(engine, settings, lifts, heading, one_point), posterior=False)
-            for name, outcome in (("one point", alone),
-                                  ("trajectory (ingest)", store_fleet(engine, settings, lifts, heading, tracks)),
+            path = store_fleet(engine, settings, lifts, heading, tracks)
+            wrong_places[(sigma, heading)] = path.wrong_at
+            for name, outcome in (("one point", alone), ("trajectory (ingest)", path),
                                   ("trajectory, whole day", whole_day(tracks, lifts, heading))):
                 table.add_row(f"{sigma:g} m", "yes" if heading else "no", name, *outcome.row())
             print(f"  {sigma:g} m, heading {heading}: {len(lifts)} lifts done", flush=True)
     Console(width=200).print(table)
+    places = Table("GPS noise", "heading", "wrong lifts", "first or last lift of a street on the round",
+                   "2nd or 3rd lift from a change of street", "elsewhere",
+                   title="where the wrong lifts of trajectory matching (ingest) are")
+    for (sigma, heading), wrong in wrong_places.items():
+        places.add_row(f"{sigma:g} m", "yes" if heading else "no", str(sum(wrong.values())),
+                       *(str(wrong[k]) for k in ("first or last lift of a street on the round",
+                                                 "2nd or 3rd lift from a change of street", "elsewhere")))
+    Console(width=200).print(places)
     engine.dispose()
 
 
