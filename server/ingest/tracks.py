@@ -43,6 +43,8 @@ CONFIRM_AFTER = 3  # later lifts of the same truck that settle a lift's street
 GAP = timedelta(minutes=15)  # a truck silent this long has stopped: its lifts are final
 ANCHORS = 2  # confirmed lifts read before a truck's provisional ones: where its path comes from
 SWEEP_EVERY = timedelta(minutes=1)  # how often stopped trucks' provisional lifts are confirmed
+_MATCHED = ("street_id", "segment_id", "street_distance_m", "address_id", "address_distance_m", "match_confidence",
+            "street_confidence", "match_provisional")
 _STORED = (Lift.id, Lift.event_id, Lift.truck_id, Lift.sequence, Lift.started_at, Lift.lat, Lift.lon,
            Lift.heading_deg, Lift.accuracy_m, Lift.street_id, Lift.segment_id, Lift.street_distance_m,
            Lift.address_id, Lift.address_distance_m, Lift.match_confidence, Lift.street_confidence,
@@ -140,6 +142,13 @@ class Tracks:
             changes.extend(moved)
             if settled:
                 self._last[truck_id] = settled[-ANCHORS:]
+        # A lift delivered twice in the batch was matched once: its copies (the insert keeps the
+        # last) get the same street.
+        matched = {r["event_id"]: r for path in paths.values() for r in path if not r.get("stored")}
+        for row in fresh:
+            first = matched.get(row["event_id"])
+            if first is not None and first is not row:
+                row.update({k: first[k] for k in _MATCHED})  # type: ignore[literal-required]
         return changes
 
     def _anchors(self, session: Session, truck_id: str, first: dict[str, Any]) -> list[dict[str, Any]]:

@@ -71,7 +71,7 @@ def test_a_lift_moved_by_the_truck_s_next_lifts_moves_its_aggregates(tmp_path: P
                                    .where(Lift.truck_id == "benne-07")).all()
         return {r.sequence: (r.street_id, r.match_provisional) for r in rows}
 
-    send(0, 1, 2, 3)
+    send(0, 1, 2, 3, 3)  # the last lift delivered twice in the batch
     first = stored()
     assert first[3] == (street_b, True), "the premise: alone at the end of the path, the lift looks on Rue B"
     assert first[0] == (street_a, False), "3 later lifts confirm a lift"
