@@ -96,8 +96,7 @@ class LiftRow(MatchColumns):
     evidence_sha256: str | None
     evidence_reason: str | None
     evidence_detections: list[dict[str, Any]] | None
-    # Issue 16b, trajectory matching (``server.ingest.tracks``): the street's posterior given the
-    # truck's path, and whether it may still change when the truck's next lifts arrive.
+    # Issue 16b (``server.ingest.tracks``): street confidence from the truck's path; may it still change?
     street_confidence: float | None
     match_provisional: bool
 
@@ -269,15 +268,11 @@ def _pivot(counter: Counter[Any], measures: tuple[str, ...], keys: tuple[str, ..
 
 
 def add_to_aggregates(session: Session, rows: Iterable[LiftRow], *, sign: int = 1) -> None:
-    """Add lifts to the street aggregates with ``ON CONFLICT DO UPDATE SET x = x + excluded.x``.
-
-    ``sign=-1`` takes them out again (a lift whose street changed, issue 16b): rows left with no
-    lift are deleted, so the aggregates equal a rebuild from the raw lifts.
-    """
+    """Add lifts to the street aggregates with ``ON CONFLICT DO UPDATE SET x = x + excluded.x``;
+    ``sign=-1`` takes them out (issue 16b: a lift moved to another street), deleting emptied rows."""
     totals = _tally(rows)
     if sign != 1:
-        totals = _Totals(Counter({k: v * sign for k, v in totals.days.items()}),
-                         Counter({k: v * sign for k, v in totals.errors.items()}))
+        totals = _Totals(*(Counter({k: v * sign for k, v in c.items()}) for c in (totals.days, totals.errors)))
     for table, counter, keys, measures in (
         (StreetDay.__table__, totals.days, ("street_id", "day", "stream"),
          ("lifts", "contaminated", "alerts", "score")),
@@ -301,14 +296,12 @@ def add_to_aggregates(session: Session, rows: Iterable[LiftRow], *, sign: int = 
         _drop_empty(session, totals)
 
 
-def _drop_empty(session: Session, totals: _Totals) -> None:
-    """Delete the aggregate rows that a removal left without lifts (issue 16b)."""
+def _drop_empty(session: Session, totals: _Totals) -> None:  # issue 16b: rows a removal left without lifts
+    names = ("street_id", "day", "stream", "category", "severity")
     for table, counter in ((StreetDay.__table__, totals.days), (StreetDayError.__table__, totals.errors)):
-        keys = sorted({tuple(key[:-1]) for key in counter})
-        names = ("street_id", "day", "stream", "category", "severity")[:len(keys[0])] if keys else ()
-        for key in keys:
-            session.execute(delete(table).where(table.c.lifts <= 0,
-                                                *(table.c[n] == v for n, v in zip(names, key, strict=True))))
+        for key in sorted({tuple(key[:-1]) for key in counter}):
+            match = (table.c[n] == v for n, v in zip(names, key, strict=False))  # errors add two key columns
+            session.execute(delete(table).where(table.c.lifts <= 0, *match))
 
 
 def rebuild_aggregates(session: Session, since: date | None = None) -> int:

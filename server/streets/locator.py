@@ -65,18 +65,6 @@ class SegmentEnds:
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
-    """A segment near a fix: how far, where along it (metres from its start) and its direction there."""
-
-    segment_id: int
-    street_id: int
-    distance_m: float
-    along_m: float
-    ux: float  # unit vector of the drawing direction, east and north
-    uy: float
-
-
-@dataclass(frozen=True, slots=True)
 class _Addresses:
     ids: np.ndarray
     lon: np.ndarray
@@ -216,15 +204,6 @@ class Locator:
                       None, None, None, round(street_conf, 4), round(street_conf, 4), 0)
         return self._with_address(match, lat, lon, sigma)
 
-    def on_street(self, street_id: int, segment_id: int, distance_m: float, street_confidence: float,
-                  lat: float, lon: float, accuracy_m: float | None = None) -> Match:
-        """The match of a fix to a street chosen elsewhere (trajectory matching), with its address."""
-        accuracy = accuracy_m if accuracy_m is not None and accuracy_m > 0 else self.default_accuracy_m
-        name, commune = self._streets.get(street_id, ("", ""))
-        match = Match(street_id, name, commune, segment_id, round(distance_m, 2), None, None, None,
-                      round(street_confidence, 4), round(street_confidence, 4), 0)
-        return self._with_address(match, lat, lon, max(accuracy, MIN_SIGMA_M))
-
     def locate_many(self, lats: Sequence[float], lons: Sequence[float],
                     headings: Sequence[float | None] | None = None,
                     accuracies: Sequence[float | None] | None = None) -> list[Match | None]:
@@ -286,53 +265,6 @@ class Locator:
             found[p] = self._with_address(match, lats[p], lons[p], sigma)
         return found
 
-    def segment_candidates(self, lats: Sequence[float], lons: Sequence[float],
-                           accuracies: Sequence[float | None]) -> list[list[Candidate]]:
-        """Per fix, every segment within ``locate``'s radius, nearest first, with the projection on it.
-
-        The states of trajectory matching (``server.streets.trajectory``): one numpy pass per chunk
-        of fixes, as ``locate_many``; the nearest piece of each segment stands for the segment.
-        """
-        found: list[list[Candidate]] = []
-        for start in range(0, len(lats), LOCATE_CHUNK):
-            end = min(len(lats), start + LOCATE_CHUNK)
-            found.extend(self._candidates_chunk(list(lats[start:end]), list(lons[start:end]),
-                                                list(accuracies[start:end])))
-        return found
-
-    def _candidates_chunk(self, lats: list[float], lons: list[float],
-                          accuracies: list[float | None]) -> list[list[Candidate]]:
-        n = len(lats)
-        found: list[list[Candidate]] = [[] for _ in range(n)]
-        if not n or not len(self._keys):
-            return found
-        accuracy = [a if a is not None and a > 0 else self.default_accuracy_m for a in accuracies]
-        radius = np.array([self.max_distance_m + min(a, 2 * self.max_distance_m) for a in accuracy])
-        lat, lon = np.asarray(lats, dtype=float), np.asarray(lons, dtype=float)
-        point, piece = self._candidate_pairs(lat, lon, radius)
-        if not len(point):
-            return found
-        kx_fix = np.array([math.cos(math.radians(v)) * EARTH_RADIUS_M * math.pi / 180 for v in lats])
-        distance, t = self._segment_projection(piece, lat[point], lon[point], kx_fix[point])
-        near = distance <= radius[point]
-        point, piece, distance, t = point[near], piece[near], distance[near], t[near]
-        # The nearest piece of each (fix, segment): sort by fix, segment, distance and keep the first.
-        segment = self._seg_id[piece]
-        order = np.lexsort((distance, segment, point))
-        point, piece, distance, t, segment = point[order], piece[order], distance[order], t[order], segment[order]
-        first = np.r_[True, (point[1:] != point[:-1]) | (segment[1:] != segment[:-1])]
-        point, piece, distance, t, segment = point[first], piece[first], distance[first], t[first], segment[first]
-        piece_m = np.hypot((self._bx[piece] - self._ax[piece]) * kx_fix[point],
-                           (self._by[piece] - self._ay[piece]) * EARTH_RADIUS_M * math.pi / 180)
-        along = self._along[piece] + t * piece_m
-        for p, seg_id, street_id, d, s, ux, uy in zip(
-                point.tolist(), segment.tolist(), self._street_id[piece].tolist(), distance.tolist(),
-                along.tolist(), self._ux[piece].tolist(), self._uy[piece].tolist(), strict=True):
-            found[p].append(Candidate(seg_id, street_id, d, s, ux, uy))
-        for row in found:
-            row.sort(key=lambda c: c.distance_m)
-        return found
-
     def _candidate_pairs(self, lat: np.ndarray, lon: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(fix, piece) index pairs of the cells around each fix (``_candidates`` for many fixes),
         sorted by fix then piece."""
@@ -386,18 +318,6 @@ class Locator:
         length2[length2 == 0] = 1e-12
         t = np.clip(-(ax * dx + ay * dy) / length2, 0.0, 1.0)
         return np.hypot(ax + t * dx, ay + t * dy)
-
-    def _segment_projection(self, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray,
-                            kx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``_segment_distances`` and where the nearest point lies along each piece (0..1)."""
-        ky = EARTH_RADIUS_M * math.pi / 180
-        ax, ay = (self._ax[idx] - lon) * kx, (self._ay[idx] - lat) * ky
-        bx, by = (self._bx[idx] - lon) * kx, (self._by[idx] - lat) * ky
-        dx, dy = bx - ax, by - ay
-        length2 = dx * dx + dy * dy
-        length2[length2 == 0] = 1e-12
-        t = np.clip(-(ax * dx + ay * dy) / length2, 0.0, 1.0)
-        return np.hypot(ax + t * dx, ay + t * dy), t
 
     def _heading_cost(self, idx: np.ndarray, heading_deg: float | None) -> np.ndarray | float:
         """Metres added to a piece the truck is not driving along (crossing or one-way backwards)."""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from server.streets.locator import Locator
 from server.streets.roads import RoadGraph
-from server.streets.trajectory import AMBIGUOUS, Fix, TrackLocator, TrajectoryMatcher
+from server.streets.trajectory import AMBIGUOUS, Fix, TrackLocator
 from tests.server.crossroads import STREETS, lonlat, segment_rows
 
 T0 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
@@ -92,8 +92,3 @@ def test_road_graph_route_lengths() -> None:
     far = RoadGraph(locator().segment_ends, reach_m=20.0)  # the junctions are 30 m apart
     assert math.isinf(far.route_m(1, 0.0, 7, 300.0))
 
-
-def test_matcher_over_a_plain_locator() -> None:
-    plain = Locator(segment_rows(), STREETS)  # type: ignore[arg-type]
-    path = fixes([(-60, 0), (-40, 0), (-20, 0)])
-    assert [m.street_id for m in TrajectoryMatcher(plain).match(path) if m] == [A, A, A]
