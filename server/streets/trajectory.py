@@ -2,7 +2,7 @@
 
 A hidden-Markov map matching over a truck's successive lifts (Newson & Krumm 2009, what OSRM's
 and Valhalla's map matching do). The hidden state of a lift is the segment the truck stood on,
-among the segments near its fix (``Locator.segment_candidates``):
+among the segments near its fix (``TrackLocator.segment_candidates``):
 
 - emission: how far the fix lies from the segment (Gaussian GPS error, sigma from the fix's
   accuracy) and, with a heading, how far the heading is from the segment's direction;
