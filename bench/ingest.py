@@ -1,7 +1,7 @@
 """Ingest throughput: lifts stored per second vs a subscriber that does nothing, side by side.
 
     python bench/ingest.py [-n 5000] [--database-url URL] [--broker-url mqtt://127.0.0.1:1883]
-                           [--variants plain,per-lift,batched]
+                           [--variants plain,batched,path] (also per-lift)
 
 Live runs publish N real LiftEvents with a real paho client at QoS 1 through the same broker
 while the subscriber listens: the raw run times a bare QoS 1 subscriber until it has received all
@@ -15,8 +15,10 @@ the rest, so backlog runs default to 1000 messages; raise it in mosquitto.conf f
 
 Variants, each against the same raw run of its round: ``plain`` (lifts without GPS, no street
 matching), ``per-lift`` (GPS fixes over the Rennes centre streets, ``Locator.locate`` once per
-lift: the ingest before batching) and ``batched`` (the same fixes, ``Locator.locate_many`` once
-per ingest batch: what the server does).
+lift: the ingest before batching), ``batched`` (the same fixes, ``Locator.locate_many`` once
+per ingest batch, each lift on its own: the ingest before issue 16) and ``path`` (what the server
+does: ``locate_many`` plus the truck's path, ``server.ingest.tracks``; every lift comes from one
+truck whose fixes jump around the centre, a worst case with many candidate streets per fix).
 
 A third table times the store alone (``Inbox.write`` and commit over batches of
 ``ingest_batch_size``, no broker): the lifts/s one ingest worker can write, the sizing figure of
@@ -55,6 +57,7 @@ from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.subscriber import Ingest, connect_properties, make_client
 from server.migrate import upgrade_database
+from server.streets.locator import Locator
 from tests.server.events import lift_event
 
 CENTRE = (48.1110, -1.6800)  # Rennes, inside tests/fixtures/geodata/rennes-centre.geojson
@@ -65,6 +68,7 @@ class Run:
     name: str
     events: int
     seconds: float
+    cpu_s: float = 0.0  # CPU time of this process (capacity runs): what a shared machine does not distort
 
     @property
     def rate(self) -> float:
@@ -179,7 +183,8 @@ class PerLift:
 
 
 VARIANTS = {"plain": "no GPS, no matching", "per-lift": "streets, locate per lift",
-            "batched": "streets, locate_many per batch"}
+            "batched": "streets, locate_many per batch, no path",
+            "path": "streets, locate_many + truck path (now)"}
 
 
 def _inbox(settings: ServerSettings, variant: str) -> tuple[Engine, sessionmaker[Session], Inbox, Metrics]:
@@ -197,7 +202,11 @@ def _inbox(settings: ServerSettings, variant: str) -> tuple[Engine, sessionmaker
         inner = default_locator_factory(session)
         return PerLift(inner) if inner is not None else None
 
-    locator = LocatorCache(per_lift if variant == "per-lift" else default_locator_factory)
+    def one_point(session: Session) -> StreetLocator | None:  # the index without trajectory matching
+        return Locator.from_session(session)
+
+    factories = {"per-lift": per_lift, "batched": one_point}
+    locator = LocatorCache(factories.get(variant, default_locator_factory))
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), metrics, locator)
     with sessions() as session:
         locator(session)  # build the street index before the clock starts, as a running server has
@@ -211,13 +220,13 @@ def capacity_run(settings: ServerSettings, messages: list[bytes], variant: str) 
     topic = f"{settings.topic_prefix}/bench-truck/lift"
     batch = [MqttMessage(topic, payload, utcnow(), i, 1) for i, payload in enumerate(messages)]
     size = settings.ingest_batch_size
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(batch), size):
         with sessions() as session, session.begin():
             inbox.write(session, batch[i:i + size])
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     engine.dispose()
-    return Run(f"store capacity, {VARIANTS[variant]}", len(messages), elapsed)
+    return Run(f"store capacity, {VARIANTS[variant]}", len(messages), elapsed, cpu)
 
 
 def stored_run(settings: ServerSettings, messages: list[bytes], variant: str, progress: Progress,
@@ -260,7 +269,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--broker-url", default="mqtt://127.0.0.1:1883")
-    parser.add_argument("--variants", default="plain,per-lift,batched",
+    parser.add_argument("--variants", default="plain,batched,path",
                         help=f"comma-separated, of {', '.join(VARIANTS)}")
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -307,11 +316,13 @@ def main() -> None:
                           f"{stored.rate / raw.rate:.2f}")
     console.print(table)
     plain = median(capacity["plain"]) if "plain" in capacity else None
-    table = Table("no broker", "events", "median s", "lifts/s", "vs plain")
+    table = Table("no broker", "events", "median s", "lifts/s", "vs plain", "lifts per CPU second", "vs plain")
     for variant in variants:
         run = median(capacity[variant])
+        per_cpu = run.events / run.cpu_s
         table.add_row(run.name, str(run.events), f"{run.seconds:.3f}", f"{run.rate:,.0f}",
-                      f"{run.rate / plain.rate:.2f}" if plain else "")
+                      f"{run.rate / plain.rate:.2f}" if plain else "", f"{per_cpu:,.0f}",
+                      f"{per_cpu / (plain.events / plain.cpu_s):.2f}" if plain else "")
     console.print(table)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     console.print(f"target: stored / raw >= 0.50; load average at the end {load} on {os.cpu_count()} CPUs")

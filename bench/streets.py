@@ -1,6 +1,7 @@
-"""Street import and matching speed on the real Rennes network, and a département-sized address file.
+"""Street import and matching on the real Rennes network: speed, and the right street from the truck's path.
 
     .venv/bin/python bench/streets.py [--points 20000] [--addresses 300000] [--batch 500] [--database-url URL]
+                                      [--parts speed,accuracy] [--trucks 20] [--round-km 3] [--sigmas 3,10,20]
 
 Measures, in one run on one database (a fresh SQLite file unless ``--database-url``):
 
@@ -10,31 +11,61 @@ Measures, in one run on one database (a fresh SQLite file unless ``--database-ur
   with a brute-force numpy scan of every piece (the ratio is what the index buys), and
   ``locate_many()`` on the same fixes in ingest-sized batches (what batching buys);
 - import of a synthetic Base Adresse Nationale file (``--addresses`` rows, gzip, official header)
-  laid along the Rennes streets, including linking every address to its street.
+  laid along the Rennes streets, including linking every address to its street;
+- (``accuracy``) a simulated fleet (``trivue simulate``'s scenario and ground truth: ``--trucks``
+  trucks collecting ``--round-km`` of real Rennes streets each, households generated along them)
+  at GPS noise ``--sigmas`` metres, with and without heading, every lift stored through the
+  server's real ``Inbox.write`` in batches of 500 in time order: one-point matching (each lift
+  alone, the ingest before issue 16) against trajectory matching (``server.ingest.tracks``, what
+  the server does), plus the trajectory matched over each truck's whole day at once. It prints
+  the share of lifts on their true street, the share of streets whose lift count in the street
+  aggregates equals the truth, the lifts flagged ambiguous and the matching throughput, with CPU
+  time (the machine may be shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import math
 import random
+import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from base.paths import SHARED_DIR
+from server.config import load_settings
 from server.db import Base, make_engine
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, MqttMessage
+from server.ingest.metrics import Metrics
+from server.ingest.models import Lift, StreetDay, StreetDayError
+from server.migrate import upgrade_database
 from server.streets.addresses import import_address_file
 from server.streets.importer import import_street_file
 from server.streets.locator import Locator
 from server.streets.models import Segment, Street
+from server.streets.trajectory import AMBIGUOUS, Fix, TrackLocator
+from trivue.sim.contents import ContentMaker
+from trivue.sim.fleet import lift_event as fleet_event
+from trivue.sim.rounds import StreetNetwork
+from trivue.sim.scenario import ScenarioOptions, build_scenario
+from trivue.sim.schedule import DrivingSettings
+from vision.rules import SortingRules
+from vision.schema import Stream
 
 GEODATA = SHARED_DIR / "geodata"
 BAN_HEADER = ("id;id_fantoir;numero;rep;nom_voie;code_postal;code_insee;nom_commune;code_insee_ancienne_commune;"
@@ -114,13 +145,176 @@ def locate_many_rate(locator: Locator, lats: np.ndarray, lons: np.ndarray, headi
     return len(lats) / (time.perf_counter() - started), found
 
 
+# --- accuracy: the right street from the truck's path (issue 16) -------------------------------------
+
+
+@dataclass
+class Outcome:
+    lifts: int = 0
+    right: int = 0
+    streets: int = 0
+    exact: int = 0
+    flagged: int = 0
+    wrong_flagged: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    posterior: bool = True  # one-point matching has no street confidence from a path to flag with
+    wrong_at: Counter = field(default_factory=Counter)  # where the wrong lifts are on their truck's round
+
+    def row(self) -> list[str]:
+        wrong = self.lifts - self.right
+        flags = [f"{self.flagged / self.lifts:.1%}", f"{self.wrong_flagged}/{wrong}"] if self.posterior else ["-", "-"]
+        return [f"{self.right / self.lifts:.2%}", f"{self.exact / self.streets:.1%} ({self.exact}/{self.streets})",
+                *flags,
+                f"{self.lifts / self.wall_s:,.0f} ({self.lifts / self.cpu_s:,.0f})"]
+
+
+def simulated_lifts(engine, trucks: int, round_km: float, sigma: float, seed: int) -> list:  # type: ignore[no-untyped-def]
+    """A day of ``trivue simulate``'s rounds over every imported Rennes street, GPS noise ``sigma``."""
+    with Session(engine) as session:
+        network = StreetNetwork.from_session(session)
+    scenario = build_scenario(network, ScenarioOptions(trucks=trucks, round_km=round_km, seed=seed))
+    driving = DrivingSettings(gps_sigma_m=sigma, gps_dropout=0.0)  # lifts without a fix match nothing either way
+    return sorted(scenario.lifts(datetime(2026, 3, 2, 6, tzinfo=UTC), 1, driving), key=lambda lift: lift.started_at)
+
+
+def store_fleet(engine, settings, lifts: list, heading: bool, locator) -> Outcome:  # type: ignore[no-untyped-def]
+    """Store the lifts through ``Inbox.write`` in time-ordered batches; compare with the truth."""
+    with Session(engine) as session, session.begin():
+        for table in (Lift, StreetDay, StreetDayError):
+            session.execute(delete(table))
+    contents = ContentMaker(SortingRules.load(), Stream.recyclables)
+    rng = random.Random(1)
+    messages = []
+    for lift in lifts:
+        gps = dict(lift.gps) if heading else {**lift.gps, "heading_deg": None}
+        drawn = contents.draw(lift.contaminated, rng)
+        event = fleet_event(replace(lift, gps=gps), Stream.recyclables, drawn.counts, drawn.verdict, 0.0)
+        messages.append(MqttMessage(f"{settings.topic_prefix}/{lift.truck_id}/lift", event.to_json().encode(),
+                                    lift.ended_at + timedelta(seconds=2)))
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
+    sessions = sessionmaker(engine)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, len(messages), settings.ingest_batch_size):
+        with sessions() as session, session.begin():
+            inbox.write(session, messages[start:start + settings.ingest_batch_size])
+    outcome = Outcome(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu)
+    with Session(engine) as session:
+        stored = {event_id: (street, confidence) for event_id, street, confidence in
+                  session.execute(select(Lift.event_id, Lift.street_id, Lift.street_confidence))}
+        counted = dict(session.execute(select(StreetDay.street_id, func.sum(StreetDay.lifts))
+                                       .group_by(StreetDay.street_id)).tuples().all())
+    truth = Counter(lift.household.street.street_id for lift in lifts)
+    change = street_changes(lifts)
+    for message, lift in zip(messages, lifts, strict=True):
+        street, confidence = stored[json.loads(message.payload)["event_id"]]
+        right = street == lift.household.street.street_id
+        if not right:
+            outcome.wrong_at[change[id(lift)]] += 1
+        flagged = confidence is not None and confidence < AMBIGUOUS
+        outcome.lifts += 1
+        outcome.right += right
+        outcome.flagged += flagged
+        outcome.wrong_flagged += flagged and not right
+    outcome.streets = len(truth)
+    outcome.exact = sum(int(counted.get(street, 0)) == n for street, n in truth.items())
+    return outcome
+
+
+def street_changes(lifts: list) -> dict[int, str]:
+    """Per lift, how far it is (in lifts of its truck) from a change of street on the round."""
+    by_truck: dict[str, list] = {}
+    for lift in lifts:
+        by_truck.setdefault(lift.truck_id, []).append(lift)
+    where = {}
+    for truck_lifts in by_truck.values():
+        streets = [lift.household.street.street_id for lift in truck_lifts]
+        changes = [k for k in range(1, len(streets)) if streets[k] != streets[k - 1]]
+        for k, lift in enumerate(truck_lifts):
+            # A change between k-1 and k: lift k-1 is the last of a street, lift k the first of the next.
+            gap = min((k - c if k >= c else c - 1 - k for c in changes), default=99)
+            where[id(lift)] = ("first or last lift of a street on the round" if gap == 0 else
+                               "2nd or 3rd lift from a change of street" if gap <= 2 else "elsewhere")
+    return where
+
+
+def whole_day(locator: TrackLocator, lifts: list, heading: bool) -> Outcome:
+    """Each truck's day matched at once (no provisional window): the trajectory's own ceiling."""
+    by_truck: dict[str, list] = {}
+    for lift in lifts:
+        by_truck.setdefault(lift.truck_id, []).append(lift)
+    wall, cpu = time.perf_counter(), time.process_time()
+    found = {}
+    for truck_lifts in by_truck.values():
+        fixes = [Fix(lift.gps["lat"], lift.gps["lon"], lift.started_at,
+                     lift.gps["heading_deg"] if heading else None, lift.gps["accuracy_m"]) for lift in truck_lifts]
+        for lift, match in zip(truck_lifts, locator.match_track(fixes), strict=True):
+            found[id(lift)] = match
+    outcome = Outcome(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu)
+    truth, got = Counter(), Counter()
+    for lift in lifts:
+        match = found[id(lift)]
+        street = match.street_id if match else None
+        truth[lift.household.street.street_id] += 1
+        got[street] += 1
+        outcome.lifts += 1
+        outcome.right += street == lift.household.street.street_id
+        flagged = match is not None and match.ambiguous
+        outcome.flagged += flagged
+        outcome.wrong_flagged += flagged and street != lift.household.street.street_id
+    outcome.streets = len(truth)
+    outcome.exact = sum(got[street] == n for street, n in truth.items())
+    return outcome
+
+
+def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[float], seed: int) -> None:
+    engine = make_engine(f"sqlite:///{folder / 'fleet.db'}")
+    upgrade_database(engine)
+    import_file(engine, GEODATA / "rennes-streets.osm.geojson", "Rennes")
+    settings = load_settings(env={}, data_dir=folder / "data", database_url=str(engine.url))
+    with Session(engine) as session:
+        one_point = Locator.from_session(session)
+        tracks = TrackLocator.from_session(session)
+    table = Table("GPS noise", "heading", "matching", "lifts on their street", "streets exact", "flagged ambiguous",
+                  "wrong lifts flagged", "lifts/s stored (CPU)",
+                  title=f"bench/streets.py: {trucks} trucks x {round_km:g} km of Rennes rounds, stored by Inbox.write "
+                        "(lifts/s: wall clock, in brackets per CPU second)")
+    wrong_places: dict[tuple[float, bool], Counter] = {}
+    for sigma in sigmas:
+        lifts = simulated_lifts(engine, trucks, round_km, sigma, seed)
+        for heading in (True, False):
+            alone = replace(store_fleet(engine, settings, lifts, heading, one_point), posterior=False)
+            path = store_fleet(engine, settings, lifts, heading, tracks)
+            wrong_places[(sigma, heading)] = path.wrong_at
+            for name, outcome in (("one point", alone), ("trajectory (ingest)", path),
+                                  ("trajectory, whole day", whole_day(tracks, lifts, heading))):
+                table.add_row(f"{sigma:g} m", "yes" if heading else "no", name, *outcome.row())
+            print(f"  {sigma:g} m, heading {heading}: {len(lifts)} lifts done", flush=True)
+    Console(width=200).print(table)
+    places = Table("GPS noise", "heading", "wrong lifts", "first or last lift of a street on the round",
+                   "2nd or 3rd lift from a change of street", "elsewhere",
+                   title="where the wrong lifts of trajectory matching (ingest) are")
+    for (sigma, heading), wrong in wrong_places.items():
+        places.add_row(f"{sigma:g} m", "yes" if heading else "no", str(sum(wrong.values())),
+                       *(str(wrong[k]) for k in ("first or last lift of a street on the round",
+                                                 "2nd or 3rd lift from a change of street", "elsewhere")))
+    Console(width=200).print(places)
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=20_000)
     parser.add_argument("--addresses", type=int, default=300_000)
     parser.add_argument("--database-url")
     parser.add_argument("--batch", type=int, default=500, help="fixes per locate_many call (ingest_batch_size)")
+    parser.add_argument("--parts", default="speed,accuracy", help="speed, accuracy or both (comma-separated)")
+    parser.add_argument("--trucks", type=int, default=20, help="accuracy: simulated trucks")
+    parser.add_argument("--round-km", type=float, default=3.0, help="accuracy: street length collected per truck")
+    parser.add_argument("--sigmas", default="3,10,20", help="accuracy: GPS noise levels, metres (1 sigma)")
+    parser.add_argument("--seed", type=int, default=7, help="accuracy: simulation seed")
     args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",")}
     results: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}")
@@ -128,6 +322,11 @@ def main() -> None:
         rennes = GEODATA / "rennes-streets.osm.geojson"
         report = timed("import Rennes GeoJSON (first)", results, import_file, engine, rennes, "Rennes")
         results.append(("  Rennes", f"{report.ways} ways, {report.segments} segments, {report.length_km:.0f} km"))
+        if "accuracy" in parts:
+            accuracy_tables(Path(tmp), args.trucks, args.round_km, [float(v) for v in args.sigmas.split(",")],
+                            args.seed)
+        if "speed" not in parts:
+            return
         timed("import Rennes GeoJSON (again, replace)", results, import_file, engine, rennes, "Rennes")
         timed("import monaco.osm.pbf (admin boundaries)", results, import_file, engine,
               GEODATA / "monaco.osm.pbf", None)

@@ -34,8 +34,8 @@ from server.migrate import upgrade_database
 from server.opendata.api import opendata_router
 from server.reminders.api import mount_reminders
 from server.retention import RetentionTask
-from server.streets.locator import Locator
 from server.streets.models import Address, Segment
+from server.streets.trajectory import TrackLocator
 from server.web.api import api_router, metrics_router
 from server.web.deps import AppContext
 from server.web.login import login_router
@@ -48,8 +48,8 @@ LocatorFactory = Callable[[Session], StreetLocator | None]
 
 
 def default_locator_factory(session: Session) -> StreetLocator | None:
-    """``server.streets.locator.Locator`` over the streets and addresses in the database."""
-    return Locator.from_session(session)
+    """The street index over the streets and addresses in the database, with trajectory matching."""
+    return TrackLocator.from_session(session)
 
 
 class LocatorCache:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, TypedDict
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Date, Float, Table, bindparam, delete, func, select, text, update
+from sqlalchemy import JSON, Date, Float, Table, bindparam, delete, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -98,6 +98,9 @@ class LiftRow(MatchColumns):
     evidence_sha256: str | None
     evidence_reason: str | None
     evidence_detections: list[dict[str, Any]] | None
+    # Issue 16b (``server.ingest.tracks``): street confidence from the truck's path; may it still change?
+    street_confidence: float | None
+    match_provisional: bool
 
 
 def dialect_insert(session: Session, table: Table) -> Any:
@@ -173,6 +176,7 @@ def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
         "model_name": event.model.name, "model_version": event.model.version, "frames": event.frames,
         "evidence_sha256": event.evidence.sha256 if event.evidence else None,
         "evidence_reason": reason, "evidence_detections": boxes,
+        "street_confidence": None, "match_provisional": False,  # issue 16b: set by server.ingest.tracks
         **match_columns(None, None, None),
     }
     row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
@@ -361,48 +365,3 @@ def rebuild_aggregates(session: Session, since: date | None = None) -> int:
             ORDER BY day, street_id, stream, category, severity""")
     rebuild_rollups(session, since)
     return int(run(f"SELECT COUNT(*) FROM lifts l {where}").scalar_one())
-
-
-@dataclass(frozen=True, slots=True)
-class RematchReport:
-    lifts: int
-    matched: int
-    unmatched: int
-    changed: int
-
-
-def rematch_lifts(session: Session, locator: StreetLocator,
-                  progress: Callable[[int, int], None] | None = None, chunk: int = 2000) -> RematchReport:
-    """Re-run street matching over every stored lift, then rebuild the aggregates of those days.
-
-    ``trivue streets rematch`` calls this after a new street or address import. The caller
-    commits; ``progress(done, total)`` is called after each chunk.
-    """
-    total = session.scalar(select(func.count()).select_from(Lift)) or 0
-    first_day = session.scalar(select(func.min(Lift.day)))
-    matched = changed = done = 0
-    last_id = 0
-    while True:
-        rows = session.execute(
-            select(Lift.id, Lift.lat, Lift.lon, Lift.heading_deg, Lift.accuracy_m, Lift.street_id,
-                   Lift.address_id).where(Lift.id > last_id).order_by(Lift.id).limit(chunk)).all()
-        if not rows:
-            break
-        fixes = [{"lat": r.lat, "lon": r.lon, "heading_deg": r.heading_deg, "accuracy_m": r.accuracy_m,
-                  **_columns(None)} for r in rows]
-        match_rows(locator, fixes)
-        updates = []
-        for row, fix in zip(rows, fixes, strict=True):
-            columns = {k: fix[k] for k in _columns(None)}
-            matched += columns["street_id"] is not None
-            changed += (columns["street_id"], columns["address_id"]) != (row.street_id, row.address_id)
-            updates.append({"id": row.id, **columns})
-        session.execute(update(Lift), updates)
-        done += len(rows)
-        last_id = rows[-1].id
-        if progress is not None:
-            progress(done, total)
-    if first_day is not None:
-        rebuild_aggregates(session, since=first_day)
-    log.info("rematched %d lifts: %d on a street, %d changed", done, matched, changed)
-    return RematchReport(done, matched, done - matched, changed)

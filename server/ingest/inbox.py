@@ -32,6 +32,7 @@ from server.ingest.aggregates import (
 from server.ingest.evidence import EvidenceError, EvidenceStore
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
+from server.ingest.tracks import Tracks
 from vision.schema import SchemaError, TruckStats, parse_lift_event
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Inbox:
         self.locator = locator
         self.prefix = settings.topic_prefix.rstrip("/") + "/"
         self.known = frozenset(settings.known_trucks) if settings.known_trucks is not None else None
+        self.tracks = Tracks()
 
     def write(self, session: Session, messages: Sequence[MqttMessage]) -> int:
         """Store a batch; returns how many became dead letters. The caller commits, then acks."""
@@ -100,9 +102,31 @@ class Inbox:
                 self._classify(session, batch, message, locator)
             except Refused as refused:
                 batch.dead.append(dead_letter(message, refused.reason, str(refused), self._truck_of(message)))
-        self._match(batch.lifts, locator)
+        moves = self._match_paths(session, batch, locator)
         self._flush(session, batch)
+        if batch.lifts:
+            report = self.tracks.settle(session, moves, max(r["received_at"] for r in batch.lifts))
+            self.metrics.inc("trivue_ingest_lifts_rematched_total", report.moved)
         return len(batch.dead)
+
+    def _match_paths(self, session: Session, batch: Batch, locator: StreetLocator | None) -> list[dict[str, Any]]:
+        """Street matching from the trucks' paths (``server.ingest.tracks``) when the locator can,
+        else lift by lift (``_match``). A bug there must not lose lifts: they are matched lift by lift."""
+        if not batch.lifts:
+            return []
+        if not self.tracks.can_match(locator):
+            self._match(batch.lifts, locator)
+            return []
+        now = max(row["received_at"] for row in batch.lifts)
+        try:
+            return self.tracks.match(session, locator, batch.lifts, now)
+        except Exception:
+            log.exception("trajectory matching failed for a batch of %d lifts; matching them one by one",
+                          len(batch.lifts))
+            for row in batch.lifts:
+                row.update(street_confidence=None, match_provisional=False)
+            self._match(batch.lifts, locator)
+            return []
 
     def refuse(self, session: Session, message: MqttMessage, reason: str, detail: str) -> None:
         """Store ``message`` as a dead letter directly (a message that broke a batch)."""

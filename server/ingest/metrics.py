@@ -19,6 +19,8 @@ HELP = {
     "trivue_ingest_evidence_stored_total": ("counter", "Evidence photos stored"),
     "trivue_ingest_dead_letters_total": ("counter", "Messages refused into the dead-letter table, by reason"),
     "trivue_ingest_lifts_unmatched_total": ("counter", "Stored lifts that no street was found for"),
+    "trivue_ingest_lifts_rematched_total": ("counter", "Stored provisional lifts moved to another street by "
+                                            "their truck's later lifts (aggregates moved with them)"),
     "trivue_ingest_batches_total": ("counter", "Transactions written by ingest"),
     "trivue_ingest_batch_seconds_total": ("counter", "Time spent writing batches"),
     "trivue_ingest_errors_total": ("counter", "Batches that failed to write and were retried"),

@@ -25,6 +25,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -57,6 +59,10 @@ class Lift(Base):
         Index("ix_lifts_street_started", "street_id", "started_at"),
         Index("ix_lifts_truck_started", "truck_id", "started_at"),
         Index("ix_lifts_started_id", "started_at", "id"),
+        # Few rows (a truck's last lifts, waiting for the next ones): the trajectory step of every
+        # batch reads them by truck (``server.ingest.tracks``).
+        Index("ix_lifts_provisional", "truck_id", "started_at", postgresql_where=text("match_provisional"),
+              sqlite_where=text("match_provisional")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -92,6 +98,10 @@ class Lift(Base):
     address_id: Mapped[int | None] = mapped_column(Integer)
     address_distance_m: Mapped[float | None] = mapped_column(Float)
     match_confidence: Mapped[float | None] = mapped_column(Float)
+    # Trajectory matching (``server.ingest.tracks``): the posterior of the street given the truck's
+    # path, and whether the street may still change when the truck's next lifts arrive.
+    street_confidence: Mapped[float | None] = mapped_column(Float)
+    match_provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class StreetDay(Base):

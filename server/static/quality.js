@@ -20,6 +20,15 @@
     });
   }
 
+  // Lifts whose street stays uncertain from the truck's path: counted in the likeliest street, listed here.
+  function ambiguousStreets(rows) {
+    const body = document.querySelector("#ambiguous-streets tbody");
+    body.replaceChildren(...(rows.length ? rows.map((s) => el("tr", {},
+      el("td", {}, el("a", { href: `/rues/${s.street_id}`, text: `${s.name} (${s.commune})` })),
+      el("td", { text: fmt.num(s.lifts) }))) :
+      [el("tr", {}, el("td", { colspan: "2", text: t("common.none") }))]));
+  }
+
   function deadLetters(page) {
     const body = document.querySelector("#dead-letters tbody");
     const rows = page.items || page;
@@ -42,6 +51,8 @@
       document.getElementById("kpi-unmatched-detail").textContent = t("quality.unmatched_detail", {
         no_gps: fmt.num(quality.unmatched_no_gps), too_far: fmt.num(quality.unmatched_too_far) });
       document.getElementById("kpi-dead").textContent = fmt.num(quality.dead_letters);
+      document.getElementById("kpi-ambiguous").textContent = fmt.num(quality.ambiguous);
+      ambiguousStreets(quality.ambiguous_by_street);
       confidenceChart(quality.confidence_histogram);
       if (dead) deadLetters(dead);
       else document.getElementById("dead-title").closest("section").hidden = true;

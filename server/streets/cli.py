@@ -165,19 +165,19 @@ def _rematch(args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from server.ingest.aggregates import rematch_lifts
+    from server.ingest.tracks import rematch_paths
     from server.streets.addresses import link_addresses
-    from server.streets.locator import Locator
     from server.streets.models import Address
+    from server.streets.trajectory import TrackLocator
 
     engine = open_database(args)
     with Session(engine) as session:
         communes = sorted(session.scalars(select(Address.commune).distinct()))
         links = link_addresses(session, communes)
-        locator = Locator.from_session(session)
+        locator = TrackLocator.from_session(session)
         with Progress(transient=True) as progress:
             task = progress.add_task("re-matching lifts", total=None)
-            report = rematch_lifts(session, locator,
+            report = rematch_paths(session, locator,
                                    lambda done, total: progress.update(task, completed=done, total=total))
         session.commit()
     print(f"addresses: {links.by_name + links.by_similar_name + links.by_proximity} linked, "

@@ -54,6 +54,17 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentEnds:
+    """A segment as the road graph sees it: its street, end nodes (``node_key``) and length."""
+
+    street_id: int
+    start: tuple[int, int]
+    end: tuple[int, int]
+    length_m: float
+    oneway: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Addresses:
     ids: np.ndarray
     lon: np.ndarray
@@ -94,11 +105,14 @@ class Locator:
         return len(set(self._seg_id.tolist())) if len(self._seg_id) else 0
 
     def _build(self, segments: list[tuple[int, int, str, int]]) -> None:
-        ax, ay, bx, by, seg, street, oneway = ([] for _ in range(7))
+        ax, ay, bx, by, seg, street, oneway, along = ([] for _ in range(8))
+        self.segment_ends: dict[int, SegmentEnds] = {}
         for seg_id, street_id, geometry, way in segments:
             coords = np.asarray(json.loads(geometry)["coordinates"], dtype=float)
+            walked = 0.0
             for (x0, y0), (x1, y1) in itertools.pairwise(coords.tolist()):
-                steps = max(1, math.ceil(_metres(x0, y0, x1, y1) / PIECE_M))
+                length = _metres(x0, y0, x1, y1)
+                steps = max(1, math.ceil(length / PIECE_M))
                 t = np.linspace(0.0, 1.0, steps + 1)
                 xs, ys = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
                 ax.extend(xs[:-1])
@@ -108,10 +122,16 @@ class Locator:
                 seg.extend([seg_id] * steps)
                 street.extend([street_id] * steps)
                 oneway.extend([way] * steps)
+                along.extend((walked + length * t[:-1]).tolist())
+                walked += length
+            if len(coords) >= 2:
+                self.segment_ends[seg_id] = SegmentEnds(street_id, node_key(coords[0]), node_key(coords[-1]),
+                                                        walked, way)
         self._ax, self._ay, self._bx, self._by = (np.asarray(v, dtype=float) for v in (ax, ay, bx, by))
         self._seg_id = np.asarray(seg, dtype=np.int64)
         self._street_id = np.asarray(street, dtype=np.int64)
         self._oneway = np.asarray(oneway, dtype=np.int8)
+        self._along = np.asarray(along, dtype=float)  # metres from the segment's start to the piece's start
         # Direction of each piece as a unit vector (east, north) in metres.
         kx = np.cos(np.radians((self._ay + self._by) / 2))
         dx, dy = (self._bx - self._ax) * kx, self._by - self._ay
@@ -121,7 +141,7 @@ class Locator:
         self._cell_deg_lon = CELL_DEG_LAT / max(math.cos(math.radians(float(np.mean(ay)) if ay else 0.0)), 0.2)
         keys = self._cell_keys((self._ax + self._bx) / 2, (self._ay + self._by) / 2)
         order = np.argsort(keys, kind="stable")
-        for name in ("_ax", "_ay", "_bx", "_by", "_seg_id", "_street_id", "_oneway", "_ux", "_uy"):
+        for name in ("_ax", "_ay", "_bx", "_by", "_seg_id", "_street_id", "_oneway", "_ux", "_uy", "_along"):
             setattr(self, name, getattr(self, name)[order])
         self._keys = keys[order]
 
@@ -337,6 +357,11 @@ def _margin_factor(margin: float, sigma: float) -> float:
     if math.isinf(margin):
         return 1.0
     return 1.0 / (1.0 + math.exp(-2.0 * margin / sigma))
+
+
+def node_key(coord: Sequence[float]) -> tuple[int, int]:
+    """A junction's key: its position to 1e-7 degrees, as the importer cut the ways there."""
+    return round(coord[0] * 1e7), round(coord[1] * 1e7)
 
 
 def _metres(x0: float, y0: float, x1: float, y1: float) -> float:

@@ -25,6 +25,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from server.config import ServerSettings
 from server.ingest.models import UNMATCHED, DeadLetter, Lift, StreetDay, StreetDayError
 from server.streets.models import Street
+from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
 from server.web.bounds import MAX_ROW_ID, Day
 from server.web.deps import SessionDep, Viewer, context, current_principal
@@ -73,6 +74,9 @@ def _lift_period(query: Any, flt: StreetFilter) -> Any:
     return query
 
 
+AMBIGUOUS_STREETS = 20  # streets listed on the data-quality page
+
+
 def data_quality(db: Session, flt: StreetFilter) -> dict[str, Any]:
     counts = db.execute(_lift_period(select(
         func.count(),
@@ -81,7 +85,18 @@ def data_quality(db: Session, flt: StreetFilter) -> dict[str, Any]:
     ), flt)).one()
     total, matched, no_gps = (int(x or 0) for x in counts)
     dead = db.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).all()
+    # Issue 16b: lifts whose street stays uncertain even from the truck's path (crossings,
+    # parallel streets), by street: shown for review, never silently counted as sure.
+    unsure = Lift.street_confidence < AMBIGUOUS
+    ambiguous = db.execute(_lift_period(
+        select(Lift.street_id, Street.name, Street.commune, func.count()).join(Street, Street.id == Lift.street_id)
+        .where(unsure).group_by(Lift.street_id, Street.name, Street.commune)
+        .order_by(func.count().desc(), Street.name).limit(AMBIGUOUS_STREETS), flt)).all()
+    ambiguous_total = db.scalar(_lift_period(select(func.count()).select_from(Lift).where(unsure), flt)) or 0
     return {
+        "ambiguous": int(ambiguous_total), "ambiguous_threshold": AMBIGUOUS,
+        "ambiguous_by_street": [{"street_id": sid, "name": name, "commune": commune, "lifts": int(n)}
+                                for sid, name, commune, n in ambiguous],
         "lifts": total, "matched": matched, "unmatched": total - matched,
         "unmatched_no_gps": no_gps, "unmatched_too_far": total - matched - no_gps,
         "dead_letters": sum(n for _, n in dead), "dead_letters_by_reason": dict(dead),

@@ -267,6 +267,13 @@ class ConfidenceBin(Out):
     lifts: int
 
 
+class AmbiguousStreet(Out):
+    street_id: int
+    name: str
+    commune: str
+    lifts: int
+
+
 class DataQuality(Out):
     lifts: int
     matched: int
@@ -276,6 +283,10 @@ class DataQuality(Out):
     dead_letters: int
     dead_letters_by_reason: dict[str, int]
     confidence_histogram: list[ConfidenceBin]
+    ambiguous: int = Field(description="Lifts whose street stays uncertain given the truck's path "
+                                       "(street_confidence below ambiguous_threshold)")
+    ambiguous_threshold: float
+    ambiguous_by_street: list[AmbiguousStreet] = Field(description="Streets with the most ambiguous lifts")
 
 
 class GeoFeature(Out):

@@ -202,6 +202,11 @@ def test_quality_page_counts_dead_letters_and_unmatched_lifts(browser: Browser) 
     assert browser.page.locator("#kpi-unmatched").inner_text() == str(quality["unmatched"])
     assert int(browser.page.locator("#kpi-dead").inner_text()) >= 1
     assert "invalid_json" in browser.page.locator("#dead-letters").inner_text()
+    assert browser.page.locator("#kpi-ambiguous").inner_text().replace("\u202f", "") == str(quality["ambiguous"])
+    streets = browser.page.locator("#ambiguous-streets tbody tr")
+    assert streets.count() == max(1, len(quality["ambiguous_by_street"]))
+    for row, street in zip(streets.all(), quality["ambiguous_by_street"], strict=False):
+        assert street["name"] in row.inner_text()
     browser.shot("08-qualite")
 
 

@@ -105,7 +105,7 @@ def test_upgrade_to_0005_keeps_every_lift_and_street_figure(database_url: str, t
     from datetime import UTC, date, datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from sqlalchemy import insert, select
+    from sqlalchemy import MetaData, Table, insert, select
     from sqlalchemy.orm import sessionmaker
 
     from server.ingest.aggregates import lift_row
@@ -145,8 +145,10 @@ def test_upgrade_to_0005_keeps_every_lift_and_street_figure(database_url: str, t
                            gps=None if i % 11 == 0 else (points[i % 6].lat, points[i % 6].lon),
                            at=start + timedelta(days=rng.randrange(0, 420), hours=rng.randrange(0, 9)))
                 for i in range(300))]
-            at_0004 = {c["name"] for c in inspect(session.connection()).get_columns("lifts")}
-            session.execute(insert(Lift.__table__), [{k: v for k, v in r.items() if k in at_0004} for r in rows])
+            # The lifts table as 0004 left it (later revisions add columns whose defaults the model would insert).
+            lifts_0004 = Table("lifts", MetaData(), autoload_with=session.connection())
+            at_0004 = set(lifts_0004.c.keys())
+            session.execute(insert(lifts_0004), [{k: v for k, v in r.items() if k in at_0004} for r in rows])
             days, errors = _day_sums(rows)
             session.execute(insert(StreetDay.__table__), days)
             session.execute(insert(StreetDayError.__table__), errors)
@@ -184,5 +186,41 @@ def test_upgrade_to_0005_keeps_every_lift_and_street_figure(database_url: str, t
             assert session.scalar(select(Lift.id).where(Lift.event_id == fresh["event_id"])) > max(
                 r["id"] for r in before[1])
             session.commit()
+    finally:
+        engine.dispose()
+
+
+def test_track_matching_migration_keeps_stored_lifts(database_url: str) -> None:
+    """0006 (issue 16b) on a database holding lifts: they stay, confirmed, without a path posterior;
+    the partial index on provisional lifts exists; downgrading keeps them too."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+
+    config = alembic_config()
+    before = ScriptDirectory.from_config(config).get_revision("0006").down_revision
+    engine = make_engine(database_url)
+
+    def migrate(step: str, revision: str) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, step)(config, revision)
+
+    try:
+        migrate("upgrade", str(before))
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO lifts (event_id, truck_id, sequence, stream, started_at, ended_at, day, received_at, "
+                "contaminated, has_alert, score, counts, errors, model_name, model_version, frames, street_id) "
+                "VALUES ('e-1', 'benne-01', 1, 'recyclables', '2026-01-05 07:00:00', '2026-01-05 07:00:08', "
+                "'2026-01-05', '2026-01-05 07:00:09', false, false, 1.0, '{}', '[]', 'm', '1', 10, 42)"))
+        migrate("upgrade", "head")
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT street_id, street_confidence, match_provisional FROM lifts")).one()
+        assert tuple(row) == (42, None, False)
+        assert "ix_lifts_provisional" in {index["name"] for index in inspect(engine).get_indexes("lifts")}
+        migrate("downgrade", str(before))
+        assert "street_confidence" not in {c["name"] for c in inspect(engine).get_columns("lifts")}
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT street_id FROM lifts")).scalar_one() == 42
     finally:
         engine.dispose()

@@ -102,16 +102,16 @@ def test_partitions_take_a_later_migrations_columns_and_indexes(make_settings: A
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
     event = lift_event(counts={"bag": 1}, at=datetime(2033, 6, 1, 8, tzinfo=UTC), gps=None)
     with sessions() as session, session.begin():
-        session.execute(text("ALTER TABLE lifts ADD COLUMN provisional BOOLEAN"))
-        session.execute(text("CREATE INDEX ix_lifts_provisional ON lifts (truck_id) WHERE provisional"))
+        session.execute(text("ALTER TABLE lifts ADD COLUMN later_flag BOOLEAN"))
+        session.execute(text("CREATE INDEX ix_lifts_later_flag ON lifts (truck_id) WHERE later_flag"))
         inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-01/lift", event.to_json().encode(),
                                           event.started_at)])
-        session.execute(text("UPDATE lifts SET provisional = true"))
+        session.execute(text("UPDATE lifts SET later_flag = true"))
         assert create_month(session.connection(), date(2033, 6, 1))
         assert create_month(session.connection(), date(2033, 7, 1))
     with sessions() as session:
         assert _where(session, str(event.event_id)) == "lifts_p203306"
-        assert session.scalar(text("SELECT provisional FROM lifts_p203306")) is True
-        indexed = session.scalars(text("SELECT tablename FROM pg_indexes WHERE indexdef LIKE '%WHERE provisional%'"
+        assert session.scalar(text("SELECT later_flag FROM lifts_p203306")) is True
+        indexed = session.scalars(text("SELECT tablename FROM pg_indexes WHERE indexdef LIKE '%WHERE later_flag%'"
                                        " AND tablename LIKE 'lifts_p2033%'")).all()
         assert sorted(indexed) == ["lifts_p203306", "lifts_p203307"]

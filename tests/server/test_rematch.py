@@ -1,4 +1,4 @@
-"""Re-matching stored lifts after a street import (``trivue streets rematch`` calls rematch_lifts)."""
+"""Re-matching stored lifts after a street import (``trivue streets rematch`` calls rematch_paths)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from server.ingest.aggregates import rematch_lifts
 from server.ingest.models import StreetDay
 from server.ingest.rollups import rebuild_rollups
+from server.ingest.tracks import rematch_paths
+from server.streets.trajectory import TrackLocator
 from tests.server.events import lift_event
 from tests.server.streets_fixture import import_rennes, points_on_streets
 from tests.server.test_api import seed
 
 
 def test_rematch_moves_lifts_onto_streets_and_rebuilds_aggregates(make_settings: Any, run_server: Any) -> None:
-    from server.streets.locator import Locator
 
     with run_server(make_settings(ingest_enabled=False)) as server:
         import_rennes(server.sessions)
@@ -38,7 +38,7 @@ def test_rematch_moves_lifts_onto_streets_and_rebuilds_aggregates(make_settings:
         assert before["unmatched"]["lifts"] == len(events) and len(before["streets"]) == 1
 
         with server.sessions() as session:
-            report = rematch_lifts(session, Locator.from_session(session), chunk=5)
+            report = rematch_paths(session, TrackLocator.from_session(session), chunk=5)
             session.commit()
         assert (report.lifts, report.matched, report.unmatched, report.changed) == (14, 12, 2, 12)
 

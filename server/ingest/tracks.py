@@ -1,0 +1,292 @@
+"""Trajectory matching at ingest: a lift's street from its truck's path, provisional until confirmed.
+
+A lift is matched at once (ingest stays batch-friendly), from its own fix and the truck's lifts
+already known; its street may still change while the truck's next lifts arrive, so it is stored
+``match_provisional``. Each batch re-matches, per truck, the provisional lifts with the new ones
+(``TrackLocator.match_track``, ``server.streets.trajectory``); a lift is confirmed once
+``CONFIRM_AFTER`` later lifts of its truck are known, or the truck went on ``GAP`` later, or
+nothing came from the truck for ``GAP`` (it stopped). The truck's last ``ANCHORS`` confirmed lifts
+start each path, pinned to their street: where the truck comes from.
+
+When a stored provisional lift moves to another street, the aggregates follow in the same
+transaction: the lift is taken out of its old street-day (``add_to_aggregates(sign=-1)``) and
+added to the new one. The update is guarded by the old street, so two ingest workers that both
+saw the lift move it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from server.ingest.aggregates import (
+    LiftRow,
+    StreetLocator,
+    StreetMatch,
+    add_to_aggregates,
+    match_columns,
+    rebuild_aggregates,
+)
+from server.ingest.models import Lift
+
+log = logging.getLogger(__name__)
+
+CONFIRM_AFTER = 3  # later lifts of the same truck that settle a lift's street
+GAP = timedelta(minutes=15)  # a truck silent this long has stopped: its lifts are final
+ANCHORS = 2  # confirmed lifts read before a truck's provisional ones: where its path comes from
+SWEEP_EVERY = timedelta(minutes=1)  # how often stopped trucks' provisional lifts are confirmed
+_MATCHED = ("street_id", "segment_id", "street_distance_m", "address_id", "address_distance_m", "match_confidence",
+            "street_confidence", "match_provisional")
+_STORED = (Lift.id, Lift.event_id, Lift.truck_id, Lift.sequence, Lift.started_at, Lift.lat, Lift.lon,
+           Lift.heading_deg, Lift.accuracy_m, Lift.street_id, Lift.segment_id, Lift.street_distance_m,
+           Lift.address_id, Lift.address_distance_m, Lift.match_confidence, Lift.street_confidence,
+           Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score, Lift.errors)
+
+
+class PathMatch(Protocol):
+    """What ingest reads of ``server.streets.trajectory.TrackMatch``."""
+
+    @property
+    def street_id(self) -> int: ...
+    @property
+    def segment_id(self) -> int: ...
+    @property
+    def distance_m(self) -> float: ...
+    @property
+    def confidence(self) -> float: ...
+
+
+class TrackLocator(StreetLocator, Protocol):
+    """A street index that also matches a truck's path (``server.streets.trajectory.TrackLocator``)."""
+
+    def match_track(self, fixes: Sequence[Any],
+                    pinned: Sequence[int | None] | None = None) -> list[PathMatch | None]: ...
+    def match_tracks(self, paths: Sequence[tuple[Sequence[Any], Sequence[int | None] | None]]
+                     ) -> list[list[PathMatch | None]]: ...
+    def on_street(self, street_id: int, segment_id: int, distance_m: float, street_confidence: float,
+                  lat: float, lon: float, accuracy_m: float | None = None) -> StreetMatch: ...
+
+
+class TrackFix(NamedTuple):  # a tuple: built for every lift of every batch
+    lat: float
+    lon: float
+    at: datetime
+    heading_deg: float | None
+    accuracy_m: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackReport:
+    matched: int  # lifts (new and provisional) re-matched from their truck's path
+    moved: int  # stored lifts that changed street, with their aggregates
+    confirmed: int  # stored lifts confirmed
+
+
+class Tracks:
+    """The trajectory step of ingest; ``Inbox`` calls ``match`` before inserting a batch, ``settle`` after."""
+
+    def __init__(self) -> None:
+        self._swept: datetime | None = None
+        # Per truck, its last confirmed lifts as this process confirmed them: the next batch's anchors
+        # without a query. Another ingest worker may have confirmed later ones; then the database is read.
+        self._last: dict[str, list[dict[str, Any]]] = {}
+
+    @staticmethod
+    def can_match(locator: StreetLocator | None) -> bool:
+        return hasattr(locator, "match_track")
+
+    def match(self, session: Session, locator: StreetLocator | None, rows: Sequence[LiftRow],
+              now: datetime) -> list[dict[str, Any]]:
+        """Set the street of the batch's lifts from their trucks' paths; returns the stored
+        provisional lifts to update after the insert (``settle``). Nothing when the locator cannot
+        match paths (``can_match``)."""
+        if not self.can_match(locator):
+            return []
+        tracker: TrackLocator = locator  # type: ignore[assignment]
+        fresh = [r for r in rows if r["lat"] is not None and r["lon"] is not None]
+        by_truck: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in fresh:
+            by_truck[row["truck_id"]].append(row)  # type: ignore[arg-type]
+        if not by_truck:
+            return []
+        stored = session.execute(select(*_STORED).where(Lift.match_provisional,
+                                                        Lift.truck_id.in_(sorted(by_truck)))).mappings().all()
+        known = {s["event_id"] for s in stored}
+        for s in stored:
+            by_truck[s["truck_id"]].append({**s, "stored": True})
+        paths: dict[str, list[dict[str, Any]]] = {}
+        for truck_id, truck_rows in by_truck.items():
+            seen: set[str] = set()
+            path = []
+            for r in sorted(truck_rows, key=lambda r: (r["started_at"], r["sequence"], not r.get("stored"))):
+                # A re-delivered lift is already stored: its stored copy stands for it.
+                if r["event_id"] in seen or (r["event_id"] in known and not r.get("stored")):
+                    continue
+                seen.add(r["event_id"])
+                path.append(r)
+            paths[truck_id] = [*self._anchors(session, truck_id, path[0]), *path]
+        found = tracker.match_tracks([
+            ([TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"]) for r in path],
+             [r["street_id"] if r.get("anchor") else None for r in path]) for path in paths.values()])
+        changes: list[dict[str, Any]] = []
+        for (truck_id, path), matches in zip(paths.items(), found, strict=True):
+            moved, settled = self._match_path(tracker, path, matches)
+            changes.extend(moved)
+            if settled:
+                self._last[truck_id] = settled[-ANCHORS:]
+        # A lift delivered twice in the batch was matched once: its copies (the insert keeps the
+        # last) get the same street.
+        matched = {r["event_id"]: r for path in paths.values() for r in path if not r.get("stored")}
+        for row in fresh:
+            first = matched.get(row["event_id"])
+            if first is not None and first is not row:
+                row.update({k: first[k] for k in _MATCHED})  # type: ignore[literal-required]
+        return changes
+
+    def _anchors(self, session: Session, truck_id: str, first: dict[str, Any]) -> list[dict[str, Any]]:
+        """The truck's last confirmed lifts before ``first``: where the path comes from, pinned."""
+        cached = self._last.get(truck_id)
+        if cached and timedelta(0) < first["started_at"] - cached[-1]["started_at"] <= GAP:
+            return cached
+        rows = session.execute(select(*_STORED).where(
+            Lift.truck_id == truck_id, Lift.started_at < first["started_at"], Lift.lat.is_not(None),
+            Lift.started_at >= first["started_at"] - GAP, Lift.match_provisional.is_(False))
+            .order_by(Lift.started_at.desc()).limit(ANCHORS)).mappings().all()
+        return [{**r, "stored": True, "anchor": True} for r in reversed(rows)]
+
+    @staticmethod
+    def _match_path(tracker: TrackLocator, path: list[dict[str, Any]], matches: list[PathMatch | None]
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(stored lifts to update, lifts confirmed by this path: the truck's next anchors)."""
+        changes: list[dict[str, Any]] = []
+        settled: list[dict[str, Any]] = []
+        last = path[-1]["started_at"]
+        for k, (row, match) in enumerate(zip(path, matches, strict=True)):
+            if row.get("anchor"):
+                continue
+            later = path[k + 1]["started_at"] if k + 1 < len(path) else None
+            final = (len(path) - 1 - k >= CONFIRM_AFTER or (later is not None and later - row["started_at"] > GAP)
+                     or last - row["started_at"] > GAP)
+            columns: dict[str, Any] = dict(match_columns(None, None, None))
+            confidence = None
+            if match is not None:
+                found = tracker.on_street(match.street_id, match.segment_id, match.distance_m, match.confidence,
+                                          row["lat"], row["lon"], row["accuracy_m"])
+                columns = {"street_id": found.street_id, "segment_id": found.segment_id,
+                           "street_distance_m": found.distance_m, "address_id": found.address_id,
+                           "address_distance_m": found.address_distance_m, "match_confidence": found.confidence}
+                confidence = match.confidence
+            if final:
+                settled.append({**row, **columns, "stored": True, "anchor": True})
+            if not row.get("stored"):
+                row.update(columns, street_confidence=confidence, match_provisional=not final)
+                continue
+            if columns["street_id"] != row["street_id"] or final:
+                changes.append({"row": row, "columns": columns, "street_confidence": confidence, "final": final})
+        return changes, settled
+
+    def settle(self, session: Session, changes: list[dict[str, Any]], now: datetime) -> TrackReport:
+        """Write the re-matched stored lifts; move the aggregates of those that changed street."""
+        moved_out: list[dict[str, Any]] = []
+        moved_in: list[dict[str, Any]] = []
+        confirmed: list[dict[str, Any]] = []
+        for change in changes:
+            row, columns = change["row"], change["columns"]
+            if columns["street_id"] == row["street_id"]:  # confirmed where it was, with its final confidence
+                confirmed.append({"id": row["id"], "street_confidence": change["street_confidence"],
+                                  "match_provisional": False})
+                continue
+            result = session.execute(
+                update(Lift).where(Lift.id == row["id"], Lift.match_provisional,
+                                   Lift.street_id.is_(None) if row["street_id"] is None
+                                   else Lift.street_id == row["street_id"])
+                .values(**columns, street_confidence=change["street_confidence"],
+                        match_provisional=not change["final"]))
+            if result.rowcount == 1:  # another worker may have moved it first
+                moved_out.append(row)
+                moved_in.append({**row, **columns})
+        if confirmed:
+            session.execute(update(Lift), confirmed)  # by primary key
+        if moved_out:
+            add_to_aggregates(session, moved_out, sign=-1)  # type: ignore[arg-type]
+            add_to_aggregates(session, moved_in)  # type: ignore[arg-type]
+            log.debug("%d provisional lifts moved to another street by their trucks' paths", len(moved_out))
+        confirmed_count = len(confirmed) + self._sweep(session, now)
+        return TrackReport(len(changes), len(moved_out), confirmed_count)
+
+    def _sweep(self, session: Session, now: datetime) -> int:
+        """Confirm the provisional lifts of trucks that sent nothing for ``GAP``."""
+        if self._swept is not None and now - self._swept < SWEEP_EVERY:
+            return 0
+        self._swept = now
+        result = session.execute(update(Lift).where(Lift.match_provisional, Lift.received_at < now - GAP)
+                                 .values(match_provisional=False))
+        return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RematchReport:
+    lifts: int
+    matched: int
+    unmatched: int
+    changed: int
+
+
+def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[int, int], None] | None = None,
+                  chunk: int = 5000) -> RematchReport:
+    """``rematch_lifts`` from each truck's path: every stored lift re-matched in its truck's time order
+    (after a new street or address import, ``trivue streets rematch``), all confirmed, then the
+    aggregates of those days rebuilt. The caller commits."""
+    if chunk <= CONFIRM_AFTER:
+        raise ValueError(f"chunk must exceed {CONFIRM_AFTER} lifts, got {chunk}")
+    total = session.scalar(select(func.count()).select_from(Lift)) or 0
+    first_day = session.scalar(select(func.min(Lift.day)))
+    done = matched = changed = 0
+    for truck_id in session.scalars(select(Lift.truck_id).distinct().order_by(Lift.truck_id)).all():
+        anchors: list[dict[str, Any]] = []
+        last: tuple[datetime, int] | None = None
+        while True:
+            query = select(*_STORED).where(Lift.truck_id == truck_id).order_by(Lift.started_at, Lift.id).limit(chunk)
+            if last is not None:  # keyset pagination on (started_at, id)
+                query = query.where((Lift.started_at > last[0]) | ((Lift.started_at == last[0]) & (Lift.id > last[1])))
+            rows = session.execute(query).mappings().all()
+            if not rows:
+                break
+            path = [*anchors, *rows]
+            fixes = [TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"])
+                     if r["lat"] is not None and r["lon"] is not None else None for r in path]
+            matches = tracker.match_track(fixes, [a["street_id"] for a in anchors] + [None] * len(rows))
+            # The chunk's last lifts lack the lifts after them: they are matched again with the next chunk.
+            keep = len(rows) - CONFIRM_AFTER if len(rows) == chunk else len(rows)
+            rows = rows[:keep]
+            updates = []
+            for row, match in list(zip(path, matches, strict=True))[len(anchors):len(anchors) + keep]:
+                columns: dict[str, Any] = dict(match_columns(None, None, None))
+                if match is not None:
+                    found = tracker.on_street(match.street_id, match.segment_id, match.distance_m, match.confidence,
+                                              row["lat"], row["lon"], row["accuracy_m"])
+                    columns = {"street_id": found.street_id, "segment_id": found.segment_id,
+                               "street_distance_m": found.distance_m, "address_id": found.address_id,
+                               "address_distance_m": found.address_distance_m, "match_confidence": found.confidence}
+                matched += columns["street_id"] is not None
+                changed += (columns["street_id"], columns["address_id"]) != (row["street_id"], row["address_id"])
+                updates.append({"id": row["id"], **columns, "match_provisional": False,
+                                "street_confidence": match.confidence if match is not None else None})
+            session.execute(update(Lift), updates)
+            anchors = [{**r, "street_id": u["street_id"]} for r, u in zip(rows[-ANCHORS:], updates[-ANCHORS:],
+                                                                          strict=True)]
+            last = (rows[-1]["started_at"], rows[-1]["id"])
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+    if first_day is not None:
+        rebuild_aggregates(session, since=first_day)
+    log.info("rematched %d lifts from their trucks' paths: %d on a street, %d changed", done, matched, changed)
+    return RematchReport(done, matched, done - matched, changed)

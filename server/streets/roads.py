@@ -1,0 +1,87 @@
+"""The street network as a graph of segments: how far a truck drives from one point to another.
+
+Trajectory matching (``server.streets.trajectory``) asks, for two consecutive lifts, how long the
+drive is between a point on one candidate segment and a point on another. Segments meet at
+junction nodes (the importer cut the OSM ways there, ``server.streets.osm.split_at_junctions``);
+distances between nodes come from a Dijkstra bounded to ``reach_m`` and are cached per node, so
+a truck's round, which keeps to a neighbourhood, costs a few searches and then dictionary reads.
+
+One-way streets are not enforced: a collection truck reverses into dead ends and the data's
+``oneway`` tags are not always right; the heading term of the match covers the direction.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+
+from server.streets.locator import SegmentEnds
+
+Node = tuple[int, int]
+REACH_M = 300.0  # farther than this between two lifts, the route no longer tells streets apart
+
+
+class RoadGraph:
+    """Segments between junction nodes; ``route_m`` is the drive between points on two segments."""
+
+    def __init__(self, segments: dict[int, SegmentEnds], reach_m: float = REACH_M) -> None:
+        self.segments = segments
+        self.reach_m = reach_m
+        self._out: dict[Node, list[tuple[Node, float]]] = defaultdict(list)
+        for seg in segments.values():
+            self._out[seg.start].append((seg.end, seg.length_m))
+            self._out[seg.end].append((seg.start, seg.length_m))
+        self._from_node: dict[Node, dict[Node, float]] = {}
+        # (segment, segment) -> lengths and end-to-end distances: consecutive lifts ask the same pairs.
+        self._pairs: dict[tuple[int, int], tuple[float, ...]] = {}
+
+    def node_distances(self, origin: Node) -> dict[Node, float]:
+        """Shortest drive from ``origin`` to every node within ``reach_m`` (cached)."""
+        known = self._from_node.get(origin)
+        if known is not None:
+            return known
+        best: dict[Node, float] = {origin: 0.0}
+        queue: list[tuple[float, Node]] = [(0.0, origin)]
+        while queue:
+            cost, node = heapq.heappop(queue)
+            if cost > best[node]:
+                continue
+            for nxt, length in self._out.get(node, ()):
+                new = cost + length
+                if new <= self.reach_m and new < best.get(nxt, math.inf):
+                    best[nxt] = new
+                    heapq.heappush(queue, (new, nxt))
+        self._from_node[origin] = best
+        return best
+
+    def route_m(self, seg_a: int, along_a: float, seg_b: int, along_b: float) -> float:
+        """Metres driven from ``along_a`` on ``seg_a`` to ``along_b`` on ``seg_b``; inf when no end
+        of ``seg_b`` is within ``reach_m`` of an end of ``seg_a``."""
+        if seg_a == seg_b:
+            return abs(along_b - along_a)
+        ends = self.segment_pair(seg_a, seg_b)
+        if not ends:
+            return math.inf
+        length_a, length_b, ss, se, es, ee = ends
+        tail_a, tail_b = max(0.0, length_a - along_a), max(0.0, length_b - along_b)
+        along_a, along_b = max(0.0, along_a), max(0.0, along_b)
+        return min(along_a + ss + along_b, along_a + se + tail_b, tail_a + es + along_b, tail_a + ee + tail_b)
+
+    def segment_pair(self, seg_a: int, seg_b: int) -> tuple[float, ...]:
+        """(length a, length b, node distances start-start, start-end, end-start, end-end) of two
+        segments, cached; () when no end of one is within reach of an end of the other."""
+        ends = self._pairs.get((seg_a, seg_b))
+        if ends is None:
+            ends = self._pairs[(seg_a, seg_b)] = self._between(seg_a, seg_b)
+        return ends
+
+    def _between(self, seg_a: int, seg_b: int) -> tuple[float, ...]:
+        """(length a, length b, then node distances start-start, start-end, end-start, end-end), or ()."""
+        a, b = self.segments.get(seg_a), self.segments.get(seg_b)
+        if a is None or b is None:
+            return ()
+        from_start, from_end = self.node_distances(a.start), self.node_distances(a.end)
+        ends = (from_start.get(b.start, math.inf), from_start.get(b.end, math.inf),
+                from_end.get(b.start, math.inf), from_end.get(b.end, math.inf))
+        return (a.length_m, b.length_m, *ends) if min(ends) < math.inf else ()

@@ -1,0 +1,334 @@
+"""Trajectory matching: the street of each lift from the truck's path, not from one fix alone.
+
+A hidden-Markov map matching over a truck's successive lifts (Newson & Krumm 2009, what OSRM's
+and Valhalla's map matching do). The hidden state of a lift is the segment the truck stood on,
+among the segments near its fix (``TrackLocator.segment_candidates``):
+
+- emission: how far the fix lies from the segment (Gaussian GPS error, sigma from the fix's
+  accuracy) and, with a heading, how far the heading is from the segment's direction;
+- transition: the drive along the road graph between the two projections (``RoadGraph.route_m``)
+  against the straight distance between the two fixes: a truck does not drive 120 m round a block
+  between two bins 20 m apart; and a cost for changing street, since a round collects street by
+  street.
+
+Viterbi gives the most likely path; max-product passes both ways give, for each lift, the best
+path through each candidate street, whose relative likelihood is the lift's ``confidence``. A
+lift whose street stays below ``AMBIGUOUS`` is flagged, never silently trusted. Successive lifts
+more than ``GAP`` apart start a new path (a break, a trip to the depot).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+
+from server.streets.locator import LOCATE_CHUNK, Locator, Match
+from server.streets.locator import MIN_SIGMA_M as LOCATE_MIN_SIGMA_M
+from server.streets.osm import EARTH_RADIUS_M
+from server.streets.roads import RoadGraph
+
+GAP = timedelta(minutes=15)  # lifts farther apart in time are not one drive
+MIN_SIGMA_M = 5.0  # GPS error never assumed smaller than this
+HEADING_SIN = 0.3  # spread of |sin(heading - street)|: ~17 degrees of GPS heading error
+ROUTE_BETA_M = 10.0  # |drive - straight line| of this many metres costs one unit of log-probability
+STREET_CHANGE = 3.0  # log-odds against changing street between two lifts (a round keeps to a street)
+UNREACHABLE = 8.0  # log-odds against two segments with no drive between them within reach
+FAR_M = 200.0  # lifts this far apart: the route says nothing, only the street change counts
+MAX_STATES = 6  # candidate segments kept per fix, the nearest (transitions cost their square)
+STATE_SIGMAS = 4.0  # and only those within this many sigmas of the nearest
+AMBIGUOUS = 0.8  # below this posterior a lift's street is flagged for review
+
+
+class FixLike(Protocol):
+    @property
+    def lat(self) -> float: ...
+    @property
+    def lon(self) -> float: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def heading_deg(self) -> float | None: ...
+    @property
+    def accuracy_m(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A lift's GPS fix and when it was taken."""
+
+    lat: float
+    lon: float
+    at: datetime
+    heading_deg: float | None = None
+    accuracy_m: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackMatch:
+    street_id: int
+    segment_id: int
+    distance_m: float
+    confidence: float  # the best path on this street against the best paths on the others (0.5: a tie)
+
+    @property
+    def ambiguous(self) -> bool:
+        return self.confidence < AMBIGUOUS
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A segment near a fix: how far, where along it (metres from its start) and its direction there."""
+
+    segment_id: int
+    street_id: int
+    distance_m: float
+    along_m: float
+    ux: float  # unit vector of the drawing direction, east and north
+    uy: float
+
+
+class TrackLocator(Locator):
+    """The street index that also matches a truck's path (what the server's ingest uses)."""
+
+    _matcher: TrajectoryMatcher | None = None
+
+    def on_street(self, street_id: int, segment_id: int, distance_m: float, street_confidence: float,
+                  lat: float, lon: float, accuracy_m: float | None = None) -> Match:
+        """The match of a fix to a street chosen elsewhere (trajectory matching), with its address."""
+        accuracy = accuracy_m if accuracy_m is not None and accuracy_m > 0 else self.default_accuracy_m
+        name, commune = self._streets.get(street_id, ("", ""))
+        match = Match(street_id, name, commune, segment_id, round(distance_m, 2), None, None, None,
+                      round(street_confidence, 4), round(street_confidence, 4), 0)
+        return self._with_address(match, lat, lon, max(accuracy, LOCATE_MIN_SIGMA_M))
+
+    def segment_candidates(self, lats: Sequence[float], lons: Sequence[float],
+                           accuracies: Sequence[float | None]) -> list[list[Candidate]]:
+        """Per fix, every segment within ``locate``'s radius, nearest first, with the projection on it.
+
+        The states of trajectory matching (``server.streets.trajectory``): one numpy pass per chunk
+        of fixes, as ``locate_many``; the nearest piece of each segment stands for the segment.
+        """
+        found: list[list[Candidate]] = []
+        for start in range(0, len(lats), LOCATE_CHUNK):
+            end = min(len(lats), start + LOCATE_CHUNK)
+            found.extend(self._candidates_chunk(list(lats[start:end]), list(lons[start:end]),
+                                                list(accuracies[start:end])))
+        return found
+
+    def _candidates_chunk(self, lats: list[float], lons: list[float],
+                          accuracies: list[float | None]) -> list[list[Candidate]]:
+        n = len(lats)
+        found: list[list[Candidate]] = [[] for _ in range(n)]
+        if not n or not len(self._keys):
+            return found
+        accuracy = [a if a is not None and a > 0 else self.default_accuracy_m for a in accuracies]
+        radius = np.array([self.max_distance_m + min(a, 2 * self.max_distance_m) for a in accuracy])
+        lat, lon = np.asarray(lats, dtype=float), np.asarray(lons, dtype=float)
+        point, piece = self._candidate_pairs(lat, lon, radius)
+        if not len(point):
+            return found
+        kx_fix = np.array([math.cos(math.radians(v)) * EARTH_RADIUS_M * math.pi / 180 for v in lats])
+        distance, t = self._segment_projection(piece, lat[point], lon[point], kx_fix[point])
+        near = distance <= radius[point]
+        point, piece, distance, t = point[near], piece[near], distance[near], t[near]
+        # The nearest piece of each (fix, segment): sort by fix, segment, distance and keep the first.
+        segment = self._seg_id[piece]
+        order = np.lexsort((distance, segment, point))
+        point, piece, distance, t, segment = point[order], piece[order], distance[order], t[order], segment[order]
+        first = np.r_[True, (point[1:] != point[:-1]) | (segment[1:] != segment[:-1])]
+        point, piece, distance, t, segment = point[first], piece[first], distance[first], t[first], segment[first]
+        piece_m = np.hypot((self._bx[piece] - self._ax[piece]) * kx_fix[point],
+                           (self._by[piece] - self._ay[piece]) * EARTH_RADIUS_M * math.pi / 180)
+        along = self._along[piece] + t * piece_m
+        for p, seg_id, street_id, d, s, ux, uy in zip(
+                point.tolist(), segment.tolist(), self._street_id[piece].tolist(), distance.tolist(),
+                along.tolist(), self._ux[piece].tolist(), self._uy[piece].tolist(), strict=True):
+            found[p].append(Candidate(seg_id, street_id, d, s, ux, uy))
+        for row in found:
+            row.sort(key=lambda c: c.distance_m)
+        return found
+
+    def _segment_projection(self, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+                            kx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``_segment_distances`` and where the nearest point lies along each piece (0..1)."""
+        ky = EARTH_RADIUS_M * math.pi / 180
+        ax, ay = (self._ax[idx] - lon) * kx, (self._ay[idx] - lat) * ky
+        bx, by = (self._bx[idx] - lon) * kx, (self._by[idx] - lat) * ky
+        dx, dy = bx - ax, by - ay
+        length2 = dx * dx + dy * dy
+        length2[length2 == 0] = 1e-12
+        t = np.clip(-(ax * dx + ay * dy) / length2, 0.0, 1.0)
+        return np.hypot(ax + t * dx, ay + t * dy), t
+
+
+    def match_track(self, fixes: Sequence[FixLike | None],
+                    pinned: Sequence[int | None] | None = None) -> list[TrackMatch | None]:
+        return self.match_tracks([(fixes, pinned)])[0]
+
+    def match_tracks(self, paths: Sequence[tuple[Sequence[FixLike | None], Sequence[int | None] | None]]
+                     ) -> list[list[TrackMatch | None]]:
+        """``match_track`` for several trucks' paths at once (one index pass for all their fixes)."""
+        if self._matcher is None:  # the road graph is built on first use: one-point users never pay it
+            self._matcher = TrajectoryMatcher(self)
+        return self._matcher.match_many(paths)
+
+
+class TrajectoryMatcher:
+    """Matches a truck's lifts, in time order, to streets."""
+
+    def __init__(self, locator: TrackLocator, graph: RoadGraph | None = None) -> None:
+        self.locator = locator
+        self.graph = graph or RoadGraph(locator.segment_ends)
+
+    def match(self, fixes: Sequence[FixLike | None],
+              pinned: Sequence[int | None] | None = None) -> list[TrackMatch | None]:
+        """One match per fix (None without a fix or without a street near it).
+
+        ``fixes`` are one truck's lifts sorted by time. ``pinned[i]``, when set, is the street of
+        a lift already confirmed: its states are restricted to that street's segments, so later
+        lifts are matched consistently with what was confirmed.
+        """
+        return self.match_many([(fixes, pinned)])[0]
+
+    def match_many(self, paths: Sequence[tuple[Sequence[FixLike | None], Sequence[int | None] | None]]
+                   ) -> list[list[TrackMatch | None]]:
+        """``match`` for several paths; the candidates of all their fixes come from one index pass."""
+        present = [(p, i) for p, (fixes, _) in enumerate(paths) for i, f in enumerate(fixes) if f is not None]
+        fixes_of = [paths[p][0][i] for p, i in present]
+        candidates = self.locator.segment_candidates([f.lat for f in fixes_of], [f.lon for f in fixes_of],  # type: ignore[union-attr]
+                                                     [f.accuracy_m for f in fixes_of])  # type: ignore[union-attr]
+        states: list[dict[int, list[Candidate]]] = [{} for _ in paths]
+        for (p, i), fix, found in zip(present, fixes_of, candidates, strict=True):
+            pinned = paths[p][1]
+            kept = _prune(found, fix, pinned[i] if pinned is not None else None)  # type: ignore[arg-type]
+            if kept:
+                states[p][i] = kept
+        results: list[list[TrackMatch | None]] = []
+        for (fixes, _), known in zip(paths, states, strict=True):
+            result: list[TrackMatch | None] = [None] * len(fixes)
+            for run in _runs(sorted(known), fixes):
+                decoded = self._decode([fixes[i] for i in run], [known[i] for i in run])  # type: ignore[misc]
+                for i, match in zip(run, decoded, strict=True):
+                    result[i] = match
+            results.append(result)
+        return results
+
+    def _decode(self, fixes: list[FixLike], states: list[list[Candidate]]) -> list[TrackMatch]:
+        """Viterbi path and each lift's street confidence over one uninterrupted run.
+
+        Max-product forward and backward passes: ``forward[k][j] + backward[k][j]`` is the score of
+        the best whole path through state j at lift k (its max-marginal). The confidence of the
+        chosen street is its best path's share against the best path through each other street,
+        ``1 / sum(exp(other - best))``: 0.5 when another street explains the path as well.
+        """
+        emit = [[_emission(c, f) for c in cs] for cs, f in zip(states, fixes, strict=True)]
+        trans = [self._transitions(fixes[k - 1], fixes[k], states[k - 1], states[k]) for k in range(1, len(fixes))]
+        forward, back = [emit[0]], []
+        for k in range(1, len(fixes)):
+            previous, matrix = forward[-1], trans[k - 1]
+            scores, pointers = [], []
+            for j, e in enumerate(emit[k]):
+                best_i, best = 0, -math.inf
+                for i, f in enumerate(previous):
+                    value = f + matrix[i][j]
+                    if value > best:
+                        best_i, best = i, value
+                scores.append(best + e)
+                pointers.append(best_i)
+            forward.append(scores)
+            back.append(pointers)
+        backward = [[0.0] * len(states[-1])]
+        for k in range(len(fixes) - 1, 0, -1):
+            after, matrix, e = backward[-1], trans[k - 1], emit[k]
+            backward.append([max(row[j] + e[j] + after[j] for j in range(len(e))) for row in matrix])
+        backward.reverse()
+        path = [max(range(len(forward[-1])), key=forward[-1].__getitem__)]
+        for pointers in reversed(back):
+            path.append(pointers[path[-1]])
+        path.reverse()
+        matches = []
+        for k, chosen in enumerate(path):
+            best_of: dict[int, float] = {}
+            for c, f, b in zip(states[k], forward[k], backward[k], strict=True):
+                if f + b > best_of.get(c.street_id, -math.inf):
+                    best_of[c.street_id] = f + b
+            c = states[k][chosen]
+            top = best_of[c.street_id]
+            confidence = 1.0 / sum(math.exp(v - top) for v in best_of.values())
+            matches.append(TrackMatch(c.street_id, c.segment_id, round(c.distance_m, 2), round(confidence, 4)))
+        return matches
+
+    def _transitions(self, a: FixLike, b: FixLike, from_states: list[Candidate],
+                     to_states: list[Candidate]) -> list[list[float]]:
+        straight = _metres(a, b)
+        if straight >= FAR_M:  # the route says nothing: only a change of street costs
+            return [[-STREET_CHANGE if s.street_id != t.street_id else 0.0 for t in to_states] for s in from_states]
+        # ``RoadGraph.route_m`` inlined: this loop is most of the matching time (~14 pairs per lift).
+        ends_of = self.graph.segment_pair
+        targets = [(t.street_id, t.segment_id, max(0.0, t.along_m), t.along_m) for t in to_states]
+        rows = []
+        for s in from_states:
+            row = []
+            seg_a, along_a = s.segment_id, s.along_m
+            for street, seg_b, head_b, along_b in targets:
+                if seg_a == seg_b:
+                    route = abs(along_b - along_a)
+                else:
+                    ends = ends_of(seg_a, seg_b)
+                    if ends:
+                        length_a, length_b, ss, se, es, ee = ends
+                        head_a, tail_a = max(0.0, along_a), max(0.0, length_a - along_a)
+                        tail_b = max(0.0, length_b - along_b)
+                        route = min(head_a + ss + head_b, head_a + se + tail_b, tail_a + es + head_b,
+                                    tail_a + ee + tail_b)
+                    else:
+                        route = math.inf
+                value = -UNREACHABLE if route == math.inf else -abs(route - straight) / ROUTE_BETA_M
+                row.append(value - STREET_CHANGE if s.street_id != street else value)
+            rows.append(row)
+        return rows
+
+def _prune(found: list[Candidate], fix: FixLike, street: int | None) -> list[Candidate]:
+    if street is not None:
+        mine = [c for c in found if c.street_id == street]
+        return mine[:1] if mine else []
+    if not found:
+        return []
+    sigma = _sigma(fix)
+    limit = found[0].distance_m + STATE_SIGMAS * sigma
+    return [c for c in found[:MAX_STATES] if c.distance_m <= limit]
+
+
+def _runs(indices: list[int], fixes: Sequence[FixLike | None]) -> list[list[int]]:
+    """Split the lifts into uninterrupted drives (no gap longer than ``GAP``)."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and fixes[i].at - fixes[runs[-1][-1]].at <= GAP:  # type: ignore[union-attr]
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def _sigma(fix: FixLike) -> float:
+    return max(fix.accuracy_m or 10.0, MIN_SIGMA_M)
+
+
+def _emission(c: Candidate, fix: FixLike) -> float:
+    value = -0.5 * (c.distance_m / _sigma(fix)) ** 2
+    if fix.heading_deg is not None:
+        hx, hy = math.sin(math.radians(fix.heading_deg)), math.cos(math.radians(fix.heading_deg))
+        across = abs(c.ux * hy - c.uy * hx)
+        value -= 0.5 * (across / HEADING_SIN) ** 2
+    return value
+
+
+def _metres(a: FixLike, b: FixLike) -> float:
+    ky = 111_195.0
+    kx = ky * math.cos(math.radians((a.lat + b.lat) / 2))
+    return math.hypot((b.lon - a.lon) * kx, (b.lat - a.lat) * ky)

@@ -1,0 +1,154 @@
+"""Trajectory matching at ingest: provisional streets, confirmation, aggregates that follow a move."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.config import load_settings
+from server.db import make_engine
+from server.ingest.aggregates import rebuild_aggregates
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, MqttMessage
+from server.ingest.metrics import Metrics
+from server.ingest.models import Lift, StreetDay, StreetDayError
+from server.ingest.tracks import rematch_paths
+from server.migrate import upgrade_database
+from server.streets.importer import import_streets
+from server.streets.models import Street
+from server.streets.trajectory import TrackLocator
+from server.web.dashboard_api import data_quality, period
+from tests.server.crossroads import lonlat, pieces
+from tests.server.events import lift_event
+
+T0 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+# Rue A eastwards through the crossing with Rue B; the lift at index 3 has a fix 14 m up Rue B.
+PATH = [(-60, 0), (-40, 1), (-20, 0), (2, 14), (20, 0), (40, -1), (60, 0)]
+
+
+def aggregates(session: Session) -> tuple[list[Any], list[Any]]:
+    days = session.execute(select(StreetDay.street_id, StreetDay.day, StreetDay.lifts, StreetDay.contaminated,
+                                  StreetDay.alerts, StreetDay.score).order_by(StreetDay.street_id)).all()
+    errors = session.execute(select(StreetDayError.street_id, StreetDayError.category, StreetDayError.lifts,
+                                    StreetDayError.items).order_by(StreetDayError.street_id,
+                                                                   StreetDayError.category)).all()
+    return [tuple(r) for r in days], [tuple(r) for r in errors]
+
+
+def test_a_lift_moved_by_the_truck_s_next_lifts_moves_its_aggregates(tmp_path: Path, database_url: str) -> None:
+    settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=database_url)
+    engine = make_engine(database_url)
+    upgrade_database(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions() as session, session.begin():
+        import_streets(session, pieces())
+    with sessions() as session:
+        ids = dict(session.execute(select(Street.name, Street.id)).tuples().all())
+        locator = TrackLocator.from_session(session)
+    street_a, street_b = ids["Rue A"], ids["Rue B"]
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
+    events = []
+    for k, (x, y) in enumerate(PATH):
+        lon, lat = lonlat(x, y)
+        counts = {"bottle": 2, "bag": 1} if k == 3 else None  # the moving lift carries an error
+        events.append(lift_event("benne-07", sequence=k, gps=(lat, lon), at=T0 + timedelta(seconds=30 * k),
+                                 counts=counts))
+
+    def send(*batch: int, received: datetime | None = None) -> None:
+        at = received or T0 + timedelta(seconds=30 * max(batch) + 5)
+        messages = [MqttMessage(f"{settings.topic_prefix}/benne-07/lift", events[k].to_json().encode(), at)
+                    for k in batch]
+        with sessions() as session, session.begin():
+            assert inbox.write(session, messages) == 0
+
+    def stored() -> dict[int, tuple[int | None, bool]]:
+        with sessions() as session:
+            rows = session.execute(select(Lift.sequence, Lift.street_id, Lift.match_provisional)
+                                   .where(Lift.truck_id == "benne-07")).all()
+        return {r.sequence: (r.street_id, r.match_provisional) for r in rows}
+
+    send(0, 1, 2, 3, 3)  # the last lift delivered twice in the batch
+    first = stored()
+    assert first[3] == (street_b, True), "the premise: alone at the end of the path, the lift looks on Rue B"
+    assert first[0] == (street_a, False), "3 later lifts confirm a lift"
+    assert first[1] == (street_a, True), "fewer than 3 later lifts: still provisional"
+    with sessions() as session:
+        assert street_b in {r[0] for r in aggregates(session)[0]}
+    for k in (4, 5, 6):
+        send(k)
+    final = stored()
+    assert final[3][0] == street_a, "the next lifts put it back on Rue A"
+    assert [final[k][1] for k in range(7)] == [False, False, False, False, True, True, True]
+    assert inbox.metrics.value("trivue_ingest_lifts_rematched_total") >= 1
+    with sessions() as session:
+        incremental = aggregates(session)
+        assert street_b not in {r[0] for r in incremental[0]}, "an emptied street-day row is deleted"
+        assert [r[2] for r in incremental[0]] == [7]
+        assert {r[0] for r in incremental[1]} == {street_a}
+        rebuild_aggregates(session)
+        assert aggregates(session) == incremental, "no lift lost or counted twice"
+        session.rollback()
+    # A re-delivered lift changes nothing; a truck silent for 15 minutes has its lifts confirmed.
+    send(3, received=T0 + timedelta(minutes=5))
+    assert stored() == final
+    with sessions() as session:
+        assert aggregates(session) == incremental
+    other = lift_event("benne-08", sequence=0, gps=(lonlat(0, -100)[1], lonlat(0, -100)[0]),
+                       at=T0 + timedelta(minutes=30))
+    with sessions() as session, session.begin():
+        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-08/lift", other.to_json().encode(),
+                                          T0 + timedelta(minutes=30))])
+    assert not any(provisional for _street, provisional in stored().values())
+    # A lone lift on the crossing itself: its street stays uncertain, and the data-quality page says so.
+    lone = lift_event("benne-09", sequence=0, gps=(lonlat(0, 0)[1], lonlat(0, 0)[0]), at=T0 + timedelta(minutes=31))
+    with sessions() as session, session.begin():
+        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-09/lift", lone.to_json().encode(),
+                                          T0 + timedelta(minutes=31))])
+    with sessions() as session:
+        quality = data_quality(session, period(None, None))
+        confidence = session.scalar(select(Lift.street_confidence).where(Lift.truck_id == "benne-09"))
+    assert confidence is not None and confidence < 0.8
+    assert quality["ambiguous"] == 1
+    assert [s["name"] for s in quality["ambiguous_by_street"]] in (["Rue A"], ["Rue B"])
+    # ``trivue streets rematch`` re-matches from the paths too: a lift matched alone before goes back.
+    with sessions() as session, session.begin():
+        session.execute(update(Lift).where(Lift.truck_id == "benne-07", Lift.sequence == 3).values(street_id=street_b))
+        rebuild_aggregates(session)
+        report = rematch_paths(session, locator, chunk=4)  # chunks of 4: the path carries over between them
+    assert report.lifts == 9 and report.changed >= 1
+    assert set(stored().values()) == {(street_a, False)}
+    with sessions() as session:
+        assert sum(r[2] for r in aggregates(session)[0]) == 9
+    engine.dispose()
+
+
+class BrokenPaths(TrackLocator):
+    def match_tracks(self, paths: Any) -> Any:
+        raise RuntimeError("a bug in trajectory matching")
+
+
+def test_a_trajectory_bug_stores_lifts_matched_one_by_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'broken.db'}"
+    settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=url)
+    engine = make_engine(url)
+    upgrade_database(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions() as session, session.begin():
+        import_streets(session, pieces())
+    with sessions() as session:
+        locator = BrokenPaths.from_session(session)
+        street_a = session.scalar(select(Street.id).where(Street.name == "Rue A"))
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
+    events = [lift_event("benne-07", sequence=k, gps=(lonlat(x, 0)[1], lonlat(x, 0)[0]), at=T0 + timedelta(seconds=k))
+              for k, x in enumerate((-60, -40))]
+    with sessions() as session, session.begin():
+        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-07/lift", e.to_json().encode(), T0)
+                              for e in events])
+    with sessions() as session:
+        rows = session.execute(select(Lift.street_id, Lift.match_provisional, Lift.street_confidence)).all()
+    assert [tuple(r) for r in rows] == [(street_a, False, None)] * 2
+    engine.dispose()

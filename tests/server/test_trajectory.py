@@ -1,0 +1,94 @@
+"""Trajectory matching (``server.streets.trajectory``): the truck's path decides where one fix cannot."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from server.streets.locator import Locator
+from server.streets.roads import RoadGraph
+from server.streets.trajectory import AMBIGUOUS, Fix, TrackLocator
+from tests.server.crossroads import STREETS, lonlat, segment_rows
+
+T0 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+A, B, C = 1, 2, 3
+
+
+def locator() -> TrackLocator:
+    return TrackLocator(segment_rows(), STREETS)  # type: ignore[arg-type]
+
+
+def fixes(points: list[tuple[float, float]], step_s: float = 30.0, heading: float | None = None) -> list[Fix]:
+    result = []
+    for k, (x, y) in enumerate(points):
+        lon, lat = lonlat(x, y)
+        result.append(Fix(lat, lon, T0 + timedelta(seconds=step_s * k), heading, 5.0))
+    return result
+
+
+def one_point(loc: Locator, path: list[Fix]) -> list[int | None]:
+    return [m.street_id if m else None for m in (loc.locate(f.lat, f.lon, accuracy_m=f.accuracy_m) for f in path)]
+
+
+def streets(path: list[Fix], loc: TrackLocator, pinned: list[int | None] | None = None) -> list[int | None]:
+    return [m.street_id if m else None for m in loc.match_track(path, pinned)]
+
+
+def test_a_fix_pulled_towards_a_crossing_street_stays_on_the_truck_s_street() -> None:
+    loc = locator()
+    # The truck drives Rue A eastwards; the lift 8 m before the crossing has a fix 2 m from Rue B.
+    path = fixes([(-80, 1), (-60, -1), (-40, 0), (-20, 1), (-2, 9), (20, -1), (40, 0), (60, 1)])
+    assert one_point(loc, path)[4] == B, "the premise: one fix alone lands on the crossing street"
+    assert streets(path, loc) == [A] * 8
+
+
+def test_a_fix_closer_to_a_parallel_street_stays_on_the_truck_s_street() -> None:
+    loc = locator()
+    path = fixes([(10, 0), (30, 1), (50, -1), (70, 17), (90, 0), (110, 1)])
+    assert one_point(loc, path)[3] == C
+    assert streets(path, loc) == [A] * 6
+
+
+def test_a_turn_is_followed() -> None:
+    loc = locator()
+    path = fixes([(-90, 0), (-60, 0), (-30, 0), (0, -30), (0, -60), (0, -90)])
+    assert streets(path, loc) == [A, A, A, B, B, B]
+
+
+def test_lifts_far_apart_in_time_are_matched_alone() -> None:
+    loc = locator()
+    path = fixes([(-80, 1), (-60, -1), (-40, 0), (-20, 1), (-2, 9), (20, -1), (40, 0), (60, 1)], step_s=20 * 60)
+    assert streets(path, loc)[4] == B, "20 minutes between lifts: the path says nothing of this lift"
+
+
+def test_confidence_is_low_where_the_path_cannot_tell() -> None:
+    loc = locator()
+    lone = loc.match_track(fixes([(0, 0)]))[0]  # on the crossing itself, nothing before or after
+    assert lone is not None and lone.confidence < AMBIGUOUS and lone.ambiguous
+    along = loc.match_track(fixes([(-150, 0), (-130, 1), (-110, 0)]))
+    assert all(m is not None and m.street_id == A and m.confidence > 0.99 for m in along)
+
+
+def test_a_confirmed_lift_pins_its_street() -> None:
+    loc = locator()
+    path = fixes([(0, 1), (0, 15)])
+    assert streets(path, loc, [C, None])[0] == C
+    assert streets(path, loc, [None, None])[0] in (A, B)
+
+
+def test_lifts_without_fix_or_street_near_are_none() -> None:
+    loc = locator()
+    path: list[Fix | None] = [*fixes([(-60, 0), (-40, 0)]), None, *fixes([(5000, 5000)])]
+    assert streets(path, loc) == [A, A, None, None]  # type: ignore[arg-type]
+
+
+def test_road_graph_route_lengths() -> None:
+    graph = RoadGraph(locator().segment_ends)
+    assert math.isclose(graph.route_m(1, 100.0, 1, 160.0), 60.0)
+    # From 20 m before the crossing on Rue A (segment 1) to 10 m up Rue B (segment 4).
+    assert math.isclose(graph.route_m(1, 280.0, 4, 10.0), 30.0, abs_tol=0.5)
+    # Rue C 100 m west of the crossing from Rue A 100 m west: via Rue B, 100 + 30 + 100.
+    assert math.isclose(graph.route_m(1, 200.0, 6, 200.0), 230.0, abs_tol=0.5)
+    far = RoadGraph(locator().segment_ends, reach_m=20.0)  # the junctions are 30 m apart
+    assert math.isinf(far.route_m(1, 0.0, 7, 300.0))
+
