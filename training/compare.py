@@ -254,7 +254,8 @@ def format_comparison(comparison: Comparison) -> str:
     old, new = r["old"], r["new"]
     days = r["test_days"]
     span = f", {days[0]}..{days[-1]}" if days else ""
-    lines = [f"field test split of {r['data']}: {r['images']} photos of {len(days)} collection days{span}, "
+    plural = "s" if len(days) != 1 else ""
+    lines = [f"field test split of {r['data']}: {r['images']} photos of {len(days)} collection day{plural}{span}, "
              f"{r['boxes']} boxes",
              f"OLD {old['model']} ({old['name']} {old['version']})",
              f"NEW {new['model']} ({new['name']} {new['version']})",
