@@ -119,10 +119,11 @@ def match_columns(locator: StreetLocator | None, lat: float | None, lon: float |
     match = None
     if locator is not None and lat is not None and lon is not None:
         match = locator.locate(lat, lon, heading_deg=heading, accuracy_m=accuracy)
-    return _columns(match)
+    return street_columns(match)
 
 
-def _columns(match: StreetMatch | None) -> MatchColumns:
+def street_columns(match: StreetMatch | None) -> MatchColumns:
+    """The lift's street/address columns of a match (all None without one)."""
     if match is None:
         return MatchColumns(street_id=None, segment_id=None, street_distance_m=None, address_id=None,
                             address_distance_m=None, match_confidence=None)
@@ -145,7 +146,7 @@ def match_rows(locator: StreetLocator | None, rows: Sequence[LiftRow]) -> None:
     if many is None:
         columns = [match_columns(locator, r["lat"], r["lon"], r["heading_deg"], r["accuracy_m"]) for r in fixed]
     else:
-        columns = [_columns(m) for m in many([r["lat"] for r in fixed], [r["lon"] for r in fixed],
+        columns = [street_columns(m) for m in many([r["lat"] for r in fixed], [r["lon"] for r in fixed],
                                              [r["heading_deg"] for r in fixed], [r["accuracy_m"] for r in fixed])]
     for row, values in zip(fixed, columns, strict=True):
         row.update(values)

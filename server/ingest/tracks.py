@@ -28,11 +28,12 @@ from sqlalchemy.orm import Session
 
 from server.ingest.aggregates import (
     LiftRow,
+    MatchColumns,
     StreetLocator,
     StreetMatch,
     add_to_aggregates,
-    match_columns,
     rebuild_aggregates,
+    street_columns,
 )
 from server.ingest.models import Lift
 
@@ -174,15 +175,8 @@ class Tracks:
             later = path[k + 1]["started_at"] if k + 1 < len(path) else None
             final = (len(path) - 1 - k >= CONFIRM_AFTER or (later is not None and later - row["started_at"] > GAP)
                      or last - row["started_at"] > GAP)
-            columns: dict[str, Any] = dict(match_columns(None, None, None))
-            confidence = None
-            if match is not None:
-                found = tracker.on_street(match.street_id, match.segment_id, match.distance_m, match.confidence,
-                                          row["lat"], row["lon"], row["accuracy_m"])
-                columns = {"street_id": found.street_id, "segment_id": found.segment_id,
-                           "street_distance_m": found.distance_m, "address_id": found.address_id,
-                           "address_distance_m": found.address_distance_m, "match_confidence": found.confidence}
-                confidence = match.confidence
+            columns = _path_columns(tracker, row, match)
+            confidence = match.confidence if match is not None else None
             if final:
                 settled.append({**row, **columns, "stored": True, "anchor": True})
             if not row.get("stored"):
@@ -231,6 +225,14 @@ class Tracks:
         return int(result.rowcount or 0)
 
 
+def _path_columns(tracker: TrackLocator, row: LiftRow | dict[str, Any], match: PathMatch | None) -> MatchColumns:
+    """The street/address columns of a lift put on a street by its truck's path (None without one)."""
+    if match is None:
+        return street_columns(None)
+    return street_columns(tracker.on_street(match.street_id, match.segment_id, match.distance_m, match.confidence,
+                                            row["lat"], row["lon"], row["accuracy_m"]))
+
+
 @dataclass(frozen=True, slots=True)
 class RematchReport:
     lifts: int
@@ -268,13 +270,7 @@ def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[i
             rows = rows[:keep]
             updates = []
             for row, match in list(zip(path, matches, strict=True))[len(anchors):len(anchors) + keep]:
-                columns: dict[str, Any] = dict(match_columns(None, None, None))
-                if match is not None:
-                    found = tracker.on_street(match.street_id, match.segment_id, match.distance_m, match.confidence,
-                                              row["lat"], row["lon"], row["accuracy_m"])
-                    columns = {"street_id": found.street_id, "segment_id": found.segment_id,
-                               "street_distance_m": found.distance_m, "address_id": found.address_id,
-                               "address_distance_m": found.address_distance_m, "match_confidence": found.confidence}
+                columns = _path_columns(tracker, row, match)
                 matched += columns["street_id"] is not None
                 changed += (columns["street_id"], columns["address_id"]) != (row["street_id"], row["address_id"])
                 updates.append({"id": row["id"], **columns, "match_provisional": False,

@@ -153,19 +153,6 @@ class TrackLocator(Locator):
             row.sort(key=lambda c: c.distance_m)
         return found
 
-    def _segment_projection(self, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray,
-                            kx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``_segment_distances`` and where the nearest point lies along each piece (0..1)."""
-        ky = EARTH_RADIUS_M * math.pi / 180
-        ax, ay = (self._ax[idx] - lon) * kx, (self._ay[idx] - lat) * ky
-        bx, by = (self._bx[idx] - lon) * kx, (self._by[idx] - lat) * ky
-        dx, dy = bx - ax, by - ay
-        length2 = dx * dx + dy * dy
-        length2[length2 == 0] = 1e-12
-        t = np.clip(-(ax * dx + ay * dy) / length2, 0.0, 1.0)
-        return np.hypot(ax + t * dx, ay + t * dy), t
-
-
     def match_track(self, fixes: Sequence[FixLike | None],
                     pinned: Sequence[int | None] | None = None) -> list[TrackMatch | None]:
         return self.match_tracks([(fixes, pinned)])[0]
