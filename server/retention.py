@@ -10,7 +10,6 @@ leaving no dead rows to vacuum), and only the month that straddles the limit is 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +22,7 @@ from server.ingest.evidence import EvidenceStore
 from server.ingest.models import DeadLetter, Evidence, Lift
 from server.ingest.partitions import drop_partitions_before, ensure_partitions
 from server.labels.store import forget
+from server.periodic import Periodic
 from server.web.accounts import AuditEntry
 from server.web.auth import audit, purge_sessions
 
@@ -78,31 +78,16 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     return report
 
 
-class RetentionTask:
+class RetentionTask(Periodic):
     """Runs ``purge_expired`` now and then every ``interval_s`` until stopped."""
 
     def __init__(self, settings: ServerSettings, sessions: sessionmaker[Session], evidence: EvidenceStore,
                  interval_s: float = PURGE_EVERY_S) -> None:
+        super().__init__("retention purge", interval_s, self.run_once, first_now=True)
         self.settings, self.sessions, self.evidence = settings, sessions, evidence
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="trivue-retention", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with self.sessions() as session, session.begin():
-                    ensure_partitions(session)
-                with self.sessions() as session, session.begin():
-                    purge_expired(session, self.evidence, self.settings)
-            except Exception:  # the next run tries again; the server keeps serving
-                log.exception("retention purge failed")
-            self._stop.wait(self.interval_s)
+    def run_once(self) -> None:
+        with self.sessions() as session, session.begin():
+            ensure_partitions(session)
+        with self.sessions() as session, session.begin():
+            purge_expired(session, self.evidence, self.settings)

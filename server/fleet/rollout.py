@@ -11,7 +11,6 @@ the model and ingest refused none of their messages since the rollout began.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from server.db import utcnow
 from server.fleet.models import Assignment, FleetModel, Rollout, RolloutState
 from server.fleet.registry import RegistryError, find, model_ref
 from server.ingest.models import DeadLetter, Lift, Truck, TruckStatus
+from server.periodic import Periodic
 from server.web.auth import audit
 
 log = logging.getLogger(__name__)
@@ -271,21 +271,12 @@ def rollout_json(session: Session, rollout: Rollout) -> dict[str, Any]:
             "ended_at": rollout.ended_at.isoformat() if rollout.ended_at else None}
 
 
-class RolloutTask:
+class RolloutTask(Periodic):
     """Every ``rollout_check_s``: advance rollouts, then publish pending configs (when a broker is there)."""
 
     def __init__(self, settings: ServerSettings, sessions: sessionmaker[Session], publish: Publish | None) -> None:
+        super().__init__("rollout check", settings.rollout_check_s, self.run_once, first_now=False)
         self.settings, self.sessions, self.publish = settings, sessions, publish
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="trivue-rollout", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
 
     def run_once(self) -> list[str]:
         with self.sessions() as session, session.begin():
@@ -295,10 +286,3 @@ class RolloutTask:
         for line in happened:
             log.info("%s", line)
         return happened
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.rollout_check_s):
-            try:
-                self.run_once()
-            except Exception:  # the next run tries again; the server keeps serving
-                log.exception("rollout check failed")
