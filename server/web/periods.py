@@ -63,22 +63,3 @@ def split(since: date | None, until: date | None) -> Units:
         high = start - timedelta(days=1)
     units.years.append((low, high.replace(month=1, day=1)))
     return units
-
-
-def days_of(units: Units) -> set[date]:
-    """Every day the units cover (for tests: the split must cover the period exactly once)."""
-    covered: set[date] = set()
-
-    def add(first: date, last: date) -> None:
-        day = first
-        while day <= last:
-            covered.add(day)
-            day += timedelta(days=1)
-
-    for first, last in units.days:
-        add(first, last)
-    for first, last in units.months:
-        add(first, _month_end(last))
-    for first, last in units.years:
-        add(first, date(last.year, 12, 31))
-    return covered

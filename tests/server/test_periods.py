@@ -8,6 +8,7 @@ and PostgreSQL; the JSON text the route sends must be that document.
 
 from __future__ import annotations
 
+import calendar
 import json
 import random
 from datetime import UTC, date, datetime, timedelta
@@ -17,12 +18,21 @@ import pytest
 
 from server.ingest.aggregates import insert_lifts, lift_row
 from server.streets.locator import Locator
-from server.web.periods import days_of, split
+from server.web.periods import Units, split
 from server.web.reports import StreetFilter, street_geojson_text, street_stats, street_stats_text
 from tests.server.conftest import RennesDatabase
 from tests.server.events import lift_event
 from tests.server.street_figures import reference
 from tests.server.streets_fixture import points_on_streets
+
+
+def days_of(units: Units) -> set[date]:
+    """Every day the units cover: the split must cover the period exactly once."""
+    spans = [*units.days,
+             *((first, last.replace(day=calendar.monthrange(last.year, last.month)[1]))
+               for first, last in units.months),
+             *((first, date(last.year, 12, 31)) for first, last in units.years)]
+    return {first + timedelta(days=n) for first, last in spans for n in range((last - first).days + 1)}
 
 
 @pytest.mark.parametrize(("since", "until"), [
