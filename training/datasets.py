@@ -269,7 +269,7 @@ def keep_groups_together(samples: list[Sample], report: SourceReport, cache_dir:
     The grouping is cached by the source's content (file digests and splits), since finding
     crops and tiles takes minutes: a later merge of unchanged data reuses it.
     """
-    from training.duplicates import VERSION, assign, find_groups
+    from training.duplicates import VERSION, assign, find_groups, save_cached
 
     key = hashlib.sha256(json.dumps([VERSION, [(s.split, s.digest) for s in samples]]).encode()).hexdigest()[:20]
     cached = cache_dir / f"{name}-{key}.json" if cache_dir else None
@@ -284,8 +284,7 @@ def keep_groups_together(samples: list[Sample], report: SourceReport, cache_dir:
         evidence = {"links": [[link.a, link.b, link.kind, link.score] for link in groups.links],
                     "splits": assign(groups, [s.split for s in samples])}
         if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            cached.write_text(json.dumps(evidence), encoding="utf-8")
+            save_cached(cached, evidence)
     from training.duplicates import Link, count_groups
 
     placed = evidence["splits"]

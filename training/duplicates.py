@@ -19,6 +19,7 @@ a different bag in the same hopper fails that test, a crop of the same bag passe
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import defaultdict
@@ -284,6 +285,15 @@ def group_split(prints: Sequence[Fingerprint], splits: Sequence[str],
 def default_cache_dir() -> Path:
     """Where groupings found are kept between merges (``training.datasets``: keyed by content)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trivue" / "near-duplicates"
+
+
+def save_cached(path: Path, data: object) -> None:
+    """Write a cached grouping whole or not at all: merges running side by side (the test suite's
+    workers) share the cache and must never read a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+    partial.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(partial, path)
 
 
 def find_groups(images: Sequence[Path], splits: Sequence[str], label: str = "") -> Groups:

@@ -207,7 +207,7 @@ def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str,
                     cache_dir: Path) -> tuple[list[Sample], int]:
     """Leave out the train/val photos that are the same shot as a test photo (``tests``: by digest);
     return the others and how many were left out. The test split never moves."""
-    from training.duplicates import VERSION, leaks
+    from training.duplicates import VERSION, leaks, save_cached
 
     if not samples or not tests:
         return samples, 0
@@ -222,8 +222,7 @@ def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str,
         images = [s.image for s in samples] + list(tests.values())
         links = leaks(images, ["train"] * len(samples) + ["val"] * len(tests), label=source.name)
         twins = {samples[i].digest for link in links for i in (link.a, link.b) if i < len(samples)}
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(sorted(twins)), encoding="utf-8")
+        save_cached(cached, sorted(twins))
     for sample in samples:
         if sample.digest in twins:
             log.warning("%s: %s left out of training: the same shot as a test photo", source.name, sample.image)

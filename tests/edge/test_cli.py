@@ -78,10 +78,13 @@ def test_undeliverable_once_exits_nonzero_and_keeps_the_outbox(tmp_path, base, c
     config = write_config(tmp_path / "truck.yaml", **base)
     assert main(["edge", "--config", str(config), "--once", "--json-logs"]) == 1
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]  # machine-readable logs
-    assert any(e["level"] == "error" and "1 message(s) not acknowledged" in e["message"] for e in lines)
+    errors = [e["message"] for e in lines if e["level"] == "error" and "not acknowledged" in e["message"]]
     from edge.outbox import Outbox
 
-    assert Outbox(tmp_path / "outbox.sqlite3").depth() == 1
+    # The lift, and its photo when the lift was kept as evidence (sampled or uncertain): all wait.
+    kinds = [entry.kind for entry in Outbox(tmp_path / "outbox.sqlite3").oldest(10)]
+    assert kinds.count("lift") == 1 and len(errors) == 1, (kinds, errors)
+    assert errors[0].startswith(f"{len(kinds)} message(s) not acknowledged by mqtt://127.0.0.1:1")
 
 
 def _agent(config: Path) -> subprocess.Popen:
