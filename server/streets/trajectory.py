@@ -5,7 +5,12 @@ and Valhalla's map matching do). The hidden state of a lift is the segment the t
 among the segments near its fix (``TrackLocator.segment_candidates``):
 
 - emission: how far the fix lies from the segment (Gaussian GPS error, sigma from the fix's
-  accuracy) and, with a heading, how far the heading is from the segment's direction;
+  accuracy), with a heading how far the heading is from the segment's direction, and where along
+  the segment the fix falls: a truck stops at the bins in front of the houses, not inside a
+  crossing, so a projection within ``JUNCTION_CLEAR_M`` of a node where another street meets is
+  less likely (the GPS error along the street blurs that edge). This is what tells the last lift
+  of a street from a fix on the crossing street: projected on the crossing street it would lie
+  inside the crossing;
 - transition: the drive along the road graph between the two projections (``RoadGraph.route_m``)
   against the straight distance between the two fixes: a truck does not drive 120 m round a block
   between two bins 20 m apart; and a cost for changing street, since a round collects street by
@@ -27,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from server.streets.locator import LOCATE_CHUNK, Locator, Match
+from server.streets.locator import LOCATE_CHUNK, Locator, Match, SegmentEnds
 from server.streets.locator import MIN_SIGMA_M as LOCATE_MIN_SIGMA_M
 from server.streets.osm import EARTH_RADIUS_M
 from server.streets.roads import RoadGraph
@@ -42,6 +47,8 @@ FAR_M = 200.0  # lifts this far apart: the route says nothing, only the street c
 MAX_STATES = 6  # candidate segments kept per fix, the nearest (transitions cost their square)
 STATE_SIGMAS = 4.0  # and only those within this many sigmas of the nearest
 AMBIGUOUS = 0.8  # below this posterior a lift's street is flagged for review
+# No bin is lifted inside a crossing: half a residential carriageway (~3 m) plus the kerb's corner.
+JUNCTION_CLEAR_M = 5.0
 
 
 class FixLike(Protocol):
@@ -171,6 +178,7 @@ class TrajectoryMatcher:
     def __init__(self, locator: TrackLocator, graph: RoadGraph | None = None) -> None:
         self.locator = locator
         self.graph = graph or RoadGraph(locator.segment_ends)
+        self._crossing_ends = _crossing_ends(locator.segment_ends)
 
     def match(self, fixes: Sequence[FixLike | None],
               pinned: Sequence[int | None] | None = None) -> list[TrackMatch | None]:
@@ -213,7 +221,7 @@ class TrajectoryMatcher:
         chosen street is its best path's share against the best path through each other street,
         ``1 / sum(exp(other - best))``: 0.5 when another street explains the path as well.
         """
-        emit = [[_emission(c, f) for c in cs] for cs, f in zip(states, fixes, strict=True)]
+        emit = [[_emission(c, f) + self._clearance(c, f) for c in cs] for cs, f in zip(states, fixes, strict=True)]
         trans = [self._transitions(fixes[k - 1], fixes[k], states[k - 1], states[k]) for k in range(1, len(fixes))]
         forward, back = [emit[0]], []
         for k in range(1, len(fixes)):
@@ -250,6 +258,21 @@ class TrajectoryMatcher:
             matches.append(TrackMatch(c.street_id, c.segment_id, round(c.distance_m, 2), round(confidence, 4)))
         return matches
 
+    def _clearance(self, c: Candidate, fix: FixLike) -> float:
+        """Log-likelihood that the truck stood where the fix projects, given that lifts keep
+        ``JUNCTION_CLEAR_M`` clear of crossings: the true spot lies beyond the clearance, the fix
+        strays from it by the GPS error, so the factor is a normal CDF of the projection's margin."""
+        at_start, at_end = self._crossing_ends.get(c.segment_id, (False, False))
+        if not (at_start or at_end):
+            return 0.0
+        sigma = _sigma(fix)
+        value = 0.0
+        if at_start:
+            value += _log_cdf((c.along_m - JUNCTION_CLEAR_M) / sigma)
+        if at_end:
+            value += _log_cdf((self.locator.segment_ends[c.segment_id].length_m - c.along_m - JUNCTION_CLEAR_M) / sigma)
+        return value
+
     def _transitions(self, a: FixLike, b: FixLike, from_states: list[Candidate],
                      to_states: list[Candidate]) -> list[list[float]]:
         straight = _metres(a, b)
@@ -279,6 +302,21 @@ class TrajectoryMatcher:
                 row.append(value - STREET_CHANGE if s.street_id != street else value)
             rows.append(row)
         return rows
+
+def _crossing_ends(segments: dict[int, SegmentEnds]) -> dict[int, tuple[bool, bool]]:
+    """Per segment, whether another street meets it at its start and at its end node."""
+    streets_at: dict[tuple[int, int], set[int]] = {}
+    for seg in segments.values():
+        streets_at.setdefault(seg.start, set()).add(seg.street_id)
+        streets_at.setdefault(seg.end, set()).add(seg.street_id)
+    return {seg_id: (len(streets_at[seg.start] - {seg.street_id}) > 0, len(streets_at[seg.end] - {seg.street_id}) > 0)
+            for seg_id, seg in segments.items()}
+
+
+def _log_cdf(z: float) -> float:
+    """log of the standard normal CDF, finite far into the tail."""
+    return math.log(max(0.5 * math.erfc(-z / math.sqrt(2.0)), 1e-300))
+
 
 def _prune(found: list[Candidate], fix: FixLike, street: int | None) -> list[Candidate]:
     if street is not None:

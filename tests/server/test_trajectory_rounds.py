@@ -1,0 +1,80 @@
+"""Trajectory matching on real Rennes rounds: ``trivue simulate``'s fleet with its ground truth.
+
+The whole-day match of each truck (no provisional window) at the hidden check's setting, 3 m of
+GPS noise and no heading, and the crossing-clearance term of the emission measured by taking it
+out: the lifts it puts back on their street are the first and last of a street, whose fix projects
+inside a crossing onto the neighbouring street.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from base.paths import SHARED_DIR
+from server.db import make_engine
+from server.migrate import upgrade_database
+from server.streets.importer import import_street_file
+from server.streets.trajectory import Fix, TrackLocator, TrajectoryMatcher
+from trivue.sim.rounds import StreetNetwork
+from trivue.sim.scenario import ScenarioOptions, build_scenario
+from trivue.sim.schedule import DrivingSettings
+
+RENNES = SHARED_DIR / "geodata" / "rennes-streets.osm.geojson"
+
+
+@pytest.fixture(scope="module")
+def rennes_rounds(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrackLocator, list]:
+    if not RENNES.is_file():
+        pytest.skip(f"{RENNES} is absent")
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('rounds') / 'streets.db'}")
+    upgrade_database(engine)
+    with Session(engine) as session:
+        import_street_file(session, Path(RENNES), "Rennes")
+        session.commit()
+    with Session(engine) as session:
+        network = StreetNetwork.from_session(session)
+        locator = TrackLocator.from_session(session)
+    scenario = build_scenario(network, ScenarioOptions(trucks=20, round_km=3.0, seed=7))
+    lifts = scenario.lifts(datetime(2026, 3, 2, 6, tzinfo=UTC), 1, DrivingSettings(gps_sigma_m=3.0, gps_dropout=0.0))
+    return locator, sorted(lifts, key=lambda lift: lift.started_at)
+
+
+def score(matcher: TrajectoryMatcher, lifts: list) -> tuple[float, float]:
+    """(share of lifts on their street, share of streets whose lift count is exact)."""
+    by_truck: dict[str, list] = {}
+    for lift in lifts:
+        by_truck.setdefault(lift.truck_id, []).append(lift)
+    truth, got, right = Counter(), Counter(), 0
+    for truck_lifts in by_truck.values():
+        fixes = [Fix(lift.gps["lat"], lift.gps["lon"], lift.started_at, None, lift.gps["accuracy_m"])
+                 for lift in truck_lifts]
+        for lift, match in zip(truck_lifts, matcher.match(fixes), strict=True):
+            street = lift.household.street.street_id
+            truth[street] += 1
+            got[match.street_id if match else None] += 1
+            right += match is not None and match.street_id == street
+    return right / len(lifts), sum(got[street] == n for street, n in truth.items()) / len(truth)
+
+
+def test_rounds_at_3_m_without_heading_land_on_their_streets(rennes_rounds: tuple[TrackLocator, list]) -> None:
+    locator, lifts = rennes_rounds
+    assert len(lifts) > 3000
+    lifts_right, streets_exact = score(TrajectoryMatcher(locator), lifts)
+    assert lifts_right >= 0.998 and streets_exact >= 0.95, (lifts_right, streets_exact)
+
+
+def test_the_crossing_clearance_puts_corner_lifts_back_on_their_street(
+        rennes_rounds: tuple[TrackLocator, list]) -> None:
+    locator, lifts = rennes_rounds
+    with_clearance = TrajectoryMatcher(locator)
+    without = TrajectoryMatcher(locator, with_clearance.graph)
+    without._crossing_ends = {}  # every segment end treated as a dead end: no crossing to keep clear of
+    lifts_with, exact_with = score(with_clearance, lifts)
+    lifts_without, exact_without = score(without, lifts)
+    assert lifts_with > lifts_without and exact_with > exact_without, (lifts_with, exact_with, lifts_without,
+                                                                        exact_without)
