@@ -56,7 +56,10 @@ class Rollout(Base):
     rest: Mapped[list[str]] = mapped_column(JSON, doc="Truck ids that follow")
     previous: Mapped[dict[str, str | None]] = mapped_column(JSON, doc="truck id -> model sha256 it ran before")
     canary_lifts: Mapped[int] = mapped_column(Integer, doc="Clean lifts each canary sends before the rest follow")
-    reason: Mapped[str | None] = mapped_column(Text, doc="Why the rollout advanced, halted or was rolled back")
+    reason: Mapped[str | None] = mapped_column(Text, doc="Why the rollout advanced, halted or was rolled back "
+                                                         "(English, for the CLI and the audit log)")
+    reason_code: Mapped[str | None] = mapped_column(String(32), doc="The reason's code (server.fleet.reasons)")
+    reason_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="The reason's parameters, by code")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(128))
     promoted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

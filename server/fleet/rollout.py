@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import ServerSettings
 from server.db import utcnow
+from server.fleet import reasons
 from server.fleet.models import Assignment, FleetModel, Rollout, RolloutState
+from server.fleet.reasons import Reason
 from server.fleet.registry import RegistryError, find, model_ref
 from server.ingest.models import DeadLetter, Lift, Truck, TruckStatus
 from server.periodic import Periodic
@@ -138,7 +140,7 @@ def start(session: Session, settings: ServerSettings, sha: str, canary: int, act
         raise RolloutError(f"--after-lifts {lifts}: expected at least 1")
     for older in session.scalars(select(Rollout).where(Rollout.state == RolloutState.canary.value)):
         older.state, older.ended_at = RolloutState.superseded.value, utcnow()
-        older.reason = f"superseded by a rollout of {model.name} {model.version}"
+        _explain(older, reasons.superseded(model.name, model.version))
     now = utcnow()
     rollout = Rollout(sha256=model.sha256, state=RolloutState.canary.value, canary=fleet[:canary],
                       rest=fleet[canary:], previous={t: running_model(session, t) for t in fleet},
@@ -152,14 +154,19 @@ def start(session: Session, settings: ServerSettings, sha: str, canary: int, act
     return rollout
 
 
-def _promote(session: Session, rollout: Rollout, actor: str, reason: str) -> None:
+def _explain(rollout: Rollout, reason: Reason) -> None:
+    """The reason's code and parameters for the API, its English sentence for the CLI."""
+    rollout.reason, rollout.reason_code, rollout.reason_params = reason.text, reason.code.value, reason.params
+
+
+def _promote(session: Session, rollout: Rollout, actor: str, reason: Reason) -> None:
     model = session.get(FleetModel, rollout.sha256)
     assert model is not None  # published models are never deleted
     for truck_id in rollout.rest:
         assign(session, truck_id, model_ref(session, model), actor, rollout.id)
     rollout.state, rollout.promoted_at, rollout.promoted_by = RolloutState.complete.value, utcnow(), actor
-    rollout.reason = reason
-    audit(session, actor, "model.promote", rollout.sha256, reason)
+    _explain(rollout, reason)
+    audit(session, actor, "model.promote", rollout.sha256, reason.text)
 
 
 def latest(session: Session, sha: str | None = None, states: tuple[str, ...] = OPEN_STATES) -> Rollout | None:
@@ -178,7 +185,7 @@ def confirm(session: Session, sha: str, actor: str) -> Rollout:
     rollout = latest(session, model.sha256, (RolloutState.canary.value,))
     if rollout is None:
         raise RolloutError(f"no rollout of {model.name} {model.version} is waiting at the canary stage")
-    _promote(session, rollout, actor, f"confirmed by {actor}")
+    _promote(session, rollout, actor, reasons.confirmed(actor))
     return rollout
 
 
@@ -193,16 +200,16 @@ def _refused_since(update: dict[str, Any], sha: str, since: datetime) -> bool:
     return at.tzinfo is None or at >= since - CLOCK_SKEW
 
 
-def _halt_reason(session: Session, rollout: Rollout) -> str | None:
+def _halt_reason(session: Session, rollout: Rollout) -> Reason | None:
     for truck_id in rollout.canary:
         truck = session.get(Truck, truck_id)
         update = ((truck.stats or {}) if truck is not None else {}).get("model_update") or {}
         if _refused_since(update, rollout.sha256, rollout.created_at):
-            return f"canary {truck_id} refused the model: {update.get('reason')}"
+            return reasons.canary_refused(truck_id, update.get("reason"))
     refused = session.scalar(select(func.count()).select_from(DeadLetter).where(
         DeadLetter.truck_id.in_(rollout.canary), DeadLetter.received_at >= rollout.created_at))
     if refused:
-        return f"ingest refused {refused} message(s) from the canaries since the rollout began (see dead letters)"
+        return reasons.ingest_refused(refused)
     return None
 
 
@@ -225,15 +232,16 @@ def advance(session: Session) -> list[str]:
     for rollout in session.scalars(select(Rollout).where(Rollout.state == RolloutState.canary.value)).all():
         reason = _halt_reason(session, rollout)
         if reason is not None:
-            rollout.state, rollout.reason, rollout.ended_at = RolloutState.halted.value, reason, utcnow()
-            audit(session, SYSTEM, "model.halt", rollout.sha256, reason)
-            happened.append(f"rollout {rollout.id} halted: {reason}")
+            rollout.state, rollout.ended_at = RolloutState.halted.value, utcnow()
+            _explain(rollout, reason)
+            audit(session, SYSTEM, "model.halt", rollout.sha256, reason.text)
+            happened.append(f"rollout {rollout.id} halted: {reason.text}")
             continue
         counts = canary_lifts(session, rollout)
         if all(n >= rollout.canary_lifts for n in counts.values()):
-            reason = f"every canary sent at least {rollout.canary_lifts} lifts with the model, none refused: {counts}"
-            _promote(session, rollout, SYSTEM, reason)
-            happened.append(f"rollout {rollout.id} promoted: {reason}")
+            promoted = reasons.canaries_clean(rollout.canary_lifts, counts)
+            _promote(session, rollout, SYSTEM, promoted)
+            happened.append(f"rollout {rollout.id} promoted: {promoted.text}")
     return happened
 
 
@@ -254,7 +262,7 @@ def rollback(session: Session, actor: str) -> tuple[Rollout, list[str]]:
             continue
         assign(session, truck_id, previous, actor)
     rollout.state, rollout.ended_at = RolloutState.rolled_back.value, utcnow()
-    rollout.reason = f"rolled back by {actor}" + (f"; previous model unknown for {unknown}" if unknown else "")
+    _explain(rollout, reasons.rolled_back(actor, unknown))
     audit(session, actor, "model.rollback", rollout.sha256, rollout.reason)
     return rollout, unknown
 
@@ -265,6 +273,7 @@ def rollout_json(session: Session, rollout: Rollout) -> dict[str, Any]:
             "version": model.version if model else None, "state": rollout.state, "canary": rollout.canary,
             "rest": rollout.rest, "canary_lifts": rollout.canary_lifts,
             "lifts": canary_lifts(session, rollout), "reason": rollout.reason,
+            "reason_code": rollout.reason_code, "reason_params": rollout.reason_params,
             "created_at": rollout.created_at.isoformat(), "created_by": rollout.created_by,
             "promoted_at": rollout.promoted_at.isoformat() if rollout.promoted_at else None,
             "promoted_by": rollout.promoted_by,

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.fleet.models import RolloutState
+from server.fleet.reasons import ReasonCode
 from vision.schema import Stream
 
 
@@ -64,7 +65,14 @@ class Rollout(Out):
     rest: list[str]
     canary_lifts: int
     lifts: dict[str, int] = Field(description="Lifts each canary has sent with the model since the rollout began")
-    reason: str | None
+    reason: str | None = Field(description="Why it advanced, halted or was rolled back, in English (CLI, audit)")
+    reason_code: ReasonCode | None = Field(description="The reason's code, for a sentence in the reader's language; "
+                                                       "'other': a reason stored before codes, see reason")
+    reason_params: dict[str, Any] | None = Field(description="The reason's parameters, by code: superseded "
+                                                             "{name, version}; confirmed {actor}; canary_refused "
+                                                             "{truck, detail, refusal}; ingest_refused {count}; "
+                                                             "canaries_clean {lifts, counts}; rolled_back "
+                                                             "{actor, unknown}")
     created_at: str
     created_by: str
     promoted_at: str | None

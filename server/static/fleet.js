@@ -59,6 +59,23 @@
   const rolloutBox = document.getElementById("rollout-state");
   const canaryList = document.getElementById("rollout-canaries");
 
+  // The reason in the reader's language from its code and parameters (rollout.reason.<code>); a code
+  // this page does not know (a reason stored before codes: "other") shows the server's English text.
+  function reasonText(rollout) {
+    const key = `rollout.reason.${rollout.reason_code}`;
+    const params = rollout.reason_params || {};
+    if (!rollout.reason_code || t(key) === key) return rollout.reason;  // t gives back a key it lacks
+    if (rollout.reason_code === "canary_refused") {
+      // The truck's own words stay (file names, classes); a refusal of a known kind is named first.
+      const words = params.detail || t("rollout.refusal.unsaid");
+      const kind = params.refusal && label("rollout.refusal", params.refusal);  // the code back: a kind unknown here
+      return t(key, { truck: params.truck, detail: kind && kind !== params.refusal ? `${kind} (${words})` : words });
+    }
+    const unknown = params.unknown || [];
+    return t(key, params) + (unknown.length ? t("rollout.reason.unknown_previous", { trucks: unknown.join(", ") })
+      : "");
+  }
+
   function showRollout(rollout) {
     if (!rollout) {
       rolloutBox.textContent = t("rollout.none");
@@ -73,7 +90,10 @@
     const items = rollout.canary.map((truck) => el("li", { text: t("rollout.canary_progress",
       { truck, lifts: Math.min(rollout.lifts[truck] || 0, rollout.canary_lifts), needed: rollout.canary_lifts }) }));
     if (rollout.rest.length) items.push(el("li", { text: t("rollout.rest", { trucks: rollout.rest.join(", ") }) }));
-    if (rollout.reason) items.push(el("li", { class: "reason", text: t("rollout.reason", { reason: rollout.reason }) }));
+    if (rollout.reason) {
+      items.push(el("li", { class: "reason", "data-reason": rollout.reason_code || "other", title: rollout.reason,
+        text: t("rollout.reason", { reason: reasonText(rollout) }) }));
+    }
     canaryList.replaceChildren(...items);
   }
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from server.fleet.registry import publish
-from server.fleet.rollout import start
+from server.fleet.rollout import advance, start
+from server.ingest.models import Truck
 from tests.dashboard.conftest import Browser
 from tests.fleet.models import SHIPPED, derived
 from vision.schema import TruckStats
@@ -60,4 +61,21 @@ def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Pat
     assert "refused" in browser.page.locator("tr[data-truck=benne-32] [data-update=refused]").inner_text()
     browser.shot("11-fleet-rollout-en")
     browser.page.get_by_role("link", name="Français").click()  # the language choice is remembered
+    browser.page.wait_for_selector("body[data-ready=true]")
+
+    # The canary refuses the model: the rollout halts, and its reason reads in French (the server
+    # stores a code and its parameters; the truck's own words stay, named by their kind).
+    with server.sessions() as session:
+        truck = session.get(Truck, canary[0])
+        truck.stats = {**truck.stats, "model_update": {"sha256": new, "state": "refused", "reason": refusal,
+                                                       "at": datetime.now(UTC).isoformat()}}
+        advance(session)
+        session.commit()
+    browser.page.reload()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert section.locator("[data-state=halted]").inner_text() == "arrêté"
+    reason = section.locator("[data-reason=canary_refused]")
+    assert reason.inner_text() == (f"Motif : le camion pilote {canary[0]} a refusé le modèle : des classes du modèle "
+                                   f"n'ont pas de règle pour le flux du camion ({refusal})")
+    assert reason.get_attribute("title") == f"canary {canary[0]} refused the model: {refusal}"  # as the CLI says
     assert not browser.unexpected_errors()

@@ -157,6 +157,10 @@ def test_rollout_halts_when_a_canary_refuses_and_rolls_back(fleet: Fleet, tmp_pa
         session.commit()
     halted = wait_until(lambda: (r := rollout_row(fleet)).state == "halted" and r, "the rollout to halt")
     assert halted.reason == "canary benne-b refused the model: wrong hash: x"
+    admin = bearer(fleet.token("admin"))
+    listed = httpx.get(f"{fleet.url}/api/rollouts", headers=admin).json()["rollouts"][0]
+    assert (listed["reason"], listed["reason_code"], listed["reason_params"]) == (
+        halted.reason, "canary_refused", {"truck": "benne-b", "detail": "wrong hash: x", "refusal": "hash"})
     assert session_truck(fleet, "benne-c").config is None
     # Rollback: the canaries get the model they ran before.
     code, _out, err = fleet.cli("models", "rollback")
@@ -164,6 +168,10 @@ def test_rollout_halts_when_a_canary_refuses_and_rolls_back(fleet: Fleet, tmp_pa
     wait_until(lambda: all((session_truck(fleet, t).config or {}).get("model", {}).get("sha256") == shipped
                            for t in ("benne-a", "benne-b")), "the previous model back in the canaries' config")
     assert rollout_row(fleet).state == "rolled_back"
+    listed = httpx.get(f"{fleet.url}/api/rollouts", headers=admin).json()["rollouts"][0]
+    assert (listed["reason_code"], listed["reason_params"]) == ("rolled_back", {"actor": "cli", "unknown": []})
+    code, out, err = fleet.cli("models", "list")  # the CLI keeps the English sentence
+    assert code == 0 and "rolled_back, canary ['benne-a', 'benne-b']" in out and "(rolled back by cli)" in out, err
     actions = audit_actions(fleet)
     for action in ("model.rollout", "truck.model", "model.halt", "model.rollback"):
         assert action in actions, action
@@ -186,6 +194,8 @@ def test_confirm_sends_the_rest_and_the_api_does_the_same(fleet: Fleet, tmp_path
                "the rest's config")
     listing = httpx.get(f"{fleet.url}/api/rollouts", headers=admin).json()["rollouts"]
     assert listing[0]["state"] == "complete" and listing[0]["promoted_by"].startswith("token:")
+    assert listing[0]["reason_code"] == "confirmed" and listing[0]["reason_params"] == {
+        "actor": listing[0]["promoted_by"]} and listing[0]["reason"] == f"confirmed by {listing[0]['promoted_by']}"
     # Per truck: PUT config with a model keeps the model whatever else changes later.
     put = httpx.put(f"{fleet.url}/api/trucks/benne-a/config", json={"model": shipped}, headers=admin)
     assert put.status_code == 200 and put.json()["model"]["sha256"] == shipped

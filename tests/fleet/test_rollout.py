@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from server.fleet.models import FleetModel, Rollout
+from server.fleet.reasons import refusal_kind
 from tests.fleet.conftest import Fleet, stats_of, wait_until
 from tests.fleet.models import SHIPPED, SHIPPED_INT8, derived
 from tests.fleet.test_registry import bearer, sha_of
@@ -68,6 +69,8 @@ def test_canary_rollout_then_the_rest_then_rollback(fleet: Fleet, trucks: Trucks
     with fleet.sessions() as session:
         rollout = session.scalar(select(Rollout))
         assert rollout.state == "complete" and rollout.promoted_by == "system", rollout.reason
+        assert (rollout.reason_code, rollout.reason_params["lifts"]) == ("canaries_clean", 2)
+        assert rollout.reason_params["counts"][a.truck_id] >= 2
     b.lift()
     b.lift()
     assert b.lifts(4) == [OLD, OLD, OLD, "2026.12.03-field"]
@@ -109,10 +112,13 @@ def test_bad_models_are_refused_by_the_truck_which_keeps_its_model(fleet: Fleet,
         response = httpx.put(f"{fleet.url}/api/trucks/{truck.truck_id}/config", json={"model": sha}, headers=admin)
         assert response.status_code == 200, response.text
 
+    kinds = []
+
     def refused(sha: str) -> str:
         stats = truck.update(sha, "refused")
         assert stats["model_sha256"] == shipped and stats["model"]["version"] == OLD  # still the old model
         assert not truck.models_dir.exists() or list(truck.models_dir.iterdir()) == []  # nothing left behind
+        kinds.append(refusal_kind(stats["model_update"]["reason"]))  # as a halted rollout's reason names it
         return stats["model_update"]["reason"]
 
     # Wrong hash: the file on the server is not the one published.
@@ -155,6 +161,9 @@ def test_bad_models_are_refused_by_the_truck_which_keeps_its_model(fleet: Fleet,
     good = fleet.publish(derived(tmp_path / "m", "2026.12.03-good"))
     ask(good)
     assert "HTTP 401" in refused(good)
+
+    # The server knows each of the truck's refusals by its first words (server.fleet.reasons).
+    assert kinds == ["hash", "rules", "unusable", "selfcheck", "download"]
 
     # An unknown sha never reaches the truck.
     response = httpx.put(f"{fleet.url}/api/trucks/{truck.truck_id}/config", json={"model": "0" * 64}, headers=admin)

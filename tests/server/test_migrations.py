@@ -224,3 +224,55 @@ def test_track_matching_migration_keeps_stored_lifts(database_url: str) -> None:
             assert connection.execute(text("SELECT street_id FROM lifts")).scalar_one() == 42
     finally:
         engine.dispose()
+
+
+def test_rollout_reason_codes_migration_keeps_the_text_and_derives_codes(database_url: str) -> None:
+    """0007 on a database holding rollouts with the English reasons written up to 0006: each keeps its
+    text and gets the code and parameters the code writes now; one it cannot read gets 'other'; a
+    rollout without a reason gets no code. Downgrading keeps the text."""
+    import json
+
+    from server.fleet import reasons
+
+    config = alembic_config()
+    engine = make_engine(database_url)
+
+    def migrate(step: str, revision: str) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, step)(config, revision)
+
+    written = [  # what server/fleet/rollout.py wrote up to 0006, and what it writes now
+        reasons.superseded("trivue-waste", "2026.12.03-field"),
+        reasons.confirmed("user:admin"),
+        reasons.canary_refused("benne-32", "classes without rules: rules_fr.yaml: model class 'sock' has no rule"),
+        reasons.canary_refused("benne-33", "a refusal worded by some future edge"),
+        reasons.canary_refused("benne-34", None),
+        reasons.ingest_refused(3),
+        reasons.canaries_clean(20, {"benne-31": 21, "benne-32": 20}),
+        reasons.rolled_back("cli", []),
+        reasons.rolled_back("user:admin", ["benne-07", "benne-08"]),
+    ]
+    texts = [r.text for r in written] + ["an admin fixed this row by hand", None]
+    try:
+        migrate("upgrade", "0006")
+        with engine.begin() as connection:
+            for n, text_ in enumerate(texts, 1):
+                connection.execute(text(
+                    "INSERT INTO fleet_rollouts (id, sha256, state, canary, rest, previous, canary_lifts, reason, "
+                    "created_at, created_by) VALUES (:id, :sha, 'halted', '[]', '[]', '{}', 20, :reason, "
+                    "'2026-12-01 08:00:00', 'cli')"), {"id": n, "sha": f"{n:064x}", "reason": text_})
+        migrate("upgrade", "head")
+        with engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT reason, reason_code, reason_params FROM fleet_rollouts ORDER BY id")).all()
+        got = [(reason, code, json.loads(params) if isinstance(params, str) else params)
+               for reason, code, params in rows]
+        assert got == [(r.text, r.code.value, r.params) for r in written] + [
+            ("an admin fixed this row by hand", "other", {}), (None, None, None)]
+        assert got[2][2]["refusal"] == "rules" and got[3][2]["refusal"] is None and got[4][2]["detail"] is None
+        migrate("downgrade", "0006")
+        with engine.connect() as connection:
+            assert [r for (r,) in connection.execute(text("SELECT reason FROM fleet_rollouts ORDER BY id"))] == texts
+    finally:
+        engine.dispose()
