@@ -11,36 +11,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from vision.schema import refusal_kind
+
 
 class ReasonCode(StrEnum):
     superseded = "superseded"  # {name, version}: the model of the rollout that took over
     confirmed = "confirmed"  # {actor}: an admin sent the rest of the fleet
-    canary_refused = "canary_refused"  # {truck, detail, refusal}: the truck's words and their kind
+    canary_refused = "canary_refused"  # {truck, detail, refusal}: the truck's words, their kind (refusal_kind)
     ingest_refused = "ingest_refused"  # {count}: messages of the canaries refused by the ingest
     canaries_clean = "canaries_clean"  # {lifts, counts}: every canary sent enough lifts, none refused
     rolled_back = "rolled_back"  # {actor, unknown}: trucks whose previous model is unknown
     other = "other"  # a reason stored before codes existed (migration 0007) that it did not recognise
-
-
-# How the edge's refusals begin (edge/model_update.py, ``ModelRefused``). The truck sends free text
-# (any edge version, cut at 300 characters), so a start not listed here has no kind: shown as it is.
-REFUSAL_KINDS: dict[str, tuple[str, ...]] = {
-    "download": ("download impossible:", "download refused:", "download failed:"),
-    "hash": ("wrong hash:",),
-    "unusable": ("not a usable model:",),
-    "metadata": ("the file's metadata name",),
-    "rules": ("classes without rules:",),
-    "selfcheck": ("self-check impossible:", "self-check failed:"),
-    "check": ("check failed:",),
-}
-
-
-def refusal_kind(detail: str | None) -> str | None:
-    """The kind of a truck's refusal from its first words, None when the edge said something else."""
-    for kind, starts in REFUSAL_KINDS.items():
-        if detail and detail.startswith(starts):
-            return kind
-    return None
 
 
 @dataclass(frozen=True)

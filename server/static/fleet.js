@@ -25,6 +25,13 @@
   const num = (value, unit, digits = 0) =>
     value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${unit}`;
 
+  // A truck's refusal in the reader's language: its kind named first (rollout.refusal.<kind>), then the
+  // truck's own words (file names, classes), which stay; a kind this page does not know: the words alone.
+  function refusalText(kind, words) {
+    const named = kind && label("rollout.refusal", kind);  // the code back: a kind unknown here
+    return named && named !== kind ? `${named} (${words})` : words;
+  }
+
   // Versions by sha256: the models published, and what each truck was asked to run.
   let versions = {};
   const versionOf = (sha) => versions[sha] || (sha ? sha.slice(0, 12) : "–");
@@ -45,7 +52,8 @@
     if (update && update.state === "refused") {
       cell.append(" ", el("span", { class: "badge danger", "data-update": "refused",
         text: `⚠ ${versionOf(update.sha256)} ${t("fleet.update_refused")}`, title: update.reason || "" }),
-        el("div", { class: "update-reason", text: update.reason || "" }));
+        el("div", { class: "update-reason", "data-refusal": truck.model_refusal || "other",
+          text: refusalText(truck.model_refusal, update.reason || t("rollout.refusal.unsaid")) }));
     } else if (update && update.state !== "installed" && update.sha256 !== s.model_sha256) {
       cell.append(" ", el("span", { class: "badge off", "data-update": update.state,
         text: `↻ ${versionOf(update.sha256)}`, title: t("fleet.update_hint", { version: versionOf(update.sha256),
@@ -66,10 +74,8 @@
     const params = rollout.reason_params || {};
     if (!rollout.reason_code || t(key) === key) return rollout.reason;  // t gives back a key it lacks
     if (rollout.reason_code === "canary_refused") {
-      // The truck's own words stay (file names, classes); a refusal of a known kind is named first.
-      const words = params.detail || t("rollout.refusal.unsaid");
-      const kind = params.refusal && label("rollout.refusal", params.refusal);  // the code back: a kind unknown here
-      return t(key, { truck: params.truck, detail: kind && kind !== params.refusal ? `${kind} (${words})` : words });
+      return t(key, { truck: params.truck,
+        detail: refusalText(params.refusal, params.detail || t("rollout.refusal.unsaid")) });
     }
     const unknown = params.unknown || [];
     return t(key, params) + (unknown.length ? t("rollout.reason.unknown_previous", { trucks: unknown.join(", ") })

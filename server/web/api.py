@@ -29,7 +29,7 @@ from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, 
 from server.web.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
 from server.web.privacy import street_level_lift
 from server.web.reports import StreetFilter, street_detail, street_geojson_text, street_stats, street_stats_text
-from vision.schema import Stream
+from vision.schema import Stream, refusal_kind
 
 CSV_COLUMNS = ("street_id", "name", "commune", "lifts", "contaminated", "rate", "ci_low", "ci_high", "alerts",
                "top_errors")
@@ -173,12 +173,15 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def truck_json(truck: Truck, lifts: int) -> dict[str, Any]:
+    update = (truck.stats or {}).get("model_update") or {}
     return {"truck_id": truck.truck_id, "status": truck.status,
             "online": truck.status == TruckStatus.online,
             "status_at": truck.status_at.isoformat() if truck.status_at else None,
             "last_seen_at": truck.last_seen_at.isoformat() if truck.last_seen_at else None,
             "stats": truck.stats, "stats_at": truck.stats_at.isoformat() if truck.stats_at else None,
-            "config": truck.config, "lifts": lifts}
+            "config": truck.config, "lifts": lifts,
+            # Beside the truck's message, not in it: ``stats`` stays what the truck sent.
+            "model_refusal": refusal_kind(update.get("reason")) if update.get("state") == "refused" else None}
 
 
 def _truck_routes(router: APIRouter) -> None:

@@ -14,7 +14,7 @@ from pydantic.functional_serializers import SerializerFunctionWrapHandler
 
 from server.ingest.models import TruckStatus
 from server.web.accounts import Role
-from vision.schema import ErrorItem, ModelRef, Stream, TruckStats
+from vision.schema import REFUSAL_KINDS, ErrorItem, ModelRef, Stream, TruckStats
 
 
 class Out(BaseModel):
@@ -193,6 +193,9 @@ class Truck(Out):
     stats_at: str | None
     config: TruckConfig | None
     lifts: int
+    model_refusal: str | None = Field(
+        description="Kind of the model change the truck refused (stats.model_update.reason's first words): "
+        + ", ".join(REFUSAL_KINDS) + "; null when nothing is refused or the truck's words are of no known kind")
 
 
 class TruckList(Out):

@@ -51,7 +51,10 @@ def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Pat
     assert "2026.12.03-field" in installed.inner_text() and installed.locator("[data-update]").count() == 0
     refused = browser.page.locator("tr[data-truck=benne-32] [data-update=refused]")
     assert refused.inner_text() == "⚠ 2026.12.03-sock refusé" and refused.get_attribute("title") == refusal
-    assert refusal in browser.page.locator("tr[data-truck=benne-32] .update-reason").inner_text()
+    # The truck's own refusal reads in French too: its kind, then the truck's words.
+    rules_fr = "des classes du modèle n'ont pas de règle pour le flux du camion"
+    own = browser.page.locator("tr[data-truck=benne-32] .update-reason")
+    assert own.inner_text() == f"{rules_fr} ({refusal})" and own.get_attribute("data-refusal") == "rules"
     assert canary[0] != "benne-09"  # a silent truck is no canary
     assert "2026.12.02" in browser.page.locator("tr[data-truck=benne-32]").inner_text()
     browser.shot("10-flotte-deploiement")
@@ -59,6 +62,7 @@ def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Pat
     browser.page.wait_for_selector("body[data-ready=true]")
     assert browser.page.locator("#rollout [data-state=canary]").inner_text() == "canary trucks first"
     assert "refused" in browser.page.locator("tr[data-truck=benne-32] [data-update=refused]").inner_text()
+    assert own.inner_text() == f"classes of the model have no rule for the truck's stream ({refusal})"
     browser.shot("11-fleet-rollout-en")
     browser.page.get_by_role("link", name="Français").click()  # the language choice is remembered
     browser.page.wait_for_selector("body[data-ready=true]")
@@ -78,4 +82,6 @@ def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Pat
     assert reason.inner_text() == (f"Motif : le camion pilote {canary[0]} a refusé le modèle : des classes du modèle "
                                    f"n'ont pas de règle pour le flux du camion ({refusal})")
     assert reason.get_attribute("title") == f"canary {canary[0]} refused the model: {refusal}"  # as the CLI says
+    assert browser.page.locator(f"tr[data-truck={canary[0]}] .update-reason").inner_text() == f"{rules_fr} ({refusal})"
+    browser.shot("12-flotte-refus")
     assert not browser.unexpected_errors()

@@ -117,12 +117,14 @@ def test_truck_tokens_fetch_models_and_their_own_config_only(fleet: Fleet) -> No
 
 
 def seed_trucks(fleet: Fleet, model_sha: str, *truck_ids: str) -> None:
-    """Trucks as the ingest leaves them: online, their heartbeat naming the model they run."""
+    """Trucks as the ingest leaves them: online, their heartbeat (a valid one: /api/trucks checks it)
+    naming the model they run."""
     now = datetime.now(UTC)
     with fleet.sessions() as session:
         for truck_id in truck_ids:
             session.add(Truck(truck_id=truck_id, status="online", status_at=now, last_seen_at=now, stats_at=now,
-                              stats={"truck_id": truck_id, "model": {"name": "trivue-waste", "version": "2026.12.02"},
+                              stats={"truck_id": truck_id, "sent_at": now.isoformat(), "uptime_s": 60,
+                                     "model": {"name": "trivue-waste", "version": "2026.12.02"},
                                      "model_sha256": model_sha}))
         session.commit()
 
@@ -161,6 +163,11 @@ def test_rollout_halts_when_a_canary_refuses_and_rolls_back(fleet: Fleet, tmp_pa
     listed = httpx.get(f"{fleet.url}/api/rollouts", headers=admin).json()["rollouts"][0]
     assert (listed["reason"], listed["reason_code"], listed["reason_params"]) == (
         halted.reason, "canary_refused", {"truck": "benne-b", "detail": "wrong hash: x", "refusal": "hash"})
+    # The truck's own refusal has the same kind, beside its heartbeat (which stays as the truck sent it).
+    trucks = {t["truck_id"]: t for t in httpx.get(f"{fleet.url}/api/trucks", headers=admin).json()["trucks"]}
+    assert trucks["benne-b"]["model_refusal"] == "hash"
+    assert trucks["benne-b"]["stats"]["model_update"]["reason"] == "wrong hash: x"
+    assert "refusal" not in trucks["benne-b"]["stats"]["model_update"] and trucks["benne-a"]["model_refusal"] is None
     assert session_truck(fleet, "benne-c").config is None
     # Rollback: the canaries get the model they ran before.
     code, _out, err = fleet.cli("models", "rollback")

@@ -185,8 +185,11 @@ def test_photo_before_or_after_its_lift(server: Server, litter_val_images: list[
 
 
 def test_truck_status_and_stats(server: Server) -> None:
+    # A refusal in words no edge of today writes (a newer truck): no kind, the words are shown as they are.
     stats = {"truck_id": "benne-07", "sent_at": datetime.now(UTC).isoformat(), "uptime_s": 3600,
-             "outbox_depth": 4, "fps": 9.5, "lifts_total": 120}
+             "outbox_depth": 4, "fps": 9.5, "lifts_total": 120,
+             "model_update": {"sha256": "ab" * 32, "state": "refused", "reason": "thermal limit: model too slow",
+                              "at": datetime.now(UTC).isoformat()}}
     import json
 
     server.publish("benne-07/status", b"online")
@@ -199,6 +202,7 @@ def test_truck_status_and_stats(server: Server) -> None:
 
     found = wait_for(truck, "the truck's stats")
     assert found["online"] is True and found["stats"]["outbox_depth"] == 4
+    assert found["stats"]["model_update"]["state"] == "refused" and found["model_refusal"] is None
     server.publish("benne-07/status", b"offline")
     wait_for(lambda: (t := truck()) and t["status"] == "offline", "offline status")
 
