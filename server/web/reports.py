@@ -82,15 +82,21 @@ def rate_fields(lifts: int, contaminated: int) -> dict[str, Any]:
 
 # --- The period's sums per street: one statement -------------------------------------------------
 
-def _branches(flt: StreetFilter, columns: str, errors: bool, params: dict[str, Any]) -> list[str]:
-    """``SELECT street_id, <columns>`` of every roll-up unit of the period, to be put under UNION ALL."""
+def _branches(flt: StreetFilter, columns: tuple[str, ...], errors: bool, params: dict[str, Any]) -> list[str]:
+    """``SELECT street_id, <columns>`` of every roll-up unit of the period, to be put under UNION ALL:
+    the days to subtract (``Units.minus_days``) select their measures negated."""
     units = split(flt.since, flt.until)
     periods = "street_period_errors" if errors else "street_periods"
     where = ["(street_id = 0 OR street_id IN (SELECT id FROM streets WHERE commune = :commune))"
              if flt.commune is not None else "", "severity <> :info" if errors else ""]
     extra = "".join(f" AND {w}" for w in where if w)
+    added = ", ".join(columns)
+    # Named as the added ones: the first branch (never a subtraction) names the union's columns anyway.
+    subtracted = ", ".join(c if c == "category" else f"-{c} AS {c}" for c in columns)
     branches = []
-    for span, ranges in (("y", units.years), ("m", units.months), ("d", units.days)):
+    for span, ranges in (("y", units.years), ("m", units.months), ("d", units.days), ("n", units.minus_days)):
+        days = span in ("d", "n")
+        stored = "d" if days else span  # the days to subtract are day rows too
         for i, (first, last) in enumerate(ranges):
             low, high = f"{span}{i}_low", f"{span}{i}_high"
             params[low] = first
@@ -98,23 +104,24 @@ def _branches(flt: StreetFilter, columns: str, errors: bool, params: dict[str, A
                 params[high] = last
             # One unit (a month, a year, a day): an equality, so that rows come in key order (street,
             # category) and the GROUP BY needs no sort when the period is that one unit.
-            column = "day" if span == "d" and flt.stream is not None else "start"
+            column = "day" if days and flt.stream is not None else "start"
             within = f"{column} = :{low}" if first == last else f"{column} BETWEEN :{low} AND :{high}"
-            if span == "d" and flt.stream is not None:  # one stream's days: the daily aggregates themselves
+            selected = subtracted if span == "n" else added
+            if days and flt.stream is not None:  # one stream's days: the daily aggregates themselves
                 table = "street_day_errors" if errors else "street_days"
-                branches.append(f"SELECT street_id, {columns} FROM {table} WHERE stream = :stream "
+                branches.append(f"SELECT street_id, {selected} FROM {table} WHERE stream = :stream "
                                 f"AND {within}{extra}")
             else:
-                branches.append(f"SELECT street_id, {columns} FROM {periods} WHERE span = '{span}' "
+                branches.append(f"SELECT street_id, {selected} FROM {periods} WHERE span = '{stored}' "
                                 f"AND stream = :stream AND {within}{extra}")
-    return branches or [f"SELECT street_id, {columns} FROM {periods} WHERE 1 = 0"]
+    return branches or [f"SELECT street_id, {added} FROM {periods} WHERE 1 = 0"]
 
 
 def _period_sql(flt: StreetFilter, dialect: str) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"stream": flt.stream or ALL_STREAMS, "info": Severity.info.value,
                               "min_lifts": flt.min_lifts, "commune": flt.commune, "category": flt.category}
-    totals = " UNION ALL ".join(_branches(flt, "lifts, contaminated, alerts", False, params))
-    errors = " UNION ALL ".join(_branches(flt, "category, lifts, items", True, params))
+    totals = " UNION ALL ".join(_branches(flt, ("lifts", "contaminated", "alerts"), False, params))
+    errors = " UNION ALL ".join(_branches(flt, ("category", "lifts", "items"), True, params))
     # Ties are broken by category in code-point order on both databases (PostgreSQL's default
     # collation would sort them by locale): the same ranking as before the roll-ups.
     collate = ' COLLATE "C"' if dialect == "postgresql" else ""
@@ -125,10 +132,10 @@ def _period_sql(flt: StreetFilter, dialect: str) -> tuple[str, dict[str, Any]]:
               if flt.category is not None else "")
     sql = f"""WITH totals AS (
             SELECT street_id, SUM(lifts) AS lifts, SUM(contaminated) AS contaminated, SUM(alerts) AS alerts
-            FROM ({totals}) AS u GROUP BY street_id),
+            FROM ({totals}) AS u GROUP BY street_id HAVING SUM(lifts) > 0),
         errors AS (
             SELECT street_id, category, SUM(lifts) AS lifts, SUM(items) AS items
-            FROM ({errors}) AS u GROUP BY street_id, category),
+            FROM ({errors}) AS u GROUP BY street_id, category HAVING SUM(lifts) > 0),
         ranked AS (
             SELECT street_id, category, lifts, items, ROW_NUMBER() OVER (
                 PARTITION BY street_id ORDER BY lifts DESC, items DESC, category{collate}) AS position
