@@ -25,7 +25,7 @@ from base.paths import MODELS_DIR
 from edge.config import load_settings
 from edge.model_update import ModelUpdater, RunningModel, file_sha256
 from vision.model import Detector
-from vision.onnxmeta import with_metadata
+from vision.onnxmeta import parse_model_file, with_metadata
 from vision.rules import SortingRules
 from vision.schema import ModelInfo, ModelRef, Stream
 
@@ -45,6 +45,7 @@ def main() -> int:
 
 
 def run(folder: Path, runs: int, threads: int) -> int:
+    version = parse_model_file(FP32).version
     derived = with_metadata(FP32.read_bytes(), {"trivue_version": "bench"})
     fp32_sha = file_sha256(FP32)
     (folder / "derived.onnx").write_bytes(derived)
@@ -53,13 +54,13 @@ def run(folder: Path, runs: int, threads: int) -> int:
     settings = load_settings(None, {"truck_id": "bench", "source": "x", "threads": threads, "workers": 1,
                                     "models": {"dir": str(folder)}}, environ={})
     # The truck runs the FP32 model: the INT8 model's reference is the file it already has.
-    running = RunningModel(Detector(FP32, threads=threads), ModelInfo(name="trivue-waste", version="2026.12.02"),
+    running = RunningModel(Detector(FP32, threads=threads), ModelInfo(name="trivue-waste", version=version),
                            fp32_sha, FP32)
     updater = ModelUpdater(settings, SortingRules.load(), lambda: Stream.recyclables,
                            lambda path: Detector(path, threads=threads), running, lambda _m: None, lambda: None)
     (folder / f"{file_sha256(INT8)}.onnx").write_bytes(INT8.read_bytes())
     cases = {"FP32 (derived)": ModelRef(sha256=derived_sha, name="trivue-waste", version="bench"),
-             "INT8 + FP32 reference": ModelRef(sha256=file_sha256(INT8), name="trivue-waste", version="2026.12.02",
+             "INT8 + FP32 reference": ModelRef(sha256=file_sha256(INT8), name="trivue-waste", version=version,
                                                reference=fp32_sha)}
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):

@@ -9,7 +9,7 @@ from server.fleet.registry import publish
 from server.fleet.rollout import advance, start
 from server.ingest.models import Truck
 from tests.dashboard.conftest import Browser
-from tests.fleet.models import SHIPPED, derived
+from tests.fleet.models import SHIPPED, SHIPPED_VERSION, derived
 from vision.schema import TruckStats
 
 
@@ -25,7 +25,7 @@ def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Pat
     refusal = ("classes without rules: rules_fr.yaml: model class 'sock' has no rule for stream 'recyclables'")
     for truck, running, version, update in (
             ("benne-31", new, "2026.12.03-field", {"sha256": new, "state": "installed", "at": now}),
-            ("benne-32", shipped, "2026.12.02", {"sha256": sock, "state": "refused", "reason": refusal,
+            ("benne-32", shipped, SHIPPED_VERSION, {"sha256": sock, "state": "refused", "reason": refusal,
                                                  "at": now})):
         stats = TruckStats(truck_id=truck, sent_at=now, uptime_s=60, model={"name": "trivue-waste", "version": version},
                            model_sha256=running, model_update=update, stream="recyclables")
@@ -56,7 +56,7 @@ def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Pat
     own = browser.page.locator("tr[data-truck=benne-32] .update-reason")
     assert own.inner_text() == f"{rules_fr} ({refusal})" and own.get_attribute("data-refusal") == "rules"
     assert canary[0] != "benne-09"  # a silent truck is no canary
-    assert "2026.12.02" in browser.page.locator("tr[data-truck=benne-32]").inner_text()
+    assert SHIPPED_VERSION in browser.page.locator("tr[data-truck=benne-32]").inner_text()
     browser.shot("10-flotte-deploiement")
     browser.page.get_by_role("link", name="English").click()
     browser.page.wait_for_selector("body[data-ready=true]")

@@ -34,14 +34,14 @@ from sqlalchemy import select
 from server.fleet.models import Rollout
 from tests.field_fixture import degrade_model
 from tests.fleet.conftest import Fleet, stats_of, wait_until
-from tests.fleet.models import SHIPPED
+from tests.fleet.models import SHIPPED, SHIPPED_VERSION
 from tests.fleet.test_registry import sha_of
 from tests.fleet.trucks import TruckProcess, Trucks
 from training.datasets import load_mapping, read_source_names
 from trivue.cli import main
 from vision.detection import box_iou
 
-NEW = "2026.12.02"  # the shipped model's version: the candidate
+NEW = SHIPPED_VERSION  # the shipped model's version: the candidate
 IN_SERVICE = f"{NEW}-degraded"
 PASSWORD = "correct horse battery"
 MAPPING = Path(__file__).parents[2] / "training" / "mapping.yaml"

@@ -14,7 +14,7 @@ from server.fleet.models import Assignment, FleetModel, Rollout
 from server.ingest.models import Truck
 from server.web.accounts import AuditEntry
 from tests.fleet.conftest import Fleet, wait_until
-from tests.fleet.models import CARD, SHIPPED, SHIPPED_INT8, derived
+from tests.fleet.models import CARD, SHIPPED, SHIPPED_INT8, SHIPPED_VERSION, derived
 from vision.onnxmeta import read_metadata, with_metadata
 
 
@@ -44,7 +44,7 @@ def test_publish_records_hash_classes_size_metrics_and_card(fleet: Fleet) -> Non
     admin = bearer(fleet.token("admin"))
     listing = httpx.get(f"{fleet.url}/api/models", headers=admin).json()["models"]
     assert [(m["sha256"], m["name"], m["version"], m["quantised"]) for m in listing] == [
-        (sha, "trivue-waste", "2026.12.02", False)]
+        (sha, "trivue-waste", SHIPPED_VERSION, False)]
     model = httpx.get(f"{fleet.url}/api/models/{sha[:12]}", headers=admin).json()
     assert model["names"][:3] == ["bag", "bottle", "can"] and len(model["names"]) == 10
     assert model["imgsz"] == [320, 320] and model["metrics"]["map50"] == pytest.approx(0.6755)
@@ -76,8 +76,8 @@ def test_bad_models_are_refused_with_a_reason_and_change_nothing(fleet: Fleet, t
         garbage: "garbage.onnx: not an ONNX model (corrupt or truncated",
         truncated: "truncated.onnx: not an ONNX model (corrupt or truncated: a field runs past the end of the file)",
         no_names: "metadata 'names' is not an {id: name} mapping",
-        same_version: "trivue-waste 2026.12.02 is already published with another file",
-        SHIPPED: "is already published as trivue-waste 2026.12.02",
+        same_version: f"trivue-waste {SHIPPED_VERSION} is already published with another file",
+        SHIPPED: f"is already published as trivue-waste {SHIPPED_VERSION}",
         tmp_path / "absent.onnx": "no such model file",
     }
     for path, words in cases.items():
@@ -124,7 +124,7 @@ def seed_trucks(fleet: Fleet, model_sha: str, *truck_ids: str) -> None:
         for truck_id in truck_ids:
             session.add(Truck(truck_id=truck_id, status="online", status_at=now, last_seen_at=now, stats_at=now,
                               stats={"truck_id": truck_id, "sent_at": now.isoformat(), "uptime_s": 60,
-                                     "model": {"name": "trivue-waste", "version": "2026.12.02"},
+                                     "model": {"name": "trivue-waste", "version": SHIPPED_VERSION},
                                      "model_sha256": model_sha}))
         session.commit()
 

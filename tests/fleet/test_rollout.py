@@ -17,11 +17,11 @@ from sqlalchemy import select
 from server.fleet.models import FleetModel, Rollout
 from server.fleet.reasons import refusal_kind
 from tests.fleet.conftest import Fleet, stats_of, wait_until
-from tests.fleet.models import SHIPPED, SHIPPED_INT8, derived
+from tests.fleet.models import SHIPPED, SHIPPED_INT8, SHIPPED_VERSION, derived
 from tests.fleet.test_registry import bearer, sha_of
 from tests.fleet.trucks import Trucks
 
-OLD = "2026.12.02"
+OLD = SHIPPED_VERSION
 
 
 @pytest.fixture
