@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from vision.schema import refusal_kind
+from vision.refusals import refusal_kind
 
 
 class ReasonCode(StrEnum):

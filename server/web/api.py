@@ -29,7 +29,8 @@ from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, 
 from server.web.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
 from server.web.privacy import street_level_lift
 from server.web.reports import StreetFilter, street_detail, street_geojson_text, street_stats, street_stats_text
-from vision.schema import Stream, refusal_kind
+from vision.refusals import refusal_kind
+from vision.schema import Stream
 
 CSV_COLUMNS = ("street_id", "name", "commune", "lifts", "contaminated", "rate", "ci_low", "ci_high", "alerts",
                "top_errors")

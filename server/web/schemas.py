@@ -14,7 +14,8 @@ from pydantic.functional_serializers import SerializerFunctionWrapHandler
 
 from server.ingest.models import TruckStatus
 from server.web.accounts import Role
-from vision.schema import REFUSAL_KINDS, ErrorItem, ModelRef, Stream, TruckStats
+from vision.refusals import REFUSAL_KINDS
+from vision.schema import ErrorItem, ModelRef, Stream, TruckStats
 
 
 class Out(BaseModel):
