@@ -18,12 +18,18 @@ from base.paths import COCO_WEIGHTS, SHARED_DIR
 def _restore_root_logging() -> Iterator[None]:
     """``trivue`` commands run in-process configure the root logger (``basicConfig(force=True)``) with
     a handler on the test's captured stderr; restore the previous handlers so later tests' log lines
-    do not go to a closed stream ("--- Logging error ---")."""
+    do not go to a closed stream ("--- Logging error ---"). Tools run in-process that configure
+    logging with ``dictConfig`` (import-linter in tests/test_layers.py) disable every logger that
+    exists by then: enable them again, or the worker's later tests capture no log line (caplog)."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    enabled = [logger for logger in logging.root.manager.loggerDict.values()
+               if isinstance(logger, logging.Logger) and not logger.disabled]
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for logger in enabled:
+        logger.disabled = False
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

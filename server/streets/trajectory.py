@@ -309,7 +309,7 @@ def _crossing_ends(segments: dict[int, SegmentEnds]) -> dict[int, tuple[bool, bo
     for seg in segments.values():
         streets_at.setdefault(seg.start, set()).add(seg.street_id)
         streets_at.setdefault(seg.end, set()).add(seg.street_id)
-    return {seg_id: (len(streets_at[seg.start] - {seg.street_id}) > 0, len(streets_at[seg.end] - {seg.street_id}) > 0)
+    return {seg_id: (bool(streets_at[seg.start] - {seg.street_id}), bool(streets_at[seg.end] - {seg.street_id}))
             for seg_id, seg in segments.items()}
 
 
