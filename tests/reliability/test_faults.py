@@ -110,7 +110,9 @@ def test_server_killed_mid_ingest_and_restarted_loses_nothing(tmp_path: Path, br
     settings = server_settings(tmp_path, broker, ingest_batch_size=50)
     child = ChildServer(settings, tmp_path / "server.log")
     truck = Truck.make(tmp_path, broker, "truck-a")
-    truck.queue(600, photo_every=20)
+    # Enough lifts that the kill lands mid-ingest even when the check below polls late (a busy
+    # machine, the suite's other worker): 600 were all stored before a late poll once.
+    truck.queue(1500, photo_every=50)
     child.start()
     try:
         from server.db import make_engine
