@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from base.paths import COCO_WEIGHTS, SHARED_DIR
+from tests.ports import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -38,12 +39,6 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
