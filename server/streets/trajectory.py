@@ -41,6 +41,11 @@ GAP = timedelta(minutes=15)  # lifts farther apart in time are not one drive
 MIN_SIGMA_M = 5.0  # GPS error never assumed smaller than this
 HEADING_SIN = 0.3  # spread of |sin(heading - street)|: ~17 degrees of GPS heading error
 ROUTE_BETA_M = 10.0  # |drive - straight line| of this many metres costs one unit of log-probability
+# ... or more when the fixes are worse: the straight line between two fixes errs by about their
+# combined error, so a fixed 10 m scale punished the true route for GPS noise at 10-20 m. Over 4
+# seeds of bench/streets.py (whole day) x2 took streets exact at 10 m with heading from 135-136 to
+# 135-143 and at 20 m from 73-93 to 87-108; 3 m unchanged or better. x3 did no better.
+ROUTE_BETA_SIGMAS = 2.0
 STREET_CHANGE = 3.0  # log-odds against changing street between two lifts (a round keeps to a street)
 UNREACHABLE = 8.0  # log-odds against two segments with no drive between them within reach
 FAR_M = 200.0  # lifts this far apart: the route says nothing, only the street change counts
@@ -276,6 +281,7 @@ class TrajectoryMatcher:
     def _transitions(self, a: FixLike, b: FixLike, from_states: list[Candidate],
                      to_states: list[Candidate]) -> list[list[float]]:
         straight = _metres(a, b)
+        beta = max(ROUTE_BETA_M, ROUTE_BETA_SIGMAS * math.hypot(_sigma(a), _sigma(b)))
         if straight >= FAR_M:  # the route says nothing: only a change of street costs
             return [[-STREET_CHANGE if s.street_id != t.street_id else 0.0 for t in to_states] for s in from_states]
         # ``RoadGraph.route_m`` inlined: this loop is most of the matching time (~14 pairs per lift).
@@ -298,7 +304,7 @@ class TrajectoryMatcher:
                                     tail_a + ee + tail_b)
                     else:
                         route = math.inf
-                value = -UNREACHABLE if route == math.inf else -abs(route - straight) / ROUTE_BETA_M
+                value = -UNREACHABLE if route == math.inf else -abs(route - straight) / beta
                 row.append(value - STREET_CHANGE if s.street_id != street else value)
             rows.append(row)
         return rows

@@ -18,17 +18,18 @@ from sqlalchemy.orm import Session
 from base.paths import SHARED_DIR
 from server.db import make_engine
 from server.migrate import upgrade_database
+from server.streets import trajectory
 from server.streets.importer import import_street_file
 from server.streets.trajectory import Fix, TrackLocator, TrajectoryMatcher
 from trivue.sim.rounds import StreetNetwork
-from trivue.sim.scenario import ScenarioOptions, build_scenario
+from trivue.sim.scenario import Scenario, ScenarioOptions, build_scenario
 from trivue.sim.schedule import DrivingSettings
 
 RENNES = SHARED_DIR / "geodata" / "rennes-streets.osm.geojson"
 
 
 @pytest.fixture(scope="module")
-def rennes_rounds(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrackLocator, list]:
+def rennes_fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrackLocator, Scenario]:
     if not RENNES.is_file():
         pytest.skip(f"{RENNES} is absent")
     engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('rounds') / 'streets.db'}")
@@ -39,19 +40,30 @@ def rennes_rounds(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrackLocato
     with Session(engine) as session:
         network = StreetNetwork.from_session(session)
         locator = TrackLocator.from_session(session)
-    scenario = build_scenario(network, ScenarioOptions(trucks=20, round_km=3.0, seed=7))
-    lifts = scenario.lifts(datetime(2026, 3, 2, 6, tzinfo=UTC), 1, DrivingSettings(gps_sigma_m=3.0, gps_dropout=0.0))
-    return locator, sorted(lifts, key=lambda lift: lift.started_at)
+    return locator, build_scenario(network, ScenarioOptions(trucks=20, round_km=3.0, seed=7))
 
 
-def score(matcher: TrajectoryMatcher, lifts: list) -> tuple[float, float]:
+def day_of_lifts(scenario: Scenario, sigma_m: float) -> list:
+    driving = DrivingSettings(gps_sigma_m=sigma_m, gps_dropout=0.0)
+    lifts = scenario.lifts(datetime(2026, 3, 2, 6, tzinfo=UTC), 1, driving)
+    return sorted(lifts, key=lambda lift: lift.started_at)
+
+
+@pytest.fixture(scope="module")
+def rennes_rounds(rennes_fleet: tuple[TrackLocator, Scenario]) -> tuple[TrackLocator, list]:
+    locator, scenario = rennes_fleet
+    return locator, day_of_lifts(scenario, 3.0)
+
+
+def score(matcher: TrajectoryMatcher, lifts: list, heading: bool = False) -> tuple[float, float]:
     """(share of lifts on their street, share of streets whose lift count is exact)."""
     by_truck: dict[str, list] = {}
     for lift in lifts:
         by_truck.setdefault(lift.truck_id, []).append(lift)
     truth, got, right = Counter(), Counter(), 0
     for truck_lifts in by_truck.values():
-        fixes = [Fix(lift.gps["lat"], lift.gps["lon"], lift.started_at, None, lift.gps["accuracy_m"])
+        fixes = [Fix(lift.gps["lat"], lift.gps["lon"], lift.started_at, lift.gps["heading_deg"] if heading else None,
+                     lift.gps["accuracy_m"])
                  for lift in truck_lifts]
         for lift, match in zip(truck_lifts, matcher.match(fixes), strict=True):
             street = lift.household.street.street_id
@@ -78,3 +90,16 @@ def test_the_crossing_clearance_puts_corner_lifts_back_on_their_street(
     lifts_without, exact_without = score(without, lifts)
     assert lifts_with > lifts_without and exact_with > exact_without, (lifts_with, exact_with, lifts_without,
                                                                         exact_without)
+
+
+def test_the_route_scale_grows_with_the_gps_error(rennes_fleet: tuple[TrackLocator, Scenario],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 20 m of noise the straight line between two fixes errs by some 30 m: a route scale fixed
+    at 10 m makes the true drive look like a detour. Scaled with the fixes' error, the truck's path
+    keeps more streets whole."""
+    locator, scenario = rennes_fleet
+    lifts = day_of_lifts(scenario, 20.0)
+    scaled = score(TrajectoryMatcher(locator), lifts, heading=True)
+    monkeypatch.setattr(trajectory, "ROUTE_BETA_SIGMAS", 0.0)
+    fixed = score(TrajectoryMatcher(locator), lifts, heading=True)
+    assert scaled[0] > fixed[0] and scaled[1] > fixed[1], (scaled, fixed)
