@@ -50,6 +50,9 @@ STREET_CHANGE = 3.0  # log-odds against changing street between two lifts (a rou
 UNREACHABLE = 8.0  # log-odds against two segments with no drive between them within reach
 FAR_M = 200.0  # lifts this far apart: the route says nothing, only the street change counts
 MAX_STATES = 6  # candidate segments kept per fix, the nearest (transitions cost their square)
+# ... at most this many per street: a street drawn as many short segments could fill the states
+# near a crossing and push the other street out (4 seeds at 10 m with heading: +6 streets exact).
+STATES_PER_STREET = 3
 STATE_SIGMAS = 4.0  # and only those within this many sigmas of the nearest
 AMBIGUOUS = 0.8  # below this posterior a lift's street is flagged for review
 # No bin is lifted inside a crossing: half a residential carriageway (~3 m) plus the kerb's corner.
@@ -332,7 +335,15 @@ def _prune(found: list[Candidate], fix: FixLike, street: int | None) -> list[Can
         return []
     sigma = _sigma(fix)
     limit = found[0].distance_m + STATE_SIGMAS * sigma
-    return [c for c in found[:MAX_STATES] if c.distance_m <= limit]
+    kept: list[Candidate] = []
+    per_street: dict[int, int] = {}
+    for c in found:
+        if c.distance_m > limit or len(kept) >= MAX_STATES:
+            break
+        if per_street.get(c.street_id, 0) < STATES_PER_STREET:
+            per_street[c.street_id] = per_street.get(c.street_id, 0) + 1
+            kept.append(c)
+    return kept
 
 
 def _runs(indices: list[int], fixes: Sequence[FixLike | None]) -> list[list[int]]:

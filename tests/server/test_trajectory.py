@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from server.streets.locator import Locator
 from server.streets.roads import RoadGraph
-from server.streets.trajectory import AMBIGUOUS, Fix, TrackLocator
+from server.streets.trajectory import AMBIGUOUS, MAX_STATES, STATES_PER_STREET, Candidate, Fix, TrackLocator, _prune
 from tests.server.crossroads import STREETS, lonlat, segment_rows
 
 T0 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
@@ -92,3 +92,15 @@ def test_road_graph_route_lengths() -> None:
     far = RoadGraph(locator().segment_ends, reach_m=20.0)  # the junctions are 30 m apart
     assert math.isinf(far.route_m(1, 0.0, 7, 300.0))
 
+
+
+def test_a_street_of_many_short_segments_leaves_room_for_the_crossing_street() -> None:
+    # Street 1 drawn as many short pieces, all nearer than street 2: without a cap per street they
+    # would take every state and street 2 could never be chosen, whatever the path says.
+    many = [Candidate(segment_id=k, street_id=1, distance_m=1.0 + k, along_m=0.0, ux=1.0, uy=0.0)
+            for k in range(MAX_STATES + 2)]
+    crossing = Candidate(segment_id=100, street_id=2, distance_m=12.0, along_m=0.0, ux=0.0, uy=1.0)
+    fix = Fix(48.0, -1.6, datetime(2026, 3, 2, 8, tzinfo=UTC), None, 10.0)
+    kept = _prune([*many, crossing], fix, None)
+    assert sum(c.street_id == 1 for c in kept) == STATES_PER_STREET
+    assert crossing in kept and len(kept) <= MAX_STATES
