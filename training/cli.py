@@ -75,7 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(handler=run_evaluate)
 
     export = subparsers.add_parser("export", help="export a training run to ONNX with Trivue metadata")
-    export.add_argument("run", type=Path, metavar="RUN")
+    export.add_argument("run", type=Path, metavar="RUN", nargs="?", default=None)
+    export.add_argument("--from-onnx", type=Path, default=None, metavar="MODEL",
+                        help="instead of a run: measure an FP32 model trivue export wrote, write its INT8 "
+                             "model (calibrated on --int8 DIR, else the merged training images) and card")
+    export.add_argument("--data", type=Path, default=DEFAULT_MAPPING, help="--from-onnx: the mapping to merge")
     export.add_argument("--imgsz", type=int, default=320)
     export.add_argument("--out", type=Path, default=None, help="ONNX path (default RUN/export/<name>.onnx)")
     export.add_argument("--name", default="trivue-waste")
@@ -154,11 +158,16 @@ def run_evaluate_lifts(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from training.export import ExportError, export
+    from training.export import ExportError, export, requantise
 
+    if (args.run is None) == (args.from_onnx is None):
+        raise CliError("trivue export: give a training RUN or --from-onnx MODEL (one of them)")
     try:
-        result = export(args.run, imgsz=args.imgsz, out=args.out, name=args.name, version=args.version,
-                        calib_dir=args.int8, max_drop=args.max_drop)
+        if args.from_onnx is not None:
+            result = requantise(args.from_onnx, args.data, calib_dir=args.int8, max_drop=args.max_drop)
+        else:
+            result = export(args.run, imgsz=args.imgsz, out=args.out, name=args.name, version=args.version,
+                            calib_dir=args.int8, max_drop=args.max_drop)
     except ExportError as error:
         raise CliError(str(error)) from None
     sys.stdout.write(json.dumps(result, indent=2) + "\n")

@@ -18,7 +18,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from training.datasets import SEPARATOR
+from training.datasets import SEPARATOR, MergeReport
 from training.train import TrainError, offline_environment, read_run
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,53 @@ def export(run_dir: Path, imgsz: int = 320, out: Path | None = None, name: str =
     (out.with_suffix(".json")).write_text(json.dumps({**result, "fp32_report": fp32}, indent=2), encoding="utf-8")
     write_card(out.with_suffix(".md"), name, version, run | progress(run_dir), fp32, result.get("int8"))
     result["card"] = str(out.with_suffix(".md"))
+    return result
+
+
+def requantise(model: Path, data: Path, calib_dir: Path | None = None, max_drop: float = 0.02) -> dict:
+    """The INT8 model, metrics and card of an FP32 model ``trivue export`` wrote, without its run.
+
+    Training runs are never committed, so when the INT8 recipe changes (``quantise``) the shipped
+    or candidate FP32 model is all there is. Its own metadata says what it is (name, version,
+    training summary, data hash); val is merged again from ``data`` and every figure is measured
+    again here. ``calib_dir`` defaults to the merged training images.
+    """
+    from training.datasets import DatasetError, merge
+    from vision.onnxmeta import OnnxMetaError, read_metadata
+
+    try:
+        meta = read_metadata(model.read_bytes())
+    except (OSError, OnnxMetaError) as error:
+        raise ExportError(f"--from-onnx {model}: {error}") from None
+    missing = [k for k in ("trivue_name", "trivue_version", "trivue_data_hash", "trivue_train") if k not in meta]
+    if missing:
+        raise ExportError(f"--from-onnx {model}: no {', '.join(missing)} metadata (not written by trivue export)")
+    with tempfile.TemporaryDirectory(prefix="trivue-requantise-") as workdir:
+        try:
+            merged = merge(data, Path(workdir) / "data")
+        except DatasetError as error:
+            raise ExportError(str(error)) from None
+        return _requantise(model, meta, data, merged, calib_dir, max_drop)
+
+
+def _requantise(model: Path, meta: dict[str, str], data: Path, merged: MergeReport, calib_dir: Path | None,
+                max_drop: float) -> dict:
+    if merged.data_hash != meta["trivue_data_hash"]:
+        # Measuring on today's val is still right; the card must not claim the training data matches.
+        log.warning("%s was trained on data %s, the merge of %s is now %s", model, meta["trivue_data_hash"],
+                    data, merged.data_hash)
+    name, version = meta["trivue_name"], meta["trivue_version"]
+    fp32 = measure(model, merged.data_yaml, plot=model.with_name(f"{model.stem}-pr.png"))
+    add_metadata(model, {"trivue_metrics": json.dumps(headline(fp32))})
+    keep = {k: v for k, v in meta.items() if k.startswith("trivue_") or k == "description"}
+    keep["trivue_metrics"] = json.dumps(headline(fp32))
+    calibration = calib_dir or merged.data_yaml.parent / "images" / "train"
+    result = {"onnx": str(model), "version": version, "fp32": headline(fp32),
+              "int8": export_int8(model, calibration, merged.data_yaml, fp32, max_drop, keep)}
+    run = json.loads(meta["trivue_train"]) | {"data": str(data), "data_yaml": str(merged.data_yaml),
+                                               "data_hash": meta["trivue_data_hash"]}
+    write_card(model.with_suffix(".md"), name, version, run, fp32, result["int8"])
+    result["card"] = str(model.with_suffix(".md"))
     return result
 
 

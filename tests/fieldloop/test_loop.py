@@ -48,10 +48,13 @@ MAPPING = Path(__file__).parents[2] / "training" / "mapping.yaml"
 # Real photos (shared datasets' val splits, never trained on), and why the model in service keeps
 # each on the recyclables stream: bags (wrong in the yellow bin) seen at >= 0.5, a bottle seen only
 # in the uncertain band [0.25, 0.5), a bottle seen at >= 0.5 (clean: kept as the sample).
+# Which photos do that depends on the shipped model (the one in service is it, degraded): when a
+# new model is shipped and a reason below no longer holds, pick another photo of that kind (an
+# uncertain one with a false box, so that the manager deletes one).
 DAY_A = [("hopper-bags", "12e180a1f2af", "contaminated"), ("litter-items", "51a266d2c56e", "uncertain"),
          ("litter-items", "492d6133b1c8", "sample")]
 DAY_B = [("hopper-bags", "1194fb3beecd", "contaminated"), ("hopper-bags", "1213e47b5f8b", "contaminated"),
-         ("hopper-bags", "18a0ce038b1b", "contaminated"), ("litter-items", "28c85525bc94", "uncertain"),
+         ("hopper-bags", "18a0ce038b1b", "contaminated"), ("litter-items", "0f1d5965e46d", "uncertain"),
          ("litter-items", "50806ae7d56e", "sample")]
 GOOD_FIT = 0.8  # IoU above which the annotator accepts a model box as it is
 Box = tuple[str, float, float, float, float]

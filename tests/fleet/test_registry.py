@@ -14,7 +14,7 @@ from server.fleet.models import Assignment, FleetModel, Rollout
 from server.ingest.models import Truck
 from server.web.accounts import AuditEntry
 from tests.fleet.conftest import Fleet, wait_until
-from tests.fleet.models import CARD, SHIPPED, SHIPPED_INT8, SHIPPED_VERSION, derived
+from tests.fleet.models import CARD, SHIPPED, SHIPPED_INT8, SHIPPED_MAP50, SHIPPED_VERSION, derived
 from vision.onnxmeta import read_metadata, with_metadata
 
 
@@ -47,7 +47,7 @@ def test_publish_records_hash_classes_size_metrics_and_card(fleet: Fleet) -> Non
         (sha, "trivue-waste", SHIPPED_VERSION, False)]
     model = httpx.get(f"{fleet.url}/api/models/{sha[:12]}", headers=admin).json()
     assert model["names"][:3] == ["bag", "bottle", "can"] and len(model["names"]) == 10
-    assert model["imgsz"] == [320, 320] and model["metrics"]["map50"] == pytest.approx(0.6755)
+    assert model["imgsz"] == [320, 320] and model["metrics"]["map50"] == pytest.approx(SHIPPED_MAP50)
     assert model["card"] == CARD.read_text()  # the card beside the file
     assert model["size_bytes"] == SHIPPED.stat().st_size
     assert (fleet.settings.data_dir / "models" / f"{sha}.onnx").read_bytes() == SHIPPED.read_bytes()

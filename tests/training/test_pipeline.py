@@ -98,12 +98,37 @@ def test_train_export_evaluate_smoke(shared_dir: Path, tmp_path: Path) -> None:
     assert not refused["written"] and "drop" in refused["reason"]
     assert not int8.exists() and not list(onnx.parent.glob("*candidate*"))
 
+    # without its run: INT8, metrics and card again from the FP32 file and the mapping alone
+    again = tmp_path / "again" / "trivue-waste.onnx"
+    again.parent.mkdir()
+    again.write_bytes(onnx.read_bytes())
+    redone = json.loads(trivue("export", "--from-onnx", str(again), "--data", str(tmp_path / "mapping.yaml"),
+                               "--max-drop", "1", home=home).stdout)
+    assert redone["version"] == "0.0.1-test" and redone["fp32"]["map50"] == exported["fp32"]["map50"]
+    assert redone["int8"]["written"] and Detector(redone["int8"]["onnx"]).meta.version == "0.0.1-test"
+    assert Path(redone["int8"]["onnx"]).parent == again.parent
+    assert "| cup |" in again.with_suffix(".md").read_text() and again.with_name("trivue-waste-pr.png").is_file()
+
 
 def test_export_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     from training.export import ExportError, export
 
     with pytest.raises(ExportError, match="not a trivue training run"):
         export(tmp_path, calib_dir=tmp_path)
+
+
+def test_export_from_onnx_refuses_a_model_trivue_did_not_write(coco_model: Path, tmp_path: Path) -> None:
+    from training.export import ExportError, requantise
+
+    with pytest.raises(ExportError, match="not written by trivue export"):
+        requantise(coco_model, Path(__file__).parents[2] / "training" / "mapping.yaml")
+
+
+def test_export_wants_a_run_or_a_model_not_both(tmp_path: Path) -> None:
+    from trivue.cli import main
+
+    assert main(["export"]) != 0
+    assert main(["export", str(tmp_path), "--from-onnx", str(tmp_path / "m.onnx")]) != 0
 
 
 def coco_litter_data(shared: Path, coco_names: dict[int, str], out: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,9 @@ def test_the_shipped_models_facts_match_onnxruntimes_reading() -> None:
     facts, detector = parse_model_file(SHIPPED), Detector(SHIPPED)
     assert facts.names == detector.names and facts.imgsz == detector.meta.imgsz
     assert (facts.name, facts.version) == (detector.meta.name, detector.meta.version)
-    assert facts.metrics["map50"] == pytest.approx(0.6755) and not facts.quantised
+    # The metrics as onnxruntime reads them (the shipped model's figures change with each model).
+    card = json.loads(detector.session.get_modelmeta().custom_metadata_map["trivue_metrics"])
+    assert facts.metrics == card and 0 < facts.metrics["map50"] <= 1 and not facts.quantised
     assert parse_model_file(MODELS_DIR / "trivue-waste-int8.onnx").quantised
 
 
