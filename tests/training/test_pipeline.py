@@ -129,6 +129,7 @@ def test_export_wants_a_run_or_a_model_not_both(tmp_path: Path) -> None:
 
     assert main(["export"]) != 0
     assert main(["export", str(tmp_path), "--from-onnx", str(tmp_path / "m.onnx")]) != 0
+    assert main(["export", "--from-onnx", str(tmp_path / "m.onnx"), "--version", "9"]) != 0
 
 
 def coco_litter_data(shared: Path, coco_names: dict[int, str], out: Path) -> Path:
