@@ -92,34 +92,33 @@ def median(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda run: run.seconds)[(len(runs) - 1) // 2]
 
 
-def publish_all(broker: tuple[str, int], topic: str, messages: list[bytes]) -> None:
+def _connected_publisher(broker: tuple[str, int]) -> mqtt.Client:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
                          protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect(*broker)
     client.loop_start()
+    return client
+
+
+def _publish_and_close(client: mqtt.Client, topic: str, messages: list[bytes]) -> None:
     infos = [client.publish(topic, payload, qos=1) for payload in messages]
     for info in infos:
         info.wait_for_publish(60)
     client.disconnect()
     client.loop_stop()
+
+
+def publish_all(broker: tuple[str, int], topic: str, messages: list[bytes]) -> None:
+    _publish_and_close(_connected_publisher(broker), topic, messages)
 
 
 def _publish_when_told(broker: tuple[str, int], topic: str, messages: list[bytes], ready: Any, go: Any) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
-                         protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect(*broker)
-    client.loop_start()
+    client = _connected_publisher(broker)
     ready.set()
     go.wait()
-    infos = [client.publish(topic, payload, qos=1) for payload in messages]
-    for info in infos:
-        info.wait_for_publish(60)
-    client.disconnect()
-    client.loop_stop()
+    _publish_and_close(client, topic, messages)
 
 
 class Publisher:
