@@ -146,7 +146,7 @@ def headline(report: dict) -> dict:
 
 
 def train_summary(run: dict) -> dict:
-    keys = ("model", "init", "imgsz", "epochs", "hours", "batch", "seed", "missing_labels")
+    keys = ("model", "init", "init_model", "imgsz", "epochs", "hours", "batch", "seed", "missing_labels")
     return {k: run[k] for k in keys if k in run} | progress(Path(run["run_dir"]))
 
 
