@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -167,3 +168,54 @@ def degrade_model(model: Path, out: Path, noise: float = DEGRADE_NOISE, seed: in
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(loaded, str(out))
     return out
+
+
+def kept_photo(model: Path, photo: Path, frames: int = 2) -> tuple[str | None, list[tuple[float, ...]]]:
+    """What a truck with its default settings (every clean lift sampled) keeps of a lift of ``frames``
+    copies of ``photo``: the reason and the boxes on the kept photo, ``(x1, y1, x2, y2, confidence)``
+    as fractions of the image. The truck's own code: ``Detector``, ``Tracker``, ``LiftRecorder``,
+    ``Pipeline``; the fixture picks photos by what the model in service does with them."""
+    from datetime import UTC, datetime
+
+    from edge.camera import Frame
+    from edge.config import EdgeSettings, EvidenceSettings, TrackingSettings
+    from edge.pipeline import Pipeline
+    from edge.trigger import BurstTrigger
+    from vision.lift import LiftContext, LiftRecorder, PhotoPolicy
+    from vision.rules import SortingRules
+    from vision.schema import ModelInfo, Stream
+    from vision.tracking import Tracker, TrackerSettings
+
+    defaults = EdgeSettings.model_fields
+    conf, frame_rate = defaults["conf"].default, defaults["frame_rate"].default
+    t, band = TrackingSettings(), EvidenceSettings().uncertain_band
+    detector = _detector(model, conf)
+    recorder = LiftRecorder(detector.names, SortingRules.load(), ModelInfo(name="fixture", version="0"),
+                            t.min_track_frames, PhotoPolicy(1.0, band, lambda: 0.0))
+    tracker = Tracker(TrackerSettings(t.activation_conf, t.high_conf, t.match_iou, t.lost_frames, frame_rate))
+    kept: list[Any] = []
+
+    def deliver(last: Frame) -> None:
+        kept.append(recorder.finish(last.captured_at, LiftContext("fixture", 0)))
+
+    pipeline = Pipeline(detector.detect, tracker, recorder, BurstTrigger(), deliver, lambda _classes: None,
+                        lambda: Stream.recyclables, 1)
+    image = cv2.imread(str(photo))
+    start = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    pipeline.run([Frame(image, start + timedelta(seconds=i / frame_rate), i, photo.stem)
+                  for i in range(frames)])
+    lift = kept[0]
+    if lift.evidence is None:
+        return None, []
+    height, width = lift.evidence.image.shape[:2]
+    shown = lift.evidence.detections
+    boxes = [(x1 / width, y1 / height, x2 / width, y2 / height, float(c))
+             for (x1, y1, x2, y2), c in zip(shown.xyxy.tolist(), shown.confidence, strict=True)]
+    return (lift.reason.value if lift.reason else None), boxes
+
+
+@cache
+def _detector(model: Path, conf: float) -> Any:
+    from vision.model import Detector
+
+    return Detector(model, conf=conf)

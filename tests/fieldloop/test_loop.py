@@ -32,7 +32,7 @@ import pytest
 from sqlalchemy import select
 
 from server.fleet.models import Rollout
-from tests.field_fixture import degrade_model
+from tests.field_fixture import degrade_model, kept_photo
 from tests.fleet.conftest import Fleet, stats_of, wait_until
 from tests.fleet.models import SHIPPED, SHIPPED_VERSION
 from tests.fleet.test_registry import sha_of
@@ -45,19 +45,40 @@ NEW = SHIPPED_VERSION  # the shipped model's version: the candidate
 IN_SERVICE = f"{NEW}-degraded"
 PASSWORD = "correct horse battery"
 MAPPING = Path(__file__).parents[2] / "training" / "mapping.yaml"
-# Real photos (shared datasets' val splits, never trained on), and why the model in service keeps
-# each on the recyclables stream: bags (wrong in the yellow bin) seen at >= 0.5, a bottle seen only
-# in the uncertain band [0.25, 0.5), a bottle seen at >= 0.5 (clean: kept as the sample).
-# Which photos do that depends on the shipped model (the one in service is it, degraded): when a
-# new model is shipped and a reason below no longer holds, pick another photo of that kind (an
-# uncertain one with a false box, so that the manager deletes one).
-DAY_A = [("hopper-bags", "12e180a1f2af", "contaminated"), ("litter-items", "51a266d2c56e", "uncertain"),
-         ("litter-items", "492d6133b1c8", "sample")]
-DAY_B = [("hopper-bags", "1194fb3beecd", "contaminated"), ("hopper-bags", "1213e47b5f8b", "contaminated"),
-         ("hopper-bags", "18a0ce038b1b", "contaminated"), ("litter-items", "0f1d5965e46d", "uncertain"),
-         ("litter-items", "50806ae7d56e", "sample")]
+# Real photos (shared datasets' val splits, never trained on), bags that the model in service sees
+# at >= 0.5 (wrong in the yellow bin): kept as contaminated. The litter photos of each day are
+# picked by what that model does with them (``pick_litter``).
+BAGS_A = ["12e180a1f2af"]
+BAGS_B = ["1194fb3beecd", "1213e47b5f8b", "18a0ce038b1b"]
 GOOD_FIT = 0.8  # IoU above which the annotator accepts a model box as it is
 Box = tuple[str, float, float, float, float]
+
+
+def pick_litter(model: Path, shared: Path) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """Day A's and day B's litter photos, chosen by what ``model`` does with them on a truck
+    (``kept_photo``): one whose every box lies in the uncertain band [0.25, 0.5) (kept as
+    uncertain), one with an item seen at >= 0.5 and nothing wrong (kept as the sample). Day B's
+    uncertain photo also shows a box that matches no labelled object, for the manager to delete.
+    Chosen here, not listed, so that shipping a new model changes no test."""
+    uncertain, with_false_box, samples = [], [], []
+    for photo in sorted((shared / "datasets" / "litter-items" / "images" / "val").glob("*.jpg")):
+        reason, boxes = kept_photo(model, photo)
+        confidences = [box[4] for box in boxes]
+        if reason == "uncertain" and confidences and all(0.25 <= c < 0.5 for c in confidences):
+            true_boxes = np.array([t[1:] for t in truth(shared, "litter-items", photo.stem)], float).reshape(-1, 4)
+            shown = np.array([box[:4] for box in boxes], float)
+            overlap = box_iou(shown, true_boxes) if len(true_boxes) else np.zeros((len(shown), 1))
+            (with_false_box if (overlap.max(axis=1) < 0.5).any() else uncertain).append(photo.stem)
+        elif reason == "sample" and confidences and max(confidences) >= 0.5:
+            samples.append(photo.stem)
+        if with_false_box and len(uncertain) + len(with_false_box) >= 2 and len(samples) >= 2:
+            break
+    assert with_false_box and len(uncertain) + len(with_false_box) >= 2 and len(samples) >= 2, (
+        f"litter val photos for the field loop: uncertain {uncertain}, with a false box {with_false_box}, "
+        f"samples {samples}")
+    day_a_uncertain = (uncertain or with_false_box[1:])[0]
+    return ([("litter-items", day_a_uncertain, "uncertain"), ("litter-items", samples[0], "sample")],
+            [("litter-items", with_false_box[0], "uncertain"), ("litter-items", samples[1], "sample")])
 
 
 def truth(shared: Path, dataset: str, stem: str) -> list[Box]:
@@ -158,7 +179,10 @@ def test_the_field_loop(fleet: Fleet, trucks: Trucks, tmp_path: Path, shared_dir
     settings = {"model": str(in_service), "evidence": {"sample_clean_rate": 1.0}}
     a, b = trucks.start("a", **settings), trucks.start("b", **settings)  # "a" sorts first: the canary
     today = datetime.now(UTC).date()
-    rounds = {a: (today - timedelta(days=2), DAY_A), b: (today - timedelta(days=1), DAY_B)}
+    litter_a, litter_b = pick_litter(in_service, shared_dir)
+    day_a = [("hopper-bags", stem, "contaminated") for stem in BAGS_A] + litter_a
+    day_b = [("hopper-bags", stem, "contaminated") for stem in BAGS_B] + litter_b
+    rounds = {a: (today - timedelta(days=2), day_a), b: (today - timedelta(days=1), day_b)}
     bags = shared_dir / "datasets" / "hopper-bags" / "images" / "val" / "12e180a1f2af.jpg"
     for truck, (day, lifts) in rounds.items():
         for n, (dataset, stem, _reason) in enumerate(lifts):
@@ -192,7 +216,7 @@ def test_the_field_loop(fleet: Fleet, trucks: Trucks, tmp_path: Path, shared_dir
     assert {"accept", "move", "add", "delete", "unusable", "done"} <= set(manager.actions), manager.actions
     queue = manager.get("/api/labels/queue", status="todo", since=rounds[a][0].isoformat(),
                         until=rounds[b][0].isoformat())
-    assert queue["items"] == [] and queue["done"] == queue["total"] == len(DAY_A) + len(DAY_B)
+    assert queue["items"] == [] and queue["done"] == queue["total"] == len(day_a) + len(day_b)
     false = {r["event_id"] for r in manager.get("/api/reminders/false-detections")}
     assert manager.deleted and manager.deleted <= false  # each deleted model box is a false detection
 
@@ -201,7 +225,7 @@ def test_the_field_loop(fleet: Fleet, trucks: Trucks, tmp_path: Path, shared_dir
     code, out, err = fleet.cli("dataset", "export", "--since", rounds[a][0].isoformat(),
                                "--until", rounds[b][0].isoformat(), "--out", str(field), "--as", "admin")
     assert code == 0, err
-    test_photos = len(DAY_B)
+    test_photos = len(day_b)
     assert f"{field}: {len(labelled)} photos (train {len(labelled) - test_photos}, val 0, test {test_photos}), " \
         "yolo" in out
     names = json.loads((field / "manifest.json").read_text())["names"]
