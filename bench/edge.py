@@ -196,7 +196,7 @@ def measure(args: argparse.Namespace, work: Path, files: list[Path]) -> dict[str
         table: dict[str, Measure] = {
             "raw": lambda d=detector, b=inputs: per_frame_ms(d.infer, b),
             "raw1": lambda d=one, b=inputs: per_frame_ms(d.infer, b),
-            "rawN": lambda b=inputs: concurrent_raw(b),
+            "rawN": lambda b=inputs, f=concurrent_raw: f(b),  # bound now: the loop redefines it per model
             "prepost": lambda f=pre_post, items=recorded: per_frame_ms(f, items),
             "detector": lambda d=detector: per_frame_ms(d.detect, frames),
             "loop": full_loop(detector, work, args, workers=1),
