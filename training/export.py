@@ -92,14 +92,14 @@ def requantise(model: Path, data: Path, calib_dir: Path | None = None, max_drop:
 def _requantise(model: Path, meta: dict[str, str], data: Path, merged: MergeReport, calib_dir: Path | None,
                 max_drop: float) -> dict:
     if merged.data_hash != meta["trivue_data_hash"]:
-        # Measuring on today's val is still right; the card must not claim the training data matches.
+        # Measuring on today's val is still right; the card keeps the hash of the data it was trained on.
         log.warning("%s was trained on data %s, the merge of %s is now %s", model, meta["trivue_data_hash"],
                     data, merged.data_hash)
     name, version = meta["trivue_name"], meta["trivue_version"]
     fp32 = measure(model, merged.data_yaml, plot=model.with_name(f"{model.stem}-pr.png"))
-    add_metadata(model, {"trivue_metrics": json.dumps(headline(fp32))})
-    keep = {k: v for k, v in meta.items() if k.startswith("trivue_") or k == "description"}
-    keep["trivue_metrics"] = json.dumps(headline(fp32))
+    metrics = {"trivue_metrics": json.dumps(headline(fp32))}
+    add_metadata(model, metrics)
+    keep = {k: v for k, v in meta.items() if k.startswith("trivue_") or k == "description"} | metrics
     calibration = calib_dir or merged.data_yaml.parent / "images" / "train"
     result = {"onnx": str(model), "version": version, "fp32": headline(fp32),
               "int8": export_int8(model, calibration, merged.data_yaml, fp32, max_drop, keep)}

@@ -25,6 +25,7 @@ more than ``GAP`` apart start a new path (a break, a trip to the depot).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -284,9 +285,9 @@ class TrajectoryMatcher:
     def _transitions(self, a: FixLike, b: FixLike, from_states: list[Candidate],
                      to_states: list[Candidate]) -> list[list[float]]:
         straight = _metres(a, b)
-        beta = max(ROUTE_BETA_M, ROUTE_BETA_SIGMAS * math.hypot(_sigma(a), _sigma(b)))
         if straight >= FAR_M:  # the route says nothing: only a change of street costs
             return [[-STREET_CHANGE if s.street_id != t.street_id else 0.0 for t in to_states] for s in from_states]
+        beta = max(ROUTE_BETA_M, ROUTE_BETA_SIGMAS * math.hypot(_sigma(a), _sigma(b)))
         # ``RoadGraph.route_m`` inlined: this loop is most of the matching time (~14 pairs per lift).
         ends_of = self.graph.segment_pair
         targets = [(t.street_id, t.segment_id, max(0.0, t.along_m), t.along_m) for t in to_states]
@@ -336,12 +337,12 @@ def _prune(found: list[Candidate], fix: FixLike, street: int | None) -> list[Can
     sigma = _sigma(fix)
     limit = found[0].distance_m + STATE_SIGMAS * sigma
     kept: list[Candidate] = []
-    per_street: dict[int, int] = {}
+    per_street: Counter[int] = Counter()
     for c in found:
         if c.distance_m > limit or len(kept) >= MAX_STATES:
             break
-        if per_street.get(c.street_id, 0) < STATES_PER_STREET:
-            per_street[c.street_id] = per_street.get(c.street_id, 0) + 1
+        if per_street[c.street_id] < STATES_PER_STREET:
+            per_street[c.street_id] += 1
             kept.append(c)
     return kept
 
