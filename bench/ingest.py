@@ -58,7 +58,8 @@ from server.ingest.aggregates import StreetLocator
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
-from server.ingest.subscriber import Ingest, connect_properties, make_client
+from server.ingest.receiver import connect_properties, make_client
+from server.ingest.subscriber import Ingest
 from server.migrate import upgrade_database
 from server.streets.locator import Locator
 from tests.server.events import lift_event
