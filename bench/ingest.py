@@ -32,13 +32,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import random
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +81,60 @@ class Run:
         return self.events / self.seconds
 
 
-def payloads(n: int, spread: bool) -> list[bytes]:
-    """N distinct lifts, half contaminated, GPS scattered over ~500 m of the Rennes centre."""
+Message = tuple[str, bytes]  # (topic under the prefix, payload)
+
+
+def scatter_messages(n: int, gps: bool) -> list[Message]:
+    """N distinct lifts of one truck, half contaminated, GPS jumping ~250 m between successive lifts
+    over ~500 m of the Rennes centre: the worst case for trajectory matching (every pair of lifts
+    far apart, many candidate streets, a street-day row per lift)."""
     out = []
     for i in range(n):
-        gps = (CENTRE[0] + ((i * 37) % 100 - 50) * 5e-5, CENTRE[1] + ((i * 53) % 100 - 50) * 7e-5) if spread else None
+        fix = (CENTRE[0] + ((i * 37) % 100 - 50) * 5e-5, CENTRE[1] + ((i * 53) % 100 - 50) * 7e-5) if gps else None
         counts = {"bag": 1, "bottle": 2} if i % 2 else {"bottle": 2}
-        out.append(lift_event("bench-truck", sequence=i, counts=counts, gps=gps).to_json().encode())
+        event = lift_event("bench-truck", sequence=i, counts=counts, gps=fix)
+        out.append(("bench-truck/lift", event.to_json().encode()))
     return out
+
+
+def fleet_messages(n: int, gps: bool, sigma_m: float = 10.0) -> list[Message]:
+    """The first N lifts, in time order, of ``trivue simulate``'s fleet (20 trucks) driving rounds
+    over the Rennes centre streets with ``sigma_m`` of GPS noise: what a city sends."""
+    from trivue.sim.contents import ContentMaker
+    from trivue.sim.fleet import lift_event as fleet_event
+    from trivue.sim.rounds import StreetNetwork
+    from trivue.sim.scenario import ScenarioOptions, build_scenario
+    from trivue.sim.schedule import DrivingSettings
+    from vision.rules import SortingRules
+    from vision.schema import Stream
+
+    with tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(f"sqlite:///{folder}/streets.db")
+        upgrade_database(engine)
+        _import_streets(sessionmaker(engine))
+        with Session(engine) as session:
+            network = StreetNetwork.from_session(session)
+        engine.dispose()
+    driving = DrivingSettings(gps_sigma_m=sigma_m, gps_dropout=0.0)
+    round_km = 3.0
+    while True:  # longer rounds until the day holds N lifts
+        scenario = build_scenario(network, ScenarioOptions(trucks=20, round_km=round_km, seed=7))
+        day = scenario.lifts(datetime(2026, 3, 2, 6, tzinfo=UTC), 1, driving)
+        lifts = sorted(day, key=lambda lift: lift.started_at)
+        if len(lifts) >= n:
+            break
+        round_km *= 1.5
+    contents, rng = ContentMaker(SortingRules.load(), Stream.recyclables), random.Random(1)
+    out = []
+    for lift in lifts[:n]:
+        drawn = contents.draw(lift.contaminated, rng)
+        planned = lift if gps else replace(lift, gps=None)
+        event = fleet_event(planned, Stream.recyclables, drawn.counts, drawn.verdict, 0.0)
+        out.append((f"{lift.truck_id}/lift", event.to_json().encode()))
+    return out
+
+
+WORKLOADS = {"fleet": fleet_messages, "scatter": scatter_messages}
 
 
 def median(runs: list[Run]) -> Run:
@@ -103,23 +151,23 @@ def _connected_publisher(broker: tuple[str, int]) -> mqtt.Client:
     return client
 
 
-def _publish_and_close(client: mqtt.Client, topic: str, messages: list[bytes]) -> None:
-    infos = [client.publish(topic, payload, qos=1) for payload in messages]
+def _publish_and_close(client: mqtt.Client, prefix: str, messages: list[Message]) -> None:
+    infos = [client.publish(f"{prefix}/{topic}", payload, qos=1) for topic, payload in messages]
     for info in infos:
         info.wait_for_publish(60)
     client.disconnect()
     client.loop_stop()
 
 
-def publish_all(broker: tuple[str, int], topic: str, messages: list[bytes]) -> None:
-    _publish_and_close(_connected_publisher(broker), topic, messages)
+def publish_all(broker: tuple[str, int], prefix: str, messages: list[Message]) -> None:
+    _publish_and_close(_connected_publisher(broker), prefix, messages)
 
 
-def _publish_when_told(broker: tuple[str, int], topic: str, messages: list[bytes], ready: Any, go: Any) -> None:
+def _publish_when_told(broker: tuple[str, int], prefix: str, messages: list[Message], ready: Any, go: Any) -> None:
     client = _connected_publisher(broker)
     ready.set()
     go.wait()
-    _publish_and_close(client, topic, messages)
+    _publish_and_close(client, prefix, messages)
 
 
 class Publisher:
@@ -131,10 +179,10 @@ class Publisher:
     Calling the object starts the publishing and returns once the broker has acknowledged all.
     """
 
-    def __init__(self, broker: tuple[str, int], topic: str, messages: list[bytes]) -> None:
+    def __init__(self, broker: tuple[str, int], prefix: str, messages: list[Message]) -> None:
         context = multiprocessing.get_context("spawn")
         ready, self._go = context.Event(), context.Event()
-        self._process = context.Process(target=_publish_when_told, args=(broker, topic, messages, ready, self._go),
+        self._process = context.Process(target=_publish_when_told, args=(broker, prefix, messages, ready, self._go),
                                         daemon=True)
         self._process.start()
         if not ready.wait(60):
@@ -162,7 +210,7 @@ def timed(name: str, n: int, publish: Callable[[], None], done: Callable[[], int
     return Run(name, n, elapsed)
 
 
-def raw_run(settings: ServerSettings, messages: list[bytes], progress: Progress) -> Run:
+def raw_run(settings: ServerSettings, messages: list[Message], progress: Progress) -> Run:
     received = 0
 
     def on_message(*_args: object) -> None:
@@ -173,20 +221,19 @@ def raw_run(settings: ServerSettings, messages: list[bytes], progress: Progress)
     client = make_client(settings, client_id=f"bench-raw-{uuid.uuid4().hex[:6]}", manual_ack=False)
     client.on_message = on_message
     client.on_subscribe = lambda *_a: ready.set()
-    topic = f"{settings.topic_prefix}/bench-truck/lift"
     client.connect(*broker_of(settings), properties=connect_properties(settings))  # same in-flight window
-    client.subscribe(topic, qos=1)
+    client.subscribe(f"{settings.topic_prefix}/+/lift", qos=1)
     client.loop_start()
     ready.wait(10)
     try:
-        return timed("raw subscriber", len(messages), Publisher(broker_of(settings), topic, messages),
+        return timed("raw subscriber", len(messages), Publisher(broker_of(settings), settings.topic_prefix, messages),
                      lambda: received, progress)
     finally:
         client.disconnect()
         client.loop_stop()
 
 
-def raw_backlog(settings: ServerSettings, messages: list[bytes], progress: Progress) -> Run:
+def raw_backlog(settings: ServerSettings, messages: list[Message], progress: Progress) -> Run:
     received = 0
     ready = threading.Event()
 
@@ -198,7 +245,7 @@ def raw_backlog(settings: ServerSettings, messages: list[bytes], progress: Progr
         client = make_client(settings, client_id=f"{settings.mqtt_client_id}-raw", manual_ack=False)
         client.on_message = on_message
         client.on_subscribe = lambda *_a: ready.set()
-        client.on_connect = lambda c, *_a: c.subscribe(f"{settings.topic_prefix}/bench-truck/lift", qos=1)
+        client.on_connect = lambda c, *_a: c.subscribe(f"{settings.topic_prefix}/+/lift", qos=1)
         client.connect(*broker_of(settings), clean_start=False, properties=connect_properties(settings))
         client.loop_start()
         return client
@@ -207,7 +254,7 @@ def raw_backlog(settings: ServerSettings, messages: list[bytes], progress: Progr
     ready.wait(10)
     client.disconnect()
     client.loop_stop()
-    publish_all(broker_of(settings), f"{settings.topic_prefix}/bench-truck/lift", messages)
+    publish_all(broker_of(settings), settings.topic_prefix, messages)
     holder: list[mqtt.Client] = []
     try:
         return timed("raw subscriber, backlog", len(messages), lambda: holder.append(connect()),
@@ -236,9 +283,7 @@ def _inbox(settings: ServerSettings, variant: str) -> tuple[Engine, sessionmaker
     upgrade_database(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     if variant != "plain":
-        from tests.server.streets_fixture import import_rennes
-
-        import_rennes(sessions)
+        _import_streets(sessions)
     metrics = Metrics()
 
     def per_lift(session: Session) -> StreetLocator | None:
@@ -256,12 +301,18 @@ def _inbox(settings: ServerSettings, variant: str) -> tuple[Engine, sessionmaker
     return engine, sessions, inbox, metrics
 
 
-def capacity_run(settings: ServerSettings, messages: list[bytes], variant: str) -> Run:
+def _import_streets(sessions: sessionmaker[Session]) -> None:
+    from tests.server.streets_fixture import import_rennes
+
+    import_rennes(sessions)
+
+
+def capacity_run(settings: ServerSettings, messages: list[Message], variant: str) -> Run:
     """What one process can store: ``Inbox.write`` + commit over full batches, no broker, no network
     thread competing for the GIL. The sizing figure (lifts/s per ingest worker)."""
     engine, sessions, inbox, _metrics = _inbox(settings, variant)
-    topic = f"{settings.topic_prefix}/bench-truck/lift"
-    batch = [MqttMessage(topic, payload, utcnow(), i, 1) for i, payload in enumerate(messages)]
+    batch = [MqttMessage(f"{settings.topic_prefix}/{topic}", payload, utcnow(), i, 1)
+             for i, (topic, payload) in enumerate(messages)]
     size = settings.ingest_batch_size
     started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(batch), size):
@@ -272,22 +323,21 @@ def capacity_run(settings: ServerSettings, messages: list[bytes], variant: str) 
     return Run(f"store capacity, {VARIANTS[variant]}", len(messages), elapsed, cpu)
 
 
-def stored_run(settings: ServerSettings, messages: list[bytes], variant: str, progress: Progress,
+def stored_run(settings: ServerSettings, messages: list[Message], variant: str, progress: Progress,
                backlog: bool = False) -> Run:
     engine, sessions, inbox, metrics = _inbox(settings, variant)
-    topic = f"{settings.topic_prefix}/bench-truck/lift"
     ingest = Ingest(settings, sessions, inbox, metrics)
     if backlog:  # register the persistent session, leave, let the backlog pile up in the broker
         ingest.start()
         ingest.wait_connected(10)
         ingest.stop()
-        publish_all(broker_of(settings), topic, messages)
+        publish_all(broker_of(settings), settings.topic_prefix, messages)
         ingest = Ingest(settings, sessions, inbox, metrics)
         start = ingest.start
     else:
         ingest.start()
         ingest.wait_connected(10)
-        start = Publisher(broker_of(settings), topic, messages)
+        start = Publisher(broker_of(settings), settings.topic_prefix, messages)
     try:
         return timed(f"stored, {VARIANTS[variant]}" + (", backlog" if backlog else ""), len(messages), start,
                      lambda: int(metrics.value("trivue_ingest_lifts_stored_total")), progress)
@@ -311,6 +361,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--broker-url", default="mqtt://127.0.0.1:1883")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="fleet",
+                        help="fleet: 20 simulated trucks on their rounds, 10 m GPS noise; "
+                             "scatter: one truck jumping ~250 m between lifts (the worst case for the path)")
     parser.add_argument("--variants", default="plain,batched,path",
                         help=f"comma-separated, of {', '.join(VARIANTS)}")
     args = parser.parse_args()
@@ -319,6 +372,8 @@ def main() -> None:
         parser.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
     console = Console()
     # (mode, variant or "raw") -> runs; raw runs publish GPS fixes too: the payloads differ by a few bytes only
+    make = WORKLOADS[args.workload]
+    with_gps, without_gps = make(max(args.events, args.backlog), True), make(max(args.events, args.backlog), False)
     results: dict[tuple[bool, str], list[Run]] = {}
     capacity: dict[str, list[Run]] = {}
     for _ in range(args.repeat):  # the machine is shared: the median of a few rounds is steadier
@@ -327,7 +382,7 @@ def main() -> None:
                 settings = load_settings(env={}, data_dir=Path(folder), database_url=args.database_url,
                                          topic_prefix="bench-capacity/v1")
                 capacity.setdefault(variant, []).append(
-                    capacity_run(settings, payloads(args.events, spread=variant != "plain"), variant))
+                    capacity_run(settings, (without_gps if variant == "plain" else with_gps)[:args.events], variant))
                 _reset_database(args.database_url)
         for backlog in (False, True):
             n = args.backlog if backlog else args.events
@@ -337,7 +392,7 @@ def main() -> None:
                     settings = load_settings(env={}, data_dir=Path(folder), database_url=args.database_url,
                                              broker_url=args.broker_url, topic_prefix=f"bench-{tag}/v1",
                                              mqtt_client_id=f"bench-ingest-{tag}")
-                    messages = payloads(n, spread=variant != "plain")
+                    messages = (without_gps if variant == "plain" else with_gps)[:n]
                     with Progress(console=console, transient=True) as progress:
                         if variant == "raw":
                             run = (raw_backlog if backlog else raw_run)(settings, messages, progress)
@@ -346,7 +401,8 @@ def main() -> None:
                     results.setdefault((backlog, variant), []).append(run)
                     _reset_database(args.database_url)
     database = args.database_url or "SQLite (temporary file)"
-    console.print(f"{args.events} lifts live, {args.backlog} from a backlog, median of {args.repeat} rounds; "
+    console.print(f"workload {args.workload}: {args.events} lifts live, {args.backlog} from a backlog, "
+                  f"median of {args.repeat} rounds; "
                   f"database {database}, broker {args.broker_url}; streets: tests/fixtures/geodata/rennes-centre")
     table = Table("run", "events", "median s", "events/s", "stored / raw")
     for backlog in (False, True):

@@ -23,11 +23,11 @@ from server.config import ServerSettings
 from server.ingest.aggregates import (
     LiftRow,
     StreetLocator,
-    dialect_insert,
     insert_lifts,
     lift_row,
     match_columns,
     match_rows,
+    upsert,
 )
 from server.ingest.evidence import EvidenceError, EvidenceStore
 from server.ingest.metrics import Metrics
@@ -215,9 +215,8 @@ class Inbox:
         row = {"event_id": event_id, "truck_id": truck_id, "path": photo.path, "sha256": photo.sha256,
                "size_bytes": photo.size_bytes, "width": photo.width, "height": photo.height,
                "received_at": message.received_at}
-        stmt = dialect_insert(session, Evidence.__table__)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["event_id"], set_={k: stmt.excluded[k] for k in row if k != "event_id"}), row)
+        replaced = tuple(k for k in row if k != "event_id")
+        session.execute(upsert(session, Evidence.__table__, ("event_id",), replace=replaced), [row])
         self.metrics.inc("trivue_ingest_evidence_stored_total")
         batch.seen(truck_id, message.received_at)
 
@@ -226,10 +225,14 @@ class Inbox:
         self.metrics.inc("trivue_ingest_lifts_stored_total", len(new))
         self.metrics.inc("trivue_ingest_lifts_duplicate_total", len(batch.lifts) - len(new))
         self.metrics.inc("trivue_ingest_lifts_unmatched_total", sum(r["street_id"] is None for r in new))
-        for values in batch.trucks.values():
-            stmt = dialect_insert(session, Truck.__table__).values(**values)
-            updates = {k: stmt.excluded[k] for k in values if k != "truck_id"}
-            session.execute(stmt.on_conflict_do_update(index_elements=["truck_id"], set_=updates))
+        # One statement per set of columns, not per truck: a batch from a fleet names dozens of
+        # trucks. Sorted by truck: concurrent workers lock rows in one order.
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for values in sorted(batch.trucks.values(), key=lambda v: v["truck_id"]):
+            groups.setdefault(tuple(sorted(values)), []).append(values)
+        for columns, rows in groups.items():
+            updated = tuple(c for c in columns if c != "truck_id")
+            session.execute(upsert(session, Truck.__table__, ("truck_id",), replace=updated), rows)
         if batch.dead:
             session.execute(DeadLetter.__table__.insert(), batch.dead)
             for row in batch.dead:

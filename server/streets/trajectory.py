@@ -230,26 +230,25 @@ class TrajectoryMatcher:
         chosen street is its best path's share against the best path through each other street,
         ``1 / sum(exp(other - best))``: 0.5 when another street explains the path as well.
         """
-        emit = [[_emission(c, f) + self._clearance(c, f) for c in cs] for cs, f in zip(states, fixes, strict=True)]
+        emit = [self._emissions(cs, f) for cs, f in zip(states, fixes, strict=True)]
         trans = [self._transitions(fixes[k - 1], fixes[k], states[k - 1], states[k]) for k in range(1, len(fixes))]
+        # The two passes below are most of the matching time after the transitions: lists and
+        # builtins (zip, max, index) rather than indexed loops; the same sums in the same order.
         forward, back = [emit[0]], []
         for k in range(1, len(fixes)):
-            previous, matrix = forward[-1], trans[k - 1]
+            previous = forward[-1]
             scores, pointers = [], []
-            for j, e in enumerate(emit[k]):
-                best_i, best = 0, -math.inf
-                for i, f in enumerate(previous):
-                    value = f + matrix[i][j]
-                    if value > best:
-                        best_i, best = i, value
+            for column, e in zip(zip(*trans[k - 1]), emit[k], strict=True):
+                values = [f + m for f, m in zip(previous, column)]
+                best = max(values)
+                pointers.append(values.index(best))  # the first of equals, as a strict > scan
                 scores.append(best + e)
-                pointers.append(best_i)
             forward.append(scores)
             back.append(pointers)
         backward = [[0.0] * len(states[-1])]
         for k in range(len(fixes) - 1, 0, -1):
-            after, matrix, e = backward[-1], trans[k - 1], emit[k]
-            backward.append([max(row[j] + e[j] + after[j] for j in range(len(e))) for row in matrix])
+            after, e = backward[-1], emit[k]
+            backward.append([max([m + x + y for m, x, y in zip(row, e, after)]) for row in trans[k - 1]])
         backward.reverse()
         path = [max(range(len(forward[-1])), key=forward[-1].__getitem__)]
         for pointers in reversed(back):
@@ -282,34 +281,53 @@ class TrajectoryMatcher:
             value += _log_cdf((self.locator.segment_ends[c.segment_id].length_m - c.along_m - JUNCTION_CLEAR_M) / sigma)
         return value
 
+    def _emissions(self, states: list[Candidate], fix: FixLike) -> list[float]:
+        """``_emission`` + ``_clearance`` of each state of one fix (what depends on the fix, once)."""
+        sigma = _sigma(fix)
+        heading = fix.heading_deg
+        hx = hy = 0.0
+        if heading is not None:
+            hx, hy = math.sin(math.radians(heading)), math.cos(math.radians(heading))
+        out = []
+        for c in states:
+            value = -0.5 * (c.distance_m / sigma) ** 2
+            if heading is not None:
+                value -= 0.5 * (abs(c.ux * hy - c.uy * hx) / HEADING_SIN) ** 2
+            out.append(value + self._clearance(c, fix))
+        return out
+
     def _transitions(self, a: FixLike, b: FixLike, from_states: list[Candidate],
                      to_states: list[Candidate]) -> list[list[float]]:
         straight = _metres(a, b)
         if straight >= FAR_M:  # the route says nothing: only a change of street costs
             return [[-STREET_CHANGE if s.street_id != t.street_id else 0.0 for t in to_states] for s in from_states]
         beta = max(ROUTE_BETA_M, ROUTE_BETA_SIGMAS * math.hypot(_sigma(a), _sigma(b)))
-        # ``RoadGraph.route_m`` inlined: this loop is most of the matching time (~14 pairs per lift).
+        # ``RoadGraph.route_m`` inlined, with what depends on one state only computed once: this
+        # loop is most of the matching time (~18 pairs per lift on a fleet's rounds).
         ends_of = self.graph.segment_pair
-        targets = [(t.street_id, t.segment_id, max(0.0, t.along_m), t.along_m) for t in to_states]
+        segments = self.locator.segment_ends
+        targets = [(t.street_id, t.segment_id, t.along_m, max(0.0, t.along_m),
+                    max(0.0, segments[t.segment_id].length_m - t.along_m) if t.segment_id in segments else 0.0)
+                   for t in to_states]
         rows = []
         for s in from_states:
             row = []
-            seg_a, along_a = s.segment_id, s.along_m
-            for street, seg_b, head_b, along_b in targets:
+            seg_a, along_a, street_a = s.segment_id, s.along_m, s.street_id
+            head_a = max(0.0, along_a)
+            tail_a = max(0.0, segments[seg_a].length_m - along_a) if seg_a in segments else 0.0
+            for street, seg_b, along_b, head_b, tail_b in targets:
                 if seg_a == seg_b:
-                    route = abs(along_b - along_a)
+                    value = -abs(abs(along_b - along_a) - straight) / beta
                 else:
                     ends = ends_of(seg_a, seg_b)
                     if ends:
-                        length_a, length_b, ss, se, es, ee = ends
-                        head_a, tail_a = max(0.0, along_a), max(0.0, length_a - along_a)
-                        tail_b = max(0.0, length_b - along_b)
+                        ss, se, es, ee = ends[2:]
                         route = min(head_a + ss + head_b, head_a + se + tail_b, tail_a + es + head_b,
                                     tail_a + ee + tail_b)
+                        value = -abs(route - straight) / beta
                     else:
-                        route = math.inf
-                value = -UNREACHABLE if route == math.inf else -abs(route - straight) / beta
-                row.append(value - STREET_CHANGE if s.street_id != street else value)
+                        value = -UNREACHABLE
+                row.append(value - STREET_CHANGE if street_a != street else value)
             rows.append(row)
         return rows
 
@@ -360,15 +378,6 @@ def _runs(indices: list[int], fixes: Sequence[FixLike | None]) -> list[list[int]
 
 def _sigma(fix: FixLike) -> float:
     return max(fix.accuracy_m or 10.0, MIN_SIGMA_M)
-
-
-def _emission(c: Candidate, fix: FixLike) -> float:
-    value = -0.5 * (c.distance_m / _sigma(fix)) ** 2
-    if fix.heading_deg is not None:
-        hx, hy = math.sin(math.radians(fix.heading_deg)), math.cos(math.radians(fix.heading_deg))
-        across = abs(c.ux * hy - c.uy * hx)
-        value -= 0.5 * (across / HEADING_SIN) ** 2
-    return value
 
 
 def _metres(a: FixLike, b: FixLike) -> float:
