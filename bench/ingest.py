@@ -1,7 +1,7 @@
 """Ingest throughput: lifts stored per second vs a subscriber that does nothing, side by side.
 
     python bench/ingest.py [-n 5000] [--database-url URL] [--broker-url mqtt://127.0.0.1:1883]
-                           [--variants plain,batched,path] (also per-lift)
+                           [--variants plain,batched,path] (also per-lift) [--workload fleet|scatter]
 
 Live runs publish N real LiftEvents with a real paho client at QoS 1, from a process of its own
 (``Publisher``: a truck is not in the server's process), through the same broker while the
@@ -18,8 +18,13 @@ Variants, each against the same raw run of its round: ``plain`` (lifts without G
 matching), ``per-lift`` (GPS fixes over the Rennes centre streets, ``Locator.locate`` once per
 lift: the ingest before batching), ``batched`` (the same fixes, ``Locator.locate_many`` once
 per ingest batch, each lift on its own: the ingest before issue 16) and ``path`` (what the server
-does: ``locate_many`` plus the truck's path, ``server.ingest.tracks``; every lift comes from one
-truck whose fixes jump around the centre, a worst case with many candidate streets per fix).
+does: ``locate_many`` plus the truck's path, ``server.ingest.tracks``).
+
+Workloads: ``fleet`` (the default) is the first N lifts, in time order, of ``trivue simulate``'s
+20 trucks driving rounds over the Rennes centre streets with 10 m of GPS noise: successive lifts
+of a truck 10-50 m apart, 20 trucks in every batch. ``scatter`` (the only workload until
+2026-12-03) is one truck whose fixes jump ~250 m between lifts: cheaper for the path than a real
+round, since fixes that far apart skip the route between them.
 
 A third table times the store alone (``Inbox.write`` and commit over batches of
 ``ingest_batch_size``, no broker): the lifts/s one ingest worker can write, the sizing figure of
@@ -60,8 +65,7 @@ from server.ingest.aggregates import StreetLocator
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
-from server.ingest.receiver import connect_properties, make_client
-from server.ingest.subscriber import Ingest
+from server.ingest.subscriber import Ingest, connect_properties, make_client
 from server.migrate import upgrade_database
 from server.streets.locator import Locator
 from tests.server.events import lift_event
@@ -370,7 +374,7 @@ def main() -> None:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
-    console = Console()
+    console = Console(width=max(Console().width, 120))  # tables unwrapped when piped to a file
     # (mode, variant or "raw") -> runs; raw runs publish GPS fixes too: the payloads differ by a few bytes only
     make = WORKLOADS[args.workload]
     with_gps, without_gps = make(max(args.events, args.backlog), True), make(max(args.events, args.backlog), False)

@@ -2,7 +2,7 @@
 
 Every message ends somewhere: stored, recognised as a duplicate, or in ``dead_letters`` with a
 reason code (also the metrics label) and its first bytes. Nothing here talks MQTT; ``ingest``
-(``server.ingest.receiver`` receives) feeds it messages and acknowledges them once the batch is committed.
+feeds it messages and acknowledges them once the batch is committed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from server.ingest.aggregates import (
 from server.ingest.evidence import EvidenceError, EvidenceStore
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
-from server.ingest.receiver import MqttMessage
 from server.ingest.tracks import Tracks
 from vision.schema import SchemaError, TruckStats, parse_lift_event
 
@@ -40,6 +39,15 @@ log = logging.getLogger(__name__)
 
 DEAD_LETTER_BYTES = 4096  # enough to see what went wrong, not enough to keep a photo
 STATUSES = frozenset(s.value for s in TruckStatus if s is not TruckStatus.unknown)  # what a truck says of itself
+
+
+@dataclass(frozen=True, slots=True)
+class MqttMessage:
+    topic: str
+    payload: bytes
+    received_at: datetime
+    mid: int = 0
+    qos: int = 0
 
 
 class Refused(Exception):

@@ -1,10 +1,9 @@
-"""The MQTT ingest: persistent session, QoS 1, batched writes, acknowledged only once committed.
+"""The MQTT subscriber: persistent session, QoS 1, batched writes, acknowledged only once committed.
 
-A receiving process (``server.ingest.receiver.BrokerLink``) holds the broker connection and
-forwards messages to a queue here; one writer thread drains it in batches through ``Inbox`` and
-commits. Acknowledgements are manual and sent after the commit, so a server that dies mid-batch
-gets the messages again from the broker (persistent session, fixed client id), and the idempotent
-store makes the second delivery a no-op. Nothing is lost, nothing counted twice.
+paho's network thread puts messages on a queue; one writer thread drains it in batches through
+``Inbox`` and commits. Acknowledgements are manual and sent after the commit, so a server that
+dies mid-batch gets the messages again from the broker (persistent session, fixed client id),
+and the idempotent store makes the second delivery a no-op. Nothing is lost, nothing counted twice.
 
 After each commit the server also publishes end-to-end receipts (QoS 1), one message per truck on
 ``<prefix>/<truck_id>/receipt``, naming every lift and photo it has durably dealt with: stored,
@@ -23,24 +22,64 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from base.ids import is_truck_id
 from server.config import ServerSettings
+from server.db import utcnow
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
-from server.ingest.receiver import BrokerLink
 from vision.schema import message_digest, receipt_payload
 
 log = logging.getLogger(__name__)
 
+TOPIC_KINDS = ("+/lift", "+/evidence/+", "+/status", "+/stats")
 RETRY_MAX_S = 30.0
 WRITE_ATTEMPTS = 5  # unexpected (non-database) failures of one batch before it is left to the broker
 RECEIPT_KINDS = frozenset({"lift", "evidence"})  # what a truck keeps in its outbox; status and stats are not
 RECEIPT_MAX = 1000  # digests per receipt message (~18 kB): well under any broker's packet limit
+
+
+def subscriptions(settings: ServerSettings) -> list[str]:
+    """Topic filters, as ``$share/<group>/...`` when several servers split the load."""
+    prefix = settings.topic_prefix.rstrip("/")
+    share = f"$share/{settings.mqtt_shared_group}/" if settings.mqtt_shared_group else ""
+    return [f"{share}{prefix}/{kind}" for kind in TOPIC_KINDS]
+
+
+def make_client(settings: ServerSettings, client_id: str | None = None, manual_ack: bool = True) -> mqtt.Client:
+    """A paho client for ``settings.broker_url`` with credentials and TLS; not yet connected."""
+    url = urlsplit(settings.broker_url)
+    v5 = settings.mqtt_protocol == "5"
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or settings.mqtt_client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else False, manual_ack=manual_ack,
+    )
+    if url.username:
+        client.username_pw_set(unquote(url.username), unquote(url.password) if url.password else None)
+    if url.scheme == "mqtts":
+        client.tls_set()
+    client.reconnect_delay_set(1, 30)
+    return client
+
+
+def connect_properties(settings: ServerSettings) -> Properties | None:
+    if settings.mqtt_protocol != "5":
+        return None
+    properties = Properties(PacketTypes.CONNECT)
+    # MQTT 5 ends a session at disconnect unless told otherwise: keep our queue while we restart.
+    properties.SessionExpiryInterval = settings.mqtt_session_expiry_s
+    # We acknowledge after the commit, so the broker must be allowed several batches in flight.
+    # Beyond them Mosquitto queues only max_queued_messages (default 1000) and drops the rest.
+    properties.ReceiveMaximum = min(65535, max(100, 10 * settings.ingest_batch_size))
+    return properties
 
 
 class Ingest:
@@ -52,53 +91,74 @@ class Ingest:
         self.sessions = sessions
         self.inbox = inbox
         self.metrics = metrics
+        self.connected = threading.Event()
         self._queue: queue.Queue[MqttMessage] = queue.Queue(maxsize=20 * settings.ingest_batch_size)
         self._closing = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="trivue-ingest-writer", daemon=True)
-        self.link = BrokerLink(settings, self._take)
-
-    @property
-    def connected(self) -> threading.Event:
-        return self.link.connected
+        self._client = make_client(settings)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
     def start(self) -> None:
+        url = urlsplit(self.settings.broker_url)
+        port = url.port or (8883 if url.scheme == "mqtts" else 1883)
         self._writer.start()
-        self.link.start()
+        v5 = self.settings.mqtt_protocol == "5"
+        self._client.connect_async(url.hostname or "127.0.0.1", port, keepalive=30,
+                                   clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                                   properties=connect_properties(self.settings))
+        self._client.loop_start()
+        log.info("ingest subscribing to %s as %r", self.settings.broker_url, self.settings.mqtt_client_id)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages, write and acknowledge those queued, then disconnect."""
         self._closing.set()
-        self.link.close_intake()
         if self._writer.is_alive():
             self._writer.join(timeout)
-        self.link.stop()
+        self._client.disconnect()
+        self._client.loop_stop()
         log.info("ingest stopped (%d messages left unacknowledged for the next start)", self.queue_depth)
 
     def publish_config(self, truck_id: str, config: dict[str, Any]) -> None:
         """Retained config for a truck at ``<prefix>/<truck_id>/config`` (the truck reads it at connect)."""
         topic = f"{self.settings.topic_prefix.rstrip('/')}/{truck_id}/config"
-        rc = self.link.publish_and_wait(topic, json.dumps(config, separators=(",", ":")), qos=1, retain=True)
-        if rc != mqtt.MQTT_ERR_SUCCESS:
-            raise ConnectionError(f"broker refused the config for {truck_id}: {mqtt.error_string(rc)}")
+        info = self._client.publish(topic, json.dumps(config, separators=(",", ":")), qos=1, retain=True)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectionError(f"broker refused the config for {truck_id}: {mqtt.error_string(info.rc)}")
 
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
 
-    def _take(self, messages: list[MqttMessage]) -> None:
-        """The receiver's chunk, onto the writer's queue (blocking when full: backpressure)."""
-        for message in messages:
-            while True:
-                if self._closing.is_set():
-                    return  # not acknowledged: the broker delivers it again after the restart
-                try:
-                    self._queue.put(message, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        # Subscribing again on every connect: a broker that lost our session still sends to us.
+        client.subscribe([(topic, 1) for topic in subscriptions(self.settings)])
+        log.info("connected to the broker (session present: %s)", flags.session_present)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("broker refused subscriptions %s: %s", subscriptions(self.settings), refused)
+            return
+        self.connected.set()  # "connected" means able to receive: subscriptions acknowledged
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected.clear()
+        if not self._closing.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if self._closing.is_set():
+            return  # not acknowledged: the broker delivers it again after the restart
+        self._queue.put(MqttMessage(message.topic, bytes(message.payload), utcnow(), message.mid, message.qos))
 
     def _next_batch(self) -> list[MqttMessage]:
         try:
@@ -160,7 +220,9 @@ class Ingest:
             delay = min(delay * 2, RETRY_MAX_S)
         self.metrics.inc("trivue_ingest_batches_total")
         self.metrics.inc("trivue_ingest_batch_seconds_total", time.perf_counter() - started)
-        self.link.ack(stored)
+        for message in stored:
+            if message.qos > 0:
+                self._client.ack(message.mid, message.qos)
         self._send_receipts(stored)
 
     def _send_receipts(self, committed: list[MqttMessage]) -> None:
@@ -170,7 +232,9 @@ class Ingest:
         for truck_id, digests in receipts_for(self.inbox, committed).items():
             topic = f"{self.inbox.prefix}{truck_id}/receipt"
             for start in range(0, len(digests), RECEIPT_MAX):
-                self.link.publish(topic, receipt_payload(digests[start:start + RECEIPT_MAX]), qos=1)
+                info = self._client.publish(topic, receipt_payload(digests[start:start + RECEIPT_MAX]), qos=1)
+                if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):  # NO_CONN: paho sends it later
+                    log.warning("receipt for %s not published: %s", truck_id, mqtt.error_string(info.rc))
             self.metrics.inc("trivue_ingest_receipted_total", len(digests))
 
     def _store(self, batch: list[MqttMessage]) -> list[MqttMessage]:

@@ -238,8 +238,8 @@ class TrajectoryMatcher:
         for k in range(1, len(fixes)):
             previous = forward[-1]
             scores, pointers = [], []
-            for column, e in zip(zip(*trans[k - 1]), emit[k], strict=True):
-                values = [f + m for f, m in zip(previous, column)]
+            for column, e in zip(zip(*trans[k - 1], strict=True), emit[k], strict=True):
+                values = [f + m for f, m in zip(previous, column, strict=True)]
                 best = max(values)
                 pointers.append(values.index(best))  # the first of equals, as a strict > scan
                 scores.append(best + e)
@@ -248,7 +248,8 @@ class TrajectoryMatcher:
         backward = [[0.0] * len(states[-1])]
         for k in range(len(fixes) - 1, 0, -1):
             after, e = backward[-1], emit[k]
-            backward.append([max([m + x + y for m, x, y in zip(row, e, after)]) for row in trans[k - 1]])
+            backward.append([max([m + x + y for m, x, y in zip(row, e, after, strict=True)])
+                             for row in trans[k - 1]])
         backward.reverse()
         path = [max(range(len(forward[-1])), key=forward[-1].__getitem__)]
         for pointers in reversed(back):
