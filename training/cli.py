@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="time budget: epochs are re-planned after each epoch to finish within it")
     train.add_argument("--batch", type=int, default=16)
     train.add_argument("--close-mosaic", type=int, default=5, help="last N epochs without mosaic")
+    train.add_argument("--lr0", type=float, default=None,
+                       help="learning rate, with AdamW (default: Ultralytics' choice for the run's length, AdamW "
+                            "at 0.002 x 5 / (4 + classes) for short runs); continuing a trained model "
+                            "(--init X.onnx) may want less")
+    train.add_argument("--warmup-epochs", type=float, default=None,
+                       help="epochs over which the learning rate rises from 0 (default: Ultralytics' 3)")
     train.add_argument("--fraction", type=float, default=1.0, help="use this fraction of the training images")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--missing-labels", default="mask", choices=["mask", "naive"],
@@ -99,6 +105,7 @@ def run_train(args: argparse.Namespace) -> int:
         epochs=args.epochs, hours=args.hours, batch=args.batch, close_mosaic=args.close_mosaic,
         seed=args.seed, threads=args.threads, cache=not args.no_cache, fraction=args.fraction, plots=not args.no_plots,
         missing_labels=args.missing_labels, field=tuple(args.field), field_map=args.field_map,
+        lr0=args.lr0, warmup_epochs=args.warmup_epochs,
     )
     try:
         best = train(config, resume=args.resume)

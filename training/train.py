@@ -52,6 +52,8 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = all cores
     field: tuple[Path, ...] = ()  # field datasets (`trivue dataset export`): train and val photos join
     field_map: Path | None = None  # their class names -> the model's (default training/field-map.yaml)
+    lr0: float | None = None  # None: Ultralytics' own choice for the run's length (optimizer=auto)
+    warmup_epochs: float | None = None  # None: Ultralytics' default (3)
 
     def to_json(self) -> dict:
         def plain(value: object) -> object:
@@ -195,6 +197,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     """Train (or resume) the run; return the best checkpoint."""
     if config.model not in MODELS:
         raise TrainError(f"--model {config.model}: choose one of {', '.join(MODELS)}")
+    if config.lr0 is not None and not 0 < config.lr0 < 1:
+        raise TrainError(f"--lr0 {config.lr0}: a learning rate is above 0 and below 1 (e.g. 0.0005)")
+    if config.warmup_epochs is not None and config.warmup_epochs < 0:
+        raise TrainError(f"--warmup-epochs {config.warmup_epochs}: cannot be negative")
     if config.missing_labels not in MISSING_LABELS:
         raise TrainError(f"--missing-labels {config.missing_labels}: choose one of {', '.join(MISSING_LABELS)}")
     config.run_dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +238,12 @@ def ultralytics_args(config: TrainConfig, data_yaml: Path) -> dict:
     )
     if config.hours > 0:
         args["time"] = config.hours
+    if config.lr0 is not None:
+        # optimizer=auto ignores lr0 (it picks AdamW at 0.002 x 5 / (4 + classes) for short runs,
+        # SGD at 0.01 for long ones): a chosen rate needs a named optimizer, the one auto picks here.
+        args.update(optimizer="AdamW", lr0=config.lr0)
+    if config.warmup_epochs is not None:
+        args["warmup_epochs"] = config.warmup_epochs
     return args
 
 

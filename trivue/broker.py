@@ -11,6 +11,7 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10.0
+RESUBSCRIBE_TIMEOUT_S = 60.0  # a client backs off up to 30 s between reconnections (paho's default here)
 
 
 class BrokerError(RuntimeError):
@@ -72,6 +74,7 @@ class EmbeddedBroker:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self._broker: Any = None  # the amqtt Broker while it runs
 
     @property
     def url(self) -> str:
@@ -104,6 +107,24 @@ class EmbeddedBroker:
     ) -> None:
         self.stop()
 
+    def has_subscriber(self, topic: str) -> bool:
+        """Whether a client is subscribed to ``topic`` here (a filter matching it, shared or not)."""
+        from paho.mqtt.client import topic_matches_sub
+
+        loop, broker = self._loop, self._broker
+        if loop is None or broker is None:
+            return False
+
+        async def filters() -> list[str]:  # read on the broker's own loop, never while it changes them
+            return [f for f, subscribers in broker._subscriptions.items() if subscribers]
+
+        try:
+            found = asyncio.run_coroutine_threadsafe(filters(), loop).result(timeout=5)
+        except (RuntimeError, TimeoutError):  # the loop stopped or is stuck: nobody to count on
+            return False
+        # "$share/<group>/<filter>" is delivered like "<filter>"
+        return any(topic_matches_sub(f.split("/", 2)[2] if f.startswith("$share/") else f, topic) for f in found)
+
     def _port_in_use(self) -> bool:
         with socket.socket() as sock:
             sock.settimeout(0.3)
@@ -126,10 +147,12 @@ class EmbeddedBroker:
         self._stop = asyncio.Event()
         broker = Broker(broker_config(self.host, self.port))
         await broker.start()  # returns once asyncio.start_server has bound and listens
+        self._broker = broker
         self._ready.set()
         try:
             await self._stop.wait()
         finally:
+            self._broker = None
             await broker.shutdown()
 
 
@@ -144,9 +167,22 @@ class BrokerHandle:
         self.broker = EmbeddedBroker(self.host, self.port).start()
         return self
 
-    def restart(self) -> None:
+    def restart(self, resubscribed: str | None = None, timeout: float = RESUBSCRIBE_TIMEOUT_S) -> None:
+        """A fresh broker on the same port. Every session is gone with the old one, so a message
+        published before its receiver subscribes again reaches nobody: with ``resubscribed`` (a
+        topic, e.g. a truck's lifts), when some client (the server) received it before the
+        restart, wait until one subscribes to it again (up to ``timeout`` s; a warning after)."""
+        had = resubscribed is not None and self.broker is not None and self.broker.has_subscriber(resubscribed)
         self.stop()
         self.start()
+        if not had:
+            return
+        deadline = time.monotonic() + timeout
+        while not (self.broker is not None and self.broker.has_subscriber(resubscribed)):  # type: ignore[arg-type]
+            if time.monotonic() > deadline:
+                log.warning("nobody subscribed to %s again %.0f s after the broker restart", resubscribed, timeout)
+                return
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.broker is not None:

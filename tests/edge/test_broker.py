@@ -9,7 +9,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from tests.conftest import free_port
-from trivue.broker import BrokerError, EmbeddedBroker
+from trivue.broker import BrokerError, BrokerHandle, EmbeddedBroker
 
 
 def connect(port: int, client_id: str, clean: bool = True) -> tuple[mqtt.Client, queue.Queue]:
@@ -57,3 +57,30 @@ def test_port_in_use_is_a_clear_error() -> None:
     port = free_port()
     with EmbeddedBroker("127.0.0.1", port), pytest.raises(BrokerError, match="already in use"):
         EmbeddedBroker("127.0.0.1", port).start()
+
+
+def test_a_restart_waits_until_the_receiver_has_subscribed_again() -> None:
+    """Every session dies with the embedded broker: ``restart(resubscribed=...)`` returns once the
+    client that received a topic (here after a 2 s reconnection delay) subscribes to it again."""
+    handle = BrokerHandle("127.0.0.1", free_port()).start()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="server-like", clean_session=False)
+    client.reconnect_delay_set(2, 2)
+    client.on_connect = lambda c, *_a: c.subscribe("$share/ingest/trivue/v1/+/lift", qos=1)
+    try:
+        client.connect("127.0.0.1", handle.port)
+        client.loop_start()
+        deadline = time.monotonic() + 10
+        while not handle.broker.has_subscriber("trivue/v1/truck-a/lift"):  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the client never subscribed"
+            time.sleep(0.05)
+        assert not handle.broker.has_subscriber("trivue/v1/truck-a/stats")  # type: ignore[union-attr]
+        started = time.monotonic()
+        handle.restart(resubscribed="trivue/v1/truck-a/lift")
+        assert handle.broker.has_subscriber("trivue/v1/truck-a/lift")  # type: ignore[union-attr]
+        assert time.monotonic() - started >= 1.0  # it did wait for the reconnection
+        started = time.monotonic()
+        handle.restart(resubscribed="nobody/listens/here")  # nobody received it before: no wait
+        assert time.monotonic() - started < 5
+    finally:
+        close(client)
+        handle.stop()

@@ -186,11 +186,15 @@ def test_train_with_a_field_dataset_smoke(setup: Setup, tmp_path: Path, cache: P
     env.pop("YOLO_CONFIG_DIR", None)
     result = subprocess.run([sys.executable, "-m", "trivue", "train", "--data", str(mapping), "--field", str(field),
                              "--run", str(run), "--init", "scratch", "--epochs", "1", "--imgsz", "64", "--batch", "8",
-                             "--no-plots", "--threads", "2"], capture_output=True, text=True, env=env, timeout=240)
+                             "--no-plots", "--threads", "2", "--lr0", "0.0005", "--warmup-epochs", "0"],
+                            capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run / "train" / "weights" / "best.pt").is_file()
     recorded = json.loads((run / "trivue.json").read_text())
     assert recorded["field"] == [str(field)] and recorded["field_map"] is None
+    assert (recorded["lr0"], recorded["warmup_epochs"]) == (0.0005, 0.0)
+    used = yaml.safe_load((run / "train" / "args.yaml").read_text())  # what Ultralytics trained with
+    assert (used["optimizer"], used["lr0"], used["warmup_epochs"]) == ("AdamW", 0.0005, 0.0)
     listed = (run / "data" / "train.txt").read_text() + (run / "data" / "val.txt").read_text()
     assert "field-terrain-2026-11__" in listed
     assert not any(p.name in listed for p in (field / "images" / "test").iterdir())

@@ -163,3 +163,28 @@ def test_evaluate_agrees_with_ultralytics_val(coco_model: Path, shared_dir: Path
     # truck's detector keeps its best class only; evaluate measures the truck
     assert abs(ours["map50"] - theirs.box.map50) < 0.02
     assert abs(ours["map50_95"] - theirs.box.map) < 0.02
+
+
+def test_a_chosen_learning_rate_reaches_ultralytics_with_a_named_optimizer(tmp_path: Path) -> None:
+    from training.train import TrainConfig, ultralytics_args
+
+    data = tmp_path / "data.yaml"
+    auto = ultralytics_args(TrainConfig(data=data, run_dir=tmp_path), data)
+    assert "optimizer" not in auto and "lr0" not in auto and "warmup_epochs" not in auto  # Ultralytics decides
+    chosen = ultralytics_args(TrainConfig(data=data, run_dir=tmp_path, lr0=0.0003, warmup_epochs=0.0), data)
+    # optimizer=auto would silently ignore lr0
+    assert (chosen["optimizer"], chosen["lr0"], chosen["warmup_epochs"]) == ("AdamW", 0.0003, 0.0)
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("lr0", 0.0, "--lr0 0.0: a learning rate is above 0 and below 1"),
+    ("lr0", 1.5, "--lr0 1.5: a learning rate is above 0 and below 1"),
+    ("warmup_epochs", -1.0, "--warmup-epochs -1.0: cannot be negative"),
+])
+def test_a_bad_schedule_stops_before_training(tmp_path: Path, option: str, value: float, message: str) -> None:
+    from training.train import TrainConfig, TrainError, train
+
+    config = TrainConfig(data=tmp_path / "data.yaml", run_dir=tmp_path / "run", **{option: value})
+    with pytest.raises(TrainError, match=message):
+        train(config)
+    assert not (tmp_path / "run").exists()  # refused before anything was written

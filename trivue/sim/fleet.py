@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 SIM_MODEL = ModelInfo(name="trivue-simulator", version=__version__)
 STATS_EVERY = 25  # lifts between two heartbeats of a truck
-RESTART_GRACE_S = 3.0  # after a broker restart, time for the server to subscribe again
 
 
 def lift_event(lift: PlannedLift, stream: Stream, counts: dict[str, int], verdict: Verdict, skew_s: float) -> LiftEvent:
@@ -129,13 +128,12 @@ class EventsRun:
             return
         log.info("fault: restarting the broker (simulated time %.0f s)", at_s)
         # The embedded broker forgets every session when it restarts (Mosquitto with persistence
-        # would not): drain first, then give the server time to subscribe again before publishing.
+        # would not): drain first; the restart returns once the server has subscribed again.
         self.link.flush(30)
         self.restart_broker()
         self.truth.faults["broker_restarts"] += 1
         if not self.link.wait_connected(30):
             log.warning("trucks not reconnected 30 s after the broker restart")
-        time.sleep(RESTART_GRACE_S)
 
     def _stats(self, truck_id: str) -> None:
         stats = TruckStats(truck_id=truck_id, sent_at=datetime.now(UTC), uptime_s=time.monotonic() - self.started,

@@ -31,7 +31,6 @@ from vision.schema import Stream
 log = logging.getLogger(__name__)
 
 ACK_TIMEOUT_S = 60.0
-RESTART_GRACE_S = 3.0  # after a broker restart, time for the server to subscribe again
 
 
 class Pace:
@@ -71,6 +70,7 @@ class FullRun:
         if faults.broker_restarts and broker is None:
             raise CliError("--broker-restart needs --embedded-broker (the simulator must own the broker)")
         self.truth, self.faults, self.broker = truth, faults, broker
+        self.lift_topic = f"{run.prefix}/{scenario.trucks[0]}/lift"  # what the server subscribes to
         self.restarts = sorted(faults.broker_restarts)
         if not run.options.verbose:  # a line per lift from every agent would bury the progress bar
             logging.getLogger("edge").setLevel(logging.WARNING)
@@ -152,9 +152,8 @@ class FullRun:
             truck.finish(30)
         log.info("fault: restarting the broker (simulated time %.0f s)", self.restarts.pop(0))
         assert self.broker is not None  # checked in __init__: restarts need the embedded broker
-        self.broker.restart()
+        self.broker.restart(resubscribed=self.lift_topic)  # returns once the server has subscribed again
         self.truth.faults["broker_restarts"] += 1
-        time.sleep(RESTART_GRACE_S)
         with self.gate:
             self.restart_due.clear()
             self.open = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -122,7 +123,9 @@ class SimulationRun:
                     "stream": stream.value, "days": options.days, "bad_streets": [s.name for s in scenario.bad_streets]}
         truth = Truth(settings, rates)
         faults = options.faults.with_skews(scenario.trucks, random.Random(options.world.seed))
-        restart = broker.restart if broker is not None else None
+        restart = None
+        if broker is not None:  # after a restart, go on once the server receives the trucks' lifts again
+            restart = functools.partial(broker.restart, resubscribed=f"{self.prefix}/{scenario.trucks[0]}/lift")
         if options.mode == "events":
             self._events(scenario, lifts, stream, faults, truth, restart)
         else:
