@@ -241,7 +241,9 @@ def ultralytics_args(config: TrainConfig, data_yaml: Path) -> dict:
     if config.lr0 is not None:
         # optimizer=auto ignores lr0 (it picks AdamW at 0.002 x 5 / (4 + classes) for short runs,
         # SGD at 0.01 for long ones): a chosen rate needs a named optimizer, the one auto picks here.
-        args.update(optimizer="AdamW", lr0=config.lr0)
+        # auto also starts the bias warm-up at 0; a named optimizer would start it at 0.1, a jolt
+        # to a trained model's biases.
+        args.update(optimizer="AdamW", lr0=config.lr0, warmup_bias_lr=0.0)
     if config.warmup_epochs is not None:
         args["warmup_epochs"] = config.warmup_epochs
     return args

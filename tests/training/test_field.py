@@ -194,7 +194,8 @@ def test_train_with_a_field_dataset_smoke(setup: Setup, tmp_path: Path, cache: P
     assert recorded["field"] == [str(field)] and recorded["field_map"] is None
     assert (recorded["lr0"], recorded["warmup_epochs"]) == (0.0005, 0.0)
     used = yaml.safe_load((run / "train" / "args.yaml").read_text())  # what Ultralytics trained with
-    assert (used["optimizer"], used["lr0"], used["warmup_epochs"]) == ("AdamW", 0.0005, 0.0)
+    schedule = (used["optimizer"], used["lr0"], used["warmup_epochs"], used["warmup_bias_lr"])
+    assert schedule == ("AdamW", 0.0005, 0.0, 0.0)
     listed = (run / "data" / "train.txt").read_text() + (run / "data" / "val.txt").read_text()
     assert "field-terrain-2026-11__" in listed
     assert not any(p.name in listed for p in (field / "images" / "test").iterdir())

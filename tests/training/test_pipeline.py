@@ -174,6 +174,7 @@ def test_a_chosen_learning_rate_reaches_ultralytics_with_a_named_optimizer(tmp_p
     chosen = ultralytics_args(TrainConfig(data=data, run_dir=tmp_path, lr0=0.0003, warmup_epochs=0.0), data)
     # optimizer=auto would silently ignore lr0
     assert (chosen["optimizer"], chosen["lr0"], chosen["warmup_epochs"]) == ("AdamW", 0.0003, 0.0)
+    assert chosen["warmup_bias_lr"] == 0.0  # as auto does; a named optimizer would start biases at 0.1
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
