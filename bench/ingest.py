@@ -45,7 +45,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +103,8 @@ def scatter_messages(n: int, gps: bool) -> list[Message]:
 def fleet_messages(n: int, gps: bool, sigma_m: float = 10.0) -> list[Message]:
     """The first N lifts, in time order, of ``trivue simulate``'s fleet (20 trucks) driving rounds
     over the Rennes centre streets with ``sigma_m`` of GPS noise: what a city sends."""
+    from bench.streets import fleet_payload, simulated_lifts  # the accuracy bench's fleet, lifts and payloads
     from trivue.sim.contents import ContentMaker
-    from trivue.sim.fleet import lift_event as fleet_event
-    from trivue.sim.rounds import StreetNetwork
-    from trivue.sim.scenario import ScenarioOptions, build_scenario
-    from trivue.sim.schedule import DrivingSettings
     from vision.rules import SortingRules
     from vision.schema import Stream
 
@@ -116,26 +112,13 @@ def fleet_messages(n: int, gps: bool, sigma_m: float = 10.0) -> list[Message]:
         engine = make_engine(f"sqlite:///{folder}/streets.db")
         upgrade_database(engine)
         _import_streets(sessionmaker(engine))
-        with Session(engine) as session:
-            network = StreetNetwork.from_session(session)
+        round_km = 3.0
+        while len(lifts := simulated_lifts(engine, 20, round_km, sigma_m, seed=7)) < n:
+            round_km *= 1.5  # longer rounds until the day holds N lifts
         engine.dispose()
-    driving = DrivingSettings(gps_sigma_m=sigma_m, gps_dropout=0.0)
-    round_km = 3.0
-    while True:  # longer rounds until the day holds N lifts
-        scenario = build_scenario(network, ScenarioOptions(trucks=20, round_km=round_km, seed=7))
-        day = scenario.lifts(datetime(2026, 3, 2, 6, tzinfo=UTC), 1, driving)
-        lifts = sorted(day, key=lambda lift: lift.started_at)
-        if len(lifts) >= n:
-            break
-        round_km *= 1.5
     contents, rng = ContentMaker(SortingRules.load(), Stream.recyclables), random.Random(1)
-    out = []
-    for lift in lifts[:n]:
-        drawn = contents.draw(lift.contaminated, rng)
-        planned = lift if gps else replace(lift, gps=None)
-        event = fleet_event(planned, Stream.recyclables, drawn.counts, drawn.verdict, 0.0)
-        out.append((f"{lift.truck_id}/lift", event.to_json().encode()))
-    return out
+    return [(f"{lift.truck_id}/lift", fleet_payload(lift if gps else replace(lift, gps=None), contents, rng))
+            for lift in lifts[:n]]
 
 
 WORKLOADS = {"fleet": fleet_messages, "scatter": scatter_messages}

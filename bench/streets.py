@@ -178,6 +178,12 @@ def simulated_lifts(engine, trucks: int, round_km: float, sigma: float, seed: in
     return sorted(scenario.lifts(datetime(2026, 3, 2, 6, tzinfo=UTC), 1, driving), key=lambda lift: lift.started_at)
 
 
+def fleet_payload(lift, contents: ContentMaker, rng: random.Random) -> bytes:  # type: ignore[no-untyped-def]
+    """The lift as its truck publishes it, with contents drawn for its contamination."""
+    drawn = contents.draw(lift.contaminated, rng)
+    return fleet_event(lift, Stream.recyclables, drawn.counts, drawn.verdict, 0.0).to_json().encode()
+
+
 def store_fleet(engine, settings, lifts: list, heading: bool, locator) -> Outcome:  # type: ignore[no-untyped-def]
     """Store the lifts through ``Inbox.write`` in time-ordered batches; compare with the truth."""
     with Session(engine) as session, session.begin():
@@ -188,9 +194,8 @@ def store_fleet(engine, settings, lifts: list, heading: bool, locator) -> Outcom
     messages = []
     for lift in lifts:
         gps = dict(lift.gps) if heading else {**lift.gps, "heading_deg": None}
-        drawn = contents.draw(lift.contaminated, rng)
-        event = fleet_event(replace(lift, gps=gps), Stream.recyclables, drawn.counts, drawn.verdict, 0.0)
-        messages.append(MqttMessage(f"{settings.topic_prefix}/{lift.truck_id}/lift", event.to_json().encode(),
+        messages.append(MqttMessage(f"{settings.topic_prefix}/{lift.truck_id}/lift",
+                                    fleet_payload(replace(lift, gps=gps), contents, rng),
                                     lift.ended_at + timedelta(seconds=2)))
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
     sessions = sessionmaker(engine)

@@ -116,6 +116,7 @@ class EmbeddedBroker:
             return False
 
         async def filters() -> list[str]:  # read on the broker's own loop, never while it changes them
+            # amqtt has no public view of its subscriptions; its _subscriptions maps filter -> sessions.
             return [f for f, subscribers in broker._subscriptions.items() if subscribers]
 
         try:
