@@ -16,6 +16,8 @@ import heapq
 import math
 from collections import defaultdict
 
+import numpy as np
+
 from server.streets.locator import SegmentEnds
 
 Node = tuple[int, int]
@@ -75,6 +77,14 @@ class RoadGraph:
         if ends is None:
             ends = self._pairs[(seg_a, seg_b)] = self._between(seg_a, seg_b)
         return ends
+
+    def node_distances_between(self, seg_a: list[int], seg_b: list[int]) -> np.ndarray:
+        """``segment_pair``'s four node distances (start-start, start-end, end-start, end-end) for
+        many pairs at once, one row each; inf where no end is within reach. Trajectory matching asks
+        ~20 pairs per lift, nearly all already cached: this is a dictionary read per pair."""
+        pairs, unreachable = self._pairs, (math.inf,) * 6
+        rows = [pairs.get(key) or self.segment_pair(*key) or unreachable for key in zip(seg_a, seg_b, strict=True)]
+        return np.array(rows, dtype=float).reshape(-1, 6)[:, 2:]
 
     def _between(self, seg_a: int, seg_b: int) -> tuple[float, ...]:
         """(length a, length b, then node distances start-start, start-end, end-start, end-end), or ()."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from server.streets.locator import Locator
 from server.streets.roads import RoadGraph
-from server.streets.trajectory import AMBIGUOUS, MAX_STATES, STATES_PER_STREET, Candidate, Fix, TrackLocator, _prune
+from server.streets.trajectory import AMBIGUOUS, MAX_STATES, STATES_PER_STREET, Candidates, Fix, TrackLocator, _prune
 from tests.server.crossroads import STREETS, lonlat, segment_rows
 
 T0 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
@@ -94,13 +96,29 @@ def test_road_graph_route_lengths() -> None:
 
 
 
+def candidates(fix: list[int], street: list[int], distance: list[float]) -> Candidates:
+    n = len(fix)
+    return Candidates(np.array(fix), np.arange(n) + 100, np.array(street), np.array(distance, dtype=float),
+                      np.zeros(n), np.ones(n), np.zeros(n))
+
+
 def test_a_street_of_many_short_segments_leaves_room_for_the_crossing_street() -> None:
     # Street 1 drawn as many short pieces, all nearer than street 2: without a cap per street they
     # would take every state and street 2 could never be chosen, whatever the path says.
-    many = [Candidate(segment_id=k, street_id=1, distance_m=1.0 + k, along_m=0.0, ux=1.0, uy=0.0)
-            for k in range(MAX_STATES + 2)]
-    crossing = Candidate(segment_id=100, street_id=2, distance_m=12.0, along_m=0.0, ux=0.0, uy=1.0)
-    fix = Fix(48.0, -1.6, datetime(2026, 3, 2, 8, tzinfo=UTC), None, 10.0)
-    kept = _prune([*many, crossing], fix, None)
-    assert sum(c.street_id == 1 for c in kept) == STATES_PER_STREET
-    assert crossing in kept and len(kept) <= MAX_STATES
+    n = MAX_STATES + 2
+    found = candidates([0] * (n + 1), [1] * n + [2], [1.0 + k for k in range(n)] + [12.0])
+    kept = _prune(found, np.array([10.0]), np.array([-1]))
+    assert int((found.street[kept] == 1).sum()) == STATES_PER_STREET
+    assert kept[-1] and kept.sum() <= MAX_STATES
+
+
+def test_states_are_the_nearest_within_reach_per_fix_and_a_pinned_fix_keeps_its_street() -> None:
+    # Fix 0: seven streets, the farthest beyond 4 sigmas of the nearest; fix 1 pinned to street 7,
+    # whose segment is not its nearest; fix 2 pinned to a street with no segment near it.
+    found = candidates([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2],
+                       [1, 2, 3, 4, 5, 6, 8, 5, 7, 7, 1],
+                       [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 60.0, 1.0, 3.0, 4.0, 1.0])
+    kept = _prune(found, np.array([5.0, 5.0, 5.0]), np.array([-1, 7, 9]))
+    assert kept.tolist() == [*[True] * MAX_STATES, *[False] * (7 - MAX_STATES), False, True, False, False]
+    wide = _prune(found, np.array([20.0, 5.0, 5.0]), np.array([-1, -1, -1]))  # 60 m is within 4 x 20 m
+    assert wide[:7].sum() == MAX_STATES and wide[7:].tolist() == [True, True, True, True]

@@ -9,7 +9,7 @@ inside a crossing onto the neighbouring street.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -103,3 +103,33 @@ def test_the_route_scale_grows_with_the_gps_error(rennes_fleet: tuple[TrackLocat
     monkeypatch.setattr(trajectory, "ROUTE_BETA_SIGMAS", 0.0)
     fixed = score(TrajectoryMatcher(locator), lifts, heading=True)
     assert scaled[0] > fixed[0] and scaled[1] > fixed[1], (scaled, fixed)
+
+
+def test_paths_matched_together_match_as_they_do_alone(rennes_fleet: tuple[TrackLocator, Scenario]) -> None:
+    """The decoder stacks every run of a batch into one array, padding the shorter ones: what a
+    truck's lifts get must not depend on which other trucks' lifts shared its batch. Paths of 1 to
+    ~200 lifts, with a missing fix, a 20-minute break (two runs) and pinned anchors."""
+    locator, scenario = rennes_fleet
+    lifts = day_of_lifts(scenario, 10.0)
+    by_truck: dict[str, list] = {}
+    for lift in lifts:
+        by_truck.setdefault(lift.truck_id, []).append(lift)
+    paths: list[tuple[list[Fix | None], list[int | None]]] = []
+    for n, truck_lifts in enumerate(by_truck.values()):
+        chosen = truck_lifts[: [1, 2, 3, 9, 40, 55, 10_000][n % 7]]
+        fixes: list[Fix | None] = [Fix(lift.gps["lat"], lift.gps["lon"], lift.started_at, lift.gps["heading_deg"]
+                                       if n % 2 else None, lift.gps["accuracy_m"]) for lift in chosen]
+        if len(fixes) > 5:
+            fixes[3] = None
+            late = fixes[4]
+            assert late is not None
+            fixes[4] = Fix(late.lat, late.lon, late.at + timedelta(minutes=20), late.heading_deg, late.accuracy_m)
+            fixes[5:] = [Fix(f.lat, f.lon, f.at + timedelta(minutes=20), f.heading_deg, f.accuracy_m)
+                         for f in fixes[5:] if f is not None]
+        pinned = [chosen[0].household.street.street_id if n % 3 == 0 else None] + [None] * (len(fixes) - 1)
+        paths.append((fixes, pinned))
+    together = locator.match_tracks(paths)
+    alone = [TrajectoryMatcher(locator).match(fixes, pinned) for fixes, pinned in paths]
+    assert sum(len(p) for p in together) > 600
+    assert together == alone
+    assert any(m is None for p in together for m in p)  # the missing fix
