@@ -89,8 +89,9 @@ Message = tuple[str, bytes]  # (topic under the prefix, payload)
 
 def scatter_messages(n: int, gps: bool) -> list[Message]:
     """N distinct lifts of one truck, half contaminated, GPS jumping ~250 m between successive lifts
-    over ~500 m of the Rennes centre: the worst case for trajectory matching (every pair of lifts
-    far apart, many candidate streets, a street-day row per lift)."""
+    over ~500 m of the Rennes centre: many candidate streets and a street-day row per lift, but
+    successive fixes over ``FAR_M`` (200 m) apart skip the route, so the fleet workload costs the
+    path more."""
     out = []
     for i in range(n):
         fix = (CENTRE[0] + ((i * 37) % 100 - 50) * 5e-5, CENTRE[1] + ((i * 53) % 100 - 50) * 7e-5) if gps else None
@@ -350,7 +351,7 @@ def main() -> None:
     parser.add_argument("--broker-url", default="mqtt://127.0.0.1:1883")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="fleet",
                         help="fleet: 20 simulated trucks on their rounds, 10 m GPS noise; "
-                             "scatter: one truck jumping ~250 m between lifts (the worst case for the path)")
+                             "scatter: one truck jumping ~250 m between lifts (fixes over 200 m apart skip the route)")
     parser.add_argument("--variants", default="plain,batched,path",
                         help=f"comma-separated, of {', '.join(VARIANTS)}")
     args = parser.parse_args()

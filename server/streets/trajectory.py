@@ -226,8 +226,10 @@ class TrajectoryMatcher:
             where.extend((p, run) for run in _runs(known, fixes_of))
             start = end
         results: list[list[TrackMatch | None]] = [[None] * len(fixes) for fixes, _ in paths]
-        buckets: dict[int, list[int]] = {}  # runs of about the same length, decoded together: padding a
-        for r, (_, run) in enumerate(where):  # 3-lift run to a 300-lift one would waste the passes
+        # Runs of about the same length (within a factor of 2) are decoded together: padding a
+        # 3-lift run to the length of a 300-lift one would waste the passes.
+        buckets: dict[int, list[int]] = {}
+        for r, (_, run) in enumerate(where):
             buckets.setdefault(len(run).bit_length(), []).append(r)
         for members in buckets.values():
             runs = [where[r][1] for r in members]
