@@ -36,6 +36,8 @@ from server.streets.locator import LOCATE_CHUNK, Locator, Match, SegmentEnds
 from server.streets.locator import MIN_SIGMA_M as LOCATE_MIN_SIGMA_M
 from server.streets.osm import EARTH_RADIUS_M
 from server.streets.roads import RoadGraph
+from server.streets.states import Candidates, prune
+from server.streets.viterbi import decode, group_confidence, identity_steps
 
 GAP = timedelta(minutes=15)  # lifts farther apart in time are not one drive
 MIN_SIGMA_M = 5.0  # GPS error never assumed smaller than this
@@ -49,11 +51,6 @@ ROUTE_BETA_SIGMAS = 2.0
 STREET_CHANGE = 3.0  # log-odds against changing street between two lifts (a round keeps to a street)
 UNREACHABLE = 8.0  # log-odds against two segments with no drive between them within reach
 FAR_M = 200.0  # lifts this far apart: the route says nothing, only the street change counts
-MAX_STATES = 6  # candidate segments kept per fix, the nearest (transitions cost their square)
-# ... at most this many per street: a street drawn as many short segments could fill the states
-# near a crossing and push the other street out (4 seeds at 10 m with heading: +6 streets exact).
-STATES_PER_STREET = 3
-STATE_SIGMAS = 4.0  # and only those within this many sigmas of the nearest
 AMBIGUOUS = 0.8  # below this posterior a lift's street is flagged for review
 # No bin is lifted inside a crossing: half a residential carriageway (~3 m) plus the kerb's corner.
 JUNCTION_CLEAR_M = 5.0
@@ -93,26 +90,6 @@ class TrackMatch:
     @property
     def ambiguous(self) -> bool:
         return self.confidence < AMBIGUOUS
-
-
-@dataclass(frozen=True, slots=True)
-class Candidates:
-    """The segments near a batch of fixes, one entry per (fix, segment): by fix, then nearest first.
-
-    Arrays rather than an object per candidate: a batch of 500 lifts has some 10,000 of them, and
-    the matching works on whole columns (``TrajectoryMatcher._decode``).
-    """
-
-    fix: np.ndarray  # index of the fix in the batch
-    segment: np.ndarray
-    street: np.ndarray
-    distance: np.ndarray  # metres from the fix to the segment
-    along: np.ndarray  # metres from the segment's start to the fix's projection on it
-    ux: np.ndarray  # unit vector of the drawing direction there, east and north
-    uy: np.ndarray
-
-    def take(self, which: np.ndarray) -> Candidates:
-        return Candidates(*(getattr(self, name)[which] for name in self.__slots__))  # type: ignore[attr-defined]
 
 
 class TrackLocator(Locator):
@@ -215,7 +192,7 @@ class TrajectoryMatcher:
                                                 [f.accuracy_m for f in fixes_of])
         sigma = [_sigma(f) for f in fixes_of]
         pins = [paths[p][1][i] if paths[p][1] is not None else None for p, i in present]  # type: ignore[index]
-        states = found.take(_prune(found, np.array(sigma), np.array([-1 if s is None else s for s in pins],
+        states = found.take(prune(found, np.array(sigma), np.array([-1 if s is None else s for s in pins],
                                                                       dtype=np.int64)))
         counts = np.bincount(states.fix, minlength=len(fixes_of)).tolist()
         where: list[tuple[int, list[int]]] = []  # (path, the positions in ``present`` of one run's fixes)
@@ -241,19 +218,10 @@ class TrajectoryMatcher:
 
     def _decode(self, runs: list[list[int]], fixes: list[FixLike], sigma: list[float],
                 states: Candidates) -> list[list[TrackMatch]]:
-        """Viterbi path and each lift's street confidence over uninterrupted runs of fixes, all at once.
-
-        Max-product forward and backward passes: ``forward[k][j] + backward[k][j]`` is the score of
-        the best whole path through state j at lift k (its max-marginal). The confidence of the
-        chosen street is its best path's share against the best path through each other street,
-        ``1 / sum(exp(other - best))``: 0.5 when another street explains the path as well.
-
-        The runs are stacked into (run, lift, state) arrays, padded with impossible states (-inf);
-        a run shorter than the longest is carried to the end by identity steps, which change no
-        score. The passes then loop over lifts only, not over runs, lifts and pairs of states in
-        Python (the loops over pairs were ~70 % of the matching time before). The sums are those
-        of the scalar passes, in the same order.
-        """
+        """Viterbi path and each lift's street confidence over uninterrupted runs of fixes, all at
+        once (``server.streets.viterbi``). The confidence of the chosen street is its best whole
+        path's share against the best path through each other street, ``1 / sum(exp(other -
+        best))``: 0.5 when another street explains the path as well."""
         lengths = [len(run) for run in runs]
         n_runs, n_lifts = len(runs), max(lengths)
         run_of = np.full(len(fixes), -1, dtype=np.intp)
@@ -277,22 +245,8 @@ class TrajectoryMatcher:
         along, length = np.zeros(shape), np.zeros(shape)
         segment[at], street[at], along[at], length[at] = mine.segment, mine.street, mine.along, lengths_of
         trans = self._transitions(runs, fixes, sigma, segment, street, along, length, done)
-        forward = np.empty(shape)
-        pointer = np.zeros((n_runs, max(n_lifts - 1, 0), n_states), dtype=np.intp)
-        forward[:, 0] = emit[:, 0]
-        for k in range(1, n_lifts):
-            values = forward[:, k - 1, :, None] + trans[:, k - 1]
-            pointer[:, k - 1] = values.argmax(axis=1)  # the first of equals, as a strict > scan
-            forward[:, k] = values.max(axis=1) + emit[:, k]
-        backward = np.zeros(shape)
-        for k in range(n_lifts - 1, 0, -1):
-            backward[:, k - 1] = (trans[:, k - 1] + emit[:, k, None, :] + backward[:, k, None, :]).max(axis=2)
-        path = np.empty((n_runs, n_lifts), dtype=np.intp)
-        path[:, -1] = forward[:, -1].argmax(axis=1)
-        rows = np.arange(n_runs)
-        for k in range(n_lifts - 2, -1, -1):
-            path[:, k] = pointer[rows, k, path[:, k + 1]]
-        confidence = _street_confidence(forward + backward, street, path)
+        path, score = decode(emit, trans)
+        confidence = group_confidence(score, street, path)
         index = np.full(shape, -1, dtype=np.intp)
         index[at] = np.arange(len(mine.fix))
         chosen = np.take_along_axis(index, path[:, :, None], axis=2)[:, :, 0].tolist()
@@ -363,21 +317,8 @@ class TrajectoryMatcher:
         value = np.where(far, 0.0, value)
         value = np.where(street[:, :-1, :, None] != street[:, 1:, None, :], value - STREET_CHANGE, value)
         value[~real] = -math.inf
-        value[done[:, 1:]] = np.where(np.eye(n_states, dtype=bool), 0.0, -math.inf)
+        value[done[:, 1:]] = identity_steps(n_states)
         return value
-
-
-def _street_confidence(score: np.ndarray, street: np.ndarray, path: np.ndarray) -> list[list[float]]:
-    """Per (run, lift): the best path through the chosen street against the best through each
-    street among the states, ``1 / sum(exp(other - best))``, streets summed in order of first state."""
-    same = street[..., :, None] == street[..., None, :]
-    best_of = np.where(same, score[..., None, :], -math.inf).max(axis=-1)  # per state: its street's best
-    earlier = np.tril(np.ones(same.shape[-2:], dtype=bool), k=-1)
-    first = ~(same & earlier).any(axis=-1) & (street >= 0)  # the first state of each street
-    top = np.take_along_axis(best_of, path[..., None], axis=-1)
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # the identity steps have no state
-        shares = np.where(first, np.exp(best_of - top), 0.0)
-        return (1.0 / shares.sum(axis=-1)).tolist()
 
 
 def _crossing_ends(segments: dict[int, SegmentEnds]) -> dict[int, tuple[bool, bool]]:
@@ -396,32 +337,6 @@ def _log_cdf(z: np.ndarray) -> np.ndarray:
 
 
 _erfc = np.frompyfunc(math.erfc, 1, 1)
-
-
-def _prune(found: Candidates, sigma: np.ndarray, pinned: np.ndarray) -> np.ndarray:
-    """Which candidates become states: of a fix pinned to a street, its nearest segment of that
-    street; else the nearest ``MAX_STATES`` within ``STATE_SIGMAS`` sigmas of the nearest, at most
-    ``STATES_PER_STREET`` per street. ``found`` is by fix, nearest first; ``pinned`` is -1 where free."""
-    n = len(found.fix)
-    if not n:
-        return np.zeros(0, dtype=bool)
-    position = np.arange(n)
-    first_of_fix = np.r_[True, found.fix[1:] != found.fix[:-1]]
-    start = np.maximum.accumulate(np.where(first_of_fix, position, 0))
-    # Rank of each candidate among the fix's candidates of its street, nearest first.
-    by_street = np.lexsort((position, found.street, found.fix))
-    fix_s, street_s = found.fix[by_street], found.street[by_street]
-    first_s = np.r_[True, (fix_s[1:] != fix_s[:-1]) | (street_s[1:] != street_s[:-1])]
-    rank_s = np.empty(n, dtype=np.intp)
-    rank_s[by_street] = position - np.maximum.accumulate(np.where(first_s, position, 0))
-    pin = pinned[found.fix]
-    free = pin < 0
-    within = found.distance <= found.distance[start] + STATE_SIGMAS * sigma[found.fix]
-    eligible = within & (rank_s < STATES_PER_STREET)
-    taken = np.cumsum(eligible)
-    before = np.where(first_of_fix, taken - eligible, 0)  # eligible ones before the fix's first candidate
-    kept_free = eligible & (taken - np.maximum.accumulate(before) <= MAX_STATES)
-    return np.where(free, kept_free, (found.street == pin) & (rank_s == 0))
 
 
 def _runs(indices: list[int], fixes: Sequence[FixLike | None]) -> list[list[int]]:

@@ -9,7 +9,8 @@ import numpy as np
 
 from server.streets.locator import Locator
 from server.streets.roads import RoadGraph
-from server.streets.trajectory import AMBIGUOUS, MAX_STATES, STATES_PER_STREET, Candidates, Fix, TrackLocator, _prune
+from server.streets.states import MAX_STATES, STATES_PER_STREET, Candidates, prune
+from server.streets.trajectory import AMBIGUOUS, Fix, TrackLocator
 from tests.server.crossroads import STREETS, lonlat, segment_rows
 
 T0 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
@@ -107,7 +108,7 @@ def test_a_street_of_many_short_segments_leaves_room_for_the_crossing_street() -
     # would take every state and street 2 could never be chosen, whatever the path says.
     n = MAX_STATES + 2
     found = candidates([0] * (n + 1), [1] * n + [2], [1.0 + k for k in range(n)] + [12.0])
-    kept = _prune(found, np.array([10.0]), np.array([-1]))
+    kept = prune(found, np.array([10.0]), np.array([-1]))
     assert int((found.street[kept] == 1).sum()) == STATES_PER_STREET
     assert kept[-1] and kept.sum() <= MAX_STATES
 
@@ -118,7 +119,7 @@ def test_states_are_the_nearest_within_reach_per_fix_and_a_pinned_fix_keeps_its_
     found = candidates([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2],
                        [1, 2, 3, 4, 5, 6, 8, 5, 7, 7, 1],
                        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 60.0, 1.0, 3.0, 4.0, 1.0])
-    kept = _prune(found, np.array([5.0, 5.0, 5.0]), np.array([-1, 7, 9]))
+    kept = prune(found, np.array([5.0, 5.0, 5.0]), np.array([-1, 7, 9]))
     assert kept.tolist() == [*[True] * MAX_STATES, *[False] * (7 - MAX_STATES), False, True, False, False]
-    wide = _prune(found, np.array([20.0, 5.0, 5.0]), np.array([-1, -1, -1]))  # 60 m is within 4 x 20 m
+    wide = prune(found, np.array([20.0, 5.0, 5.0]), np.array([-1, -1, -1]))  # 60 m is within 4 x 20 m
     assert wide[:7].sum() == MAX_STATES and wide[7:].tolist() == [True, True, True, True]
