@@ -177,16 +177,20 @@ def save_checkpoint(model, out: Path) -> Path:
     return out
 
 
-def build_coco_init(onnx_path: Path, out: Path, stats_images: list[Path], real_stats: bool = True) -> Path:
-    """Dequantise ``onnx_path`` into ``out`` (.pt); BN statistics from ``stats_images`` when asked.
+def build_coco_init(onnx_path: Path, out: Path, stats_images: list[Path], real_stats: bool = True,
+                    imgsz: int = STATS_IMGSZ) -> Path:
+    """Dequantise ``onnx_path`` into ``out`` (.pt); BN statistics from ``stats_images`` at
+    ``imgsz`` when asked.
 
     ``onnx_path`` is the shared COCO INT8 export or any float YOLOv8n ONNX export (a shipped
-    Trivue model, for a warm start).
+    Trivue model, for a warm start). A warm start measures at the size it will train at: the
+    pre-BN statistics of a 320 px input are not those of a 640 px one, and training-mode batches
+    normalise with the former.
     """
     model = build_identity_model(onnx_path)
     if real_stats:
         if not stats_images:
             raise InitError("no images to measure BatchNorm statistics on")
-        reexpress_bn(model, stats_images[:STATS_IMAGES])
+        reexpress_bn(model, stats_images[:STATS_IMAGES], imgsz)
     log.info("COCO init: %s -> %s (%s BN)", onnx_path, out, "measured" if real_stats else "identity")
     return save_checkpoint(model, out)

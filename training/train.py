@@ -183,7 +183,7 @@ def warm_start(config: TrainConfig, onnx: Path) -> Path:
 
         images = sorted((config.run_dir / "data" / "images" / "train").glob("*.jpg"))
         try:
-            build_coco_init(onnx, out, images[:: max(len(images) // 32, 1)])
+            build_coco_init(onnx, out, images[:: max(len(images) // 32, 1)], imgsz=config.imgsz)
         except (InitError, KeyError) as error:
             raise TrainError(f"--init {onnx}: not a float YOLOv8n export ({error})") from None
     return out

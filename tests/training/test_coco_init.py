@@ -68,3 +68,22 @@ def test_bn_reexpression_keeps_inference_and_steadies_training_mode(
 
     # batch statistics replace running ones in training: measured stats keep the output close
     assert drift(train_measured) < 0.5 * drift(train_identity)
+
+
+def test_a_warm_start_measures_its_statistics_at_the_training_size(coco_model: Path, litter_val_images: list[Path],
+                                                                    tmp_path: Path) -> None:
+    """The BN statistics of a 320 px input differ from a 640 px one's; a warm start training at
+    320 px gets the former (one epoch of continuation: Ultralytics val mAP50 0.661 -> 0.696)."""
+    from training.coco_init import build_coco_init
+
+    images = litter_val_images[::5][:8]
+    saved = torch.load(build_coco_init(coco_model, tmp_path / "init.pt", images, imgsz=320), weights_only=False)
+    expected = build_identity_model(coco_model)
+    reexpress_bn(expected, images, imgsz=320)
+    at_640 = build_identity_model(coco_model)
+    reexpress_bn(at_640, images, imgsz=640)
+    saved_bn = [m for m in saved["model"].modules() if isinstance(m, torch.nn.BatchNorm2d)][5]
+    same = [m for m in expected.modules() if isinstance(m, torch.nn.BatchNorm2d)][5]
+    other = [m for m in at_640.modules() if isinstance(m, torch.nn.BatchNorm2d)][5]
+    assert torch.allclose(saved_bn.running_var, same.running_var)
+    assert not torch.allclose(saved_bn.running_var, other.running_var, rtol=0.05)
