@@ -62,13 +62,7 @@ class RoadGraph:
         of ``seg_b`` is within ``reach_m`` of an end of ``seg_a``."""
         if seg_a == seg_b:
             return abs(along_b - along_a)
-        ends = self.segment_pair(seg_a, seg_b)
-        if not ends:
-            return math.inf
-        length_a, length_b, ss, se, es, ee = ends
-        tail_a, tail_b = max(0.0, length_a - along_a), max(0.0, length_b - along_b)
-        along_a, along_b = max(0.0, along_a), max(0.0, along_b)
-        return min(along_a + ss + along_b, along_a + se + tail_b, tail_a + es + along_b, tail_a + ee + tail_b)
+        return float(self.routes_m([seg_a], np.array([along_a]), [seg_b], np.array([along_b]))[0])
 
     def segment_pair(self, seg_a: int, seg_b: int) -> tuple[float, ...]:
         """(length a, length b, node distances start-start, start-end, end-start, end-end) of two
@@ -78,13 +72,16 @@ class RoadGraph:
             ends = self._pairs[(seg_a, seg_b)] = self._between(seg_a, seg_b)
         return ends
 
-    def node_distances_between(self, seg_a: list[int], seg_b: list[int]) -> np.ndarray:
-        """``segment_pair``'s four node distances (start-start, start-end, end-start, end-end) for
-        many pairs at once, one row each; inf where no end is within reach. Trajectory matching asks
-        ~20 pairs per lift, nearly all already cached: this is a dictionary read per pair."""
+    def routes_m(self, seg_a: list[int], along_a: np.ndarray, seg_b: list[int], along_b: np.ndarray) -> np.ndarray:
+        """``route_m`` for many pairs of points on two different segments at once (trajectory
+        matching asks ~20 pairs per lift): a cached dictionary read per pair, the rest in numpy."""
         pairs, unreachable = self._pairs, (math.inf,) * 6
         rows = [pairs.get(key) or self.segment_pair(*key) or unreachable for key in zip(seg_a, seg_b, strict=True)]
-        return np.array(rows, dtype=float).reshape(-1, 6)[:, 2:]
+        length_a, length_b, ss, se, es, ee = np.array(rows, dtype=float).reshape(-1, 6).T
+        head_a, head_b = np.maximum(0.0, along_a), np.maximum(0.0, along_b)
+        tail_a, tail_b = np.maximum(0.0, length_a - along_a), np.maximum(0.0, length_b - along_b)
+        return np.minimum(np.minimum(head_a + ss + head_b, head_a + se + tail_b),
+                          np.minimum(tail_a + es + head_b, tail_a + ee + tail_b))
 
     def _between(self, seg_a: int, seg_b: int) -> tuple[float, ...]:
         """(length a, length b, then node distances start-start, start-end, end-start, end-end), or ()."""

@@ -47,13 +47,12 @@ def prune(found: Candidates, sigma: np.ndarray, pinned: np.ndarray) -> np.ndarra
         return np.zeros(0, dtype=bool)
     position = np.arange(n)
     first_of_fix = np.r_[True, found.fix[1:] != found.fix[:-1]]
-    start = np.maximum.accumulate(np.where(first_of_fix, position, 0))
+    start = position - rank_in_runs(first_of_fix)  # each fix's nearest candidate
     # Rank of each candidate among the fix's candidates of its street, nearest first.
     by_street = np.lexsort((position, found.street, found.fix))
     fix_s, street_s = found.fix[by_street], found.street[by_street]
-    first_s = np.r_[True, (fix_s[1:] != fix_s[:-1]) | (street_s[1:] != street_s[:-1])]
     rank_s = np.empty(n, dtype=np.intp)
-    rank_s[by_street] = position - np.maximum.accumulate(np.where(first_s, position, 0))
+    rank_s[by_street] = rank_in_runs(np.r_[True, (fix_s[1:] != fix_s[:-1]) | (street_s[1:] != street_s[:-1])])
     pin = pinned[found.fix]
     free = pin < 0
     within = found.distance <= found.distance[start] + STATE_SIGMAS * sigma[found.fix]
@@ -62,3 +61,9 @@ def prune(found: Candidates, sigma: np.ndarray, pinned: np.ndarray) -> np.ndarra
     before = np.where(first_of_fix, taken - eligible, 0)  # eligible ones before the fix's first candidate
     kept_free = eligible & (taken - np.maximum.accumulate(before) <= MAX_STATES)
     return np.where(free, kept_free, (found.street == pin) & (rank_s == 0))
+
+
+def rank_in_runs(first: np.ndarray) -> np.ndarray:
+    """Each element's position within its run of equal keys; ``first`` marks where a run starts."""
+    position = np.arange(len(first))
+    return position - np.maximum.accumulate(np.where(first, position, 0))

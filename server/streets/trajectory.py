@@ -11,7 +11,7 @@ among the segments near its fix (``TrackLocator.segment_candidates``):
   less likely (the GPS error along the street blurs that edge). This is what tells the last lift
   of a street from a fix on the crossing street: projected on the crossing street it would lie
   inside the crossing;
-- transition: the drive along the road graph between the two projections (``RoadGraph.route_m``)
+- transition: the drive along the road graph between the two projections (``RoadGraph.routes_m``)
   against the straight distance between the two fixes: a truck does not drive 120 m round a block
   between two bins 20 m apart; and a cost for changing street, since a round collects street by
   street.
@@ -36,7 +36,7 @@ from server.streets.locator import LOCATE_CHUNK, Locator, Match, SegmentEnds
 from server.streets.locator import MIN_SIGMA_M as LOCATE_MIN_SIGMA_M
 from server.streets.osm import EARTH_RADIUS_M
 from server.streets.roads import RoadGraph
-from server.streets.states import Candidates, prune
+from server.streets.states import Candidates, prune, rank_in_runs
 from server.streets.viterbi import decode, group_confidence, identity_steps
 
 GAP = timedelta(minutes=15)  # lifts farther apart in time are not one drive
@@ -230,21 +230,18 @@ class TrajectoryMatcher:
             run_of[run] = r
             step_of[run] = np.arange(len(run))
         mine = states.take(run_of[states.fix] >= 0)
-        first = np.r_[True, mine.fix[1:] != mine.fix[:-1]] if len(mine.fix) else np.zeros(0, dtype=bool)
-        rank = np.arange(len(mine.fix)) - np.maximum.accumulate(np.where(first, np.arange(len(mine.fix)), 0))
+        rank = rank_in_runs(np.r_[True, mine.fix[1:] != mine.fix[:-1]])  # the state's number within its fix
         n_states = int(rank.max()) + 1
         at = (run_of[mine.fix], step_of[mine.fix], rank)
         shape = (n_runs, n_lifts, n_states)
         emit = np.full(shape, -math.inf)
-        ends = self.locator.segment_ends
-        lengths_of = np.array([ends[s].length_m if s in ends else 0.0 for s in mine.segment.tolist()])
-        emit[at] = self._emissions(mine, lengths_of, fixes, sigma)
+        emit[at] = self._emissions(mine, fixes, sigma)
         done = np.arange(n_lifts)[None, :] >= np.array(lengths)[:, None]  # identity steps after a run's end
         emit[done] = 0.0
         segment, street = np.full(shape, -1, dtype=np.int64), np.full(shape, -1, dtype=np.int64)
-        along, length = np.zeros(shape), np.zeros(shape)
-        segment[at], street[at], along[at], length[at] = mine.segment, mine.street, mine.along, lengths_of
-        trans = self._transitions(runs, fixes, sigma, segment, street, along, length, done)
+        along = np.zeros(shape)
+        segment[at], street[at], along[at] = mine.segment, mine.street, mine.along
+        trans = self._transitions(runs, fixes, sigma, segment, street, along, done)
         path, score = decode(emit, trans)
         confidence = group_confidence(score, street, path)
         index = np.full(shape, -1, dtype=np.intp)
@@ -254,8 +251,7 @@ class TrajectoryMatcher:
         return [[TrackMatch(streets[c], segments[c], round(distances[c], 2), round(confidence[r][k], 4))
                  for k, c in enumerate(chosen[r][:n])] for r, n in enumerate(lengths)]
 
-    def _emissions(self, states: Candidates, length: np.ndarray, fixes: list[FixLike],
-                   sigma_of: list[float]) -> np.ndarray:
+    def _emissions(self, states: Candidates, fixes: list[FixLike], sigma_of: list[float]) -> np.ndarray:
         """Per state: how far the fix lies from the segment, how far its heading is from the
         segment's direction, and the crossing clearance: a truck stands where the fix projects
         only if that spot keeps ``JUNCTION_CLEAR_M`` clear of crossings; the true spot lies beyond
@@ -274,13 +270,15 @@ class TrajectoryMatcher:
         at_start, at_end = (np.array(v, dtype=bool) for v in
                             zip(*(crossing.get(s, no_crossing) for s in segments), strict=True)) \
             if segments else (np.zeros(0, dtype=bool),) * 2
+        ends = self.locator.segment_ends
+        length = np.array([ends[s].length_m if s in ends else 0.0 for s in segments])
         clear = np.zeros(len(segments))
         clear[at_start] = _log_cdf((states.along[at_start] - JUNCTION_CLEAR_M) / sigma[at_start])
         clear[at_end] += _log_cdf((length[at_end] - states.along[at_end] - JUNCTION_CLEAR_M) / sigma[at_end])
         return value + clear
 
     def _transitions(self, runs: list[list[int]], fixes: list[FixLike], sigma: list[float], segment: np.ndarray,
-                     street: np.ndarray, along: np.ndarray, length: np.ndarray, done: np.ndarray) -> np.ndarray:
+                     street: np.ndarray, along: np.ndarray, done: np.ndarray) -> np.ndarray:
         """(run, lift k, state at k, state at k+1): the drive between the two projections against
         the straight line between the fixes, and the cost of a change of street."""
         n_runs, n_lifts, n_states = segment.shape
@@ -305,15 +303,9 @@ class TrajectoryMatcher:
             def pick(array: np.ndarray) -> np.ndarray:
                 return np.broadcast_to(array, full)[where]
 
-            nodes = self.graph.node_distances_between(pick(seg_a).tolist(), pick(seg_b).tolist())
-            head, tail = np.maximum(0.0, along), np.maximum(0.0, length - along)
-            ha, ta = pick(head[:, :-1, :, None]), pick(tail[:, :-1, :, None])
-            hb, tb = pick(head[:, 1:, None, :]), pick(tail[:, 1:, None, :])
-            route = np.minimum(np.minimum(ha + nodes[:, 0] + hb, ha + nodes[:, 1] + tb),
-                               np.minimum(ta + nodes[:, 2] + hb, ta + nodes[:, 3] + tb))
-            with np.errstate(invalid="ignore"):  # inf - inf where no end is within reach
-                drive = -np.abs(route - pick(straight)) / pick(beta)
-            value[where] = np.where(np.isinf(route), -UNREACHABLE, drive)
+            route = self.graph.routes_m(pick(seg_a).tolist(), pick(along[:, :-1, :, None]), pick(seg_b).tolist(),
+                                        pick(along[:, 1:, None, :]))
+            value[where] = np.where(np.isinf(route), -UNREACHABLE, -np.abs(route - pick(straight)) / pick(beta))
         value = np.where(far, 0.0, value)
         value = np.where(street[:, :-1, :, None] != street[:, 1:, None, :], value - STREET_CHANGE, value)
         value[~real] = -math.inf
