@@ -3,8 +3,9 @@
 Trajectory matching (``server.streets.trajectory``) asks, for two consecutive lifts, how long the
 drive is between a point on one candidate segment and a point on another. Segments meet at
 junction nodes (the importer cut the OSM ways there, ``server.streets.osm.split_at_junctions``);
-distances between nodes come from a Dijkstra bounded to ``reach_m`` and are cached per node, so
-a truck's round, which keeps to a neighbourhood, costs a few searches and then dictionary reads.
+distances between nodes come from a Dijkstra bounded to ``reach_m`` and are cached per node, and
+each pair of segments asked once is kept in a sorted array, so a truck's round, which keeps to a
+neighbourhood, costs a few searches and then array look-ups.
 
 One-way streets are not enforced: a collection truck reverses into dead ends and the data's
 ``oneway`` tags are not always right; the heading term of the match covers the direction.
@@ -35,8 +36,13 @@ class RoadGraph:
             self._out[seg.start].append((seg.end, seg.length_m))
             self._out[seg.end].append((seg.start, seg.length_m))
         self._from_node: dict[Node, dict[Node, float]] = {}
-        # (segment, segment) -> lengths and end-to-end distances: consecutive lifts ask the same pairs.
-        self._pairs: dict[tuple[int, int], tuple[float, ...]] = {}
+        # Segment pairs already asked (consecutive lifts ask the same ones) as a sorted array of keys
+        # (a << 32 | b) beside their rows (lengths and end-to-end node distances): a batch's ~100,000
+        # pairs are looked up in numpy, and only the new ones computed in Python.
+        if segments and not 0 <= min(segments) <= max(segments) < 1 << 31:
+            raise ValueError(f"segment ids must lie in [0, 2**31), got {min(segments)}..{max(segments)}")
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._rows = np.zeros((0, 6))
 
     def node_distances(self, origin: Node) -> dict[Node, float]:
         """Shortest drive from ``origin`` to every node within ``reach_m`` (cached)."""
@@ -62,26 +68,33 @@ class RoadGraph:
         of ``seg_b`` is within ``reach_m`` of an end of ``seg_a``."""
         if seg_a == seg_b:
             return abs(along_b - along_a)
-        return float(self.routes_m([seg_a], np.array([along_a]), [seg_b], np.array([along_b]))[0])
+        return float(self.routes_m(np.array([seg_a]), np.array([along_a]), np.array([seg_b]), np.array([along_b]))[0])
 
-    def segment_pair(self, seg_a: int, seg_b: int) -> tuple[float, ...]:
-        """(length a, length b, node distances start-start, start-end, end-start, end-end) of two
-        segments, cached; () when no end of one is within reach of an end of the other."""
-        ends = self._pairs.get((seg_a, seg_b))
-        if ends is None:
-            ends = self._pairs[(seg_a, seg_b)] = self._between(seg_a, seg_b)
-        return ends
-
-    def routes_m(self, seg_a: list[int], along_a: np.ndarray, seg_b: list[int], along_b: np.ndarray) -> np.ndarray:
+    def routes_m(self, seg_a: np.ndarray, along_a: np.ndarray, seg_b: np.ndarray, along_b: np.ndarray) -> np.ndarray:
         """``route_m`` for many pairs of points on two different segments at once (trajectory
-        matching asks ~20 pairs per lift): a cached dictionary read per pair, the rest in numpy."""
-        pairs, unreachable = self._pairs, (math.inf,) * 6
-        rows = [pairs.get(key) or self.segment_pair(*key) or unreachable for key in zip(seg_a, seg_b, strict=True)]
-        length_a, length_b, ss, se, es, ee = np.array(rows, dtype=float).reshape(-1, 6).T
+        matching asks ~20 pairs per lift): the pairs' node distances from the cache, the rest in numpy."""
+        length_a, length_b, ss, se, es, ee = self._pair_rows(np.asarray(seg_a, dtype=np.int64),
+                                                             np.asarray(seg_b, dtype=np.int64)).T
         head_a, head_b = np.maximum(0.0, along_a), np.maximum(0.0, along_b)
         tail_a, tail_b = np.maximum(0.0, length_a - along_a), np.maximum(0.0, length_b - along_b)
         return np.minimum(np.minimum(head_a + ss + head_b, head_a + se + tail_b),
                           np.minimum(tail_a + es + head_b, tail_a + ee + tail_b))
+
+    def _pair_rows(self, seg_a: np.ndarray, seg_b: np.ndarray) -> np.ndarray:
+        """(length a, length b, node distances start-start, start-end, end-start, end-end) per pair;
+        all inf when no end of one segment is within reach of an end of the other."""
+        key = (seg_a << 32) | seg_b
+        at = np.searchsorted(self._keys, key)
+        known = at < len(self._keys)
+        known[known] = self._keys[at[known]] == key[known]
+        if not known.all():
+            new = np.unique(key[~known])
+            rows = [self._between(int(k >> 32), int(k & 0xFFFFFFFF)) or (math.inf,) * 6 for k in new.tolist()]
+            into = np.searchsorted(self._keys, new)  # a merge, not a sort: the cache grows all day
+            self._keys = np.insert(self._keys, into, new)
+            self._rows = np.insert(self._rows, into, np.array(rows, dtype=float).reshape(-1, 6), axis=0)
+            at = np.searchsorted(self._keys, key)
+        return self._rows[at]
 
     def _between(self, seg_a: int, seg_b: int) -> tuple[float, ...]:
         """(length a, length b, then node distances start-start, start-end, end-start, end-end), or ()."""

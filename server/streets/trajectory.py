@@ -170,7 +170,14 @@ class TrajectoryMatcher:
     def __init__(self, locator: TrackLocator, graph: RoadGraph | None = None) -> None:
         self.locator = locator
         self.graph = graph or RoadGraph(locator.segment_ends)
-        self._crossing_ends = _crossing_ends(locator.segment_ends)
+        # Per segment, by sorted id: its length and whether another street meets it at its start and
+        # end. Arrays, because every state of a batch looks them up (``_emissions``); a last entry
+        # past every id stands for a segment the index lacks: no length, no crossing.
+        ends, crossing = locator.segment_ends, _crossing_ends(locator.segment_ends)
+        ids = sorted(ends)
+        self._segment_ids = np.array([*ids, np.iinfo(np.int64).max], dtype=np.int64)
+        self._length = np.array([*(ends[s].length_m for s in ids), 0.0])
+        self._crosses = np.array([*(crossing[s] for s in ids), (False, False)], dtype=bool).reshape(-1, 2)
 
     def match(self, fixes: Sequence[FixLike | None],
               pinned: Sequence[int | None] | None = None) -> list[TrackMatch | None]:
@@ -264,15 +271,10 @@ class TrajectoryMatcher:
         hy = np.array([math.cos(v) for v in radians])[states.fix]
         value = np.where(np.isnan(hx), value,
                          value - 0.5 * (np.abs(states.ux * hy - states.uy * hx) / HEADING_SIN) ** 2)
-        crossing = self._crossing_ends
-        no_crossing = (False, False)
-        segments = states.segment.tolist()
-        at_start, at_end = (np.array(v, dtype=bool) for v in
-                            zip(*(crossing.get(s, no_crossing) for s in segments), strict=True)) \
-            if segments else (np.zeros(0, dtype=bool),) * 2
-        ends = self.locator.segment_ends
-        length = np.array([ends[s].length_m if s in ends else 0.0 for s in segments])
-        clear = np.zeros(len(segments))
+        pos = np.searchsorted(self._segment_ids, states.segment)
+        pos[self._segment_ids[pos] != states.segment] = len(self._segment_ids) - 1
+        length, at_start, at_end = self._length[pos], self._crosses[pos, 0], self._crosses[pos, 1]
+        clear = np.zeros(len(states.segment))
         clear[at_start] = _log_cdf((states.along[at_start] - JUNCTION_CLEAR_M) / sigma[at_start])
         clear[at_end] += _log_cdf((length[at_end] - states.along[at_end] - JUNCTION_CLEAR_M) / sigma[at_end])
         return value + clear
@@ -284,11 +286,14 @@ class TrajectoryMatcher:
         n_runs, n_lifts, n_states = segment.shape
         straight = np.zeros((n_runs, max(n_lifts - 1, 0)))
         beta = np.ones_like(straight)
-        for r, run in enumerate(runs):
-            for k in range(1, len(run)):
-                a, b = run[k - 1], run[k]
-                straight[r, k - 1] = _metres(fixes[a], fixes[b])
-                beta[r, k - 1] = max(ROUTE_BETA_M, ROUTE_BETA_SIGMAS * math.hypot(sigma[a], sigma[b]))
+        step = [(r, k - 1, run[k - 1], run[k]) for r, run in enumerate(runs) for k in range(1, len(run))]
+        if step:
+            r, k, a, b = (np.array(column) for column in zip(*step, strict=True))
+            lat = np.array([f.lat for f in fixes])
+            lon = np.array([f.lon for f in fixes])
+            straight[r, k] = _metres(lat[a], lon[a], lat[b], lon[b])
+            sigmas = np.asarray(sigma)
+            beta[r, k] = np.maximum(ROUTE_BETA_M, ROUTE_BETA_SIGMAS * np.hypot(sigmas[a], sigmas[b]))
         far = (straight >= FAR_M)[:, :, None, None]
         straight, beta = straight[:, :, None, None], beta[:, :, None, None]
         seg_a, seg_b = segment[:, :-1, :, None], segment[:, 1:, None, :]
@@ -303,7 +308,7 @@ class TrajectoryMatcher:
             def pick(array: np.ndarray) -> np.ndarray:
                 return np.broadcast_to(array, full)[where]
 
-            route = self.graph.routes_m(pick(seg_a).tolist(), pick(along[:, :-1, :, None]), pick(seg_b).tolist(),
+            route = self.graph.routes_m(pick(seg_a), pick(along[:, :-1, :, None]), pick(seg_b),
                                         pick(along[:, 1:, None, :]))
             value[where] = np.where(np.isinf(route), -UNREACHABLE, -np.abs(route - pick(straight)) / pick(beta))
         value = np.where(far, 0.0, value)
@@ -346,7 +351,7 @@ def _sigma(fix: FixLike) -> float:
     return max(fix.accuracy_m or 10.0, MIN_SIGMA_M)
 
 
-def _metres(a: FixLike, b: FixLike) -> float:
+def _metres(lat_a: np.ndarray, lon_a: np.ndarray, lat_b: np.ndarray, lon_b: np.ndarray) -> np.ndarray:
     ky = 111_195.0
-    kx = ky * math.cos(math.radians((a.lat + b.lat) / 2))
-    return math.hypot((b.lon - a.lon) * kx, (b.lat - a.lat) * ky)
+    kx = ky * np.cos(np.radians((lat_a + lat_b) / 2))
+    return np.hypot((lon_b - lon_a) * kx, (lat_b - lat_a) * ky)

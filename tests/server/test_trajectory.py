@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from server.streets.locator import Locator
 from server.streets.roads import RoadGraph
@@ -94,6 +95,33 @@ def test_road_graph_route_lengths() -> None:
     assert math.isclose(graph.route_m(1, 200.0, 6, 200.0), 230.0, abs_tol=0.5)
     far = RoadGraph(locator().segment_ends, reach_m=20.0)  # the junctions are 30 m apart
     assert math.isinf(far.route_m(1, 0.0, 7, 300.0))
+
+
+def test_routes_of_many_pairs_come_out_as_each_alone_whatever_was_asked_before() -> None:
+    """The pair cache is a sorted array that new pairs merge into: batches asking known and new
+    pairs in any order, repeats and unreachable pairs included, get what a fresh graph gives."""
+    ends = locator().segment_ends
+    ids = sorted(ends)
+    rng = np.random.default_rng(3)
+    graph = RoadGraph(ends, reach_m=20.0)  # the junctions are 30 m apart: some pairs out of reach
+    every: list[float] = []
+    for _ in range(4):
+        pairs = [(a, b) for a, b in rng.choice(ids, size=(40, 2)).tolist() if a != b]
+        seg_a, seg_b = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+        along_a = rng.uniform(0, 1, len(pairs)) * np.array([ends[a].length_m for a in seg_a.tolist()])
+        along_b = rng.uniform(0, 1, len(pairs)) * np.array([ends[b].length_m for b in seg_b.tolist()])
+        alone = [RoadGraph(ends, reach_m=20.0).route_m(*args)
+                 for args in zip(seg_a.tolist(), along_a.tolist(), seg_b.tolist(), along_b.tolist(), strict=True)]
+        assert graph.routes_m(seg_a, along_a, seg_b, along_b).tolist() == alone
+        every.extend(alone)
+    assert any(math.isinf(route) for route in every) and not all(math.isinf(route) for route in every)
+
+
+def test_a_road_graph_refuses_segment_ids_it_cannot_key() -> None:
+    ends = locator().segment_ends
+    first = min(ends)
+    with pytest.raises(ValueError, match="segment ids"):
+        RoadGraph({**{k: v for k, v in ends.items() if k != first}, -1: ends[first]})
 
 
 

@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
@@ -85,7 +86,7 @@ def test_the_crossing_clearance_puts_corner_lifts_back_on_their_street(
     locator, lifts = rennes_rounds
     with_clearance = TrajectoryMatcher(locator)
     without = TrajectoryMatcher(locator, with_clearance.graph)
-    without._crossing_ends = {}  # every segment end treated as a dead end: no crossing to keep clear of
+    without._crosses = np.zeros_like(without._crosses)  # every segment end a dead end: no crossing to keep clear of
     lifts_with, exact_with = score(with_clearance, lifts)
     lifts_without, exact_without = score(without, lifts)
     assert lifts_with > lifts_without and exact_with > exact_without, (lifts_with, exact_with, lifts_without,
