@@ -54,8 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "default api, or truck:<id>)")
     add_config_argument(create)
     create.set_defaults(handler=create_token)
-    replay = subparsers.add_parser("dead-letters", help="inspect or replay messages refused by ingest")
+    replay = subparsers.add_parser("dead-letters", help="list or replay messages refused by ingest")
     replay_actions = replay.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = replay_actions.add_parser("list", help="counts per reason and the newest dead letters (no payloads)")
+    listing.add_argument("--reason", default=None, help="only this reason (e.g. unknown_truck)")
+    listing.add_argument("--limit", type=int, default=20, help="newest letters shown (default 20, at most 1000)")
+    listing.add_argument("--json", action="store_true", help="one JSON object: counts and letters")
+    add_config_argument(listing)
+    listing.set_defaults(handler=list_dead_letters)
     again = replay_actions.add_parser("replay", help="feed complete dead letters through ingest again")
     again.add_argument("--reason", default=None, help="only this reason (e.g. unknown_truck)")
     add_config_argument(again)
@@ -173,17 +179,48 @@ def revoke_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def list_dead_letters(args: argparse.Namespace) -> int:
+    import json
+
+    from server.ingest.inbox import newest_dead_letters
+    from server.web.auth import audit
+
+    if not 1 <= args.limit <= 1000:
+        raise CliError(f"--limit must be 1 to 1000, got {args.limit}")
+    with open_database(settings_from(args)) as session:
+        counts, letters = newest_dead_letters(session, args.reason, args.limit)
+        # Reading what trucks sent is audited, as on the API; the payloads are never printed here.
+        audit(session, "cli", "dead_letters.read", detail=f"{len(letters)} messages, payloads hidden")
+        session.commit()
+    rows = [{"id": d.id, "received_at": d.received_at.isoformat(timespec="seconds"), "truck_id": d.truck_id,
+             "reason": d.reason, "topic": d.topic, "payload_size": d.payload_size,
+             "replayable": len(d.payload) == d.payload_size, "detail": d.detail} for d in letters]
+    if args.json:
+        print(json.dumps({"counts": counts, "items": rows}, ensure_ascii=False))
+        return 0
+    total = sum(counts.values())
+    print(f"{total} dead letters" + (": " + ", ".join(f"{r} {n}" for r, n in sorted(counts.items())) if total else ""))
+    for row in rows:
+        replay = "" if row["replayable"] else " (truncated: cannot be replayed)"
+        print(f"#{row['id']} {row['received_at']} {row['reason']} {row['truck_id'] or '-'} {row['topic']} "
+              f"{row['payload_size']} B{replay}: {row['detail'][:160]}")
+    return 0
+
+
 def replay_dead_letters(args: argparse.Namespace) -> int:
     from server.app import LocatorCache, default_locator_factory
     from server.ingest.evidence import EvidenceStore
     from server.ingest.inbox import Inbox, replay_dead_letters
     from server.ingest.metrics import Metrics
+    from server.web.auth import audit
 
     settings = settings_from(args)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
                   LocatorCache(default_locator_factory))
     with open_database(settings) as session:
         replayed, dead = replay_dead_letters(session, inbox, args.reason)
+        audit(session, "cli", "dead_letters.replay", args.reason,
+              f"{replayed} replayed: {replayed - dead} stored, {dead} refused again")
         session.commit()
     print(f"{replayed} dead letters replayed: {replayed - dead} stored, {dead} refused again", file=sys.stderr)
     return 0

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from base.ids import is_truck_id
@@ -268,3 +268,14 @@ def replay_dead_letters(session: Session, inbox: Inbox, reason: str | None = Non
         session.delete(letter)
     session.flush()
     return len(messages), inbox.write(session, messages)
+
+
+def newest_dead_letters(session: Session, reason: str | None = None, limit: int = 100
+                        ) -> tuple[dict[str, int], list[DeadLetter]]:
+    """(count per reason over all dead letters, the newest ``limit`` of them, of ``reason`` when
+    given): what ``GET /api/dead-letters`` and ``trivue dead-letters list`` show."""
+    query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
+    if reason:
+        query = query.where(DeadLetter.reason == reason)
+    counts = dict(session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).tuples().all())
+    return counts, list(session.scalars(query))

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from base.version import __version__
+from server.ingest.inbox import newest_dead_letters
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
 from server.migrate import current_revision
 from server.web import schemas
@@ -209,16 +210,13 @@ def _truck_routes(router: APIRouter) -> None:
     def dead_letters(db: SessionDep, ctx: ContextDep, who: Manager,
                      reason: str | None = Query(default=None, max_length=32),
                      limit: int = Query(default=100, ge=1, le=1000)) -> dict[str, Any]:
-        query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
-        if reason:
-            query = query.where(DeadLetter.reason == reason)
-        by_reason = dict(db.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).tuples().all())
+        by_reason, letters = newest_dead_letters(db, reason, limit)
         # A refused lift's raw bytes hold its bin tag and GPS fix: shown only at household level.
         raw = ctx.settings.household_level
         items = [{"id": d.id, "received_at": d.received_at.isoformat(), "topic": d.topic, "truck_id": d.truck_id,
                   "reason": d.reason, "detail": d.detail, "payload_size": d.payload_size,
                   "payload_head": d.payload[:512].decode("utf-8", "replace") if raw else None}
-                 for d in db.scalars(query)]
+                 for d in letters]
         audit(db, who.actor, "dead_letters.read",
               detail=f"{len(items)} messages, payloads {'shown' if raw else 'hidden'}")
         db.commit()

@@ -109,6 +109,7 @@ def test_dead_letters_replay_after_registering_a_truck(cli_env: str, monkeypatch
     from server.ingest.inbox import Inbox, MqttMessage
     from server.ingest.metrics import Metrics
     from server.ingest.models import DeadLetter, Lift
+    from server.web.accounts import AuditEntry
     from tests.server.events import lift_event
 
     settings = load_settings(known_trucks=["benne-01"])
@@ -127,6 +128,52 @@ def test_dead_letters_replay_after_registering_a_truck(cli_env: str, monkeypatch
     with open_database(settings) as session:
         assert session.scalar(select(func.count()).select_from(Lift)) == 1
         assert list(session.scalars(select(DeadLetter.reason))) == ["invalid_json"]
+    with open_database(settings) as session:  # both replays are on the audit trail, with their outcome
+        replays = list(session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "dead_letters.replay")
+                                       .order_by(AuditEntry.id)))
+    assert replays == ["1 replayed: 1 stored, 0 refused again", "1 replayed: 0 stored, 1 refused again"]
+
+
+def test_dead_letters_list_counts_and_shows_the_newest_without_payloads(
+        cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from server.cli import open_database
+    from server.ingest.evidence import EvidenceStore
+    from server.ingest.inbox import Inbox, MqttMessage
+    from server.ingest.metrics import Metrics
+    from server.web.accounts import AuditEntry
+    from tests.server.events import lift_event
+
+    settings = load_settings(known_trucks=["benne-01"])
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
+    secret = lift_event("benne-02").to_json()  # an unknown truck's lift: its payload holds a GPS fix
+    with open_database(settings) as session:
+        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-02/lift", secret.encode(), datetime.now(UTC)),
+                              *(MqttMessage(f"{settings.topic_prefix}/benne-01/lift", b"{broken" + bytes([48 + i]),
+                                            datetime.now(UTC)) for i in range(3))])
+        session.commit()
+    assert run(["dead-letters", "list", "--limit", "2"], monkeypatch) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "4 dead letters: invalid_json 3, unknown_truck 1"
+    assert len(out) == 3 and all(" invalid_json benne-01 " in line for line in out[1:])  # the newest two
+    assert run(["dead-letters", "list", "--reason", "unknown_truck", "--json"], monkeypatch) == 0
+    printed = capsys.readouterr().out
+    listed = json.loads(printed)
+    assert listed["counts"] == {"invalid_json": 3, "unknown_truck": 1}
+    [letter] = listed["items"]
+    assert (letter["truck_id"], letter["reason"], letter["replayable"]) == ("benne-02", "unknown_truck", True)
+    assert letter["payload_size"] == len(secret.encode())
+    assert set(letter) == {"id", "received_at", "truck_id", "reason", "topic", "payload_size", "replayable", "detail"}
+    assert json.loads(secret)["event_id"] not in printed  # nothing of the payload itself
+    assert run(["dead-letters", "list", "--limit", "0"], monkeypatch) == 2
+    assert "--limit must be 1 to 1000, got 0" in capsys.readouterr().err
+    with open_database(settings) as session:
+        reads = list(session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "dead_letters.read")))
+    assert reads == ["2 messages, payloads hidden", "1 messages, payloads hidden"]
 
 
 def test_partitions_lists_and_creates_months_ahead(cli_env: str, monkeypatch: pytest.MonkeyPatch,
