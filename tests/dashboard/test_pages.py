@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.dashboard.conftest import SILENT_TRUCK, Browser
+from server.ingest.aggregates import insert_lifts, lift_row
+from server.streets.locator import Locator
+from server.streets.trajectory import AMBIGUOUS
+from tests.dashboard.conftest import SILENT_TRUCK, Browser, LiveServer
 from tests.dashboard.seed import make_event
 from vision.rules import SortingRules
 from vision.schema import TruckStats
@@ -190,8 +193,24 @@ def test_error_type_filter_colours_by_the_share_of_that_error(browser: Browser) 
     assert "category=dangereux" in browser.page.url
 
 
+def _store_ambiguous_lift(server: LiveServer) -> int:
+    """A lift whose street stays uncertain (street confidence below ``AMBIGUOUS``, as a lift between two
+    parallel streets gets from ``server.ingest.tracks``), stored as ingest stores it; returns its street."""
+    street = server.city.streets["medium"][0]
+    event = make_event("benne-05", 1, datetime.now(UTC), server.city.point_of[street], {"bottle": 1},
+                       SortingRules.load())
+    with server.sessions() as db:
+        row = lift_row(event, datetime.now(UTC), server.settings.zone, Locator.from_session(db))
+        assert row["street_id"] == street
+        row["street_confidence"] = AMBIGUOUS / 2
+        assert insert_lifts(db, [row])
+        db.commit()
+    return street
+
+
 def test_quality_page_counts_dead_letters_and_unmatched_lifts(browser: Browser) -> None:
     server = browser.server
+    ambiguous_street = _store_ambiguous_lift(server)
     server.publish("benne-03/lift", b"{not json")
     far = make_event("benne-03", 1, datetime.now(UTC), (43.0, 5.0), {"bag": 1}, SortingRules.load())
     server.publish("benne-03/lift", far.to_json())  # in the sea off Marseille: no street near
@@ -203,9 +222,10 @@ def test_quality_page_counts_dead_letters_and_unmatched_lifts(browser: Browser) 
     assert int(browser.page.locator("#kpi-dead").inner_text()) >= 1
     assert "invalid_json" in browser.page.locator("#dead-letters").inner_text()
     assert browser.page.locator("#kpi-ambiguous").inner_text().replace("\u202f", "") == str(quality["ambiguous"])
+    assert ambiguous_street in {s["street_id"] for s in quality["ambiguous_by_street"]}
     streets = browser.page.locator("#ambiguous-streets tbody tr")
-    assert streets.count() == max(1, len(quality["ambiguous_by_street"]))
-    for row, street in zip(streets.all(), quality["ambiguous_by_street"], strict=False):
+    assert streets.count() == len(quality["ambiguous_by_street"])
+    for row, street in zip(streets.all(), quality["ambiguous_by_street"], strict=True):
         assert street["name"] in row.inner_text()
     browser.shot("08-qualite")
 

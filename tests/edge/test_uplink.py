@@ -230,6 +230,7 @@ def test_receipt_mode_resends_unreceipted_rows_after_the_timeout(
     outbox = Outbox(tmp_path / "o.sqlite3")
     lift_rows(outbox, [None, None])
     rows = outbox.oldest()
+    assert len(rows) == 2
     uplink = receipt_uplink(limited_broker, outbox, timeout_s=0.5)
     try:
         uplink.start()

@@ -25,6 +25,7 @@ from tests.conftest import BrokerAddress
 from tests.server.conftest import PASSWORD, Server
 from tests.server.events import lift_event
 from tests.server.streets_fixture import import_rennes, points_on_streets
+from vision.schema import TruckConfig
 
 # (method, path, least role); "{event}" is a stored lift.
 ROUTES = [
@@ -219,12 +220,7 @@ def test_truck_config_is_published_retained(server: Server, mqtt_broker: BrokerA
         assert got.wait(10), "no retained config on the truck's topic"
         config = json.loads(received[0])
         assert config["stream"] == "glass" and config["config_version"]
-        try:
-            from vision.schema import TruckConfig
-        except ImportError:
-            pass
-        else:
-            assert TruckConfig.model_validate(config).stream.value == "glass"
+        assert TruckConfig.model_validate(config).stream.value == "glass"
         client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)  # leave the broker clean
     finally:
         client.loop_stop()

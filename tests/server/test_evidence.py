@@ -11,6 +11,7 @@ from server.ingest.evidence import EvidenceError, EvidenceStore, jpeg_dimensions
 
 def test_dimensions_match_pillow(litter_val_images: list[Path]) -> None:
     image_module = pytest.importorskip("PIL.Image", reason="Pillow (train extra) reads the reference size")
+    assert len(litter_val_images) >= 10, "the litter-items validation photos are missing"
     for path in litter_val_images[:10]:
         with image_module.open(path) as image:
             assert jpeg_dimensions(path.read_bytes()) == image.size, path.name

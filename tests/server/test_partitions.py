@@ -24,9 +24,16 @@ from server.retention import purge_expired
 from tests.server.events import lift_event
 
 
+def _postgres(session: Any) -> bool:
+    """PostgreSQL, where ``lifts`` must be partitioned (checked here, never assumed from the table)."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    assert is_partitioned(session) == pg, "lifts is partitioned on PostgreSQL and only there"
+    return pg
+
+
 def _where(session: Any, event_id: str) -> str | None:
     """The partition holding a lift (None on SQLite)."""
-    if not is_partitioned(session):
+    if not _postgres(session):
         return None
     return session.execute(text("SELECT tableoid::regclass::text FROM lifts WHERE event_id = :e"),
                            {"e": event_id}).scalar_one()
@@ -46,7 +53,7 @@ def test_a_duplicate_three_months_later_is_refused(make_settings: Any) -> None:
     with sessions() as session, session.begin():
         assert _where(session, str(first.event_id)) in (None, DEFAULT)
         created = ensure_partitions(session, today=date(2031, 4, 20))
-        if is_partitioned(session):  # the stray month got its partition, the lift moved into it
+        if _postgres(session):  # the stray month got its partition, the lift moved into it
             assert "lifts_p203101" in created and "lifts_p203107" in created
             assert _where(session, str(first.event_id)) == "lifts_p203101"
     later = received + timedelta(days=92)
@@ -84,7 +91,7 @@ def test_retention_drops_expired_months(make_settings: Any) -> None:
         kept = session.scalars(select(Lift.started_at)).all()
         assert len(kept) == len(days) - expired and min(kept) >= cutoff
         assert session.scalar(select(func.sum(StreetDay.lifts))) == len(days), "street figures stay"
-        if is_partitioned(session):
+        if _postgres(session):
             names = {p.name for p in partitions(session)}
             assert "lifts_p203101" not in names and "lifts_p203102" not in names, "dropped whole"
             assert "lifts_p203103" in names and DEFAULT in names
@@ -97,7 +104,7 @@ def test_partitions_take_a_later_migrations_columns_and_indexes(make_settings: A
     app = create_app(settings, start_ingest=False)
     sessions = app.state.ctx.sessions
     with sessions() as session:
-        if not is_partitioned(session):
+        if not _postgres(session):
             pytest.skip("SQLite: nothing is partitioned (batch migrations rewrite the table)")
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
     event = lift_event(counts={"bag": 1}, at=datetime(2033, 6, 1, 8, tzinfo=UTC), gps=None)
