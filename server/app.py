@@ -19,8 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from base.version import __version__
+from server.command_line import migrated_engine
 from server.config import ServerSettings
-from server.db import make_engine
 from server.fleet.api import fleet_router
 from server.fleet.rollout import RolloutTask
 from server.ingest.aggregates import StreetLocator
@@ -92,9 +92,11 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     """
     if settings.dev:
         log.warning("DEV MODE: every route is open without login, as an admin. Never expose this server.")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = engine or make_engine(settings.db_url)
-    upgrade_database(engine)
+    settings.make_folders()
+    if engine is None:
+        engine = migrated_engine(settings.db_url)
+    else:
+        upgrade_database(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     try:
         with sessions() as session, session.begin():  # PostgreSQL: this month's and the coming months' partitions

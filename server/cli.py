@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from base.errors import CliError
 from base.strict_yaml import describe
-from server.command_line import add_config_argument, open_database, settings_from
+from server.command_line import DatabaseUnavailable, add_config_argument, open_database, settings_from
 
 if TYPE_CHECKING:
 
@@ -90,7 +90,7 @@ def app_or_cli_error(create_app: Callable[[ServerSettings], Any], settings: Serv
 
     try:
         return create_app(settings)
-    except ConfigError as error:
+    except (ConfigError, DatabaseUnavailable) as error:
         raise CliError(str(error)) from None
     except ValidationError as error:
         raise CliError(describe(error, "settings")) from None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from base.errors import CliError
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
     from server.config import ServerSettings
@@ -31,14 +32,59 @@ def settings_from(args: argparse.Namespace, **overrides: object) -> ServerSettin
         raise CliError(str(error)) from None
 
 
-def open_database(settings: ServerSettings) -> Session:
-    """A session on the settings' database, upgraded to the newest schema first."""
-    from sqlalchemy.orm import Session
+class DatabaseUnavailable(Exception):
+    """The settings' database cannot be opened, reached or brought to the newest schema; the message
+    names it (password hidden) and says why in one line."""
+
+
+def migrated_engine(url: str) -> Engine:
+    """An engine on ``url``, upgraded to the newest schema (``server.migrate``): what every command
+    and the server's start-up use. A URL that cannot be parsed, a database that is down, a file that
+    is not a database and one that Alembic cannot migrate all raise ``DatabaseUnavailable``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
 
     from server.db import make_engine
     from server.migrate import upgrade_database
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
-    upgrade_database(engine)
-    return Session(engine, expire_on_commit=False)
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+        engine = make_engine(url)
+    except (SQLAlchemyError, ValueError) as error:
+        example = "sqlite:///path/to/file.db or postgresql://user:password@host/db"
+        raise DatabaseUnavailable(f"database_url: {_without_password(url)!r} is not a database URL ({example}): "
+                                  f"{error}") from None
+    try:
+        upgrade_database(engine)
+    except Exception as error:
+        # Imported here, once server.migrate has quietened Alembic's logging (its import narrates).
+        from alembic.util.exc import CommandError
+
+        if not isinstance(error, SQLAlchemyError | CommandError | OSError):
+            raise
+        engine.dispose()
+        cause = getattr(error, "orig", None) or error  # the driver's words, not SQLAlchemy's wrapping
+        lines = str(cause).strip().splitlines() or [type(cause).__name__]
+        raise DatabaseUnavailable(f"database {shown} cannot be used: {lines[0]}") from None
+    return engine
+
+
+def open_database(settings: ServerSettings) -> Session:
+    """A session on the settings' database, upgraded to the newest schema first; a database that
+    cannot be used stops the command with the reason."""
+    from sqlalchemy.orm import Session
+
+    from server.config import ConfigError
+
+    try:
+        settings.make_folders()
+        return Session(migrated_engine(settings.db_url), expire_on_commit=False)
+    except (ConfigError, DatabaseUnavailable) as error:
+        raise CliError(str(error)) from None
+
+
+def _without_password(url: str) -> str:
+    """``url`` with anything between ``://user:`` and ``@`` masked: it may not even parse."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)

@@ -159,6 +159,16 @@ class ServerSettings(BaseModel):
                 raise ValueError(f"{field} carries the placeholder password {password!r}: set a real secret")
         return self
 
+    def make_folders(self) -> None:
+        """Create ``data_dir`` and the evidence folder; a path that cannot be a folder (a file is
+        there, no permission) stops start-up naming the setting."""
+        for field, path in (("data_dir", self.data_dir), ("evidence_dir", self.evidence_path)):
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                reason = error.strerror or str(error)
+                raise ConfigError(f"{field}: {str(path)!r} cannot be used as a folder: {reason}") from None
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'trivue.db'}"

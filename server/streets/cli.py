@@ -75,20 +75,15 @@ def open_database(args: argparse.Namespace) -> Engine:
 
     if not args.verbose:  # Alembic narrates its plugins and every migration step at INFO
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    from server.command_line import DatabaseUnavailable, migrated_engine
     from server.config import ConfigError, load_settings
-    from server.db import make_engine
-    from server.migrate import upgrade_database
 
     try:
         settings = load_settings(args.config, database_url=args.database_url)
-    except ConfigError as error:
+        settings.make_folders()
+        return migrated_engine(settings.db_url)
+    except (ConfigError, DatabaseUnavailable) as error:
         raise CliError(str(error)) from None
-    engine = make_engine(settings.db_url)
-    try:
-        upgrade_database(engine)
-    except Exception as error:  # a database we cannot reach or migrate: one line, not a traceback
-        raise CliError(f"database {engine.url.render_as_string(hide_password=True)}: {error}") from None
-    return engine
 
 
 def _import_streets(args: argparse.Namespace) -> int:

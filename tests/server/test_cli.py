@@ -190,3 +190,37 @@ def test_partitions_lists_and_creates_months_ahead(cli_env: str, monkeypatch: py
     assert len(lines) == 1 + 10 and sum("(created now)" in line for line in lines) == 5  # the server made 3 ahead
     assert run(["partitions", "--ahead", "8"], monkeypatch) == 0
     assert "(created now)" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("garbage", "database_url: 'garbage' is not a database URL"),
+    ("postgresql://trivue:hunter2@127.0.0.1:{port}/trivue", "cannot be used: connection failed"),
+    ("sqlite:///{tmp}/not-a-database.db", "cannot be used: file is not a database"),
+    ("sqlite:///{tmp}/no/such/folder/x.db", "cannot be used: unable to open database file"),
+    ("postgresql://trivue:hunter2@host:port/trivue", "is not a database URL"),
+])
+@pytest.mark.parametrize("argv", [["users", "list"], ["dead-letters", "list"], ["streets", "stats"],
+                                  ["server", "--no-ingest"]])
+def test_a_database_that_cannot_be_used_stops_a_command_with_the_reason(
+        argv: list[str], url: str, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "not-a-database.db").write_bytes(b"a photo, not a database\n" * 100)
+    url = url.format(tmp=tmp_path, port=free_port())  # a port nothing listens on
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", url)
+    assert run(argv, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err, err
+    assert "hunter2" not in err  # the password never printed
+
+
+@pytest.mark.parametrize("setting", ["TRIVUE_DATA_DIR", "TRIVUE_EVIDENCE_DIR"])
+def test_a_folder_setting_that_names_a_file_stops_start_up_naming_it(
+        setting: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv(setting, str(tmp_path / "a-file"))
+    field = setting.removeprefix("TRIVUE_").lower()
+    for argv in (["users", "list"], ["server", "--no-ingest"]):
+        assert run(argv, monkeypatch) == 2
+        assert f"{field}: '{tmp_path / 'a-file'}' cannot be used as a folder" in capsys.readouterr().err

@@ -16,9 +16,8 @@ from rich.progress import Progress
 from sqlalchemy.orm import Session
 
 from base.errors import CliError
+from server.command_line import DatabaseUnavailable, migrated_engine
 from server.config import ConfigError, load_settings
-from server.db import make_engine
-from server.migrate import upgrade_database
 from trivue.broker import BrokerError, BrokerHandle
 from trivue.sim.contents import ContentMaker, EvidencePhotos
 from trivue.sim.faults import FaultPlan
@@ -55,13 +54,10 @@ class SimulationRun:
 
     def scenario(self) -> Scenario:
         options = self.options
-        engine = make_engine(self.db_url) if self.db_url else None
-        if engine is not None:
-            logging.getLogger("alembic").setLevel(logging.WARNING)
-            try:  # as every command acting on the server's database: bring it to the current schema
-                upgrade_database(engine)
-            except Exception as error:  # unreachable or foreign database: one line, not a traceback
-                raise CliError(f"database {engine.url.render_as_string(hide_password=True)}: {error}") from None
+        try:  # as every command acting on the server's database: bring it to the current schema
+            engine = migrated_engine(self.db_url) if self.db_url else None
+        except DatabaseUnavailable as error:
+            raise CliError(str(error)) from None
         with Session(engine) if engine else _NoSession() as session:
             try:
                 network = load_network(options.streets, options.commune, session if engine else None)
