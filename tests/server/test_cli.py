@@ -169,11 +169,15 @@ def test_dead_letters_list_counts_and_shows_the_newest_without_payloads(
     assert letter["payload_size"] == len(secret.encode())
     assert set(letter) == {"id", "received_at", "truck_id", "reason", "topic", "payload_size", "replayable", "detail"}
     assert json.loads(secret)["event_id"] not in printed  # nothing of the payload itself
+    assert run(["dead-letters", "list", "--reason", "unknown-truck"], monkeypatch) == 0
+    listed = capsys.readouterr()
+    assert "no dead letter has the reason 'unknown-truck'; stored reasons: invalid_json, unknown_truck" in listed.err
+    assert listed.out.splitlines() == ["4 dead letters: invalid_json 3, unknown_truck 1"]
     assert run(["dead-letters", "list", "--limit", "0"], monkeypatch) == 2
     assert "--limit must be 1 to 1000, got 0" in capsys.readouterr().err
     with open_database(settings) as session:
         reads = list(session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "dead_letters.read")))
-    assert reads == ["2 messages, payloads hidden", "1 messages, payloads hidden"]
+    assert reads == ["2 messages, payloads hidden", "1 messages, payloads hidden", "0 messages, payloads hidden"]
 
 
 def test_partitions_lists_and_creates_months_ahead(cli_env: str, monkeypatch: pytest.MonkeyPatch,
