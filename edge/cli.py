@@ -67,13 +67,14 @@ def run_edge(args: argparse.Namespace) -> int:
     from edge.camera import SourceError
     from edge.config import ConfigError, load_settings
     from edge.gps import GpsError
+    from edge.outbox import OutboxError
     from vision.model import DetectorError
     from vision.rules import RulesError
 
     try:
         settings = load_settings(args.config, overrides(args))
         agent = Agent.create(settings)
-    except (ConfigError, DetectorError, RulesError, GpsError, SourceError) as error:
+    except (ConfigError, DetectorError, RulesError, GpsError, SourceError, OutboxError) as error:
         raise CliError(str(error)) from None
     _stop_gracefully(agent)
     try:

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.config import EvidenceSettings
+from edge.config import ConfigError, EvidenceSettings
 from vision.detection import Detections
 from vision.lift import EvidenceFrame, PhotoPolicy
 from vision.region import Region
@@ -92,7 +92,11 @@ class EvidenceStore:
     def __init__(self, settings: EvidenceSettings, region: Region, names: tuple[str, ...],
                  clock: Callable[[], float] = time.time) -> None:
         self.settings, self.region, self.names = settings, region, names
-        self.settings.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.settings.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a file there, no permission: say which setting, at start-up
+            raise ConfigError(f"evidence.dir: {str(settings.dir)!r} cannot be used as a folder: "
+                              f"{error.strerror or error}") from None
         self._clock = clock  # wall clock (file ages are mtimes); tests pass a fake one
         self.prune_passes = 0  # lets tests wait for a pass instead of sleeping
         self._stop = threading.Event()

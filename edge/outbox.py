@@ -47,17 +47,26 @@ class OutboxEntry:
     event_id: str
 
 
+class OutboxError(Exception):
+    """The outbox file cannot be opened (a folder or another file is there, no permission): the
+    truck must not start without somewhere durable to keep its lifts."""
+
+
 class Outbox:
     """Thread-safe: the pipeline puts, the uplink thread reads and deletes."""
 
     def __init__(self, path: Path | str, max_bytes: int = 500 * 1024 * 1024) -> None:
         self.path, self.max_bytes = Path(path), max_bytes
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # fsync at every commit, not only at checkpoints
-        self._db.executescript(SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # fsync at every commit, not only at checkpoints
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise OutboxError(f"outbox.path: {str(self.path)!r} cannot be opened as the outbox: {reason}") from None
 
     def close(self) -> None:
         with self._lock:

@@ -66,6 +66,27 @@ def test_malformed_config_file(tmp_path, capsys, content, message) -> None:
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("setting", "what", "message"), [
+    ("outbox.path", "folder", "cannot be opened as the outbox"),
+    ("outbox.path", "photo", "cannot be opened as the outbox: file is not a database"),
+    ("evidence.dir", "photo", "cannot be used as a folder"),
+])
+def test_an_outbox_or_evidence_path_that_cannot_be_used_stops_start_up(tmp_path, base, capsys, setting, what,
+                                                                       message) -> None:
+    """A truck without a durable outbox would lose lifts: it must not start, and must say which setting."""
+    taken = tmp_path / "taken"
+    if what == "folder":
+        taken.mkdir()
+    else:
+        taken.write_bytes(b"\xff\xd8 a photo, not a database " * 200)
+    section, key = setting.split(".")
+    config = write_config(tmp_path / "truck.yaml", **{**base, section: {key: str(taken)}})
+    assert main(["edge", "--config", str(config), "--once"]) == 2
+    err = capsys.readouterr().err.strip()  # the model's start-up lines come first
+    assert err.splitlines()[-1].startswith(f"trivue edge: error: {setting}: '{taken}' {message}"), err
+    assert "Traceback" not in err
+
+
 def test_unreadable_video_source(tmp_path, base, capsys) -> None:
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"\x00" * 4096)
