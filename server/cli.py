@@ -107,10 +107,28 @@ def run_server(args: argparse.Namespace) -> int:
         log.warning("=" * 72)
         log.warning("DEV MODE: NO LOGIN. Anyone reaching %s:%d sees everything.", settings.host, settings.port)
         log.warning("=" * 72)
+    _check_listener(settings.host, settings.port)  # before the app starts its ingest and its tasks
     app = app_or_cli_error(create_app, settings)
     # uvicorn handles SIGINT/SIGTERM: it finishes requests, then the lifespan stops the ingest.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, proxy_headers=True)
     return 0
+
+
+def _check_listener(host: str, port: int) -> None:
+    """Stop with the setting at fault when the HTTP listener cannot be opened: uvicorn would say
+    "Name or service not known" after the start-up, without naming the host."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as error:
+        raise CliError(f"host: {host!r} is not an address this machine can listen on ({error})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise CliError(f"port: cannot listen on {host}:{port} ({error.strerror or error})") from None
 
 
 def _read_password() -> str:

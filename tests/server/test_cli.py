@@ -228,3 +228,19 @@ def test_a_folder_setting_that_names_a_file_stops_start_up_naming_it(
     for argv in (["users", "list"], ["server", "--no-ingest"]):
         assert run(argv, monkeypatch) == 2
         assert f"{field}: '{tmp_path / 'a-file'}' cannot be used as a folder" in capsys.readouterr().err
+
+
+def test_a_listener_that_cannot_be_opened_stops_the_server_naming_the_setting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    assert run(["server", "--no-ingest", "--host", "bad host!!"], monkeypatch) == 2
+    assert "host: 'bad host!!' is not an address this machine can listen on" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert run(["server", "--no-ingest", "--port", str(port)], monkeypatch) == 2
+    assert f"port: cannot listen on 127.0.0.1:{port} (Address already in use)" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # refused before anything was created
