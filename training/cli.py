@@ -120,18 +120,32 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import EvaluateError, evaluate, format_report
     from training.sheets import SheetError
     from vision.model import DetectorError, default_model_path
+    from vision.rules import RulesError
 
     if args.compare:
         return run_compare(args)
+    make_output_folders(args)  # before the evaluation, which takes minutes, rather than after it
     if args.lifts:
         return run_evaluate_lifts(args)
     try:
         report = evaluate(args.data, args.model or default_model_path(), split=args.split, conf=args.conf,
                           stream=args.stream, rules=args.rules, plot=args.plot, sheets=args.sheets)
-    except (EvaluateError, DatasetError, DetectorError, SheetError) as error:
+    except (EvaluateError, DatasetError, DetectorError, SheetError, RulesError) as error:
         raise CliError(str(error)) from None
     sys.stdout.write(json.dumps(report) + "\n" if args.json else format_report(report))
     return 0
+
+
+def make_output_folders(args: argparse.Namespace) -> None:
+    """The folders --plot and --sheets write to; a path that cannot be one stops the command naming it."""
+    from vision.cli import make_folder
+
+    if args.plot is not None:
+        if args.plot.is_dir():
+            raise CliError(f"--plot {args.plot}: is a folder, expected a PNG file name")
+        make_folder("--plot", args.plot.parent, args.plot)
+    if args.sheets is not None:
+        make_folder("--sheets", args.sheets)
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -154,11 +168,12 @@ def run_evaluate_lifts(args: argparse.Namespace) -> int:
     from training.evaluate import EvaluateError
     from training.lifts import evaluate_lifts, format_lifts
     from vision.model import DetectorError, default_model_path
+    from vision.rules import RulesError
 
     try:
         report = evaluate_lifts(args.data, args.model or default_model_path(), split=args.split, conf=args.conf,
                                 stream=args.stream, rules=args.rules, seed=args.seed, sheet=args.plot)
-    except (EvaluateError, DatasetError, DetectorError) as error:
+    except (EvaluateError, DatasetError, DetectorError, RulesError) as error:
         raise CliError(str(error)) from None
     sys.stdout.write(json.dumps(report) + "\n" if args.json else format_lifts(report))
     return 0

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
+from base.strict_yaml import read_mapping
 from training.datasets import SEPARATOR, merge
 from training.labels import read_labels
 from training.metrics import MatchLog, class_curves, precision_recall
@@ -62,15 +62,15 @@ def resolve_data(data: Path, workdir: Path) -> Path:
         return found
     if not data.is_file():
         raise EvaluateError(f"{data}: no such data file or folder")
-    content = yaml.safe_load(data.read_text(encoding="utf-8"))
-    if isinstance(content, dict) and "sources" in content:
+    content = read_mapping(data, EvaluateError, "data file")  # bad YAML: one line naming the file
+    if "sources" in content:
         return merge(data, workdir / "data").data_yaml
     return data
 
 
 def read_split(data_yaml: Path, split: str) -> tuple[list[LabelledImage], list[str]]:
     """Images of a split with their label files, and the class names, from an Ultralytics data.yaml."""
-    spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8")) or {}
+    spec = read_mapping(data_yaml, EvaluateError, "data file")
     names = spec.get("names")
     names = [names[k] for k in sorted(names)] if isinstance(names, dict) else names
     if not names or split not in spec:
@@ -149,7 +149,7 @@ def source_classes(data_yaml: Path, names: list[str]) -> dict[str, list[str]]:
     """Class names each source labels (from a merged data.yaml); empty for a plain one."""
     from training.datasets import SOURCES_KEY
 
-    spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8")) or {}
+    spec = read_mapping(data_yaml, EvaluateError, "data file")
     return {source: [names[i] for i in ids] for source, ids in (spec.get(SOURCES_KEY) or {}).items()}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from base.errors import CliError
@@ -28,15 +27,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     schema.set_defaults(handler=run_schema)
 
 
-def iter_images(inputs: list[Path]) -> Iterator[Path]:
-    """Files as given, folders expanded to their images (sorted, recursive)."""
+def find_images(inputs: list[Path]) -> list[Path]:
+    """Files as given, folders expanded to their images (sorted, recursive).
+
+    Every input is checked before the first image is read: a folder without images is an error
+    (an empty folder printed nothing and exited 0, which looked like success)."""
+    found: list[Path] = []
     for path in inputs:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            images = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not images:
+                raise CliError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
+            found.extend(images)
         elif path.is_file():
-            yield path
+            found.append(path)
         else:
             raise CliError(f"{path}: no such file or folder")
+    return found
+
+
+def make_folder(option: str, path: Path, given: Path | None = None) -> None:
+    """Create the output folder ``path`` (of the file ``given``, if the option names a file) before
+    any work, so that a path that cannot be a folder (a file in the way, no permission) stops the
+    command naming the option, not a traceback after the work."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        where = f"{given}: its folder {path} cannot be made" if given is not None else f"{path}: cannot be a folder"
+        raise CliError(f"{option} {where}: {error.strerror or error}") from None
 
 
 def read_image(path: Path):  # -> np.ndarray, kept untyped here to avoid importing numpy at parse time
@@ -66,10 +84,13 @@ def run_detect(args: argparse.Namespace) -> int:
 
     from vision.annotate import draw
 
-    detector = load_detector(args.model, conf=args.conf, iou=args.iou, threads=args.threads)
+    if args.threads < 0:
+        raise CliError(f"--threads {args.threads}: expected 0 (all cores) or more")
+    images = find_images(args.inputs)
     if args.save:
-        args.save.mkdir(parents=True, exist_ok=True)
-    for path in iter_images(args.inputs):
+        make_folder("--save", args.save)
+    detector = load_detector(args.model, conf=args.conf, iou=args.iou, threads=args.threads)
+    for path in images:
         image = read_image(path)
         detections = detector.detect(image)
         rows = [

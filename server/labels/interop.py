@@ -13,6 +13,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -48,21 +49,33 @@ def read_files(path: Path) -> Files:
     if len(data) > MAX_FILE_BYTES:
         raise DatasetError(f"{path}: {len(data)} bytes is more than an import may hold ({MAX_FILE_BYTES})")
     if zipfile.is_zipfile(io.BytesIO(data)):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                return {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
+        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as error:
+            # A truncated download or an encrypted archive: say so rather than "no class names".
+            raise DatasetError(f"{path}: not a readable zip ({error})") from None
+    if path.suffix.lower() != ".json":  # only COCO comes as a bare file; anything else is not an export
+        raise DatasetError(f"{path}: not a readable zip or folder, nor a COCO .json (expected a YOLO 1.1 "
+                           "zip/folder or COCO JSON exported by Label Studio or CVAT)")
     return {path.name: data}
 
 
-def _names(files: Files) -> list[str]:
-    for name in NAME_FILES:
-        found = [k for k in files if PurePosixPath(k).name == name]
+def _names(files: Files, source: str) -> list[str]:
+    try:
+        for name in NAME_FILES:
+            found = [k for k in files if PurePosixPath(k).name == name]
+            if found:
+                return [n.strip() for n in files[found[0]].decode("utf-8-sig").splitlines() if n.strip()]
+        found = [k for k in files if PurePosixPath(k).name in ("data.yaml", "data.yml")]
         if found:
-            return [n.strip() for n in files[found[0]].decode("utf-8-sig").splitlines() if n.strip()]
-    found = [k for k in files if PurePosixPath(k).name in ("data.yaml", "data.yml")]
-    if found:
-        names = yaml.safe_load(files[found[0]]).get("names")
-        return list(names.values()) if isinstance(names, dict) else list(names or [])
-    raise DatasetError("no class names: a YOLO export holds obj.names (CVAT), classes.txt (Label Studio) or data.yaml")
+            document = yaml.safe_load(files[found[0]])
+            names = document.get("names") if isinstance(document, dict) else None
+            return list(names.values()) if isinstance(names, dict) else list(names or [])
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise DatasetError(f"{source}: {found[0]}: unreadable class names ({error})") from None
+    raise DatasetError(f"{source}: no class names: a YOLO export holds obj.names (CVAT), classes.txt "
+                       "(Label Studio) or data.yaml")
 
 
 def _xyxy(values: list[float]) -> tuple[float, float, float, float]:
@@ -70,14 +83,18 @@ def _xyxy(values: list[float]) -> tuple[float, float, float, float]:
     return _clip((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
 
 
-def parse_yolo(files: Files) -> Boxes:
-    names, boxes = _names(files), {}
+def parse_yolo(files: Files, source: str = "the export") -> Boxes:
+    names, boxes = _names(files, source), {}
     for path, content in files.items():
         pure = PurePosixPath(path)
         if pure.suffix != ".txt" or pure.name in NOT_LABELS or pure.name.startswith("."):
             continue
         rows = []
-        for number, line in enumerate(content.decode("utf-8-sig").splitlines(), 1):
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise DatasetError(f"{source}: {path}: not a YOLO text label file ({error})") from None
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -148,7 +165,7 @@ def parse(path: Path) -> tuple[Boxes, str]:
                 raise DatasetError(f"{name}: not JSON ({error})") from None
             boxes.update(parse_coco(document, name))
         return boxes, f"COCO {path.name}"
-    return parse_yolo(files), f"YOLO {path.name}"
+    return parse_yolo(files, str(path)), f"YOLO {path.name}"
 
 
 def import_labels(session: Session, path: Path, actor: str, photo_days: int, lift_days: int) -> int:

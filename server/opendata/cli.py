@@ -38,6 +38,7 @@ def export_opendata(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from server.opendata.export import default_query, write_package
+    from vision.cli import make_folder
 
     settings = settings_from(args)
     k = settings.opendata_min_lifts if args.k is None else args.k
@@ -45,6 +46,7 @@ def export_opendata(args: argparse.Namespace) -> int:
         query = default_query(datetime.now(settings.zone).date(), args.period, k, args.since, args.until)
     except ValueError as error:
         raise CliError(str(error)) from None
+    make_folder("--out", args.out)  # a path that cannot be a folder stops here, before the database is read
     with open_database(settings) as session:
         pub = write_package(session, query, args.out, datetime.now(UTC))
     print(f"{len(pub.rows)} rows ({args.period}, {query.since or 'first day'} to {query.until}) written to "

@@ -283,6 +283,11 @@ def _contacts(args: argparse.Namespace) -> int:
     print(say(report.summary()))
     for line in report.errors:
         print(f"  {say(line)}")
+    # Some lines in, some refused: a partial import did its work (exit 0, refusals listed above).
+    # Every line refused: nothing happened, and a script must not read that as success.
+    if report.errors and not (report.imported or report.updated):
+        raise CliError(say(f"{args.file} : aucun contact importé, {len(report.errors)} ligne(s) refusée(s) "
+                           "(détail ci-dessus)"))
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from base.strict_yaml import describe, read_mapping
+from vision.schema import Stream
 
 RULES_ENV = "TRIVUE_REMINDERS_RULES"
 ACTIONS = ("information", "rappel", "visite")
@@ -83,6 +84,16 @@ class HouseholdRules(_Strict):
         default=0.7, ge=0, le=1, description="below: the lift counts for its street only, never a household")
     streams: list[str] | None = Field(default=None, description="streams considered (default: all)")
     max_photos: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("streams")
+    @classmethod
+    def _known_streams(cls, streams: list[str] | None) -> list[str] | None:
+        # A misspelt stream would silently target nothing: lifts only ever carry Stream values.
+        known = [stream.value for stream in Stream]
+        unknown = [name for name in streams or [] if name not in known]
+        if unknown:
+            raise ValueError(f"flux inconnu {', '.join(map(repr, unknown))} (connus : {', '.join(known)})")
+        return streams
 
 
 class StreetRules(_Strict):
@@ -216,5 +227,9 @@ def load_targeting(path: Path | None = None) -> RemindersConfig:
         raise ReminderConfigError(describe(error, str(path), root="rules")) from None
     if config.templates_dir is not None and not config.templates_dir.is_absolute():
         config = config.model_copy(update={"templates_dir": (path.parent / config.templates_dir).resolve()})
+    # Checked here, once resolved against the rules file: a missing folder would otherwise fall
+    # back to the default templates and send letters the service never wrote.
+    if config.templates_dir is not None and not config.templates_dir.is_dir():
+        raise ReminderConfigError(f"{path}: rules.templates_dir: dossier introuvable ({config.templates_dir})")
     return config
 

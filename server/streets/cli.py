@@ -6,6 +6,9 @@ as ``trivue server``); heavy imports stay inside the handlers.
 from __future__ import annotations
 
 import argparse
+import math
+import re
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +108,9 @@ def _import_streets(args: argparse.Namespace) -> int:
           f"{report.streets_added} streets added, {report.streets_updated} updated, "
           f"{report.streets_removed} removed, {report.length_km:.1f} km in {', '.join(report.communes)}; "
           f"{report.addresses_linked} addresses linked ({time.perf_counter() - started:.1f} s)")
+    if report.features_without_geometry:
+        print(f"warning: {report.features_without_geometry} feature(s) without geometry skipped",
+              file=sys.stderr)
     print("Stored lifts keep their old street until `trivue streets rematch`.")
     return 0
 
@@ -141,8 +147,11 @@ def _synthesize(args: argparse.Namespace) -> int:
 
     from server.streets.demo_addresses import SyntheticAddressError, synthesize_addresses
 
-    if args.spacing < 5:
+    if not (math.isfinite(args.spacing) and args.spacing >= 5):
         raise CliError(f"--spacing {args.spacing:g}: at least 5 metres")
+    # French postcodes are five digits; empty (the default) means the labels carry none.
+    if args.postcode and not re.fullmatch(r"[0-9]{5}", args.postcode):
+        raise CliError(f"--postcode {args.postcode!r}: a French postcode is 5 digits (e.g. 35000)")
     engine = open_database(args)
     with Session(engine) as session:
         try:
@@ -217,11 +226,27 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_fix(args: argparse.Namespace) -> None:
+    """Refuse a fix no GPS can give before opening the database: an impossible position would
+    otherwise read as "no street nearby", and a negative distance as an empty network."""
+    if not (-90 <= args.lat <= 90 and -180 <= args.lon <= 180):
+        raise CliError(f"position {args.lat:g}, {args.lon:g}: latitude must be within -90..90 and "
+                       "longitude within -180..180 (LAT comes first)")
+    if not (math.isfinite(args.max_distance) and args.max_distance > 0):
+        raise CliError(f"--max-distance {args.max_distance:g}: a positive number of metres")
+    if args.accuracy is not None and not (math.isfinite(args.accuracy) and args.accuracy >= 0):
+        raise CliError(f"--accuracy {args.accuracy:g}: zero or a positive number of metres")
+    # Refused rather than wrapped: 720 is more likely a typo or a wrong unit than two full turns.
+    if args.heading is not None and not (0 <= args.heading <= 360):
+        raise CliError(f"--heading {args.heading:g}: degrees from 0 to 360 (clockwise from north)")
+
+
 def _locate(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
     from server.streets.locator import Locator
 
+    _check_fix(args)
     engine = open_database(args)
     with Session(engine) as session:
         locator = Locator.from_session(session, max_distance_m=args.max_distance)

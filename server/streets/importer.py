@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from server.streets.addresses import link_addresses
 from server.streets.models import Address, Segment, Street, StreetNetwork
 from server.streets.names import street_key
-from server.streets.osm import Piece, StreetFileError, read_ways, split_at_junctions
+from server.streets.osm import Piece, StreetFileError, read_street_file, split_at_junctions
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,7 @@ class StreetImport:
     streets_removed: int
     length_km: float
     addresses_linked: int
+    features_without_geometry: int = 0  # GeoJSON features with "geometry": null, skipped
 
 
 def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> StreetImport:
@@ -96,10 +97,12 @@ def _segment_row(street_id: int, piece: Piece) -> dict[str, object]:
 
 def import_street_file(session: Session, path: Path, commune: str | None = None) -> StreetImport:
     """Read an OSM or GeoJSON file and replace the streets of its communes."""
-    ways = read_ways(path, commune)
+    ways, without_geometry = read_street_file(path, commune)
     if not ways:
-        raise StreetFileError(f"{path}: no named street way found")
-    return import_streets(session, split_at_junctions(ways), len(ways))
+        skipped = f" ({without_geometry} feature(s) without geometry)" if without_geometry else ""
+        raise StreetFileError(f"{path}: no named street way found{skipped}")
+    report = import_streets(session, split_at_junctions(ways), len(ways))
+    return replace(report, features_without_geometry=without_geometry)
 
 
 @dataclass(frozen=True, slots=True)

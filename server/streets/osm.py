@@ -87,17 +87,26 @@ def keep_way(tags: dict[str, str]) -> bool:
 
 def read_ways(path: Path, commune: str | None = None) -> list[Way]:
     """Every street way of ``path``; the format follows the file name."""
+    return read_street_file(path, commune)[0]
+
+
+def read_street_file(path: Path, commune: str | None = None) -> tuple[list[Way], int]:
+    """Every street way of ``path``, and how many features had no geometry (GeoJSON ``null``),
+    so that the import report can say what it skipped instead of losing them silently."""
     name = path.name.lower()
     if not path.is_file():
         raise StreetFileError(f"{path}: no such file")
     if name.endswith((".geojson", ".json")):
-        return list(_geojson_ways(path, commune))
+        without_geometry: list[int] = []
+        ways = list(_geojson_ways(path, commune, without_geometry))
+        return ways, len(without_geometry)
     if name.endswith((".osm.pbf", ".pbf", ".osm", ".osm.bz2", ".osm.gz")):
-        return _osm_ways(path, commune)
+        return _osm_ways(path, commune), 0  # osmium drops nodes without a valid location itself
     raise StreetFileError(f"{path}: unknown street file type (expected .osm.pbf, .osm or .geojson)")
 
 
-def _geojson_ways(path: Path, commune: str | None) -> Iterator[Way]:
+def _geojson_ways(path: Path, commune: str | None, without_geometry: list[int]) -> Iterator[Way]:
+    """Ways of a FeatureCollection; indexes of features whose geometry is null go to ``without_geometry``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -106,8 +115,16 @@ def _geojson_ways(path: Path, commune: str | None) -> Iterator[Way]:
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise StreetFileError(f"{path}: not a GeoJSON FeatureCollection")
     for index, feature in enumerate(data.get("features") or []):
+        if not isinstance(feature, dict):
+            raise StreetFileError(f"{path}: feature {index} is not a GeoJSON Feature object")
         props = feature.get("properties") or {}
-        geometry = feature.get("geometry") or {}
+        geometry = feature.get("geometry")
+        if geometry is None:  # legal GeoJSON ("unlocated feature"), but nothing to import: count it
+            without_geometry.append(index)
+            continue
+        if not isinstance(geometry, dict) or not isinstance(props, dict):
+            raise StreetFileError(f"{path}: feature {_feature_label(index, feature)} has a malformed "
+                                  "geometry or properties (expected JSON objects)")
         if not keep_way(props) or geometry.get("type") not in ("LineString", "MultiLineString"):
             continue
         lines = [geometry["coordinates"]] if geometry["type"] == "LineString" else geometry["coordinates"]
@@ -120,6 +137,12 @@ def _geojson_ways(path: Path, commune: str | None) -> Iterator[Way]:
                 coords = tuple((float(x), float(y)) for x, y, *_ in line)
             except (TypeError, ValueError) as error:
                 raise StreetFileError(f"{path}: feature {index} has bad coordinates ({error})") from error
+            # Refuse the whole file, as for unparsable coordinates: a feature off the globe means
+            # swapped or projected (Lambert 93) columns, so the rest of the file is suspect too.
+            for lon, lat in coords:
+                if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                    raise StreetFileError(f"{path}: feature {_feature_label(index, feature)} has position "
+                                          f"lon {lon:g}, lat {lat:g} outside WGS84 bounds")
             if len(coords) < 2:
                 continue
             # No node ids in GeoJSON: ways meet where they share a vertex, so vertices are
@@ -128,6 +151,12 @@ def _geojson_ways(path: Path, commune: str | None) -> Iterator[Way]:
             osm_id = feature.get("id") if isinstance(feature.get("id"), int) else None
             yield Way(props["name"].strip(), props["highway"], oneway_of(props), feature_commune,
                       coords, keys, osm_id)
+
+
+def _feature_label(index: int, feature: dict) -> str:
+    """``3`` or ``3 (OSM way/123)``: the index always, the id when the file has one."""
+    ident = feature.get("id") or (feature.get("properties") or {}).get("@id")
+    return f"{index} ({ident})" if ident not in (None, "") else str(index)
 
 
 def _osm_ways(path: Path, commune: str | None) -> list[Way]:

@@ -302,3 +302,33 @@ def test_a_failed_export_leaves_nothing(field: Field, capsys: pytest.CaptureFixt
     with field.sessions() as session:  # the new days' splits were not kept either
         assert session.scalars(select(DatasetSplit)).all() == []
         assert not session.scalars(select(AuditEntry).where(AuditEntry.action == "dataset.export")).all()
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("photo.jpg", b"\xff\xd8\xff\xe0 not an export", "photo.jpg: not a readable zip or folder, nor a COCO .json"),
+    ("empty.csv", b"", "empty.csv: not a readable zip or folder"),
+    ("garbage.csv.gz", b"\x1f\x8b garbage", "garbage.csv.gz: not a readable zip or folder"),
+    ("corrupt.zip", b"PK\x03\x04 truncated", "corrupt.zip: not a readable zip or folder"),
+    ("crc.zip", None, "crc.zip: not a readable zip (Bad CRC-32"),
+    ("nonames.zip", None, "nonames.zip: no class names: a YOLO export holds obj.names"),
+])
+def test_a_file_that_is_not_an_export_is_named(field: Field, capsys: pytest.CaptureFixture[str], name: str,
+                                               content: bytes | None, message: str) -> None:
+    target = field.tmp / name
+    if name == "crc.zip":  # a readable directory over a damaged member
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("obj.names", "\n".join(NAMES))
+        content = buffer.getvalue().replace(NAMES[0].encode(), NAMES[0].upper().encode(), 1)
+    elif name == "nonames.zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(f"{field.events[0]}.txt", "0 0.5 0.5 0.1 0.1\n")
+        content = buffer.getvalue()
+    assert content is not None
+    target.write_bytes(content)
+    before = field.labels()
+    assert main(["dataset", "import", str(target), "--as", "ann"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert field.labels() == before

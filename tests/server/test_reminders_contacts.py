@@ -88,3 +88,29 @@ def test_cli_and_api_apply_the_same_rules(city: City, tmp_path: Path, monkeypatc
     assert main(["reminders", "contacts", str(path)]) == 2
     assert main(["reminders", "contacts", str(tmp_path / "absent.csv")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_cli_fails_when_every_line_is_refused(city: City, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing imported and lines refused: exit 2 with the refused lines still listed; a partial
+    import keeps exit 0 and lists its refusals."""
+    from trivue.cli import main
+
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(city.settings.data_dir))
+    monkeypatch.setenv("TRIVUE_HOUSEHOLD_LEVEL", "true")
+    path = tmp_path / "contacts.csv"
+    path.write_text("key;email\nmaison-4;x@example.fr\nbin:BAC-0009;pas-un-courriel\n", encoding="utf-8")
+    assert main(["reminders", "contacts", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "0 contact(s) ajouté(s), 0 mis à jour, 2 ligne(s) refusée(s)" in captured.out
+    assert "ligne 2 : clé 'maison-4'" in captured.out and "ligne 3 : courriel 'pas-un-courriel'" in captured.out
+    assert "contacts.csv : aucun contact importé, 2 ligne(s) refusée(s)" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
+    with city.sessions() as session:
+        assert session.scalar(select(Contact).where(Contact.key == "bin:BAC-0009")) is None
+    path.write_text("key;email\nbin:BAC-0009;x@example.fr\nmaison-4;y@example.fr\n", encoding="utf-8")
+    assert main(["reminders", "contacts", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "1 contact(s) ajouté(s), 0 mis à jour, 1 ligne(s) refusée(s)" in captured.out
+    assert "ligne 3 : clé 'maison-4'" in captured.out and captured.err == ""

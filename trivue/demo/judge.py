@@ -65,7 +65,7 @@ def run_judge(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from vision.annotate import draw
-    from vision.cli import iter_images, load_detector, read_image
+    from vision.cli import IMAGE_SUFFIXES, find_images, load_detector, make_folder, read_image
     from vision.rules import RulesError, SortingRules
     from vision.schema import Stream
 
@@ -73,6 +73,17 @@ def run_judge(args: argparse.Namespace) -> int:
         stream = Stream(args.stream)
     except ValueError:
         raise CliError(f"--stream {args.stream!r} is not one of {[s.value for s in Stream]}") from None
+    if args.limit < 0:
+        raise CliError(f"--limit {args.limit}: expected 0 (all photos) or more")
+    # The photos and the output folder first: a bad one stops before the model loads.
+    folders = args.images or [d for d in DEFAULT_PHOTO_DIRS if d.is_dir()]
+    if not folders:
+        log.warning("%s is absent: judging the small photo sample committed in the repository", SHARED_DIR)
+        folders = [d for d in SAMPLE_PHOTO_DIRS if d.is_dir()]
+    photos = find_images(folders)[: args.limit or None]
+    if not photos:  # no folder at all: neither the shared datasets nor the committed sample
+        raise CliError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) to judge: pass --images DIR")
+    make_folder("--out", args.out)
     model, rules_path = _choose_model_and_rules(args)
     detector = load_detector(model)
     try:
@@ -82,12 +93,6 @@ def run_judge(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     if blind:
         log.info("Not detectable by this model, so never reported: %s", ", ".join(blind))
-    folders = args.images or [d for d in DEFAULT_PHOTO_DIRS if d.is_dir()]
-    if not folders:
-        log.warning("%s is absent: judging the small photo sample committed in the repository", SHARED_DIR)
-        folders = [d for d in SAMPLE_PHOTO_DIRS if d.is_dir()]
-    photos = list(iter_images(folders))[: args.limit or None]
-    args.out.mkdir(parents=True, exist_ok=True)
     console = Console()
     table = Table(title=f"Verdicts — flux {stream.value}, modèle {detector.meta.name}")
     for column in ("photo", "objets vus", "erreurs de tri", "score"):

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from trivue.sim.options import WorldOptions
+from trivue.sim.options import WorldOptions, check_at_least
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,5 +23,10 @@ class DemoOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DemoOptions:
-        return cls(WorldOptions.from_args(args), args.speed, args.history_days, args.duration, args.events_only,
+        """Every option checked before the broker, the server or a truck starts."""
+        world = WorldOptions.from_args(args)
+        check_at_least(args, "speed", 0, " (as fast as possible)")
+        check_at_least(args, "history_days", 0, " (no history)")
+        check_at_least(args, "duration", 0, " (until Ctrl-C)")
+        return cls(world, args.speed, args.history_days, args.duration, args.events_only,
                    args.model, args.verbose)

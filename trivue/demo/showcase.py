@@ -129,7 +129,10 @@ class Showcase:
         self.scenario_options = replace(world, area=area, truck_prefix="demo")
         with Session(self.engine) as session:
             network = StreetNetwork.from_session(session)
-            self.scenario = build_scenario(network, self.scenario_options, session)
+            try:
+                self.scenario = build_scenario(network, self.scenario_options, session)
+            except ValueError as error:  # a --street-rate naming no street of the demo's area
+                raise CliError(str(error)) from None
             added = store_synthetic(session, self.scenario.households)
             session.commit()
         synthetic = sum(h.synthetic for h in self.scenario.households)

@@ -20,6 +20,19 @@ from trivue.sim.schedule import DrivingSettings
 from vision.schema import Stream
 
 SHARES = ("bad_share", "bad_rate", "base_rate", "rfid_share", "gps_dropout")
+FAULT_SHARES = ("outage_share", "duplicates", "skew_share", "malformed")  # trivue simulate's only
+
+
+def check_shares(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+    for name in names:
+        if not 0 <= getattr(args, name) <= 1:
+            raise CliError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a share between 0 and 1")
+
+
+def check_at_least(args: argparse.Namespace, name: str, least: float, meaning: str = "") -> None:
+    """``--name`` at least ``least``; ``meaning`` says what the least value means, when it is special."""
+    if getattr(args, name) < least:
+        raise CliError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected {least:g}{meaning} or more")
 Mode = Literal["events", "full"]
 
 
@@ -40,9 +53,7 @@ class WorldOptions:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> WorldOptions:
         stream = stream_of(args.stream)
-        for name in SHARES:
-            if not 0 <= getattr(args, name) <= 1:
-                raise CliError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a share between 0 and 1")
+        check_shares(args, SHARES)
         if args.trucks < 1:
             raise CliError(f"--trucks {args.trucks}: at least one truck")
         plan = ContaminationPlan(args.base_rate, args.bad_rate, args.bad_share, dict(args.street_rate))
@@ -86,6 +97,10 @@ class SimulateOptions:
     def from_args(cls, args: argparse.Namespace) -> SimulateOptions:
         """Every option checked before anything is read, started or written."""
         world = WorldOptions.from_args(args)
+        check_shares(args, FAULT_SHARES)
+        check_at_least(args, "days", 1)  # none gave "the rounds hold no lift", which blamed the area
+        check_at_least(args, "speed", 0, " (as fast as possible)")
+        check_at_least(args, "connections", 0, " (one per truck)")
         faults = FaultPlan(tuple(Window.parse(w) for w in args.outage), args.outage_share,
                            tuple(args.broker_restart), args.duplicates, args.skew_share, args.clock_skew,
                            args.malformed)

@@ -6,6 +6,7 @@ Built once, seeded, then played by events-only mode (``trivue.sim.fleet``) or fu
 
 from __future__ import annotations
 
+import difflib
 import logging
 import random
 from dataclasses import dataclass, field
@@ -73,11 +74,23 @@ def load_network(streets_file: Path | None, commune: str | None, session: object
     return StreetNetwork.from_session(session)
 
 
+def check_street_names(network: StreetNetwork, plan: ContaminationPlan) -> None:
+    """Refuse a ``--street-rate`` naming no street of ``network``: its rate would silently apply to
+    nothing. A ValueError, which the commands turn into their one-line error."""
+    names = {street.name for street in network.streets}
+    for name in plan.overrides:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=3)
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            raise ValueError(f"--street-rate {name!r}: no street of that name in the streets simulated{hint}")
+
+
 def build_scenario(network: StreetNetwork, options: ScenarioOptions, session: object | None = None) -> Scenario:
     """Households, contamination rates and rounds over ``network`` (a district of it with ``area``)."""
     rng = random.Random(options.seed)
     if options.area is not None:
         network = network.within(*options.area)
+    check_street_names(network, options.contamination)
     trucks = [f"{options.truck_prefix}-{i + 1:0{max(2, len(str(options.trucks)))}d}" for i in range(options.trucks)]
     done: set[int] = set()
     rounds = {}

@@ -1,0 +1,47 @@
+"""``trivue reminders ... --rules FILE`` refuses rules that would silently do nothing: a stream name
+no lift carries, a templates folder that is not there (the default letters would go out instead)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.reminders.config import ReminderConfigError, load_targeting
+from trivue.cli import main
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'trivue.db'}")
+    monkeypatch.setenv("TRIVUE_HOUSEHOLD_LEVEL", "true")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("rules", "message"), [
+    ("household:\n  streams: [plastic, glass]\n",
+     "household.streams: Value error, flux inconnu 'plastic' (connus : recyclables, glass"),
+    ("templates_dir: /nope/templates\n", "rules.templates_dir: dossier introuvable (/nope/templates)"),
+    ("templates_dir: missing\n", "rules.templates_dir: dossier introuvable ("),
+])
+def test_rules_that_would_do_nothing_are_refused(env: Path, capsys: pytest.CaptureFixture[str],
+                                                 rules: str, message: str) -> None:
+    path = env / "rules.yaml"
+    path.write_text(rules)
+    assert main(["reminders", "plan", "--rules", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "rules.yaml" in err and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+
+
+def test_known_streams_and_an_existing_folder_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    path = tmp_path / "rules.yaml"
+    path.write_text("household:\n  streams: [recyclables, paper]\ntemplates_dir: mine\n")
+    config = load_targeting(path)
+    assert config.household.streams == ["recyclables", "paper"]
+    assert config.templates_dir == (tmp_path / "mine").resolve()
+    (tmp_path / "mine").rmdir()
+    with pytest.raises(ReminderConfigError, match="dossier introuvable"):
+        load_targeting(path)
