@@ -56,6 +56,9 @@ class WorldOptions:
         check_shares(args, SHARES)
         if args.trucks < 1:
             raise CliError(f"--trucks {args.trucks}: at least one truck")
+        if not args.round_km > 0:  # a round of no length holds no lift
+            raise CliError(f"--round-km {args.round_km}: expected a length above 0")
+        check_at_least(args, "gps_sigma", 0, " (exact fixes)")
         plan = ContaminationPlan(args.base_rate, args.bad_rate, args.bad_share, dict(args.street_rate))
         driving = DrivingSettings(gps_sigma_m=args.gps_sigma, gps_dropout=args.gps_dropout)
         scenario = ScenarioOptions(args.trucks, args.round_km, 1, args.area, args.rfid_share, args.seed,
@@ -101,6 +104,8 @@ class SimulateOptions:
         check_at_least(args, "days", 1)  # none gave "the rounds hold no lift", which blamed the area
         check_at_least(args, "speed", 0, " (as fast as possible)")
         check_at_least(args, "connections", 0, " (one per truck)")
+        if any(not at >= 0 for at in args.broker_restart):  # simulated seconds into the run
+            raise CliError(f"--broker-restart {min(args.broker_restart)}: expected 0 seconds or more")
         faults = FaultPlan(tuple(Window.parse(w) for w in args.outage), args.outage_share,
                            tuple(args.broker_restart), args.duplicates, args.skew_share, args.clock_skew,
                            args.malformed)
