@@ -55,6 +55,13 @@ def test_unreadable_files(city: City) -> None:
             import_contacts(session, b"\n\n", "test", "c.csv")
 
 
+def household_level_commands(city: City, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``trivue`` commands run in this process on the city's database, household level on."""
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(city.settings.data_dir))
+    monkeypatch.setenv("TRIVUE_HOUSEHOLD_LEVEL", "true")
+
+
 def test_cli_and_api_apply_the_same_rules(city: City, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     from fastapi.testclient import TestClient
@@ -63,9 +70,7 @@ def test_cli_and_api_apply_the_same_rules(city: City, tmp_path: Path, monkeypatc
     from server.web.auth import create_token
     from trivue.cli import main
 
-    monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
-    monkeypatch.setenv("TRIVUE_DATA_DIR", str(city.settings.data_dir))
-    monkeypatch.setenv("TRIVUE_HOUSEHOLD_LEVEL", "true")
+    household_level_commands(city, monkeypatch)
     path = tmp_path / "contacts.csv"
     path.write_bytes(EXCEL.encode("cp1252"))
     assert main(["reminders", "contacts", str(path)]) == 0
@@ -96,9 +101,7 @@ def test_cli_fails_when_every_line_is_refused(city: City, tmp_path: Path, monkey
     import keeps exit 0 and lists its refusals."""
     from trivue.cli import main
 
-    monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
-    monkeypatch.setenv("TRIVUE_DATA_DIR", str(city.settings.data_dir))
-    monkeypatch.setenv("TRIVUE_HOUSEHOLD_LEVEL", "true")
+    household_level_commands(city, monkeypatch)
     path = tmp_path / "contacts.csv"
     path.write_text("key;email\nmaison-4;x@example.fr\nbin:BAC-0009;pas-un-courriel\n", encoding="utf-8")
     assert main(["reminders", "contacts", str(path)]) == 2
