@@ -1,9 +1,12 @@
-"""Where the repository, its models, the shared data folder and the data directory are, in one place."""
+"""Where the repository, its models, the shared data folder and the data directory are, in one place;
+and the output folders commands write to, made before any work (`make_folder`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from base.errors import CliError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
@@ -23,3 +26,14 @@ def data_dir() -> Path:
     Read at call time, not import time, so that a test or a launcher setting the variable is obeyed.
     """
     return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+
+
+def make_folder(option: str, path: Path, given: Path | None = None) -> None:
+    """Create the output folder ``path`` (of the file ``given``, if the option names a file) before
+    any work, so that a path that cannot be a folder (a file in the way, no permission) stops the
+    command naming the option, not a traceback after the work."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        where = f"{given}: its folder {path} cannot be made" if given is not None else f"{path}: cannot be a folder"
+        raise CliError(f"{option} {where}: {error.strerror or error}") from None

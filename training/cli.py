@@ -138,7 +138,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def make_output_folders(args: argparse.Namespace) -> None:
     """The folders --plot and --sheets write to; a path that cannot be one stops the command naming it."""
-    from vision.cli import make_folder
+    from base.paths import make_folder
 
     if args.plot is not None:
         if args.plot.is_dir():

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from base.errors import CliError
+from base.paths import make_folder
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -44,17 +45,6 @@ def find_images(inputs: list[Path]) -> list[Path]:
         else:
             raise CliError(f"{path}: no such file or folder")
     return found
-
-
-def make_folder(option: str, path: Path, given: Path | None = None) -> None:
-    """Create the output folder ``path`` (of the file ``given``, if the option names a file) before
-    any work, so that a path that cannot be a folder (a file in the way, no permission) stops the
-    command naming the option, not a traceback after the work."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        where = f"{given}: its folder {path} cannot be made" if given is not None else f"{path}: cannot be a folder"
-        raise CliError(f"{option} {where}: {error.strerror or error}") from None
 
 
 def read_image(path: Path):  # -> np.ndarray, kept untyped here to avoid importing numpy at parse time

@@ -37,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def export_opendata(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    from base.paths import make_folder
     from server.opendata.export import default_query, write_package
-    from vision.cli import make_folder
 
     settings = settings_from(args)
     k = settings.opendata_min_lifts if args.k is None else args.k

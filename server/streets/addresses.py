@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from server.streets.locator import Locator
 from server.streets.models import Address, Street
 from server.streets.names import commune_key, significant_words, street_key
+from server.streets.osm import on_the_globe
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def parse_row(path: Path, line: int, row: dict[str, str], kind: str, commune: st
         lon_f, lat_f = _number(lon), _number(lat)
     except ValueError as error:
         raise AddressFileError(f"{path} line {line}: bad value ({error})") from error
-    if not (-180 <= lon_f <= 180 and -90 <= lat_f <= 90):
+    if not on_the_globe(lon_f, lat_f):
         raise AddressFileError(f"{path} line {line}: position {lat}, {lon} outside WGS84 bounds")
     if not name or not number:
         raise AddressFileError(f"{path} line {line}: missing street name or number")

@@ -229,7 +229,9 @@ def _stats(args: argparse.Namespace) -> int:
 def _check_fix(args: argparse.Namespace) -> None:
     """Refuse a fix no GPS can give before opening the database: an impossible position would
     otherwise read as "no street nearby", and a negative distance as an empty network."""
-    if not (-90 <= args.lat <= 90 and -180 <= args.lon <= 180):
+    from server.streets.osm import on_the_globe
+
+    if not on_the_globe(args.lon, args.lat):
         raise CliError(f"position {args.lat:g}, {args.lon:g}: latitude must be within -90..90 and "
                        "longitude within -180..180 (LAT comes first)")
     if not (math.isfinite(args.max_distance) and args.max_distance > 0):

@@ -81,6 +81,11 @@ def oneway_of(tags: dict[str, str]) -> int:
     return -1 if value == "-1" else 0
 
 
+def on_the_globe(lon: float, lat: float) -> bool:
+    """A WGS84 position (NaN is not): off it means swapped or projected (Lambert 93) columns."""
+    return -180 <= lon <= 180 and -90 <= lat <= 90
+
+
 def keep_way(tags: dict[str, str]) -> bool:
     return bool(tags.get("name")) and tags.get("highway") in STREET_HIGHWAYS and tags.get("area") != "yes"
 
@@ -140,7 +145,7 @@ def _geojson_ways(path: Path, commune: str | None, without_geometry: list[int]) 
             # Refuse the whole file, as for unparsable coordinates: a feature off the globe means
             # swapped or projected (Lambert 93) columns, so the rest of the file is suspect too.
             for lon, lat in coords:
-                if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                if not on_the_globe(lon, lat):
                     raise StreetFileError(f"{path}: feature {_feature_label(index, feature)} has position "
                                           f"lon {lon:g}, lat {lat:g} outside WGS84 bounds")
             if len(coords) < 2:

@@ -64,8 +64,9 @@ def run_judge(args: argparse.Namespace) -> int:
     from rich.progress import track
     from rich.table import Table
 
+    from base.paths import make_folder
     from vision.annotate import draw
-    from vision.cli import IMAGE_SUFFIXES, find_images, load_detector, make_folder, read_image
+    from vision.cli import IMAGE_SUFFIXES, find_images, load_detector, read_image
     from vision.rules import RulesError, SortingRules
     from vision.schema import Stream
 
