@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from base.paths import COCO_WEIGHTS
+from training.device import Device, DeviceError, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class TrainConfig:
     patience: int = 100
     plots: bool = True
     threads: int = 0  # torch CPU threads; 0 = all cores
+    device: str = "cpu"  # cpu | cuda | cuda:N | GPU indices "0,1" (training.device)
     field: tuple[Path, ...] = ()  # field datasets (`trivue dataset export`): train and val photos join
     field_map: Path | None = None  # their class names -> the model's (default training/field-map.yaml)
     lr0: float | None = None  # None: Ultralytics' own choice for the run's length (optimizer=auto)
@@ -203,6 +205,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise TrainError(f"--warmup-epochs {config.warmup_epochs}: cannot be negative")
     if config.missing_labels not in MISSING_LABELS:
         raise TrainError(f"--missing-labels {config.missing_labels}: choose one of {', '.join(MISSING_LABELS)}")
+    try:
+        device = resolve_device(config.device)  # before any data is merged: a wrong device fails at once
+    except DeviceError as error:
+        raise TrainError(str(error)) from None
     config.run_dir.mkdir(parents=True, exist_ok=True)
     offline_environment(config.run_dir)
     import torch
@@ -216,24 +222,26 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         last = last_checkpoint(config.run_dir)
         if not last.is_file():
             raise TrainError(f"{config.run_dir}: nothing to resume ({last} absent)")
-        log.info("resuming %s", last)
-        YOLO(str(last)).train(resume=True, trainer=PartialLabelTrainer)
+        log.info("resuming %s on %s", last, device.name)
+        # Ultralytics lets a resume change the device: a run begun on a GPU can end on the CPU.
+        YOLO(str(last)).train(resume=True, trainer=PartialLabelTrainer, device=device.name)
         return config.run_dir / "train" / "weights" / "best.pt"
     data_yaml, data_hash = prepare_data(config)
     record = {**config.to_json(), "data_yaml": str(data_yaml), "data_hash": data_hash,
-              **init_provenance(config.init)}
+              "precision": device.precision, **init_provenance(config.init)}
     (config.run_dir / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     model = YOLO(initial_weights(config), task="detect")
-    model.train(trainer=PartialLabelTrainer, **ultralytics_args(config, data_yaml))
+    model.train(trainer=PartialLabelTrainer, **ultralytics_args(config, data_yaml, device))
     return config.run_dir / "train" / "weights" / "best.pt"
 
 
-def ultralytics_args(config: TrainConfig, data_yaml: Path) -> dict:
+def ultralytics_args(config: TrainConfig, data_yaml: Path, device: Device | None = None) -> dict:
+    device = device or Device("cpu", "fp32")
     args = dict(
         data=str(data_yaml), imgsz=config.imgsz, epochs=config.epochs, batch=config.batch,
-        project=str(config.run_dir.resolve()), name="train", exist_ok=True, device="cpu",
+        project=str(config.run_dir.resolve()), name="train", exist_ok=True, device=device.name,
         seed=config.seed, cache="ram" if config.cache else False, close_mosaic=config.close_mosaic,
-        fraction=config.fraction, patience=config.patience, plots=config.plots, amp=False,
+        fraction=config.fraction, patience=config.patience, plots=config.plots, amp=device.amp,
         pretrained=config.init != "scratch", verbose=True,
     )
     if config.hours > 0:
