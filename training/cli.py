@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "or treat them as background (naive merge)")
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
     train.add_argument("--device", default="cpu",
-                       help="cpu (default), cuda, cuda:N or GPU indices (0 or 0,1); bfloat16 on GPUs that have it")
+                       help="cpu (default), cuda, cuda:N or GPU indices (0 or 0,1)")
+    train.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                       help="bf16: bfloat16 on CUDA GPUs of compute capability 8.0 and newer")
     train.add_argument("--no-cache", action="store_true", help="decode images every epoch (saves RAM)")
     train.add_argument("--no-plots", action="store_true")
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
@@ -108,6 +110,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed, threads=args.threads, cache=not args.no_cache, fraction=args.fraction, plots=not args.no_plots,
         missing_labels=args.missing_labels, field=tuple(args.field), field_map=args.field_map,
         lr0=args.lr0, warmup_epochs=args.warmup_epochs, device=args.device,
+        precision=args.precision,
     )
     try:
         best = train(config, resume=args.resume)

@@ -3,10 +3,11 @@
 A métropole that has a workstation GPU, or rents one for an afternoon, trains in minutes what
 takes a night on a 2-core server; the data, the run folder and the exported model are the same.
 
-Precision on a GPU is bfloat16 where the GPU has it (Ampere and newer): no loss scaling, and
-Ultralytics runs no AMP check for it. Its float16 AMP check downloads a YOLO26n model to compare
-against, which an offline machine cannot do, so float16 is never chosen; a GPU without bfloat16
-trains in float32.
+Precision is float32 unless ``--precision bf16`` asks for bfloat16, which Ultralytics trains on
+CUDA GPUs of compute capability 8.0 and newer only. Float16 is not offered: its loss scaling
+comes with Ultralytics' AMP check, which downloads a YOLO26n model to compare against, and an
+offline machine cannot. Float32 is the default on a GPU too: it is the path every shipped model
+took, and a nano model at 320 px keeps a GPU waiting on its data loader either way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 FORMS = "cpu, cuda, cuda:N or GPU indices such as 0 or 0,1"
+PRECISIONS = ("fp32", "bf16")
 
 
 class DeviceError(ValueError):
@@ -49,10 +51,14 @@ def parse_device(text: str) -> list[int] | None:
     raise DeviceError(f"--device {text}: not a device; use {FORMS}")
 
 
-def resolve_device(text: str) -> Device:
+def resolve_device(text: str, precision: str = "fp32") -> Device:
     """The device to train on, checked against what torch sees on this machine."""
+    if precision not in PRECISIONS:
+        raise DeviceError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     indices = parse_device(text)
     if indices is None:
+        if precision != "fp32":
+            raise DeviceError(f"--precision {precision}: Ultralytics trains bfloat16 on CUDA GPUs only, not on the CPU")
         return Device("cpu", "fp32")
     import torch
 
@@ -64,11 +70,8 @@ def resolve_device(text: str) -> Device:
     if missing := [i for i in indices if i >= count]:
         raise DeviceError(f"--device {text}: no GPU {', '.join(map(str, missing))} here "
                           f"(this machine has {count}: 0 to {count - 1})")
-    bf16 = all(_has_bf16(torch, i) for i in indices)
-    return Device(",".join(map(str, indices)), "bf16" if bf16 else "fp32")
-
-
-def _has_bf16(torch: object, index: int) -> bool:
-    # Compute capability 8.0 (Ampere) and newer compute in bfloat16 natively; older GPUs would emulate it.
-    major, _minor = torch.cuda.get_device_capability(index)  # type: ignore[attr-defined]
-    return major >= 8
+    if precision == "bf16" and (old := [i for i in indices if torch.cuda.get_device_capability(i)[0] < 8]):
+        # Older GPUs only emulate bfloat16, and Ultralytics refuses it there.
+        raise DeviceError(f"--precision bf16: GPU {', '.join(map(str, old))} has no native bfloat16 "
+                          "(compute capability 8.0 or newer needed); use --precision fp32")
+    return Device(",".join(map(str, indices)), precision)

@@ -52,6 +52,7 @@ class TrainConfig:
     plots: bool = True
     threads: int = 0  # torch CPU threads; 0 = all cores
     device: str = "cpu"  # cpu | cuda | cuda:N | GPU indices "0,1" (training.device)
+    precision: str = "fp32"  # fp32 | bf16 (CUDA GPUs of compute capability 8.0 and newer)
     field: tuple[Path, ...] = ()  # field datasets (`trivue dataset export`): train and val photos join
     field_map: Path | None = None  # their class names -> the model's (default training/field-map.yaml)
     lr0: float | None = None  # None: Ultralytics' own choice for the run's length (optimizer=auto)
@@ -206,7 +207,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if config.missing_labels not in MISSING_LABELS:
         raise TrainError(f"--missing-labels {config.missing_labels}: choose one of {', '.join(MISSING_LABELS)}")
     try:
-        device = resolve_device(config.device)  # before any data is merged: a wrong device fails at once
+        # before any data is merged: a wrong device fails at once
+        device = resolve_device(config.device, config.precision)
     except DeviceError as error:
         raise TrainError(str(error)) from None
     config.run_dir.mkdir(parents=True, exist_ok=True)
@@ -228,7 +230,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         return config.run_dir / "train" / "weights" / "best.pt"
     data_yaml, data_hash = prepare_data(config)
     record = {**config.to_json(), "data_yaml": str(data_yaml), "data_hash": data_hash,
-              "precision": device.precision, **init_provenance(config.init)}
+              **init_provenance(config.init)}
     (config.run_dir / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     model = YOLO(initial_weights(config), task="detect")
     model.train(trainer=PartialLabelTrainer, **ultralytics_args(config, data_yaml, device))

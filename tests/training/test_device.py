@@ -56,18 +56,22 @@ def fake_gpus(monkeypatch: pytest.MonkeyPatch, count: int, capability: tuple[int
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=0: capability)
 
 
-def test_a_gpu_with_bfloat16_trains_in_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_gpu_trains_in_float32_unless_bfloat16_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_gpus(monkeypatch, 2, (9, 0))  # Hopper
-    assert resolve_device("cuda:1") == Device("1", "bf16")
-    device = resolve_device("0,1")
+    assert resolve_device("cuda:1") == Device("1", "fp32")
+    device = resolve_device("0,1", "bf16")
     assert device == Device("0,1", "bf16") and device.amp == "bf16"
 
 
-def test_an_older_gpu_trains_in_float32_never_float16(monkeypatch: pytest.MonkeyPatch) -> None:
-    # float16 would run Ultralytics' AMP check, which downloads a model: never chosen offline
-    fake_gpus(monkeypatch, 1, (7, 5))  # Turing
-    device = resolve_device("cuda")
-    assert device == Device("0", "fp32") and device.amp is False
+def test_bfloat16_is_refused_where_ultralytics_cannot_train_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(DeviceError, match="--precision bf16: Ultralytics trains bfloat16 on CUDA GPUs only"):
+        resolve_device("cpu", "bf16")
+    with pytest.raises(DeviceError, match="--precision fp16: choose one of fp32, bf16"):
+        resolve_device("cpu", "fp16")  # float16's AMP check downloads a model
+    fake_gpus(monkeypatch, 1, (7, 5))  # Turing: bfloat16 only emulated
+    assert resolve_device("cuda") == Device("0", "fp32")
+    with pytest.raises(DeviceError, match=r"--precision bf16: GPU 0 has no native bfloat16"):
+        resolve_device("cuda", "bf16")
 
 
 def test_a_gpu_the_machine_lacks_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,6 +85,7 @@ def test_ultralytics_receives_the_device_and_its_precision(tmp_path: Path) -> No
     config = TrainConfig(data=data, run_dir=tmp_path, device="0")
     on_cpu = ultralytics_args(config, data)
     assert (on_cpu["device"], on_cpu["amp"]) == ("cpu", False)
+    assert ultralytics_args(config, data, Device("0", "fp32"))["amp"] is False
     on_gpu = ultralytics_args(config, data, Device("0", "bf16"))
     assert (on_gpu["device"], on_gpu["amp"]) == ("0", "bf16")
 

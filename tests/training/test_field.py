@@ -196,6 +196,7 @@ def test_train_with_a_field_dataset_smoke(setup: Setup, tmp_path: Path, cache: P
     used = yaml.safe_load((run / "train" / "args.yaml").read_text())  # what Ultralytics trained with
     schedule = (used["optimizer"], used["lr0"], used["warmup_epochs"], used["warmup_bias_lr"])
     assert schedule == ("AdamW", 0.0005, 0.0, 0.0)
+    assert (used["device"], used["amp"], recorded["device"], recorded["precision"]) == ("cpu", False, "cpu", "fp32")
     listed = (run / "data" / "train.txt").read_text() + (run / "data" / "val.txt").read_text()
     assert "field-terrain-2026-11__" in listed
     assert not any(p.name in listed for p in (field / "images" / "test").iterdir())
