@@ -37,3 +37,14 @@ def make_folder(option: str, path: Path, given: Path | None = None) -> None:
     except OSError as error:
         where = f"{given}: its folder {path} cannot be made" if given is not None else f"{path}: cannot be a folder"
         raise CliError(f"{option} {where}: {error.strerror or error}") from None
+
+
+# The photo formats OpenCV (the truck, evaluation) and Ultralytics (training) both read.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
+
+def images_in(folder: Path, recursive: bool = False) -> list[Path]:
+    """The photos in ``folder`` (and below it when ``recursive``), sorted: one definition for every
+    command that takes a folder of photos, so a format one accepts is not skipped by another."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -19,9 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from base.paths import images_in
+
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg"}
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 
@@ -58,7 +59,7 @@ def read_image(path: Path) -> np.ndarray | None:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return images_in(folder)
 
 
 def _settled(folder: Path, settle_s: float) -> bool:

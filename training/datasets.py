@@ -19,11 +19,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from base.paths import SHARED_DIR
+from base.paths import SHARED_DIR, images_in
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SPLITS = ("train", "val")
 # Roboflow exports carry boxes a hair outside the image after rotation augments: clip those;
 # anything further out is a broken label, not rounding.
@@ -244,7 +243,7 @@ def collect_split(source: str, split: str, images_dir: Path, labels_dir: Path,
                   class_map: list[int | None], classes: list[str], report: SourceReport) -> list[Sample]:
     samples: list[Sample] = []
     seen: set[str] = set()
-    for image in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    for image in images_in(images_dir):
         digest = check_image(image)
         if digest in seen:
             report.duplicates_within_split += 1

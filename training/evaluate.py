@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from base.paths import images_in
 from base.strict_yaml import read_mapping
 from training.datasets import SEPARATOR, merge
 from training.labels import read_labels
@@ -82,7 +83,7 @@ def read_split(data_yaml: Path, split: str) -> tuple[list[LabelledImage], list[s
         images = [Path(line.strip()) for line in entry.read_text(encoding="utf-8").splitlines() if line.strip()]
         images = [p if p.is_absolute() else (root / p) for p in images]
     elif entry.is_dir():
-        images = sorted(p for p in entry.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+        images = images_in(entry, recursive=True)
     else:
         raise EvaluateError(f"{entry}: '{split}' split not found")
     items = []

@@ -18,6 +18,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from base.paths import images_in
 from training.datasets import SEPARATOR, MergeReport
 from training.train import TrainError, offline_environment, read_run
 
@@ -181,7 +182,7 @@ def calibration_images(calib_dir: Path) -> list[Path]:
     hoppers, instead of whichever source has most files."""
     if not calib_dir.is_dir():
         raise ExportError(f"--int8 {calib_dir}: not a folder of images")
-    images = sorted(p for p in calib_dir.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    images = images_in(calib_dir, recursive=True)
     if not images:
         raise ExportError(f"--int8 {calib_dir}: no images to calibrate on")
     by_source: dict[str, list[Path]] = {}

@@ -30,8 +30,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from base.paths import images_in
 from training.datasets import (
-    IMAGE_SUFFIXES,
     SEPARATOR,
     DatasetError,
     MappingSpec,
@@ -94,7 +94,7 @@ class FieldDataset:
 
     def images(self, split: str) -> list[Path]:
         folder = self.root / "images" / split
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        return images_in(folder) if folder.is_dir() else []
 
     def label(self, image: Path) -> Path:
         return self.root / "labels" / image.parent.name / f"{image.stem}.txt"

@@ -19,7 +19,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from base.paths import COCO_WEIGHTS
+from base.paths import COCO_WEIGHTS, images_in
 from training.device import Device, DeviceError, resolve_device
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def initial_weights(config: TrainConfig) -> str:
     if not out.is_file():
         from training.coco_init import build_coco_init
 
-        images = sorted((config.run_dir / "data" / "images" / "train").glob("*.jpg"))
+        images = images_in(config.run_dir / "data" / "images" / "train")
         step = max(len(images) // 32, 1)  # spread over sources, not the first 32 of one
         # coco-identity keeps identity BNs: only there to measure what the real statistics buy
         build_coco_init(COCO_WEIGHTS, out, images[::step], real_stats=config.init == "coco")
@@ -184,7 +184,7 @@ def warm_start(config: TrainConfig, onnx: Path) -> Path:
     if not out.is_file():
         from training.coco_init import InitError, build_coco_init
 
-        images = sorted((config.run_dir / "data" / "images" / "train").glob("*.jpg"))
+        images = images_in(config.run_dir / "data" / "images" / "train")
         try:
             build_coco_init(onnx, out, images[:: max(len(images) // 32, 1)], imgsz=config.imgsz)
         except (InitError, KeyError) as error:

@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 from base.errors import CliError
-from base.paths import make_folder
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+from base.paths import IMAGE_SUFFIXES, images_in, make_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +34,7 @@ def find_images(inputs: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in inputs:
         if path.is_dir():
-            images = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            images = images_in(path, recursive=True)
             if not images:
                 raise CliError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
             found.extend(images)
