@@ -115,7 +115,7 @@ def prepare_data(config: TrainConfig) -> tuple[Path, str]:
     """
     import yaml
 
-    from training.datasets import merge
+    from training.datasets import SOURCES_KEY, merge
     from training.field import FIELD_MAP, merge_with_field
     from training.partial import METHOD_KEY
 
@@ -135,6 +135,15 @@ def prepare_data(config: TrainConfig) -> tuple[Path, str]:
         merged[METHOD_KEY] = config.missing_labels  # the sources' class lists stay: evaluation needs them
         report.data_yaml.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), encoding="utf-8")
         return report.data_yaml, report.data_hash
+    if SOURCES_KEY in data and data.get(METHOD_KEY, "mask") != config.missing_labels:
+        # A merged data.yaml made elsewhere (a run's data copied to a GPU machine): --missing-labels
+        # must still decide, so the run trains on a copy that says so, its folder made absolute.
+        root = Path(data.get("path") or ".")
+        data["path"] = str(root if root.is_absolute() else (config.data.resolve().parent / root).resolve())
+        data[METHOD_KEY] = config.missing_labels
+        copy = config.run_dir / "data.yaml"
+        copy.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        return copy, "unhashed"
     return config.data.resolve(), "unhashed"
 
 

@@ -105,3 +105,4 @@ def test_trivue_train_on_a_gpu_it_does_not_have_says_so(tmp_path: Path) -> None:
     assert "--device cuda:0: torch" in result.stderr and "sees no CUDA GPU" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
+

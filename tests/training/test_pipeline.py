@@ -189,3 +189,28 @@ def test_a_bad_schedule_stops_before_training(tmp_path: Path, option: str, value
     with pytest.raises(TrainError, match=message):
         train(config)
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_missing_labels_decides_for_a_merged_data_yaml_made_elsewhere(tmp_path: Path) -> None:
+    """A run's data copied to another machine is a plain data.yaml: --missing-labels still decides."""
+    import yaml
+
+    from training.partial import METHOD_KEY
+    from training.train import prepare_data
+
+    folder = tmp_path / "copied"
+    folder.mkdir()
+    data = folder / "data.yaml"
+    data.write_text("path: .\ntrain: train.txt\nval: val.txt\nnames: {0: bag, 1: bottle}\n"
+                    "trivue_sources: {hopper-bags: [0], litter-items: [1]}\n")
+    from training.train import TrainConfig
+
+    naive = TrainConfig(data=data, run_dir=tmp_path / "run", missing_labels="naive")
+    (tmp_path / "run").mkdir()
+    used, _hash = prepare_data(naive)
+    written = yaml.safe_load(used.read_text())
+    assert used == tmp_path / "run" / "data.yaml"
+    assert written[METHOD_KEY] == "naive" and written["path"] == str(folder.resolve())
+    assert written["trivue_sources"] == {"hopper-bags": [0], "litter-items": [1]}
+    # the default (mask) is what a data.yaml without the key means: it is used as it is
+    assert prepare_data(TrainConfig(data=data, run_dir=tmp_path / "run2"))[0] == data.resolve()
