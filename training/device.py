@@ -1,7 +1,7 @@
 """Where a training run computes: the CPU (the default: every machine has one) or CUDA GPUs.
 
-A métropole that has a workstation GPU, or rents one for an afternoon, trains in minutes what
-takes a night on a 2-core server; the data, the run folder and the exported model are the same.
+A métropole that has a workstation GPU, or rents one for an afternoon, trains there what takes a
+night on a 2-core server; the data, the run folder and the exported model are the same.
 
 Precision is float32 unless ``--precision bf16`` asks for bfloat16, which Ultralytics trains on
 CUDA GPUs of compute capability 8.0 and newer only. Float16 is not offered: its loss scaling

@@ -19,7 +19,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from base.paths import COCO_WEIGHTS, images_in
+from base.paths import COCO_WEIGHTS
 from training.device import Device, DeviceError, resolve_device
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,20 @@ def prepare_data(config: TrainConfig) -> tuple[Path, str]:
     return config.data.resolve(), "unhashed"
 
 
-def initial_weights(config: TrainConfig) -> str:
+def stats_images(data_yaml: Path) -> list[Path]:
+    """32 training photos spread over the sources (every n-th of the sorted list): what a COCO or
+    warm start measures its BatchNorm statistics on. Read from the data.yaml the run trains on,
+    merged here or elsewhere, whatever the photos' format."""
+    from training.evaluate import EvaluateError, read_split
+
+    try:
+        images = sorted({item.image for item in read_split(data_yaml, "train")[0]})
+    except EvaluateError as error:
+        raise TrainError(f"no training photos to start from: {error}") from None
+    return images[:: max(len(images) // 32, 1)]
+
+
+def initial_weights(config: TrainConfig, data_yaml: Path) -> str:
     """What Ultralytics starts from: a YAML (scratch), the COCO rebuild, a float YOLOv8n ONNX
     export (warm start from a shipped model), or a checkpoint."""
     if config.init == "scratch":
@@ -157,7 +170,7 @@ def initial_weights(config: TrainConfig) -> str:
         if not path.is_file():
             raise TrainError(f"--init {config.init}: no such checkpoint")
         if path.suffix == ".onnx":
-            return str(warm_start(config, path))
+            return str(warm_start(config, path, data_yaml))
         return str(path.resolve())
     if config.model != "yolov8n":
         raise TrainError(f"--init coco holds YOLOv8n weights; use --model yolov8n or --init scratch, "
@@ -168,10 +181,8 @@ def initial_weights(config: TrainConfig) -> str:
     if not out.is_file():
         from training.coco_init import build_coco_init
 
-        images = images_in(config.run_dir / "data" / "images" / "train")
-        step = max(len(images) // 32, 1)  # spread over sources, not the first 32 of one
         # coco-identity keeps identity BNs: only there to measure what the real statistics buy
-        build_coco_init(COCO_WEIGHTS, out, images[::step], real_stats=config.init == "coco")
+        build_coco_init(COCO_WEIGHTS, out, stats_images(data_yaml), real_stats=config.init == "coco")
     return str(out)
 
 
@@ -185,7 +196,7 @@ def init_provenance(init: str) -> dict:
     return {"init_model": f"{meta.get('trivue_name', Path(init).stem)} {meta.get('trivue_version', '?')}"}
 
 
-def warm_start(config: TrainConfig, onnx: Path) -> Path:
+def warm_start(config: TrainConfig, onnx: Path, data_yaml: Path) -> Path:
     """A checkpoint rebuilt from a float YOLOv8n export; Ultralytics maps its classes by name."""
     if config.model != "yolov8n":
         raise TrainError(f"--init {onnx}: an ONNX warm start rebuilds YOLOv8n; use --model yolov8n")
@@ -193,9 +204,8 @@ def warm_start(config: TrainConfig, onnx: Path) -> Path:
     if not out.is_file():
         from training.coco_init import InitError, build_coco_init
 
-        images = images_in(config.run_dir / "data" / "images" / "train")
         try:
-            build_coco_init(onnx, out, images[:: max(len(images) // 32, 1)], imgsz=config.imgsz)
+            build_coco_init(onnx, out, stats_images(data_yaml), imgsz=config.imgsz)
         except (InitError, KeyError) as error:
             raise TrainError(f"--init {onnx}: not a float YOLOv8n export ({error})") from None
     return out
@@ -241,7 +251,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     record = {**config.to_json(), "data_yaml": str(data_yaml), "data_hash": data_hash,
               **init_provenance(config.init)}
     (config.run_dir / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
-    model = YOLO(initial_weights(config), task="detect")
+    model = YOLO(initial_weights(config, data_yaml), task="detect")
     model.train(trainer=PartialLabelTrainer, **ultralytics_args(config, data_yaml, device))
     return config.run_dir / "train" / "weights" / "best.pt"
 

@@ -54,3 +54,20 @@ def test_evaluation_reads_every_format_of_a_split(tmp_path: Path) -> None:
 def test_int8_calibration_reads_every_format(tmp_path: Path) -> None:
     images = photos(tmp_path / "calib", prefix="hopper-bags__")
     assert sorted(calibration_images(tmp_path / "calib")) == sorted(images)
+
+
+def test_a_warm_start_measures_on_the_training_photos_of_any_data_yaml(tmp_path: Path) -> None:
+    """BatchNorm statistics come from the data.yaml the run trains on (a merge copied from another
+    machine has no RUN/data), listed once each however often the list repeats them."""
+    import pytest
+
+    from training.train import TrainError, stats_images
+
+    images = photos(tmp_path / "images" / "train") + photos(tmp_path / "images" / "train", prefix="b")
+    (tmp_path / "train.txt").write_text("".join(f"./images/train/{p.name}\n" for p in images + images[:3]))
+    data = tmp_path / "data.yaml"
+    data.write_text(f"path: {tmp_path}\ntrain: train.txt\nval: train.txt\nnames: {{0: bag}}\n")
+    assert stats_images(data) == sorted(images)  # 10 photos: all of them, once each
+    data.write_text(f"path: {tmp_path}\ntrain: nowhere.txt\nnames: {{0: bag}}\n")
+    with pytest.raises(TrainError, match="no training photos to start from"):
+        stats_images(data)
