@@ -48,8 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="classes a source does not label: mask their loss per source (default) "
                             "or treat them as background (naive merge)")
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
-    train.add_argument("--device", default="cpu",
-                       help="cpu (default), cuda, cuda:N or GPU indices (0 or 0,1)")
+    train.add_argument("--device", default=None,
+                       help="cpu (default), cuda, cuda:N or GPU indices (0 or 0,1); with --resume, "
+                            "default: the run's own")
     train.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                        help="bf16: bfloat16 on CUDA GPUs of compute capability 8.0 and newer")
     train.add_argument("--no-cache", action="store_true", help="decode images every epoch (saves RAM)")

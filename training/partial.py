@@ -22,6 +22,7 @@ from ultralytics.data.augment import Mosaic
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils.loss import v8DetectionLoss
 
+from training.checkpoints import WholeCheckpoints
 from training.datasets import SEPARATOR, SOURCES_KEY
 
 METHOD_KEY = "trivue_missing_labels"  # mask (default) | naive, in the merged data.yaml
@@ -98,7 +99,7 @@ def _mosaics(transform: Any) -> list[Mosaic]:
     return found
 
 
-class PartialLabelTrainer(DetectionTrainer):
+class PartialLabelTrainer(WholeCheckpoints):
     """Ultralytics' detection trainer with per-source class masks and same-source mosaics.
 
     Without ``trivue_sources`` in the data (a plain data.yaml), or with ``trivue_missing_labels:

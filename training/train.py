@@ -51,7 +51,9 @@ class TrainConfig:
     patience: int = 100
     plots: bool = True
     threads: int = 0  # torch CPU threads; 0 = all cores
-    device: str = "cpu"  # cpu | cuda | cuda:N | GPU indices "0,1" (training.device)
+    # cpu | cuda | cuda:N | GPU indices "0,1" (training.device); None: the CPU for a new run, the
+    # run's own device for a resume
+    device: str | None = None
     precision: str = "fp32"  # fp32 | bf16 (CUDA GPUs of compute capability 8.0 and newer)
     field: tuple[Path, ...] = ()  # field datasets (`trivue dataset export`): train and val photos join
     field_map: Path | None = None  # their class names -> the model's (default training/field-map.yaml)
@@ -227,7 +229,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise TrainError(f"--missing-labels {config.missing_labels}: choose one of {', '.join(MISSING_LABELS)}")
     try:
         # before any data is merged: a wrong device fails at once
-        device = resolve_device(config.device, config.precision)
+        device = resolve_device(config.device or "cpu", config.precision)
     except DeviceError as error:
         raise TrainError(str(error)) from None
     config.run_dir.mkdir(parents=True, exist_ok=True)
@@ -235,6 +237,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     import torch
     from ultralytics import YOLO
 
+    from training.checkpoints import trim_results  # imports Ultralytics: after offline_environment
     from training.partial import PartialLabelTrainer
 
     torch.set_num_threads(config.threads or os.cpu_count() or 1)  # torch may be imported already
@@ -243,12 +246,21 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         last = last_checkpoint(config.run_dir)
         if not last.is_file():
             raise TrainError(f"{config.run_dir}: nothing to resume ({last} absent)")
-        log.info("resuming %s on %s", last, device.name)
         # Ultralytics lets a resume change the device: a run begun on a GPU can end on the CPU.
-        YOLO(str(last)).train(resume=True, trainer=PartialLabelTrainer, device=device.name)
+        moved = {"device": device.name} if config.device else {}
+        log.info("resuming %s on %s", last, device.name if config.device else "its own device")
+        try:
+            checkpoint = YOLO(str(last))
+        except Exception as error:  # torch's "failed reading zip archive", wrapped in whatever Ultralytics raises
+            raise TrainError(f"{last} cannot be read: it was cut short while being written (by a trivue before "
+                             f"2026-12-04, which wrote checkpoints in place); start the run again "
+                             f"({str(error).splitlines()[0][:160]})") from None
+        if isinstance(checkpoint.ckpt, dict) and checkpoint.ckpt.get("epoch", -1) >= 0:
+            trim_results(config.run_dir / "train" / "results.csv", checkpoint.ckpt["epoch"])
+        checkpoint.train(resume=True, trainer=PartialLabelTrainer, **moved)
         return config.run_dir / "train" / "weights" / "best.pt"
     data_yaml, data_hash = prepare_data(config)
-    record = {**config.to_json(), "data_yaml": str(data_yaml), "data_hash": data_hash,
+    record = {**config.to_json(), "device": device.name, "data_yaml": str(data_yaml), "data_hash": data_hash,
               **init_provenance(config.init)}
     (config.run_dir / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     model = YOLO(initial_weights(config, data_yaml), task="detect")
