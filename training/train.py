@@ -135,18 +135,22 @@ def prepare_data(config: TrainConfig) -> tuple[Path, str]:
             report = merge(config.data, config.run_dir / "data")
         merged = yaml.safe_load(report.data_yaml.read_text(encoding="utf-8"))
         merged[METHOD_KEY] = config.missing_labels  # the sources' class lists stay: evaluation needs them
-        report.data_yaml.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        return report.data_yaml, report.data_hash
+        return _written(report.data_yaml, merged), report.data_hash
     if SOURCES_KEY in data and data.get(METHOD_KEY, "mask") != config.missing_labels:
         # A merged data.yaml made elsewhere (a run's data copied to a GPU machine): --missing-labels
         # must still decide, so the run trains on a copy that says so, its folder made absolute.
         root = Path(data.get("path") or ".")
         data["path"] = str(root if root.is_absolute() else (config.data.resolve().parent / root).resolve())
         data[METHOD_KEY] = config.missing_labels
-        copy = config.run_dir / "data.yaml"
-        copy.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        return copy, "unhashed"
+        return _written(config.run_dir / "data.yaml", data), "unhashed"
     return config.data.resolve(), "unhashed"
+
+
+def _written(path: Path, data: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 def stats_images(data_yaml: Path) -> list[Path]:
