@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="learning rate, with AdamW (default: Ultralytics' choice for the run's length, AdamW "
                             "at 0.002 x 5 / (4 + classes) for short runs); continuing a trained model "
                             "(--init X.onnx) may want less")
+    train.add_argument("--optimizer", default="auto", choices=["auto", "sgd", "adamw"],
+                       help="auto: Ultralytics' choice, AdamW when --lr0 is given; sgd (needs --lr0) moves a "
+                            "trained model by its gradients, gentler when continuing one (--init X.onnx)")
     train.add_argument("--warmup-epochs", type=float, default=None,
                        help="epochs over which the learning rate rises from 0 (default: Ultralytics' 3)")
     train.add_argument("--fraction", type=float, default=1.0, help="use this fraction of the training images")
@@ -110,7 +113,7 @@ def run_train(args: argparse.Namespace) -> int:
         epochs=args.epochs, hours=args.hours, batch=args.batch, close_mosaic=args.close_mosaic,
         seed=args.seed, threads=args.threads, cache=not args.no_cache, fraction=args.fraction, plots=not args.no_plots,
         missing_labels=args.missing_labels, field=tuple(args.field), field_map=args.field_map,
-        lr0=args.lr0, warmup_epochs=args.warmup_epochs, device=args.device,
+        lr0=args.lr0, optimizer=args.optimizer, warmup_epochs=args.warmup_epochs, device=args.device,
         precision=args.precision,
     )
     try:

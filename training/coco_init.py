@@ -138,27 +138,15 @@ def reexpress_bn(model, images: list[Path], imgsz: int = STATS_IMGSZ) -> None:
     """Give every BN the pre-BN statistics measured on ``images``; inference output is unchanged."""
     import torch
 
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    sums: dict[int, list] = {}
+    from training.batchnorm import InputStatistics
 
-    def hook(module, inputs):
-        x = inputs[0].double()
-        sums[id(module)] = [x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)]
-
-    handles = [bn.register_forward_pre_hook(hook) for bn in bns]
+    statistics = InputStatistics(model)
     try:
         with torch.no_grad():
             model.eval()(letterboxed_batch(images, imgsz))
     finally:
-        for handle in handles:
-            handle.remove()
-    with torch.no_grad():
-        for bn in bns:
-            mean, var = (t.float() for t in sums[id(bn)])
-            bn.bias.add_(mean)
-            bn.weight.copy_(torch.sqrt(var + bn.eps))
-            bn.running_mean.copy_(mean)
-            bn.running_var.copy_(var)
+        statistics.close()
+    statistics.restate_all()
 
 
 def save_checkpoint(model, out: Path) -> Path:

@@ -58,6 +58,8 @@ class TrainConfig:
     field: tuple[Path, ...] = ()  # field datasets (`trivue dataset export`): train and val photos join
     field_map: Path | None = None  # their class names -> the model's (default training/field-map.yaml)
     lr0: float | None = None  # None: Ultralytics' own choice for the run's length (optimizer=auto)
+    # auto: Ultralytics' choice (AdamW for short runs), AdamW when lr0 is set | sgd | adamw
+    optimizer: str = "auto"
     warmup_epochs: float | None = None  # None: Ultralytics' default (3)
 
     def to_json(self) -> dict:
@@ -67,6 +69,12 @@ class TrainConfig:
             return str(value) if isinstance(value, Path) else value
 
         return {k: plain(v) for k, v in asdict(self).items()}
+
+
+# --optimizer -> Ultralytics' name (None: optimizer=auto). SGD's steps follow the gradient's size,
+# which is small where a trained model already sits; AdamW's first steps are about lr0 for every
+# weight whatever its gradient (its moment estimates start empty): a jolt to a trained model.
+OPTIMIZERS = {"auto": None, "sgd": "SGD", "adamw": "AdamW"}
 
 
 def offline_environment(run_dir: Path) -> Path:
@@ -227,6 +235,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise TrainError(f"--model {config.model}: choose one of {', '.join(MODELS)}")
     if config.lr0 is not None and not 0 < config.lr0 < 1:
         raise TrainError(f"--lr0 {config.lr0}: a learning rate is above 0 and below 1 (e.g. 0.0005)")
+    if config.optimizer not in OPTIMIZERS:
+        raise TrainError(f"--optimizer {config.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
+    if config.optimizer != "auto" and config.lr0 is None:
+        raise TrainError(f"--optimizer {config.optimizer} needs --lr0: Ultralytics' default for a named "
+                         "optimizer (0.01) is SGD's rate for training from COCO, far above what continuing a "
+                         "trained model can take")
     if config.warmup_epochs is not None and config.warmup_epochs < 0:
         raise TrainError(f"--warmup-epochs {config.warmup_epochs}: cannot be negative")
     if config.missing_labels not in MISSING_LABELS:
@@ -268,6 +282,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
               **init_provenance(config.init)}
     (config.run_dir / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     model = YOLO(initial_weights(config, data_yaml), task="detect")
+    if config.init.endswith(".onnx"):
+        # A warm start's BatchNorms were set on clean photos; the first epoch's augmented batches
+        # would move them and cost ~0.1 mAP50 before any learning (training.batchnorm).
+        from training.batchnorm import align_to_training_batches
+
+        model.add_callback("on_pretrain_routine_end", align_to_training_batches)
     model.train(trainer=PartialLabelTrainer, **ultralytics_args(config, data_yaml, device))
     return config.run_dir / "train" / "weights" / "best.pt"
 
@@ -285,10 +305,10 @@ def ultralytics_args(config: TrainConfig, data_yaml: Path, device: Device | None
         args["time"] = config.hours
     if config.lr0 is not None:
         # optimizer=auto ignores lr0 (it picks AdamW at 0.002 x 5 / (4 + classes) for short runs,
-        # SGD at 0.01 for long ones): a chosen rate needs a named optimizer, the one auto picks here.
-        # auto also starts the bias warm-up at 0; a named optimizer would start it at 0.1, a jolt
-        # to a trained model's biases.
-        args.update(optimizer="AdamW", lr0=config.lr0, warmup_bias_lr=0.0)
+        # SGD at 0.01 for long ones): a chosen rate needs a named optimizer, AdamW (the one auto
+        # picks here) unless told. auto also starts the bias warm-up at 0; a named optimizer would
+        # start it at 0.1, a jolt to a trained model's biases.
+        args.update(optimizer=OPTIMIZERS[config.optimizer] or "AdamW", lr0=config.lr0, warmup_bias_lr=0.0)
     if config.warmup_epochs is not None:
         args["warmup_epochs"] = config.warmup_epochs
     return args

@@ -175,14 +175,20 @@ def test_a_chosen_learning_rate_reaches_ultralytics_with_a_named_optimizer(tmp_p
     # optimizer=auto would silently ignore lr0
     assert (chosen["optimizer"], chosen["lr0"], chosen["warmup_epochs"]) == ("AdamW", 0.0003, 0.0)
     assert chosen["warmup_bias_lr"] == 0.0  # as auto does; a named optimizer would start biases at 0.1
+    sgd = ultralytics_args(TrainConfig(data=data, run_dir=tmp_path, lr0=0.001, optimizer="sgd"), data)
+    assert (sgd["optimizer"], sgd["lr0"], sgd["warmup_bias_lr"]) == ("SGD", 0.001, 0.0)
+    adamw = ultralytics_args(TrainConfig(data=data, run_dir=tmp_path, lr0=0.001, optimizer="adamw"), data)
+    assert adamw["optimizer"] == "AdamW"
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("lr0", 0.0, "--lr0 0.0: a learning rate is above 0 and below 1"),
     ("lr0", 1.5, "--lr0 1.5: a learning rate is above 0 and below 1"),
     ("warmup_epochs", -1.0, "--warmup-epochs -1.0: cannot be negative"),
+    ("optimizer", "adam", "--optimizer adam: choose one of auto, sgd, adamw"),
+    ("optimizer", "sgd", "--optimizer sgd needs --lr0"),  # SGD at Ultralytics' 0.01 would wreck a trained model
 ])
-def test_a_bad_schedule_stops_before_training(tmp_path: Path, option: str, value: float, message: str) -> None:
+def test_a_bad_schedule_stops_before_training(tmp_path: Path, option: str, value: float | str, message: str) -> None:
     from training.train import TrainConfig, TrainError, train
 
     config = TrainConfig(data=tmp_path / "data.yaml", run_dir=tmp_path / "run", **{option: value})
