@@ -83,6 +83,8 @@ def align_to_training_batches(trainer: Any, batches: int = BATCHES) -> None:
     from the re-stated model. Registered by ``training.train`` for ONNX warm starts only."""
     from ultralytics.utils.torch_utils import ModelEMA, unwrap_model
 
+    if trainer.start_epoch > 0:  # a resumed run: its BNs trained on these batches, its EMA was restored
+        return
     dataset = trainer.train_loader.dataset
     if trainer.start_epoch >= trainer.epochs - trainer.args.close_mosaic:
         # the first epoch trains without mosaics (Ultralytics closes them when it starts): measure so

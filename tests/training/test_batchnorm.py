@@ -109,3 +109,13 @@ def test_a_warm_start_still_computes_the_shipped_model_after_epochs_at_no_learni
     bag_shift = (before[:, 4] - now[:, 4]).abs().max().item()
     box_shift = (before[:, :4] - now[:, :4]).abs().mean().item()
     assert bag_shift < 0.35 and box_shift < 0.9, (bag_shift, box_shift)  # re-stated: 0.18 and 0.53 px here
+
+
+def test_a_resumed_run_is_left_alone() -> None:
+    """On --resume the BNs have trained on these batches and the EMA was restored: nothing to re-state
+    (a trainer holding nothing else would make any further step fail)."""
+    from types import SimpleNamespace
+
+    from training.batchnorm import align_to_training_batches
+
+    align_to_training_batches(SimpleNamespace(start_epoch=3))
