@@ -84,19 +84,12 @@ def test_a_warm_start_still_computes_the_shipped_model_after_epochs_at_no_learni
     (measured here: bag scores off by up to 0.53, boxes by 1.27 px on average; on the whole data,
     one such epoch took val mAP50 from 0.783 to 0.678)."""
     pytest.importorskip("ultralytics")
-    import yaml
-
-    from tests.training.test_pipeline import small_source, trivue
+    from tests.training.test_pipeline import bags_only, trivue
     from training.coco_init import letterboxed_batch
 
-    small_source(shared_dir, "hopper-bags", tmp_path / "bags", {"train": 48, "val": 8})
-    mapping = {"name": "warm-start-test", "classes": ["bag"],
-               "sources": {"hopper-bags": {"path": str(tmp_path / "bags"), "licence": "CC BY 4.0",
-                                           "attribution": "test", "map": {"general_trashbag": "bag",
-                                                                          "other_trashbag": "bag"}}}}
-    (tmp_path / "mapping.yaml").write_text(yaml.safe_dump(mapping))
+    mapping = bags_only(shared_dir, tmp_path, {"train": 48, "val": 8}, "warm-start-test")
     run = tmp_path / "run"
-    trivue("train", "--data", str(tmp_path / "mapping.yaml"), "--run", str(run), "--init", str(SHIPPED),
+    trivue("train", "--data", str(mapping), "--run", str(run), "--init", str(SHIPPED),
            "--missing-labels", "naive", "--epochs", "3", "--close-mosaic", "3", "--batch", "8",
            "--optimizer", "sgd", "--lr0", "1e-9", "--warmup-epochs", "0", "--no-plots", "--threads", "2",
            home=tmp_path / "home")

@@ -36,6 +36,17 @@ def small_source(shared: Path, name: str, out: Path, counts: dict[str, int]) -> 
     return out
 
 
+def bags_only(shared: Path, folder: Path, counts: dict[str, int], name: str) -> Path:
+    """A mapping of a few hopper-bag photos (``small_source``) onto the single class ``bag``."""
+    small_source(shared, "hopper-bags", folder / "bags", counts)
+    mapping = {"name": name, "classes": ["bag"],
+               "sources": {"hopper-bags": {"path": str(folder / "bags"), "licence": "CC BY 4.0",
+                                           "attribution": "test", "map": {"general_trashbag": "bag",
+                                                                          "other_trashbag": "bag"}}}}
+    (folder / "mapping.yaml").write_text(yaml.safe_dump(mapping))
+    return folder / "mapping.yaml"
+
+
 def trivue(*args: str, home: Path) -> subprocess.CompletedProcess:
     # a fresh HOME and a dead proxy: any download attempt or use of ~/.config would show
     env = {**os.environ, "HOME": str(home), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.training.test_pipeline import small_source
+from tests.training.test_pipeline import bags_only
 
 pytestmark = pytest.mark.train
 EPOCHS = 40  # an epoch of this tiny run takes a fraction of a second: enough of them to be killed mid-run
@@ -27,16 +26,11 @@ def epochs_in(results: Path) -> list[int]:
 
 def test_a_killed_run_resumes_from_its_last_epoch(shared_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("ultralytics")
-    small_source(shared_dir, "hopper-bags", tmp_path / "bags", {"train": 12, "val": 4})
-    mapping = {"name": "resume-test", "classes": ["bag"],
-               "sources": {"hopper-bags": {"path": str(tmp_path / "bags"), "licence": "CC BY 4.0",
-                                           "attribution": "test", "map": {"general_trashbag": "bag",
-                                                                          "other_trashbag": "bag"}}}}
-    (tmp_path / "mapping.yaml").write_text(yaml.safe_dump(mapping))
+    mapping = bags_only(shared_dir, tmp_path, {"train": 12, "val": 4}, "resume-test")
     run = tmp_path / "run"
     env = {**os.environ, "HOME": str(tmp_path / "home"), "HTTPS_PROXY": "http://127.0.0.1:9"}
     command = [sys.executable, "-m", "trivue", "train", "--run", str(run)]
-    first = subprocess.Popen([*command, "--data", str(tmp_path / "mapping.yaml"), "--init", "scratch",
+    first = subprocess.Popen([*command, "--data", str(mapping), "--init", "scratch",
                               "--epochs", str(EPOCHS), "--imgsz", "64", "--batch", "8", "--no-plots", "--threads", "2"],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     last = run / "train" / "weights" / "last.pt"
