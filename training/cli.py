@@ -37,9 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--batch", type=int, default=16)
     train.add_argument("--close-mosaic", type=int, default=5, help="last N epochs without mosaic")
     train.add_argument("--lr0", type=float, default=None,
-                       help="learning rate, with AdamW (default: Ultralytics' choice for the run's length, AdamW "
-                            "at 0.002 x 5 / (4 + classes) for short runs); continuing a trained model "
-                            "(--init X.onnx) may want less")
+                       help="learning rate, with AdamW unless --optimizer sgd (default: Ultralytics' choice "
+                            "for the run's length, AdamW at 0.002 x 5 / (4 + classes) for short runs); "
+                            "continuing a trained model (--init X.onnx) may want less")
     train.add_argument("--optimizer", default="auto", choices=["auto", "sgd", "adamw"],
                        help="auto: Ultralytics' choice, AdamW when --lr0 is given; sgd (needs --lr0) moves a "
                             "trained model by its gradients, gentler when continuing one (--init X.onnx)")
