@@ -140,12 +140,8 @@ def reexpress_bn(model, images: list[Path], imgsz: int = STATS_IMGSZ) -> None:
 
     from training.batchnorm import InputStatistics
 
-    statistics = InputStatistics(model)
-    try:
-        with torch.no_grad():
-            model.eval()(letterboxed_batch(images, imgsz))
-    finally:
-        statistics.close()
+    with InputStatistics(model) as statistics, torch.no_grad():
+        model.eval()(letterboxed_batch(images, imgsz))
     statistics.restate_all()
 
 
