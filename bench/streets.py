@@ -17,7 +17,8 @@ Measures, in one run on one database (a fresh SQLite file unless ``--database-ur
   at GPS noise ``--sigmas`` metres, with and without heading, every lift stored through the
   server's real ``Inbox.write`` in batches of 500 in time order: one-point matching (each lift
   alone, the ingest before issue 16) against trajectory matching (``server.ingest.tracks``, what
-  the server does), plus the trajectory matched over each truck's whole day at once. It prints
+  the server does), in batches of 500 (a backlog) and one lift per batch (trucks publishing live),
+  plus the trajectory matched over each truck's whole day at once. It prints
   the share of lifts on their true street, the share of streets whose lift count in the street
   aggregates equals the truth, the lifts flagged ambiguous and the matching throughput, with CPU
   time (the machine may be shared).
@@ -290,8 +291,10 @@ def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[flo
         for heading in (True, False):
             alone = replace(store_fleet(engine, settings, lifts, heading, one_point), posterior=False)
             path = store_fleet(engine, settings, lifts, heading, tracks)
+            live = store_fleet(engine, settings.model_copy(update={"ingest_batch_size": 1}), lifts, heading, tracks)
             wrong_places[(sigma, heading)] = path.wrong_at
             for name, outcome in (("one point", alone), ("trajectory (ingest)", path),
+                                  ("trajectory (ingest, lift by lift)", live),
                                   ("trajectory, whole day", whole_day(tracks, lifts, heading))):
                 table.add_row(f"{sigma:g} m", "yes" if heading else "no", name, *outcome.row())
             print(f"  {sigma:g} m, heading {heading}: {len(lifts)} lifts done", flush=True)

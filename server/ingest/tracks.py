@@ -4,8 +4,9 @@ A lift is matched at once (ingest stays batch-friendly), from its own fix and th
 already known; its street may still change while the truck's next lifts arrive, so it is stored
 ``match_provisional``. Each batch re-matches, per truck, the provisional lifts with the new ones
 (``TrackLocator.match_track``, ``server.streets.trajectory``); a lift is confirmed once
-``CONFIRM_AFTER`` later lifts of its truck are known, or the truck went on ``GAP`` later, or
-nothing came from the truck for ``GAP`` (it stopped). The truck's last ``ANCHORS`` confirmed lifts
+its truck's path has settled its street (no later lift can change it), or ``CONFIRM_MAX`` later
+lifts are known, or the truck went on ``GAP`` later, or nothing came from the truck for ``GAP``
+(it stopped). Lifts are confirmed in time order. The truck's last ``ANCHORS`` confirmed lifts
 start each path, pinned to their street: where the truck comes from.
 
 When a stored provisional lift moves to another street, the aggregates follow in the same
@@ -39,7 +40,11 @@ from server.ingest.models import Lift
 
 log = logging.getLogger(__name__)
 
-CONFIRM_AFTER = 3  # later lifts of the same truck that settle a lift's street
+# A lift is confirmed once the truck's path has settled its street: the best paths into every
+# candidate of the truck's last lift agree on it, so no later lift can change it
+# (``TrackMatch.settled``). Where two streets stay indistinguishable (a square along a quay), this
+# many later lifts confirm it anyway: each batch re-matches the provisional lifts, so the wait is bounded.
+CONFIRM_MAX = 30
 GAP = timedelta(minutes=15)  # a truck silent this long has stopped: its lifts are final
 ANCHORS = 2  # confirmed lifts read before a truck's provisional ones: where its path comes from
 SWEEP_EVERY = timedelta(minutes=1)  # how often stopped trucks' provisional lifts are confirmed
@@ -58,6 +63,8 @@ class PathMatch(Protocol):
     def street_id(self) -> int: ...
     @property
     def segment_id(self) -> int: ...
+    @property
+    def settled(self) -> bool: ...
     @property
     def distance_m(self) -> float: ...
     @property
@@ -169,12 +176,18 @@ class Tracks:
         changes: list[dict[str, Any]] = []
         settled: list[dict[str, Any]] = []
         last = path[-1]["started_at"]
+        final = True  # the anchors are
         for k, (row, match) in enumerate(zip(path, matches, strict=True)):
             if row.get("anchor"):
                 continue
             later = path[k + 1]["started_at"] if k + 1 < len(path) else None
-            final = (len(path) - 1 - k >= CONFIRM_AFTER or (later is not None and later - row["started_at"] > GAP)
-                     or last - row["started_at"] > GAP)
+            after = len(path) - 1 - k
+            # Confirmed in time order only: the truck's last confirmed lifts start its next path, so a
+            # lift confirmed before an earlier one (the truck came back towards that one) would put the
+            # earlier lift after the anchors, out of order.
+            final = final and (match is None or match.settled or after >= CONFIRM_MAX
+                               or (later is not None and later - row["started_at"] > GAP)
+                               or last - row["started_at"] > GAP)
             columns = _path_columns(tracker, row, match)
             confidence = match.confidence if match is not None else None
             if final:
@@ -246,8 +259,10 @@ def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[i
     """``rematch_lifts`` from each truck's path: every stored lift re-matched in its truck's time order
     (after a new street or address import, ``trivue streets rematch``), all confirmed, then the
     aggregates of those days rebuilt. The caller commits."""
-    if chunk <= CONFIRM_AFTER:
-        raise ValueError(f"chunk must exceed {CONFIRM_AFTER} lifts, got {chunk}")
+    if chunk < 2:
+        raise ValueError(f"chunk must hold at least 2 lifts, got {chunk}")
+    # A chunk's last lifts lack the lifts after them: they are matched again with the next chunk.
+    overlap = min(CONFIRM_MAX, chunk // 2)
     total = session.scalar(select(func.count()).select_from(Lift)) or 0
     first_day = session.scalar(select(func.min(Lift.day)))
     done = matched = changed = 0
@@ -265,8 +280,7 @@ def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[i
             fixes = [TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"])
                      if r["lat"] is not None and r["lon"] is not None else None for r in path]
             matches = tracker.match_track(fixes, [a["street_id"] for a in anchors] + [None] * len(rows))
-            # The chunk's last lifts lack the lifts after them: they are matched again with the next chunk.
-            keep = len(rows) - CONFIRM_AFTER if len(rows) == chunk else len(rows)
+            keep = len(rows) - overlap if len(rows) == chunk else len(rows)
             rows = rows[:keep]
             updates = []
             for row, match in list(zip(path, matches, strict=True))[len(anchors):len(anchors) + keep]:

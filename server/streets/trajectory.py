@@ -37,7 +37,7 @@ from server.streets.locator import MIN_SIGMA_M as LOCATE_MIN_SIGMA_M
 from server.streets.osm import EARTH_RADIUS_M
 from server.streets.roads import RoadGraph
 from server.streets.states import Candidates, prune, rank_in_runs
-from server.streets.viterbi import decode, group_confidence, identity_steps
+from server.streets.viterbi import decode, group_confidence, identity_steps, settled
 
 GAP = timedelta(minutes=15)  # lifts farther apart in time are not one drive
 MIN_SIGMA_M = 5.0  # GPS error never assumed smaller than this
@@ -86,6 +86,7 @@ class TrackMatch:
     segment_id: int
     distance_m: float
     confidence: float  # the best path on this street against the best paths on the others (0.5: a tie)
+    settled: bool  # no later lift can change the street (the best paths into every candidate agree)
 
     @property
     def ambiguous(self) -> bool:
@@ -249,13 +250,14 @@ class TrajectoryMatcher:
         along = np.zeros(shape)
         segment[at], street[at], along[at] = mine.segment, mine.street, mine.along
         trans = self._transitions(runs, fixes, sigma, segment, street, along, done)
-        path, score = decode(emit, trans)
+        path, score, pointer = decode(emit, trans)
         confidence = group_confidence(score, street, path)
+        final = settled(pointer, score[:, -1] > -math.inf, street).tolist()
         index = np.full(shape, -1, dtype=np.intp)
         index[at] = np.arange(len(mine.fix))
         chosen = np.take_along_axis(index, path[:, :, None], axis=2)[:, :, 0].tolist()
         streets, segments, distances = mine.street.tolist(), mine.segment.tolist(), mine.distance.tolist()
-        return [[TrackMatch(streets[c], segments[c], round(distances[c], 2), round(confidence[r][k], 4))
+        return [[TrackMatch(streets[c], segments[c], round(distances[c], 2), round(confidence[r][k], 4), final[r][k])
                  for k, c in enumerate(chosen[r][:n])] for r, n in enumerate(lengths)]
 
     def _emissions(self, states: Candidates, fixes: list[FixLike], sigma_of: list[float]) -> np.ndarray:

@@ -15,12 +15,13 @@ import math
 import numpy as np
 
 
-def decode(emit: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(best path, max-marginals) of log-scores ``emit`` (sequences, steps, states) and ``trans``
-    (sequences, steps - 1, from state, to state).
+def decode(emit: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(best path, max-marginals, back-pointers) of log-scores ``emit`` (sequences, steps, states)
+    and ``trans`` (sequences, steps - 1, from state, to state).
 
     ``max_marginal[s, k, j]`` is the score of the best whole path through state j at step k: the
-    max-product forward pass plus the backward pass. Equal scores go to the first state.
+    max-product forward pass plus the backward pass. ``pointer[s, k, j]`` is the state at step k
+    of the best path into state j at step k + 1. Equal scores go to the first state.
     """
     n_seqs, n_steps, n_states = emit.shape
     forward = np.empty(emit.shape)
@@ -38,7 +39,28 @@ def decode(emit: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     rows = np.arange(n_seqs)
     for k in range(n_steps - 2, -1, -1):
         path[:, k] = pointer[rows, k, path[:, k + 1]]
-    return path, forward + backward
+    return path, forward + backward, pointer
+
+
+def settled(pointer: np.ndarray, alive: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Per (sequence, step): whether the best paths into every possible last state (``alive``,
+    sequences x states) all pass through one group (a street) at that step.
+
+    Whatever comes next, the best path of a longer sequence runs through one of today's last
+    states and follows its back-pointers from there: where they all agree, no later step can change
+    the group (the convergence point of online map matching, Goh et al. 2012).
+    """
+    n_seqs, n_steps, _ = group.shape
+    agreed = np.ones((n_seqs, n_steps), dtype=bool)
+    for k in range(n_steps - 1, -1, -1):
+        lowest = np.where(alive, group[:, k], np.iinfo(np.int64).max).min(axis=1)
+        highest = np.where(alive, group[:, k], -1).max(axis=1)
+        agreed[:, k] = lowest >= highest
+        if k:
+            seq, state = np.nonzero(alive)
+            alive = np.zeros_like(alive)
+            alive[seq, pointer[seq, k - 1, state]] = True
+    return agreed
 
 
 def identity_steps(n_states: int) -> np.ndarray:

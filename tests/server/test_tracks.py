@@ -74,15 +74,16 @@ def test_a_lift_moved_by_the_truck_s_next_lifts_moves_its_aggregates(tmp_path: P
     send(0, 1, 2, 3, 3)  # the last lift delivered twice in the batch
     first = stored()
     assert first[3] == (street_b, True), "the premise: alone at the end of the path, the lift looks on Rue B"
-    assert first[0] == (street_a, False), "3 later lifts confirm a lift"
-    assert first[1] == (street_a, True), "fewer than 3 later lifts: still provisional"
+    # Lifts 0-2 are settled: the best paths into both of lift 3's candidates pass along Rue A there,
+    # so no later lift can move them.
+    assert [first[k] for k in range(3)] == [(street_a, False)] * 3
     with sessions() as session:
         assert street_b in {r[0] for r in aggregates(session)[0]}
     for k in (4, 5, 6):
         send(k)
     final = stored()
     assert final[3][0] == street_a, "the next lifts put it back on Rue A"
-    assert [final[k][1] for k in range(7)] == [False, False, False, False, True, True, True]
+    assert not any(final[k][1] for k in range(7)), "past the crossing every candidate is on Rue A: all settled"
     assert inbox.metrics.value("trivue_ingest_lifts_rematched_total") >= 1
     with sessions() as session:
         incremental = aggregates(session)
@@ -92,37 +93,46 @@ def test_a_lift_moved_by_the_truck_s_next_lifts_moves_its_aggregates(tmp_path: P
         rebuild_aggregates(session)
         assert aggregates(session) == incremental, "no lift lost or counted twice"
         session.rollback()
-    # A re-delivered lift changes nothing; a truck silent for 15 minutes has its lifts confirmed.
+    # A re-delivered lift changes nothing.
     send(3, received=T0 + timedelta(minutes=5))
     assert stored() == final
     with sessions() as session:
         assert aggregates(session) == incremental
-    other = lift_event("benne-08", sequence=0, gps=(lonlat(0, -100)[1], lonlat(0, -100)[0]),
-                       at=T0 + timedelta(minutes=30))
-    with sessions() as session, session.begin():
-        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-08/lift", other.to_json().encode(),
-                                          T0 + timedelta(minutes=30))])
-    assert not any(provisional for _street, provisional in stored().values())
-    # A lone lift on the crossing itself: its street stays uncertain, and the data-quality page says so.
-    lone = lift_event("benne-09", sequence=0, gps=(lonlat(0, 0)[1], lonlat(0, 0)[0]), at=T0 + timedelta(minutes=31))
-    with sessions() as session, session.begin():
-        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-09/lift", lone.to_json().encode(),
-                                          T0 + timedelta(minutes=31))])
+
+    def one(truck: str, x: float, y: float, minutes: int) -> None:
+        lon, lat = lonlat(x, y)
+        event = lift_event(truck, sequence=0, gps=(lat, lon), at=T0 + timedelta(minutes=minutes))
+        with sessions() as session, session.begin():
+            inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/{truck}/lift", event.to_json().encode(),
+                                              T0 + timedelta(minutes=minutes))])
+
+    def provisional(truck: str) -> bool | None:
+        with sessions() as session:
+            return session.scalar(select(Lift.match_provisional).where(Lift.truck_id == truck))
+
+    # A lone lift on the crossing itself: its street stays uncertain (provisional, flagged), and the
+    # data-quality page says so; once its truck is silent for 15 minutes it is confirmed as it is.
+    one("benne-09", 0, 0, 31)
+    assert provisional("benne-09") is True
     with sessions() as session:
         quality = data_quality(session, period(None, None))
         confidence = session.scalar(select(Lift.street_confidence).where(Lift.truck_id == "benne-09"))
     assert confidence is not None and confidence < 0.8
     assert quality["ambiguous"] == 1
     assert [s["name"] for s in quality["ambiguous_by_street"]] in (["Rue A"], ["Rue B"])
+    one("benne-08", 0, -100, 40)  # another truck's batch, 9 minutes later: too soon
+    assert provisional("benne-09") is True
+    one("benne-08", 0, -100, 47)  # 16 minutes later: benne-09 has stopped
+    assert provisional("benne-09") is False
     # ``trivue streets rematch`` re-matches from the paths too: a lift matched alone before goes back.
     with sessions() as session, session.begin():
         session.execute(update(Lift).where(Lift.truck_id == "benne-07", Lift.sequence == 3).values(street_id=street_b))
         rebuild_aggregates(session)
         report = rematch_paths(session, locator, chunk=4)  # chunks of 4: the path carries over between them
-    assert report.lifts == 9 and report.changed >= 1
+    assert report.lifts == 10 and report.changed >= 1
     assert set(stored().values()) == {(street_a, False)}
     with sessions() as session:
-        assert sum(r[2] for r in aggregates(session)[0]) == 9
+        assert sum(r[2] for r in aggregates(session)[0]) == 10
     engine.dispose()
 
 
