@@ -34,6 +34,7 @@ from server.migrate import upgrade_database
 from server.opendata.api import opendata_router
 from server.reminders.api import mount_reminders
 from server.retention import RetentionTask
+from server.streets.bins import bin_places
 from server.streets.models import Address, Segment
 from server.streets.trajectory import TrackLocator
 from server.web.api import api_router, metrics_router
@@ -109,7 +110,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     evidence = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
     ingest = None
     if settings.ingest_enabled if start_ingest is None else start_ingest:
-        inbox = Inbox(settings, evidence, metrics, LocatorCache(locator_factory))
+        inbox = Inbox(settings, evidence, metrics, LocatorCache(locator_factory), bin_places)
         ingest = Ingest(settings, sessions, inbox, metrics)
     ctx = AppContext(settings, sessions, metrics, evidence, ingest,
                      ingest.publish_config if ingest else None)

@@ -233,11 +233,12 @@ def replay_dead_letters(args: argparse.Namespace) -> int:
     from server.ingest.evidence import EvidenceStore
     from server.ingest.inbox import Inbox, replay_dead_letters
     from server.ingest.metrics import Metrics
+    from server.streets.bins import bin_places
     from server.web.auth import audit
 
     settings = settings_from(args)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
-                  LocatorCache(default_locator_factory))
+                  LocatorCache(default_locator_factory), bin_places)
     with open_database(settings) as session:
         replayed, dead = replay_dead_letters(session, inbox, args.reason)
         audit(session, "cli", "dead_letters.replay", args.reason,

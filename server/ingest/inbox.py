@@ -29,6 +29,7 @@ from server.ingest.aggregates import (
     match_rows,
     upsert,
 )
+from server.ingest.bins import BinLookup, bin_columns, registered
 from server.ingest.evidence import EvidenceError, EvidenceStore
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
@@ -84,14 +85,18 @@ class Inbox:
     """Classifies and stores messages under ``<prefix>/<truck_id>/{lift,stats,status,evidence/<id>}``."""
 
     def __init__(self, settings: ServerSettings, evidence: EvidenceStore, metrics: Metrics,
-                 locator: Callable[[Session], StreetLocator | None] = lambda _s: None) -> None:
+                 locator: Callable[[Session], StreetLocator | None] = lambda _s: None,
+                 bins: BinLookup | None = None) -> None:
+        """``bins``: the bin registry (``server.streets.bins.bin_places``); a lift whose tag it
+        knows takes its address and street. None: every lift is placed by its fix."""
         self.settings = settings
         self.evidence = evidence
         self.metrics = metrics
         self.locator = locator
+        self.bins = bins
         self.prefix = settings.topic_prefix.rstrip("/") + "/"
         self.known = frozenset(settings.known_trucks) if settings.known_trucks is not None else None
-        self.tracks = Tracks()
+        self.tracks = Tracks(bins)
 
     def write(self, session: Session, messages: Sequence[MqttMessage]) -> int:
         """Store a batch; returns how many became dead letters. The caller commits, then acks."""
@@ -115,7 +120,7 @@ class Inbox:
         if not batch.lifts:
             return []
         if not self.tracks.can_match(locator):
-            self._match(batch.lifts, locator)
+            self._match(session, batch.lifts, locator)
             return []
         now = max(row["received_at"] for row in batch.lifts)
         try:
@@ -125,7 +130,7 @@ class Inbox:
                           len(batch.lifts))
             for row in batch.lifts:
                 row.update(street_confidence=None, match_provisional=False)
-            self._match(batch.lifts, locator)
+            self._match(session, batch.lifts, locator)
             return []
 
     def refuse(self, session: Session, message: MqttMessage, reason: str, detail: str) -> None:
@@ -171,20 +176,24 @@ class Inbox:
         batch.lifts.append(lift_row(event, message.received_at, self.settings.zone, None))
         batch.seen(truck_id, message.received_at)
 
-    @staticmethod
-    def _match(rows: list[LiftRow], locator: StreetLocator | None) -> None:
-        """Street matching of the batch's lifts; a matching bug must not lose lifts: they are
-        stored unmatched, and ``trivue streets rematch`` fixes them later."""
+    def _match(self, session: Session, rows: list[LiftRow], locator: StreetLocator | None) -> None:
+        """Street matching of the batch's lifts, lift by lift, then the registered bins' places; a
+        matching bug must not lose lifts: they are stored unmatched, and ``trivue streets rematch``
+        fixes them later."""
         try:
             match_rows(locator, rows)
-            return
         except Exception:
             log.exception("street matching failed for a batch of %d lifts; matching them one by one", len(rows))
-        for row in rows:  # isolate the fix that breaks the locator (``locate``), match the others
-            try:
-                row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
-            except Exception:
-                log.exception("street matching failed for lift %s; stored unmatched", row["event_id"])
+            for row in rows:  # isolate the fix that breaks the locator (``locate``), match the others
+                try:
+                    row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
+                except Exception:
+                    log.exception("street matching failed for lift %s; stored unmatched", row["event_id"])
+        places = registered(session, self.bins, rows)
+        for row in rows:
+            place = places.get(row["bin_id"]) if row["bin_id"] else None
+            if place is not None:
+                row.update(bin_columns(place, row, row["lat"], row["lon"]))
 
     def _stats(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
                _locator: StreetLocator | None) -> None:

@@ -7,7 +7,9 @@ already known; its street may still change while the truck's next lifts arrive, 
 its truck's path has settled its street (no later lift can change it), or ``CONFIRM_MAX`` later
 lifts are known, or the truck went on ``GAP`` later, or nothing came from the truck for ``GAP``
 (it stopped). Lifts are confirmed in time order. The truck's last ``ANCHORS`` confirmed lifts
-start each path, pinned to their street: where the truck comes from.
+start each path, pinned to their street: where the truck comes from. A lift whose RFID tag the
+bin registry knows (``server.streets.bins``) is pinned to its address's street too, and takes
+that address: the registry is certain where the fix is not.
 
 When a stored provisional lift moves to another street, the aggregates follow in the same
 transaction: the lift is taken out of its old street-day (``add_to_aggregates(sign=-1)``) and
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -36,6 +38,7 @@ from server.ingest.aggregates import (
     rebuild_aggregates,
     street_columns,
 )
+from server.ingest.bins import BinLookup, BinPlace, bin_columns, registered
 from server.ingest.models import Lift
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,7 @@ SWEEP_EVERY = timedelta(minutes=1)  # how often stopped trucks' provisional lift
 _MATCHED = ("street_id", "segment_id", "street_distance_m", "address_id", "address_distance_m", "match_confidence",
             "street_confidence", "match_provisional")
 _STORED = (Lift.id, Lift.event_id, Lift.truck_id, Lift.sequence, Lift.started_at, Lift.lat, Lift.lon,
-           Lift.heading_deg, Lift.accuracy_m, Lift.street_id, Lift.segment_id, Lift.street_distance_m,
+           Lift.heading_deg, Lift.accuracy_m, Lift.bin_id, Lift.street_id, Lift.segment_id, Lift.street_distance_m,
            Lift.address_id, Lift.address_distance_m, Lift.match_confidence, Lift.street_confidence,
            Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score, Lift.errors)
 
@@ -100,7 +103,8 @@ class TrackReport:
 class Tracks:
     """The trajectory step of ingest; ``Inbox`` calls ``match`` before inserting a batch, ``settle`` after."""
 
-    def __init__(self) -> None:
+    def __init__(self, bins: BinLookup | None = None) -> None:
+        self.bins = bins
         self._swept: datetime | None = None
         # Per truck, its last confirmed lifts as this process confirmed them: the next batch's anchors
         # without a query. Another ingest worker may have confirmed later ones; then the database is read.
@@ -140,12 +144,13 @@ class Tracks:
                 seen.add(r["event_id"])
                 path.append(r)
             paths[truck_id] = [*self._anchors(session, truck_id, path[0]), *path]
+        places = registered(session, self.bins, [r for path in paths.values() for r in path])
         found = tracker.match_tracks([
             ([TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"]) for r in path],
-             [r["street_id"] if r.get("anchor") else None for r in path]) for path in paths.values()])
+             [pin(r, places) for r in path]) for path in paths.values()])
         changes: list[dict[str, Any]] = []
         for (truck_id, path), matches in zip(paths.items(), found, strict=True):
-            moved, settled = self._match_path(tracker, path, matches)
+            moved, settled = self._match_path(tracker, path, matches, places)
             changes.extend(moved)
             if settled:
                 self._last[truck_id] = settled[-ANCHORS:]
@@ -170,8 +175,8 @@ class Tracks:
         return [{**r, "stored": True, "anchor": True} for r in reversed(rows)]
 
     @staticmethod
-    def _match_path(tracker: TrackLocator, path: list[dict[str, Any]], matches: list[PathMatch | None]
-                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _match_path(tracker: TrackLocator, path: list[dict[str, Any]], matches: list[PathMatch | None],
+                    places: Mapping[str, BinPlace]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(stored lifts to update, lifts confirmed by this path: the truck's next anchors)."""
         changes: list[dict[str, Any]] = []
         settled: list[dict[str, Any]] = []
@@ -185,11 +190,12 @@ class Tracks:
             # Confirmed in time order only: the truck's last confirmed lifts start its next path, so a
             # lift confirmed before an earlier one (the truck came back towards that one) would put the
             # earlier lift after the anchors, out of order.
-            final = final and (match is None or match.settled or after >= CONFIRM_MAX
+            place = places.get(row["bin_id"]) if row["bin_id"] else None
+            final = final and (match is None or match.settled or place is not None or after >= CONFIRM_MAX
                                or (later is not None and later - row["started_at"] > GAP)
                                or last - row["started_at"] > GAP)
-            columns = _path_columns(tracker, row, match)
-            confidence = match.confidence if match is not None else None
+            columns = _path_columns(tracker, row, match, place)
+            confidence = 1.0 if place is not None else match.confidence if match is not None else None
             if final:
                 settled.append({**row, **columns, "stored": True, "anchor": True})
             if not row.get("stored"):
@@ -238,12 +244,23 @@ class Tracks:
         return int(result.rowcount or 0)
 
 
-def _path_columns(tracker: TrackLocator, row: LiftRow | dict[str, Any], match: PathMatch | None) -> MatchColumns:
-    """The street/address columns of a lift put on a street by its truck's path (None without one)."""
-    if match is None:
-        return street_columns(None)
-    return street_columns(tracker.on_street(match.street_id, match.segment_id, match.distance_m, match.confidence,
-                                            row["lat"], row["lon"], row["accuracy_m"]))
+def pin(row: LiftRow | dict[str, Any], places: Mapping[str, BinPlace]) -> int | None:
+    """The street a lift's state is pinned to on its truck's path: a confirmed anchor's, or its
+    registered bin's; None where the path decides."""
+    if row.get("anchor"):
+        return row["street_id"]  # type: ignore[no-any-return]
+    place = places.get(row["bin_id"]) if row.get("bin_id") else None
+    return place.street_id if place is not None else None
+
+
+def _path_columns(tracker: TrackLocator, row: LiftRow | dict[str, Any], match: PathMatch | None,
+                  place: BinPlace | None = None) -> MatchColumns:
+    """The street/address columns of a lift put on a street by its truck's path (None without one),
+    or by its registered bin (``place``)."""
+    columns = street_columns(None if match is None else tracker.on_street(
+        match.street_id, match.segment_id, match.distance_m, match.confidence, row["lat"], row["lon"],
+        row["accuracy_m"]))
+    return columns if place is None else bin_columns(place, columns, row["lat"], row["lon"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +272,7 @@ class RematchReport:
 
 
 def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[int, int], None] | None = None,
-                  chunk: int = 5000) -> RematchReport:
+                  chunk: int = 5000, bins: BinLookup | None = None) -> RematchReport:
     """``rematch_lifts`` from each truck's path: every stored lift re-matched in its truck's time order
     (after a new street or address import, ``trivue streets rematch``), all confirmed, then the
     aggregates of those days rebuilt. The caller commits."""
@@ -279,16 +296,19 @@ def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[i
             path = [*anchors, *rows]
             fixes = [TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"])
                      if r["lat"] is not None and r["lon"] is not None else None for r in path]
-            matches = tracker.match_track(fixes, [a["street_id"] for a in anchors] + [None] * len(rows))
+            places = registered(session, bins, rows)
+            matches = tracker.match_track(fixes, [a["street_id"] for a in anchors] + [pin(r, places) for r in rows])
             keep = len(rows) - overlap if len(rows) == chunk else len(rows)
             rows = rows[:keep]
             updates = []
             for row, match in list(zip(path, matches, strict=True))[len(anchors):len(anchors) + keep]:
-                columns = _path_columns(tracker, row, match)
+                place = places.get(row["bin_id"]) if row["bin_id"] else None
+                columns = _path_columns(tracker, row, match, place)
                 matched += columns["street_id"] is not None
                 changed += (columns["street_id"], columns["address_id"]) != (row["street_id"], row["address_id"])
+                confidence = 1.0 if place is not None else match.confidence if match is not None else None
                 updates.append({"id": row["id"], **columns, "match_provisional": False,
-                                "street_confidence": match.confidence if match is not None else None})
+                                "street_confidence": confidence})
             session.execute(update(Lift), updates)
             anchors = [{**r, "street_id": u["street_id"]} for r, u in zip(rows[-ANCHORS:], updates[-ANCHORS:],
                                                                           strict=True)]

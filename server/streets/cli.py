@@ -68,7 +68,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--postcode", default="")
     synth.set_defaults(handler=_synthesize)
 
-    for parser in (imp, rematch, listing, stats, locate, aimp, synth):
+    bins = subparsers.add_parser("bins", help="the bin registry: each RFID tag's address (parc de bacs)")
+    bcommands = bins.add_subparsers(dest="bins_command", metavar="ACTION", required=True)
+    bimp = bcommands.add_parser("import", help="load a CSV of tags and their BAN address ids (.csv, .gz, .bz2)")
+    bimp.add_argument("file", type=Path)
+    bimp.add_argument("--replace", action="store_true",
+                      help="the file is the whole inventory: remove the tags it does not list")
+    bimp.set_defaults(handler=_import_bins)
+    bstats = bcommands.add_parser("stats", help="tags registered, and how many are on a street")
+    bstats.set_defaults(handler=_bin_stats)
+
+    for parser in (imp, rematch, listing, stats, locate, aimp, synth, bimp, bstats):
         _database_options(parser)
 
 
@@ -142,6 +152,41 @@ def _import_addresses(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_bins(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from server.streets.bins import BinFileError, import_bins
+
+    engine = open_database(args)
+    started = time.perf_counter()
+    with Session(engine) as session:
+        try:
+            report = import_bins(session, args.file, replace=args.replace)
+        except BinFileError as error:
+            raise CliError(str(error)) from None
+        session.commit()
+    print(f"{args.file}: {report.rows} rows, {report.added} bins added, {report.moved} moved to another "
+          f"address, {report.unchanged} unchanged, {report.removed} removed, {report.unknown_address} "
+          f"with an address the server does not hold ({time.perf_counter() - started:.1f} s)")
+    for line in report.errors:
+        print(f"  {line}", file=sys.stderr)
+    if report.unknown_address:
+        print("Import the addresses first (trivue addresses import), then this file again.", file=sys.stderr)
+    print("New lifts use the registry at once; stored lifts keep their street until `trivue streets rematch`.")
+    return 0
+
+
+def _bin_stats(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from server.streets.bins import bin_counts
+
+    with Session(open_database(args)) as session:
+        total, placed = bin_counts(session)
+    print(f"{total} bins registered, {placed} at an address on a street, {total - placed} unplaced")
+    return 0
+
+
 def _synthesize(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
@@ -171,6 +216,7 @@ def _rematch(args: argparse.Namespace) -> int:
 
     from server.ingest.tracks import rematch_paths
     from server.streets.addresses import link_addresses
+    from server.streets.bins import bin_places
     from server.streets.models import Address
     from server.streets.trajectory import TrackLocator
 
@@ -182,7 +228,8 @@ def _rematch(args: argparse.Namespace) -> int:
         with Progress(transient=True) as progress:
             task = progress.add_task("re-matching lifts", total=None)
             report = rematch_paths(session, locator,
-                                   lambda done, total: progress.update(task, completed=done, total=total))
+                                   lambda done, total: progress.update(task, completed=done, total=total),
+                                   bins=bin_places)
         session.commit()
     print(f"addresses: {links.by_name + links.by_similar_name + links.by_proximity} linked, "
           f"{links.unlinked} unlinked; lifts: {report.lifts} re-matched, {report.matched} on a street, "

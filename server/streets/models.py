@@ -12,9 +12,12 @@ by both SQLite and PostgreSQL without a spatial extension; the in-memory index l
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -97,3 +100,18 @@ class Address(Base):
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     # Identifier in the source (BAN ``id``, Toulouse ``rivoli``+``numero``): re-imports update in place.
     source_key: Mapped[str | None] = mapped_column(String(80), unique=True, nullable=True)
+
+
+class Bin(Base):
+    """A tagged bin of the collectivity's bin inventory (*parc de bacs*): its RFID tag and the
+    address it serves, imported with ``trivue bins import``. A lift that reads the tag is that
+    address's, whatever its GPS fix says (``server.streets.bins``)."""
+
+    __tablename__ = "bins"
+
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)  # as the truck's reader sends it
+    # An address removed by a later address import leaves its bins unplaced, not deleted: the
+    # next bin import says which they are.
+    address_id: Mapped[int | None] = mapped_column(
+        ForeignKey("addresses.id", ondelete="SET NULL"), nullable=True, index=True)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -15,11 +15,19 @@ from pathlib import Path
 import pytest
 
 from base.errors import CliError
+from server.streets.bins import read_bin_file
 from tests.conftest import free_port
 from trivue.demo.place import SAMPLE_STREETS
 from trivue.sim.contents import ContentMaker
 from trivue.sim.faults import FaultPlan, Window, malformed_payload
-from trivue.sim.homes import PLOT_M, SYNTHETIC_MARK, AddressPoint, ContaminationPlan, HouseholdBuilder
+from trivue.sim.homes import (
+    PLOT_M,
+    SYNTHETIC_MARK,
+    AddressPoint,
+    ContaminationPlan,
+    HouseholdBuilder,
+    write_bin_registry,
+)
 from trivue.sim.rounds import StreetNetwork, StreetRef
 from trivue.sim.schedule import DrivingSettings, TruckDay, index_by_link
 from vision.rules import SortingRules
@@ -74,6 +82,23 @@ def test_imported_addresses_are_the_households_where_present(network: StreetNetw
     households = HouseholdBuilder(streets, random.Random(1)).build({street: 0.1}, points)
     assert [(h.number, h.synthetic, h.generated) for h in households] == [("12", False, False)]
     assert abs(households[0].offset_m - link.length_m / 2) < 3
+
+
+def test_the_bin_registry_names_each_tagged_household_by_its_address_key(network: StreetNetwork,
+                                                                         tmp_path: Path) -> None:
+    """``bins.csv``, what `trivue bins import` reads: imported addresses by their BAN id,
+    generated households by the key `store_synthetic` gives their address rows."""
+    link = network.links[0]
+    street = StreetRef(1, link.street.name, "Rennes")
+    streets = StreetNetwork(network.frame, [type(link)(0, street, link.xy, link.oneway, link.start, link.end)])
+    lon, lat = streets.frame.to_lonlat(*link.point_at(link.length_m / 2)[:2])
+    real = [AddressPoint(1, "12", f"12 {street.name} 35000 Rennes", lat, lon, False, "35238_1010_00012")]
+    households = [*HouseholdBuilder(streets, random.Random(1), rfid_share=1.0).build({street: 0.1}, real),
+                  *HouseholdBuilder(streets, random.Random(2), rfid_share=0.5).build({street: 0.1})]
+    assert write_bin_registry(tmp_path / "bins.csv", households) == sum(h.bin_id is not None for h in households)
+    rows = [(tag, key) for _, tag, key in read_bin_file(tmp_path / "bins.csv")]
+    assert rows[0] == (households[0].bin_id, "35238_1010_00012")
+    assert {key for _, key in rows[1:]} == {f"sim:{h.id}" for h in households[1:] if h.bin_id}
 
 
 def test_lifts_follow_the_round_in_time_with_gps_noise_and_dropouts(network: StreetNetwork) -> None:

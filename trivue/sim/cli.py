@@ -3,7 +3,8 @@
 Streets come from the server's database (``trivue streets import``; street ids then match the
 API) or from a street file. Two modes: ``events`` publishes already-judged LiftEvents (load tests,
 thousands of trucks), ``full`` writes a burst of real waste photos per lift and runs it through the
-real edge agent. Faults on demand; the truth goes to ``lifts.csv`` and ``truth.json``.
+real edge agent. Faults on demand; the truth goes to ``lifts.csv`` and ``truth.json``, and the
+bin registry the collectivity would hold to ``bins.csv``.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--evidence-photos", type=Path, metavar="DIR",
                      help="events mode: attach a photo of DIR (closed bags) to lifts with a bag error")
     sim.add_argument("--model", type=Path, help="full mode: ONNX model (default: shipped, else COCO)")
-    sim.add_argument("--truth", type=Path, help="where lifts.csv and truth.json go (default <data_dir>/simulation)")
+    sim.add_argument("--truth", type=Path, help="where lifts.csv, truth.json and bins.csv (the bin registry, "
+                                                "for `trivue bins import`) go (default <data_dir>/simulation)")
     faults = sim.add_argument_group("faults")
     faults.add_argument("--outage", action="append", default=[], metavar="START+SECONDS",
                         help="connectivity loss window in simulated seconds (repeatable)")

@@ -17,6 +17,7 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trivue.sim.rounds import Link, StreetNetwork, StreetRef
 
@@ -44,6 +45,9 @@ class Household:
     bin_id: str | None
     contamination: float  # probability that a lift of this bin is contaminated
     generated: bool = False  # made up by this run (not yet an address row of the server)
+    # The address's identifier in its source (BAN id; ``sim:<id>`` for a generated one): what a
+    # collectivity's bin inventory names it by (``bin_registry``).
+    address_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,7 @@ class AddressPoint:
     lat: float
     lon: float
     synthetic: bool
+    source_key: str | None = None
 
 
 class HouseholdBuilder:
@@ -115,7 +120,7 @@ class HouseholdBuilder:
                 continue
             result.append(Household(f"a{street.key}-{len(result) + 1}", street, link.index, offset, side,
                                     point.number, point.label, point.lat, point.lon, point.synthetic,
-                                    self._bin(), rate))
+                                    self._bin(), rate, address_key=point.source_key))
         return result
 
     def _generated(self, street: StreetRef, links: list[Link], rate: float) -> list[Household]:
@@ -137,8 +142,9 @@ class HouseholdBuilder:
         angle = math.radians(heading - 90 * side)
         lon, lat = self.network.frame.to_lonlat(x + KERB_M * math.sin(angle), y + KERB_M * math.cos(angle))
         label = f"{number} {street.name} {street.commune} {SYNTHETIC_MARK}".replace("  ", " ")
-        return Household(f"s{street.key}-{number}", street, link.index, offset, side, str(number), label,
-                         lat, lon, True, self._bin(), rate, generated=True)
+        key = f"s{street.key}-{number}"
+        return Household(key, street, link.index, offset, side, str(number), label,
+                         lat, lon, True, self._bin(), rate, generated=True, address_key=f"sim:{key}")
 
 
 def load_addresses(session: object, street_ids: set[int]) -> list[AddressPoint]:
@@ -148,7 +154,7 @@ def load_addresses(session: object, street_ids: set[int]) -> list[AddressPoint]:
     from server.streets.models import Address
 
     query = select(Address.street_id, Address.number, Address.label, Address.lat, Address.lon,
-                   Address.synthetic).where(Address.street_id.in_(sorted(street_ids)))
+                   Address.synthetic, Address.source_key).where(Address.street_id.in_(sorted(street_ids)))
     return [AddressPoint(*row) for row in session.execute(query)]  # type: ignore[attr-defined]
 
 
@@ -166,7 +172,16 @@ def store_synthetic(session: object, households: list[Household]) -> int:
     existing = set(session.scalars(select(Address.source_key).where(Address.synthetic.is_(True))))  # type: ignore[attr-defined]
     rows = [Address(street_id=h.street.street_id, number=h.number, label=h.label, street_name=h.street.name,
                     street_key=street_key(h.street.name), postcode="", commune=h.street.commune,
-                    lat=h.lat, lon=h.lon, synthetic=True, source_key=f"sim:{h.id}")
-            for h in fresh if f"sim:{h.id}" not in existing]
+                    lat=h.lat, lon=h.lon, synthetic=True, source_key=h.address_key)
+            for h in fresh if h.address_key not in existing]
     session.add_all(rows)  # type: ignore[attr-defined]
+    return len(rows)
+
+
+def write_bin_registry(path: Path, households: Sequence[Household]) -> int:
+    """The collectivity's bin inventory as the simulation knows it, in the format of ``trivue bins
+    import``: each tagged household's tag and address key. Returns how many bins it lists."""
+    rows = [(h.bin_id, h.address_key) for h in households if h.bin_id and h.address_key]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{tag};{key}\n" for tag, key in [("tag", "address"), *rows]), encoding="utf-8")
     return len(rows)

@@ -22,7 +22,7 @@ from trivue.broker import BrokerError, BrokerHandle
 from trivue.sim.contents import ContentMaker, EvidencePhotos
 from trivue.sim.faults import FaultPlan
 from trivue.sim.fleet import EventsRun
-from trivue.sim.homes import store_synthetic
+from trivue.sim.homes import store_synthetic, write_bin_registry
 from trivue.sim.options import SimulateOptions
 from trivue.sim.publisher import FleetLink, PublishError
 from trivue.sim.scenario import Scenario, build_scenario, load_network
@@ -94,6 +94,9 @@ class SimulationRun:
             if broker is not None:
                 broker.stop()
         path = truth.write(self.truth_dir)
+        # The bin inventory a collectivity would hold: `trivue bins import` it (with the households
+        # stored as addresses, --store-households) and tagged lifts land on their addresses.
+        write_bin_registry(self.truth_dir / "bins.csv", scenario.households)
         summary = truth.summary()
         took = time.perf_counter() - started
         print(f"{summary['lifts']} lifts ({summary['contaminated']} contaminated) by {len(scenario.trucks)} trucks "
