@@ -2,6 +2,7 @@
 
     python bench/ingest.py [-n 5000] [--database-url URL] [--broker-url mqtt://127.0.0.1:1883]
                            [--variants plain,batched,path] (also per-lift) [--workload fleet|scatter]
+                           [--history 1000000]
 
 Live runs publish N real LiftEvents with a real paho client at QoS 1, from a process of its own
 (``Publisher``: a truck is not in the server's process), through the same broker while the
@@ -297,10 +298,31 @@ def _import_streets(sessions: sessionmaker[Session]) -> None:
     import_rennes(sessions)
 
 
-def capacity_run(settings: ServerSettings, messages: list[Message], variant: str) -> Run:
+def fill_history(engine: Engine, lifts: int, trucks: list[str]) -> None:
+    """``lifts`` lifts of these trucks already stored, a year of them before the workload's day (what
+    a running deployment's table holds, for the reads by truck), generated in SQL by
+    bench/queries.py's generator; its street aggregates are left out (ingest only adds to them)."""
+    from sqlalchemy import func, select, text
+
+    from bench.queries import generate_sql
+    from server.streets.models import Street
+
+    with Session(engine) as session:
+        first, count = session.execute(select(func.min(Street.id), func.count()).select_from(Street)).one()
+        session.execute(text(generate_sql(engine.dialect.name, lifts, first or 1, max(count, 7))),
+                        {"lo": 1, "hi": lifts})
+        names = " ".join(f"WHEN {k} THEN '{truck}'" for k, truck in enumerate(trucks))
+        session.execute(text(f"UPDATE lifts SET truck_id = CASE id % {len(trucks)} {names} END"))
+        session.commit()
+
+
+def capacity_run(settings: ServerSettings, messages: list[Message], variant: str, history: int = 0) -> Run:
     """What one process can store: ``Inbox.write`` + commit over full batches, no broker, no network
-    thread competing for the GIL. The sizing figure (lifts/s per ingest worker)."""
+    thread competing for the GIL. The sizing figure (lifts/s per ingest worker). ``history``: lifts
+    of the same trucks already stored (``fill_history``)."""
     engine, sessions, inbox, _metrics = _inbox(settings, variant)
+    if history:
+        fill_history(engine, history, sorted({topic.split("/")[0] for topic, _ in messages}))
     batch = [MqttMessage(f"{settings.topic_prefix}/{topic}", payload, utcnow(), i, 1)
              for i, (topic, payload) in enumerate(messages)]
     size = settings.ingest_batch_size
@@ -354,6 +376,9 @@ def main() -> None:
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="fleet",
                         help="fleet: 20 simulated trucks on their rounds, 10 m GPS noise; "
                              "scatter: one truck jumping ~250 m between lifts (fixes over 200 m apart skip the route)")
+    parser.add_argument("--history", type=int, default=0,
+                        help="store capacity runs: lifts of the same trucks already stored (a year before), "
+                             "e.g. 1000000: what a deployment's table holds after months")
     parser.add_argument("--variants", default="plain,batched,path",
                         help=f"comma-separated, of {', '.join(VARIANTS)}")
     args = parser.parse_args()
@@ -372,7 +397,8 @@ def main() -> None:
                 settings = load_settings(env={}, data_dir=Path(folder), database_url=args.database_url,
                                          topic_prefix="bench-capacity/v1")
                 capacity.setdefault(variant, []).append(
-                    capacity_run(settings, (without_gps if variant == "plain" else with_gps)[:args.events], variant))
+                    capacity_run(settings, (without_gps if variant == "plain" else with_gps)[:args.events], variant,
+                                 args.history))
                 _reset_database(args.database_url)
         for backlog in (False, True):
             n = args.backlog if backlog else args.events
@@ -406,7 +432,9 @@ def main() -> None:
                           f"{stored.rate / raw.rate:.2f}", *_cpu_cells(stored))
     console.print(table)
     plain = median(capacity["plain"]) if "plain" in capacity else None
-    table = Table("no broker", "events", "median s", "lifts/s", "vs plain", "lifts per CPU second", "vs plain")
+    table = Table("no broker", "events", "median s", "lifts/s", "vs plain", "lifts per CPU second", "vs plain",
+                  title=f"store capacity, {args.history:,} lifts of the same trucks already stored" if args.history
+                  else "store capacity, empty database")
     for variant in variants:
         run = median(capacity[variant])
         per_cpu = run.events / run.cpu_s

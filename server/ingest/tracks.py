@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, Update, func, select, update
 from sqlalchemy.orm import Session
 
 from server.ingest.aggregates import (
@@ -39,7 +39,7 @@ from server.ingest.aggregates import (
     street_columns,
 )
 from server.ingest.bins import BinLookup, BinPlace, bin_columns, registered
-from server.ingest.models import Lift
+from server.ingest.models import PROVISIONAL, Lift
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,17 @@ _STORED = (Lift.id, Lift.event_id, Lift.truck_id, Lift.sequence, Lift.started_at
            Lift.heading_deg, Lift.accuracy_m, Lift.bin_id, Lift.street_id, Lift.segment_id, Lift.street_distance_m,
            Lift.address_id, Lift.address_distance_m, Lift.match_confidence, Lift.street_confidence,
            Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score, Lift.errors)
+
+
+def provisional_lifts(truck_ids: Iterable[str]) -> Select[Any]:
+    """The stored provisional lifts of these trucks, read by every batch: through the partial
+    index of the few provisional lifts, never the trucks' history."""
+    return select(*_STORED).where(PROVISIONAL, Lift.truck_id.in_(sorted(truck_ids)))
+
+
+def stopped_trucks_lifts(before: datetime) -> Update:
+    """Confirm the provisional lifts received before ``before`` (their truck went silent)."""
+    return update(Lift).where(PROVISIONAL, Lift.received_at < before).values(match_provisional=False)
 
 
 class PathMatch(Protocol):
@@ -128,8 +139,7 @@ class Tracks:
             by_truck[row["truck_id"]].append(row)  # type: ignore[arg-type]
         if not by_truck:
             return []
-        stored = session.execute(select(*_STORED).where(Lift.match_provisional,
-                                                        Lift.truck_id.in_(sorted(by_truck)))).mappings().all()
+        stored = session.execute(provisional_lifts(by_truck)).mappings().all()
         known = {s["event_id"] for s in stored}
         for s in stored:
             by_truck[s["truck_id"]].append({**s, "stored": True})
@@ -239,8 +249,7 @@ class Tracks:
         if self._swept is not None and now - self._swept < SWEEP_EVERY:
             return 0
         self._swept = now
-        result = session.execute(update(Lift).where(Lift.match_provisional, Lift.received_at < now - GAP)
-                                 .values(match_provisional=False))
+        result = session.execute(stopped_trucks_lifts(now - GAP))
         return int(result.rowcount or 0)
 
 
