@@ -22,6 +22,7 @@ from sqlalchemy import JSON, Date, Float, Table, bindparam, delete, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from server.ingest import quality
 from server.ingest.models import UNMATCHED, Lift, StreetDay, StreetDayError, StreetPeriod, StreetPeriodError
 from server.ingest.rollups import ERROR_KEYS, ERRORS, PERIOD_KEYS, TOTALS, drop_emptied, rebuild_rollups, roll_up
 from vision.schema import LiftEvent
@@ -315,16 +316,20 @@ def upsert_sums(session: Session, table: Table, keys: tuple[str, ...], measures:
 def add_to_aggregates(session: Session, rows: Iterable[LiftRow], *, sign: int = 1) -> None:
     """Add lifts to the street aggregates and their roll-ups; ``sign=-1`` takes them out again
     (rows left at zero are deleted), e.g. when a lift moves to another street."""
+    rows = list(rows)
     totals = _tally(rows)
+    matching = quality.tally_quality(rows)
     if sign != 1:
         totals = _Totals(Counter({k: sign * v for k, v in totals.days.items()}),
                          Counter({k: sign * v for k, v in totals.errors.items()}))
+        matching = Counter({k: sign * v for k, v in matching.items()})
     periods, period_errors = roll_up(totals.days, totals.errors)
     for table, counter, keys, measures in (
         (StreetDay.__table__, totals.days, ("street_id", "day", "stream"), TOTALS),
         (StreetDayError.__table__, totals.errors, ("street_id", "day", "stream", "category", "severity"), ERRORS),
         (StreetPeriod.__table__, periods, PERIOD_KEYS, TOTALS),
         (StreetPeriodError.__table__, period_errors, ERROR_KEYS, ERRORS),
+        (quality.TABLE, matching, quality.KEYS, quality.MEASURES),
     ):
         upsert_sums(session, table, keys, measures, _pivot(counter, measures, keys))
     if sign < 0:
@@ -333,6 +338,7 @@ def add_to_aggregates(session: Session, rows: Iterable[LiftRow], *, sign: int = 
                              (StreetDayError, (StreetDayError.lifts == 0) & (StreetDayError.items == 0))):
             session.execute(delete(table).where(empty, table.day.in_(sorted(days))))
         drop_emptied(session, {key[2] for key in periods})
+        quality.drop_empty_quality(session, days)
 
 
 def rebuild_aggregates(session: Session, since: date | None = None) -> int:
@@ -385,4 +391,5 @@ def rebuild_aggregates(session: Session, since: date | None = None) -> int:
             GROUP BY street_id, day, stream, category, severity
             ORDER BY day, street_id, stream, category, severity""")
     rebuild_rollups(session, since)
+    quality.rebuild_quality(session, since)
     return int(run(f"SELECT COUNT(*) FROM lifts l {where}").scalar_one())

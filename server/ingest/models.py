@@ -48,6 +48,10 @@ UNMATCHED = 0  # street_id of aggregates for lifts that no street was found for
 # writes ``Lift.match_provisional`` as ``lifts.match_provisional = 1`` there: the provisional
 # lifts were then read through the truck's whole history (0.6 s a batch at 25,000 lifts a truck).
 PROVISIONAL = text("lifts.match_provisional")
+# Lifts whose street stays uncertain from the truck's path (``server.streets.trajectory.AMBIGUOUS``,
+# a street posterior under 0.8): a few per cent, listed on the data-quality page through their
+# partial indexes ``ix_lifts_ambiguous_by_*``, written as those indexes write it (see PROVISIONAL).
+AMBIGUOUS_LIFTS = text("lifts.street_confidence < 0.8")
 ALL_STREAMS = "*"  # stream of the roll-up rows that add up every stream (``StreetPeriod``)
 
 
@@ -68,6 +72,12 @@ class Lift(Base):
         # batch reads them by truck (``server.ingest.tracks``).
         Index("ix_lifts_provisional", "truck_id", "started_at", postgresql_where=text("match_provisional"),
               sqlite_where=text("match_provisional")),
+        # The data-quality page's ambiguous lifts, a few per cent: by street for all time (its
+        # default), by day for a period; with one of them only, SQLite reads every lift of the other.
+        Index("ix_lifts_ambiguous_by_street", "street_id", "day", postgresql_where=text("street_confidence < 0.8"),
+              sqlite_where=text("street_confidence < 0.8")),
+        Index("ix_lifts_ambiguous_by_day", "day", "street_id", postgresql_where=text("street_confidence < 0.8"),
+              sqlite_where=text("street_confidence < 0.8")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -139,6 +149,31 @@ class StreetDayError(Base):
     severity: Mapped[str] = mapped_column(String(8), primary_key=True)
     lifts: Mapped[int] = mapped_column(Integer, default=0)
     items: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MatchQualityDay(Base):
+    """Lifts per local day and stream by how well they were matched to a street: the counts and
+    the match-confidence histogram of the data-quality page, kept by the same ingest upserts as
+    ``street_days`` (``server.ingest.quality``), so a year reads ~1,500 rows, not every lift."""
+
+    __tablename__ = "match_quality_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stream: Mapped[str] = mapped_column(String(16), primary_key=True)
+    lifts: Mapped[int] = mapped_column(Integer, default=0)
+    matched: Mapped[int] = mapped_column(Integer, default=0)  # on a street
+    no_gps: Mapped[int] = mapped_column(Integer, default=0)  # unmatched for want of a fix
+    # Matched lifts by match confidence, in tenths: conf_0 is [0, 0.1), conf_9 is [0.9, 1].
+    conf_0: Mapped[int] = mapped_column(Integer, default=0)
+    conf_1: Mapped[int] = mapped_column(Integer, default=0)
+    conf_2: Mapped[int] = mapped_column(Integer, default=0)
+    conf_3: Mapped[int] = mapped_column(Integer, default=0)
+    conf_4: Mapped[int] = mapped_column(Integer, default=0)
+    conf_5: Mapped[int] = mapped_column(Integer, default=0)
+    conf_6: Mapped[int] = mapped_column(Integer, default=0)
+    conf_7: Mapped[int] = mapped_column(Integer, default=0)
+    conf_8: Mapped[int] = mapped_column(Integer, default=0)
+    conf_9: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class StreetPeriod(Base):

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import make_engine
 from server.ingest.aggregates import add_to_aggregates, insert_lifts, lift_row, rebuild_aggregates
-from server.ingest.models import Lift, StreetDay, StreetDayError, StreetPeriod, StreetPeriodError
+from server.ingest.models import Lift, MatchQualityDay, StreetDay, StreetDayError, StreetPeriod, StreetPeriodError
+from server.ingest.quality import MEASURES
 from server.migrate import upgrade_database
 from tests.server.events import lift_event
 
@@ -22,6 +23,7 @@ ZONE_NAME = "Europe/Paris"
 COUNTS = [{"bottle": 2}, {"bag": 1, "bottle": 1}, {"battery": 1, "food": 2}, {"glass": 3}, {"can": 1},
           {"bag": 2, "film": 1, "food": 1}, {"textile": 1, "electronics": 1, "gas_cylinder": 1}, {}]
 STREAMS = ["recyclables", "residual", "glass", "biowaste"]
+CONFIDENCES = [0.0, 0.05, 0.1, 0.2, 0.2999, 0.3, 0.45, 0.5, 0.55, 0.6, 0.7, 0.7001, 0.85, 0.9, 0.9999, 1.0]
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,9 @@ class StreetByLongitude:
     def locate(self, lat: float, lon: float, heading_deg: float | None = None,
                accuracy_m: float | None = None) -> StubMatch | None:
         street = int((lon + 1.70) * 1000)
-        return StubMatch(street + 1) if 0 <= street < 5 else None
+        # Confidences over every tenth of the histogram, its edges included (0.3 * 10 is 3.0000000000000004).
+        confidence = CONFIDENCES[int(lon * 1e6) % len(CONFIDENCES)]
+        return StubMatch(street + 1, confidence=confidence) if 0 <= street < 5 else None
 
 
 def snapshot(session: Session) -> tuple[dict[Any, tuple[Any, ...]], ...]:
@@ -52,7 +56,9 @@ def snapshot(session: Session) -> tuple[dict[Any, tuple[Any, ...]], ...]:
                for r in session.scalars(select(StreetPeriod))}
     period_errors = {(r.span, r.stream, r.start, r.street_id, r.category, r.severity): (r.lifts, r.items)
                      for r in session.scalars(select(StreetPeriodError))}
-    return days, errors, periods, period_errors
+    quality = {(r.day, r.stream): tuple(getattr(r, m) for m in MEASURES)
+               for r in session.scalars(select(MatchQualityDay))}
+    return days, errors, periods, period_errors, quality
 
 
 def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> None:
@@ -82,6 +88,9 @@ def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> N
         assert len(incremental[0]) > 100 and len(incremental[1]) > 100
         assert any(key[0] == 0 for key in incremental[0]), "unmatched lifts are counted under street 0"
         assert any(key[4] == "info" for key in incremental[1]), "info items are kept"
+        histogram = [sum(values[3 + i] for values in incremental[4].values()) for i in range(10)]
+        assert all(histogram), f"every tenth of the confidence histogram is exercised: {histogram}"
+        assert sum(values[2] for values in incremental[4].values()) > 0, "lifts without a fix are counted"
 
         with sessions() as session, session.begin():
             assert rebuild_aggregates(session) == 600

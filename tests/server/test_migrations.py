@@ -278,3 +278,50 @@ def test_rollout_reason_codes_migration_keeps_the_text_and_derives_codes(databas
             assert [r for (r,) in connection.execute(text("SELECT reason FROM fleet_rollouts ORDER BY id"))] == texts
     finally:
         engine.dispose()
+
+
+def test_match_quality_migration_counts_the_stored_lifts(database_url: str) -> None:
+    """0009 on a database holding lifts: the data-quality roll-up starts with their counts and
+    confidence tenths, as ingest would have added them (the same as a rebuild at the head)."""
+    from sqlalchemy.orm import Session
+
+    from server.ingest.quality import MEASURES, rebuild_quality
+
+    config = alembic_config()
+    engine = make_engine(database_url)
+
+    def migrate(step: str, revision: str) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, step)(config, revision)
+
+    rows = [("e-1", "recyclables", 42, 48.1, 0.3), ("e-2", "recyclables", 42, 48.1, 1.0),
+            ("e-3", "recyclables", None, None, None), ("e-4", "glass", None, 48.1, None),
+            ("e-5", "glass", 43, 48.1, 0.45)]
+    try:
+        migrate("upgrade", "0008")
+        with engine.begin() as connection:
+            for event_id, stream, street, lat, confidence in rows:
+                connection.execute(text(
+                    "INSERT INTO lifts (event_id, truck_id, sequence, stream, started_at, ended_at, day, received_at, "
+                    "contaminated, has_alert, score, counts, errors, model_name, model_version, frames, street_id, "
+                    "lat, lon, match_confidence) VALUES (:e, 'benne-01', 1, :s, '2026-01-05 07:00:00', "
+                    "'2026-01-05 07:00:08', '2026-01-05', '2026-01-05 07:00:09', false, false, 1.0, '{}', '[]', 'm', "
+                    "'1', 10, :street, :lat, -1.68, :c)"), {"e": event_id, "s": stream, "street": street, "lat": lat,
+                                                            "c": confidence})
+        migrate("upgrade", "head")
+        query = text(f"SELECT stream, {', '.join(MEASURES)} FROM match_quality_days ORDER BY stream")
+        with engine.connect() as connection:
+            migrated = [tuple(r) for r in connection.execute(query)]
+        assert migrated == [("glass", 2, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0),
+                            ("recyclables", 3, 2, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1)]
+        with Session(engine) as session, session.begin():
+            rebuild_quality(session)
+        with engine.connect() as connection:
+            assert [tuple(r) for r in connection.execute(query)] == migrated
+        indexes = {index["name"] for index in inspect(engine).get_indexes("lifts")}
+        assert {"ix_lifts_ambiguous_by_day", "ix_lifts_ambiguous_by_street"} <= indexes
+        migrate("downgrade", "0008")
+        assert "match_quality_days" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

@@ -15,7 +15,8 @@ from server.ingest.aggregates import rebuild_aggregates
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
-from server.ingest.models import Lift, StreetDay, StreetDayError
+from server.ingest.models import Lift, MatchQualityDay, StreetDay, StreetDayError
+from server.ingest.quality import MEASURES
 from server.ingest.tracks import rematch_paths
 from server.migrate import upgrade_database
 from server.streets.importer import import_streets
@@ -30,13 +31,15 @@ T0 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
 PATH = [(-60, 0), (-40, 1), (-20, 0), (2, 14), (20, 0), (40, -1), (60, 0)]
 
 
-def aggregates(session: Session) -> tuple[list[Any], list[Any]]:
+def aggregates(session: Session) -> tuple[list[Any], list[Any], list[Any]]:
     days = session.execute(select(StreetDay.street_id, StreetDay.day, StreetDay.lifts, StreetDay.contaminated,
                                   StreetDay.alerts, StreetDay.score).order_by(StreetDay.street_id)).all()
     errors = session.execute(select(StreetDayError.street_id, StreetDayError.category, StreetDayError.lifts,
                                     StreetDayError.items).order_by(StreetDayError.street_id,
                                                                    StreetDayError.category)).all()
-    return [tuple(r) for r in days], [tuple(r) for r in errors]
+    # The data-quality page's roll-up: a moved lift's match confidence moves with it.
+    quality = session.execute(select(*(getattr(MatchQualityDay, c) for c in ("day", "stream", *MEASURES)))).all()
+    return [tuple(r) for r in days], [tuple(r) for r in errors], [tuple(r) for r in quality]
 
 
 def test_a_lift_moved_by_the_truck_s_next_lifts_moves_its_aggregates(tmp_path: Path, database_url: str) -> None:
@@ -180,3 +183,38 @@ def test_provisional_lifts_are_read_through_their_partial_index_not_the_trucks_h
             sql = str(statement.compile(engine, compile_kwargs={"literal_binds": True}))
             plan = " ".join(str(row[-1]) for row in connection.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
             assert "USING INDEX ix_lifts_provisional" in plan, (sql, plan)
+
+
+def test_the_data_quality_page_reads_ambiguous_lifts_through_their_partial_index(tmp_path: Path) -> None:
+    """The page lists the streets of the lifts flagged ambiguous, a few per cent of the lifts: for
+    all time (the page's default) and for a period, read through the partial indexes whose
+    predicate is the flag's threshold, never by walking every lift."""
+    from datetime import date
+
+    from sqlalchemy import event
+
+    from server.ingest.models import AMBIGUOUS_LIFTS
+    from server.streets.trajectory import AMBIGUOUS
+
+    assert str(AMBIGUOUS_LIFTS) == f"lifts.street_confidence < {AMBIGUOUS}"
+    engine = make_engine(f"sqlite:///{tmp_path / 'trivue.db'}")
+    upgrade_database(engine)
+    for flt, index in ((period(None, None), "ix_lifts_ambiguous_by_street"),
+                       (period(date(2026, 1, 1), date(2026, 12, 31)), "ix_lifts_ambiguous_by_day")):
+        seen: list[tuple[str, Any]] = []
+
+        def note(_c: Any, _cursor: Any, sql: str, params: Any, *_: Any, seen: list[tuple[str, Any]] = seen) -> None:
+            seen.append((sql, params))
+
+        event.listen(engine, "before_cursor_execute", note)
+        with Session(engine) as session:
+            data_quality(session, flt)
+        event.remove(engine, "before_cursor_execute", note)
+        ambiguous = [(sql, params) for sql, params in seen if "street_confidence < 0.8" in sql]
+        assert len(ambiguous) == 1, [sql for sql, _ in seen]
+        assert not [sql for sql, _ in seen if "FROM lifts" in sql and sql not in ambiguous[0][0]], \
+            "the counts come from the daily roll-up, not the lifts"
+        with engine.connect() as connection:
+            plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {ambiguous[0][0]}", ambiguous[0][1]))
+        assert index in plan, plan

@@ -1,0 +1,86 @@
+"""Street-matching quality per day and stream (``match_quality_days``): what the data-quality
+page shows (lifts, matched, without a fix, the match-confidence histogram), added up by ingest in
+the same transaction as the street aggregates, so any period reads a few rows per day.
+
+A lift's match confidence changes only when its street does (a provisional lift moved by its
+truck's path goes through ``add_to_aggregates`` out and in again); confirming a lift where it is
+changes its street posterior, not its match confidence, so the histogram stays exact.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Date, bindparam, delete, func, select, text
+from sqlalchemy.orm import Session
+
+from server.ingest.models import MatchQualityDay
+
+BINS = 10
+BIN_COLUMNS = tuple(f"conf_{i}" for i in range(BINS))
+MEASURES = ("lifts", "matched", "no_gps", *BIN_COLUMNS)
+KEYS = ("day", "stream")
+TABLE = MatchQualityDay.__table__
+
+
+def confidence_bin(confidence: float) -> int:
+    """The tenth a match confidence falls in, 1.0 in the last: what SQLite's CAST and PostgreSQL's
+    FLOOR compute in ``rebuild_quality`` (the same IEEE products)."""
+    return min(int(confidence * BINS), BINS - 1)
+
+
+def tally_quality(rows: Iterable[Mapping[str, Any]]) -> Counter[tuple[date, str, str]]:
+    """(day, stream, measure) -> count, for lifts rows as ingest writes them."""
+    totals: Counter[tuple[date, str, str]] = Counter()
+    for row in rows:
+        key = (row["day"], row["stream"])
+        totals[(*key, "lifts")] += 1
+        if row["street_id"] is not None:
+            totals[(*key, "matched")] += 1
+            if row["match_confidence"] is not None:
+                totals[(*key, BIN_COLUMNS[confidence_bin(row["match_confidence"])])] += 1
+        elif row["lat"] is None:
+            totals[(*key, "no_gps")] += 1
+    return totals
+
+
+def drop_empty_quality(session: Session, days: Iterable[date]) -> None:
+    """Delete the rows a removal left at zero lifts."""
+    session.execute(delete(MatchQualityDay).where(MatchQualityDay.lifts == 0,
+                                                  MatchQualityDay.day.in_(sorted(set(days)))))
+
+
+def rebuild_quality(session: Session, since: date | None = None) -> None:
+    """Recompute the rows of days >= ``since`` (all when None) from the raw lifts, in the database."""
+    query = delete(MatchQualityDay)
+    session.execute(query.where(MatchQualityDay.day >= since) if since is not None else query)
+    sqlite_db = session.get_bind().dialect.name == "sqlite"
+    # SQLite's CAST truncates (a confidence is >= 0: the floor), PostgreSQL's rounds, hence FLOOR.
+    tenth = ("MIN(CAST(l.match_confidence * 10 AS INTEGER), 9)" if sqlite_db
+             else "LEAST(CAST(FLOOR(l.match_confidence * 10) AS INTEGER), 9)")
+    bins = ", ".join(f"SUM(CASE WHEN l.street_id IS NOT NULL AND {tenth} = {i} THEN 1 ELSE 0 END)"
+                     for i in range(BINS))
+    where = "WHERE l.day >= :since" if since is not None else ""
+    statement = text(f"""INSERT INTO match_quality_days (day, stream, {', '.join(MEASURES)})
+        SELECT l.day, l.stream, COUNT(*), SUM(CASE WHEN l.street_id IS NOT NULL THEN 1 ELSE 0 END),
+               SUM(CASE WHEN l.street_id IS NULL AND l.lat IS NULL THEN 1 ELSE 0 END), {bins}
+        FROM lifts l {where} GROUP BY l.day, l.stream ORDER BY l.day, l.stream""")
+    if since is not None:
+        statement = statement.bindparams(bindparam("since", since, type_=Date))
+    session.execute(statement)
+
+
+def quality_totals(session: Session, since: date | None, until: date | None,
+                   stream: str | None = None) -> dict[str, int]:
+    """Each measure summed over the period's days (and one stream when given)."""
+    query = select(*(func.coalesce(func.sum(getattr(MatchQualityDay, m)), 0) for m in MEASURES))
+    if since is not None:
+        query = query.where(MatchQualityDay.day >= since)
+    if until is not None:
+        query = query.where(MatchQualityDay.day <= until)
+    if stream is not None:
+        query = query.where(MatchQualityDay.stream == stream)
+    return dict(zip(MEASURES, (int(v) for v in session.execute(query).one()), strict=True))
