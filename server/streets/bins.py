@@ -18,12 +18,13 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
+from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from server.streets.addresses import open_text
@@ -107,19 +108,21 @@ def read_bin_file(path: Path) -> Iterator[tuple[int, str, str]]:
                                "save the file as CSV UTF-8") from error
 
 
-def import_bins(session: Session, path: Path, replace: bool = False) -> BinImport:
-    """Load a bin file into ``bins``: each tag at its address (updated when it moved). With
-    ``replace`` the file is the whole inventory: tags it does not list are removed. The caller
-    commits; lifts already stored keep their street until ``trivue streets rematch``."""
-    report = BinImport()
-    kinds: dict[str, int] = {}
+class _Errors:
+    """The report's error lines: at most ``SHOWN_ERRORS`` of each kind (the counts are complete)."""
 
-    def error(kind: str, line: int, text: str) -> None:
-        kinds[kind] = kinds.get(kind, 0) + 1
-        if kinds[kind] <= SHOWN_ERRORS:
-            report.errors.append(f"line {line}: {text}")
+    def __init__(self, report: BinImport) -> None:
+        self.report, self.kinds = report, Counter[str]()
 
-    wanted: dict[str, tuple[int, str]] = {}  # tag -> (line, address key); a tag listed twice: the last
+    def __call__(self, kind: str, line: int, text: str) -> None:
+        self.kinds[kind] += 1
+        if self.kinds[kind] <= SHOWN_ERRORS:
+            self.report.errors.append(f"line {line}: {text}")
+
+
+def _wanted(path: Path, report: BinImport, error: _Errors) -> dict[str, tuple[int, str]]:
+    """tag -> (line, address key) of the file's valid rows; a tag listed twice keeps its last line."""
+    wanted: dict[str, tuple[int, str]] = {}
     for line, tag, key in read_bin_file(path):
         report.rows += 1
         if not tag:
@@ -132,33 +135,44 @@ def import_bins(session: Session, path: Path, replace: bool = False) -> BinImpor
             if tag in wanted:
                 error("twice", line, f"tag {tag!r} listed again (line {wanted[tag][0]}); this line is kept")
             wanted[tag] = (line, key)
+    return wanted
+
+
+def import_bins(session: Session, path: Path, replace: bool = False) -> BinImport:
+    """Load a bin file into ``bins``: each tag at its address (updated when it moved). With
+    ``replace`` the file is the whole inventory: tags it does not list are removed. The caller
+    commits; lifts already stored keep their street until ``trivue streets rematch``."""
+    report = BinImport()
+    error = _Errors(report)
+    wanted = _wanted(path, report, error)
     now = datetime.now(UTC)
     items = list(wanted.items())
-    for start in range(0, len(items), BATCH):
+    for start in range(0, len(items), BATCH):  # in batches: an inventory holds a whole métropole's bins
         chunk = items[start:start + BATCH]
-        keys = sorted({key for _, (_, key) in chunk})
         address_of = dict(session.execute(select(Address.source_key, Address.id)
-                                          .where(Address.source_key.in_(keys))).all())
+                                          .where(Address.source_key.in_(sorted({key for _, (_, key) in chunk})))).all())
         known = dict(session.execute(select(Bin.tag, Bin.address_id)
                                      .where(Bin.tag.in_([tag for tag, _ in chunk]))).all())
+        added, moved = [], []
         for tag, (line, key) in chunk:
             address_id = address_of.get(key)
             if address_id is None:
                 report.unknown_address += 1
                 error("unknown", line, f"tag {tag!r}: address {key!r} is not among the imported addresses")
-                continue
-            if tag not in known:
-                session.add(Bin(tag=tag, address_id=address_id, imported_at=now))
-                report.added += 1
+            elif tag not in known:
+                added.append({"tag": tag, "address_id": address_id, "imported_at": now})
             elif known[tag] != address_id:
-                session.get(Bin, tag).address_id = address_id  # type: ignore[union-attr]
-                report.moved += 1
+                moved.append({"tag": tag, "address_id": address_id, "imported_at": now})
             else:
                 report.unchanged += 1
-        session.flush()
+        if added:
+            session.execute(insert(Bin), added)
+        if moved:
+            session.execute(update(Bin), moved)  # by primary key
+        report.added += len(added)
+        report.moved += len(moved)
     if replace:
-        listed = set(wanted)
-        stale = [tag for tag in session.scalars(select(Bin.tag)) if tag not in listed]
+        stale = [tag for tag in session.scalars(select(Bin.tag)) if tag not in wanted]
         for start in range(0, len(stale), BATCH):
             session.execute(delete(Bin).where(Bin.tag.in_(stale[start:start + BATCH])))
         report.removed = len(stale)
