@@ -32,10 +32,12 @@ def _rows(session: Session, flt: QueueFilter) -> list[Any]:
 
     Only the columns the queue needs: a month of a fleet's photos is tens of thousands of rows."""
     # Photos from 1.0 trucks (boxes drawn on them, no detections) are not labelling material.
+    # Driven by the photos (kept 30 days), each lift found by its event id: joined the other way,
+    # SQLite walked every lift ever stored in time order to find the few with a photo.
     query = (select(Lift.event_id, Lift.evidence_detections, LabelPhoto.status, LabelPhoto.boxes)
-             .join(Evidence, Evidence.event_id == Lift.event_id)
              .outerjoin(LabelPhoto, LabelPhoto.event_id == Lift.event_id)
-             .where(Lift.evidence_detections.is_not(None)).order_by(Lift.started_at, Lift.id))
+             .where(Lift.event_id.in_(select(Evidence.event_id)), Lift.evidence_detections.is_not(None))
+             .order_by(Lift.started_at, Lift.id))
     if flt.reason:
         query = query.where(Lift.evidence_reason == flt.reason)
     if flt.truck_id:

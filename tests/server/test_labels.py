@@ -164,3 +164,27 @@ def test_the_page_in_french_and_english(api: Server, lang: str, title: str, shor
     page = api.client.get("/annotation", headers=api.token("annotator"))
     assert page.status_code == 200 and title in page.text and shortcut in page.text
     assert "vendor/konva/konva.min.js" in page.text and "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_the_queue_is_driven_by_the_photos_not_by_every_lift(tmp_path: Any) -> None:
+    """Photos are kept 30 days, lifts for years: SQLite must find each photo's lift by its event id,
+    never walk the lifts in time order (it did: 180 ms at a million lifts, growing with the table)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from server.db import make_engine
+    from server.labels.queue import QueueFilter, queue
+    from server.migrate import upgrade_database
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'trivue.db'}")
+    upgrade_database(engine)
+    seen: list[tuple[str, Any]] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, params, *_: seen.append((sql, params)))
+    with Session(engine) as session:
+        queue(session, QueueFilter())
+    reads = [(sql, params) for sql, params in seen if "FROM lifts" in sql]
+    assert len(reads) == 1, [sql for sql, _ in seen]
+    with engine.connect() as connection:
+        plan = [str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {reads[0][0]}", reads[0][1])]
+    assert not [step for step in plan if step.startswith("SCAN lifts")], plan
+    assert any(step.startswith("SEARCH lifts USING INDEX") and "event_id=?" in step for step in plan), plan
