@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,17 @@ from sqlalchemy import inspect, text
 from server.db import Base, make_engine
 from server.migrate import alembic_config, current_revision, head_revision, upgrade_database
 from server.tables import include_object, load_models
+
+
+def migrator(engine: Any, config: Any) -> Callable[[str, str], None]:
+    """``migrate("upgrade" | "downgrade", revision)`` on ``engine``, each step in its own transaction."""
+
+    def migrate(step: str, revision: str) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, step)(config, revision)
+
+    return migrate
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
@@ -201,11 +213,7 @@ def test_track_matching_migration_keeps_stored_lifts(database_url: str) -> None:
     config = alembic_config()
     before = ScriptDirectory.from_config(config).get_revision("0006").down_revision
     engine = make_engine(database_url)
-
-    def migrate(step: str, revision: str) -> None:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            getattr(command, step)(config, revision)
+    migrate = migrator(engine, config)
 
     try:
         migrate("upgrade", str(before))
@@ -238,11 +246,7 @@ def test_rollout_reason_codes_migration_keeps_the_text_and_derives_codes(databas
 
     config = alembic_config()
     engine = make_engine(database_url)
-
-    def migrate(step: str, revision: str) -> None:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            getattr(command, step)(config, revision)
+    migrate = migrator(engine, config)
 
     written = [  # what server/fleet/rollout.py wrote up to 0006, and what it writes now
         reasons.superseded("trivue-waste", "2026.12.03-field"),
@@ -289,11 +293,7 @@ def test_match_quality_migration_counts_the_stored_lifts(database_url: str) -> N
 
     config = alembic_config()
     engine = make_engine(database_url)
-
-    def migrate(step: str, revision: str) -> None:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            getattr(command, step)(config, revision)
+    migrate = migrator(engine, config)
 
     rows = [("e-1", "recyclables", 42, 48.1, 0.3), ("e-2", "recyclables", 42, 48.1, 1.0),
             ("e-3", "recyclables", None, None, None), ("e-4", "glass", None, 48.1, None),
