@@ -214,7 +214,7 @@ def store_fleet(engine, settings, lifts: list, heading: bool, locator, bins=None
         stored = {event_id: (street, confidence) for event_id, street, confidence in
                   session.execute(select(Lift.event_id, Lift.street_id, Lift.street_confidence))}
         counted = dict(session.execute(select(StreetDay.street_id, func.sum(StreetDay.lifts))
-                                       .group_by(StreetDay.street_id)).tuples().all())
+                                       .group_by(StreetDay.street_id)).all())
     truth = Counter(lift.household.street.street_id for lift in lifts)
     change = street_changes(lifts)
     for message, lift in zip(messages, lifts, strict=True):

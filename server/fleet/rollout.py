@@ -222,7 +222,7 @@ def canary_lifts(session: Session, rollout: Rollout) -> dict[str, int]:
         select(Lift.truck_id, func.count()).where(
             Lift.truck_id.in_(rollout.canary), Lift.started_at >= rollout.created_at - CLOCK_SKEW,
             Lift.received_at >= rollout.created_at, Lift.model_name == model.name,
-            Lift.model_version == model.version).group_by(Lift.truck_id)).tuples().all())
+            Lift.model_version == model.version).group_by(Lift.truck_id)).all())
     return {truck_id: counts.get(truck_id, 0) for truck_id in rollout.canary}
 
 

@@ -286,5 +286,5 @@ def newest_dead_letters(session: Session, reason: str | None = None, limit: int 
     query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
     if reason:
         query = query.where(DeadLetter.reason == reason)
-    counts = dict(session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).tuples().all())
+    counts = dict(session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).all())
     return counts, list(session.scalars(query))

@@ -51,7 +51,7 @@ class Entry:
 def assign_splits(session: Session, days: list[date]) -> dict[date, str]:
     """The split of every day: stored ones unchanged, new ones (in date order) each to the split
     furthest below its share of days, so that a small deployment gets test days from its second day."""
-    known = dict(session.execute(select(DatasetSplit.day, DatasetSplit.split)).tuples().all())
+    known = dict(session.execute(select(DatasetSplit.day, DatasetSplit.split)).all())
     counts = {s: sum(v == s for v in known.values()) for s in SPLITS}
     for day in sorted(set(days) - set(known)):
         total = sum(counts.values()) + 1
@@ -68,7 +68,7 @@ def entries(session: Session, settings: ServerSettings, since: date, until: date
              .where(LabelPhoto.status == DONE, Lift.day >= since, Lift.day <= until)
              .order_by(Lift.day, Lift.started_at, Lift.id))
     today = utcnow().date()
-    return [Entry(*row) for row in session.execute(query).tuples()
+    return [Entry(*row) for row in session.execute(query)
             if expires_on(row[1], row[0].started_at, settings.evidence_retention_days, settings.retention_days) > today]
 
 

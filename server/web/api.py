@@ -189,7 +189,7 @@ def truck_json(truck: Truck, lifts: int) -> dict[str, Any]:
 def _truck_routes(router: APIRouter) -> None:
     @router.get("/trucks", summary="Trucks: online/offline, last seen, last stats", response_model=schemas.TruckList)
     def trucks(db: SessionDep, who: Viewer) -> dict[str, Any]:
-        counts = dict(db.execute(select(Lift.truck_id, func.count()).group_by(Lift.truck_id)).tuples().all())
+        counts = dict(db.execute(select(Lift.truck_id, func.count()).group_by(Lift.truck_id)).all())
         rows = db.scalars(select(Truck).order_by(Truck.truck_id))
         return {"trucks": [truck_json(t, counts.get(t.truck_id, 0)) for t in rows]}
 
@@ -229,7 +229,7 @@ def metrics_router() -> APIRouter:
     @router.get("/metrics", summary="Prometheus metrics (text exposition format)",
                 response_class=PlainTextResponse)
     def metrics(db: SessionDep, ctx: ContextDep, who: Viewer) -> PlainTextResponse:
-        statuses = db.execute(select(Truck.status, func.count()).group_by(Truck.status)).tuples().all()
+        statuses = db.execute(select(Truck.status, func.count()).group_by(Truck.status)).all()
         gauges = {
             "trivue_lifts": ("Lifts stored", [((), db.scalar(select(func.count()).select_from(Lift)) or 0)]),
             "trivue_dead_letters": ("Dead letters stored",

@@ -227,7 +227,7 @@ class StreetCatalogue:
         """id -> '{"type":"Feature","id":1,"geometry":{...},"properties":{"street_id":1,...' (no closing)."""
         with self.lock:
             if self.geometry is None:
-                stored = dict(session.execute(select(Street.id, Street.geometry)).tuples().all())
+                stored = dict(session.execute(select(Street.id, Street.geometry)).all())
                 # A street deleted since the names were read (an import meanwhile) has no geometry: null.
                 self.geometry = {sid: f'{{"type":"Feature","id":{sid},"geometry":{stored.get(sid) or "null"},'
                                       f'"properties":{{{entry.json_head}' for sid, entry in self.entries.items()}

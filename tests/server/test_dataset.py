@@ -106,7 +106,7 @@ def test_yolo_export_layout_manifest_and_frozen_day_splits(field: Field, capsys:
     assert f"{NAMES.index('bag')} 0.200000 0.350000 0.200000 0.300000" in lines  # BAG as cx cy w h
     # the splits are stored: labelling the last photo and exporting again keeps every earlier day's split
     with field.sessions() as session:
-        before = dict(session.execute(select(DatasetSplit.day, DatasetSplit.split)).tuples().all())
+        before = dict(session.execute(select(DatasetSplit.day, DatasetSplit.split)).all())
         lift = session.scalar(select(Lift).where(Lift.event_id == field.events[-1]))
         decide(session, lift, Decision("done"), "user:ann")
         session.commit()
@@ -114,7 +114,7 @@ def test_yolo_export_layout_manifest_and_frozen_day_splits(field: Field, capsys:
     again = {p["event_id"]: p["split"] for p in json.loads((field.tmp / "ds2" / "manifest.json").read_text())["photos"]}
     assert all(again[e] == p["split"] for e, p in photos.items())
     with field.sessions() as session:
-        after = dict(session.execute(select(DatasetSplit.day, DatasetSplit.split)).tuples().all())
+        after = dict(session.execute(select(DatasetSplit.day, DatasetSplit.split)).all())
         audits = session.scalars(select(AuditEntry.actor).where(AuditEntry.action == "dataset.export")).all()
     assert before.items() <= after.items() and len(after) == len(before) + 1
     assert audits == ["cli:ada", "cli:ada"]

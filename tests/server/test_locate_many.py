@@ -126,6 +126,6 @@ def test_a_matching_bug_stores_the_batch_and_matches_all_other_lifts(rennes_db: 
     with sessions() as session, session.begin():
         assert inbox.write(session, messages) == 0
     with sessions() as session:
-        stored = dict(session.execute(select(Lift.event_id, Lift.street_id)).tuples().all())
+        stored = dict(session.execute(select(Lift.event_id, Lift.street_id)).all())
     assert stored == {str(e.event_id): (None if i == 0 else p.street_id)
                       for i, (e, p) in enumerate(zip(events, points, strict=True))}

@@ -50,7 +50,7 @@ def test_a_lift_moved_by_the_truck_s_next_lifts_moves_its_aggregates(tmp_path: P
     with sessions() as session, session.begin():
         import_streets(session, pieces())
     with sessions() as session:
-        ids = dict(session.execute(select(Street.name, Street.id)).tuples().all())
+        ids = dict(session.execute(select(Street.name, Street.id)).all())
         locator = TrackLocator.from_session(session)
     street_a, street_b = ids["Rue A"], ids["Rue B"]
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
