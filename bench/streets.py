@@ -311,11 +311,12 @@ def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[flo
     wrong_places: dict[tuple[float, bool], Counter] = {}
     for sigma in sigmas:
         lifts = simulated_lifts(engine, trucks, round_km, sigma, seed)
+        bins = registry(engine, folder, lifts)  # the same households with and without heading
         for heading in (True, False):
             alone = replace(store_fleet(engine, settings, lifts, heading, one_point), posterior=False)
             path = store_fleet(engine, settings, lifts, heading, tracks)
             live = store_fleet(engine, settings.model_copy(update={"ingest_batch_size": 1}), lifts, heading, tracks)
-            tagged = store_fleet(engine, settings, lifts, heading, tracks, registry(engine, folder, lifts))
+            tagged = store_fleet(engine, settings, lifts, heading, tracks, bins)
             wrong_places[(sigma, heading)] = path.wrong_at
             for name, outcome in (("one point", alone), ("trajectory (ingest)", path),
                                   ("trajectory (ingest, lift by lift)", live),

@@ -42,6 +42,12 @@ def registered(session: Session, bins: BinLookup | None, rows: Sequence[LiftRow 
     return bins(session, tags) if bins is not None and tags else {}
 
 
+def place_of(row: LiftRow | dict[str, Any], places: Mapping[str, BinPlace]) -> BinPlace | None:
+    """The registered place of the lift's tag, None when it has none or the registry does not know it."""
+    tag = row.get("bin_id")
+    return places.get(tag) if tag else None
+
+
 def bin_columns(place: BinPlace, found: MatchColumns, lat: float | None, lon: float | None) -> MatchColumns:
     """The street/address columns of a lift whose tag the registry knows: its address's, certain.
     The fix only says where on the street the truck stood, when it matched that street."""

@@ -29,7 +29,7 @@ from server.ingest.aggregates import (
     match_rows,
     upsert,
 )
-from server.ingest.bins import BinLookup, bin_columns, registered
+from server.ingest.bins import BinLookup, bin_columns, place_of, registered
 from server.ingest.evidence import EvidenceError, EvidenceStore
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
@@ -191,8 +191,7 @@ class Inbox:
                     log.exception("street matching failed for lift %s; stored unmatched", row["event_id"])
         places = registered(session, self.bins, rows)
         for row in rows:
-            place = places.get(row["bin_id"]) if row["bin_id"] else None
-            if place is not None:
+            if (place := place_of(row, places)) is not None:
                 row.update(bin_columns(place, row, row["lat"], row["lon"]))
 
     def _stats(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],

@@ -47,11 +47,13 @@ UNMATCHED = 0  # street_id of aggregates for lifts that no street was found for
 # SQLite uses a partial index only for a WHERE term identical to the index's own, and SQLAlchemy
 # writes ``Lift.match_provisional`` as ``lifts.match_provisional = 1`` there: the provisional
 # lifts were then read through the truck's whole history (0.6 s a batch at 25,000 lifts a truck).
-PROVISIONAL = text("lifts.match_provisional")
+_PROVISIONAL_WHERE = "match_provisional"
+PROVISIONAL = text(f"lifts.{_PROVISIONAL_WHERE}")
 # Lifts whose street stays uncertain from the truck's path (``server.streets.trajectory.AMBIGUOUS``,
 # a street posterior under 0.8): a few per cent, listed on the data-quality page through their
 # partial indexes ``ix_lifts_ambiguous_by_*``, written as those indexes write it (see PROVISIONAL).
-AMBIGUOUS_LIFTS = text("lifts.street_confidence < 0.8")
+_AMBIGUOUS_WHERE = "street_confidence < 0.8"
+AMBIGUOUS_LIFTS = text(f"lifts.{_AMBIGUOUS_WHERE}")
 ALL_STREAMS = "*"  # stream of the roll-up rows that add up every stream (``StreetPeriod``)
 
 
@@ -70,14 +72,14 @@ class Lift(Base):
         Index("ix_lifts_started_id", "started_at", "id"),
         # Few rows (a truck's last lifts, waiting for the next ones): the trajectory step of every
         # batch reads them by truck (``server.ingest.tracks``).
-        Index("ix_lifts_provisional", "truck_id", "started_at", postgresql_where=text("match_provisional"),
-              sqlite_where=text("match_provisional")),
+        Index("ix_lifts_provisional", "truck_id", "started_at", postgresql_where=text(_PROVISIONAL_WHERE),
+              sqlite_where=text(_PROVISIONAL_WHERE)),
         # The data-quality page's ambiguous lifts, a few per cent: by street for all time (its
         # default), by day for a period; with one of them only, SQLite reads every lift of the other.
-        Index("ix_lifts_ambiguous_by_street", "street_id", "day", postgresql_where=text("street_confidence < 0.8"),
-              sqlite_where=text("street_confidence < 0.8")),
-        Index("ix_lifts_ambiguous_by_day", "day", "street_id", postgresql_where=text("street_confidence < 0.8"),
-              sqlite_where=text("street_confidence < 0.8")),
+        Index("ix_lifts_ambiguous_by_street", "street_id", "day", postgresql_where=text(_AMBIGUOUS_WHERE),
+              sqlite_where=text(_AMBIGUOUS_WHERE)),
+        Index("ix_lifts_ambiguous_by_day", "day", "street_id", postgresql_where=text(_AMBIGUOUS_WHERE),
+              sqlite_where=text(_AMBIGUOUS_WHERE)),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -38,7 +38,7 @@ from server.ingest.aggregates import (
     rebuild_aggregates,
     street_columns,
 )
-from server.ingest.bins import BinLookup, BinPlace, bin_columns, registered
+from server.ingest.bins import BinLookup, BinPlace, bin_columns, place_of, registered
 from server.ingest.models import PROVISIONAL, Lift
 
 log = logging.getLogger(__name__)
@@ -200,12 +200,12 @@ class Tracks:
             # Confirmed in time order only: the truck's last confirmed lifts start its next path, so a
             # lift confirmed before an earlier one (the truck came back towards that one) would put the
             # earlier lift after the anchors, out of order.
-            place = places.get(row["bin_id"]) if row["bin_id"] else None
+            place = place_of(row, places)
             final = final and (match is None or match.settled or place is not None or after >= CONFIRM_MAX
                                or (later is not None and later - row["started_at"] > GAP)
                                or last - row["started_at"] > GAP)
             columns = _path_columns(tracker, row, match, place)
-            confidence = 1.0 if place is not None else match.confidence if match is not None else None
+            confidence = _street_confidence(match, place)
             if final:
                 settled.append({**row, **columns, "stored": True, "anchor": True})
             if not row.get("stored"):
@@ -258,7 +258,7 @@ def pin(row: LiftRow | dict[str, Any], places: Mapping[str, BinPlace]) -> int | 
     registered bin's; None where the path decides."""
     if row.get("anchor"):
         return row["street_id"]  # type: ignore[no-any-return]
-    place = places.get(row["bin_id"]) if row.get("bin_id") else None
+    place = place_of(row, places)
     return place.street_id if place is not None else None
 
 
@@ -270,6 +270,13 @@ def _path_columns(tracker: TrackLocator, row: LiftRow | dict[str, Any], match: P
         match.street_id, match.segment_id, match.distance_m, match.confidence, row["lat"], row["lon"],
         row["accuracy_m"]))
     return columns if place is None else bin_columns(place, columns, row["lat"], row["lon"])
+
+
+def _street_confidence(match: PathMatch | None, place: BinPlace | None) -> float | None:
+    """The street posterior stored with a lift: certain for a registered bin, else the path's."""
+    if place is not None:
+        return 1.0
+    return match.confidence if match is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,11 +318,11 @@ def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[i
             rows = rows[:keep]
             updates = []
             for row, match in list(zip(path, matches, strict=True))[len(anchors):len(anchors) + keep]:
-                place = places.get(row["bin_id"]) if row["bin_id"] else None
+                place = place_of(row, places)
                 columns = _path_columns(tracker, row, match, place)
                 matched += columns["street_id"] is not None
                 changed += (columns["street_id"], columns["address_id"]) != (row["street_id"], row["address_id"])
-                confidence = 1.0 if place is not None else match.confidence if match is not None else None
+                confidence = _street_confidence(match, place)
                 updates.append({"id": row["id"], **columns, "match_provisional": False,
                                 "street_confidence": confidence})
             session.execute(update(Lift), updates)
