@@ -101,7 +101,7 @@ def read_bin_file(path: Path) -> Iterator[tuple[int, str, str]]:
             for number, row in enumerate(rows, start=2):
                 if not row or all(not cell.strip() for cell in row):
                     continue
-                cells = [*row, "", ""]
+                cells = row + [""] * (len(header) - len(row))  # a short row: its missing cells are empty
                 yield number, cells[tag_at].strip(), cells[address_at].strip()
         except (UnicodeDecodeError, OSError, EOFError, csv.Error) as error:
             raise BinFileError(f"{path} near line {rows.line_num + 1}: unreadable ({error}); "

@@ -174,6 +174,12 @@ def test_import_reports_what_it_cannot_place_and_replace_removes_the_rest(tmp_pa
         assert dict(session.execute(select(Bin.tag, Bin.address_id)).all()) == {
             "TAG-2": addresses["99999_b001_00002"]}
         assert bin_counts(session) == (1, 1)
+    # A row cut short (an export that dropped empty trailing cells) is reported, not a crash.
+    short = registry(tmp_path, "Volume;Flux;Couleur;puce;id_ban\n240;emballages;jaune;TAG-9;99999_a001_00005\n240\n",
+                     "short.csv")
+    with Session(engine) as session, session.begin():
+        report = import_bins(session, short)
+    assert (report.added, report.errors) == (1, ["line 3: no tag"])
     with Session(engine) as session, pytest.raises(BinFileError, match=r"line 1: needs a tag column"):
         import_bins(session, registry(tmp_path, "numero;rue\n3;Rue A\n", "wrong.csv"))
 
