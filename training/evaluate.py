@@ -214,10 +214,16 @@ def run_images(items: list[LabelledImage], validator: Detector, deployed: Detect
         kept = deployed.postprocess(output, ratio, pad, image.shape[:2])
         truth = Counter(validator.names[c] for c in gt_cls)
         found = Counter(validator.names[c] for c in kept.class_id)
+        # A detection of a class the photo's source never labels is neither right nor wrong (an
+        # unboxed bag in a litter photo): it stays out of the AP and precision, in every tally, and
+        # is counted apart (unlabelled_class_detections). Otherwise a model that finds unboxed
+        # objects, the point of partial-label training, would be scored as making false alarms.
+        scored = labelled_ids(validator.names, labelled.get(item.source))
+        every, kept_scored = every[np.isin(every.class_id, scored)], kept[np.isin(kept.class_id, scored)]
         for key in ("all", item.source):
             tally = tallies.setdefault(key, Tally.new())
             tally.all_dets.add(every.xyxy, every.confidence, every.class_id, gt_xyxy, gt_cls)
-            tally.deployed.add(kept.xyxy, kept.confidence, kept.class_id, gt_xyxy, gt_cls)
+            tally.deployed.add(kept_scored.xyxy, kept_scored.confidence, kept_scored.class_id, gt_xyxy, gt_cls)
             tally.images += 1
             tally.detected.update(found)
             tally.labelled.update(truth)
@@ -225,6 +231,11 @@ def run_images(items: list[LabelledImage], validator: Detector, deployed: Detect
             for name in labelled.get(item.source, validator.names):
                 tally.count_errors.setdefault(name, []).append(found[name] - truth[name])
     return spent
+
+
+def labelled_ids(names: list[str], labelled: list[str] | None) -> np.ndarray:
+    """Class ids a source labels (every class when the data says nothing about sources)."""
+    return np.asarray([i for i, name in enumerate(names) if labelled is None or name in labelled], dtype=int)
 
 
 def summarise(tally: Tally, names: list[str], plot: Path | None) -> dict:
