@@ -47,9 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="epochs over which the learning rate rises from 0 (default: Ultralytics' 3)")
     train.add_argument("--fraction", type=float, default=1.0, help="use this fraction of the training images")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--missing-labels", default="mask", choices=["mask", "naive"],
-                       help="classes a source does not label: mask their loss per source (default) "
-                            "or treat them as background (naive merge)")
+    train.add_argument("--missing-labels", default="naive", choices=["mask", "naive"],
+                       help="classes a source does not label: treat them as background (naive merge, "
+                            "default: it scored higher in every comparison so far, docs/training.md) "
+                            "or mask their loss per source")
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
     train.add_argument("--device", default=None,
                        help="cpu (default), cuda, cuda:N or GPU indices (0 or 0,1); with --resume, "

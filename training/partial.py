@@ -25,7 +25,7 @@ from ultralytics.utils.loss import v8DetectionLoss
 from training.checkpoints import WholeCheckpoints
 from training.datasets import SEPARATOR, SOURCES_KEY
 
-METHOD_KEY = "trivue_missing_labels"  # mask (default) | naive, in the merged data.yaml
+METHOD_KEY = "trivue_missing_labels"  # naive | mask, in the merged data.yaml (absent: mask, below)
 
 
 def masked(data: dict) -> dict[str, list[int]]:

@@ -39,7 +39,9 @@ class TrainConfig:
     run_dir: Path
     model: str = "yolov8n"
     init: str = "coco"  # coco | coco-identity | scratch | path to a .pt | path to a YOLOv8n float .onnx
-    missing_labels: str = "mask"  # mask: per-source class masks (training.partial) | naive
+    # naive: every source's labels taken as exhaustive (what every shipped model used and scored best
+    # with, docs/training.md) | mask: per-source class masks (training.partial)
+    missing_labels: str = "naive"
     imgsz: int = 320
     epochs: int = 30
     hours: float = 0.0  # > 0: Ultralytics re-plans epochs to finish within this budget

@@ -229,5 +229,10 @@ def test_missing_labels_decides_for_a_merged_data_yaml_made_elsewhere(tmp_path: 
     assert used == tmp_path / "run" / "data.yaml"
     assert written[METHOD_KEY] == "naive" and written["path"] == str(folder.resolve())
     assert written["trivue_sources"] == {"hopper-bags": [0], "litter-items": [1]}
-    # the default (mask) is what a data.yaml without the key means: it is used as it is
-    assert prepare_data(TrainConfig(data=data, run_dir=tmp_path / "run2"))[0] == data.resolve()
+    # mask is what a data.yaml without the key means: asked for, the file is used as it is
+    masked = TrainConfig(data=data, run_dir=tmp_path / "run2", missing_labels="mask")
+    assert prepare_data(masked)[0] == data.resolve()
+    # the default is the naive merge, what every shipped model used: a copy that says so
+    (tmp_path / "run3").mkdir()
+    default = yaml.safe_load(prepare_data(TrainConfig(data=data, run_dir=tmp_path / "run3"))[0].read_text())
+    assert default[METHOD_KEY] == "naive"
