@@ -45,7 +45,16 @@ def test_each_model_holds_its_card(reports: dict[str, dict], kind: str) -> None:
     measured = reports[kind]
     assert measured["map50"] >= card["map50"] - CARD_TOLERANCE, (model.name, measured["map50"], card["map50"])
     for name, ap in card["ap50"].items():
-        assert measured["per_class"][name]["ap50"] >= ap - 0.02, (model.name, name, measured["per_class"][name])
+        here = measured["per_class"][name]
+        assert here["ap50"] >= ap - class_tolerance(here["instances"]), (model.name, name, here, ap)
+
+
+def class_tolerance(instances: int) -> float:
+    """How far a class's AP50 may sit below its card on another CPU: 0.02, or one labelled box's worth
+    where the class has fewer than 50 in val. INT8 kernels differ between CPUs (VNNI, AVX-512, plain
+    AVX2) in rounding, and one box found or missed moves a 20-box class's AP by ~0.05 (seen: medical,
+    20 boxes, 0.926 on the card's CPU and 0.900 on an AVX2-only EPYC, the model's mAP50 0.002 apart)."""
+    return max(0.02, 1.0 / max(instances, 1))
 
 
 def test_the_card_quotes_no_image_level_claim() -> None:
