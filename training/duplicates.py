@@ -7,7 +7,7 @@ for what the other misses:
 
 - **perceptual hashes** (``imagehash`` pHash and dHash) of the photo under its eight flips and
   right-angle rotations catch whole-image copies whatever their colour, blur or orientation;
-- **local features** (OpenCV ORB, matched against every photo of the same source, verified by a
+- **local features** (OpenCV SIFT, matched against every photo of the same source, verified by a
   RANSAC homography and by the pixels themselves) catch crops and tiles, which change every
   global hash.
 
@@ -19,6 +19,7 @@ a different bag in the same hopper fails that test, a crop of the same bag passe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -108,15 +109,38 @@ def _dihedral(image: np.ndarray) -> list[np.ndarray]:
     return rotations + [cv2.flip(r, 1) for r in rotations]
 
 
-def fingerprint(path: Path) -> Fingerprint:
-    """Hashes under the 8 orientations, SIFT features and a small grey copy of one photo."""
-    import imagehash
-    from PIL import Image
+def fingerprint(path: Path, cache: Path | None = None) -> Fingerprint:
+    """Hashes under the 8 orientations, SIFT features and a small grey copy of one photo.
 
+    With ``cache`` (a folder), the hashes and features are kept there by the photo's content
+    (~130 kB a photo): SIFT is ~150 ms a photo on one core, and every merge after a few new photos
+    (a field export, the suite's own split check) fingerprints the whole source again.
+    """
     # decoded by OpenCV: Ultralytics patches PIL.Image.open when it is imported
-    colour = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = path.read_bytes() if path.is_file() else b""
+    colour = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if colour is None:
         raise ValueError(f"{path}: not a readable image")
+    small, content = _prepared(colour)
+    kept = cache / f"{hashlib.sha256(data).hexdigest()[:40]}.npz" if cache is not None else None
+    if kept is not None and kept.is_file():
+        try:
+            return _read_fingerprint(kept, small, content)
+        except (OSError, ValueError, KeyError, EOFError):  # a damaged entry is computed again
+            log.warning("%s: unreadable, fingerprinting %s again", kept, path)
+    found = _fingerprint(small, content)
+    if kept is not None:
+        _write_fingerprint(kept, found)
+    return found
+
+
+def fingerprint_cache_dir() -> Path:
+    """Fingerprints by photo content, beside the groupings; the version keys what they hold."""
+    return default_cache_dir().parent / f"fingerprints-v{VERSION}-{FEATURES}-{SIDE}"
+
+
+def _prepared(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The grey photo at SIDE and the mask of where it is not export padding."""
     scale = SIDE / max(colour.shape[:2])
     size = (max(round(colour.shape[1] * scale), 8), max(round(colour.shape[0] * scale), 8))
     colour = cv2.resize(colour, size, interpolation=cv2.INTER_AREA)
@@ -124,6 +148,13 @@ def fingerprint(path: Path) -> Fingerprint:
     # Roboflow's shear and rotation augments pad with flat white or black: not the photo
     padding = (colour.min(2) >= 245) | (colour.max(2) <= 8)
     content = cv2.erode((~padding).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return small, content
+
+
+def _fingerprint(small: np.ndarray, content: np.ndarray) -> Fingerprint:
+    import imagehash
+    from PIL import Image
+
     views = [Image.fromarray(v) for v in _dihedral(small)]
     phash = np.stack([imagehash.phash(v).hash.ravel() for v in views])
     dhash = np.stack([imagehash.dhash(v).hash.ravel() for v in views])
@@ -134,6 +165,29 @@ def fingerprint(path: Path) -> Fingerprint:
     flipped_kp, flipped_desc = sift.detectAndCompute(cv2.flip(small, 1), cv2.flip(mask, 1))
     flipped = np.float32([(small.shape[1] - 1 - k.pt[0], k.pt[1]) for k in flipped_kp]).reshape(-1, 2)
     return Fingerprint(phash, dhash, points, descriptors, (flipped, flipped_desc), small, content)
+
+
+def _write_fingerprint(path: Path, found: Fingerprint) -> None:
+    """One entry, whole or not at all (pool workers and suite workers write side by side). SIFT
+    descriptors are whole numbers up to 255: kept as bytes, read back exactly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"phash": found.phash, "dhash": found.dhash, "keypoints": found.keypoints,
+              "mirrored_keypoints": found.mirrored[0]}
+    for key, descriptors in (("descriptors", found.descriptors), ("mirrored_descriptors", found.mirrored[1])):
+        if descriptors is not None:
+            arrays[key] = descriptors.astype(np.uint8)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.part.npz")
+    np.savez_compressed(partial, **arrays)
+    os.replace(partial, path)
+
+
+def _read_fingerprint(path: Path, small: np.ndarray, content: np.ndarray) -> Fingerprint:
+    with np.load(path) as kept:
+        def descriptors(key: str) -> np.ndarray | None:
+            return kept[key].astype(np.float32) if key in kept.files else None
+
+        return Fingerprint(kept["phash"], kept["dhash"], kept["keypoints"], descriptors("descriptors"),
+                           (kept["mirrored_keypoints"], descriptors("mirrored_descriptors")), small, content)
 
 
 def hash_links(prints: Sequence[Fingerprint], indices: Sequence[int]) -> list[Link]:
@@ -304,9 +358,14 @@ def find_groups(images: Sequence[Path], splits: Sequence[str], label: str = "") 
 
     # SIFT on a few thousand photos takes minutes on one core: one process per core
     with ProcessPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        prints = list(track(pool.map(fingerprint, images, chunksize=16), total=len(images),
+        prints = list(track(pool.map(_cached_fingerprint, images, chunksize=16), total=len(images),
                             description=f"fingerprints {label}".strip(), transient=True))
     return group_split(prints, splits, progress=lambda text: log.info("%s: %s", label, text))
+
+
+def _cached_fingerprint(path: Path) -> Fingerprint:
+    """``fingerprint`` through the shared cache (a module-level function: pool workers pickle it)."""
+    return fingerprint(path, fingerprint_cache_dir())
 
 
 def leaks(images: Sequence[Path], splits: Sequence[str], label: str = "") -> list[Link]:
@@ -315,7 +374,7 @@ def leaks(images: Sequence[Path], splits: Sequence[str], label: str = "") -> lis
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        prints = list(pool.map(fingerprint, images, chunksize=16))
+        prints = list(pool.map(_cached_fingerprint, images, chunksize=16))
     queries = [i for i, split in enumerate(splits) if split == "val"]
     links = hash_links(prints, list(range(len(prints)))) + feature_links(prints, queries, range(len(prints)))
     return [link for link in links if splits[link.a] != splits[link.b]]

@@ -58,6 +58,26 @@ def copies_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def test_a_cached_fingerprint_is_the_one_computed_and_a_damaged_entry_is_computed_again(
+        copies_dataset: Path, tmp_path: Path) -> None:
+    paths = sorted(copies_dataset.glob("images/*/*.jpg"))[:4]
+    cache = tmp_path / "fingerprints"
+    fresh = [fingerprint(p) for p in paths]
+    first = [fingerprint(p, cache) for p in paths]  # computed and kept
+    assert len(list(cache.glob("*.npz"))) == len(paths) and not list(cache.glob("*.part*"))
+    (sorted(cache.glob("*.npz"))[0]).write_bytes(b"cut short")
+    again = [fingerprint(p, cache) for p in paths]  # read back, one of them computed again
+    for kept in (first, again):
+        for a, b in zip(fresh, kept, strict=True):
+            for name in ("phash", "dhash", "keypoints", "descriptors", "small", "content"):
+                assert np.array_equal(getattr(a, name), getattr(b, name)), name
+                assert getattr(a, name).dtype == getattr(b, name).dtype, name
+            assert all(np.array_equal(x, y) for x, y in zip(a.mirrored, b.mirrored, strict=True))
+    # the grouping is the same from the cache
+    splits = [p.parent.name for p in paths]
+    assert group_split(again, splits).members() == group_split(fresh, splits).members()
+
+
 def test_every_kind_of_copy_is_found_and_distinct_scenes_are_not(copies_dataset: Path) -> None:
     paths = sorted(copies_dataset.glob("images/*/*.jpg"))
     splits = [p.parent.name for p in paths]
