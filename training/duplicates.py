@@ -19,7 +19,6 @@ a different bag in the same hopper fails that test, a crop of the same bag passe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from training.fingerprints import Fingerprint, cache_root, cached_fingerprint, dihedral
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ HASH_SUM_MAX = 28
 # Feature verification. SIFT, not ORB: on the heavily augmented hopper copies (mirrored, sheared,
 # re-tiled) ORB found 10-18 matches per known pair and RANSAC kept 4-8, as for unrelated photos;
 # SIFT keeps 24-136 inliers on the same pairs and 3-8 on distinct photos of the same hopper.
-FEATURES = 500
-SIDE = 416  # photos are matched at this longest side (the shared exports' own size)
 CANDIDATES = 6  # per photo, the photos with most descriptor votes are verified
 MIN_VOTES = 8
 MIN_INLIERS = 15
@@ -59,17 +58,6 @@ class Link:
     b: int
     kind: str  # "hash" or "features"
     score: float  # hash: pHash + dHash bits; features: normalised correlation
-
-
-@dataclass(slots=True)
-class Fingerprint:
-    phash: np.ndarray  # (8, 64) bools: the photo under its 8 flips and rotations
-    dhash: np.ndarray
-    keypoints: np.ndarray  # (n, 2) float32 at SIDE scale
-    descriptors: np.ndarray | None  # (n, 128) float32 SIFT
-    mirrored: tuple[np.ndarray, np.ndarray | None]  # the same of the mirrored photo, in upright coordinates
-    small: np.ndarray  # grey photo at SIDE, for the pixel check
-    content: np.ndarray  # bool mask: True where the photo is not export padding
 
 
 @dataclass(slots=True)
@@ -102,94 +90,6 @@ class Groups:
         return out
 
 
-def _dihedral(image: np.ndarray) -> list[np.ndarray]:
-    """The image under its 8 flips and right-angle rotations."""
-    rotations = [image, cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE), cv2.rotate(image, cv2.ROTATE_180),
-                 cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)]
-    return rotations + [cv2.flip(r, 1) for r in rotations]
-
-
-def fingerprint(path: Path, cache: Path | None = None) -> Fingerprint:
-    """Hashes under the 8 orientations, SIFT features and a small grey copy of one photo.
-
-    With ``cache`` (a folder), the hashes and features are kept there by the photo's content
-    (~130 kB a photo): SIFT is ~150 ms a photo on one core, and every merge after a few new photos
-    (a field export, the suite's own split check) fingerprints the whole source again.
-    """
-    # decoded by OpenCV: Ultralytics patches PIL.Image.open when it is imported
-    data = path.read_bytes() if path.is_file() else b""
-    colour = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if colour is None:
-        raise ValueError(f"{path}: not a readable image")
-    small, content = _prepared(colour)
-    kept = cache / f"{hashlib.sha256(data).hexdigest()[:40]}.npz" if cache is not None else None
-    if kept is not None and kept.is_file():
-        try:
-            return _read_fingerprint(kept, small, content)
-        except (OSError, ValueError, KeyError, EOFError):  # a damaged entry is computed again
-            log.warning("%s: unreadable, fingerprinting %s again", kept, path)
-    found = _fingerprint(small, content)
-    if kept is not None:
-        _write_fingerprint(kept, found)
-    return found
-
-
-def fingerprint_cache_dir() -> Path:
-    """Fingerprints by photo content, beside the groupings; the version keys what they hold."""
-    return default_cache_dir().parent / f"fingerprints-v{VERSION}-{FEATURES}-{SIDE}"
-
-
-def _prepared(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The grey photo at SIDE and the mask of where it is not export padding."""
-    scale = SIDE / max(colour.shape[:2])
-    size = (max(round(colour.shape[1] * scale), 8), max(round(colour.shape[0] * scale), 8))
-    colour = cv2.resize(colour, size, interpolation=cv2.INTER_AREA)
-    small = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
-    # Roboflow's shear and rotation augments pad with flat white or black: not the photo
-    padding = (colour.min(2) >= 245) | (colour.max(2) <= 8)
-    content = cv2.erode((~padding).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    return small, content
-
-
-def _fingerprint(small: np.ndarray, content: np.ndarray) -> Fingerprint:
-    import imagehash
-    from PIL import Image
-
-    views = [Image.fromarray(v) for v in _dihedral(small)]
-    phash = np.stack([imagehash.phash(v).hash.ravel() for v in views])
-    dhash = np.stack([imagehash.dhash(v).hash.ravel() for v in views])
-    sift = cv2.SIFT_create(nfeatures=FEATURES)
-    mask = content.astype(np.uint8) * 255  # no keypoints on the padding's edges
-    keypoints, descriptors = sift.detectAndCompute(small, mask)
-    points = np.float32([k.pt for k in keypoints]).reshape(-1, 2)
-    flipped_kp, flipped_desc = sift.detectAndCompute(cv2.flip(small, 1), cv2.flip(mask, 1))
-    flipped = np.float32([(small.shape[1] - 1 - k.pt[0], k.pt[1]) for k in flipped_kp]).reshape(-1, 2)
-    return Fingerprint(phash, dhash, points, descriptors, (flipped, flipped_desc), small, content)
-
-
-def _write_fingerprint(path: Path, found: Fingerprint) -> None:
-    """One entry, whole or not at all (pool workers and suite workers write side by side). SIFT
-    descriptors are whole numbers up to 255: kept as bytes, read back exactly."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"phash": found.phash, "dhash": found.dhash, "keypoints": found.keypoints,
-              "mirrored_keypoints": found.mirrored[0]}
-    for key, descriptors in (("descriptors", found.descriptors), ("mirrored_descriptors", found.mirrored[1])):
-        if descriptors is not None:
-            arrays[key] = descriptors.astype(np.uint8)
-    partial = path.with_name(f"{path.stem}.{os.getpid()}.part.npz")
-    np.savez_compressed(partial, **arrays)
-    os.replace(partial, path)
-
-
-def _read_fingerprint(path: Path, small: np.ndarray, content: np.ndarray) -> Fingerprint:
-    with np.load(path) as kept:
-        def descriptors(key: str) -> np.ndarray | None:
-            return kept[key].astype(np.float32) if key in kept.files else None
-
-        return Fingerprint(kept["phash"], kept["dhash"], kept["keypoints"], descriptors("descriptors"),
-                           (kept["mirrored_keypoints"], descriptors("mirrored_descriptors")), small, content)
-
-
 def hash_links(prints: Sequence[Fingerprint], indices: Sequence[int]) -> list[Link]:
     """Pairs among ``indices`` whose hashes come close, in any orientation of the second, and whose
     pixels then agree."""
@@ -219,8 +119,8 @@ def hash_links(prints: Sequence[Fingerprint], indices: Sequence[int]) -> list[Li
 
 def oriented_ncc(a: Fingerprint, b: Fingerprint, orientation: int) -> float:
     """Pixel agreement of ``a`` with ``b`` turned by one of the 8 dihedral orientations."""
-    turned = _dihedral(b.small)[orientation]
-    content = _dihedral(b.content.astype(np.uint8))[orientation]
+    turned = dihedral(b.small)[orientation]
+    content = dihedral(b.content.astype(np.uint8))[orientation]
     size = (a.small.shape[1], a.small.shape[0])
     turned = cv2.resize(turned, size, interpolation=cv2.INTER_AREA)
     content = cv2.resize(content, size, interpolation=cv2.INTER_NEAREST) > 0
@@ -338,7 +238,7 @@ def group_split(prints: Sequence[Fingerprint], splits: Sequence[str],
 
 def default_cache_dir() -> Path:
     """Where groupings found are kept between merges (``training.datasets``: keyed by content)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trivue" / "near-duplicates"
+    return cache_root() / "near-duplicates"
 
 
 def save_cached(path: Path, data: object) -> None:
@@ -358,14 +258,9 @@ def find_groups(images: Sequence[Path], splits: Sequence[str], label: str = "") 
 
     # SIFT on a few thousand photos takes minutes on one core: one process per core
     with ProcessPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        prints = list(track(pool.map(_cached_fingerprint, images, chunksize=16), total=len(images),
+        prints = list(track(pool.map(cached_fingerprint, images, chunksize=16), total=len(images),
                             description=f"fingerprints {label}".strip(), transient=True))
     return group_split(prints, splits, progress=lambda text: log.info("%s: %s", label, text))
-
-
-def _cached_fingerprint(path: Path) -> Fingerprint:
-    """``fingerprint`` through the shared cache (a module-level function: pool workers pickle it)."""
-    return fingerprint(path, fingerprint_cache_dir())
 
 
 def leaks(images: Sequence[Path], splits: Sequence[str], label: str = "") -> list[Link]:
@@ -374,7 +269,7 @@ def leaks(images: Sequence[Path], splits: Sequence[str], label: str = "") -> lis
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        prints = list(pool.map(_cached_fingerprint, images, chunksize=16))
+        prints = list(pool.map(cached_fingerprint, images, chunksize=16))
     queries = [i for i, split in enumerate(splits) if split == "val"]
     links = hash_links(prints, list(range(len(prints)))) + feature_links(prints, queries, range(len(prints)))
     return [link for link in links if splits[link.a] != splits[link.b]]

@@ -11,7 +11,8 @@ import yaml
 
 from base.paths import REPO_ROOT, SHARED_DIR
 from training.datasets import DatasetError, check_near_leaks, load_mapping, merge
-from training.duplicates import Groups, Link, assign, crossing_links, fingerprint, group_split, leaks
+from training.duplicates import Groups, Link, assign, crossing_links, group_split, leaks
+from training.fingerprints import fingerprint
 
 
 def scene(seed: int) -> np.ndarray:
