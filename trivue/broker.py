@@ -126,6 +126,39 @@ class EmbeddedBroker:
         # "$share/<group>/<filter>" is delivered like "<filter>"
         return any(topic_matches_sub(f.split("/", 2)[2] if f.startswith("$share/") else f, topic) for f in found)
 
+    def drain(self, timeout: float) -> bool:
+        """Wait until every message this broker acknowledged has reached its subscribers.
+
+        A PUBACK to a publisher only says the broker holds the message; amqtt then forwards it from
+        a queue in memory, and a shutdown drops whatever is still there (Mosquitto with persistence
+        would keep it). True when nothing is queued or in flight to a connected subscriber (sent,
+        not yet acknowledged); False after ``timeout`` s.
+        """
+        loop, broker = self._loop, self._broker
+        if loop is None or broker is None:
+            return True
+
+        async def pending() -> int:  # amqtt's private state, read on the broker's own loop
+            queued = broker._broadcast_queue.qsize() + sum(not task.done() for task in broker._tasks_queue)
+            for session, _handler in broker._sessions.values():
+                # A disconnected session's backlog waits for a client that may never come back.
+                if session.transitions.state == "connected":
+                    queued += len(session.inflight_out) + session.retained_messages.qsize()
+            return queued
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                left = asyncio.run_coroutine_threadsafe(pending(), loop).result(timeout=5)
+            except (RuntimeError, TimeoutError):  # the loop stopped or is stuck: nothing left to wait for
+                return False
+            if not left:
+                return True
+            if time.monotonic() > deadline:
+                log.warning("%d messages still undelivered %.0f s before the broker stops", left, timeout)
+                return False
+            time.sleep(0.05)
+
     def _port_in_use(self) -> bool:
         with socket.socket() as sock:
             sock.settimeout(0.3)
@@ -169,11 +202,16 @@ class BrokerHandle:
         return self
 
     def restart(self, resubscribed: str | None = None, timeout: float = RESUBSCRIBE_TIMEOUT_S) -> None:
-        """A fresh broker on the same port. Every session is gone with the old one, so a message
+        """A fresh broker on the same port, once the old one has delivered what it acknowledged.
+        Every session is gone with the old one, so a message
         published before its receiver subscribes again reaches nobody: with ``resubscribed`` (a
         topic, e.g. a truck's lifts), when some client (the server) received it before the
         restart, wait until one subscribes to it again (up to ``timeout`` s; a warning after)."""
         had = resubscribed is not None and self.broker is not None and self.broker.has_subscriber(resubscribed)
+        if self.broker is not None:
+            # The fault being simulated is a restart, not the loss of what this broker already
+            # acknowledged: a publisher that got its PUBACK never sends the message again.
+            self.broker.drain(timeout)
         self.stop()
         self.start()
         if not had:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -83,4 +84,37 @@ def test_a_restart_waits_until_the_receiver_has_subscribed_again() -> None:
         assert time.monotonic() - started < 5
     finally:
         close(client)
+        handle.stop()
+
+
+def test_a_restart_first_delivers_what_the_broker_acknowledged() -> None:
+    """A publisher that got its PUBACK never sends again, so the broker must not restart while a
+    message is still on its way to a subscriber: here one that acknowledges only after 1.5 s."""
+    handle = BrokerHandle("127.0.0.1", free_port()).start()
+    received: queue.Queue = queue.Queue()
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="slow-server", clean_session=False,
+                             manual_ack=True)
+    subscriber.on_connect = lambda c, *_a: c.subscribe("t/lift", qos=1)
+    subscriber.on_message = lambda _c, _u, msg: received.put(msg.mid)
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="truck", clean_session=False)
+    try:
+        subscriber.connect("127.0.0.1", handle.port)
+        subscriber.loop_start()
+        deadline = time.monotonic() + 10
+        while not handle.broker.has_subscriber("t/lift"):  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the subscriber never subscribed"
+            time.sleep(0.05)
+        publisher.connect("127.0.0.1", handle.port)
+        publisher.loop_start()
+        publisher.publish("t/lift", b"event-1", qos=1).wait_for_publish(5)  # the broker's PUBACK
+        mid = received.get(timeout=5)
+        assert not handle.broker.drain(0.3)  # type: ignore[union-attr]  # sent, not yet acknowledged
+        threading.Timer(1.5, lambda: subscriber.ack(mid, 1)).start()
+        started = time.monotonic()
+        handle.restart()
+        assert time.monotonic() - started >= 1.0  # it waited for the subscriber's PUBACK
+        assert handle.broker.drain(1)  # type: ignore[union-attr]  # a fresh broker owes nothing
+    finally:
+        for client in (subscriber, publisher):
+            close(client)
         handle.stop()
