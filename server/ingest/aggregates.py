@@ -9,20 +9,20 @@ re-delivered event changes nothing and the dashboard never scans raw lifts.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, TypedDict
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Date, Float, Table, bindparam, delete, text
+from sqlalchemy import Date, Table, bindparam, delete, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.ingest import quality
+from server.ingest.bulk import sqlite_executemany, sqlite_insert_returning, unnest_insert
 from server.ingest.models import UNMATCHED, Lift, StreetDay, StreetDayError, StreetPeriod, StreetPeriodError
 from server.ingest.rollups import ERROR_KEYS, ERRORS, PERIOD_KEYS, TOTALS, drop_emptied, rebuild_rollups, roll_up
 from vision.schema import LiftEvent
@@ -128,13 +128,6 @@ def upsert(session: Session, table: Table, keys: tuple[str, ...], *, replace: tu
 
 
 @functools.cache
-def _sqlite_lift_insert() -> Any:
-    """The lifts not yet stored, with their event ids back; built once (see ``upsert``)."""
-    stmt = sqlite.insert(Lift.__table__).on_conflict_do_nothing(index_elements=["event_id", "started_at"])
-    return stmt.returning(Lift.__table__.c.event_id)
-
-
-@functools.cache
 def _upsert(name: str, table: Table, keys: tuple[str, ...], replace: tuple[str, ...], add: tuple[str, ...]) -> Any:
     stmt = _insert_of(name, table)
     updates = {c: stmt.excluded[c] for c in replace} | {c: table.c[c] + stmt.excluded[c] for c in add}
@@ -212,44 +205,6 @@ def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
     return row
 
 
-def unnest_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], tail: str) -> Any:
-    """PostgreSQL: ``INSERT INTO table SELECT ... FROM unnest(one array per column) <tail>``.
-
-    A multi-row ``VALUES`` (what SQLAlchemy sends for a list of rows) has a placeholder per value,
-    and psycopg rewrites the placeholders of a long statement with a regex at every execution: 70 %
-    of a 500-lift batch went there. One array per column keeps the statement short and the same
-    for every batch. Values go through each column type's own bind processing (UTC datetimes,
-    JSON), so the rows are exactly those the ORM path would write.
-    """
-    dialect = session.get_bind().dialect
-    names = list(rows[0])
-    params: dict[str, list[Any]] = {}
-    arrays, selected = [], []
-    for i, name in enumerate(names):
-        column = table.c[name]
-        values = [row[name] for row in rows]
-        if isinstance(column.type, JSON):
-            # Sent as text and cast in SQL: an array of json has no psycopg adapter for nested values.
-            serialise = dialect._json_serializer or json.dumps
-            # Python None is JSON 'null' unless the column says none_as_null, as in the ORM path.
-            keep_null = column.type.none_as_null
-            params[f"a{i}"] = [None if v is None and keep_null else serialise(v) for v in values]
-            arrays.append(f"CAST(:a{i} AS TEXT[])")
-            selected.append(f"CAST(u.{name} AS JSON)")
-            continue
-        process = column.type.bind_processor(dialect)
-        if process is not None:
-            values = [process(v) for v in values]
-        if isinstance(column.type, Float):  # psycopg refuses a list mixing int and float (score 0, 2.5)
-            values = [float(v) if v is not None else None for v in values]
-        params[f"a{i}"] = values
-        arrays.append(f"CAST(:a{i} AS {column.type.compile(dialect)}[])")
-        selected.append(f"u.{name}")
-    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(selected)} "
-           f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)}) {tail}")
-    return session.execute(text(sql), params)
-
-
 def insert_lifts(session: Session, rows: Sequence[LiftRow]) -> list[LiftRow]:
     """Insert rows whose event is new; return exactly those rows (aggregates count them once).
 
@@ -263,7 +218,8 @@ def insert_lifts(session: Session, rows: Sequence[LiftRow]) -> list[LiftRow]:
         inserted = set(unnest_insert(session, Lift.__table__, unique,
                                      "ON CONFLICT (event_id, started_at) DO NOTHING RETURNING event_id").scalars())
     else:
-        inserted = set(session.execute(_sqlite_lift_insert(), unique).scalars())
+        inserted = {row[0] for row in sqlite_insert_returning(
+            session, Lift.__table__, unique, "ON CONFLICT (event_id, started_at) DO NOTHING RETURNING event_id")}
     new_rows = [row for row in unique if row["event_id"] in inserted]
     add_to_aggregates(session, new_rows)
     return new_rows
@@ -306,11 +262,12 @@ def upsert_sums(session: Session, table: Table, keys: tuple[str, ...], measures:
     """``INSERT ... ON CONFLICT (keys) DO UPDATE SET m = m + excluded.m`` for every measure."""
     if not values:
         return
+    updates = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in measures)
+    tail = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     if session.get_bind().dialect.name == "postgresql":
-        updates = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in measures)
-        unnest_insert(session, table, values, f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}")
-        return
-    session.execute(upsert(session, table, keys, add=measures), values)
+        unnest_insert(session, table, values, tail)
+    else:
+        sqlite_executemany(session, table, values, tail)
 
 
 def add_to_aggregates(session: Session, rows: Iterable[LiftRow], *, sign: int = 1) -> None:
