@@ -4,11 +4,19 @@
 lift is then kept with ``gps`` empty rather than placed where the truck was minutes ago. Replays
 re-time their fixes to now (they simulate a drive happening today) and are paced by the
 recording's own timestamps, scaled by ``speed``.
+
+The heading sent with a lift is the course the truck drove up with, not the receiver's course
+of the moment: a lift happens with the truck stopped, and a receiver's course over ground at
+walking speed or below is noise (it spins, or freezes at whatever it last computed). The server
+weighs the heading against each candidate street's direction, so a wrong one would pull a lift
+onto the crossing street; the course is therefore taken only while the truck moves (at least
+``COURSE_MIN_SPEED_MPS``) and kept through the stop for ``course_max_age_s``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -22,6 +30,11 @@ from vision.schema import GpsFix
 log = logging.getLogger(__name__)
 
 UERE_M = 5.0  # metres of error per unit of HDOP, a common rule of thumb for consumer receivers
+KNOT_MPS = 1852 / 3600
+COURSE_MIN_SPEED_MPS = 1.5  # ~5 km/h: below it a receiver's course over ground is not the street's direction
+COURSE_MAX_AGE_S = 120.0  # a bin lift stops the truck for seconds to a minute; after a longer halt, no heading
+GPX_MIN_STEP_M = 2.0  # two replayed points closer than this give no direction
+EARTH_RADIUS_M = 6_371_000.0
 GPSD_WATCH = b'?WATCH={"enable":true,"nmea":true};\n'
 
 
@@ -62,6 +75,8 @@ def parse_nmea(sentence: str) -> tuple[str, dict[str, float]] | None:
             return kind, values
         if kind == "RMC" and len(fields) >= 9 and fields[2] == "A" and fields[3] and fields[5]:
             values = {"lat": _degrees(fields[3], fields[4]), "lon": _degrees(fields[5], fields[6])}
+            if fields[7]:
+                values["speed_mps"] = float(fields[7]) * KNOT_MPS
             if fields[8]:
                 values["heading_deg"] = float(fields[8]) % 360
             return kind, values
@@ -73,18 +88,31 @@ def parse_nmea(sentence: str) -> tuple[str, dict[str, float]] | None:
 class Gps:
     """Holds the latest fix; fed by a reader thread, read by the pipeline."""
 
-    def __init__(self, max_age_s: float = 30.0) -> None:
+    def __init__(self, max_age_s: float = 30.0, course_max_age_s: float = COURSE_MAX_AGE_S) -> None:
         self.max_age_s = max_age_s
+        self.course_max_age_s = course_max_age_s
         self._lock = threading.Lock()
         self._fix: GpsFix | None = None
+        self._course: tuple[float, datetime] | None = None  # the last course while moving, and when
         self._stoppers: list = []
 
-    def update(self, lat: float, lon: float, **extra: float) -> None:
+    def update(self, lat: float, lon: float, *, heading_deg: float | None = None, speed_mps: float | None = None,
+               **extra: float) -> None:
+        """A new fix. ``heading_deg`` counts only with ``speed_mps`` at walking pace or above, or
+        when the source gives no speed (it vouches for its own heading)."""
+        now = datetime.now(UTC)
         with self._lock:
+            if heading_deg is not None and (speed_mps is None or speed_mps >= COURSE_MIN_SPEED_MPS):
+                self._course = (heading_deg % 360, now)
+            course = self._course
+            if course is not None and (now - course[1]).total_seconds() > self.course_max_age_s:
+                course = None
             previous = self._fix.model_dump() if self._fix else {}
             same_place = previous and (previous["lat"], previous["lon"]) == (lat, lon)
-            kept = {k: v for k, v in previous.items() if k not in ("lat", "lon", "fix_at")} if same_place else {}
-            self._fix = GpsFix(lat=lat, lon=lon, fix_at=datetime.now(UTC), **{**kept, **extra})
+            kept = {k: v for k, v in previous.items()
+                    if k not in ("lat", "lon", "fix_at", "heading_deg")} if same_place else {}
+            self._fix = GpsFix(lat=lat, lon=lon, fix_at=now, heading_deg=course[0] if course else None,
+                               **{**kept, **extra})
 
     def feed_nmea(self, sentence: str) -> None:
         parsed = parse_nmea(sentence)
@@ -142,14 +170,32 @@ def _gpx_points(path: Path) -> list[tuple[float | None, float, float]]:
     return points
 
 
+def _course(lat1: float, lon1: float, lat2: float, lon2: float) -> tuple[float, float]:
+    """(metres, initial bearing in degrees from north) from point 1 to point 2; short distances."""
+    north = math.radians(lat2 - lat1) * EARTH_RADIUS_M
+    east = math.radians(lon2 - lon1) * EARTH_RADIUS_M * math.cos(math.radians((lat1 + lat2) / 2))
+    return math.hypot(north, east), math.degrees(math.atan2(east, north)) % 360
+
+
 def _replay(gps: Gps, path: Path, speed: float, stop: threading.Event) -> None:
     if path.suffix.lower() == ".gpx":
         start, step = time.monotonic(), 1.0
+        previous: tuple[float | None, float, float] | None = None
         for index, (offset, lat, lon) in enumerate(_gpx_points(path)):
             due = start + (offset if offset is not None else index * step) / speed
             if stop.wait(max(0.0, due - time.monotonic())):
                 return
-            gps.update(lat, lon)
+            # GPX has no course: the bearing from the previous point, and the speed when both are timed.
+            motion: dict[str, float] = {}
+            if previous is not None:
+                metres, bearing = _course(previous[1], previous[2], lat, lon)
+                seconds = offset - previous[0] if offset is not None and previous[0] is not None else None
+                if seconds:
+                    motion["speed_mps"] = metres / seconds
+                if metres >= GPX_MIN_STEP_M:
+                    motion["heading_deg"] = bearing
+            gps.update(lat, lon, **motion)
+            previous = (offset, lat, lon)
         return
     for line in path.read_text(encoding="ascii", errors="replace").splitlines():
         # one fix per second of recording: pace on the GGA/RMC pairs a receiver emits each second

@@ -14,7 +14,7 @@ import pytest
 
 from edge.alert import CrewAlert
 from edge.camera import Frame
-from edge.gps import FixedGps, GpsError, open_gps, parse_nmea
+from edge.gps import COURSE_MIN_SPEED_MPS, FixedGps, Gps, GpsError, open_gps, parse_nmea
 from edge.lines import LineWriter
 from edge.rfid import RfidReader, parse_tag
 from edge.trigger import SerialTrigger, SignalTrigger, parse_signal
@@ -96,6 +96,7 @@ def test_nmea_parsing() -> None:
     assert kind == "GGA" and gga["lat"] == pytest.approx(48.1173) and gga["lon"] == pytest.approx(11.516667)
     assert gga["accuracy_m"] == pytest.approx(4.5)
     assert parse_nmea(RMC)[1]["heading_deg"] == pytest.approx(84.4)
+    assert parse_nmea(RMC)[1]["speed_mps"] == pytest.approx(22.4 * 1852 / 3600)
     assert parse_nmea(GGA.replace("*47", "*48")) is None  # bad checksum
     assert parse_nmea("$GPGGA,123519,,,,,0,00,,,M,,M,,") is None  # no fix
     assert parse_nmea("$GPRMC,123519,V,4807.038,N,01131.000,E,,,230394,,") is None  # void
@@ -125,6 +126,53 @@ def test_gps_from_nmea_device_and_replays(pty, tmp_path: Path) -> None:
     replay = open_gps(str(nmea), speed=100)
     assert eventually(lambda: replay.latest() is not None)
     replay.close()
+
+
+def rmc(knots: str, course: str) -> str:
+    """An RMC sentence at RMC's place with this speed and course, its checksum computed."""
+    body = f"GPRMC,123520,A,4807.038,N,01131.000,E,{knots},{course},230394,003.1,W"
+    checksum = 0
+    for char in body:
+        checksum ^= ord(char)
+    return f"${body}*{checksum:02X}"
+
+
+def test_a_stopped_truck_keeps_the_course_it_drove_up_with() -> None:
+    """At a lift the truck stands still and the receiver's course spins: the lift carries the
+    course of the last fix at driving speed, for ``course_max_age_s``, then none."""
+    gps = Gps(course_max_age_s=0.5)
+    gps.feed_nmea(rmc("012.0", "084.4"))  # driving east at 22 km/h
+    assert gps.latest().heading_deg == pytest.approx(84.4)
+    for knots, noise in (("000.1", "213.7"), ("000.0", "002.0"), ("000.4", "")):  # stopped for the lift
+        gps.feed_nmea(rmc(knots, noise))
+        gps.feed_nmea(GGA)
+        assert gps.latest().heading_deg == pytest.approx(84.4)
+    assert COURSE_MIN_SPEED_MPS > 0.4 * 1852 / 3600
+    time.sleep(0.6)
+    gps.feed_nmea(rmc("000.0", "150.0"))  # a long halt: the old course no longer says where the truck faces
+    assert gps.latest() is not None and gps.latest().heading_deg is None
+    gps.feed_nmea(rmc("008.0", "271.0"))  # driving again
+    assert gps.latest().heading_deg == pytest.approx(271.0)
+    no_speed = Gps()
+    no_speed.update(47.9, 1.9, heading_deg=33.0)  # a source without speed vouches for its heading
+    assert no_speed.latest().heading_deg == pytest.approx(33.0)
+
+
+def test_a_gpx_replay_gives_the_bearing_between_points(tmp_path: Path) -> None:
+    gpx = tmp_path / "north-then-stop.gpx"
+    points = [(47.9000, 1.9000, 0), (47.9001, 1.9000, 2), (47.9002, 1.9000, 4), (47.90020, 1.90001, 14)]
+    gpx.write_text('<gpx xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>' + "".join(
+        f'<trkpt lat="{lat}" lon="{lon}"><time>2026-01-01T08:00:{s:02d}Z</time></trkpt>' for lat, lon, s in points)
+        + "</trkseg></trk></gpx>")
+    replay = open_gps(str(gpx), speed=100)
+    try:
+        assert eventually(lambda: replay.latest() is not None and replay.latest().lat == 47.9002)
+        heading = replay.latest().heading_deg
+        assert heading is not None and min(heading, 360 - heading) < 1  # due north, 11 m in 2 s
+        assert eventually(lambda: replay.latest().lon == 1.90001)
+        assert replay.latest().heading_deg == heading  # 0.75 m in 10 s: standing, the course kept
+    finally:
+        replay.close()
 
 
 @pytest.mark.parametrize("source", ["fixed:abc", "fixed:1", "nowhere.txt"])
