@@ -20,6 +20,7 @@ import math
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
@@ -88,24 +89,28 @@ def parse_nmea(sentence: str) -> tuple[str, dict[str, float]] | None:
 class Gps:
     """Holds the latest fix; fed by a reader thread, read by the pipeline."""
 
-    def __init__(self, max_age_s: float = 30.0, course_max_age_s: float = COURSE_MAX_AGE_S) -> None:
+    def __init__(self, max_age_s: float = 30.0, course_max_age_s: float = COURSE_MAX_AGE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max_age_s = max_age_s
         self.course_max_age_s = course_max_age_s
+        # Seconds of the drive: a replay runs its recording's clock (``_drive_clock``), so a halt it
+        # replays at 100x still ends the course after ``course_max_age_s`` of the recording.
+        self.clock = clock
         self._lock = threading.Lock()
         self._fix: GpsFix | None = None
-        self._course: tuple[float, datetime] | None = None  # the last course while moving, and when
+        self._course: tuple[float, float] | None = None  # the last course while moving, and its clock
         self._stoppers: list = []
 
     def update(self, lat: float, lon: float, *, heading_deg: float | None = None, speed_mps: float | None = None,
                **extra: float) -> None:
         """A new fix. ``heading_deg`` counts only with ``speed_mps`` at walking pace or above, or
         when the source gives no speed (it vouches for its own heading)."""
-        now = datetime.now(UTC)
+        now, tick = datetime.now(UTC), self.clock()
         with self._lock:
             if heading_deg is not None and (speed_mps is None or speed_mps >= COURSE_MIN_SPEED_MPS):
-                self._course = (heading_deg % 360, now)
+                self._course = (heading_deg % 360, tick)
             course = self._course
-            if course is not None and (now - course[1]).total_seconds() > self.course_max_age_s:
+            if course is not None and tick - course[1] > self.course_max_age_s:
                 course = None
             previous = self._fix.model_dump() if self._fix else {}
             same_place = previous and (previous["lat"], previous["lon"]) == (lat, lon)
@@ -177,6 +182,12 @@ def _course(lat1: float, lon1: float, lat2: float, lon2: float) -> tuple[float, 
     return math.hypot(north, east), math.degrees(math.atan2(east, north)) % 360
 
 
+def _drive_clock(speed: float) -> Callable[[], float]:
+    """Seconds of a recording replayed at ``speed``x."""
+    start = time.monotonic()
+    return lambda: (time.monotonic() - start) * speed
+
+
 def _replay(gps: Gps, path: Path, speed: float, stop: threading.Event) -> None:
     if path.suffix.lower() == ".gpx":
         start, step = time.monotonic(), 1.0
@@ -214,14 +225,16 @@ def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s
             return FixedGps(lat, lon)
         except ValueError as error:
             raise GpsError(f"gps {source!r}: expected fixed:LAT,LON ({error})") from None
-    gps, path = Gps(max_age_s), Path(source)
+    path = Path(source)
     if path.is_file() and path.suffix.lower() in (".nmea", ".txt", ".log", ".gpx"):
+        gps = Gps(max_age_s, clock=_drive_clock(speed))
         if path.suffix.lower() == ".gpx":
             _gpx_points(path)  # validate at start-up
         stop = threading.Event()
         threading.Thread(target=_replay, args=(gps, path, speed, stop), name="gps-replay", daemon=True).start()
         gps._stoppers.append(stop.set)
         return gps
+    gps = Gps(max_age_s)
     if source.startswith("gpsd://"):
         # gpsd relays the receiver's NMEA once asked to; it shares the device with other programs
         address = source.removeprefix("gpsd://").rstrip("/") or "127.0.0.1"

@@ -14,7 +14,7 @@ import pytest
 
 from edge.alert import CrewAlert
 from edge.camera import Frame
-from edge.gps import COURSE_MIN_SPEED_MPS, FixedGps, Gps, GpsError, open_gps, parse_nmea
+from edge.gps import COURSE_MAX_AGE_S, COURSE_MIN_SPEED_MPS, FixedGps, Gps, GpsError, open_gps, parse_nmea
 from edge.lines import LineWriter
 from edge.rfid import RfidReader, parse_tag
 from edge.trigger import SerialTrigger, SignalTrigger, parse_signal
@@ -139,17 +139,19 @@ def rmc(knots: str, course: str) -> str:
 
 def test_a_stopped_truck_keeps_the_course_it_drove_up_with() -> None:
     """At a lift the truck stands still and the receiver's course spins: the lift carries the
-    course of the last fix at driving speed, for ``course_max_age_s``, then none."""
-    gps = Gps(course_max_age_s=0.5)
+    course of the last fix at driving speed, for ``course_max_age_s`` of the drive, then none."""
+    clock = [0.0]
+    gps = Gps(clock=lambda: clock[0])
     gps.feed_nmea(rmc("012.0", "084.4"))  # driving east at 22 km/h
     assert gps.latest().heading_deg == pytest.approx(84.4)
     for knots, noise in (("000.1", "213.7"), ("000.0", "002.0"), ("000.4", "")):  # stopped for the lift
+        clock[0] += 30
         gps.feed_nmea(rmc(knots, noise))
         gps.feed_nmea(GGA)
         assert gps.latest().heading_deg == pytest.approx(84.4)
     assert COURSE_MIN_SPEED_MPS > 0.4 * 1852 / 3600
-    time.sleep(0.6)
-    gps.feed_nmea(rmc("000.0", "150.0"))  # a long halt: the old course no longer says where the truck faces
+    clock[0] += COURSE_MAX_AGE_S - 90 + 1  # a halt longer than a lift: the course no longer says where it faces
+    gps.feed_nmea(rmc("000.0", "150.0"))
     assert gps.latest() is not None and gps.latest().heading_deg is None
     gps.feed_nmea(rmc("008.0", "271.0"))  # driving again
     assert gps.latest().heading_deg == pytest.approx(271.0)
@@ -159,18 +161,23 @@ def test_a_stopped_truck_keeps_the_course_it_drove_up_with() -> None:
 
 
 def test_a_gpx_replay_gives_the_bearing_between_points(tmp_path: Path) -> None:
+    """North 11 m in 2 s, then standing (under 2 m moved) for 10 s, then for 3 minutes of the
+    recording: the bearing is kept through the short halt and dropped after the long one, at 100x."""
     gpx = tmp_path / "north-then-stop.gpx"
-    points = [(47.9000, 1.9000, 0), (47.9001, 1.9000, 2), (47.9002, 1.9000, 4), (47.90020, 1.90001, 14)]
+    points = [(47.9000, 1.9000, "08:00:00"), (47.9001, 1.9000, "08:00:02"), (47.9002, 1.9000, "08:00:04"),
+              (47.90020, 1.90001, "08:00:14"), (47.90021, 1.90001, "08:03:20")]
     gpx.write_text('<gpx xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>' + "".join(
-        f'<trkpt lat="{lat}" lon="{lon}"><time>2026-01-01T08:00:{s:02d}Z</time></trkpt>' for lat, lon, s in points)
+        f'<trkpt lat="{lat}" lon="{lon}"><time>2026-01-01T{at}Z</time></trkpt>' for lat, lon, at in points)
         + "</trkseg></trk></gpx>")
     replay = open_gps(str(gpx), speed=100)
     try:
         assert eventually(lambda: replay.latest() is not None and replay.latest().lat == 47.9002)
         heading = replay.latest().heading_deg
-        assert heading is not None and min(heading, 360 - heading) < 1  # due north, 11 m in 2 s
+        assert heading is not None and min(heading, 360 - heading) < 1  # due north
         assert eventually(lambda: replay.latest().lon == 1.90001)
         assert replay.latest().heading_deg == heading  # 0.75 m in 10 s: standing, the course kept
+        assert eventually(lambda: replay.latest().lat == 47.90021, timeout=10)
+        assert replay.latest().heading_deg is None  # 196 s of the recording since it last moved
     finally:
         replay.close()
 
