@@ -175,7 +175,7 @@ def _gpx_points(path: Path) -> list[tuple[float | None, float, float]]:
     return points
 
 
-def _course(lat1: float, lon1: float, lat2: float, lon2: float) -> tuple[float, float]:
+def _distance_bearing(lat1: float, lon1: float, lat2: float, lon2: float) -> tuple[float, float]:
     """(metres, initial bearing in degrees from north) from point 1 to point 2; short distances."""
     north = math.radians(lat2 - lat1) * EARTH_RADIUS_M
     east = math.radians(lon2 - lon1) * EARTH_RADIUS_M * math.cos(math.radians((lat1 + lat2) / 2))
@@ -199,7 +199,7 @@ def _replay(gps: Gps, path: Path, speed: float, stop: threading.Event) -> None:
             # GPX has no course: the bearing from the previous point, and the speed when both are timed.
             motion: dict[str, float] = {}
             if previous is not None:
-                metres, bearing = _course(previous[1], previous[2], lat, lon)
+                metres, bearing = _distance_bearing(previous[1], previous[2], lat, lon)
                 seconds = offset - previous[0] if offset is not None and previous[0] is not None else None
                 if seconds:
                     motion["speed_mps"] = metres / seconds

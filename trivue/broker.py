@@ -155,7 +155,7 @@ class EmbeddedBroker:
             if not left:
                 return True
             if time.monotonic() > deadline:
-                log.warning("%d messages still undelivered %.0f s before the broker stops", left, timeout)
+                log.warning("%d messages still undelivered after %.0f s; stopping the broker anyway", left, timeout)
                 return False
             time.sleep(0.05)
 
@@ -203,10 +203,11 @@ class BrokerHandle:
 
     def restart(self, resubscribed: str | None = None, timeout: float = RESUBSCRIBE_TIMEOUT_S) -> None:
         """A fresh broker on the same port, once the old one has delivered what it acknowledged.
-        Every session is gone with the old one, so a message
-        published before its receiver subscribes again reaches nobody: with ``resubscribed`` (a
-        topic, e.g. a truck's lifts), when some client (the server) received it before the
-        restart, wait until one subscribes to it again (up to ``timeout`` s; a warning after)."""
+
+        Every session is gone with the old one, so a message published before its receiver
+        subscribes again reaches nobody: with ``resubscribed`` (a topic, e.g. a truck's lifts), when
+        some client (the server) received it before the restart, wait until one subscribes to it
+        again (up to ``timeout`` s; a warning after)."""
         had = resubscribed is not None and self.broker is not None and self.broker.has_subscriber(resubscribed)
         if self.broker is not None:
             # The fault being simulated is a restart, not the loss of what this broker already

@@ -27,6 +27,13 @@ def close(client: mqtt.Client) -> None:
     client.loop_stop()
 
 
+def wait_subscribed(handle: BrokerHandle, topic: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not handle.broker.has_subscriber(topic):  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, f"nobody subscribed to {topic}"
+        time.sleep(0.05)
+
+
 def test_retained_message_reaches_a_late_subscriber() -> None:
     port = free_port()
     with EmbeddedBroker("127.0.0.1", port):
@@ -70,10 +77,7 @@ def test_a_restart_waits_until_the_receiver_has_subscribed_again() -> None:
     try:
         client.connect("127.0.0.1", handle.port)
         client.loop_start()
-        deadline = time.monotonic() + 10
-        while not handle.broker.has_subscriber("trivue/v1/truck-a/lift"):  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the client never subscribed"
-            time.sleep(0.05)
+        wait_subscribed(handle, "trivue/v1/truck-a/lift")
         assert not handle.broker.has_subscriber("trivue/v1/truck-a/stats")  # type: ignore[union-attr]
         started = time.monotonic()
         handle.restart(resubscribed="trivue/v1/truck-a/lift")
@@ -100,10 +104,7 @@ def test_a_restart_first_delivers_what_the_broker_acknowledged() -> None:
     try:
         subscriber.connect("127.0.0.1", handle.port)
         subscriber.loop_start()
-        deadline = time.monotonic() + 10
-        while not handle.broker.has_subscriber("t/lift"):  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the subscriber never subscribed"
-            time.sleep(0.05)
+        wait_subscribed(handle, "t/lift")
         publisher.connect("127.0.0.1", handle.port)
         publisher.loop_start()
         publisher.publish("t/lift", b"event-1", qos=1).wait_for_publish(5)  # the broker's PUBACK
