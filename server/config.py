@@ -67,7 +67,7 @@ class ServerSettings(BaseModel):
         default=10.0, gt=0, le=3600,
         description="How often the server advances rollouts and publishes pending truck configs")
     ingest_enabled: bool = Field(default=True, description="Run the MQTT ingest inside `trivue server`")
-    ingest_batch_size: int = Field(default=500, ge=1, le=10_000, description="Messages written per transaction")
+    ingest_batch_size: int = Field(default=1000, ge=1, le=10_000, description="Messages written per transaction")
     ingest_batch_wait_ms: int = Field(default=50, ge=0, le=10_000, description="Wait to fill a batch")
     session_hours: int = Field(default=12, ge=1, le=24 * 30, description="Login session lifetime")
     cookie_secure: bool = Field(default=True, description="Session cookie only over HTTPS (off in dev)")
