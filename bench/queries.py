@@ -2,7 +2,7 @@
 roll-ups vs the naive GROUP BY over raw lifts, on SQLite and PostgreSQL, side by side.
 
     .venv/bin/python bench/queries.py [--runs sqlite:10M,postgresql:10M,postgresql:30M]
-                                      [--repeat 30] [--naive-repeat 1] [--explain] [--rebuild]
+                                      [--repeat 30] [--naive-repeat 1] [--turns 100] [--explain] [--rebuild]
                                       [--prepare-only]
 
 Each database is generated once and cached: SQLite in ``build/bench/queries-<lifts>.db``,
@@ -23,7 +23,10 @@ Timed, ``--repeat`` calls each after two warm-ups: wall p50 and p95, and the mea
 (``TestClient``, JSON encoding included): a day, a week, a month, a quarter, the year, all time, a
 rolling 90 days, the year filtered by stream, commune and error type, and the GeoJSON of the month
 and the year; against the same periods computed naively from raw lifts (totals and top errors by
-``GROUP BY`` over ``lifts``, SQL only, no HTTP: flattering to naive).
+``GROUP BY`` over ``lifts``, SQL only, no HTTP: flattering to naive). With two PostgreSQL sizes,
+the ``/api/streets`` periods are timed once more with the calls alternating between the sizes
+(``measure_in_turn``): the growth ratio (goal: the year at 30M within 1.3x of 10M) then compares
+timings taken over the same seconds, not two runs minutes apart on a machine whose load drifts.
 """
 
 from __future__ import annotations
@@ -298,8 +301,7 @@ class Timing:
     size: str
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+        return _p(self.samples, q)
 
 
 def timed(run: str, name: str, call: Callable[[], Any], repeat: int, size: Callable[[Any], str],
@@ -354,6 +356,49 @@ def measure(engine: Engine, url: str, run: str, repeat: int) -> list[Timing]:
                                      get(f"/api/streets.geojson?{period.query()}"), repeat, streets, clock))
                 progress.advance(task)
     return results
+
+
+def measure_in_turn(urls: dict[str, str], repeat: int) -> dict[str, dict[str, list[float]]]:
+    """``/api/streets`` for every period on several databases, one call on each in turn (10M, 30M,
+    30M, 10M, ...), through one app per database: the sizes' timings are taken over the same
+    seconds, so what the machine does meanwhile (its load, a checkpoint, the clock) falls on every
+    size alike, and their ratio is the data's size, not the drift between two runs minutes apart.
+    Returns period -> run -> samples (seconds)."""
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.config import load_settings
+
+    samples: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        clients = {}
+        for k, (run, url) in enumerate(urls.items()):
+            settings = load_settings(env={}, data_dir=Path(folder) / str(k), database_url=url, dev=True,
+                                     ingest_enabled=False, retention_days=100_000)
+            clients[run] = TestClient(create_app(settings, make_engine(url), start_ingest=False))
+        order = list(clients)
+        with _progress() as progress:
+            task = progress.add_task("the sizes in turn: timing", total=len(PERIODS))
+            for period in PERIODS:
+                path = f"/api/streets?{period.query()}"
+                for client in clients.values():
+                    for _ in range(2):  # warm-up, as in ``timed``
+                        client.get(path).raise_for_status()
+                by_run: dict[str, list[float]] = {run: [] for run in order}
+                for i in range(repeat):
+                    for run in (order if i % 2 == 0 else order[::-1]):  # neither size always goes first
+                        started = time.perf_counter()
+                        clients[run].get(path).raise_for_status()
+                        by_run[run].append(time.perf_counter() - started)
+                samples[period.name] = by_run
+                progress.advance(task)
+    return samples
+
+
+def _p(samples: list[float], q: float) -> float:
+    """The ``q`` quantile of ``samples`` (seconds), in milliseconds."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
 
 
 def measure_naive(engine: Engine, run: str, naive_repeat: int) -> list[Timing]:
@@ -437,6 +482,9 @@ def main() -> None:
                         help="an existing database to create the bench database from")
     parser.add_argument("--repeat", type=int, default=30, help="timed calls per route (p50, p95)")
     parser.add_argument("--naive-repeat", type=int, default=1, help="timed naive GROUP BY runs per period")
+    parser.add_argument("--turns", type=int, default=100,
+                        help="calls per size and period when two PostgreSQL sizes are timed in turn (the growth "
+                             "ratio: a p95 of 30 calls is one outlier)")
     parser.add_argument("--explain", action="store_true", help="print the plans of the year's and the week's statement")
     parser.add_argument("--rebuild", action="store_true", help="regenerate the cached databases")
     parser.add_argument("--prepare-only", action="store_true", help="generate the databases, time nothing")
@@ -514,9 +562,21 @@ def main() -> None:
                       if run == _label(database, lifts) and database == "postgresql")
     if len(postgres) >= 2:
         (small, small_run), (large, large_run) = postgres[0], postgres[-1]
-        console.print(f"PostgreSQL year p95 at {large / small:g}x the lifts: "
-                      f"x{year[large_run].percentile(0.95) / year[small_run].percentile(0.95):.2f} "
-                      f"(goal <= 1.3); CPU x{year[large_run].cpu / year[small_run].cpu:.2f}")
+        console.print(f"PostgreSQL year p95 at {large / small:g}x the lifts, each size timed on its own: "
+                      f"x{year[large_run].percentile(0.95) / year[small_run].percentile(0.95):.2f}; "
+                      f"CPU x{year[large_run].cpu / year[small_run].cpu:.2f}")
+        in_turn = measure_in_turn({small_run: urls[small_run], large_run: urls[large_run]}, args.turns)
+        turns = Table("query", f"{small_run}\np50 / p95 ms", f"{large_run}\np50 / p95 ms", "p50 ratio", "p95 ratio",
+                      title=f"PostgreSQL, /api/streets called on each size in turn ({args.turns} calls each after "
+                            "2 warm-ups): the growth with the data, without the drift between runs")
+        for period, by_run in in_turn.items():
+            a, b = by_run[small_run], by_run[large_run]
+            turns.add_row(period, f"{_p(a, 0.5):,.1f} / {_p(a, 0.95):,.1f}", f"{_p(b, 0.5):,.1f} / {_p(b, 0.95):,.1f}",
+                          f"x{_p(b, 0.5) / _p(a, 0.5):.2f}", f"x{_p(b, 0.95) / _p(a, 0.95):.2f}")
+        console.print(turns)
+        a, b = in_turn["year"][small_run], in_turn["year"][large_run]
+        console.print(f"PostgreSQL year at {large / small:g}x the lifts, the sizes in turn: p95 "
+                      f"x{_p(b, 0.95) / _p(a, 0.95):.2f}, p50 x{_p(b, 0.5) / _p(a, 0.5):.2f} (goal <= 1.3)")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     console.print(f"target: p95 < 100 ms for every period; load average at the end {load} "
                   f"on {os.cpu_count()} CPUs (other work on the machine shows in wall times, not in CPU)")
