@@ -69,6 +69,10 @@ class ServerSettings(BaseModel):
     ingest_enabled: bool = Field(default=True, description="Run the MQTT ingest inside `trivue server`")
     ingest_batch_size: int = Field(default=1000, ge=1, le=10_000, description="Messages written per transaction")
     ingest_batch_wait_ms: int = Field(default=50, ge=0, le=10_000, description="Wait to fill a batch")
+    ingest_queue_max_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024 * 1024,
+        description="Payload bytes received and not yet written, at most (photos after an outage); "
+                    "beyond it the broker keeps them")
     session_hours: int = Field(default=12, ge=1, le=24 * 30, description="Login session lifetime")
     cookie_secure: bool = Field(default=True, description="Session cookie only over HTTPS (off in dev)")
     viewer_min_lifts: int = Field(

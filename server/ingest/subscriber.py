@@ -1,6 +1,7 @@
 """The MQTT subscriber: persistent session, QoS 1, batched writes, acknowledged only once committed.
 
-paho's network thread puts messages on a queue; one writer thread drains it in batches through
+paho's network thread puts messages on a queue bounded in messages and in bytes
+(``server.ingest.received``); one writer thread drains it in batches through
 ``Inbox`` and commits. Acknowledgements are manual and sent after the commit, so a server that
 dies mid-batch gets the messages again from the broker (persistent session, fixed client id),
 and the idempotent store makes the second delivery a no-op. Nothing is lost, nothing counted twice.
@@ -35,6 +36,7 @@ from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
+from server.ingest.received import ReceivedQueue
 from vision.schema import message_digest, receipt_payload
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ class Ingest:
         self.inbox = inbox
         self.metrics = metrics
         self.connected = threading.Event()
-        self._queue: queue.Queue[MqttMessage] = queue.Queue(maxsize=20 * settings.ingest_batch_size)
+        self._queue = ReceivedQueue(20 * settings.ingest_batch_size, settings.ingest_queue_max_bytes)
         self._closing = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="trivue-ingest-writer", daemon=True)
         self._client = make_client(settings)

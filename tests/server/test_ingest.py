@@ -272,3 +272,27 @@ def test_messages_are_acknowledged_only_once_stored(make_settings: Any, run_serv
     monkeypatch.setattr(Inbox, "write", real_write)
     with run_server(settings) as server:
         wait_for(lambda: lift_count(server) == 5, "the 5 unacknowledged lifts, delivered again")
+
+
+def test_a_backlog_of_photos_waits_in_the_broker_beyond_the_byte_bound(
+        make_settings: Any, run_server: Any, mqtt_broker: BrokerAddress, litter_val_images: list[Path]) -> None:
+    """40 lifts with their photos (~3.2 MB) queued while the server was away, a 1 MiB bound on what
+    the server holds unwritten: every lift and photo stored, never more than the bound in memory."""
+    bound = 1024 * 1024
+    settings = make_settings(ingest_batch_size=5, ingest_queue_max_bytes=bound)
+    with run_server(settings):
+        pass  # registers the persistent session
+    photos = [path.read_bytes() for path in litter_val_images[:40]]
+    events = [lift_event("benne-05", sequence=i, counts={"battery": 1}, evidence={
+        "sha256": hashlib.sha256(photo).hexdigest(), "width": 416, "height": 416}) for i, photo in enumerate(photos)]
+    prefix = settings.topic_prefix
+    publish(mqtt_broker, [message for event, photo in zip(events, photos, strict=True)
+                          for message in ((f"{prefix}/benne-05/lift", event.to_json()),
+                                          (f"{prefix}/benne-05/evidence/{event.event_id}", photo))])
+    with run_server(settings) as server:
+        wait_for(lambda: lift_count(server) == 40
+                 and metric(server, "trivue_ingest_evidence_stored_total") == 40, "40 lifts and their photos")
+        peak = server.ingest._queue.peak_bytes
+    assert peak <= bound, f"{peak} bytes held unwritten, over the {bound} bound"
+    if mqtt_broker.kind == "mosquitto":  # the test's premise: the broker pushed faster than the writer wrote
+        assert peak > bound // 2, f"the queue never came near the bound ({peak} bytes): the test shows nothing"
