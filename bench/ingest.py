@@ -11,7 +11,9 @@ N; the stored runs time the real ``Ingest`` (validation, street matching, idempo
 aggregates, acks after commit) until all N are committed. A live run is
 bounded by the publisher, so backlog runs then measure capacity: N messages wait in the broker
 for a persistent session, and the clock runs from reconnect until all N are received / stored
-(what happens after a server restart or an outage). Ratios are stored / raw (target >= 0.5).
+(what happens after a server restart or an outage). Ratios are stored / raw (target >= 0.5):
+the medians' ratio, and each round's (``each round``: the stored run against the raw run just
+before it, so that the machine's load drifting between rounds does not move the ratio).
 Mosquitto keeps at most ``max_queued_messages`` (default 1000) for an offline session and drops
 the rest, so backlog runs default to 1000 messages; raise it in mosquitto.conf for production.
 
