@@ -107,6 +107,10 @@ class Ingest:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def queue_bytes(self) -> int:
+        return self._queue.bytes()
+
     def start(self) -> None:
         url = urlsplit(self.settings.broker_url)
         port = url.port or (8883 if url.scheme == "mqtts" else 1883)

@@ -237,6 +237,8 @@ def metrics_router() -> APIRouter:
             "trivue_trucks": ("Trucks by last status", [((("status", s),), n) for s, n in statuses]),
             "trivue_ingest_queue_depth": ("Messages received, not yet written",
                                           [((), ctx.ingest.queue_depth if ctx.ingest else 0)]),
+            "trivue_ingest_queue_bytes": ("Payload bytes received, not yet written (bound: ingest_queue_max_bytes)",
+                                          [((), ctx.ingest.queue_bytes if ctx.ingest else 0)]),
             "trivue_broker_connected": ("1 when the ingest is connected to the broker",
                                         [((), int(bool(ctx.ingest and ctx.ingest.connected.is_set())))]),
         }

@@ -293,6 +293,8 @@ def test_a_backlog_of_photos_waits_in_the_broker_beyond_the_byte_bound(
         wait_for(lambda: lift_count(server) == 40
                  and metric(server, "trivue_ingest_evidence_stored_total") == 40, "40 lifts and their photos")
         peak = server.ingest._queue.peak_bytes
+        metrics = server.client.get("/metrics", headers=server.token("viewer")).text
+        assert "trivue_ingest_queue_bytes 0" in metrics and "trivue_ingest_queue_depth 0" in metrics
     assert peak <= bound, f"{peak} bytes held unwritten, over the {bound} bound"
     if mqtt_broker.kind == "mosquitto":  # the test's premise: the broker pushed faster than the writer wrote
         assert peak > bound // 2, f"the queue never came near the bound ({peak} bytes): the test shows nothing"
