@@ -61,7 +61,7 @@ from sqlalchemy.orm import Session, sessionmaker
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server.app import LocatorCache, default_locator_factory
-from server.config import ServerSettings, load_settings
+from server.config import ConfigError, ServerSettings, load_settings
 from server.db import make_engine, utcnow
 from server.ingest.aggregates import StreetLocator
 from server.ingest.evidence import EvidenceStore
@@ -383,7 +383,14 @@ def main() -> None:
                              "e.g. 1000000: what a deployment's table holds after months")
     parser.add_argument("--variants", default="plain,batched,path",
                         help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="ingest_batch_size for every run (default: the server's own)")
     args = parser.parse_args()
+    batch = {} if args.batch_size is None else {"ingest_batch_size": args.batch_size}
+    try:  # a bad size stops here with the setting's own message, not after the first runs
+        load_settings(env={}, data_dir=Path(tempfile.gettempdir()), **batch)
+    except ConfigError as error:
+        parser.error(f"--batch-size: {error}")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
@@ -397,7 +404,7 @@ def main() -> None:
         for variant in variants:
             with tempfile.TemporaryDirectory() as folder:
                 settings = load_settings(env={}, data_dir=Path(folder), database_url=args.database_url,
-                                         topic_prefix="bench-capacity/v1")
+                                         topic_prefix="bench-capacity/v1", **batch)
                 capacity.setdefault(variant, []).append(
                     capacity_run(settings, (without_gps if variant == "plain" else with_gps)[:args.events], variant,
                                  args.history))
@@ -409,7 +416,7 @@ def main() -> None:
                     tag = uuid.uuid4().hex[:8]
                     settings = load_settings(env={}, data_dir=Path(folder), database_url=args.database_url,
                                              broker_url=args.broker_url, topic_prefix=f"bench-{tag}/v1",
-                                             mqtt_client_id=f"bench-ingest-{tag}")
+                                             mqtt_client_id=f"bench-ingest-{tag}", **batch)
                     messages = (without_gps if variant == "plain" else with_gps)[:n]
                     with Progress(console=console, transient=True) as progress:
                         if variant == "raw":
@@ -420,7 +427,7 @@ def main() -> None:
                     _reset_database(args.database_url)
     database = args.database_url or "SQLite (temporary file)"
     console.print(f"workload {args.workload}: {args.events} lifts live, {args.backlog} from a backlog, "
-                  f"median of {args.repeat} rounds; "
+                  f"median of {args.repeat} rounds, batches of {settings.ingest_batch_size}; "
                   f"database {database}, broker {args.broker_url}; streets: tests/fixtures/geodata/rennes-centre")
     # CPU per event and busy (CPU / wall) say what bounds a live rate: a subscriber busy near 1.0
     # runs out of its core (the GIL) and its own cost sets the rate; well below, the publisher does.

@@ -370,12 +370,13 @@ def measure_in_turn(urls: dict[str, str], repeat: int) -> dict[str, dict[str, li
     from server.config import load_settings
 
     samples: dict[str, dict[str, list[float]]] = {}
+    engines = {run: make_engine(url) for run, url in urls.items()}
     with tempfile.TemporaryDirectory() as folder:
         clients = {}
         for k, (run, url) in enumerate(urls.items()):
             settings = load_settings(env={}, data_dir=Path(folder) / str(k), database_url=url, dev=True,
                                      ingest_enabled=False, retention_days=100_000)
-            clients[run] = TestClient(create_app(settings, make_engine(url), start_ingest=False))
+            clients[run] = TestClient(create_app(settings, engines[run], start_ingest=False))
         order = list(clients)
         with _progress() as progress:
             task = progress.add_task("the sizes in turn: timing", total=len(PERIODS))
@@ -392,6 +393,8 @@ def measure_in_turn(urls: dict[str, str], repeat: int) -> dict[str, dict[str, li
                         by_run[run].append(time.perf_counter() - started)
                 samples[period.name] = by_run
                 progress.advance(task)
+    for engine in engines.values():
+        engine.dispose()
     return samples
 
 
