@@ -9,7 +9,6 @@ unreachable. Topic prefixes and client ids are unique per test: the Mosquitto is
 from __future__ import annotations
 
 import os
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,8 +27,8 @@ from server.app import create_app
 from server.config import ServerSettings, load_settings
 from server.web.auth import add_user, create_token
 from tests.conftest import BrokerAddress, free_port
+from tests.server.streets_db import postgres_database
 
-PG_USERS = ("postgres", "root")
 REMINDERS_TODAY = date(2026, 11, 20)  # the reminders' test city is seeded as of this day
 PASSWORD = "correct horse battery"
 
@@ -54,22 +53,8 @@ def postgres_server_url(postgres_available: bool) -> Iterator[str | None]:
     if not postgres_available:
         yield None
         return
-    import psycopg
-
-    name = f"trivue_test_{secrets.token_hex(4)}"
-    for user in PG_USERS:
-        try:
-            admin = psycopg.connect(f"postgresql://{user}@127.0.0.1:5432/test", autocommit=True, connect_timeout=3)
-        except psycopg.OperationalError:
-            continue
-        with admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-            try:
-                yield f"postgresql://{user}@127.0.0.1:5432/{name}"
-            finally:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        return
-    pytest.fail("PostgreSQL answers on 5432 but refuses both postgres and root")
+    with postgres_database("trivue_test") as url:
+        yield url
 
 
 def _empty_postgres(url: str) -> None:

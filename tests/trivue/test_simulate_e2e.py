@@ -29,6 +29,7 @@ from server.db import make_engine
 from server.migrate import upgrade_database
 from server.streets.importer import import_street_file
 from tests.conftest import BrokerAddress, free_port
+from tests.server.streets_db import postgres_database
 from trivue.demo.place import SAMPLE_STREETS
 from trivue.sim.options import SimulateOptions
 
@@ -70,22 +71,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_availa
         return
     if not postgres_available:
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    import psycopg
-
-    name = f"trivue_sim_{uuid.uuid4().hex[:8]}"
-    for user in ("postgres", "root"):
-        try:
-            admin = psycopg.connect(f"postgresql://{user}@127.0.0.1:5432/test", autocommit=True, connect_timeout=3)
-        except psycopg.OperationalError:
-            continue
-        with admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-            try:
-                yield f"postgresql://{user}@127.0.0.1:5432/{name}"
-            finally:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        return
-    pytest.fail("PostgreSQL answers on 5432 but refuses both postgres and root")
+    with postgres_database("trivue_sim") as url:
+        yield url
 
 
 @pytest.fixture
