@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/streets.py [--points 20000] [--addresses 300000] [--batch 500] [--database-url URL]
                                       [--parts speed,accuracy] [--trucks 20] [--round-km 3] [--sigmas 3,10,20]
+                                      [--no-accuracy]
 
 Measures, in one run on one database (a fresh SQLite file unless ``--database-url``):
 
@@ -40,6 +41,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from rich.console import Console
@@ -57,6 +59,7 @@ from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.models import Lift, StreetDay, StreetDayError
 from server.migrate import upgrade_database
+from server.streets import trajectory
 from server.streets.addresses import import_address_file
 from server.streets.bins import bin_places, import_bins
 from server.streets.importer import import_street_file
@@ -296,7 +299,10 @@ def tags(lifts: list) -> float:
     return sum(bool(lift.bin_id) for lift in lifts) / len(lifts)
 
 
-def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[float], seed: int) -> None:
+def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[float], seed: int,
+                    reported: bool = True) -> None:
+    """``reported=False``: the fixes carry no accuracy (receivers that give none, NMEA GGA), so the
+    server measures each truck's GPS error from its fixes (``server.streets.gps_noise``)."""
     engine = make_engine(f"sqlite:///{folder / 'fleet.db'}")
     upgrade_database(engine)
     import_file(engine, GEODATA / "rennes-streets.osm.geojson", "Rennes")
@@ -307,10 +313,13 @@ def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[flo
     table = Table("GPS noise", "heading", "matching", "lifts on their street", "streets exact", "flagged ambiguous",
                   "wrong lifts flagged", "lifts/s stored (CPU)",
                   title=f"bench/streets.py: {trucks} trucks x {round_km:g} km of Rennes rounds, stored by Inbox.write "
-                        "(lifts/s: wall clock, in brackets per CPU second)")
+                        "(lifts/s: wall clock, in brackets per CPU second)"
+                        + ("" if reported else "; fixes without accuracy, the GPS error measured by the server"))
     wrong_places: dict[tuple[float, bool], Counter] = {}
     for sigma in sigmas:
         lifts = simulated_lifts(engine, trucks, round_km, sigma, seed)
+        if not reported:
+            lifts = [replace(lift, gps={**lift.gps, "accuracy_m": None}) for lift in lifts]
         bins = registry(engine, folder, lifts)  # the same households with and without heading
         for heading in (True, False):
             alone = replace(store_fleet(engine, settings, lifts, heading, one_point), posterior=False)
@@ -318,10 +327,18 @@ def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[flo
             live = store_fleet(engine, settings.model_copy(update={"ingest_batch_size": 1}), lifts, heading, tracks)
             tagged = store_fleet(engine, settings, lifts, heading, tracks, bins)
             wrong_places[(sigma, heading)] = path.wrong_at
-            for name, outcome in (("one point", alone), ("trajectory (ingest)", path),
-                                  ("trajectory (ingest, lift by lift)", live),
-                                  ("trajectory, whole day", whole_day(tracks, lifts, heading)),
-                                  (f"trajectory (ingest) + bin registry ({tags(lifts):.0%} of lifts tagged)", tagged)):
+            rows = [("one point", alone), ("trajectory (ingest)", path), ("trajectory (ingest, lift by lift)", live),
+                    ("trajectory, whole day", whole_day(tracks, lifts, heading)),
+                    (f"trajectory (ingest) + bin registry ({tags(lifts):.0%} of lifts tagged)", tagged)]
+            if not reported:  # side by side: the server before it measured the error, every fix taken for 10 m
+                with mock.patch.object(trajectory, "accuracy_from_offsets", lambda _offsets: None):
+                    rows[2:2] = [("trajectory (ingest), 10 m assumed (before)",
+                                  store_fleet(engine, settings, lifts, heading, tracks))]
+                    rows[4:4] = [("trajectory (ingest, lift by lift), 10 m assumed (before)",
+                                  store_fleet(engine, settings.model_copy(update={"ingest_batch_size": 1}), lifts,
+                                              heading, tracks)),
+                                 ("trajectory, whole day, 10 m assumed (before)", whole_day(tracks, lifts, heading))]
+            for name, outcome in rows:
                 table.add_row(f"{sigma:g} m", "yes" if heading else "no", name, *outcome.row())
             print(f"  {sigma:g} m, heading {heading}: {len(lifts)} lifts done", flush=True)
     Console(width=200).print(table)
@@ -347,6 +364,8 @@ def main() -> None:
     parser.add_argument("--round-km", type=float, default=3.0, help="accuracy: street length collected per truck")
     parser.add_argument("--sigmas", default="3,10,20", help="accuracy: GPS noise levels, metres (1 sigma)")
     parser.add_argument("--seed", type=int, default=7, help="accuracy: simulation seed")
+    parser.add_argument("--no-accuracy", action="store_true",
+                        help="accuracy: fixes without a reported accuracy (the server measures it)")
     args = parser.parse_args()
     parts = {p.strip() for p in args.parts.split(",")}
     results: list[tuple[str, str]] = []
@@ -358,7 +377,7 @@ def main() -> None:
         results.append(("  Rennes", f"{report.ways} ways, {report.segments} segments, {report.length_km:.0f} km"))
         if "accuracy" in parts:
             accuracy_tables(Path(tmp), args.trucks, args.round_km, [float(v) for v in args.sigmas.split(",")],
-                            args.seed)
+                            args.seed, reported=not args.no_accuracy)
         if "speed" not in parts:
             return
         timed("import Rennes GeoJSON (again, replace)", results, import_file, engine, rennes, "Rennes")

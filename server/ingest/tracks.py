@@ -20,7 +20,7 @@ saw the lift move it once.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 CONFIRM_MAX = 30
 GAP = timedelta(minutes=15)  # a truck silent this long has stopped: its lifts are final
 ANCHORS = 2  # confirmed lifts read before a truck's provisional ones: where its path comes from
+OFFSETS_KEPT = 64  # a truck's latest fix-to-street distances: its GPS error changes with the sky and streets
 SWEEP_EVERY = timedelta(minutes=1)  # how often stopped trucks' provisional lifts are confirmed
 _MATCHED = ("street_id", "segment_id", "street_distance_m", "address_id", "address_distance_m", "match_confidence",
             "street_confidence", "match_provisional")
@@ -94,6 +95,7 @@ class TrackLocator(StreetLocator, Protocol):
                      ) -> list[list[PathMatch | None]]: ...
     def on_street(self, street_id: int, segment_id: int, distance_m: float, street_confidence: float,
                   lat: float, lon: float, accuracy_m: float | None = None) -> StreetMatch: ...
+    def gps_accuracy(self, offsets: Sequence[float]) -> float | None: ...
 
 
 class TrackFix(NamedTuple):  # a tuple: built for every lift of every batch
@@ -120,6 +122,9 @@ class Tracks:
         # Per truck, its last confirmed lifts as this process confirmed them: the next batch's anchors
         # without a query. Another ingest worker may have confirmed later ones; then the database is read.
         self._last: dict[str, list[dict[str, Any]]] = {}
+        # Per truck, its latest fixes' distances to their streets, for its fixes without an accuracy:
+        # a batch holds too few of one truck's lifts to measure its GPS error (``TrackLocator.gps_accuracy``).
+        self._offsets: dict[str, deque[float]] = {}
 
     @staticmethod
     def can_match(locator: StreetLocator | None) -> bool:
@@ -155,12 +160,15 @@ class Tracks:
                 path.append(r)
             paths[truck_id] = [*self._anchors(session, truck_id, path[0]), *path]
         places = registered(session, self.bins, [r for path in paths.values() for r in path])
-        found = tracker.match_tracks([
-            ([TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"]) for r in path],
-             [pin(r, places) for r in path]) for path in paths.values()])
+        found = tracker.match_tracks([([self._fix(tracker, truck_id, r) for r in path], [pin(r, places) for r in path])
+                                      for truck_id, path in paths.items()])
         changes: list[dict[str, Any]] = []
         for (truck_id, path), matches in zip(paths.items(), found, strict=True):
             moved, settled = self._match_path(tracker, path, matches, places)
+            # Measured on confirmed lifts only: a lift matched alone at its arrival (a truck publishing
+            # live) goes to the nearer street more often, and would make the truck's error look smaller.
+            self._offsets.setdefault(truck_id, deque(maxlen=OFFSETS_KEPT)).extend(
+                r["street_distance_m"] for r in settled if not r["accuracy_m"] and r["street_distance_m"] is not None)
             changes.extend(moved)
             if settled:
                 self._last[truck_id] = settled[-ANCHORS:]
@@ -172,6 +180,12 @@ class Tracks:
             if first is not None and first is not row:
                 row.update({k: first[k] for k in _MATCHED})  # type: ignore[literal-required]
         return changes
+
+    def _fix(self, tracker: TrackLocator, truck_id: str, row: dict[str, Any]) -> TrackFix:
+        """The lift's fix for its path; without an accuracy of its own, its truck's GPS error measured
+        from its latest lifts where enough have been seen (else the matcher measures it on the path)."""
+        accuracy = row["accuracy_m"] or tracker.gps_accuracy(self._offsets.get(truck_id, ()))
+        return TrackFix(row["lat"], row["lon"], row["started_at"], row["heading_deg"], accuracy)
 
     def _anchors(self, session: Session, truck_id: str, first: dict[str, Any]) -> list[dict[str, Any]]:
         """The truck's last confirmed lifts before ``first``: where the path comes from, pinned."""

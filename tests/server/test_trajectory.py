@@ -86,6 +86,17 @@ def test_lifts_without_fix_or_street_near_are_none() -> None:
     assert streets(path, loc) == [A, A, None, None]  # type: ignore[arg-type]
 
 
+def test_a_fix_out_of_reach_of_the_streets_around_it_is_none_in_its_path() -> None:
+    # 40 m south of Rue A: its pieces are in the index cells around the fix, none within reach
+    # (30 m + the fix's accuracy). The candidate search once failed on such a fix, and the batch
+    # fell back to one-point matching.
+    loc = locator()
+    path = fixes([(-120, -40), (-100, 2), (-80, -1)])
+    assert loc.locate(path[0].lat, path[0].lon, accuracy_m=5.0) is None
+    assert streets(path, loc) == [None, A, A]
+    assert streets(path[:1], loc) == [None]
+
+
 def test_road_graph_route_lengths() -> None:
     graph = RoadGraph(locator().segment_ends)
     assert math.isclose(graph.route_m(1, 100.0, 1, 160.0), 60.0)
