@@ -170,8 +170,8 @@ class Tracks:
             self._offsets.setdefault(truck_id, deque(maxlen=OFFSETS_KEPT)).extend(
                 r["street_distance_m"] for r in settled if not r["accuracy_m"] and r["street_distance_m"] is not None)
             changes.extend(moved)
-            if settled:
-                self._last[truck_id] = settled[-ANCHORS:]
+            if settled:  # the lifts confirmed now come after the path's anchors: together, the next anchors
+                self._last[truck_id] = [*(r for r in path if r.get("anchor")), *settled][-ANCHORS:]
         # A lift delivered twice in the batch was matched once: its copies (the insert keeps the
         # last) get the same street.
         matched = {r["event_id"]: r for path in paths.values() for r in path if not r.get("stored")}

@@ -313,17 +313,19 @@ class Locator:
         return self._segment_projection(idx, lat, lon, kx)[0]
 
     def _segment_projection(self, idx: np.ndarray, lat: float | np.ndarray, lon: float | np.ndarray,
-                            kx: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``_segment_distances`` and where the nearest point lies along each piece (0..1), which
-        trajectory matching needs to measure the route between two fixes."""
+                            kx: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``_segment_distances``, where the nearest point lies along each piece (0..1), which
+        trajectory matching needs to measure the route between two fixes, and where the fix's
+        projection on the piece's line falls before clipping (< 0 or > 1: past its ends)."""
         ky = EARTH_RADIUS_M * math.pi / 180
         ax, ay = (self._ax[idx] - lon) * kx, (self._ay[idx] - lat) * ky
         bx, by = (self._bx[idx] - lon) * kx, (self._by[idx] - lat) * ky
         dx, dy = bx - ax, by - ay
         length2 = dx * dx + dy * dy
         length2[length2 == 0] = 1e-12
-        t = np.clip(-(ax * dx + ay * dy) / length2, 0.0, 1.0)
-        return np.hypot(ax + t * dx, ay + t * dy), t
+        raw = -(ax * dx + ay * dy) / length2
+        t = np.clip(raw, 0.0, 1.0)
+        return np.hypot(ax + t * dx, ay + t * dy), t, raw
 
     def _heading_cost(self, idx: np.ndarray, heading_deg: float | None) -> np.ndarray | float:
         """Metres added to a piece the truck is not driving along (crossing or one-way backwards)."""

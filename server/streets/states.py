@@ -33,6 +33,9 @@ class Candidates:
     along: np.ndarray  # metres from the segment's start to the fix's projection on it
     ux: np.ndarray  # unit vector of the drawing direction there, east and north
     uy: np.ndarray
+    # metres the fix lies past the segment's end (or before its start) along its line, 0 when it
+    # projects inside: ``along`` and ``distance`` are then those of the end node
+    beyond: np.ndarray
 
     def take(self, which: np.ndarray) -> Candidates:
         return Candidates(*(getattr(self, name)[which] for name in self.__slots__))  # type: ignore[attr-defined]

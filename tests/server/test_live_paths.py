@@ -25,6 +25,7 @@ from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.models import Lift, StreetDay
+from server.ingest.tracks import ANCHORS
 from server.migrate import upgrade_database
 from server.streets.models import Segment, Street
 from server.streets.trajectory import Fix, TrackLocator
@@ -114,6 +115,12 @@ def test_lifts_sent_one_by_one_end_on_the_streets_of_the_whole_path(tmp_path: Pa
     assert live == whole, [(k, names.get(a), names.get(b)) for k, (a, b) in enumerate(zip(live, whole, strict=True))
                            if a != b]
     assert counted == dict(Counter(live)), "the street aggregates followed every move"
+    # Each batch confirmed one lift or none: the next path still starts from the last ANCHORS
+    # confirmed lifts (until 2026-12-04 the cache kept only the lifts confirmed by the last batch).
+    with sessions() as session:
+        confirmed = session.scalars(select(Lift.sequence).where(Lift.match_provisional.is_(False))
+                                    .order_by(Lift.started_at.desc()).limit(ANCHORS)).all()
+    assert [r["sequence"] for r in inbox.tracks._last["benne-12"]] == sorted(confirmed)
     truth = [street for street, _ in lifts]
     assert sum(a == b for a, b in zip(live, truth, strict=True)) >= 0.98 * len(lifts)
     engine.dispose()

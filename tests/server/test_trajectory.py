@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -97,6 +98,22 @@ def test_a_fix_out_of_reach_of_the_streets_around_it_is_none_in_its_path() -> No
     assert streets(path[:1], loc) == [None]
 
 
+def test_a_fix_past_a_corner_goes_to_the_street_whose_line_it_is_nearer() -> None:
+    # An L-corner: Rue D comes from the west and ends at the origin, where Rue E starts north.
+    # A fix past the corner projects on the node for both streets, at the same distance: scored by
+    # that distance alone the two tied, and rounding chose. Along each street's line it is not a
+    # tie: 8 m across D's line and 2 m past its end is D; 2 m across E's line and 8 m behind its
+    # start is E.
+    rows = [(1, 4, json.dumps({"type": "LineString", "coordinates": [lonlat(-200, 0), lonlat(0, 0)]}), 0),
+            (2, 5, json.dumps({"type": "LineString", "coordinates": [lonlat(0, 0), lonlat(0, 200)]}), 0)]
+    loc = TrackLocator(rows, {4: ("Rue D", "Testville"), 5: ("Rue E", "Testville")})  # type: ignore[arg-type]
+    assert streets(fixes([(2, -8)]), loc) == [4]
+    assert streets(fixes([(8, -2)]), loc) == [5]
+    assert streets(fixes([(-8, 2)]), loc) == [4]  # inside D's extent: as before
+    # The truck's path agrees: coming from D, the fix past the corner nearer D's line stays on D.
+    assert streets(fixes([(-40, 0), (-20, 1), (2, -8), (1, 20), (0, 40)]), loc) == [4, 4, 4, 5, 5]
+
+
 def test_road_graph_route_lengths() -> None:
     graph = RoadGraph(locator().segment_ends)
     assert math.isclose(graph.route_m(1, 100.0, 1, 160.0), 60.0)
@@ -139,7 +156,7 @@ def test_a_road_graph_refuses_segment_ids_it_cannot_key() -> None:
 def candidates(fix: list[int], street: list[int], distance: list[float]) -> Candidates:
     n = len(fix)
     return Candidates(np.array(fix), np.arange(n) + 100, np.array(street), np.array(distance, dtype=float),
-                      np.zeros(n), np.ones(n), np.zeros(n))
+                      np.zeros(n), np.ones(n), np.zeros(n), np.zeros(n))
 
 
 def test_a_street_of_many_short_segments_leaves_room_for_the_crossing_street() -> None:
