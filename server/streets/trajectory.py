@@ -56,6 +56,7 @@ FAR_M = 200.0  # lifts this far apart: the route says nothing, only the street c
 AMBIGUOUS = 0.8  # below this posterior a lift's street is flagged for review
 # No bin is lifted inside a crossing: half a residential carriageway (~3 m) plus the kerb's corner.
 JUNCTION_CLEAR_M = 5.0
+NODE_M = 0.5  # a projection this close to a segment's end lies on its end node
 
 
 class FixLike(Protocol):
@@ -300,8 +301,10 @@ class TrajectoryMatcher:
         # the line, and the clearance from the node counted past it (the truck stood at least
         # JUNCTION_CLEAR_M back, the fix strayed beyond). The distance to the node alone scored
         # both streets the same there, and the tie went to whichever rounding came out ahead.
-        past_start = at_start & (states.beyond > 0) & (states.along <= 1e-6)
-        past_end = at_end & (states.beyond > 0) & (states.along >= length - 1e-6)
+        # (``along`` is measured in the fix's local projection, ``length`` at import: they differ by
+        # millimetres at the segment's end node)
+        past_start = at_start & (states.beyond > 0) & (states.along <= NODE_M)
+        past_end = at_end & (states.beyond > 0) & (states.along >= length - NODE_M)
         past = past_start | past_end
         across = np.sqrt(np.maximum(states.distance ** 2 - states.beyond ** 2, 0.0))
         value = np.where(past, value + 0.5 * (states.distance / sigma) ** 2 - 0.5 * (across / sigma) ** 2, value)

@@ -109,6 +109,7 @@ def test_a_fix_past_a_corner_goes_to_the_street_whose_line_it_is_nearer() -> Non
     loc = TrackLocator(rows, {4: ("Rue D", "Testville"), 5: ("Rue E", "Testville")})  # type: ignore[arg-type]
     assert streets(fixes([(2, -8)]), loc) == [4]
     assert streets(fixes([(8, -2)]), loc) == [5]
+    assert streets(fixes([(6, -3)]), loc) == [5]  # 6 m past D's end is farther than 3 m behind E's start
     assert streets(fixes([(-8, 2)]), loc) == [4]  # inside D's extent: as before
     # The truck's path agrees: coming from D, the fix past the corner nearer D's line stays on D.
     assert streets(fixes([(-40, 0), (-20, 1), (2, -8), (1, 20), (0, 40)]), loc) == [4, 4, 4, 5, 5]
