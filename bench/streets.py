@@ -59,7 +59,7 @@ from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.models import Lift, StreetDay, StreetDayError
 from server.migrate import upgrade_database
-from server.streets import trajectory
+from server.streets import gps_noise
 from server.streets.addresses import import_address_file
 from server.streets.bins import bin_places, import_bins
 from server.streets.importer import import_street_file
@@ -331,7 +331,7 @@ def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[flo
                     ("trajectory, whole day", whole_day(tracks, lifts, heading)),
                     (f"trajectory (ingest) + bin registry ({tags(lifts):.0%} of lifts tagged)", tagged)]
             if not reported:  # side by side: the server before it measured the error, every fix taken for 10 m
-                with mock.patch.object(trajectory, "accuracy_from_offsets", lambda _offsets: None):
+                with mock.patch.object(gps_noise, "accuracy_from_offsets", lambda _offsets: None):
                     rows[2:2] = [("trajectory (ingest), 10 m assumed (before)",
                                   store_fleet(engine, settings, lifts, heading, tracks))]
                     rows[4:4] = [("trajectory (ingest, lift by lift), 10 m assumed (before)",

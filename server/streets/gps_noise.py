@@ -20,7 +20,11 @@ offsets (``server.ingest.tracks``) and asks ``TrackLocator.gps_accuracy`` of the
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from server.streets.states import Candidates
 
 MIN_SAMPLES = 8  # fewer offsets give a median off by more than a third
 HALF_NORMAL_MEDIAN = 0.6745  # median of |N(0, 1)|
@@ -40,3 +44,22 @@ def accuracy_from_offsets(offsets: Iterable[float]) -> float | None:
     if len(kept) < MIN_SAMPLES:
         return None
     return min(RADIUS_68 * statistics.median(kept) / HALF_NORMAL_MEDIAN, MAX_ACCURACY_M)
+
+
+def fix_sigmas(paths: Sequence[int], accuracies: Sequence[float | None], found: Candidates, floor_m: float,
+               unknown_m: float) -> list[float]:
+    """Each fix's GPS sigma for trajectory matching: its own accuracy; for the fixes without one,
+    the accuracy measured from the distances of its path's fixes without one to their nearest
+    street, else ``unknown_m``; never under ``floor_m``. ``paths[q]`` is fix q's path, ``found``
+    the fixes' candidates, by fix and nearest first."""
+    nearest = np.full(len(accuracies), np.nan)
+    if len(found.fix):
+        first = np.r_[True, found.fix[1:] != found.fix[:-1]]
+        nearest[found.fix[first]] = found.distance[first]
+    unknown: dict[int, list[int]] = {}
+    for q, (path, accuracy) in enumerate(zip(paths, accuracies, strict=True)):
+        if not accuracy:
+            unknown.setdefault(path, []).append(q)
+    measured = {path: accuracy_from_offsets(nearest[qs].tolist()) for path, qs in unknown.items()}
+    return [max(accuracy or measured.get(path) or unknown_m, floor_m)
+            for path, accuracy in zip(paths, accuracies, strict=True)]

@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from server.streets.gps_noise import accuracy_from_offsets
+from server.streets import gps_noise
 from server.streets.locator import LOCATE_CHUNK, Locator, Match, SegmentEnds
 from server.streets.locator import MIN_SIGMA_M as LOCATE_MIN_SIGMA_M
 from server.streets.osm import EARTH_RADIUS_M
@@ -169,8 +169,8 @@ class TrackLocator(Locator):
         ``UNKNOWN_SIGMA_M``: it tells a good receiver from the default, while a truck publishing
         live with a poor one lost lifts with the larger figure (lift by lift at 10 m without
         heading, seed 8: 90 wrong lifts against 80 capped). A whole path measures its own,
-        uncapped (``_sigmas``)."""
-        measured = accuracy_from_offsets(offsets)
+        uncapped (``fix_sigmas``)."""
+        measured = gps_noise.accuracy_from_offsets(offsets)
         return None if measured is None else min(measured, UNKNOWN_SIGMA_M)
 
     def match_track(self, fixes: Sequence[FixLike | None],
@@ -218,7 +218,8 @@ class TrajectoryMatcher:
         fixes_of: list[FixLike] = [paths[p][0][i] for p, i in present]  # type: ignore[misc]
         found = self.locator.segment_candidates([f.lat for f in fixes_of], [f.lon for f in fixes_of],
                                                 [f.accuracy_m for f in fixes_of])
-        sigma = _sigmas(present, fixes_of, found)
+        sigma = gps_noise.fix_sigmas([p for p, _ in present], [f.accuracy_m for f in fixes_of], found,
+                                     MIN_SIGMA_M, UNKNOWN_SIGMA_M)
         pins = [paths[p][1][i] if paths[p][1] is not None else None for p, i in present]  # type: ignore[index]
         states = found.take(prune(found, np.array(sigma), np.array([-1 if s is None else s for s in pins],
                                                                       dtype=np.int64)))
@@ -382,23 +383,6 @@ def _runs(indices: list[int], fixes: Sequence[FixLike | None]) -> list[list[int]
         else:
             runs.append([i])
     return runs
-
-
-def _sigmas(present: list[tuple[int, int]], fixes: list[FixLike], found: Candidates) -> list[float]:
-    """Each fix's GPS sigma: its own accuracy; for the fixes without one, the accuracy measured from
-    the distances of its path's fixes without one to their nearest street (``gps_noise``), else
-    ``UNKNOWN_SIGMA_M``."""
-    nearest = np.full(len(fixes), np.nan)
-    if len(found.fix):  # the candidates come by fix, nearest first
-        first = np.r_[True, found.fix[1:] != found.fix[:-1]]
-        nearest[found.fix[first]] = found.distance[first]
-    unknown: dict[int, list[int]] = {}
-    for q, (p, _) in enumerate(present):
-        if not fixes[q].accuracy_m:
-            unknown.setdefault(p, []).append(q)
-    measured = {p: accuracy_from_offsets(nearest[qs].tolist()) for p, qs in unknown.items()}
-    return [max(fix.accuracy_m or measured.get(p) or UNKNOWN_SIGMA_M, MIN_SIGMA_M)
-            for fix, (p, _) in zip(fixes, present, strict=True)]
 
 
 def _metres(lat_a: np.ndarray, lon_a: np.ndarray, lat_b: np.ndarray, lon_b: np.ndarray) -> np.ndarray:

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-import server.streets.trajectory as trajectory
 from server.config import load_settings
 from server.db import make_engine
 from server.ingest.evidence import EvidenceStore
@@ -26,6 +25,7 @@ from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.models import Lift
 from server.migrate import upgrade_database
+from server.streets import gps_noise
 from server.streets.gps_noise import MAX_ACCURACY_M, MIN_SAMPLES, RADIUS_68, accuracy_from_offsets
 from server.streets.trajectory import Fix, TrackLocator
 from tests.server.events import lift_event, wire
@@ -86,7 +86,7 @@ def test_a_path_without_accuracies_is_matched_as_well_as_with_them(
     _, locator, lifts = city
     reported = wrong_whole_paths(locator, lifts, reported=True)
     measured = wrong_whole_paths(locator, lifts, reported=False)
-    monkeypatch.setattr(trajectory, "accuracy_from_offsets", lambda _offsets: None)
+    monkeypatch.setattr(gps_noise, "accuracy_from_offsets", lambda _offsets: None)
     assumed = wrong_whole_paths(locator, lifts, reported=False)  # every fix taken for 10 m off, as before
     assert assumed >= measured + 6, (assumed, measured)  # the premise: 20 against 8 when written
     assert measured <= reported + 2, (measured, reported)
@@ -121,7 +121,7 @@ def test_live_ingest_measures_each_trucks_error_from_its_latest_lifts(
         return sum(street != truth[(truck, sequence)] for truck, sequence, street in rows)
 
     measured = stored_wrong()
-    monkeypatch.setattr(trajectory, "accuracy_from_offsets", lambda _offsets: None)
+    monkeypatch.setattr(gps_noise, "accuracy_from_offsets", lambda _offsets: None)
     assumed = stored_wrong()
     assert assumed >= measured + 6, (assumed, measured)
     assert measured <= reported + 4, (measured, reported)  # a truck's first lifts wait for its estimate
