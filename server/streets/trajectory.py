@@ -288,12 +288,6 @@ class TrajectoryMatcher:
         the clearance, the fix strays from it by the GPS error, so the factor is a normal CDF of
         the projection's margin."""
         sigma = np.array(sigma_of)[states.fix]
-        value = -0.5 * (states.distance / sigma) ** 2
-        radians = [math.radians(f.heading_deg) if f.heading_deg is not None else math.nan for f in fixes]
-        hx = np.array([math.sin(v) for v in radians])[states.fix]
-        hy = np.array([math.cos(v) for v in radians])[states.fix]
-        value = np.where(np.isnan(hx), value,
-                         value - 0.5 * (np.abs(states.ux * hy - states.uy * hx) / HEADING_SIN) ** 2)
         pos = np.searchsorted(self._segment_ids, states.segment)
         pos[self._segment_ids[pos] != states.segment] = len(self._segment_ids) - 1
         length, at_start, at_end = self._length[pos], self._crosses[pos, 0], self._crosses[pos, 1]
@@ -306,13 +300,18 @@ class TrajectoryMatcher:
         # millimetres at the segment's end node)
         past_start = at_start & (states.beyond > 0) & (states.along <= NODE_M)
         past_end = at_end & (states.beyond > 0) & (states.along >= length - NODE_M)
-        past = past_start | past_end
-        across = np.sqrt(np.maximum(states.distance ** 2 - states.beyond ** 2, 0.0))
-        value = np.where(past, value + 0.5 * (states.distance / sigma) ** 2 - 0.5 * (across / sigma) ** 2, value)
-        ahead = np.where(past, -states.beyond, 0.0)  # metres from the node into the segment, negative past it
+        across = np.where(past_start | past_end, np.sqrt(np.maximum(states.distance ** 2 - states.beyond ** 2, 0.0)),
+                          states.distance)
+        value = -0.5 * (across / sigma) ** 2
+        radians = [math.radians(f.heading_deg) if f.heading_deg is not None else math.nan for f in fixes]
+        hx = np.array([math.sin(v) for v in radians])[states.fix]
+        hy = np.array([math.cos(v) for v in radians])[states.fix]
+        value = np.where(np.isnan(hx), value,
+                         value - 0.5 * (np.abs(states.ux * hy - states.uy * hx) / HEADING_SIN) ** 2)
+        # Metres from the node into the segment, negative past it.
+        from_start = np.where(past_start, -states.beyond, states.along)
+        from_end = np.where(past_end, -states.beyond, length - states.along)
         clear = np.zeros(len(states.segment))
-        from_start = np.where(past_start, ahead, states.along)
-        from_end = np.where(past_end, ahead, length - states.along)
         clear[at_start] = _log_cdf((from_start[at_start] - JUNCTION_CLEAR_M) / sigma[at_start])
         clear[at_end] += _log_cdf((from_end[at_end] - JUNCTION_CLEAR_M) / sigma[at_end])
         return value + clear

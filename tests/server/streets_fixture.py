@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from base.paths import REPO_ROOT
@@ -22,6 +22,18 @@ class OnStreet:
     lat: float
     lon: float
     heading: float
+
+
+def rennes_database(database_url: str) -> tuple[Engine, sessionmaker[Session]]:
+    """The server's schema at ``database_url`` with the Rennes centre streets imported."""
+    from server.db import make_engine
+    from server.migrate import upgrade_database
+
+    engine = make_engine(database_url)
+    upgrade_database(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    import_rennes(sessions)
+    return engine, sessions
 
 
 def import_rennes(sessions: sessionmaker[Session]) -> None:

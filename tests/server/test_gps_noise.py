@@ -19,17 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from server.config import load_settings
-from server.db import make_engine
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.models import Lift
-from server.migrate import upgrade_database
 from server.streets import gps_noise
 from server.streets.gps_noise import MAX_ACCURACY_M, MIN_SAMPLES, RADIUS_68, accuracy_from_offsets
 from server.streets.trajectory import Fix, TrackLocator
 from tests.server.events import lift_event, wire
-from tests.server.streets_fixture import import_rennes
+from tests.server.streets_fixture import rennes_database
 from trivue.sim.rounds import StreetNetwork
 from trivue.sim.scenario import ScenarioOptions, build_scenario
 from trivue.sim.schedule import DrivingSettings, PlannedLift
@@ -54,10 +52,7 @@ def test_too_few_fixes_measure_nothing_and_fixes_off_the_map_are_capped() -> Non
 
 @pytest.fixture
 def city(tmp_path: Path, database_url: str) -> Iterator[tuple[sessionmaker, TrackLocator, list[PlannedLift]]]:
-    engine = make_engine(database_url)
-    upgrade_database(engine)
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    import_rennes(sessions)
+    engine, sessions = rennes_database(database_url)
     with sessions() as session:
         locator = TrackLocator.from_session(session)
         network = StreetNetwork.from_session(session)

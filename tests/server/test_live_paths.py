@@ -20,17 +20,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from server.config import load_settings
-from server.db import make_engine
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.models import Lift, StreetDay
 from server.ingest.tracks import ANCHORS
-from server.migrate import upgrade_database
 from server.streets.models import Segment, Street
 from server.streets.trajectory import Fix, TrackLocator
 from tests.server.events import lift_event
-from tests.server.streets_fixture import import_rennes
+from tests.server.streets_fixture import rennes_database
 
 T0 = datetime(2026, 3, 2, 6, tzinfo=UTC)
 KY = 111_195.0
@@ -81,10 +79,7 @@ def lifts_along_streets(sessions: sessionmaker, streets: int, seed: int) -> list
 
 def test_lifts_sent_one_by_one_end_on_the_streets_of_the_whole_path(tmp_path: Path, database_url: str) -> None:
     settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=database_url)
-    engine = make_engine(database_url)
-    upgrade_database(engine)
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    import_rennes(sessions)
+    engine, sessions = rennes_database(database_url)
     with sessions() as session:
         locator = TrackLocator.from_session(session)
         names = dict(session.execute(select(Street.id, Street.name)).all())
