@@ -119,3 +119,21 @@ def test_lifts_sent_one_by_one_end_on_the_streets_of_the_whole_path(tmp_path: Pa
     truth = [street for street, _ in lifts]
     assert sum(a == b for a, b in zip(live, truth, strict=True)) >= 0.98 * len(lifts)
     engine.dispose()
+
+
+def test_lifts_at_the_very_ends_of_streets_stay_on_them(database_url: str) -> None:
+    """Lifts every 6 m along 12 short streets, the ends of each segment included, so some lifts sit
+    on a crossing's node (a corner house's bin); 2.5 m of GPS noise. Ten trucks' whole paths."""
+    engine, sessions = rennes_database(database_url)
+    with sessions() as session:
+        locator = TrackLocator.from_session(session)
+    exact = streets = 0
+    for seed in range(1, 11):
+        lifts = lifts_along_streets(sessions, 12, seed)
+        got = Counter(m.street_id if m else None for m in locator.match_track([fix for _, fix in lifts]))
+        truth = Counter(street for street, _ in lifts)
+        exact += sum(got[street] == n for street, n in truth.items())
+        streets += len(truth)
+    # 118 of 120 on 2026-12-04; 108 while the crossing clearance was unbounded (``CORNER_STOP`` 0).
+    assert exact >= 0.95 * streets, f"{exact} of {streets} streets exact"
+    engine.dispose()

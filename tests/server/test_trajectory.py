@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import numpy as np
 import pytest
 
+from server.streets import trajectory
 from server.streets.locator import Locator
 from server.streets.roads import RoadGraph
 from server.streets.states import MAX_STATES, STATES_PER_STREET, Candidates, prune
@@ -102,17 +104,36 @@ def test_a_fix_past_a_corner_goes_to_the_street_whose_line_it_is_nearer() -> Non
     # An L-corner: Rue D comes from the west and ends at the origin, where Rue E starts north.
     # A fix past the corner projects on the node for both streets, at the same distance: scored by
     # that distance alone the two tied, and rounding chose. Along each street's line it is not a
-    # tie: 8 m across D's line and 2 m past its end is D; 2 m across E's line and 8 m behind its
-    # start is E.
+    # tie: 2 m across D's line (8 m past its end) is D; 2 m across E's line (8 m behind its start)
+    # is E. Both lie past their street's clearance, a bounded cost (``CORNER_STOP``), so the
+    # distance across the line decides.
     rows = [(1, 4, json.dumps({"type": "LineString", "coordinates": [lonlat(-200, 0), lonlat(0, 0)]}), 0),
             (2, 5, json.dumps({"type": "LineString", "coordinates": [lonlat(0, 0), lonlat(0, 200)]}), 0)]
     loc = TrackLocator(rows, {4: ("Rue D", "Testville"), 5: ("Rue E", "Testville")})  # type: ignore[arg-type]
-    assert streets(fixes([(2, -8)]), loc) == [4]
-    assert streets(fixes([(8, -2)]), loc) == [5]
-    assert streets(fixes([(6, -3)]), loc) == [5]  # 6 m past D's end is farther than 3 m behind E's start
+    assert streets(fixes([(8, -2)]), loc) == [4]
+    assert streets(fixes([(2, -8)]), loc) == [5]
+    assert streets(fixes([(6, -3)]), loc) == [4]  # 3 m across D's line, 6 m across E's
     assert streets(fixes([(-8, 2)]), loc) == [4]  # inside D's extent: as before
     # The truck's path agrees: coming from D, the fix past the corner nearer D's line stays on D.
-    assert streets(fixes([(-40, 0), (-20, 1), (2, -8), (1, 20), (0, 40)]), loc) == [4, 4, 4, 5, 5]
+    assert streets(fixes([(-40, 0), (-20, 1), (8, -2), (1, 20), (0, 40)]), loc) == [4, 4, 4, 5, 5]
+
+
+def test_a_lift_at_the_corner_stays_on_the_street_the_truck_collects() -> None:
+    # Rue A runs east from a crossing with Rue B (north-south). The truck comes from 500 m away and
+    # lifts a bin right at the corner, then along A; the corner lift's fix strays 7 m up B and 3 m
+    # behind A's start. The clearance makes a stop inside the crossing unlikely, not impossible (a
+    # corner house's bin, a truck that stops short): bounded at ``CORNER_STOP``, it no longer
+    # outweighs the path, which says A. Unbounded (before 2026-12-04) it put the lift on B.
+    rows = [(1, 1, json.dumps({"type": "LineString", "coordinates": [lonlat(0, 0), lonlat(200, 0)]}), 0),
+            (2, 2, json.dumps({"type": "LineString", "coordinates": [lonlat(0, -100), lonlat(0, 0)]}), 0),
+            (3, 2, json.dumps({"type": "LineString", "coordinates": [lonlat(0, 0), lonlat(0, 100)]}), 0),
+            (4, 3, json.dumps({"type": "LineString", "coordinates": [lonlat(500, -300), lonlat(700, -300)]}), 0)]
+    loc = TrackLocator(rows, {1: ("Rue A", "Testville"), 2: ("Rue B", "Testville"),  # type: ignore[arg-type]
+                              3: ("Rue C", "Testville")})
+    path = fixes([(600, -300), (-3, 7), (6, 1), (12, -1), (18, 0), (24, 1)])
+    assert streets(path, loc) == [3, 1, 1, 1, 1, 1]
+    with mock.patch.object(trajectory, "CORNER_STOP", 0.0):
+        assert streets(path, loc)[1] == 2
 
 
 def test_road_graph_route_lengths() -> None:
