@@ -77,6 +77,7 @@ bench: $(DEV_STAMP)
 	$(PY) bench/recorder.py
 	$(PY) bench/ingest.py
 	$(PY) bench/streets.py --addresses 100000
+	$(PY) bench/street_ends.py
 	$(PY) bench/queries.py --runs sqlite:1M,postgresql:1M
 
 # Long fault scenarios (minutes): offline round, broker/server/edge kills, PostgreSQL restarts.
