@@ -6,6 +6,7 @@ Heavy imports (SQLAlchemy, Alembic) happen inside the functions so that ``trivue
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,14 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from server.config import ServerSettings
+
+
+def day_argument(text: str) -> date:
+    """An argparse ``type`` for a day given as YYYY-MM-DD (argparse names the option in its error)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day YYYY-MM-DD, got {text!r}") from None
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:

@@ -5,26 +5,18 @@ from __future__ import annotations
 
 import argparse
 import getpass
-from datetime import date
 from pathlib import Path
 
 from base.errors import CliError
-from server.command_line import add_config_argument, open_database, settings_from
-
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a day (YYYY-MM-DD)") from None
+from server.command_line import add_config_argument, day_argument, open_database, settings_from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     top = subparsers.add_parser("dataset", help="labelled field photos: export a dataset, import labels")
     actions = top.add_subparsers(dest="action", metavar="ACTION", required=True)
     export = actions.add_parser("export", help="labelled photos as a YOLO or COCO dataset (admin, audited)")
-    export.add_argument("--since", type=_day, required=True, help="first collection day (YYYY-MM-DD)")
-    export.add_argument("--until", type=_day, required=True, help="last collection day, included")
+    export.add_argument("--since", type=day_argument, required=True, help="first collection day (YYYY-MM-DD)")
+    export.add_argument("--until", type=day_argument, required=True, help="last collection day, included")
     export.add_argument("--out", type=Path, required=True, help="new or empty folder")
     export.add_argument("--format", choices=("yolo", "coco"), default="yolo")
     imp = actions.add_parser("import", help="labels from Label Studio or CVAT (YOLO 1.1 zip/folder, COCO JSON)")

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
 from pathlib import Path
 
 from base.errors import CliError
-from server.command_line import add_config_argument, open_database, settings_from
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a day YYYY-MM-DD, got {text!r}") from None
+from server.command_line import add_config_argument, day_argument, open_database, settings_from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--out", type=Path, required=True, help="folder to write (created if needed)")
     export.add_argument("--period", choices=("month", "year"), default="month", help="one row per street, "
                         "period and stream (default: month)")
-    export.add_argument("--since", type=_day, default=None, help="first local day (default: the first collected)")
-    export.add_argument("--until", type=_day, default=None,
+    export.add_argument("--since", type=day_argument, default=None,
+                        help="first local day (default: the first collected)")
+    export.add_argument("--until", type=day_argument, default=None,
                         help="last local day (default: the end of the last complete period)")
     export.add_argument("--k", type=int, default=None,
                         help="leave out cells under this many lifts (default: opendata_min_lifts, 10; at least 5)")
