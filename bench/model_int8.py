@@ -18,20 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2
 import numpy as np
 
-from base.paths import MODELS_DIR, SHARED_DIR
+from base.paths import MODELS_DIR
+from bench.detector import load_frames  # the same real frames as the detector bench
 from vision.model import Detector
-
-
-def load_frames(count: int) -> list[np.ndarray]:
-    folders = [SHARED_DIR / "datasets" / d / "images" / "val" for d in ("hopper-bags", "litter-items")]
-    paths = sorted(p for folder in folders for p in folder.glob("*.jpg"))
-    if not paths:
-        sys.exit(f"no frames: {SHARED_DIR} is absent")
-    step = max(1, len(paths) // count)
-    return [cv2.imread(str(p)) for p in paths[::step][:count]]
 
 
 def frame_ms(detector: Detector, frames: list[np.ndarray]) -> float:
