@@ -160,7 +160,7 @@ class Tracks:
                 path.append(r)
             paths[truck_id] = [*self._anchors(session, truck_id, path[0]), *path]
         places = registered(session, self.bins, [r for path in paths.values() for r in path])
-        found = tracker.match_tracks([([self._fix(tracker, truck_id, r) for r in path], [pin(r, places) for r in path])
+        found = tracker.match_tracks([(self._fixes(tracker, truck_id, path), [pin(r, places) for r in path])
                                       for truck_id, path in paths.items()])
         changes: list[dict[str, Any]] = []
         for (truck_id, path), matches in zip(paths.items(), found, strict=True):
@@ -181,11 +181,14 @@ class Tracks:
                 row.update({k: first[k] for k in _MATCHED})  # type: ignore[literal-required]
         return changes
 
-    def _fix(self, tracker: TrackLocator, truck_id: str, row: dict[str, Any]) -> TrackFix:
-        """The lift's fix for its path; without an accuracy of its own, its truck's GPS error measured
+    def _fixes(self, tracker: TrackLocator, truck_id: str, path: list[dict[str, Any]]) -> list[TrackFix]:
+        """The path's fixes; a lift without an accuracy of its own takes its truck's GPS error measured
         from its latest lifts where enough have been seen (else the matcher measures it on the path)."""
-        accuracy = row["accuracy_m"] or tracker.gps_accuracy(self._offsets.get(truck_id, ()))
-        return TrackFix(row["lat"], row["lon"], row["started_at"], row["heading_deg"], accuracy)
+        measured = None
+        if not all(r["accuracy_m"] for r in path):  # measured once per truck and batch, only when wanted
+            measured = tracker.gps_accuracy(self._offsets.get(truck_id, ()))
+        return [TrackFix(r["lat"], r["lon"], r["started_at"], r["heading_deg"], r["accuracy_m"] or measured)
+                for r in path]
 
     def _anchors(self, session: Session, truck_id: str, first: dict[str, Any]) -> list[dict[str, Any]]:
         """The truck's last confirmed lifts before ``first``: where the path comes from, pinned."""
