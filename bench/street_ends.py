@@ -79,6 +79,11 @@ def trucks_lifts(network: StreetNetwork, trucks: int, streets: int, spacing: flo
     return result
 
 
+def path_streets(locator: TrackLocator, paths: list[list[tuple[int, Fix]]]) -> list[list[int | None]]:
+    """Each truck's lifts matched as one path: their street ids."""
+    return [[m.street_id if m else None for m in locator.match_track([fix for _, fix in path])] for path in paths]
+
+
 def score(paths: list[list[tuple[int, Fix]]], matched: list[list[int | None]]) -> tuple[int, int, int, int]:
     """(lifts right, lifts, streets exact, streets): a street is exact when its count is."""
     right = lifts = exact = streets = 0
@@ -123,10 +128,9 @@ def main() -> None:
             alone = [[m.street_id if m else None for m in (locator.locate(f.lat, f.lon, None, f.accuracy_m)
                                                            for _, f in path)] for path in paths]
             with mock.patch.object(trajectory, "CORNER_STOP", 0.0):
-                before = [[m.street_id if m else None for m in locator.match_track([f for _, f in path])]
-                          for path in paths]
+                before = path_streets(locator, paths)
             started = time.process_time()
-            now = [[m.street_id if m else None for m in locator.match_track([f for _, f in path])] for path in paths]
+            now = path_streets(locator, paths)
             cpu = time.process_time() - started
             cells = []
             for matched in (alone, before, now):
