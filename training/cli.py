@@ -193,9 +193,9 @@ def run_export(args: argparse.Namespace) -> int:
     from training.export import ExportError, export, requantise
 
     if (args.run is None) == (args.from_onnx is None):
-        raise CliError("trivue export: give a training RUN or --from-onnx MODEL (one of them)")
+        raise CliError("give a training RUN or --from-onnx MODEL (one of them)")
     if args.from_onnx is not None and (args.out is not None or args.version is not None):
-        raise CliError("trivue export --from-onnx: --out and --version are the model's own (its metadata)")
+        raise CliError("--from-onnx: --out and --version are the model's own (its metadata)")
     try:
         if args.from_onnx is not None:
             result = requantise(args.from_onnx, args.data, calib_dir=args.int8, max_drop=args.max_drop)

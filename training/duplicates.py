@@ -250,26 +250,27 @@ def save_cached(path: Path, data: object) -> None:
     os.replace(partial, path)
 
 
-def find_groups(images: Sequence[Path], splits: Sequence[str], label: str = "") -> Groups:
-    """Fingerprint ``images`` (with a progress bar) and group the near-duplicates among them."""
+def fingerprint_all(images: Sequence[Path], label: str = "") -> list[Fingerprint]:
+    """Every image's fingerprint (cached by content), with a progress bar named ``label``."""
     from concurrent.futures import ProcessPoolExecutor
 
     from rich.progress import track
 
     # SIFT on a few thousand photos takes minutes on one core: one process per core
     with ProcessPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        prints = list(track(pool.map(cached_fingerprint, images, chunksize=16), total=len(images),
-                            description=f"fingerprints {label}".strip(), transient=True))
-    return group_split(prints, splits, progress=lambda text: log.info("%s: %s", label, text))
+        return list(track(pool.map(cached_fingerprint, images, chunksize=16), total=len(images),
+                          description=f"fingerprints {label}".strip(), transient=True))
+
+
+def find_groups(images: Sequence[Path], splits: Sequence[str], label: str = "") -> Groups:
+    """Fingerprint ``images`` and group the near-duplicates among them."""
+    return group_split(fingerprint_all(images, label), splits, progress=lambda text: log.info("%s: %s", label, text))
 
 
 def leaks(images: Sequence[Path], splits: Sequence[str], label: str = "") -> list[Link]:
     """Same-shot links between a val photo and a train photo of a finished split (the check run on
     a merge's result): hashes between every pair, features from every val photo."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        prints = list(pool.map(cached_fingerprint, images, chunksize=16))
+    prints = fingerprint_all(images, label)
     queries = [i for i, split in enumerate(splits) if split == "val"]
     links = hash_links(prints, list(range(len(prints)))) + feature_links(prints, queries, range(len(prints)))
     return [link for link in links if splits[link.a] != splits[link.b]]

@@ -122,9 +122,8 @@ class Inbox:
         if not self.tracks.can_match(locator):
             self._match(session, batch.lifts, locator)
             return []
-        now = max(row["received_at"] for row in batch.lifts)
         try:
-            return self.tracks.match(session, locator, batch.lifts, now)
+            return self.tracks.match(session, locator, batch.lifts)
         except Exception:
             log.exception("trajectory matching failed for a batch of %d lifts; matching them one by one",
                           len(batch.lifts))

@@ -130,8 +130,7 @@ class Tracks:
     def can_match(locator: StreetLocator | None) -> bool:
         return hasattr(locator, "match_track")
 
-    def match(self, session: Session, locator: StreetLocator | None, rows: Sequence[LiftRow],
-              now: datetime) -> list[dict[str, Any]]:
+    def match(self, session: Session, locator: StreetLocator | None, rows: Sequence[LiftRow]) -> list[dict[str, Any]]:
         """Set the street of the batch's lifts from their trucks' paths; returns the stored
         provisional lifts to update after the insert (``settle``). Nothing when the locator cannot
         match paths (``can_match``)."""

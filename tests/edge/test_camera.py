@@ -46,13 +46,17 @@ def test_burst_folders_skip_consumed_and_unreadable(tmp_path, litter_val_images)
 
 
 def test_follow_waits_for_a_settled_burst(tmp_path, litter_val_images) -> None:
-    make_bursts(tmp_path, litter_val_images, lifts=1, frames=1)
+    make_bursts(tmp_path, litter_val_images, lifts=2, frames=1)
     old = time.time() - 60
-    for path in (tmp_path / "burst-000").iterdir():
-        os.utime(path, (old, old))
-    make_bursts(tmp_path / "late", litter_val_images, lifts=1, frames=1)
-    (tmp_path / "late" / "burst-000").rename(tmp_path / "burst-001")  # just written: not settled
+
+    def age(burst: str) -> None:
+        for path in (tmp_path / burst).iterdir():
+            os.utime(path, (old, old))
+
+    age("burst-001")  # burst-000, first by name, is still being written: held back
     stream = burst_frames(tmp_path, consumed=lambda _k: False, follow=True, settle_s=30)
+    assert next(stream).burst == "burst-001"
+    age("burst-000")  # the camera box has finished it
     assert next(stream).burst == "burst-000"
 
 

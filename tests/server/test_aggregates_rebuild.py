@@ -107,8 +107,6 @@ def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> N
             assert rebuild_aggregates(session, since=since) == kept
         with sessions() as session:
             assert snapshot(session) == incremental
-    finally:
-        engine.dispose()
 
         # Take a third of the lifts out again, as a lift moving to another street does.
         gone = rows[::3]
@@ -121,3 +119,5 @@ def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> N
             assert rebuild_aggregates(session) == 600 - len(gone)
         with sessions() as session:
             assert snapshot(session) == taken_out, "no row left at zero, every sum as if never added"
+    finally:
+        engine.dispose()

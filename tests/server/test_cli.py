@@ -62,6 +62,8 @@ def test_config_error_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytes
     err = capsys.readouterr().err.strip()
     assert err.startswith("trivue users: error: settings: port:") and "'huit-mille'" in err
     assert run(["server", "--config", str(tmp_path / "absent.yaml")], monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "absent.yaml" in err and "not found" in err, err
 
 
 def test_server_runs_api_and_ingest_and_stops_cleanly(tmp_path: Path, mqtt_broker: BrokerAddress) -> None:

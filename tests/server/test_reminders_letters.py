@@ -91,12 +91,15 @@ def test_letter_for_a_window_envelope(tmp_path: Path) -> None:
 
 def test_no_page_two_with_only_the_closing_lines(tmp_path: Path) -> None:
     """However many error paragraphs, a last page is never just the signature."""
+    pages_of = []
     for categories in ({"verre": 1}, {"verre": 2, "sac_ferme": 1}, {"verre": 2, "sac_ferme": 1, "biodechet": 1},
                        {"verre": 1, "sac_ferme": 1, "biodechet": 1, "textile": 1, "deee": 1},
                        {"verre": 1, "sac_ferme": 1, "biodechet": 1, "textile": 1, "deee": 1, "dangereux": 1,
                         "papier": 1}):
         pdf = household_letter(tmp_path, categories)
         pages = PdfReader(io.BytesIO(pdf)).pages
+        pages_of.append(len(pages))
         if len(pages) > 1:
             last = " ".join(pages[-1].extract_text().split())
             assert len(last) > 400, (sorted(categories), last)  # more than "Une question ? ... Merci"
+    assert pages_of[-1] > 1, pages_of  # seven error paragraphs do not fit one page: the check ran

@@ -111,4 +111,9 @@ def test_a_resumed_run_is_left_alone() -> None:
 
     from training.batchnorm import align_to_training_batches
 
-    align_to_training_batches(SimpleNamespace(start_epoch=3))
+    bn, ema = _trained_bn(4, seed=3), object()
+    before = copy.deepcopy(bn.state_dict())
+    trainer = SimpleNamespace(start_epoch=3, model=nn.Sequential(bn), ema=ema)
+    align_to_training_batches(trainer)
+    assert trainer.ema is ema
+    assert all(torch.equal(value, bn.state_dict()[key]) for key, value in before.items())

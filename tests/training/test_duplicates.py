@@ -135,6 +135,7 @@ def test_shipped_mapping_has_no_near_duplicate_across_splits(tmp_path_factory: p
     val = (out / "val.txt").read_text().split()
     train = (out / "train.txt").read_text().split()
     for a, b in KNOWN_PAIRS:  # mirrored and sheared copies the issue names: same split
+        assert all(any(stem in p for p in val + train) for stem in (a, b)), f"{a} or {b} left the merge"
         split_a = "val" if any(a in p for p in val) else "train"
         split_b = "val" if any(b in p for p in val) else "train"
         assert split_a == split_b, f"{a} ({split_a}) and {b} ({split_b}) are one photo"

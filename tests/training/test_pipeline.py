@@ -135,12 +135,17 @@ def test_export_from_onnx_refuses_a_model_trivue_did_not_write(coco_model: Path,
         requantise(coco_model, Path(__file__).parents[2] / "training" / "mapping.yaml")
 
 
-def test_export_wants_a_run_or_a_model_not_both(tmp_path: Path) -> None:
+def test_export_wants_a_run_or_a_model_not_both(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from trivue.cli import main
 
-    assert main(["export"]) != 0
-    assert main(["export", str(tmp_path), "--from-onnx", str(tmp_path / "m.onnx")]) != 0
-    assert main(["export", "--from-onnx", str(tmp_path / "m.onnx"), "--version", "9"]) != 0
+    for args, says in ((["export"], "give a training RUN or --from-onnx MODEL"),
+                       (["export", str(tmp_path), "--from-onnx", str(tmp_path / "m.onnx")], "(one of them)"),
+                       (["export", "--from-onnx", str(tmp_path / "m.onnx"), "--version", "9"],
+                        "--out and --version are the model's own")):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("trivue export: error: ") and err.count("trivue export") == 1, err
+        assert says in err and "\n" not in err, err
 
 
 def coco_litter_data(shared: Path, coco_names: dict[int, str], out: Path) -> Path:
