@@ -358,7 +358,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=20_000)
     parser.add_argument("--addresses", type=int, default=300_000)
     parser.add_argument("--database-url")
-    parser.add_argument("--batch", type=int, default=500, help="fixes per locate_many call (ingest_batch_size)")
+    parser.add_argument("--batch", type=int, default=500, help="fixes per locate_many call")
     parser.add_argument("--parts", default="speed,accuracy", help="speed, accuracy or both (comma-separated)")
     parser.add_argument("--trucks", type=int, default=20, help="accuracy: simulated trucks")
     parser.add_argument("--round-km", type=float, default=3.0, help="accuracy: street length collected per truck")

@@ -191,7 +191,7 @@ def not_measured(report: dict, sorting: SortingRules, stream: Stream, names: lis
             reasons[name] = "no labelled box of this class in this split"
         elif report["per_class"][name]["instances"] < MIN_INSTANCES:
             reasons[name] = (f"only {report['per_class'][name]['instances']} labelled boxes in this split: "
-                             "its AP is too noisy to quote")
+                             "its figures move by several points with each box found or missed: not to be relied on")
     return reasons
 
 
