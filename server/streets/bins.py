@@ -83,6 +83,8 @@ def _columns(path: Path, header: list[str]) -> tuple[int, int]:
 
 def read_bin_file(path: Path) -> Iterator[tuple[int, str, str]]:
     """(line number, tag, address key) of each data row; raises ``BinFileError`` on an unreadable file."""
+    if not path.is_file():
+        raise BinFileError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     raw, text = open_text(path)
     with raw, text:
         try:
@@ -138,6 +140,26 @@ def _wanted(path: Path, report: BinImport, error: _Errors) -> dict[str, tuple[in
     return wanted
 
 
+# How ``trivue addresses import`` keys what it stores (``server.streets.addresses.parse_row``): an
+# inventory holds the source's own id (the BAN's ``45234_0560_00012``), without the prefix.
+SOURCE_PREFIXES = ("ban:", "toulouse:")
+
+
+def _addresses(session: Session, keys: Collection[str]) -> dict[str, int]:
+    """The address id of each key found: as stored, or as the address importer stores a source's id."""
+    stored = {key: key for key in keys}
+    stored.update({f"{prefix}{key}": key for key in keys for prefix in SOURCE_PREFIXES
+                   if not key.startswith(SOURCE_PREFIXES)})
+    found: dict[str, int] = {}
+    for source_key, address_id in session.execute(select(Address.source_key, Address.id)
+                                                  .where(Address.source_key.in_(sorted(stored)))).all():
+        if source_key == stored[source_key]:
+            found[source_key] = address_id  # the key as stored beats a prefixed match
+        else:
+            found.setdefault(stored[source_key], address_id)
+    return found
+
+
 def import_bins(session: Session, path: Path, replace: bool = False) -> BinImport:
     """Load a bin file into ``bins``: each tag at its address (updated when it moved). With
     ``replace`` the file is the whole inventory: tags it does not list are removed. The caller
@@ -149,8 +171,7 @@ def import_bins(session: Session, path: Path, replace: bool = False) -> BinImpor
     items = list(wanted.items())
     for start in range(0, len(items), BATCH):  # in batches: an inventory holds a whole métropole's bins
         chunk = items[start:start + BATCH]
-        address_of = dict(session.execute(select(Address.source_key, Address.id)
-                                          .where(Address.source_key.in_(sorted({key for _, (_, key) in chunk})))).all())
+        address_of = _addresses(session, {key for _, (_, key) in chunk})
         known = dict(session.execute(select(Bin.tag, Bin.address_id)
                                      .where(Bin.tag.in_([tag for tag, _ in chunk]))).all())
         added, moved = [], []

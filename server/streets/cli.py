@@ -172,6 +172,9 @@ def _import_bins(args: argparse.Namespace) -> int:
         print(f"  {line}", file=sys.stderr)
     if report.unknown_address:
         print("Import the addresses first (trivue addresses import), then this file again.", file=sys.stderr)
+    if report.rows and not (report.added or report.moved or report.unchanged):
+        print(f"trivue bins import: error: {args.file}: no row imported", file=sys.stderr)
+        return 1
     print("New lifts use the registry at once; stored lifts keep their street until `trivue streets rematch`.")
     return 0
 

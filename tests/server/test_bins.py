@@ -44,9 +44,10 @@ def town(database_url: str) -> tuple[Engine, dict[str, int], dict[str, int]]:
             lon, lat = lonlat(x, y)
             session.add(Address(street_id=streets[street], number=number, label=f"{number} {street} 99999 Testville",
                                 street_name=street, street_key=street.lower(), postcode="99999", commune="Testville",
-                                lat=lat, lon=lon, source_key=key))
+                                lat=lat, lon=lon, source_key=f"ban:{key}"))  # as `trivue addresses import` keys them
     with Session(engine) as session:
-        addresses = dict(session.execute(select(Address.source_key, Address.id)).all())
+        addresses = {key.removeprefix("ban:"): address_id
+                     for key, address_id in session.execute(select(Address.source_key, Address.id)).all()}
     return engine, streets, addresses  # type: ignore[return-value]
 
 
@@ -198,3 +199,31 @@ def test_trivue_bins_import_on_the_command_line(tmp_path: Path, capsys: pytest.C
     bad.write_bytes(b"tag;address\n\xff\xfe;x\n")
     assert main(["bins", "import", str(bad), "--database-url", url]) == 2
     assert "save the file as CSV UTF-8" in capsys.readouterr().err
+    assert main(["bins", "import", str(tmp_path / "absent.csv"), "--database-url", url]) == 2
+    assert capsys.readouterr().err.strip().endswith("absent.csv: no such file")
+    nothing = registry(tmp_path, "tag;address\nTAG-8;nowhere\n", "nothing.csv")
+    assert main(["bins", "import", str(nothing), "--database-url", url]) == 1  # a file of which no row was kept
+    assert "nothing.csv: no row imported" in capsys.readouterr().err
+
+
+def test_an_inventory_with_ban_ids_finds_the_addresses_trivue_imported(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The real chain: `trivue addresses import` of a BAN file, then an inventory holding the BAN's
+    own ids (``35238_1010_00001``, the *clé d'interopérabilité*), as collectivities' inventories do."""
+    url = f"sqlite:///{tmp_path / 'trivue.db'}"
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "geodata"
+    assert main(["streets", "import", str(fixtures / "rennes-centre.geojson"), "--commune", "Rennes",
+                 "--database-url", url]) == 0
+    assert main(["addresses", "import", str(fixtures / "ban-rennes-centre.csv"), "--database-url", url]) == 0
+    path = registry(tmp_path, "Numéro de puce;Clé d'interopérabilité\nE2801160000000C1;35238_1010_00001\n"
+                              "E2801160000000C2;35238_1010_00002\n")
+    capsys.readouterr()
+    assert main(["bins", "import", str(path), "--database-url", url]) == 0
+    assert "2 rows, 2 bins added" in capsys.readouterr().out
+    engine = make_engine(url)
+    with Session(engine) as session:
+        places = bin_places(session, ["E2801160000000C1", "E2801160000000C2"])
+        hoche = session.scalars(select(Address.street_name).where(Address.id.in_(
+            [p.address_id for p in places.values()]))).all()
+    engine.dispose()
+    assert len(places) == 2 and hoche == ["Rue Hoche", "Rue Hoche"]
