@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -116,6 +117,18 @@ def test_lifts_follow_the_round_in_time_with_gps_noise_and_dropouts(network: Str
               for x in lifts if x.gps]
     assert 2 < statistics.mean(errors) < 8 and max(errors) < 25
     assert 0.15 < sum(x.contaminated for x in lifts) / len(lifts) < 0.45
+
+
+def test_households_at_one_spot_are_all_lifted(network: StreetNetwork) -> None:
+    """Imported addresses projected on a link's end share one offset: both bins are lifted there."""
+    rng = random.Random(4)
+    drives = network.plan_round(rng, set(), 500)
+    first = next(d for d in drives if d.collect)
+    built = HouseholdBuilder(network, rng).build({first.link.street: 0.1})
+    twins = [dataclasses.replace(h, link=first.link.index, offset_m=first.link.length_m) for h in built[:2]]
+    settings = DrivingSettings(setout=1.0, gps_dropout=0.0)
+    lifts = TruckDay(network, index_by_link(twins), settings, rng).lifts("t-1", [first], datetime.now(UTC))
+    assert [lift.household.id for lift in lifts] == [h.id for h in twins]
 
 
 def test_bad_streets_get_the_bad_rate(network: StreetNetwork) -> None:

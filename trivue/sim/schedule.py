@@ -97,7 +97,9 @@ class TruckDay:
             return
         length = drive.link.length_m
         out = [h for h in self.by_link.get(drive.link.index, []) if self.rng.random() < self.settings.setout]
-        along = sorted(((h.offset_m if drive.forward else length - h.offset_m), h) for h in out)
+        # by position only: imported addresses projected on a link's end share one offset, and
+        # households do not compare (their list order, kept by the stable sort, breaks the tie)
+        along = sorted((((h.offset_m if drive.forward else length - h.offset_m), h) for h in out), key=lambda p: p[0])
         group: list[Household] = []
         at = -math.inf
         for s, household in along:
