@@ -16,10 +16,27 @@ from pydantic import ValidationError
 MESSAGE_LIMIT = 600  # one line in a terminal or a journal, even for a file with many mistakes
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping: PyYAML keeps the last one
+    silently, so ``port: 8000`` further down a file quietly overrode the ``port`` an operator read."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *defaults``: its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if isinstance(key, str | int | float | bool) and key in seen:
+                lines = f"line {seen[key].line + 1} and line {key_node.start_mark.line + 1}"
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} given twice ({lines})")
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_mapping(path: Path, error: type[Exception], kind: str = "configuration file") -> dict[str, Any]:
     """The YAML mapping in ``path`` (an empty file is ``{}``); ``error`` raised with a one-line message."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeys)  # a SafeLoader
     except FileNotFoundError:
         raise error(f"{path}: {kind} not found") from None
     except (OSError, UnicodeDecodeError) as failure:

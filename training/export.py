@@ -35,17 +35,23 @@ class ExportError(RuntimeError):
 def export(run_dir: Path, imgsz: int = 320, out: Path | None = None, name: str = "trivue-waste",
            version: str | None = None, calib_dir: Path | None = None, max_drop: float = 0.02) -> dict:
     """Write ``out`` (and ``<out>-int8.onnx`` when asked and good enough); return what was measured."""
+    if imgsz < 32 or imgsz % 32:
+        raise ExportError(f"--imgsz {imgsz}: a multiple of 32 from 32 up (the network's stride), e.g. 320")
     try:
         run = read_run(run_dir)
     except TrainError as error:
         raise ExportError(str(error)) from None
+    check_int8_arguments(calib_dir, max_drop)
     best = run_dir / "train" / "weights" / "best.pt"
     if not best.is_file():
         raise ExportError(f"{best}: no trained weights (is the run finished?)")
     out = out or run_dir / "export" / f"{name}.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
     version = version or datetime.now(UTC).strftime("%Y.%m.%d")
-    raw = ultralytics_onnx(run_dir, best, imgsz)
+    try:
+        raw = ultralytics_onnx(run_dir, best, imgsz)
+    except Exception as error:  # torch's unpickling errors, wrapped in whatever Ultralytics raises
+        raise ExportError(f"{best}: cannot be read as a checkpoint ({str(error).splitlines()[0][:160]})") from None
     shutil.copyfile(raw, out)
     fp32 = measure(out, Path(run["data_yaml"]), plot=out.with_name(f"{out.stem}-pr.png"))
     meta = {"trivue_name": name, "trivue_version": version, "trivue_data_hash": run["data_hash"],
@@ -75,6 +81,7 @@ def requantise(model: Path, data: Path, calib_dir: Path | None = None, max_drop:
     from training.datasets import DatasetError, merge
     from vision.onnxmeta import OnnxMetaError, read_metadata
 
+    check_int8_arguments(calib_dir, max_drop)
     try:
         meta = read_metadata(model.read_bytes())
     except (OSError, OnnxMetaError) as error:
@@ -124,6 +131,14 @@ def write_card(path: Path, name: str, version: str, run: dict, report: dict, int
         log.warning("%s: run data %s is not a mapping file; card written without sources", path, run["data"])
         text = render(name, version, None, run, report, int8, plot=f"{path.stem}-pr.png")
     path.write_text(text, encoding="utf-8")
+
+
+def check_int8_arguments(calib_dir: Path | None, max_drop: float) -> None:
+    """Before the long FP32 export and its evaluation: what the INT8 step would refuse at the end."""
+    if not 0 <= max_drop < 1:
+        raise ExportError(f"--max-drop {max_drop}: a loss of mAP50, from 0 to below 1 (e.g. 0.02)")
+    if calib_dir is not None:
+        calibration_images(calib_dir)
 
 
 def ultralytics_onnx(run_dir: Path, weights: Path, imgsz: int) -> Path:

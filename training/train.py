@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from base.paths import COCO_WEIGHTS
+from base.strict_yaml import read_mapping
 from training.device import Device, DeviceError, resolve_device
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,9 @@ def prepare_data(config: TrainConfig) -> tuple[Path, str]:
     from training.field import FIELD_MAP, merge_with_field
     from training.partial import METHOD_KEY
 
-    data = yaml.safe_load(config.data.read_text(encoding="utf-8")) if config.data.is_file() else None
-    if not isinstance(data, dict):
-        raise TrainError(f"{config.data}: not a mapping YAML or data.yaml")
+    data = read_mapping(config.data, TrainError, "--data file (a mapping YAML or data.yaml)")
+    if not data:
+        raise TrainError(f"{config.data}: empty, not a mapping YAML or data.yaml")
     if config.field and "sources" not in data:
         raise TrainError(f"--field needs a mapping YAML as --data (like training/mapping.yaml), not the plain "
                          f"data.yaml {config.data}: the field photos join the mapping's sources")
@@ -227,6 +228,24 @@ def warm_start(config: TrainConfig, onnx: Path, data_yaml: Path) -> Path:
     return out
 
 
+def check_sizes(config: TrainConfig) -> None:
+    """The numbers Ultralytics would refuse only after the data is merged and the model built."""
+    if config.imgsz < 32 or config.imgsz % 32:
+        raise TrainError(f"--imgsz {config.imgsz}: a multiple of 32 from 32 up (the network's stride), e.g. 320")
+    if config.epochs < 1:
+        raise TrainError(f"--epochs {config.epochs}: at least 1")
+    if config.batch < 1:
+        raise TrainError(f"--batch {config.batch}: at least 1 photo")
+    if not 0 < config.fraction <= 1:
+        raise TrainError(f"--fraction {config.fraction}: a share of the training photos, above 0 and at most 1")
+    if config.hours < 0:
+        raise TrainError(f"--hours {config.hours}: cannot be negative (0: no time budget)")
+    if config.close_mosaic < 0:
+        raise TrainError(f"--close-mosaic {config.close_mosaic}: cannot be negative")
+    if config.threads < 0:
+        raise TrainError(f"--threads {config.threads}: cannot be negative (0: every core)")
+
+
 def last_checkpoint(run_dir: Path) -> Path:
     return run_dir / "train" / "weights" / "last.pt"
 
@@ -247,6 +266,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise TrainError(f"--warmup-epochs {config.warmup_epochs}: cannot be negative")
     if config.missing_labels not in MISSING_LABELS:
         raise TrainError(f"--missing-labels {config.missing_labels}: choose one of {', '.join(MISSING_LABELS)}")
+    check_sizes(config)
+    if resume and not last_checkpoint(config.run_dir).is_file():  # before the run folder is made
+        raise TrainError(f"{config.run_dir}: nothing to resume ({last_checkpoint(config.run_dir)} absent)")
     try:
         # before any data is merged: a wrong device fails at once
         device = resolve_device(config.device or "cpu", config.precision)
@@ -320,4 +342,10 @@ def read_run(run_dir: Path) -> dict:
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise TrainError(f"{run_dir}: not a trivue training run ({RUN_FILE} absent)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise TrainError(f"{path}: damaged ({error}); the run's record is written by trivue train") from None
+    if not isinstance(run, dict) or not {"data_yaml", "data_hash"} <= set(run):
+        raise TrainError(f"{path}: not a trivue run record (no data_yaml and data_hash)")
+    return run

@@ -39,12 +39,24 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ("topic_prefix: trivue/#\n", {}, r"topic_prefix: .*pattern"),
     ("- a list\n", {}, r"expected a mapping"),
     ("port: [\n", {}, r"not valid YAML"),
+    # PyYAML keeps the last of two equal keys without a word: the operator reads the first
+    ("port: 8000\nhost: 0.0.0.0\nport: 9000\n", {}, r"'port' given twice \(line 1 and line 3\)"),
+    ("smtp:\n  host: a\n  host: b\n", {}, r"'host' given twice \(line 2 and line 3\)"),
 ])
 def test_bad_settings_name_field_and_value(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
     path = tmp_path / "trivue.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_settings(path, env=env)
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    """``<<: *defaults`` then a key of the defaults again is YAML's override, not a key given twice."""
+    from base.strict_yaml import read_mapping
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &base {port: 1, host: a}\nsite:\n  <<: *base\n  port: 2\n")
+    assert read_mapping(path, ConfigError)["site"] == {"port": 2, "host": "a"}
 
 
 def test_placeholder_secret_allowed_in_dev_mode() -> None:

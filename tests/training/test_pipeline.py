@@ -203,6 +203,15 @@ def test_a_chosen_learning_rate_reaches_ultralytics_with_a_named_optimizer(tmp_p
     ("warmup_epochs", -1.0, "--warmup-epochs -1.0: cannot be negative"),
     ("optimizer", "adam", "--optimizer adam: choose one of auto, sgd, adamw"),
     ("optimizer", "sgd", "--optimizer sgd needs --lr0"),  # SGD at Ultralytics' 0.01 would wreck a trained model
+    # what Ultralytics refuses only after the merge and the model's build, with a traceback
+    ("imgsz", 300, "--imgsz 300: a multiple of 32"),
+    ("imgsz", -32, "--imgsz -32: a multiple of 32"),
+    ("epochs", 0, "--epochs 0: at least 1"),
+    ("batch", 0, "--batch 0: at least 1"),
+    ("fraction", 5.0, "--fraction 5.0: a share of the training photos"),
+    ("hours", -1.0, "--hours -1.0: cannot be negative"),
+    ("close_mosaic", -1, "--close-mosaic -1: cannot be negative"),
+    ("threads", -2, "--threads -2: cannot be negative"),
 ])
 def test_a_bad_schedule_stops_before_training(tmp_path: Path, option: str, value: float | str, message: str) -> None:
     from training.train import TrainConfig, TrainError, train
@@ -211,6 +220,48 @@ def test_a_bad_schedule_stops_before_training(tmp_path: Path, option: str, value
     with pytest.raises(TrainError, match=message):
         train(config)
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_resuming_a_run_that_does_not_exist_writes_nothing(tmp_path: Path) -> None:
+    from training.train import TrainConfig, TrainError, train
+
+    with pytest.raises(TrainError, match="nothing to resume"):
+        train(TrainConfig(data=tmp_path / "data.yaml", run_dir=tmp_path / "run"), resume=True)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ("absent", r"not found"), ("a: [1,\n", r"not valid YAML"), ("sources: {}\nsources: {}\n", r"given twice"),
+    ("- a list\n", r"expected a mapping"), ("", r"empty"),
+])
+def test_a_bad_data_file_is_one_line(tmp_path: Path, data: str, message: str) -> None:
+    from training.train import TrainConfig, TrainError, prepare_data
+
+    path = tmp_path / "data.yaml"
+    if data != "absent":
+        path.write_text(data, encoding="utf-8")
+    with pytest.raises(TrainError, match=message):
+        prepare_data(TrainConfig(data=path, run_dir=tmp_path / "run"))
+
+
+def test_export_checks_its_options_and_the_run_record_before_the_long_work(tmp_path: Path) -> None:
+    from training.export import ExportError, export
+
+    (tmp_path / "trivue.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ExportError, match=r"trivue.json: damaged"):
+        export(tmp_path)
+    (tmp_path / "trivue.json").write_text('{"data_yaml": "d.yaml", "data_hash": "x"}', encoding="utf-8")
+    with pytest.raises(ExportError, match=r"--imgsz 33: a multiple of 32"):
+        export(tmp_path, imgsz=33)
+    with pytest.raises(ExportError, match=r"--max-drop 3: a loss of mAP50"):
+        export(tmp_path, max_drop=3)
+    with pytest.raises(ExportError, match=r"--int8 .*absent: not a folder of images"):
+        export(tmp_path, calib_dir=tmp_path / "absent")
+    weights = tmp_path / "train" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ExportError, match=r"best.pt: cannot be read as a checkpoint"):
+        export(tmp_path, out=tmp_path / "export" / "m.onnx")
 
 
 def test_missing_labels_decides_for_a_merged_data_yaml_made_elsewhere(tmp_path: Path) -> None:
