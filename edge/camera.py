@@ -150,6 +150,8 @@ def _is_live(source: str) -> bool:
 
 def check_source(source: str) -> None:
     """Refuse at start-up a file or folder source that cannot be read (live cameras may come later)."""
+    if source.startswith("usb:") and not source.removeprefix("usb:").isdigit():
+        raise SourceError(f"{source}: a USB camera is usb:N, N its index (usb:0 for the first)")
     if _is_live(source):
         return
     path = Path(source)

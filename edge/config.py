@@ -26,6 +26,7 @@ from vision.schema import Stream
 ENV_PREFIX = "TRIVUE_EDGE_"
 # Truck installers read these messages; they never met pydantic.
 EDGE_WORDING = {"extra_forbidden": "unknown setting", "missing": "required"}
+Unit = Annotated[float, Field(ge=0, le=1)]  # a normalised image coordinate: 0 at the left or top, 1 at the other side
 
 
 class ConfigError(ValueError):
@@ -259,7 +260,7 @@ class EdgeSettings(_Strict):
     # (bench/edge.py, docs/edge.md Performance): a 320 px model is too small to split well.
     workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
         default="auto", description="Frames detected at once (auto = the cores this process may use; 1 = serial)")
-    hopper: list[tuple[float, float]] = Field(
+    hopper: list[tuple[Unit, Unit]] = Field(
         default=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)], min_length=3,
         description="Hopper polygon, normalised image coordinates")
     frame_rate: float = Field(default=10.0, gt=0, description="Frames analysed per second in a lift")

@@ -215,6 +215,9 @@ def _replay(gps: Gps, path: Path, speed: float, stop: threading.Event) -> None:
         gps.feed_nmea(line)
 
 
+REPLAY_SUFFIXES = (".nmea", ".txt", ".log", ".gpx")  # recorded fixes, replayed as a drive
+
+
 def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s: float = 30.0) -> Gps:
     """``fixed:LAT,LON``, a ``.nmea``/``.gpx`` file (replayed), ``gpsd://host[:port]``, or a serial device."""
     if not source:
@@ -222,11 +225,15 @@ def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s
     if source.startswith("fixed:"):
         try:
             lat, lon = (float(v) for v in source.removeprefix("fixed:").split(","))
-            return FixedGps(lat, lon)
-        except ValueError as error:
-            raise GpsError(f"gps {source!r}: expected fixed:LAT,LON ({error})") from None
+        except ValueError:
+            raise GpsError(f"gps {source!r}: expected fixed:LAT,LON in degrees, e.g. fixed:47.9029,1.9093") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise GpsError(f"gps {source!r}: latitude is -90..90 and longitude -180..180 degrees")
+        return FixedGps(lat, lon)
     path = Path(source)
-    if path.is_file() and path.suffix.lower() in (".nmea", ".txt", ".log", ".gpx"):
+    if path.suffix.lower() in REPLAY_SUFFIXES and not path.is_file():
+        raise GpsError(f"gps {source!r}: no such file to replay")
+    if path.is_file() and path.suffix.lower() in REPLAY_SUFFIXES:
         gps = Gps(max_age_s, clock=_drive_clock(speed))
         if path.suffix.lower() == ".gpx":
             _gpx_points(path)  # validate at start-up

@@ -68,7 +68,8 @@ def test_video_file_frames_and_throttle(tmp_path, photo) -> None:
     assert len(list(throttle(iter(all_frames), rate=5))) == 10
 
 
-@pytest.mark.parametrize(("source", "message"), [("missing.mp4", "no such file"), (__file__, "not a video file")])
+@pytest.mark.parametrize(("source", "message"), [("missing.mp4", "no such file"), (__file__, "not a video file"),
+                                               ("usb:abc", "a USB camera is usb:N")])
 def test_unusable_sources(source: str, message: str) -> None:
     with pytest.raises(SourceError, match=message):
         frames(source)

@@ -182,10 +182,16 @@ def test_a_gpx_replay_gives_the_bearing_between_points(tmp_path: Path) -> None:
         replay.close()
 
 
-@pytest.mark.parametrize("source", ["fixed:abc", "fixed:1", "nowhere.txt"])
-def test_bad_gps_sources(source: str) -> None:
-    with pytest.raises(GpsError, match="gps"):
+@pytest.mark.parametrize(("source", "message"), [
+    ("fixed:abc", "expected fixed:LAT,LON in degrees"), ("fixed:1", "expected fixed:LAT,LON in degrees"),
+    ("fixed:999,999", "latitude is -90..90 and longitude -180..180"), ("nowhere.txt", "no such file to replay"),
+    ("COM", "not fixed:LAT,LON"),
+    ("nowhere.nmea", "no such file to replay"),
+])
+def test_bad_gps_sources(source: str, message: str) -> None:
+    with pytest.raises(GpsError, match=f"gps '{source}': {message}") as raised:
         open_gps(source)
+    assert "\n" not in str(raised.value)
 
 
 def test_fixed_gps_is_always_fresh() -> None:
