@@ -46,6 +46,9 @@ class DatabaseUnavailable(Exception):
     names it (password hidden) and says why in one line."""
 
 
+SUPPORTED_DATABASES = ("sqlite", "postgresql")  # what the migrations and the partitioned store are written for
+
+
 def migrated_engine(url: str) -> Engine:
     """An engine on ``url``, upgraded to the newest schema (``server.migrate``): what every command
     and the server's start-up use. A URL that cannot be parsed, a database that is down, a file that
@@ -56,11 +59,15 @@ def migrated_engine(url: str) -> Engine:
     from server.db import make_engine
     from server.migrate import upgrade_database
 
+    example = "sqlite:///path/to/file.db or postgresql://user:password@host/db"
     try:
-        shown = make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        shown = parsed.render_as_string(hide_password=True)
+        if parsed.get_backend_name() not in SUPPORTED_DATABASES:
+            raise DatabaseUnavailable(f"database_url: {shown!r}: Trivue stores its data in SQLite or PostgreSQL "
+                                      f"({example})")
         engine = make_engine(url)
-    except (SQLAlchemyError, ValueError) as error:
-        example = "sqlite:///path/to/file.db or postgresql://user:password@host/db"
+    except (SQLAlchemyError, ValueError, ImportError) as error:  # ImportError: a driver not installed
         raise DatabaseUnavailable(f"database_url: {_without_password(url)!r} is not a database URL ({example}): "
                                   f"{error}") from None
     try:

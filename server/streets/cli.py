@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = commands.add_parser("list", help="streets with their length and addresses")
     listing.add_argument("--commune")
     listing.add_argument("--name", help="part of the name (case and accents ignored)")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=int, default=50, help="streets shown (default 50, at least 1)")
     listing.set_defaults(handler=_list)
 
     stats = commands.add_parser("stats", help="streets, segments and addresses per commune")
@@ -247,6 +247,8 @@ def _list(args: argparse.Namespace) -> int:
 
     from server.streets.importer import street_rows
 
+    if args.limit < 1:
+        raise CliError(f"--limit must be 1 or more, got {args.limit}")
     engine = open_database(args)
     with Session(engine) as session:
         rows = street_rows(session, args.commune, args.name, args.limit)

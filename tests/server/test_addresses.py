@@ -230,6 +230,8 @@ def test_commands_act_on_the_settings_database(tmp_path: Path, capsys: pytest.Ca
     assert code == 0 and "Rennes" in out and "Saint-Grégoire" in out
     code, out, _ = run(capsys, "streets", "list", "--name", "hoche")
     assert code == 0 and "Rue Hoche" in out and "Rue Nationale" not in out
+    code, _, err = run(capsys, "streets", "list", "--limit", "-1")  # was the whole list; 0, an empty table
+    assert code == 2 and "--limit must be 1 or more, got -1" in err
     code, out, _ = run(capsys, "streets", "locate", HOCHE_3_LAT, HOCHE_3_LON)
     assert code == 0 and out.startswith("Rue Hoche, Rennes") and "3 Rue Hoche 35000 Rennes" in out
     code, out, _ = run(capsys, "streets", "locate", "48.8566", "2.3522")

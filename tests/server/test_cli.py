@@ -204,6 +204,8 @@ def test_partitions_lists_and_creates_months_ahead(cli_env: str, monkeypatch: py
     ("sqlite:///{tmp}/not-a-database.db", "cannot be used: file is not a database"),
     ("sqlite:///{tmp}/no/such/folder/x.db", "cannot be used: unable to open database file"),
     ("postgresql://trivue:hunter2@host:port/trivue", "is not a database URL"),
+    # a driver SQLAlchemy knows but Trivue neither installs nor migrates for: was a ModuleNotFoundError
+    ("mysql://trivue:hunter2@127.0.0.1/trivue", "Trivue stores its data in SQLite or PostgreSQL"),
 ])
 @pytest.mark.parametrize("argv", [["users", "list"], ["dead-letters", "list"], ["streets", "stats"],
                                   ["server", "--no-ingest"]])

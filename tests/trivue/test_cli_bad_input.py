@@ -56,6 +56,10 @@ def test_judge_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], com
         (["--broker-restart", "-5", "--embedded-broker"], "--broker-restart -5.0: expected 0 seconds or more"),
         (["--street-rate", "foo=0.5"], "--street-rate 'foo': no street of that name in the streets simulated"),
         (["--street-rate", "Allée Coysevoxx=0.5"], "(did you mean 'Allée Coysevox'"),
+        (["--area", "999,999,100"], "latitude is -90..90 and longitude -180..180 degrees"),
+        (["--area", "48.11,-1.68,-5"], "the radius is metres above 0"),
+        (["--truth", __file__], "a file is there; the truth is a folder"),
+        (["--model", "{tmp}/nosuch.onnx"], "nosuch.onnx: no such model file"),
     ],
 )
 def test_simulate_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
@@ -73,6 +77,7 @@ def test_simulate_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         (["--duration", "-5"], "--duration -5.0: expected 0 (until Ctrl-C) or more"),
         (["--history-days", "-2"], "--history-days -2: expected 0 (no history) or more"),
         (["--speed", "-1"], "--speed -1.0: expected 0 (as fast as possible) or more"),
+        (["--model", "{tmp}/nosuch.onnx"], "nosuch.onnx: no such model file"),  # not a silent simulated fleet
     ],
 )
 def test_demo_bad_options_stop_before_anything_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str],

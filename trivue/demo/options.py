@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from trivue.sim.options import WorldOptions, check_at_least
+from trivue.sim.options import WorldOptions, check_at_least, check_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,5 +28,6 @@ class DemoOptions:
         check_at_least(args, "speed", 0, " (as fast as possible)")
         check_at_least(args, "history_days", 0, " (no history)")
         check_at_least(args, "duration", 0, " (until Ctrl-C)")
+        check_model(args.model)
         return cls(world, args.speed, args.history_days, args.duration, args.events_only,
                    args.model, args.verbose)

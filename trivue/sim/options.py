@@ -59,6 +59,13 @@ class WorldOptions:
         if not args.round_km > 0:  # a round of no length holds no lift
             raise CliError(f"--round-km {args.round_km}: expected a length above 0")
         check_at_least(args, "gps_sigma", 0, " (exact fixes)")
+        if args.area is not None:
+            lat, lon, radius = args.area
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise CliError(f"--area {lat:g},{lon:g},{radius:g}: latitude is -90..90 and longitude -180..180 "
+                               "degrees")
+            if not radius > 0:
+                raise CliError(f"--area {lat:g},{lon:g},{radius:g}: the radius is metres above 0")
         plan = ContaminationPlan(args.base_rate, args.bad_rate, args.bad_share, dict(args.street_rate))
         driving = DrivingSettings(gps_sigma_m=args.gps_sigma, gps_dropout=args.gps_dropout)
         scenario = ScenarioOptions(args.trucks, args.round_km, 1, args.area, args.rfid_share, args.seed,
@@ -71,6 +78,13 @@ class WorldOptions:
 
     def for_days(self, days: int) -> ScenarioOptions:
         return replace(self.scenario, days=days)
+
+
+def check_model(model: Path | None) -> None:
+    """A model asked for by name must be there: only the default one may be missing (a checkout
+    without it runs simulated judged events, and says so)."""
+    if model is not None and not model.is_file():
+        raise CliError(f"--model {model}: no such model file" if not model.exists() else f"--model {model}: not a file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +123,10 @@ class SimulateOptions:
         faults = FaultPlan(tuple(Window.parse(w) for w in args.outage), args.outage_share,
                            tuple(args.broker_restart), args.duplicates, args.skew_share, args.clock_skew,
                            args.malformed)
+        check_model(args.model)
+        if args.truth is not None and args.truth.exists() and not args.truth.is_dir():
+            raise CliError(f"--truth {args.truth}: a file is there; the truth is a folder (lifts.csv, truth.json, "
+                           "bins.csv)")
         if args.mode == "full" and (faults.outages or faults.duplicates or faults.malformed):
             raise CliError("--outage, --duplicates and --malformed are events-mode faults (they test the server); "
                            "full mode takes --clock-skew and --broker-restart")
