@@ -84,6 +84,16 @@ def connect_properties(settings: ServerSettings) -> Properties | None:
     return properties
 
 
+def shown_url(url: str) -> str:
+    """The broker URL for a log line: its password masked (logs go to journals and support tickets)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
 class Ingest:
     """Subscriber + batch writer; ``start()`` and ``stop()`` from the composition root."""
 
@@ -99,7 +109,9 @@ class Ingest:
         self._writer = threading.Thread(target=self._write_loop, name="trivue-ingest-writer", daemon=True)
         self._client = make_client(settings)
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
+        self._unreachable = 0  # failed connection attempts since the last success
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
 
@@ -120,7 +132,7 @@ class Ingest:
                                    clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
                                    properties=connect_properties(self.settings))
         self._client.loop_start()
-        log.info("ingest subscribing to %s as %r", self.settings.broker_url, self.settings.mqtt_client_id)
+        log.info("ingest subscribing to %s as %r", shown_url(self.settings.broker_url), self.settings.mqtt_client_id)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages, write and acknowledge those queued, then disconnect."""
@@ -145,9 +157,18 @@ class Ingest:
         if reason.is_failure:
             log.error("broker refused the connection: %s", reason)
             return
+        self._unreachable = 0
         # Subscribing again on every connect: a broker that lost our session still sends to us.
         client.subscribe([(topic, 1) for topic in subscriptions(self.settings)])
         log.info("connected to the broker (session present: %s)", flags.session_present)
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        # paho retries on its own, its delay doubling up to 2 minutes: say so on the first failure
+        # and then every tenth, not on every try, and never silently (a wrong broker_url ran quietly)
+        self._unreachable += 1
+        if self._unreachable % 10 == 1:
+            log.warning("broker %s unreachable (%d tries); ingest keeps trying, trucks keep their lifts meanwhile",
+                        shown_url(self.settings.broker_url), self._unreachable)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
         refused = [str(r) for r in reasons if r.is_failure]

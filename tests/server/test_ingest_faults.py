@@ -7,13 +7,24 @@ count it, and leave the message unacknowledged so that the broker delivers it ag
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
 
-from server.ingest.inbox import MqttMessage
+from server.config import load_settings
+from server.db import make_engine
+from server.ingest.evidence import EvidenceStore
+from server.ingest.inbox import Inbox, MqttMessage
+from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Lift
+from server.ingest.subscriber import Ingest
+from server.migrate import upgrade_database
+from tests.ports import free_port
 from tests.server.conftest import Server, wait_for
 from tests.server.events import lift_event
 
@@ -73,3 +84,21 @@ def test_a_message_that_cannot_be_stored_anywhere_is_not_acknowledged(
     server.ingest.stop()
     with run_server(server.settings) as again:
         wait_for(lambda: _count(again, DeadLetter) == 1, "the redelivered message, now a dead letter", 20)
+
+
+def test_an_unreachable_broker_is_logged_with_its_password_hidden(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A wrong broker_url ran quietly: ingest logged "subscribing" and then nothing at all."""
+    settings = load_settings(env={}, data_dir=tmp_path, broker_url=f"mqtt://ingest:hunter2@127.0.0.1:{free_port()}")
+    engine = make_engine(settings.db_url)
+    upgrade_database(engine)
+    evidence = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
+    ingest = Ingest(settings, sessionmaker(engine), Inbox(settings, evidence, Metrics()), Metrics())
+    caplog.set_level(logging.WARNING, logger="server.ingest.subscriber")
+    ingest.start()
+    try:
+        wait_for(lambda: "unreachable" in caplog.text, "the warning", timeout=10)
+    finally:
+        ingest.stop(timeout=2)
+        engine.dispose()
+    assert "mqtt://ingest:***@127.0.0.1" in caplog.text and "hunter2" not in caplog.text
