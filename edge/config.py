@@ -101,10 +101,20 @@ class TrackingSettings(_Strict):
     """``vision.tracking.TrackerSettings`` as settings (same names and defaults, checked by a test)."""
 
     activation_conf: float = Field(default=0.35, ge=0, le=1, description="Confidence that may start a track")
-    high_conf: float = Field(default=0.45, ge=0, le=1, description="ByteTrack's first-round confidence")
+    high_conf: float = Field(default=0.35, ge=0, le=1,
+                             description="ByteTrack's first-round confidence; at most activation_conf")
     match_iou: float = Field(default=0.1, ge=0, le=1, description="IoU to match a detection to a track")
     lost_frames: int = Field(default=15, ge=0, description="Frames a track survives unseen")
     min_track_frames: int = Field(default=2, ge=1, description="Frames an item must be seen to be counted")
+
+    @model_validator(mode="after")
+    def _activation_applies(self) -> TrackingSettings:
+        # ByteTrack starts tracks only from its first-round (high) detections: a high_conf above
+        # activation_conf would silently raise the threshold that starts a track to high_conf.
+        if self.high_conf > self.activation_conf:
+            raise ValueError(f"high_conf {self.high_conf} is above activation_conf {self.activation_conf}: new "
+                             "tracks start only from detections above both, so activation_conf would not apply")
+        return self
 
 
 class EvidenceSettings(_Strict):

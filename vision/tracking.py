@@ -24,7 +24,10 @@ class TrackerSettings:
     """ByteTrack's knobs, named for what they do in a hopper."""
 
     activation_conf: float = 0.35  # a detection this confident may start a new track
-    high_conf: float = 0.45  # first association round uses detections above this
+    # The first association round uses detections above this, and only those start tracks: above
+    # activation_conf it would be the threshold that starts a track. It was 0.45 until 2026-12-05,
+    # which made it so (bags counted 0.41 a lift short on val; docs/training.md, "Lift counting").
+    high_conf: float = 0.35
     match_iou: float = 0.1  # minimum IoU between a track's prediction and a detection
     lost_frames: int = 15  # frames a track survives unseen (an item hidden under another)
     frame_rate: float = 10.0

@@ -215,7 +215,7 @@ def test_a_lift_whose_photo_cannot_fit_goes_without_it_and_is_counted(tmp_path, 
     assert stats.photos_too_large == 2 and stats.photos_refused == 0
 
 
-UNSURE_BOTTLE = (20, 20, 120, 160, 0.4, 0)  # in the uncertain band [0.25, 0.5), under high_conf: never a track
+UNSURE_BOTTLE = (20, 20, 120, 160, 0.3, 0)  # in the uncertain band [0.25, 0.5), under activation_conf: never a track
 
 
 def test_the_truck_keeps_contaminated_uncertain_and_sampled_lifts(tmp_path, mqtt_broker, litter_val_images) -> None:
@@ -246,6 +246,6 @@ def test_the_truck_keeps_contaminated_uncertain_and_sampled_lifts(tmp_path, mqtt
         assert all(0 <= b.x1 < b.x2 <= 1 and 0 <= b.y1 < b.y2 <= 1 for b in first.detections)
         unsure = events[1].evidence  # the hesitant bottle never became an item, but the photo shows it
         assert events[1].counts == {} and [(b.class_, round(b.confidence, 2)) for b in unsure.detections] == [
-            ("bottle", 0.4)]
+            ("bottle", 0.3)]
     assert reasons[1.0] == ["contaminated", "uncertain", "sample", "sample"]
     assert reasons[0.0] == ["contaminated", "uncertain", None, None]

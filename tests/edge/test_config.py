@@ -35,6 +35,7 @@ def test_env_tree() -> None:
         ({"truck_id": "bad id!", "source": "x"}, "truck_id: String should match pattern"),
         ({"truck_id": "T", "source": "x", "evidence": {"retention_dayz": 3}}, "evidence.retention_dayz: unknown"),
         ({"truck_id": "T", "source": "x", "hopper": [[0, 0], [1, 1]]}, "hopper: List should have at least 3"),
+        ({"truck_id": "T", "source": "x", "tracking": {"high_conf": 0.45}}, "activation_conf would not apply"),
         ({"truck_id": "T", "source": "x", "hopper": [[0, 0], [5, 0], [0.5, 1]]},
          "hopper.1.0: Input should be less than or equal to 1 (got 5)"),
         ({"truck_id": "T", "source": "x", "uplink": {"broker": "mqtt://h:99999"}}, "bad port"),

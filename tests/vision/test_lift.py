@@ -99,7 +99,7 @@ UNSURE = PhotoPolicy(uncertain=(0.25, 0.5))
     (UNSURE, [tracked((0, 0, 0.4)), tracked((0, 0, 0.7))], None),
     # a one-frame flicker in the band is not an item
     (UNSURE, [tracked((0, 0, 0.9)), tracked((0, 0, 0.9), (1, 0, 0.3)), tracked((0, 0, 0.9))], None),
-    # a detection in the band that never became a track (below ByteTrack's high_conf), seen in two frames
+    # a detection in the band that never became a track (below activation_conf), seen in two frames
     (UNSURE, [tracked((0, 0, 0.9), (-1, 3, 0.3))] * 2, "uncertain"),
     # ... in one frame only: a flicker
     (UNSURE, [tracked((0, 0, 0.9), (-1, 3, 0.3)), tracked((0, 0, 0.9))], None),
