@@ -9,7 +9,9 @@ setting that refuses a household's collection: the strongest level is a visit.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 
@@ -125,6 +127,14 @@ class EffectRules(_Strict):
     bootstrap: int = Field(default=2000, ge=200, le=20000)
 
 
+def _mailbox(value: str) -> str:
+    """An e-mail address, bare or with a display name (``Service déchets <dechets@example.fr>``):
+    a typo here only showed when the first reminder bounced or a resident's reply went nowhere."""
+    if value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", parseaddr(value)[1]):
+        raise ValueError(f"{value!r} n'est pas une adresse e-mail (nom@domaine.fr, ou Nom <nom@domaine.fr>)")
+    return value
+
+
 class Contact(_Strict):
     organisation: str = "Service déchets de la Métropole"
     postal_address: list[str] = Field(
@@ -140,6 +150,8 @@ class Contact(_Strict):
     opt_out_url: str = Field(default="", pattern=r"^(https?://.*)?$",
                              description="a page where residents refuse the reminders, if the service has one")
 
+    _check_mailboxes = field_validator("email", "opt_out_email")(_mailbox)
+
 
 class SmtpChannel(_Strict):
     host: str = Field(min_length=1)
@@ -150,6 +162,8 @@ class SmtpChannel(_Strict):
     ca_file: Path | None = Field(default=None, description="CA bundle to trust (self-hosted relay)")
     sender: str = Field(min_length=3, description="From: address")
     timeout_s: float = Field(default=20, gt=0)
+
+    _check_sender = field_validator("sender")(_mailbox)
 
 
 class SmsChannel(_Strict):

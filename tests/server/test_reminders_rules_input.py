@@ -24,6 +24,11 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
      "household.streams: Value error, flux inconnu 'plastic' (connus : recyclables, glass"),
     ("templates_dir: /nope/templates\n", "rules.templates_dir: dossier introuvable (/nope/templates)"),
     ("templates_dir: missing\n", "rules.templates_dir: dossier introuvable ("),
+    # a typo in an address showed only when the first reminder bounced
+    ("contact:\n  email: dechets.orleans-metropole.fr\n",
+     "contact.email: Value error, 'dechets.orleans-metropole.fr' n'est pas une adresse e-mail"),
+    ("channels:\n  smtp: {host: smtp.example.fr, sender: notanemail}\n",
+     "channels.smtp.sender: Value error, 'notanemail' n'est pas une adresse e-mail"),
 ])
 def test_rules_that_would_do_nothing_are_refused(env: Path, capsys: pytest.CaptureFixture[str],
                                                  rules: str, message: str) -> None:
@@ -38,7 +43,9 @@ def test_rules_that_would_do_nothing_are_refused(env: Path, capsys: pytest.Captu
 def test_known_streams_and_an_existing_folder_are_kept(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     path = tmp_path / "rules.yaml"
-    path.write_text("household:\n  streams: [recyclables, paper]\ntemplates_dir: mine\n")
+    path.write_text("household:\n  streams: [recyclables, paper]\ntemplates_dir: mine\n"
+                    "contact: {email: dechets@orleans-metropole.fr, opt_out_email: ''}\n"
+                    "channels:\n  smtp: {host: smtp.example.fr, sender: 'Tri <tri@orleans-metropole.fr>'}\n")
     config = load_targeting(path)
     assert config.household.streams == ["recyclables", "paper"]
     assert config.templates_dir == (tmp_path / "mine").resolve()
