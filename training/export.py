@@ -135,8 +135,8 @@ def write_card(path: Path, name: str, version: str, run: dict, report: dict, int
 
 def check_int8_arguments(calib_dir: Path | None, max_drop: float) -> None:
     """Before the long FP32 export and its evaluation: what the INT8 step would refuse at the end."""
-    if not 0 <= max_drop < 1:
-        raise ExportError(f"--max-drop {max_drop}: a loss of mAP50, from 0 to below 1 (e.g. 0.02)")
+    if not 0 <= max_drop <= 1:
+        raise ExportError(f"--max-drop {max_drop}: a loss of mAP50, from 0 to 1 (e.g. 0.02; 1 keeps any INT8)")
     if calib_dir is not None:
         calibration_images(calib_dir)
 
