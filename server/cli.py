@@ -137,7 +137,10 @@ def _read_password() -> str:
         if getpass.getpass("again: ") != first:
             raise CliError("the two passwords differ")
         return first
-    return sys.stdin.readline().rstrip("\r\n")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise CliError("no password on stdin (pipe it in, or run in a terminal to be asked)")
+    return password
 
 
 def add_user(args: argparse.Namespace) -> int:
@@ -171,6 +174,8 @@ def create_token(args: argparse.Namespace) -> int:
     from server.web.auth import AuthError
     from server.web.auth import create_token as create
 
+    if args.name is not None and not args.name.strip():
+        raise CliError("--name: empty; say what the token is for, or leave --name out")
     name = args.name or (f"truck:{args.truck_id}" if args.role == "truck" else "api")
     with open_database(settings_from(args)) as session:
         try:

@@ -79,6 +79,8 @@ def list_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"models": models, "rollouts": rollouts}, indent=1))
         return 0
+    if not models:
+        print("no model published yet: trivue models publish MODEL.onnx")
     for m in models:
         print(f"{m['sha256'][:12]}  {m['name']} {m['version']}  mAP50 {m['metrics'].get('map50', 'n/a')}  "
               f"published {m['published_at'][:16]} by {m['published_by']}")

@@ -87,7 +87,7 @@ def publish(session: Session, data_dir: Path, path: Path, actor: str, card: Path
     """Register ``path``; RegistryError (nothing changed) for a bad file or a duplicate. The caller commits."""
     path = Path(path)
     if not path.is_file():
-        raise RegistryError(f"{path}: no such model file")
+        raise RegistryError(f"{path}: a folder, not a model file" if path.is_dir() else f"{path}: no such model file")
     try:
         facts = parse_model_file(path)
     except OnnxMetaError as error:

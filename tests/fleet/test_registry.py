@@ -79,6 +79,7 @@ def test_bad_models_are_refused_with_a_reason_and_change_nothing(fleet: Fleet, t
         same_version: f"trivue-waste {SHIPPED_VERSION} is already published with another file",
         SHIPPED: f"is already published as trivue-waste {SHIPPED_VERSION}",
         tmp_path / "absent.onnx": "no such model file",
+        tmp_path: "a folder, not a model file",
     }
     for path, words in cases.items():
         code, out, err = fleet.cli("models", "publish", str(path))

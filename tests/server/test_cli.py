@@ -39,6 +39,10 @@ def test_users_and_tokens(cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys:
     assert "user 'claude' already exists" in capsys.readouterr().err
     assert run(["users", "add", "dom", "--role", "viewer"], monkeypatch, "court\n") == 2
     assert "password too short" in capsys.readouterr().err
+    assert run(["users", "add", "dom", "--role", "viewer"], monkeypatch, "") == 2
+    assert "no password on stdin" in capsys.readouterr().err
+    assert run(["tokens", "create", "--role", "viewer", "--name", " "], monkeypatch) == 2
+    assert "--name: empty" in capsys.readouterr().err
     assert run(["tokens", "create", "--role", "viewer", "--name", "grafana"], monkeypatch) == 0
     token = capsys.readouterr().out.strip()
     assert token.startswith("trv_") and len(token) > 40
@@ -53,6 +57,12 @@ def test_users_and_tokens(cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys:
         assert client.get("/api/lifts", headers={"Authorization": f"Bearer {token}"}).status_code == 403
         login = client.post("/api/login", json={"name": "claude", "password": "un mot de passe long"})
         assert login.status_code == 200 and login.json()["role"] == "manager"
+
+
+def test_an_empty_model_registry_says_so(cli_env: str, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["models", "list"], monkeypatch) == 0
+    assert capsys.readouterr().out.strip() == "no model published yet: trivue models publish MODEL.onnx"
 
 
 def test_config_error_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
