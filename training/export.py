@@ -20,7 +20,7 @@ from pathlib import Path
 
 from base.paths import images_in
 from training.datasets import SEPARATOR, MergeReport
-from training.train import TrainError, offline_environment, read_run
+from training.train import TrainError, imgsz_problem, offline_environment, read_run
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ class ExportError(RuntimeError):
 def export(run_dir: Path, imgsz: int = 320, out: Path | None = None, name: str = "trivue-waste",
            version: str | None = None, calib_dir: Path | None = None, max_drop: float = 0.02) -> dict:
     """Write ``out`` (and ``<out>-int8.onnx`` when asked and good enough); return what was measured."""
-    if imgsz < 32 or imgsz % 32:
-        raise ExportError(f"--imgsz {imgsz}: a multiple of 32 from 32 up (the network's stride), e.g. 320")
+    if problem := imgsz_problem(imgsz):
+        raise ExportError(problem)
     try:
         run = read_run(run_dir)
     except TrainError as error:

@@ -25,6 +25,8 @@ from training.device import Device, DeviceError, resolve_device
 
 log = logging.getLogger(__name__)
 
+STRIDE = 32  # a YOLO network's largest stride: its input sides are multiples of it
+
 MODELS = ("yolov8n", "yolov8s", "yolo11n", "yolo26n")
 FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
 RUN_FILE = "trivue.json"
@@ -228,10 +230,17 @@ def warm_start(config: TrainConfig, onnx: Path, data_yaml: Path) -> Path:
     return out
 
 
+def imgsz_problem(imgsz: int) -> str | None:
+    """What is wrong with an image size for a YOLO network, or None (training and export alike)."""
+    if imgsz < STRIDE or imgsz % STRIDE:
+        return f"--imgsz {imgsz}: a multiple of {STRIDE} from {STRIDE} up (the network's stride), e.g. 320"
+    return None
+
+
 def check_sizes(config: TrainConfig) -> None:
     """The numbers Ultralytics would refuse only after the data is merged and the model built."""
-    if config.imgsz < 32 or config.imgsz % 32:
-        raise TrainError(f"--imgsz {config.imgsz}: a multiple of 32 from 32 up (the network's stride), e.g. 320")
+    if problem := imgsz_problem(config.imgsz):
+        raise TrainError(problem)
     if config.epochs < 1:
         raise TrainError(f"--epochs {config.epochs}: at least 1")
     if config.batch < 1:
