@@ -40,6 +40,7 @@ from server.streets.trajectory import TrackLocator
 from server.web.api import api_router, metrics_router
 from server.web.deps import AppContext
 from server.web.login import login_router
+from server.web.rejections import answer_validation_errors
 from server.web.site import mount_dashboard
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     app = FastAPI(title="Trivue", version=__version__, lifespan=lifespan,
                   description="Household waste sorting quality by street, from collection-truck cameras.")
     app.state.ctx = ctx
+    answer_validation_errors(app)
     app.include_router(login_router())
     app.include_router(api_router())
     app.include_router(fleet_router())

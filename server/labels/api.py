@@ -16,7 +16,7 @@ from server.labels import schemas
 from server.labels.queue import QueueFilter, photo_view, queue
 from server.labels.store import Decision, LabelError, decide, labellable, rules, taxonomy
 from server.web.auth import audit
-from server.web.bounds import Day
+from server.web.bounds import Day, ordered
 from server.web.deps import Annotator, ContextDep, SameOrigin, SessionDep
 
 STATUS = {"not_found": 404, "expired": 410, "invalid": 422}
@@ -41,6 +41,7 @@ def labels_router() -> APIRouter:
                     class_: str | None = Query(default=None, alias="class", max_length=64),
                     truck_id: str | None = Query(default=None, max_length=64), since: Day | None = None,
                     until: Day | None = None, status: schemas.Status | None = None) -> dict[str, Any]:
+        ordered(since, until)
         return queue(db, QueueFilter(reason, class_, truck_id, since, until, status))
 
     @router.get("/photos/{event_id}", summary="One photo with its boxes as they stand", response_model=schemas.Photo)

@@ -249,6 +249,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         if not rem.households and any(i.kind == HOUSEHOLD for i in items_of(db, campaign_id, FAILED)):
             raise refusal("Cette campagne contient des rappels adressés à des foyers ; rien n'a été renvoyé")
         requeued = requeue(db, campaign_id, who.actor, item_id)
+        if item_id is not None and not requeued:  # a retry of nothing looked like a send that went well
+            raise HTTPException(404, f"pas d'élément {item_id} en échec dans la campagne {campaign_id}")
         db.commit()
         return {"requeued": requeued, **_send(db, who.actor, campaign_id)}
 
@@ -271,8 +273,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
                 response_class=FileResponse, responses={200: {"content": {"application/pdf": {}}}})
     def file(campaign_id: RowId, name: str, db: SessionDep, who: Manager) -> FileResponse:
         folder = (rem.out_root / f"campagne-{campaign_id}").resolve()
-        path = (folder / name).resolve()
-        if path.parent != folder or path.suffix != ".pdf" or not path.is_file():
+        path = (folder / name.replace("\0", "")).resolve()  # a NUL byte made resolve() raise: a 500
+        if "\0" in name or path.parent != folder or path.suffix != ".pdf" or not path.is_file():
             raise HTTPException(404, f"pas de fichier {name!r} dans la campagne {campaign_id}")
         if not rem.households and not name.startswith(STREET_LEVEL_FILES):  # letters, route sheets name homes
             raise refusal("Ce document nomme des foyers")

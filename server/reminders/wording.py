@@ -85,6 +85,7 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("le début {since} est après la fin {until}", "the start {since} is after the end {until}"),
     ("Value error, {text}", "Value error, {text}"),
     ("pas de fichier {name} dans la campagne {id:d}", "no file {name} in campaign {id}"),
+    ("pas d'élément {item:d} en échec dans la campagne {id:d}", "no failed item {item} in campaign {id}"),
     # household level off (server.web.privacy)
     ("{what} : " + OFF_FR, "{what}: " + OFF_EN),
     ("Ce rappel est adressé à un foyer", "This reminder is addressed to a household"),

@@ -24,7 +24,7 @@ from server.migrate import current_revision
 from server.web import schemas
 from server.web.accounts import AuditEntry
 from server.web.auth import audit
-from server.web.bounds import MAX_ROW_ID, Day, Moment, RowId
+from server.web.bounds import CATEGORY, MAX_ROW_ID, Count, Day, Moment, RowId, ordered
 from server.web.csvexport import rows_csv
 from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, Viewer
 from server.web.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
@@ -39,12 +39,11 @@ CSV_COLUMNS = ("street_id", "name", "commune", "lifts", "contaminated", "rate", 
 
 def street_filter(since: Day | None = None, until: Day | None = None, stream: Stream | None = None,
                   commune: str | None = Query(default=None, max_length=120),
-                  min_lifts: int = Query(default=1, ge=1),
-                  category: str | None = Query(default=None, max_length=64, pattern=r"^[a-z0-9_]+$")) -> StreetFilter:
+                  min_lifts: Count = 1,
+                  category: str | None = Query(default=None, max_length=64, pattern=CATEGORY)) -> StreetFilter:
     """Common street filters; ``since``/``until`` are local collection days, both inclusive;
     ``category`` keeps the streets where lifts had that error (not info) in the period."""
-    if since and until and until < since:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"until {until} is before since {since}")
+    ordered(since, until)
     return StreetFilter(since, until, stream.value if stream else None, commune, min_lifts, category)
 
 
@@ -127,6 +126,7 @@ def api_router() -> APIRouter:
               truck_id: str | None = Query(default=None, max_length=64), contaminated: bool | None = None,
               since: Moment | None = None, until: Moment | None = None,
               limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = None) -> dict[str, Any]:
+        ordered(_aware(since), _aware(until))
         flt = LiftFilter(street_id, truck_id, contaminated, _aware(since), _aware(until))
         try:
             page = list_lifts(db, flt, limit, cursor)

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 from annotated_types import Interval
+from fastapi import HTTPException, status
 
 MAX_ROW_ID = 2**63 - 1
 FIRST_DAY = date(1970, 1, 1)
@@ -25,3 +26,11 @@ LAST_DAY = date(2999, 12, 31)
 RowId = Annotated[int, Interval(ge=1, le=MAX_ROW_ID)]
 Day = Annotated[date, Interval(ge=FIRST_DAY, le=LAST_DAY)]
 Moment = Annotated[datetime, Interval(ge=datetime(1970, 1, 1, tzinfo=UTC), le=datetime(2999, 12, 31, tzinfo=UTC))]
+Count = Annotated[int, Interval(ge=1, le=MAX_ROW_ID)]  # a threshold compared in SQL: bound like an id
+CATEGORY = r"^[a-z0-9_]+$"  # an error category as the sorting rules name it (``vision.rules``)
+
+
+def ordered(since: date | datetime | None, until: date | datetime | None) -> None:
+    """A period ending before it starts is a 422 on every route (some answered an empty 200)."""
+    if since is not None and until is not None and until < since:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"until {until} is before since {since}")

@@ -22,8 +22,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from server.config import ServerSettings
+from server.streets.models import Street
 from server.web.auth import Principal
 from server.web.basemap import Basemap, basemap_from
+from server.web.bounds import RowId
 from server.web.deps import SessionDep, current_principal
 from vision.schema import Stream
 
@@ -168,9 +170,11 @@ def page_router(pages: Pages) -> APIRouter:
         router.add_api_route(path, _simple_page(pages, name), methods=["GET"], response_model=None)
 
     @router.get("/rues/{street_id}")
-    def street(request: Request, street_id: int, who: MaybePrincipal) -> Response:
+    def street(request: Request, street_id: RowId, who: MaybePrincipal, db: SessionDep) -> Response:
         if who is None:
             return login_redirect(request)
+        if db.get(Street, street_id) is None:  # a page of empty panels looked like a street without lifts
+            raise HTTPException(404, f"no street {street_id}")
         return pages.render(request, "street", "street.html", street_id=street_id,
                             reminders_href=reminders_href(request), script={"streetId": street_id})
 

@@ -28,10 +28,10 @@ from server.ingest.quality import BIN_COLUMNS, BINS, quality_totals
 from server.streets.models import Street
 from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
-from server.web.bounds import MAX_ROW_ID, Day
+from server.web.bounds import CATEGORY, MAX_ROW_ID, Count, Day, ordered
 from server.web.deps import SessionDep, Viewer, context, current_principal
 from server.web.reports import StreetFilter, rate_fields
-from vision.schema import Severity
+from vision.schema import Severity, Stream
 
 ALERT_POLL_S = 1.0  # how often the stream looks for new alert lifts (one indexed query)
 ALERT_BATCH = 100
@@ -124,6 +124,7 @@ def network_geojson(db: Session) -> str:
 
 def period(since: date | None, until: date | None, stream: str | None = None, commune: str | None = None,
            min_lifts: int = 1) -> StreetFilter:
+    ordered(since, until)
     return StreetFilter(since=since, until=until, stream=stream, commune=commune, min_lifts=min_lifts)
 
 
@@ -177,12 +178,12 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         return Response(body, media_type="application/geo+json", headers=headers)
 
     @router.get("/error-rates", response_model=schemas.ErrorRates)
-    def rates(db: SessionDep, who: Viewer, category: str = Query(min_length=1, max_length=64),
-              since: Day | None = None, until: Day | None = None, stream: str | None = None,
-              commune: str | None = Query(default=None, max_length=120),
-              min_lifts: int = Query(default=1, ge=1)) -> dict[str, Any]:
+    def rates(db: SessionDep, who: Viewer, category: str = Query(min_length=1, max_length=64, pattern=CATEGORY),
+              since: Day | None = None, until: Day | None = None, stream: Stream | None = None,
+              commune: str | None = Query(default=None, max_length=120), min_lifts: Count = 1) -> dict[str, Any]:
         """Per street, the share of lifts with an error of ``category`` (Wilson 95 % interval)."""
-        return {"items": error_rates(db, category, period(since, until, stream, commune, min_lifts))}
+        flt = period(since, until, stream.value if stream else None, commune, min_lifts)
+        return {"items": error_rates(db, category, flt)}
 
     @router.get("/alerts", response_model=schemas.Alerts)
     def alerts(db: SessionDep, who: Viewer, limit: int = Query(default=50, ge=1, le=500)) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from server.ingest.models import Evidence, Lift
 from server.streets.models import Address, Street
+from server.web.bounds import MAX_ROW_ID
 
 
 class CursorError(ValueError):
@@ -29,12 +30,18 @@ def encode_cursor(lift: Lift) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    invalid = CursorError(f"invalid cursor {cursor[:40]!r}: pass next_cursor from the previous page")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, _, lift_id = raw.partition("|")
-        return datetime.fromisoformat(when), int(lift_id)
+        at, row = datetime.fromisoformat(when), int(lift_id)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise CursorError(f"invalid cursor {cursor[:40]!r}: pass next_cursor from the previous page") from None
+        raise invalid from None
+    # ``encode_cursor`` writes an aware time and a row id: a forged one compared naive with aware
+    # times, or bound a number past 64 bits, and answered 500
+    if at.tzinfo is None or not 1 <= row <= MAX_ROW_ID:
+        raise invalid
+    return at, row
 
 
 @dataclass(frozen=True, slots=True)

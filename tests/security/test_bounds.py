@@ -122,3 +122,102 @@ def test_a_campaign_body_with_extreme_or_reversed_dates_is_refused_naming_the_fi
                         ({"street_id": HUGE_ID}, "street_id")]:
         response = api.client.post("/api/reminders/campaigns", json=body, headers=manager)
         assert response.status_code == 422 and field in response.text, (body, response.text)
+
+
+def _numbers(schema: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    """The number fields of a request body's schema (following ``$ref`` once)."""
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    fields = []
+    for name, field in schema.get("properties", {}).items():
+        types = {t.get("type") for t in [field, *field.get("anyOf", [])]}
+        if types & {"number", "integer"}:
+            fields.append(name)
+    return fields
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "1e400"])
+def test_non_finite_numbers_in_a_body_are_a_422_naming_the_field(api: Server, token: str) -> None:
+    """Python's json reads NaN, Infinity and 1e400 as floats that JSON cannot write back: the 422
+    echoing them failed and answered 500."""
+    admin = api.token("admin")
+    spec = api.client.get("/openapi.json").json()
+    bad, tried = [], 0
+    for method, template, op in _operations(api):
+        body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if method not in ("POST", "PUT", "PATCH") or body is None:
+            continue
+        path, query = _fill(template, op, {"integer": 1, "string": "benne-01"})
+        for name in _numbers(body, spec):
+            status, text = _call_raw(api, method, path, query, f'{{"{name}": {token}}}', admin)
+            tried += 1
+            if status >= 500 or (status == 422 and name not in text):
+                bad.append(f"{method} {path} {name}={token} -> {status}: {text[:160]}")
+    assert tried >= 5
+    assert bad == [], "\n".join(bad)
+
+
+def _call_raw(api: Server, method: str, path: str, query: dict[str, Any], body: str,
+              headers: dict[str, str]) -> tuple[int, str]:
+    try:
+        response = api.client.request(method, path, params=query, content=body,
+                                      headers={**headers, "Content-Type": "application/json"})
+    except Exception as error:  # the test client re-raises what would be a 500
+        return 500, f"{type(error).__name__}: {error}"
+    return response.status_code, response.text
+
+
+def test_a_period_that_ends_before_it_starts_is_a_422_on_every_route(api: Server) -> None:
+    """Some routes answered such a period with an empty 200, as if nothing had happened in it."""
+    admin = api.token("admin")
+    bad, tried = [], 0
+    for method, template, op in _operations(api):
+        dated = dict(_dated(op))
+        if method != "GET" or not {"since", "until"} <= set(dated):
+            continue
+        path, query = _fill(template, op, {"integer": 1})
+        required = {p["name"]: "sac_ferme" for p in op.get("parameters", [])
+                    if p["in"] == "query" and p.get("required")}
+        since, until = (("2026-03-10", "2026-03-01") if dated["since"] == "date"
+                        else ("2026-03-10T00:00:00+00:00", "2026-03-01T00:00:00+00:00"))
+        status, text = _call(api, method, path, {**query, **required, "since": since, "until": until}, admin)
+        tried += 1
+        said = "is before since" in text or "est après la fin" in text  # the reminders' routes speak French
+        if status != 404 and (status != 422 or not said):
+            bad.append(f"{method} {path} -> {status}: {text[:160]}")
+    assert tried >= 6
+    assert bad == [], "\n".join(bad)
+
+
+@pytest.mark.parametrize(("request_path", "says"), [
+    (f"/api/streets?min_lifts={HUGE_ID}", "min_lifts"),  # was OverflowError binding it: 500
+    (f"/api/streets.geojson?min_lifts={HUGE_ID}", "min_lifts"),
+    (f"/api/error-rates?category=sac_ferme&min_lifts={HUGE_ID}", "min_lifts"),
+    ("/api/error-rates?category=sac_ferme&stream=plastic", "stream"),  # was an empty 200
+    ("/api/error-rates?category=VERRE", "category"),
+])
+def test_street_filters_are_checked_alike(api: Server, request_path: str, says: str) -> None:
+    response = api.client.get(request_path, headers=api.token("admin"))
+    assert response.status_code == 422 and says in response.text, response.text
+
+
+@pytest.mark.parametrize("raw", ["2026-12-05T01:22:41|5", f"2026-12-05T01:22:41+00:00|{HUGE_ID}",
+                                 "2026-12-05T01:22:41+00:00|0"])
+def test_a_forged_lift_cursor_is_a_422(api: Server, raw: str) -> None:
+    """A cursor without a time zone compared naive with aware times, one past 64 bits overflowed: 500s."""
+    import base64
+
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    response = api.client.get("/api/lifts", params={"cursor": cursor}, headers=api.token("admin"))
+    assert response.status_code == 422 and "invalid cursor" in response.text, response.text
+
+
+def test_a_nul_byte_in_a_campaign_file_name_is_a_404(api: Server) -> None:
+    response = api.client.get("/api/reminders/campaigns/1/files/a%00.pdf", headers=api.token("admin"))
+    assert response.status_code == 404, response.text
+
+
+def test_a_street_page_for_no_street_is_a_404(api: Server) -> None:
+    admin = api.token("admin")
+    assert api.client.get("/rues/99999999", headers=admin).status_code == 404
+    assert api.client.get(f"/rues/{HUGE_ID}", headers=admin).status_code == 422

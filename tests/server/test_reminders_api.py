@@ -151,6 +151,9 @@ def test_review_shows_channel_and_retry_endpoint(served) -> None:  # type: ignor
                         "test", "c.csv")
         session.commit()
     assert client.post("/api/reminders/campaigns/999/retry", headers=manager).status_code == 404
+    missing = client.post(f"/api/reminders/campaigns/{created['id']}/retry", params={"item_id": 999999},
+                          headers=manager)  # a retry of nothing answered 200, as if it had gone well
+    assert missing.status_code == 404 and "999999" in missing.text
     retried = client.post(f"/api/reminders/campaigns/{created['id']}/retry", params={"item_id": bin_item["id"]},
                           headers=manager).json()
     assert retried["requeued"] == [bin_item["id"]] and retried["sent"] == {"letter": 1}
