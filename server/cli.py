@@ -211,7 +211,10 @@ def list_dead_letters(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= 1000:
         raise CliError(f"--limit must be 1 to 1000, got {args.limit}")
     with open_database(settings_from(args)) as session:
-        counts, letters = newest_dead_letters(session, args.reason, args.limit)
+        try:
+            counts, letters = newest_dead_letters(session, args.reason, args.limit)
+        except ValueError as error:
+            raise CliError(f"--{error}") from None
         # Reading what trucks sent is audited, as on the API; the payloads are never printed here.
         audit(session, "cli", "dead_letters.read", detail=f"{len(letters)} messages, payloads hidden")
         session.commit()
@@ -245,7 +248,10 @@ def replay_dead_letters(args: argparse.Namespace) -> int:
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
                   LocatorCache(default_locator_factory), bin_places)
     with open_database(settings) as session:
-        replayed, dead = replay_dead_letters(session, inbox, args.reason)
+        try:
+            replayed, dead = replay_dead_letters(session, inbox, args.reason)
+        except ValueError as error:
+            raise CliError(f"--{error}") from None
         audit(session, "cli", "dead_letters.replay", args.reason,
               f"{replayed} replayed: {replayed - dead} stored, {dead} refused again")
         session.commit()

@@ -51,6 +51,12 @@ class MqttMessage:
     qos: int = 0
 
 
+# Every reason a message can be a dead letter for (docs/api.md lists them): what the API and the
+# CLI filter on, so that a misspelt filter is refused rather than answered with nothing.
+DEAD_LETTER_REASONS = ("invalid_json", "schema", "truck_mismatch", "unknown_truck", "too_large", "bad_status",
+                       "bad_topic", "bad_jpeg", "evidence_mismatch", "store_error")
+
+
 class Refused(Exception):
     """A message that goes to the dead letters: ``reason`` is a short code, ``str()`` the detail."""
 
@@ -260,12 +266,19 @@ _KINDS: dict[str, Callable[..., None]] = {
 }
 
 
+def check_reason(reason: str | None) -> None:
+    """A filter on a reason no dead letter can have is a typo: ValueError naming the known ones."""
+    if reason and reason not in DEAD_LETTER_REASONS:
+        raise ValueError(f"reason {reason!r}: one of {', '.join(DEAD_LETTER_REASONS)}")
+
+
 def replay_dead_letters(session: Session, inbox: Inbox, reason: str | None = None) -> tuple[int, int]:
     """Feed complete dead letters through ``inbox`` again (after registering a truck, fixing a bug).
 
     Each replayed letter is deleted; one that fails again comes back as a new dead letter. Letters
     whose payload was truncated cannot be replayed and stay. Returns (replayed, still dead).
     """
+    check_reason(reason)
     query = select(DeadLetter).order_by(DeadLetter.id)
     if reason is not None:
         query = query.where(DeadLetter.reason == reason)
@@ -281,6 +294,7 @@ def newest_dead_letters(session: Session, reason: str | None = None, limit: int 
                         ) -> tuple[dict[str, int], list[DeadLetter]]:
     """(count per reason over all dead letters, the newest ``limit`` of them, of ``reason`` when
     given): what ``GET /api/dead-letters`` and ``trivue dead-letters list`` show."""
+    check_reason(reason)
     query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
     if reason:
         query = query.where(DeadLetter.reason == reason)

@@ -43,6 +43,7 @@ from server.reminders.models import (
     REJECT_REASONS,
     Contact,
     Item,
+    ItemStatus,
     upgrade_reminders,
 )
 from server.reminders.pages import reminders_page_router
@@ -180,12 +181,12 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
 def _review_routes(router: APIRouter, rem: Reminders) -> None:
     @router.get("/campaigns/{campaign_id}", summary="A campaign and its items, with evidence photo links",
                 response_model=schemas.CampaignDetail)
-    def campaign(campaign_id: RowId, db: SessionDep, who: Manager, status: str | None = None) -> dict[str, Any]:
+    def campaign(campaign_id: RowId, db: SessionDep, who: Manager, status: ItemStatus | None = None) -> dict[str, Any]:
         try:
             found = get_campaign(db, campaign_id)
         except CampaignError as error:
             raise _fail(error) from None
-        items = items_of(db, campaign_id, status)
+        items = items_of(db, campaign_id, status.value if status else None)
         hidden = 0
         if not rem.households:  # items made while households were on: their addresses stay unseen
             shown = [i for i in items if i.kind != HOUSEHOLD]

@@ -210,7 +210,10 @@ def _truck_routes(router: APIRouter) -> None:
     def dead_letters(db: SessionDep, ctx: ContextDep, who: Manager,
                      reason: str | None = Query(default=None, max_length=32),
                      limit: int = Query(default=100, ge=1, le=1000)) -> dict[str, Any]:
-        by_reason, letters = newest_dead_letters(db, reason, limit)
+        try:
+            by_reason, letters = newest_dead_letters(db, reason, limit)
+        except ValueError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         # A refused lift's raw bytes hold its bin tag and GPS fix: shown only at household level.
         raw = ctx.settings.household_level
         items = [{"id": d.id, "received_at": d.received_at.isoformat(), "topic": d.topic, "truck_id": d.truck_id,

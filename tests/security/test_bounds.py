@@ -195,6 +195,7 @@ def test_a_period_that_ends_before_it_starts_is_a_422_on_every_route(api: Server
     (f"/api/error-rates?category=sac_ferme&min_lifts={HUGE_ID}", "min_lifts"),
     ("/api/error-rates?category=sac_ferme&stream=plastic", "stream"),  # was an empty 200
     ("/api/error-rates?category=VERRE", "category"),
+    ("/api/reminders/campaigns/1?status=bogus", "status"),  # was an empty list of items
 ])
 def test_street_filters_are_checked_alike(api: Server, request_path: str, says: str) -> None:
     response = api.client.get(request_path, headers=api.token("admin"))
@@ -221,3 +222,22 @@ def test_a_street_page_for_no_street_is_a_404(api: Server) -> None:
     admin = api.token("admin")
     assert api.client.get("/rues/99999999", headers=admin).status_code == 404
     assert api.client.get(f"/rues/{HUGE_ID}", headers=admin).status_code == 422
+
+
+def test_a_dead_letter_reason_no_letter_can_have_is_a_422(api: Server) -> None:
+    """A misspelt reason answered an empty list, as if nothing had been refused for it."""
+    manager = api.token("manager")
+    response = api.client.get("/api/dead-letters", params={"reason": "unknown-truck"}, headers=manager)
+    assert response.status_code == 422 and "one of invalid_json" in response.text, response.text
+    assert api.client.get("/api/dead-letters", params={"reason": "bad_jpeg"}, headers=manager).status_code == 200
+
+
+def test_the_dead_letter_reasons_are_the_ones_the_api_documents() -> None:
+    import re
+
+    from base.paths import REPO_ROOT
+    from server.ingest.inbox import DEAD_LETTER_REASONS
+
+    text = (REPO_ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    listed = text.split("lands in the dead letters with a reason code:", 1)[1].split("\n\n", 1)[0]
+    assert tuple(re.findall(r"`([a-z_]+)`", listed)) == DEAD_LETTER_REASONS

@@ -181,9 +181,12 @@ def test_dead_letters_list_counts_and_shows_the_newest_without_payloads(
     assert letter["payload_size"] == len(secret.encode())
     assert set(letter) == {"id", "received_at", "truck_id", "reason", "topic", "payload_size", "replayable", "detail"}
     assert json.loads(secret)["event_id"] not in printed  # nothing of the payload itself
-    assert run(["dead-letters", "list", "--reason", "unknown-truck"], monkeypatch) == 0
+    assert run(["dead-letters", "list", "--reason", "unknown-truck"], monkeypatch) == 2  # a typo, not "none"
+    assert "--reason 'unknown-truck': one of invalid_json, schema, truck_mismatch, unknown_truck" in \
+        capsys.readouterr().err
+    assert run(["dead-letters", "list", "--reason", "bad_jpeg"], monkeypatch) == 0  # a reason, none stored
     listed = capsys.readouterr()
-    assert "no dead letter has the reason 'unknown-truck'; stored reasons: invalid_json, unknown_truck" in listed.err
+    assert "no dead letter has the reason 'bad_jpeg'; stored reasons: invalid_json, unknown_truck" in listed.err
     assert listed.out.splitlines() == ["4 dead letters: invalid_json 3, unknown_truck 1"]
     assert run(["dead-letters", "list", "--limit", "0"], monkeypatch) == 2
     assert "--limit must be 1 to 1000, got 0" in capsys.readouterr().err
