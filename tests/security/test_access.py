@@ -76,7 +76,7 @@ PATH_VALUES = {"event_id": str(uuid.uuid4()), "street_id": "1", "truck_id": "tru
 # household level is off (production default) and ingest is disabled. Every other allowed call is < 400.
 ALLOWED_BUT: dict[tuple[str, str], int] = {
     **{("GET", path): 404 for path in (  # nothing stored under these ids
-        "/api/streets/{street_id}", "/api/lifts/{event_id}", "/api/lifts/{event_id}/evidence.jpg",
+        "/api/streets/{street_id}", "/rues/{street_id}", "/api/lifts/{event_id}", "/api/lifts/{event_id}/evidence.jpg",
         "/api/labels/photos/{event_id}", "/api/labels/photos/{event_id}/photo.jpg", "/api/models/{sha}",
         "/api/models/{sha}.onnx", "/api/trucks/{truck_id}/config", "/api/reminders/campaigns/{campaign_id}",
         "/api/reminders/campaigns/{campaign_id}/effect", "/api/reminders/campaigns/{campaign_id}/files/{name}",
