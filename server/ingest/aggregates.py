@@ -211,7 +211,10 @@ def insert_lifts(session: Session, rows: Sequence[LiftRow]) -> list[LiftRow]:
     An event is known by ``(event_id, started_at)`` (``uq_lifts_event_started``): a re-delivery
     carries both unchanged, and PostgreSQL's month partitions need the partition key in the key.
     """
-    unique = list({row["event_id"]: row for row in rows}.values())
+    first: dict[str, LiftRow] = {}
+    for row in rows:  # the first copy in a batch wins, as the stored one does over later batches
+        first.setdefault(row["event_id"], row)
+    unique = list(first.values())
     if not unique:
         return []
     if session.get_bind().dialect.name == "postgresql":

@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -53,8 +53,11 @@ class MqttMessage:
 
 # Every reason a message can be a dead letter for (docs/api.md lists them): what the API and the
 # CLI filter on, so that a misspelt filter is refused rather than answered with nothing.
-DEAD_LETTER_REASONS = ("invalid_json", "schema", "truck_mismatch", "unknown_truck", "too_large", "bad_status",
-                       "bad_topic", "bad_jpeg", "evidence_mismatch", "store_error")
+DEAD_LETTER_REASONS = ("invalid_json", "schema", "truck_mismatch", "unknown_truck", "too_large", "expired",
+                       "future", "bad_status", "bad_topic", "bad_jpeg", "evidence_mismatch", "store_error")
+# A lift dated this far after it arrived comes from a clock that is ahead: counted, it would sit in
+# days no one has lived yet (and past 2999 in none the API can ask for).
+CLOCK_AHEAD = timedelta(days=1)
 
 
 class Refused(Exception):
@@ -177,9 +180,22 @@ class Inbox:
             raise Refused(reason, str(error)) from None
         if event.truck_id != truck_id:
             raise Refused("truck_mismatch", f"topic says truck {truck_id!r}, payload says {event.truck_id!r}")
+        self._check_date(event.started_at, message.received_at)
         # Matched to a street later, for the whole batch at once (``_match``).
         batch.lifts.append(lift_row(event, message.received_at, self.settings.zone, None))
         batch.seen(truck_id, message.received_at)
+
+    def _check_date(self, started_at: datetime, received_at: datetime) -> None:
+        """Exactly-once holds while the raw lift is kept: a copy arriving after the retention purge
+        would be counted again (a truck whose clock was set back to 2006 did that). And a lift from
+        a clock that is ahead is refused rather than counted on days still to come."""
+        kept = timedelta(days=self.settings.retention_days)
+        if received_at - started_at > kept:
+            raise Refused("expired", f"lift of {started_at:%Y-%m-%d}, older than the {kept.days}-day retention of "
+                          "raw lifts: a copy could no longer be told from it (a truck clock set back?)")
+        if started_at - received_at > CLOCK_AHEAD:
+            raise Refused("future", f"lift dated {started_at:%Y-%m-%d %H:%M} UTC, received "
+                          f"{received_at:%Y-%m-%d %H:%M}: the truck's clock is ahead")
 
     def _match(self, session: Session, rows: list[LiftRow], locator: StreetLocator | None) -> None:
         """Street matching of the batch's lifts, lift by lift, then the registered bins' places; a

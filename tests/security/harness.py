@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -41,10 +42,11 @@ class Harness:
                        for table in (Lift, Evidence, DeadLetter))
         return rows + int(self.metrics.value("trivue_ingest_lifts_duplicate_total"))
 
-    def write(self, messages: list[tuple[str, bytes]]) -> int:
+    def write(self, messages: list[tuple[str, bytes]], received_at: datetime | None = None) -> int:
         """Run one batch through the write path; returns how many messages it accounted for."""
         before = self.fates()
-        self.ingest._write([MqttMessage(topic, payload, utcnow()) for topic, payload in messages])
+        at = received_at or utcnow()
+        self.ingest._write([MqttMessage(topic, payload, at) for topic, payload in messages])
         return self.fates() - before
 
     def dead_letters(self) -> list[tuple[str, str]]:

@@ -87,6 +87,9 @@ def make_settings(tmp_path: Path, database_url: str, mqtt_broker: BrokerAddress)
             "topic_prefix": f"test-{tag}/v1", "mqtt_client_id": f"trivue-test-{tag}",
             "mqtt_protocol": "5" if mqtt_broker.kind == "mosquitto" else "3.1.1",
             "ingest_batch_wait_ms": 20, "cookie_secure": False,
+            # Ingest refuses lifts older than the retention (``expired``): the tests' fixed 2026 dates
+            # must stay inside it for years, whatever day the suite runs on.
+            "retention_days": 3650,
         }
         values.update(overrides)
         return load_settings(env={}, **values)

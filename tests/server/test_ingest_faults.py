@@ -102,3 +102,35 @@ def test_an_unreachable_broker_is_logged_with_its_password_hidden(tmp_path: Path
         ingest.stop(timeout=2)
         engine.dispose()
     assert "mqtt://ingest:***@127.0.0.1" in caplog.text and "hunter2" not in caplog.text
+
+
+def test_lifts_far_from_their_arrival_are_dead_letters_and_the_first_copy_wins(tmp_path: Path) -> None:
+    """A lift older than the raw lifts' retention would be counted again after the purge (a truck
+    clock set back to 2006 did it); one from a clock a day ahead would sit in days still to come.
+    And of two copies of one event in one batch, the first stays, as the stored one does later."""
+    from datetime import UTC, datetime, timedelta
+
+    from server.ingest.models import StreetDay
+    from tests.server.events import lift_event
+
+    settings = load_settings(env={}, data_dir=tmp_path, retention_days=30)
+    engine = make_engine(settings.db_url)
+    upgrade_database(engine)
+    sessions = sessionmaker(engine)
+    now = datetime(2026, 12, 5, 9, tzinfo=UTC)
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
+    topic = f"{settings.topic_prefix}/benne-01/lift"
+    old, ahead, fine = (lift_event(at=now + delta, gps=None) for delta in (timedelta(days=-31), timedelta(hours=25),
+                                                                          timedelta(hours=-1)))
+    clean = lift_event(at=now, gps=None, counts={"bottle": 1})
+    dirty = lift_event(at=now, gps=None, counts={"bottle": 1, "food": 3}, event_id=str(clean.event_id))
+    with sessions() as session, session.begin():
+        inbox.write(session, [MqttMessage(topic, e.to_json().encode(), now) for e in (old, ahead, fine, clean, dirty)])
+    with sessions() as session:
+        reasons = sorted(session.scalars(select(DeadLetter.reason)))
+        stored = {row.event_id: row.contaminated for row in session.scalars(select(Lift))}
+        lifts = session.scalar(select(func.sum(StreetDay.lifts)))
+    engine.dispose()
+    assert reasons == ["expired", "future"]
+    assert stored == {str(fine.event_id): fine.contaminated, str(clean.event_id): False}  # the first copy
+    assert lifts == 2

@@ -32,7 +32,9 @@ def test_purge_keeps_aggregates(make_settings: Any, litter_val_images: list[Path
     sessions = create_app(settings, start_ingest=False).state.ctx.sessions
     store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
     inbox = Inbox(settings, store, Metrics())
-    messages = [MqttMessage(f"{prefix}/benne-01/lift", e.to_json().encode(), now) for e in (old, recent)]
+    # each lift arrived when it was made: one older than the retention would now be refused (``expired``)
+    messages = [MqttMessage(f"{prefix}/benne-01/lift", e.to_json().encode(), at)
+                for e, at in ((old, now - timedelta(days=40)), (recent, now - timedelta(days=2)))]
     messages += [MqttMessage(f"{prefix}/benne-01/evidence/{e.event_id}", photo, at)
                  for e, at in ((old, now - timedelta(days=40)), (recent, now - timedelta(days=8)))]
     messages += [MqttMessage(f"{prefix}/benne-01/lift", b"junk", now - timedelta(days=d)) for d in (1, 11)]
