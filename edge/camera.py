@@ -54,7 +54,10 @@ class Backoff:
 
 
 def read_image(path: Path) -> np.ndarray | None:
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:  # gone or unreadable since the folder was listed
+        return None
     return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
 
 
@@ -71,10 +74,13 @@ def _settled(folder: Path, settle_s: float) -> bool:
 def _burst(folder: Path, start_index: int) -> Iterator[Frame]:
     for offset, path in enumerate(_images(folder)):
         image = read_image(path)
+        try:
+            taken = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except OSError:  # removed while the burst was read (a camera box cleaning up): not a crash
+            image = None
         if image is None:
             log.warning("%s: not a readable image, skipped", path)
             continue
-        taken = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         yield Frame(image, taken, start_index + offset, burst=folder.name)
 
 

@@ -68,6 +68,7 @@ def run_edge(args: argparse.Namespace) -> int:
     from edge.config import ConfigError, load_settings
     from edge.gps import GpsError
     from edge.outbox import OutboxError
+    from edge.pipeline import LiftNotKept
     from vision.model import DetectorError
     from vision.rules import RulesError
 
@@ -81,6 +82,9 @@ def run_edge(args: argparse.Namespace) -> int:
         return agent.run(once=args.once)
     except SourceError as error:
         raise CliError(str(error)) from None
+    except LiftNotKept as error:
+        raise CliError(f"{error}; stopped so that no further lift is lost (outbox {settings.outbox.path}); "
+                       "what was read since the last kept lift is read again on restart") from None
     except KeyboardInterrupt:
         log.info("stopping; %d message(s) wait in the outbox", agent.outbox.depth())
         return 0

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
+from typing import Any
 
 from edge.lines import LineReader
 from vision.schema import GpsFix
@@ -106,6 +107,8 @@ class Gps:
         """A new fix. ``heading_deg`` counts only with ``speed_mps`` at walking pace or above, or
         when the source gives no speed (it vouches for its own heading)."""
         now, tick = datetime.now(UTC), self.clock()
+        if heading_deg is not None and not math.isfinite(heading_deg):  # kept, a nan course spoilt every later fix
+            heading_deg = None
         with self._lock:
             if heading_deg is not None and (speed_mps is None or speed_mps >= COURSE_MIN_SPEED_MPS):
                 self._course = (heading_deg % 360, tick)
@@ -122,7 +125,16 @@ class Gps:
     def feed_nmea(self, sentence: str) -> None:
         parsed = parse_nmea(sentence)
         if parsed is not None:
-            self.update(**parsed[1])
+            self.offer(sentence[:80], **parsed[1])
+
+    def offer(self, origin: str, **values: Any) -> None:
+        """``update`` with a fix read from a receiver or a recording; one out of range (a latitude of
+        99 degrees with a valid checksum, a course of nan) is logged and skipped, the last good fix
+        stays: raised in the replay's thread, it stopped every later fix."""
+        try:
+            self.update(**values)
+        except ValueError as error:  # pydantic's ValidationError is one
+            log.warning("GPS fix ignored (%s): %s", " ".join(str(error).split())[:160], origin)
 
     def latest(self) -> GpsFix | None:
         with self._lock:
@@ -165,11 +177,16 @@ def _gpx_points(path: Path) -> list[tuple[float | None, float, float]]:
             continue
         stamp = next((c.text for c in node if c.tag.rsplit("}", 1)[-1] == "time"), None)
         offset = None
-        if stamp:
-            at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-            first = at if first is None else first
-            offset = at - first
-        points.append((offset, float(node.attrib["lat"]), float(node.attrib["lon"])))
+        try:
+            if stamp:
+                at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+                first = at if first is None else first
+                offset = at - first
+            points.append((offset, float(node.attrib["lat"]), float(node.attrib["lon"])))
+        except KeyError as missing:
+            raise GpsError(f"{path}: point {len(points) + 1} has no {missing.args[0]} attribute") from None
+        except ValueError as error:
+            raise GpsError(f"{path}: point {len(points) + 1}: {error}") from None
     if not points:
         raise GpsError(f"{path}: no track points")
     return points
@@ -205,7 +222,7 @@ def _replay(gps: Gps, path: Path, speed: float, stop: threading.Event) -> None:
                     motion["speed_mps"] = metres / seconds
                 if metres >= GPX_MIN_STEP_M:
                     motion["heading_deg"] = bearing
-            gps.update(lat, lon, **motion)
+            gps.offer(f"{path} point {index + 1}", lat=lat, lon=lon, **motion)
             previous = (offset, lat, lon)
         return
     for line in path.read_text(encoding="ascii", errors="replace").splitlines():

@@ -55,6 +55,12 @@ class ModelSwitch(Protocol):
         """``model`` runs from the lift now beginning: the recorder and evidence follow it."""
 
 
+class LiftNotKept(Exception):
+    """A lift's delivery failed (the outbox cannot be written: disk full, a foreign database). Not
+    skipped like a bad frame: the truck stops, so that a burst folder is not marked consumed and is
+    read again on restart, and the operator sees why, where it used to drop lift after lift."""
+
+
 class StopRequested(BaseException):  # BaseException, like KeyboardInterrupt: no `except Exception` eats it
     """Breaks the loop's wait for a frame when a stop is requested (SIGTERM); never escapes ``run``."""
 
@@ -209,6 +215,8 @@ class Pipeline:
             current, last = key, frame
             if key is not None:
                 self._analyse(admitted)
+        except LiftNotKept:
+            raise
         except Exception:  # the outermost loop: log, skip the frame, keep the truck running
             log.exception("frame %d failed; skipped", frame.index)
         return current, last
@@ -232,5 +240,8 @@ class Pipeline:
     def _close(self, last: Frame, key: str) -> None:
         if not self.recorder.active:
             return
-        self.deliver(last)  # the lift's last frame: its time, and where the source stands
+        try:
+            self.deliver(last)  # the lift's last frame: its time, and where the source stands
+        except Exception as error:
+            raise LiftNotKept(f"lift ending at frame {last.index} could not be kept: {error}") from error
         self.meter.lifts += 1

@@ -164,6 +164,14 @@ class Uplink:
             log.warning("disconnected from %s (%s); reconnecting with back-off", self.url, reason)
 
     def _on_message(self, _client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        # paho's network thread runs this: an exception escaping it would stop the truck receiving
+        # anything (receipts, configs) while its stats kept flowing, so the server saw it healthy
+        try:
+            self._handle_message(message)
+        except Exception:
+            log.exception("ignored a message on %s that could not be handled", message.topic)
+
+    def _handle_message(self, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.settings.topic("receipt"):
             try:
                 self._receipt_queue.append(parse_receipt(message.payload))
@@ -181,7 +189,9 @@ class Uplink:
         try:
             config = TruckConfig.model_validate_json(message.payload)
         except ValidationError as error:
-            log.warning("ignored config on %s: %s (payload %r)", message.topic, error.errors()[0]["msg"],
+            first = error.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "config"
+            log.warning("ignored config on %s: %s: %s (payload %r)", message.topic, field, first["msg"],
                         message.payload[:200])
             return
         log.info("config %s received from the server", config.config_version)

@@ -383,7 +383,10 @@ def receipt_payload(digests: list[str]) -> bytes:
 
 def parse_receipt(payload: bytes) -> list[str]:
     """The digests of a receipt; ValueError for anything else (a truck ignores such a message)."""
-    document = json.loads(payload)
+    try:
+        document = json.loads(payload)
+    except RecursionError:  # "[[[[...": json's parser recurses; in paho's thread it killed the network loop
+        raise ValueError("nested too deeply to be a receipt") from None
     if not isinstance(document, dict) or document.get("v") != RECEIPT_VERSION:
         raise ValueError("not a version 1 receipt")
     digests = document.get("digests")

@@ -173,3 +173,9 @@ def test_prefetch_reads_a_bounded_number_ahead_and_stops_when_closed() -> None:
     assert len(produced) == 4
     stream.close()
     assert closed.wait(10), "the reader thread did not close its source"
+
+
+def test_a_photo_removed_while_its_burst_is_read_is_skipped(tmp_path) -> None:
+    from edge.camera import read_image
+
+    assert read_image(tmp_path / "gone.jpg") is None  # was FileNotFoundError: the agent crashed

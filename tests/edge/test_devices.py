@@ -236,3 +236,34 @@ def test_gps_through_gpsd() -> None:
     finally:
         gps.close()
         server.close()
+
+
+def _with_checksum(body: str) -> str:
+    checksum = 0
+    for char in body:
+        checksum ^= ord(char)
+    return f"${body}*{checksum:02X}"
+
+
+def test_a_fix_out_of_range_is_skipped_and_the_next_ones_still_count(caplog: pytest.LogCaptureFixture) -> None:
+    """A recording's GGA at 99 degrees (its checksum right) or an RMC course of nan raised in the
+    replay's thread: every later fix was lost for the rest of the run."""
+    gps = Gps(max_age_s=30)
+    gps.feed_nmea(GGA)
+    gps.feed_nmea(_with_checksum("GPGGA,123521,9912.000,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"))
+    gps.feed_nmea(rmc("022.4", "nan"))
+    assert "GPS fix ignored" in caplog.text
+    gps.feed_nmea(rmc("022.4", "090.0"))
+    fix = gps.latest()
+    assert fix is not None and fix.lat == pytest.approx(48.1173) and fix.heading_deg == pytest.approx(90.0)
+
+
+@pytest.mark.parametrize(("point", "says"), [('<trkpt lat="abc" lon="1.9"/>', "point 1: could not convert"),
+                                             ('<trkpt lon="1.9"/>', "point 1 has no lat attribute"),
+                                             ('<trkpt lat="47.9" lon="1.9"><time>yesterday</time></trkpt>',
+                                              "point 1: Invalid isoformat")])
+def test_a_bad_gpx_point_is_a_gps_error(tmp_path: Path, point: str, says: str) -> None:
+    path = tmp_path / "drive.gpx"
+    path.write_text(f'<gpx><trk><trkseg>{point}</trkseg></trk></gpx>', encoding="utf-8")
+    with pytest.raises(GpsError, match=says):
+        open_gps(str(path))

@@ -3,6 +3,7 @@ the same with several detector workers; a stop finishes the lift."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -118,3 +119,28 @@ def test_frames_in_flight_are_analysed_before_the_source_waits() -> None:
         loop.join(10)
     assert pipeline.meter.frames == 5 and pipeline.meter.lifts == 2
     assert not [t.name for t in threading.enumerate() if t.name.startswith(("detect", "frame-prefetch"))]
+
+
+def test_a_lift_the_outbox_cannot_keep_stops_the_loop() -> None:
+    """A full disk made every lift's delivery fail, each skipped like a bad frame: the truck read on
+    and dropped lift after lift. Now the loop stops at the first (and the agent says why)."""
+    from edge.pipeline import LiftNotKept
+
+    recorder = LiftRecorder(("bottle", "battery"), SortingRules.load(), ModelInfo(name="m", version="1"), 1)
+    taken: list[int] = []
+
+    def deliver(_last: Frame) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    pipeline = Pipeline(lambda _image: Detections.from_rows([(10, 10, 50, 50, 0.9, 0)]), Tracker(), recorder,
+                        KeyedTrigger(["a", "a", "b", "b", "c"]), deliver, lambda _a: None,
+                        lambda: Stream.recyclables, 1)
+
+    def source() -> Iterator[Frame]:
+        for i in range(5):
+            taken.append(i)
+            yield Frame(np.full((60, 60, 3), i, np.uint8), T0 + timedelta(seconds=i), i)
+
+    with pytest.raises(LiftNotKept, match="lift ending at frame 1 could not be kept: database or disk is full"):
+        pipeline.run(source())
+    assert taken == [0, 1, 2]  # stopped at the first lift it could not keep

@@ -152,3 +152,11 @@ def test_reason_must_be_known() -> None:
     evidence = {"sha256": "a" * 64, "width": 640, "height": 480, "reason": "whim"}
     with pytest.raises(SchemaError, match=r"evidence\.reason"):
         parse_lift_event(json.dumps(event_dict(evidence=evidence)))
+
+
+def test_a_receipt_nested_too_deeply_is_a_value_error() -> None:
+    """json's parser recursed and raised RecursionError in paho's thread: the truck stopped receiving."""
+    from vision.schema import parse_receipt
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_receipt(b"[" * 100_000)
