@@ -244,9 +244,10 @@ def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s
             lat, lon = (float(v) for v in source.removeprefix("fixed:").split(","))
         except ValueError:
             raise GpsError(f"gps {source!r}: expected fixed:LAT,LON in degrees, e.g. fixed:47.9029,1.9093") from None
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise GpsError(f"gps {source!r}: latitude is -90..90 and longitude -180..180 degrees")
-        return FixedGps(lat, lon)
+        try:
+            return FixedGps(lat, lon)
+        except ValueError:  # GpsFix's bounds (pydantic's ValidationError is a ValueError)
+            raise GpsError(f"gps {source!r}: latitude is -90..90 and longitude -180..180 degrees") from None
     path = Path(source)
     if path.suffix.lower() in REPLAY_SUFFIXES and not path.is_file():
         raise GpsError(f"gps {source!r}: no such file to replay")

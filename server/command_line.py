@@ -56,6 +56,7 @@ def migrated_engine(url: str) -> Engine:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
+    from server.config import masked_url
     from server.db import make_engine
     from server.migrate import upgrade_database
 
@@ -68,7 +69,7 @@ def migrated_engine(url: str) -> Engine:
                                       f"({example})")
         engine = make_engine(url)
     except (SQLAlchemyError, ValueError, ImportError) as error:  # ImportError: a driver not installed
-        raise DatabaseUnavailable(f"database_url: {_without_password(url)!r} is not a database URL ({example}): "
+        raise DatabaseUnavailable(f"database_url: {masked_url(url)!r} is not a database URL ({example}): "
                                   f"{error}") from None
     try:
         upgrade_database(engine)
@@ -98,9 +99,3 @@ def open_database(settings: ServerSettings) -> Session:
     except (ConfigError, DatabaseUnavailable) as error:
         raise CliError(str(error)) from None
 
-
-def _without_password(url: str) -> str:
-    """``url`` with anything between ``://user:`` and ``@`` masked: it may not even parse."""
-    import re
-
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)

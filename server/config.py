@@ -8,6 +8,7 @@ with a message naming the field and the value (``ConfigError``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,12 @@ PLACEHOLDER_SECRETS = frozenset({"changeme", "changethis", "change-me", "passwor
 
 class ConfigError(ValueError):
     """Settings that cannot be used; the message names the field and the value at fault."""
+
+
+def masked_url(url: str) -> str:
+    """``url`` with anything between ``://user:`` and ``@`` masked, for a log or an error line (they
+    go to journals and support tickets); works on a URL that does not even parse."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 class ServerSettings(BaseModel):

@@ -28,6 +28,7 @@ COCO_RULES = Path(__file__).with_name("rules_coco.yaml")
 # not contamination of the stream collected.
 SEVERITY_WEIGHTS: dict[Severity, float] = {Severity.info: 0.0, Severity.error: 1.0, Severity.alert: 3.0}
 
+CATEGORY_PATTERN = r"^[a-z0-9_]+$"  # an error category as reports and the API name it
 
 
 class Disposition(StrEnum):
@@ -52,7 +53,7 @@ class _Strict(BaseModel):
 
 class ClassRule(_Strict):
     label: str = Field(min_length=1, description="French label shown to managers and households")
-    category: str = Field(min_length=1, pattern=r"^[a-z0-9_]+$", description="Error category in reports")
+    category: str = Field(min_length=1, pattern=CATEGORY_PATTERN, description="Error category in reports")
 
 
 class StreamRule(_Strict):

@@ -32,7 +32,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from base.ids import is_truck_id
-from server.config import ServerSettings
+from server.config import ServerSettings, masked_url
 from server.db import utcnow
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
@@ -84,16 +84,6 @@ def connect_properties(settings: ServerSettings) -> Properties | None:
     return properties
 
 
-def shown_url(url: str) -> str:
-    """The broker URL for a log line: its password masked (logs go to journals and support tickets)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
-
-
 class Ingest:
     """Subscriber + batch writer; ``start()`` and ``stop()`` from the composition root."""
 
@@ -132,7 +122,7 @@ class Ingest:
                                    clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
                                    properties=connect_properties(self.settings))
         self._client.loop_start()
-        log.info("ingest subscribing to %s as %r", shown_url(self.settings.broker_url), self.settings.mqtt_client_id)
+        log.info("ingest subscribing to %s as %r", masked_url(self.settings.broker_url), self.settings.mqtt_client_id)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages, write and acknowledge those queued, then disconnect."""
@@ -168,7 +158,7 @@ class Ingest:
         self._unreachable += 1
         if self._unreachable % 10 == 1:
             log.warning("broker %s unreachable (%d tries); ingest keeps trying, trucks keep their lifts meanwhile",
-                        shown_url(self.settings.broker_url), self._unreachable)
+                        masked_url(self.settings.broker_url), self._unreachable)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
         refused = [str(r) for r in reasons if r.is_failure]

@@ -274,8 +274,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
                 response_class=FileResponse, responses={200: {"content": {"application/pdf": {}}}})
     def file(campaign_id: RowId, name: str, db: SessionDep, who: Manager) -> FileResponse:
         folder = (rem.out_root / f"campagne-{campaign_id}").resolve()
-        path = (folder / name.replace("\0", "")).resolve()  # a NUL byte made resolve() raise: a 500
-        if "\0" in name or path.parent != folder or path.suffix != ".pdf" or not path.is_file():
+        path = None if "\0" in name else (folder / name).resolve()  # a NUL byte made resolve() raise: a 500
+        if path is None or path.parent != folder or path.suffix != ".pdf" or not path.is_file():
             raise HTTPException(404, f"pas de fichier {name!r} dans la campagne {campaign_id}")
         if not rem.households and not name.startswith(STREET_LEVEL_FILES):  # letters, route sheets name homes
             raise refusal("Ce document nomme des foyers")

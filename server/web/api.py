@@ -24,13 +24,14 @@ from server.migrate import current_revision
 from server.web import schemas
 from server.web.accounts import AuditEntry
 from server.web.auth import audit
-from server.web.bounds import CATEGORY, MAX_ROW_ID, Count, Day, Moment, RowId, ordered
+from server.web.bounds import MAX_ROW_ID, Count, Day, Moment, RowId, ordered
 from server.web.csvexport import rows_csv
 from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, Viewer
 from server.web.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
 from server.web.privacy import street_level_lift
 from server.web.reports import StreetFilter, street_detail, street_geojson_text, street_stats, street_stats_text
 from vision.refusals import refusal_kind
+from vision.rules import CATEGORY_PATTERN
 from vision.schema import Stream
 
 CSV_COLUMNS = ("street_id", "name", "commune", "lifts", "contaminated", "rate", "ci_low", "ci_high", "alerts",
@@ -40,7 +41,7 @@ CSV_COLUMNS = ("street_id", "name", "commune", "lifts", "contaminated", "rate", 
 def street_filter(since: Day | None = None, until: Day | None = None, stream: Stream | None = None,
                   commune: str | None = Query(default=None, max_length=120),
                   min_lifts: Count = 1,
-                  category: str | None = Query(default=None, max_length=64, pattern=CATEGORY)) -> StreetFilter:
+                  category: str | None = Query(default=None, max_length=64, pattern=CATEGORY_PATTERN)) -> StreetFilter:
     """Common street filters; ``since``/``until`` are local collection days, both inclusive;
     ``category`` keeps the streets where lifts had that error (not info) in the period."""
     ordered(since, until)
@@ -126,8 +127,9 @@ def api_router() -> APIRouter:
               truck_id: str | None = Query(default=None, max_length=64), contaminated: bool | None = None,
               since: Moment | None = None, until: Moment | None = None,
               limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = None) -> dict[str, Any]:
-        ordered(_aware(since), _aware(until))
-        flt = LiftFilter(street_id, truck_id, contaminated, _aware(since), _aware(until))
+        since, until = _aware(since), _aware(until)
+        ordered(since, until)
+        flt = LiftFilter(street_id, truck_id, contaminated, since, until)
         try:
             page = list_lifts(db, flt, limit, cursor)
         except CursorError as error:

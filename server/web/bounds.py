@@ -27,7 +27,6 @@ RowId = Annotated[int, Interval(ge=1, le=MAX_ROW_ID)]
 Day = Annotated[date, Interval(ge=FIRST_DAY, le=LAST_DAY)]
 Moment = Annotated[datetime, Interval(ge=datetime(1970, 1, 1, tzinfo=UTC), le=datetime(2999, 12, 31, tzinfo=UTC))]
 Count = Annotated[int, Interval(ge=1, le=MAX_ROW_ID)]  # a threshold compared in SQL: bound like an id
-CATEGORY = r"^[a-z0-9_]+$"  # an error category as the sorting rules name it (``vision.rules``)
 
 
 def ordered(since: date | datetime | None, until: date | datetime | None) -> None:

@@ -28,9 +28,10 @@ from server.ingest.quality import BIN_COLUMNS, BINS, quality_totals
 from server.streets.models import Street
 from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
-from server.web.bounds import CATEGORY, MAX_ROW_ID, Count, Day, ordered
+from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
 from server.web.deps import SessionDep, Viewer, context, current_principal
 from server.web.reports import StreetFilter, rate_fields
+from vision.rules import CATEGORY_PATTERN
 from vision.schema import Severity, Stream
 
 ALERT_POLL_S = 1.0  # how often the stream looks for new alert lifts (one indexed query)
@@ -178,7 +179,7 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         return Response(body, media_type="application/geo+json", headers=headers)
 
     @router.get("/error-rates", response_model=schemas.ErrorRates)
-    def rates(db: SessionDep, who: Viewer, category: str = Query(min_length=1, max_length=64, pattern=CATEGORY),
+    def rates(db: SessionDep, who: Viewer, category: str = Query(min_length=1, max_length=64, pattern=CATEGORY_PATTERN),
               since: Day | None = None, until: Day | None = None, stream: Stream | None = None,
               commune: str | None = Query(default=None, max_length=120), min_lifts: Count = 1) -> dict[str, Any]:
         """Per street, the share of lifts with an error of ``category`` (Wilson 95 % interval)."""

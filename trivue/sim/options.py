@@ -60,8 +60,10 @@ class WorldOptions:
             raise CliError(f"--round-km {args.round_km}: expected a length above 0")
         check_at_least(args, "gps_sigma", 0, " (exact fixes)")
         if args.area is not None:
+            from server.streets.osm import on_the_globe  # numpy: not at `trivue --help`
+
             lat, lon, radius = args.area
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            if not on_the_globe(lon, lat):
                 raise CliError(f"--area {lat:g},{lon:g},{radius:g}: latitude is -90..90 and longitude -180..180 "
                                "degrees")
             if not radius > 0:
