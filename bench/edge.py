@@ -23,8 +23,7 @@ Same real frames for every contender: the shared hopper-bags val photos, laid ou
 One untimed warm-up round, then ``--rounds`` rounds; the contenders' order rotates each round
 and each figure is the median over rounds (the CPU may be shared). Then, per model, the real agent
 (``trivue edge`` in a subprocess on a copy of the bursts): start-up = process start to its log line
-"first frame analysed", and its peak RSS (VmHWM) once every burst but the last is delivered (the
-agent follows the folder: the last lift closes when the next burst comes).
+"first frame analysed", and its peak RSS (VmHWM) once every burst is delivered (a burst's last photo ends its lift).
 """
 
 from __future__ import annotations
@@ -241,7 +240,7 @@ def agent_run(model: Path, work: Path, args: argparse.Namespace, run: int) -> tu
                 startup = time.perf_counter() - started
             if ": lift " in line and " frames, counts " in line:
                 delivered += 1
-                if delivered == args.lifts - 1:  # following the folder, the last lift closes at the next burst
+                if delivered == args.lifts:
                     break
         status = Path(f"/proc/{child.pid}/status").read_text()
         rss_mb = int(next(v for v in status.splitlines() if v.startswith("VmHWM:")).split()[1]) / 1024
@@ -250,7 +249,7 @@ def agent_run(model: Path, work: Path, args: argparse.Namespace, run: int) -> tu
     finally:
         child.kill()  # a clean stop would wait for the broker's acknowledgements: nothing to keep here
         child.wait()
-    if startup is None or delivered < args.lifts - 1:
+    if startup is None or delivered < args.lifts:
         sys.exit(f"the agent delivered {delivered}/{args.lifts} lifts:\n" + "".join(log[-20:]))
     return startup, rss_mb
 

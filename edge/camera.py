@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +37,9 @@ class Frame:
     captured_at: datetime
     index: int
     burst: str | None = None  # name of the burst folder this frame belongs to
+    # The source knows the lift ends here (a burst folder's last photo): the loop closes the lift at
+    # once, where a lift used to stay open until the next burst arrived (the round's last for hours).
+    ends_lift: bool = False
 
 
 class Backoff:
@@ -72,6 +75,17 @@ def _settled(folder: Path, settle_s: float) -> bool:
 
 
 def _burst(folder: Path, start_index: int) -> Iterator[Frame]:
+    """The folder's readable photos as frames, the last one marked ``ends_lift``."""
+    previous: Frame | None = None
+    for frame in _burst_photos(folder, start_index):
+        if previous is not None:
+            yield previous
+        previous = frame
+    if previous is not None:
+        yield replace(previous, ends_lift=True)
+
+
+def _burst_photos(folder: Path, start_index: int) -> Iterator[Frame]:
     for offset, path in enumerate(_images(folder)):
         image = read_image(path)
         try:

@@ -114,8 +114,8 @@ class Pipeline:
         """Finish the lift in progress, then return from ``run``; for a signal handler (the loop's thread).
 
         Analysing a frame, the loop stops after it (pipelined: after the frames already taken from
-        the source). Waiting for a frame (a quiet burst folder keeps its lift open until
-        the next burst; a camera may be reconnecting), the wait is broken by raising StopRequested,
+        the source). Waiting for a frame (a quiet video camera's lift stays open until its trigger
+        ends it; a camera may be reconnecting), the wait is broken by raising StopRequested,
         which ``run`` catches; the lift is then closed with the frames seen.
         """
         self._stop.set()
@@ -215,6 +215,9 @@ class Pipeline:
             current, last = key, frame
             if key is not None:
                 self._analyse(admitted)
+                if frame.ends_lift:
+                    self._close(frame, key)
+                    current, last = None, None
         except LiftNotKept:
             raise
         except Exception:  # the outermost loop: log, skip the frame, keep the truck running

@@ -179,3 +179,11 @@ def test_a_photo_removed_while_its_burst_is_read_is_skipped(tmp_path) -> None:
     from edge.camera import read_image
 
     assert read_image(tmp_path / "gone.jpg") is None  # was FileNotFoundError: the agent crashed
+
+
+def test_the_last_photo_of_each_burst_ends_its_lift(tmp_path, litter_val_images) -> None:
+    make_bursts(tmp_path, litter_val_images, lifts=2, frames=3)
+    (tmp_path / "burst-001" / "zz-broken.jpg").write_bytes(b"not a jpeg")  # the last readable one ends it
+    seen = [(f.burst, f.index, f.ends_lift) for f in burst_frames(tmp_path, consumed=lambda _k: False)]
+    assert [s for s in seen if s[2]] == [("burst-000", 2, True), ("burst-001", 5, True)]
+    assert len(seen) == 6

@@ -144,3 +144,43 @@ def test_a_lift_the_outbox_cannot_keep_stops_the_loop() -> None:
     with pytest.raises(LiftNotKept, match="lift ending at frame 1 could not be kept: database or disk is full"):
         pipeline.run(source())
     assert taken == [0, 1, 2]  # stopped at the first lift it could not keep
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_lift_the_source_says_is_complete_is_delivered_before_the_next_frame(workers: int) -> None:
+    """A burst folder's last photo ends its lift: the round's last lift used to wait for the next
+    burst (hours on a real round) or the agent's stop."""
+    recorder = LiftRecorder(("bottle", "battery"), SortingRules.load(), ModelInfo(name="m", version="1"), 1)
+    delivered: list[int] = []
+    asked_with: list[int] = []  # lifts delivered when the loop asked the source for each frame
+
+    def deliver(last: Frame) -> None:
+        recorder.finish(last.captured_at, LiftContext("T", len(delivered)))
+        delivered.append(last.index)
+
+    pipeline = Pipeline(lambda _image: Detections.from_rows([(10, 10, 50, 50, 0.9, 0)]), Tracker(), recorder,
+                        KeyedTrigger(["a", "a", "b"]), deliver, lambda _a: None, lambda: Stream.recyclables,
+                        workers)
+
+    class Quiet:
+        """A burst source: the first burst, then nothing ready for a while (``ready``: the folder is quiet)."""
+
+        def __init__(self) -> None:
+            self.frames = [Frame(np.full((60, 60, 3), i, np.uint8), T0 + timedelta(seconds=i), i, "a" if i < 2 else "b",
+                                 ends_lift=i in (1, 2)) for i in range(3)]
+
+        def __iter__(self) -> Quiet:
+            return self
+
+        def __next__(self) -> Frame:
+            asked_with.append(len(delivered))
+            if not self.frames:
+                raise StopIteration
+            return self.frames.pop(0)
+
+        def ready(self) -> bool:
+            return bool(self.frames) and self.frames[0].index != 2  # burst b is not there yet
+
+    assert pipeline.run(Quiet()) == 2
+    assert delivered == [1, 2]
+    assert asked_with[2] == 1  # burst a's lift was delivered before the loop waited for burst b

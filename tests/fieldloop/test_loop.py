@@ -187,8 +187,7 @@ def test_the_field_loop(fleet: Fleet, trucks: Trucks, tmp_path: Path, shared_dir
     for truck, (day, lifts) in rounds.items():
         for n, (dataset, stem, _reason) in enumerate(lifts):
             photo = shared_dir / "datasets" / dataset / "images" / "val" / f"{stem}.jpg"
-            truck.lift([photo, photo], taken=noon(day) + timedelta(minutes=n))
-        truck.lift([bags, bags])  # today's first lift closes the day's last one
+            truck.lift([photo, photo], taken=noon(day) + timedelta(minutes=n))  # delivered at its last photo
     add_user(fleet, monkeypatch, "gestionnaire", "manager")
     add_user(fleet, monkeypatch, "admin", "admin")
     manager = Manager(fleet, "gestionnaire")
@@ -269,10 +268,8 @@ def test_the_field_loop(fleet: Fleet, trucks: Trucks, tmp_path: Path, shared_dir
     with fleet.sessions() as session:
         assert session.scalar(select(Rollout.canary)) == [a.truck_id]
     a.update(new, "ready")  # downloaded, hash, classes and self-check passed; waits for the next lift
-    a.lift([bags, bags])  # closes today's first lift: judged by the model it began with
-    assert a.lifts(4) == [IN_SERVICE] * 4
-    a.lift([bags, bags])  # closes the first lift begun after the check: the new model's
-    assert a.lifts(5) == [IN_SERVICE] * 4 + [NEW]
+    a.lift([bags, bags])  # the first lift begun after the check: the new model's
+    assert a.lifts(4) == [IN_SERVICE] * 3 + [NEW]
     stats = a.update(new, "installed")
     assert stats["model"] == {"name": "trivue-waste", "version": NEW} and stats["model_sha256"] == new
     b.lift([bags, bags])
@@ -285,8 +282,7 @@ def test_the_field_loop(fleet: Fleet, trucks: Trucks, tmp_path: Path, shared_dir
     assert response.status_code == 200, response.text
     b.update(new, "ready")
     b.lift([bags, bags])
-    b.lift([bags, bags])
-    assert b.lifts(8) == [IN_SERVICE] * 7 + [NEW]
+    assert b.lifts(7) == [IN_SERVICE] * 6 + [NEW]
     assert b.update(new, "installed")["model"]["version"] == NEW
     with fleet.sessions() as session:
         rollout = session.scalar(select(Rollout))
@@ -299,9 +295,8 @@ def test_the_field_loop(fleet: Fleet, trucks: Trucks, tmp_path: Path, shared_dir
     for truck in (a, b):
         truck.update(previous, "ready")
         truck.lift([bags, bags])
-        truck.lift([bags, bags])
-    assert a.lifts(7) == [IN_SERVICE] * 4 + [NEW] * 2 + [IN_SERVICE]
-    assert b.lifts(10) == [IN_SERVICE] * 7 + [NEW] * 2 + [IN_SERVICE]
+    assert a.lifts(5) == [IN_SERVICE] * 3 + [NEW, IN_SERVICE]
+    assert b.lifts(8) == [IN_SERVICE] * 6 + [NEW, IN_SERVICE]
     for truck in (a, b):
         stats = truck.update(previous, "installed")
         assert stats["model"]["version"] == IN_SERVICE and stats["model_sha256"] == previous

@@ -1,6 +1,6 @@
 """Real trucks for the fleet and field-loop tests: ``trivue edge`` processes on burst folders of real photos.
 
-A burst folder is one lift, closed when the next burst arrives (``edge.trigger.BurstTrigger``):
+A burst folder is one lift, delivered at its last photo (``edge.camera``, ``Frame.ends_lift``):
 a test adds bursts one by one and reads the lifts the server stored, each naming the model
 that judged it. A frame's capture time is its file's mtime (``edge.camera``), so a burst can be
 dated: a truck replaying last week's bursts sends last week's lifts.
