@@ -36,7 +36,7 @@ class Frame:
     image: np.ndarray  # BGR
     captured_at: datetime
     index: int
-    burst: str | None = None  # name of the burst folder this frame belongs to
+    burst: str | None = None  # the burst this frame belongs to: its folder's ``burst_key``
     # The source knows the lift ends here (a burst folder's last photo): the loop closes the lift at
     # once, where a lift used to stay open until the next burst arrived (the round's last for hours).
     ends_lift: bool = False
@@ -74,10 +74,27 @@ def _settled(folder: Path, settle_s: float) -> bool:
     return time.time() - newest >= settle_s
 
 
-def _burst(folder: Path, start_index: int) -> Iterator[Frame]:
+def burst_key(folder: Path) -> str | None:
+    """``NAME@BEGUN``: the folder's name and its oldest photo's mtime (ns); None while it holds none.
+
+    A camera box numbers its bursts, and the counter starts again after a reset or a new card:
+    keyed by name alone, a new ``burst-0001`` was taken for the one consumed last week and skipped,
+    its lift lost. The oldest photo's time tells the two apart and does not move when a late
+    photo lands in the folder after its lift was counted (a key over every file would recount it).
+    """
+    times = []
+    for path in _images(folder):
+        try:
+            times.append(path.stat().st_mtime_ns)
+        except OSError:  # removed since listed
+            continue
+    return f"{folder.name}@{min(times)}" if times else None
+
+
+def _burst(folder: Path, key: str, start_index: int) -> Iterator[Frame]:
     """The folder's readable photos as frames, the last one marked ``ends_lift``."""
     previous: Frame | None = None
-    for frame in _burst_photos(folder, start_index):
+    for frame in _burst_photos(folder, key, start_index):
         if previous is not None:
             yield previous
         previous = frame
@@ -85,7 +102,7 @@ def _burst(folder: Path, start_index: int) -> Iterator[Frame]:
         yield replace(previous, ends_lift=True)
 
 
-def _burst_photos(folder: Path, start_index: int) -> Iterator[Frame]:
+def _burst_photos(folder: Path, key: str, start_index: int) -> Iterator[Frame]:
     for offset, path in enumerate(_images(folder)):
         image = read_image(path)
         try:
@@ -95,13 +112,13 @@ def _burst_photos(folder: Path, start_index: int) -> Iterator[Frame]:
         if image is None:
             log.warning("%s: not a readable image, skipped", path)
             continue
-        yield Frame(image, taken, start_index + offset, burst=folder.name)
+        yield Frame(image, taken, start_index + offset, burst=key)
 
 
 def burst_frames(
     root: Path, consumed: Callable[[str], bool], follow: bool = False, settle_s: float = 2.0
 ) -> Iterator[Frame]:
-    """Frames of every burst folder under ``root`` not yet consumed, oldest name first.
+    """Frames of every burst folder under ``root`` not yet consumed (by ``burst_key``), oldest name first.
 
     With ``follow`` the root is watched for new bursts (a live truck); otherwise the generator
     ends after the bursts present now. A root holding images directly is a single burst.
@@ -109,13 +126,26 @@ def burst_frames(
     if not root.is_dir():
         raise SourceError(f"{root}: burst folder root not found")
     index, done = 0, set()
+    keys: dict[Path, tuple[int, str | None]] = {}  # folder -> (its mtime, its key): a day's bursts not re-read
     while True:
         folders = sorted(p for p in root.iterdir() if p.is_dir()) or ([root] if _images(root) else [])
-        fresh = [f for f in folders if f.name not in done and not consumed(f.name)]
-        ready = [f for f in fresh if not follow or _settled(f, settle_s)]
-        for folder in ready:
-            done.add(folder.name)
-            for frame in _burst(folder, index):
+        for folder in folders:
+            try:
+                stamp = folder.stat().st_mtime_ns  # moves when a photo is added or removed
+            except OSError:  # removed since listed
+                continue
+            if (known := keys.get(folder)) is not None and known[0] == stamp and known[1] in done:
+                continue
+            if follow and not _settled(folder, settle_s):
+                continue
+            key = burst_key(folder)  # None: no photo yet, looked at again on the next pass
+            keys[folder] = stamp, key
+            if key is None or key in done:
+                continue
+            done.add(key)
+            if consumed(key):
+                continue
+            for frame in _burst(folder, key, index):
                 index = frame.index + 1
                 yield frame
         if not follow:

@@ -198,6 +198,10 @@ class Outbox:
         return int(row[0]) if row else -1
 
     def is_consumed(self, source_key: str) -> bool:
+        """Whether a lift from ``source_key`` is stored. A burst's key is ``NAME@BEGUN``
+        (``edge.camera.burst_key``); outboxes written before keyed bursts by folder name alone, and
+        those marks still hold for their names."""
+        legacy = source_key.rpartition("@")[0] or source_key
         with self._lock:
-            row = self._db.execute("SELECT 1 FROM consumed WHERE source_key = ?", (source_key,)).fetchone()
+            row = self._db.execute("SELECT 1 FROM consumed WHERE source_key IN (?, ?)", (source_key, legacy)).fetchone()
         return row is not None

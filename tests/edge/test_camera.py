@@ -38,10 +38,16 @@ def photo(litter_val_images: list[Path]) -> np.ndarray:
     return cv2.resize(cv2.imread(str(litter_val_images[0])), (320, 240))
 
 
+def _name(key: str | None) -> str:
+    """The folder name in a burst key (``NAME@BEGUN``, ``edge.camera.burst_key``)."""
+    assert key is not None and "@" in key, key
+    return key.rpartition("@")[0]
+
+
 def test_burst_folders_skip_consumed_and_unreadable(tmp_path, litter_val_images) -> None:
     make_bursts(tmp_path, litter_val_images, lifts=3, frames=2)
     (tmp_path / "burst-001" / "broken.jpg").write_bytes(b"not a jpeg")
-    seen = [(f.burst, f.index) for f in burst_frames(tmp_path, consumed=lambda key: key == "burst-002")]
+    seen = [(_name(f.burst), f.index) for f in burst_frames(tmp_path, consumed=lambda key: _name(key) == "burst-002")]
     assert seen == [("burst-000", 0), ("burst-000", 1), ("burst-001", 2), ("burst-001", 3)]
 
 
@@ -55,9 +61,9 @@ def test_follow_waits_for_a_settled_burst(tmp_path, litter_val_images) -> None:
 
     age("burst-001")  # burst-000, first by name, is still being written: held back
     stream = burst_frames(tmp_path, consumed=lambda _k: False, follow=True, settle_s=30)
-    assert next(stream).burst == "burst-001"
+    assert _name(next(stream).burst) == "burst-001"
     age("burst-000")  # the camera box has finished it
-    assert next(stream).burst == "burst-000"
+    assert _name(next(stream).burst) == "burst-000"
 
 
 def test_video_file_frames_and_throttle(tmp_path, photo) -> None:
@@ -184,6 +190,38 @@ def test_a_photo_removed_while_its_burst_is_read_is_skipped(tmp_path) -> None:
 def test_the_last_photo_of_each_burst_ends_its_lift(tmp_path, litter_val_images) -> None:
     make_bursts(tmp_path, litter_val_images, lifts=2, frames=3)
     (tmp_path / "burst-001" / "zz-broken.jpg").write_bytes(b"not a jpeg")  # the last readable one ends it
-    seen = [(f.burst, f.index, f.ends_lift) for f in burst_frames(tmp_path, consumed=lambda _k: False)]
+    seen = [(_name(f.burst), f.index, f.ends_lift) for f in burst_frames(tmp_path, consumed=lambda _k: False)]
     assert [s for s in seen if s[2]] == [("burst-000", 2, True), ("burst-001", 5, True)]
     assert len(seen) == 6
+
+
+def test_a_burst_folder_name_used_again_is_a_new_lift(tmp_path, litter_val_images) -> None:
+    """A camera box whose counter starts again (a reset, a new card) writes ``burst-000`` anew: a
+    new lift, where keyed by name it was skipped, by the running agent (done) and after a restart
+    (consumed)."""
+    import os
+
+    make_bursts(tmp_path, litter_val_images, lifts=1, frames=2)
+    stream = burst_frames(tmp_path, consumed=lambda _k: False, follow=True, settle_s=0)
+    first = {next(stream).burst, next(stream).burst}
+    assert len(first) == 1 and _name(next(iter(first))) == "burst-000"
+    shot = min(p.stat().st_mtime for p in (tmp_path / "burst-000").iterdir())
+    for photo in (tmp_path / "burst-000").iterdir():  # the old burst gone, a new one under its name
+        photo.unlink()
+    make_bursts(tmp_path / "again", litter_val_images[2:], lifts=1, frames=2)
+    for photo in (tmp_path / "again" / "burst-000").iterdir():
+        os.utime(photo, (shot + 1,) * 2)  # a second later (file times may tick coarser than copies)
+        photo.rename(tmp_path / "burst-000" / photo.name)
+    again = next(stream).burst
+    assert _name(again) == "burst-000" and again not in first
+    restarted = burst_frames(tmp_path, consumed=first.__contains__)
+    assert {f.burst for f in restarted} == {again}
+
+
+def test_a_late_photo_in_a_counted_burst_does_not_count_it_again(tmp_path, litter_val_images) -> None:
+    import shutil
+
+    make_bursts(tmp_path, litter_val_images, lifts=1, frames=2)
+    stored = {f.burst for f in burst_frames(tmp_path, consumed=lambda _k: False)}
+    shutil.copy(litter_val_images[5], tmp_path / "burst-000" / "zz-late.jpg")  # newer than the burst's first photo
+    assert [f.burst for f in burst_frames(tmp_path, consumed=stored.__contains__)] == []

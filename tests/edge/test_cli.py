@@ -186,5 +186,8 @@ def test_a_stop_signal_mid_lift_commits_the_lift_then_exits_0(tmp_path, base, li
     assert len(rows) == 1, "".join(lines)[-2000:]
     event = parse_lift_event(rows[0].payload)
     assert event.truck_id == "T-cli" and 1 <= event.frames < FRAMES and event.sequence == 0  # cut short
-    assert outbox.is_consumed("burst-000")  # committed with its burst: a restart will not count it again
+    from edge.camera import burst_key
+
+    key = burst_key(tmp_path / "live" / "burst-000")
+    assert key is not None and outbox.is_consumed(key)  # committed with its burst: a restart will not count it again
     outbox.close()
