@@ -104,6 +104,7 @@ class LiveConfig:
 
     stream: Stream
     version: str | None = None
+    refused: str | None = None  # why the last config was not applied (heartbeat), None once one is
 
 
 class Agent:
@@ -131,7 +132,7 @@ class Agent:
         # the random share of clean lifts kept for labelling (evidence.sample_clean_rate)
         photos = photo_policy(settings.evidence, random.Random().random)
         self.recorder = LiftRecorder(self.names, rules, model, settings.tracking.min_track_frames, photos)
-        self.uplink = Uplink(settings, self.outbox, self.stats, self.apply_config)
+        self.uplink = Uplink(settings, self.outbox, self.stats, self.apply_config, self._config_refused)
         self.models = ModelUpdater(settings, rules, lambda: self.live.stream, self._build_detector,
                                    self._running_model(detector, model), self._install_model,
                                    self.uplink.send_stats_soon)
@@ -240,6 +241,7 @@ class Agent:
                 self.rules.check_model(self.names, config.stream)
             except ValueError as error:
                 log.error("config %s refused: %s", config.config_version, error)
+                self._config_refused(f"{config.config_version}: {error}"[:400])
                 return
             self.live.stream = config.stream
         if config.conf is not None and hasattr(self.detector, "conf"):
@@ -248,7 +250,12 @@ class Agent:
             self.recorder.min_track_frames = config.min_track_frames
         if config.model is not None:  # fetched and checked in a thread; swapped at a lift's start
             self.models.request(config.model)
-        self.live.version = config.config_version
+        self.live.version, self.live.refused = config.config_version, None
+
+    def _config_refused(self, reason: str) -> None:
+        """The server's config was not applied: the previous settings stay, the heartbeat says why now."""
+        self.live.refused = reason
+        self.uplink.send_stats_soon()
 
     def stats(self) -> TruckStats:
         meter, disk = self.pipeline.meter, shutil.disk_usage(self.settings.outbox.path.parent)
@@ -260,7 +267,8 @@ class Agent:
             photos_too_large=self.outbox.counter("photos_too_large"),
             photos_refused=self.outbox.counter("photos_refused"),
             model=self.recorder.model, stream=self.live.stream, gps_fix_age_s=age,
-            config_version=self.live.version, lifts_total=meter.lifts, model_check=self.model_check,
+            config_version=self.live.version, config_refused=self.live.refused, lifts_total=meter.lifts,
+            model_check=self.model_check,
             model_sha256=self.models.running.sha256, model_update=self.models.update,
         )
 

@@ -33,6 +33,7 @@ default of 5 leaves room for bad coverage.
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import threading
@@ -95,8 +96,10 @@ class Uplink:
         outbox: Outbox,
         stats: Callable[[], TruckStats],
         on_config: Callable[[TruckConfig], None],
+        on_config_refused: Callable[[str], None] = lambda _reason: None,
     ) -> None:
         self.settings, self.outbox, self._stats, self._on_config = settings, outbox, stats, on_config
+        self._on_config_refused = on_config_refused  # a config this truck cannot read: said in its heartbeat
         # Persistent session (clean_session=False) under a fixed client id: the broker keeps our
         # config subscription and its queued messages across reconnections.
         self.client, self.url = make_client(settings, settings.client_id, clean=False)
@@ -193,6 +196,7 @@ class Uplink:
             field = ".".join(str(p) for p in first["loc"]) or "config"
             log.warning("ignored config on %s: %s: %s (payload %r)", message.topic, field, first["msg"],
                         message.payload[:200])
+            self._on_config_refused(f"{_version_of(message.payload)}: {field}: {first['msg']}"[:400])
             return
         log.info("config %s received from the server", config.config_version)
         self._on_config(config)
@@ -387,3 +391,10 @@ class Uplink:
         self.client.disconnect()
         self.client.loop_stop()
 
+
+def _version_of(payload: bytes) -> str:
+    try:  # the config_version of a config that did not validate, when it has a readable one
+        version = json.loads(payload).get("config_version")
+    except (ValueError, AttributeError, RecursionError):
+        return "?"
+    return version[:64] if isinstance(version, str) and version else "?"

@@ -306,6 +306,8 @@ class TruckStats(_Wire):
     stream: Stream | None = None
     gps_fix_age_s: float | None = Field(default=None, ge=0)
     config_version: str | None = Field(default=None, max_length=64)
+    config_refused: str | None = Field(default=None, max_length=400, description="Why the last config from the "
+                                       "server was not applied, its config_version first; None once one is")
     lifts_total: _Counter = 0
     model_check: ModelCheck | None = Field(default=None, description="Start-up INT8 self-check, when one ran")
     model_sha256: _Sha256 | None = Field(default=None, description="SHA-256 of the model file running")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,55 @@ def test_broker_down_at_start_every_lift_arrives_once(tmp_path, mqtt_broker, lit
         gate.close()
     assert len(events) == 4 and len({e.event_id for e in events}) == 4
     assert [e.sequence for e in events] == [0, 1, 2, 3]  # replayed in order
+
+
+def test_a_config_the_truck_cannot_apply_is_said_in_its_heartbeat(tmp_path, mqtt_broker, litter_val_images) -> None:
+    """A stream the truck's rules do not cover: the truck keeps its settings, and its heartbeat
+    says which config it refused and why (the server used to see only an old config_version)."""
+    import paho.mqtt.client as mqtt
+    import yaml
+
+    from vision.rules import DEFAULT_RULES
+
+    rules = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
+    rules["streams"] = {"recyclables": rules["streams"]["recyclables"]}  # a deployment without glass rounds
+    (path := tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+    truck = unique_truck()
+    make_bursts(tmp_path / "bursts", litter_val_images, lifts=1, frames=2)
+    settings = settings_for(tmp_path, tmp_path / "bursts", mqtt_broker.url, truck, rules=str(path))
+    subscriber = Subscriber(mqtt_broker.host, mqtt_broker.port, f"trivue/v1/{truck}/stats")
+    agent = Agent.create(settings, detector=ScriptedDetector([[BOTTLE]] * 2))
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    publisher.connect(mqtt_broker.host, mqtt_broker.port)
+    publisher.loop_start()
+    topic = f"trivue/v1/{truck}/config"
+
+    def heartbeat(version: str) -> dict[str, Any]:
+        assert subscriber.wait_for(lambda: any(version.encode() in p for p in subscriber.on("/stats")), timeout=10)
+        return json.loads(next(p for p in reversed(subscriber.on("/stats")) if version.encode() in p))
+
+    try:
+        agent.uplink.start()
+        assert agent.uplink.connected.wait(10)
+        time.sleep(0.3)  # subscribed in on_connect
+        publisher.publish(topic, json.dumps({"config_version": "v8", "stream": "glass"}), qos=1).wait_for_publish(5)
+        refused = heartbeat("v8")  # sent at once, not at the next minute's heartbeat
+        assert refused["config_refused"].startswith("v8: ") and "no rules for stream 'glass'" in refused["config_refused"]
+        assert refused["config_version"] is None and refused["stream"] == "recyclables"
+        publisher.publish(topic, b'{"config_version": "v9", "stream": "bogus"}', qos=1).wait_for_publish(5)
+        unreadable = heartbeat('"v9: stream')  # a config this truck cannot even read (a newer server's stream)
+        assert "v9: stream: Input should be" in unreadable["config_refused"]
+        publisher.publish(topic, json.dumps({"config_version": "v10", "conf": 0.5}), qos=1).wait_for_publish(5)
+        assert subscriber.wait_for(lambda: agent.live.version == "v10", timeout=10)
+        agent.uplink.send_stats_soon()
+        applied = heartbeat('"v10"')
+    finally:
+        agent.close()
+        subscriber.close()
+        publisher.disconnect()
+        publisher.loop_stop()
+    assert applied["config_refused"] is None and applied["config_version"] == "v10"
+    assert agent.live.stream.value == "recyclables"
 
 
 @pytest.mark.parametrize("extra", [{"conf": 0.5}, {"stream": "glass"}])

@@ -78,7 +78,8 @@ def test_bad_config_is_ignored_good_config_applied(tmp_path, mqtt_broker) -> Non
                              environ={})
     applied = []
     stats = TruckStats(truck_id=truck, sent_at=datetime.now(UTC), uptime_s=0)
-    uplink = Uplink(settings, Outbox(tmp_path / "o.sqlite3"), lambda: stats, applied.append)
+    refused: list[str] = []
+    uplink = Uplink(settings, Outbox(tmp_path / "o.sqlite3"), lambda: stats, applied.append, refused.append)
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     publisher.connect(mqtt_broker.host, mqtt_broker.port)
     publisher.loop_start()
@@ -99,6 +100,7 @@ def test_bad_config_is_ignored_good_config_applied(tmp_path, mqtt_broker) -> Non
         publisher.disconnect()
         publisher.loop_stop()
     assert [(c.config_version, c.stream.value) for c in applied] == [("v2", "glass")]
+    assert [r.split(":")[:2] for r in refused] == [["?", " config"], ["?", " config_version"]], refused  # for the heartbeat
 
 
 @pytest.fixture(scope="module")
