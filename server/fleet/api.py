@@ -1,8 +1,8 @@
 """The fleet's HTTP API: truck configuration, published models, their downloads, rollouts and rollback.
 
 Admins change things; every signed-in role may look at models and rollouts (the fleet page). A
-truck's token (``trivue tokens create --role truck --truck-id ID``) may download models and read
-its own configuration, nothing else.
+truck's token (``trivue tokens create --role truck --truck-id ID``) may download the models that truck
+is asked to run and read its own configuration, nothing else.
 """
 
 from __future__ import annotations
@@ -46,6 +46,16 @@ def _model(db: Session, sha: str) -> FleetModel:
         return find(db, sha)
     except RegistryError as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+
+
+def _asked(db: Session, truck_id: str | None) -> set[str]:
+    """The models a truck may download: the one it is asked to run, its FP32 reference (the INT8
+    self-check) and the one it ran before (a rollback to a file it lost). A stolen truck token then
+    reaches no candidate model published but not rolled out to that truck."""
+    assigned = db.get(Assignment, truck_id) if truck_id else None
+    if assigned is None:
+        return set()
+    return {s for s in (assigned.sha256, assigned.reference_sha256, assigned.previous_sha256) if s}
 
 
 def _publish_now(db: Session, ctx: AppContext) -> None:
@@ -116,6 +126,9 @@ def _model_routes(router: APIRouter) -> None:
         if len(sha) != 64:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no published model with sha256 {sha} (64 hex characters)")
         row = _model(db, sha)
+        if not who.can("admin") and row.sha256 not in _asked(db, who.truck_id):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"truck {who.truck_id} was not asked to run model "
+                                f"{row.sha256[:12]} (its assignment names the models it may download)")
         path = model_path(ctx.settings.data_dir, row.sha256)
         if not path.is_file():
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"the file of model {sha} is missing on the server")

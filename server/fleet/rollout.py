@@ -246,12 +246,23 @@ def advance(session: Session) -> list[str]:
 
 
 def rollback(session: Session, actor: str) -> tuple[Rollout, list[str]]:
-    """Put the previous model back on every truck of the latest open rollout; returns it and the trucks
-    whose previous model is unknown (left as they are). The caller commits."""
-    rollout = latest(session)
+    """Put the previous model back on every truck of the latest rollout; returns it and the trucks
+    whose previous model is unknown (left as they are). The caller commits.
+
+    Only the latest rollout: once it is rolled back, a second rollback is refused rather than
+    reaching for an older rollout, whose trucks the first rollback has just reassigned (it moved
+    only the trucks still on that older rollout's model, splitting the fleet across two models)."""
+    rollout = session.scalar(select(Rollout).order_by(Rollout.id.desc()).limit(1))
     if rollout is None:
         raise RolloutError("no rollout to roll back")
-    unknown = []
+    model = session.get(FleetModel, rollout.sha256)
+    what = f"rollout {rollout.id} ({model.name} {model.version})" if model else f"rollout {rollout.id}"
+    if rollout.state == RolloutState.rolled_back.value:
+        ended = f" on {rollout.ended_at:%Y-%m-%d %H:%M}" if rollout.ended_at else ""
+        raise RolloutError(f"{what} was already rolled back{ended}: nothing to roll back (to run another model, "
+                           "roll it out: trivue models rollout SHA)")
+    unknown: list[str] = []
+    back: list[tuple[str, dict[str, str]]] = []
     for truck_id in [*rollout.canary, *rollout.rest]:
         assigned = session.get(Assignment, truck_id)
         if assigned is None or assigned.rollout_id != rollout.id:
@@ -259,7 +270,13 @@ def rollback(session: Session, actor: str) -> tuple[Rollout, list[str]]:
         previous = rollout.previous.get(truck_id)
         if previous is None:
             unknown.append(truck_id)
-            continue
+        else:
+            back.append((truck_id, previous))
+    if unknown and not back:  # marking it rolled back would say the trucks went back when none could
+        raise RolloutError(f"{what}: nothing to roll back to: the model each of its trucks ran before is unknown "
+                           f"({', '.join(unknown)} reported none); put a model on them with "
+                           "PUT /api/trucks/ID/config or roll another one out")
+    for truck_id, previous in back:
         assign(session, truck_id, previous, actor)
     rollout.state, rollout.ended_at = RolloutState.rolled_back.value, utcnow()
     _explain(rollout, reasons.rolled_back(actor, unknown))

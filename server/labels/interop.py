@@ -21,10 +21,11 @@ import yaml
 from sqlalchemy.orm import Session
 
 from server.labels.dataset import DatasetError
-from server.labels.store import LabelError, check_box, labellable, replace_boxes
+from server.labels.store import MAX_BOXES, LabelError, check_box, labellable, replace_boxes
 
 NAME_FILES = ("obj.names", "classes.txt")
 NOT_LABELS = {"obj.names", "classes.txt", "train.txt", "valid.txt", "test.txt", "obj.data"}
+LABEL_SUFFIXES = (".txt", ".json", ".yaml", ".yml")
 EPS = 1e-6  # six-decimal YOLO text: a box touching the edge may read 1.0000005
 MAX_FILE_BYTES = 512 * 1024 * 1024
 # Label Studio prefixes uploaded files with a hash ("3f2a9c1e-<event_id>.jpg"): the event id is found
@@ -40,18 +41,30 @@ def event_id(name: str) -> str:
     return found[-1] if found else PurePosixPath(name).stem
 
 
+def _wanted(name: str) -> bool:
+    """Only label and class-name files are read: the photos beside them in a Label Studio or CVAT
+    export are never needed, and a zip's stated sizes then bound what the import holds in memory."""
+    pure = PurePosixPath(name)
+    return pure.suffix.lower() in LABEL_SUFFIXES or pure.name in NAME_FILES
+
+
 def read_files(path: Path) -> Files:
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
     if path.is_dir():
-        return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+        return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*"))
+                if p.is_file() and _wanted(p.name)}
     data = path.read_bytes()
     if len(data) > MAX_FILE_BYTES:
         raise DatasetError(f"{path}: {len(data)} bytes is more than an import may hold ({MAX_FILE_BYTES})")
     if zipfile.is_zipfile(io.BytesIO(data)):
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                return {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
+                members = [i for i in archive.infolist() if not i.is_dir() and _wanted(i.filename)]
+                if sum(i.file_size for i in members) > MAX_FILE_BYTES:  # reading stops at the stated size
+                    raise DatasetError(f"{path}: its label files unpack to more than an import may hold "
+                                       f"({MAX_FILE_BYTES} bytes)")
+                return {i.filename: archive.read(i) for i in members}
         except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as error:
             # A truncated download or an encrypted archive: say so rather than "no class names".
             raise DatasetError(f"{path}: not a readable zip ({error})") from None
@@ -61,17 +74,40 @@ def read_files(path: Path) -> Files:
     return {path.name: data}
 
 
+def _lines(text: str, where: str) -> list[str]:
+    """Class names one a line, the line's index being the class id: trailing blank lines are
+    nothing, but a blank line between names would shift every class id after it."""
+    names = [n.strip() for n in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    if "" in names:
+        raise DatasetError(f"{where}: line {names.index('') + 1} is empty: each line names the class whose id is "
+                           "its line number, so a blank line would shift the classes after it")
+    return names
+
+
+def _yaml_names(document: Any, where: str) -> list[str]:
+    """``names`` of a data.yaml: a list, or an ``{id: name}`` mapping taken in id order (not in the
+    order the file happens to list it, which would give boxes the wrong classes)."""
+    names = document.get("names") if isinstance(document, dict) else None
+    if isinstance(names, dict):
+        if set(names) != set(range(len(names))) or any(isinstance(k, bool) for k in names):
+            raise DatasetError(f"{where}: 'names' ids are not 0..{len(names) - 1}")
+        names = [names[i] for i in range(len(names))]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise DatasetError(f"{where}: 'names' is not a list of class names nor an {{id: name}} mapping")
+    return names
+
+
 def _names(files: Files, source: str) -> list[str]:
     try:
         for name in NAME_FILES:
             found = [k for k in files if PurePosixPath(k).name == name]
             if found:
-                return [n.strip() for n in files[found[0]].decode("utf-8-sig").splitlines() if n.strip()]
+                return _lines(files[found[0]].decode("utf-8-sig"), f"{source}: {found[0]}")
         found = [k for k in files if PurePosixPath(k).name in ("data.yaml", "data.yml")]
         if found:
-            document = yaml.safe_load(files[found[0]])
-            names = document.get("names") if isinstance(document, dict) else None
-            return list(names.values()) if isinstance(names, dict) else list(names or [])
+            return _yaml_names(yaml.safe_load(files[found[0]]), f"{source}: {found[0]}")
     except (UnicodeDecodeError, yaml.YAMLError) as error:
         raise DatasetError(f"{source}: {found[0]}: unreadable class names ({error})") from None
     raise DatasetError(f"{source}: no class names: a YOLO export holds obj.names (CVAT), classes.txt "
@@ -83,11 +119,21 @@ def _xyxy(values: list[float]) -> tuple[float, float, float, float]:
     return _clip((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
 
 
+def _once(boxes: Boxes, seen: dict[str, str], event: str, where: str, photo_boxes: list[dict[str, Any]]) -> None:
+    """One labelling per photo: a second one (another file, folder or COCO image naming the same
+    photo) would silently replace the first, whichever the file listing put last."""
+    if event in seen:
+        raise DatasetError(f"{where}: photo {event} is labelled twice in the import (also in {seen[event]}): "
+                           "keep one labelling per photo")
+    seen[event] = where
+    boxes[event] = photo_boxes
+
+
 def parse_yolo(files: Files, source: str = "the export") -> Boxes:
-    names, boxes = _names(files, source), {}
+    names, boxes, seen = _names(files, source), {}, {}
     for path, content in files.items():
         pure = PurePosixPath(path)
-        if pure.suffix != ".txt" or pure.name in NOT_LABELS or pure.name.startswith("."):
+        if pure.suffix.lower() != ".txt" or pure.name in NOT_LABELS or pure.name.startswith("."):
             continue
         rows = []
         try:
@@ -108,8 +154,37 @@ def parse_yolo(files: Files, source: str = "the export") -> Boxes:
             if not 0 <= index < len(names):
                 raise DatasetError(f"{where}: class index {index} is not in the {len(names)} class names")
             rows.append((names[index], _xyxy(values), where))
-        boxes[event_id(path)] = _checked(rows)
+        _once(boxes, seen, event_id(path), path, _checked(rows, path))
     return boxes
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number as a float; None for anything else (a string, a bool, an int too big for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _get(mapping: dict[Any, Any], key: Any) -> Any:
+    try:
+        return mapping.get(key)
+    except TypeError:  # an id that JSON made a list or an object: no such entry
+        return None
+
+
+def _coco_image(image: dict[str, Any], source: str) -> tuple[str, float, float]:
+    """(file name, width, height) of a COCO image; one line naming the image otherwise."""
+    name, width, height = image.get("file_name"), _number(image.get("width")), _number(image.get("height"))
+    if not isinstance(name, str) or not name:
+        raise DatasetError(f"{source}: image {image.get('id')!r}: no file_name (the photo's file, named by its "
+                           "event id)")
+    if width is None or height is None or not (0 < width < float("inf") and 0 < height < float("inf")):
+        raise DatasetError(f"{source}: image {image.get('id')!r} ({name}): width and height must be positive numbers "
+                           f"(pixels), got {image.get('width')!r:.20} x {image.get('height')!r:.20}")
+    return name, width, height
 
 
 def parse_coco(document: Any, source: str) -> Boxes:
@@ -117,22 +192,31 @@ def parse_coco(document: Any, source: str) -> Boxes:
         categories = {c["id"]: c["name"] for c in document["categories"]}
         images = {i["id"]: i for i in document["images"]}
         annotations = document.get("annotations", [])
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         raise DatasetError(f"{source}: not a COCO file (categories, images, annotations)") from None
+    if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+        raise DatasetError(f"{source}: not a COCO file: 'annotations' is not a list of objects")
+    sizes = {i: _coco_image(image, source) for i, image in images.items()}
     rows: dict[Any, list[tuple[str, tuple[float, float, float, float], str]]] = {i: [] for i in images}
     for number, ann in enumerate(annotations, 1):
         where = f"{source}: annotation {ann.get('id', number)}"
-        image = images.get(ann.get("image_id"))
-        if image is None or ann.get("category_id") not in categories:
-            raise DatasetError(f"{where}: unknown image {ann.get('image_id')} or category {ann.get('category_id')}")
-        try:
-            x, y, w, h = (float(v) for v in ann["bbox"])
-            width, height = float(image["width"]), float(image["height"])
-        except (KeyError, TypeError, ValueError):
-            raise DatasetError(f"{where}: bbox [x, y, w, h] and the image's width and height needed") from None
+        image_id, category = ann.get("image_id"), ann.get("category_id")
+        if _get(images, image_id) is None or _get(categories, category) is None:
+            raise DatasetError(f"{where}: unknown image {ann.get('image_id')} or category {category}")
+        bbox = ann.get("bbox")
+        values = [_number(v) for v in bbox] if isinstance(bbox, list) else []
+        if len(values) != 4 or None in values:
+            raise DatasetError(f"{where}: bbox must be [x, y, w, h] in pixels, got {bbox!r}"[:300])
+        x, y, w, h = (float(v or 0.0) for v in values)  # None refused just above
+        _name, width, height = sizes[image_id]
         xyxy = (x / width, y / height, (x + w) / width, (y + h) / height)
-        rows[image["id"]].append((categories[ann["category_id"]], _clip(xyxy), where))
-    return {event_id(str(images[i]["file_name"])): _checked(r) for i, r in rows.items()}
+        rows[image_id].append((categories[category], _clip(xyxy), where))
+    boxes: Boxes = {}
+    seen: dict[str, str] = {}
+    for i, r in rows.items():
+        name = sizes[i][0]
+        _once(boxes, seen, event_id(name), f"{source}: image {i!r} ({name})", _checked(r, f"{source}: {name}"))
+    return boxes
 
 
 def _clip(xyxy: tuple[float, ...]) -> tuple[float, float, float, float]:
@@ -140,7 +224,9 @@ def _clip(xyxy: tuple[float, ...]) -> tuple[float, float, float, float]:
     return tuple(min(max(v, 0.0), 1.0) if -EPS <= v <= 1 + EPS else v for v in xyxy)  # type: ignore[return-value]
 
 
-def _checked(rows: list[tuple[str, tuple[float, float, float, float], str]]) -> list[dict[str, Any]]:
+def _checked(rows: list[tuple[str, tuple[float, float, float, float], str]], photo: str) -> list[dict[str, Any]]:
+    if len(rows) > MAX_BOXES:  # as in the dashboard: more is a runaway script, not a hopper
+        raise DatasetError(f"{photo}: {len(rows)} boxes on one photo, at most {MAX_BOXES}")
     out = []
     for class_, xyxy, where in rows:
         try:
@@ -158,12 +244,14 @@ def parse(path: Path) -> tuple[Boxes, str]:
     documents = [k for k in files if k.endswith(".json") and PurePosixPath(k).name != "notes.json"]
     if documents and not any(k.endswith(".txt") for k in files):
         boxes: Boxes = {}
+        seen: dict[str, str] = {}
         for name in documents:
             try:
                 document = json.loads(files[name])
-            except (ValueError, UnicodeDecodeError) as error:
+            except (ValueError, UnicodeDecodeError, RecursionError) as error:
                 raise DatasetError(f"{name}: not JSON ({error})") from None
-            boxes.update(parse_coco(document, name))
+            for event, photo_boxes in parse_coco(document, name).items():  # instances_train and _default...
+                _once(boxes, seen, event, name, photo_boxes)
         return boxes, f"COCO {path.name}"
     return parse_yolo(files, str(path)), f"YOLO {path.name}"
 

@@ -200,6 +200,14 @@ def _undo(session: Session, event_id: str, actor: str) -> None:
                           .order_by(LabelDecision.id.desc()).limit(1))
     if last is None:
         raise LabelError("invalid", "nothing to undo: you took no decision on this photo")
+    # Undo puts back the photo as it was before that decision: with someone's decision (or an
+    # import) since, theirs would silently go too, and their own undo would then bring back this one.
+    latest = session.scalar(select(LabelDecision).where(LabelDecision.event_id == event_id)
+                            .order_by(LabelDecision.id.desc()).limit(1))
+    if latest is not None and latest.id != last.id:
+        raise LabelError("invalid", f"nothing to undo: {latest.annotator} changed this photo after your last "
+                                    f"decision ({latest.action} at {latest.at:%H:%M} UTC); undoing yours would "
+                                    "undo theirs")
     row = session.get(LabelPhoto, event_id)
     if last.before is None:
         if row is not None:

@@ -94,9 +94,10 @@ def test_truck_tokens_fetch_models_and_their_own_config_only(fleet: Fleet) -> No
     sha = fleet.publish(SHIPPED)
     truck = bearer(fleet.token("truck", "benne-07"))
     viewer = bearer(fleet.token("viewer"))
-    response = httpx.get(f"{fleet.url}/api/models/{sha}.onnx", headers=truck)
-    assert response.status_code == 200 and hashlib.sha256(response.content).hexdigest() == sha
-    assert audit_actions(fleet)[-1] == "model.download"
+    # Only a model the truck was asked to run: before, any truck token fetched any published model.
+    other = fleet.publish(derived(fleet.settings.data_dir.parent / "other", "2026.12.03-other"))
+    refused = httpx.get(f"{fleet.url}/api/models/{sha}.onnx", headers=truck)
+    assert refused.status_code == 403 and "truck benne-07 was not asked to run model" in refused.json()["detail"]
     # Nothing else: no statistics, no other truck's config, no rollout.
     for path in ("/api/trucks", "/api/streets", "/api/models", "/api/lifts", "/metrics", "/api/rollouts"):
         assert httpx.get(f"{fleet.url}{path}", headers=truck).status_code == 403, path
@@ -104,6 +105,14 @@ def test_truck_tokens_fetch_models_and_their_own_config_only(fleet: Fleet) -> No
     own = httpx.get(f"{fleet.url}/api/trucks/benne-07/config", headers=truck)
     assert own.status_code == 404 and "no config published" in own.json()["detail"]
     assert httpx.post(f"{fleet.url}/api/models/{sha}/rollout", json={"canary": 1}, headers=truck).status_code == 403
+    # Once asked to run it (its config names it), the truck downloads it; still not the other one.
+    admin = bearer(fleet.token("admin"))
+    assert httpx.put(f"{fleet.url}/api/trucks/benne-07/config", json={"model": sha}, headers=admin).status_code == 200
+    response = httpx.get(f"{fleet.url}/api/models/{sha}.onnx", headers=truck)
+    assert response.status_code == 200 and hashlib.sha256(response.content).hexdigest() == sha
+    assert audit_actions(fleet)[-1] == "model.download"
+    assert httpx.get(f"{fleet.url}/api/models/{other}.onnx", headers=truck).status_code == 403
+    assert httpx.get(f"{fleet.url}/api/models/{other}.onnx", headers=admin).status_code == 200
     # Other roles cannot download; a bad token is nobody; an unknown sha is named.
     assert httpx.get(f"{fleet.url}/api/models/{sha}.onnx", headers=viewer).status_code == 403
     assert httpx.get(f"{fleet.url}/api/models/{sha}.onnx", headers=bearer("trv_" + "x" * 43)).status_code == 401
@@ -184,7 +193,7 @@ def test_rollout_halts_when_a_canary_refuses_and_rolls_back(fleet: Fleet, tmp_pa
     for action in ("model.rollout", "truck.model", "model.halt", "model.rollback"):
         assert action in actions, action
     code, _out, err = fleet.cli("models", "rollback")
-    assert code == 2 and "no rollout to roll back" in err
+    assert code == 2 and "rollout 1 (trivue-waste 2026.12.03-t1) was already rolled back on " in err
 
 
 def test_confirm_sends_the_rest_and_the_api_does_the_same(fleet: Fleet, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from server.ingest.models import Evidence, Lift
 from server.labels.models import LabelPhoto
 from server.retention import purge_expired
 from server.web.accounts import AuditEntry
+from server.web.auth import create_token
 from tests.server.conftest import Server
 from tests.server.photos import BOTTLE, photo_event, seed_photos
 
@@ -188,3 +189,23 @@ def test_the_queue_is_driven_by_the_photos_not_by_every_lift(tmp_path: Any) -> N
         plan = [str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {reads[0][0]}", reads[0][1])]
     assert not [step for step in plan if step.startswith("SCAN lifts")], plan
     assert any(step.startswith("SEARCH lifts USING INDEX") and "event_id=?" in step for step in plan), plan
+
+
+def annotator(api: Server, name: str) -> dict[str, str]:
+    with api.sessions() as session:
+        token = create_token(session, "annotator", name)
+        session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_undo_never_takes_back_someone_else_s_later_decision(api: Server, photos: list[str]) -> None:
+    ann, bob, event = annotator(api, "ann"), annotator(api, "bob"), photos[0]
+    decide(api, ann, event, action="add", **{"class": "can"}, x1=0.6, y1=0.1, x2=0.8, y2=0.3)
+    decide(api, bob, event, action="delete", box_id=1)
+    # Before: ann's undo put back the photo as it was before her box, so bob's deletion went too.
+    response = decide(api, ann, event, action="undo")
+    assert response.status_code == 422 and "changed this photo after your last decision (delete at " in response.text
+    boxes = api.client.get(f"/api/labels/photos/{event}", headers=ann).json()["boxes"]
+    assert [(b["class"], b["state"]) for b in boxes] == [("bag", "deleted"), ("bottle", "pending"), ("can", "accepted")]
+    assert decide(api, bob, event, action="undo").status_code == 200  # bob's own, latest, decision
+    assert decide(api, ann, event, action="undo").json()["boxes"][2:] == []  # now ann's is the latest
