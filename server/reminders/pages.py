@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.config import ServerSettings
-from server.web.dashboard import LANGUAGES, NAV, MaybePrincipal, Pages, login_redirect, messages, request_lang
+from server.web.dashboard import LANGUAGES, NAV, MaybePrincipal, Pages, login_redirect, menu_for, messages, request_lang
 
 I18N = Path(__file__).resolve().parent.parent / "templates" / "reminders" / "i18n"
 NAV_ITEM = ("nav.reminders", "/rappels", "reminders")
@@ -36,7 +36,7 @@ def reminders_page_router(settings: ServerSettings) -> APIRouter:
         lang = request_lang(request)
         t = {**messages(lang), **reminder_messages(lang)}
         context = {"page": "reminders", "lang": lang, "other_lang": next(x for x in LANGUAGES if x != lang),
-                   "t": t, "nav": (*NAV, NAV_ITEM), "can_review": who.can("manager"),
+                   "t": t, "nav": menu_for(who, (*NAV, NAV_ITEM)), "can_review": who.can("manager"),
                    "household_level": settings.household_level,
                    "config": {**pages.script_config(lang, {"streetId": street_id}), "t": t}}
         response = pages.templates.TemplateResponse(request, "reminders/review.html", context)

@@ -130,7 +130,9 @@ const Trivue = (() => {
     for (const element of form.elements) {
       if (element.name && query.has(element.name)) element.value = query.get(element.name);
     }
-    if (!query.has("period")) form.elements.period.value = config.defaultPeriod || "90";
+    // No period, or one the menu does not offer (a truncated or hand-edited link): the default one;
+    // an empty period would count no day at all.
+    if (!query.has("period") || !form.elements.period.value) form.elements.period.value = config.defaultPeriod || "90";
     const syncDates = () => {
       const values = filterValues(form);
       const custom = form.elements.period.value === "custom";
@@ -150,6 +152,17 @@ const Trivue = (() => {
     });
     form.addEventListener("submit", (event) => event.preventDefault());
     return filterValues(form);
+  }
+
+  /* Filter changes overlap when a user changes stream, commune or period quickly: answers can come
+     back out of order, and an older, slower one must not be drawn over the newest (the page would
+     show another selection than its filters and URL). Each load takes a ticket; stale ones drop out. */
+  function newestOnly() {
+    let last = 0;
+    return () => {
+      const ticket = ++last;
+      return () => ticket === last;
+    };
   }
 
   function fillCommunes(select, communes) {
@@ -197,9 +210,16 @@ const Trivue = (() => {
     });
   }
 
+  /* The filters change the URL without a reload: the language link takes the address of the moment,
+     so that the other language opens the same view (the server only knew the address at load). */
+  const langSwitch = document.querySelector(".lang-switch");
+  langSwitch?.addEventListener("click", () => {
+    langSwitch.href = url(langSwitch.pathname, { next: location.pathname + location.search });
+  });
+
   setupLogout();
   const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
   return { config, t, label, api, url, fmt, today, addDays, CLASSES, GREY, TOO_FEW, rateClass, rateColor, swatch,
-    setupFilters, fillCommunes, el,
+    setupFilters, newestOnly, fillCommunes, el,
            showError, me, locale, ApiError };
 })();

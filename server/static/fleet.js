@@ -22,8 +22,12 @@
     return cell;
   }
 
+  // The reader's number format (6,5 and 1 250 ms on a French page), not toFixed's "6.5" and "1250".
+  const formats = {};
+  const decimal = (value, digits) => (formats[digits] ||= new Intl.NumberFormat(Trivue.locale,
+    { minimumFractionDigits: digits, maximumFractionDigits: digits })).format(value);
   const num = (value, unit, digits = 0) =>
-    value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${unit}`;
+    value === null || value === undefined ? "–" : `${decimal(Number(value), digits)}${unit}`;
 
   // A truck's refusal in the reader's language: its kind named first (rollout.refusal.<kind>), then the
   // truck's own words (file names, classes), which stay; a kind this page does not know: the words alone.
@@ -44,8 +48,8 @@
     const check = s.model_check;
     if (check && check.status === "fallback") {
       cell.append(" ", el("span", { class: "badge warn", text: `⚠ ${t("fleet.fallback")}`,
-        title: t("fleet.fallback_hint", { disagreement: Number(check.disagreement).toFixed(2),
-          threshold: Number(check.threshold).toFixed(2), running: check.running }) }));
+        title: t("fleet.fallback_hint", { disagreement: decimal(Number(check.disagreement), 2),
+          threshold: decimal(Number(check.threshold), 2), running: check.running }) }));
     }
     const update = s.model_update;
     const asked = truck.config && truck.config.model;

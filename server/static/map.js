@@ -85,10 +85,12 @@
       streets: fmt.num([...names.values()].filter(visible).length), lifts: fmt.num(lifts),
       judged: fmt.num(judgedRows.length),
     });
-    worstList.replaceChildren(...judgedRows.sort((a, b) => b.rate - a.rate).slice(0, 10).map((p) =>
+    const worst = judgedRows.sort((a, b) => b.rate - a.rate).slice(0, 10).map((p) =>
       el("li", {}, el("a", { href: streetHref(p.street_id) },
         swatch(rateClass(p.rate, true)),
-        `${p.name} — ${fmt.pct(p.rate)} (${fmt.num(p.lifts)} ${t("common.lifts")})`))));
+        `${p.name} — ${fmt.pct(p.rate)} (${fmt.num(p.lifts)} ${t("common.lifts")})`)));
+    // No street judged (a new deployment, a stream not collected): say so under the panel's title.
+    worstList.replaceChildren(...(worst.length ? worst : [el("li", { class: "muted", text: t("common.none") })]));
   }
 
   function legend() {
@@ -105,7 +107,10 @@
     return api("/api/streets", query);
   }
 
+  const ticket = Trivue.newestOnly();
+
   async function load(values) {
+    const current = ticket();
     minLifts = Math.max(1, Number(values.min_lifts) || 5);
     // The map's text alternative: the ranking table of the same selection (filters in the query).
     document.getElementById("table-link").href = `/classement${location.search}`;
@@ -119,6 +124,7 @@
       networkDrawn = networkDrawn || api("/api/network.geojson").then(drawNetwork);
       const data = await fetchStats(values);
       await networkDrawn;
+      if (!current()) return; // a newer filter change is on its way: its answer is drawn instead
       performance.mark("trivue:map-fetched");
       stats.clear();
       for (const row of data.items || data.streets) stats.set(row.street_id, row);
@@ -127,6 +133,7 @@
       performance.mark("trivue:map-drawn");
       document.body.dataset.mapState = "ready";
     } catch (error) {
+      if (!current()) return;
       if (!network) networkDrawn = null; // try the network again with the next filter change
       Trivue.showError(summary, error);
       document.body.dataset.mapState = "error";

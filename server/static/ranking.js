@@ -103,7 +103,10 @@
     return shares.items.filter((r) => byId.has(r.street_id)).map((r) => ({ ...byId.get(r.street_id), ...r }));
   }
 
+  const ticket = Trivue.newestOnly();
+
   async function load(values) {
+    const latest = ticket();
     status.textContent = t("common.loading");
     const minLifts = Math.max(1, Number(values.min_lifts) || 5);
     const common = { stream: values.stream, commune: values.commune, min_lifts: minLifts };
@@ -111,6 +114,7 @@
       const current = { ...common, since: values.since, until: values.until };
       const previous = { ...common, ...previousPeriod(values) };
       const [now, thenRows] = await Promise.all([rows(current, values.category), rows(previous, values.category)]);
+      if (!latest()) return; // a newer filter change is on its way: its answer is shown instead
       const then = new Map(thenRows.map((r) => [r.street_id, r]));
       tables.worst = { rows: now, sort: tables.worst?.sort || { key: "rate", dir: "desc" } };
       const improved = now.filter((r) => then.has(r.street_id))
@@ -123,7 +127,7 @@
       status.textContent = "";
       document.body.dataset.ready = "true";
     } catch (error) {
-      Trivue.showError(status, error);
+      if (latest()) Trivue.showError(status, error);
     }
   }
 

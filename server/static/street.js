@@ -6,7 +6,10 @@
   const status = document.getElementById("street-status");
   const query = new URLSearchParams(location.search);
   // The map's filters travel in the query: the street is shown for the same period and stream.
-  const period = query.get("period") || Trivue.config.defaultPeriod;
+  // A period the map does not offer (a truncated or hand-edited link) falls back to the default one.
+  const asked = query.get("period");
+  const offered = asked === "custom" || Object.hasOwn(config.t, `filters.p${asked}`);
+  const period = offered ? asked : Trivue.config.defaultPeriod;
   const filters = { since: query.get("since"), until: query.get("until"), stream: query.get("stream") };
   if (period !== "custom") {
     filters.since = Trivue.addDays(Trivue.today(), -(Number(period) - 1));

@@ -23,7 +23,7 @@ def accessibility_router(pages: Pages) -> APIRouter:
     @router.get(PATH)
     def declaration(request: Request, who: MaybePrincipal) -> HTMLResponse:
         settings = pages.settings
-        return pages.render(request, "accessibility", "accessibility.html", public=who is None,
+        return pages.render(request, "accessibility", "accessibility.html", who, public=who is None,
                             entity=settings.accessibility_entity, status=settings.accessibility_status,
                             audit=settings.accessibility_audit, contact=settings.accessibility_contact,
                             axe_version=AXE_VERSION)

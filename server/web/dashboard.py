@@ -46,6 +46,8 @@ NAV = (  # (message key, path, page name)
     ("nav.annotation", "/annotation", "annotation"),  # labelling field photos (server.labels)
 )
 REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders_pages.py)
+# Pages a role cannot use stay out of its menu: they would only answer "reserved for..." (403 behind).
+NAV_ROLES = {"annotation": "annotator", "reminders": "manager"}
 DEFAULT_SILENT_AFTER_S = 15 * 60
 
 
@@ -113,12 +115,13 @@ class Pages:
             "defaultPeriod": "90", **extra,
         }
 
-    def render(self, request: Request, page: str, template: str, **extra: Any) -> HTMLResponse:
+    def render(self, request: Request, page: str, template: str, who: Principal | None = None,
+               **extra: Any) -> HTMLResponse:
         lang = request_lang(request)
         script = extra.pop("script", {})
         context = {
             "page": page, "lang": lang, "other_lang": next(x for x in LANGUAGES if x != lang),
-            "t": messages(lang), "nav": navigation(request), "streams": [s.value for s in Stream],
+            "t": messages(lang), "nav": navigation(request, who), "streams": [s.value for s in Stream],
             "categories": CATEGORIES,
             "config": self.script_config(lang, script), **extra,
         }
@@ -138,11 +141,16 @@ def reminders_href(request: Request) -> str | None:
     return REMINDERS_PATH if getattr(request.app.state, "reminders", None) is not None else None
 
 
-def navigation(request: Request) -> tuple[tuple[str, str, str], ...]:
+def menu_for(who: Principal | None, items: tuple[tuple[str, str, str], ...]) -> tuple[tuple[str, str, str], ...]:
+    """The menu items ``who`` can use (a page without a signed-in caller shows no menu anyway)."""
+    return tuple(item for item in items if who is None or who.can(NAV_ROLES.get(item[2], "viewer")))
+
+
+def navigation(request: Request, who: Principal | None = None) -> tuple[tuple[str, str, str], ...]:
     """The menu; the reminders page joins it once the reminders module is mounted."""
     if reminders_href(request) is None:
-        return NAV
-    return (*NAV, ("nav.reminders", REMINDERS_PATH, "reminders"))
+        return menu_for(who, NAV)
+    return menu_for(who, (*NAV, ("nav.reminders", REMINDERS_PATH, "reminders")))
 
 
 def page_router(pages: Pages) -> APIRouter:
@@ -174,9 +182,14 @@ def page_router(pages: Pages) -> APIRouter:
         if who is None:
             return login_redirect(request)
         if db.get(Street, street_id) is None:  # a page of empty panels looked like a street without lifts
-            raise HTTPException(404, f"no street {street_id}")
-        return pages.render(request, "street", "street.html", street_id=street_id,
-                            reminders_href=reminders_href(request), script={"streetId": street_id})
+            # A page, not the API's JSON: a bookmark from before a street re-import lands here.
+            missing = pages.render(request, "street", "not_found.html", who)
+            missing.status_code = 404
+            return missing
+        # Only managers prepare campaigns: others would reach a page that refuses them.
+        campaign = reminders_href(request) if who.can("manager") else None
+        return pages.render(request, "street", "street.html", who, street_id=street_id,
+                            reminders_href=campaign, script={"streetId": street_id})
 
     return router
 
@@ -186,7 +199,9 @@ def _simple_page(pages: Pages, name: str) -> Any:
         if who is None:
             return login_redirect(request)
         with_category = name in ("map", "ranking")  # the ranking is the map's text alternative
-        return pages.render(request, name, f"{name}.html", with_category=with_category)
+        # A viewer reaching /annotation by its address gets the notice, not tools that all answer 403.
+        allowed = who.can(NAV_ROLES.get(name, "viewer"))
+        return pages.render(request, name, f"{name}.html", who, with_category=with_category, allowed=allowed)
 
     page.__name__ = f"page_{name}"
     return page

@@ -129,11 +129,12 @@ def test_fleet_page_shows_heartbeats_and_flags_a_silent_truck(browser: Browser) 
     browser.page.wait_for_selector("body[data-ready=true]")
     row = browser.page.locator("tr[data-truck=benne-01]")
     assert "En ligne" in row.inner_text() and "118 ms" in row.inner_text() and "2026.11.1" in row.inner_text()
+    assert "7,5" in row.inner_text()  # a French decimal comma, as every number of the page
     silent = browser.page.locator(f"tr[data-truck={SILENT_TRUCK}]")
     assert "Silencieux" in silent.inner_text() and "il y a 2 h" in silent.inner_text()
     assert "Silencieux" not in row.inner_text()
     fallback = row.locator(".badge.warn")  # the INT8 self-check failed: the truck runs FP32
-    assert "FP32 (secours)" in fallback.inner_text() and "0.31 > 0.15" in fallback.get_attribute("title")
+    assert "FP32 (secours)" in fallback.inner_text() and "0,31 > 0,15" in fallback.get_attribute("title")
     browser.shot("05-flotte")
 
 
