@@ -107,6 +107,17 @@
     canaryList.replaceChildren(...items);
   }
 
+  // A configuration the truck did not apply (a stream its rules lack, one it cannot read): it keeps
+  // the stream shown, and says which configuration and why (the truck's own words, in the tooltip).
+  function streamCell(s) {
+    const cell = el("td", { text: s.stream ? label("stream", s.stream) : "–" });
+    if (s.config_refused) {
+      cell.append(" ", el("span", { class: "badge danger", "data-config": "refused",
+        text: `⚠ ${t("fleet.config_refused")}`, title: t("fleet.config_refused_hint", { reason: s.config_refused }) }));
+    }
+    return cell;
+  }
+
   function row(truck) {
     const s = truck.stats || {};
     // The version tells trucks apart; the model's name (usually the same for all) is in the tooltip.
@@ -120,7 +131,7 @@
       el("td", { class: "num", text: num(s.fps, "", 1) }),
       modelCell(truck, s, model),
       el("td", { class: "num", text: num(s.gps_fix_age_s, " s") }),
-      el("td", { text: s.stream ? label("stream", s.stream) : "–" }),
+      streamCell(s),
       el("td", { class: "num", text: fmt.num(truck.lifts) }));
   }
 

@@ -120,7 +120,8 @@ def test_fleet_page_shows_heartbeats_and_flags_a_silent_truck(browser: Browser) 
                        stream="recyclables", gps_fix_age_s=1.5, lifts_total=421,
                        model_check={"status": "fallback", "configured": "trivue-waste-int8.onnx",
                                     "running": "trivue-waste.onnx", "disagreement": 0.31, "threshold": 0.15,
-                                    "photos": 8})
+                                    "photos": 8},
+                       config_refused="2026-12-05T08:00:00Z: rules.yaml: no rules for stream 'glass'")
     server.publish("benne-01/status", "online", retain=True)
     server.publish("benne-01/stats", stats.model_dump_json())
     server.wait_for(lambda: any(t["truck_id"] == "benne-01" and t["stats"]
@@ -135,6 +136,9 @@ def test_fleet_page_shows_heartbeats_and_flags_a_silent_truck(browser: Browser) 
     assert "Silencieux" not in row.inner_text()
     fallback = row.locator(".badge.warn")  # the INT8 self-check failed: the truck runs FP32
     assert "FP32 (secours)" in fallback.inner_text() and "0,31 > 0,15" in fallback.get_attribute("title")
+    refused = row.locator("[data-config=refused]")  # a configuration the truck kept its settings against
+    assert "config. refusée" in refused.inner_text() and "no rules for stream 'glass'" in refused.get_attribute("title")
+    assert silent.locator("[data-config=refused]").count() == 0
     browser.shot("05-flotte")
 
 
