@@ -153,10 +153,11 @@ class EdgeTruck:
 
     def lift(self, planned: PlannedLift, at: datetime) -> str | None:
         """Shoot the burst of one lift at ``at`` and run it through the agent; returns the event id."""
-        from edge.camera import frames, throttle
+        from edge.camera import burst_key, frames, throttle
 
-        key = f"{at:%Y%m%dT%H%M%S%f}-{planned.sequence:06d}"  # unique across rounds and restarts
-        write_burst(self.bursts / key, self.photos.pick(planned.contaminated, self.rng), at + self.skew)
+        name = f"{at:%Y%m%dT%H%M%S%f}-{planned.sequence:06d}"  # unique across rounds and restarts
+        write_burst(self.bursts / name, self.photos.pick(planned.contaminated, self.rng), at + self.skew)
+        key = burst_key(self.bursts / name)  # what the agent marks consumed with the lift
         if planned.bin_id:
             self.agent.rfid.feed(planned.bin_id, at=at + self.skew)  # read as the bin is hooked
         self.agent.gps.set(GpsFix(**planned.gps, fix_at=at) if planned.gps else None)  # GPS time is right
@@ -164,10 +165,12 @@ class EdgeTruck:
         self.agent.pipeline.run(throttle(source, self.settings.frame_rate))
         event_id = self._event_id(key)
         if event_id is not None:  # the camera box's card is not infinite: consumed bursts go
-            shutil.rmtree(self.bursts / key, ignore_errors=True)
+            shutil.rmtree(self.bursts / name, ignore_errors=True)
         return event_id
 
-    def _event_id(self, key: str) -> str | None:
+    def _event_id(self, key: str | None) -> str | None:
+        if key is None:  # no photo written: nothing for the agent to count
+            return None
         with sqlite3.connect(self.settings.outbox.path) as db:
             row = db.execute("SELECT event_id FROM consumed WHERE source_key = ?", (key,)).fetchone()
         return row[0] if row else None
