@@ -1,7 +1,8 @@
 """Retention limits (GDPR/CNIL): raw lifts, photos, dead letters and audit entries are deleted when they expire.
 
 Street aggregates are kept: they are what the service is for and hold no household data. The
-purge runs at start-up and hourly inside ``trivue server``; each run is written to the audit log.
+purge runs at start-up and hourly inside ``trivue server``; each run that deletes something is written
+to the audit log.
 On PostgreSQL, expired lifts go a whole month partition at a time (``DROP TABLE``, instant and
 leaving no dead rows to vacuum), and only the month that straddles the limit is trimmed by
 ``DELETE``; the same hourly run creates the coming months' partitions.
@@ -57,12 +58,29 @@ def _purge_photos(session: Session, evidence: EvidenceStore, before: datetime, l
     return len(rows)
 
 
+def _purge_stray_files(session: Session, evidence: EvidenceStore, before: datetime) -> int:
+    """Photo files older than the photo retention that no ``evidence`` row names: a photo written
+    whose row was never committed (a batch that failed, stored as a dead letter) or a ``.part``
+    left by a crash while writing. The row purge never sees them, so without this they stayed on
+    disk for ever."""
+    old = evidence.files_before(before.timestamp())
+    named: set[str] = set()
+    for start in range(0, len(old), 500):
+        named.update(session.scalars(select(Evidence.path).where(Evidence.path.in_(old[start:start + 500]))))
+    stray = [path for path in old if path not in named]
+    for path in stray:
+        evidence.delete(path)
+    return len(stray)
+
+
 def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSettings,
                   now: datetime | None = None) -> PurgeReport:
     """Delete what has outlived its retention period; the caller commits."""
     now = now or utcnow()
     lifts_before = now - timedelta(days=settings.retention_days)
-    photos = _purge_photos(session, evidence, now - timedelta(days=settings.evidence_retention_days), lifts_before)
+    photos_before = now - timedelta(days=settings.evidence_retention_days)
+    photos = _purge_photos(session, evidence, photos_before, lifts_before)
+    photos += _purge_stray_files(session, evidence, photos_before)
     lifts = drop_partitions_before(session, lifts_before)
     lifts += session.execute(delete(Lift).where(Lift.started_at < lifts_before)).rowcount or 0
     dead_before = now - timedelta(days=settings.dead_letter_retention_days)

@@ -9,7 +9,9 @@ fields is enough to tell a model from a corrupt or foreign file: a model has an 
 ``parse_model_file`` checks what a fleet needs to know before a truck downloads the file: the class
 names (``names``), the input size (``imgsz``), the model's name and version (``trivue_name``,
 ``trivue_version``) and its validation metrics (``trivue_metrics``), the same keys
-``vision.model.read_meta`` reads.
+``vision.model.read_meta`` reads, and that the graph's first output is a detection head for those
+classes, as ``vision.model.read_meta`` requires: a model whose names do not match its head would
+otherwise be refused only by the canary truck, after a rollout began.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 _IR_VERSION, _GRAPH, _METADATA = 1, 7, 14
+# GraphProto.output, ValueInfoProto.type, TypeProto.tensor_type, Tensor.shape, TensorShapeProto.dim,
+# Dimension.dim_value / dim_param (onnx.proto3).
+_GRAPH_OUTPUT, _VALUE_TYPE, _TENSOR_TYPE, _TENSOR_SHAPE, _SHAPE_DIM, _DIM_VALUE, _DIM_PARAM = 12, 2, 1, 2, 1, 1, 2
+END_TO_END_COLUMNS = 6  # (1, K, 6): boxes after NMS (YOLO26, nms=True exports), any number of classes
 MAX_CLASSES = 256  # as vision.schema.MAX_CLASSES
 
 
@@ -95,6 +101,7 @@ class ModelFacts:
     imgsz: tuple[int, int]
     metrics: dict[str, Any] = field(default_factory=dict)
     quantised: bool = False  # onnxruntime's quantiser marks what it writes (training/export.py INT8 models)
+    output: tuple[int | str, ...] = ()  # the first output's shape; a name for a symbolic dimension
 
 
 def _literal(meta: dict[str, str], key: str) -> object:
@@ -132,16 +139,66 @@ def facts(meta: dict[str, str], stem: str) -> ModelFacts:
                       quantised=meta.get("onnx.infer") == "onnxruntime.quant" or "onnx.quant.pre_process" in meta)
 
 
-def parse_model_file(path: Path) -> ModelFacts:
-    """``facts`` of an ONNX file on disk; OnnxMetaError names the file and the reason."""
+def _sub(data: bytes, number: int) -> Iterator[bytes]:
+    """The length-delimited values of field ``number`` of a message (its sub-messages)."""
+    for n, wire, start, end in fields(data):
+        if n == number and wire == 2:
+            yield data[start:end]
+
+
+def output_shape(data: bytes) -> tuple[int | str, ...]:
+    """The declared shape of the graph's first output (``()`` when none is declared); a symbolic
+    dimension is its name. OnnxMetaError when the graph is corrupt."""
+    try:
+        for graph in _sub(data, _GRAPH):
+            for value in _sub(graph, _GRAPH_OUTPUT):
+                dims: list[int | str] = []
+                for kind in _sub(value, _VALUE_TYPE):
+                    for tensor in _sub(kind, _TENSOR_TYPE):
+                        for shape in _sub(tensor, _TENSOR_SHAPE):
+                            for dim in _sub(shape, _SHAPE_DIM):
+                                dims.append(_dimension(dim))
+                return tuple(dims)
+    except OnnxMetaError as error:
+        raise OnnxMetaError(f"not an ONNX model (corrupt graph: {error})") from None
+    return ()
+
+
+def _dimension(dim: bytes) -> int | str:
+    for number, wire, start, end in fields(dim):
+        if number == _DIM_VALUE and wire == 0:
+            return _varint(dim, start)[0]
+        if number == _DIM_PARAM and wire == 2:
+            return dim[start:end].decode("utf-8", "replace")
+    return "?"
+
+
+def check_head(names: tuple[str, ...], output: tuple[int | str, ...]) -> None:
+    """The rule of ``vision.model.read_meta``: a raw YOLOv8 head is (1, 4 + classes, N), an
+    end-to-end one (1, K, 6); anything else is refused with one line that says what was expected."""
+    if len(output) == 3 and (output[1] == 4 + len(names) or output[2] == END_TO_END_COLUMNS):
+        return
+    shown = "(" + ", ".join(str(d) for d in output) + ")" if output else "not declared"
+    raise OnnxMetaError(f"output shape {shown} is not a detection head for the {len(names)} classes of its "
+                        f"metadata 'names' (expected (1, {4 + len(names)}, N), or (1, K, 6) for an end-to-end "
+                        "model): the class list does not match the model")
+
+
+def parse_model_file(path: Path, shown: Path | None = None) -> ModelFacts:
+    """``facts`` of an ONNX file on disk; OnnxMetaError names the file and the reason. ``shown``: the
+    file to name instead (its stem is the default model name), when ``path`` is a temporary copy."""
     path = Path(path)
+    shown = Path(shown) if shown is not None else path
     try:
         data = path.read_bytes()
-        return facts(read_metadata(data), path.stem)
+        found = facts(read_metadata(data), shown.stem)
+        output = output_shape(data)
+        check_head(found.names, output)
+        return replace(found, output=output)
     except OSError as error:
-        raise OnnxMetaError(f"{path}: cannot read ({error.strerror or error})") from None
+        raise OnnxMetaError(f"{shown}: cannot read ({error.strerror or error})") from None
     except OnnxMetaError as error:
-        raise OnnxMetaError(f"{path}: {error}") from None
+        raise OnnxMetaError(f"{shown}: {error}") from None
 
 
 def _encode_varint(value: int) -> bytes:

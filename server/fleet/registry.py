@@ -40,14 +40,6 @@ def model_path(data_dir: Path, sha256: str) -> Path:
     return models_dir(data_dir) / f"{sha256}.onnx"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def card_beside(path: Path) -> Path | None:
     """``X.md`` beside ``X.onnx`` (or beside ``X-int8.onnx``), when present."""
     stem = path.stem.removesuffix(INT8_SUFFIX)
@@ -67,32 +59,51 @@ def _read_card(card: Path | None) -> str | None:
     return data.decode("utf-8", "replace")
 
 
-def _copy_atomically(source: Path, target: Path) -> None:
-    """Copy, fsync, rename: a server crash never leaves a half file under the final name."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".part")
+def _copy_hashed(source: Path, folder: Path) -> tuple[Path, str]:
+    """Copy ``source`` to a temporary file in ``folder`` (fsynced), hashing the bytes written; returns
+    (temporary path, sha256). Hashing the source and copying it in two reads stored a file changed
+    in between (a training run still writing it) under a sha256 its bytes did not have."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, suffix=".part")
+    digest = hashlib.sha256()
     try:
         with os.fdopen(handle, "wb") as out, open(source, "rb") as src:
             while chunk := src.read(1 << 20):
+                digest.update(chunk)
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return Path(temporary), digest.hexdigest()
 
 
 def publish(session: Session, data_dir: Path, path: Path, actor: str, card: Path | None = None) -> FleetModel:
-    """Register ``path``; RegistryError (nothing changed) for a bad file or a duplicate. The caller commits."""
+    """Register ``path``; RegistryError (nothing changed) for a bad file or a duplicate. The caller commits.
+
+    Everything is read from the copy that is stored (hash, metadata, output shape, size), never from
+    the source file again: what trucks download is exactly what was checked and named."""
     path = Path(path)
     if not path.is_file():
         raise RegistryError(f"{path}: a folder, not a model file" if path.is_dir() else f"{path}: no such model file")
     try:
-        facts = parse_model_file(path)
+        copy, sha = _copy_hashed(path, models_dir(data_dir))
+    except OSError as error:
+        raise RegistryError(f"{path}: cannot copy the model ({error.strerror or error})") from None
+    try:
+        row = _register(session, data_dir, path, copy, sha, actor, card)
+    finally:
+        copy.unlink(missing_ok=True)  # moved into place when registered; removed otherwise
+    return row
+
+
+def _register(session: Session, data_dir: Path, path: Path, copy: Path, sha: str, actor: str,
+              card: Path | None) -> FleetModel:
+    try:
+        facts = parse_model_file(copy, shown=path)  # the copy's temporary name means nothing to the operator
     except OnnxMetaError as error:
         raise RegistryError(f"refused: {error}") from None
-    sha = file_sha256(path)
     if (known := session.get(FleetModel, sha)) is not None:
         raise RegistryError(f"{path} is already published as {known.name} {known.version} (sha256 {sha})")
     same = session.scalar(select(FleetModel).where(FleetModel.name == facts.name, FleetModel.version == facts.version,
@@ -101,12 +112,13 @@ def publish(session: Session, data_dir: Path, path: Path, actor: str, card: Path
         raise RegistryError(f"{facts.name} {facts.version}{' INT8' if facts.quantised else ''} is already published "
                             f"with another file (sha256 {same.sha256}): give the new model its own version (ONNX "
                             "metadata trivue_version)")
+    # The card is found beside the source (X.md beside X.onnx), named by the stem the operator gave.
     text = _read_card(card if card is not None else card_beside(path))
-    _copy_atomically(path, model_path(data_dir, sha))
-    row = FleetModel(sha256=sha, name=facts.name, version=facts.version, quantised=facts.quantised,
-                     names=list(facts.names),
-                     imgsz=list(facts.imgsz), metrics=facts.metrics, card=text, size_bytes=path.stat().st_size,
-                     published_at=utcnow(), published_by=actor)
+    size = copy.stat().st_size
+    os.replace(copy, model_path(data_dir, sha))
+    row = FleetModel(sha256=sha, name=facts.name, version=facts.version,
+                     quantised=facts.quantised, names=list(facts.names), imgsz=list(facts.imgsz),
+                     metrics=facts.metrics, card=text, size_bytes=size, published_at=utcnow(), published_by=actor)
     session.add(row)
     audit(session, actor, "model.publish", sha, f"{facts.name} {facts.version}, {len(facts.names)} classes, "
           f"card {'yes' if text else 'no'}")

@@ -110,3 +110,20 @@ class EvidenceStore:
 
     def delete(self, relative: str) -> None:
         self.path(relative).unlink(missing_ok=True)
+
+    def files_before(self, cutoff: float) -> list[str]:
+        """Relative paths of the store's own files (photos and the ``.part`` files a crash left while
+        writing) last written before ``cutoff`` (a POSIX time). Only names ``save`` makes are listed:
+        an ``evidence_dir`` shared with other files never loses them."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.glob("*/*/*"):
+            stray_part = path.suffix == ".part"
+            photo = path.suffix == ".jpg" and path.parent.name == path.stem[:2] and SAFE_NAME.fullmatch(path.stem)
+            try:
+                if (stray_part or photo) and path.is_file() and path.stat().st_mtime < cutoff:
+                    found.append(path.relative_to(self.root).as_posix())
+            except OSError:  # deleted meanwhile: nothing to do
+                continue
+        return found

@@ -23,7 +23,7 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Select, Update, func, select, update
@@ -303,6 +303,10 @@ class RematchReport:
     changed: int
 
 
+def _lifts_of(session: Session, day: date) -> list[Any]:
+    return list(session.execute(select(*_STORED).where(Lift.day == day)).mappings())
+
+
 def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[int, int], None] | None = None,
                   chunk: int = 5000, bins: BinLookup | None = None) -> RematchReport:
     """``rematch_lifts`` from each truck's path: every stored lift re-matched in its truck's time order
@@ -314,6 +318,12 @@ def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[i
     overlap = min(CONFIRM_MAX, chunk // 2)
     total = session.scalar(select(func.count()).select_from(Lift)) or 0
     first_day = session.scalar(select(func.min(Lift.day)))
+    if first_day is not None:
+        # The retention purge deletes lifts at an instant, not by local day: the oldest day left may
+        # have lost its first lifts while its street totals still count them (kept without limit).
+        # That day is not recounted from what is left: its lifts move from their old streets to
+        # their new ones instead (taken out here, put back after).
+        add_to_aggregates(session, _lifts_of(session, first_day), sign=-1)
     done = matched = changed = 0
     for truck_id in session.scalars(select(Lift.truck_id).distinct().order_by(Lift.truck_id)).all():
         anchors: list[dict[str, Any]] = []
@@ -349,6 +359,7 @@ def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[i
             if progress is not None:
                 progress(done, total)
     if first_day is not None:
-        rebuild_aggregates(session, since=first_day)
+        add_to_aggregates(session, _lifts_of(session, first_day))
+        rebuild_aggregates(session, since=first_day + timedelta(days=1))
     log.info("rematched %d lifts from their trucks' paths: %d on a street, %d changed", done, matched, changed)
     return RematchReport(done, matched, done - matched, changed)

@@ -31,7 +31,8 @@ def export_opendata(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from base.paths import make_folder
-    from server.opendata.export import default_query, write_package
+    from server.opendata.export import default_query, publication, write_package
+    from server.web.auth import audit
 
     settings = settings_from(args)
     k = settings.opendata_min_lifts if args.k is None else args.k
@@ -41,7 +42,17 @@ def export_opendata(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     make_folder("--out", args.out)  # a path that cannot be a folder stops here, before the database is read
     with open_database(settings) as session:
-        pub = write_package(session, query, args.out, datetime.now(UTC))
+        pub = publication(session, query)
+        if not pub.rows:
+            # An empty GeoJSON table is no valid Frictionless resource, and there is nothing to upload.
+            raise CliError(f"nothing to publish ({args.period}, {query.since or 'first day'} to {query.until}): no "
+                           f"street, {args.period} and stream has {k} lifts or more ({pub.suppressed} cells under "
+                           f"{k}); nothing written")
+        write_package(pub, query, args.out, datetime.now(UTC))
+        # Every export is in the audit trail (docs/privacy.md), the command's as the API's.
+        audit(session, "cli", "opendata.export", str(args.out)[:256],
+              f"package, {len(pub.rows)} rows, {query}"[:2000])
+        session.commit()
     print(f"{len(pub.rows)} rows ({args.period}, {query.since or 'first day'} to {query.until}) written to "
           f"{args.out}; {pub.suppressed} cells under {k} lifts left out", file=sys.stderr)
     return 0

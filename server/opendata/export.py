@@ -59,6 +59,26 @@ class OpenDataQuery:
             raise ValueError(f"k: cells under {MIN_K} lifts are never published, got {self.k}")
         if self.since and self.until and self.until < self.since:
             raise ValueError(f"until {self.until} is before since {self.since}")
+        # Whole periods only: a month cut short beside the same month whole (or the same month a
+        # day later) publishes the difference, the few lifts of the days between, under k.
+        if self.since is not None and self.since != period_start(self.since, self.period):
+            raise ValueError(f"since {self.since}: the open data publishes whole {self.period}s only, start on "
+                             f"{period_start(self.since, self.period)}")
+        if self.until is not None and self.until != period_end(self.until, self.period):
+            raise ValueError(f"until {self.until}: the open data publishes whole {self.period}s only, end on "
+                             f"{period_end(self.until, self.period)}")
+
+
+def period_start(day: date, period: str) -> date:
+    return day.replace(day=1) if period == "month" else day.replace(month=1, day=1)
+
+
+def period_end(day: date, period: str) -> date:
+    """The last day of ``day``'s month or year."""
+    if period == "year":
+        return day.replace(month=12, day=31)
+    following = day.replace(day=28) + timedelta(days=4)  # always in the next month
+    return following - timedelta(days=following.day)
 
 
 def period_key(day: date, period: str) -> str:
@@ -67,14 +87,20 @@ def period_key(day: date, period: str) -> str:
 
 def last_complete_day(today: date, period: str) -> date:
     """The eve of the current period: a month still being collected is not published half-counted."""
-    start = today.replace(day=1) if period == "month" else today.replace(month=1, day=1)
-    return start - timedelta(days=1)
+    return period_start(today, period) - timedelta(days=1)
 
 
 def default_query(today: date, period: str = "month", k: int = DEFAULT_K, since: date | None = None,
                   until: date | None = None) -> OpenDataQuery:
-    """``until`` defaults to the last complete period before ``today`` (a local day)."""
-    return OpenDataQuery(period, k, since, until if until is not None else last_complete_day(today, period))
+    """``until`` defaults to the last complete period before ``today`` (a local day), and may not be
+    later: the period still being collected, published today and again tomorrow, would give away
+    the lifts of the day between."""
+    last = last_complete_day(today, period)
+    query = OpenDataQuery(period, k, since, until if until is not None else last)  # checks the period first
+    if query.until is not None and query.until > last:
+        raise ValueError(f"until {query.until}: the {period} is still being collected "
+                         f"(today is {today}); the last complete one ends on {last}")
+    return query
 
 
 def _in_range(query: Any, table: type[StreetDay] | type[StreetDayError], q: OpenDataQuery) -> Any:
@@ -219,12 +245,10 @@ def datapackage(q: OpenDataQuery, created: datetime) -> dict[str, Any]:
     }
 
 
-def write_package(session: Session, q: OpenDataQuery, out: Path, created: datetime) -> Publication:
-    """``streets.csv``, ``streets.geojson`` and ``datapackage.json`` in ``out`` (created if needed)."""
-    pub = publication(session, q)
+def write_package(pub: Publication, q: OpenDataQuery, out: Path, created: datetime) -> None:
+    """``streets.csv``, ``streets.geojson`` and ``datapackage.json`` of ``pub`` in ``out`` (created if needed)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / CSV_NAME).write_text(to_csv(pub), encoding="utf-8", newline="")
     (out / GEOJSON_NAME).write_text(to_geojson(pub), encoding="utf-8")
     package = json.dumps(datapackage(q, created), ensure_ascii=False, indent=2)
     (out / PACKAGE_NAME).write_text(package + "\n", encoding="utf-8")
-    return pub

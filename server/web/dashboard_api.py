@@ -182,7 +182,10 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
     def rates(db: SessionDep, who: Viewer, category: str = Query(min_length=1, max_length=64, pattern=CATEGORY_PATTERN),
               since: Day | None = None, until: Day | None = None, stream: Stream | None = None,
               commune: str | None = Query(default=None, max_length=120), min_lifts: Count = 1) -> dict[str, Any]:
-        """Per street, the share of lifts with an error of ``category`` (Wilson 95 % interval)."""
+        """Per street, the share of lifts with an error of ``category`` (Wilson 95 % interval); viewers
+        never see a street under ``viewer_min_lifts``, as on ``/api/streets``."""
+        if not who.can("manager"):
+            min_lifts = max(min_lifts, settings.viewer_min_lifts)
         flt = period(since, until, stream.value if stream else None, commune, min_lifts)
         return {"items": error_rates(db, category, flt)}
 

@@ -244,3 +244,47 @@ def test_derived_models_are_real_models_with_their_own_hash(tmp_path: Path) -> N
     assert detector.meta.version == "2026.12.03-x" and detector.names[0] == "sock"
     assert sha_of(path) != sha_of(SHIPPED)
     assert read_metadata(path.read_bytes())["trivue_name"] == "trivue-waste"
+
+
+def test_a_model_changed_while_published_is_stored_under_the_hash_of_its_bytes(
+        fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training run still writing the file: it changes after publish started reading it. Whatever
+    the registry stored must be the bytes its sha256 names, with the metadata of those bytes."""
+    import server.fleet.registry as registry
+
+    model = derived(tmp_path / "first", "0.9.1")
+    newer = derived(tmp_path / "second", "0.9.2").read_bytes()
+    read_card = registry._read_card
+
+    def card_then_rewrite(card: Path | None) -> str | None:
+        model.write_bytes(newer)  # the file changes while publish is at work
+        return read_card(card)
+
+    monkeypatch.setattr(registry, "_read_card", card_then_rewrite)
+    sha = fleet.publish(model)
+    stored = fleet.settings.data_dir / "models" / f"{sha}.onnx"
+    assert sha_of(stored) == sha, "the stored file's bytes are not those its name and row say"
+    with fleet.sessions() as session:
+        row = session.get(FleetModel, sha)
+        assert row is not None and row.size_bytes == stored.stat().st_size
+        assert row.version == read_metadata(stored.read_bytes())["trivue_version"]
+    assert not list(stored.parent.glob("*.part")), "no temporary copy left behind"
+
+
+def test_a_model_whose_classes_do_not_match_its_head_is_refused_at_publish(fleet: Fleet, tmp_path: Path) -> None:
+    """The shipped head has 4 + 10 channels: 9 class names cannot be its classes. Refused with one
+    line by ``trivue models publish``, not later by the canary truck."""
+    import ast
+
+    data = SHIPPED.read_bytes()
+    names = ast.literal_eval(read_metadata(data)["names"])
+    nine = tmp_path / "nine-classes.onnx"
+    nine.write_bytes(with_metadata(data, {"trivue_version": "9-classes",
+                                          "names": repr({i: names[i] for i in range(9)})}))
+    before = registry_state(fleet)
+    code, out, err = fleet.cli("models", "publish", str(nine))
+    assert code == 2 and out == "", err
+    assert err.startswith("trivue models: error: refused: ") and err.count("\n") == 1, err
+    assert f"{nine}: output shape (1, 14, 2100) is not a detection head for the 9 classes" in err, err
+    assert "expected (1, 13, N)" in err, err
+    assert registry_state(fleet) == before and "model.publish" not in audit_actions(fleet)

@@ -246,6 +246,12 @@ def test_viewers_do_not_see_streets_below_the_privacy_threshold(make_settings: A
         everything = server.client.get("/api/streets", headers=manager).json()["streets"]
         assert {s["street_id"] for s in everything} == {busy.street_id, quiet.street_id}
         assert server.client.get(f"/api/streets/{quiet.street_id}", headers=manager).status_code == 200
+        # The map's and the ranking's per-category rates: the same floor, whatever min_lifts asks.
+        for params in ({"category": "verre"}, {"category": "verre", "min_lifts": 1}):
+            rates = server.client.get("/api/error-rates", params=params, headers=viewer).json()["items"]
+            assert {r["street_id"] for r in rates} == seen, params
+        rates = server.client.get("/api/error-rates", params={"category": "verre"}, headers=manager).json()["items"]
+        assert {r["street_id"] for r in rates} == {busy.street_id, quiet.street_id}
 
 
 def test_login_locked_after_repeated_failures(api: Server) -> None:

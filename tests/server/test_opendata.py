@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import frictionless
 import pytest
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from server.app import create_app
 from server.config import ConfigError, load_settings
 from server.ingest.aggregates import insert_lifts, lift_row
-from server.opendata.export import COLUMNS, OpenDataQuery, default_query, publication
+from server.opendata.export import COLUMNS, OpenDataQuery, default_query, period_end, publication
 from server.streets.locator import Locator
 from server.web.accounts import AuditEntry
 from server.web.auth import create_token
@@ -172,3 +173,69 @@ def test_api_publishes_no_personal_field_whatever_the_household_switch(
     bad = client.get("/api/opendata/streets.csv", params={"since": "2026-11-01", "until": "2026-10-01"},
                      headers=headers)
     assert bad.status_code == 422 and "until 2026-10-01 is before since 2026-11-01" in bad.text
+
+
+def test_no_cell_under_k_can_be_had_by_differencing_two_ranges(
+        rennes_db: RennesDatabase, city: dict[str, OnStreet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """September on "ten": 10 clean lifts on the 10th, one dirty lift on the 25th. September whole
+    is 11 lifts; September to the 24th is 10 lifts, also over k: their difference would publish the
+    one lift of the 25th, contamination included. Only whole, complete periods are published."""
+    rules = SortingRules.load()
+    with rennes_db.sessions() as session:
+        locator = Locator.from_session(session)
+        events = _events(city["ten"], "recyclables", date(2026, 9, 10), 10, 0, rules, 1000)
+        events += _events(city["ten"], "recyclables", date(2026, 9, 25), 1, 1, rules, 1100)
+        insert_lifts(session, [lift_row(e, datetime.now(UTC), rennes_db.settings.zone, locator) for e in events])
+        token = create_token(session, "viewer", "curieux")
+        session.commit()
+    client = TestClient(create_app(rennes_db.settings.model_copy(update={"ingest_enabled": False}),
+                                   start_ingest=False))
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def get(**params: str) -> Any:
+        return client.get("/api/opendata/streets.csv", params=params, headers=headers)
+
+    whole = list(csv.DictReader(io.StringIO(get(since="2026-09-01", until="2026-09-30").text)))
+    assert [(r["period"], r["lifts"]) for r in whole if r["street_id"] == str(city["ten"].street_id)] == [
+        ("2026-09", "11")]
+    cut = get(since="2026-09-01", until="2026-09-24")
+    assert cut.status_code == 422, "a month cut short is published beside the whole month"
+    assert "until 2026-09-24: the open data publishes whole months only, end on 2026-09-30" in cut.text
+    late = get(since="2026-09-02", until="2026-09-30")
+    assert late.status_code == 422 and "start on 2026-09-01" in late.text
+    assert get(period="year", since="2026-01-01", until="2026-06-30").status_code == 422
+    today = datetime.now(rennes_db.settings.zone).date()
+    running = get(until=period_end(today, "month").isoformat())  # this month, still being collected
+    assert running.status_code == 422 and "still being collected" in running.text
+
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(rennes_db.settings.data_dir))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", rennes_db.settings.db_url)
+    capsys.readouterr()
+    assert main(["opendata", "export", "--out", str(tmp_path / "x"), "--since", "2026-09-01",
+                 "--until", "2026-09-24"]) == 2
+    assert capsys.readouterr().err.strip() == ("trivue opendata: error: until 2026-09-24: the open data publishes "
+                                               "whole months only, end on 2026-09-30")
+
+
+def test_cli_export_is_audited_and_an_empty_period_writes_nothing(
+        rennes_db: RennesDatabase, city: dict[str, OnStreet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(rennes_db.settings.data_dir))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", rennes_db.settings.db_url)
+    out = tmp_path / "export"
+    assert main(["opendata", "export", "--out", str(out), "--until", "2026-11-30"]) == 0
+    with rennes_db.sessions() as session:
+        (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.action == "opendata.export")).all()
+    assert (entry.actor, entry.target) == ("cli", str(out)) and entry.detail.startswith("package, 3 rows")
+
+    # No street reaches k in 2020: an empty GeoJSON table is not a valid Frictionless resource,
+    # and there is nothing to upload. One line, nothing written, nothing audited.
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    assert main(["opendata", "export", "--out", str(empty), "--since", "2020-01-01", "--until", "2020-12-31"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("trivue opendata: error: nothing to publish (month, 2020-01-01 to 2020-12-31)")
+    assert err.count("\n") == 1 and not any(empty.iterdir())
+    with rennes_db.sessions() as session:
+        assert len(session.scalars(select(AuditEntry).where(AuditEntry.action == "opendata.export")).all()) == 1

@@ -6,9 +6,9 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from server.ingest.models import StreetDay
+from server.ingest.models import UNMATCHED, StreetDay
 from server.ingest.rollups import rebuild_rollups
 from server.ingest.tracks import rematch_paths
 from server.streets.trajectory import TrackLocator
@@ -51,3 +51,50 @@ def test_rematch_moves_lifts_onto_streets_and_rebuilds_aggregates(make_settings:
         with server.sessions() as session:
             old = session.scalar(select(StreetDay.lifts).where(StreetDay.day == date(2026, 1, 5)))
         assert old == 7
+
+
+def test_rematch_keeps_the_totals_of_a_day_the_retention_purge_cut_in_two(make_settings: Any) -> None:
+    """The purge deletes raw lifts at an instant (``now - retention_days``), so the oldest day left
+    has lost its first lifts while its street totals still count them. Re-matching must not recount
+    that day from the lifts that are left: street statistics are kept without limit."""
+    from server.app import create_app
+    from server.ingest.evidence import EvidenceStore
+    from server.ingest.inbox import Inbox, MqttMessage
+    from server.ingest.metrics import Metrics
+    from server.ingest.models import Lift, MatchQualityDay
+    from server.retention import purge_expired
+
+    settings = make_settings(ingest_enabled=False, retention_days=40)
+    sessions = create_app(settings, start_ingest=False).state.ctx.sessions
+    import_rennes(sessions)
+    points = points_on_streets(sessions, 3)
+    first = datetime(2026, 11, 10, 7, tzinfo=UTC)  # local day 2026-11-10, 08:00 to 19:00 in Paris
+    events = [lift_event(counts={"bag": 1}, at=first + timedelta(hours=i), gps=(p.lat, p.lon), heading=p.heading,
+                         sequence=i) for i, p in enumerate(points * 4)]
+    events += [lift_event(at=first + timedelta(days=1, hours=i), gps=(p.lat, p.lon), heading=p.heading,
+                          sequence=100 + i) for i, p in enumerate(points)]
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
+                  lambda _s: None)  # stored unmatched, as before a street import
+    with sessions() as session, session.begin():
+        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-01/lift", e.to_json().encode(),
+                                          e.started_at) for e in events])
+    day = date(2026, 11, 10)
+    totals = select(func.sum(StreetDay.lifts)).where(StreetDay.day == day)
+    with sessions() as session, session.begin():  # the limit falls at 13:30 UTC: 7 of the day's 12 lifts go
+        purge_expired(session, EvidenceStore(settings.evidence_path, 10_000_000), settings,
+                      now=datetime(2026, 11, 10, 13, 30, tzinfo=UTC) + timedelta(days=40))
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lift).where(Lift.day == day)) == 5
+        assert session.scalar(totals) == 12
+    with sessions() as session:
+        rematch_paths(session, TrackLocator.from_session(session), chunk=5)
+        session.commit()
+    with sessions() as session:
+        assert session.scalar(totals) == 12, "the purged lifts' share of the day was lost"
+        assert session.scalar(select(func.sum(MatchQualityDay.lifts)).where(MatchQualityDay.day == day)) == 12
+        moved = session.scalar(select(func.sum(StreetDay.lifts)).where(StreetDay.day == day,
+                                                                       StreetDay.street_id != UNMATCHED))
+        assert moved == 5, "the lifts left were re-matched onto their streets"
+        next_day = select(func.sum(StreetDay.lifts)).where(StreetDay.day == day + timedelta(days=1),
+                                                           StreetDay.street_id != UNMATCHED)
+        assert session.scalar(next_day) == 3

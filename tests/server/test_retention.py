@@ -51,3 +51,39 @@ def test_purge_keeps_aggregates(make_settings: Any, litter_val_images: list[Path
         assert session.scalar(select(func.count()).select_from(Evidence)) == 0
         assert session.scalar(select(func.count()).select_from(DeadLetter)) == 1
         assert session.scalar(select(func.sum(StreetDay.lifts))) == 2  # both lifts still counted
+
+
+def test_purge_deletes_photo_files_no_row_names(make_settings: Any, litter_val_images: list[Path]) -> None:
+    """A photo written whose row never committed (its batch failed, it became a dead letter), or the
+    ``.part`` of a write cut by a crash: the row purge cannot see them, the files must still go."""
+    import os
+    import uuid
+
+    settings = make_settings(ingest_enabled=False, evidence_retention_days=30)
+    sessions = create_app(settings, start_ingest=False).state.ctx.sessions
+    store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
+    photo = litter_val_images[0].read_bytes()
+    now = datetime.now(UTC)
+    event = lift_event(counts={"bag": 1}, at=now - timedelta(hours=1), gps=None,
+                       evidence={"sha256": hashlib.sha256(photo).hexdigest(), "width": 416, "height": 416})
+    prefix = settings.topic_prefix
+    with sessions() as session, session.begin():
+        Inbox(settings, store, Metrics()).write(session, [
+            MqttMessage(f"{prefix}/benne-01/lift", event.to_json().encode(), now),
+            MqttMessage(f"{prefix}/benne-01/evidence/{event.event_id}", photo, now)])
+    kept = store.path(store.save("benne-01", str(event.event_id), photo).path)  # its row is recent
+    stray = store.path(store.save("benne-02", str(uuid.uuid4()), photo).path)  # no row names it
+    part = stray.parent / "tmpk2j4.part"
+    part.write_bytes(photo[:100])
+    foreign = settings.evidence_path / "LISEZMOI.txt"  # not the store's: never touched
+    foreign.write_text("photos des camions")
+    old = (now - timedelta(days=31)).timestamp()
+    for path in (kept, stray, part, foreign):
+        os.utime(path, (old, old))
+    with sessions() as session, session.begin():
+        report = purge_expired(session, store, settings, now=now)
+    assert report.photos == 2
+    assert not stray.exists() and not part.exists(), "files past the photo retention stayed on disk"
+    assert kept.exists() and foreign.exists()
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Evidence)) == 1
