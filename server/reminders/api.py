@@ -35,9 +35,8 @@ from server.reminders.config import RULES_ENV, ReminderConfigError, RemindersCon
 from server.reminders.dispatch import Dispatcher
 from server.reminders.effect import effect_csv, measure
 from server.reminders.households_api import household_routes
-from server.reminders.letters import letter_pdf, route_sheet_pdf
+from server.reminders.letters import LetterError, letter_pdf, route_sheet_pdf
 from server.reminders.models import (
-    APPROVED,
     FAILED,
     HOUSEHOLD,
     REJECT_REASONS,
@@ -48,7 +47,7 @@ from server.reminders.models import (
 )
 from server.reminders.pages import reminders_page_router
 from server.reminders.plan import make_plan
-from server.reminders.sending import requeue
+from server.reminders.sending import OUTGOING, requeue
 from server.reminders.templates import CATEGORY_LABELS, TEMPLATES, MessageTemplates, TemplateData, TemplateError
 from server.reminders.views import item_json, item_labels, kept_photos, plan_json, planned_channels
 from server.reminders.walking_route import route_streets
@@ -226,11 +225,17 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         campaign = get_campaign(db, item.campaign_id)
         contact = db.get(Contact, item.target_key) if item.kind == HOUSEHOLD else None
         message = dispatcher.message(campaign, item, dispatcher.recipient(item, contact) or None, contact)
+        try:  # a template the collectivité edited can be broken: say which, not a 500
+            if channel == "letter":
+                shown: Response = Response(dispatcher.letter_bytes(campaign, item, message),
+                                           media_type="application/pdf")
+            else:
+                shown = PlainTextResponse(rem.templates.render(channel, message))
+        except (TemplateError, LetterError) as error:
+            raise HTTPException(422, str(error)) from None
         audit(db, who.actor, "reminders.item.preview", f"item:{item_id}", channel)
         db.commit()
-        if channel == "letter":
-            return Response(dispatcher.letter_bytes(campaign, item, message), media_type="application/pdf")
-        return PlainTextResponse(rem.templates.render(channel, message))
+        return shown
 
 
 def _send_routes(router: APIRouter, rem: Reminders) -> None:
@@ -247,7 +252,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
             get_campaign(db, campaign_id)
         except CampaignError as error:
             raise _fail(error) from None
-        if not rem.households and any(i.kind == HOUSEHOLD for i in items_of(db, campaign_id, FAILED)):
+        if not rem.households and any(i.kind == HOUSEHOLD and i.status in (FAILED, *OUTGOING)
+                                      for i in items_of(db, campaign_id)):
             raise refusal("Cette campagne contient des rappels adressés à des foyers ; rien n'a été renvoyé")
         requeued = requeue(db, campaign_id, who.actor, item_id)
         if item_id is not None and not requeued:  # a retry of nothing looked like a send that went well
@@ -257,7 +263,7 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
 
     def _send(db: Any, actor: str, campaign_id: int) -> dict[str, Any]:
         if not rem.households:
-            waiting = [i for i in items_of(db, campaign_id, APPROVED) if i.kind == HOUSEHOLD]
+            waiting = [i for i in items_of(db, campaign_id) if i.kind == HOUSEHOLD and i.status in OUTGOING]
             if waiting:
                 raise refusal(f"Cette campagne contient {len(waiting)} rappel(s) approuvé(s) adressé(s) à des "
                               "foyers ; rien n'a été envoyé")

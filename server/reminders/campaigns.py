@@ -46,6 +46,8 @@ class NotFound(CampaignError):
 def create_campaign(session: Session, plan: Plan, name: str, actor: str, rules: RemindersConfig,
                     street_id: int | None = None) -> Campaign:
     """Store ``plan`` (optionally only what concerns one street) as pending items; the caller commits."""
+    if len(name.strip()) > 200:  # the column's size: PostgreSQL refused a longer one with a traceback
+        raise CampaignError(f"nom de campagne de {len(name.strip())} caractères : 200 au plus")
     targets = [t for t in plan.targets if street_id is None or t.street_id == street_id]
     if not targets:
         where = f" pour la rue {street_id}" if street_id is not None else ""
@@ -99,8 +101,12 @@ class Decision:
 
 
 def review(session: Session, item_id: int, decision: Decision, actor: str) -> Item:
-    """Approve or reject a pending (or approved, not yet sent) item; the caller commits."""
-    item = session.get(Item, item_id)
+    """Approve or reject a pending (or approved, not yet sent) item; the caller commits.
+
+    The row is locked until then (PostgreSQL): a send's claim waits and finds the decision, instead
+    of claiming an approved item that this review then marked rejected while it went out.
+    """
+    item = session.get(Item, item_id, with_for_update=True, populate_existing=True)
     if item is None:
         raise NotFound(f"l'élément {item_id} n'existe pas")
     if item.status not in (PENDING, APPROVED):

@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 
 from jinja2 import Environment, StrictUndefined
 
@@ -93,6 +93,8 @@ class Mailer:
         A resend after an interruption passes the first attempt's ``message_id``: mail stores and
         clients keep one copy of messages that share a Message-ID.
         """
+        if len(getaddresses([to])) != 1 or "@" not in parseaddr(to)[1]:  # "a,b@x.fr" is two recipients
+            raise ChannelError(f"courriel {to!r} invalide")
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = self.config.sender, to, subject
         message["Date"] = format_datetime(datetime.now(UTC))

@@ -190,20 +190,22 @@ def _review(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
     from server.reminders.campaigns import CampaignError, get_campaign, items_of
     from server.reminders.dispatch import Dispatcher
-    from server.reminders.models import APPROVED, FAILED, HOUSEHOLD
-    from server.reminders.sending import requeue
+    from server.reminders.models import FAILED, HOUSEHOLD
+    from server.reminders.sending import OUTGOING, requeue
 
     with CommandContext(args) as ctx:
         try:
             get_campaign(ctx.session, args.campaign)
         except CampaignError as error:
             raise CliError(str(error)) from None
-        waiting = items_of(ctx.session, args.campaign, FAILED if requeue_failed else APPROVED)
-        if any(i.kind == HOUSEHOLD for i in waiting):
+        going = (FAILED, *OUTGOING) if requeue_failed else OUTGOING  # retries go out too, not approved only
+        if any(i.kind == HOUSEHOLD and i.status in going for i in items_of(ctx.session, args.campaign)):
             ctx.require_households("Cette campagne contient des rappels approuvés adressés à des foyers ; "
                                    "rien n'a été envoyé")
         if requeue_failed:
             requeued = requeue(ctx.session, args.campaign, ctx.actor, args.item)
+            if args.item is not None and not requeued:  # as the API: a retry of nothing is no success
+                raise CliError(f"pas d'élément {args.item} en échec dans la campagne {args.campaign}")
             ctx.session.commit()
             print(say(f"{len(requeued)} élément(s) remis à envoyer"))
         out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"

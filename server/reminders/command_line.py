@@ -119,6 +119,9 @@ class CommandContext:
         from server.reminders.models import upgrade_reminders
         from server.streets.cli import open_database
 
+        by = args.by or getpass.getuser()
+        if len(by) > 64 or not by.isprintable():  # as a user name; the audit log's actor column holds 128
+            raise CliError(f"--by {by[:70]!r} : 1 à 64 caractères imprimables")
         args.database_url = None
         self.engine = open_database(args)
         upgrade_reminders(self.engine)
@@ -130,7 +133,7 @@ class CommandContext:
         except ReminderConfigError as error:
             raise CliError(str(error)) from None
         self.session = Session(self.engine, expire_on_commit=False)
-        self.actor = f"cli:{args.by or getpass.getuser()}"
+        self.actor = f"cli:{by}"
 
     @property
     def households(self) -> bool:

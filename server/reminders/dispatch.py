@@ -25,7 +25,7 @@ from server.reminders.campaigns import get_campaign, items_of
 from server.reminders.channels import Attachment, ChannelError, Mailer, SmsGateway
 from server.reminders.config import RemindersConfig
 from server.reminders.effect import freeze_controls
-from server.reminders.letters import LetterHeader, letter_pdf, route_sheet_pdf
+from server.reminders.letters import LetterError, LetterHeader, letter_pdf, route_sheet_pdf
 from server.reminders.models import FAILED, HOUSEHOLD, RETRY, SENT, SKIPPED, Campaign, Contact, Item, OptOut
 from server.reminders.postal import AddressError, address_block
 from server.reminders.sending import (
@@ -39,7 +39,7 @@ from server.reminders.sending import (
     take_over,
 )
 from server.reminders.sms_text import gsm_text, segments
-from server.reminders.templates import MessageTemplates, TemplateData, french_date, plain_text
+from server.reminders.templates import MessageTemplates, TemplateData, TemplateError, french_date, plain_text
 from server.reminders.walking_route import route_streets
 from server.streets.models import Address, Street
 from server.web.auth import audit
@@ -132,6 +132,8 @@ class Dispatcher:
         if item.kind == HOUSEHOLD and self.session.get(OptOut, item.target_key) is not None:
             item.status, item.send_detail = SKIPPED, "opposition du foyer"
             report.skipped.append(f"élément {item.id} : opposition du foyer")
+            # an approved item that did not go out: the trail says why, as for a send or a failure
+            audit(self.session, self.actor, "reminders.send.skipped", f"item:{item.id}", "opt-out")
             return
         contact = self.session.get(Contact, item.target_key) if item.kind == HOUSEHOLD else None
         postal = self.recipient(item, contact) if item.kind == HOUSEHOLD else ""
@@ -153,6 +155,9 @@ class Dispatcher:
             detail = self._deliver(channel, campaign, item, contact, postal, report)
         except ChannelError as error:
             self._failed(item, report, error)
+            return
+        except (TemplateError, LetterError) as error:  # an edited template that does not render: the
+            self._failed(item, report, ChannelError(str(error)))  # item fails with why, not stuck in sending
             return
         item.status, item.sent_at, item.send_detail = SENT, self.clock(), detail[:2000]
         mark_started(self.session, campaign.id, item.sent_at)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from server.db import utcnow
 from server.ingest.models import Lift, StreetDay
-from server.reminders.config import EffectRules
+from server.reminders.config import EffectRules, HouseholdRules
 from server.reminders.effect_estimate import (
     METHOD,
     METHOD_LABEL,
@@ -167,19 +167,24 @@ def _street_units(session: Session, cuts: dict[str, datetime], windows: _Windows
             for k, v in counts.items()}
 
 
-def _household_units(session: Session, items: list[Item], windows: _Windows) -> list[Unit]:
+def _household_units(session: Session, items: list[Item], windows: _Windows, streams: list[str] | None,
+                     sure: float) -> list[Unit]:
+    """Each household's own lifts: its bin's, or its address's matched with ``sure`` confidence (the
+    campaign's ``min_address_confidence``; a vaguer fix is its street's lift, as in the plan)."""
     units = []
     for item in items:
         if item.bin_id:
             where = Lift.bin_id == item.bin_id
         elif item.address_id is not None:
-            where = (Lift.address_id == item.address_id) & Lift.bin_id.is_(None)
+            where = (Lift.address_id == item.address_id) & Lift.bin_id.is_(None) & (Lift.match_confidence >= sure)
         else:
             continue  # erased on request
         cut = item.sent_at
         if cut is None:
             continue
         counts = {"before": [0, 0], "after": [0, 0]}
+        if streams:  # the streams the household was targeted on, as for the streets
+            where = where & Lift.stream.in_(streams)
         for at, dirty in session.execute(select(Lift.started_at, Lift.contaminated).where(
                 where, Lift.started_at >= cut - windows.length,
                 Lift.started_at < cut + windows.washout + windows.length)):
@@ -285,7 +290,10 @@ def measure(session: Session, campaign: Campaign, rules: EffectRules, now: datet
     units = _street_units(session, cuts, windows, streams)
     sets = [MatchedSet(units[f"street:{sid}"], tuple(units[c] for c in pairs.get(f"street:{sid}", [])))
             for sid in sorted(street_cuts)]
-    households = _household_units(session, [i for i in items if i.status == SENT and i.kind == HOUSEHOLD], windows)
+    sure = (campaign.rules or {}).get("household", {}).get("min_address_confidence",
+                                                           HouseholdRules().min_address_confidence)
+    households = _household_units(session, [i for i in items if i.status == SENT and i.kind == HOUSEHOLD], windows,
+                                  streams, sure)
     covariates = frozen.get("covariates", {})
     found = conclude(sets, {k: Candidate(k, v["commune"], v["stream"], v["weekday"], v["lifts"], v["contaminated"])
                             for k, v in covariates.items()}, rules, campaign.id, households)

@@ -10,6 +10,7 @@ keeps only the household key so the opposition is honoured later. Everything is 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
@@ -17,13 +18,18 @@ from sqlalchemy.orm import Session
 
 from server.db import utcnow
 from server.reminders.contacts_import import ContactFileError, read_contact_file
-from server.reminders.models import Contact, Item, OptOut
+from server.reminders.models import APPROVED, FAILED, PENDING, RETRY, Contact, Item, OptOut
 from server.reminders.sms_text import PhoneError, e164
 from server.reminders.targets import HouseholdKey
 from server.web.auth import audit
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# One mailbox, bare: a comma, a semicolon or angle brackets made "a,postmaster@relay" two recipients.
+_ATOM = r"[^@\s,;:<>()\[\]\"\\]+"
+EMAIL = re.compile(rf"^{_ATOM}@{_ATOM}\.{_ATOM}$")
 CONTACT_COLUMNS = ("key", "name", "email", "phone", "postal_address")
+# Items not sent that a send or a retry could still send: an opposition or an erasure drops them all
+# (a retry left behind went out, or failed, after the household had said no).
+UNSENT = (PENDING, APPROVED, RETRY, FAILED)
 
 
 class HouseholdError(ValueError):
@@ -103,6 +109,12 @@ def _row_problem(row: dict[str, str]) -> str:
         HouseholdKey.parse(key)
     except ValueError:
         return f"clé {key!r} : attendu address:<n°> ou bin:<puce>"
+    for column in ("name", "email", "postal_address"):  # PostgreSQL refused these with a 500, whole file lost
+        value, size = row.get(column, ""), Contact.__table__.c[column].type.length
+        if len(value) > size:
+            return f"{column} : {len(value)} caractères, {size} au plus"
+        if any(unicodedata.category(c) == "Cc" for c in value):
+            return f"{column} : caractère de contrôle (tabulation, octet nul…)"
     email, phone = row.get("email", ""), row.get("phone", "")
     if email and not EMAIL.match(email):
         return f"courriel {email!r} invalide"
@@ -123,7 +135,7 @@ def opt_out(session: Session, key: str, actor: str, note: str | None = None) -> 
     if session.get(OptOut, key) is None:
         session.add(OptOut(key=key, at=utcnow(), by=actor, note=note))
     # Items not yet sent to this household are dropped now, not at send time only.
-    session.execute(update(Item).where(Item.target_key == key, Item.status.in_(("pending", "approved")))
+    session.execute(update(Item).where(Item.target_key == key, Item.status.in_(UNSENT))
                     .values(status="skipped", send_detail="opposition du foyer"))
     audit(session, actor, "reminders.household.opt_out", key, note)
 
@@ -152,7 +164,7 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
         item.target_key = f"erased:{item.id}"
         item.address_id = item.bin_id = None
         item.event_ids = []
-        if item.status in ("pending", "approved"):
+        if item.status in UNSENT:
             item.status, item.send_detail = "skipped", "données effacées à la demande du foyer"
     note = (note or "").strip()[:500] or None
     if keep_opt_out:

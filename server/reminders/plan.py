@@ -18,7 +18,19 @@ from sqlalchemy.orm import Session
 
 from server.ingest.models import Evidence, Lift, StreetDay
 from server.reminders.config import RemindersConfig
-from server.reminders.models import APPROVED, HOUSEHOLD, PENDING, SENT, STREET, THANKS, FalseDetection, Item, OptOut
+from server.reminders.models import (
+    APPROVED,
+    HOUSEHOLD,
+    PENDING,
+    RETRY,
+    SENDING,
+    SENT,
+    STREET,
+    THANKS,
+    FalseDetection,
+    Item,
+    OptOut,
+)
 from server.reminders.targets import (
     HouseholdKey,
     Plan,
@@ -183,7 +195,7 @@ class Planner:
         bins = [h.bin_id for h in households if h.bin_id]
         addresses = [h.address_id for h in households if h.address_id is not None]
         totals: Counter[str] = Counter()
-        window = (Lift.day >= self.since, Lift.day <= self.until)
+        window = (Lift.day >= self.since, Lift.day <= self.until, *self._streams())  # "N contaminated of M": one scope
         for bin_id, n in self.session.execute(select(Lift.bin_id, func.count()).where(
                 Lift.bin_id.in_(bins), *window).group_by(Lift.bin_id)):
             totals[str(HouseholdKey(bin_id=bin_id))] = n
@@ -199,7 +211,8 @@ class Planner:
         history: dict[str, Sent] = {}
         rows = self.session.execute(select(Item.target_key, Item.level, Item.sent_at, Item.status, Item.campaign_id)
                                     .where(Item.target_key.in_(list(keys)),
-                                           Item.status.in_((SENT, PENDING, APPROVED))))
+                                           # a retry or a claim goes out without a person: as open as pending
+                                           Item.status.in_((SENT, PENDING, APPROVED, RETRY, SENDING))))
         for key, level, sent_at, status, campaign in rows:
             entry = history.setdefault(key, Sent())
             if status == SENT and sent_at is not None and sent_at >= since:
@@ -208,6 +221,10 @@ class Planner:
             elif status != SENT:
                 entry.open_campaign = campaign
         return {k: v for k, v in history.items() if v.sent_at or v.open_campaign}
+
+    def _streams(self) -> tuple[Any, ...]:
+        streams = self.config.household.streams
+        return (Lift.stream.in_(streams),) if streams else ()
 
     def _street_totals(self, since: date, until: date) -> dict[int, tuple[int, int]]:
         query = (select(StreetDay.street_id, func.sum(StreetDay.lifts), func.sum(StreetDay.contaminated))
@@ -247,9 +264,12 @@ class Planner:
         return targets
 
     def _street_lifts(self, street_id: int) -> list[Any]:
+        # The notice's errors and photos: the streams the rules look at, never a lift a reviewer
+        # called a false detection (as in ``_gather``).
         query = (select(Lift.event_id, Lift.errors, Lift.evidence_sha256).where(
             Lift.street_id == street_id, Lift.contaminated.is_(True), Lift.day >= self.since,
-            Lift.day <= self.until).order_by(Lift.started_at.desc()).limit(200))
+            Lift.day <= self.until, Lift.event_id.not_in(select(FalseDetection.event_id)), *self._streams())
+            .order_by(Lift.started_at.desc()).limit(200))
         return list(self.session.execute(query))
 
     def _thanks(self, excluded: set[int | None]) -> list[Target]:

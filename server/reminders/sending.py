@@ -28,6 +28,10 @@ from server.reminders.models import APPROVED, FAILED, HOUSEHOLD, RETRY, SENDING,
 from server.web.auth import audit
 
 NO_CONTACT = "aucune coordonnée"
+# What a send hands to a channel without a person's further word: approved items, retries (their
+# time comes by itself) and claims of a killed send (taken over). The household-level switch must
+# hold them all back, not approved items only.
+OUTGOING = (APPROVED, RETRY, SENDING)
 
 
 def due_items(session: Session, campaign_id: int, now: datetime) -> list[int]:

@@ -84,7 +84,8 @@ class HouseholdKey:
         kind, _, value = (text or "").partition(":")
         if kind == "bin" and _BIN_ID.fullmatch(value):
             return cls(bin_id=value)
-        if kind == "address" and value.isascii() and value.isdigit():
+        # An address id is a database integer: 80 digits passed here, then overflowed the key column (a 500).
+        if kind == "address" and value.isascii() and value.isdigit() and len(value) <= 10:
             return cls(address_id=int(value))
         raise ValueError(f"household key {text!r}: expected address:<id> or bin:<rfid>")
 

@@ -103,6 +103,10 @@ PHRASES: tuple[tuple[str, str], ...] = (
      "household key {key}: expected address:<address id> or bin:<bin tag>"),
     ("clé {key} : attendu address:<n°> ou bin:<puce>", "key {key}: expected address:<id> or bin:<tag>"),
     ("courriel {email} invalide", "invalid e-mail {email}"),
+    ("{n:d} caractères, {size:d} au plus", "{n} characters, {size} at most"),
+    ("nom de campagne de {n:d} caractères : 200 au plus", "campaign name of {n} characters: 200 at most"),
+    ("--by {by} : 1 à 64 caractères imprimables", "--by {by}: 1 to 64 printable characters"),
+    ("caractère de contrôle (tabulation, octet nul…)", "control character (tab, NUL byte…)"),
     ("aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré",
      "no data for household {key}: nothing was erased or recorded"),
     ("{imported:d} contact(s) ajouté(s), {updated:d} mis à jour, {refused:d} ligne(s) refusée(s) (fichier "

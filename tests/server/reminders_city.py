@@ -95,14 +95,14 @@ class City:
 
     def lift(self, session: Session, role: str, point: tuple[float, float], days_ago: float,
              items: dict[str, int], accuracy: float = 3.0, bin_id: str | None = None, photo: bool = True,
-             truck: str = "benne-01") -> str:
+             truck: str = "benne-01", stream: Stream = Stream.recyclables) -> str:
         """Ingest one lift (and its photo when contaminated) through the server's Inbox."""
-        verdict = RULES.judge(Stream.recyclables, items)
+        verdict = RULES.judge(stream, items)
         when = datetime.combine(self.today, datetime.min.time(), UTC) + timedelta(hours=8) - timedelta(days=days_ago)
         jpeg = photo_bytes(self._sequence) if verdict.contaminated and photo else None
         self._sequence += 1
         event = LiftEvent(
-            event_id=uuid.uuid4(), truck_id=truck, sequence=self._sequence, stream=Stream.recyclables,
+            event_id=uuid.uuid4(), truck_id=truck, sequence=self._sequence, stream=stream,
             started_at=when, ended_at=when + timedelta(seconds=8),
             gps=GpsFix(lat=point[0], lon=point[1], accuracy_m=accuracy), bin_id=bin_id, counts=items,
             errors=list(verdict.errors), contaminated=verdict.contaminated, score=verdict.score, model=MODEL,
