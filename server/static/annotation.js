@@ -227,14 +227,20 @@
   }
 
   /* --- Queue and photos --- */
-  async function loadQueue() {
+  /* Filter changes and photo moves overlap (a reason chosen, then another at once): an older, slower
+     answer must not replace the newest selection's queue or photo. Each load takes a ticket (app.js);
+     a stale one drops its answer (null). */
+  const ticket = Trivue.newestOnly();
+
+  async function loadQueue(current) {
     const queue = await api("/api/labels/queue", filters());
+    if (!current()) return null;
     state.items = queue.items;
     progress.textContent = t("ann.progress", { done: queue.done, total: queue.total });
     return queue;
   }
 
-  async function show(index) {
+  async function show(index, current = ticket()) {
     if (!state.items.length) {
       state.photo = null;
       if (layer) { layer.destroyChildren(); layer.draw(); }
@@ -245,33 +251,38 @@
     }
     state.index = Math.min(Math.max(index, 0), state.items.length - 1);
     const photo = await api(`/api/labels/photos/${state.items[state.index].event_id}`);
-    state.photo = photo;
-    state.selected = null;
+    if (!current()) return;
     if (imageUrl !== photo.image_url) {
-      image = await new Promise((resolve, reject) => {
+      const loaded = await new Promise((resolve, reject) => {
         const img = new Image();
         img.onload = () => resolve(img);
         img.onerror = () => reject(new Error(photo.image_url));
         img.src = photo.image_url;
       });
+      if (!current()) return;
+      image = loaded;
       imageUrl = photo.image_url;
     }
+    state.photo = photo;
+    state.selected = null;
     draw();
   }
 
   async function next() {
-    const current = state.index;
-    await loadQueue();
+    const current = ticket();
+    const at = state.index;
+    if (!await loadQueue(current)) return;
     // a finished photo leaves the "to label" queue: the next one now sits at the same place
     const stays = state.items.findIndex((i) => state.photo && i.event_id === state.photo.event_id);
-    await show(stays >= 0 ? current + 1 : current);
+    await show(stays >= 0 ? at + 1 : at, current);
   }
 
   async function reload() {
+    const current = ticket();
     try {
-      await loadQueue();
-      await show(0);
+      if (await loadQueue(current)) await show(0, current);
     } catch (error) {
+      if (!current()) return;
       if (error.status === 403) say(t("ann.forbidden"), true);
       else Trivue.showError(status, error);
       document.body.dataset.ready = "true";

@@ -118,13 +118,34 @@ const Trivue = (() => {
   const today = () => isoDay(new Date());
   function filterValues(form) {
     const data = Object.fromEntries(new FormData(form).entries());
-    if (data.period !== "custom") {
+    if (data.period === "custom") {
+      // Read from the fields themselves: on the change to "custom" they are still disabled, absent
+      // from FormData, and the dates of the period shown would be emptied instead of kept to edit.
+      data.since = form.elements.since.value;
+      data.until = form.elements.until.value;
+    } else {
       data.until = today();
       data.since = addDays(data.until, -(Number(data.period) - 1));
     }
     return data;
   }
 
+  /* A start after the end: the API answers 422 in English ("until … is before since …"), which the
+     page would show inside its French error box. Said beside the dates in the reader's language
+     instead, and no request is sent. The same day for both is a one-day period, not a mistake. */
+  function datesInOrder(form, values) {
+    const wrong = values.period === "custom" && Boolean(values.since && values.until) && values.since > values.until;
+    const message = document.getElementById("f-dates-error");
+    if (message) message.textContent = wrong ? t("filters.dates_order") : "";
+    for (const name of ["since", "until"]) {
+      if (wrong) form.elements[name].setAttribute("aria-invalid", "true");
+      else form.elements[name].removeAttribute("aria-invalid");
+    }
+    return !wrong;
+  }
+
+  /* Returns the filters to load first, or null when the link's dates are out of order (the form says
+     why; the page waits for a correction). onChange only ever gets dates in order. */
   function setupFilters(form, onChange) {
     const query = new URLSearchParams(location.search);
     for (const element of form.elements) {
@@ -145,13 +166,16 @@ const Trivue = (() => {
     form.addEventListener("change", () => {
       syncDates();
       const values = filterValues(form);
+      // Out of order: the URL and the page keep the last selection shown, under the message.
+      if (!datesInOrder(form, values)) return;
       const keep = { ...values };
       if (values.period !== "custom") { delete keep.since; delete keep.until; }
       history.replaceState(null, "", url(location.pathname, keep));
       onChange(values);
     });
     form.addEventListener("submit", (event) => event.preventDefault());
-    return filterValues(form);
+    const first = filterValues(form);
+    return datesInOrder(form, first) ? first : null;
   }
 
   /* Filter changes overlap when a user changes stream, commune or period quickly: answers can come

@@ -150,5 +150,16 @@
     },
     pointOf(lat, lon) { return map.latLngToContainerPoint([lat, lon]); },
   };
-  load(Trivue.setupFilters(form, load));
+  // Dates out of order in the link: the filters say so and no statistics are asked (the API would
+  // answer 422); the streets are drawn grey with the legend, ready for the corrected dates.
+  const first = Trivue.setupFilters(form, load);
+  if (first) load(first);
+  else {
+    summary.textContent = "";
+    legend();
+    networkDrawn = api("/api/network.geojson").then(drawNetwork).catch((error) => {
+      networkDrawn = null;
+      Trivue.showError(summary, error);
+    });
+  }
 })();

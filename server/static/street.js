@@ -157,6 +157,14 @@
   }
 
   async function load() {
+    // A hand-edited link with its dates out of order: said in the reader's language, not the API's
+    // English 422 (the map's filters never put such dates in a link).
+    if (period === "custom" && filters.since && filters.until && filters.since > filters.until) {
+      status.textContent = t("filters.dates_order");
+      status.classList.add("error");
+      document.body.dataset.ready = "error";
+      return;
+    }
     try {
       const street = await api(`/api/streets/${encodeURIComponent(config.streetId)}`, filters);
       kpis(street);

@@ -1,5 +1,7 @@
 """What a browser audit of the dashboard found: stale filter answers, menus and buttons a role cannot use,
-a missing street, the language switch dropping the filters, long names on a phone.
+a missing street, the language switch dropping the filters, long names on a phone; then chosen dates
+out of order shown as the API's English 422, a long truck id pushing the fleet's columns out of view,
+a lowercase column header.
 
 Each test failed before its fix (the map drew an older, slower answer; a viewer was offered the
 annotation tools and a campaign button that answered 403; ...).
@@ -7,25 +9,31 @@ annotation tools and a campaign button that answered 403; ...).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import update
+from playwright.sync_api import Locator
+from sqlalchemy import delete, update
 
+from server.ingest.models import Truck
 from server.streets.models import Street, StreetNetwork
-from tests.dashboard.conftest import Browser, LiveServer
+from tests.dashboard.conftest import SILENT_TRUCK, Browser, LiveServer
 from tests.dashboard.seed import PASSWORD
+from tests.dashboard.test_annotation import publish_photos
 
 pytestmark = pytest.mark.slow
 
 WORST, GREY = "#6d0a23", "#737373"  # app.js CLASSES: >= 30 %, too few lifts
-# Answers for the glass stream come back 1.5 s late: overtaken by the next filter change's answer.
-SLOW_GLASS = """() => {
+# Answers to requests with this query part come back 1.5 s late: overtaken by the next filter change's answer.
+SLOW = """(part) => {
   const fetchNow = window.fetch;
   window.fetch = async (url, init) => {
     const response = await fetchNow(url, init);
-    if (String(url).includes("stream=glass")) {
+    if (String(url).includes(part)) {
       await new Promise((done) => setTimeout(done, 1500));
       window.slowAnswers = (window.slowAnswers || 0) + 1;
     }
@@ -41,7 +49,7 @@ def test_a_slow_answer_to_an_older_filter_never_replaces_the_newest(browser: Bro
     page = browser.page
     ready = "body[data-map-state=ready]" if path == "/carte" else "body[data-ready=true]"
     page.wait_for_selector(ready)
-    page.evaluate(SLOW_GLASS)
+    page.evaluate(SLOW, "stream=glass")
     stream = page.get_by_label("Flux")
     stream.select_option("glass")  # no lift of glass in the seeded city: an empty map, an empty table
     stream.select_option("recyclables")  # changed at once: this is the selection the page must show
@@ -161,3 +169,146 @@ def test_a_long_unbreakable_name_does_not_push_a_phone_page_sideways(browser: Br
     assert browser.page.evaluate("window.xss") is None
     assert browser.page.evaluate("document.documentElement.scrollWidth") <= 390
     browser.shot(f"audit-phone-long-name-{where}")
+
+
+def api_calls(browser: Browser) -> list[str]:
+    """Statistics requests the page sends from now on (a list that grows)."""
+    calls: list[str] = []
+    browser.page.on("request", lambda r: "/api/streets" in r.url and calls.append(r.url))
+    return calls
+
+
+@pytest.mark.parametrize(("path", "lang"), [("/carte", "fr"), ("/classement", "fr"), ("/carte", "en")])
+def test_chosen_dates_out_of_order_are_said_in_the_readers_language_and_not_sent(browser: Browser, path: str,
+                                                                                 lang: str) -> None:
+    # The API's 422 "until ... is before since ..." used to appear in English inside "Erreur (…)".
+    browser.login(path=path)
+    page = browser.page
+    if lang == "en":
+        page.context.add_cookies([{"name": "trivue_lang", "value": "en", "url": browser.server.url}])
+        browser.goto(path)
+    ready = "body[data-map-state=ready]" if path == "/carte" else "body[data-ready=true]"
+    page.wait_for_selector(ready)
+    words = {"fr": ("Période", "Du", "Au", "La date « Du » doit venir avant la date « Au »"),
+             "en": ("Period", "From", "To", "The “From” date must come before the “To” date")}[lang]
+    page.get_by_label(words[0]).select_option("custom")
+    page.wait_for_timeout(300)  # the dates of the period shown, now to edit, are loaded
+    calls = api_calls(browser)
+    since = page.get_by_label(words[1], exact=True).input_value()
+    assert since > "2020-01-01"  # kept from the period shown (it used to be emptied)
+    page.get_by_label(words[2], exact=True).fill("2020-01-01")  # before "du": out of order
+    message = page.locator("#f-dates-error")
+    message.wait_for()
+    assert words[3] in message.inner_text()
+    assert page.get_by_label(words[1], exact=True).get_attribute("aria-invalid") == "true"
+    page.wait_for_timeout(500)
+    assert calls == [], "dates out of order were sent to the API"
+    status = "#map-summary" if path == "/carte" else "#ranking-status"
+    assert "Erreur" not in page.locator(status).inner_text() and "Error" not in page.locator(status).inner_text()
+    assert "until=2020-01-01" not in page.url  # the link keeps the selection shown
+    browser.shot(f"audit-dates-order-{path.strip('/')}-{lang}")
+    page.get_by_label(words[2], exact=True).fill(since)  # corrected: the message goes, the page loads
+    page.wait_for_url(f"**until={since}*")
+    assert message.inner_text() == "" and not message.is_visible()
+    assert page.get_by_label(words[1], exact=True).get_attribute("aria-invalid") is None
+    assert calls, "the corrected dates were not loaded"
+
+
+@pytest.mark.parametrize("where", ["map", "street"])
+def test_a_link_with_dates_out_of_order_says_so_in_french(browser: Browser, where: str) -> None:
+    dirty = browser.server.city.streets["dirty"][0]
+    query = "?period=custom&since=2026-03-10&until=2026-03-01"
+    path = f"/carte{query}" if where == "map" else f"/rues/{dirty}{query}"
+    browser.login(path="/classement")
+    calls = api_calls(browser)
+    browser.goto(path)
+    if where == "map":
+        assert "La date « Du » doit venir avant" in browser.page.locator("#f-dates-error").inner_text()
+        assert browser.page.locator("#map-summary").inner_text() == ""
+        browser.page.wait_for_function("id => Trivue.mapView.styleOf(id) !== null", arg=dirty)  # drawn grey
+        assert browser.page.evaluate("id => Trivue.mapView.styleOf(id).color", dirty) == GREY
+    else:
+        browser.page.wait_for_selector("body[data-ready=error]")
+        status = browser.page.locator("#street-status")
+        assert "La date « Du » doit venir avant" in status.inner_text() and "Erreur" not in status.inner_text()
+    browser.page.wait_for_timeout(500)
+    assert [c for c in calls if "since=" in c] == []
+    browser.shot(f"audit-dates-order-link-{where}")
+
+
+def test_a_slow_answer_to_an_older_annotation_filter_never_replaces_the_newest(browser: Browser,
+                                                                               shared_dir: Path) -> None:
+    truck = f"benne-audit-{uuid.uuid4().hex[:6]}"
+    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[12:14]
+    publish_photos(browser.server, truck, photos)  # the first "contaminated", the second "uncertain"
+    browser.login(path=f"/annotation?truck_id={truck}")
+    page = browser.page
+    page.wait_for_selector("#ann-stage canvas")
+    page.evaluate(SLOW, "reason=uncertain")
+    page.select_option("#a-reason", "uncertain")
+    page.select_option("#a-reason", "contaminated")  # changed at once: this is the selection to show
+    page.wait_for_function("window.slowAnswers >= 1")
+    page.wait_for_timeout(500)  # what the page does with the late answer (and the photo it would fetch)
+    assert "reason=contaminated" in page.url
+    assert "Erreur de tri" in page.locator("#ann-meta").inner_text()
+    assert page.locator("#ann-progress").inner_text() == "0 photo(s) annotée(s) sur 1"
+    browser.shot("audit-stale-annotation")
+
+
+LONG_TRUCK = "benne-" + "0123456789" * 5 + "abcd"  # 60 characters, no space: a serial number as an id
+
+
+@pytest.fixture
+def long_named_truck(live_server: LiveServer) -> Iterator[str]:
+    now = datetime.now(UTC)
+    with live_server.sessions() as db:
+        db.add(Truck(truck_id=LONG_TRUCK, status="online", status_at=now, last_seen_at=now,
+                     stats={"truck_id": LONG_TRUCK, "sent_at": now.isoformat(), "uptime_s": 600, "outbox_depth": 0,
+                            "inference_ms": 120.0, "fps": 7.0, "gps_fix_age_s": 1.0, "lifts_total": 12,
+                            "model": {"name": "trivue-waste", "version": "2026.11.1"}, "stream": "recyclables"},
+                     stats_at=now))
+        db.commit()
+    try:
+        yield LONG_TRUCK
+    finally:
+        with live_server.sessions() as db:
+            db.execute(delete(Truck).where(Truck.truck_id == LONG_TRUCK))
+            db.commit()
+
+
+def lines(cell: Locator) -> int:
+    """Lines of text in a table cell (one rectangle a line for the range over its text)."""
+    return cell.evaluate("c => { const r = document.createRange(); r.selectNodeContents(c); "
+                         "return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; }")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_long_truck_id_wraps_and_keeps_the_fleet_columns_in_view(browser: Browser, long_named_truck: str,
+                                                                   width: int) -> None:
+    browser.page.set_viewport_size({"width": width, "height": 860})
+    browser.login(path="/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    cell = browser.page.locator(f'tr[data-truck="{long_named_truck}"] th')
+    assert cell.inner_text() == long_named_truck
+    box = cell.bounding_box()
+    assert lines(cell) > 1, "the truck id stays on one line"  # it was 628 px wide
+    if width == 1280:  # the whole table in view: no sideways scrolling to reach the last columns
+        assert browser.page.evaluate("(() => { const s = document.querySelector('.table-scroll'); "
+                                     "return s.scrollWidth - s.clientWidth; })()") <= 0
+    else:  # ten columns scroll in their box on a phone, but the truck's takes no more than a usual id's
+        assert box["width"] <= 160
+    assert lines(browser.page.locator(f"tr[data-truck={SILENT_TRUCK}] th")) == 1, "a usual id broken at its hyphen"
+    assert browser.page.evaluate("document.documentElement.scrollWidth") <= width
+    browser.shot(f"audit-fleet-long-truck-{width}")
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_every_data_quality_column_header_starts_with_a_capital(browser: Browser, lang: str) -> None:
+    browser.login(path="/qualite")
+    if lang == "en":
+        browser.page.context.add_cookies([{"name": "trivue_lang", "value": "en", "url": browser.server.url}])
+        browser.goto("/qualite")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    headers = browser.page.locator("table.data thead th").all_inner_texts()
+    assert headers and all(h[:1].isupper() for h in headers), headers
+    browser.shot(f"audit-quality-headers-{lang}")
