@@ -193,11 +193,12 @@ class Agent:
         t, source = self.settings.trigger, self.settings.source
         kind = t.kind if t.kind != "auto" else ("burst" if Path(source).is_dir() else "motion")
         if kind == "serial" and t.serial_port:  # the settings refuse serial without a port
-            return SerialTrigger(t.serial_port, t.serial_baud, t.max_lift_s)
+            return SerialTrigger(t.serial_port, t.serial_baud, t.max_lift_s, t.debounce_s)
         if kind == "mqtt" and t.mqtt_broker:  # the settings refuse mqtt without a broker
             client, url = make_client(self._with_broker(t.mqtt_broker), f"{self.settings.client_id}-lift",
                                       clean=True)
-            trigger = MqttTrigger(client, t.mqtt_topic or self.settings.topic("lift_signal"), t.max_lift_s)
+            trigger = MqttTrigger(client, t.mqtt_topic or self.settings.topic("lift_signal"), t.max_lift_s,
+                                  t.debounce_s)
             client.connect_async(url.host, url.port)
             client.loop_start()
             return trigger

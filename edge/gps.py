@@ -15,18 +15,21 @@ onto the crossing street; the course is therefore taken only while the truck mov
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
-from edge.lines import LineReader
+from edge.lines import LineReader, Throttled
 from vision.schema import GpsFix
 
 log = logging.getLogger(__name__)
@@ -44,47 +47,94 @@ class GpsError(ValueError):
     """A GPS source that cannot be used; names the source."""
 
 
+NUMBER = re.compile(r"^\d+(\.\d+)?$")  # what NMEA writes: no sign, exponent, nan or inf
+
+
+class Sentence(NamedTuple):
+    """What one line says: a ``fix`` (``values`` for ``Gps.update``), ``void`` (the receiver says it
+    has no fix), ``other`` (a sentence without a position, a gpsd report), or ``bad`` (``reason``)."""
+
+    status: str
+    kind: str = ""
+    values: Mapping[str, float] = MappingProxyType({})  # read-only: a shared default
+    reason: str = ""
+
+
 def _checksum_ok(sentence: str) -> bool:
     body, _, given = sentence[1:].partition("*")
     if not given:
-        return True  # checksum is optional in NMEA 0183
+        return True  # optional in NMEA 0183; a half line no longer reaches here (edge/lines.py)
     computed = reduce(lambda acc, ch: acc ^ ord(ch), body, 0)
-    try:
-        return computed == int(given[:2], 16)
-    except ValueError:
-        return False
+    return len(given) == 2 and all(c in "0123456789abcdefABCDEF" for c in given) and computed == int(given, 16)
 
 
-def _degrees(value: str, hemisphere: str) -> float:
-    # NMEA packs degrees and minutes: ddmm.mmmm (lat) / dddmm.mmmm (lon)
+def _degrees(value: str, hemisphere: str, positive: str, negative: str) -> float:
+    """NMEA packs degrees and minutes: ddmm.mmmm (lat) / dddmm.mmmm (lon)."""
+    if not NUMBER.match(value) or hemisphere not in (positive, negative):
+        raise ValueError(f"position {value!r} {hemisphere!r}")
     head, minutes = divmod(float(value), 100)
+    if minutes >= 60:
+        raise ValueError(f"position {value!r}: {minutes:g} minutes")
     degrees = head + minutes / 60
-    return -degrees if hemisphere in ("S", "W") else degrees
+    return -degrees if hemisphere == negative else degrees
 
 
-def parse_nmea(sentence: str) -> tuple[str, dict[str, float]] | None:
-    """``$GPGGA``/``$GNRMC``... -> ("GGA"|"RMC", fields) when it carries a valid fix, else None."""
-    sentence = sentence.strip()
-    if not sentence.startswith("$") or not _checksum_ok(sentence):
-        return None
+def _number(value: str) -> float:
+    if not NUMBER.match(value):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
+
+
+def read_sentence(line: str) -> Sentence:
+    """One line from a receiver, a recording or gpsd."""
+    sentence = line.strip()
+    if not sentence:  # a recording's blank line
+        return Sentence("other")
+    if sentence.startswith("{"):  # gpsd's own JSON reports (VERSION, DEVICES, WATCH, ERROR)
+        try:
+            report = json.loads(sentence)
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+            return Sentence("bad", reason="not JSON")
+        if not isinstance(report, dict):
+            return Sentence("bad", reason="JSON that is no gpsd report")
+        if report.get("class") == "ERROR":
+            return Sentence("bad", reason=f"gpsd error: {str(report.get('message'))[:120]}")
+        return Sentence("other")
+    if not sentence.startswith("$") or len(sentence) < 7:
+        return Sentence("bad", reason="not an NMEA sentence")
+    if not _checksum_ok(sentence):
+        return Sentence("bad", reason="bad checksum")
     fields = sentence.split("*")[0].split(",")
     kind = fields[0][3:]
     try:
-        if kind == "GGA" and len(fields) >= 9 and fields[6] not in ("", "0") and fields[2] and fields[4]:
-            values = {"lat": _degrees(fields[2], fields[3]), "lon": _degrees(fields[4], fields[5])}
+        if kind == "GGA" and len(fields) >= 9:
+            if fields[6] in ("", "0"):
+                return Sentence("void", kind)
+            values = {"lat": _degrees(fields[2], fields[3], "N", "S"), "lon": _degrees(fields[4], fields[5], "E", "W")}
             if fields[8]:
-                values["accuracy_m"] = float(fields[8]) * UERE_M
-            return kind, values
-        if kind == "RMC" and len(fields) >= 9 and fields[2] == "A" and fields[3] and fields[5]:
-            values = {"lat": _degrees(fields[3], fields[4]), "lon": _degrees(fields[5], fields[6])}
+                values["accuracy_m"] = _number(fields[8]) * UERE_M
+            return Sentence("fix", kind, values)
+        if kind == "RMC" and len(fields) >= 9:
+            # status V, or NMEA 2.3's mode N: the receiver says the position is not valid
+            if fields[2] != "A" or (len(fields) >= 13 and fields[12][:1] == "N"):
+                return Sentence("void", kind)
+            values = {"lat": _degrees(fields[3], fields[4], "N", "S"), "lon": _degrees(fields[5], fields[6], "E", "W")}
             if fields[7]:
-                values["speed_mps"] = float(fields[7]) * KNOT_MPS
+                values["speed_mps"] = _number(fields[7]) * KNOT_MPS
             if fields[8]:
-                values["heading_deg"] = float(fields[8]) % 360
-            return kind, values
-    except ValueError:
-        return None
-    return None
+                values["heading_deg"] = _number(fields[8]) % 360
+            return Sentence("fix", kind, values)
+    except ValueError as error:
+        return Sentence("bad", kind, reason=f"malformed {kind}: {error}")
+    if kind in ("GGA", "RMC"):
+        return Sentence("bad", kind, reason=f"{kind} with {len(fields)} fields")
+    return Sentence("other", kind)
+
+
+def parse_nmea(sentence: str) -> tuple[str, Mapping[str, float]] | None:
+    """``$GPGGA``/``$GNRMC``... -> ("GGA"|"RMC", fields) when it carries a valid fix, else None."""
+    read = read_sentence(sentence)
+    return (read.kind, read.values) if read.status == "fix" else None
 
 
 class Gps:
@@ -101,6 +151,7 @@ class Gps:
         self._fix: GpsFix | None = None
         self._course: tuple[float, float] | None = None  # the last course while moving, and its clock
         self._stoppers: list = []
+        self._warnings = Throttled(log)
 
     def update(self, lat: float, lon: float, *, heading_deg: float | None = None, speed_mps: float | None = None,
                **extra: float) -> None:
@@ -123,9 +174,21 @@ class Gps:
                                **{**kept, **extra})
 
     def feed_nmea(self, sentence: str) -> None:
-        parsed = parse_nmea(sentence)
-        if parsed is not None:
-            self.offer(sentence[:80], **parsed[1])
+        read = read_sentence(sentence)
+        if read.status == "fix":
+            self.offer(sentence[:80], **read.values)
+        elif read.status == "void":
+            self.lose_fix(f"{read.kind} says no fix")
+        elif read.status == "bad":
+            self._warnings.warning(read.reason.split(":")[0], "GPS line ignored (%s): %r", read.reason, sentence[:80])
+
+    def lose_fix(self, why: str) -> None:
+        """The receiver says it does not know where it is: lifts get no position from now on, where
+        the last fix stood for ``max_age_s`` (30 s, 200 m of driving) as if still right."""
+        with self._lock:
+            had, self._fix = self._fix is not None, None
+        if had:
+            log.warning("GPS fix lost (%s): lifts get no position until the receiver has one again", why)
 
     def offer(self, origin: str, **values: Any) -> None:
         """``update`` with a fix read from a receiver or a recording; one out of range (a latitude of

@@ -4,12 +4,20 @@
 (``/dev/pts/3``, how tests and simulators plug in), or a URL (``socket://host:port``, ``loop://``).
 A device that disappears (USB unplugged, cable shaken loose) is reopened with back-off; the
 reading thread never dies.
+
+A line is what ends with CR or LF, nothing else: pyserial's ``readline`` also returns when its
+timeout expires, and a sentence then arrived in two halves, each handled as a line (an RFID tag
+cut in two gave the lift half a tag; an RMC cut after the course's first digit, a heading of 0).
+A line with no end is held to ``MAX_LINE`` bytes, then dropped up to its end: a device babbling
+without line ends no longer grows anything.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
 from collections.abc import Callable
 
 import serial
@@ -17,6 +25,34 @@ import serial
 from edge.camera import Backoff
 
 log = logging.getLogger(__name__)
+
+MAX_LINE = 4096  # bytes; an NMEA sentence is at most 82, a tag or a lift-arm word less, gpsd's reports 1-2 k
+LINE_END = re.compile(rb"[\r\n]")  # some readers end lines with CR alone
+READ_CHUNK = 4096
+
+
+class Throttled:
+    """Warnings about bad device input, each kind at most once per ``every_s``: a device sending
+    garbage ten times a second must say so in the log, not fill the disk with it."""
+
+    def __init__(self, logger: logging.Logger, every_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger, self.every_s, self.clock = logger, every_s, clock
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}  # keys are the callers' few fixed kinds: bounded
+        self._held: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        with self._lock:
+            now = self.clock()
+            if now < self._next.get(kind, now):
+                self._held[kind] = self._held.get(kind, 0) + 1
+                return
+            held = self._held.pop(kind, 0)
+            self._next[kind] = now + self.every_s
+        if held:
+            message += f" ({held} more like it in the last {self.every_s:.0f} s)"
+        self.logger.warning(message, *args)
 
 
 def open_port(port: str, baud: int, timeout: float = 0.5) -> serial.SerialBase:
@@ -32,6 +68,7 @@ class LineReader:
         self.port, self.baud, self.on_line, self.name, self.greeting = port, baud, on_line, name, greeting
         self._stop = threading.Event()
         self.opened = threading.Event()  # set once the port is open (opening flushes pending input)
+        self.warnings = Throttled(log)
         self._thread = threading.Thread(target=self._run, name=f"{name}-reader", daemon=True)
 
     def start(self) -> LineReader:
@@ -59,16 +96,37 @@ class LineReader:
                 self._stop.wait(delay)
 
     def _read(self, device: serial.SerialBase) -> None:
+        pending = bytearray()  # the line being received, never over MAX_LINE
+        skipping = False  # in a line already over MAX_LINE: dropped up to its end
         while not self._stop.is_set():
-            raw = device.readline()
-            if not raw:
-                continue
-            text = raw.decode("ascii", errors="replace").strip()
-            if text:
-                try:
-                    self.on_line(text)
-                except Exception:  # a bad line must not stop the reader
-                    log.exception("%s line %s: cannot handle %r", self.name, self.port, text[:80])
+            chunk = device.read(max(1, min(device.in_waiting, READ_CHUNK)))
+            if not chunk:
+                continue  # the read timed out: a half line stays pending, it is not a line
+            pending += chunk
+            *lines, rest = LINE_END.split(pending)
+            pending = bytearray(rest)
+            for raw in lines:
+                if skipping:
+                    skipping = False  # the end of the overlong line
+                    continue
+                self._line(raw)
+            if len(pending) > MAX_LINE:
+                self.warnings.warning("long", "%s line %s: over %d bytes without a line end; dropped",
+                                      self.name, self.port, MAX_LINE)
+                pending.clear()
+                skipping = True
+
+    def _line(self, raw: bytes) -> None:
+        if len(raw) > MAX_LINE:
+            self.warnings.warning("long", "%s line %s: a line of %d bytes (over %d); dropped",
+                                  self.name, self.port, len(raw), MAX_LINE)
+            return
+        text = raw.decode("ascii", errors="replace").strip()
+        if text:
+            try:
+                self.on_line(text)
+            except Exception:  # a bad line must not stop the reader
+                log.exception("%s line %s: cannot handle %r", self.name, self.port, text[:80])
 
 
 class LineWriter:

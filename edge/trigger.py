@@ -22,13 +22,14 @@ import cv2
 import numpy as np
 
 from edge.camera import Frame
-from edge.lines import LineReader
+from edge.lines import LineReader, Throttled
 from vision.region import Region
 
 log = logging.getLogger(__name__)
 
 UP_WORDS = {"1", "up", "start", "lift", "on", "true"}
 DOWN_WORDS = {"0", "down", "end", "stop", "off", "false"}
+DEBOUNCE_S = 0.5  # a drop shorter than this is a bounce (trigger.debounce_s); a bin's cycle takes seconds
 
 
 class LiftTrigger(Protocol):
@@ -59,32 +60,54 @@ class BurstTrigger:
 
 
 class SignalTrigger:
-    """A lift-arm level, set from another thread; frames see the lift it was in when they arrive."""
+    """A lift-arm level, set from another thread; frames see the lift it was in when they arrive.
 
-    def __init__(self, max_lift_s: float = 60.0) -> None:
-        self.max_lift_s = max_lift_s
+    A contact bounces and a proximity sensor on a shaking arm flickers: a drop shorter than
+    ``debounce_s`` followed by a rise is the same lift going on, where every flicker used to start
+    a new lift (one bin counted as two, a phantom lift of one frame after the real one). So a lift
+    ends only once the level has stayed down ``debounce_s``; a rise after that is the next lift.
+    """
+
+    def __init__(self, max_lift_s: float = 60.0, debounce_s: float = DEBOUNCE_S) -> None:
+        self.max_lift_s, self.debounce_s = max_lift_s, debounce_s
         self._lock = threading.Lock()
         self._up, self._count, self._served, self._since = False, 0, 0, 0.0
+        self._down_at: float | None = None  # when the level last fell; None before the first lift
+        self._stuck_logged = 0  # the lift whose stuck signal was logged
+        self._warnings = Throttled(log)
 
     def signal(self, up: bool) -> None:
+        now = time.monotonic()
         with self._lock:
             if up and not self._up:
-                self._count += 1
-                self._since = time.monotonic()
+                if self._down_at is None or now - self._down_at >= self.debounce_s:
+                    self._count += 1
+                    self._since = now
+                else:
+                    log.debug("lift signal: %.0f ms drop ignored (bounce)", (now - self._down_at) * 1000)
+            elif not up and self._up:
+                self._down_at = now
             self._up = up
 
     def feed(self, payload: str) -> None:
         level = parse_signal(payload)
         if level is None:
-            log.warning("lift signal: ignored %r (expected 1/0, UP/DOWN, START/END)", payload[:80])
+            self._warnings.warning("unknown", "lift signal: ignored %r (expected 1/0, UP/DOWN, START/END)",
+                                   payload[:80])
         else:
             self.signal(level)
 
     def lift_of(self, frame: Frame) -> str | None:
+        now = time.monotonic()
         with self._lock:
-            if self._up and time.monotonic() - self._since > self.max_lift_s:
+            lifting = self._up or (self._down_at is not None and now - self._down_at < self.debounce_s)
+            if lifting and now - self._since > self.max_lift_s:
+                if self._stuck_logged != self._count:  # once per lift, not once per frame
+                    self._stuck_logged = self._count
+                    log.warning("lift signal up for over %.0f s (stuck sensor?): lift %d closed; the next "
+                                "lift starts when the signal falls and rises again", self.max_lift_s, self._count)
                 return None  # signal stuck high (broken sensor): stop analysing frames
-            if self._up or self._count > self._served:
+            if lifting or self._count > self._served:
                 # the second case: a lift shorter than one frame interval still gets one frame
                 self._served = self._count
                 return f"signal-{self._count}"
@@ -95,8 +118,8 @@ class SignalTrigger:
 
 
 class SerialTrigger(SignalTrigger):
-    def __init__(self, port: str, baud: int, max_lift_s: float = 60.0) -> None:
-        super().__init__(max_lift_s)
+    def __init__(self, port: str, baud: int, max_lift_s: float = 60.0, debounce_s: float = DEBOUNCE_S) -> None:
+        super().__init__(max_lift_s, debounce_s)
         self._reader = LineReader(port, baud, self.feed, name="lift-signal").start()
 
     def close(self) -> None:
@@ -106,10 +129,10 @@ class SerialTrigger(SignalTrigger):
 class MqttTrigger(SignalTrigger):
     """Lift signal from a bridge topic (a CAN or GPIO gateway publishing on the truck's broker)."""
 
-    def __init__(self, client: object, topic: str, max_lift_s: float = 60.0) -> None:
+    def __init__(self, client: object, topic: str, max_lift_s: float = 60.0, debounce_s: float = DEBOUNCE_S) -> None:
         import paho.mqtt.client as mqtt
 
-        super().__init__(max_lift_s)
+        super().__init__(max_lift_s, debounce_s)
         self._client: mqtt.Client = client  # type: ignore[assignment]
         self._client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
         self._client.on_message = lambda _c, _u, m: self.feed(m.payload.decode("utf-8", "replace"))
