@@ -63,6 +63,14 @@ class ServerSettings(BaseModel):
     # CNIL guidance for access logs: 6 months to 1 year. The audit log holds the IP addresses of failed
     # logins and who read which household's data, so it is personal data with a limit of its own.
     audit_retention_days: int = Field(default=365, ge=1, description="Audit log entries kept this long")
+    # Reminder items name households (key, address, bin) next to their contamination counts; they must
+    # not outlive the lifts they came from. Keep it at least the rules' household.escalation_memory_days
+    # (180), or an expired household's next message starts again at level 1.
+    reminder_retention_days: int = Field(
+        default=365, ge=1,
+        description="Reminders: a campaign's household items are pseudonymised this long after its last send, "
+                    "review or creation, once its effect window is over; false detections deleted this long after "
+                    "their report")
     max_payload_bytes: int = Field(default=64 * 1024, ge=1024, description="Larger lift/stats messages refused")
     max_evidence_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Larger photos refused")
     known_trucks: list[str] | None = Field(

@@ -1,4 +1,5 @@
-"""Retention limits (GDPR/CNIL): raw lifts, photos, dead letters and audit entries are deleted when they expire.
+"""Retention limits (GDPR/CNIL): raw lifts, photos, dead letters and audit entries are deleted when they expire;
+the reminders' household-level data are pseudonymised (items) or deleted (false detections).
 
 Street aggregates are kept: they are what the service is for and hold no household data. The
 purge runs at start-up and hourly inside ``trivue server``; each run that deletes something is written
@@ -24,6 +25,7 @@ from server.ingest.models import DeadLetter, Evidence, Lift
 from server.ingest.partitions import drop_partitions_before, ensure_partitions
 from server.labels.store import forget
 from server.periodic import Periodic
+from server.reminders.expiry import expire_reminders
 from server.web.accounts import AuditEntry
 from server.web.auth import audit, purge_sessions
 
@@ -39,10 +41,13 @@ class PurgeReport:
     dead_letters: int
     sessions: int
     audit_entries: int = 0
+    reminder_items: int = 0  # household items pseudonymised (server.reminders.expiry)
+    false_detections: int = 0
 
     @property
     def total(self) -> int:
-        return self.lifts + self.photos + self.dead_letters + self.sessions + self.audit_entries
+        return (self.lifts + self.photos + self.dead_letters + self.sessions + self.audit_entries
+                + self.reminder_items + self.false_detections)
 
 
 def _purge_photos(session: Session, evidence: EvidenceStore, before: datetime, lifts_before: datetime) -> int:
@@ -85,11 +90,13 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     lifts += session.execute(delete(Lift).where(Lift.started_at < lifts_before)).rowcount or 0
     dead_before = now - timedelta(days=settings.dead_letter_retention_days)
     dead = session.execute(delete(DeadLetter).where(DeadLetter.received_at < dead_before)).rowcount or 0
+    reminders = expire_reminders(session, now, settings.reminder_retention_days, settings.data_dir / "reminders")
     # The audit log is purged before the purge writes its own entry: that entry is about this run
     # and must survive it.
     audit_before = now - timedelta(days=settings.audit_retention_days)
     audits = session.execute(delete(AuditEntry).where(AuditEntry.at < audit_before)).rowcount or 0
-    report = PurgeReport(lifts, photos, dead, purge_sessions(session), audits)
+    report = PurgeReport(lifts, photos, dead, purge_sessions(session), audits, reminders.items,
+                         reminders.false_detections)
     if report.total:
         audit(session, "system", "retention.purge", detail=str(asdict(report)))
         log.info("retention: deleted %s", asdict(report))

@@ -155,11 +155,19 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
 
     @router.get("/templates/preview", summary="A template rendered on example data (text or PDF)",
                 response_class=PlainTextResponse, responses={200: {"content": {"application/pdf": {}}}})
-    def preview(who: Manager, template: str = "letter", level: int = Query(default=1, ge=0, le=3),
+    def preview(who: Manager, template: str | None = None, level: int = Query(default=1, ge=0, le=3),
                 categories: str = "verre,sac_ferme", format: Literal["text", "pdf"] = "text") -> Response:
+        # Level 0 is a thank-you (models.Item.level); households and streets start at 1. A level-0
+        # letter fell through to the templates' last branch, the visit, and showed a wording no
+        # item of level 0 ever gets.
+        template = template or ("thanks" if level == 0 else "letter")
+        if level == 0 and template != "thanks":
+            raise HTTPException(422, f"niveau 0 : c'est le remerciement (template=thanks), pas le modèle {template!r} "
+                                "(niveaux 1 à 3)")
         cats = {c.strip(): 2 for c in categories.split(",") if c.strip()}
         today = local_today(rem.settings.zone)
-        message = TemplateData("household", level, "Aux occupants, 12 rue de l'Exemple 45000 Orléans",
+        message = TemplateData("thanks" if level == 0 else "household", level,
+                               "Aux occupants, 12 rue de l'Exemple 45000 Orléans",
                           "Rue de l'Exemple, Orléans", 9, 3, cats, today - timedelta(days=30),
                           today - timedelta(days=1), "rue propre : 0 levée contaminée sur 40", today)
         try:
@@ -330,7 +338,11 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
             db.commit()
             return PlainTextResponse(text, media_type="text/csv",
                                      headers={"Content-Disposition": 'attachment; filename="fausses-detections.csv"'})
-        return false_detections(db)
+        rows = false_detections(db)
+        # The same rows as the CSV (lift ids, trucks, reviewers' notes): read alike, audited alike.
+        audit(db, who.actor, "reminders.false_detections.read", None, f"{len(rows)} rows")
+        db.commit()
+        return rows
 
 
 def mount_reminders(app: FastAPI, settings: ServerSettings, config: RemindersConfig | None = None) -> None:

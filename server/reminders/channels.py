@@ -21,11 +21,12 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid
 
 from jinja2 import Environment, StrictUndefined
 
 from server.reminders.config import SmsChannel, SmtpChannel
+from server.reminders.mailbox import MailboxError, smtp_mailbox
 from server.reminders.sms_text import PhoneError, e164
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ def _smtp_temporary(error: Exception) -> bool:
         return 400 <= error.smtp_code < 500
     if isinstance(error, ssl.SSLError):
         return False  # a certificate problem does not heal by waiting
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return False  # the relay lacks an extension (SMTPUTF8): it will lack it next time too
     return isinstance(error, (smtplib.SMTPServerDisconnected, OSError))
 
 
@@ -93,8 +96,10 @@ class Mailer:
         A resend after an interruption passes the first attempt's ``message_id``: mail stores and
         clients keep one copy of messages that share a Message-ID.
         """
-        if len(getaddresses([to])) != 1 or "@" not in parseaddr(to)[1]:  # "a,b@x.fr" is two recipients
-            raise ChannelError(f"courriel {to!r} invalide")
+        try:  # "a,b@x.fr" is two recipients, "josé@x.fr" needs SMTPUTF8: neither is ever deliverable
+            to = smtp_mailbox(to)
+        except MailboxError as error:
+            raise ChannelError(str(error)) from None
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = self.config.sender, to, subject
         message["Date"] = format_datetime(datetime.now(UTC))

@@ -264,7 +264,8 @@ def _report(args: argparse.Namespace) -> int:
     if args.json:  # the same translation as the API's for an English page
         from server.reminders.wording import translated_json
 
-        print(json.dumps(translated_json(result, language()), ensure_ascii=False, indent=2))
+        # allow_nan=False: strict JSON, as the API answers it (a NaN or an infinity is no JSON at all)
+        print(json.dumps(translated_json(result, language()), ensure_ascii=False, indent=2, allow_nan=False))
     else:
         print(effect_text(result, language()))
     return 0

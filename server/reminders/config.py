@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from datetime import date
 from email.utils import parseaddr
 from pathlib import Path
@@ -135,6 +136,19 @@ def _mailbox(value: str) -> str:
     return value
 
 
+def _one_line(value: str) -> str:
+    """A value that ends up in a mail header, an SMS or a letter's line: a CR or LF in it (a YAML
+    block scalar, a pasted signature) made the e-mail library refuse the message at send time, a
+    500 with the item stuck in ``sending``; refused here, it stops start-up naming the field."""
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("une seule ligne attendue : retour à la ligne ou caractère de contrôle interdit")
+    return value
+
+
+def _one_line_each(values: list[str]) -> list[str]:
+    return [_one_line(value) for value in values]
+
+
 class Contact(_Strict):
     organisation: str = "Service déchets de la Métropole"
     postal_address: list[str] = Field(
@@ -151,6 +165,9 @@ class Contact(_Strict):
                              description="a page where residents refuse the reminders, if the service has one")
 
     _check_mailboxes = field_validator("email", "opt_out_email")(_mailbox)
+    _check_lines = field_validator("organisation", "phone", "email", "website", "signature", "opt_out_email",
+                                   "opt_out_url")(_one_line)
+    _check_address = field_validator("postal_address")(_one_line_each)
 
 
 class SmtpChannel(_Strict):
@@ -164,6 +181,15 @@ class SmtpChannel(_Strict):
     timeout_s: float = Field(default=20, gt=0)
 
     _check_sender = field_validator("sender")(_mailbox)
+    _check_lines = field_validator("host", "username", "sender")(_one_line)
+
+    @field_validator("sender")
+    @classmethod
+    def _ascii_envelope(cls, value: str) -> str:
+        # The sender is the envelope's MAIL FROM: accented, every message needed SMTPUTF8 (not assumed).
+        if not parseaddr(value)[1].isascii():
+            raise ValueError(f"{value!r} : adresse d'expédition non ASCII (SMTPUTF8 n'est pas supposé)")
+        return value
 
 
 class SmsChannel(_Strict):
@@ -179,6 +205,8 @@ class SmsChannel(_Strict):
                          description="how to refuse, at the end of each SMS; the gateway must handle the keyword")
     token_env: str | None = Field(default=None, description="environment variable with a bearer token")
     timeout_s: float = Field(default=20, gt=0)
+
+    _check_lines = field_validator("sender", "opt_out")(_one_line)
 
 
 class RetryRules(_Strict):

@@ -29,6 +29,7 @@ from server.db import utcnow
 from server.ingest.models import Lift, StreetDay
 from server.reminders.config import EffectRules, HouseholdRules
 from server.reminders.effect_estimate import (
+    CONCLUSIVE,
     METHOD,
     METHOD_LABEL,
     MatchedSet,
@@ -38,6 +39,7 @@ from server.reminders.effect_estimate import (
     did,
     pooled,
     unit_bootstrap,
+    verdict,
     weekly,
 )
 from server.reminders.matching import Candidate, balance, match
@@ -207,44 +209,6 @@ def _group(units: list[Unit]) -> dict[str, Any]:
     return out
 
 
-def _decimal(value: float, digits: int) -> str:
-    """A number the French way (``59,8``); ``server.reminders.wording`` gives it a point in English."""
-    return f"{value:.{digits}f}".replace(".", ",")
-
-
-def _points(value: float) -> str:
-    return f"{value * 100:+.1f}".replace(".", ",")
-
-
-def verdict(groups: dict[str, dict[str, Any]], estimate: dict[str, Any], smds: dict[str, float | None],
-            rules: EffectRules) -> dict[str, str]:
-    """Which conclusion holds, in this order: too few lifts, unbalanced groups, then the estimate."""
-    smallest = min(groups[g][p]["lifts"] for g in ("targeted", "control") for p in ("before", "after"))
-    if not groups["control"]["units"] or smallest < rules.min_lifts:
-        return {"status": "too_few", "text": f"Trop peu de levées pour conclure : {smallest} levée(s) dans le plus "
-                f"petit groupe et période, il en faut au moins {rules.min_lifts} (ou pas de rue comparable)."}
-    worst = max((abs(v) for v in smds.values() if v is not None), default=0.0)
-    if worst > rules.max_smd:
-        before_t, before_c = groups["targeted"]["before"]["rate"], groups["control"]["before"]["rate"]
-        return {"status": "unbalanced", "text": (
-            f"Pas de conclusion : les rues de comparaison ne ressemblent pas assez aux rues ciblées avant la "
-            f"campagne ({_decimal(before_t * 100, 1)} % contre {_decimal(before_c * 100, 1)} % de levées "
-            f"contaminées ; écart standardisé {_decimal(worst, 2)}, au-delà du seuil de "
-            f"{_decimal(rules.max_smd, 2)}).")}
-    if estimate["ci"] is None:
-        return {"status": "too_few", "text": "Trop peu de rues pour estimer l'incertitude : pas de conclusion."}
-    low, high = estimate["ci"]
-    span = f"{_points(estimate['did'])} points (IC 95 % {_points(low)} à {_points(high)})"
-    if high < 0:
-        return {"status": "decrease", "text": f"Baisse de la contamination attribuable à la campagne : {span}."}
-    if low > 0:
-        return {"status": "increase", "text": f"Hausse de la contamination dans les rues ciblées : {span}."}
-    return {"status": "inconclusive", "text": f"Pas d'effet démontré : {span}, l'intervalle contient zéro."}
-
-
-CONCLUSIVE = ("decrease", "increase", "inconclusive")
-
-
 def conclude(sets: list[MatchedSet], covariates: dict[str, Candidate], rules: EffectRules, seed: int,
              households: list[Unit] | None = None) -> dict[str, Any]:
     """Groups, intervals, balance, estimate and verdict of matched sets: what the report concludes.
@@ -257,11 +221,13 @@ def conclude(sets: list[MatchedSet], covariates: dict[str, Candidate], rules: Ef
     groups = {"targeted": _group(treated), "control": _group(controls), "households": _group(households)}
     intervals = bootstrap(sets, rules.bootstrap, seed=seed)
     intervals["households"] = unit_bootstrap(households, rules.bootstrap, seed=seed)
-    smds = balance([covariates[u.key] for u in treated if u.key in covariates],
-                   [covariates[u.key] for u in controls if u.key in covariates])
+    matched_t = [covariates[u.key] for u in treated if u.key in covariates]
+    matched_c = [covariates[u.key] for u in controls if u.key in covariates]
+    smds = balance(matched_t, matched_c)
+    undefined = tuple(k for k, v in smds.items() if v is None) if matched_t and matched_c else ()
     estimate: dict[str, Any] = {"method": METHOD, "label": METHOD_LABEL, "did": did(sets), "ci": intervals["did"],
                                 "draws": rules.bootstrap}
-    outcome = verdict(groups, estimate, smds, rules)
+    outcome = verdict(groups, estimate, smds, rules, undefined)
     estimate["conclusive"] = outcome["status"] in CONCLUSIVE
     return {**outcome, "estimate": estimate, "groups": groups, "intervals": intervals,
             "balance": {**smds, "max_smd": rules.max_smd,
@@ -342,13 +308,15 @@ EFFECT_WORDS = {
            "after": "après", "units": "unités", "over": "sur {n} levées", "rate": "taux", "volume": "volume",
            "balance": "équilibre avant (écart standardisé, seuil {max})", "estimate": "estimation",
            "points": "{did} points, IC 95 % {low} à {high}", "method": "méthode : {label} ({draws} tirages)",
-           "indicative": " — indicatif seulement, ne permet pas de conclure (voir ci-dessus)"},
+           "indicative": " — indicatif seulement, ne permet pas de conclure (voir ci-dessus)",
+           "undefined": "non défini"},
     "en": {"targeted": "targeted streets", "control": "control streets", "households": "targeted households",
            "before": "before", "after": "after", "units": "units", "over": "over {n} lifts", "rate": "rate",
            "volume": "volume", "balance": "balance before (standardised difference, threshold {max})",
            "estimate": "estimate", "points": "{did} points, 95 % CI {low} to {high}",
            "method": "method: {label} ({draws} draws)",
-           "indicative": " — indicative only, does not support a conclusion (see above)"},
+           "indicative": " — indicative only, does not support a conclusion (see above)",
+           "undefined": "undefined"},
 }
 
 
@@ -378,8 +346,9 @@ def effect_text(report: dict[str, Any], lang: str = "fr") -> str:
         lines.append(f"  {words[name]:<19} ({group['units']} {words['units']}){sep}"
                      + sep.replace(":", ";").join(parts))
     b = report["balance"]
-    smd = ", ".join(f"{words[k]} {number(v, '+.2f')}" for k, v in (("rate", b["rate"]), ("volume", b["log_lifts"]))
-                    if v is not None)
+    pairs = (("rate", b["rate"]), ("volume", b["log_lifts"]))
+    smd = ", ".join(f"{words[k]} {words['undefined'] if v is None else number(v, '+.2f')}" for k, v in pairs
+                    ) if any(v is not None for _, v in pairs) else ""
     lines.append(f"  {words['balance'].format(max=number(b['max_smd'], '.2f'))}{sep}{smd or '–'}")
     estimate = report["estimate"]
     if estimate["did"] is not None and estimate["ci"] is not None:

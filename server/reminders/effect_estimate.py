@@ -6,7 +6,8 @@ Lifts of one street are not independent (same households, same crew), so the str
 of resampling; a targeted street and its controls are drawn together, which keeps the matching.
 ``trivue.reminder_effect`` simulates a known effect to check that this interval covers it, and
 that it contains zero about 95 % of the time when nothing happened (tests and
-``bench/reminders_validity.py``).
+``bench/reminders_validity.py``). ``verdict`` turns the counts, the balance and the estimate into
+the report's conclusion.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from server.reminders.config import EffectRules
 
 Counts = tuple[int, int]  # (lifts, contaminated)
 METHOD = "difference_in_differences"
@@ -94,3 +98,53 @@ def weekly(units: Sequence[Unit], weeks: Sequence[int]) -> tuple[list[float | No
         rates.append(c / n if n else None)
         lifts.append(n)
     return rates, lifts
+
+
+def _decimal(value: float, digits: int) -> str:
+    """A number the French way (``59,8``); ``server.reminders.wording`` gives it a point in English."""
+    return f"{value:.{digits}f}".replace(".", ",")
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:+.1f}".replace(".", ",")
+
+
+BALANCE_NAMES = {"rate": "taux", "log_lifts": "volume"}
+
+
+def verdict(groups: dict[str, dict[str, Any]], estimate: dict[str, Any], smds: dict[str, float | None],
+            rules: EffectRules, undefined: tuple[str, ...] = ()) -> dict[str, str]:
+    """Which conclusion holds, in this order: too few lifts, unbalanced groups, then the estimate.
+
+    ``undefined``: balance statistics that cannot be computed although both groups are there; a
+    balance that cannot be checked is no balance, so nothing is concluded (a single matched pair
+    would otherwise get a bootstrap interval of zero width)."""
+    smallest = min(groups[g][p]["lifts"] for g in ("targeted", "control") for p in ("before", "after"))
+    if not groups["control"]["units"] or smallest < rules.min_lifts:
+        return {"status": "too_few", "text": f"Trop peu de levées pour conclure : {smallest} levée(s) dans le plus "
+                f"petit groupe et période, il en faut au moins {rules.min_lifts} (ou pas de rue comparable)."}
+    if undefined:
+        return {"status": "unbalanced", "text": (
+            "Pas de conclusion : l'équilibre des rues de comparaison ne peut pas être vérifié avant la campagne "
+            f"({', '.join(BALANCE_NAMES[k] for k in undefined)} : écart standardisé non défini, chaque groupe n'a "
+            "qu'une seule valeur).")}
+    worst = max((abs(v) for v in smds.values() if v is not None), default=0.0)
+    if worst > rules.max_smd:
+        before_t, before_c = groups["targeted"]["before"]["rate"], groups["control"]["before"]["rate"]
+        return {"status": "unbalanced", "text": (
+            f"Pas de conclusion : les rues de comparaison ne ressemblent pas assez aux rues ciblées avant la "
+            f"campagne ({_decimal(before_t * 100, 1)} % contre {_decimal(before_c * 100, 1)} % de levées "
+            f"contaminées ; écart standardisé {_decimal(worst, 2)}, au-delà du seuil de "
+            f"{_decimal(rules.max_smd, 2)}).")}
+    if estimate["ci"] is None:
+        return {"status": "too_few", "text": "Trop peu de rues pour estimer l'incertitude : pas de conclusion."}
+    low, high = estimate["ci"]
+    span = f"{_points(estimate['did'])} points (IC 95 % {_points(low)} à {_points(high)})"
+    if high < 0:
+        return {"status": "decrease", "text": f"Baisse de la contamination attribuable à la campagne : {span}."}
+    if low > 0:
+        return {"status": "increase", "text": f"Hausse de la contamination dans les rues ciblées : {span}."}
+    return {"status": "inconclusive", "text": f"Pas d'effet démontré : {span}, l'intervalle contient zéro."}
+
+
+CONCLUSIVE = ("decrease", "increase", "inconclusive")

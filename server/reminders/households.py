@@ -9,7 +9,6 @@ keeps only the household key so the opposition is honoured later. Everything is 
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -18,14 +17,12 @@ from sqlalchemy.orm import Session
 
 from server.db import utcnow
 from server.reminders.contacts_import import ContactFileError, read_contact_file
+from server.reminders.mailbox import MailboxError, smtp_mailbox
 from server.reminders.models import APPROVED, FAILED, PENDING, RETRY, Contact, Item, OptOut
 from server.reminders.sms_text import PhoneError, e164
 from server.reminders.targets import HouseholdKey
 from server.web.auth import audit
 
-# One mailbox, bare: a comma, a semicolon or angle brackets made "a,postmaster@relay" two recipients.
-_ATOM = r"[^@\s,;:<>()\[\]\"\\]+"
-EMAIL = re.compile(rf"^{_ATOM}@{_ATOM}\.{_ATOM}$")
 CONTACT_COLUMNS = ("key", "name", "email", "phone", "postal_address")
 # Items not sent that a send or a retry could still send: an opposition or an erasure drops them all
 # (a retry left behind went out, or failed, after the household had said no).
@@ -116,8 +113,11 @@ def _row_problem(row: dict[str, str]) -> str:
         if any(unicodedata.category(c) == "Cc" for c in value):
             return f"{column} : caractère de contrôle (tabulation, octet nul…)"
     email, phone = row.get("email", ""), row.get("phone", "")
-    if email and not EMAIL.match(email):
-        return f"courriel {email!r} invalide"
+    if email:
+        try:
+            smtp_mailbox(email)  # what the mailer will need: refused now, not retried at send time
+        except MailboxError as error:
+            return str(error)
     if phone:
         try:
             e164(phone)

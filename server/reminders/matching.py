@@ -65,13 +65,16 @@ def match(treated: Sequence[Candidate], pool: Sequence[Candidate], per_street: i
 
 
 def smd(treated: Sequence[float], controls: Sequence[float]) -> float | None:
-    """Standardised mean difference; None when a group is empty."""
+    """Standardised mean difference; None when a group is empty, or when it is undefined: neither
+    group varies (one street each, or streets of one volume) yet their means differ. There is no
+    spread to measure the gap against; it used to be ±infinity, which printed ``-Infinity`` in the
+    JSON report (not JSON) and "écart standardisé inf" in the verdict."""
     if not treated or not controls:
         return None
     pooled = math.sqrt((statistics.pvariance(treated) + statistics.pvariance(controls)) / 2)
     difference = statistics.fmean(treated) - statistics.fmean(controls)
     if pooled == 0:
-        return 0.0 if difference == 0 else math.copysign(math.inf, difference)
+        return 0.0 if difference == 0 else None
     return difference / pooled
 
 

@@ -75,6 +75,8 @@ def test_review_send_and_audit(served) -> None:  # type: ignore[no-untyped-def]
     assert rejected.json()["status"] == "rejected"
     export = client.get("/api/reminders/false-detections", params={"format": "csv"}, headers=manager)
     rows = list(csv.DictReader(io.StringIO(export.text)))
+    listed = client.get("/api/reminders/false-detections", headers=manager).json()
+    assert {r["event_id"] for r in listed} == {r["event_id"] for r in rows}
     assert {r["event_id"] for r in rows} == set(city.sessions().get(Item, target["id"]).event_ids)
     assert all(r["classes"] and r["evidence_path"] and r["note"] == "'=bouteille en plastique" for r in rows)
 
@@ -109,7 +111,8 @@ def test_review_send_and_audit(served) -> None:  # type: ignore[no-untyped-def]
         assert session.scalar(select(Item).where(Item.target_key == "bin:BAC-0042")) is None
         actions = set(session.scalars(select(AuditEntry.action).where(AuditEntry.actor == "token:test-manager")))
     assert {"reminders.campaign.create", "reminders.item.rejected", "reminders.item.approved", "reminders.send",
-            "reminders.false_detections.export", "reminders.file.export", "reminders.route_sheet.export",
+            "reminders.false_detections.export", "reminders.false_detections.read",
+            "reminders.file.export", "reminders.route_sheet.export",
             "reminders.household.erase", "reminders.household.opt_out", "reminders.item.preview"} <= actions
 
 
@@ -120,6 +123,13 @@ def test_template_preview_and_page(served) -> None:  # type: ignore[no-untyped-d
     assert "ambassadeur du tri" in text.text and "bouteille de gaz" in text.text
     assert client.get("/api/reminders/templates/preview", params={"template": "nope"},
                       headers=headers["manager"]).status_code == 422
+    # Level 0 is the thank-you (docs/reminders.md): never the visit wording of a level-3 letter.
+    thanks = client.get("/api/reminders/templates/preview", params={"level": 0}, headers=headers["manager"])
+    assert thanks.status_code == 200 and "Merci" in thanks.text and "ambassadeur du tri" not in thanks.text
+    for template in ("letter", "email", "sms", "street"):  # household and street messages start at level 1
+        refused = client.get("/api/reminders/templates/preview", params={"template": template, "level": 0},
+                             headers=headers["manager"])
+        assert refused.status_code == 422 and "remerciement" in refused.text, template
     page = client.get("/rappels", headers=headers["manager"])
     assert page.status_code == 200 and "Rappels de tri" in page.text and "reminders.js" in page.text
     viewer = client.get("/rappels", headers=headers["viewer"])

@@ -106,3 +106,47 @@ def test_mailer_keeps_a_given_message_id(smtp_relay: tuple[Relay, int]) -> None:
     given = mailer.new_message_id()
     assert mailer.send("a@example.fr", "s", "b", message_id=given) == given
     assert inbox.messages == [("a@example.fr", given)]
+
+
+def test_an_address_the_relay_can_never_take_fails_for_good_at_once(city: City, smtp_relay: tuple[Relay, int],
+                                                                    tmp_path: Path) -> None:
+    """``josé@exemple.fr`` needs SMTPUTF8, which the relay does not offer: smtplib's refusal was taken
+    for a temporary failure and the item was retried 5 times over hours before failing."""
+    from sqlalchemy import select
+
+    from server.reminders.models import Contact, Item
+
+    assert not _smtp_temporary(smtplib.SMTPNotSupportedError("SMTPUTF8 required"))
+    inbox, port = smtp_relay
+    mailer = Mailer(rules_for(port).channels.smtp)  # type: ignore[arg-type]
+    with pytest.raises(ChannelError, match="non ASCII") as refused:
+        mailer.send("josé@exemple.fr", "s", "b")
+    assert not refused.value.temporary and inbox.messages == []
+    mailer.send("marie@écoles.fr", "s", "b")  # an accented domain travels in its IDNA form
+    assert inbox.messages[0][0] == "marie@xn--coles-9ra.fr"
+
+    campaign_id, keys = approved_campaign(city, rules_for(port), {"target": "martin@example.fr"})
+    (key,) = keys
+    with city.sessions() as session:  # a contact stored before the import refused such addresses
+        session.get(Contact, key).email = "josé@exemple.fr"  # type: ignore[union-attr]
+        session.commit()
+        Dispatcher(session, rules_for(port), city.settings.evidence_path, tmp_path, "test",
+                   today=TODAY).send_campaign(campaign_id)
+    with city.sessions() as session:
+        item = session.scalar(select(Item).where(Item.campaign_id == campaign_id, Item.target_key == key))
+    assert item is not None and (item.status, item.attempts) == ("failed", 1)
+    assert "non ASCII" in (item.send_detail or "")
+
+
+def test_the_import_refuses_an_address_the_mailer_cannot_send_to(city: City) -> None:
+    from server.reminders.households import import_contacts
+
+    a = city.addresses
+    text = (f"key;email\naddress:{a['target'].id};josé@exemple.fr\n"
+            f"address:{a['once'].id};marie@écoles.fr\n")
+    with city.sessions() as session:
+        report = import_contacts(session, text, "test", "test")
+    assert report.imported == 1 and len(report.errors) == 1
+    assert report.errors[0].startswith("ligne 2 : courriel 'josé@exemple.fr' : caractère non ASCII avant « @ »")
+    with pytest.raises(ValueError, match="non ASCII"):  # nor can the sender be accented (MAIL FROM)
+        RemindersConfig(channels={"smtp": {"host": "h", "sender": "josé@exemple.fr"}})

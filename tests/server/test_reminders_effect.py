@@ -197,3 +197,46 @@ def test_controls_are_frozen_when_the_campaign_is_sent(sessions: sessionmaker[Se
     assert report["matching"]["matched_at"] == frozen["matched_at"]
     assert report["series"]["weeks"][0] == -5 and len(report["series"]["targeted"]) == 10
     assert report["estimate"]["method"] == "difference_in_differences"
+
+
+def test_one_volume_per_group_gives_strict_json_and_no_conclusion(sessions: sessionmaker[Session], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """One targeted street, one comparison street, different lift counts: neither group's volume
+    varies, so its standardised difference was -infinity: ``report --json`` printed ``-Infinity``
+    (not JSON), the API answered 500, and the verdict read "écart standardisé inf"."""
+    import json
+
+    from trivue.cli import main
+
+    assert balance([Candidate("street:1", "A", "r", 0, 120, 30)],
+                   [Candidate("street:2", "A", "r", 0, 80, 20)])["log_lifts"] is None
+    assert balance([Candidate("street:1", "A", "r", 0, 120, 30)],
+                   [Candidate("street:2", "A", "r", 0, 120, 20)])["log_lifts"] == 0.0
+    rng = random.Random(9)
+    with sessions() as session:
+        seed(session, 1, 0.3, 0.1, 120, rng)
+        seed(session, 10, 0.3, 0.3, 80, rng)
+        campaign = campaign_on(session, [1])
+        session.commit()
+        report = measure(session, campaign, EffectRules(bootstrap=200), CUT + timedelta(days=60))
+    text = json.dumps(report, allow_nan=False)  # raised ValueError on the infinity
+    assert report["balance"]["log_lifts"] is None and report["balance"]["ok"] is False
+    assert report["status"] == "unbalanced" and "écart standardisé non défini" in report["text"]
+    assert "inf" not in report["text"] and json.loads(text)["status"] == "unbalanced"
+    assert "volume non défini" in effect_text(report) and "volume undefined" in effect_text(report, "en")
+
+    engine = sessions.kw["bind"]
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    assert main(["reminders", "report", "--campaign", str(campaign.id), "--json"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    printed = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert printed["balance"]["log_lifts"] is None and printed["status"] == "unbalanced"
+    monkeypatch.setenv("TRIVUE_LANG", "en")
+    assert main(["reminders", "report", "--campaign", str(campaign.id)]) == 0
+    out = capsys.readouterr().out
+    assert "standardised difference undefined" in out and "volume undefined" in out

@@ -52,3 +52,29 @@ def test_known_streams_and_an_existing_folder_are_kept(tmp_path: Path) -> None:
     (tmp_path / "mine").rmdir()
     with pytest.raises(ReminderConfigError, match="dossier introuvable"):
         load_targeting(path)
+
+
+@pytest.mark.parametrize(("rules", "field"), [
+    ('contact:\n  organisation: "Service déchets\\nBcc: tous@example.fr"\n', "contact.organisation"),
+    ('contact:\n  postal_address: ["5 place du 6 juin 1944\\r", "45000 ORLEANS"]\n', "contact.postal_address"),
+    ('contact:\n  signature: |\n    Le service\n    des déchets\n', "contact.signature"),
+    ('channels:\n  smtp: {host: smtp.example.fr, sender: "Déchets\\n <tri@example.fr>"}\n', "channels.smtp.sender"),
+])
+def test_a_line_break_in_the_contact_settings_stops_start_up(env: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             rules: str, field: str) -> None:
+    """A CR or LF in a value that reaches a mail header (the subject carries ``contact.organisation``)
+    was accepted, and each send then failed with a 500 leaving its item in ``sending``."""
+    from server.app import create_app
+    from server.config import ConfigError, load_settings
+
+    path = env / "rules.yaml"
+    path.write_text(rules)
+    assert main(["reminders", "plan", "--rules", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{field}: Value error, une seule ligne attendue" in err and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+    monkeypatch.setenv("TRIVUE_REMINDERS_RULES", str(path))
+    with pytest.raises(ConfigError) as refused:  # the server does not start with it either
+        create_app(load_settings(), start_ingest=False)
+    assert field in str(refused.value) and "\n" not in str(refused.value)

@@ -1,0 +1,236 @@
+"""The reminders' sentences with placeholders, French then English (``server.reminders.wording``).
+
+Kept apart from the translation machinery so that each stays a readable size; the French sentence
+is the key, as in gettext, and ``{name:d}`` matches digits only.
+"""
+
+from __future__ import annotations
+
+from server.web.privacy import OFF_MESSAGE as OFF_FR
+
+OFF_EN = ("Household-level data (addresses, bins, contacts, reminders addressed to a household) is off: "
+          "Trivue works at street level. An admin must enable the household level (server setting "
+          "household_level: true or TRIVUE_HOUSEHOLD_LEVEL=true, then a restart), after the collectivité's "
+          "deliberation and data protection impact assessment (DPIA).")
+
+# Sentences with placeholders: (French, English).
+PHRASES: tuple[tuple[str, str], ...] = (
+    # campaigns and review
+    ("la campagne {id:d} n'existe pas", "campaign {id} does not exist"),
+    ("l'élément {id:d} n'existe pas", "item {id} does not exist"),
+    ("le plan ne propose aucun message pour les levées du {since} au {until} : rien à relire",
+     "the plan proposes no message for the lifts from {since} to {until}: nothing to review"),
+    ("le plan ne propose aucun message pour la rue {street:d} pour les levées du {since} au {until} : rien à relire",
+     "the plan proposes no message for street {street} for the lifts from {since} to {until}: nothing to review"),
+    ("{text} (période calme : {quiet})", "{text} (quiet period: {quiet})"),
+    ("l'élément {id:d} est « {status} » : seuls les éléments à relire ou approuvés se relisent (un échec se "
+     "renvoie avec « Réessayer »)",
+     "item {id} is “{status}”: only items to review or approved can be reviewed (a failure is sent again "
+     "with “Retry”)"),
+    ("un refus demande un motif parmi {reasons} (reçu : {got})", "a rejection needs a reason among {reasons} "
+     "(got: {got})"),
+    ("la fin {until} est avant le début {since}", "the end {until} is before the start {since}"),
+    ("le début {since} est après la fin {until}", "the start {since} is after the end {until}"),
+    ("Value error, {text}", "Value error, {text}"),
+    ("pas de fichier {name} dans la campagne {id:d}", "no file {name} in campaign {id}"),
+    ("pas d'élément {item:d} en échec dans la campagne {id:d}", "no failed item {item} in campaign {id}"),
+    ("niveau 0 : c'est le remerciement (template=thanks), pas le modèle {template} (niveaux 1 à 3)",
+     "level 0 is the thank-you (template=thanks), not the {template} template (levels 1 to 3)"),
+    # household level off (server.web.privacy)
+    ("{what} : " + OFF_FR, "{what}: " + OFF_EN),
+    ("Ce rappel est adressé à un foyer", "This reminder is addressed to a household"),
+    ("Cette campagne contient des rappels adressés à des foyers ; rien n'a été renvoyé",
+     "This campaign holds reminders addressed to households; nothing was sent again"),
+    ("Cette campagne contient {n:d} rappel(s) approuvé(s) adressé(s) à des foyers ; rien n'a été envoyé",
+     "This campaign holds {n} approved reminder(s) addressed to households; nothing was sent"),
+    ("Cette campagne contient des rappels approuvés adressés à des foyers ; rien n'a été envoyé",
+     "This campaign holds approved reminders addressed to households; nothing was sent"),
+    ("Ce document nomme des foyers", "This document names households"),
+    ("Les contacts des foyers ne sont pas consultables", "Households' contacts cannot be read"),
+    ("L'import des contacts des foyers est refusé", "Importing households' contacts is refused"),
+    # households, contacts import
+    ("clé de foyer {key} : attendu address:<n° d'adresse> ou bin:<puce du bac>",
+     "household key {key}: expected address:<address id> or bin:<bin tag>"),
+    ("clé {key} : attendu address:<n°> ou bin:<puce>", "key {key}: expected address:<id> or bin:<tag>"),
+    ("courriel {email} invalide", "invalid e-mail {email}"),
+    ("courriel {email} : caractère non ASCII avant « @ » (adresse internationalisée, que le serveur d'envoi ne "
+     "sait pas acheminer)", "e-mail {email}: a non-ASCII character before “@” (an internationalised address the "
+     "sending server cannot route)"),
+    ("{n:d} caractères, {size:d} au plus", "{n} characters, {size} at most"),
+    ("nom de campagne de {n:d} caractères : 200 au plus", "campaign name of {n} characters: 200 at most"),
+    ("--by {by} : 1 à 64 caractères imprimables", "--by {by}: 1 to 64 printable characters"),
+    ("caractère de contrôle (tabulation, octet nul…)", "control character (tab, NUL byte…)"),
+    ("aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré",
+     "no data for household {key}: nothing was erased or recorded"),
+    ("{imported:d} contact(s) ajouté(s), {updated:d} mis à jour, {refused:d} ligne(s) refusée(s) (fichier "
+     "{encoding}, séparateur « {delimiter} »)",
+     "{imported} contact(s) added, {updated} updated, {refused} line(s) refused ({encoding} file, separator "
+     "“{delimiter}”)"),
+    ("{text} ; colonnes ignorées : {columns}", "{text}; columns ignored: {columns}"),
+    ("ligne {n:d} : {problem}", "line {n}: {problem}"),
+    ("encodage du fichier non reconnu : enregistrez-le en CSV UTF-8",
+     "file encoding not recognised: save it as CSV UTF-8"),
+    ("fichier vide : la première ligne doit nommer les colonnes (key;name;email;phone;postal_address)",
+     "empty file: the first line must name the columns (key;name;email;phone;postal_address)"),
+    ("colonne « key » (clé du foyer) absente de l'en-tête {header} ; colonnes attendues : {columns}",
+     "column “key” (household key) missing from the header {header}; expected columns: {columns}"),
+    ("{fields:d} champs pour {columns:d} colonnes (séparateur « {delimiter} » dans une valeur non entre "
+     "guillemets ?)", "{fields} fields for {columns} columns (separator “{delimiter}” inside an unquoted value?)"),
+    ("envoyez les contacts en {types}, pas {kind}", "send the contacts as {types}, not {kind}"),
+    ('JSON attendu : {{"csv": "key,name,email,phone,postal_address\\n..."}}',
+     'expected JSON {{"csv": "key,name,email,phone,postal_address\\n..."}}'),
+    ("fichier CSV attendu dans le champ multipart « file »", "expected the CSV file in the multipart field “file”"),
+    ("{source} : {error}", "{source}: {error}"),
+    # phone numbers, postal addresses
+    ("numéro {raw} : ni national (0…) ni international (+…)", "number {raw}: neither national (0…) nor "
+     "international (+…)"),
+    ("numéro {raw} : un numéro français a 10 chiffres", "number {raw}: a French number has 10 digits"),
+    ("numéro {raw} : longueur impossible pour un numéro E.164", "number {raw}: impossible length for an E.164 number"),
+    ("adresse {address} : il manque le code postal et la commune",
+     "address {address}: the postcode and the commune are missing"),
+    ("adresse {address} : {lines:d} lignes, La Poste en accepte 6 au plus",
+     "address {address}: {lines} lines, La Poste accepts 6 at most"),
+    # sending
+    ("période calme ({reason}) : rien n'est envoyé avant sa fin", "quiet period ({reason}): nothing is sent "
+     "before it ends"),
+    ("élément {id:d}", "item {id}"),
+    ("élément {id:d} : {why}", "item {id}: {why}"),
+    ("élément {id:d} ({key}) : {why}", "item {id} ({key}): {why}"),
+    ("envoi interrompu : le SMS est peut-être parti ; il n'est pas renvoyé automatiquement (au plus une fois). "
+     "« Réessayer » l'enverra de nouveau.",
+     "sending interrupted: the SMS may have gone out; it is not sent again automatically (at most once). "
+     "“Retry” will send it again."),
+    ("aucune coordonnée : ni courriel, ni téléphone, ni adresse postale pour ce foyer (un bac sans adresse a "
+     "besoin de son adresse postale dans les contacts)",
+     "no contact details: no e-mail, phone or postal address for this household (a bin without an address "
+     "needs its postal address in the contacts)"),
+    ("courrier impossible : {error}", "letter impossible: {error}"),
+    ("canal {channel} indisponible pour ce foyer (coordonnée effacée ou canal retiré de la configuration)",
+     "channel {channel} unavailable for this household (contact detail erased or channel removed from the "
+     "configuration)"),
+    ("{path} : fichier de règles introuvable", "{path}: rules file not found"),
+    ("{what} : variable d'environnement {variable} absente", "{what}: environment variable {variable} is not set"),
+    ("mot de passe SMTP", "SMTP password"),
+    ("jeton de la passerelle SMS", "SMS gateway token"),
+    ("SMTP {server} : {error}", "SMTP {server}: {error}"),
+    ("la passerelle SMS a répondu {code:d} : {detail}", "the SMS gateway answered {code}: {detail}"),
+    ("passerelle SMS {url} : {error}", "SMS gateway {url}: {error}"),
+    ("modèle {name} inconnu : attendu l'un de {names}", "unknown template {name}: expected one of {names}"),
+    ("modèle {name} introuvable", "template {name} not found"),
+    ("modèle {name} : {kind} : {error}", "template {name}: {kind}: {error}"),
+    ("polices DejaVu introuvables (installez fonts-dejavu-core) : les courriers en ont besoin pour le texte "
+     "français", "DejaVu fonts not found (install fonts-dejavu-core): letters need them for French text"),
+    # targeting reasons (server.reminders.plan, .targets)
+    ("période calme : {reason}", "quiet period: {reason}"),
+    ("le foyer a demandé à ne plus recevoir de rappels (opposition)",
+     "the household asked for no more reminders (opt-out)"),
+    ("exclu par la configuration (liste d'exclusion)", "excluded by the configuration (exclusion list)"),
+    ("déjà en attente de revue dans la campagne {id:d}", "already waiting for review in campaign {id}"),
+    ("délai entre deux messages : dernier envoi le {day} (délai {days:d} j)",
+     "time between two messages: last sent on {day} ({days}-day wait)"),
+    ("adresse sûre (confiance ≥ {pct})", "sure address (confidence ≥ {pct})"),
+    ("{n:d} levées contaminées sur {total:d} du {since} au {until} (seuil : {threshold:d}) ; erreurs : {cats} ; "
+     "{how} → niveau {level:d} ({action})",
+     "{n} contaminated lifts out of {total} from {since} to {until} (threshold: {threshold}); errors: {cats}; "
+     "{how} → level {level} ({action})"),
+    ("{n:d} levées contaminées sur {total:d} du {since} au {until} (seuil : {threshold:d}) ; erreurs : {cats} ; "
+     "{how} ; message de niveau {previous:d} déjà envoyé le {day} → niveau {level:d} ({action})",
+     "{n} contaminated lifts out of {total} from {since} to {until} (threshold: {threshold}); errors: {cats}; "
+     "{how}; level {previous} message already sent on {day} → level {level} ({action})"),
+    ("{n:d} levées contaminées sur {total:d} ({rate}, seuil {min_rate} dès {min_lifts:d} levées, ou dès "
+     "{min_unattributed:d} levées contaminées sans foyer sûr) dont {unattributed:d} sans foyer sûr → "
+     "communication à la rue, niveau {level:d}",
+     "{n} contaminated lifts out of {total} ({rate}, threshold {min_rate} from {min_lifts} lifts, or from "
+     "{min_unattributed} contaminated lifts without a sure household), {unattributed} of them without a sure "
+     "household → street communication, level {level}"),
+    ("rue propre : {n:d} levée(s) contaminée(s) sur {total:d} ({rate})",
+     "clean street: {n} contaminated lift(s) out of {total} ({rate})"),
+    ("rue en progrès : {rate0} → {rate} de levées contaminées ({lifts0:d} puis {lifts:d} levées)",
+     "improving street: {rate0} → {rate} contaminated lifts ({lifts0} then {lifts} lifts)"),
+    ("bac {bin}", "bin {bin}"),
+    ("bac {bin} ({where})", "bin {bin} ({where})"),
+    ("adresse {id:d}", "address {id}"),
+    ("rue {id:d}", "street {id}"),
+    # the effect (server.reminders.effect)
+    ("Campagne pas encore envoyée : rien à mesurer.", "Campaign not sent yet: nothing to measure."),
+    ("Trop peu de levées pour conclure : {n:d} levée(s) dans le plus petit groupe et période, il en faut au "
+     "moins {min:d} (ou pas de rue comparable).",
+     "Too few lifts to conclude: {n} lift(s) in the smallest group and period, at least {min} are needed "
+     "(or no comparable street)."),
+    ("Pas de conclusion : les rues de comparaison ne ressemblent pas assez aux rues ciblées avant la "
+     "campagne ({targeted} % contre {control} % de levées contaminées ; écart standardisé {smd}, au-delà du "
+     "seuil de {max}).",
+     "No conclusion: the comparison streets do not resemble the targeted streets enough before the campaign "
+     "({targeted} % against {control} % contaminated lifts; standardised difference {smd}, beyond the "
+     "threshold of {max})."),
+    ("Pas de conclusion : l'équilibre des rues de comparaison ne peut pas être vérifié avant la campagne "
+     "({what} : écart standardisé non défini, chaque groupe n'a qu'une seule valeur).",
+     "No conclusion: the balance of the comparison streets cannot be checked before the campaign ({what}: "
+     "standardised difference undefined, each group has a single value)."),
+    ("Trop peu de rues pour estimer l'incertitude : pas de conclusion.",
+     "Too few streets to estimate the uncertainty: no conclusion."),
+    ("{did} points (IC 95 % {low} à {high})", "{did} points (95 % CI {low} to {high})"),
+    ("Baisse de la contamination attribuable à la campagne : {span}.",
+     "Decrease in contamination attributable to the campaign: {span}."),
+    ("Hausse de la contamination dans les rues ciblées : {span}.",
+     "Increase in contamination in the targeted streets: {span}."),
+    ("Pas d'effet démontré : {span}, l'intervalle contient zéro.", "No effect shown: {span}, the interval "
+     "contains zero."),
+    ("différence de différences des taux de contamination (rues ciblées contre rues témoins appariées), "
+     "intervalle de confiance à 95 % par bootstrap sur les rues",
+     "difference in differences of contamination rates (targeted streets against matched comparison "
+     "streets), 95 % confidence interval by bootstrap over streets"),
+    # the CLI (server.reminders.cli, .command_line)
+    ("Levées du {since} au {until} — niveau {level} — {targets:d} message(s), {skipped:d} écarté(s)",
+     "Lifts from {since} to {until} — {level} level — {targets} message(s), {skipped} set aside"),
+    ("{text} — période calme : {quiet}", "{text} — quiet period: {quiet}"),
+    ("foyer (adresses et bacs)", "household (addresses and bins)"),
+    ("rue (niveau foyer désactivé : TRIVUE_HOUSEHOLD_LEVEL)", "street (household level off: TRIVUE_HOUSEHOLD_LEVEL)"),
+    ("rue (niveau foyer désactivé)", "street (household level off)"),
+    ("{n:d} levée(s) contaminée(s) sans foyer sûr (comptées pour leur rue), {m:d} sans rue.",
+     "{n} contaminated lift(s) without a sure household (counted for their street), {m} without a street."),
+    ("campagne {id:d} « {name} » (niveau {level}) : {count:d} élément(s) à relire (tableau de bord /rappels ou "
+     "`trivue reminders review`)",
+     "campaign {id} “{name}” ({level} level): {count} item(s) to review (dashboard /rappels or "
+     "`trivue reminders review`)"),
+    ("{n:d} élément(s) adressé(s) à des foyers masqué(s) : niveau foyer désactivé",
+     "{n} item(s) addressed to households hidden: household level off"),
+    ("campagne {id:d} : aucun élément", "campaign {id}: no item"),
+    ("élément {id:d} : {status}", "item {id}: {status}"),
+    ("{n:d} élément(s) remis à envoyer", "{n} item(s) put back to send"),
+    ("envoyés : {sent}", "sent: {sent}"),
+    ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
+    ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),
+    ("{key} : {contacts:d} contact(s) supprimé(s), {items:d} élément(s) anonymisé(s)",
+     "{key}: {contacts} contact(s) deleted, {items} item(s) anonymised"),
+    ("{file} : {n:d} fausse(s) détection(s)", "{file}: {n} false detection(s)"),
+    ("--since {since} est après --until {until} : période vide", "--since {since} is after --until {until}: "
+     "empty period"),
+    ("fichier illisible ({reason}) : enregistrez-le en UTF-8", "unreadable file ({reason}): save it as UTF-8"),
+    ("{value} n'est pas une date (AAAA-MM-JJ)", "{value} is not a date (YYYY-MM-DD)"),
+    ("{value} : langue inconnue, attendu fr ou en", "{value}: unknown language, expected fr or en"),
+    ("Campagne {id:d} : {text}", "Campaign {id}: {text}"),
+    # trivue demo-effect (trivue.demo.effect)
+    ("simulation des collectes et enregistrement des levées…", "simulating the collections and storing the lifts…"),
+    ("mesure de l'effet (appariement, bootstrap)…", "measuring the effect (matching, bootstrap)…"),
+    ("Campagne simulée : {lifts:d} levées dans {streets:d} rues de Rennes, {weeks:d} semaines de collectes ; avis "
+     "déposé dans {treated:d} rues le {day} à {time} UTC ; {drop} d'erreurs en moins chez les foyers atteints, "
+     "{delay} jour(s) après.",
+     "Simulated campaign: {lifts} lifts in {streets} Rennes streets, {weeks} weeks of collections; notice dropped "
+     "in {treated} streets on {day} at {time} UTC; {drop} fewer errors in the households reached, {delay} day(s) "
+     "later."),
+    ("Effet simulé (la vérité) : {did} points sur le taux de contamination des rues ciblées.",
+     "Simulated effect (the truth): {did} points on the targeted streets' contamination rate."),
+    ("L'intervalle contient l'effet simulé.", "The interval contains the simulated effect."),
+    ("L'intervalle ne contient pas l'effet simulé (cela arrive dans 5 % des cas environ).",
+     "The interval does not contain the simulated effect (this happens about 5 % of the time)."),
+    ("Graphique : {plot} ; rapport : {report} ; tableau : {table}", "Plot: {plot}; report: {report}; table: {table}"),
+    ("Sur la page Rappels : TRIVUE_DATABASE_URL={url} trivue server --dev --no-ingest, puis /rappels",
+     "On the Reminders page: TRIVUE_DATABASE_URL={url} trivue server --dev --no-ingest, then /rappels"),
+    ("--drop {value} : attendu une part entre 0 et 1 (0,4 = 40 % d'erreurs en moins)",
+     "--drop {value}: expected a share between 0 and 1 (0.4 = 40 % fewer errors)"),
+    ("--delay-days {value} : attendu 0 ou plus", "--delay-days {value}: expected 0 or more"),
+    ("--weeks {value} : attendu de 1 à 12", "--weeks {value}: expected 1 to 12"),
+    ("{path} existe déjà : --replace pour le remplacer, ou un autre --out",
+     "{path} exists already: --replace to replace it, or another --out"),
+)
