@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from base.errors import CliError
 from base.strict_yaml import describe
-from server.command_line import DatabaseUnavailable, add_config_argument, open_database, settings_from
+from server.command_line import (
+    DatabaseUnavailable,
+    add_config_argument,
+    day_argument,
+    open_database,
+    settings_from,
+)
 
 if TYPE_CHECKING:
 
@@ -64,6 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=list_dead_letters)
     again = replay_actions.add_parser("replay", help="feed complete dead letters through ingest again")
     again.add_argument("--reason", default=None, help="only this reason (e.g. unknown_truck)")
+    again.add_argument("--truck", default=None, help="only letters from this truck (as in the topic)")
+    again.add_argument("--since", type=day_argument, default=None, help="only letters received on or after this "
+                       "day, YYYY-MM-DD (UTC)")
+    again.add_argument("--until", type=day_argument, default=None, help="only letters received on or before this "
+                       "day, YYYY-MM-DD (UTC)")
     add_config_argument(again)
     again.set_defaults(handler=replay_dead_letters)
 
@@ -237,26 +248,62 @@ def list_dead_letters(args: argparse.Namespace) -> int:
 
 
 def replay_dead_letters(args: argparse.Namespace) -> int:
+    import time
+    from datetime import UTC, date, datetime, timedelta
+
+    from sqlalchemy.exc import SQLAlchemyError
+
     from server.app import LocatorCache, default_locator_factory
     from server.ingest.evidence import EvidenceStore
-    from server.ingest.inbox import Inbox, replay_dead_letters
+    from server.ingest.inbox import Inbox
     from server.ingest.metrics import Metrics
+    from server.ingest.replay import LetterFilter, ReplayReport, replay_dead_letters
     from server.streets.bins import bin_places
     from server.web.auth import audit
 
+    def midnight(day: date | None) -> datetime | None:
+        return datetime.combine(day, datetime.min.time(), UTC) if day is not None else None
+
+    try:  # --until names a day included whole: letters received before the next midnight
+        letters = LetterFilter(args.reason, args.truck, midnight(args.since),
+                               midnight(args.until + timedelta(days=1) if args.until else None))
+    except ValueError as error:
+        raise CliError(f"--{error}") from None
     settings = settings_from(args)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
                   LocatorCache(default_locator_factory), bin_places)
+    shown = [time.monotonic()]
+
+    def progress(report: ReplayReport) -> None:
+        # A backlog of millions takes a while: a line every few seconds says it is moving.
+        if report.replayed < report.total and time.monotonic() - shown[0] >= PROGRESS_EVERY_S:
+            shown[0] = time.monotonic()
+            print(f"{report.replayed}/{report.total} {_replay_outcome(report)}", file=sys.stderr)
+
+    report = ReplayReport()
+    chosen = "" if letters.describe() == "all" else f" ({letters.describe()})"
     with open_database(settings) as session:
         try:
-            replayed, dead = replay_dead_letters(session, inbox, args.reason)
-        except ValueError as error:
-            raise CliError(f"--{error}") from None
+            replay_dead_letters(session, inbox, letters, progress=progress, report=report)
+        except SQLAlchemyError as error:
+            session.rollback()  # the failed chunk's letters stay; the chunks before it are replayed
+            audit(session, "cli", "dead_letters.replay", args.reason,
+                  f"stopped after {report.replayed} of {report.total}: {_replay_outcome(report)}{chosen}")
+            session.commit()
+            cause = str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__]
+            raise CliError(f"replay stopped after {report.replayed} of {report.total} letters: {cause[0]}") from None
         audit(session, "cli", "dead_letters.replay", args.reason,
-              f"{replayed} replayed: {replayed - dead} stored, {dead} refused again")
+              f"{report.replayed} replayed: {report.stored} stored, {report.dead} refused again{chosen}")
         session.commit()
-    print(f"{replayed} dead letters replayed: {replayed - dead} stored, {dead} refused again", file=sys.stderr)
+    print(f"{report.replayed} {_replay_outcome(report)}", file=sys.stderr)
     return 0
+
+
+PROGRESS_EVERY_S = 5.0
+
+
+def _replay_outcome(report: Any) -> str:
+    return f"dead letters replayed: {report.stored} stored, {report.dead} refused again"
 
 
 def maintain_partitions(args: argparse.Namespace) -> int:

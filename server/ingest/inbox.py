@@ -49,6 +49,7 @@ class MqttMessage:
     received_at: datetime
     mid: int = 0
     qos: int = 0
+    letter_id: int | None = None  # a dead letter being replayed: refused again, it keeps its id
 
 
 # Every reason a message can be a dead letter for (docs/api.md lists them): what the API and the
@@ -85,9 +86,12 @@ class Batch:
 
 
 def dead_letter(message: MqttMessage, reason: str, detail: str, truck_id: str | None = None) -> dict[str, Any]:
-    return {"received_at": message.received_at, "topic": message.topic[:512], "truck_id": truck_id,
-            "reason": reason, "detail": detail[:2000], "payload": message.payload[:DEAD_LETTER_BYTES],
-            "payload_size": len(message.payload)}
+    row = {"received_at": message.received_at, "topic": message.topic[:512], "truck_id": truck_id,
+           "reason": reason, "detail": detail[:2000], "payload": message.payload[:DEAD_LETTER_BYTES],
+           "payload_size": len(message.payload)}
+    if message.letter_id is not None:  # replayed and refused again: the same letter, not a new one
+        row["id"] = message.letter_id
+    return row
 
 
 class Inbox:
@@ -271,7 +275,11 @@ class Inbox:
             updated = tuple(c for c in columns if c != "truck_id")
             session.execute(upsert(session, Truck.__table__, ("truck_id",), replace=updated), rows)
         if batch.dead:
-            session.execute(DeadLetter.__table__.insert(), batch.dead)
+            # Replayed letters carry their id, new ones get the next: one executemany per kind, as
+            # its rows must all name the same columns.
+            for rows in ([r for r in batch.dead if "id" in r], [r for r in batch.dead if "id" not in r]):
+                if rows:
+                    session.execute(DeadLetter.__table__.insert(), rows)
             for row in batch.dead:
                 self.metrics.inc("trivue_ingest_dead_letters_total", reason=row["reason"])
                 log.warning("dead letter (%s) on %s: %s", row["reason"], row["topic"], row["detail"][:200])
@@ -286,24 +294,6 @@ def check_reason(reason: str | None) -> None:
     """A filter on a reason no dead letter can have is a typo: ValueError naming the known ones."""
     if reason and reason not in DEAD_LETTER_REASONS:
         raise ValueError(f"reason {reason!r}: one of {', '.join(DEAD_LETTER_REASONS)}")
-
-
-def replay_dead_letters(session: Session, inbox: Inbox, reason: str | None = None) -> tuple[int, int]:
-    """Feed complete dead letters through ``inbox`` again (after registering a truck, fixing a bug).
-
-    Each replayed letter is deleted; one that fails again comes back as a new dead letter. Letters
-    whose payload was truncated cannot be replayed and stay. Returns (replayed, still dead).
-    """
-    check_reason(reason)
-    query = select(DeadLetter).order_by(DeadLetter.id)
-    if reason is not None:
-        query = query.where(DeadLetter.reason == reason)
-    letters = [d for d in session.scalars(query) if len(d.payload) == d.payload_size]
-    messages = [MqttMessage(d.topic, d.payload, d.received_at) for d in letters]
-    for letter in letters:
-        session.delete(letter)
-    session.flush()
-    return len(messages), inbox.write(session, messages)
 
 
 def newest_dead_letters(session: Session, reason: str | None = None, limit: int = 100
