@@ -7,6 +7,7 @@ with a message naming the field and the value (``ConfigError``).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -202,11 +203,22 @@ class ServerSettings(BaseModel):
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The ``TRIVUE_<FIELD>`` variables; one that misspells a setting stops start-up.
+
+    Other ``TRIVUE_*`` names are left alone: the truck's (``TRIVUE_EDGE_*``), the secrets the
+    reminders read, the tests' own. A name within a typo of a setting (``TRIVUE_RETENTON_DAYS``)
+    was ignored without a word, so the server ran on the default the operator meant to change.
+    """
     fields = ServerSettings.model_fields
     values = {}
     for key, value in env.items():
-        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() in fields:
-            values[key[len(ENV_PREFIX):].lower()] = value
+        if not key.startswith(ENV_PREFIX) or key.startswith(f"{ENV_PREFIX}EDGE_"):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name in fields:
+            values[name] = value
+        elif close := difflib.get_close_matches(name, fields, n=1, cutoff=0.85):
+            raise ConfigError(f"{key}: not a setting (did you mean {ENV_PREFIX}{close[0].upper()}?)")
     return values
 
 
@@ -214,9 +226,17 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                   **overrides: Any) -> ServerSettings:
     """Settings from ``path`` (YAML, optional), then ``TRIVUE_*`` variables, then ``overrides``."""
     data = read_mapping(path, ConfigError) if path is not None else {}
-    data.update(_from_env(os.environ if env is None else env))
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    from_env = _from_env(os.environ if env is None else env)
+    data.update(from_env)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    data.update(given)
     try:
         return ServerSettings.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(describe(error, str(path) if path else "settings")) from None
+        # Name where the bad value came from: a TRIVUE_PORT=abc was blamed on the YAML file.
+        bad = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
+        variables = sorted(f"{ENV_PREFIX}{name.upper()}" for name in bad & from_env.keys() - given.keys())
+        source = str(path) if path else "settings"
+        if variables:
+            source = f"{source if bad - from_env.keys() else 'environment'} ({', '.join(variables)})"
+        raise ConfigError(describe(error, source)) from None

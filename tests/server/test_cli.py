@@ -70,7 +70,7 @@ def test_config_error_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytes
     monkeypatch.setenv("TRIVUE_PORT", "huit-mille")
     assert run(["users", "list"], monkeypatch) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("trivue users: error: settings: port:") and "'huit-mille'" in err
+    assert err.startswith("trivue users: error: environment (TRIVUE_PORT): port:") and "'huit-mille'" in err
     assert run(["server", "--config", str(tmp_path / "absent.yaml")], monkeypatch) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "absent.yaml" in err and "not found" in err, err
@@ -143,7 +143,8 @@ def test_dead_letters_replay_after_registering_a_truck(cli_env: str, monkeypatch
     with open_database(settings) as session:  # both replays are on the audit trail, with their outcome
         replays = list(session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "dead_letters.replay")
                                        .order_by(AuditEntry.id)))
-    assert replays == ["1 replayed: 1 stored, 0 refused again", "1 replayed: 0 stored, 1 refused again"]
+    assert replays == ["1 replayed: 1 stored, 0 refused again (reason=unknown_truck)",
+                       "1 replayed: 0 stored, 1 refused again"]
 
 
 def test_dead_letters_list_counts_and_shows_the_newest_without_payloads(

@@ -40,7 +40,7 @@ def test_a_bad_reminders_rules_file_found_by_create_app_is_one_line(tmp_path: Pa
 
 def test_a_bad_setting_is_one_line(tmp_path: Path) -> None:
     line = _one_line(trivue_server(tmp_path, TRIVUE_PORT="huit-mille"))
-    assert line.startswith("trivue server: error: settings: port:") and "'huit-mille'" in line
+    assert line.startswith("trivue server: error: environment (TRIVUE_PORT): port:") and "'huit-mille'" in line
 
 
 def test_a_validation_error_from_create_app_names_the_field(tmp_path: Path) -> None:

@@ -30,7 +30,11 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "env", "message"), [
     ("colour: blue\n", {}, r"colour: Extra inputs are not permitted"),
-    ("", {"TRIVUE_PORT": "abc"}, r"port: .*integer.*'abc'"),
+    ("", {"TRIVUE_PORT": "abc"}, r"^environment \(TRIVUE_PORT\): port: .*integer.*'abc'"),  # not blamed on the file
+    # A misspelt setting was ignored without a word: the server ran on the default meant to change.
+    ("", {"TRIVUE_RETENTON_DAYS": "30"},
+     r"^TRIVUE_RETENTON_DAYS: not a setting \(did you mean TRIVUE_RETENTION_DAYS\?\)"),
+    ("port: 70000\n", {"TRIVUE_HOST": "::1"}, r"^\S*trivue.yaml: port: .*65535"),
     ("port: 70000\n", {}, r"port: .*65535.*70000"),
     ("", {"TRIVUE_BROKER_URL": "http://broker"}, r"broker_url: .*mqtt://host:port"),
     ("timezone: Mars/Olympus\n", {}, r"timezone: .*unknown time zone 'Mars/Olympus'"),
