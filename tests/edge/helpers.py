@@ -9,11 +9,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
 
+from edge.camera import Frame
 from vision.detection import Detections
 
 NAMES = ("bottle", "glass", "battery", "bag")
@@ -137,3 +139,21 @@ class GatedPort:
     def close(self) -> None:
         if self._server is not None:
             self._server.close()
+
+
+# Real receiver sentences (the NMEA 0183 examples), played to the agent over ptys and parsed alone.
+GGA = "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47"
+RMC = "$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A"
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5) -> bool:
+    """Whether ``check`` holds within ``timeout`` seconds (a device thread's reading lands)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not check():
+        time.sleep(0.02)
+    return check()
+
+
+def frame() -> Frame:
+    """A blank frame of now, for the triggers, which look at its time only."""
+    return Frame(np.zeros((4, 4, 3), np.uint8), datetime.now(UTC), 0)

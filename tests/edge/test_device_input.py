@@ -9,35 +9,17 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pytest
 
-from edge.camera import Frame
 from edge.gps import Gps, open_gps
 from edge.rfid import RfidReader
 from edge.trigger import SignalTrigger
+from tests.edge.helpers import GGA, RMC, eventually, frame
 
 TAG = "E2000017221101441890ABCD"
-RMC = "$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A"
 PAUSE_S = 0.8  # longer than the reader's 0.5 s read timeout
-
-
-@pytest.fixture
-def pty() -> Iterator[tuple[int, str]]:
-    master, slave = os.openpty()
-    yield master, os.ttyname(slave)
-    os.close(master)
-    os.close(slave)
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not check():
-        time.sleep(0.02)
-    return check()
 
 
 def test_a_tag_arriving_in_two_halves_is_one_tag(pty) -> None:
@@ -145,9 +127,6 @@ def test_unreadable_lines_are_logged_not_flooded(caplog: pytest.LogCaptureFixtur
     assert caplog.text.count("ignored unreadable line") == 1
 
 
-GGA = "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47"
-
-
 def nmea(body: str) -> str:
     checksum = 0
     for char in body:
@@ -206,10 +185,6 @@ def test_gpsd_errors_and_junk_json_are_logged_never_fatal(caplog: pytest.LogCapt
     assert gps.latest() is not None
     assert "gpsd error: unrecognized request" in caplog.text and "not JSON" in caplog.text
     assert "VERSION" not in caplog.text  # gpsd's usual reports are no error
-
-
-def frame() -> Frame:
-    return Frame(np.zeros((4, 4, 3), np.uint8), datetime.now(UTC), 0)
 
 
 def test_a_bouncing_lift_signal_is_one_lift() -> None:

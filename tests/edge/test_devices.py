@@ -5,42 +5,17 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from edge.alert import CrewAlert
-from edge.camera import Frame
 from edge.gps import COURSE_MAX_AGE_S, COURSE_MIN_SPEED_MPS, FixedGps, Gps, GpsError, open_gps, parse_nmea
 from edge.lines import LineWriter
 from edge.rfid import RfidReader, parse_tag
 from edge.trigger import SerialTrigger, SignalTrigger, parse_signal
-
-GGA = "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47"
-RMC = "$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A"
-
-
-@pytest.fixture
-def pty() -> Iterator[tuple[int, str]]:
-    """(master fd to play the device, slave path the agent opens)."""
-    master, slave = os.openpty()
-    yield master, os.ttyname(slave)
-    os.close(master)
-    os.close(slave)
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not check():
-        time.sleep(0.02)
-    return check()
-
-
-def frame() -> Frame:
-    return Frame(np.zeros((4, 4, 3), np.uint8), datetime.now(UTC), 0)
+from tests.edge.helpers import GGA, RMC, eventually, frame
 
 
 @pytest.mark.parametrize(
