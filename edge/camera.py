@@ -82,19 +82,23 @@ def burst_key(folder: Path) -> str | None:
     its lift lost. The oldest photo's time tells the two apart and does not move when a late
     photo lands in the folder after its lift was counted (a key over every file would recount it).
     """
+    return _key(folder.name, _images(folder))
+
+
+def _key(name: str, photos: list[Path]) -> str | None:
     times = []
-    for path in _images(folder):
+    for path in photos:
         try:
             times.append(path.stat().st_mtime_ns)
         except OSError:  # removed since listed
             continue
-    return f"{folder.name}@{min(times)}" if times else None
+    return f"{name}@{min(times)}" if times else None
 
 
-def _burst(folder: Path, key: str, start_index: int) -> Iterator[Frame]:
-    """The folder's readable photos as frames, the last one marked ``ends_lift``."""
+def _burst(photos: list[Path], key: str, start_index: int) -> Iterator[Frame]:
+    """The burst's readable photos as frames, the last one marked ``ends_lift``."""
     previous: Frame | None = None
-    for frame in _burst_photos(folder, key, start_index):
+    for frame in _burst_photos(photos, key, start_index):
         if previous is not None:
             yield previous
         previous = frame
@@ -102,8 +106,8 @@ def _burst(folder: Path, key: str, start_index: int) -> Iterator[Frame]:
         yield replace(previous, ends_lift=True)
 
 
-def _burst_photos(folder: Path, key: str, start_index: int) -> Iterator[Frame]:
-    for offset, path in enumerate(_images(folder)):
+def _burst_photos(photos: list[Path], key: str, start_index: int) -> Iterator[Frame]:
+    for offset, path in enumerate(photos):
         image = read_image(path)
         try:
             taken = datetime.fromtimestamp(path.stat().st_mtime, UTC)
@@ -138,14 +142,15 @@ def burst_frames(
                 continue
             if follow and not _settled(folder, settle_s):
                 continue
-            key = burst_key(folder)  # None: no photo yet, looked at again on the next pass
+            photos = _images(folder)  # listed once: keyed, then read
+            key = _key(folder.name, photos)  # None: no photo yet, looked at again on the next pass
             keys[folder] = stamp, key
             if key is None or key in done:
                 continue
             done.add(key)
             if consumed(key):
                 continue
-            for frame in _burst(folder, key, index):
+            for frame in _burst(photos, key, index):
                 index = frame.index + 1
                 yield frame
         if not follow:
