@@ -104,9 +104,7 @@ def _delete_letter(item: Item, letters_root: Path | None) -> None:
 
 def _pseudonymise(item: Item, letters_root: Path | None) -> None:
     _delete_letter(item, letters_root)
-    item.target_key = f"{EXPIRED_PREFIX}{item.id}"
-    item.address_id = item.bin_id = None
-    item.event_ids = []
+    item.forget_household(EXPIRED_PREFIX)
     item.review_note = item.message_id = None
     # A delivery detail quotes the address, the relay's reply or the letter's file: only the fact stays.
     item.send_detail = EXPIRED_DETAIL if item.status in UNSENT else None

@@ -161,9 +161,7 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
         raise UnknownHousehold(f"aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré")
     contacts = session.execute(delete(Contact).where(Contact.key == key)).rowcount or 0
     for item in items:
-        item.target_key = f"erased:{item.id}"
-        item.address_id = item.bin_id = None
-        item.event_ids = []
+        item.forget_household("erased:")
         if item.status in UNSENT:
             item.status, item.send_detail = "skipped", "données effacées à la demande du foyer"
     note = (note or "").strip()[:500] or None

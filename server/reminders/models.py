@@ -149,6 +149,13 @@ class Item(RemindersBase):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="Retry after a temporary failure")
     message_id: Mapped[str | None] = mapped_column(String(200), doc="Stable e-mail Message-ID (resent alike)")
 
+    def forget_household(self, prefix: str) -> None:
+        """The item no longer names its household: key ``<prefix><id>``, no address, bin or lifts
+        (an erasure on request, ``erased:``; the retention's expiry, ``expired:``)."""
+        self.target_key = f"{prefix}{self.id}"
+        self.address_id = self.bin_id = None
+        self.event_ids = []
+
 
 class FalseDetection(RemindersBase):
     """A lift a reviewer judged wrongly flagged: material for the next training round."""
