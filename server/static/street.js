@@ -149,7 +149,9 @@
       document.getElementById("recent-hidden").hidden = false;
       return;
     }
-    const page = await api("/api/lifts", { street_id: config.streetId, contaminated: "true", limit: 10 });
+    // The photos of the period and stream the page shows, not the street's latest of all time.
+    const page = await api("/api/lifts", { street_id: config.streetId, contaminated: "true", limit: 10,
+      stream: filters.stream, day_since: filters.since, day_until: filters.until });
     const lifts = page.items || [];
     const list = document.getElementById("recent");
     if (!lifts.length) list.replaceChildren(el("li", { class: "muted", text: t("common.none") }));

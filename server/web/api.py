@@ -115,7 +115,9 @@ def api_router() -> APIRouter:
         detail = street_detail(db, street_id, flt)
         if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no street {street_id}")
-        if detail["lifts"] < flt.min_lifts:
+        # A street with no lift in the period says nothing about a household: its zeros are shown
+        # (it answered 403 "managers only", to managers too, for a week the street was not collected).
+        if 0 < detail["lifts"] < flt.min_lifts:
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f"street {street_id} has fewer than {flt.min_lifts} lifts in this period: "
                                 "shown to managers only")
@@ -125,11 +127,14 @@ def api_router() -> APIRouter:
                 response_model=schemas.LiftPage)
     def lifts(db: SessionDep, ctx: ContextDep, who: Manager, street_id: RowId | None = None,
               truck_id: str | None = Query(default=None, max_length=64), contaminated: bool | None = None,
-              since: Moment | None = None, until: Moment | None = None,
+              since: Moment | None = None, until: Moment | None = None, stream: Stream | None = None,
+              day_since: Day | None = None, day_until: Day | None = None,
               limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = None) -> dict[str, Any]:
         since, until = _aware(since), _aware(until)
         ordered(since, until)
-        flt = LiftFilter(street_id, truck_id, contaminated, since, until)
+        ordered(day_since, day_until, ("day_since", "day_until"))
+        flt = LiftFilter(street_id, truck_id, contaminated, since, until, stream.value if stream else None,
+                         day_since, day_until)
         try:
             page = list_lifts(db, flt, limit, cursor)
         except CursorError as error:

@@ -29,7 +29,9 @@ Moment = Annotated[datetime, Interval(ge=datetime(1970, 1, 1, tzinfo=UTC), le=da
 Count = Annotated[int, Interval(ge=1, le=MAX_ROW_ID)]  # a threshold compared in SQL: bound like an id
 
 
-def ordered(since: date | datetime | None, until: date | datetime | None) -> None:
+def ordered(since: date | datetime | None, until: date | datetime | None,
+            names: tuple[str, str] = ("since", "until")) -> None:
     """A period ending before it starts is a 422 on every route (some answered an empty 200)."""
     if since is not None and until is not None and until < since:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"until {until} is before since {since}")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"{names[1]} {until} is before {names[0]} {since}")

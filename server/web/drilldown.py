@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -51,17 +51,26 @@ class LiftFilter:
     contaminated: bool | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # The street page's photos follow its period and stream: local collection days, both
+    # included, as ``/api/streets`` reads them (``since``/``until`` above are UTC instants).
+    stream: str | None = None
+    day_since: date | None = None
+    day_until: date | None = None
 
     def conditions(self) -> list[Any]:
         found = []
         for column, value in ((Lift.street_id, self.street_id), (Lift.truck_id, self.truck_id),
-                              (Lift.contaminated, self.contaminated)):
+                              (Lift.contaminated, self.contaminated), (Lift.stream, self.stream)):
             if value is not None:
                 found.append(column == value)
         if self.since is not None:
             found.append(Lift.started_at >= self.since)
         if self.until is not None:
             found.append(Lift.started_at < self.until)
+        if self.day_since is not None:
+            found.append(Lift.day >= self.day_since)
+        if self.day_until is not None:
+            found.append(Lift.day <= self.day_until)
         return found
 
 

@@ -312,3 +312,21 @@ def test_every_data_quality_column_header_starts_with_a_capital(browser: Browser
     headers = browser.page.locator("table.data thead th").all_inner_texts()
     assert headers and all(h[:1].isupper() for h in headers), headers
     browser.shot(f"audit-quality-headers-{lang}")
+
+
+def test_a_streets_photos_follow_the_period_and_stream_of_the_page(browser: Browser) -> None:
+    """The photos under "Dernières levées non conformes" were the street's latest of all time,
+    whatever period and stream the figures above them were for."""
+    dirty = browser.server.city.streets["dirty"][0]
+    browser.login(path="/classement")
+    asked: list[str] = []
+    browser.page.on("request", lambda r: "/api/lifts" in r.url and asked.append(r.url))
+    browser.goto(f"/rues/{dirty}?period=custom&since=2026-01-05&until=2026-02-20&stream=recyclables")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert len(asked) == 1
+    query = httpx.URL(asked[0]).params
+    assert (query.get("day_since"), query.get("day_until"), query.get("stream")) == (
+        "2026-01-05", "2026-02-20", "recyclables")
+    # the seeded lifts are all within the last weeks: none in January-February
+    assert browser.page.locator("#recent img").count() == 0
+    assert browser.page.locator("#recent li").inner_text() == browser.page.evaluate("Trivue.t('common.none')")

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -160,6 +161,39 @@ def test_lifts_pagination_and_filters(api: Server) -> None:
     assert api.client.get(f"/api/lifts/{uuid.uuid4()}", headers=headers).status_code == 404
 
 
+def test_lifts_by_local_collection_day_and_stream(api: Server) -> None:
+    """The street page's photos follow its period (local days, both included, as /api/streets
+    reads them) and its stream: 23:30 UTC on 3 November is the 4th in Orléans."""
+    times = [datetime(2026, 11, 2, 12, tzinfo=UTC), datetime(2026, 11, 3, 22, 30, tzinfo=UTC),
+             datetime(2026, 11, 3, 23, 30, tzinfo=UTC), datetime(2026, 11, 5, 8, tzinfo=UTC)]
+    events = [lift_event(stream=stream, at=at, sequence=i, counts={"bag": 1})
+              for i, (at, stream) in enumerate((at, s) for at in times for s in ("recyclables", "glass"))]
+    seed(api, events)
+    headers = api.token("manager")
+
+    def shown(**params: str) -> set[str]:
+        answer = api.client.get("/api/lifts", params=params, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return {item["event_id"] for item in answer.json()["items"]}
+
+    def want(first: str, last: str, stream: str | None = None) -> set[str]:
+        return {str(e.event_id) for e in events if first <= lift_day(e.started_at) <= last
+                and stream in (None, e.stream)}
+
+    def lift_day(at: datetime) -> str:
+        return at.astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
+
+    assert shown(day_since="2026-11-03", day_until="2026-11-03") == want("2026-11-03", "2026-11-03")
+    assert len(want("2026-11-03", "2026-11-03")) == 2  # 22:30 UTC only: 23:30 UTC is the 4th
+    assert shown(day_since="2026-11-04") == want("2026-11-04", "9999")
+    assert shown(day_until="2026-11-04", stream="glass") == want("0000", "2026-11-04", "glass")
+    assert len(shown(stream="recyclables")) == 4
+    wrong = api.client.get("/api/lifts", params={"day_since": "2026-11-05", "day_until": "2026-11-04"},
+                           headers=headers)
+    assert wrong.status_code == 422 and "day_until" in wrong.text
+    assert api.client.get("/api/lifts", params={"stream": "plutonium"}, headers=headers).status_code == 422
+
+
 def test_street_exports_csv_and_geojson(api: Server) -> None:
     from server.streets.locator import Locator
 
@@ -246,6 +280,11 @@ def test_viewers_do_not_see_streets_below_the_privacy_threshold(make_settings: A
         everything = server.client.get("/api/streets", headers=manager).json()["streets"]
         assert {s["street_id"] for s in everything} == {busy.street_id, quiet.street_id}
         assert server.client.get(f"/api/streets/{quiet.street_id}", headers=manager).status_code == 200
+        # A period without lifts on the street: zeros for everyone, not "managers only" (to managers too)
+        empty = {"since": "2026-01-01", "until": "2026-01-31"}
+        for who in (viewer, manager):
+            answer = server.client.get(f"/api/streets/{quiet.street_id}", params=empty, headers=who)
+            assert answer.status_code == 200 and answer.json()["lifts"] == 0, answer.text
         # The map's and the ranking's per-category rates: the same floor, whatever min_lifts asks.
         for params in ({"category": "verre"}, {"category": "verre", "min_lifts": 1}):
             rates = server.client.get("/api/error-rates", params=params, headers=viewer).json()["items"]
