@@ -25,8 +25,9 @@
     document.getElementById("street-commune").textContent = `${street.commune || ""} · ${periodText}${stream}`;
     document.title = `${street.name} · ${config.t["app.name"]}`;
     document.getElementById("kpi-rate").textContent = fmt.pct(street.rate);
-    document.getElementById("kpi-ci").textContent =
-      t("street.ci", { low: fmt.pct(street.ci_low), high: fmt.pct(street.ci_high) });
+    // No lift in the period: no rate, and "0 % – 100 %" would read as a measurement.
+    document.getElementById("kpi-ci").textContent = street.lifts
+      ? t("street.ci", { low: fmt.pct(street.ci_low), high: fmt.pct(street.ci_high) }) : "";
     document.getElementById("kpi-lifts").textContent = fmt.num(street.lifts);
     document.getElementById("kpi-contaminated").textContent = fmt.num(street.contaminated);
     const streams = Object.entries(street.streams || {});

@@ -330,3 +330,6 @@ def test_a_streets_photos_follow_the_period_and_stream_of_the_page(browser: Brow
     # the seeded lifts are all within the last weeks: none in January-February
     assert browser.page.locator("#recent img").count() == 0
     assert browser.page.locator("#recent li").inner_text() == browser.page.evaluate("Trivue.t('common.none')")
+    assert browser.page.locator("#kpi-lifts").inner_text() == "0"
+    assert browser.page.locator("#kpi-ci").inner_text() == ""  # not "IC 95 % : 0 % – 100 %"
+    browser.shot("audit-street-period-without-lifts")
