@@ -305,6 +305,9 @@
       throw error;
     }
     form.addEventListener("change", () => {
+      // Dates out of order: said beside them in the reader's language, nothing sent (the API's
+      // 422 is English and would have shown in the French status line), the link kept.
+      if (!Trivue.datesInOrder(form, filters(), "a-dates-error")) return;
       history.replaceState(null, "", Trivue.url(location.pathname, filters()));
       reload();
     });
@@ -321,7 +324,9 @@
     };
     for (const [id, action] of Object.entries(buttons)) document.getElementById(id).addEventListener("click", action);
     window.addEventListener("resize", () => draw());
-    await reload();
+    // A link with its dates out of order waits for a correction, as the map does.
+    if (Trivue.datesInOrder(form, filters(), "a-dates-error")) await reload();
+    else document.body.dataset.ready = "error";
   }
 
   start().catch((error) => Trivue.showError(status, error));

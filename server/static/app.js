@@ -133,9 +133,10 @@ const Trivue = (() => {
   /* A start after the end: the API answers 422 in English ("until … is before since …"), which the
      page would show inside its French error box. Said beside the dates in the reader's language
      instead, and no request is sent. The same day for both is a one-day period, not a mistake. */
-  function datesInOrder(form, values) {
-    const wrong = values.period === "custom" && Boolean(values.since && values.until) && values.since > values.until;
-    const message = document.getElementById("f-dates-error");
+  function datesInOrder(form, values, messageId = "f-dates-error") {
+    const wrong = (values.period === undefined || values.period === "custom")
+      && Boolean(values.since && values.until) && values.since > values.until;
+    const message = document.getElementById(messageId);
     if (message) message.textContent = wrong ? t("filters.dates_order") : "";
     for (const name of ["since", "until"]) {
       if (wrong) form.elements[name].setAttribute("aria-invalid", "true");
@@ -244,6 +245,6 @@ const Trivue = (() => {
   setupLogout();
   const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
   return { config, t, label, api, url, fmt, today, addDays, CLASSES, GREY, TOO_FEW, rateClass, rateColor, swatch,
-    setupFilters, newestOnly, fillCommunes, el,
+    setupFilters, datesInOrder, newestOnly, fillCommunes, el,
            showError, me, locale, ApiError };
 })();

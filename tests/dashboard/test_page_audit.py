@@ -333,3 +333,38 @@ def test_a_streets_photos_follow_the_period_and_stream_of_the_page(browser: Brow
     assert browser.page.locator("#kpi-lifts").inner_text() == "0"
     assert browser.page.locator("#kpi-ci").inner_text() == ""  # not "IC 95 % : 0 % – 100 %"
     browser.shot("audit-street-period-without-lifts")
+
+
+def test_annotation_dates_out_of_order_are_said_in_french_and_not_sent(browser: Browser) -> None:
+    # The queue's 422 "until ... is before since ..." appeared in English in the status line.
+    browser.login(path="/annotation")
+    page = browser.page
+    page.wait_for_selector("body[data-ready=true]")
+    asked: list[str] = []
+    page.on("request", lambda r: "/api/labels/queue" in r.url and asked.append(r.url))
+    page.get_by_label("Du", exact=True).fill("2026-03-10")
+    page.wait_for_timeout(300)
+    page.get_by_label("Au", exact=True).fill("2026-03-01")
+    message = page.locator("#a-dates-error")
+    message.wait_for()
+    assert "La date « Du » doit venir avant la date « Au »" in message.inner_text()
+    assert page.get_by_label("Au", exact=True).get_attribute("aria-invalid") == "true"
+    page.wait_for_timeout(500)
+    assert not [url for url in asked if "until=2026-03-01" in url], "dates out of order were sent"
+    assert "until=2026-03-01" not in page.url
+    assert "Erreur" not in page.locator("#ann-status").inner_text()
+    browser.shot("audit-annotation-dates-order")
+    page.get_by_label("Au", exact=True).fill("2026-03-20")
+    page.wait_for_url("**until=2026-03-20*")
+    assert message.inner_text() == "" and not message.is_visible()
+    assert [url for url in asked if "until=2026-03-20" in url]
+
+
+def test_an_annotation_link_with_dates_out_of_order_waits_for_a_correction(browser: Browser) -> None:
+    browser.login(path="/classement")
+    asked: list[str] = []
+    browser.page.on("request", lambda r: "/api/labels/queue" in r.url and asked.append(r.url))
+    browser.goto("/annotation?since=2026-03-10&until=2026-03-01")
+    browser.page.wait_for_selector("body[data-ready=error]")
+    assert "doit venir avant" in browser.page.locator("#a-dates-error").inner_text()
+    assert asked == []
