@@ -35,6 +35,14 @@ from vision.schema import GpsFix
 log = logging.getLogger(__name__)
 
 UERE_M = 5.0  # metres of error per unit of HDOP, a common rule of thumb for consumer receivers
+# A position the receiver estimates without satellites (GGA quality 6, RMC mode E: dead reckoning
+# through a tunnel or a canyon of buildings) drifts a few per cent of the distance driven; its HDOP
+# still describes the last real fix. Kept, with at least this error, so the server weighs it as weak.
+ESTIMATED_ACCURACY_M = 30.0
+# GGA quality 7 (position typed in by hand) and 8 (simulator), RMC modes M and S: not where the
+# truck is, so no fix at all (a receiver left in simulation mode placed every lift at its demo point).
+NOT_MEASURED_GGA = ("7", "8")
+NOT_MEASURED_RMC = ("M", "S", "N")
 KNOT_MPS = 1852 / 3600
 COURSE_MIN_SPEED_MPS = 1.5  # ~5 km/h: below it a receiver's course over ground is not the street's direction
 COURSE_MAX_AGE_S = 120.0  # a bin lift stops the truck for seconds to a minute; after a longer halt, no heading
@@ -108,17 +116,22 @@ def read_sentence(line: str) -> Sentence:
     kind = fields[0][3:]
     try:
         if kind == "GGA" and len(fields) >= 9:
-            if fields[6] in ("", "0"):
+            if fields[6] in ("", "0", *NOT_MEASURED_GGA):
                 return Sentence("void", kind)
             values = {"lat": _degrees(fields[2], fields[3], "N", "S"), "lon": _degrees(fields[4], fields[5], "E", "W")}
             if fields[8]:
                 values["accuracy_m"] = _number(fields[8]) * UERE_M
+            if fields[6] == "6":
+                values["accuracy_m"] = max(values.get("accuracy_m", 0.0), ESTIMATED_ACCURACY_M)
             return Sentence("fix", kind, values)
         if kind == "RMC" and len(fields) >= 9:
             # status V, or NMEA 2.3's mode N: the receiver says the position is not valid
-            if fields[2] != "A" or (len(fields) >= 13 and fields[12][:1] == "N"):
+            mode = fields[12][:1] if len(fields) >= 13 else ""
+            if fields[2] != "A" or mode in NOT_MEASURED_RMC:
                 return Sentence("void", kind)
             values = {"lat": _degrees(fields[3], fields[4], "N", "S"), "lon": _degrees(fields[5], fields[6], "E", "W")}
+            if mode == "E":
+                values["accuracy_m"] = ESTIMATED_ACCURACY_M
             if fields[7]:
                 values["speed_mps"] = _number(fields[7]) * KNOT_MPS
             if fields[8]:

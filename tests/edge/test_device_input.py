@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edge.gps import Gps, open_gps
+from edge.gps import ESTIMATED_ACCURACY_M, Gps, open_gps, parse_nmea
 from edge.rfid import RfidReader
 from edge.trigger import SignalTrigger
 from tests.edge.helpers import GGA, RMC, eventually, frame
@@ -215,3 +215,27 @@ def test_a_stuck_signal_is_logged_once(caplog: pytest.LogCaptureFixture) -> None
     time.sleep(0.1)
     assert [trigger.lift_of(frame()) for _ in range(20)] == [None] * 20
     assert caplog.text.count("stuck sensor") == 1
+
+
+@pytest.mark.parametrize("quality", ["7", "8"])
+def test_a_position_typed_in_or_simulated_is_no_fix(quality: str) -> None:
+    """GGA quality 7 (manual input) and 8 (simulator), RMC modes M and S: a receiver left in its
+    demo mode placed every lift at one made-up point, as if measured."""
+    assert parse_nmea(nmea(f"GPGGA,123519,4807.038,N,01131.000,E,{quality},08,0.9,545.4,M,46.9,M,,")) is None
+    mode = {"7": "M", "8": "S"}[quality]
+    assert parse_nmea(nmea(f"GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W,{mode}")) is None
+
+
+def test_a_dead_reckoned_position_is_kept_as_a_weak_one() -> None:
+    """GGA quality 6 / RMC mode E (estimated through a tunnel): a position, but its HDOP still
+    describes the last satellite fix; the server must weigh it as metres off, not as 4.5 m."""
+    kind, values = parse_nmea(nmea("GPGGA,123519,4807.038,N,01131.000,E,6,08,0.9,545.4,M,46.9,M,,"))
+    assert kind == "GGA" and values["accuracy_m"] == ESTIMATED_ACCURACY_M and values["lat"] == pytest.approx(48.1173)
+    bad_dop = parse_nmea(nmea("GPGGA,123519,4807.038,N,01131.000,E,6,08,9.0,545.4,M,46.9,M,,"))
+    assert bad_dop[1]["accuracy_m"] == pytest.approx(45.0)  # a worse HDOP still says more
+    _, rmc = parse_nmea(nmea("GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W,E"))
+    assert rmc["accuracy_m"] == ESTIMATED_ACCURACY_M and rmc["heading_deg"] == pytest.approx(84.4)
+    _, plain = parse_nmea(nmea("GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W,A"))
+    assert "accuracy_m" not in plain
+    assert parse_nmea(GGA)[1]["accuracy_m"] == pytest.approx(4.5)
+    assert "accuracy_m" not in parse_nmea(RMC)[1]
