@@ -9,7 +9,6 @@ setting that refuses a household's collection: the strongest level is a visit.
 from __future__ import annotations
 
 import os
-import re
 import unicodedata
 from datetime import date
 from email.utils import parseaddr
@@ -19,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from base.strict_yaml import describe, read_mapping
+from server.reminders.mailbox import MailboxError, smtp_mailbox
 from vision.schema import Stream
 
 RULES_ENV = "TRIVUE_REMINDERS_RULES"
@@ -129,10 +129,21 @@ class EffectRules(_Strict):
 
 
 def _mailbox(value: str) -> str:
-    """An e-mail address, bare or with a display name (``Service déchets <dechets@example.fr>``):
-    a typo here only showed when the first reminder bounced or a resident's reply went nowhere."""
-    if value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", parseaddr(value)[1]):
+    """One e-mail address the mailer can send to (``server.reminders.mailbox``), bare or with a
+    display name (``Service déchets <dechets@example.fr>``): a typo here only showed when the first
+    reminder bounced or a resident's reply went nowhere. The whole value must be that one mailbox:
+    ``a@b.fr;c@d.fr`` or ``A <a@b.fr>, c@d.fr`` read as ``a@b.fr`` here while letters printed, and
+    headers carried, the whole text."""
+    if not value:
+        return value
+    _one_line(value)  # a line break is said as such, before the address is read
+    name, address = parseaddr(value)
+    if value.strip() not in (address, f"{name} <{address}>", f'"{name}" <{address}>'):
         raise ValueError(f"{value!r} n'est pas une adresse e-mail (nom@domaine.fr, ou Nom <nom@domaine.fr>)")
+    try:
+        smtp_mailbox(address)
+    except MailboxError as error:  # says why: an accent before the @, an address that is no mailbox
+        raise ValueError(f"{value!r} n'est pas une adresse e-mail utilisable ({error})") from None
     return value
 
 

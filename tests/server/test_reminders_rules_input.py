@@ -29,6 +29,13 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
      "contact.email: Value error, 'dechets.orleans-metropole.fr' n'est pas une adresse e-mail"),
     ("channels:\n  smtp: {host: smtp.example.fr, sender: notanemail}\n",
      "channels.smtp.sender: Value error, 'notanemail' n'est pas une adresse e-mail"),
+    # one mailbox, all of it: letters printed, and headers carried, the whole text
+    ("contact:\n  email: 'dechets@orleans.fr;accueil@orleans.fr'\n",
+     "contact.email: Value error, 'dechets@orleans.fr;accueil@orleans.fr' n'est pas une adresse e-mail"),
+    ("channels:\n  smtp: {host: smtp.example.fr, sender: 'Déchets <d@orleans.fr>, x@evil.fr'}\n",
+     "channels.smtp.sender: Value error, 'Déchets <d@orleans.fr>, x@evil.fr' n'est pas une adresse e-mail"),
+    ("contact:\n  email: 'dechets@[10.0.0.1]'\n",
+     "contact.email: Value error, 'dechets@[10.0.0.1]' n'est pas une adresse e-mail utilisable"),
 ])
 def test_rules_that_would_do_nothing_are_refused(env: Path, capsys: pytest.CaptureFixture[str],
                                                  rules: str, message: str) -> None:
