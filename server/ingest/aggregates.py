@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, TypedDict
@@ -25,7 +25,7 @@ from server.ingest import quality
 from server.ingest.bulk import sqlite_executemany, sqlite_insert_returning, unnest_insert
 from server.ingest.models import UNMATCHED, Lift, StreetDay, StreetDayError, StreetPeriod, StreetPeriodError
 from server.ingest.rollups import ERROR_KEYS, ERRORS, PERIOD_KEYS, TOTALS, drop_emptied, rebuild_rollups, roll_up
-from vision.schema import LiftEvent
+from vision.schema import LiftEvent, Severity
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,16 @@ def insert_lifts(session: Session, rows: Sequence[LiftRow]) -> list[LiftRow]:
     return new_rows
 
 
+def counts_lift(kind: tuple[str, str], kinds: Container[tuple[str, str]]) -> int:
+    """1 when a lift with errors of these (category, severity) ``kinds`` counts in the ``lifts`` of
+    ``kind``. Served figures add a category's lifts over its error and alert rows (top errors, error
+    rates, open data): a lift with items of one category at both severities (rules where a
+    category's classes differ, e.g. medicines an error and needles an alert) counts once, under
+    alert. Info rows count every lift with such items: they are never added to the others."""
+    category, severity = kind
+    return int(severity != Severity.error.value or (category, Severity.alert.value) not in kinds)
+
+
 @dataclass(slots=True)
 class _Totals:
     days: Counter[tuple[int, date, str, str]]  # (street, day, stream, measure) -> value
@@ -246,7 +256,7 @@ def _tally(rows: Iterable[LiftRow]) -> _Totals:
         for error in row["errors"]:
             items[(error["category"], error["severity"])] += error["count"]
         for kind, count in items.items():
-            totals.errors[(*key, *kind, "lifts")] += 1
+            totals.errors[(*key, *kind, "lifts")] += counts_lift(kind, items)
             totals.errors[(*key, *kind, "items")] += count
     return totals
 
@@ -339,13 +349,18 @@ def rebuild_aggregates(session: Session, since: date | None = None) -> int:
         expand = "json_array_elements(l.errors) AS e(value)"
         category, severity = "(e.value ->> 'category')", "(e.value ->> 'severity')"
         count = "CAST(e.value ->> 'count' AS INTEGER)"
-    # Per lift first: a lift with two classes of one category counts once in ``lifts`` (as _tally).
+    # Per lift first: a lift with two classes of one category counts once in ``lifts``, and once
+    # over its category's error and alert rows (as _tally, ``counts_lift``).
     # Rows are written day by day, as ingest writes them: a period query then reads a few adjacent
     # pages (street by street, a month of PostgreSQL street_day_errors touched every page).
+    error, alert = Severity.error.value, Severity.alert.value
     run(f"""INSERT INTO street_day_errors (street_id, day, stream, category, severity, lifts, items)
-            SELECT street_id, day, stream, category, severity, COUNT(*), SUM(items) FROM (
+            SELECT street_id, day, stream, category, severity,
+                   SUM(CASE WHEN severity = '{error}' AND alerted = 1 THEN 0 ELSE 1 END), SUM(items) FROM (
                 SELECT l.id, {street} AS street_id, l.day, l.stream, {category} AS category,
-                       {severity} AS severity, SUM({count}) AS items
+                       {severity} AS severity, SUM({count}) AS items,
+                       MAX(CASE WHEN {severity} = '{alert}' THEN 1 ELSE 0 END)
+                           OVER (PARTITION BY l.id, {category}) AS alerted
                 FROM lifts l, {expand} {where}
                 GROUP BY l.id, {street}, l.day, l.stream, {category}, {severity}) AS per_lift
             GROUP BY street_id, day, stream, category, severity

@@ -50,6 +50,9 @@ class MqttMessage:
     mid: int = 0
     qos: int = 0
     letter_id: int | None = None  # a dead letter being replayed: refused again, it keeps its id
+    # When that replay runs: its lift must still be within the raw lifts' retention then, not only
+    # when it was received (``Inbox._check_date``).
+    replayed_at: datetime | None = None
 
 
 # Every reason a message can be a dead letter for (docs/api.md lists them): what the API and the
@@ -184,17 +187,18 @@ class Inbox:
             raise Refused(reason, str(error)) from None
         if event.truck_id != truck_id:
             raise Refused("truck_mismatch", f"topic says truck {truck_id!r}, payload says {event.truck_id!r}")
-        self._check_date(event.started_at, message.received_at)
+        self._check_date(event.started_at, message.received_at, message.replayed_at)
         # Matched to a street later, for the whole batch at once (``_match``).
         batch.lifts.append(lift_row(event, message.received_at, self.settings.zone, None))
         batch.seen(truck_id, message.received_at)
 
-    def _check_date(self, started_at: datetime, received_at: datetime) -> None:
+    def _check_date(self, started_at: datetime, received_at: datetime, replayed_at: datetime | None = None) -> None:
         """Exactly-once holds while the raw lift is kept: a copy arriving after the retention purge
-        would be counted again (a truck whose clock was set back to 2006 did that). And a lift from
-        a clock that is ahead is refused rather than counted on days still to come."""
+        would be counted again (a truck whose clock was set back to 2006 did that). A dead letter
+        replayed later is such a late copy: its twin may have been purged since it was received.
+        And a lift from a clock that is ahead is refused rather than counted on days still to come."""
         kept = timedelta(days=self.settings.retention_days)
-        if received_at - started_at > kept:
+        if max(received_at, replayed_at or received_at) - started_at > kept:
             raise Refused("expired", f"lift of {started_at:%Y-%m-%d}, older than the {kept.days}-day retention of "
                           "raw lifts: a copy could no longer be told from it (a truck clock set back?)")
         if started_at - received_at > CLOCK_AHEAD:

@@ -9,7 +9,9 @@ go through ``Inbox.write`` again. What an operator relies on:
 * exactly once: a letter is taken by ``DELETE ... RETURNING`` in the chunk's transaction, so two
   replays running at once (or one run twice) never feed the same letter twice, and a lift that
   is valid now is inserted with ``ON CONFLICT DO NOTHING`` like any re-delivery: stored once even
-  if the truck sends the same event again meanwhile;
+  if the truck sends the same event again meanwhile. A lift older than the raw lifts' retention
+  on the day of the replay is refused again (``expired``): its stored twin may have been purged
+  since the letter came, and it would be counted a second time;
 * a letter still refused stays a letter: same id, same received time and payload, the reason and
   detail of today's refusal;
 * only letters that existed when the replay began are read: one coming back refused keeps its id
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
@@ -92,6 +94,7 @@ def replay_dead_letters(session: Session, inbox: Inbox, letters: LetterFilter | 
     report.total = session.scalar(select(func.count()).select_from(DeadLetter).where(*where)) or 0
     session.commit()  # no transaction held open between chunks
     cursor = 0
+    now = datetime.now(UTC)  # a lift past the retention today is refused: its twin may be purged
     while last is not None and cursor < last:
         ids = list(session.scalars(select(DeadLetter.id).where(DeadLetter.id > cursor, DeadLetter.id <= last, *where)
                                    .order_by(DeadLetter.id).limit(chunk)))
@@ -101,7 +104,7 @@ def replay_dead_letters(session: Session, inbox: Inbox, letters: LetterFilter | 
         # Taken, not just read: a concurrent replay that read the same ids gets none of them back.
         taken = session.execute(delete(DeadLetter).where(DeadLetter.id.in_(ids)).returning(
             DeadLetter.id, DeadLetter.topic, DeadLetter.payload, DeadLetter.received_at)).all()
-        messages = [MqttMessage(topic, bytes(payload), received_at, letter_id=letter_id)
+        messages = [MqttMessage(topic, bytes(payload), received_at, letter_id=letter_id, replayed_at=now)
                     for letter_id, topic, payload, received_at in sorted(taken)]
         dead = inbox.write(session, messages) if messages else 0
         session.commit()

@@ -172,7 +172,7 @@ class Tracks:
             if settled:  # the lifts confirmed now come after the path's anchors: together, the next anchors
                 self._last[truck_id] = [*(r for r in path if r.get("anchor")), *settled][-ANCHORS:]
         # A lift delivered twice in the batch was matched once: its copies (the insert keeps the
-        # last) get the same street.
+        # first) get the same street.
         matched = {r["event_id"]: r for path in paths.values() for r in path if not r.get("stored")}
         for row in fresh:
             first = matched.get(row["event_id"])

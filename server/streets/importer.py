@@ -6,14 +6,17 @@ lifts and aggregates point at them; addresses are linked again after every impor
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from server.ingest.models import Lift, StreetDay
 from server.streets.addresses import link_addresses
 from server.streets.models import Address, Segment, Street, StreetNetwork
 from server.streets.names import street_key
@@ -52,10 +55,11 @@ def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> Stre
         session.execute(delete(Segment).where(Segment.street_id.in_([s.id for s in existing.values()])))
     added = updated = 0
     streets: dict[tuple[str, str], Street] = {}
+    fresh = _fresh_ids(session)
     for key, street_pieces in by_street.items():
         street = existing.pop(key, None)
         if street is None:
-            street = Street(commune=key[0], name=key[1])
+            street = Street(id=next(fresh), commune=key[0], name=key[1])
             session.add(street)
             added += 1
         else:
@@ -83,6 +87,19 @@ def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> Stre
     linked = links.by_name + links.by_similar_name + links.by_proximity
     return StreetImport(tuple(communes), ways, len(pieces), added, updated, len(existing),
                         sum(s.length_m for s in streets.values()) / 1000, linked)
+
+
+def _fresh_ids(session: Session) -> Iterator[int | None]:
+    """Ids for the streets an import adds (None: the database's own). SQLite gives a new row the
+    highest id + 1, so the street with the highest id, deleted by an import, handed its id to the
+    next street added: its lifts (until ``trivue streets rematch``) and its aggregates (for ever,
+    on days whose raw lifts are purged) were served as the new street's. New ids start above every
+    id the lifts and street aggregates name. PostgreSQL's sequence never gives an id twice."""
+    if session.get_bind().dialect.name != "sqlite":
+        return itertools.repeat(None)
+    highest = max(session.scalar(select(func.max(column))) or 0
+                  for column in (Street.id, StreetDay.street_id, Lift.street_id))
+    return itertools.count(highest + 1)
 
 
 def _segment_row(street_id: int, piece: Piece) -> dict[str, object]:

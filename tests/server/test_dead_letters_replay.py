@@ -171,3 +171,28 @@ def test_two_replays_at_once_feed_each_letter_once(make_settings: Any) -> None:
         assert second["report"].replayed == 0
         assert session.scalar(select(func.count()).select_from(Lift)) == 1
         assert list(session.scalars(select(DeadLetter.reason))) == ["invalid_json"]
+
+
+def test_a_letter_whose_lift_expired_since_is_refused_not_counted_again(make_settings: Any) -> None:
+    """A lift stored once, a copy of it refused 20 days later (its truck was out of the registry),
+    the stored lift purged at 30 days: replaying the copy stored the lift again and counted it a
+    second time in the street totals, which the purge keeps. Received within the retention, it is
+    past it on the day of the replay: refused again as ``expired``."""
+    from server.ingest.replay import replay_dead_letters
+    from server.retention import purge_expired
+
+    settings = make_settings(ingest_enabled=False, retention_days=30)
+    started = datetime.now(UTC) - timedelta(days=35)
+    event = lift_event("benne-02", gps=None, at=started)
+    with _open(settings) as session:
+        _inbox(settings).write(session, [MqttMessage(f"{settings.topic_prefix}/benne-02/lift", event.to_json().encode(),
+                                                     started + timedelta(hours=1))])
+        session.commit()
+        _letters(session, settings, [("benne-02", event.to_json().encode(), started + timedelta(days=20))])
+        assert purge_expired(session, EvidenceStore(settings.evidence_path, 10_000_000), settings).lifts == 1
+        session.commit()
+        report = replay_dead_letters(session, _inbox(settings))
+        assert (report.replayed, report.dead) == (1, 1)
+        assert session.scalar(select(func.count()).select_from(Lift)) == 0
+        assert session.scalar(select(func.sum(StreetDay.lifts))) == 1, "the lift is counted once"
+        assert list(session.scalars(select(DeadLetter.reason))) == ["expired"]

@@ -98,3 +98,42 @@ def test_rematch_keeps_the_totals_of_a_day_the_retention_purge_cut_in_two(make_s
         next_day = select(func.sum(StreetDay.lifts)).where(StreetDay.day == day + timedelta(days=1),
                                                            StreetDay.street_id != UNMATCHED)
         assert session.scalar(next_day) == 3
+
+
+def test_a_street_added_never_takes_the_id_of_a_street_with_lifts(make_settings: Any) -> None:
+    """SQLite gives a new row the highest id + 1: Rue C (the highest id) dropped by an import, the
+    next import's new street took Rue C's id, and with it Rue C's lifts and street totals (those of
+    purged days for ever, since a rematch rebuilds only the days with raw lifts)."""
+    from dataclasses import replace
+
+    from server.app import create_app
+    from server.ingest.aggregates import insert_lifts, lift_row
+    from server.streets.importer import import_streets
+    from server.streets.locator import Locator
+    from server.streets.models import Street
+    from server.web.reports import StreetFilter, street_stats
+    from tests.server.crossroads import lonlat, pieces
+
+    settings = make_settings(ingest_enabled=False)
+    sessions = create_app(settings, start_ingest=False).state.ctx.sessions
+    streets = pieces()
+    with sessions() as session, session.begin():
+        import_streets(session, streets)
+    with sessions() as session, session.begin():
+        rue_c = session.scalar(select(Street.id).where(Street.name == "Rue C"))
+        assert rue_c == max(session.scalars(select(Street.id)))
+        lon, lat = lonlat(-150, 30)
+        event = lift_event(gps=(lat, lon), at=datetime(2026, 11, 10, 8, tzinfo=UTC))
+        row = lift_row(event, event.started_at, settings.zone, Locator.from_session(session))
+        assert row["street_id"] == rue_c
+        insert_lifts(session, [row])
+    without_c = [p for p in streets if p.name != "Rue C"]
+    with sessions() as session, session.begin():
+        import_streets(session, without_c)  # Rue C is gone from the new data
+    with sessions() as session, session.begin():
+        import_streets(session, [*without_c, *(replace(p, name="Rue D") for p in streets if p.name == "Rue C")])
+    with sessions() as session:
+        rue_d = session.scalar(select(Street.id).where(Street.name == "Rue D"))
+        assert rue_d != rue_c
+        assert [s["name"] for s in street_stats(session, StreetFilter())["streets"]] == [], \
+            "Rue D has no lift of its own"
