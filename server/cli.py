@@ -1,4 +1,6 @@
-"""``trivue server``, ``trivue users`` and ``trivue tokens``: one settings file, one database.
+"""``trivue server``, ``trivue dead-letters`` and ``trivue partitions``: one settings file, one database.
+
+``trivue users`` and ``trivue tokens`` live in ``server.web.cli``, beside the accounts.
 
 Heavy imports (FastAPI, SQLAlchemy, paho) happen inside the handlers so ``trivue --help`` stays fast.
 """
@@ -6,7 +8,6 @@ Heavy imports (FastAPI, SQLAlchemy, paho) happen inside the handlers so ``trivue
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import sys
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from server.command_line import (
     open_database,
     settings_from,
 )
+from server.web import cli as accounts_cli
 
 if TYPE_CHECKING:
 
@@ -39,27 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
     server.set_defaults(handler=run_server)
 
-    users = subparsers.add_parser("users", help="manage dashboard users").add_subparsers(
-        dest="action", metavar="ACTION", required=True)
-    add = users.add_parser("add", help="add a user; the password is read from stdin")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=("admin", "manager", "annotator", "viewer"))
-    add_config_argument(add)
-    add.set_defaults(handler=add_user)
-    listing = users.add_parser("list", help="list users")
-    add_config_argument(listing)
-    listing.set_defaults(handler=list_users)
-
-    tokens = subparsers.add_parser("tokens", help="manage API tokens for integrations").add_subparsers(
-        dest="action", metavar="ACTION", required=True)
-    create = tokens.add_parser("create", help="create a token and print it once")
-    create.add_argument("--role", required=True, choices=("admin", "manager", "annotator", "viewer", "truck"),
-                        help="truck: one per truck, may only download models and read its own config")
-    create.add_argument("--truck-id", default=None, help="the truck a --role truck token belongs to")
-    create.add_argument("--name", default=None, help="what the token is for (shown in the audit log; "
-                        "default api, or truck:<id>)")
-    add_config_argument(create)
-    create.set_defaults(handler=create_token)
+    accounts_cli.register(subparsers)  # trivue users, trivue tokens
     replay = subparsers.add_parser("dead-letters", help="list or replay messages refused by ingest")
     replay_actions = replay.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = replay_actions.add_parser("list", help="counts per reason and the newest dead letters (no payloads)")
@@ -84,11 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     partitions.add_argument("--ahead", type=int, default=None,
                             help="months to create after this one (default: what the server keeps, 3)")
     partitions.set_defaults(handler=maintain_partitions)
-
-    revoke = tokens.add_parser("revoke", help="revoke a token by id")
-    revoke.add_argument("token_id", type=int)
-    add_config_argument(revoke)
-    revoke.set_defaults(handler=revoke_token)
 
 
 def app_or_cli_error(create_app: Callable[[ServerSettings], Any], settings: ServerSettings) -> Any:
@@ -140,77 +117,6 @@ def _check_listener(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as error:
             raise CliError(f"port: cannot listen on {host}:{port} ({error.strerror or error})") from None
-
-
-def _read_password() -> str:
-    if sys.stdin.isatty():
-        first = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != first:
-            raise CliError("the two passwords differ")
-        return first
-    password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        raise CliError("no password on stdin (pipe it in, or run in a terminal to be asked)")
-    return password
-
-
-def add_user(args: argparse.Namespace) -> int:
-    from server.web.auth import AuthError
-    from server.web.auth import add_user as create
-
-    password = _read_password()
-    with open_database(settings_from(args)) as session:
-        try:
-            create(session, args.name, password, args.role)
-        except AuthError as error:
-            raise CliError(str(error)) from None
-        session.commit()
-    print(f"user {args.name} added with role {args.role}", file=sys.stderr)
-    return 0
-
-
-def list_users(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from server.web.accounts import User
-
-    with open_database(settings_from(args)) as session:
-        for user in session.scalars(select(User).order_by(User.name)):
-            last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
-            print(f"{user.name}\t{user.role}\t{'disabled' if user.disabled else 'active'}\tlast login {last}")
-    return 0
-
-
-def create_token(args: argparse.Namespace) -> int:
-    from server.web.auth import AuthError
-    from server.web.auth import create_token as create
-
-    if args.name is not None and not args.name.strip():
-        raise CliError("--name: empty; say what the token is for, or leave --name out")
-    name = args.name or (f"truck:{args.truck_id}" if args.role == "truck" else "api")
-    with open_database(settings_from(args)) as session:
-        try:
-            token = create(session, args.role, name[:64], args.truck_id)
-        except AuthError as error:
-            raise CliError(str(error)) from None
-        session.commit()
-    print(token)
-    print(f"token '{name}' ({args.role}) created: it is shown only this once", file=sys.stderr)
-    return 0
-
-
-def revoke_token(args: argparse.Namespace) -> int:
-    from server.web.auth import AuthError
-    from server.web.auth import revoke_token as revoke
-
-    with open_database(settings_from(args)) as session:
-        try:
-            token = revoke(session, args.token_id)
-        except AuthError as error:
-            raise CliError(str(error)) from None
-        session.commit()
-    print(f"token {token.id} '{token.name}' revoked", file=sys.stderr)
-    return 0
 
 
 def list_dead_letters(args: argparse.Namespace) -> int:

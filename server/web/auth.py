@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "trv_"
 MIN_PASSWORD_LENGTH = 10
+# What POST /api/login accepts: a longer password could be set here but never typed there.
+MAX_PASSWORD_LENGTH = 1024
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so both failures take the same time.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
@@ -73,18 +76,81 @@ def audit(session: Session, actor: str, action: str, target: str | None = None,
     session.add(AuditEntry(at=utcnow(), actor=actor, action=action, target=target, detail=detail))
 
 
+def check_name(name: str, what: str = "user name") -> str:
+    if not name or len(name) > 64 or not name.isprintable() or name != name.strip():
+        raise AuthError(f"invalid {what} {name!r}: 1 to 64 printable characters, no outer spaces")
+    return name
+
+
+def name_key(name: str) -> str:
+    """What two names must not share: 'Alice', 'alice' and 'ＡＬＩＣＥ' (full width) read as one name
+    in the audit log, and the login throttle counts failures per lower-cased name, so an account
+    'alice' logging in would clear the count of guesses against 'Alice'."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def check_password_policy(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AuthError(f"password too long: at most {MAX_PASSWORD_LENGTH} characters (what the login accepts)")
+    return password
+
+
 def add_user(session: Session, name: str, password: str, role: str) -> User:
     """Create a user; the caller commits."""
     _check_role(role)
-    if not name or len(name) > 64 or not name.isprintable() or name != name.strip():
-        raise AuthError(f"invalid user name {name!r}: 1 to 64 printable characters, no outer spaces")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AuthError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
-    if session.scalar(select(User.id).where(User.name == name)) is not None:
-        raise AuthError(f"user {name!r} already exists")
+    check_name(name)
+    check_password_policy(password)
+    key = name_key(name)
+    # Few accounts: comparing in Python keeps one rule for SQLite and PostgreSQL collations.
+    for existing in session.scalars(select(User.name)):
+        if name_key(existing) == key:
+            raise AuthError(f"user {existing!r} already exists" if existing == name else
+                            f"user name {name!r} is too close to the existing {existing!r} (case or width only)")
     user = User(name=name, password_hash=_hasher.hash(password), role=role, created_at=utcnow())
     session.add(user)
     audit(session, "cli", "user.add", name, f"role={role}")
+    return user
+
+
+def find_user(session: Session, name: str) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise AuthError(f"no user {name!r}")
+    return user
+
+
+def end_sessions(session: Session, user: User) -> int:
+    """Delete the user's browser sessions: a stolen cookie dies with a password change or a disable."""
+    result = session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    return result.rowcount or 0
+
+
+def set_password(session: Session, name: str, password: str) -> User:
+    """A new password; the user's open sessions end (the caller commits)."""
+    user = find_user(session, name)
+    user.password_hash = _hasher.hash(check_password_policy(password))
+    ended = end_sessions(session, user)
+    audit(session, "cli", "user.password", name, f"{ended} sessions ended")
+    return user
+
+
+def set_disabled(session: Session, name: str, disabled: bool) -> User:
+    """Disable (its open sessions end, its password stops working) or enable a user again."""
+    user = find_user(session, name)
+    user.disabled = disabled
+    ended = end_sessions(session, user) if disabled else 0
+    audit(session, "cli", "user.disable" if disabled else "user.enable", name,
+          f"{ended} sessions ended" if disabled else None)
+    return user
+
+
+def set_role(session: Session, name: str, role: str) -> User:
+    """A new role, which open sessions get at their next request (each reads the user's row)."""
+    user = find_user(session, name)
+    before, user.role = user.role, _check_role(role)
+    audit(session, "cli", "user.role", name, f"{before} -> {role}")
     return user
 
 
@@ -114,6 +180,7 @@ def create_token(session: Session, role: str, name: str, truck_id: str | None = 
         _check_role(role)
         if truck_id is not None:
             raise AuthError(f"--truck-id is for truck tokens only, not for role {role!r}")
+    check_name(name, "token name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(name=name, token_hash=digest(token), prefix=token[:10], role=role, truck_id=truck_id,
                          created_at=utcnow()))
@@ -125,6 +192,9 @@ def revoke_token(session: Session, token_id: int) -> ApiToken:
     token = session.get(ApiToken, token_id)
     if token is None:
         raise AuthError(f"no token with id {token_id}")
+    if token.revoked_at is not None:  # keep the first date: it bounds what the token could do
+        raise AuthError(f"token {token_id} '{token.name}' was already revoked at "
+                        f"{token.revoked_at.isoformat(timespec='seconds')}")
     token.revoked_at = utcnow()
     audit(session, "cli", "token.revoke", token.name)
     return token

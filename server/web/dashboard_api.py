@@ -29,7 +29,7 @@ from server.streets.models import Street
 from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
 from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
-from server.web.deps import SessionDep, Viewer, context, current_principal
+from server.web.deps import SessionDep, Viewer, authorize, context
 from server.web.reports import StreetFilter, rate_fields
 from vision.rules import CATEGORY_PATTERN
 from vision.schema import Severity, Stream
@@ -132,8 +132,9 @@ def period(since: date | None, until: date | None, stream: str | None = None, co
 async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSentEvent]:
     """New alert lifts as they are stored; the event id is the lift id so a reconnect resumes.
 
-    The caller's credentials are checked again every ``AUTH_RECHECK_S``: a logout, an expired
-    session or a revoked token ends the stream (the browser then lands on the login page).
+    The caller's credentials and role are checked again every ``AUTH_RECHECK_S``: a logout, an
+    expired session, a disabled account or a revoked token ends the stream (the browser then lands
+    on the login page).
     """
     sessions = context(request).sessions
 
@@ -141,7 +142,7 @@ async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSent
         with sessions() as db:
             if recheck:
                 try:
-                    current_principal(request, db)
+                    authorize(request, db, "viewer")
                 except HTTPException:
                     return None
             return alert_rows(db, last, ALERT_BATCH)
@@ -201,7 +202,8 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
                      after: int | None = Query(default=None, ge=0, le=MAX_ROW_ID),
                      last_event_id: str | None = Header(default=None)) -> EventSourceResponse:
         """Server-sent events: one ``alert`` event per alert lift stored after ``after`` (or now)."""
-        current_principal(request, db)  # 401 before the stream opens
+        # 401/403 before the stream opens: a truck's token is authenticated but sees no alerts.
+        authorize(request, db, "viewer")
         # A resumed stream's Last-Event-ID is a lift id: beyond 64 bits it names no lift (and would not bind).
         resumed = last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ROW_ID
         start = int(last_event_id) if resumed else after

@@ -77,6 +77,12 @@ def require(role: str) -> Callable[..., Principal]:
     return check
 
 
+def authorize(request: Request, db: Session, role: str) -> Principal:
+    """``current_principal`` and then ``role``, for a route that checks its caller itself (the alert
+    stream, again while it runs): 401 without credentials, 403 below ``role`` (a truck's token)."""
+    return require(role)(current_principal(request, db))
+
+
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Annotator = Annotated[Principal, Depends(require("annotator"))]
 Manager = Annotated[Principal, Depends(require("manager"))]

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from server.web.auth import audit, check_password, close_session, open_session
+from server.web.auth import MAX_PASSWORD_LENGTH, audit, check_password, close_session, open_session
 from server.web.deps import SESSION_COOKIE, ContextDep, SessionDep
 from server.web.schemas import Done, LoggedIn
 
@@ -106,7 +106,16 @@ class LoginForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)  # as auth.add_user allows
+
+    @field_validator("name")
+    @classmethod
+    def printable(cls, name: str) -> str:
+        # No account has such a name (auth.check_name), and a NUL would reach PostgreSQL, which
+        # refuses it in text (a 500), and the audit log's actor.
+        if not name.isprintable():
+            raise ValueError("a user name has printable characters only")
+        return name
 
 
 async def _read_form(request: Request) -> LoginForm:

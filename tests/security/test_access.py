@@ -175,6 +175,29 @@ def test_each_role_gets_exactly_what_the_policy_grants(site: Site, method: str, 
         assert status.status_code == 403
 
 
+# The only routes a truck's token may call (its own config, the models it is asked to run): here they
+# name nothing, so 404; tests/fleet/test_registry.py covers what they serve.
+TRUCK_ROUTES = {("GET", "/api/trucks/{truck_id}/config"): 404, ("GET", "/api/models/{sha}.onnx"): 404}
+
+
+def test_a_truck_token_gets_403_on_every_route_but_its_own_two(site: Site) -> None:
+    """A token taken from a truck computer reveals nothing: every route the policy gives a role on
+    the ladder refuses it, the live alert stream included (it used to check the login only)."""
+    with site.client.app.state.ctx.sessions() as session:  # type: ignore[attr-defined]
+        site.tokens["truck"] = create_token(session, "truck", "truck:truck-a", PATH_VALUES["truck_id"])
+        session.commit()
+    for (method, path), rule in ACCESS.items():
+        if rule in (PUBLIC, PAGE):
+            continue
+        expected = TRUCK_ROUTES.get((method, path), 403)
+        if path.endswith("/stream"):  # an allowed stream never ends: read its status only
+            headers = {"Authorization": f"Bearer {site.tokens['truck']}"}
+            with site.client.stream(method, path, headers=headers) as response:
+                assert response.status_code == expected, (method, path)
+            continue
+        assert site.call(method, path, "truck").status_code == expected, (method, path)
+
+
 def test_a_forged_or_revoked_looking_token_is_refused(site: Site) -> None:
     for header in ("Bearer trv_" + "A" * 43, "Bearer " + site.tokens["admin"][:-1] + "x", "Basic YWRtaW46YWRtaW4=",
                    "Bearer", site.tokens["admin"]):

@@ -1,0 +1,181 @@
+"""``trivue users`` and ``trivue tokens``: dashboard accounts and API tokens, audited.
+
+An account can be added, listed, given a new password or role, disabled and enabled again (a
+disable or a new password ends its open sessions); a token created, listed (its id is what
+``revoke`` takes) and revoked. Heavy imports (SQLAlchemy, argon2) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from base.errors import CliError
+from server.command_line import add_config_argument, open_database, settings_from
+
+ROLE_CHOICES = ("admin", "manager", "annotator", "viewer")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    users = subparsers.add_parser("users", help="manage dashboard users").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    add = users.add_parser("add", help="add a user; the password is read from stdin")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=ROLE_CHOICES)
+    add.set_defaults(handler=add_user)
+    listing = users.add_parser("list", help="list users")
+    listing.set_defaults(handler=list_users)
+    passwd = users.add_parser("passwd", help="set a user's password (read from stdin); ends their sessions")
+    passwd.add_argument("name")
+    passwd.set_defaults(handler=change_password)
+    role = users.add_parser("role", help="change a user's role (open sessions get it at once)")
+    role.add_argument("name")
+    role.add_argument("role", choices=ROLE_CHOICES)
+    role.set_defaults(handler=change_role)
+    disable = users.add_parser("disable", help="refuse a user's logins and end their sessions")
+    disable.add_argument("name")
+    disable.set_defaults(handler=disable_user)
+    enable = users.add_parser("enable", help="let a disabled user log in again")
+    enable.add_argument("name")
+    enable.set_defaults(handler=enable_user)
+    for parser in (add, listing, passwd, role, disable, enable):
+        add_config_argument(parser)
+
+    tokens = subparsers.add_parser("tokens", help="manage API tokens for integrations").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    create = tokens.add_parser("create", help="create a token and print it once")
+    create.add_argument("--role", required=True, choices=(*ROLE_CHOICES, "truck"),
+                        help="truck: one per truck, may only download models and read its own config")
+    create.add_argument("--truck-id", default=None, help="the truck a --role truck token belongs to")
+    create.add_argument("--name", default=None, help="what the token is for (shown in the audit log; "
+                        "default api, or truck:<id>)")
+    create.set_defaults(handler=create_token)
+    token_list = tokens.add_parser("list", help="list tokens: id, name, role, truck, first characters, use")
+    token_list.set_defaults(handler=list_tokens)
+    revoke = tokens.add_parser("revoke", help="revoke a token by id (see tokens list)")
+    revoke.add_argument("token_id", type=int)
+    revoke.set_defaults(handler=revoke_token)
+    for parser in (create, token_list, revoke):
+        add_config_argument(parser)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise CliError("the two passwords differ")
+        return first
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise CliError("no password on stdin (pipe it in, or run in a terminal to be asked)")
+    return password
+
+
+def _change(args: argparse.Namespace, change: Callable[[Any], Any]) -> Any:
+    """Run ``change(session)`` and commit; a refused change (AuthError) is one line, exit 2."""
+    from server.web.auth import AuthError
+
+    with open_database(settings_from(args)) as session:
+        try:
+            result = change(session)
+        except AuthError as error:
+            raise CliError(str(error)) from None
+        session.commit()
+    return result
+
+
+def add_user(args: argparse.Namespace) -> int:
+    from server.web.auth import add_user as create
+
+    password = _read_password()
+    _change(args, lambda session: create(session, args.name, password, args.role))
+    print(f"user {args.name} added with role {args.role}", file=sys.stderr)
+    return 0
+
+
+def change_password(args: argparse.Namespace) -> int:
+    from server.web.auth import set_password
+
+    password = _read_password()
+    _change(args, lambda session: set_password(session, args.name, password))
+    print(f"password of {args.name} changed; their open sessions are ended", file=sys.stderr)
+    return 0
+
+
+def change_role(args: argparse.Namespace) -> int:
+    from server.web.auth import set_role
+
+    _change(args, lambda session: set_role(session, args.name, args.role))
+    print(f"{args.name} is now {args.role}", file=sys.stderr)
+    return 0
+
+
+def disable_user(args: argparse.Namespace) -> int:
+    from server.web.auth import set_disabled
+
+    _change(args, lambda session: set_disabled(session, args.name, True))
+    print(f"{args.name} disabled; their open sessions are ended", file=sys.stderr)
+    return 0
+
+
+def enable_user(args: argparse.Namespace) -> int:
+    from server.web.auth import set_disabled
+
+    _change(args, lambda session: set_disabled(session, args.name, False))
+    print(f"{args.name} enabled", file=sys.stderr)
+    return 0
+
+
+def list_users(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from server.web.accounts import User
+
+    with open_database(settings_from(args)) as session:
+        for user in session.scalars(select(User).order_by(User.name)):
+            last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
+            print(f"{user.name}\t{user.role}\t{'disabled' if user.disabled else 'active'}\tlast login {last}")
+    return 0
+
+
+def create_token(args: argparse.Namespace) -> int:
+    from server.web.auth import create_token as create
+
+    if args.name is not None and not args.name.strip():
+        raise CliError("--name: empty; say what the token is for, or leave --name out")
+    # The default name of a truck's token may pass 64 characters with a long truck id; a given one is checked.
+    name = args.name or (f"truck:{args.truck_id}" if args.role == "truck" else "api")[:64]
+    token = _change(args, lambda session: create(session, args.role, name, args.truck_id))
+    print(token)
+    print(f"token '{name}' ({args.role}) created: it is shown only this once (revoke it with "
+          f"`trivue tokens revoke ID`, ID from `trivue tokens list`)", file=sys.stderr)
+    return 0
+
+
+def list_tokens(args: argparse.Namespace) -> int:
+    """One line per token, never the token itself (only its hash is kept): its first characters
+    tell which file or setting holds it."""
+    from sqlalchemy import select
+
+    from server.web.accounts import ApiToken
+
+    def when(at: Any) -> str:
+        return at.isoformat(timespec="seconds") if at else "never"
+
+    with open_database(settings_from(args)) as session:
+        for token in session.scalars(select(ApiToken).order_by(ApiToken.id)):
+            state = f"revoked {when(token.revoked_at)}" if token.revoked_at else "active"
+            print(f"{token.id}\t{token.name}\t{token.role}\t{token.truck_id or '-'}\t{token.prefix}...\t"
+                  f"created {when(token.created_at)}\tlast used {when(token.last_used_at)}\t{state}")
+    return 0
+
+
+def revoke_token(args: argparse.Namespace) -> int:
+    from server.web.auth import revoke_token as revoke
+
+    token = _change(args, lambda session: revoke(session, args.token_id))
+    print(f"token {token.id} '{token.name}' revoked", file=sys.stderr)
+    return 0
