@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -64,8 +65,21 @@ def read_image(path: Path) -> np.ndarray | None:
     return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def shot_order(path: Path) -> tuple[tuple[int, int | str], ...]:
+    """Sort key: the name with its numbers compared as numbers (``IMG_9`` before ``IMG_10``).
+
+    Camera boxes often number a burst's photos without zero padding; sorted as text, frame 10 came
+    before frame 2 and the tracker, seeing every item jump back, counted it again at each jump.
+    """
+    # numbers before text, as digits sort before letters in plain text order
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(path.name) if part)
+
+
 def _images(folder: Path) -> list[Path]:
-    return images_in(folder)
+    return sorted(images_in(folder), key=shot_order)
 
 
 def _settled(folder: Path, settle_s: float) -> bool:

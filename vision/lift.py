@@ -19,7 +19,7 @@ import numpy as np
 
 from vision.detection import Detections
 from vision.rules import ACCEPTED, Disposition, SortingRules
-from vision.schema import EvidenceReason, GpsFix, LiftEvent, ModelInfo, Stream
+from vision.schema import MAX_FRAMES, EvidenceReason, GpsFix, LiftEvent, ModelInfo, Stream
 
 SHARPNESS_SIDE = 320  # sharpness is measured on a small grey copy: cheap, and ranks frames the same
 
@@ -36,7 +36,7 @@ class LiftContext:
 
 @dataclass(frozen=True, slots=True)
 class EvidenceFrame:
-    """The sharpest frame showing the most wrong items (then the most items), and every tracked box on it."""
+    """The sharpest frame showing the worst wrong items (then the most items), and every tracked box on it."""
 
     image: np.ndarray
     detections: Detections
@@ -112,7 +112,7 @@ class LiftRecorder:
         self._seen: Counter[int] = Counter()
         self._alerted: set[int] = set()
         self._top_conf: dict[int, float] = {}
-        self._best: tuple[int, int, float] = (0, 0, 0.0)
+        self._best: tuple[tuple[int, int, int], int, float] = ((0, 0, 0), 0, 0.0)
         self._evidence: EvidenceFrame | None = None
         rate = self.photos.sample_rate
         self._sampled = rate > 0 and self.photos.draw() < rate
@@ -164,14 +164,22 @@ class LiftRecorder:
     def _severity_of(self, class_id: int) -> Disposition | None:
         return self._severity[class_id] if 0 <= class_id < len(self._severity) else None
 
+    def _wrong(self, tracked: Detections) -> tuple[int, int, int]:
+        """(alert, error, info) items on a frame: what the photo must show first. Counted by
+        severity, not all together: in the residual bin bottles are ``info`` (missed recycling, not
+        contamination), and a frame of three bottles beat the one showing the appliance that made the
+        lift contaminated; two closed bags beat the battery that raised the crew alert."""
+        severities = Counter(self._severity_of(int(c)) for c in tracked.class_id)
+        return severities[Disposition.alert], severities[Disposition.error], severities[Disposition.info]
+
     def _consider_evidence(self, image: np.ndarray, tracked: Detections, shown: Detections) -> None:
-        # The best frame: most wrong items, then most items, then sharpest. Frames without a wrong
-        # item count only while the lift may keep a clean photo (sampled, or an unsure item seen);
-        # sharpness (the costly part) only for frames that tie or beat the best so far; an empty
-        # frame only fills an empty slot.
-        wrong = sum(self._severity_of(int(c)) not in (None, ACCEPTED) for c in tracked.class_id)
+        # The best frame: worst wrong items (alerts, then errors, then info), then most items, then
+        # sharpest. Frames without a contaminating item count only while the lift may keep a clean
+        # photo (sampled, or an unsure item seen); sharpness (the costly part) only for frames that
+        # tie or beat the best so far; an empty frame only fills an empty slot.
+        wrong = self._wrong(tracked)
         items = len(tracked)
-        if wrong == 0 and not (self._sampled or self._unsure):
+        if not any(wrong[:2]) and not (self._sampled or self._unsure):
             return
         if (wrong, items) < self._best[:2] or (items == 0 and self._evidence is not None):
             return
@@ -211,7 +219,9 @@ class LiftRecorder:
             contaminated=verdict.contaminated,
             score=verdict.score,
             model=self.model,
-            frames=self._frames,
+            # capped at the wire's bound: a motion-triggered lift has no time limit, and an event over
+            # it failed validation, which stopped the agent and lost the lift
+            frames=min(self._frames, MAX_FRAMES),
         )
         reason = self._reason(verdict.contaminated)
         self._stream = None

@@ -26,6 +26,7 @@ TEMPLATES = {"letter": "letter.txt.j2", "street": "street.txt.j2", "thanks": "th
              "email": "email.txt.j2", "sms": "sms.txt.j2"}
 CATEGORY_LABELS = {
     "sac_ferme": "sacs fermés", "emballage": "emballages", "papier": "papiers", "verre": "verre",
+    "vaisselle": "vaisselle ou verre de table",
     "biodechet": "déchets alimentaires", "textile": "textiles", "deee": "appareils électriques",
     "dangereux": "piles, batteries ou bouteilles de gaz", "soins": "médicaments ou déchets de soins",
 }

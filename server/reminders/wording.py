@@ -45,6 +45,7 @@ WORDS: dict[str, str] = {
     "avis imprimé": "printed notice",
     "information": "information", "rappel": "reminder", "visite": "visit",
     "sacs fermés": "closed bags", "emballages": "packaging", "papiers": "paper", "verre": "glass",
+    "vaisselle ou verre de table": "tableware or drinking glasses",
     "déchets alimentaires": "food waste", "textiles": "textiles", "appareils électriques": "electrical appliances",
     "piles, batteries ou bouteilles de gaz": "batteries or gas bottles",
     "médicaments ou déchets de soins": "medicines or medical waste", "autres erreurs": "other errors",
@@ -88,9 +89,10 @@ def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
     return tuple((_compile(fr), en) for fr, en in ordered)
 
 
-_CATEGORY_WORDS = frozenset({"sacs fermés", "emballages", "papiers", "verre", "déchets alimentaires", "textiles",
-                             "appareils électriques", "piles, batteries ou bouteilles de gaz",
-                             "médicaments ou déchets de soins", "autres erreurs"})
+_CATEGORY_WORDS = frozenset({"sacs fermés", "emballages", "papiers", "verre", "vaisselle ou verre de table",
+                             "déchets alimentaires", "textiles", "appareils électriques",
+                             "piles, batteries ou bouteilles de gaz", "médicaments ou déchets de soins",
+                             "autres erreurs"})
 _COUNTED = re.compile(r"^(?P<word>.+) \((?P<n>\d+)\)$")
 
 

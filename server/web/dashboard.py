@@ -39,7 +39,8 @@ LANG_COOKIE = "trivue_lang"
 VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/chartjs/chart.umd.js",
                 "vendor/pmtiles/pmtiles.js", "vendor/konva/konva.min.js")
 # Error categories of the default French rules (vision/rules_fr.yaml), in the order of the filter.
-CATEGORIES = ("sac_ferme", "emballage", "papier", "verre", "biodechet", "textile", "deee", "soins", "dangereux")
+CATEGORIES = ("sac_ferme", "emballage", "papier", "verre", "vaisselle", "biodechet", "textile", "deee", "soins",
+              "dangereux")
 NAV = (  # (message key, path, page name)
     ("nav.map", "/carte", "map"), ("nav.ranking", "/classement", "ranking"), ("nav.fleet", "/flotte", "fleet"),
     ("nav.alerts", "/alertes", "alerts"), ("nav.quality", "/qualite", "quality"),
