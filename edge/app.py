@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import shutil
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +43,18 @@ from vision.selfcheck import SelfCheckError, calibration_photos, check_int8, fp3
 from vision.tracking import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
+
+
+def check_ca_files(settings: EdgeSettings) -> None:
+    """A CA bundle that does not load stops start-up naming its setting: paho raised a traceback
+    (``uplink.ca_file``), and every model download would have failed (``models.ca_file``)."""
+    for field, path in (("uplink.ca_file", settings.uplink.ca_file), ("models.ca_file", settings.models.ca_file)):
+        if path is not None:
+            try:
+                ssl.create_default_context(cafile=str(path))
+            except (OSError, ssl.SSLError) as error:
+                reason = getattr(error, "strerror", None) or error
+                raise ConfigError(f"{field}: {str(path)!r} is not a CA bundle that can be read ({reason})") from None
 
 
 def load_sorting_rules(settings: EdgeSettings, model_path: Path, names: tuple[str, ...]) -> SortingRules:
@@ -166,6 +179,7 @@ class Agent:
     @classmethod
     def create(cls, settings: EdgeSettings, detector: Any = None) -> Agent:
         check_source(settings.source)  # before the self-check: a wrong source fails fast
+        check_ca_files(settings)
         model_check = None
         if detector is None:
             model, model_check = choose_model(settings)

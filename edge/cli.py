@@ -73,7 +73,7 @@ def run_edge(args: argparse.Namespace) -> int:
     from vision.rules import RulesError
 
     try:
-        settings = load_settings(args.config, overrides(args))
+        settings = load_settings(args.config, overrides(args), overrides_source="command line")
         agent = Agent.create(settings)
     except (ConfigError, DetectorError, RulesError, GpsError, SourceError, OutboxError) as error:
         raise CliError(str(error)) from None

@@ -319,17 +319,28 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _env_settings(environ: Mapping[str, str]) -> list[tuple[str, tuple[str, ...], Any]]:
+    """``(variable, path, value)`` of each ``TRIVUE_EDGE_*`` variable; values read as YAML scalars."""
+    found = []
+    for name, raw in environ.items():
+        if name.startswith(ENV_PREFIX):
+            try:
+                value = yaml.safe_load(raw) if raw else raw
+            except yaml.YAMLError:
+                value = raw
+            found.append((name, tuple(name[len(ENV_PREFIX):].lower().split("__")), value))
+    return found
+
+
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """``TRIVUE_EDGE_UPLINK__BROKER=...`` -> ``{"uplink": {"broker": ...}}``; values read as YAML scalars."""
     tree: dict[str, Any] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        path = name[len(ENV_PREFIX):].lower().split("__")
-        try:
-            value = yaml.safe_load(raw) if raw else raw
-        except yaml.YAMLError:
-            value = raw
+    found = _env_settings(environ)
+    for name, path, value in found:
+        # TRIVUE_EDGE_UPLINK=x beside TRIVUE_EDGE_UPLINK__BROKER: a TypeError, or the last read won.
+        if clash := [other for other, where, _ in found if len(where) > len(path) and where[:len(path)] == path]:
+            raise ConfigError(f"environment: {name} sets {'.'.join(path)} to a value, but {clash[0]} sets a "
+                              "setting inside it")
         node = tree
         for key in path[:-1]:
             node = node.setdefault(key, {})
@@ -337,15 +348,47 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return tree
 
 
+def _given(tree: Any, loc: tuple[int | str, ...]) -> bool:
+    """Whether ``tree`` sets the field at ``loc``, or a whole value above it (a list, a scalar)."""
+    for key in loc:
+        if not isinstance(tree, Mapping) or key not in tree:
+            return not isinstance(tree, Mapping)
+        tree = tree[key]
+    return True
+
+
+def _source(error: ValidationError, path: Path | None, environ: Mapping[str, str], overrides: Mapping[str, Any],
+            overrides_source: str) -> str:
+    """Where the bad values came from: a mistyped ``--broker`` or ``TRIVUE_EDGE_UPLINK__BROKR`` was
+    blamed on ``truck.yaml``, and the installer searched the file for a value that was not there."""
+    env, env_tree = _env_settings(environ), env_overrides(environ)
+    places, variables = [], []
+    for item in error.errors():
+        keys = tuple(str(key) for key in item["loc"])
+        if _given(overrides, item["loc"]):
+            places.append(overrides_source)
+        elif _given(env_tree, item["loc"]):
+            variables += [name for name, where, _ in env if keys[:len(where)] == where or where[:len(keys)] == keys]
+        else:
+            places.append(str(path) if path else "settings")
+    if variables:
+        places.append(f"environment ({', '.join(sorted(set(variables)))})")
+    return ", ".join(dict.fromkeys(places))
+
+
 def load_settings(
-    path: Path | None, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    path: Path | None, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+    overrides_source: str = "settings",
 ) -> EdgeSettings:
-    """YAML file (optional) < environment < overrides, validated; ConfigError names what is wrong."""
+    """YAML file (optional) < environment < overrides, validated; ConfigError names what is wrong and
+    where it was set (``overrides_source`` names the overrides: ``command line`` for ``trivue edge``)."""
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
     data = read_mapping(path, ConfigError) if path is not None else {}
-    data = _merge(data, env_overrides(os.environ if environ is None else environ))
-    data = _merge(data, overrides or {})
+    data = _merge(data, env_overrides(environ))
+    data = _merge(data, overrides)
     try:
         return EdgeSettings.model_validate(data)
     except ValidationError as error:
-        source = str(path) if path else "settings"
+        source = _source(error, path, environ, overrides, overrides_source)
         raise ConfigError(describe(error, source, root="(settings)", wording=EDGE_WORDING)) from None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -39,13 +41,28 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection whose whole migration is one transaction, DDL included, on SQLite too.
+
+    Python's sqlite3 opens a transaction only before INSERT/UPDATE/DELETE, so each CREATE TABLE
+    committed alone: a first start cut short (a full disk, Ctrl-C) left tables without a version
+    row, and every later start stopped on "table ... already exists". SQLite's DDL is
+    transactional once a BEGIN is issued; PostgreSQL's already is.
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN")
+        yield connection
+
+
 def upgrade_database(engine: Engine) -> str | None:
     """Apply pending migrations; returns the revision the database is at afterwards."""
     from alembic import command
 
     config = alembic_config()
     before = current_revision(engine)
-    with engine.begin() as connection:
+    with migration_transaction(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     after = current_revision(engine)

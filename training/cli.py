@@ -134,6 +134,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.compare:
         return run_compare(args)
+    if args.gates or args.field_map:  # else silently ignored, after minutes of an evaluation not asked for
+        raise CliError("--gates and --field-map go with --compare OLD NEW --data FIELD_DIR")
     make_output_folders(args)  # before the evaluation, which takes minutes, rather than after it
     if args.lifts:
         return run_evaluate_lifts(args)

@@ -20,6 +20,7 @@ from sqlalchemy import JSON, Date, Engine, ForeignKey, Index, Integer, String, T
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from server.db import UtcDateTime, utcnow
+from server.migrate import migration_transaction
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version_reminders"
@@ -179,6 +180,6 @@ def upgrade_reminders(engine: Engine) -> None:
     """Create or upgrade the reminders' tables (the core schema must exist already)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
+    with migration_transaction(engine) as connection:  # a cut-short upgrade leaves no half schema
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

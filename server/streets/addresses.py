@@ -153,7 +153,7 @@ def import_address_file(session: Session, path: Path, commune: str | None = None
     disk, so it works for compressed files too). The caller commits.
     """
     if not path.is_file():
-        raise AddressFileError(f"{path}: no such file")
+        raise AddressFileError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     total = path.stat().st_size
     raw, text = open_text(path)
     with raw, text:

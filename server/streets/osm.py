@@ -100,7 +100,7 @@ def read_street_file(path: Path, commune: str | None = None) -> tuple[list[Way],
     so that the import report can say what it skipped instead of losing them silently."""
     name = path.name.lower()
     if not path.is_file():
-        raise StreetFileError(f"{path}: no such file")
+        raise StreetFileError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     if name.endswith((".geojson", ".json")):
         without_geometry: list[int] = []
         ways = list(_geojson_ways(path, commune, without_geometry))

@@ -46,6 +46,11 @@ def base(tmp_path: Path, litter_val_images: list[Path], coco_model: Path) -> dic
         ({"model": "/nonexistent/model.onnx"}, "/nonexistent/model.onnx: model file not found"),
         ({"source": "/nonexistent/clip.mp4"}, "/nonexistent/clip.mp4: no such file, folder or camera"),
         ({"rules": "vision/rules_fr.yaml"}, "model class 'person' has no rule for stream 'recyclables'"),
+        # paho's FileNotFoundError came out as a traceback; the model download would fail at every rollout
+        ({"uplink": {"broker": "mqtts://127.0.0.1:1", "ca_file": "/nonexistent/ca.pem"}},
+         "uplink.ca_file: '/nonexistent/ca.pem' is not a CA bundle that can be read (No such file or directory)"),
+        ({"uplink": {"ca_file": "vision/rules_fr.yaml"}}, "uplink.ca_file: 'vision/rules_fr.yaml' is not a CA bundle"),
+        ({"models": {"ca_file": "vision"}}, "models.ca_file: 'vision' is not a CA bundle that can be read (Is a"),
     ],
 )
 def test_bad_settings_are_one_line_errors(tmp_path, base, capsys, change, message) -> None:

@@ -55,6 +55,35 @@ def test_env_error_names_the_field() -> None:
 
 
 @pytest.mark.parametrize(
+    ("env", "overrides", "message"),
+    [
+        ({"TRIVUE_EDGE_UPLINK__BROKR": "mqtt://h"}, {},
+         "environment (TRIVUE_EDGE_UPLINK__BROKR): uplink.brokr: unknown setting"),
+        ({"TRIVUE_EDGE_HOPPER": "[[0, 0], [5, 0], [0, 1]]"}, {}, "environment (TRIVUE_EDGE_HOPPER): hopper.1.0:"),
+        ({}, {"uplink": {"broker": "http://h"}}, "command line: uplink.broker: expected mqtt://"),
+        ({}, {"stream": "plastic"}, "command line, {file}: stream: Input should be"),  # and the file's typo
+    ],
+)
+def test_errors_name_where_the_bad_value_was_set(tmp_path: Path, env: dict[str, str], overrides: dict,
+                                                 message: str) -> None:
+    """A value from TRIVUE_EDGE_* or a flag was blamed on the file, which the installer then searched."""
+    config = tmp_path / "truck.yaml"
+    config.write_text("truck_id: T1\nsource: bursts\n" + ("evidence: {retention_dayz: 3}\n" if overrides.get(
+        "stream") else ""), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, overrides, environ=env, overrides_source="command line")
+    assert str(error.value).startswith(message.format(file=config)), error.value
+
+
+def test_a_section_and_a_value_in_the_environment_are_one_line() -> None:
+    env = {"TRIVUE_EDGE_UPLINK": "x", "TRIVUE_EDGE_UPLINK__BROKER": "mqtt://h"}
+    for order in (env, dict(reversed(env.items()))):  # was a TypeError, or the last one read won
+        with pytest.raises(ConfigError, match="TRIVUE_EDGE_UPLINK sets uplink to a value, but "
+                                              "TRIVUE_EDGE_UPLINK__BROKER sets a setting inside it"):
+            load_settings(None, {"truck_id": "T", "source": "x"}, environ=order)
+
+
+@pytest.mark.parametrize(
     ("url", "parts"),
     [
         ("mqtt://h", ("h", 1883, False, None, None)),

@@ -114,3 +114,14 @@ def test_synthesize_refuses_a_postcode_that_is_not_five_digits(url: str, capsys:
         assert session.scalar(select(func.count()).select_from(Address)) == 0
     code, out, _ = run(capsys, "addresses", "synthesize", "--commune", "Rennes", "--postcode", "35000")
     assert code == 0 and "synthetic addresses" in out
+
+
+@pytest.mark.parametrize("command", [["streets", "import"], ["addresses", "import"], ["bins", "import"]])
+def test_a_folder_instead_of_the_file_is_named_as_such(tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str],
+                                                       command: list[str]) -> None:
+    """A tab-completed folder was reported as "no such file" by the street and address imports."""
+    (tmp_path / "exports").mkdir()
+    code, _, err = run(capsys, *command, str(tmp_path / "exports"))
+    assert code == 2 and err.strip().endswith(f"{tmp_path / 'exports'}: not a file"), err
+    code, _, err = run(capsys, *command, str(tmp_path / "absent.csv"))
+    assert code == 2 and err.strip().endswith(f"{tmp_path / 'absent.csv'}: no such file"), err

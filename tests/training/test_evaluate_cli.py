@@ -23,6 +23,8 @@ from trivue.cli import main
         (["--lifts", "--plot", "{tmp}/a-file/x.jpg"], "--plot {tmp}/a-file/x.jpg: its folder {tmp}/a-file"),
         (["--plot", "{tmp}/run"], "--plot {tmp}/run: is a folder, expected a PNG file name"),
         (["--sheets", "{tmp}/a-file"], "--sheets {tmp}/a-file: cannot be a folder: File exists"),
+        (["--gates", "{tmp}/gates.yaml"], "--gates and --field-map go with --compare OLD NEW --data FIELD_DIR"),
+        (["--lifts", "--field-map", "{tmp}/map.yaml"], "--gates and --field-map go with --compare"),
     ],
 )
 def test_evaluate_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],

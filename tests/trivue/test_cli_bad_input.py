@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from base.errors import CliError
 from base.paths import SAMPLE_STREETS
 from trivue.cli import main
 
@@ -92,3 +93,89 @@ def test_demo_bad_options_stop_before_anything_starts(tmp_path: Path, capsys: py
     err = run(capsys, tmp_path, ["demo", *args])
     assert message in err
     assert not (tmp_path / "data").exists()  # no database, no broker, no server: nothing was started
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TRIVUE_PORT": "abc"}, "TRIVUE_PORT='abc': expected a port number from 1 to 65535"),
+        ({"TRIVUE_PORT": "70000"}, "TRIVUE_PORT='70000': expected a port number from 1 to 65535"),
+        ({"TRIVUE_DATABASE_URL": "notaurl"}, "database_url: 'notaurl' is not a database URL"),
+        ({"TRIVUE_DATABASE_URL": "mysql://u@localhost/x"}, "Trivue stores its data in SQLite or PostgreSQL"),
+        ({"TRIVUE_DATABASE_URL": "sqlite:///{tmp}/no/such/dir/x.db"}, "cannot be used: unable to open database file"),
+        ({"TRIVUE_DATA_DIR": "{tmp}/a-file"}, "data_dir: '{tmp}/a-file' cannot be used as a folder: File exists"),
+    ],
+)
+def test_demo_bad_environment_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
+    """TRIVUE_PORT, TRIVUE_DATABASE_URL and TRIVUE_DATA_DIR as the demo reads them: a traceback each before."""
+    (tmp_path / "a-file").write_text("in the way", encoding="utf-8")
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    monkeypatch.setattr("signal.signal", lambda *_: None)  # the demo's SIGTERM handler: not in pytest's process
+    code = main(["demo", "--duration", "0.1", "--history-days", "0", "--events-only"])
+    err = capsys.readouterr().err  # the broker's start and stop are logged, then the one error line
+    assert code == 2 and "Traceback" not in err, err
+    assert message.format(tmp=tmp_path) in err.strip().splitlines()[-1]
+
+
+def test_demo_disk_full_while_starting_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data folder that fills up (or turns read-only) while the demo writes: the reason, exit 2,
+    everything started stopped."""
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr("signal.signal", lambda *_: None)
+    stopped: list[bool] = []
+
+    def full(_self: object) -> None:
+        raise OSError(28, "No space left on device", str(tmp_path / "data" / "simulation" / "lifts.csv"))
+
+    monkeypatch.setattr("trivue.demo.showcase.Showcase.start", full)
+    monkeypatch.setattr("trivue.demo.showcase.Showcase.stop", lambda _self: stopped.append(True))
+    err = run(capsys, tmp_path, ["demo"])
+    assert f"{tmp_path}/data/simulation/lifts.csv: No space left on device" in err
+    assert stopped == [True]
+
+
+def test_demo_port_of_a_demo_just_stopped_is_free() -> None:
+    """TRIVUE_PORT=8080 right after a demo on 8080 stopped: its connections in TIME_WAIT do not stop
+    the server from listening (uvicorn binds with SO_REUSEADDR), so they must not stop the demo."""
+    import socket
+
+    from trivue.demo.place import demo_port
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with pytest.raises(CliError, match=f"TRIVUE_PORT={port} is already in use"):
+            demo_port(str(port))
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+        client.close()
+    assert demo_port(str(port)) == port
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "full"], "MQTT broker 127.0.0.1:1 not reachable (Connection refused)"),  # was: minutes, then
+        (["--mode", "full", "--broker", "http://x"], "broker 'http://x': expected mqtt://host:port"),
+        (["--broker", "http://x"], "broker 'http://x': expected mqtt://host:port"),
+    ],
+)
+def test_simulate_broker_is_checked_before_the_round(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                                     message: str) -> None:
+    """Full mode's agents retried an absent broker while every lift was played, then waited a minute
+    per truck for acknowledgements: events mode said at once that the broker was not there."""
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr("trivue.sim.fullmode.FullRun.__init__", lambda *_: pytest.fail("the agents started"))
+    code = main(["simulate", "--streets", str(SAMPLE_STREETS), "--round-km", "0.2", "--broker", "mqtt://127.0.0.1:1",
+                 *args])
+    err = capsys.readouterr().err  # the scenario's log line, then the one error line
+    assert code == 2 and "Traceback" not in err, err
+    assert message in err.strip().splitlines()[-1]

@@ -15,6 +15,7 @@ import logging
 import signal
 from pathlib import Path
 
+from base.errors import CliError
 from base.paths import data_dir
 from trivue.demo.effect import register as register_effect
 from trivue.demo.judge import add_photo_options, run_judge
@@ -52,6 +53,9 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.photos:
         return run_judge(args)
     # The server, the broker and the edge agent load only now: `trivue --help` stays fast.
+    from sqlalchemy.exc import OperationalError
+
+    from server.config import masked_url
     from trivue.demo.showcase import Showcase
 
     options = DemoOptions.from_args(args)  # bad options stop here, before anything starts or is written
@@ -63,6 +67,12 @@ def run_demo(args: argparse.Namespace) -> int:
         showcase.wait(options.duration)
     except KeyboardInterrupt:
         pass
+    except OSError as error:  # the data folder's disk full, or not writable, while the demo writes
+        log.debug("the demo failed", exc_info=True)
+        raise CliError(f"{error.filename or data_dir()}: {error.strerror or error}") from None
+    except OperationalError as error:  # the same, met by SQLite ("database or disk is full")
+        log.debug("the demo failed", exc_info=True)
+        raise CliError(f"database {masked_url(showcase.settings.db_url)}: {error.orig}") from None
     finally:
         showcase.stop()
     return 0

@@ -23,10 +23,9 @@ from sqlalchemy.orm import Session
 
 from base.errors import CliError
 from server.app import create_app
+from server.command_line import DatabaseUnavailable, migrated_engine
 from server.config import ConfigError, ServerSettings, load_settings
-from server.db import make_engine
 from server.ingest.models import Lift
-from server.migrate import upgrade_database
 from server.streets.importer import import_street_file
 from server.streets.models import Street
 from server.web.accounts import User
@@ -34,7 +33,7 @@ from server.web.auth import add_user
 from trivue.broker import EmbeddedBroker
 from trivue.demo.fleet_live import publish_history, start_edge_trucks, start_event_trucks
 from trivue.demo.options import DemoOptions
-from trivue.demo.place import DEMO_PASSWORD, DEMO_USER, RENNES_CENTRE, SAMPLE_STREETS, free_port, port_free
+from trivue.demo.place import DEMO_PASSWORD, DEMO_USER, RENNES_CENTRE, SAMPLE_STREETS, demo_port, free_port
 from trivue.sim.homes import store_synthetic
 from trivue.sim.publisher import FleetLink
 from trivue.sim.rounds import StreetNetwork
@@ -46,7 +45,6 @@ from vision.schema import Stream
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 STATUS_EVERY_S = 30.0
 
 
@@ -92,11 +90,7 @@ class Showcase:
         self.broker = EmbeddedBroker(HOST, free_port(HOST)).start()
 
     def _settings(self) -> None:
-        port = int(os.environ.get("TRIVUE_PORT", "0") or 0)
-        if port and not port_free(HOST, port):
-            raise CliError(f"TRIVUE_PORT={port} is already in use: choose another port")
-        if not port:
-            port = DEFAULT_PORT if port_free(HOST, DEFAULT_PORT) else free_port(HOST)
+        port = demo_port(os.environ.get("TRIVUE_PORT", ""))
         try:
             self.settings = load_settings(None, data_dir=self.data_dir, dev=True, broker_url=self.broker.url,
                                           mqtt_protocol="3.1.1", cookie_secure=False, host=HOST, port=port,
@@ -108,9 +102,11 @@ class Showcase:
             raise CliError(str(error)) from None
 
     def _database(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = make_engine(self.settings.db_url)
-        upgrade_database(self.engine)
+        try:  # a data folder that cannot be made, a bad TRIVUE_DATABASE_URL, a full disk: one line
+            self.settings.make_folders()
+            self.engine = migrated_engine(self.settings.db_url)
+        except (ConfigError, DatabaseUnavailable) as error:
+            raise CliError(str(error)) from None
         with Session(self.engine) as session:
             if not session.scalar(select(func.count()).select_from(Street).where(Street.commune == "Rennes")):
                 report = import_street_file(session, self.streets, "Rennes")

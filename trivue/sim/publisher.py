@@ -10,6 +10,7 @@ restart), which the server must absorb as duplicates of the same event id.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import zlib
@@ -27,6 +28,22 @@ class PublishError(RuntimeError):
     """The broker could not be reached or did not acknowledge in time."""
 
 
+def check_reachable(broker_url: str, timeout_s: float = 15.0) -> None:
+    """Full mode's agents retry an absent broker for ever: say so at once, as events mode does,
+    rather than after every lift was played and a minute per truck of waiting for acknowledgements."""
+    parts = urlsplit(broker_url)
+    try:
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    except ValueError:  # a port out of range
+        port = -1
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or port < 0:
+        raise PublishError(f"broker {broker_url!r}: expected mqtt://host:port")
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=timeout_s).close()
+    except OSError as error:
+        raise PublishError(f"MQTT broker {parts.hostname}:{port} not reachable ({error.strerror or error})") from None
+
+
 class FleetLink:
     """``publish(truck_id, suffix, payload)`` over one connection per truck or a shared pool."""
 
@@ -34,7 +51,7 @@ class FleetLink:
                  client_prefix: str = "trivue-sim", status: bool = True) -> None:
         parts = urlsplit(broker_url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise PublishError(f"expected mqtt://host:port, got {broker_url!r}")
+            raise PublishError(f"broker {broker_url!r}: expected mqtt://host:port")
         self.host, self.port = parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         self.tls, self.user, self.password = parts.scheme == "mqtts", parts.username, parts.password
         self.prefix, self.trucks = prefix, list(trucks)

@@ -24,7 +24,7 @@ from trivue.sim.faults import FaultPlan
 from trivue.sim.fleet import EventsRun
 from trivue.sim.homes import store_synthetic, write_bin_registry
 from trivue.sim.options import SimulateOptions
-from trivue.sim.publisher import FleetLink, PublishError
+from trivue.sim.publisher import FleetLink, PublishError, check_reachable
 from trivue.sim.scenario import Scenario, build_scenario, load_network
 from trivue.sim.schedule import PlannedLift
 from trivue.sim.truth import Truth
@@ -131,6 +131,10 @@ class SimulationRun:
             # Full mode runs the edge agent (onnxruntime, OpenCV): loaded only when asked for.
             from trivue.sim.fullmode import FullRun
 
+            try:
+                check_reachable(self.broker_url)
+            except PublishError as error:
+                raise CliError(str(error)) from None
             FullRun(self, scenario, stream, truth, faults, broker).play(lifts, options.speed)
         return truth
 
