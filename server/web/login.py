@@ -10,11 +10,15 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from server.web.accounts import User
 from server.web.auth import MAX_PASSWORD_LENGTH, audit, check_password, close_session, open_session
 from server.web.deps import SESSION_COOKIE, ContextDep, SessionDep
 from server.web.schemas import Done, LoggedIn
@@ -71,11 +75,26 @@ class LoginThrottle:
     def blocked(self, name: str, address: str) -> bool:
         name, now = name.lower(), self._clock()
         with self._lock:
-            if len(self._recent(self._pairs, (name, address), self.max_failures, now)) >= self.max_failures:
-                return True
-            if len(self._recent(self._users, name, self.user_max_failures, now)) < self.user_max_failures:
-                return False
-            return address not in self._trusted.get(name, ())
+            return self._blocked(name, address, now)
+
+    def _blocked(self, name: str, address: str, now: float) -> bool:
+        if len(self._recent(self._pairs, (name, address), self.max_failures, now)) >= self.max_failures:
+            return True
+        if len(self._recent(self._users, name, self.user_max_failures, now)) < self.user_max_failures:
+            return False
+        return address not in self._trusted.get(name, ())
+
+    def attempt(self, name: str, address: str) -> float | None:
+        """An attempt counted as failed before its password is checked (None: blocked), in one
+        step: logins are checked side by side in threads, and a check then a count let every
+        attempt of a burst pass before the first failure was counted. ``succeeded`` takes it back."""
+        name, now = name.lower(), self._clock()
+        with self._lock:
+            if self._blocked(name, address, now):
+                return None
+            self._recent(self._pairs, (name, address), self.max_failures, now).append(now)
+            self._recent(self._users, name, self.user_max_failures, now).append(now)
+            return now
 
     def failed(self, name: str, address: str) -> None:
         name, now = name.lower(), self._clock()
@@ -83,9 +102,11 @@ class LoginThrottle:
             self._recent(self._pairs, (name, address), self.max_failures, now).append(now)
             self._recent(self._users, name, self.user_max_failures, now).append(now)
 
-    def succeeded(self, name: str, address: str) -> None:
+    def succeeded(self, name: str, address: str, attempt: float | None = None) -> None:
         name = name.lower()
         with self._lock:
+            if attempt is not None and attempt in (failures := self._users.get(name, ())):
+                failures.remove(attempt)  # the attempt counted in advance was no failure
             self._pairs.pop((name, address), None)
             trusted = self._trusted.setdefault(name, OrderedDict())
             trusted[address] = None
@@ -133,22 +154,29 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["login"])
     throttle = throttle or LoginThrottle()
 
-    @router.post("/login", summary="Open a browser session (sets the trivue_session cookie)", response_model=LoggedIn)
-    async def login(request: Request, response: Response, db: SessionDep, ctx: ContextDep) -> dict[str, str]:
-        form = await _read_form(request)
-        address = request.client.host if request.client else "unknown"
-        if throttle.blocked(form.name, address):
+    def check(db: Session, form: LoginForm, address: str, hours: int) -> tuple[User, str, datetime]:
+        attempt = throttle.attempt(form.name, address)
+        if attempt is None:
             raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins: try again later",
                                 headers={"Retry-After": str(LOCKOUT_S)})
         user = check_password(db, form.name, form.password)
         if user is None:
-            throttle.failed(form.name, address)
             audit(db, f"user:{form.name}", "login.failed", detail=address)
             db.commit()
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown user or wrong password")
-        throttle.succeeded(form.name, address)
-        key, expires = open_session(db, user, ctx.settings.session_hours)
+        throttle.succeeded(form.name, address, attempt)
+        key, expires = open_session(db, user, hours)
         db.commit()
+        return user, key, expires
+
+    @router.post("/login", summary="Open a browser session (sets the trivue_session cookie)", response_model=LoggedIn)
+    async def login(request: Request, response: Response, db: SessionDep, ctx: ContextDep) -> dict[str, str]:
+        form = await _read_form(request)
+        address = request.client.host if request.client else "unknown"
+        # argon2 takes tens of milliseconds of CPU on purpose, and the database is synchronous: in a
+        # worker thread, so that a burst of logins (a guesser with invented names) does not hold
+        # every other request of the server behind it.
+        user, key, expires = await run_in_threadpool(check, db, form, address, ctx.settings.session_hours)
         response.set_cookie(SESSION_COOKIE, key, max_age=ctx.settings.session_hours * 3600, expires=expires,
                             httponly=True, samesite="lax", path="/",
                             secure=ctx.settings.cookie_secure and not ctx.settings.dev)

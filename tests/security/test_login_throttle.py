@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,54 @@ def test_an_attacker_cannot_lock_out_a_manager_over_http(app: object) -> None:
         assert attacker.post("/api/login", json={"name": "camille", "password": PASSWORD}).status_code == 429
         # ...while camille, from the office, gets in.
         assert office.post("/api/login", json={"name": "camille", "password": PASSWORD}).status_code == 200
+
+
+def test_a_login_being_checked_holds_no_other_request(app: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 and the database ran on the server's event loop: while one login was checked
+    (tens of milliseconds each, a burst of them from a guesser), every other request waited."""
+    import server.web.login as login
+
+    checking, release = threading.Event(), threading.Event()
+    real = login.check_password
+
+    def slow(*args: object) -> object:
+        checking.set()
+        release.wait(10)
+        return real(*args)
+
+    monkeypatch.setattr(login, "check_password", slow)
+    with TestClient(app, base_url="https://trivue.test", client=(OFFICE, 40001)) as client:
+        answer: dict[str, int] = {}
+        pending = threading.Thread(target=lambda: answer.update(code=client.post(
+            "/api/login", json={"name": "camille", "password": PASSWORD}).status_code))
+        pending.start()
+        try:
+            assert checking.wait(10)
+            started = time.monotonic()
+            assert client.get("/api/health").status_code == 200
+            assert time.monotonic() - started < 5, "the health check waited for the login"
+        finally:
+            release.set()
+            pending.join(15)
+        assert answer == {"code": 200}
+
+
+def test_a_burst_of_guesses_sent_at_once_gets_no_more_than_the_limit_checked(app: object,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked side by side in threads, every guess of a burst passed the throttle before the
+    first failure was counted: the limit holds per attempt, counted before its password is."""
+    import server.web.login as login
+
+    real, gate = login.check_password, threading.Barrier(MAX_FAILURES, timeout=10)
+
+    def slow(*args: object) -> object:
+        gate.wait()  # the first MAX_FAILURES guesses are all being checked at once
+        return real(*args)
+
+    monkeypatch.setattr(login, "check_password", slow)
+    with (TestClient(app, base_url="https://trivue.test", client=(ATTACKER, 40000)) as client,
+          ThreadPoolExecutor(3 * MAX_FAILURES) as pool):
+        codes = list(pool.map(lambda i: client.post("/api/login", json={"name": "camille",
+                                                                     "password": f"guess-{i}"}).status_code,
+                              range(3 * MAX_FAILURES)))
+    assert sorted(codes) == [401] * MAX_FAILURES + [429] * (2 * MAX_FAILURES)
