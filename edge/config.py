@@ -47,7 +47,7 @@ class BrokerUrl:
     def parse(cls, url: str) -> BrokerUrl:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"expected mqtt://[user:pass@]host[:port] or mqtts://..., got {url!r}")
+            raise ValueError("expected mqtt://[user:pass@]host[:port] or mqtts://...")
         tls = parts.scheme == "mqtts"
         try:
             port = parts.port or (8883 if tls else 1883)
@@ -238,7 +238,7 @@ class ModelUpdateSettings(_Strict):
         if value is not None:
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"expected https://host[:port], got {value!r}")
+                raise ValueError("expected https://host[:port]")
         return value
 
     @model_validator(mode="after")

@@ -31,7 +31,9 @@ COMMAND_MODULES = (vision.cli, trivue.demo.cli, edge.cli, server.cli, server.fle
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trivue", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="trivue", description="Trivue: household waste sorting measured from collection trucks. "
+                                   "`trivue COMMAND --help` says more about each command.")
     parser.add_argument("--version", action="version", version=f"trivue {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

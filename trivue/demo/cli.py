@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser("demo", help="run broker, server and simulated trucks on Rennes streets",
-                                 description=__doc__.splitlines()[0])
+                                 description="The whole product on one machine, in one command, with no external "
+                                 "service: broker, server and simulated trucks.")
     add_world_options(demo)
     demo.set_defaults(trucks=3, round_km=5.0)  # about 15 km of the centre: the map fills at once
     demo.add_argument("--speed", type=float, default=10.0,

@@ -57,7 +57,7 @@ def add_world_options(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sim = subparsers.add_parser("simulate", help="simulate collection trucks on real streets (ground truth saved)",
-                                description=__doc__.splitlines()[0])
+                                description="A fleet of trucks collecting real streets, with a saved ground truth.")
     sim.add_argument("--mode", choices=("events", "full"), default="events",
                      help="events: judged LiftEvents straight to MQTT; full: photos through the edge agent")
     add_world_options(sim)
