@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from server.web.accounts import User
 from server.web.auth import MAX_PASSWORD_LENGTH, audit, check_password, close_session, open_session
-from server.web.deps import SESSION_COOKIE, ContextDep, SessionDep
+from server.web.deps import SESSION_COOKIE, ContextDep, SameOrigin, SessionDep
 from server.web.schemas import Done, LoggedIn
 
 MAX_FAILURES = 5
@@ -154,7 +154,7 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["login"])
     throttle = throttle or LoginThrottle()
 
-    def check(db: Session, form: LoginForm, address: str, hours: int) -> tuple[User, str, datetime]:
+    def check(db: Session, form: LoginForm, address: str, hours: int, old: str | None) -> tuple[User, str, datetime]:
         attempt = throttle.attempt(form.name, address)
         if attempt is None:
             raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins: try again later",
@@ -165,24 +165,30 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
             db.commit()
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown user or wrong password")
         throttle.succeeded(form.name, address, attempt)
+        if old:  # the browser's previous session ends: its key, kept by whoever saw it, opens nothing
+            close_session(db, old)
         key, expires = open_session(db, user, hours)
         db.commit()
         return user, key, expires
 
-    @router.post("/login", summary="Open a browser session (sets the trivue_session cookie)", response_model=LoggedIn)
+    # SameOrigin: another web site's form could otherwise sign a visitor into the attacker's account
+    # (login CSRF: the visitor's annotations and campaign reviews then go under that account).
+    @router.post("/login", summary="Open a browser session (sets the trivue_session cookie)", response_model=LoggedIn,
+                 dependencies=[SameOrigin])
     async def login(request: Request, response: Response, db: SessionDep, ctx: ContextDep) -> dict[str, str]:
         form = await _read_form(request)
         address = request.client.host if request.client else "unknown"
         # argon2 takes tens of milliseconds of CPU on purpose, and the database is synchronous: in a
         # worker thread, so that a burst of logins (a guesser with invented names) does not hold
         # every other request of the server behind it.
-        user, key, expires = await run_in_threadpool(check, db, form, address, ctx.settings.session_hours)
+        user, key, expires = await run_in_threadpool(check, db, form, address, ctx.settings.session_hours,
+                                                     request.cookies.get(SESSION_COOKIE))
         response.set_cookie(SESSION_COOKIE, key, max_age=ctx.settings.session_hours * 3600, expires=expires,
                             httponly=True, samesite="lax", path="/",
                             secure=ctx.settings.cookie_secure and not ctx.settings.dev)
         return {"name": user.name, "role": user.role, "expires_at": expires.isoformat()}
 
-    @router.post("/logout", summary="End the browser session", response_model=Done)
+    @router.post("/logout", summary="End the browser session", response_model=Done, dependencies=[SameOrigin])
     def logout(request: Request, response: Response, db: SessionDep) -> dict[str, bool]:
         if key := request.cookies.get(SESSION_COOKIE):
             close_session(db, key)

@@ -180,3 +180,36 @@ def test_a_login_name_no_account_can_have_is_a_422_on_every_database(tmp_path: P
         response = client.post("/api/login", json={"name": name, "password": PASSWORD})
         assert (response.status_code, response.json()) == (422, {"detail": "expected name and password"})
         assert client.post("/api/login", json={"name": "nobody", "password": "a\u0000b"}).status_code == 401
+
+
+def test_another_site_cannot_sign_a_visitor_into_its_own_account(client: TestClient) -> None:
+    """Login CSRF: a page elsewhere posting the login form with the attacker's name and password
+    signed the visitor in as the attacker (their annotations and reviews then went under it)."""
+    with sessions(client) as session:
+        add_user(session, "mallory", PASSWORD, "annotator")
+        session.commit()
+    body = {"name": "mallory", "password": PASSWORD}
+    for origin in ("https://evil.example", "null"):
+        refused = client.post("/api/login", data=body, headers={"Origin": origin})
+        assert refused.status_code == 403 and SESSION_COOKIE not in refused.cookies, refused.text
+    assert client.post("/api/login", data=body, headers={"Origin": "https://trivue.test"}).status_code == 200
+    client.cookies.clear()
+    assert client.post("/api/login", json=body).status_code == 200  # scripts send no Origin
+    client.cookies.clear()
+
+
+def test_a_new_login_ends_the_browsers_previous_session(client: TestClient) -> None:
+    """The cookie a browser held (seen on a shared kiosk, in a proxy log) stayed a valid session
+    after someone else signed in on it."""
+    with sessions(client) as session:
+        add_user(session, "camille", PASSWORD, "manager")
+        add_user(session, "dominique", PASSWORD, "viewer")
+        session.commit()
+    first = login(client, "camille")
+    assert client.get("/api/me", headers=first).json()["name"] == "camille"
+    again = client.post("/api/login", json={"name": "dominique", "password": PASSWORD}, headers=first)
+    assert again.status_code == 200
+    client.cookies.clear()
+    assert client.get("/api/me", headers=first).status_code == 401
+    second = {"Cookie": f"{SESSION_COOKIE}={again.cookies[SESSION_COOKIE]}"}
+    assert client.get("/api/me", headers=second).json()["name"] == "dominique"
