@@ -74,8 +74,11 @@ def read_split(data_yaml: Path, split: str) -> tuple[list[LabelledImage], list[s
     spec = read_mapping(data_yaml, EvaluateError, "data file")
     names = spec.get("names")
     names = [names[k] for k in sorted(names)] if isinstance(names, dict) else names
-    if not names or split not in spec:
-        raise EvaluateError(f"{data_yaml}: needs 'names' and a '{split}' entry")
+    if not names:
+        raise EvaluateError(f"{data_yaml}: needs 'names', the class list")
+    if split not in spec:
+        present = [key for key in ("train", "val", "test") if key in spec]
+        raise EvaluateError(f"no split {split!r} in {data_yaml} (its splits: {', '.join(present) or 'none'})")
     root = Path(spec.get("path") or data_yaml.parent)
     root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
     entry = root / spec[split]

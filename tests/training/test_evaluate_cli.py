@@ -25,6 +25,10 @@ from trivue.cli import main
         (["--sheets", "{tmp}/a-file"], "--sheets {tmp}/a-file: cannot be a folder: File exists"),
         (["--gates", "{tmp}/gates.yaml"], "--gates and --field-map go with --compare OLD NEW --data FIELD_DIR"),
         (["--lifts", "--field-map", "{tmp}/map.yaml"], "--gates and --field-map go with --compare"),
+        # the split is named with the splits there are (it read "needs 'names' and a 'tset' entry")
+        (["--data", "{tmp}/split.yaml", "--split", "tset"],
+         "no split 'tset' in {tmp}/split.yaml (its splits: train, val)"),
+        (["--data", "{tmp}/nameless.yaml"], "{tmp}/nameless.yaml: needs 'names', the class list"),
     ],
 )
 def test_evaluate_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
@@ -32,6 +36,8 @@ def test_evaluate_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Ca
     (tmp_path / "bad.yaml").write_text("names: [bottle\n", encoding="utf-8")
     (tmp_path / "list.yaml").write_text("- bottle\n", encoding="utf-8")
     (tmp_path / "a-file").write_text("in the way", encoding="utf-8")
+    (tmp_path / "split.yaml").write_text("names: [bottle]\ntrain: images/train\nval: images/val\n", encoding="utf-8")
+    (tmp_path / "nameless.yaml").write_text("val: images/val\n", encoding="utf-8")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "data.yaml").write_text("names: {0: bottle\n", encoding="utf-8")
     code = main(["evaluate", *(a.format(tmp=tmp_path) for a in args)])
