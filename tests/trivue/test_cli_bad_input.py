@@ -61,6 +61,9 @@ def test_judge_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], com
         (["--area", "48.11,-1.68,-5"], "the radius is metres above 0"),
         (["--truth", __file__], "a file is there; the truth is a folder"),
         (["--model", "{tmp}/nosuch.onnx"], "nosuch.onnx: no such model file"),
+        # options nothing would read: they were silently ignored
+        (["--database-url", "sqlite:///{tmp}/x.db"], "--database-url is not read with --streets"),
+        (["--mode", "full", "--connections", "2"], "--connections is for events mode"),
     ],
 )
 def test_simulate_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,

@@ -129,6 +129,12 @@ class SimulateOptions:
         if args.truth is not None and args.truth.exists() and not args.truth.is_dir():
             raise CliError(f"--truth {args.truth}: a file is there; the truth is a folder (lifts.csv, truth.json, "
                            "bins.csv)")
+        # Options that would be read by nothing: refused rather than silently ignored
+        if args.streets is not None and args.database_url and not args.store_households:
+            raise CliError("--database-url is not read with --streets (the streets come from the file); "
+                           "add --store-households to write the simulated households to that database")
+        if args.mode == "full" and args.connections:
+            raise CliError("--connections is for events mode: in full mode each truck agent has its own connection")
         if args.mode == "full" and (faults.outages or faults.duplicates or faults.malformed):
             raise CliError("--outage, --duplicates and --malformed are events-mode faults (they test the server); "
                            "full mode takes --clock-skew and --broker-restart")
