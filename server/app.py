@@ -94,6 +94,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     """
     if settings.dev:
         log.warning("DEV MODE: every route is open without login, as an admin. Never expose this server.")
+    sorting_rules = settings.load_sorting_rules()  # a bad file stops start-up before the database is touched
     settings.make_folders()
     if engine is None:
         engine = migrated_engine(settings.db_url)
@@ -113,7 +114,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     if settings.ingest_enabled if start_ingest is None else start_ingest:
         inbox = Inbox(settings, evidence, metrics, LocatorCache(locator_factory), bin_places)
         ingest = Ingest(settings, sessions, inbox, metrics)
-    ctx = AppContext(settings, sessions, metrics, evidence, ingest,
+    ctx = AppContext(settings, sessions, metrics, evidence, sorting_rules, ingest,
                      ingest.publish_config if ingest else None)
     retention = RetentionTask(settings, sessions, evidence)
     rollouts = RolloutTask(settings, sessions, ctx.publish_config)
@@ -141,9 +142,9 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     app.include_router(fleet_router())
     app.include_router(metrics_router())
     app.include_router(opendata_router())
-    app.include_router(labels_router())
-    mount_dashboard(app, settings)
-    mount_reminders(app, settings)  # reminders' routes and their review pages
+    app.include_router(labels_router(sorting_rules))
+    mount_dashboard(app, settings, sorting_rules)
+    mount_reminders(app, settings, sorting_rules)  # reminders' routes and their review pages
     _freeze_startup_objects()
     return app
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from server.config import ServerSettings
+    from vision.rules import SortingRules
 
 
 def day_argument(text: str) -> date:
@@ -37,6 +38,17 @@ def settings_from(args: argparse.Namespace, **overrides: object) -> ServerSettin
 
     try:
         return load_settings(args.config, **overrides)
+    except ConfigError as error:
+        raise CliError(str(error)) from None
+
+
+def sorting_rules_of(settings: ServerSettings) -> SortingRules:
+    """The settings' sorting rules (``sorting_rules``), loaded once for the command; a missing or
+    invalid file stops it with one line naming the setting, as ``trivue server``."""
+    from server.config import ConfigError
+
+    try:
+        return settings.load_sorting_rules()
     except ConfigError as error:
         raise CliError(str(error)) from None
 

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from base.strict_yaml import describe, read_mapping
+from vision.rules import DEFAULT_RULES, RulesError, SortingRules
 
 ENV_PREFIX = "TRIVUE_"
 # Values copied from tutorials and compose files; a deployment that still carries one is not ready.
@@ -121,6 +122,13 @@ class ServerSettings(BaseModel):
         default=False,
         description="Household-level data (addresses, bin tags, household reminders and contacts): off until an "
                     "admin enables it, after the collectivité's deliberation and DPIA; street level only while off")
+    # The trucks judge lifts by their own copy (their `rules:` setting); the server needs the same
+    # file for what it says of the rules: households' letters, the labelling taxonomy, the dashboard's
+    # categories, the warning when a model has classes the rules lack.
+    sorting_rules: Path = Field(
+        default=DEFAULT_RULES,
+        description="Sorting rules file (classes, categories, what each stream accepts): the same file as "
+                    "the trucks' `rules:`; default the packaged French rules")
     dev: bool = Field(default=False, description="Open every route without login: demos only")
 
     @field_validator("timezone")
@@ -188,6 +196,15 @@ class ServerSettings(BaseModel):
             except OSError as error:
                 reason = error.strerror or str(error)
                 raise ConfigError(f"{field}: {str(path)!r} cannot be used as a folder: {reason}") from None
+
+    def load_sorting_rules(self) -> SortingRules:
+        """The rules ``sorting_rules`` names, read and validated: once, by ``create_app`` and by each
+        command that needs them, which hand them down. A missing or invalid file stops start-up
+        naming the setting (the file's own message names the stream or class at fault)."""
+        try:
+            return SortingRules.load(self.sorting_rules)
+        except RulesError as error:
+            raise ConfigError(f"sorting_rules: {error}") from None
 
     @property
     def db_url(self) -> str:

@@ -143,6 +143,17 @@ class SortingRules:
         rule = self.spec.classes.get(name)
         return rule.label if rule else name
 
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The error categories of the classes, each once, in the order the classes come in the file."""
+        return tuple(dict.fromkeys(rule.category for rule in self.spec.classes.values()))
+
+    def category_label(self, category: str) -> str:
+        """A category in the rules' own words, the labels of its classes (``Pile ou batterie, Bouteille
+        de gaz``): for a category a deployment added and no translation file names."""
+        labels = [rule.label for rule in self.spec.classes.values() if rule.category == category]
+        return ", ".join(labels) or category
+
     def disposition(self, stream: Stream, name: str) -> Disposition | None:
         return self._table.get(stream, {}).get(name)
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from base.errors import CliError
-from server.command_line import add_config_argument, open_database, settings_from
+from server.command_line import add_config_argument, open_database, settings_from, sorting_rules_of
 
 ACTOR = "cli"
 
@@ -51,6 +51,7 @@ def publish_model(args: argparse.Namespace) -> int:
     from server.fleet.registry import RegistryError, publish, streams_without_rules
 
     settings = settings_from(args)
+    rules = sorting_rules_of(settings)  # before anything is published: a bad file stops the command
     with open_database(settings) as session:
         try:
             row = publish(session, settings.data_dir, args.file, ACTOR, args.card)
@@ -60,8 +61,9 @@ def publish_model(args: argparse.Namespace) -> int:
     print(row.sha256)
     print(f"published {row.name} {row.version}: {len(row.names)} classes, input {row.imgsz[0]}x{row.imgsz[1]}, "
           f"mAP50 {row.metrics.get('map50', 'n/a')}, card {'yes' if row.card else 'none'}", file=sys.stderr)
-    for stream, problem in streams_without_rules(row.names).items():
-        print(f"warning: trucks on {stream} with the default rules will refuse it: {problem}", file=sys.stderr)
+    for stream, problem in streams_without_rules(row.names, rules).items():
+        print(f"warning: trucks on {stream} with the server's sorting rules ({rules.source}) will refuse it: "
+              f"{problem}", file=sys.stderr)
     return 0
 
 

@@ -21,7 +21,6 @@ from server.fleet.models import FleetModel
 from server.web.auth import audit
 from vision.onnxmeta import OnnxMetaError, parse_model_file
 from vision.rules import RulesError, SortingRules
-from vision.schema import Stream
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 INT8_SUFFIX = "-int8"  # X-int8.onnx shares the card of X.onnx (training/export.py)
@@ -125,14 +124,14 @@ def _register(session: Session, data_dir: Path, path: Path, copy: Path, sha: str
     return row
 
 
-def streams_without_rules(names: list[str]) -> dict[str, str]:
-    """Stream -> why the default French rules (``vision/rules_fr.yaml``) do not cover these classes.
+def streams_without_rules(names: list[str], rules: SortingRules) -> dict[str, str]:
+    """Stream -> why ``rules`` (the server's ``sorting_rules``, the trucks' file) do not cover these classes.
 
-    Trucks with those rules refuse the model on such a stream; trucks may run their own rules, so
-    publishing only warns.
+    Trucks with those rules refuse the model on such a stream; a truck may still run another file,
+    so publishing only warns. Only the streams of the file: a deployment collects those.
     """
-    rules, problems = SortingRules.load(), {}
-    for stream in Stream:
+    problems = {}
+    for stream in rules.streams:
         try:
             rules.check_model(names, stream)
         except RulesError as error:

@@ -14,10 +14,11 @@ from fastapi.responses import FileResponse
 
 from server.labels import schemas
 from server.labels.queue import QueueFilter, photo_view, queue
-from server.labels.store import Decision, LabelError, decide, labellable, rules, taxonomy
+from server.labels.store import Decision, LabelError, decide, labellable, taxonomy
 from server.web.auth import audit
 from server.web.bounds import Day, ordered
 from server.web.deps import Annotator, ContextDep, SameOrigin, SessionDep
+from vision.rules import SortingRules
 
 STATUS = {"not_found": 404, "expired": 410, "invalid": 422}
 
@@ -26,14 +27,17 @@ def _fail(error: LabelError) -> HTTPException:
     return HTTPException(STATUS[error.code], str(error))
 
 
-def labels_router() -> APIRouter:
+def labels_router(rules: SortingRules) -> APIRouter:
+    """The labelling routes; ``rules`` are the server's sorting rules (``sorting_rules``): their classes
+    are the taxonomy, the same the trucks judge by."""
     router = APIRouter(prefix="/api/labels", tags=["labels"])
 
     @router.get("/classes", summary="The classes a box may have (the rules' taxonomy)",
                 response_model=list[schemas.ClassOut])
     def classes(who: Annotator) -> list[dict[str, str]]:
-        spec = rules().spec.classes
-        return [{"name": name, "label": spec[name].label, "category": spec[name].category} for name in taxonomy()]
+        spec = rules.spec.classes
+        return [{"name": name, "label": spec[name].label, "category": spec[name].category}
+                for name in taxonomy(rules)]
 
     @router.get("/queue", summary="Photos to label, in collection order, with the progress count",
                 response_model=schemas.Queue)
@@ -42,7 +46,7 @@ def labels_router() -> APIRouter:
                     truck_id: str | None = Query(default=None, max_length=64), since: Day | None = None,
                     until: Day | None = None, status: schemas.Status | None = None) -> dict[str, Any]:
         ordered(since, until)
-        return queue(db, QueueFilter(reason, class_, truck_id, since, until, status))
+        return queue(db, QueueFilter(reason, class_, truck_id, since, until, status), rules)
 
     @router.get("/photos/{event_id}", summary="One photo with its boxes as they stand", response_model=schemas.Photo)
     def photo(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Annotator) -> dict[str, Any]:
@@ -51,7 +55,7 @@ def labels_router() -> APIRouter:
                                         ctx.settings.retention_days)
         except LabelError as error:
             raise _fail(error) from None
-        return photo_view(db, ctx.settings, lift, evidence)
+        return photo_view(db, ctx.settings, lift, evidence, rules)
 
     @router.get("/photos/{event_id}/photo.jpg", summary="The blurred photo (annotator)", response_class=FileResponse,
                 responses={200: {"content": {"image/jpeg": {}}}})
@@ -75,12 +79,12 @@ def labels_router() -> APIRouter:
         try:
             lift, evidence = labellable(db, str(event_id), ctx.settings.evidence_retention_days,
                                         ctx.settings.retention_days)
-            decide(db, lift, Decision(body.action, body.box_id, body.class_, body.xyxy()), who.actor)
+            decide(db, lift, Decision(body.action, body.box_id, body.class_, body.xyxy()), who.actor, rules)
         except LabelError as error:
             db.rollback()
             raise _fail(error) from None
         db.commit()
-        return photo_view(db, ctx.settings, lift, evidence)
+        return photo_view(db, ctx.settings, lift, evidence, rules)
 
     return router
 

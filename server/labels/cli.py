@@ -8,7 +8,7 @@ import getpass
 from pathlib import Path
 
 from base.errors import CliError
-from server.command_line import add_config_argument, day_argument, open_database, settings_from
+from server.command_line import add_config_argument, day_argument, open_database, settings_from, sorting_rules_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,11 +50,12 @@ def export_dataset(args: argparse.Namespace) -> int:
     from server.labels.dataset import DatasetError, export
 
     settings = settings_from(args)
+    rules = sorting_rules_of(settings)
     with open_database(settings) as session:
         actor = _actor(session, args.user, "admin")
         store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
         try:
-            counts = export(session, settings, store, args.since, args.until, args.out, args.format, actor)
+            counts = export(session, settings, store, args.since, args.until, args.out, args.format, actor, rules)
         except DatasetError as error:
             session.rollback()
             raise CliError(str(error)) from None
@@ -72,10 +73,12 @@ def import_labels(args: argparse.Namespace) -> int:
     from server.labels.interop import import_labels as apply_import
 
     settings = settings_from(args)
+    rules = sorting_rules_of(settings)
     with open_database(settings) as session:
         actor = _actor(session, args.user, "annotator")
         try:
-            count = apply_import(session, args.file, actor, settings.evidence_retention_days, settings.retention_days)
+            count = apply_import(session, args.file, actor, settings.evidence_retention_days, settings.retention_days,
+                                 rules)
         except DatasetError as error:
             session.rollback()
             raise CliError(str(error)) from None

@@ -31,6 +31,7 @@ from server.ingest.models import Evidence, Lift
 from server.labels.models import DatasetSplit, LabelPhoto
 from server.labels.store import COORDS, DELETED, DONE, expires_on, taxonomy
 from server.web.auth import audit
+from vision.rules import SortingRules
 
 SPLITS = ("train", "val", "test")
 TARGET = {"train": 0.7, "val": 0.1, "test": 0.2}  # shares of collection days
@@ -116,9 +117,9 @@ def _coco(rows: list[tuple[Entry, str]], names: tuple[str, ...], split: str) -> 
             "categories": [{"id": i + 1, "name": n, "supercategory": "waste"} for i, n in enumerate(names)]}
 
 
-def _write_files(rows: list[tuple[Entry, str]], store: EvidenceStore, out: Path, fmt: str, final: Path) -> None:
+def _write_files(rows: list[tuple[Entry, str]], store: EvidenceStore, out: Path, fmt: str, final: Path,
+                 names: tuple[str, ...]) -> None:
     """Photos, labels and data.yaml (or COCO files) under ``out``, which becomes ``final``."""
-    names = taxonomy()
     for entry, split in rows:
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(store.path(entry.photo.path), out / "images" / split / f"{entry.lift.event_id}.jpg")
@@ -138,8 +139,11 @@ def _write_files(rows: list[tuple[Entry, str]], store: EvidenceStore, out: Path,
 
 
 def export(session: Session, settings: ServerSettings, store: EvidenceStore, since: date, until: date, out: Path,
-           fmt: str, actor: str) -> dict[str, int]:
+           fmt: str, actor: str, rules: SortingRules) -> dict[str, int]:
     """Write the dataset under ``out`` (new or empty), store new days' splits, audit; the caller commits.
+
+    The class ids are the server's sorting rules' classes in file order (``sorting_rules``, the
+    trucks' file): a class the deployment added is a class of the dataset.
 
     Written in a sibling folder renamed at the end: a failed export (a photo file gone, a full disk)
     leaves no half dataset behind, and the caller's rollback forgets the new days' splits."""
@@ -154,11 +158,12 @@ def export(session: Session, settings: ServerSettings, store: EvidenceStore, sin
     rows = [(e, splits[e.lift.day]) for e in chosen]
     partial = out.parent / f".{out.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
+    names = taxonomy(rules)
     try:
-        _write_files(rows, store, partial, fmt, out.resolve())
+        _write_files(rows, store, partial, fmt, out.resolve(), names)
         manifest = {"version": MANIFEST_VERSION, "format": fmt, "since": since.isoformat(),
                     "until": until.isoformat(), "exported_at": utcnow().isoformat(), "exported_by": actor,
-                    "names": list(taxonomy()), "photos": [_manifest_entry(e, s, settings) for e, s in rows]}
+                    "names": list(names), "photos": [_manifest_entry(e, s, settings) for e, s in rows]}
         (partial / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
         if out.exists():
             out.rmdir()

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from server.labels.dataset import DatasetError
 from server.labels.store import MAX_BOXES, LabelError, check_box, labellable, replace_boxes
+from vision.rules import SortingRules
 
 NAME_FILES = ("obj.names", "classes.txt")
 NOT_LABELS = {"obj.names", "classes.txt", "train.txt", "valid.txt", "test.txt", "obj.data"}
@@ -129,7 +130,7 @@ def _once(boxes: Boxes, seen: dict[str, str], event: str, where: str, photo_boxe
     boxes[event] = photo_boxes
 
 
-def parse_yolo(files: Files, source: str = "the export") -> Boxes:
+def parse_yolo(files: Files, rules: SortingRules, source: str = "the export") -> Boxes:
     names, boxes, seen = _names(files, source), {}, {}
     for path, content in files.items():
         pure = PurePosixPath(path)
@@ -154,7 +155,7 @@ def parse_yolo(files: Files, source: str = "the export") -> Boxes:
             if not 0 <= index < len(names):
                 raise DatasetError(f"{where}: class index {index} is not in the {len(names)} class names")
             rows.append((names[index], _xyxy(values), where))
-        _once(boxes, seen, event_id(path), path, _checked(rows, path))
+        _once(boxes, seen, event_id(path), path, _checked(rows, path, rules))
     return boxes
 
 
@@ -187,7 +188,7 @@ def _coco_image(image: dict[str, Any], source: str) -> tuple[str, float, float]:
     return name, width, height
 
 
-def parse_coco(document: Any, source: str) -> Boxes:
+def parse_coco(document: Any, source: str, rules: SortingRules) -> Boxes:
     try:
         categories = {c["id"]: c["name"] for c in document["categories"]}
         images = {i["id"]: i for i in document["images"]}
@@ -215,7 +216,8 @@ def parse_coco(document: Any, source: str) -> Boxes:
     seen: dict[str, str] = {}
     for i, r in rows.items():
         name = sizes[i][0]
-        _once(boxes, seen, event_id(name), f"{source}: image {i!r} ({name})", _checked(r, f"{source}: {name}"))
+        _once(boxes, seen, event_id(name), f"{source}: image {i!r} ({name})",
+              _checked(r, f"{source}: {name}", rules))
     return boxes
 
 
@@ -224,13 +226,14 @@ def _clip(xyxy: tuple[float, ...]) -> tuple[float, float, float, float]:
     return tuple(min(max(v, 0.0), 1.0) if -EPS <= v <= 1 + EPS else v for v in xyxy)  # type: ignore[return-value]
 
 
-def _checked(rows: list[tuple[str, tuple[float, float, float, float], str]], photo: str) -> list[dict[str, Any]]:
+def _checked(rows: list[tuple[str, tuple[float, float, float, float], str]], photo: str,
+             rules: SortingRules) -> list[dict[str, Any]]:
     if len(rows) > MAX_BOXES:  # as in the dashboard: more is a runaway script, not a hopper
         raise DatasetError(f"{photo}: {len(rows)} boxes on one photo, at most {MAX_BOXES}")
     out = []
     for class_, xyxy, where in rows:
         try:
-            check_box(class_, xyxy, where)
+            check_box(class_, xyxy, where, rules)
         except LabelError as error:
             raise DatasetError(str(error)) from None
         out.append({"class": class_, **dict(zip(("x1", "y1", "x2", "y2"), xyxy, strict=True)),
@@ -238,8 +241,9 @@ def _checked(rows: list[tuple[str, tuple[float, float, float, float], str]], pho
     return out
 
 
-def parse(path: Path) -> tuple[Boxes, str]:
-    """The boxes per photo in the file, and what the file was (for the audit log)."""
+def parse(path: Path, rules: SortingRules) -> tuple[Boxes, str]:
+    """The boxes per photo in the file, and what the file was (for the audit log); a class must be one
+    of ``rules`` (the server's sorting rules)."""
     files = read_files(path)
     documents = [k for k in files if k.endswith(".json") and PurePosixPath(k).name != "notes.json"]
     if documents and not any(k.endswith(".txt") for k in files):
@@ -250,15 +254,16 @@ def parse(path: Path) -> tuple[Boxes, str]:
                 document = json.loads(files[name])
             except (ValueError, UnicodeDecodeError, RecursionError) as error:
                 raise DatasetError(f"{name}: not JSON ({error})") from None
-            for event, photo_boxes in parse_coco(document, name).items():  # instances_train and _default...
+            for event, photo_boxes in parse_coco(document, name, rules).items():  # instances_train and _default...
                 _once(boxes, seen, event, name, photo_boxes)
         return boxes, f"COCO {path.name}"
-    return parse_yolo(files, str(path)), f"YOLO {path.name}"
+    return parse_yolo(files, rules, str(path)), f"YOLO {path.name}"
 
 
-def import_labels(session: Session, path: Path, actor: str, photo_days: int, lift_days: int) -> int:
+def import_labels(session: Session, path: Path, actor: str, photo_days: int, lift_days: int,
+                  rules: SortingRules) -> int:
     """Replace the labels of every photo in the file; all or nothing. Returns photos updated; the caller commits."""
-    boxes, source = parse(path)
+    boxes, source = parse(path, rules)
     if not boxes:
         raise DatasetError(f"{path}: no label file found (YOLO .txt per photo, or a COCO JSON)")
     checked = []
@@ -269,5 +274,5 @@ def import_labels(session: Session, path: Path, actor: str, photo_days: int, lif
             raise DatasetError(f"{event}: {error}") from None
         checked.append((lift, photo_boxes))
     for lift, photo_boxes in checked:
-        replace_boxes(session, lift, photo_boxes, actor, source)
+        replace_boxes(session, lift, photo_boxes, actor, source, rules)
     return len(checked)

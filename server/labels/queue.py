@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from server.config import ServerSettings
 from server.ingest.models import Evidence, Lift
 from server.labels.models import LabelPhoto
-from server.labels.store import TODO, current, expires_on, rules
+from server.labels.store import TODO, current, expires_on
+from vision.rules import SortingRules
 
 MAX_QUEUE = 2_000  # photos listed at once; filters narrow a longer queue
 
@@ -49,24 +50,26 @@ def _rows(session: Session, flt: QueueFilter) -> list[Any]:
     return list(session.execute(query).all())
 
 
-def _classes(detections: list[dict[str, Any]], labelled: list[dict[str, Any]] | None) -> set[str]:
+def _classes(detections: list[dict[str, Any]], labelled: list[dict[str, Any]] | None,
+             rules: SortingRules) -> set[str]:
     if labelled is not None:
         return {b["class"] for b in labelled if b["state"] != "deleted"}
-    return {rules().canonical(d["class"]) for d in detections} - {None}
+    return {rules.canonical(d["class"]) for d in detections} - {None}
 
 
-def queue(session: Session, flt: QueueFilter) -> dict[str, Any]:
+def queue(session: Session, flt: QueueFilter, rules: SortingRules) -> dict[str, Any]:
     """Event ids of the matching photos in collection order, with the progress count."""
     status = {event_id: label_status or TODO for event_id, detections, label_status, labelled in _rows(session, flt)
-              if not flt.class_ or flt.class_ in _classes(detections, labelled)}
+              if not flt.class_ or flt.class_ in _classes(detections, labelled, rules)}
     chosen = [e for e, s in status.items() if flt.status is None or s == flt.status]
     return {"total": len(status), "done": sum(s != TODO for s in status.values()),
             "items": [{"event_id": e, "status": status[e]} for e in chosen[:MAX_QUEUE]]}
 
 
-def photo_view(session: Session, settings: ServerSettings, lift: Lift, photo: Evidence) -> dict[str, Any]:
+def photo_view(session: Session, settings: ServerSettings, lift: Lift, photo: Evidence,
+               rules: SortingRules) -> dict[str, Any]:
     """What the annotation page shows of a photo: no address, no bin, no position (privacy)."""
-    status, boxes, annotator = current(session, lift)
+    status, boxes, annotator = current(session, lift, rules)
     return {
         "event_id": lift.event_id, "truck_id": lift.truck_id, "day": lift.day.isoformat(),
         "stream": lift.stream, "reason": lift.evidence_reason or "contaminated", "status": status,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache
 from typing import Any, Literal
 
 from sqlalchemy import delete, select
@@ -45,21 +44,17 @@ class Decision:
     xyxy: tuple[float, float, float, float] | None = None
 
 
-@cache
-def rules() -> SortingRules:
-    return SortingRules.load()
+def taxonomy(rules: SortingRules) -> tuple[str, ...]:
+    """The classes a box may have: every class of the server's sorting rules (the settings'
+    ``sorting_rules``, the trucks' file), in file order, batteries and gas cylinders included even
+    where the model cannot see them yet."""
+    return tuple(rules.spec.classes)
 
 
-def taxonomy() -> tuple[str, ...]:
-    """The classes a box may have: every class of the rules (vision/rules_fr.yaml), in file order,
-    batteries and gas cylinders included even where the model cannot see them yet."""
-    return tuple(rules().spec.classes)
-
-
-def check_box(class_: str, xyxy: tuple[float, float, float, float], where: str) -> None:
+def check_box(class_: str, xyxy: tuple[float, float, float, float], where: str, rules: SortingRules) -> None:
     """A box of a known class, inside the photo and not empty; LabelError naming what is wrong."""
-    if class_ not in taxonomy():
-        raise LabelError("invalid", f"{where}: unknown class {class_!r} (known: {', '.join(taxonomy())})")
+    if class_ not in rules.spec.classes:
+        raise LabelError("invalid", f"{where}: unknown class {class_!r} (known: {', '.join(taxonomy(rules))})")
     x1, y1, x2, y2 = xyxy
     if not all(0.0 <= v <= 1.0 for v in xyxy):
         raise LabelError("invalid", f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) leaves the photo "
@@ -68,12 +63,12 @@ def check_box(class_: str, xyxy: tuple[float, float, float, float], where: str) 
         raise LabelError("invalid", f"{where}: empty box ({x1:g}, {y1:g}, {x2:g}, {y2:g}): x2 > x1 and y2 > y1 needed")
 
 
-def model_boxes(detections: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def model_boxes(detections: list[dict[str, Any]] | None, rules: SortingRules) -> list[dict[str, Any]]:
     """The truck's boxes as labelling boxes: model classes mapped to the rules' classes (ignored
     classes, not waste, are left out), each pending a decision."""
     boxes = []
     for det in detections or []:
-        name = rules().canonical(det["class"])
+        name = rules.canonical(det["class"])
         if name is None:
             continue
         boxes.append({"id": len(boxes) + 1, "class": name, **{k: float(det[k]) for k in COORDS},
@@ -106,11 +101,11 @@ def labellable(session: Session, event_id: str, photo_days: int, lift_days: int)
     return lift, photo
 
 
-def current(session: Session, lift: Lift) -> tuple[str, list[dict[str, Any]], str | None]:
+def current(session: Session, lift: Lift, rules: SortingRules) -> tuple[str, list[dict[str, Any]], str | None]:
     """(status, boxes, last annotator) of a photo, the model's boxes when nobody labelled it yet."""
     row = session.get(LabelPhoto, lift.event_id)
     if row is None:
-        return TODO, model_boxes(lift.evidence_detections), None
+        return TODO, model_boxes(lift.evidence_detections, rules), None
     return row.status, [dict(b) for b in row.boxes], row.annotator
 
 
@@ -121,7 +116,7 @@ def _find(boxes: list[dict[str, Any]], box_id: int | None) -> dict[str, Any]:
     raise LabelError("invalid", f"no box {box_id} on this photo")
 
 
-def _on_box(boxes: list[dict[str, Any]], decision: Decision) -> None:
+def _on_box(boxes: list[dict[str, Any]], decision: Decision, rules: SortingRules) -> None:
     box = _find(boxes, decision.box_id)
     if decision.action == "delete":
         box["state"] = DELETED
@@ -129,17 +124,17 @@ def _on_box(boxes: list[dict[str, Any]], decision: Decision) -> None:
         if decision.xyxy is None and decision.class_ is None:
             raise LabelError("invalid", "move needs the new box (x1, y1, x2, y2), a new class, or both")
         xyxy = decision.xyxy or tuple(box[k] for k in COORDS)
-        check_box(decision.class_ or box["class"], xyxy, f"box {box['id']}")
+        check_box(decision.class_ or box["class"], xyxy, f"box {box['id']}", rules)
         box.update(zip(COORDS, xyxy, strict=True), **{"class": decision.class_ or box["class"]})
         box["state"], box["edited"] = ACCEPTED, True
     else:
         box["state"] = ACCEPTED
 
 
-def _add(boxes: list[dict[str, Any]], decision: Decision) -> None:
+def _add(boxes: list[dict[str, Any]], decision: Decision, rules: SortingRules) -> None:
     if decision.class_ is None or decision.xyxy is None:
         raise LabelError("invalid", "add needs a class and a box (x1, y1, x2, y2)")
-    check_box(decision.class_, decision.xyxy, "new box")
+    check_box(decision.class_, decision.xyxy, "new box", rules)
     if len(boxes) >= MAX_BOXES:
         raise LabelError("invalid", f"a photo holds at most {MAX_BOXES} boxes")
     boxes.append({"id": max((b["id"] for b in boxes), default=0) + 1, "class": decision.class_,
@@ -147,13 +142,14 @@ def _add(boxes: list[dict[str, Any]], decision: Decision) -> None:
                   "model_class": None, "confidence": None})
 
 
-def apply(status: str, boxes: list[dict[str, Any]], decision: Decision) -> tuple[str, list[dict[str, Any]]]:
+def apply(status: str, boxes: list[dict[str, Any]], decision: Decision,
+          rules: SortingRules) -> tuple[str, list[dict[str, Any]]]:
     """The photo's state after one decision (pure: the caller stores it)."""
     action = decision.action
     if action in ("accept", "delete", "move"):
-        _on_box(boxes, decision)
+        _on_box(boxes, decision, rules)
     elif action == "add":
-        _add(boxes, decision)
+        _add(boxes, decision, rules)
     elif action == "done":  # what the annotator left as the model drew it is right
         for box in boxes:
             if box["state"] == PENDING:
@@ -176,7 +172,7 @@ def store(session: Session, event_id: str, status: str, boxes: list[dict[str, An
         row.status, row.boxes, row.annotator, row.updated_at = status, boxes, actor, utcnow()
 
 
-def decide(session: Session, lift: Lift, decision: Decision, actor: str) -> None:
+def decide(session: Session, lift: Lift, decision: Decision, actor: str, rules: SortingRules) -> None:
     """Apply one decision (or undo the actor's last one on this photo), keep it and audit it; the
     caller checked the photo may be labelled (``labellable``) and commits."""
     if decision.action == "undo":
@@ -184,7 +180,7 @@ def decide(session: Session, lift: Lift, decision: Decision, actor: str) -> None
         return
     row = session.get(LabelPhoto, lift.event_id)
     before = None if row is None else {"status": row.status, "boxes": row.boxes}
-    status, boxes = apply(*current(session, lift)[:2], decision)
+    status, boxes = apply(*current(session, lift, rules)[:2], decision, rules)
     store(session, lift.event_id, status, boxes, actor)
     session.add(LabelDecision(event_id=lift.event_id, at=utcnow(), annotator=actor, action=decision.action,
                               box_id=decision.box_id, before=before))
@@ -218,12 +214,13 @@ def _undo(session: Session, event_id: str, actor: str) -> None:
     audit(session, actor, "labels.undo", event_id, f"{last.action} of {last.at.isoformat()}")
 
 
-def replace_boxes(session: Session, lift: Lift, boxes: list[dict[str, Any]], actor: str, source: str) -> None:
+def replace_boxes(session: Session, lift: Lift, boxes: list[dict[str, Any]], actor: str, source: str,
+                  rules: SortingRules) -> None:
     """An imported labelling (Label Studio, CVAT) replaces the photo's boxes; the model's boxes it
     left out count as deleted. Kept for undo and audited like any decision."""
     row = session.get(LabelPhoto, lift.event_id)
     before = None if row is None else {"status": row.status, "boxes": row.boxes}
-    deleted = [{**b, "state": DELETED} for b in model_boxes(lift.evidence_detections)
+    deleted = [{**b, "state": DELETED} for b in model_boxes(lift.evidence_detections, rules)
                if not any(_same(b, kept) for kept in boxes)]
     merged = [{**b, "id": i + 1} for i, b in enumerate([*boxes, *deleted])]
     store(session, lift.event_id, DONE, merged, actor)
@@ -244,7 +241,7 @@ def forget(session: Session, event_ids: list[str]) -> None:
         session.execute(delete(LabelPhoto).where(LabelPhoto.event_id.in_(chunk)))
 
 
-def deleted_detections(session: Session) -> list[dict[str, Any]]:
+def deleted_detections(session: Session, rules: SortingRules) -> list[dict[str, Any]]:
     """Model boxes annotators deleted, one row per photo, in the shape of the false-detections report
     (server.reminders.campaigns): a deleted box is a false detection of the model."""
     rows = []
@@ -255,7 +252,7 @@ def deleted_detections(session: Session) -> list[dict[str, Any]]:
         if not gone:
             continue
         classes = sorted({b["model_class"] or b["class"] for b in gone})
-        spec = rules().spec.classes
+        spec = rules.spec.classes
         categories = sorted({spec[b["class"]].category for b in gone if b["class"] in spec})
         rows.append({"event_id": lift.event_id, "truck_id": lift.truck_id, "stream": lift.stream,
                      "model_version": f"{lift.model_name}:{lift.model_version}", "classes": ";".join(classes),

@@ -2,7 +2,7 @@
 
 Everything here is household-level or acts on households: managers and admins only (the same
 dependencies as the core API), and every read of personal data, export and send is audited.
-``mount_reminders(app, settings)`` adds these routes, the review pages and the reminders' tables.
+``mount_reminders(app, settings, sorting_rules)`` adds these routes, the review pages and the reminders' tables.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from server.web.auth import audit
 from server.web.bounds import Day, RowId
 from server.web.deps import Manager, SameOrigin, SessionDep
 from server.web.privacy import STREET_LEVEL_FILES, refusal, street_level_effect
+from vision.rules import SortingRules
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,13 @@ def _fail(error: Exception, code: int = 422) -> HTTPException:
 
 
 class Reminders:
-    """What the routes share: the rules, the templates, the folders."""
+    """What the routes share: the targeting rules, the sorting rules, the templates, the folders."""
 
-    def __init__(self, settings: ServerSettings, config: RemindersConfig) -> None:
+    def __init__(self, settings: ServerSettings, config: RemindersConfig, sorting_rules: SortingRules) -> None:
         self.settings = settings
         self.config = config
-        self.templates = MessageTemplates(config)
+        self.sorting_rules = sorting_rules
+        self.templates = MessageTemplates(config, sorting_rules)
         self.out_root = settings.data_dir / "reminders"
 
     @property
@@ -107,7 +109,7 @@ class Reminders:
 
     def dispatcher(self, db: Any, actor: str, campaign_id: int) -> Any:
         return Dispatcher(db, self.config, self.settings.evidence_path, self.out_root / f"campagne-{campaign_id}",
-                          actor, local_today(self.settings.zone))
+                          actor, local_today(self.settings.zone), sorting_rules=self.sorting_rules)
 
 
 def reminders_router(rem: Reminders) -> APIRouter:
@@ -334,28 +336,30 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
                 response_model=list[schemas.FalseDetectionOut], responses={200: {"content": {"text/csv": {}}}})
     def false_detection_list(db: SessionDep, who: Manager, format: Literal["json", "csv"] = "json") -> Any:
         if format == "csv":
-            text = export_false_detections(db, who.actor)
+            text = export_false_detections(db, who.actor, rem.sorting_rules)
             db.commit()
             return PlainTextResponse(text, media_type="text/csv",
                                      headers={"Content-Disposition": 'attachment; filename="fausses-detections.csv"'})
-        rows = false_detections(db)
+        rows = false_detections(db, rem.sorting_rules)
         # The same rows as the CSV (lift ids, trucks, reviewers' notes): read alike, audited alike.
         audit(db, who.actor, "reminders.false_detections.read", None, f"{len(rows)} rows")
         db.commit()
         return rows
 
 
-def mount_reminders(app: FastAPI, settings: ServerSettings, config: RemindersConfig | None = None) -> None:
-    """Reminders' tables, API routes and pages on ``app`` (called by ``create_app``)."""
+def mount_reminders(app: FastAPI, settings: ServerSettings, sorting_rules: SortingRules,
+                    config: RemindersConfig | None = None) -> None:
+    """Reminders' tables, API routes and pages on ``app`` (called by ``create_app``, which loaded the
+    settings' ``sorting_rules``: the local rules the letters print)."""
     try:
         config = config or load_targeting()
     except ReminderConfigError as error:  # a bad rules file stops start-up with its reason
         raise ConfigError(f"{RULES_ENV}: {error}") from None
     engine = app.state.ctx.sessions.kw["bind"]
     upgrade_reminders(engine)
-    rem = Reminders(settings, config)
+    rem = Reminders(settings, config, sorting_rules)
     app.state.reminders = rem
     app.include_router(reminders_router(rem))
-    app.include_router(reminders_page_router(settings))
+    app.include_router(reminders_page_router(settings, sorting_rules))
     log.info("reminders mounted (rules: %s)", "file" if config != RemindersConfig() else "defaults")
 

@@ -32,6 +32,7 @@ from server.reminders.plan import make_plan
 from server.reminders.targets import Plan
 from server.web.auth import audit
 from server.web.csvexport import rows_csv
+from vision.rules import SortingRules
 from vision.schema import Severity
 
 
@@ -141,8 +142,9 @@ FALSE_DETECTION_COLUMNS = ("event_id", "truck_id", "stream", "model_version", "c
                            "evidence_sha256", "evidence_path", "note", "reported_by", "reported_at", "item_id")
 
 
-def false_detections(session: Session) -> list[dict[str, Any]]:
-    """Lifts rejected in review, then photos whose model boxes annotators deleted (server.labels)."""
+def false_detections(session: Session, sorting_rules: SortingRules) -> list[dict[str, Any]]:
+    """Lifts rejected in review, then photos whose model boxes annotators deleted (server.labels; the
+    categories of their classes from the server's ``sorting_rules``)."""
     paths = dict(session.execute(select(Evidence.event_id, Evidence.path)
                                  .join(FalseDetection, FalseDetection.event_id == Evidence.event_id)).all())
     rows = []
@@ -155,12 +157,12 @@ def false_detections(session: Session) -> list[dict[str, Any]]:
                      "evidence_sha256": fd.evidence_sha256, "evidence_path": paths.get(fd.event_id),
                      "note": fd.note, "reported_by": fd.reported_by, "reported_at": fd.reported_at.isoformat(),
                      "item_id": fd.item_id})
-    return rows + deleted_detections(session)
+    return rows + deleted_detections(session, sorting_rules)
 
 
-def export_false_detections(session: Session, actor: str) -> str:
+def export_false_detections(session: Session, actor: str, sorting_rules: SortingRules) -> str:
     """CSV of every false detection (one row per lift), audited; the caller commits."""
-    rows = false_detections(session)
+    rows = false_detections(session, sorting_rules)
     # Notes and user names are typed by people: every cell is neutralised against formulas.
     text = rows_csv(FALSE_DETECTION_COLUMNS, rows)
     audit(session, actor, "reminders.false_detections.export", None, f"{len(rows)} rows")

@@ -212,7 +212,7 @@ def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
         from server.localtime import local_today
 
         dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor,
-                                local_today(ctx.settings.zone))
+                                local_today(ctx.settings.zone), sorting_rules=ctx.sorting_rules)
         try:
             report = dispatcher.send_campaign(args.campaign)
         finally:
@@ -324,7 +324,7 @@ def _false_detections(args: argparse.Namespace) -> int:
     from server.reminders.campaigns import export_false_detections
 
     with CommandContext(args) as ctx:
-        text = export_false_detections(ctx.session, ctx.actor)
+        text = export_false_detections(ctx.session, ctx.actor, ctx.sorting_rules)
         ctx.session.commit()
     args.file.write_text(text, encoding="utf-8")
     print(say(f"{args.file} : {text.count(chr(10)) - 1} fausse(s) détection(s)"))

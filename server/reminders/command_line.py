@@ -110,7 +110,7 @@ def common_options(parser: argparse.ArgumentParser, rules: bool = True) -> None:
 
 
 class CommandContext:
-    """Settings, database session and rules of one command."""
+    """Settings, database session, targeting rules (``rules``) and sorting rules of one command."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from sqlalchemy.orm import Session
@@ -125,9 +125,12 @@ class CommandContext:
         args.database_url = None
         self.engine = open_database(args)
         upgrade_reminders(self.engine)
+        from server.command_line import sorting_rules_of
         from server.config import load_settings
 
         self.settings = load_settings(args.config)
+        # What the letters print as the local rules, and the categories of deleted boxes: the server's.
+        self.sorting_rules = sorting_rules_of(self.settings)
         try:
             self.rules = load_targeting(getattr(args, "rules", None))
         except ReminderConfigError as error:

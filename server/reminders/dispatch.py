@@ -43,6 +43,7 @@ from server.reminders.templates import MessageTemplates, TemplateData, TemplateE
 from server.reminders.walking_route import route_streets
 from server.streets.models import Address, Street
 from server.web.auth import audit
+from vision.rules import SortingRules
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,14 @@ class Dispatcher:
     actor: str
     today: date = field(default_factory=date.today)
     clock: Callable[[], datetime] = utcnow
+    # By name: the targeting config beside it is called rules too. The server's sorting_rules.
+    sorting_rules: SortingRules = field(kw_only=True)
     templates: MessageTemplates = field(init=False)
     mailer: Mailer | None = field(init=False)
     sms: SmsGateway | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.templates = MessageTemplates(self.config)
+        self.templates = MessageTemplates(self.config, self.sorting_rules)
         self.mailer = Mailer(self.config.channels.smtp) if self.config.channels.smtp else None
         self.sms = SmsGateway(self.config.channels.sms) if self.config.channels.sms else None
 

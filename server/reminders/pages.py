@@ -14,7 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.config import ServerSettings
-from server.web.dashboard import LANGUAGES, NAV, MaybePrincipal, Pages, login_redirect, menu_for, messages, request_lang
+from server.web.dashboard import LANGUAGES, NAV, MaybePrincipal, Pages, login_redirect, menu_for, request_lang
+from vision.rules import SortingRules
 
 I18N = Path(__file__).resolve().parent.parent / "templates" / "reminders" / "i18n"
 NAV_ITEM = ("nav.reminders", "/rappels", "reminders")
@@ -25,8 +26,8 @@ def reminder_messages(lang: str) -> dict[str, str]:
     return json.loads((I18N / f"{lang}.json").read_text(encoding="utf-8"))
 
 
-def reminders_page_router(settings: ServerSettings) -> APIRouter:
-    pages = Pages(settings)
+def reminders_page_router(settings: ServerSettings, sorting_rules: SortingRules) -> APIRouter:
+    pages = Pages(settings, sorting_rules)
     router = APIRouter(include_in_schema=False)
 
     @router.get("/rappels")
@@ -34,7 +35,7 @@ def reminders_page_router(settings: ServerSettings) -> APIRouter:
         if who is None:
             return login_redirect(request)
         lang = request_lang(request)
-        t = {**messages(lang), **reminder_messages(lang)}
+        t = {**pages.messages(lang), **reminder_messages(lang)}
         context = {"page": "reminders", "lang": lang, "other_lang": next(x for x in LANGUAGES if x != lang),
                    "t": t, "nav": menu_for(who, (*NAV, NAV_ITEM)), "can_review": who.can("manager"),
                    "household_level": settings.household_level,

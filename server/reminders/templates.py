@@ -63,8 +63,12 @@ class TemplateData:
 
 
 class MessageTemplates:
-    def __init__(self, config: RemindersConfig) -> None:
+    """The templates of ``config`` (its ``templates_dir`` first), rendered with the server's sorting
+    rules (``sorting_rules``: the file the trucks judge by) as the local rules households read."""
+
+    def __init__(self, config: RemindersConfig, sorting_rules: SortingRules) -> None:
         self.config = config
+        self.sorting_rules = sorting_rules
         loaders = [FileSystemLoader(str(PACKAGED))]
         if config.templates_dir is not None:
             loaders.insert(0, FileSystemLoader(str(config.templates_dir)))
@@ -73,8 +77,15 @@ class MessageTemplates:
 
     @cached_property
     def rules(self) -> list[dict[str, Any]]:
-        """The local sorting rules, stream by stream, in the words of ``vision/rules_fr.yaml``."""
-        spec = SortingRules.load().spec
+        """What goes in each bin, stream by stream in the words and order of the server's rules file.
+
+        Every stream of that file, and only those: the file is the deployment's, and its streams are
+        the ones its trucks collect (a truck refuses a stream its file lacks), so a collectivité without
+        a paper collection deletes ``paper`` from its copy. Not ``household.streams``: that says which
+        streams' contamination targets a household, while the letter reminds every bin it has (a glass
+        bottle in the bac jaune is best answered by where glass goes). A stream that accepts nothing
+        is left out: there is nothing to put in it."""
+        spec = self.sorting_rules.spec
         return [{"stream": stream.value, "label": rule.label,
                  "accepted": [spec.classes[name].label.lower() for name in rule.accepted]}
                 for stream, rule in spec.streams.items() if rule.accepted]

@@ -27,6 +27,7 @@ from server.web.auth import Principal
 from server.web.basemap import Basemap, basemap_from
 from server.web.bounds import RowId
 from server.web.deps import SessionDep, current_principal
+from vision.rules import SortingRules
 from vision.schema import Stream
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,6 @@ LANGUAGES = ("fr", "en")  # the first is the default
 LANG_COOKIE = "trivue_lang"
 VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/chartjs/chart.umd.js",
                 "vendor/pmtiles/pmtiles.js", "vendor/konva/konva.min.js")
-# Error categories of the default French rules (vision/rules_fr.yaml), in the order of the filter.
-CATEGORIES = ("sac_ferme", "emballage", "papier", "verre", "vaisselle", "biodechet", "textile", "deee", "soins",
-              "dangereux")
 NAV = (  # (message key, path, page name)
     ("nav.map", "/carte", "map"), ("nav.ranking", "/classement", "ranking"), ("nav.fleet", "/flotte", "fleet"),
     ("nav.alerts", "/alertes", "alerts"), ("nav.quality", "/qualite", "quality"),
@@ -87,12 +85,18 @@ MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 @dataclass(slots=True)
 class Pages:
-    """Renders page shells with the language, the messages and the settings the scripts need."""
+    """Renders page shells with the language, the messages and the settings the scripts need.
+
+    The error categories (the map's and the ranking's filter) are those of the server's sorting
+    rules (``sorting_rules``, the trucks' file), in the order their classes come in it.
+    """
 
     settings: ServerSettings
+    sorting_rules: SortingRules
     templates: Jinja2Templates = field(init=False)
     basemap: Basemap = field(init=False)
     _versions: dict[str, str] = field(default_factory=dict)
+    _messages: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -108,9 +112,21 @@ class Pages:
             self._versions[name] = str(int(path.stat().st_mtime)) if path.exists() else "0"
         return f"/static/{name}?v={self._versions[name]}"
 
+    def messages(self, lang: str) -> dict[str, str]:
+        """The language's messages, with a ``cat.<category>`` and a ``class.<class>`` for every category
+        and class of the rules that the translation files lack (one a deployment added), in the rules'
+        words: rather than an empty option in the filter or a bare code in the annotation tool and
+        the street page."""
+        if lang not in self._messages:
+            rules, known = self.sorting_rules, messages(lang)
+            added = {**{f"cat.{category}": rules.category_label(category) for category in rules.categories},
+                     **{f"class.{name}": rules.label(name) for name in rules.spec.classes}}
+            self._messages[lang] = {**added, **known}  # the translations win where they exist
+        return self._messages[lang]
+
     def script_config(self, lang: str, extra: dict[str, Any]) -> dict[str, Any]:
         return {
-            "lang": lang, "t": messages(lang), "timeZone": self.settings.timezone,
+            "lang": lang, "t": self.messages(lang), "timeZone": self.settings.timezone,
             "basemap": self.basemap.script_config(),
             "silentAfterS": getattr(self.settings, "truck_silent_after_s", DEFAULT_SILENT_AFTER_S),
             "defaultPeriod": "90", **extra,
@@ -122,8 +138,8 @@ class Pages:
         script = extra.pop("script", {})
         context = {
             "page": page, "lang": lang, "other_lang": next(x for x in LANGUAGES if x != lang),
-            "t": messages(lang), "nav": navigation(request, who), "streams": [s.value for s in Stream],
-            "categories": CATEGORIES,
+            "t": self.messages(lang), "nav": navigation(request, who), "streams": [s.value for s in Stream],
+            "categories": self.sorting_rules.categories,
             "config": self.script_config(lang, script), **extra,
         }
         response = self.templates.TemplateResponse(request, f"dashboard/{template}", context)

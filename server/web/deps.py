@@ -20,6 +20,7 @@ from server.ingest.evidence import EvidenceStore
 from server.ingest.metrics import Metrics
 from server.ingest.subscriber import Ingest
 from server.web.auth import Principal, session_principal, token_principal
+from vision.rules import SortingRules
 
 SESSION_COOKIE = "trivue_session"
 DEV_PRINCIPAL = Principal("dev", "admin", "dev")
@@ -35,6 +36,7 @@ class AppContext:
     sessions: sessionmaker[Session]
     metrics: Metrics
     evidence: EvidenceStore
+    sorting_rules: SortingRules  # the settings' sorting_rules, loaded once at start-up
     ingest: Ingest | None  # None when ingest is disabled
     publish_config: Callable[[str, dict[str, object]], None] | None = None  # a truck's retained config
 

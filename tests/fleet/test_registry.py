@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import func, select
 
 from server.fleet.models import Assignment, FleetModel, Rollout
@@ -15,7 +17,10 @@ from server.ingest.models import Truck
 from server.web.accounts import AuditEntry
 from tests.fleet.conftest import Fleet, wait_until
 from tests.fleet.models import CARD, SHIPPED, SHIPPED_INT8, SHIPPED_MAP50, SHIPPED_VERSION, derived
-from vision.onnxmeta import read_metadata, with_metadata
+from tests.server.edited_rules import COMPOSTABLE, edited_rules
+from vision.onnxmeta import parse_model_file, read_metadata, with_metadata
+from vision.rules import DEFAULT_RULES, SortingRules
+from vision.schema import Stream
 
 
 def sha_of(path: Path) -> str:
@@ -288,3 +293,33 @@ def test_a_model_whose_classes_do_not_match_its_head_is_refused_at_publish(fleet
     assert f"{nine}: output shape (1, 14, 2100) is not a detection head for the 9 classes" in err, err
     assert "expected (1, 13, N)" in err, err
     assert registry_state(fleet) == before and "model.publish" not in audit_actions(fleet)
+
+
+def test_the_publish_warning_follows_the_servers_rules_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A deployment added a class to its rules (and no paper collection): a model that detects it is
+    what its trucks expect, so publishing warns of nothing; the packaged rules would warn on every stream."""
+    from server.fleet.registry import streams_without_rules
+    from trivue.cli import main
+
+    own = SortingRules.load(edited_rules(tmp_path / "regles", drop_streams=("paper",)))
+    model = derived(tmp_path / "m", "2026.12.03-compost", rename={"bag": COMPOSTABLE})
+    names = list(parse_model_file(model).names)
+    assert set(streams_without_rules(names, SortingRules.load())) == {stream.value for stream in Stream}
+    assert streams_without_rules(names, own) == {}
+    # Only the streams of the file: a collectivité without a paper collection is not warned about it.
+    assert set(streams_without_rules([*names, "sock"], own)) == {"recyclables", "glass", "residual", "biowaste"}
+    for name in [n for n in os.environ if n.startswith("TRIVUE_")]:
+        monkeypatch.delenv(name)
+    config = tmp_path / "server.yaml"
+    for rules, warned in ((own.source, set()), (str(DEFAULT_RULES), {stream.value for stream in Stream})):
+        config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "server"), "sorting_rules": rules}))
+        published = derived(tmp_path / "m", f"2026.12.03-compost-{len(warned)}", rename={"bag": COMPOSTABLE})
+        assert main(["models", "publish", str(published), "--config", str(config)]) == 0
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("warning: ")]
+        assert {line.split()[3] for line in lines} == warned, err
+        assert all(f"with the server's sorting rules ({rules}) will refuse it: " in line for line in lines)
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "server"), "sorting_rules": str(tmp_path / "no")}))
+    assert main(["models", "publish", str(model), "--config", str(config)]) == 2
+    assert f"sorting_rules: {tmp_path / 'no'}: rules file not found" in capsys.readouterr().err

@@ -126,8 +126,8 @@ def test_bad_models_are_refused_by_the_truck_which_keeps_its_model(fleet: Fleet,
     # A class without a rule in the truck's stream.
     code, unknown_class, err = fleet.cli("models", "publish", str(derived(tmp_path / "m", "2026.12.03-sock",
                                                                         rename={"bag": "sock"})))
-    assert code == 0 and "warning: trucks on recyclables with the default rules will refuse it: model class " \
-        "'sock' has no rule" in err, err
+    assert code == 0 and "warning: trucks on recyclables with the server's sorting rules (" in err \
+        and "rules_fr.yaml) will refuse it: model class 'sock' has no rule" in err, err
     unknown_class = unknown_class.strip()
     ask(unknown_class)
     assert "classes without rules" in (reason := refused(unknown_class)) and "'sock'" in reason

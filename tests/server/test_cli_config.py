@@ -55,3 +55,9 @@ def test_a_validation_error_from_create_app_names_the_field(tmp_path: Path) -> N
         app_or_cli_error(create_app, load_settings(env={}, data_dir=tmp_path))
     assert "max_payload_bytes" in str(raised.value) and "'lots'" in str(raised.value)
     assert not isinstance(raised.value, ValidationError)
+
+
+def test_a_missing_sorting_rules_file_stops_the_server_naming_the_setting(tmp_path: Path) -> None:
+    line = _one_line(trivue_server(tmp_path, TRIVUE_SORTING_RULES=str(tmp_path / "regles.yaml"),
+                                   TRIVUE_PORT="18998"))
+    assert line == f"trivue server: error: sorting_rules: {tmp_path / 'regles.yaml'}: rules file not found", line

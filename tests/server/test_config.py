@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from server.config import ConfigError, load_settings
+from tests.server.edited_rules import edited_rules
+from vision.rules import DEFAULT_RULES
 
 
 def test_defaults_live_in_the_data_dir() -> None:
@@ -71,3 +73,39 @@ def test_placeholder_secret_allowed_in_dev_mode() -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.yaml: configuration file not found"):
         load_settings(tmp_path / "nope.yaml", env={})
+
+
+def test_sorting_rules_default_to_the_packaged_french_rules_and_follow_the_environment(tmp_path: Path) -> None:
+    assert load_settings(env={}).sorting_rules == DEFAULT_RULES
+    assert load_settings(env={}).load_sorting_rules().source == str(DEFAULT_RULES)
+    own = edited_rules(tmp_path)
+    path = tmp_path / "trivue.yaml"
+    path.write_text(f"sorting_rules: {tmp_path / 'elsewhere.yaml'}\n")
+    settings = load_settings(path, env={"TRIVUE_SORTING_RULES": str(own)})  # the environment wins, as for any
+    assert settings.sorting_rules == own and "compostable_bag" in settings.load_sorting_rules().spec.classes
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (None, r"^sorting_rules: \S*regles\.yaml: rules file not found$"),
+    ("streams: [\n", r"^sorting_rules: \S*regles\.yaml: not valid YAML"),
+    ("version: 1\nname: x\nclasses: {}\nstreams: {glass: {label: Verre, accepted: [glass]}}\n",
+     r"^sorting_rules: \S*regles\.yaml: .*stream 'glass' names classes not declared in 'classes': \['glass'\]"),
+    ("version: 1\nname: x\nclasses: {}\nstreams: {}\ncolour: blue\n", r"^sorting_rules: .*colour: .*not permitted"),
+])
+def test_a_bad_rules_file_names_the_setting(tmp_path: Path, text: str | None, message: str) -> None:
+    rules = tmp_path / "regles.yaml"
+    if text is not None:
+        rules.write_text(text)
+    settings = load_settings(env={"TRIVUE_SORTING_RULES": str(rules)})  # a path: read when the server starts
+    with pytest.raises(ConfigError, match=message):
+        settings.load_sorting_rules()
+
+
+def test_a_bad_rules_file_stops_the_app_before_the_database(tmp_path: Path) -> None:
+    from server.app import create_app
+
+    settings = load_settings(env={}, data_dir=tmp_path / "data", ingest_enabled=False,
+                             sorting_rules=tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match=r"^sorting_rules: \S*nope\.yaml: rules file not found"):
+        create_app(settings)
+    assert not (tmp_path / "data").exists()  # nothing created, nothing migrated

@@ -25,11 +25,14 @@ from server.labels.store import Decision, decide, taxonomy
 from server.migrate import upgrade_database
 from server.web.accounts import AuditEntry
 from server.web.auth import add_user
+from tests.server.edited_rules import COMPOSTABLE, edited_rules
 from tests.server.photos import BOTTLE, photo_event, seed_photos
 from trivue.cli import main
+from vision.rules import SortingRules
 
 PASSWORD = "correct horse battery"
-NAMES = taxonomy()
+RULES = SortingRules.load()  # the server's default sorting_rules
+NAMES = taxonomy(RULES)
 
 
 @dataclass
@@ -67,9 +70,9 @@ def field(make_settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         add_user(session, "ann", PASSWORD, "annotator")
         for event in events[:-1]:  # the last photo stays unlabelled: not exported
             lift = session.scalar(select(Lift).where(Lift.event_id == event))
-            decide(session, lift, Decision("done"), "user:ann")
+            decide(session, lift, Decision("done"), "user:ann", RULES)
         lift = session.scalar(select(Lift).where(Lift.event_id == events[0]))
-        decide(session, lift, Decision("add", None, "battery", (0.6, 0.1, 0.9, 0.3)), "user:ann")
+        decide(session, lift, Decision("add", None, "battery", (0.6, 0.1, 0.9, 0.3)), "user:ann", RULES)
         session.commit()
     yield Field(settings, sessions, events, tmp_path)
     engine.dispose()
@@ -108,7 +111,7 @@ def test_yolo_export_layout_manifest_and_frozen_day_splits(field: Field, capsys:
     with field.sessions() as session:
         before = dict(session.execute(select(DatasetSplit.day, DatasetSplit.split)).all())
         lift = session.scalar(select(Lift).where(Lift.event_id == field.events[-1]))
-        decide(session, lift, Decision("done"), "user:ann")
+        decide(session, lift, Decision("done"), "user:ann", RULES)
         session.commit()
     assert export(field, field.tmp / "ds2") == 0
     again = {p["event_id"]: p["split"] for p in json.loads((field.tmp / "ds2" / "manifest.json").read_text())["photos"]}
@@ -332,3 +335,41 @@ def test_a_file_that_is_not_an_export_is_named(field: Field, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert field.labels() == before
+
+
+def test_export_and_import_follow_the_servers_rules_file(field: Field, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dataset's classes are the server's sorting_rules (the trucks' file), a class the deployment
+    added included: the packaged rules would refuse its boxes at import and leave it out of data.yaml."""
+    first = field.events[0]
+    cvat = field.tmp / "cvat.zip"
+    own = SortingRules.load(edited_rules(field.tmp / "regles"))
+    names = list(own.spec.classes)
+    cvat.write_bytes(bad_zip({first: f"{names.index(COMPOSTABLE)} 0.5 0.5 0.2 0.2\n"}, names=names))
+    assert main(["dataset", "import", str(cvat), "--as", "ann"]) == 2  # the packaged rules know no such class
+    assert f"unknown class '{COMPOSTABLE}'" in capsys.readouterr().err
+    monkeypatch.setenv("TRIVUE_SORTING_RULES", own.source)
+    assert main(["dataset", "import", str(cvat), "--as", "ann"]) == 0, capsys.readouterr().err
+    assert field.labels()[first] == [(COMPOSTABLE, 0.4, 0.4, 0.6, 0.6)]
+    assert export(field, field.tmp / "own") == 0
+    data = yaml.safe_load((field.tmp / "own" / "data.yaml").read_text())
+    assert data["names"] == names and data["nc"] == len(NAMES) + 1
+    manifest = json.loads((field.tmp / "own" / "manifest.json").read_text())
+    split = next(p["split"] for p in manifest["photos"] if p["event_id"] == first)
+    assert (field.tmp / "own" / "labels" / split / f"{first}.txt").read_text().split()[0] == str(len(NAMES))
+
+
+@pytest.mark.parametrize("command", ["export", "import"])
+def test_a_bad_rules_file_stops_the_command_naming_the_setting(field: Field, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    broken = field.tmp / "broken.yaml"
+    broken.write_text("version: 1\nname: x\nclasses: {}\nstreams: {recyclables: {label: Bac, accepted: [bottle]}}\n")
+    monkeypatch.setenv("TRIVUE_SORTING_RULES", str(broken))
+    if command == "export":
+        assert export(field, field.tmp / "never") == 2
+    else:
+        assert main(["dataset", "import", str(field.tmp / "x.zip"), "--as", "ann"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trivue dataset: error: sorting_rules: ") and str(broken) in err, err
+    assert "not declared in 'classes'" in err and len(err.splitlines()) == 1
+    assert not (field.tmp / "never").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,10 @@ from server.retention import purge_expired
 from server.web.accounts import AuditEntry
 from server.web.auth import create_token
 from tests.server.conftest import Server
-from tests.server.photos import BOTTLE, photo_event, seed_photos
+from tests.server.edited_rules import COMPOSTABLE, COMPOSTABLE_CATEGORY, COMPOSTABLE_LABEL, edited_rules
+from tests.server.photos import BAG, BOTTLE, photo_event, seed_photos
+from vision.rules import SortingRules
+from vision.schema import LiftEvent
 
 
 @pytest.fixture
@@ -182,7 +186,7 @@ def test_the_queue_is_driven_by_the_photos_not_by_every_lift(tmp_path: Any) -> N
     seen: list[tuple[str, Any]] = []
     event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, params, *_: seen.append((sql, params)))
     with Session(engine) as session:
-        queue(session, QueueFilter())
+        queue(session, QueueFilter(), SortingRules.load())
     reads = [(sql, params) for sql, params in seen if "FROM lifts" in sql]
     assert len(reads) == 1, [sql for sql, _ in seen]
     with engine.connect() as connection:
@@ -209,3 +213,28 @@ def test_undo_never_takes_back_someone_else_s_later_decision(api: Server, photos
     assert [(b["class"], b["state"]) for b in boxes] == [("bag", "deleted"), ("bottle", "pending"), ("can", "accepted")]
     assert decide(api, bob, event, action="undo").status_code == 200  # bob's own, latest, decision
     assert decide(api, ann, event, action="undo").json()["boxes"][2:] == []  # now ann's is the latest
+
+
+def test_the_taxonomy_is_the_servers_rules_file(make_settings: Any, run_server: Any, tmp_path: Any) -> None:
+    """A deployment that added a class to its rules (the trucks' file, and the server's sorting_rules)
+    labels it: the classes API, a box's class, the queue's class filter, the false-detections report."""
+    rules = SortingRules.load(edited_rules(tmp_path / "regles"))
+    with run_server(make_settings(ingest_enabled=False, sorting_rules=rules.source)) as api:
+        seen, data = photo_event(1, boxes=[BAG])  # counted by the packaged rules; its box is the new class
+        body = json.loads(seen.to_json())
+        body["evidence"]["detections"] = [{**BAG, "class": COMPOSTABLE}]
+        seed_photos(api.settings, api.sessions, [(LiftEvent.model_validate(body), data), photo_event(2)])
+        who = api.token("annotator")
+        classes = api.client.get("/api/labels/classes", headers=who).json()
+        assert [c["name"] for c in classes] == list(rules.spec.classes)  # file order, the new class last
+        assert classes[-1] == {"name": COMPOSTABLE, "label": COMPOSTABLE_LABEL, "category": COMPOSTABLE_CATEGORY}
+        queue = api.client.get("/api/labels/queue", params={"class": COMPOSTABLE}, headers=who).json()
+        (event,) = [item["event_id"] for item in queue["items"]]
+        other = next(i["event_id"] for i in api.client.get("/api/labels/queue", headers=who).json()["items"]
+                     if i["event_id"] != event)
+        added = decide(api, who, other, action="add", **{"class": COMPOSTABLE}, x1=0.1, y1=0.1, x2=0.3, y2=0.3)
+        assert added.status_code == 200 and added.json()["boxes"][-1]["class"] == COMPOSTABLE
+        decide(api, who, event, action="delete", box_id=1)  # the model saw a compostable bag that is not there
+        report = api.client.get("/api/reminders/false-detections", headers=api.token("manager")).json()
+        (row,) = [r for r in report if r["event_id"] == event]
+        assert (row["classes"], row["categories"]) == (COMPOSTABLE, COMPOSTABLE_CATEGORY)

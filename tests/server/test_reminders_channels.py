@@ -15,7 +15,7 @@ from server.reminders.config import RemindersConfig, SmsChannel
 from server.reminders.dispatch import Dispatcher
 from server.reminders.sms_text import PhoneError, e164, gsm_text, is_gsm7, segments
 from server.reminders.templates import MessageTemplates, TemplateData
-from tests.server.reminders_city import City, Relay
+from tests.server.reminders_city import RULES, City, Relay
 from tests.server.test_reminders_exactly_once import TODAY, approved_campaign, rules_for
 
 
@@ -43,7 +43,7 @@ def test_segments() -> None:
 def test_default_sms_fits_one_segment_and_says_how_to_refuse() -> None:
     config = RemindersConfig(contact={"website": "tri.orleans-metropole.fr"},
                              channels={"sms": {"url": "http://127.0.0.1/"}})
-    text = gsm_text(MessageTemplates(config).render("sms", TemplateData(
+    text = gsm_text(MessageTemplates(config, RULES).render("sms", TemplateData(
         "household", 1, "M. Durand", "Rue Hoche", 9, 3, {"verre": 2, "sac_ferme": 1, "biodechet": 1},
         TODAY, TODAY, reference="R1-12")))
     assert is_gsm7(text) and segments(text) == 1, (len(text), text)
@@ -80,7 +80,7 @@ def test_email_headers_and_opt_out(city: City, smtp_relay: tuple[Relay, int], tm
     campaign_id, _keys = approved_campaign(city, rules, {"target": "martin@example.fr"})
     with city.sessions() as session:
         Dispatcher(session, rules, city.settings.evidence_path, tmp_path, "test",
-                   today=TODAY).send_campaign(campaign_id)
+                   sorting_rules=RULES, today=TODAY).send_campaign(campaign_id)
     (raw,) = inbox.raw
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsedate_to_datetime(message["Date"]).tzinfo is not None
@@ -131,7 +131,7 @@ def test_an_address_the_relay_can_never_take_fails_for_good_at_once(city: City, 
         session.get(Contact, key).email = "josé@exemple.fr"  # type: ignore[union-attr]
         session.commit()
         Dispatcher(session, rules_for(port), city.settings.evidence_path, tmp_path, "test",
-                   today=TODAY).send_campaign(campaign_id)
+                   sorting_rules=RULES, today=TODAY).send_campaign(campaign_id)
     with city.sessions() as session:
         item = session.scalar(select(Item).where(Item.campaign_id == campaign_id, Item.target_key == key))
     assert item is not None and (item.status, item.attempts) == ("failed", 1)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.server.edited_rules import edited_rules
 from tests.server.reminders_city import engine_for, seed_city
+from tests.server.test_reminders_send import pdf_text
 from trivue.cli import main
 
 TODAY = date(2026, 11, 20)
@@ -145,3 +147,28 @@ def test_every_command_refuses_bad_input_in_one_line(tmp_path: Path, monkeypatch
     with city.sessions() as session:
         detail = session.scalar(select(AuditEntry.detail).where(AuditEntry.action == "reminders.household.erase"))
     assert detail is not None and "courrier du 3 décembre" in detail
+
+
+def test_the_notices_sent_print_the_servers_rules_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``trivue reminders send`` prints the local rules of the server's ``sorting_rules`` (compostable
+    bags in the biowaste, a paper bank for paper only), and stops on a rules file it cannot use."""
+    with engine_for("sqlite", tmp_path, False) as engine:
+        seed_city(engine, tmp_path, TODAY)
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'trivue.db'}")
+    monkeypatch.setenv("TRIVUE_SORTING_RULES", str(tmp_path / "absent.yaml"))
+    assert main(["reminders", "false-detections", str(tmp_path / "fd.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"trivue reminders: error: sorting_rules: {tmp_path / 'absent.yaml'}: rules file not found", err
+    monkeypatch.setenv("TRIVUE_SORTING_RULES", str(edited_rules(tmp_path / "regles")))
+    assert main(["reminders", "create", "--until", TODAY.isoformat(), "--name", "Compost"]) == 0
+    assert "campagne 1" in capsys.readouterr().out
+    assert main(["reminders", "items", "--campaign", "1"]) == 0
+    street = next(line.split()[0] for line in capsys.readouterr().out.splitlines() if "rue" in line.split())
+    assert main(["reminders", "review", street, "--approve"]) == 0
+    assert main(["reminders", "send", "--campaign", "1", "--out", str(tmp_path / "pdf")]) == 0
+    (notice,) = [p for p in (tmp_path / "pdf").glob("*.pdf") if not p.name.startswith("feuille-de-route")]
+    text = " ".join(pdf_text(notice.read_bytes()).split())
+    assert "Biodéchets : déchets alimentaires, sac compostable." in text, text
+    assert "Papiers : papier." in text, text

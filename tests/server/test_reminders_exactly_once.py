@@ -29,7 +29,7 @@ from server.reminders.households import import_contacts
 from server.reminders.models import Item
 from server.reminders.plan import make_plan
 from server.web.accounts import AuditEntry
-from tests.server.reminders_city import City, Relay
+from tests.server.reminders_city import RULES, City, Relay
 
 TODAY = date(2026, 11, 20)
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,8 @@ def test_concurrent_sends_from_threads_send_each_item_once(city: City, smtp_rela
 
     def send() -> None:
         with city.sessions() as session:
-            dispatcher = Dispatcher(session, rules, city.settings.evidence_path, tmp_path / "out", "test", today=TODAY)
+            dispatcher = Dispatcher(session, rules, city.settings.evidence_path, tmp_path / "out", "test",
+                                    sorting_rules=RULES, today=TODAY)
             barrier.wait()
             reports.append(dispatcher.send_campaign(campaign_id))
 
@@ -141,12 +142,12 @@ def test_send_killed_mid_delivery_is_resolved_by_the_next(city: City, smtp_relay
     with city.sessions() as session:  # a send right now leaves it: its claim may still be alive
         report = Dispatcher(session, rules.model_copy(update={"channels": rules.channels.model_copy(
             update={"sending_lease_s": 3600})}), city.settings.evidence_path, tmp_path / "out", "test",
-            today=TODAY).send_campaign(campaign_id)
+            sorting_rules=RULES, today=TODAY).send_campaign(campaign_id)
         assert not report.recovered
     time.sleep(1.2)  # past the lease
     with city.sessions() as session:
         report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path / "out", "test",
-                            today=TODAY).send_campaign(campaign_id)
+                            sorting_rules=RULES, today=TODAY).send_campaign(campaign_id)
     assert len(report.recovered) == 1
     assert set(statuses(city, campaign_id).values()) == {"sent"}
     ids: dict[str, set[str]] = {}
@@ -170,7 +171,7 @@ def test_sms_interrupted_is_not_resent_automatically(city: City, tmp_path: Path)
         item.status, item.channel, item.claimed_at = "sending", "sms", utcnow() - timedelta(seconds=5)
         session.commit()
         report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path, "test",
-                            today=TODAY).send_campaign(campaign.id)
+                            sorting_rules=RULES, today=TODAY).send_campaign(campaign.id)
         session.refresh(item)
     assert item.status == "failed" and "au plus une fois" in (item.send_detail or "")
     assert report.recovered and not report.sent
@@ -187,8 +188,8 @@ def test_temporary_failure_retries_with_back_off_permanent_fails(city: City, smt
 
     def send(at: Any) -> Any:
         with city.sessions() as session:
-            return Dispatcher(session, rules, city.settings.evidence_path, tmp_path, "test", today=TODAY,
-                              clock=lambda: at).send_campaign(campaign_id)
+            return Dispatcher(session, rules, city.settings.evidence_path, tmp_path, "test", sorting_rules=RULES,
+                              today=TODAY, clock=lambda: at).send_campaign(campaign_id)
 
     report = send(now)
     state = statuses(city, campaign_id)
@@ -220,7 +221,7 @@ def test_no_contact_fails_permanently_and_retry_after_fixing(city: City, smtp_re
         session.commit()
     with city.sessions() as session:
         report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path, "test",
-                            today=TODAY).send_campaign(campaign.id)
+                            sorting_rules=RULES, today=TODAY).send_campaign(campaign.id)
     (failure,) = report.failed
     assert "bin:BAC-0042" in failure and "aucune coordonnée" in failure
     with city.sessions() as session:

@@ -30,7 +30,7 @@ from server.reminders.sending import claim
 from server.web.accounts import AuditEntry
 from server.web.auth import create_token
 from tests.conftest import free_port
-from tests.server.reminders_city import City, engine_for, seed_city
+from tests.server.reminders_city import RULES, City, engine_for, seed_city
 from trivue.cli import main
 from vision.schema import Stream
 
@@ -171,8 +171,8 @@ def test_opt_out_and_erasure_drop_retries_and_failures(city: City, tmp_path: Pat
         opt_out(session, "bin:BAC-0042", "test")
         items["bin:BAC-0042"].status = "approved"  # approved again before the opposition reached it
         session.commit()
-        report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path, "test", today=TODAY) \
-            .send_campaign(campaign.id)
+        report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path, "test", sorting_rules=RULES,
+                            today=TODAY).send_campaign(campaign.id)
         assert not report.failed and len(report.skipped) == 1
         skipped = session.scalars(select(AuditEntry).where(AuditEntry.action == "reminders.send.skipped")).all()
         assert [e.target for e in skipped] == [f"item:{items['bin:BAC-0042'].id}"]

@@ -16,7 +16,7 @@ from server.reminders.config import RemindersConfig
 from server.reminders.letters import WINDOW_W_MM, WINDOW_X_MM, WINDOW_Y_MM, LetterHeader, letter_pdf
 from server.reminders.postal import AddressError, address_block, greeting, last_line
 from server.reminders.templates import MessageTemplates, TemplateData
-from tests.server.reminders_city import photo_bytes
+from tests.server.reminders_city import RULES, photo_bytes
 
 DPI = 100
 MM = DPI / 25.4
@@ -62,7 +62,7 @@ def household_letter(tmp_path: Path, categories: dict[str, int], photos: int = 2
     message = TemplateData("household", 1, "Mme Martin", "Rue de Bourgogne, Orléans", 9, 3, categories,
                       date(2026, 10, 22), date(2026, 11, 20), today=date(2026, 11, 21), name="Mme Martin",
                       address="12 rue de Bourgogne, 45000 Orléans", reference="R1-7")
-    text = MessageTemplates(config).render("letter", message)
+    text = MessageTemplates(config, RULES).render("letter", message)
     files = []
     for n in range(photos):
         path = tmp_path / f"photo-{n}.jpg"

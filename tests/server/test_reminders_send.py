@@ -31,7 +31,7 @@ from server.reminders.models import Item
 from server.reminders.plan import make_plan
 from server.web.accounts import AuditEntry
 from tests.conftest import free_port
-from tests.server.reminders_city import City, engine_for, seed_city
+from tests.server.reminders_city import RULES, City, engine_for, seed_city
 
 TODAY = date(2026, 11, 20)
 USER, PASSWORD = "trivue", "s3cret-relay-pass"
@@ -168,7 +168,7 @@ def test_send_campaign_only_approved(city: City, smtp_server: tuple[Inbox, SmtpC
             if item is not pending:
                 review(session, item.id, Decision(True), "user:gestionnaire")
         report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path / "out", "user:gestionnaire",
-                            today=TODAY).send_campaign(campaign.id)
+                            sorting_rules=RULES, today=TODAY).send_campaign(campaign.id)
         session.commit()
         audit = [e.detail for e in session.scalars(select(AuditEntry).where(AuditEntry.action == "reminders.send"))]
         assert pending.status == "pending" and pending.sent_at is None
@@ -233,12 +233,12 @@ def test_send_time_checks_quiet_period_and_opt_out(city: City, tmp_path: Path) -
             review(session, item.id, Decision(True), "test")
         quiet = RemindersConfig(quiet_periods=[{"start": "2026-11-21", "end": "2026-11-30", "reason": "grève"}])
         report = Dispatcher(session, quiet, city.settings.evidence_path, tmp_path, "test",
-                            today=date(2026, 11, 25)).send_campaign(campaign.id)
+                            sorting_rules=RULES, today=date(2026, 11, 25)).send_campaign(campaign.id)
         assert report.deferred and "grève" in report.deferred and not report.sent
         assert all(i.status == "approved" for i in items)
         opt_out(session, key, "test", "appel du foyer")
         report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path, "test",
-                            today=TODAY).send_campaign(campaign.id)
+                            sorting_rules=RULES, today=TODAY).send_campaign(campaign.id)
         statuses = {i.target_key: i.status for i in items}
         assert statuses[key] == "skipped" and "letter" in report.sent
         with pytest.raises(CampaignError, match="aucun message pour la rue 999999"):

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from server.reminders.config import RemindersConfig, load_targeting
+from server.reminders.dispatch import Dispatcher
 from server.reminders.letters import letter_pdf
 from server.reminders.templates import CATEGORY_LABELS, MessageTemplates, TemplateData, TemplateError, plain_text
+from tests.server.edited_rules import edited_rules
 from tests.server.test_reminders_send import pdf_text
+from vision.rules import SortingRules
 
+SORTING_RULES = SortingRules.load()  # the packaged French rules, the server's default
 MESSAGE = TemplateData("household", 1, "Aux occupants, 1 rue A", "Rue A, Orléans", 6, 2, {"verre": 2},
                   date(2026, 10, 1), date(2026, 10, 30), today=date(2026, 11, 2))
 
@@ -22,7 +27,7 @@ def test_own_templates_are_looked_up_first(tmp_path: Path) -> None:
     (tmp_path / "errors" / "verre.txt.j2").write_text(own)
     rules = tmp_path / "rules.yaml"
     rules.write_text("templates_dir: .\ncontact: {organisation: Orléans Métropole}\n")
-    templates = MessageTemplates(load_targeting(rules))
+    templates = MessageTemplates(load_targeting(rules), SORTING_RULES)
     text = templates.render("letter", MESSAGE)
     assert "450 bornes" in text and "1er octobre 2026" in text
     assert "Orléans Métropole" in templates.render("sms", MESSAGE)  # the letter's sender block is the layout's
@@ -33,15 +38,15 @@ def test_own_templates_are_looked_up_first(tmp_path: Path) -> None:
 def test_a_broken_template_is_named(tmp_path: Path) -> None:
     (tmp_path / "sms.txt.j2").write_text("{{ contact.organisation }} {{ nope }}")
     with pytest.raises(TemplateError, match=r"sms\.txt\.j2 : UndefinedError.*nope"):
-        MessageTemplates(RemindersConfig(templates_dir=tmp_path)).render("sms", MESSAGE)
+        MessageTemplates(RemindersConfig(templates_dir=tmp_path), SORTING_RULES).render("sms", MESSAGE)
     with pytest.raises(TemplateError, match="modèle 'fax' inconnu"):
-        MessageTemplates(RemindersConfig()).render("fax", MESSAGE)
+        MessageTemplates(RemindersConfig(), SORTING_RULES).render("fax", MESSAGE)
 
 
 @pytest.mark.parametrize("category", [*CATEGORY_LABELS, "nouvelle_categorie"])
 @pytest.mark.parametrize("level", [1, 2, 3])
 def test_every_category_and_level_renders(category: str, level: int) -> None:
-    templates = MessageTemplates(RemindersConfig())
+    templates = MessageTemplates(RemindersConfig(), SORTING_RULES)
     message = TemplateData("household", level, "Aux occupants", "Rue A", 4, 2, {category: 2}, date(2026, 10, 1),
                       date(2026, 10, 30))
     letter = templates.render("letter", message)
@@ -51,3 +56,49 @@ def test_every_category_and_level_renders(category: str, level: int) -> None:
     body = plain_text(templates.render("email", message).partition("\n")[2])
     assert "#" not in body and "[photo]" not in body
     assert len(templates.render("sms", message)) < 320
+
+
+def consignes(text: str) -> dict[str, str]:
+    """The letter's "what goes in each bin" list: bin label -> what it accepts."""
+    listed = text.partition("## Les consignes de tri de votre commune")[2]
+    return dict(line[2:].rstrip(".").split(" : ", 1) for line in listed.splitlines() if line.startswith("- "))
+
+
+def test_the_consignes_are_the_servers_rules_file_not_the_packaged_one(tmp_path: Path) -> None:
+    """A collectivité that hands out compostable bags and whose paper bank takes paper only tells
+    its households so: the letters print the rules file the server is configured with."""
+    packaged = consignes(MessageTemplates(RemindersConfig(), SORTING_RULES).render("letter", MESSAGE))
+    assert packaged["Biodéchets"] == "déchets alimentaires"
+    assert packaged["Papiers"] == "papier, brique ou carton"  # the default is unchanged
+    own = SortingRules.load(edited_rules(tmp_path))
+    listed = consignes(MessageTemplates(RemindersConfig(), own).render("letter", MESSAGE))
+    assert listed["Biodéchets"] == "déchets alimentaires, sac compostable"
+    assert listed["Papiers"] == "papier"
+    assert list(listed) == list(packaged)  # every bin, in the file's order
+    # The sender too: the dispatcher's letters and previews use the rules it is handed.
+    sender = Dispatcher(None, RemindersConfig(), tmp_path, tmp_path, "test", sorting_rules=own)  # type: ignore[arg-type]
+    assert sender.templates.rules == MessageTemplates(RemindersConfig(), own).rules
+
+
+def test_a_stream_the_collectivite_does_not_collect_is_not_in_the_letters(tmp_path: Path) -> None:
+    # No separate paper collection here: the copy has no paper stream, so no "Papiers" bin is promised.
+    own = SortingRules.load(edited_rules(tmp_path, drop_streams=("paper",)))
+    listed = consignes(MessageTemplates(RemindersConfig(), own).render("street", MESSAGE))
+    assert "Papiers" not in listed and listed["Emballages (bac jaune)"].startswith("bouteille ou flacon en plastique")
+    # household.streams chooses whom to target, not which bins exist: every bin stays in the letter.
+    targeted = RemindersConfig.model_validate({"household": {"streams": ["recyclables"]}})
+    assert list(consignes(MessageTemplates(targeted, own).render("letter", MESSAGE))) == list(listed)
+
+
+def test_a_server_with_its_own_rules_file_prints_them_in_the_letter_preview(make_settings: Any, run_server: Any,
+                                                                           tmp_path: Path) -> None:
+    settings = make_settings(ingest_enabled=False, sorting_rules=edited_rules(tmp_path / "regles"))
+    with run_server(settings) as server:
+        manager = server.token("manager")
+        for template in ("letter", "street"):
+            preview = server.client.get("/api/reminders/templates/preview", headers=manager,
+                                        params={"template": template, "format": "text"})
+            assert preview.status_code == 200, preview.text
+            listed = consignes(preview.text)
+            assert listed["Biodéchets"] == "déchets alimentaires, sac compostable", template
+            assert listed["Papiers"] == "papier", template

@@ -25,6 +25,7 @@ from tests.server.photos import BOTTLE, photo_event, seed_photos
 from training.compare import KEEP, compare
 from training.field import merge_with_field
 from trivue.cli import main
+from vision.rules import SortingRules
 
 SHIPPED = MODELS_DIR / "trivue-waste.onnx"
 
@@ -43,12 +44,13 @@ def export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     now = datetime.now(UTC).replace(hour=12)
     batch = [photo_event(i, at=now - timedelta(days=6 - i), boxes=[BOTTLE] if i % 2 else None) for i in range(6)]
     seed_photos(settings, sessions, batch)
+    rules = SortingRules.load()  # the server's default sorting_rules
     with sessions() as session:
         add_user(session, "ada", "correct horse battery", "admin")
         for event, _ in batch:
             lift = session.scalar(select(Lift).where(Lift.event_id == str(event.event_id)))
-            decide(session, lift, Decision("add", None, "battery", (0.6, 0.1, 0.9, 0.3)), "user:ann")
-            decide(session, lift, Decision("done"), "user:ann")
+            decide(session, lift, Decision("add", None, "battery", (0.6, 0.1, 0.9, 0.3)), "user:ann", rules)
+            decide(session, lift, Decision("done"), "user:ann", rules)
         session.commit()
     engine.dispose()
     out = tmp_path / "terrain"
