@@ -186,6 +186,12 @@ def to_geojson(pub: Publication) -> str:
     return '{"type":"FeatureCollection","features":[' + ",\n".join(parts) + "]}\n"
 
 
+# The interval counts every lift as independent; a bin lifted at each round is not: said to re-users.
+WILSON = ("Intervalle de Wilson à 95 % qui compte chaque levée comme indépendante ; les levées d'un même bac "
+          "ne le sont pas tout à fait : l'incertitude réelle est un peu plus grande, surtout pour les petites "
+          "cases.")
+
+
 def _fields(q: OpenDataQuery) -> list[dict[str, Any]]:
     share = {"type": "number", "constraints": {"required": True, "minimum": 0, "maximum": 1}}
     pattern = r"^\d{4}-\d{2}$" if q.period == "month" else r"^\d{4}$"
@@ -201,10 +207,14 @@ def _fields(q: OpenDataQuery) -> list[dict[str, Any]]:
         {"name": "lifts", "type": "integer", "title": "Levées de bacs",
          "constraints": {"required": True, "minimum": q.k}},
         {"name": "contaminated_lifts", "type": "integer", "title": "Levées avec erreur de tri",
-         "constraints": {"required": True, "minimum": 0}},
-        {"name": "rate", "title": "Part des levées avec erreur de tri", **share},
-        {"name": "ci_low", "title": "Borne basse de l'intervalle de Wilson à 95 %", **share},
-        {"name": "ci_high", "title": "Borne haute de l'intervalle de Wilson à 95 %", **share},
+         "description": "Levées où au moins un objet n'avait pas sa place dans ce flux (erreur ou alerte, "
+                        "hors simple information)", "constraints": {"required": True, "minimum": 0}},
+        {"name": "rate", "title": "Part des levées avec erreur de tri",
+         "description": "contaminated_lifts / lifts", **share},
+        {"name": "ci_low", "title": "Borne basse de l'intervalle de Wilson à 95 % de rate", "description": WILSON,
+         **share},
+        {"name": "ci_high", "title": "Borne haute de l'intervalle de Wilson à 95 % de rate", "description": WILSON,
+         **share},
         *({"name": f"top_error_{i}", "type": "string", "title": f"Erreur de tri n° {i} (catégorie)"}
           for i in range(1, TOP_ERRORS + 1)),
     ]

@@ -37,6 +37,7 @@ from server.reminders.effect_estimate import (
     bootstrap,
     change,
     did,
+    matched,
     pooled,
     unit_bootstrap,
     verdict,
@@ -214,7 +215,10 @@ def conclude(sets: list[MatchedSet], covariates: dict[str, Candidate], rules: Ef
     """Groups, intervals, balance, estimate and verdict of matched sets: what the report concludes.
 
     ``covariates``: the streets as they were matched (pre-campaign), for the balance check.
+    Targeted streets without a comparison street stay in the groups (what happened there) but not
+    in the estimate, which compares matched sets only (``estimate.unmatched`` counts them).
     """
+    usable = matched(sets)
     treated = [s.treated for s in sets]
     controls = [c for s in sets for c in s.controls]
     households = households or []
@@ -226,7 +230,8 @@ def conclude(sets: list[MatchedSet], covariates: dict[str, Candidate], rules: Ef
     smds = balance(matched_t, matched_c)
     undefined = tuple(k for k, v in smds.items() if v is None) if matched_t and matched_c else ()
     estimate: dict[str, Any] = {"method": METHOD, "label": METHOD_LABEL, "did": did(sets), "ci": intervals["did"],
-                                "draws": rules.bootstrap}
+                                "draws": rules.bootstrap, "matched_sets": len(usable),
+                                "unmatched": len(sets) - len(usable)}
     outcome = verdict(groups, estimate, smds, rules, undefined)
     estimate["conclusive"] = outcome["status"] in CONCLUSIVE
     return {**outcome, "estimate": estimate, "groups": groups, "intervals": intervals,

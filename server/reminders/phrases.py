@@ -177,9 +177,9 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("Pas d'effet démontré : {span}, l'intervalle contient zéro.", "No effect shown: {span}, the interval "
      "contains zero."),
     ("différence de différences des taux de contamination (rues ciblées contre rues témoins appariées), "
-     "intervalle de confiance à 95 % par bootstrap sur les rues",
+     "intervalle de confiance à 95 % par bootstrap sur les rues (erreur type, loi de Student)",
      "difference in differences of contamination rates (targeted streets against matched comparison "
-     "streets), 95 % confidence interval by bootstrap over streets"),
+     "streets), 95 % confidence interval by bootstrap over streets (standard error, Student's t)"),
     # the CLI (server.reminders.cli, .command_line)
     ("Levées du {since} au {until} — niveau {level} — {targets:d} message(s), {skipped:d} écarté(s)",
      "Lifts from {since} to {until} — {level} level — {targets} message(s), {skipped} set aside"),

@@ -23,6 +23,8 @@
       { key: "before", title: "ranking.before", num: true, show: fmt.pct },
       { key: "rate", title: "ranking.after", num: true, show: fmt.pct },
       { key: "change", title: "ranking.change", num: true, show: fmt.points },
+      { key: "change_ci", title: "ranking.change_ci", value: (r) => r.change_high,
+        show: (_, r) => `${fmt.points(r.change_low)} – ${fmt.points(r.change_high)}` },
       { key: "lifts", title: "ranking.lifts", num: true, show: fmt.num },
     ],
   };
@@ -77,9 +79,10 @@
 
   function exportCsv(id) {
     const columns = COLUMNS[id];
-    const head = ["street_id", ...columns.map((c) => c.key === "ci" ? "ci_low;ci_high" : c.key)].join(";");
+    const pairs = { ci: ["ci_low", "ci_high"], change_ci: ["change_low", "change_high"] };  // two cells each
+    const head = ["street_id", ...columns.map((c) => pairs[c.key] ? pairs[c.key].join(";") : c.key)].join(";");
     const lines = tables[id].rows.map((row) => [row.street_id, ...columns.map((c) =>
-      c.key === "ci" ? `${row.ci_low};${row.ci_high}` : csvCell(valueOf(c, row)))].join(";"));
+      pairs[c.key] ? pairs[c.key].map((k) => row[k]).join(";") : csvCell(valueOf(c, row)))].join(";"));
     // Semicolons and a BOM: what a French spreadsheet opens without an import dialog.
     const blob = new Blob(["\ufeff" + [head, ...lines].join("\r\n") + "\r\n"], { type: "text/csv;charset=utf-8" });
     const link = el("a", { href: URL.createObjectURL(blob), download: `trivue-${id}.csv` });
@@ -87,6 +90,20 @@
     link.click();
     link.remove();
   }
+
+  /* 95 % interval of a change of rate, after minus before (Newcombe 1998, method 10: the hybrid
+     score interval, built from each period's Wilson interval, which the API already gives). It
+     treats lifts as independent; those of one street share households, so the true uncertainty
+     is if anything larger: a drop this interval cannot tell from zero is certainly not shown. */
+  function changeInterval(after, before) {
+    const change = after.rate - before.rate;
+    return {
+      change,
+      change_low: change - Math.hypot(after.rate - after.ci_low, before.ci_high - before.rate),
+      change_high: change + Math.hypot(after.ci_high - after.rate, before.rate - before.ci_low),
+    };
+  }
+  Trivue.changeInterval = changeInterval;  // for the tests
 
   function previousPeriod(values) {
     const days = Math.round((Date.parse(values.until) - Date.parse(values.since)) / 86400000) + 1;
@@ -117,9 +134,12 @@
       if (!latest()) return; // a newer filter change is on its way: its answer is shown instead
       const then = new Map(thenRows.map((r) => [r.street_id, r]));
       tables.worst = { rows: now, sort: tables.worst?.sort || { key: "rate", dir: "desc" } };
+      // Only drops larger than chance: the streets with few lifts swing most from one period to
+      // the next, so ranking every drop by its size put noise (and regression to the mean: last
+      // period's unlucky streets) at the top. A drop is listed when its 95 % interval is below zero.
       const improved = now.filter((r) => then.has(r.street_id))
-        .map((r) => ({ ...r, before: then.get(r.street_id).rate, change: r.rate - then.get(r.street_id).rate }))
-        .filter((r) => r.change < 0);
+        .map((r) => ({ ...r, before: then.get(r.street_id).rate, ...changeInterval(r, then.get(r.street_id)) }))
+        .filter((r) => r.change_high < 0);
       tables.improved = { rows: improved, sort: tables.improved?.sort || { key: "change", dir: "asc" } };
       render("worst");
       render("improved");

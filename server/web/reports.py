@@ -41,7 +41,10 @@ def wilson(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     margin = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - margin), min(1.0, centre + margin)
+    # At 0 % and 100 % the bound is exactly 0 or 1; rounding left 0.9999999999999999 in the JSON.
+    low = 0.0 if successes == 0 else max(0.0, centre - margin)
+    high = 1.0 if successes == trials else min(1.0, centre + margin)
+    return low, high
 
 
 @dataclass(frozen=True, slots=True)
