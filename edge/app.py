@@ -244,7 +244,11 @@ class Agent:
         self.outbox.put_lift(event_id, (self.settings.topic("lift"), event.to_json().encode()), evidence,
                              last.burst, position, counters)
         if photo is not None:
-            self.evidence.keep(event_id, photo)
+            try:
+                self.evidence.keep(event_id, photo)
+            except OSError as error:  # a full or read-only disk: the lift is committed, the truck counts on
+                log.error("lift %d: local copy of its photo not written (%s); the lift and its photo are in the "
+                          "outbox", event.sequence, error.strerror or error)
         self.uplink.wake()
         log.info("lift %d: %s, %d frames, counts %s%s", event.sequence, "CONTAMINATED" if event.contaminated
                  else "ok", event.frames, event.counts or "{}", f", bin {event.bin_id}" if event.bin_id else "")

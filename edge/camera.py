@@ -82,10 +82,43 @@ def _images(folder: Path) -> list[Path]:
     return sorted(images_in(folder), key=shot_order)
 
 
-def _settled(folder: Path, settle_s: float) -> bool:
-    # A camera box may still be writing the burst: wait until nothing changed for settle_s.
-    newest = max((p.stat().st_mtime for p in folder.iterdir()), default=folder.stat().st_mtime)
-    return time.time() - newest >= settle_s
+def _look(folder: Path) -> tuple[int, int, int]:
+    """(entries, newest mtime in ns, bytes): moves when the camera box adds a photo or writes on."""
+    count = newest = size = 0
+    for path in folder.iterdir():
+        try:
+            stat = path.stat()
+        except OSError:  # removed since listed
+            continue
+        count, newest, size = count + 1, max(newest, stat.st_mtime_ns), size + stat.st_size
+    return count, newest or folder.stat().st_mtime_ns, size
+
+
+class _Settling:
+    """Whether a burst folder has not changed for ``settle_s`` (the camera box may still be writing).
+
+    Its newest mtime ``settle_s`` in the past says so at once. An mtime in the future (the camera
+    box's clock ahead of ours, or ours set back an hour) held its lift back until our clock caught
+    up: a folder this agent has seen unchanged for ``settle_s`` of its monotonic clock is settled too.
+    """
+
+    def __init__(self, settle_s: float) -> None:
+        self.settle_s = settle_s
+        self._seen: dict[Path, tuple[tuple[int, int, int], float]] = {}  # folder -> (look, since)
+
+    def __call__(self, folder: Path) -> bool:
+        look, now = _look(folder), time.monotonic()
+        seen = self._seen.get(folder)
+        if seen is None or seen[0] != look:
+            self._seen[folder] = seen = (look, now)
+        if time.time() - look[1] / 1e9 < self.settle_s and now - seen[1] < self.settle_s:
+            return False
+        del self._seen[folder]  # settled: only folders still changing are watched
+        return True
+
+    def forget(self, listed: set[Path]) -> None:
+        """Folders removed before they settled are not watched: memory stays flat over weeks."""
+        self._seen = {folder: seen for folder, seen in self._seen.items() if folder in listed}
 
 
 def burst_key(folder: Path) -> str | None:
@@ -145,18 +178,33 @@ def burst_frames(
         raise SourceError(f"{root}: burst folder root not found")
     index, done = 0, set()
     keys: dict[Path, tuple[int, str | None]] = {}  # folder -> (its mtime, its key): a day's bursts not re-read
+    settled, backoff, missing = _Settling(settle_s), Backoff(), False
     while True:
-        folders = sorted(p for p in root.iterdir() if p.is_dir()) or ([root] if _images(root) else [])
+        try:
+            folders = sorted(p for p in root.iterdir() if p.is_dir()) or ([root] if _images(root) else [])
+        except OSError as error:  # the camera box's card or USB disk is gone (unplugged, remounted)
+            if not follow:
+                raise SourceError(f"{root}: burst folder root cannot be read: {error.strerror or error}") from None
+            missing, delay = True, backoff.next()
+            log.warning("burst folder root %s cannot be read (%s); retrying in %.0f s", root,
+                        error.strerror or error, delay)
+            time.sleep(delay)
+            continue
+        if missing:
+            log.info("burst folder root %s is back", root)
+            missing = False
+            backoff.reset()
+        settled.forget(set(folders))
         for folder in folders:
             try:
                 stamp = folder.stat().st_mtime_ns  # moves when a photo is added or removed
-            except OSError:  # removed since listed
+                if (known := keys.get(folder)) is not None and known[0] == stamp and known[1] in done:
+                    continue
+                if follow and not settled(folder):
+                    continue
+                photos = _images(folder)  # listed once: keyed, then read
+            except OSError:  # removed since listed (a camera box cleaning up, the card pulled out)
                 continue
-            if (known := keys.get(folder)) is not None and known[0] == stamp and known[1] in done:
-                continue
-            if follow and not _settled(folder, settle_s):
-                continue
-            photos = _images(folder)  # listed once: keyed, then read
             key = _key(folder.name, photos)  # None: no photo yet, looked at again on the next pass
             keys[folder] = stamp, key
             if key is None or key in done:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from vision.schema import Evidence, EvidenceBox, EvidenceReason
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+FUTURE_S = 86_400.0  # a photo dated further ahead than this was written by a clock set wrong
 # Encodings tried, in order, until one fits evidence.max_bytes: the configured quality, these lower
 # ones (40 still shows what lies in the hopper), then the side shrunk by SHRINK down to MIN_SIDE.
 FALLBACK_QUALITIES = (70, 55, 40)
@@ -159,7 +161,12 @@ class EvidenceStore:
         folder = self.settings.dir / time.strftime("%Y-%m-%d", time.gmtime())
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{event_id}.jpg"
-        path.write_bytes(photo.jpeg)
+        try:
+            path.write_bytes(photo.jpeg)
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)  # no half photo left on a full disk
+            raise
         return path
 
     def start_pruning(self, every_s: float | None = None) -> None:
@@ -189,13 +196,20 @@ class EvidenceStore:
 
     def prune(self, now: float | None = None) -> int:
         """Delete local photos older than the retention period; returns how many."""
-        limit = (self._clock() if now is None else now) - self.settings.retention_days * 86_400
+        now = self._clock() if now is None else now
+        limit = now - self.settings.retention_days * 86_400
         removed = 0
         for path in self.settings.dir.glob("*/*.jpg"):
             try:
-                if path.stat().st_mtime < limit:
+                mtime = path.stat().st_mtime
+                if mtime < limit:
                     path.unlink(missing_ok=True)
                     removed += 1
+                elif mtime > now + FUTURE_S:
+                    # Written while the clock ran ahead (an RTC set years on, then corrected by GPS):
+                    # its age is unknown, and it would be kept until the clock caught up. Its
+                    # retention counts from now instead.
+                    os.utime(path, (now, now))
             except FileNotFoundError:  # deleted meanwhile (by hand, or an overlapping pass)
                 continue
         for folder in self.settings.dir.iterdir():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -77,3 +79,65 @@ def test_video_progress_is_committed_with_the_lift(tmp_path: Path) -> None:
     outbox.put_lift("e2", ("t/lift", b"{}"), position=("/videos/round.mp4", 410))
     outbox.close()
     assert Outbox(tmp_path / "o.sqlite3").resume_after("/videos/round.mp4") == 410
+
+
+def _damaged_outbox(path: Path) -> tuple[set[str], set[str], int]:
+    """An outbox of 200 lifts whose first 50 were delivered, then a leaf page of its messages in the
+    middle overwritten with garbage (a power cut mid-write on cheap flash). Returns the event ids
+    still unsent, those on the damaged page, and the highest sequence taken."""
+    outbox = Outbox(path)
+    for n in range(200):
+        put(outbox, outbox.next_sequence(), key=f"burst-{n:03d}@1")
+    outbox.delete_many([row.seq for row in outbox.oldest(limit=50)])
+    unsent = {row.event_id for row in outbox.oldest(limit=1000)}
+    outbox.close()
+    with sqlite3.connect(path) as db:
+        leaves = [page for (page,) in db.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf' ORDER BY pageno")]
+        page = leaves[len(leaves) // 2]
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+    with sqlite3.connect(path) as db:  # the ids on that page, read before it is damaged
+        ids = {row[0] for row in db.execute("SELECT event_id FROM messages")}
+    with path.open("r+b") as file:
+        file.seek((page - 1) * size)
+        file.write(b"\x5a" * size)
+    with sqlite3.connect(path) as db:
+        readable: set[str] = set()
+        for order in ("ASC", "DESC"):  # each scan up to the damaged page
+            with contextlib.suppress(sqlite3.DatabaseError):
+                for (event_id,) in db.execute(f"SELECT event_id FROM messages ORDER BY seq {order}"):
+                    readable.add(event_id)
+    return unsent, ids - readable, 199
+
+
+def test_a_damaged_outbox_is_set_aside_and_its_readable_rows_kept(tmp_path: Path, caplog) -> None:
+    """A damaged outbox stopped the truck at its first lift ('database disk image is malformed')
+    and filled the log with the uplink's tracebacks, at every restart. Now start-up finds the damage,
+    keeps the file aside and carries on with what it still gives: unsent rows, consumed bursts and a
+    sequence that never goes back; delivered rows stay delivered."""
+    path = tmp_path / "outbox.sqlite3"
+    unsent, lost, last_sequence = _damaged_outbox(path)
+    assert lost and lost < unsent  # one page of rows is really gone
+    outbox = Outbox(path)
+    kept = {row.event_id for row in outbox.oldest(limit=1000)}
+    assert kept == unsent - lost  # every readable unsent row, none of the 50 delivered
+    assert [r.seq for r in outbox.oldest(limit=1000)] == sorted(r.seq for r in outbox.oldest(limit=1000))
+    assert all(outbox.is_consumed(f"burst-{n:03d}@1") for n in range(200))
+    assert outbox.next_sequence() > last_sequence
+    aside = list(tmp_path.glob("outbox.sqlite3.damaged-*Z"))
+    assert len(aside) == 1  # kept for whoever wants to look at it
+    assert "was damaged" in caplog.text and str(aside[0]) in caplog.text
+    outbox.close()
+    assert Outbox(path).depth() == len(kept)  # the new file is sound: no second salvage
+
+
+def test_an_outbox_cut_short_keeps_what_it_holds(tmp_path: Path) -> None:
+    """A file cut short (the flash lost its tail) read as damaged as a whole, its schema included."""
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    for n in range(300):
+        put(outbox, outbox.next_sequence(), photo_bytes=3000 if n % 3 == 0 else 0)
+    outbox.close()
+    os.truncate(path, path.stat().st_size // 2)
+    again = Outbox(path)
+    assert 0 < again.depth() < 400 and again.next_sequence() >= 300
