@@ -48,7 +48,14 @@ from server.reminders.models import (
 from server.reminders.pages import reminders_page_router
 from server.reminders.plan import make_plan
 from server.reminders.sending import OUTGOING, requeue
-from server.reminders.templates import CATEGORY_LABELS, TEMPLATES, MessageTemplates, TemplateData, TemplateError
+from server.reminders.templates import (
+    CATEGORY_LABELS,
+    TEMPLATES,
+    MessageTemplates,
+    Retention,
+    TemplateData,
+    TemplateError,
+)
 from server.reminders.views import item_json, item_labels, kept_photos, plan_json, planned_channels
 from server.reminders.walking_route import route_streets
 from server.reminders.wording import TranslatedRoute
@@ -95,7 +102,7 @@ class Reminders:
         self.settings = settings
         self.config = config
         self.sorting_rules = sorting_rules
-        self.templates = MessageTemplates(config, sorting_rules)
+        self.templates = MessageTemplates(config, sorting_rules, Retention.of(settings))
         self.out_root = settings.data_dir / "reminders"
 
     @property
@@ -109,7 +116,8 @@ class Reminders:
 
     def dispatcher(self, db: Any, actor: str, campaign_id: int) -> Any:
         return Dispatcher(db, self.config, self.settings.evidence_path, self.out_root / f"campagne-{campaign_id}",
-                          actor, local_today(self.settings.zone), sorting_rules=self.sorting_rules)
+                          actor, local_today(self.settings.zone), sorting_rules=self.sorting_rules,
+                          zone=self.settings.zone, retention=Retention.of(self.settings))
 
 
 def reminders_router(rem: Reminders) -> APIRouter:
@@ -284,6 +292,7 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         db.commit()
         return {"sent": report.sent, "failed": report.failed, "retrying": report.retrying,
                 "skipped": report.skipped, "recovered": report.recovered, "deferred": report.deferred,
+                "waiting": report.waiting,
                 "files": [p.name for p in report.files]}
 
     @router.get("/campaigns/{campaign_id}/files/{name}", summary="A generated PDF (letters, notices, route sheet)",

@@ -210,9 +210,11 @@ def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
             print(say(f"{len(requeued)} élément(s) remis à envoyer"))
         out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
         from server.localtime import local_today
+        from server.reminders.templates import Retention
 
         dispatcher = Dispatcher(ctx.session, ctx.rules, ctx.settings.evidence_path, out, ctx.actor,
-                                local_today(ctx.settings.zone), sorting_rules=ctx.sorting_rules)
+                                local_today(ctx.settings.zone), sorting_rules=ctx.sorting_rules,
+                                zone=ctx.settings.zone, retention=Retention.of(ctx.settings))
         try:
             report = dispatcher.send_campaign(args.campaign)
         finally:
@@ -226,7 +228,8 @@ def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
                               or "aucun (rien d'approuvé ?)")))
     separator = " : " if language() == "fr" else ": "
     for label, lines in (("repris après interruption", report.recovered), ("échec", report.failed),
-                         ("nouvel essai prévu", report.retrying), ("écarté", report.skipped)):
+                         ("nouvel essai prévu", report.retrying), ("écarté", report.skipped),
+                         ("en attente", report.waiting)):
         for line in lines:
             print(f"  {say(label)}{separator}{say(line)}")
     for path in report.files:

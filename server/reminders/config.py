@@ -174,10 +174,18 @@ class Contact(_Strict):
         default="", description="where residents write (or reply) STOP; default: email above, else the sender")
     opt_out_url: str = Field(default="", pattern=r"^(https?://.*)?$",
                              description="a page where residents refuse the reminders, if the service has one")
+    place: str = Field(default="", description="the place in the letters' date line: \"Orléans\" prints "
+                       "\"Orléans, le 5 décembre 2026\"")
+    # The data notice of letters and e-mails (RGPD art. 13 and 14): who is responsible, how to reach
+    # the data protection officer (every collectivité has one, art. 37-1-a) and the full notice.
+    controller: str = Field(default="", description="the data controller (the collectivité); default: organisation")
+    dpo: str = Field(default="", description="how to reach the data protection officer: an e-mail or postal address")
+    privacy_url: str = Field(default="", pattern=r"^(https?://.*)?$",
+                             description="the page with the full data protection notice, if any")
 
     _check_mailboxes = field_validator("email", "opt_out_email")(_mailbox)
     _check_lines = field_validator("organisation", "phone", "email", "website", "signature", "opt_out_email",
-                                   "opt_out_url")(_one_line)
+                                   "opt_out_url", "place", "controller", "dpo", "privacy_url")(_one_line)
     _check_address = field_validator("postal_address")(_one_line_each)
 
 
@@ -209,7 +217,11 @@ class SmsChannel(_Strict):
     fields: dict[str, str] = Field(
         default_factory=lambda: {"to": "{{ phone }}", "message": "{{ text }}"},
         description="request fields, Jinja2 over phone, text and sender")
-    sender: str = "TRIVUE"
+    # What the phone shows as the sender: an alphanumeric name of at most 11 letters, digits or
+    # spaces (the GSM limit; gateways refuse or cut a longer one), or a number. Name the service
+    # ("ORLEANSMET"), which residents recognise.
+    sender: str = Field(default="TRIVUE", pattern=r"^([A-Za-z0-9 ]{1,11}|\+?[0-9]{3,15})$",
+                        description="sender shown on the phone: 11 letters or digits at most, or a number")
     country_code: str = Field(default="33", pattern=r"^[1-9]\d{0,2}$",
                               description="for national numbers (06…): sent as +<code>6…")
     opt_out: str = Field(default="STOP : répondez STOP", max_length=40,

@@ -3,7 +3,8 @@ reached by (e-mail, SMS, printed letter), street notices and thank-you notices a
 and the ambassadeurs' route sheet. Every send is in the audit log, with its channel.
 
 Checked again at send time: the household's opt-out and the quiet periods (an approved item
-waits for the end of a quiet period). Each item is claimed before it is sent, so it goes out
+waits for the end of a quiet period), and an SMS's hours (``server.reminders.sms_hours``: an SMS
+item outside them stays approved for the next send). Each item is claimed before it is sent, so it goes out
 once however many sends run (``server.reminder_sending``). A temporary failure puts the item in
 ``retry`` with a back-off; a permanent one marks it ``failed`` with the reason; the campaign goes on.
 """
@@ -15,12 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db import utcnow
 from server.ingest.models import Evidence
+from server.reminders import sms_hours
 from server.reminders.campaigns import get_campaign, items_of
 from server.reminders.channels import Attachment, ChannelError, Mailer, SmsGateway
 from server.reminders.config import RemindersConfig
@@ -39,7 +42,15 @@ from server.reminders.sending import (
     take_over,
 )
 from server.reminders.sms_text import gsm_text, segments
-from server.reminders.templates import MessageTemplates, TemplateData, TemplateError, french_date, plain_text
+from server.reminders.templates import (
+    MessageTemplates,
+    Retention,
+    TemplateData,
+    TemplateError,
+    french_date,
+    plain_text,
+)
+from server.reminders.typography import french_spacing
 from server.reminders.walking_route import route_streets
 from server.streets.models import Address, Street
 from server.web.auth import audit
@@ -59,6 +70,7 @@ class SendReport:
     failed: list[str] = field(default_factory=list)
     retrying: list[str] = field(default_factory=list)  # temporary failures, tried again by a later send
     skipped: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # SMS held until the sending hours (still approved)
     recovered: list[str] = field(default_factory=list)  # items a killed send had left in ``sending``
     deferred: str | None = None
     files: list[Path] = field(default_factory=list)
@@ -80,12 +92,14 @@ class Dispatcher:
     clock: Callable[[], datetime] = utcnow
     # By name: the targeting config beside it is called rules too. The server's sorting_rules.
     sorting_rules: SortingRules = field(kw_only=True)
+    zone: ZoneInfo = field(default=ZoneInfo("Europe/Paris"), kw_only=True)  # the server's, for SMS hours
+    retention: Retention = field(default_factory=Retention, kw_only=True)  # the server's, for the data notice
     templates: MessageTemplates = field(init=False)
     mailer: Mailer | None = field(init=False)
     sms: SmsGateway | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.templates = MessageTemplates(self.config, self.sorting_rules)
+        self.templates = MessageTemplates(self.config, self.sorting_rules, self.retention)
         self.mailer = Mailer(self.config.channels.smtp) if self.config.channels.smtp else None
         self.sms = SmsGateway(self.config.channels.sms) if self.config.channels.sms else None
 
@@ -109,6 +123,9 @@ class Dispatcher:
                 report.recovered.append(f"élément {item_id}")
                 self._send_claimed(campaign, item_id, report, resume=True)
         for item_id in due_items(self.session, campaign_id, self.clock()):
+            if self._sms_waits(item_id):
+                report.waiting.append(f"élément {item_id} : SMS envoyé {sms_hours.HOURS_LABEL}")
+                continue
             if claim(self.session, item_id, self.clock()):
                 self._send_claimed(campaign, item_id, report, resume=False)
         sheet = route_streets(self.session, items_of(self.session, campaign_id))
@@ -124,6 +141,16 @@ class Dispatcher:
             freeze_controls(self.session, campaign, self.config.effect, self.config.household.streams)
             self.session.commit()
         return report
+
+    def _sms_waits(self, item_id: int) -> bool:
+        """True when the item would go by SMS and this is not an hour to send one."""
+        if sms_hours.sms_allowed(self.clock(), self.zone):
+            return False
+        item = self.session.get(Item, item_id)
+        if item is None or item.kind != HOUSEHOLD:
+            return False
+        contact = self.session.get(Contact, item.target_key)
+        return planned_channel(item, contact, self.config, bool(self.recipient(item, contact))) == "sms"
 
     def _send_claimed(self, campaign: Campaign, item_id: int, report: SendReport, resume: bool) -> None:
         item = self.session.get(Item, item_id, populate_existing=True)
@@ -227,8 +254,9 @@ class Dispatcher:
             lines = address_block(message.name or NO_NAME, message.address)
         except AddressError:
             lines = [message.name or NO_NAME, *[p.strip() for p in message.address.split(",") if p.strip()]][:6]
+        day = french_date(message.today)
         return LetterHeader((contact.organisation, *contact.postal_address), tuple(lines),
-                            f"Le {french_date(message.today)}")
+                            f"{contact.place}, le {day}" if contact.place else f"Le {day}")
 
     def _write_pdf(self, campaign: Campaign, item: Item, message: TemplateData, prefix: str) -> Path:
         path = self.out_dir / f"{prefix}-campagne-{campaign.id}-{item.id}.pdf"
@@ -238,12 +266,14 @@ class Dispatcher:
     def _email(self, campaign: Campaign, item: Item, contact: Contact) -> str:
         assert self.mailer is not None and contact.email
         message = self.message(campaign, item, self.recipient(item, contact), contact)
-        subject, _, body = self.templates.render("email", message).partition("\n")
+        subject, _, body = french_spacing(self.templates.render("email", message)).partition("\n")
         attachments = [Attachment("courrier-tri.pdf", self.letter_bytes(campaign, item, message), "application", "pdf")]
         attachments += [Attachment(f"photo-{n + 1}.jpg", p.read_bytes(), "image", "jpeg")
                         for n, p in enumerate(self.photos(item)) if p.is_file()]
         headers = {"List-Unsubscribe": self.templates.list_unsubscribe(reference(item)),
-                   "Reply-To": self.templates.opt_out_email()}
+                   "Reply-To": self.templates.opt_out_email(),
+                   # RFC 3834: an out-of-office reply to a reminder would land in the opt-out box
+                   "Auto-Submitted": "auto-generated"}
         return self.mailer.send(contact.email, subject.strip(), plain_text(body), tuple(attachments),
                                 message_id=item.message_id, headers=headers)
 

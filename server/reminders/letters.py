@@ -4,8 +4,14 @@ ambassadeurs' route sheet (streets and addresses to visit, in walking order, wit
 A household letter goes in a DL window envelope (220 × 110 mm, window 100 × 45 mm at 20 mm from
 the right and 15 mm from the bottom, the French standard position): the A4 folded in three shows
 the address block printed at 110 mm from the left and 50 mm from the top; the sender's block sits
-top left, fold marks in the margin. A letter whose second page would hold only its closing lines
-is laid out tighter, else broken before its rules section, so page 2 is never a lonely signature.
+top left, fold marks in the margin. The folded sheet (210 × 99 mm) moves up to 10 mm sideways and
+11 mm up and down in the envelope, so the window shows the sheet's x 100-190 mm and y 50-84 mm
+always, and x 90-200 mm, y 39-95 mm at most: the address fits the first (its font shrinks, down
+to 8 pt, until its widest line does), and nothing else is printed in the second, as the sorting
+machines read the lowest line in the window as the postcode and commune. The place and date line
+("Orléans, le 5 décembre 2026") sits above the window's reach. A letter whose second page would
+hold only its closing lines is laid out tighter, else broken before its rules section, so page 2
+is never a lonely signature. Text lines get French no-break spaces (``server.reminders.typography``).
 
 fpdf2 with the DejaVu fonts of the operating system (``fonts-dejavu-core``) so every French
 character prints; nothing is downloaded. Photos are the privacy-blurred evidence JPEGs.
@@ -20,12 +26,17 @@ from pathlib import Path
 
 from fpdf import FPDF
 
+from server.reminders.typography import french_spacing
+
 log = logging.getLogger(__name__)
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 FONT = "DejaVu"
 PHOTO_HEIGHT_MM = 62
-WINDOW_X_MM, WINDOW_Y_MM, WINDOW_W_MM = 110, 50, 85  # the address as seen through a DL window
+WINDOW_X_MM, WINDOW_Y_MM, WINDOW_W_MM = 110, 50, 78  # the address, always inside a DL window
+WINDOW_REACH_MM = (90, 39, 200, 95)  # what the window can show of the sheet, however it slid (x0, y0, x1, y1)
+DATE_Y_MM = 30  # the place and date line, above the window's reach
+ADDRESS_PT = (11, 10.5, 10, 9.5, 9, 8.5, 8)  # the largest size at which every address line fits
 BODY_TOP_MM = 100  # below the first fold (99 mm): nothing of the letter shows through the window
 FOLDS_MM = (99, 198)
 LONELY_TAIL_MM = 80  # a last page this short holds only the closing lines
@@ -63,7 +74,7 @@ class LetterHeader:
 
     sender: tuple[str, ...]  # the service's name, then its postal address lines
     addressee: tuple[str, ...]  # La Poste block (server.postal.address_block)
-    dated: str  # "Le 20 novembre 2026"
+    dated: str  # "Orléans, le 20 novembre 2026" (or "Le 20 novembre 2026" without a place)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +112,7 @@ def _render(text: str, photos: Sequence[Path], title: str, header: LetterHeader 
     for line in text.splitlines():
         if layout.break_before and line == layout.break_before and pdf.page == 1:
             pdf.add_page()
-        _line(pdf, line, photos, layout)
+        _line(pdf, french_spacing(line), photos, layout)
     return pdf
 
 
@@ -111,19 +122,29 @@ def _header(pdf: FPDF, header: LetterHeader) -> None:
         pdf.set_font(FONT, "B" if n == 0 else "", 10 if n == 0 else 9)
         pdf.set_x(pdf.l_margin)
         pdf.cell(85, 4.6, line, new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font(FONT, "", 11)
+    pdf.set_font(FONT, "", 10)
+    pdf.set_xy(WINDOW_X_MM, DATE_Y_MM)
+    pdf.cell(pdf.w - pdf.r_margin - WINDOW_X_MM, 5, french_spacing(header.dated))
+    size = _address_size(pdf, header.addressee)
     pdf.set_xy(WINDOW_X_MM, WINDOW_Y_MM)
     for line in header.addressee:
         pdf.set_x(WINDOW_X_MM)
-        pdf.cell(WINDOW_W_MM, 5.2, line, new_x="LEFT", new_y="NEXT")
-    pdf.set_font(FONT, "", 10)
-    pdf.set_xy(WINDOW_X_MM, WINDOW_Y_MM + 38)
-    pdf.cell(WINDOW_W_MM, 5, header.dated)
+        pdf.cell(WINDOW_W_MM, size * 0.47, line, new_x="LEFT", new_y="NEXT")
     pdf.set_draw_color(160, 160, 160)
     for y in FOLDS_MM:  # where to fold for the window to show the address
         pdf.line(4, y, 8, y)
     pdf.set_draw_color(0, 0, 0)
     pdf.set_xy(pdf.l_margin, BODY_TOP_MM)
+
+
+def _address_size(pdf: FPDF, lines: Sequence[str]) -> float:
+    """The font size (set on ``pdf``) at which the widest address line stays inside the window."""
+    for size in ADDRESS_PT:
+        pdf.set_font(FONT, "", size)
+        if max((pdf.get_string_width(line) for line in lines), default=0) <= WINDOW_W_MM:
+            return size
+    log.warning("address line wider than the envelope's window even at %s pt: %s", ADDRESS_PT[-1], lines)
+    return ADDRESS_PT[-1]
 
 
 def _line(pdf: FPDF, line: str, photos: Sequence[Path], layout: _Layout = _Layout()) -> None:

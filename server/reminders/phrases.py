@@ -94,6 +94,8 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("période calme ({reason}) : rien n'est envoyé avant sa fin", "quiet period ({reason}): nothing is sent "
      "before it ends"),
     ("élément {id:d}", "item {id}"),
+    ("SMS envoyé du lundi au samedi de 8 h à 20 h, hors jours fériés",
+     "SMS are sent Monday to Saturday, 8 am to 8 pm, except public holidays"),
     ("élément {id:d} : {why}", "item {id}: {why}"),
     ("élément {id:d} ({key}) : {why}", "item {id} ({key}): {why}"),
     ("envoi interrompu : le SMS est peut-être parti ; il n'est pas renvoyé automatiquement (au plus une fois). "

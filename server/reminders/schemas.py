@@ -104,6 +104,8 @@ class SendReport(Out):
     skipped: list[str]
     recovered: list[str] = Field(description="Items an interrupted send had left in 'sending'")
     deferred: str | None = Field(description="Why nothing was sent now (a quiet period), if so")
+    waiting: list[str] = Field(default_factory=list,
+                               description="SMS items held until the sending hours (still approved)")
     files: list[str] = Field(description="PDFs to print (letters, street notices)")
 
 

@@ -34,6 +34,20 @@ MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "ao�
           "novembre", "décembre")
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """The server's retention settings, in days, as the letters' data notice states them
+    (``retention_days``, ``evidence_retention_days``, ``reminder_retention_days``; docs/privacy.md)."""
+
+    lifts_days: int = 365
+    photos_days: int = 30
+    reminders_days: int = 365
+
+    @classmethod
+    def of(cls, settings: Any) -> Retention:
+        return cls(settings.retention_days, settings.evidence_retention_days, settings.reminder_retention_days)
+
+
 class TemplateError(ValueError):
     """A template that is missing or does not render; names the template."""
 
@@ -66,9 +80,11 @@ class MessageTemplates:
     """The templates of ``config`` (its ``templates_dir`` first), rendered with the server's sorting
     rules (``sorting_rules``: the file the trucks judge by) as the local rules households read."""
 
-    def __init__(self, config: RemindersConfig, sorting_rules: SortingRules) -> None:
+    def __init__(self, config: RemindersConfig, sorting_rules: SortingRules,
+                 retention: Retention | None = None) -> None:
         self.config = config
         self.sorting_rules = sorting_rules
+        self.retention = retention or Retention()
         loaders = [FileSystemLoader(str(PACKAGED))]
         if config.templates_dir is not None:
             loaders.insert(0, FileSystemLoader(str(config.templates_dir)))
@@ -99,6 +115,10 @@ class MessageTemplates:
                 "today": french_date(message.today), "reason": message.reason,
                 "contact": self.config.contact.model_dump(), "rules": self.rules, "reference": message.reference,
                 "greeting": greeting(message.name),
+                "privacy": {"controller": self.config.contact.controller or self.config.contact.organisation,
+                            "dpo": self.config.contact.dpo, "url": self.config.contact.privacy_url,
+                            "retention": {"lifts": self.retention.lifts_days, "photos": self.retention.photos_days,
+                                          "reminders": self.retention.reminders_days}},
                 "opt_out": {"email": self.opt_out_email(), "url": self.config.contact.opt_out_url,
                             "sms": self.config.channels.sms.opt_out if self.config.channels.sms else ""}}
 

@@ -49,7 +49,7 @@ WORDS: dict[str, str] = {
     "déchets alimentaires": "food waste", "textiles": "textiles", "appareils électriques": "electrical appliances",
     "piles, batteries ou bouteilles de gaz": "batteries or gas bottles",
     "médicaments ou déchets de soins": "medicines or medical waste", "autres erreurs": "other errors",
-    "hier": "yesterday", "repris après interruption": "resumed after an interruption",
+    "en attente": "waiting", "hier": "yesterday", "repris après interruption": "resumed after an interruption",
     "bac identifié par puce RFID": "bin identified by its RFID tag",
     "opposition du foyer": "the household opted out",
     "données effacées à la demande du foyer": "data erased at the household's request",
@@ -65,7 +65,7 @@ WORDS: dict[str, str] = {
 
 # Keys of the API's JSON whose strings are messages (not names, notes or keys people typed).
 MESSAGE_FIELDS = frozenset({"reason", "send_detail", "text", "label", "action", "errors", "failed", "retrying",
-                            "skipped", "recovered", "deferred", "detail", "msg"})
+                            "skipped", "recovered", "deferred", "waiting", "detail", "msg"})
 _DECIMAL = re.compile(r"^([+−-]?\d+),(\d+)( %)?$")
 _LIST_SEPARATORS = (" ; ", ", ")
 

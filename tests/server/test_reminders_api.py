@@ -62,9 +62,9 @@ def test_review_send_and_audit(served) -> None:  # type: ignore[no-untyped-def]
     assert photo.status_code == 200 and photo.content[:2] == b"\xff\xd8"
 
     letter = client.get(f"/api/reminders/items/{target['id']}/preview", headers=manager)
-    street_part, postcode, commune = a["target"].label.rsplit(" ", 2)  # La Poste: last line in capitals
+    street_part, postcode, commune = a["target"].label.rsplit(" ", 2)  # La Poste: street line down in capitals
     assert letter.headers["content-type"] == "application/pdf"
-    assert f"{street_part} {postcode} {commune.upper()}" in pdf_text(letter.content)
+    assert f"{street_part.upper()} {postcode} {commune.upper()}" in pdf_text(letter.content)
     sms = client.get(f"/api/reminders/items/{target['id']}/preview", params={"channel": "sms"}, headers=manager)
     assert "erreur(s) de tri" in sms.text
 

@@ -88,7 +88,7 @@ def test_email_headers_and_opt_out(city: City, smtp_relay: tuple[Relay, int], tm
     assert unsubscribe.startswith("<mailto:tri@metropole.example.fr?subject=STOP%20rappels%20de%20tri%20R")
     assert "<https://tri.metropole.example.fr/stop>" in unsubscribe
     assert message["Reply-To"] == "tri@metropole.example.fr"
-    body = message.get_body(("plain",)).get_content()
+    body = " ".join(message.get_body(("plain",)).get_content().split())  # no-break spaces inside « »
     assert "répondez « STOP »" in body and f"R{campaign_id}-" in body and "tri.metropole.example.fr/stop" in body
     with city.sessions() as session:
         from sqlalchemy import select

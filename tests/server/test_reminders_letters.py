@@ -25,13 +25,13 @@ MM = DPI / 25.4
 def test_address_block_follows_la_poste() -> None:
     block = address_block("Mme Martin", "Résidence Les Tilleuls, Bâtiment B, 12 avenue de la République, "
                                         "45140 Saint-Jean-de-la-Ruelle")
-    assert block == ["Mme Martin", "Résidence Les Tilleuls", "Bâtiment B", "12 avenue de la République",
+    assert block == ["Mme Martin", "Résidence Les Tilleuls", "Bâtiment B", "12 AVENUE DE LA REPUBLIQUE",
                      "45140 SAINT JEAN DE LA RUELLE"]
     assert last_line("45000", "Orléans.") == "45000 ORLEANS"
     long = address_block("Aux occupants", "Appartement 12, escalier C, 3e étage, Résidence du Parc des Expositions "
                                           "et du Grand Jardin, 7 rue de Bourgogne, 45000 Orléans")
     assert len(long) <= 6 and all(len(line) <= 38 for line in long)
-    assert long[0] == "Aux occupants" and long[-2] == "7 rue de Bourgogne" and long[-1] == "45000 ORLEANS"
+    assert long[0] == "Aux occupants" and long[-2] == "7 RUE DE BOURGOGNE" and long[-1] == "45000 ORLEANS"
     with pytest.raises(AddressError, match="code postal"):
         address_block("X", "rue sans commune")
 
@@ -85,7 +85,7 @@ def test_letter_for_a_window_envelope(tmp_path: Path) -> None:
     assert ink(first, (100, WINDOW_Y_MM - 4, WINDOW_X_MM - 1, 95)) == 0
     assert ink(first, (20, 15, 100, 30)) > 0.005  # the sender's block, top left
     text = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
-    assert "Mme Martin 12 rue de Bourgogne 45000 ORLEANS" in text
+    assert "Mme Martin 12 RUE DE BOURGOGNE 45000 ORLEANS" in text
     assert "Madame Martin," in text and "Orléans Métropole — Service déchets 5 place du 6 juin 1944" in text
 
 

@@ -188,7 +188,7 @@ def test_send_campaign_only_approved(city: City, smtp_server: tuple[Inbox, SmtpC
     printed = {p.name.split("-")[0]: p for p in report.files}
     postal = pdf_text(printed["courrier"].read_bytes())
     street_part, postcode, commune = a["opted_out"].label.rsplit(" ", 2)
-    assert f"{street_part} {postcode} {commune.upper()}" in postal and "Aux occupants" in postal
+    assert f"{street_part.upper()} {postcode} {commune.upper()}" in postal and "Aux occupants" in postal
     notice = pdf_text(printed["avis"].read_bytes())
     assert "Aux habitants : Rue Hoche, Rennes" in notice and "12 levée(s) sur 30 dans votre rue" in notice
 
