@@ -122,8 +122,8 @@ def _check_listener(host: str, port: int) -> None:
 def list_dead_letters(args: argparse.Namespace) -> int:
     import json
 
+    from server.audit import audit
     from server.ingest.inbox import newest_dead_letters
-    from server.web.auth import audit
 
     if not 1 <= args.limit <= 1000:
         raise CliError(f"--limit must be 1 to 1000, got {args.limit}")
@@ -160,12 +160,12 @@ def replay_dead_letters(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from server.app import LocatorCache, default_locator_factory
+    from server.audit import audit
     from server.ingest.evidence import EvidenceStore
     from server.ingest.inbox import Inbox
     from server.ingest.metrics import Metrics
     from server.ingest.replay import LetterFilter, ReplayReport, replay_dead_letters
     from server.streets.bins import bin_places
-    from server.web.auth import audit
 
     def midnight(day: date | None) -> datetime | None:
         return datetime.combine(day, datetime.min.time(), UTC) if day is not None else None

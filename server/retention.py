@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.audit import AuditEntry, audit
 from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.evidence import EvidenceStore
@@ -26,8 +27,7 @@ from server.ingest.partitions import drop_partitions_before, ensure_partitions
 from server.labels.store import forget
 from server.periodic import Periodic
 from server.reminders.expiry import expire_reminders
-from server.web.accounts import AuditEntry
-from server.web.auth import audit, purge_sessions
+from server.web.auth import purge_sessions
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Every table of the core database in one metadata, for Alembic's ``env.py`` and the schema tests.
 
-The tables live beside the code that owns them (ingest, labels, streets, web accounts); importing this
+The tables live beside the code that owns them (audit, fleet, ingest, labels, streets, web accounts); importing this
 module registers them all on ``server.db.Base``. The reminders' tables share the database but
 have their own metadata and Alembic history (``server/reminders/migrations``).
 """
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+import server.audit
 import server.fleet.models
 import server.ingest.models
 import server.labels.models
 import server.streets.models
-import server.web.accounts  # noqa: F401  (the four modules register their tables on Base)
+import server.web.accounts  # noqa: F401  (the six modules register their tables on Base)
 from server.db import Base
 from server.ingest.partitions import DEFAULT, NAME
 from server.reminders.models import VERSION_TABLE, RemindersBase

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from base.ids import ID_MAX_LENGTH, TRUCK_ID_PATTERN
+from server.audit import audit
 from server.db import utcnow
 from server.fleet import schemas
 from server.fleet.models import Assignment, FleetModel, Rollout
@@ -32,7 +33,7 @@ from server.fleet.rollout import (
 )
 from server.ingest.models import Truck, TruckStatus
 from server.web.accounts import TRUCK_ROLE
-from server.web.auth import Principal, audit
+from server.web.auth import Principal
 from server.web.deps import Admin, AppContext, ContextDep, SessionDep, Viewer, current_principal
 from server.web.schemas import TruckConfig
 

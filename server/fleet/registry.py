@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.audit import audit
 from server.db import utcnow
 from server.fleet.models import FleetModel
-from server.web.auth import audit
 from vision.onnxmeta import OnnxMetaError, parse_model_file
 from vision.rules import RulesError, SortingRules
 

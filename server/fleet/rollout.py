@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.audit import audit
 from server.config import ServerSettings
 from server.db import utcnow
 from server.fleet import reasons
@@ -26,7 +27,6 @@ from server.fleet.reasons import Reason
 from server.fleet.registry import RegistryError, find, model_ref
 from server.ingest.models import DeadLetter, Lift, Truck, TruckStatus
 from server.periodic import Periodic
-from server.web.auth import audit
 
 log = logging.getLogger(__name__)
 

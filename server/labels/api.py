@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
+from server.audit import audit
 from server.labels import schemas
 from server.labels.queue import QueueFilter, photo_view, queue
 from server.labels.store import Decision, LabelError, decide, labellable, taxonomy
-from server.web.auth import audit
 from server.web.bounds import Day, ordered
 from server.web.deps import Annotator, ContextDep, SameOrigin, SessionDep
 from vision.rules import SortingRules

@@ -24,13 +24,13 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.audit import audit
 from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.evidence import EvidenceStore
 from server.ingest.models import Evidence, Lift
 from server.labels.models import DatasetSplit, LabelPhoto
 from server.labels.store import COORDS, DELETED, DONE, expires_on, taxonomy
-from server.web.auth import audit
 from vision.rules import SortingRules
 
 SPLITS = ("train", "val", "test")

@@ -15,10 +15,10 @@ from typing import Any, Literal
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from server.audit import audit
 from server.db import utcnow
 from server.ingest.models import Evidence, Lift
 from server.labels.models import LabelDecision, LabelPhoto
-from server.web.auth import audit
 from vision.rules import SortingRules
 
 TODO, DONE, UNUSABLE = "todo", "done", "unusable"

@@ -12,8 +12,9 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Response, status
 from sqlalchemy.orm import Session
 
+from server.audit import audit
 from server.opendata.export import CSV_NAME, GEOJSON_NAME, default_query, publication, to_csv, to_geojson
-from server.web.auth import Principal, audit
+from server.web.auth import Principal
 from server.web.bounds import Day
 from server.web.deps import AppContext, ContextDep, SessionDep, Viewer
 

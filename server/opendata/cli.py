@@ -31,8 +31,8 @@ def export_opendata(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from base.paths import make_folder
+    from server.audit import audit
     from server.opendata.export import default_query, publication, write_package
-    from server.web.auth import audit
 
     settings = settings_from(args)
     k = settings.opendata_min_lifts if args.k is None else args.k

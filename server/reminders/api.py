@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from server.audit import audit
 from server.config import ConfigError, ServerSettings
 from server.db import utcnow
 from server.localtime import local_today
@@ -59,7 +60,6 @@ from server.reminders.templates import (
 from server.reminders.views import item_json, item_labels, kept_photos, plan_json, planned_channels
 from server.reminders.walking_route import route_streets
 from server.reminders.wording import TranslatedRoute
-from server.web.auth import audit
 from server.web.bounds import Day, RowId
 from server.web.deps import Manager, SameOrigin, SessionDep
 from server.web.privacy import STREET_LEVEL_FILES, refusal, street_level_effect

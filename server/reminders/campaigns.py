@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from server.audit import audit
 from server.db import utcnow
 from server.ingest.models import Evidence, Lift
 from server.labels.store import deleted_detections
@@ -30,7 +31,6 @@ from server.reminders.models import (
 )
 from server.reminders.plan import make_plan
 from server.reminders.targets import Plan
-from server.web.auth import audit
 from server.web.csvexport import rows_csv
 from vision.rules import SortingRules
 from vision.schema import Severity

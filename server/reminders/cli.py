@@ -141,9 +141,9 @@ def _items_rows(ctx: CommandContext, campaign_id: int) -> list[Any]:
 
 
 def _items(args: argparse.Namespace) -> int:
+    from server.audit import audit
     from server.reminders.campaigns import get_campaign
     from server.reminders.models import CHANNEL_LABELS, HOUSEHOLD, KIND_LABELS, STATUS_LABELS
-    from server.web.auth import audit
 
     with CommandContext(args) as ctx:
         get_campaign(ctx.session, args.campaign)  # an unknown campaign says so, as send and report do
@@ -258,7 +258,7 @@ def _report(args: argparse.Namespace) -> int:
 
             result = street_level_effect(result)
         if args.csv:
-            from server.web.auth import audit
+            from server.audit import audit
 
             args.csv.write_text(effect_csv(result), encoding="utf-8")
             audit(ctx.session, ctx.actor, "reminders.effect.export", f"campaign:{args.campaign}", str(args.csv))

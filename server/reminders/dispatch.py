@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.audit import audit
 from server.db import utcnow
 from server.ingest.models import Evidence
 from server.reminders import sms_hours
@@ -53,7 +54,6 @@ from server.reminders.templates import (
 from server.reminders.typography import french_spacing
 from server.reminders.walking_route import route_streets
 from server.streets.models import Address, Street
-from server.web.auth import audit
 from vision.rules import SortingRules
 
 log = logging.getLogger(__name__)

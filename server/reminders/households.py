@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from server.audit import audit
 from server.db import utcnow
 from server.reminders.contacts_import import ContactFileError, read_contact_file
 from server.reminders.mailbox import MailboxError, smtp_mailbox
 from server.reminders.models import APPROVED, FAILED, PENDING, RETRY, Contact, Item, OptOut
 from server.reminders.sms_text import PhoneError, e164
 from server.reminders.targets import HouseholdKey
-from server.web.auth import audit
 
 CONTACT_COLUMNS = ("key", "name", "email", "phone", "postal_address")
 # Items not sent that a send or a retry could still send: an opposition or an erasure drops them all

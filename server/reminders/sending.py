@@ -23,9 +23,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from server.audit import audit
 from server.reminders.config import RemindersConfig, RetryRules
 from server.reminders.models import APPROVED, FAILED, HOUSEHOLD, RETRY, SENDING, Campaign, Contact, Item
-from server.web.auth import audit
 
 NO_CONTACT = "aucune coordonnée"
 # What a send hands to a channel without a person's further word: approved items, retries (their

@@ -155,6 +155,7 @@ def _import_addresses(args: argparse.Namespace) -> int:
 def _import_bins(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
+    from server.audit import audit
     from server.streets.bins import BinFileError, import_bins
 
     engine = open_database(args)
@@ -164,6 +165,10 @@ def _import_bins(args: argparse.Namespace) -> int:
             report = import_bins(session, args.file, replace=args.replace)
         except BinFileError as error:
             raise CliError(str(error)) from None
+        # The registry ties each bin to a household's address: who changed it, in the audit trail.
+        audit(session, "cli", "bins.import", str(args.file)[:256],
+              f"{report.rows} rows, {report.added} added, {report.moved} moved, {report.unchanged} unchanged, "
+              f"{report.removed} removed, {report.unknown_address} unknown address, replace={args.replace}")
         session.commit()
     print(f"{args.file}: {report.rows} rows, {report.added} bins added, {report.moved} moved to another "
           f"address, {report.unchanged} unchanged, {report.removed} removed, {report.unknown_address} "

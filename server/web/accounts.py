@@ -1,14 +1,14 @@
-"""Accounts' tables: users (argon2 hashes), API tokens, browser login sessions and the audit trail."""
+"""Accounts' tables: users (argon2 hashes), API tokens and browser login sessions (audit trail: server.audit)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.db import Base, BigId, UtcDateTime, utcnow
+from server.db import Base, UtcDateTime, utcnow
 
 
 class Role(StrEnum):
@@ -67,16 +67,3 @@ class LoginSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-class AuditEntry(Base):
-    """Who did or saw what: logins, household-level reads, accounts and tokens (CNIL audit trail)."""
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
-    actor: Mapped[str] = mapped_column(String(128))
-    action: Mapped[str] = mapped_column(String(64))
-    target: Mapped[str | None] = mapped_column(String(256))
-    detail: Mapped[str | None] = mapped_column(Text)

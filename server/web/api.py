@@ -18,12 +18,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from base.version import __version__
+from server.audit import AuditEntry, audit
 from server.ingest.inbox import newest_dead_letters
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
 from server.migrate import current_revision
 from server.web import schemas
-from server.web.accounts import AuditEntry
-from server.web.auth import audit
 from server.web.bounds import MAX_ROW_ID, Count, Day, Moment, RowId, ordered
 from server.web.csvexport import rows_csv
 from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, Viewer

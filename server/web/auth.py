@@ -23,8 +23,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from base.ids import is_truck_id
+from server.audit import audit
 from server.db import utcnow
-from server.web.accounts import ROLES, TRUCK_ROLE, ApiToken, AuditEntry, LoginSession, User
+from server.web.accounts import ROLES, TRUCK_ROLE, ApiToken, LoginSession, User
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,6 @@ def _check_role(role: str) -> str:
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
-
-def audit(session: Session, actor: str, action: str, target: str | None = None,
-          detail: str | None = None) -> None:
-    session.add(AuditEntry(at=utcnow(), actor=actor, action=action, target=target, detail=detail))
 
 
 def check_name(name: str, what: str = "user name") -> str:

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from server.audit import audit
 from server.web.accounts import User
-from server.web.auth import MAX_PASSWORD_LENGTH, audit, check_password, close_session, open_session
+from server.web.auth import MAX_PASSWORD_LENGTH, check_password, close_session, open_session
 from server.web.deps import SESSION_COOKIE, ContextDep, SameOrigin, SessionDep
 from server.web.schemas import Done, LoggedIn
 

@@ -14,8 +14,9 @@ import cv2
 import pytest
 from sqlalchemy import select
 
+from server.audit import AuditEntry
 from server.labels.models import LabelPhoto
-from server.web.accounts import AuditEntry, User
+from server.web.accounts import User
 from server.web.auth import add_user
 from tests.dashboard.conftest import Browser, LiveServer
 from tests.dashboard.seed import PASSWORD

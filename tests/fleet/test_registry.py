@@ -12,9 +12,9 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from server.audit import AuditEntry
 from server.fleet.models import Assignment, FleetModel, Rollout
 from server.ingest.models import Truck
-from server.web.accounts import AuditEntry
 from tests.fleet.conftest import Fleet, wait_until
 from tests.fleet.models import CARD, SHIPPED, SHIPPED_INT8, SHIPPED_MAP50, SHIPPED_VERSION, derived
 from tests.server.edited_rules import COMPOSTABLE, edited_rules

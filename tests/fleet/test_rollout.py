@@ -89,7 +89,7 @@ def test_canary_rollout_then_the_rest_then_rollback(fleet: Fleet, trucks: Trucks
 
 
 def _audit(fleet: Fleet) -> list[str]:
-    from server.web.accounts import AuditEntry
+    from server.audit import AuditEntry
 
     with fleet.sessions() as session:
         return list(session.scalars(select(AuditEntry.action)))

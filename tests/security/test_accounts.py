@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from server.app import create_app
+from server.audit import AuditEntry
 from server.config import load_settings
-from server.web.accounts import AuditEntry
 from server.web.auth import (
     MAX_PASSWORD_LENGTH,
     AuthError,

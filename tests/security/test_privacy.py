@@ -12,11 +12,10 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from edge.config import EvidenceSettings
+from server.audit import AuditEntry, audit
 from server.db import utcnow
 from server.ingest.models import DeadLetter, Evidence, Lift, StreetDay
 from server.retention import purge_expired
-from server.web.accounts import AuditEntry
-from server.web.auth import audit
 from tests.security.harness import PREFIX, Harness
 from tests.security.test_hostile_input import files_under, jpeg
 from tests.server.events import lift_event

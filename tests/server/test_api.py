@@ -17,11 +17,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import select
 
+from server.audit import AuditEntry
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.migrate import head_revision
-from server.web.accounts import AuditEntry
 from tests.conftest import BrokerAddress
 from tests.server.conftest import PASSWORD, Server
 from tests.server.events import lift_event

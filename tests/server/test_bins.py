@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.audit import AuditEntry
 from server.config import load_settings
 from server.db import make_engine
 from server.ingest.evidence import EvidenceStore
@@ -195,6 +196,10 @@ def test_trivue_bins_import_on_the_command_line(tmp_path: Path, capsys: pytest.C
     assert "line 3: tag 'TAG-9': address 'nowhere'" in captured.err
     assert main(["bins", "stats", "--database-url", url]) == 0
     assert "1 bins registered, 1 at an address on a street" in capsys.readouterr().out
+    with Session(make_engine(url)) as session:  # the registry ties bins to households: audited
+        entries = [(e.action, e.target, e.detail) for e in session.scalars(select(AuditEntry))]
+    assert entries == [("bins.import", str(path), "2 rows, 1 added, 0 moved, 0 unchanged, 0 removed, "
+                                                  "1 unknown address, replace=False")]
     bad = registry(tmp_path, "\xff\xfenot text", "bad.csv")
     bad.write_bytes(b"tag;address\n\xff\xfe;x\n")
     assert main(["bins", "import", str(bad), "--database-url", url]) == 2

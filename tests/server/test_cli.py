@@ -116,12 +116,12 @@ def test_dead_letters_replay_after_registering_a_truck(cli_env: str, monkeypatch
 
     from sqlalchemy import func, select
 
+    from server.audit import AuditEntry
     from server.cli import open_database
     from server.ingest.evidence import EvidenceStore
     from server.ingest.inbox import Inbox, MqttMessage
     from server.ingest.metrics import Metrics
     from server.ingest.models import DeadLetter, Lift
-    from server.web.accounts import AuditEntry
     from tests.server.events import lift_event
 
     settings = load_settings(known_trucks=["benne-01"])
@@ -154,11 +154,11 @@ def test_dead_letters_list_counts_and_shows_the_newest_without_payloads(
 
     from sqlalchemy import select
 
+    from server.audit import AuditEntry
     from server.cli import open_database
     from server.ingest.evidence import EvidenceStore
     from server.ingest.inbox import Inbox, MqttMessage
     from server.ingest.metrics import Metrics
-    from server.web.accounts import AuditEntry
     from tests.server.events import lift_event
 
     settings = load_settings(known_trucks=["benne-01"])
@@ -230,6 +230,7 @@ def test_a_database_that_cannot_be_used_stops_a_command_with_the_reason(
     url = url.format(tmp=tmp_path, port=free_port())  # a port nothing listens on
     monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRIVUE_DATABASE_URL", url)
+    monkeypatch.setenv("TRIVUE_PORT", str(free_port()))  # 8000 may be taken (a demo): checked first
     assert run(argv, monkeypatch) == 2
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err, err
@@ -242,6 +243,7 @@ def test_a_folder_setting_that_names_a_file_stops_start_up_naming_it(
     (tmp_path / "a-file").write_text("not a folder")
     monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv(setting, str(tmp_path / "a-file"))
+    monkeypatch.setenv("TRIVUE_PORT", str(free_port()))  # 8000 may be taken (a demo): checked first
     field = setting.removeprefix("TRIVUE_").lower()
     for argv in (["users", "list"], ["server", "--no-ingest"]):
         assert run(argv, monkeypatch) == 2

@@ -17,13 +17,13 @@ import yaml
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.audit import AuditEntry
 from server.config import ServerSettings
 from server.db import make_engine
 from server.ingest.models import Evidence, Lift
 from server.labels.models import DatasetSplit, LabelPhoto
 from server.labels.store import Decision, decide, taxonomy
 from server.migrate import upgrade_database
-from server.web.accounts import AuditEntry
 from server.web.auth import add_user
 from tests.server.edited_rules import COMPOSTABLE, edited_rules
 from tests.server.photos import BOTTLE, photo_event, seed_photos

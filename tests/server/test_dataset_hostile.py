@@ -13,8 +13,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from server.audit import AuditEntry
 from server.labels.store import MAX_BOXES
-from server.web.accounts import AuditEntry
 from tests.server.test_dataset import NAMES, Field, coco_document, field  # noqa: F401  (fixture)
 from trivue.cli import main
 

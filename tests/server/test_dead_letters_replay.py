@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from server.audit import AuditEntry
 from server.config import ServerSettings, load_settings
 from server.db import make_engine
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Lift, StreetDay
-from server.web.accounts import AuditEntry
 from tests.server.events import lift_event
 from trivue.cli import main
 

@@ -21,11 +21,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from server.app import create_app
+from server.audit import AuditEntry
 from server.config import ConfigError, load_settings
 from server.db import utcnow
 from server.ingest.models import DeadLetter, Lift
 from server.reminders.models import Contact
-from server.web.accounts import AuditEntry
 from server.web.auth import create_token
 from server.web.privacy import OFF_MESSAGE
 from tests.server.reminders_city import City, engine_for, seed_city

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from server.audit import AuditEntry
 from server.ingest.models import Evidence, Lift
 from server.labels.models import LabelPhoto
 from server.retention import purge_expired
-from server.web.accounts import AuditEntry
 from server.web.auth import create_token
 from tests.server.conftest import Server
 from tests.server.edited_rules import COMPOSTABLE, COMPOSTABLE_CATEGORY, COMPOSTABLE_LABEL, edited_rules

@@ -21,11 +21,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from server.app import create_app
+from server.audit import AuditEntry
 from server.config import ConfigError, load_settings
 from server.ingest.aggregates import insert_lifts, lift_row
 from server.opendata.export import COLUMNS, OpenDataQuery, default_query, period_end, publication
 from server.streets.locator import Locator
-from server.web.accounts import AuditEntry
 from server.web.auth import create_token
 from server.web.reports import wilson
 from tests.dashboard.seed import make_event

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from server.app import create_app
+from server.audit import AuditEntry
 from server.reminders.models import Item
-from server.web.accounts import AuditEntry
 from server.web.auth import create_token
 from tests.server.reminders_city import City, engine_for, seed_city
 from tests.server.test_reminders_send import pdf_text

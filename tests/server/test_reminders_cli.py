@@ -103,7 +103,7 @@ def test_every_command_refuses_bad_input_in_one_line(tmp_path: Path, monkeypatch
     """Exit code 2, one French line, no traceback, no INFO noise; an unknown campaign is unknown everywhere."""
     from sqlalchemy import select
 
-    from server.web.accounts import AuditEntry
+    from server.audit import AuditEntry
 
     with engine_for("sqlite", tmp_path, False) as engine:
         city = seed_city(engine, tmp_path, TODAY)

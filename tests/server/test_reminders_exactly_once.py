@@ -21,6 +21,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from server.audit import AuditEntry
 from server.db import utcnow
 from server.reminders.campaigns import Decision, create_campaign, review
 from server.reminders.config import RemindersConfig
@@ -28,7 +29,6 @@ from server.reminders.dispatch import Dispatcher
 from server.reminders.households import import_contacts
 from server.reminders.models import Item
 from server.reminders.plan import make_plan
-from server.web.accounts import AuditEntry
 from tests.server.reminders_city import RULES, City, Relay
 
 TODAY = date(2026, 11, 20)

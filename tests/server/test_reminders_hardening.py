@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from server.app import create_app
+from server.audit import AuditEntry
 from server.db import utcnow
 from server.reminders.campaigns import Decision, create_campaign, review
 from server.reminders.channels import ChannelError, Mailer
@@ -27,7 +28,6 @@ from server.reminders.households import HouseholdError, check_key, erase_househo
 from server.reminders.models import Contact, Item
 from server.reminders.plan import make_plan
 from server.reminders.sending import claim
-from server.web.accounts import AuditEntry
 from server.web.auth import create_token
 from tests.conftest import free_port
 from tests.server.reminders_city import RULES, City, engine_for, seed_city

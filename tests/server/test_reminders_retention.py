@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.audit import AuditEntry
 from server.config import ServerSettings
 from server.ingest.evidence import EvidenceStore
 from server.reminders.config import EffectRules
 from server.reminders.effect import measure
 from server.reminders.models import Campaign, FalseDetection, Item
 from server.retention import purge_expired
-from server.web.accounts import AuditEntry
 from tests.server.reminders_city import engine_for
 
 NOW = datetime(2027, 12, 1, 12, tzinfo=UTC)

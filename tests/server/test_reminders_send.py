@@ -22,6 +22,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from server.audit import AuditEntry
 from server.reminders.campaigns import Decision, create_campaign, review
 from server.reminders.channels import Attachment, ChannelError, Mailer, SmsGateway
 from server.reminders.config import RemindersConfig, SmsChannel, SmtpChannel
@@ -29,7 +30,6 @@ from server.reminders.dispatch import Dispatcher
 from server.reminders.households import import_contacts
 from server.reminders.models import Item
 from server.reminders.plan import make_plan
-from server.web.accounts import AuditEntry
 from tests.conftest import free_port
 from tests.server.reminders_city import RULES, City, engine_for, seed_city
 

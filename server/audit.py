@@ -1,0 +1,36 @@
+"""The audit trail (CNIL): who did or saw what, when.
+
+Logins and account changes, reads of household-level data, exports, imports of personal data
+(contacts, the bin registry), campaign reviews and sends, model roll-outs, retention purges:
+every part of the server writes here, so the table and its one writer sit at the bottom of the
+server's layers, beside the database. Entries are purged after ``audit_retention_days``
+(``server.retention``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from server.db import Base, BigId, UtcDateTime, utcnow
+
+
+class AuditEntry(Base):
+    """Who did or saw what: logins, household-level reads, accounts and tokens, imports, sends."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(256))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+def audit(session: Session, actor: str, action: str, target: str | None = None,
+          detail: str | None = None) -> None:
+    """One entry, in the caller's transaction: it commits with what it records, or not at all."""
+    session.add(AuditEntry(at=utcnow(), actor=actor, action=action, target=target, detail=detail))
