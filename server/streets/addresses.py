@@ -269,8 +269,14 @@ def _streets_by_name(session: Session) -> dict[str, dict[str, int]]:
 def _nearby_street(locator: object, row: object, names: dict[int, tuple[str, str]],
                    town: str) -> tuple[int | None, int]:
     words = significant_words(row.street_key)  # type: ignore[attr-defined]
-    nearby = [(distance, street_id) for street_id, distance in
-              locator.nearby_streets(row.lat, row.lon, SIMILAR_NAME_M)  # type: ignore[attr-defined]
+    around = locator.nearby_streets(row.lat, row.lon, SIMILAR_NAME_M)  # type: ignore[attr-defined]
+    # A way drawn across the commune border belongs wholly to one commune (its middle vertex's):
+    # the other side's addresses of that street find it here, under the neighbour's name,
+    # rather than the nearest street of their own commune.
+    for street_id, _distance in around:
+        if names.get(street_id, ("", ""))[1] == row.street_key:  # type: ignore[attr-defined]
+            return street_id, 1
+    nearby = [(distance, street_id) for street_id, distance in around
               if names.get(street_id, ("", ""))[0] == town]
     for _distance, street_id in nearby:
         if words & set(names[street_id][1].split()):

@@ -41,16 +41,20 @@ class StreetImport:
 def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> StreetImport:
     """Replace the streets of the communes present in ``pieces`` by those pieces.
 
-    A street found again (same commune, same name) keeps its id, so lifts and aggregates that
+    A street found again (same commune, same name key) keeps its id, so lifts and aggregates that
     point at it stay valid; streets gone from the new data are deleted (their addresses are
     unlinked, segments cascade). Addresses of those communes are re-linked at the end.
     """
+    # Grouped by name key, not by spelling: OSM spells one street differently from way to way
+    # ("Rue de Châteaugiron" / "Rue de Chateaugiron", "rue" / "Rue", ' / ’ in Rennes), and two
+    # streets with one key split its lifts and left one of them without addresses.
+    keys = [(piece.commune, street_key(piece.name) or piece.name) for piece in pieces]
     by_street: dict[tuple[str, str], list[Piece]] = defaultdict(list)
-    for piece in pieces:
-        by_street[(piece.commune, piece.name)].append(piece)
+    for key, piece in zip(keys, pieces, strict=True):
+        by_street[key].append(piece)
+    names = {key: display_name(group) for key, group in by_street.items()}
     communes = sorted({commune for commune, _ in by_street})
-    existing = {(s.commune, s.name): s for s in
-                session.scalars(select(Street).where(Street.commune.in_(communes)))}
+    existing, doubles = _existing_streets(session, communes, names)
     if existing:
         session.execute(delete(Segment).where(Segment.street_id.in_([s.id for s in existing.values()])))
     added = updated = 0
@@ -59,12 +63,13 @@ def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> Stre
     for key, street_pieces in by_street.items():
         street = existing.pop(key, None)
         if street is None:
-            street = Street(id=next(fresh), commune=key[0], name=key[1])
+            street = Street(id=next(fresh), commune=key[0], name=names[key])
             session.add(street)
             added += 1
         else:
             updated += 1
-        street.name_key = street_key(key[1])
+        street.name = names[key]
+        street.name_key = street_key(names[key])
         street.geometry = json.dumps({"type": "MultiLineString",
                                       "coordinates": [list(map(list, p.coords)) for p in street_pieces]},
                                      separators=(",", ":"))
@@ -73,7 +78,8 @@ def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> Stre
     for gone in existing.values():
         session.delete(gone)
     session.flush()
-    session.execute(insert(Segment), [_segment_row(streets[(p.commune, p.name)].id, p) for p in pieces])
+    segment_rows = [_segment_row(streets[key].id, p) for key, p in zip(keys, pieces, strict=True)]
+    session.execute(insert(Segment), segment_rows)
     session.flush()
 
     network = session.get(StreetNetwork, 1)
@@ -85,8 +91,42 @@ def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> Stre
 
     links = link_addresses(session, communes)
     linked = links.by_name + links.by_similar_name + links.by_proximity
-    return StreetImport(tuple(communes), ways, len(pieces), added, updated, len(existing),
+    return StreetImport(tuple(communes), ways, len(pieces), added, updated, len(existing) + doubles,
                         sum(s.length_m for s in streets.values()) / 1000, linked)
+
+
+def display_name(pieces: list[Piece]) -> str:
+    """The spelling of a street's name that covers most of its length (ties: the first sorted)."""
+    lengths: dict[str, float] = defaultdict(float)
+    for piece in pieces:
+        lengths[piece.name] += piece.length_m
+    return min(lengths, key=lambda name: (-round(lengths[name], 3), name))
+
+
+def _existing_streets(session: Session, communes: list[str],
+                      names: dict[tuple[str, str], str]) -> tuple[dict[tuple[str, str], Street], int]:
+    """The stored streets of ``communes`` by (commune, name key). Where an earlier import stored
+    one key under two spellings, the one spelled as now keeps its id (else the oldest); the
+    others are deleted here, before the kept one may take their spelling (unique per commune)."""
+    found: dict[tuple[str, str], Street] = {}
+    doubles: list[Street] = []
+    stored = session.scalars(select(Street).where(Street.commune.in_(communes)).order_by(Street.id))
+    for street in stored:
+        key = (street.commune, street_key(street.name) or street.name)
+        kept = found.get(key)
+        if kept is None:
+            found[key] = street
+        elif street.name == names.get(key) and kept.name != street.name:
+            found[key] = street
+            doubles.append(kept)
+        else:
+            doubles.append(street)
+    if doubles:
+        session.execute(delete(Segment).where(Segment.street_id.in_([s.id for s in doubles])))
+        for street in doubles:
+            session.delete(street)
+        session.flush()
+    return found, len(doubles)
 
 
 def _fresh_ids(session: Session) -> Iterator[int | None]:
