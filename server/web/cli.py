@@ -133,11 +133,20 @@ def list_users(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from server.web.accounts import User
+    from server.web.auth import name_key
 
+    alike: dict[str, list[str]] = {}
     with open_database(settings_from(args)) as session:
         for user in session.scalars(select(User).order_by(User.name)):
             last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
             print(f"{user.name}\t{user.role}\t{'disabled' if user.disabled else 'active'}\tlast login {last}")
+            alike.setdefault(name_key(user.name), []).append(user.name)
+    # Names added before look-alikes were refused ('Alice' and 'alice'): one person to the audit
+    # log and the login throttle. Said here, for an admin to disable or rename one of them.
+    for names in alike.values():
+        if len(names) > 1:
+            print(f"warning: {', '.join(repr(n) for n in names)} differ only by case or width: the audit log "
+                  "cannot tell them apart; disable one (`trivue users disable NAME`)", file=sys.stderr)
     return 0
 
 

@@ -94,3 +94,22 @@ def test_bad_input_is_one_line_and_exit_2(cli_env: str, monkeypatch: pytest.Monk
     capsys.readouterr()
     assert run(argv, monkeypatch, stdin) == 2
     assert words in one_line_error(capsys, argv[0])
+
+
+def test_users_list_flags_look_alike_names_added_before_they_were_refused(
+        cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy.orm import Session
+
+    from server.db import make_engine
+    from server.web.accounts import User
+
+    assert run(["users", "add", "Alice", "--role", "admin"], monkeypatch, "un mot de passe long\n") == 0
+    assert run(["users", "add", "bob", "--role", "viewer"], monkeypatch, "un mot de passe long\n") == 0
+    with Session(make_engine(cli_env)) as session:  # as an older version let it be added
+        session.add(User(name="alice", password_hash="x", role="viewer"))
+        session.commit()
+    capsys.readouterr()
+    assert run(["users", "list"], monkeypatch) == 0
+    out, err = capsys.readouterr()
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["Alice", "alice", "bob"]
+    assert err.count("warning:") == 1 and "'Alice', 'alice' differ only by case or width" in err, err
