@@ -107,7 +107,10 @@ class MessageTemplates:
                 for stream, rule in spec.streams.items() if rule.accepted]
 
     def context(self, message: TemplateData) -> dict[str, Any]:
-        errors = [{"category": c, "label": CATEGORY_LABELS.get(c, c.replace("_", " ")), "lifts": n}
+        # A category the deployment's rules added (say `compostable`) is said in its classes' words,
+        # not as its code: letters are read by households.
+        errors = [{"category": c, "label": CATEGORY_LABELS.get(c) or self.sorting_rules.category_label(c).lower(),
+                   "lifts": n}
                   for c, n in sorted(message.categories.items(), key=lambda kv: -kv[1])]
         return {"level": message.level, "recipient": message.recipient, "street": message.street,
                 "lifts": message.lifts, "contaminated": message.contaminated, "errors": errors,

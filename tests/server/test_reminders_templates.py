@@ -80,6 +80,22 @@ def test_the_consignes_are_the_servers_rules_file_not_the_packaged_one(tmp_path:
     assert sender.templates.rules == MessageTemplates(RemindersConfig(), own).rules
 
 
+def test_a_category_the_rules_added_is_said_in_its_classes_words(tmp_path: Path) -> None:
+    """A category of the deployment's own rules (compostable bags in the wrong bin) headed the letter's
+    paragraph with its code, "Sac compostable" being what households know it by."""
+    import dataclasses
+
+    from tests.server.edited_rules import COMPOSTABLE_CATEGORY
+
+    path = edited_rules(tmp_path)  # its category renamed to a code that reads as no words: "bio_k"
+    path.write_text(path.read_text(encoding="utf-8").replace(COMPOSTABLE_CATEGORY, "bio_k"), encoding="utf-8")
+    own = SortingRules.load(path)
+    message = dataclasses.replace(MESSAGE, categories={"bio_k": 2})
+    letter = MessageTemplates(RemindersConfig(), own).render("letter", message)
+    assert "## Sac compostable" in letter and "bio k" not in letter.lower() and "bio_k" not in letter, letter
+    assert "- sac compostable (2 fois)" in MessageTemplates(RemindersConfig(), own).render("email", message)
+
+
 def test_a_stream_the_collectivite_does_not_collect_is_not_in_the_letters(tmp_path: Path) -> None:
     # No separate paper collection here: the copy has no paper stream, so no "Papiers" bin is promised.
     own = SortingRules.load(edited_rules(tmp_path, drop_streams=("paper",)))
