@@ -28,7 +28,6 @@ from server.web.basemap import Basemap, basemap_from
 from server.web.bounds import RowId
 from server.web.deps import SessionDep, current_principal
 from vision.rules import SortingRules
-from vision.schema import Stream
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,8 @@ class Pages:
     """Renders page shells with the language, the messages and the settings the scripts need.
 
     The error categories (the map's and the ranking's filter) are those of the server's sorting
-    rules (``sorting_rules``, the trucks' file), in the order their classes come in it.
+    rules (``sorting_rules``, the trucks' file), in the order their classes come in it; the streams
+    filter offers the file's streams (a collectivité without a paper round has no "Papiers").
     """
 
     settings: ServerSettings
@@ -138,8 +138,8 @@ class Pages:
         script = extra.pop("script", {})
         context = {
             "page": page, "lang": lang, "other_lang": next(x for x in LANGUAGES if x != lang),
-            "t": self.messages(lang), "nav": navigation(request, who), "streams": [s.value for s in Stream],
-            "categories": self.sorting_rules.categories,
+            "t": self.messages(lang), "nav": navigation(request, who),
+            "streams": [s.value for s in self.sorting_rules.streams], "categories": self.sorting_rules.categories,
             "config": self.script_config(lang, script), **extra,
         }
         response = self.templates.TemplateResponse(request, f"dashboard/{template}", context)

@@ -60,3 +60,18 @@ def test_a_category_the_deployment_added_is_offered_in_the_rules_words(tmp_path:
     t = script_messages(page)
     assert (t[f"cat.{COMPOSTABLE_CATEGORY}"], t[f"class.{COMPOSTABLE}"]) == (COMPOSTABLE_LABEL, COMPOSTABLE_LABEL)
     assert t["class.bag"] == ("Sac fermé" if lang == "fr" else "Closed bag")
+
+
+def stream_filter(page: str) -> list[str]:
+    select = re.search(r'<select id="f-stream".*?</select>', page, re.S)
+    assert select, "no stream filter on the page"
+    return [v for v in re.findall(r'<option value="([^"]*)">', select.group(0)) if v]
+
+
+def test_the_stream_filter_offers_the_streams_the_rules_collect(tmp_path: Path) -> None:
+    """A collectivité without a paper round was offered "Papiers" on the map and the ranking."""
+    packaged = stream_filter(client(tmp_path, "fr").get("/carte").text)
+    assert packaged == ["recyclables", "glass", "residual", "biowaste", "paper"]
+    rules = edited_rules(tmp_path / "regles", drop_streams=("paper",))
+    for path in ("/carte", "/classement"):
+        assert stream_filter(client(tmp_path, "fr", sorting_rules=rules).get(path).text) == packaged[:-1]
