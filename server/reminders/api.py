@@ -362,6 +362,7 @@ def mount_reminders(app: FastAPI, settings: ServerSettings, sorting_rules: Sorti
     settings' ``sorting_rules``: the local rules the letters print)."""
     try:
         config = config or load_targeting()
+        config.check_streams([stream.value for stream in sorting_rules.streams])
     except ReminderConfigError as error:  # a bad rules file stops start-up with its reason
         raise ConfigError(f"{RULES_ENV}: {error}") from None
     engine = app.state.ctx.sessions.kw["bind"]

@@ -133,6 +133,7 @@ class CommandContext:
         self.sorting_rules = sorting_rules_of(self.settings)
         try:
             self.rules = load_targeting(getattr(args, "rules", None))
+            self.rules.check_streams([stream.value for stream in self.sorting_rules.streams])
         except ReminderConfigError as error:
             raise CliError(str(error)) from None
         self.session = Session(self.engine, expire_on_commit=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from collections.abc import Sequence
 from datetime import date
 from email.utils import parseaddr
 from pathlib import Path
@@ -276,6 +277,15 @@ class RemindersConfig(_Strict):
 
     def quiet(self, day: date) -> QuietPeriod | None:
         return next((period for period in self.quiet_periods if period.contains(day)), None)
+
+    def check_streams(self, collected: Sequence[str]) -> None:
+        """``household.streams`` within the streams the server's sorting rules collect: one the
+        rules lack has no lift to judge, so no household would ever be targeted for it."""
+        missing = [name for name in self.household.streams or [] if name not in collected]
+        if missing:
+            raise ReminderConfigError(
+                f"rules.household.streams : {', '.join(map(repr, missing))} absent des consignes de tri du serveur "
+                f"(sorting_rules : {', '.join(collected)}) : aucun foyer ne serait ciblé pour ce flux")
 
 
 def load_targeting(path: Path | None = None) -> RemindersConfig:

@@ -85,3 +85,28 @@ def test_a_line_break_in_the_contact_settings_stops_start_up(env: Path, capsys: 
     with pytest.raises(ConfigError) as refused:  # the server does not start with it either
         create_app(load_settings(), start_ingest=False)
     assert field in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_household_streams_the_servers_sorting_rules_lack_are_refused(env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A collectivité without a paper round (its sorting rules have no paper stream) targeting
+    households on paper: no lift would ever be judged for it, and nothing said so."""
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.config import ConfigError, load_settings
+    from tests.server.edited_rules import edited_rules
+
+    sorting = edited_rules(env / "regles", drop_streams=("paper",))
+    monkeypatch.setenv("TRIVUE_SORTING_RULES", str(sorting))
+    targeting = env / "rules.yaml"
+    targeting.write_text("household:\n  streams: [recyclables, paper]\n")
+    assert main(["reminders", "plan", "--rules", str(targeting)]) == 2
+    err = capsys.readouterr().err
+    assert "rules.household.streams : 'paper' absent des consignes de tri du serveur" in err, err
+    monkeypatch.setenv("TRIVUE_REMINDERS_RULES", str(targeting))
+    with pytest.raises(ConfigError, match="'paper' absent des consignes de tri"):
+        create_app(load_settings(ingest_enabled=False))
+    targeting.write_text("household:\n  streams: [recyclables]\n")  # collected: accepted
+    with TestClient(create_app(load_settings(ingest_enabled=False))) as client:
+        assert client.get("/api/health").status_code == 200
