@@ -306,8 +306,14 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             raise TrainError(f"{last} cannot be read: it was cut short while being written (by a trivue before "
                              f"2026-12-04, which wrote checkpoints in place); start the run again "
                              f"({str(error).splitlines()[0][:160]})") from None
-        if isinstance(checkpoint.ckpt, dict) and checkpoint.ckpt.get("epoch", -1) >= 0:
-            trim_results(config.run_dir / "train" / "results.csv", checkpoint.ckpt["epoch"])
+        state = checkpoint.ckpt if isinstance(checkpoint.ckpt, dict) else {}
+        # Ultralytics' own test: a finished run's last.pt (optimizer stripped) is no resume to it, and
+        # it would start a new 100-epoch run on its default data, downloading coco8.zip (no YOLO_OFFLINE
+        # check there) into ./runs and ../datasets
+        if state.get("epoch", -1) < 0 or state.get("optimizer") is None:
+            raise TrainError(f"{config.run_dir}: nothing to resume, its training finished ({last} holds no "
+                             "optimizer state); train again into a new --run to go further")
+        trim_results(config.run_dir / "train" / "results.csv", state["epoch"])
         checkpoint.train(resume=True, trainer=PartialLabelTrainer, **moved)
         return config.run_dir / "train" / "weights" / "best.pt"
     data_yaml, data_hash = prepare_data(config)

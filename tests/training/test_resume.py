@@ -86,3 +86,25 @@ def test_results_after_the_checkpoints_epoch_are_dropped(tmp_path: Path) -> None
     assert trim_results(results, 1) == 1  # the checkpoint holds epoch index 1: the 2nd epoch
     assert epochs_in(results) == [1, 2]
     assert trim_results(results, 1) == 0 and trim_results(tmp_path / "absent.csv", 0) == 0
+
+
+def test_resuming_a_finished_run_stops_with_a_message_and_downloads_nothing(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("ultralytics")
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    from training.train import TrainConfig, TrainError, train
+
+    monkeypatch.chdir(tmp_path)  # Ultralytics' fresh run would write ./runs and ../datasets
+    run = tmp_path / "run"
+    last = run / "train" / "weights" / "last.pt"
+    last.parent.mkdir(parents=True)
+    # what a finished run leaves: Ultralytics strips the optimizer and sets epoch -1
+    torch.save({"epoch": -1, "optimizer": None, "model": DetectionModel("yolov8n.yaml", nc=1, verbose=False),
+                "train_args": {"imgsz": 64}}, last)
+    # Ultralytics took it as "start a new run" on coco8.yaml and downloaded coco8.zip from GitHub
+    monkeypatch.setattr("ultralytics.utils.downloads.safe_download",
+                        lambda *a, **k: pytest.fail(f"download attempted: {a} {k}"))
+    with pytest.raises(TrainError, match="nothing to resume, its training finished"):
+        train(TrainConfig(data=tmp_path / "data.yaml", run_dir=run), resume=True)
+    assert not (tmp_path / "runs").exists()
