@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                        help="bf16: bfloat16 on CUDA GPUs of compute capability 8.0 and newer")
     train.add_argument("--no-cache", action="store_true", help="decode images every epoch (saves RAM)")
-    train.add_argument("--no-plots", action="store_true")
+    train.add_argument("--no-plots", action="store_true",
+                       help="skip Ultralytics' training plots (results.png, label plots)")
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     train.set_defaults(handler=run_train)
 
