@@ -114,8 +114,11 @@ class FullRun:
                 for truck in self.trucks:
                     truck.close()
         if unsent:
-            raise CliError(f"lifts of {', '.join(unsent)} not acknowledged in {ACK_TIMEOUT_S:g} s; "
-                           "they stay in their outboxes")
+            # The agents keep a lift until the server's receipt (uplink.delete_after: receipt), as
+            # trucks do: with no server ingesting from the broker, none ever comes.
+            raise CliError(f"lifts of {', '.join(unsent)} not acknowledged in {ACK_TIMEOUT_S:g} s; they stay in "
+                           f"their outboxes. The edge agents wait for the server's receipts: is a `trivue server` "
+                           f"ingesting from {self.lift_topic.rsplit('/', 2)[0]}/# on this broker?")
 
     def _gated(self, pace: Pace) -> Callable[[PlannedLift], datetime | None]:
         """``pace.at`` behind a gate that a broker restart closes: no lift starts while it is closed."""
