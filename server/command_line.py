@@ -106,7 +106,7 @@ def open_database(settings: ServerSettings) -> Session:
     from server.config import ConfigError
 
     try:
-        settings.make_folders()
+        settings.make_database_folder()
         return Session(migrated_engine(settings.db_url), expire_on_commit=False)
     except (ConfigError, DatabaseUnavailable) as error:
         raise CliError(str(error)) from None

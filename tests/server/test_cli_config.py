@@ -61,3 +61,35 @@ def test_a_missing_sorting_rules_file_stops_the_server_naming_the_setting(tmp_pa
     line = _one_line(trivue_server(tmp_path, TRIVUE_SORTING_RULES=str(tmp_path / "regles.yaml"),
                                    TRIVUE_PORT="18998"))
     assert line == f"trivue server: error: sorting_rules: {tmp_path / 'regles.yaml'}: rules file not found", line
+
+
+@pytest.mark.parametrize("argv", [("streets", "stats"), ("users", "list")])
+def test_a_command_makes_only_its_database_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> None:
+    """A command run with the database elsewhere left an empty ``trivue-data/evidence`` in the
+    folder the operator stood in (the server's folders, made by every command)."""
+    from trivue.cli import main
+
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.delenv("TRIVUE_DATA_DIR", raising=False)
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'db' / 'trivue.db'}")
+    assert main(list(argv)) == 0, capsys.readouterr().err
+    assert list(here.iterdir()) == []
+    assert (tmp_path / "db" / "trivue.db").is_file()
+
+
+def test_a_command_on_the_default_database_makes_the_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from trivue.cli import main
+
+    monkeypatch.delenv("TRIVUE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    assert main(["streets", "stats"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "data" / "trivue.db").is_file()
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "blocked"))
+    assert main(["users", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "data_dir" in err and "blocked" in err and "cannot be used as a folder" in err, err
