@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="last local day (default: the end of the last complete period)")
     export.add_argument("--k", type=int, default=None,
                         help="leave out cells under this many lifts (default: opendata_min_lifts, 10; at least 5)")
+    export.add_argument("--months-k", type=int, default=None,
+                        help="with --period year: the k of the monthly export published beside it, when it "
+                             "differs (a year that would give away a month it left out is held back; default: --k)")
     add_config_argument(export)
     export.set_defaults(handler=export_opendata)
 
@@ -37,7 +40,8 @@ def export_opendata(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     k = settings.opendata_min_lifts if args.k is None else args.k
     try:
-        query = default_query(datetime.now(settings.zone).date(), args.period, k, args.since, args.until)
+        query = default_query(datetime.now(settings.zone).date(), args.period, k, args.since, args.until,
+                              args.months_k)
     except ValueError as error:
         raise CliError(str(error)) from None
     make_folder("--out", args.out)  # a path that cannot be a folder stops here, before the database is read
@@ -46,13 +50,16 @@ def export_opendata(args: argparse.Namespace) -> int:
         if not pub.rows:
             # An empty GeoJSON table is no valid Frictionless resource, and there is nothing to upload.
             raise CliError(f"nothing to publish ({args.period}, {query.since or 'first day'} to {query.until}): no "
-                           f"street, {args.period} and stream has {k} lifts or more ({pub.suppressed} cells under "
-                           f"{k}); nothing written")
+                           f"street, {args.period} and stream can be published at k = {k} ({pub.suppressed} cells held "
+                           "back); nothing written")
         write_package(pub, query, args.out, datetime.now(UTC))
         # Every export is in the audit trail (docs/privacy.md), the command's as the API's.
         audit(session, "cli", "opendata.export", str(args.out)[:256],
               f"package, {len(pub.rows)} rows, {query}"[:2000])
         session.commit()
+    # A year is also held back when, beside the monthly export, it would give away its small months.
+    months_k = k if args.months_k is None else args.months_k
+    why = f"under {k} lifts" + (f", or giving away its months under {months_k}" if args.period == "year" else "")
     print(f"{len(pub.rows)} rows ({args.period}, {query.since or 'first day'} to {query.until}) written to "
-          f"{args.out}; {pub.suppressed} cells under {k} lifts left out", file=sys.stderr)
+          f"{args.out}; {pub.suppressed} cells held back ({why})", file=sys.stderr)
     return 0

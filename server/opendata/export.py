@@ -45,18 +45,28 @@ OSM_SOURCE = {"title": "© les contributeurs d'OpenStreetMap", "path": "https://
 
 @dataclass(frozen=True, slots=True)
 class OpenDataQuery:
-    """What to publish: the period length, the threshold ``k`` and the local days covered (inclusive)."""
+    """What to publish: the period length, the threshold ``k`` and the local days covered (inclusive).
+
+    ``months_k`` (years only): the ``k`` of the monthly export published beside this one, when it
+    differs (``k`` scaled to the households a period holds); the months it left out must not be
+    had as a year minus its published months.
+    """
 
     period: str = "month"
     k: int = DEFAULT_K
     since: date | None = None
     until: date | None = None
+    months_k: int | None = None
 
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
             raise ValueError(f"period: expected one of {', '.join(PERIODS)}, got {self.period!r}")
         if self.k < MIN_K:
             raise ValueError(f"k: cells under {MIN_K} lifts are never published, got {self.k}")
+        if self.months_k is not None and self.period != "year":
+            raise ValueError(f"months_k: only with the period year, got {self.months_k} with {self.period}")
+        if self.months_k is not None and self.months_k < MIN_K:
+            raise ValueError(f"months_k: cells under {MIN_K} lifts are never published, got {self.months_k}")
         if self.since and self.until and self.until < self.since:
             raise ValueError(f"until {self.until} is before since {self.since}")
         # Whole periods only: a month cut short beside the same month whole (or the same month a
@@ -75,7 +85,7 @@ def period_start(day: date, period: str) -> date:
 
 def period_end(day: date, period: str) -> date:
     """The last day of ``day``'s month or year."""
-    if period == "year":
+    if period == "year" or day.month == 12:  # December: no next month to count back from in year 9999
         return day.replace(month=12, day=31)
     following = day.replace(day=28) + timedelta(days=4)  # always in the next month
     return following - timedelta(days=following.day)
@@ -91,12 +101,12 @@ def last_complete_day(today: date, period: str) -> date:
 
 
 def default_query(today: date, period: str = "month", k: int = DEFAULT_K, since: date | None = None,
-                  until: date | None = None) -> OpenDataQuery:
+                  until: date | None = None, months_k: int | None = None) -> OpenDataQuery:
     """``until`` defaults to the last complete period before ``today`` (a local day), and may not be
     later: the period still being collected, published today and again tomorrow, would give away
     the lifts of the day between."""
     last = last_complete_day(today, period)
-    query = OpenDataQuery(period, k, since, until if until is not None else last)  # checks the period first
+    query = OpenDataQuery(period, k, since, until if until is not None else last, months_k)  # checks the period
     if query.until is not None and query.until > last:
         raise ValueError(f"until {query.until}: the {period} is still being collected "
                          f"(today is {today}); the last complete one ends on {last}")
@@ -115,15 +125,35 @@ def _in_range(query: Any, table: type[StreetDay] | type[StreetDayError], q: Open
 Cell = tuple[int, str, str]  # street id, period key, stream
 
 
-def _totals(session: Session, q: OpenDataQuery) -> dict[Cell, list[int]]:
+def _totals(session: Session, q: OpenDataQuery) -> tuple[dict[Cell, list[int]], set[Cell]]:
+    """Lifts and contaminated lifts per cell, and the cells that could be had by difference."""
     totals: dict[Cell, list[int]] = defaultdict(lambda: [0, 0])
+    months: dict[Cell, int] = defaultdict(int)
     rows = session.execute(_in_range(select(StreetDay.street_id, StreetDay.day, StreetDay.stream, StreetDay.lifts,
                                             StreetDay.contaminated), StreetDay, q))
     for sid, day, stream, lifts, contaminated in rows:
         cell = totals[(sid, period_key(day, q.period), stream)]
         cell[0] += int(lifts)
         cell[1] += int(contaminated)
-    return totals
+        months[(sid, period_key(day, "month"), stream)] += int(lifts)
+    return totals, _differenced(months, q) if q.period == "year" else set()
+
+
+def _differenced(months: dict[Cell, int], q: OpenDataQuery) -> set[Cell]:
+    """The years that, beside the monthly export (at ``months_k``, else ``k``), give away the months it left out.
+
+    A year minus its published months is the sum of the months left out, contaminated lifts
+    included: 13 lifts in a year, 10 of them in a published October, publish August's 3. A year
+    is safe when the lifts of its months left out are none, or as many as a published month (a
+    cell like any other, merged over months); otherwise it is held back too (complementary
+    suppression).
+    """
+    months_k = q.k if q.months_k is None else q.months_k
+    hidden: dict[Cell, int] = defaultdict(int)
+    for (sid, month, stream), lifts in months.items():
+        if lifts < months_k:
+            hidden[(sid, month[:4], stream)] += lifts
+    return {cell for cell, lifts in hidden.items() if 0 < lifts < months_k}
 
 
 def _top_errors(session: Session, q: OpenDataQuery, cells: set[Cell]) -> dict[Cell, list[str]]:
@@ -149,8 +179,8 @@ class Publication:
 
 
 def publication(session: Session, q: OpenDataQuery) -> Publication:
-    totals = _totals(session, q)
-    kept = {cell for cell, (lifts, _) in totals.items() if lifts >= q.k}
+    totals, differenced = _totals(session, q)
+    kept = {cell for cell, (lifts, _) in totals.items() if lifts >= q.k and cell not in differenced}
     streets = {row.id: row for row in session.execute(
         select(Street.id, Street.name, Street.commune, Street.geometry)
         .where(Street.id.in_({sid for sid, _, _ in kept})))} if kept else {}

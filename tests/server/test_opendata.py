@@ -239,3 +239,54 @@ def test_cli_export_is_audited_and_an_empty_period_writes_nothing(
     assert err.count("\n") == 1 and not any(empty.iterdir())
     with rennes_db.sessions() as session:
         assert len(session.scalars(select(AuditEntry).where(AuditEntry.action == "opendata.export")).all()) == 1
+
+
+def test_a_year_never_gives_away_the_months_left_out(rennes_db: RennesDatabase, city: dict[str, OnStreet]) -> None:
+    """"ten": October's 10 lifts are published by month, August's 3 lifts (all in error) are not.
+    Its year, 13 lifts, beside the monthly export gives August away by difference: 13 - 10 = 3
+    lifts, 3 of them in error. A year is published only when the lifts of its months left out (at
+    the same k) are none or k or more."""
+    rules = SortingRules.load()
+    with rennes_db.sessions() as session:
+        locator = Locator.from_session(session)
+        events = _events(city["ten"], "recyclables", date(2026, 8, 5), 3, 3, rules, 2000)
+        insert_lifts(session, [lift_row(e, datetime.now(UTC), rennes_db.settings.zone, locator) for e in events])
+        session.commit()
+        monthly = publication(session, OpenDataQuery("month", 10))
+        yearly = publication(session, OpenDataQuery("year", 10))
+    published: Counter[tuple[int, str, str]] = Counter()
+    for row in monthly.rows:
+        published[(row["street_id"], row["period"][:4], row["stream"])] += row["lifts"]
+    for row in yearly.rows:
+        hidden = row["lifts"] - published[(row["street_id"], row["period"], row["stream"])]
+        assert hidden == 0 or hidden >= 10, f"{row}: {hidden} lifts of months left out, by difference"
+    # busy: October and November both published, nothing hidden; nine: 9 + 9 hidden, 18 >= k
+    assert {(r["street_id"], r["period"], r["stream"], r["lifts"]) for r in yearly.rows} == {
+        (city["busy"].street_id, "2026", "recyclables", 25), (city["nine"].street_id, "2026", "recyclables", 18)}
+    assert yearly.suppressed == 2  # busy's glass (4 lifts) and ten's year (3 lifts hidden)
+
+
+def test_a_year_at_a_higher_k_keeps_the_months_of_a_lower_one(rennes_db: RennesDatabase,
+                                                              city: dict[str, OnStreet]) -> None:
+    """Months published at k = 5 and years at k = 12 (k scaled to households, docs/opendata.md):
+    "nine"'s October and November (9 each) are published, August's 4 lifts are not. Its year, 22
+    lifts, minus the published 18 gives August away, although every month is under the year's k.
+    Told the months' k, the year is held back."""
+    rules = SortingRules.load()
+    with rennes_db.sessions() as session:
+        locator = Locator.from_session(session)
+        events = _events(city["nine"], "recyclables", date(2026, 8, 5), 4, 4, rules, 3000)
+        insert_lifts(session, [lift_row(e, datetime.now(UTC), rennes_db.settings.zone, locator) for e in events])
+        session.commit()
+        monthly = publication(session, OpenDataQuery("month", 5))
+        yearly = publication(session, OpenDataQuery("year", 12, months_k=5))
+        alone = publication(session, OpenDataQuery("year", 12))  # no monthly export beside it
+    nine = city["nine"].street_id
+    assert {(r["period"], r["lifts"]) for r in monthly.rows if r["street_id"] == nine} == {("2026-10", 9),
+                                                                                           ("2026-11", 9)}
+    assert nine not in {r["street_id"] for r in yearly.rows}
+    assert {(r["period"], r["lifts"]) for r in alone.rows if r["street_id"] == nine} == {("2026", 22)}
+    with pytest.raises(ValueError, match="months_k: cells under 5 lifts are never published, got 4"):
+        OpenDataQuery("year", 12, months_k=4)
+    with pytest.raises(ValueError, match="months_k: only with the period year"):
+        OpenDataQuery("month", 12, months_k=10)
