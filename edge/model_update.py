@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import ssl
 import threading
 import urllib.error
@@ -41,6 +42,7 @@ from vision.selfcheck import SelfCheckError, calibration_photos, check_int8
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+DOWNLOADED = re.compile(r"[0-9a-f]{64}\.onnx")  # the names download() gives; nothing else is deleted
 
 
 class ModelRefused(Exception):
@@ -66,6 +68,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib follows a redirect with every header of the request, the truck's bearer token included,
+    to any host and over plain http too; the server never redirects a model download."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        raise ModelRefused(f"download refused: {req.full_url} redirects to {newurl} (the truck sends its token to "
+                           "models.server only)")
+
+
 def download(settings: EdgeSettings, sha: str, target: Path) -> None:
     """``GET <server>/api/models/<sha>.onnx`` into ``target``, hash checked; ModelRefused says what failed."""
     models = settings.models
@@ -78,13 +90,12 @@ def download(settings: EdgeSettings, sha: str, target: Path) -> None:
     url = f"{models.server.rstrip('/')}/api/models/{sha}.onnx"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     context = ssl.create_default_context(cafile=str(models.ca_file) if models.ca_file else None)
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     digest, size, limit = hashlib.sha256(), 0, int(models.max_mb * 2**20)
     try:
-        with urllib.request.urlopen(request, timeout=models.timeout_s,
-                                    context=context if url.startswith("https") else None) as response, \
-                open(part, "wb") as out:
+        with opener.open(request, timeout=models.timeout_s) as response, open(part, "wb") as out:
             while chunk := response.read(CHUNK):
                 size += len(chunk)
                 if size > limit:
@@ -256,12 +267,15 @@ class ModelUpdater:
         self.on_change()
 
     def _prune(self) -> None:
-        """Keep the running and previous models (and their references) in ``models.dir``; delete the rest."""
+        """Keep the running and previous models (and their references) in ``models.dir``; delete the
+        older downloads. Only files named ``<sha256>.onnx`` (what ``download`` writes) are ever deleted:
+        ``model:`` may point into ``models.dir``, and a truck whose start-up model was deleted could not
+        start again after its next reboot."""
         keep = {f"{sha}.onnx" for m in (self.running, self.previous) for sha in (m.sha256, m.reference) if sha}
         folder = self.settings.models.dir
         if not folder.is_dir():
             return
         for path in folder.glob("*.onnx"):
-            if path.name not in keep:
+            if DOWNLOADED.fullmatch(path.name) and path.name not in keep:
                 path.unlink(missing_ok=True)
                 log.info("deleted old model %s", path.name)

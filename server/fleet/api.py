@@ -83,7 +83,11 @@ def _config_routes(router: APIRouter) -> None:
         if body.model is not None:
             assign(db, truck_id, model_ref(db, _model(db, body.model)), who.actor)
         now = utcnow()
-        config: dict[str, Any] = {"config_version": config_version(now),
+        truck = db.get(Truck, truck_id) or Truck(truck_id=truck_id, status=TruckStatus.unknown.value)
+        # The retained message is all a rebooted or long-offline truck receives: it carries every
+        # setting changed so far (as publish_pending does), not only this request's.
+        kept = {k: v for k, v in (truck.config or {}).items() if k not in ("config_version", "model")}
+        config: dict[str, Any] = {"config_version": config_version(now), **kept,
                                   **body.model_dump(mode="json", exclude_none=True, exclude={"model"})}
         assigned = db.get(Assignment, truck_id)
         if assigned is not None:  # the model stays in the retained config whatever else changes
@@ -92,7 +96,6 @@ def _config_routes(router: APIRouter) -> None:
             ctx.publish_config(truck_id, config)
         except ConnectionError as error:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
-        truck = db.get(Truck, truck_id) or Truck(truck_id=truck_id, status=TruckStatus.unknown.value)
         truck.config = config
         db.add(truck)
         if assigned is not None:

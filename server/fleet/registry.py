@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ from server.db import utcnow
 from server.fleet.models import FleetModel
 from vision.onnxmeta import OnnxMetaError, parse_model_file
 from vision.rules import RulesError, SortingRules
+from vision.schema import ModelRef
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 INT8_SUFFIX = "-int8"  # X-int8.onnx shares the card of X.onnx (training/export.py)
@@ -97,12 +99,26 @@ def publish(session: Session, data_dir: Path, path: Path, actor: str, card: Path
     return row
 
 
+def _check_readable(path: Path, sha: str, name: str, version: str) -> None:
+    """The truck's config names the model as ``ModelRef`` does; a name or version it cannot read would
+    have every truck refuse the whole config (its stream too), and no rollout could halt or advance."""
+    try:
+        ModelRef(sha256=sha, name=name, version=version)
+    except ValidationError as error:
+        field = str(error.errors()[0]["loc"][0])
+        value = name if field == "name" else version
+        raise RegistryError(f"refused: {path}: {field} {value!r} is not 1 to {128 if field == 'name' else 64} "
+                            f"printable characters (ONNX metadata trivue_{field}): no truck could read its "
+                            "config") from None
+
+
 def _register(session: Session, data_dir: Path, path: Path, copy: Path, sha: str, actor: str,
               card: Path | None) -> FleetModel:
     try:
         facts = parse_model_file(copy, shown=path)  # the copy's temporary name means nothing to the operator
     except OnnxMetaError as error:
         raise RegistryError(f"refused: {error}") from None
+    _check_readable(path, sha, facts.name, facts.version)
     if (known := session.get(FleetModel, sha)) is not None:
         raise RegistryError(f"{path} is already published as {known.name} {known.version} (sha256 {sha})")
     same = session.scalar(select(FleetModel).where(FleetModel.name == facts.name, FleetModel.version == facts.version,

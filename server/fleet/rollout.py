@@ -49,16 +49,22 @@ def config_version(now: datetime) -> str:
 
 
 def running_model(session: Session, truck_id: str) -> dict[str, str] | None:
-    """The model a truck was last asked to run, else the one it reports in its heartbeat."""
+    """The model a truck was last asked to run, else the one it reports in its heartbeat.
+
+    An assignment the truck refused is not what it runs: it kept the model it reports, and that one
+    is what a rollback must put back (asking again for the refused model changes nothing)."""
     assigned = session.get(Assignment, truck_id)
-    if assigned is not None:
-        return assignment_ref(assigned)
     truck = session.get(Truck, truck_id)
     stats = (truck.stats or {}) if truck is not None else {}
     model = stats.get("model") or {}
-    if stats.get("model_sha256") and model.get("name") and model.get("version"):
-        return {"sha256": stats["model_sha256"], "name": model["name"], "version": model["version"]}
-    return None
+    reported = ({"sha256": stats["model_sha256"], "name": model["name"], "version": model["version"]}
+                if stats.get("model_sha256") and model.get("name") and model.get("version") else None)
+    if assigned is None:
+        return reported
+    update = stats.get("model_update") or {}
+    if reported is not None and update.get("state") == "refused" and update.get("sha256") == assigned.sha256:
+        return reported
+    return assignment_ref(assigned)
 
 
 def assignment_ref(row: Assignment) -> dict[str, str]:
@@ -162,6 +168,9 @@ def _explain(rollout: Rollout, reason: Reason) -> None:
 def _promote(session: Session, rollout: Rollout, actor: str, reason: Reason) -> None:
     model = session.get(FleetModel, rollout.sha256)
     assert model is not None  # published models are never deleted
+    # What the rest run now, not when the rollout began (days ago, maybe): the rollback puts this back.
+    # A new dict: the JSON column sees an assignment, never an in-place change.
+    rollout.previous = {**rollout.previous, **{t: running_model(session, t) for t in rollout.rest}}
     for truck_id in rollout.rest:
         assign(session, truck_id, model_ref(session, model), actor, rollout.id)
     rollout.state, rollout.promoted_at, rollout.promoted_by = RolloutState.complete.value, utcnow(), actor

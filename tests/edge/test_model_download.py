@@ -24,8 +24,29 @@ TAMPERED = "1" * 64  # the server answers this name with BODY: a file changed on
 SERVED = {f"/api/models/{SHA}.onnx": BODY, f"/api/models/{TAMPERED}.onnx": BODY}
 
 
+REDIRECTED = "2" * 64  # the server answers this name with a redirect to another host, over http
+REDIRECT_TO: list[str] = []  # that host's URL, set by the test
+SEEN_THERE: list[str | None] = []  # the Authorization headers that host received
+
+
+class Elsewhere(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        SEEN_THERE.append(self.headers.get("Authorization"))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == f"/api/models/{REDIRECTED}.onnx" and REDIRECT_TO:
+            self.send_response(302)
+            self.send_header("Location", REDIRECT_TO[0])
+            self.end_headers()
+            return
         if self.headers.get("Authorization") != "Bearer trv_good":
             self.send_response(401)
             self.end_headers()
@@ -96,4 +117,28 @@ def test_a_wrong_hash_and_a_missing_server_are_refused(tmp_path: Path, https_ser
                                            f"expected {TAMPERED}"):
         download(settings(tmp_path, url, token_file=str(token_file), ca_file=str(ca)), TAMPERED,
                  tmp_path / f"{TAMPERED}.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_redirect_is_refused_and_the_token_stays_with_the_server(tmp_path: Path,
+                                                                  https_server: tuple[str, Path]) -> None:
+    """urllib follows a redirect with every header of the request: the truck's bearer token went to
+    whatever host, over plain http too, a redirect named (a misconfigured proxy, a hijacked route).
+    The server never redirects a model download: the truck refuses one, and sends its token nowhere."""
+    url, ca = https_server
+    elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=elsewhere.serve_forever, daemon=True).start()
+    REDIRECT_TO[:] = [f"http://127.0.0.1:{elsewhere.server_address[1]}/steal"]
+    SEEN_THERE.clear()
+    try:
+        with pytest.raises(ModelRefused) as refused:
+            download(settings(tmp_path, url, token="trv_good", ca_file=str(ca)), REDIRECTED,
+                     tmp_path / f"{REDIRECTED}.onnx")
+    finally:
+        REDIRECT_TO.clear()
+        elsewhere.shutdown()
+    assert SEEN_THERE == [], "the token left for another host"
+    assert str(refused.value) == (f"download refused: {url}/api/models/{REDIRECTED}.onnx redirects to "
+                                  f"http://127.0.0.1:{elsewhere.server_address[1]}/steal (the truck sends its "
+                                  "token to models.server only)")
     assert list(tmp_path.iterdir()) == []

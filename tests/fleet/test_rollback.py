@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from server.fleet.models import Assignment, Rollout
 from server.ingest.models import Truck
-from tests.fleet.conftest import Fleet
+from tests.fleet.conftest import Fleet, wait_until
 from tests.fleet.models import SHIPPED, derived
 from tests.fleet.test_registry import seed_trucks
 
@@ -53,3 +53,56 @@ def test_a_rollback_with_no_model_to_go_back_to_is_refused(fleet: Fleet, tmp_pat
     assert code == 2 and out == "" and err.count("\n") == 1, err
     assert "nothing to roll back to: the model each of its trucks ran before is unknown (t1, t2 reported none)" in err
     assert assigned(fleet) == {"t1": new, "t2": new} and states(fleet) == ["canary"]
+
+
+def test_a_rollback_does_not_send_a_truck_to_a_model_it_refused(fleet: Fleet, tmp_path: Path) -> None:
+    """A canary refused a (halted) rollout's model and kept running its own; the next rollout's
+    rollback must put that one back, the model the truck really ran. Before, the refused model was
+    taken for the model it ran before: the rollback asked the truck for it again, the truck refused
+    it again and kept the model being rolled back."""
+    from datetime import UTC, datetime
+
+    old = fleet.publish(SHIPPED)
+    bad, fixed = fleet.publish(derived(tmp_path, "2026.12.03-bad")), fleet.publish(derived(tmp_path, "2026.12.03-ok"))
+    seed_trucks(fleet, old, "t1", "t2")
+    code, _out, err = fleet.cli("models", "rollout", bad, "--canary", "1")
+    assert code == 0, err
+    with fleet.sessions() as session:  # t1's heartbeat: it refused the model and still runs the old one
+        truck = session.get(Truck, "t1")
+        truck.stats = {**truck.stats, "model_update": {"sha256": bad, "state": "refused", "reason": "wrong hash: x",
+                                                       "at": datetime.now(UTC).isoformat()}}
+        session.commit()
+    wait_until(lambda: states(fleet) == ["halted"], "the rollout to halt")
+    code, _out, err = fleet.cli("models", "rollout", fixed, "--canary", "1")
+    assert code == 0, err
+    with fleet.sessions() as session:
+        assert session.get(Assignment, "t1").previous_sha256 == old
+    code, _out, err = fleet.cli("models", "rollback")
+    assert code == 0, err
+    assert assigned(fleet) == {"t1": old}
+    assert states(fleet) == ["halted", "rolled_back"]
+
+
+def test_a_rollback_puts_back_what_the_rest_ran_when_they_followed(fleet: Fleet, tmp_path: Path) -> None:
+    """The canary stage can last days; meanwhile an admin gives one truck of the rest its own model
+    (PUT /api/trucks/ID/config). When the rest follow, that truck's model before the rollout's is the
+    one it was given: the rollback puts that one back. Before, it got the model it ran when the
+    rollout began, recorded then, and lost the one it was given by hand."""
+    import httpx
+
+    from tests.fleet.test_registry import bearer
+
+    old = fleet.publish(SHIPPED)
+    own, new = fleet.publish(derived(tmp_path, "2026.12.03-own")), fleet.publish(derived(tmp_path, "2026.12.03-new"))
+    seed_trucks(fleet, old, "t1", "t2")
+    code, _out, err = fleet.cli("models", "rollout", new, "--canary", "1")
+    assert code == 0, err
+    admin = bearer(fleet.token("admin"))
+    response = httpx.put(f"{fleet.url}/api/trucks/t2/config", json={"model": own}, headers=admin)
+    assert response.status_code == 200, response.text
+    code, _out, err = fleet.cli("models", "rollout", new, "--confirm")
+    assert code == 0, err
+    assert assigned(fleet) == {"t1": new, "t2": new}
+    code, _out, err = fleet.cli("models", "rollback")
+    assert code == 0, err
+    assert assigned(fleet) == {"t1": old, "t2": own}

@@ -1,0 +1,50 @@
+"""The files of ``models.dir``: what the model updater deletes after a swap or a refusal, and what it keeps."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
+
+from edge.config import load_settings
+from edge.model_update import ModelUpdater, RunningModel
+from vision.rules import SortingRules
+from vision.schema import ModelInfo, Stream
+
+
+def model_file(folder: Path, name: str | None, content: bytes) -> RunningModel:
+    """A model file (named by its SHA-256 unless ``name``) and the RunningModel of it."""
+    sha = hashlib.sha256(content).hexdigest()
+    path = folder / (name or f"{sha}.onnx")
+    path.write_bytes(content)
+    return RunningModel(SimpleNamespace(names=("bag",)), ModelInfo(name="trivue-waste", version=sha[:6]), sha, path)
+
+
+def updater(folder: Path, running: RunningModel) -> ModelUpdater:
+    settings = load_settings(None, {"truck_id": "benne-07", "source": "x", "models": {"dir": str(folder)}},
+                             environ={})
+    return ModelUpdater(settings, SortingRules.load(), lambda: Stream.recyclables, lambda _path: None, running,
+                        lambda _model: None, lambda: None)
+
+
+def test_the_model_the_truck_starts_with_is_never_deleted(tmp_path: Path) -> None:
+    """``model:`` may point into ``models.dir`` (/var/lib/trivue/edge-models/trivue-waste-int8.onnx,
+    its FP32 sibling beside it for the start-up self-check). Before, the second swap deleted both:
+    only files named by a SHA-256 were kept, and the truck could not start again after its next
+    reboot (``model:`` missing)."""
+    folder = tmp_path / "edge-models"
+    folder.mkdir()
+    started = model_file(folder, "trivue-waste-int8.onnx", b"int8")
+    sibling = folder / "trivue-waste.onnx"
+    sibling.write_bytes(b"fp32")
+    models = updater(folder, started)
+    first = model_file(folder, None, b"first")
+    models.install(first)
+    second = model_file(folder, None, b"second")
+    models.install(second)  # the started model is no longer the previous one
+    kept = sorted(p.name for p in folder.iterdir())
+    assert kept == sorted(["trivue-waste-int8.onnx", "trivue-waste.onnx", first.path.name, second.path.name]), kept
+    # Downloads older than the previous model still go: only files the updater named by their hash.
+    third = model_file(folder, None, b"third")
+    models.install(third)
+    assert not first.path.exists() and second.path.exists() and third.path.exists() and started.path.exists()
