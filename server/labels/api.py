@@ -41,12 +41,13 @@ def labels_router(rules: SortingRules) -> APIRouter:
 
     @router.get("/queue", summary="Photos to label, in collection order, with the progress count",
                 response_model=schemas.Queue)
-    def photo_queue(db: SessionDep, who: Annotator, reason: schemas.Reason | None = None,
+    def photo_queue(db: SessionDep, ctx: ContextDep, who: Annotator, reason: schemas.Reason | None = None,
                     class_: str | None = Query(default=None, alias="class", max_length=64),
                     truck_id: str | None = Query(default=None, max_length=64), since: Day | None = None,
                     until: Day | None = None, status: schemas.Status | None = None) -> dict[str, Any]:
         ordered(since, until)
-        return queue(db, QueueFilter(reason, class_, truck_id, since, until, status), rules)
+        return queue(db, QueueFilter(reason, class_, truck_id, since, until, status), rules,
+                     ctx.settings.evidence_retention_days, ctx.settings.retention_days)
 
     @router.get("/photos/{event_id}", summary="One photo with its boxes as they stand", response_model=schemas.Photo)
     def photo(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Annotator) -> dict[str, Any]:

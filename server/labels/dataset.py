@@ -138,6 +138,18 @@ def _write_files(rows: list[tuple[Entry, str]], store: EvidenceStore, out: Path,
             (out / "annotations" / f"instances_{split}.json").write_text(json.dumps(document, indent=1))
 
 
+def _check_classes(chosen: list[Entry], names: tuple[str, ...], rules: SortingRules) -> None:
+    """Every kept box has a class of the rules: a box labelled under a class the rules file has since
+    lost (renamed, or another file) has no class id, and leaving it out would teach "nothing here"."""
+    for entry in chosen:
+        for box in entry.label.boxes:
+            if box["state"] != DELETED and box["class"] not in names:
+                raise DatasetError(f"photo {entry.lift.event_id} ({entry.lift.day}): box {box['id']} has the class "
+                                   f"{box['class']!r}, which the server's sorting rules (sorting_rules: "
+                                   f"{rules.source}) no longer have: give it one of their classes on the Annotation "
+                                   "page, or put the class back in the rules")
+
+
 def export(session: Session, settings: ServerSettings, store: EvidenceStore, since: date, until: date, out: Path,
            fmt: str, actor: str, rules: SortingRules) -> dict[str, int]:
     """Write the dataset under ``out`` (new or empty), store new days' splits, audit; the caller commits.
@@ -154,11 +166,12 @@ def export(session: Session, settings: ServerSettings, store: EvidenceStore, sin
     chosen = entries(session, settings, since, until)
     if not chosen:
         raise DatasetError(f"no labelled photo between {since} and {until} (label some in the dashboard first)")
+    names = taxonomy(rules)
+    _check_classes(chosen, names, rules)
     splits = assign_splits(session, [e.lift.day for e in chosen])
     rows = [(e, splits[e.lift.day]) for e in chosen]
     partial = out.parent / f".{out.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    names = taxonomy(rules)
     try:
         _write_files(rows, store, partial, fmt, out.resolve(), names)
         manifest = {"version": MANIFEST_VERSION, "format": fmt, "since": since.isoformat(),

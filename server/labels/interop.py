@@ -9,7 +9,6 @@ before anything changes: one bad box, unknown class or unknown photo refuses the
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import zipfile
@@ -49,22 +48,27 @@ def _wanted(name: str) -> bool:
     return pure.suffix.lower() in LABEL_SUFFIXES or pure.name in NAME_FILES
 
 
+def _bounded(path: Path, unpacked: int) -> None:
+    if unpacked > MAX_FILE_BYTES:
+        raise DatasetError(f"{path}: its label files {'hold' if path.is_dir() else 'unpack to'} more than an import "
+                           f"may hold ({MAX_FILE_BYTES} bytes)")
+
+
 def read_files(path: Path) -> Files:
+    """The label and class-name files of a folder or zip (the photos beside them are never read, and
+    do not count towards the limit: a CVAT or Label Studio export with its photos weighs gigabytes),
+    or a bare COCO file; each bounded before it is read."""
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
     if path.is_dir():
-        return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*"))
-                if p.is_file() and _wanted(p.name)}
-    data = path.read_bytes()
-    if len(data) > MAX_FILE_BYTES:
-        raise DatasetError(f"{path}: {len(data)} bytes is more than an import may hold ({MAX_FILE_BYTES})")
-    if zipfile.is_zipfile(io.BytesIO(data)):
+        wanted = [p for p in sorted(path.rglob("*")) if p.is_file() and _wanted(p.name)]
+        _bounded(path, sum(p.stat().st_size for p in wanted))
+        return {p.relative_to(path).as_posix(): p.read_bytes() for p in wanted}
+    if zipfile.is_zipfile(path):  # read from the file: only its directory and the label files' bytes
         try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            with zipfile.ZipFile(path) as archive:
                 members = [i for i in archive.infolist() if not i.is_dir() and _wanted(i.filename)]
-                if sum(i.file_size for i in members) > MAX_FILE_BYTES:  # reading stops at the stated size
-                    raise DatasetError(f"{path}: its label files unpack to more than an import may hold "
-                                       f"({MAX_FILE_BYTES} bytes)")
+                _bounded(path, sum(i.file_size for i in members))  # reading stops at the stated size
                 return {i.filename: archive.read(i) for i in members}
         except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as error:
             # A truncated download or an encrypted archive: say so rather than "no class names".
@@ -72,7 +76,9 @@ def read_files(path: Path) -> Files:
     if path.suffix.lower() != ".json":  # only COCO comes as a bare file; anything else is not an export
         raise DatasetError(f"{path}: not a readable zip or folder, nor a COCO .json (expected a YOLO 1.1 "
                            "zip/folder or COCO JSON exported by Label Studio or CVAT)")
-    return {path.name: data}
+    if (size := path.stat().st_size) > MAX_FILE_BYTES:
+        raise DatasetError(f"{path}: {size} bytes is more than an import may hold ({MAX_FILE_BYTES})")
+    return {path.name: path.read_bytes()}
 
 
 def _lines(text: str, where: str) -> list[str]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.config import ServerSettings
+from server.db import utcnow
 from server.ingest.models import Evidence, Lift
 from server.labels.models import LabelPhoto
 from server.labels.store import TODO, current, expires_on
@@ -28,16 +29,20 @@ class QueueFilter:
     status: str | None = None  # todo | done | unusable; None: all
 
 
-def _rows(session: Session, flt: QueueFilter) -> list[Any]:
+def _rows(session: Session, flt: QueueFilter, photo_days: int, lift_days: int) -> list[Any]:
     """(event_id, model boxes, label status, label boxes) of the matching photos, in collection order.
 
     Only the columns the queue needs: a month of a fleet's photos is tens of thousands of rows."""
-    # Photos from 1.0 trucks (boxes drawn on them, no detections) are not labelling material.
+    # Photos from 1.0 trucks (boxes drawn on them, no detections) are not labelling material, nor are
+    # photos past their labelling date (``expires_on`` today or before, store.labellable): the purge
+    # takes them hours later, and meanwhile the queue, oldest first, began with photos answering 410.
     # Driven by the photos (kept 30 days), each lift found by its event id: joined the other way,
     # SQLite walked every lift ever stored in time order to find the few with a photo.
-    query = (select(Lift.event_id, Lift.evidence_detections, LabelPhoto.status, LabelPhoto.boxes)
+    tomorrow = datetime.combine(utcnow().date() + timedelta(days=1), time(), UTC)
+    kept = select(Evidence.event_id).where(Evidence.received_at >= tomorrow - timedelta(days=photo_days))
+    query = (select(Lift.event_id, Lift.evidence_detections, LabelPhoto.status, LabelPhoto.boxes, Lift.started_at)
              .outerjoin(LabelPhoto, LabelPhoto.event_id == Lift.event_id)
-             .where(Lift.event_id.in_(select(Evidence.event_id)), Lift.evidence_detections.is_not(None))
+             .where(Lift.event_id.in_(kept), Lift.evidence_detections.is_not(None))
              .order_by(Lift.started_at, Lift.id))
     if flt.reason:
         query = query.where(Lift.evidence_reason == flt.reason)
@@ -47,7 +52,10 @@ def _rows(session: Session, flt: QueueFilter) -> list[Any]:
         query = query.where(Lift.day >= flt.since)
     if flt.until:
         query = query.where(Lift.day <= flt.until)
-    return list(session.execute(query).all())
+    # The lift's own retention (years) rarely comes first; checked here, not in SQL, where a range on
+    # started_at could tempt SQLite into walking the lifts again.
+    lifts_from = tomorrow - timedelta(days=lift_days)
+    return [row[:4] for row in session.execute(query) if row.started_at >= lifts_from]
 
 
 def _classes(detections: list[dict[str, Any]], labelled: list[dict[str, Any]] | None,
@@ -57,9 +65,10 @@ def _classes(detections: list[dict[str, Any]], labelled: list[dict[str, Any]] | 
     return {rules.canonical(d["class"]) for d in detections} - {None}
 
 
-def queue(session: Session, flt: QueueFilter, rules: SortingRules) -> dict[str, Any]:
-    """Event ids of the matching photos in collection order, with the progress count."""
-    status = {event_id: label_status or TODO for event_id, detections, label_status, labelled in _rows(session, flt)
+def queue(session: Session, flt: QueueFilter, rules: SortingRules, photo_days: int, lift_days: int) -> dict[str, Any]:
+    """Event ids of the matching photos that may still be labelled, in collection order, with the progress count."""
+    rows = _rows(session, flt, photo_days, lift_days)
+    status = {event_id: label_status or TODO for event_id, detections, label_status, labelled in rows
               if not flt.class_ or flt.class_ in _classes(detections, labelled, rules)}
     chosen = [e for e, s in status.items() if flt.status is None or s == flt.status]
     return {"total": len(status), "done": sum(s != TODO for s in status.values()),

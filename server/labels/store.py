@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from server.audit import audit
@@ -172,9 +172,22 @@ def store(session: Session, event_id: str, status: str, boxes: list[dict[str, An
         row.status, row.boxes, row.annotator, row.updated_at = status, boxes, actor, utcnow()
 
 
+def lock(session: Session, event_id: str) -> None:
+    """Hold the photo until the caller commits: a decision reads the photo's boxes, changes them and
+    writes them all back, so two annotators deciding at once on one photo (both start at the head of
+    the same queue) each wrote back the photo as they had read it, and the first decision was lost.
+    PostgreSQL locks the lift's row; SQLite takes its write lock, which waits for the other writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Lift.id).where(Lift.event_id == event_id).with_for_update())
+    else:
+        session.execute(update(Lift).where(Lift.event_id == event_id).values(event_id=Lift.event_id))
+    session.expire_all()  # read the photo's label as the other writer left it, not as first loaded
+
+
 def decide(session: Session, lift: Lift, decision: Decision, actor: str, rules: SortingRules) -> None:
     """Apply one decision (or undo the actor's last one on this photo), keep it and audit it; the
     caller checked the photo may be labelled (``labellable``) and commits."""
+    lock(session, lift.event_id)
     if decision.action == "undo":
         _undo(session, lift.event_id, actor)
         return
@@ -218,6 +231,7 @@ def replace_boxes(session: Session, lift: Lift, boxes: list[dict[str, Any]], act
                   rules: SortingRules) -> None:
     """An imported labelling (Label Studio, CVAT) replaces the photo's boxes; the model's boxes it
     left out count as deleted. Kept for undo and audited like any decision."""
+    lock(session, lift.event_id)
     row = session.get(LabelPhoto, lift.event_id)
     before = None if row is None else {"status": row.status, "boxes": row.boxes}
     deleted = [{**b, "state": DELETED} for b in model_boxes(lift.evidence_detections, rules)

@@ -17,7 +17,8 @@
   const MIN = 0.01; // smallest box side, fraction of the photo
   const KEY_SAVE_MS = 450; // arrows are saved as one decision once the annotator pauses
 
-  const state = { items: [], index: 0, photo: null, selected: null, drawing: false, keyTimer: null, draft: null };
+  const state = { items: [], index: 0, photo: null, selected: null, drawing: false, keyTimer: null, pendingMove: null,
+    draft: null };
   let stage = null, layer = null, transformer = null, image = null, imageUrl = null;
 
   const classLabel = (name) => label("class", name);
@@ -35,18 +36,31 @@
     status.classList.toggle("error", Boolean(error));
   }
 
-  async function send(body) {
+  /* A decision goes to the photo it was taken on (``eventId``), after any arrow move still waiting to
+     be saved: sent later, the move went to whichever photo showed by then (Enter right after the
+     arrows moved the next photo's box of the same number) and after the decision that follows it. */
+  async function send(body, eventId = null) {
     if (!state.photo) return;
+    const target = eventId || state.photo.event_id;
+    if (!eventId) await flush();
     try {
-      state.photo = await api(`/api/labels/photos/${state.photo.event_id}/decisions`, null, {
+      const photo = await api(`/api/labels/photos/${target}/decisions`, null, {
         method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json", Accept: "application/json" },
       });
+      if (state.photo && state.photo.event_id === target) state.photo = photo;
       say(t("ann.saved"));
-      draw();
     } catch (error) {
       say(error.message, true);
-      draw(); // put back what the server holds
     }
+    if (state.photo && state.photo.event_id === target) draw(); // what the server holds
+  }
+
+  /* Saves the arrow move waiting for the annotator's pause now, on its own photo. */
+  function flush() {
+    clearTimeout(state.keyTimer);
+    const waiting = state.pendingMove;
+    state.pendingMove = null;
+    return waiting ? send(waiting.body, waiting.eventId) : Promise.resolve();
   }
 
   /* --- Drawing the photo and its boxes (Konva) --- */
@@ -186,8 +200,9 @@
     }
     draw();
     clearTimeout(state.keyTimer);
-    state.keyTimer = setTimeout(() => send({ action: "move", box_id: box.id, x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2 }),
-      KEY_SAVE_MS);
+    state.pendingMove = { eventId: state.photo.event_id,
+      body: { action: "move", box_id: box.id, x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2 } };
+    state.keyTimer = setTimeout(flush, KEY_SAVE_MS);
   }
 
   function cycle(step) {
@@ -241,6 +256,8 @@
   }
 
   async function show(index, current = ticket()) {
+    await flush(); // a move waiting to be saved belongs to the photo being left
+    if (!current()) return;
     if (!state.items.length) {
       state.photo = null;
       if (layer) { layer.destroyChildren(); layer.draw(); }

@@ -147,3 +147,43 @@ def test_draw_and_move_boxes_with_keyboard_and_mouse(browser: Browser, live_serv
     assert label.status == "done" and label.annotator == f"user:{annotator}"
     assert trail == ["labels.add", "labels.move", "labels.add", "labels.move", "labels.move", "labels.delete",
                      "labels.undo", "labels.done"]
+
+
+def test_arrow_moves_waiting_to_be_saved_stay_on_their_photo(browser: Browser, live_server: LiveServer,
+                                                             annotator: str, shared_dir: Path) -> None:
+    """Arrows, then Enter (or Page Down) before the pause that saves them: the move belongs to the photo
+    it was made on, and is saved before the photo is finished. Before, the waiting move went out
+    after the next photo had come, to that photo's box of the same number."""
+    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
+    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[12:15]
+    first, second, third = publish_photos(live_server, truck, photos)
+    page = browser.page
+    browser.login(annotator, path=f"/annotation?truck_id={truck}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#ann-stage canvas")
+    page.locator("#ann-box-list button[data-box='1']").click()
+    page.locator("#ann-stage").focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    with page.expect_response(lambda r: r.request.method == "GET" and r.url.endswith(f"/api/labels/photos/{second}")):
+        page.keyboard.press("Enter")  # at once: within the pause that saves arrow moves
+    page.wait_for_timeout(1000)  # longer than that pause: a move still waiting has gone out by now
+    bag = next(b for b in server_boxes(live_server, first) if b["id"] == 1)
+    assert (bag["x1"], bag["x2"], bag["state"]) == pytest.approx((0.12, 0.37, "accepted"), abs=1e-6)
+    untouched = next(b for b in server_boxes(live_server, second) if b["id"] == 1)
+    assert (untouched["x1"], untouched["state"], untouched["edited"]) == (0.1, "pending", False)
+    # the same with Page Down (next photo, not finished): the move is saved on the photo it was made on
+    page.wait_for_selector("#ann-box-list button[data-box='1']")
+    page.locator("#ann-box-list button[data-box='1']").click()
+    page.locator("#ann-stage").focus()
+    page.keyboard.press("ArrowDown")
+    with page.expect_response(lambda r: r.request.method == "GET" and r.url.endswith(f"/api/labels/photos/{third}")):
+        page.keyboard.press("PageDown")
+    page.wait_for_timeout(1000)
+    moved = next(b for b in server_boxes(live_server, second) if b["id"] == 1)
+    assert (moved["y1"], moved["y2"]) == pytest.approx((0.16, 0.51), abs=1e-6)
+    assert [b["edited"] for b in server_boxes(live_server, third)] == [False, False]
+    with live_server.sessions() as db:
+        trail = db.scalars(select(AuditEntry.action).where(AuditEntry.target == first,
+                                                           AuditEntry.action.like("labels.%"))).all()
+    assert trail == ["labels.move", "labels.done"]  # the move first, on the first photo

@@ -373,3 +373,27 @@ def test_a_bad_rules_file_stops_the_command_naming_the_setting(field: Field, cap
     assert err.startswith("trivue dataset: error: sorting_rules: ") and str(broken) in err, err
     assert "not declared in 'classes'" in err and len(err.splitlines()) == 1
     assert not (field.tmp / "never").exists()
+
+
+def test_a_box_of_a_class_the_rules_no_longer_have_stops_the_export_naming_it(
+        field: Field, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labelled under a rules file with a class of its own, exported after the class left the file
+    (renamed, or the file switched back): before, a ValueError traceback and no word of which photo."""
+    first = field.events[0]
+    own = SortingRules.load(edited_rules(field.tmp / "regles"))
+    cvat = field.tmp / "cvat.zip"
+    names = list(own.spec.classes)
+    cvat.write_bytes(bad_zip({first: f"{names.index(COMPOSTABLE)} 0.5 0.5 0.2 0.2\n"}, names=names))
+    monkeypatch.setenv("TRIVUE_SORTING_RULES", own.source)
+    assert main(["dataset", "import", str(cvat), "--as", "ann"]) == 0, capsys.readouterr().err
+    monkeypatch.delenv("TRIVUE_SORTING_RULES")
+    capsys.readouterr()
+    with field.sessions() as session:
+        splits_before = session.scalars(select(DatasetSplit.day)).all()
+    assert export(field, field.tmp / "never") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert first in err and f"class '{COMPOSTABLE}'" in err and "sorting_rules" in err, err
+    assert not (field.tmp / "never").exists()
+    with field.sessions() as session:
+        assert session.scalars(select(DatasetSplit.day)).all() == splits_before

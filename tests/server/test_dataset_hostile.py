@@ -122,3 +122,33 @@ def test_what_a_zip_unpacks_to_is_bounded_photos_aside(field: Field, capsys: pyt
     (target := field.tmp / "ls.zip").write_bytes(with_photos.getvalue())
     assert main(["dataset", "import", str(target), "--as", "ann"]) == 0, capsys.readouterr().err
     assert field.labels()[field.events[0]] == [("bag", 0.4, 0.4, 0.6, 0.6)]
+
+
+def test_a_zip_or_folder_with_its_photos_is_bounded_by_its_label_files_only(
+        field: Field, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """CVAT ("save images") and Label Studio exports carry the photos: a month of them weighs more than
+    the limit, which is on the label files. Before, such a zip was read whole into memory, then
+    refused for its size, photos included."""
+    monkeypatch.setattr("server.labels.interop.MAX_FILE_BYTES", 4096)
+    event = field.events[0]
+    photo = bytes(range(256)) * 64  # 16 KiB that do not compress, as JPEG bytes do not
+    with zipfile.ZipFile(target := field.tmp / "cvat-with-images.zip", "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("obj.names", "\n".join(NAMES))
+        archive.writestr(f"obj_train_data/{event}.txt", "0 0.5 0.5 0.2 0.2\n")
+        archive.writestr(f"obj_train_data/{event}.jpg", photo)
+    assert target.stat().st_size > 4096
+    assert main(["dataset", "import", str(target), "--as", "ann"]) == 0, capsys.readouterr().err
+    assert field.labels()[event] == [("bag", 0.4, 0.4, 0.6, 0.6)]
+    # a folder's label files are bounded as a zip's are; its photos do not count either
+    folder = field.tmp / "ls-folder"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / f"{event}.jpg").write_bytes(photo)
+    (folder / "classes.txt").write_text("\n".join(NAMES))
+    (folder / f"{event}.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    assert main(["dataset", "import", str(folder), "--as", "ann"]) == 0, capsys.readouterr().err
+    assert field.labels()[event] == [("bottle", 0.4, 0.4, 0.6, 0.6)]
+    (folder / "notes.json").write_text(" " * 8192)
+    refused(field, folder, capsys, "ls-folder: its label files hold more than an import may hold (4096 bytes)")
+    # a bare COCO file over the limit is refused before it is read
+    (big := field.tmp / "big.json").write_text(" " * 8192)
+    refused(field, big, capsys, "big.json: 8192 bytes is more than an import may hold (4096)")

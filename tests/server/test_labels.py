@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -186,7 +187,7 @@ def test_the_queue_is_driven_by_the_photos_not_by_every_lift(tmp_path: Any) -> N
     seen: list[tuple[str, Any]] = []
     event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, params, *_: seen.append((sql, params)))
     with Session(engine) as session:
-        queue(session, QueueFilter(), SortingRules.load())
+        queue(session, QueueFilter(), SortingRules.load(), 30, 365)
     reads = [(sql, params) for sql, params in seen if "FROM lifts" in sql]
     assert len(reads) == 1, [sql for sql, _ in seen]
     with engine.connect() as connection:
@@ -238,3 +239,72 @@ def test_the_taxonomy_is_the_servers_rules_file(make_settings: Any, run_server: 
         report = api.client.get("/api/reminders/false-detections", headers=api.token("manager")).json()
         (row,) = [r for r in report if r["event_id"] == event]
         assert (row["classes"], row["categories"]) == (COMPOSTABLE, COMPOSTABLE_CATEGORY)
+
+
+@pytest.mark.parametrize("labelled_before", [False, True], ids=["untouched", "labelled"])
+def test_two_annotators_deciding_at_once_on_one_photo_keep_both_decisions(
+        api: Server, photos: list[str], monkeypatch: pytest.MonkeyPatch, labelled_before: bool) -> None:
+    """Two annotators start at the head of the same queue, so on the same photo. Ann's decision is read
+    and held while Bob's is saved: it must be applied after Bob's, not over it. Before, Ann's write put
+    the photo back as she had read it: Bob's deletion was gone while his audit entry and undo step
+    stayed."""
+    from server.labels import store
+
+    ann, bob, event = annotator(api, "ann"), annotator(api, "bob"), photos[0]
+    if labelled_before:
+        assert decide(api, bob, event, action="accept", box_id=2).status_code == 200
+    reading, saved = threading.Event(), threading.Event()
+    real_apply = store.apply
+
+    def held_apply(*args: Any) -> Any:
+        if args[2].action == "add":  # Ann's: she has read the photo; Bob decides now
+            reading.set()
+            saved.wait(2)  # with the photo locked, Bob waits for Ann instead: go on after a while
+        return real_apply(*args)
+
+    monkeypatch.setattr(store, "apply", held_apply)
+    answers: dict[str, Any] = {}
+
+    def take(name: str, who: dict[str, str], body: dict[str, Any]) -> None:
+        try:
+            answers[name] = decide(api, who, event, **body).status_code
+        except Exception as error:  # the TestClient raises a server error: that is the finding
+            answers[name] = repr(error)[:300]
+        finally:
+            if name == "bob":
+                saved.set()
+
+    first = threading.Thread(target=take, args=("ann", ann, {"action": "add", "class": "can", "x1": 0.6, "y1": 0.1,
+                                                             "x2": 0.8, "y2": 0.3}))
+    first.start()
+    assert reading.wait(10)
+    second = threading.Thread(target=take, args=("bob", bob, {"action": "delete", "box_id": 1}))
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert answers == {"ann": 200, "bob": 200}
+    boxes = api.client.get(f"/api/labels/photos/{event}", headers=ann).json()["boxes"]
+    assert [(b["class"], b["state"]) for b in boxes] == [
+        ("bag", "deleted"), ("bottle", "accepted" if labelled_before else "pending"), ("can", "accepted")]
+    # one after the other, Bob's the latest: each undo takes back its own decision only
+    assert decide(api, ann, event, action="undo").status_code == 422
+    assert [(b["class"], b["state"]) for b in decide(api, bob, event, action="undo").json()["boxes"]][::2] == [
+        ("bag", "pending"), ("can", "accepted")]
+    assert [b["class"] for b in decide(api, ann, event, action="undo").json()["boxes"]] == ["bag", "bottle"]
+
+
+def test_the_queue_leaves_out_photos_past_their_labelling_date(api: Server, photos: list[str]) -> None:
+    """A photo expires for labelling at the start of its last day (UTC) but the hourly purge deletes it
+    only once its retention has fully run: hours in which the queue, oldest first, began with photos
+    that every page load opened into a 410."""
+    who = api.token("annotator")
+    oldest = photos[2]
+    last_day = datetime.now(UTC).replace(hour=0, minute=0, second=1, microsecond=0)
+    with api.sessions() as session, session.begin():  # expires today: a few hours before the purge takes it
+        session.execute(update(Evidence).where(Evidence.event_id == oldest)
+                        .values(received_at=last_day - timedelta(days=api.settings.evidence_retention_days)))
+    assert decide(api, who, oldest, action="done").status_code == 410
+    queue = api.client.get("/api/labels/queue", headers=who).json()
+    assert [i["event_id"] for i in queue["items"]] == [photos[0], photos[1]] and queue["total"] == 2
+    first = api.client.get(f"/api/labels/photos/{queue['items'][0]['event_id']}", headers=who)
+    assert first.status_code == 200
