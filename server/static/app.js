@@ -130,19 +130,28 @@ const Trivue = (() => {
     return data;
   }
 
+  /* The days the API accepts (server/web/bounds.py, sent with the settings). A year typed with a
+     digit missing (0202) or a wrong one (3026) came back as the API's 422, raw English JSON under
+     the map: said beside the dates instead, the wrong field marked, and nothing asked. */
+  const [firstDay, lastDay] = config.days;
+  const inRange = (day) => !day || (/^\d{4}-\d{2}-\d{2}$/.test(day) && day >= firstDay && day <= lastDay);
+
   /* A start after the end: the API answers 422 in English ("until … is before since …"), which the
      page would show inside its French error box. Said beside the dates in the reader's language
-     instead, and no request is sent. The same day for both is a one-day period, not a mistake. */
+     instead, and no request is sent. The same day for both is a one-day period, not a mistake.
+     A date out of range is said first: its order means nothing. */
   function datesInOrder(form, values, messageId = "f-dates-error") {
-    const wrong = (values.period === undefined || values.period === "custom")
-      && Boolean(values.since && values.until) && values.since > values.until;
+    const chosen = values.period === undefined || values.period === "custom";
+    const outside = chosen ? ["since", "until"].filter((name) => !inRange(values[name])) : [];
+    const wrong = chosen && !outside.length && Boolean(values.since && values.until) && values.since > values.until;
     const message = document.getElementById(messageId);
-    if (message) message.textContent = wrong ? t("filters.dates_order") : "";
+    if (message) message.textContent = outside.length ? t("filters.dates_range") : wrong ? t("filters.dates_order") : "";
+    const invalid = outside.length ? outside : wrong ? ["since", "until"] : [];
     for (const name of ["since", "until"]) {
-      if (wrong) form.elements[name].setAttribute("aria-invalid", "true");
+      if (invalid.includes(name)) form.elements[name].setAttribute("aria-invalid", "true");
       else form.elements[name].removeAttribute("aria-invalid");
     }
-    return !wrong;
+    return !invalid.length;
   }
 
   /* Returns the filters to load first, or null when the link's dates are out of order (the form says
@@ -245,6 +254,6 @@ const Trivue = (() => {
   setupLogout();
   const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
   return { config, t, label, api, url, fmt, today, addDays, CLASSES, GREY, TOO_FEW, rateClass, rateColor, swatch,
-    setupFilters, datesInOrder, newestOnly, fillCommunes, el,
+    setupFilters, datesInOrder, inRange, newestOnly, fillCommunes, el,
            showError, me, locale, ApiError };
 })();

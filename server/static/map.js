@@ -25,7 +25,7 @@
     L.tileLayer(basemap.url, tileOptions).addTo(map);
   }
   document.body.dataset.basemap = basemap.kind;
-  map.attributionControl.addAttribution("Rues © les contributeurs d'OpenStreetMap (ODbL)");
+  map.attributionControl.addAttribution(t("map.attribution"));  // ODbL: the credit, in the reader's language
   map.setView(config.mapCenter || [46.6, 2.4], config.mapCenter ? 13 : 6);
 
   let network = null; // L.GeoJSON of every street, drawn once

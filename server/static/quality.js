@@ -6,10 +6,14 @@
   const status = document.getElementById("quality-status");
 
   function confidenceChart(histogram) {
+    const labels = histogram.map((b) => `${Math.round(b.low * 100)}–${Math.round(b.high * 100)} %`);
+    // The same bars as a table (RGAA 1.6): a canvas gives a screen reader only its title.
+    document.querySelector("#confidence-table tbody").replaceChildren(...histogram.map((b, i) => el("tr", {},
+      el("th", { scope: "row", text: labels[i] }), el("td", { class: "num", text: fmt.num(b.lifts) }))));
     new Chart(document.getElementById("confidence-chart"), {
       type: "bar",
       data: {
-        labels: histogram.map((b) => `${Math.round(b.low * 100)}–${Math.round(b.high * 100)} %`),
+        labels,
         datasets: [{ label: t("common.lifts"), data: histogram.map((b) => b.lifts), backgroundColor: "#2166ac" }],
       },
       options: {

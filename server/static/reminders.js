@@ -226,7 +226,17 @@
     },
   };
 
+  /* The plotted weeks as a table: what a screen reader or a keyboard user reads of the chart. */
+  function weeksTable(series) {
+    const weeks = series ? series.weeks : [];
+    $("effect-weeks").hidden = !weeks.length;
+    $("effect-weeks-table").tBodies[0].replaceChildren(...weeks.map((week, i) => el("tr", {},
+      el("th", { scope: "row", text: String(week) }), el("td", { class: "num", text: fmt.pct(series.targeted[i]) }),
+      el("td", { class: "num", text: fmt.pct(series.control[i]) }))));
+  }
+
   function drawChart(series) {
+    weeksTable(series);
     if (typeof Chart === "undefined") return;
     if (chart) chart.destroy();
     chart = null;

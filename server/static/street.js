@@ -57,8 +57,19 @@
     return { weekly: true, rows };
   }
 
+  /* The same rows as the chart, as a table: what a screen reader or a keyboard user reads. */
+  function trendTable(weekly, rows) {
+    document.getElementById("trend-when").textContent = t(weekly ? "street.week" : "street.day");
+    document.querySelector("#trend-table tbody").replaceChildren(...(rows.length ? rows.map((r) => el("tr", {},
+      el("th", { scope: "row", text: r.label }), el("td", { class: "num", text: fmt.num(r.lifts) }),
+      el("td", { class: "num", text: fmt.num(r.contaminated) }),
+      el("td", { class: "num", text: r.lifts ? fmt.pct(r.contaminated / r.lifts) : "–" }))) :
+      [el("tr", {}, el("td", { colspan: "4", text: t("common.none") }))]));
+  }
+
   function trendChart(daily) {
     const { weekly, rows } = buckets(daily);
+    trendTable(weekly, rows);
     new Chart(document.getElementById("trend-chart"), {
       data: {
         labels: rows.map((r) => r.label),
@@ -162,8 +173,9 @@
   async function load() {
     // A hand-edited link with its dates out of order: said in the reader's language, not the API's
     // English 422 (the map's filters never put such dates in a link).
-    if (period === "custom" && filters.since && filters.until && filters.since > filters.until) {
-      status.textContent = t("filters.dates_order");
+    const outside = period === "custom" && !(Trivue.inRange(filters.since) && Trivue.inRange(filters.until));
+    if (outside || (period === "custom" && filters.since && filters.until && filters.since > filters.until)) {
+      status.textContent = t(outside ? "filters.dates_range" : "filters.dates_order");
       status.classList.add("error");
       document.body.dataset.ready = "error";
       return;

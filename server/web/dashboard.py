@@ -25,7 +25,7 @@ from server.config import ServerSettings
 from server.streets.models import Street
 from server.web.auth import Principal
 from server.web.basemap import Basemap, basemap_from
-from server.web.bounds import RowId
+from server.web.bounds import FIRST_DAY, LAST_DAY, RowId
 from server.web.deps import SessionDep, current_principal
 from vision.rules import SortingRules
 
@@ -129,7 +129,8 @@ class Pages:
             "lang": lang, "t": self.messages(lang), "timeZone": self.settings.timezone,
             "basemap": self.basemap.script_config(),
             "silentAfterS": getattr(self.settings, "truck_silent_after_s", DEFAULT_SILENT_AFTER_S),
-            "defaultPeriod": "90", **extra,
+            "defaultPeriod": "90", "days": [FIRST_DAY.isoformat(), LAST_DAY.isoformat()],  # what the API accepts
+            **extra,
         }
 
     def render(self, request: Request, page: str, template: str, who: Principal | None = None,

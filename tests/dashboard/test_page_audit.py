@@ -309,7 +309,8 @@ def test_every_data_quality_column_header_starts_with_a_capital(browser: Browser
         browser.page.context.add_cookies([{"name": "trivue_lang", "value": "en", "url": browser.server.url}])
         browser.goto("/qualite")
     browser.page.wait_for_selector("body[data-ready=true]")
-    headers = browser.page.locator("table.data thead th").all_inner_texts()
+    # textContent: the chart's table sits in a closed <details>, where innerText is empty.
+    headers = browser.page.locator("table.data thead th").evaluate_all("els => els.map((e) => e.textContent.trim())")
     assert headers and all(h[:1].isupper() for h in headers), headers
     browser.shot(f"audit-quality-headers-{lang}")
 

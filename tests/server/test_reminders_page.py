@@ -269,6 +269,17 @@ def test_effect_plot_on_the_campaign_page(tmp_path: Path, chromium: Any, tmp_pat
         page.wait_for_function("() => Chart.getChart('effect-chart')?.data.datasets.length === 2")
         points = [p for p in page.evaluate("() => Chart.getChart('effect-chart').data.datasets[0].data") if p]
         assert points[-1] < points[0] - 5  # targeted streets: lower after the send (percent)
+        # The plotted weeks as a table too (RGAA 1.6), opened from its summary with the keyboard.
+        page.get_by_text(t["common.chart_data"]).focus()
+        page.keyboard.press("Enter")
+        weeks = page.evaluate("() => Chart.getChart('effect-chart').data.labels.map(String)")
+        rows = page.locator("#effect-weeks-table tbody tr")
+        expect(rows).to_have_count(len(weeks))
+        assert [rows.nth(i).locator("th").inner_text() for i in range(len(weeks))] == weeks
+        plotted = page.evaluate("() => Chart.getChart('effect-chart').data.datasets[0].data")
+        targeted = [rows.nth(i).locator("td").first.inner_text() for i in range(len(weeks))]
+        assert [cell != "–" for cell in targeted] == [p is not None for p in plotted]  # a week without lifts: –
+        assert all(cell.endswith("%") for cell in targeted if cell != "–")
         page.locator("#effect-title").scroll_into_view_if_needed()
         page.locator("section:has(#effect-title)").screenshot(path=str(shots / shot))
         context.close()
