@@ -18,9 +18,8 @@ from tests.dashboard.test_page_audit import api_calls
 
 pytestmark = pytest.mark.slow
 
-# The annotation page (server/labels' tools) is left out: see its own tests.
 REFLOW_PAGES = ("/carte", "/classement", "/rues/{dirty}", "/flotte", "/alertes", "/qualite", "/rappels",
-                "/accessibilite")
+                "/annotation", "/accessibilite")
 OVERFLOWING = """() => [...document.querySelectorAll('body *')].filter((e) =>
   e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5
   && !e.closest('.table-scroll, .leaflet-container')).slice(0, 5)
