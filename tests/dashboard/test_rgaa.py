@@ -159,3 +159,11 @@ def test_the_english_pages_carry_no_french_text(browser: Browser) -> None:
     page.wait_for_selector("body[data-map-state=ready]")
     assert "Streets © OpenStreetMap contributors (ODbL)" in page.locator(".leaflet-control-attribution").inner_text()
     assert page.locator(".site-footer").inner_text().strip() == "Accessibility: not compliant"
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_messages_carry_no_markdown(lang: str) -> None:
+    """The pages show messages as text (``textContent``): Markdown backticks appeared as they are
+    (the fleet page in English: "No rollout: `trivue models publish` then ...")."""
+    messages = json.loads((TEMPLATES_DIR / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
+    assert {k: v for k, v in messages.items() if "`" in v or "**" in v} == {}
