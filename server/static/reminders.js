@@ -28,9 +28,18 @@
     return { since: $("plan-since").value, until: $("plan-until").value };
   }
 
+  /* A year typed wrong (0202) or a start after the end: the API's 422 came back in English, field
+     names and all. Said here in the reader's language, the field marked, and nothing sent. */
+  function datesOk() {
+    const ok = Trivue.datesInOrder($("plan-form"), planParams(), "plan-status");
+    if (!ok) $("plan-status").classList.add("error");
+    return ok;
+  }
+
   async function simulate() {
     const status = $("plan-status");
     status.classList.remove("error");
+    if (!datesOk()) return;
     try {
       const plan = await api("/api/reminders/plan", planParams());
       const targets = plan.targets.filter((x) => !streetId || x.street_id === Number(streetId));
@@ -49,6 +58,8 @@
 
   async function create() {
     const status = $("plan-status");
+    status.classList.remove("error");
+    if (!datesOk()) return;
     try {
       const body = { name: $("plan-name").value, ...planParams() };
       if (streetId) body.street_id = Number(streetId);

@@ -127,8 +127,19 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     page.get_by_label(t["login.password"]).fill(PASSWORD)
     page.get_by_role("button", name=t["login.submit"]).click()
     page.wait_for_url("**/rappels")
+    # A year typed wrong: said in the page's language beside the form, nothing sent (it was the
+    # API's 422 in English whatever the language).
+    asked: list[str] = []
+    page.on("request", lambda r: "/api/reminders/plan" in r.url and asked.append(r.url))
+    since = page.input_value("#plan-since")
+    page.locator("#plan-since").fill("0202-01-01")
+    page.get_by_role("button", name=t["rem.simulate"]).click()
+    expect(page.locator("#plan-status")).to_have_text(t["filters.dates_range"])
+    assert page.get_attribute("#plan-since", "aria-invalid") == "true" and asked == []
+    page.locator("#plan-since").fill(since)
     page.get_by_role("button", name=t["rem.simulate"]).click()
     expect(page.locator("#plan-status")).to_contain_text(want["planned"])
+    assert page.get_attribute("#plan-since", "aria-invalid") is None and len(asked) == 1
     expect(page.locator("#plan-table")).to_contain_text(city.addresses["target"].label)
     expect(page.locator("#plan-table")).to_contain_text(want["why"])  # the rules' reasons, from the server
     seen.append(page.inner_text("main"))
