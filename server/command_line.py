@@ -106,7 +106,7 @@ def open_database(settings: ServerSettings) -> Session:
     from server.config import ConfigError
 
     try:
-        settings.make_database_folder()
+        settings.make_command_folders()
         return Session(migrated_engine(settings.db_url), expire_on_commit=False)
     except (ConfigError, DatabaseUnavailable) as error:
         raise CliError(str(error)) from None

@@ -196,22 +196,22 @@ class ServerSettings(BaseModel):
             except OSError as error:
                 reason = error.strerror or str(error)
                 raise ConfigError(f"{field}: {str(path)!r} cannot be used as a folder: {reason}") from None
-        self.make_database_folder()
 
-    def make_database_folder(self) -> None:
-        """Create the folder of the SQLite file, if the database is one: what a command needs.
-        ``make_folders`` is the server's: a command run with ``TRIVUE_DATABASE_URL`` elsewhere left
-        an empty ``trivue-data/evidence`` in whatever folder the operator stood in."""
-        url = self.db_url
-        if not url.startswith("sqlite:///") or url.endswith(":memory:"):
-            return
-        folder = Path(url.removeprefix("sqlite:///").split("?", 1)[0]).parent
-        field = "database_url" if self.database_url else "data_dir"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            raise ConfigError(f"{field}: {str(folder)!r} cannot be used as a folder: {reason}") from None
+    def make_command_folders(self) -> None:
+        """What a command needs: the folder settings checked (a file there stops it naming the
+        setting, as at the server's start) and the default SQLite database's folder made. The
+        server's ``make_folders`` made the evidence folder too: a command run with
+        ``TRIVUE_DATABASE_URL`` elsewhere left an empty ``trivue-data/evidence`` in whatever folder
+        the operator stood in. A photo's folder is made when a photo is written."""
+        for field, path in (("data_dir", self.data_dir), ("evidence_dir", self.evidence_path)):
+            if path.exists() and not path.is_dir():
+                raise ConfigError(f"{field}: {str(path)!r} cannot be used as a folder: not a folder")
+        if self.database_url is None:  # sqlite:///<data_dir>/trivue.db; a URL given names its own folder
+            try:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                reason = error.strerror or str(error)
+                raise ConfigError(f"data_dir: {str(self.data_dir)!r} cannot be used as a folder: {reason}") from None
 
     def load_sorting_rules(self) -> SortingRules:
         """The rules ``sorting_rules`` names, read and validated: once, by ``create_app`` and by each

@@ -93,7 +93,7 @@ def open_database(args: argparse.Namespace) -> Engine:
 
     try:
         settings = load_settings(args.config, database_url=args.database_url)
-        settings.make_database_folder()
+        settings.make_command_folders()
         return migrated_engine(settings.db_url)
     except (ConfigError, DatabaseUnavailable) as error:
         raise CliError(str(error)) from None

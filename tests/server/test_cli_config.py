@@ -74,6 +74,7 @@ def test_a_command_makes_only_its_database_folder(tmp_path: Path, monkeypatch: p
     here.mkdir()
     monkeypatch.chdir(here)
     monkeypatch.delenv("TRIVUE_DATA_DIR", raising=False)
+    (tmp_path / "db").mkdir()
     monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'db' / 'trivue.db'}")
     assert main(list(argv)) == 0, capsys.readouterr().err
     assert list(here.iterdir()) == []
