@@ -51,6 +51,11 @@ def taxonomy(rules: SortingRules) -> tuple[str, ...]:
     return tuple(rules.spec.classes)
 
 
+# A box thinner than a pixel of the photos (640 to 1280 px) is no object; the export writes six
+# decimals, so one under 5e-7 became a YOLO box of width 0.000000, which training chokes on.
+MIN_BOX = 0.001
+
+
 def check_box(class_: str, xyxy: tuple[float, float, float, float], where: str, rules: SortingRules) -> None:
     """A box of a known class, inside the photo and not empty; LabelError naming what is wrong."""
     if class_ not in rules.spec.classes:
@@ -61,6 +66,9 @@ def check_box(class_: str, xyxy: tuple[float, float, float, float], where: str, 
                                     "(coordinates are fractions of the photo, 0 to 1)")
     if x2 <= x1 or y2 <= y1:
         raise LabelError("invalid", f"{where}: empty box ({x1:g}, {y1:g}, {x2:g}, {y2:g}): x2 > x1 and y2 > y1 needed")
+    if x2 - x1 < MIN_BOX or y2 - y1 < MIN_BOX:
+        raise LabelError("invalid", f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) is under {MIN_BOX:g} of the photo "
+                                    "wide or high (less than a pixel): no object, a slip of the mouse")
 
 
 def model_boxes(detections: list[dict[str, Any]] | None, rules: SortingRules) -> list[dict[str, Any]]:

@@ -103,6 +103,8 @@ def test_a_deleted_model_box_is_a_false_detection(api: Server, photos: list[str]
 @pytest.mark.parametrize(("body", "status", "message"), [
     ({"action": "add", "class": "unicorn", "x1": 0.1, "y1": 0.1, "x2": 0.2, "y2": 0.2}, 422, "unknown class 'unicorn'"),
     ({"action": "add", "class": "bag", "x1": 0.3, "y1": 0.1, "x2": 0.2, "y2": 0.2}, 422, "empty box"),
+    # Thinner than a pixel: was kept, and exported as a YOLO box 0.000000 wide.
+    ({"action": "add", "class": "bag", "x1": 0.3, "y1": 0.1, "x2": 0.3000004, "y2": 0.2}, 422, "under 0.001"),
     ({"action": "add", "class": "bag", "x1": 0.1, "y1": 0.1, "x2": 1.2, "y2": 0.2}, 422, "less than or equal to 1"),
     ({"action": "add", "class": "bag", "x1": 0.1}, 422, "all of x1, y1, x2, y2"),
     ({"action": "delete", "box_id": 9}, 422, "no box 9"),
