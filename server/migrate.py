@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+LOCK_KEY = 0x7472_6976_7564  # pg_advisory_xact_lock key of schema upgrades (partition upkeep: ...65)
 
 
 def alembic_config() -> Config:
@@ -49,20 +50,29 @@ def migration_transaction(engine: Engine) -> Iterator[Connection]:
     committed alone: a first start cut short (a full disk, Ctrl-C) left tables without a version
     row, and every later start stopped on "table ... already exists". SQLite's DDL is
     transactional once a BEGIN is issued; PostgreSQL's already is.
+
+    Server processes started together (scale-out workers after an upgrade) migrate one at a time:
+    the second waits until the first commits, then reads the revision it left and has nothing to
+    do. Without that it ran the same steps and stopped on the first one's tables (PostgreSQL) or on
+    "database is locked" (SQLite), and the worker did not start. SQLite's ``BEGIN IMMEDIATE``
+    takes the write lock before the revision is read (waiting the engine's busy timeout for it).
     """
     with engine.begin() as connection:
         if connection.dialect.name == "sqlite":
-            connection.exec_driver_sql("BEGIN")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
         yield connection
 
 
 def upgrade_database(engine: Engine) -> str | None:
     """Apply pending migrations; returns the revision the database is at afterwards."""
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     config = alembic_config()
-    before = current_revision(engine)
     with migration_transaction(engine) as connection:
+        before = MigrationContext.configure(connection).get_current_revision()  # once no one else migrates
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     after = current_revision(engine)

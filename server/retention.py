@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.audit import AuditEntry, audit
@@ -23,7 +24,7 @@ from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.evidence import EvidenceStore
 from server.ingest.models import DeadLetter, Evidence, Lift
-from server.ingest.partitions import drop_partitions_before, ensure_partitions
+from server.ingest.partitions import drop_partitions_before, ensure_partitions, lock_upkeep
 from server.labels.store import forget
 from server.periodic import Periodic
 from server.reminders.expiry import expire_reminders
@@ -82,6 +83,7 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
                   now: datetime | None = None) -> PurgeReport:
     """Delete what has outlived its retention period; the caller commits."""
     now = now or utcnow()
+    lock_upkeep(session)  # PostgreSQL: one purge at a time across server processes, before it reads lifts
     lifts_before = now - timedelta(days=settings.retention_days)
     photos_before = now - timedelta(days=settings.evidence_retention_days)
     photos = _purge_photos(session, evidence, photos_before, lifts_before)
@@ -112,7 +114,10 @@ class RetentionTask(Periodic):
         self.settings, self.sessions, self.evidence = settings, sessions, evidence
 
     def run_once(self) -> None:
-        with self.sessions() as session, session.begin():
-            ensure_partitions(session)
+        try:
+            with self.sessions() as session, session.begin():
+                ensure_partitions(session)
+        except SQLAlchemyError:  # lifts still land in the default partition; the purge must run anyway
+            log.exception("lifts partitions could not be created; purging all the same")
         with self.sessions() as session, session.begin():
             purge_expired(session, self.evidence, self.settings)

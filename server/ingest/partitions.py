@@ -58,6 +58,16 @@ def is_partitioned(db: Db) -> bool:
     return kind == "p"
 
 
+def lock_upkeep(db: Db) -> None:
+    """Wait for any other server process's partition upkeep or retention purge to commit, then hold
+    them off until this transaction ends (a no-op on SQLite, whose writers queue anyway).
+
+    Every ``trivue server`` runs both hourly, and processes started together run them together:
+    two purges that had both read an expired month (its photos) deadlocked when each dropped it."""
+    if is_partitioned(db):
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+
+
 @dataclass(frozen=True, slots=True)
 class Partition:
     name: str
@@ -115,8 +125,8 @@ def ensure_partitions(db: Db, today: date | None = None, ahead: int = MONTHS_AHE
     if not is_partitioned(db):
         return []
     # Server processes starting together (scale-out) would race to create the same month: one
-    # at a time, each seeing what the previous one created (released at commit).
-    db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+    # at a time, each seeing what the previous one created.
+    lock_upkeep(db)
     today = today or datetime.now(UTC).date()
     this_month = today.replace(day=1)
     last_month = date(today.year - 1, 12, 1) if today.month == 1 else date(today.year, today.month - 1, 1)

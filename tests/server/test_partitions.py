@@ -122,3 +122,56 @@ def test_partitions_take_a_later_migrations_columns_and_indexes(make_settings: A
         indexed = session.scalars(text("SELECT tablename FROM pg_indexes WHERE indexdef LIKE '%WHERE later_flag%'"
                                        " AND tablename LIKE 'lifts_p2033%'")).all()
         assert sorted(indexed) == ["lifts_p203306", "lifts_p203307"]
+
+
+
+def test_two_processes_purging_at_once_both_succeed(make_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scale-out: every ``trivue server`` runs the hourly purge, and processes started together
+    purge together. Both have read ``lifts`` (the photos of expired lifts) when the first drops an
+    expired month: the second must wait for it and find nothing left, not deadlock with it or fail
+    on the month it dropped (its whole purge rolled back, a traceback in the log)."""
+    import contextlib
+    import threading
+
+    import server.retention
+
+    settings = make_settings(ingest_enabled=False, retention_days=60)
+    sessions = create_app(settings, start_ingest=False).state.ctx.sessions
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
+    topic = f"{settings.topic_prefix}/benne-01/lift"
+    days = [datetime(2031, 1, 10, 8, tzinfo=UTC) + timedelta(days=d) for d in range(0, 100, 4)]
+    events = [lift_event(counts={"bag": 1}, at=at, gps=None, sequence=i) for i, at in enumerate(days)]
+    with sessions() as session, session.begin():
+        ensure_partitions(session, today=date(2031, 2, 1))
+        inbox.write(session, [MqttMessage(topic, e.to_json().encode(), e.started_at) for e in events])
+    now = datetime(2031, 5, 10, 12, tzinfo=UTC)
+    expired = sum(1 for at in days if at < now - timedelta(days=60))
+    store = EvidenceStore(settings.evidence_path, 10_000_000)
+    # Both purges reach the partitions together (when one waits for the other before that, the
+    # meeting times out and each goes on alone).
+    meeting, drop = threading.Barrier(2), server.retention.drop_partitions_before
+
+    def drop_together(db: Any, before: datetime) -> int:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meeting.wait(timeout=3)
+        return drop(db, before)
+
+    monkeypatch.setattr(server.retention, "drop_partitions_before", drop_together)
+    outcomes: list[Any] = []
+
+    def purge() -> None:
+        try:
+            with sessions() as session, session.begin():
+                outcomes.append(purge_expired(session, store, settings, now=now))
+        except Exception as error:  # reported to the test's thread
+            outcomes.append(error)
+
+    workers = [threading.Thread(target=purge) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert not any(isinstance(o, Exception) for o in outcomes), f"a purge failed: {outcomes!r}"
+    assert sorted(o.lifts for o in outcomes) == [0, expired] and expired > 10
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lift)) == len(days) - expired

@@ -87,3 +87,32 @@ def test_purge_deletes_photo_files_no_row_names(make_settings: Any, litter_val_i
     assert kept.exists() and foreign.exists()
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Evidence)) == 1
+
+
+def test_hourly_purge_runs_when_partition_upkeep_fails(make_settings: Any, monkeypatch: Any) -> None:
+    """The hourly task creates the coming months' partitions, then purges. Upkeep that fails (a
+    statement timeout moving a big default partition, a lock, a partition an operator made by
+    hand that overlaps a month) must not stop the purge: expired lifts would then be kept for as
+    long as it keeps failing, past the retention promised to the CNIL."""
+    from sqlalchemy.exc import OperationalError
+
+    import server.retention
+    from server.retention import RetentionTask
+
+    settings = make_settings(ingest_enabled=False, retention_days=30)
+    ctx = create_app(settings, start_ingest=False).state.ctx
+    store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
+    now = datetime.now(UTC)
+    old, recent = (lift_event(counts={"bag": 1}, at=now - timedelta(days=d), gps=None) for d in (40, 2))
+    messages = [MqttMessage(f"{settings.topic_prefix}/benne-01/lift", e.to_json().encode(), e.started_at)
+                for e in (old, recent)]
+    with ctx.sessions() as session, session.begin():
+        Inbox(settings, store, Metrics()).write(session, messages)
+
+    def failing_upkeep(*_: Any, **__: Any) -> list[str]:
+        raise OperationalError("CREATE TABLE lifts_p...", {}, Exception("canceling statement due to statement timeout"))
+
+    monkeypatch.setattr(server.retention, "ensure_partitions", failing_upkeep)
+    RetentionTask(settings, ctx.sessions, store).run_once()
+    with ctx.sessions() as session:
+        assert list(session.scalars(select(Lift.event_id))) == [str(recent.event_id)]

@@ -98,14 +98,19 @@ def _partition_lifts() -> None:
     lifts.create(bind)
     op.execute("ALTER SEQUENCE lifts_id_seq OWNED BY lifts.id")
     op.execute(f"CREATE TABLE {DEFAULT} PARTITION OF lifts DEFAULT")
-    # A partition for every month of the data, last month and the coming ones (as ensure_partitions).
+    # A partition for every month that holds lifts, last month and the coming ones (as
+    # ensure_partitions). Not every month between the oldest lift and the newest: a truck clock at
+    # the epoch or years ahead (stored before ingest refused them) made that hundreds of empty
+    # partitions, the future ones kept until their date.
     today = datetime.now(UTC).date()
-    first, last = bind.execute(sa.text("SELECT MIN(started_at), MAX(started_at) FROM lifts_0004")).one()
     start = date(today.year - 1, 12, 1) if today.month == 1 else date(today.year, today.month - 1, 1)
     end = today.replace(day=1)
     for _ in range(MONTHS_AHEAD):
         end = next_month(end)
-    for month in months_between(min(start, first.date()) if first else start, max(end, last.date()) if last else end):
+    months = set(months_between(start, end))
+    months.update(bind.execute(sa.text(
+        "SELECT DISTINCT CAST(date_trunc('month', started_at) AS DATE) FROM lifts_0004")).scalars())
+    for month in sorted(months):
         create_month(bind, month)
     _copy_lifts("lifts_0004", lifts)
     op.execute("DROP TABLE lifts_0004")
