@@ -339,6 +339,10 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
             audit(db, who.actor, "reminders.effect.export", f"campaign:{campaign_id}")
             db.commit()
             return PlainTextResponse(effect_csv(report), media_type="text/csv")
+        # The JSON holds the CSV's rows, each household's key and rates among them: a read, audited alike.
+        households = sum(1 for unit in report.get("units", []) if unit.get("group") == "household")
+        audit(db, who.actor, "reminders.effect.read", f"campaign:{campaign_id}", f"{households} household units")
+        db.commit()
         return report
 
     @router.get("/false-detections", summary="Lifts rejected as false detections (JSON or CSV, for retraining)",

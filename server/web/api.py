@@ -106,7 +106,11 @@ def api_router() -> APIRouter:
     @router.get("/streets.geojson", summary="The same statistics as GeoJSON street geometries",
                 response_model=schemas.FeatureCollection)
     def streets_geojson(db: SessionDep, who: Viewer, flt: StreetFilterDep) -> Response:
-        return Response(street_geojson_text(db, flt), media_type="application/geo+json")
+        body = street_geojson_text(db, flt)
+        # The CSV's rows for QGIS and other tools (the dashboard draws /api/network.geojson): an export too.
+        audit(db, who.actor, "streets.export", detail=f"geojson, {flt}"[:2000])
+        db.commit()
+        return Response(body, media_type="application/geo+json")
 
     @router.get("/streets/{street_id}", summary="One street: daily trend, streams and error breakdown",
                 response_model=schemas.StreetDetail)

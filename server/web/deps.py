@@ -54,7 +54,17 @@ SessionDep = Annotated[Session, Depends(get_db)]
 ContextDep = Annotated[AppContext, Depends(context)]
 
 
+# Methods that change nothing: a browser sends them cross-site freely (links, images), and they are
+# not checked for their origin.
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 def current_principal(request: Request, db: SessionDep) -> Principal:
+    # Every state-changing call passes the same-origin guard before its caller is looked up: one
+    # place, so that no route can forget it (a rollout's confirm and the rollback read no body, and
+    # a cross-site form post with an admin's cookie ran them).
+    if request.method not in SAFE_METHODS:
+        same_origin(request)
     if context(request).settings.dev:
         return DEV_PRINCIPAL
     header = request.headers.get("authorization", "")
