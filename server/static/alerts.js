@@ -37,10 +37,14 @@
     empty.hidden = true;
   }
 
+  /* The newest alert id the page has: the cursor of /api/alerts, then each event's id. A stream the
+     server refused is opened again from it, never from "now": alerts stored meanwhile still come. */
   let lastId = null;
+  const RETRY_MS = 5000;
 
   function connect(after) {
-    const source = new EventSource(after ? `/api/alerts/stream?after=${encodeURIComponent(after)}` : "/api/alerts/stream");
+    lastId = after;
+    const source = new EventSource(after !== null && after !== undefined ? `/api/alerts/stream?after=${encodeURIComponent(after)}` : "/api/alerts/stream");
     source.addEventListener("open", () => { live.textContent = t("alerts.live"); live.classList.add("on"); });
     source.addEventListener("alert", (event) => {
       lastId = event.lastEventId;
@@ -50,11 +54,16 @@
       live.textContent = t("alerts.disconnected");
       live.classList.remove("on");
       // EventSource reconnects by itself, sending Last-Event-ID so nothing is missed, unless the
-      // server refused it (logged out, session expired): then find out why, and start again.
-      if (source.readyState === EventSource.CLOSED) {
-        const last = lastId;
-        api("/api/me").then(() => setTimeout(() => connect(last), 5000), () => {});
-      }
+      // server refused it (logged out, a 502 from the proxy while the server restarts, a 503 while
+      // the database is away): then find out why. Logged out, api() goes to the login page; any
+      // other failure is the outage itself: try again later, for as long as the page is open.
+      if (source.readyState === EventSource.CLOSED) retry();
+    });
+  }
+
+  function retry() {
+    api("/api/me").then(() => setTimeout(() => connect(lastId), RETRY_MS), (error) => {
+      if (error.status !== 401) setTimeout(retry, RETRY_MS);
     });
   }
 

@@ -28,31 +28,15 @@ from server.ingest.quality import BIN_COLUMNS, BINS, quality_totals
 from server.streets.models import Street
 from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
+from server.web.alert_feed import StreamCursor, alert_rows, feed_of, last_lift_id
 from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
 from server.web.deps import SessionDep, Viewer, authorize, context
 from server.web.reports import StreetFilter, rate_fields
 from vision.rules import CATEGORY_PATTERN
 from vision.schema import Severity, Stream
 
-ALERT_POLL_S = 1.0  # how often the stream looks for new alert lifts (one indexed query)
-ALERT_BATCH = 100
+ALERT_POLL_S = 1.0  # how often the streams look for new alert lifts (one query per app, ``alert_feed``)
 AUTH_RECHECK_S = 60.0
-
-
-def alert_rows(db: Session, after: int | None, limit: int) -> list[dict[str, Any]]:
-    """Alert lifts, newest first (``after`` None) or the ones stored after lift id ``after``, oldest first."""
-    query = (select(Lift.id, Lift.event_id, Lift.truck_id, Lift.stream, Lift.started_at, Lift.errors,
-                    Lift.street_id, Street.name, Street.commune)
-             .outerjoin(Street, Street.id == Lift.street_id).where(Lift.has_alert.is_(True)))
-    query = query.order_by(Lift.id.desc()) if after is None else query.where(Lift.id > after).order_by(Lift.id)
-    return [{"id": r.id, "event_id": r.event_id, "truck_id": r.truck_id, "stream": r.stream,
-             "started_at": r.started_at.isoformat(), "errors": r.errors, "street_id": r.street_id,
-             "street_name": r.name, "commune": r.commune}
-            for r in db.execute(query.limit(limit))]
-
-
-def last_lift_id(db: Session) -> int:
-    return db.scalar(select(func.max(Lift.id))) or 0
 
 
 def _lift_period(query: Any, flt: StreetFilter) -> Any:
@@ -137,26 +121,30 @@ async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSent
     on the login page).
     """
     sessions = context(request).sessions
+    feed = feed_of(request.app.state, sessions, ALERT_POLL_S)
+    cursor = StreamCursor(after)
 
-    def poll(last: int, recheck: bool) -> list[dict[str, Any]] | None:
+    def poll(recheck: bool) -> list[dict[str, Any]] | None:
+        window = feed.window()
         with sessions() as db:
             if recheck:
                 try:
                     authorize(request, db, "viewer")
                 except HTTPException:
                     return None
-            return alert_rows(db, last, ALERT_BATCH)
+            return cursor.next_rows(db, window)
 
     checked = time.monotonic()
     while not await request.is_disconnected():
         recheck = time.monotonic() - checked > AUTH_RECHECK_S
         checked = time.monotonic() if recheck else checked
-        rows = await asyncio.to_thread(poll, after, recheck)
+        rows = await asyncio.to_thread(poll, recheck)
         if rows is None:
             return
         for row in rows:
-            after = row["id"]
-            yield ServerSentEvent(data=json.dumps(row, ensure_ascii=False), event="alert", id=str(after))
+            # The event id is where to resume: the newest id sent, also when this alert is an older
+            # one committed late (its own id is in the data).
+            yield ServerSentEvent(data=json.dumps(row, ensure_ascii=False), event="alert", id=str(cursor.resume_id))
         await asyncio.sleep(ALERT_POLL_S)
 
 
