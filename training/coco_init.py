@@ -157,7 +157,15 @@ def save_checkpoint(model, out: Path) -> Path:
     ckpt = {"date": datetime.now(UTC).isoformat(), "version": __version__, "epoch": -1,
             "model": model, "train_args": {"imgsz": STATS_IMGSZ, "task": "detect"},
             "license": "AGPL-3.0 (Ultralytics COCO weights)"}
-    torch.save(ckpt, out)
+    # written beside, then renamed: a run killed during the write must not leave a truncated file
+    # that the next run's "already built" check would take (training.train.initial_weights)
+    partial = out.with_name(f"{out.stem}.partial{out.suffix}")
+    try:
+        torch.save(ckpt, partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(out)
     return out
 
 

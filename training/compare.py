@@ -160,10 +160,18 @@ class Comparison:
 
 
 def per_class(old: dict, new: dict, names: list[str], gates: Gates) -> tuple[dict, list[str], list[str]]:
-    """Per class: both AP50s, delta, boxes and what the gate made of it; failed reasons; notes."""
-    rows, reasons, few, empty = {}, [], [], []
+    """Per class: both AP50s, delta, boxes and what the gate made of it; failed reasons; notes.
+
+    A class of NEW that OLD lacks (a class the field photos taught, e.g. battery) has no delta: it is
+    listed with its AP50 and boxes and gated by nothing, since the old model cannot be worse at it."""
+    rows, reasons, few, empty, added = {}, [], [], [], []
     for name in names:
         boxes = new["per_class"][name]["instances"]
+        if name not in old["per_class"]:
+            after = new["per_class"][name]["ap50"]
+            rows[name] = {"old_ap50": None, "new_ap50": after, "delta": None, "boxes": boxes, "gate": "new class"}
+            added.append(f"{name} (AP50 {after:.3f} on {boxes} test boxes)" if boxes else f"{name} (no test box)")
+            continue
         before, after = old["per_class"][name]["ap50"], new["per_class"][name]["ap50"]
         delta = round(after - before, 4)
         if boxes == 0:
@@ -185,10 +193,34 @@ def per_class(old: dict, new: dict, names: list[str], gates: Gates) -> tuple[dic
                      f"{', '.join(few)}; they count in the mAP50")
     if empty:
         notes.append(f"no test box, not measured: {', '.join(empty)}")
-    if len(few) + len(empty) == len(names):
+    if len(few) + len(empty) + len(added) == len(names):
         notes.append(f"no class has {gates.min_boxes} test boxes: the per-class gate checked nothing "
                      "(label more test days)")
+    if added:
+        notes.append(f"classes OLD does not have, not gated, left out of the mAP50 comparison: {', '.join(added)}")
     return rows, reasons, notes
+
+
+def common_map50(report: dict, names: Sequence[str]) -> float:
+    """mAP50 over ``names`` that have test boxes (``measure``'s mean, on a subset of its classes)."""
+    present = [report["per_class"][n]["ap50"] for n in names if report["per_class"][n]["instances"]]
+    return round(sum(present) / len(present), 4) if present else 0.0
+
+
+def relabelled(items: list[LabelledImage], names: Sequence[str], old_names: Sequence[str],
+               workdir: Path) -> list[LabelledImage]:
+    """The test labels with OLD's class ids (matched by name); boxes of classes OLD lacks left out."""
+    index = {i: old_names.index(name) for i, name in enumerate(names) if name in old_names}
+    folder = workdir / "old"
+    folder.mkdir()
+    out = []
+    for item in items:
+        rows = [line.split(" ", 1) for line in item.label.read_text(encoding="utf-8").splitlines() if line.strip()]
+        label = folder / item.label.name
+        label.write_text("".join(f"{index[int(c)]} {rest}\n" for c, rest in rows if int(c) in index),
+                         encoding="utf-8")
+        out.append(LabelledImage(item.image, label, item.source))
+    return out
 
 
 def map_gate(before: float, after: float, gates: Gates) -> str | None:
@@ -206,20 +238,26 @@ def compare(old: Path, new: Path, data: Path, gates: Gates | None = None, field_
     map_path = Path(field_map) if field_map is not None else FIELD_MAP
     old, new = Path(old), Path(new)
     old_model, new_model = open_model(old, "OLD"), open_model(new, "NEW")
-    names = list(new_model.names)
-    if list(old_model.names) != names:
-        raise CompareError(f"OLD {old} and NEW {new} have different classes ({short(old_model.names)} vs "
-                           f"{short(names)}): per-class deltas need the same classes, in the same order")
+    names, old_names = list(new_model.names), list(old_model.names)
+    if lost := [n for n in old_names if n not in names]:
+        raise CompareError(f"OLD {old} and NEW {new} have different classes ({short(old_names)} vs "
+                           f"{short(names)}): NEW lacks {short(lost)}; per-class deltas need every class of OLD in "
+                           "NEW (NEW may add classes)")
+    common = [n for n in names if n in old_names]
     with tempfile.TemporaryDirectory() as workdir:
         test = field_test(Path(data), names, map_path, Path(workdir))
         try:
-            before = measure(test.items, names, old, conf)
+            before = measure(relabelled(test.items, names, old_names, Path(workdir)), old_names, old, conf)
             after = measure(test.items, names, new, conf)
         except (EvaluateError, DetectorError) as error:
             raise CompareError(str(error)) from None
     rows, reasons, notes = per_class(before, after, names, gates)
-    gain = round(after["map50"] - before["map50"], 4)
-    if failed := map_gate(before["map50"], after["map50"], gates):
+    # Both models' mAP50 over the classes both have: a class only NEW has would pull NEW's mean
+    # up or down with nothing to compare it with.
+    old_map, new_map = ((before["map50"], after["map50"]) if common == names
+                        else (common_map50(before, common), common_map50(after, common)))
+    gain = round(new_map - old_map, 4)
+    if failed := map_gate(old_map, new_map, gates):
         reasons.append(failed)
     int8, failed = int8_gate(new, gates)
     if failed:
@@ -232,7 +270,7 @@ def compare(old: Path, new: Path, data: Path, gates: Gates | None = None, field_
         "test_days": test.dataset.days(TEST), "images": len(test.items),
         "boxes": test.boxes, "field_map": str(map_path),
         "old": describe(old, old_model, before), "new": describe(new, new_model, after),
-        "map50": {"old": before["map50"], "new": after["map50"], "delta": gain},
+        "map50": {"old": old_map, "new": new_map, "delta": gain, "classes": common},
         "per_class": rows, "left_out": test.left_out, "int8_selfcheck": int8,
         "gates": gates.model_dump(),
     }
@@ -261,7 +299,10 @@ def format_comparison(comparison: Comparison) -> str:
              f"NEW {new['model']} ({new['name']} {new['version']})",
              f"{'class':<14} {'old AP50':>8} {'new AP50':>8} {'delta':>7} {'boxes':>6}  gate"]
     for name, row in r["per_class"].items():
-        if row["boxes"]:
+        if row["old_ap50"] is None:  # a class OLD does not have
+            shown = f"{row['new_ap50']:>8.3f}" if row["boxes"] else f"{'-':>8}"
+            lines.append(f"{name:<14} {'-':>8} {shown} {'-':>7} {row['boxes']:>6}  {row['gate']}")
+        elif row["boxes"]:
             lines.append(f"{name:<14} {row['old_ap50']:>8.3f} {row['new_ap50']:>8.3f} {row['delta']:>+7.3f} "
                          f"{row['boxes']:>6}  {row['gate']}")
         else:

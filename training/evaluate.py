@@ -29,7 +29,7 @@ import numpy as np
 from base.paths import images_in
 from base.strict_yaml import read_mapping
 from training.datasets import SEPARATOR, merge
-from training.labels import read_labels
+from training.labels import label_path, read_labels
 from training.metrics import MatchLog, class_curves, precision_recall
 from vision.model import Detector
 from vision.rules import SortingRules
@@ -91,7 +91,7 @@ def read_split(data_yaml: Path, split: str) -> tuple[list[LabelledImage], list[s
         raise EvaluateError(f"{entry}: '{split}' split not found")
     items = []
     for image in dict.fromkeys(images):  # a repeated image is evaluated once
-        label = Path(str(image.parent).replace("/images", "/labels", 1)) / f"{image.stem}.txt"
+        label = label_path(image)
         source = image.name.split(SEPARATOR, 1)[0] if SEPARATOR in image.name else "all"
         items.append(LabelledImage(image, label, source))
     if not items:

@@ -177,7 +177,15 @@ def progress(run_dir: Path) -> dict:
         rows = list(csv.DictReader(handle))
     if not rows:
         return {}
-    return {"epochs_done": len(rows), "train_minutes": round(float(rows[-1]["time"]) / 60, 1)}
+    # "time" is the seconds since the process began training: a --resume starts it again at 0,
+    # so the training time is the sum of each stretch's last value
+    seconds, previous = 0.0, 0.0
+    for row in rows:
+        time = float(row["time"])
+        if time < previous:
+            seconds += previous
+        previous = time
+    return {"epochs_done": len(rows), "train_minutes": round((seconds + previous) / 60, 1)}
 
 
 def add_metadata(path: Path, meta: dict[str, str]) -> None:

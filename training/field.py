@@ -99,16 +99,23 @@ class FieldDataset:
     def label(self, image: Path) -> Path:
         return self.root / "labels" / image.parent.name / f"{image.stem}.txt"
 
-    def class_map(self, field_map: FieldMap, map_path: Path, classes: Sequence[str]) -> list[int | None]:
-        """Per dataset class id, the model's class id (None: left out); refuses what does not match."""
+    def class_map(self, field_map: FieldMap, map_path: Path, classes: Sequence[str],
+                  others: Sequence[FieldDataset] = ()) -> list[int | None]:
+        """Per dataset class id, the model's class id (None: left out); refuses what does not match.
+
+        A map entry must be a class of this dataset or of one of ``others`` (the exports trained
+        together): exports made under different rules files (a class added, renamed) share one map,
+        and a typo, a class of none of them, is still refused."""
         for name in self.names:
             if name not in field_map.map:
                 raise DatasetError(f"{self.root / 'data.yaml'}: class '{name}' is not in the field map {map_path} "
                                    f"(map it to a class of the model or to null)")
+        together = (self, *others)
         for name in field_map.map:
-            if name not in self.names:
-                raise DatasetError(f"{map_path}: class '{name}' is not a class of {self.root / 'data.yaml'} "
-                                   f"(its classes: {', '.join(self.names)})")
+            if not any(name in dataset.names for dataset in together):
+                where = ", ".join(str(d.root / "data.yaml") for d in together)
+                raise DatasetError(f"{map_path}: class '{name}' is not a class of {where} "
+                                   f"(their classes: {', '.join(dict.fromkeys(n for d in together for n in d.names))})")
         return [None if field_map.map[n] is None else list(classes).index(field_map.map[n]) for n in self.names]
 
     @property
@@ -196,11 +203,17 @@ class FieldSource:
                 "test_days": len(self.dataset.days(TEST)), "test_twins_dropped": twins_dropped}
 
 
-def field_source(path: Path, map_path: Path, classes: Sequence[str]) -> FieldSource:
-    dataset = open_field(path)
-    field_map = load_field_map(map_path, classes)
-    class_map = dataset.class_map(field_map, map_path, classes)
-    return FieldSource(source_name(dataset.root), dataset, Path(map_path), field_map, tuple(class_map))
+def field_sources(paths: Sequence[Path], map_path: Path, classes: Sequence[str]) -> list[FieldSource]:
+    """The field datasets at ``paths``, each with its class map from the one field map they share."""
+    datasets = [open_field(path) for path in paths]
+    field_map = load_field_map(map_path, classes) if datasets else None
+    sources = []
+    for dataset in datasets:
+        assert field_map is not None
+        others = [other for other in datasets if other is not dataset]
+        class_map = dataset.class_map(field_map, map_path, classes, others)
+        sources.append(FieldSource(source_name(dataset.root), dataset, Path(map_path), field_map, tuple(class_map)))
+    return sources
 
 
 def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str, Path], report: SourceReport,
@@ -243,7 +256,7 @@ def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, 
                      cache_dir: Path | None = None) -> MergeReport:
     """``training.datasets.merge`` of the mapping's sources plus the field datasets' train and val photos."""
     spec = load_mapping(mapping_path)
-    sources = [field_source(path, map_path, spec.classes) for path in fields]
+    sources = field_sources(fields, map_path, spec.classes)
     names = [s.name for s in sources]
     for name in names:
         if name in spec.sources or names.count(name) > 1:

@@ -11,6 +11,7 @@ Run layout::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -219,7 +220,11 @@ def warm_start(config: TrainConfig, onnx: Path, data_yaml: Path) -> Path:
     """A checkpoint rebuilt from a float YOLOv8n export; Ultralytics maps its classes by name."""
     if config.model != "yolov8n":
         raise TrainError(f"--init {onnx}: an ONNX warm start rebuilds YOLOv8n; use --model yolov8n")
-    out = config.run_dir / "init" / f"{onnx.stem}-warm.pt"
+    # named by the model's content and the size its BatchNorm statistics are measured at: a run
+    # folder trained again after the model in service was replaced (same file name), or at
+    # another --imgsz, must not start from the checkpoint built for the other one
+    digest = hashlib.sha256(onnx.read_bytes()).hexdigest()[:12]
+    out = config.run_dir / "init" / f"{onnx.stem}-{digest}-{config.imgsz}px-warm.pt"
     if not out.is_file():
         from training.coco_init import InitError, build_coco_init
 

@@ -148,3 +148,69 @@ def test_bad_input_exits_2_with_one_line(field: Path, degraded: Path, tmp_path: 
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("trivue evaluate: error: "), err
         assert re.search(message, lines[0]), (message, lines[0])
+
+
+def with_extra_class(model: Path, out: Path, name: str, copy_of: int = 0) -> Path:
+    """``model`` plus a class ``name`` whose scores are those of class ``copy_of``: a model that was
+    taught a class the old one lacks (the field photos' batteries), every other detection unchanged
+    (the truck's detector gives a tie to the first class)."""
+    import ast
+
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph_model = onnx.load(str(model))
+    graph = graph_model.graph
+    output = graph.output[0].name
+    for node in graph.node:
+        node.output[:] = ["before_extra" if o == output else o for o in node.output]
+    graph.initializer.extend([numpy_helper.from_array(np.array([v], np.int64), n) for n, v in
+                              (("extra_start", 4 + copy_of), ("extra_end", 5 + copy_of), ("extra_axis", 1))])
+    graph.node.extend([
+        helper.make_node("Slice", ["before_extra", "extra_start", "extra_end", "extra_axis"], ["extra_scores"]),
+        helper.make_node("Concat", ["before_extra", "extra_scores"], [output], axis=1)])
+    dim = graph.output[0].type.tensor_type.shape.dim[1]
+    dim.dim_value += 1
+    meta = {p.key: p for p in graph_model.metadata_props}
+    names = ast.literal_eval(meta["names"].value)
+    meta["names"].value = repr({**names, len(names): name})
+    meta["trivue_version"].value = "with-" + name
+    onnx.save(graph_model, str(out))
+    return out
+
+
+def test_a_model_that_learnt_a_new_class_is_compared_on_the_classes_both_have(
+        field: Path, degraded: Path, tmp_path: Path) -> None:
+    """The field loop teaches classes the public data lacks (add `battery` to the model's classes):
+    the new model is compared with the one in service on the classes both have, and its new class
+    is shown, not gated. Before, the comparison refused two models with different classes."""
+    from tests.field_fixture import taxonomy
+
+    data = tmp_path / "terrain"
+    shutil.copytree(field, data)
+    battery = taxonomy().index("battery")
+    labels = sorted((data / "labels" / "test").iterdir())[:3]
+    for label in labels:  # one battery on three test photos, where a labelled item lies
+        first = label.read_text().splitlines()[0].split(" ", 1)[1]
+        label.write_text(label.read_text() + f"{battery} {first}\n")
+    field_map = yaml.safe_load((Path(__file__).parents[2] / "training" / "field-map.yaml").read_text())
+    field_map["map"]["battery"] = "battery"
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(field_map))
+    new = with_extra_class(SHIPPED, tmp_path / "candidate.onnx", "battery")
+
+    result = compare(degraded, new, data, field_map=tmp_path / "map.yaml").to_json()
+    assert result["verdict"] == "promote", result["reasons"]
+    row = result["per_class"]["battery"]
+    assert (row["old_ap50"], row["delta"], row["boxes"], row["gate"]) == (None, None, 3, "new class")
+    assert any("classes OLD does not have" in note and "battery (AP50" in note for note in result["notes"])
+    assert "battery" not in result["map50"]["classes"]
+    # the same two figures as the shipped model (the same network without the class) against the old one
+    same = compare(degraded, SHIPPED, data).to_json()  # the default field map leaves batteries out
+    # (means of the per-class AP50s, rounded to 4 decimals each: equal within rounding)
+    assert result["map50"]["old"] == pytest.approx(same["map50"]["old"], abs=3e-4)
+    assert result["map50"]["new"] == pytest.approx(same["map50"]["new"], abs=3e-4)
+    assert result["per_class"]["bag"] == same["per_class"]["bag"]
+    # the other way round: NEW lacks a class of OLD, which the trucks would lose
+    with pytest.raises(CompareError, match=r"NEW lacks 1: battery"):
+        compare(new, degraded, data, field_map=tmp_path / "map.yaml")

@@ -205,3 +205,42 @@ def test_train_with_a_field_dataset_smoke(setup: Setup, tmp_path: Path, cache: P
             for entry in np.load(cache_file, allow_pickle=True).item()["labels"]]
     assert any(name.startswith("field-terrain-2026-11__") for name in read)
     assert not {f"field-terrain-2026-11__{p.name}" for p in (field / "images" / "test").iterdir()} & set(read)
+
+
+def test_two_exports_made_under_different_rules_files_share_one_field_map(setup: Setup, tmp_path: Path,
+                                                                          cache: Path) -> None:
+    """December's export was made after the rules file gained a class (`aerosol`, third): its class ids
+    moved. One field map covers both exports; each entry must be a class of one of them, not of all."""
+    mapping, field = setup
+    december = tmp_path / "terrain-2026-12"
+    shutil.copytree(field, december)
+    names = taxonomy()
+    edited = [*names[:2], "aerosol", *names[2:]]
+    data = yaml.safe_load((december / "data.yaml").read_text())
+    (december / "data.yaml").write_text(yaml.safe_dump({**data, "path": str(december), "nc": len(edited),
+                                                        "names": edited}))
+    manifest = json.loads((december / "manifest.json").read_text())
+    (december / "manifest.json").write_text(json.dumps({**manifest, "names": edited}))
+    for label in (december / "labels").rglob("*.txt"):  # the same boxes under the edited rules' ids
+        rows = [row.split(" ", 1) for row in label.read_text().splitlines() if row.strip()]
+        label.write_text("".join(f"{int(c) + (int(c) >= 2)} {rest}\n" for c, rest in rows))
+    first = sorted((december / "labels" / "train").iterdir())[0]
+    first.write_text(first.read_text() + "2 0.5 0.5 0.1 0.2\n")  # one aerosol can
+    shared_map = yaml.safe_load(FIELD_MAP.read_text())
+    shared_map["map"]["aerosol"] = None
+    (tmp_path / "both.yaml").write_text(yaml.safe_dump(shared_map))
+
+    report = merge_with_field(mapping, [field, december], tmp_path / "out", map_path=tmp_path / "both.yaml",
+                              cache_dir=cache)
+    assert report.sources["field-terrain-2026-12"].dropped_boxes == 1  # the aerosol, not trained
+    for name in merged_files(tmp_path / "out", "train"):
+        if name.startswith("field-terrain-2026-12__"):  # same photo, same model classes in both exports
+            twin = name.replace("field-terrain-2026-12__", "field-terrain-2026-11__")
+            rows = [(tmp_path / "out" / "labels" / "train" / f"{Path(n).stem}.txt").read_text().splitlines()
+                    for n in (name, twin)]
+            assert sorted(rows[0]) == sorted(rows[1])
+    shared_map["map"]["aerosole"] = None  # a typo is still refused: no export has that class
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(shared_map))
+    with pytest.raises(DatasetError, match=r"typo\.yaml: class 'aerosole' is not a class of .*data\.yaml"):
+        merge_with_field(mapping, [field, december], tmp_path / "out2", map_path=tmp_path / "typo.yaml",
+                         cache_dir=cache)
