@@ -14,6 +14,7 @@ import pytest
 
 from server.web.dashboard import TEMPLATES_DIR
 from tests.dashboard.conftest import Browser
+from tests.dashboard.test_accessibility import _review_queue
 from tests.dashboard.test_page_audit import api_calls
 
 pytestmark = pytest.mark.slow
@@ -35,6 +36,7 @@ def test_every_page_reflows_at_320_px_without_horizontal_scrolling(browser: Brow
     # RGAA 10.11 (WCAG 1.4.10): 1280 px at 400 % zoom. The street page's chart canvas kept its
     # column 334 px wide (a grid track's automatic minimum); the declaration's long links did too.
     browser.login()
+    _review_queue(browser)  # a campaign's items on /rappels: they were 356 px wide
     if lang == "en":
         english(browser)
     page = browser.page
