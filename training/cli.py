@@ -96,6 +96,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="instead of a run: measure an FP32 model trivue export wrote, write its INT8 "
                              "model (calibrated on --int8 DIR, else the merged training images) and card")
     export.add_argument("--data", type=Path, default=DEFAULT_MAPPING, help="--from-onnx: the mapping to merge")
+    export.add_argument("--field", type=Path, action="append", default=[], metavar="DIR",
+                        help="--from-onnx: a field export the model was trained with (repeatable, as to trivue "
+                             "train; its metadata names them and a missing one is refused)")
+    export.add_argument("--field-map", type=Path, default=None, metavar="FILE",
+                        help="--from-onnx: the field map the run used (default training/field-map.yaml)")
     export.add_argument("--imgsz", type=int, default=320)
     export.add_argument("--out", type=Path, default=None, help="ONNX path (default RUN/export/<name>.onnx)")
     export.add_argument("--name", default="trivue-waste")
@@ -199,9 +204,12 @@ def run_export(args: argparse.Namespace) -> int:
         raise CliError("give a training RUN or --from-onnx MODEL (one of them)")
     if args.from_onnx is not None and (args.out is not None or args.version is not None):
         raise CliError("--from-onnx: --out and --version are the model's own (its metadata)")
+    if args.from_onnx is None and (args.field or args.field_map):
+        raise CliError("--field and --field-map go with --from-onnx: a run's export reads its own merged data")
     try:
         if args.from_onnx is not None:
-            result = requantise(args.from_onnx, args.data, calib_dir=args.int8, max_drop=args.max_drop)
+            result = requantise(args.from_onnx, args.data, calib_dir=args.int8, max_drop=args.max_drop,
+                                field=args.field, field_map=args.field_map)
         else:
             result = export(args.run, imgsz=args.imgsz, out=args.out, name=args.name, version=args.version,
                             calib_dir=args.int8, max_drop=args.max_drop)

@@ -29,7 +29,7 @@ import numpy as np
 from base.paths import images_in
 from base.strict_yaml import read_mapping
 from training.datasets import SEPARATOR, merge
-from training.labels import label_path, read_labels
+from training.labels import LabelError, label_path, label_rows, read_labels
 from training.metrics import MatchLog, class_curves, precision_recall
 from vision.model import Detector
 from vision.rules import SortingRules
@@ -99,6 +99,16 @@ def read_split(data_yaml: Path, split: str) -> tuple[list[LabelledImage], list[s
     return items, [str(n) for n in names]
 
 
+def check_labels(items: list[LabelledImage], names: list[str]) -> None:
+    """Every label row of the split read before any inference: a bad row (a class id beyond the
+    names, a short or non-numeric row) stops the command at once, naming file, line and value."""
+    for item in items:
+        try:
+            label_rows(item.label, len(names))
+        except LabelError as error:
+            raise EvaluateError(str(error)) from None
+
+
 @dataclass(slots=True)
 class Tally:
     """Accumulated per-image results for one group of images (all, or one source)."""
@@ -130,6 +140,7 @@ def evaluate(data: Path, model: Path, split: str = "val", conf: float = 0.25, st
     with tempfile.TemporaryDirectory() as workdir:  # holds a merged mapping until the end
         data_yaml = resolve_data(Path(data), Path(workdir))
         items, names = read_split(data_yaml, split)
+        check_labels(items, names)
         labelled = source_classes(data_yaml, names)
         report = evaluate_items(items, names, model, conf, stream_value, sorting, plot, labelled)
         if sheets is not None:

@@ -15,6 +15,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,15 +71,18 @@ def export(run_dir: Path, imgsz: int = 320, out: Path | None = None, name: str =
     return result
 
 
-def requantise(model: Path, data: Path, calib_dir: Path | None = None, max_drop: float = 0.02) -> dict:
+def requantise(model: Path, data: Path, calib_dir: Path | None = None, max_drop: float = 0.02,
+               field: Sequence[Path] = (), field_map: Path | None = None) -> dict:
     """The INT8 model, metrics and card of an FP32 model ``trivue export`` wrote, without its run.
 
     Training runs are never committed, so when the INT8 recipe changes (``quantise``) the shipped
     or candidate FP32 model is all there is. Its own metadata says what it is (name, version,
-    training summary, data hash); val is merged again from ``data`` and every figure is measured
-    again here. ``calib_dir`` defaults to the merged training images.
+    training summary, data hash); val is merged again from ``data`` (and the ``field`` exports the
+    model was trained with, which its metadata names) and every figure is measured again here.
+    ``calib_dir`` defaults to the merged training images.
     """
     from training.datasets import DatasetError, merge
+    from training.field import FIELD_MAP, merge_with_field
     from vision.onnxmeta import OnnxMetaError, read_metadata
 
     check_int8_arguments(calib_dir, max_drop)
@@ -89,12 +93,50 @@ def requantise(model: Path, data: Path, calib_dir: Path | None = None, max_drop:
     missing = [k for k in ("trivue_name", "trivue_version", "trivue_data_hash", "trivue_train") if k not in meta]
     if missing:
         raise ExportError(f"--from-onnx {model}: no {', '.join(missing)} metadata (not written by trivue export)")
+    recorded = json.loads(meta["trivue_train"]).get("field")  # None: exported before field sources were recorded
+    check_field_given(model, recorded, field)  # before the merge, which takes minutes
     with tempfile.TemporaryDirectory(prefix="trivue-requantise-") as workdir:
         try:
-            merged = merge(data, Path(workdir) / "data")
+            merged = (merge_with_field(data, field, Path(workdir) / "data", field_map or FIELD_MAP) if field
+                      else merge(data, Path(workdir) / "data"))
         except DatasetError as error:
             raise ExportError(str(error)) from None
+        check_field_merged(model, recorded, field_record(merged.data_yaml))
         return _requantise(model, meta, data, merged, calib_dir, max_drop)
+
+
+def field_record(data_yaml: Path) -> dict[str, dict] | None:
+    """The field exports a merge took in (report.json's ``field``: name, period, export time), or None
+    for data not merged by Trivue. Folders are left out: the model's metadata travels with it."""
+    report = data_yaml.with_name("report.json")
+    if not report.is_file():
+        return None
+    field = json.loads(report.read_text(encoding="utf-8")).get("field") or {}
+    return {name: {k: p.get(k) for k in ("period", "exported_at")} for name, p in field.items()}
+
+
+def field_hint(recorded: dict[str, dict]) -> str:
+    return ", ".join(f"{name} (exported {p.get('exported_at') or '?'}, period {p.get('period') or '?'})"
+                     for name, p in recorded.items())
+
+
+def check_field_given(model: Path, recorded: dict[str, dict] | None, field: Sequence[Path]) -> None:
+    """A model trained with field exports is measured and carded with them, or refused: merged
+    without them its card would lose their validation photos and their source rows."""
+    if recorded and not field:
+        raise ExportError(f"--from-onnx {model}: trained with the field export(s) {field_hint(recorded)}: pass "
+                          "each folder with --field DIR (and --field-map FILE if the run had its own), as to "
+                          "trivue train")
+    if recorded == {} and field:
+        raise ExportError(f"--from-onnx {model}: trained without field exports: drop --field")
+
+
+def check_field_merged(model: Path, recorded: dict[str, dict] | None, merged: dict[str, dict] | None) -> None:
+    if recorded is None or not merged:
+        return
+    if set(recorded) != set(merged) or any(recorded[n].get("period") != merged[n].get("period") for n in merged):
+        raise ExportError(f"--from-onnx {model}: trained with the field export(s) {field_hint(recorded)}, given "
+                          f"{field_hint(merged)}: pass the same folders with --field")
 
 
 def _requantise(model: Path, meta: dict[str, str], data: Path, merged: MergeReport, calib_dir: Path | None,
@@ -152,7 +194,22 @@ def ultralytics_onnx(run_dir: Path, weights: Path, imgsz: int) -> Path:
 def measure(model: Path, data_yaml: Path, plot: Path | None = None) -> dict:
     from training.evaluate import evaluate
 
-    return evaluate(data_yaml, model, plot=plot)
+    return evaluate(data_yaml, model, plot=plot) | {"machine": machine()}
+
+
+def machine() -> str:
+    """The machine measuring speed, for the card: its usable cores and CPU model."""
+    import os
+    import platform
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name") and ":" in line:
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"a {cores}-core {model} ({platform.machine()})"
 
 
 def headline(report: dict) -> dict:
@@ -162,8 +219,12 @@ def headline(report: dict) -> dict:
 
 
 def train_summary(run: dict) -> dict:
-    keys = ("model", "init", "init_model", "imgsz", "epochs", "hours", "batch", "seed", "missing_labels")
-    return {k: run[k] for k in keys if k in run} | progress(Path(run["run_dir"]))
+    """What the model's metadata keeps of its run: the card's facts, once the run folder is gone."""
+    keys = ("model", "init", "init_model", "init_origin", "imgsz", "epochs", "hours", "batch", "seed",
+            "missing_labels", "device")
+    field = field_record(Path(run["data_yaml"]))
+    return ({k: run[k] for k in keys if k in run} | progress(Path(run["run_dir"]))
+            | ({"field": field} if field is not None else {}))
 
 
 def progress(run_dir: Path) -> dict:

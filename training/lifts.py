@@ -38,7 +38,7 @@ from edge.config import EdgeSettings, TrackingSettings
 from edge.pipeline import Pipeline
 from edge.trigger import BurstTrigger
 from training.bursts import Burst, BurstStyle, BurstTruth, bursts
-from training.evaluate import DEPLOY_IOU, EvaluateError, read_split, resolve_data
+from training.evaluate import DEPLOY_IOU, EvaluateError, check_labels, read_split, resolve_data
 from vision.detection import Detections
 from vision.lift import LiftContext, LiftRecorder
 from vision.model import Detector
@@ -227,6 +227,7 @@ def evaluate_lifts(data: Path, model: Path, split: str = "val", conf: float = 0.
     worst: tuple[int, Burst, list[Detections], LiftResult] | None = None
     with tempfile.TemporaryDirectory() as workdir:  # holds a merged mapping until the end
         items, names = read_split(resolve_data(Path(data), Path(workdir)), split)
+        check_labels(items, names)
         unknown = sorted(set(names) - set(detector.names))
         if unknown:
             raise EvaluateError(f"{model}: the data's classes {unknown} are not among the model's "

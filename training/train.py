@@ -207,13 +207,21 @@ def initial_weights(config: TrainConfig, data_yaml: Path) -> str:
 
 
 def init_provenance(init: str) -> dict:
-    """Name and version of an ONNX warm start (the file at that path may be replaced later)."""
+    """Name and version of an ONNX warm start (the file at that path may be replaced later), and
+    where its own lineage began (``init_origin``: coco, scratch...; the model card's licence note)."""
     if not init.endswith(".onnx") or not Path(init).is_file():
         return {}
     import onnx
 
     meta = {p.key: p.value for p in onnx.load(init, load_external_data=False).metadata_props}
-    return {"init_model": f"{meta.get('trivue_name', Path(init).stem)} {meta.get('trivue_version', '?')}"}
+    try:
+        parent = json.loads(meta.get("trivue_train", "{}"))
+    except json.JSONDecodeError:
+        parent = {}
+    parent_init = str(parent.get("init", ""))
+    origin = parent.get("init_origin") or (parent_init if parent_init and not parent_init.endswith(".onnx") else None)
+    return {"init_model": f"{meta.get('trivue_name', Path(init).stem)} {meta.get('trivue_version', '?')}",
+            **({"init_origin": origin} if origin else {})}
 
 
 def warm_start(config: TrainConfig, onnx: Path, data_yaml: Path) -> Path:
