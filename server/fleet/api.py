@@ -161,7 +161,7 @@ def _rollout_routes(router: APIRouter) -> None:
                  response_model=schemas.Rollout)
     def confirm_rollout(sha: ShaPath, db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
         try:
-            row = confirm(db, sha, who.actor)
+            row = confirm(db, ctx.settings, sha, who.actor)
         except RolloutError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         _publish_now(db, ctx)

@@ -99,7 +99,7 @@ def rollout_model(args: argparse.Namespace) -> int:
     with open_database(settings) as session:
         try:
             if args.confirm:
-                rollout = confirm(session, args.sha, ACTOR)
+                rollout = confirm(session, settings, args.sha, ACTOR)
             else:
                 rollout = start(session, settings, args.sha, args.canary, ACTOR, args.after_lifts)
         except RolloutError as error:

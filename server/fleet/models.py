@@ -16,8 +16,9 @@ class FleetModel(Base):
     """A published ONNX model; its file is ``<data_dir>/models/<sha256>.onnx``.
 
     ``(name, version, quantised)`` is unique: lifts name their model by name and version only, so
-    one version names one trained model (the rollout counts a canary's lifts by it), published as
-    FP32 and, optionally, as its INT8 quantisation.
+    one version names one trained model (the rollout counts a canary's lifts by it, and by the swap the
+    canary reports when both files of the version are published), published as FP32 and, optionally,
+    as its INT8 quantisation.
     """
 
     __tablename__ = "fleet_models"

@@ -4,8 +4,13 @@ Everything here writes the database only (the CLI runs without a broker); ``publ
 turns assignments into retained ``TruckConfig`` messages, called by the API at once and by
 ``RolloutTask`` every ``rollout_check_s`` inside ``trivue server``. The same task advances
 rollouts: the rest of the fleet follows when every canary has sent ``canary_lifts`` lifts with
-the new model (counted by its name and version, which the registry keeps unique), none refused
+the new model (counted by its name and version, which the registry keeps unique per file kind:
+``canary_lifts`` says how an INT8 and an FP32 file of one version are told apart), none refused
 the model and ingest refused none of their messages since the rollout began.
+
+The fleet is not fixed when a rollout begins: a truck that first connects (or is added to
+``known_trucks``) during the canary stage joins the rest; one that joins later, never asked for a
+model, gets the model of the latest complete rollout, the fleet's model.
 """
 
 from __future__ import annotations
@@ -165,9 +170,18 @@ def _explain(rollout: Rollout, reason: Reason) -> None:
     rollout.reason, rollout.reason_code, rollout.reason_params = reason.text, reason.code.value, reason.params
 
 
-def _promote(session: Session, rollout: Rollout, actor: str, reason: Reason) -> None:
+def _join_rest(rollout: Rollout, fleet: list[str]) -> list[str]:
+    """Add to the rest the trucks of ``fleet`` the rollout does not name yet; returns them."""
+    joined = [t for t in fleet if t not in rollout.canary and t not in rollout.rest]
+    if joined:  # a new list: the JSON column sees an assignment, never an in-place change
+        rollout.rest = [*rollout.rest, *joined]
+    return joined
+
+
+def _promote(session: Session, settings: ServerSettings, rollout: Rollout, actor: str, reason: Reason) -> None:
     model = session.get(FleetModel, rollout.sha256)
     assert model is not None  # published models are never deleted
+    _join_rest(rollout, _fleet(session, settings))  # trucks seen since the last round (a confirmation)
     # What the rest run now, not when the rollout began (days ago, maybe): the rollback puts this back.
     # A new dict: the JSON column sees an assignment, never an in-place change.
     rollout.previous = {**rollout.previous, **{t: running_model(session, t) for t in rollout.rest}}
@@ -185,7 +199,7 @@ def latest(session: Session, sha: str | None = None, states: tuple[str, ...] = O
     return session.scalar(query)
 
 
-def confirm(session: Session, sha: str, actor: str) -> Rollout:
+def confirm(session: Session, settings: ServerSettings, sha: str, actor: str) -> Rollout:
     """An admin's go: the rest of the fleet follows the canaries now. The caller commits."""
     try:
         model = find(session, sha)
@@ -194,7 +208,7 @@ def confirm(session: Session, sha: str, actor: str) -> Rollout:
     rollout = latest(session, model.sha256, (RolloutState.canary.value,))
     if rollout is None:
         raise RolloutError(f"no rollout of {model.name} {model.version} is waiting at the canary stage")
-    _promote(session, rollout, actor, reasons.confirmed(actor))
+    _promote(session, settings, rollout, actor, reasons.confirmed(actor))
     return rollout
 
 
@@ -222,22 +236,80 @@ def _halt_reason(session: Session, rollout: Rollout) -> Reason | None:
     return None
 
 
+def _swapped_at(session: Session, truck_id: str, sha: str) -> datetime | None:
+    """When the truck began running ``sha`` (its own clock, as its lifts' ``started_at``), while its
+    heartbeat says it still runs it; None otherwise."""
+    truck = session.get(Truck, truck_id)
+    stats = (truck.stats or {}) if truck is not None else {}
+    update = stats.get("model_update") or {}
+    if stats.get("model_sha256") != sha or update.get("sha256") != sha or update.get("state") != "installed":
+        return None
+    try:
+        at = datetime.fromisoformat(str(update.get("at")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
 def canary_lifts(session: Session, rollout: Rollout) -> dict[str, int]:
-    """Lifts each canary has sent with the rollout's model since the rollout began."""
+    """Lifts each canary has sent with the rollout's model since the rollout began.
+
+    Lifts name their model by name and version only (wire 1.1), and the INT8 and FP32 files of a
+    version share them. When the other file of the version is published too (a canary may run it:
+    INT8 v2 rolled out to trucks on FP32 v2), only lifts begun after the swap the canary reports
+    count, while it still reports running this file: never a lift of the other file, at the price of
+    the first lift with the model (begun a moment before the truck stamped the swap) and of lifts
+    from before a reboot."""
     model = session.get(FleetModel, rollout.sha256)
     if model is None:
         return dict.fromkeys(rollout.canary, 0)
-    counts = dict(session.execute(
-        select(Lift.truck_id, func.count()).where(
-            Lift.truck_id.in_(rollout.canary), Lift.started_at >= rollout.created_at - CLOCK_SKEW,
-            Lift.received_at >= rollout.created_at, Lift.model_name == model.name,
-            Lift.model_version == model.version).group_by(Lift.truck_id)).all())
-    return {truck_id: counts.get(truck_id, 0) for truck_id in rollout.canary}
+    query = select(Lift.truck_id, func.count()).where(
+        Lift.started_at >= rollout.created_at - CLOCK_SKEW, Lift.received_at >= rollout.created_at,
+        Lift.model_name == model.name, Lift.model_version == model.version).group_by(Lift.truck_id)
+    sibling = session.scalar(select(func.count()).select_from(FleetModel).where(
+        FleetModel.name == model.name, FleetModel.version == model.version, FleetModel.sha256 != model.sha256))
+    if not sibling:
+        counts = dict(session.execute(query.where(Lift.truck_id.in_(rollout.canary))).all())
+        return {truck_id: counts.get(truck_id, 0) for truck_id in rollout.canary}
+    counts = dict.fromkeys(rollout.canary, 0)
+    for truck_id in rollout.canary:
+        if (swapped := _swapped_at(session, truck_id, model.sha256)) is not None:
+            for _truck, count in session.execute(query.where(Lift.truck_id == truck_id, Lift.started_at >= swapped)):
+                counts[truck_id] = count
+    return counts
 
 
-def advance(session: Session) -> list[str]:
-    """Halt or promote the rollouts at the canary stage; returns what happened. The caller commits."""
+def enrol(session: Session, settings: ServerSettings) -> list[str]:
+    """Trucks that joined the fleet since a rollout began; returns what happened. The caller commits.
+
+    At the canary stage they join the rest (they follow the canaries). A truck never asked for a
+    model gets the model of the latest complete rollout, and is one of its rest (a rollback of it
+    puts back what that truck ran before). A truck an admin gave a model keeps it."""
+    fleet = _fleet(session, settings)
     happened = []
+    for rollout in session.scalars(select(Rollout).where(Rollout.state == RolloutState.canary.value)).all():
+        if joined := _join_rest(rollout, fleet):
+            happened.append(f"rollout {rollout.id}: {', '.join(joined)} joined the rest")
+    current = latest(session, states=(RolloutState.complete.value,))
+    model = session.get(FleetModel, current.sha256) if current is not None else None
+    if current is None or model is None:
+        return happened
+    asked = set(session.scalars(select(Assignment.truck_id)))
+    joined = [t for t in fleet if t not in asked]
+    if joined:
+        current.previous = {**current.previous, **{t: running_model(session, t) for t in joined}}
+        for truck_id in joined:
+            assign(session, truck_id, model_ref(session, model), SYSTEM, current.id)
+        _join_rest(current, joined)
+        happened.append(f"rollout {current.id}: {', '.join(joined)} joined the fleet, given "
+                        f"{model.name} {model.version}")
+    return happened
+
+
+def advance(session: Session, settings: ServerSettings) -> list[str]:
+    """Enrol the trucks that joined, then halt or promote the rollouts at the canary stage; returns what
+    happened. The caller commits."""
+    happened = enrol(session, settings)
     for rollout in session.scalars(select(Rollout).where(Rollout.state == RolloutState.canary.value)).all():
         reason = _halt_reason(session, rollout)
         if reason is not None:
@@ -249,7 +321,7 @@ def advance(session: Session) -> list[str]:
         counts = canary_lifts(session, rollout)
         if all(n >= rollout.canary_lifts for n in counts.values()):
             promoted = reasons.canaries_clean(rollout.canary_lifts, counts)
-            _promote(session, rollout, SYSTEM, promoted)
+            _promote(session, settings, rollout, SYSTEM, promoted)
             happened.append(f"rollout {rollout.id} promoted: {promoted.text}")
     return happened
 
@@ -315,7 +387,7 @@ class RolloutTask(Periodic):
 
     def run_once(self) -> list[str]:
         with self.sessions() as session, session.begin():
-            happened = advance(session)
+            happened = advance(session, self.settings)
             if self.publish is not None:
                 publish_pending(session, self.publish)
         for line in happened:

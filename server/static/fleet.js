@@ -99,7 +99,12 @@
         by: rollout.created_by }));
     const items = rollout.canary.map((truck) => el("li", { text: t("rollout.canary_progress",
       { truck, lifts: Math.min(rollout.lifts[truck] || 0, rollout.canary_lifts), needed: rollout.canary_lifts }) }));
-    if (rollout.rest.length) items.push(el("li", { text: t("rollout.rest", { trucks: rollout.rest.join(", ") }) }));
+    // The rest wait at the canary stage and have followed once it is complete (a truck that joined the
+    // fleet meanwhile among them); a halted or superseded rollout never reached them: no line.
+    const rest = { canary: "rollout.rest", complete: "rollout.rest_followed" }[rollout.state];
+    if (rest && rollout.rest.length) {
+      items.push(el("li", { "data-rest": rollout.state, text: t(rest, { trucks: rollout.rest.join(", ") }) }));
+    }
     if (rollout.reason) {
       items.push(el("li", { class: "reason", "data-reason": rollout.reason_code || "other", title: rollout.reason,
         text: t("rollout.reason", { reason: reasonText(rollout) }) }));

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from server.fleet.registry import publish
-from server.fleet.rollout import advance, start
+from server.fleet.rollout import advance, confirm, start
 from server.ingest.models import Truck
 from tests.dashboard.conftest import Browser
 from tests.fleet.models import SHIPPED, SHIPPED_VERSION, derived
@@ -72,7 +72,7 @@ def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Pat
         truck = session.get(Truck, canary[0])
         truck.stats = {**truck.stats, "model_update": {"sha256": new, "state": "refused", "reason": refusal,
                                                        "at": datetime.now(UTC).isoformat()}}
-        advance(session)
+        advance(session, server.settings)
         session.commit()
     browser.page.reload()
     browser.page.wait_for_selector("body[data-ready=true]")
@@ -83,4 +83,24 @@ def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Pat
     assert reason.get_attribute("title") == f"canary {canary[0]} refused the model: {refusal}"  # as the CLI says
     assert browser.page.locator(f"tr[data-truck={canary[0]}] .update-reason").inner_text() == f"{rules_fr} ({refusal})"
     browser.shot("12-flotte-refus")
+    assert section.locator("[data-rest]").count() == 0  # a halted rollout never reaches the rest: no "then"
+
+    # A truck that joins during the canary stage is one of the rest; once the rest followed, the page
+    # says so (before: "Suivent ensuite" forever, and the newcomer was never listed nor given the model).
+    with server.sessions() as session:
+        start(session, server.settings, shipped, 1, "user:admin", canary_lifts=20)  # the canary refused new
+        session.add(Truck(truck_id="benne-99", status="online"))
+        session.flush()
+        advance(session, server.settings)
+        session.commit()
+    browser.page.reload()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert "benne-99" in section.locator("[data-rest=canary]").inner_text()
+    with server.sessions() as session:
+        confirm(session, server.settings, shipped, "user:admin")
+        session.commit()
+    browser.page.reload()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    followed = section.locator("[data-rest=complete]").inner_text()
+    assert followed.startswith("Ont suivi : ") and "benne-99" in followed
     assert not browser.unexpected_errors()
