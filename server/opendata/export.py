@@ -33,14 +33,17 @@ DEFAULT_K = 10
 TOP_ERRORS = 3
 DECIMALS = 4
 CSV_NAME, GEOJSON_NAME, PACKAGE_NAME = "streets.csv", "streets.geojson", "datapackage.json"
-COLUMNS = ("street_id", "street_name", "commune", "period", "stream", "lifts", "contaminated_lifts", "rate",
-           "ci_low", "ci_high", *(f"top_error_{i}" for i in range(1, TOP_ERRORS + 1)))
+COLUMNS = ("street_id", "street_name", "commune", "code_insee", "period", "stream", "lifts", "contaminated_lifts",
+           "rate", "ci_low", "ci_high", *(f"top_error_{i}" for i in range(1, TOP_ERRORS + 1)))
 
 ETALAB = {"name": "etalab-2.0", "title": "Licence Ouverte / Open Licence version 2.0 (figures)",
           "path": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"}
 ODBL = {"name": "ODbL-1.0", "title": "Open Database License 1.0 (street names and geometries, OpenStreetMap)",
         "path": "https://opendatacommons.org/licenses/odbl/1-0/"}
 OSM_SOURCE = {"title": "© les contributeurs d'OpenStreetMap", "path": "https://www.openstreetmap.org/copyright"}
+# code_insee comes from the BAN addresses linked to each street (else the street import: docs/streets.md).
+BAN_SOURCE = {"title": "Base Adresse Nationale (codes INSEE des communes)", "path": "https://adresse.data.gouv.fr"}
+CODE_INSEE_PATTERN = r"^(?:[0-9]{2}|2[AB])[0-9]{3}$"  # as server.streets.insee checks it
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +185,7 @@ def publication(session: Session, q: OpenDataQuery) -> Publication:
     totals, differenced = _totals(session, q)
     kept = {cell for cell, (lifts, _) in totals.items() if lifts >= q.k and cell not in differenced}
     streets = {row.id: row for row in session.execute(
-        select(Street.id, Street.name, Street.commune, Street.geometry)
+        select(Street.id, Street.name, Street.commune, Street.code_insee, Street.geometry)
         .where(Street.id.in_({sid for sid, _, _ in kept})))} if kept else {}
     kept = {cell for cell in kept if cell[0] in streets}  # a street deleted since: nothing to name it by
     errors = _top_errors(session, q, kept) if kept else {}
@@ -193,7 +196,8 @@ def publication(session: Session, q: OpenDataQuery) -> Publication:
         low, high = wilson(contaminated, lifts)
         top = errors.get(cell, [])
         rows.append({"street_id": sid, "street_name": streets[sid].name, "commune": streets[sid].commune,
-                     "period": key, "stream": stream, "lifts": lifts, "contaminated_lifts": contaminated,
+                     "code_insee": streets[sid].code_insee, "period": key, "stream": stream, "lifts": lifts,
+                     "contaminated_lifts": contaminated,
                      "rate": round(contaminated / lifts, DECIMALS), "ci_low": round(low, DECIMALS),
                      "ci_high": round(high, DECIMALS),
                      **{f"top_error_{i + 1}": top[i] if i < len(top) else None for i in range(TOP_ERRORS)}})
@@ -230,6 +234,10 @@ def _fields(q: OpenDataQuery) -> list[dict[str, Any]]:
          "constraints": {"required": True, "minimum": 1}},
         {"name": "street_name", "type": "string", "title": "Nom de la rue (OpenStreetMap)"},
         {"name": "commune", "type": "string", "title": "Commune"},
+        {"name": "code_insee", "type": "string", "title": "Code INSEE de la commune (code officiel géographique)",
+         "description": "Celui des adresses de la Base Adresse Nationale rattachées à la rue (le plus fréquent), "
+                        "sinon celui donné à l'import des rues ; vide quand aucune donnée ne le dit.",
+         "constraints": {"pattern": CODE_INSEE_PATTERN}},
         {"name": "period", "type": "string", "title": f"Période ({'mois AAAA-MM' if q.period == 'month' else 'année'}"
          ", jours de collecte en heure locale)", "constraints": {"required": True, "pattern": pattern}},
         {"name": "stream", "type": "string", "title": "Flux collecté",
@@ -263,7 +271,7 @@ def datapackage(q: OpenDataQuery, created: datetime) -> dict[str, Any]:
                         "pas publiées. Aucune adresse, aucun bac, aucune photo, aucun camion ni aucune heure."),
         "created": created.isoformat(timespec="seconds"),
         "licenses": [ETALAB, ODBL],
-        "sources": [{"title": "Caméras Trivue des camions de collecte"}, OSM_SOURCE],
+        "sources": [{"title": "Caméras Trivue des camions de collecte"}, OSM_SOURCE, BAN_SOURCE],
         "keywords": ["déchets", "tri", "collecte", "qualité du tri"],
         "resources": [
             {"name": "streets", "path": CSV_NAME, "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",

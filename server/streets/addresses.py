@@ -15,6 +15,7 @@ import gzip
 import io
 import logging
 import re
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import BinaryIO
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from server.streets.insee import RULE, code_insee
 from server.streets.locator import Locator
 from server.streets.models import Address, Street
 from server.streets.names import commune_key, significant_words, street_key
@@ -30,7 +32,7 @@ from server.streets.osm import on_the_globe
 
 log = logging.getLogger(__name__)
 
-BAN_COLUMNS = ("id", "numero", "rep", "nom_voie", "code_postal", "nom_commune", "lon", "lat")
+BAN_COLUMNS = ("id", "numero", "rep", "nom_voie", "code_postal", "code_insee", "nom_commune", "lon", "lat")
 TOULOUSE_COLUMNS = ("no", "numero", "lib_off", "rivoli", "X_WGS84", "Y_WGS84")
 BATCH = 5000
 SIMILAR_NAME_M = 60.0  # an address links to a nearby street sharing a significant word of its name
@@ -120,6 +122,11 @@ def parse_row(path: Path, line: int, row: dict[str, str], kind: str, commune: st
             name, postcode = row["nom_voie"].strip(), row["code_postal"].strip()
             town = commune or row["nom_commune"].strip()
             source = f"ban:{row['id'].strip()}"
+            # The commune's code, kept even under --commune: a name chosen by the operator does
+            # not change which commune the address is in. Empty: unknown; anything else: refused.
+            code = code_insee(row["code_insee"]) if row["code_insee"].strip() else None
+            if row["code_insee"].strip() and code is None:
+                raise ValueError(f"code INSEE {row['code_insee']!r}: {RULE}")
         else:
             lon, lat = row["X_WGS84"], row["Y_WGS84"]
             raw = row["no"].strip().upper()
@@ -129,6 +136,7 @@ def parse_row(path: Path, line: int, row: dict[str, str], kind: str, commune: st
             suffix = parts[2]
             number = f"{int(parts[1])} {REP_WORDS.get(suffix, suffix.lower())}".strip()
             name, postcode, town = row["lib_off"].strip(), "", commune or "Toulouse"
+            code = None  # the extract has no code column, and a name alone says none
             source = f"toulouse:{row['rivoli'].strip()}:{raw}"
         if not lon.strip() or not lat.strip():
             return None
@@ -141,8 +149,8 @@ def parse_row(path: Path, line: int, row: dict[str, str], kind: str, commune: st
         raise AddressFileError(f"{path} line {line}: missing street name or number")
     label = " ".join(part for part in (number, name, postcode, town) if part)
     return {"number": number, "label": label, "street_name": name, "street_key": street_key(name),
-            "postcode": postcode, "commune": town, "lat": lat_f, "lon": lon_f, "synthetic": False,
-            "source_key": source[:80], "street_id": None}
+            "postcode": postcode, "commune": town, "code_insee": code, "lat": lat_f, "lon": lon_f,
+            "synthetic": False, "source_key": source[:80], "street_id": None}
 
 
 def import_address_file(session: Session, path: Path, commune: str | None = None,
@@ -252,6 +260,7 @@ def link_addresses(session: Session, communes: list[str]) -> LinkReport:
         if target != row.street_id:
             changes.append({"id": row.id, "street_id": target})
     _apply_links(session, changes)
+    refresh_street_codes(session, communes)
     report = LinkReport(*counts)
     log.info("addresses of %s: %d linked by name, %d by similar name nearby, %d to the nearest street, "
              "%d unlinked", ", ".join(communes), *counts)
@@ -289,3 +298,31 @@ def _nearby_street(locator: object, row: object, names: dict[int, tuple[str, str
 def _apply_links(session: Session, changes: list[dict[str, int | None]]) -> None:
     for start in range(0, len(changes), BATCH):  # ORM bulk update by primary key
         session.execute(update(Address), changes[start:start + BATCH])
+
+
+def refresh_street_codes(session: Session, communes: list[str]) -> int:
+    """Give the streets of ``communes`` the code most of their own commune's linked addresses
+    carry; a street whose addresses say nothing (or tie) keeps what its import said. Returns how
+    many streets changed."""
+    wanted = {commune_key(c) for c in communes}
+    votes: dict[int, Counter[str]] = defaultdict(Counter)
+    current: dict[int, str | None] = {}
+    rows = session.execute(select(Street.id, Street.commune, Street.code_insee, Address.commune,
+                                  Address.code_insee)
+                           .join(Address, Address.street_id == Street.id)
+                           .where(Address.code_insee.is_not(None)))
+    for street_id, town, code, address_town, address_code in rows:
+        town_key = commune_key(town)
+        if town_key in wanted and commune_key(address_town) == town_key:
+            votes[street_id][address_code] += 1
+            current[street_id] = code
+    changes = []
+    for street_id, counts in votes.items():
+        (code, count), *runner_up = counts.most_common(2)
+        if runner_up and runner_up[0][1] == count:  # two communes of one name: the data cannot say
+            continue
+        if current[street_id] != code:
+            changes.append({"id": street_id, "code_insee": code})
+    for start in range(0, len(changes), BATCH):
+        session.execute(update(Street), changes[start:start + BATCH])
+    return len(changes)

@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("file", type=Path)
     imp.add_argument("--commune", help="commune of every way (default: OSM admin boundaries or a "
                                        "'commune' property)")
+    imp.add_argument("--insee", metavar="CODE", help="with --commune: its code INSEE (e.g. 35238; default: "
+                                                      "the BAN addresses', or the OSM boundary's ref:INSEE)")
     imp.set_defaults(handler=_import_streets)
 
     rematch = commands.add_parser("rematch", help="re-link addresses and re-match every stored lift")
@@ -104,19 +106,28 @@ def _import_streets(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
     from server.streets.importer import import_street_file
+    from server.streets.insee import RULE, code_insee
     from server.streets.osm import StreetFileError
 
+    insee = None
+    if args.insee is not None:  # checked before the database is opened, as every bad option
+        insee = code_insee(args.insee)
+        if insee is None:
+            raise CliError(f"--insee {args.insee!r}: {RULE}")
+        if not args.commune:
+            raise CliError(f"--insee {insee} names one commune: give its name with --commune")
     engine = open_database(args)
     started = time.perf_counter()
     with Console(stderr=True).status(f"reading {args.file}"), Session(engine) as session:
         try:
-            report = import_street_file(session, args.file, args.commune)
+            report = import_street_file(session, args.file, args.commune, insee)
         except StreetFileError as error:
             raise CliError(str(error)) from None
         session.commit()
     print(f"{args.file}: {report.ways} ways -> {report.segments} segments, "
           f"{report.streets_added} streets added, {report.streets_updated} updated, "
-          f"{report.streets_removed} removed, {report.length_km:.1f} km in {', '.join(report.communes)}; "
+          f"{report.streets_removed} removed, {report.length_km:.1f} km in {', '.join(report.communes)}"
+          f"{f' (code INSEE {insee})' if insee else ''}; "
           f"{report.addresses_linked} addresses linked ({time.perf_counter() - started:.1f} s)")
     if report.features_without_geometry:
         print(f"warning: {report.features_without_geometry} feature(s) without geometry skipped",
@@ -280,6 +291,15 @@ def _stats(args: argparse.Namespace) -> int:
         table.add_row(row["commune"], *(str(row[k]) for k in ("streets", "segments")), f"{row['km']:.1f}",
                       *(str(row[k]) for k in ("addresses", "linked", "unlinked")))
     Console().print(table)
+    # A table of its own: the one above already fills an 80-column terminal.
+    codes = Table("commune", "code INSEE", "streets without a code INSEE")
+    for row in rows:
+        if row["streets"]:
+            codes.add_row(row["commune"], ", ".join(row["insee"]), str(row["without_insee"]))
+    Console().print(codes)
+    if any(row["without_insee"] for row in rows):  # the open data's code_insee is empty for them
+        print("Streets without a code INSEE: import the BAN file again (trivue addresses import), or the "
+              "streets with --commune NAME --insee CODE.", file=sys.stderr)
     return 0
 
 

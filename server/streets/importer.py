@@ -74,6 +74,11 @@ def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> Stre
                                       "coordinates": [list(map(list, p.coords)) for p in street_pieces]},
                                      separators=(",", ":"))
         street.length_m = sum(p.length_m for p in street_pieces)
+        # The import's code (--insee, the OSM boundary's ref:INSEE) when its pieces agree on one;
+        # else the street keeps its code (its addresses', refreshed when they are linked below).
+        said = {p.insee for p in street_pieces}
+        if len(said) == 1 and None not in said:
+            street.code_insee = said.pop()
         streets[key] = street
     for gone in existing.values():
         session.delete(gone)
@@ -152,13 +157,20 @@ def _segment_row(street_id: int, piece: Piece) -> dict[str, object]:
             "min_lon": min(lons), "max_lon": max(lons), "min_lat": min(lats), "max_lat": max(lats)}
 
 
-def import_street_file(session: Session, path: Path, commune: str | None = None) -> StreetImport:
-    """Read an OSM or GeoJSON file and replace the streets of its communes."""
+def import_street_file(session: Session, path: Path, commune: str | None = None,
+                       insee: str | None = None) -> StreetImport:
+    """Read an OSM or GeoJSON file and replace the streets of its communes; ``insee`` (with
+    ``commune``, checked by the caller) is that commune's code INSEE."""
+    if insee is not None and commune is None:  # one code over every commune of the file: wrong for all but one
+        raise ValueError("insee: a code INSEE names one commune, give its name too")
     ways, without_geometry = read_street_file(path, commune)
     if not ways:
         skipped = f" ({without_geometry} feature(s) without geometry)" if without_geometry else ""
         raise StreetFileError(f"{path}: no named street way found{skipped}")
-    report = import_streets(session, split_at_junctions(ways), len(ways))
+    pieces = split_at_junctions(ways)
+    if insee is not None:
+        pieces = [replace(piece, insee=insee) for piece in pieces]
+    report = import_streets(session, pieces, len(ways))
     return replace(report, features_without_geometry=without_geometry)
 
 
@@ -190,12 +202,21 @@ def street_rows(session: Session, commune: str | None = None, name: str | None =
 
 
 def commune_stats(session: Session) -> list[dict[str, object]]:
-    """Per commune: streets, segments, kilometres, addresses and how many are linked to a street."""
+    """Per commune: streets, segments, kilometres, addresses and how many are linked to a street,
+    the codes INSEE its streets carry and how many streets have none."""
     stats: dict[str, dict[str, object]] = defaultdict(
-        lambda: {"streets": 0, "segments": 0, "km": 0.0, "addresses": 0, "linked": 0, "unlinked": 0})
-    for commune, streets, km in session.execute(
-            select(Street.commune, func.count(), func.sum(Street.length_m) / 1000).group_by(Street.commune)):
-        stats[commune].update(streets=streets, km=float(km or 0))
+        lambda: {"streets": 0, "segments": 0, "km": 0.0, "addresses": 0, "linked": 0, "unlinked": 0,
+                 "insee": (), "without_insee": 0})
+    for commune, streets, km, coded in session.execute(
+            select(Street.commune, func.count(), func.sum(Street.length_m) / 1000, func.count(Street.code_insee))
+            .group_by(Street.commune)):
+        stats[commune].update(streets=streets, km=float(km or 0), without_insee=streets - coded)
+    codes: dict[str, list[str]] = defaultdict(list)
+    for commune, code in session.execute(select(Street.commune, Street.code_insee).distinct()
+                                         .where(Street.code_insee.is_not(None)).order_by(Street.code_insee)):
+        codes[commune].append(code)
+    for commune, found in codes.items():  # more than one: two communes of one name, said as such
+        stats[commune]["insee"] = tuple(found)
     for commune, count in session.execute(select(Street.commune, func.count()).join(
             Segment, Segment.street_id == Street.id).group_by(Street.commune)):
         stats[commune]["segments"] = count

@@ -46,6 +46,10 @@ class Street(Base):
     # GeoJSON MultiLineString text, WGS84: one line per segment.
     geometry: Mapped[str] = mapped_column(Text)
     length_m: Mapped[float] = mapped_column(Float, default=0.0)
+    # The commune's code INSEE (code officiel géographique, "35238", "2A004"), from real data only:
+    # the BAN addresses linked to the street, else ``--insee`` or the OSM boundary's ``ref:INSEE``
+    # at import (``server.streets.insee``). None when nothing says it: a name alone is ambiguous.
+    code_insee: Mapped[str | None] = mapped_column(String(5), nullable=True)
 
 
 class StreetNetwork(Base):
@@ -93,6 +97,7 @@ class Address(Base):
     street_key: Mapped[str] = mapped_column(String(200))  # normalised, see server.streets.names
     postcode: Mapped[str] = mapped_column(String(10), default="")
     commune: Mapped[str] = mapped_column(String(120), index=True)
+    code_insee: Mapped[str | None] = mapped_column(String(5), nullable=True)  # BAN ``code_insee``
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
     # Made up by ``trivue addresses synthesize`` for demos without an address file: not a real

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from server.streets.insee import code_insee
+
 log = logging.getLogger(__name__)
 
 STREET_HIGHWAYS = frozenset({
@@ -45,6 +47,7 @@ class Way:
     coords: tuple[tuple[float, float], ...]  # (lon, lat)
     node_keys: tuple[Hashable, ...]  # OSM node ids, or rounded coordinates for GeoJSON
     osm_id: int | None = None
+    insee: str | None = None  # the commune boundary's ``ref:INSEE`` (server.streets.insee)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ class Piece:
     oneway: int
     coords: tuple[tuple[float, float], ...]
     osm_id: int | None
+    insee: str | None = None
 
     @property
     def length_m(self) -> float:
@@ -168,7 +172,7 @@ def _osm_ways(path: Path, commune: str | None) -> list[Way]:
     import osmium
 
     ways: list[Way] = []
-    boundaries: list[tuple[str, list[np.ndarray]]] = []
+    boundaries: list[tuple[str, str | None, list[np.ndarray]]] = []
     # Only highway ways and boundary areas reach Python: a département extract has millions of
     # nodes and buildings (node locations and area assembly still see everything, in C++).
     processor = (osmium.FileProcessor(str(path))
@@ -185,7 +189,9 @@ def _osm_ways(path: Path, commune: str | None) -> list[Way]:
                                     tuple(n.ref for n in nodes), obj.id))
             elif (commune is None and isinstance(obj, osmium.osm.Area) and not obj.from_way()
                   and obj.tags.get("admin_level") == "8" and obj.tags.get("name")):
-                boundaries.append((obj.tags["name"], _area_rings(obj)))
+                # French communes' boundaries carry their code; a malformed one says nothing.
+                insee = code_insee(obj.tags.get("ref:INSEE", ""))
+                boundaries.append((obj.tags["name"], insee, _area_rings(obj)))
     except RuntimeError as error:
         raise StreetFileError(f"{path}: cannot read OSM data ({error})") from error
     if commune is not None:
@@ -202,19 +208,19 @@ def _area_rings(area: object) -> list[np.ndarray]:
 
 
 def _assign_communes(path: Path, ways: list[Way],
-                     boundaries: list[tuple[str, list[np.ndarray]]]) -> list[Way]:
-    """Each way takes the commune whose admin boundary holds its middle vertex."""
+                     boundaries: list[tuple[str, str | None, list[np.ndarray]]]) -> list[Way]:
+    """Each way takes the commune (and its code) whose admin boundary holds its middle vertex."""
     if not boundaries:
         raise StreetFileError(f"{path}: no commune boundary (admin_level 8) in the file: pass --commune")
     middles = np.array([way.coords[len(way.coords) // 2] for way in ways]).reshape(-1, 2)
-    owner: list[str | None] = [None] * len(ways)
-    for name, rings in boundaries:
+    owner: list[tuple[str, str | None] | None] = [None] * len(ways)
+    for name, insee, rings in boundaries:
         inside = np.zeros(len(ways), dtype=bool)
         for ring in rings:  # even-odd over all rings handles holes
             inside ^= points_in_ring(middles, ring)
         for index in np.flatnonzero(inside):
-            owner[index] = owner[index] or name
-    kept = [Way(w.name, w.highway, w.oneway, c, w.coords, w.node_keys, w.osm_id)
+            owner[index] = owner[index] or (name, insee)
+    kept = [Way(w.name, w.highway, w.oneway, c[0], w.coords, w.node_keys, w.osm_id, c[1])
             for w, c in zip(ways, owner, strict=True) if c is not None]
     if len(kept) < len(ways):
         log.warning("%s: %d of %d street ways lie outside every commune boundary and are skipped",
@@ -245,7 +251,7 @@ def split_at_junctions(ways: list[Way]) -> list[Piece]:
                 coords = way.coords[start:index + 1]
                 if len(set(coords)) >= 2:
                     pieces.append(Piece(way.name, way.commune or "", way.highway, way.oneway,
-                                        coords, way.osm_id))
+                                        coords, way.osm_id, way.insee))
                 start = index
     return pieces
 

@@ -18,7 +18,8 @@ def reference(session: Session, flt: StreetFilter) -> dict[str, Any]:
         return ((flt.since is None or row.day >= flt.since) and (flt.until is None or row.day <= flt.until)
                 and (flt.stream is None or row.stream == flt.stream))
 
-    streets = {s.id: s for s in session.scalars(select(Street))}
+    # Named columns: the upgrade tests read a database older than the newest street columns.
+    streets = {s.id: s for s in session.execute(select(Street.id, Street.name, Street.commune))}
     totals: dict[int, list[int]] = {}
     for row in filter(kept, session.scalars(select(StreetDay))):
         sums = totals.setdefault(row.street_id, [0, 0, 0])

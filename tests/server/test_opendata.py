@@ -134,7 +134,7 @@ def test_cli_export_is_a_valid_frictionless_package(rennes_db: RennesDatabase, c
     assert all(f["geometry"]["type"] in ("LineString", "MultiLineString") for f in features)
 
     # A package whose data break their schema is reported: the validation can fail.
-    (out / "streets.csv").write_text((out / "streets.csv").read_text().replace(",Rennes,2026-10,", ",Rennes,oct,", 1))
+    (out / "streets.csv").write_text((out / "streets.csv").read_text().replace(",Rennes,,2026-10,", ",Rennes,,oct,", 1))
     assert not frictionless.validate(str(out / "datapackage.json")).valid
 
     assert main(["opendata", "export", "--out", str(out), "--k", "4"]) == 2
@@ -290,3 +290,44 @@ def test_a_year_at_a_higher_k_keeps_the_months_of_a_lower_one(rennes_db: RennesD
         OpenDataQuery("year", 12, months_k=4)
     with pytest.raises(ValueError, match="months_k: only with the period year"):
         OpenDataQuery("month", 12, months_k=10)
+
+
+def test_export_names_each_commune_by_its_code_insee(rennes_db: RennesDatabase, city: dict[str, OnStreet],
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``code_insee`` beside ``commune``: from the BAN addresses linked to the street (Rennes 35238),
+    empty when nothing says it (a street without addresses), described and checked by the package."""
+    from server.streets.addresses import import_address_file
+    from server.streets.models import Address
+    from tests.server.streets_db import FIXTURES
+
+    assert COLUMNS[COLUMNS.index("commune") + 1] == "code_insee"
+    with rennes_db.sessions() as session:
+        import_address_file(session, FIXTURES / "ban-rennes-centre.csv")
+        session.commit()
+        addressed = set(session.scalars(select(Address.street_id).where(Address.street_id.is_not(None))))
+    hoche = next(on for on in points_on_streets(rennes_db.sessions, 40) if on.name == "Rue Hoche")
+    assert hoche.street_id in addressed and city["busy"].street_id not in addressed
+    with rennes_db.sessions() as session:
+        locator, rules = Locator.from_session(session), SortingRules.load()
+        insert_lifts(session, [lift_row(event, datetime.now(UTC), rennes_db.settings.zone, locator)
+                               for event in _events(hoche, "recyclables", date(2026, 10, 9), 12, 4, rules, 500)])
+        session.commit()
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(rennes_db.settings.data_dir))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", rennes_db.settings.db_url)
+    out = tmp_path / "export"
+    assert main(["opendata", "export", "--out", str(out), "--until", "2026-11-30"]) == 0
+    rows = list(csv.DictReader(io.StringIO((out / "streets.csv").read_text(encoding="utf-8"))))
+    codes = {r["street_id"]: r["code_insee"] for r in rows}
+    assert codes == {str(hoche.street_id): "35238", str(city["busy"].street_id): "", str(city["ten"].street_id): ""}
+    features = json.loads((out / "streets.geojson").read_text(encoding="utf-8"))["features"]
+    assert {str(f["properties"]["street_id"]): f["properties"]["code_insee"] or "" for f in features} == codes
+    package = json.loads((out / "datapackage.json").read_text(encoding="utf-8"))
+    field = next(f for f in package["resources"][0]["schema"]["fields"] if f["name"] == "code_insee")
+    assert field["type"] == "string" and "INSEE" in field["title"]
+    assert any("Base Adresse Nationale" in s["title"] for s in package["sources"])
+    report = frictionless.validate(str(out / "datapackage.json"))
+    assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])
+    # A code that is no code INSEE breaks the schema.
+    published = (out / "streets.csv").read_text(encoding="utf-8")
+    (out / "streets.csv").write_text(published.replace(",Rennes,35238,", ",Rennes,3523,"))
+    assert not frictionless.validate(str(out / "datapackage.json")).valid
