@@ -37,9 +37,10 @@ from server.retention import RetentionTask
 from server.streets.bins import bin_places
 from server.streets.models import Address, Segment
 from server.streets.trajectory import TrackLocator
-from server.web.api import api_router, metrics_router
+from server.web.api import api_router
 from server.web.deps import AppContext
 from server.web.login import login_router
+from server.web.prometheus import metrics_router
 from server.web.rejections import answer_validation_errors
 from server.web.site import mount_dashboard
 

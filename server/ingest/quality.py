@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, bindparam, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from server.ingest.models import MatchQualityDay
+from server.localtime import local_day
 
 BINS = 10
 BIN_COLUMNS = tuple(f"conf_{i}" for i in range(BINS))
@@ -84,3 +86,14 @@ def quality_totals(session: Session, since: date | None, until: date | None,
     if stream is not None:
         query = query.where(MatchQualityDay.stream == stream)
     return dict(zip(MEASURES, (int(v) for v in session.execute(query).one()), strict=True))
+
+
+def first_whole_day(now: datetime, kept_days: int, zone: ZoneInfo) -> date:
+    """The first local day none of whose rows a retention of ``kept_days`` has deleted.
+
+    The purge deletes what is older than an instant (``now - kept_days``), not whole days: that
+    instant's day has lost its first rows, and only the days after it are whole. The roll-up of
+    this module is kept for ever, the raw lifts are not: a figure read from the lifts covers these
+    days only, and so must any figure it is set beside.
+    """
+    return local_day(now - timedelta(days=kept_days), zone) + timedelta(days=1)

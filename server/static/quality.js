@@ -55,6 +55,16 @@
       document.getElementById("kpi-unmatched-detail").textContent = t("quality.unmatched_detail", {
         no_gps: fmt.num(quality.unmatched_no_gps), too_far: fmt.num(quality.unmatched_too_far) });
       document.getElementById("kpi-dead").textContent = fmt.num(quality.dead_letters);
+      // What each figure counts: the lifts since the first day all are kept (the retention has
+      // taken the older ones from the ambiguous count, not from the roll-up), the rejected
+      // messages since theirs.
+      if (quality.since) {
+        document.getElementById("quality-period").textContent = t("quality.period", { since: fmt.date(quality.since) });
+      }
+      if (quality.dead_letters_since) {
+        document.getElementById("kpi-dead-since").textContent = t("quality.dead_letters_since", {
+          since: fmt.date(quality.dead_letters_since) });
+      }
       document.getElementById("kpi-ambiguous").textContent = fmt.num(quality.ambiguous);
       ambiguousStreets(quality.ambiguous_by_street);
       confidenceChart(quality.confidence_histogram);

@@ -1,4 +1,5 @@
-"""The HTTP API: street statistics (JSON, GeoJSON, CSV), lifts, photos, trucks, dead letters, metrics.
+"""The HTTP API: street statistics (JSON, GeoJSON, CSV), lifts, photos, trucks, dead letters (``/metrics``:
+``server.web.prometheus``).
 
 Roles: street-level statistics and trucks for every signed-in role; household-level data (lifts,
 addresses, photos, raw dead letters) for managers and admins, audited; the audit trail for admins.
@@ -13,14 +14,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from base.version import __version__
 from server.audit import AuditEntry, audit
 from server.ingest.inbox import newest_dead_letters
-from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
+from server.ingest.models import Evidence, Lift, Truck, TruckStatus
 from server.migrate import current_revision
 from server.web import schemas
 from server.web.bounds import MAX_ROW_ID, Count, Day, Moment, RowId, ordered
@@ -234,27 +235,3 @@ def _truck_routes(router: APIRouter) -> None:
               detail=f"{len(items)} messages, payloads {'shown' if raw else 'hidden'}")
         db.commit()
         return {"counts": by_reason, "items": items}
-
-
-def metrics_router() -> APIRouter:
-    router = APIRouter(tags=["metrics"])
-
-    @router.get("/metrics", summary="Prometheus metrics (text exposition format)",
-                response_class=PlainTextResponse)
-    def metrics(db: SessionDep, ctx: ContextDep, who: Viewer) -> PlainTextResponse:
-        statuses = db.execute(select(Truck.status, func.count()).group_by(Truck.status)).all()
-        gauges = {
-            "trivue_lifts": ("Lifts stored", [((), db.scalar(select(func.count()).select_from(Lift)) or 0)]),
-            "trivue_dead_letters": ("Dead letters stored",
-                                    [((), db.scalar(select(func.count()).select_from(DeadLetter)) or 0)]),
-            "trivue_trucks": ("Trucks by last status", [((("status", s),), n) for s, n in statuses]),
-            "trivue_ingest_queue_depth": ("Messages received, not yet written",
-                                          [((), ctx.ingest.queue_depth if ctx.ingest else 0)]),
-            "trivue_ingest_queue_bytes": ("Payload bytes received, not yet written (bound: ingest_queue_max_bytes)",
-                                          [((), ctx.ingest.queue_bytes if ctx.ingest else 0)]),
-            "trivue_broker_connected": ("1 when the ingest is connected to the broker",
-                                        [((), int(bool(ctx.ingest and ctx.ingest.connected.is_set())))]),
-        }
-        return PlainTextResponse(ctx.metrics.render(gauges), media_type="text/plain; version=0.0.4")
-
-    return router

@@ -79,7 +79,20 @@ def optional_principal(request: Request, db: SessionDep) -> Principal | None:
         return None
 
 
-MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
+AnyPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def page_principal(who: AnyPrincipal) -> Principal | None:
+    """``optional_principal`` for the dashboard's pages: a caller off the viewer < manager < admin
+    ladder (a truck's token) is refused, as by every API route behind the pages, rather than given
+    a page shell whose every call answers 403."""
+    if who is not None and not who.can("viewer"):
+        raise HTTPException(403, "the dashboard needs the viewer role or above: a truck's token reads "
+                                 "only its models and its own config")
+    return who
+
+
+MaybePrincipal = Annotated[Principal | None, Depends(page_principal)]
 
 
 @dataclass(slots=True)

@@ -14,8 +14,11 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from sqlalchemy import func, select
@@ -23,8 +26,9 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from server.config import ServerSettings
+from server.db import utcnow
 from server.ingest.models import AMBIGUOUS_LIFTS, UNMATCHED, DeadLetter, Lift, StreetDay, StreetDayError
-from server.ingest.quality import BIN_COLUMNS, BINS, quality_totals
+from server.ingest.quality import BIN_COLUMNS, BINS, first_whole_day, quality_totals
 from server.streets.models import Street
 from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
@@ -50,24 +54,66 @@ def _lift_period(query: Any, flt: StreetFilter) -> Any:
 AMBIGUOUS_STREETS = 20  # streets listed on the data-quality page
 
 
-def data_quality(db: Session, flt: StreetFilter) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """What the retention has left whole: the first local day of every raw lift (``retention_days``)
+    and of every dead letter (``dead_letter_retention_days``), in the collectivité's zone."""
+
+    lifts: date
+    dead_letters: date
+    zone: ZoneInfo
+
+    @classmethod
+    def of(cls, settings: ServerSettings, now: datetime | None = None) -> Kept:
+        now = now or utcnow()
+        return cls(first_whole_day(now, settings.retention_days, settings.zone),
+                   first_whole_day(now, settings.dead_letter_retention_days, settings.zone), settings.zone)
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, dt_time(), zone).astimezone(UTC)
+
+
+def data_quality(db: Session, flt: StreetFilter, kept: Kept | None = None) -> dict[str, Any]:
+    """The data-quality page's figures over one population of lifts.
+
+    The counts and histogram come from a roll-up kept for ever, the ambiguous lifts from the raw
+    lifts, which the retention deletes: "all time" read 1.2 million lifts beside the ambiguous of
+    the last year only. So the period starts by default on ``kept.lifts``, the first day whose
+    lifts are all kept, and every figure covers it; a ``since`` asked before it keeps its roll-up
+    figures, and ``ambiguous_since`` then says the ambiguous count starts later. Dead letters are
+    those received in the period and still kept (``dead_letters_since``). ``kept`` None: no
+    retention (a fixed history in tests), all time and every dead letter.
+    """
+    since = flt.since if flt.since is not None or kept is None else kept.lifts
+    ambiguous_since = since if kept is None or (since is not None and since >= kept.lifts) else kept.lifts
     # Counts and histogram from the daily roll-up ingest keeps (``server.ingest.quality``): a year
     # is ~1,500 rows; summed from the raw lifts it took a second per million lifts on SQLite.
-    totals = quality_totals(db, flt.since, flt.until)
-    dead = db.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).all()
+    totals = quality_totals(db, since, flt.until)
+    dead_query = select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)
+    dead_since = None
+    if kept is not None and since is not None:
+        dead_since = max(since, kept.dead_letters)
+        dead_query = dead_query.where(DeadLetter.received_at >= _midnight(dead_since, kept.zone))
+        if flt.until is not None:
+            dead_query = dead_query.where(DeadLetter.received_at < _midnight(flt.until + timedelta(days=1), kept.zone))
+    dead = db.execute(dead_query).all()
     # Issue 16b: lifts whose street stays uncertain even from the truck's path (crossings,
     # parallel streets), by street: shown for review, never silently counted as sure. Their
     # posterior changes when a lift is confirmed, so they are read from the lifts, through the
     # partial index of those few (``AMBIGUOUS_LIFTS``, written as the index's own predicate).
     # Counted first, named after: joined to the streets, SQLite walked every street's lifts.
     counts = _lift_period(select(Lift.street_id, func.count().label("lifts")).where(AMBIGUOUS_LIFTS)
-                          .group_by(Lift.street_id), flt).subquery()
+                          .group_by(Lift.street_id), StreetFilter(ambiguous_since, flt.until)).subquery()
     by_street = db.execute(select(counts.c.street_id, Street.name, Street.commune, counts.c.lifts)
                            .join(Street, Street.id == counts.c.street_id)).all()
     ambiguous = sorted(by_street, key=lambda r: (-r[3], r[1]))
     total, matched, no_gps = totals["lifts"], totals["matched"], totals["no_gps"]
     edges = [i / BINS for i in range(BINS + 1)]
     return {
+        **{name: day.isoformat() if day else None for name, day in (
+            ("since", since), ("until", flt.until), ("ambiguous_since", ambiguous_since),
+            ("dead_letters_since", dead_since))},
         "ambiguous": sum(int(r[3]) for r in by_street), "ambiguous_threshold": AMBIGUOUS,
         "ambiguous_by_street": [{"street_id": sid, "name": name, "commune": commune, "lifts": int(n)}
                                 for sid, name, commune, n in ambiguous[:AMBIGUOUS_STREETS]],
@@ -203,7 +249,8 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
     @router.get("/data-quality", response_model=schemas.DataQuality)
     def quality(db: SessionDep, who: Viewer, since: Day | None = None,
                 until: Day | None = None) -> dict[str, Any]:
-        """Lifts matched or not to a street (no GPS, too far), match confidence, dead letters."""
-        return data_quality(db, period(since, until))
+        """Lifts matched or not to a street (no GPS, too far), match confidence, ambiguous lifts, dead
+        letters; by default since the first day whose lifts are all still kept (``since`` in the answer)."""
+        return data_quality(db, period(since, until), Kept.of(settings))
 
     return router

@@ -279,6 +279,13 @@ class AmbiguousStreet(Out):
 
 
 class DataQuality(Out):
+    since: str | None = Field(description="First day counted (YYYY-MM-DD): by default the first whose raw "
+                                           "lifts are all kept (retention_days): every figure counts the same lifts")
+    until: str | None
+    ambiguous_since: str | None = Field(description="First day of the ambiguous count: later than since when "
+                                                      "since was asked before the raw lifts kept")
+    dead_letters_since: str | None = Field(description="First day of the dead letters counted (their own "
+                                                         "retention, dead_letter_retention_days)")
     lifts: int
     matched: int
     unmatched: int

@@ -227,6 +227,9 @@ def test_quality_page_counts_dead_letters_and_unmatched_lifts(browser: Browser) 
     assert int(browser.page.locator("#kpi-dead").inner_text()) >= 1
     assert "invalid_json" in browser.page.locator("#dead-letters").inner_text()
     assert browser.page.locator("#kpi-ambiguous").inner_text().replace("\u202f", "") == str(quality["ambiguous"])
+    # The page says which lifts its figures count (those still kept) and since when its rejected messages.
+    assert quality["since"][:4] in browser.page.locator("#quality-period").inner_text(), quality["since"]
+    assert quality["dead_letters_since"][:4] in browser.page.locator("#kpi-dead-since").inner_text()
     assert ambiguous_street in {s["street_id"] for s in quality["ambiguous_by_street"]}
     streets = browser.page.locator("#ambiguous-streets tbody tr")
     assert streets.count() == len(quality["ambiguous_by_street"])

@@ -1,0 +1,134 @@
+"""``GET /metrics``: the Prometheus scrape, cheap at any database size and readable while the database is down.
+
+Prometheus reads it with a bearer token of role viewer or above (``trivue tokens create``), as
+every API route. The token is checked in the database; a database outage is exactly when the
+ingest counters matter, so a token this process has checked recently (``REMEMBER_S``) still reads
+them while the database cannot be reached: the counters and the ingest gauges, no database gauge,
+``trivue_database_up 0``. A token never checked by this process, a session cookie, or a token
+remembered longer ago, gets ``503`` then; nothing is open to a caller without a good token.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from server.ingest.metrics import stored_rows
+from server.ingest.models import DeadLetter, Lift, Truck
+from server.web.auth import Principal, digest
+from server.web.deps import AppContext, ContextDep, current_principal
+
+REMEMBER_S = 24 * 3600.0  # how far into a database outage a checked token still reads the counters
+REMEMBERED_TOKENS = 16  # a few scrapers; the oldest is forgotten first
+
+
+class CheckedTokens:
+    """Bearer tokens the database accepted lately (by digest), for the scrapes of a database outage."""
+
+    def __init__(self, keep_s: float = REMEMBER_S, size: int = REMEMBERED_TOKENS) -> None:
+        self.keep_s, self.size = keep_s, size
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def remember(self, token: str, who: Principal) -> None:
+        with self._lock:
+            self._seen[digest(token)] = (who, time.monotonic())
+            self._seen.move_to_end(digest(token))
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        """A token the database refused (revoked): never vouched for again."""
+        with self._lock:
+            self._seen.pop(digest(token), None)
+
+    def vouch(self, token: str) -> Principal | None:
+        with self._lock:
+            seen = self._seen.get(digest(token))
+        if seen is None or time.monotonic() - seen[1] > self.keep_s:
+            return None
+        return seen[0]
+
+
+def bearer(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
+def scrape_caller(request: Request, db: Session, checked: CheckedTokens) -> tuple[Principal, bool]:
+    """The caller, and whether the database answered; 401/403 as every route, 503 when the
+    database is down and the caller's token was not checked lately."""
+    token = bearer(request)
+    try:
+        who = current_principal(request, db)
+        database_up = True
+    except HTTPException:
+        if token:
+            checked.forget(token)
+        raise
+    except SQLAlchemyError:
+        db.rollback()
+        remembered = checked.vouch(token) if token else None
+        if remembered is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                                "the database is unreachable, and this token was not checked by this server "
+                                "process before the outage") from None
+        who, database_up = remembered, False
+    if not who.can("viewer"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs the viewer role or above")
+    if token and database_up and who.kind == "token":
+        checked.remember(token, who)
+    return who, database_up
+
+
+def database_gauges(db: Session) -> dict[str, tuple[str, list[tuple[Any, float]]]]:
+    statuses = db.execute(select(Truck.status, func.count()).group_by(Truck.status)).all()
+    return {
+        "trivue_lifts": ("Lifts stored: exact up to 10,000, then an estimate (PostgreSQL: its statistics; "
+                         "SQLite: the span of lift ids, an upper bound)", [((), stored_rows(db, Lift.__table__))]),
+        "trivue_dead_letters": ("Dead letters stored: exact up to 10,000, then an estimate as trivue_lifts",
+                                [((), stored_rows(db, DeadLetter.__table__))]),
+        "trivue_trucks": ("Trucks by last status", [((("status", s),), n) for s, n in statuses]),
+    }
+
+
+def metrics_router() -> APIRouter:
+    router = APIRouter(tags=["metrics"])
+    checked = CheckedTokens()
+
+    @router.get("/metrics", summary="Prometheus metrics (text exposition format)",
+                response_class=PlainTextResponse)
+    def metrics(request: Request, ctx: ContextDep) -> PlainTextResponse:
+        gauges: dict[str, tuple[str, list[tuple[Any, float]]]] = {}
+        with ctx.sessions() as db:
+            _who, database_up = scrape_caller(request, db, checked)
+            if database_up:
+                try:
+                    gauges = database_gauges(db)
+                except SQLAlchemyError:  # down between the token check and the gauges
+                    database_up = False
+        gauges |= ingest_gauges(ctx, database_up)
+        return PlainTextResponse(ctx.metrics.render(gauges), media_type="text/plain; version=0.0.4")
+
+    return router
+
+
+def ingest_gauges(ctx: AppContext, database_up: bool) -> dict[str, tuple[str, list[tuple[Any, float]]]]:
+    ingest = ctx.ingest
+    return {
+        "trivue_database_up": ("1 when this scrape could read the database", [((), int(database_up))]),
+        "trivue_ingest_queue_depth": ("Messages received, not yet written",
+                                      [((), ingest.queue_depth if ingest else 0)]),
+        "trivue_ingest_queue_bytes": ("Payload bytes received, not yet written (bound: ingest_queue_max_bytes)",
+                                      [((), ingest.queue_bytes if ingest else 0)]),
+        "trivue_broker_connected": ("1 when the ingest is connected to the broker",
+                                    [((), int(bool(ingest and ingest.connected.is_set())))]),
+    }
