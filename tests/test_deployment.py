@@ -1,0 +1,156 @@
+"""docs/deployment.md and deploy/ followed as an operator would: the single-machine commands run as
+printed (files swapped for the committed samples), the broker installed as docs/security.md says
+on Debian's own Mosquitto configuration, and the compose file keeps what the server writes on a
+volume.
+
+A new operator met all three: the streets were imported into ``./trivue-data`` while the server
+opened ``/var/lib/trivue`` (no streets, and no account to log in with); the shipped mosquitto.conf
+copied into ``conf.d/`` stopped Mosquitto at start (Debian's file sets ``persistence_location``
+too); and the container kept its published models and letters in its own writable layer, lost at
+the next ``docker compose up``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+
+from tests.security.secured_mosquitto import SecuredMosquitto, tools_missing
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOYMENT = ROOT / "docs" / "deployment.md"
+SECURITY = ROOT / "docs" / "security.md"
+# Debian's /etc/mosquitto/mosquitto.conf as the mosquitto package installs it (paths rewritten).
+DEBIAN_MOSQUITTO_CONF = """persistence true
+persistence_location {data}/
+log_dest stderr
+include_dir {conf_d}
+"""
+BAN = ROOT / "tests" / "fixtures" / "geodata" / "ban-rennes-centre.csv"
+STREETS = ROOT / "trivue" / "sample" / "rennes-centre.geojson"  # its features carry commune: Rennes
+TAG, ADDRESS = "E28011600000AB01", "35238_1010_00001"  # an address of the BAN fixture (Rue Hoche)
+INSTALL_STEPS = {"sudo", "make", "python3"}  # the suite runs the checkout's own installed trivue
+
+
+def single_machine_block() -> list[str]:
+    text = DEPLOYMENT.read_text(encoding="utf-8")
+    section = re.search(r"^## 1\. Single machine.*?^```sh\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    assert section, "docs/deployment.md: no sh block in section 1"
+    return [line for line in section.group(1).splitlines() if line.strip()]
+
+
+def samples(tmp_path: Path) -> dict[str, str]:
+    """The documented file names -> committed files of the same formats."""
+    gz = tmp_path / "adresses-45.csv.gz"
+    gz.write_bytes(gzip.compress(BAN.read_bytes()))
+    bins = tmp_path / "parc-de-bacs.csv"
+    bins.write_text(f"tag;address\n{TAG};{ADDRESS}\n", encoding="utf-8")
+    return {"/var/lib/trivue": str(tmp_path / "var-lib-trivue"), "metropole.osm.pbf": str(STREETS),
+            "adresses-45.csv.gz": str(gz), "parc-de-bacs.csv": str(bins)}
+
+
+def run_trivue(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "trivue", *args], env=env, cwd=cwd, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"trivue {shlex.join(args)}: exit {done.returncode}\n{done.stderr[-2000:]}"
+    return done.stdout
+
+
+def test_the_single_machine_commands_give_the_server_its_streets_and_an_account(tmp_path: Path) -> None:
+    swap = samples(tmp_path)
+    checkout = tmp_path / "checkout"  # where the operator types: a default ./trivue-data lands here
+    checkout.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIVUE_")}
+    ran: list[str] = []
+    server: dict[str, str] | None = None
+    for line in single_machine_block():
+        for name, sample in swap.items():
+            line = line.replace(name, sample)
+        words = shlex.split(line, comments=True)
+        if not words or words[0] in INSTALL_STEPS:
+            continue
+        stdin = None
+        if "|" in words:  # echo 'passphrase' | trivue users add ...
+            cut = words.index("|")
+            assert words[0] == "echo", line
+            stdin, words = " ".join(words[1:cut]) + "\n", words[cut + 1:]
+        if words[0] == "export":
+            name, _, value = words[1].partition("=")
+            env[name] = value
+            continue
+        line_env = dict(env)
+        while "=" in words[0] and not words[0].startswith("-"):
+            name, _, value = words.pop(0).partition("=")
+            line_env[name] = value
+        assert PurePosixPath(words[0]).name == "trivue", f"unexpected documented command: {line}"
+        if words[1] == "server":
+            server = line_env  # checked below through the settings the server would read
+            continue
+        run_trivue(words[1:], line_env, checkout, stdin)
+        ran.append(words[1])
+    assert ran[:3] == ["streets", "addresses", "bins"], ran
+    assert server is not None, "section 1 never starts the server"
+    # What the server of the documented line opens: the streets, the bin and an admin are there.
+    stats = run_trivue(["streets", "stats"], server, checkout)
+    assert re.search(r"Rennes\s*│\s*[1-9]\d*\s*│", stats), stats
+    assert "1 bins registered" in run_trivue(["bins", "stats"], server, checkout)
+    assert re.search(r"^\S+\tadmin\tactive", run_trivue(["users", "list"], server, checkout), re.MULTILINE)
+
+
+def _under(path: PurePosixPath, folder: PurePosixPath) -> bool:
+    return path == folder or folder in path.parents
+
+
+def test_the_compose_server_keeps_its_data_dir_on_a_volume() -> None:
+    """Published models (<data_dir>/models), letters (<data_dir>/reminders) and photos must outlive
+    the container: every folder the server writes lies on one of its volumes."""
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
+    workdir = PurePosixPath(re.findall(r"^WORKDIR (\S+)", final_stage, re.MULTILINE)[-1])
+    image_env = dict(re.findall(r"(TRIVUE_\w+)=(\S+)", " ".join(re.findall(r"^ENV (.*)$", final_stage,
+                                                                               re.MULTILINE))))
+    service = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text(encoding="utf-8"))["services"]["server"]
+    env = {**image_env, **(service.get("environment") or {})}
+    data_dir = workdir / env.get("TRIVUE_DATA_DIR", "trivue-data")  # an absolute value replaces workdir
+    evidence_dir = workdir / env.get("TRIVUE_EVIDENCE_DIR", str(data_dir / "evidence"))
+    mounts = [PurePosixPath(volume.split(":")[1]) for volume in service.get("volumes", [])]
+    for name, folder in (("data_dir", data_dir), ("evidence_dir", evidence_dir)):
+        assert any(_under(folder, mount) for mount in mounts), f"{name} {folder} is on no volume of {mounts}"
+
+
+def documented_broker_config_destination() -> PurePosixPath:
+    """Where docs/security.md's install copies deploy/mosquitto/mosquitto.conf."""
+    found = re.findall(r"^sudo cp deploy/mosquitto/mosquitto\.conf (\S+)", SECURITY.read_text(encoding="utf-8"),
+                       re.MULTILINE)
+    assert len(found) == 1, found
+    return PurePosixPath(found[0])
+
+
+@pytest.mark.skipif(tools_missing() is not None, reason=str(tools_missing()))
+def test_the_documented_broker_install_starts_on_debians_mosquitto(tmp_path: Path) -> None:
+    broker = SecuredMosquitto(tmp_path)
+    broker.prepare()  # the shipped config, paths and ports rewritten: what the operator copies
+    shipped = tmp_path / "mosquitto.conf"
+    destination = documented_broker_config_destination()
+    if destination.parent.name == "conf.d":  # beside Debian's own main file, which includes conf.d
+        conf_d = tmp_path / "conf.d"
+        conf_d.mkdir()
+        shutil.copy(shipped, conf_d / destination.name)
+        main = tmp_path / "debian-mosquitto.conf"
+        main.write_text(DEBIAN_MOSQUITTO_CONF.format(data=tmp_path / "data", conf_d=conf_d))
+        shutil.copy(main, shipped)  # SecuredMosquitto starts `mosquitto -c <workdir>/mosquitto.conf`
+    else:
+        assert destination == PurePosixPath("/etc/mosquitto/mosquitto.conf"), destination
+    try:
+        broker.start()  # raises with Mosquitto's log when it exits instead of listening
+    finally:
+        broker.stop()
