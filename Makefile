@@ -23,10 +23,12 @@ $(DEV_STAMP): pyproject.toml $(RUN_STAMP)
 
 install: $(DEV_STAMP)
 
-# Dashboard browser libraries (Leaflet, Chart.js, pmtiles, Konva) come from the npm registry at build time, pinned
+# Dashboard browser libraries (Leaflet, Chart.js, pmtiles, Konva, Swagger UI for /docs) come from the npm registry
+# at build time, pinned
 # by server/static/package-lock.json; npm installs them under build/ and the files the pages load
 # are copied to server/static/vendor/ (git-ignored), from where the server serves them. Nothing
-# is fetched at run time. axe-core (a devDependency) stays under build/: only the accessibility
+# is fetched at run time (--ignore-scripts: none of them needs an install script, and swagger-ui-dist's
+# dependency @scarf/scarf would report the install over the network). axe-core (a devDependency) stays under build/: only the accessibility
 # tests inject it into the pages (tests/dashboard/test_accessibility.py), the server never serves it.
 STATIC := server/static
 NPM_DIR := build/dashboard-npm
@@ -34,9 +36,9 @@ ASSETS_STAMP := $(STATIC)/vendor/.stamp
 $(ASSETS_STAMP): $(STATIC)/package.json $(STATIC)/package-lock.json
 	mkdir -p $(NPM_DIR)
 	cp $(STATIC)/package.json $(STATIC)/package-lock.json $(NPM_DIR)/
-	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(NPM_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	rm -rf $(STATIC)/vendor && mkdir -p $(STATIC)/vendor/leaflet $(STATIC)/vendor/chartjs $(STATIC)/vendor/pmtiles \
-		$(STATIC)/vendor/konva
+		$(STATIC)/vendor/konva $(STATIC)/vendor/swagger-ui
 	cp -r $(NPM_DIR)/node_modules/leaflet/dist/leaflet.js $(NPM_DIR)/node_modules/leaflet/dist/leaflet.css \
 		$(NPM_DIR)/node_modules/leaflet/dist/images $(NPM_DIR)/node_modules/leaflet/LICENSE $(STATIC)/vendor/leaflet/
 	cp $(NPM_DIR)/node_modules/chart.js/dist/chart.umd.js $(NPM_DIR)/node_modules/chart.js/LICENSE.md \
@@ -44,6 +46,9 @@ $(ASSETS_STAMP): $(STATIC)/package.json $(STATIC)/package-lock.json
 	cp $(NPM_DIR)/node_modules/pmtiles/dist/pmtiles.js $(NPM_DIR)/node_modules/pmtiles/package.json \
 		$(STATIC)/vendor/pmtiles/
 	cp $(NPM_DIR)/node_modules/konva/konva.min.js $(NPM_DIR)/node_modules/konva/LICENSE $(STATIC)/vendor/konva/
+	cp $(NPM_DIR)/node_modules/swagger-ui-dist/swagger-ui-bundle.js $(NPM_DIR)/node_modules/swagger-ui-dist/swagger-ui.css \
+		$(NPM_DIR)/node_modules/swagger-ui-dist/favicon-32x32.png $(NPM_DIR)/node_modules/swagger-ui-dist/LICENSE \
+		$(NPM_DIR)/node_modules/swagger-ui-dist/NOTICE $(STATIC)/vendor/swagger-ui/
 	touch $@
 
 dashboard-assets: $(ASSETS_STAMP)

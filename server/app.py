@@ -134,7 +134,8 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
                 ingest.stop()
             retention.stop()
 
-    app = FastAPI(title="Trivue", version=__version__, lifespan=lifespan,
+    # /docs is served from this server's own files (server.web.site); FastAPI's pages load a CDN.
+    app = FastAPI(title="Trivue", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Household waste sorting quality by street, from collection-truck cameras.")
     app.state.ctx = ctx
     answer_validation_errors(app)

@@ -37,7 +37,8 @@ TEMPLATES_DIR = HERE / "templates"
 LANGUAGES = ("fr", "en")  # the first is the default
 LANG_COOKIE = "trivue_lang"
 VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/chartjs/chart.umd.js",
-                "vendor/pmtiles/pmtiles.js", "vendor/konva/konva.min.js")
+                "vendor/pmtiles/pmtiles.js", "vendor/konva/konva.min.js", "vendor/swagger-ui/swagger-ui-bundle.js",
+                "vendor/swagger-ui/swagger-ui.css")
 NAV = (  # (message key, path, page name)
     ("nav.map", "/carte", "map"), ("nav.ranking", "/classement", "ranking"), ("nav.fleet", "/flotte", "fleet"),
     ("nav.alerts", "/alertes", "alerts"), ("nav.quality", "/qualite", "quality"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.config import ServerSettings
@@ -31,4 +33,29 @@ def mount_dashboard(app: FastAPI, settings: ServerSettings, sorting_rules: Sorti
     app.include_router(page_router(pages))
     app.include_router(accessibility_router(pages))
     app.include_router(basemap_router(pages.basemap))
+    app.include_router(api_docs_router(app.openapi_url or "/openapi.json"))
     app.add_middleware(PagePolicy, policy=content_security_policy(pages.basemap))
+
+
+SWAGGER = "/static/vendor/swagger-ui"
+
+
+def api_docs_router(openapi_url: str) -> APIRouter:
+    """``GET /docs``: Swagger UI from this server's own files (``make dashboard-assets``).
+
+    FastAPI's default page loads it from cdn.jsdelivr.net (a floating ``@5``, no integrity check)
+    on the dashboard's origin, where a CDN serving other code could act with an admin's session;
+    offline it was blank. ``create_app`` turns that page and ReDoc's (same CDN) off. Swagger UI
+    would also ask validator.swagger.io to check the document: ``validatorUrl`` null.
+    """
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/docs")
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=openapi_url, title="Trivue API",
+                                   swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+                                   swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
+
+    return router

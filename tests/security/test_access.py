@@ -32,6 +32,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("GET", "/accessibilite"): PUBLIC,  # the déclaration d'accessibilité: anyone may read it
+    ("GET", "/docs"): PUBLIC,  # the API reference (Swagger UI from this server's files), as /openapi.json
     ("GET", "/langue/{lang}"): PUBLIC,
     **{("GET", page): PAGE for page in ("/carte", "/classement", "/alertes", "/flotte", "/qualite", "/rappels",
                                         "/rues/{street_id}", "/annotation")},
