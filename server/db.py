@@ -45,6 +45,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: seconds to open a connection before giving up (libpq's minimum is 2)
+
+
 def make_engine(url: str) -> Engine:
     """Engine for ``url``; ``postgresql://`` is routed to psycopg 3, SQLite gets WAL and a busy wait."""
     if url.startswith("postgresql://"):
@@ -61,4 +64,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # A database host that accepts the connection and never answers (a firewall dropping packets,
+    # a hung server) held every request, /api/health and /metrics included, for as long as the
+    # kernel kept trying: libpq waits forever by default. A timeout in the URL wins.
+    connect = {} if "connect_timeout=" in url else {"connect_timeout": CONNECT_TIMEOUT_S}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect)
