@@ -25,7 +25,7 @@ from base.paths import COCO_WEIGHTS
 from edge.alert import CrewAlert
 from edge.camera import Frame, check_source, frames, is_file_source, prefetch, throttle
 from edge.config import ConfigError, EdgeSettings
-from edge.evidence import EvidenceStore, photo_policy
+from edge.evidence import EvidenceStore, forget_burst, photo_policy
 from edge.gps import Gps, open_gps
 from edge.lines import LineWriter
 from edge.model_update import ModelUpdater, RunningModel, file_sha256
@@ -249,6 +249,13 @@ class Agent:
             except OSError as error:  # a full or read-only disk: the lift is committed, the truck counts on
                 log.error("lift %d: local copy of its photo not written (%s); the lift and its photo are in the "
                           "outbox", event.sequence, error.strerror or error)
+        if self.settings.trigger.burst_delete and last.burst and last.ends_lift:
+            # Committed above, so a crash from here on neither loses the lift nor recounts it. Only at
+            # the burst's last photo: a lift cut short (max_lift_s) still has photos to be read.
+            try:
+                forget_burst(Path(self.settings.source), last.burst)
+            except OSError as error:  # a read-only card: the lift counts, the photos stay (said)
+                log.error("lift %d: burst photos not deleted (%s)", event.sequence, error.strerror or error)
         self.uplink.wake()
         log.info("lift %d: %s, %d frames, counts %s%s", event.sequence, "CONTAMINATED" if event.contaminated
                  else "ok", event.frames, event.counts or "{}", f", bin {event.bin_id}" if event.bin_id else "")

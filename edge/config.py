@@ -85,6 +85,11 @@ class TriggerSettings(_Strict):
     debounce_s: float = Field(default=0.5, ge=0, le=10,
                               description="A drop of the lift signal shorter than this is a bounce, not a lift's end")
     burst_settle_s: float = Field(default=2.0, ge=0, description="A burst folder is complete once unchanged this long")
+    # The stills are the camera's raw frames (street, crew, passers-by unblurred) of every lift:
+    # docs/privacy.md promises they are analysed, then forgotten. Off by default so that a folder
+    # of one's own photos (`--source photos/ --once`) is never deleted unasked; on for a truck.
+    burst_delete: bool = Field(default=False,
+                               description="Delete a burst folder's photos once its lift is in the outbox")
 
     @model_validator(mode="after")
     def _port_for_serial(self) -> TriggerSettings:

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from base.paths import images_in
 from edge.config import ConfigError, EvidenceSettings
 from vision.detection import Detections
 from vision.lift import EvidenceFrame, PhotoPolicy
@@ -92,6 +93,26 @@ def as_bgr8(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR) if image.shape[2] == 4 else image
 
 
+def forget_burst(root: Path, key: str) -> int:
+    """Delete the photos of burst ``key`` (``NAME@BEGUN``, ``edge.camera.burst_key``) under ``root``,
+    then its folder once empty; returns how many photos. The camera's raw frames are personal data
+    (docs/privacy.md: analysed, then forgotten); a single burst written in ``root`` itself loses its
+    photos, never the root the camera box writes into. Other files are the camera box's own: left."""
+    name = key.rpartition("@")[0]
+    folder = root / name if (root / name).is_dir() else root if root.name == name else None
+    if folder is None:
+        return 0
+    removed = 0
+    for path in images_in(folder):
+        with contextlib.suppress(FileNotFoundError):  # a camera box cleaning up too
+            path.unlink()
+            removed += 1
+    if folder != root:
+        with contextlib.suppress(OSError):  # not empty (the camera box's own files): left
+            folder.rmdir()
+    return removed
+
+
 def photo_policy(settings: EvidenceSettings, draw: Callable[[], float]) -> PhotoPolicy:
     """The lifts whose photo the truck keeps besides the contaminated ones (docs/field-loop.md)."""
     return PhotoPolicy(settings.sample_clean_rate, settings.uncertain_band, draw)
@@ -120,6 +141,9 @@ class EvidenceStore:
         except OSError as error:  # a file there, no permission: say which setting, at start-up
             raise ConfigError(f"evidence.dir: {str(settings.dir)!r} cannot be used as a folder: "
                               f"{error.strerror or error}") from None
+        if region.mask(100, 100).mean() > 255 * 0.98:  # the shipped default: the whole frame
+            log.warning("the hopper polygon (hopper) covers the whole frame: evidence photos are not blurred "
+                        "anywhere (street, crew, passers-by, number plates); set it to the hopper's outline")
         self._clock = clock  # wall clock (file ages are mtimes); tests pass a fake one
         self.prune_passes = 0  # lets tests wait for a pass instead of sleeping
         self._stop = threading.Event()

@@ -201,3 +201,16 @@ def test_grey_four_channel_and_tiny_frames_still_give_a_hidden_photo(tmp_path: P
     assert photo is not None
     decoded = cv2.imdecode(np.frombuffer(photo.jpeg, np.uint8), cv2.IMREAD_UNCHANGED)
     assert decoded.shape == (shape[0], shape[1], 3)
+
+
+def test_a_hopper_covering_the_whole_frame_is_said_at_start_up(tmp_path: Path, caplog) -> None:
+    # The shipped default hopper is the whole frame: nothing is outside it, so nothing is blurred and
+    # the street, the crew and passers-by leave the truck sharp. The operator must hear of it.
+    whole = Region.from_points([(0, 0), (1, 0), (1, 1), (0, 1)])
+    with caplog.at_level("WARNING", logger="edge.evidence"):
+        EvidenceStore(EvidenceSettings(dir=tmp_path / "a"), whole, ("bottle",))
+    assert "hopper" in caplog.text and "not blurred" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="edge.evidence"):
+        EvidenceStore(EvidenceSettings(dir=tmp_path / "b"), LEFT_HALF, ("bottle",))
+    assert not caplog.text
