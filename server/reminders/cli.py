@@ -82,10 +82,15 @@ def _register_households(commands: argparse._SubParsersAction) -> None:
     erase.add_argument("--forget-opt-out", action="store_true", help="do not keep the opposition either")
     erase.add_argument("--note", help="the request's reference, kept in the audit log and on the opposition")
     erase.set_defaults(handler=guarded(_erase))
+    access = commands.add_parser("access", help="everything held about a household, for its request (art. 15)")
+    access.add_argument("key", help="address:<id> or bin:<rfid>")
+    access.add_argument("--out", type=Path, required=True, help="file to give the household (French text)")
+    access.add_argument("--json", action="store_true", help="write JSON (French keys) instead of text")
+    access.set_defaults(handler=guarded(_access))
     false = commands.add_parser("false-detections", help="export rejected lifts (CSV) for retraining")
     false.add_argument("file", type=Path)
     false.set_defaults(handler=guarded(_false_detections))
-    for parser in (contacts, optout, erase, false):
+    for parser in (contacts, optout, erase, access, false):
         common_options(parser, rules=False)
 
 
@@ -315,11 +320,32 @@ def _erase(args: argparse.Namespace) -> int:
 
     with CommandContext(args) as ctx:
         try:
-            done = erase_household(ctx.session, args.key, ctx.actor, not args.forget_opt_out, args.note)
+            done = erase_household(ctx.session, args.key, ctx.actor, not args.forget_opt_out, args.note,
+                                   ctx.settings.data_dir / "reminders")
         except HouseholdError as error:
             raise CliError(str(error)) from None
         ctx.session.commit()
     print(say(f"{args.key} : {done['contacts']} contact(s) supprimé(s), {done['items']} élément(s) anonymisé(s)"))
+    return 0
+
+
+def _access(args: argparse.Namespace) -> int:
+    from server.reminders.access import access_text, household_access
+    from server.reminders.households import HouseholdError
+
+    with CommandContext(args) as ctx:
+        try:
+            report = household_access(ctx.session, args.key, ctx.actor, ctx.settings.zone)
+        except HouseholdError as error:
+            raise CliError(str(error)) from None
+        text = json.dumps(report, ensure_ascii=False, indent=2) + "\n" if args.json else access_text(report)
+        try:
+            args.out.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise CliError(f"{args.out} : {os_problem(error)}") from None
+        ctx.session.commit()  # audited only once the file is written
+    print(say(f"{args.out} : {len(report['levées'])} levée(s), {len(report['rappels'])} rappel(s), "
+              f"{int(report['contact'] is not None)} contact(s)"))
     return 0
 
 

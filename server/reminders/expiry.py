@@ -92,18 +92,20 @@ def _expired_campaigns(session: Session, now: datetime, days: int) -> list[Campa
     return expired
 
 
-def _delete_letter(item: Item, letters_root: Path | None) -> None:
+def delete_letter(item: Item, letters_root: Path | None) -> int:
     """The household's letter file, only inside the server's own reminders folder (a CLI ``--out``
-    folder elsewhere is the operator's)."""
+    folder elsewhere is the operator's); 1 when a file was deleted."""
     if letters_root is None or item.channel != Channel.letter or not item.send_detail:
-        return
+        return 0
     path = Path(item.send_detail).resolve()
-    if path.is_relative_to(letters_root.resolve()) and path.suffix == ".pdf":
+    if path.is_relative_to(letters_root.resolve()) and path.suffix == ".pdf" and path.is_file():
         path.unlink(missing_ok=True)
+        return 1
+    return 0
 
 
 def _pseudonymise(item: Item, letters_root: Path | None) -> None:
-    _delete_letter(item, letters_root)
+    delete_letter(item, letters_root)
     item.forget_household(EXPIRED_PREFIX)
     item.review_note = item.message_id = None
     # A delivery detail quotes the address, the relay's reply or the letter's file: only the fact stays.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -18,8 +19,9 @@ from sqlalchemy.orm import Session
 from server.audit import audit
 from server.db import utcnow
 from server.reminders.contacts_import import ContactFileError, read_contact_file
+from server.reminders.expiry import ERASED_PREFIX, delete_letter
 from server.reminders.mailbox import MailboxError, smtp_mailbox
-from server.reminders.models import APPROVED, FAILED, PENDING, RETRY, Contact, Item, OptOut
+from server.reminders.models import APPROVED, FAILED, PENDING, RETRY, Campaign, Channel, Contact, Item, OptOut
 from server.reminders.sms_text import PhoneError, e164
 from server.reminders.targets import HouseholdKey
 
@@ -147,12 +149,15 @@ def cancel_opt_out(session: Session, key: str, actor: str) -> bool:
 
 
 def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool = True,
-                    note: str | None = None) -> dict[str, int]:
+                    note: str | None = None, letters_root: Path | None = None) -> dict[str, int]:
     """Delete the household's personal data; anonymise its items. Returns what was done.
 
     A key Trivue holds nothing about raises ``UnknownHousehold`` and records nothing (a typo must
     not leave an opposition for someone else). ``note`` (the request's reference, say) is kept in
-    the audit log and on the opposition.
+    the audit log and on the opposition. An item forgets at least what the retention's expiry makes
+    it forget (``server.reminders.expiry``): the reviewer's note, the delivery detail (an SMTP reply
+    quotes the e-mail address, a letter's detail is its file), the Message-ID, and the letter's PDF
+    in ``letters_root`` (``<data_dir>/reminders``); the campaigns' recorded exclusions lose it too.
     """
     check_key(key)
     items = list(session.scalars(select(Item).where(Item.target_key == key)))
@@ -160,18 +165,38 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
     if not known:
         raise UnknownHousehold(f"aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré")
     contacts = session.execute(delete(Contact).where(Contact.key == key)).rowcount or 0
+    letters = 0
     for item in items:
-        item.forget_household("erased:")
+        if item.channel == Channel.letter and item.send_detail:
+            letters += delete_letter(item, letters_root)
+        item.forget_household(ERASED_PREFIX)
+        item.review_note = item.message_id = item.send_detail = None
         if item.status in UNSENT:
             item.status, item.send_detail = "skipped", "données effacées à la demande du foyer"
+    excluded = _forget_exclusion(session, HouseholdKey.parse(key))
     note = (note or "").strip()[:500] or None
     if keep_opt_out:
         opt_out(session, key, actor, f"effacement des données ({note})" if note else "effacement des données")
     else:
         session.execute(delete(OptOut).where(OptOut.key == key))
     audit(session, actor, "reminders.household.erase", key,
-          f"contacts={contacts} items={len(items)}" + (f" note={note}" if note else ""))
-    return {"contacts": contacts, "items": len(items), "opted_out": int(keep_opt_out)}
+          f"contacts={contacts} items={len(items)} letters={letters} exclusions={excluded}"
+          + (f" note={note}" if note else ""))
+    return {"contacts": contacts, "items": len(items), "letters": letters, "opted_out": int(keep_opt_out)}
+
+
+def _forget_exclusion(session: Session, household: HouseholdKey) -> int:
+    """Campaigns whose recorded rules excluded this household by address or bin: it leaves them."""
+    changed = 0
+    for campaign in session.scalars(select(Campaign)):
+        exclude = (campaign.rules or {}).get("exclude") or {}
+        field, value = ("bins", household.bin_id) if household.bin_id else ("addresses", household.address_id)
+        listed = exclude.get(field) or []
+        if value in listed or str(value) in [str(v) for v in listed]:
+            kept = [v for v in listed if str(v) != str(value)]
+            campaign.rules = {**campaign.rules, "exclude": {**exclude, field: kept}}
+            changed += 1
+    return changed
 
 
 def list_contacts(session: Session, actor: str) -> list[dict[str, str | None]]:

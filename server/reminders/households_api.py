@@ -12,10 +12,12 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.config import ServerSettings
 from server.reminders import schemas
+from server.reminders.access import access_text, household_access
 from server.reminders.households import (
     HouseholdError,
     UnknownHousehold,
@@ -24,7 +26,7 @@ from server.reminders.households import (
     list_contacts,
     opt_out,
 )
-from server.web.deps import Manager, SameOrigin, SessionDep, content_type
+from server.web.deps import Admin, Manager, SameOrigin, SessionDep, content_type
 from server.web.privacy import require
 
 IMPORT_TYPES = ("text/csv", "application/json", "multipart/form-data")
@@ -99,12 +101,26 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
         db.commit()
         return {"key": key, "opted_out": True}
 
+    @router.get("/households/{key}/access", summary="Everything held about the household (right of access, admins)",
+                response_model=None)
+    def household_access_route(key: str, db: SessionDep, who: Admin,
+                               format: str = Query(default="json", pattern="^(json|text)$")) -> Any:
+        try:
+            report = household_access(db, key, who.actor, settings.zone)
+        except HouseholdError as error:
+            raise HTTPException(422, str(error)) from None
+        db.commit()
+        if format == "text":
+            return PlainTextResponse(access_text(report), headers={
+                "Content-Disposition": 'attachment; filename="donnees-foyer.txt"'})
+        return report
+
     @router.delete("/households/{key}", summary="Erase the household's personal data (right to erasure)",
                    response_model=schemas.Erased)
     def household_erase(key: str, db: SessionDep, who: Manager, keep_opt_out: bool = True,
                         note: str | None = Query(default=None, max_length=500)) -> dict[str, Any]:
         try:
-            done = erase_household(db, key, who.actor, keep_opt_out, note)
+            done = erase_household(db, key, who.actor, keep_opt_out, note, settings.data_dir / "reminders")
         except UnknownHousehold as error:
             raise HTTPException(404, str(error)) from None
         except HouseholdError as error:

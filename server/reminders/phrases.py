@@ -206,6 +206,8 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("{key} : {contacts:d} contact(s) supprimé(s), {items:d} élément(s) anonymisé(s)",
      "{key}: {contacts} contact(s) deleted, {items} item(s) anonymised"),
     ("{file} : {n:d} fausse(s) détection(s)", "{file}: {n} false detection(s)"),
+    ("{file} : {lifts:d} levée(s), {items:d} rappel(s), {contacts:d} contact(s)",
+     "{file}: {lifts} lift(s), {items} reminder(s), {contacts} contact(s)"),
     ("--since {since} est après --until {until} : période vide", "--since {since} is after --until {until}: "
      "empty period"),
     ("fichier illisible ({reason}) : enregistrez-le en UTF-8", "unreadable file ({reason}): save it as UTF-8"),

@@ -202,4 +202,5 @@ class Erased(Out):
     key: str
     contacts: int
     items: int
+    letters: int = Field(description="Letter PDFs deleted from <data_dir>/reminders")
     opted_out: int

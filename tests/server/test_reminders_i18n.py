@@ -121,7 +121,8 @@ def _walk_cli(tmp_path: Path, capsys: Any) -> tuple[str, list[tuple[tuple[str, .
                  ("review", "1", "--approve"), ("review", "3", "--approve"), ("review", "4", "--approve"),
                  ("send", "--campaign", "1"), ("contacts", str(contacts)), ("items", "--campaign", "1"),
                  ("retry", "--campaign", "1"), ("report", "--campaign", "1"), ("opt-out", "bin:BAC-0042"),
-                 ("erase", "bin:BAC-0042"), ("false-detections", str(tmp_path / "fd.csv")),
+                 ("access", "bin:BAC-0042", "--out", str(tmp_path / "acces.txt")), ("erase", "bin:BAC-0042"),
+                 ("false-detections", str(tmp_path / "fd.csv")),
                  ("plan", *window),  # now with everything set aside, and why
                  ("items", "--campaign", "999"), ("send", "--campaign", "999"), ("retry", "--campaign", "999"),
                  ("report", "--campaign", "999"), ("review", "999999", "--approve"),

@@ -1,0 +1,121 @@
+"""A household's right of access (RGPD art. 15): everything Trivue holds about one household key.
+
+The DPO answers « que détenez-vous sur moi ? » within a month with one file: the address, the bins
+the registry places there, the contact, the opposition, the lifts attributed to the household (day,
+time, stream, truck, errors found, whether a photo is kept, GPS fix), the reminders addressed to it
+and the audit entries naming its key. Keys and labels are French (the household reads it); the
+export itself is audited (``reminders.household.access``: the key and the counts, never the data).
+It is a person's right, so it works whatever ``household_level`` says, but only for an admin on the
+API (a manager would otherwise read addresses the switch hides) or on the command line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.audit import AuditEntry, audit
+from server.db import utcnow
+from server.ingest.models import Evidence, Lift
+from server.reminders.households import check_key
+from server.reminders.models import CHANNEL_LABELS, KIND_LABELS, STATUS_LABELS, Campaign, Contact, Item, OptOut
+from server.reminders.targets import HouseholdKey
+from server.streets.models import Address, Bin
+
+ACCESS_ACTION = "reminders.household.access"
+
+
+def _when(moment: Any) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment is not None else None
+
+
+def _lifts(session: Session, household: HouseholdKey, zone: ZoneInfo) -> list[dict[str, Any]]:
+    where = Lift.bin_id == household.bin_id if household.bin_id else Lift.address_id == household.address_id
+    rows = list(session.scalars(select(Lift).where(where).order_by(Lift.started_at, Lift.id)))
+    photos = set(session.scalars(select(Evidence.event_id).where(Evidence.event_id.in_([r.event_id for r in rows]))))
+    return [{"jour": r.day.isoformat(), "heure": r.started_at.astimezone(zone).strftime("%H:%M"),
+             "flux": r.stream, "camion": r.truck_id, "identifiant": r.event_id, "étiquette_du_bac": r.bin_id,
+             "adresse_rapprochée": r.address_id, "position_gps": [r.lat, r.lon] if r.lat is not None else None,
+             "non_conforme": r.contaminated, "erreurs": [e.get("category") for e in r.errors or []],
+             "photo_conservée": r.event_id in photos} for r in rows]
+
+
+def _items(session: Session, key: str) -> list[dict[str, Any]]:
+    rows = session.execute(select(Item, Campaign).join(Campaign, Campaign.id == Item.campaign_id)
+                           .where(Item.target_key == key).order_by(Item.id)).all()
+    return [{"campagne": campaign.name, "créée_le": _when(campaign.created_at), "élément": item.id,
+             "type": KIND_LABELS.get(item.kind, item.kind), "niveau": item.level,
+             "statut": STATUS_LABELS.get(item.status, item.status),
+             "canal": CHANNEL_LABELS.get(item.channel, item.channel) if item.channel else None,
+             "envoyé_le": _when(item.sent_at), "levées": item.lifts, "levées_non_conformes": item.contaminated,
+             "catégories": item.categories, "levées_montrées": item.event_ids, "motif": item.reason,
+             "note_du_relecteur": item.review_note, "détail_de_l_envoi": item.send_detail}
+            for item, campaign in rows]
+
+
+def household_access(session: Session, key: str, actor: str, zone: ZoneInfo) -> dict[str, Any]:
+    """Everything held about ``key``; the caller commits (the audit entry goes with it)."""
+    household = HouseholdKey.parse(check_key(key))
+    address_id = household.address_id
+    bins = list(session.scalars(select(Bin).where(
+        Bin.tag == household.bin_id if household.bin_id else Bin.address_id == address_id)))
+    if household.bin_id and bins and bins[0].address_id is not None:
+        address_id = bins[0].address_id  # the registry places the bin: its address is the household's too
+    address = session.get(Address, address_id) if address_id is not None else None
+    contact, opposition = session.get(Contact, key), session.get(OptOut, key)
+    trail = list(session.scalars(select(AuditEntry).where(AuditEntry.target == key).order_by(AuditEntry.at)))
+    report: dict[str, Any] = {
+        "foyer": key, "produit_le": _when(utcnow()), "par": actor,
+        "adresse": {"identifiant": address.id, "libellé": address.label} if address else None,
+        "bacs_au_registre": [{"étiquette": b.tag, "adresse": b.address_id, "importé_le": _when(b.imported_at)}
+                             for b in bins],
+        "contact": {"nom": contact.name, "courriel": contact.email, "téléphone": contact.phone,
+                    "adresse_postale": contact.postal_address, "source": contact.source,
+                    "mis_à_jour_le": _when(contact.updated_at)} if contact else None,
+        "opposition": {"depuis": _when(opposition.at), "note": opposition.note} if opposition else None,
+        "levées": _lifts(session, household, zone),
+        "rappels": _items(session, key),
+        "journal_d_audit": [{"date": _when(e.at), "qui": e.actor, "action": e.action, "détail": e.detail}
+                            for e in trail],
+    }
+    audit(session, actor, ACCESS_ACTION, key,
+          f"lifts={len(report['levées'])} items={len(report['rappels'])} contact={int(contact is not None)} "
+          f"audit={len(trail)}")
+    return report
+
+
+def access_text(report: dict[str, Any]) -> str:
+    """The same report as a French text a household reads without a JSON viewer."""
+    lines = [f"Données détenues par Trivue sur le foyer {report['foyer']}",
+             f"Produit le {report['produit_le']} (UTC)", ""]
+    address = report["adresse"]
+    lines.append(f"Adresse : {address['libellé']}" if address else "Adresse : aucune")
+    for b in report["bacs_au_registre"]:
+        lines.append(f"Bac au registre : {b['étiquette']} (importé le {b['importé_le']})")
+    contact = report["contact"]
+    if contact:
+        lines.append("Contact : " + ", ".join(f"{k.replace('_', ' ')} : {v}" for k, v in contact.items() if v))
+    else:
+        lines.append("Contact : aucun")
+    opposition = report["opposition"]
+    lines.append(f"Opposition aux rappels : depuis le {opposition['depuis']}" if opposition
+                 else "Opposition aux rappels : aucune")
+    lifts = report["levées"]
+    lines += ["", f"Levées de bac attribuées au foyer : {len(lifts)}"]
+    for lift in lifts:
+        verdict = "non conforme (" + ", ".join(lift["erreurs"]) + ")" if lift["non_conforme"] else "conforme"
+        photo = ", photo conservée" if lift["photo_conservée"] else ""
+        lines.append(f"  {lift['jour']} {lift['heure']} {lift['flux']}, camion {lift['camion']} : {verdict}{photo}")
+    items = report["rappels"]
+    lines += ["", f"Rappels adressés au foyer : {len(items)}"]
+    for item in items:
+        sent = f", envoyé le {item['envoyé_le']}" if item["envoyé_le"] else ""
+        lines.append(f"  « {item['campagne']} », niveau {item['niveau']}, {item['statut']}"
+                     f"{', ' + item['canal'] if item['canal'] else ''}{sent} : {item['motif']}")
+    trail = report["journal_d_audit"]
+    lines += ["", f"Entrées du journal d'audit qui nomment le foyer : {len(trail)}"]
+    lines += [f"  {e['date']} {e['qui']} {e['action']}" + (f" ({e['détail']})" if e["détail"] else "") for e in trail]
+    return "\n".join(lines) + "\n"
