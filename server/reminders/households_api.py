@@ -102,7 +102,8 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
         return {"key": key, "opted_out": True}
 
     @router.get("/households/{key}/access", summary="Everything held about the household (right of access, admins)",
-                response_model=None)
+                response_model=schemas.HouseholdAccess,
+                responses={200: {"content": {"text/plain": {}}, "description": "JSON, or text with format=text"}})
     def household_access_route(key: str, db: SessionDep, who: Admin,
                                format: str = Query(default="json", pattern="^(json|text)$")) -> Any:
         try:

@@ -6,6 +6,8 @@ keys are refused so that a route and its model cannot drift apart unnoticed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from pydantic.functional_serializers import SerializerFunctionWrapHandler
 
@@ -204,3 +206,19 @@ class Erased(Out):
     items: int
     letters: int = Field(description="Letter PDFs deleted from <data_dir>/reminders")
     opted_out: int
+
+
+class HouseholdAccess(Out):
+    """Everything held about one household (right of access, art. 15), keys in French: the file is
+    for the household to read (``server.reminders.access``)."""
+
+    foyer: str
+    produit_le: str
+    par: str
+    adresse: dict[str, Any] | None
+    bacs_au_registre: list[dict[str, Any]]
+    contact: dict[str, Any] | None
+    opposition: dict[str, Any] | None
+    levées: list[dict[str, Any]]
+    rappels: list[dict[str, Any]]
+    journal_d_audit: list[dict[str, Any]]

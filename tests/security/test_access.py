@@ -33,6 +33,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/login"): PUBLIC,
     ("GET", "/accessibilite"): PUBLIC,  # the déclaration d'accessibilité: anyone may read it
     ("GET", "/docs"): PUBLIC,  # the API reference (Swagger UI from this server's files), as /openapi.json
+    ("GET", "/api/reminders/households/{key}/access"): "admin",  # right of access: the whole household's data
     ("GET", "/langue/{lang}"): PUBLIC,
     **{("GET", page): PAGE for page in ("/carte", "/classement", "/alertes", "/flotte", "/qualite", "/rappels",
                                         "/rues/{street_id}", "/annotation")},
@@ -90,6 +91,7 @@ ALLOWED_BUT: dict[tuple[str, str], int] = {
         "/api/reminders/campaigns", "/api/reminders/items/{item_id}/review", "/api/rollouts/rollback",
         "/api/reminders/households/{key}/opt-out")},
     ("DELETE", "/api/reminders/households/{key}"): 422,  # "1" is no household key
+    ("GET", "/api/reminders/households/{key}/access"): 422,
     # The household level is off: contacts are refused by the switch, after the access check.
     ("GET", "/api/reminders/households"): 409,
     ("POST", "/api/reminders/households/import"): 409,
