@@ -228,6 +228,9 @@ def maintain_partitions(args: argparse.Namespace) -> int:
         return 0
     for partition in found:
         month = f"{partition.month:%Y-%m}" if partition.month else "default"
-        rows = f"~{partition.rows:,} lifts" if partition.rows is not None else "not analysed yet"
+        if partition.at_least:
+            rows = f"over {partition.rows:,} lifts (not analysed: run ANALYZE lifts for an estimate)"
+        else:
+            rows = f"{'' if partition.counted else '~'}{partition.rows:,} lifts"
         print(f"{partition.name}\t{month}\t{rows}{'  (created now)' if partition.name in created else ''}")
     return 0

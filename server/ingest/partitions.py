@@ -68,25 +68,40 @@ def lock_upkeep(db: Db) -> None:
         db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
 
 
+COUNT_CAP = 100_000  # a partition without statistics is counted up to this many lifts (tens of ms)
+
+
 @dataclass(frozen=True, slots=True)
 class Partition:
     name: str
     month: date | None  # None: the default partition
-    rows: int | None = None  # estimated from the planner's statistics (``reltuples``), None when unknown
+    rows: int = 0  # lifts: the planner's estimate at today's size, or counted (below)
+    counted: bool = False  # no usable statistics: ``rows`` was counted, exactly up to COUNT_CAP
+    at_least: bool = False  # counted and COUNT_CAP reached: ``rows`` is only a lower bound
 
 
 def partitions(db: Db) -> list[Partition]:
     """The partitions of ``lifts``, months in order then the default one; [] when not partitioned."""
     if not is_partitioned(db):
         return []
+    # ``reltuples`` is -1 before the first ANALYZE and stays 0 if that ran on an empty partition
+    # (autovacuum off, or a partition filled since): never shown as such. With statistics, the
+    # density they give is applied to the partition's size now, as the planner does.
     rows = db.execute(text(
-        "SELECT c.relname, c.reltuples FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "SELECT c.relname, c.oid::regclass::text, c.reltuples, c.relpages, "
+        "pg_relation_size(c.oid) / current_setting('block_size')::int "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = to_regclass(:t)"), {"t": PARENT}).all()
     found = []
-    for name, tuples in rows:
+    for name, table, tuples, pages, pages_now in rows:
         match = NAME.match(name)
         month = date(int(match[1]), int(match[2]), 1) if match else None
-        found.append(Partition(name, month, int(tuples) if tuples is not None and tuples >= 0 else None))
+        if tuples is not None and tuples > 0 and pages > 0:
+            found.append(Partition(name, month, round(tuples / pages * pages_now)))
+            continue
+        counted = db.execute(text(  # ``table``: PostgreSQL's own quoting of the partition's name
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT :cap) AS head"), {"cap": COUNT_CAP}).scalar_one()
+        found.append(Partition(name, month, counted, counted=True, at_least=counted >= COUNT_CAP))
     return sorted(found, key=lambda p: (p.month is None, p.month or date.min))
 
 

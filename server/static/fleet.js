@@ -137,7 +137,7 @@
       modelCell(truck, s, model),
       el("td", { class: "num", text: num(s.gps_fix_age_s, " s") }),
       streamCell(s),
-      el("td", { class: "num", text: fmt.num(truck.lifts) }));
+      el("td", { class: "num", text: fmt.num(truck.lifts_7d) }));
   }
 
   async function load() {

@@ -103,8 +103,10 @@ def open_database(args: argparse.Namespace) -> Engine:
 
 def _import_streets(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from sqlalchemy import select
     from sqlalchemy.orm import Session
 
+    from server.ingest.models import Lift
     from server.streets.importer import import_street_file
     from server.streets.insee import RULE, code_insee
     from server.streets.osm import StreetFileError
@@ -124,6 +126,8 @@ def _import_streets(args: argparse.Namespace) -> int:
         except StreetFileError as error:
             raise CliError(str(error)) from None
         session.commit()
+        # Said only where it is true: before the first lift, there is nothing to re-match.
+        lifts_stored = session.scalar(select(Lift.id).limit(1)) is not None
     print(f"{args.file}: {report.ways} ways -> {report.segments} segments, "
           f"{report.streets_added} streets added, {report.streets_updated} updated, "
           f"{report.streets_removed} removed, {report.length_km:.1f} km in {', '.join(report.communes)}"
@@ -132,7 +136,8 @@ def _import_streets(args: argparse.Namespace) -> int:
     if report.features_without_geometry:
         print(f"warning: {report.features_without_geometry} feature(s) without geometry skipped",
               file=sys.stderr)
-    print("Stored lifts keep their old street until `trivue streets rematch`.")
+    if lifts_stored:
+        print("Stored lifts keep their old street until `trivue streets rematch`.")
     return 0
 
 

@@ -193,7 +193,7 @@ class Truck(Out):
     stats: TruckStats | None = Field(description="The truck's last stats message")
     stats_at: str | None
     config: TruckConfig | None
-    lifts: int
+    lifts_7d: int = Field(description="The truck's lifts started in the last 7 days (by started_at)")
     model_refusal: str | None = Field(
         description="Kind of the model change the truck refused (stats.model_update.reason's first words): "
         + ", ".join(REFUSAL_KINDS) + "; null when nothing is refused or the truck's words are of no known kind")

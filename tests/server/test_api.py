@@ -316,3 +316,21 @@ def test_health_degraded_while_the_broker_is_unreachable(make_settings: Any) -> 
         assert health.json()["broker"] == "disconnected" and health.json()["database"] == "ok"
         assert client.get("/api/streets", headers=Server(settings, client, client.app.state.ctx.sessions,
                                                          None).token("viewer")).status_code == 200  # type: ignore[arg-type]
+
+
+def test_trucks_count_the_lifts_of_the_last_7_days(make_settings: Any, run_server: Any) -> None:
+    # Every 30 s on the fleet page: a count over all stored lifts would read years of them each time.
+    with run_server(make_settings(ingest_enabled=False)) as server:
+        settings = server.settings
+        inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
+        now = datetime.now(UTC)
+        ages = {"benne-01": [timedelta(hours=1), timedelta(days=6, hours=23), timedelta(days=7, hours=1),
+                             timedelta(days=400)],
+                "benne-02": [timedelta(days=30)]}
+        messages = [MqttMessage(f"{settings.topic_prefix}/{truck}/lift",
+                                lift_event(truck, sequence=i, at=now - age, gps=None).to_json().encode(), now)
+                    for truck, truck_ages in ages.items() for i, age in enumerate(truck_ages, 1)]
+        with server.sessions() as session, session.begin():
+            assert inbox.write(session, messages) == 0
+        trucks = server.client.get("/api/trucks", headers=server.token("viewer")).json()["trucks"]
+    assert {t["truck_id"]: t["lifts_7d"] for t in trucks} == {"benne-01": 2, "benne-02": 0}

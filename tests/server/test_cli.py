@@ -264,3 +264,74 @@ def test_a_listener_that_cannot_be_opened_stops_the_server_naming_the_setting(
         assert run(["server", "--no-ingest", "--port", str(port)], monkeypatch) == 2
     assert f"port: cannot listen on 127.0.0.1:{port} (Address already in use)" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()  # refused before anything was created
+
+
+def test_streets_import_speaks_of_rematch_only_when_lifts_are_stored(
+        cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    from server.cli import open_database
+    from server.ingest.evidence import EvidenceStore
+    from server.ingest.inbox import Inbox, MqttMessage
+    from server.ingest.metrics import Metrics
+    from tests.server.events import lift_event
+    from tests.server.streets_db import FIXTURES
+
+    streets = ["streets", "import", str(FIXTURES / "rennes-centre.geojson"), "--commune", "Rennes"]
+    assert run(streets, monkeypatch) == 0
+    assert "rematch" not in capsys.readouterr().out, "a new database holds no lift to re-match"
+    settings = load_settings()
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
+    with open_database(settings) as session:
+        event = lift_event("benne-01", gps=None).to_json().encode()
+        assert inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-01/lift", event,
+                                                 datetime.now(UTC))]) == 0
+        session.commit()
+    assert run(streets, monkeypatch) == 0
+    assert "Stored lifts keep their old street until `trivue streets rematch`." in capsys.readouterr().out
+
+
+def test_partitions_without_statistics_count_their_lifts(cli_env: str, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from server.cli import open_database
+    from server.ingest import partitions
+    from server.ingest.evidence import EvidenceStore
+    from server.ingest.inbox import Inbox, MqttMessage
+    from server.ingest.metrics import Metrics
+    from tests.server.events import lift_event
+
+    settings = load_settings()
+    now = datetime.now(UTC)
+    month = partitions.partition_name(now.date().replace(day=1))
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
+    with open_database(settings) as session:
+        pg = session.get_bind().dialect.name == "postgresql"
+        if pg:  # analysed while empty, filled since (autovacuum off): its statistics say 0
+            session.execute(text(f"ANALYZE {month}"))
+        messages = [MqttMessage(f"{settings.topic_prefix}/benne-01/lift",
+                                lift_event("benne-01", sequence=i, gps=None).to_json().encode(), now)
+                    for i in range(1, 4)]
+        assert inbox.write(session, messages) == 0
+        session.commit()
+    assert run(["partitions"], monkeypatch) == 0
+    out = capsys.readouterr().out
+    if not pg:
+        assert out == ""
+        return
+    lines = {line.split("\t")[0]: line.split("\t")[2] for line in out.splitlines()}
+    assert lines[month] == "3 lifts", out
+    assert lines[partitions.DEFAULT] == "0 lifts"
+    monkeypatch.setattr(partitions, "COUNT_CAP", 2)
+    assert run(["partitions"], monkeypatch) == 0
+    lines = {line.split("\t")[0]: line.split("\t")[2] for line in capsys.readouterr().out.splitlines()}
+    assert lines[month] == "over 2 lifts (not analysed: run ANALYZE lifts for an estimate)"
+    with open_database(settings) as session:
+        session.execute(text(f"ANALYZE {month}"))
+        session.commit()
+    assert run(["partitions"], monkeypatch) == 0
+    lines = {line.split("\t")[0]: line.split("\t")[2] for line in capsys.readouterr().out.splitlines()}
+    assert lines[month] == "~3 lifts"
