@@ -63,6 +63,7 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     from server.reminders.letters import LetterError
     from server.reminders.templates import TemplateError
 
+    language()  # an unknown TRIVUE_LANG stops the command before it opens (and migrates) any database
     since, until = getattr(args, "since", None), getattr(args, "until", None)
     if since and since > (until or date.today() - timedelta(days=1)):
         raise CliError(f"--since {since} est après --until {until or 'hier'} : période vide")

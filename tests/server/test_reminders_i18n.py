@@ -166,13 +166,18 @@ def test_the_cli_speaks_french_by_default(tmp_path: Path, monkeypatch: Any, caps
     assert not left, (left, text)
 
 
-def test_an_unknown_language_is_refused_in_one_line(monkeypatch: Any, capsys: Any) -> None:
+def test_an_unknown_language_is_refused_in_one_line(monkeypatch: Any, capsys: Any, tmp_path: Path) -> None:
     from trivue.cli import main
 
+    monkeypatch.chdir(tmp_path)
+    for name in ("TRIVUE_DATA_DIR", "TRIVUE_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TRIVUE_LANG", "de")
     assert main(["reminders", "items", "--campaign", "1"]) == 2
     err = capsys.readouterr().err
     assert "TRIVUE_LANG='de'" in err and "fr ou en" in err and len(err.strip().splitlines()) == 1
+    # Refused before anything is opened: it made and migrated ./trivue-data/trivue.db first.
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_api_answers_an_english_page_in_english(tmp_path: Path) -> None:
