@@ -191,11 +191,7 @@ class ServerSettings(BaseModel):
         """Create ``data_dir`` and the evidence folder; a path that cannot be a folder (a file is
         there, no permission) stops start-up naming the setting."""
         for field, path in (("data_dir", self.data_dir), ("evidence_dir", self.evidence_path)):
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                reason = error.strerror or str(error)
-                raise ConfigError(f"{field}: {str(path)!r} cannot be used as a folder: {reason}") from None
+            _make_folder(field, path)
 
     def make_command_folders(self) -> None:
         """What a command needs: the folder settings checked (a file there stops it naming the
@@ -207,11 +203,7 @@ class ServerSettings(BaseModel):
             if path.exists() and not path.is_dir():
                 raise ConfigError(f"{field}: {str(path)!r} cannot be used as a folder: not a folder")
         if self.database_url is None:  # sqlite:///<data_dir>/trivue.db; a URL given names its own folder
-            try:
-                self.data_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                reason = error.strerror or str(error)
-                raise ConfigError(f"data_dir: {str(self.data_dir)!r} cannot be used as a folder: {reason}") from None
+            _make_folder("data_dir", self.data_dir)
 
     def load_sorting_rules(self) -> SortingRules:
         """The rules ``sorting_rules`` names, read and validated: once, by ``create_app`` and by each
@@ -273,3 +265,13 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         if variables:
             source = f"{source if bad - from_env.keys() else 'environment'} ({', '.join(variables)})"
         raise ConfigError(describe(error, source)) from None
+
+
+def _make_folder(field: str, path: Path) -> None:
+    """``path`` made a folder; one that cannot be (a file is there, no permission) stops start-up
+    naming the setting."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(f"{field}: {str(path)!r} cannot be used as a folder: {reason}") from None

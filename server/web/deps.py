@@ -59,6 +59,12 @@ ContextDep = Annotated[AppContext, Depends(context)]
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, if any."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
 def current_principal(request: Request, db: SessionDep) -> Principal:
     # Every state-changing call passes the same-origin guard before its caller is looked up: one
     # place, so that no route can forget it (a rollout's confirm and the rollback read no body, and
@@ -67,11 +73,9 @@ def current_principal(request: Request, db: SessionDep) -> Principal:
         same_origin(request)
     if context(request).settings.dev:
         return DEV_PRINCIPAL
-    header = request.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
     principal = None
-    if scheme.lower() == "bearer" and credentials:
-        principal = token_principal(db, credentials.strip())
+    if token := bearer_token(request):
+        principal = token_principal(db, token)
     elif cookie := request.cookies.get(SESSION_COOKIE):
         principal = session_principal(db, cookie)
     if principal is None:

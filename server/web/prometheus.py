@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from server.ingest.metrics import stored_rows
 from server.ingest.models import DeadLetter, Lift, Truck
 from server.web.auth import Principal, digest
-from server.web.deps import AppContext, ContextDep, current_principal
+from server.web.deps import AppContext, ContextDep, bearer_token, current_principal
 
 REMEMBER_S = 24 * 3600.0  # how far into a database outage a checked token still reads the counters
 REMEMBERED_TOKENS = 16  # a few scrapers; the oldest is forgotten first
@@ -58,15 +58,10 @@ class CheckedTokens:
         return seen[0]
 
 
-def bearer(request: Request) -> str | None:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    return credentials.strip() or None if scheme.lower() == "bearer" else None
-
-
 def scrape_caller(request: Request, db: Session, checked: CheckedTokens) -> tuple[Principal, bool]:
     """The caller, and whether the database answered; 401/403 as every route, 503 when the
     database is down and the caller's token was not checked lately."""
-    token = bearer(request)
+    token = bearer_token(request)
     try:
         who = current_principal(request, db)
         database_up = True

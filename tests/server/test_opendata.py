@@ -241,17 +241,22 @@ def test_cli_export_is_audited_and_an_empty_period_writes_nothing(
         assert len(session.scalars(select(AuditEntry).where(AuditEntry.action == "opendata.export")).all()) == 1
 
 
+def _store(rennes_db: RennesDatabase, events: list[LiftEvent]) -> None:
+    """``events`` stored as lifts, matched to their streets."""
+    with rennes_db.sessions() as session:
+        locator = Locator.from_session(session)
+        insert_lifts(session, [lift_row(e, datetime.now(UTC), rennes_db.settings.zone, locator) for e in events])
+        session.commit()
+
+
 def test_a_year_never_gives_away_the_months_left_out(rennes_db: RennesDatabase, city: dict[str, OnStreet]) -> None:
     """"ten": October's 10 lifts are published by month, August's 3 lifts (all in error) are not.
     Its year, 13 lifts, beside the monthly export gives August away by difference: 13 - 10 = 3
     lifts, 3 of them in error. A year is published only when the lifts of its months left out (at
     the same k) are none or k or more."""
     rules = SortingRules.load()
+    _store(rennes_db, _events(city["ten"], "recyclables", date(2026, 8, 5), 3, 3, rules, 2000))
     with rennes_db.sessions() as session:
-        locator = Locator.from_session(session)
-        events = _events(city["ten"], "recyclables", date(2026, 8, 5), 3, 3, rules, 2000)
-        insert_lifts(session, [lift_row(e, datetime.now(UTC), rennes_db.settings.zone, locator) for e in events])
-        session.commit()
         monthly = publication(session, OpenDataQuery("month", 10))
         yearly = publication(session, OpenDataQuery("year", 10))
     published: Counter[tuple[int, str, str]] = Counter()
@@ -273,11 +278,8 @@ def test_a_year_at_a_higher_k_keeps_the_months_of_a_lower_one(rennes_db: RennesD
     lifts, minus the published 18 gives August away, although every month is under the year's k.
     Told the months' k, the year is held back."""
     rules = SortingRules.load()
+    _store(rennes_db, _events(city["nine"], "recyclables", date(2026, 8, 5), 4, 4, rules, 3000))
     with rennes_db.sessions() as session:
-        locator = Locator.from_session(session)
-        events = _events(city["nine"], "recyclables", date(2026, 8, 5), 4, 4, rules, 3000)
-        insert_lifts(session, [lift_row(e, datetime.now(UTC), rennes_db.settings.zone, locator) for e in events])
-        session.commit()
         monthly = publication(session, OpenDataQuery("month", 5))
         yearly = publication(session, OpenDataQuery("year", 12, months_k=5))
         alone = publication(session, OpenDataQuery("year", 12))  # no monthly export beside it

@@ -71,7 +71,9 @@ def test_a_duplicate_three_months_later_is_refused(make_settings: Any) -> None:
                            ).received_at == received, "the first delivery is the one kept"
 
 
-def test_retention_drops_expired_months(make_settings: Any) -> None:
+def _lifts_over_three_months(make_settings: Any) -> tuple[Any, Any, list[datetime]]:
+    """A lift every 4 days from 2031-01-10 for 100 days, stored with partitions made on 2031-02-01
+    (retention 60 days): the settings, the app's sessions and the lifts' start times."""
     settings = make_settings(ingest_enabled=False, retention_days=60)
     sessions = create_app(settings, start_ingest=False).state.ctx.sessions
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
@@ -81,6 +83,11 @@ def test_retention_drops_expired_months(make_settings: Any) -> None:
     with sessions() as session, session.begin():
         ensure_partitions(session, today=date(2031, 2, 1))
         inbox.write(session, [MqttMessage(topic, e.to_json().encode(), e.started_at) for e in events])
+    return settings, sessions, days
+
+
+def test_retention_drops_expired_months(make_settings: Any) -> None:
+    settings, sessions, days = _lifts_over_three_months(make_settings)
     now = datetime(2031, 5, 10, 12, tzinfo=UTC)
     cutoff = now - timedelta(days=60)  # 2031-03-11 12:00: January and February whole, March in part
     expired = sum(1 for at in days if at < cutoff)
@@ -135,15 +142,7 @@ def test_two_processes_purging_at_once_both_succeed(make_settings: Any, monkeypa
 
     import server.retention
 
-    settings = make_settings(ingest_enabled=False, retention_days=60)
-    sessions = create_app(settings, start_ingest=False).state.ctx.sessions
-    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
-    topic = f"{settings.topic_prefix}/benne-01/lift"
-    days = [datetime(2031, 1, 10, 8, tzinfo=UTC) + timedelta(days=d) for d in range(0, 100, 4)]
-    events = [lift_event(counts={"bag": 1}, at=at, gps=None, sequence=i) for i, at in enumerate(days)]
-    with sessions() as session, session.begin():
-        ensure_partitions(session, today=date(2031, 2, 1))
-        inbox.write(session, [MqttMessage(topic, e.to_json().encode(), e.started_at) for e in events])
+    settings, sessions, days = _lifts_over_three_months(make_settings)
     now = datetime(2031, 5, 10, 12, tzinfo=UTC)
     expired = sum(1 for at in days if at < now - timedelta(days=60))
     store = EvidenceStore(settings.evidence_path, 10_000_000)
