@@ -60,9 +60,9 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def bearer_token(request: Request) -> str | None:
-    """The token of an ``Authorization: Bearer ...`` header, if any."""
+    """The token of an ``Authorization: Bearer ...`` header ("" for blanks: a bearer that fails), else None."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    return credentials.strip() or None if scheme.lower() == "bearer" else None
+    return credentials.strip() if scheme.lower() == "bearer" and credentials else None
 
 
 def current_principal(request: Request, db: SessionDep) -> Principal:
@@ -74,7 +74,7 @@ def current_principal(request: Request, db: SessionDep) -> Principal:
     if context(request).settings.dev:
         return DEV_PRINCIPAL
     principal = None
-    if token := bearer_token(request):
+    if (token := bearer_token(request)) is not None:
         principal = token_principal(db, token)
     elif cookie := request.cookies.get(SESSION_COOKIE):
         principal = session_principal(db, cookie)
