@@ -17,6 +17,7 @@ from base.errors import CliError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
 
 
 def _database_options(parser: argparse.ArgumentParser) -> None:
@@ -103,10 +104,8 @@ def open_database(args: argparse.Namespace) -> Engine:
 
 def _import_streets(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from server.ingest.models import Lift
     from server.streets.importer import import_street_file
     from server.streets.insee import RULE, code_insee
     from server.streets.osm import StreetFileError
@@ -126,8 +125,7 @@ def _import_streets(args: argparse.Namespace) -> int:
         except StreetFileError as error:
             raise CliError(str(error)) from None
         session.commit()
-        # Said only where it is true: before the first lift, there is nothing to re-match.
-        lifts_stored = session.scalar(select(Lift.id).limit(1)) is not None
+        lifts_stored = _lifts_stored(session)
     print(f"{args.file}: {report.ways} ways -> {report.segments} segments, "
           f"{report.streets_added} streets added, {report.streets_updated} updated, "
           f"{report.streets_removed} removed, {report.length_km:.1f} km in {', '.join(report.communes)}"
@@ -158,6 +156,7 @@ def _import_addresses(args: argparse.Namespace) -> int:
         except AddressFileError as error:
             raise CliError(str(error)) from None
         session.commit()
+        lifts_stored = _lifts_stored(session)
     links = report.links
     print(f"{args.file}: {report.format} format, {report.rows} rows, {report.imported} addresses imported, "
           f"{report.removed} removed, {report.skipped_no_position} without position skipped "
@@ -165,6 +164,8 @@ def _import_addresses(args: argparse.Namespace) -> int:
     print(f"linked by name {links.by_name}, by similar name nearby {links.by_similar_name}, "
           f"to the nearest street {links.by_proximity}, unlinked {links.unlinked} "
           f"in {', '.join(report.communes)}")
+    if lifts_stored and (report.imported or report.removed):
+        print("Stored lifts keep their old address and street until `trivue streets rematch`.")
     return 0
 
 
@@ -186,6 +187,7 @@ def _import_bins(args: argparse.Namespace) -> int:
               f"{report.rows} rows, {report.added} added, {report.moved} moved, {report.unchanged} unchanged, "
               f"{report.removed} removed, {report.unknown_address} unknown address, replace={args.replace}")
         session.commit()
+        lifts_stored = _lifts_stored(session)
     print(f"{args.file}: {report.rows} rows, {report.added} bins added, {report.moved} moved to another "
           f"address, {report.unchanged} unchanged, {report.removed} removed, {report.unknown_address} "
           f"with an address the server does not hold ({time.perf_counter() - started:.1f} s)")
@@ -196,8 +198,19 @@ def _import_bins(args: argparse.Namespace) -> int:
     if report.rows and not (report.added or report.moved or report.unchanged):
         print(f"trivue bins import: error: {args.file}: no row imported", file=sys.stderr)
         return 1
-    print("New lifts use the registry at once; stored lifts keep their street until `trivue streets rematch`.")
+    if report.added or report.moved or report.removed:
+        print("New lifts use the registry at once" + ("; stored lifts keep their street until "
+                                                      "`trivue streets rematch`." if lifts_stored else "."))
     return 0
+
+
+def _lifts_stored(session: Session) -> bool:
+    """Whether a re-match hint is true: before the first lift there is nothing to re-match."""
+    from sqlalchemy import select
+
+    from server.ingest.models import Lift
+
+    return session.scalar(select(Lift.id).limit(1)) is not None
 
 
 def _bin_stats(args: argparse.Namespace) -> int:

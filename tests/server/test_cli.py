@@ -291,6 +291,45 @@ def test_streets_import_speaks_of_rematch_only_when_lifts_are_stored(
     assert "Stored lifts keep their old street until `trivue streets rematch`." in capsys.readouterr().out
 
 
+def test_address_and_bin_imports_speak_of_rematch_only_when_it_is_true(
+        cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The hint is printed where stored lifts would really keep a stale address or street: not on a
+    new database, not for a bin file that changed nothing."""
+    from datetime import UTC, datetime
+
+    from server.cli import open_database
+    from server.ingest.evidence import EvidenceStore
+    from server.ingest.inbox import Inbox, MqttMessage
+    from server.ingest.metrics import Metrics
+    from tests.server.events import lift_event
+    from tests.server.streets_db import FIXTURES
+
+    assert run(["streets", "import", str(FIXTURES / "rennes-centre.geojson"), "--commune", "Rennes"], monkeypatch) == 0
+    addresses = ["addresses", "import", str(FIXTURES / "ban-rennes-centre.csv")]
+    bins = tmp_path / "parc-de-bacs.csv"
+    bins.write_text("tag;address\nE2801160000000C1;35238_1010_00001\n", encoding="utf-8")
+    assert run(addresses, monkeypatch) == 0
+    assert run(["bins", "import", str(bins)], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "1 bins added" in out and "rematch" not in out, "a new database holds no lift to re-match"
+    settings = load_settings()
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
+    with open_database(settings) as session:
+        event = lift_event("benne-01", gps=None).to_json().encode()
+        assert inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-01/lift", event,
+                                                 datetime.now(UTC))]) == 0
+        session.commit()
+    assert run(["bins", "import", str(bins)], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "1 unchanged" in out and "rematch" not in out, "an unchanged registry moves no stored lift"
+    bins.write_text("tag;address\nE2801160000000C1;35238_1010_00002\n", encoding="utf-8")
+    assert run(["bins", "import", str(bins)], monkeypatch) == 0
+    assert "stored lifts keep their street until `trivue streets rematch`" in capsys.readouterr().out
+    assert run(addresses, monkeypatch) == 0
+    assert "Stored lifts keep their old address and street until `trivue streets rematch`." in (
+        capsys.readouterr().out)
+
+
 def test_partitions_without_statistics_count_their_lifts(cli_env: str, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from datetime import UTC, datetime
