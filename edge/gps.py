@@ -1,7 +1,13 @@
 """GPS: the latest position fix, from NMEA 0183 (serial device or file replay), a GPX replay, or fixed.
 
 ``latest()`` returns None when there is no fix or the last one is older than ``max_age_s``: a
-lift is then kept with ``gps`` empty rather than placed where the truck was minutes ago. Replays
+lift is then kept with ``gps`` empty rather than placed where the truck was minutes ago. A fix's
+age is counted on the monotonic clock, not the system clock: a clock set back an hour (NTP or a
+GPS-set clock at boot, while in a tunnel) made a minutes-old fix look fresh for an hour, and one
+set forward made every fix stale. Its ``fix_at`` is the system time of that age, so that it reads
+right beside the lift's own times. The receiver's date and time in RMC/GGA are not used (a GPS
+week rollover puts them 19.6 years back). A receiver that disappears (USB unplugged, gpsd gone)
+ends the position at once; the reader reopens it. Replays
 re-time their fixes to now (they simulate a drive happening today) and are paced by the
 recording's own timestamps, scaled by ``speed``.
 
@@ -23,7 +29,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from pathlib import Path
 from types import MappingProxyType
@@ -162,6 +168,9 @@ class Gps:
         self.clock = clock
         self._lock = threading.Lock()
         self._fix: GpsFix | None = None
+        # time.monotonic() when self._fix arrived: fixes age by it, never set back nor forward as
+        # the system clock is
+        self._fix_tick = 0.0
         self._course: tuple[float, float] | None = None  # the last course while moving, and its clock
         self._stoppers: list = []
         self._warnings = Throttled(log)
@@ -170,7 +179,7 @@ class Gps:
                **extra: float) -> None:
         """A new fix. ``heading_deg`` counts only with ``speed_mps`` at walking pace or above, or
         when the source gives no speed (it vouches for its own heading)."""
-        now, tick = datetime.now(UTC), self.clock()
+        now, tick, received = datetime.now(UTC), self.clock(), time.monotonic()
         if heading_deg is not None and not math.isfinite(heading_deg):  # kept, a nan course spoilt every later fix
             heading_deg = None
         with self._lock:
@@ -185,6 +194,7 @@ class Gps:
                     if k not in ("lat", "lon", "fix_at", "heading_deg")} if same_place else {}
             self._fix = GpsFix(lat=lat, lon=lon, fix_at=now, heading_deg=course[0] if course else None,
                                **{**kept, **extra})
+            self._fix_tick = received
 
     def feed_nmea(self, sentence: str) -> None:
         read = read_sentence(sentence)
@@ -212,17 +222,22 @@ class Gps:
         except ValueError as error:  # pydantic's ValidationError is one
             log.warning("GPS fix ignored (%s): %s", " ".join(str(error).split())[:160], origin)
 
-    def latest(self) -> GpsFix | None:
+    def _aged(self) -> tuple[GpsFix | None, float]:
+        """The last fix and its age in seconds, by the monotonic clock."""
         with self._lock:
-            fix = self._fix
-        if fix is None or fix.fix_at is None:
-            return fix
-        return fix if (datetime.now(UTC) - fix.fix_at).total_seconds() <= self.max_age_s else None
+            fix, tick = self._fix, self._fix_tick
+        return fix, max(0.0, time.monotonic() - tick)
+
+    def latest(self) -> GpsFix | None:
+        fix, age = self._aged()
+        if fix is None or age > self.max_age_s:
+            return None
+        # stamped again from its age: the system clock may have been set since the fix arrived
+        return fix.model_copy(update={"fix_at": datetime.now(UTC) - timedelta(seconds=age)})
 
     def fix_age_s(self) -> float | None:
-        with self._lock:
-            fix = self._fix
-        return None if fix is None or fix.fix_at is None else (datetime.now(UTC) - fix.fix_at).total_seconds()
+        fix, age = self._aged()
+        return None if fix is None else age
 
     def close(self) -> None:
         for stop in self._stoppers:
@@ -340,11 +355,13 @@ def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s
         # gpsd relays the receiver's NMEA once asked to; it shares the device with other programs
         address = source.removeprefix("gpsd://").rstrip("/") or "127.0.0.1"
         port = address if ":" in address else f"{address}:2947"
-        reader = LineReader(f"socket://{port}", baud, gps.feed_nmea, name="gpsd", greeting=GPSD_WATCH).start()
+        reader = LineReader(f"socket://{port}", baud, gps.feed_nmea, name="gpsd", greeting=GPSD_WATCH,
+                            on_lost=lambda: gps.lose_fix("gpsd connection lost")).start()
         gps._stoppers.append(reader.stop)
         return gps
     if source.startswith("/dev/") or "://" in source:
-        reader = LineReader(source, baud, gps.feed_nmea, name="gps").start()
+        reader = LineReader(source, baud, gps.feed_nmea, name="gps",
+                            on_lost=lambda: gps.lose_fix("receiver disconnected")).start()
         gps._stoppers.append(reader.stop)
         return gps
     raise GpsError(f"gps {source!r}: not fixed:LAT,LON, an .nmea/.gpx file, gpsd://host, nor a serial device")

@@ -2,8 +2,10 @@
 
 ``port`` is anything ``serial.serial_for_url`` opens: a device (``/dev/ttyUSB0``), a pty
 (``/dev/pts/3``, how tests and simulators plug in), or a URL (``socket://host:port``, ``loop://``).
-A device that disappears (USB unplugged, cable shaken loose) is reopened with back-off; the
-reading thread never dies.
+A device that disappears (USB unplugged, cable shaken loose, gpsd restarted) is reopened with
+back-off; the reading thread never dies. Its owner hears of the loss (``on_lost``) at once: what the
+device last said (the lift arm up, a position) is no longer known, where it stood until the device
+spoke again (a lift left open through the unplug, then the first lift after it missed).
 
 A line is what ends with CR or LF, nothing else: pyserial's ``readline`` also returns when its
 timeout expires, and a sentence then arrived in two halves, each handled as a line (an RFID tag
@@ -63,9 +65,11 @@ class LineReader:
     """Calls ``on_line(text)`` for every line read from ``port`` in a background thread."""
 
     def __init__(
-        self, port: str, baud: int, on_line: Callable[[str], None], name: str = "serial", greeting: bytes = b""
+        self, port: str, baud: int, on_line: Callable[[str], None], name: str = "serial", greeting: bytes = b"",
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.port, self.baud, self.on_line, self.name, self.greeting = port, baud, on_line, name, greeting
+        self.on_lost = on_lost  # called once each time an open device goes away
         self._stop = threading.Event()
         self.opened = threading.Event()  # set once the port is open (opening flushes pending input)
         self.warnings = Throttled(log)
@@ -90,10 +94,19 @@ class LineReader:
                     self.opened.set()
                     self._read(device)
             except (serial.SerialException, OSError) as error:
-                self.opened.clear()
+                if self.opened.is_set():
+                    self.opened.clear()
+                    self._lost()
                 delay = backoff.next()
                 log.warning("%s line %s: %s; reopening in %.1f s", self.name, self.port, error, delay)
                 self._stop.wait(delay)
+
+    def _lost(self) -> None:
+        if self.on_lost is not None:
+            try:
+                self.on_lost()
+            except Exception:  # the owner's trouble must not stop the reader
+                log.exception("%s line %s: cannot handle the loss of the device", self.name, self.port)
 
     def _read(self, device: serial.SerialBase) -> None:
         pending = bytearray()  # the line being received, never over MAX_LINE

@@ -2,13 +2,20 @@
 
 Readers on bin lifters read the tag as the bin is hooked, just before the lift, and often again
 and again while the bin hangs in front of them: a tag read within ``window_s`` before the lift
-started, or during it (and up to a second after it ended), belongs to that lift. Two rules keep a
-tag to its own bin:
+started, or during it (and up to a second after it ended), belongs to that lift. These rules keep
+a tag to its own bin:
 
 - a read made before the previous lift ended belongs to that lift (or to none), never to the next;
-- the previous lift's tag, still read as its bin is lowered and unhooked, goes to the next lift only
+- the previous lift's tags, still read as its bin is lowered and unhooked, go to the next lift only
   when read again once that lift has started (the same bin lifted twice): a bin whose tag is not
-  read (damaged, missing) gets no tag rather than its neighbour's.
+  read (damaged, missing) gets no tag rather than its neighbour's;
+- a read that began before the lift ended (the hook, the lift) beats one that began after it: the
+  next bin, rolled up and read as this one comes down, took this lift (the latest read won) and
+  left its own lift without a tag;
+- the tag read most often wins; a second tag read as often, or read repeatedly too, means two bins
+  were on the lifter (a dual lifter, or a bin left in the reader's field): one lift holds both
+  bins' contents and cannot be put on one household, so it gets no tag (logged), where the last
+  read won, the neighbour's household one time in two.
 
 The recent reads are kept (a lift whose end is handled a little late still finds its own read
 behind the next bin's), repeats of one tag folded into one entry, at most ``MAX_READS``.
@@ -45,6 +52,7 @@ class Read:
     tag: str
     first: datetime
     last: datetime
+    count: int = 1  # reads folded into this one
 
 
 class RfidReader:
@@ -54,9 +62,10 @@ class RfidReader:
         self.window = timedelta(seconds=window_s)
         self._lock = threading.Lock()
         self._reads: deque[Read] = deque(maxlen=MAX_READS)
-        self._previous: tuple[str | None, datetime] | None = None  # the last lift's tag and end
+        # the last lift's tags (its own, or both of an ambiguous lift) and its end
+        self._previous: tuple[frozenset[str], datetime] | None = None
         # the last lift asked about (its start) and the state before it: asked again, the same answer
-        self._asked: tuple[datetime, tuple[str | None, datetime] | None] | None = None
+        self._asked: tuple[datetime, tuple[frozenset[str], datetime] | None] | None = None
         self._reader: LineReader | None = None
         self._warnings = Throttled(log)
 
@@ -76,6 +85,7 @@ class RfidReader:
         with self._lock:
             if self._reads and self._reads[-1].tag == tag:
                 self._reads[-1].last = max(self._reads[-1].last, at)  # the same bin still in front of the reader
+                self._reads[-1].count += 1
             else:
                 self._reads.append(Read(tag, at, at))
 
@@ -87,23 +97,29 @@ class RfidReader:
         with self._lock:
             before = self._asked[1] if self._asked and self._asked[0] == started_at else self._previous
             self._asked = (started_at, before)
-            previous_tag, previous_end = before or (None, None)
-            best: tuple[datetime, str] | None = None
+            previous_tags, previous_end = before or (frozenset(), None)
+            counts: tuple[dict[str, int], dict[str, int]] = ({}, {})  # reads begun by the lift's end, after it
             for read in self._reads:
                 if read.first > latest or read.last < earliest:
                     continue
                 if previous_end is not None and read.last <= previous_end:
                     continue  # read while the previous lift was on: its bin, not this one
-                if read.tag == previous_tag and read.last < started_at:
+                if read.tag in previous_tags and read.last < started_at:
                     continue  # the previous bin's tag lingering as it is lowered
-                seen = min(read.last, latest)
-                if best is None or seen > best[0]:
-                    best = (seen, read.tag)
-            tag = best[1] if best else None
+                tier = counts[read.first > ended_at]
+                tier[read.tag] = tier.get(read.tag, 0) + read.count
+            reads = counts[0] or counts[1]
+            ranked = sorted(reads.items(), key=lambda item: -item[1])
+            tag = ranked[0][0] if ranked else None
+            if len(ranked) > 1 and (ranked[1][1] == ranked[0][1] or ranked[1][1] > 1):
+                self._warnings.warning("two bins", "rfid: tags %s read for one lift (two bins on the lifter?); "
+                                       "the lift gets no bin", ", ".join(sorted(reads)))
+                tag = None
             # reads are stamped with this clock: a lift ending "later" (a camera box whose clock runs
             # ahead stamps burst photos) must not hide every read until then
             ended = min(max(ended_at, previous_end) if previous_end else ended_at, datetime.now(UTC))
-            self._previous = (tag if tag is not None else previous_tag, ended)
+            # this lift's bins linger as they are lowered; a lift with none leaves the previous ones
+            self._previous = (frozenset(reads) or previous_tags, ended)
         return tag
 
     def close(self) -> None:

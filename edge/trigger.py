@@ -89,6 +89,17 @@ class SignalTrigger:
                 self._down_at = now
             self._up = up
 
+    def lost(self) -> None:
+        """The line carrying the level is gone (box unplugged, cable loose): the level is unknown, so
+        the lift in progress ends as if the arm came down. It stayed up: the lift ran on while the
+        truck drove away (until ``max_lift_s``), and the first ``1`` after the line came back, seen
+        as no change, lost the next lift."""
+        with self._lock:
+            lifting = self._up
+        if lifting:
+            log.warning("lift signal line lost during lift %d: lift closed; the next UP starts a new one", self._count)
+        self.signal(False)
+
     def feed(self, payload: str) -> None:
         level = parse_signal(payload)
         if level is None:
@@ -120,7 +131,7 @@ class SignalTrigger:
 class SerialTrigger(SignalTrigger):
     def __init__(self, port: str, baud: int, max_lift_s: float = 60.0, debounce_s: float = DEBOUNCE_S) -> None:
         super().__init__(max_lift_s, debounce_s)
-        self._reader = LineReader(port, baud, self.feed, name="lift-signal").start()
+        self._reader = LineReader(port, baud, self.feed, name="lift-signal", on_lost=self.lost).start()
 
     def close(self) -> None:
         self._reader.stop()
@@ -136,6 +147,8 @@ class MqttTrigger(SignalTrigger):
         self._client: mqtt.Client = client  # type: ignore[assignment]
         self._client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
         self._client.on_message = lambda _c, _u, m: self.feed(m.payload.decode("utf-8", "replace"))
+        # the bridge's level is unknown while disconnected: as a serial line unplugged (``lost``)
+        self._client.on_disconnect = lambda *_a: self.lost()
 
     def close(self) -> None:
         self._client.disconnect()
