@@ -28,7 +28,7 @@ from edge.config import ConfigError, EdgeSettings
 from edge.evidence import EvidenceStore, forget_burst, photo_policy
 from edge.gps import Gps, open_gps
 from edge.lines import LineWriter
-from edge.model_update import ModelUpdater, RunningModel, file_sha256
+from edge.model_update import ModelUpdater, RunningModel, file_sha256, model_info
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
 from edge.rfid import RfidReader
@@ -38,7 +38,7 @@ from vision.lift import LiftContext, LiftRecorder
 from vision.model import Detector, default_model_path
 from vision.region import Region
 from vision.rules import COCO_RULES, DEFAULT_RULES, SortingRules
-from vision.schema import ModelCheck, ModelInfo, Stream, TruckConfig, TruckStats
+from vision.schema import ModelCheck, Stream, TruckConfig, TruckStats
 from vision.selfcheck import SelfCheckError, calibration_photos, check_int8, fp32_sibling
 from vision.tracking import Tracker, TrackerSettings
 
@@ -141,14 +141,14 @@ class Agent:
                                  settings.gps.max_age_s)
         self.rfid = RfidReader.open(settings.rfid.port, settings.rfid.baud, settings.rfid.window_s)
         self.alert = self._crew_alert()
-        model = ModelInfo(name=detector.meta.name, version=detector.meta.version)
+        # The file that runs (the FP32 sibling after a self-check fallback): lifts name it by its hash.
+        running = self._running_model(detector)
         # the random share of clean lifts kept for labelling (evidence.sample_clean_rate)
         photos = photo_policy(settings.evidence, random.Random().random)
-        self.recorder = LiftRecorder(self.names, rules, model, settings.tracking.min_track_frames, photos)
+        self.recorder = LiftRecorder(self.names, rules, running.info, settings.tracking.min_track_frames, photos)
         self.uplink = Uplink(settings, self.outbox, self.stats, self.apply_config, self._config_refused)
         self.models = ModelUpdater(settings, rules, lambda: self.live.stream, self._build_detector,
-                                   self._running_model(detector, model), self._install_model,
-                                   self.uplink.send_stats_soon)
+                                   running, self._install_model, self.uplink.send_stats_soon)
         self.trigger = self._trigger()
         knobs = settings.tracking.model_dump(exclude={"min_track_frames"})  # by name: never by position
         tracker = Tracker(TrackerSettings(**knobs, frame_rate=settings.frame_rate))
@@ -159,11 +159,12 @@ class Agent:
                                  lambda: self.live.stream, workers, switch=self.models)
 
     @staticmethod
-    def _running_model(detector: Any, info: ModelInfo) -> RunningModel:
-        """The model started with; its SHA-256 lets the server roll back to it without a download."""
+    def _running_model(detector: Any) -> RunningModel:
+        """The model started with; its SHA-256 names it in lifts and lets the server roll back to it
+        without a download."""
         path = Path(getattr(detector, "path", ""))
         sha = file_sha256(path) if path.is_file() else None
-        return RunningModel(detector, info, sha, path if sha else None)
+        return RunningModel(detector, model_info(detector.meta, sha), sha, path if sha else None)
 
     def _build_detector(self, path: Path) -> Any:
         """A detector for a model the server sent, with this truck's live thresholds and hopper."""

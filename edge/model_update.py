@@ -51,13 +51,20 @@ class ModelRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RunningModel:
-    """A loaded model: its detector, the name and version lifts carry, the SHA-256 of its file."""
+    """A loaded model: its detector, what lifts carry (``info``: name, version and, since wire 1.2,
+    the SHA-256 of the file: ``model_info``), the SHA-256 of its file."""
 
     detector: Any
     info: ModelInfo
     sha256: str | None
     path: Path | None
     reference: str | None = None  # FP32 model an INT8 one was checked against (kept on disk with it)
+
+
+def model_info(meta: Any, sha: str | None) -> ModelInfo:
+    """What each lift names its model by: the file's metadata and the hash of the file that runs (an
+    INT8 file and its FP32 sibling share name and version; the server tells them apart by this)."""
+    return ModelInfo(name=meta.name, version=meta.version, sha256=sha)
 
 
 def file_sha256(path: Path) -> str:
@@ -205,7 +212,7 @@ class ModelUpdater:
         except ValueError as error:
             raise ModelRefused(f"classes without rules: {error}") from None
         self._self_check(detector, path, ref)
-        return RunningModel(detector, ModelInfo(name=meta.name, version=meta.version), ref.sha256, path, ref.reference)
+        return RunningModel(detector, model_info(meta, ref.sha256), ref.sha256, path, ref.reference)
 
     def _fetch(self, sha: str) -> Path:
         """A local file with this SHA-256: the running or previous model, one in ``models.dir``, else downloaded."""

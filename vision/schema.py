@@ -15,7 +15,6 @@ integers, 32-bit ``frames``, PostgreSQL text without NUL). The bounds are the ``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -35,10 +34,22 @@ from pydantic import (
 
 from base.ids import ID_MAX_LENGTH, ID_PATTERN, TRUCK_ID_PATTERN
 
+# Receipts travel beside lift events; they live in their own module and are re-exported here, so
+# that ``from vision.schema import message_digest`` names the whole wire contract in one place.
+from vision.receipts import (
+    RECEIPT_DIGEST_BYTES,
+    RECEIPT_VERSION,
+    message_digest,
+    parse_receipt,
+    receipt_payload,
+)
+
 # 1.1: TruckConfig.model, TruckStats.model_sha256 and model_update (fleet rollout);
 #      ``Evidence.reason`` (why the photo was kept) and ``Evidence.detections`` (the model's boxes,
 # for labelling); a 1.0 reader ignores both, a 1.1 reader reads a 1.0 photo as "contaminated".
-SCHEMA_VERSION = "1.1"
+# 1.2: ``ModelInfo.sha256``, the ONNX file that judged the lift (the INT8 and FP32 files of a version
+#      share its name and version); optional: 1.0/1.1 lifts name none, a 1.1 reader ignores it.
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 
 # Upper bounds no real lift reaches (a hopper holds a few hundred items; a lift lasts a minute):
@@ -59,6 +70,8 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 __all__ = [
+    "RECEIPT_DIGEST_BYTES",
+    "RECEIPT_VERSION",
     "SCHEMA_VERSION",
     "ErrorItem",
     "Evidence",
@@ -75,7 +88,10 @@ __all__ = [
     "Stream",
     "TruckConfig",
     "TruckStats",
+    "message_digest",
     "parse_lift_event",
+    "parse_receipt",
+    "receipt_payload",
 ]
 
 
@@ -147,9 +163,16 @@ class ErrorItem(_Wire):
         return self.model_dump(mode="json", by_alias=True)
 
 
+_Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file, hex")]
+
+
 class ModelInfo(_Wire):
+    """The model that judged the lift: name and version from its ONNX metadata; since 1.2 also the
+    file's SHA-256, which tells apart the INT8 and FP32 files of one version."""
+
     name: str = Field(min_length=1, max_length=128, pattern=TEXT_PATTERN)
     version: str = Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)
+    sha256: _Sha256 | None = Field(default=None, description="SHA-256 of the ONNX file that ran (since 1.2)")
 
 
 class ModelCheck(_Wire):
@@ -163,9 +186,6 @@ class ModelCheck(_Wire):
     threshold: float = Field(ge=0, le=1, description="Largest disagreement that keeps the quantised model")
     photos: int = Field(default=0, ge=0, le=MAX_ITEMS, description="Photos compared")
     reason: str | None = Field(default=None, max_length=300, description="Why the check was skipped")
-
-
-_Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file, hex")]
 
 
 class ModelRef(_Wire):
@@ -355,43 +375,3 @@ class TruckConfig(_Wire):
     conf: float | None = Field(default=None, ge=0, le=1, description="Detector confidence threshold")
     min_track_frames: int | None = Field(default=None, ge=1, le=100, description="Frames an item must be seen")
     model: ModelRef | None = Field(default=None, description="Model to run: downloaded, checked, swapped between lifts")
-
-
-# --- End-to-end receipts (``<prefix>/<truck_id>/receipt``) -------------------------------------
-#
-# A PUBACK only says the broker holds a message in memory; a broker crash loses it. The server
-# therefore tells each truck which messages it has durably dealt with (stored, duplicate or dead
-# letter), and the truck deletes an outbox row only then. A message is named by a digest of its
-# topic and payload rather than by a field of the payload, so that a message the server could not
-# parse (a dead letter) can be receipted too; the topic is part of it because two photos of a stuck
-# camera can be byte-identical while their topics (event ids) differ.
-
-RECEIPT_VERSION = 1
-RECEIPT_DIGEST_BYTES = 8  # 16 hex digits: a collision among one truck's unreceipted rows is ~2^-64 per pair
-
-
-def message_digest(topic: str, payload: bytes) -> str:
-    """The name of one outbox message in a receipt: the first bytes of SHA-256(topic, NUL, payload), hex."""
-    digest = hashlib.sha256(topic.encode("utf-8", "surrogateescape"))
-    digest.update(b"\x00")
-    digest.update(payload)
-    return digest.hexdigest()[: 2 * RECEIPT_DIGEST_BYTES]
-
-
-def receipt_payload(digests: list[str]) -> bytes:
-    """A receipt: ``{"v": 1, "digests": [...]}``, compact JSON (a batch of 500 lifts is ~9.5 kB)."""
-    return json.dumps({"v": RECEIPT_VERSION, "digests": digests}, separators=(",", ":")).encode()
-
-
-def parse_receipt(payload: bytes) -> list[str]:
-    """The digests of a receipt; ValueError for anything else (a truck ignores such a message)."""
-    try:
-        document = json.loads(payload)
-    except RecursionError:  # "[[[[...": json's parser recurses; in paho's thread it killed the network loop
-        raise ValueError("nested too deeply to be a receipt") from None
-    if not isinstance(document, dict) or document.get("v") != RECEIPT_VERSION:
-        raise ValueError("not a version 1 receipt")
-    digests = document.get("digests")
-    if not isinstance(digests, list) or not all(isinstance(d, str) for d in digests):
-        raise ValueError("receipt without a list of digests")
-    return digests

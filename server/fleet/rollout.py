@@ -4,9 +4,9 @@ Everything here writes the database only (the CLI runs without a broker); ``publ
 turns assignments into retained ``TruckConfig`` messages, called by the API at once and by
 ``RolloutTask`` every ``rollout_check_s`` inside ``trivue server``. The same task advances
 rollouts: the rest of the fleet follows when every canary has sent ``canary_lifts`` lifts with
-the new model (counted by its name and version, which the registry keeps unique per file kind:
-``canary_lifts`` says how an INT8 and an FP32 file of one version are told apart), none refused
-the model and ingest refused none of their messages since the rollout began.
+the new model (counted by the file each lift names, or for older trucks by its name and version:
+``server.fleet.canary`` says how an INT8 and an FP32 file of one version are told apart), none
+refused the model and ingest refused none of their messages since the rollout began.
 
 The fleet is not fixed when a rollout begins: a truck that first connects (or is added to
 ``known_trucks``) during the canary stage joins the rest; one that joins later, never asked for a
@@ -27,10 +27,11 @@ from server.audit import audit
 from server.config import ServerSettings
 from server.db import utcnow
 from server.fleet import reasons
+from server.fleet.canary import CLOCK_SKEW, canary_lifts
 from server.fleet.models import Assignment, FleetModel, Rollout, RolloutState
 from server.fleet.reasons import Reason
 from server.fleet.registry import RegistryError, find, model_ref
-from server.ingest.models import DeadLetter, Lift, Truck, TruckStatus
+from server.ingest.models import DeadLetter, Truck, TruckStatus
 from server.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, dict[str, Any]], None]
 SYSTEM = "system"
 ALIVE = timedelta(minutes=15)  # as the fleet page's "silent" flag
-# Truck clocks drift: a lift or a refusal stamped up to this long before the rollout may still be
-# about it. Lifts are also filtered on started_at, which the (truck_id, started_at) index serves:
-# a canary's year of old lifts is never scanned every rollout_check_s.
-CLOCK_SKEW = timedelta(hours=1)
 OPEN_STATES = (RolloutState.canary.value, RolloutState.complete.value, RolloutState.halted.value)
 
 
@@ -234,49 +231,6 @@ def _halt_reason(session: Session, rollout: Rollout) -> Reason | None:
     if refused:
         return reasons.ingest_refused(refused)
     return None
-
-
-def _swapped_at(session: Session, truck_id: str, sha: str) -> datetime | None:
-    """When the truck began running ``sha`` (its own clock, as its lifts' ``started_at``), while its
-    heartbeat says it still runs it; None otherwise."""
-    truck = session.get(Truck, truck_id)
-    stats = (truck.stats or {}) if truck is not None else {}
-    update = stats.get("model_update") or {}
-    if stats.get("model_sha256") != sha or update.get("sha256") != sha or update.get("state") != "installed":
-        return None
-    try:
-        at = datetime.fromisoformat(str(update.get("at")).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return at if at.tzinfo is not None else None
-
-
-def canary_lifts(session: Session, rollout: Rollout) -> dict[str, int]:
-    """Lifts each canary has sent with the rollout's model since the rollout began.
-
-    Lifts name their model by name and version only (wire 1.1), and the INT8 and FP32 files of a
-    version share them. When the other file of the version is published too (a canary may run it:
-    INT8 v2 rolled out to trucks on FP32 v2), only lifts begun after the swap the canary reports
-    count, while it still reports running this file: never a lift of the other file, at the price of
-    the first lift with the model (begun a moment before the truck stamped the swap) and of lifts
-    from before a reboot."""
-    model = session.get(FleetModel, rollout.sha256)
-    if model is None:
-        return dict.fromkeys(rollout.canary, 0)
-    query = select(Lift.truck_id, func.count()).where(
-        Lift.started_at >= rollout.created_at - CLOCK_SKEW, Lift.received_at >= rollout.created_at,
-        Lift.model_name == model.name, Lift.model_version == model.version).group_by(Lift.truck_id)
-    sibling = session.scalar(select(func.count()).select_from(FleetModel).where(
-        FleetModel.name == model.name, FleetModel.version == model.version, FleetModel.sha256 != model.sha256))
-    if not sibling:
-        counts = dict(session.execute(query.where(Lift.truck_id.in_(rollout.canary))).all())
-        return {truck_id: counts.get(truck_id, 0) for truck_id in rollout.canary}
-    counts = dict.fromkeys(rollout.canary, 0)
-    for truck_id in rollout.canary:
-        if (swapped := _swapped_at(session, truck_id, model.sha256)) is not None:
-            for _truck, count in session.execute(query.where(Lift.truck_id == truck_id, Lift.started_at >= swapped)):
-                counts[truck_id] = count
-    return counts
 
 
 def enrol(session: Session, settings: ServerSettings) -> list[str]:

@@ -96,6 +96,7 @@ class LiftRow(MatchColumns):
     errors: list[dict[str, Any]]
     model_name: str
     model_version: str
+    model_sha256: str | None  # wire 1.2: the model file that judged the lift
     frames: int
     evidence_sha256: str | None
     evidence_reason: str | None
@@ -195,7 +196,8 @@ def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
         "accuracy_m": gps.accuracy_m if gps else None, "heading_deg": gps.heading_deg if gps else None,
         "bin_id": event.bin_id, "contaminated": event.contaminated, "has_alert": event.has_alert,
         "score": event.score, "counts": dict(event.counts), "errors": [e.to_wire() for e in event.errors],
-        "model_name": event.model.name, "model_version": event.model.version, "frames": event.frames,
+        "model_name": event.model.name, "model_version": event.model.version,
+        "model_sha256": event.model.sha256, "frames": event.frames,
         "evidence_sha256": event.evidence.sha256 if event.evidence else None,
         "evidence_reason": reason, "evidence_detections": boxes,
         "street_confidence": None, "match_provisional": False,  # issue 16b: set by server.ingest.tracks

@@ -103,6 +103,9 @@ class Lift(Base):
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     model_name: Mapped[str] = mapped_column(String(128))
     model_version: Mapped[str] = mapped_column(String(64))
+    # The ONNX file that judged the lift (wire 1.2): its INT8 and FP32 files share a name and version.
+    # None for lifts of older trucks (and before migration 0011).
+    model_sha256: Mapped[str | None] = mapped_column(String(64))
     frames: Mapped[int] = mapped_column(Integer)
     evidence_sha256: Mapped[str | None] = mapped_column(String(64))
     evidence_reason: Mapped[str | None] = mapped_column(String(16), doc="contaminated | sample | uncertain")

@@ -93,7 +93,7 @@ def lift_json(lift: Lift, street: Any, address: Any, photo: Evidence | None) -> 
         "day": lift.day.isoformat(), "received_at": lift.received_at.isoformat(),
         "contaminated": lift.contaminated, "has_alert": lift.has_alert, "score": lift.score,
         "counts": lift.counts, "errors": lift.errors, "frames": lift.frames, "bin_id": lift.bin_id,
-        "model": {"name": lift.model_name, "version": lift.model_version}, "gps": gps,
+        "model": {"name": lift.model_name, "version": lift.model_version, "sha256": lift.model_sha256}, "gps": gps,
         "street": None if lift.street_id is None else {
             "street_id": lift.street_id, "name": getattr(street, "name", None),
             "commune": getattr(street, "commune", None), "segment_id": lift.segment_id,

@@ -91,6 +91,8 @@ class StreetDetail(Rate):
 class ModelName(Out):
     name: str
     version: str
+    sha256: str | None = Field(default=None, description="The ONNX file that judged the lift (wire 1.2); "
+                               "null for older trucks: its INT8 and FP32 files share name and version")
 
 
 class LiftGps(Out):

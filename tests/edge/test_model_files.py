@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -48,3 +49,28 @@ def test_the_model_the_truck_starts_with_is_never_deleted(tmp_path: Path) -> Non
     third = model_file(folder, None, b"third")
     models.install(third)
     assert not first.path.exists() and second.path.exists() and third.path.exists() and started.path.exists()
+
+
+def test_a_model_from_the_server_names_its_file_in_the_lifts_it_judges(tmp_path: Path) -> None:
+    """Wire 1.2: after a swap, lifts carry the SHA-256 of the file the server sent (its INT8 and
+    FP32 files share a name and version), through the recorder the install hands it to."""
+    from vision.lift import LiftContext, LiftRecorder
+    from vision.schema import ModelRef
+
+    folder = tmp_path / "edge-models"
+    folder.mkdir()
+    started = model_file(folder, "trivue-waste.onnx", b"fp32")
+    sent = model_file(folder, None, b"int8")  # already in models.dir: no download
+    meta = SimpleNamespace(name="trivue-waste", version="2")
+    settings = load_settings(None, {"truck_id": "benne-07", "source": "x", "models": {"dir": str(folder)},
+                                    "selfcheck": {"enabled": False}}, environ={})
+    recorder = LiftRecorder(("bag",), SortingRules.load(), started.info, 1)
+    models = ModelUpdater(settings, SortingRules.load(), lambda: Stream.recyclables,
+                          lambda _path: SimpleNamespace(names=("bag",), meta=meta), started,
+                          lambda model: setattr(recorder, "model", model.info), lambda: None)
+    running = models.prepare(ModelRef(sha256=sent.sha256 or "", name="trivue-waste", version="2"))
+    models.install(running)
+    now = datetime.now(UTC)
+    recorder.begin(now, Stream.recyclables)
+    event = recorder.finish(now, LiftContext("benne-07", 1)).event
+    assert (event.model.name, event.model.version, event.model.sha256) == ("trivue-waste", "2", sent.sha256)

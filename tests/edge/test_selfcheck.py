@@ -108,3 +108,26 @@ def test_selfcheck_settings_are_strict(shipped: None, tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ConfigError, match=r"selfcheck\.photos"):
         agent_for(tmp_path, INT8, selfcheck={"photos": str(empty)})
+
+
+def test_lifts_name_the_file_that_judged_them_the_fp32_sibling_after_a_fallback(shipped: None, tmp_path: Path,
+                                                                                litter_val_images) -> None:
+    """Wire 1.2: each lift carries the SHA-256 of the model file running. After a fallback that is
+    the FP32 sibling's, not the configured INT8 file's: both share a name and version, and the
+    server tells a household which file said its bin was contaminated by this hash alone."""
+    from edge.model_update import file_sha256
+    from edge.outbox import LIFT
+    from vision.schema import parse_lift_event
+
+    broken = broken_int8(FP32, tmp_path)
+    make_bursts(tmp_path / "bursts", litter_val_images, lifts=1, frames=2)
+    agent = agent_for(tmp_path, broken, uplink={"broker": "mqtt://127.0.0.1:9", "flush_timeout_s": 0.5})
+    try:
+        agent.run(once=True)  # no broker: the lift stays in the outbox
+        rows = agent.outbox.oldest(limit=10)
+    finally:
+        agent.close()
+    events = [parse_lift_event(m.payload) for m in rows if m.kind == LIFT]
+    fp32 = file_sha256(tmp_path / "model.onnx")
+    assert len(events) == 1 and fp32 != file_sha256(broken)
+    assert events[0].model.sha256 == fp32 and events[0].schema_version == "1.2"

@@ -271,7 +271,7 @@ def test_the_field_loop(fleet: Fleet, trucks: Trucks, tmp_path: Path, shared_dir
     a.lift([bags, bags])  # the first lift begun after the check: the new model's
     assert a.lifts(4) == [IN_SERVICE] * 3 + [NEW]
     stats = a.update(new, "installed")
-    assert stats["model"] == {"name": "trivue-waste", "version": NEW} and stats["model_sha256"] == new
+    assert stats["model"] == {"name": "trivue-waste", "version": NEW, "sha256": new} and stats["model_sha256"] == new
     b.lift([bags, bags])
     assert b.lifts(6) == [IN_SERVICE] * 6 and not stats_of(fleet, b.truck_id).get("model_update")
     with fleet.sessions() as session:

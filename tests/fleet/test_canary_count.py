@@ -3,7 +3,8 @@
 Lifts name their model by name and version (wire 1.1, ``ModelInfo``); the INT8 model of a version
 carries the same name and version as its FP32 model. Rolling INT8 v2 out to a truck on FP32 v2,
 the FP32 lifts it sent before the swap counted as lifts with the rollout's model, and the rest
-followed a canary that had not yet judged a single lift with it. Both databases.
+followed a canary that had not yet judged a single lift with it. Since wire 1.2 a lift also names
+the file that judged it (``model.sha256``), which counts exactly. Both databases.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from tests.fleet.test_registry import bearer, seed_trucks
 from vision.schema import LiftEvent, ModelInfo, Stream
 
 
-def store_lifts(fleet: Fleet, truck_id: str, started: list[datetime], first_sequence: int) -> None:
-    """Lifts as the ingest stores them, named by the model's name and version only (received now)."""
+def store_lifts(fleet: Fleet, truck_id: str, started: list[datetime], first_sequence: int,
+                sha: str | None = None) -> None:
+    """Lifts as the ingest stores them (received now), named by the model's name and version only
+    (wire 1.1), or also by the SHA-256 of the file that judged them (``sha``, wire 1.2)."""
     now = datetime.now(UTC)
+    model = ModelInfo(name="trivue-waste", version=SHIPPED_VERSION, sha256=sha)
     rows = [lift_row(LiftEvent(truck_id=truck_id, sequence=first_sequence + i, stream=Stream.recyclables,
                                started_at=at, ended_at=at + timedelta(seconds=20), contaminated=False, score=0,
-                               model=ModelInfo(name="trivue-waste", version=SHIPPED_VERSION), frames=10),
+                               model=model, frames=10),
                      now, fleet.settings.zone, None) for i, at in enumerate(started)]
     with fleet.sessions() as session:
         assert len(insert_lifts(session, rows)) == len(rows)
@@ -97,4 +101,29 @@ def test_lifts_of_a_model_alone_in_its_version_count_from_the_rollout(fleet: Fle
     with fleet.sessions() as session:
         insert_lifts(session, rows)
         session.commit()
+    assert rollout_listed(fleet, admin)["lifts"] == {"t1": 2}
+
+
+def test_lifts_naming_their_file_count_by_it_whatever_the_swap_time_says(fleet: Fleet) -> None:
+    """Wire 1.2 lifts count by the file they name, not by the swap the heartbeat reports: FP32 lifts
+    after a stale "installed" (the truck rebooted and its self-check fell back to FP32) count for
+    nothing, and the first INT8 lift, begun a moment before the truck stamped the swap, counts."""
+    fp32, int8 = fleet.publish(SHIPPED), fleet.publish(SHIPPED_INT8)
+    seed_trucks(fleet, fp32, "t1", "t2")
+    admin = bearer(fleet.token("admin"))
+    started = httpx.post(f"{fleet.url}/api/models/{int8}/rollout", json={"canary": 1, "canary_lifts": 2},
+                         headers=admin)
+    assert started.status_code == 200 and started.json()["canary"] == ["t1"], started.text
+    swapped = datetime.now(UTC) + timedelta(seconds=30)
+    heartbeat(fleet, "t1", int8, {"sha256": int8, "state": "installed", "at": swapped.isoformat()})
+    # After the swap by the heartbeat's clock, judged by FP32: the swap time alone counted both.
+    store_lifts(fleet, "t1", [swapped + timedelta(seconds=10), swapped + timedelta(seconds=40)], 1, sha=fp32)
+    import time
+
+    time.sleep(1.0)  # five rounds of the rollout task
+    listed = rollout_listed(fleet, admin)
+    assert (listed["state"], listed["lifts"]) == ("canary", {"t1": 0}), listed
+    # Judged by INT8, the first begun before the swap was stamped: the swap time alone counted one.
+    store_lifts(fleet, "t1", [swapped - timedelta(seconds=2), swapped + timedelta(seconds=70)], 3, sha=int8)
+    wait_until(lambda: rollout_listed(fleet, admin)["state"] == "complete", "the rollout to be promoted", 10)
     assert rollout_listed(fleet, admin)["lifts"] == {"t1": 2}

@@ -56,7 +56,8 @@ def test_canary_rollout_then_the_rest_then_rollback(fleet: Fleet, trucks: Trucks
         truck.lift()
     assert a.lifts(2) == [OLD, "2026.12.03-field"] and b.lifts(2) == [OLD, OLD]
     stats = a.update(new, "installed")
-    assert stats["model"] == {"name": "trivue-waste", "version": "2026.12.03-field"} and stats["model_sha256"] == new
+    assert stats["model"] == {"name": "trivue-waste", "version": "2026.12.03-field", "sha256": new}  # wire 1.2
+    assert stats["model_sha256"] == new
     with fleet.sessions() as session:
         assert session.scalar(select(Rollout.state)) == "canary"  # one lift of two
     a.lift()

@@ -24,7 +24,8 @@ def varied_rows() -> list[dict[str, Any]]:
     datetime in another zone, an int score, a photo's boxes and none."""
     plus_two = timezone(timedelta(hours=2))
     events = [
-        lift_event(counts={"bag": 2, "bottle": 1}, heading=271.5, sequence=1),
+        lift_event(counts={"bag": 2, "bottle": 1}, heading=271.5, sequence=1,  # wire 1.2: the model file named
+                   model={"name": "trivue-waste", "version": "test", "sha256": "c" * 64}),
         lift_event(counts={}, gps=None, sequence=2, bin_id="puce-42"),
         lift_event(counts={"glass": 3}, at=datetime(2026, 3, 29, 0, 30, tzinfo=plus_two), sequence=3),
         lift_event(stream="residual", counts={"medical": 1}, sequence=4,

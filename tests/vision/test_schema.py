@@ -117,16 +117,19 @@ def _old_reader():
     return module
 
 
+MODEL = {"name": "trivue-waste", "version": "2026.11.25"}
+MODEL_SHA = "0123456789abcdef" * 4  # the ONNX file that judged the lift (wire 1.2)
 BOXES = [{"class": "bag", "confidence": 0.42, "x1": 0.1, "y1": 0.2, "x2": 0.3, "y2": 0.5}]
 
 
 def test_an_old_server_reads_a_new_truck_and_ignores_the_new_fields() -> None:
     old = _old_reader()
-    assert old.SCHEMA_VERSION == "1.0" and SCHEMA_VERSION == "1.1"
+    assert old.SCHEMA_VERSION == "1.0" and SCHEMA_VERSION == "1.2"
     new = event_dict(evidence={"sha256": "a" * 64, "width": 640, "height": 480, "reason": "uncertain",
-                               "detections": BOXES})
+                               "detections": BOXES}, model={**MODEL, "sha256": MODEL_SHA})
     event = old.parse_lift_event(json.dumps(new))
     assert event.evidence.sha256 == "a" * 64 and not hasattr(event.evidence, "reason")
+    assert event.model.version == MODEL["version"] and not hasattr(event.model, "sha256")
 
 
 def test_a_new_server_reads_an_old_truck() -> None:
@@ -146,6 +149,24 @@ def test_bad_boxes_are_refused_naming_the_field(box: dict[str, Any], message: st
     evidence = {"sha256": "a" * 64, "width": 640, "height": 480, "reason": "sample", "detections": [box]}
     with pytest.raises(SchemaError, match=message):
         parse_lift_event(json.dumps(event_dict(evidence=evidence)))
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
+def test_the_model_file_is_named_when_sent_and_optional_before_1_2(version: str) -> None:
+    """Wire 1.2: ``model.sha256`` names the ONNX file that judged the lift (INT8 and FP32 files of a
+    version share its name and version); an older truck sends none, and its lifts still validate."""
+    without = parse_lift_event(json.dumps(event_dict(schema_version=version)))
+    assert without.model.sha256 is None and parse_lift_event(without.to_json()) == without
+    named = parse_lift_event(json.dumps(event_dict(schema_version=version, model={**MODEL, "sha256": MODEL_SHA})))
+    assert named.model.sha256 == MODEL_SHA
+    again = parse_lift_event(named.to_json())
+    assert again == named and again.model.sha256 == MODEL_SHA
+
+
+@pytest.mark.parametrize("sha", ["A" * 64, "a" * 63, "g" * 64, ""])
+def test_a_model_sha256_that_is_not_one_is_refused(sha: str) -> None:
+    with pytest.raises(SchemaError, match=r"model\.sha256"):
+        parse_lift_event(json.dumps(event_dict(model={**MODEL, "sha256": sha})))
 
 
 def test_reason_must_be_known() -> None:
