@@ -224,7 +224,7 @@ class Agent:
     def deliver(self, last: Frame) -> None:
         """Finish the lift and commit it (and its photo) to the outbox before any network I/O."""
         started_at, ended_at = self.recorder.started_at, last.captured_at
-        context = LiftContext(self.settings.truck_id, self.outbox.next_sequence(), self.gps.latest(),
+        context = LiftContext(self.settings.truck_id, self.outbox.next_sequence(), self.gps.at(ended_at),
                               self.rfid.tag_for(started_at, ended_at))
         lift = self.recorder.finish(ended_at, context)
         event, photo = lift.event, None

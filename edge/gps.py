@@ -1,4 +1,4 @@
-"""GPS: the latest position fix, from NMEA 0183 (serial device or file replay), a GPX replay, or fixed.
+"""GPS: the position fix of a lift, from NMEA 0183 (serial device or file replay), a GPX replay, or fixed.
 
 ``latest()`` returns None when there is no fix or the last one is older than ``max_age_s``: a
 lift is then kept with ``gps`` empty rather than placed where the truck was minutes ago. A fix's
@@ -10,6 +10,9 @@ week rollover puts them 19.6 years back). A receiver that disappears (USB unplug
 ends the position at once; the reader reopens it. Replays
 re-time their fixes to now (they simulate a drive happening today) and are paced by the
 recording's own timestamps, scaled by ``speed``.
+
+A lift takes the fix of the moment it ended (``at``), kept in ``edge.track``: a burst processed
+minutes late (a backlog) got the position of the moment it was processed, another street.
 
 The heading sent with a lift is the course the truck drove up with, not the receiver's course
 of the moment: a lift happens with the truck stopped, and a receiver's course over ground at
@@ -36,6 +39,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from edge.lines import LineReader, Throttled
+from edge.track import Track
 from vision.schema import GpsFix
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,10 @@ COURSE_MIN_SPEED_MPS = 1.5  # ~5 km/h: below it a receiver's course over ground 
 COURSE_MAX_AGE_S = 120.0  # a bin lift stops the truck for seconds to a minute; after a longer halt, no heading
 GPX_MIN_STEP_M = 2.0  # two replayed points closer than this give no direction
 EARTH_RADIUS_M = 6_371_000.0
+# Ended this long ago or less (or "after now": a camera box's clock ahead), a lift is live: the latest
+# fix, as before. A live burst is read burst_settle_s (2 s) after its last photo (stamped by the camera
+# box's clock) and judged in a second or two; the rest covers that clock a few seconds behind.
+LIVE_LAG_S = 10.0
 GPSD_WATCH = b'?WATCH={"enable":true,"nmea":true};\n'
 
 
@@ -172,6 +180,7 @@ class Gps:
         # the system clock is
         self._fix_tick = 0.0
         self._course: tuple[float, float] | None = None  # the last course while moving, and its clock
+        self._track = Track()  # the fixes of the last minutes, by the same monotonic ticks, for ``at``
         self._stoppers: list = []
         self._warnings = Throttled(log)
 
@@ -195,6 +204,7 @@ class Gps:
             self._fix = GpsFix(lat=lat, lon=lon, fix_at=now, heading_deg=course[0] if course else None,
                                **{**kept, **extra})
             self._fix_tick = received
+            self._track.add(received, self._fix)  # with its heading of the moment
 
     def feed_nmea(self, sentence: str) -> None:
         read = read_sentence(sentence)
@@ -210,6 +220,8 @@ class Gps:
         the last fix stood for ``max_age_s`` (30 s, 200 m of driving) as if still right."""
         with self._lock:
             had, self._fix = self._fix is not None, None
+            if had:
+                self._track.add(time.monotonic(), None)  # no fix is carried across the loss
         if had:
             log.warning("GPS fix lost (%s): lifts get no position until the receiver has one again", why)
 
@@ -235,6 +247,24 @@ class Gps:
         # stamped again from its age: the system clock may have been set since the fix arrived
         return fix.model_copy(update={"fix_at": datetime.now(UTC) - timedelta(seconds=age)})
 
+    def at(self, when: datetime) -> GpsFix | None:
+        """The fix of a lift that ended at ``when``: the latest one if live (``LIVE_LAG_S``), else the
+        fix nearest that moment within ``max_age_s``, heading included; None rather than where the
+        truck is now."""
+        wall, now = datetime.now(UTC), time.monotonic()
+        late = (wall - when).total_seconds()
+        if late <= LIVE_LAG_S:
+            return self.latest()
+        found = self._track.near(now - late, self.max_age_s)
+        if found is None:
+            if late > self._track.history_s:
+                self._warnings.warning("older than the track", "a lift that ended %.0f min ago (a backlog, or a "
+                                       "camera clock behind) is older than the GPS track kept (%.0f min): sent "
+                                       "without a position", late / 60, self._track.history_s / 60)
+            return None
+        fix, tick = found
+        return fix.model_copy(update={"fix_at": wall - timedelta(seconds=now - tick)})
+
     def fix_age_s(self) -> float | None:
         fix, age = self._aged()
         return None if fix is None else age
@@ -254,6 +284,9 @@ class FixedGps(Gps):
     def latest(self) -> GpsFix | None:
         fix = super().latest()
         return fix.model_copy(update={"fix_at": datetime.now(UTC)}) if fix else None
+
+    def at(self, when: datetime) -> GpsFix | None:
+        return self.latest()  # it never moves: a lift of any time was there
 
 
 def _gpx_points(path: Path) -> list[tuple[float | None, float, float]]:

@@ -100,6 +100,9 @@ class SimGps:
         with self._lock:
             return self._fix
 
+    def at(self, when: datetime) -> GpsFix | None:
+        return self.latest()  # set for this very lift, whatever its time
+
     def fix_age_s(self) -> float | None:
         fix = self.latest()
         return None if fix is None or fix.fix_at is None else max(0.0, (datetime.now(UTC) - fix.fix_at).total_seconds())
