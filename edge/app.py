@@ -331,7 +331,8 @@ class Agent:
         After ``request_stop`` the lift in progress is committed, acknowledgements are awaited for at
         most half of ``stop_timeout_s`` (the other half is for closing), and 0 is returned.
         """
-        self.evidence.start_pruning()  # now, then hourly: the agent runs for weeks without a restart
+        # now, then hourly: the agent runs for weeks without a restart (nor a signal: unsent photos expire too)
+        self.evidence.start_pruning(outbox=self.outbox)
         self.uplink.start()
         lifts = self.pipeline.run(self.frame_source(once))
         if self.stopping:

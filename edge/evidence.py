@@ -6,7 +6,10 @@ under ``max_bytes`` (the broker drops a larger packet with the connection). No b
 photo: it is labelling and training material, so the model's boxes travel beside it as data
 (``Evidence.detections``) and the dashboard draws them. A copy is kept on the device for ``retention_days``
 (7 by default, docs/privacy.md): a background thread deletes older copies every hour, whether or not
-new photos arrive (a parked truck's agent runs for weeks without a contaminated lift).
+new photos arrive (a parked truck's agent runs for weeks without a contaminated lift). The same pass
+drops the outbox's unsent photos older than that (``Outbox.expire_photos``): weeks without signal
+keep no photo longer on the truck. The local copies give way first on a short disk: none is written
+with less than ``KEEP_FREE_BYTES`` free, so that they never take the room the outbox needs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +30,8 @@ import numpy as np
 
 from base.paths import images_in
 from edge.config import ConfigError, EvidenceSettings
+from edge.disk import free_bytes
+from edge.outbox import Outbox
 from vision.detection import Detections
 from vision.lift import EvidenceFrame, PhotoPolicy
 from vision.region import Region
@@ -34,6 +40,9 @@ from vision.schema import Evidence, EvidenceBox, EvidenceReason
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+# Local copies are copies (the outbox holds each photo until the server has it): with less than this
+# free on their disk they are not written, so the outbox's photos and lifts never lack room for them.
+KEEP_FREE_BYTES = 64 * 1024 * 1024
 FUTURE_S = 86_400.0  # a photo dated further ahead than this was written by a clock set wrong
 # Encodings tried, in order, until one fits evidence.max_bytes: the configured quality, these lower
 # ones (40 still shows what lies in the hopper), then the side shrunk by SHRINK down to MIN_SIDE.
@@ -152,6 +161,7 @@ class EvidenceStore:
         self.prune_passes = 0  # lets tests wait for a pass instead of sleeping
         self._stop = threading.Event()
         self._pruner: threading.Thread | None = None
+        self._short = False  # the disk was short at the last photo: said once, until it has room again
 
     def _compose(self, frame: EvidenceFrame, max_side: int) -> np.ndarray:
         image, _scale = downscale(as_bgr8(frame.image), max_side)
@@ -184,8 +194,19 @@ class EvidenceStore:
                 return None
             side = max(MIN_SIDE, int(side * SHRINK))
 
-    def keep(self, event_id: str, photo: Photo) -> Path:
-        """Local copy under ``<dir>/<YYYY-MM-DD>/<event_id>.jpg``."""
+    def keep(self, event_id: str, photo: Photo) -> Path | None:
+        """Local copy under ``<dir>/<YYYY-MM-DD>/<event_id>.jpg``; None when the disk is short."""
+        free = free_bytes(self.settings.dir) - len(photo.jpeg)
+        if free < KEEP_FREE_BYTES:
+            if not self._short:
+                log.warning("%s has less than %d MiB free: local copies of evidence photos are not written until "
+                            "it has room (the outbox keeps each photo for the server)", self.settings.dir,
+                            KEEP_FREE_BYTES >> 20)
+            self._short = True
+            return None
+        if self._short:
+            log.warning("%s has room again: local copies of evidence photos are written", self.settings.dir)
+            self._short = False
         folder = self.settings.dir / time.strftime("%Y-%m-%d", time.gmtime())
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{event_id}.jpg"
@@ -197,13 +218,15 @@ class EvidenceStore:
             raise
         return path
 
-    def start_pruning(self, every_s: float | None = None) -> None:
-        """Prune now, then every ``every_s`` (default hourly) in a daemon thread until ``stop_pruning``."""
+    def start_pruning(self, every_s: float | None = None, outbox: Outbox | None = None) -> None:
+        """Prune now, then every ``every_s`` (default hourly) in a daemon thread until ``stop_pruning``;
+        ``outbox``'s unsent photos past the retention period go too (kept a day at least: a photo is
+        not dropped before it had a chance to leave)."""
         if self._pruner is not None:
             return
         every_s = PRUNE_EVERY_S if every_s is None else every_s
         self._stop.clear()
-        self._pruner = threading.Thread(target=self._prune_loop, args=(every_s,), name="evidence-prune",
+        self._pruner = threading.Thread(target=self._prune_loop, args=(every_s, outbox), name="evidence-prune",
                                         daemon=True)
         self._pruner.start()
 
@@ -213,11 +236,14 @@ class EvidenceStore:
             self._pruner.join(timeout=5)
             self._pruner = None
 
-    def _prune_loop(self, every_s: float) -> None:
+    def _prune_loop(self, every_s: float, outbox: Outbox | None) -> None:
         while True:
             try:
-                self.prune()
-            except OSError:  # a full or flaky disk must not end the schedule: next pass retries
+                now = self._clock()
+                if outbox is not None:
+                    outbox.expire_photos(max(1, self.settings.retention_days) * 86_400, now)
+                self.prune(now)
+            except (OSError, sqlite3.Error):  # a full or flaky disk must not end the schedule: next pass retries
                 log.exception("evidence pruning failed; retrying in %.0f s", every_s)
             if self._stop.wait(every_s):
                 return

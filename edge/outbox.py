@@ -7,6 +7,13 @@ default), or once the broker has acknowledged them (``puback``). When the file g
 oldest evidence photos go first; lift events are never dropped, and every drop is counted.
 A photo the broker keeps refusing (``drop_refused_photo``) may go too, counted apart; a lift never.
 
+A full disk (ENOSPC: weeks without signal, or another program's logs) must not cost a lift either.
+A reserve file beside the outbox holds ``reserve_bytes`` of the disk: when a write fails for want
+of space, the reserve is given up, the oldest photos are dropped (their pages hold the next rows)
+and the write is tried again, with its photo, then without it; the reserve comes back once the disk
+has room. An unsent photo older than the retention period is dropped too (``expire_photos``):
+photos are personal data, kept on the truck for that long at most, delivered or not.
+
 The same transaction that stores a lift records its source key (a burst folder), so a restarted
 agent neither loses nor re-counts a burst.
 """
@@ -14,17 +21,27 @@ agent neither loses nor re-counts a burst.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from edge.disk import Reserve, free_bytes
+from edge.salvage import salvage
 
 log = logging.getLogger(__name__)
 
 LIFT, EVIDENCE = "lift", "evidence"
+# Held beside the outbox and given up when the disk is full: room for the WAL to delete photos and
+# write the lift (a WAL checkpoint is 1000 pages, 4 MiB; a photo at most 2 MiB).
+RESERVE_BYTES = 8 * 1024 * 1024
+FUTURE_S = 86_400.0  # a row dated further ahead than this was written by a clock set wrong
+_STAMP = "%Y-%m-%dT%H:%M:%S"  # created_at, as SQLite writes it (then fractions of a second and Z)
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -59,77 +76,37 @@ class _Damaged(Exception):
     """The outbox file is an SQLite database with damaged pages (a power cut mid-write on cheap flash)."""
 
 
-_KEEP = {"messages": "seq, kind, topic, payload, event_id, created_at", "consumed": "source_key, event_id",
-         "progress": "source, position", "counters": "name, value"}
-
-
-def _readable(damaged: sqlite3.Connection, table: str) -> list[tuple[object, ...]]:
-    """The rows of ``table`` that can still be read, scanned from both ends: a damaged page ends a
-    scan, so reading back from the other end keeps the rows behind it."""
-    rows: dict[object, tuple[object, ...]] = {}
-    for order in ("ASC", "DESC"):
-        try:
-            for rowid, *row in damaged.execute(f"SELECT rowid, {_KEEP[table]} FROM {table} ORDER BY rowid {order}"):
-                rows[rowid] = tuple(row)
-        except sqlite3.DatabaseError:
-            continue
-    return list(rows.values())
-
-
-def _pad_truncated(path: Path) -> None:
-    """A file cut short (its header counts more pages than it holds) reads as damaged as a whole,
-    its schema included: padded back with zero pages, it reads up to the missing pages."""
-    with path.open("r+b") as file:
-        header = file.read(32)
-        if len(header) < 32:
-            return
-        page_size = int.from_bytes(header[16:18], "big")
-        expected = (65536 if page_size == 1 else page_size) * int.from_bytes(header[28:32], "big")
-        if file.seek(0, 2) < expected:
-            file.truncate(expected)
-
-
-def salvage(damaged_path: Path, into: sqlite3.Connection) -> dict[str, int]:
-    """Copy what a damaged outbox still gives into a new one: unsent rows (same seq, so the same order
-    and digests), consumed bursts, video progress, counters. A delivered row was deleted, so it is in no
-    table and is never sent again. The sequence counter never goes back: at least 1 + every sequence read."""
-    _pad_truncated(damaged_path)
-    damaged = sqlite3.connect(damaged_path)
-    found = {}
-    try:
-        with into:
-            into.execute("BEGIN IMMEDIATE")
-            for table, columns in _KEEP.items():
-                rows = _readable(damaged, table)
-                marks = ",".join("?" * len(columns.split(",")))
-                found[table] = into.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})",
-                                                rows).rowcount
-            sequences = [0]
-            for (payload,) in into.execute("SELECT payload FROM messages WHERE kind = ?", (LIFT,)):
-                with contextlib.suppress(ValueError, TypeError, LookupError):  # not a LiftEvent
-                    sequences.append(int(json.loads(payload)["sequence"]) + 1)
-            into.execute("INSERT INTO counters (name, value) VALUES ('sequence', ?) ON CONFLICT (name) DO UPDATE "
-                         "SET value = MAX(value, excluded.value)", (max(sequences),))
-    finally:
-        damaged.close()
-    return found
+def _is_full(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
 
 
 class Outbox:
     """Thread-safe: the pipeline puts, the uplink thread reads and deletes."""
 
-    def __init__(self, path: Path | str, max_bytes: int = 500 * 1024 * 1024) -> None:
-        self.path, self.max_bytes = Path(path), max_bytes
+    def __init__(self, path: Path | str, max_bytes: int = 500 * 1024 * 1024,
+                 reserve_bytes: int = RESERVE_BYTES) -> None:
+        self.path, self.max_bytes, self.reserve_bytes = Path(path), max_bytes, reserve_bytes
+        self.reserve = Reserve(Path(f"{self.path}.reserve"), reserve_bytes)
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in (1, 2):
             try:
-                self._db = self._open()
-            except _Damaged as damage:
-                self._db = self._recover(str(damage))
-        except (OSError, sqlite3.Error) as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            raise OutboxError(f"outbox.path: {str(self.path)!r} cannot be opened as the outbox: {reason}") from None
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._db = self._open()
+                except _Damaged as damage:
+                    self._db = self._recover(str(damage))
+                break
+            except (OSError, sqlite3.Error) as error:
+                if attempt == 1 and self.reserve.release():  # a full disk: the WAL and its index need room
+                    continue
+                reason = getattr(error, "strerror", None) or str(error)
+                free = free_bytes(self.path.parent)
+                full = f" ({free} bytes free on its disk)" if free < self.reserve_bytes else ""
+                raise OutboxError(f"outbox.path: {str(self.path)!r} cannot be opened as the outbox: "
+                                  f"{reason}{full}") from None
+        if not self.reserve.hold():
+            log.error("the disk of the outbox %s is short (%d bytes free, no room for its reserve): the oldest "
+                      "photos make room for new lifts", self.path, free_bytes(self.path.parent))
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -141,6 +118,9 @@ class Outbox:
                 raise _Damaged(check.strip().splitlines()[-1])
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # fsync at every commit, not only at checkpoints
+            if self.reserve_bytes > 0:  # the WAL checkpointed at half the reserve: a full disk's checkpoint fits it
+                pages = self.reserve_bytes // 2 // int(db.execute("PRAGMA page_size").fetchone()[0])
+                db.execute(f"PRAGMA wal_autocheckpoint = {max(16, pages)}")
             db.executescript(SCHEMA)
         except sqlite3.DatabaseError as error:
             db.close()
@@ -181,9 +161,84 @@ class Outbox:
 
     def next_sequence(self) -> int:
         """The next lift sequence number, durable: never reused after a restart (gaps are possible)."""
-        with self._lock, self._db:
+        def bump() -> int:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                return self._bump("sequence") - 1
+
+        with self._lock:
+            return self._roomy(bump, 0)
+
+    def _roomy(self, write: Callable[[], T], need: int, fallback: Callable[[], T] | None = None) -> T:
+        """``write`` (a transaction); when the disk is full, make room and try again, then ``fallback``
+        (the lift without its photo). A failure after that goes up: nothing else may give way."""
+        try:
+            return write()
+        except sqlite3.OperationalError as error:
+            if not _is_full(error):
+                raise
+        self._make_room(need)
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        try:
+            return write()
+        except sqlite3.OperationalError as error:
+            if fallback is None or not _is_full(error):
+                raise
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        return fallback()
+
+    def _make_room(self, need: int) -> None:
+        """The disk is full: give up the reserve, then the oldest photos (never a lift)."""
+        if self._db.in_transaction:  # the failed write's transaction, if SQLite left it open
+            self._db.execute("ROLLBACK")
+        released = self.reserve.release()
+        if not released:  # the WAL's disk back, for the deletes
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        dropped = 0
+        with contextlib.suppress(sqlite3.OperationalError):  # no room even to drop photos: the lift alone may fit
+            dropped = self._room_inside(need)
+        log.error("the disk of the outbox %s is full (%d bytes free): %s; %d oldest evidence photo(s) dropped "
+                  "(outbox_photos_dropped), and more as new ones come; lifts are all kept", self.path,
+                  free_bytes(self.path.parent), "its reserve given up" if released else "no reserve left", dropped)
+
+    def _room_inside(self, need: int) -> int:
+        """With no reserve the outbox lives within its file: free pages there for ``need`` bytes and as
+        much again, by dropping the oldest photos; rows written into them need no more disk, nor does
+        the WAL's checkpoint of them (a file that had to grow could not be checkpointed)."""
+        page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0]) * page
+        want = 2 * need + 16 * page
+        if free >= want:
+            return 0
+        # Where SQLite zeroes deleted rows (secure_delete, Debian's default), a dropped photo would be
+        # written again to the WAL: no room for that. Its pages are overwritten by the rows that reuse them.
+        secure = int(self._db.execute("PRAGMA secure_delete").fetchone()[0])
+        self._db.execute("PRAGMA secure_delete = FAST")
+        try:
+            dropped = self._drop_photos(want - free, "photos_dropped")
+        finally:
+            self._db.execute(f"PRAGMA secure_delete = {secure}")
+        log.warning("the disk of the outbox %s is short: dropped the %d oldest evidence photo(s)", self.path, dropped)
+        return dropped
+
+    def _drop_photos(self, amount: int, counter: str) -> int:
+        """Delete the oldest photos until ``amount`` bytes of payload are gone; count them under ``counter``."""
+        dropped = freed = 0
+        with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            return self._bump("sequence") - 1
+            photos = self._db.execute(
+                "SELECT seq, LENGTH(payload) FROM messages WHERE kind = ? ORDER BY seq", (EVIDENCE,))
+            for seq, length in photos.fetchall():
+                if freed >= amount:
+                    break
+                self._db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+                freed, dropped = freed + length, dropped + 1
+            if dropped:
+                self._bump(counter, dropped)
+        return dropped
 
     def put_lift(
         self,
@@ -200,18 +255,33 @@ class Outbox:
         video file has been turned into committed lifts, so a restart resumes after it.
         ``counters`` are bumped in the same transaction (``photos_too_large``: counted once, with its lift).
         """
-        with self._lock:
+        def write(photo: tuple[str, bytes] | None, bumps: tuple[str, ...]) -> None:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                rows = [(LIFT, *lift, event_id)] + ([(EVIDENCE, *evidence, event_id)] if evidence else [])
+                rows = [(LIFT, *lift, event_id)] + ([(EVIDENCE, *photo, event_id)] if photo else [])
                 self._db.executemany(
                     "INSERT INTO messages (kind, topic, payload, event_id) VALUES (?, ?, ?, ?)", rows)
                 if source_key is not None:
                     self._db.execute("INSERT OR REPLACE INTO consumed VALUES (?, ?)", (source_key, event_id))
                 if position is not None:
                     self._db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?)", position)
-                for name in counters:
+                for name in bumps:
                     self._bump(name)
+
+        def without_photo() -> None:  # the disk is full even now: the lift goes, its photo gives way
+            write(None, (*counters, "photos_dropped") if evidence else counters)
+            if evidence:
+                log.error("lift %s stored without its photo: the disk of the outbox is full", event_id)
+
+        with self._lock:
+            need = len(lift[1]) + (len(evidence[1]) if evidence else 0)
+            if not self.reserve.held:
+                if self.reserve.hold():
+                    log.warning("the disk of the outbox %s has room again: reserve restored", self.path)
+                else:
+                    with contextlib.suppress(sqlite3.OperationalError):  # no room even to drop: made below
+                        self._room_inside(need)
+            self._roomy(lambda: write(evidence, counters), need, without_photo)
             self._enforce_bound()
 
     def _size(self) -> int:
@@ -221,18 +291,8 @@ class Outbox:
         size = self._size()
         if size <= self.max_bytes:
             return
-        dropped = 0
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            photos = self._db.execute(
-                "SELECT seq, LENGTH(payload) FROM messages WHERE kind = ? ORDER BY seq", (EVIDENCE,))
-            for seq, length in photos.fetchall():
-                if size <= self.max_bytes:
-                    break
-                self._db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
-                size, dropped = size - length, dropped + 1
-            if dropped:
-                self._bump("photos_dropped", dropped)
+        dropped = self._drop_photos(size - self.max_bytes, "photos_dropped")
+        size = self._size()
         if dropped:
             log.warning("outbox over %d bytes: dropped the %d oldest evidence photo(s)", self.max_bytes, dropped)
         if size > self.max_bytes:
@@ -271,11 +331,32 @@ class Outbox:
             return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
     def photos_dropped(self) -> int:
+        """Photos the outbox gave up: over ``max_bytes`` or a full disk, and unsent past their retention."""
         with self._lock:
-            return self._counter("photos_dropped")
+            return self._counter("photos_dropped") + self._counter("photos_expired")
+
+    def expire_photos(self, max_age_s: float, now: float | None = None) -> int:
+        """Drop the unsent photos stored more than ``max_age_s`` ago (privacy retention: a truck weeks
+        without signal keeps no photo longer than a delivered one's local copy); lifts stay. A row dated
+        more than a day ahead (a clock set wrong, since corrected) has its age counted from now."""
+        now = time.time() if now is None else now
+        cutoff = time.strftime(_STAMP, time.gmtime(now - max_age_s))
+        ahead = time.strftime(_STAMP, time.gmtime(now + FUTURE_S))
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE messages SET created_at = ? WHERE created_at > ?",
+                             (time.strftime(_STAMP, time.gmtime(now)) + ".000Z", ahead))
+            gone = self._db.execute("DELETE FROM messages WHERE kind = ? AND created_at < ?",
+                                    (EVIDENCE, cutoff)).rowcount
+            if gone:
+                self._bump("photos_expired", gone)
+        if gone:
+            log.warning("dropped %d unsent evidence photo(s) older than %.0f days (retention; their lifts are "
+                        "kept)", gone, max_age_s / 86_400)
+        return gone
 
     def counter(self, name: str) -> int:
-        """A durable counter: ``photos_dropped``, ``photos_too_large``, ``photos_refused``."""
+        """A durable counter: ``photos_dropped``, ``photos_expired``, ``photos_too_large``, ``photos_refused``."""
         with self._lock:
             return self._counter(name)
 
