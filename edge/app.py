@@ -290,7 +290,9 @@ class Agent:
         return TruckStats(
             truck_id=self.settings.truck_id, sent_at=datetime.now(UTC), uptime_s=time.monotonic() - self.started,
             fps=meter.fps, inference_ms=meter.inference_ms, outbox_depth=self.outbox.depth(),
-            outbox_photos_dropped=self.outbox.photos_dropped(), disk_free_mb=disk.free / 2**20,
+            outbox_photos_dropped=self.outbox.counter("photos_dropped"),
+            outbox_photos_expired=self.outbox.counter("photos_expired"), disk_short=not self.outbox.reserve.held,
+            disk_free_mb=disk.free / 2**20,
             photos_too_large=self.outbox.counter("photos_too_large"),
             photos_refused=self.outbox.counter("photos_refused"),
             model=self.recorder.model, stream=self.live.stream, gps_fix_age_s=age,

@@ -49,6 +49,7 @@ from vision.receipts import (
 # for labelling); a 1.0 reader ignores both, a 1.1 reader reads a 1.0 photo as "contaminated".
 # 1.2: ``ModelInfo.sha256``, the ONNX file that judged the lift (the INT8 and FP32 files of a version
 #      share its name and version); optional: 1.0/1.1 lifts name none, a 1.1 reader ignores it.
+#      ``TruckStats.outbox_photos_expired`` and ``disk_short`` (a truck's disk, weeks without signal).
 SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 
@@ -316,7 +317,12 @@ class TruckStats(_Wire):
     fps: float | None = Field(default=None, ge=0)
     inference_ms: float | None = Field(default=None, ge=0)
     outbox_depth: _Counter = 0
-    outbox_photos_dropped: _Counter = Field(default=0, description="Oldest photos dropped: outbox over max_mb")
+    outbox_photos_dropped: _Counter = Field(default=0, description="Oldest photos dropped: outbox over max_mb, "
+                                            "or its disk full (since 1.2; before, photos expired too)")
+    outbox_photos_expired: _Counter = Field(default=0, description="Unsent photos dropped past "
+                                            "evidence.retention_days (since 1.2)")
+    disk_short: bool = Field(default=False, description="The outbox's disk is full, its reserve given up: "
+                             "the oldest photos make room for new lifts (since 1.2)")
     photos_too_large: _Counter = Field(
         default=0, description="Photos over evidence.max_bytes even at the lowest quality and size: lift sent without")
     photos_refused: _Counter = Field(

@@ -123,6 +123,24 @@
     return cell;
   }
 
+  // Weeks without signal fill a truck's disk: it then drops its oldest photos to keep every lift (the
+  // heartbeat says so from wire 1.2). Photos lost since the truck's outbox began, by why, under the queue.
+  function outboxCell(s) {
+    const cell = el("td", { class: "num", text: fmt.num(s.outbox_depth) });
+    if (s.disk_short) {
+      cell.append(" ", el("span", { class: "badge danger", "data-disk": "short", text: `⚠ ${t("fleet.disk_short")}`,
+        title: t("fleet.disk_short_hint", { free: num(s.disk_free_mb, "") }) }));
+    }
+    const lost = { full: s.outbox_photos_dropped || 0, expired: s.outbox_photos_expired || 0,
+      too_large: s.photos_too_large || 0, refused: s.photos_refused || 0 };
+    const reasons = Object.entries(lost).filter(([, count]) => count > 0);
+    for (const [why, count] of reasons) {
+      cell.append(el("div", { class: "update-reason", "data-photos-lost": why,
+        text: t(`fleet.photos_lost_${why}`, { count: fmt.num(count) }) }));
+    }
+    return cell;
+  }
+
   function row(truck) {
     const s = truck.stats || {};
     // The version tells trucks apart; the model's name (usually the same for all) is in the tooltip.
@@ -131,7 +149,7 @@
       el("th", { scope: "row", text: truck.truck_id }),
       statusCell(truck),
       el("td", { title: fmt.dateTime(truck.last_seen_at), text: fmt.ago(truck.last_seen_at) }),
-      el("td", { class: "num", text: fmt.num(s.outbox_depth) }),
+      outboxCell(s),
       el("td", { class: "num", text: num(s.inference_ms, " ms") }),
       el("td", { class: "num", text: num(s.fps, "", 1) }),
       modelCell(truck, s, model),

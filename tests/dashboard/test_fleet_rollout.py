@@ -104,3 +104,36 @@ def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Pat
     followed = section.locator("[data-rest=complete]").inner_text()
     assert followed.startswith("Ont suivi : ") and "benne-99" in followed
     assert not browser.unexpected_errors()
+
+
+def test_fleet_page_flags_a_full_disk_and_the_photos_it_cost(browser: Browser) -> None:
+    """Weeks without signal: the truck keeps every lift and drops its oldest photos; its heartbeat
+    says so (wire 1.2), and the fleet page shows it where the manager looks, in both languages."""
+    server = browser.server
+    now = datetime.now(UTC)
+    stats = TruckStats(truck_id="benne-41", sent_at=now, uptime_s=60, outbox_depth=5120, disk_short=True,
+                       disk_free_mb=3.5, outbox_photos_dropped=212, outbox_photos_expired=40, stream="recyclables")
+    healthy = TruckStats(truck_id="benne-42", sent_at=now, uptime_s=60, outbox_depth=0, disk_free_mb=900,
+                         stream="recyclables")
+    for truck, heartbeat in (("benne-41", stats), ("benne-42", healthy)):
+        server.publish(f"{truck}/status", "online", retain=True)
+        server.publish(f"{truck}/stats", heartbeat.model_dump_json())
+    server.wait_for(lambda: {"benne-41", "benne-42"} <= {t["truck_id"] for t in server.api("/api/trucks")["trucks"]
+                                                         if t["stats"]}, "the two heartbeats")
+    browser.login(path="/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    full = browser.page.locator("tr[data-truck=benne-41]")
+    assert full.locator("[data-disk=short]").inner_text() == "⚠ disque plein"
+    assert "(4 Mo libres)" in full.locator("[data-disk=short]").get_attribute("title")
+    assert full.locator("[data-photos-lost=full]").inner_text() == "photos effacées (plein) : 212"
+    assert full.locator("[data-photos-lost=expired]").inner_text() == "photos expirées : 40"
+    fine = browser.page.locator("tr[data-truck=benne-42]")
+    assert fine.locator("[data-disk]").count() == 0 and fine.locator("[data-photos-lost]").count() == 0
+    browser.shot("13-flotte-disque-plein")
+    browser.page.get_by_role("link", name="English").click()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert full.locator("[data-disk=short]").inner_text() == "⚠ disk full"
+    assert full.locator("[data-photos-lost=full]").inner_text() == "photos deleted (full): 212"
+    browser.page.get_by_role("link", name="Français").click()  # the language choice is remembered
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert not browser.unexpected_errors()

@@ -100,6 +100,7 @@ def test_the_truck_starts_and_counts_on_when_its_disk_is_full(tmp_path, big_disk
     lifts = [r.event_id for r in rows if r.kind == LIFT]
     assert lifts[:8] == [f"old-{n}" for n in range(8)] and len(lifts) == 11  # no lift lost, old or new
     assert stats.outbox_photos_dropped > 0 and stats.outbox_depth == len(rows)  # the heartbeat says it
+    assert stats.disk_short and stats.outbox_photos_expired == 0  # the fleet page flags the truck
 
 
 def test_local_copies_give_way_first_on_a_short_disk(disk: Path, litter_val_images, caplog) -> None:
@@ -157,7 +158,8 @@ def test_the_agent_expires_unsent_photos_while_it_runs(tmp_path: Path, monkeypat
         assert agent.run(once=True) == 1  # no broker: the lift and its photo wait
         clock.now += 8 * 86_400
         assert wait_for(lambda: agent.outbox.depth() == 1), "the running agent kept an 8-day-old unsent photo"
-        assert agent.stats().outbox_photos_dropped == 1
+        stats = agent.stats()  # the heartbeat tells age from a full disk
+        assert (stats.outbox_photos_expired, stats.outbox_photos_dropped, stats.disk_short) == (1, 0, False)
     finally:
         agent.close()
 
