@@ -41,7 +41,7 @@ from server.web.api import api_router
 from server.web.deps import AppContext
 from server.web.login import login_router
 from server.web.prometheus import metrics_router
-from server.web.rejections import answer_validation_errors
+from server.web.rejections import answer_validation_errors, document_refusals
 from server.web.site import mount_dashboard
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     app.state.ctx = ctx
     answer_validation_errors(app)
     app.include_router(login_router())
+    document_refusals(app)
     app.include_router(api_router())
     app.include_router(fleet_router())
     app.include_router(metrics_router())

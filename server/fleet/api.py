@@ -75,7 +75,7 @@ def fleet_router() -> APIRouter:
 
 def _config_routes(router: APIRouter) -> None:
     @router.put("/trucks/{truck_id}/config", summary="Set a truck's stream, thresholds or model; published retained",
-                response_model=TruckConfig)
+                response_model=TruckConfig, responses={503: {"description": "No broker to publish to"}})
     def put_config(truck_id: TruckIdPath, body: schemas.TruckConfigIn, db: SessionDep, ctx: ContextDep,
                    who: Admin) -> dict[str, Any]:
         if ctx.publish_config is None:
@@ -149,6 +149,7 @@ def _rollout_routes(router: APIRouter) -> None:
     @router.post("/models/{sha}/rollout", summary="Roll a model out: canary trucks first (admin)",
                  response_model=schemas.Rollout)
     def rollout(sha: ShaPath, body: schemas.RolloutIn, db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
+        _model(db, sha)  # 404 for no such model, as GET /api/models/{sha}; 422 is for a refused rollout
         try:
             row = start(db, ctx.settings, sha, body.canary, who.actor, body.canary_lifts)
         except RolloutError as error:
@@ -160,6 +161,7 @@ def _rollout_routes(router: APIRouter) -> None:
     @router.post("/models/{sha}/confirm", summary="The rest of the fleet follows the canaries now (admin)",
                  response_model=schemas.Rollout)
     def confirm_rollout(sha: ShaPath, db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
+        _model(db, sha)
         try:
             row = confirm(db, ctx.settings, sha, who.actor)
         except RolloutError as error:
@@ -169,7 +171,8 @@ def _rollout_routes(router: APIRouter) -> None:
         return rollout_json(db, row)
 
     @router.post("/rollouts/rollback", summary="Put the previous model back on the latest rollout's trucks (admin)",
-                 response_model=schemas.Rollback)
+                 response_model=schemas.Rollback, responses={422: {"description": "Nothing to roll back, or "
+                                                                                 "nothing to roll back to"}})
     def roll_back(db: SessionDep, ctx: ContextDep, who: Admin) -> dict[str, Any]:
         try:
             row, unknown = rollback(db, who.actor)

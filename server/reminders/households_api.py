@@ -31,6 +31,12 @@ from server.web.privacy import require
 
 IMPORT_TYPES = ("text/csv", "application/json", "multipart/form-data")
 JSON_SHAPE = 'JSON attendu : {"csv": "key,name,email,phone,postal_address\\n..."}'
+# What import_type and contacts_csv read, as the OpenAPI document shows it (the route reads the request itself).
+IMPORT_BODY = {"requestBody": {"required": True, "content": {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/json": {"schema": {"type": "object", "required": ["csv"], "properties": {"csv": {"type": "string"}}}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                       "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
 
 
 def import_type(request: Request) -> str:
@@ -70,7 +76,7 @@ class OptOutIn(BaseModel):
 
 def household_routes(router: APIRouter, settings: ServerSettings) -> None:
     @router.get("/households", summary="Contacts (personal data; the read is audited)",
-                response_model=list[schemas.ContactOut])
+                response_model=list[schemas.ContactOut], responses={409: {"description": "Household level off"}})
     def households(db: SessionDep, who: Manager) -> list[dict[str, Any]]:
         require(settings, "Les contacts des foyers ne sont pas consultables")
         rows = list_contacts(db, who.actor)
@@ -78,7 +84,9 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
         return rows
 
     @router.post("/households/import", summary="Upsert contacts from CSV: key,name,email,phone,postal_address",
-                 dependencies=[SameOrigin], response_model=schemas.ContactImportOut)
+                 dependencies=[SameOrigin], response_model=schemas.ContactImportOut, openapi_extra=IMPORT_BODY,
+                 responses={409: {"description": "Household level off"}, 415: {"description": "Not one of " +
+                            ", ".join(IMPORT_TYPES)}, 422: {"description": "A row or the JSON shape refused"}})
     async def import_households(request: Request, db: SessionDep, who: Manager) -> dict[str, Any]:
         # After the same-origin and content-type checks (a forged request learns nothing), before the body.
         kind = import_type(request)

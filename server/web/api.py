@@ -107,7 +107,7 @@ def api_router() -> APIRouter:
         return Response(street_stats_text(db, flt), media_type="application/json")
 
     @router.get("/streets.geojson", summary="The same statistics as GeoJSON street geometries",
-                response_model=schemas.FeatureCollection)
+                response_model=schemas.FeatureCollection, response_class=schemas.GeoJSONResponse)
     def streets_geojson(db: SessionDep, who: Viewer, flt: StreetFilterDep) -> Response:
         body = street_geojson_text(db, flt)
         # The CSV's rows for QGIS and other tools (the dashboard draws /api/network.geojson): an export too.

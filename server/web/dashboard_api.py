@@ -34,7 +34,7 @@ from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
 from server.web.alert_feed import StreamCursor, alert_rows, feed_of, last_lift_id
 from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
-from server.web.deps import SessionDep, Viewer, authorize, context
+from server.web.deps import SIGNED_IN, SessionDep, Viewer, authorize, context
 from server.web.reports import StreetFilter, rate_fields
 from vision.rules import CATEGORY_PATTERN
 from vision.schema import Severity, Stream
@@ -203,7 +203,8 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         works at household level (``server.web.privacy``) so that pages can say so."""
         return {"name": who.name, "role": who.role, "kind": who.kind, "household_level": settings.household_level}
 
-    @router.get("/network.geojson", response_model=schemas.FeatureCollection)
+    @router.get("/network.geojson", response_model=schemas.FeatureCollection, response_class=schemas.GeoJSONResponse,
+                responses={304: {"description": "Unchanged since the ETag sent in If-None-Match"}})
     def network(db: SessionDep, who: Viewer, if_none_match: str | None = Header(default=None)) -> Response:
         """Geometry of every street (no statistics), for drawing the whole network once."""
         body = network_geojson(db)
@@ -229,7 +230,7 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         """The latest alert lifts, newest first; ``cursor`` resumes ``/api/alerts/stream?after=``."""
         return {"items": alert_rows(db, None, limit), "cursor": last_lift_id(db)}
 
-    @router.get("/alerts/stream", response_class=EventSourceResponse,
+    @router.get("/alerts/stream", response_class=EventSourceResponse, dependencies=SIGNED_IN,
                 responses={200: {"content": {"text/event-stream": {}},
                                  "description": "One `alert` event per alert lift, data as in /api/alerts"}})
     def alert_stream(request: Request, db: SessionDep,

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import ServerSettings
@@ -65,7 +66,18 @@ def bearer_token(request: Request) -> str | None:
     return credentials.strip() if scheme.lower() == "bearer" and credentials else None
 
 
-def current_principal(request: Request, db: SessionDep) -> Principal:
+# The two ways in, declared so that the OpenAPI document marks every signed-in route (its
+# ``security``, and then its 401 and 403: ``server.web.rejections``). They only read; the checking
+# is current_principal's (a blank bearer fails rather than falling back to the cookie).
+BEARER = HTTPBearer(auto_error=False, description="A token from `trivue tokens create`")
+SESSION = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="The cookie set by `POST /api/login`")
+# For a route that checks its caller itself (``authorize``): the same mark in the document.
+SIGNED_IN = [Security(BEARER), Security(SESSION)]
+
+
+def current_principal(request: Request, db: SessionDep,
+                      _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+                      _cookie: Annotated[str | None, Security(SESSION)] = None) -> Principal:
     # Every state-changing call passes the same-origin guard before its caller is looked up: one
     # place, so that no route can forget it (a rollout's confirm and the rollback read no body, and
     # a cross-site form post with an admin's cookie ran them).

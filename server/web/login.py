@@ -151,6 +151,17 @@ async def _read_form(request: Request) -> LoginForm:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "expected name and password") from error
 
 
+# The body _read_form reads, as the OpenAPI document shows it (the route reads the request itself).
+LOGIN_BODY = {"requestBody": {"required": True, "content": {
+    kind: {"schema": LoginForm.model_json_schema()}
+    for kind in ("application/json", "application/x-www-form-urlencoded")}}}
+LOGIN_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Unknown user or wrong password"},
+    422: {"description": "No name or password, or not as a user name or password can be"},
+    429: {"description": "Too many failed logins for this name (from this address): see Retry-After"},
+}
+
+
 def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["login"])
     throttle = throttle or LoginThrottle()
@@ -175,7 +186,7 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
     # SameOrigin: another web site's form could otherwise sign a visitor into the attacker's account
     # (login CSRF: the visitor's annotations and campaign reviews then go under that account).
     @router.post("/login", summary="Open a browser session (sets the trivue_session cookie)", response_model=LoggedIn,
-                 dependencies=[SameOrigin])
+                 dependencies=[SameOrigin], openapi_extra=LOGIN_BODY, responses=LOGIN_REFUSALS)
     async def login(request: Request, response: Response, db: SessionDep, ctx: ContextDep) -> dict[str, str]:
         form = await _read_form(request)
         address = request.client.host if request.client else "unknown"

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from server.ingest.metrics import stored_rows
 from server.ingest.models import DeadLetter, Lift, Truck
 from server.web.auth import Principal, digest
-from server.web.deps import AppContext, ContextDep, bearer_token, current_principal
+from server.web.deps import SIGNED_IN, AppContext, ContextDep, bearer_token, current_principal
 
 REMEMBER_S = 24 * 3600.0  # how far into a database outage a checked token still reads the counters
 REMEMBERED_TOKENS = 16  # a few scrapers; the oldest is forgotten first
@@ -100,7 +100,8 @@ def metrics_router() -> APIRouter:
     checked = CheckedTokens()
 
     @router.get("/metrics", summary="Prometheus metrics (text exposition format)",
-                response_class=PlainTextResponse)
+                response_class=PlainTextResponse, dependencies=SIGNED_IN,
+                responses={503: {"description": "The database is down and this token was not checked before"}})
     def metrics(request: Request, ctx: ContextDep) -> PlainTextResponse:
         gauges: dict[str, tuple[str, list[tuple[Any, float]]]] = {}
         with ctx.sessions() as db:

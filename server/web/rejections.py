@@ -35,3 +35,61 @@ async def validation_failed(_request: Request, error: Exception) -> JSONResponse
 
 def answer_validation_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_failed)
+
+
+# What every refusal's body looks like in the OpenAPI document: FastAPI documents only its own 422
+# (a list of field errors), while the routes also refuse with one sentence (401, 403, 404, a 422
+# naming a field and its value...). Undocumented, a client generated from the spec (or schemathesis)
+# sees every such answer as a breach of the contract.
+REFUSAL = {"title": "Refusal", "type": "object", "required": ["detail"],
+           "properties": {"detail": {"type": "string", "title": "Detail",
+                                     "description": "What was refused, naming the field or id and its value"}}}
+FIELD_ERRORS = {"title": "HTTPValidationError", "type": "object", "required": ["detail"], "properties": {"detail": {
+    "title": "Detail", "description": "FastAPI's field errors (types, bounds), or one sentence naming the field and "
+                                      "its value (a value the types allow but the server cannot use)",
+    "anyOf": [{"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}, {"type": "string"}]}}}
+UNSAFE_METHODS = ("post", "put", "patch", "delete")
+SIGNED_OUT = "No credentials, or a token or session that is unknown, revoked or expired"
+TOO_LOW = "The caller's role is below this route's (the route table of docs/api.md)"
+CROSS_SITE = "A state-changing request from another site (its Origin or Referer is not this server)"
+MISSING = "Nothing has this id"
+
+
+def with_refusals(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with the refusals every route can answer, by what the route is: signed in (it has
+    a ``security`` requirement: 401, 403), state-changing (the same-origin check: 403), about one
+    thing named in its path (404). Each 4xx/5xx without a body's schema gets ``Refusal``, each 422
+    the field errors or a sentence. Idempotent: FastAPI caches the document it returns."""
+    from fastapi.openapi.utils import validation_error_definition
+
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Refusal"] = REFUSAL
+    schemas["HTTPValidationError"] = FIELD_ERRORS
+    schemas.setdefault("ValidationError", validation_error_definition)
+    for item in document.get("paths", {}).values():
+        for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
+            reasons: dict[str, list[str]] = {}
+            if operation.get("security"):
+                reasons = {"401": [SIGNED_OUT], "403": [TOO_LOW]}
+            if method in UNSAFE_METHODS:
+                reasons.setdefault("403", []).append(CROSS_SITE)
+            if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+                reasons.setdefault("404", []).append(MISSING)
+            for code, why in reasons.items():
+                responses.setdefault(code, {"description": "; or ".join(why)})
+            for code, response in responses.items():
+                if code[0] in "45" and not response.get("content"):
+                    name = "HTTPValidationError" if code == "422" else "Refusal"
+                    response["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+    return document
+
+
+def document_refusals(app: FastAPI) -> None:
+    """``app.openapi()`` (and ``/openapi.json``) answer ``with_refusals``: once, in ``create_app``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return with_refusals(build())
+
+    app.openapi = openapi  # type: ignore[method-assign]

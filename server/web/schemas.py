@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from pydantic.functional_serializers import SerializerFunctionWrapHandler
 
@@ -314,6 +315,13 @@ class FeatureCollection(Out):
 
     type: Literal["FeatureCollection"]
     features: list[GeoFeature]
+
+
+class GeoJSONResponse(JSONResponse):
+    """A route's ``response_class`` for ``FeatureCollection``: the document shows the schema under the
+    media type the route answers with (under ``application/json``, a client was told the wrong type)."""
+
+    media_type = "application/geo+json"
 
 
 class LoggedIn(Out):

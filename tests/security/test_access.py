@@ -84,12 +84,11 @@ ALLOWED_BUT: dict[tuple[str, str], int] = {
         "/api/reminders/campaigns/{campaign_id}/effect", "/api/reminders/campaigns/{campaign_id}/files/{name}",
         "/api/reminders/campaigns/{campaign_id}/route-sheet.pdf", "/api/reminders/items/{item_id}/preview")},
     **{("POST", path): 404 for path in ("/api/reminders/campaigns/{campaign_id}/send",
-                                        "/api/reminders/campaigns/{campaign_id}/retry")},
+                                        "/api/reminders/campaigns/{campaign_id}/retry", "/api/models/{sha}/confirm")},
     ("GET", "/api/error-rates"): 422,  # ?category= is required
     **{("POST", path): 422 for path in (  # the empty body, or nothing to act on
-        "/api/labels/photos/{event_id}/decisions", "/api/models/{sha}/rollout", "/api/models/{sha}/confirm",
-        "/api/reminders/campaigns", "/api/reminders/items/{item_id}/review", "/api/rollouts/rollback",
-        "/api/reminders/households/{key}/opt-out")},
+        "/api/labels/photos/{event_id}/decisions", "/api/models/{sha}/rollout", "/api/reminders/campaigns",
+        "/api/reminders/items/{item_id}/review", "/api/rollouts/rollback", "/api/reminders/households/{key}/opt-out")},
     ("DELETE", "/api/reminders/households/{key}"): 422,  # "1" is no household key
     ("GET", "/api/reminders/households/{key}/access"): 422,
     # The household level is off: contacts are refused by the switch, after the access check.

@@ -48,7 +48,8 @@ def test_every_json_answer_has_its_schema(document: dict[str, Any]) -> None:
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             ok = operation["responses"].get("200") or operation["responses"].get("201")
-            schema = ok.get("content", {}).get("application/json", {}).get("schema")
+            content = ok.get("content", {})
+            schema = (content.get("application/json") or content.get("application/geo+json") or {}).get("schema")
             if schema is None:
                 continue  # a file, a PDF, a CSV, Prometheus text or an event stream
             target = schema.get("items", schema)
