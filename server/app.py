@@ -40,6 +40,7 @@ from server.streets.trajectory import TrackLocator
 from server.web.api import api_router
 from server.web.deps import AppContext
 from server.web.login import login_router
+from server.web.overrule_api import overrule_router
 from server.web.prometheus import metrics_router
 from server.web.rejections import answer_validation_errors, document_refusals
 from server.web.site import mount_dashboard
@@ -139,9 +140,10 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
                   description="Household waste sorting quality by street, from collection-truck cameras.")
     app.state.ctx = ctx
     answer_validation_errors(app)
-    app.include_router(login_router())
     document_refusals(app)
+    app.include_router(login_router())
     app.include_router(api_router())
+    app.include_router(overrule_router())
     app.include_router(fleet_router())
     app.include_router(metrics_router())
     app.include_router(opendata_router())

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol, TypedDict
+from typing import Any, NotRequired, Protocol, TypedDict
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, Table, bindparam, delete, text
@@ -104,6 +104,7 @@ class LiftRow(MatchColumns):
     # Issue 16b (``server.ingest.tracks``): street confidence from the truck's path; may it still change?
     street_confidence: float | None
     match_provisional: bool
+    overruled_at: NotRequired[datetime | None]  # set by a person only (server.ingest.overrule), never at ingest
 
 
 def dialect_insert(session: Session, table: Table) -> Any:
@@ -250,12 +251,13 @@ def _tally(rows: Iterable[LiftRow]) -> _Totals:
     totals = _Totals(Counter(), Counter())
     for row in rows:
         key = (row["street_id"] or UNMATCHED, row["day"], row["stream"])
+        judged = row.get("overruled_at") is None  # an overruled lift counts clean: no error, no alert, score 0
         totals.days[(*key, "lifts")] += 1
-        totals.days[(*key, "contaminated")] += int(row["contaminated"])
-        totals.days[(*key, "alerts")] += int(row["has_alert"])
-        totals.days[(*key, "score")] += row["score"]
+        totals.days[(*key, "contaminated")] += int(judged and row["contaminated"])
+        totals.days[(*key, "alerts")] += int(judged and row["has_alert"])
+        totals.days[(*key, "score")] += row["score"] if judged else 0
         items: Counter[tuple[str, str]] = Counter()
-        for error in row["errors"]:
+        for error in row["errors"] if judged else ():
             items[(error["category"], error["severity"])] += error["count"]
         for kind, count in items.items():
             totals.errors[(*key, *kind, "lifts")] += counts_lift(kind, items)
@@ -338,9 +340,11 @@ def rebuild_aggregates(session: Session, since: date | None = None) -> int:
         return session.execute(statement)
 
     street = f"COALESCE(l.street_id, {UNMATCHED})"
+    judged = "l.overruled_at IS NULL"  # an overruled lift counts clean, as in _tally
     run(f"""INSERT INTO street_days (street_id, day, stream, lifts, contaminated, alerts, score)
-            SELECT {street}, l.day, l.stream, COUNT(*), SUM(CASE WHEN l.contaminated THEN 1 ELSE 0 END),
-                   SUM(CASE WHEN l.has_alert THEN 1 ELSE 0 END), SUM(l.score)
+            SELECT {street}, l.day, l.stream, COUNT(*), SUM(CASE WHEN l.contaminated AND {judged} THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN l.has_alert AND {judged} THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN {judged} THEN l.score ELSE 0 END)
             FROM lifts l {where} GROUP BY {street}, l.day, l.stream
             ORDER BY l.day, {street}, l.stream""")
     if sqlite_db:
@@ -363,7 +367,7 @@ def rebuild_aggregates(session: Session, since: date | None = None) -> int:
                        {severity} AS severity, SUM({count}) AS items,
                        MAX(CASE WHEN {severity} = '{alert}' THEN 1 ELSE 0 END)
                            OVER (PARTITION BY l.id, {category}) AS alerted
-                FROM lifts l, {expand} {where}
+                FROM lifts l, {expand} WHERE {judged} {where.replace("WHERE", "AND")}
                 GROUP BY l.id, {street}, l.day, l.stream, {category}, {severity}) AS per_lift
             GROUP BY street_id, day, stream, category, severity
             ORDER BY day, street_id, stream, category, severity""")

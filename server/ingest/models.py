@@ -122,6 +122,11 @@ class Lift(Base):
     # path, and whether the street may still change when the truck's next lifts arrive.
     street_confidence: Mapped[float | None] = mapped_column(Float)
     match_provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A person judged the truck wrong (``server.ingest.overrule``): the lift then counts as clean in
+    # every aggregate, while the columns above keep the judgement as the truck sent it.
+    overruled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    overruled_by: Mapped[str | None] = mapped_column(String(128), doc="The actor, e.g. user:name")
+    overrule_reason: Mapped[str | None] = mapped_column(String(300))
 
 
 class StreetDay(Base):

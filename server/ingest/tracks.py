@@ -57,7 +57,7 @@ _MATCHED = ("street_id", "segment_id", "street_distance_m", "address_id", "addre
 _STORED = (Lift.id, Lift.event_id, Lift.truck_id, Lift.sequence, Lift.started_at, Lift.lat, Lift.lon,
            Lift.heading_deg, Lift.accuracy_m, Lift.bin_id, Lift.street_id, Lift.segment_id, Lift.street_distance_m,
            Lift.address_id, Lift.address_distance_m, Lift.match_confidence, Lift.street_confidence,
-           Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score, Lift.errors)
+           Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score, Lift.errors, Lift.overruled_at)
 
 
 def provisional_lifts(truck_ids: Iterable[str]) -> Select[Any]:
@@ -247,8 +247,11 @@ class Tracks:
                                    Lift.street_id.is_(None) if row["street_id"] is None
                                    else Lift.street_id == row["street_id"])
                 .values(**columns, street_confidence=change["street_confidence"],
-                        match_provisional=not change["final"]))
-            if result.rowcount == 1:  # another worker may have moved it first
+                        match_provisional=not change["final"])
+                # Counted as it stands when moved: a person may have overruled it since it was read.
+                .returning(Lift.overruled_at)).first()
+            if result is not None:  # another worker may have moved it first
+                row = {**row, "overruled_at": result.overruled_at}
                 moved_out.append(row)
                 moved_in.append({**row, **columns})
         if confirmed:

@@ -30,7 +30,9 @@ class QueueFilter:
 
 
 def _rows(session: Session, flt: QueueFilter, photo_days: int, lift_days: int) -> list[Any]:
-    """(event_id, model boxes, label status, label boxes) of the matching photos, in collection order.
+    """(event_id, model boxes, label status, label boxes) of the matching photos: those of lifts a manager
+    overruled first (the model was plainly wrong there: the most useful photos to label), then in
+    collection order.
 
     Only the columns the queue needs: a month of a fleet's photos is tens of thousands of rows."""
     # Photos from 1.0 trucks (boxes drawn on them, no detections) are not labelling material, nor are
@@ -43,7 +45,7 @@ def _rows(session: Session, flt: QueueFilter, photo_days: int, lift_days: int) -
     query = (select(Lift.event_id, Lift.evidence_detections, LabelPhoto.status, LabelPhoto.boxes, Lift.started_at)
              .outerjoin(LabelPhoto, LabelPhoto.event_id == Lift.event_id)
              .where(Lift.event_id.in_(kept), Lift.evidence_detections.is_not(None))
-             .order_by(Lift.started_at, Lift.id))
+             .order_by(Lift.overruled_at.is_(None), Lift.started_at, Lift.id))
     if flt.reason:
         query = query.where(Lift.evidence_reason == flt.reason)
     if flt.truck_id:
@@ -66,7 +68,8 @@ def _classes(detections: list[dict[str, Any]], labelled: list[dict[str, Any]] | 
 
 
 def queue(session: Session, flt: QueueFilter, rules: SortingRules, photo_days: int, lift_days: int) -> dict[str, Any]:
-    """Event ids of the matching photos that may still be labelled, in collection order, with the progress count."""
+    """Event ids of the matching photos that may still be labelled, overruled lifts' first, then in
+    collection order, with the progress count."""
     rows = _rows(session, flt, photo_days, lift_days)
     status = {event_id: label_status or TODO for event_id, detections, label_status, labelled in rows
               if not flt.class_ or flt.class_ in _classes(detections, labelled, rules)}
@@ -87,4 +90,6 @@ def photo_view(session: Session, settings: ServerSettings, lift: Lift, photo: Ev
         "expires_on": expires_on(photo, lift.started_at, settings.evidence_retention_days,
                                  settings.retention_days).isoformat(),
         "boxes": boxes,
+        # Why a manager judged the truck wrong (server.ingest.overrule): what the annotator should look at.
+        "overrule_reason": lift.overrule_reason if lift.overruled_at is not None else None,
     }

@@ -71,6 +71,8 @@ class Photo(Out):
     image_url: str
     expires_on: str = Field(description="The day the photo (and its labels) are deleted")
     boxes: list[Box]
+    overrule_reason: str | None = Field(default=None, description="Set when a manager overruled the lift's "
+                                        "judgement: why the model was wrong (such photos come first in the queue)")
 
 
 class QueueItem(Out):

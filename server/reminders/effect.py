@@ -151,7 +151,7 @@ def _street_units(session: Session, cuts: dict[str, datetime], windows: _Windows
     if ids:
         first = min(cuts.values()) - windows.length
         last = max(cuts.values()) + windows.washout + windows.length
-        query = select(Lift.street_id, Lift.started_at, Lift.contaminated).where(
+        query = select(Lift.street_id, Lift.started_at, Lift.contaminated & Lift.overruled_at.is_(None)).where(
             Lift.street_id.in_(ids), Lift.started_at >= first, Lift.started_at < last)
         if streams:
             query = query.where(Lift.stream.in_(streams))
@@ -188,7 +188,7 @@ def _household_units(session: Session, items: list[Item], windows: _Windows, str
         counts = {"before": [0, 0], "after": [0, 0]}
         if streams:  # the streams the household was targeted on, as for the streets
             where = where & Lift.stream.in_(streams)
-        for at, dirty in session.execute(select(Lift.started_at, Lift.contaminated).where(
+        for at, dirty in session.execute(select(Lift.started_at, Lift.contaminated & Lift.overruled_at.is_(None)).where(
                 where, Lift.started_at >= cut - windows.length,
                 Lift.started_at < cut + windows.washout + windows.length)):
             period = windows.place(at, cut)

@@ -85,7 +85,8 @@ class Planner:
         rules = self.config.household
         query = (select(Lift.event_id, Lift.day, Lift.street_id, Lift.address_id, Lift.bin_id,
                         Lift.match_confidence, Lift.errors, Lift.evidence_sha256)
-                 .where(Lift.contaminated.is_(True), Lift.day >= self.since, Lift.day <= self.until,
+                 .where(Lift.contaminated.is_(True), Lift.overruled_at.is_(None), Lift.day >= self.since,
+                        Lift.day <= self.until,  # an overruled lift counts clean (server.ingest.overrule)
                         # a lift a reviewer called a false detection never counts against anyone again
                         Lift.event_id.not_in(select(FalseDetection.event_id)))
                  .order_by(Lift.started_at.desc()))
@@ -267,8 +268,9 @@ class Planner:
         # The notice's errors and photos: the streams the rules look at, never a lift a reviewer
         # called a false detection (as in ``_gather``).
         query = (select(Lift.event_id, Lift.errors, Lift.evidence_sha256).where(
-            Lift.street_id == street_id, Lift.contaminated.is_(True), Lift.day >= self.since,
-            Lift.day <= self.until, Lift.event_id.not_in(select(FalseDetection.event_id)), *self._streams())
+            Lift.street_id == street_id, Lift.contaminated.is_(True), Lift.overruled_at.is_(None),
+            Lift.day >= self.since, Lift.day <= self.until, Lift.event_id.not_in(select(FalseDetection.event_id)),
+            *self._streams())
             .order_by(Lift.started_at.desc()).limit(200))
         return list(self.session.execute(query))
 

@@ -121,6 +121,10 @@
     const p = state.photo;
     document.getElementById("ann-meta").textContent = t("ann.meta", { truck: p.truck_id, day: Trivue.fmt.date(p.day),
       reason: t(`ann.reason.${p.reason}`), model: p.model_version, expires: Trivue.fmt.date(p.expires_on) });
+    // A manager overruled the truck on this lift: their reason says what the model got wrong.
+    const overrule = document.getElementById("ann-overrule");
+    overrule.hidden = !p.overrule_reason;
+    overrule.textContent = p.overrule_reason ? t("ann.overruled", { reason: p.overrule_reason }) : "";
     document.getElementById("ann-position").textContent = t("ann.position", { n: state.index + 1, count: state.items.length });
     document.body.dataset.ready = "true";
   }

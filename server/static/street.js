@@ -135,6 +135,69 @@
     }
   }
 
+  /* A manager judges the truck wrong (a household's complaint, a plainly wrong detection): the lift then
+     counts as clean in every figure; the panel says who did it, when and why, and offers the undo. */
+  function overruleBox(lift) {
+    const box = el("div", { class: "overrule" });
+    const say = el("p", { class: "small error", role: "alert" });  // a refusal, next to the form
+    const act = async (method, body) => {
+      const init = { method, headers: { "Content-Type": "application/json", Accept: "application/json" } };
+      if (body) init.body = JSON.stringify(body);
+      const next = await api(`/api/lifts/${encodeURIComponent(lift.event_id)}/overrule`, null, init);
+      const fresh = overruleBox(next);
+      box.replaceWith(fresh);
+      fresh.querySelector("button").focus();  // the undo (or the overrule again): the keyboard stays here
+      // Said by the page's status line (there from the start, so screen readers announce it).
+      status.classList.remove("error");
+      status.textContent = t(method === "POST" ? "street.overrule_done" : "street.overrule_undone");
+      refreshFigures().catch((error) => Trivue.showError(status, error));
+    };
+    if (lift.overruled) {
+      const o = lift.overruled;
+      const undo = el("button", { type: "button", class: "button", text: t("street.overrule_undo") });
+      undo.addEventListener("click", () => act("DELETE").catch((error) => Trivue.showError(say, error)));
+      box.append(el("p", { class: "overruled small" }, el("strong", { text: t("street.overruled") }), el("br"),
+        t("street.overruled_by", { by: o.by || "–", date: fmt.dateTime(o.at) }), el("br"),
+        t("street.overruled_reason", { reason: o.reason || "–" })), undo, say);
+      return box;
+    }
+    const id = `overrule-${lift.event_id}`;
+    const open = el("button", { type: "button", class: "button", "aria-expanded": "false", "aria-controls": id,
+      text: t("street.overrule") });
+    const reason = el("textarea", { id: `${id}-reason`, name: "reason", rows: "2", maxlength: "300", required: true,
+      "aria-describedby": `${id}-hint` });
+    const form = el("form", { id, class: "overrule-form", hidden: true },
+      el("label", { for: `${id}-reason`, text: t("street.overrule_reason") }), reason,
+      el("p", { id: `${id}-hint`, class: "muted small", text: t("street.overrule_hint") }),
+      el("button", { type: "submit", class: "button primary", text: t("street.overrule_confirm") }),
+      el("button", { type: "button", class: "button", text: t("street.overrule_cancel") }));
+    const toggle = (shown) => {
+      form.hidden = !shown;
+      open.setAttribute("aria-expanded", String(shown));
+      (shown ? reason : open).focus();
+    };
+    open.addEventListener("click", () => toggle(form.hidden));
+    form.querySelector("button[type=button]").addEventListener("click", () => toggle(false));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!reason.value.trim()) {
+        say.textContent = t("street.overrule_empty");
+        reason.focus();
+        return;
+      }
+      act("POST", { reason: reason.value.trim() }).catch((error) => Trivue.showError(say, error));
+    });
+    box.append(open, form, say);
+    return box;
+  }
+
+  /* After an overrule or its undo: the street's figures as they now stand. */
+  async function refreshFigures() {
+    const street = await api(`/api/streets/${encodeURIComponent(config.streetId)}`, filters);
+    kpis(street);
+    breakdown(byCategory(street.errors || []));
+  }
+
   function card(lift) {
     const caption = el("figcaption", {},
       el("strong", { text: fmt.dateTime(lift.started_at) }), el("br"),
@@ -153,7 +216,7 @@
       figure.append(el("div", { class: "no-photo", text: t("street.no_photo") }));
     }
     figure.append(caption);
-    return el("li", {}, figure);
+    return el("li", {}, figure, overruleBox(lift));
   }
 
   async function recent(me) {

@@ -107,6 +107,9 @@ def lift_json(lift: Lift, street: Any, address: Any, photo: Evidence | None) -> 
             # Wire 1.1 photos carry no drawn boxes: the page draws these over the photo.
             "reason": lift.evidence_reason, "boxes": lift.evidence_detections or []},
         "evidence_expected": lift.evidence_sha256 is not None,
+        # A person judged the truck wrong: the fields above stay the truck's, the figures count it clean.
+        "overruled": None if lift.overruled_at is None else {
+            "at": lift.overruled_at.isoformat(), "by": lift.overruled_by, "reason": lift.overrule_reason},
     }
 
 

@@ -142,6 +142,12 @@ class LiftPhoto(Out):
     boxes: list[PhotoBox] = Field(default_factory=list, description="Empty for 1.0 trucks: boxes drawn on the photo")
 
 
+class LiftOverrule(Out):
+    at: str
+    by: str | None = Field(description="Who overruled it, e.g. user:name")
+    reason: str | None
+
+
 class Lift(Out):
     """One lift; ``bin_id``, ``gps`` and ``address`` are null while the household level is off."""
 
@@ -166,6 +172,16 @@ class Lift(Out):
     address: LiftAddress | None
     evidence: LiftPhoto | None
     evidence_expected: bool
+    overruled: LiftOverrule | None = Field(description="Set when a manager judged the truck wrong: the fields "
+                                           "above stay as the truck sent them, every figure counts the lift clean")
+
+
+class OverruleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=300, pattern=r"\S",
+                        description="Why the truck's judgement is wrong; shown to managers and annotators: "
+                                    "name no one")
 
 
 class LiftPage(Out):

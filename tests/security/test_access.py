@@ -56,6 +56,8 @@ ACCESS: dict[tuple[str, str], str] = {
         "/api/reminders/households/import", "/api/reminders/households/{key}/opt-out",
         "/api/reminders/items/{item_id}/review")},
     ("DELETE", "/api/reminders/households/{key}"): "manager",
+    # A lift's judgement overruled by a person, and its undo (server.ingest.overrule).
+    **{(method, "/api/lifts/{event_id}/overrule"): "manager" for method in ("POST", "DELETE")},
     # Models and rollouts are shown on the fleet page.
     **{("GET", path): "viewer" for path in ("/api/models", "/api/models/{sha}", "/api/rollouts")},
     # Labelling field photos (the blurred hopper, no household data): annotators, managers, admins.
@@ -90,6 +92,8 @@ ALLOWED_BUT: dict[tuple[str, str], int] = {
         "/api/labels/photos/{event_id}/decisions", "/api/models/{sha}/rollout", "/api/reminders/campaigns",
         "/api/reminders/items/{item_id}/review", "/api/rollouts/rollback", "/api/reminders/households/{key}/opt-out")},
     ("DELETE", "/api/reminders/households/{key}"): 422,  # "1" is no household key
+    ("POST", "/api/lifts/{event_id}/overrule"): 422,  # no reason given
+    ("DELETE", "/api/lifts/{event_id}/overrule"): 404,  # no such lift
     ("GET", "/api/reminders/households/{key}/access"): 422,
     # The household level is off: contacts are refused by the switch, after the access check.
     ("GET", "/api/reminders/households"): 409,
