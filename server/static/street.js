@@ -203,6 +203,14 @@
       el("strong", { text: fmt.dateTime(lift.started_at) }), el("br"),
       `${t("street.truck")} ${lift.truck_id}`, el("br"), errorText(lift.errors));
     if (lift.address && lift.address.label) caption.append(el("br"), lift.address.label);
+    // The model that judged the lift, for a disputed lift: its version, and the file's hash where the
+    // truck sent it (wire 1.2: the INT8 and FP32 files of a version share the version).
+    if (lift.model) {
+      const sha = lift.model.sha256 ? ` · ${lift.model.sha256.slice(0, 12)}` : "";
+      caption.append(el("br"), el("span", { class: "muted small", "data-model": lift.model.sha256 || "",
+        title: lift.model.sha256 ? `sha256 ${lift.model.sha256}` : null,
+        text: t("street.model", { version: lift.model.version, sha }) }));
+    }
     const alt = t("street.photo_alt", { date: fmt.dateTime(lift.started_at), truck: lift.truck_id });
     const figure = el("figure", {});
     if (lift.evidence) {

@@ -50,6 +50,9 @@ def test_a_manager_overrules_a_lift_from_its_photo_and_undoes_it(browser: Browse
                                f" === '{contaminated - 1}'")
         lift = server.api(f"/api/lifts/{event_id}")
         assert lift["overruled"]["reason"] == REASON and lift["contaminated"] is True  # the truck's judgement kept
+        model = card.locator("[data-model]")  # which model judged it: what a dispute asks first
+        sha = lift["model"]["sha256"]
+        assert model.inner_text() == f"Modèle {lift['model']['version']}" + (f" · {sha[:12]}" if sha else "")
         card.scroll_into_view_if_needed()
         browser.shot("12-rue-jugement-conteste")
 
