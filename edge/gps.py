@@ -257,7 +257,7 @@ class Gps:
             return self.latest()
         found = self._track.near(now - late, self.max_age_s)
         if found is None:
-            if late > self._track.history_s:
+            if late > self._track.history_s and len(self._track):  # not for a truck without a receiver
                 self._warnings.warning("older than the track", "a lift that ended %.0f min ago (a backlog, or a "
                                        "camera clock behind) is older than the GPS track kept (%.0f min): sent "
                                        "without a position", late / 60, self._track.history_s / 60)

@@ -186,6 +186,14 @@ def test_the_track_stays_bounded_at_ten_fixes_a_second(tick: list[float]) -> Non
     assert len(gps._track) <= HISTORY_S / STEP_S + 1
 
 
+def test_a_truck_without_a_receiver_is_not_warned_of_old_lifts(caplog: pytest.LogCaptureFixture) -> None:
+    """No GPS configured: an old burst has no position, as every lift, and no warning of a track that
+    never was ("older than the GPS track kept" was logged for every backlog lift of such a truck)."""
+    with caplog.at_level("WARNING", logger="edge.gps"):
+        assert open_gps(None).at(datetime.now(UTC) - timedelta(hours=1)) is None
+    assert "track" not in caplog.text
+
+
 def test_fixed_positions_do_not_age() -> None:
     """A depot camera's ``fixed:`` place holds for a lift of any time."""
     fix = FixedGps(47.9, 1.9).at(datetime.now(UTC) - timedelta(hours=2))
