@@ -8,6 +8,7 @@ dependencies as the core API), and every read of personal data, export and send 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date, timedelta
 from typing import Any, Literal
 
@@ -66,6 +67,10 @@ from server.web.privacy import STREET_LEVEL_FILES, refusal, street_level_effect
 from vision.rules import SortingRules
 
 log = logging.getLogger(__name__)
+# A send request stops claiming items after this many seconds and says how many remain; the page
+# calls again until none do. A 5,000-household campaign takes tens of minutes: in one request it
+# outlived every proxy's timeout (nginx: 60 s) and the page showed nothing meanwhile.
+SEND_SLICE_S = 20.0
 
 
 class CampaignIn(BaseModel):
@@ -286,13 +291,14 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
                 raise refusal(f"Cette campagne contient {len(waiting)} rappel(s) approuvé(s) adressé(s) à des "
                               "foyers ; rien n'a été envoyé")
         try:
-            report = rem.dispatcher(db, actor, campaign_id).send_campaign(campaign_id)
+            report = rem.dispatcher(db, actor, campaign_id).send_campaign(
+                campaign_id, deadline=time.monotonic() + SEND_SLICE_S)
         except CampaignError as error:
             raise _fail(error) from None
         db.commit()
         return {"sent": report.sent, "failed": report.failed, "retrying": report.retrying,
                 "skipped": report.skipped, "recovered": report.recovered, "deferred": report.deferred,
-                "waiting": report.waiting,
+                "waiting": report.waiting, "remaining": report.remaining,
                 "files": [p.name for p in report.files]}
 
     @router.get("/campaigns/{campaign_id}/files/{name}", summary="A generated PDF (letters, notices, route sheet)",

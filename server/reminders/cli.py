@@ -21,6 +21,7 @@ from server.reminders.command_line import (
     guarded,
     language,
     os_problem,
+    progress_bar,
     say,
     until_day,
 )
@@ -221,7 +222,8 @@ def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
                                 local_today(ctx.settings.zone), sorting_rules=ctx.sorting_rules,
                                 zone=ctx.settings.zone, retention=Retention.of(ctx.settings))
         try:
-            report = dispatcher.send_campaign(args.campaign)
+            with progress_bar(say("envoi des rappels")) as progress:
+                report = dispatcher.send_campaign(args.campaign, progress=progress)
         finally:
             ctx.session.commit()  # what was sent stays recorded, even after an interruption
     if report.deferred:
@@ -237,7 +239,9 @@ def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
                          ("en attente", report.waiting)):
         for line in lines:
             print(f"  {say(label)}{separator}{say(line)}")
-    for path in report.files:
+    if len(report.files) > 10:  # a campaign's 5,000 letters are a folder, not 5,000 lines
+        print("  " + say(f"{len(report.files)} fichiers PDF dans {report.files[0].parent}"))
+    for path in report.files if len(report.files) <= 10 else ():
         print(f"  {path}")
     return 1 if report.failed or report.retrying else 0
 

@@ -8,7 +8,8 @@ import argparse
 import errno
 import functools
 import getpass
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -163,3 +164,16 @@ def until_day(args: argparse.Namespace, ctx: CommandContext) -> date:
     from server.localtime import local_today
 
     return args.until or local_today(ctx.settings.zone) - timedelta(days=1)
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar on the terminal's stderr for long work (``progress(done, total)``); nothing when piped."""
+    import sys
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

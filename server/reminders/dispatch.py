@@ -12,6 +12,7 @@ once however many sends run (``server.reminder_sending``). A temporary failure p
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -74,6 +75,7 @@ class SendReport:
     recovered: list[str] = field(default_factory=list)  # items a killed send had left in ``sending``
     deferred: str | None = None
     files: list[Path] = field(default_factory=list)
+    remaining: int = 0  # due items a send stopped by its deadline left for the next call
 
 
 NO_NAME = "Aux occupants"
@@ -103,12 +105,16 @@ class Dispatcher:
         self.mailer = Mailer(self.config.channels.smtp) if self.config.channels.smtp else None
         self.sms = SmsGateway(self.config.channels.sms) if self.config.channels.sms else None
 
-    def send_campaign(self, campaign_id: int) -> SendReport:
+    def send_campaign(self, campaign_id: int, deadline: float | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> SendReport:
         """Send the approved items (and the retries that are due) of a campaign.
 
         Each item is claimed, then its outcome committed, one at a time (``server.reminder_sending``):
         a concurrent send never gets the same item, and a killed one loses at most the item in hand,
-        which the next send resolves.
+        which the next send resolves. ``deadline`` (``time.monotonic()``) stops it after the item in
+        hand once passed (at least one item goes per call): ``report.remaining`` says how many are
+        left for the next call, which is how a web request stays short on a 5,000-household
+        campaign. ``progress(done, total)`` is called after each item.
         """
         campaign = get_campaign(self.session, campaign_id)
         report = SendReport()
@@ -122,12 +128,17 @@ class Dispatcher:
             if take_over(self.session, item_id, self.clock(), lease):
                 report.recovered.append(f"élément {item_id}")
                 self._send_claimed(campaign, item_id, report, resume=True)
-        for item_id in due_items(self.session, campaign_id, self.clock()):
+        due = due_items(self.session, campaign_id, self.clock())
+        for done, item_id in enumerate(due, 1):
             if self._sms_waits(item_id):
                 report.waiting.append(f"élément {item_id} : SMS envoyé {sms_hours.HOURS_LABEL}")
-                continue
-            if claim(self.session, item_id, self.clock()):
+            elif claim(self.session, item_id, self.clock()):
                 self._send_claimed(campaign, item_id, report, resume=False)
+            if progress is not None:
+                progress(done, len(due))
+            if deadline is not None and time.monotonic() >= deadline and done < len(due):
+                report.remaining = len(due) - done  # the route sheet and the controls wait for the last call
+                return report
         sheet = route_streets(self.session, items_of(self.session, campaign_id))
         if sheet:
             path = self.out_dir / f"feuille-de-route-campagne-{campaign.id}.pdf"

@@ -19,12 +19,16 @@ character prints; nothing is downloaded. Photos are the privacy-blurred evidence
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from fontTools import ttLib
 from fpdf import FPDF
+from fpdf.fonts import SubsetMap
 
 from server.reminders.typography import french_spacing
 
@@ -55,11 +59,41 @@ def _font_files() -> tuple[Path, Path]:
                       "pour le texte français")
 
 
+# DejaVu parsed once per process, per style. fpdf2 parses the whole font (6,000 glyphs) in every
+# add_font: 0.2-0.5 s a document, twice a document, up to three layouts a letter; a 5,000-household
+# campaign spent most of its hours there.
+_PARSED: dict[str, Any] = {}
+
+
+def _add_font(pdf: FPDF, style: str, path: Path) -> None:
+    """``pdf.add_font(FONT, style, path)``, reusing the metrics parsed by an earlier document.
+
+    What a document changes in its font is its own, made fresh for each (letters are made in several
+    threads at once): the glyph subset it fills while writing, the fontTools font the output subsets
+    in place (opening a font lazily reads only its table directory), the descriptor the output numbers
+    as a PDF object; the widths and the cmap are copied (a dict copy, not a parse).
+    """
+    key = f"{FONT.lower()}{style}"
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        scratch = FPDF()  # never output: the shared font's own ttfont is never subset
+        scratch.add_font(FONT, style, str(path))
+        parsed = _PARSED[key] = scratch.fonts[key]
+    font = copy.copy(parsed)
+    font.i = len(pdf.fonts) + 1
+    font.ttfont = ttLib.TTFont(str(path), recalcTimestamp=False, lazy=True)
+    font.subset = SubsetMap(font)
+    font.missing_glyphs, font.biggest_size_pt, font._hbfont = [], 0, None
+    font.desc, font.cw = copy.copy(parsed.desc), copy.copy(parsed.cw)
+    font.cmap, font.glyph_ids = dict(parsed.cmap), dict(parsed.glyph_ids)
+    pdf.fonts[key] = font
+
+
 def new_pdf(title: str, landscape: bool = False) -> FPDF:
     pdf = FPDF(orientation="L" if landscape else "P", format="A4")
     regular, bold = _font_files()
-    pdf.add_font(FONT, "", str(regular))
-    pdf.add_font(FONT, "B", str(bold))
+    _add_font(pdf, "", regular)
+    _add_font(pdf, "B", bold)
     pdf.set_title(title)
     pdf.set_creator("Trivue")
     pdf.set_auto_page_break(True, margin=18)

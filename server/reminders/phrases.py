@@ -200,6 +200,7 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("campagne {id:d} : aucun élément", "campaign {id}: no item"),
     ("élément {id:d} : {status}", "item {id}: {status}"),
     ("{n:d} élément(s) remis à envoyer", "{n} item(s) put back to send"),
+    ("{n:d} fichiers PDF dans {folder}", "{n} PDF files in {folder}"),
     ("envoyés : {sent}", "sent: {sent}"),
     ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
     ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),

@@ -108,6 +108,8 @@ class SendReport(Out):
     deferred: str | None = Field(description="Why nothing was sent now (a quiet period), if so")
     waiting: list[str] = Field(default_factory=list,
                                description="SMS items held until the sending hours (still approved)")
+    remaining: int = Field(default=0, description="Due items left for the next call: a request sends for about "
+                                                  "20 s at most; call again until 0")
     files: list[str] = Field(description="PDFs to print (letters, street notices)")
 
 

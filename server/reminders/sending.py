@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from server.audit import audit
 from server.reminders.config import RemindersConfig, RetryRules
 from server.reminders.models import APPROVED, FAILED, HOUSEHOLD, RETRY, SENDING, Campaign, Contact, Item
+from server.reminders.sms_text import mobile
 
 NO_CONTACT = "aucune coordonnée"
 # What a send hands to a channel without a person's further word: approved items, retries (their
@@ -104,7 +105,8 @@ def planned_channel(item: Item, contact: Contact | None, config: RemindersConfig
     for channel in channels.order:
         if channel == "email" and contact and contact.email and channels.smtp:
             return "email"
-        if channel == "sms" and contact and contact.phone and channels.sms:
+        if channel == "sms" and contact and contact.phone and channels.sms \
+                and mobile(contact.phone, channels.sms.country_code):  # a landline: the next channel
             return "sms"
         if channel == "letter" and postal:
             return "letter"

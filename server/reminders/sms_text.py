@@ -9,6 +9,7 @@ nearest GSM letter: a resident reads "fenetre" without trouble, and pays for one
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # GSM 03.38 basic set (the characters that cost one septet each).
 GSM7 = frozenset(
@@ -48,9 +49,30 @@ def e164(raw: str, country_code: str = "33") -> str:
     return f"+{number}"
 
 
+def mobile(raw: str, country_code: str = "33") -> bool:
+    """True for a number an SMS can reach: a French one must be a mobile (+336, +337); a landline
+    (01-05, 09) or a special number (08) would take the SMS, charge it, and nobody would read it.
+    Other countries' numbers are taken as they are (E.164 length only)."""
+    try:
+        number = e164(raw, country_code)
+    except PhoneError:
+        return False
+    return not number.startswith("+33") or number[3] in "67"
+
+
+def _nearest(char: str) -> str:
+    """A GSM letter for ``char``: the table above, else the letter without its accent (ú -> u), else itself."""
+    mapped = char.translate(_NEAREST)
+    if mapped != char or char in GSM7 or char in GSM7_EXTENDED:
+        return mapped
+    base = unicodedata.normalize("NFKD", char)[:1]
+    return base if base in GSM7 else char
+
+
 def gsm_text(text: str) -> str:
-    """``text`` in the GSM alphabet where a near letter exists (one line, single spaces)."""
-    return " ".join(text.translate(_NEAREST).split())
+    """``text`` in the GSM alphabet where a near letter exists (one line, single spaces): one character
+    outside it (a resident's ú, a street's ã) made the whole SMS UCS-2, 70 characters a segment."""
+    return " ".join("".join(map(_nearest, text)).split())
 
 
 def is_gsm7(text: str) -> bool:

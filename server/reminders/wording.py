@@ -49,6 +49,7 @@ WORDS: dict[str, str] = {
     "déchets alimentaires": "food waste", "textiles": "textiles", "appareils électriques": "electrical appliances",
     "piles, batteries ou bouteilles de gaz": "batteries or gas bottles",
     "médicaments ou déchets de soins": "medicines or medical waste", "autres erreurs": "other errors",
+    "envoi des rappels": "sending the reminders",
     "en attente": "waiting", "hier": "yesterday", "repris après interruption": "resumed after an interruption",
     "bac identifié par puce RFID": "bin identified by its RFID tag",
     "opposition du foyer": "the household opted out",

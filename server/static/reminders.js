@@ -176,14 +176,28 @@
     const id = $("campaign-select").value;
     const retry = retryItem !== undefined;
     if (!id || !window.confirm(t(retry ? "rem.retry_confirm" : "rem.send_confirm"))) return;
-    const path = retry ? `/api/reminders/campaigns/${id}/retry` : `/api/reminders/campaigns/${id}/send`;
+    const sendPath = `/api/reminders/campaigns/${id}/send`;
+    const status = $("campaign-status");
+    // A request sends for about 20 s and says how many items remain: call again until none do,
+    // adding up the counts and showing the progress meanwhile.
+    const total = { sent: {}, failed: 0, retrying: 0, skipped: 0 };
     try {
-      const report = await api(path, retryItem ? { item_id: retryItem } : {}, { method: "POST" });
+      status.textContent = t("rem.sending");
+      let report = await api(retry ? `/api/reminders/campaigns/${id}/retry` : sendPath,
+        retryItem ? { item_id: retryItem } : {}, { method: "POST" });
+      for (;;) {
+        Object.entries(report.sent).forEach(([k, v]) => { total.sent[k] = (total.sent[k] || 0) + v; });
+        total.failed += report.failed.length; total.retrying += report.retrying.length; total.skipped += report.skipped.length;
+        if (!report.remaining || report.deferred) break;
+        const done = Object.values(total.sent).reduce((a, b) => a + b, 0) + total.failed + total.retrying + total.skipped;
+        status.textContent = t("rem.sending_progress", { done: fmt.num(done), remaining: fmt.num(report.remaining) });
+        report = await api(sendPath, {}, { method: "POST" });
+      }
       await loadCampaign();
-      const sent = Object.entries(report.sent).map(([k, v]) => `${t("rem.channel." + k)} ${v}`).join(", ") || "0";
-      $("campaign-status").textContent = report.deferred || t("rem.sent_report", {
-        sent, failed: report.failed.length, retrying: report.retrying.length, skipped: report.skipped.length });
-    } catch (error) { showError($("campaign-status"), error); }
+      const sent = Object.entries(total.sent).map(([k, v]) => `${t("rem.channel." + k)} ${fmt.num(v)}`).join(", ") || "0";
+      status.textContent = report.deferred || t("rem.sent_report", {
+        sent, failed: total.failed, retrying: total.retrying, skipped: total.skipped });
+    } catch (error) { showError(status, error); }
   }
 
   function pctCell(period) {

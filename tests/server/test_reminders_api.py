@@ -170,3 +170,29 @@ def test_review_shows_channel_and_retry_endpoint(served) -> None:  # type: ignor
     with city.sessions() as session:
         actions = list(session.scalars(select(AuditEntry.action).where(AuditEntry.target == f"item:{bin_item['id']}")))
     assert actions.count("reminders.send") == 1 and "reminders.item.retry" in actions
+
+
+def test_a_send_request_stays_short_and_says_what_remains(served, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A 5,000-household campaign took tens of minutes in one request (a proxy cuts it at 60 s, the
+    page showed nothing). A request now stops after its time slice with ``remaining``; the page calls
+    again until 0. With a slice of 0 each request sends one item: every item goes, once."""
+    from server.reminders import api
+
+    monkeypatch.setattr(api, "SEND_SLICE_S", 0.0, raising=False)
+    city, client, headers = served
+    manager = headers["manager"]
+    created = client.post("/api/reminders/campaigns", json={"until": TODAY.isoformat()}, headers=manager).json()
+    items = client.get(f"/api/reminders/campaigns/{created['id']}", headers=manager).json()["items"]
+    for item in items:
+        client.post(f"/api/reminders/items/{item['id']}/review", json={"decision": "approve"}, headers=manager)
+    reports = [client.post(f"/api/reminders/campaigns/{created['id']}/send", headers=manager).json()]
+    while reports[-1].get("remaining"):
+        assert len(reports) <= len(items)
+        reports.append(client.post(f"/api/reminders/campaigns/{created['id']}/send", headers=manager).json())
+    assert [r.get("remaining") for r in reports] == list(range(len(items) - 1, -1, -1))
+    handled = sum(sum(r["sent"].values()) + len(r["failed"]) + len(r["retrying"]) for r in reports)
+    assert handled == len(items)  # the bin without contact details fails, the others go
+    assert any(n.startswith("feuille-de-route") for n in reports[-1]["files"])  # once all went
+    with city.sessions() as session:
+        sends = list(session.scalars(select(AuditEntry.target).where(AuditEntry.action == "reminders.send")))
+    assert len(sends) == len(set(sends)) == len(items) - 1

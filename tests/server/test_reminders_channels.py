@@ -13,7 +13,7 @@ import pytest
 from server.reminders.channels import ChannelError, Mailer, SmsGateway, _smtp_temporary
 from server.reminders.config import RemindersConfig, SmsChannel
 from server.reminders.dispatch import Dispatcher
-from server.reminders.sms_text import PhoneError, e164, gsm_text, is_gsm7, segments
+from server.reminders.sms_text import PhoneError, e164, gsm_text, is_gsm7, mobile, segments
 from server.reminders.templates import MessageTemplates, TemplateData
 from tests.server.reminders_city import RULES, City, Relay
 from tests.server.test_reminders_exactly_once import TODAY, approved_campaign, rules_for
@@ -150,3 +150,14 @@ def test_the_import_refuses_an_address_the_mailer_cannot_send_to(city: City) -> 
     assert report.errors[0].startswith("ligne 2 : courriel 'josé@exemple.fr' : caractère non ASCII avant « @ »")
     with pytest.raises(ValueError, match="non ASCII"):  # nor can the sender be accented (MAIL FROM)
         RemindersConfig(channels={"smtp": {"host": "h", "sender": "josé@exemple.fr"}})
+
+
+def test_an_accent_outside_the_gsm_alphabet_does_not_triple_the_price() -> None:
+    """ú, ã, ŷ (a resident's or a street's name in an edited template) made the whole SMS UCS-2:
+    70 characters a segment, a 150-character SMS cost 3 instead of 1."""
+    text = gsm_text("Bonjour Lúcia Conceição, " + "votre bac jaune contenait du verre. " * 3
+                    + "Merci, Orléans Métropole.")
+    assert is_gsm7(text) and segments(text) == 1, text
+    assert "Lucia Conceicao" in text and "Orléans Métropole" in text  # é stays: it is GSM
+    assert mobile("06 12 34 56 78") and mobile("+33 7 12 34 56 78") and mobile("+44 7700 900123")
+    assert not mobile("02 38 79 22 22") and not mobile("0800 12 34 56") and not mobile("12")

@@ -103,3 +103,24 @@ def test_no_page_two_with_only_the_closing_lines(tmp_path: Path) -> None:
             last = " ".join(pages[-1].extract_text().split())
             assert len(last) > 400, (sorted(categories), last)  # more than "Une question ? ... Merci"
     assert pages_of[-1] > 1, pages_of  # seven error paragraphs do not fit one page: the check ran
+
+
+def test_fonts_are_parsed_once_not_for_every_letter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 5,000-household campaign makes 5,000 letters: fpdf2 parsed DejaVu (6,000 glyphs) twice for
+    each layout tried, up to three a letter, about 0.6 s a letter, hours for the campaign."""
+    from fpdf import fonts
+
+    parsed = []
+    parse = fonts.TTFFont.__init__
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        parsed.append(args[1])
+        parse(self, *args, **kwargs)
+
+    monkeypatch.setattr(fonts.TTFFont, "__init__", counting)
+    letters = [household_letter(tmp_path, {"verre": 2, "sac_ferme": n}, photos=1) for n in range(1, 4)]
+    assert len(parsed) <= 2, parsed  # regular and bold, once per process (0 when an earlier test did it)
+    for pdf in letters:  # each letter still embeds its own, complete font subset
+        text = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+        assert "Madame Martin," in text and "Orléans Métropole — Service déchets" in text
+        assert ink(render(pdf)[0], (WINDOW_X_MM, WINDOW_Y_MM, WINDOW_X_MM + WINDOW_W_MM, WINDOW_Y_MM + 20)) > 0.01

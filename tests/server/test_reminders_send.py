@@ -243,3 +243,31 @@ def test_send_time_checks_quiet_period_and_opt_out(city: City, tmp_path: Path) -
         assert statuses[key] == "skipped" and "letter" in report.sent
         with pytest.raises(CampaignError, match="aucun message pour la rue 999999"):
             create_campaign(session, make_plan(session, rules, TODAY), "vide", "test", rules, street_id=999999)
+
+
+def test_an_sms_goes_to_mobiles_only(city: City, sms_gateway: SmsChannel, tmp_path: Path) -> None:
+    """A landline (02…) or a special number (08…) on file took the SMS channel: the gateway charged
+    an SMS nobody reads, and the household's postal address was never used. It gets the letter."""
+    from datetime import UTC, datetime
+
+    a = city.addresses
+    rules = RemindersConfig(channels={"sms": sms_gateway.model_dump()})
+    with city.sessions() as session:
+        import_contacts(session, f'key,name,phone,postal_address\naddress:{a["target"].id},Mme Martin,02 38 12 34 56,'
+                                 f'"12 rue Hoche, 35000 Rennes"\nbin:BAC-0042,M. Durand,06 12 34 56 78,\n'
+                                 f'address:{a["opted_out"].id},M. Leroy,08 00 12 34 56,\n', "test", "contacts.csv")
+        campaign = create_campaign(session, make_plan(session, rules, TODAY), "Novembre", "test", rules)
+        session.flush()
+        items = {i.target_key: i for i in session.scalars(select(Item).where(Item.campaign_id == campaign.id))}
+        for item in items.values():
+            review(session, item.id, Decision(True), "test")
+        at_ten = lambda: datetime(2026, 11, 20, 10, tzinfo=UTC)  # noqa: E731  (SMS hours: a Friday morning)
+        report = Dispatcher(session, rules, city.settings.evidence_path, tmp_path / "out", "test", sorting_rules=RULES,
+                            today=TODAY, clock=at_ten).send_campaign(campaign.id)
+        session.commit()
+        channels = {key: (item.status, item.channel) for key, item in items.items()}
+    assert [r["body"]["to"] for r in Gateway.received] == ["+33612345678"]
+    assert channels["bin:BAC-0042"] == ("sent", "sms")
+    assert channels[f"address:{a['target'].id}"] == ("sent", "letter")
+    assert channels[f"address:{a['opted_out'].id}"] == ("sent", "letter")  # its matched address, not the 08
+    assert report.sent == {"sms": 1, "letter": 2, "print": 2} and not report.failed
