@@ -40,6 +40,10 @@ def _lifts(session: Session, household: HouseholdKey, zone: ZoneInfo) -> list[di
              "flux": r.stream, "camion": r.truck_id, "identifiant": r.event_id, "étiquette_du_bac": r.bin_id,
              "adresse_rapprochée": r.address_id, "position_gps": [r.lat, r.lon] if r.lat is not None else None,
              "non_conforme": r.contaminated, "erreurs": [e.get("category") for e in r.errors or []],
+             # the logic involved (art. 15-1-h): the model that judged, and a person's overruling of it
+             "modèle": {"nom": r.model_name, "version": r.model_version, "sha256": r.model_sha256},
+             "jugement_contesté": None if r.overruled_at is None else {
+                 "le": _when(r.overruled_at), "motif": r.overrule_reason, "compté": "conforme"},
              "photo_conservée": r.event_id in photos} for r in rows]
 
 
@@ -107,8 +111,12 @@ def access_text(report: dict[str, Any]) -> str:
     lines += ["", f"Levées de bac attribuées au foyer : {len(lifts)}"]
     for lift in lifts:
         verdict = "non conforme (" + ", ".join(lift["erreurs"]) + ")" if lift["non_conforme"] else "conforme"
+        if overruled := lift["jugement_contesté"]:
+            verdict += f", jugement contesté le {overruled['le']} ({overruled['motif']}) : compté conforme"
         photo = ", photo conservée" if lift["photo_conservée"] else ""
-        lines.append(f"  {lift['jour']} {lift['heure']} {lift['flux']}, camion {lift['camion']} : {verdict}{photo}")
+        model = f", modèle {lift['modèle']['version']}"
+        lines.append(f"  {lift['jour']} {lift['heure']} {lift['flux']}, camion {lift['camion']}{model} : "
+                     f"{verdict}{photo}")
     items = report["rappels"]
     lines += ["", f"Rappels adressés au foyer : {len(items)}"]
     for item in items:

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from server.app import create_app
 from server.audit import AuditEntry
+from server.db import utcnow
+from server.ingest.overrule import overrule
 from server.reminders.households import erase_household
 from server.reminders.models import Campaign, Contact, Item
 from server.web.auth import create_token
@@ -88,6 +90,7 @@ def test_right_of_access_on_the_command_line(city: City, tmp_path: Path, monkeyp
     key = f"address:{target.id}"
     with city.sessions() as session:
         _item, letter = sent_letter(session, city, key, {})
+        overrule(session, city.events["target"][0], "user:gestion", "Photo du foyer : compost", utcnow())
         session.commit()
     monkeypatch.setenv("TRIVUE_DATA_DIR", str(city.settings.data_dir))
     monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
@@ -102,12 +105,16 @@ def test_right_of_access_on_the_command_line(city: City, tmp_path: Path, monkeyp
     lifts = {lift["identifiant"]: lift for lift in report["levées"]}
     assert set(city.events["target"]) <= set(lifts)
     assert sum(lifts[e]["photo_conservée"] for e in city.events["target"]) == 3  # the contaminated ones
+    disputed = lifts[city.events["target"][0]]  # overruled before the export: the household reads it
+    assert disputed["jugement_contesté"]["motif"] == "Photo du foyer : compost" and disputed["modèle"]["version"]
+    assert all(lifts[e]["jugement_contesté"] is None for e in city.events["target"][1:])
     assert [r["statut"] for r in report["rappels"]] == ["envoyé"]
     assert "reminders.household.opt_out" in {e["action"] for e in report["journal_d_audit"]}
     text = tmp_path / "acces.txt"
     assert main(["reminders", "access", key, "--out", str(text)]) == 0
     written = text.read_text(encoding="utf-8")
     assert target.label in written and "Levées de bac attribuées au foyer : " in written and "Octobre" in written
+    assert "jugement contesté le " in written and "(Photo du foyer : compost) : compté conforme" in written
     bin_report = tmp_path / "bac.json"
     assert main(["reminders", "access", "bin:BAC-0042", "--out", str(bin_report), "--json"]) == 0
     assert {x["identifiant"] for x in json.loads(bin_report.read_text())["levées"]} == set(city.events["bin"])
