@@ -266,8 +266,8 @@ def test_a_listener_that_cannot_be_opened_stops_the_server_naming_the_setting(
     assert not (tmp_path / "data").exists()  # refused before anything was created
 
 
-def test_streets_import_speaks_of_rematch_only_when_lifts_are_stored(
-        cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def _store_a_lift() -> None:
+    """One lift through the real ingest into the database the environment names (no GPS: unmatched)."""
     from datetime import UTC, datetime
 
     from server.cli import open_database
@@ -275,11 +275,7 @@ def test_streets_import_speaks_of_rematch_only_when_lifts_are_stored(
     from server.ingest.inbox import Inbox, MqttMessage
     from server.ingest.metrics import Metrics
     from tests.server.events import lift_event
-    from tests.server.streets_db import FIXTURES
 
-    streets = ["streets", "import", str(FIXTURES / "rennes-centre.geojson"), "--commune", "Rennes"]
-    assert run(streets, monkeypatch) == 0
-    assert "rematch" not in capsys.readouterr().out, "a new database holds no lift to re-match"
     settings = load_settings()
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
     with open_database(settings) as session:
@@ -287,6 +283,16 @@ def test_streets_import_speaks_of_rematch_only_when_lifts_are_stored(
         assert inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-01/lift", event,
                                                  datetime.now(UTC))]) == 0
         session.commit()
+
+
+def test_streets_import_speaks_of_rematch_only_when_lifts_are_stored(
+        cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.server.streets_db import FIXTURES
+
+    streets = ["streets", "import", str(FIXTURES / "rennes-centre.geojson"), "--commune", "Rennes"]
+    assert run(streets, monkeypatch) == 0
+    assert "rematch" not in capsys.readouterr().out, "a new database holds no lift to re-match"
+    _store_a_lift()
     assert run(streets, monkeypatch) == 0
     assert "Stored lifts keep their old street until `trivue streets rematch`." in capsys.readouterr().out
 
@@ -295,13 +301,6 @@ def test_address_and_bin_imports_speak_of_rematch_only_when_it_is_true(
         cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """The hint is printed where stored lifts would really keep a stale address or street: not on a
     new database, not for a bin file that changed nothing."""
-    from datetime import UTC, datetime
-
-    from server.cli import open_database
-    from server.ingest.evidence import EvidenceStore
-    from server.ingest.inbox import Inbox, MqttMessage
-    from server.ingest.metrics import Metrics
-    from tests.server.events import lift_event
     from tests.server.streets_db import FIXTURES
 
     assert run(["streets", "import", str(FIXTURES / "rennes-centre.geojson"), "--commune", "Rennes"], monkeypatch) == 0
@@ -312,13 +311,7 @@ def test_address_and_bin_imports_speak_of_rematch_only_when_it_is_true(
     assert run(["bins", "import", str(bins)], monkeypatch) == 0
     out = capsys.readouterr().out
     assert "1 bins added" in out and "rematch" not in out, "a new database holds no lift to re-match"
-    settings = load_settings()
-    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
-    with open_database(settings) as session:
-        event = lift_event("benne-01", gps=None).to_json().encode()
-        assert inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-01/lift", event,
-                                                 datetime.now(UTC))]) == 0
-        session.commit()
+    _store_a_lift()
     assert run(["bins", "import", str(bins)], monkeypatch) == 0
     out = capsys.readouterr().out
     assert "1 unchanged" in out and "rematch" not in out, "an unchanged registry moves no stored lift"
