@@ -59,7 +59,7 @@ def with_refusals(document: dict[str, Any]) -> dict[str, Any]:
     """The document with the refusals every route can answer, by what the route is: signed in (it has
     a ``security`` requirement: 401, 403), state-changing (the same-origin check: 403), about one
     thing named in its path (404). Each 4xx/5xx without a body's schema gets ``Refusal``, each 422
-    the field errors or a sentence. Idempotent: FastAPI caches the document it returns."""
+    the field errors or a sentence. Idempotent."""
     from fastapi.openapi.utils import validation_error_definition
 
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
@@ -90,6 +90,8 @@ def document_refusals(app: FastAPI) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return with_refusals(build())
+        fresh = app.openapi_schema is None  # FastAPI builds the document once, then returns it cached
+        document = build()
+        return with_refusals(document) if fresh else document
 
     app.openapi = openapi  # type: ignore[method-assign]
