@@ -6,6 +6,8 @@ a partition: a lift of a month without one lands in the default partition, and
 ``ensure_partitions`` (at start-up, then hourly with the retention task, or ``trivue partitions``)
 creates the coming months ahead and moves any such lift into its own month. Retention then drops
 whole months (``drop_partitions_before``) instead of deleting millions of rows one by one.
+Creating or dropping a month waits at most ``LOCK_WAIT_MS`` for the readers of ``lifts``, and is
+otherwise left to the next hourly run (``_briefly``).
 
 SQLite has no partitions: every function here is a no-op there.
 """
@@ -14,10 +16,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -27,6 +32,9 @@ DEFAULT = "lifts_pdefault"
 NAME = re.compile(r"^lifts_p(\d{4})(\d{2})$")
 MONTHS_AHEAD = 3  # partitions exist this many months ahead: a clock gone wrong on a truck, a late job
 LOCK_KEY = 0x7472_6976_7565  # pg_advisory_xact_lock key of partition upkeep ("trivue")
+LOCK_WAIT_MS = 5_000  # the longest one month's CREATE or DROP waits for the readers of lifts
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout ends a wait
+T = TypeVar("T")
 
 
 def partition_name(month: date) -> str:
@@ -115,6 +123,11 @@ def create_month(db: Db, month: date) -> bool:
     name, low, high = partition_name(month), _bound(month), _bound(next_month(month))
     if db.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is not None:
         return False
+    # The lock CREATE ... PARTITION OF takes anyway, taken before looking for the month's lifts in
+    # the default partition: an ingest batch committing one in between (a truck back after months
+    # offline) made PostgreSQL refuse the month ("would be violated by some row"), and the whole
+    # upkeep rolled back. Ingest locks the parent first, so it now waits for the month instead.
+    db.execute(text(f"LOCK TABLE ONLY {PARENT} IN ACCESS EXCLUSIVE MODE"))
     stray = db.execute(text(f"SELECT 1 FROM {DEFAULT} WHERE started_at >= {low} AND started_at < {high} LIMIT 1")
                        ).first() if db.execute(text("SELECT to_regclass(:n)"), {"n": DEFAULT}).scalar() else None
     if stray is None:
@@ -132,6 +145,29 @@ def create_month(db: Db, month: date) -> bool:
     db.execute(text(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM ({low}) TO ({high})"))
     log.info("partition %s created with %d lifts moved from %s", name, moved, DEFAULT)
     return True
+
+
+def _briefly(db: Db, what: str, work: Callable[[], T]) -> T | None:
+    """``work()`` (one month's DDL) in a savepoint whose lock waits end after ``LOCK_WAIT_MS``;
+    None, and nothing done, when one did.
+
+    Creating or dropping a month takes PostgreSQL's strongest lock on ``lifts``, so it waits for
+    every reader: a nightly ``pg_dump`` or a year's export reads for minutes. Queued meanwhile, it
+    made every later ingest batch and dashboard query queue behind it. The next hourly run tries
+    again (months are created 3 ahead; expired lifts are deleted row by row meanwhile)."""
+    previous = db.execute(text("SELECT current_setting('lock_timeout')")).scalar_one()
+    try:
+        with db.begin_nested():
+            db.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": f"{LOCK_WAIT_MS}ms"})
+            done = work()
+            db.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": previous})
+            return done
+    except OperationalError as error:  # the savepoint's rollback restored lock_timeout too
+        if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        log.warning("%s: lifts still in use after %d ms (a dump, a long export); next hourly run",
+                    what, LOCK_WAIT_MS)
+        return None
 
 
 def ensure_partitions(db: Db, today: date | None = None, ahead: int = MONTHS_AHEAD) -> list[str]:
@@ -152,19 +188,26 @@ def ensure_partitions(db: Db, today: date | None = None, ahead: int = MONTHS_AHE
     if db.execute(text("SELECT to_regclass(:n)"), {"n": DEFAULT}).scalar() is not None:
         wanted.update(db.execute(text(
             f"SELECT DISTINCT CAST(date_trunc('month', started_at) AS DATE) FROM {DEFAULT}")).scalars())
-    return [partition_name(month) for month in sorted(wanted) if create_month(db, month)]
+    return [partition_name(month) for month in sorted(wanted)
+            if _briefly(db, f"partition {partition_name(month)} not created", lambda m=month: create_month(db, m))]
 
 
 def drop_partitions_before(db: Db, before: datetime) -> int:
     """Drop every month partition that ends at or before ``before`` (aware UTC); returns the lifts
-    they held. Lifts of the month that straddles ``before`` are left to the caller's DELETE."""
+    they held. Lifts of the month that straddles ``before``, and of a month still in use by a
+    reader (``_briefly``), are left to the caller's DELETE."""
     cutoff = before.astimezone(UTC).replace(tzinfo=None)
     dropped = 0
     for partition in partitions(db):
         if partition.month is None or datetime.combine(next_month(partition.month), datetime.min.time()) > cutoff:
             continue
-        rows = int(db.execute(text(f"SELECT COUNT(*) FROM {partition.name}")).scalar_one())
-        db.execute(text(f"DROP TABLE {partition.name}"))
-        log.info("retention: dropped partition %s (%d lifts)", partition.name, rows)
-        dropped += rows
+        rows = _briefly(db, f"retention: partition {partition.name} not dropped", lambda p=partition.name: _drop(db, p))
+        dropped += rows or 0
     return dropped
+
+
+def _drop(db: Db, name: str) -> int:
+    rows = int(db.execute(text(f"SELECT COUNT(*) FROM {name}")).scalar_one())
+    db.execute(text(f"DROP TABLE {name}"))
+    log.info("retention: dropped partition %s (%d lifts)", name, rows)
+    return rows
