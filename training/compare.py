@@ -44,6 +44,8 @@ class Gates(BaseModel):
     max_class_drop: float = Field(default=0.03, ge=0, le=1)
     min_boxes: int = Field(default=20, ge=1)
     min_map_gain: float = Field(default=0.0, ge=0, le=1)
+    max_false_alarm_rise: float = Field(default=0.02, ge=0)
+    min_false_alarms: int = Field(default=3, ge=1)
     int8_selfcheck: bool = True
     int8_max_disagreement: float = Field(default=0.15, ge=0, le=1)
 
@@ -74,6 +76,7 @@ class FieldTest:
     items: list[LabelledImage]
     boxes: int  # labelled boxes of the models' classes
     left_out: dict[str, int]  # field classes mapped to null: boxes not compared
+    covered: frozenset[str]  # the models' classes some field class maps onto: labelled exhaustively
 
 
 def field_test(data: Path, names: list[str], map_path: Path, workdir: Path) -> FieldTest:
@@ -101,7 +104,8 @@ def field_test(data: Path, names: list[str], map_path: Path, workdir: Path) -> F
         rewritten = workdir / f"{image.stem}.txt"
         rewritten.write_text("".join(f"{row}\n" for row in kept), encoding="utf-8")
         items.append(LabelledImage(image, rewritten, "field"))
-    return FieldTest(dataset, items, sum(report.boxes.values()), dict(sorted(left_out.items())))
+    covered = frozenset(names[i] for i in class_map if i is not None)
+    return FieldTest(dataset, items, sum(report.boxes.values()), dict(sorted(left_out.items())), covered)
 
 
 def open_model(path: Path, role: str) -> Detector:
@@ -159,23 +163,60 @@ class Comparison:
         return {"verdict": self.verdict, "reasons": self.reasons, "notes": self.notes, **self.result}
 
 
-def per_class(old: dict, new: dict, names: list[str], gates: Gates) -> tuple[dict, list[str], list[str]]:
+def false_alarms(report: dict, name: str) -> tuple[int, int]:
+    """(detections of ``name`` at the deployed confidence, photos) in a split holding no box of it:
+    ``count_error`` is detections minus boxes per photo, so its mean is then detections per photo."""
+    errors = report.get("count_error", {}).get(name)
+    if not errors or not errors["images"]:
+        return 0, 0
+    return round(errors["bias"] * errors["images"]), errors["images"]
+
+
+def alarm_gate(old: dict, new: dict, name: str, gates: Gates) -> tuple[int, int, str | None]:
+    """A class the test photos hold no box of has no AP, but field labels are exhaustive: each
+    detection of it there is a false alarm, a sorting error the trucks would report. Without this
+    gate a candidate better on bags that fired "glass" on every photo was promoted. Returns OLD's
+    and NEW's false alarms and the reason when NEW's rise per test photo exceeds the allowance and
+    counts at least ``min_false_alarms`` (one detection more on a handful of photos, an item left
+    unboxed or a bag's fragment called film, is no trend)."""
+    before, _ = false_alarms(old, name) if name in old["per_class"] else (0, 0)
+    after, photos = false_alarms(new, name)
+    rise = (after - before) / photos if photos else 0.0
+    if after - before < gates.min_false_alarms or rise <= gates.max_false_alarm_rise + EPSILON:
+        return before, after, None
+    return before, after, (f"class {name}: no test box, yet NEW reports it on the test photos {after} times against "
+                           f"{before} for OLD ({rise:+.3f} per photo, more than max_false_alarm_rise "
+                           f"{gates.max_false_alarm_rise}): the field labels hold none, so each is a false alarm")
+
+
+def per_class(old: dict, new: dict, names: list[str], gates: Gates,
+              covered: frozenset[str] | None = None) -> tuple[dict, list[str], list[str]]:
     """Per class: both AP50s, delta, boxes and what the gate made of it; failed reasons; notes.
 
     A class of NEW that OLD lacks (a class the field photos taught, e.g. battery) has no delta: it is
-    listed with its AP50 and boxes and gated by nothing, since the old model cannot be worse at it."""
+    listed with its AP50 and boxes and gated by nothing, since the old model cannot be worse at it.
+    A class of ``covered`` (the field labels' classes: None, all) with no test box is gated on its
+    false alarms instead (``alarm_gate``)."""
     rows, reasons, few, empty, added = {}, [], [], [], []
     for name in names:
         boxes = new["per_class"][name]["instances"]
+        alarms: dict = {}
+        failed = None
+        if boxes == 0 and (covered is None or name in covered):
+            before_fa, after_fa, failed = alarm_gate(old, new, name, gates)
+            alarms = {"old_false_alarms": before_fa, "new_false_alarms": after_fa}
+            if failed:
+                reasons.append(failed)
         if name not in old["per_class"]:
             after = new["per_class"][name]["ap50"]
-            rows[name] = {"old_ap50": None, "new_ap50": after, "delta": None, "boxes": boxes, "gate": "new class"}
+            rows[name] = {"old_ap50": None, "new_ap50": after, "delta": None, "boxes": boxes,
+                          "gate": "false alarms" if failed else "new class", **alarms}
             added.append(f"{name} (AP50 {after:.3f} on {boxes} test boxes)" if boxes else f"{name} (no test box)")
             continue
         before, after = old["per_class"][name]["ap50"], new["per_class"][name]["ap50"]
         delta = round(after - before, 4)
         if boxes == 0:
-            gate = "no test box"
+            gate = "false alarms" if failed else "no test box"
             empty.append(name)
         elif boxes < gates.min_boxes:
             gate = f"not gated (< {gates.min_boxes} boxes)"
@@ -186,13 +227,15 @@ def per_class(old: dict, new: dict, names: list[str], gates: Gates) -> tuple[dic
                            f"{gates.max_class_drop} on {boxes} test boxes")
         else:
             gate = "ok"
-        rows[name] = {"old_ap50": before, "new_ap50": after, "delta": delta, "boxes": boxes, "gate": gate}
+        rows[name] = {"old_ap50": before, "new_ap50": after, "delta": delta, "boxes": boxes, "gate": gate, **alarms}
     notes = []
     if few:
         notes.append(f"not gated one by one, fewer than {gates.min_boxes} test boxes (AP50 too noisy): "
                      f"{', '.join(few)}; they count in the mAP50")
     if empty:
-        notes.append(f"no test box, not measured: {', '.join(empty)}")
+        notes.append(f"no test box, not measured: {', '.join(empty)}; their false alarms on the test photos are "
+                     f"gated where a field class maps onto them (at most {gates.max_false_alarm_rise} more per photo, "
+                     f"judged from {gates.min_false_alarms} more)")
     if len(few) + len(empty) + len(added) == len(names):
         notes.append(f"no class has {gates.min_boxes} test boxes: the per-class gate checked nothing "
                      "(label more test days)")
@@ -251,7 +294,7 @@ def compare(old: Path, new: Path, data: Path, gates: Gates | None = None, field_
             after = measure(test.items, names, new, conf)
         except (EvaluateError, DetectorError) as error:
             raise CompareError(str(error)) from None
-    rows, reasons, notes = per_class(before, after, names, gates)
+    rows, reasons, notes = per_class(before, after, names, gates, test.covered)
     # Both models' mAP50 over the classes both have: a class only NEW has would pull NEW's mean
     # up or down with nothing to compare it with.
     old_map, new_map = ((before["map50"], after["map50"]) if common == names
@@ -305,8 +348,10 @@ def format_comparison(comparison: Comparison) -> str:
         elif row["boxes"]:
             lines.append(f"{name:<14} {row['old_ap50']:>8.3f} {row['new_ap50']:>8.3f} {row['delta']:>+7.3f} "
                          f"{row['boxes']:>6}  {row['gate']}")
-        else:
-            lines.append(f"{name:<14} {'-':>8} {'-':>8} {'-':>7} {0:>6}  {row['gate']}")
+        else:  # no test box: only false alarms to show, when either model raised some
+            raised = row.get("old_false_alarms") or row.get("new_false_alarms")
+            alarms = f" ({row['old_false_alarms']} -> {row['new_false_alarms']} false alarms)" if raised else ""
+            lines.append(f"{name:<14} {'-':>8} {'-':>8} {'-':>7} {0:>6}  {row['gate']}{alarms}")
     m = r["map50"]
     lines.append(f"{'mAP50':<14} {m['old']:>8.3f} {m['new']:>8.3f} {m['delta']:>+7.3f} {r['boxes']:>6}")
     check = r["int8_selfcheck"]

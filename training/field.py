@@ -196,11 +196,12 @@ class FieldSource:
                                          list(self.class_map), list(classes), report)
         return samples
 
-    def provenance(self, twins_dropped: int) -> dict:
+    def provenance(self, twins_dropped: int, in_newer: int = 0) -> dict:
         """What report.json says of this source beside its counts: where it came from, what stayed out."""
         return {"dir": str(self.dataset.root), "field_map": str(self.map_path), "period": self.dataset.period,
                 "exported_at": self.dataset.manifest.get("exported_at"), "test_photos": len(self.dataset.images(TEST)),
-                "test_days": len(self.dataset.days(TEST)), "test_twins_dropped": twins_dropped}
+                "test_days": len(self.dataset.days(TEST)), "test_twins_dropped": twins_dropped,
+                "in_newer_export": in_newer}
 
 
 def field_sources(paths: Sequence[Path], map_path: Path, classes: Sequence[str]) -> list[FieldSource]:
@@ -244,6 +245,23 @@ def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str,
     return kept, len(samples) - len(kept)
 
 
+def drop_in_newer(source: FieldSource, samples: list[Sample], claimed: set[str],
+                  report: SourceReport) -> tuple[list[Sample], int]:
+    """Leave out the photos a newer export passed alongside already holds (``claimed``, by digest):
+    exports overlap (a cumulative one beside last month's), and a photo in both was trained twice,
+    with both labellings when it was relabelled in between. The newest export's labels win."""
+    kept = []
+    for sample in samples:
+        if sample.digest in claimed:
+            report.images[sample.split] -= 1
+        else:
+            kept.append(sample)
+    claimed.update(s.digest for s in kept)
+    if len(kept) < len(samples):
+        log.info("%s: %d photos left out, a newer field export holds them", source.name, len(samples) - len(kept))
+    return kept, len(samples) - len(kept)
+
+
 def check_test_untouched(samples: list[Sample], tests: dict[str, Path]) -> None:
     """No training or validation photo, of any source, is a field test photo (``tests``: by digest)."""
     for sample in samples:
@@ -269,9 +287,11 @@ def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, 
     samples, reports, evidence = collect_sources(spec, Path(mapping_path), cache_dir)
     every_test: dict[str, Path] = {}
     provenance = {}
-    for source in sources:
+    claimed: set[str] = set()  # digests of the photos a newer export already gave
+    newest_first = sorted(sources, key=lambda s: str(s.dataset.manifest.get("exported_at") or ""), reverse=True)
+    for source in newest_first:
         report = reports[source.name] = SourceReport()
-        collected = source.collect(spec.classes, report)
+        collected, in_newer = drop_in_newer(source, source.collect(spec.classes, report), claimed, report)
         tests = {check_image(image): image for image in source.dataset.images(TEST)}
         if collected:
             collected, links = keep_groups_together(collected, report, cache_dir, source.name)
@@ -279,7 +299,7 @@ def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, 
         kept, twins = drop_test_twins(source, collected, tests, report, cache_dir)
         samples += kept
         every_test |= tests
-        provenance[source.name] = source.provenance(twins)
+        provenance[source.name] = source.provenance(twins, in_newer)
         log.info("%s: %d test photos of %d collection days kept out of training, %d training photos left out as "
                  "the same shot as a test photo", source.name, len(tests), len(source.dataset.days(TEST)), twins)
     check_test_untouched(samples, every_test)

@@ -214,3 +214,70 @@ def test_a_model_that_learnt_a_new_class_is_compared_on_the_classes_both_have(
     # the other way round: NEW lacks a class of OLD, which the trucks would lose
     with pytest.raises(CompareError, match=r"NEW lacks 1: battery"):
         compare(new, degraded, data, field_map=tmp_path / "map.yaml")
+
+
+def with_false_alarms(model: Path, out: Path, name: str, anchors: tuple[int, ...] = (-100, -91, -10, -1)) -> Path:
+    """``model`` that also reports class ``name`` with confidence 0.99 at a few anchors of the
+    coarsest grid, the photo's corners, whatever the photo shows: a candidate that fires a class
+    on every photo where there is none, every other detection unchanged."""
+    import ast
+
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph_model = onnx.load(str(model))
+    graph = graph_model.graph
+    output = graph.output[0].name
+    channels, count = (d.dim_value for d in graph.output[0].type.tensor_type.shape.dim[1:])
+    names = ast.literal_eval({p.key: p.value for p in graph_model.metadata_props}["names"])
+    row = 4 + next(i for i, n in names.items() if n == name)
+    for node in graph.node:
+        node.output[:] = ["before_alarms" if o == output else o for o in node.output]
+    raised = np.zeros((1, channels, count), np.float32)
+    raised[0, row, list(anchors)] = 0.99
+    graph.initializer.append(numpy_helper.from_array(raised, "alarms"))
+    graph.node.append(helper.make_node("Max", ["before_alarms", "alarms"], [output]))
+    onnx.save(graph_model, str(out))
+    return out
+
+
+def test_false_alarms_of_a_class_without_test_boxes_keep_the_old_model(field: Path, degraded: Path,
+                                                                         tmp_path: Path) -> None:
+    """Field labels are exhaustive: on the test photos every detection of a class they hold no box
+    of is a false alarm. Its AP cannot say so (no box, no AP), so a candidate better on bags that
+    fires "glass" on every photo was promoted, and its trucks would have reported glass in every lift."""
+    new = with_false_alarms(SHIPPED, tmp_path / "candidate.onnx", "glass")
+    result = compare(degraded, new, field, Gates(int8_selfcheck=False)).to_json()
+    assert result["per_class"]["glass"]["boxes"] == 0 and result["map50"]["delta"] > 0  # every other gate passes
+    assert result["verdict"] == "keep"
+    (reason,) = result["reasons"]
+    assert reason.startswith("class glass: no test box, yet NEW reports it on the test photos"), reason
+    row = result["per_class"]["glass"]
+    assert row["gate"] == "false alarms" and row["new_false_alarms"] > row["old_false_alarms"] == 0
+    # the model in service itself raises none there: promoted as before (the classes' rows say so)
+    same = compare(degraded, SHIPPED, field, Gates(int8_selfcheck=False)).to_json()
+    assert same["verdict"] == "promote" and same["per_class"]["glass"]["gate"] == "no test box"
+    assert same["per_class"]["glass"]["new_false_alarms"] == 0
+
+
+def test_false_alarm_gate_arithmetic() -> None:
+    """Judged per test photo, and only from ``min_false_alarms`` more than OLD: one stray detection
+    on five photos is no trend; a class the field map leaves out is not judged at all."""
+    def with_alarms(alarms: int, photos: int = 5) -> dict:
+        result = report({"bag": (0.8, 30), "glass": (0.0, 0)})
+        result["count_error"] = {"bag": {"images": photos, "bias": 0.0},
+                                 "glass": {"images": photos, "bias": round(alarms / photos, 3)}}
+        return result
+
+    gates = Gates()  # 0.02 per photo, from 3 more
+    for old, new, failed in [(0, 2, False), (0, 3, True), (1, 3, False), (2, 5, True)]:
+        rows, reasons, _ = per_class(with_alarms(old), with_alarms(new), ["bag", "glass"], gates)
+        assert (rows["glass"]["old_false_alarms"], rows["glass"]["new_false_alarms"]) == (old, new)
+        assert bool(reasons) == failed and (rows["glass"]["gate"] == "false alarms") == failed, (old, new)
+    # 3 more on 1000 photos is 0.003 per photo: within the allowance
+    _, reasons, _ = per_class(with_alarms(0, 1000), with_alarms(3, 1000), ["bag", "glass"], gates)
+    assert not reasons
+    # glass mapped to null in the field map: its detections cannot be called false
+    rows, reasons, _ = per_class(with_alarms(0), with_alarms(9), ["bag", "glass"], gates, covered=frozenset({"bag"}))
+    assert not reasons and "new_false_alarms" not in rows["glass"]

@@ -244,3 +244,27 @@ def test_two_exports_made_under_different_rules_files_share_one_field_map(setup:
     with pytest.raises(DatasetError, match=r"typo\.yaml: class 'aerosole' is not a class of .*data\.yaml"):
         merge_with_field(mapping, [field, december], tmp_path / "out2", map_path=tmp_path / "typo.yaml",
                          cache_dir=cache)
+
+
+def test_a_photo_in_two_overlapping_exports_is_trained_once_with_its_newest_labels(setup: Setup, tmp_path: Path,
+                                                                                   cache: Path) -> None:
+    """Exports overlap (a cumulative export beside last month's, both passed with --field): a photo
+    in both was trained twice, and with both labellings when it was relabelled in between."""
+    mapping, older = setup
+    newer = tmp_path / "terrain-2026-12"
+    shutil.copytree(older, newer)
+    manifest = json.loads((newer / "manifest.json").read_text())
+    manifest["exported_at"] = "2099-01-01T00:00:00+00:00"  # exported after the other one
+    (newer / "manifest.json").write_text(json.dumps(manifest))
+    relabelled = sorted((newer / "labels" / "train").iterdir())[0]
+    relabelled.write_text("0 0.5 0.5 0.2 0.2\n")  # the photo was relabelled: one bag
+    merge_with_field(mapping, [newer, older], tmp_path / "out", cache_dir=cache)
+    stems = [Path(n.split("__", 1)[1]).stem for n in merged_files(tmp_path / "out", "train") + merged_files(
+        tmp_path / "out", "val") if n.startswith("field-")]
+    assert len(stems) == len(set(stems)), "a field photo is listed twice"
+    (kept,) = [n for n in merged_files(tmp_path / "out", "train") if relabelled.stem in n]
+    assert kept.startswith("field-terrain-2026-12__")  # the newest export's labels
+    field = json.loads((tmp_path / "out" / "report.json").read_text())["field"]
+    # every train and val photo of the older export is in the newer one: counted, left out
+    assert (field["field-terrain-2026-11"]["in_newer_export"], field["field-terrain-2026-12"]["in_newer_export"]) == (
+        8 + 3, 0)
