@@ -38,6 +38,7 @@ from server.reminders.dispatch import Dispatcher
 from server.reminders.effect import effect_csv, measure
 from server.reminders.households_api import household_routes
 from server.reminders.letters import LetterError, letter_pdf, route_sheet_pdf
+from server.reminders.mailroom.api import print_routes
 from server.reminders.models import (
     FAILED,
     HOUSEHOLD,
@@ -131,6 +132,7 @@ def reminders_router(rem: Reminders) -> APIRouter:
     _review_routes(router, rem)
     _send_routes(router, rem)
     household_routes(router, rem.settings)
+    print_routes(router, rem.settings, rem.out_root)
     return router
 
 
@@ -224,7 +226,8 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
                 "reject_reasons": list(REJECT_REASONS), "household_level": rem.households,
                 "hidden_household_items": hidden}
 
-    @router.post("/items/{item_id}/review", summary="Approve, or reject with a reason", response_model=schemas.ItemOut)
+    @router.post("/items/{item_id}/review", summary="Approve, or reject with a reason", response_model=schemas.ItemOut,
+                 responses=schemas.HOUSEHOLD_OFF)
     def review_item(item_id: RowId, body: ReviewIn, db: SessionDep, who: Manager) -> dict[str, Any]:
         rem.check_item(db.get(Item, item_id))
         try:
@@ -237,7 +240,8 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         return item_json(item, labels, streets, rem.config, photos, channel)
 
     @router.get("/items/{item_id}/preview", summary="The item's real message (PDF letter, e-mail or SMS text)",
-                response_class=Response, responses={200: {"content": {"application/pdf": {}, "text/plain": {}}}})
+                response_class=Response, responses={200: {"content": {"application/pdf": {}, "text/plain": {}}},
+                                                     **schemas.HOUSEHOLD_OFF})
     def item_preview(item_id: RowId, db: SessionDep, who: Manager,
                      channel: Literal["letter", "email", "sms"] = "letter") -> Response:
         item = db.get(Item, item_id)
@@ -264,11 +268,12 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
 def _send_routes(router: APIRouter, rem: Reminders) -> None:
     # No body to refuse a form by: the same-origin check keeps another site from making a browser send.
     @router.post("/campaigns/{campaign_id}/send", summary="Send the approved items (only those)",
-                 dependencies=[SameOrigin], response_model=schemas.SendReport)
+                 dependencies=[SameOrigin], response_model=schemas.SendReport, responses=schemas.HOUSEHOLD_OFF)
     def send(campaign_id: RowId, db: SessionDep, who: Manager) -> dict[str, Any]:
         return _send(db, who.actor, campaign_id)
 
     @router.post("/campaigns/{campaign_id}/retry", dependencies=[SameOrigin], response_model=schemas.RetryReport,
+                 responses=schemas.HOUSEHOLD_OFF,
                  summary="Failed items (or one of them) back to approved, then send them")
     def retry(campaign_id: RowId, db: SessionDep, who: Manager, item_id: RowId | None = None) -> dict[str, Any]:
         try:
@@ -302,7 +307,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
                 "files": [p.name for p in report.files]}
 
     @router.get("/campaigns/{campaign_id}/files/{name}", summary="A generated PDF (letters, notices, route sheet)",
-                response_class=FileResponse, responses={200: {"content": {"application/pdf": {}}}})
+                response_class=FileResponse, responses={200: {"content": {"application/pdf": {}}},
+                                                        **schemas.HOUSEHOLD_OFF})
     def file(campaign_id: RowId, name: str, db: SessionDep, who: Manager) -> FileResponse:
         folder = (rem.out_root / f"campagne-{campaign_id}").resolve()
         path = None if "\0" in name else (folder / name).resolve()  # a NUL byte made resolve() raise: a 500

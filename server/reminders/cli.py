@@ -1,5 +1,6 @@
 """``trivue reminders ...``: plan (dry run), create, review, send (approved items only), report,
-and the households' rights (contacts import, opt-out, erasure), false-detections export.
+print (the letters as one PDF, ``server.reminders.mailroom.cli``), and the households' rights (contacts
+import, opt-out, erasure), false-detections export.
 
 They act on the server's database (``--config`` / ``TRIVUE_*`` as ``trivue server``) with the
 targeting rules of ``--rules FILE`` (else ``$TRIVUE_REMINDERS_RULES``, else the defaults).
@@ -68,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for parser in (plan, create, items, rev, send, retry, report):
         common_options(parser)
     _register_households(commands)
+    from server.reminders.mailroom.cli import register_print
+
+    register_print(commands)
 
 
 def _register_households(commands: argparse._SubParsersAction) -> None:

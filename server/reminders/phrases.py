@@ -46,6 +46,7 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("Cette campagne contient des rappels approuvés adressés à des foyers ; rien n'a été envoyé",
      "This campaign holds approved reminders addressed to households; nothing was sent"),
     ("Ce document nomme des foyers", "This document names households"),
+    ("Les courriers nomment des foyers", "Letters name households"),
     ("Les contacts des foyers ne sont pas consultables", "Households' contacts cannot be read"),
     ("L'import des contacts des foyers est refusé", "Importing households' contacts is refused"),
     # households, contacts import
@@ -201,6 +202,16 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("élément {id:d} : {status}", "item {id}: {status}"),
     ("{n:d} élément(s) remis à envoyer", "{n} item(s) put back to send"),
     ("{n:d} fichiers PDF dans {folder}", "{n} PDF files in {folder}"),
+    # trivue reminders print, /letters(.pdf) (server.reminders.mailroom)
+    ("campagne {id:d} : aucun courrier à imprimer", "campaign {id}: no letter to print"),
+    ("campagne {id:d} : aucun courrier à imprimer ({n:d} écarté(s))", "campaign {id}: no letter to print ({n} set "
+     "aside)"),
+    ("{file} : {n:d} courrier(s), {pages:d} page(s) dont {blank:d} blanche(s), {sheets:d} feuille(s) recto verso",
+     "{file}: {n} letter(s), {pages} page(s) of which {blank} blank, {sheets} sheet(s) printed on both sides"),
+    ("{file} : {n:d} courrier(s), {pages:d} page(s) dont {blank:d} blanche(s), {sheets:d} feuille(s) recto seul",
+     "{file}: {n} letter(s), {pages} page(s) of which {blank} blank, {sheets} sheet(s) printed on one side"),
+    ("{postcode:d} {commune} : {n:d} courrier(s), à partir du n° {first:d}",
+     "{postcode} {commune}: {n} letter(s), from no. {first}"),
     ("envoyés : {sent}", "sent: {sent}"),
     ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
     ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import textwrap
 import unicodedata
+from typing import NamedTuple
 
 MAX_LINES, MAX_CHARS = 6, 38
 POSTCODE_LINE = re.compile(r"^(?P<start>.*?)[,\s]*\b(?P<code>\d{5})\s+(?P<commune>[^,\d][^,]*?)\s*$")
@@ -33,15 +34,37 @@ ABBREVIATIONS = {
 }
 
 
+# The number's complement, in the order the houses stand: 12, 12 bis, 12 ter, then 12 A, 12 B.
+SUFFIX_RANK = {"": 0, "BIS": 1, "TER": 2, "QUATER": 3, "QUINQUIES": 4}
+STREET_NUMBER = re.compile(r"^(?P<number>\d{1,5})(?:\s*(?P<suffix>BIS|TER|QUATER|QUINQUIES|[A-Z])\b)?"
+                           r"\s*(?P<street>.*)$")
+
+
+class SortingKey(NamedTuple):
+    """Where a letter goes, in the mail room's order: commune, postcode, street, number."""
+
+    commune: str
+    postcode: str
+    street: str
+    number: int
+    rank: int
+    suffix: str
+
+
 class AddressError(ValueError):
     """An address La Poste cannot deliver as written (no postcode and commune)."""
 
 
-def machine_line(text: str) -> str:
-    """Capitals, no accents, hyphens and apostrophes as spaces, no other punctuation, <= 38 characters."""
+def _words(text: str) -> list[str]:
+    """Capitals, no accents, hyphens and apostrophes as spaces, no other punctuation."""
     plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     plain = re.sub(r"[-'’.,;/]", " ", plain)
-    words = re.sub(r"[^A-Za-z0-9 ]", "", plain).upper().split()
+    return re.sub(r"[^A-Za-z0-9 ]", "", plain).upper().split()
+
+
+def machine_line(text: str) -> str:
+    """Capitals, no accents, hyphens and apostrophes as spaces, no other punctuation, <= 38 characters."""
+    words = _words(text)
     if len(" ".join(words)) > MAX_CHARS:
         words = [ABBREVIATIONS.get(word, word) for word in words]
     line = " ".join(words)
@@ -89,3 +112,20 @@ def greeting(name: str | None) -> str:
         if name.startswith(short):
             return f"{long}{name[len(short):]},"
     return f"Bonjour {name},"
+
+
+def sorting_key(address: str) -> SortingKey:
+    """The mail room's order for ``address`` (free text ending with ``<postcode> <commune>``): names
+    in capitals without accents nor abbreviations (``Saint-Jean-de-Braye`` and ``ST JEAN DE BRAYE``
+    would part one commune's letters), numbers as numbers (9 before 10), bis after the number."""
+    flat = " ".join(address.replace("\n", ", ").split())
+    found = POSTCODE_LINE.match(flat)
+    if not found:
+        raise AddressError(f"adresse {address!r} : il manque le code postal et la commune")
+    parts = _parts(found["start"])
+    line = " ".join(_words(parts[-1])) if parts else ""
+    numbered = STREET_NUMBER.match(line)
+    number, suffix = (int(numbered["number"]), numbered["suffix"] or "") if numbered else (0, "")
+    street = numbered["street"] if numbered else line
+    rank = SUFFIX_RANK.get(suffix, 10 + ord(suffix[:1] or "A"))
+    return SortingKey(" ".join(_words(found["commune"])), found["code"], street, number, rank, suffix)

@@ -224,3 +224,29 @@ class HouseholdAccess(Out):
     levées: list[dict[str, Any]]
     rappels: list[dict[str, Any]]
     journal_d_audit: list[dict[str, Any]]
+
+
+class PrintCommune(Out):
+    postcode: str
+    commune: str = Field(description="in capitals without accents, as La Poste reads it")
+    letters: int
+    first: int = Field(description="position of the commune's first letter in the print file (1 = first)")
+
+
+class PrintRunOut(Out):
+    campaign_id: int
+    file: str
+    letters: int
+    pages: int
+    blank_pages: int = Field(description="blank backs so that every letter starts on a new sheet (recto verso)")
+    sheets: int
+    recto_verso: bool
+    order: str
+    communes: list[PrintCommune]
+    left_out: list[str] = Field(description="letters not in the file, and why (opposition, erasure, file missing)")
+
+
+# What a household-level route answers while the server's household_level is off (server.web.privacy).
+HOUSEHOLD_OFF: dict[int | str, dict[str, Any]] = {409: {
+    "description": "Household level off (household_level: false): the route names households; an admin must "
+                   "enable it"}}

@@ -53,6 +53,12 @@ WORDS: dict[str, str] = {
     "en attente": "waiting", "hier": "yesterday", "repris après interruption": "resumed after an interruption",
     "bac identifié par puce RFID": "bin identified by its RFID tag",
     "opposition du foyer": "the household opted out",
+    "données du foyer effacées": "the household's data were erased",
+    "fichier du courrier introuvable": "letter file not found",
+    "fichier du courrier illisible": "letter file unreadable",
+    "impression des courriers": "printing the letters",
+    "ordre : commune, code postal, rue, numéro": "order: commune, postcode, street, number",
+    "commune, code postal, rue, numéro": "commune, postcode, street, number",
     "données effacées à la demande du foyer": "data erased at the household's request",
     "aucune coordonnée": "no contact details",
     "guillemet non fermé ou mal placé": "unclosed or misplaced quote",
@@ -66,7 +72,7 @@ WORDS: dict[str, str] = {
 
 # Keys of the API's JSON whose strings are messages (not names, notes or keys people typed).
 MESSAGE_FIELDS = frozenset({"reason", "send_detail", "text", "label", "action", "errors", "failed", "retrying",
-                            "skipped", "recovered", "deferred", "waiting", "detail", "msg"})
+                            "skipped", "recovered", "deferred", "waiting", "detail", "msg", "left_out", "order"})
 _DECIMAL = re.compile(r"^([+−-]?\d+),(\d+)( %)?$")
 _LIST_SEPARATORS = (" ; ", ", ")
 

@@ -151,9 +151,23 @@
       if (data.hidden_household_items) status.textContent += " — " + t("rem.hidden_households", { n: data.hidden_household_items });
       $("queue").replaceChildren(...data.items.map((item) => itemCard(item, data.reject_reasons)));
       $("route-sheet").href = `/api/reminders/campaigns/${id}/route-sheet.pdf`;
+      printLetters(id);
       $("effect-csv").href = `/api/reminders/campaigns/${id}/effect?format=csv`;
       await loadEffect(id);
     } catch (error) { showError(status, error); }
+  }
+
+  // The mail room's one print file (letters by commune, postcode, street, number): shown with its count,
+  // only when the campaign has letters to print (the page has the link at household level only).
+  async function printLetters(id) {
+    const link = $("print-letters");
+    if (!link) return;
+    link.href = `/api/reminders/campaigns/${id}/letters.pdf`;
+    try {
+      const run = await api(`/api/reminders/campaigns/${id}/letters`);
+      link.textContent = t("rem.print_letters_n", { n: fmt.num(run.letters), sheets: fmt.num(run.sheets) });
+      link.hidden = !run.letters;
+    } catch (error) { link.hidden = true; }
   }
 
   async function decide(itemId, approve) {

@@ -48,6 +48,7 @@ ACCESS: dict[tuple[str, str], str] = {
         "/api/reminders/campaigns", "/api/reminders/campaigns/{campaign_id}",
         "/api/reminders/campaigns/{campaign_id}/effect", "/api/reminders/campaigns/{campaign_id}/files/{name}",
         "/api/reminders/campaigns/{campaign_id}/route-sheet.pdf", "/api/reminders/false-detections",
+        "/api/reminders/campaigns/{campaign_id}/letters", "/api/reminders/campaigns/{campaign_id}/letters.pdf",
         "/api/reminders/households", "/api/reminders/items/{item_id}/preview", "/api/reminders/plan",
         "/api/reminders/rules", "/api/reminders/templates", "/api/reminders/templates/preview")},
     **{("POST", path): "manager" for path in (
@@ -84,7 +85,8 @@ ALLOWED_BUT: dict[tuple[str, str], int] = {
         "/api/labels/photos/{event_id}", "/api/labels/photos/{event_id}/photo.jpg", "/api/models/{sha}",
         "/api/models/{sha}.onnx", "/api/trucks/{truck_id}/config", "/api/reminders/campaigns/{campaign_id}",
         "/api/reminders/campaigns/{campaign_id}/effect", "/api/reminders/campaigns/{campaign_id}/files/{name}",
-        "/api/reminders/campaigns/{campaign_id}/route-sheet.pdf", "/api/reminders/items/{item_id}/preview")},
+        "/api/reminders/campaigns/{campaign_id}/route-sheet.pdf", "/api/reminders/items/{item_id}/preview",
+        "/api/reminders/campaigns/{campaign_id}/letters", "/api/reminders/campaigns/{campaign_id}/letters.pdf")},
     **{("POST", path): 404 for path in ("/api/reminders/campaigns/{campaign_id}/send",
                                         "/api/reminders/campaigns/{campaign_id}/retry", "/api/models/{sha}/confirm")},
     ("GET", "/api/error-rates"): 422,  # ?category= is required

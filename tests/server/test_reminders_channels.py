@@ -27,6 +27,34 @@ def test_phone_numbers_in_e164(raw: str, expected: str) -> None:
     assert e164(raw) == expected
 
 
+# ARCEP: the overseas départements dial in the national plan (0 + 9 digits) but have their own country
+# codes; +33 690… (what Trivue sent until 2026-12-05, and what the contacts import stored) reaches nobody.
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("0690 12 34 56", "+590690123456"), ("0691 12 34 56", "+590691123456"),  # Guadeloupe, St-Martin, St-Barth
+    ("0694 12 34 56", "+594694123456"),  # Guyane
+    ("0696 12 34 56", "+596696123456"), ("0697 12 34 56", "+596697123456"),  # Martinique
+    ("0692 12 34 56", "+262692123456"), ("0693 12 34 56", "+262693123456"),  # La Réunion
+    ("0639 12 34 56", "+262639123456"),  # Mayotte
+    ("0590 12 34 56", "+590590123456"), ("0262 12 34 56", "+262262123456"), ("0269 61 23 45", "+262269612345"),
+    ("+33 6 90 12 34 56", "+590690123456"), ("0033 692 12 34 56", "+262692123456"),  # stored by an old import
+    ("+590 690 12 34 56", "+590690123456"), ("+262 (0)6 92 12 34 56", "+262692123456"),
+])
+def test_overseas_numbers_get_their_own_country_code(raw: str, expected: str) -> None:
+    assert e164(raw) == expected
+    assert e164(expected) == expected  # stored in E.164 by the import, read again at send time
+
+
+def test_overseas_mobiles_get_sms_and_overseas_landlines_do_not() -> None:
+    for number in ("0690 12 34 56", "0691 12 34 56", "0694 12 34 56", "0696 12 34 56", "0697 12 34 56",
+                   "0692 12 34 56", "0693 12 34 56", "0639 12 34 56", "+33 6 90 12 34 56", "+262692123456"):
+        assert mobile(number), number
+    for number in ("0590 12 34 56", "0594 12 34 56", "0596 12 34 56", "0262 12 34 56", "0269 61 23 45",
+                   "+590590123456", "+262262123456", "+33 2 62 12 34 56"):
+        assert not mobile(number), number
+    with pytest.raises(PhoneError, match="10 chiffres"):  # an overseas number one digit short
+        e164("+590 690 12 34 5")
+
+
 @pytest.mark.parametrize("raw", ["698765432", "06 98 76 54", "+33 6 98 76 54 32 11", "abc"])
 def test_impossible_numbers_are_refused(raw: str) -> None:
     with pytest.raises(PhoneError, match="numéro"):

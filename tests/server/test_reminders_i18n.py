@@ -128,7 +128,9 @@ def _walk_cli(tmp_path: Path, capsys: Any) -> tuple[str, list[tuple[tuple[str, .
                  ("report", "--campaign", "999"), ("review", "999999", "--approve"),
                  ("plan", "--since", "2026-11-10", "--until", "2026-11-01"),
                  ("create", "--until", "2020-01-01"), ("contacts", str(bad)), ("contacts", str(tmp_path / "no.csv")),
-                 ("opt-out", "maison-12"), ("erase", "bin:INCONNU")):
+                 ("opt-out", "maison-12"), ("erase", "bin:INCONNU"),
+                 ("print", "--campaign", "1", "--out", str(tmp_path / "courriers.pdf")),  # no letter was sent
+                 ("print", "--campaign", "999", "--out", str(tmp_path / "courriers.pdf"))):
         code = main(["reminders", *args])
         captured = capsys.readouterr()
         runs.append((args, code, captured.out + captured.err))
@@ -151,6 +153,7 @@ def test_the_cli_speaks_english_when_asked(tmp_path: Path, monkeypatch: Any, cap
     assert "is after --until" in text and "line 3: key 'maison'" in text and "invalid e-mail 'pas-un-courriel'" in text
     assert "columns ignored: étage" in text
     assert "no data for household bin:INCONNU" in text and "Too few lifts to conclude" in text
+    assert "campaign 1: no letter to print" in text
     assert all(code == 2 and len(out.strip().splitlines()) == 1 for args, code, out in runs[BAD:]), runs[BAD:]
     assert "Traceback" not in text
     left = sorted({m.group(0) for m in FRENCH_WORDS.finditer(_data(text, city))})
