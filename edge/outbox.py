@@ -14,6 +14,9 @@ and the write is tried again, with its photo, then without it; the reserve comes
 has room. An unsent photo older than the retention period is dropped too (``expire_photos``):
 photos are personal data, kept on the truck for that long at most, delivered or not.
 
+The size of what waits is kept as rows come and go (temporary triggers, undone with a rolled-back
+write), not summed at every lift. A drained backlog's pages go back to the disk (``edge.disk``).
+
 The same transaction that stores a lift records its source key (a burst folder), so a restarted
 agent neither loses nor re-counts a burst.
 """
@@ -30,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from edge.disk import Reserve, free_bytes
-from edge.salvage import salvage
+from edge.disk import Reserve, convert, free_bytes, give_back, room_inside
+from edge.salvage import salvage, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,20 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS consumed (source_key TEXT PRIMARY KEY, event_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS progress (source TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS messages_by_kind ON messages (kind, seq);
 """
+# The bytes of payload waiting, in this connection's memory, moved by the writes that move them.
+SIZE = """
+CREATE TEMP TABLE outbox_size AS SELECT COALESCE(SUM(LENGTH(payload)), 0) AS bytes FROM messages;
+CREATE TEMP TRIGGER outbox_size_in AFTER INSERT ON main.messages
+    BEGIN UPDATE outbox_size SET bytes = bytes + LENGTH(new.payload); END;
+CREATE TEMP TRIGGER outbox_size_out AFTER DELETE ON main.messages
+    BEGIN UPDATE outbox_size SET bytes = bytes - LENGTH(old.payload); END;
+"""
+RECOUNT = "UPDATE outbox_size SET bytes = (SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM messages)"
+# Steps of 1 MiB given back to the disk after each receipt (the uplink's thread) and by the hourly
+# pass (a thread the agent's stop waits 5 s for): 400 MB back within hours of a drain.
+GIVE_BACK_STEPS_PER_DELETE, GIVE_BACK_STEPS_PER_PASS = 8, 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +132,18 @@ class Outbox:
             check = str(db.execute("PRAGMA quick_check").fetchone()[0])
             if check != "ok":
                 raise _Damaged(check.strip().splitlines()[-1])
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # a new file only: an older one is converted below
+            db.execute("PRAGMA temp_store = MEMORY")  # the size count, and a VACUUM's copy: no temp files on disk
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # fsync at every commit, not only at checkpoints
             if self.reserve_bytes > 0:  # the WAL checkpointed at half the reserve: a full disk's checkpoint fits it
                 pages = self.reserve_bytes // 2 // int(db.execute("PRAGMA page_size").fetchone()[0])
                 db.execute(f"PRAGMA wal_autocheckpoint = {max(16, pages)}")
             db.executescript(SCHEMA)
+            db.executescript(SIZE)
+            payload = int(db.execute("SELECT bytes FROM outbox_size").fetchone()[0])
+            if convert(db, self.path.parent, payload, self.reserve_bytes):
+                log.warning("outbox %s converted to give the space of delivered rows back to the disk", self.path)
         except sqlite3.DatabaseError as error:
             db.close()
             if getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_CORRUPT:
@@ -134,11 +156,7 @@ class Outbox:
 
     def _recover(self, damage: str) -> sqlite3.Connection:
         """Set the damaged file aside (kept, with its WAL) and start anew with every row it still gives."""
-        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-        for suffix in ("", "-wal"):  # the WAL holds committed lifts too
-            if Path(f"{self.path}{suffix}").exists():
-                Path(f"{self.path}{suffix}").rename(f"{aside}{suffix}")
-        Path(f"{self.path}-shm").unlink(missing_ok=True)
+        aside = set_aside(self.path)
         db = self._open()
         found = salvage(aside, db)
         log.error("outbox %s was damaged (%s); set aside as %s. Read from it into a new outbox: %s. Rows and "
@@ -205,23 +223,11 @@ class Outbox:
                   free_bytes(self.path.parent), "its reserve given up" if released else "no reserve left", dropped)
 
     def _room_inside(self, need: int) -> int:
-        """With no reserve the outbox lives within its file: free pages there for ``need`` bytes and as
-        much again, by dropping the oldest photos; rows written into them need no more disk, nor does
-        the WAL's checkpoint of them (a file that had to grow could not be checkpointed)."""
-        page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
-        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0]) * page
-        want = 2 * need + 16 * page
-        if free >= want:
-            return 0
-        # Where SQLite zeroes deleted rows (secure_delete, Debian's default), a dropped photo would be
-        # written again to the WAL: no room for that. Its pages are overwritten by the rows that reuse them.
-        secure = int(self._db.execute("PRAGMA secure_delete").fetchone()[0])
-        self._db.execute("PRAGMA secure_delete = FAST")
-        try:
-            dropped = self._drop_photos(want - free, "photos_dropped")
-        finally:
-            self._db.execute(f"PRAGMA secure_delete = {secure}")
-        log.warning("the disk of the outbox %s is short: dropped the %d oldest evidence photo(s)", self.path, dropped)
+        """With no reserve the outbox lives within its file (``edge.disk.room_inside``)."""
+        dropped = room_inside(self._db, need, lambda amount: self._drop_photos(amount, "photos_dropped"))
+        if dropped:
+            log.warning("the disk of the outbox %s is short: dropped the %d oldest evidence photo(s)", self.path,
+                        dropped)
         return dropped
 
     def _drop_photos(self, amount: int, counter: str) -> int:
@@ -229,13 +235,14 @@ class Outbox:
         dropped = freed = 0
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            photos = self._db.execute(
-                "SELECT seq, LENGTH(payload) FROM messages WHERE kind = ? ORDER BY seq", (EVIDENCE,))
-            for seq, length in photos.fetchall():
-                if freed >= amount:
-                    break
-                self._db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
-                freed, dropped = freed + length, dropped + 1
+            # A few at a time, oldest first (by index): not every photo waiting read at every lift
+            while freed < amount and (photos := self._db.execute(
+                    "SELECT seq, LENGTH(payload) FROM messages WHERE kind = ? ORDER BY seq LIMIT 16",
+                    (EVIDENCE,)).fetchall()):
+                for seq, length in photos:
+                    if freed < amount:
+                        self._db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+                        freed, dropped = freed + length, dropped + 1
             if dropped:
                 self._bump(counter, dropped)
         return dropped
@@ -285,7 +292,7 @@ class Outbox:
             self._enforce_bound()
 
     def _size(self) -> int:
-        return int(self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM messages").fetchone()[0])
+        return int(self._db.execute("SELECT bytes FROM outbox_size").fetchone()[0])
 
     def _enforce_bound(self) -> None:
         size = self._size()
@@ -322,9 +329,12 @@ class Outbox:
         self.delete_many([seq])
 
     def delete_many(self, seqs: list[int]) -> None:
-        """One transaction (one fsync) for all the rows a receipt covers."""
+        """One transaction (one fsync) for all the rows a receipt covers; then a little of the space
+        they held given back to the disk, if the backlog has drained."""
         with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # autocommit otherwise: one fsync a row
             self._db.executemany("DELETE FROM messages WHERE seq = ?", [(seq,) for seq in seqs])
+        give_back(self._db, self._lock, self._size, GIVE_BACK_STEPS_PER_DELETE)
 
     def depth(self) -> int:
         with self._lock:
@@ -350,9 +360,11 @@ class Outbox:
                                     (EVIDENCE, cutoff)).rowcount
             if gone:
                 self._bump("photos_expired", gone)
+            self._db.execute(RECOUNT)  # the size the triggers keep, summed afresh (a row another program wrote)
         if gone:
             log.warning("dropped %d unsent evidence photo(s) older than %.0f days (retention; their lifts are "
                         "kept)", gone, max_age_s / 86_400)
+        give_back(self._db, self._lock, self._size, GIVE_BACK_STEPS_PER_PASS)
         return gone
 
     def counter(self, name: str) -> int:

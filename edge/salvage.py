@@ -6,10 +6,22 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 _KEEP = {"messages": "seq, kind, topic, payload, event_id, created_at", "consumed": "source_key, event_id",
          "progress": "source, position", "counters": "name, value"}
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged outbox and its WAL (which holds committed lifts too) out of the way, kept for
+    whoever wants to look at them; returns the name it was given."""
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    for suffix in ("", "-wal"):
+        if Path(f"{path}{suffix}").exists():
+            Path(f"{path}{suffix}").rename(f"{aside}{suffix}")
+    Path(f"{path}-shm").unlink(missing_ok=True)
+    return aside
 
 
 def _readable(damaged: sqlite3.Connection, table: str) -> list[tuple[object, ...]]:
