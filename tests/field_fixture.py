@@ -9,7 +9,8 @@ Public API (the field-loop end-to-end test and the training tests use it):
   and val photos come from the shared datasets' train splits, test photos from their val splits,
   leaving out the photos that ``trivue train`` moves across (near-duplicates of the other
   split): a model trained on the shared data has not seen the test photos. Labels are the shared ones mapped
-  onto the rules' classes through ``training/mapping.yaml``. Deterministic.
+  onto the rules' classes through ``training/mapping.yaml``. Deterministic, but for the retention
+  dates (a year from the day it runs).
 - ``degrade_model(model, out, noise=DEGRADE_NOISE, seed=0, version=None) -> Path``: a copy of an
   FP32 ONNX detector whose conv weights are each scaled by ``1 + noise * N(0, 1)`` (seeded), with
   its own ``trivue_version`` (``<version>-degraded``): on the field fixture it loses AP in every
@@ -100,6 +101,9 @@ def build_field_dataset(out: Path, shared: Path = SHARED_DIR,
     names = taxonomy()
     mapping = load_mapping(Path(__file__).parents[1] / "training" / "mapping.yaml")
     photos = []
+    # A year from the day the tests run, not from the fixed collection days: `trivue train` leaves
+    # photos past their retention date out, and the fixture's photos would all expire in late 2027.
+    retention = date.today() + timedelta(days=365)
     for index, (source, per_split) in enumerate(counts.items()):
         to_field = [mapping.sources[source].map[n] for n in read_source_names(shared / "datasets" / source)]
         for number, (split, image, label) in enumerate(_source_photos(shared, source, per_split)):
@@ -122,7 +126,7 @@ def build_field_dataset(out: Path, shared: Path = SHARED_DIR,
                            "reason": ("sample", "uncertain", "contaminated")[number % 3],
                            "model_version": "trivue-waste:2026.12.02", "annotator": "fixture",
                            "labelled_at": f"{day.isoformat()}T18:00:00+00:00", "width": width, "height": height,
-                           "retention_until": (day + timedelta(days=365)).isoformat(), "boxes": len(rows)})
+                           "retention_until": retention.isoformat(), "boxes": len(rows)})
     for split in ("train", "val", "test"):  # an export has every folder, even an empty split's
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,13 @@ photos. It must therefore never be trained on, and this module is where that is 
 - only ``images/train`` and ``images/val`` are read for training;
 - a photo the manifest puts in the test split but found in another folder (moved by hand) stops
   the merge, as does any training photo, of any source, byte-identical to a field test photo;
-- a field train/val photo that is the same shot as a test photo (``training.duplicates``: a
-  re-upload, a crop) is left out of training, counted in the merge report; the test split never
-  moves, since it is frozen.
+- a field train/val photo that is the same shot as a test photo of any export passed to the run
+  (``training.duplicates``: a re-upload, a crop, the next frame of a burst, even when a night round
+  across midnight put the two frames in two exports) is left out of training, counted in the merge
+  report; the test split never moves, since it is frozen;
+- a train/val photo whose retention date (``retention_until`` in the manifest) has passed is left
+  out of training, counted (``expired_left_out``) and named in a warning: the photos are personal
+  data, kept at most that long (privacy.md section 1 quater); a date that is not one stops the run.
 
 Class names are the sorting rules'; a field map (``training/field-map.yaml``) turns them into the
 model's classes. Strict: a class of the dataset absent from the map, a map entry the dataset does
@@ -25,6 +29,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import yaml
@@ -122,6 +127,23 @@ class FieldDataset:
     def period(self) -> str:
         return f"{self.manifest.get('since', '?')}..{self.manifest.get('until', '?')}"
 
+    def expired(self, today: date) -> set[str]:
+        """Event ids of the train and val photos whose retention date has passed (on or before
+        ``today``, UTC, as the server counts it: a photo expires on its day, whatever the hour)."""
+        gone = set()
+        for photo in self.manifest["photos"]:
+            if photo.get("split") not in TRAINED_SPLITS:
+                continue
+            until = photo.get("retention_until")
+            try:
+                expires = date.fromisoformat(until)
+            except (TypeError, ValueError):
+                raise DatasetError(f"{self.root / MANIFEST}: photo {photo.get('file')!r}: retention_until "
+                                   f"{until!r} is not a date (YYYY-MM-DD): export again") from None
+            if expires <= today:
+                gone.add(Path(str(photo.get("file", ""))).stem)
+        return gone
+
     def days(self, split: str) -> list[str]:
         """Collection days of a split, from the manifest."""
         return sorted({str(p.get("day")) for p in self.manifest["photos"] if p.get("split") == split})
@@ -196,12 +218,12 @@ class FieldSource:
                                          list(self.class_map), list(classes), report)
         return samples
 
-    def provenance(self, twins_dropped: int, in_newer: int = 0) -> dict:
+    def provenance(self, twins_dropped: int, in_newer: int = 0, expired: int = 0) -> dict:
         """What report.json says of this source beside its counts: where it came from, what stayed out."""
         return {"dir": str(self.dataset.root), "field_map": str(self.map_path), "period": self.dataset.period,
                 "exported_at": self.dataset.manifest.get("exported_at"), "test_photos": len(self.dataset.images(TEST)),
                 "test_days": len(self.dataset.days(TEST)), "test_twins_dropped": twins_dropped,
-                "in_newer_export": in_newer}
+                "in_newer_export": in_newer, "expired_left_out": expired}
 
 
 def field_sources(paths: Sequence[Path], map_path: Path, classes: Sequence[str]) -> list[FieldSource]:
@@ -219,8 +241,9 @@ def field_sources(paths: Sequence[Path], map_path: Path, classes: Sequence[str])
 
 def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str, Path], report: SourceReport,
                     cache_dir: Path) -> tuple[list[Sample], int]:
-    """Leave out the train/val photos that are the same shot as a test photo (``tests``: by digest);
-    return the others and how many were left out. The test split never moves."""
+    """Leave out the train/val photos that are the same shot as a test photo (``tests``: by digest,
+    the test photos of every export of the run); return the others and how many were left out. The
+    test split never moves."""
     from training.duplicates import VERSION, leaks, save_cached
 
     if not samples or not tests:
@@ -242,6 +265,23 @@ def drop_test_twins(source: FieldSource, samples: list[Sample], tests: dict[str,
             log.warning("%s: %s left out of training: the same shot as a test photo", source.name, sample.image)
             report.images[sample.split] -= 1
     kept = [s for s in samples if s.digest not in twins]
+    return kept, len(samples) - len(kept)
+
+
+def drop_expired(source: FieldSource, samples: list[Sample], report: SourceReport,
+                 today: date) -> tuple[list[Sample], int]:
+    """Leave out the train/val photos past their retention date: an export folder kept after it
+    (privacy.md proposes deleting it) must not go on feeding training. The files stay where they are:
+    deleting them is the deployment's decision, which the warning asks for."""
+    gone = source.dataset.expired(today)
+    kept = [s for s in samples if s.image.stem not in gone]
+    for sample in samples:
+        if sample.image.stem in gone:
+            report.images[sample.split] -= 1
+    if len(kept) < len(samples):
+        log.warning("%s: %d train/val photos left out of training: their retention date (retention_until in %s) "
+                    "has passed; delete %s and export again (privacy.md, section 1 quater)", source.name,
+                    len(samples) - len(kept), MANIFEST, source.dataset.root)
     return kept, len(samples) - len(kept)
 
 
@@ -285,21 +325,25 @@ def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, 
 
     cache_dir = cache_dir or default_cache_dir()
     samples, reports, evidence = collect_sources(spec, Path(mapping_path), cache_dir)
-    every_test: dict[str, Path] = {}
+    # Every export's training photos are checked against every export's test photos: the two shots
+    # of one burst may sit in two exports (a night round across midnight, exports of two periods).
+    tests_of = {s.name: {check_image(image): image for image in s.dataset.images(TEST)} for s in sources}
+    every_test = {digest: image for tests in tests_of.values() for digest, image in tests.items()}
     provenance = {}
     claimed: set[str] = set()  # digests of the photos a newer export already gave
     newest_first = sorted(sources, key=lambda s: str(s.dataset.manifest.get("exported_at") or ""), reverse=True)
+    today = datetime.now(UTC).date()
     for source in newest_first:
         report = reports[source.name] = SourceReport()
-        collected, in_newer = drop_in_newer(source, source.collect(spec.classes, report), claimed, report)
-        tests = {check_image(image): image for image in source.dataset.images(TEST)}
+        collected, expired = drop_expired(source, source.collect(spec.classes, report), report, today)
+        collected, in_newer = drop_in_newer(source, collected, claimed, report)
+        tests = tests_of[source.name]
         if collected:
             collected, links = keep_groups_together(collected, report, cache_dir, source.name)
             evidence.append(links)
-        kept, twins = drop_test_twins(source, collected, tests, report, cache_dir)
+        kept, twins = drop_test_twins(source, collected, every_test, report, cache_dir)
         samples += kept
-        every_test |= tests
-        provenance[source.name] = source.provenance(twins, in_newer)
+        provenance[source.name] = source.provenance(twins, in_newer, expired)
         log.info("%s: %d test photos of %d collection days kept out of training, %d training photos left out as "
                  "the same shot as a test photo", source.name, len(tests), len(source.dataset.days(TEST)), twins)
     check_test_untouched(samples, every_test)

@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=("yolo", "coco"), default="yolo")
     imp = actions.add_parser("import", help="labels from Label Studio or CVAT (YOLO 1.1 zip/folder, COCO JSON)")
     imp.add_argument("file", type=Path)
+    imp.add_argument("--relabel-unusable", action="store_true",
+                     help="also import the labels of photos a person marked unusable, which become done "
+                          "(by default they stay unusable and the summary lists them)")
     for parser in (export, imp):
         parser.add_argument("--as", dest="user", default=None,
                             help="the dashboard account acting, for the rights and the audit log (default: login name)")
@@ -77,8 +80,8 @@ def import_labels(args: argparse.Namespace) -> int:
     with open_database(settings) as session:
         actor = _actor(session, args.user, "annotator")
         try:
-            count = apply_import(session, args.file, actor, settings.evidence_retention_days, settings.retention_days,
-                                 rules)
+            summary = apply_import(session, args.file, actor, settings.evidence_retention_days,
+                                   settings.retention_days, rules, args.relabel_unusable)
         except DatasetError as error:
             session.rollback()
             raise CliError(str(error)) from None
@@ -86,5 +89,10 @@ def import_labels(args: argparse.Namespace) -> int:
             session.rollback()
             raise CliError(f"{error.filename or args.file}: {error.strerror or error}") from None
         session.commit()
-    print(f"{args.file}: labels of {count} photo(s) imported")
+    print(f"{args.file}: labels of {summary.imported} photo(s) imported")
+    if summary.kept_unusable:
+        shown = ", ".join(summary.kept_unusable[:10]) + (", …" if len(summary.kept_unusable) > 10 else "")
+        print(f"{args.file}: {len(summary.kept_unusable)} photo(s) left unusable, as a person marked them, "
+              f"their labels not imported: {shown} (check them on the Annotation page, status filter "
+              "\"unusable\"; pass --relabel-unusable to import their labels anyway)")
     return 0

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.audit import audit
@@ -49,9 +50,10 @@ class Entry:
     label: LabelPhoto
 
 
-def assign_splits(session: Session, days: list[date]) -> dict[date, str]:
+def plan_splits(session: Session, days: list[date]) -> dict[date, str]:
     """The split of every day: stored ones unchanged, new ones (in date order) each to the split
-    furthest below its share of days, so that a small deployment gets test days from its second day."""
+    furthest below its share of days, so that a small deployment gets test days from its second day.
+    Nothing is written: ``store_splits`` does, once the files are there."""
     known = dict(session.execute(select(DatasetSplit.day, DatasetSplit.split)).all())
     counts = {s: sum(v == s for v in known.values()) for s in SPLITS}
     for day in sorted(set(days) - set(known)):
@@ -59,8 +61,26 @@ def assign_splits(session: Session, days: list[date]) -> dict[date, str]:
         split = max(("test", "val", "train"), key=lambda s: TARGET[s] * total - counts[s])
         known[day] = split
         counts[split] += 1
-        session.add(DatasetSplit(day=day, split=split, assigned_at=utcnow()))
     return {day: known[day] for day in days}
+
+
+def store_splits(session: Session, planned: dict[date, str]) -> dict[date, str]:
+    """Store the planned splits of days not stored yet and return the stored split of every day.
+
+    Two exports at once (an admin's and a scheduled one) both planned a split for the same new
+    day; the second failed on the day's key with a traceback, leaving a folder whose split
+    disagreed with the frozen one. ``ON CONFLICT DO NOTHING`` waits for the other export's commit
+    and keeps its split, which the caller then follows."""
+    name = session.get_bind().dialect.name
+    if name not in ("postgresql", "sqlite"):
+        raise NotImplementedError(f"database dialect {name!r} is not supported (use SQLite or PostgreSQL)")
+    insert = postgresql.insert if name == "postgresql" else sqlite.insert
+    now = utcnow()
+    rows = [{"day": day, "split": split, "assigned_at": now} for day, split in sorted(planned.items())]
+    session.execute(insert(DatasetSplit).on_conflict_do_nothing(index_elements=["day"]), rows)
+    stored = session.execute(select(DatasetSplit.day, DatasetSplit.split)
+                             .where(DatasetSplit.day.in_(list(planned)))).all()
+    return dict(stored)
 
 
 def entries(session: Session, settings: ServerSettings, since: date, until: date) -> list[Entry]:
@@ -132,10 +152,36 @@ def _write_files(rows: list[tuple[Entry, str]], store: EvidenceStore, out: Path,
         data = {"path": str(final), **{s: f"images/{s}" for s in SPLITS}, "nc": len(names), "names": list(names)}
         (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     else:
-        (out / "annotations").mkdir(parents=True, exist_ok=True)
-        for split in SPLITS:
-            document = _coco(rows, names, split)
-            (out / "annotations" / f"instances_{split}.json").write_text(json.dumps(document, indent=1))
+        _write_coco(rows, out, names)
+
+
+def _write_coco(rows: list[tuple[Entry, str]], out: Path, names: tuple[str, ...]) -> None:
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        document = _coco(rows, names, split)
+        (out / "annotations" / f"instances_{split}.json").write_text(json.dumps(document, indent=1))
+
+
+def _resplit(rows: list[tuple[Entry, str]], stored: dict[date, str], out: Path, fmt: str,
+             names: tuple[str, ...]) -> list[tuple[Entry, str]]:
+    """Move the files of the days another export stored first into that export's split (renames:
+    no photo is copied twice) and return the rows as stored."""
+    moved = []
+    for entry, split in rows:
+        final = stored[entry.lift.day]
+        if final != split:
+            for kind, suffix in (("images", ".jpg"), ("labels", ".txt")):
+                source = out / kind / split / f"{entry.lift.event_id}{suffix}"
+                if source.exists():
+                    (out / kind / final).mkdir(parents=True, exist_ok=True)
+                    source.rename(out / kind / final / source.name)
+        moved.append((entry, final))
+    for folder in [*out.glob("images/*"), *out.glob("labels/*")]:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # as an export that never had the split's photos
+    if fmt == "coco":
+        _write_coco(moved, out, names)
+    return moved
 
 
 def _check_classes(chosen: list[Entry], names: tuple[str, ...], rules: SortingRules) -> None:
@@ -168,12 +214,17 @@ def export(session: Session, settings: ServerSettings, store: EvidenceStore, sin
         raise DatasetError(f"no labelled photo between {since} and {until} (label some in the dashboard first)")
     names = taxonomy(rules)
     _check_classes(chosen, names, rules)
-    splits = assign_splits(session, [e.lift.day for e in chosen])
-    rows = [(e, splits[e.lift.day]) for e in chosen]
+    planned = plan_splits(session, [e.lift.day for e in chosen])
+    rows = [(e, planned[e.lift.day]) for e in chosen]
     partial = out.parent / f".{out.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     try:
         _write_files(rows, store, partial, fmt, out.resolve(), names)
+        # Stored only now: the database is not held while photos are copied (on SQLite the ingest
+        # would wait), and an export that ran meanwhile has stored its splits, which win.
+        stored = store_splits(session, planned)
+        if stored != planned:
+            rows = _resplit(rows, stored, partial, fmt, names)
         manifest = {"version": MANIFEST_VERSION, "format": fmt, "since": since.isoformat(),
                     "until": until.isoformat(), "exported_at": utcnow().isoformat(), "exported_by": actor,
                     "names": list(names), "photos": [_manifest_entry(e, s, settings) for e, s in rows]}

@@ -3,7 +3,8 @@
 Accepted: a folder or a zip holding YOLO label files (``<event_id>.txt``, one ``class cx cy w h``
 per line) with their class names (CVAT's ``obj.names``, Label Studio's ``classes.txt``, or a
 ``data.yaml``), or a COCO JSON file (alone or in a zip, as both tools export it). Photos are found
-by file name (the event id, as ``trivue dataset export`` named them). The whole file is checked
+by file name (the event id, as ``trivue dataset export`` named them); that export itself, YOLO or COCO,
+imports too (its ``manifest.json`` is no label file). The whole file is checked
 before anything changes: one bad box, unknown class or unknown photo refuses the import, naming it.
 """
 
@@ -13,6 +14,7 @@ import json
 import re
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -24,6 +26,7 @@ from server.labels.store import MAX_BOXES, LabelError, check_box, labellable, re
 from vision.rules import SortingRules
 
 NAME_FILES = ("obj.names", "classes.txt")
+MANIFEST = "manifest.json"  # what ``trivue dataset export`` writes beside the labels
 NOT_LABELS = {"obj.names", "classes.txt", "train.txt", "valid.txt", "test.txt", "obj.data"}
 LABEL_SUFFIXES = (".txt", ".json", ".yaml", ".yml")
 EPS = 1e-6  # six-decimal YOLO text: a box touching the edge may read 1.0000005
@@ -251,7 +254,12 @@ def parse(path: Path, rules: SortingRules) -> tuple[Boxes, str]:
     """The boxes per photo in the file, and what the file was (for the audit log); a class must be one
     of ``rules`` (the server's sorting rules)."""
     files = read_files(path)
-    documents = [k for k in files if k.endswith(".json") and PurePosixPath(k).name != "notes.json"]
+    if set(files) == {MANIFEST}:
+        raise DatasetError(f"{path}: the manifest of a `trivue dataset export`, not labels: pass the export's "
+                           "folder (or zip) instead, or one of its annotations/instances_*.json")
+    # Label Studio's notes.json, and the manifest of Trivue's own export (imported back after a
+    # labelling in CVAT, or to move labels from a test server to production): no COCO files.
+    documents = [k for k in files if k.endswith(".json") and PurePosixPath(k).name not in ("notes.json", MANIFEST)]
     if documents and not any(k.endswith(".txt") for k in files):
         boxes: Boxes = {}
         seen: dict[str, str] = {}
@@ -266,9 +274,16 @@ def parse(path: Path, rules: SortingRules) -> tuple[Boxes, str]:
     return parse_yolo(files, rules, str(path)), f"YOLO {path.name}"
 
 
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    imported: int
+    kept_unusable: tuple[str, ...]  # photos a person marked unusable: left so, their labels not imported
+
+
 def import_labels(session: Session, path: Path, actor: str, photo_days: int, lift_days: int,
-                  rules: SortingRules) -> int:
-    """Replace the labels of every photo in the file; all or nothing. Returns photos updated; the caller commits."""
+                  rules: SortingRules, relabel_unusable: bool = False) -> ImportSummary:
+    """Replace the labels of every photo in the file; all or nothing, except the photos a person
+    marked unusable, which stay so unless ``relabel_unusable`` (listed in the summary); the caller commits."""
     boxes, source = parse(path, rules)
     if not boxes:
         raise DatasetError(f"{path}: no label file found (YOLO .txt per photo, or a COCO JSON)")
@@ -279,6 +294,6 @@ def import_labels(session: Session, path: Path, actor: str, photo_days: int, lif
         except LabelError as error:
             raise DatasetError(f"{event}: {error}") from None
         checked.append((lift, photo_boxes))
-    for lift, photo_boxes in checked:
-        replace_boxes(session, lift, photo_boxes, actor, source, rules)
-    return len(checked)
+    kept = [lift.event_id for lift, photo_boxes in checked
+            if not replace_boxes(session, lift, photo_boxes, actor, source, rules, relabel_unusable)]
+    return ImportSummary(len(checked) - len(kept), tuple(kept))

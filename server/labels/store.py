@@ -236,11 +236,17 @@ def _undo(session: Session, event_id: str, actor: str) -> None:
 
 
 def replace_boxes(session: Session, lift: Lift, boxes: list[dict[str, Any]], actor: str, source: str,
-                  rules: SortingRules) -> None:
+                  rules: SortingRules, relabel_unusable: bool = False) -> bool:
     """An imported labelling (Label Studio, CVAT) replaces the photo's boxes; the model's boxes it
-    left out count as deleted. Kept for undo and audited like any decision."""
+    left out count as deleted. Kept for undo and audited like any decision.
+
+    A photo a person marked unusable stays so (False: nothing changed) unless ``relabel_unusable``:
+    the tool's file was often made before that decision, and finishing the photo would put a dark
+    or empty hopper back into training. Read under the photo's lock, as an annotator may mark it now."""
     lock(session, lift.event_id)
     row = session.get(LabelPhoto, lift.event_id)
+    if row is not None and row.status == UNUSABLE and not relabel_unusable:
+        return False
     before = None if row is None else {"status": row.status, "boxes": row.boxes}
     deleted = [{**b, "state": DELETED} for b in model_boxes(lift.evidence_detections, rules)
                if not any(_same(b, kept) for kept in boxes)]
@@ -249,6 +255,7 @@ def replace_boxes(session: Session, lift: Lift, boxes: list[dict[str, Any]], act
     session.add(LabelDecision(event_id=lift.event_id, at=utcnow(), annotator=actor, action="import",
                               box_id=None, before=before))
     audit(session, actor, "labels.import", lift.event_id, f"{len(boxes)} boxes from {source}"[:2000])
+    return True
 
 
 def _same(model: dict[str, Any], kept: dict[str, Any]) -> bool:
