@@ -15,7 +15,7 @@ import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +25,7 @@ from server.db import utcnow
 from server.ingest.evidence import EvidenceStore
 from server.ingest.models import DeadLetter, Evidence, Lift
 from server.ingest.partitions import drop_partitions_before, ensure_partitions, lock_upkeep
+from server.ingest.purge_gate import wait_for_ingest
 from server.labels.store import forget
 from server.periodic import Periodic
 from server.reminders.expiry import expire_reminders
@@ -79,11 +80,22 @@ def _purge_stray_files(session: Session, evidence: EvidenceStore, before: dateti
     return len(stray)
 
 
+def _photo_letter(settings: ServerSettings) -> ColumnElement[bool]:
+    """A refused photo's letter: its first 4 KiB are the top of the picture (a letter in the
+    hopper, a face), so it goes with the photos' retention, not the dead letters' longer one."""
+    prefix = settings.topic_prefix.rstrip("/") + "/"
+    return and_(DeadLetter.topic.startswith(prefix, autoescape=True),
+                DeadLetter.topic.contains("/evidence/", autoescape=True))
+
+
 def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSettings,
                   now: datetime | None = None) -> PurgeReport:
     """Delete what has outlived its retention period; the caller commits."""
     now = now or utcnow()
     lock_upkeep(session)  # PostgreSQL: one purge at a time across server processes, before it reads lifts
+    # Ingest batches in flight commit first, and the next ones read the clock after this purge
+    # commits: a copy of a lift purged here is then refused, not counted again (``purge_gate``).
+    wait_for_ingest(session)
     lifts_before = now - timedelta(days=settings.retention_days)
     photos_before = now - timedelta(days=settings.evidence_retention_days)
     photos = _purge_photos(session, evidence, photos_before, lifts_before)
@@ -91,7 +103,9 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     lifts = drop_partitions_before(session, lifts_before)
     lifts += session.execute(delete(Lift).where(Lift.started_at < lifts_before)).rowcount or 0
     dead_before = now - timedelta(days=settings.dead_letter_retention_days)
-    dead = session.execute(delete(DeadLetter).where(DeadLetter.received_at < dead_before)).rowcount or 0
+    dead = session.execute(delete(DeadLetter).where(or_(
+        DeadLetter.received_at < dead_before,
+        and_(_photo_letter(settings), DeadLetter.received_at < photos_before)))).rowcount or 0
     reminders = expire_reminders(session, now, settings.reminder_retention_days, settings.data_dir / "reminders")
     # The audit log is purged before the purge writes its own entry: that entry is about this run
     # and must survive it.

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from base.ids import is_truck_id
 from server.config import ServerSettings
+from server.db import utcnow
 from server.ingest.aggregates import (
     LiftRow,
     StreetLocator,
@@ -33,6 +34,7 @@ from server.ingest.bins import BinLookup, bin_columns, place_of, registered
 from server.ingest.evidence import EvidenceError, EvidenceStore
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
+from server.ingest.purge_gate import hold_off_purge
 from server.ingest.tracks import Tracks
 from vision.schema import SchemaError, TruckStats, parse_lift_event
 
@@ -50,8 +52,8 @@ class MqttMessage:
     mid: int = 0
     qos: int = 0
     letter_id: int | None = None  # a dead letter being replayed: refused again, it keeps its id
-    # When that replay runs: its lift must still be within the raw lifts' retention then, not only
-    # when it was received (``Inbox._check_date``).
+    # When that replay began: its lift must still be within the raw lifts' retention then, not only
+    # when it was received (``Inbox._check_date``; the batch's own write time counts too).
     replayed_at: datetime | None = None
 
 
@@ -79,6 +81,8 @@ class Batch:
     lifts: list[LiftRow] = field(default_factory=list)
     trucks: dict[str, dict[str, Any]] = field(default_factory=dict)
     dead: list[dict[str, Any]] = field(default_factory=list)
+    # When the batch is written, read once the purge is held off (``server.ingest.purge_gate``).
+    written_at: datetime | None = None
 
     def seen(self, truck_id: str, at: datetime, alive: bool = True, **values: Any) -> None:
         """Note news of a truck; ``alive`` is False for retained status, which is no sign of life."""
@@ -89,9 +93,12 @@ class Batch:
 
 
 def dead_letter(message: MqttMessage, reason: str, detail: str, truck_id: str | None = None) -> dict[str, Any]:
+    # An ``expired`` message is past its retention (a lift's GPS fix and bin tag, a photo): kept as
+    # a letter it would live ``dead_letter_retention_days`` more. The detail says what and when; an
+    # empty payload shorter than ``payload_size`` is never replayed (``replay.LetterFilter``).
+    payload = b"" if reason == "expired" else message.payload[:DEAD_LETTER_BYTES]
     row = {"received_at": message.received_at, "topic": message.topic[:512], "truck_id": truck_id,
-           "reason": reason, "detail": detail[:2000], "payload": message.payload[:DEAD_LETTER_BYTES],
-           "payload_size": len(message.payload)}
+           "reason": reason, "detail": detail[:2000], "payload": payload, "payload_size": len(message.payload)}
     if message.letter_id is not None:  # replayed and refused again: the same letter, not a new one
         row["id"] = message.letter_id
     return row
@@ -102,21 +109,26 @@ class Inbox:
 
     def __init__(self, settings: ServerSettings, evidence: EvidenceStore, metrics: Metrics,
                  locator: Callable[[Session], StreetLocator | None] = lambda _s: None,
-                 bins: BinLookup | None = None) -> None:
+                 bins: BinLookup | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         """``bins``: the bin registry (``server.streets.bins.bin_places``); a lift whose tag it
-        knows takes its address and street. None: every lift is placed by its fix."""
+        knows takes its address and street. None: every lift is placed by its fix. ``clock``: the
+        write time, against which retention is judged (tests move it)."""
         self.settings = settings
         self.evidence = evidence
         self.metrics = metrics
         self.locator = locator
         self.bins = bins
+        self.clock = clock
         self.prefix = settings.topic_prefix.rstrip("/") + "/"
         self.known = frozenset(settings.known_trucks) if settings.known_trucks is not None else None
         self.tracks = Tracks(bins)
 
     def write(self, session: Session, messages: Sequence[MqttMessage]) -> int:
         """Store a batch; returns how many became dead letters. The caller commits, then acks."""
-        batch = Batch()
+        # Before anything else is written or the clock read: a purge that commits before this
+        # batch deletes no lift this batch could then take for new (``_check_date``).
+        hold_off_purge(session)
+        batch = Batch(written_at=self.clock())
         locator = self.locator(session)
         for message in messages:
             try:
@@ -187,23 +199,35 @@ class Inbox:
             raise Refused(reason, str(error)) from None
         if event.truck_id != truck_id:
             raise Refused("truck_mismatch", f"topic says truck {truck_id!r}, payload says {event.truck_id!r}")
-        self._check_date(event.started_at, message.received_at, message.replayed_at)
+        self._check_date(event.started_at, message.received_at, message.replayed_at, batch.written_at)
         # Matched to a street later, for the whole batch at once (``_match``).
         batch.lifts.append(lift_row(event, message.received_at, self.settings.zone, None))
         batch.seen(truck_id, message.received_at)
 
-    def _check_date(self, started_at: datetime, received_at: datetime, replayed_at: datetime | None = None) -> None:
+    def _check_date(self, started_at: datetime, received_at: datetime, replayed_at: datetime | None = None,
+                    written_at: datetime | None = None) -> None:
         """Exactly-once holds while the raw lift is kept: a copy arriving after the retention purge
         would be counted again (a truck whose clock was set back to 2006 did that). A dead letter
-        replayed later is such a late copy: its twin may have been purged since it was received.
+        replayed later is such a late copy: its twin may have been purged since it was received. So
+        is a copy that waited in the ingest queue (a database outage, a backlog) while the hourly
+        purge ran: the age that counts is the one at write time, read after the purge was held off.
         And a lift from a clock that is ahead is refused rather than counted on days still to come."""
         kept = timedelta(days=self.settings.retention_days)
-        if max(received_at, replayed_at or received_at) - started_at > kept:
+        if max(received_at, replayed_at or received_at, written_at or received_at) - started_at > kept:
             raise Refused("expired", f"lift of {started_at:%Y-%m-%d}, older than the {kept.days}-day retention of "
                           "raw lifts: a copy could no longer be told from it (a truck clock set back?)")
         if started_at - received_at > CLOCK_AHEAD:
             raise Refused("future", f"lift dated {started_at:%Y-%m-%d %H:%M} UTC, received "
                           f"{received_at:%Y-%m-%d %H:%M}: the truck's clock is ahead")
+
+    def _check_photo_date(self, started_at: datetime, written_at: datetime) -> None:
+        """A photo with no row whose lift is older than the photos' retention was received and purged
+        already (a truck that sends it again, a copy that waited), or comes so late that it is past
+        its retention anyway: stored, it would be kept ``evidence_retention_days`` more."""
+        kept = timedelta(days=self.settings.evidence_retention_days)
+        if written_at - started_at > kept:
+            raise Refused("expired", f"photo of a lift of {started_at:%Y-%m-%d}, older than the {kept.days}-day "
+                          "retention of photos: received and deleted before, or too late to keep")
 
     def _match(self, session: Session, rows: list[LiftRow], locator: StreetLocator | None) -> None:
         """Street matching of the batch's lifts, lift by lift, then the registered bins' places; a
@@ -249,7 +273,12 @@ class Inbox:
             event_id = str(uuid.UUID(rest[0]))
         except ValueError:
             raise Refused("bad_topic", f"evidence topic names {rest[0][:60]!r}, not an event id") from None
-        expected = session.scalar(select(Lift.evidence_sha256).where(Lift.event_id == event_id))
+        lift = session.execute(select(Lift.evidence_sha256, Lift.started_at).where(Lift.event_id == event_id)
+                               .limit(1)).first()
+        expected = lift.evidence_sha256 if lift is not None else None
+        stored = session.scalar(select(Evidence.received_at).where(Evidence.event_id == event_id))
+        if stored is None and lift is not None:
+            self._check_photo_date(lift.started_at, batch.written_at or message.received_at)
         try:
             photo = self.evidence.save(truck_id, event_id, message.payload)
         except EvidenceError as error:
@@ -260,7 +289,9 @@ class Inbox:
         row = {"event_id": event_id, "truck_id": truck_id, "path": photo.path, "sha256": photo.sha256,
                "size_bytes": photo.size_bytes, "width": photo.width, "height": photo.height,
                "received_at": message.received_at}
-        replaced = tuple(k for k in row if k != "event_id")
+        # The photo's retention counts from its first reception (docs/privacy.md): a truck sending it
+        # again (a lost receipt, a redelivery) replaces the bytes, never that date.
+        replaced = tuple(k for k in row if k not in ("event_id", "received_at"))
         session.execute(upsert(session, Evidence.__table__, ("event_id",), replace=replaced), [row])
         self.metrics.inc("trivue_ingest_evidence_stored_total")
         batch.seen(truck_id, message.received_at)

@@ -13,7 +13,7 @@ go through ``Inbox.write`` again. What an operator relies on:
   on the day of the replay is refused again (``expired``): its stored twin may have been purged
   since the letter came, and it would be counted a second time;
 * a letter still refused stays a letter: same id, same received time and payload, the reason and
-  detail of today's refusal;
+  detail of today's refusal (refused as ``expired``, without its payload: past its retention);
 * only letters that existed when the replay began are read: one coming back refused keeps its id
   (below the cursor) and live ingest's new letters wait for the next replay.
 """
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from server.ingest.inbox import Inbox, MqttMessage, check_reason
 from server.ingest.models import DeadLetter
+from server.ingest.purge_gate import hold_off_purge
 
 CHUNK = 500  # letters per transaction: at most 4 KiB of payload each, so about 2 MiB in memory
 
@@ -101,6 +102,9 @@ def replay_dead_letters(session: Session, inbox: Inbox, letters: LetterFilter | 
         if not ids:
             break
         cursor = ids[-1]
+        # Before the letters are taken: the purge deletes old letters too, and a chunk holding some
+        # while it waited for that purge would deadlock with it (``purge_gate``).
+        hold_off_purge(session)
         # Taken, not just read: a concurrent replay that read the same ids gets none of them back.
         taken = session.execute(delete(DeadLetter).where(DeadLetter.id.in_(ids)).returning(
             DeadLetter.id, DeadLetter.topic, DeadLetter.payload, DeadLetter.received_at)).all()

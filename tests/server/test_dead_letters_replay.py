@@ -185,8 +185,10 @@ def test_a_letter_whose_lift_expired_since_is_refused_not_counted_again(make_set
     started = datetime.now(UTC) - timedelta(days=35)
     event = lift_event("benne-02", gps=None, at=started)
     with _open(settings) as session:
-        _inbox(settings).write(session, [MqttMessage(f"{settings.topic_prefix}/benne-02/lift", event.to_json().encode(),
-                                                     started + timedelta(hours=1))])
+        at_the_time = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
+                            clock=lambda: started + timedelta(hours=1))  # retention is judged at write time
+        at_the_time.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-02/lift", event.to_json().encode(),
+                                                started + timedelta(hours=1))])
         session.commit()
         _letters(session, settings, [("benne-02", event.to_json().encode(), started + timedelta(days=20))])
         assert purge_expired(session, EvidenceStore(settings.evidence_path, 10_000_000), settings).lifts == 1

@@ -118,7 +118,9 @@ def test_lifts_far_from_their_arrival_are_dead_letters_and_the_first_copy_wins(t
     upgrade_database(engine)
     sessions = sessionmaker(engine)
     now = datetime(2026, 12, 5, 9, tzinfo=UTC)
-    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics())
+    # Written when received: the retention is judged at write time, and these dates are fixed.
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
+                  clock=lambda: now)
     topic = f"{settings.topic_prefix}/benne-01/lift"
     old, ahead, fine = (lift_event(at=now + delta, gps=None) for delta in (timedelta(days=-31), timedelta(hours=25),
                                                                           timedelta(hours=-1)))

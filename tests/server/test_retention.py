@@ -31,15 +31,16 @@ def test_purge_keeps_aggregates(make_settings: Any, litter_val_images: list[Path
     # clock, racing the purge under test (a loaded CI machine lost that race).
     sessions = create_app(settings, start_ingest=False).state.ctx.sessions
     store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
-    inbox = Inbox(settings, store, Metrics())
-    # each lift arrived when it was made: one older than the retention would now be refused (``expired``)
+    # each lift arrived, and was written, when it was made: one older than the retention would now
+    # be refused (``expired``)
     messages = [MqttMessage(f"{prefix}/benne-01/lift", e.to_json().encode(), at)
                 for e, at in ((old, now - timedelta(days=40)), (recent, now - timedelta(days=2)))]
     messages += [MqttMessage(f"{prefix}/benne-01/evidence/{e.event_id}", photo, at)
                  for e, at in ((old, now - timedelta(days=40)), (recent, now - timedelta(days=8)))]
     messages += [MqttMessage(f"{prefix}/benne-01/lift", b"junk", now - timedelta(days=d)) for d in (1, 11)]
-    with sessions() as session, session.begin():
-        inbox.write(session, messages)
+    for message in sorted(messages, key=lambda m: m.received_at):
+        with sessions() as session, session.begin():
+            Inbox(settings, store, Metrics(), clock=lambda at=message.received_at: at).write(session, [message])
     files = sorted(settings.evidence_path.rglob("*.jpg"))
     assert len(files) == 2
     with sessions() as session, session.begin():
@@ -104,10 +105,12 @@ def test_hourly_purge_runs_when_partition_upkeep_fails(make_settings: Any, monke
     store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
     now = datetime.now(UTC)
     old, recent = (lift_event(counts={"bag": 1}, at=now - timedelta(days=d), gps=None) for d in (40, 2))
-    messages = [MqttMessage(f"{settings.topic_prefix}/benne-01/lift", e.to_json().encode(), e.started_at)
-                for e in (old, recent)]
-    with ctx.sessions() as session, session.begin():
-        Inbox(settings, store, Metrics()).write(session, messages)
+    for event in (old, recent):  # each written when it was made (retention is judged at write time)
+        with ctx.sessions() as session, session.begin():
+            Inbox(settings, store, Metrics(), clock=lambda at=event.started_at: at).write(session, [
+                MqttMessage(f"{settings.topic_prefix}/benne-01/lift", event.to_json().encode(), event.started_at)])
+    with ctx.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lift)) == 2
 
     def failing_upkeep(*_: Any, **__: Any) -> list[str]:
         raise OperationalError("CREATE TABLE lifts_p...", {}, Exception("canceling statement due to statement timeout"))
@@ -116,3 +119,25 @@ def test_hourly_purge_runs_when_partition_upkeep_fails(make_settings: Any, monke
     RetentionTask(settings, ctx.sessions, store).run_once()
     with ctx.sessions() as session:
         assert list(session.scalars(select(Lift.event_id))) == [str(recent.event_id)]
+
+
+def test_a_refused_photo_leaves_with_the_photos_not_with_the_letters(make_settings: Any) -> None:
+    """A photo refused (a corrupt JPEG, a SHA-256 that is not the lift's) kept its first 4 KiB, the
+    top of the picture, for the 90 days of the dead letters: three times the photos' 30 days."""
+    settings = make_settings(ingest_enabled=False, evidence_retention_days=30, dead_letter_retention_days=90)
+    sessions = create_app(settings, start_ingest=False).state.ctx.sessions
+    store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
+    now = datetime.now(UTC)
+    received = now - timedelta(days=31)
+    prefix = settings.topic_prefix
+    corrupt = b"\xff\xd8" + bytes(range(256)) * 20  # no end-of-image marker: ``bad_jpeg``
+    with sessions() as session, session.begin():
+        Inbox(settings, store, Metrics(), clock=lambda: received).write(session, [
+            MqttMessage(f"{prefix}/benne-01/evidence/{lift_event().event_id}", corrupt, received),
+            MqttMessage(f"{prefix}/benne-01/lift", b"junk", received)])
+    with sessions() as session:
+        assert sorted(session.scalars(select(DeadLetter.reason))) == ["bad_jpeg", "invalid_json"]
+    with sessions() as session, session.begin():
+        assert purge_expired(session, store, settings, now=now).dead_letters == 1
+    with sessions() as session:
+        assert list(session.scalars(select(DeadLetter.reason))) == ["invalid_json"]
