@@ -19,12 +19,15 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
 
-from tests.security.secured_mosquitto import SecuredMosquitto, tools_missing
+from tests.ports import free_port
+from tests.security.secured_mosquitto import DEPLOY, MOSQUITTO, SecuredMosquitto, port_open, tools_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = ROOT / "docs" / "deployment.md"
@@ -154,3 +157,46 @@ def test_the_documented_broker_install_starts_on_debians_mosquitto(tmp_path: Pat
         broker.start()  # raises with Mosquitto's log when it exits instead of listening
     finally:
         broker.stop()
+
+
+def _mosquitto_drops_root() -> str | None:
+    """Why the next test cannot run here, or None: it needs root and Debian's ``mosquitto`` user."""
+    if tools_missing() is not None:
+        return tools_missing()
+    if os.geteuid() != 0:
+        return "not root: Mosquitto keeps the caller's user and never drops to its own"
+    if subprocess.run(["id", "mosquitto"], capture_output=True).returncode != 0:
+        return "no mosquitto user (Debian's package makes one)"
+    return None
+
+
+@pytest.mark.skipif(_mosquitto_drops_root() is not None, reason=str(_mosquitto_drops_root()))
+def test_mosquitto_started_by_root_reads_the_certificates_make_certs_wrote() -> None:
+    """As docs/security.md installs it: root runs make-certs.sh into /etc/mosquitto/trivue/tls, and
+    Mosquitto 2, started by root, drops to its own user before it reads the CA, certificate and key.
+    The script's ``umask 077`` made the tls folder 0700 root: Mosquitto could not even reach the CA
+    (``Unable to load CA certificates ... Permission denied``) and did not start. The suite's broker
+    runs as the caller's user (``user root``), so it never met this."""
+    # Not pytest's tmp_path (0700, closed to the mosquitto user): a folder as `install -d` makes it.
+    base = Path(tempfile.mkdtemp(prefix="trivue-tls-"))
+    try:
+        base.chmod(0o755)
+        subprocess.run([str(DEPLOY / "tls" / "make-certs.sh"), str(base / "tls"), "localhost"],
+                       check=True, capture_output=True, timeout=60)
+        port = free_port()
+        conf = base / "mosquitto.conf"
+        conf.write_text(f"per_listener_settings false\nallow_anonymous true\nlistener {port} 127.0.0.1\n"
+                        f"cafile {base}/tls/ca.crt\ncertfile {base}/tls/server.crt\nkeyfile {base}/tls/server.key\n")
+        broker = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+        try:
+            for _ in range(100):  # listening, or exited saying why
+                if broker.poll() is not None or port_open(port):
+                    break
+                time.sleep(0.1)
+            assert broker.poll() is None, f"Mosquitto did not start:\n{broker.communicate()[0][-2000:]}"
+        finally:
+            broker.terminate()
+            broker.wait(10)
+    finally:
+        shutil.rmtree(base)

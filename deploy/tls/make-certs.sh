@@ -26,6 +26,9 @@ done
 
 umask 077
 mkdir -p "$out"
+# The folder open to reach (its keys stay 0600): Mosquitto 2 drops root to its own user before it
+# reads the CA, certificate and key, and umask 077 left the folder closed to that user.
+chmod 755 "$out"
 if [ ! -f "$out/ca.key" ]; then
     openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -sha256 -days 3650 \
         -subj "/O=Trivue/CN=Trivue private CA" -keyout "$out/ca.key" -out "$out/ca.crt" 2>/dev/null
