@@ -96,6 +96,20 @@ class StreamCursor:
         id sent, never going back when an older alert is sent late."""
         return max(self.sent, default=self.low)
 
+    def next_events(self, db: Session, window: Window) -> list[tuple[int, dict[str, Any]]]:
+        """The alerts to send now, each with its event id: where a stream cut just after that
+        event resumes. One id for the whole poll (the cursor after it) skipped the poll's later
+        alerts when a connection broke after its first event."""
+        mark = self.resume_id
+        rows = self.next_rows(db, window)
+        ids = []
+        for row in rows:  # oldest first: resuming from an alert's id sends the ones after it
+            mark = max(mark, row["id"])
+            ids.append(mark)
+        if ids:  # after the last one, everything the poll settled is sent
+            ids[-1] = self.resume_id
+        return list(zip(ids, rows, strict=True))
+
     def next_rows(self, db: Session, window: Window) -> list[dict[str, Any]]:
         """The alerts to send now, oldest first."""
         if self.low >= window.settled and window.complete:

@@ -170,7 +170,7 @@ async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSent
     feed = feed_of(request.app.state, sessions, ALERT_POLL_S)
     cursor = StreamCursor(after)
 
-    def poll(recheck: bool) -> list[dict[str, Any]] | None:
+    def poll(recheck: bool) -> list[tuple[int, dict[str, Any]]] | None:
         window = feed.window()
         with sessions() as db:
             if recheck:
@@ -178,19 +178,19 @@ async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSent
                     authorize(request, db, "viewer")
                 except HTTPException:
                     return None
-            return cursor.next_rows(db, window)
+            return cursor.next_events(db, window)
 
     checked = time.monotonic()
     while not await request.is_disconnected():
         recheck = time.monotonic() - checked > AUTH_RECHECK_S
         checked = time.monotonic() if recheck else checked
-        rows = await asyncio.to_thread(poll, recheck)
-        if rows is None:
+        events = await asyncio.to_thread(poll, recheck)
+        if events is None:
             return
-        for row in rows:
-            # The event id is where to resume: the newest id sent, also when this alert is an older
-            # one committed late (its own id is in the data).
-            yield ServerSentEvent(data=json.dumps(row, ensure_ascii=False), event="alert", id=str(cursor.resume_id))
+        for event_id, row in events:
+            # The event id is where to resume after this event: the newest id sent so far, also when
+            # this alert is an older one committed late (its own id is in the data).
+            yield ServerSentEvent(data=json.dumps(row, ensure_ascii=False), event="alert", id=str(event_id))
         await asyncio.sleep(ALERT_POLL_S)
 
 

@@ -60,6 +60,30 @@ def test_stream_sends_alert_lifts_as_ingested_and_resumes_from_last_event_id(
     assert json.loads(again["data"])["event_id"] == str(battery.event_id)
 
 
+def test_each_event_of_one_poll_resumes_just_after_itself(live_server: LiveServer, client: httpx.Client) -> None:
+    """Alerts already stored when the stream opens (a page reopened from an old cursor) come in one
+    poll; each event's id must be where that event ends, not where the poll ends: a connection cut
+    after the first event resumed past the second, which the page then never showed."""
+    point = live_server.city.point_of[live_server.city.streets["medium"][0]]
+    rules = SortingRules.load()
+    cursor = client.get("/api/alerts").json()["cursor"]
+    gas = make_event("benne-08", 1, datetime.now(UTC), point, {"gas_cylinder": 1}, rules)
+    battery = make_event("benne-08", 2, datetime.now(UTC), point, {"battery": 2}, rules)
+    for event in (gas, battery):
+        live_server.publish("benne-08/lift", event.to_json())
+    live_server.wait_for(lambda: {str(gas.event_id), str(battery.event_id)}
+                         <= {a["event_id"] for a in client.get("/api/alerts", params={"limit": 50}).json()["items"]},
+                         "both alerts stored")
+    with client.stream("GET", "/api/alerts/stream", params={"after": cursor}) as response:
+        first, second = read_events(response, 2)
+    lift_ids = [json.loads(e["data"])["id"] for e in (first, second)]
+    assert [json.loads(e["data"])["event_id"] for e in (first, second)] == [str(gas.event_id), str(battery.event_id)]
+    assert lift_ids[0] <= int(first["id"]) < lift_ids[1] <= int(second["id"])
+    with client.stream("GET", "/api/alerts/stream", headers={"Last-Event-ID": first["id"]}) as response:
+        (again,) = read_events(response, 1)
+    assert json.loads(again["data"])["event_id"] == str(battery.event_id)
+
+
 def test_stream_ends_when_the_session_is_closed(live_server: LiveServer, client: httpx.Client,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import server.web.dashboard_api
