@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from base.strict_yaml import describe, read_mapping
 from vision.rules import DEFAULT_RULES, RulesError, SortingRules
@@ -42,6 +42,8 @@ class ServerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # First: the URLs' placeholder check reads it, and a field sees only the fields before it.
+    dev: bool = Field(default=False, description="Open every route without login: demos only")
     data_dir: Path = Field(default=Path("trivue-data"), description="Folder for the SQLite file and photos")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/trivue.db (postgresql://...)")
@@ -129,7 +131,6 @@ class ServerSettings(BaseModel):
         default=DEFAULT_RULES,
         description="Sorting rules file (classes, categories, what each stream accepts): the same file as "
                     "the trucks' `rules:`; default the packaged French rules")
-    dev: bool = Field(default=False, description="Open every route without login: demos only")
 
     @field_validator("timezone")
     @classmethod
@@ -178,14 +179,15 @@ class ServerSettings(BaseModel):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @model_validator(mode="after")
-    def _no_placeholder_secrets(self) -> ServerSettings:
-        for field in ("database_url", "broker_url"):
-            url = getattr(self, field)
-            password = urlsplit(url).password if url else None
-            if password and password.lower() in PLACEHOLDER_SECRETS and not self.dev:
-                raise ValueError(f"{field} carries the placeholder password {password!r}: set a real secret")
-        return self
+    # A field check, not a model one: its error names the field, so the message names the file or
+    # the variable (server.env's TRIVUE_DATABASE_URL) the URL came from, as for any bad value.
+    @field_validator("database_url", "broker_url")
+    @classmethod
+    def _no_placeholder_secret(cls, url: str | None, info: ValidationInfo) -> str | None:
+        password = urlsplit(url).password if url else None
+        if password and password.lower() in PLACEHOLDER_SECRETS and not info.data.get("dev"):
+            raise ValueError(f"carries the placeholder password {password!r}: set a real secret")
+        return url
 
     def make_folders(self) -> None:
         """Create ``data_dir`` and the evidence folder; a path that cannot be a folder (a file is

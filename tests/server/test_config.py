@@ -40,8 +40,10 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ("port: 70000\n", {}, r"port: .*65535.*70000"),
     ("", {"TRIVUE_BROKER_URL": "http://broker"}, r"broker_url: .*mqtt://host:port"),
     ("timezone: Mars/Olympus\n", {}, r"timezone: .*unknown time zone 'Mars/Olympus'"),
-    ("", {"TRIVUE_DATABASE_URL": "postgresql://trivue:changeme@db/trivue"}, r"placeholder password 'changeme'"),
-    ("broker_url: mqtt://edge:password@broker:1883\n", {}, r"broker_url carries the placeholder"),
+    # Named by where it came from (server.env, as docs/deployment.md puts passwords), like any bad value
+    ("", {"TRIVUE_DATABASE_URL": "postgresql://trivue:changeme@db/trivue"},
+     r"^environment \(TRIVUE_DATABASE_URL\): database_url: .*placeholder password 'changeme'"),
+    ("broker_url: mqtt://edge:password@broker:1883\n", {}, r"^\S*trivue.yaml: broker_url: .*carries the placeholder"),
     ("topic_prefix: trivue/#\n", {}, r"topic_prefix: .*pattern"),
     ("- a list\n", {}, r"expected a mapping"),
     ("port: [\n", {}, r"not valid YAML"),
