@@ -66,7 +66,7 @@ demo: $(RUN_STAMP) $(ASSETS_STAMP)
 test: $(DEV_STAMP) $(ASSETS_STAMP) $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=25
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -33,6 +33,26 @@ def _restore_root_logging() -> Iterator[None]:
         logger.disabled = False
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files holding ``heavy`` tests first, the heaviest first, then the rest, files with the
+    most tests first; each file's tests keep their order.
+
+    ``make test`` hands whole files to its workers in this order (``--dist loadfile
+    --no-loadscope-reorder``). xdist's own order (most tests first) handed the near-duplicate
+    check of the shipped data (minutes of SIFT) out near the end, and the run ended waiting on it
+    with one worker busy: the longest jobs first keeps every worker busy to the end."""
+    weight: dict[Path, float] = {}
+    count: dict[Path, int] = {}
+    for item in items:
+        count[item.path] = count.get(item.path, 0) + 1
+        marker = item.get_closest_marker("heavy")
+        if marker is not None:
+            weight[item.path] = weight.get(item.path, 0.0) + float(marker.kwargs["cpu_s"])
+            if item.get_closest_marker("timeout") is None:  # four heavy tests now start side by side
+                item.add_marker(pytest.mark.timeout(max(300, 4 * marker.kwargs["cpu_s"])))
+    items.sort(key=lambda item: (-weight.get(item.path, 0.0), -count[item.path], str(item.path)))
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

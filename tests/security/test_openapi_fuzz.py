@@ -77,6 +77,7 @@ def operations(api: Server, group: str) -> list[Any]:
     return [op for op in found if op.path.startswith(REMINDERS) == (group == "reminders")]
 
 
+@pytest.mark.heavy(cpu_s=90)
 @pytest.mark.parametrize("group", GROUPS)
 def test_no_generated_request_gets_a_server_error(api: Server, admin: dict[str, str], group: str) -> None:
     """One hypothesis run per operation (schemathesis' pytest plugin does not load under pytest 9)."""

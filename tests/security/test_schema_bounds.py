@@ -105,6 +105,7 @@ def accepted_bodies(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+@pytest.mark.heavy(cpu_s=30)
 @STORE
 @given(body=accepted_bodies())
 def test_every_event_the_parser_accepts_is_stored_without_error(harness: Harness, body: dict[str, Any]) -> None:

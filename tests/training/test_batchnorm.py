@@ -75,6 +75,7 @@ def test_statistics_are_those_of_every_batch_together() -> None:
     assert torch.allclose(bn.running_mean, whole.mean((0, 2, 3)), atol=1e-5)
 
 
+@pytest.mark.heavy(cpu_s=75)
 @pytest.mark.train
 def test_a_warm_start_still_computes_the_shipped_model_after_epochs_at_no_learning_rate(
         shared_dir: Path, tmp_path: Path) -> None:

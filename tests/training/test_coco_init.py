@@ -27,6 +27,7 @@ def models(coco_model: Path, litter_val_images: list[Path]) -> tuple:
     return identity, measured
 
 
+@pytest.mark.heavy(cpu_s=30)
 def test_rebuilt_model_reproduces_onnx_detections(models: tuple, coco_model: Path,
                                                   litter_val_images: list[Path]) -> None:
     _, measured = models

@@ -131,6 +131,7 @@ KNOWN_PAIRS = [("c8b1e80b0216", "577df1e855fb"), ("edcbba803d8f", "c7c812804e03"
 # every photo is fingerprinted once here: 312 s beside another test worker on 2 cores, past the
 # suite's 300 s; 70 s once the cache is warm.
 @pytest.mark.timeout(900)
+@pytest.mark.heavy(cpu_s=225)
 def test_shipped_mapping_has_no_near_duplicate_across_splits(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The real merge, then an independent search from every val photo: no same shot in train."""
     out = tmp_path_factory.mktemp("merged")

@@ -176,6 +176,7 @@ def test_two_field_exports_with_one_folder_name_are_refused(setup: Setup, tmp_pa
         merge_with_field(mapping, [field, other], tmp_path / "out", cache_dir=cache)
 
 
+@pytest.mark.heavy(cpu_s=25)
 @pytest.mark.train
 def test_train_with_a_field_dataset_smoke(setup: Setup, tmp_path: Path, cache: Path) -> None:
     """One tiny epoch through the command: field photos in the run's data, test photos nowhere."""

@@ -57,6 +57,7 @@ def trivue(*args: str, home: Path) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.heavy(cpu_s=85)
 def test_train_export_evaluate_smoke(shared_dir: Path, tmp_path: Path) -> None:
     small_source(shared_dir, "hopper-bags", tmp_path / "bags", {"train": 12, "val": 4})
     small_source(shared_dir, "litter-items", tmp_path / "litter", {"train": 12, "val": 4})

@@ -24,6 +24,7 @@ def epochs_in(results: Path) -> list[int]:
         return [int(float(row["epoch"])) for row in csv.DictReader(handle, skipinitialspace=True)]
 
 
+@pytest.mark.heavy(cpu_s=50)
 def test_a_killed_run_resumes_from_its_last_epoch(shared_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("ultralytics")
     mapping = bags_only(shared_dir, tmp_path, {"train": 12, "val": 4}, "resume-test")

@@ -33,6 +33,7 @@ def reports(shared_dir: Path) -> dict[str, dict]:
     return {"fp32": evaluate(MAPPING, FP32), "int8": evaluate(MAPPING, INT8)}
 
 
+@pytest.mark.heavy(cpu_s=35)
 def test_int8_stays_within_two_points_of_fp32_here(reports: dict[str, dict]) -> None:
     drop = reports["fp32"]["map50"] - reports["int8"]["map50"]
     assert drop <= INT8_MAX_DROP, f"INT8 mAP50 {reports['int8']['map50']:.3f} is {drop:.3f} below FP32 on this CPU"

@@ -53,6 +53,7 @@ def test_no_effect_is_found_about_five_percent_of_the_time() -> None:
     assert len(false_alarms) <= 2, false_alarms
 
 
+@pytest.mark.heavy(cpu_s=35)
 def test_few_targeted_streets_find_no_effect_where_there_is_none() -> None:
     """Three targeted streets: the bootstrap's percentiles found an effect in about a quarter of
     campaigns without any (a few streets resample into few distinct draws); the t interval of its
