@@ -177,6 +177,7 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     expect(page.locator("#campaign-status")).to_contain_text(want["first_send"])
     bin_card = page.locator("#queue li:has-text('BAC-0042')").first
     expect(bin_card).to_contain_text(want["failure"])  # the stored failure reason, in the page's language
+    expect(page.locator("#print-letters")).to_be_hidden()  # a notice, a failed letter: nothing to print
     seen.append(page.inner_text("main"))
     page.screenshot(path=str(shots / f"rappels-{lang}-envoi.png"), full_page=True)
     contacts = Path(shots / "contacts.csv")
@@ -192,6 +193,9 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     bin_card.get_by_role("button", name=t["rem.retry"]).click()
     expect(page.locator("#campaign-status")).to_contain_text(want["retried"])
     expect(page.locator("#queue li:has-text('BAC-0042')").first).to_contain_text(want["sent"])
+    page.reload()  # the campaign as a manager finds it later: its letter in the mail room's file
+    expect(page.locator("#print-letters")).to_be_visible()
+    expect(page.locator("#print-letters")).to_contain_text(t["rem.print_letters_n"].format(n=1, sheets=1))
     expect(page.locator("#effect-verdict")).to_contain_text(want["verdict"])
     expect(page.locator("nav a[aria-current=page]")).to_have_text(want["nav"])
     seen.append(page.inner_text("main"))
