@@ -45,11 +45,12 @@ class PurgeReport:
     audit_entries: int = 0
     reminder_items: int = 0  # household items pseudonymised (server.reminders.expiry)
     false_detections: int = 0
+    reminder_letter_photos: int = 0  # stored letters whose purged photos were replaced
 
     @property
     def total(self) -> int:
         return (self.lifts + self.photos + self.dead_letters + self.sessions + self.audit_entries
-                + self.reminder_items + self.false_detections)
+                + self.reminder_items + self.false_detections + self.reminder_letter_photos)
 
 
 def _purge_photos(session: Session, evidence: EvidenceStore, before: datetime, lifts_before: datetime) -> int:
@@ -112,7 +113,7 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     audit_before = now - timedelta(days=settings.audit_retention_days)
     audits = session.execute(delete(AuditEntry).where(AuditEntry.at < audit_before)).rowcount or 0
     report = PurgeReport(lifts, photos, dead, purge_sessions(session), audits, reminders.items,
-                         reminders.false_detections)
+                         reminders.false_detections, reminders.letter_photos)
     if report.total:
         audit(session, "system", "retention.purge", detail=str(asdict(report)))
         log.info("retention: deleted %s", asdict(report))

@@ -50,6 +50,7 @@ from server.reminders.models import (
 )
 from server.reminders.pages import reminders_page_router
 from server.reminders.plan import make_plan
+from server.reminders.private_route import PrivateRoute
 from server.reminders.sending import OUTGOING, requeue
 from server.reminders.templates import (
     CATEGORY_LABELS,
@@ -61,7 +62,6 @@ from server.reminders.templates import (
 )
 from server.reminders.views import item_json, item_labels, kept_photos, plan_json, planned_channels
 from server.reminders.walking_route import route_streets
-from server.reminders.wording import TranslatedRoute
 from server.web.bounds import Day, RowId
 from server.web.deps import Manager, SameOrigin, SessionDep
 from server.web.privacy import STREET_LEVEL_FILES, refusal, street_level_effect
@@ -127,7 +127,7 @@ class Reminders:
 
 
 def reminders_router(rem: Reminders) -> APIRouter:
-    router = APIRouter(prefix="/api/reminders", tags=["reminders"], route_class=TranslatedRoute)
+    router = APIRouter(prefix="/api/reminders", tags=["reminders"], route_class=PrivateRoute)
     _plan_routes(router, rem)
     _review_routes(router, rem)
     _send_routes(router, rem)

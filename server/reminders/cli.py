@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -333,8 +334,11 @@ def _erase(args: argparse.Namespace) -> int:
         except HouseholdError as error:
             raise CliError(str(error)) from None
         ctx.session.commit()
-    print(say(f"{args.key} : {done['contacts']} contact(s) supprimé(s), {done['items']} élément(s) anonymisé(s)"))
-    return 0
+    print(say(f"{args.key} : {done['contacts']} contact(s) supprimé(s), {done['items']} élément(s) anonymisé(s), "
+              f"{done['letters']} courrier(s) supprimé(s)"))
+    for problem in done["letters_missing"]:  # the data are erased, this file may not be: exit code 1
+        print(say(problem), file=sys.stderr)
+    return 1 if done["letters_missing"] else 0
 
 
 def _access(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from server.reminders.campaigns import get_campaign, items_of
 from server.reminders.channels import Attachment, ChannelError, Mailer, SmsGateway
 from server.reminders.config import RemindersConfig
 from server.reminders.effect import freeze_controls
-from server.reminders.letters import LetterError, LetterHeader, letter_pdf, route_sheet_pdf
+from server.reminders.letters import LetterError, LetterHeader, letter_pdf, route_sheet_pdf, shown_photos
 from server.reminders.models import FAILED, HOUSEHOLD, RETRY, SENT, SKIPPED, Campaign, Contact, Item, OptOut
 from server.reminders.postal import AddressError, address_block
 from server.reminders.sending import (
@@ -253,10 +253,12 @@ class Dispatcher:
         raise ChannelError(f"canal {channel} indisponible pour ce foyer (coordonnée effacée ou canal retiré "
                            "de la configuration)")
 
-    def letter_bytes(self, campaign: Campaign, item: Item, message: TemplateData) -> bytes:
+    def letter_bytes(self, campaign: Campaign, item: Item, message: TemplateData,
+                     photos: list[tuple[str, Path]] | None = None) -> bytes:
         text = self.templates.render(self.templates.document_for(item.kind), message)
         header = self.header(message) if item.kind == HOUSEHOLD else None
-        return letter_pdf(text, self.photos(item), title=f"Trivue — {item.target_key}", header=header)
+        paths = [path for _event, path in (self.evidence(item) if photos is None else photos)]
+        return letter_pdf(text, paths, title=f"Trivue — {item.target_key}", header=header)
 
     def header(self, message: TemplateData) -> LetterHeader:
         """Sender, window address and date of a household letter (an incomplete address prints as is)."""
@@ -270,8 +272,13 @@ class Dispatcher:
                             f"{contact.place}, le {day}" if contact.place else f"Le {day}")
 
     def _write_pdf(self, campaign: Campaign, item: Item, message: TemplateData, prefix: str) -> Path:
-        path = self.out_dir / f"{prefix}-campagne-{campaign.id}-{item.id}.pdf"
-        path.write_bytes(self.letter_bytes(campaign, item, message))
+        # Recorded absolute (send_detail): an erasure or the mail room's print run from another
+        # directory than the server's must find it with the default relative data_dir.
+        path = (self.out_dir / f"{prefix}-campagne-{campaign.id}-{item.id}.pdf").absolute()
+        photos = self.evidence(item)
+        path.write_bytes(self.letter_bytes(campaign, item, message, photos))
+        if item.kind == HOUSEHOLD:  # which photos the copy holds, until the retention purges them
+            item.letter_photos = shown_photos(photos) or None
         return path
 
     def _email(self, campaign: Campaign, item: Item, contact: Contact) -> str:
@@ -289,9 +296,13 @@ class Dispatcher:
                                 message_id=item.message_id, headers=headers)
 
     def photos(self, item: Item) -> list[Path]:
+        return [path for _event, path in self.evidence(item)]
+
+    def evidence(self, item: Item) -> list[tuple[str, Path]]:
+        """The item's lifts that have a photo, with its file, in the item's order."""
         rows = dict(self.session.execute(select(Evidence.event_id, Evidence.path)
                                          .where(Evidence.event_id.in_(item.event_ids))).all())
-        return [self.evidence_root / rows[e] for e in item.event_ids if e in rows]
+        return [(e, self.evidence_root / rows[e]) for e in item.event_ids if e in rows]
 
     def recipient(self, item: Item, contact: Contact | None) -> str:
         """Name and postal address on one line; empty when the household cannot be written to."""

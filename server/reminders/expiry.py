@@ -22,6 +22,7 @@ deleted ``reminder_retention_days`` after they were reported: their photo went l
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,8 @@ from sqlalchemy import ColumnElement, delete, func, inspect, select
 from sqlalchemy.orm import Session
 
 from server.reminders.config import EffectRules
+from server.reminders.letter_files import delete_letter
+from server.reminders.letter_photos import forget_purged_photos
 from server.reminders.models import (
     APPROVED,
     FAILED,
@@ -39,10 +42,11 @@ from server.reminders.models import (
     SENDING,
     SKIPPED,
     Campaign,
-    Channel,
     FalseDetection,
     Item,
 )
+
+log = logging.getLogger(__name__)
 
 EXPIRED_PREFIX = "expired:"
 ERASED_PREFIX = "erased:"  # server.reminders.households.erase_household: nothing left to expire
@@ -55,6 +59,7 @@ UNSENT = (PENDING, APPROVED, RETRY, FAILED, SENDING)
 class ReminderExpiry:
     items: int  # household items pseudonymised
     false_detections: int  # deleted
+    letter_photos: int = 0  # stored letters whose purged photos were replaced (server.reminders.letter_photos)
 
 
 def _identified() -> list[ColumnElement[bool]]:
@@ -92,20 +97,10 @@ def _expired_campaigns(session: Session, now: datetime, days: int) -> list[Campa
     return expired
 
 
-def delete_letter(item: Item, letters_root: Path | None) -> int:
-    """The household's letter file, only inside the server's own reminders folder (a CLI ``--out``
-    folder elsewhere is the operator's); 1 when a file was deleted."""
-    if letters_root is None or item.channel != Channel.letter or not item.send_detail:
-        return 0
-    path = Path(item.send_detail).resolve()
-    if path.is_relative_to(letters_root.resolve()) and path.suffix == ".pdf" and path.is_file():
-        path.unlink(missing_ok=True)
-        return 1
-    return 0
-
-
 def _pseudonymise(item: Item, letters_root: Path | None) -> None:
-    delete_letter(item, letters_root)
+    removal = delete_letter(item, letters_root)
+    if removal.problem:  # the expiry goes on: the item must not keep naming its household for a file
+        log.warning("reminder item %s expired: %s", item.id, removal.problem)
     item.forget_household(EXPIRED_PREFIX)
     item.review_note = item.message_id = None
     # A delivery detail quotes the address, the relay's reply or the letter's file: only the fact stays.
@@ -133,4 +128,7 @@ def expire_reminders(session: Session, now: datetime, days: int,
         if exclude and (exclude.get("addresses") or exclude.get("bins")):  # they name households too
             campaign.rules = {**campaign.rules, "exclude": {**exclude, "addresses": [], "bins": []}}
     session.flush()
-    return ReminderExpiry(count, false_detections)
+    # After the items' expiry: a letter deleted with its item needs no rewriting.
+    letters = forget_purged_photos(session, letters_root)
+    session.flush()
+    return ReminderExpiry(count, false_detections, letters)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -19,7 +20,8 @@ from sqlalchemy.orm import Session
 from server.audit import audit
 from server.db import utcnow
 from server.reminders.contacts_import import ContactFileError, read_contact_file
-from server.reminders.expiry import ERASED_PREFIX, delete_letter
+from server.reminders.expiry import ERASED_PREFIX
+from server.reminders.letter_files import delete_letter
 from server.reminders.mailbox import MailboxError, smtp_mailbox
 from server.reminders.models import APPROVED, FAILED, PENDING, RETRY, Campaign, Channel, Contact, Item, OptOut
 from server.reminders.sms_text import PhoneError, e164
@@ -149,7 +151,7 @@ def cancel_opt_out(session: Session, key: str, actor: str) -> bool:
 
 
 def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool = True,
-                    note: str | None = None, letters_root: Path | None = None) -> dict[str, int]:
+                    note: str | None = None, letters_root: Path | None = None) -> dict[str, Any]:
     """Delete the household's personal data; anonymise its items. Returns what was done.
 
     A key Trivue holds nothing about raises ``UnknownHousehold`` and records nothing (a typo must
@@ -158,6 +160,7 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
     it forget (``server.reminders.expiry``): the reviewer's note, the delivery detail (an SMTP reply
     quotes the e-mail address, a letter's detail is its file), the Message-ID, and the letter's PDF
     in ``letters_root`` (``<data_dir>/reminders``); the campaigns' recorded exclusions lose it too.
+    A letter it could not delete (not found, or outside the server's folder) is in ``letters_missing``.
     """
     check_key(key)
     items = list(session.scalars(select(Item).where(Item.target_key == key)))
@@ -165,10 +168,13 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
     if not known:
         raise UnknownHousehold(f"aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré")
     contacts = session.execute(delete(Contact).where(Contact.key == key)).rowcount or 0
-    letters = 0
+    letters, missing = 0, []
     for item in items:
         if item.channel == Channel.letter and item.send_detail:
-            letters += delete_letter(item, letters_root)
+            removal = delete_letter(item, letters_root)
+            letters += removal.deleted
+            if removal.problem:  # said, never a silent success: the letter names the household
+                missing.append(removal.problem)
         item.forget_household(ERASED_PREFIX)
         item.review_note = item.message_id = item.send_detail = None
         if item.status in UNSENT:
@@ -181,8 +187,9 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
         session.execute(delete(OptOut).where(OptOut.key == key))
     audit(session, actor, "reminders.household.erase", key,
           f"contacts={contacts} items={len(items)} letters={letters} exclusions={excluded}"
-          + (f" note={note}" if note else ""))
-    return {"contacts": contacts, "items": len(items), "letters": letters, "opted_out": int(keep_opt_out)}
+          + (f" letters_missing={len(missing)}" if missing else "") + (f" note={note}" if note else ""))
+    return {"contacts": contacts, "items": len(items), "letters": letters, "opted_out": int(keep_opt_out),
+            "letters_missing": missing}
 
 
 def _forget_exclusion(session: Session, household: HouseholdKey) -> int:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 FONT = "DejaVu"
 PHOTO_HEIGHT_MM = 62
+PHOTOS_SHOWN = 2  # side by side under the text; the e-mail attaches them all
 WINDOW_X_MM, WINDOW_Y_MM, WINDOW_W_MM = 110, 50, 78  # the address, always inside a DL window
 WINDOW_REACH_MM = (90, 39, 200, 95)  # what the window can show of the sheet, however it slid (x0, y0, x1, y1)
 DATE_Y_MM = 30  # the place and date line, above the window's reach
@@ -50,7 +51,7 @@ class LetterError(RuntimeError):
     pass
 
 
-def _font_files() -> tuple[Path, Path]:
+def font_files() -> tuple[Path, Path]:
     for folder in FONT_DIRS:
         regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
         if regular.is_file() and bold.is_file():
@@ -91,7 +92,7 @@ def _add_font(pdf: FPDF, style: str, path: Path) -> None:
 
 def new_pdf(title: str, landscape: bool = False) -> FPDF:
     pdf = FPDF(orientation="L" if landscape else "P", format="A4")
-    regular, bold = _font_files()
+    regular, bold = font_files()
     _add_font(pdf, "", regular)
     _add_font(pdf, "B", bold)
     pdf.set_title(title)
@@ -203,6 +204,11 @@ def _line(pdf: FPDF, line: str, photos: Sequence[Path], layout: _Layout = _Layou
         pdf.multi_cell(width, layout.leading, line, new_x="LMARGIN", new_y="NEXT")
 
 
+def shown_photos(photos: Sequence[tuple[str, Path]]) -> list[str]:
+    """The lifts whose photos a letter given ``photos`` (lift, file) prints, as ``_photos`` picks them."""
+    return [event for event, path in photos if path.is_file()][:PHOTOS_SHOWN]
+
+
 def _photos(pdf: FPDF, photos: Sequence[Path], height: float = PHOTO_HEIGHT_MM) -> None:
     kept = [p for p in photos if p.is_file()]
     if not kept:
@@ -216,7 +222,7 @@ def _photos(pdf: FPDF, photos: Sequence[Path], height: float = PHOTO_HEIGHT_MM) 
     if pdf.get_y() + height > pdf.h - pdf.b_margin:
         pdf.add_page()
     top, width = pdf.get_y() + 1, (pdf.epw - 4) / 2
-    for n, path in enumerate(kept[:2]):  # side by side, each fitted in its box
+    for n, path in enumerate(kept[:PHOTOS_SHOWN]):  # side by side, each fitted in its box
         try:
             pdf.image(str(path), x=pdf.l_margin + n * (width + 4), y=top, w=width, h=height,
                       keep_aspect_ratio=True)

@@ -149,6 +149,11 @@ class Item(RemindersBase):
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="When a send claimed the item")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="Retry after a temporary failure")
     message_id: Mapped[str | None] = mapped_column(String(200), doc="Stable e-mail Message-ID (resent alike)")
+    letter_photos: Mapped[list[str] | None] = mapped_column(
+        JSON(none_as_null=True), doc="Lifts whose photos the server's copy of the letter still holds "
+                                     "(server.reminders.letter_photos); NULL: none")
+    printed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="First put in a print file for the mail room")
+    printed_by: Mapped[str | None] = mapped_column(String(128), doc="Who made that print file")
 
     def forget_household(self, prefix: str) -> None:
         """The item no longer names its household: key ``<prefix><id>``, no address, bin or lifts
@@ -156,6 +161,7 @@ class Item(RemindersBase):
         self.target_key = f"{prefix}{self.id}"
         self.address_id = self.bin_id = None
         self.event_ids = []
+        self.letter_photos = None  # its letter is deleted with it
 
 
 class FalseDetection(RemindersBase):

@@ -206,6 +206,13 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("campagne {id:d} : aucun courrier à imprimer", "campaign {id}: no letter to print"),
     ("campagne {id:d} : aucun courrier à imprimer ({n:d} écarté(s))", "campaign {id}: no letter to print ({n} set "
      "aside)"),
+    ("campagne {id:d} : aucun courrier à imprimer ({n:d} déjà imprimé(s))", "campaign {id}: no letter to print "
+     "({n} already printed)"),
+    ("campagne {id:d} : aucun courrier à imprimer ({n:d} écarté(s)) ({m:d} déjà imprimé(s))",
+     "campaign {id}: no letter to print ({n} set aside) ({m} already printed)"),
+    ("{n:d} courrier(s) déjà imprimé(s) laissé(s) de côté", "{n} letter(s) already printed left out"),
+    ("{n:d} courrier(s) déjà imprimé(s) imprimé(s) de nouveau (--new-only pour les écarter)",
+     "{n} letter(s) already printed, printed again (--new-only to leave them out)"),
     ("{file} : {n:d} courrier(s), {pages:d} page(s) dont {blank:d} blanche(s), {sheets:d} feuille(s) recto verso",
      "{file}: {n} letter(s), {pages} page(s) of which {blank} blank, {sheets} sheet(s) printed on both sides"),
     ("{file} : {n:d} courrier(s), {pages:d} page(s) dont {blank:d} blanche(s), {sheets:d} feuille(s) recto seul",
@@ -215,8 +222,14 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("envoyés : {sent}", "sent: {sent}"),
     ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
     ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),
-    ("{key} : {contacts:d} contact(s) supprimé(s), {items:d} élément(s) anonymisé(s)",
-     "{key}: {contacts} contact(s) deleted, {items} item(s) anonymised"),
+    ("{key} : {contacts:d} contact(s) supprimé(s), {items:d} élément(s) anonymisé(s), {letters:d} courrier(s) "
+     "supprimé(s)", "{key}: {contacts} contact(s) deleted, {items} item(s) anonymised, {letters} letter(s) deleted"),
+    ("courrier introuvable : {path} (chemin relatif au dossier du serveur, cherché depuis {cwd} : lancez la "
+     "commande depuis ce dossier)", "letter not found: {path} (a path relative to the server's folder, looked for "
+     "from {cwd}: run the command from that folder)"),
+    ("courrier introuvable : {path}", "letter not found: {path}"),
+    ("courrier hors du dossier du serveur, non effacé : {path}", "letter outside the server's folder, not "
+     "deleted: {path}"),
     ("{file} : {n:d} fausse(s) détection(s)", "{file}: {n} false detection(s)"),
     ("{file} : {lifts:d} levée(s), {items:d} rappel(s), {contacts:d} contact(s)",
      "{file}: {lifts} lift(s), {items} reminder(s), {contacts} contact(s)"),

@@ -208,6 +208,8 @@ class Erased(Out):
     items: int
     letters: int = Field(description="Letter PDFs deleted from <data_dir>/reminders")
     opted_out: int
+    letters_missing: list[str] = Field(default_factory=list, description="letters of the household not deleted: "
+                                       "not found, or outside the server's folder (where, and why)")
 
 
 class HouseholdAccess(Out):
@@ -244,6 +246,9 @@ class PrintRunOut(Out):
     order: str
     communes: list[PrintCommune]
     left_out: list[str] = Field(description="letters not in the file, and why (opposition, erasure, file missing)")
+    only_new: bool = Field(False, description="only the letters never put in a print file before")
+    already_printed: int = Field(0, description="the campaign's letters put in an earlier print file: left out "
+                                                "with only_new, in this file again without it")
 
 
 # What a household-level route answers while the server's household_level is off (server.web.privacy).

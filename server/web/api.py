@@ -175,7 +175,8 @@ def api_router() -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no photo for lift {event_id}")
         audit(db, who.actor, "evidence.read", str(event_id))
         db.commit()
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        # A household's bin, read on the review page: not kept by a shared office browser (no-store).
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     _truck_routes(router)
     return router

@@ -2,7 +2,8 @@
 
 As the API's ``letters.pdf``: household level only, the letters sorted by commune, postcode, street
 and number, blank backs for a printer printing both sides (``--recto``: it prints one side), the
-export audited as ``reminders.file.export``. The file is written as it is joined, under a temporary
+export audited as ``reminders.file.export``, the letters marked printed (``--new-only``: only those
+never printed). The file is written as it is joined, under a temporary
 name renamed at the end: an interrupted run leaves no half file that looks whole.
 """
 
@@ -31,6 +32,8 @@ def register_print(commands: argparse._SubParsersAction) -> None:
     printing.add_argument("--out", type=Path, required=True, help="the PDF to write (courriers.pdf)")
     printing.add_argument("--recto", action="store_true",
                           help="the printer prints one side only: no blank back after a letter of odd pages")
+    printing.add_argument("--new-only", action="store_true",
+                          help="only the letters never put in a print file before (a campaign's later letters)")
     printing.add_argument("--json", action="store_true", help="the count as the API gives it")
     printing.set_defaults(handler=guarded(_print))
     common_options(printing, rules=False)
@@ -39,18 +42,19 @@ def register_print(commands: argparse._SubParsersAction) -> None:
 def _print(args: argparse.Namespace) -> int:
     from server.audit import audit
     from server.reminders.campaigns import get_campaign
-    from server.reminders.mailroom.print_run import print_run
+    from server.reminders.mailroom.print_run import mark_printed, print_run
 
     with CommandContext(args) as ctx:
         get_campaign(ctx.session, args.campaign)  # an unknown campaign says so, as the other commands do
         ctx.require_households("Les courriers nomment des foyers")
         folder = ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
-        run = print_run(ctx.session, args.campaign, folder, recto_verso=not args.recto)
+        run = print_run(ctx.session, args.campaign, folder, recto_verso=not args.recto, only_new=args.new_only)
         separator = " : " if language() == "fr" else ": "
         for line in run.left_out:
             print(f"  {say('écarté')}{separator}{say(line)}")
         if not run.letters:
-            raise CliError(f"campagne {args.campaign} : aucun courrier à imprimer")
+            raise CliError(f"campagne {args.campaign} : aucun courrier à imprimer"
+                           + (f" ({run.already_printed} déjà imprimé(s))" if run.already_printed else ""))
         partial = args.out.with_name(args.out.name + ".partiel")
         try:
             with partial.open("wb") as out, progress_bar(say("impression des courriers")) as progress:
@@ -65,6 +69,7 @@ def _print(args: argparse.Namespace) -> int:
             raise
         audit(ctx.session, ctx.actor, "reminders.file.export", f"campaign:{args.campaign}",
               f"{args.out}: {len(run.letters)} letters, {run.pages} pages (cli)")
+        mark_printed(ctx.session, run, ctx.actor)
         ctx.session.commit()
     if args.json:
         from server.reminders.wording import translated_json
@@ -75,6 +80,9 @@ def _print(args: argparse.Namespace) -> int:
     sides = "recto verso" if run.recto_verso else "recto seul"
     print(say(f"{args.out} : {len(run.letters)} courrier(s), {run.pages + run.blank_pages} page(s) dont "
               f"{run.blank_pages} blanche(s), {run.sheets} feuille(s) {sides}"))
+    if run.already_printed:
+        print(say(f"{run.already_printed} courrier(s) déjà imprimé(s) "
+                  + ("laissé(s) de côté" if run.only_new else "imprimé(s) de nouveau (--new-only pour les écarter)")))
     print(say("ordre : commune, code postal, rue, numéro"))
     for group in run.communes():
         print("  " + say(f"{group['postcode']} {group['commune']} : {group['letters']} courrier(s), "

@@ -12,6 +12,11 @@ said so: a household that opted out after its letter was written (the letter is 
 its opposition is honoured), a household whose data were erased or expired (its file is gone, its
 item no longer names it), a missing or unreadable file. The order uses the address as the contacts
 and the address register hold it now (the letter printed the one of its send day).
+
+A letter put in a print file is marked printed (who, when: its first print; every print audited as
+``reminders.letters.printed``). ``only_new`` makes the file of the letters never printed, for the
+letters a campaign's later sends (retries, contacts imported since) added; without it the file holds
+them all again, and the count says how many were printed before.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ from typing import Any
 
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from server.audit import audit
+from server.db import utcnow
+from server.reminders.letter_files import letter_name
 from server.reminders.mailroom.print_file import PdfJoiner
 from server.reminders.models import HOUSEHOLD, SENT, Channel, Contact, Item, OptOut
 from server.reminders.postal import AddressError, SortingKey, sorting_key
@@ -37,11 +45,6 @@ log = logging.getLogger(__name__)
 ORDER = "commune, code postal, rue, numéro"
 CHUNK = 500  # keys per IN (…) query: far below SQLite's and PostgreSQL's limits
 NO_POSTCODE = SortingKey("", "", "", 0, 0, "")  # an address without postcode and commune: printed last
-
-
-def letter_name(campaign_id: int, item_id: int) -> str:
-    """The file name ``Dispatcher`` gives a household letter."""
-    return f"courrier-campagne-{campaign_id}-{item_id}.pdf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,8 @@ class PrintRun:
     letters: list[PrintLetter] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # "élément 12 : opposition du foyer"
     recto_verso: bool = True
+    only_new: bool = False  # the letters never put in a print file before, only
+    already_printed: int = 0  # the campaign's letters put in an earlier print file (in this one too unless only_new)
 
     @property
     def pages(self) -> int:
@@ -91,7 +96,7 @@ class PrintRun:
         return {"campaign_id": self.campaign_id, "file": self.file_name, "letters": len(self.letters),
                 "pages": self.pages, "blank_pages": self.blank_pages, "sheets": self.sheets,
                 "recto_verso": self.recto_verso, "order": ORDER, "communes": self.communes(),
-                "left_out": self.left_out}
+                "left_out": self.left_out, "only_new": self.only_new, "already_printed": self.already_printed}
 
     def pdf(self, progress: Callable[[int, int], None] | None = None) -> Iterator[bytes]:
         """The print file in pieces, one a letter. A letter whose file was deleted meanwhile (an
@@ -128,6 +133,21 @@ def _addresses(session: Session, items: list[Item]) -> dict[int, str]:
     return {i.id: contacts.get(i.target_key) or labels.get(i.address_id or -1, "") for i in items}
 
 
+def mark_printed(session: Session, run: PrintRun, actor: str) -> int:
+    """The run's letters are in a print file handed to the mail room: each never printed before gets
+    who and when (its first print), and the print is audited with how many were reprints; the
+    number newly marked. The caller commits."""
+    ids = [letter.item_id for letter in run.letters]
+    marked = 0
+    for part in _chunks(ids):
+        marked += session.execute(update(Item).where(Item.id.in_(part), Item.printed_at.is_(None))
+                                  .values(printed_at=utcnow(), printed_by=actor)
+                                  .execution_options(synchronize_session=False)).rowcount or 0
+    audit(session, actor, "reminders.letters.printed", f"campaign:{run.campaign_id}",
+          f"{len(ids)} letters, {marked} first printed, {len(ids) - marked} reprinted")
+    return marked
+
+
 def _file(folder: Path, item: Item) -> Path | None:
     """The letter's file: where the send wrote it (``send_detail``), else under the campaign's folder
     (a relative ``data_dir`` seen from another directory); only a file of the letter's own name."""
@@ -148,9 +168,11 @@ def _pages(path: Path) -> int | None:
         return None
 
 
-def print_run(session: Session, campaign_id: int, folder: Path, recto_verso: bool = True) -> PrintRun:
-    """The campaign's letters to print, in distribution order; ``folder``: the campaign's own."""
-    run = PrintRun(campaign_id, recto_verso=recto_verso)
+def print_run(session: Session, campaign_id: int, folder: Path, recto_verso: bool = True,
+              only_new: bool = False) -> PrintRun:
+    """The campaign's letters to print, in distribution order; ``folder``: the campaign's own.
+    ``only_new``: leave out the letters already put in a print file (``mark_printed``)."""
+    run = PrintRun(campaign_id, recto_verso=recto_verso, only_new=only_new)
     items = list(session.scalars(select(Item).where(
         Item.campaign_id == campaign_id, Item.kind == HOUSEHOLD, Item.status == SENT,
         Item.channel == Channel.letter).order_by(Item.id)))
@@ -166,6 +188,10 @@ def print_run(session: Session, campaign_id: int, folder: Path, recto_verso: boo
         if item.target_key in opposed:
             run.left_out.append(f"élément {item.id} : opposition du foyer")
             continue
+        if item.printed_at is not None:
+            run.already_printed += 1
+            if only_new:  # counted, not listed: a campaign's second print would list hundreds
+                continue
         path = _file(folder, item)
         pages = _pages(path) if path is not None else None
         if path is None or not pages:
