@@ -278,6 +278,9 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if unknown := [name for name in only if name not in SCENARIOS]:  # before minutes of the others
+        parser.error(f"--only: unknown {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     # The scenarios provoke ingest and uplink errors on purpose; their logs would drown the figures.
     logging.basicConfig(level=logging.CRITICAL)
     if tools_missing():
@@ -285,7 +288,7 @@ def main() -> int:
         return 2
     socket.setdefaulttimeout(30)
     results: dict[str, Tally | str] = {}
-    for name in args.only.split(","):
+    for name in only:
         if name == "postgres" and postgres_bin() is None:
             results[name] = "skipped: no PostgreSQL binaries in /usr/lib/postgresql/*/bin"
             continue

@@ -474,15 +474,19 @@ def _cpu_cells(run: Run) -> tuple[str, str]:
 
 
 def _reset_database(url: str | None) -> None:
-    """Empty a PostgreSQL database between runs (SQLite runs use a new temporary file)."""
+    """Empty a PostgreSQL database between runs, as empty as the new temporary file a SQLite run
+    gets: every table but the migrations' versions (a list of the tables ingest writes went stale
+    when it began writing roll-ups, and later rounds upserted into the earlier rounds' rows)."""
     if url is None:
         return
     engine = make_engine(url)
     upgrade_database(engine)  # a raw run may come first on a fresh database: the tables must exist
     with engine.begin() as connection:
-        from sqlalchemy import text
+        from sqlalchemy import inspect, text
 
-        connection.execute(text("TRUNCATE lifts, street_days, street_day_errors, trucks"))
+        tables = ", ".join(f'"{name}"' for name in inspect(connection).get_table_names()
+                           if not name.startswith("alembic_version"))
+        connection.execute(text(f"TRUNCATE {tables} CASCADE"))
     engine.dispose()
 
 

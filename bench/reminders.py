@@ -2,7 +2,7 @@
 
 Seeds a fresh SQLite database (or ``--database-url``) with ``--streets`` streets of ``--households``
 households each and ``--lifts`` lifts over the last 60 days, written by the server's own write path
-(``server.aggregates.insert_lifts``: lifts and street aggregates), a tenth of the households sorting
+(``server.ingest.aggregates.insert_lifts``: lifts and street aggregates), a tenth of the households sorting
 badly. Then measures, side by side in one run (median of ``--repeat``):
 
 - the floor: fetching the window's contaminated lifts with their errors (a plan cannot do less);

@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import statistics
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from server.reminders.config import EffectRules
 from server.web.reports import wilson
 from trivue.sim.reminder_effect import estimate_trial, simulate_trial
 
@@ -36,6 +38,14 @@ def main() -> None:
     parser.add_argument("--drop", type=float, default=0.3, help="relative drop for reached households")
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
+    # Refused here, before minutes of simulation, with the report's own bounds (a bad value used
+    # to surface as a pydantic traceback after the first simulated campaign).
+    if args.trials < 1:
+        parser.error("--trials: at least 1")
+    try:
+        EffectRules(bootstrap=args.bootstrap)
+    except ValidationError as error:
+        parser.error(f"--bootstrap: {error.errors()[0]['msg']} (the campaign effect report's bound)")
     alarms, covered, found, unbalanced = 0, 0, 0, 0
     estimates, truths = [], []
     for seed in track(range(args.trials), description="simulated campaigns", transient=True):

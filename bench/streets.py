@@ -16,9 +16,10 @@ Measures, in one run on one database (a fresh SQLite file unless ``--database-ur
 - (``accuracy``) a simulated fleet (``trivue simulate``'s scenario and ground truth: ``--trucks``
   trucks collecting ``--round-km`` of real Rennes streets each, households generated along them)
   at GPS noise ``--sigmas`` metres, with and without heading, every lift stored through the
-  server's real ``Inbox.write`` in batches of 500 in time order: one-point matching (each lift
-  alone, the ingest before issue 16) against trajectory matching (``server.ingest.tracks``, what
-  the server does), in batches of 500 (a backlog) and one lift per batch (trucks publishing live),
+  server's real ``Inbox.write`` in batches of ``ingest_batch_size`` (1,000) in time order:
+  one-point matching (each lift alone, the ingest before issue 16) against trajectory matching
+  (``server.ingest.tracks``, what the server does), in those batches (a backlog) and one lift per
+  batch (trucks publishing live),
   plus the trajectory matched over each truck's whole day at once, and with the bin registry
   (``trivue bins import`` of the simulated collectivity's inventory: the lifts whose RFID tag was
   read, 60 % of bins tagged and 95 % of tags read, take their address's street). It prints
@@ -313,7 +314,7 @@ def accuracy_tables(folder: Path, trucks: int, round_km: float, sigmas: list[flo
     table = Table("GPS noise", "heading", "matching", "lifts on their street", "streets exact", "flagged ambiguous",
                   "wrong lifts flagged", "lifts/s stored (CPU)",
                   title=f"bench/streets.py: {trucks} trucks x {round_km:g} km of Rennes rounds, stored by Inbox.write "
-                        "(lifts/s: wall clock, in brackets per CPU second)"
+                        f"in batches of {settings.ingest_batch_size} (lifts/s: wall clock, in brackets per CPU second)"
                         + ("" if reported else "; fixes without accuracy, the GPS error measured by the server"))
     wrong_places: dict[tuple[float, bool], Counter] = {}
     for sigma in sigmas:

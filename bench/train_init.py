@@ -6,7 +6,7 @@ COCO with identity BNs, and random weights, side by side.
 Each variant is a real `trivue train` run (same data, seed, budget) in OUT/<init>; the table shows
 val mAP50 after every epoch (Ultralytics' results.csv). Long: minutes per variant on 2 cores.
 Ultralytics' `fraction` keeps the first images of train.txt (hopper-bags sorts first): a small
-fraction trains on bags only, while val holds all 7 classes; the comparison stays like for like.
+fraction trains on bags only, while val holds every class; the comparison stays like for like.
 """
 
 from __future__ import annotations

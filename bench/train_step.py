@@ -28,6 +28,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     args = parser.parse_args()
+    init = args.run / "init" / "yolov8n-coco.pt"
+    for needed in (args.run / "data" / "data.yaml", init):
+        if not needed.is_file():  # a run trained with --init scratch or X.onnx has no COCO init
+            parser.error(f"{needed} is missing: RUN must be a `trivue train --init coco` run directory")
     offline_environment(args.run)
     import torch
     from ultralytics.cfg import get_cfg
@@ -40,7 +44,7 @@ def main() -> None:
     data = check_det_dataset(str(args.run / "data" / "data.yaml"))
     dataset = build_yolo_dataset(cfg, data["train"], args.batch, data, mode="train")
     loader = iter(build_dataloader(dataset, args.batch, workers=0, shuffle=True))
-    weights, _ = load_checkpoint(str(args.run / "init" / "yolov8n-coco.pt"))
+    weights, _ = load_checkpoint(str(init))
     model = DetectionModel(weights.yaml, nc=data["nc"], verbose=False)
     model.load(weights, verbose=False)
     model.args = cfg
