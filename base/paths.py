@@ -9,7 +9,12 @@ from pathlib import Path
 from base.errors import CliError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_ROOT / "models"
+# The shipped models: models/ in a checkout. A truck installed from the wheel has no checkout, so
+# the wheel carries them in vision/models (in the checkout a link to models/, followed when the
+# wheel is built: pyproject.toml package-data); there it is a real folder, and it is the one used.
+PACKAGED_MODELS_DIR = REPO_ROOT / "vision" / "models"
+MODELS_DIR = (PACKAGED_MODELS_DIR if PACKAGED_MODELS_DIR.is_dir() and not PACKAGED_MODELS_DIR.is_symlink()
+              else REPO_ROOT / "models")
 # ../shared beside the checkout holds the real datasets, weights and geodata (read-only);
 # TRIVUE_SHARED points elsewhere. A public clone has none: callers say so and fall back.
 SHARED_DIR = Path(os.environ.get("TRIVUE_SHARED", REPO_ROOT.parent / "shared"))

@@ -21,13 +21,13 @@ from typing import Any
 
 import cv2
 
-from base.paths import COCO_WEIGHTS
 from edge.alert import CrewAlert
 from edge.camera import Frame, check_source, frames, is_file_source, prefetch, throttle
 from edge.config import ConfigError, EdgeSettings
-from edge.evidence import EvidenceStore, forget_burst, photo_policy
+from edge.evidence import EvidenceStore, burst_on_disk, forget_burst, photo_policy
 from edge.gps import Gps, open_gps
 from edge.lines import LineWriter
+from edge.model_choice import choose_model, load_sorting_rules
 from edge.model_update import ModelUpdater, RunningModel, file_sha256, model_info
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
@@ -35,11 +35,10 @@ from edge.rfid import RfidReader
 from edge.trigger import BurstTrigger, LiftTrigger, MotionTrigger, MqttTrigger, SerialTrigger
 from edge.uplink import Uplink, make_client
 from vision.lift import LiftContext, LiftRecorder
-from vision.model import Detector, default_model_path
+from vision.model import Detector
 from vision.region import Region
-from vision.rules import COCO_RULES, DEFAULT_RULES, SortingRules
+from vision.rules import SortingRules
 from vision.schema import ModelCheck, Stream, TruckConfig, TruckStats
-from vision.selfcheck import SelfCheckError, calibration_photos, check_int8, fp32_sibling
 from vision.tracking import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
@@ -55,60 +54,6 @@ def check_ca_files(settings: EdgeSettings) -> None:
             except (OSError, ssl.SSLError) as error:
                 reason = getattr(error, "strerror", None) or error
                 raise ConfigError(f"{field}: {str(path)!r} is not a CA bundle that can be read ({reason})") from None
-
-
-def load_sorting_rules(settings: EdgeSettings, model_path: Path, names: tuple[str, ...]) -> SortingRules:
-    """Rules from ``rules:``; by default those of the model (COCO rules for the COCO fallback)."""
-    path = settings.rules or (COCO_RULES if model_path.resolve() == COCO_WEIGHTS.resolve() else DEFAULT_RULES)
-    rules = SortingRules.load(path)
-    missing = rules.check_model(names, settings.stream)  # raises RulesError naming the class
-    if missing:
-        log.info("rules for %s name classes this model cannot see: %s", settings.stream.value, ", ".join(missing))
-    return rules
-
-
-def choose_model(settings: EdgeSettings) -> tuple[Path, ModelCheck | None]:
-    """The model to run: the configured one, unless it is an INT8 model that disagrees with its FP32
-    sibling on the calibration photos (``vision.selfcheck``); then the FP32 model, and a warning.
-
-    The check costs about a second at start-up (docs/edge.md). When it cannot run (unreadable
-    sibling, missing package photos) the configured model runs and the status says why.
-    """
-    configured = Path(settings.model or default_model_path(quantised=True))
-    check = settings.selfcheck
-    if not check.enabled or fp32_sibling(configured) is None:
-        return configured, None
-    try:
-        photos = calibration_photos(check.photos)
-    except SelfCheckError as error:
-        if check.photos is not None:  # the operator's own folder: a configuration error
-            raise ConfigError(f"selfcheck.photos: {error}") from None
-        return configured, _skipped(configured, check.max_disagreement, str(error))
-    try:
-        verdict = check_int8(configured, check.max_disagreement, photos, threads=settings.detector_threads)
-    except SelfCheckError as error:
-        return configured, _skipped(configured, check.max_disagreement, str(error))
-    assert verdict is not None  # a sibling exists (tested above)
-    agreement = verdict.agreement
-    status = ModelCheck(status="passed" if verdict.passed else "fallback", configured=configured.name,
-                        running=verdict.chosen.name, disagreement=round(agreement.disagreement, 4),
-                        threshold=check.max_disagreement, photos=len(agreement.photos))
-    if verdict.passed:
-        log.info("INT8 self-check passed: %s against %s, disagreement %.3f <= %.3f on %d photos (%.2f s)",
-                 configured.name, verdict.reference.name, agreement.disagreement, check.max_disagreement,
-                 len(agreement.photos), verdict.seconds)
-    else:
-        log.warning("INT8 self-check failed: %s disagrees with %s by %.3f > %.3f on %d photos; running the FP32 "
-                    "model %s instead (slower, but it sees what the model was validated to see)",
-                    configured.name, verdict.reference.name, agreement.disagreement, check.max_disagreement,
-                    len(agreement.photos), verdict.reference)
-    return verdict.chosen, status
-
-
-def _skipped(configured: Path, threshold: float, reason: str) -> ModelCheck:
-    log.warning("INT8 self-check not possible (%s); running %s unchecked", reason, configured.name)
-    return ModelCheck(status="skipped", configured=configured.name, running=configured.name, threshold=threshold,
-                      reason=reason[:300])
 
 
 @dataclass
@@ -304,10 +249,33 @@ class Agent:
     def frame_source(self, once: bool) -> Iterator[Frame]:
         """The frames the loop analyses: throttled, then read and decoded a few ahead by a thread so
         that decoding overlaps inference (``bench/edge.py`` runs the loop on this very source)."""
-        source = frames(self.settings.source, self.outbox.is_consumed, follow=not once,
+        source = frames(self.settings.source, self._consumed, follow=not once,
                         settle_s=self.settings.trigger.burst_settle_s,
                         resume_after=self.outbox.resume_after(self._progress_key) if self._progress_key else -1)
         return prefetch(throttle(source, self.settings.frame_rate))
+
+    def _consumed(self, key: str) -> bool:
+        """Whether burst ``key`` was counted. With ``burst_delete``, one counted but still there (the
+        agent stopped mid-burst, or between a commit and the deletion) is deleted now: its raw photos
+        stayed on the camera's disk for good, and its mark could never be forgotten."""
+        if not self.outbox.is_consumed(key):
+            return False
+        if self.settings.trigger.burst_delete and self.outbox.is_consumed(key, exact=True):
+            try:
+                forget_burst(Path(self.settings.source), key)
+            except OSError as error:  # a read-only card: said, as in deliver()
+                log.error("burst %s, already counted: photos not deleted (%s)", key, error.strerror or error)
+        return True
+
+    def check_bursts(self) -> int:
+        """The hourly check of the consumed bursts' marks (``edge.consumed``), for a burst root that
+        can be listed now (a card pulled out proves nothing). Returns the marks forgotten."""
+        root = Path(self.settings.source)
+        try:
+            os.listdir(root)
+        except OSError:
+            return 0
+        return self.outbox.forget_consumed(lambda key: burst_on_disk(root, key))
 
     def request_stop(self) -> None:
         """SIGTERM/SIGINT (from the handler, in the loop's thread): finish the lift in progress, commit
@@ -334,7 +302,7 @@ class Agent:
         most half of ``stop_timeout_s`` (the other half is for closing), and 0 is returned.
         """
         # now, then hourly: the agent runs for weeks without a restart (nor a signal: unsent photos expire too)
-        self.evidence.start_pruning(outbox=self.outbox)
+        self.evidence.start_pruning(outbox=self.outbox, hourly=self.check_bursts)
         self.uplink.start()
         lifts = self.pipeline.run(self.frame_source(once))
         if self.stopping:

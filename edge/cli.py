@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     edge.add_argument("--once", action="store_true",
                       help="process the source to its end, wait for every acknowledgement, exit (0 = all delivered)")
     edge.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
+    edge.add_argument("--example-config", action="store_true",
+                      help="print the example settings (truck.example.yaml, shipped in the package) and exit")
     edge.set_defaults(handler=run_edge)
 
 
@@ -62,7 +64,13 @@ def _stop_gracefully(agent: Any) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+EXAMPLE = Path(__file__).with_name("truck.example.yaml")
+
+
 def run_edge(args: argparse.Namespace) -> int:
+    if args.example_config:  # a truck installed from the wheel has no checkout to copy it from
+        print(EXAMPLE.read_text(encoding="utf-8"), end="")
+        return 0
     from edge.app import Agent
     from edge.camera import SourceError
     from edge.config import ConfigError, load_settings

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from base.paths import images_in
+from edge.camera import burst_key
 from edge.config import ConfigError, EvidenceSettings
 from edge.disk import free_bytes
 from edge.outbox import Outbox
@@ -111,8 +112,7 @@ def forget_burst(root: Path, key: str) -> int:
     then its folder once empty; returns how many photos. The camera's raw frames are personal data
     (docs/privacy.md: analysed, then forgotten); a single burst written in ``root`` itself loses its
     photos, never the root the camera box writes into. Other files are the camera box's own: left."""
-    name = key.rpartition("@")[0]
-    folder = root / name if (root / name).is_dir() else root if root.name == name else None
+    folder = _burst_folder(root, key.rpartition("@")[0])
     if folder is None:
         return 0
     removed = 0
@@ -124,6 +124,21 @@ def forget_burst(root: Path, key: str) -> int:
         with contextlib.suppress(OSError):  # not empty (the camera box's own files): left
             folder.rmdir()
     return removed
+
+
+def _burst_folder(root: Path, name: str) -> Path | None:
+    return root / name if (root / name).is_dir() else root if root.name == name else None
+
+
+def burst_on_disk(root: Path, key: str) -> bool:
+    """Whether burst ``key`` (``NAME@BEGUN``; a mark from before keyed bursts: ``NAME``) can still be
+    read under ``root`` (``edge.consumed``). A folder that cannot be looked at counts as there."""
+    name, _, begun = key.rpartition("@")
+    try:
+        folder = _burst_folder(root, name or begun)
+        return folder is not None and (burst_key(folder) == key if name else bool(images_in(folder)))
+    except OSError:
+        return True
 
 
 def photo_policy(settings: EvidenceSettings, draw: Callable[[], float]) -> PhotoPolicy:
@@ -218,16 +233,18 @@ class EvidenceStore:
             raise
         return path
 
-    def start_pruning(self, every_s: float | None = None, outbox: Outbox | None = None) -> None:
+    def start_pruning(self, every_s: float | None = None, outbox: Outbox | None = None,
+                      hourly: Callable[[], object] | None = None) -> None:
         """Prune now, then every ``every_s`` (default hourly) in a daemon thread until ``stop_pruning``;
         ``outbox``'s unsent photos past the retention period go too (kept a day at least: a photo is
-        not dropped before it had a chance to leave)."""
+        not dropped before it had a chance to leave). ``hourly`` runs at each pass but the first, so
+        that it counts hours of running, not starts (the check of consumed bursts, ``edge.consumed``)."""
         if self._pruner is not None:
             return
         every_s = PRUNE_EVERY_S if every_s is None else every_s
         self._stop.clear()
-        self._pruner = threading.Thread(target=self._prune_loop, args=(every_s, outbox), name="evidence-prune",
-                                        daemon=True)
+        self._pruner = threading.Thread(target=self._prune_loop, args=(every_s, outbox, hourly),
+                                        name="evidence-prune", daemon=True)
         self._pruner.start()
 
     def stop_pruning(self) -> None:
@@ -236,15 +253,19 @@ class EvidenceStore:
             self._pruner.join(timeout=5)
             self._pruner = None
 
-    def _prune_loop(self, every_s: float, outbox: Outbox | None) -> None:
+    def _prune_loop(self, every_s: float, outbox: Outbox | None, hourly: Callable[[], object] | None) -> None:
+        first = True
         while True:
             try:
                 now = self._clock()
                 if outbox is not None:
                     outbox.expire_photos(max(1, self.settings.retention_days) * 86_400, now)
                 self.prune(now)
+                if hourly is not None and not first:
+                    hourly()
             except (OSError, sqlite3.Error):  # a full or flaky disk must not end the schedule: next pass retries
                 log.exception("evidence pruning failed; retrying in %.0f s", every_s)
+            first = False
             if self._stop.wait(every_s):
                 return
 

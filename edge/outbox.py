@@ -18,7 +18,7 @@ The size of what waits is kept as rows come and go (temporary triggers, undone w
 write), not summed at every lift. A drained backlog's pages go back to the disk (``edge.disk``).
 
 The same transaction that stores a lift records its source key (a burst folder), so a restarted
-agent neither loses nor re-counts a burst.
+agent neither loses nor re-counts a burst; a mark goes once its burst is gone for good (``edge.consumed``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from edge.consumed import add_gone_column, forget_gone, is_consumed
 from edge.disk import Reserve, convert, free_bytes, give_back, room_inside
 from edge.salvage import salvage, set_aside
 
@@ -140,6 +141,7 @@ class Outbox:
                 pages = self.reserve_bytes // 2 // int(db.execute("PRAGMA page_size").fetchone()[0])
                 db.execute(f"PRAGMA wal_autocheckpoint = {max(16, pages)}")
             db.executescript(SCHEMA)
+            add_gone_column(db)
             db.executescript(SIZE)
             payload = int(db.execute("SELECT bytes FROM outbox_size").fetchone()[0])
             if convert(db, self.path.parent, payload, self.reserve_bytes):
@@ -269,7 +271,7 @@ class Outbox:
                 self._db.executemany(
                     "INSERT INTO messages (kind, topic, payload, event_id) VALUES (?, ?, ?, ?)", rows)
                 if source_key is not None:
-                    self._db.execute("INSERT OR REPLACE INTO consumed VALUES (?, ?)", (source_key, event_id))
+                    self._db.execute("INSERT OR REPLACE INTO consumed VALUES (?, ?, NULL)", (source_key, event_id))
                 if position is not None:
                     self._db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?)", position)
                 for name in bumps:
@@ -388,11 +390,11 @@ class Outbox:
             row = self._db.execute("SELECT position FROM progress WHERE source = ?", (source,)).fetchone()
         return int(row[0]) if row else -1
 
-    def is_consumed(self, source_key: str) -> bool:
-        """Whether a lift from ``source_key`` is stored. A burst's key is ``NAME@BEGUN``
-        (``edge.camera.burst_key``); outboxes written before keyed bursts by folder name alone, and
-        those marks still hold for their names."""
-        legacy = source_key.rpartition("@")[0] or source_key
+    def is_consumed(self, source_key: str, exact: bool = False) -> bool:
+        """Whether a lift from burst ``source_key`` (``NAME@BEGUN``) is stored (``edge.consumed``)."""
         with self._lock:
-            row = self._db.execute("SELECT 1 FROM consumed WHERE source_key IN (?, ?)", (source_key, legacy)).fetchone()
-        return row is not None
+            return is_consumed(self._db, source_key, exact)
+
+    def forget_consumed(self, on_disk: Callable[[str], bool]) -> int:
+        """The hourly check of the consumed marks against the camera's disk (``edge.consumed``)."""
+        return forget_gone(self._db, self._lock, on_disk)

@@ -34,7 +34,7 @@ def agent_for(tmp_path: Path, model: Path, broker: str = "mqtt://127.0.0.1:1", *
 
 def test_the_shipped_int8_model_passes_and_runs(shipped: None, tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "edge.app")
+    caplog.set_level(logging.INFO, "edge.model_choice")
     agent = agent_for(tmp_path, INT8)
     try:
         check = agent.stats().model_check
