@@ -137,7 +137,7 @@ def list_dead_letters(args: argparse.Namespace) -> int:
         session.commit()
     rows = [{"id": d.id, "received_at": d.received_at.isoformat(timespec="seconds"), "truck_id": d.truck_id,
              "reason": d.reason, "topic": d.topic, "payload_size": d.payload_size,
-             "replayable": len(d.payload) == d.payload_size, "detail": d.detail} for d in letters]
+             "replayable": d.replayable, "detail": d.detail} for d in letters]
     if args.reason and args.reason not in counts:  # a typo would otherwise look like "nothing refused"
         print(f"no dead letter has the reason {args.reason!r}; stored reasons: {', '.join(sorted(counts)) or 'none'}",
               file=sys.stderr)

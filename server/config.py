@@ -64,6 +64,10 @@ class ServerSettings(BaseModel):
     retention_days: int = Field(default=365, ge=1, description="Raw lifts older than this are deleted")
     evidence_retention_days: int = Field(default=30, ge=1, description="Evidence photos kept this long")
     dead_letter_retention_days: int = Field(default=90, ge=1, description="Dead letters kept this long")
+    dead_letter_held_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=0,
+        description="Payload bytes of dead letters kept whole for a replay (an unregistered truck's photos), "
+                    "at most; beyond it a letter keeps its first 4 KiB")
     # CNIL guidance for access logs: 6 months to 1 year. The audit log holds the IP addresses of failed
     # logins and who read which household's data, so it is personal data with a limit of its own.
     audit_retention_days: int = Field(default=365, ge=1, description="Audit log entries kept this long")

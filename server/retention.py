@@ -83,7 +83,8 @@ def _purge_stray_files(session: Session, evidence: EvidenceStore, before: dateti
 
 def _photo_letter(settings: ServerSettings) -> ColumnElement[bool]:
     """A refused photo's letter: its first 4 KiB are the top of the picture (a letter in the
-    hopper, a face), so it goes with the photos' retention, not the dead letters' longer one."""
+    hopper, a face), or all of it (held for a replay), so it goes with the photos' retention, not
+    the dead letters' longer one."""
     prefix = settings.topic_prefix.rstrip("/") + "/"
     return and_(DeadLetter.topic.startswith(prefix, autoescape=True),
                 DeadLetter.topic.contains("/evidence/", autoescape=True))
@@ -105,7 +106,7 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     lifts += session.execute(delete(Lift).where(Lift.started_at < lifts_before)).rowcount or 0
     dead_before = now - timedelta(days=settings.dead_letter_retention_days)
     dead = session.execute(delete(DeadLetter).where(or_(
-        DeadLetter.received_at < dead_before,
+        DeadLetter.received_at < dead_before, DeadLetter.lift_started_at < lifts_before,
         and_(_photo_letter(settings), DeadLetter.received_at < photos_before)))).rowcount or 0
     reminders = expire_reminders(session, now, settings.reminder_retention_days, settings.data_dir / "reminders")
     # The audit log is purged before the purge writes its own entry: that entry is about this run

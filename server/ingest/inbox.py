@@ -1,7 +1,8 @@
 """Turn a batch of truck messages into rows: lifts, photos, truck status and stats, dead letters.
 
 Every message ends somewhere: stored, recognised as a duplicate, or in ``dead_letters`` with a
-reason code (also the metrics label) and its first bytes. Nothing here talks MQTT; ``ingest``
+reason code (also the metrics label) and its first bytes, or all of them while a replay can still
+store it (``server.ingest.letters``). Nothing here talks MQTT; ``ingest``
 feeds it messages and acknowledges them once the batch is committed.
 """
 
@@ -32,6 +33,7 @@ from server.ingest.aggregates import (
 )
 from server.ingest.bins import BinLookup, bin_columns, place_of, registered
 from server.ingest.evidence import EvidenceError, EvidenceStore
+from server.ingest.letters import HeldBudget, LetterView, letter_row, letter_views
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
 from server.ingest.purge_gate import hold_off_purge
@@ -40,7 +42,6 @@ from vision.schema import SchemaError, TruckStats, parse_lift_event
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_BYTES = 4096  # enough to see what went wrong, not enough to keep a photo
 STATUSES = frozenset(s.value for s in TruckStatus if s is not TruckStatus.unknown)  # what a truck says of itself
 
 
@@ -83,6 +84,7 @@ class Batch:
     dead: list[dict[str, Any]] = field(default_factory=list)
     # When the batch is written, read once the purge is held off (``server.ingest.purge_gate``).
     written_at: datetime | None = None
+    held: HeldBudget | None = None  # the bytes its letters may still keep whole
 
     def seen(self, truck_id: str, at: datetime, alive: bool = True, **values: Any) -> None:
         """Note news of a truck; ``alive`` is False for retained status, which is no sign of life."""
@@ -90,18 +92,6 @@ class Batch:
         if alive:
             entry["last_seen_at"] = max(entry.get("last_seen_at", at), at)
         entry.update(values)
-
-
-def dead_letter(message: MqttMessage, reason: str, detail: str, truck_id: str | None = None) -> dict[str, Any]:
-    # An ``expired`` message is past its retention (a lift's GPS fix and bin tag, a photo): kept as
-    # a letter it would live ``dead_letter_retention_days`` more. The detail says what and when; an
-    # empty payload shorter than ``payload_size`` is never replayed (``replay.LetterFilter``).
-    payload = b"" if reason == "expired" else message.payload[:DEAD_LETTER_BYTES]
-    row = {"received_at": message.received_at, "topic": message.topic[:512], "truck_id": truck_id,
-           "reason": reason, "detail": detail[:2000], "payload": payload, "payload_size": len(message.payload)}
-    if message.letter_id is not None:  # replayed and refused again: the same letter, not a new one
-        row["id"] = message.letter_id
-    return row
 
 
 class Inbox:
@@ -128,13 +118,13 @@ class Inbox:
         # Before anything else is written or the clock read: a purge that commits before this
         # batch deletes no lift this batch could then take for new (``_check_date``).
         hold_off_purge(session)
-        batch = Batch(written_at=self.clock())
+        batch = Batch(written_at=self.clock(), held=HeldBudget(self.settings))
         locator = self.locator(session)
         for message in messages:
             try:
                 self._classify(session, batch, message, locator)
             except Refused as refused:
-                batch.dead.append(dead_letter(message, refused.reason, str(refused), self._truck_of(message)))
+                batch.dead.append(self._letter(session, batch, message, refused.reason, str(refused)))
         moves = self._match_paths(session, batch, locator)
         self._flush(session, batch)
         if batch.lifts:
@@ -162,15 +152,22 @@ class Inbox:
 
     def refuse(self, session: Session, message: MqttMessage, reason: str, detail: str) -> None:
         """Store ``message`` as a dead letter directly (a message that broke a batch)."""
-        self._flush(session, Batch(dead=[dead_letter(message, reason, detail, self._truck_of(message))]))
+        batch = Batch(held=HeldBudget(self.settings))
+        batch.dead.append(self._letter(session, batch, message, reason, detail))
+        self._flush(session, batch)
+
+    def _letter(self, session: Session, batch: Batch, message: MqttMessage, reason: str, detail: str
+                ) -> dict[str, Any]:
+        parts = self.levels(message.topic) or []
+        truck_id = parts[0][:64] if parts and parts[0] else None
+        kind = parts[1] if len(parts) > 1 else ""
+        budget = batch.held or HeldBudget(self.settings)
+        whole, note = budget.decide(session, kind, reason, message.payload, message.letter_id is not None)
+        return letter_row(message, reason, detail, truck_id, kind, whole, note)
 
     def levels(self, topic: str) -> list[str] | None:
         """The topic's levels under the prefix (``[truck_id, kind, ...]``); None outside it."""
         return topic.removeprefix(self.prefix).split("/") if topic.startswith(self.prefix) else None
-
-    def _truck_of(self, message: MqttMessage) -> str | None:
-        parts = self.levels(message.topic)
-        return parts[0][:64] if parts and parts[0] else None
 
     def _classify(self, session: Session, batch: Batch, message: MqttMessage, locator: StreetLocator | None) -> None:
         parts = self.levels(message.topic)
@@ -332,7 +329,7 @@ def check_reason(reason: str | None) -> None:
 
 
 def newest_dead_letters(session: Session, reason: str | None = None, limit: int = 100
-                        ) -> tuple[dict[str, int], list[DeadLetter]]:
+                        ) -> tuple[dict[str, int], list[LetterView]]:
     """(count per reason over all dead letters, the newest ``limit`` of them, of ``reason`` when
     given): what ``GET /api/dead-letters`` and ``trivue dead-letters list`` show."""
     check_reason(reason)
@@ -340,4 +337,4 @@ def newest_dead_letters(session: Session, reason: str | None = None, limit: int 
     if reason:
         query = query.where(DeadLetter.reason == reason)
     counts = dict(session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).all())
-    return counts, list(session.scalars(query))
+    return counts, letter_views(session, query)

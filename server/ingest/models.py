@@ -243,10 +243,23 @@ class Truck(Base):
     config: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="Config last published to the truck")
 
 
+DEAD_LETTER_BYTES = 4096  # enough to see what went wrong, not enough to keep a photo
+# Letters larger than that: those held whole for a replay (``server.ingest.letters``) are among
+# them, summed against ``dead_letter_held_bytes`` through a partial index written as it is here
+# (SQLite uses a partial index only for a WHERE term identical to its own, see PROVISIONAL).
+_LARGE_WHERE = f"payload_size > {DEAD_LETTER_BYTES}"
+LARGE_LETTERS = text(f"dead_letters.{_LARGE_WHERE}")
+
+
 class DeadLetter(Base):
-    """A message that could not be stored, with the reason and its first bytes."""
+    """A message that could not be stored, with the reason and its first bytes (whole when held for
+    a replay, ``server.ingest.letters``)."""
 
     __tablename__ = "dead_letters"
+    __table_args__ = (
+        Index("ix_dead_letters_large", "payload_size", postgresql_where=text(_LARGE_WHERE),
+              sqlite_where=text(_LARGE_WHERE)),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
@@ -254,8 +267,11 @@ class DeadLetter(Base):
     truck_id: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(32), doc="Machine-readable code, also a metrics label")
     detail: Mapped[str] = mapped_column(Text)
-    payload: Mapped[bytes] = mapped_column(LargeBinary, doc="First bytes of the message")
+    payload: Mapped[bytes] = mapped_column(LargeBinary, doc="First bytes of the message, or all of them")
     payload_size: Mapped[int] = mapped_column(Integer)
+    # A refused lift's own date, when its payload could be read: the retention purges its letter with
+    # the raw lifts (it holds their GPS fix and bin tag). None for other messages and before 0013.
+    lift_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
 
 
 class Evidence(Base):

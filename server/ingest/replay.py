@@ -3,9 +3,10 @@
 After an operator fixes what refused them (registers a truck, deploys a parser fix), the letters
 go through ``Inbox.write`` again. What an operator relies on:
 
-* bounded: letters are read ``CHUNK`` at a time by id and each chunk is committed, so a backlog
-  of millions neither fills memory nor holds one transaction open for hours; ``progress`` is told
-  after every chunk;
+* bounded: letters are read ``CHUNK`` at a time by id, and no more than ``CHUNK_BYTES`` of payload
+  (a letter holds 4 KiB, or a whole photo of up to ``max_evidence_bytes``: ``server.ingest.letters``),
+  and each chunk is committed, so a backlog of millions neither fills memory nor holds one
+  transaction open for hours; ``progress`` is told after every chunk;
 * exactly once: a letter is taken by ``DELETE ... RETURNING`` in the chunk's transaction, so two
   replays running at once (or one run twice) never feed the same letter twice, and a lift that
   is valid now is inserted with ``ON CONFLICT DO NOTHING`` like any re-delivery: stored once even
@@ -20,9 +21,10 @@ go through ``Inbox.write`` again. What an operator relies on:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
@@ -31,7 +33,10 @@ from server.ingest.inbox import Inbox, MqttMessage, check_reason
 from server.ingest.models import DeadLetter
 from server.ingest.purge_gate import hold_off_purge
 
-CHUNK = 500  # letters per transaction: at most 4 KiB of payload each, so about 2 MiB in memory
+CHUNK = 500  # letters per transaction: most hold at most 4 KiB, so about 2 MiB in memory
+# Payload bytes per transaction (one letter at least): the photos held whole are up to 2 MiB each,
+# 500 of them a gigabyte.
+CHUNK_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +87,7 @@ class ReplayReport:
 
 def replay_dead_letters(session: Session, inbox: Inbox, letters: LetterFilter | None = None, chunk: int = CHUNK,
                         progress: Callable[[ReplayReport], None] | None = None,
-                        report: ReplayReport | None = None) -> ReplayReport:
+                        report: ReplayReport | None = None, chunk_bytes: int = CHUNK_BYTES) -> ReplayReport:
     """Replay the letters ``letters`` selects, committing after each chunk of ``chunk``.
 
     ``report`` (optional) is filled as chunks commit, so a caller whose replay fails halfway still
@@ -97,8 +102,9 @@ def replay_dead_letters(session: Session, inbox: Inbox, letters: LetterFilter | 
     cursor = 0
     now = datetime.now(UTC)  # a lift past the retention today is refused: its twin may be purged
     while last is not None and cursor < last:
-        ids = list(session.scalars(select(DeadLetter.id).where(DeadLetter.id > cursor, DeadLetter.id <= last, *where)
-                                   .order_by(DeadLetter.id).limit(chunk)))
+        ids = _within(session.execute(select(DeadLetter.id, DeadLetter.payload_size).where(
+            DeadLetter.id > cursor, DeadLetter.id <= last, *where).order_by(DeadLetter.id).limit(chunk)).all(),
+            chunk_bytes)
         if not ids:
             break
         cursor = ids[-1]
@@ -117,3 +123,14 @@ def replay_dead_letters(session: Session, inbox: Inbox, letters: LetterFilter | 
         if progress is not None:
             progress(report)
     return report
+
+
+def _within(rows: Sequence[Any], budget: int) -> list[int]:
+    """The ids of ``(id, payload_size)`` rows, in order, while their payloads fit ``budget`` (one at least)."""
+    ids: list[int] = []
+    for letter_id, size in rows:
+        budget -= size
+        if ids and budget < 0:
+            break
+        ids.append(letter_id)
+    return ids

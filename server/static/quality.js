@@ -65,6 +65,11 @@
         document.getElementById("kpi-dead-since").textContent = t("quality.dead_letters_since", {
           since: fmt.date(quality.dead_letters_since) });
       }
+      // Whole messages kept for a replay (an unregistered truck's photos), against their cap.
+      const held = quality.dead_letters_held;
+      const mb = (bytes) => fmt.num(Math.round(bytes / 104857.6) / 10);
+      document.getElementById("kpi-dead-held").textContent = t("quality.dead_letters_held", {
+        letters: fmt.num(held.letters), size: mb(held.bytes), limit: mb(held.limit_bytes) });
       document.getElementById("kpi-ambiguous").textContent = fmt.num(quality.ambiguous);
       ambiguousStreets(quality.ambiguous_by_street);
       confidenceChart(quality.confidence_histogram);

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from base.version import __version__
 from server.audit import AuditEntry, audit
 from server.ingest.inbox import newest_dead_letters
+from server.ingest.letters import held_summary
 from server.ingest.models import Evidence, Lift, Truck, TruckStatus
 from server.migrate import current_revision
 from server.web import schemas
@@ -231,13 +232,14 @@ def _truck_routes(router: APIRouter) -> None:
             by_reason, letters = newest_dead_letters(db, reason, limit)
         except ValueError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-        # A refused lift's raw bytes hold its bin tag and GPS fix: shown only at household level.
+        # A refused lift's raw bytes hold its bin tag and GPS fix, a photo's the picture: shown only
+        # at household level, and never more than their first 512 bytes (a held photo stays in the table).
         raw = ctx.settings.household_level
         items = [{"id": d.id, "received_at": d.received_at.isoformat(), "topic": d.topic, "truck_id": d.truck_id,
                   "reason": d.reason, "detail": d.detail, "payload_size": d.payload_size,
-                  "payload_head": d.payload[:512].decode("utf-8", "replace") if raw else None}
+                  "replayable": d.replayable, "payload_head": d.head.decode("utf-8", "replace") if raw else None}
                  for d in letters]
         audit(db, who.actor, "dead_letters.read",
               detail=f"{len(items)} messages, payloads {'shown' if raw else 'hidden'}")
         db.commit()
-        return {"counts": by_reason, "items": items}
+        return {"counts": by_reason, "held": held_summary(db, ctx.settings), "items": items}

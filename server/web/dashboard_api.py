@@ -27,6 +27,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from server.config import ServerSettings
 from server.db import utcnow
+from server.ingest.letters import held_summary
 from server.ingest.models import AMBIGUOUS_LIFTS, UNMATCHED, DeadLetter, Lift, StreetDay, StreetDayError
 from server.ingest.quality import BIN_COLUMNS, BINS, first_whole_day, quality_totals
 from server.streets.models import Street
@@ -251,7 +252,9 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
     def quality(db: SessionDep, who: Viewer, since: Day | None = None,
                 until: Day | None = None) -> dict[str, Any]:
         """Lifts matched or not to a street (no GPS, too far), match confidence, ambiguous lifts, dead
-        letters; by default since the first day whose lifts are all still kept (``since`` in the answer)."""
-        return data_quality(db, period(since, until), Kept.of(settings))
+        letters; by default since the first day whose lifts are all still kept (``since`` in the answer).
+        The payloads held whole for a replay are today's, whatever the period."""
+        return {**data_quality(db, period(since, until), Kept.of(settings)),
+                "dead_letters_held": held_summary(db, settings)}
 
     return router

@@ -243,11 +243,21 @@ class DeadLetterItem(Out):
     reason: str
     detail: str
     payload_size: int
+    replayable: bool = Field(description="The whole payload is kept: `trivue dead-letters replay` feeds it again")
     payload_head: str | None = Field(description="First 512 bytes; null while the household level is off")
+
+
+class HeldPayloads(Out):
+    """Dead letters kept whole beyond their first 4 KiB, for a replay (an unregistered truck's photos)."""
+
+    letters: int
+    bytes: int
+    limit_bytes: int = Field(description="dead_letter_held_bytes: beyond it a letter keeps its first 4 KiB")
 
 
 class DeadLetters(Out):
     counts: dict[str, int] = Field(description="Dead letters stored, per reason")
+    held: HeldPayloads
     items: list[DeadLetterItem]
 
 
@@ -312,6 +322,7 @@ class DataQuality(Out):
     unmatched_too_far: int
     dead_letters: int
     dead_letters_by_reason: dict[str, int]
+    dead_letters_held: HeldPayloads = Field(description="Payloads held whole for a replay, today (not the period's)")
     confidence_histogram: list[ConfidenceBin]
     ambiguous: int = Field(description="Lifts whose street stays uncertain given the truck's path "
                                        "(street_confidence below ambiguous_threshold)")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 
 from server.ingest.aggregates import insert_lifts, lift_row
+from server.ingest.models import DeadLetter
 from server.streets.locator import Locator
 from server.streets.trajectory import AMBIGUOUS
 from tests.dashboard.conftest import SILENT_TRUCK, Browser, LiveServer
@@ -236,6 +238,24 @@ def test_quality_page_counts_dead_letters_and_unmatched_lifts(browser: Browser) 
     for row, street in zip(streets.all(), quality["ambiguous_by_street"], strict=True):
         assert street["name"] in row.inner_text()
     browser.shot("08-qualite")
+
+
+def test_quality_page_says_how_much_is_held_for_a_replay(browser: Browser) -> None:
+    """A truck not yet registered sent a photo: its letter keeps it whole for a replay, and the
+    page says how many such messages and how many of the megabytes allowed they take."""
+    server = browser.server
+    photo = b"\xff\xd8" + b"\x00" * (2 * 1024 * 1024 - 4) + b"\xff\xd9"
+    with server.sessions() as db:
+        db.add(DeadLetter(received_at=datetime.now(UTC), topic=f"{server.settings.topic_prefix}/benne-99/evidence/"
+                          f"{uuid.uuid4()}", truck_id="benne-99", reason="unknown_truck", detail="pas encore déclaré",
+                          payload=photo, payload_size=len(photo)))
+        db.commit()
+    held = server.api("/api/data-quality")["dead_letters_held"]
+    assert held["letters"] >= 1 and held["bytes"] >= 2 * 1024 * 1024
+    browser.login(path="/qualite")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    text = browser.page.locator("#kpi-dead-held").inner_text().replace("\u202f", " ").replace("\xa0", " ")
+    assert f"{held['letters']} messages" in text and "512 Mo au plus" in text, text
 
 
 def test_english_is_one_click_away_and_remembered(browser: Browser) -> None:
