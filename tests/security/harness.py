@@ -32,8 +32,8 @@ class Harness:
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self.metrics = Metrics()
         self.evidence = EvidenceStore(self.settings.evidence_path, self.settings.max_evidence_bytes)
-        inbox = Inbox(self.settings, self.evidence, self.metrics)
-        self.ingest = Ingest(self.settings, self.sessions, inbox, self.metrics)
+        self.inbox = Inbox(self.settings, self.evidence, self.metrics)
+        self.ingest = Ingest(self.settings, self.sessions, self.inbox, self.metrics)
 
     def fates(self) -> int:
         """Messages accounted for so far: stored lifts and photos, dead letters, duplicates."""
@@ -46,6 +46,9 @@ class Harness:
         """Run one batch through the write path; returns how many messages it accounted for."""
         before = self.fates()
         at = received_at or utcnow()
+        # Written as it is received: the raw lifts' retention is judged at write time too, and an
+        # event of any date the parser accepts must be stored, not refused as expired.
+        self.inbox.clock = lambda: at
         self.ingest._write([MqttMessage(topic, payload, at) for topic, payload in messages])
         return self.fates() - before
 
