@@ -97,3 +97,13 @@ def test_train_step_names_the_missing_coco_init(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr[-2000:]
     assert "yolov8n-coco.pt is missing" in done.stderr and "Traceback" not in done.stderr
 
+
+
+def test_outbox_bench_runs_and_gives_space_back(tmp_path: Path) -> None:
+    # A tiny run end to end: both outboxes measured side by side, the full one drained and reopened.
+    run = bench("outbox.py", "--mb", "3", "--lifts", "3", "--passes", "1", "--dir", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert "full/empty" in run.stdout and "lift + 100 KB photo" in run.stdout
+    sizes = [float(line.rsplit("file ", 1)[1].split()[0]) for line in run.stdout.splitlines() if "file " in line]
+    assert sizes[-1] < 3, run.stdout  # drained and restarted: not the 3 MiB it held
+    assert bench("outbox.py", "--lifts", "0", "--dir", str(tmp_path)).returncode == 2
