@@ -80,6 +80,7 @@ bench: $(DEV_STAMP)
 	$(PY) bench/detector.py
 	$(PY) bench/edge.py
 	$(PY) bench/recorder.py
+	$(PY) bench/outbox.py
 	$(PY) bench/ingest.py
 	$(PY) bench/streets.py --addresses 100000
 	$(PY) bench/street_ends.py
