@@ -88,6 +88,7 @@ def run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.web.login import plain_http_warning
 
     settings = settings_from(args, dev=True if args.dev else None, host=args.host, port=args.port,
                              ingest_enabled=False if args.no_ingest else None)
@@ -96,6 +97,8 @@ def run_server(args: argparse.Namespace) -> int:
         log.warning("DEV MODE: NO LOGIN. Anyone reaching %s:%d sees everything.", settings.host, settings.port)
         log.warning("=" * 72)
     _check_listener(settings.host, settings.port)  # before the app starts its ingest and its tasks
+    if warning := plain_http_warning(settings):  # else a LAN pilot's logins loop back to the login page
+        log.warning(warning)
     app = app_or_cli_error(create_app, settings)
     # uvicorn handles SIGINT/SIGTERM: it finishes requests, then the lifespan stops the ingest.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, proxy_headers=True)

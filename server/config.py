@@ -97,7 +97,11 @@ class ServerSettings(BaseModel):
         description="Payload bytes received and not yet written, at most (photos after an outage); "
                     "beyond it the broker keeps them")
     session_hours: int = Field(default=12, ge=1, le=24 * 30, description="Login session lifetime")
-    cookie_secure: bool = Field(default=True, description="Session cookie only over HTTPS (off in dev)")
+    # Browsers keep a Secure cookie only from https:// or this machine (localhost): a pilot reached at
+    # http://192.168.1.20:8000/ needs https, or this off, knowingly (the login page says so).
+    cookie_secure: bool = Field(
+        default=True, description="Session cookie only over HTTPS (off in dev); false only for a pilot on a local "
+                                  "network over plain HTTP, where passwords and cookies then travel in clear")
     viewer_min_lifts: int = Field(
         default=1, ge=1, description="Streets with fewer lifts are hidden from viewers (privacy threshold)")
     opendata_min_lifts: int = Field(
@@ -231,6 +235,11 @@ class ServerSettings(BaseModel):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def session_cookie_secure(self) -> bool:
+        """Whether the login's cookie is Secure: ``cookie_secure``, unless dev mode (demos on plain HTTP)."""
+        return self.cookie_secure and not self.dev
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, str]:

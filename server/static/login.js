@@ -2,9 +2,32 @@
 "use strict";
 
 (() => {
-  const { t } = Trivue;
+  const { t, config } = Trivue;
   const form = document.getElementById("login-form");
   const message = document.getElementById("login-error");
+  const notice = document.getElementById("login-plain-http");
+  const submit = form.querySelector("button[type=submit]");
+  // The start of the server's refusal (server/web/login.py PLAIN_HTTP_REFUSAL).
+  const PLAIN_HTTP_REFUSAL = "session cookie not kept over plain HTTP";
+
+  // Browsers keep a Secure cookie only from a secure context (https://, or localhost): on a pilot
+  // reached at http://192.168.1.20:8000/ every login was lost and the user sent back here without a
+  // word. Say why and what to do, and keep the password from crossing the network for nothing.
+  if (config.secureCookie && !window.isSecureContext) {
+    notice.hidden = false;
+    submit.disabled = true;
+    submit.setAttribute("aria-describedby", "login-plain-http");
+  }
+
+  async function refusedOverPlainHttp(response) {
+    if (response.status !== 403) return false;
+    try {
+      const { detail } = await response.json();
+      return typeof detail === "string" && detail.startsWith(PLAIN_HTTP_REFUSAL);
+    } catch (_) {
+      return false;
+    }
+  }
 
   function nextPage() {
     const next = new URLSearchParams(location.search).get("next") || "/carte";
@@ -30,8 +53,13 @@
       location.assign(nextPage());
       return;
     }
-    message.textContent = response && [400, 401, 403, 422].includes(response.status)
-      ? t("login.failed") : t("login.error");
+    if (response && await refusedOverPlainHttp(response)) {
+      notice.hidden = false;
+      message.textContent = t("login.plain_http.title");
+    } else {
+      message.textContent = response && [400, 401, 403, 422].includes(response.status)
+        ? t("login.failed") : t("login.error");
+    }
     message.hidden = false;
     form.elements.password.select();
   });

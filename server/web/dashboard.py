@@ -196,7 +196,10 @@ def page_router(pages: Pages) -> APIRouter:
     def login(request: Request, who: MaybePrincipal, next: str | None = None) -> Response:
         if who is not None:
             return RedirectResponse(safe_next(next), status_code=303)
-        return pages.render(request, "login", "login.html")
+        # login.js warns, on a page that is no secure context (http:// from another PC), that the
+        # browser will drop a Secure cookie (server.web.login.cookie_dropped).
+        return pages.render(request, "login", "login.html",
+                            script={"secureCookie": pages.settings.session_cookie_secure})
 
     @router.get("/langue/{lang}")
     def switch_language(lang: str, next: str | None = None) -> RedirectResponse:

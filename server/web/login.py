@@ -2,16 +2,24 @@
 
 The cookie is HttpOnly (scripts cannot read it), SameSite=Lax (other sites cannot post with it)
 and Secure unless ``cookie_secure`` is off or the server runs in dev mode on plain HTTP.
+
+A browser keeps a Secure cookie only from a secure context: an https:// page, or one of this very
+machine (localhost, 127.0.0.1, ::1). A pilot reached at http://192.168.1.20:8000/ from another PC
+therefore lost every login without a word (back to the login page). The login now refuses such a
+browser, saying why and what to do, and ``trivue server`` warns when it listens where that happens.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -19,6 +27,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from server.audit import audit
+from server.config import ServerSettings
 from server.web.accounts import User
 from server.web.auth import MAX_PASSWORD_LENGTH, check_password, close_session, open_session
 from server.web.deps import SESSION_COOKIE, ContextDep, SameOrigin, SessionDep
@@ -124,6 +133,63 @@ class LoginThrottle:
             return len(self._pairs) + len(self._users) + len(self._trusted)
 
 
+# The start of the refusal's detail: what the login page (login.js) recognises.
+PLAIN_HTTP_REFUSAL = "session cookie not kept over plain HTTP"
+WHAT_TO_DO = ("open the dashboard at its https:// address (a TLS reverse proxy, docs/deployment.md), or, for a "
+              "pilot on a local network only, set cookie_secure: false (TRIVUE_COOKIE_SECURE=false), knowing "
+              "that passwords and session cookies then cross that network in clear")
+
+
+def loopback_host(host: str) -> bool:
+    """``host`` names this machine only, as browsers judge a secure context on plain http:
+    localhost, ``*.localhost``, 127.0.0.0/8, ::1 (a URL's host, bracketed or not)."""
+    name = host.strip().removeprefix("[").removesuffix("]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _listens_on_loopback(host: str) -> bool:
+    """The listen address reaches this machine only (a name such as Debian's own host name, 127.0.1.1,
+    included); 0.0.0.0 and :: are every interface."""
+    if loopback_host(host):
+        return True
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+    except (OSError, UnicodeError):
+        return False  # trivue server stops on it anyway, naming the host
+    return bool(found) and all(loopback_host(str(address)) for address in found)
+
+
+def plain_http_warning(settings: ServerSettings) -> str | None:
+    """What ``trivue server`` logs at start-up when browsers of other machines, reaching it directly
+    over plain HTTP, will drop its Secure session cookie; None when they cannot or will not."""
+    if not settings.session_cookie_secure or _listens_on_loopback(settings.host):
+        return None
+    return (f"listening on {settings.host} port {settings.port} over plain HTTP with cookie_secure on: a browser "
+            f"on another machine at http://<this machine>:{settings.port}/ drops the Secure session cookie, so "
+            f"its login page refuses to sign in and says why. To let it: {WHAT_TO_DO}")
+
+
+def cookie_dropped(request: Request, settings: ServerSettings) -> bool:
+    """The browser that sent this login will drop its Secure cookie: its page is plain http on another
+    machine. Judged by the page's own address (``Origin``, else ``Referer``; browsers send one with
+    every POST, and ``same_origin`` has checked that it names this server), not by the request's
+    scheme: behind a TLS reverse proxy on another machine, which uvicorn does not trust for
+    ``X-Forwarded-Proto`` by default, the request reads http while the browser is on https and keeps
+    the cookie. A script sending neither header is left to its own cookie jar."""
+    if not settings.session_cookie_secure:
+        return False
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    if not claimed or claimed == "null":
+        return False
+    page = urlsplit(claimed)
+    return page.scheme.lower() == "http" and not loopback_host(page.hostname or "")
+
+
 class LoginForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -157,6 +223,9 @@ LOGIN_BODY = {"requestBody": {"required": True, "content": {
     for kind in ("application/json", "application/x-www-form-urlencoded")}}}
 LOGIN_REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Unknown user or wrong password"},
+    403: {"description": "A state-changing request from another site (its Origin or Referer is not this server); "
+                         "or a browser on a plain http:// page of another machine, which would drop the Secure "
+                         "session cookie (the detail says what to do)"},
     422: {"description": "No name or password, or not as a user name or password can be"},
     429: {"description": "Too many failed logins for this name (from this address): see Retry-After"},
 }
@@ -188,6 +257,12 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
     @router.post("/login", summary="Open a browser session (sets the trivue_session cookie)", response_model=LoggedIn,
                  dependencies=[SameOrigin], openapi_extra=LOGIN_BODY, responses=LOGIN_REFUSALS)
     async def login(request: Request, response: Response, db: SessionDep, ctx: ContextDep) -> dict[str, str]:
+        if cookie_dropped(request, ctx.settings):
+            # Before the password: a session opened now would be lost by the browser, its key having
+            # crossed the network in clear; and the user would only see the login page again.
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"{PLAIN_HTTP_REFUSAL}: this browser's page is http:// on another machine, and "
+                                f"browsers drop a Secure cookie there. To sign in: {WHAT_TO_DO}")
         form = await _read_form(request)
         address = request.client.host if request.client else "unknown"
         # argon2 takes tens of milliseconds of CPU on purpose, and the database is synchronous: in a
@@ -197,7 +272,7 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
                                                      request.cookies.get(SESSION_COOKIE))
         response.set_cookie(SESSION_COOKIE, key, max_age=ctx.settings.session_hours * 3600, expires=expires,
                             httponly=True, samesite="lax", path="/",
-                            secure=ctx.settings.cookie_secure and not ctx.settings.dev)
+                            secure=ctx.settings.session_cookie_secure)
         return {"name": user.name, "role": user.role, "expires_at": expires.isoformat()}
 
     @router.post("/logout", summary="End the browser session", response_model=Done, dependencies=[SameOrigin])
