@@ -46,11 +46,13 @@ class PurgeReport:
     reminder_items: int = 0  # household items pseudonymised (server.reminders.expiry)
     false_detections: int = 0
     reminder_letter_photos: int = 0  # stored letters whose purged photos were replaced
+    reminder_stray_letters: int = 0  # letter files of erased, expired or unknown items deleted
 
     @property
     def total(self) -> int:
         return (self.lifts + self.photos + self.dead_letters + self.sessions + self.audit_entries
-                + self.reminder_items + self.false_detections + self.reminder_letter_photos)
+                + self.reminder_items + self.false_detections + self.reminder_letter_photos
+                + self.reminder_stray_letters)
 
 
 def _purge_photos(session: Session, evidence: EvidenceStore, before: datetime, lifts_before: datetime) -> int:
@@ -105,6 +107,7 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     lifts = drop_partitions_before(session, lifts_before)
     lifts += session.execute(delete(Lift).where(Lift.started_at < lifts_before)).rowcount or 0
     dead_before = now - timedelta(days=settings.dead_letter_retention_days)
+    # A refused lift's letter goes with the raw lifts, however late it came (``ingest.letters``).
     dead = session.execute(delete(DeadLetter).where(or_(
         DeadLetter.received_at < dead_before, DeadLetter.lift_started_at < lifts_before,
         and_(_photo_letter(settings), DeadLetter.received_at < photos_before)))).rowcount or 0
@@ -114,7 +117,7 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     audit_before = now - timedelta(days=settings.audit_retention_days)
     audits = session.execute(delete(AuditEntry).where(AuditEntry.at < audit_before)).rowcount or 0
     report = PurgeReport(lifts, photos, dead, purge_sessions(session), audits, reminders.items,
-                         reminders.false_detections, reminders.letter_photos)
+                         reminders.false_detections, reminders.letter_photos, reminders.stray_letters)
     if report.total:
         audit(session, "system", "retention.purge", detail=str(asdict(report)))
         log.info("retention: deleted %s", asdict(report))

@@ -71,7 +71,9 @@ def labels_router(rules: SortingRules) -> APIRouter:
             raise HTTPException(404, f"no photo file for lift {event_id}")
         audit(db, who.actor, "evidence.read", str(event_id), "labelling")
         db.commit()
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        # A household's bin on an annotator's (often shared) office computer: no browser or proxy keeps
+        # it, as the evidence route; each view is audited, so a cached copy would be an unaudited one.
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @router.post("/photos/{event_id}/decisions", summary="Accept, delete, move, add, unusable, done or undo",
                  response_model=schemas.Photo, dependencies=[SameOrigin])

@@ -18,11 +18,21 @@ the audit trail. The campaign's record of its rules loses its excluded addresses
 False detections (``reminder_false_detections``: a lift id, the item, the reviewer's note) are
 deleted ``reminder_retention_days`` after they were reported: their photo went long before
 (``evidence_retention_days``) and their lift with ``retention_days``.
+
+Letter files left behind (``delete_stray_letters``): before 2026-12-05 a letter's path was recorded
+relative to the directory of the send, and an erasure run from another directory did not find it,
+so the household's letter stayed in ``<data_dir>/reminders/campagne-<c>/`` after its item had
+forgotten it. Each purge deletes there every household letter (``letter_files.LETTER_FILE``) whose
+item is erased or expired, at once, and one no item of its campaign names once it is older than
+``reminder_retention_days`` (a database restored or replaced must not cost the letters of live
+items their files within the hour). A live item's file is never touched, nor anything but a letter.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +41,7 @@ from sqlalchemy import ColumnElement, delete, func, inspect, select
 from sqlalchemy.orm import Session
 
 from server.reminders.config import EffectRules
-from server.reminders.letter_files import delete_letter
+from server.reminders.letter_files import CAMPAIGN_FOLDER, delete_letter, letter_ids
 from server.reminders.letter_photos import forget_purged_photos
 from server.reminders.models import (
     APPROVED,
@@ -60,6 +70,7 @@ class ReminderExpiry:
     items: int  # household items pseudonymised
     false_detections: int  # deleted
     letter_photos: int = 0  # stored letters whose purged photos were replaced (server.reminders.letter_photos)
+    stray_letters: int = 0  # letter files of erased, expired or unknown items deleted (delete_stray_letters)
 
 
 def _identified() -> list[ColumnElement[bool]]:
@@ -131,4 +142,54 @@ def expire_reminders(session: Session, now: datetime, days: int,
     # After the items' expiry: a letter deleted with its item needs no rewriting.
     letters = forget_purged_photos(session, letters_root)
     session.flush()
-    return ReminderExpiry(count, false_detections, letters)
+    return ReminderExpiry(count, false_detections, letters, delete_stray_letters(session, letters_root, now, days))
+
+
+def _letter_files(letters_root: Path) -> Iterator[tuple[int, int, Path]]:
+    """(campaign id, item id, path) of each household letter in a campaign's folder of ``letters_root``
+    named for that campaign; links are not followed (a link is nobody's letter)."""
+    with os.scandir(letters_root) as folders:
+        for folder in folders:
+            match = CAMPAIGN_FOLDER.fullmatch(folder.name)
+            if match is None or not folder.is_dir(follow_symlinks=False):
+                continue
+            with os.scandir(folder.path) as files:
+                for entry in files:
+                    ids = letter_ids(entry.name)
+                    if ids is not None and ids[0] == int(match[1]) and entry.is_file(follow_symlinks=False):
+                        yield ids[0], ids[1], Path(entry.path)
+
+
+def delete_stray_letters(session: Session, letters_root: Path | None, now: datetime, days: int) -> int:
+    """Delete the letter files under ``letters_root`` of items erased or expired, and those no item of
+    their campaign names once older than ``days``; the number deleted (see the module's docstring)."""
+    if letters_root is None or not letters_root.is_dir() \
+            or not inspect(session.connection()).has_table(Item.__tablename__):
+        return 0
+    found = list(_letter_files(letters_root))
+    items: dict[int, tuple[int, str]] = {}  # item id -> (campaign id, key)
+    wanted = sorted({item_id for _campaign, item_id, _path in found})
+    for start in range(0, len(wanted), 500):
+        items.update((i, (c, k)) for i, c, k in session.execute(
+            select(Item.id, Item.campaign_id, Item.target_key).where(Item.id.in_(wanted[start:start + 500]))))
+    old = (now - timedelta(days=days)).timestamp()
+    deleted = 0
+    for campaign_id, item_id, path in found:
+        owner = items.get(item_id)
+        if owner is not None and owner[0] == campaign_id:
+            if not owner[1].startswith((ERASED_PREFIX, EXPIRED_PREFIX)):
+                continue  # a live item's letter: the mail room may still print it
+        else:  # no item names it: only once past the retention (see above)
+            try:
+                if path.stat().st_mtime >= old:
+                    continue
+            except FileNotFoundError:
+                continue
+        try:
+            path.unlink(missing_ok=True)
+            deleted += 1
+        except OSError as error:  # tried again by the next purge
+            log.warning("reminder letter %s not deleted: %s", path, error)
+    if deleted:
+        log.info("reminders: %d letter file(s) of erased, expired or unknown items deleted", deleted)
+    return deleted

@@ -11,6 +11,7 @@ campaign's folder of ``letters_root``; a copy outside the server's folder (``tri
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,22 @@ from server.reminders.models import Channel, Item
 def letter_name(campaign_id: int, item_id: int) -> str:
     """The file name ``Dispatcher`` gives a household letter."""
     return f"courrier-campagne-{campaign_id}-{item_id}.pdf"
+
+
+# A household letter (``letter_name``), or its copy being rewritten without a purged photo
+# (``letter_photos.replace_photos``: ``.<name>.photos``, left behind by a crash). Nothing else: not
+# the mail room's print file (``courriers-campagne-<c>.pdf``, ``.partiel``), a street notice
+# (``avis-``), a thank-you (``remerciement-``) or a route sheet (``feuille-de-route-``).
+LETTER_FILE = re.compile(r"(\.?)courrier-campagne-([0-9]{1,18})-([0-9]{1,18})\.pdf(\.photos)?")
+CAMPAIGN_FOLDER = re.compile(r"campagne-([0-9]{1,18})")
+
+
+def letter_ids(name: str) -> tuple[int, int] | None:
+    """(campaign id, item id) of a household letter's file name (``LETTER_FILE``), else None."""
+    match = LETTER_FILE.fullmatch(name)
+    if match is None or bool(match[1]) != bool(match[4]):  # ".courrier-…pdf" or "courrier-…pdf.photos"
+        return None
+    return int(match[2]), int(match[3])
 
 
 def _in_server_folder(path: Path, item: Item, letters_root: Path) -> bool:

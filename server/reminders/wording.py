@@ -72,7 +72,8 @@ WORDS: dict[str, str] = {
 
 # Keys of the API's JSON whose strings are messages (not names, notes or keys people typed).
 MESSAGE_FIELDS = frozenset({"reason", "send_detail", "text", "label", "action", "errors", "failed", "retrying",
-                            "skipped", "recovered", "deferred", "waiting", "detail", "msg", "left_out", "order"})
+                            "skipped", "recovered", "deferred", "waiting", "detail", "msg", "left_out", "order",
+                            "letters_missing"})
 _DECIMAL = re.compile(r"^([+−-]?\d+),(\d+)( %)?$")
 _LIST_SEPARATORS = (" ; ", ", ")
 

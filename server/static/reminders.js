@@ -23,6 +23,7 @@
     $("plan-street").textContent = t("rem.street_only", { id: streetId });
   }
   let chart = null;
+  let printed = { letters: 0, fresh: 0 }, printAsked = 0; // the print file's counts as shown (printLetters)
 
   function planParams() {
     return { since: $("plan-since").value, until: $("plan-until").value };
@@ -120,6 +121,7 @@
   }
 
   function previews(item) {
+    if (forgotten(item)) return null; // erased or expired: no household left to write to
     const links = [["letter", "rem.preview"]];
     if (item.kind === "household") links.push(["email", "rem.preview_email"], ["sms", "rem.preview_sms"]);
     return el("p", { class: "small" }, ...links.map(([channel, key]) => el("a", {
@@ -127,11 +129,18 @@
       text: t(key), style: "margin-right:1rem" })));
   }
 
+  // An erased or expired household's item keeps only its pseudonymous key (erased:17): said in words.
+  const forgotten = (item) => /^(erased|expired):(\d+)$/.exec(item.key || "");
+  function itemLabel(item) {
+    const gone = forgotten(item);
+    return gone ? t(`rem.${gone[1]}_item`, { id: gone[2] }) : item.label;
+  }
+
   function itemCard(item, reasons) {
     const level = item.level ? ` · ${t("rem.level", { n: item.level })} (${item.action})` : "";
     const cats = item.categories.map((c) => `${c.label} (${c.lifts})`).join(", ");
     return el("li", { class: "rem-item", id: `item-${item.id}`, "data-status": item.status },
-      el("header", {}, el("h3", { text: item.label }),
+      el("header", {}, el("h3", { text: itemLabel(item) }),
         el("span", { class: "rem-badge", text: t("rem.kind." + item.kind) + level }),
         el("span", { class: `rem-badge ${item.status}`, text: t("rem.status." + item.status) })),
       el("p", { class: "rem-why" }, el("strong", { text: `${t("rem.why")}${t("rem.colon")}` }), item.reason),
@@ -157,17 +166,46 @@
     } catch (error) { showError(status, error); }
   }
 
-  // The mail room's one print file (letters by commune, postcode, street, number): shown with its count,
-  // only when the campaign has letters to print (the page has the link at household level only).
+  /* The mail room's print file (by commune, postcode, street, number; household level only): every letter,
+     or only those never printed (a retry's, contacts imported since: --new-only), with the counts; the
+     new ones are counted only once some were printed (a count reads every letter). */
   async function printLetters(id) {
-    const link = $("print-letters");
-    if (!link) return;
-    link.href = `/api/reminders/campaigns/${id}/letters.pdf`;
+    const box = $("print-letters");
+    if (!box) return null;
+    const base = `/api/reminders/campaigns/${id}/letters`, asked = ++printAsked;
     try {
-      const run = await api(`/api/reminders/campaigns/${id}/letters`);
-      link.textContent = t("rem.print_letters_n", { n: fmt.num(run.letters), sheets: fmt.num(run.sheets) });
-      link.hidden = !run.letters;
-    } catch (error) { link.hidden = true; }
+      const all = await api(base);
+      const fresh = all.already_printed ? await api(base, { only_new: true }) : all;
+      if (asked !== printAsked) return null; // a later count (another campaign, an erasure) was asked
+      const before = Math.max(0, all.letters - fresh.letters); // printed before, and in the file of all
+      const sheets = (run) => ({ n: fmt.num(run.letters), sheets: fmt.num(run.sheets) });
+      const split = !before ? t("rem.print_none_yet") : !fresh.letters ? t("rem.print_all_done")
+        : t("rem.print_split", { fresh: fmt.num(fresh.letters), printed: fmt.num(before) });
+      const parts = [t("rem.print_count", { n: fmt.num(all.letters) }), split];
+      if (all.left_out.length) parts.push(t("rem.print_left_out", { n: fmt.num(all.left_out.length) }));
+      $("print-letters-count").textContent = parts.join(t("rem.semicolon"));
+      $("print-new").href = `${base}.pdf?only_new=true`;
+      $("print-new").textContent = t("rem.print_new_n", sheets(fresh));
+      $("print-new").hidden = !before || !fresh.letters; // nothing printed yet: the two files are one
+      $("print-all").href = `${base}.pdf`;
+      $("print-all").textContent = t(before ? "rem.print_again_n" : "rem.print_letters_n", sheets(all));
+      $("print-all").classList.toggle("primary", !before || !fresh.letters);
+      box.hidden = !all.letters;
+      printed = { letters: all.letters, fresh: fresh.letters };
+      return printed;
+    } catch (error) { box.hidden = true; return null; }
+  }
+
+  // A print file handed out marks its letters printed (before its first byte): the counts, read again.
+  function afterPrint() {
+    const id = $("campaign-select").value;
+    const before = printed.fresh;
+    let tries = 0;
+    const again = async () => {
+      const now = await printLetters(id);
+      if (now && now.fresh && now.fresh === before && ++tries < 5) setTimeout(again, 2000);
+    };
+    setTimeout(again, 1000);
   }
 
   async function decide(itemId, approve) {
@@ -293,9 +331,19 @@
     });
   }
 
+  /* Letters an erasure could not delete (not found, or outside the server's folder): each still names
+     the household, so the page says so, with where (the API's sentences, in the page's language). */
+  function missingLetters(problems) {
+    const list = $("rights-missing");
+    list.replaceChildren(...problems.map((text) => el("li", { text })));
+    list.hidden = !problems.length;
+    if (problems.length) $("rights-status").append(" ", t("rem.letters_missing", { n: fmt.num(problems.length) }));
+  }
+
   async function rights(action) {
     const status = $("rights-status");
     status.classList.remove("error");
+    missingLetters([]);
     const key = $("rights-key").value.trim();
     if (!$("rights-key").checkValidity() || !key) { $("rights-key").reportValidity(); return; }
     const path = `/api/reminders/households/${encodeURIComponent(key)}`;
@@ -308,7 +356,8 @@
         if (!window.confirm(t("rem.erase_confirm"))) return;
         const note = $("rights-note").value.trim();
         const done = await api(path, note ? { note } : {}, { method: "DELETE" });
-        status.textContent = t("rem.erased", { key, contacts: done.contacts, items: done.items });
+        status.textContent = t("rem.erased", { key, contacts: done.contacts, items: done.items, letters: done.letters });
+        missingLetters(done.letters_missing || []);
       }
       await loadCampaign();
     } catch (error) { showError(status, error); }
@@ -328,6 +377,7 @@
     } catch (error) { showError(status, error); }
   }
 
+  ["print-new", "print-all"].forEach((id) => $(id) && $(id).addEventListener("click", afterPrint)); // household level
   $("opt-out").addEventListener("click", () => rights("opt-out"));
   $("erase").addEventListener("click", () => rights("erase"));
   if ($("contacts-import")) $("contacts-import").addEventListener("click", importContacts); // household level only

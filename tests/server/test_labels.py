@@ -310,3 +310,11 @@ def test_the_queue_leaves_out_photos_past_their_labelling_date(api: Server, phot
     assert [i["event_id"] for i in queue["items"]] == [photos[0], photos[1]] and queue["total"] == 2
     first = api.client.get(f"/api/labels/photos/{queue['items'][0]['event_id']}", headers=who)
     assert first.status_code == 200
+
+
+def test_the_labelling_photo_is_never_kept_by_a_browser(api: Server, photos: list[str]) -> None:
+    """A household's bin on an annotator's (shared) office computer: no browser or proxy keeps it,
+    as the evidence route (``no-store``); it said ``private, max-age=3600``."""
+    answer = api.client.get(f"/api/labels/photos/{photos[0]}/photo.jpg", headers=api.token("annotator"))
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+    assert answer.headers["cache-control"] == "no-store"

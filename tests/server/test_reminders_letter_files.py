@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,56 @@ def test_the_mail_room_prints_only_the_letters_not_yet_printed(city: City, tmp_p
     whole = api.get(url + ".pdf", headers=headers)
     assert whole.status_code == 200 and whole.headers["x-letters"] == "3"
     assert len(PdfReader(io.BytesIO(whole.content)).pages) >= 6
+
+
+def test_the_purge_deletes_the_letters_erasures_left_behind_and_nothing_else(city: City, tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before 2026-12-05 an erasure from another directory than the server's did not find the letter
+    (its path recorded relative): the item forgot the household, its letter stayed on disk for ever.
+    The hourly purge deletes such letters, and never a live item's, a print file or a notice."""
+    campaign_id = send_letters(city)
+    item, erased = target_letter(city, campaign_id)
+    folder = erased.parent
+    with city.sessions() as session:
+        live = session.scalars(select(Item).where(Item.campaign_id == campaign_id, Item.kind == HOUSEHOLD,
+                                                  Item.channel == "letter", Item.id != item.id)).one()
+        # recorded as a send did before the fix: relative to the server's directory
+        session.get(Item, item.id).send_detail = f"trivue-data/reminders/{folder.name}/{erased.name}"
+        monkeypatch.chdir(tmp_path)  # the DPO's directory: the relative letters folder is not there
+        done = erase_household(session, item.target_key, "dpo", letters_root=Path("trivue-data") / "reminders")
+        session.commit()
+    assert done["letters"] == 0 and done["letters_missing"] and erased.is_file()  # as before the fix
+    live_letter = folder / f"courrier-campagne-{campaign_id}-{live.id}.pdf"
+    assert live_letter.is_file()
+    left = folder / f".{erased.name}.photos"  # a photo rewrite of the erased letter, cut short
+    left.write_bytes(erased.read_bytes())
+    keep = [live_letter, *folder.glob("avis-*.pdf"), *folder.glob("feuille-de-route-*.pdf"),
+            folder / f"courriers-campagne-{campaign_id}.pdf", folder / f"courriers-campagne-{campaign_id}.pdf.partiel",
+            folder / "notes.pdf", folder / f"courrier-campagne-{campaign_id + 1}-{item.id}.pdf",
+            folder / f"courrier-campagne-{campaign_id}-999.pdf"]  # no item, but not past the retention
+    for path in keep:
+        if not path.exists():
+            path.write_bytes(b"%PDF-1.4 operator's file")
+    link = folder / f"courrier-campagne-{campaign_id}-{item.id + 1000}.pdf"
+    link.symlink_to(live_letter)  # a link is nobody's letter: neither it nor the live letter goes
+    keep.append(link)
+    old = [folder / f"courrier-campagne-{campaign_id}-998.pdf", city.settings.data_dir / "reminders" / "campagne-77" /
+           f"courrier-campagne-77-{live.id}.pdf"]  # no item of that campaign names them, a year old
+    for path in old:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"%PDF-1.4 a restored database's letter")
+        year_ago = (MIDNIGHT - timedelta(days=400)).timestamp()
+        os.utime(path, (year_ago, year_ago))
+    with city.sessions() as session:
+        report = purge_expired(session, EvidenceStore(city.settings.evidence_path, 2**22), city.settings,
+                               now=MIDNIGHT + timedelta(days=1))
+        session.commit()
+    assert not erased.exists() and not left.exists(), "the erased household's letter is still on disk"
+    assert not any(path.exists() for path in old)
+    assert all(path.exists() for path in keep), [p.name for p in keep if not p.exists()]
+    assert report.reminder_stray_letters == 4
+    run = print_run(city.sessions(), campaign_id, folder)
+    assert [letter.item_id for letter in run.letters] == [live.id]  # the mail room still prints the live one
+    with city.sessions() as session:
+        trail = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "retention.purge")).all()
+    assert any("'reminder_stray_letters': 4" in d for d in trail), trail

@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
 
+from server.reminders.models import Item
 from tests.conftest import CHROMIUM, free_port
+from tests.dashboard.test_rgaa import OVERFLOWING
 from tests.server.reminders_city import City, engine_for, seed_city
 
 PASSWORD = "correct-horse-battery"
@@ -72,6 +76,7 @@ EXPECT = {
            "verdict": "Trop peu de levées pour conclure", "nav": "Rappels", "again": "déjà en attente de revue dans "
            "la campagne 1", "nothing": "le plan ne propose aucun message", "why": "levées contaminées sur",
            "erased": "1 contact(s) supprimé(s), 1 élément(s) anonymisé(s)", "name": "Novembre",
+           "missing": "courrier introuvable : ",
            "leak": ENGLISH_WORDS},
     "en": {"planned": "message(s) proposed", "pending": "to review", "channel": "Will be sent by: postal letter",
            "no_contact": "No contact details", "rejected": "rejected", "approved": "approved",
@@ -80,7 +85,8 @@ EXPECT = {
            "retried": "Sent: postal letter 1. Failed: 0", "sent": "sent — postal letter",
            "verdict": "Too few lifts to conclude", "nav": "Reminders", "again": "already waiting for review in "
            "campaign 1", "nothing": "the plan proposes no message", "why": "contaminated lifts out of",
-           "erased": "1 contact(s) deleted, 1 item(s) anonymised", "name": "November", "leak": FRENCH_WORDS},
+           "erased": "1 contact(s) deleted, 1 item(s) anonymised", "name": "November", "missing": "letter not found: ",
+           "leak": FRENCH_WORDS},
 }
 
 
@@ -98,8 +104,24 @@ def leaks(text: str, city: City, lang: str) -> list[str]:
     for data in (*[a.label for a in city.addresses.values()], "Rue Hoche, Rennes", EXPECT[lang]["name"]):
         text = text.replace(data, " ")
     text = re.sub(r"\b(bin|address|street):[\w-]+", " ", text)  # household keys are the same in both
+    text = re.sub(r"(?:/[\w.-]+){2,}", " ", text)  # a letter's path on the server (/srv/…/campagne-1/…)
     text = re.sub(r"[\w-]+\.pdf\b", " ", text)  # the printed files' names (courrier-campagne-1-3.pdf)
     return sorted({m.group(0) for m in EXPECT[lang]["leak"].finditer(text)})
+
+
+def print_file(page: Any, link: str) -> Path:
+    """Download the mail room's print file from the keyboard: Tab from the link before the print box
+    reaches ``link`` (the new letters first, when shown), Enter downloads it; its path."""
+    page.locator("#false-csv").focus()
+    while not page.evaluate(f"() => document.activeElement.matches({link!r})"):
+        assert page.evaluate("() => document.activeElement.closest('#print-letters') !== null "
+                             "|| document.activeElement.id === 'false-csv'"), "the print links are not reachable"
+        page.keyboard.press("Tab")
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    path = Path(download.value.path())
+    assert path.read_bytes().startswith(b"%PDF-")
+    return path
 
 
 @pytest.mark.parametrize("lang", ["fr", "en"])
@@ -195,10 +217,45 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     expect(page.locator("#queue li:has-text('BAC-0042')").first).to_contain_text(want["sent"])
     page.reload()  # the campaign as a manager finds it later: its letter in the mail room's file
     expect(page.locator("#print-letters")).to_be_visible()
-    expect(page.locator("#print-letters")).to_contain_text(t["rem.print_letters_n"].format(n=1, sheets=1))
+    expect(page.locator("#print-all")).to_have_text(t["rem.print_letters_n"].format(n=1, sheets=1))
+    expect(page.locator("#print-letters-count")).to_contain_text(t["rem.print_none_yet"])
+    expect(page.locator("#print-new")).to_be_hidden()  # nothing printed yet: one file, not two
     expect(page.locator("#effect-verdict")).to_contain_text(want["verdict"])
     expect(page.locator("nav a[aria-current=page]")).to_have_text(want["nav"])
     seen.append(page.inner_text("main"))
+    print_file(page, "#print-all")  # the mail room prints it, by keyboard
+    expect(page.locator("#print-all")).to_have_text(t["rem.print_again_n"].format(n=1, sheets=1))
+    expect(page.locator("#print-letters-count")).to_contain_text(t["rem.print_all_done"])
+    expect(page.locator("#print-new")).to_be_hidden()  # nothing new to print
+    # A second household's letter goes out later: the page offers it alone, or everything again.
+    later = page.locator(f"#queue li:has-text('{city.addresses['opted_out'].label}')").first
+    later.get_by_role("button", name=t["rem.approve"]).click()
+    expect(page.locator(f"#queue li:has-text('{city.addresses['opted_out'].label}')").first).to_contain_text(
+        want["approved"])
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=t["rem.send"]).click()
+    expect(page.locator("#print-letters-count")).to_contain_text(t["rem.print_split"].format(fresh=1, printed=1))
+    expect(page.locator("#print-new")).to_have_text(t["rem.print_new_n"].format(n=1, sheets=1))
+    expect(page.locator("#print-all")).to_have_text(t["rem.print_again_n"].format(n=2, sheets=2))
+    seen.append(page.inner_text("main"))
+    page.locator("section:has(#campaigns-title)").screenshot(path=str(shots / f"rappels-{lang}-courriers.png"))
+    page.set_viewport_size({"width": 320, "height": 900})  # RGAA 10.11: the long links wrap, no scrolling
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320, page.evaluate(OVERFLOWING)
+    page.locator("#print-letters").screenshot(path=str(shots / f"rappels-{lang}-courriers-320.png"))
+    page.locator("section:has(#rights-title)").screenshot(path=str(shots / f"rappels-{lang}-foyers-320.png"))
+    page.set_viewport_size({"width": 1280, "height": 900})
+    new_only = print_file(page, "#print-new")
+    assert len(PdfReader(new_only).pages) == 2  # one letter of one page and its blank back
+    expect(page.locator("#print-letters-count")).to_have_text(
+        f"{t['rem.print_count'].format(n=2)}{t['rem.semicolon']}{t['rem.print_all_done']}")
+    expect(page.locator("#print-new")).to_be_hidden()
+    with city.sessions() as session:
+        bin_item = session.scalars(select(Item).where(Item.target_key == "bin:BAC-0042")).one()
+        assert len(session.scalars(select(Item).where(Item.printed_at.is_not(None))).all()) == 2
+    # The bin's letter is not where the server wrote it (moved by hand): its erasure says so, and where.
+    letter = city.settings.data_dir / "reminders" / f"campagne-{bin_item.campaign_id}" / \
+        f"courrier-campagne-{bin_item.campaign_id}-{bin_item.id}.pdf"
+    letter.rename(letter.with_name("courrier-deplace.pdf"))
     page.get_by_label(t["rem.key"]).fill("bin:INCONNU")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=t["rem.erase"]).click()  # an unknown key: the API's 404, translated
@@ -208,7 +265,13 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=t["rem.erase"]).click()
     expect(page.locator("#rights-status")).to_contain_text(want["erased"])
+    expect(page.locator("#rights-status")).to_contain_text(t["rem.letters_missing"].format(n=1))
+    expect(page.locator("#rights-missing")).to_be_visible()
+    expect(page.locator("#rights-missing li")).to_have_text([f"{want['missing']}{letter}"])
     expect(page.locator("#queue")).not_to_contain_text("BAC-0042")
+    expect(page.locator(f"#item-{bin_item.id} h3")).to_have_text(t["rem.erased_item"].format(id=bin_item.id))
+    expect(page.locator(f"#item-{bin_item.id} a")).to_have_count(0)  # no preview of a letter to nobody
+    expect(page.locator("#print-letters-count")).to_contain_text(t["rem.print_left_out"].format(n=1))
     seen.append(page.inner_text("main"))
     page.screenshot(path=str(shots / f"rappels-{lang}.png"), full_page=True)
     context.close()
