@@ -127,14 +127,17 @@ def list_dead_letters(args: argparse.Namespace) -> int:
 
     from server.audit import audit
     from server.ingest.inbox import newest_dead_letters
+    from server.ingest.letters import held_summary
 
     if not 1 <= args.limit <= 1000:
         raise CliError(f"--limit must be 1 to 1000, got {args.limit}")
-    with open_database(settings_from(args)) as session:
+    settings = settings_from(args)
+    with open_database(settings) as session:
         try:
             counts, letters = newest_dead_letters(session, args.reason, args.limit)
         except ValueError as error:
             raise CliError(f"--{error}") from None
+        held = held_summary(session, settings)  # as the API and the data-quality page say it
         # Reading what trucks sent is audited, as on the API; the payloads are never printed here.
         audit(session, "cli", "dead_letters.read", detail=f"{len(letters)} messages, payloads hidden")
         session.commit()
@@ -145,15 +148,21 @@ def list_dead_letters(args: argparse.Namespace) -> int:
         print(f"no dead letter has the reason {args.reason!r}; stored reasons: {', '.join(sorted(counts)) or 'none'}",
               file=sys.stderr)
     if args.json:
-        print(json.dumps({"counts": counts, "items": rows}, ensure_ascii=False))
+        print(json.dumps({"counts": counts, "held": held, "items": rows}, ensure_ascii=False))
         return 0
     total = sum(counts.values())
     print(f"{total} dead letters" + (": " + ", ".join(f"{r} {n}" for r, n in sorted(counts.items())) if total else ""))
+    print(f"held whole for a replay: {held['letters']} letters, {_size(held['bytes'])} of the "
+          f"{_size(held['limit_bytes'])} of dead_letter_held_bytes")
     for row in rows:
         replay = "" if row["replayable"] else " (truncated: cannot be replayed)"
         print(f"#{row['id']} {row['received_at']} {row['reason']} {row['truck_id'] or '-'} {row['topic']} "
               f"{row['payload_size']} B{replay}: {row['detail'][:160]}")
     return 0
+
+
+def _size(count: int) -> str:
+    return f"{count / 1024:.1f} KiB" if count < 1024 * 1024 else f"{count / 1024 / 1024:.1f} MiB"
 
 
 def replay_dead_letters(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from base.ids import is_truck_id
 from base.strict_yaml import describe, read_mapping
 from vision.rules import DEFAULT_RULES, RulesError, SortingRules
 
@@ -186,6 +187,20 @@ class ServerSettings(BaseModel):
         if isinstance(value, str):  # from the environment: "truck-1,truck-2"
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("known_trucks")
+    @classmethod
+    def _some_trucks(cls, trucks: list[str] | None) -> list[str] | None:
+        # An empty registry (TRIVUE_KNOWN_TRUCKS= in a unit file) refused every truck: each lift a
+        # dead letter, ingest stopped without a word. A JSON list in the variable was one odd name.
+        if trucks is not None and not trucks:
+            raise ValueError("no truck listed: every truck's messages would be refused; to accept every truck, "
+                             "leave the setting out (unset TRIVUE_KNOWN_TRUCKS); to take in no message at all, "
+                             "ingest_enabled: false")
+        for truck in trucks or ():
+            if not is_truck_id(truck):
+                raise ValueError(f"{truck!r} is not a truck id (write benne-01,benne-02)")
+        return trucks
 
     # A field check, not a model one: its error names the field, so the message names the file or
     # the variable (server.env's TRIVUE_DATABASE_URL) the URL came from, as for any bad value.

@@ -2,8 +2,9 @@
 
 The DPO answers « que détenez-vous sur moi ? » within a month with one file: the address, the bins
 the registry places there, the contact, the opposition, the lifts attributed to the household (day,
-time, stream, truck, errors found, whether a photo is kept, GPS fix), the reminders addressed to it
-and the audit entries naming its key. Keys and labels are French (the household reads it); the
+time, stream, truck, errors found, whether a photo is kept, GPS fix), the dead letters naming its
+bins (``server.reminders.dead_letters``), the reminders addressed to it and the audit entries naming
+its key. Keys and labels are French (the household reads it); the
 export itself is audited (``reminders.household.access``: the key and the counts, never the data).
 It is a person's right, so it works whatever ``household_level`` says, but only for an admin on the
 API (a manager would otherwise read addresses the switch hides) or on the command line.
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from server.audit import AuditEntry, audit
 from server.db import utcnow
 from server.ingest.models import Evidence, Lift
+from server.reminders.dead_letters import NamedLetter, letters_naming
 from server.reminders.households import check_key
 from server.reminders.models import CHANNEL_LABELS, KIND_LABELS, STATUS_LABELS, Campaign, Contact, Item, OptOut
 from server.reminders.targets import HouseholdKey
@@ -45,6 +47,13 @@ def _lifts(session: Session, household: HouseholdKey, zone: ZoneInfo) -> list[di
              "jugement_contesté": None if r.overruled_at is None else {
                  "le": _when(r.overruled_at), "motif": r.overrule_reason, "compté": "conforme"},
              "photo_conservée": r.event_id in photos} for r in rows]
+
+
+def _refused(letters: list[NamedLetter]) -> list[dict[str, Any]]:
+    return [{"identifiant": x.id, "reçu_le": _when(x.received_at), "motif": x.reason, "camion": x.truck_id,
+             "étiquette_du_bac": x.tag, "levée": x.event_id, "levée_du": x.started_at,
+             "position_gps": list(x.gps) if x.gps else None, "photos": len(x.photo_letters),
+             "contenu_gardé": "message entier" if x.whole else "début du message (4 ko)"} for x in letters]
 
 
 def _items(session: Session, key: str) -> list[dict[str, Any]]:
@@ -81,13 +90,14 @@ def household_access(session: Session, key: str, actor: str, zone: ZoneInfo) -> 
                     "mis_à_jour_le": _when(contact.updated_at)} if contact else None,
         "opposition": {"depuis": _when(opposition.at), "note": opposition.note} if opposition else None,
         "levées": _lifts(session, household, zone),
+        "messages_refusés": _refused(letters_naming(session, household)),
         "rappels": _items(session, key),
         "journal_d_audit": [{"date": _when(e.at), "qui": e.actor, "action": e.action, "détail": e.detail}
                             for e in trail],
     }
     audit(session, actor, ACCESS_ACTION, key,
           f"lifts={len(report['levées'])} items={len(report['rappels'])} contact={int(contact is not None)} "
-          f"audit={len(trail)}")
+          f"audit={len(trail)} dead_letters={len(report['messages_refusés'])}")
     return report
 
 
@@ -117,6 +127,7 @@ def access_text(report: dict[str, Any]) -> str:
         model = f", modèle {lift['modèle']['version']}"
         lines.append(f"  {lift['jour']} {lift['heure']} {lift['flux']}, camion {lift['camion']}{model} : "
                      f"{verdict}{photo}")
+    lines += _refused_text(report)
     items = report["rappels"]
     lines += ["", f"Rappels adressés au foyer : {len(items)}"]
     for item in items:
@@ -127,3 +138,16 @@ def access_text(report: dict[str, Any]) -> str:
     lines += ["", f"Entrées du journal d'audit qui nomment le foyer : {len(trail)}"]
     lines += [f"  {e['date']} {e['qui']} {e['action']}" + (f" ({e['détail']})" if e["détail"] else "") for e in trail]
     return "\n".join(lines) + "\n"
+
+
+def _refused_text(report: dict[str, Any]) -> list[str]:
+    letters = report["messages_refusés"]
+    lines = ["", f"Messages refusés par le serveur qui nomment un bac du foyer : {len(letters)}",
+             "  (retrouvés par l'étiquette RFID du bac ; un message refusé sans étiquette n'est rattaché à aucune "
+             "adresse et ne peut pas être retrouvé ici)"]
+    for x in letters:
+        gps = f", position GPS {x['position_gps'][0]:.5f}, {x['position_gps'][1]:.5f}" if x["position_gps"] else ""
+        photo = f", {x['photos']} photo(s) en attente" if x["photos"] else ""
+        lines.append(f"  reçu le {x['reçu_le']} (motif {x['motif']}), camion {x['camion'] or '-'}, bac "
+                     f"{x['étiquette_du_bac']}, levée du {x['levée_du'] or '?'}{gps}{photo} : {x['contenu_gardé']}")
+    return lines

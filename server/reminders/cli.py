@@ -335,7 +335,7 @@ def _erase(args: argparse.Namespace) -> int:
             raise CliError(str(error)) from None
         ctx.session.commit()
     print(say(f"{args.key} : {done['contacts']} contact(s) supprimé(s), {done['items']} élément(s) anonymisé(s), "
-              f"{done['letters']} courrier(s) supprimé(s)"))
+              f"{done['letters']} courrier(s) supprimé(s), {done['dead_letters']} message(s) refusé(s) vidé(s)"))
     for problem in done["letters_missing"]:  # the data are erased, this file may not be: exit code 1
         print(say(problem), file=sys.stderr)
     return 1 if done["letters_missing"] else 0
@@ -357,7 +357,8 @@ def _access(args: argparse.Namespace) -> int:
             raise CliError(f"{args.out} : {os_problem(error)}") from None
         ctx.session.commit()  # audited only once the file is written
     print(say(f"{args.out} : {len(report['levées'])} levée(s), {len(report['rappels'])} rappel(s), "
-              f"{int(report['contact'] is not None)} contact(s)"))
+              f"{int(report['contact'] is not None)} contact(s), {len(report['messages_refusés'])} message(s) "
+              "refusé(s)"))
     return 0
 
 

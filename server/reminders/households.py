@@ -3,7 +3,8 @@
 Contacts (names, e-mails, phone numbers, postal addresses of RFID bins) are personal data: they
 sit in ``reminder_contacts`` only, apart from lift data, and are read by managers and admins
 only. Erasing a household deletes its contact, anonymises its reminder items (the campaign's
-counts stay, the household is no longer identifiable there) and can record an opt-out, which
+counts stay, the household is no longer identifiable there), empties the dead letters naming its
+bins (``server.reminders.dead_letters``) and can record an opt-out, which
 keeps only the household key so the opposition is honoured later. Everything is audited.
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from server.audit import audit
 from server.db import utcnow
 from server.reminders.contacts_import import ContactFileError, read_contact_file
+from server.reminders.dead_letters import forget_letters, letters_naming
 from server.reminders.expiry import ERASED_PREFIX
 from server.reminders.letter_files import delete_letter
 from server.reminders.mailbox import MailboxError, smtp_mailbox
@@ -161,10 +163,12 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
     quotes the e-mail address, a letter's detail is its file), the Message-ID, and the letter's PDF
     in ``letters_root`` (``<data_dir>/reminders``); the campaigns' recorded exclusions lose it too.
     A letter it could not delete (not found, or outside the server's folder) is in ``letters_missing``.
+    Dead letters naming the household's bins (``server.reminders.dead_letters``) lose their payloads.
     """
     check_key(key)
     items = list(session.scalars(select(Item).where(Item.target_key == key)))
-    known = items or session.get(Contact, key) is not None or session.get(OptOut, key) is not None
+    refused = letters_naming(session, HouseholdKey.parse(key))
+    known = items or refused or session.get(Contact, key) is not None or session.get(OptOut, key) is not None
     if not known:
         raise UnknownHousehold(f"aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré")
     contacts = session.execute(delete(Contact).where(Contact.key == key)).rowcount or 0
@@ -180,16 +184,18 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
         if item.status in UNSENT:
             item.status, item.send_detail = "skipped", "données effacées à la demande du foyer"
     excluded = _forget_exclusion(session, HouseholdKey.parse(key))
+    dead_letters = forget_letters(session, refused)
     note = (note or "").strip()[:500] or None
     if keep_opt_out:
         opt_out(session, key, actor, f"effacement des données ({note})" if note else "effacement des données")
     else:
         session.execute(delete(OptOut).where(OptOut.key == key))
     audit(session, actor, "reminders.household.erase", key,
-          f"contacts={contacts} items={len(items)} letters={letters} exclusions={excluded}"
+          f"contacts={contacts} items={len(items)} letters={letters} exclusions={excluded} "
+          f"dead_letters={dead_letters}"
           + (f" letters_missing={len(missing)}" if missing else "") + (f" note={note}" if note else ""))
     return {"contacts": contacts, "items": len(items), "letters": letters, "opted_out": int(keep_opt_out),
-            "letters_missing": missing}
+            "letters_missing": missing, "dead_letters": dead_letters}
 
 
 def _forget_exclusion(session: Session, household: HouseholdKey) -> int:

@@ -223,7 +223,9 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
     ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),
     ("{key} : {contacts:d} contact(s) supprimé(s), {items:d} élément(s) anonymisé(s), {letters:d} courrier(s) "
-     "supprimé(s)", "{key}: {contacts} contact(s) deleted, {items} item(s) anonymised, {letters} letter(s) deleted"),
+     "supprimé(s), {dead:d} message(s) refusé(s) vidé(s)",
+     "{key}: {contacts} contact(s) deleted, {items} item(s) anonymised, {letters} letter(s) deleted, {dead} "
+     "refused message(s) emptied"),
     ("courrier introuvable : {path} (chemin relatif au dossier du serveur, cherché depuis {cwd} : lancez la "
      "commande depuis ce dossier)", "letter not found: {path} (a path relative to the server's folder, looked for "
      "from {cwd}: run the command from that folder)"),
@@ -231,8 +233,8 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("courrier hors du dossier du serveur, non effacé : {path}", "letter outside the server's folder, not "
      "deleted: {path}"),
     ("{file} : {n:d} fausse(s) détection(s)", "{file}: {n} false detection(s)"),
-    ("{file} : {lifts:d} levée(s), {items:d} rappel(s), {contacts:d} contact(s)",
-     "{file}: {lifts} lift(s), {items} reminder(s), {contacts} contact(s)"),
+    ("{file} : {lifts:d} levée(s), {items:d} rappel(s), {contacts:d} contact(s), {dead:d} message(s) refusé(s)",
+     "{file}: {lifts} lift(s), {items} reminder(s), {contacts} contact(s), {dead} refused message(s)"),
     ("--since {since} est après --until {until} : période vide", "--since {since} is after --until {until}: "
      "empty period"),
     ("fichier illisible ({reason}) : enregistrez-le en UTF-8", "unreadable file ({reason}): save it as UTF-8"),

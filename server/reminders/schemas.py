@@ -210,6 +210,8 @@ class Erased(Out):
     opted_out: int
     letters_missing: list[str] = Field(default_factory=list, description="letters of the household not deleted: "
                                        "not found, or outside the server's folder (where, and why)")
+    dead_letters: int = Field(default=0, description="Dead letters naming the household's bins whose payload was "
+                              "emptied (a refused lift's, its photo's)")
 
 
 class HouseholdAccess(Out):
@@ -224,6 +226,8 @@ class HouseholdAccess(Out):
     contact: dict[str, Any] | None
     opposition: dict[str, Any] | None
     levées: list[dict[str, Any]]
+    messages_refusés: list[dict[str, Any]] = Field(description="Dead letters naming the household's bins (its "
+                                                   "tag, or the tags the registry places at its address)")
     rappels: list[dict[str, Any]]
     journal_d_audit: list[dict[str, Any]]
 

@@ -172,7 +172,9 @@ def test_dead_letters_list_counts_and_shows_the_newest_without_payloads(
     assert run(["dead-letters", "list", "--limit", "2"], monkeypatch) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "4 dead letters: invalid_json 3, unknown_truck 1"
-    assert len(out) == 3 and all(" invalid_json benne-01 " in line for line in out[1:])  # the newest two
+    # What the API and the data-quality page say, the command line too: held whole, against the cap.
+    assert out[1] == "held whole for a replay: 0 letters, 0.0 KiB of the 512.0 MiB of dead_letter_held_bytes"
+    assert len(out) == 4 and all(" invalid_json benne-01 " in line for line in out[2:])  # the newest two
     assert run(["dead-letters", "list", "--reason", "unknown_truck", "--json"], monkeypatch) == 0
     printed = capsys.readouterr().out
     listed = json.loads(printed)
@@ -188,12 +190,23 @@ def test_dead_letters_list_counts_and_shows_the_newest_without_payloads(
     assert run(["dead-letters", "list", "--reason", "bad_jpeg"], monkeypatch) == 0  # a reason, none stored
     listed = capsys.readouterr()
     assert "no dead letter has the reason 'bad_jpeg'; stored reasons: invalid_json, unknown_truck" in listed.err
-    assert listed.out.splitlines() == ["4 dead letters: invalid_json 3, unknown_truck 1"]
+    assert listed.out.splitlines()[0] == "4 dead letters: invalid_json 3, unknown_truck 1"
+    assert len(listed.out.splitlines()) == 2
+    with open_database(settings) as session:  # an unregistered truck's photo: held whole beyond 4 KiB
+        inbox.write(session, [MqttMessage(f"{settings.topic_prefix}/benne-02/evidence/{uuid.uuid4()}",
+                                          b"\xff\xd8" + bytes(3 * 1024 * 1024 // 4), datetime.now(UTC))])
+        session.commit()
+    assert run(["dead-letters", "list", "--json"], monkeypatch) == 0
+    held = json.loads(capsys.readouterr().out)["held"]
+    assert held == {"letters": 1, "bytes": 2 + 3 * 1024 * 1024 // 4, "limit_bytes": 512 * 1024 * 1024}
+    assert run(["dead-letters", "list"], monkeypatch) == 0
+    assert capsys.readouterr().out.splitlines()[1] == ("held whole for a replay: 1 letters, 768.0 KiB of the 512.0 MiB "
+                                                       "of dead_letter_held_bytes")
     assert run(["dead-letters", "list", "--limit", "0"], monkeypatch) == 2
     assert "--limit must be 1 to 1000, got 0" in capsys.readouterr().err
     with open_database(settings) as session:
         reads = list(session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "dead_letters.read")))
-    assert reads == ["2 messages, payloads hidden", "1 messages, payloads hidden", "0 messages, payloads hidden"]
+    assert reads[:3] == ["2 messages, payloads hidden", "1 messages, payloads hidden", "0 messages, payloads hidden"]
 
 
 def test_partitions_lists_and_creates_months_ahead(cli_env: str, monkeypatch: pytest.MonkeyPatch,

@@ -45,6 +45,15 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
      r"^environment \(TRIVUE_DATABASE_URL\): database_url: .*placeholder password 'changeme'"),
     ("broker_url: mqtt://edge:password@broker:1883\n", {}, r"^\S*trivue.yaml: broker_url: .*carries the placeholder"),
     ("topic_prefix: trivue/#\n", {}, r"topic_prefix: .*pattern"),
+    # An empty registry refused every truck: each lift became a dead letter, ingest stopped without a word.
+    ("", {"TRIVUE_KNOWN_TRUCKS": ""},
+     r"^environment \(TRIVUE_KNOWN_TRUCKS\): known_trucks: .*no truck listed: every truck's messages would be "
+     r"refused; to accept every truck, leave the setting out \(unset TRIVUE_KNOWN_TRUCKS\).*ingest_enabled: false"),
+    ("", {"TRIVUE_KNOWN_TRUCKS": " , "}, r"^environment \(TRIVUE_KNOWN_TRUCKS\): known_trucks: .*no truck listed"),
+    ("known_trucks: []\n", {}, r"^\S*trivue.yaml: known_trucks: .*no truck listed"),
+    # A JSON list in the variable was one truck named '["benne-01"]': benne-01 refused.
+    ("", {"TRIVUE_KNOWN_TRUCKS": '["benne-01"]'},
+     r"known_trucks: .*'\[\"benne-01\"\]' is not a truck id \(write benne-01,benne-02\)"),
     ("- a list\n", {}, r"expected a mapping"),
     ("port: [\n", {}, r"not valid YAML"),
     # PyYAML keeps the last of two equal keys without a word: the operator reads the first

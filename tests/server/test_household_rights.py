@@ -19,11 +19,14 @@ from sqlalchemy.orm import Session
 from server.app import create_app
 from server.audit import AuditEntry
 from server.db import utcnow
+from server.ingest.models import DeadLetter
 from server.ingest.overrule import overrule
+from server.reminders.access import access_text, household_access
 from server.reminders.households import erase_household
 from server.reminders.models import Campaign, Contact, Item
+from server.streets.models import Bin
 from server.web.auth import create_token
-from tests.server.reminders_city import City, engine_for, seed_city
+from tests.server.reminders_city import DIRTY, City, engine_for, seed_city
 from trivue.cli import main
 
 TODAY = date(2026, 11, 20)
@@ -124,7 +127,7 @@ def test_right_of_access_on_the_command_line(city: City, tmp_path: Path, monkeyp
     assert [e.target for e in entries] == [key, key, "bin:BAC-0042"] and entries[0].actor == "cli:dpo"
     assert all(NAME not in (e.detail or "") and target.label not in (e.detail or "") for e in entries)
     assert main(["reminders", "erase", key]) == 0
-    assert not letter.exists()
+    assert not letter.exists() and "0 message(s) refusé(s) vidé(s)" in capsys.readouterr().out
 
 
 def test_right_of_access_on_the_api_is_for_admins(city: City) -> None:
@@ -132,6 +135,7 @@ def test_right_of_access_on_the_api_is_for_admins(city: City) -> None:
     app = create_app(city.settings, engine, start_ingest=False)
     with city.sessions() as session:
         tokens = {role: create_token(session, role, f"test-{role}") for role in ("manager", "admin")}
+        refused = refused_lift(city, session, "BAC-0042")
         session.commit()
     client = TestClient(app)
     path = "/api/reminders/households/bin:BAC-0042/access"
@@ -140,7 +144,84 @@ def test_right_of_access_on_the_api_is_for_admins(city: City) -> None:
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
     report = client.get(path, headers=admin).json()
     assert {x["identifiant"] for x in report["levées"]} == set(city.events["bin"])
+    assert [x["levée"] for x in report["messages_refusés"]] == [refused]
     text = client.get(path, params={"format": "text"}, headers=admin)
     assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
     assert "Données détenues par Trivue sur le foyer bin:BAC-0042" in text.text
     assert client.get("/api/reminders/households/maison-12/access", headers=admin).status_code == 422
+    erased = client.delete("/api/reminders/households/bin:BAC-0042", headers=admin)
+    assert erased.status_code == 200 and erased.json()["dead_letters"] == 2
+
+
+def refused_lift(city: City, session: Session, bin_id: str | None, truck: str = "benne-07") -> str:
+    """A contaminated lift and its photo from a truck not yet in ``known_trucks``: two dead letters
+    (``unknown_truck``) held whole for a replay, the lift's holding its bin tag and GPS fix."""
+    kept = city.settings
+    city.settings = kept.model_copy(update={"known_trucks": ["benne-01"]})
+    try:
+        target = city.addresses["target"]
+        return city.lift(session, "refused", (target.lat, target.lon), 1, DIRTY[0], bin_id=bin_id, truck=truck)
+    finally:
+        city.settings = kept
+
+
+def letter_events(session: Session) -> dict[int, str]:
+    """Dead letter id -> ``lift:<event id>`` or ``photo:<event id>`` (read before a payload is emptied)."""
+    return {x.id: (f"photo:{x.topic.rsplit('/', 1)[1]}" if "/evidence/" in x.topic else
+                   f"lift:{json.loads(x.payload)['event_id']}") for x in session.scalars(select(DeadLetter))}
+
+
+def test_erasure_empties_the_dead_letters_naming_the_households_bin(city: City) -> None:
+    """A refused lift's letter kept the household's bin tag and GPS fix, and its photo's letter the
+    photo, whole (for a replay) for up to 365 days after an erasure that said it was done; the
+    household had no contact nor reminder, so the erasure even answered « aucune donnée »."""
+    with city.sessions() as session:
+        ours = refused_lift(city, session, "BAC-0042")
+        neighbour = refused_lift(city, session, "BAC-00421")  # the tag's prefix: another bin
+        untagged = refused_lift(city, session, None)
+        session.commit()
+        events = letter_events(session)
+        assert len(events) == 6 and all(len(x.payload) == x.payload_size for x in session.scalars(select(DeadLetter)))
+        done = erase_household(session, "bin:BAC-0042", "test", note="demande 13")
+        session.commit()
+    assert done["dead_letters"] == 2  # the lift's letter and its photo's
+    with city.sessions() as session:
+        rows = {x.id: x for x in session.scalars(select(DeadLetter))}
+        assert {events[i] for i, x in rows.items() if not x.payload} == {f"lift:{ours}", f"photo:{ours}"}
+        assert {events[i] for i, x in rows.items() if len(x.payload) == x.payload_size} == {
+            f"{kind}:{event}" for kind in ("lift", "photo") for event in (neighbour, untagged)}  # whole, replayable
+        emptied = [x for x in rows.values() if not x.payload]
+        assert all(x.payload_size > 0 and x.lift_started_at is None for x in emptied)  # counted, never replayed
+        assert all("erased at the household's request" in x.detail for x in emptied)
+        trail = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "reminders.household.erase")).one()
+    assert "dead_letters=2" in trail
+    with city.sessions() as session:  # again: nothing left to empty
+        assert erase_household(session, "bin:BAC-0042", "test")["dead_letters"] == 0
+
+
+def test_access_and_erasure_find_the_address_by_its_registered_bins(city: City) -> None:
+    """For ``address:<id>`` the letters naming a tag the registry places at the address are the
+    household's (a dead letter is matched to no address: an untagged one is not found, said so)."""
+    target = city.addresses["target"]
+    key = f"address:{target.id}"
+    with city.sessions() as session:
+        session.add(Bin(tag="BAC-7", address_id=target.id, imported_at=utcnow()))
+        ours = refused_lift(city, session, "BAC-7")
+        refused_lift(city, session, None)  # at the address by its fix, but no tag: not the household's for sure
+        session.commit()
+        report = household_access(session, key, "test", city.settings.zone)
+        session.commit()
+    [letter] = report["messages_refusés"]
+    assert (letter["levée"], letter["étiquette_du_bac"], letter["motif"]) == (ours, "BAC-7", "unknown_truck")
+    assert letter["position_gps"] == pytest.approx([target.lat, target.lon])
+    assert letter["photos"] == 1 and letter["contenu_gardé"] == "message entier"
+    assert "Messages refusés par le serveur qui nomment un bac du foyer : 1" in access_text(report)
+    assert "sans étiquette" in access_text(report)  # what cannot be found, said to the household
+    with city.sessions() as session:
+        trail = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "reminders.household.access")
+                                ).one()
+        assert "dead_letters=1" in trail and "BAC-7" not in trail
+        session.add(Contact(key=key, name=NAME))
+        assert erase_household(session, key, "test")["dead_letters"] == 2
+        session.commit()
+        assert household_access(session, key, "test", city.settings.zone)["messages_refusés"] == []
