@@ -47,12 +47,13 @@ class PurgeReport:
     false_detections: int = 0
     reminder_letter_photos: int = 0  # stored letters whose purged photos were replaced
     reminder_stray_letters: int = 0  # letter files of erased, expired or unknown items deleted
+    reminder_route_sheets: int = 0  # route sheets of campaigns that no longer name a household, deleted
 
     @property
     def total(self) -> int:
         return (self.lifts + self.photos + self.dead_letters + self.sessions + self.audit_entries
                 + self.reminder_items + self.false_detections + self.reminder_letter_photos
-                + self.reminder_stray_letters)
+                + self.reminder_stray_letters + self.reminder_route_sheets)
 
 
 def _purge_photos(session: Session, evidence: EvidenceStore, before: datetime, lifts_before: datetime) -> int:
@@ -117,7 +118,8 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     audit_before = now - timedelta(days=settings.audit_retention_days)
     audits = session.execute(delete(AuditEntry).where(AuditEntry.at < audit_before)).rowcount or 0
     report = PurgeReport(lifts, photos, dead, purge_sessions(session), audits, reminders.items,
-                         reminders.false_detections, reminders.letter_photos, reminders.stray_letters)
+                         reminders.false_detections, reminders.letter_photos, reminders.stray_letters,
+                         reminders.route_sheets)
     if report.total:
         audit(session, "system", "retention.purge", detail=str(asdict(report)))
         log.info("retention: deleted %s", asdict(report))

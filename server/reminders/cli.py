@@ -335,10 +335,12 @@ def _erase(args: argparse.Namespace) -> int:
             raise CliError(str(error)) from None
         ctx.session.commit()
     print(say(f"{args.key} : {done['contacts']} contact(s) supprimé(s), {done['items']} élément(s) anonymisé(s), "
-              f"{done['letters']} courrier(s) supprimé(s), {done['dead_letters']} message(s) refusé(s) vidé(s)"))
-    for problem in done["letters_missing"]:  # the data are erased, this file may not be: exit code 1
+              f"{done['letters']} courrier(s) supprimé(s), {done['dead_letters']} message(s) refusé(s) vidé(s), "
+              f"{done['route_sheets']} feuille(s) de route réécrite(s)"))
+    problems = done["letters_missing"] + done["route_sheets_missing"]
+    for problem in problems:  # the data are erased, these files may not be: exit code 1
         print(say(problem), file=sys.stderr)
-    return 1 if done["letters_missing"] else 0
+    return 1 if problems else 0
 
 
 def _access(args: argparse.Namespace) -> int:

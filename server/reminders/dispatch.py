@@ -33,6 +33,7 @@ from server.reminders.effect import freeze_controls
 from server.reminders.letters import LetterError, LetterHeader, letter_pdf, route_sheet_pdf, shown_photos
 from server.reminders.models import FAILED, HOUSEHOLD, RETRY, SENT, SKIPPED, Campaign, Contact, Item, OptOut
 from server.reminders.postal import AddressError, address_block
+from server.reminders.route_sheets import sheet_name
 from server.reminders.sending import (
     NO_CONTACT,
     backoff,
@@ -141,7 +142,8 @@ class Dispatcher:
                 return report
         sheet = route_streets(self.session, items_of(self.session, campaign_id))
         if sheet:
-            path = self.out_dir / f"feuille-de-route-campagne-{campaign.id}.pdf"
+            # absolute in the audit log: an erasure run from another directory rewrites it (route_sheets)
+            path = (self.out_dir / sheet_name(campaign.id)).absolute()
             path.write_bytes(route_sheet_pdf(campaign.name, self._period(campaign), sheet))
             report.files.append(path)
             audit(self.session, self.actor, "reminders.route_sheet.export", f"campaign:{campaign.id}", str(path))

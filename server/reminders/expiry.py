@@ -26,6 +26,10 @@ forgotten it. Each purge deletes there every household letter (``letter_files.LE
 item is erased or expired, at once, and one no item of its campaign names once it is older than
 ``reminder_retention_days`` (a database restored or replaced must not cost the letters of live
 items their files within the hour). A live item's file is never touched, nor anything but a letter.
+
+Route sheets (``feuille-de-route-campagne-<c>.pdf``, the addresses of the households to visit) go
+with their campaign's households: each purge deletes the sheet of a campaign whose household items
+no longer name anyone, at once (``server.reminders.route_sheets.delete_forgotten_sheets``).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from server.reminders.models import (
     FalseDetection,
     Item,
 )
+from server.reminders.route_sheets import delete_forgotten_sheets
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,7 @@ class ReminderExpiry:
     false_detections: int  # deleted
     letter_photos: int = 0  # stored letters whose purged photos were replaced (server.reminders.letter_photos)
     stray_letters: int = 0  # letter files of erased, expired or unknown items deleted (delete_stray_letters)
+    route_sheets: int = 0  # route sheets of campaigns that no longer name a household, deleted
 
 
 def _identified() -> list[ColumnElement[bool]]:
@@ -142,7 +148,8 @@ def expire_reminders(session: Session, now: datetime, days: int,
     # After the items' expiry: a letter deleted with its item needs no rewriting.
     letters = forget_purged_photos(session, letters_root)
     session.flush()
-    return ReminderExpiry(count, false_detections, letters, delete_stray_letters(session, letters_root, now, days))
+    return ReminderExpiry(count, false_detections, letters, delete_stray_letters(session, letters_root, now, days),
+                          delete_forgotten_sheets(session, letters_root, now, days))
 
 
 def _letter_files(letters_root: Path) -> Iterator[tuple[int, int, Path]]:

@@ -15,17 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from server.audit import audit
 from server.db import utcnow
+from server.ingest.models import Lift
 from server.reminders.contacts_import import ContactFileError, read_contact_file
 from server.reminders.dead_letters import forget_letters, letters_naming
 from server.reminders.expiry import ERASED_PREFIX
 from server.reminders.letter_files import delete_letter
 from server.reminders.mailbox import MailboxError, smtp_mailbox
 from server.reminders.models import APPROVED, FAILED, PENDING, RETRY, Campaign, Channel, Contact, Item, OptOut
+from server.reminders.route_sheets import on_sheet, rewrite_sheets
 from server.reminders.sms_text import PhoneError, e164
 from server.reminders.targets import HouseholdKey
 
@@ -163,16 +165,20 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
     quotes the e-mail address, a letter's detail is its file), the Message-ID, and the letter's PDF
     in ``letters_root`` (``<data_dir>/reminders``); the campaigns' recorded exclusions lose it too.
     A letter it could not delete (not found, or outside the server's folder) is in ``letters_missing``.
+    The route sheets that listed it as a visit are rewritten (``server.reminders.route_sheets``); one
+    not rewritten is in ``route_sheets_missing``.
     Dead letters naming the household's bins (``server.reminders.dead_letters``) lose their payloads.
+    A key with only lifts is refused too, saying they are kept and why (``nothing_to_erase``).
     """
     check_key(key)
     items = list(session.scalars(select(Item).where(Item.target_key == key)))
     refused = letters_naming(session, HouseholdKey.parse(key))
     known = items or refused or session.get(Contact, key) is not None or session.get(OptOut, key) is not None
     if not known:
-        raise UnknownHousehold(f"aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré")
+        raise UnknownHousehold(nothing_to_erase(session, key))
     contacts = session.execute(delete(Contact).where(Contact.key == key)).rowcount or 0
     letters, missing = 0, []
+    visited = {item.campaign_id for item in items if on_sheet(item)}
     for item in items:
         if item.channel == Channel.letter and item.send_detail:
             removal = delete_letter(item, letters_root)
@@ -183,6 +189,8 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
         item.review_note = item.message_id = item.send_detail = None
         if item.status in UNSENT:
             item.status, item.send_detail = "skipped", "données effacées à la demande du foyer"
+    session.flush()
+    sheets = rewrite_sheets(session, visited, letters_root)
     excluded = _forget_exclusion(session, HouseholdKey.parse(key))
     dead_letters = forget_letters(session, refused)
     note = (note or "").strip()[:500] or None
@@ -193,9 +201,28 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
     audit(session, actor, "reminders.household.erase", key,
           f"contacts={contacts} items={len(items)} letters={letters} exclusions={excluded} "
           f"dead_letters={dead_letters}"
-          + (f" letters_missing={len(missing)}" if missing else "") + (f" note={note}" if note else ""))
+          f" route_sheets={sheets.rewritten}"
+          + (f" letters_missing={len(missing)}" if missing else "")
+          + (f" route_sheets_missing={len(sheets.problems)}" if sheets.problems else "")
+          + (f" note={note}" if note else ""))
     return {"contacts": contacts, "items": len(items), "letters": letters, "opted_out": int(keep_opt_out),
-            "letters_missing": missing, "dead_letters": dead_letters}
+            "letters_missing": missing, "dead_letters": dead_letters, "route_sheets": sheets.rewritten,
+            "route_sheets_missing": sheets.problems}
+
+
+def nothing_to_erase(session: Session, key: str) -> str:
+    """The answer to an erasure that finds nothing it may erase: the lifts attributed to the key, if
+    any, are kept on purpose (the street-level measurement, a public-interest task, art. 17-3-b) until
+    their own retention; saying « aucune donnée » would be untrue (docs/privacy.md §1 quinquies)."""
+    household = HouseholdKey.parse(key)
+    held = Lift.bin_id == household.bin_id if household.bin_id else Lift.address_id == household.address_id
+    lifts = session.scalar(select(func.count()).select_from(Lift).where(held)) or 0
+    if not lifts:
+        return f"aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré"
+    return (f"foyer {key} : ni contact, ni rappel, ni opposition, ni message refusé à effacer ; ses {lifts} "
+            "levée(s) sont gardées jusqu'à la fin de leur durée de conservation (photos comprises), pour la "
+            "mesure du tri par rue, mission d'intérêt public (RGPD art. 17-3-b) : rien n'a été effacé ni "
+            "enregistré")
 
 
 def _forget_exclusion(session: Session, household: HouseholdKey) -> int:

@@ -63,6 +63,12 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("caractère de contrôle (tabulation, octet nul…)", "control character (tab, NUL byte…)"),
     ("aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré",
      "no data for household {key}: nothing was erased or recorded"),
+    ("foyer {key} : ni contact, ni rappel, ni opposition, ni message refusé à effacer ; ses {n:d} levée(s) sont "
+     "gardées jusqu'à la fin de leur durée de conservation (photos comprises), pour la mesure du tri par rue, "
+     "mission d'intérêt public (RGPD art. 17-3-b) : rien n'a été effacé ni enregistré",
+     "household {key}: no contact, reminder, opt-out or refused message to erase; its {n} lift(s) are kept "
+     "until the end of their retention period (photos included), for the street-level sorting measurement, a "
+     "task in the public interest (GDPR art. 17(3)(b)): nothing was erased or recorded"),
     ("{imported:d} contact(s) ajouté(s), {updated:d} mis à jour, {refused:d} ligne(s) refusée(s) (fichier "
      "{encoding}, séparateur « {delimiter} »)",
      "{imported} contact(s) added, {updated} updated, {refused} line(s) refused ({encoding} file, separator "
@@ -223,9 +229,14 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
     ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),
     ("{key} : {contacts:d} contact(s) supprimé(s), {items:d} élément(s) anonymisé(s), {letters:d} courrier(s) "
-     "supprimé(s), {dead:d} message(s) refusé(s) vidé(s)",
+     "supprimé(s), {dead:d} message(s) refusé(s) vidé(s), {sheets:d} feuille(s) de route réécrite(s)",
      "{key}: {contacts} contact(s) deleted, {items} item(s) anonymised, {letters} letter(s) deleted, {dead} "
-     "refused message(s) emptied"),
+     "refused message(s) emptied, {sheets} route sheet(s) rewritten"),
+    ("feuille de route introuvable : {path} (chemin relatif au dossier du serveur, cherché depuis {cwd})",
+     "route sheet not found: {path} (a path relative to the server's folder, looked for from {cwd})"),
+    ("feuille de route introuvable : {path}", "route sheet not found: {path}"),
+    ("feuille de route hors du dossier du serveur, non réécrite : {path}", "route sheet outside the server's "
+     "folder, not rewritten: {path}"),
     ("courrier introuvable : {path} (chemin relatif au dossier du serveur, cherché depuis {cwd} : lancez la "
      "commande depuis ce dossier)", "letter not found: {path} (a path relative to the server's folder, looked for "
      "from {cwd}: run the command from that folder)"),

@@ -212,6 +212,10 @@ class Erased(Out):
                                        "not found, or outside the server's folder (where, and why)")
     dead_letters: int = Field(default=0, description="Dead letters naming the household's bins whose payload was "
                               "emptied (a refused lift's, its photo's)")
+    route_sheets: int = Field(default=0, description="Route sheets in <data_dir>/reminders that listed the household: "
+                              "rewritten without it, or deleted with nobody left to visit")
+    route_sheets_missing: list[str] = Field(default_factory=list, description="route sheets that listed the "
+                                            "household, not rewritten: not found, or outside the server's folder")
 
 
 class HouseholdAccess(Out):

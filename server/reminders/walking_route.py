@@ -55,8 +55,9 @@ def errors_text(categories: dict[str, int]) -> str:
 
 def route_streets(session: Session, items: Iterable[Item]) -> list[RouteStreet]:
     """Blocks of the route sheet: approved or sent street items and household visits, per street."""
-    chosen = [i for i in items if i.status in (APPROVED, SENT) and (i.kind == STREET or
-                                                                      (i.kind == HOUSEHOLD and i.level >= 3))]
+    # An erased or expired household (no address, no bin) is nobody to visit: no empty block for it.
+    chosen = [i for i in items if i.status in (APPROVED, SENT) and (i.kind == STREET or (
+        i.kind == HOUSEHOLD and i.level >= 3 and (i.address_id is not None or bool(i.bin_id))))]
     by_street: dict[int, list[Item]] = defaultdict(list)
     for item in chosen:
         if item.street_id is not None:
