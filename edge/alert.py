@@ -3,6 +3,11 @@
 Truck fires start this way, so the alert goes out locally, before the lift is even finished and
 before any network: a line on a serial output (buzzer, light, GPIO box) and a message on a local
 MQTT topic the cab tablet subscribes to. Rate-limited so one bad round does not deafen the crew.
+
+paho holds a QoS 1 message published while its broker is unreachable and sends it once connected (an
+alert fired while the agent is still connecting arrives), but at most ``QUEUED`` of them: it held every
+one, in memory, for as long as the cab's broker stayed away, and would have played weeks of alarms to
+the crew on its return. Further alerts then go to the serial line alone, said in the log.
 """
 
 from __future__ import annotations
@@ -13,9 +18,13 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import paho.mqtt.client as mqtt
+
 from edge.lines import LineWriter
 
 log = logging.getLogger(__name__)
+
+QUEUED = 4  # alerts paho holds while the cab's broker is unreachable (or awaiting their PUBACK)
 
 
 class CrewAlert:
@@ -32,6 +41,8 @@ class CrewAlert:
         self._lock = threading.Lock()
         self._last = float("-inf")
         self.fired = self.suppressed = 0
+        if client is not None:  # before it connects: paho refuses the setting afterwards
+            client.max_queued_messages_set(QUEUED)  # type: ignore[attr-defined]
 
     def fire(self, truck_id: str, classes: tuple[str, ...]) -> bool:
         with self._lock:
@@ -47,7 +58,10 @@ class CrewAlert:
             self.writer.write("ALERT " + " ".join(c.replace(" ", "_") for c in classes))
         if self.client is not None:
             payload = {"truck_id": truck_id, "classes": list(classes), "at": datetime.now(UTC).isoformat()}
-            self.client.publish(self.topic, json.dumps(payload), qos=1)  # type: ignore[attr-defined]
+            info = self.client.publish(self.topic, json.dumps(payload), qos=1)  # type: ignore[attr-defined]
+            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                log.error("crew alert not sent to the cab tablet: its broker has been unreachable for %d alerts",
+                          QUEUED)
         return True
 
     def close(self) -> None:

@@ -22,7 +22,9 @@ from typing import Any
 import cv2
 
 from edge.alert import CrewAlert
-from edge.camera import Frame, check_source, frames, is_file_source, prefetch, throttle
+from edge.broker import make_client
+from edge.camera import Frame, check_source, frames, is_file_source, throttle
+from edge.camera_clock import CameraClock
 from edge.config import ConfigError, EdgeSettings
 from edge.evidence import EvidenceStore, burst_on_disk, forget_burst, photo_policy
 from edge.gps import Gps, open_gps
@@ -31,9 +33,10 @@ from edge.model_choice import choose_model, load_sorting_rules
 from edge.model_update import ModelUpdater, RunningModel, file_sha256, model_info
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
+from edge.prefetch import prefetch
 from edge.rfid import RfidReader
 from edge.trigger import BurstTrigger, LiftTrigger, MotionTrigger, MqttTrigger, SerialTrigger
-from edge.uplink import Uplink, make_client
+from edge.uplink import Uplink
 from vision.lift import LiftContext, LiftRecorder
 from vision.model import Detector
 from vision.region import Region
@@ -82,6 +85,9 @@ class Agent:
         self._overdue: threading.Timer | None = None
         self.outbox = Outbox(settings.outbox.path, int(settings.outbox.max_mb * 1024 * 1024))
         self.evidence = EvidenceStore(settings.evidence, self.region, self.names)
+        # the camera box's clock, learnt from bursts seen being written: a lift's times (and so its GPS
+        # fix and bin tag) on this agent's clock, where a box minutes behind put every lift minutes back
+        self.camera_clock = CameraClock()
         self.gps: Gps = open_gps(settings.gps.source, settings.gps.baud, settings.gps.replay_speed,
                                  settings.gps.max_age_s)
         self.rfid = RfidReader.open(settings.rfid.port, settings.rfid.baud, settings.rfid.window_s)
@@ -142,12 +148,13 @@ class Agent:
     def _crew_alert(self) -> CrewAlert:
         a = self.settings.alert
         writer = LineWriter(a.serial_port, a.serial_baud) if a.serial_port else None
-        client = None
-        if a.broker:
-            client, url = make_client(self._with_broker(a.broker), f"{self.settings.client_id}-alert", clean=True)
+        client, url = (make_client(self._with_broker(a.broker), f"{self.settings.client_id}-alert", clean=True)
+                       if a.broker else (None, None))
+        alert = CrewAlert(writer, client, a.topic or self.settings.topic("alert"), a.min_interval_s)
+        if client is not None and url is not None:  # connected once CrewAlert has bounded its queue
             client.connect_async(url.host, url.port)
             client.loop_start()
-        return CrewAlert(writer, client, a.topic or self.settings.topic("alert"), a.min_interval_s)
+        return alert
 
     def _trigger(self) -> LiftTrigger:
         t, source = self.settings.trigger, self.settings.source
@@ -250,7 +257,7 @@ class Agent:
         """The frames the loop analyses: throttled, then read and decoded a few ahead by a thread so
         that decoding overlaps inference (``bench/edge.py`` runs the loop on this very source)."""
         source = frames(self.settings.source, self._consumed, follow=not once,
-                        settle_s=self.settings.trigger.burst_settle_s,
+                        settle_s=self.settings.trigger.burst_settle_s, clock=self.camera_clock,
                         resume_after=self.outbox.resume_after(self._progress_key) if self._progress_key else -1)
         return prefetch(throttle(source, self.settings.frame_rate))
 

@@ -8,23 +8,31 @@ as written by camera boxes that shoot a burst at each emptying) carry their lift
 from __future__ import annotations
 
 import logging
-import queue
 import re
-import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from base.paths import images_in
+from edge.camera_clock import CameraClock
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg"}
+# Bursts handed out lately, remembered even once their folder is no longer listed: their lifts may
+# still be between the prefetch queue and the outbox (a few frames), far fewer than this.
+RECENT_BURSTS = 64
+# A folder that appeared between two listings at most this far apart was written then: it tells the
+# camera box's clock (edge.camera_clock). Further apart (the loop busy with other bursts), it may have
+# waited there for as long: not a sample.
+LIVE_GAP_S = 5.0
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 
 
@@ -94,27 +102,39 @@ def _look(folder: Path) -> tuple[int, int, int]:
     return count, newest or folder.stat().st_mtime_ns, size
 
 
+class Change(NamedTuple):
+    """A settled folder's last change: its newest mtime (the camera box's clock) and when this agent
+    saw it (its own clock)."""
+
+    newest_ns: int
+    seen_at: datetime
+
+
 class _Settling:
     """Whether a burst folder has not changed for ``settle_s`` (the camera box may still be writing).
 
-    Its newest mtime ``settle_s`` in the past says so at once. An mtime in the future (the camera
-    box's clock ahead of ours, or ours set back an hour) held its lift back until our clock caught
-    up: a folder this agent has seen unchanged for ``settle_s`` of its monotonic clock is settled too.
+    A folder this agent has seen unchanged for ``settle_s`` of its monotonic clock is settled. One
+    that was there when the scan began (a backlog) is also settled at once by its newest mtime
+    ``settle_s`` in the past; never one that appeared since (``appeared``): a camera box's clock
+    minutes behind made every burst look settled at first sight, and its lift was cut to the photos
+    written by then (the others, landing later, were never counted).
     """
 
     def __init__(self, settle_s: float) -> None:
         self.settle_s = settle_s
         self._seen: dict[Path, tuple[tuple[int, int, int], float]] = {}  # folder -> (look, since)
 
-    def __call__(self, folder: Path) -> bool:
+    def __call__(self, folder: Path, appeared: bool = False) -> Change | None:
+        """None while the folder may still change; else its last change."""
         look, now = _look(folder), time.monotonic()
         seen = self._seen.get(folder)
         if seen is None or seen[0] != look:
             self._seen[folder] = seen = (look, now)
-        if time.time() - look[1] / 1e9 < self.settle_s and now - seen[1] < self.settle_s:
-            return False
+        stamped_long_ago = not appeared and time.time() - look[1] / 1e9 >= self.settle_s
+        if not stamped_long_ago and now - seen[1] < self.settle_s:
+            return None
         del self._seen[folder]  # settled: only folders still changing are watched
-        return True
+        return Change(look[1], datetime.now(UTC) - timedelta(seconds=now - seen[1]))
 
     def forget(self, listed: set[Path]) -> None:
         """Folders removed before they settled are not watched: memory stays flat over weeks."""
@@ -142,10 +162,13 @@ def _key(name: str, photos: list[Path]) -> str | None:
     return f"{name}@{min(times)}" if times else None
 
 
-def _burst(photos: list[Path], key: str, start_index: int) -> Iterator[Frame]:
-    """The burst's readable photos as frames, the last one marked ``ends_lift``."""
+def _burst(photos: list[Path], key: str, start_index: int, clock: CameraClock | None = None) -> Iterator[Frame]:
+    """The burst's readable photos as frames, the last one marked ``ends_lift``; their times on the
+    agent's clock as far as ``clock`` knows the camera box's."""
     previous: Frame | None = None
     for frame in _burst_photos(photos, key, start_index):
+        if clock is not None:
+            frame = replace(frame, captured_at=clock.correct(frame.captured_at))
         if previous is not None:
             yield previous
         previous = frame
@@ -167,25 +190,38 @@ def _burst_photos(photos: list[Path], key: str, start_index: int) -> Iterator[Fr
 
 
 def burst_frames(
-    root: Path, consumed: Callable[[str], bool], follow: bool = False, settle_s: float = 2.0
+    root: Path, consumed: Callable[[str], bool], follow: bool = False, settle_s: float = 2.0,
+    clock: CameraClock | None = None,
 ) -> Iterator[Frame]:
     """Frames of every burst folder under ``root`` not yet consumed (by ``burst_key``), oldest name first.
 
     With ``follow`` the root is watched for new bursts (a live truck); otherwise the generator
-    ends after the bursts present now. A root holding images directly is a single burst.
+    ends after the bursts present now. A root holding images directly is a single burst. With
+    ``clock``, a burst seen appearing alone between two listings tells it the camera box's clock
+    (``edge.camera_clock``), and every burst's times are corrected by what it knows.
     """
     if not root.is_dir():
         raise SourceError(f"{root}: burst folder root not found")
-    index, done = 0, set()
-    keys: dict[Path, tuple[int, str | None]] = {}  # folder -> (its mtime, its key): a day's bursts not re-read
+    # What the scanner remembers is what the root holds now: the folders listed (their mtime and key,
+    # so that a day's bursts are not re-read at every pass) and which of their keys are counted. They
+    # used to be kept for every burst ever seen, two entries a lift for months. A burst forgotten here
+    # and seen again (a card put back) is asked of ``consumed`` (the outbox's durable marks) again.
+    index = 0
+    keys: dict[Path, tuple[int, str | None]] = {}  # folder listed -> (its mtime, its key)
+    done: set[str] = set()  # keys of listed folders already handed out or found consumed
+    # the last bursts handed out, whatever the listing says: their lifts may not be in the outbox yet
+    recent: deque[str] = deque(maxlen=RECENT_BURSTS)
     settled, backoff, missing = _Settling(settle_s), Backoff(), False
+    before: tuple[set[Path], float] | None = None  # the previous listing and its tick; None at the start
+    # and when the root is back (a card put back brings its folders at once: none appeared one by one)
+    appeared: dict[Path, bool] = {}  # folders that appeared since the scan began -> seen being written
     while True:
         try:
             folders = sorted(p for p in root.iterdir() if p.is_dir()) or ([root] if _images(root) else [])
         except OSError as error:  # the camera box's card or USB disk is gone (unplugged, remounted)
             if not follow:
                 raise SourceError(f"{root}: burst folder root cannot be read: {error.strerror or error}") from None
-            missing, delay = True, backoff.next()
+            missing, delay, before = True, backoff.next(), None
             log.warning("burst folder root %s cannot be read (%s); retrying in %.0f s", root,
                         error.strerror or error, delay)
             time.sleep(delay)
@@ -194,25 +230,42 @@ def burst_frames(
             log.info("burst folder root %s is back", root)
             missing = False
             backoff.reset()
-        settled.forget(set(folders))
+        listed, listed_at = set(folders), time.monotonic()
+        if before is not None:
+            new = listed - before[0]
+            live = len(new) == 1 and listed_at - before[1] <= LIVE_GAP_S
+            appeared.update((folder, live) for folder in new)
+        appeared = {folder: live for folder, live in appeared.items() if folder in listed}
+        before = listed, listed_at
+        settled.forget(listed)
+        keys = {folder: seen for folder, seen in keys.items() if folder in listed}
+        done &= {key for _stamp, key in keys.values()}
         for folder in folders:
             try:
                 stamp = folder.stat().st_mtime_ns  # moves when a photo is added or removed
                 if (known := keys.get(folder)) is not None and known[0] == stamp and known[1] in done:
                     continue
-                if follow and not settled(folder):
+                change = settled(folder, folder in appeared) if follow else None
+                if follow and change is None:
                     continue
                 photos = _images(folder)  # listed once: keyed, then read
             except OSError:  # removed since listed (a camera box cleaning up, the card pulled out)
                 continue
             key = _key(folder.name, photos)  # None: no photo yet, looked at again on the next pass
             keys[folder] = stamp, key
-            if key is None or key in done:
+            if key is None:
+                continue
+            live = appeared.pop(folder, False)
+            if key in done:
                 continue
             done.add(key)
-            if consumed(key):
+            if key in recent or consumed(key):
                 continue
-            for frame in _burst(photos, key, index):
+            recent.append(key)
+            if live and change is not None and clock is not None:
+                # written while this agent watched: the last change it saw, against the camera's stamp
+                clock.observe(change.seen_at, datetime.fromtimestamp(change.newest_ns / 1e9, UTC))
+            for frame in _burst(photos, key, index, clock):
                 index = frame.index + 1
                 yield frame
         if not follow:
@@ -287,15 +340,16 @@ def check_source(source: str) -> None:
 
 def frames(
     source: str, consumed: Callable[[str], bool] = lambda _key: False, follow: bool = False,
-    settle_s: float = 2.0, resume_after: int = -1,
+    settle_s: float = 2.0, resume_after: int = -1, clock: CameraClock | None = None,
 ) -> Iterator[Frame]:
-    """Frames from ``source``: a burst root folder, a video file, ``usb:N`` or a stream URL."""
+    """Frames from ``source``: a burst root folder, a video file, ``usb:N`` or a stream URL; ``clock``
+    corrects burst photos' times (``burst_frames``)."""
     check_source(source)
     if _is_live(source):
         usb = source.startswith("usb:") or source.isdigit()
         return video_frames(int(source.removeprefix("usb:")) if usb else source, live=True)
     if Path(source).is_dir():
-        return burst_frames(Path(source), consumed, follow, settle_s)
+        return burst_frames(Path(source), consumed, follow, settle_s, clock)
     return video_frames(source, live=False, resume_after=resume_after)
 
 
@@ -313,86 +367,3 @@ def throttle(source: Iterator[Frame], rate: float) -> Iterator[Frame]:
             continue
         last = frame.captured_at
         yield frame
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    error: BaseException
-
-
-_END = object()
-
-
-class Prefetched(Iterator[Frame]):
-    """The frames of ``prefetch``; ``ready()`` says whether the next one would come without waiting."""
-
-    def __init__(self, frames: Iterator[Frame], ahead: queue.Queue[object] | None) -> None:
-        self._frames, self._ahead = frames, ahead
-
-    def __next__(self) -> Frame:
-        return next(self._frames)
-
-    def ready(self) -> bool:
-        """A frame (or the source's end or error) is waiting: ``next`` returns at once. The edge loop
-        asks before it blocks, to finish the frames it has in flight first (``edge.pipeline``)."""
-        return self._ahead is None or not self._ahead.empty()
-
-    def close(self) -> None:
-        """Stops the reading thread at its next frame (it closes the source)."""
-        close = getattr(self._frames, "close", None)
-        if close is not None:
-            close()
-
-
-def prefetch(source: Iterator[Frame], depth: int = 2) -> Prefetched:
-    """``source`` read ``depth`` frames ahead by a thread: capture and JPEG decode overlap inference.
-
-    OpenCV's decode and onnxruntime's run both release the GIL, so on a 2-core truck computer the
-    next frame is decoded while this one is detected. The bounded queue keeps memory flat and
-    applies back-pressure: a source faster than the detector waits as it did without the thread.
-    An error of the source is raised here, in the consumer, with its own type; closing the result
-    stops the thread at its next frame.
-    """
-    if depth <= 0:
-        return Prefetched(iter(source), None)
-    ahead: queue.Queue[object] = queue.Queue(maxsize=depth)
-    return Prefetched(_read_ahead(source, ahead), ahead)
-
-
-def _read_ahead(source: Iterator[Frame], ahead: queue.Queue[object]) -> Iterator[Frame]:
-    stop = threading.Event()
-
-    def hand_over(item: object) -> bool:
-        while not stop.is_set():  # poll, so that a closed consumer never leaves the thread blocked
-            try:
-                ahead.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for frame in source:
-                if not hand_over(frame):
-                    return
-            hand_over(_END)
-        except BaseException as error:  # re-raised in the consumer's thread, with its type
-            hand_over(_Failed(error))
-        finally:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()  # a generator source releases its capture or folder scan in this thread
-
-    thread = threading.Thread(target=produce, name="frame-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = ahead.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import threading
 import time
 from collections import deque
@@ -45,7 +44,8 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
-from edge.config import BrokerUrl, EdgeSettings
+from edge.broker import make_client
+from edge.config import EdgeSettings
 from edge.outbox import EVIDENCE, Outbox, OutboxEntry
 from vision.schema import TruckConfig, TruckStats, message_digest, parse_receipt
 
@@ -63,21 +63,6 @@ class _Sent:
     sent_at: float  # time.monotonic() of its last publish
     acked: bool = False  # the broker PUBACKed its last publish: now it only waits for the receipt
     resends: int = 0
-
-
-def make_client(settings: EdgeSettings, client_id: str, clean: bool) -> tuple[mqtt.Client, BrokerUrl]:
-    """A paho client for the configured broker: MQTT 3.1.1, credentials, TLS, back-off."""
-    url = BrokerUrl.parse(settings.uplink.broker)
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean, protocol=mqtt.MQTTv311
-    )
-    if url.username:
-        client.username_pw_set(url.username, url.password)
-    if url.tls:
-        ca = str(settings.uplink.ca_file) if settings.uplink.ca_file else None
-        client.tls_set(ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED)
-    client.reconnect_delay_set(min_delay=1, max_delay=settings.uplink.reconnect_max_s)
-    return client, url
 
 
 def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
@@ -275,6 +260,18 @@ class Uplink:
             self._failed_alone(seq, kind)
         if lost:
             self._careful_until = max(self._careful_until, max(seq for _i, seq, _k in lost))
+        self._forget_dropped()
+
+    def _forget_dropped(self) -> None:
+        """Forget the rows the outbox dropped (a photo past retention or over ``max_mb``) while they were
+        neither in flight nor awaiting a receipt: those in flight when a connection died, and those
+        counted in ``attempts``. Nothing else ever removed them: an entry each, for as long as the agent
+        ran. (Rows awaiting a receipt are looked for when it is overdue, in ``_next_rows``.)"""
+        busy = {seq for _i, seq, _k in self._inflight}
+        loose = ({seq for seq, sent in list(self._sent.items()) if not sent.acked} | set(self.attempts)) - busy
+        for seq in loose - self.outbox.present(sorted(loose)):
+            self._untrack(seq)
+            self.attempts.pop(seq, None)
 
     def _failed_alone(self, seq: int, kind: str) -> None:
         tries = self.attempts[seq] = self.attempts.get(seq, 0) + 1
@@ -356,6 +353,7 @@ class Uplink:
         if now < self._next_stats:
             return
         self._next_stats = now + self.settings.uplink.stats_interval_s
+        self._forget_dropped()  # also a row dropped between a reconnection and its resend
         self.client.publish(self.settings.topic("stats"), self._stats().model_dump_json(), qos=0)
 
     def pending(self) -> int:

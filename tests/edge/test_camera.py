@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.camera import Backoff, Frame, SourceError, burst_frames, frames, prefetch, throttle
+from edge.camera import Backoff, Frame, SourceError, burst_frames, frames, throttle
+from edge.prefetch import prefetch
 from edge.trigger import MotionTrigger
 from tests.edge.helpers import make_bursts
 from vision.region import Region

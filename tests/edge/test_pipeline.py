@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from edge.camera import Frame, prefetch
+from edge.camera import Frame
 from edge.pipeline import Pipeline
+from edge.prefetch import prefetch
 from vision.detection import Detections
 from vision.lift import LiftContext, LiftRecorder
 from vision.rules import SortingRules

@@ -12,10 +12,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from edge.broker import make_client
 from edge.config import load_settings
 from edge.outbox import Outbox
 from edge.trigger import MqttTrigger
-from edge.uplink import Uplink, make_client
+from edge.uplink import Uplink
 from tests.edge.helpers import Subscriber, unique_truck
 from tests.edge.test_devices import frame
 from tests.security.secured_mosquitto import SERVER_USER, Probe, SecuredMosquitto, tools_missing
