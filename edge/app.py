@@ -170,7 +170,7 @@ class Agent:
             client.loop_start()
             return trigger
         if kind == "motion":
-            return MotionTrigger(self.region, t.motion_threshold, t.motion_quiet_frames)
+            return MotionTrigger(self.region, t.motion_threshold, t.motion_quiet_frames, t.max_lift_s)
         return BurstTrigger()
 
     def deliver(self, last: Frame) -> None:

@@ -81,7 +81,7 @@ class TriggerSettings(_Strict):
     mqtt_topic: str | None = Field(default=None, description="Bridge topic (default <prefix>/<truck_id>/lift_signal)")
     motion_threshold: float = Field(default=0.02, gt=0, lt=1, description="Changed share of the hopper that is motion")
     motion_quiet_frames: int = Field(default=8, ge=1, description="Still frames that end a motion lift")
-    max_lift_s: float = Field(default=60, gt=0, description="A lift signal stuck high is closed after this")
+    max_lift_s: float = Field(default=60, gt=0, le=3600, description="Longer lifts (stuck signal, endless motion) end")
     debounce_s: float = Field(default=0.5, ge=0, le=10,
                               description="A drop of the lift signal shorter than this is a bounce, not a lift's end")
     burst_settle_s: float = Field(default=2.0, ge=0, description="A burst folder is complete once unchanged this long")

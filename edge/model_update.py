@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 DOWNLOADED = re.compile(r"[0-9a-f]{64}\.onnx")  # the names download() gives; nothing else is deleted
+PART = re.compile(r"[0-9a-f]{64}\.onnx\.part")  # what download() writes before the hash is checked
 
 
 class ModelRefused(Exception):
@@ -85,6 +86,24 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
                            "models.server only)")
 
 
+def remove_stale_parts(folder: Path, writing: str | None = None) -> None:
+    """Delete the ``<sha256>.onnx.part`` files of downloads a crash or a power cut interrupted, except
+    ``writing`` (the name of the one being written). Nothing else deleted them (``_prune`` looks at
+    ``.onnx`` files): the truck's disk filled slowly, a partial model per interruption. Downloads
+    run one at a time, in the updater's thread: at start-up and before a download, any other
+    ``.part`` is stale."""
+    if not folder.is_dir():
+        return
+    for path in folder.glob("*.onnx.part"):
+        if PART.fullmatch(path.name) and path.name != writing:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:  # a read-only disk: the download itself will say so
+                log.warning("partial download %s not deleted: %s", path.name, error.strerror or error)
+            else:
+                log.info("deleted %s, left by an interrupted download", path.name)
+
+
 def download(settings: EdgeSettings, sha: str, target: Path) -> None:
     """``GET <server>/api/models/<sha>.onnx`` into ``target``, hash checked; ModelRefused says what failed."""
     models = settings.models
@@ -100,6 +119,7 @@ def download(settings: EdgeSettings, sha: str, target: Path) -> None:
     opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
+    remove_stale_parts(target.parent, writing=part.name)
     digest, size, limit = hashlib.sha256(), 0, int(models.max_mb * 2**20)
     try:
         with opener.open(request, timeout=models.timeout_s) as response, open(part, "wb") as out:
@@ -144,6 +164,7 @@ class ModelUpdater:
         self._staged: RunningModel | None = None
         self._taken: RunningModel | None = None  # taken by the pipeline, installed when its lift begins
         self._thread: threading.Thread | None = None
+        remove_stale_parts(settings.models.dir)  # start-up: no download runs yet
 
     def _state(self, sha: str, state: str, reason: str | None = None) -> None:
         self.update = ModelUpdate(sha256=sha, state=state, reason=reason[:300] if reason else None,  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from datetime import datetime
 from typing import Protocol
 
 import cv2
@@ -156,15 +157,28 @@ class MqttTrigger(SignalTrigger):
 
 
 class MotionTrigger:
-    """Frame differencing inside the hopper: a lift lasts while enough of the hopper changes."""
+    """Frame differencing inside the hopper: a lift lasts while enough of the hopper changes.
+
+    Motion that never stops (rain on the hopper window, a loose camera shaking, engine vibration)
+    made one endless lift: no event for the whole round, the tracker's state growing. So a lift
+    is closed after ``max_lift_s`` of the frames' time (a bin's cycle takes 10-20 s), and no lift
+    starts again until the hopper has been still ``quiet_frames`` frames: cutting the motion into
+    lifts one after another would make up bins, each one blamed on whichever household's tag was
+    read last. ``lifts_cut`` counts the lifts closed so.
+    """
 
     SIDE = 160  # motion is measured on a tiny grey copy
 
-    def __init__(self, region: Region, threshold: float = 0.02, quiet_frames: int = 8) -> None:
+    def __init__(self, region: Region, threshold: float = 0.02, quiet_frames: int = 8,
+                 max_lift_s: float = 60.0) -> None:
         self.region, self.threshold, self.quiet_frames = region, threshold, quiet_frames
+        self.max_lift_s = max_lift_s
         self._previous: np.ndarray | None = None
         self._mask: np.ndarray | None = None
         self._count, self._quiet, self._active = 0, 0, False
+        self._since: datetime | None = None  # the current lift's first frame time
+        self._cut_at: datetime | None = None  # a lift was cut there: waiting for stillness
+        self.lifts_cut = 0
 
     def motion(self, image: np.ndarray) -> float:
         """Share of hopper pixels that changed since the previous frame."""
@@ -181,14 +195,27 @@ class MotionTrigger:
         return float(changed[self._mask].mean()) if self._mask.any() else 0.0
 
     def lift_of(self, frame: Frame) -> str | None:
-        if self.motion(frame.image) >= self.threshold:
-            self._quiet = 0
-            if not self._active:
-                self._active, self._count = True, self._count + 1
-        elif self._active:
-            self._quiet += 1
+        moving = self.motion(frame.image) >= self.threshold
+        self._quiet = 0 if moving else self._quiet + 1
+        if self._cut_at is not None:
             if self._quiet >= self.quiet_frames:
-                self._active = False
+                log.info("hopper still again after %.0f s of motion: the motion trigger is armed again",
+                         (frame.captured_at - self._cut_at).total_seconds() + self.max_lift_s)
+                self._cut_at = None
+            return None
+        if moving and not self._active:
+            self._active, self._count, self._since = True, self._count + 1, frame.captured_at
+        elif self._active and self._quiet >= self.quiet_frames:
+            self._active = False
+        if self._active and self._since is not None:
+            if frame.captured_at < self._since:  # the clock stepped back (NTP): count from here
+                self._since = frame.captured_at
+            if (frame.captured_at - self._since).total_seconds() > self.max_lift_s:
+                self._active, self._cut_at = False, frame.captured_at
+                self.lifts_cut += 1
+                log.warning("motion in the hopper for over %.0f s (rain on the window? camera loose?): lift %d "
+                            "closed; the next lift starts once the hopper has been still for %d frames",
+                            self.max_lift_s, self._count, self.quiet_frames)
         return f"motion-{self._count}" if self._active else None
 
     def close(self) -> None:

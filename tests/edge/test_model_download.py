@@ -107,6 +107,18 @@ def test_refusals_name_the_reason_and_leave_nothing(tmp_path: Path, https_server
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_download_removes_the_parts_a_crash_left(tmp_path: Path, https_server: tuple[str, Path]) -> None:
+    """A crash in the middle of a download left ``<sha256>.onnx.part`` for ever (a slow disk leak on
+    the truck): the next download removes them. Files download() does not name stay."""
+    url, ca = https_server
+    (tmp_path / f"{'a' * 64}.onnx.part").write_bytes(b"half a model")
+    (tmp_path / f"{SHA}.onnx.part").write_bytes(b"half of this one")  # rewritten from its start
+    (tmp_path / "notes.part").write_bytes(b"not ours")
+    download(settings(tmp_path, url, token="trv_good", ca_file=str(ca)), SHA, tmp_path / f"{SHA}.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{SHA}.onnx", "notes.part"]
+    assert (tmp_path / f"{SHA}.onnx").read_bytes() == BODY
+
+
 def test_a_wrong_hash_and_a_missing_server_are_refused(tmp_path: Path, https_server: tuple[str, Path]) -> None:
     url, ca = https_server
     with pytest.raises(ModelRefused, match=r"models\.server is not set"):

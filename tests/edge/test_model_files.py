@@ -74,3 +74,19 @@ def test_a_model_from_the_server_names_its_file_in_the_lifts_it_judges(tmp_path:
     recorder.begin(now, Stream.recyclables)
     event = recorder.finish(now, LiftContext("benne-07", 1)).event
     assert (event.model.name, event.model.version, event.model.sha256) == ("trivue-waste", "2", sent.sha256)
+
+
+def test_downloads_cut_short_by_a_crash_are_removed_at_start_up(tmp_path: Path) -> None:
+    """A power cut or a crash in the middle of a download left ``<sha256>.onnx.part``: nothing ever
+    deleted it (the prune looks at ``.onnx`` files), and a truck's disk filled up slowly, one
+    half model (up to models.max_mb) per cut. Files the updater did not name stay."""
+    folder = tmp_path / "edge-models"
+    folder.mkdir()
+    started = model_file(folder, "trivue-waste-int8.onnx", b"int8")
+    stale = [folder / f"{'a' * 64}.onnx.part", folder / f"{'b' * 64}.onnx.part"]
+    for path in stale:
+        path.write_bytes(b"half a model")
+    mine = folder / "notes.onnx.part"  # not a name download() gives
+    mine.write_bytes(b"x")
+    updater(folder, started)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.onnx.part", "trivue-waste-int8.onnx"]
