@@ -30,7 +30,8 @@ from server.reminders.campaigns import get_campaign, items_of
 from server.reminders.channels import Attachment, ChannelError, Mailer, SmsGateway
 from server.reminders.config import RemindersConfig
 from server.reminders.effect import freeze_controls
-from server.reminders.letters import LetterError, LetterHeader, letter_pdf, route_sheet_pdf, shown_photos
+from server.reminders.letter_photos import photos_held
+from server.reminders.letters import LetterError, LetterHeader, letter_pdf, route_sheet_pdf
 from server.reminders.models import FAILED, HOUSEHOLD, RETRY, SENT, SKIPPED, Campaign, Contact, Item, OptOut
 from server.reminders.postal import AddressError, address_block
 from server.reminders.route_sheets import sheet_name
@@ -278,9 +279,10 @@ class Dispatcher:
         # directory than the server's must find it with the default relative data_dir.
         path = (self.out_dir / f"{prefix}-campagne-{campaign.id}-{item.id}.pdf").absolute()
         photos = self.evidence(item)
-        path.write_bytes(self.letter_bytes(campaign, item, message, photos))
-        if item.kind == HOUSEHOLD:  # which photos the copy holds, until the retention purges them
-            item.letter_photos = shown_photos(photos) or None
+        letter = self.letter_bytes(campaign, item, message, photos)
+        path.write_bytes(letter)
+        if item.kind == HOUSEHOLD:  # which photos the copy holds, by content, until the retention purges them
+            item.letter_photos = photos_held(photos, letter)
         return path
 
     def _email(self, campaign: Campaign, item: Item, contact: Contact) -> str:

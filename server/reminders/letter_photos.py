@@ -10,9 +10,16 @@ conservation) », in place: the same pages, the same layout, the same file, so t
 print run and a letter not yet printed stay whole and correct (and say why the photo is missing).
 
 Images are matched to photos by content: fpdf2 embeds a JPEG as it is, so an image's bytes hash to
-its photo's ``sha256`` (the evidence row). An image whose hash no kept photo of the item has is
-replaced; a copy holds nothing else of the photos. A letter written with ``--out DIR`` elsewhere is
-the operator's (``server.reminders.letter_files``).
+its photo's file. The send records, in ``Item.letter_photos``, each photo the letter holds as
+``{lift: sha256}`` (``photos_held``): the purge replaces only the images of those hashes whose lift's
+photo is purged, so another image of the letter (a logo, a signature added to the template) stays.
+A letter sent before (2026-12), or one whose photo fpdf2 re-encoded (no image of the file's hash in
+the PDF), is recorded as a list of lifts: the purge replaces every image whose hash no kept photo of
+the item has, as it always did. Those letters hold no other image (the template of the time drew
+only photos) and a re-encoded photo must go all the same; their hashes are not computed at upgrade:
+a photo purged before then (its letter's rewrite failed and waits for the next purge) has no
+evidence row left to hash. A letter written with ``--out DIR`` elsewhere is the operator's
+(``server.reminders.letter_files``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import hashlib
 import io
 import logging
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from server.ingest.models import Evidence
 from server.reminders.letter_files import own_letter
-from server.reminders.letters import font_files
+from server.reminders.letters import font_files, shown_photos
 from server.reminders.models import Channel, Item
 
 log = logging.getLogger(__name__)
@@ -58,8 +66,42 @@ def placeholder_jpeg(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-def replace_photos(path: Path, kept: set[str]) -> int:
-    """Replace, in the PDF at ``path``, every image whose sha256 is not in ``kept`` by the placeholder;
+def image_hashes(reader: PdfReader | PdfWriter) -> set[str]:
+    """sha256 of the bytes of every image the PDF's pages draw."""
+    found = set()
+    for page in reader.pages:
+        resources = page.get("/Resources")
+        xobjects = resources.get_object().get("/XObject") if resources is not None else None
+        for ref in (xobjects.get_object().values() if xobjects is not None else ()):
+            image = ref.get_object()
+            if image.get("/Subtype") == "/Image":
+                found.add(hashlib.sha256(image._data).hexdigest())
+    return found
+
+
+def photos_held(photos: Sequence[tuple[str, Path]], letter: bytes) -> dict[str, str] | list[str] | None:
+    """What ``Item.letter_photos`` records for a letter built with ``photos`` (lift, file): each
+    printed photo's lift and sha256; the lifts only (every image not kept is replaced) when a photo
+    is not in the letter as is, or its file cannot be read again; None when it prints none."""
+    shown = shown_photos(photos)
+    if not shown:
+        return None
+    files = dict(photos)
+    try:
+        held = {event: hashlib.sha256(files[event].read_bytes()).hexdigest() for event in shown}
+        drawn = image_hashes(PdfReader(io.BytesIO(letter)))
+    except (OSError, PyPdfError) as error:  # the purge took the photo meanwhile: the broad rule
+        log.warning("letter photos of lifts %s not hashed: %s", shown, error)
+        return shown
+    if not set(held.values()) <= drawn:
+        log.warning("letter photos of lifts %s re-encoded in the PDF: every image not kept is replaced", shown)
+        return shown
+    return held
+
+
+def replace_photos(path: Path, kept: set[str], purged: set[str] | None = None) -> int:
+    """Replace, in the PDF at ``path``, every image whose sha256 is in ``purged`` by the placeholder
+    (``purged`` None, a letter recorded by lifts only: every image whose sha256 is not in ``kept``);
     the number replaced. The file is rewritten whole under a temporary name, then renamed: a print
     run reading it at that moment gets the old copy or the new one, never half of each."""
     reader = PdfReader(path)
@@ -70,7 +112,10 @@ def replace_photos(path: Path, kept: set[str]) -> int:
         xobjects = resources.get_object().get("/XObject") if resources is not None else None
         for ref in (xobjects.get_object().values() if xobjects is not None else ()):
             image = ref.get_object()
-            if image.get("/Subtype") != "/Image" or hashlib.sha256(image._data).hexdigest() in kept:
+            if image.get("/Subtype") != "/Image":
+                continue
+            digest = hashlib.sha256(image._data).hexdigest()
+            if (digest not in purged) if purged is not None else (digest in kept):
                 continue
             grey = placeholder_jpeg(int(image["/Width"]), int(image["/Height"]))
             if image._data == grey:
@@ -107,16 +152,20 @@ def forget_purged_photos(session: Session, letters_root: Path | None) -> int:
                                       .where(Evidence.event_id.in_(wanted[start:start + 500]))).tuples().all())
     rewritten = 0
     for item in items:
-        events = list(item.letter_photos or [])
+        held = item.letter_photos or []
+        events = list(held)  # a dict's keys ({lift: sha256}) or a list of lifts (sent before 2026-12)
         kept = {event: photos[event] for event in events if event in photos}
         if events and len(kept) == len(events):
             continue  # every photo it holds is still kept
+        # the hashes of its purged photos, less any a kept photo shares (the same file twice)
+        purged = ({held[e] for e in events if e not in kept} - {held[e] for e in kept}
+                  if isinstance(held, dict) else None)
         path = own_letter(item, letters_root)
         if path is not None:
             try:
-                rewritten += bool(replace_photos(path, set(kept.values())))
+                rewritten += bool(replace_photos(path, set(kept.values()), purged))
             except (OSError, PyPdfError, ValueError, KeyError) as error:  # tried again by the next purge
                 log.warning("letter of reminder item %s: purged photos not removed: %s", item.id, error)
                 continue
-        item.letter_photos = [e for e in events if e in kept] or None
+        item.letter_photos = ({e: held[e] for e in kept} if isinstance(held, dict) else list(kept)) or None
     return rewritten

@@ -149,9 +149,10 @@ class Item(RemindersBase):
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="When a send claimed the item")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="Retry after a temporary failure")
     message_id: Mapped[str | None] = mapped_column(String(200), doc="Stable e-mail Message-ID (resent alike)")
-    letter_photos: Mapped[list[str] | None] = mapped_column(
-        JSON(none_as_null=True), doc="Lifts whose photos the server's copy of the letter still holds "
-                                     "(server.reminders.letter_photos); NULL: none")
+    letter_photos: Mapped[dict[str, str] | list[str] | None] = mapped_column(
+        JSON(none_as_null=True), doc="Photos the server's copy of the letter still holds: {lift: sha256}, "
+                                     "or a list of lifts (sent before 2026-12) (server.reminders.letter_photos); "
+                                     "NULL: none")
     printed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="First put in a print file for the mail room")
     printed_by: Mapped[str | None] = mapped_column(String(128), doc="Who made that print file")
 

@@ -356,7 +356,8 @@
         if (!window.confirm(t("rem.erase_confirm"))) return;
         const note = $("rights-note").value.trim();
         const done = await api(path, note ? { note } : {}, { method: "DELETE" });
-        status.textContent = t("rem.erased", { key, contacts: done.contacts, items: done.items, letters: done.letters });
+        status.textContent = t("rem.erased", { key, contacts: done.contacts, items: done.items, letters: done.letters,
+          dead_letters: done.dead_letters ?? 0 }); // refused messages naming its bins, payload emptied
         missingLetters(done.letters_missing || []);
       }
       await loadCampaign();

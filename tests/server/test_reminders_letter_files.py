@@ -278,3 +278,85 @@ def test_the_purge_deletes_the_letters_erasures_left_behind_and_nothing_else(cit
     with city.sessions() as session:
         trail = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "retention.purge")).all()
     assert any("'reminder_stray_letters': 4" in d for d in trail), trail
+
+
+def logo_png(folder: Path) -> Path:
+    """A small métropole logo: a PNG, so fpdf2 re-encodes it and no photo's hash can match it."""
+    from PIL import Image
+
+    path = folder / "logo-metropole.png"
+    Image.new("RGB", (60, 24), (0, 90, 160)).save(path, "PNG")
+    return path
+
+
+def test_the_purge_replaces_the_letters_photos_and_nothing_else(city: City, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A logo or a signature added to the letter template is no photo: the purge must leave it
+    (it replaced every image whose hash no kept photo had: the logo became « Photo supprimée »)."""
+    from server.reminders import letters
+
+    logo = logo_png(tmp_path)
+    header = letters._header
+
+    def with_logo(pdf: Any, head: Any) -> None:
+        header(pdf, head)
+        pdf.image(str(logo), x=pdf.l_margin, y=5, w=20)
+
+    monkeypatch.setattr(letters, "_header", with_logo)
+    campaign_id = send_letters(city)
+    item, letter = target_letter(city, campaign_id)
+    with city.sessions() as session:
+        photos = {e.sha256: e for e in session.scalars(select(Evidence).where(Evidence.event_id.in_(item.event_ids)))}
+    printed = images(letter)
+    drawn = [sha for sha in printed if sha in photos]
+    logos = [sha for sha in printed if sha not in photos]
+    assert len(drawn) == 2 and len(logos) == 1, "the letter holds two photos and the logo"
+    ages = {sha: (MIDNIGHT - e.received_at.replace(tzinfo=UTC)).days for sha, e in photos.items()}
+    oldest, youngest = sorted(drawn, key=lambda sha: -ages[sha])
+    store = EvidenceStore(city.settings.evidence_path, 2**22)
+    for days in (31 - ages[oldest], 31):
+        with city.sessions() as session:
+            purge_expired(session, store, city.settings, now=MIDNIGHT + timedelta(days=days))
+            session.commit()
+        now = images(letter)
+        assert oldest not in now and logos[0] in now, "the logo was replaced as if it were a purged photo"
+    assert youngest not in now and len(now) == 3
+
+
+def test_a_letter_recorded_before_the_photo_hashes_still_loses_its_photos(city: City) -> None:
+    """Letters sent before 2026-12: ``letter_photos`` lists the lifts only (their letters hold no
+    other image than photos): the purge keeps replacing every image no kept photo has."""
+    campaign_id = send_letters(city)
+    item, letter = target_letter(city, campaign_id)
+    with city.sessions() as session:
+        stored = session.get(Item, item.id)
+        assert isinstance(stored.letter_photos, dict), "the send records each photo's hash"
+        stored.letter_photos = list(stored.letter_photos)  # as migration r0004 and the sends before left it
+        session.commit()
+    with city.sessions() as session:
+        purge_expired(session, EvidenceStore(city.settings.evidence_path, 2**22), city.settings,
+                      now=MIDNIGHT + timedelta(days=31))
+        session.commit()
+        assert session.get(Item, item.id).letter_photos is None
+    assert not set(images(letter)) & {e.sha256 for e in city.sessions().scalars(select(Evidence))}
+
+
+def test_a_photo_the_letter_does_not_hold_as_is_is_still_replaced(city: City) -> None:
+    """A photo fpdf2 re-encodes (not a plain JPEG) has no image of its hash in the letter: the send
+    records the lifts only, and the purge replaces every image no kept photo has, as before."""
+    from PIL import Image
+
+    with city.sessions() as session:
+        for evidence in session.scalars(select(Evidence)):  # a PNG where a JPEG was expected
+            path = city.settings.evidence_path / evidence.path
+            Image.open(path).convert("RGB").save(path, "PNG")
+    campaign_id = send_letters(city)
+    item, letter = target_letter(city, campaign_id)
+    with city.sessions() as session:
+        assert isinstance(session.get(Item, item.id).letter_photos, list)
+    before = images(letter)
+    with city.sessions() as session:
+        purge_expired(session, EvidenceStore(city.settings.evidence_path, 2**22), city.settings,
+                      now=MIDNIGHT + timedelta(days=31))
+        session.commit()
+    assert not set(images(letter)) & set(before), "a re-encoded photo outlived its retention in the letter"

@@ -17,6 +17,8 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from server.db import utcnow
+from server.ingest.models import DeadLetter
 from server.reminders.models import Item
 from tests.conftest import CHROMIUM, free_port
 from tests.dashboard.test_rgaa import OVERFLOWING
@@ -76,6 +78,7 @@ EXPECT = {
            "verdict": "Trop peu de levées pour conclure", "nav": "Rappels", "again": "déjà en attente de revue dans "
            "la campagne 1", "nothing": "le plan ne propose aucun message", "why": "levées contaminées sur",
            "erased": "1 contact(s) supprimé(s), 1 élément(s) anonymisé(s)", "name": "Novembre",
+           "dead": "2 message(s) refusé(s) vidé(s)",
            "missing": "courrier introuvable : ",
            "leak": ENGLISH_WORDS},
     "en": {"planned": "message(s) proposed", "pending": "to review", "channel": "Will be sent by: postal letter",
@@ -86,6 +89,7 @@ EXPECT = {
            "verdict": "Too few lifts to conclude", "nav": "Reminders", "again": "already waiting for review in "
            "campaign 1", "nothing": "the plan proposes no message", "why": "contaminated lifts out of",
            "erased": "1 contact(s) deleted, 1 item(s) anonymised", "name": "November", "missing": "letter not found: ",
+           "dead": "2 refused message(s) emptied",
            "leak": FRENCH_WORDS},
 }
 
@@ -256,6 +260,11 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     letter = city.settings.data_dir / "reminders" / f"campagne-{bin_item.campaign_id}" / \
         f"courrier-campagne-{bin_item.campaign_id}-{bin_item.id}.pdf"
     letter.rename(letter.with_name("courrier-deplace.pdf"))
+    with city.sessions() as session:  # two refused lifts of the bin: the erasure empties them and says so
+        session.add_all([DeadLetter(received_at=utcnow(), topic="t/benne-01/lift", truck_id="benne-01",
+                                    reason="schema", detail="bad", payload=b'{"bin_id": "BAC-0042"}',
+                                    payload_size=22) for _ in range(2)])
+        session.commit()
     page.get_by_label(t["rem.key"]).fill("bin:INCONNU")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=t["rem.erase"]).click()  # an unknown key: the API's 404, translated
@@ -265,6 +274,7 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=t["rem.erase"]).click()
     expect(page.locator("#rights-status")).to_contain_text(want["erased"])
+    expect(page.locator("#rights-status")).to_contain_text(want["dead"])
     expect(page.locator("#rights-status")).to_contain_text(t["rem.letters_missing"].format(n=1))
     expect(page.locator("#rights-missing")).to_be_visible()
     expect(page.locator("#rights-missing li")).to_have_text([f"{want['missing']}{letter}"])
