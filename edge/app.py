@@ -244,7 +244,7 @@ class Agent:
             fps=meter.fps, inference_ms=meter.inference_ms, outbox_depth=self.outbox.depth(),
             outbox_photos_dropped=self.outbox.counter("photos_dropped"),
             outbox_photos_expired=self.outbox.counter("photos_expired"), disk_short=not self.outbox.reserve.held,
-            disk_free_mb=disk.free / 2**20,
+            disk_free_mb=disk.free / 2**20, camera_clock_offset_s=self.camera_clock.reported_offset_s(),
             photos_too_large=self.outbox.counter("photos_too_large"),
             photos_refused=self.outbox.counter("photos_refused"),
             model=self.recorder.model, stream=self.live.stream, gps_fix_age_s=age,

@@ -84,6 +84,12 @@ class CameraClock:
         with self._lock:
             return min(self._samples) if self._samples else None
 
+    def reported_offset_s(self) -> float | None:
+        """The estimate for the heartbeat (wire 1.3): rounded to 0.1 s (the poll makes it no finer),
+        None while unknown."""
+        offset = self.offset_s()
+        return None if offset is None else round(offset, 1)
+
     def correct(self, stamped_at: datetime) -> datetime:
         """``stamped_at`` (the camera's clock) on the agent's clock, as far as it is known."""
         offset = self.offset_s()

@@ -50,7 +50,9 @@ from vision.receipts import (
 # 1.2: ``ModelInfo.sha256``, the ONNX file that judged the lift (the INT8 and FP32 files of a version
 #      share its name and version); optional: 1.0/1.1 lifts name none, a 1.1 reader ignores it.
 #      ``TruckStats.outbox_photos_expired`` and ``disk_short`` (a truck's disk, weeks without signal).
-SCHEMA_VERSION = "1.2"
+# 1.3: ``TruckStats.camera_clock_offset_s``, how far the camera box's clock is off the agent's (the
+#      fleet page's "horloge caméra décalée"); optional: a 1.2 truck sends none, a 1.2 reader ignores it.
+SCHEMA_VERSION = "1.3"
 SCHEMA_MAJOR = 1
 
 # Upper bounds no real lift reaches (a hopper holds a few hundred items; a lift lasts a minute):
@@ -62,6 +64,9 @@ MAX_SEQUENCE = 2**63 - 1  # a signed 64-bit column (BIGINT)
 MAX_SCORE = 3.0 * MAX_ITEMS * MAX_CLASSES  # every item of every class an alert (weight 3)
 MAX_BOXES = 1_000  # boxes on one evidence photo (a hopper photo shows tens)
 MAX_COUNTER = 2**63 - 1  # heartbeat counters, stored as JSON but read back as 64-bit integers
+# A camera box's clock offset: the span of Python's datetime (years 1 to 9999), so that whatever a
+# photo's stamp, the agent's estimate fits and its heartbeat is never refused for it.
+MAX_CLOCK_OFFSET_S = 10_000 * 366 * 86400.0
 # Free text: printable only. PostgreSQL text cannot hold NUL, and control characters in a class
 # or model name only ever come from a corrupted or hostile sender.
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
@@ -328,6 +333,10 @@ class TruckStats(_Wire):
     photos_refused: _Counter = Field(
         default=0, description="Photos dropped after the broker refused them uplink.max_photo_attempts times")
     disk_free_mb: float | None = Field(default=None, ge=0)
+    camera_clock_offset_s: float | None = Field(
+        default=None, ge=-MAX_CLOCK_OFFSET_S, le=MAX_CLOCK_OFFSET_S,
+        description="Seconds the camera box's clock is behind (+) or ahead of (-) the agent's, learnt from "
+        "bursts seen being written; burst times are corrected by it. None until one was (since 1.3)")
     model: ModelInfo | None = None
     stream: Stream | None = None
     gps_fix_age_s: float | None = Field(default=None, ge=0)

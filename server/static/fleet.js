@@ -11,13 +11,22 @@
   const isSilent = (truck) => !truck.last_seen_at ||
     Date.now() - new Date(truck.last_seen_at).getTime() > silentAfterS * 1000;
 
-  function statusCell(truck) {
+  function statusCell(truck, s) {
     const known = ["online", "offline"].includes(truck.status) ? truck.status : "unknown";
     const cell = el("td", {}, el("span", { class: `badge ${known === "online" ? "ok" : "off"}`,
       text: t(`fleet.${known}`) }));
     if (isSilent(truck)) {
       cell.append(" ", el("span", { class: "badge warn", title: t("fleet.silent_hint", { minutes: Math.round(silentAfterS / 60) }),
         text: `⚠ ${t("fleet.silent")}` }));
+    }
+    // Wire 1.3 heartbeats: positive, the camera box is behind; absent (older trucks, or no burst
+    // seen being written yet): nothing to say.
+    const offset = s.camera_clock_offset_s;
+    if (typeof offset === "number" && Math.abs(offset) >= cameraClockWarnS) {
+      const way = offset > 0 ? "behind" : "ahead";
+      cell.append(" ", el("span", { class: "badge warn", "data-camera-clock": way,
+        text: `⚠ ${t("fleet.camera_clock", { span: span(offset) })}`,
+        title: t(`fleet.camera_clock_${way}_hint`, { span: span(offset) }) }));
     }
     return cell;
   }
@@ -28,6 +37,19 @@
     { minimumFractionDigits: digits, maximumFractionDigits: digits })).format(value);
   const num = (value, unit, digits = 0) =>
     value === null || value === undefined ? "–" : `${decimal(Number(value), digits)}${unit}`;
+
+  // The camera box's clock off the truck's by this much or more: the agent logs it (edge REPORT_S),
+  // the page shows it. Lift times are corrected by it; the badge asks for the box's clock to be set.
+  const cameraClockWarnS = 30;
+
+  // The size of an offset for a person: 45 s, 3 min, 5 h, 12 jours, 56 ans (a box booted in 1970).
+  function span(seconds) {
+    const size = Math.abs(seconds);
+    const [unit, n] = size >= 2 * 365.25 * 86400 ? ["years", size / (365.25 * 86400)]
+      : size >= 2 * 86400 ? ["days", size / 86400] : size >= 2 * 3600 ? ["h", size / 3600]
+        : size >= 120 ? ["min", size / 60] : ["s", size];
+    return t(`fleet.span_${unit}`, { n: decimal(Math.round(n), 0) });
+  }
 
   // A truck's refusal in the reader's language: its kind named first (rollout.refusal.<kind>), then the
   // truck's own words (file names, classes), which stay; a kind this page does not know: the words alone.
@@ -147,7 +169,7 @@
     const model = s.model ? s.model.version : "–";
     return el("tr", { class: isSilent(truck) ? "silent" : null, "data-truck": truck.truck_id },
       el("th", { scope: "row", text: truck.truck_id }),
-      statusCell(truck),
+      statusCell(truck, s),
       el("td", { title: fmt.dateTime(truck.last_seen_at), text: fmt.ago(truck.last_seen_at) }),
       outboxCell(s),
       el("td", { class: "num", text: num(s.inference_ms, " ms") }),

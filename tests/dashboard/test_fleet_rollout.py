@@ -137,3 +137,47 @@ def test_fleet_page_flags_a_full_disk_and_the_photos_it_cost(browser: Browser) -
     browser.page.get_by_role("link", name="Français").click()  # the language choice is remembered
     browser.page.wait_for_selector("body[data-ready=true]")
     assert not browser.unexpected_errors()
+
+
+def test_fleet_page_flags_a_camera_clock_off(browser: Browser) -> None:
+    """A camera box whose clock is off stamps its bursts with it: the agent corrects lift times and
+    only logged it, on the truck. Its heartbeat says it (wire 1.3), and the fleet page shows it from
+    30 s, behind or ahead, in both languages; a 1.2 truck's heartbeat (none said) shows nothing."""
+    server = browser.server
+    now = datetime.now(UTC)
+    heartbeats = {"benne-61": 180.4, "benne-62": 1.7e9, "benne-63": -45.0, "benne-64": 12.5}
+    for truck, offset in {**heartbeats, "benne-65": None}.items():
+        stats = TruckStats(truck_id=truck, sent_at=now, uptime_s=60, outbox_depth=0, disk_free_mb=900,
+                           stream="recyclables", camera_clock_offset_s=offset)
+        server.publish(f"{truck}/status", "online", retain=True)
+        server.publish(f"{truck}/stats", stats.model_dump_json(exclude_none=True))  # a 1.2 truck: no field
+    names = {*heartbeats, "benne-65"}
+
+    def heard() -> dict[str, dict] | None:
+        found = {t["truck_id"]: t["stats"] for t in server.api("/api/trucks")["trucks"]
+                 if t["stats"] and t["truck_id"] in names}
+        return found if found.keys() == names else None
+
+    trucks = server.wait_for(heard, "the five heartbeats")
+    assert {truck: trucks[truck]["camera_clock_offset_s"] for truck in heartbeats} == heartbeats  # the API says it
+    assert trucks["benne-65"]["camera_clock_offset_s"] is None
+    browser.login(path="/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    badge = {truck: browser.page.locator(f"tr[data-truck={truck}] [data-camera-clock]") for truck in trucks}
+    assert badge["benne-61"].inner_text() == "⚠ horloge caméra décalée (3 min)"
+    assert badge["benne-61"].get_attribute("data-camera-clock") == "behind"
+    assert "a 3 min de retard sur celle du camion" in badge["benne-61"].get_attribute("title")
+    assert badge["benne-62"].inner_text() == "⚠ horloge caméra décalée (54 ans)"  # a box booted in 1970
+    assert badge["benne-63"].inner_text() == "⚠ horloge caméra décalée (45 s)"
+    assert "a 45 s d'avance" in badge["benne-63"].get_attribute("title")
+    assert badge["benne-64"].count() == 0 and badge["benne-65"].count() == 0  # within the poll; a 1.2 truck
+    browser.shot("14-flotte-horloge-camera")
+    browser.page.get_by_role("link", name="English").click()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert badge["benne-61"].inner_text() == "⚠ camera clock off (3 min)"
+    assert "is 45 s ahead of the truck's" in badge["benne-63"].get_attribute("title")
+    assert badge["benne-62"].inner_text() == "⚠ camera clock off (54 years)"
+    browser.shot("14-fleet-camera-clock-en")
+    browser.page.get_by_role("link", name="Français").click()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert not browser.unexpected_errors()

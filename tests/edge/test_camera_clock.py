@@ -28,7 +28,7 @@ from edge.camera_clock import CORRECT_FROM_S, CameraClock
 from edge.outbox import LIFT
 from tests.edge.helpers import ScriptedDetector, unique_truck
 from tests.edge.test_agent import settings_for
-from vision.schema import LiftEvent, parse_lift_event
+from vision.schema import LiftEvent, TruckStats, parse_lift_event
 
 NOWHERE = "mqtt://127.0.0.1:9"  # no broker: the lifts stay in the outbox, where this test reads them
 BOTTLE = (20, 20, 120, 160, 0.9, 0)
@@ -149,6 +149,7 @@ def test_a_camera_clock_off_gives_live_lifts_the_live_fix_and_a_backlog_its_own(
             agent.gps.update(*place(tick[0]), speed_mps=5.5, heading_deg=0.0)
         assert tick[0] == NOW_TICK
         first, live, old, older = lifts_of(agent, 4)
+        heartbeat = TruckStats.model_validate_json(agent.stats().model_dump_json())
     finally:
         agent.close()
     assert [e.frames for e in (first, live, old, older)] == [3, 3, 3, 3]
@@ -163,6 +164,29 @@ def test_a_camera_clock_off_gives_live_lifts_the_live_fix_and_a_backlog_its_own(
     # before any burst was seen being written the camera's times stand: older than the track, no position
     assert first.gps is None
     assert agent.camera_clock.offset_s() == pytest.approx(behind.total_seconds(), abs=5)
+    # the heartbeat says it (wire 1.3): the fleet page shows "horloge caméra décalée"
+    assert heartbeat.camera_clock_offset_s == pytest.approx(behind.total_seconds(), abs=5)
+
+
+def test_the_heartbeat_carries_the_camera_clock_offset_once_known(tmp_path: Path) -> None:
+    """Wire 1.3: the offset was only logged, on the truck; the heartbeat now carries it (none before a
+    burst was seen being written), for the fleet page."""
+    (tmp_path / "bursts").mkdir()
+    settings = settings_for(tmp_path, tmp_path / "bursts", NOWHERE, unique_truck(), alert={"broker": None},
+                            gps={"source": None})
+    agent = Agent.create(settings, detector=ScriptedDetector([]))
+    try:
+        unknown = TruckStats.model_validate_json(agent.stats().model_dump_json())
+        boot = datetime(1970, 1, 1, 0, 5, tzinfo=UTC)  # a box without a battery: decades behind
+        agent.camera_clock.observe(boot + timedelta(seconds=1e9 + 0.43), boot)
+        far = TruckStats.model_validate_json(agent.stats().model_dump_json())
+        agent.camera_clock.observe(_at(100), _at(280.04))  # set by hand, 3 minutes ahead this time
+        ahead = TruckStats.model_validate_json(agent.stats().model_dump_json())
+    finally:
+        agent.close()
+    assert unknown.camera_clock_offset_s is None
+    assert far.camera_clock_offset_s == 1e9 + 0.4
+    assert ahead.camera_clock_offset_s == -180.0
 
 
 def test_a_burst_seen_appearing_is_read_whole_whatever_its_stamps(tmp_path: Path, camera_time,

@@ -130,4 +130,4 @@ def test_lifts_name_the_file_that_judged_them_the_fp32_sibling_after_a_fallback(
     events = [parse_lift_event(m.payload) for m in rows if m.kind == LIFT]
     fp32 = file_sha256(tmp_path / "model.onnx")
     assert len(events) == 1 and fp32 != file_sha256(broken)
-    assert events[0].model.sha256 == fp32 and events[0].schema_version == "1.2"
+    assert events[0].model.sha256 == fp32 and events[0].schema_version == "1.3"

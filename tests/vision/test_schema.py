@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from base.paths import REPO_ROOT
-from vision.schema import SCHEMA_VERSION, LiftEvent, SchemaError, json_schema, parse_lift_event
+from vision.schema import SCHEMA_VERSION, LiftEvent, SchemaError, TruckStats, json_schema, parse_lift_event
 
 
 def event_dict(**changes: Any) -> dict[str, Any]:
@@ -124,7 +124,7 @@ BOXES = [{"class": "bag", "confidence": 0.42, "x1": 0.1, "y1": 0.2, "x2": 0.3, "
 
 def test_an_old_server_reads_a_new_truck_and_ignores_the_new_fields() -> None:
     old = _old_reader()
-    assert old.SCHEMA_VERSION == "1.0" and SCHEMA_VERSION == "1.2"
+    assert old.SCHEMA_VERSION == "1.0" and SCHEMA_VERSION == "1.3"
     new = event_dict(evidence={"sha256": "a" * 64, "width": 640, "height": 480, "reason": "uncertain",
                                "detections": BOXES}, model={**MODEL, "sha256": MODEL_SHA})
     event = old.parse_lift_event(json.dumps(new))
@@ -161,6 +161,34 @@ def test_the_model_file_is_named_when_sent_and_optional_before_1_2(version: str)
     assert named.model.sha256 == MODEL_SHA
     again = parse_lift_event(named.to_json())
     assert again == named and again.model.sha256 == MODEL_SHA
+
+
+HEARTBEAT_1_2 = {"truck_id": "benne-12", "sent_at": "2026-12-05T08:00:00Z", "uptime_s": 60.0, "outbox_depth": 3,
+                 "disk_short": False, "outbox_photos_expired": 0}  # what a 1.2 truck sends
+
+
+SPAN_S = (datetime.max - datetime.min).total_seconds()  # the largest offset two photo stamps can give
+
+
+@pytest.mark.parametrize("offset", [None, 180.4, -45.0, 1.7e9, SPAN_S, -SPAN_S])
+def test_a_heartbeat_says_how_far_the_camera_clock_is_off_from_1_3(offset: float | None) -> None:
+    """Wire 1.3: ``camera_clock_offset_s`` (positive: the camera box behind; a box in 1970 is decades
+    behind; whatever a photo's stamp, the truck's heartbeat is never refused for it); a 1.2 truck
+    sends none and its heartbeat still validates; an old server ignores it."""
+    sent = HEARTBEAT_1_2 if offset is None else {**HEARTBEAT_1_2, "camera_clock_offset_s": offset}
+    stats = TruckStats.model_validate_json(json.dumps(sent))
+    assert stats.camera_clock_offset_s == offset
+    again = TruckStats.model_validate_json(stats.model_dump_json())
+    assert again == stats and again.camera_clock_offset_s == offset
+    old = _old_reader().TruckStats.model_validate_json(stats.model_dump_json())
+    assert old.outbox_depth == 3 and not hasattr(old, "camera_clock_offset_s")
+
+
+@pytest.mark.parametrize("offset", ["NaN", "Infinity", "-1e300", "1e300", '"3 min"'])
+def test_a_camera_clock_offset_that_is_not_one_is_refused(offset: str) -> None:
+    payload = json.dumps(HEARTBEAT_1_2)[:-1] + f', "camera_clock_offset_s": {offset}}}'
+    with pytest.raises(ValueError, match="camera_clock_offset_s"):
+        TruckStats.model_validate_json(payload)
 
 
 @pytest.mark.parametrize("sha", ["A" * 64, "a" * 63, "g" * 64, ""])
