@@ -39,13 +39,14 @@ def letter_ids(name: str) -> tuple[int, int] | None:
     return int(match[2]), int(match[3])
 
 
-def _in_server_folder(path: Path, item: Item, letters_root: Path) -> bool:
-    """Inside ``letters_root``, or at an absolute path laid out as a server's reminders folder
-    (``…/reminders/campagne-<c>/<the letter's name>``: ``letters_root`` seen from another directory)."""
+def in_server_folder(path: Path, name: str, campaign_id: int, letters_root: Path) -> bool:
+    """``path`` (a campaign's file called ``name``: a letter, a route sheet) is the server's own copy:
+    inside ``letters_root``, or at an absolute path laid out as a server's reminders folder
+    (``…/reminders/campagne-<c>/<name>``: ``letters_root`` seen from another directory)."""
     if path.resolve().is_relative_to(letters_root.resolve()):
         return True
-    return path.is_absolute() and path.name == letter_name(item.campaign_id, item.id) \
-        and path.parent.name == f"campagne-{item.campaign_id}" and path.parent.parent.name == "reminders"
+    return path.is_absolute() and path.name == name \
+        and path.parent.name == f"campagne-{campaign_id}" and path.parent.parent.name == "reminders"
 
 
 def own_letter(item: Item, letters_root: Path | None) -> Path | None:
@@ -54,7 +55,8 @@ def own_letter(item: Item, letters_root: Path | None) -> Path | None:
         return None
     recorded = Path(item.send_detail)
     for path in (recorded, letters_root / f"campagne-{item.campaign_id}" / letter_name(item.campaign_id, item.id)):
-        if path.suffix == ".pdf" and path.is_file() and _in_server_folder(path, item, letters_root):
+        if path.suffix == ".pdf" and path.is_file() \
+                and in_server_folder(path, letter_name(item.campaign_id, item.id), item.campaign_id, letters_root):
             return path
     return None
 

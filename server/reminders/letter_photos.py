@@ -28,13 +28,13 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PyPdfError
-from pypdf.generic import NameObject, NumberObject
+from pypdf.generic import NameObject, NumberObject, StreamObject
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -66,17 +66,20 @@ def placeholder_jpeg(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-def image_hashes(reader: PdfReader | PdfWriter) -> set[str]:
-    """sha256 of the bytes of every image the PDF's pages draw."""
-    found = set()
-    for page in reader.pages:
+def _images(pdf: PdfReader | PdfWriter) -> Iterator[tuple[StreamObject, str]]:
+    """Every image the PDF's pages draw, with the sha256 of its bytes."""
+    for page in pdf.pages:
         resources = page.get("/Resources")
         xobjects = resources.get_object().get("/XObject") if resources is not None else None
         for ref in (xobjects.get_object().values() if xobjects is not None else ()):
             image = ref.get_object()
             if image.get("/Subtype") == "/Image":
-                found.add(hashlib.sha256(image._data).hexdigest())
-    return found
+                yield image, hashlib.sha256(image._data).hexdigest()
+
+
+def image_hashes(reader: PdfReader | PdfWriter) -> set[str]:
+    """sha256 of the bytes of every image the PDF's pages draw."""
+    return {digest for _image, digest in _images(reader)}
 
 
 def photos_held(photos: Sequence[tuple[str, Path]], letter: bytes) -> dict[str, str] | list[str] | None:
@@ -107,29 +110,22 @@ def replace_photos(path: Path, kept: set[str], purged: set[str] | None = None) -
     reader = PdfReader(path)
     writer = PdfWriter(clone_from=reader)
     replaced = 0
-    for page in writer.pages:
-        resources = page.get("/Resources")
-        xobjects = resources.get_object().get("/XObject") if resources is not None else None
-        for ref in (xobjects.get_object().values() if xobjects is not None else ()):
-            image = ref.get_object()
-            if image.get("/Subtype") != "/Image":
-                continue
-            digest = hashlib.sha256(image._data).hexdigest()
-            if (digest not in purged) if purged is not None else (digest in kept):
-                continue
-            grey = placeholder_jpeg(int(image["/Width"]), int(image["/Height"]))
-            if image._data == grey:
-                continue
-            for key in ("/SMask", "/Mask", "/Decode", "/DecodeParms"):  # the photo's, not the box's
-                image.pop(key, None)
-            width = PLACEHOLDER_WIDTH
-            height = max(1, round(PLACEHOLDER_WIDTH * int(image["/Height"]) / max(int(image["/Width"]), 1)))
-            image._data = grey
-            image.update({NameObject("/Filter"): NameObject("/DCTDecode"),
-                          NameObject("/ColorSpace"): NameObject("/DeviceRGB"),
-                          NameObject("/BitsPerComponent"): NumberObject(8),
-                          NameObject("/Width"): NumberObject(width), NameObject("/Height"): NumberObject(height)})
-            replaced += 1
+    for image, digest in _images(writer):
+        if (digest not in purged) if purged is not None else (digest in kept):
+            continue
+        grey = placeholder_jpeg(int(image["/Width"]), int(image["/Height"]))
+        if image._data == grey:
+            continue
+        for key in ("/SMask", "/Mask", "/Decode", "/DecodeParms"):  # the photo's, not the box's
+            image.pop(key, None)
+        width = PLACEHOLDER_WIDTH
+        height = max(1, round(PLACEHOLDER_WIDTH * int(image["/Height"]) / max(int(image["/Width"]), 1)))
+        image._data = grey
+        image.update({NameObject("/Filter"): NameObject("/DCTDecode"),
+                      NameObject("/ColorSpace"): NameObject("/DeviceRGB"),
+                      NameObject("/BitsPerComponent"): NumberObject(8),
+                      NameObject("/Width"): NumberObject(width), NameObject("/Height"): NumberObject(height)})
+        replaced += 1
     if replaced:
         partial = path.with_name(f".{path.name}.photos")
         with partial.open("wb") as out:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from server.audit import AuditEntry
 from server.reminders.campaigns import items_of
-from server.reminders.letter_files import CAMPAIGN_FOLDER
+from server.reminders.letter_files import CAMPAIGN_FOLDER, in_server_folder
 from server.reminders.letters import route_sheet_pdf
 from server.reminders.models import APPROVED, HOUSEHOLD, SENT, Campaign, Item
 from server.reminders.templates import french_date
@@ -64,14 +64,6 @@ class SheetUpdate:
     problems: list[str] = field(default_factory=list)  # sheets not rewritten: where, and why
 
 
-def _server_sheet(path: Path, campaign_id: int, letters_root: Path) -> bool:
-    """Inside ``letters_root``, or laid out as a server's reminders folder seen from another directory."""
-    if path.resolve().is_relative_to(letters_root.resolve()):
-        return True
-    return path.is_absolute() and path.name == sheet_name(campaign_id) \
-        and path.parent.name == f"campagne-{campaign_id}" and path.parent.parent.name == "reminders"
-
-
 def _recorded(session: Session, campaign_id: int) -> list[Path]:
     """Paths the sends of the campaign wrote its sheet to (the API's download records none)."""
     return [Path(d) for d in session.scalars(select(AuditEntry.detail).where(
@@ -103,7 +95,7 @@ def rewrite_sheets(session: Session, campaign_ids: Iterable[int], letters_root: 
                         f" (chemin relatif au dossier du serveur, cherché depuis {Path.cwd()})"
                     update.problems.append(f"feuille de route introuvable : {path}{where}")
                 continue
-            if not _server_sheet(path, campaign_id, letters_root):
+            if not in_server_folder(path, sheet_name(campaign_id), campaign_id, letters_root):
                 update.problems.append(f"feuille de route hors du dossier du serveur, non réécrite : {path.absolute()}")
                 continue
             pdf = sheet_pdf(session, campaign)
