@@ -137,15 +137,21 @@ class _Link:
         return _Info(self)
 
 
-def test_the_uplink_forgets_rows_the_outbox_dropped_while_they_were_in_flight(tmp_path: Path) -> None:
-    """Bad coverage: the connection dies with a lift and its photo in flight; before it comes back the
-    outbox drops the photo (retention, max_mb). The uplink kept the photo's entry forever."""
+def _linked_uplink(tmp_path: Path) -> tuple[Outbox, Uplink, _Link]:
+    """A truck's uplink on its own outbox, talking to a ``_Link`` instead of a broker."""
     settings = load_settings(None, {"truck_id": unique_truck(), "source": "x"}, environ={})
-    assert settings.uplink.delete_after == "receipt"
     outbox = Outbox(tmp_path / "o.sqlite3")
     uplink = Uplink(settings, outbox, lambda: None, lambda _c: None)  # type: ignore[arg-type,return-value]
     link = _Link()
     uplink.client = link  # type: ignore[assignment]
+    return outbox, uplink, link
+
+
+def test_the_uplink_forgets_rows_the_outbox_dropped_while_they_were_in_flight(tmp_path: Path) -> None:
+    """Bad coverage: the connection dies with a lift and its photo in flight; before it comes back the
+    outbox drops the photo (retention, max_mb). The uplink kept the photo's entry forever."""
+    outbox, uplink, link = _linked_uplink(tmp_path)
+    assert uplink.settings.uplink.delete_after == "receipt"
     for number in range(BURSTS // 4):
         outbox.put_lift(f"e{number}", ("lift", b"L%d" % number), ("photo", b"P%d" % number))
         link.acks = False
@@ -168,11 +174,7 @@ def test_the_uplink_forgets_rows_the_outbox_dropped_while_they_were_in_flight(tm
 def test_the_uplink_forgets_the_attempts_of_photos_the_outbox_dropped(tmp_path: Path) -> None:
     """A photo alone in flight when the connection died (an attempt counted), then dropped by the outbox
     before its next try: its attempt count stayed forever."""
-    settings = load_settings(None, {"truck_id": unique_truck(), "source": "x"}, environ={})
-    outbox = Outbox(tmp_path / "o.sqlite3")
-    uplink = Uplink(settings, outbox, lambda: None, lambda _c: None)  # type: ignore[arg-type,return-value]
-    link = _Link()
-    uplink.client = link  # type: ignore[assignment]
+    outbox, uplink, link = _linked_uplink(tmp_path)
     for number in range(BURSTS // 4):
         outbox.put_lift(f"e{number}", ("lift", b"L%d" % number), ("photo", b"P%d" % number))
         link.acks = False

@@ -29,7 +29,11 @@ from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.migrate import upgrade_database
-from server.reminders.models import upgrade_reminders
+from server.reminders.campaigns import Decision, create_campaign, review
+from server.reminders.config import RemindersConfig
+from server.reminders.dispatch import Dispatcher
+from server.reminders.models import HOUSEHOLD, Item, upgrade_reminders
+from server.reminders.plan import make_plan
 from tests.server.streets_db import FIXTURES, postgres_database
 from vision.rules import SortingRules
 from vision.schema import Evidence, GpsFix, LiftEvent, ModelInfo, Stream
@@ -161,6 +165,27 @@ def seed_city(engine: Engine, folder: Path, today: date, household_level: bool =
         _households(city, session)
         session.commit()
     return city
+
+
+def send_household_campaign(city: City, today: date, root: Path | None = None, folder: Path | None = None,
+                            level: int | None = None) -> tuple[int, Path]:
+    """The city's campaign, its household items approved (at ``level`` when given: 3 is a visit on
+    the route sheet) and sent into ``folder`` (default ``<root>/campagne-<id>``, ``root`` the server's
+    reminders folder by default); the campaign's id and that folder."""
+    rules = RemindersConfig()
+    with city.sessions() as session:
+        campaign = create_campaign(session, make_plan(session, rules, today), "Novembre", "test", rules)
+        session.flush()
+        for item in session.scalars(select(Item).where(Item.campaign_id == campaign.id, Item.kind == HOUSEHOLD)):
+            if level is not None:
+                item.level = level
+            review(session, item.id, Decision(True), "test")
+        session.commit()
+        folder = folder or (root or city.settings.data_dir / "reminders") / f"campagne-{campaign.id}"
+        Dispatcher(session, rules, city.settings.evidence_path, folder, "test", today,
+                   sorting_rules=RULES).send_campaign(campaign.id)
+        session.commit()
+        return campaign.id, folder
 
 
 def _households(city: City, session: Session) -> None:

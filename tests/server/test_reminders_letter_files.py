@@ -21,17 +21,15 @@ from server.app import create_app
 from server.audit import AuditEntry
 from server.ingest.evidence import EvidenceStore
 from server.ingest.models import Evidence
-from server.reminders.campaigns import Decision, create_campaign, review
 from server.reminders.config import RemindersConfig
 from server.reminders.dispatch import Dispatcher
 from server.reminders.households import erase_household, import_contacts
 from server.reminders.mailroom.print_run import print_run
 from server.reminders.models import HOUSEHOLD, Item
-from server.reminders.plan import make_plan
 from server.reminders.sending import requeue
 from server.retention import purge_expired
 from server.web.auth import create_token
-from tests.server.reminders_city import RULES, City, engine_for, seed_city
+from tests.server.reminders_city import RULES, City, engine_for, seed_city, send_household_campaign
 from trivue.cli import main
 
 TODAY = date(2026, 11, 20)
@@ -46,18 +44,7 @@ def city(tmp_path: Path) -> Any:
 
 def send_letters(city: City, root: Path | None = None) -> int:
     """The city's campaign, household items approved and sent (by letter: no contacts on file)."""
-    rules = RemindersConfig()
-    with city.sessions() as session:
-        campaign = create_campaign(session, make_plan(session, rules, TODAY), "Novembre", "test", rules)
-        session.flush()
-        for item in session.scalars(select(Item).where(Item.campaign_id == campaign.id, Item.kind == HOUSEHOLD)):
-            review(session, item.id, Decision(True), "test")
-        session.commit()
-        folder = (root or city.settings.data_dir / "reminders") / f"campagne-{campaign.id}"
-        Dispatcher(session, rules, city.settings.evidence_path, folder, "test", TODAY,
-                   sorting_rules=RULES).send_campaign(campaign.id)
-        session.commit()
-        return campaign.id
+    return send_household_campaign(city, TODAY, root=root)[0]
 
 
 def images(path: Path) -> list[str]:

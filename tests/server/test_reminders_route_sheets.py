@@ -14,15 +14,11 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from server.ingest.evidence import EvidenceStore
-from server.reminders.campaigns import Decision, create_campaign, review
-from server.reminders.config import RemindersConfig
-from server.reminders.dispatch import Dispatcher
 from server.reminders.households import UnknownHousehold, erase_household
 from server.reminders.models import HOUSEHOLD, Item
-from server.reminders.plan import make_plan
 from server.reminders.wording import translate
 from server.retention import purge_expired
-from tests.server.reminders_city import RULES, City, engine_for, seed_city
+from tests.server.reminders_city import City, engine_for, seed_city, send_household_campaign
 from trivue.cli import main
 
 TODAY = date(2026, 11, 20)
@@ -37,20 +33,8 @@ def city(tmp_path: Path) -> Any:
 
 def send_visits(city: City, folder: Path | None = None) -> tuple[int, Path]:
     """The city's campaign with its households at level 3 (a visit): sent, its route sheet written."""
-    rules = RemindersConfig()
-    with city.sessions() as session:
-        campaign = create_campaign(session, make_plan(session, rules, TODAY), "Novembre", "test", rules)
-        session.flush()
-        for item in session.scalars(select(Item).where(Item.campaign_id == campaign.id, Item.kind == HOUSEHOLD)):
-            item.level = 3
-            review(session, item.id, Decision(True), "test")
-        session.commit()
-        folder = folder or city.settings.data_dir / "reminders" / f"campagne-{campaign.id}"
-        Dispatcher(session, rules, city.settings.evidence_path, folder, "test", TODAY,
-                   sorting_rules=RULES).send_campaign(campaign.id)
-        session.commit()
-    sheet = folder / f"feuille-de-route-campagne-{campaign.id}.pdf"
-    return campaign.id, sheet
+    campaign_id, folder = send_household_campaign(city, TODAY, folder=folder, level=3)
+    return campaign_id, folder / f"feuille-de-route-campagne-{campaign_id}.pdf"
 
 
 def stops(sheet: Path) -> list[str]:

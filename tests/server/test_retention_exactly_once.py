@@ -134,6 +134,13 @@ def _photo_message(settings: ServerSettings, event_id: Any, data: bytes, at: dat
     return MqttMessage(f"{settings.topic_prefix}/benne-01/evidence/{event_id}", data, at)
 
 
+def _store_with_photo(settings: ServerSettings, session: Session, event: Any, data: bytes, at: datetime) -> None:
+    """The lift and its photo received, and written, at ``at``; committed."""
+    lift = MqttMessage(*_lift(settings, event.to_json().encode()), at)
+    _inbox(settings, at).write(session, [lift, _photo_message(settings, event.event_id, data, at)])
+    session.commit()
+
+
 def test_a_photo_sent_again_keeps_the_date_it_was_first_received(make_settings: Any) -> None:
     """The truck sends the same photo again (its receipt was lost): ``received_at`` moved to the new
     delivery, and the photo stayed ``evidence_retention_days`` after the last copy, not the first."""
@@ -142,9 +149,7 @@ def test_a_photo_sent_again_keeps_the_date_it_was_first_received(make_settings: 
     event, data = photo_event(1, at=now - timedelta(days=20))
     first = now - timedelta(days=20) + timedelta(minutes=10)
     with _open(settings) as session:
-        lift = MqttMessage(*_lift(settings, event.to_json().encode()), first)
-        _inbox(settings, first).write(session, [lift, _photo_message(settings, event.event_id, data, first)])
-        session.commit()
+        _store_with_photo(settings, session, event, data, first)
         assert _inbox(settings, now).write(session, [_photo_message(settings, event.event_id, data, now)]) == 0
         session.commit()
         assert session.scalar(select(Evidence.received_at)) == first
@@ -164,9 +169,7 @@ def test_a_photo_sent_again_after_its_purge_is_refused_and_not_kept(make_setting
     event, data = photo_event(2, at=now - timedelta(days=31))
     received = now - timedelta(days=31) + timedelta(minutes=10)
     with _open(settings) as session:
-        lift = MqttMessage(*_lift(settings, event.to_json().encode()), received)
-        _inbox(settings, received).write(session, [lift, _photo_message(settings, event.event_id, data, received)])
-        session.commit()
+        _store_with_photo(settings, session, event, data, received)
         assert purge_expired(session, _store(settings), settings, now=now).photos == 1
         session.commit()
         assert _inbox(settings, now).write(session, [_photo_message(settings, event.event_id, data, now)]) == 1
