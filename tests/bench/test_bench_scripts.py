@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -107,3 +110,38 @@ def test_outbox_bench_runs_and_gives_space_back(tmp_path: Path) -> None:
     sizes = [float(line.rsplit("file ", 1)[1].split()[0]) for line in run.stdout.splitlines() if "file " in line]
     assert sizes[-1] < 3, run.stdout  # drained and restarted: not the 3 MiB it held
     assert bench("outbox.py", "--lifts", "0", "--dir", str(tmp_path)).returncode == 2
+
+
+@pytest.mark.skipif(not port_open("127.0.0.1", 1883), reason="no MQTT broker at 127.0.0.1:1883")
+def test_simulate_baseline_publishes_what_the_simulator_publishes() -> None:
+    # The baseline sent 650-byte dummies, "a typical simulated LiftEvent", where the simulator's
+    # lifts are ~540 bytes and come with heartbeats: the ratio compared different traffic.
+    import paho.mqtt.client as mqtt
+
+    received: list[tuple[str, int]] = []
+    subscribed = threading.Event()
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-sizes-{uuid.uuid4().hex[:8]}")
+    listener.on_message = lambda _c, _u, message: received.append((message.topic, len(message.payload)))
+    listener.on_subscribe = lambda *_: subscribed.set()
+    listener.connect("127.0.0.1", 1883)
+    listener.subscribe([("+/+/lift", 1), ("+/+/stats", 1)])
+    listener.loop_start()
+    try:
+        assert subscribed.wait(10), "no SUBACK from the broker"
+        run = bench("simulate.py", "--trucks", "2", "--repeat", "1", "--connections", "2")
+        assert run.returncode == 0, run.stderr[-2000:]
+        time.sleep(1.0)  # the last messages reach the listener
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+
+    def sizes(prefix: str, kind: str) -> list[int]:
+        return sorted(n for topic, n in received if topic.startswith(prefix) and topic.endswith(f"/{kind}"))
+
+    sim_lifts, bare_lifts = sizes("bench-sim-", "lift"), sizes("bench-bare-", "lift")
+    planned = int(run.stdout.split(" trucks, ")[1].split()[0])
+    assert len(sim_lifts) == len(bare_lifts) == planned > 0, run.stdout
+    assert bare_lifts == sim_lifts  # the same events: only their random ids differ, same length
+    assert len(sizes("bench-bare-", "stats")) == len(sizes("bench-sim-", "stats")) > 0
+    said = f"{len(sim_lifts):,} lift messages, {sum(sim_lifts) / len(sim_lifts):,.0f} bytes on average"
+    assert said in run.stdout, run.stdout
