@@ -23,6 +23,7 @@ the most accurate one ships.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -53,7 +54,10 @@ def untrained_export(arch: str, imgsz: int, names: list[str], out_dir: Path) -> 
     cfg.write_text(yaml.safe_dump(spec))
     model = YOLO(str(cfg))
     model.model.names = dict(enumerate(names))
-    path = Path(model.export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, device="cpu"))
+    # Ultralytics names the export after the spec's bare file name, relative to the current folder:
+    # export from out_dir, or it lands (overwriting a file of that name) wherever the bench was run
+    with contextlib.chdir(out_dir):
+        path = Path(model.export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, device="cpu")).resolve()
     target = out_dir / f"{arch}-{imgsz}-untrained.onnx"
     path.replace(target)
     return target
@@ -80,7 +84,9 @@ def onnx_export(trained: Path, imgsz: int, out_dir: Path) -> Path:
     from ultralytics import YOLO
 
     checkpoint = save_checkpoint(build_identity_model(trained), out_dir / "rebuilt.pt")
-    path = Path(YOLO(str(checkpoint)).export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, device="cpu"))
+    with contextlib.chdir(out_dir):  # as untrained_export: nothing written where the bench was run
+        path = Path(YOLO(str(checkpoint)).export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False,
+                                                 device="cpu")).resolve()
     target = out_dir / f"yolov8n-{imgsz}-trained.onnx"
     path.replace(target)
     return target

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.datasets import load_mapping
+from training.yardstick import REASONS
 
 COCO_NOTE = ("Initialised from Ultralytics YOLOv8n trained on COCO (`../shared/weights/yolov8n-coco-int8.onnx`, "
              "dequantised by `training/coco_init.py`), AGPL-3.0, © Ultralytics. The model, derived from "
@@ -142,6 +143,7 @@ def limits(f: Facts) -> list[str]:
                           for name, p in f.field.items())
         lines.append(f"Validation only: the figures are on the val split used to pick the best epoch{grouped}. The "
                      f"field test split ({tests}) was never trained on: `trivue evaluate --compare` measures there.")
+        lines += [line for name, p in f.field.items() if (line := lost_tests(name, p))]
         lines.append("There is no figure of the kind \"this bin holds an error, precision P\": `trivue evaluate` "
                      "measures boxes, not bins.")
         lines.append("Night, rain, motion blur and dirty lenses: as many as the field exports hold (not counted).")
@@ -152,6 +154,18 @@ def limits(f: Facts) -> list[str]:
                      "of clean hoppers, so such a figure would measure where the photos come from, not the model.")
         lines.append("Night, rain, motion blur and dirty lenses are under-represented.")
     return [f"- {line}" for line in lines]
+
+
+def lost_tests(name: str, provenance: dict) -> str:
+    """The test photos a field export's manifest lists that could not be read at training time, by
+    reason (``training.yardstick``); empty when none, or for a report written before it counted them."""
+    left = provenance.get("test_photos_left_out") or {}
+    if not left:
+        return ""
+    why = "; ".join(f"{n} {REASONS.get(reason, reason)}" for reason, n in left.items())
+    return (f"{name}: {sum(left.values())} of the {provenance.get('test_photos_listed', '?')} test photos its "
+            f"manifest lists could not be read and were left out ({why}): the test split holds fewer photos, "
+            "and training photos that are the same shot as them could not be looked for.")
 
 
 def licence_note(mapping: Path | None, f: Facts) -> str:
@@ -219,11 +233,17 @@ def sources_section(mapping: Path | None, report: dict, merge_report: dict | Non
     for name, field in (merge_report or {}).get("field", {}).items():  # training.field: own photos
         counts = merged.get(name, {})
         lines.append(f"| {name} | own photos (personal data) | exported {field['period']}, "
-                     f"{field['test_photos']} test photos never trained on, "
+                     f"{field['test_photos']} test photos never trained on"
+                     f"{lost_count(field)}, "
                      f"{field['test_twins_dropped']} training photos left out as their twins "
                      f"| {field['field_map']} | {per_source.get(name, {}).get('images', '')} "
                      f"| {counts.get('near_duplicate_links', 0)} |")
     return lines
+
+
+def lost_count(provenance: dict) -> str:
+    lost = sum((provenance.get("test_photos_left_out") or {}).values())
+    return f" ({lost} more listed could not be read, left out)" if lost else ""
 
 
 def init_notes(run: dict) -> list[str]:

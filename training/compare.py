@@ -12,7 +12,6 @@ gives one reason.
 from __future__ import annotations
 
 import tempfile
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from training.datasets import DatasetError, SourceReport, rewrite_rows
+from training.compare_input import field_test
+from training.datasets import DatasetError
 from training.evaluate import EvaluateError, LabelledImage, measure
-from training.field import FIELD_MAP, TEST, FieldDataset, load_field_map, open_field
+from training.field import FIELD_MAP, TEST
 from vision.model import Detector, DetectorError
 from vision.selfcheck import INT8_SUFFIX, SelfCheckError, calibration_photos, check_int8, fp32_sibling
 
@@ -48,6 +48,9 @@ class Gates(BaseModel):
     min_false_alarms: int = Field(default=3, ge=1)
     int8_selfcheck: bool = True
     int8_max_disagreement: float = Field(default=0.15, ge=0, le=1)
+    # not a gate of NEW but of the input: below this share of the manifest's test photos still
+    # readable, the comparison is refused (exit 2) rather than judged on what is left
+    min_test_share: float = Field(default=0.5, ge=0, le=1)
 
 
 def load_gates(path: Path | None = None) -> Gates:
@@ -66,46 +69,6 @@ def load_gates(path: Path | None = None) -> Gates:
         if first["type"] == "extra_forbidden":
             raise CompareError(f"{path}: unknown key '{where}' (known: {', '.join(Gates.model_fields)})") from None
         raise CompareError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r})"[:300]) from None
-
-
-@dataclass(frozen=True, slots=True)
-class FieldTest:
-    """The field test split, its labels rewritten with the models' class ids."""
-
-    dataset: FieldDataset
-    items: list[LabelledImage]
-    boxes: int  # labelled boxes of the models' classes
-    left_out: dict[str, int]  # field classes mapped to null: boxes not compared
-    covered: frozenset[str]  # the models' classes some field class maps onto: labelled exhaustively
-
-
-def field_test(data: Path, names: list[str], map_path: Path, workdir: Path) -> FieldTest:
-    try:
-        dataset = open_field(data)
-        field_map = load_field_map(map_path, names)
-        class_map = dataset.class_map(field_map, map_path, names)
-    except DatasetError as error:
-        raise CompareError(str(error)) from None
-    images = dataset.images(TEST)
-    if not images:
-        raise CompareError(f"{dataset.root}: no test photos (images/test is empty or absent): export more collection "
-                           "days, the test split gets one day in five")
-    items, left_out, report = [], Counter(), SourceReport()
-    for image in images:
-        label = dataset.label(image)
-        try:
-            kept = rewrite_rows(label, class_map, report, names) if label.is_file() else []
-        except DatasetError as error:
-            raise CompareError(str(error)) from None
-        if label.is_file():  # rows checked by rewrite_rows: count the boxes it left out, per field class
-            lines = label.read_text(encoding="utf-8").splitlines()
-            field_ids = (int(line.split()[0]) for line in lines if line.strip())
-            left_out.update(dataset.names[i] for i in field_ids if class_map[i] is None)
-        rewritten = workdir / f"{image.stem}.txt"
-        rewritten.write_text("".join(f"{row}\n" for row in kept), encoding="utf-8")
-        items.append(LabelledImage(image, rewritten, "field"))
-    covered = frozenset(names[i] for i in class_map if i is not None)
-    return FieldTest(dataset, items, sum(report.boxes.values()), dict(sorted(left_out.items())), covered)
 
 
 def open_model(path: Path, role: str) -> Detector:
@@ -288,7 +251,10 @@ def compare(old: Path, new: Path, data: Path, gates: Gates | None = None, field_
                            "NEW (NEW may add classes)")
     common = [n for n in names if n in old_names]
     with tempfile.TemporaryDirectory() as workdir:
-        test = field_test(Path(data), names, map_path, Path(workdir))
+        try:
+            test = field_test(Path(data), names, map_path, Path(workdir), gates.min_test_share)
+        except DatasetError as error:
+            raise CompareError(str(error)) from None
         try:
             before = measure(relabelled(test.items, names, old_names, Path(workdir)), old_names, old, conf)
             after = measure(test.items, names, new, conf)
@@ -308,9 +274,14 @@ def compare(old: Path, new: Path, data: Path, gates: Gates | None = None, field_
     if test.left_out:
         notes.append("field classes the models do not have (field map -> null), not compared: "
                      + ", ".join(f"{k} ({v} boxes)" for k, v in test.left_out.items()))
+    if test.split.missing:  # said before any figure is read: they rest on fewer photos than the split has
+        notes.insert(0, f"{test.split.describe()}; the figures rest on the {len(test.items)} photos read")
+    if test.split.past_retention:
+        notes.append(f"{test.split.past_retention} test photos read past their retention date: keeping a test "
+                     "set longer is the deliberation's decision (privacy.md, section 1 quater)")
     result = {
         "data": str(test.dataset.root), "split": TEST, "period": test.dataset.period,
-        "test_days": test.dataset.days(TEST), "images": len(test.items),
+        "test_days": test.split.days, "images": len(test.items), "test_photos": test.split.to_json(),
         "boxes": test.boxes, "field_map": str(map_path),
         "old": describe(old, old_model, before), "new": describe(new, new_model, after),
         "map50": {"old": old_map, "new": new_map, "delta": gain, "classes": common},
@@ -336,7 +307,9 @@ def format_comparison(comparison: Comparison) -> str:
     days = r["test_days"]
     span = f", {days[0]}..{days[-1]}" if days else ""
     plural = "s" if len(days) != 1 else ""
-    lines = [f"field test split of {r['data']}: {r['images']} photos of {len(days)} collection day{plural}{span}, "
+    photos = r["test_photos"]
+    of = f" (of {photos['expected']} in manifest.json)" if photos["read"] != photos["expected"] else ""
+    lines = [f"field test split of {r['data']}: {r['images']} photos{of} of {len(days)} collection day{plural}{span}, "
              f"{r['boxes']} boxes",
              f"OLD {old['model']} ({old['name']} {old['version']})",
              f"NEW {new['model']} ({new['name']} {new['version']})",

@@ -51,6 +51,7 @@ from training.datasets import (
     load_mapping,
     write_merge,
 )
+from training.yardstick import SplitPhotos, read_test_split
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,11 @@ class FieldDataset:
                 gone.add(Path(str(photo.get("file", ""))).stem)
         return gone
 
+    def yardstick(self, today: date, decode: bool = False) -> SplitPhotos:
+        """The test photos the manifest lists against those in images/test (``training.yardstick``)."""
+        listed = [p for p in self.manifest["photos"] if p.get("split") == TEST]
+        return read_test_split(listed, self.images(TEST), today, decode)
+
     def days(self, split: str) -> list[str]:
         """Collection days of a split, from the manifest."""
         return sorted({str(p.get("day")) for p in self.manifest["photos"] if p.get("split") == split})
@@ -218,11 +224,16 @@ class FieldSource:
                                          list(self.class_map), list(classes), report)
         return samples
 
-    def provenance(self, twins_dropped: int, in_newer: int = 0, expired: int = 0) -> dict:
-        """What report.json says of this source beside its counts: where it came from, what stayed out."""
+    def provenance(self, twins_dropped: int, in_newer: int = 0, expired: int = 0,
+                   tests: SplitPhotos | None = None) -> dict:
+        """What report.json says of this source beside its counts: where it came from, what stayed out.
+        ``tests``: its test split as read; the photos its manifest lists that are not there are
+        counted by reason (``test_photos_left_out``), since the card says what the split lost."""
+        tests = tests or self.dataset.yardstick(datetime.now(UTC).date())
         return {"dir": str(self.dataset.root), "field_map": str(self.map_path), "period": self.dataset.period,
-                "exported_at": self.dataset.manifest.get("exported_at"), "test_photos": len(self.dataset.images(TEST)),
-                "test_days": len(self.dataset.days(TEST)), "test_twins_dropped": twins_dropped,
+                "exported_at": self.dataset.manifest.get("exported_at"), "test_photos": len(tests.photos),
+                "test_days": len(tests.days), "test_photos_listed": tests.expected,
+                "test_photos_left_out": tests.left_out, "test_twins_dropped": twins_dropped,
                 "in_newer_export": in_newer, "expired_left_out": expired}
 
 
@@ -343,7 +354,10 @@ def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, 
             evidence.append(links)
         kept, twins = drop_test_twins(source, collected, every_test, report, cache_dir)
         samples += kept
-        provenance[source.name] = source.provenance(twins, in_newer, expired)
+        split = source.dataset.yardstick(today)
+        if split.missing:  # its twins cannot be looked for either: the photos are gone
+            log.warning("%s: %s", source.name, split.describe())
+        provenance[source.name] = source.provenance(twins, in_newer, expired, split)
         log.info("%s: %d test photos of %d collection days kept out of training, %d training photos left out as "
                  "the same shot as a test photo", source.name, len(tests), len(source.dataset.days(TEST)), twins)
     check_test_untouched(samples, every_test)

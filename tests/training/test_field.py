@@ -325,3 +325,31 @@ def test_photos_past_their_retention_date_are_left_out_of_training(setup: Setup,
     (field / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DatasetError, match=r"retention_until 'bientôt' is not a date"):
         merge_with_field(mapping, [field], tmp_path / "again", cache_dir=cache)
+
+
+def test_test_photos_gone_from_the_export_are_counted_and_carded(setup: Setup, tmp_path: Path, cache: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Test photos deleted past their retention date (as privacy.md asks) or lost in a copy shrank
+    the split silently: report.json and the card said "4 test photos" of a split of 6."""
+    from training.card import facts, limits
+
+    mapping, field = setup
+    manifest = json.loads((field / "manifest.json").read_text())
+    tests = [p for p in manifest["photos"] if p["split"] == "test"]
+    tests[0]["retention_until"] = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    (field / "manifest.json").write_text(json.dumps(manifest))
+    for photo in tests[:2]:
+        (field / photo["file"]).unlink()
+    with caplog.at_level("WARNING", logger="training.field"):
+        merge_with_field(mapping, [field], tmp_path / "out", cache_dir=cache)
+    merge_report = json.loads((tmp_path / "out" / "report.json").read_text())
+    written = merge_report["field"]["field-terrain-2026-11"]
+    assert (written["test_photos"], written["test_photos_listed"]) == (4, 6)
+    assert written["test_photos_left_out"] == {"expired": 1, "absent": 1}
+    assert "4 of the 6 test photos of manifest.json read, 2 left out" in caplog.text
+    row = next(line for line in sources_section(mapping, {}, merge_report) if "field-terrain-2026-11" in line)
+    assert "4 test photos never trained on (2 more listed could not be read, left out)" in row
+    stated = "\n".join(limits(facts(MODEL_CLASSES, mapping, merge_report)))
+    assert ("- field-terrain-2026-11: 2 of the 6 test photos its manifest lists could not be read and were left out "
+            "(1 past their retention date (retention_until in manifest.json), deleted from the folder; 1 absent "
+            "from images/test though not past their retention date (deleted or not copied))") in stated
