@@ -18,6 +18,7 @@ from server.labels.queue import QueueFilter, photo_view, queue
 from server.labels.store import Decision, LabelError, decide, labellable, taxonomy
 from server.web.bounds import Day, ordered
 from server.web.deps import Annotator, ContextDep, SameOrigin, SessionDep
+from server.web.private import private_get
 from vision.rules import SortingRules
 
 STATUS = {"not_found": 404, "expired": 410, "invalid": 422}
@@ -58,8 +59,8 @@ def labels_router(rules: SortingRules) -> APIRouter:
             raise _fail(error) from None
         return photo_view(db, ctx.settings, lift, evidence, rules)
 
-    @router.get("/photos/{event_id}/photo.jpg", summary="The blurred photo (annotator)", response_class=FileResponse,
-                responses={200: {"content": {"image/jpeg": {}}}})
+    @private_get(router, "/photos/{event_id}/photo.jpg", summary="The blurred photo (annotator)",
+                 response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
     def photo_file(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Annotator) -> FileResponse:
         try:
             _lift, evidence = labellable(db, str(event_id), ctx.settings.evidence_retention_days,
@@ -72,8 +73,8 @@ def labels_router(rules: SortingRules) -> APIRouter:
         audit(db, who.actor, "evidence.read", str(event_id), "labelling")
         db.commit()
         # A household's bin on an annotator's (often shared) office computer: no browser or proxy keeps
-        # it, as the evidence route; each view is audited, so a cached copy would be an unaudited one.
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+        # it (private_get), as the evidence route; each view is audited, a cached copy would not be.
+        return FileResponse(path, media_type="image/jpeg")
 
     @router.post("/photos/{event_id}/decisions", summary="Accept, delete, move, add, unusable, done or undo",
                  response_model=schemas.Photo, dependencies=[SameOrigin])

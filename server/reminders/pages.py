@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from server.config import ServerSettings
 from server.web.dashboard import LANGUAGES, NAV, MaybePrincipal, Pages, login_redirect, menu_for, request_lang
+from server.web.private import NoStoreRoute
 from vision.rules import SortingRules
 
 I18N = Path(__file__).resolve().parent.parent / "templates" / "reminders" / "i18n"
@@ -28,7 +29,7 @@ def reminder_messages(lang: str) -> dict[str, str]:
 
 def reminders_page_router(settings: ServerSettings, sorting_rules: SortingRules) -> APIRouter:
     pages = Pages(settings, sorting_rules)
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, route_class=NoStoreRoute)  # households: server.web.private
 
     @router.get("/rappels")
     def reminders_page(request: Request, who: MaybePrincipal, street_id: int | None = None) -> Response:
@@ -40,8 +41,6 @@ def reminders_page_router(settings: ServerSettings, sorting_rules: SortingRules)
                    "t": t, "nav": menu_for(who, (*NAV, NAV_ITEM)), "can_review": who.can("manager"),
                    "household_level": settings.household_level,
                    "config": {**pages.script_config(lang, {"streetId": street_id}), "t": t}}
-        response = pages.templates.TemplateResponse(request, "reminders/review.html", context)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return pages.templates.TemplateResponse(request, "reminders/review.html", context)
 
     return router

@@ -12,13 +12,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from server.web.dashboard import AnyPrincipal, Pages
+from server.web.private import NoStoreRoute
 
 PATH = "/accessibilite"
 AXE_VERSION = "4.14.1"  # what tests/dashboard/test_accessibility.py runs; cited by the declaration
 
 
 def accessibility_router(pages: Pages) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, route_class=NoStoreRoute)  # as every page (server.web.private)
 
     @router.get(PATH)
     def declaration(request: Request, who: AnyPrincipal) -> HTMLResponse:

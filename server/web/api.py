@@ -30,6 +30,7 @@ from server.web.csvexport import rows_csv
 from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, Viewer
 from server.web.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
 from server.web.privacy import street_level_lift
+from server.web.private import private_get
 from server.web.reports import StreetFilter, street_detail, street_geojson_text, street_stats, street_stats_text
 from vision.refusals import refusal_kind
 from vision.rules import CATEGORY_PATTERN
@@ -130,8 +131,8 @@ def api_router() -> APIRouter:
                                 "shown to managers only")
         return detail
 
-    @router.get("/lifts", summary="Lifts, newest first, paginated (household-level: manager)",
-                response_model=schemas.LiftPage)
+    @private_get(router, "/lifts", summary="Lifts, newest first, paginated (household-level: manager)",
+                 response_model=schemas.LiftPage)
     def lifts(db: SessionDep, ctx: ContextDep, who: Manager, street_id: RowId | None = None,
               truck_id: str | None = Query(default=None, max_length=64), contaminated: bool | None = None,
               since: Moment | None = None, until: Moment | None = None, stream: Stream | None = None,
@@ -153,8 +154,8 @@ def api_router() -> APIRouter:
             page = {**page, "items": [street_level_lift(item) for item in page["items"]]}
         return page
 
-    @router.get("/lifts/{event_id}", summary="One lift with its street, address and photo link (manager)",
-                response_model=schemas.Lift)
+    @private_get(router, "/lifts/{event_id}", summary="One lift with its street, address and photo link (manager)",
+                 response_model=schemas.Lift)
     def lift(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Manager) -> dict[str, Any]:
         detail = lift_detail(db, str(event_id))
         if detail is None:
@@ -167,8 +168,9 @@ def api_router() -> APIRouter:
         db.commit()
         return detail if household else street_level_lift(detail)
 
-    @router.get("/lifts/{event_id}/evidence.jpg", summary="The blurred evidence photo (manager)",
-                response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
+    # A household's bin, read on the review page: not kept by a shared office browser (private_get: no-store).
+    @private_get(router, "/lifts/{event_id}/evidence.jpg", summary="The blurred evidence photo (manager)",
+                 response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
     def evidence(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Manager) -> FileResponse:
         photo = db.get(Evidence, str(event_id))
         path = ctx.evidence.path(photo.path) if photo is not None else None
@@ -176,8 +178,7 @@ def api_router() -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no photo for lift {event_id}")
         audit(db, who.actor, "evidence.read", str(event_id))
         db.commit()
-        # A household's bin, read on the review page: not kept by a shared office browser (no-store).
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+        return FileResponse(path, media_type="image/jpeg")
 
     _truck_routes(router)
     return router
@@ -211,7 +212,7 @@ def _truck_routes(router: APIRouter) -> None:
         rows = db.execute(select(Truck, recent).order_by(Truck.truck_id)).all()
         return {"trucks": [truck_json(t, lifts) for t, lifts in rows]}
 
-    @router.get("/audit", summary="The audit trail, newest first (admin)", response_model=schemas.AuditPage)
+    @private_get(router, "/audit", summary="The audit trail, newest first (admin)", response_model=schemas.AuditPage)
     def audit_log(db: SessionDep, who: Admin, action: str | None = Query(default=None, max_length=64),
                   limit: int = Query(default=100, ge=1, le=1000),
                   before_id: int | None = Query(default=None, ge=1, le=MAX_ROW_ID)) -> dict[str, Any]:
@@ -223,8 +224,8 @@ def _truck_routes(router: APIRouter) -> None:
         return {"items": [{"id": a.id, "at": a.at.isoformat(), "actor": a.actor, "action": a.action,
                            "target": a.target, "detail": a.detail} for a in db.scalars(query)]}
 
-    @router.get("/dead-letters", summary="Messages refused by ingest, newest first (manager)",
-                response_model=schemas.DeadLetters)
+    @private_get(router, "/dead-letters", summary="Messages refused by ingest, newest first (manager)",
+                 response_model=schemas.DeadLetters)
     def dead_letters(db: SessionDep, ctx: ContextDep, who: Manager,
                      reason: str | None = Query(default=None, max_length=32),
                      limit: int = Query(default=100, ge=1, le=1000)) -> dict[str, Any]:

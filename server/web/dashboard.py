@@ -27,6 +27,7 @@ from server.web.auth import Principal
 from server.web.basemap import Basemap, basemap_from
 from server.web.bounds import FIRST_DAY, LAST_DAY, RowId
 from server.web.deps import SessionDep, current_principal
+from server.web.private import NoStoreRoute
 from vision.rules import SortingRules
 
 log = logging.getLogger(__name__)
@@ -157,9 +158,7 @@ class Pages:
             "streams": [s.value for s in self.sorting_rules.streams], "categories": self.sorting_rules.categories,
             "config": self.script_config(lang, script), **extra,
         }
-        response = self.templates.TemplateResponse(request, f"dashboard/{template}", context)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return self.templates.TemplateResponse(request, f"dashboard/{template}", context)
 
 
 def login_redirect(request: Request) -> RedirectResponse:
@@ -186,7 +185,8 @@ def navigation(request: Request, who: Principal | None = None) -> tuple[tuple[st
 
 
 def page_router(pages: Pages) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+    # No browser keeps a page (server.web.private): they show who is signed in and lead to households.
+    router = APIRouter(include_in_schema=False, route_class=NoStoreRoute)
 
     @router.get("/")
     def home() -> RedirectResponse:

@@ -1,17 +1,21 @@
 """Browser login: ``POST /api/login`` sets the session cookie, ``POST /api/logout`` ends it.
 
 The cookie is HttpOnly (scripts cannot read it), SameSite=Lax (other sites cannot post with it)
-and Secure unless ``cookie_secure`` is off or the server runs in dev mode on plain HTTP.
+and Secure unless ``cookie_secure`` is off, the server runs in dev mode, or the caller is a script
+on plain http (``secure_cookie``: its cookie jar would keep a Secure cookie and never send it back).
 
 A browser keeps a Secure cookie only from a secure context: an https:// page, or one of this very
 machine (localhost, 127.0.0.1, ::1). A pilot reached at http://192.168.1.20:8000/ from another PC
 therefore lost every login without a word (back to the login page). The login now refuses such a
-browser, saying why and what to do, and ``trivue server`` warns when it listens where that happens.
+browser, saying why and what to do, and ``trivue server`` warns when it listens where that happens
+and no TLS proxy on another machine is trusted (``FORWARDED_ALLOW_IPS``, read by uvicorn too).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import os
 import socket
 import threading
 import time
@@ -32,6 +36,8 @@ from server.web.accounts import User
 from server.web.auth import MAX_PASSWORD_LENGTH, check_password, close_session, open_session
 from server.web.deps import SESSION_COOKIE, ContextDep, SameOrigin, SessionDep
 from server.web.schemas import Done, LoggedIn
+
+log = logging.getLogger(__name__)
 
 MAX_FAILURES = 5
 USER_MAX_FAILURES = 50
@@ -138,6 +144,8 @@ PLAIN_HTTP_REFUSAL = "session cookie not kept over plain HTTP"
 WHAT_TO_DO = ("open the dashboard at its https:// address (a TLS reverse proxy, docs/deployment.md), or, for a "
               "pilot on a local network only, set cookie_secure: false (TRIVUE_COOKIE_SECURE=false), knowing "
               "that passwords and session cookies then cross that network in clear")
+# uvicorn's own default when FORWARDED_ALLOW_IPS is unset: X-Forwarded-Proto is believed from these only.
+UVICORN_TRUSTED_PROXIES = "127.0.0.1,::1"
 
 
 def loopback_host(host: str) -> bool:
@@ -164,14 +172,49 @@ def _listens_on_loopback(host: str) -> bool:
     return bool(found) and all(loopback_host(str(address)) for address in found)
 
 
-def plain_http_warning(settings: ServerSettings) -> str | None:
+def trusts_a_remote_proxy(forwarded_allow_ips: str) -> bool:
+    """``FORWARDED_ALLOW_IPS`` (uvicorn's list of the proxies whose ``X-Forwarded-Proto`` it believes)
+    names a machine other than this one: a TLS reverse proxy there, whose users are on https://."""
+    for entry in (part.strip() for part in forwarded_allow_ips.split(",")):
+        if entry == "*":
+            return True
+        if not entry:
+            continue
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            if not loopback_host(entry):
+                return True
+            continue
+        if not (network.network_address.is_loopback and network.broadcast_address.is_loopback):
+            return True
+    return False
+
+
+def plain_http_warning(settings: ServerSettings, forwarded_allow_ips: str | None = None) -> str | None:
     """What ``trivue server`` logs at start-up when browsers of other machines, reaching it directly
-    over plain HTTP, will drop its Secure session cookie; None when they cannot or will not."""
+    over plain HTTP, will drop its Secure session cookie; None when they cannot or will not.
+
+    ``forwarded_allow_ips``: the proxies uvicorn trusts (default: its ``FORWARDED_ALLOW_IPS``, as
+    ``trivue server`` runs it with ``proxy_headers``). Behind a trusted TLS proxy on another machine
+    the users are on https://, and the warning would only cry wolf at every start."""
     if not settings.session_cookie_secure or _listens_on_loopback(settings.host):
+        return None
+    if forwarded_allow_ips is None:
+        forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", UVICORN_TRUSTED_PROXIES)
+    if trusts_a_remote_proxy(forwarded_allow_ips):
         return None
     return (f"listening on {settings.host} port {settings.port} over plain HTTP with cookie_secure on: a browser "
             f"on another machine at http://<this machine>:{settings.port}/ drops the Secure session cookie, so "
-            f"its login page refuses to sign in and says why. To let it: {WHAT_TO_DO}")
+            f"its login page refuses to sign in and says why. Behind a TLS reverse proxy on another machine, "
+            f"name it in FORWARDED_ALLOW_IPS (this warning then goes). To let such a browser in: {WHAT_TO_DO}")
+
+
+def browser_page(request: Request) -> str | None:
+    """The address of the page that sent this request (``Origin``, else ``Referer``): every browser
+    sends one with a POST; None for a script."""
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    return claimed if claimed and claimed != "null" else None
 
 
 def cookie_dropped(request: Request, settings: ServerSettings) -> bool:
@@ -181,13 +224,22 @@ def cookie_dropped(request: Request, settings: ServerSettings) -> bool:
     scheme: behind a TLS reverse proxy on another machine, which uvicorn does not trust for
     ``X-Forwarded-Proto`` by default, the request reads http while the browser is on https and keeps
     the cookie. A script sending neither header is left to its own cookie jar."""
-    if not settings.session_cookie_secure:
-        return False
-    claimed = request.headers.get("origin") or request.headers.get("referer")
-    if not claimed or claimed == "null":
+    if not settings.session_cookie_secure or (claimed := browser_page(request)) is None:
         return False
     page = urlsplit(claimed)
     return page.scheme.lower() == "http" and not loopback_host(page.hostname or "")
+
+
+def secure_cookie(request: Request, settings: ServerSettings) -> bool:
+    """Whether this login's cookie is Secure: by the scheme its user is on. A browser (its page's
+    address) is on https://, or on this very machine, where browsers keep a Secure cookie from plain
+    http too (``cookie_dropped`` has refused the others). A script is on the request's scheme, as
+    uvicorn sees it: ``X-Forwarded-Proto`` believed from ``FORWARDED_ALLOW_IPS`` only. Over plain
+    http its cookie jar (Python's, curl's) keeps a Secure cookie and never sends it back: every call
+    after the login answered 401."""
+    if not settings.session_cookie_secure:
+        return False
+    return browser_page(request) is not None or request.url.scheme == "https"
 
 
 class LoginForm(BaseModel):
@@ -234,6 +286,7 @@ LOGIN_REFUSALS: dict[int | str, dict[str, Any]] = {
 def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["login"])
     throttle = throttle or LoginThrottle()
+    refused_over_http: list[str] = []  # the first page refused, for the log's one line
 
     def check(db: Session, form: LoginForm, address: str, hours: int, old: str | None) -> tuple[User, str, datetime]:
         attempt = throttle.attempt(form.name, address)
@@ -260,6 +313,10 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
         if cookie_dropped(request, ctx.settings):
             # Before the password: a session opened now would be lost by the browser, its key having
             # crossed the network in clear; and the user would only see the login page again.
+            if not refused_over_http:  # once: the start-up warning keeps quiet behind a trusted proxy
+                refused_over_http.append(page := str(browser_page(request))[:100])
+                log.warning("a browser on %s (plain http, another machine) cannot keep the Secure session cookie: "
+                            "its login is refused. To let it: %s", page, WHAT_TO_DO)
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f"{PLAIN_HTTP_REFUSAL}: this browser's page is http:// on another machine, and "
                                 f"browsers drop a Secure cookie there. To sign in: {WHAT_TO_DO}")
@@ -272,7 +329,7 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
                                                      request.cookies.get(SESSION_COOKIE))
         response.set_cookie(SESSION_COOKIE, key, max_age=ctx.settings.session_hours * 3600, expires=expires,
                             httponly=True, samesite="lax", path="/",
-                            secure=ctx.settings.session_cookie_secure)
+                            secure=secure_cookie(request, ctx.settings))
         return {"name": user.name, "role": user.role, "expires_at": expires.isoformat()}
 
     @router.post("/logout", summary="End the browser session", response_model=Done, dependencies=[SameOrigin])

@@ -5,6 +5,11 @@ or from this very machine (localhost, 127.0.0.1, ::1), so there the login answer
 dropped the cookie and the user was sent back to the login page with no explanation, while a valid
 session key had crossed the network in clear. The login now refuses, saying why and what to do, and
 ``trivue server`` warns at start-up. The browser's side is ``tests/dashboard/test_login_plain_http.py``.
+
+A script (no ``Origin``) logging in over plain http got a Secure cookie too, which its cookie jar
+never sent back: every call after the login answered 401. And the start-up warning fired behind a
+TLS reverse proxy on another machine that the server trusts (``FORWARDED_ALLOW_IPS``), where users
+are on https. Both now follow the scheme the user is on.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.app import create_app
 from server.audit import AuditEntry
@@ -34,13 +40,17 @@ LAN = "http://192.168.1.20:8000"
 def make_client(tmp_path: Path) -> Iterator[Any]:
     opened: list[TestClient] = []
 
-    def make(base_url: str, **settings: Any) -> TestClient:
+    def make(base_url: str, proxies: str | None = None, **settings: Any) -> TestClient:
+        """A client of the app; with ``proxies``, the app behind uvicorn's ``--proxy-headers`` handling
+        as ``trivue server`` runs it, trusting those addresses (``FORWARDED_ALLOW_IPS``)."""
         folder = tmp_path / f"data-{len(opened)}"
         app = create_app(load_settings(env={}, data_dir=folder, ingest_enabled=False, **settings))
         with app.state.ctx.sessions() as db:
             add_user(db, "camille", PASSWORD, "manager")
             db.commit()
-        client = TestClient(app, base_url=base_url)
+        # The test client's address is "testclient": a trusted proxy's, or not.
+        served = ProxyHeadersMiddleware(app, trusted_hosts=proxies) if proxies else app
+        client = TestClient(served, base_url=base_url)  # type: ignore[arg-type]
         opened.append(client.__enter__())
         return client
 
@@ -93,11 +103,29 @@ def test_a_lan_pilot_that_turned_cookie_secure_off_logs_in(make_client: Any) -> 
     assert "secure" not in response.headers["set-cookie"].lower()
 
 
-def test_a_script_without_origin_is_not_second_guessed(make_client: Any) -> None:
-    """No Origin and no Referer: not a browser (they send Origin on every POST). Its own cookie jar
-    decides; scripts should use a bearer token anyway (``trivue tokens create``)."""
-    response = login(make_client(LAN), None)
-    assert response.status_code == 200 and "secure" in response.headers["set-cookie"].lower()
+def test_a_script_on_plain_http_gets_a_cookie_its_jar_sends_back(make_client: Any) -> None:
+    """No Origin and no Referer: not a browser (they send Origin on every POST), so the scheme it is
+    on is the request's. Over plain http a Secure cookie is one its jar keeps and never sends: the
+    login said 200 and every call after it 401. (Scripts should use a bearer token anyway.)"""
+    client = make_client(LAN)
+    response = login(client, None)
+    assert response.status_code == 200 and "secure" not in response.headers["set-cookie"].lower()
+    assert client.get("/api/me").status_code == 200
+
+
+@pytest.mark.parametrize(("base_url", "proxies", "forwarded", "secure"), [
+    ("https://trivue.orleans-metropole.fr", None, None, True),  # TLS to the server itself
+    (LAN, "testclient", "https", True),  # a TLS proxy the server trusts (FORWARDED_ALLOW_IPS)
+    (LAN, "10.0.0.5", "https", False),  # a header from an untrusted address is not believed
+    (LAN, "testclient", "http", False),
+])
+def test_a_script_gets_a_secure_cookie_where_it_is_on_https(make_client: Any, base_url: str, proxies: str | None,
+                                                            forwarded: str | None, secure: bool) -> None:
+    client = make_client(base_url, proxies)
+    headers = {"X-Forwarded-Proto": forwarded} if forwarded else {}
+    response = client.post("/api/login", json={"name": "camille", "password": PASSWORD}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert ("secure" in response.headers["set-cookie"].lower()) is secure
 
 
 @pytest.mark.parametrize(("host", "loopback"), [
@@ -117,10 +145,33 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
     ({"host": "0.0.0.0", "dev": True}, False),  # dev mode sends no Secure cookie (and warns louder)
 ])
 def test_start_up_warning(tmp_path: Path, settings: dict[str, Any], warned: bool) -> None:
-    warning = plain_http_warning(load_settings(env={}, data_dir=tmp_path, **settings))
+    warning = plain_http_warning(load_settings(env={}, data_dir=tmp_path, **settings), "127.0.0.1,::1")
     assert (warning is not None) is warned
     if warning:
         assert "https://" in warning and "cookie_secure: false" in warning and "TRIVUE_COOKIE_SECURE=false" in warning
+        assert "FORWARDED_ALLOW_IPS" in warning  # what a TLS proxy on another machine needs
+
+
+@pytest.mark.parametrize(("proxies", "warned"), [
+    ("10.0.0.5", False), ("127.0.0.1, 10.0.0.0/24", False), ("*", False), ("fd00::5", False),
+    ("127.0.0.1,::1", True), ("127.0.0.0/8", True), ("localhost", True), ("", True),
+])
+def test_no_start_up_warning_behind_a_trusted_tls_proxy(tmp_path: Path, proxies: str, warned: bool) -> None:
+    """A proxy on another machine named in ``FORWARDED_ALLOW_IPS``: users are on its https://, and the
+    server reads the scheme it forwards. Trusting loopback only says nothing of the users."""
+    settings = load_settings(env={}, data_dir=tmp_path, host="0.0.0.0")
+    assert (plain_http_warning(settings, proxies) is not None) is warned
+
+
+def test_the_first_refused_login_over_plain_http_is_logged_once(make_client: Any,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """Where the start-up warning kept quiet (a trusted proxy, yet a user on http:// from another PC),
+    the log still says so, once, when it happens."""
+    client = make_client(LAN)
+    with caplog.at_level("WARNING", logger="server.web.login"):
+        assert login(client, LAN).status_code == 403 and login(client, LAN).status_code == 403
+    lines = [r.getMessage() for r in caplog.records if r.name == "server.web.login"]
+    assert len(lines) == 1 and "http://192.168.1.20:8000" in lines[0] and "cookie_secure" in lines[0], lines
 
 
 def test_trivue_server_on_the_office_network_warns_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
@@ -130,9 +181,25 @@ def test_trivue_server_on_the_office_network_warns_once(monkeypatch: pytest.Monk
     served: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
     monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)  # uvicorn's default: loopback only
     assert main(["server", "--host", "0.0.0.0", "--port", str(free_port()), "--no-ingest"]) == 0
     assert served and served[0]["host"] == "0.0.0.0"
     expected = plain_http_warning(load_settings(env={}, data_dir=tmp_path / "data", host="0.0.0.0",
                                                 port=served[0]["port"]))
     lines = [line for line in capsys.readouterr().err.splitlines() if "cookie_secure" in line]
     assert len(lines) == 1 and "WARNING" in lines[0] and lines[0].endswith(str(expected)), lines
+
+
+def test_trivue_server_behind_a_trusted_tls_proxy_does_not_warn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """uvicorn reads ``FORWARDED_ALLOW_IPS`` (``trivue server`` runs it with ``proxy_headers``): the
+    warning reads the same variable."""
+    import uvicorn
+
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.5")
+    assert main(["server", "--host", "0.0.0.0", "--port", str(free_port()), "--no-ingest"]) == 0
+    assert served and served[0]["proxy_headers"] is True and "forwarded_allow_ips" not in served[0]
+    assert not [line for line in capsys.readouterr().err.splitlines() if "cookie_secure" in line]

@@ -121,7 +121,10 @@ def test_login_cookie_session(api: Server) -> None:
 def test_form_login_and_secure_cookie(make_settings: Any, run_server: Any) -> None:
     with run_server(make_settings(ingest_enabled=False, cookie_secure=True)) as server:
         server.user("dominique", "viewer")
-        response = server.client.post("/api/login", data={"name": "dominique", "password": PASSWORD})
+        # A browser's form post from the https:// login page (a script on plain http gets no Secure
+        # cookie: its jar would never send it back, tests/security/test_login_plain_http.py).
+        response = server.client.post("/api/login", data={"name": "dominique", "password": PASSWORD},
+                                       headers={"Origin": "https://testserver"})
         assert response.status_code == 200
         assert "secure" in response.headers["set-cookie"].lower()
 
