@@ -24,13 +24,14 @@ import cv2
 from edge.alert import CrewAlert
 from edge.broker import make_client
 from edge.camera import Frame, check_source, frames, is_file_source, throttle
-from edge.camera_clock import CameraClock
+from edge.camera_clock_file import persistent_camera_clock
 from edge.config import ConfigError, EdgeSettings
 from edge.evidence import EvidenceStore, burst_on_disk, forget_burst, photo_policy
 from edge.gps import Gps, open_gps
 from edge.lines import LineWriter
 from edge.model_choice import choose_model, load_sorting_rules
 from edge.model_update import ModelUpdater, RunningModel, file_sha256, model_info
+from edge.models_lock import lock_models_dir
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
 from edge.prefetch import prefetch
@@ -73,6 +74,8 @@ class Agent:
 
     def __init__(self, settings: EdgeSettings, detector: Any, rules: SortingRules,
                  model_check: ModelCheck | None = None) -> None:
+        # first, before anything is opened: a second agent on the same models.dir corrupts its models
+        self._models_lock = lock_models_dir(settings)
         self.settings, self.detector, self.rules = settings, detector, rules
         self.model_check = model_check  # published in every heartbeat
         self.names: tuple[str, ...] = tuple(detector.names)
@@ -86,8 +89,9 @@ class Agent:
         self.outbox = Outbox(settings.outbox.path, int(settings.outbox.max_mb * 1024 * 1024))
         self.evidence = EvidenceStore(settings.evidence, self.region, self.names)
         # the camera box's clock, learnt from bursts seen being written: a lift's times (and so its GPS
-        # fix and bin tag) on this agent's clock, where a box minutes behind put every lift minutes back
-        self.camera_clock = CameraClock()
+        # fix and bin tag) on this agent's clock, where a box minutes behind put every lift minutes back;
+        # saved beside the outbox, so that the bursts shot while the agent restarts are corrected too
+        self.camera_clock = persistent_camera_clock(settings.outbox.path)
         self.gps: Gps = open_gps(settings.gps.source, settings.gps.baud, settings.gps.replay_speed,
                                  settings.gps.max_age_s)
         self.rfid = RfidReader.open(settings.rfid.port, settings.rfid.baud, settings.rfid.window_s)
@@ -346,3 +350,5 @@ class Agent:
             part.close()
         if self._overdue is not None:  # stopped in time: the watchdog has nothing left to do
             self._overdue.cancel()
+        if self._models_lock is not None:
+            self._models_lock.close()

@@ -23,7 +23,17 @@ starts again from them.
 Every burst's times are then corrected by the estimate, a backlog's included: a burst shot 5
 minutes ago by a box 3 minutes behind is 5 minutes old, not 8, and takes the fix of its own time.
 Below ``CORRECT_FROM_S`` the difference is the poll's, not the camera's: times stay as stamped.
-Until the first burst watched live (a backlog read at start-up), times are the camera's own.
+
+The window outlives a restart (``edge.camera_clock_file``: a truck loses power many times a day):
+it was learnt afresh at each start, and the bursts shot while the agent was down took the camera's
+own times. A window restored from the state file stands until the first burst watched live of this
+run, if its last sample is at most ``RESTORED_MAX_AGE_S`` old on the agent's clock (a cheap camera's
+crystal drifts up to about 100 ppm, 4 s in 12 hours: less than the truck stands at a bin; older,
+it is not trusted), and only for photos stamped no earlier than that last
+sample (a camera's clock behind it was set back or restarted from 1970 since) and that it does not
+put ahead of the agent's now (a clock set forward since). Until then, as before any state, times
+are the camera's own. The first live burst joins the restored samples when it passes the same test,
+else starts the window alone.
 """
 
 from __future__ import annotations
@@ -31,7 +41,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +52,29 @@ JUMP_SAMPLES = 2  # bursts in a row that tell of the camera's clock set back
 AGREE_S = 5.0  # how close their samples are: the poll and settle, not the 30 s between two lifts
 CORRECT_FROM_S = 2.0  # smaller offsets are within the scanner's poll and settle: not corrected
 REPORT_S = 30.0  # an offset this large is logged and shown (the fleet page's "horloge caméra décalée")
+RESTORED_MAX_AGE_S = 12 * 3600.0  # a saved window older than this is not trusted: drift (see above)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockState:
+    """What outlives a restart: the window's samples and its newest sample's two times."""
+
+    samples: tuple[float, ...]
+    seen_at: datetime  # the agent's clock
+    stamped_at: datetime  # the camera's
+
+    def offset_s(self) -> float:
+        return min(self.samples)
+
+    def fits(self, stamped_at: datetime, now: datetime) -> bool:
+        """Whether a photo stamped ``stamped_at`` may be corrected by this state: not stamped before
+        its last sample (the camera's clock set back since) nor put ahead of ``now`` by it (set forward)."""
+        slack = timedelta(seconds=AGREE_S)
+        try:
+            corrected = stamped_at + timedelta(seconds=self.offset_s())
+            return stamped_at >= self.stamped_at - slack and corrected <= now + slack
+        except OverflowError:
+            return False
 
 
 def _span(seconds: float) -> str:
@@ -60,29 +95,55 @@ class CameraClock:
     """Running estimate of (agent's clock - camera box's clock), in seconds; fed by the burst scanner,
     read by the heartbeat (another thread)."""
 
-    def __init__(self, samples: int = SAMPLES) -> None:
+    def __init__(self, samples: int = SAMPLES, on_change: Callable[[ClockState], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._samples: deque[float] = deque(maxlen=samples)  # bounded: weeks of bursts, same memory
         self._reported: float | None = None  # the large offset last logged; None while small
+        self._restored: ClockState | None = None  # the window before the restart, until a live burst
+        self._on_change = on_change  # the state file, written at each sample
+
+    def restore(self, state: ClockState, now: datetime | None = None) -> bool:
+        """Start from the window saved before a restart, if it is recent enough (``RESTORED_MAX_AGE_S``)."""
+        age = ((now or datetime.now(UTC)) - state.seen_at).total_seconds()
+        if not -AGREE_S <= age <= RESTORED_MAX_AGE_S:
+            log.info("camera clock: the estimate saved %s %s is not used (trusted for %.0f h); learning it afresh",
+                     _span(age), "ago" if age >= 0 else "ahead of this agent's clock", RESTORED_MAX_AGE_S / 3600)
+            return False
+        with self._lock:
+            self._samples.clear()
+            self._restored = state
+        log.info("camera clock: %+.1f s, as estimated before the restart (%s ago), until a burst is seen being "
+                 "written", state.offset_s(), _span(age))
+        return True
 
     def observe(self, seen_at: datetime, stamped_at: datetime) -> None:
         """A burst watched live: its last change seen at ``seen_at`` (the agent's clock), stamped
         ``stamped_at`` (the camera's)."""
         with self._lock:
-            samples = self._samples
+            samples, restored, self._restored = self._samples, self._restored, None
+            if restored is not None and restored.fits(stamped_at, seen_at):
+                samples.extend(restored.samples)  # the window goes on across the restart
+            elif restored is not None:
+                log.warning("camera clock changed while the agent was stopped: the estimate saved before the "
+                            "restart is dropped")
             samples.append((seen_at - stamped_at).total_seconds())
             last = list(samples)[-JUMP_SAMPLES:]
             if (len(samples) > len(last) and max(last) - min(last) <= AGREE_S
                     and min(last) - min(samples) > REPORT_S):
                 samples.clear()  # the camera's clock was set back: what was learnt before is wrong now
                 samples.extend(last)
-            offset = min(samples)
+            offset, state = min(samples), ClockState(tuple(samples), seen_at, stamped_at)
         self._report(offset)
+        if self._on_change is not None:
+            self._on_change(state)
 
     def offset_s(self) -> float | None:
-        """The estimate (positive: the camera is behind), None before any burst was watched live."""
+        """The estimate (positive: the camera is behind): the restored one until a burst is watched
+        live; None before either."""
         with self._lock:
-            return min(self._samples) if self._samples else None
+            if self._samples:
+                return min(self._samples)
+            return None if self._restored is None else self._restored.offset_s()
 
     def reported_offset_s(self) -> float | None:
         """The estimate for the heartbeat (wire 1.3): rounded to 0.1 s (the poll makes it no finer),
@@ -92,6 +153,10 @@ class CameraClock:
 
     def correct(self, stamped_at: datetime) -> datetime:
         """``stamped_at`` (the camera's clock) on the agent's clock, as far as it is known."""
+        with self._lock:
+            restored, live = self._restored, bool(self._samples)
+        if not live and restored is not None and not restored.fits(stamped_at, datetime.now(UTC)):
+            return stamped_at  # the camera's clock moved while the agent was stopped: its own times stand
         offset = self.offset_s()
         if offset is None or abs(offset) < CORRECT_FROM_S:
             return stamped_at
