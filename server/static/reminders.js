@@ -196,14 +196,21 @@
     } catch (error) { box.hidden = true; return null; }
   }
 
-  // A print file handed out marks its letters printed (before its first byte): the counts, read again.
+  /* A print file marks its letters printed once its last byte is sent (a broken download marks none):
+     the counts, read again until they change, as long as a métropole's file may take (ten minutes),
+     less and less often, and no more once another campaign is shown. */
   function afterPrint() {
     const id = $("campaign-select").value;
     const before = printed.fresh;
-    let tries = 0;
+    let waited = 0;
     const again = async () => {
+      if ($("campaign-select").value !== id) return;
       const now = await printLetters(id);
-      if (now && now.fresh && now.fresh === before && ++tries < 5) setTimeout(again, 2000);
+      const wait = Math.min(2000 + waited / 4, 15000);
+      if (now && now.fresh && now.fresh === before && waited < 600000) {
+        waited += wait;
+        setTimeout(again, wait);
+      }
     };
     setTimeout(again, 1000);
   }
@@ -331,13 +338,15 @@
     });
   }
 
-  /* Letters an erasure could not delete (not found, or outside the server's folder): each still names
-     the household, so the page says so, with where (the API's sentences, in the page's language). */
-  function missingLetters(problems) {
+  /* Letters an erasure could not delete and route sheets it could not rewrite (not found, or outside the
+     server's folder): each still names the household, so the page says so, with where (the API's
+     sentences, in the page's language). */
+  function missingLetters(letters, sheets = []) {
     const list = $("rights-missing");
-    list.replaceChildren(...problems.map((text) => el("li", { text })));
-    list.hidden = !problems.length;
-    if (problems.length) $("rights-status").append(" ", t("rem.letters_missing", { n: fmt.num(problems.length) }));
+    list.replaceChildren(...[...letters, ...sheets].map((text) => el("li", { text })));
+    list.hidden = !letters.length && !sheets.length;
+    if (letters.length) $("rights-status").append(" ", t("rem.letters_missing", { n: fmt.num(letters.length) }));
+    if (sheets.length) $("rights-status").append(" ", t("rem.sheets_missing", { n: fmt.num(sheets.length) }));
   }
 
   async function rights(action) {
@@ -357,8 +366,9 @@
         const note = $("rights-note").value.trim();
         const done = await api(path, note ? { note } : {}, { method: "DELETE" });
         status.textContent = t("rem.erased", { key, contacts: done.contacts, items: done.items, letters: done.letters,
-          dead_letters: done.dead_letters ?? 0 }); // refused messages naming its bins, payload emptied
-        missingLetters(done.letters_missing || []);
+          dead_letters: done.dead_letters ?? 0, // refused messages naming its bins, payload emptied
+          route_sheets: done.route_sheets ?? 0 }); // the ambassadeurs' sheets that listed it as a visit
+        missingLetters(done.letters_missing || [], done.route_sheets_missing || []);
       }
       await loadCampaign();
     } catch (error) { showError(status, error); }

@@ -78,7 +78,7 @@ EXPECT = {
            "verdict": "Trop peu de levées pour conclure", "nav": "Rappels", "again": "déjà en attente de revue dans "
            "la campagne 1", "nothing": "le plan ne propose aucun message", "why": "levées contaminées sur",
            "erased": "1 contact(s) supprimé(s), 1 élément(s) anonymisé(s)", "name": "Novembre",
-           "dead": "2 message(s) refusé(s) vidé(s)",
+           "dead": "2 message(s) refusé(s) vidé(s)", "sheets": "0 feuille(s) de route réécrite(s) ou supprimée(s)",
            "missing": "courrier introuvable : ",
            "leak": ENGLISH_WORDS},
     "en": {"planned": "message(s) proposed", "pending": "to review", "channel": "Will be sent by: postal letter",
@@ -89,7 +89,7 @@ EXPECT = {
            "verdict": "Too few lifts to conclude", "nav": "Reminders", "again": "already waiting for review in "
            "campaign 1", "nothing": "the plan proposes no message", "why": "contaminated lifts out of",
            "erased": "1 contact(s) deleted, 1 item(s) anonymised", "name": "November", "missing": "letter not found: ",
-           "dead": "2 refused message(s) emptied",
+           "dead": "2 refused message(s) emptied", "sheets": "0 route sheet(s) rewritten or deleted",
            "leak": FRENCH_WORDS},
 }
 
@@ -275,6 +275,7 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     page.get_by_role("button", name=t["rem.erase"]).click()
     expect(page.locator("#rights-status")).to_contain_text(want["erased"])
     expect(page.locator("#rights-status")).to_contain_text(want["dead"])
+    expect(page.locator("#rights-status")).to_contain_text(want["sheets"])  # a level-1 letter: on no route sheet
     expect(page.locator("#rights-status")).to_contain_text(t["rem.letters_missing"].format(n=1))
     expect(page.locator("#rights-missing")).to_be_visible()
     expect(page.locator("#rights-missing li")).to_have_text([f"{want['missing']}{letter}"])

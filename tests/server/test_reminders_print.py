@@ -162,7 +162,10 @@ def test_joining_keeps_one_letter_in_memory(city: City) -> None:
             tracemalloc.stop()
 
     small, large = peak(5), peak(60)
-    assert large < small * 2 and large < one.stat().st_size * 20, (small, large)  # 60 letters: not 12x 5 letters
+    # 55 more letters held would add 55 letters' bytes; the bound leaves room for what other threads
+    # of the test process allocate meanwhile (tracemalloc sees them all: 2x the 5 letters' peak flaked)
+    size = one.stat().st_size
+    assert large - small < size * 10 and large < size * 20, (small, large, size)
     assert written > one.stat().st_size * 60
 
 

@@ -4,7 +4,8 @@ As the API's ``letters.pdf``: household level only, the letters sorted by commun
 and number, blank backs for a printer printing both sides (``--recto``: it prints one side), the
 export audited as ``reminders.file.export``, the letters marked printed (``--new-only``: only those
 never printed). The file is written as it is joined, under a temporary
-name renamed at the end: an interrupted run leaves no half file that looks whole.
+name renamed at the end: an interrupted run leaves no half file that looks whole, and marks nothing
+(the marking comes after the rename).
 """
 
 from __future__ import annotations
