@@ -6,7 +6,7 @@ cells under the server's ``opendata_min_lifts`` left out, whatever the caller's 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Response, status
@@ -28,16 +28,16 @@ def opendata_router() -> APIRouter:
     def export(kind: str, db: Session, ctx: AppContext, who: Principal, period: str, since: date | None,
                until: date | None) -> Response:
         settings = ctx.settings
+        today = datetime.now(settings.zone).date()
         try:
-            query = default_query(datetime.now(settings.zone).date(), period, settings.opendata_min_lifts,
-                                  since, until)
+            query = default_query(today, period, settings.opendata_min_lifts, since, until)
         except ValueError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         pub = publication(db, query)
         audit(db, who.actor, "opendata.export", detail=f"{kind}, {len(pub.rows)} rows, {query}"[:2000])
         db.commit()
         body, name = (to_csv(pub), CSV_NAME) if kind == "csv" else (to_geojson(pub), GEOJSON_NAME)
-        stamp = datetime.now(UTC).strftime("%Y%m%d")
+        stamp = f"{today:%Y%m%d}"  # the collectivité's day: at 00:30 on the 1st, November is over
         return Response(body, media_type=MEDIA_TYPES[kind],
                         headers={"Content-Disposition": f'attachment; filename="trivue-{stamp}-{name}"'})
 

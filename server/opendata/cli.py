@@ -24,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--k", type=int, default=None,
                         help="leave out cells under this many lifts (default: opendata_min_lifts, 10; at least 5)")
     export.add_argument("--months-k", type=int, default=None,
-                        help="with --period year: the k of the monthly export published beside it, when it "
-                             "differs (a year that would give away a month it left out is held back; default: --k)")
+                        help="with --period year: the k of the monthly export published beside it (a year that "
+                             "would give away a month it left out is held back; default: --k, which must then be "
+                             "opendata_min_lifts, the months' default)")
     add_config_argument(export)
     export.set_defaults(handler=export_opendata)
 
@@ -44,6 +45,13 @@ def export_opendata(args: argparse.Namespace) -> int:
                               args.months_k)
     except ValueError as error:
         raise CliError(str(error)) from None
+    if args.period == "year" and args.months_k is None and k != settings.opendata_min_lifts:
+        # The monthly export beside it is most likely at the default k. Checked against the year's k
+        # instead, its published months of 10 or 11 lifts count as left out and make up the "k lifts
+        # left out", so a year minus its published months gives away the few really left out.
+        raise CliError(f"--k {k} with --period year: say the k of the monthly export published beside it with "
+                       f"--months-k (the months' default is opendata_min_lifts, {settings.opendata_min_lifts}); "
+                       "a year minus its published months must not give away the months left out")
     make_folder("--out", args.out)  # a path that cannot be a folder stops here, before the database is read
     with open_database(settings) as session:
         pub = publication(session, query)

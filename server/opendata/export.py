@@ -109,6 +109,10 @@ def default_query(today: date, period: str = "month", k: int = DEFAULT_K, since:
     later: the period still being collected, published today and again tomorrow, would give away
     the lifts of the day between."""
     last = last_complete_day(today, period)
+    if since is not None and until is None and since > last:
+        # Said as such, not as "until <last> is before since", a range nobody typed.
+        raise ValueError(f"since {since}: the {period} is still being collected (today is {today}); the last "
+                         f"complete one ends on {last}")
     query = OpenDataQuery(period, k, since, until if until is not None else last, months_k)  # checks the period
     if query.until is not None and query.until > last:
         raise ValueError(f"until {query.until}: the {period} is still being collected "

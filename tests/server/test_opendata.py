@@ -333,3 +333,64 @@ def test_export_names_each_commune_by_its_code_insee(rennes_db: RennesDatabase, 
     published = (out / "streets.csv").read_text(encoding="utf-8")
     (out / "streets.csv").write_text(published.replace(",Rennes,35238,", ",Rennes,3523,"))
     assert not frictionless.validate(str(out / "datapackage.json")).valid
+
+
+def test_a_year_at_its_own_k_must_be_told_the_months_k(rennes_db: RennesDatabase, city: dict[str, OnStreet],
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Months exported at the default k (10), a year at ``--k 12``: "ten" has October's 10 lifts
+    (published) and August's 3 (all in error, left out). Checked against the year's k, October counts
+    as left out too, 13 lifts "left out" pass 12, and the year's 13 minus October's 10 would publish
+    August. The command refuses the year's own k without the months' k, and publishes nothing that
+    gives a month away once told it."""
+    _store(rennes_db, _events(city["ten"], "recyclables", date(2026, 8, 5), 3, 3, SortingRules.load(), 2000))
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(rennes_db.settings.data_dir))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", rennes_db.settings.db_url)
+    months, year = tmp_path / "months", tmp_path / "year"
+    assert main(["opendata", "export", "--out", str(months), "--until", "2026-11-30"]) == 0
+    capsys.readouterr()
+    assert main(["opendata", "export", "--period", "year", "--k", "12", "--out", str(year),
+                 "--until", "2025-12-31"]) == 2  # a year that is over whatever day the test runs
+    err = capsys.readouterr().err
+    assert err.startswith("trivue opendata: error: --k 12 with --period year: say the k of the monthly export "
+                          "published beside it with --months-k (the months' default is opendata_min_lifts, 10)")
+    assert not year.exists()
+
+    with rennes_db.sessions() as session:  # 2026 as the command exports it once December is over
+        untold = publication(session, OpenDataQuery("year", 12))
+        yearly = publication(session, OpenDataQuery("year", 12, months_k=10))
+    assert (city["ten"].street_id, "2026", 13) in {(r["street_id"], r["period"], r["lifts"]) for r in untold.rows}
+    published: Counter[tuple[str, str, str]] = Counter()
+    for row in csv.DictReader(io.StringIO((months / "streets.csv").read_text(encoding="utf-8"))):
+        published[(row["street_id"], row["period"][:4], row["stream"])] += int(row["lifts"])
+    for row in yearly.rows:
+        hidden = row["lifts"] - published[(str(row["street_id"]), row["period"], row["stream"])]
+        assert hidden == 0 or hidden >= 10, f"{row}: {hidden} lifts of months left out, by difference"
+    assert city["ten"].street_id not in {r["street_id"] for r in yearly.rows}
+
+
+class _HalfPastMidnightInParis(datetime):
+    """1 December 2026, 00:30 in Paris: still 30 November in UTC."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        moment = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+        return moment.astimezone(tz) if tz is not None else moment.replace(tzinfo=None)
+
+
+def test_the_file_is_named_after_the_local_day(rennes_db: RennesDatabase, city: dict[str, OnStreet],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exported at 00:30 on 1 December (Paris), November complete: the file says the 1st, the day
+    the collectivité exported it, not the 30th of a November that was then still being collected."""
+    import server.opendata.api
+
+    monkeypatch.setattr(server.opendata.api, "datetime", _HalfPastMidnightInParis)
+    with rennes_db.sessions() as session:
+        token = create_token(session, "viewer", "portail open data")
+        session.commit()
+    client = TestClient(create_app(rennes_db.settings.model_copy(update={"ingest_enabled": False}),
+                                   start_ingest=False))
+    response = client.get("/api/opendata/streets.csv", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    assert {r["period"] for r in csv.DictReader(io.StringIO(response.text))} == {"2026-10", "2026-11"}
+    assert response.headers["content-disposition"] == 'attachment; filename="trivue-20261201-streets.csv"'

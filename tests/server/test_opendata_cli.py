@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from server.opendata.export import default_query
 from trivue.cli import main
 
 
@@ -45,3 +48,29 @@ def test_months_k_only_for_years_and_never_under_five(tmp_path: Path, monkeypatc
     monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'never.db'}")
     assert main(["opendata", "export", "--out", str(tmp_path / "out"), *args]) == 2
     assert capsys.readouterr().err.strip() == f"trivue opendata: error: {error}"
+
+
+@pytest.mark.parametrize(("period", "since", "today", "error"), [
+    ("year", date(2026, 1, 1), date(2026, 12, 5),
+     "since 2026-01-01: the year is still being collected (today is 2026-12-05); the last complete one ends on "
+     "2025-12-31"),
+    ("month", date(2026, 12, 1), date(2026, 12, 5),
+     "since 2026-12-01: the month is still being collected (today is 2026-12-05); the last complete one ends on "
+     "2026-11-30")])
+def test_a_period_still_being_collected_is_named_as_such(period: str, since: date, today: date, error: str) -> None:
+    """``--since`` on the running period, ``--until`` left to its default: not "until 2025-12-31 is
+    before since 2026-01-01", a range the user never typed, but why nothing can be published yet."""
+    with pytest.raises(ValueError) as refused:
+        default_query(today, period, since=since)
+    assert str(refused.value) == error
+
+
+def test_the_command_names_the_running_year(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'never.db'}")
+    this_year = datetime.now(ZoneInfo("Europe/Paris")).date().replace(month=1, day=1)  # the default timezone
+    assert main(["opendata", "export", "--out", str(tmp_path / "out"), "--period", "year",
+                 "--since", this_year.isoformat()]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"trivue opendata: error: since {this_year}: the year is still being collected"), err
