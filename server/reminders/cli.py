@@ -336,7 +336,7 @@ def _erase(args: argparse.Namespace) -> int:
         ctx.session.commit()
     print(say(f"{args.key} : {done['contacts']} contact(s) supprimé(s), {done['items']} élément(s) anonymisé(s), "
               f"{done['letters']} courrier(s) supprimé(s), {done['dead_letters']} message(s) refusé(s) vidé(s), "
-              f"{done['route_sheets']} feuille(s) de route réécrite(s)"))
+              f"{done['route_sheets']} feuille(s) de route réécrite(s) ou supprimée(s)"))
     problems = done["letters_missing"] + done["route_sheets_missing"]
     for problem in problems:  # the data are erased, these files may not be: exit code 1
         print(say(problem), file=sys.stderr)

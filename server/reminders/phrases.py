@@ -229,9 +229,9 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
     ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),
     ("{key} : {contacts:d} contact(s) supprimé(s), {items:d} élément(s) anonymisé(s), {letters:d} courrier(s) "
-     "supprimé(s), {dead:d} message(s) refusé(s) vidé(s), {sheets:d} feuille(s) de route réécrite(s)",
+     "supprimé(s), {dead:d} message(s) refusé(s) vidé(s), {sheets:d} feuille(s) de route réécrite(s) ou supprimée(s)",
      "{key}: {contacts} contact(s) deleted, {items} item(s) anonymised, {letters} letter(s) deleted, {dead} "
-     "refused message(s) emptied, {sheets} route sheet(s) rewritten"),
+     "refused message(s) emptied, {sheets} route sheet(s) rewritten or deleted"),
     ("feuille de route introuvable : {path} (chemin relatif au dossier du serveur, cherché depuis {cwd})",
      "route sheet not found: {path} (a path relative to the server's folder, looked for from {cwd})"),
     ("feuille de route introuvable : {path}", "route sheet not found: {path}"),

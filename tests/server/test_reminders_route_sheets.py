@@ -77,7 +77,7 @@ def test_an_erasure_from_another_directory_finds_the_route_sheet(city: City, tmp
     monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
     assert main(["reminders", "erase", f"address:{city.addresses['target'].id}", "--by", "dpo"]) == 0
     assert stops(sheet) == ["5 Rue Hoche"]
-    assert "1 feuille(s) de route réécrite(s)" in capsys.readouterr().out
+    assert "1 feuille(s) de route réécrite(s) ou supprimée(s)" in capsys.readouterr().out
 
 
 def test_an_erasure_says_which_route_sheet_it_could_not_rewrite(city: City, tmp_path: Path,
