@@ -156,6 +156,9 @@ class ModelUpdater:
                  on_install: Callable[[RunningModel], None], on_change: Callable[[], None]) -> None:
         self.settings, self.rules, self.stream, self.build = settings, rules, stream, build
         self.running, self.previous = running, running
+        # The start-up model (``model:``, never deleted): a rollback two swaps later asks for it again,
+        # and the server may have no copy of a model shipped with the truck.
+        self.started = running
         self.on_install = on_install  # the recorder and evidence follow the new model
         self.on_change = on_change  # a refusal or a swap: the heartbeat goes out now
         self.update: ModelUpdate | None = None
@@ -236,10 +239,14 @@ class ModelUpdater:
         return RunningModel(detector, model_info(meta, ref.sha256), ref.sha256, path, ref.reference)
 
     def _fetch(self, sha: str) -> Path:
-        """A local file with this SHA-256: the running or previous model, one in ``models.dir``, else downloaded."""
+        """A local file with this SHA-256: the running, previous or start-up model, one in ``models.dir``, else
+        downloaded."""
         for known in (self.running, self.previous):
             if known.sha256 == sha and known.path is not None and known.path.is_file():
                 return known.path
+        started = self.started.path
+        if self.started.sha256 == sha and started is not None and started.is_file() and file_sha256(started) == sha:
+            return started  # hashed again: an upgrade may have replaced the file since start-up
         target = self.settings.models.dir / f"{sha}.onnx"
         if target.is_file() and file_sha256(target) == sha:
             return target

@@ -69,6 +69,22 @@ def running_model(session: Session, truck_id: str) -> dict[str, str] | None:
     return assignment_ref(assigned)
 
 
+UNPROVEN = (RolloutState.canary.value, RolloutState.halted.value, RolloutState.superseded.value)
+
+
+def model_to_restore(session: Session, truck_id: str) -> dict[str, str] | None:
+    """What a rollback of a rollout beginning now must put back on ``truck_id``: the model it runs, unless
+    a rollout that never completed (halted, superseded, or at its canary stage) put it there; then what
+    the truck ran before that one. Before, a truck moved by a halted or superseded rollout went back to
+    that rollout's model, never proved (halted: found bad), and stayed there."""
+    assigned = session.get(Assignment, truck_id)
+    earlier = session.get(Rollout, assigned.rollout_id) if assigned is not None and assigned.rollout_id else None
+    if (earlier is not None and earlier.state in UNPROVEN and assigned is not None
+            and assigned.sha256 == earlier.sha256 and truck_id in earlier.previous):
+        return earlier.previous[truck_id]
+    return running_model(session, truck_id)
+
+
 def assignment_ref(row: Assignment) -> dict[str, str]:
     """The ``model`` of the truck's TruckConfig (``vision.schema.ModelRef``)."""
     ref = {"sha256": row.sha256, "name": row.name, "version": row.version}
@@ -151,7 +167,7 @@ def start(session: Session, settings: ServerSettings, sha: str, canary: int, act
         _explain(older, reasons.superseded(model.name, model.version))
     now = utcnow()
     rollout = Rollout(sha256=model.sha256, state=RolloutState.canary.value, canary=fleet[:canary],
-                      rest=fleet[canary:], previous={t: running_model(session, t) for t in fleet},
+                      rest=fleet[canary:], previous={t: model_to_restore(session, t) for t in fleet},
                       canary_lifts=lifts, created_at=now, created_by=actor)
     session.add(rollout)
     session.flush()  # its id, for the assignments
@@ -181,7 +197,7 @@ def _promote(session: Session, settings: ServerSettings, rollout: Rollout, actor
     _join_rest(rollout, _fleet(session, settings))  # trucks seen since the last round (a confirmation)
     # What the rest run now, not when the rollout began (days ago, maybe): the rollback puts this back.
     # A new dict: the JSON column sees an assignment, never an in-place change.
-    rollout.previous = {**rollout.previous, **{t: running_model(session, t) for t in rollout.rest}}
+    rollout.previous = {**rollout.previous, **{t: model_to_restore(session, t) for t in rollout.rest}}
     for truck_id in rollout.rest:
         assign(session, truck_id, model_ref(session, model), actor, rollout.id)
     rollout.state, rollout.promoted_at, rollout.promoted_by = RolloutState.complete.value, utcnow(), actor
@@ -202,9 +218,20 @@ def confirm(session: Session, settings: ServerSettings, sha: str, actor: str) ->
         model = find(session, sha)
     except RegistryError as error:
         raise RolloutError(str(error)) from None
+    what = f"{model.name} {model.version}"
     rollout = latest(session, model.sha256, (RolloutState.canary.value,))
     if rollout is None:
-        raise RolloutError(f"no rollout of {model.name} {model.version} is waiting at the canary stage")
+        if (last := latest(session, model.sha256, tuple(RolloutState))) is not None:
+            why = f": {last.reason}" if last.reason else ""
+            raise RolloutError(f"rollout {last.id} ({what}) was {last.state.replace('_', ' ')}{why}: nothing waits "
+                               "at the canary stage (to run it again, roll it out anew)")
+        raise RolloutError(f"no rollout of {what} is waiting at the canary stage")
+    # What halts the rollout at the task's next check (within rollout_check_s) stops an admin's go too:
+    # confirmed, the rest of the fleet was asked for a model a canary had refused, and it became the
+    # fleet's model, given to every truck that joins.
+    if (halt := _halt_reason(session, rollout)) is not None:
+        raise RolloutError(f"rollout {rollout.id} ({what}) not confirmed: {halt.text}; the rest keep their model "
+                           "(roll back the canaries: trivue models rollback)")
     _promote(session, settings, rollout, actor, reasons.confirmed(actor))
     return rollout
 

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from edge.config import load_settings
-from edge.model_update import ModelUpdater, RunningModel
+from edge.model_update import ModelRefused, ModelUpdater, RunningModel
 from vision.rules import SortingRules
 from vision.schema import ModelInfo, Stream
 
@@ -90,3 +92,30 @@ def test_downloads_cut_short_by_a_crash_are_removed_at_start_up(tmp_path: Path) 
     mine.write_bytes(b"x")
     updater(folder, started)
     assert sorted(p.name for p in folder.iterdir()) == ["notes.onnx.part", "trivue-waste-int8.onnx"]
+
+
+def test_the_model_the_truck_started_with_comes_back_without_a_download(tmp_path: Path) -> None:
+    """Two swaps later (a canary given b, then c), a rollback asks the truck for the model it started
+    with, the fleet's model. The updater looked for it among the running and previous models only,
+    then downloaded it: a refusal when the server has no such file (a model shipped with the truck,
+    never published), and the truck kept the model being rolled back. Its file is still there
+    (``model:``, never deleted), checked by its hash: a file replaced since is downloaded."""
+    from vision.schema import ModelRef
+
+    folder = tmp_path / "edge-models"
+    folder.mkdir()
+    started = model_file(tmp_path, "trivue-waste.onnx", b"shipped")
+    meta = SimpleNamespace(name="trivue-waste", version=started.info.version)
+    settings = load_settings(None, {"truck_id": "benne-07", "source": "x", "models": {"dir": str(folder)},
+                                    "selfcheck": {"enabled": False}}, environ={})  # no models.server
+    built: list[Path] = []
+    models = ModelUpdater(settings, SortingRules.load(), lambda: Stream.recyclables,
+                          lambda path: built.append(path) or SimpleNamespace(names=("bag",), meta=meta), started,
+                          lambda _model: None, lambda: None)
+    for content in (b"b", b"c"):
+        models.install(model_file(folder, None, content))
+    back = models.prepare(ModelRef(sha256=started.sha256 or "", name="trivue-waste", version=meta.version))
+    assert back.path == started.path and built == [started.path] and back.sha256 == started.sha256
+    started.path.write_bytes(b"replaced by an upgrade")  # another file now: not the model asked for
+    with pytest.raises(ModelRefused, match=r"download impossible: models\.server is not set"):
+        models.prepare(ModelRef(sha256=started.sha256 or "", name="trivue-waste", version=meta.version))

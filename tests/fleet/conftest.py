@@ -63,7 +63,9 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 60.0) -> An
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, mqtt_broker: BrokerAddress, database_url: str) -> Iterator[Fleet]:  # noqa: F811
+def fleet(tmp_path: Path, mqtt_broker: BrokerAddress, database_url: str,  # noqa: F811
+          request: pytest.FixtureRequest) -> Iterator[Fleet]:
+    """The server; a test module's ``FLEET_SETTINGS`` (a dict) replaces settings given here."""
     import uvicorn
 
     from server.app import create_app
@@ -72,7 +74,8 @@ def fleet(tmp_path: Path, mqtt_broker: BrokerAddress, database_url: str) -> Iter
     values = {"data_dir": str(tmp_path / "server"), "database_url": database_url,
               "broker_url": mqtt_broker.url, "topic_prefix": f"test-{tag}/v1", "mqtt_client_id": f"trivue-test-{tag}",
               "mqtt_protocol": "5" if mqtt_broker.kind == "mosquitto" else "3.1.1", "ingest_batch_wait_ms": 20,
-              "cookie_secure": False, "rollout_check_s": 0.2, "rollout_canary_lifts": 2}
+              "cookie_secure": False, "rollout_check_s": 0.2, "rollout_canary_lifts": 2,
+              **getattr(request.module, "FLEET_SETTINGS", {})}
     config = tmp_path / "server.yaml"
     config.write_text(yaml.safe_dump(values))
     settings = load_settings(config, env={})

@@ -106,3 +106,48 @@ def test_a_rollback_puts_back_what_the_rest_ran_when_they_followed(fleet: Fleet,
     code, _out, err = fleet.cli("models", "rollback")
     assert code == 0, err
     assert assigned(fleet) == {"t1": old, "t2": own}
+
+
+def test_a_rollback_does_not_leave_a_truck_on_the_model_of_a_rollout_that_never_completed(
+        fleet: Fleet, tmp_path: Path) -> None:
+    """Two rollouts one after the other: b's canary stage is superseded by c's, whose canaries are
+    b's canary and another truck. Rolling c back must put back the fleet's model, what the trucks
+    ran before either: before, t1 went back to b, a candidate never proved and given up, and stayed
+    on it (the rollout of b superseded, nothing left to roll back)."""
+    old = fleet.publish(SHIPPED)
+    b, c = fleet.publish(derived(tmp_path, "2026.12.05-b")), fleet.publish(derived(tmp_path, "2026.12.05-c"))
+    seed_trucks(fleet, old, "t1", "t2", "t3")
+    for sha, canary in ((b, "1"), (c, "2")):
+        code, _out, err = fleet.cli("models", "rollout", sha, "--canary", canary)
+        assert code == 0, err
+    assert assigned(fleet) == {"t1": c, "t2": c} and states(fleet) == ["superseded", "canary"]
+    code, _out, err = fleet.cli("models", "rollback")
+    assert code == 0, err
+    assert assigned(fleet) == {"t1": old, "t2": old}
+
+
+def test_a_rollback_does_not_put_back_the_model_of_a_halted_rollout(fleet: Fleet, tmp_path: Path) -> None:
+    """The canary ran b, the ingest refused its lifts, the rollout halted; the admin rolled c out
+    instead of rolling b back. Rolling c back put t1 back on b, the model that had halted."""
+    from datetime import UTC, datetime
+
+    from server.ingest.models import DeadLetter
+
+    old = fleet.publish(SHIPPED)
+    b, c = fleet.publish(derived(tmp_path, "2026.12.05-hb")), fleet.publish(derived(tmp_path, "2026.12.05-hc"))
+    seed_trucks(fleet, old, "t1", "t2")
+    code, _out, err = fleet.cli("models", "rollout", b, "--canary", "1")
+    assert code == 0, err
+    with fleet.sessions() as session:  # t1 runs b, and the ingest refuses what it sends
+        truck = session.get(Truck, "t1")
+        truck.stats = {**truck.stats, "model_sha256": b, "model_update": {
+            "sha256": b, "state": "installed", "at": datetime.now(UTC).isoformat()}}
+        session.add(DeadLetter(received_at=datetime.now(UTC), topic="t/t1/lift", truck_id="t1", reason="invalid",
+                               detail="x", payload=b"{}", payload_size=2))
+        session.commit()
+    wait_until(lambda: states(fleet) == ["halted"], "the rollout to halt")
+    code, _out, err = fleet.cli("models", "rollout", c, "--canary", "2")
+    assert code == 0, err
+    code, _out, err = fleet.cli("models", "rollback")
+    assert code == 0, err
+    assert assigned(fleet) == {"t1": old, "t2": old}
