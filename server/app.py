@@ -24,6 +24,7 @@ from server.config import ServerSettings
 from server.fleet.api import fleet_router
 from server.fleet.rollout import RolloutTask
 from server.ingest.aggregates import StreetLocator
+from server.ingest.day_zone import settle_day_zone
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox
 from server.ingest.metrics import Metrics
@@ -103,6 +104,8 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     else:
         upgrade_database(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions() as session:  # stored days in another zone than `timezone`: stop, naming the rebuild
+        settle_day_zone(session, settings.timezone)
     try:
         with sessions() as session, session.begin():  # PostgreSQL: this month's and the coming months' partitions
             created = ensure_partitions(session)

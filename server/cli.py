@@ -67,6 +67,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help="months to create after this one (default: what the server keeps, 3)")
     partitions.set_defaults(handler=maintain_partitions)
 
+    aggregates = subparsers.add_parser("aggregates", help="the street figures: recompute them from the raw lifts")
+    aggregate_actions = aggregates.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rebuild = aggregate_actions.add_parser(
+        "rebuild", help="recompute the collection days and their figures in the settings' timezone (after changing "
+                        "it); days whose raw lifts retention deleted keep their zone")
+    rebuild.add_argument("--timezone", required=True, metavar="ZONE",
+                         help="the zone to count days in: the settings' timezone, typed again to confirm")
+    add_config_argument(rebuild)
+    rebuild.set_defaults(handler=rebuild_day_aggregates)
+
 
 def app_or_cli_error(create_app: Callable[[ServerSettings], Any], settings: ServerSettings) -> Any:
     """``create_app(settings)``; a bad setting found while building the app (the reminders' rules
@@ -201,6 +211,7 @@ def replay_dead_letters(args: argparse.Namespace) -> int:
     report = ReplayReport()
     chosen = "" if letters.describe() == "all" else f" ({letters.describe()})"
     with open_database(settings) as session:
+        check_day_zone(session, settings)  # a replayed lift is counted on a day of the settings' zone
         try:
             replay_dead_letters(session, inbox, letters, progress=progress, report=report)
         except SQLAlchemyError as error:
@@ -245,4 +256,44 @@ def maintain_partitions(args: argparse.Namespace) -> int:
         else:
             rows = f"{'' if partition.counted else '~'}{partition.rows:,} lifts"
         print(f"{partition.name}\t{month}\t{rows}{'  (created now)' if partition.name in created else ''}")
+    return 0
+
+
+def check_day_zone(session: Any, settings: ServerSettings) -> None:
+    """Stop a command that writes aggregates when the stored days are in another zone than the
+    settings' ``timezone`` (``server.ingest.day_zone``); records the zone in a database without one."""
+    from server.ingest.day_zone import DayZoneMismatch, settle_day_zone
+
+    try:
+        settle_day_zone(session, settings.timezone)
+    except DayZoneMismatch as error:
+        raise CliError(str(error)) from None
+
+
+def rebuild_day_aggregates(args: argparse.Namespace) -> int:
+    """``trivue aggregates rebuild --timezone ZONE``: the stored days moved to the settings' zone, in
+    one transaction (``server.ingest.day_rebuild``)."""
+    from rich.progress import Progress
+
+    from server.audit import audit
+    from server.ingest.day_rebuild import rebuild_days
+
+    settings = settings_from(args)
+    if args.timezone != settings.timezone:  # the server counts new lifts in the settings' zone: they must agree
+        raise CliError(f"--timezone {args.timezone!r}: the settings' timezone is {settings.timezone!r}; set "
+                       f"timezone: {args.timezone} in the settings (or TRIVUE_TIMEZONE) first, then run this again")
+    with open_database(settings) as session:
+        with Progress(transient=True) as progress:
+            task = progress.add_task("recomputing collection days", total=None)
+            report = rebuild_days(session, settings.timezone,
+                                  lambda done, total: progress.update(task, completed=done, total=total))
+        kept = report.kept
+        left = (f"; {report.kept_days} days before {kept.before} keep {kept.zone}: their raw lifts were deleted "
+                f"by retention, only their street totals remain, and {kept.before} runs from midnight {kept.zone} "
+                f"to midnight {report.new_zone}" if kept else "")
+        audit(session, "cli", "aggregates.rebuild", settings.timezone,
+              f"from {report.old_zone}: {report.lifts} lifts read, {report.moved} moved{left}")
+        session.commit()
+    print(f"collection days recomputed in {report.new_zone} (were {report.old_zone}): {report.lifts} lifts read, "
+          f"{report.moved} moved to another day{left}.")
     return 0

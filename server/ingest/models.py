@@ -287,3 +287,16 @@ class Evidence(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class DatabaseSetting(Base):
+    """A fact the stored data depends on, kept in the database beside that data (one row per name):
+    ``timezone``, the zone the local collection days were computed in (``server.ingest.day_zone``).
+    A setting in the server's file can change under data written with the old value; this row
+    says which value the data holds."""
+
+    __tablename__ = "database_settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
