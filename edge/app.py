@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 
 from edge.alert import CrewAlert
+from edge.applied_config import config_file, read_applied, write_applied
 from edge.broker import make_client
 from edge.camera import Frame, check_source, frames, is_file_source, throttle
 from edge.camera_clock_file import persistent_camera_clock
@@ -112,6 +113,9 @@ class Agent:
         self.pipeline = Pipeline(detector.detect, tracker, self.recorder, self.trigger, self.deliver,
                                  lambda classes: self.alert.fire(settings.truck_id, classes),
                                  lambda: self.live.stream, workers, switch=self.models)
+        # the server's last config, until its retained one arrives: the broker may be out of reach
+        if (applied := read_applied(config_file(settings.outbox.path), settings.truck_id)) is not None:
+            self.apply_config(applied)
 
     @staticmethod
     def _running_model(detector: Any) -> RunningModel:
@@ -234,6 +238,7 @@ class Agent:
         if config.model is not None:  # fetched and checked in a thread; swapped at a lift's start
             self.models.request(config.model)
         self.live.version, self.live.refused = config.config_version, None
+        write_applied(config_file(self.settings.outbox.path), self.settings.truck_id, config)
 
     def _config_refused(self, reason: str) -> None:
         """The server's config was not applied: the previous settings stay, the heartbeat says why now."""

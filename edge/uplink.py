@@ -33,7 +33,6 @@ default of 5 leaves room for bad coverage.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -46,6 +45,7 @@ from pydantic import ValidationError
 
 from edge.broker import make_client
 from edge.config import EdgeSettings
+from edge.config_refusal import unreadable_config
 from edge.outbox import EVIDENCE, Outbox, OutboxEntry
 from vision.schema import TruckConfig, TruckStats, message_digest, parse_receipt
 
@@ -177,11 +177,9 @@ class Uplink:
         try:
             config = TruckConfig.model_validate_json(message.payload)
         except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "config"
-            log.warning("ignored config on %s: %s: %s (payload %r)", message.topic, field, first["msg"],
-                        message.payload[:200])
-            self._on_config_refused(f"{_version_of(message.payload)}: {field}: {first['msg']}"[:400])
+            reason = unreadable_config(message.payload, error)
+            log.warning("ignored config on %s: %s (payload %r)", message.topic, reason, message.payload[:200])
+            self._on_config_refused(reason)
             return
         log.info("config %s received from the server", config.config_version)
         self._on_config(config)
@@ -389,10 +387,3 @@ class Uplink:
         self.client.disconnect()
         self.client.loop_stop()
 
-
-def _version_of(payload: bytes) -> str:
-    try:  # the config_version of a config that did not validate, when it has a readable one
-        version = json.loads(payload).get("config_version")
-    except (ValueError, AttributeError, RecursionError):
-        return "?"
-    return version[:64] if isinstance(version, str) and version else "?"

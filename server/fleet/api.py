@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 from fastapi.responses import FileResponse
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from base.ids import ID_MAX_LENGTH, TRUCK_ID_PATTERN
@@ -59,6 +60,22 @@ def _asked(db: Session, truck_id: str | None) -> set[str]:
     return {s for s in (assigned.sha256, assigned.reference_sha256, assigned.previous_sha256) if s}
 
 
+def _locked_truck(db: Session, truck_id: str) -> Truck:
+    """The truck's row, made if missing and held until the commit: a config change reads the stored
+    config, adds to it and publishes it whole, so two at once must not both read the same one (the
+    later published, and stored, a config without the other's change; two first configs of a truck
+    both inserted its row, and the second failed after its config had gone out)."""
+    name = db.get_bind().dialect.name
+    insert = postgresql.insert if name == "postgresql" else sqlite.insert
+    # A write first: on SQLite it opens the write transaction (readers never wait, writers queue),
+    # on PostgreSQL it waits for another request's uncommitted row instead of failing on its key.
+    db.execute(insert(Truck).values(truck_id=truck_id, status=TruckStatus.unknown.value)
+               .on_conflict_do_nothing(index_elements=["truck_id"]))
+    truck = db.get(Truck, truck_id, with_for_update=True, populate_existing=True)
+    assert truck is not None  # inserted above, or there already
+    return truck
+
+
 def _publish_now(db: Session, ctx: AppContext) -> None:
     """Publish pending configs now when a broker is there; else ``RolloutTask`` will (or a restart)."""
     if ctx.publish_config is not None:
@@ -80,10 +97,10 @@ def _config_routes(router: APIRouter) -> None:
                    who: Admin) -> dict[str, Any]:
         if ctx.publish_config is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is disabled: no broker to publish")
+        truck = _locked_truck(db, truck_id)  # first: what follows reads what the last change committed
         if body.model is not None:
             assign(db, truck_id, model_ref(db, _model(db, body.model)), who.actor)
         now = utcnow()
-        truck = db.get(Truck, truck_id) or Truck(truck_id=truck_id, status=TruckStatus.unknown.value)
         # The retained message is all a rebooted or long-offline truck receives: it carries every
         # setting changed so far (as publish_pending does), not only this request's.
         kept = {k: v for k, v in (truck.config or {}).items() if k not in ("config_version", "model")}
@@ -97,7 +114,6 @@ def _config_routes(router: APIRouter) -> None:
         except ConnectionError as error:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
         truck.config = config
-        db.add(truck)
         if assigned is not None:
             assigned.published_at = now
         audit(db, who.actor, "truck.config", truck_id, str(config))
