@@ -14,7 +14,8 @@ import server.fleet.models
 import server.ingest.models
 import server.labels.models
 import server.streets.models
-import server.web.accounts  # noqa: F401  (the six modules register their tables on Base)
+import server.web.accounts
+import server.web.throttle  # noqa: F401  (the seven modules register their tables on Base)
 from server.db import Base
 from server.ingest.partitions import DEFAULT, NAME
 from server.reminders.models import VERSION_TABLE, RemindersBase

@@ -56,6 +56,11 @@
     if (response && await refusedOverPlainHttp(response)) {
       notice.hidden = false;
       message.textContent = t("login.plain_http.title");
+    } else if (response && response.status === 429) {
+      // The throttle (server/web/throttle.py) says when the lock ends; "the server does not answer"
+      // sent users to their administrator for a wait of a few minutes.
+      const seconds = Number(response.headers.get("Retry-After")) || 15 * 60;
+      message.textContent = t("login.throttled", { minutes: Math.max(1, Math.ceil(seconds / 60)) });
     } else {
       message.textContent = response && [400, 401, 403, 422].includes(response.status)
         ? t("login.failed") : t("login.error");

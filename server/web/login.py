@@ -17,10 +17,6 @@ import ipaddress
 import logging
 import os
 import socket
-import threading
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,108 +32,9 @@ from server.web.accounts import User
 from server.web.auth import MAX_PASSWORD_LENGTH, check_password, close_session, open_session
 from server.web.deps import SESSION_COOKIE, ContextDep, SameOrigin, SessionDep
 from server.web.schemas import Done, LoggedIn
+from server.web.throttle import LoginThrottle, Refusal
 
 log = logging.getLogger(__name__)
-
-MAX_FAILURES = 5
-USER_MAX_FAILURES = 50
-LOCKOUT_S = 15 * 60
-MAX_KEYS = 10_000
-TRUSTED_PER_USER = 8
-
-
-class LoginThrottle:
-    """Failed-password throttle that slows guessing without letting a stranger lock out a user.
-
-    Why not "5 failures lock the user name" (the old rule): anyone who knows a manager's name
-    could keep that account locked forever with 5 wrong passwords every 15 minutes. So:
-
-    - 5 failures within 15 min lock the pair (user name, client address) only: the guesser's
-      address, not the user's;
-    - a looser limit per user name (50 failures within 15 min, from any number of addresses)
-      stops distributed guessing; while it holds, only addresses where this user logged in
-      successfully before (the office, the manager's laptop: up to 8, remembered in memory) still
-      get through, so an attack from elsewhere does not lock the real user out either;
-    - memory is bounded: at most ``max_keys`` pairs, user names and trusted lists each, least
-      recently touched evicted first, and each one keeps only the timestamps its limit needs. A
-      flood of fresh names can evict a pair's count, but every eviction costs the attacker
-      ``max_keys`` requests and the per-name limit is kept by the same LRU rule.
-
-    Counts are per process (a restart or a second server process starts afresh); behind a reverse
-    proxy, the client address is the one it forwards (``uvicorn --proxy-headers``).
-    """
-
-    def __init__(self, max_failures: int = MAX_FAILURES, window_s: float = LOCKOUT_S,
-                 user_max_failures: int = USER_MAX_FAILURES, max_keys: int = MAX_KEYS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_failures, self.window_s, self.user_max_failures = max_failures, window_s, user_max_failures
-        self.max_keys, self._clock = max_keys, clock
-        self._pairs: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
-        self._users: OrderedDict[str, deque[float]] = OrderedDict()
-        self._trusted: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _recent(self, table: OrderedDict[Any, deque[float]], key: Any, limit: int, now: float) -> deque[float]:
-        failures = table.get(key)
-        if failures is None:
-            failures = table[key] = deque(maxlen=limit)  # older failures cannot change the verdict
-            while len(table) > self.max_keys:
-                table.popitem(last=False)
-        table.move_to_end(key)
-        while failures and failures[0] <= now - self.window_s:
-            failures.popleft()
-        return failures
-
-    def blocked(self, name: str, address: str) -> bool:
-        name, now = name.lower(), self._clock()
-        with self._lock:
-            return self._blocked(name, address, now)
-
-    def _blocked(self, name: str, address: str, now: float) -> bool:
-        if len(self._recent(self._pairs, (name, address), self.max_failures, now)) >= self.max_failures:
-            return True
-        if len(self._recent(self._users, name, self.user_max_failures, now)) < self.user_max_failures:
-            return False
-        return address not in self._trusted.get(name, ())
-
-    def attempt(self, name: str, address: str) -> float | None:
-        """An attempt counted as failed before its password is checked (None: blocked), in one
-        step: logins are checked side by side in threads, and a check then a count let every
-        attempt of a burst pass before the first failure was counted. ``succeeded`` takes it back."""
-        name, now = name.lower(), self._clock()
-        with self._lock:
-            if self._blocked(name, address, now):
-                return None
-            self._recent(self._pairs, (name, address), self.max_failures, now).append(now)
-            self._recent(self._users, name, self.user_max_failures, now).append(now)
-            return now
-
-    def failed(self, name: str, address: str) -> None:
-        name, now = name.lower(), self._clock()
-        with self._lock:
-            self._recent(self._pairs, (name, address), self.max_failures, now).append(now)
-            self._recent(self._users, name, self.user_max_failures, now).append(now)
-
-    def succeeded(self, name: str, address: str, attempt: float | None = None) -> None:
-        name = name.lower()
-        with self._lock:
-            if attempt is not None and attempt in (failures := self._users.get(name, ())):
-                failures.remove(attempt)  # the attempt counted in advance was no failure
-            self._pairs.pop((name, address), None)
-            trusted = self._trusted.setdefault(name, OrderedDict())
-            trusted[address] = None
-            trusted.move_to_end(address)
-            while len(trusted) > TRUSTED_PER_USER:
-                trusted.popitem(last=False)
-            self._trusted.move_to_end(name)
-            while len(self._trusted) > self.max_keys:
-                self._trusted.popitem(last=False)
-
-    def __len__(self) -> int:
-        """Entries held (pairs, user names, trusted lists): what the memory bound applies to."""
-        with self._lock:
-            return len(self._pairs) + len(self._users) + len(self._trusted)
-
 
 # The start of the refusal's detail: what the login page (login.js) recognises.
 PLAIN_HTTP_REFUSAL = "session cookie not kept over plain HTTP"
@@ -279,7 +176,8 @@ LOGIN_REFUSALS: dict[int | str, dict[str, Any]] = {
                          "or a browser on a plain http:// page of another machine, which would drop the Secure "
                          "session cookie (the detail says what to do)"},
     422: {"description": "No name or password, or not as a user name or password can be"},
-    429: {"description": "Too many failed logins for this name (from this address): see Retry-After"},
+    429: {"description": "Too many failed logins for this name from this address, from this address whatever "
+                         "the names, or for this name from addresses where it never logged in: see Retry-After"},
 }
 
 
@@ -289,16 +187,18 @@ def login_router(throttle: LoginThrottle | None = None) -> APIRouter:
     refused_over_http: list[str] = []  # the first page refused, for the log's one line
 
     def check(db: Session, form: LoginForm, address: str, hours: int, old: str | None) -> tuple[User, str, datetime]:
-        attempt = throttle.attempt(form.name, address)
-        if attempt is None:
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins: try again later",
-                                headers={"Retry-After": str(LOCKOUT_S)})
+        attempt = throttle.attempt(db, form.name, address)
+        if isinstance(attempt, Refusal):
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                                f"too many failed logins: try again in {attempt.retry_after_s} s",
+                                headers={"Retry-After": str(attempt.retry_after_s)})
         user = check_password(db, form.name, form.password)
         if user is None:
             audit(db, f"user:{form.name}", "login.failed", detail=address)
+            throttle.failed(db, attempt)
             db.commit()
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown user or wrong password")
-        throttle.succeeded(form.name, address, attempt)
+        throttle.succeeded(db, attempt)
         if old:  # the browser's previous session ends: its key, kept by whoever saw it, opens nothing
             close_session(db, old)
         key, expires = open_session(db, user, hours)

@@ -24,7 +24,7 @@ from server.web.auth import (
     set_role,
 )
 from server.web.deps import SESSION_COOKIE
-from server.web.login import MAX_FAILURES
+from server.web.throttle import MAX_FAILURES
 
 PASSWORD = "correct horse battery staple"
 ATTACKER = "198.51.100.7"
