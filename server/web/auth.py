@@ -81,8 +81,8 @@ def check_name(name: str, what: str = "user name") -> str:
 
 def name_key(name: str) -> str:
     """What two names must not share: 'Alice', 'alice' and 'ＡＬＩＣＥ' (full width) read as one name
-    in the audit log, and the login throttle counts failures per lower-cased name, so an account
-    'alice' logging in would clear the count of guesses against 'Alice'."""
+    in the audit log, and the login throttle (``server.web.throttle``) counts failures per name key,
+    so guesses spread over 'Alice' and 'alice' count against one account."""
     return unicodedata.normalize("NFKC", name).casefold()
 
 
