@@ -21,7 +21,9 @@ from server.web.deps import Annotator, ContextDep, SameOrigin, SessionDep
 from server.web.private import private_get
 from vision.rules import SortingRules
 
-STATUS = {"not_found": 404, "expired": 410, "invalid": 422}
+STATUS = {"not_found": 404, "expired": 410, "invalid": 422, "conflict": 409}
+EXPIRED = {410: {"description": "The photo is past its retention date: it can no longer be labelled"}}
+CHANGED = {409: {"description": "Someone else changed the photo after the version the decision names"}}
 
 
 def _fail(error: LabelError) -> HTTPException:
@@ -48,9 +50,10 @@ def labels_router(rules: SortingRules) -> APIRouter:
                     until: Day | None = None, status: schemas.Status | None = None) -> dict[str, Any]:
         ordered(since, until)
         return queue(db, QueueFilter(reason, class_, truck_id, since, until, status), rules,
-                     ctx.settings.evidence_retention_days, ctx.settings.retention_days)
+                     ctx.settings.evidence_retention_days, ctx.settings.retention_days, who.actor)
 
-    @router.get("/photos/{event_id}", summary="One photo with its boxes as they stand", response_model=schemas.Photo)
+    @router.get("/photos/{event_id}", summary="One photo with its boxes as they stand", response_model=schemas.Photo,
+                responses=EXPIRED)
     def photo(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Annotator) -> dict[str, Any]:
         try:
             lift, evidence = labellable(db, str(event_id), ctx.settings.evidence_retention_days,
@@ -77,13 +80,14 @@ def labels_router(rules: SortingRules) -> APIRouter:
         return FileResponse(path, media_type="image/jpeg")
 
     @router.post("/photos/{event_id}/decisions", summary="Accept, delete, move, add, unusable, done or undo",
-                 response_model=schemas.Photo, dependencies=[SameOrigin])
+                 response_model=schemas.Photo, dependencies=[SameOrigin], responses={**CHANGED, **EXPIRED})
     def decision(event_id: uuid.UUID, body: schemas.DecisionIn, db: SessionDep, ctx: ContextDep,
                  who: Annotator) -> dict[str, Any]:
         try:
             lift, evidence = labellable(db, str(event_id), ctx.settings.evidence_retention_days,
                                         ctx.settings.retention_days)
-            decide(db, lift, Decision(body.action, body.box_id, body.class_, body.xyxy()), who.actor, rules)
+            decide(db, lift, Decision(body.action, body.box_id, body.class_, body.xyxy(), body.version), who.actor,
+                   rules)
         except LabelError as error:
             db.rollback()
             raise _fail(error) from None

@@ -6,17 +6,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from server.audit import AuditEntry
 from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.models import Evidence, Lift
 from server.labels.models import LabelPhoto
-from server.labels.store import TODO, current, expires_on
+from server.labels.store import TODO, current, expires_on, version
 from vision.rules import SortingRules
 
 MAX_QUEUE = 2_000  # photos listed at once; filters narrow a longer queue
+# A photo another annotator opened or decided on this recently is theirs for now: long enough to label
+# a crowded hopper, short enough that a photo left open at lunch comes back the same afternoon.
+HELD = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +71,30 @@ def _classes(detections: list[dict[str, Any]], labelled: list[dict[str, Any]] | 
     return {rules.canonical(d["class"]) for d in detections} - {None}
 
 
-def queue(session: Session, flt: QueueFilter, rules: SortingRules, photo_days: int, lift_days: int) -> dict[str, Any]:
+def held_by_others(session: Session, actor: str) -> set[str]:
+    """Event ids of the photos other annotators opened (the labelling photo's read) or decided on in
+    the last ``HELD``: the audit log has both, with the time (indexed), whoever labels by API or page."""
+    query = (select(AuditEntry.target).where(AuditEntry.at >= utcnow() - HELD, AuditEntry.actor != actor,
+                                             or_(and_(AuditEntry.action == "evidence.read",
+                                                      AuditEntry.detail == "labelling"),
+                                                 AuditEntry.action.like("labels.%")))
+             .distinct())
+    return {target for target in session.scalars(query) if target}
+
+
+def queue(session: Session, flt: QueueFilter, rules: SortingRules, photo_days: int, lift_days: int,
+          actor: str | None = None) -> dict[str, Any]:
     """Event ids of the matching photos that may still be labelled, overruled lifts' first, then in
-    collection order, with the progress count."""
+    collection order, with the progress count. For ``actor``, the photos still to label that another
+    annotator has open go last: two or three annotators at once all began on the same photo,
+    labelled it twice, then leapfrogged onto the same next one."""
     rows = _rows(session, flt, photo_days, lift_days)
     status = {event_id: label_status or TODO for event_id, detections, label_status, labelled in rows
               if not flt.class_ or flt.class_ in _classes(detections, labelled, rules)}
     chosen = [e for e, s in status.items() if flt.status is None or s == flt.status]
+    if actor is not None:
+        held = held_by_others(session, actor)
+        chosen.sort(key=lambda e: status[e] == TODO and e in held)  # stable: the order otherwise kept
     return {"total": len(status), "done": sum(s != TODO for s in status.values()),
             "items": [{"event_id": e, "status": status[e]} for e in chosen[:MAX_QUEUE]]}
 
@@ -89,7 +110,7 @@ def photo_view(session: Session, settings: ServerSettings, lift: Lift, photo: Ev
         "width": photo.width, "height": photo.height, "image_url": f"/api/labels/photos/{lift.event_id}/photo.jpg",
         "expires_on": expires_on(photo, lift.started_at, settings.evidence_retention_days,
                                  settings.retention_days).isoformat(),
-        "boxes": boxes,
+        "boxes": boxes, "version": version(session, lift.event_id),
         # Why a manager judged the truck wrong (server.ingest.overrule): what the annotator should look at.
         "overrule_reason": lift.overrule_reason if lift.overruled_at is not None else None,
     }

@@ -27,6 +27,9 @@ class DecisionIn(BaseModel):
     y1: float | None = Field(default=None, ge=0, le=1)
     x2: float | None = Field(default=None, ge=0, le=1)
     y2: float | None = Field(default=None, ge=0, le=1)
+    version: int | None = Field(default=None, ge=0, description="The photo's version the decision was taken on "
+                                "(the photo's ``version``): refused (409) if someone else changed the photo since; "
+                                "left out, the decision applies to the photo as it stands")
 
     @model_validator(mode="after")
     def _whole_box(self) -> DecisionIn:
@@ -71,6 +74,8 @@ class Photo(Out):
     image_url: str
     expires_on: str = Field(description="The day the photo (and its labels) are deleted")
     boxes: list[Box]
+    version: int = Field(description="Changes with every decision: send it back with a decision to be told (409) "
+                         "when someone else changed the photo in between")
     overrule_reason: str | None = Field(default=None, description="Set when a manager overruled the lift's "
                                         "judgement: why the model was wrong (such photos come first in the queue)")
 

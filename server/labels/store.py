@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from server.audit import audit
@@ -29,9 +29,10 @@ COORDS = ("x1", "y1", "x2", "y2")
 
 
 class LabelError(ValueError):
-    """A refused decision; ``code`` picks the HTTP status (not_found 404, expired 410, invalid 422)."""
+    """A refused decision; ``code`` picks the HTTP status (not_found 404, expired 410, invalid 422,
+    conflict 409)."""
 
-    def __init__(self, code: Literal["not_found", "expired", "invalid"], message: str) -> None:
+    def __init__(self, code: Literal["not_found", "expired", "invalid", "conflict"], message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -42,6 +43,7 @@ class Decision:
     box_id: int | None = None
     class_: str | None = None
     xyxy: tuple[float, float, float, float] | None = None
+    seen: int | None = None  # the photo's version the decision was taken on (``version``); None: unchecked
 
 
 def taxonomy(rules: SortingRules) -> tuple[str, ...]:
@@ -192,10 +194,35 @@ def lock(session: Session, event_id: str) -> None:
     session.expire_all()  # read the photo's label as the other writer left it, not as first loaded
 
 
+def version(session: Session, event_id: str) -> int:
+    """The photo's version: its latest decision's id (0: none). Undo takes back only the latest
+    decision, so a version names one state of the photo: the one after that decision."""
+    return session.scalar(select(func.max(LabelDecision.id)).where(LabelDecision.event_id == event_id)) or 0
+
+
+def _unchanged_since(session: Session, event_id: str, seen: int, actor: str) -> None:
+    """LabelError (conflict) when someone else changed the photo after the version ``seen``.
+
+    Two annotators on one photo each added the bags the model missed, each add applied to the photo
+    as the other left it: every missed bag went twice into the export, and neither was told. The
+    actor's own later decisions (still in flight when this one was sent) are no conflict."""
+    other = session.scalar(select(LabelDecision).where(LabelDecision.event_id == event_id, LabelDecision.id > seen,
+                                                       LabelDecision.annotator != actor)
+                           .order_by(LabelDecision.id.desc()).limit(1))
+    if other is not None:
+        raise LabelError("conflict", f"{other.annotator} changed this photo after you opened it ({other.action} at "
+                                     f"{other.at:%H:%M} UTC): look at it again, then decide")
+    if version(session, event_id) < seen:
+        raise LabelError("conflict", "a decision on this photo was undone after you opened it: look at it again, "
+                                     "then decide")
+
+
 def decide(session: Session, lift: Lift, decision: Decision, actor: str, rules: SortingRules) -> None:
     """Apply one decision (or undo the actor's last one on this photo), keep it and audit it; the
     caller checked the photo may be labelled (``labellable``) and commits."""
     lock(session, lift.event_id)
+    if decision.seen is not None and decision.action != "undo":  # undo has its own check (_undo)
+        _unchanged_since(session, lift.event_id, decision.seen, actor)
     if decision.action == "undo":
         _undo(session, lift.event_id, actor)
         return

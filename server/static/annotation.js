@@ -39,20 +39,36 @@
   /* A decision goes to the photo it was taken on (``eventId``), after any arrow move still waiting to
      be saved: sent later, the move went to whichever photo showed by then (Enter right after the
      arrows moved the next photo's box of the same number) and after the decision that follows it. */
+  /* Each decision names the photo's version it was taken on (an undo needs none: the server refuses one
+     that would take back someone else's decision). Another annotator on the same photo (both start at
+     the head of the queue) changed it since: the server refuses (409), the page shows the photo as it
+     now stands and says so, and stays on it. Before, each add went on top of the other's: every
+     missed bag twice in the export. Resolves false then (Enter and U do not move on), true otherwise. */
   async function send(body, eventId = null) {
-    if (!state.photo) return;
+    if (!state.photo) return true;
     const target = eventId || state.photo.event_id;
+    const version = body.action === "undo" ? undefined : state.photo.version;
     if (!eventId) await flush();
+    let kept = true;
     try {
       const photo = await api(`/api/labels/photos/${target}/decisions`, null, {
-        method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json", Accept: "application/json" },
+        method: "POST", body: JSON.stringify({ version, ...body }),
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
       });
       if (state.photo && state.photo.event_id === target) state.photo = photo;
       say(t("ann.saved"));
     } catch (error) {
-      say(error.message, true);
+      if (error.status !== 409) say(error.message, true);
+      else {
+        kept = false;
+        const photo = await api(`/api/labels/photos/${target}`).catch(() => null);
+        if (photo && state.photo && state.photo.event_id === target) state.photo = photo;
+        const who = ((photo && photo.annotator) || "").replace(/^[a-z]+:/, ""); // "user:bob": bob
+        say(t("ann.changed", { who: who || t("ann.someone") }), true);
+      }
     }
     if (state.photo && state.photo.event_id === target) draw(); // what the server holds
+    return kept;
   }
 
   /* Saves the arrow move waiting for the annotator's pause now, on its own photo. */
@@ -204,8 +220,8 @@
     }
     draw();
     clearTimeout(state.keyTimer);
-    state.pendingMove = { eventId: state.photo.event_id,
-      body: { action: "move", box_id: box.id, x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2 } };
+    state.pendingMove = { eventId: state.photo.event_id, body: { action: "move", box_id: box.id, x1: box.x1,
+      y1: box.y1, x2: box.x2, y2: box.y2, version: state.photo.version } };
     state.keyTimer = setTimeout(flush, KEY_SAVE_MS);
   }
 
@@ -237,8 +253,8 @@
     else if ((key === "a" || key === "A") && selected) send({ action: "accept", box_id: selected });
     else if ((key === "Delete" || key === "Backspace") && selected) { send({ action: "delete", box_id: selected }); state.selected = null; }
     else if ((key === "c" || key === "C") && selected) send({ action: "move", box_id: selected, class: newClass.value });
-    else if (key === "u" || key === "U") send({ action: "unusable" }).then(next);
-    else if (key === "Enter" && target.tagName !== "BUTTON") send({ action: "done" }).then(next);
+    else if (key === "u" || key === "U") send({ action: "unusable" }).then((kept) => kept && next());
+    else if (key === "Enter" && target.tagName !== "BUTTON") send({ action: "done" }).then((kept) => kept && next());
     else if (key === "PageDown") show(state.index + 1);
     else if (key === "PageUp") show(state.index - 1);
     else return;
@@ -340,8 +356,9 @@
       "ann-add": () => send({ action: "add", class: newClass.value, x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }),
       "ann-accept": () => state.selected && send({ action: "accept", box_id: state.selected }),
       "ann-delete": () => state.selected && send({ action: "delete", box_id: state.selected }),
-      "ann-undo": () => send({ action: "undo" }), "ann-unusable": () => send({ action: "unusable" }).then(next),
-      "ann-done": () => send({ action: "done" }).then(next),
+      "ann-undo": () => send({ action: "undo" }),
+      "ann-unusable": () => send({ action: "unusable" }).then((kept) => kept && next()),
+      "ann-done": () => send({ action: "done" }).then((kept) => kept && next()),
     };
     for (const [id, action] of Object.entries(buttons)) document.getElementById(id).addEventListener("click", action);
     window.addEventListener("resize", () => draw());

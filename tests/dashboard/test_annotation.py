@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -187,3 +188,34 @@ def test_arrow_moves_waiting_to_be_saved_stay_on_their_photo(browser: Browser, l
         trail = db.scalars(select(AuditEntry.action).where(AuditEntry.target == first,
                                                            AuditEntry.action.like("labels.%"))).all()
     assert trail == ["labels.move", "labels.done"]  # the move first, on the first photo
+
+
+def test_a_photo_another_annotator_changed_meanwhile_is_shown_again_not_finished(
+        browser: Browser, live_server: LiveServer, annotator: str, shared_dir: Path) -> None:
+    """Two annotators on the head of the same queue: the manager adds the bag the model missed while the
+    annotatrice looks at the photo as it was. Her Enter finished the photo over his box and moved on,
+    unaware (and her own add of the same bag put it twice into the export). Now the page shows the
+    photo as it stands, says who changed it, in French, and stays on it."""
+    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
+    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[15:17]
+    first, _second = publish_photos(live_server, truck, photos)
+    page = browser.page
+    browser.login(annotator, path=f"/annotation?truck_id={truck}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#ann-box-list li[data-box-id='2']")
+    with httpx.Client(base_url=live_server.url, timeout=10, headers={"Origin": live_server.url}) as other:
+        other.post("/api/login", json={"name": "gestionnaire", "password": PASSWORD}).raise_for_status()
+        other.post(f"/api/labels/photos/{first}/decisions", json={
+            "action": "add", "class": "bag", "x1": 0.5, "y1": 0.1, "x2": 0.7, "y2": 0.3}).raise_for_status()
+    page.locator("#ann-stage").focus()
+    with page.expect_response(lambda r: r.url.endswith("/decisions")) as answer:
+        page.keyboard.press("Enter")
+    assert answer.value.status == 409
+    browser.expected.append("console: Failed to load resource: the server responded with a status of 409 (Conflict)")
+    page.wait_for_selector("#ann-box-list li[data-box-id='3']")  # the manager's box, now shown
+    assert page.locator("#ann-status").inner_text().startswith("Photo modifiée entre-temps par gestionnaire")
+    assert page.locator("#ann-position").inner_text() == "1 sur 2"  # still on the photo
+    assert live_server.api(f"/api/labels/photos/{first}")["status"] == "todo"
+    with page.expect_response(lambda r: r.url.endswith("/decisions")) as answer:
+        page.keyboard.press("Enter")  # now on the photo as it stands: finished
+    assert answer.value.status == 200 and live_server.api(f"/api/labels/photos/{first}")["status"] == "done"

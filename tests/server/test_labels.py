@@ -318,3 +318,48 @@ def test_the_labelling_photo_is_never_kept_by_a_browser(api: Server, photos: lis
     answer = api.client.get(f"/api/labels/photos/{photos[0]}/photo.jpg", headers=api.token("annotator"))
     assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
     assert answer.headers["cache-control"] == "no-store"
+
+
+def test_a_decision_taken_on_a_photo_someone_changed_since_is_refused_naming_them(
+        api: Server, photos: list[str]) -> None:
+    """Two annotators on one photo (both start at the head of the same queue) each add the bags the
+    model missed: each add was applied to the photo as the other left it, so every missed bag went
+    twice into the export, and neither was told. A decision naming the photo's version it was taken
+    on is refused (409, naming who changed it) once someone else changed it since; one's own
+    decisions still in flight are no conflict, and a script sending no version decides as before."""
+    ann, bob, event = annotator(api, "ann"), annotator(api, "bob"), photos[0]
+    seen = api.client.get(f"/api/labels/photos/{event}", headers=ann).json()["version"]
+    bag = {"class": "bag", "x1": 0.6, "y1": 0.1, "x2": 0.8, "y2": 0.3}
+    assert decide(api, bob, event, action="add", version=seen, **bag).status_code == 200
+    twice = decide(api, ann, event, action="add", version=seen, **bag)
+    assert twice.status_code == 409 and "bob" in twice.json()["detail"] and "add at" in twice.json()["detail"]
+    boxes = api.client.get(f"/api/labels/photos/{event}", headers=ann).json()
+    assert [b["class"] for b in boxes["boxes"]] == ["bag", "bottle", "bag"] and boxes["version"] > seen
+    # Bob's next decisions, sent before the answer to his add came back, are his own: no conflict.
+    assert decide(api, bob, event, action="accept", box_id=1, version=seen).status_code == 200
+    fresh = api.client.get(f"/api/labels/photos/{event}", headers=ann).json()["version"]
+    finished = decide(api, ann, event, action="done", version=fresh).json()
+    assert finished["status"] == "done"
+    # A decision Bob saw, undone since, makes his view stale too: it shows a photo that is no more.
+    assert decide(api, ann, event, action="undo").status_code == 200
+    assert decide(api, bob, event, action="delete", box_id=2, version=finished["version"]).status_code == 409
+    assert decide(api, bob, event, action="delete", box_id=2).status_code == 200  # no version: as before
+
+
+def test_a_second_annotator_is_not_handed_the_photo_the_first_has_open(api: Server, photos: list[str]) -> None:
+    """Two or three annotators at once all got the same queue, so the same photo: they labelled it
+    twice, then leapfrogged to the same next one. A photo another annotator opened or decided on in
+    the last minutes goes to the end of one's queue (still there, the count unchanged), for a while."""
+    ann, bob = annotator(api, "ann"), annotator(api, "bob")
+    head = api.client.get("/api/labels/queue", headers=ann).json()["items"][0]["event_id"]
+    assert api.client.get(f"/api/labels/photos/{head}/photo.jpg", headers=ann).status_code == 200
+    theirs = api.client.get("/api/labels/queue", headers=bob).json()
+    assert [i["event_id"] for i in theirs["items"]] == [photos[0], photos[1], head] and theirs["total"] == 3
+    assert api.client.get("/api/labels/queue", headers=ann).json()["items"][0]["event_id"] == head  # her own
+    # Bob takes the next one; ann, back from it, is handed the third
+    assert decide(api, bob, photos[0], action="accept", box_id=1).status_code == 200
+    assert [i["event_id"] for i in api.client.get("/api/labels/queue", headers=ann).json()["items"]] == [
+        head, photos[1], photos[0]]
+    with api.sessions() as session, session.begin():  # a while later, the photos are free again
+        session.execute(update(AuditEntry).values(at=datetime.now(UTC) - timedelta(minutes=11)))
+    assert api.client.get("/api/labels/queue", headers=bob).json()["items"][0]["event_id"] == head
