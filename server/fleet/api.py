@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from fastapi.responses import FileResponse
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from base.ids import ID_MAX_LENGTH, TRUCK_ID_PATTERN
 from server.audit import audit
 from server.db import utcnow
 from server.fleet import schemas
+from server.fleet.locks import locked_truck
 from server.fleet.models import Assignment, FleetModel, Rollout
 from server.fleet.registry import RegistryError, find, model_json, model_path, model_ref
 from server.fleet.rollout import (
@@ -32,7 +32,7 @@ from server.fleet.rollout import (
     rollout_json,
     start,
 )
-from server.ingest.models import Truck, TruckStatus
+from server.ingest.models import Truck
 from server.web.accounts import TRUCK_ROLE
 from server.web.auth import Principal
 from server.web.deps import Admin, AppContext, ContextDep, SessionDep, Viewer, current_principal
@@ -60,24 +60,9 @@ def _asked(db: Session, truck_id: str | None) -> set[str]:
     return {s for s in (assigned.sha256, assigned.reference_sha256, assigned.previous_sha256) if s}
 
 
-def _locked_truck(db: Session, truck_id: str) -> Truck:
-    """The truck's row, made if missing and held until the commit: a config change reads the stored
-    config, adds to it and publishes it whole, so two at once must not both read the same one (the
-    later published, and stored, a config without the other's change; two first configs of a truck
-    both inserted its row, and the second failed after its config had gone out)."""
-    name = db.get_bind().dialect.name
-    insert = postgresql.insert if name == "postgresql" else sqlite.insert
-    # A write first: on SQLite it opens the write transaction (readers never wait, writers queue),
-    # on PostgreSQL it waits for another request's uncommitted row instead of failing on its key.
-    db.execute(insert(Truck).values(truck_id=truck_id, status=TruckStatus.unknown.value)
-               .on_conflict_do_nothing(index_elements=["truck_id"]))
-    truck = db.get(Truck, truck_id, with_for_update=True, populate_existing=True)
-    assert truck is not None  # inserted above, or there already
-    return truck
-
-
 def _publish_now(db: Session, ctx: AppContext) -> None:
-    """Publish pending configs now when a broker is there; else ``RolloutTask`` will (or a restart)."""
+    """Commit, then publish pending configs now when a broker is there; else ``RolloutTask`` will."""
+    db.commit()  # first: a truck downloads its model as soon as it reads its config
     if ctx.publish_config is not None:
         publish_pending(db, ctx.publish_config)
 
@@ -92,33 +77,48 @@ def fleet_router() -> APIRouter:
 
 def _config_routes(router: APIRouter) -> None:
     @router.put("/trucks/{truck_id}/config", summary="Set a truck's stream, thresholds or model; published retained",
-                response_model=TruckConfig, responses={503: {"description": "No broker to publish to"}})
+                response_model=TruckConfig, responses={
+                    202: {"model": TruckConfig, "description": "Stored, with a model; the broker did not take it: "
+                                                              "published once it does (within rollout_check_s)"},
+                    503: {"description": "No broker to publish to, or (a config without a model) it did not take "
+                                         "it: nothing stored"}})
     def put_config(truck_id: TruckIdPath, body: schemas.TruckConfigIn, db: SessionDep, ctx: ContextDep,
-                   who: Admin) -> dict[str, Any]:
-        if ctx.publish_config is None:
+                   who: Admin, response: Response) -> dict[str, Any]:
+        publish = ctx.publish_config
+        if publish is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is disabled: no broker to publish")
-        truck = _locked_truck(db, truck_id)  # first: what follows reads what the last change committed
+        truck = locked_truck(db, truck_id)  # first: what follows reads what the last change committed
         if body.model is not None:
             assign(db, truck_id, model_ref(db, _model(db, body.model)), who.actor)
-        now = utcnow()
         # The retained message is all a rebooted or long-offline truck receives: it carries every
         # setting changed so far (as publish_pending does), not only this request's.
         kept = {k: v for k, v in (truck.config or {}).items() if k not in ("config_version", "model")}
-        config: dict[str, Any] = {"config_version": config_version(now), **kept,
+        config: dict[str, Any] = {"config_version": config_version(utcnow()), **kept,
                                   **body.model_dump(mode="json", exclude_none=True, exclude={"model"})}
-        assigned = db.get(Assignment, truck_id)
-        if assigned is not None:  # the model stays in the retained config whatever else changes
-            config["model"] = assignment_ref(assigned)
-        try:
-            ctx.publish_config(truck_id, config)
-        except ConnectionError as error:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
-        truck.config = config
-        if assigned is not None:
-            assigned.published_at = now
         audit(db, who.actor, "truck.config", truck_id, str(config))
-        db.commit()
-        return config
+        assigned = db.get(Assignment, truck_id)
+        if assigned is None:
+            # No model in it: nothing the truck does reads this change, and nothing would publish it
+            # later (only assignments wait to be published), so it is published under the row lock
+            # and stored once published, or refused with nothing stored.
+            try:
+                publish(truck_id, config)
+            except ConnectionError as error:
+                raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
+            truck.config = config
+            db.commit()
+            return config
+        # With a model (it stays whatever else changes): stored and committed first, pending, then
+        # published, since the truck downloads the model as soon as it reads the config. A broker
+        # that does not take it leaves it pending: the rollout task publishes it once it does.
+        truck.config, assigned.published_at = {**config, "model": assignment_ref(assigned)}, None
+        publish_pending(db, publish, truck_id)  # commits first
+        pending = db.get(Assignment, truck_id, populate_existing=True)
+        if pending is not None and pending.published_at is None:
+            response.status_code = status.HTTP_202_ACCEPTED
+        stored = db.get(Truck, truck_id, populate_existing=True)
+        assert stored is not None and stored.config is not None  # committed above
+        return stored.config
 
     @router.get("/trucks/{truck_id}/config", summary="A truck's config as last published (admin, or that truck)",
                 response_model=TruckConfig)
@@ -171,7 +171,6 @@ def _rollout_routes(router: APIRouter) -> None:
         except RolloutError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         _publish_now(db, ctx)
-        db.commit()
         return rollout_json(db, row)
 
     @router.post("/models/{sha}/confirm", summary="The rest of the fleet follows the canaries now (admin)",
@@ -183,7 +182,6 @@ def _rollout_routes(router: APIRouter) -> None:
         except RolloutError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         _publish_now(db, ctx)
-        db.commit()
         return rollout_json(db, row)
 
     @router.post("/rollouts/rollback", summary="Put the previous model back on the latest rollout's trucks (admin)",
@@ -195,7 +193,6 @@ def _rollout_routes(router: APIRouter) -> None:
         except RolloutError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         _publish_now(db, ctx)
-        db.commit()
         return {"rollout": rollout_json(db, row), "unknown_previous": unknown}
 
     @router.get("/rollouts", summary="Rollouts, newest first, with the canaries' progress",

@@ -28,6 +28,7 @@ from server.config import ServerSettings
 from server.db import utcnow
 from server.fleet import reasons
 from server.fleet.canary import CLOCK_SKEW, canary_lifts
+from server.fleet.locks import hold_rollouts, locked_truck
 from server.fleet.models import Assignment, FleetModel, Rollout, RolloutState
 from server.fleet.reasons import Reason
 from server.fleet.registry import RegistryError, find, model_ref
@@ -95,6 +96,7 @@ def assignment_ref(row: Assignment) -> dict[str, str]:
 
 def assign(session: Session, truck_id: str, ref: dict[str, str], actor: str, rollout_id: int | None = None) -> None:
     """Ask ``truck_id`` to run the model ``ref``; published by ``publish_pending``. The caller commits."""
+    locked_truck(session, truck_id)  # publish_pending must not mark this change published with an older one
     before = running_model(session, truck_id)
     row = session.get(Assignment, truck_id)
     if row is None:
@@ -110,28 +112,40 @@ def assign(session: Session, truck_id: str, ref: dict[str, str], actor: str, rol
           f"{was})" + (f", rollout {rollout_id}" if rollout_id else ""))
 
 
-def publish_pending(session: Session, publish: Publish) -> int:
-    """Publish the retained config of every truck whose assignment is not yet published; the caller commits.
+def publish_pending(session: Session, publish: Publish, truck_id: str | None = None) -> int:
+    """Publish the retained config of every truck (or of ``truck_id``) whose assignment is not yet
+    published. Commits the session's changes first, then each truck once published: a truck
+    downloads its model as soon as it reads its config, and is let only once its assignment is
+    committed (before, a truck that was quick got 403 and refused the model; a canary so halted its
+    rollout).
 
-    The config keeps the truck's other settings (stream, thresholds) and adds ``model``. A broker
-    error leaves the rest pending for the next run.
+    The config keeps the truck's other settings (stream, thresholds) and adds ``model``. Each truck's
+    row is held from reading its stored config until that commit: a config change of the same truck
+    at the same moment (which holds it too) is published with it, never dropped. A broker error
+    leaves the rest pending for the next run.
     """
+    query = select(Assignment.truck_id).where(Assignment.published_at.is_(None)).order_by(Assignment.truck_id)
+    if truck_id is not None:
+        query = query.where(Assignment.truck_id == truck_id)
+    session.commit()  # the caller's changes first: what follows commits truck by truck
     done = 0
-    for row in session.scalars(select(Assignment).where(Assignment.published_at.is_(None))
-                               .order_by(Assignment.truck_id)):
-        truck = session.get(Truck, row.truck_id)
-        if truck is None:
-            truck = Truck(truck_id=row.truck_id, status=TruckStatus.unknown.value)
-            session.add(truck)
+    for pending in session.scalars(query).all():
+        truck = locked_truck(session, pending)
+        row = session.get(Assignment, pending, populate_existing=True)
+        if row is None or row.published_at is not None:  # published meanwhile (a PUT, another process)
+            session.commit()
+            continue
         now = utcnow()
         kept = {k: v for k, v in (truck.config or {}).items() if k not in ("config_version", "model")}
         config = {"config_version": config_version(now), **kept, "model": assignment_ref(row)}
         try:
             publish(row.truck_id, config)
         except ConnectionError as error:
+            session.rollback()
             log.warning("config for %s not published yet: %s", row.truck_id, error)
             break
         truck.config, row.published_at = config, now
+        session.commit()
         done += 1
     return done
 
@@ -150,6 +164,7 @@ def _fleet(session: Session, settings: ServerSettings) -> list[str]:
 def start(session: Session, settings: ServerSettings, sha: str, canary: int, actor: str,
           canary_lifts: int | None = None) -> Rollout:
     """Roll ``sha`` out: ``canary`` trucks now, the rest later. The caller commits."""
+    hold_rollouts(session)  # another start at the same moment reads this one, and supersedes it
     try:
         model = find(session, sha)
     except RegistryError as error:
@@ -214,6 +229,7 @@ def latest(session: Session, sha: str | None = None, states: tuple[str, ...] = O
 
 def confirm(session: Session, settings: ServerSettings, sha: str, actor: str) -> Rollout:
     """An admin's go: the rest of the fleet follows the canaries now. The caller commits."""
+    hold_rollouts(session)
     try:
         model = find(session, sha)
     except RegistryError as error:
@@ -290,6 +306,7 @@ def enrol(session: Session, settings: ServerSettings) -> list[str]:
 def advance(session: Session, settings: ServerSettings) -> list[str]:
     """Enrol the trucks that joined, then halt or promote the rollouts at the canary stage; returns what
     happened. The caller commits."""
+    hold_rollouts(session)
     happened = enrol(session, settings)
     for rollout in session.scalars(select(Rollout).where(Rollout.state == RolloutState.canary.value)).all():
         reason = _halt_reason(session, rollout)
@@ -314,6 +331,7 @@ def rollback(session: Session, actor: str) -> tuple[Rollout, list[str]]:
     Only the latest rollout: once it is rolled back, a second rollback is refused rather than
     reaching for an older rollout, whose trucks the first rollback has just reassigned (it moved
     only the trucks still on that older rollout's model, splitting the fleet across two models)."""
+    hold_rollouts(session)
     rollout = session.scalar(select(Rollout).order_by(Rollout.id.desc()).limit(1))
     if rollout is None:
         raise RolloutError("no rollout to roll back")
@@ -367,8 +385,9 @@ class RolloutTask(Periodic):
         self.settings, self.sessions, self.publish = settings, sessions, publish
 
     def run_once(self) -> list[str]:
-        with self.sessions() as session, session.begin():
+        with self.sessions() as session:
             happened = advance(session, self.settings)
+            session.commit()  # before publishing: a truck's download reads its committed assignment
             if self.publish is not None:
                 publish_pending(session, self.publish)
         for line in happened:

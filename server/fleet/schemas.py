@@ -21,8 +21,13 @@ class TruckConfigIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stream: Stream | None = Field(default=None, description="Stream collected from now on")
-    conf: float | None = Field(default=None, ge=0, le=1, description="Detector confidence threshold")
-    min_track_frames: int | None = Field(default=None, ge=1, le=100, description="Frames an item must be seen")
+    # Strict: JSON numbers only. `true` was read as conf 1.0 (the truck then detects nothing, and every
+    # lift counts clean without a word) and as 1 frame; "0.4" as 0.4. 0 and 1 stay allowed, as in
+    # the truck's own settings file (edge.config) and the wire's TruckConfig.
+    conf: float | None = Field(default=None, ge=0, le=1, strict=True, allow_inf_nan=False,
+                               description="Detector confidence threshold, 0 to 1")
+    min_track_frames: int | None = Field(default=None, ge=1, le=100, strict=True,
+                                         description="Frames an item must be seen, 1 to 100")
     model: str | None = Field(default=None, min_length=8, max_length=64, pattern=r"^[0-9a-f]+$",
                               description="sha256 (or a unique prefix) of a published model to run")
 
