@@ -2,7 +2,9 @@
 
 Truck fires start this way, so the alert goes out locally, before the lift is even finished and
 before any network: a line on a serial output (buzzer, light, GPIO box) and a message on a local
-MQTT topic the cab tablet subscribes to. Rate-limited so one bad round does not deafen the crew.
+MQTT topic the cab tablet subscribes to. Rate-limited per class, so that one item tracked again, or
+a bad round of batteries, does not deafen the crew; the limit of one class never holds back another (a
+gas cylinder seconds after a battery was silent, held back by the battery's 30 s, and compacted).
 
 paho holds a QoS 1 message published while its broker is unreachable and sends it once connected (an
 alert fired while the agent is still connecting arrives), but at most ``QUEUED`` of them: it held every
@@ -28,7 +30,8 @@ QUEUED = 4  # alerts paho holds while the cab's broker is unreachable (or awaiti
 
 
 class CrewAlert:
-    """``fire(truck_id, classes)``: at most one alert per ``min_interval_s``; returns whether it fired."""
+    """``fire(truck_id, classes)``: each class alerts at most once per ``min_interval_s``; returns
+    whether it fired (for the classes not heard within the interval)."""
 
     def __init__(
         self,
@@ -39,7 +42,7 @@ class CrewAlert:
     ) -> None:
         self.writer, self.client, self.topic, self.min_interval_s = writer, client, topic, min_interval_s
         self._lock = threading.Lock()
-        self._last = float("-inf")
+        self._last: dict[str, float] = {}  # class -> when it last alerted (monotonic)
         self.fired = self.suppressed = 0
         if client is not None:  # before it connects: paho refuses the setting afterwards
             client.max_queued_messages_set(QUEUED)  # type: ignore[attr-defined]
@@ -47,11 +50,14 @@ class CrewAlert:
     def fire(self, truck_id: str, classes: tuple[str, ...]) -> bool:
         with self._lock:
             now = time.monotonic()
-            if now - self._last < self.min_interval_s:
+            heard = [c for c in dict.fromkeys(classes) if now - self._last.get(c, float("-inf")) < self.min_interval_s]
+            classes = tuple(c for c in dict.fromkeys(classes) if c not in heard)
+            if heard:
+                log.info("alert for %s suppressed (rate limit %.0f s)", ", ".join(heard), self.min_interval_s)
+            if not classes:
                 self.suppressed += 1
-                log.info("alert for %s suppressed (rate limit %.0f s)", ", ".join(classes), self.min_interval_s)
                 return False
-            self._last = now
+            self._last.update(dict.fromkeys(classes, now))
             self.fired += 1
         log.warning("CREW ALERT: %s in the hopper", ", ".join(classes))
         if self.writer is not None:

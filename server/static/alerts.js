@@ -12,12 +12,29 @@
   const items = (alert) => (alert.errors || []).filter((e) => e.severity === "alert")
     .map((e) => `${label("class", e.class)} × ${e.count}`).join(", ");
 
+  /* A lift is sent as it ends and stored within seconds. Stored more than LATE_MS after it began, the
+     truck was out of coverage (its outbox kept it): the crew was warned in the cab then, and the office
+     must not take a danger of hours ago for a new one. */
+  const LATE_MS = 5 * 60 * 1000;
+  const delayOf = (alert) => new Date(alert.received_at).getTime() - new Date(alert.started_at).getTime();
+  const isLate = (alert) => Boolean(alert.received_at) && delayOf(alert) > LATE_MS;
+
+  function delay(ms) {
+    const minutes = Math.round(ms / 60000);
+    if (minutes < 90) return t("alerts.delay_min", { n: minutes });
+    if (minutes < 36 * 60) return t("alerts.delay_h", { n: Math.round(minutes / 60) });
+    return t("alerts.delay_d", { n: Math.round(minutes / 1440) });
+  }
+
   function item(alert) {
     const street = alert.street_id
       ? el("a", { href: `/rues/${alert.street_id}`, text: alert.street_name || `#${alert.street_id}` })
       : el("span", { class: "muted", text: t("alerts.unmatched") });
+    const late = isLate(alert) ? [" ", el("span", { class: "badge warn", text: t("alerts.late") }), " ",
+      el("span", { class: "small", title: fmt.dateTime(alert.received_at),
+        text: t("alerts.late_detail", { delay: delay(delayOf(alert)) }) })] : [];
     return el("li", { class: "alert-item", "data-event": alert.event_id },
-      el("p", { class: "alert-what" }, el("span", { class: "badge danger", text: "⚠" }), " ", el("strong", { text: items(alert) })),
+      el("p", { class: "alert-what" }, el("span", { class: "badge danger", text: "⚠" }), " ", el("strong", { text: items(alert) }), ...late),
       el("p", {}, street, alert.commune ? ` — ${alert.commune}` : ""),
       el("p", { class: "muted small" }, el("time", { datetime: alert.started_at, text: fmt.dateTime(alert.started_at) }),
         ` · ${t("street.truck")} ${alert.truck_id} · ${label("stream", alert.stream)}`));
@@ -30,7 +47,8 @@
     if (fresh) {
       node.classList.add("fresh");
       list.prepend(node);
-      announce.textContent = t("alerts.new", { items: items(alert), street: alert.street_name || t("alerts.unmatched") });
+      const what = { items: items(alert), street: alert.street_name || t("alerts.unmatched"), at: fmt.dateTime(alert.started_at) };
+      announce.textContent = t(isLate(alert) ? "alerts.new_late" : "alerts.new", what);
     } else {
       list.append(node);
     }

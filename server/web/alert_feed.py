@@ -6,7 +6,9 @@ PostgreSQL two writers (two ingest workers on one shared subscription, an ingest
 commits after one that took 200-299. A stream that only read on from the last id it sent would
 never send the alerts of 100-199. So a stream keeps the ids it sent above a *settled* id, the
 newest lift id seen at least ``SETTLE_S`` ago (every transaction open then has committed or rolled
-back since), and looks again at the alerts above it at every poll.
+back since), and looks again at the alerts above it at every poll. For ``SETTLE_S`` after the server
+starts no id is settled yet: the newest one seen at start-up was taken as settled at once, and an alert
+another writer committed just after it, with a lower id, never reached the pages resuming from before it.
 
 That look-back is one query per app and poll interval, whatever the number of open dashboards
 (``AlertFeed``): each stream filters the shared window in memory, and only a stream resumed from
@@ -34,12 +36,14 @@ ALERT_BATCH = 100  # alerts a stream reads from the table per poll when it is be
 
 def alert_rows(db: Session, after: int | None, limit: int) -> list[dict[str, Any]]:
     """Alert lifts, newest first (``after`` None) or the ones stored after lift id ``after``, oldest first."""
-    query = (select(Lift.id, Lift.event_id, Lift.truck_id, Lift.stream, Lift.started_at, Lift.errors,
-                    Lift.street_id, Street.name, Street.commune)
+    query = (select(Lift.id, Lift.event_id, Lift.truck_id, Lift.stream, Lift.started_at, Lift.received_at,
+                    Lift.errors, Lift.street_id, Street.name, Street.commune)
              .outerjoin(Street, Street.id == Lift.street_id).where(Lift.has_alert.is_(True)))
     query = query.order_by(Lift.id.desc()) if after is None else query.where(Lift.id > after).order_by(Lift.id)
     return [{"id": r.id, "event_id": r.event_id, "truck_id": r.truck_id, "stream": r.stream,
-             "started_at": r.started_at.isoformat(), "errors": r.errors, "street_id": r.street_id,
+             # received_at: an alert stored long after its lift (a truck back in coverage) is past, said late
+             "started_at": r.started_at.isoformat(), "received_at": r.received_at.isoformat(),
+             "errors": r.errors, "street_id": r.street_id,
              "street_name": r.name, "commune": r.commune}
             for r in db.execute(query.limit(limit))]
 
@@ -50,8 +54,8 @@ def last_lift_id(db: Session) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    settled: int  # no lift id at or below it can still appear
-    rows: list[dict[str, Any]]  # the alert lifts above ``settled``, oldest first
+    settled: int | None  # no lift id at or below it can still appear; None: just started, none known yet
+    rows: list[dict[str, Any]]  # the alert lifts above ``settled``, oldest first (none while it is None)
     complete: bool  # False when ``WINDOW_MAX`` cut it short
 
 
@@ -73,10 +77,13 @@ class AlertFeed:
                 return self._window
             with self.sessions() as db:
                 self._heads.append((now, last_lift_id(db)))
-                # The newest head seen SETTLE_S ago or more; right after start-up, the first one seen.
+                # The newest head seen SETTLE_S ago or more; right after start-up, none yet.
                 while len(self._heads) > 1 and now - self._heads[1][0] >= SETTLE_S:
                     self._heads.popleft()
-                settled = self._heads[0][1]
+                when, settled = self._heads[0]
+                if now - when < SETTLE_S:  # each stream reads the table from its own cursor meanwhile
+                    self._window, self._read_at = Window(None, [], False), now
+                    return self._window
                 rows = alert_rows(db, settled, WINDOW_MAX)
             self._window, self._read_at = Window(settled, rows, len(rows) < WINDOW_MAX), now
             return self._window
@@ -112,13 +119,16 @@ class StreamCursor:
 
     def next_rows(self, db: Session, window: Window) -> list[dict[str, Any]]:
         """The alerts to send now, oldest first."""
-        if self.low >= window.settled and window.complete:
+        if window.settled is not None and self.low >= window.settled and window.complete:
             rows = [row for row in window.rows if row["id"] > self.low]
             settled = window.settled
-        else:  # resumed from before the window (or an alert storm): read the table from ``low``
+        else:  # resumed from before the window, an alert storm, or just started: read the table from ``low``
             limit = ALERT_BATCH + len(self.sent)  # the ids already sent come back: read past them
             rows = alert_rows(db, self.low, limit)
-            settled = min(window.settled, rows[-1]["id"]) if len(rows) == limit else window.settled
+            if window.settled is None:  # no id is known settled: ``low`` stays, ``sent`` keeps each one sent
+                settled = self.low
+            else:
+                settled = min(window.settled, rows[-1]["id"]) if len(rows) == limit else window.settled
         fresh = [row for row in rows if row["id"] not in self.sent]
         self.sent.update(row["id"] for row in fresh)
         if settled > self.low:

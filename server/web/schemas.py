@@ -283,6 +283,8 @@ class Alert(Out):
     truck_id: str
     stream: str
     started_at: str
+    received_at: str = Field(description="When the server stored it: long after started_at, the truck was out "
+                                         "of coverage and the alert is late (the crew was warned in the cab)")
     errors: list[ErrorItem]
     street_id: int | None
     street_name: str | None
