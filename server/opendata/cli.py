@@ -36,7 +36,8 @@ def export_opendata(args: argparse.Namespace) -> int:
 
     from base.paths import make_folder
     from server.audit import audit
-    from server.opendata.export import default_query, publication, write_package
+    from server.opendata.export import default_query, publication
+    from server.opendata.package import write_package
 
     settings = settings_from(args)
     k = settings.opendata_min_lifts if args.k is None else args.k
@@ -60,7 +61,11 @@ def export_opendata(args: argparse.Namespace) -> int:
             raise CliError(f"nothing to publish ({args.period}, {query.since or 'first day'} to {query.until}): no "
                            f"street, {args.period} and stream can be published at k = {k} ({pub.suppressed} cells held "
                            "back); nothing written")
-        write_package(pub, query, args.out, datetime.now(UTC))
+        try:
+            write_package(pub, query, args.out, datetime.now(UTC))
+        except OSError as error:  # disk full, permissions: the package there before, if any, is left whole
+            raise CliError(f"--out {args.out}: the package could not be written ({error}); nothing was replaced, "
+                           "the files already there are unchanged") from None
         # Every export is in the audit trail (docs/privacy.md), the command's as the API's.
         audit(session, "cli", "opendata.export", str(args.out)[:256],
               f"package, {len(pub.rows)} rows, {query}"[:2000])

@@ -1,9 +1,12 @@
 """Open data: sorting quality per street, month (or year) and stream, safe to publish on data.gouv.fr.
 
-Everything comes from the street aggregates (``street_days`` / ``street_day_errors``), never from
-raw lifts: no address, bin tag, photo, truck or time of day exists at that level, whatever the
-household-level switch says. Cells (street, period, stream) with fewer than ``k`` lifts are left
-out entirely (k-anonymity threshold: a street with a handful of bins points at households).
+Everything comes from the street aggregates, never from raw lifts: no address, bin tag, photo,
+truck or time of day exists at that level, whatever the household-level switch says. The sums are
+read from their month and year roll-ups (``street_periods`` / ``street_period_errors``, kept by
+ingest beside ``street_days``): the export publishes whole periods only, so one roll-up row is a
+cell, where summing every collection day of several years took seconds (bench/opendata.py).
+Cells (street, period, stream) with fewer than ``k`` lifts are left out entirely (k-anonymity
+threshold: a street with a handful of bins points at households).
 The figures are under Licence Ouverte / Etalab 2.0; street names and geometries come from
 OpenStreetMap, under ODbL. ``datapackage.json`` (Frictionless Data Package, a Table Schema per
 file) says so for each file.
@@ -13,15 +16,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.ingest.models import UNMATCHED, StreetDay, StreetDayError
+from server.ingest.models import ALL_STREAMS, UNMATCHED, StreetPeriod, StreetPeriodError
+from server.ingest.rollups import MONTH, YEAR
 from server.streets.models import Street
 from server.web.csvexport import rows_csv
 from server.web.reports import wilson
@@ -120,30 +124,85 @@ def default_query(today: date, period: str = "month", k: int = DEFAULT_K, since:
     return query
 
 
-def _in_range(query: Any, table: type[StreetDay] | type[StreetDayError], q: OpenDataQuery) -> Any:
-    query = query.where(table.street_id != UNMATCHED)
+Cell = tuple[int, str, str]  # street id, period key, stream
+Totals = dict[Cell, list[int]]  # cell -> [lifts, contaminated lifts]
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """Where a publication's sums come from; what is published from them (thresholds, the
+    differencing guard, the top errors) does not depend on it.
+
+    ``totals(session, q)`` gives each cell's lifts and contaminated lifts and, with years, the
+    lifts of each (street, month, stream) with fewer than the months' ``k`` (the others are never
+    hidden, so they may be left out). ``errors(session, q)`` gives each cell's lifts per error
+    category, info excluded.
+    """
+
+    totals: Callable[[Session, OpenDataQuery], tuple[Totals, dict[Cell, int]]]
+    errors: Callable[[Session, OpenDataQuery], dict[Cell, dict[str, int]]]
+
+
+def months_k(q: OpenDataQuery) -> int:
+    return q.k if q.months_k is None else q.months_k
+
+
+def _units(query: Any, table: type[StreetPeriod] | type[StreetPeriodError], span: str, q: OpenDataQuery) -> Any:
+    # Whole periods only (OpenDataQuery): a month or year unit lies inside [since, until] exactly
+    # when its first day does, so no edge days are ever read from street_days.
+    query = query.where(table.span == span, table.stream != ALL_STREAMS, table.street_id != UNMATCHED)
     if q.since is not None:
-        query = query.where(table.day >= q.since)
+        query = query.where(table.start >= q.since)
     if q.until is not None:
-        query = query.where(table.day <= q.until)
+        query = query.where(table.start <= q.until)
     return query
 
 
-Cell = tuple[int, str, str]  # street id, period key, stream
+def _keys(period: str) -> Callable[[date], str]:
+    """``period_key`` computed once per first day: formatting a date on each of a million rows
+    cost more than reading them."""
+    cache: dict[date, str] = {}
+
+    def key(day: date) -> str:
+        found = cache.get(day)
+        if found is None:
+            found = cache[day] = period_key(day, period)
+        return found
+
+    return key
 
 
-def _totals(session: Session, q: OpenDataQuery) -> tuple[dict[Cell, list[int]], set[Cell]]:
-    """Lifts and contaminated lifts per cell, and the cells that could be had by difference."""
-    totals: dict[Cell, list[int]] = defaultdict(lambda: [0, 0])
-    months: dict[Cell, int] = defaultdict(int)
-    rows = session.execute(_in_range(select(StreetDay.street_id, StreetDay.day, StreetDay.stream, StreetDay.lifts,
-                                            StreetDay.contaminated), StreetDay, q))
-    for sid, day, stream, lifts, contaminated in rows:
-        cell = totals[(sid, period_key(day, q.period), stream)]
-        cell[0] += int(lifts)
-        cell[1] += int(contaminated)
-        months[(sid, period_key(day, "month"), stream)] += int(lifts)
-    return totals, _differenced(months, q) if q.period == "year" else set()
+def _rolled_totals(session: Session, q: OpenDataQuery) -> tuple[Totals, dict[Cell, int]]:
+    """From the month or year roll-ups: one row per cell instead of every collection day of it."""
+    span, key = (MONTH if q.period == "month" else YEAR), _keys(q.period)
+    # Core rows, through the session's connection: the ORM's row processing cost seconds a million rows.
+    connection = session.connection()
+    rows = connection.execute(_units(select(StreetPeriod.street_id, StreetPeriod.start, StreetPeriod.stream,
+                                            StreetPeriod.lifts, StreetPeriod.contaminated), StreetPeriod, span, q))
+    totals = {(sid, key(start), stream): [int(lifts), int(contaminated)]
+              for sid, start, stream, lifts, contaminated in rows}
+    if q.period == "month":
+        return totals, {}
+    month = _keys("month")
+    small = connection.execute(_units(select(StreetPeriod.street_id, StreetPeriod.start, StreetPeriod.stream,
+                                             StreetPeriod.lifts), StreetPeriod, MONTH, q)
+                               .where(StreetPeriod.lifts < months_k(q)))
+    return totals, {(sid, month(start), stream): int(lifts) for sid, start, stream, lifts in small}
+
+
+def _rolled_errors(session: Session, q: OpenDataQuery) -> dict[Cell, dict[str, int]]:
+    span, key = (MONTH if q.period == "month" else YEAR), _keys(q.period)
+    counts: dict[Cell, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rows = session.connection().execute(_units(select(StreetPeriodError.street_id, StreetPeriodError.start,
+                                                      StreetPeriodError.stream, StreetPeriodError.category,
+                                                      StreetPeriodError.lifts), StreetPeriodError, span, q)
+                                        .where(StreetPeriodError.severity != "info"))
+    for sid, start, stream, category, lifts in rows:
+        counts[(sid, key(start), stream)][category] += int(lifts)
+    return counts
+
+
+ROLL_UPS = Figures(_rolled_totals, _rolled_errors)
 
 
 def _differenced(months: dict[Cell, int], q: OpenDataQuery) -> set[Cell]:
@@ -155,25 +214,16 @@ def _differenced(months: dict[Cell, int], q: OpenDataQuery) -> set[Cell]:
     cell like any other, merged over months); otherwise it is held back too (complementary
     suppression).
     """
-    months_k = q.k if q.months_k is None else q.months_k
     hidden: dict[Cell, int] = defaultdict(int)
     for (sid, month, stream), lifts in months.items():
-        if lifts < months_k:
+        if lifts < months_k(q):
             hidden[(sid, month[:4], stream)] += lifts
-    return {cell for cell, lifts in hidden.items() if 0 < lifts < months_k}
+    return {cell for cell, lifts in hidden.items() if 0 < lifts < months_k(q)}
 
 
-def _top_errors(session: Session, q: OpenDataQuery, cells: set[Cell]) -> dict[Cell, list[str]]:
-    counts: dict[Cell, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    rows = session.execute(_in_range(select(StreetDayError.street_id, StreetDayError.day, StreetDayError.stream,
-                                            StreetDayError.category, StreetDayError.lifts)
-                                     .where(StreetDayError.severity != "info"), StreetDayError, q))
-    for sid, day, stream, category, lifts in rows:
-        cell = (sid, period_key(day, q.period), stream)
-        if cell in cells:
-            counts[cell][category] += int(lifts)
+def _top_errors(counts: dict[Cell, dict[str, int]], cells: set[Cell]) -> dict[Cell, list[str]]:
     return {cell: [c for c, _ in sorted(by.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERRORS]]
-            for cell, by in counts.items()}
+            for cell, by in counts.items() if cell in cells}
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,14 +235,15 @@ class Publication:
     geometries: dict[int, str]  # street id -> stored GeoJSON geometry text
 
 
-def publication(session: Session, q: OpenDataQuery) -> Publication:
-    totals, differenced = _totals(session, q)
+def publication(session: Session, q: OpenDataQuery, figures: Figures = ROLL_UPS) -> Publication:
+    totals, months = figures.totals(session, q)
+    differenced = _differenced(months, q) if q.period == "year" else set()
     kept = {cell for cell, (lifts, _) in totals.items() if lifts >= q.k and cell not in differenced}
     streets = {row.id: row for row in session.execute(
         select(Street.id, Street.name, Street.commune, Street.code_insee, Street.geometry)
         .where(Street.id.in_({sid for sid, _, _ in kept})))} if kept else {}
     kept = {cell for cell in kept if cell[0] in streets}  # a street deleted since: nothing to name it by
-    errors = _top_errors(session, q, kept) if kept else {}
+    errors = _top_errors(figures.errors(session, q), kept) if kept else {}
     rows = []
     for cell in kept:
         sid, key, stream = cell
@@ -295,12 +346,3 @@ def datapackage(q: OpenDataQuery, created: datetime) -> dict[str, Any]:
              ]}},
         ],
     }
-
-
-def write_package(pub: Publication, q: OpenDataQuery, out: Path, created: datetime) -> None:
-    """``streets.csv``, ``streets.geojson`` and ``datapackage.json`` of ``pub`` in ``out`` (created if needed)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / CSV_NAME).write_text(to_csv(pub), encoding="utf-8", newline="")
-    (out / GEOJSON_NAME).write_text(to_geojson(pub), encoding="utf-8")
-    package = json.dumps(datapackage(q, created), ensure_ascii=False, indent=2)
-    (out / PACKAGE_NAME).write_text(package + "\n", encoding="utf-8")
