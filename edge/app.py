@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 
 from edge.alert import CrewAlert
+from edge.alert_checks import warn_no_alert_output, warn_undetectable_alerts
 from edge.applied_config import config_file, read_applied, write_applied
 from edge.broker import make_client
 from edge.camera import Frame, check_source, frames, is_file_source, throttle
@@ -99,6 +100,7 @@ class Agent:
         self.alert = self._crew_alert()
         # The file that runs (the FP32 sibling after a self-check fallback): lifts name it by its hash.
         running = self._running_model(detector)
+        warn_undetectable_alerts(rules, self.names, settings.stream, running.info)
         # the random share of clean lifts kept for labelling (evidence.sample_clean_rate)
         photos = photo_policy(settings.evidence, random.Random().random)
         self.recorder = LiftRecorder(self.names, rules, running.info, settings.tracking.min_track_frames, photos)
@@ -111,7 +113,9 @@ class Agent:
         # Several frames at once only with a detector that allows it (a test's scripted one does not).
         workers = settings.detector_workers if getattr(detector, "concurrent", False) else 1
         self.pipeline = Pipeline(detector.detect, tracker, self.recorder, self.trigger, self.deliver,
-                                 lambda classes: self.alert.fire(settings.truck_id, classes),
+                                 # once per lift and class: the lift is named by when it began
+                                 lambda classes: self.alert.fire(settings.truck_id, classes,
+                                                                 lift=self.recorder.started_at),
                                  lambda: self.live.stream, workers, switch=self.models)
         # the server's last config, until its retained one arrives: the broker may be out of reach
         if (applied := read_applied(config_file(settings.outbox.path), settings.truck_id)) is not None:
@@ -135,6 +139,7 @@ class Agent:
         self.detector, self.names = model.detector, tuple(model.detector.names)
         self.recorder.names, self.recorder.model = self.names, model.info
         self.evidence.names = self.names
+        warn_undetectable_alerts(self.rules, self.names, self.live.stream, model.info)
 
     @classmethod
     def create(cls, settings: EdgeSettings, detector: Any = None) -> Agent:
@@ -155,6 +160,7 @@ class Agent:
 
     def _crew_alert(self) -> CrewAlert:
         a = self.settings.alert
+        warn_no_alert_output(a)
         writer = LineWriter(a.serial_port, a.serial_baud) if a.serial_port else None
         client, url = (make_client(self._with_broker(a.broker), f"{self.settings.client_id}-alert", clean=True)
                        if a.broker else (None, None))

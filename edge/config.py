@@ -192,7 +192,8 @@ class AlertSettings(_Strict):
     serial_baud: int = Field(default=9600, gt=0)
     broker: str | None = Field(default=None, description="Local (in-truck) broker for the cab tablet")
     topic: str | None = Field(default=None, description="Local topic (default <prefix>/<truck_id>/alert)")
-    min_interval_s: float = Field(default=30, ge=0, description="At most one alert per this many seconds")
+    min_interval_s: float = Field(default=30, ge=0, description="Each class alerts once per lift; within a lift "
+                                  "again only after this many seconds (one item tracked again stays quiet)")
 
     _check_broker = field_validator("broker")(_broker)
 

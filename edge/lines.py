@@ -143,12 +143,16 @@ class LineReader:
 
 
 class LineWriter:
-    """Writes lines to ``port`` (cab buzzer, light); reopens on the next write after a failure."""
+    """Writes lines to ``port`` (cab buzzer, light); reopens on the next write after a failure.
+
+    A failure is logged once per streak, and the first write that goes through again says so: the
+    crew alert tries again at each detection, and logged each one while the line stayed away."""
 
     def __init__(self, port: str, baud: int) -> None:
         self.port, self.baud = port, baud
         self._device: serial.SerialBase | None = None
         self._lock = threading.Lock()
+        self._failing = False
 
     def write(self, text: str) -> bool:
         with self._lock:
@@ -157,11 +161,16 @@ class LineWriter:
                     self._device = open_port(self.port, self.baud)
                 self._device.write(text.encode("ascii", errors="replace") + b"\r\n")
                 self._device.flush()
-                return True
             except (serial.SerialException, OSError) as error:
-                log.error("alert line %s: %s", self.port, error)
-                self._device = None
+                if not self._failing:
+                    log.error("alert line %s: %s; alerts are not sounded there until it writes again", self.port,
+                              error)
+                self._failing, self._device = True, None
                 return False
+            if self._failing:
+                self._failing = False
+                log.info("alert line %s: writing again", self.port)
+            return True
 
     def close(self) -> None:
         with self._lock:
