@@ -90,6 +90,10 @@ class ServerSettings(BaseModel):
     rollout_check_s: float = Field(
         default=10.0, gt=0, le=3600,
         description="How often the server advances rollouts and publishes pending truck configs")
+    rollout_stall_after_s: float = Field(
+        default=24 * 3600, ge=60, le=30 * 86400,
+        description="A rollout at its canary stage is flagged stalled once a canary short of its lifts has not "
+                    "been heard from for this long (rollouts never advance without their canaries)")
     ingest_enabled: bool = Field(default=True, description="Run the MQTT ingest inside `trivue server`")
     ingest_batch_size: int = Field(default=1000, ge=1, le=10_000, description="Messages written per transaction")
     ingest_batch_wait_ms: int = Field(default=50, ge=0, le=10_000, description="Wait to fill a batch")

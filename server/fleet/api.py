@@ -18,6 +18,7 @@ from base.ids import ID_MAX_LENGTH, TRUCK_ID_PATTERN
 from server.audit import audit
 from server.db import utcnow
 from server.fleet import schemas
+from server.fleet.config_change import changes, kept_settings, refusal
 from server.fleet.locks import locked_truck
 from server.fleet.models import Assignment, FleetModel, Rollout
 from server.fleet.registry import RegistryError, find, model_json, model_path, model_ref
@@ -29,9 +30,9 @@ from server.fleet.rollout import (
     confirm,
     publish_pending,
     rollback,
-    rollout_json,
     start,
 )
+from server.fleet.stall import rollout_view
 from server.ingest.models import Truck
 from server.web.accounts import TRUCK_ROLE
 from server.web.auth import Principal
@@ -77,9 +78,10 @@ def fleet_router() -> APIRouter:
 
 def _config_routes(router: APIRouter) -> None:
     @router.put("/trucks/{truck_id}/config", summary="Set a truck's stream, thresholds or model; published retained",
-                response_model=TruckConfig, responses={
-                    202: {"model": TruckConfig, "description": "Stored, with a model; the broker did not take it: "
-                                                              "published once it does (within rollout_check_s)"},
+                response_model=schemas.TruckConfigAnswer, responses={
+                    202: {"model": schemas.TruckConfigAnswer,
+                          "description": "Stored, with a model; the broker did not take it: published once it does "
+                                         "(within rollout_check_s)"},
                     503: {"description": "No broker to publish to, or (a config without a model) it did not take "
                                          "it: nothing stored"}})
     def put_config(truck_id: TruckIdPath, body: schemas.TruckConfigIn, db: SessionDep, ctx: ContextDep,
@@ -92,11 +94,16 @@ def _config_routes(router: APIRouter) -> None:
             assign(db, truck_id, model_ref(db, _model(db, body.model)), who.actor)
         # The retained message is all a rebooted or long-offline truck receives: it carries every
         # setting changed so far (as publish_pending does), not only this request's.
-        kept = {k: v for k, v in (truck.config or {}).items() if k not in ("config_version", "model")}
-        config: dict[str, Any] = {"config_version": config_version(utcnow()), **kept,
-                                  **body.model_dump(mode="json", exclude_none=True, exclude={"model"})}
-        audit(db, who.actor, "truck.config", truck_id, str(config))
+        # ``reset`` removes a setting: the truck keeps what it runs, and its own file's value from its next start.
+        before, kept = dict(truck.config or {}), kept_settings(truck.config, body.reset)
+        changed = body.model_dump(mode="json", exclude_none=True, exclude={"model", "reset"})
+        config: dict[str, Any] = {"config_version": config_version(utcnow()), **kept, **changed}
+        said = refusal(truck)  # carried over from a config the truck refused: said, and undone by reset
+        carried = sorted(k for k in kept if k not in changed) if said is not None else []
+        refused = {**said, "carried": carried} if said is not None and carried else None
         assigned = db.get(Assignment, truck_id)
+        audit(db, who.actor, "truck.config", truck_id, changes(
+            before, config if assigned is None else {**config, "model": assignment_ref(assigned)}))
         if assigned is None:
             # No model in it: nothing the truck does reads this change, and nothing would publish it
             # later (only assignments wait to be published), so it is published under the row lock
@@ -107,7 +114,7 @@ def _config_routes(router: APIRouter) -> None:
                 raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
             truck.config = config
             db.commit()
-            return config
+            return {**config, "refused": refused}
         # With a model (it stays whatever else changes): stored and committed first, pending, then
         # published, since the truck downloads the model as soon as it reads the config. A broker
         # that does not take it leaves it pending: the rollout task publishes it once it does.
@@ -118,7 +125,7 @@ def _config_routes(router: APIRouter) -> None:
             response.status_code = status.HTTP_202_ACCEPTED
         stored = db.get(Truck, truck_id, populate_existing=True)
         assert stored is not None and stored.config is not None  # committed above
-        return stored.config
+        return {**stored.config, "refused": refused}
 
     @router.get("/trucks/{truck_id}/config", summary="A truck's config as last published (admin, or that truck)",
                 response_model=TruckConfig)
@@ -171,7 +178,7 @@ def _rollout_routes(router: APIRouter) -> None:
         except RolloutError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         _publish_now(db, ctx)
-        return rollout_json(db, row)
+        return rollout_view(db, ctx.settings, row)
 
     @router.post("/models/{sha}/confirm", summary="The rest of the fleet follows the canaries now (admin)",
                  response_model=schemas.Rollout)
@@ -182,7 +189,7 @@ def _rollout_routes(router: APIRouter) -> None:
         except RolloutError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         _publish_now(db, ctx)
-        return rollout_json(db, row)
+        return rollout_view(db, ctx.settings, row)
 
     @router.post("/rollouts/rollback", summary="Put the previous model back on the latest rollout's trucks (admin)",
                  response_model=schemas.Rollback, responses={422: {"description": "Nothing to roll back, or "
@@ -193,10 +200,10 @@ def _rollout_routes(router: APIRouter) -> None:
         except RolloutError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         _publish_now(db, ctx)
-        return {"rollout": rollout_json(db, row), "unknown_previous": unknown}
+        return {"rollout": rollout_view(db, ctx.settings, row), "unknown_previous": unknown}
 
     @router.get("/rollouts", summary="Rollouts, newest first, with the canaries' progress",
                 response_model=schemas.RolloutList)
-    def rollouts(db: SessionDep, who: Viewer) -> dict[str, Any]:
+    def rollouts(db: SessionDep, ctx: ContextDep, who: Viewer) -> dict[str, Any]:
         rows = db.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(20))
-        return {"rollouts": [rollout_json(db, row) for row in rows]}
+        return {"rollouts": [rollout_view(db, ctx.settings, row) for row in rows]}

@@ -72,11 +72,12 @@ def list_models(args: argparse.Namespace) -> int:
 
     from server.fleet.models import FleetModel, Rollout
     from server.fleet.registry import model_json
-    from server.fleet.rollout import rollout_json
+    from server.fleet.stall import rollout_view
 
-    with open_database(settings_from(args)) as session:
+    settings = settings_from(args)
+    with open_database(settings) as session:
         models = [model_json(m) for m in session.scalars(select(FleetModel).order_by(FleetModel.published_at.desc()))]
-        rollouts = [rollout_json(session, r)
+        rollouts = [rollout_view(session, settings, r)
                     for r in session.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(5))]
     if args.json:
         print(json.dumps({"models": models, "rollouts": rollouts}, indent=1))
@@ -89,10 +90,14 @@ def list_models(args: argparse.Namespace) -> int:
     for r in rollouts:
         print(f"rollout {r['id']}: {r['name']} {r['version']} {r['state']}, canary {r['canary']} lifts {r['lifts']}"
               f" / {r['canary_lifts']}" + (f" ({r['reason']})" if r['reason'] else ""))
+        if r["stalled"]:
+            print(f"  STALLED: canaries {r['stalled_canaries']} not heard from for "
+                  f"{r['stall_after_s'] / 3600:g} h (confirm it, or roll it out anew with other canaries)")
     return 0
 
 
 def rollout_model(args: argparse.Namespace) -> int:
+    from server.fleet.liveness import offline
     from server.fleet.rollout import RolloutError, confirm, start
 
     settings = settings_from(args)
@@ -111,6 +116,9 @@ def rollout_model(args: argparse.Namespace) -> int:
             print(f"rollout {rollout.id}: canary {rollout.canary} now; {rollout.rest} after "
                   f"{rollout.canary_lifts} lifts each (or `trivue models rollout {args.sha} --confirm`)",
                   file=sys.stderr)
+            if silent := offline(session, rollout.canary):
+                print(f"warning: too few trucks online: canaries {silent} are offline; the rollout waits for "
+                      "their lifts (trivue models list says when it stalls)", file=sys.stderr)
     return 0
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -28,18 +28,18 @@ from server.config import ServerSettings
 from server.db import utcnow
 from server.fleet import reasons
 from server.fleet.canary import CLOCK_SKEW, canary_lifts
+from server.fleet.liveness import known_fleet, offline
 from server.fleet.locks import hold_rollouts, locked_truck
 from server.fleet.models import Assignment, FleetModel, Rollout, RolloutState
 from server.fleet.reasons import Reason
 from server.fleet.registry import RegistryError, find, model_ref
-from server.ingest.models import DeadLetter, Truck, TruckStatus
+from server.ingest.models import DeadLetter, Truck
 from server.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, dict[str, Any]], None]
 SYSTEM = "system"
-ALIVE = timedelta(minutes=15)  # as the fleet page's "silent" flag
 OPEN_STATES = (RolloutState.canary.value, RolloutState.complete.value, RolloutState.halted.value)
 
 
@@ -150,17 +150,6 @@ def publish_pending(session: Session, publish: Publish, truck_id: str | None = N
     return done
 
 
-def _fleet(session: Session, settings: ServerSettings) -> list[str]:
-    """Trucks known to the server (seen, or in ``known_trucks``): alive first (online and heard from in
-    the last ``ALIVE``: a canary must send lifts soon), then by id."""
-    alive_since = utcnow() - ALIVE
-    alive = {t.truck_id: t.status == TruckStatus.online.value and t.last_seen_at is not None
-             and t.last_seen_at >= alive_since for t in session.scalars(select(Truck))}
-    for truck_id in settings.known_trucks or ():
-        alive.setdefault(truck_id, False)
-    return sorted(alive, key=lambda t: (not alive[t], t))
-
-
 def start(session: Session, settings: ServerSettings, sha: str, canary: int, actor: str,
           canary_lifts: int | None = None) -> Rollout:
     """Roll ``sha`` out: ``canary`` trucks now, the rest later. The caller commits."""
@@ -169,7 +158,7 @@ def start(session: Session, settings: ServerSettings, sha: str, canary: int, act
         model = find(session, sha)
     except RegistryError as error:
         raise RolloutError(str(error)) from None
-    fleet = _fleet(session, settings)
+    fleet = known_fleet(session, settings)
     if not fleet:
         raise RolloutError("no truck is known yet: trucks appear once they have connected (or list known_trucks)")
     if not 1 <= canary <= len(fleet):
@@ -188,8 +177,12 @@ def start(session: Session, settings: ServerSettings, sha: str, canary: int, act
     session.flush()  # its id, for the assignments
     for truck_id in rollout.canary:
         assign(session, truck_id, model_ref(session, model), actor, rollout.id)
+    # Online trucks come first; when too few are, offline ones are canaries too: said, since the rollout
+    # waits on them (server.fleet.stall flags it once they stay silent).
+    silent = offline(session, rollout.canary)
     audit(session, actor, "model.rollout", model.sha256,
-          f"{model.name} {model.version}: canary {rollout.canary}, then {rollout.rest} after {lifts} lifts each")
+          f"{model.name} {model.version}: canary {rollout.canary}, then {rollout.rest} after {lifts} lifts each"
+          + (f"; offline canaries {silent}: too few trucks online" if silent else ""))
     return rollout
 
 
@@ -209,7 +202,7 @@ def _join_rest(rollout: Rollout, fleet: list[str]) -> list[str]:
 def _promote(session: Session, settings: ServerSettings, rollout: Rollout, actor: str, reason: Reason) -> None:
     model = session.get(FleetModel, rollout.sha256)
     assert model is not None  # published models are never deleted
-    _join_rest(rollout, _fleet(session, settings))  # trucks seen since the last round (a confirmation)
+    _join_rest(rollout, known_fleet(session, settings))  # trucks seen since the last round (a confirmation)
     # What the rest run now, not when the rollout began (days ago, maybe): the rollback puts this back.
     # A new dict: the JSON column sees an assignment, never an in-place change.
     rollout.previous = {**rollout.previous, **{t: model_to_restore(session, t) for t in rollout.rest}}
@@ -282,7 +275,7 @@ def enrol(session: Session, settings: ServerSettings) -> list[str]:
     At the canary stage they join the rest (they follow the canaries). A truck never asked for a
     model gets the model of the latest complete rollout, and is one of its rest (a rollback of it
     puts back what that truck ran before). A truck an admin gave a model keeps it."""
-    fleet = _fleet(session, settings)
+    fleet = known_fleet(session, settings)
     happened = []
     for rollout in session.scalars(select(Rollout).where(Rollout.state == RolloutState.canary.value)).all():
         if joined := _join_rest(rollout, fleet):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.fleet.models import RolloutState
 from server.fleet.reasons import ReasonCode
+from server.web.schemas import TruckConfig
 from vision.schema import Stream
 
 
@@ -30,6 +31,31 @@ class TruckConfigIn(BaseModel):
                                          description="Frames an item must be seen, 1 to 100")
     model: str | None = Field(default=None, min_length=8, max_length=64, pattern=r"^[0-9a-f]+$",
                               description="sha256 (or a unique prefix) of a published model to run")
+    reset: list[Literal["stream", "conf", "min_track_frames"]] = Field(
+        default_factory=list, max_length=3,
+        description="Settings removed from the stored config (null means unchanged): the truck keeps what it "
+                    "runs, and its own settings file's value from its next start")
+
+    @model_validator(mode="after")
+    def _set_or_reset(self) -> TruckConfigIn:
+        if both := sorted(k for k in self.reset if getattr(self, k) is not None):
+            raise ValueError(f"{', '.join(both)}: both set and reset")
+        return self
+
+
+class ConfigRefusal(Out):
+    config_version: str = Field(description="The config the truck refused, as its heartbeat says")
+    reason: str = Field(description="Why, in the truck's words")
+    carried: list[str] = Field(description="Settings of this config kept from the stored one while the truck's "
+                                           "last word is that refusal: the value it refused may be among them "
+                                           "(set it anew, or remove it with reset)")
+
+
+class TruckConfigAnswer(TruckConfig):
+    """The config as stored and published, and the truck's refusal it may carry over."""
+
+    refused: ConfigRefusal | None = Field(default=None, description="Absent unless settings are carried over "
+                                                                     "while the truck refuses its configs")
 
 
 class Model(Out):
@@ -83,6 +109,12 @@ class Rollout(Out):
     promoted_at: str | None
     promoted_by: str | None
     ended_at: str | None
+    offline_canaries: list[str] = Field(description="At the canary stage: the canaries not online, or silent for "
+                                                    "15 min (picked when too few trucks were online); else empty")
+    stalled: bool = Field(description="At the canary stage, a canary short of its lifts has not been heard from "
+                                      "for stall_after_s: the rollout waits on it (confirm, or roll out anew)")
+    stalled_canaries: list[str] = Field(description="Those canaries")
+    stall_after_s: float = Field(description="The server's rollout_stall_after_s")
 
 
 class RolloutList(Out):

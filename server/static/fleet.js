@@ -108,7 +108,17 @@
       : "");
   }
 
-  function showRollout(rollout) {
+  // A canary the rollout waits on: silent past the server's rollout_stall_after_s (the rollout is
+  // stalled), or offline now (picked when too few trucks were online).
+  function canaryWords(rollout, truck, byId) {
+    const seen = byId[truck] && byId[truck].last_seen_at;
+    if ((rollout.stalled_canaries || []).includes(truck)) {
+      return ` — ⚠ ${seen ? t("fleet.canary_silent", { ago: fmt.ago(seen) }) : t("fleet.canary_never_seen")}`;
+    }
+    return (rollout.offline_canaries || []).includes(truck) ? ` — ${t("fleet.canary_offline")}` : "";
+  }
+
+  function showRollout(rollout, byId = {}) {
     if (!rollout) {
       rolloutBox.textContent = t("rollout.none");
       canaryList.replaceChildren();
@@ -119,8 +129,15 @@
         "data-state": rollout.state, text: t(`rollout.state.${rollout.state}`) }), " ",
       t("rollout.summary", { name: rollout.name, version: rollout.version, when: fmt.ago(rollout.created_at),
         by: rollout.created_by }));
-    const items = rollout.canary.map((truck) => el("li", { text: t("rollout.canary_progress",
-      { truck, lifts: Math.min(rollout.lifts[truck] || 0, rollout.canary_lifts), needed: rollout.canary_lifts }) }));
+    if (rollout.stalled) {
+      rolloutBox.append(" ", el("span", { class: "badge danger", "data-stalled": "true",
+        text: `⚠ ${t("fleet.rollout_stalled")}`,
+        title: t("fleet.rollout_stalled_hint", { hours: decimal(rollout.stall_after_s / 3600, 0) }) }));
+    }
+    const items = rollout.canary.map((truck) => el("li", {
+      "data-canary": truck, "data-silent": (rollout.stalled_canaries || []).includes(truck) ? "true" : null,
+      text: t("rollout.canary_progress", { truck, lifts: Math.min(rollout.lifts[truck] || 0, rollout.canary_lifts),
+        needed: rollout.canary_lifts }) + canaryWords(rollout, truck, byId) }));
     // The rest wait at the canary stage and have followed once it is complete (a truck that joined the
     // fleet meanwhile among them); a halted or superseded rollout never reached them: no line.
     const rest = { canary: "rollout.rest", complete: "rollout.rest_followed" }[rollout.state];
@@ -136,11 +153,28 @@
 
   // A configuration the truck did not apply (a stream its rules lack, one it cannot read): it keeps
   // the stream shown, and says which configuration and why (the truck's own words, in the tooltip).
-  function streamCell(s) {
+  // When the server's stored config is that one, every change sends the refused value again: said.
+  // A stored config newer than the one the truck reports (versions are UTC times, compared as text)
+  // has not reached it yet (offline): the stream shown is not the one it was asked for.
+  function streamCell(truck, s) {
     const cell = el("td", { text: s.stream ? label("stream", s.stream) : "–" });
+    const stored = truck.config || {};
+    const refusedVersion = s.config_refused ? s.config_refused.split(": ")[0] : null;
     if (s.config_refused) {
       cell.append(" ", el("span", { class: "badge danger", "data-config": "refused",
         text: `⚠ ${t("fleet.config_refused")}`, title: t("fleet.config_refused_hint", { reason: s.config_refused }) }));
+      if (stored.config_version && stored.config_version === refusedVersion) {
+        cell.append(el("div", { class: "update-reason", "data-config": "stored-refused",
+          text: t("fleet.config_stored_refused") }));
+      }
+    }
+    const version = stored.config_version;
+    if (version && version !== refusedVersion && (!s.config_version || version > s.config_version)) {
+      const stream = stored.stream && stored.stream !== s.stream
+        ? t("fleet.config_pending_stream", { stream: label("stream", stored.stream) }) : "";
+      cell.append(" ", el("span", { class: "badge off", "data-config": "pending",
+        text: `↻ ${t("fleet.config_pending")}`, title: t("fleet.config_pending_hint",
+          { version, stream, reported: s.config_version || t("fleet.config_never") }) }));
     }
     return cell;
   }
@@ -176,7 +210,7 @@
       el("td", { class: "num", text: num(s.fps, "", 1) }),
       modelCell(truck, s, model),
       el("td", { class: "num", text: num(s.gps_fix_age_s, " s") }),
-      streamCell(s),
+      streamCell(truck, s),
       el("td", { class: "num", text: fmt.num(truck.lifts_7d) }));
   }
 
@@ -185,8 +219,8 @@
       const [data, models, rollouts] = await Promise.all([api("/api/trucks"), api("/api/models"),
         api("/api/rollouts")]);
       versions = Object.fromEntries(models.models.map((m) => [m.sha256, m.version]));
-      showRollout(rollouts.rollouts[0]);
       const trucks = data.trucks;
+      showRollout(rollouts.rollouts[0], Object.fromEntries(trucks.map((x) => [x.truck_id, x])));
       trucks.sort((a, b) => Number(isSilent(b)) - Number(isSilent(a)) || a.truck_id.localeCompare(b.truck_id));
       const body = document.querySelector("#fleet tbody");
       body.replaceChildren(...(trucks.length ? trucks.map(row)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from server.fleet.registry import publish
@@ -179,5 +179,58 @@ def test_fleet_page_flags_a_camera_clock_off(browser: Browser) -> None:
     assert badge["benne-62"].inner_text() == "⚠ camera clock off (54 years)"
     browser.shot("14-fleet-camera-clock-en")
     browser.page.get_by_role("link", name="Français").click()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert not browser.unexpected_errors()
+
+
+def test_fleet_page_shows_a_stalled_rollout_and_configs_not_applied(browser: Browser, tmp_path: Path) -> None:
+    """Before, a rollout whose canary never reported read as any rollout waiting for lifts; a truck
+    offline when its config changed showed its old stream with no sign a newer config waited for it;
+    and nothing said that the stored config was the one the truck refused (every change resent it)."""
+    server = browser.server
+    now, long_ago = datetime.now(UTC), datetime.now(UTC) - timedelta(hours=40)
+    refused = "20261205T090000.000000Z"
+    heard = {  # truck -> (last seen, its heartbeat's config words, the server's stored config)
+        "benne-71": (long_ago, {}, None),
+        "benne-72": (now, {"config_version": "20261201T080000.000000Z"},
+                     {"config_version": "20261205T080000.000000Z", "stream": "glass"}),
+        "benne-73": (now, {"config_version": "20261201T080000.000000Z",
+                           "config_refused": f"{refused}: rules.yaml: no rules for stream 'glass'"},
+                     {"config_version": refused, "stream": "glass"}),
+    }
+    with server.sessions() as session:
+        new = publish(session, server.settings.data_dir, derived(tmp_path, "2026.12.07-stall"), "test").sha256
+        for truck_id, (seen, words, config) in heard.items():
+            stats = TruckStats(truck_id=truck_id, sent_at=seen, uptime_s=60, stream="recyclables", **words)
+            session.merge(Truck(truck_id=truck_id, status="online", status_at=seen, last_seen_at=seen,
+                                stats_at=seen, stats=stats.model_dump(mode="json"), config=config))
+        rollout = start(session, server.settings, new, 1, "user:admin", canary_lifts=20)
+        # benne-71 was the canary, and has said nothing since the rollout began, 40 h ago.
+        everyone = [*rollout.canary, *rollout.rest]
+        rollout.canary, rollout.rest = ["benne-71"], [t for t in everyone if t != "benne-71"]
+        rollout.created_at = long_ago
+        session.commit()
+
+    browser.login(path="/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    section = browser.page.locator("#rollout")
+    stalled = section.locator("[data-stalled]")
+    assert stalled.inner_text() == "⚠ bloqué" and "depuis plus de 24 h" in stalled.get_attribute("title")
+    assert "benne-71" not in section.locator("[data-rest]").inner_text()
+    assert section.locator("[data-silent=true]").inner_text() == (
+        "benne-71 (pilote) : 0 / 20 levées avec le modèle — ⚠ silencieux, dernier signe il y a 2 j")
+    pending = browser.page.locator("tr[data-truck=benne-72] [data-config=pending]")
+    assert pending.inner_text() == "↻ configuration en attente"
+    assert "20261205T080000.000000Z, flux Verre" in pending.get_attribute("title")
+    assert browser.page.locator("tr[data-truck=benne-72]").locator("[data-config=refused]").count() == 0
+    kept = browser.page.locator("tr[data-truck=benne-73]")
+    assert kept.locator("[data-config=refused]").count() == 1 and kept.locator("[data-config=pending]").count() == 0
+    assert "chaque modification la lui renvoie" in kept.locator("[data-config=stored-refused]").inner_text()
+    browser.shot("15-flotte-deploiement-bloque")
+    browser.page.get_by_role("link", name="English").click()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert stalled.inner_text() == "⚠ stalled"
+    assert pending.inner_text() == "↻ configuration pending"
+    browser.page.get_by_role("link", name="Français").click()  # the language choice is remembered
     browser.page.wait_for_selector("body[data-ready=true]")
     assert not browser.unexpected_errors()

@@ -117,3 +117,7 @@ def stats_of(fleet: Fleet, truck_id: str) -> dict[str, Any]:
 
 def dump(value: Any) -> str:
     return json.dumps(value, indent=1, default=str)[:2000]
+
+
+# The app with its ingest off and a recorder as its broker, for the tests of the fleet's API alone.
+from tests.fleet.test_config_publish import api  # noqa: E402, F401  (fixture)

@@ -1,0 +1,46 @@
+"""Which trucks are alive: online and heard from lately. Canaries are picked among them first; a
+canary that is not is said when the rollout starts (``server.fleet.rollout.start``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.config import ServerSettings
+from server.db import utcnow
+from server.ingest.models import Truck, TruckStatus
+
+ALIVE = timedelta(minutes=15)  # as the fleet page's "silent" flag
+
+
+def _is_alive(truck: Truck | None, since: datetime) -> bool:
+    return (
+        truck is not None
+        and truck.status == TruckStatus.online.value
+        and truck.last_seen_at is not None
+        and truck.last_seen_at >= since
+    )
+
+
+def _alive(session: Session, settings: ServerSettings) -> dict[str, bool]:
+    """Every truck known to the server (seen, or in ``known_trucks``): alive or not."""
+    since = utcnow() - ALIVE
+    alive = {t.truck_id: _is_alive(t, since) for t in session.scalars(select(Truck))}
+    for truck_id in settings.known_trucks or ():
+        alive.setdefault(truck_id, False)
+    return alive
+
+
+def known_fleet(session: Session, settings: ServerSettings) -> list[str]:
+    """Trucks known to the server: alive first (a canary must send lifts soon), then by id."""
+    alive = _alive(session, settings)
+    return sorted(alive, key=lambda t: (not alive[t], t))
+
+
+def offline(session: Session, truck_ids: Sequence[str]) -> list[str]:
+    """Those of ``truck_ids`` that are not alive (never seen included), in their order."""
+    since = utcnow() - ALIVE
+    return [t for t in truck_ids if not _is_alive(session.get(Truck, t), since)]
