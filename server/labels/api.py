@@ -9,8 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import FileResponse, JSONResponse
 
 from server.audit import audit
 from server.labels import schemas
@@ -22,12 +22,16 @@ from server.web.private import private_get
 from vision.rules import SortingRules
 
 STATUS = {"not_found": 404, "expired": 410, "invalid": 422, "conflict": 409}
-EXPIRED = {410: {"description": "The photo is past its retention date: it can no longer be labelled"}}
-CHANGED = {409: {"description": "Someone else changed the photo after the version the decision names"}}
+CODED = {"model": schemas.LabelRefusal}
+EXPIRED = {410: {"description": "The photo is past its retention date: it can no longer be labelled", **CODED}}
+CHANGED = {409: {"description": "Someone else changed the photo after the version the decision names", **CODED}}
 
 
-def _fail(error: LabelError) -> HTTPException:
-    return HTTPException(STATUS[error.code], str(error))
+def _fail(error: LabelError) -> JSONResponse:
+    """The refusal with its code and parameters beside the English sentence: the Annotation page words
+    it in the reader's language (it showed "nothing to undo: ..." on a French page)."""
+    body = {"detail": str(error), "code": error.reason, "params": error.params}
+    return JSONResponse(body, status_code=STATUS[error.kind])
 
 
 def labels_router(rules: SortingRules) -> APIRouter:
@@ -54,22 +58,22 @@ def labels_router(rules: SortingRules) -> APIRouter:
 
     @router.get("/photos/{event_id}", summary="One photo with its boxes as they stand", response_model=schemas.Photo,
                 responses=EXPIRED)
-    def photo(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Annotator) -> dict[str, Any]:
+    def photo(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Annotator) -> dict[str, Any] | JSONResponse:
         try:
             lift, evidence = labellable(db, str(event_id), ctx.settings.evidence_retention_days,
                                         ctx.settings.retention_days)
         except LabelError as error:
-            raise _fail(error) from None
+            return _fail(error)
         return photo_view(db, ctx.settings, lift, evidence, rules)
 
     @private_get(router, "/photos/{event_id}/photo.jpg", summary="The blurred photo (annotator)",
                  response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
-    def photo_file(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Annotator) -> FileResponse:
+    def photo_file(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Annotator) -> Response:
         try:
             _lift, evidence = labellable(db, str(event_id), ctx.settings.evidence_retention_days,
                                          ctx.settings.retention_days)
         except LabelError as error:
-            raise _fail(error) from None
+            return _fail(error)
         path = ctx.evidence.path(evidence.path)
         if not path.is_file():
             raise HTTPException(404, f"no photo file for lift {event_id}")
@@ -82,7 +86,7 @@ def labels_router(rules: SortingRules) -> APIRouter:
     @router.post("/photos/{event_id}/decisions", summary="Accept, delete, move, add, unusable, done or undo",
                  response_model=schemas.Photo, dependencies=[SameOrigin], responses={**CHANGED, **EXPIRED})
     def decision(event_id: uuid.UUID, body: schemas.DecisionIn, db: SessionDep, ctx: ContextDep,
-                 who: Annotator) -> dict[str, Any]:
+                 who: Annotator) -> dict[str, Any] | JSONResponse:
         try:
             lift, evidence = labellable(db, str(event_id), ctx.settings.evidence_retention_days,
                                         ctx.settings.retention_days)
@@ -90,7 +94,7 @@ def labels_router(rules: SortingRules) -> APIRouter:
                    rules)
         except LabelError as error:
             db.rollback()
-            raise _fail(error) from None
+            return _fail(error)
         db.commit()
         return photo_view(db, ctx.settings, lift, evidence, rules)
 

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--relabel-unusable", action="store_true",
                      help="also import the labels of photos a person marked unusable, which become done "
                           "(by default they stay unusable and the summary lists them)")
+    imp.add_argument("--force", action="store_true",
+                     help="also replace the boxes of photos a person changed in the dashboard after the export the "
+                          "file answers (by default they are left as they are and the summary lists them)")
     for parser in (export, imp):
         parser.add_argument("--as", dest="user", default=None,
                             help="the dashboard account acting, for the rights and the audit log (default: login name)")
@@ -81,7 +84,7 @@ def import_labels(args: argparse.Namespace) -> int:
         actor = _actor(session, args.user, "annotator")
         try:
             summary = apply_import(session, args.file, actor, settings.evidence_retention_days,
-                                   settings.retention_days, rules, args.relabel_unusable)
+                                   settings.retention_days, rules, args.relabel_unusable, args.force)
         except DatasetError as error:
             session.rollback()
             raise CliError(str(error)) from None
@@ -95,4 +98,10 @@ def import_labels(args: argparse.Namespace) -> int:
         print(f"{args.file}: {len(summary.kept_unusable)} photo(s) left unusable, as a person marked them, "
               f"their labels not imported: {shown} (check them on the Annotation page, status filter "
               "\"unusable\"; pass --relabel-unusable to import their labels anyway)")
+    if summary.kept_changed:
+        shown = ", ".join(str(later) for later in summary.kept_changed[:10])
+        shown += ", …" if len(summary.kept_changed) > 10 else ""
+        print(f"{args.file}: {len(summary.kept_changed)} photo(s) left as they are, changed in the dashboard after "
+              f"the export this file answers, their labels not imported: {shown} (check them on the Annotation "
+              "page; pass --force to replace their boxes with the file's anyway)")
     return 0

@@ -15,14 +15,18 @@ import re
 import zipfile
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 from sqlalchemy.orm import Session
 
+from server.ingest.models import Evidence
 from server.labels.dataset import DatasetError
-from server.labels.store import MAX_BOXES, LabelError, check_box, labellable, replace_boxes
+from server.labels.handback import Later, ManifestError, answered, decided_since, manifest_export
+from server.labels.models import LabelPhoto
+from server.labels.store import MAX_BOXES, UNUSABLE, LabelError, check_box, labellable, lock, replace_boxes
 from vision.rules import SortingRules
 
 NAME_FILES = ("obj.names", "classes.txt")
@@ -37,6 +41,7 @@ EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 
 Files = dict[str, bytes]  # posix path inside the export -> content
 Boxes = dict[str, list[dict[str, Any]]]  # event id -> boxes
+Sizes = dict[str, tuple[str, float, float]]  # event id -> (the tool's image, as the file names it; width, height)
 
 
 def event_id(name: str) -> str:
@@ -197,7 +202,7 @@ def _coco_image(image: dict[str, Any], source: str) -> tuple[str, float, float]:
     return name, width, height
 
 
-def parse_coco(document: Any, source: str, rules: SortingRules) -> Boxes:
+def parse_coco(document: Any, source: str, rules: SortingRules, sizes_out: Sizes | None = None) -> Boxes:
     try:
         categories = {c["id"]: c["name"] for c in document["categories"]}
         images = {i["id"]: i for i in document["images"]}
@@ -227,6 +232,8 @@ def parse_coco(document: Any, source: str, rules: SortingRules) -> Boxes:
         name = sizes[i][0]
         _once(boxes, seen, event_id(name), f"{source}: image {i!r} ({name})",
               _checked(r, f"{source}: {name}", rules))
+        if sizes_out is not None:  # the boxes are fractions of this size: checked against the stored photo
+            sizes_out[event_id(name)] = (f"{source}: image {i!r} ({name})", sizes[i][1], sizes[i][2])
     return boxes
 
 
@@ -250,9 +257,27 @@ def _checked(rows: list[tuple[str, tuple[float, float, float, float], str]], pho
     return out
 
 
-def parse(path: Path, rules: SortingRules) -> tuple[Boxes, str]:
-    """The boxes per photo in the file, and what the file was (for the audit log); a class must be one
-    of ``rules`` (the server's sorting rules)."""
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    boxes: Boxes
+    source: str  # what the file was, for the audit log
+    sizes: Sizes  # COCO: each image's size as the tool saw it
+    manifest: tuple[datetime, set[str]] | None  # the export's date and photos, when its manifest.json came along
+
+
+def _manifest(files: Files) -> tuple[datetime, set[str]] | None:
+    found = sorted(k for k in files if PurePosixPath(k).name == MANIFEST)
+    if not found:
+        return None
+    try:
+        return manifest_export(files[found[0]], found[0])
+    except ManifestError as error:
+        raise DatasetError(str(error)) from None
+
+
+def parse(path: Path, rules: SortingRules) -> Parsed:
+    """The boxes per photo in the file, what the file was, and what it says of the photos (sizes, the
+    export it answers); a class must be one of ``rules`` (the server's sorting rules)."""
     files = read_files(path)
     if set(files) == {MANIFEST}:
         raise DatasetError(f"{path}: the manifest of a `trivue dataset export`, not labels: pass the export's "
@@ -260,40 +285,72 @@ def parse(path: Path, rules: SortingRules) -> tuple[Boxes, str]:
     # Label Studio's notes.json, and the manifest of Trivue's own export (imported back after a
     # labelling in CVAT, or to move labels from a test server to production): no COCO files.
     documents = [k for k in files if k.endswith(".json") and PurePosixPath(k).name not in ("notes.json", MANIFEST)]
+    manifest = _manifest(files)
     if documents and not any(k.endswith(".txt") for k in files):
         boxes: Boxes = {}
         seen: dict[str, str] = {}
+        sizes: Sizes = {}
         for name in documents:
             try:
                 document = json.loads(files[name])
             except (ValueError, UnicodeDecodeError, RecursionError) as error:
                 raise DatasetError(f"{name}: not JSON ({error})") from None
-            for event, photo_boxes in parse_coco(document, name, rules).items():  # instances_train and _default...
+            for event, photo_boxes in parse_coco(document, name, rules, sizes).items():  # instances_train...
                 _once(boxes, seen, event, name, photo_boxes)
-        return boxes, f"COCO {path.name}"
-    return parse_yolo(files, rules, str(path)), f"YOLO {path.name}"
+        return Parsed(boxes, f"COCO {path.name}", sizes, manifest)
+    return Parsed(parse_yolo(files, rules, str(path)), f"YOLO {path.name}", {}, manifest)
+
+
+def check_size(sizes: Sizes, event: str, photo: Evidence) -> None:
+    """The tool's image has the stored photo's size (or a copy scaled alike): COCO boxes are pixels of
+    the tool's image. A tool that turned the photo upright (EXIF orientation) swapped its width and
+    height, and every box landed elsewhere on the stored photo."""
+    if event not in sizes:
+        return
+    where, width, height = sizes[event]
+    x, y = width / photo.width, height / photo.height
+    if abs(x - y) <= 0.01 * max(x, y):  # 1 %: a box one pixel off on a rescaled copy
+        return
+    turned = abs(width / photo.height - height / photo.width) <= 0.01 * max(width / photo.height, height / photo.width)
+    why = ("width and height swapped: the tool turned the photo (EXIF orientation), " if turned
+           else "not the same proportions: ")
+    raise DatasetError(f"{where}: the tool's image is {width:g} x {height:g} pixels, the stored photo {photo.width} x "
+                       f"{photo.height}; {why}its boxes would land in the wrong place on the photo. Label the photo "
+                       "as exported (no rotation), then export again")
 
 
 @dataclass(frozen=True, slots=True)
 class ImportSummary:
     imported: int
     kept_unusable: tuple[str, ...]  # photos a person marked unusable: left so, their labels not imported
+    kept_changed: tuple[Later, ...] = ()  # photos a person changed after the export: left so
 
 
 def import_labels(session: Session, path: Path, actor: str, photo_days: int, lift_days: int,
-                  rules: SortingRules, relabel_unusable: bool = False) -> ImportSummary:
+                  rules: SortingRules, relabel_unusable: bool = False, force: bool = False) -> ImportSummary:
     """Replace the labels of every photo in the file; all or nothing, except the photos a person
-    marked unusable, which stay so unless ``relabel_unusable`` (listed in the summary); the caller commits."""
-    boxes, source = parse(path, rules)
-    if not boxes:
+    marked unusable, which stay so unless ``relabel_unusable``, and those a person changed after the
+    export the file answers (``server.labels.handback``), left as they are unless ``force``; both
+    listed in the summary. The caller commits."""
+    parsed = parse(path, rules)
+    if not parsed.boxes:
         raise DatasetError(f"{path}: no label file found (YOLO .txt per photo, or a COCO JSON)")
     checked = []
-    for event, photo_boxes in sorted(boxes.items()):
+    for event, photo_boxes in sorted(parsed.boxes.items()):
         try:
-            lift, _photo = labellable(session, event, photo_days, lift_days)
+            lift, photo = labellable(session, event, photo_days, lift_days)
         except LabelError as error:
             raise DatasetError(f"{event}: {error}") from None
+        check_size(parsed.sizes, event, photo)
         checked.append((lift, photo_boxes))
-    kept = [lift.event_id for lift, photo_boxes in checked
-            if not replace_boxes(session, lift, photo_boxes, actor, source, rules, relabel_unusable)]
-    return ImportSummary(len(checked) - len(kept), tuple(kept))
+    for lift, _boxes in checked:  # held until the commit: a decision taken now is seen below, or waits
+        lock(session, lift.event_id)
+    later = {} if force else decided_since(session, answered(session, [lift for lift, _ in checked], parsed.manifest))
+    kept, changed = [], []
+    for lift, photo_boxes in checked:
+        row = session.get(LabelPhoto, lift.event_id)
+        if lift.event_id in later and (row is None or row.status != UNUSABLE):
+            changed.append(later[lift.event_id])  # an unusable photo is --relabel-unusable's to decide
+        elif not replace_boxes(session, lift, photo_boxes, actor, parsed.source, rules, relabel_unusable):
+            kept.append(lift.event_id)
+    return ImportSummary(len(checked) - len(kept) - len(changed), tuple(kept), tuple(changed))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -95,3 +95,15 @@ class ClassOut(Out):
     name: str
     label: str
     category: str
+
+
+class LabelRefusal(BaseModel):
+    """A refused photo or decision: the English sentence, and its code and parameters for a page to
+    word in its reader's language (``ann.refusal.<code>``)."""
+
+    detail: str = Field(description="What was refused and why, in English")
+    code: str = Field(description="Why, for a machine: nothing_to_undo, undo_after_other, changed, undone, "
+                      "photo_expired, photo_gone, no_photo, old_truck, unknown_class, box_outside, box_empty, "
+                      "box_too_small, no_box, move_needs, add_needs, too_many_boxes, unknown_action")
+    params: dict[str, Any] = Field(description="The refusal's values by code: who, action, at (ISO time) for "
+                                   "changed and undo_after_other; on, days for photo_expired; class, box...")

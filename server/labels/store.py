@@ -29,12 +29,15 @@ COORDS = ("x1", "y1", "x2", "y2")
 
 
 class LabelError(ValueError):
-    """A refused decision; ``code`` picks the HTTP status (not_found 404, expired 410, invalid 422,
-    conflict 409)."""
+    """A refused decision; ``kind`` picks the HTTP status (not_found 404, expired 410, invalid 422,
+    conflict 409). ``reason`` and ``params`` say why for a machine: the dashboard words the refusal
+    in the reader's language (``ann.refusal.<reason>`` in ``templates/i18n``), as the fleet does with
+    a rollout's ``reason_code``; the English message stays for scripts, the CLI and the log."""
 
-    def __init__(self, code: Literal["not_found", "expired", "invalid", "conflict"], message: str) -> None:
+    def __init__(self, kind: Literal["not_found", "expired", "invalid", "conflict"], message: str, reason: str,
+                 **params: Any) -> None:
         super().__init__(message)
-        self.code = code
+        self.kind, self.reason, self.params = kind, reason, params
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +64,18 @@ MIN_BOX = 0.001
 def check_box(class_: str, xyxy: tuple[float, float, float, float], where: str, rules: SortingRules) -> None:
     """A box of a known class, inside the photo and not empty; LabelError naming what is wrong."""
     if class_ not in rules.spec.classes:
-        raise LabelError("invalid", f"{where}: unknown class {class_!r} (known: {', '.join(taxonomy(rules))})")
+        raise LabelError("invalid", f"{where}: unknown class {class_!r} (known: {', '.join(taxonomy(rules))})",
+                         "unknown_class", **{"class": class_})
     x1, y1, x2, y2 = xyxy
     if not all(0.0 <= v <= 1.0 for v in xyxy):
         raise LabelError("invalid", f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) leaves the photo "
-                                    "(coordinates are fractions of the photo, 0 to 1)")
+                                    "(coordinates are fractions of the photo, 0 to 1)", "box_outside")
     if x2 <= x1 or y2 <= y1:
-        raise LabelError("invalid", f"{where}: empty box ({x1:g}, {y1:g}, {x2:g}, {y2:g}): x2 > x1 and y2 > y1 needed")
+        raise LabelError("invalid", f"{where}: empty box ({x1:g}, {y1:g}, {x2:g}, {y2:g}): x2 > x1 and y2 > y1 needed",
+                         "box_empty")
     if x2 - x1 < MIN_BOX or y2 - y1 < MIN_BOX:
         raise LabelError("invalid", f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) is under {MIN_BOX:g} of the photo "
-                                    "wide or high (less than a pixel): no object, a slip of the mouse")
+                                    "wide or high (less than a pixel): no object, a slip of the mouse", "box_too_small")
 
 
 def model_boxes(detections: list[dict[str, Any]] | None, rules: SortingRules) -> list[dict[str, Any]]:
@@ -96,18 +101,20 @@ def labellable(session: Session, event_id: str, photo_days: int, lift_days: int)
     """The lift and its photo, when the photo may still be labelled; LabelError otherwise."""
     lift = session.scalar(select(Lift).where(Lift.event_id == event_id))
     if lift is None or lift.evidence_sha256 is None:
-        raise LabelError("not_found", f"no photo for lift {event_id}")
+        raise LabelError("not_found", f"no photo for lift {event_id}", "no_photo")
     photo = session.get(Evidence, event_id)
     if photo is None:
         raise LabelError("expired", f"the photo of lift {event_id} is no longer on the server (kept {photo_days} "
-                                    "days, or never received): it can no longer be labelled")
+                                    "days, or never received): it can no longer be labelled", "photo_gone",
+                         days=photo_days)
     until = expires_on(photo, lift.started_at, photo_days, lift_days)
     if until <= utcnow().date():
         raise LabelError("expired", f"the photo of lift {event_id} expired on {until.isoformat()} "
-                                    f"(kept {photo_days} days): it can no longer be labelled")
+                                    f"(kept {photo_days} days): it can no longer be labelled", "photo_expired",
+                         on=until.isoformat(), days=photo_days)
     if lift.evidence_detections is None:
         raise LabelError("invalid", f"the photo of lift {event_id} comes from a wire 1.0 truck (boxes drawn on "
-                                    "the photo): it is not labelling material")
+                                    "the photo): it is not labelling material", "old_truck")
     return lift, photo
 
 
@@ -123,7 +130,7 @@ def _find(boxes: list[dict[str, Any]], box_id: int | None) -> dict[str, Any]:
     for box in boxes:
         if box["id"] == box_id and box["state"] != DELETED:
             return box
-    raise LabelError("invalid", f"no box {box_id} on this photo")
+    raise LabelError("invalid", f"no box {box_id} on this photo", "no_box", box=box_id)
 
 
 def _on_box(boxes: list[dict[str, Any]], decision: Decision, rules: SortingRules) -> None:
@@ -132,7 +139,7 @@ def _on_box(boxes: list[dict[str, Any]], decision: Decision, rules: SortingRules
         box["state"] = DELETED
     elif decision.action == "move":
         if decision.xyxy is None and decision.class_ is None:
-            raise LabelError("invalid", "move needs the new box (x1, y1, x2, y2), a new class, or both")
+            raise LabelError("invalid", "move needs the new box (x1, y1, x2, y2), a new class, or both", "move_needs")
         xyxy = decision.xyxy or tuple(box[k] for k in COORDS)
         check_box(decision.class_ or box["class"], xyxy, f"box {box['id']}", rules)
         box.update(zip(COORDS, xyxy, strict=True), **{"class": decision.class_ or box["class"]})
@@ -143,10 +150,10 @@ def _on_box(boxes: list[dict[str, Any]], decision: Decision, rules: SortingRules
 
 def _add(boxes: list[dict[str, Any]], decision: Decision, rules: SortingRules) -> None:
     if decision.class_ is None or decision.xyxy is None:
-        raise LabelError("invalid", "add needs a class and a box (x1, y1, x2, y2)")
+        raise LabelError("invalid", "add needs a class and a box (x1, y1, x2, y2)", "add_needs")
     check_box(decision.class_, decision.xyxy, "new box", rules)
     if len(boxes) >= MAX_BOXES:
-        raise LabelError("invalid", f"a photo holds at most {MAX_BOXES} boxes")
+        raise LabelError("invalid", f"a photo holds at most {MAX_BOXES} boxes", "too_many_boxes", max=MAX_BOXES)
     boxes.append({"id": max((b["id"] for b in boxes), default=0) + 1, "class": decision.class_,
                   **dict(zip(COORDS, decision.xyxy, strict=True)), "origin": "human", "state": ACCEPTED,
                   "model_class": None, "confidence": None})
@@ -168,7 +175,8 @@ def apply(status: str, boxes: list[dict[str, Any]], decision: Decision,
     elif action == "unusable":
         status = UNUSABLE
     else:
-        raise LabelError("invalid", f"unknown action {action!r}: expected one of {', '.join(ACTIONS)}")
+        raise LabelError("invalid", f"unknown action {action!r}: expected one of {', '.join(ACTIONS)}",
+                         "unknown_action")
     if status == DONE and action != "done":  # a finished photo edited again stays finished if nothing is pending
         status = TODO if any(b["state"] == PENDING for b in boxes) else DONE
     return status, boxes
@@ -211,10 +219,16 @@ def _unchanged_since(session: Session, event_id: str, seen: int, actor: str) -> 
                            .order_by(LabelDecision.id.desc()).limit(1))
     if other is not None:
         raise LabelError("conflict", f"{other.annotator} changed this photo after you opened it ({other.action} at "
-                                     f"{other.at:%H:%M} UTC): look at it again, then decide")
+                                     f"{other.at:%H:%M} UTC): look at it again, then decide", "changed",
+                         **_who(other))
     if version(session, event_id) < seen:
         raise LabelError("conflict", "a decision on this photo was undone after you opened it: look at it again, "
-                                     "then decide")
+                                     "then decide", "undone")
+
+
+def _who(decision: LabelDecision) -> dict[str, str]:
+    """Who took a decision, what and when, for the dashboard to word ("bob", "add", an ISO time)."""
+    return {"who": decision.annotator, "action": decision.action, "at": decision.at.isoformat()}
 
 
 def decide(session: Session, lift: Lift, decision: Decision, actor: str, rules: SortingRules) -> None:
@@ -243,7 +257,7 @@ def _undo(session: Session, event_id: str, actor: str) -> None:
                                                       LabelDecision.annotator == actor)
                           .order_by(LabelDecision.id.desc()).limit(1))
     if last is None:
-        raise LabelError("invalid", "nothing to undo: you took no decision on this photo")
+        raise LabelError("invalid", "nothing to undo: you took no decision on this photo", "nothing_to_undo")
     # Undo puts back the photo as it was before that decision: with someone's decision (or an
     # import) since, theirs would silently go too, and their own undo would then bring back this one.
     latest = session.scalar(select(LabelDecision).where(LabelDecision.event_id == event_id)
@@ -251,7 +265,7 @@ def _undo(session: Session, event_id: str, actor: str) -> None:
     if latest is not None and latest.id != last.id:
         raise LabelError("invalid", f"nothing to undo: {latest.annotator} changed this photo after your last "
                                     f"decision ({latest.action} at {latest.at:%H:%M} UTC); undoing yours would "
-                                    "undo theirs")
+                                    "undo theirs", "undo_after_other", **_who(latest))
     row = session.get(LabelPhoto, event_id)
     if last.before is None:
         if row is not None:

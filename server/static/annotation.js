@@ -36,6 +36,42 @@
     status.classList.toggle("error", Boolean(error));
   }
 
+  /* A decision's answer; a refusal keeps its code and values (Trivue.api keeps only the server's English
+     sentence, which showed as is on the French page), and a network failure is one too ("network"). */
+  async function post(eventId, body) {
+    let response;
+    try {
+      response = await fetch(`/api/labels/photos/${eventId}/decisions`, {
+        method: "POST", credentials: "same-origin", body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+      });
+    } catch (_) {
+      throw Object.assign(new Trivue.ApiError(0, "network"), { code: "network", params: {} });
+    }
+    if (response.status === 401) {
+      location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+      throw new Trivue.ApiError(401, "login required");
+    }
+    const answer = await response.json().catch(() => ({}));
+    if (response.ok) return answer;
+    const detail = typeof answer.detail === "string" ? answer.detail : response.statusText;
+    throw Object.assign(new Trivue.ApiError(response.status, detail), { code: answer.code, params: answer.params || {} });
+  }
+
+  /* A refusal in the reader's language (ann.refusal.<code>); a 422 of the request's shape has no code. */
+  function refusal(error) {
+    const params = { ...(error.params || {}) };
+    if (params.who) params.who = String(params.who).replace(/^[a-z]+:/, ""); // "user:bob": bob
+    if (params.action) params.action = label("ann.action", params.action);
+    if (params.at) params.at = Trivue.fmt.dateTime(params.at);
+    if (params.on) params.on = Trivue.fmt.date(params.on);
+    if (params.class) params.class = classLabel(params.class);
+    const key = `ann.refusal.${error.code}`;
+    if (error.code && t(key) !== key) return t(key, params); // t gives back a key it lacks
+    if (error.status === 422) return t("ann.refusal.invalid");
+    return t("ann.refusal.other", { status: error.status });
+  }
+
   /* A decision goes to the photo it was taken on (``eventId``), after any arrow move still waiting to
      be saved: sent later, the move went to whichever photo showed by then (Enter right after the
      arrows moved the next photo's box of the same number) and after the decision that follows it. */
@@ -43,28 +79,32 @@
      that would take back someone else's decision). Another annotator on the same photo (both start at
      the head of the queue) changed it since: the server refuses (409), the page shows the photo as it
      now stands and says so, and stays on it. Before, each add went on top of the other's: every
-     missed bag twice in the export. Resolves false then (Enter and U do not move on), true otherwise. */
+     missed bag twice in the export. Resolves true when the decision was kept, or when the photo
+     expired (410: nothing more can be done on it, Enter and U move on, saying so); false on any other
+     failure (a refusal, no network), and then Enter and U stay on the photo: before, they moved on
+     for anything but a 409, and the annotator believed the photo saved. A waiting arrow move that
+     fails stops the decision after it: Enter would have finished a photo shown again as it stands. */
   async function send(body, eventId = null) {
     if (!state.photo) return true;
     const target = eventId || state.photo.event_id;
+    if (!eventId && !(await flush())) return false;
     const version = body.action === "undo" ? undefined : state.photo.version;
-    if (!eventId) await flush();
     let kept = true;
     try {
-      const photo = await api(`/api/labels/photos/${target}/decisions`, null, {
-        method: "POST", body: JSON.stringify({ version, ...body }),
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-      });
+      const photo = await post(target, { version, ...body });
       if (state.photo && state.photo.event_id === target) state.photo = photo;
       say(t("ann.saved"));
     } catch (error) {
-      if (error.status !== 409) say(error.message, true);
-      else {
-        kept = false;
+      kept = error.status === 410;
+      if (error.status === 409) {
         const photo = await api(`/api/labels/photos/${target}`).catch(() => null);
         if (photo && state.photo && state.photo.event_id === target) state.photo = photo;
-        const who = ((photo && photo.annotator) || "").replace(/^[a-z]+:/, ""); // "user:bob": bob
-        say(t("ann.changed", { who: who || t("ann.someone") }), true);
+        const who = (error.params && error.params.who) || (photo && photo.annotator) || "";
+        say(t("ann.changed", { who: who.replace(/^[a-z]+:/, "") || t("ann.someone") }), true);
+      } else {
+        // Enter and U move on past an expired photo: the line says which photo it was about.
+        const leaving = error.status === 410 && (body.action === "done" || body.action === "unusable");
+        say(leaving ? t("ann.refusal.moved_on", { refusal: refusal(error) }) : refusal(error), true);
       }
     }
     if (state.photo && state.photo.event_id === target) draw(); // what the server holds
@@ -76,7 +116,7 @@
     clearTimeout(state.keyTimer);
     const waiting = state.pendingMove;
     state.pendingMove = null;
-    return waiting ? send(waiting.body, waiting.eventId) : Promise.resolve();
+    return waiting ? send(waiting.body, waiting.eventId) : Promise.resolve(true);
   }
 
   /* --- Drawing the photo and its boxes (Konva) --- */

@@ -13,9 +13,10 @@ from typing import Any
 import cv2
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from server.audit import AuditEntry
+from server.ingest.models import Evidence
 from server.labels.models import LabelPhoto
 from server.web.accounts import User
 from server.web.auth import add_user
@@ -219,3 +220,106 @@ def test_a_photo_another_annotator_changed_meanwhile_is_shown_again_not_finished
     with page.expect_response(lambda r: r.url.endswith("/decisions")) as answer:
         page.keyboard.press("Enter")  # now on the photo as it stands: finished
     assert answer.value.status == 200 and live_server.api(f"/api/labels/photos/{first}")["status"] == "done"
+
+
+def expire(live: LiveServer, event_id: str) -> None:
+    """The photo past its retention date, the hourly purge not run yet."""
+    with live.sessions() as db, db.begin():
+        db.execute(update(Evidence).where(Evidence.event_id == event_id)
+                   .values(received_at=datetime.now(UTC) - timedelta(days=400)))
+
+
+def test_refusals_are_said_in_french_and_a_failed_finish_stays_on_the_photo(
+        browser: Browser, live_server: LiveServer, annotator: str, shared_dir: Path) -> None:
+    """The page showed the server's English sentence ("nothing to undo: ..."), and Enter or U moved on
+    after any failure but a 409 (a refusal, no network): the annotator believed the photo saved. Now
+    each refusal is worded in French and a failed finish stays on its photo; an expired photo (410)
+    moves on, saying so."""
+    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
+    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[17:19]
+    first, second = publish_photos(live_server, truck, photos)
+    page = browser.page
+    status = page.locator("#ann-status")
+    browser.login(annotator, path=f"/annotation?truck_id={truck}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#ann-box-list li[data-box-id='2']")
+    page.locator("#ann-stage").focus()
+    with page.expect_response(lambda r: r.url.endswith("/decisions")) as answer:
+        page.keyboard.press("Control+z")  # nothing done on this photo yet
+    assert answer.value.status == 422 and answer.value.json()["code"] == "nothing_to_undo"
+    page.wait_for_function("document.querySelector('#ann-status').textContent.startsWith('Rien')")
+    assert status.inner_text() == "Rien à annuler : vous n'avez pris aucune décision sur cette photo."
+    browser.shot("annotation-refusal-undo")
+    unprocessable = "console: Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    browser.expected.append(unprocessable)
+
+    # No network: Enter stays on the photo, unfinished, and says nothing was saved.
+    page.route("**/decisions", lambda route: route.abort())
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#ann-status').textContent.startsWith('Le serveur ne répond')")
+    browser.shot("annotation-refusal-network")
+    page.unroute("**/decisions")
+    browser.expected.append("console: Failed to load resource: net::ERR_FAILED")
+    page.wait_for_timeout(500)  # a move to the next photo would have begun by now
+    assert page.locator("#ann-position").inner_text() == "1 sur 2"
+    assert live_server.api(f"/api/labels/photos/{first}")["status"] == "todo"
+
+    # A request the server refuses as malformed (422): U stays too, in French.
+    page.route("**/decisions", lambda route: route.continue_(post_data='{"action": "unusable", "box_id": 0}'))
+    with page.expect_response(lambda r: r.url.endswith("/decisions")) as answer:
+        page.keyboard.press("u")
+    assert answer.value.status == 422
+    page.unroute("**/decisions")
+    browser.expected.append(unprocessable)
+    page.wait_for_function("document.querySelector('#ann-status').textContent.startsWith('Décision refusée')")
+    browser.shot("annotation-refusal-malformed")
+    page.wait_for_timeout(500)
+    assert page.locator("#ann-position").inner_text() == "1 sur 2"
+    assert live_server.api(f"/api/labels/photos/{first}")["status"] == "todo"
+
+    # A class the server does not know (a stale page after the rules changed): named, in French.
+    page.eval_on_selector("#ann-new-class", "s => s.add(new Option('licorne', 'unicorn'))")
+    page.select_option("#ann-new-class", "unicorn")
+    page.locator("#ann-box-list button[data-box='1']").click()
+    page.locator("#ann-stage").focus()
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.keyboard.press("c")
+    browser.expected.append(unprocessable)
+    page.wait_for_function("document.querySelector('#ann-status').textContent.startsWith('Classe inconnue')")
+    assert status.inner_text() == "Classe inconnue du serveur (unicorn) : rien n'a été enregistré."
+    browser.shot("annotation-refusal-class")
+
+    # The photo expired while open: Enter is refused (410); the page says so and moves on.
+    expire(live_server, first)
+    with page.expect_response(lambda r: r.request.method == "GET" and r.url.endswith(f"/api/labels/photos/{second}")):
+        page.keyboard.press("Enter")
+    browser.expected.append("console: Failed to load resource: the server responded with a status of 410 (Gone)")
+    assert status.inner_text().startswith("Photo précédente : Photo expirée le ")
+    assert status.inner_text().endswith("elle ne peut plus être annotée, votre décision n'a pas été enregistrée. "
+                                        "Voici la suivante.")
+    page.wait_for_selector("#ann-box-list li[data-box-id='2']")
+    browser.shot("annotation-refusal-expired")
+
+
+def test_a_failed_arrow_move_stops_the_finish_after_it(browser: Browser, live_server: LiveServer, annotator: str,
+                                                       shared_dir: Path) -> None:
+    """Arrows then Enter at once: the waiting move is sent first. When it failed (no network for a
+    moment), Enter still finished the photo and moved on: the move was lost, unseen."""
+    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
+    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[19:21]
+    first, _second = publish_photos(live_server, truck, photos)
+    page = browser.page
+    browser.login(annotator, path=f"/annotation?truck_id={truck}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#ann-box-list li[data-box-id='2']")
+    page.route("**/decisions", lambda route: route.abort() if '"move"' in (route.request.post_data or "")
+               else route.continue_())
+    page.locator("#ann-box-list button[data-box='1']").click()
+    page.locator("#ann-stage").focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")  # within the pause that saves arrow moves
+    browser.expected.append("console: Failed to load resource: net::ERR_FAILED")
+    page.wait_for_timeout(1000)  # the finish, and the next photo, would have come by now
+    assert live_server.api(f"/api/labels/photos/{first}")["status"] == "todo"
+    assert page.locator("#ann-position").inner_text() == "1 sur 2"
+    assert page.locator("#ann-status").inner_text().startswith("Le serveur ne répond pas (réseau)")
