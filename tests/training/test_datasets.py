@@ -25,13 +25,16 @@ def make_source(root: Path, names: list[str], files: dict[str, dict[str, str | N
     """files: split -> {stem: label text or None (no label file)}; every image distinct."""
     (root).mkdir(parents=True, exist_ok=True)
     (root / "data.yaml").write_text(yaml.safe_dump({"path": ".", "names": names}))
-    for split, stems in files.items():
-        for i, (stem, label) in enumerate(stems.items()):
-            make_image(root / "images" / split / f"{stem}.jpg", seed * 1000 + hash((split, i)) % 997)
-            if label is not None:
-                path = root / "labels" / split / f"{stem}.txt"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(label)
+    # One seed per file, counted: the seeds were hash((split, i)) % 997, and str hashing changes with
+    # each process, so one run in ~1,000 gave train's first photo and val's first photo the same
+    # pixels, and the merge rightly moved them into one split.
+    numbered = ((split, stem, label) for split, stems in files.items() for stem, label in stems.items())
+    for n, (split, stem, label) in enumerate(numbered):
+        make_image(root / "images" / split / f"{stem}.jpg", seed * 1000 + n)
+        if label is not None:
+            path = root / "labels" / split / f"{stem}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(label)
     return root
 
 
