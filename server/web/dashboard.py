@@ -48,7 +48,7 @@ NAV = (  # (message key, path, page name)
 REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders_pages.py)
 # Pages a role cannot use stay out of its menu: they would only answer "reserved for..." (403 behind).
 NAV_ROLES = {"annotation": "annotator", "reminders": "manager"}
-DEFAULT_SILENT_AFTER_S = 15 * 60
+SILENT_AFTER_S = 15 * 60  # the fleet page's « Silencieux »: fixed, as server.fleet.liveness.ALIVE (docs/dashboard.md)
 
 
 @cache
@@ -143,7 +143,7 @@ class Pages:
         return {
             "lang": lang, "t": self.messages(lang), "timeZone": self.settings.timezone,
             "basemap": self.basemap.script_config(),
-            "silentAfterS": getattr(self.settings, "truck_silent_after_s", DEFAULT_SILENT_AFTER_S),
+            "silentAfterS": SILENT_AFTER_S,
             "defaultPeriod": "90", "days": [FIRST_DAY.isoformat(), LAST_DAY.isoformat()],  # what the API accepts
             **extra,
         }
