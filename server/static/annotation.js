@@ -36,26 +36,15 @@
     status.classList.toggle("error", Boolean(error));
   }
 
-  /* A decision's answer; a refusal keeps its code and values (Trivue.api keeps only the server's English
-     sentence, which showed as is on the French page), and a network failure is one too ("network"). */
+  /* A decision's answer; a refusal keeps its code and values (Trivue.api's ApiError), and a failure
+     with no answer at all is a refusal too, coded "network". */
   async function post(eventId, body) {
-    let response;
     try {
-      response = await fetch(`/api/labels/photos/${eventId}/decisions`, {
-        method: "POST", credentials: "same-origin", body: JSON.stringify(body),
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-      });
-    } catch (_) {
-      throw Object.assign(new Trivue.ApiError(0, "network"), { code: "network", params: {} });
+      return await api(`/api/labels/photos/${eventId}/decisions`, null, { method: "POST", body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json", Accept: "application/json" } });
+    } catch (error) {
+      throw error instanceof Trivue.ApiError ? error : new Trivue.ApiError(0, "network", "network");
     }
-    if (response.status === 401) {
-      location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
-      throw new Trivue.ApiError(401, "login required");
-    }
-    const answer = await response.json().catch(() => ({}));
-    if (response.ok) return answer;
-    const detail = typeof answer.detail === "string" ? answer.detail : response.statusText;
-    throw Object.assign(new Trivue.ApiError(response.status, detail), { code: answer.code, params: answer.params || {} });
   }
 
   /* A refusal in the reader's language (ann.refusal.<code>); a 422 of the request's shape has no code. */
@@ -293,10 +282,10 @@
     else if ((key === "a" || key === "A") && selected) send({ action: "accept", box_id: selected });
     else if ((key === "Delete" || key === "Backspace") && selected) { send({ action: "delete", box_id: selected }); state.selected = null; }
     else if ((key === "c" || key === "C") && selected) send({ action: "move", box_id: selected, class: newClass.value });
-    else if (key === "u" || key === "U") send({ action: "unusable" }).then((kept) => kept && next());
-    else if (key === "Enter" && target.tagName !== "BUTTON") send({ action: "done" }).then((kept) => kept && next());
-    else if (key === "PageDown") show(state.index + 1);
-    else if (key === "PageUp") show(state.index - 1);
+    else if (key === "u" || key === "U") send({ action: "unusable" }).then((kept) => kept && moving(next));
+    else if (key === "Enter" && target.tagName !== "BUTTON") send({ action: "done" }).then((kept) => kept && moving(next));
+    else if (key === "PageDown") goTo(state.index + 1);
+    else if (key === "PageUp") goTo(state.index - 1);
     else return;
     event.preventDefault();
   }
@@ -326,27 +315,28 @@
       document.body.dataset.ready = "true";
       return;
     }
-    state.index = Math.min(Math.max(index, 0), state.items.length - 1);
-    const photo = await api(`/api/labels/photos/${state.items[state.index].event_id}`);
+    // the place moves once the photo is here: a failed load stays on the photo shown, and its place
+    const at = Math.min(Math.max(index, 0), state.items.length - 1);
+    const photo = await api(`/api/labels/photos/${state.items[at].event_id}`);
     if (!current()) return;
     if (imageUrl !== photo.image_url) {
       const loaded = await new Promise((resolve, reject) => {
         const img = new Image();
         img.onload = () => resolve(img);
-        img.onerror = () => reject(new Error(photo.image_url));
+        img.onerror = () => reject(Object.assign(new Error(photo.image_url), { image: true }));
         img.src = photo.image_url;
       });
       if (!current()) return;
       image = loaded;
       imageUrl = photo.image_url;
     }
+    state.index = at;
     state.photo = photo;
     state.selected = null;
     draw();
   }
 
-  async function next() {
-    const current = ticket();
+  async function next(current = ticket()) {
     const at = state.index;
     if (!await loadQueue(current)) return;
     // a finished photo leaves the "to label" queue: the next one now sits at the same place
@@ -354,8 +344,31 @@
     await show(stays >= 0 ? at + 1 : at, current);
   }
 
+  /* Another photo (Enter, U, Page Down or Up, the buttons): its load can fail (no network, a 5xx, its
+     image). Before, the rejection went unhandled and the page sat on the photo left, saying nothing.
+     Said in French now, with a retry of that same step; the photo shown stays, and its keys work. */
+  const retry = el("button", { type: "button", class: "button", id: "ann-retry", hidden: true, text: t("ann.retry") });
+  status.after(retry);
+
+  async function moving(step) {
+    const current = ticket();
+    try {
+      await step(current);
+      if (current() && !retry.hidden) { retry.hidden = true; say(""); } // the failure said is over
+    } catch (error) {
+      if (!current()) return; // a newer move or filter answers instead
+      const why = error instanceof Trivue.ApiError ? t("ann.next_failed.status", { status: error.status })
+        : t(error.image ? "ann.next_failed.image" : "ann.next_failed.network");
+      say(t("ann.next_failed", { why }), true);
+      retry.onclick = () => moving(step);
+      retry.hidden = false;
+    }
+  }
+  const goTo = (index) => moving((current) => show(index, current));
+
   async function reload() {
     const current = ticket();
+    retry.hidden = true; // a retry of a step on the queue the filters replace
     try {
       if (await loadQueue(current)) await show(0, current);
     } catch (error) {
@@ -391,14 +404,14 @@
     form.addEventListener("submit", (event) => event.preventDefault());
     document.addEventListener("keydown", onKey);
     const buttons = {
-      "ann-prev": () => show(state.index - 1), "ann-next": () => show(state.index + 1),
+      "ann-prev": () => goTo(state.index - 1), "ann-next": () => goTo(state.index + 1),
       "ann-draw": () => setDrawing(!state.drawing),
       "ann-add": () => send({ action: "add", class: newClass.value, x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }),
       "ann-accept": () => state.selected && send({ action: "accept", box_id: state.selected }),
       "ann-delete": () => state.selected && send({ action: "delete", box_id: state.selected }),
       "ann-undo": () => send({ action: "undo" }),
-      "ann-unusable": () => send({ action: "unusable" }).then((kept) => kept && next()),
-      "ann-done": () => send({ action: "done" }).then((kept) => kept && next()),
+      "ann-unusable": () => send({ action: "unusable" }).then((kept) => kept && moving(next)),
+      "ann-done": () => send({ action: "done" }).then((kept) => kept && moving(next)),
     };
     for (const [id, action] of Object.entries(buttons)) document.getElementById(id).addEventListener("click", action);
     window.addEventListener("resize", () => draw());

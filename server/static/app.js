@@ -17,8 +17,13 @@ const Trivue = (() => {
     return Object.prototype.hasOwnProperty.call(config.t, key) ? config.t[key] : code;
   }
 
+  /* ``code`` and ``params``: a coded refusal's (the labelling API answers ``{detail, code, params}``),
+     for a page to word it in its reader's language; the English ``detail`` stays the message. */
   class ApiError extends Error {
-    constructor(status, message) { super(message); this.status = status; }
+    constructor(status, message, code = null, params = {}) {
+      super(message);
+      Object.assign(this, { status, code, params });
+    }
   }
 
   function toLogin() {
@@ -42,9 +47,12 @@ const Trivue = (() => {
     });
     if (response.status === 401) { toLogin(); throw new ApiError(401, "login required"); }
     if (!response.ok) {
-      let detail = response.statusText;
-      try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
-      throw new ApiError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail));
+      let body = {};
+      try { body = (await response.json()) || {}; } catch (_) { /* not JSON */ }
+      const detail = body.detail || response.statusText;
+      const params = body.params && typeof body.params === "object" ? body.params : {};
+      throw new ApiError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail),
+        typeof body.code === "string" ? body.code : null, params);
     }
     return response.status === 204 ? null : response.json();
   }
