@@ -55,8 +55,10 @@
     empty.hidden = true;
   }
 
-  /* The newest alert id the page has: the cursor of /api/alerts, then each event's id. A stream the
-     server refused is opened again from it, never from "now": alerts stored meanwhile still come. */
+  /* Where the page resumes: the cursor of /api/alerts, then each event's id. Both are a settled id
+     (nothing below it can still be committed), not the newest alert shown: alerts shown already come
+     again and add() drops them. A stream the server refused is opened again from it, never from "now":
+     alerts stored meanwhile still come. */
   let lastId = null;
   const RETRY_MS = 5000;
 

@@ -10,6 +10,11 @@ back since), and looks again at the alerts above it at every poll. For ``SETTLE_
 starts no id is settled yet: the newest one seen at start-up was taken as settled at once, and an alert
 another writer committed just after it, with a lower id, never reached the pages resuming from before it.
 
+A page resumes from the event id it last received (``Last-Event-ID``) or, on its first load, from
+the ``/api/alerts`` cursor: both are a *settled* point, never the newest id sent, so that an alert
+committed late below the newest one still comes after a reconnection or a first load. What was
+already sent above that point comes again; the page shows each alert once (by its ``event_id``).
+
 That look-back is one query per app and poll interval, whatever the number of open dashboards
 (``AlertFeed``): each stream filters the shared window in memory, and only a stream resumed from
 further back reads the table itself until it reaches the window.
@@ -99,22 +104,17 @@ class StreamCursor:
 
     @property
     def resume_id(self) -> int:
-        """The event id to give the browser (its ``Last-Event-ID`` on reconnection): the newest lift
-        id sent, never going back when an older alert is sent late."""
-        return max(self.sent, default=self.low)
+        """The event id to give the browser (its ``Last-Event-ID`` on reconnection): ``low``. The
+        newest id sent lost an older alert committed after it, since a new stream has no ``sent``."""
+        return self.low
 
     def next_events(self, db: Session, window: Window) -> list[tuple[int, dict[str, Any]]]:
         """The alerts to send now, each with its event id: where a stream cut just after that
-        event resumes. One id for the whole poll (the cursor after it) skipped the poll's later
-        alerts when a connection broke after its first event."""
-        mark = self.resume_id
+        event resumes, below the poll's alerts not sent yet and never above ``low``. One id for the
+        whole poll skipped the poll's later alerts when a connection broke after its first event."""
         rows = self.next_rows(db, window)
-        ids = []
-        for row in rows:  # oldest first: resuming from an alert's id sends the ones after it
-            mark = max(mark, row["id"])
-            ids.append(mark)
-        if ids:  # after the last one, everything the poll settled is sent
-            ids[-1] = self.resume_id
+        # Oldest first: resuming just below the next alert sends it and the ones after it again.
+        ids = [min(self.low, row["id"] - 1) for row in rows[1:]] + [self.low] if rows else []
         return list(zip(ids, rows, strict=True))
 
     def next_rows(self, db: Session, window: Window) -> list[dict[str, Any]]:
@@ -135,6 +135,16 @@ class StreamCursor:
             self.low = settled
             self.sent = {i for i in self.sent if i > settled}
         return fresh
+
+
+def page_cursor(window: Window, items: list[dict[str, Any]], limit: int) -> int:
+    """Where a page that shows ``items`` (``alert_rows(db, None, limit)``) opens its stream: the settled
+    id, below which no alert can still appear. Just after start-up none is known: below every alert if
+    ``items`` holds them all, else below the oldest shown (an alert committed later further down
+    than the ``limit`` newest ones is then missed, as before)."""
+    if window.settled is not None:
+        return window.settled
+    return items[-1]["id"] - 1 if len(items) == limit else 0
 
 
 _feeds_lock = threading.Lock()

@@ -33,7 +33,7 @@ from server.ingest.quality import BIN_COLUMNS, BINS, first_whole_day, quality_to
 from server.streets.models import Street
 from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
-from server.web.alert_feed import StreamCursor, alert_rows, feed_of, last_lift_id
+from server.web.alert_feed import StreamCursor, alert_rows, feed_of, last_lift_id, page_cursor
 from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
 from server.web.deps import SIGNED_IN, SessionDep, Viewer, authorize, context
 from server.web.reports import StreetFilter, rate_fields
@@ -161,7 +161,7 @@ def period(since: date | None, until: date | None, stream: str | None = None, co
 
 
 async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSentEvent]:
-    """New alert lifts as they are stored; the event id is the lift id so a reconnect resumes.
+    """New alert lifts as they are stored; the event id (``StreamCursor.next_events``) resumes a reconnect.
 
     The caller's credentials and role are checked again every ``AUTH_RECHECK_S``: a logout, an
     expired session, a disabled account or a revoked token ends the stream (the browser then lands
@@ -189,8 +189,8 @@ async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSent
         if events is None:
             return
         for event_id, row in events:
-            # The event id is where to resume after this event: the newest id sent so far, also when
-            # this alert is an older one committed late (its own id is in the data).
+            # The event id is where to resume after this event: a settled id at or below this alert's
+            # (in the data), so that an older alert committed later still comes; the page drops repeats.
             yield ServerSentEvent(data=json.dumps(row, ensure_ascii=False), event="alert", id=str(event_id))
         await asyncio.sleep(ALERT_POLL_S)
 
@@ -227,9 +227,13 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         return {"items": error_rates(db, category, flt)}
 
     @router.get("/alerts", response_model=schemas.Alerts)
-    def alerts(db: SessionDep, who: Viewer, limit: int = Query(default=50, ge=1, le=500)) -> dict[str, Any]:
-        """The latest alert lifts, newest first; ``cursor`` resumes ``/api/alerts/stream?after=``."""
-        return {"items": alert_rows(db, None, limit), "cursor": last_lift_id(db)}
+    def alerts(request: Request, db: SessionDep, who: Viewer,
+               limit: int = Query(default=50, ge=1, le=500)) -> dict[str, Any]:
+        """The latest alert lifts, newest first; ``cursor`` resumes ``/api/alerts/stream?after=``: a
+        settled id, not the newest one, which lost an alert another writer committed just after."""
+        window = feed_of(request.app.state, context(request).sessions, ALERT_POLL_S).window()
+        items = alert_rows(db, None, limit)
+        return {"items": items, "cursor": page_cursor(window, items, limit)}
 
     @router.get("/alerts/stream", response_class=EventSourceResponse, dependencies=SIGNED_IN,
                 responses={200: {"content": {"text/event-stream": {}},
@@ -243,8 +247,9 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         # A resumed stream's Last-Event-ID is a lift id: beyond 64 bits it names no lift (and would not bind).
         resumed = last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ROW_ID
         start = int(last_event_id) if resumed else after
-        if start is None:
-            start = last_lift_id(db)
+        if start is None:  # "now": the settled id, so that an alert committed late still comes
+            start = feed_of(request.app.state, context(request).sessions, ALERT_POLL_S).window().settled
+            start = last_lift_id(db) if start is None else start
         db.close()  # the stream polls with its own short sessions
         return EventSourceResponse(alert_events(request, start), ping=15)
 

@@ -54,3 +54,28 @@ def test_alerts_page_reconnects_from_its_cursor_after_a_refused_stream(browser: 
     page.locator(f"li[data-event='{event.event_id}']").wait_for(timeout=25_000)
     page.wait_for_selector("#live.on")
     browser.expected += [e for e in browser.errors if "502" in e or "503" in e]
+
+
+def test_an_alert_the_stream_sends_again_is_shown_once(browser: Browser) -> None:
+    """The page's cursor is a settled id, below the alerts of the last seconds (one committed late
+    by another writer may still come under them): the stream sends those again, the page drops them."""
+    server, page = browser.server, browser.page
+    street = server.city.streets["clean"][0]
+    event = make_event("benne-06", next(SEQUENCES), datetime.now(UTC), server.city.point_of[street],
+                       {"battery": 1}, SortingRules.load())
+    server.publish("benne-06/lift", event.to_json())
+    server.wait_for(lambda: str(event.event_id) in {a["event_id"] for a in server.api("/api/alerts")["items"]},
+                    "the alert stored")
+    opened: list[str] = []
+
+    def stream(route: Any) -> None:
+        opened.append(route.request.url)
+        route.continue_()
+
+    page.route("**/api/alerts/stream*", stream)
+    browser.login(path="/alertes")  # the page loads it in its list, then its stream sends it again
+    page.wait_for_selector("#live.on")
+    page.wait_for_timeout(2 * 1000)
+    shown = page.eval_on_selector_all("li.alert-item", "items => items.map((i) => i.dataset.event)")
+    assert opened and shown.count(str(event.event_id)) == 1
+    assert len(shown) == len(set(shown))

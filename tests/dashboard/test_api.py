@@ -137,7 +137,9 @@ def test_alerts_list_only_alert_lifts_newest_first(seeded: Seeded) -> None:
     body = seeded.client.get("/api/alerts").json()
     assert [a["event_id"] for a in body["items"]] == [str(events[2].event_id), str(events[0].event_id)]
     assert body["items"][0]["street_id"] == street and body["items"][0]["street_name"]
-    assert body["cursor"] == max(lift.id for lift in seeded.lifts())
+    # No lift id is settled yet (the app has just started): the stream sends the listed alerts again
+    # (the page drops them) rather than miss one another writer commits later below them.
+    assert body["cursor"] < min(a["id"] for a in body["items"])
 
 
 def test_language_switch_sets_a_cookie_and_refuses_foreign_redirects(seeded: Seeded) -> None:
