@@ -10,10 +10,11 @@ from datetime import date, datetime
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Response, status
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from server.audit import audit
-from server.opendata.export import CSV_NAME, GEOJSON_NAME, default_query, publication, to_csv, to_geojson
+from server.opendata.export import CSV_NAME, GEOJSON_NAME, csv_pieces, default_query, geojson_pieces, publication
 from server.web.auth import Principal
 from server.web.bounds import Day
 from server.web.deps import AppContext, ContextDep, SessionDep, Viewer
@@ -36,10 +37,13 @@ def opendata_router() -> APIRouter:
         pub = publication(db, query)
         audit(db, who.actor, "opendata.export", detail=f"{kind}, {len(pub.rows)} rows, {query}"[:2000])
         db.commit()
-        body, name = (to_csv(pub), CSV_NAME) if kind == "csv" else (to_geojson(pub), GEOJSON_NAME)
+        # Streamed in pieces of rows: the rows are all known (the query ran above, before the first
+        # byte, so a failure is still an error status and the audit counts them), but the body of a
+        # métropole's history (tens of MB) is never held whole, once per viewer downloading.
+        pieces, name = (csv_pieces(pub), CSV_NAME) if kind == "csv" else (geojson_pieces(pub), GEOJSON_NAME)
         stamp = f"{today:%Y%m%d}"  # the collectivité's day: at 00:30 on the 1st, November is over
-        return Response(body, media_type=MEDIA_TYPES[kind],
-                        headers={"Content-Disposition": f'attachment; filename="trivue-{stamp}-{name}"'})
+        return StreamingResponse(pieces, media_type=MEDIA_TYPES[kind],
+                                 headers={"Content-Disposition": f'attachment; filename="trivue-{stamp}-{name}"'})
 
     @router.get("/streets.csv", summary="Open data: per street, month (or year) and stream, as CSV",
                 response_class=Response, responses={200: {"content": {"text/csv": {}}}})

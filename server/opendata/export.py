@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from server.ingest.models import ALL_STREAMS, UNMATCHED, StreetPeriod, StreetPeriodError
 from server.ingest.rollups import MONTH, YEAR
 from server.streets.models import Street
+from server.web.csvexport import csv_pieces as rows_csv_pieces
 from server.web.csvexport import rows_csv
 from server.web.reports import wilson
 from vision.schema import Stream
@@ -37,6 +38,8 @@ DEFAULT_K = 10
 TOP_ERRORS = 3
 DECIMALS = 4
 CSV_NAME, GEOJSON_NAME, PACKAGE_NAME = "streets.csv", "streets.geojson", "datapackage.json"
+GEOJSON_HEAD, GEOJSON_TAIL = '{"type":"FeatureCollection","features":[', "]}\n"
+PIECE_ROWS = 1000  # rows per piece of a streamed answer: ~100 kB of CSV, a few hundred kB of GeoJSON
 COLUMNS = ("street_id", "street_name", "commune", "code_insee", "period", "stream", "lifts", "contaminated_lifts",
            "rate", "ci_low", "ci_high", *(f"top_error_{i}" for i in range(1, TOP_ERRORS + 1)))
 
@@ -264,15 +267,32 @@ def to_csv(pub: Publication) -> str:
     return rows_csv(COLUMNS, pub.rows)
 
 
+def csv_pieces(pub: Publication, rows_per_piece: int = PIECE_ROWS) -> Iterator[str]:
+    """``to_csv`` in pieces, for a streamed response: the same text once joined."""
+    return rows_csv_pieces(COLUMNS, pub.rows, rows_per_piece)
+
+
+def _feature(row: dict[str, Any], geometries: dict[int, str]) -> str:
+    properties = json.dumps(row, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    feature_id = json.dumps(f"{row['street_id']}-{row['period']}-{row['stream']}")
+    geometry = geometries.get(row["street_id"]) or "null"
+    return f'{{"type":"Feature","id":{feature_id},"geometry":{geometry},"properties":{properties}}}'
+
+
 def to_geojson(pub: Publication) -> str:
     """One feature per published row, with its street's geometry (ODbL) and the row as properties."""
-    parts = []
-    for row in pub.rows:
-        properties = json.dumps(row, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        feature_id = json.dumps(f"{row['street_id']}-{row['period']}-{row['stream']}")
-        geometry = pub.geometries.get(row["street_id"]) or "null"
-        parts.append(f'{{"type":"Feature","id":{feature_id},"geometry":{geometry},"properties":{properties}}}')
-    return '{"type":"FeatureCollection","features":[' + ",\n".join(parts) + "]}\n"
+    parts = [_feature(row, pub.geometries) for row in pub.rows]
+    return GEOJSON_HEAD + ",\n".join(parts) + GEOJSON_TAIL
+
+
+def geojson_pieces(pub: Publication, rows_per_piece: int = PIECE_ROWS) -> Iterator[str]:
+    """``to_geojson`` in pieces of ``rows_per_piece`` features, for a streamed response."""
+    yield GEOJSON_HEAD
+    rows = pub.rows
+    for first in range(0, len(rows), rows_per_piece):
+        features = ",\n".join(_feature(row, pub.geometries) for row in rows[first:first + rows_per_piece])
+        yield features if first == 0 else ",\n" + features
+    yield GEOJSON_TAIL
 
 
 # The interval counts every lift as independent; a bin lifted at each round is not: said to re-users.

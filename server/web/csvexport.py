@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +35,27 @@ def safe_cell(value: Any) -> Any:
 
 def safe_row(values: Iterable[Any]) -> list[Any]:
     return [safe_cell(v) for v in values]
+
+
+def csv_pieces(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], rows_per_piece: int = 1000) -> Iterator[str]:
+    """``rows_csv`` in pieces of ``rows_per_piece`` rows (the header first, alone), for a streamed
+    response: one piece at a time in memory instead of the whole document."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(safe_row(columns))
+    yield out.getvalue()
+    pending = 0
+    for row in rows:
+        if pending == 0:
+            out.seek(0)
+            out.truncate()
+        writer.writerow(safe_row(row.get(c) for c in columns))
+        pending += 1
+        if pending == rows_per_piece:
+            yield out.getvalue()
+            pending = 0
+    if pending:
+        yield out.getvalue()
 
 
 def rows_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
