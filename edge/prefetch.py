@@ -84,10 +84,13 @@ def _read_ahead(source: Iterator[Frame], ahead: queue.Queue[object]) -> Iterator
     try:
         while True:
             item = ahead.get()
-            if item is _END:
+            if item is _END or isinstance(item, _Failed):
+                # The thread has only the source to close now: the frames are over when it is gone (a
+                # caller that checks for leftover threads right after the last frame saw it still there).
+                thread.join(timeout=1.0)
+                if isinstance(item, _Failed):
+                    raise item.error
                 return
-            if isinstance(item, _Failed):
-                raise item.error
             yield item  # type: ignore[misc]
     finally:
         stop.set()

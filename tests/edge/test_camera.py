@@ -182,6 +182,31 @@ def test_prefetch_reads_a_bounded_number_ahead_and_stops_when_closed() -> None:
     assert closed.wait(10), "the reader thread did not close its source"
 
 
+@pytest.mark.parametrize("fail_at", [None, 2])
+def test_prefetch_leaves_no_thread_once_its_frames_are_over(fail_at: int | None) -> None:
+    """A source slow to close (a camera released, a folder scan ended): the reader thread was still
+    closing it when the last frame (or the source's error) had come, a thread left behind, which
+    made the pipeline's own leftover-thread check fail (seen once in a full run)."""
+
+    class SlowToClose(Iterator[Frame]):  # a capture whose release takes a moment, after its last frame
+        def __init__(self) -> None:
+            self.frames = numbered(4, fail_at=fail_at)
+
+        def __next__(self) -> Frame:
+            return next(self.frames)
+
+        def close(self) -> None:
+            threading.Event().wait(0.3)
+
+    seen: list[int] = []
+    try:
+        seen.extend(f.index for f in prefetch(SlowToClose()))
+    except SourceError:
+        assert fail_at is not None
+    assert seen == list(range(fail_at if fail_at is not None else 4))
+    assert not [t.name for t in threading.enumerate() if t.name == "frame-prefetch"]
+
+
 def test_a_photo_removed_while_its_burst_is_read_is_skipped(tmp_path) -> None:
     from edge.camera import read_image
 
