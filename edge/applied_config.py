@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from edge.state_file import replace_json
 from vision.schema import TruckConfig
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,8 @@ def read_applied(path: Path, truck_id: str) -> TruckConfig | None:
 def write_applied(path: Path, truck_id: str, config: TruckConfig) -> None:
     """Replace the file atomically; a full or read-only disk is said, and the truck counts on."""
     data = {"truck_id": truck_id, "config": config.model_dump(mode="json", exclude_none=True, exclude={"model"})}
-    part = path.with_name(path.name + ".part")
     try:
-        with open(part, "w", encoding="utf-8") as out:
-            out.write(json.dumps(data))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(part, path)
+        replace_json(path, data)
     except OSError as error:
         log.warning(
             "config: %s cannot be written (%s); after a restart the settings file applies until the "

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from datetime import datetime
 from pathlib import Path
 
 from edge.camera_clock import SAMPLES, CameraClock, ClockState
+from edge.state_file import replace_json
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,7 @@ def write_state(path: Path, state: ClockState) -> None:
     """Replace the file atomically; OSError (a full or read-only disk) is the caller's."""
     data = {"version": VERSION, "samples": list(state.samples), "seen_at": state.seen_at.isoformat(),
             "stamped_at": state.stamped_at.isoformat()}
-    part = path.with_name(path.name + ".part")
-    with open(part, "w", encoding="utf-8") as out:
-        out.write(json.dumps(data))
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(part, path)
+    replace_json(path, data)
 
 
 class ClockFile:

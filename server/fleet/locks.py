@@ -14,10 +14,10 @@ by one), so that no two transactions wait for each other.
 from __future__ import annotations
 
 from sqlalchemy import text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.fleet.models import Rollout
+from server.ingest.aggregates import dialect_insert
 from server.ingest.models import Truck, TruckStatus
 
 # pg_advisory_xact_lock key of the rollouts ("trivug"; migrations ...64, partitions ...65, purge gate ...66)
@@ -27,12 +27,10 @@ ROLLOUTS_KEY = 0x7472_6976_7567
 def locked_truck(session: Session, truck_id: str) -> Truck:
     """The truck's row, made if missing and held until the commit (two first configs of a truck both
     inserted its row before, and the second failed after its config had gone out)."""
-    name = session.get_bind().dialect.name
-    insert = postgresql.insert if name == "postgresql" else sqlite.insert
     # A write first: on SQLite it opens the write transaction (readers never wait, writers queue),
     # on PostgreSQL it waits for another request's uncommitted row instead of failing on its key.
     session.execute(
-        insert(Truck)
+        dialect_insert(session, Truck.__table__)
         .values(truck_id=truck_id, status=TruckStatus.unknown.value)
         .on_conflict_do_nothing(index_elements=["truck_id"])
     )
