@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -15,3 +16,21 @@ def pty() -> Iterator[tuple[int, str]]:
     yield master, os.ttyname(slave)
     os.close(master)
     os.close(slave)
+
+
+@pytest.fixture
+def camera_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[int, Callable[[], None]]], Any]]:
+    """``edge.camera``'s clocks scripted (``CameraTime``): each sleep of the scanner one step."""
+    import edge.camera
+    from tests.edge.test_camera_clock import CameraTime
+
+    made: list[CameraTime] = []
+
+    def make(actions: dict[int, Callable[[], None]]) -> Any:
+        made.append(fake := CameraTime(actions))
+        monkeypatch.setattr(edge.camera, "time", fake)
+        return fake
+
+    yield make
+    for fake in made:
+        fake.over = True

@@ -64,20 +64,6 @@ class CameraTime:
         time.sleep(0.002)  # let the loop's thread run; the scanner's time is the tick
 
 
-@pytest.fixture
-def camera_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[int, Callable[[], None]]], CameraTime]]:
-    made: list[CameraTime] = []
-
-    def make(actions: dict[int, Callable[[], None]]) -> CameraTime:
-        made.append(fake := CameraTime(actions))
-        monkeypatch.setattr(edge.camera, "time", fake)
-        return fake
-
-    yield make
-    for fake in made:
-        fake.over = True
-
-
 def shoot(root: Path, name: str, photo: Path, stamped: datetime, frames: int = 3) -> Path:
     """A burst written elsewhere and moved in whole, its photos stamped by the camera box's clock."""
     spool = root.parent / "spool" / name

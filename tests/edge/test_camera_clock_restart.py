@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,24 +20,16 @@ from edge.camera_clock import RESTORED_MAX_AGE_S, CameraClock, ClockState
 from edge.camera_clock_file import clock_file, persistent_camera_clock, read_state, write_state
 from tests.edge.helpers import ScriptedDetector, unique_truck
 from tests.edge.test_agent import settings_for
-from tests.edge.test_camera_clock import BOTTLE, NOW_TICK, NOWHERE, CameraTime, lifts_of, place, shoot
+from tests.edge.test_camera_clock import (
+    BOTTLE,
+    NOW_TICK,
+    NOWHERE,
+    lifts_of,
+    place,
+    shoot,
+)
 
 BEHIND = timedelta(minutes=3)
-
-
-@pytest.fixture
-def scanner_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[int, Callable[[], None]]], CameraTime]]:
-    """``edge.camera``'s clocks, as in test_camera_clock: each sleep of the scanner one step of the script."""
-    made: list[CameraTime] = []
-
-    def make(actions: dict[int, Callable[[], None]]) -> CameraTime:
-        made.append(fake := CameraTime(actions))
-        monkeypatch.setattr(edge.camera, "time", fake)
-        return fake
-
-    yield make
-    for fake in made:
-        fake.over = True
 
 
 def camera(ago_s: float) -> datetime:
@@ -54,7 +45,7 @@ def drive(agent: Agent, tick: list[float]) -> None:
 
 
 def test_a_restarted_agent_corrects_the_bursts_shot_while_it_was_down(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scanner_time, litter_val_images) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, camera_time, litter_val_images) -> None:
     """Before: the burst shot a minute ago, waiting when the agent came back, took the camera's time
     (4 minutes ago) and the fix of then, 700 m south. Now: the estimate saved before the restart
     gives it the fix of its own time."""
@@ -64,7 +55,7 @@ def test_a_restarted_agent_corrects_the_bursts_shot_while_it_was_down(
     monkeypatch.setattr(edge.gps, "time", SimpleNamespace(monotonic=lambda: tick[0]))
     settings = settings_for(tmp_path, root, NOWHERE, unique_truck(), alert={"broker": None}, gps={"source": None})
     # the first run: a burst seen being written teaches the camera's clock
-    scanner_time({1: lambda: shoot(root, "burst-001", photo, camera(0))})
+    camera_time({1: lambda: shoot(root, "burst-001", photo, camera(0))})
     agent = Agent.create(settings, detector=ScriptedDetector([[BOTTLE]] * 3))
     try:
         drive(agent, tick)
@@ -78,7 +69,7 @@ def test_a_restarted_agent_corrects_the_bursts_shot_while_it_was_down(
     write_state(clock_file(settings.outbox.path), replace(saved, seen_at=saved.seen_at - timedelta(minutes=2),
                                                           stamped_at=saved.stamped_at - timedelta(minutes=2)))
     shoot(root, "burst-002", photo, camera(60))
-    scanner_time({})
+    camera_time({})
     agent = Agent.create(settings, detector=ScriptedDetector([[BOTTLE]] * 3))
     try:
         restored = agent.camera_clock.offset_s()
