@@ -8,6 +8,7 @@ must be exactly ``to_csv`` / ``to_geojson`` (what ``trivue opendata export`` wri
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
@@ -70,7 +71,10 @@ def _body_messages(app: Any, path: str, query: str, token: str) -> tuple[int, li
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    anyio.run(app, scope, receive, send)
+    # In a thread of its own: a worker that ran a browser test before this one still holds the
+    # session's Playwright loop on its main thread, where anyio.run refuses to start a second one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(anyio.run, app, scope, receive, send).result()
     start = next(m for m in sent if m["type"] == "http.response.start")
     return start["status"], [m["body"] for m in sent if m["type"] == "http.response.body" and m.get("body")]
 
