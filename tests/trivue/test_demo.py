@@ -39,13 +39,20 @@ def wait_for(check: Any, what: str, process: subprocess.Popen[str], timeout: flo
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _as_a_background_job() -> None:
+    """Start the demo as a shell script's background job (`trivue demo &`) or `nohup` starts it:
+    with SIGINT ignored, which Python then leaves ignored, so Ctrl-C (SIGINT) only stops a demo
+    that asks for it itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def start_demo(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     environ = {**os.environ, "TRIVUE_PORT": str(port), "TRIVUE_DATA_DIR": str(tmp_path / "data"), **env}
     environ.pop("TRIVUE_DATABASE_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "trivue", "demo", "--trucks", "1", "--history-days", "1",
                                 "--speed", "30", *args], cwd=tmp_path, env=environ, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_as_a_background_job)
     return process, f"http://127.0.0.1:{port}"
 
 

@@ -62,6 +62,9 @@ def run_demo(args: argparse.Namespace) -> int:
     options = DemoOptions.from_args(args)  # bad options stop here, before anything starts or is written
     streets, origin = street_source()
     showcase = Showcase(options, data_dir(), streets, origin)
+    # SIGINT too: a demo started as a background job or under nohup inherits SIGINT ignored, and
+    # Python then keeps it ignored, so Ctrl-C (or `kill -INT`) would never stop it.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         showcase.start()
