@@ -90,11 +90,16 @@ class City:
     events: dict[str, list[str]] = field(default_factory=dict)  # role -> event ids
     streets: dict[str, int] = field(default_factory=dict)  # role -> street id
     _sequence: int = 0
+    _locator: Any = None
 
     def inbox(self, session: Session) -> Inbox:
         from server.streets.locator import Locator
 
-        locator = Locator.from_session(session)
+        # Built once: the city's streets and addresses never change after seeding, and building the
+        # index again for each of the ~55 seeded lifts was most of every reminders test's setup.
+        if self._locator is None:
+            self._locator = Locator.from_session(session)
+        locator = self._locator
         return Inbox(self.settings, EvidenceStore(self.settings.evidence_path, 2**22), Metrics(), lambda _s: locator)
 
     def lift(self, session: Session, role: str, point: tuple[float, float], days_ago: float,
