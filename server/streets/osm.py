@@ -68,14 +68,20 @@ class Piece:
 
 
 def polyline_length_m(coords: Iterable[tuple[float, float]]) -> float:
-    """Length along the earth's surface (haversine per vertex pair), metres."""
-    points = np.radians(np.asarray(list(coords), dtype=float))
-    if len(points) < 2:
-        return 0.0
-    lon, lat = points[:, 0], points[:, 1]
-    dlat, dlon = np.diff(lat), np.diff(lon)
-    a = np.sin(dlat / 2) ** 2 + np.cos(lat[:-1]) * np.cos(lat[1:]) * np.sin(dlon / 2) ** 2
-    return float(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0))).sum())
+    """Length along the earth's surface (haversine per vertex pair), metres.
+
+    Plain ``math``: a street piece has a handful of vertices, where numpy's per-call cost was 40 %
+    of importing a city's streets (1.1 of 2.7 s for Rennes)."""
+    total = 0.0
+    previous: tuple[float, float] | None = None
+    for lon_deg, lat_deg in coords:
+        lon, lat = math.radians(lon_deg), math.radians(lat_deg)
+        if previous is not None:
+            lon0, lat0 = previous
+            a = math.sin((lat - lat0) / 2) ** 2 + math.cos(lat0) * math.cos(lat) * math.sin((lon - lon0) / 2) ** 2
+            total += 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(a, 1.0)))
+        previous = lon, lat
+    return total
 
 
 def oneway_of(tags: dict[str, str]) -> int:
