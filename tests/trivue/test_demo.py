@@ -40,9 +40,8 @@ def wait_for(check: Any, what: str, process: subprocess.Popen[str], timeout: flo
 
 
 def _as_a_background_job() -> None:
-    """Start the demo as a shell script's background job (`trivue demo &`) or `nohup` starts it:
-    with SIGINT ignored, which Python then leaves ignored, so Ctrl-C (SIGINT) only stops a demo
-    that asks for it itself."""
+    """Start the demo as `trivue demo &` in a script or `nohup` would: with SIGINT ignored, which
+    Python then leaves ignored, so Ctrl-C (SIGINT) stops only a demo that handles it itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
