@@ -228,19 +228,24 @@ class Agent:
                  else "ok", event.frames, event.counts or "{}", f", bin {event.bin_id}" if event.bin_id else "")
 
     def apply_config(self, config: TruckConfig) -> None:
-        """Server config, applied live: stream from the next lift, thresholds at once."""
-        if config.stream is not None:
-            try:
-                self.rules.check_model(self.names, config.stream)
-            except ValueError as error:
-                log.error("config %s refused: %s", config.config_version, error)
-                self._config_refused(f"{config.config_version}: {error}"[:400])
-                return
-            self.live.stream = config.stream
-        if config.conf is not None and hasattr(self.detector, "conf"):
-            self.detector.conf = config.conf
-        if config.min_track_frames is not None:
-            self.recorder.min_track_frames = config.min_track_frames
+        """Server config, applied live: stream from the next lift, thresholds at once.
+
+        The server republishes every setting it sets, so one absent is one it no longer sets (an admin's
+        ``reset``): the settings file's value runs again at once, where the server's old one ran until
+        the next restart. The model is the exception: absent, the running one stays (rollouts set it).
+        """
+        stream = config.stream or self.settings.stream
+        try:  # the settings file's stream too: a model installed since may not fit its rules
+            self.rules.check_model(self.names, stream)
+        except ValueError as error:
+            log.error("config %s refused: %s", config.config_version, error)
+            self._config_refused(f"{config.config_version}: {error}"[:400])
+            return
+        self.live.stream = stream
+        if hasattr(self.detector, "conf"):
+            self.detector.conf = self.settings.conf if config.conf is None else config.conf
+        self.recorder.min_track_frames = (self.settings.tracking.min_track_frames if config.min_track_frames is None
+                                          else config.min_track_frames)
         if config.model is not None:  # fetched and checked in a thread; swapped at a lift's start
             self.models.request(config.model)
         self.live.version, self.live.refused = config.config_version, None

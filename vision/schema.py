@@ -381,7 +381,8 @@ def json_schema() -> dict[str, Any]:
 class TruckConfig(_Wire):
     """Retained message from the server (``<prefix>/<truck_id>/config``), applied live by the truck.
 
-    Only the fields present change the truck's settings; ``config_version`` is echoed back in
+    It carries every setting the server sets: one absent runs the truck's settings file's value
+    (a ``reset``), except ``model``, absent = keep the one running; ``config_version`` is echoed back in
     TruckStats so the server sees which configuration each truck runs.
     """
 

@@ -94,7 +94,8 @@ def _config_routes(router: APIRouter) -> None:
             assign(db, truck_id, model_ref(db, _model(db, body.model)), who.actor)
         # The retained message is all a rebooted or long-offline truck receives: it carries every
         # setting changed so far (as publish_pending does), not only this request's.
-        # ``reset`` removes a setting: the truck keeps what it runs, and its own file's value from its next start.
+        # ``reset`` removes a setting: a setting absent is one the server no longer sets, and the truck
+        # runs its own settings file's value again as soon as it reads this config (stream: next lift).
         before, kept = dict(truck.config or {}), kept_settings(truck.config, body.reset)
         changed = body.model_dump(mode="json", exclude_none=True, exclude={"model", "reset"})
         config: dict[str, Any] = {"config_version": config_version(utcnow()), **kept, **changed}

@@ -33,8 +33,8 @@ class TruckConfigIn(BaseModel):
                               description="sha256 (or a unique prefix) of a published model to run")
     reset: list[Literal["stream", "conf", "min_track_frames"]] = Field(
         default_factory=list, max_length=3,
-        description="Settings removed from the stored config (null means unchanged): the truck keeps what it "
-                    "runs, and its own settings file's value from its next start")
+        description="Settings removed from the stored config (null means unchanged): the truck runs its own "
+                    "settings file's value again as soon as it reads the config (the stream from its next lift)")
 
     @model_validator(mode="after")
     def _set_or_reset(self) -> TruckConfigIn:

@@ -102,3 +102,60 @@ def test_a_config_file_that_cannot_be_used_starts_from_the_settings_file(tmp_pat
         caplog.clear()
         assert read_applied(path, "benne-01") is None
         assert "starting from the settings file" in caplog.text, damaged
+
+
+def test_a_setting_the_server_no_longer_sets_returns_to_the_settings_file_at_once(tmp_path) -> None:
+    """An admin reset the truck's stream and thresholds (``reset``: the retained config lacks them).
+    Before, the truck ran the server's old values until its next restart, and the fleet page showed a
+    truck running values nobody configured any more. The model, which only rollouts change, stays."""
+    import yaml
+
+    from edge.applied_config import config_file
+    from vision.rules import DEFAULT_RULES
+    from vision.schema import TruckConfig
+
+    rules = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
+    rules["streams"] = {k: rules["streams"][k] for k in ("recyclables", "glass")}  # no paper rounds here
+    (path := tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+    (tmp_path / "bursts").mkdir()
+    settings = settings_for(
+        tmp_path,
+        tmp_path / "bursts",
+        "mqtt://127.0.0.1:9",
+        unique_truck(),
+        rules=str(path),
+        alert={"broker": None},
+        conf=0.3,
+        tracking={"min_track_frames": 2},
+    )
+    agent = Agent.create(settings, detector=ScriptedDetector([], conf=settings.conf))
+    requested: list[object] = []
+    agent.models.request = requested.append  # type: ignore[method-assign]  # no download here
+    model = {"name": "trivue-waste", "version": "2026.12", "sha256": "a" * 64, "url": "/api/models/x.onnx"}
+    try:
+        agent.apply_config(TruckConfig.model_validate({**CONFIG, "model": model}))
+        assert (agent.live.stream.value, agent.detector.conf, agent.recorder.min_track_frames) == ("glass", 0.5, 3)
+        agent.apply_config(TruckConfig.model_validate({"config_version": "v6", "model": model}))
+        ran = (agent.live.stream.value, agent.live.version, agent.detector.conf, agent.recorder.min_track_frames)
+        assert len(requested) == 2  # the model as it was: an absent model still means keep it
+        # a refused config changes nothing, not even the settings it lacks
+        agent.apply_config(TruckConfig.model_validate({"config_version": "v7", "stream": "paper"}))
+        refused = (agent.live.stream.value, agent.live.version, agent.detector.conf, agent.recorder.min_track_frames)
+    finally:
+        agent.close()
+    assert ran == ("recyclables", "v6", 0.3, 2)  # the settings file's, at once
+    assert refused == ran and agent.live.refused is not None and agent.live.refused.startswith("v7: ")
+    saved = json.loads(config_file(settings.outbox.path).read_text(encoding="utf-8"))
+    assert saved["config"] == {"config_version": "v6"}  # a restart runs the same values
+
+    restarted = Agent.create(settings, detector=ScriptedDetector([], conf=settings.conf))
+    try:
+        after = (
+            restarted.live.stream.value,
+            restarted.live.version,
+            restarted.detector.conf,
+            restarted.recorder.min_track_frames,
+        )
+    finally:
+        restarted.close()
+    assert after == ran
