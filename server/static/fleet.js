@@ -197,12 +197,25 @@
     return cell;
   }
 
+  // Admins change trucks' configurations (PUT /api/trucks/{id}/config, audited truck.config): who
+  // changed what and when is the audit log's, filtered on the truck (/journal, admins only).
+  let admin = false;
+  function truckCell(truck) {
+    const cell = el("th", { scope: "row", text: truck.truck_id });
+    if (admin) {
+      cell.append(el("div", { class: "small history" }, el("a", {
+        href: Trivue.url("/journal", { target: truck.truck_id, action: "truck.config" }), "data-history": "config",
+        "aria-label": t("fleet.config_history_label", { truck: truck.truck_id }), text: t("fleet.config_history") })));
+    }
+    return cell;
+  }
+
   function row(truck) {
     const s = truck.stats || {};
     // The version tells trucks apart; the model's name (usually the same for all) is in the tooltip.
     const model = s.model ? s.model.version : "–";
     return el("tr", { class: isSilent(truck) ? "silent" : null, "data-truck": truck.truck_id },
-      el("th", { scope: "row", text: truck.truck_id }),
+      truckCell(truck),
       statusCell(truck, s),
       el("td", { title: fmt.dateTime(truck.last_seen_at), text: fmt.ago(truck.last_seen_at) }),
       outboxCell(s),
@@ -216,8 +229,9 @@
 
   async function load() {
     try {
-      const [data, models, rollouts] = await Promise.all([api("/api/trucks"), api("/api/models"),
-        api("/api/rollouts")]);
+      const [data, models, rollouts, me] = await Promise.all([api("/api/trucks"), api("/api/models"),
+        api("/api/rollouts"), Trivue.me]);
+      admin = Boolean(me && me.role === "admin");
       versions = Object.fromEntries(models.models.map((m) => [m.sha256, m.version]));
       const trucks = data.trucks;
       showRollout(rollouts.rollouts[0], Object.fromEntries(trucks.map((x) => [x.truck_id, x])));

@@ -44,10 +44,11 @@ NAV = (  # (message key, path, page name)
     ("nav.map", "/carte", "map"), ("nav.ranking", "/classement", "ranking"), ("nav.fleet", "/flotte", "fleet"),
     ("nav.alerts", "/alertes", "alerts"), ("nav.quality", "/qualite", "quality"),
     ("nav.annotation", "/annotation", "annotation"),  # labelling field photos (server.labels)
+    ("nav.journal", "/journal", "journal"),  # the audit trail (GET /api/audit), admins only
 )
 REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders_pages.py)
 # Pages a role cannot use stay out of its menu: they would only answer "reserved for..." (403 behind).
-NAV_ROLES = {"annotation": "annotator", "reminders": "manager"}
+NAV_ROLES = {"annotation": "annotator", "reminders": "manager", "journal": "admin"}
 SILENT_AFTER_S = 15 * 60  # the fleet page's « Silencieux »: fixed, as server.fleet.liveness.ALIVE (docs/dashboard.md)
 
 

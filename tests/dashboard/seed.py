@@ -27,7 +27,7 @@ from vision.rules import SortingRules
 from vision.schema import GpsFix, LiftEvent, ModelInfo, Stream
 
 PASSWORD = "correct-horse-battery"
-USERS = {"gestionnaire": "manager", "lecteur": "viewer"}
+USERS = {"gestionnaire": "manager", "lecteur": "viewer", "administratrice": "admin"}
 MODEL = ModelInfo(name="trivue-waste", version="2026.11.1", sha256="5e" * 32)  # a wire 1.2 truck names its file
 DIRTY_ITEMS = ({"bag": 1}, {"food": 2}, {"textile": 1}, {"glass": 1, "bag": 1})
 CLEAN_ITEMS = ({"bottle": 2}, {"can": 1, "carton": 1}, {"film": 3})

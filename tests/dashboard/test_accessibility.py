@@ -87,6 +87,13 @@ def _review_queue(browser: Browser) -> None:
     page.locator("#queue li").first.wait_for()
 
 
+def _journal(browser: Browser) -> None:
+    """The audit log as an admin reads it (a manager gets the notice: "journal-refus")."""
+    browser.page.context.clear_cookies()
+    browser.login("administratrice", "/journal")
+    browser.page.wait_for_selector("body[data-ready=true]")
+
+
 STATES: dict[str, Callable[[Browser], None]] = {
     "carte": lambda b: (b.goto("/carte"), map_ready(b)),
     "carte-erreur-verre": lambda b: (b.goto("/carte?category=verre"), map_ready(b)),
@@ -98,6 +105,8 @@ STATES: dict[str, Callable[[Browser], None]] = {
     "qualite": lambda b: (b.goto("/qualite"), b.page.wait_for_load_state("networkidle")),
     "rappels": lambda b: (b.goto("/rappels"), b.page.wait_for_load_state("networkidle")),
     "rappels-relecture": _review_queue,
+    "journal": _journal,
+    "journal-refus": lambda b: (b.goto("/journal"), b.page.get_by_text("réservée aux administrateurs").wait_for()),
     "accessibilite": lambda b: (b.goto("/accessibilite"),
                                 b.page.get_by_role("heading", name="Voies de recours").wait_for()),
 }

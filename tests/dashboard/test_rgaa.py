@@ -20,7 +20,7 @@ from tests.dashboard.test_page_audit import api_calls
 pytestmark = pytest.mark.slow
 
 REFLOW_PAGES = ("/carte", "/classement", "/rues/{dirty}", "/flotte", "/alertes", "/qualite", "/rappels",
-                "/annotation", "/accessibilite")
+                "/annotation", "/accessibilite", "/journal")
 OVERFLOWING = """() => [...document.querySelectorAll('body *')].filter((e) =>
   e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5
   && !e.closest('.table-scroll, .leaflet-container')).slice(0, 5)

@@ -36,7 +36,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/reminders/households/{key}/access"): "admin",  # right of access: the whole household's data
     ("GET", "/langue/{lang}"): PUBLIC,
     **{("GET", page): PAGE for page in ("/carte", "/classement", "/alertes", "/flotte", "/qualite", "/rappels",
-                                        "/rues/{street_id}", "/annotation")},
+                                        "/rues/{street_id}", "/annotation", "/journal")},
     # Street level: every role.
     **{("GET", path): "viewer" for path in (
         "/api/streets", "/api/streets.geojson", "/api/streets/{street_id}", "/api/trucks", "/metrics",

@@ -10,7 +10,8 @@ import pytest
 from server.web.auth import create_token
 from tests.server.conftest import Server
 
-PAGES = ("/carte", "/classement", "/flotte", "/alertes", "/qualite", "/annotation", "/rappels", "/rues/1", "/login")
+PAGES = ("/carte", "/classement", "/flotte", "/alertes", "/qualite", "/annotation", "/rappels", "/rues/1", "/login",
+         "/journal")
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ PRIVATE_PAGES = {
     "/alertes",
     "/qualite",
     "/annotation",
+    "/journal",
     "/rues/{street_id}",
     "/accessibilite",
     "/rappels",

@@ -1,0 +1,89 @@
+/* Journal d'audit (admins): GET /api/audit, newest first, filtered by action, actor, target and local
+   days, a page at a time ("Entrées plus anciennes": before_id). Actors, targets and details are
+   written by users and trucks (names, ids, reasons): every one goes into the page as text, never as
+   markup. The filters live in the URL: the fleet page links a truck's configuration history here. */
+"use strict";
+
+(() => {
+  const { config, t, api, url, el, showError, locale, newestOnly } = Trivue;
+  const PAGE = 50;
+  const FIELDS = ["action", "actor", "target", "since", "until"];
+  const form = document.getElementById("journal-filters");
+  const status = document.getElementById("journal-status");
+  const body = document.querySelector("#journal tbody");
+  const older = document.getElementById("journal-older");
+  const actions = document.getElementById("j-actions");
+  // To the second, in the collectivité's zone (the server's timezone, as every page shows times):
+  // an investigation lines entries up with a login or an export.
+  const when = new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "medium", timeZone: config.timeZone });
+  const fresh = newestOnly();
+  let shown = 0;
+  let lastId = null;
+
+  const filters = () => Object.fromEntries(FIELDS.map((name) => [name, form.elements[name].value.trim()]));
+
+  function row(entry) {
+    const at = el("time", { datetime: entry.at, text: when.format(new Date(entry.at)) });
+    return el("tr", { "data-id": String(entry.id) },
+      el("td", { class: "when" }, at),
+      el("td", { text: entry.actor }),
+      el("td", { class: "action", text: entry.action }),
+      el("td", { text: entry.target ?? "–" }),
+      el("td", { text: entry.detail ?? "" }));
+  }
+
+  // The actions of the entries shown, offered in the action field (free text: any action is typed).
+  function offer(items) {
+    const known = new Set([...actions.options].map((o) => o.value));
+    for (const item of items) {
+      if (!known.has(item.action)) {
+        actions.append(el("option", { value: item.action }));
+        known.add(item.action);
+      }
+    }
+  }
+
+  async function load(append) {
+    const current = fresh();
+    const values = filters();
+    older.disabled = true;
+    try {
+      const page = await api("/api/audit", { ...values, limit: PAGE, before_id: append ? lastId : null });
+      if (!current()) return;
+      const items = page.items;
+      if (!append) { body.replaceChildren(); shown = 0; }
+      if (items.length) body.append(...items.map(row));
+      else if (!shown) body.append(el("tr", {}, el("td", { colspan: "5", text: t("journal.none") })));
+      shown += items.length;
+      lastId = items.length ? items[items.length - 1].id : lastId;
+      offer(items);
+      status.classList.remove("error");
+      const more = items.length === PAGE;  // a full page: there may be older ones (one more call says)
+      status.textContent = shown ? t("journal.count", { count: Trivue.fmt.num(shown) }) + (more ? "" : ` ${t("journal.end")}`)
+        : t("journal.none");
+      older.hidden = !more;
+      document.body.dataset.ready = "true";
+    } catch (error) {
+      if (!current()) return;
+      showError(status, error);
+      document.body.dataset.ready = "error";
+    } finally {
+      older.disabled = false;
+    }
+  }
+
+  const query = new URLSearchParams(location.search);
+  for (const name of FIELDS) if (query.has(name)) form.elements[name].value = query.get(name);
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const values = filters();
+    if (!Trivue.datesInOrder(form, values, "j-dates-error")) return;
+    history.replaceState(null, "", url(location.pathname, values));
+    load(false);
+  });
+  older.addEventListener("click", () => load(true));
+
+  if (Trivue.datesInOrder(form, filters(), "j-dates-error")) load(false);
+  else { status.textContent = ""; document.body.dataset.ready = "error"; }
+})();
