@@ -45,6 +45,8 @@ class StreetMatch(Protocol):
     def address_distance_m(self) -> float | None: ...
     @property
     def confidence(self) -> float: ...
+    @property
+    def street_confidence(self) -> float: ...  # ``confidence`` without the address term
 
 
 class StreetLocator(Protocol):
@@ -70,7 +72,9 @@ class MatchColumns(TypedDict):
     street_distance_m: float | None
     address_id: int | None
     address_distance_m: float | None
-    match_confidence: float | None
+    match_confidence: float | None  # the address's when there is one (reminders), else the street's
+    # The street's: from the truck's path (issue 16b, ``server.ingest.tracks``), else from the fix alone.
+    street_confidence: float | None
 
 
 class LiftRow(MatchColumns):
@@ -101,9 +105,7 @@ class LiftRow(MatchColumns):
     evidence_sha256: str | None
     evidence_reason: str | None
     evidence_detections: list[dict[str, Any]] | None
-    # Issue 16b (``server.ingest.tracks``): street confidence from the truck's path; may it still change?
-    street_confidence: float | None
-    match_provisional: bool
+    match_provisional: bool  # issue 16b (``server.ingest.tracks``): may the truck's path still change it?
     overruled_at: NotRequired[datetime | None]  # set by a person only (server.ingest.overrule), never at ingest
 
 
@@ -149,10 +151,11 @@ def street_columns(match: StreetMatch | None) -> MatchColumns:
     """The lift's street/address columns of a match (all None without one)."""
     if match is None:
         return MatchColumns(street_id=None, segment_id=None, street_distance_m=None, address_id=None,
-                            address_distance_m=None, match_confidence=None)
+                            address_distance_m=None, match_confidence=None, street_confidence=None)
     return {"street_id": match.street_id, "segment_id": match.segment_id,
             "street_distance_m": match.distance_m, "address_id": match.address_id,
-            "address_distance_m": match.address_distance_m, "match_confidence": match.confidence}
+            "address_distance_m": match.address_distance_m, "match_confidence": match.confidence,
+            "street_confidence": match.street_confidence}
 
 
 def match_rows(locator: StreetLocator | None, rows: Sequence[LiftRow]) -> None:
@@ -201,7 +204,7 @@ def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
         "model_sha256": event.model.sha256, "frames": event.frames,
         "evidence_sha256": event.evidence.sha256 if event.evidence else None,
         "evidence_reason": reason, "evidence_detections": boxes,
-        "street_confidence": None, "match_provisional": False,  # issue 16b: set by server.ingest.tracks
+        "match_provisional": False,  # issue 16b: set by server.ingest.tracks
         **match_columns(None, None, None),
     }
     row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
@@ -313,6 +316,15 @@ def add_to_aggregates(session: Session, rows: Iterable[LiftRow], *, sign: int = 
             session.execute(delete(table).where(empty, table.day.in_(sorted(days))))
         drop_emptied(session, {key[2] for key in periods})
         quality.drop_empty_quality(session, days)
+
+
+def move_confidence(session: Session, before: Iterable[LiftRow], after: Iterable[LiftRow]) -> None:
+    """Move lifts whose street confidence alone changed (``before`` -> ``after``, the same lifts)
+    between the data-quality tenths; every other count stays."""
+    moves = quality.tally_quality(after)
+    moves.subtract(quality.tally_quality(before))
+    moves = Counter({key: n for key, n in moves.items() if n})
+    upsert_sums(session, quality.TABLE, quality.KEYS, quality.MEASURES, _pivot(moves, quality.MEASURES, quality.KEYS))
 
 
 def rebuild_aggregates(session: Session, since: date | None = None) -> int:

@@ -58,4 +58,5 @@ def bin_columns(place: BinPlace, found: MatchColumns, lat: float | None, lon: fl
         distance = round(math.hypot((place.lon - lon) * kx, (place.lat - lat) * METRES_PER_DEGREE), 2)
     return {"street_id": place.street_id, "segment_id": found["segment_id"] if same else None,
             "street_distance_m": found["street_distance_m"] if same else None,
-            "address_id": place.address_id, "address_distance_m": distance, "match_confidence": 1.0}
+            "address_id": place.address_id, "address_distance_m": distance, "match_confidence": 1.0,
+            "street_confidence": 1.0}

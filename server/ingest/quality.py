@@ -1,10 +1,23 @@
 """Street-matching quality per day and stream (``match_quality_days``): what the data-quality
-page shows (lifts, matched, without a fix, the match-confidence histogram), added up by ingest in
-the same transaction as the street aggregates, so any period reads a few rows per day.
+page shows (lifts, matched, without a fix, the histogram of the confidence in the lifts' STREETS),
+added up by ingest in the same transaction as the street aggregates, so any period reads a few
+rows per day.
 
-A lift's match confidence changes only when its street does (a provisional lift moved by its
-truck's path goes through ``add_to_aggregates`` out and in again); confirming a lift where it is
-changes its street posterior, not its match confidence, so the histogram stays exact.
+The histogram bins a lift's street confidence (``street_confidence``): the posterior of its street
+given its truck's path, 1.0 for a registered bin, the one-point street confidence of the locator
+for a lift matched from its own fix alone; the "uncertain street" list is the lifts under 0.8 of
+that same column, so a lift there is under 0.8 here. Until 2026-12 it binned ``match_confidence``,
+the ADDRESS confidence (the street's divided by the number of the street's addresses within the
+fix's error: two houses facing each other halve it), and showed most streets as half sure; the
+address confidence is the reminders' business, not the street match's. A lift stored before its
+street confidence was (ingest before migration 0006) counts by its match confidence, a lower
+bound of its street's; ``trivue streets rematch`` gives it one.
+
+The street confidence changes without the street when a provisional lift is confirmed where it is
+(its truck's later lifts settle its path): ``server.ingest.tracks`` writes it guarded by the value
+it read and moves the lift from its old tenth to its new one in the same transaction
+(``aggregates.move_confidence``); a lift moved to another street goes through
+``add_to_aggregates`` out and in again, with its old and new confidence.
 """
 
 from __future__ import annotations
@@ -28,8 +41,14 @@ KEYS = ("day", "stream")
 TABLE = MatchQualityDay.__table__
 
 
+def street_confidence(row: Mapping[str, Any]) -> float | None:
+    """The confidence binned for a lifts row: its street's, else (a lift older than the column) its match's."""
+    confidence = row["street_confidence"]
+    return row["match_confidence"] if confidence is None else confidence
+
+
 def confidence_bin(confidence: float) -> int:
-    """The tenth a match confidence falls in, 1.0 in the last: what SQLite's CAST and PostgreSQL's
+    """The tenth a street confidence falls in, 1.0 in the last: what SQLite's CAST and PostgreSQL's
     FLOOR compute in ``rebuild_quality`` (the same IEEE products)."""
     return min(int(confidence * BINS), BINS - 1)
 
@@ -42,8 +61,8 @@ def tally_quality(rows: Iterable[Mapping[str, Any]]) -> Counter[tuple[date, str,
         totals[(*key, "lifts")] += 1
         if row["street_id"] is not None:
             totals[(*key, "matched")] += 1
-            if row["match_confidence"] is not None:
-                totals[(*key, BIN_COLUMNS[confidence_bin(row["match_confidence"])])] += 1
+            if (confidence := street_confidence(row)) is not None:
+                totals[(*key, BIN_COLUMNS[confidence_bin(confidence)])] += 1
         elif row["lat"] is None:
             totals[(*key, "no_gps")] += 1
     return totals
@@ -55,14 +74,23 @@ def drop_empty_quality(session: Session, days: Iterable[date]) -> None:
                                                   MatchQualityDay.day.in_(sorted(set(days)))))
 
 
+# ``street_confidence(row)`` in SQL, on ``lifts l``.
+CONFIDENCE_SQL = "COALESCE(l.street_confidence, l.match_confidence)"
+
+
+def tenth_sql(sqlite_db: bool, confidence: str) -> str:
+    """``confidence_bin`` in SQL. SQLite's CAST truncates (a confidence is >= 0: the floor),
+    PostgreSQL's rounds, hence FLOOR."""
+    return (f"MIN(CAST({confidence} * 10 AS INTEGER), 9)" if sqlite_db
+            else f"LEAST(CAST(FLOOR({confidence} * 10) AS INTEGER), 9)")
+
+
 def rebuild_quality(session: Session, since: date | None = None) -> None:
     """Recompute the rows of days >= ``since`` (all when None) from the raw lifts, in the database."""
     query = delete(MatchQualityDay)
     session.execute(query.where(MatchQualityDay.day >= since) if since is not None else query)
     sqlite_db = session.get_bind().dialect.name == "sqlite"
-    # SQLite's CAST truncates (a confidence is >= 0: the floor), PostgreSQL's rounds, hence FLOOR.
-    tenth = ("MIN(CAST(l.match_confidence * 10 AS INTEGER), 9)" if sqlite_db
-             else "LEAST(CAST(FLOOR(l.match_confidence * 10) AS INTEGER), 9)")
+    tenth = tenth_sql(sqlite_db, CONFIDENCE_SQL)
     bins = ", ".join(f"SUM(CASE WHEN l.street_id IS NOT NULL AND {tenth} = {i} THEN 1 ELSE 0 END)"
                      for i in range(BINS))
     where = "WHERE l.day >= :since" if since is not None else ""

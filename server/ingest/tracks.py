@@ -14,7 +14,8 @@ that address: the registry is certain where the fix is not.
 When a stored provisional lift moves to another street, the aggregates follow in the same
 transaction: the lift is taken out of its old street-day (``add_to_aggregates(sign=-1)``) and
 added to the new one. The update is guarded by the old street, so two ingest workers that both
-saw the lift move it once.
+saw the lift move it once. A lift confirmed on its street changes only its street confidence,
+which the data-quality histogram bins: ``server.ingest.confirmation`` moves it between tenths.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from server.ingest.aggregates import (
     street_columns,
 )
 from server.ingest.bins import BinLookup, BinPlace, bin_columns, place_of, registered
+from server.ingest.confirmation import confirm_in_place
 from server.ingest.models import PROVISIONAL, Lift
 
 log = logging.getLogger(__name__)
@@ -239,28 +241,28 @@ class Tracks:
         for change in changes:
             row, columns = change["row"], change["columns"]
             if columns["street_id"] == row["street_id"]:  # confirmed where it was, with its final confidence
-                confirmed.append({"id": row["id"], "street_confidence": change["street_confidence"],
-                                  "match_provisional": False})
+                confirmed.append(change)
                 continue
             result = session.execute(
                 update(Lift).where(Lift.id == row["id"], Lift.match_provisional,
                                    Lift.street_id.is_(None) if row["street_id"] is None
-                                   else Lift.street_id == row["street_id"])
-                .values(**columns, street_confidence=change["street_confidence"],
-                        match_provisional=not change["final"])
+                                   else Lift.street_id == row["street_id"],
+                                   # taken out of the tenth it was read in (``server.ingest.quality``)
+                                   Lift.street_confidence.is_not_distinct_from(row["street_confidence"]))
+                .values({**columns, "street_confidence": change["street_confidence"],
+                         "match_provisional": not change["final"]})
                 # Counted as it stands when moved: a person may have overruled it since it was read.
                 .returning(Lift.overruled_at)).first()
             if result is not None:  # another worker may have moved it first
                 row = {**row, "overruled_at": result.overruled_at}
                 moved_out.append(row)
-                moved_in.append({**row, **columns})
-        if confirmed:
-            session.execute(update(Lift), confirmed)  # by primary key
+                moved_in.append({**row, **columns, "street_confidence": change["street_confidence"]})
+        confirmed_count = confirm_in_place(session, confirmed)  # their data-quality tenths follow
         if moved_out:
             add_to_aggregates(session, moved_out, sign=-1)  # type: ignore[arg-type]
             add_to_aggregates(session, moved_in)  # type: ignore[arg-type]
             log.debug("%d provisional lifts moved to another street by their trucks' paths", len(moved_out))
-        confirmed_count = len(confirmed) + self._sweep(session, now)
+        confirmed_count += self._sweep(session, now)
         return TrackReport(len(changes), len(moved_out), confirmed_count)
 
     def _sweep(self, session: Session, now: datetime) -> int:

@@ -95,7 +95,8 @@ def test_the_match_confidence_histogram_has_its_figures_in_a_table(browser: Brow
     labels = page.evaluate("Chart.getChart('confidence-chart').data.labels")
     assert [r[0] for r in rows] == labels and len(rows) == 10
     assert sum(number(r[1]) for r in rows) == number(page.locator("#kpi-matched").inner_text())
-    assert page.locator("#confidence-table thead th").all_inner_texts() == ["Confiance du rattachement", "Levées"]
+    headers = page.locator("#confidence-table thead th").all_inner_texts()
+    assert headers == ["Confiance du rattachement à la rue", "Levées"]
 
 
 @pytest.mark.parametrize(("path", "typed"), [("/carte", "0202-01-01"), ("/classement", "3026-12-05")])

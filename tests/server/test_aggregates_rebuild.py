@@ -34,6 +34,7 @@ class StubMatch:
     address_id: int | None = None
     address_distance_m: float | None = None
     confidence: float = 0.9
+    street_confidence: float = 0.9
 
 
 class StreetByLongitude:
@@ -44,7 +45,7 @@ class StreetByLongitude:
         street = int((lon + 1.70) * 1000)
         # Confidences over every tenth of the histogram, its edges included (0.3 * 10 is 3.0000000000000004).
         confidence = CONFIDENCES[int(lon * 1e6) % len(CONFIDENCES)]
-        return StubMatch(street + 1, confidence=confidence) if 0 <= street < 5 else None
+        return StubMatch(street + 1, confidence=confidence, street_confidence=confidence) if 0 <= street < 5 else None
 
 
 def snapshot(session: Session) -> tuple[dict[Any, tuple[Any, ...]], ...]:

@@ -37,6 +37,7 @@ class OnOneStreet:
     address_id: int | None = None
     address_distance_m: float | None = None
     confidence: float = 0.9
+    street_confidence: float = 0.9
 
 
 class OneStreet:
