@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from server.db import Base, BigId, UtcDateTime, utcnow
@@ -21,6 +21,11 @@ class AuditEntry(Base):
     """Who did or saw what: logins, household-level reads, accounts and tokens, imports, sends."""
 
     __tablename__ = "audit_log"
+    # The journal's filters (``server.web.audit_filter``), newest first: a truck's configuration
+    # history or one person's reads among a year of entries, without reading the whole table
+    # (~100 ms on PostgreSQL at a million entries, for each page of the journal).
+    __table_args__ = (Index("ix_audit_log_action_id", "action", "id"), Index("ix_audit_log_actor_id", "actor", "id"),
+                      Index("ix_audit_log_target_id", "target", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
