@@ -17,8 +17,9 @@ SQLite in ``build/bench/opendata-<streets>x<years>.db``, PostgreSQL as ``trivue_
 Timed, ``--repeat`` times each after a warm-up, alternating: ``publication`` and ``to_csv`` (what
 the route and the command run) for every month and every year of the data (the routes' default
 range: all of it) and for the months of one year; the reference ("days") is the export as it was
-before the roll-ups, every street day read into Python (``DAYS`` below). Each run checks that both
-give the same CSV and GeoJSON, byte for byte.
+before the roll-ups, every street day read into Python and every row a dictionary
+(``bench/opendata_before.py``). Each run checks that both give the same CSV and GeoJSON, byte for
+byte. The memory of one request: ``bench/opendata_memory.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import random
 import statistics
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -41,21 +41,12 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from base.paths import REPO_ROOT
+from bench import opendata_before as before
 from server.db import make_engine
-from server.ingest.models import UNMATCHED, StreetDay, StreetDayError, StreetPeriod, StreetPeriodError
+from server.ingest.models import StreetDay, StreetDayError, StreetPeriod, StreetPeriodError
 from server.ingest.rollups import rebuild_rollups
 from server.migrate import upgrade_database
-from server.opendata.export import (
-    ROLL_UPS,
-    Cell,
-    Figures,
-    OpenDataQuery,
-    Totals,
-    period_key,
-    publication,
-    to_csv,
-    to_geojson,
-)
+from server.opendata.export import OpenDataQuery, publication, to_csv, to_geojson
 from server.streets.models import Street
 
 GENERATOR = "v1"  # bump when the generated data changes: cached databases are then rebuilt
@@ -67,42 +58,6 @@ CATEGORIES = (("sac_ferme", "error", 8), ("biodechet", "error", 5), ("textile", 
               ("papier_souille", "error", 2), ("polystyrene", "error", 2), ("dangereux", "alert", 1),
               ("emballage", "info", 4))
 CHUNK = 50_000
-
-
-# The export before the roll-ups: every street day of the range read into Python (the reference).
-def _in_days(query: Any, table: type[StreetDay] | type[StreetDayError], q: OpenDataQuery) -> Any:
-    query = query.where(table.street_id != UNMATCHED)
-    if q.since is not None:
-        query = query.where(table.day >= q.since)
-    if q.until is not None:
-        query = query.where(table.day <= q.until)
-    return query
-
-
-def _daily_totals(session: Session, q: OpenDataQuery) -> tuple[Totals, dict[Cell, int]]:
-    totals: Totals = defaultdict(lambda: [0, 0])
-    months: dict[Cell, int] = defaultdict(int)
-    rows = session.execute(_in_days(select(StreetDay.street_id, StreetDay.day, StreetDay.stream, StreetDay.lifts,
-                                           StreetDay.contaminated), StreetDay, q))
-    for sid, day, stream, lifts, contaminated in rows:
-        cell = totals[(sid, period_key(day, q.period), stream)]
-        cell[0] += int(lifts)
-        cell[1] += int(contaminated)
-        months[(sid, period_key(day, "month"), stream)] += int(lifts)
-    return totals, months if q.period == "year" else {}
-
-
-def _daily_errors(session: Session, q: OpenDataQuery) -> dict[Cell, dict[str, int]]:
-    counts: dict[Cell, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    rows = session.execute(_in_days(select(StreetDayError.street_id, StreetDayError.day, StreetDayError.stream,
-                                           StreetDayError.category, StreetDayError.lifts)
-                                    .where(StreetDayError.severity != "info"), StreetDayError, q))
-    for sid, day, stream, category, lifts in rows:
-        counts[(sid, period_key(day, q.period), stream)][category] += int(lifts)
-    return counts
-
-
-DAYS = Figures(_daily_totals, _daily_errors)  # every month to the guard, which keeps those under k
 
 
 def _street_rows(streets: int) -> list[dict[str, Any]]:
@@ -205,9 +160,16 @@ def cases(years: int) -> list[Case]:
             Case(f"every year ({years})", OpenDataQuery("year", until=last))]
 
 
-def export(session: Session, q: OpenDataQuery, figures: Figures) -> tuple[str, int, int]:
-    pub = publication(session, q, figures)
-    return to_csv(pub), len(pub.rows), pub.suppressed
+def export(session: Session, q: OpenDataQuery, way: str) -> tuple[str, int, int]:
+    if way == "days":
+        old = before.publication(session, q)
+        return before.to_csv(old), len(old.rows), old.suppressed
+    pub = publication(session, q)
+    return to_csv(pub), pub.count, pub.suppressed
+
+
+def geojson(session: Session, q: OpenDataQuery, way: str) -> str:
+    return before.to_geojson(before.publication(session, q)) if way == "days" else to_geojson(publication(session, q))
 
 
 def measure(engine: Engine, run: str, years: int, repeat: int) -> list[tuple[str, str, float, float, int, int]]:
@@ -216,18 +178,17 @@ def measure(engine: Engine, run: str, years: int, repeat: int) -> list[tuple[str
     with Session(engine) as session:
         for case in cases(years):
             times: dict[str, list[float]] = {"days": [], "roll-ups": []}
-            ways: dict[str, Figures] = {"days": DAYS, "roll-ups": ROLL_UPS}
+            ways = list(times)
             outputs: dict[str, tuple[str, int, int]] = {}
             for i in range(repeat + 1):  # the first round warms the caches, untimed
-                for way in (list(ways) if i % 2 == 0 else list(ways)[::-1]):
+                for way in (ways if i % 2 == 0 else ways[::-1]):
                     started = time.perf_counter()
-                    outputs[way] = export(session, case.query, ways[way])
+                    outputs[way] = export(session, case.query, way)
                     if i:
                         times[way].append(time.perf_counter() - started)
             if outputs["days"] != outputs["roll-ups"]:
                 raise SystemExit(f"{run}, {case.name}: the export over the roll-ups differs from the daily one")
-            geojson = {way: to_geojson(publication(session, case.query, figures)) for way, figures in ways.items()}
-            if geojson["days"] != geojson["roll-ups"]:
+            if geojson(session, case.query, "days") != geojson(session, case.query, "roll-ups"):
                 raise SystemExit(f"{run}, {case.name}: the GeoJSON over the roll-ups differs from the daily one")
             _, rows, held = outputs["roll-ups"]
             results.append((run, case.name, statistics.median(times["days"]), statistics.median(times["roll-ups"]),

@@ -35,7 +35,7 @@ def opendata_router() -> APIRouter:
         except ValueError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         pub = publication(db, query)
-        audit(db, who.actor, "opendata.export", detail=f"{kind}, {len(pub.rows)} rows, {query}"[:2000])
+        audit(db, who.actor, "opendata.export", detail=f"{kind}, {pub.count} rows, {query}"[:2000])
         db.commit()
         # Streamed in pieces of rows: the rows are all known (the query ran above, before the first
         # byte, so a failure is still an error status and the audit counts them), but the body of a

@@ -56,7 +56,7 @@ def export_opendata(args: argparse.Namespace) -> int:
     make_folder("--out", args.out)  # a path that cannot be a folder stops here, before the database is read
     with open_database(settings) as session:
         pub = publication(session, query)
-        if not pub.rows:
+        if not pub.count:
             # An empty GeoJSON table is no valid Frictionless resource, and there is nothing to upload.
             raise CliError(f"nothing to publish ({args.period}, {query.since or 'first day'} to {query.until}): no "
                            f"street, {args.period} and stream can be published at k = {k} ({pub.suppressed} cells held "
@@ -68,11 +68,11 @@ def export_opendata(args: argparse.Namespace) -> int:
                            "the files already there are unchanged") from None
         # Every export is in the audit trail (docs/privacy.md), the command's as the API's.
         audit(session, "cli", "opendata.export", str(args.out)[:256],
-              f"package, {len(pub.rows)} rows, {query}"[:2000])
+              f"package, {pub.count} rows, {query}"[:2000])
         session.commit()
     # A year is also held back when, beside the monthly export, it would give away its small months.
     months_k = k if args.months_k is None else args.months_k
     why = f"under {k} lifts" + (f", or giving away its months under {months_k}" if args.period == "year" else "")
-    print(f"{len(pub.rows)} rows ({args.period}, {query.since or 'first day'} to {query.until}) written to "
+    print(f"{pub.count} rows ({args.period}, {query.since or 'first day'} to {query.until}) written to "
           f"{args.out}; {pub.suppressed} cells held back ({why})", file=sys.stderr)
     return 0

@@ -9,7 +9,7 @@ Cells (street, period, stream) with fewer than ``k`` lifts are left out entirely
 threshold: a street with a handful of bins points at households).
 The figures are under Licence Ouverte / Etalab 2.0; street names and geometries come from
 OpenStreetMap, under ODbL. ``datapackage.json`` (Frictionless Data Package, a Table Schema per
-file) says so for each file.
+file, ``server.opendata.package``) says so for each file.
 """
 
 from __future__ import annotations
@@ -18,19 +18,17 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from server.ingest.models import ALL_STREAMS, UNMATCHED, StreetPeriod, StreetPeriodError
 from server.ingest.rollups import MONTH, YEAR
 from server.streets.models import Street
 from server.web.csvexport import csv_pieces as rows_csv_pieces
-from server.web.csvexport import rows_csv
 from server.web.reports import wilson
-from vision.schema import Stream
 
 PERIODS = ("month", "year")
 MIN_K = 5  # below this no threshold protects anyone: refused whatever the settings say
@@ -42,15 +40,6 @@ GEOJSON_HEAD, GEOJSON_TAIL = '{"type":"FeatureCollection","features":[', "]}\n"
 PIECE_ROWS = 1000  # rows per piece of a streamed answer: ~100 kB of CSV, a few hundred kB of GeoJSON
 COLUMNS = ("street_id", "street_name", "commune", "code_insee", "period", "stream", "lifts", "contaminated_lifts",
            "rate", "ci_low", "ci_high", *(f"top_error_{i}" for i in range(1, TOP_ERRORS + 1)))
-
-ETALAB = {"name": "etalab-2.0", "title": "Licence Ouverte / Open Licence version 2.0 (figures)",
-          "path": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"}
-ODBL = {"name": "ODbL-1.0", "title": "Open Database License 1.0 (street names and geometries, OpenStreetMap)",
-        "path": "https://opendatacommons.org/licenses/odbl/1-0/"}
-OSM_SOURCE = {"title": "© les contributeurs d'OpenStreetMap", "path": "https://www.openstreetmap.org/copyright"}
-# code_insee comes from the BAN addresses linked to each street (else the street import: docs/streets.md).
-BAN_SOURCE = {"title": "Base Adresse Nationale (codes INSEE des communes)", "path": "https://adresse.data.gouv.fr"}
-CODE_INSEE_PATTERN = r"^(?:[0-9]{2}|2[AB])[0-9]{3}$"  # as server.streets.insee checks it
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,22 +117,10 @@ def default_query(today: date, period: str = "month", k: int = DEFAULT_K, since:
 
 
 Cell = tuple[int, str, str]  # street id, period key, stream
-Totals = dict[Cell, list[int]]  # cell -> [lifts, contaminated lifts]
-
-
-@dataclass(frozen=True, slots=True)
-class Figures:
-    """Where a publication's sums come from; what is published from them (thresholds, the
-    differencing guard, the top errors) does not depend on it.
-
-    ``totals(session, q)`` gives each cell's lifts and contaminated lifts and, with years, the
-    lifts of each (street, month, stream) with fewer than the months' ``k`` (the others are never
-    hidden, so they may be left out). ``errors(session, q)`` gives each cell's lifts per error
-    category, info excluded.
-    """
-
-    totals: Callable[[Session, OpenDataQuery], tuple[Totals, dict[Cell, int]]]
-    errors: Callable[[Session, OpenDataQuery], dict[Cell, dict[str, int]]]
+# A published cell of a street: period key, stream, lifts, contaminated lifts, its top error categories
+# (at most TOP_ERRORS). A tuple, not a row of 14 named values: a métropole's history is ~260,000 of them,
+# held from the query to the last byte of each request (docs/opendata.md, bench/opendata_memory.py).
+PublishedCell = tuple[str, str, int, int, tuple[str, ...]]
 
 
 def months_k(q: OpenDataQuery) -> int:
@@ -163,7 +140,7 @@ def _units(query: Any, table: type[StreetPeriod] | type[StreetPeriodError], span
 
 def _keys(period: str) -> Callable[[date], str]:
     """``period_key`` computed once per first day: formatting a date on each of a million rows
-    cost more than reading them."""
+    cost more than reading them (and each cell then shares its period's one string)."""
     cache: dict[date, str] = {}
 
     def key(day: date) -> str:
@@ -175,37 +152,43 @@ def _keys(period: str) -> Callable[[date], str]:
     return key
 
 
-def _rolled_totals(session: Session, q: OpenDataQuery) -> tuple[Totals, dict[Cell, int]]:
-    """From the month or year roll-ups: one row per cell instead of every collection day of it."""
+def _cells(session: Session, q: OpenDataQuery) -> Iterator[tuple[int, str, str, int, int, dict[str, int]]]:
+    """Every cell once, from the month or year roll-ups: street id, period key, stream, lifts,
+    contaminated lifts and its lifts per error category (info excluded).
+
+    One query, each cell's totals joined to its error rows and read in the primary key's order, so
+    that a cell's rows come together: only the cell being read has an error count in memory, where
+    a dictionary of them per cell of a métropole's history took ~150 MiB per request.
+    """
+    p, e = StreetPeriod, StreetPeriodError
     span, key = (MONTH if q.period == "month" else YEAR), _keys(q.period)
-    # Core rows, through the session's connection: the ORM's row processing cost seconds a million rows.
-    connection = session.connection()
-    rows = connection.execute(_units(select(StreetPeriod.street_id, StreetPeriod.start, StreetPeriod.stream,
-                                            StreetPeriod.lifts, StreetPeriod.contaminated), StreetPeriod, span, q))
-    totals = {(sid, key(start), stream): [int(lifts), int(contaminated)]
-              for sid, start, stream, lifts, contaminated in rows}
-    if q.period == "month":
-        return totals, {}
+    same_cell = and_(e.span == p.span, e.stream == p.stream, e.start == p.start, e.street_id == p.street_id,
+                     e.severity != "info")
+    query = _units(select(p.street_id, p.start, p.stream, p.lifts, p.contaminated, e.category, e.lifts)
+                   .outerjoin(e, same_cell), p, span, q).order_by(p.stream, p.start, p.street_id)
+    # Core rows through the session's connection (the ORM's row processing cost seconds a million
+    # rows), fetched in batches: PostgreSQL's driver otherwise holds the whole result in memory.
+    rows = session.connection().execute(query.execution_options(yield_per=10_000))
+    cell: tuple[Any, ...] | None = None
+    errors: dict[str, int] = {}
+    for sid, start, stream, lifts, contaminated, category, category_lifts in rows:
+        if cell is None or sid != cell[0] or start != cell[1] or stream != cell[2]:
+            if cell is not None:
+                yield cell[0], key(cell[1]), cell[2], cell[3], cell[4], errors
+            cell, errors = (sid, start, stream, int(lifts), int(contaminated)), {}
+        if category is not None:  # a cell without error rows has one row of NULLs from the outer join
+            errors[category] = errors.get(category, 0) + int(category_lifts)
+    if cell is not None:
+        yield cell[0], key(cell[1]), cell[2], cell[3], cell[4], errors
+
+
+def _small_months(session: Session, q: OpenDataQuery) -> dict[Cell, int]:
+    """The lifts of each (street, month, stream) under the months' ``k``: the others are never hidden."""
     month = _keys("month")
-    small = connection.execute(_units(select(StreetPeriod.street_id, StreetPeriod.start, StreetPeriod.stream,
-                                             StreetPeriod.lifts), StreetPeriod, MONTH, q)
-                               .where(StreetPeriod.lifts < months_k(q)))
-    return totals, {(sid, month(start), stream): int(lifts) for sid, start, stream, lifts in small}
-
-
-def _rolled_errors(session: Session, q: OpenDataQuery) -> dict[Cell, dict[str, int]]:
-    span, key = (MONTH if q.period == "month" else YEAR), _keys(q.period)
-    counts: dict[Cell, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    rows = session.connection().execute(_units(select(StreetPeriodError.street_id, StreetPeriodError.start,
-                                                      StreetPeriodError.stream, StreetPeriodError.category,
-                                                      StreetPeriodError.lifts), StreetPeriodError, span, q)
-                                        .where(StreetPeriodError.severity != "info"))
-    for sid, start, stream, category, lifts in rows:
-        counts[(sid, key(start), stream)][category] += int(lifts)
-    return counts
-
-
-ROLL_UPS = Figures(_rolled_totals, _rolled_errors)
+    small = session.connection().execute(_units(select(StreetPeriod.street_id, StreetPeriod.start,
+                                                       StreetPeriod.stream, StreetPeriod.lifts),
+                                                StreetPeriod, MONTH, q).where(StreetPeriod.lifts < months_k(q)))
+    return {(sid, month(start), stream): int(lifts) for sid, start, stream, lifts in small}
 
 
 def _differenced(months: dict[Cell, int], q: OpenDataQuery) -> set[Cell]:
@@ -224,145 +207,106 @@ def _differenced(months: dict[Cell, int], q: OpenDataQuery) -> set[Cell]:
     return {cell for cell, lifts in hidden.items() if 0 < lifts < months_k(q)}
 
 
-def _top_errors(counts: dict[Cell, dict[str, int]], cells: set[Cell]) -> dict[Cell, list[str]]:
-    return {cell: [c for c, _ in sorted(by.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERRORS]]
-            for cell, by in counts.items() if cell in cells}
+def _top_errors(counts: dict[str, int]) -> tuple[str, ...]:
+    return tuple(c for c, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERRORS])
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedStreet:
+    """A street with published cells, and those cells in the order published (period, then stream)."""
+
+    id: int
+    name: str
+    commune: str
+    code_insee: str | None
+    geometry: str  # stored GeoJSON geometry text
+    cells: list[PublishedCell]
 
 
 @dataclass(frozen=True, slots=True)
 class Publication:
-    """The rows to publish and how many cells the threshold held back (said to the operator, not published)."""
+    """The rows to publish, street by street in the order published, and how many cells the
+    threshold held back (said to the operator, not published)."""
 
-    rows: list[dict[str, Any]]
+    streets: list[PublishedStreet]
     suppressed: int
-    geometries: dict[int, str]  # street id -> stored GeoJSON geometry text
+
+    @property
+    def count(self) -> int:
+        """The rows published."""
+        return sum(len(street.cells) for street in self.streets)
+
+    def values(self) -> Iterator[tuple[PublishedStreet, tuple[Any, ...]]]:
+        """Each row's street and values in ``COLUMNS`` order, computed as they are written."""
+        for street in self.streets:
+            for period, stream, lifts, contaminated, top in street.cells:
+                low, high = wilson(contaminated, lifts)
+                yield street, (street.id, street.name, street.commune, street.code_insee, period, stream, lifts,
+                               contaminated, round(contaminated / lifts, DECIMALS), round(low, DECIMALS),
+                               round(high, DECIMALS), *top, *(None,) * (TOP_ERRORS - len(top)))
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Each row as a dictionary of ``COLUMNS``, made one at a time."""
+        return (dict(zip(COLUMNS, values, strict=True)) for _, values in self.values())
 
 
-def publication(session: Session, q: OpenDataQuery, figures: Figures = ROLL_UPS) -> Publication:
-    totals, months = figures.totals(session, q)
-    differenced = _differenced(months, q) if q.period == "year" else set()
-    kept = {cell for cell, (lifts, _) in totals.items() if lifts >= q.k and cell not in differenced}
-    streets = {row.id: row for row in session.execute(
+def publication(session: Session, q: OpenDataQuery) -> Publication:
+    """What to publish for ``q``: every row is read and sorted here, before the first byte is written."""
+    differenced = _differenced(_small_months(session, q), q) if q.period == "year" else set()
+    # Equal strings read from a million rows are as many objects: each cell keeps the first one.
+    shared: dict[Any, Any] = {}
+    by_street: dict[int, list[PublishedCell]] = defaultdict(list)
+    cells = 0
+    for sid, key, stream, lifts, contaminated, errors in _cells(session, q):
+        cells += 1
+        if lifts < q.k or (differenced and (sid, key, stream) in differenced):
+            continue
+        top = _top_errors(errors)
+        by_street[sid].append((key, shared.setdefault(stream, stream), lifts, contaminated,
+                               shared.setdefault(top, top)))
+    found = session.connection().execute(
         select(Street.id, Street.name, Street.commune, Street.code_insee, Street.geometry)
-        .where(Street.id.in_({sid for sid, _, _ in kept})))} if kept else {}
-    kept = {cell for cell in kept if cell[0] in streets}  # a street deleted since: nothing to name it by
-    errors = _top_errors(figures.errors(session, q), kept) if kept else {}
-    rows = []
-    for cell in kept:
-        sid, key, stream = cell
-        lifts, contaminated = totals[cell]
-        low, high = wilson(contaminated, lifts)
-        top = errors.get(cell, [])
-        rows.append({"street_id": sid, "street_name": streets[sid].name, "commune": streets[sid].commune,
-                     "code_insee": streets[sid].code_insee, "period": key, "stream": stream, "lifts": lifts,
-                     "contaminated_lifts": contaminated,
-                     "rate": round(contaminated / lifts, DECIMALS), "ci_low": round(low, DECIMALS),
-                     "ci_high": round(high, DECIMALS),
-                     **{f"top_error_{i + 1}": top[i] if i < len(top) else None for i in range(TOP_ERRORS)}})
-    rows.sort(key=lambda r: (r["commune"], r["street_name"], r["street_id"], r["period"], r["stream"]))
-    return Publication(rows, len(totals) - len(kept), {sid: row.geometry for sid, row in streets.items()})
-
-
-def to_csv(pub: Publication) -> str:
-    return rows_csv(COLUMNS, pub.rows)
+        .where(Street.id.in_(by_street))) if by_street else []
+    streets = []  # a street deleted since has nothing to name it by: its cells are held back
+    for sid, name, commune, code_insee, geometry in found:
+        streets.append(PublishedStreet(sid, name, commune, code_insee, geometry,
+                                       sorted(by_street[sid], key=lambda cell: (cell[0], cell[1]))))
+    streets.sort(key=lambda street: (street.commune, street.name, street.id))
+    return Publication(streets, cells - sum(len(street.cells) for street in streets))
 
 
 def csv_pieces(pub: Publication, rows_per_piece: int = PIECE_ROWS) -> Iterator[str]:
-    """``to_csv`` in pieces, for a streamed response: the same text once joined."""
-    return rows_csv_pieces(COLUMNS, pub.rows, rows_per_piece)
+    """The CSV in pieces of ``rows_per_piece`` rows, for a streamed response; names from
+    OpenStreetMap never run as spreadsheet formulas (``server.web.csvexport``)."""
+    return rows_csv_pieces(COLUMNS, (values for _, values in pub.values()), rows_per_piece)
 
 
-def _feature(row: dict[str, Any], geometries: dict[int, str]) -> str:
-    properties = json.dumps(row, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    feature_id = json.dumps(f"{row['street_id']}-{row['period']}-{row['stream']}")
-    geometry = geometries.get(row["street_id"]) or "null"
-    return f'{{"type":"Feature","id":{feature_id},"geometry":{geometry},"properties":{properties}}}'
+def to_csv(pub: Publication) -> str:
+    return "".join(csv_pieces(pub))
 
 
-def to_geojson(pub: Publication) -> str:
-    """One feature per published row, with its street's geometry (ODbL) and the row as properties."""
-    parts = [_feature(row, pub.geometries) for row in pub.rows]
-    return GEOJSON_HEAD + ",\n".join(parts) + GEOJSON_TAIL
+def _feature(street: PublishedStreet, values: tuple[Any, ...]) -> str:
+    properties = json.dumps(dict(zip(COLUMNS, values, strict=True)), ensure_ascii=False, allow_nan=False,
+                            separators=(",", ":"))
+    feature_id = json.dumps(f"{street.id}-{values[4]}-{values[5]}")  # street id, period, stream
+    return f'{{"type":"Feature","id":{feature_id},"geometry":{street.geometry or "null"},"properties":{properties}}}'
 
 
 def geojson_pieces(pub: Publication, rows_per_piece: int = PIECE_ROWS) -> Iterator[str]:
-    """``to_geojson`` in pieces of ``rows_per_piece`` features, for a streamed response."""
+    """One feature per published row, with its street's geometry (ODbL) and the row as properties,
+    in pieces of ``rows_per_piece`` features, for a streamed response."""
     yield GEOJSON_HEAD
-    rows = pub.rows
-    for first in range(0, len(rows), rows_per_piece):
-        features = ",\n".join(_feature(row, pub.geometries) for row in rows[first:first + rows_per_piece])
-        yield features if first == 0 else ",\n" + features
+    features: list[str] = []
+    first = True
+    for street, values in pub.values():
+        features.append(_feature(street, values))
+        if len(features) == rows_per_piece:
+            yield ("" if first else ",\n") + ",\n".join(features)
+            features, first = [], False
+    if features:
+        yield ("" if first else ",\n") + ",\n".join(features)
     yield GEOJSON_TAIL
 
 
-# The interval counts every lift as independent; a bin lifted at each round is not: said to re-users.
-WILSON = ("Intervalle de Wilson à 95 % qui compte chaque levée comme indépendante ; les levées d'un même bac "
-          "ne le sont pas tout à fait : l'incertitude réelle est un peu plus grande, surtout pour les petites "
-          "cases.")
-
-
-def _fields(q: OpenDataQuery) -> list[dict[str, Any]]:
-    share = {"type": "number", "constraints": {"required": True, "minimum": 0, "maximum": 1}}
-    pattern = r"^\d{4}-\d{2}$" if q.period == "month" else r"^\d{4}$"
-    return [
-        {"name": "street_id", "type": "integer", "title": "Identifiant Trivue de la rue",
-         "constraints": {"required": True, "minimum": 1}},
-        {"name": "street_name", "type": "string", "title": "Nom de la rue (OpenStreetMap)"},
-        {"name": "commune", "type": "string", "title": "Commune"},
-        {"name": "code_insee", "type": "string", "title": "Code INSEE de la commune (code officiel géographique)",
-         "description": "Celui des adresses de la Base Adresse Nationale rattachées à la rue (le plus fréquent), "
-                        "sinon celui donné à l'import des rues ; vide quand aucune donnée ne le dit.",
-         "constraints": {"pattern": CODE_INSEE_PATTERN}},
-        {"name": "period", "type": "string", "title": f"Période ({'mois AAAA-MM' if q.period == 'month' else 'année'}"
-         ", jours de collecte en heure locale)", "constraints": {"required": True, "pattern": pattern}},
-        {"name": "stream", "type": "string", "title": "Flux collecté",
-         "constraints": {"required": True, "enum": [s.value for s in Stream]}},
-        {"name": "lifts", "type": "integer", "title": "Levées de bacs",
-         "constraints": {"required": True, "minimum": q.k}},
-        {"name": "contaminated_lifts", "type": "integer", "title": "Levées avec erreur de tri",
-         "description": "Levées où au moins un objet n'avait pas sa place dans ce flux (erreur ou alerte, "
-                        "hors simple information)", "constraints": {"required": True, "minimum": 0}},
-        {"name": "rate", "title": "Part des levées avec erreur de tri",
-         "description": "contaminated_lifts / lifts", **share},
-        {"name": "ci_low", "title": "Borne basse de l'intervalle de Wilson à 95 % de rate", "description": WILSON,
-         **share},
-        {"name": "ci_high", "title": "Borne haute de l'intervalle de Wilson à 95 % de rate", "description": WILSON,
-         **share},
-        *({"name": f"top_error_{i}", "type": "string", "title": f"Erreur de tri n° {i} (catégorie)"}
-          for i in range(1, TOP_ERRORS + 1)),
-    ]
-
-
-def datapackage(q: OpenDataQuery, created: datetime) -> dict[str, Any]:
-    """The Frictionless Data Package describing ``streets.csv`` and ``streets.geojson``."""
-    fields = _fields(q)
-    covered = f"du {q.since or 'début'} au {q.until or 'dernier jour collecté'}"
-    return {
-        "name": f"trivue-qualite-du-tri-par-rue-{q.period}",
-        "title": "Qualité du tri des déchets ménagers par rue",
-        "description": (f"Levées de bacs et part des levées avec erreur de tri, par rue, "
-                        f"{'mois' if q.period == 'month' else 'année'} et flux, {covered}, mesurées par les "
-                        f"caméras des camions de collecte (Trivue). Les cases de moins de {q.k} levées ne sont "
-                        "pas publiées. Aucune adresse, aucun bac, aucune photo, aucun camion ni aucune heure."),
-        "created": created.isoformat(timespec="seconds"),
-        "licenses": [ETALAB, ODBL],
-        "sources": [{"title": "Caméras Trivue des camions de collecte"}, OSM_SOURCE, BAN_SOURCE],
-        "keywords": ["déchets", "tri", "collecte", "qualité du tri"],
-        "resources": [
-            {"name": "streets", "path": CSV_NAME, "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
-             "title": "Qualité du tri par rue (tableau)", "licenses": [ETALAB, ODBL],
-             "schema": {"fields": fields, "primaryKey": ["street_id", "period", "stream"]}},
-            {"name": "streets-geojson", "type": "table", "path": GEOJSON_NAME, "format": "json",
-             "mediatype": "application/geo+json", "encoding": "utf-8",
-             "title": "Qualité du tri par rue (carte, GeoJSON)", "licenses": [ODBL, ETALAB],
-             # Frictionless reads the features as rows: each has a type, an id, a geometry and properties.
-             "dialect": {"json": {"property": "features", "keyed": True}},
-             "schema": {"fields": [
-                 {"name": "type", "type": "string", "constraints": {"required": True, "enum": ["Feature"]}},
-                 {"name": "id", "type": "string", "constraints": {"required": True, "unique": True}},
-                 {"name": "geometry", "type": "geojson", "title": "Géométrie de la rue (OpenStreetMap, ODbL)"},
-                 {"name": "properties", "type": "object",
-                  "description": "Les colonnes de streets.csv: " + ", ".join(COLUMNS)},
-             ]}},
-        ],
-    }
+def to_geojson(pub: Publication) -> str:
+    return "".join(geojson_pieces(pub))

@@ -1,4 +1,6 @@
-"""Writing the open data package to a folder so that it holds the old package or the new one, never a mix."""
+"""The open data package: its description (``datapackage.json``, a Frictionless Data Package with a
+Table Schema per file and the licences of each) and writing it to a folder so that the folder holds
+the old package or the new one, never a mix."""
 
 from __future__ import annotations
 
@@ -8,20 +10,105 @@ import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from server.opendata.export import (
+    COLUMNS,
     CSV_NAME,
     GEOJSON_NAME,
     PACKAGE_NAME,
+    TOP_ERRORS,
     OpenDataQuery,
     Publication,
-    datapackage,
     to_csv,
     to_geojson,
 )
+from vision.schema import Stream
 
 STAGING_PREFIX = ".trivue-export-"
 PACKAGE_FILES = (CSV_NAME, GEOJSON_NAME, PACKAGE_NAME)  # moved in this order: the description last
+ETALAB = {"name": "etalab-2.0", "title": "Licence Ouverte / Open Licence version 2.0 (figures)",
+          "path": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"}
+ODBL = {"name": "ODbL-1.0", "title": "Open Database License 1.0 (street names and geometries, OpenStreetMap)",
+        "path": "https://opendatacommons.org/licenses/odbl/1-0/"}
+OSM_SOURCE = {"title": "© les contributeurs d'OpenStreetMap", "path": "https://www.openstreetmap.org/copyright"}
+# code_insee comes from the BAN addresses linked to each street (else the street import: docs/streets.md).
+BAN_SOURCE = {"title": "Base Adresse Nationale (codes INSEE des communes)", "path": "https://adresse.data.gouv.fr"}
+CODE_INSEE_PATTERN = r"^(?:[0-9]{2}|2[AB])[0-9]{3}$"  # as server.streets.insee checks it
+
+
+# The interval counts every lift as independent; a bin lifted at each round is not: said to re-users.
+WILSON = ("Intervalle de Wilson à 95 % qui compte chaque levée comme indépendante ; les levées d'un même bac "
+          "ne le sont pas tout à fait : l'incertitude réelle est un peu plus grande, surtout pour les petites "
+          "cases.")
+
+
+def _fields(q: OpenDataQuery) -> list[dict[str, Any]]:
+    share = {"type": "number", "constraints": {"required": True, "minimum": 0, "maximum": 1}}
+    pattern = r"^\d{4}-\d{2}$" if q.period == "month" else r"^\d{4}$"
+    return [
+        {"name": "street_id", "type": "integer", "title": "Identifiant Trivue de la rue",
+         "constraints": {"required": True, "minimum": 1}},
+        {"name": "street_name", "type": "string", "title": "Nom de la rue (OpenStreetMap)"},
+        {"name": "commune", "type": "string", "title": "Commune"},
+        {"name": "code_insee", "type": "string", "title": "Code INSEE de la commune (code officiel géographique)",
+         "description": "Celui des adresses de la Base Adresse Nationale rattachées à la rue (le plus fréquent), "
+                        "sinon celui donné à l'import des rues ; vide quand aucune donnée ne le dit.",
+         "constraints": {"pattern": CODE_INSEE_PATTERN}},
+        {"name": "period", "type": "string", "title": f"Période ({'mois AAAA-MM' if q.period == 'month' else 'année'}"
+         ", jours de collecte en heure locale)", "constraints": {"required": True, "pattern": pattern}},
+        {"name": "stream", "type": "string", "title": "Flux collecté",
+         "constraints": {"required": True, "enum": [s.value for s in Stream]}},
+        {"name": "lifts", "type": "integer", "title": "Levées de bacs",
+         "constraints": {"required": True, "minimum": q.k}},
+        {"name": "contaminated_lifts", "type": "integer", "title": "Levées avec erreur de tri",
+         "description": "Levées où au moins un objet n'avait pas sa place dans ce flux (erreur ou alerte, "
+                        "hors simple information)", "constraints": {"required": True, "minimum": 0}},
+        {"name": "rate", "title": "Part des levées avec erreur de tri",
+         "description": "contaminated_lifts / lifts", **share},
+        {"name": "ci_low", "title": "Borne basse de l'intervalle de Wilson à 95 % de rate", "description": WILSON,
+         **share},
+        {"name": "ci_high", "title": "Borne haute de l'intervalle de Wilson à 95 % de rate", "description": WILSON,
+         **share},
+        *({"name": f"top_error_{i}", "type": "string", "title": f"Erreur de tri n° {i} (catégorie)"}
+          for i in range(1, TOP_ERRORS + 1)),
+    ]
+
+
+def datapackage(q: OpenDataQuery, created: datetime) -> dict[str, Any]:
+    """The Frictionless Data Package describing ``streets.csv`` and ``streets.geojson``."""
+    fields = _fields(q)
+    covered = f"du {q.since or 'début'} au {q.until or 'dernier jour collecté'}"
+    return {
+        "name": f"trivue-qualite-du-tri-par-rue-{q.period}",
+        "title": "Qualité du tri des déchets ménagers par rue",
+        "description": (f"Levées de bacs et part des levées avec erreur de tri, par rue, "
+                        f"{'mois' if q.period == 'month' else 'année'} et flux, {covered}, mesurées par les "
+                        f"caméras des camions de collecte (Trivue). Les cases de moins de {q.k} levées ne sont "
+                        "pas publiées. Aucune adresse, aucun bac, aucune photo, aucun camion ni aucune heure."),
+        "created": created.isoformat(timespec="seconds"),
+        "licenses": [ETALAB, ODBL],
+        "sources": [{"title": "Caméras Trivue des camions de collecte"}, OSM_SOURCE, BAN_SOURCE],
+        "keywords": ["déchets", "tri", "collecte", "qualité du tri"],
+        "resources": [
+            {"name": "streets", "path": CSV_NAME, "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
+             "title": "Qualité du tri par rue (tableau)", "licenses": [ETALAB, ODBL],
+             "schema": {"fields": fields, "primaryKey": ["street_id", "period", "stream"]}},
+            {"name": "streets-geojson", "type": "table", "path": GEOJSON_NAME, "format": "json",
+             "mediatype": "application/geo+json", "encoding": "utf-8",
+             "title": "Qualité du tri par rue (carte, GeoJSON)", "licenses": [ODBL, ETALAB],
+             # Frictionless reads the features as rows: each has a type, an id, a geometry and properties.
+             "dialect": {"json": {"property": "features", "keyed": True}},
+             "schema": {"fields": [
+                 {"name": "type", "type": "string", "constraints": {"required": True, "enum": ["Feature"]}},
+                 {"name": "id", "type": "string", "constraints": {"required": True, "unique": True}},
+                 {"name": "geometry", "type": "geojson", "title": "Géométrie de la rue (OpenStreetMap, ODbL)"},
+                 {"name": "properties", "type": "object",
+                  "description": "Les colonnes de streets.csv: " + ", ".join(COLUMNS)},
+             ]}},
+        ],
+    }
+
 
 
 def write_package(pub: Publication, q: OpenDataQuery, out: Path, created: datetime) -> None:

@@ -37,19 +37,20 @@ def safe_row(values: Iterable[Any]) -> list[Any]:
     return [safe_cell(v) for v in values]
 
 
-def csv_pieces(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], rows_per_piece: int = 1000) -> Iterator[str]:
-    """``rows_csv`` in pieces of ``rows_per_piece`` rows (the header first, alone), for a streamed
-    response: one piece at a time in memory instead of the whole document."""
+def csv_pieces(columns: Sequence[str], rows: Iterable[Sequence[Any]], rows_per_piece: int = 1000) -> Iterator[str]:
+    """A CSV document in pieces of ``rows_per_piece`` rows (the header first, alone), each row its
+    values in ``columns`` order, for a streamed response: one piece at a time in memory instead of
+    the whole document."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(safe_row(columns))
     yield out.getvalue()
     pending = 0
-    for row in rows:
+    for values in rows:
         if pending == 0:
             out.seek(0)
             out.truncate()
-        writer.writerow(safe_row(row.get(c) for c in columns))
+        writer.writerow(safe_row(values))
         pending += 1
         if pending == rows_per_piece:
             yield out.getvalue()

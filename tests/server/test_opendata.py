@@ -79,11 +79,11 @@ def test_cells_under_k_never_appear_and_figures_match_the_lifts(rennes_db: Renne
                                                                city: dict[str, OnStreet]) -> None:
     with rennes_db.sessions() as session:
         pub = publication(session, OpenDataQuery("month", 10))
-    cells = {(r["street_id"], r["period"], r["stream"]): r for r in pub.rows}
+    cells = {(r["street_id"], r["period"], r["stream"]): r for r in pub.records()}
     busy, ten = city["busy"].street_id, city["ten"].street_id
     assert set(cells) == {(busy, "2026-10", "recyclables"), (busy, "2026-11", "recyclables"),
                           (ten, "2026-10", "recyclables")}
-    assert city["nine"].street_id not in {r["street_id"] for r in pub.rows}
+    assert city["nine"].street_id not in {r["street_id"] for r in pub.records()}
     assert pub.suppressed == 3  # busy's glass (4), nine's October and November (9 each)
     october = cells[(busy, "2026-10", "recyclables")]
     low, high = wilson(5, 14)
@@ -98,10 +98,10 @@ def test_cells_under_k_never_appear_and_figures_match_the_lifts(rennes_db: Renne
     with rennes_db.sessions() as session:
         yearly = publication(session, OpenDataQuery("year", 10))
         raised = publication(session, OpenDataQuery("month", 12))
-    assert {(r["street_id"], r["period"], r["stream"], r["lifts"]) for r in yearly.rows} == {
+    assert {(r["street_id"], r["period"], r["stream"], r["lifts"]) for r in yearly.records()} == {
         (busy, "2026", "recyclables", 25), (ten, "2026", "recyclables", 10),
         (city["nine"].street_id, "2026", "recyclables", 18)}  # 9 + 9 in a year pass k
-    assert {(r["street_id"], r["period"]) for r in raised.rows} == {(busy, "2026-10")}
+    assert {(r["street_id"], r["period"]) for r in raised.records()} == {(busy, "2026-10")}
 
 
 def test_query_refuses_k_under_five_and_an_unknown_period() -> None:
@@ -260,13 +260,13 @@ def test_a_year_never_gives_away_the_months_left_out(rennes_db: RennesDatabase, 
         monthly = publication(session, OpenDataQuery("month", 10))
         yearly = publication(session, OpenDataQuery("year", 10))
     published: Counter[tuple[int, str, str]] = Counter()
-    for row in monthly.rows:
+    for row in monthly.records():
         published[(row["street_id"], row["period"][:4], row["stream"])] += row["lifts"]
-    for row in yearly.rows:
+    for row in yearly.records():
         hidden = row["lifts"] - published[(row["street_id"], row["period"], row["stream"])]
         assert hidden == 0 or hidden >= 10, f"{row}: {hidden} lifts of months left out, by difference"
     # busy: October and November both published, nothing hidden; nine: 9 + 9 hidden, 18 >= k
-    assert {(r["street_id"], r["period"], r["stream"], r["lifts"]) for r in yearly.rows} == {
+    assert {(r["street_id"], r["period"], r["stream"], r["lifts"]) for r in yearly.records()} == {
         (city["busy"].street_id, "2026", "recyclables", 25), (city["nine"].street_id, "2026", "recyclables", 18)}
     assert yearly.suppressed == 2  # busy's glass (4 lifts) and ten's year (3 lifts hidden)
 
@@ -284,10 +284,10 @@ def test_a_year_at_a_higher_k_keeps_the_months_of_a_lower_one(rennes_db: RennesD
         yearly = publication(session, OpenDataQuery("year", 12, months_k=5))
         alone = publication(session, OpenDataQuery("year", 12))  # no monthly export beside it
     nine = city["nine"].street_id
-    assert {(r["period"], r["lifts"]) for r in monthly.rows if r["street_id"] == nine} == {("2026-10", 9),
+    assert {(r["period"], r["lifts"]) for r in monthly.records() if r["street_id"] == nine} == {("2026-10", 9),
                                                                                            ("2026-11", 9)}
-    assert nine not in {r["street_id"] for r in yearly.rows}
-    assert {(r["period"], r["lifts"]) for r in alone.rows if r["street_id"] == nine} == {("2026", 22)}
+    assert nine not in {r["street_id"] for r in yearly.records()}
+    assert {(r["period"], r["lifts"]) for r in alone.records() if r["street_id"] == nine} == {("2026", 22)}
     with pytest.raises(ValueError, match="months_k: cells under 5 lifts are never published, got 4"):
         OpenDataQuery("year", 12, months_k=4)
     with pytest.raises(ValueError, match="months_k: only with the period year"):
@@ -359,14 +359,14 @@ def test_a_year_at_its_own_k_must_be_told_the_months_k(rennes_db: RennesDatabase
     with rennes_db.sessions() as session:  # 2026 as the command exports it once December is over
         untold = publication(session, OpenDataQuery("year", 12))
         yearly = publication(session, OpenDataQuery("year", 12, months_k=10))
-    assert (city["ten"].street_id, "2026", 13) in {(r["street_id"], r["period"], r["lifts"]) for r in untold.rows}
+    assert (city["ten"].street_id, "2026", 13) in {(r["street_id"], r["period"], r["lifts"]) for r in untold.records()}
     published: Counter[tuple[str, str, str]] = Counter()
     for row in csv.DictReader(io.StringIO((months / "streets.csv").read_text(encoding="utf-8"))):
         published[(row["street_id"], row["period"][:4], row["stream"])] += int(row["lifts"])
-    for row in yearly.rows:
+    for row in yearly.records():
         hidden = row["lifts"] - published[(str(row["street_id"]), row["period"], row["stream"])]
         assert hidden == 0 or hidden >= 10, f"{row}: {hidden} lifts of months left out, by difference"
-    assert city["ten"].street_id not in {r["street_id"] for r in yearly.rows}
+    assert city["ten"].street_id not in {r["street_id"] for r in yearly.records()}
 
 
 class _HalfPastMidnightInParis(datetime):

@@ -19,7 +19,7 @@ from server.db import make_engine
 from server.ingest.aggregates import add_to_aggregates
 from server.migrate import upgrade_database
 from server.opendata import package
-from server.opendata.export import GEOJSON_NAME, PACKAGE_NAME, OpenDataQuery, Publication
+from server.opendata.export import GEOJSON_NAME, PACKAGE_NAME, OpenDataQuery, Publication, PublishedStreet
 from server.opendata.package import PACKAGE_FILES, write_package
 from server.streets.models import Street
 from trivue.cli import main
@@ -28,11 +28,12 @@ QUERY = OpenDataQuery("month", 10, date(2026, 10, 1), date(2026, 10, 31))
 CREATED = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
 
 
+GEOMETRY = '{"type":"LineString","coordinates":[[-1.68,48.11],[-1.67,48.11]]}'
+
+
 def _publication(lifts: int, name: str) -> Publication:
-    row = {"street_id": 7, "street_name": name, "commune": "Rennes", "code_insee": "35238", "period": "2026-10",
-           "stream": "recyclables", "lifts": lifts, "contaminated_lifts": 2, "rate": round(2 / lifts, 4),
-           "ci_low": 0.01, "ci_high": 0.5, "top_error_1": "sac_ferme", "top_error_2": None, "top_error_3": None}
-    return Publication([row], 0, {7: '{"type":"LineString","coordinates":[[-1.68,48.11],[-1.67,48.11]]}'})
+    cell = ("2026-10", "recyclables", lifts, 2, ("sac_ferme",))
+    return Publication([PublishedStreet(7, name, "Rennes", "35238", GEOMETRY, [cell])], 0)
 
 
 def _files(out: Path) -> dict[str, str]:
@@ -103,12 +104,12 @@ def test_the_command_says_what_failed_and_keeps_the_package(tmp_path: Path, monk
     try:
         upgrade_database(engine)
         with Session(engine) as session:
-            geometry = _publication(12, "").geometries[7]
             session.execute(insert(Street), [{"id": 7, "name": "Rue de la Paix", "commune": "Rennes",
-                                              "name_key": "rue de la paix", "geometry": geometry, "length_m": 80.0}])
+                                              "name_key": "rue de la paix", "geometry": GEOMETRY, "length_m": 80.0}])
             add_to_aggregates(session, [{"street_id": 7, "day": date(2026, 10, 2 + i), "stream": "recyclables",
                                          "overruled_at": None, "contaminated": False, "has_alert": False, "score": 0.0,
-                                         "errors": [], "lat": 48.1, "match_confidence": 0.9} for i in range(12)])
+                                         "errors": [], "lat": 48.1, "match_confidence": 0.9, "street_confidence": None}
+                                        for i in range(12)])
             session.commit()
     finally:
         engine.dispose()

@@ -1,7 +1,8 @@
 """The open-data export read from the month and year roll-ups publishes exactly what summing every
-street day published (``bench/opendata.py``'s ``DAYS``, the export before the roll-ups), byte for
-byte: the same cells kept and held back at ``k``, the same years held back by the months' guard, the
-same top errors and ties. The aggregates are written by the ingest's own incremental path, lifts
+street day published (``bench/opendata_before.py``: the export before the roll-ups, and before its
+rows were compact cells read in one pass instead of dictionaries), byte for byte: the same cells
+kept and held back at ``k``, the same years held back by the months' guard, the same top errors
+and ties, the same order. The aggregates are written by the ingest's own incremental path, lifts
 added and some taken out again (rows left at zero deleted), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.opendata import DAYS
+from bench import opendata_before as before
+from bench.opendata_before import DAYS
 from server.db import make_engine
 from server.ingest.aggregates import add_to_aggregates
 from server.migrate import upgrade_database
@@ -37,7 +39,8 @@ def _lift(rng: random.Random, street: int | None) -> dict[str, Any]:
     return {"street_id": street, "day": day, "stream": rng.choice(("recyclables", "residual", "glass")),
             "overruled_at": None, "contaminated": contaminated,
             "has_alert": any(e["severity"] == "alert" for e in errors), "score": float(len(errors)),
-            "errors": errors, "lat": 48.1, "match_confidence": 0.9 if street else None}
+            "errors": errors, "lat": 48.1, "match_confidence": 0.9 if street else None,
+            "street_confidence": None}
 
 
 def _city(sessions: sessionmaker[Session], seed: int) -> None:
@@ -77,14 +80,14 @@ def test_export_from_the_rollups_equals_the_export_from_the_days(database_url: s
         held_by_guard = 0
         with sessions() as session:
             for q in queries:
-                days, rolled = publication(session, q, DAYS), publication(session, q)
-                assert to_csv(rolled) == to_csv(days), q
-                assert to_geojson(rolled) == to_geojson(days), q
-                assert rolled.suppressed == days.suppressed, q
-                assert rolled.rows and rolled.suppressed, q  # both decisions are exercised
+                days, rolled = before.publication(session, q), publication(session, q)
+                assert to_csv(rolled) == before.to_csv(days), q
+                assert to_geojson(rolled) == before.to_geojson(days), q
+                assert (rolled.count, rolled.suppressed) == (len(days.rows), days.suppressed), q
+                assert rolled.count and rolled.suppressed, q  # both decisions are exercised
                 if q.period == "year":  # cells over k held back all the same: the months' guard decided
                     totals, _ = DAYS.totals(session, q)
-                    published = {(r["street_id"], r["period"], r["stream"]) for r in rolled.rows}
+                    published = {(r["street_id"], r["period"], r["stream"]) for r in rolled.records()}
                     held_by_guard += sum(1 for cell, (lifts, _) in totals.items()
                                          if lifts >= q.k and cell[0] != 1 and cell not in published)
             # Categories tied on lifts, where the name decides the order (and which one is third).

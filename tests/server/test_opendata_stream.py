@@ -8,7 +8,11 @@ must be exactly ``to_csv`` / ``to_geojson`` (what ``trivue opendata export`` wri
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -87,7 +91,7 @@ def test_the_routes_stream_the_very_bytes_of_the_files(
     token = _token(rennes_db)
     with rennes_db.sessions() as session:
         pub = publication(session, OpenDataQuery("month", settings.opendata_min_lifts, until=date.fromisoformat(UNTIL)))
-    assert len(pub.rows) == 3  # October and November of "busy", October of "ten": a database with data
+    assert pub.count == 3  # October and November of "busy", October of "ten": a database with data
     expected = (to_csv(pub) if kind == "csv" else to_geojson(pub)).encode()
 
     client = TestClient(create_app(settings, start_ingest=False))
@@ -120,12 +124,18 @@ def test_pieces_join_to_the_file_at_any_piece_size(
 ) -> None:
     with rennes_db.sessions() as session:
         pub = publication(session, OpenDataQuery(period, 10))
-    assert pub.rows
-    for rows in (pub.rows, pub.rows[:1], []):  # several rows, one, none (an empty table)
-        part = Publication(rows, pub.suppressed, pub.geometries)
+    assert pub.count > 1
+    first = pub.streets[0]
+    one = [replace(first, cells=first.cells[:1])]
+    for part in (pub, Publication(one, pub.suppressed), Publication([], pub.suppressed)):  # several rows, one, none
+        rows = list(part.records())
+        assert len(rows) == part.count
         csv_parts = list(csv_pieces(part, rows_per_piece))
         assert "".join(csv_parts) == to_csv(part)
+        assert list(csv.DictReader(io.StringIO(to_csv(part)))) == [  # a row each, its values as published
+            {k: "" if v is None else str(v) for k, v in row.items()} for row in rows]
         assert len(csv_parts) == 1 + -(-len(rows) // rows_per_piece)  # the header, then a piece per rows_per_piece
         geojson_parts = list(geojson_pieces(part, rows_per_piece))
         assert "".join(geojson_parts) == to_geojson(part)
+        assert [f["properties"] for f in json.loads(to_geojson(part))["features"]] == rows
         assert len(geojson_parts) == 2 + -(-len(rows) // rows_per_piece)
