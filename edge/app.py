@@ -67,6 +67,7 @@ class LiveConfig:
     """Settings the server may change at run time (retained config topic); read at each lift start."""
 
     stream: Stream
+    conf: float  # the detector's threshold: a model swapped in takes it (``Agent._install_model``)
     version: str | None = None
     refused: str | None = None  # why the last config was not applied (heartbeat), None once one is
 
@@ -82,7 +83,7 @@ class Agent:
         self.model_check = model_check  # published in every heartbeat
         self.names: tuple[str, ...] = tuple(detector.names)
         self.region = Region.from_points(settings.hopper)
-        self.live = LiveConfig(settings.stream)
+        self.live = LiveConfig(settings.stream, settings.conf)
         # a video file is replayable: remember how far its lifts are committed (resumed after a crash)
         self._progress_key = str(Path(settings.source).resolve()) if is_file_source(settings.source) else None
         self.started = time.monotonic()
@@ -131,12 +132,16 @@ class Agent:
 
     def _build_detector(self, path: Path) -> Any:
         """A detector for a model the server sent, with this truck's live thresholds and hopper."""
-        return Detector(path, conf=getattr(self.detector, "conf", self.settings.conf), iou=self.settings.iou,
+        return Detector(path, conf=self.live.conf, iou=self.settings.iou,
                         threads=self.settings.detector_threads, region=self.region)
 
     def _install_model(self, model: RunningModel) -> None:
         """Between two lifts (``Pipeline``): lifts, evidence and stream checks follow the new model."""
         self.detector, self.names = model.detector, tuple(model.detector.names)
+        # After the swap, from the live value: a threshold the server sent while this model was
+        # being built (in the updater's thread, from the value then) still reaches it.
+        if hasattr(self.detector, "conf"):
+            self.detector.conf = self.live.conf
         self.recorder.names, self.recorder.model = self.names, model.info
         self.evidence.names = self.names
         warn_undetectable_alerts(self.rules, self.names, self.live.stream, model.info)
@@ -242,8 +247,9 @@ class Agent:
             self._config_refused(f"{config.config_version}: {error}"[:400])
             return
         self.live.stream = stream
+        self.live.conf = self.settings.conf if config.conf is None else config.conf  # first: see _install_model
         if hasattr(self.detector, "conf"):
-            self.detector.conf = self.settings.conf if config.conf is None else config.conf
+            self.detector.conf = self.live.conf
         self.recorder.min_track_frames = (self.settings.tracking.min_track_frames if config.min_track_frames is None
                                           else config.min_track_frames)
         if config.model is not None:  # fetched and checked in a thread; swapped at a lift's start

@@ -159,3 +159,23 @@ def test_a_setting_the_server_no_longer_sets_returns_to_the_settings_file_at_onc
     finally:
         restarted.close()
     assert after == ran
+
+
+def test_a_threshold_sent_while_a_new_model_is_built_reaches_the_new_model(tmp_path) -> None:
+    """The updater builds a sent model in its thread with the threshold of that moment; a config
+    changing ``conf`` before the swap (a lift later) set it on the old detector, and the new one ran
+    the old threshold until the next config."""
+    from edge.model_update import RunningModel
+    from vision.schema import ModelInfo, TruckConfig
+
+    (tmp_path / "bursts").mkdir()
+    settings = settings_for(tmp_path, tmp_path / "bursts", "mqtt://127.0.0.1:9", unique_truck(),
+                            alert={"broker": None}, conf=0.3)
+    agent = Agent.create(settings, detector=ScriptedDetector([], conf=settings.conf))
+    try:
+        built = ScriptedDetector([], conf=agent.detector.conf)  # what _build_detector gave: the threshold then
+        agent.apply_config(TruckConfig.model_validate({"config_version": "v8", "conf": 0.55}))
+        agent.models.install(RunningModel(built, ModelInfo(name="trivue-waste", version="2"), "0" * 64, None))
+        assert agent.detector is built and built.conf == 0.55
+    finally:
+        agent.close()
