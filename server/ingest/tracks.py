@@ -140,10 +140,14 @@ class Tracks:
             return []
         tracker: TrackLocator = locator  # type: ignore[assignment]
         fresh = [r for r in rows if r["lat"] is not None and r["lon"] is not None]
+        # A lift without a fix has no place on its truck's path: it is left out of it (its
+        # neighbours are matched as if it were not there), and only the registry can place it.
+        blind = [r for r in rows if r["lat"] is None or r["lon"] is None]
         by_truck: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in fresh:
             by_truck[row["truck_id"]].append(row)  # type: ignore[arg-type]
         if not by_truck:
+            _place_blind(blind, registered(session, self.bins, blind))
             return []
         stored = session.execute(provisional_lifts(by_truck)).mappings().all()
         known = {s["event_id"] for s in stored}
@@ -160,7 +164,8 @@ class Tracks:
                 seen.add(r["event_id"])
                 path.append(r)
             paths[truck_id] = [*self._anchors(session, truck_id, path[0]), *path]
-        places = registered(session, self.bins, [r for path in paths.values() for r in path])
+        places = registered(session, self.bins, [*blind, *(r for path in paths.values() for r in path)])
+        _place_blind(blind, places)
         found = tracker.match_tracks([(self._fixes(tracker, truck_id, path), [pin(r, places) for r in path])
                                       for truck_id, path in paths.items()])
         changes: list[dict[str, Any]] = []
@@ -281,6 +286,14 @@ def pin(row: LiftRow | dict[str, Any], places: Mapping[str, BinPlace]) -> int | 
         return row["street_id"]  # type: ignore[no-any-return]
     place = place_of(row, places)
     return place.street_id if place is not None else None
+
+
+def _place_blind(rows: Sequence[LiftRow], places: Mapping[str, BinPlace]) -> None:
+    """Put the lifts without a fix whose tag the registry knows on their address, confirmed: as
+    lift-by-lift matching does (``Inbox._match``); the others stay unmatched, counted "no GPS"."""
+    for row in rows:
+        if (place := place_of(row, places)) is not None:
+            row.update(bin_columns(place, row, None, None))
 
 
 def _path_columns(tracker: TrackLocator, row: LiftRow | dict[str, Any], match: PathMatch | None,

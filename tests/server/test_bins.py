@@ -16,7 +16,7 @@ from server.db import make_engine
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
-from server.ingest.models import Lift, StreetDay
+from server.ingest.models import Lift, MatchQualityDay, StreetDay
 from server.ingest.tracks import rematch_paths
 from server.migrate import upgrade_database
 from server.streets.bins import BinFileError, bin_counts, bin_places, import_bins
@@ -232,3 +232,61 @@ def test_an_inventory_with_ban_ids_finds_the_addresses_trivue_imported(tmp_path:
             [p.address_id for p in places.values()]))).all()
     engine.dispose()
     assert len(places) == 2 and hoche == ["Rue Hoche", "Rue Hoche"]
+
+
+@pytest.mark.parametrize(("trajectory", "batch"), [(True, 1), (True, 9), (False, 9)],
+                         ids=["trajectory-lift-by-lift", "trajectory-one-batch", "one-point"])
+def test_a_registered_lift_without_a_fix_goes_to_its_address(tmp_path: Path, database_url: str, trajectory: bool,
+                                                              batch: int) -> None:
+    """A truck in a tunnel, a GPS box down: the lift has its tag but no fix. The registry still
+    knows where it was: its address's street, counted there and not among the lifts without GPS;
+    the truck's lifts with a fix before and after it are matched as if it were not there."""
+    engine, streets, addresses = town(database_url)
+    with Session(engine) as session, session.begin():
+        import_bins(session, registry(tmp_path, "tag;address\nE2801160000000DD;99999_a001_00005\n"))
+    with Session(engine) as session:
+        locator = TrackLocator.from_session(session) if trajectory else Locator.from_session(session)
+    settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=database_url)
+    inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator, bin_places)
+    # Down Rue B, then east into Rue A (``test_a_registered_lift_pins_its_truck_s_path``): the
+    # corner lifts' fixes are up Rue B. The blind registered lift comes just before them.
+    fixes = [(0.0, 90.0), (1.0, 60.0), (0.0, 40.0), None, (4.0, 12.0), (6.0, 10.0), None, (40.0, 0.0), (70.0, 1.0)]
+    tags = {3: "E2801160000000DD", 6: "E2801160FFFFFFFF"}  # the second tag is not in the registry
+
+    def ingest(truck: str, day: datetime, blind: bool) -> list[Lift]:
+        events = []
+        for k, xy in enumerate(fixes):
+            if xy is None and not blind:
+                continue
+            lon, lat = lonlat(*xy) if xy is not None else (0.0, 0.0)
+            events.append(lift_event(truck, sequence=k, gps=None if xy is None else (lat, lon),
+                                     at=day + timedelta(seconds=20 * k), bin_id=tags.get(k)))
+        messages = [MqttMessage(f"{settings.topic_prefix}/{truck}/lift", event.to_json().encode(),
+                                event.started_at + timedelta(seconds=10)) for event in events]
+        for start in range(0, len(messages), batch):
+            with sessionmaker(engine)() as session, session.begin():
+                assert inbox.write(session, messages[start:start + batch]) == 0
+        with Session(engine) as session:
+            return list(session.scalars(select(Lift).where(Lift.truck_id == truck).order_by(Lift.sequence)))
+
+    control = ingest("benne-07", T0, blind=False)
+    lifts = {lift.sequence: lift for lift in ingest("benne-08", T0 + timedelta(days=1), blind=True)}
+    tagged, untagged = lifts.pop(3), lifts.pop(6)
+    assert (tagged.lat, tagged.street_id, tagged.address_id) == (None, streets["Rue A"], addresses["99999_a001_00005"])
+    assert (tagged.match_confidence, tagged.street_confidence, tagged.match_provisional) == (1.0, 1.0, False)
+    assert (tagged.segment_id, tagged.address_distance_m) == (None, None), "no position is made up"
+    assert untagged.street_id is None, "an unknown tag without a fix stays unmatched"
+    assert [lift.street_id for lift in lifts.values()] == [lift.street_id for lift in control]
+    with Session(engine) as session:
+        days = {(d.day, d.street_id): d.lifts for d in session.scalars(select(StreetDay))}
+        quality = {q.day: (q.lifts, q.matched, q.no_gps) for q in session.scalars(select(MatchQualityDay))}
+    first, second = T0.date(), T0.date() + timedelta(days=1)
+    on_a = [lift for lift in control if lift.street_id == streets["Rue A"]]
+    assert days[(second, streets["Rue A"])] == days[(first, streets["Rue A"])] + 1 == len(on_a) + 1
+    assert days[(second, streets["Rue B"])] == days[(first, streets["Rue B"])]
+    assert quality == {first: (7, 7, 0), second: (9, 8, 1)}, "only the unknown tag counts as without GPS"
+    if trajectory:  # ``trivue streets rematch`` leaves it there too (its path skips fixless lifts)
+        with Session(engine) as session, session.begin():
+            rematch_paths(session, locator, bins=bin_places)  # type: ignore[arg-type]
+        with Session(engine) as session:
+            assert session.get(Lift, tagged.id).street_id == streets["Rue A"]  # type: ignore[union-attr]
