@@ -52,7 +52,7 @@ def lift(rng: random.Random, street: int, household: int, dirty: bool, n: int) -
             "contaminated": dirty, "has_alert": False, "score": 1.0 if dirty else 0.0, "counts": {},
             "errors": DIRTY if dirty else [], "model_name": "bench", "model_version": "1", "frames": 10,
             "evidence_sha256": None, "street_id": street, "segment_id": street, "street_distance_m": 3.0,
-            "address_id": household, "address_distance_m": 2.0, "match_confidence": 0.9}
+            "address_id": household, "address_distance_m": 2.0, "match_confidence": 0.9, "street_confidence": None}
 
 
 def seed(session: Session, args: argparse.Namespace) -> None:

@@ -122,7 +122,7 @@ def lift_rows(trial: Trial) -> list[dict[str, Any]]:
             "errors": [{"class": "glass", "count": 1, "category": "verre", "severity": "error"}] if dirty else [],
             "model_name": "sim", "model_version": "1", "frames": 10, "evidence_sha256": None,
             "street_id": lift.household.street.street_id, "segment_id": None, "street_distance_m": 3.0,
-            "address_id": None, "address_distance_m": None, "match_confidence": 0.3})
+            "address_id": None, "address_distance_m": None, "match_confidence": 0.3, "street_confidence": None})
     return rows
 
 
