@@ -197,14 +197,15 @@
     return cell;
   }
 
-  // Admins change trucks' configurations (PUT /api/trucks/{id}/config, audited truck.config): who
-  // changed what and when is the audit log's, filtered on the truck (/journal, admins only).
+  // Admins change trucks' configurations (PUT /api/trucks/{id}/config, audited truck.config) and
+  // rollouts their models (truck.model): who changed what and when is the audit log's, every entry
+  // naming the truck (/journal, admins only).
   let admin = false;
   function truckCell(truck) {
     const cell = el("th", { scope: "row", text: truck.truck_id });
     if (admin) {
       cell.append(el("div", { class: "small history" }, el("a", {
-        href: Trivue.url("/journal", { target: truck.truck_id, action: "truck.config" }), "data-history": "config",
+        href: Trivue.url("/journal", { target: truck.truck_id }), "data-history": "config",
         "aria-label": t("fleet.config_history_label", { truck: truck.truck_id }), text: t("fleet.config_history") })));
     }
     return cell;

@@ -19,6 +19,7 @@
   const fresh = newestOnly();
   let shown = 0;
   let lastId = null;
+  let applied = {};  // the filters of the list on screen: older entries continue that list, whatever was typed since
 
   const filters = () => Object.fromEntries(FIELDS.map((name) => [name, form.elements[name].value.trim()]));
 
@@ -45,13 +46,13 @@
 
   async function load(append) {
     const current = fresh();
-    const values = filters();
+    const values = append ? applied : filters();
     older.disabled = true;
     try {
       const page = await api("/api/audit", { ...values, limit: PAGE, before_id: append ? lastId : null });
       if (!current()) return;
       const items = page.items;
-      if (!append) { body.replaceChildren(); shown = 0; }
+      if (!append) { body.replaceChildren(); shown = 0; applied = values; }
       if (items.length) body.append(...items.map(row));
       else if (!shown) body.append(el("tr", {}, el("td", { colspan: "5", text: t("journal.none") })));
       shown += items.length;

@@ -27,10 +27,13 @@ HISTORY = 60  # the truck's config changes: more than a page
 @pytest.fixture
 def config_history(live_server: LiveServer) -> Iterator[list[int]]:
     """SILENT_TRUCK's configuration changes, one a minute from FIRST (ids in that order), the 46th
-    by an actor and with a detail a hostile name would write, and two by another admin the next day."""
+    by an actor and with a detail a hostile name would write, then a rollout's model change, and two
+    by another admin the next day."""
     rows = [AuditEntry(at=FIRST + timedelta(minutes=i), actor="user:camille", action="truck.config",
                        target=SILENT_TRUCK, detail=f"conf: {i / 100} -> {(i + 1) / 100}") for i in range(HISTORY)]
     rows[45].actor, rows[45].detail = HOSTILE_ACTOR, HOSTILE_DETAIL
+    rows.append(AuditEntry(at=FIRST + timedelta(minutes=HISTORY), actor="system", action="truck.model",
+                           target=SILENT_TRUCK, detail="trivue-waste 2026.12.03 (was 2026.12.02)"))  # a rollout
     rows += [AuditEntry(at=FIRST + timedelta(days=1, minutes=i), actor="user:dominique", action="truck.config",
                         target=SILENT_TRUCK, detail='stream: null -> "glass"') for i in range(2)]
     with live_server.sessions() as db:
@@ -56,26 +59,27 @@ def test_a_trucks_configuration_history_from_the_fleet_page_filtered_and_paged(b
     page.wait_for_selector("body[data-ready=true]")
     link = page.locator(f"tr[data-truck={SILENT_TRUCK}] a[data-history=config]")
     assert link.inner_text() == "historique de configuration"
-    assert link.get_attribute("href") == f"/journal?target={SILENT_TRUCK}&action=truck.config"
+    assert link.get_attribute("href") == f"/journal?target={SILENT_TRUCK}"
     assert "Journal d'audit" in page.locator("nav .nav a").all_inner_texts()
     browser.shot("journal-fleet-admin")
     link.click()
     page.wait_for_url("**/journal?*")
     page.wait_for_selector("body[data-ready=true]")
     assert page.get_by_label("Cible").input_value() == SILENT_TRUCK
-    assert page.get_by_label("Action").input_value() == "truck.config"
+    assert page.get_by_label("Action").input_value() == ""  # its config and its models (truck.model) alike
 
     ids = [int(i) for i in page.locator("#journal tbody tr").evaluate_all("rs => rs.map((r) => r.dataset.id)")]
     assert ids == sorted(config_history, reverse=True)[:PAGE]  # newest first, one page
-    assert set(cells(browser, 4)) == {SILENT_TRUCK} and set(cells(browser, 3)) == {"truck.config"}
-    # The newest of FIRST's day: 08:59 UTC is 09:59:00 in Paris, whatever the browser's own zone.
-    assert cells(browser, 1)[2] == "01/12/2026 09:59:00"
+    assert set(cells(browser, 4)) == {SILENT_TRUCK} and set(cells(browser, 3)) == {"truck.config", "truck.model"}
+    # The newest change of FIRST's day by an admin: 08:59 UTC is 09:59:00 in Paris, whatever the browser's zone.
+    assert cells(browser, 1)[3] == "01/12/2026 09:59:00"
     assert page.locator("#journal-status").inner_text() == "50 entrées affichées, les plus récentes en premier."
     hostile = page.locator(f"#journal tbody tr[data-id='{config_history[45]}'] td")
     assert hostile.nth(1).inner_text() == HOSTILE_ACTOR and hostile.nth(4).inner_text() == HOSTILE_DETAIL
     browser.shot("journal-truck-history")
 
     older = page.get_by_role("button", name="Entrées plus anciennes")
+    page.get_by_label("Auteur").fill("user:dominique")  # typed, not applied: the list on screen goes on
     older.click()
     page.locator("#journal tbody tr").nth(HISTORY + 1).wait_for()
     ids = [int(i) for i in page.locator("#journal tbody tr").evaluate_all("rs => rs.map((r) => r.dataset.id)")]
