@@ -49,8 +49,9 @@ UNMATCHED = 0  # street_id of aggregates for lifts that no street was found for
 # lifts were then read through the truck's whole history (0.6 s a batch at 25,000 lifts a truck).
 _PROVISIONAL_WHERE = "match_provisional"
 PROVISIONAL = text(f"lifts.{_PROVISIONAL_WHERE}")
-# Lifts whose street stays uncertain from the truck's path (``server.streets.trajectory.AMBIGUOUS``,
-# a street posterior under 0.8): a few per cent, listed on the data-quality page through their
+# Lifts whose street stays uncertain (``server.streets.trajectory.AMBIGUOUS``: a street posterior
+# from the truck's path under 0.8, or a one-point street confidence for a lift matched without a
+# path): a few per cent, listed on the data-quality page through their
 # partial indexes ``ix_lifts_ambiguous_by_*``, written as those indexes write it (see PROVISIONAL).
 _AMBIGUOUS_WHERE = "street_confidence < 0.8"
 AMBIGUOUS_LIFTS = text(f"lifts.{_AMBIGUOUS_WHERE}")
@@ -173,7 +174,7 @@ class MatchQualityDay(Base):
     lifts: Mapped[int] = mapped_column(Integer, default=0)
     matched: Mapped[int] = mapped_column(Integer, default=0)  # on a street
     no_gps: Mapped[int] = mapped_column(Integer, default=0)  # unmatched for want of a fix
-    # Matched lifts by match confidence, in tenths: conf_0 is [0, 0.1), conf_9 is [0.9, 1].
+    # Matched lifts by street confidence (server.ingest.quality), in tenths: conf_0 [0, 0.1), conf_9 [0.9, 1].
     conf_0: Mapped[int] = mapped_column(Integer, default=0)
     conf_1: Mapped[int] = mapped_column(Integer, default=0)
     conf_2: Mapped[int] = mapped_column(Integer, default=0)
