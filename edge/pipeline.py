@@ -56,6 +56,10 @@ class Meter:
 
     def lift_done(self) -> None:
         self.lifts += 1
+        self.pause()
+
+    def pause(self) -> None:
+        """No frame until the next lift: the wait is not a frame's time."""
         self._last = None
 
 
@@ -256,6 +260,7 @@ class Pipeline:
 
     def _close(self, last: Frame, key: str) -> None:
         if not self.recorder.active:
+            self.meter.pause()
             return
         try:
             self.deliver(last)  # the lift's last frame: its time, and where the source stands
