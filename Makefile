@@ -85,6 +85,7 @@ bench: $(DEV_STAMP)
 	$(PY) bench/streets.py --addresses 100000
 	$(PY) bench/street_ends.py
 	$(PY) bench/queries.py --runs sqlite:1M,postgresql:1M
+	$(PY) bench/audit_log.py
 
 # Long fault scenarios (minutes): offline round, broker/server/edge kills, PostgreSQL restarts.
 chaos: $(DEV_STAMP)

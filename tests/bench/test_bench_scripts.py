@@ -145,3 +145,10 @@ def test_simulate_baseline_publishes_what_the_simulator_publishes() -> None:
     assert len(sizes("bench-bare-", "stats")) == len(sizes("bench-sim-", "stats")) > 0
     said = f"{len(sim_lifts):,} lift messages, {sum(sim_lifts) / len(sim_lifts):,.0f} bytes on average"
     assert said in run.stdout, run.stdout
+
+
+def test_audit_log_bench_times_each_filter_with_and_without_its_index(tmp_path: Path) -> None:
+    run = bench("audit_log.py", "--entries", "20000", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line for line in run.stdout.splitlines() if line.endswith("x")]
+    assert len(rows) == 6 and "a truck's config history (rare)" in run.stdout, run.stdout
