@@ -93,17 +93,22 @@ def test_paging_with_before_id_walks_a_filtered_trail_without_gap_or_repeat(site
     assert len(seen) == 4 and seen == sorted(seen, reverse=True) and len(set(seen)) == 4
 
 
-@pytest.mark.parametrize(("field", "value"), [
+BAD_VALUES = [
     ("since", "2026-13-01"), ("since", "20261201"), ("until", "2026-12-01 10:00"), ("since", "yesterday"),
     ("until", "0202-01-01"), ("since", "3026-01-01T00:00"), ("since", "2026-12-01T25:00"),
     ("action", "Truck Config"), ("action", "truck.config'--"), ("actor", "user:a\x00b"), ("target", "benne\n01"),
     ("target", "x" * 257), ("actor", "a" * 129),
-])
-def test_a_bad_value_is_a_422_naming_the_field_and_the_value(site: Server, field: str, value: str) -> None:
-    answer = site.client.get("/api/audit", params={field: value}, headers=site.token("admin"))
-    assert answer.status_code == 422, answer.text
-    text = json.dumps(answer.json(), ensure_ascii=False)
-    assert field in text and json.dumps(value, ensure_ascii=False)[1:-1][:60] in text, text
+]
+
+
+def test_a_bad_value_is_a_422_naming_the_field_and_the_value(site: Server) -> None:
+    # One server for all the values (a server per value cost 1.6 s each on PostgreSQL).
+    admin = site.token("admin")
+    for field, value in BAD_VALUES:
+        answer = site.client.get("/api/audit", params={field: value}, headers=admin)
+        assert answer.status_code == 422, (field, value, answer.text)
+        text = json.dumps(answer.json(), ensure_ascii=False)
+        assert field in text and json.dumps(value, ensure_ascii=False)[1:-1][:60] in text, (field, value, text)
 
 
 def test_until_before_since_is_a_422(site: Server) -> None:
