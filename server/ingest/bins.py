@@ -48,6 +48,14 @@ def place_of(row: LiftRow | dict[str, Any], places: Mapping[str, BinPlace]) -> B
     return places.get(tag) if tag else None
 
 
+def place_tagged(rows: Sequence[LiftRow], places: Mapping[str, BinPlace]) -> None:
+    """Put each lift whose tag the registry knows on its address (``bin_columns``), with or without
+    a fix; the others keep the street they were matched to, or none."""
+    for row in rows:
+        if (place := place_of(row, places)) is not None:
+            row.update(bin_columns(place, row, row["lat"], row["lon"]))
+
+
 def bin_columns(place: BinPlace, found: MatchColumns, lat: float | None, lon: float | None) -> MatchColumns:
     """The street/address columns of a lift whose tag the registry knows: its address's, certain.
     The fix only says where on the street the truck stood, when it matched that street."""

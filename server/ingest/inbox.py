@@ -31,7 +31,7 @@ from server.ingest.aggregates import (
     match_rows,
     upsert,
 )
-from server.ingest.bins import BinLookup, bin_columns, place_of, registered
+from server.ingest.bins import BinLookup, place_tagged, registered
 from server.ingest.evidence import EvidenceError, EvidenceStore
 from server.ingest.letters import HeldBudget, LetterView, letter_row, letter_views
 from server.ingest.metrics import Metrics
@@ -239,10 +239,7 @@ class Inbox:
                     row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
                 except Exception:
                     log.exception("street matching failed for lift %s; stored unmatched", row["event_id"])
-        places = registered(session, self.bins, rows)
-        for row in rows:
-            if (place := place_of(row, places)) is not None:
-                row.update(bin_columns(place, row, row["lat"], row["lon"]))
+        place_tagged(rows, registered(session, self.bins, rows))
 
     def _stats(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
                _locator: StreetLocator | None) -> None:

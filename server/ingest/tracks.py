@@ -39,7 +39,7 @@ from server.ingest.aggregates import (
     rebuild_aggregates,
     street_columns,
 )
-from server.ingest.bins import BinLookup, BinPlace, bin_columns, place_of, registered
+from server.ingest.bins import BinLookup, BinPlace, bin_columns, place_of, place_tagged, registered
 from server.ingest.confirmation import confirm_in_place
 from server.ingest.models import PROVISIONAL, Lift
 
@@ -147,7 +147,7 @@ class Tracks:
         for row in fresh:
             by_truck[row["truck_id"]].append(row)  # type: ignore[arg-type]
         if not by_truck:
-            _place_blind(blind, registered(session, self.bins, blind))
+            place_tagged(blind, registered(session, self.bins, blind))
             return []
         stored = session.execute(provisional_lifts(by_truck)).mappings().all()
         known = {s["event_id"] for s in stored}
@@ -165,7 +165,7 @@ class Tracks:
                 path.append(r)
             paths[truck_id] = [*self._anchors(session, truck_id, path[0]), *path]
         places = registered(session, self.bins, [*blind, *(r for path in paths.values() for r in path)])
-        _place_blind(blind, places)
+        place_tagged(blind, places)  # only the registry can place a lift without a fix
         found = tracker.match_tracks([(self._fixes(tracker, truck_id, path), [pin(r, places) for r in path])
                                       for truck_id, path in paths.items()])
         changes: list[dict[str, Any]] = []
@@ -286,14 +286,6 @@ def pin(row: LiftRow | dict[str, Any], places: Mapping[str, BinPlace]) -> int | 
         return row["street_id"]  # type: ignore[no-any-return]
     place = place_of(row, places)
     return place.street_id if place is not None else None
-
-
-def _place_blind(rows: Sequence[LiftRow], places: Mapping[str, BinPlace]) -> None:
-    """Put the lifts without a fix whose tag the registry knows on their address, confirmed: as
-    lift-by-lift matching does (``Inbox._match``); the others stay unmatched, counted "no GPS"."""
-    for row in rows:
-        if (place := place_of(row, places)) is not None:
-            row.update(bin_columns(place, row, None, None))
 
 
 def _path_columns(tracker: TrackLocator, row: LiftRow | dict[str, Any], match: PathMatch | None,
