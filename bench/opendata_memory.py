@@ -72,7 +72,7 @@ def request(url: str, kind: str, period: str, years: int, traced: bool) -> dict[
         peak = tracemalloc.get_traced_memory()[1] / 2**20 if traced else None
         tracemalloc.stop()
     engine.dispose()
-    rows = pub.count if hasattr(pub, "count") else len(pub.rows)  # the export before kept a list
+    rows = pub.count
     return {"kind": kind, "rows": rows, "bytes": size, "sha256": digest.hexdigest(), "seconds": seconds,
             "traced_peak_mib": peak, "rss_before_mib": before, "rss_peak_mib": _status_mib("VmHWM")}
 

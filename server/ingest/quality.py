@@ -74,23 +74,14 @@ def drop_empty_quality(session: Session, days: Iterable[date]) -> None:
                                                   MatchQualityDay.day.in_(sorted(set(days)))))
 
 
-# ``street_confidence(row)`` in SQL, on ``lifts l``.
-CONFIDENCE_SQL = "COALESCE(l.street_confidence, l.match_confidence)"
-
-
-def tenth_sql(sqlite_db: bool, confidence: str) -> str:
-    """``confidence_bin`` in SQL. SQLite's CAST truncates (a confidence is >= 0: the floor),
-    PostgreSQL's rounds, hence FLOOR."""
-    return (f"MIN(CAST({confidence} * 10 AS INTEGER), 9)" if sqlite_db
-            else f"LEAST(CAST(FLOOR({confidence} * 10) AS INTEGER), 9)")
-
-
 def rebuild_quality(session: Session, since: date | None = None) -> None:
     """Recompute the rows of days >= ``since`` (all when None) from the raw lifts, in the database."""
     query = delete(MatchQualityDay)
     session.execute(query.where(MatchQualityDay.day >= since) if since is not None else query)
-    sqlite_db = session.get_bind().dialect.name == "sqlite"
-    tenth = tenth_sql(sqlite_db, CONFIDENCE_SQL)
+    confidence = "COALESCE(l.street_confidence, l.match_confidence)"  # ``street_confidence(row)``
+    # ``confidence_bin``: SQLite's CAST truncates (a confidence is >= 0: the floor), PostgreSQL's rounds, hence FLOOR.
+    tenth = (f"MIN(CAST({confidence} * 10 AS INTEGER), 9)" if session.get_bind().dialect.name == "sqlite"
+             else f"LEAST(CAST(FLOOR({confidence} * 10) AS INTEGER), 9)")
     bins = ", ".join(f"SUM(CASE WHEN l.street_id IS NOT NULL AND {tenth} = {i} THEN 1 ELSE 0 END)"
                      for i in range(BINS))
     where = "WHERE l.day >= :since" if since is not None else ""
