@@ -182,3 +182,29 @@ def test_simulate_broker_is_checked_before_the_round(tmp_path: Path, capsys: pyt
     err = capsys.readouterr().err  # the scenario's log line, then the one error line
     assert code == 2 and "Traceback" not in err, err
     assert message in err.strip().splitlines()[-1]
+
+
+def test_a_second_demo_on_the_same_data_folder_stops_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two demos on one data folder shared its database and the trucks' outboxes: the second's
+    trucks read "stopped" when the first stopped. The second now stops, naming the first's pid,
+    before opening the database; once the first has stopped, the folder is free again."""
+    import os
+
+    from trivue.demo.folder_lock import FolderLock
+
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(data))
+    monkeypatch.setattr("signal.signal", lambda *_: None)
+    first = FolderLock(data)
+    first.acquire()
+    code = main(["demo", "--duration", "0.1", "--history-days", "0", "--events-only"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert f"data folder {data}: another trivue demo is using it (pid {os.getpid()})" in err.strip().splitlines()[-1]
+    assert not (data / "trivue.db").exists(), "the second demo opened the database"
+    first.release()
+    again = FolderLock(data)
+    again.acquire()  # free once the first let go (a process that ends lets go too)
+    again.release()

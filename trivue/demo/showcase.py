@@ -32,6 +32,7 @@ from server.web.accounts import User
 from server.web.auth import add_user
 from trivue.broker import EmbeddedBroker
 from trivue.demo.fleet_live import publish_history, start_edge_trucks, start_event_trucks
+from trivue.demo.folder_lock import FolderLock
 from trivue.demo.options import DemoOptions
 from trivue.demo.place import DEMO_PASSWORD, DEMO_USER, RENNES_CENTRE, SAMPLE_STREETS, demo_port, free_port
 from trivue.sim.homes import store_synthetic
@@ -68,6 +69,7 @@ class Showcase:
         self.server_thread: threading.Thread | None = None
         self.link: FleetLink | None = None
         self.notes: list[str] = []
+        self.folder_lock = FolderLock(data_dir)
         self.live_lifts = 0  # counted by the truck threads (an int += under the GIL is enough here)
 
     def lift_done(self, *_: object) -> None:
@@ -104,6 +106,7 @@ class Showcase:
     def _database(self) -> None:
         try:  # a data folder that cannot be made, a bad TRIVUE_DATABASE_URL, a full disk: one line
             self.settings.make_folders()
+            self.folder_lock.acquire()  # before the database or a truck's outbox is opened
             self.engine = migrated_engine(self.settings.db_url)
         except (ConfigError, DatabaseUnavailable) as error:
             raise CliError(str(error)) from None
@@ -233,5 +236,6 @@ class Showcase:
             self.server_thread.join(timeout=15)
         if self.broker is not None:
             self.broker.stop()
+        self.folder_lock.release()
         log.info("demo stopped")
 
