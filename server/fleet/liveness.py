@@ -1,5 +1,10 @@
 """Which trucks are alive: online and heard from lately. Canaries are picked among them first; a
-canary that is not is said when the rollout starts (``server.fleet.rollout.start``)."""
+canary that is not is said when the rollout starts (``server.fleet.rollout.start``).
+
+Online is the truck's ``state``: its last status message (retained ``online``, ``offline`` as the
+last will, ``stopped`` on a clean exit), unless the truck was heard after it: an agent whose
+heartbeats are newer than its ``stopped`` or ``offline`` runs (a second agent under its id, a
+status left retained by an agent before). The fleet page and the trucks API show the same."""
 
 from __future__ import annotations
 
@@ -14,12 +19,24 @@ from server.db import utcnow
 from server.ingest.models import Truck, TruckStatus
 
 ALIVE = timedelta(minutes=15)  # as the fleet page's "silent" flag
+# Several ingest workers share the subscription, each dating what it receives by its own clock: a
+# heartbeat sent just before ``stopped`` may be dated a little after it by another worker.
+CLOCK_SLACK = timedelta(seconds=1)
+
+
+def state(truck: Truck) -> TruckStatus:
+    """What the truck is doing: its status message, or online when heard from after it (or heard
+    from without ever sending one)."""
+    said = TruckStatus(truck.status) if truck.status in TruckStatus.__members__ else TruckStatus.unknown
+    heard_since = truck.last_seen_at is not None and (
+        truck.status_at is None or truck.last_seen_at > truck.status_at + CLOCK_SLACK)
+    return TruckStatus.online if said is not TruckStatus.online and heard_since else said
 
 
 def _is_alive(truck: Truck | None, since: datetime) -> bool:
     return (
         truck is not None
-        and truck.status == TruckStatus.online.value
+        and state(truck) is TruckStatus.online
         and truck.last_seen_at is not None
         and truck.last_seen_at >= since
     )

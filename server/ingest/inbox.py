@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from base.ids import is_truck_id
 from server.config import ServerSettings
 from server.db import utcnow
+from server.fleet.agents import note
 from server.ingest.aggregates import (
     LiftRow,
     StreetLocator,
@@ -85,6 +86,8 @@ class Batch:
     # When the batch is written, read once the purge is held off (``server.ingest.purge_gate``).
     written_at: datetime | None = None
     held: HeldBudget | None = None  # the bytes its letters may still keep whole
+    # Per truck, its heartbeats' (agent start, sent_at, received_at), in order: ``server.fleet.agents``.
+    beats: dict[str, list[tuple[datetime, datetime, datetime]]] = field(default_factory=dict)
 
     def seen(self, truck_id: str, at: datetime, alive: bool = True, **values: Any) -> None:
         """Note news of a truck; ``alive`` is False for retained status, which is no sign of life."""
@@ -253,6 +256,11 @@ class Inbox:
             raise Refused("truck_mismatch", f"topic says truck {truck_id!r}, payload says {stats.truck_id!r}")
         batch.seen(truck_id, message.received_at, stats=stats.model_dump(mode="json"),
                    stats_at=message.received_at)
+        try:
+            started = stats.sent_at - timedelta(seconds=stats.uptime_s)
+        except (OverflowError, ValueError):  # an uptime of centuries (or inf): no start time to compare
+            return
+        batch.beats.setdefault(truck_id, []).append((started, stats.sent_at, message.received_at))
 
     def _status(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
                 _locator: StreetLocator | None) -> None:
@@ -295,6 +303,7 @@ class Inbox:
         self.metrics.inc("trivue_ingest_lifts_stored_total", len(new))
         self.metrics.inc("trivue_ingest_lifts_duplicate_total", len(batch.lifts) - len(new))
         self.metrics.inc("trivue_ingest_lifts_unmatched_total", sum(r["street_id"] is None for r in new))
+        self._note_agents(session, batch)
         # One statement per set of columns, not per truck: a batch from a fleet names dozens of
         # trucks. Sorted by truck: concurrent workers lock rows in one order.
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -312,6 +321,21 @@ class Inbox:
             for row in batch.dead:
                 self.metrics.inc("trivue_ingest_dead_letters_total", reason=row["reason"])
                 log.warning("dead letter (%s) on %s: %s", row["reason"], row["topic"], row["detail"][:200])
+
+    @staticmethod
+    def _note_agents(session: Session, batch: Batch) -> None:
+        """Fold the batch's heartbeats into each truck's recent agent start times, read in one
+        query. Two workers on one truck at once: the last write wins, and the next heartbeats of
+        two agents show them again."""
+        if not batch.beats:
+            return
+        stored = dict(session.execute(select(Truck.truck_id, Truck.agents)
+                                      .where(Truck.truck_id.in_(sorted(batch.beats)))).all())
+        for truck_id, beats in batch.beats.items():
+            agents = stored.get(truck_id)
+            for started, sent, received in beats:
+                agents = note(agents, started, sent, received)
+            batch.trucks[truck_id]["agents"] = agents
 
 
 _KINDS: dict[str, Callable[..., None]] = {

@@ -242,6 +242,9 @@ class Truck(Base):
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     stats_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     config: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="Config last published to the truck")
+    # The start times of the agents heard under this id lately (``server.fleet.agents``): two agents
+    # sharing one id (a copied configuration) alternate between theirs.
+    agents: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="Recent agent start times, two agents seen")
 
 
 DEAD_LETTER_BYTES = 4096  # enough to see what went wrong, not enough to keep a photo

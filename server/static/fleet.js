@@ -1,4 +1,5 @@
-/* Flotte: trucks from their heartbeats; one silent for too long is flagged whatever its MQTT status.
+/* Flotte: trucks from their heartbeats; one silent for too long is flagged whatever its MQTT status,
+   unless its agent said it stopped (end of shift): that silence is explained.
    Each truck's model, the model the server asked for and the last model change (refused: why), and
    the latest rollout with the canaries' progress. */
 "use strict";
@@ -8,13 +9,37 @@
   const summary = document.getElementById("fleet-summary");
   const silentAfterS = config.silentAfterS || 900;
 
-  const isSilent = (truck) => !truck.last_seen_at ||
-    Date.now() - new Date(truck.last_seen_at).getTime() > silentAfterS * 1000;
+  // The server's state: the truck's last status message (online; offline, the last will: connection
+  // lost; stopped: a clean exit), or online when the truck was heard from after it; unknown before any.
+  const stateOf = (truck) => ["online", "offline", "stopped"].includes(truck.state) ? truck.state : "unknown";
+  const isSilent = (truck) => stateOf(truck) !== "stopped" && (!truck.last_seen_at ||
+    Date.now() - new Date(truck.last_seen_at).getTime() > silentAfterS * 1000);
+
+  // Why the truck reads as it does, in the badge's tooltip. Online against a status message that said
+  // otherwise (a second agent, a status left retained): that message and when it came.
+  function stateHint(truck, state) {
+    const when = truck.status_at ? fmt.dateTime(truck.status_at) : "–";
+    if (state !== "online") return t(`fleet.${state}_hint`, { when });
+    if (truck.status === "online") return t("fleet.online_hint", { when });
+    return truck.status_at ? t("fleet.heard_since_status", { said: t(`fleet.${stateOf({ state: truck.status })}`), when })
+      : t("fleet.heard_without_status");
+  }
+
+  // Two agents or more send heartbeats under this id (a copied configuration): their lifts mix.
+  function agentsBadge(truck) {
+    const twins = truck.duplicate_agents;
+    const n = twins.started_at.length;
+    return el("span", { class: "badge danger", "data-agents": "duplicate",
+      text: `⚠ ${t(n > 2 ? "fleet.agents_many" : "fleet.agents_two", { n, truck: truck.truck_id })}`,
+      title: t("fleet.agents_hint", { started: twins.started_at.map(fmt.dateTime).join(", "),
+        when: fmt.dateTime(twins.seen_at) }) });
+  }
 
   function statusCell(truck, s) {
-    const known = ["online", "offline"].includes(truck.status) ? truck.status : "unknown";
-    const cell = el("td", {}, el("span", { class: `badge ${known === "online" ? "ok" : "off"}`,
-      text: t(`fleet.${known}`) }));
+    const state = stateOf(truck);
+    const cell = el("td", {}, el("span", { class: `badge ${state === "online" ? "ok" : "off"}`, "data-state": state,
+      "data-status": truck.status, title: stateHint(truck, state), text: t(`fleet.${state}`) }));
+    if (truck.duplicate_agents) cell.append(" ", agentsBadge(truck));
     if (isSilent(truck)) {
       cell.append(" ", el("span", { class: "badge warn", title: t("fleet.silent_hint", { minutes: Math.round(silentAfterS / 60) }),
         text: `⚠ ${t("fleet.silent")}` }));
@@ -115,7 +140,8 @@
     if ((rollout.stalled_canaries || []).includes(truck)) {
       return ` — ⚠ ${seen ? t("fleet.canary_silent", { ago: fmt.ago(seen) }) : t("fleet.canary_never_seen")}`;
     }
-    return (rollout.offline_canaries || []).includes(truck) ? ` — ${t("fleet.canary_offline")}` : "";
+    if (!(rollout.offline_canaries || []).includes(truck)) return "";
+    return ` — ${t(byId[truck] && stateOf(byId[truck]) === "stopped" ? "fleet.canary_stopped" : "fleet.canary_offline")}`;
   }
 
   function showRollout(rollout, byId = {}) {
@@ -240,7 +266,7 @@
       const body = document.querySelector("#fleet tbody");
       body.replaceChildren(...(trucks.length ? trucks.map(row)
         : [el("tr", {}, el("td", { colspan: "10", text: t("common.none") }))]));
-      const online = trucks.filter((x) => x.status === "online").length;
+      const online = trucks.filter((x) => stateOf(x) === "online").length;
       summary.classList.remove("error");
       summary.textContent = t("fleet.summary", { online, total: trucks.length,
         silent: trucks.filter(isSilent).length });

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from base.version import __version__
 from server.audit import audit
+from server.fleet.agents import twins
+from server.fleet.liveness import state
 from server.ingest.inbox import newest_dead_letters
 from server.ingest.letters import held_summary
 from server.ingest.models import Evidence, Lift, Truck, TruckStatus
@@ -189,10 +191,12 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def truck_json(truck: Truck, lifts_7d: int) -> dict[str, Any]:
+def truck_json(truck: Truck, lifts_7d: int, now: datetime) -> dict[str, Any]:
     update = (truck.stats or {}).get("model_update") or {}
-    return {"truck_id": truck.truck_id, "status": truck.status,
-            "online": truck.status == TruckStatus.online,
+    now_state = state(truck)
+    return {"truck_id": truck.truck_id, "status": truck.status, "state": now_state.value,
+            "online": now_state is TruckStatus.online,
+            "duplicate_agents": twins(truck.agents, now),
             "status_at": truck.status_at.isoformat() if truck.status_at else None,
             "last_seen_at": truck.last_seen_at.isoformat() if truck.last_seen_at else None,
             "stats": truck.stats, "stats_at": truck.stats_at.isoformat() if truck.stats_at else None,
@@ -202,7 +206,8 @@ def truck_json(truck: Truck, lifts_7d: int) -> dict[str, Any]:
 
 
 def _truck_routes(router: APIRouter) -> None:
-    @router.get("/trucks", summary="Trucks: online/offline, last seen, last stats", response_model=schemas.TruckList)
+    @router.get("/trucks", summary="Trucks: state (online, offline, stopped), last seen, last stats, two agents",
+                response_model=schemas.TruckList)
     def trucks(db: SessionDep, who: Viewer) -> dict[str, Any]:
         # The fleet page asks every 30 s: a count of all time read every lift ever stored. The last
         # 7 days are a range of ix_lifts_truck_started per truck, in the last month or two partitions
@@ -211,7 +216,8 @@ def _truck_routes(router: APIRouter) -> None:
         recent = (select(func.count()).select_from(Lift)
                   .where(Lift.truck_id == Truck.truck_id, Lift.started_at >= since).scalar_subquery())
         rows = db.execute(select(Truck, recent).order_by(Truck.truck_id)).all()
-        return {"trucks": [truck_json(t, lifts) for t, lifts in rows]}
+        now = datetime.now(UTC)
+        return {"trucks": [truck_json(t, lifts, now) for t, lifts in rows]}
 
     @private_get(router, "/audit", summary="The audit trail, newest first (admin)", response_model=schemas.AuditPage)
     def audit_log(db: SessionDep, who: Admin, flt: AuditFilterDep, limit: int = Query(default=100, ge=1, le=1000),

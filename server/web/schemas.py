@@ -203,10 +203,21 @@ class TruckConfig(Out):
         return {key: value for key, value in handler(self).items() if value is not None}
 
 
+class DuplicateAgents(Out):
+    """Two agents or more send heartbeats under one truck id (a copied configuration)."""
+
+    seen_at: str = Field(description="When a heartbeat last showed it (server time)")
+    started_at: list[str] = Field(description="When each agent started (sent_at - uptime_s of its heartbeats)")
+
+
 class Truck(Out):
     truck_id: str
-    status: TruckStatus
-    online: bool
+    status: TruckStatus = Field(description="The truck's last status message: online (on connect), offline "
+                                "(last will: connection lost), stopped (clean exit), unknown (none yet)")
+    state: TruckStatus = Field(description="status, or online when the truck was heard from after that message")
+    online: bool = Field(description="state is online")
+    duplicate_agents: DuplicateAgents | None = Field(
+        description="Set while two agents or more were heard under this id in the last 15 minutes")
     status_at: str | None
     last_seen_at: str | None
     stats: TruckStats | None = Field(description="The truck's last stats message")

@@ -1,0 +1,73 @@
+"""Two agents under one truck id (a configuration copied to a second box, two demos on one data folder).
+
+Every heartbeat (``vision.schema.TruckStats``) tells when its agent started: ``sent_at - uptime_s``.
+A restart changes that start time once; two agents sending under one id go back and forth between
+theirs. The server remembers each truck's last few start times (``Truck.agents``), each with its
+last heartbeat's ``sent_at`` (the truck's clock) and reception (the server's). A new heartbeat of
+a start time after another start time was heard, within minutes, is a second agent. "New" and
+"after" hold on both clocks: a redelivered copy (same ``sent_at``) or the old agent's last
+heartbeat stored late by another ingest worker (sent before the new agent's first, on one box's
+clock) is no second agent. Boxes with clocks apart still alternate, so one of the two agents'
+heartbeats is seen sent after the other's. The wire schema is untouched.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# One agent's start time, computed from its wall clock and its monotonic uptime, wobbles by the
+# clock's slew between two heartbeats: far under this. Two agents started closer than this (by one
+# script) are taken for one.
+SAME_AGENT = timedelta(seconds=2)
+# Two agents interleave within a heartbeat period or two; going back to a start time last heard
+# longer ago than this is a clock put right, not a second agent. Also how long the warning lasts
+# after the last heartbeat that showed two agents (the fleet page's "silent" delay).
+TWINS_WINDOW = timedelta(minutes=15)
+REMEMBERED = 4  # start times kept per truck: two agents, a third, a restart of one of them
+
+
+def _time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def note(agents: dict[str, Any] | None, started: datetime, sent: datetime, received: datetime) -> dict[str, Any]:
+    """``agents`` (``Truck.agents``, None at first) after a heartbeat of an agent started at ``started``,
+    sent at ``sent`` (the truck's clock), received at ``received`` (the server's).
+
+    ``{"starts": [{"started_at", "sent_at", "heard_at"}...] (last heard last), "twins_at": ISO time or None}``."""
+    starts = [dict(s) for s in (agents or {}).get("starts", [])]
+    twins_at = (agents or {}).get("twins_at")
+    mine = next((s for s in starts if abs(_time(s["started_at"]) - started) <= SAME_AGENT), None)
+    if (
+        mine is not None
+        and sent > _time(mine["sent_at"])
+        and any(
+            _time(mine["heard_at"]) < _time(o["heard_at"])
+            and received - _time(o["heard_at"]) <= TWINS_WINDOW
+            and sent > _time(o["sent_at"])
+            for o in starts
+            if o is not mine
+        )
+    ):
+        twins_at = received.isoformat()
+    if mine is None:
+        mine = {"started_at": started.isoformat(), "sent_at": sent.isoformat(), "heard_at": received.isoformat()}
+        starts.append(mine)
+    elif sent > _time(mine["sent_at"]):
+        # The latest value follows the slow drift of the agent's clock against its uptime.
+        mine.update(started_at=started.isoformat(), sent_at=sent.isoformat(), heard_at=received.isoformat())
+    starts.sort(key=lambda s: _time(s["heard_at"]))
+    return {"starts": starts[-REMEMBERED:], "twins_at": twins_at}
+
+
+def twins(agents: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+    """For the trucks API: when two agents or more were last seen under this id and their start
+    times (those heard within ``TWINS_WINDOW`` of the last heartbeat); None when not lately."""
+    if not agents or not agents.get("twins_at") or now - _time(agents["twins_at"]) > TWINS_WINDOW:
+        return None
+    starts = agents.get("starts", [])
+    last = max(_time(s["heard_at"]) for s in starts)
+    recent = sorted(_time(s["started_at"]) for s in starts if last - _time(s["heard_at"]) <= TWINS_WINDOW)
+    return {"seen_at": agents["twins_at"], "started_at": [s.isoformat() for s in recent]}

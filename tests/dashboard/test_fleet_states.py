@@ -1,0 +1,86 @@
+"""The fleet page tells a truck stopped cleanly from one offline and one never heard, believes a
+heartbeat newer than the status message, and warns of two agents under one truck id.
+
+Before: ``stopped`` read "Inconnu", a truck heard after its ``stopped`` still read stopped, a
+stopped canary read "hors ligne", and two agents on one id went unnoticed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from server.fleet.registry import publish
+from server.fleet.rollout import start
+from server.ingest.models import Truck
+from tests.dashboard.conftest import Browser
+from tests.fleet.models import derived
+from vision.schema import TruckStats
+
+
+def test_fleet_page_shows_stopped_offline_unknown_and_two_agents(browser: Browser, tmp_path: Path) -> None:
+    server = browser.server
+    now = datetime.now(UTC)
+    evening, later = now - timedelta(hours=3), now - timedelta(minutes=10)
+
+    def heartbeat(truck: str, sent: datetime, uptime_s: float) -> str:
+        return TruckStats(truck_id=truck, sent_at=sent, uptime_s=uptime_s, stream="recyclables").model_dump_json()
+
+    with server.sessions() as session:
+        for truck, status, status_at, seen in (
+            ("benne-81", "stopped", evening, evening - timedelta(seconds=30)),  # end of the shift
+            ("benne-82", "offline", evening, evening - timedelta(seconds=30)),  # connection lost
+            ("benne-83", "unknown", None, None),  # in the registry, never heard
+            ("benne-84", "stopped", later, now),  # heard since its "stopped": it runs
+        ):
+            stats = TruckStats(truck_id=truck, sent_at=seen, uptime_s=60).model_dump(mode="json") if seen else None
+            session.merge(
+                Truck(truck_id=truck, status=status, status_at=status_at, last_seen_at=seen, stats=stats, stats_at=seen)
+            )
+        session.commit()
+    # Two agents under benne-85 over the real broker and ingest: started an hour and a minute ago.
+    for sent, uptime in ((0, 3600), (1, 61), (2, 3602)):
+        server.publish("benne-85/stats", heartbeat("benne-85", now + timedelta(seconds=sent), uptime))
+    server.wait_for(
+        lambda: any(t["truck_id"] == "benne-85" and t["duplicate_agents"] for t in server.api("/api/trucks")["trucks"]),
+        "benne-85's two agents",
+    )
+    with server.sessions() as session:  # benne-81 was picked as canary before its shift ended
+        sha = publish(session, server.settings.data_dir, derived(tmp_path, "2026.12.08-states"), "test").sha256
+        rollout = start(session, server.settings, sha, 1, "user:admin", canary_lifts=20)
+        everyone = [*rollout.canary, *rollout.rest]
+        rollout.canary, rollout.rest = ["benne-81"], [t for t in everyone if t != "benne-81"]
+        session.commit()
+
+    browser.login(path="/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    page = browser.page
+
+    def badge(truck: str) -> tuple[str, str]:
+        found = page.locator(f"tr[data-truck={truck}] [data-state]")
+        return found.inner_text(), found.get_attribute("title") or ""
+
+    text, title = badge("benne-81")
+    assert text == "Arrêté" and "arrêté proprement" in title
+    assert "Silencieux" not in page.locator("tr[data-truck=benne-81]").inner_text()  # its silence is explained
+    text, title = badge("benne-82")
+    assert text == "Hors ligne" and "connexion perdue" in title.lower()
+    assert "Silencieux" in page.locator("tr[data-truck=benne-82]").inner_text()
+    text, title = badge("benne-83")
+    assert text == "Inconnu" and "aucun" in title.lower()
+    text, title = badge("benne-84")
+    assert text == "En ligne" and "« Arrêté »" in title
+    twins = page.locator("tr[data-truck=benne-85] [data-agents=duplicate]")
+    assert twins.inner_text() == "⚠ Deux agents utilisent l'identifiant benne-85"
+    assert "démarrés" in twins.get_attribute("title")
+    assert page.locator("tr[data-truck=benne-84] [data-agents]").count() == 0
+    assert page.locator("#rollout [data-canary=benne-81]").inner_text().endswith(" — arrêté")
+    browser.shot("16-flotte-etats")
+    page.get_by_role("link", name="English").click()
+    page.wait_for_selector("body[data-ready=true]")
+    assert badge("benne-81")[0] == "Stopped" and badge("benne-82")[0] == "Offline"
+    assert twins.inner_text() == "⚠ Two agents use the id benne-85"
+    assert page.locator("#rollout [data-canary=benne-81]").inner_text().endswith(" — stopped")
+    page.get_by_role("link", name="Français").click()  # the language choice is remembered
+    page.wait_for_selector("body[data-ready=true]")
+    assert not browser.unexpected_errors()
