@@ -252,6 +252,31 @@ const Trivue = (() => {
     });
   }
 
+  /* An admin's « Administration » group (base.html): a disclosure, as the APG's navigation example.
+     It closes on Escape (the focus back on its button when it was inside), on a click elsewhere and
+     when the focus leaves it (Tab past its last link): an open list would cover the page. */
+  function setupNavGroup() {
+    const toggle = document.querySelector(".nav-toggle");
+    const list = toggle && document.getElementById(toggle.getAttribute("aria-controls"));
+    if (!list) return;
+    const group = toggle.closest(".nav-group");
+    const show = (open) => {
+      toggle.setAttribute("aria-expanded", String(open));
+      list.hidden = !open;
+    };
+    toggle.addEventListener("click", () => show(list.hidden));
+    document.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape" || list.hidden) return;
+      const inside = group.contains(document.activeElement);
+      show(false);
+      if (inside) toggle.focus();
+    });
+    document.addEventListener("click", (event) => { if (!group.contains(event.target)) show(false); });
+    group.addEventListener("focusout", (event) => {
+      if (event.relatedTarget && !group.contains(event.relatedTarget)) show(false);
+    });
+  }
+
   /* The filters change the URL without a reload: the language link takes the address of the moment,
      so that the other language opens the same view (the server only knew the address at load). */
   const langSwitch = document.querySelector(".lang-switch");
@@ -260,6 +285,7 @@ const Trivue = (() => {
   });
 
   setupLogout();
+  setupNavGroup();
   const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
   return { config, t, label, api, url, fmt, today, addDays, CLASSES, GREY, TOO_FEW, rateClass, rateColor, swatch,
     setupFilters, datesInOrder, inRange, newestOnly, fillCommunes, el,

@@ -49,6 +49,11 @@ NAV = (  # (message key, path, page name)
 REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders_pages.py)
 # Pages a role cannot use stay out of its menu: they would only answer "reserved for..." (403 behind).
 NAV_ROLES = {"annotation": "annotator", "reminders": "manager", "journal": "admin"}
+# An admin's back-office pages fold under one « Administration » disclosure button (base.html,
+# app.js): its eight pages, the language link and who is signed in wrapped the top bar onto two
+# lines below ~1,500 px. The other roles keep their pages flat, as they had them.
+ADMIN_GROUP = ("fleet", "quality", "annotation", "journal")
+NavItem = tuple[str, str, str]  # (message key, path, page name)
 SILENT_AFTER_S = 15 * 60  # the fleet page's « Silencieux »: fixed, as server.fleet.liveness.ALIVE (docs/dashboard.md)
 
 
@@ -173,12 +178,30 @@ def reminders_href(request: Request) -> str | None:
     return REMINDERS_PATH if getattr(request.app.state, "reminders", None) is not None else None
 
 
-def menu_for(who: Principal | None, items: tuple[tuple[str, str, str], ...]) -> tuple[tuple[str, str, str], ...]:
+@dataclass(frozen=True, slots=True)
+class Menu:
+    """The top bar's pages: ``main`` in the bar, ``admin`` under its « Administration » button."""
+
+    main: tuple[NavItem, ...]
+    admin: tuple[NavItem, ...] = ()
+
+    def groups(self, page: str) -> bool:
+        """Whether ``page`` sits under the button, which then shows where the reader is."""
+        return any(name == page for _key, _path, name in self.admin)
+
+
+def menu_for(who: Principal | None, items: tuple[NavItem, ...]) -> Menu:
     """The menu items ``who`` can use (a page without a signed-in caller shows no menu anyway)."""
-    return tuple(item for item in items if who is None or who.can(NAV_ROLES.get(item[2], "viewer")))
+    allowed = tuple(item for item in items if who is None or who.can(NAV_ROLES.get(item[2], "viewer")))
+    if who is None or not who.can("admin"):
+        return Menu(allowed)
+    return Menu(
+        tuple(item for item in allowed if item[2] not in ADMIN_GROUP),
+        tuple(item for item in allowed if item[2] in ADMIN_GROUP),
+    )
 
 
-def navigation(request: Request, who: Principal | None = None) -> tuple[tuple[str, str, str], ...]:
+def navigation(request: Request, who: Principal | None = None) -> Menu:
     """The menu; the reminders page joins it once the reminders module is mounted."""
     if reminders_href(request) is None:
         return menu_for(who, NAV)
