@@ -22,7 +22,6 @@
     $("plan-street").hidden = false;
     $("plan-street").textContent = t("rem.street_only", { id: streetId });
   }
-  let chart = null;
   let printed = { letters: 0, fresh: 0 }, printAsked = 0; // the print file's counts as shown (printLetters)
 
   function planParams() {
@@ -75,9 +74,25 @@
     const campaigns = await api("/api/reminders/campaigns");
     const select = $("campaign-select");
     select.replaceChildren(...campaigns.map((c) => new Option(`#${c.id} — ${c.name}`, c.id)));
+    select.disabled = !campaigns.length;
     if (!campaigns.length) { $("campaign-status").textContent = t("rem.no_campaign"); return; }
     select.value = selected || campaigns[0].id;
     await loadCampaign();
+  }
+
+  /* What needs a campaign works only once one is chosen: before, the buttons are disabled, the links
+     have no href (a "#" led nowhere) and say they are disabled, and the effect panel says when an
+     effect can be read instead of showing an empty chart box and a dead export. */
+  function campaignChosen(id) {
+    ["send", "retry-all", "status-filter"].forEach((name) => { $(name).disabled = !id; });
+    [["route-sheet", "route-sheet.pdf"], ["effect-csv", "effect?format=csv"]].forEach(([name, path]) => {
+      const link = $(name);
+      if (id) link.href = `/api/reminders/campaigns/${id}/${path}`;
+      else link.removeAttribute("href");
+      ["role", "aria-disabled"].forEach((a) => (id ? link.removeAttribute(a) : link.setAttribute(a, a === "role" ? "link" : "true")));
+    });
+    $("effect-none").hidden = Boolean(id);
+    $("effect-export").hidden = !id;
   }
 
   function photoList(item) {
@@ -150,6 +165,7 @@
 
   async function loadCampaign() {
     const id = $("campaign-select").value;
+    campaignChosen(id);
     if (!id) return;
     const status = $("campaign-status");
     status.classList.remove("error");
@@ -159,10 +175,8 @@
         Object.entries(data.counts).map(([k, v]) => `${t("rem.status." + k)} ${v}`).join(", ");
       if (data.hidden_household_items) status.textContent += " — " + t("rem.hidden_households", { n: data.hidden_household_items });
       $("queue").replaceChildren(...data.items.map((item) => itemCard(item, data.reject_reasons)));
-      $("route-sheet").href = `/api/reminders/campaigns/${id}/route-sheet.pdf`;
       printLetters(id);
-      $("effect-csv").href = `/api/reminders/campaigns/${id}/effect?format=csv`;
-      await loadEffect(id);
+      await Trivue.reminderEffect(id);
     } catch (error) { showError(status, error); }
   }
 
@@ -257,85 +271,6 @@
       status.textContent = report.deferred || t("rem.sent_report", {
         sent, failed: total.failed, retrying: total.retrying, skipped: total.skipped });
     } catch (error) { showError(status, error); }
-  }
-
-  function pctCell(period) {
-    if (!period || period.rate === null) return el("td", { class: "num", text: `– (${fmt.num(period ? period.lifts : 0)} ${t("rem.lifts")})` });
-    const ci = `[${fmt.pct(period.ci[0])} – ${fmt.pct(period.ci[1])}]`;
-    return el("td", { class: "num" }, `${fmt.pct(period.rate)} `, el("span", { class: "muted small", text: `${ci} · ${fmt.num(period.lifts)} ${t("rem.lifts")}` }));
-  }
-
-  async function loadEffect(id) {
-    const report = await api(`/api/reminders/campaigns/${id}/effect`);
-    const windows = report.windows ? ` ${t("rem.before")}${t("rem.colon")}${fmt.dateTime(report.windows.before[0])} → ${fmt.dateTime(report.windows.before[1])}${t("rem.semicolon")}` +
-      `${t("rem.after")}${t("rem.colon")}${fmt.dateTime(report.windows.after[0])} → ${fmt.dateTime(report.windows.after[1])}` +
-      (report.partial ? ` (${t("rem.partial")})` : "") : "";
-    $("effect-verdict").textContent = report.text + windows;
-    const details = [];
-    if (report.balance) {
-      const two = new Intl.NumberFormat(document.documentElement.lang || "fr", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-      const smd = (v) => (v === null ? "–" : two.format(v));
-      details.push(t("rem.balance", { max: two.format(report.balance.max_smd), rate: smd(report.balance.rate), volume: smd(report.balance.log_lifts) }));
-    }
-    const est = report.estimate;
-    if (est && est.did !== null && est.ci) {
-      details.push(t("rem.estimate", { did: fmt.points(est.did), low: fmt.points(est.ci[0]), high: fmt.points(est.ci[1]) }) +
-        (est.conclusive ? "" : ` ${t("rem.indicative")}`));
-    }
-    if (est) details.push(t("rem.method", { label: est.label, draws: fmt.num(est.draws) }));
-    $("effect-details").replaceChildren(...details.map((text) => el("li", { text })));
-    const groups = report.groups || {};
-    const names = ["targeted", "control", "households"].filter((g) => groups[g]);
-    $("effect-table").querySelector("tbody").replaceChildren(...names.map((g) => el("tr", {},
-      el("th", { scope: "row", text: t("rem.group." + g) }), pctCell(groups[g].before), pctCell(groups[g].after),
-      el("td", { class: "num", text: groups[g].change === null ? "–" : `${fmt.points(groups[g].change)} pts` }))));
-    $("effect-table-box").hidden = !names.length;
-    drawChart(report.series);
-  }
-
-  // Marks the send between week -1 and week 0: a vertical line drawn after the datasets.
-  const sendLine = {
-    id: "sendLine",
-    afterDatasetsDraw(c) {
-      const x = c.scales.x;
-      const at = c.data.labels.indexOf(0);
-      if (at < 1) return;
-      const px = (x.getPixelForValue(at - 1) + x.getPixelForValue(at)) / 2;
-      const { top, bottom } = c.chartArea;
-      const ctx = c.ctx;
-      ctx.save();
-      ctx.strokeStyle = "#333"; ctx.setLineDash([4, 4]); ctx.beginPath(); ctx.moveTo(px, top); ctx.lineTo(px, bottom); ctx.stroke();
-      ctx.setLineDash([]); ctx.fillStyle = "#333"; ctx.textAlign = "center"; ctx.fillText(t("rem.sent_marker"), px, top + 10);
-      ctx.restore();
-    },
-  };
-
-  /* The plotted weeks as a table: what a screen reader or a keyboard user reads of the chart. */
-  function weeksTable(series) {
-    const weeks = series ? series.weeks : [];
-    $("effect-weeks").hidden = !weeks.length;
-    $("effect-weeks-table").tBodies[0].replaceChildren(...weeks.map((week, i) => el("tr", {},
-      el("th", { scope: "row", text: String(week) }), el("td", { class: "num", text: fmt.pct(series.targeted[i]) }),
-      el("td", { class: "num", text: fmt.pct(series.control[i]) }))));
-  }
-
-  function drawChart(series) {
-    weeksTable(series);
-    if (typeof Chart === "undefined") return;
-    if (chart) chart.destroy();
-    chart = null;
-    if (!series || !series.weeks.length) return;
-    const pct = (values) => values.map((v) => (v === null ? null : v * 100));
-    chart = new Chart($("effect-chart"), {
-      type: "line",
-      data: { labels: series.weeks, datasets: [
-        { label: t("rem.group.targeted"), data: pct(series.targeted), borderColor: "#d73027", backgroundColor: "#d73027", spanGaps: true },
-        { label: t("rem.group.control"), data: pct(series.control), borderColor: "#4575b4", backgroundColor: "#4575b4", borderDash: [6, 3], spanGaps: true }] },
-      options: { responsive: true, maintainAspectRatio: false, animation: false,
-        scales: { x: { title: { display: true, text: t("rem.week") } },
-          y: { beginAtZero: true, title: { display: true, text: t("rem.rate_axis") } } } },
-      plugins: [sendLine],
-    });
   }
 
   /* Letters an erasure could not delete and route sheets it could not rewrite (not found, or outside the

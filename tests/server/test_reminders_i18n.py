@@ -38,9 +38,10 @@ def test_every_status_and_channel_has_words_in_both_languages() -> None:
 
 
 def test_every_key_the_page_uses_exists() -> None:
-    """Keys in reminders.js and the page template: none falls back to its raw name."""
+    """Keys in reminders.js, reminders-effect.js and the page template: none falls back to its raw name."""
     root = Path(__file__).resolve().parents[2] / "server"
-    used = set(re.findall(r"""t\(["'](rem\.[\w.]+)["']""", (root / "static" / "reminders.js").read_text()))
+    script = "".join((root / "static" / name).read_text() for name in ("reminders.js", "reminders-effect.js"))
+    used = set(re.findall(r"""t\(["'](rem\.[\w.]+)["']""", script))
     used |= set(re.findall(r"t\['(rem\.[\w.]+)'\]", (root / "templates" / "reminders" / "review.html").read_text()))
     used = {k for k in used if not k.endswith(".")}  # prefixes ("rem.status." + status) are checked above
     assert len(used) > 40, used  # the patterns still find the page's keys
