@@ -1,7 +1,9 @@
 /* Journal d'audit (admins): GET /api/audit, newest first, filtered by action, actor, target and local
    days, a page at a time ("Entrées plus anciennes": before_id). Actors, targets and details are
    written by users and trucks (names, ids, reasons): every one goes into the page as text, never as
-   markup. The filters live in the URL: the fleet page links a truck's configuration history here. */
+   markup. The filters live in the URL: the fleet page links a truck's configuration history here.
+   An action reads as its label (audit.action.<code>, for an admin or a DPO), its code beside it: the
+   code is what the filter sends, the exports and the API use; one without a label shows as is. */
 "use strict";
 
 (() => {
@@ -12,7 +14,8 @@
   const status = document.getElementById("journal-status");
   const body = document.querySelector("#journal tbody");
   const older = document.getElementById("journal-older");
-  const actions = document.getElementById("j-actions");
+  const choice = form.elements.action;
+  const PREFIX = "audit.action.";
   // To the second, in the collectivité's zone (the server's timezone, as every page shows times):
   // an investigation lines entries up with a login or an export.
   const when = new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "medium", timeZone: config.timeZone });
@@ -23,25 +26,36 @@
 
   const filters = () => Object.fromEntries(FIELDS.map((name) => [name, form.elements[name].value.trim()]));
 
+  const labelled = (code) => Object.prototype.hasOwnProperty.call(config.t, PREFIX + code);
+
+  function actionCell(code) {
+    if (!labelled(code)) return el("td", { class: "action" }, el("code", { text: code }));
+    return el("td", { class: "action" }, el("span", { class: "action-label", text: t(PREFIX + code) }), " ",
+      el("code", { text: code }));
+  }
+
   function row(entry) {
     const at = el("time", { datetime: entry.at, text: when.format(new Date(entry.at)) });
     return el("tr", { "data-id": String(entry.id) },
       el("td", { class: "when" }, at),
       el("td", { text: entry.actor }),
-      el("td", { class: "action", text: entry.action }),
+      actionCell(entry.action),
       el("td", { text: entry.target ?? "–" }),
       el("td", { text: entry.detail ?? "" }));
   }
 
-  // The actions of the entries shown, offered in the action field (free text: any action is typed).
-  function offer(items) {
-    const known = new Set([...actions.options].map((o) => o.value));
-    for (const item of items) {
-      if (!known.has(item.action)) {
-        actions.append(el("option", { value: item.action }));
-        known.add(item.action);
-      }
-    }
+  // Every labelled action, by label in the reader's alphabet ("Étiquetage" beside "Export").
+  const codes = Object.keys(config.t).filter((key) => key.startsWith(PREFIX)).map((key) => key.slice(PREFIX.length));
+  codes.sort((a, b) => t(PREFIX + a).localeCompare(t(PREFIX + b), locale));
+  choice.append(...codes.map((code) => el("option", { value: code, text: t(PREFIX + code) })));
+
+  // A code the list lacks (an old database's entries, a link's or an address typed by hand) is
+  // offered as it is, under "Autres codes": the filter still sends exactly what was asked.
+  function offer(code) {
+    if (!code || [...choice.options].some((o) => o.value === code)) return;
+    let other = document.getElementById("j-action-other");
+    if (!other) choice.append(other = el("optgroup", { id: "j-action-other", label: t("journal.action_other") }));
+    other.append(el("option", { value: code, text: code }));
   }
 
   async function load(append) {
@@ -57,7 +71,7 @@
       else if (!shown) body.append(el("tr", {}, el("td", { colspan: "5", text: t("journal.none") })));
       shown += items.length;
       lastId = items.length ? items[items.length - 1].id : lastId;
-      offer(items);
+      for (const item of items) offer(item.action);
       status.classList.remove("error");
       const more = items.length === PAGE;  // a full page: there may be older ones (one more call says)
       status.textContent = shown ? t("journal.count", { count: Trivue.fmt.num(shown) }) + (more ? "" : ` ${t("journal.end")}`)
@@ -74,7 +88,8 @@
   }
 
   const query = new URLSearchParams(location.search);
-  for (const name of FIELDS) if (query.has(name)) form.elements[name].value = query.get(name);
+  offer(query.get("action")?.trim());
+  for (const name of FIELDS) if (query.has(name)) form.elements[name].value = query.get(name).trim();
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();

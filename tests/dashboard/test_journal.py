@@ -70,7 +70,8 @@ def test_a_trucks_configuration_history_from_the_fleet_page_filtered_and_paged(b
 
     ids = [int(i) for i in page.locator("#journal tbody tr").evaluate_all("rs => rs.map((r) => r.dataset.id)")]
     assert ids == sorted(config_history, reverse=True)[:PAGE]  # newest first, one page
-    assert set(cells(browser, 4)) == {SILENT_TRUCK} and set(cells(browser, 3)) == {"truck.config", "truck.model"}
+    codes = page.locator("#journal tbody td.action code").all_inner_texts()
+    assert set(cells(browser, 4)) == {SILENT_TRUCK} and set(codes) == {"truck.config", "truck.model"}
     # The newest change of FIRST's day by an admin: 08:59 UTC is 09:59:00 in Paris, whatever the browser's zone.
     assert cells(browser, 1)[3] == "01/12/2026 09:59:00"
     assert page.locator("#journal-status").inner_text() == "50 entrées affichées, les plus récentes en premier."
@@ -135,5 +136,81 @@ def test_the_journal_reflows_at_320_px_in_both_languages(browser: Browser, confi
     heading = {"fr": "Journal d'audit", "en": "Audit log"}[lang]
     assert page.locator("h1").inner_text() == heading
     assert page.get_by_role("button", name={"fr": "Entrées plus anciennes", "en": "Older entries"}[lang]).is_visible()
+    label = {"fr": "Modification de la configuration d'un camion", "en": "Truck configuration changed"}[lang]
+    assert page.locator("#journal tbody td.action .action-label").first.inner_text() == label
+    assert page.get_by_label("Action").locator("option").first.inner_text() == {"fr": "Toutes les actions",
+                                                                                "en": "All actions"}[lang]
     assert page.evaluate("document.documentElement.scrollWidth") <= 320, page.evaluate(OVERFLOWING)
     browser.shot(f"journal-320-{lang}")
+
+
+DAY = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a day of its own: ?since=2026-11-20&until=2026-11-20
+OLD_ACTION = "legacy.retired_action"  # an old database's action, no longer written: shown as is
+# (actor, action, target, detail), oldest first
+VARIED = [("user:camille", "evidence.read", "7b1c0c9e-lift", None),
+          ("user:camille", "dead_letters.read", None, "12 messages, payloads hidden"),
+          ("cli", "user.add", "alice", "role=viewer"),
+          ("user:dominique", "reminders.household.access", "foyer:ab12", "3 lifts"),
+          ("system", OLD_ACTION, None, "from an old database"),
+          ("user:camille", "truck.config", SILENT_TRUCK, "conf: 0.4 -> 0.5")]
+ON_DAY = "/journal?since=2026-11-20&until=2026-11-20"
+
+
+@pytest.fixture
+def varied(live_server: LiveServer) -> Iterator[list[int]]:
+    rows = [AuditEntry(at=DAY + timedelta(minutes=i), actor=actor, action=action, target=target, detail=detail)
+            for i, (actor, action, target, detail) in enumerate(VARIED)]
+    with live_server.sessions() as db:
+        db.add_all(rows)
+        db.commit()
+        ids = [row.id for row in rows]
+    try:
+        yield ids
+    finally:
+        with live_server.sessions() as db:
+            db.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
+            db.commit()
+
+
+def action_cell(browser: Browser, entry_id: int) -> tuple[str, str]:
+    """The label and the code an entry's action shows."""
+    cell = browser.page.locator(f"#journal tbody tr[data-id='{entry_id}'] td.action")
+    return cell.locator(".action-label").inner_text(), cell.locator("code").inner_text()
+
+
+def test_actions_read_as_labels_with_their_code_and_the_filter_picks_one_by_label(browser: Browser,
+                                                                                  varied: list[int]) -> None:
+    page = browser.page
+    browser.login(ADMIN, ON_DAY)
+    page.wait_for_selector("body[data-ready=true]")
+    for width in (1366, 375):
+        page.set_viewport_size({"width": width, "height": 900})
+        browser.shot(f"journal-actions-{width}")
+    assert action_cell(browser, varied[0]) == ("Lecture d'une photo de preuve", "evidence.read")
+    assert action_cell(browser, varied[1]) == ("Lecture des messages rejetés", "dead_letters.read")
+    assert action_cell(browser, varied[2]) == ("Ajout d'un compte", "user.add")
+    old = page.locator(f"#journal tbody tr[data-id='{varied[4]}'] td.action")
+    assert old.inner_text() == OLD_ACTION and old.locator(".action-label").count() == 0
+
+    action = page.get_by_label("Action")
+    assert action.evaluate("e => e.tagName") == "SELECT" and action.input_value() == ""
+    assert action.locator("option").first.inner_text() == "Toutes les actions"
+    with page.expect_request(lambda r: "/api/audit?" in r.url) as request:
+        action.select_option(label="Ajout d'un compte")
+        page.get_by_role("button", name="Filtrer").click()
+    assert "action=user.add" in request.value.url and "action=user.add" in page.url
+    page.wait_for_function("document.querySelectorAll('#journal tbody tr').length === 1")
+    assert action_cell(browser, varied[2]) == ("Ajout d'un compte", "user.add")
+
+    # A code linked or typed in the address that the list does not know is kept, offered and applied.
+    browser.goto(f"{ON_DAY}&action={OLD_ACTION}")
+    page.wait_for_selector("body[data-ready=true]")
+    assert action.input_value() == OLD_ACTION
+    assert action.locator("option:checked").inner_text() == OLD_ACTION
+    assert [int(i) for i in page.locator("#journal tbody tr").evaluate_all("rs => rs.map((r) => r.dataset.id)")] \
+        == [varied[4]]
+    # The fleet page's link with an action: the known one shows selected by its label.
+    browser.goto(f"/journal?action=truck.config&target={SILENT_TRUCK}&since=2026-11-20&until=2026-11-20")
+    page.wait_for_selector("body[data-ready=true]")
+    assert action.locator("option:checked").inner_text() == "Modification de la configuration d'un camion"
+    assert action_cell(browser, varied[5]) == ("Modification de la configuration d'un camion", "truck.config")
