@@ -64,10 +64,14 @@ def note(agents: dict[str, Any] | None, started: datetime, sent: datetime, recei
 
 def twins(agents: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
     """For the trucks API: when two agents or more were last seen under this id and their start
-    times (those heard within ``TWINS_WINDOW`` of the last heartbeat); None when not lately."""
+    times; None when not lately.
+
+    The start times are those heard within ``TWINS_WINDOW`` before ``twins_at``, as ``note`` judged
+    them: counted back from the latest heartbeat instead, an agent that stopped dropped out of the
+    list while the warning still showed ("two agents" beside one start time)."""
     if not agents or not agents.get("twins_at") or now - _time(agents["twins_at"]) > TWINS_WINDOW:
         return None
+    seen = _time(agents["twins_at"])
     starts = agents.get("starts", [])
-    last = max(_time(s["heard_at"]) for s in starts)
-    recent = sorted(_time(s["started_at"]) for s in starts if last - _time(s["heard_at"]) <= TWINS_WINDOW)
+    recent = sorted(_time(s["started_at"]) for s in starts if seen - _time(s["heard_at"]) <= TWINS_WINDOW)
     return {"seen_at": agents["twins_at"], "started_at": [s.isoformat() for s in recent]}

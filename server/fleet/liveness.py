@@ -29,7 +29,8 @@ def state(truck: Truck) -> TruckStatus:
     from without ever sending one)."""
     said = TruckStatus(truck.status) if truck.status in TruckStatus.__members__ else TruckStatus.unknown
     heard_since = truck.last_seen_at is not None and (
-        truck.status_at is None or truck.last_seen_at > truck.status_at + CLOCK_SLACK)
+        truck.status_at is None or truck.last_seen_at > truck.status_at + CLOCK_SLACK
+    )
     return TruckStatus.online if said is not TruckStatus.online and heard_since else said
 
 

@@ -119,8 +119,9 @@ def test_the_loop_with_two_workers_reads_no_more_than_it_can_do() -> None:
                 time.sleep(0.1)  # the next bin
             yield Frame(np.zeros((60, 60, 3), np.uint8), T0 + timedelta(seconds=i), i, ends_lift=i % 3 == 2)
 
-    pipeline = Pipeline(detect, Tracker(), recorder, Trigger(), deliver, lambda _a: None,
-                        lambda: Stream.recyclables, workers=2)
+    pipeline = Pipeline(
+        detect, Tracker(), recorder, Trigger(), deliver, lambda _a: None, lambda: Stream.recyclables, workers=2
+    )
     assert pipeline.run(prefetch(source())) == 8  # as the agent reads a burst folder
     assert pipeline.meter.fps is not None
     assert 5 < pipeline.meter.fps <= 3 / (2 * detect_s) * 1.001

@@ -128,3 +128,22 @@ def test_the_start_times_remembered_per_truck() -> None:
         "started_at": [a.isoformat(), b.isoformat()],
     }
     assert twins(seen, t0 + timedelta(minutes=20)) is None  # one of them stopped since: said no more
+
+
+def test_the_warning_names_two_agents_as_long_as_it_lasts() -> None:
+    """A second box tried for a minute under the id: the warning lasts 15 minutes after the heartbeat
+    that showed it, naming both start times to its end. Counted from the latest heartbeat, the
+    second box's start fell out of the list in its last half-minute: "Two agents" beside one time."""
+    t0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    a, b = t0 - timedelta(hours=1), t0 - timedelta(seconds=30)
+    beats = [(a, 0), (b, 10), (a, 30), (b, 40), (a, 60), (b, 70)] + [(a, s) for s in range(90, 1200, 30)]
+    agents: dict[str, Any] | None = None
+    shown = 0
+    for started, sent_s in beats:
+        at = t0 + timedelta(seconds=sent_s)
+        agents = note(agents, started, at, at)
+        seen = twins(agents, at)  # what the fleet page reads right after this heartbeat
+        if seen is not None:
+            shown += 1
+            assert sorted(seen["started_at"]) == [a.isoformat(), b.isoformat()], (sent_s, seen)
+    assert shown > 20  # the warning was there, for its 15 minutes

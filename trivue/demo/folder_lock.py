@@ -32,8 +32,10 @@ class FolderLock:
             holder = file.read().strip()
             file.close()
             pid = f" (pid {holder})" if holder.isdigit() else ""
-            raise CliError(f"data folder {self.folder}: another trivue demo is using it{pid}; stop it first, "
-                           f"or give this one its own folder: TRIVUE_DATA_DIR=<folder> trivue demo") from None
+            raise CliError(
+                f"data folder {self.folder}: another trivue demo is using it{pid}; stop it first, "
+                f"or give this one its own folder: TRIVUE_DATA_DIR=<folder> trivue demo"
+            ) from None
         file.seek(0)
         file.truncate()
         file.write(f"{os.getpid()}\n")
