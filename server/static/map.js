@@ -93,7 +93,10 @@
     worstList.replaceChildren(...(worst.length ? worst : [el("li", { class: "muted", text: t("common.none") })]));
   }
 
-  function legend() {
+  /* With an error type chosen the colours are the share of lifts with that error, not the rate. */
+  function legend(category) {
+    document.getElementById("legend-what").textContent = category
+      ? t("map.legend_share", { category: Trivue.label("cat", category) }) : t("common.rate");
     const items = CLASSES.map((c) => el("li", {}, swatch(c), c.label));
     items.push(el("li", {}, swatch(TOO_FEW), `${t("map.too_few")} (< ${minLifts})`));
     document.getElementById("legend").replaceChildren(...items);
@@ -115,7 +118,7 @@
     // The map's text alternative: the ranking table of the same selection (filters in the query).
     document.getElementById("table-link").href = `/classement${location.search}`;
     commune = values.commune || "";
-    legend();
+    legend(values.category);
     summary.textContent = t("common.loading");
     document.body.dataset.mapState = "loading";
     try {

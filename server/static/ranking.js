@@ -70,10 +70,14 @@
 
   // Same rule as server/csvexport.py: a JS number (a negative change in points) stays a number;
   // text starting with = + - @ tab or CR (an OSM street name) gets a leading ' so that no
-  // spreadsheet evaluates it as a formula (CSV injection).
+  // spreadsheet evaluates it as a formula (CSV injection). Numbers take a decimal comma, as the
+  // semicolons are for a French spreadsheet: it reads "0.425" as text (or a date), not a number.
+  // No exponent either (a rounding residue of 5e-17 would be text): up to 12 decimals, no grouping.
+  const decimal = new Intl.NumberFormat("en-US", { useGrouping: false, maximumFractionDigits: 12 });
   function csvCell(value) {
+    if (typeof value === "number") return Number.isFinite(value) ? decimal.format(value).replace(".", ",") : "";
     const raw = value === null || value === undefined ? "" : String(value);
-    const text = typeof value !== "number" && /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
+    const text = /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
     return /[";\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   }
 
@@ -82,7 +86,7 @@
     const pairs = { ci: ["ci_low", "ci_high"], change_ci: ["change_low", "change_high"] };  // two cells each
     const head = ["street_id", ...columns.map((c) => pairs[c.key] ? pairs[c.key].join(";") : c.key)].join(";");
     const lines = tables[id].rows.map((row) => [row.street_id, ...columns.map((c) =>
-      pairs[c.key] ? pairs[c.key].map((k) => row[k]).join(";") : csvCell(valueOf(c, row)))].join(";"));
+      pairs[c.key] ? pairs[c.key].map((k) => csvCell(row[k])).join(";") : csvCell(valueOf(c, row)))].join(";"));
     // Semicolons and a BOM: what a French spreadsheet opens without an import dialog.
     const blob = new Blob(["\ufeff" + [head, ...lines].join("\r\n") + "\r\n"], { type: "text/csv;charset=utf-8" });
     const link = el("a", { href: URL.createObjectURL(blob), download: `trivue-${id}.csv` });

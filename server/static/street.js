@@ -10,7 +10,13 @@
   const asked = query.get("period");
   const offered = asked === "custom" || Object.hasOwn(config.t, `filters.p${asked}`);
   const period = offered ? asked : Trivue.config.defaultPeriod;
-  const filters = { since: query.get("since"), until: query.get("until"), stream: query.get("stream") };
+  // A stream or an error type the dashboard does not know (a hand-edited link) is dropped, as the
+  // map's filters drop it: the API would answer the page with its raw English 422.
+  const known = (prefix, code) => (code && Object.hasOwn(config.t, `${prefix}.${code}`) ? code : null);
+  const filters = { since: query.get("since"), until: query.get("until"), stream: known("stream", query.get("stream")) };
+  // Opened from the map or the ranking with an error type chosen: they listed the street by the
+  // share of its lifts with that error, which the page shows beside the contamination rate.
+  const category = known("cat", query.get("category"));
   if (period !== "custom") {
     filters.since = Trivue.addDays(Trivue.today(), -(Number(period) - 1));
     filters.until = null;
@@ -22,12 +28,16 @@
   function kpis(street) {
     document.getElementById("street-name").textContent = street.name;
     const stream = filters.stream ? ` · ${label("stream", filters.stream)}` : "";
-    document.getElementById("street-commune").textContent = `${street.commune || ""} · ${periodText}${stream}`;
+    const error = category ? ` · ${label("cat", category)}` : "";
+    document.getElementById("street-commune").textContent = `${street.commune || ""} · ${periodText}${stream}${error}`;
     document.title = `${street.name} · ${config.t["app.name"]}`;
     document.getElementById("kpi-rate").textContent = fmt.pct(street.rate);
     // No lift in the period: no rate, and "0 % – 100 %" would read as a measurement.
     document.getElementById("kpi-ci").textContent = street.lifts
       ? t("street.ci", { low: fmt.pct(street.ci_low), high: fmt.pct(street.ci_high) }) : "";
+    document.getElementById("kpi-category").textContent = category && street.lifts
+      ? t("street.category_share", { category: label("cat", category), rate: fmt.pct(withError(street) / street.lifts),
+        lifts: fmt.num(withError(street)), total: fmt.num(street.lifts) }) : "";
     document.getElementById("kpi-lifts").textContent = fmt.num(street.lifts);
     document.getElementById("kpi-contaminated").textContent = fmt.num(street.contaminated);
     const streams = Object.entries(street.streams || {});
@@ -37,6 +47,11 @@
           lifts: fmt.num(s.lifts) }) })));
     }
   }
+
+  /* Lifts with an error (not "info") of the chosen type, every stream summed: what /api/error-rates
+     counts for the map and the ranking (a lift is of one stream only). */
+  const withError = (street) => (street.errors || [])
+    .filter((e) => e.category === category && e.severity !== "info").reduce((sum, e) => sum + e.lifts, 0);
 
   /* Days with one or two lifts swing between 0 and 100 %: beyond six weeks, sum by week (Monday). */
   function buckets(daily) {

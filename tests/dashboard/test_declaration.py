@@ -42,3 +42,13 @@ def test_an_unknown_conformity_state_is_refused_naming_the_field() -> None:
     with pytest.raises(ConfigError, match="accessibility_status: Input should be 'non conforme', 'partiellement "
                                           "conforme' or 'totalement conforme'"):
         load_settings(env={"TRIVUE_ACCESSIBILITY_STATUS": "conforme"})
+
+
+def test_the_default_contact_sentence_reads_right_whatever_the_entitys_name(tmp_path: Path) -> None:
+    # Found by a first-use review (2026-12-06): "des déchets de La collectivité", a capital mid-sentence
+    # with the default name (and "de Orléans Métropole" with a vowel): the name now stands apart.
+    text = client(tmp_path).get("/accessibilite").text
+    assert "de La collectivité" not in text
+    assert "le service de gestion des déchets (La collectivité)" in text
+    text = client(tmp_path, accessibility_entity="Orléans Métropole").get("/accessibilite").text
+    assert "de Orléans" not in text and "(Orléans Métropole)" in text

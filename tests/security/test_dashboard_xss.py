@@ -162,4 +162,4 @@ def test_the_ranking_csv_export_neutralises_formulas_and_keeps_numbers(site: tup
     rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
     names = [r["name"] for r in rows]
     assert len(rows) == len(PAYLOADS) and sorted(names) == sorted("'" + f for f in FORMULAS[:len(rows)]), names
-    assert "-0.25" in [r["rate"] for r in rows]
+    assert "-0,25" in [r["rate"] for r in rows]  # a number, with the decimal comma of a French spreadsheet
