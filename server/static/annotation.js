@@ -17,8 +17,10 @@
   const MIN = 0.01; // smallest box side, fraction of the photo
   const KEY_SAVE_MS = 450; // arrows are saved as one decision once the annotator pauses
 
+  // saving: the last decision sent, the next one waits for its answer; nudged: each box's latest arrow
+  // move (numbered by nudges) until an answer holds it (annotation-decisions.js)
   const state = { items: [], index: 0, photo: null, selected: null, drawing: false, keyTimer: null, pendingMove: null,
-    draft: null };
+    draft: null, saving: Promise.resolve(), nudges: 0, nudged: new Map() };
   let stage = null, layer = null, transformer = null, image = null, imageUrl = null;
 
   const classLabel = (name) => label("class", name);
@@ -36,77 +38,8 @@
     status.classList.toggle("error", Boolean(error));
   }
 
-  /* A decision's answer; a refusal keeps its code and values (Trivue.api's ApiError), and a failure
-     with no answer at all is a refusal too, coded "network". */
-  async function post(eventId, body) {
-    try {
-      return await api(`/api/labels/photos/${eventId}/decisions`, null, { method: "POST", body: JSON.stringify(body),
-        headers: { "Content-Type": "application/json", Accept: "application/json" } });
-    } catch (error) {
-      throw error instanceof Trivue.ApiError ? error : new Trivue.ApiError(0, "network", "network");
-    }
-  }
-
-  /* A refusal in the reader's language (ann.refusal.<code>); a 422 of the request's shape has no code. */
-  function refusal(error) {
-    const params = { ...(error.params || {}) };
-    if (params.who) params.who = String(params.who).replace(/^[a-z]+:/, ""); // "user:bob": bob
-    if (params.action) params.action = label("ann.action", params.action);
-    if (params.at) params.at = Trivue.fmt.dateTime(params.at);
-    if (params.on) params.on = Trivue.fmt.date(params.on);
-    if (params.class) params.class = classLabel(params.class);
-    const key = `ann.refusal.${error.code}`;
-    if (error.code && t(key) !== key) return t(key, params); // t gives back a key it lacks
-    if (error.status === 422) return t("ann.refusal.invalid");
-    return t("ann.refusal.other", { status: error.status });
-  }
-
-  /* A decision goes to the photo it was taken on (``eventId``), after any arrow move still waiting to
-     be saved: sent later, the move went to whichever photo showed by then (Enter right after the
-     arrows moved the next photo's box of the same number) and after the decision that follows it. */
-  /* Each decision names the photo's version it was taken on (an undo needs none: the server refuses one
-     that would take back someone else's decision). Another annotator on the same photo (both start at
-     the head of the queue) changed it since: the server refuses (409), the page shows the photo as it
-     now stands and says so, and stays on it. Before, each add went on top of the other's: every
-     missed bag twice in the export. Resolves true when the decision was kept, or when the photo
-     expired (410: nothing more can be done on it, Enter and U move on, saying so); false on any other
-     failure (a refusal, no network), and then Enter and U stay on the photo: before, they moved on
-     for anything but a 409, and the annotator believed the photo saved. A waiting arrow move that
-     fails stops the decision after it: Enter would have finished a photo shown again as it stands. */
-  async function send(body, eventId = null) {
-    if (!state.photo) return true;
-    const target = eventId || state.photo.event_id;
-    if (!eventId && !(await flush())) return false;
-    const version = body.action === "undo" ? undefined : state.photo.version;
-    let kept = true;
-    try {
-      const photo = await post(target, { version, ...body });
-      if (state.photo && state.photo.event_id === target) state.photo = photo;
-      say(t("ann.saved"));
-    } catch (error) {
-      kept = error.status === 410;
-      if (error.status === 409) {
-        const photo = await api(`/api/labels/photos/${target}`).catch(() => null);
-        if (photo && state.photo && state.photo.event_id === target) state.photo = photo;
-        const who = (error.params && error.params.who) || (photo && photo.annotator) || "";
-        say(t("ann.changed", { who: who.replace(/^[a-z]+:/, "") || t("ann.someone") }), true);
-      } else {
-        // Enter and U move on past an expired photo: the line says which photo it was about.
-        const leaving = error.status === 410 && (body.action === "done" || body.action === "unusable");
-        say(leaving ? t("ann.refusal.moved_on", { refusal: refusal(error) }) : refusal(error), true);
-      }
-    }
-    if (state.photo && state.photo.event_id === target) draw(); // what the server holds
-    return kept;
-  }
-
-  /* Saves the arrow move waiting for the annotator's pause now, on its own photo. */
-  function flush() {
-    clearTimeout(state.keyTimer);
-    const waiting = state.pendingMove;
-    state.pendingMove = null;
-    return waiting ? send(waiting.body, waiting.eventId) : Promise.resolve(true);
-  }
+  // Decisions go out one at a time, and their answers come back, in annotation-decisions.js.
+  const { send, flush } = Trivue.annotationDecisions(state, () => draw(), say);
 
   /* --- Drawing the photo and its boxes (Konva) --- */
   function size() {
@@ -247,6 +180,7 @@
       box.x2 = box.x1 + w;
       box.y2 = box.y1 + h;
     }
+    state.nudged.set(box.id, { at: ++state.nudges, box: { x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2 } });
     draw();
     clearTimeout(state.keyTimer);
     state.pendingMove = { eventId: state.photo.event_id, body: { action: "move", box_id: box.id, x1: box.x1,
@@ -332,6 +266,7 @@
     }
     state.index = at;
     state.photo = photo;
+    state.nudged.clear(); // arrow moves of the photo left: saved on it (flush above)
     state.selected = null;
     draw();
   }
