@@ -17,23 +17,9 @@ from sqlalchemy.orm import Session
 from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.models import Truck, TruckStatus
+from server.ingest.truck_state import state
 
 ALIVE = timedelta(minutes=15)  # as the fleet page's "silent" flag
-# Several ingest workers share the subscription, each dating what it receives by its own clock: a
-# heartbeat sent just before ``stopped`` may be dated a little after it by another worker.
-CLOCK_SLACK = timedelta(seconds=1)
-
-
-def state(truck: Truck) -> TruckStatus:
-    """What the truck is doing: its status message, or online when heard from after it (or heard
-    from without ever sending one)."""
-    said = TruckStatus(truck.status) if truck.status in TruckStatus.__members__ else TruckStatus.unknown
-    heard_since = truck.last_seen_at is not None and (
-        truck.status_at is None or truck.last_seen_at > truck.status_at + CLOCK_SLACK
-    )
-    return TruckStatus.online if said is not TruckStatus.online and heard_since else said
-
-
 def _is_alive(truck: Truck | None, since: datetime) -> bool:
     return (
         truck is not None

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from base.ids import is_truck_id
 from server.config import ServerSettings
 from server.db import utcnow
-from server.fleet.agents import note
 from server.ingest.aggregates import (
     LiftRow,
     StreetLocator,
@@ -39,6 +38,7 @@ from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
 from server.ingest.purge_gate import hold_off_purge
 from server.ingest.tracks import Tracks
+from server.ingest.truck_state import note
 from vision.schema import SchemaError, TruckStats, parse_lift_event
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class Batch:
     # When the batch is written, read once the purge is held off (``server.ingest.purge_gate``).
     written_at: datetime | None = None
     held: HeldBudget | None = None  # the bytes its letters may still keep whole
-    # Per truck, its heartbeats' (agent start, sent_at, received_at), in order: ``server.fleet.agents``.
+    # Per truck, its heartbeats' (agent start, sent_at, received_at), in order: ``server.ingest.truck_state``.
     beats: dict[str, list[tuple[datetime, datetime, datetime]]] = field(default_factory=dict)
 
     def seen(self, truck_id: str, at: datetime, alive: bool = True, **values: Any) -> None:

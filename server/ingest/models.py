@@ -242,7 +242,7 @@ class Truck(Base):
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     stats_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     config: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="Config last published to the truck")
-    # The start times of the agents heard under this id lately (``server.fleet.agents``): two agents
+    # The start times of the agents heard under this id lately (``server.ingest.truck_state``): two agents
     # sharing one id (a copied configuration) alternate between theirs.
     agents: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="Recent agent start times, two agents seen")
 

@@ -20,11 +20,10 @@ from sqlalchemy.orm import Session
 
 from base.version import __version__
 from server.audit import audit
-from server.fleet.agents import twins
-from server.fleet.liveness import state
 from server.ingest.inbox import newest_dead_letters
 from server.ingest.letters import held_summary
 from server.ingest.models import Evidence, Lift, Truck, TruckStatus
+from server.ingest.truck_state import state, twins
 from server.migrate import current_revision
 from server.web import schemas
 from server.web.audit_filter import AuditFilterDep, audit_page

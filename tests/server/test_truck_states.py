@@ -11,9 +11,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from server.fleet.agents import note, twins
 from server.fleet.liveness import known_fleet, offline
 from server.ingest.models import Truck
+from server.ingest.truck_state import note, twins
 from tests.server.conftest import Server, wait_for
 from vision.schema import TruckStats
 

@@ -1,6 +1,8 @@
-"""Two agents under one truck id (a configuration copied to a second box, two demos on one data folder).
+"""What a truck is doing, from what it says and what it sends: its ``state`` (the status message,
+unless heartbeats came after it), and two agents under one truck id.
 
-Every heartbeat (``vision.schema.TruckStats``) tells when its agent started: ``sent_at - uptime_s``.
+Two agents (a configuration copied to a second box, two demos on one data folder): every
+heartbeat (``vision.schema.TruckStats``) tells when its agent started: ``sent_at - uptime_s``.
 A restart changes that start time once; two agents sending under one id go back and forth between
 theirs. The server remembers each truck's last few start times (``Truck.agents``), each with its
 last heartbeat's ``sent_at`` (the truck's clock) and reception (the server's). A new heartbeat of
@@ -9,12 +11,17 @@ a start time after another start time was heard, within minutes, is a second age
 heartbeat stored late by another ingest worker (sent before the new agent's first, on one box's
 clock) is no second agent. Boxes with clocks apart still alternate, so one of the two agents'
 heartbeats is seen sent after the other's. The wire schema is untouched.
+
+Here, below the fleet and the web layers, because ingest notes the start times and the trucks API
+and the fleet's liveness read both.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from server.ingest.models import Truck, TruckStatus
 
 # One agent's start time, computed from its wall clock and its monotonic uptime, wobbles by the
 # clock's slew between two heartbeats: far under this. Two agents started closer than this (by one
@@ -75,3 +82,18 @@ def twins(agents: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None
     starts = agents.get("starts", [])
     recent = sorted(_time(s["started_at"]) for s in starts if seen - _time(s["heard_at"]) <= TWINS_WINDOW)
     return {"seen_at": agents["twins_at"], "started_at": [s.isoformat() for s in recent]}
+
+
+# Several ingest workers share the subscription, each dating what it receives by its own clock: a
+# heartbeat sent just before ``stopped`` may be dated a little after it by another worker.
+CLOCK_SLACK = timedelta(seconds=1)
+
+
+def state(truck: Truck) -> TruckStatus:
+    """What the truck is doing: its status message, or online when heard from after it (or heard
+    from without ever sending one)."""
+    said = TruckStatus(truck.status) if truck.status in TruckStatus.__members__ else TruckStatus.unknown
+    heard_since = truck.last_seen_at is not None and (
+        truck.status_at is None or truck.last_seen_at > truck.status_at + CLOCK_SLACK
+    )
+    return TruckStatus.online if said is not TruckStatus.online and heard_since else said
