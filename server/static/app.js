@@ -70,6 +70,8 @@ const Trivue = (() => {
   const dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "short", timeZone });
   const isDay = (d) => typeof d === "string" && /^\d{4}-\d{2}-\d{2}$/.test(d);
   const fmt = {
+    // Whole percents written by each language's rule: "5 – 10 %" in French, "5–10%" in English.
+    band: (low, high) => t("common.pct_range", { low, high }),
     num: (n) => (n === null || n === undefined ? "–" : numberFormat.format(n)),
     pct: (r) => (r === null || r === undefined ? "–" : pctFormat.format(r)),
     points: (delta) => pointsFormat.format(delta * 100), // a change of rate, in percentage points
@@ -89,13 +91,14 @@ const Trivue = (() => {
      Colour is never the only signal: each class has its own line pattern and width (map, legend,
      side list), and its text. Every colour has at least 4:1 contrast on the map background and on
      white (WCAG 1.4.11 asks 3:1), and blue/ochre/red stay apart for red-green colour blindness;
-     tests/dashboard/test_accessibility.py checks both. */
+     tests/dashboard/test_accessibility.py checks both. Labels in the page's language's typography. */
+  const band = fmt.band;
   const CLASSES = [
-    { max: 0.05, color: "#2166ac", dash: null, weight: 3, label: "< 5 %" },
-    { max: 0.10, color: "#00798c", dash: "1 6", weight: 3.5, label: "5 – 10 %" },  // dotted
-    { max: 0.20, color: "#a15c00", dash: "9 6", weight: 4, label: "10 – 20 %" },  // dashed
-    { max: 0.30, color: "#c9301c", dash: "16 5 2 5", weight: 5, label: "20 – 30 %" },  // dash-dot
-    { max: Infinity, color: "#6d0a23", dash: null, weight: 7, label: "≥ 30 %" },  // thick
+    { max: 0.05, color: "#2166ac", dash: null, weight: 3, label: t("common.pct_below", { n: 5 }) },
+    { max: 0.10, color: "#00798c", dash: "1 6", weight: 3.5, label: band(5, 10) },  // dotted
+    { max: 0.20, color: "#a15c00", dash: "9 6", weight: 4, label: band(10, 20) },  // dashed
+    { max: 0.30, color: "#c9301c", dash: "16 5 2 5", weight: 5, label: band(20, 30) },  // dash-dot
+    { max: Infinity, color: "#6d0a23", dash: null, weight: 7, label: t("common.pct_at_least", { n: 30 }) },  // thick
   ];
   const GREY = "#737373";
   const TOO_FEW = { color: GREY, dash: null, weight: 1.5, label: "" };  // thin: the network as context

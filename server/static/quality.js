@@ -6,7 +6,7 @@
   const status = document.getElementById("quality-status");
 
   function confidenceChart(histogram) {
-    const labels = histogram.map((b) => `${Math.round(b.low * 100)}–${Math.round(b.high * 100)} %`);
+    const labels = histogram.map((b) => fmt.band(Math.round(b.low * 100), Math.round(b.high * 100)));
     // The same bars as a table (RGAA 1.6): a canvas gives a screen reader only its title.
     document.querySelector("#confidence-table tbody").replaceChildren(...histogram.map((b, i) => el("tr", {},
       el("th", { scope: "row", text: labels[i] }), el("td", { class: "num", text: fmt.num(b.lifts) }))));
@@ -25,10 +25,15 @@
   }
 
   // Lifts whose street stays uncertain from the truck's path: counted in the likeliest street, listed here.
-  function ambiguousStreets(rows) {
+  // Each street opens on the days counted here (since the first day whose lifts are all kept), not on
+  // the street page's default 3 months: the lifts a reader compares then come from the same days.
+  function ambiguousStreets(rows, quality) {
+    const since = quality.ambiguous_since || quality.since;
+    const until = quality.until || Trivue.today();
+    const days = since ? `?${new URLSearchParams({ period: "custom", since, until })}` : "";
     const body = document.querySelector("#ambiguous-streets tbody");
     body.replaceChildren(...(rows.length ? rows.map((s) => el("tr", {},
-      el("td", {}, el("a", { href: `/rues/${s.street_id}`, text: `${s.name} (${s.commune})` })),
+      el("td", {}, el("a", { href: `/rues/${s.street_id}${days}`, text: `${s.name} (${s.commune})` })),
       el("td", { text: fmt.num(s.lifts) }))) :
       [el("tr", {}, el("td", { colspan: "2", text: t("common.none") }))]));
   }
@@ -71,7 +76,7 @@
       document.getElementById("kpi-dead-held").textContent = t("quality.dead_letters_held", {
         letters: fmt.num(held.letters), size: mb(held.bytes), limit: mb(held.limit_bytes) });
       document.getElementById("kpi-ambiguous").textContent = fmt.num(quality.ambiguous);
-      ambiguousStreets(quality.ambiguous_by_street);
+      ambiguousStreets(quality.ambiguous_by_street, quality);
       confidenceChart(quality.confidence_histogram);
       if (dead) deadLetters(dead);
       else document.getElementById("dead-title").closest("section").hidden = true;

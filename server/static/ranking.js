@@ -30,6 +30,12 @@
   };
 
   const valueOf = (column, row) => (column.value ? column.value(row) : row[column.key]);
+  /* With an error type chosen the "rate" column is the share of lifts with that error (as on the map):
+     headed so, not « Taux », which reads as the contamination rate. Only the heading: the CSV keeps
+     its machine-stable column names. */
+  let category = "";
+  const heading = (c) => (c.key === "rate" && c.title === "ranking.rate" && category
+    ? t("ranking.share", { category: label("cat", category) }) : t(c.title));
 
   function render(id) {
     const { rows, sort } = tables[id];
@@ -45,8 +51,7 @@
     // focus (a rebuilt button would send the next Tab back to the top of the page).
     if (!table.tHead) {
       table.replaceChildren(el("thead", {}, el("tr", {}, ...columns.map((c) => {
-        const button = el("button", { type: "button", class: "sort",
-          "aria-label": t("ranking.sort", { column: t(c.title) }) }, t(c.title));
+        const button = el("button", { type: "button", class: "sort" });
         button.addEventListener("click", () => {
           const current = tables[id].sort;
           tables[id].sort = { key: c.key, dir: current.key === c.key && current.dir === "desc" ? "asc" : "desc" };
@@ -55,7 +60,13 @@
         return el("th", { scope: "col", class: c.num ? "num" : null, "data-key": c.key }, button);
       }))), el("tbody"));
     }
-    for (const th of table.tHead.rows[0].cells) {
+    for (const [i, th] of [...table.tHead.rows[0].cells].entries()) {
+      const button = th.querySelector("button");
+      const title = heading(columns[i]);
+      if (button.textContent !== title) {  // the error type changed (the button itself stays, with the focus)
+        button.textContent = title;
+        button.setAttribute("aria-label", t("ranking.sort", { column: title }));
+      }
       if (th.dataset.key === sort.key) th.setAttribute("aria-sort", sort.dir === "asc" ? "ascending" : "descending");
       else th.removeAttribute("aria-sort");
     }
@@ -136,6 +147,7 @@
       const previous = { ...common, ...previousPeriod(values) };
       const [now, thenRows] = await Promise.all([rows(current, values.category), rows(previous, values.category)]);
       if (!latest()) return; // a newer filter change is on its way: its answer is shown instead
+      category = values.category || "";
       const then = new Map(thenRows.map((r) => [r.street_id, r]));
       tables.worst = { rows: now, sort: tables.worst?.sort || { key: "rate", dir: "desc" } };
       // Only drops larger than chance: the streets with few lifts swing most from one period to
