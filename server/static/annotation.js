@@ -114,7 +114,7 @@
 
   function drawList() {
     list.replaceChildren(...state.photo.boxes.map((box) => {
-      const conf = box.confidence === null || box.confidence === undefined ? "" : ` ${Math.round(box.confidence * 100)} %`;
+      const conf = box.confidence === null || box.confidence === undefined ? "" : ` ${Trivue.fmt.pct(Math.round(box.confidence * 100) / 100)}`;
       const what = box.origin === "human" ? t("ann.origin.human") : t(`ann.state.${box.state}`);
       const button = el("button", { type: "button", "aria-pressed": String(box.id === state.selected),
         "data-box": box.id, text: `${box.id}. ${classLabel(box.class)}${conf} — ${what}` });

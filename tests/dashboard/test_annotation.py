@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,6 +87,8 @@ def test_draw_and_move_boxes_with_keyboard_and_mouse(browser: Browser, live_serv
     assert page.locator("#ann-progress").inner_text() == "0 photo(s) annotée(s) sur 2"
     assert [(b["boxId"], b["class"], b["state"]) for b in boxes(browser)] == [("1", "bag", "pending"),
                                                                               ("2", "bottle", "pending")]
+    # The model's confidence in the reader's number format (French: a no-break space before %, as every page)
+    assert re.search(r" \d{1,3}[\u00a0\u202f]% — ", page.locator("#ann-box-list button[data-box='1']").inner_text())
 
     # Keyboard: a gas cylinder box added in the centre (N), moved right 5 % with the arrows, saved as one move.
     page.select_option("#ann-new-class", "gas_cylinder")
