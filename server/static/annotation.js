@@ -70,6 +70,8 @@
     });
     const tag = new Konva.Text({ x: box.x1 * width + 2, y: Math.max(0, box.y1 * height - 18), text: `${box.id} ${classLabel(box.class)}`,
       fill: "#fff", fontSize: 14, padding: 2, listening: false });
+    // Kept on the photo: a box near its right edge had its label cut there (most on a phone's narrow photo).
+    tag.x(Math.max(0, Math.min(tag.x(), width - tag.width())));
     const back = new Konva.Rect({ x: tag.x(), y: tag.y(), width: tag.width(), height: tag.height(), fill: "rgba(0,0,0,0.6)",
       listening: false });
     return [rect, back, tag];
