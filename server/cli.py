@@ -31,12 +31,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _port(text: str) -> int:
+    """An argparse ``type``: checked here, a bad --port is named as the option, where the settings'
+    check would blame the --config file (or "settings") for a value typed on the command line."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1 to 65535, got {port}")
+    return port
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     server = subparsers.add_parser("server", help="run the API, the dashboard and the MQTT ingest")
     add_config_argument(server)
     server.add_argument("--dev", action="store_true", help="open every route without login (demos only)")
     server.add_argument("--host", default=None, help="listen address (overrides TRIVUE_HOST)")
-    server.add_argument("--port", type=int, default=None, help="listen port (overrides TRIVUE_PORT)")
+    server.add_argument("--port", type=_port, default=None, help="listen port (overrides TRIVUE_PORT)")
     server.add_argument("--no-ingest", action="store_true", help="serve the API without subscribing to MQTT")
     server.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
     server.set_defaults(handler=run_server)
@@ -192,6 +204,10 @@ def replay_dead_letters(args: argparse.Namespace) -> int:
     def midnight(day: date | None) -> datetime | None:
         return datetime.combine(day, datetime.min.time(), UTC) if day is not None else None
 
+    if args.since and args.until and args.since > args.until:
+        # Said with the days as typed: the filter's own check sees --until's next midnight instead.
+        raise CliError(f"--since {args.since} is after --until {args.until} (both days are included): "
+                       "no letter can match")
     try:  # --until names a day included whole: letters received before the next midnight
         letters = LetterFilter(args.reason, args.truck, midnight(args.since),
                                midnight(args.until + timedelta(days=1) if args.until else None))
@@ -273,11 +289,18 @@ def check_day_zone(session: Any, settings: ServerSettings) -> None:
 def rebuild_day_aggregates(args: argparse.Namespace) -> int:
     """``trivue aggregates rebuild --timezone ZONE``: the stored days moved to the settings' zone, in
     one transaction (``server.ingest.day_rebuild``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from rich.progress import Progress
 
     from server.audit import audit
     from server.ingest.day_rebuild import rebuild_days
 
+    try:  # an unknown zone, checked first: "set it in the settings" would send the user to a refusal
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CliError(f"--timezone {args.timezone!r}: unknown time zone (an IANA name, e.g. Europe/Paris, "
+                       "Indian/Reunion)") from None
     settings = settings_from(args)
     if args.timezone != settings.timezone:  # the server counts new lifts in the settings' zone: they must agree
         raise CliError(f"--timezone {args.timezone!r}: the settings' timezone is {settings.timezone!r}; set "

@@ -182,6 +182,16 @@ def _import_bins(args: argparse.Namespace) -> int:
             report = import_bins(session, args.file, replace=args.replace)
         except BinFileError as error:
             raise CliError(str(error)) from None
+        if args.replace and report.removed and not (report.added or report.moved or report.unchanged):
+            # A file that keeps no bin is a failed export or the wrong file, not an emptied inventory:
+            # --replace would otherwise delete the whole registry and every tagged lift's exact place.
+            session.rollback()
+            for line in report.errors:
+                print(f"  {line}", file=sys.stderr)
+            if report.unknown_address:
+                print("Import the addresses first (trivue addresses import), then this file again.", file=sys.stderr)
+            raise CliError(f"{args.file}: --replace with a file that keeps no bin ({report.rows} rows) would "
+                           f"remove {report.removed} registered bins and import none; nothing changed")
         # The registry ties each bin to a household's address: who changed it, in the audit trail.
         audit(session, "cli", "bins.import", str(args.file)[:256],
               f"{report.rows} rows, {report.added} added, {report.moved} moved, {report.unchanged} unchanged, "

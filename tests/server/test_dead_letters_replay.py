@@ -115,7 +115,7 @@ def test_replay_filters_by_truck_and_day_and_audits_them(make_settings: Any, mon
     assert "2 dead letters replayed: 2 stored, 0 refused again" in capsys.readouterr().err
     assert main(["dead-letters", "replay", "--since", f"{days[1]:%Y-%m-%d}", "--until",
                  f"{days[0]:%Y-%m-%d}"]) == 2
-    assert "is not before" in capsys.readouterr().err
+    assert "is after --until" in capsys.readouterr().err
     with _open(load_settings()) as session:
         stored = session.execute(select(Lift.truck_id, Lift.started_at).order_by(Lift.started_at)).all()
         assert [(t, s) for t, s in stored] == [("benne-02", days[1]), ("benne-02", days[2])]

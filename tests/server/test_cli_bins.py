@@ -1,0 +1,52 @@
+"""``trivue bins import --replace`` with a file that keeps no bin: the registry is left whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trivue.cli import main
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "geodata"
+
+
+@pytest.fixture
+def url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """Rennes centre with its BAN addresses and two registered bins."""
+    url = f"sqlite:///{tmp_path / 'trivue.db'}"
+    assert (
+        main(
+            ["streets", "import", str(FIXTURES / "rennes-centre.geojson"), "--commune", "Rennes", "--database-url", url]
+        )
+        == 0
+    )
+    assert main(["addresses", "import", str(FIXTURES / "ban-rennes-centre.csv"), "--database-url", url]) == 0
+    inventory = tmp_path / "parc.csv"
+    inventory.write_text("tag;address\nE1;35238_1010_00001\nE2;35238_1010_00002\n", encoding="utf-8")
+    assert main(["bins", "import", str(inventory), "--database-url", url]) == 0
+    capsys.readouterr()
+    return url
+
+
+@pytest.mark.parametrize("text", ["tag;address\n", "tag;address\nE9;nowhere\n"], ids=["header-only", "all-refused"])
+def test_replace_with_a_file_that_keeps_no_bin_removes_nothing(
+    tmp_path: Path, url: str, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "export-vide.csv"
+    empty.write_text(text, encoding="utf-8")
+    # Before: exit 0 (or 1) with "2 removed": a failed export run with --replace emptied the registry.
+    assert main(["bins", "import", str(empty), "--replace", "--database-url", url]) == 2
+    err = capsys.readouterr().err
+    assert "--replace" in err and "2 registered bins" in err and "nothing changed" in err
+    assert main(["bins", "stats", "--database-url", url]) == 0
+    assert capsys.readouterr().out.startswith("2 bins registered")
+
+
+def test_replace_with_a_real_inventory_still_removes_the_others(
+    tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = tmp_path / "parc-2.csv"
+    one.write_text("tag;address\nE1;35238_1010_00001\n", encoding="utf-8")
+    assert main(["bins", "import", str(one), "--replace", "--database-url", url]) == 0
+    assert "1 unchanged, 1 removed" in capsys.readouterr().out
