@@ -70,7 +70,11 @@ def test_fleet_page_shows_models_and_the_rollout(browser: Browser, tmp_path: Pat
     # stores a code and its parameters; the truck's own words stay, named by their kind).
     with server.sessions() as session:
         truck = session.get(Truck, canary[0])
-        truck.stats = {**truck.stats, "model_update": {"sha256": new, "state": "refused", "reason": refusal,
+        # The canary may be a truck of another test on this server, heard from by its lifts alone (no
+        # heartbeat yet): alive all the same (server.ingest.truck_state.state). It gets a heartbeat here.
+        beat = truck.stats or TruckStats(truck_id=truck.truck_id, sent_at=datetime.now(UTC), uptime_s=60).model_dump(
+            mode="json")
+        truck.stats = {**beat, "model_update": {"sha256": new, "state": "refused", "reason": refusal,
                                                        "at": datetime.now(UTC).isoformat()}}
         advance(session, server.settings)
         session.commit()
