@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from base.credentials import mask_credentials
+
 MESSAGE_LIMIT = 600  # one line in a terminal or a journal, even for a file with many mistakes
 
 
@@ -70,4 +72,5 @@ def describe(error: ValidationError, source: str, *, root: str = "settings",
         value = item.get("input")
         got = f" (got {value!r})" if "input" in item and not isinstance(value, dict) else ""
         parts.append(f"{where}: {message}{got}")
-    return f"{source}: {'; '.join(parts)}"[:limit]
+    # A broker or database URL's password is a value like any other here: masked, as in the logs.
+    return mask_credentials(f"{source}: {'; '.join(parts)}")[:limit]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from base.credentials import mask_credentials
 from base.ids import is_truck_id
 from base.strict_yaml import describe, read_mapping
 from vision.rules import DEFAULT_RULES, RulesError, SortingRules
@@ -33,9 +33,9 @@ class ConfigError(ValueError):
 
 
 def masked_url(url: str) -> str:
-    """``url`` with anything between ``://user:`` and ``@`` masked, for a log or an error line (they
-    go to journals and support tickets); works on a URL that does not even parse."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """``url`` with its password masked, for a log or an error line (they go to journals and support
+    tickets); works on a URL that does not even parse."""
+    return mask_credentials(url)
 
 
 class ServerSettings(BaseModel):

@@ -140,3 +140,11 @@ def test_model_update_settings_are_checked() -> None:
                           ({"sever": "https://x"}, "unknown setting")):
         with pytest.raises(ConfigError, match=re.escape(words)):
             load_settings(None, {**base, "models": models}, environ={})
+
+
+def test_a_refused_broker_url_keeps_its_password_out_of_the_message() -> None:
+    """Flag, environment or file: the error line named 'mqtt://u:s3cr@t-pw@' in full."""
+    with pytest.raises(ConfigError, match=r"uplink\.broker: ") as error:
+        load_settings(None, {"truck_id": "T", "source": "x", "uplink": {"broker": "mqtt://u:s3cr@t-pw@"}}, environ={})
+    assert "s3cr" not in str(error.value) and "t-pw" not in str(error.value)
+    assert "u:***@" in str(error.value)

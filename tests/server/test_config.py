@@ -120,3 +120,12 @@ def test_a_bad_rules_file_stops_the_app_before_the_database(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match=r"^sorting_rules: \S*nope\.yaml: rules file not found"):
         create_app(settings)
     assert not (tmp_path / "data").exists()  # nothing created, nothing migrated
+
+
+@pytest.mark.parametrize("url", ["mqtt://trivue:s3cr@t-pw@", "http://trivue:s3cr@t-pw@broker:1883"])
+def test_a_refused_broker_url_keeps_its_password_out_of_the_message(tmp_path: Path, url: str) -> None:
+    """The error line goes to a journal or a support ticket: it named 'mqtt://trivue:s3cr@t-pw@' in full."""
+    with pytest.raises(ConfigError, match=r"broker_url: ") as error:
+        load_settings(None, env={"TRIVUE_BROKER_URL": url})
+    assert "s3cr" not in str(error.value) and "t-pw" not in str(error.value)
+    assert "trivue:***@" in str(error.value)
