@@ -37,7 +37,7 @@ def settings_from(args: argparse.Namespace, **overrides: object) -> ServerSettin
     from server.config import ConfigError, load_settings
 
     try:
-        return load_settings(args.config, **overrides)
+        return load_settings(args.config, overrides_source="command line", **overrides)
     except ConfigError as error:
         raise CliError(str(error)) from None
 

@@ -28,6 +28,11 @@ PLACEHOLDER_SECRETS = frozenset({"changeme", "changethis", "change-me", "passwor
                                  "example", "xxx", "todo", "test"})
 
 
+# Installers and operators read these lines, as the truck's (edge.config.EDGE_WORDING): plain words,
+# and describe() drops pydantic's "Value error, " prefix once given a wording.
+SERVER_WORDING = {"extra_forbidden": "unknown setting", "missing": "required"}
+
+
 class ConfigError(ValueError):
     """Settings that cannot be used; the message names the field and the value at fault."""
 
@@ -151,7 +156,7 @@ class ServerSettings(BaseModel):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+            raise ValueError("unknown time zone") from None  # describe() names the value
         return value
 
     @field_validator("basemap_url")
@@ -161,7 +166,7 @@ class ServerSettings(BaseModel):
             return value
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError(f"expected an https:// tile URL, got {value!r}")
+            raise ValueError("expected an https:// tile URL")  # describe() names the value
         missing = [p for p in ("{z}", "{x}", "{y}") if p not in value]
         if missing:
             raise ValueError(f"the tile URL needs {', '.join(missing)} (XYZ, or WMTS with TILEMATRIX={{z}}"
@@ -182,7 +187,7 @@ class ServerSettings(BaseModel):
     def _broker_scheme(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"expected mqtt://host:port or mqtts://host:port, got {value!r}")
+            raise ValueError("expected mqtt://host:port or mqtts://host:port")  # describe() names the value
         return value
 
     @field_validator("known_trucks", mode="before")
@@ -281,9 +286,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
-def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None,
-                  **overrides: Any) -> ServerSettings:
-    """Settings from ``path`` (YAML, optional), then ``TRIVUE_*`` variables, then ``overrides``."""
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None, *,
+                  overrides_source: str = "settings", **overrides: Any) -> ServerSettings:
+    """Settings from ``path`` (YAML, optional), then ``TRIVUE_*`` variables, then ``overrides``
+    (``overrides_source`` names them in an error: ``command line`` for the commands' options)."""
     data = read_mapping(path, ConfigError) if path is not None else {}
     from_env = _from_env(os.environ if env is None else env)
     data.update(from_env)
@@ -292,13 +298,26 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     try:
         return ServerSettings.model_validate(data)
     except ValidationError as error:
-        # Name where the bad value came from: a TRIVUE_PORT=abc was blamed on the YAML file.
-        bad = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
-        variables = sorted(f"{ENV_PREFIX}{name.upper()}" for name in bad & from_env.keys() - given.keys())
-        source = str(path) if path else "settings"
-        if variables:
-            source = f"{source if bad - from_env.keys() else 'environment'} ({', '.join(variables)})"
-        raise ConfigError(describe(error, source)) from None
+        source = _source(error, path, from_env, given, overrides_source)
+        raise ConfigError(describe(error, source, wording=SERVER_WORDING)) from None
+
+
+def _source(error: ValidationError, path: Path | None, from_env: Mapping[str, str], given: Mapping[str, Any],
+            overrides_source: str) -> str:
+    """Where the bad values came from, as the truck's settings say it: a TRIVUE_PORT=abc was blamed
+    on the YAML file, a ``--database-url`` on the --config file."""
+    places, variables = [], []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else ""
+        if name in given:
+            places.append(overrides_source)
+        elif name in from_env:
+            variables.append(f"{ENV_PREFIX}{name.upper()}")
+        else:
+            places.append(str(path) if path else "settings")
+    if variables:
+        places.append(f"environment ({', '.join(sorted(set(variables)))})")
+    return ", ".join(dict.fromkeys(places))
 
 
 def _make_folder(field: str, path: Path) -> None:

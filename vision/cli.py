@@ -74,6 +74,9 @@ def run_detect(args: argparse.Namespace) -> int:
 
     if args.threads < 0:
         raise CliError(f"--threads {args.threads}: expected 0 (all cores) or more")
+    for option, value in (("--conf", args.conf), ("--iou", args.iou)):
+        if not 0.0 <= value <= 1.0:  # the detector's own check named neither option (nan fails it too)
+            raise CliError(f"{option} {value:g}: expected a threshold from 0 to 1")
     images = find_images(args.inputs)
     if args.save:
         make_folder("--save", args.save)

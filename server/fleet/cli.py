@@ -11,9 +11,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from base.errors import CliError
 from server.command_line import add_config_argument, open_database, settings_from, sorting_rules_of
+
+if TYPE_CHECKING:
+    from vision.rules import SortingRules
 
 ACTOR = "cli"
 
@@ -48,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def publish_model(args: argparse.Namespace) -> int:
-    from server.fleet.registry import RegistryError, publish, streams_without_rules
+    from server.fleet.registry import RegistryError, publish
 
     settings = settings_from(args)
     rules = sorting_rules_of(settings)  # before anything is published: a bad file stops the command
@@ -61,10 +65,19 @@ def publish_model(args: argparse.Namespace) -> int:
     print(row.sha256)
     print(f"published {row.name} {row.version}: {len(row.names)} classes, input {row.imgsz[0]}x{row.imgsz[1]}, "
           f"mAP50 {row.metrics.get('map50', 'n/a')}, card {'yes' if row.card else 'none'}", file=sys.stderr)
-    for stream, problem in streams_without_rules(row.names, rules).items():
+    warn_of_refusals(row.names, rules)
+    return 0
+
+
+def warn_of_refusals(names: list[str], rules: SortingRules) -> None:
+    """One warning per stream whose trucks will refuse a model with these classes: at publishing, and
+    again at each rollout, days later maybe, when the trucks are about to get it (a truck may run
+    other rules than the server's, so neither is refused)."""
+    from server.fleet.registry import streams_without_rules
+
+    for stream, problem in streams_without_rules(names, rules).items():
         print(f"warning: trucks on {stream} with the server's sorting rules ({rules.source}) will refuse it: "
               f"{problem}", file=sys.stderr)
-    return 0
 
 
 def list_models(args: argparse.Namespace) -> int:
@@ -98,9 +111,11 @@ def list_models(args: argparse.Namespace) -> int:
 
 def rollout_model(args: argparse.Namespace) -> int:
     from server.fleet.liveness import offline
+    from server.fleet.models import FleetModel
     from server.fleet.rollout import RolloutError, confirm, start
 
     settings = settings_from(args)
+    rules = sorting_rules_of(settings)  # before the rollout starts, as for publish: a bad file stops it
     with open_database(settings) as session:
         try:
             if args.confirm:
@@ -119,6 +134,8 @@ def rollout_model(args: argparse.Namespace) -> int:
             if silent := offline(session, rollout.canary):
                 print(f"warning: too few trucks online: canaries {silent} are offline; the rollout waits for "
                       "their lifts (trivue models list says when it stalls)", file=sys.stderr)
+        if model := session.get(FleetModel, rollout.sha256):  # published models are never deleted
+            warn_of_refusals(model.names, rules)
     return 0
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 from base.errors import CliError
 from server.command_line import add_config_argument, day_argument, open_database, settings_from
 
+# The query's fields as this command's options: "k: ..." named a field nobody typed.
+OPTION_NAMES = {"period": "--period", "k": "--k", "months_k": "--months-k", "since": "--since", "until": "--until"}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     opendata = subparsers.add_parser("opendata", help="publish street-level figures as open data")
@@ -36,7 +39,7 @@ def export_opendata(args: argparse.Namespace) -> int:
 
     from base.paths import make_folder
     from server.audit import audit
-    from server.opendata.export import default_query, publication
+    from server.opendata.export import QueryError, default_query, publication
     from server.opendata.package import write_package
 
     settings = settings_from(args)
@@ -44,8 +47,8 @@ def export_opendata(args: argparse.Namespace) -> int:
     try:
         query = default_query(datetime.now(settings.zone).date(), args.period, k, args.since, args.until,
                               args.months_k)
-    except ValueError as error:
-        raise CliError(str(error)) from None
+    except QueryError as error:
+        raise CliError(error.named(OPTION_NAMES)) from None
     if args.period == "year" and args.months_k is None and k != settings.opendata_min_lifts:
         # The monthly export beside it is most likely at the default k. Checked against the year's k
         # instead, its published months of 10 or 11 lifts count as left out and make up the "k lifts

@@ -42,6 +42,22 @@ COLUMNS = ("street_id", "street_name", "commune", "code_insee", "period", "strea
            "rate", "ci_low", "ci_high", *(f"top_error_{i}" for i in range(1, TOP_ERRORS + 1)))
 
 
+# How a refused query names its fields; the command passes its options instead (``QueryError.named``).
+FIELD_NAMES = {"period": "the period", "k": "k", "months_k": "months_k", "since": "since", "until": "until"}
+
+
+class QueryError(ValueError):
+    """A refused query; ``str()`` names the fields as the API's parameters are named, ``named()``
+    as the caller's (the command's ``--months-k``: its users never typed ``months_k``)."""
+
+    def __init__(self, template: str, **values: object) -> None:
+        self.template, self.values = template, values
+        super().__init__(self.named(FIELD_NAMES))
+
+    def named(self, names: dict[str, str]) -> str:
+        return self.template.format(**{**FIELD_NAMES, **names}, **self.values)
+
+
 @dataclass(frozen=True, slots=True)
 class OpenDataQuery:
     """What to publish: the period length, the threshold ``k`` and the local days covered (inclusive).
@@ -59,23 +75,27 @@ class OpenDataQuery:
 
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
-            raise ValueError(f"period: expected one of {', '.join(PERIODS)}, got {self.period!r}")
+            raise QueryError("period: expected one of {periods}, got {value!r}", periods=", ".join(PERIODS),
+                             value=self.period)
         if self.k < MIN_K:
-            raise ValueError(f"k: cells under {MIN_K} lifts are never published, got {self.k}")
+            raise QueryError("{k}: cells under {min_k} lifts are never published, got {value}", min_k=MIN_K,
+                             value=self.k)
         if self.months_k is not None and self.period != "year":
-            raise ValueError(f"months_k: only with the period year, got {self.months_k} with {self.period}")
+            raise QueryError("{months_k}: only with {period} year, got {value} with {period} {chosen}",
+                             value=self.months_k, chosen=self.period)
         if self.months_k is not None and self.months_k < MIN_K:
-            raise ValueError(f"months_k: cells under {MIN_K} lifts are never published, got {self.months_k}")
+            raise QueryError("{months_k}: cells under {min_k} lifts are never published, got {value}", min_k=MIN_K,
+                             value=self.months_k)
         if self.since and self.until and self.until < self.since:
-            raise ValueError(f"until {self.until} is before since {self.since}")
+            raise QueryError("{until} {last} is before {since} {first}", last=self.until, first=self.since)
         # Whole periods only: a month cut short beside the same month whole (or the same month a
         # day later) publishes the difference, the few lifts of the days between, under k.
         if self.since is not None and self.since != period_start(self.since, self.period):
-            raise ValueError(f"since {self.since}: the open data publishes whole {self.period}s only, start on "
-                             f"{period_start(self.since, self.period)}")
+            raise QueryError("{since} {day}: the open data publishes whole {length}s only, start on {start}",
+                             day=self.since, length=self.period, start=period_start(self.since, self.period))
         if self.until is not None and self.until != period_end(self.until, self.period):
-            raise ValueError(f"until {self.until}: the open data publishes whole {self.period}s only, end on "
-                             f"{period_end(self.until, self.period)}")
+            raise QueryError("{until} {day}: the open data publishes whole {length}s only, end on {end}",
+                             day=self.until, length=self.period, end=period_end(self.until, self.period))
 
 
 def period_start(day: date, period: str) -> date:
@@ -107,12 +127,12 @@ def default_query(today: date, period: str = "month", k: int = DEFAULT_K, since:
     last = last_complete_day(today, period)
     if since is not None and until is None and since > last:
         # Said as such, not as "until <last> is before since", a range nobody typed.
-        raise ValueError(f"since {since}: the {period} is still being collected (today is {today}); the last "
-                         f"complete one ends on {last}")
+        raise QueryError("{since} {day}: the {length} is still being collected (today is {today}); the last "
+                         "complete one ends on {last}", day=since, length=period, today=today, last=last)
     query = OpenDataQuery(period, k, since, until if until is not None else last, months_k)  # checks the period
     if query.until is not None and query.until > last:
-        raise ValueError(f"until {query.until}: the {period} is still being collected "
-                         f"(today is {today}); the last complete one ends on {last}")
+        raise QueryError("{until} {day}: the {length} is still being collected (today is {today}); the last "
+                         "complete one ends on {last}", day=query.until, length=period, today=today, last=last)
     return query
 
 

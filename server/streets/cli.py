@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
+# Share of unlinked addresses from which an import advises importing the streets: a commune with
+# streets leaves a few percent unlinked (a residence far from its street), one without them all.
+NO_STREETS_SHARE = 0.9
+
+
 def _database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE", help="server settings (YAML), as trivue server")
     parser.add_argument("--database-url", metavar="URL",
@@ -95,7 +100,7 @@ def open_database(args: argparse.Namespace) -> Engine:
     from server.config import ConfigError, load_settings
 
     try:
-        settings = load_settings(args.config, database_url=args.database_url)
+        settings = load_settings(args.config, overrides_source="command line", database_url=args.database_url)
         settings.make_command_folders()
         return migrated_engine(settings.db_url)
     except (ConfigError, DatabaseUnavailable) as error:
@@ -164,6 +169,12 @@ def _import_addresses(args: argparse.Namespace) -> int:
     print(f"linked by name {links.by_name}, by similar name nearby {links.by_similar_name}, "
           f"to the nearest street {links.by_proximity}, unlinked {links.unlinked} "
           f"in {', '.join(report.communes)}")
+    linked = links.by_name + links.by_similar_name + links.by_proximity
+    if links.unlinked and links.unlinked >= NO_STREETS_SHARE * (linked + links.unlinked):
+        # Nearly all unlinked: the communes have no streets yet (addresses imported first), not bad names.
+        print(f"{links.unlinked} of {linked + links.unlinked} addresses found no street: import the streets first, "
+              f"`trivue streets import FILE --commune NAME` (an .osm.pbf or GeoJSON file) for "
+              f"{', '.join(report.communes)}; it links these addresses, kept meanwhile")
     if lifts_stored and (report.imported or report.removed):
         print("Stored lifts keep their old address and street until `trivue streets rematch`.")
     return 0

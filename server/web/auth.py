@@ -171,7 +171,9 @@ def create_token(session: Session, role: str, name: str, truck_id: str | None = 
     A ``truck`` token needs the truck's id, and only a truck token has one.
     """
     if role == TRUCK_ROLE:
-        if truck_id is None or not is_truck_id(truck_id):
+        if truck_id is None:  # said as the missing option, not as "got None"
+            raise AuthError("--role truck needs --truck-id: the truck the token is for (e.g. --truck-id benne-07)")
+        if not is_truck_id(truck_id):
             raise AuthError(f"a truck token needs a valid --truck-id (letters, digits, _ . -), got {truck_id!r}")
     else:
         _check_role(role)

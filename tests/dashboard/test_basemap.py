@@ -233,9 +233,9 @@ def test_no_basemap_by_default_and_the_pages_load_nothing_foreign(tmp_path: Path
 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"basemap_url": "https://tuiles.example.fr/plan.png", "basemap_attribution": "x"},
-     "basemap_url: Value error, the tile URL needs {z}, {x}, {y}"),
+     "basemap_url: the tile URL needs {z}, {x}, {y}"),
     ({"basemap_url": "ftp://tuiles.example.fr/{z}/{x}/{y}.png", "basemap_attribution": "x"},
-     "basemap_url: Value error, expected an https:// tile URL"),
+     "basemap_url: expected an https:// tile URL"),
     ({"basemap_url": "https://tuiles.example.fr/{z}/{x}/{y}.png"}, "basemap_attribution is required"),
     ({"basemap_url": "https://t.example.fr/{z}/{x}/{y}.png", "basemap_file": "a.pmtiles", "basemap_attribution": "x"},
      "basemap_url and basemap_file are both set"),

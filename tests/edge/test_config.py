@@ -102,6 +102,11 @@ def test_the_example_configuration_is_valid() -> None:
 
     settings = load_settings(REPO_ROOT / "edge" / "truck.example.yaml", environ={})
     assert settings.truck_id == "OM-BOM-12" and settings.uplink.broker.startswith("mqtts://")
+    # Its comments name the same truck: the token command said --truck-id benne-07 for truck OM-BOM-12,
+    # and a token for another truck is refused on every download.
+    text = (REPO_ROOT / "edge" / "truck.example.yaml").read_text(encoding="utf-8")
+    named = set(re.findall(r"--truck-id (\S+)", text))
+    assert named == {settings.truck_id}, named
 
 
 def test_detector_workers_and_threads_resolve_against_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -124,7 +124,7 @@ def test_truck_tokens_fetch_models_and_their_own_config_only(fleet: Fleet) -> No
     unknown = httpx.get(f"{fleet.url}/api/models/{'0' * 64}.onnx", headers=truck)
     assert unknown.status_code == 404 and "no published model with sha256 0000" in unknown.json()["detail"]
     # A truck token needs its truck, and only truck tokens have one.
-    for args, words in ((["--role", "truck"], "needs a valid --truck-id"),
+    for args, words in ((["--role", "truck"], "needs --truck-id"),
                         (["--role", "truck", "--truck-id", "../x"], "needs a valid --truck-id"),
                         (["--role", "viewer", "--truck-id", "benne-07"], "for truck tokens only")):
         code, out, err = fleet.cli("tokens", "create", *args)

@@ -86,6 +86,8 @@ def test_an_account_is_disabled_enabled_given_a_password_and_a_role(
     (["users", "add", "dom", "--role", "viewer"], "x" * 1025 + "\n", "password too long"),
     (["tokens", "create", "--role", "viewer", "--name", "x" * 65], "", "invalid token name"),
     (["tokens", "revoke", "999"], "", "no token with id 999"),
+    # It said "... got None": the option missing, named as such.
+    (["tokens", "create", "--role", "truck"], "", "--role truck needs --truck-id: the truck the token is for"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli_env: str, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str], argv: list[str], stdin: str,

@@ -55,3 +55,15 @@ def test_a_bad_port_is_blamed_on_the_option_not_the_settings_file(
     err = capsys.readouterr().err
     # Before: "server.yaml: port: Input should be less than or equal to 65535", a file that has no port.
     assert "argument --port" in err and f"got {port}" in err and "server.yaml" not in err
+
+
+def test_a_bad_database_url_option_is_blamed_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("timezone: Europe/Paris\n", encoding="utf-8")
+    url = "postgresql://trivue:changeme@127.0.0.1/nodb"
+    assert main(["streets", "list", "--config", str(config), "--database-url", url]) == 2
+    err = capsys.readouterr().err
+    # Before: "server.yaml: database_url: ...", a file that has no database_url.
+    assert "command line: database_url: " in err and "placeholder password" in err and "server.yaml" not in err

@@ -31,7 +31,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "env", "message"), [
-    ("colour: blue\n", {}, r"colour: Extra inputs are not permitted"),
+    # Installers read these lines, as the truck's: plain words, not pydantic's "Extra inputs are not permitted"
+    ("colour: blue\n", {}, r"^\S*trivue.yaml: colour: unknown setting$"),
     ("", {"TRIVUE_PORT": "abc"}, r"^environment \(TRIVUE_PORT\): port: .*integer.*'abc'"),  # not blamed on the file
     # A misspelt setting was ignored without a word: the server ran on the default meant to change.
     ("", {"TRIVUE_RETENTON_DAYS": "30"},
@@ -39,7 +40,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ("port: 70000\n", {"TRIVUE_HOST": "::1"}, r"^\S*trivue.yaml: port: .*65535"),
     ("port: 70000\n", {}, r"port: .*65535.*70000"),
     ("", {"TRIVUE_BROKER_URL": "http://broker"}, r"broker_url: .*mqtt://host:port"),
-    ("timezone: Mars/Olympus\n", {}, r"timezone: .*unknown time zone 'Mars/Olympus'"),
+    ("timezone: Mars/Olympus\n", {}, r"timezone: unknown time zone \(got 'Mars/Olympus'\)$"),
     # Named by where it came from (server.env, as docs/deployment.md puts passwords), like any bad value
     ("", {"TRIVUE_DATABASE_URL": "postgresql://trivue:changeme@db/trivue"},
      r"^environment \(TRIVUE_DATABASE_URL\): database_url: .*placeholder password 'changeme'"),
@@ -129,3 +130,28 @@ def test_a_refused_broker_url_keeps_its_password_out_of_the_message(tmp_path: Pa
         load_settings(None, env={"TRIVUE_BROKER_URL": url})
     assert "s3cr" not in str(error.value) and "t-pw" not in str(error.value)
     assert "trivue:***@" in str(error.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("broker_url: foo://x\n", "broker_url: expected mqtt://host:port or mqtts://host:port (got 'foo://x')"),
+    ("basemap_url: ftp://x/{z}/{x}/{y}\nbasemap_attribution: x\n",
+     "basemap_url: expected an https:// tile URL (got 'ftp://x/{z}/{x}/{y}')"),
+])
+def test_a_refused_value_is_named_once_without_pydantic_words(tmp_path: Path, text: str, message: str) -> None:
+    """It read "broker_url: Value error, expected ..., got 'foo://x' (got 'foo://x')"."""
+    path = tmp_path / "trivue.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, env={})
+    assert str(error.value) == f"{path}: {message}"
+
+
+def test_a_bad_override_is_blamed_on_the_command_line(tmp_path: Path) -> None:
+    """``trivue streets import --database-url ...`` was blamed on the --config file, or on "settings"."""
+    path = tmp_path / "trivue.yaml"
+    path.write_text("port: 8100\n")
+    with pytest.raises(ConfigError, match=r"^command line: database_url: .*placeholder password 'changeme'"):
+        load_settings(path, env={}, overrides_source="command line", database_url="postgresql://u:changeme@db/t")
+    path.write_text("port: 0\n")
+    with pytest.raises(ConfigError, match=r"^command line, \S*trivue.yaml: database_url: .*; port: "):
+        load_settings(path, env={}, overrides_source="command line", database_url="postgresql://u:changeme@db/t")

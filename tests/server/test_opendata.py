@@ -138,7 +138,7 @@ def test_cli_export_is_a_valid_frictionless_package(rennes_db: RennesDatabase, c
     assert not frictionless.validate(str(out / "datapackage.json")).valid
 
     assert main(["opendata", "export", "--out", str(out), "--k", "4"]) == 2
-    assert capsys.readouterr().err.strip() == ("trivue opendata: error: k: cells under 5 lifts are never "
+    assert capsys.readouterr().err.strip() == ("trivue opendata: error: --k: cells under 5 lifts are never "
                                                "published, got 4")
 
 
@@ -214,7 +214,7 @@ def test_no_cell_under_k_can_be_had_by_differencing_two_ranges(
     capsys.readouterr()
     assert main(["opendata", "export", "--out", str(tmp_path / "x"), "--since", "2026-09-01",
                  "--until", "2026-09-24"]) == 2
-    assert capsys.readouterr().err.strip() == ("trivue opendata: error: until 2026-09-24: the open data publishes "
+    assert capsys.readouterr().err.strip() == ("trivue opendata: error: --until 2026-09-24: the open data publishes "
                                                "whole months only, end on 2026-09-30")
 
 

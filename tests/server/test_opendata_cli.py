@@ -35,13 +35,19 @@ def test_export_until_the_last_day_python_knows(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'never.db'}")
     assert main(["opendata", "export", "--out", str(tmp_path / "out"), "--period", period, "--until", until]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"trivue opendata: error: until {until}: ") and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"trivue opendata: error: --until {until}: ") and len(err.strip().splitlines()) == 1, err
 
 
+# The options as typed: it said "k: ...", "months_k: ..." and "until ... is before since ...", fields
+# the user never typed.
 @pytest.mark.parametrize(("args", "error"), [
-    (["--months-k", "10"], "months_k: only with the period year, got 10 with month"),
-    (["--period", "year", "--months-k", "4"], "months_k: cells under 5 lifts are never published, got 4")])
-def test_months_k_only_for_years_and_never_under_five(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    (["--months-k", "10"], "--months-k: only with --period year, got 10 with --period month"),
+    (["--period", "year", "--months-k", "4"], "--months-k: cells under 5 lifts are never published, got 4"),
+    (["--k", "4"], "--k: cells under 5 lifts are never published, got 4"),
+    (["--since", "2025-11-01", "--until", "2025-10-31"], "--until 2025-10-31 is before --since 2025-11-01"),
+    (["--since", "2025-11-02"], "--since 2025-11-02: the open data publishes whole months only, start on 2025-11-01"),
+])
+def test_refused_options_are_named_as_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str], args: list[str],
                                                       error: str) -> None:
     monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))
@@ -73,4 +79,4 @@ def test_the_command_names_the_running_year(tmp_path: Path, monkeypatch: pytest.
     assert main(["opendata", "export", "--out", str(tmp_path / "out"), "--period", "year",
                  "--since", this_year.isoformat()]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"trivue opendata: error: since {this_year}: the year is still being collected"), err
+    assert err.startswith(f"trivue opendata: error: --since {this_year}: the year is still being collected"), err

@@ -13,6 +13,10 @@ from trivue.cli import main
     ("args", "message"),
     [
         (["--threads", "-3", "{tmp}/photo.jpg"], "--threads -3: expected 0 (all cores) or more"),
+        # It said "conf and iou must be within 0..1, got conf=2.0, iou=0.45": no option named.
+        (["--conf", "2", "{tmp}/photo.jpg"], "--conf 2: expected a threshold from 0 to 1"),
+        (["--iou", "-0.5", "{tmp}/photo.jpg"], "--iou -0.5: expected a threshold from 0 to 1"),
+        (["--conf", "nan", "{tmp}/photo.jpg"], "--conf nan: expected a threshold from 0 to 1"),
         (["{tmp}/empty"], "no images (.bmp, .jpeg, .jpg, .png, .webp) in {tmp}/empty"),
         # an empty folder among good inputs: refused before the first image is printed
         (["{tmp}/photo.jpg", "{tmp}/empty"], "no images (.bmp, .jpeg, .jpg, .png, .webp) in {tmp}/empty"),
