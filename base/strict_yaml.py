@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from base.credentials import mask_credentials
+from base.credentials import mask_credentials, mask_url
 
 MESSAGE_LIMIT = 600  # one line in a terminal or a journal, even for a file with many mistakes
 
@@ -70,6 +70,8 @@ def describe(error: ValidationError, source: str, *, root: str = "settings",
         # Pydantic's own words for developers' files; plain words (no "Value error, ") for installers.
         message = item["msg"] if wording is None else item["msg"].removeprefix("Value error, ")
         value = item.get("input")
+        if isinstance(value, str):  # before repr(): a quote in a password would end the match
+            value = mask_url(value)
         got = f" (got {value!r})" if "input" in item and not isinstance(value, dict) else ""
         parts.append(f"{where}: {message}{got}")
     # A broker or database URL's password is a value like any other here: masked, as in the logs.

@@ -52,7 +52,7 @@ class BrokerUrl:
         try:
             port = parts.port or (8883 if tls else 1883)
         except ValueError:
-            raise ValueError(f"bad port in {url!r}") from None
+            raise ValueError("bad port") from None  # the value follows, its password masked (describe)
         user = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else None
         return cls(parts.hostname, port, tls, user, password)

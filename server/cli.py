@@ -298,7 +298,7 @@ def rebuild_day_aggregates(args: argparse.Namespace) -> int:
 
     try:  # an unknown zone, checked first: "set it in the settings" would send the user to a refusal
         ZoneInfo(args.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder of the zone database
         raise CliError(f"--timezone {args.timezone!r}: unknown time zone (an IANA name, e.g. Europe/Paris, "
                        "Indian/Reunion)") from None
     settings = settings_from(args)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from base.credentials import mask_credentials
+from base.credentials import mask_url
 from base.ids import is_truck_id
 from base.strict_yaml import describe, read_mapping
 from vision.rules import DEFAULT_RULES, RulesError, SortingRules
@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 def masked_url(url: str) -> str:
     """``url`` with its password masked, for a log or an error line (they go to journals and support
     tickets); works on a URL that does not even parse."""
-    return mask_credentials(url)
+    return mask_url(url)
 
 
 class ServerSettings(BaseModel):
@@ -155,7 +155,7 @@ class ServerSettings(BaseModel):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder of the zone database
             raise ValueError("unknown time zone") from None  # describe() names the value
         return value
 

@@ -101,12 +101,15 @@
       return photo;
     }
 
-    /* Saves the arrow move waiting for the annotator's pause now, on its own photo. */
+    /* Saves the arrow move waiting for the annotator's pause now, on its own photo; with none, waits
+       for the decisions already sent. A photo left (Page Down, the buttons) is left only then: a
+       decision still queued read the next photo's version when its turn came, and the server
+       refused it (409) while the annotator was on another photo. */
     function flush() {
       clearTimeout(state.keyTimer);
       const waiting = state.pendingMove;
       state.pendingMove = null;
-      return waiting ? send(waiting.body, waiting.eventId) : Promise.resolve(true);
+      return waiting ? send(waiting.body, waiting.eventId) : state.saving.then(() => true);
     }
 
     return { send, flush };

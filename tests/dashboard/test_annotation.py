@@ -366,3 +366,33 @@ def test_arrows_pressed_while_a_move_is_being_saved_are_kept(browser: Browser, l
         page.keyboard.press("ArrowRight")
     assert next(b for b in server_boxes(live_server, first) if b["id"] == 1)["x1"] == pytest.approx(saved)
     assert page.locator("#ann-box-list li[data-box-id='1']").get_attribute("data-x1") == "0.1500"
+
+
+def test_a_photo_left_waits_for_the_decisions_sent_on_it(browser: Browser, live_server: LiveServer,
+                                                         annotator: str, shared_dir: Path) -> None:
+    """Page Down while decisions wait for a slow answer: the next photo came at once, the waiting
+    decision taking that photo's version when its turn came. Page Down now waits for them."""
+    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
+    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[27:29]
+    first, _second = publish_photos(live_server, truck, photos)
+    page = browser.page
+    browser.login(annotator, path=f"/annotation?truck_id={truck}")
+    page.wait_for_selector("#ann-box-list li[data-box-id='2']")
+    statuses: list[int] = []
+    page.on("response", lambda r: r.url.endswith("/decisions") and statuses.append(r.status))
+    held: list[Any] = []
+    page.route("**/decisions", lambda route: route.continue_() if held else held.append(route))
+    page.locator("#ann-stage").focus()
+    page.keyboard.press("n")  # a box added: its answer held (one decision in flight at a time)
+    page.keyboard.press("n")  # a second one, queued behind the first
+    page.keyboard.press("PageDown")
+    page.wait_for_timeout(500)
+    assert page.locator("#ann-position").inner_text() == "1 sur 2"  # the decisions first
+    held[0].continue_()
+    for _ in range(200):  # events reach this thread while Playwright waits
+        if len(statuses) == 2:
+            break
+        page.wait_for_timeout(50)
+    assert statuses == [200, 200]
+    assert len(server_boxes(live_server, first)) == 4  # two from the truck, the two added
+    page.wait_for_function("document.querySelector('#ann-position').textContent.startsWith('2')")

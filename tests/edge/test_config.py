@@ -147,9 +147,10 @@ def test_model_update_settings_are_checked() -> None:
             load_settings(None, {**base, "models": models}, environ={})
 
 
-def test_a_refused_broker_url_keeps_its_password_out_of_the_message() -> None:
+@pytest.mark.parametrize("url", ["mqtt://u:s3cr@t-pw@", "mqtt://u:s3cr/t-pw@host:99999", "mqtt://u:s3cr't-pw@host:x"])
+def test_a_refused_broker_url_keeps_its_password_out_of_the_message(url: str) -> None:
     """Flag, environment or file: the error line named 'mqtt://u:s3cr@t-pw@' in full."""
     with pytest.raises(ConfigError, match=r"uplink\.broker: ") as error:
-        load_settings(None, {"truck_id": "T", "source": "x", "uplink": {"broker": "mqtt://u:s3cr@t-pw@"}}, environ={})
+        load_settings(None, {"truck_id": "T", "source": "x", "uplink": {"broker": url}}, environ={})
     assert "s3cr" not in str(error.value) and "t-pw" not in str(error.value)
     assert "u:***@" in str(error.value)

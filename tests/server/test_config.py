@@ -41,6 +41,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ("port: 70000\n", {}, r"port: .*65535.*70000"),
     ("", {"TRIVUE_BROKER_URL": "http://broker"}, r"broker_url: .*mqtt://host:port"),
     ("timezone: Mars/Olympus\n", {}, r"timezone: unknown time zone \(got 'Mars/Olympus'\)$"),
+    ("timezone: Europe\n", {}, r"timezone: unknown time zone \(got 'Europe'\)$"),  # a folder: IsADirectoryError
     # Named by where it came from (server.env, as docs/deployment.md puts passwords), like any bad value
     ("", {"TRIVUE_DATABASE_URL": "postgresql://trivue:changeme@db/trivue"},
      r"^environment \(TRIVUE_DATABASE_URL\): database_url: .*placeholder password 'changeme'"),
@@ -123,7 +124,8 @@ def test_a_bad_rules_file_stops_the_app_before_the_database(tmp_path: Path) -> N
     assert not (tmp_path / "data").exists()  # nothing created, nothing migrated
 
 
-@pytest.mark.parametrize("url", ["mqtt://trivue:s3cr@t-pw@", "http://trivue:s3cr@t-pw@broker:1883"])
+@pytest.mark.parametrize("url", ["mqtt://trivue:s3cr@t-pw@", "http://trivue:s3cr@t-pw@broker:1883",
+                                 "http://trivue:s3cr/t-pw@broker:1883", "http://trivue:s3cr't-pw@broker:1883"])
 def test_a_refused_broker_url_keeps_its_password_out_of_the_message(tmp_path: Path, url: str) -> None:
     """The error line goes to a journal or a support ticket: it named 'mqtt://trivue:s3cr@t-pw@' in full."""
     with pytest.raises(ConfigError, match=r"broker_url: ") as error:
