@@ -61,6 +61,7 @@ class BinImport:
     moved: int = 0  # tags already known, now at another address
     unchanged: int = 0
     removed: int = 0  # with ``replace``: tags the file no longer lists
+    registered: int = 0  # with ``replace``: tags registered before this import
     unknown_address: int = 0  # rows whose address the server does not hold: not imported
     errors: list[str] = field(default_factory=list)  # "line N: ...", at most SHOWN_ERRORS per kind
 
@@ -193,11 +194,30 @@ def import_bins(session: Session, path: Path, replace: bool = False) -> BinImpor
         report.added += len(added)
         report.moved += len(moved)
     if replace:
-        stale = [tag for tag in session.scalars(select(Bin.tag)) if tag not in wanted]
+        tags = list(session.scalars(select(Bin.tag)))
+        report.registered = len(tags) - report.added
+        stale = [tag for tag in tags if tag not in wanted]
         for start in range(0, len(stale), BATCH):
             session.execute(delete(Bin).where(Bin.tag.in_(stale[start:start + BATCH])))
         report.removed = len(stale)
     return report
+
+
+def replace_refusal(report: BinImport, allow_removals: bool) -> str | None:
+    """Why a ``replace`` import must be rolled back, or None. A file that keeps no bin, or that
+    removes more than half of those registered, is a cut-off export or the wrong file far more
+    often than a real inventory: committing it would unplace every tagged lift of those bins."""
+    if not report.removed:
+        return None
+    if not (report.added or report.moved or report.unchanged):
+        # Never allowed, even with allow_removals: emptying the registry is not an inventory update.
+        return (f"--replace with a file that keeps no bin ({report.rows} rows) would remove "
+                f"{report.removed} registered bins and import none; nothing changed")
+    if report.removed * 2 > report.registered and not allow_removals:
+        return (f"--replace would remove {report.removed} of the {report.registered} registered bins "
+                f"(more than half: a cut-off export?); nothing changed: if the file is the whole "
+                f"inventory, run again with --allow-removals")
+    return None
 
 
 def bin_places(session: Session, tags: Collection[str]) -> dict[str, BinPlace]:

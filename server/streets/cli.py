@@ -82,6 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bimp.add_argument("file", type=Path)
     bimp.add_argument("--replace", action="store_true",
                       help="the file is the whole inventory: remove the tags it does not list")
+    bimp.add_argument("--allow-removals", action="store_true",
+                      help="with --replace, remove more than half of the registered bins (refused without it)")
     bimp.set_defaults(handler=_import_bins)
     bstats = bcommands.add_parser("stats", help="tags registered, and how many are on a street")
     bstats.set_defaults(handler=_bin_stats)
@@ -184,7 +186,7 @@ def _import_bins(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
     from server.audit import audit
-    from server.streets.bins import BinFileError, import_bins
+    from server.streets.bins import BinFileError, import_bins, replace_refusal
 
     engine = open_database(args)
     started = time.perf_counter()
@@ -193,16 +195,14 @@ def _import_bins(args: argparse.Namespace) -> int:
             report = import_bins(session, args.file, replace=args.replace)
         except BinFileError as error:
             raise CliError(str(error)) from None
-        if args.replace and report.removed and not (report.added or report.moved or report.unchanged):
-            # A file that keeps no bin is a failed export or the wrong file, not an emptied inventory:
-            # --replace would otherwise delete the whole registry and every tagged lift's exact place.
-            session.rollback()
+        refusal = replace_refusal(report, args.allow_removals) if args.replace else None
+        if refusal:
+            session.rollback()  # a cut-off export or the wrong file: the registry stays as it was
             for line in report.errors:
                 print(f"  {line}", file=sys.stderr)
             if report.unknown_address:
                 print("Import the addresses first (trivue addresses import), then this file again.", file=sys.stderr)
-            raise CliError(f"{args.file}: --replace with a file that keeps no bin ({report.rows} rows) would "
-                           f"remove {report.removed} registered bins and import none; nothing changed")
+            raise CliError(f"{args.file}: {refusal}")
         # The registry ties each bin to a household's address: who changed it, in the audit trail.
         audit(session, "cli", "bins.import", str(args.file)[:256],
               f"{report.rows} rows, {report.added} added, {report.moved} moved, {report.unchanged} unchanged, "

@@ -50,3 +50,54 @@ def test_replace_with_a_real_inventory_still_removes_the_others(
     one.write_text("tag;address\nE1;35238_1010_00001\n", encoding="utf-8")
     assert main(["bins", "import", str(one), "--replace", "--database-url", url]) == 0
     assert "1 unchanged, 1 removed" in capsys.readouterr().out
+
+
+def _register(tmp_path: Path, url: str, count: int) -> None:
+    """``count`` registered bins E1..En, one per address of the fixture."""
+    inventory = tmp_path / "parc-complet.csv"
+    inventory.write_text(
+        "tag;address\n" + "".join(f"E{n};35238_1010_{n:05d}\n" for n in range(1, count + 1)), encoding="utf-8"
+    )
+    assert main(["bins", "import", str(inventory), "--database-url", url]) == 0
+
+
+def test_replace_with_a_truncated_export_removes_nothing(
+    tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _register(tmp_path, url, 5)
+    truncated = tmp_path / "export-tronque.csv"
+    truncated.write_text("tag;address\nE1;35238_1010_00001\nE2;35238_1010_00002\n", encoding="utf-8")
+    capsys.readouterr()
+    # Before: exit 0 with "3 removed": a cut-off export kept 2 of 5 bins and deleted the others.
+    assert main(["bins", "import", str(truncated), "--replace", "--database-url", url]) == 2
+    err = capsys.readouterr().err
+    assert "remove 3 of the 5 registered bins" in err and "--allow-removals" in err and "nothing changed" in err
+    assert main(["bins", "stats", "--database-url", url]) == 0
+    assert capsys.readouterr().out.startswith("5 bins registered")
+
+
+def test_replace_removes_most_bins_with_allow_removals(
+    tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _register(tmp_path, url, 5)
+    kept = tmp_path / "parc-reduit.csv"
+    kept.write_text("tag;address\nE1;35238_1010_00001\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["bins", "import", str(kept), "--replace", "--allow-removals", "--database-url", url]) == 0
+    assert "1 unchanged, 4 removed" in capsys.readouterr().out
+    assert main(["bins", "stats", "--database-url", url]) == 0
+    assert capsys.readouterr().out.startswith("1 bins registered")
+
+
+def test_replace_with_an_updated_inventory_removes_a_few_without_the_option(
+    tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _register(tmp_path, url, 5)
+    update = tmp_path / "parc-a-jour.csv"
+    update.write_text(
+        "tag;address\n" + "".join(f"E{n};35238_1010_{n:05d}\n" for n in (1, 2, 3, 4)) + "E6;35238_1010_00006\n",
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    assert main(["bins", "import", str(update), "--replace", "--database-url", url]) == 0
+    assert "1 bins added, 0 moved to another address, 4 unchanged, 1 removed" in capsys.readouterr().out
