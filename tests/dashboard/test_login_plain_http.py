@@ -131,7 +131,7 @@ def test_over_plain_http_from_another_pc_the_login_page_says_why_and_what_to_do(
     with page.expect_response("**/api/login") as answer:
         submit(page)
     assert answer.value.status == 403
-    assert notice.is_visible()
+    notice.wait_for(state="visible")  # shown by the page's handler of that answer, a moment after it
     assert "cookie" in page.get_by_role("alert").inner_text()
     assert "/login" in page.url and page.context.cookies() == []
     page.screenshot(path=str(screenshot_dir / "login-plain-http-refused-fr.png"), full_page=True)
