@@ -48,6 +48,16 @@ def publish_photos(live: LiveServer, truck: str, photos: list[Path]) -> list[str
     return ids
 
 
+def open_queue(browser: Browser, live: LiveServer, annotator: str, shared_dir: Path, start: int,
+               count: int = 2) -> list[str]:
+    """``count`` litter photos from the ``start``-th, kept by a new truck; its queue opened as ``annotator``."""
+    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
+    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[start:start + count]
+    ids = publish_photos(live, truck, photos)
+    browser.login(annotator, path=f"/annotation?truck_id={truck}")
+    return ids
+
+
 def boxes(browser: Browser) -> list[dict[str, Any]]:
     return browser.page.eval_on_selector_all(
         "#ann-box-list li", "items => items.map(li => ({...li.dataset}))")
@@ -77,11 +87,8 @@ def annotator(live_server: LiveServer) -> str:
 
 def test_draw_and_move_boxes_with_keyboard_and_mouse(browser: Browser, live_server: LiveServer, annotator: str,
                                                      shared_dir: Path) -> None:
-    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
-    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[10:12]
-    first, second = publish_photos(live_server, truck, photos)
+    first, second = open_queue(browser, live_server, annotator, shared_dir, 10)
     page = browser.page
-    browser.login(annotator, path=f"/annotation?truck_id={truck}")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#ann-stage canvas")
     assert page.locator("#ann-progress").inner_text() == "0 photo(s) annotée(s) sur 2"
@@ -165,11 +172,8 @@ def test_arrow_moves_waiting_to_be_saved_stay_on_their_photo(browser: Browser, l
     """Arrows, then Enter (or Page Down) before the pause that saves them: the move belongs to the photo
     it was made on, and is saved before the photo is finished. Before, the waiting move went out
     after the next photo had come, to that photo's box of the same number."""
-    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
-    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[12:15]
-    first, second, third = publish_photos(live_server, truck, photos)
+    first, second, third = open_queue(browser, live_server, annotator, shared_dir, 12, 3)
     page = browser.page
-    browser.login(annotator, path=f"/annotation?truck_id={truck}")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#ann-stage canvas")
     page.locator("#ann-box-list button[data-box='1']").click()
@@ -203,11 +207,8 @@ def test_a_photo_another_annotator_changed_meanwhile_is_shown_again_not_finished
     annotatrice looks at the photo as it was. Her Enter finished the photo over his box and moved on,
     unaware (and her own add of the same bag put it twice into the export). Now the page shows the
     photo as it stands, says who changed it, in French, and stays on it."""
-    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
-    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[15:17]
-    first, _second = publish_photos(live_server, truck, photos)
+    first, _second = open_queue(browser, live_server, annotator, shared_dir, 15)
     page = browser.page
-    browser.login(annotator, path=f"/annotation?truck_id={truck}")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#ann-box-list li[data-box-id='2']")
     with httpx.Client(base_url=live_server.url, timeout=10, headers={"Origin": live_server.url}) as other:
@@ -241,12 +242,9 @@ def test_refusals_are_said_in_french_and_a_failed_finish_stays_on_the_photo(
     after any failure but a 409 (a refusal, no network): the annotator believed the photo saved. Now
     each refusal is worded in French and a failed finish stays on its photo; an expired photo (410)
     moves on, saying so."""
-    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
-    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[17:19]
-    first, second = publish_photos(live_server, truck, photos)
+    first, second = open_queue(browser, live_server, annotator, shared_dir, 17)
     page = browser.page
     status = page.locator("#ann-status")
-    browser.login(annotator, path=f"/annotation?truck_id={truck}")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#ann-box-list li[data-box-id='2']")
     page.locator("#ann-stage").focus()
@@ -311,11 +309,8 @@ def test_a_failed_arrow_move_stops_the_finish_after_it(browser: Browser, live_se
                                                        shared_dir: Path) -> None:
     """Arrows then Enter at once: the waiting move is sent first. When it failed (no network for a
     moment), Enter still finished the photo and moved on: the move was lost, unseen."""
-    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
-    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[19:21]
-    first, _second = publish_photos(live_server, truck, photos)
+    first, _second = open_queue(browser, live_server, annotator, shared_dir, 19)
     page = browser.page
-    browser.login(annotator, path=f"/annotation?truck_id={truck}")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#ann-box-list li[data-box-id='2']")
     page.route("**/decisions", lambda route: route.abort() if '"move"' in (route.request.post_data or "")
@@ -336,11 +331,8 @@ def test_arrows_pressed_while_a_move_is_being_saved_are_kept(browser: Browser, l
     put the box back where that save left it, the next arrow started from there, and the second
     save could reach the server before the first. In a loaded test run, two of five presses were
     lost. The first save is held here, before the server, until the second one is due."""
-    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
-    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[25:27]
-    first, _second = publish_photos(live_server, truck, photos)
+    first, _second = open_queue(browser, live_server, annotator, shared_dir, 25)
     page = browser.page
-    browser.login(annotator, path=f"/annotation?truck_id={truck}")
     page.wait_for_selector("#ann-box-list li[data-box-id='2']")
     held: list[Any] = []
     page.route("**/decisions", lambda route: route.continue_() if held else held.append(route))
@@ -372,11 +364,8 @@ def test_a_photo_left_waits_for_the_decisions_sent_on_it(browser: Browser, live_
                                                          annotator: str, shared_dir: Path) -> None:
     """Page Down while decisions wait for a slow answer: the next photo came at once, the waiting
     decision taking that photo's version when its turn came. Page Down now waits for them."""
-    truck = f"benne-ann-{uuid.uuid4().hex[:6]}"
-    photos = sorted((shared_dir / "datasets" / "litter-items" / "images" / "val").glob("*.jpg"))[27:29]
-    first, _second = publish_photos(live_server, truck, photos)
+    first, _second = open_queue(browser, live_server, annotator, shared_dir, 27)
     page = browser.page
-    browser.login(annotator, path=f"/annotation?truck_id={truck}")
     page.wait_for_selector("#ann-box-list li[data-box-id='2']")
     statuses: list[int] = []
     page.on("response", lambda r: r.url.endswith("/decisions") and statuses.append(r.status))

@@ -24,6 +24,20 @@ HOSTILE_DETAIL = '</td><script>window.pwned=2</script><svg onload="window.pwned=
 HISTORY = 60  # the truck's config changes: more than a page
 
 
+def stored(live_server: LiveServer, rows: list[AuditEntry]) -> Iterator[list[int]]:
+    """``rows`` written to the journal for one test, their ids yielded, then removed."""
+    with live_server.sessions() as db:
+        db.add_all(rows)
+        db.commit()
+        ids = [row.id for row in rows]
+    try:
+        yield ids
+    finally:
+        with live_server.sessions() as db:
+            db.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
+            db.commit()
+
+
 @pytest.fixture
 def config_history(live_server: LiveServer) -> Iterator[list[int]]:
     """SILENT_TRUCK's configuration changes, one a minute from FIRST (ids in that order), the 46th
@@ -36,16 +50,7 @@ def config_history(live_server: LiveServer) -> Iterator[list[int]]:
                            target=SILENT_TRUCK, detail="trivue-waste 2026.12.03 (was 2026.12.02)"))  # a rollout
     rows += [AuditEntry(at=FIRST + timedelta(days=1, minutes=i), actor="user:dominique", action="truck.config",
                         target=SILENT_TRUCK, detail='stream: null -> "glass"') for i in range(2)]
-    with live_server.sessions() as db:
-        db.add_all(rows)
-        db.commit()
-        ids = [row.id for row in rows]
-    try:
-        yield ids
-    finally:
-        with live_server.sessions() as db:
-            db.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
-            db.commit()
+    yield from stored(live_server, rows)
 
 
 def cells(browser: Browser, column: int) -> list[str]:
@@ -160,16 +165,7 @@ ON_DAY = "/journal?since=2026-11-20&until=2026-11-20"
 def varied(live_server: LiveServer) -> Iterator[list[int]]:
     rows = [AuditEntry(at=DAY + timedelta(minutes=i), actor=actor, action=action, target=target, detail=detail)
             for i, (actor, action, target, detail) in enumerate(VARIED)]
-    with live_server.sessions() as db:
-        db.add_all(rows)
-        db.commit()
-        ids = [row.id for row in rows]
-    try:
-        yield ids
-    finally:
-        with live_server.sessions() as db:
-            db.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
-            db.commit()
+    yield from stored(live_server, rows)
 
 
 def action_cell(browser: Browser, entry_id: int) -> tuple[str, str]:
