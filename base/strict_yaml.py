@@ -6,7 +6,7 @@ file, then each bad field with the value it had, so that an operator fixes it wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,24 @@ def read_mapping(path: Path, error: type[Exception], kind: str = "configuration 
     if not isinstance(data, dict):
         raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def blamed(error: ValidationError, origin: Callable[[tuple[int | str, ...]], str | list[str]]) -> str:
+    """Where an error's bad values were set, each place once: ``origin(loc)`` names the place that set
+    the field at ``loc`` (the file, the command line), or the environment variables that did (a list,
+    gathered into one ``environment (...)``). A value from TRIVUE_PORT=abc or a flag was blamed on the
+    YAML file, and the installer searched the file for a value that was not there."""
+    places: list[str] = []
+    variables: list[str] = []
+    for item in error.errors():
+        found = origin(item["loc"])
+        if isinstance(found, list):
+            variables += found
+        else:
+            places.append(found)
+    if variables:
+        places.append(f"environment ({', '.join(sorted(set(variables)))})")
+    return ", ".join(dict.fromkeys(places))
 
 
 def describe(error: ValidationError, source: str, *, root: str = "settings",

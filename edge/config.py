@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from base.ids import TRUCK_ID_PATTERN
 from base.paths import data_dir
-from base.strict_yaml import describe, read_mapping
+from base.strict_yaml import blamed, describe, read_mapping
 from vision.schema import Stream
 
 ENV_PREFIX = "TRIVUE_EDGE_"
@@ -368,18 +368,16 @@ def _source(error: ValidationError, path: Path | None, environ: Mapping[str, str
     """Where the bad values came from: a mistyped ``--broker`` or ``TRIVUE_EDGE_UPLINK__BROKR`` was
     blamed on ``truck.yaml``, and the installer searched the file for a value that was not there."""
     env, env_tree = _env_settings(environ), env_overrides(environ)
-    places, variables = [], []
-    for item in error.errors():
-        keys = tuple(str(key) for key in item["loc"])
-        if _given(overrides, item["loc"]):
-            places.append(overrides_source)
-        elif _given(env_tree, item["loc"]):
-            variables += [name for name, where, _ in env if keys[:len(where)] == where or where[:len(keys)] == keys]
-        else:
-            places.append(str(path) if path else "settings")
-    if variables:
-        places.append(f"environment ({', '.join(sorted(set(variables)))})")
-    return ", ".join(dict.fromkeys(places))
+
+    def origin(loc: tuple[int | str, ...]) -> str | list[str]:
+        keys = tuple(str(key) for key in loc)
+        if _given(overrides, loc):
+            return overrides_source
+        if _given(env_tree, loc):
+            return [name for name, where, _ in env if keys[:len(where)] == where or where[:len(keys)] == keys]
+        return str(path) if path else "settings"
+
+    return blamed(error, origin)
 
 
 def load_settings(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from base.credentials import mask_url
 from base.ids import is_truck_id
-from base.strict_yaml import describe, read_mapping
+from base.strict_yaml import blamed, describe, read_mapping
 from vision.rules import DEFAULT_RULES, RulesError, SortingRules
 
 ENV_PREFIX = "TRIVUE_"
@@ -304,20 +304,17 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
 
 def _source(error: ValidationError, path: Path | None, from_env: Mapping[str, str], given: Mapping[str, Any],
             overrides_source: str) -> str:
-    """Where the bad values came from, as the truck's settings say it: a TRIVUE_PORT=abc was blamed
-    on the YAML file, a ``--database-url`` on the --config file."""
-    places, variables = [], []
-    for item in error.errors():
-        name = str(item["loc"][0]) if item["loc"] else ""
+    """Where the bad values came from, as the truck's settings say it (a ``--database-url`` was blamed
+    on the --config file)."""
+    def origin(loc: tuple[int | str, ...]) -> str | list[str]:
+        name = str(loc[0]) if loc else ""
         if name in given:
-            places.append(overrides_source)
-        elif name in from_env:
-            variables.append(f"{ENV_PREFIX}{name.upper()}")
-        else:
-            places.append(str(path) if path else "settings")
-    if variables:
-        places.append(f"environment ({', '.join(sorted(set(variables)))})")
-    return ", ".join(dict.fromkeys(places))
+            return overrides_source
+        if name in from_env:
+            return [f"{ENV_PREFIX}{name.upper()}"]
+        return str(path) if path else "settings"
+
+    return blamed(error, origin)
 
 
 def _make_folder(field: str, path: Path) -> None:
