@@ -134,3 +134,60 @@ def test_an_annotation_box_label_stays_on_the_photo(busy_admin: Browser) -> None
       return stage.find('Text').map((t) => Math.round(t.x() + t.width() - stage.width())).filter((d) => d > 0); }""")
     assert overflow == [], f"labels past the photo's right edge by (px): {overflow}"
     browser.shot("petit-ecran-annotation-cadres")
+
+
+# Words a line break cut in two in the journal's cells: each word (between spaces, or after a hyphen,
+# where a line may break: a lift's UUID, "2026-11-06..2026-12-05") whose letters sit on more than
+# one line. overflow-wrap: anywhere let the table squeeze its columns to a letter's width:
+# "user:admin" over "istratrice" at 375 and at 768 px.
+BROKEN_WORDS = """() => { const broken = [];
+  for (const cell of document.querySelectorAll('#journal tbody td')) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const re = /[^\\s-]+-?/g; let m;
+      while ((m = re.exec(node.textContent))) {
+        const range = document.createRange(); range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+        const lines = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+        if (lines.size > 1) broken.push(m[0]);
+      } } }
+  return broken; }"""
+
+
+@pytest.mark.parametrize("width", [375, 768])
+def test_the_journal_wraps_its_cells_between_words(busy_admin: Browser, width: int) -> None:
+    browser, page = busy_admin, busy_admin.page
+    page.set_viewport_size({"width": width, "height": 812 if width == 375 else 1024})
+    settle(browser, "/journal")
+    assert page.locator("#journal tbody td.action").count() > 3  # logins, the campaign's reads: words to cut
+    broken = page.evaluate(BROKEN_WORDS)
+    browser.shot(f"petit-ecran-journal-mots-{width}")
+    assert broken == [], f"words split across lines: {sorted(set(broken))}"
+
+
+# A campaign's name is up to 200 characters ("Relance Maurepas – Patton, bacs jaunes, novembre"): the
+# seeded one is short, so one more option is added to the list to measure what a long name gets. The
+# list was 170 px wide on a phone, in a 309 px row; on a tablet it keeps at least what the name needs
+# or most of the row.
+CAMPAIGN_SELECT = """name => { const select = document.getElementById('campaign-select');
+  if (name) { select.append(new Option(name, 'long')); select.value = 'long'; }
+  const row = select.closest('.rem-actions'), style = getComputedStyle(row);
+  const room = row.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const probe = select.cloneNode(true); probe.style.cssText = 'position: absolute; width: auto; max-width: none';
+  select.after(probe); const wants = probe.getBoundingClientRect().width; probe.remove();
+  return {room: Math.round(room), wants: Math.round(wants), shown: Math.round(select.getBoundingClientRect().width),
+          page: document.scrollingElement.scrollWidth}; }"""
+
+
+@pytest.mark.parametrize("width", [375, 768])
+def test_the_campaign_list_takes_the_width_of_its_row(busy_admin: Browser, width: int) -> None:
+    browser, page = busy_admin, busy_admin.page
+    page.set_viewport_size({"width": width, "height": 812 if width == 375 else 1024})
+    settle(browser, "/rappels")
+    for name in ("", "#9 — Relance quartier Maurepas – Patton, bacs jaunes, novembre 2026"):
+        seen = page.evaluate(CAMPAIGN_SELECT, name)
+        page.locator("#campaign-select").scroll_into_view_if_needed()
+        browser.shot(f"petit-ecran-rappels-campagne{'-longue' if name else ''}-{width}")
+        assert seen["shown"] >= min(seen["wants"], seen["room"]) - 1, seen  # the whole name, if the row holds it
+        if width == 375:
+            assert seen["shown"] >= 0.9 * seen["room"], seen
+        assert seen["page"] <= width, seen  # and no wider than the screen
