@@ -9,7 +9,7 @@ status left retained by an agent before). The fleet page and the trucks API show
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.models import Truck, TruckStatus
-from server.ingest.truck_state import state
+from server.ingest.truck_state import SILENT_AFTER, state
 
-ALIVE = timedelta(minutes=15)  # as the fleet page's "silent" flag
+ALIVE = SILENT_AFTER  # heard from within the fleet page's "silent" delay
+
+
 def _is_alive(truck: Truck | None, since: datetime) -> bool:
     return (
         truck is not None

@@ -57,6 +57,9 @@ class MqttMessage:
     # When that replay began: its lift must still be within the raw lifts' retention then, not only
     # when it was received (``Inbox._check_date``; the batch's own write time counts too).
     replayed_at: datetime | None = None
+    # Sent by the broker from its retained copy (at each subscription: every server start and
+    # reconnection), not as the truck published it: a status that may be days old.
+    retained: bool = False
 
 
 # Every reason a message can be a dead letter for (docs/api.md lists them): what the API and the
@@ -262,12 +265,27 @@ class Inbox:
             return
         batch.beats.setdefault(truck_id, []).append((started, stats.sent_at, message.received_at))
 
-    def _status(self, _s: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
+    def _status(self, session: Session, batch: Batch, message: MqttMessage, truck_id: str, _rest: list[str],
                 _locator: StreetLocator | None) -> None:
         status = message.payload.decode("utf-8", "replace").strip().lower()
         if status not in STATUSES:
             raise Refused("bad_status", f"status {status[:40]!r} is not one of {sorted(STATUSES)}")
+        if message.retained and status == self._last_status(session, batch, truck_id):
+            # The broker's copy of the status stored, sent again at our (re)subscription: no news. Its
+            # time stays that of its first delivery, near when the truck said it (the payload carries
+            # none); re-dated, a truck stopped yesterday read "stopped just now", and one whose second
+            # agent runs read stopped, the status newer than its heartbeats, until the next one.
+            batch.seen(truck_id, message.received_at, alive=False, status=status)
+            return
         batch.seen(truck_id, message.received_at, alive=False, status=status, status_at=message.received_at)
+
+    @staticmethod
+    def _last_status(session: Session, batch: Batch, truck_id: str) -> str | None:
+        """The truck's status as this batch leaves it: its own last one, else the stored one."""
+        entry = batch.trucks.get(truck_id, {})
+        if "status" in entry:
+            return str(entry["status"])
+        return session.scalar(select(Truck.status).where(Truck.truck_id == truck_id))
 
     def _evidence(self, session: Session, batch: Batch, message: MqttMessage, truck_id: str, rest: list[str],
                   _locator: StreetLocator | None) -> None:

@@ -175,7 +175,8 @@ class Ingest:
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if self._closing.is_set():
             return  # not acknowledged: the broker delivers it again after the restart
-        self._queue.put(MqttMessage(message.topic, bytes(message.payload), utcnow(), message.mid, message.qos))
+        self._queue.put(MqttMessage(message.topic, bytes(message.payload), utcnow(), message.mid, message.qos,
+                                    retained=bool(message.retain)))
 
     def _next_batch(self) -> list[MqttMessage]:
         try:

@@ -18,8 +18,9 @@ and the fleet's liveness read both.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from server.ingest.models import Truck, TruckStatus
 
@@ -89,7 +90,23 @@ def twins(agents: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None
 CLOCK_SLACK = timedelta(seconds=1)
 
 
-def state(truck: Truck) -> TruckStatus:
+# Not heard from for this long (or never), and not stopped: the fleet page's « Silencieux », the
+# gauge ``trivue_trucks_silent``, and no longer alive for a rollout (``server.fleet.liveness``).
+SILENT_AFTER = timedelta(minutes=15)
+
+
+class Heard(Protocol):
+    """What ``state`` reads of a truck: a ``Truck``, or a row of these three columns."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def status_at(self) -> datetime | None: ...
+    @property
+    def last_seen_at(self) -> datetime | None: ...
+
+
+def state(truck: Heard) -> TruckStatus:
     """What the truck is doing: its status message, or online when heard from after it (or heard
     from without ever sending one)."""
     said = TruckStatus(truck.status) if truck.status in TruckStatus.__members__ else TruckStatus.unknown
@@ -97,3 +114,19 @@ def state(truck: Truck) -> TruckStatus:
         truck.status_at is None or truck.last_seen_at > truck.status_at + CLOCK_SLACK
     )
     return TruckStatus.online if said is not TruckStatus.online and heard_since else said
+
+
+def silent(truck: Heard, now: datetime) -> bool:
+    """Flagged « Silencieux » on the fleet page (``isSilent`` in ``fleet.js``): not heard from for
+    ``SILENT_AFTER``, or never, unless it said it stopped (the end of a shift explains the silence)."""
+    return state(truck) is not TruckStatus.stopped and (
+        truck.last_seen_at is None or now - truck.last_seen_at > SILENT_AFTER
+    )
+
+
+def never_heard(known: Iterable[str] | None, stored: Iterable[str]) -> list[Truck]:
+    """The trucks of ``known_trucks`` without a row (never heard from), as unsaved rows in state
+    unknown, by id: the fleet page, the trucks API and the gauges list them as the rollouts count
+    them (``server.fleet.liveness``); a fleet of 33 read "32 sur 32" while one had never connected."""
+    missing = set(known or ()) - set(stored)
+    return [Truck(truck_id=truck_id, status=TruckStatus.unknown.value) for truck_id in sorted(missing)]

@@ -12,8 +12,9 @@
   // The server's state: the truck's last status message (online; offline, the last will: connection
   // lost; stopped: a clean exit), or online when the truck was heard from after it; unknown before any.
   const stateOf = (truck) => ["online", "offline", "stopped"].includes(truck.state) ? truck.state : "unknown";
-  const isSilent = (truck) => stateOf(truck) !== "stopped" && (!truck.last_seen_at ||
-    Date.now() - new Date(truck.last_seen_at).getTime() > silentAfterS * 1000);
+  // Silent: not heard from for silentAfterS (or never), unless stopped. The server says it, by its clock
+  // (a reader's PC a few minutes off flagged trucks the /metrics gauge trivue_trucks_silent did not count).
+  const isSilent = (truck) => truck.silent === true;
 
   // Why the truck reads as it does, in the badge's tooltip. Online against a status message that said
   // otherwise (a second agent, a status left retained): that message and when it came.

@@ -23,7 +23,7 @@ from server.audit import audit
 from server.ingest.inbox import newest_dead_letters
 from server.ingest.letters import held_summary
 from server.ingest.models import Evidence, Lift, Truck, TruckStatus
-from server.ingest.truck_state import state, twins
+from server.ingest.truck_state import never_heard, silent, state, twins
 from server.migrate import current_revision
 from server.web import schemas
 from server.web.audit_filter import AuditFilterDep, audit_page
@@ -194,7 +194,7 @@ def truck_json(truck: Truck, lifts_7d: int, now: datetime) -> dict[str, Any]:
     update = (truck.stats or {}).get("model_update") or {}
     now_state = state(truck)
     return {"truck_id": truck.truck_id, "status": truck.status, "state": now_state.value,
-            "online": now_state is TruckStatus.online,
+            "online": now_state is TruckStatus.online, "silent": silent(truck, now),
             "duplicate_agents": twins(truck.agents, now),
             "status_at": truck.status_at.isoformat() if truck.status_at else None,
             "last_seen_at": truck.last_seen_at.isoformat() if truck.last_seen_at else None,
@@ -207,7 +207,7 @@ def truck_json(truck: Truck, lifts_7d: int, now: datetime) -> dict[str, Any]:
 def _truck_routes(router: APIRouter) -> None:
     @router.get("/trucks", summary="Trucks: state (online, offline, stopped), last seen, last stats, two agents",
                 response_model=schemas.TruckList)
-    def trucks(db: SessionDep, who: Viewer) -> dict[str, Any]:
+    def trucks(db: SessionDep, ctx: ContextDep, who: Viewer) -> dict[str, Any]:
         # The fleet page asks every 30 s: a count of all time read every lift ever stored. The last
         # 7 days are a range of ix_lifts_truck_started per truck, in the last month or two partitions
         # whatever the history; they also tell a truck that stopped sending from one that works.
@@ -216,7 +216,9 @@ def _truck_routes(router: APIRouter) -> None:
                   .where(Lift.truck_id == Truck.truck_id, Lift.started_at >= since).scalar_subquery())
         rows = db.execute(select(Truck, recent).order_by(Truck.truck_id)).all()
         now = datetime.now(UTC)
-        return {"trucks": [truck_json(t, lifts, now) for t, lifts in rows]}
+        listed = [(t, lifts) for t, lifts in rows]
+        listed += [(t, 0) for t in never_heard(ctx.settings.known_trucks, (t.truck_id for t, _ in rows))]
+        return {"trucks": [truck_json(t, lifts, now) for t, lifts in sorted(listed, key=lambda r: r[0].truck_id)]}
 
     @private_get(router, "/audit", summary="The audit trail, newest first (admin)", response_model=schemas.AuditPage)
     def audit_log(db: SessionDep, who: Admin, flt: AuditFilterDep, limit: int = Query(default=100, ge=1, le=1000),

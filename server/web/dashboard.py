@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from server.config import ServerSettings
+from server.ingest.truck_state import SILENT_AFTER
 from server.streets.models import Street
 from server.web.auth import Principal
 from server.web.basemap import Basemap, basemap_from
@@ -54,7 +55,8 @@ NAV_ROLES = {"annotation": "annotator", "reminders": "manager", "journal": "admi
 # lines below ~1,500 px. The other roles keep their pages flat, as they had them.
 ADMIN_GROUP = ("fleet", "quality", "annotation", "journal")
 NavItem = tuple[str, str, str]  # (message key, path, page name)
-SILENT_AFTER_S = 15 * 60  # the fleet page's « Silencieux »: fixed, as server.fleet.liveness.ALIVE (docs/dashboard.md)
+# The fleet page's « Silencieux »: fixed (docs/dashboard.md), the rule of trivue_trucks_silent and of liveness.
+SILENT_AFTER_S = int(SILENT_AFTER.total_seconds())
 
 
 @cache

@@ -17,12 +17,14 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from server.db import utcnow
 from server.ingest.metrics import stored_rows
-from server.ingest.models import DeadLetter, Lift, Truck
+from server.ingest.models import DeadLetter, Lift, Truck, TruckStatus
+from server.ingest.truck_state import never_heard, silent, state
 from server.web.auth import Principal, digest
 from server.web.deps import SIGNED_IN, AppContext, ContextDep, bearer_token, current_principal
 
@@ -84,14 +86,36 @@ def scrape_caller(request: Request, db: Session, checked: CheckedTokens) -> tupl
     return who, database_up
 
 
-def database_gauges(db: Session) -> dict[str, tuple[str, list[tuple[Any, float]]]]:
-    statuses = db.execute(select(Truck.status, func.count()).group_by(Truck.status)).all()
+Gauges = dict[str, tuple[str, list[tuple[Any, float]]]]  # name -> (help, [(labels, value)])
+
+
+def database_gauges(db: Session, known_trucks: list[str] | None = None) -> Gauges:
     return {
         "trivue_lifts": ("Lifts stored: exact up to 10,000, then an estimate (PostgreSQL: its statistics; "
                          "SQLite: the span of lift ids, an upper bound)", [((), stored_rows(db, Lift.__table__))]),
         "trivue_dead_letters": ("Dead letters stored: exact up to 10,000, then an estimate as trivue_lifts",
                                 [((), stored_rows(db, DeadLetter.__table__))]),
-        "trivue_trucks": ("Trucks by last status", [((("status", s),), n) for s, n in statuses]),
+        **truck_gauges(db, known_trucks),
+    }
+
+
+def truck_gauges(db: Session, known_trucks: list[str] | None) -> Gauges:
+    """The trucks as the fleet page and ``/api/trucks`` show them (``known_trucks`` never heard
+    included): by state, and those flagged silent. Every state has its series, 0 included, so that an
+    alert compares a number rather than nothing. One row per truck, four columns: a fleet is dozens
+    of trucks, hundreds at most."""
+    now = utcnow()
+    stored = db.execute(select(Truck.truck_id, Truck.status, Truck.status_at, Truck.last_seen_at)).all()
+    rows: list[Any] = [*stored, *never_heard(known_trucks, (r.truck_id for r in stored))]
+    counts = dict.fromkeys(TruckStatus, 0)
+    for row in rows:
+        counts[state(row)] += 1
+    return {
+        "trivue_trucks": ("Trucks by state as the fleet page shows it: the last status message (online, offline, "
+                          "stopped; unknown before any), or online when heard from after it",
+                          [((("state", s.value),), n) for s, n in counts.items()]),
+        "trivue_trucks_silent": ("Trucks the fleet page flags silent: not heard from for 15 minutes (or never), "
+                                 "unless stopped", [((), sum(silent(row, now) for row in rows))]),
     }
 
 
@@ -108,7 +132,7 @@ def metrics_router() -> APIRouter:
             _who, database_up = scrape_caller(request, db, checked)
             if database_up:
                 try:
-                    gauges = database_gauges(db)
+                    gauges = database_gauges(db, ctx.settings.known_trucks)
                 except SQLAlchemyError:  # down between the token check and the gauges
                     database_up = False
         gauges |= ingest_gauges(ctx, database_up)

@@ -216,6 +216,8 @@ class Truck(Out):
                                 "(last will: connection lost), stopped (clean exit), unknown (none yet)")
     state: TruckStatus = Field(description="status, or online when the truck was heard from after that message")
     online: bool = Field(description="state is online")
+    silent: bool = Field(description="Not heard from for 15 minutes, or never, unless stopped: the fleet page's "
+                         "silent flag (server clock), counted by trivue_trucks_silent")
     duplicate_agents: DuplicateAgents | None = Field(
         description="Set while two agents or more were heard under this id in the last 15 minutes")
     status_at: str | None

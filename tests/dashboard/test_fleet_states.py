@@ -7,12 +7,16 @@ stopped canary read "hors ligne", and two agents on one id went unnoticed.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import httpx
 
 from server.fleet.registry import publish
 from server.fleet.rollout import start
 from server.ingest.models import Truck
+from server.web.auth import create_token
 from tests.dashboard.conftest import Browser
 from tests.fleet.models import derived
 from vision.schema import TruckStats
@@ -83,4 +87,37 @@ def test_fleet_page_shows_stopped_offline_unknown_and_two_agents(browser: Browse
     assert page.locator("#rollout [data-canary=benne-81]").inner_text().endswith(" — stopped")
     page.get_by_role("link", name="Français").click()  # the language choice is remembered
     page.wait_for_selector("body[data-ready=true]")
+    assert not browser.unexpected_errors()
+
+
+def test_the_fleet_summary_is_what_the_metrics_count_whatever_the_readers_clock(browser: Browser) -> None:
+    """« N en ligne sur T, S silencieux » and ``trivue_trucks{state="online"}``, ``trivue_trucks_silent``
+    agree. Before, the page judged silence by the reader's clock: a PC 20 minutes fast flagged a truck
+    heard 10 minutes ago, which no gauge counted, and the gauge counted trucks by their raw status."""
+    server = browser.server
+    now = datetime.now(UTC)
+    with server.sessions() as session:
+        session.merge(
+            Truck(
+                truck_id="benne-86",
+                status="online",
+                status_at=now - timedelta(hours=1),
+                last_seen_at=now - timedelta(minutes=10),
+            )
+        )
+        token = create_token(session, "viewer", "test-fleet-gauges")
+        session.commit()
+    browser.page.clock.set_fixed_time(now + timedelta(minutes=20))  # the reader's PC runs fast
+    browser.login(path="/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert "Silencieux" not in browser.page.locator("tr[data-truck=benne-86]").inner_text()
+    summary = browser.page.locator("#fleet-summary").inner_text()
+    online, total, silent = (
+        int(n) for n in re.fullmatch(r"(\d+) en ligne sur (\d+), (\d+) silencieux", summary).groups()
+    )
+    body = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10).text
+    gauges = dict(re.findall(r'^trivue_trucks\{state="(\w+)"\} (\S+)$', body, re.MULTILINE))
+    assert float(gauges["online"]) == online and sum(float(n) for n in gauges.values()) == total
+    assert re.search(rf"^trivue_trucks_silent {silent}(\.0)?$", body, re.MULTILINE), (summary, body)
+    assert silent >= 1  # benne-09, silent for two hours, at least
     assert not browser.unexpected_errors()

@@ -147,3 +147,33 @@ def test_the_warning_names_two_agents_as_long_as_it_lasts() -> None:
             shown += 1
             assert sorted(seen["started_at"]) == [a.isoformat(), b.isoformat()], (sent_s, seen)
     assert shown > 20  # the warning was there, for its 15 minutes
+
+
+def test_a_retained_status_delivered_again_at_a_restart_keeps_its_time(make_settings: Any, run_server: Any) -> None:
+    """At every (re)connection the broker sends the retained statuses again: dated then, a truck
+    stopped yesterday read "stopped just now", and one whose second agent runs read stopped (the
+    status newer than its heartbeats) until that agent's next heartbeat."""
+    settings = make_settings()
+    with run_server(settings) as server:
+        headers = server.token("viewer")
+        server.publish("benne-46/stats", _beat("benne-46", datetime.now(UTC), 3600))
+        server.publish("benne-46/status", b"stopped", retain=True)  # one agent stopped...
+        server.publish("benne-47/status", b"stopped", retain=True)
+        stopped = wait_for(lambda: (t := _truck(server, headers, "benne-47")) and t["status_at"] and t, "stopped")
+        wait_for(lambda: (t := _truck(server, headers, "benne-46")) and t["status"] == "stopped", "stopped")
+        time.sleep(1.1)  # past the clock slack
+        server.publish("benne-46/stats", _beat("benne-46", datetime.now(UTC), 3660))  # ...the other runs
+        wait_for(lambda: (t := _truck(server, headers, "benne-46")) and t["state"] == "online", "the other agent")
+    time.sleep(1.1)
+    with run_server(settings) as server:  # the same server, restarted: its session, its subscriptions
+        server.publish("benne-48/stats", _beat("benne-48", datetime.now(UTC), 60))  # after the retained ones
+        wait_for(lambda: _truck(server, headers, "benne-48"), "a message sent after the restart")
+        again = _truck(server, headers, "benne-47")
+        assert again is not None and again["status_at"] == stopped["status_at"]
+        twin = _truck(server, headers, "benne-46")
+        assert twin is not None and twin["state"] == "online", twin
+        server.publish("benne-47/status", b"online", retain=True)  # news: dated when received
+        moved = wait_for(lambda: (t := _truck(server, headers, "benne-47")) and t["status"] == "online" and t, "news")
+        assert moved["status_at"] > stopped["status_at"]
+    for truck_id in ("benne-46", "benne-47"):
+        server.publish(f"{truck_id}/status", b"", retain=True)  # the broker forgets them
