@@ -81,8 +81,18 @@
     });
   }
 
+  /* The feed is lift by lift: managers and admins only (docs/privacy.md). An account lowered to
+     viewer meanwhile gets 403 for good: the page reloads into its notice rather than retry forever. */
+  const FEED_ROLES = ["manager", "admin"];
+
   function retry() {
-    api("/api/me").then(() => setTimeout(() => connect(lastId), RETRY_MS), (error) => {
+    api("/api/me").then((me) => {
+      if (!FEED_ROLES.includes(me.role)) {
+        window.location.reload();
+        return;
+      }
+      setTimeout(() => connect(lastId), RETRY_MS);
+    }, (error) => {
       if (error.status !== 401) setTimeout(retry, RETRY_MS);
     });
   }

@@ -49,7 +49,8 @@ NAV = (  # (message key, path, page name)
 )
 REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders_pages.py)
 # Pages a role cannot use stay out of its menu: they would only answer "reserved for..." (403 behind).
-NAV_ROLES = {"annotation": "annotator", "reminders": "manager", "journal": "admin"}
+# Alerts are lift by lift (near a household on a short street): managers (server.web.dashboard_api).
+NAV_ROLES = {"annotation": "annotator", "alerts": "manager", "reminders": "manager", "journal": "admin"}
 # An admin's back-office pages fold under one « Administration » disclosure button (base.html,
 # app.js): its eight pages, the language link and who is signed in wrapped the top bar onto two
 # lines below ~1,500 px. The other roles keep their pages flat, as they had them.

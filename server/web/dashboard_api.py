@@ -35,13 +35,16 @@ from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
 from server.web.alert_feed import StreamCursor, alert_rows, feed_of, last_lift_id, page_cursor
 from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
-from server.web.deps import SIGNED_IN, SessionDep, Viewer, authorize, context
+from server.web.deps import SIGNED_IN, Manager, SessionDep, Viewer, authorize, context
 from server.web.reports import StreetFilter, rate_fields
 from vision.rules import CATEGORY_PATTERN
 from vision.schema import Severity, Stream
 
 ALERT_POLL_S = 1.0  # how often the streams look for new alert lifts (one query per app, ``alert_feed``)
 AUTH_RECHECK_S = 60.0
+# An alert is one lift (time, street, truck): on a short street nearly one household, so the feed is
+# for managers and admins; viewers keep the per-street alert counts of /api/streets (docs/privacy.md).
+ALERTS_ROLE = "manager"
 
 
 def _lift_period(query: Any, flt: StreetFilter) -> Any:
@@ -164,8 +167,8 @@ async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSent
     """New alert lifts as they are stored; the event id (``StreamCursor.next_events``) resumes a reconnect.
 
     The caller's credentials and role are checked again every ``AUTH_RECHECK_S``: a logout, an
-    expired session, a disabled account or a revoked token ends the stream (the browser then lands
-    on the login page).
+    expired session, a disabled account, a revoked token or a role lowered below ``ALERTS_ROLE``
+    ends the stream (the browser then lands on the login page, or on the page's notice).
     """
     sessions = context(request).sessions
     feed = feed_of(request.app.state, sessions, ALERT_POLL_S)
@@ -176,7 +179,7 @@ async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSent
         with sessions() as db:
             if recheck:
                 try:
-                    authorize(request, db, "viewer")
+                    authorize(request, db, ALERTS_ROLE)
                 except HTTPException:
                     return None
             return cursor.next_events(db, window)
@@ -227,10 +230,11 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         return {"items": error_rates(db, category, flt)}
 
     @router.get("/alerts", response_model=schemas.Alerts)
-    def alerts(request: Request, db: SessionDep, who: Viewer,
+    def alerts(request: Request, db: SessionDep, who: Manager,
                limit: int = Query(default=50, ge=1, le=500)) -> dict[str, Any]:
         """The latest alert lifts, newest first; ``cursor`` resumes ``/api/alerts/stream?after=``: a
-        settled id, not the newest one, which lost an alert another writer committed just after."""
+        settled id, not the newest one, which lost an alert another writer committed just after.
+        Managers and admins only (``ALERTS_ROLE``)."""
         window = feed_of(request.app.state, context(request).sessions, ALERT_POLL_S).window()
         items = alert_rows(db, None, limit)
         return {"items": items, "cursor": page_cursor(window, items, limit)}
@@ -242,8 +246,8 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
                      after: int | None = Query(default=None, ge=0, le=MAX_ROW_ID),
                      last_event_id: str | None = Header(default=None)) -> EventSourceResponse:
         """Server-sent events: one ``alert`` event per alert lift stored after ``after`` (or now)."""
-        # 401/403 before the stream opens: a truck's token is authenticated but sees no alerts.
-        authorize(request, db, "viewer")
+        # 401/403 before the stream opens: a truck's token, a viewer or an annotator sees no alerts.
+        authorize(request, db, ALERTS_ROLE)
         # A resumed stream's Last-Event-ID is a lift id: beyond 64 bits it names no lift (and would not bind).
         resumed = last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ROW_ID
         start = int(last_event_id) if resumed else after

@@ -118,7 +118,9 @@ def test_network_has_every_street_and_answers_304_when_unchanged(seeded: Seeded)
 def test_alerts_list_only_alert_lifts_newest_first(seeded: Seeded) -> None:
     from tests.dashboard.seed import make_event
 
-    seeded.login("lecteur")
+    seeded.login("lecteur")  # one lift by one: near a household on a short street (docs/privacy.md)
+    assert seeded.client.get("/api/alerts").status_code == 403
+    seeded.login("gestionnaire")
     assert seeded.client.get("/api/alerts").json()["items"] == []  # the seed has no battery
     from datetime import UTC, datetime
 

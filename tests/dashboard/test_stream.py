@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.web.auth import set_role
 from server.web.bounds import MAX_ROW_ID
 from tests.dashboard.conftest import LiveServer
 from tests.dashboard.seed import PASSWORD, make_event
@@ -63,7 +64,8 @@ def new_alerts(events: list[dict[str, Any]], shown: set[str]) -> list[str]:
 @pytest.fixture
 def client(live_server: LiveServer) -> httpx.Client:
     with httpx.Client(base_url=live_server.url, timeout=httpx.Timeout(10, read=20)) as client:
-        client.post("/api/login", json={"name": "lecteur", "password": PASSWORD}).raise_for_status()
+        # The feed is lift by lift: managers and admins only (docs/privacy.md, section 1).
+        client.post("/api/login", json={"name": "gestionnaire", "password": PASSWORD}).raise_for_status()
         yield client
 
 
@@ -131,3 +133,24 @@ def test_stream_ends_when_the_session_is_closed(live_server: LiveServer, client:
         assert read_events(response, 1) == []  # the server closed the stream, no event
     assert time.monotonic() - started < 10
     assert client.get("/api/alerts/stream").status_code == 401
+
+
+def test_stream_ends_when_its_manager_is_lowered_to_viewer(live_server: LiveServer, client: httpx.Client,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import server.web.dashboard_api
+
+    monkeypatch.setattr(server.web.dashboard_api, "AUTH_RECHECK_S", 0.5)
+    with client.stream("GET", "/api/alerts/stream", params={"after": MAX_ROW_ID}) as response:
+        assert response.status_code == 200
+        with live_server.sessions() as db:
+            set_role(db, "gestionnaire", "viewer")
+            db.commit()
+        try:
+            started = time.monotonic()
+            assert read_events(response, 1) == []  # the server closed the stream, no event
+            assert time.monotonic() - started < 10
+            assert client.get("/api/alerts/stream").status_code == 403
+        finally:
+            with live_server.sessions() as db:
+                set_role(db, "gestionnaire", "manager")
+                db.commit()

@@ -20,7 +20,7 @@ ADMIN_GROUP = ["Flotte", "Qualité des données", "Annotation", "Journal d'audit
 MENUS = {  # every page each role had in its menu before the group, in the menu's order
     "administratrice": ["Carte", "Classement", "Alertes", "Rappels", *ADMIN_GROUP],
     "gestionnaire": ["Carte", "Classement", "Flotte", "Alertes", "Qualité des données", "Annotation", "Rappels"],
-    "lecteur": ["Carte", "Classement", "Flotte", "Alertes", "Qualité des données"],
+    "lecteur": ["Carte", "Classement", "Flotte", "Qualité des données"],  # alerts: lift by lift, managers
 }
 # The vertical middle of every visible thing of the bar: one line when they are all alike.
 ROWS = """() => [...document.querySelectorAll('.topbar .brand, .topbar nav .nav > li, .topbar-tools > *')]

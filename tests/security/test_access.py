@@ -40,10 +40,11 @@ ACCESS: dict[tuple[str, str], str] = {
     # Street level: every role.
     **{("GET", path): "viewer" for path in (
         "/api/streets", "/api/streets.geojson", "/api/streets/{street_id}", "/api/trucks", "/metrics",
-        "/api/me", "/api/network.geojson", "/api/error-rates", "/api/data-quality", "/api/alerts",
-        "/api/alerts/stream", "/api/opendata/streets.csv", "/api/opendata/streets.geojson")},
+        "/api/me", "/api/network.geojson", "/api/error-rates", "/api/data-quality",
+        "/api/opendata/streets.csv", "/api/opendata/streets.geojson")},
     # Household level (lifts, photos, raw messages, contacts, reminders): managers.
     **{("GET", path): "manager" for path in (
+        "/api/alerts", "/api/alerts/stream",  # lift by lift: near a household on a short street
         "/api/lifts", "/api/lifts/{event_id}", "/api/lifts/{event_id}/evidence.jpg", "/api/dead-letters",
         "/api/reminders/campaigns", "/api/reminders/campaigns/{campaign_id}",
         "/api/reminders/campaigns/{campaign_id}/effect", "/api/reminders/campaigns/{campaign_id}/files/{name}",

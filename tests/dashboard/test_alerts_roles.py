@@ -1,0 +1,57 @@
+"""The Alertes page for a viewer: the lift-by-lift feed is for managers and admins (docs/privacy.md,
+section 1); a viewer who reaches /alertes by its address reads why and where the street figures are,
+and the page opens no feed (no 403 in the console, no "disconnected" badge)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.web.auth import set_role
+from tests.dashboard.conftest import Browser
+
+
+def test_a_viewer_gets_an_explanation_and_no_feed_on_the_alerts_page(browser: Browser) -> None:
+    page = browser.page
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    browser.login("lecteur", "/classement")
+    assert page.locator("nav a[href='/alertes']").count() == 0  # not in a viewer's menu
+    browser.goto("/alertes")
+    notice = page.locator("#alerts-forbidden")
+    notice.wait_for()
+    text = notice.inner_text()
+    assert "réservé aux gestionnaires" in text
+    assert page.locator("#alerts-forbidden a[href='/classement']").count() == 1
+    assert page.locator("#alerts, #live").count() == 0
+    page.wait_for_load_state("networkidle")
+    assert not [url for url in requests if "/api/alerts" in url]
+    browser.shot("alertes-lecteur")
+
+
+def test_a_manager_still_gets_the_live_feed(browser: Browser) -> None:
+    browser.login(path="/alertes")
+    browser.page.wait_for_selector("#live.on")
+    assert browser.page.locator("#alerts-forbidden").count() == 0
+
+
+def test_an_open_alerts_page_turns_into_the_notice_when_its_manager_becomes_a_viewer(
+    browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends the stream at its next role check; the page must not retry a refused stream
+    forever (« Déconnecté »): it finds the new role and shows the notice."""
+    import server.web.dashboard_api
+
+    monkeypatch.setattr(server.web.dashboard_api, "AUTH_RECHECK_S", 0.5)
+    page = browser.page
+    browser.login(path="/alertes")
+    page.wait_for_selector("#live.on")
+    try:
+        with browser.server.sessions() as db:
+            set_role(db, "gestionnaire", "viewer")
+            db.commit()
+        page.locator("#alerts-forbidden").wait_for(timeout=15_000)
+    finally:
+        with browser.server.sessions() as db:
+            set_role(db, "gestionnaire", "manager")
+            db.commit()
+    browser.expected += [e for e in browser.errors if "403" in e]
