@@ -29,7 +29,7 @@ def day_argument(text: str) -> date:
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None,
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help="settings YAML (every setting is also TRIVUE_<NAME> in the environment)")
 
 

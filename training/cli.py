@@ -30,11 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="coco (rebuilt from the shared ONNX) | coco-identity (same, identity BNs, "
                             "for comparison) | scratch | X.pt | X.onnx (warm start from a float YOLOv8n "
                             "export such as models/trivue-waste.onnx: class rows copied by name)")
-    train.add_argument("--imgsz", type=int, default=320)
-    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--imgsz", type=int, default=320,
+                       help="network input size in pixels, a multiple of 32 (default 320)")
+    train.add_argument("--epochs", type=int, default=30, help="passes over the training images (default 30)")
     train.add_argument("--hours", type=float, default=0.0,
                        help="time budget: epochs are re-planned after each epoch to finish within it")
-    train.add_argument("--batch", type=int, default=16)
+    train.add_argument("--batch", type=int, default=16, help="photos per step (default 16)")
     train.add_argument("--close-mosaic", type=int, default=5, help="last N epochs without mosaic")
     train.add_argument("--lr0", type=float, default=None,
                        help="learning rate, with AdamW unless --optimizer sgd (default: Ultralytics' choice "
@@ -46,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--warmup-epochs", type=float, default=None,
                        help="epochs over which the learning rate rises from 0 (default: Ultralytics' 3)")
     train.add_argument("--fraction", type=float, default=1.0, help="use this fraction of the training images")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0: reproducible runs)")
     train.add_argument("--missing-labels", default="naive", choices=["mask", "naive"],
                        help="classes a source does not label: treat them as background (naive merge, "
                             "default: it scored higher in every comparison so far, docs/training.md) "
@@ -67,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data", type=Path, default=DEFAULT_MAPPING,
                           help="mapping YAML, data.yaml or run directory (its merged val split)")
     evaluate.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
-    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--split", default="val", help="the data.yaml split to measure (default val)")
     evaluate.add_argument("--conf", type=float, default=0.25, help="deployed confidence threshold")
     evaluate.add_argument("--stream", default="recyclables", help="stream for the sorting-error decision")
     evaluate.add_argument("--rules", type=Path, default=None, help="rules YAML (default: French rules)")
@@ -91,7 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(handler=run_evaluate)
 
     export = subparsers.add_parser("export", help="export a training run to ONNX with Trivue metadata")
-    export.add_argument("run", type=Path, metavar="RUN", nargs="?", default=None)
+    export.add_argument("run", type=Path, metavar="RUN", nargs="?", default=None,
+                        help="the training run directory (trivue train --run); not with --from-onnx")
     export.add_argument("--from-onnx", type=Path, default=None, metavar="MODEL",
                         help="instead of a run: measure an FP32 model trivue export wrote, write its INT8 "
                              "model (calibrated on --int8 DIR, else the merged training images) and card")
@@ -101,9 +103,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "train; its metadata names them and a missing one is refused)")
     export.add_argument("--field-map", type=Path, default=None, metavar="FILE",
                         help="--from-onnx: the field map the run used (default training/field-map.yaml)")
-    export.add_argument("--imgsz", type=int, default=320)
+    export.add_argument("--imgsz", type=int, default=320, help="input size in pixels (default 320)")
     export.add_argument("--out", type=Path, default=None, help="ONNX path (default RUN/export/<name>.onnx)")
-    export.add_argument("--name", default="trivue-waste")
+    export.add_argument("--name", default="trivue-waste", help="model name in its metadata and file name")
     export.add_argument("--version", default=None, help="model version (default: date-based)")
     export.add_argument("--int8", type=Path, default=None, metavar="CALIB_DIR",
                         help="also write a static INT8 model calibrated on these images")

@@ -53,8 +53,19 @@ def configure_logging(verbose: bool, json_logs: bool = False) -> None:
                             datefmt="%H:%M:%S", force=True)
 
 
+def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` ran, nested ones included: ``trivue reminders plan``'s."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return command_parser(action.choices[getattr(args, action.dest)], args)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse blames `trivue` itself, with its usage; the command's says which --help to read
+        command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     configure_logging(args.verbose, getattr(args, "json_logs", False))
     try:
         return int(args.handler(args) or 0)

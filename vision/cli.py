@@ -13,7 +13,8 @@ from base.paths import IMAGE_SUFFIXES, images_in, make_folder
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     detect = subparsers.add_parser("detect", help="run the detector on images or folders of images")
-    detect.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
+    detect.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR",
+                        help="photos, or folders searched for photos (subfolders too)")
     detect.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
     detect.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     detect.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")

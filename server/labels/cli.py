@@ -18,9 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--since", type=day_argument, required=True, help="first collection day (YYYY-MM-DD)")
     export.add_argument("--until", type=day_argument, required=True, help="last collection day, included")
     export.add_argument("--out", type=Path, required=True, help="new or empty folder")
-    export.add_argument("--format", choices=("yolo", "coco"), default="yolo")
+    export.add_argument("--format", choices=("yolo", "coco"), default="yolo", help="dataset layout (default yolo)")
     imp = actions.add_parser("import", help="labels from Label Studio or CVAT (YOLO 1.1 zip/folder, COCO JSON)")
-    imp.add_argument("file", type=Path)
+    imp.add_argument("file", type=Path, help="the labelling tool's export: YOLO 1.1 zip or folder, or COCO JSON")
     imp.add_argument("--relabel-unusable", action="store_true",
                      help="also import the labels of photos a person marked unusable, which become done "
                           "(by default they stay unusable and the summary lists them)")

@@ -30,7 +30,11 @@ from server.reminders.command_line import (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    top = subparsers.add_parser("reminders", help="targeted sorting reminders: plan, review, send, measure")
+    top = subparsers.add_parser(
+        "reminders", help="targeted sorting reminders: plan, review, send, measure",
+        description="Targeted sorting reminders on the server's database. Messages are in English, as every "
+                    "trivue command; TRIVUE_LANG=fr prints them in French. What goes to households (letters, "
+                    "e-mails, SMS, route sheets, the access file) is French whatever the language.")
     commands = top.add_subparsers(dest="reminders_command", metavar="ACTION", required=True)
     plan = commands.add_parser("plan", help="dry run: who would get what and why (stores nothing)")
     plan.add_argument("--since", type=day, help="first day of lifts (default: the rules' window)")
@@ -39,31 +43,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plan.set_defaults(handler=guarded(_plan))
     create = commands.add_parser("create", help="store the plan as a campaign whose items wait for review")
     create.add_argument("--name", default="", help="campaign name")
-    create.add_argument("--since", type=day)
-    create.add_argument("--until", type=day)
+    create.add_argument("--since", type=day, help="first day of lifts (default: the rules' window)")
+    create.add_argument("--until", type=day, help="last day of lifts (default: yesterday)")
     create.add_argument("--street", type=int, help="only what the plan says about this street id")
     create.set_defaults(handler=guarded(_create))
     items = commands.add_parser("items", help="a campaign's items and their status")
-    items.add_argument("--campaign", type=int, required=True)
+    items.add_argument("--campaign", type=int, required=True, metavar="ID", help="the campaign's id")
     items.set_defaults(handler=guarded(_items))
     rev = commands.add_parser("review", help="approve an item, or reject it with a reason")
-    rev.add_argument("item", type=int)
+    rev.add_argument("item", type=int, help="the item's id (`trivue reminders items`)")
     group = rev.add_mutually_exclusive_group(required=True)
-    group.add_argument("--approve", action="store_true")
-    group.add_argument("--reject", choices=("false_detection", "wrong_household", "not_appropriate", "other"))
-    rev.add_argument("--note")
+    group.add_argument("--approve", action="store_true", help="the item may be sent")
+    group.add_argument("--reject", choices=("false_detection", "wrong_household", "not_appropriate", "other"),
+                       help="the item is not sent, for this reason (false_detection: its lifts go to "
+                            "`trivue reminders false-detections`, for retraining)")
+    rev.add_argument("--note", help="why, kept with the item (and its false detections)")
     rev.set_defaults(handler=guarded(_review))
     send = commands.add_parser("send", help="send the campaign's approved items (and only those)")
-    send.add_argument("--campaign", type=int, required=True)
+    send.add_argument("--campaign", type=int, required=True, metavar="ID", help="the campaign's id")
     send.add_argument("--out", type=Path, help="folder for PDFs (default <data_dir>/reminders/campagne-ID)")
     send.set_defaults(handler=guarded(_send))
     retry = commands.add_parser("retry", help="failed items back to approved, then send them")
-    retry.add_argument("--campaign", type=int, required=True)
-    retry.add_argument("--item", type=int, help="only this item")
+    retry.add_argument("--campaign", type=int, required=True, metavar="ID", help="the campaign's id")
+    retry.add_argument("--item", type=int, metavar="ID", help="only this item")
     retry.add_argument("--out", type=Path, help="folder for PDFs (default <data_dir>/reminders/campagne-ID)")
     retry.set_defaults(handler=guarded(_retry))
     report = commands.add_parser("report", help="the campaign's effect: before/after vs matched streets")
-    report.add_argument("--campaign", type=int, required=True)
+    report.add_argument("--campaign", type=int, required=True, metavar="ID", help="the campaign's id")
     report.add_argument("--csv", type=Path, help="also write the per-street table here")
     report.add_argument("--json", action="store_true", help="the report as the API and the page get it")
     report.set_defaults(handler=guarded(_report))
@@ -77,11 +83,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _register_households(commands: argparse._SubParsersAction) -> None:
     contacts = commands.add_parser("contacts", help="import households' contacts (CSV key,name,email,phone,...)")
-    contacts.add_argument("file", type=Path)
+    contacts.add_argument("file", type=Path, help="CSV key,name,email,phone,postal_address (or French names)")
     contacts.set_defaults(handler=guarded(_contacts))
     optout = commands.add_parser("opt-out", help="a household asks for no more reminders")
     optout.add_argument("key", help="address:<id> or bin:<rfid>")
-    optout.add_argument("--note")
+    optout.add_argument("--note", help="the request's reference, kept in the audit log and on the opposition")
     optout.set_defaults(handler=guarded(_opt_out))
     erase = commands.add_parser("erase", help="delete a household's personal data on request")
     erase.add_argument("key", help="address:<id> or bin:<rfid>")
@@ -94,7 +100,7 @@ def _register_households(commands: argparse._SubParsersAction) -> None:
     access.add_argument("--json", action="store_true", help="write JSON (French keys) instead of text")
     access.set_defaults(handler=guarded(_access))
     false = commands.add_parser("false-detections", help="export rejected lifts (CSV) for retraining")
-    false.add_argument("file", type=Path)
+    false.add_argument("file", type=Path, help="the CSV to write")
     false.set_defaults(handler=guarded(_false_detections))
     for parser in (contacts, optout, erase, access, false):
         common_options(parser, rules=False)

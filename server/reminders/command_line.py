@@ -19,7 +19,7 @@ QUIET_LOGGERS = ("alembic", "fontTools", "fpdf", "server.migrate", "server.app")
 
 
 def language() -> str:
-    """The commands' language: ``TRIVUE_LANG`` (fr, the default, or en; ``server.reminders.wording``)."""
+    """The commands' language: ``TRIVUE_LANG`` (en, the default, or fr; ``server.reminders.wording``)."""
     from server.reminders.wording import cli_language
 
     try:
@@ -100,7 +100,7 @@ def day(value: str) -> date:
         try:
             lang = cli_language()
         except ValueError:  # argparse reports this line first; the command then refuses the language
-            lang = "fr"
+            lang = "en"
         raise argparse.ArgumentTypeError(translate(f"{value!r} n'est pas une date (AAAA-MM-JJ)", lang)) from None
 
 

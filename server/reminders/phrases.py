@@ -250,7 +250,6 @@ PHRASES: tuple[tuple[str, str], ...] = (
      "empty period"),
     ("fichier illisible ({reason}) : enregistrez-le en UTF-8", "unreadable file ({reason}): save it as UTF-8"),
     ("{value} n'est pas une date (AAAA-MM-JJ)", "{value} is not a date (YYYY-MM-DD)"),
-    ("{value} : langue inconnue, attendu fr ou en", "{value}: unknown language, expected fr or en"),
     ("Campagne {id:d} : {text}", "Campaign {id}: {text}"),
     # trivue demo-effect (trivue.demo.effect)
     ("simulation des collectes et enregistrement des levées…", "simulating the collections and storing the lifts…"),

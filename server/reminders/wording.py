@@ -1,9 +1,9 @@
 """The reminders' messages in the dashboard's two languages, French first.
 
 Messages are written in French where they arise: that text is the record (the audit log, an
-item's stored failure reason or targeting reason, the CLI by default). The way out translates
-them: an English page's API answers (``translated_json``, ``TranslatedRoute``) and the CLI with
-``TRIVUE_LANG=en`` (``server.reminders.command_line``). As with gettext, the French sentence is
+item's stored failure reason or targeting reason, the CLI with ``TRIVUE_LANG=fr``). The way out
+translates them: an English page's API answers (``translated_json``, ``TranslatedRoute``) and the
+CLI, English unless ``TRIVUE_LANG=fr`` (``server.reminders.command_line``). As with gettext, the French sentence is
 the key: each French pattern below, with its ``{placeholders}``, has its English form. A
 placeholder's value is translated in turn (the reason inside a failure line), and a French
 decimal comma becomes a point. Text that no pattern knows (an SMTP server's own reply, a street
@@ -151,10 +151,11 @@ def translated_json(value: Any, lang: str, here: bool = False) -> Any:
 
 
 def cli_language(environ: Mapping[str, str] = os.environ) -> str:
-    """The CLI's language: ``TRIVUE_LANG`` (fr or en), French when unset; ValueError when unknown."""
-    value = environ.get(LANG_ENV, "").strip().lower() or "fr"
+    """The CLI's language: ``TRIVUE_LANG`` (fr or en), English when unset as every ``trivue`` command
+    (README "Commands"); ValueError when unknown, in English: no language is known to say it in."""
+    value = environ.get(LANG_ENV, "").strip().lower() or "en"
     if value not in LANGUAGES:
-        raise ValueError(f"{LANG_ENV}={value!r} : langue inconnue, attendu fr ou en")
+        raise ValueError(f"{LANG_ENV}={value!r}: unknown language, expected fr or en")
     return value
 
 

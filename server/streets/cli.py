@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = streets.add_subparsers(dest="streets_command", metavar="ACTION", required=True)
 
     imp = commands.add_parser("import", help="load streets from an .osm.pbf or GeoJSON file")
-    imp.add_argument("file", type=Path)
+    imp.add_argument("file", type=Path, help="an OpenStreetMap extract (.osm.pbf) or a GeoJSON of ways")
     imp.add_argument("--commune", help="commune of every way (default: OSM admin boundaries or a "
                                        "'commune' property)")
     imp.add_argument("--insee", metavar="CODE", help="with --commune: its code INSEE (e.g. 35238; default: "
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rematch.set_defaults(handler=_rematch)
 
     listing = commands.add_parser("list", help="streets with their length and addresses")
-    listing.add_argument("--commune")
+    listing.add_argument("--commune", help="only this commune's streets (its name)")
     listing.add_argument("--name", help="part of the name (case and accents ignored)")
     listing.add_argument("--limit", type=int, default=50, help="streets shown (default 50, at least 1)")
     listing.set_defaults(handler=_list)
@@ -56,8 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.set_defaults(handler=_stats)
 
     locate = commands.add_parser("locate", help="the street and address a GPS fix matches")
-    locate.add_argument("lat", type=float)
-    locate.add_argument("lon", type=float)
+    locate.add_argument("lat", type=float, help="latitude, decimal degrees (e.g. 48.1113)")
+    locate.add_argument("lon", type=float, help="longitude, decimal degrees (e.g. -1.6800)")
     locate.add_argument("--heading", type=float, help="course over ground, degrees")
     locate.add_argument("--accuracy", type=float, help="GPS accuracy, metres")
     locate.add_argument("--max-distance", type=float, default=30.0, help="metres (default 30)")
@@ -66,20 +66,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     addresses = subparsers.add_parser("addresses", help="import Base Adresse Nationale / Toulouse addresses")
     acommands = addresses.add_subparsers(dest="addresses_command", metavar="ACTION", required=True)
     aimp = acommands.add_parser("import", help="load a BAN CSV (.csv, .csv.gz, .csv.bz2) or Toulouse extract")
-    aimp.add_argument("file", type=Path)
+    aimp.add_argument("file", type=Path, help="the BAN CSV or the Toulouse extract")
     aimp.add_argument("--commune", help="commune of every address (Toulouse extract default: Toulouse)")
     aimp.set_defaults(handler=_import_addresses)
     synth = acommands.add_parser("synthesize", help="made-up house numbers along a commune's streets "
                                                     "(demos without an address file; flagged synthetic)")
-    synth.add_argument("--commune", required=True)
+    synth.add_argument("--commune", required=True, help="the commune whose streets get numbers")
     synth.add_argument("--spacing", type=float, default=25.0, help="metres between numbers (default 25)")
-    synth.add_argument("--postcode", default="")
+    synth.add_argument("--postcode", default="", help="5-digit postcode on the addresses (default: none)")
     synth.set_defaults(handler=_synthesize)
 
     bins = subparsers.add_parser("bins", help="the bin registry: each RFID tag's address (parc de bacs)")
     bcommands = bins.add_subparsers(dest="bins_command", metavar="ACTION", required=True)
     bimp = bcommands.add_parser("import", help="load a CSV of tags and their BAN address ids (.csv, .gz, .bz2)")
-    bimp.add_argument("file", type=Path)
+    bimp.add_argument("file", type=Path, help="the CSV: a tag column and a BAN address id column")
     bimp.add_argument("--replace", action="store_true",
                       help="the file is the whole inventory: remove the tags it does not list")
     bimp.add_argument("--allow-removals", action="store_true",
@@ -109,6 +109,15 @@ def open_database(args: argparse.Namespace) -> Engine:
         raise CliError(str(error)) from None
 
 
+def input_file(path: Path) -> None:
+    """A mistyped import file stops before the database is opened: a fresh install's first mistake made and
+    migrated ./trivue-data/trivue.db before "no such file"."""
+    if path.is_dir():
+        raise CliError(f"{path}: not a file")
+    if not path.exists():
+        raise CliError(f"{path}: no such file")
+
+
 def _import_streets(args: argparse.Namespace) -> int:
     from rich.console import Console
     from sqlalchemy.orm import Session
@@ -124,6 +133,7 @@ def _import_streets(args: argparse.Namespace) -> int:
             raise CliError(f"--insee {args.insee!r}: {RULE}")
         if not args.commune:
             raise CliError(f"--insee {insee} names one commune: give its name with --commune")
+    input_file(args.file)
     engine = open_database(args)
     started = time.perf_counter()
     with Console(stderr=True).status(f"reading {args.file}"), Session(engine) as session:
@@ -152,6 +162,7 @@ def _import_addresses(args: argparse.Namespace) -> int:
 
     from server.streets.addresses import AddressFileError, import_address_file
 
+    input_file(args.file)
     engine = open_database(args)
     started = time.perf_counter()
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
@@ -188,6 +199,7 @@ def _import_bins(args: argparse.Namespace) -> int:
     from server.audit import audit
     from server.streets.bins import BinFileError, import_bins, replace_refusal
 
+    input_file(args.file)
     engine = open_database(args)
     started = time.perf_counter()
     with Session(engine) as session:

@@ -17,29 +17,30 @@ from base.errors import CliError
 from server.command_line import add_config_argument, open_database, settings_from
 
 ROLE_CHOICES = ("admin", "manager", "annotator", "viewer")
+ROLE_HELP = 'what the user may do (docs/api.md, "Authentication and roles")'
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     users = subparsers.add_parser("users", help="manage dashboard users").add_subparsers(
         dest="action", metavar="ACTION", required=True)
     add = users.add_parser("add", help="add a user; the password is read from stdin")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=ROLE_CHOICES)
+    add.add_argument("name", help="the login name")
+    add.add_argument("--role", required=True, choices=ROLE_CHOICES, help=ROLE_HELP)
     add.set_defaults(handler=add_user)
     listing = users.add_parser("list", help="list users")
     listing.set_defaults(handler=list_users)
     passwd = users.add_parser("passwd", help="set a user's password (read from stdin); ends their sessions")
-    passwd.add_argument("name")
+    passwd.add_argument("name", help="the login name")
     passwd.set_defaults(handler=change_password)
     role = users.add_parser("role", help="change a user's role (open sessions get it at once)")
-    role.add_argument("name")
-    role.add_argument("role", choices=ROLE_CHOICES)
+    role.add_argument("name", help="the login name")
+    role.add_argument("role", choices=ROLE_CHOICES, help=ROLE_HELP)
     role.set_defaults(handler=change_role)
     disable = users.add_parser("disable", help="refuse a user's logins and end their sessions")
-    disable.add_argument("name")
+    disable.add_argument("name", help="the login name")
     disable.set_defaults(handler=disable_user)
     enable = users.add_parser("enable", help="let a disabled user log in again")
-    enable.add_argument("name")
+    enable.add_argument("name", help="the login name")
     enable.set_defaults(handler=enable_user)
     for parser in (add, listing, passwd, role, disable, enable):
         add_config_argument(parser)
@@ -56,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     token_list = tokens.add_parser("list", help="list tokens: id, name, role, truck, first characters, use")
     token_list.set_defaults(handler=list_tokens)
     revoke = tokens.add_parser("revoke", help="revoke a token by id (see tokens list)")
-    revoke.add_argument("token_id", type=int)
+    revoke.add_argument("token_id", type=int, metavar="ID", help="the token's id (trivue tokens list)")
     revoke.set_defaults(handler=revoke_token)
     for parser in (create, token_list, revoke):
         add_config_argument(parser)

@@ -36,6 +36,13 @@ ORIGIN = {"Origin": "http://testserver"}
 CONTACTS = "key,name,email,phone,postal_address\nbin:BAC-0042,Mme Exemple,ex@example.fr,,3 rue Hoche\n"
 
 
+@pytest.fixture(autouse=True)
+def _french_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' French messages (the record's words) are what this file checks; English is the CLI's
+    default (README "Commands"), checked in both languages by test_reminders_i18n.py."""
+    monkeypatch.setenv("TRIVUE_LANG", "fr")
+
+
 class Served:
     """One city's database served by two apps: the switch off (the default) and on."""
 

@@ -33,6 +33,13 @@ TODAY = date(2026, 11, 20)
 NAME, EMAIL = "Mme Odile Martin", "odile.martin@example.fr"
 
 
+@pytest.fixture(autouse=True)
+def _french_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' French messages (the record's words) are what this file checks; English is the CLI's
+    default (README "Commands"), checked in both languages by test_reminders_i18n.py."""
+    monkeypatch.setenv("TRIVUE_LANG", "fr")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def city(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[City]:
     with engine_for(request.param, tmp_path, postgres_available) as engine:

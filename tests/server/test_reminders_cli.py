@@ -16,6 +16,13 @@ from trivue.cli import main
 TODAY = date(2026, 11, 20)
 
 
+@pytest.fixture(autouse=True)
+def _french_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' French messages (the record's words) are what this file checks; English is the CLI's
+    default (README "Commands"), checked in both languages by test_reminders_i18n.py."""
+    monkeypatch.setenv("TRIVUE_LANG", "fr")
+
+
 def test_plan_create_review_send_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     with engine_for("sqlite", tmp_path, False) as engine:

@@ -21,6 +21,13 @@ EXCEL = ("Clé;Nom;Courriel;Téléphone;Adresse;Remarque\n"
          "bin:BAC-0005;Y;pas-un-courriel;;;\n")
 
 
+@pytest.fixture(autouse=True)
+def _french_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' French messages (the record's words) are what this file checks; English is the CLI's
+    default (README "Commands"), checked in both languages by test_reminders_i18n.py."""
+    monkeypatch.setenv("TRIVUE_LANG", "fr")
+
+
 @pytest.mark.parametrize("encoding", ["cp1252", "utf-8", "utf-8-sig"])
 def test_french_excel_file(city: City, encoding: str) -> None:
     with city.sessions() as session:

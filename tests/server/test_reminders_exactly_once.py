@@ -35,6 +35,13 @@ TODAY = date(2026, 11, 20)
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _french_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' French messages (the record's words) are what this file checks; English is the CLI's
+    default (README "Commands"), checked in both languages by test_reminders_i18n.py."""
+    monkeypatch.setenv("TRIVUE_LANG", "fr")
+
+
 def rules_for(port: int, **channels: Any) -> RemindersConfig:
     smtp = {"host": "127.0.0.1", "port": port, "security": "none", "sender": "tri@metropole.example.fr",
             "timeout_s": 5}

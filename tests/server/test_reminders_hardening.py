@@ -37,6 +37,13 @@ from vision.schema import Stream
 TODAY = date(2026, 11, 20)
 
 
+@pytest.fixture(autouse=True)
+def _french_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' French messages (the record's words) are what this file checks; English is the CLI's
+    default (README "Commands"), checked in both languages by test_reminders_i18n.py."""
+    monkeypatch.setenv("TRIVUE_LANG", "fr")
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[City, Any, dict[str, str]]]:
     """The city on SQLite, an app factory over its database, and a manager's headers."""

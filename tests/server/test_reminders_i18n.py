@@ -9,6 +9,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from server.reminders.models import STATUSES
 from server.reminders.pages import I18N
 
@@ -146,9 +148,11 @@ def _data(text: str, city: Any) -> str:
     return re.sub(r"\S+\.(pdf|csv)\b|`[^`]*`", " ", text)  # file names and commands are the same in both
 
 
-def test_the_cli_speaks_english_when_asked(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
-    """TRIVUE_LANG=en: every command's output and refusals in English, one line and exit code 2 on bad input."""
-    city = _city_env(tmp_path, monkeypatch, "en")
+@pytest.mark.parametrize("lang", ["", "en"])
+def test_the_cli_speaks_english_by_default(tmp_path: Path, monkeypatch: Any, capsys: Any, lang: str) -> None:
+    """English as every other command (README "Commands"), and with TRIVUE_LANG=en: every command's output
+    and refusals, one line and exit code 2 on bad input."""
+    city = _city_env(tmp_path, monkeypatch, lang)
     text, runs = _walk_cli(tmp_path, capsys)
     assert "campaign 999 does not exist" in text and "item 999999 does not exist" in text
     assert "is after --until" in text and "line 3: key 'maison'" in text and "invalid e-mail 'pas-un-courriel'" in text
@@ -161,8 +165,8 @@ def test_the_cli_speaks_english_when_asked(tmp_path: Path, monkeypatch: Any, cap
     assert not left, (left, [line for line in text.splitlines() if FRENCH_WORDS.search(_data(line, city))])
 
 
-def test_the_cli_speaks_french_by_default(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
-    city = _city_env(tmp_path, monkeypatch, "")
+def test_the_cli_speaks_french_when_asked(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    city = _city_env(tmp_path, monkeypatch, "fr")
     text, runs = _walk_cli(tmp_path, capsys)
     assert "la campagne 999 n'existe pas" in text and "ligne 3 : clé 'maison'" in text
     assert all(code == 2 for _, code, _ in runs[BAD:])
@@ -179,7 +183,7 @@ def test_an_unknown_language_is_refused_in_one_line(monkeypatch: Any, capsys: An
     monkeypatch.setenv("TRIVUE_LANG", "de")
     assert main(["reminders", "items", "--campaign", "1"]) == 2
     err = capsys.readouterr().err
-    assert "TRIVUE_LANG='de'" in err and "fr ou en" in err and len(err.strip().splitlines()) == 1
+    assert "TRIVUE_LANG='de'" in err and "expected fr or en" in err and len(err.strip().splitlines()) == 1
     # Refused before anything is opened: it made and migrated ./trivue-data/trivue.db first.
     assert list(tmp_path.iterdir()) == []
 

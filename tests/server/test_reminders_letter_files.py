@@ -36,6 +36,13 @@ TODAY = date(2026, 11, 20)
 MIDNIGHT = datetime.combine(TODAY, datetime.min.time(), UTC)
 
 
+@pytest.fixture(autouse=True)
+def _french_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' French messages (the record's words) are what this file checks; English is the CLI's
+    default (README "Commands"), checked in both languages by test_reminders_i18n.py."""
+    monkeypatch.setenv("TRIVUE_LANG", "fr")
+
+
 @pytest.fixture
 def city(tmp_path: Path) -> Any:
     with engine_for("sqlite", tmp_path, False) as engine:

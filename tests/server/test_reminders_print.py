@@ -47,6 +47,13 @@ HOMES = {
 ORDER = ["paris", "bourgogne-9", "bourgogne-9bis", "bourgogne-10", "arc", "braye"]  # Rennes (the city's) between
 
 
+@pytest.fixture(autouse=True)
+def _french_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' French messages (the record's words) are what this file checks; English is the CLI's
+    default (README "Commands"), checked in both languages by test_reminders_i18n.py."""
+    monkeypatch.setenv("TRIVUE_LANG", "fr")
+
+
 def mail_room_campaign(city: City) -> tuple[int, dict[str, int]]:
     """The city's campaign plus six households of HOMES, every household item approved and sent by letter."""
     rules = RemindersConfig()

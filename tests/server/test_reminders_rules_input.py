@@ -11,6 +11,13 @@ from server.reminders.config import ReminderConfigError, load_targeting
 from trivue.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _french_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' French messages (the record's words) are what this file checks; English is the CLI's
+    default (README "Commands"), checked in both languages by test_reminders_i18n.py."""
+    monkeypatch.setenv("TRIVUE_LANG", "fr")
+
+
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TRIVUE_DATA_DIR", str(tmp_path / "data"))

@@ -64,6 +64,14 @@ def test_judge_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], com
         # options nothing would read: they were silently ignored
         (["--database-url", "sqlite:///{tmp}/x.db"], "--database-url is not read with --streets"),
         (["--mode", "full", "--connections", "2"], "--connections is for events mode"),
+        (["--images", "{photos}", "{photos}"], "--images is for full mode"),
+        (["--mode", "full", "--evidence-photos", "{photos}"], "--evidence-photos is for events mode"),
+        # named as typed, before the scenario is built: it was "broker 'http://x'" after it, and a bad
+        # --database-url was blamed on "settings", a file the operator had not given
+        (["--broker", "http://x"], "--broker 'http://x': expected mqtt://host:port or mqtts://host:port"),
+        (["--broker", "mqtt://u:pw@:1883"], "--broker 'mqtt://u:***@:1883': expected mqtt://host:port"),
+        (["--store-households", "--database-url", "postgresql://u:changeme@h/db"],
+         "--database-url: database_url: carries the placeholder password 'changeme'"),
     ],
 )
 def test_simulate_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,

@@ -13,7 +13,7 @@ from trivue.cli import main
 
 def test_demo_effect_measures_the_simulated_drop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.delenv("TRIVUE_LANG", raising=False)
+    monkeypatch.setenv("TRIVUE_LANG", "fr")
     out = tmp_path / "effet"
     assert main(["demo-effect", "--out", str(out), "--drop", "0.4", "--seed", "21"]) == 0
     printed = capsys.readouterr()
@@ -43,7 +43,7 @@ def test_demo_effect_refuses_bad_options_in_one_line(args: list[str], tmp_path: 
 
 def test_no_effect_simulated_is_measured_as_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("TRIVUE_LANG", "en")
+    monkeypatch.delenv("TRIVUE_LANG", raising=False)  # English, as every command
     assert main(["demo-effect", "--out", str(tmp_path), "--drop", "0", "--seed", "5", "--weeks", "3"]) == 0
     printed = capsys.readouterr().out
     assert "Simulated effect (the truth): +0.0 points" in printed and "No effect shown" in printed

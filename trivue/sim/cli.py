@@ -64,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--days", type=int, default=1, help="days of rounds (the same rounds each day)")
     sim.add_argument("--speed", type=float, default=0.0,
                      help="simulated seconds per real second (0 = as fast as possible)")
-    sim.add_argument("--config", type=Path, help="server settings YAML (database, broker), as trivue server")
+    sim.add_argument("--config", type=Path, metavar="FILE",
+                     help="server settings YAML (database, broker), as trivue server")
     sim.add_argument("--database-url", help="server database holding the streets (default: the settings')")
     sim.add_argument("--streets", type=Path, help="street file (.osm.pbf/.geojson) instead of the database")
     sim.add_argument("--commune", help="commune of the street file's ways")

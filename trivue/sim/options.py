@@ -11,7 +11,9 @@ import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
+from base.credentials import mask_url
 from base.errors import CliError
 from trivue.sim.faults import FaultPlan, Window
 from trivue.sim.homes import ContaminationPlan
@@ -82,6 +84,20 @@ class WorldOptions:
         return replace(self.scenario, days=days)
 
 
+def check_broker(url: str | None) -> None:
+    """``--broker`` as the server's ``broker_url`` setting takes it, named as typed, before the scenario is
+    built (a settings file's URL is checked by the settings; the password masked as in the logs)."""
+    if url is None:
+        return
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # out of range or not a number
+        port_ok = False
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or not port_ok:
+        raise CliError(f"--broker {mask_url(url)!r}: expected mqtt://host:port or mqtts://host:port")
+
+
 def check_model(model: Path | None) -> None:
     """A model asked for by name must be there: only the default one may be missing (a checkout
     without it runs simulated judged events, and says so)."""
@@ -126,6 +142,7 @@ class SimulateOptions:
                            tuple(args.broker_restart), args.duplicates, args.skew_share, args.clock_skew,
                            args.malformed)
         check_model(args.model)
+        check_broker(args.broker)
         if args.truth is not None and args.truth.exists() and not args.truth.is_dir():
             raise CliError(f"--truth {args.truth}: a file is there; the truth is a folder (lifts.csv, truth.json, "
                            "bins.csv)")
@@ -133,6 +150,12 @@ class SimulateOptions:
         if args.streets is not None and args.database_url and not args.store_households:
             raise CliError("--database-url is not read with --streets (the streets come from the file); "
                            "add --store-households to write the simulated households to that database")
+        if args.mode == "events" and args.images:
+            raise CliError("--images is for full mode (its trucks photograph each lift); events mode publishes "
+                           "judged events without photos")
+        if args.mode == "full" and args.evidence_photos is not None:
+            raise CliError("--evidence-photos is for events mode: in full mode the trucks' own photos are the "
+                           "evidence")
         if args.mode == "full" and args.connections:
             raise CliError("--connections is for events mode: in full mode each truck agent has its own connection")
         if args.mode == "full" and (faults.outages or faults.duplicates or faults.malformed):

@@ -45,7 +45,9 @@ class SimulationRun:
     @classmethod
     def from_options(cls, options: SimulateOptions) -> SimulationRun:
         try:
-            settings = load_settings(options.config, database_url=options.database_url)
+            # its one override named as typed: "settings" sent the operator to a file they had not given
+            settings = load_settings(options.config, overrides_source="--database-url",
+                                     database_url=options.database_url)
         except ConfigError as error:
             raise CliError(str(error)) from None
         db_url = None if options.streets and not options.store_households else settings.db_url

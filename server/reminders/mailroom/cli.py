@@ -29,7 +29,7 @@ from server.reminders.command_line import (
 
 def register_print(commands: argparse._SubParsersAction) -> None:
     printing = commands.add_parser("print", help="the campaign's letters as one PDF to print, in delivery order")
-    printing.add_argument("--campaign", type=int, required=True)
+    printing.add_argument("--campaign", type=int, required=True, metavar="ID", help="the campaign's id")
     printing.add_argument("--out", type=Path, required=True, help="the PDF to write (courriers.pdf)")
     printing.add_argument("--recto", action="store_true",
                           help="the printer prints one side only: no blank back after a letter of odd pages")
