@@ -103,7 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "train; its metadata names them and a missing one is refused)")
     export.add_argument("--field-map", type=Path, default=None, metavar="FILE",
                         help="--from-onnx: the field map the run used (default training/field-map.yaml)")
-    export.add_argument("--imgsz", type=int, default=320, help="input size in pixels (default 320)")
+    export.add_argument("--imgsz", type=int, default=None,
+                        help="input size in pixels (default: the size the run trained at)")
     export.add_argument("--out", type=Path, default=None, help="ONNX path (default RUN/export/<name>.onnx)")
     export.add_argument("--name", default="trivue-waste", help="model name in its metadata and file name")
     export.add_argument("--version", default=None, help="model version (default: date-based)")

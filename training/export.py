@@ -33,15 +33,22 @@ class ExportError(RuntimeError):
     """An export that cannot be made or would ship a worse model; the message says why."""
 
 
-def export(run_dir: Path, imgsz: int = 320, out: Path | None = None, name: str = "trivue-waste",
+def export(run_dir: Path, imgsz: int | None = None, out: Path | None = None, name: str = "trivue-waste",
            version: str | None = None, calib_dir: Path | None = None, max_drop: float = 0.02) -> dict:
-    """Write ``out`` (and ``<out>-int8.onnx`` when asked and good enough); return what was measured."""
-    if problem := imgsz_problem(imgsz):
+    """Write ``out`` (and ``<out>-int8.onnx`` when asked and good enough); return what was measured.
+    ``imgsz`` None: the size the run trained at, which its card states (320 for a run that says none)."""
+    if imgsz is not None and (problem := imgsz_problem(imgsz)):
         raise ExportError(problem)
     try:
         run = read_run(run_dir)
     except TrainError as error:
         raise ExportError(str(error)) from None
+    trained = run["imgsz"] if isinstance(run.get("imgsz"), int) else None
+    if imgsz is None:
+        imgsz = trained or 320
+    elif trained and imgsz != trained:  # allowed (a camera may suit another size); the card states the trained one
+        log.warning("%s: trained at %d px, exported at --imgsz %d: its metrics are measured at %d px",
+                    run_dir, trained, imgsz, imgsz)
     check_int8_arguments(calib_dir, max_drop)
     best = run_dir / "train" / "weights" / "best.pt"
     if not best.is_file():

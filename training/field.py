@@ -348,7 +348,6 @@ def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, 
         report = reports[source.name] = SourceReport()
         collected, expired = drop_expired(source, source.collect(spec.classes, report), report, today)
         collected, in_newer = drop_in_newer(source, collected, claimed, report)
-        tests = tests_of[source.name]
         if collected:
             collected, links = keep_groups_together(collected, report, cache_dir, source.name)
             evidence.append(links)
@@ -359,7 +358,7 @@ def merge_with_field(mapping_path: Path, fields: Sequence[Path], out_dir: Path, 
             log.warning("%s: %s", source.name, split.describe())
         provenance[source.name] = source.provenance(twins, in_newer, expired, split)
         log.info("%s: %d test photos of %d collection days kept out of training, %d training photos left out as "
-                 "the same shot as a test photo", source.name, len(tests), len(source.dataset.days(TEST)), twins)
+                 "the same shot as a test photo", source.name, len(split.photos), len(split.days), twins)
     check_test_untouched(samples, every_test)
     merged_spec = MappingSpec.model_construct(name=spec.name, classes=spec.classes,
                                               sources={**spec.sources, **{s.name: s.spec() for s in sources}})

@@ -353,3 +353,17 @@ def test_test_photos_gone_from_the_export_are_counted_and_carded(setup: Setup, t
     assert ("- field-terrain-2026-11: 2 of the 6 test photos its manifest lists could not be read and were left out "
             "(1 past their retention date (retention_until in manifest.json), deleted from the folder; 1 absent "
             "from images/test though not past their retention date (deleted or not copied))") in stated
+
+
+def test_the_log_counts_the_test_photos_as_the_report_does(setup: Setup, tmp_path: Path, cache: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Two test photos with the same bytes (the demo's trucks replay the same photos) made the log say
+    "5 test photos … kept out of training" while report.json, the card and --compare said 6."""
+    mapping, field = setup
+    first, second = sorted((field / "images" / "test").iterdir())[:2]
+    shutil.copyfile(first, second)
+    with caplog.at_level("INFO", logger="training.field"):
+        merge_with_field(mapping, [field], tmp_path / "out", cache_dir=cache)
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["field"]["field-terrain-2026-11"][
+        "test_photos"] == 6
+    assert "field-terrain-2026-11: 6 test photos of 3 collection days kept out of training" in caplog.text

@@ -293,3 +293,28 @@ def test_missing_labels_decides_for_a_merged_data_yaml_made_elsewhere(tmp_path: 
     (tmp_path / "run3").mkdir()
     default = yaml.safe_load(prepare_data(TrainConfig(data=data, run_dir=tmp_path / "run3"))[0].read_text())
     assert default[METHOD_KEY] == "naive"
+
+
+@pytest.mark.parametrize(("argv", "expected", "warned"), [([], 160, False), (["--imgsz", "320"], 320, True)])
+def test_export_uses_the_run_s_own_image_size_unless_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                          expected: int, warned: bool) -> None:
+    """A run trained at 160 px and exported at the default 320 gave a model the card said was 160 px and
+    whose metrics were measured at 320: the field loop's `trivue export RUN` names no --imgsz."""
+    import training.export
+    from trivue.cli import main
+
+    (tmp_path / "trivue.json").write_text('{"data_yaml": "d.yaml", "data_hash": "x", "imgsz": 160}')
+    (tmp_path / "train" / "weights").mkdir(parents=True)
+    (tmp_path / "train" / "weights" / "best.pt").write_bytes(b"weights")
+    asked: list[int] = []
+
+    def onnx(_run: Path, _weights: Path, imgsz: int) -> Path:
+        asked.append(imgsz)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(training.export, "ultralytics_onnx", onnx)
+    assert main(["export", str(tmp_path), *argv]) == 2  # stopped once the size was chosen
+    assert asked == [expected]
+    err = capsys.readouterr().err
+    assert ("trained at 160 px, exported at --imgsz 320" in err) is warned, err
