@@ -134,15 +134,22 @@
       : "");
   }
 
-  // A canary the rollout waits on: silent past the server's rollout_stall_after_s (the rollout is
-  // stalled), or offline now (picked when too few trucks were online).
+  // A canary the rollout waits on, in the words of its row: silent past the server's
+  // rollout_stall_after_s (the rollout is stalled), or not alive now (offline_canaries: picked when too
+  // few trucks were online). Not alive is the row's state: stopped, offline, or « En ligne » yet
+  // « Silencieux » (its state is online, it has not been heard from for 15 min): "hors ligne" there
+  // contradicted the badge. Never heard (« Inconnu »): never seen. Online and heard since the rollout
+  // was read (the two requests apart): nothing to say, as its row. [words, silent]
   function canaryWords(rollout, truck, byId) {
-    const seen = byId[truck] && byId[truck].last_seen_at;
-    if ((rollout.stalled_canaries || []).includes(truck)) {
-      return ` — ⚠ ${seen ? t("fleet.canary_silent", { ago: fmt.ago(seen) }) : t("fleet.canary_never_seen")}`;
-    }
-    if (!(rollout.offline_canaries || []).includes(truck)) return "";
-    return ` — ${t(byId[truck] && stateOf(byId[truck]) === "stopped" ? "fleet.canary_stopped" : "fleet.canary_offline")}`;
+    const row = byId[truck];
+    const seen = row && row.last_seen_at;
+    const silent = [` — ⚠ ${seen ? t("fleet.canary_silent", { ago: fmt.ago(seen) }) : t("fleet.canary_never_seen")}`,
+      true];
+    if ((rollout.stalled_canaries || []).includes(truck)) return silent;
+    if (!(rollout.offline_canaries || []).includes(truck)) return ["", false];
+    const state = row ? stateOf(row) : "unknown";
+    if (state === "stopped" || state === "offline") return [` — ${t(`fleet.canary_${state}`)}`, false];
+    return state === "online" && !isSilent(row) ? ["", false] : silent;
   }
 
   function showRollout(rollout, byId = {}) {
@@ -161,10 +168,12 @@
         text: `⚠ ${t("fleet.rollout_stalled")}`,
         title: t("fleet.rollout_stalled_hint", { hours: decimal(rollout.stall_after_s / 3600, 0) }) }));
     }
-    const items = rollout.canary.map((truck) => el("li", {
-      "data-canary": truck, "data-silent": (rollout.stalled_canaries || []).includes(truck) ? "true" : null,
-      text: t("rollout.canary_progress", { truck, lifts: Math.min(rollout.lifts[truck] || 0, rollout.canary_lifts),
-        needed: rollout.canary_lifts }) + canaryWords(rollout, truck, byId) }));
+    const items = rollout.canary.map((truck) => {
+      const [words, silent] = canaryWords(rollout, truck, byId);
+      return el("li", { "data-canary": truck, "data-silent": silent ? "true" : null,
+        text: t("rollout.canary_progress", { truck, lifts: Math.min(rollout.lifts[truck] || 0, rollout.canary_lifts),
+          needed: rollout.canary_lifts }) + words });
+    });
     // The rest wait at the canary stage and have followed once it is complete (a truck that joined the
     // fleet meanwhile among them); a halted or superseded rollout never reached them: no line.
     const rest = { canary: "rollout.rest", complete: "rollout.rest_followed" }[rollout.state];

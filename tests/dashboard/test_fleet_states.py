@@ -121,3 +121,47 @@ def test_the_fleet_summary_is_what_the_metrics_count_whatever_the_readers_clock(
     assert re.search(rf"^trivue_trucks_silent {silent}(\.0)?$", body, re.MULTILINE), (summary, body)
     assert silent >= 1  # benne-09, silent for two hours, at least
     assert not browser.unexpected_errors()
+
+
+def test_a_silent_canary_reads_as_its_row_does(browser: Browser, tmp_path: Path) -> None:
+    """A canary « En ligne » by its state but not heard from for 15 minutes: its row says « En ligne »
+    and « ⚠ Silencieux »; the rollout panel said "hors ligne" (the rollout's offline_canaries). It now
+    says silent, as the row does; a canary never heard (« Inconnu ») reads "jamais vu"."""
+    server = browser.server
+    now = datetime.now(UTC)
+    with server.sessions() as session:
+        session.merge(
+            Truck(
+                truck_id="benne-87",
+                status="online",
+                status_at=now - timedelta(hours=1),
+                last_seen_at=now - timedelta(minutes=20),
+            )
+        )
+        session.merge(Truck(truck_id="benne-88", status="unknown"))
+        sha = publish(session, server.settings.data_dir, derived(tmp_path, "2026.12.09-silent"), "test").sha256
+        rollout = start(session, server.settings, sha, 1, "user:admin", canary_lifts=20)
+        everyone = [*rollout.canary, *rollout.rest]
+        rollout.canary = ["benne-87", "benne-88"]
+        rollout.rest = [t for t in everyone if t not in rollout.canary]
+        session.commit()
+    assert {"benne-87", "benne-88"} <= set(server.api("/api/rollouts")["rollouts"][0]["offline_canaries"])
+
+    browser.login(path="/flotte")
+    page = browser.page
+    page.wait_for_selector("body[data-ready=true]")
+    row = page.locator("tr[data-truck=benne-87]")
+    assert row.locator("[data-state]").inner_text() == "En ligne" and "Silencieux" in row.inner_text()
+    canary = page.locator("#rollout [data-canary=benne-87]")
+    assert canary.inner_text().endswith(" — ⚠ silencieux, dernier signe il y a 20 min"), canary.inner_text()
+    assert canary.get_attribute("data-silent") == "true"
+    never = page.locator("#rollout [data-canary=benne-88]")
+    assert page.locator("tr[data-truck=benne-88] [data-state]").inner_text() == "Inconnu"
+    assert never.inner_text().endswith(" — ⚠ jamais vu"), never.inner_text()
+    page.get_by_role("link", name="English").click()
+    page.wait_for_selector("body[data-ready=true]")
+    assert canary.inner_text().endswith(" — ⚠ silent, last heard from 20 min ago"), canary.inner_text()
+    assert never.inner_text().endswith(" — ⚠ never seen")
+    page.get_by_role("link", name="Français").click()  # the language choice is remembered
+    page.wait_for_selector("body[data-ready=true]")
+    assert not browser.unexpected_errors()
