@@ -154,3 +154,12 @@ def test_a_refused_broker_url_keeps_its_password_out_of_the_message(url: str) ->
         load_settings(None, {"truck_id": "T", "source": "x", "uplink": {"broker": url}}, environ={})
     assert "s3cr" not in str(error.value) and "t-pw" not in str(error.value)
     assert "u:***@" in str(error.value)
+
+
+def test_a_value_the_check_already_names_is_said_once() -> None:
+    # The band's own check names the band it got: describe() adding "(got [...])" said it twice.
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, {"truck_id": "T", "source": "x", "evidence": {"uncertain_band": [0.5, 0.25]}}, environ={})
+    message = str(error.value)
+    assert "evidence.uncertain_band: needs 0 <= low < high <= 1, got [0.5, 0.25]" in message
+    assert message.count("0.25") == 1
