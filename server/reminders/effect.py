@@ -61,7 +61,10 @@ def candidates(session: Session, cut: datetime, rules: EffectRules, streams: lis
     """Every street with lifts in the ``window_days`` days before ``cut`` (days strictly before its day)."""
     first, last = (cut - timedelta(days=rules.window_days)).date(), cut.date() - timedelta(days=1)
     query = (select(StreetDay.street_id, StreetDay.day, StreetDay.stream, StreetDay.lifts, StreetDay.contaminated)
-             .where(StreetDay.day >= first, StreetDay.day <= last, StreetDay.street_id != 0))
+             .where(StreetDay.day >= first, StreetDay.day <= last, StreetDay.street_id != 0)
+             # A street's stream and weekday are its most common; a tie goes to the first in this
+             # order, the same on both databases (no ORDER BY left it to the query plan).
+             .order_by(StreetDay.street_id, StreetDay.stream, StreetDay.day))
     if streams:
         query = query.where(StreetDay.stream.in_(streams))
     lifts: Counter[int] = Counter()

@@ -145,10 +145,13 @@ def fields_of(target: Target) -> dict[str, Any]:
 
 
 def count_categories(lifts: list[Any]) -> Counter[str]:
+    """Lifts per error category, most first and equal counts by name: ``most_common()`` keeps equal
+    counts in insertion order, and a set's order changes with each process's string hashing (the
+    reason and the letter listed "verre (4), sacs fermés (4)" in one run, the other way in the next)."""
     counter: Counter[str] = Counter()
     for row in lifts:
         counter.update(categories_of(row.errors))
-    return counter
+    return Counter(dict(sorted(counter.items(), key=lambda item: (-item[1], item[0]))))
 
 
 @dataclass(slots=True)
