@@ -90,8 +90,9 @@ def describe(error: ValidationError, source: str, *, root: str = "settings",
         value = item.get("input")
         if isinstance(value, str):  # before repr(): a quote in a password would end the match
             value = mask_url(value)
-        # A check that names the value it got ("needs low < high, got [0.5, 0.25]") is not repeated.
-        named = ", got " in message
+        # A check that names the value it got ("needs low < high, got [0.5, 0.25]") is not repeated;
+        # one that says "got" without it (pydantic's "got a number with a fractional part") keeps it.
+        named = repr(value) in message.partition(", got ")[2]
         got = f" (got {value!r})" if "input" in item and not isinstance(value, dict) and not named else ""
         parts.append(f"{where}: {message}{got}")
     # A broker or database URL's password is a value like any other here: masked, as in the logs.

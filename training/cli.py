@@ -207,6 +207,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise CliError("give a training RUN or --from-onnx MODEL (one of them)")
     if args.from_onnx is not None and (args.out is not None or args.version is not None):
         raise CliError("--from-onnx: --out and --version are the model's own (its metadata)")
+    if args.from_onnx is not None and args.imgsz is not None:
+        raise CliError("--from-onnx: --imgsz is the model's own (its input size)")
     if args.from_onnx is None and (args.field or args.field_map):
         raise CliError("--field and --field-map go with --from-onnx: a run's export reads its own merged data")
     try:

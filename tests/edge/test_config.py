@@ -163,3 +163,12 @@ def test_a_value_the_check_already_names_is_said_once() -> None:
     message = str(error.value)
     assert "evidence.uncertain_band: needs 0 <= low < high <= 1, got [0.5, 0.25]" in message
     assert message.count("0.25") == 1
+
+
+def test_a_message_saying_got_without_the_value_still_shows_it() -> None:
+    # Pydantic's "Input should be a valid integer, got a number with a fractional part" names no value:
+    # "(got 2.5)" was dropped with the ones a check names itself, and the reader never saw the 2.5.
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, {"truck_id": "T", "source": "x", "evidence": {"retention_days": 2.5}}, environ={})
+    assert "evidence.retention_days: Input should be a valid integer, got a number with a fractional part (got 2.5)" \
+        in str(error.value)

@@ -142,7 +142,10 @@ def test_export_wants_a_run_or_a_model_not_both(tmp_path: Path, capsys: pytest.C
     for args, says in ((["export"], "give a training RUN or --from-onnx MODEL"),
                        (["export", str(tmp_path), "--from-onnx", str(tmp_path / "m.onnx")], "(one of them)"),
                        (["export", "--from-onnx", str(tmp_path / "m.onnx"), "--version", "9"],
-                        "--out and --version are the model's own")):
+                        "--out and --version are the model's own"),
+                       # its input size is the model's: --imgsz was silently ignored
+                       (["export", "--from-onnx", str(tmp_path / "m.onnx"), "--imgsz", "416"],
+                        "--imgsz is the model's own")):
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert err.startswith("trivue export: error: ") and err.count("trivue export") == 1, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,6 @@ def test_judge_real_photos(tmp_path: Path, shared_dir: Path, command: list[str])
     assert out.returncode == 0, out.stderr
     assert "4 photos" in out.stdout
     assert len(list(tmp_path.glob("*.jpg"))) == 4
+    # English as every command (README "Commands"): it printed "Photos annotées", "objets vus", "Erreurs"
+    assert "Annotated photos:" in out.stdout and "objects seen" in out.stdout, out.stdout
+    assert not re.search(r"annotées|objets vus|erreurs? de tri|Erreurs :|modèle|flux ", out.stdout), out.stdout

@@ -105,3 +105,19 @@ def test_demo_without_shared_data_uses_the_committed_sample(tmp_path: Path) -> N
     finally:
         err = stop_demo(process)
     assert "committed extract" in err and "absent" in err
+
+
+def test_the_banner_speaks_english(capsys: pytest.CaptureFixture[str]) -> None:
+    """English as every command (README "Commands"): its first line said « Tableau de bord : »."""
+    from types import SimpleNamespace
+
+    from trivue.demo.showcase import Showcase
+    from vision.schema import Stream
+
+    shown = SimpleNamespace(url="http://127.0.0.1:8000", broker=SimpleNamespace(url="mqtt://127.0.0.1:1883"),
+                            data_dir=Path("trivue-data"), scenario=SimpleNamespace(trucks=["benne-01"]),
+                            options=SimpleNamespace(speed=10.0), stream=Stream("recyclables"), notes=[])
+    Showcase._banner(shown)  # type: ignore[arg-type]
+    banner = " ".join(capsys.readouterr().err.split())
+    assert "Dashboard: http://127.0.0.1:8000/" in banner, banner
+    assert "Tableau" not in banner

@@ -95,11 +95,11 @@ def run_judge(args: argparse.Namespace) -> int:
     if blind:
         log.info("Not detectable by this model, so never reported: %s", ", ".join(blind))
     console = Console()
-    table = Table(title=f"Verdicts — flux {stream.value}, modèle {detector.meta.name}")
-    for column in ("photo", "objets vus", "erreurs de tri", "score"):
+    table = Table(title=f"Verdicts — stream {stream.value}, model {detector.meta.name}")
+    for column in ("photo", "objects seen", "sorting errors", "score"):
         table.add_column(column)
     contaminated, errors_total = 0, Counter[str]()
-    for path in track(photos, description="Analyse des photos", console=console, transient=True):
+    for path in track(photos, description="Judging the photos", console=console, transient=True):
         image = read_image(path)
         detections = detector.detect(image)
         counts = Counter(detector.names[int(c)] for c in detections.class_id)
@@ -113,8 +113,8 @@ def run_judge(args: argparse.Namespace) -> int:
         table.add_row(path.name, seen, wrong, f"{verdict.score:g}")
     console.print(table)
     share = contaminated / len(photos) if photos else 0.0
-    console.print(f"{len(photos)} photos, {contaminated} avec erreur de tri ({share:.0%}). "
-                  f"Erreurs : {dict(errors_total.most_common()) or 'aucune'}")
-    console.print(f"Photos annotées : {args.out.resolve()}")
+    console.print(f"{len(photos)} photos, {contaminated} with a sorting error ({share:.0%}). "
+                  f"Errors: {dict(errors_total.most_common()) or 'none'}")
+    console.print(f"Annotated photos: {args.out.resolve()}")
     return 0
 

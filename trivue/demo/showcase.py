@@ -198,7 +198,7 @@ class Showcase:
             self.notes.append("live trucks: simulated judged events (no edge agent)")
 
     def _banner(self) -> None:
-        lines = [f"[bold]Tableau de bord :[/] {self.url}/   (login {DEMO_USER} / {DEMO_PASSWORD}, role manager)",
+        lines = [f"[bold]Dashboard:[/] {self.url}/   (login {DEMO_USER} / {DEMO_PASSWORD}, role manager)",
                  f"API: {self.url}/docs   MQTT broker: {self.broker.url}   data: {self.data_dir.resolve()}",
                  f"trucks: {', '.join(self.scenario.trucks)} at x{self.options.speed:g} speed, stream "
                  f"{self.stream.value}", *self.notes,
