@@ -344,7 +344,7 @@ def import_labels(session: Session, path: Path, actor: str, photo_days: int, lif
         check_size(parsed.sizes, event, photo)
         checked.append((lift, photo_boxes))
     for lift, _boxes in checked:  # held until the commit: a decision taken now is seen below, or waits
-        lock(session, lift.event_id)
+        lock(session, lift.event_id, f"import on photo {lift.event_id} by {actor}")
     later = {} if force else decided_since(session, answered(session, [lift for lift, _ in checked], parsed.manifest))
     kept, changed = [], []
     for lift, photo_boxes in checked:

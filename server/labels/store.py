@@ -8,6 +8,8 @@ a photo past its retention date cannot be labelled any more, whatever the purge 
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -26,6 +28,11 @@ PENDING, ACCEPTED, DELETED = "pending", "accepted", "deleted"
 ACTIONS = ("accept", "delete", "move", "add", "unusable", "done", "undo")
 MAX_BOXES = 300  # boxes on one photo: a hopper photo shows tens; more is a stuck script
 COORDS = ("x1", "y1", "x2", "y2")
+# A decision that waited this long for another writer's lock is logged: a Ctrl+Z dashboard test once
+# took 15 s behind a held SQLite write lock, and nothing said which decision waited.
+SLOW_LOCK_S = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class LabelError(ValueError):
@@ -190,15 +197,20 @@ def store(session: Session, event_id: str, status: str, boxes: list[dict[str, An
         row.status, row.boxes, row.annotator, row.updated_at = status, boxes, actor, utcnow()
 
 
-def lock(session: Session, event_id: str) -> None:
+def lock(session: Session, event_id: str, what: str = "a labels write") -> None:
     """Hold the photo until the caller commits: a decision reads the photo's boxes, changes them and
     writes them all back, so two annotators deciding at once on one photo (both start at the head of
     the same queue) each wrote back the photo as they had read it, and the first decision was lost.
-    PostgreSQL locks the lift's row; SQLite takes its write lock, which waits for the other writer."""
+    PostgreSQL locks the lift's row; SQLite takes its write lock, which waits for the other writer.
+    ``what`` names the operation ("undo on photo … by …") in the warning of a slow wait."""
+    started = time.monotonic()
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Lift.id).where(Lift.event_id == event_id).with_for_update())
     else:
         session.execute(update(Lift).where(Lift.event_id == event_id).values(event_id=Lift.event_id))
+    waited = time.monotonic() - started
+    if waited >= SLOW_LOCK_S:
+        log.warning("labels: %s waited %.1f s for the database's write lock (another writer held it)", what, waited)
     session.expire_all()  # read the photo's label as the other writer left it, not as first loaded
 
 
@@ -233,13 +245,19 @@ def _who(decision: LabelDecision) -> dict[str, str]:
 
 def decide(session: Session, lift: Lift, decision: Decision, actor: str, rules: SortingRules) -> None:
     """Apply one decision (or undo the actor's last one on this photo), keep it and audit it; the
-    caller checked the photo may be labelled (``labellable``) and commits."""
-    lock(session, lift.event_id)
-    if decision.seen is not None and decision.action != "undo":  # undo has its own check (_undo)
-        _unchanged_since(session, lift.event_id, decision.seen, actor)
+    caller checked the photo may be labelled (``labellable``) and commits.
+
+    A refusal is decided by a read first, without the lock: a burst of refused Ctrl+Z (nothing to
+    undo, someone else's decision since) each took the write lock, or waited up to the busy timeout
+    for it, only to refuse, holding up the other annotators' writes. Checked again under the lock, as
+    the photo may have changed in between."""
+    _refuse(session, lift, decision, actor, rules)
+    lock(session, lift.event_id, f"{decision.action} on photo {lift.event_id} by {actor}")
     if decision.action == "undo":
         _undo(session, lift.event_id, actor)
         return
+    if decision.seen is not None:
+        _unchanged_since(session, lift.event_id, decision.seen, actor)
     row = session.get(LabelPhoto, lift.event_id)
     before = None if row is None else {"status": row.status, "boxes": row.boxes}
     status, boxes = apply(*current(session, lift, rules)[:2], decision, rules)
@@ -252,7 +270,18 @@ def decide(session: Session, lift: Lift, decision: Decision, actor: str, rules: 
     audit(session, actor, f"labels.{decision.action}", lift.event_id, detail.strip() or None)
 
 
-def _undo(session: Session, event_id: str, actor: str) -> None:
+def _refuse(session: Session, lift: Lift, decision: Decision, actor: str, rules: SortingRules) -> None:
+    """LabelError for a decision the photo as it stands refuses; reads only (``apply`` works on copies)."""
+    if decision.action == "undo":
+        _undoable(session, lift.event_id, actor)
+        return
+    if decision.seen is not None:
+        _unchanged_since(session, lift.event_id, decision.seen, actor)
+    apply(*current(session, lift, rules)[:2], decision, rules)
+
+
+def _undoable(session: Session, event_id: str, actor: str) -> LabelDecision:
+    """The actor's last decision on the photo, when undo may take it back; LabelError otherwise."""
     last = session.scalar(select(LabelDecision).where(LabelDecision.event_id == event_id,
                                                       LabelDecision.annotator == actor)
                           .order_by(LabelDecision.id.desc()).limit(1))
@@ -266,6 +295,11 @@ def _undo(session: Session, event_id: str, actor: str) -> None:
         raise LabelError("invalid", f"nothing to undo: {latest.annotator} changed this photo after your last "
                                     f"decision ({latest.action} at {latest.at:%H:%M} UTC); undoing yours would "
                                     "undo theirs", "undo_after_other", **_who(latest))
+    return last
+
+
+def _undo(session: Session, event_id: str, actor: str) -> None:
+    last = _undoable(session, event_id, actor)
     row = session.get(LabelPhoto, event_id)
     if last.before is None:
         if row is not None:
@@ -284,7 +318,7 @@ def replace_boxes(session: Session, lift: Lift, boxes: list[dict[str, Any]], act
     A photo a person marked unusable stays so (False: nothing changed) unless ``relabel_unusable``:
     the tool's file was often made before that decision, and finishing the photo would put a dark
     or empty hopper back into training. Read under the photo's lock, as an annotator may mark it now."""
-    lock(session, lift.event_id)
+    lock(session, lift.event_id, f"import on photo {lift.event_id} by {actor}")
     row = session.get(LabelPhoto, lift.event_id)
     if row is not None and row.status == UNUSABLE and not relabel_unusable:
         return False

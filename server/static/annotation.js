@@ -16,11 +16,17 @@
   const STEP = 0.01; // arrows move or resize by 1 % of the photo
   const MIN = 0.01; // smallest box side, fraction of the photo
   const KEY_SAVE_MS = 450; // arrows are saved as one decision once the annotator pauses
+  // A resize handle is drawn 12 px (it hides little of the photo) and caught at least 24 px wide (WCAG
+  // 2.5.8): Konva's 10 px handles were missed by a finger on the depot's tablets and by a laptop's
+  // touchpad. 26: a handle's centre often falls between pixels, and Konva's hit canvas loses the
+  // outermost, half-covered pixel row; 24 left the target a pixel short on such sides.
+  const HANDLE = 12, HANDLE_TARGET = 26;
 
   // saving: the last decision sent, the next one waits for its answer; nudged: each box's latest arrow
-  // move (numbered by nudges) until an answer holds it (annotation-decisions.js)
+  // move (numbered by nudges) until an answer holds it; taken: the decisions kept on the photo shown
+  // since it came, less those undone (annotation-decisions.js); finished: the photo Enter or U just left
   const state = { items: [], index: 0, photo: null, selected: null, drawing: false, keyTimer: null, pendingMove: null,
-    draft: null, saving: Promise.resolve(), nudges: 0, nudged: new Map() };
+    draft: null, saving: Promise.resolve(), nudges: 0, nudged: new Map(), taken: 0, finished: null };
   let stage = null, layer = null, transformer = null, image = null, imageUrl = null;
 
   const classLabel = (name) => label("class", name);
@@ -42,8 +48,9 @@
   const { send, flush } = Trivue.annotationDecisions(state, () => draw(), say);
 
   /* --- Drawing the photo and its boxes (Konva) --- */
-  function size() {
-    const width = Math.min(container.clientWidth || 800, 1100);
+  function size() { // the whole photo on the screen at once: on a laptop's 768 px, its bottom was off it
+    const fit = Math.max(240, window.innerHeight - 8) * state.photo.width / state.photo.height;
+    const width = Math.round(Math.min(container.clientWidth || 800, 1100, fit));
     return { width, height: Math.round(width * state.photo.height / state.photo.width) };
   }
 
@@ -86,13 +93,15 @@
       stage.add(layer);
       stage.on("mousedown touchstart", startDraft);
       stage.on("mousemove touchmove", growDraft);
-      stage.on("mouseup touchend", endDraft);
+      stage.on("mouseup touchend", endDraft); // and below, released outside the photo: it hung on the pointer
+      for (const type of ["mouseup", "touchend"]) window.addEventListener(type, endDraft);
     }
     stage.size({ width, height });
     layer.destroyChildren();
     if (image) layer.add(new Konva.Image({ image, width, height, listening: false, name: "photo" }));
     for (const box of live()) layer.add(...rectFor(box));
     transformer = new Konva.Transformer({ rotateEnabled: false, keepRatio: false, ignoreStroke: true,
+      anchorSize: HANDLE, anchorStyleFunc: (anchor) => anchor.hitStrokeWidth(HANDLE_TARGET - HANDLE),
       boundBoxFunc: (old, next) => (next.width < 4 || next.height < 4 ? old : next) });
     layer.add(transformer);
     attachTransformer();
@@ -109,8 +118,8 @@
     document.body.dataset.ready = "true";
   }
 
-  function attachTransformer() {
-    const node = state.selected && layer.findOne(`.box-${state.selected}`);
+  function attachTransformer() { // no handles in draw mode: a drag from one resized the box instead of drawing
+    const node = !state.drawing && state.selected && layer.findOne(`.box-${state.selected}`);
     transformer.nodes(node ? [node] : []);
   }
 
@@ -140,6 +149,7 @@
     drawButton.setAttribute("aria-pressed", String(on));
     container.classList.toggle("drawing", on);
     for (const node of layer ? layer.find("Rect") : []) node.draggable(!on && node.name().startsWith("box-"));
+    if (transformer) { attachTransformer(); layer.draw(); }
   }
 
   function startDraft() {
@@ -202,24 +212,23 @@
   function onKey(event) {
     const target = event.target;
     if (target.matches && target.matches("input, select, textarea")) return;
-    if (!state.photo) return;
-    const key = event.key;
-    const selected = state.selected;
+    const key = event.key, selected = state.selected, undoing = (event.ctrlKey || event.metaKey) && key.toLowerCase() === "z";
+    if (!state.photo && !(undoing && state.finished)) return; // the queue's last photo finished: Ctrl+Z brings it back
     if (ARROWS[key] && selected) { // also from a box's line in the list: arrows do nothing else on a button
       const [dx, dy] = ARROWS[key];
       nudge(dx * STEP, dy * STEP, event.shiftKey);
-    } else if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === "z") send({ action: "undo" });
+    } else if (undoing) undo();
     else if (event.ctrlKey || event.metaKey || event.altKey) return;
     else if (key === "[") cycle(-1);
     else if (key === "]") cycle(1);
     else if (key === "n" || key === "N") {
       send({ action: "add", class: newClass.value, x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }).then(() => select(Math.max(...live().map((b) => b.id))));
-    } else if (key === "d" || key === "D") setDrawing(!state.drawing);
+    } else if (key === "d" || key === "D" || (key === "Escape" && state.drawing)) setDrawing(!state.drawing);
     else if ((key === "a" || key === "A") && selected) send({ action: "accept", box_id: selected });
     else if ((key === "Delete" || key === "Backspace") && selected) { send({ action: "delete", box_id: selected }); state.selected = null; }
     else if ((key === "c" || key === "C") && selected) send({ action: "move", box_id: selected, class: newClass.value });
-    else if (key === "u" || key === "U") send({ action: "unusable" }).then((kept) => kept && moving(next));
-    else if (key === "Enter" && target.tagName !== "BUTTON") send({ action: "done" }).then((kept) => kept && moving(next));
+    else if (key === "u" || key === "U") finish("unusable");
+    else if (key === "Enter" && target.tagName !== "BUTTON") finish("done");
     else if (key === "PageDown") goTo(state.index + 1);
     else if (key === "PageUp") goTo(state.index - 1);
     else return;
@@ -270,6 +279,7 @@
     state.photo = photo;
     state.nudged.clear(); // arrow moves of the photo left: saved on it (flush above)
     state.selected = null;
+    state.taken = 0;
     draw();
   }
 
@@ -301,10 +311,38 @@
       retry.hidden = false;
     }
   }
-  const goTo = (index) => moving((current) => show(index, current));
+  const goTo = (index) => { state.finished = null; return moving((current) => show(index, current)); };
+
+  /* Enter ("done") or U ("unusable"): once kept, the next photo; the one left is remembered for Ctrl+Z,
+     also while the next photo is on its way (a quick Ctrl+Z then drops it: moving's ticket). */
+  async function finish(action) {
+    const left = state.photo && state.photo.event_id;
+    if (!(await send({ action }))) return; // refused: the page stays on the photo, nothing was saved
+    state.finished = left;
+    state.taken = 0; // the decisions counted were on the photo left: the finish took them along
+    await moving(next);
+  }
+
+  /* Ctrl+Z takes back the annotator's decisions on the photo shown, latest first; with none left there
+     since it came, the finish (Enter, U) of the photo just left, which shows again. Before, Ctrl+Z after
+     a finish by mistake answered "Rien à annuler" on the next photo, and the finished photo (its boxes
+     left to check accepted, into the export) had left the queue "À annoter". */
+  async function undo() {
+    await flush(); // an arrow move still waiting is a decision on the photo shown
+    const left = state.finished;
+    if (!left || state.taken > 0) return send({ action: "undo" });
+    state.finished = null;
+    if (!(await send({ action: "undo" }, left))) return; // refused (someone changed it since): said
+    await moving(async (current) => {
+      if (!await loadQueue(current)) return;
+      const at = state.items.findIndex((i) => i.event_id === left); // back at its place in the queue
+      await show(at >= 0 ? at : state.index, current);
+    });
+  }
 
   async function reload() {
     const current = ticket();
+    state.finished = null; // Ctrl+Z stays on the photos of the queue the filters show
     retry.hidden = true; // a retry of a step on the queue the filters replace
     try {
       if (await loadQueue(current)) await show(0, current);
@@ -346,9 +384,9 @@
       "ann-add": () => send({ action: "add", class: newClass.value, x1: 0.4, y1: 0.4, x2: 0.6, y2: 0.6 }),
       "ann-accept": () => state.selected && send({ action: "accept", box_id: state.selected }),
       "ann-delete": () => state.selected && send({ action: "delete", box_id: state.selected }),
-      "ann-undo": () => send({ action: "undo" }),
-      "ann-unusable": () => send({ action: "unusable" }).then((kept) => kept && moving(next)),
-      "ann-done": () => send({ action: "done" }).then((kept) => kept && moving(next)),
+      "ann-undo": undo,
+      "ann-unusable": () => finish("unusable"),
+      "ann-done": () => finish("done"),
     };
     for (const [id, action] of Object.entries(buttons)) document.getElementById(id).addEventListener("click", action);
     window.addEventListener("resize", () => draw());

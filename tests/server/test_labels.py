@@ -256,15 +256,15 @@ def test_two_annotators_deciding_at_once_on_one_photo_keep_both_decisions(
     if labelled_before:
         assert decide(api, bob, event, action="accept", box_id=2).status_code == 200
     reading, saved = threading.Event(), threading.Event()
-    real_apply = store.apply
+    real_store = store.store
 
-    def held_apply(*args: Any) -> Any:
-        if args[2].action == "add":  # Ann's: she has read the photo; Bob decides now
+    def held_store(*args: Any) -> Any:  # the write, under the photo's lock (a refusal is decided before it)
+        if args[-1] == "token:ann":  # Ann's: she has read the photo and applied her add; Bob decides now
             reading.set()
             saved.wait(2)  # with the photo locked, Bob waits for Ann instead: go on after a while
-        return real_apply(*args)
+        return real_store(*args)
 
-    monkeypatch.setattr(store, "apply", held_apply)
+    monkeypatch.setattr(store, "store", held_store)
     answers: dict[str, Any] = {}
 
     def take(name: str, who: dict[str, str], body: dict[str, Any]) -> None:
