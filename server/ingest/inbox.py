@@ -375,5 +375,6 @@ def newest_dead_letters(session: Session, reason: str | None = None, limit: int 
     query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
     if reason:
         query = query.where(DeadLetter.reason == reason)
-    counts = dict(session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).all())
+    counts = dict(session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)
+                               .order_by(DeadLetter.reason)).all())
     return counts, letter_views(session, query)

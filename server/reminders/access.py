@@ -74,7 +74,7 @@ def household_access(session: Session, key: str, actor: str, zone: ZoneInfo) -> 
     household = HouseholdKey.parse(check_key(key))
     address_id = household.address_id
     bins = list(session.scalars(select(Bin).where(
-        Bin.tag == household.bin_id if household.bin_id else Bin.address_id == address_id)))
+        Bin.tag == household.bin_id if household.bin_id else Bin.address_id == address_id).order_by(Bin.tag)))
     if household.bin_id and bins and bins[0].address_id is not None:
         address_id = bins[0].address_id  # the registry places the bin: its address is the household's too
     address = session.get(Address, address_id) if address_id is not None else None

@@ -86,7 +86,8 @@ def get_campaign(session: Session, campaign_id: int) -> Campaign:
 def campaign_summaries(session: Session) -> list[dict[str, Any]]:
     counts: dict[int, dict[str, int]] = {}
     for campaign_id, status, n in session.execute(
-            select(Item.campaign_id, Item.status, func.count()).group_by(Item.campaign_id, Item.status)):
+            select(Item.campaign_id, Item.status, func.count()).group_by(Item.campaign_id, Item.status)
+            .order_by(Item.campaign_id, Item.status)):  # the page shows the counts in this order
         counts.setdefault(campaign_id, {})[status] = n
     return [{"id": c.id, "name": c.name, "created_at": c.created_at.isoformat(), "created_by": c.created_by,
              "since": c.since.isoformat(), "until": c.until.isoformat(),

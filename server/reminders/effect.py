@@ -253,7 +253,8 @@ def measure(session: Session, campaign: Campaign, rules: EffectRules, now: datet
     if not isinstance(now, datetime):
         now = datetime.combine(now + timedelta(days=1), datetime.min.time(), campaign.started_at.tzinfo)
     frozen = freeze_controls(session, campaign, rules, streams)
-    items = list(session.scalars(select(Item).where(Item.campaign_id == campaign.id)))
+    # in one order on every run: the households' rows and their bootstrap draws follow it
+    items = list(session.scalars(select(Item).where(Item.campaign_id == campaign.id).order_by(Item.id)))
     windows = _Windows(rules, now)
     street_cuts = _cuts(items, campaign)
     pairs = {k: v for k, v in frozen.get("pairs", {}).items() if int(k.split(":")[1]) in street_cuts}

@@ -111,7 +111,7 @@ class MessageTemplates:
         # not as its code: letters are read by households.
         errors = [{"category": c, "label": CATEGORY_LABELS.get(c) or self.sorting_rules.category_label(c).lower(),
                    "lifts": n}
-                  for c, n in sorted(message.categories.items(), key=lambda kv: -kv[1])]
+                  for c, n in sorted(message.categories.items(), key=lambda kv: (-kv[1], kv[0]))]
         return {"level": message.level, "recipient": message.recipient, "street": message.street,
                 "lifts": message.lifts, "contaminated": message.contaminated, "errors": errors,
                 "since": french_date(message.since), "until": french_date(message.until),

@@ -35,7 +35,7 @@ def item_json(item: Item, labels: dict[int, str], streets: dict[int, str], confi
             "label": labels.get(item.id, item.target_key), "street_id": item.street_id,
             "street": streets.get(item.street_id or -1, ""), "lifts": item.lifts, "contaminated": item.contaminated,
             "categories": [{"category": c, "label": CATEGORY_LABELS.get(c, c), "lifts": n}
-                           for c, n in sorted(item.categories.items(), key=lambda kv: -kv[1])],
+                           for c, n in sorted(item.categories.items(), key=lambda kv: (-kv[1], kv[0]))],
             "photos": [f"/api/lifts/{e}/evidence.jpg" for e in item.event_ids if e in kept], "reason": item.reason,
             "status": item.status, "reviewed_by": item.reviewed_by,
             "reviewed_at": item.reviewed_at.isoformat() if item.reviewed_at else None,

@@ -50,7 +50,7 @@ def house_number(label: str) -> tuple[int, str]:
 
 def errors_text(categories: dict[str, int]) -> str:
     return ", ".join(f"{CATEGORY_LABELS.get(c, c)} ({n})" for c, n in
-                     sorted(categories.items(), key=lambda kv: -kv[1])) or "—"
+                     sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))) or "—"
 
 
 def route_streets(session: Session, items: Iterable[Item]) -> list[RouteStreet]:

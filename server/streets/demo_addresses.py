@@ -33,7 +33,8 @@ def synthesize_addresses(session: Session, commune: str, spacing_m: float = 25.0
     if real:
         raise SyntheticAddressError(f"{commune} has {real} imported addresses: synthetic ones are only "
                                     "for communes without an address file")
-    streets = session.execute(select(Street.id, Street.name).where(Street.commune == commune)).all()
+    # by id: the addresses' ids (households' keys) are the same whatever order a scan reads streets in
+    streets = session.execute(select(Street.id, Street.name).where(Street.commune == commune).order_by(Street.id)).all()
     if not streets:
         raise SyntheticAddressError(f"no street in commune {commune!r}: import streets first")
     session.execute(delete(Address).where(Address.commune == commune, Address.synthetic.is_(True)))

@@ -94,7 +94,7 @@ def data_quality(db: Session, flt: StreetFilter, kept: Kept | None = None) -> di
     # Counts and histogram from the daily roll-up ingest keeps (``server.ingest.quality``): a year
     # is ~1,500 rows; summed from the raw lifts it took a second per million lifts on SQLite.
     totals = quality_totals(db, since, flt.until)
-    dead_query = select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)
+    dead_query = select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason).order_by(DeadLetter.reason)
     dead_since = None
     if kept is not None and since is not None:
         dead_since = max(since, kept.dead_letters)
@@ -111,7 +111,7 @@ def data_quality(db: Session, flt: StreetFilter, kept: Kept | None = None) -> di
                           .group_by(Lift.street_id), StreetFilter(ambiguous_since, flt.until)).subquery()
     by_street = db.execute(select(counts.c.street_id, Street.name, Street.commune, counts.c.lifts)
                            .join(Street, Street.id == counts.c.street_id)).all()
-    ambiguous = sorted(by_street, key=lambda r: (-r[3], r[1]))
+    ambiguous = sorted(by_street, key=lambda r: (-r[3], r[1], r[2], r[0]))  # a name is in several communes
     total, matched, no_gps = totals["lifts"], totals["matched"], totals["no_gps"]
     edges = [i / BINS for i in range(BINS + 1)]
     return {
@@ -140,7 +140,8 @@ def error_rates(db: Session, category: str, flt: StreetFilter) -> list[dict[str,
         totals = totals.where(StreetDay.street_id.in_(select(Street.id).where(Street.commune == flt.commune)))
     with_category = {sid: int(n) for sid, n in db.execute(hits)}
     rows = []
-    for sid, lifts in db.execute(totals):
+    # by street id: PostgreSQL's hashed GROUP BY gave the streets (and a ranking's ties) in its own order
+    for sid, lifts in db.execute(totals.order_by(StreetDay.street_id)):
         if int(lifts) >= flt.min_lifts:
             rows.append({"street_id": sid, "category": category,
                          **rate_fields(int(lifts), with_category.get(sid, 0))})

@@ -344,7 +344,8 @@ def street_detail(session: Session, street_id: int, flt: StreetFilter) -> dict[s
     if row is None and not daily:
         return None
     by_stream = flt.apply(select(StreetDay.stream, func.sum(StreetDay.lifts), func.sum(StreetDay.contaminated))
-                          .where(StreetDay.street_id == street_id).group_by(StreetDay.stream), StreetDay)
+                          .where(StreetDay.street_id == street_id).group_by(StreetDay.stream)
+                          .order_by(StreetDay.stream), StreetDay)
     streams = {s: rate_fields(int(n), int(c)) for s, n, c in session.execute(by_stream)}
     lifts = sum(d["lifts"] for d in daily)
     contaminated = sum(d["contaminated"] for d in daily)

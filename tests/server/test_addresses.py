@@ -309,3 +309,21 @@ def test_synthetic_addresses_for_a_commune_without_an_address_file(sqlite_engine
             synthesize_addresses(session, "Rennes")
         with pytest.raises(SyntheticAddressError, match="no street in commune 'Nowhere'"):
             synthesize_addresses(session, "Nowhere")
+
+
+def test_synthetic_addresses_are_numbered_in_street_order(sqlite_engine: Engine) -> None:
+    """Their ids (a household's key, ``address:<id>``) follow the streets' ids, not the order a
+    scan reads the streets in: ``reverse_unordered_selects`` reads them backwards."""
+    from sqlalchemy import text
+
+    from server.streets.demo_addresses import synthesize_addresses
+
+    made = []
+    with Session(sqlite_engine) as session:
+        import_street_file(session, STREETS, "Rennes")
+        for reverse in (0, 1):
+            session.execute(text(f"PRAGMA reverse_unordered_selects = {reverse}"))
+            synthesize_addresses(session, "Rennes", spacing_m=50)
+            rows = session.execute(select(Address.id, Address.street_id).order_by(Address.id)).all()
+            made.append([street_id for _id, street_id in rows])
+    assert made[0] == sorted(made[0]) and made[1] == made[0]

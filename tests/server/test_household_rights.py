@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from server.app import create_app
@@ -232,3 +232,22 @@ def test_access_and_erasure_find_the_address_by_its_registered_bins(city: City) 
         assert erase_household(session, key, "test")["dead_letters"] == 2
         session.commit()
         assert household_access(session, key, "test", city.settings.zone)["messages_refusés"] == []
+
+
+def test_access_lists_the_registered_bins_by_tag(city: City) -> None:
+    """Read without ORDER BY, an address's bins came in the table's order (the order they were
+    imported in; on SQLite reversed by ``reverse_unordered_selects``): by tag on both databases."""
+    target = city.addresses["target"]
+    key = f"address:{target.id}"
+    with city.sessions() as session:
+        session.add_all([Bin(tag=tag, address_id=target.id, imported_at=utcnow())
+                         for tag in ("BAC-9", "BAC-1", "BAC-5")])
+        session.commit()
+        reports, sqlite = [], session.get_bind().dialect.name == "sqlite"
+        for reverse in (0, 1) if sqlite else (0,):
+            if sqlite:
+                session.execute(text(f"PRAGMA reverse_unordered_selects = {reverse}"))
+            reports.append(household_access(session, key, "test", city.settings.zone))
+            session.rollback()
+    for report in reports:
+        assert [b["étiquette"] for b in report["bacs_au_registre"]] == ["BAC-1", "BAC-5", "BAC-9"]

@@ -31,3 +31,26 @@ def test_the_order_holds_across_string_hash_seeds() -> None:
     seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(6)}
     assert len(seen) == 1, seen
+
+
+def test_letters_route_sheets_and_the_api_list_equal_counts_by_name() -> None:
+    # Items planned before the fix above hold their categories in their process's set order, and a
+    # street's route-sheet line adds its items' up in item order: what is shown sorts equal counts itself.
+    from datetime import date
+
+    from server.reminders.config import RemindersConfig
+    from server.reminders.models import Item
+    from server.reminders.templates import MessageTemplates, TemplateData
+    from server.reminders.views import item_json
+    from server.reminders.walking_route import errors_text
+    from vision.rules import SortingRules
+
+    templates = MessageTemplates(RemindersConfig(), SortingRules.load())
+    for stored in ({"verre": 2, "sac_ferme": 2, "textile": 5}, {"sac_ferme": 2, "verre": 2, "textile": 5}):
+        assert errors_text(stored) == "textiles (5), sacs fermés (2), verre (2)"
+        message = TemplateData("household", 1, "Foyer", "Rue", 9, 7, stored, date(2026, 10, 1), date(2026, 10, 31))
+        assert [e["category"] for e in templates.context(message)["errors"]] == ["textile", "sac_ferme", "verre"]
+        item = Item(id=1, kind="household", level=1, target_key="bin:B1", lifts=9, contaminated=7,
+                    categories=stored, event_ids=[], reason="", status="pending")
+        assert [c["category"] for c in item_json(item, {}, {}, RemindersConfig(), set())["categories"]] == [
+            "textile", "sac_ferme", "verre"]
