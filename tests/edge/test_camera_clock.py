@@ -32,7 +32,10 @@ from vision.schema import LiftEvent, TruckStats, parse_lift_event
 
 NOWHERE = "mqtt://127.0.0.1:9"  # no broker: the lifts stay in the outbox, where this test reads them
 BOTTLE = (20, 20, 120, 160, 0.9, 0)
-PASSES = 200  # the scanner's passes a test may take: far more than any needs, so a wrong one fails, not hangs
+# The scanner's passes a test may take: far more than any needs, so a wrong one fails, not hangs. A
+# test takes 15-40 here; after the script has played, its passes wait for the pipeline to finish the
+# bursts handed out, real time at 2 ms a pass: 200 gave it 0.4 s, short of what a loaded machine took.
+PASSES = 2000
 NOW_TICK = 1300.0  # the GPS's monotonic clock when the bursts are processed
 SPEED = 5e-5  # degrees of latitude a second: about 20 km/h north
 
