@@ -144,11 +144,12 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
 
     @router.get("/plan", summary="Dry run: who would get what and why (nothing is stored)",
                 response_model=schemas.PlanOut)
-    def plan(db: SessionDep, who: Manager, since: Day | None = None, until: Day | None = None) -> dict[str, Any]:
+    def plan(db: SessionDep, who: Manager, since: Day | None = None, until: Day | None = None,
+             street_id: RowId | None = None) -> dict[str, Any]:  # only what the plan says about this street
         until = until or local_today(rem.settings.zone) - timedelta(days=1)
         if since and since > until:
             raise HTTPException(422, f"le début {since} est après la fin {until}")
-        result = plan_json(make_plan(db, rem.config, until, since, households=rem.households))
+        result = plan_json(make_plan(db, rem.config, until, since, households=rem.households), street_id)
         audit(db, who.actor, "reminders.plan.read", None, f"lifts {result['since']}..{result['until']}")
         db.commit()
         return result
@@ -256,8 +257,11 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
             if channel == "letter":
                 shown: Response = Response(dispatcher.letter_bytes(campaign, item, message),
                                            media_type="application/pdf")
+            elif channel == "email":  # word for word what the household gets (marks removed, typography)
+                subject, body, _photos = dispatcher.email_text(campaign, item, contact)
+                shown = PlainTextResponse(f"{subject}\n\n{body}")
             else:
-                shown = PlainTextResponse(rem.templates.render(channel, message))
+                shown = PlainTextResponse(dispatcher.sms_text(campaign, item, contact))
         except (TemplateError, LetterError) as error:
             raise HTTPException(422, str(error)) from None
         audit(db, who.actor, "reminders.item.preview", f"item:{item_id}", channel)

@@ -242,8 +242,11 @@ def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
         return 1
     from server.reminders.models import CHANNEL_LABELS
 
+    # "nothing approved?" only when the send met nothing at all: SMS held until the morning are approved
+    nothing = "aucun" if report.waiting or report.failed or report.retrying or report.skipped else \
+        "aucun (rien d'approuvé ?)"
     print(say("envoyés : " + (", ".join(f"{say(CHANNEL_LABELS.get(k, k))} {v}" for k, v in report.sent.items())
-                              or "aucun (rien d'approuvé ?)")))
+                              or nothing)))
     separator = " : " if language() == "fr" else ": "
     for label, lines in (("repris après interruption", report.recovered), ("échec", report.failed),
                          ("nouvel essai prévu", report.retrying), ("écarté", report.skipped),

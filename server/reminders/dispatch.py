@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -240,7 +240,7 @@ class Dispatcher:
         if channel == "email" and contact and contact.email and self.mailer:
             return self._email(campaign, item, contact)
         if channel == "sms" and contact and contact.phone and self.sms:
-            text = gsm_text(self.templates.render("sms", self.message(campaign, item, postal, contact)))
+            text = self.sms_text(campaign, item, contact)
             if segments(text) > 1:  # an edited template or a long name: it still goes, at a higher price
                 log.warning("item %s: SMS of %d characters costs %d segments", item.id, len(text), segments(text))
             return self.sms.send(contact.phone, text)
@@ -288,16 +288,28 @@ class Dispatcher:
     def _email(self, campaign: Campaign, item: Item, contact: Contact) -> str:
         assert self.mailer is not None and contact.email
         message = self.message(campaign, item, self.recipient(item, contact), contact)
-        subject, _, body = french_spacing(self.templates.render("email", message)).partition("\n")
+        subject, body, photos = self.email_text(campaign, item, contact)
         attachments = [Attachment("courrier-tri.pdf", self.letter_bytes(campaign, item, message), "application", "pdf")]
-        attachments += [Attachment(f"photo-{n + 1}.jpg", p.read_bytes(), "image", "jpeg")
-                        for n, p in enumerate(self.photos(item)) if p.is_file()]
+        attachments += [Attachment(f"photo-{n + 1}.jpg", p.read_bytes(), "image", "jpeg") for n, p in enumerate(photos)]
         headers = {"List-Unsubscribe": self.templates.list_unsubscribe(reference(item)),
                    "Reply-To": self.templates.opt_out_email(),
                    # RFC 3834: an out-of-office reply to a reminder would land in the opt-out box
                    "Auto-Submitted": "auto-generated"}
-        return self.mailer.send(contact.email, subject.strip(), plain_text(body), tuple(attachments),
+        return self.mailer.send(contact.email, subject, body, tuple(attachments),
                                 message_id=item.message_id, headers=headers)
+
+    def email_text(self, campaign: Campaign, item: Item, contact: Contact | None) -> tuple[str, str, list[Path]]:
+        """The e-mail's subject and body as the household reads them (the preview shows the same),
+        and the photos attached: the text announces photos only when some are still on disk."""
+        photos = [path for path in self.photos(item) if path.is_file()]
+        message = replace(self.message(campaign, item, self.recipient(item, contact), contact), photos=len(photos))
+        subject, _, body = french_spacing(self.templates.render("email", message)).partition("\n")
+        return subject.strip(), plain_text(body), photos
+
+    def sms_text(self, campaign: Campaign, item: Item, contact: Contact | None) -> str:
+        """The SMS as the gateway gets it (GSM alphabet); the preview shows the same."""
+        return gsm_text(self.templates.render("sms", self.message(campaign, item, self.recipient(item, contact),
+                                                                  contact)))
 
     def photos(self, item: Item) -> list[Path]:
         return [path for _event, path in self.evidence(item)]

@@ -314,13 +314,15 @@ def effect_csv(report: dict[str, Any]) -> str:
 
 EFFECT_WORDS = {
     "fr": {"targeted": "rues ciblées", "control": "rues témoins", "households": "foyers ciblés", "before": "avant",
-           "after": "après", "units": "unités", "over": "sur {n} levées", "rate": "taux", "volume": "volume",
+           "after": "après", "units": "unités", "unit": "unité", "over": "sur {n} levées", "rate": "taux",
+           "volume": "volume",
            "balance": "équilibre avant (écart standardisé, seuil {max})", "estimate": "estimation",
            "points": "{did} points, IC 95 % {low} à {high}", "method": "méthode : {label} ({draws} tirages)",
            "indicative": " — indicatif seulement, ne permet pas de conclure (voir ci-dessus)",
            "undefined": "non défini"},
     "en": {"targeted": "targeted streets", "control": "control streets", "households": "targeted households",
-           "before": "before", "after": "after", "units": "units", "over": "over {n} lifts", "rate": "rate",
+           "before": "before", "after": "after", "units": "units", "unit": "unit", "over": "over {n} lifts",
+           "rate": "rate",
            "volume": "volume", "balance": "balance before (standardised difference, threshold {max})",
            "estimate": "estimate", "points": "{did} points, 95 % CI {low} to {high}",
            "method": "method: {label} ({draws} draws)",
@@ -350,9 +352,11 @@ def effect_text(report: dict[str, Any], lang: str = "fr") -> str:
         for period in ("before", "after"):
             p = group[period]
             rate = percent(p["rate"]) if p["rate"] is not None else "–"
-            parts.append(f"{words[period]} {rate} [{percent(p['ci'][0])}–{percent(p['ci'][1])}] "
-                         + words["over"].format(n=p["lifts"]))
-        lines.append(f"  {words[name]:<19} ({group['units']} {words['units']}){sep}"
+            # no lift yet (just sent): no interval, as on the page; Wilson's 0-100 % would say nothing
+            ci = f" [{percent(p['ci'][0])}–{percent(p['ci'][1])}]" if p["lifts"] else ""
+            parts.append(f"{words[period]} {rate}{ci} " + words["over"].format(n=p["lifts"]))
+        units = words["unit" if group["units"] == 1 else "units"]
+        lines.append(f"  {words[name]:<19} ({group['units']} {units}){sep}"
                      + sep.replace(":", ";").join(parts))
     b = report["balance"]
     pairs = (("rate", b["rate"]), ("volume", b["log_lifts"]))

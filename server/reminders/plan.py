@@ -76,10 +76,11 @@ class Planner:
         targets += self._thanks({t.street_id for t in street_targets} | set(self.config.exclude.streets))
         quiet = self.config.quiet(self.until + timedelta(days=1))
         if quiet is not None:  # nobody is written to in a quiet period; show whom the rules chose
-            self.skipped += [Skip(t.key, t.label, f"période calme : {quiet.reason}") for t in targets]
+            self.skipped += [Skip(t.key, t.label, f"période calme : {quiet.reason}", t.street_id) for t in targets]
             targets = []
         return Plan(self.since, self.until, tuple(targets), tuple(self.skipped),
-                    street_only, unmatched, quiet.reason if quiet else None)
+                    street_only, unmatched, quiet.reason if quiet else None,
+                    {street_id: len(u.lifts) for street_id, u in streets.items()})
 
     def _gather(self) -> tuple[dict[str, Unit], dict[int, Unit], int]:
         rules = self.config.household
@@ -127,7 +128,7 @@ class Planner:
         for key, unit in sorted(candidates.items()):
             refusal = self._refusal(key, unit, opted_out, history.get(key), rules.cooldown_days)
             if refusal:
-                self.skipped.append(Skip(key, self._label(unit), refusal))
+                self.skipped.append(Skip(key, self._label(unit), refusal, unit.street_id))
                 continue
             previous = history.get(key)
             level = min((previous.level if previous else 0) + 1, len(self.config.levels))
@@ -251,7 +252,7 @@ class Planner:
             key = f"street:{street_id}"
             refusal = self._refusal(key, unit, set(), history.get(key), rules.cooldown_days)
             if refusal:
-                self.skipped.append(Skip(key, self._label(unit), refusal))
+                self.skipped.append(Skip(key, self._label(unit), refusal, street_id))
                 continue
             unattributed = len(unit.lifts)
             unit.lifts = self._street_lifts(street_id)  # every contaminated lift: the street's errors

@@ -33,14 +33,16 @@ class PlanSkip(Out):
     key: str
     label: str
     reason: str
+    street_id: int | None = None
 
 
 class PlanOut(Out):
     since: str
     until: str
     quiet: str | None = Field(description="The quiet period the plan falls in, if any")
-    street_only_lifts: int
-    unmatched_lifts: int
+    street_only_lifts: int = Field(description="Contaminated lifts without a sure household, counted for "
+                                   "their street (with street_id: that street's)")
+    unmatched_lifts: int = Field(description="Contaminated lifts matched to no street (0 with street_id)")
     targets: list[PlanTarget]
     skipped: list[PlanSkip]
 

@@ -44,6 +44,7 @@ class Skip:
     key: str
     label: str
     reason: str
+    street_id: int | None = None  # a street's plan (the street page's campaign) shows its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class Plan:
     street_only_lifts: int  # contaminated lifts without a sure household (counted for streets)
     unmatched_lifts: int  # contaminated lifts matched to no street at all
     quiet: str | None = None  # reason of the quiet period the plan falls in
+    street_only_by_street: dict[int, int] = field(default_factory=dict)  # street_only_lifts, street by street
 
 
 @dataclass(slots=True)

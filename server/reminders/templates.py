@@ -74,6 +74,7 @@ class TemplateData:
     reference: str = ""  # quoted by a resident who opts out: names the message, not the household
     name: str | None = None  # the household's name when the contacts hold one (greeting, address block)
     address: str = ""  # postal address, ending with "<postcode> <commune>" (letters)
+    photos: int = 0  # evidence photos attached to the e-mail (the purge may have taken them)
 
 
 class MessageTemplates:
@@ -117,7 +118,7 @@ class MessageTemplates:
                 "since": french_date(message.since), "until": french_date(message.until),
                 "today": french_date(message.today), "reason": message.reason,
                 "contact": self.config.contact.model_dump(), "rules": self.rules, "reference": message.reference,
-                "greeting": greeting(message.name),
+                "greeting": greeting(message.name), "photos": message.photos,
                 "privacy": {"controller": self.config.contact.controller or self.config.contact.organisation,
                             "dpo": self.config.contact.dpo, "url": self.config.contact.privacy_url,
                             "retention": {"lifts": self.retention.lifts_days, "photos": self.retention.photos_days,

@@ -16,14 +16,19 @@ from server.reminders.templates import CATEGORY_LABELS
 from server.streets.models import Address, Street
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def plan_json(plan: Plan, street_id: int | None = None) -> dict[str, Any]:
+    """The plan; with ``street_id``, what it says about that street only (its lifts without a sure
+    household, not the city's: the street page's campaign)."""
+    mine = lambda other: street_id is None or other == street_id  # noqa: E731
+    street_only = plan.street_only_lifts if street_id is None else plan.street_only_by_street.get(street_id, 0)
     return {"since": plan.since.isoformat(), "until": plan.until.isoformat(), "quiet": plan.quiet,
-            "street_only_lifts": plan.street_only_lifts, "unmatched_lifts": plan.unmatched_lifts,
+            "street_only_lifts": street_only, "unmatched_lifts": plan.unmatched_lifts if street_id is None else 0,
             "targets": [{"kind": t.kind, "level": t.level, "action": t.action, "key": t.key, "label": t.label,
                          "street_id": t.street_id, "lifts": t.lifts, "contaminated": t.contaminated,
                          "categories": t.categories, "photos": len(t.event_ids), "reason": t.reason}
-                        for t in plan.targets],
-            "skipped": [{"key": s.key, "label": s.label, "reason": s.reason} for s in plan.skipped]}
+                        for t in plan.targets if mine(t.street_id)],
+            "skipped": [{"key": s.key, "label": s.label, "reason": s.reason, "street_id": s.street_id}
+                        for s in plan.skipped if mine(s.street_id)]}
 
 
 def item_json(item: Item, labels: dict[int, str], streets: dict[int, str], config: RemindersConfig,

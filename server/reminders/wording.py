@@ -50,7 +50,8 @@ WORDS: dict[str, str] = {
     "piles, batteries ou bouteilles de gaz": "batteries or gas bottles",
     "médicaments ou déchets de soins": "medicines or medical waste", "autres erreurs": "other errors",
     "envoi des rappels": "sending the reminders",
-    "en attente": "waiting", "hier": "yesterday", "repris après interruption": "resumed after an interruption",
+    "en attente": "waiting", "aucun": "none",
+    "hier": "yesterday", "repris après interruption": "resumed after an interruption",
     "bac identifié par puce RFID": "bin identified by its RFID tag",
     "opposition du foyer": "the household opted out",
     "données du foyer effacées": "the household's data were erased",
@@ -130,11 +131,19 @@ def _translate(text: str, lang: str, depth: int) -> str | None:
             return english.format(**values)
     for separator in _LIST_SEPARATORS:  # a list of known words ("verre (2), sacs fermés (1)")
         if separator in text:
-            parts = text.split(separator)
+            parts = _list_items(text, separator)
             done = [_translate(p, lang, depth + 1) for p in parts]
             if all(d is not None for d in done):
                 return separator.lstrip().join(d for d in done if d is not None)
     return None
+
+
+def _list_items(text: str, separator: str) -> list[str]:
+    """``text`` cut at ``separator``, a word that holds it (« piles, batteries ou … ») kept whole."""
+    glued = [(word, word.replace(separator, "\0")) for word in WORDS if separator in word]
+    for word, glue in glued:
+        text = text.replace(word, glue)
+    return [part.replace("\0", separator) for part in text.split(separator)]
 
 
 def translated_json(value: Any, lang: str, here: bool = False) -> Any:

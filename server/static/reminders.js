@@ -28,6 +28,10 @@
     return { since: $("plan-since").value, until: $("plan-until").value };
   }
 
+  function simulateParams() { // one street's plan: its own counts, not the city's
+    return streetId ? { ...planParams(), street_id: streetId } : planParams();
+  }
+
   /* A year typed wrong (0202) or a start after the end: the API's 422 came back in English, field
      names and all. Said here in the reader's language, the field marked, and nothing sent. */
   function datesOk() {
@@ -41,7 +45,7 @@
     status.classList.remove("error");
     if (!datesOk()) return;
     try {
-      const plan = await api("/api/reminders/plan", planParams());
+      const plan = await api("/api/reminders/plan", simulateParams());
       const targets = plan.targets.filter((x) => !streetId || x.street_id === Number(streetId));
       status.textContent = (plan.quiet ? t("rem.quiet", { reason: plan.quiet }) + " " : "") + t("rem.plan_summary", {
         targets: targets.length, skipped: plan.skipped.length, street_only: plan.street_only_lifts });
@@ -231,7 +235,9 @@
 
   async function decide(itemId, approve) {
     if (!approve && !$(`reason-${itemId}`).value) {  // no default reason: a hasty click must not file a false detection
-      showError($("campaign-status"), new Error(t("rem.reason_needed")));
+      // the reviewer's omission, said as such (not "could not load the data")
+      $("campaign-status").textContent = t("rem.reason_needed");
+      $("campaign-status").classList.add("error");
       $(`reason-${itemId}`).focus();
       return;
     }
@@ -253,7 +259,7 @@
     const status = $("campaign-status");
     // A request sends for about 20 s and says how many items remain: call again until none do,
     // adding up the counts and showing the progress meanwhile.
-    const total = { sent: {}, failed: 0, retrying: 0, skipped: 0 };
+    const total = { sent: {}, failed: 0, retrying: 0, skipped: 0, waiting: 0 };
     try {
       status.textContent = t("rem.sending");
       let report = await api(retry ? `/api/reminders/campaigns/${id}/retry` : sendPath,
@@ -261,6 +267,7 @@
       for (;;) {
         Object.entries(report.sent).forEach(([k, v]) => { total.sent[k] = (total.sent[k] || 0) + v; });
         total.failed += report.failed.length; total.retrying += report.retrying.length; total.skipped += report.skipped.length;
+        total.waiting += (report.waiting || []).length; // SMS held until the sending hours: still approved
         if (!report.remaining || report.deferred) break;
         const done = Object.values(total.sent).reduce((a, b) => a + b, 0) + total.failed + total.retrying + total.skipped;
         status.textContent = t("rem.sending_progress", { done: fmt.num(done), remaining: fmt.num(report.remaining) });
@@ -269,7 +276,8 @@
       await loadCampaign();
       const sent = Object.entries(total.sent).map(([k, v]) => `${t("rem.channel." + k)} ${fmt.num(v)}`).join(", ") || "0";
       status.textContent = report.deferred || t("rem.sent_report", {
-        sent, failed: total.failed, retrying: total.retrying, skipped: total.skipped });
+        sent, failed: total.failed, retrying: total.retrying, skipped: total.skipped })
+        + (total.waiting ? " " + t("rem.sent_waiting", { waiting: fmt.num(total.waiting) }) : "");
     } catch (error) { showError(status, error); }
   }
 

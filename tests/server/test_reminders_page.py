@@ -187,7 +187,7 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     bin_card = page.locator("#queue li:has-text('BAC-0042')").first
     expect(bin_card).to_contain_text(want["no_contact"])  # flagged at review time, not at send time
     target.get_by_role("button", name=t["rem.reject"]).click()  # no reason chosen: nothing is filed
-    expect(page.locator("#campaign-status")).to_contain_text(t["rem.reason_needed"])
+    expect(page.locator("#campaign-status")).to_have_text(t["rem.reason_needed"])
     expect(target).to_contain_text(want["pending"])
     target.get_by_label(t["rem.reject_reason"]).select_option("false_detection")
     target.get_by_role("button", name=t["rem.reject"]).click()

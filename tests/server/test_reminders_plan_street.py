@@ -1,0 +1,43 @@
+"""The plan of one street (the street page's « Préparer une campagne de rappel »): its figures are
+the street's, not the city's: messages, households set aside and lifts without a sure household."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.reminders.households import opt_out
+from server.web.auth import create_token
+from tests.server.reminders_city import DIRTY, engine_for, seed_city
+
+TODAY = date(2026, 11, 20)
+
+
+def test_the_plan_of_one_street_counts_that_street_only(tmp_path: Path) -> None:
+    with engine_for("sqlite", tmp_path, False) as engine:
+        city = seed_city(engine, tmp_path, TODAY)
+        clean = city.addresses["clean"]
+        with city.sessions() as session:
+            for days in (2, 6):  # two poor fixes elsewhere: street-level lifts of another street
+                city.lift(session, "elsewhere", (clean.lat, clean.lon), days, DIRTY[1], accuracy=60.0, photo=False)
+            opt_out(session, f"address:{city.addresses['target'].id}", "test")  # set aside, dirty street
+            session.commit()
+            token = create_token(session, "manager", "test-manager")
+            session.commit()
+        client = TestClient(create_app(city.settings, engine, start_ingest=False))
+        headers = {"Authorization": f"Bearer {token}"}
+        whole = client.get("/api/reminders/plan", params={"until": TODAY.isoformat()}, headers=headers).json()
+        dirty, other = city.streets["dirty"], city.streets["clean"]
+        one = client.get(
+            "/api/reminders/plan", params={"until": TODAY.isoformat(), "street_id": other}, headers=headers
+        ).json()
+
+    assert whole["street_only_lifts"] == 6 + 2 and whole["skipped"]
+    assert one["street_only_lifts"] == 2  # the city's 8 were shown for any street
+    assert one["skipped"] == []  # the dirty street's opted-out household is not this street's
+    assert {t["street_id"] for t in one["targets"]} <= {other}
+    assert {t["key"] for t in one["targets"]} == {t["key"] for t in whole["targets"] if t["street_id"] == other}
+    assert any(s["street_id"] == dirty for s in whole["skipped"])
