@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 
-# ``://`` then a user (maybe empty), ``:``, and everything up to the last ``@``: a password may
-# hold an ``@``, a ``/`` or a quote of its own (masking a path's ``@`` too is harmless). In a
-# message, the match stops at a space or a quote, so that only the URL's own credentials go; a value
-# is masked whole before it is quoted into one (``base.strict_yaml.describe``).
-_IN_TEXT = re.compile(r"(://[^:/@\s'\"]*:)[^\s'\"]*@")
-_IN_URL = re.compile(r"(://[^:/@\s]*:)\S*@")
+# ``://`` then a user (maybe empty, maybe holding an ``@``: hosted PostgreSQL's ``trivue@server``),
+# ``:``, and everything up to the last ``@``: a password may hold an ``@``, a ``/`` or a quote of its
+# own (masking a path's ``@`` too is harmless). In a message, the match stops at a space or a quote,
+# so that only the URL's own credentials go; a value is masked whole before it is quoted into one
+# (``base.strict_yaml.describe``).
+_IN_TEXT = re.compile(r"(://[^:/\s'\"]*:)[^\s'\"]*@")
+_IN_URL = re.compile(r"(://[^:/\s]*:)\S*@")
 
 
 def mask_url(url: str) -> str:

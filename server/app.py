@@ -84,7 +84,7 @@ class LocatorCache:
             if signature != self._signature:
                 self._locator = self.factory(session)
                 self._signature = signature
-                log.info("street index (re)built: %s", signature)
+                log.info("street index (re)built: %d street segments, %d addresses", signature[0], signature[2])
             return self._locator
 
 

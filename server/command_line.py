@@ -75,7 +75,7 @@ def migrated_engine(url: str) -> Engine:
     example = "sqlite:///path/to/file.db or postgresql://user:password@host/db"
     try:
         parsed = make_url(url)
-        shown = parsed.render_as_string(hide_password=True)
+        shown = masked_url(url)  # as typed; SQLAlchemy's rendering showed an unencoded "@"'s password tail
         if parsed.get_backend_name() not in SUPPORTED_DATABASES:
             raise DatabaseUnavailable(f"database_url: {shown!r}: Trivue stores its data in SQLite or PostgreSQL "
                                       f"({example})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,8 @@ PLACEHOLDER_SECRETS = frozenset({"changeme", "changethis", "change-me", "passwor
 # Installers and operators read these lines, as the truck's (edge.config.EDGE_WORDING): plain words,
 # and describe() drops pydantic's "Value error, " prefix once given a wording.
 SERVER_WORDING = {"extra_forbidden": "unknown setting", "missing": "required"}
+# How SQLAlchemy's make_url splits ``scheme://user:password@host``: the password ends at its first "@".
+_SQLALCHEMY_USERINFO = re.compile(r"^[\w+]+://[^:/]*:[^@]*@(?P<host>[^/?]*)")
 
 
 class ConfigError(ValueError):
@@ -219,6 +222,21 @@ class ServerSettings(BaseModel):
         password = urlsplit(url).password if url else None
         if password and password.lower() in PLACEHOLDER_SECRETS and not info.data.get("dev"):
             raise ValueError(f"carries the placeholder password {password!r}: set a real secret")
+        return url
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_readable(cls, url: str | None) -> str | None:
+        # Checked here rather than only when the engine is made: the line then names server.env's
+        # variable or the file the URL came from. SQLAlchemy ends the password at its first "@", so
+        # an unencoded one made the password's tail the host, printed by every error line after.
+        if url is None:
+            return url
+        if url.startswith("postgres://"):  # what libpq and psql take, and SQLAlchemy refuses
+            raise ValueError("write postgresql:// (the spelling SQLAlchemy reads), not postgres://")
+        userinfo = _SQLALCHEMY_USERINFO.match(url)  # user (an "@" allowed), password up to the first "@"
+        if userinfo and "@" in userinfo.group("host"):
+            raise ValueError("the password holds an '@': write it %40 in the URL (percent-encoded)")
         return url
 
     def make_folders(self) -> None:

@@ -55,6 +55,10 @@ class PurgeReport:
                 + self.reminder_items + self.false_detections + self.reminder_letter_photos
                 + self.reminder_stray_letters + self.reminder_route_sheets)
 
+    def summary(self) -> str:
+        """The non-zero counts in words, for the log line an operator reads ("149 lifts, 2 photos")."""
+        return ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in asdict(self).items() if count)
+
 
 def _purge_photos(session: Session, evidence: EvidenceStore, before: datetime, lifts_before: datetime) -> int:
     expired_lifts = select(Lift.event_id).where(Lift.started_at < lifts_before)
@@ -122,7 +126,7 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
                          reminders.route_sheets)
     if report.total:
         audit(session, "system", "retention.purge", detail=str(asdict(report)))
-        log.info("retention: deleted %s", asdict(report))
+        log.info("retention: deleted %s", report.summary())
     return report
 
 

@@ -200,3 +200,49 @@ def test_mosquitto_started_by_root_reads_the_certificates_make_certs_wrote() -> 
             broker.wait(10)
     finally:
         shutil.rmtree(base)
+
+
+def metropole_commands() -> list[str]:
+    """The lines of section 2's sh blocks, in order (server.env's included)."""
+    text = DEPLOYMENT.read_text(encoding="utf-8")
+    section = re.search(r"^## 2\. .*?(?=^## )", text, re.MULTILINE | re.DOTALL)
+    assert section, "docs/deployment.md: no section 2"
+    blocks = re.findall(r"^```sh\n(.*?)^```", section.group(0), re.MULTILINE | re.DOTALL)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_the_metropole_install_creates_the_database_before_the_first_command() -> None:
+    """Section 2 named a URL, ``postgresql://trivue:...@127.0.0.1/trivue``, and ran ``trivue streets
+    import`` on it with no word of creating that role and database: the first command failed on
+    ``role "trivue" does not exist``. PostgreSQL 15 lets no other role create tables in ``public``,
+    so the database is created owned by the URL's role."""
+    lines = metropole_commands()
+    url = next(re.search(r"TRIVUE_DATABASE_URL=postgresql://(\w+):[^@\s]*@[^/\s]+/(\w+)", line)
+               for line in lines if "TRIVUE_DATABASE_URL=" in line)
+    assert url, lines
+    role, database = url.groups()
+    first_command = next(i for i, line in enumerate(lines) if re.search(r"bin/trivue \w", line))
+    before = [shlex.split(line, comments=True) for line in lines[:first_command]]
+    assert any("createuser" in words and words[-1] == role for words in before), lines[:first_command]
+    created = [words[-1] for words in before if "psql" in words]  # createdb's "--owner R D" misleads tests/test_docs.py
+    assert f"CREATE DATABASE {database} OWNER {role}" in created, lines[:first_command]
+
+
+def test_the_metropole_install_imports_what_the_single_machine_one_does() -> None:
+    """Section 2's list left out the bin registry that section 1 imports: tagged lifts then landed by
+    their GPS fix alone."""
+    def imports(lines: list[str]) -> set[str]:
+        return {" ".join(found) for line in lines for found in re.findall(r"bin/trivue (\w+) (\w+)", line)}
+
+    assert imports(single_machine_block()) <= imports(metropole_commands())
+
+
+def test_the_restore_drill_gives_the_database_to_the_servers_role() -> None:
+    """The drill's ``createdb trivue`` made a database owned by postgres: on PostgreSQL 15 the server's
+    role may not create tables in its ``public`` schema, so the migration the drill promises ("if the
+    backup is older than the code") failed on ``permission denied for schema public``."""
+    drill = re.search(r"\*\*Restore drill\*\*.*?^1\. `([^`]*)`", DEPLOYMENT.read_text(encoding="utf-8"),
+                      re.MULTILINE | re.DOTALL)
+    assert drill, "docs/deployment.md: no restore drill"
+    create = shlex.split(drill.group(1).split("&&")[0])
+    assert "createdb" in create and create[create.index("--owner") + 1] == "trivue", create

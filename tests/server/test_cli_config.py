@@ -94,3 +94,32 @@ def test_a_command_on_the_default_database_makes_the_data_folder(tmp_path: Path,
     assert main(["users", "list"]) == 2
     err = capsys.readouterr().err
     assert "data_dir" in err and "blocked" in err and "cannot be used as a folder" in err, err
+
+
+def test_a_database_password_holding_an_at_sign_is_refused_unprinted(tmp_path: Path) -> None:
+    # A generated password pasted into server.env as is: SQLAlchemy split the URL at its first "@" and
+    # the error line printed the password's tail as the host ("***@etPW@127.0.0.1"), and the driver's
+    # "failed to resolve host 'etPW@127.0.0.1'" printed it again.
+    result = trivue_server(tmp_path, TRIVUE_DATABASE_URL="postgresql://trivue:S3cr@etPW@127.0.0.1:1/trivue")
+    line = _one_line(result)
+    assert line.startswith("trivue server: error: environment (TRIVUE_DATABASE_URL): database_url: "), line
+    assert "%40" in line, line
+    assert "etPW" not in result.stderr and "S3cr" not in result.stderr, result.stderr
+
+
+def test_a_postgres_scheme_names_the_variable_and_the_spelling_wanted(tmp_path: Path) -> None:
+    # libpq and psql take postgres://; SQLAlchemy does not. The line named neither the variable nor
+    # the spelling to write.
+    result = trivue_server(tmp_path, TRIVUE_DATABASE_URL="postgres://trivue:S3cretPW@127.0.0.1:1/trivue")
+    line = _one_line(result)
+    assert line.startswith("trivue server: error: environment (TRIVUE_DATABASE_URL): database_url: "), line
+    assert "write postgresql://" in line and "S3cretPW" not in result.stderr, line
+
+
+def test_a_user_name_holding_an_at_sign_keeps_the_password_masked(tmp_path: Path) -> None:
+    # Some hosted PostgreSQL services name users "trivue@server" (SQLAlchemy reads the user up to the
+    # ":"); the masking allowed no "@" in the user and printed the password whole.
+    result = trivue_server(tmp_path, TRIVUE_DATABASE_URL="postgresql://trivue@pg-orleans:S3cretPW@127.0.0.1:1/trivue")
+    line = _one_line(result)
+    assert "cannot be used" in line and "postgresql://trivue@pg-orleans:***@127.0.0.1:1/trivue" in line, line
+    assert "S3cretPW" not in result.stderr, result.stderr

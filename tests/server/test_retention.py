@@ -14,7 +14,7 @@ from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, StreetDay
-from server.retention import purge_expired
+from server.retention import PurgeReport, purge_expired
 from tests.server.events import lift_event
 
 
@@ -141,3 +141,10 @@ def test_a_refused_photo_leaves_with_the_photos_not_with_the_letters(make_settin
         assert purge_expired(session, store, settings, now=now).dead_letters == 1
     with sessions() as session:
         assert list(session.scalars(select(DeadLetter.reason))) == ["invalid_json"]
+
+
+def test_the_purge_log_line_reads_as_words() -> None:
+    # The hourly line was a Python dict, ten keys of which nine are usually 0:
+    # "retention: deleted {'lifts': 149, 'photos': 0, 'dead_letters': 0, ...}".
+    report = PurgeReport(lifts=149, photos=2, dead_letters=0, sessions=0, reminder_route_sheets=1)
+    assert report.summary() == "149 lifts, 2 photos, 1 reminder route sheets"
