@@ -79,8 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--evidence-photos", type=Path, metavar="DIR",
                      help="events mode: attach a photo of DIR (closed bags) to lifts with a bag error")
     sim.add_argument("--model", type=Path, help="full mode: ONNX model (default: shipped, else COCO)")
-    sim.add_argument("--truth", type=Path, help="where lifts.csv, truth.json and bins.csv (the bin registry, "
-                                                "for `trivue bins import`) go (default <data_dir>/simulation)")
+    sim.add_argument("--truth", type=Path, metavar="DIR",
+                     help="the folder where lifts.csv, truth.json and bins.csv (the bin registry, "
+                          "for `trivue bins import`) go (default <data_dir>/simulation)")
     faults = sim.add_argument_group("faults")
     faults.add_argument("--outage", action="append", default=[], metavar="START+SECONDS",
                         help="connectivity loss window in simulated seconds (repeatable)")
