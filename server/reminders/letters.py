@@ -126,7 +126,7 @@ TIGHT = _Layout(photo_mm=44, size=10, leading=4.9, gap=2.0)
 
 def letter_pdf(text: str, photos: Sequence[Path] = (), title: str = "Courrier",
                header: LetterHeader | None = None) -> bytes:
-    """Lay out a rendered letter; ``[photo]`` places the photos (or says they are no longer kept);
+    """Lay out a rendered letter; ``[photo]`` places the photos (nothing when it has none);
     with ``header``, the window-envelope layout (see the module docstring)."""
     pdf = _render(text, photos, title, header, _Layout())
     if _lonely_tail(pdf):
@@ -211,10 +211,7 @@ def shown_photos(photos: Sequence[tuple[str, Path]]) -> list[str]:
 
 def _photos(pdf: FPDF, photos: Sequence[Path], height: float = PHOTO_HEIGHT_MM) -> None:
     kept = [p for p in photos if p.is_file()]
-    if not kept:
-        pdf.set_font(FONT, "", 9)
-        pdf.multi_cell(pdf.epw, 5, "(Photo de la collecte non conservée : les photos sont effacées après "
-                                   "quelques semaines.)", new_x="LMARGIN", new_y="NEXT")
+    if not kept:  # as the e-mail: photos are spoken of only when the letter has some (lifts may have none)
         return
     pdf.set_font(FONT, "", 9)
     pdf.multi_cell(pdf.epw, 5, "Photo prise par la caméra du camion lors de la collecte (visages et "

@@ -134,6 +134,8 @@ class Item(RemindersBase):
     bin_id: Mapped[str | None] = mapped_column(String(64))
     lifts: Mapped[int] = mapped_column(Integer)
     contaminated: Mapped[int] = mapped_column(Integer)
+    unattributed: Mapped[int | None] = mapped_column(
+        Integer, doc="Street items: contaminated lifts without a sure household (route sheet); None before r0005")
     categories: Mapped[dict[str, int]] = mapped_column(JSON, doc="error category -> contaminated lifts")
     event_ids: Mapped[list[str]] = mapped_column(JSON, doc="Evidence lifts shown to the reviewer")
     reason: Mapped[str] = mapped_column(Text, doc="Why the rules chose this target, in French")

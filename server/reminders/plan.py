@@ -70,6 +70,7 @@ class Planner:
     def plan(self) -> Plan:
         households, streets, unmatched = self._gather()
         street_only = sum(len(u.lifts) for u in streets.values())
+        by_street = {street_id: len(u.lifts) for street_id, u in streets.items()}
         targets = self._households(households)
         street_targets = self._streets(streets)
         targets += street_targets
@@ -79,8 +80,7 @@ class Planner:
             self.skipped += [Skip(t.key, t.label, f"période calme : {quiet.reason}", t.street_id) for t in targets]
             targets = []
         return Plan(self.since, self.until, tuple(targets), tuple(self.skipped),
-                    street_only, unmatched, quiet.reason if quiet else None,
-                    {street_id: len(u.lifts) for street_id, u in streets.items()})
+                    street_only, unmatched, quiet.reason if quiet else None, by_street)
 
     def _gather(self) -> tuple[dict[str, Unit], dict[int, Unit], int]:
         rules = self.config.household
@@ -255,14 +255,17 @@ class Planner:
                 self.skipped.append(Skip(key, self._label(unit), refusal, street_id))
                 continue
             unattributed = len(unit.lifts)
-            unit.lifts = self._street_lifts(street_id)  # every contaminated lift: the street's errors
+            # Every contaminated lift: the street's errors. A new unit: the one gathered stays the
+            # lifts without a sure household (``Plan.street_only_by_street`` counted 12 for 6).
+            unit = Unit(self._street_lifts(street_id), street_id=street_id)
             previous = history.get(key)
             level = min((previous.level if previous else 0) + 1, len(self.config.levels))
             reason = (f"{contaminated} levées contaminées sur {lifts} ({pct(rate)}, seuil {pct(rules.min_rate)} "
                       f"dès {rules.min_lifts} levées, ou dès {rules.min_unattributed} levées contaminées sans foyer "
                       f"sûr) dont {unattributed} sans foyer sûr → communication à la rue, niveau {level}")
             target = self._target(STREET, key, unit, lifts, level, reason)
-            targets.append(Target(**{**fields_of(target), "contaminated": contaminated}))
+            targets.append(Target(**{**fields_of(target), "contaminated": contaminated,
+                                     "unattributed": unattributed}))
         return targets
 
     def _street_lifts(self, street_id: int) -> list[Any]:

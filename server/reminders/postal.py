@@ -8,8 +8,8 @@ lignes toujours en majuscules", La Poste, service national de l'adresse, *Les 6 
 norme*): ``12 RUE DE L EGLISE`` / ``45000 ORLEANS``. The number and the street stay on one line
 (``12, rue…`` written with a comma is one line, not two); a street line over 38 characters takes
 La Poste's standard abbreviations (``AVENUE`` → ``AV``, ``SAINT`` → ``ST``…) before it is cut at a
-word, never wrapped: the line just above the postcode is read as the street. The greeting uses the
-household's name when the contacts hold one.
+word, never wrapped: the line just above the postcode is read as the street. The greeting is the
+title alone (« Madame, »), as French letters and e-mails greet.
 """
 
 from __future__ import annotations
@@ -104,14 +104,16 @@ def address_block(name: str, address: str) -> list[str]:
 
 
 def greeting(name: str | None) -> str:
-    """``Madame Martin,`` from ``Mme Martin``; ``Madame, Monsieur,`` when no name is known."""
-    if not name or not name.strip() or name.strip().lower().startswith("aux occupants"):
-        return "Madame, Monsieur,"
-    name = " ".join(name.split())
-    for short, long in (("Mme ", "Madame "), ("Madame ", "Madame "), ("M. ", "Monsieur "), ("Monsieur ", "Monsieur ")):
-        if name.startswith(short):
-            return f"{long}{name[len(short):]},"
-    return f"Bonjour {name},"
+    """``Madame,`` from ``Mme Léa Martin``, ``Monsieur,`` from ``M. Durand``; ``Madame, Monsieur,``
+    otherwise. French letters and e-mails greet by the title alone, never with the name (it said
+    « Madame Léa Martin, »); a name without a single title (``Léa Martin``, ``Mme et M. Martin``)
+    tells nothing sure of whom it greets."""
+    words = " ".join((name or "").split()).replace(",", " ").split()
+    titles = {"mme": "Madame", "madame": "Madame", "m.": "Monsieur", "monsieur": "Monsieur"}
+    found = {titles[w.lower()] for w in words if w.lower() in titles}
+    if len(found) == 1 and words[0].lower() in titles and not ({"et", "&"} & {w.lower() for w in words}):
+        return f"{found.pop()},"
+    return "Madame, Monsieur,"
 
 
 def sorting_key(address: str) -> SortingKey:

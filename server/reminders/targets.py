@@ -37,6 +37,7 @@ class Target:
     reason: str
     address_id: int | None = None
     bin_id: str | None = None
+    unattributed: int | None = None  # street: contaminated lifts without a sure household (route sheet)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,8 +101,15 @@ def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places
         totals.update(item.categories)
     if street_items:
         s = street_items[0]
-        stops.append(Stop("Toute la rue (bacs sans adresse sûre)", errors_text(dict(totals)),
-                          f"{s.contaminated} / {s.lifts}", "déposer l'avis dans les boîtes aux lettres"))
+        # The line's figure is what its label says: the lifts no household could be sure of (84 in
+        # the demo), out of the street's contaminated ones (161); a campaign made before r0005 did
+        # not store them and says only the street's figures, without claiming "sans adresse sûre".
+        if s.unattributed is None:
+            place, figure = "Toute la rue", f"{s.contaminated} / {s.lifts}"
+        else:
+            place = "Toute la rue (bacs sans adresse sûre)"
+            figure = f"{s.unattributed} sur {s.contaminated} contaminées"
+        stops.append(Stop(place, errors_text(dict(totals)), figure, "déposer l'avis dans les boîtes aux lettres"))
     summary = f"{len(visits)} adresse(s) à visiter" + (", avis à distribuer dans toute la rue" if street_items else "")
     return RouteStreet(name, summary, tuple(stops))
 

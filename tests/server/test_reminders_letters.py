@@ -1,6 +1,7 @@
 """Letters a household would expect: La Poste's address block in a DL window, the sender's block,
-a greeting by name, no page 2 holding only the closing lines. Rendered to PNG (pypdfium2) and
-checked where the ink is; the image is kept for a person to look at (``TRIVUE_SCREENSHOT_DIR``)."""
+« Madame, » / « Monsieur, » as French letters greet, no page 2 holding only the closing lines.
+Rendered to PNG (pypdfium2) and checked where the ink is; the image is kept for a person to look
+at (``TRIVUE_SCREENSHOT_DIR``)."""
 
 from __future__ import annotations
 
@@ -36,9 +37,23 @@ def test_address_block_follows_la_poste() -> None:
         address_block("X", "rue sans commune")
 
 
-def test_greeting_uses_the_name() -> None:
-    assert greeting("Mme Martin") == "Madame Martin," and greeting("M. Durand") == "Monsieur Durand,"
+def test_greeting_follows_french_letter_convention() -> None:
+    """« Madame, » / « Monsieur, » alone: never the name (it was « Madame Léa Martin, »)."""
+    assert greeting("Mme Martin") == "Madame," and greeting("M. Durand") == "Monsieur,"
+    assert greeting("Mme Léa Martin") == "Madame," and greeting("Monsieur  Paul Durand") == "Monsieur,"
+    assert greeting("Madame Martin") == "Madame,"
     assert greeting(None) == "Madame, Monsieur," and greeting("Aux occupants") == "Madame, Monsieur,"
+    assert greeting("Léa Martin") == "Madame, Monsieur," and greeting("Mme et M. Martin") == "Madame, Monsieur,"
+
+
+def test_a_letter_without_photos_says_nothing_of_photos(tmp_path: Path) -> None:
+    """Lifts that never had a photo: no « photos effacées après quelques semaines » (as the e-mail)."""
+    for photos in (0, 1):
+        text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(
+            household_letter(tmp_path, {"verre": 2}, photos=photos))).pages).split())
+        body = text[:text.index("Vos données personnelles")]  # the privacy notice describes the processing
+        assert ("photo" in body.lower()) == bool(photos), (photos, body)
+        assert "effacées" not in body
 
 
 def render(pdf: bytes) -> list:  # type: ignore[type-arg]
@@ -86,7 +101,8 @@ def test_letter_for_a_window_envelope(tmp_path: Path) -> None:
     assert ink(first, (20, 15, 100, 30)) > 0.005  # the sender's block, top left
     text = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
     assert "Mme Martin 12 RUE DE BOURGOGNE 45000 ORLEANS" in text
-    assert "Madame Martin," in text and "Orléans Métropole — Service déchets 5 place du 6 juin 1944" in text
+    assert "Madame, " in text and "Madame Martin" not in text
+    assert "Orléans Métropole — Service déchets 5 place du 6 juin 1944" in text
 
 
 def test_no_page_two_with_only_the_closing_lines(tmp_path: Path) -> None:
@@ -122,5 +138,5 @@ def test_fonts_are_parsed_once_not_for_every_letter(tmp_path: Path, monkeypatch:
     assert len(parsed) <= 2, parsed  # regular and bold, once per process (0 when an earlier test did it)
     for pdf in letters:  # each letter still embeds its own, complete font subset
         text = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
-        assert "Madame Martin," in text and "Orléans Métropole — Service déchets" in text
+        assert "Madame, " in text and "Orléans Métropole — Service déchets" in text
         assert ink(render(pdf)[0], (WINDOW_X_MM, WINDOW_Y_MM, WINDOW_X_MM + WINDOW_W_MM, WINDOW_Y_MM + 20)) > 0.01
