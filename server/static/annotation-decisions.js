@@ -49,7 +49,7 @@
        at once (a slow answer, arrows pressed meanwhile) could reach the server in the wrong order,
        and the older answer be drawn last; the box ended where the first save had put it. */
     async function send(body, eventId = null) {
-      if (!state.photo && !eventId) return true; // eventId: the finished photo an undo brings back (annotation.js)
+      if (!state.photo && !eventId) return true; // eventId: the finished photo an undo brings back (annotation-queue.js)
       const target = eventId || state.photo.event_id;
       const seen = state.nudges; // this decision carries every arrow move made up to now (flush below)
       if (!eventId && !(await flush())) return false;
@@ -71,7 +71,7 @@
         const photo = await post(target, { version, ...body });
         if (state.photo && state.photo.event_id === target) {
           state.photo = withNudges(photo, seen);
-          state.taken = Math.max(0, state.taken + (body.action === "undo" ? -1 : 1)); // for Ctrl+Z (annotation.js)
+          state.taken = Math.max(0, state.taken + (body.action === "undo" ? -1 : 1)); // for Ctrl+Z (annotation-queue.js)
         }
         say(t("ann.saved"));
       } catch (error) {

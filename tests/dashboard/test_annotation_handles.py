@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.dashboard import test_annotation
 from tests.dashboard.conftest import Browser, LiveServer
+from tests.dashboard.seed import PASSWORD
 from tests.dashboard.test_annotation import open_queue, server_boxes
 
 annotator = test_annotation.annotator  # the fixture
@@ -83,3 +85,101 @@ def test_the_whole_photo_fits_a_laptop_s_screen(
     canvas = page.locator("#ann-stage canvas").last.bounding_box()
     assert canvas["y"] > -1 and canvas["y"] + canvas["height"] <= 651, canvas
     assert canvas["height"] >= 500  # still as large as the screen allows
+
+
+SMALL = 20  # CSS px: a can or a lighter far from the truck's camera
+
+# The name of the node a press at the selected box's centre reaches, as Konva's own hit test sees it.
+CENTRE_HIT = """id => {
+  const stage = Konva.stages[0];
+  const box = stage.findOne(`.box-${id}`).getClientRect();
+  const hit = stage.getIntersection({ x: box.x + box.width / 2, y: box.y + box.height / 2 });
+  return hit && hit.name();
+}"""
+
+
+def test_a_small_box_is_dragged_by_its_middle_and_resized_by_its_corners(
+    browser: Browser,
+    live_server: LiveServer,
+    annotator: str,
+    shared_dir: Path,
+) -> None:
+    """On a box under about 30 px, the 8 handles' 26 px targets covered the whole box: a press anywhere
+    on it resized it, and only the keyboard could move it."""
+    first, _second = open_queue(browser, live_server, annotator, shared_dir, 30)
+    page = browser.page
+    page.wait_for_selector("body[data-ready=true]")
+    canvas = page.locator("#ann-stage canvas").last.bounding_box()
+    width, height = canvas["width"], canvas["height"]
+    with httpx.Client(base_url=live_server.url, timeout=10, headers={"Origin": live_server.url}) as client:
+        client.post("/api/login", json={"name": annotator, "password": PASSWORD}).raise_for_status()
+        client.post(
+            f"/api/labels/photos/{first}/decisions",
+            json={
+                "action": "add",
+                "class": "bottle",
+                "x1": 0.3,
+                "y1": 0.3,
+                "x2": 0.3 + SMALL / width,
+                "y2": 0.3 + SMALL / height,
+            },
+        ).raise_for_status()
+    page.reload()
+    page.wait_for_selector("#ann-box-list button[data-box='3']").click()
+    assert page.evaluate(CENTRE_HIT, 3) == "box-3", "a press at the small box's middle does not reach it"
+    handles = page.evaluate(HANDLES, TARGET)
+    assert {h["name"] for h in handles} >= {"top-left", "top-right", "bottom-left", "bottom-right"}, handles
+    for handle in handles:
+        assert handle["missed"] == [], f"{handle['name']}: a {TARGET} px target misses its handle there"
+    browser.shot("annotation-small-box")
+
+    # Dragged by its middle: moved 30 px right and 20 down, its size kept.
+    before = next(b for b in server_boxes(live_server, first) if b["id"] == 3)
+    x = canvas["x"] + (before["x1"] + before["x2"]) / 2 * width
+    y = canvas["y"] + (before["y1"] + before["y2"]) / 2 * height
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 30, y + 20, steps=6)
+        page.mouse.up()
+    moved = next(b for b in server_boxes(live_server, first) if b["id"] == 3)
+    for side, step in (("x1", 30 / width), ("x2", 30 / width), ("y1", 20 / height), ("y2", 20 / height)):
+        assert moved[side] == pytest.approx(before[side] + step, abs=0.003), (side, before, moved)
+
+    # Its bottom-right handle still resizes it: 10 px wider and taller, its top-left corner kept.
+    page.wait_for_selector("#ann-box-list button[data-box='3']").click()
+    corner = next(h for h in page.evaluate(HANDLES, TARGET) if h["name"] == "bottom-right")
+    x, y = canvas["x"] + corner["x"] + 5, canvas["y"] + corner["y"] + 5  # off the handle's drawing, in its target
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 10, y + 10, steps=4)
+        page.mouse.up()
+    resized = next(b for b in server_boxes(live_server, first) if b["id"] == 3)
+    assert (resized["x1"], resized["y1"]) == pytest.approx((moved["x1"], moved["y1"]), abs=1e-3)
+    assert resized["x2"] == pytest.approx(moved["x2"] + 10 / width, abs=0.003)
+    assert resized["y2"] == pytest.approx(moved["y2"] + 10 / height, abs=0.003)
+
+
+@pytest.mark.parametrize("size", [(30, 30), (44, 44), (200, 14), (14, 120), (6, 6)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_small_or_thin_box_keeps_its_middle_and_24_px_corner_targets(
+    browser: Browser, live_server: LiveServer, annotator: str, shared_dir: Path, size: tuple[int, int]
+) -> None:
+    """Whatever its shape, a box's middle takes a press (a drag moves it), its four corners stay 24 px
+    targets, and no handle's target hides another's."""
+    (first,) = open_queue(browser, live_server, annotator, shared_dir, 34, 1)
+    page = browser.page
+    page.wait_for_selector("body[data-ready=true]")
+    canvas = page.locator("#ann-stage canvas").last.bounding_box()
+    with httpx.Client(base_url=live_server.url, timeout=10, headers={"Origin": live_server.url}) as client:
+        client.post("/api/login", json={"name": annotator, "password": PASSWORD}).raise_for_status()
+        corner = {"x1": 0.3, "y1": 0.3, "x2": 0.3 + size[0] / canvas["width"], "y2": 0.3 + size[1] / canvas["height"]}
+        client.post(
+            f"/api/labels/photos/{first}/decisions", json={"action": "add", "class": "can", **corner}
+        ).raise_for_status()
+    page.reload()
+    page.wait_for_selector("#ann-box-list button[data-box='3']").click()
+    assert page.evaluate(CENTRE_HIT, 3) == "box-3"
+    handles = page.evaluate(HANDLES, TARGET)
+    assert {h["name"] for h in handles} >= {"top-left", "top-right", "bottom-left", "bottom-right"}, handles
+    assert [h for h in handles if h["missed"]] == []

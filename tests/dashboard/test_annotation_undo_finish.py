@@ -5,11 +5,16 @@ the status filter found it again."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+
+import pytest
+from playwright.sync_api import Route
 
 from tests.dashboard import test_annotation
 from tests.dashboard.conftest import Browser, LiveServer
-from tests.dashboard.test_annotation import open_queue, server_boxes
+from tests.dashboard.test_annotation import open_queue, press_at_once, server_boxes
 
 annotator = test_annotation.annotator  # the fixture
 
@@ -71,3 +76,55 @@ def test_ctrl_z_after_the_queue_s_last_photo_brings_it_back(
         page.keyboard.press("Control+z")
     assert live_server.api(f"/api/labels/photos/{only}")["status"] == "todo"
     assert page.locator("#ann-position").inner_text() == "1 sur 1"
+
+
+@pytest.mark.parametrize("keys", [("Enter",), ("ArrowRight", "Enter")], ids=["enter", "arrow-then-enter"])
+def test_ctrl_z_before_the_finish_is_answered_stays_on_the_photo(
+    browser: Browser, live_server: LiveServer, annotator: str, shared_dir: Path, keys: tuple[str, ...]
+) -> None:
+    """Ctrl+Z pressed within a tenth of a second of Enter, before the server had answered it (and, after an
+    arrow, before the move Enter saves first was): the finish was taken back (or the move, and the finish
+    kept), but the page then went on to the next photo, as if the photo had been finished."""
+    first, second = open_queue(browser, live_server, annotator, shared_dir, 32)
+    page = browser.page
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#ann-stage canvas")
+    held: list[Route] = []  # each decision, kept from the server until the test lets it go
+    page.route("**/decisions", lambda route: held.append(route))
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if request.method == "GET" else None)
+    answered: list[str] = []
+    page.on(
+        "response",
+        lambda r: (
+            answered.append(json.loads(r.request.post_data or "{}").get("action"))
+            if r.url.endswith("/decisions")
+            else None
+        ),
+    )
+    page.locator("#ann-box-list button[data-box='1']").click()  # the arrow moves the bag's box
+    page.locator("#ann-stage").focus()
+    press_at_once(browser, *keys)  # the arrow and Enter within the pause that saves arrows
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(10)
+    page.keyboard.press("Control+z")  # the first decision Enter sends is not answered yet
+    while "undo" not in answered and time.monotonic() < deadline:  # each decision answered as it comes
+        if held:
+            held.pop(0).continue_()
+        page.wait_for_timeout(10)
+    assert "undo" in answered, answered
+    # Going on, the page asked for the queue as the undo went out (that request is seen by now), then for the
+    # next photo once the undo was answered: a second for it to show, should it come.
+    page.wait_for_timeout(1000)
+    assert page.locator("#ann-position").inner_text() == "1 sur 2"
+    assert not [url for url in asked if f"/api/labels/photos/{second}" in url or "/api/labels/queue" in url]
+    assert live_server.api(f"/api/labels/photos/{first}")["status"] == "todo"
+    assert page.locator("#ann-progress").inner_text().startswith("0 photo")
+    assert page.locator("#ann-status").inner_text() == "Enregistré."
+    moved = "ArrowRight" in keys
+    bag = server_boxes(live_server, first)[0]  # the arrow's move kept (a move accepts the box): only the finish undone
+    assert bag["x1"] == pytest.approx(0.11 if moved else 0.1, abs=1e-6)
+    states = ["accepted" if moved else "pending", "pending"]
+    assert [b["state"] for b in server_boxes(live_server, first)] == states
+    assert [li["state"] for li in page.eval_on_selector_all("#ann-box-list li", "l => l.map(e => e.dataset)")] == states
