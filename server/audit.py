@@ -9,7 +9,9 @@ server's layers, beside the database. Entries are purged after ``audit_retention
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import fields
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -39,3 +41,17 @@ def audit(session: Session, actor: str, action: str, target: str | None = None,
           detail: str | None = None) -> None:
     """One entry, in the caller's transaction: it commits with what it records, or not at all."""
     session.add(AuditEntry(at=utcnow(), actor=actor, action=action, target=target, detail=detail))
+
+
+def filter_words(value: Any) -> str:
+    """A request's filter as an audit detail reads it: its fields that are set, ``name=value`` with
+    dates in ISO form (``street_id=343, day_since=2026-11-06``). The dataclass's repr wrote
+    ``LiftFilter(street_id=343, truck_id=None, ..., day_since=datetime.date(2026, 11, 6))`` into the
+    journal a DPO reads."""
+    words = []
+    for field in fields(value):
+        item = getattr(value, field.name)
+        if item is None:
+            continue
+        words.append(f"{field.name}={item.isoformat() if isinstance(item, date | datetime) else item}")
+    return ", ".join(words) or "no filter"

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from base.version import __version__
-from server.audit import audit
+from server.audit import audit, filter_words
 from server.ingest.inbox import newest_dead_letters
 from server.ingest.letters import held_summary
 from server.ingest.models import Evidence, Lift, Truck, TruckStatus
@@ -104,7 +104,8 @@ def api_router() -> APIRouter:
         if wants_csv:
             stats = street_stats(db, flt)
             # Every export is in the audit trail (who, when, what), street-level ones included.
-            audit(db, who.actor, "streets.export", detail=f"csv, {len(stats['streets'])} streets, {flt}"[:2000])
+            audit(db, who.actor, "streets.export",
+                  detail=f"csv, {len(stats['streets'])} streets, {filter_words(flt)}"[:2000])
             db.commit()
             return Response(streets_csv(stats["streets"]), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": 'attachment; filename="trivue-streets.csv"'})
@@ -115,7 +116,7 @@ def api_router() -> APIRouter:
     def streets_geojson(db: SessionDep, who: Viewer, flt: StreetFilterDep) -> Response:
         body = street_geojson_text(db, flt)
         # The CSV's rows for QGIS and other tools (the dashboard draws /api/network.geojson): an export too.
-        audit(db, who.actor, "streets.export", detail=f"geojson, {flt}"[:2000])
+        audit(db, who.actor, "streets.export", detail=f"geojson, {filter_words(flt)}"[:2000])
         db.commit()
         return Response(body, media_type="application/geo+json")
 
@@ -150,7 +151,8 @@ def api_router() -> APIRouter:
         except CursorError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         household = ctx.settings.household_level
-        audit(db, who.actor, "lifts.list", detail=f"{len(page['items'])} lifts, {flt}, household_level={household}")
+        audit(db, who.actor, "lifts.list",
+              detail=f"{len(page['items'])} lifts, {filter_words(flt)}, household_level={household}")
         db.commit()
         if not household:  # street level until an admin enables households (server.web.privacy)
             page = {**page, "items": [street_level_lift(item) for item in page["items"]]}
