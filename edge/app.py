@@ -25,7 +25,7 @@ from edge.alert import CrewAlert
 from edge.alert_checks import warn_no_alert_output, warn_undetectable_alerts
 from edge.applied_config import config_file, read_applied, write_applied
 from edge.broker import make_client
-from edge.camera import Frame, check_source, frames, is_file_source, throttle
+from edge.camera import Frame, SourceError, check_source, frames, is_file_source, throttle
 from edge.camera_clock_file import persistent_camera_clock
 from edge.config import ConfigError, EdgeSettings
 from edge.evidence import EvidenceStore, burst_on_disk, forget_burst, photo_policy
@@ -148,7 +148,10 @@ class Agent:
 
     @classmethod
     def create(cls, settings: EdgeSettings, detector: Any = None) -> Agent:
-        check_source(settings.source)  # before the self-check: a wrong source fails fast
+        try:  # before the self-check: a wrong source fails fast, naming the setting as config errors do
+            check_source(settings.source)
+        except SourceError as error:
+            raise SourceError(f"source: {error}") from None
         check_ca_files(settings)
         model_check = None
         if detector is None:

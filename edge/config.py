@@ -276,7 +276,7 @@ class EdgeSettings(_Strict):
     threads: int = Field(default=0, ge=0, description="onnxruntime threads per frame (0 = cores / workers)")
     # Two frames at once with one thread each beat one frame with two threads on a 2-core computer
     # (bench/edge.py, docs/edge.md Performance): a 320 px model is too small to split well.
-    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+    workers: int | Literal["auto"] = Field(
         default="auto", description="Frames detected at once (auto = the cores this process may use; 1 = serial)")
     hopper: list[tuple[Unit, Unit]] = Field(
         default=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)], min_length=3,
@@ -297,6 +297,14 @@ class EdgeSettings(_Strict):
     selfcheck: SelfCheckSettings = SelfCheckSettings()
     models: ModelUpdateSettings = Field(default_factory=ModelUpdateSettings)  # reads $TRIVUE_DATA_DIR per load
 
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: object) -> object:  # one error: the union said workers.constrained-int, ...literal['auto']
+        value = int(value) if isinstance(value, str) and value.strip().isdigit() else value  # TRIVUE_EDGE_WORKERS=2
+        if value == "auto" or (type(value) is int and 1 <= value <= 64):
+            return value
+        raise ValueError("expected auto or a whole number from 1 to 64")
+
     @property
     def detector_workers(self) -> int:
         """``workers`` resolved: ``auto`` is the cores this process may use (a cgroup cpuset or taskset counts)."""
@@ -316,13 +324,8 @@ class EdgeSettings(_Strict):
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    nested = {key for key, value in extra.items() if isinstance(value, Mapping) and isinstance(base.get(key), Mapping)}
+    return {**base, **{key: _merge(base[key], value) if key in nested else value for key, value in extra.items()}}
 
 
 def _env_settings(environ: Mapping[str, str]) -> list[tuple[str, tuple[str, ...], Any]]:
@@ -389,8 +392,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     overrides = overrides or {}
     data = read_mapping(path, ConfigError) if path is not None else {}
-    data = _merge(data, env_overrides(environ))
-    data = _merge(data, overrides)
+    data = _merge(_merge(data, env_overrides(environ)), overrides)
     try:
         return EdgeSettings.model_validate(data)
     except ValidationError as error:

@@ -32,6 +32,25 @@ def free_bytes(folder: Path) -> int:
         return 0
 
 
+def why_not_written(folder: Path, reserve_bytes: int) -> str:
+    """Why a file could not be opened for writing in ``folder``, as a suffix for the error: SQLite says
+    only "unable to open database file", whether the folder is read-only, not this user's, or full."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:  # gone: the error itself says so
+        return ""
+    unit = (
+        "the systemd unit (ProtectSystem=strict) lets the agent write only /var/lib/trivue-edge and its "
+        "ReadWritePaths=: put the outbox there or add its folder"
+    )
+    if read_only:
+        return f" ({folder} is on a read-only file system; {unit})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f" ({folder} is not writable by this user (uid {os.geteuid()}); {unit}, owned by that user)"
+    free = free_bytes(folder)
+    return f" ({free} bytes free on its disk)" if free < reserve_bytes else ""
+
+
 def _pragma(db: sqlite3.Connection, name: str) -> int:
     return int(db.execute(f"PRAGMA {name}").fetchone()[0])
 

@@ -116,7 +116,10 @@ def forget_burst(root: Path, key: str) -> int:
     if folder is None:
         return 0
     removed = 0
-    for path in images_in(folder):
+    # Newest first, the oldest photo (the key's BEGUN) last: until the folder is empty it keeps its
+    # key, so a scanner listing it mid-way, or an agent restarted after a kill mid-way, finds the
+    # burst counted. Deleted in name order, the rest became a new burst and was counted again.
+    for path in sorted(images_in(folder), key=_mtime_ns, reverse=True):
         with contextlib.suppress(FileNotFoundError):  # a camera box cleaning up too
             path.unlink()
             removed += 1
@@ -124,6 +127,13 @@ def forget_burst(root: Path, key: str) -> int:
         with contextlib.suppress(OSError):  # not empty (the camera box's own files): left
             folder.rmdir()
     return removed
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # gone since listed: nothing to keep for last
+        return 0
 
 
 def _burst_folder(root: Path, name: str) -> Path | None:

@@ -294,7 +294,7 @@ def _gpx_points(path: Path) -> list[tuple[float | None, float, float]]:
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as error:
-        raise GpsError(f"{path}: not valid GPX ({error})") from None
+        raise GpsError(f"gps.source: {path}: not valid GPX ({error})") from None
     points, first = [], None
     for node in root.iter():
         if node.tag.rsplit("}", 1)[-1] not in ("trkpt", "rtept", "wpt"):
@@ -308,11 +308,11 @@ def _gpx_points(path: Path) -> list[tuple[float | None, float, float]]:
                 offset = at - first
             points.append((offset, float(node.attrib["lat"]), float(node.attrib["lon"])))
         except KeyError as missing:
-            raise GpsError(f"{path}: point {len(points) + 1} has no {missing.args[0]} attribute") from None
+            raise GpsError(f"gps.source: {path}: point {len(points) + 1} has no {missing.args[0]} attribute") from None
         except ValueError as error:
-            raise GpsError(f"{path}: point {len(points) + 1}: {error}") from None
+            raise GpsError(f"gps.source: {path}: point {len(points) + 1}: {error}") from None
     if not points:
-        raise GpsError(f"{path}: no track points")
+        raise GpsError(f"gps.source: {path}: no track points")
     return points
 
 
@@ -367,14 +367,14 @@ def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s
         try:
             lat, lon = (float(v) for v in source.removeprefix("fixed:").split(","))
         except ValueError:
-            raise GpsError(f"gps {source!r}: expected fixed:LAT,LON in degrees, e.g. fixed:47.9029,1.9093") from None
+            raise GpsError(f"gps.source: {source!r}: expected fixed:LAT,LON in degrees (fixed:47.90,1.91)") from None
         try:
             return FixedGps(lat, lon)
         except ValueError:  # GpsFix's bounds (pydantic's ValidationError is a ValueError)
-            raise GpsError(f"gps {source!r}: latitude is -90..90 and longitude -180..180 degrees") from None
+            raise GpsError(f"gps.source: {source!r}: latitude is -90..90 and longitude -180..180 degrees") from None
     path = Path(source)
     if path.suffix.lower() in REPLAY_SUFFIXES and not path.is_file():
-        raise GpsError(f"gps {source!r}: no such file to replay")
+        raise GpsError(f"gps.source: {source!r}: no such file to replay")
     if path.is_file() and path.suffix.lower() in REPLAY_SUFFIXES:
         gps = Gps(max_age_s, clock=_drive_clock(speed))
         if path.suffix.lower() == ".gpx":
@@ -397,4 +397,4 @@ def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s
                             on_lost=lambda: gps.lose_fix("receiver disconnected")).start()
         gps._stoppers.append(reader.stop)
         return gps
-    raise GpsError(f"gps {source!r}: not fixed:LAT,LON, an .nmea/.gpx file, gpsd://host, nor a serial device")
+    raise GpsError(f"gps.source: {source!r}: not fixed:LAT,LON, an .nmea/.gpx file, gpsd://host, nor a serial device")

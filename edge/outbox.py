@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from edge.consumed import add_gone_column, forget_gone, is_consumed
-from edge.disk import Reserve, convert, free_bytes, give_back, room_inside
+from edge.disk import Reserve, convert, free_bytes, give_back, room_inside, why_not_written
 from edge.salvage import salvage, set_aside
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,7 @@ class Outbox:
                 if attempt == 1 and self.reserve.release():  # a full disk: the WAL and its index need room
                     continue
                 reason = getattr(error, "strerror", None) or str(error)
-                free = free_bytes(self.path.parent)
-                full = f" ({free} bytes free on its disk)" if free < self.reserve_bytes else ""
+                full = why_not_written(self.path.parent, self.reserve_bytes)  # read-only, not ours, or full
                 raise OutboxError(f"outbox.path: {str(self.path)!r} cannot be opened as the outbox: "
                                   f"{reason}{full}") from None
         if not self.reserve.hold():

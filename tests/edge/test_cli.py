@@ -44,7 +44,8 @@ def base(tmp_path: Path, litter_val_images: list[Path], coco_model: Path) -> dic
         ({"stream": "plastic"}, "stream: Input should be"),
         ({"uplink": {"broker": "http://x"}}, "uplink.broker: expected mqtt://"),
         ({"model": "/nonexistent/model.onnx"}, "/nonexistent/model.onnx: model file not found"),
-        ({"source": "/nonexistent/clip.mp4"}, "/nonexistent/clip.mp4: no such file, folder or camera"),
+        # the setting named, as for every other one: an installer had only the value to search for
+        ({"source": "/nonexistent/clip.mp4"}, "source: /nonexistent/clip.mp4: no such file, folder or camera"),
         ({"rules": "vision/rules_fr.yaml"}, "model class 'person' has no rule for stream 'recyclables'"),
         # paho's FileNotFoundError came out as a traceback; the model download would fail at every rollout
         ({"uplink": {"broker": "mqtts://127.0.0.1:1", "ca_file": "/nonexistent/ca.pem"}},

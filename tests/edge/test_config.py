@@ -109,6 +109,16 @@ def test_the_example_configuration_is_valid() -> None:
     assert named == {settings.truck_id}, named
 
 
+def test_the_example_broker_account_is_the_truck_id() -> None:
+    """The shipped ACL (deploy/mosquitto/acl) lets account %u write trivue/v1/%u/... only, and
+    add-truck.sh names the account after the truck: an example account of another name
+    (truck-om-bom-12 for OM-BOM-12) had every lift dropped by the broker, the outbox growing."""
+    from base.paths import REPO_ROOT
+
+    settings = load_settings(REPO_ROOT / "edge" / "truck.example.yaml", environ={})
+    assert BrokerUrl.parse(settings.uplink.broker).username == settings.truck_id
+
+
 def test_detector_workers_and_threads_resolve_against_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})
     base = {"truck_id": "T", "source": "x"}
@@ -119,8 +129,12 @@ def test_detector_workers_and_threads_resolve_against_the_cores(monkeypatch: pyt
     pinned = load_settings(None, {**base, "workers": 2, "threads": 2}, environ={})
     assert (pinned.detector_workers, pinned.detector_threads) == (2, 2)
     for bad in (0, "many", 1.5):
-        with pytest.raises(ConfigError, match=r"workers"):
+        with pytest.raises(ConfigError, match=r"workers") as refused:
             load_settings(None, {**base, "workers": bad}, environ={})
+        # one field, as the user typed it: pydantic's union branches (workers.constrained-int,
+        # workers.literal['auto']) are no setting of the file
+        assert "constrained" not in str(refused.value) and "literal[" not in str(refused.value), refused.value
+        assert str(refused.value).count("workers") == 1, refused.value
 
 
 def test_tracking_settings_are_the_trackers_knobs() -> None:

@@ -166,7 +166,7 @@ def test_a_gpx_replay_gives_the_bearing_between_points(tmp_path: Path) -> None:
     ("nowhere.nmea", "no such file to replay"),
 ])
 def test_bad_gps_sources(source: str, message: str) -> None:
-    with pytest.raises(GpsError, match=f"gps '{source}': {message}") as raised:
+    with pytest.raises(GpsError, match=f"gps.source: '{source}': {message}") as raised:
         open_gps(source)
     assert "\n" not in str(raised.value)
 
