@@ -20,7 +20,10 @@
   const streetId = config.streetId;
   if (streetId) {
     $("plan-street").hidden = false;
-    $("plan-street").textContent = t("rem.street_only", { id: streetId });
+    // textContent: a street's name comes from OpenStreetMap and is text, never markup.
+    $("plan-street").textContent = config.street
+      ? t("rem.street_only", { name: config.street.name, commune: config.street.commune })
+      : t("rem.street_only_id", { id: streetId }); // a street no longer in the database
   }
   let printed = { letters: 0, fresh: 0 }, printAsked = 0; // the print file's counts as shown (printLetters)
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
+import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.reminders.households import opt_out
+from server.streets.models import Street
 from server.web.auth import create_token
 from tests.server.reminders_city import DIRTY, engine_for, seed_city
+from tests.server.test_reminders_page import served  # noqa: F401  (the served page, used by name)
 
 TODAY = date(2026, 11, 20)
 
@@ -41,3 +46,38 @@ def test_the_plan_of_one_street_counts_that_street_only(tmp_path: Path) -> None:
     assert {t["street_id"] for t in one["targets"]} <= {other}
     assert {t["key"] for t in one["targets"]} == {t["key"] for t in whole["targets"] if t["street_id"] == other}
     assert any(s["street_id"] == dirty for s in whole["skipped"])
+
+
+STRANGE = "Allée <b>des</b> Chênes & Co"  # OpenStreetMap names are text: markup in one stays text
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_the_page_of_one_street_names_it(request: pytest.FixtureRequest, chromium: Any, lang: str) -> None:
+    """The street page's campaign said « Seulement la rue n° 83 »: its name and commune, as text."""
+    from playwright.sync_api import expect
+
+    from tests.server.test_reminders_page import PASSWORD, words
+
+    city, url = request.getfixturevalue("served")
+    street_id = city.streets["clean"]
+    with city.sessions() as session:
+        street = session.get(Street, street_id)
+        street.name, commune = STRANGE, street.commune
+        session.commit()
+    t = words(lang)
+    context = chromium.new_context(locale=f"{lang}-FR")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    target = f"/rappels?street_id={street_id}"
+    page.goto(f"{url}/langue/{lang}?next={quote(target, safe='')}" if lang != "fr" else f"{url}{target}")
+    page.get_by_label(t["login.username"]).fill("gestionnaire")
+    page.get_by_label(t["login.password"]).fill(PASSWORD)
+    page.get_by_role("button", name=t["login.submit"]).click()
+    page.wait_for_url(f"**{target}")
+    line = page.locator("#plan-street")
+    want = {"fr": f"Seulement la rue {STRANGE} ({commune})", "en": f"Only the street {STRANGE} ({commune})"}[lang]
+    expect(line).to_have_text(want)
+    assert line.locator("b").count() == 0 and not errors
+    context.close()
