@@ -32,5 +32,5 @@ def camera_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[int,
         return fake
 
     yield make
-    for fake in made:
-        fake.over = True
+    for fake in made:  # before ``monkeypatch`` puts the real clocks back: a scanner left sleeps here
+        fake.end()

@@ -10,8 +10,10 @@ scanner is one step of the camera box's script, so which listing sees what is fi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,9 +34,8 @@ from vision.schema import LiftEvent, TruckStats, parse_lift_event
 
 NOWHERE = "mqtt://127.0.0.1:9"  # no broker: the lifts stay in the outbox, where this test reads them
 BOTTLE = (20, 20, 120, 160, 0.9, 0)
-# The scanner's passes a test may take: far more than any needs, so a wrong one fails, not hangs. A
-# test takes 15-40 here; after the script has played, its passes wait for the pipeline to finish the
-# bursts handed out, real time at 2 ms a pass: 200 gave it 0.4 s, short of what a loaded machine took.
+# The scanner's passes a test may take: far more than any needs (15-40 here), so a wrong one fails,
+# not hangs. After the script has played, passes also run while the pipeline drains the last frames.
 PASSES = 2000
 NOW_TICK = 1300.0  # the GPS's monotonic clock when the bursts are processed
 SPEED = 5e-5  # degrees of latitude a second: about 20 km/h north
@@ -46,10 +47,15 @@ class Stopped(Exception):
 
 class CameraTime:
     """``edge.camera``'s clocks: the wall clock real, the monotonic one moved by the scanner's sleeps;
-    the camera box's action ``k`` runs at the scanner's ``k``-th sleep (after its ``k``-th listing)."""
+    the camera box's action ``k`` runs at the scanner's ``k``-th sleep (after its ``k``-th listing).
+
+    ``end`` stops the scanner threads it served before the next test's takes ``edge.camera.time``:
+    a scanner with nothing left to hand out never sees its source closed, and one left running took
+    the next test's passes and played its script before that test's own scanner listed anything."""
 
     def __init__(self, actions: dict[int, Callable[[], None]]) -> None:
         self.tick, self.sleeps, self.actions, self.over = 0.0, 0, actions, False
+        self.threads: set[threading.Thread] = set()  # the scanners that slept here
 
     def monotonic(self) -> float:
         return self.tick
@@ -60,11 +66,19 @@ class CameraTime:
     def sleep(self, seconds: float) -> None:
         if self.over or self.sleeps >= PASSES:
             raise Stopped(f"the scanner's pass {self.sleeps}: it never handed out what the test waits for")
+        self.threads.add(threading.current_thread())
         self.sleeps += 1
         if (action := self.actions.pop(self.sleeps, None)) is not None:
             action()
         self.tick += seconds
         time.sleep(0.002)  # let the loop's thread run; the scanner's time is the tick
+
+    def end(self) -> None:
+        """The test is over: its scanner threads stop at their next sleep here, and are waited for."""
+        self.over = True
+        for thread in self.threads - {threading.current_thread()}:
+            thread.join(timeout=10)
+            assert not thread.is_alive(), f"{thread.name}: a scanner still running after its test"
 
 
 def shoot(root: Path, name: str, photo: Path, stamped: datetime, frames: int = 3) -> Path:
@@ -259,3 +273,23 @@ def test_a_camera_clock_set_back_or_forward_is_followed() -> None:
 
 def test_no_live_burst_no_correction() -> None:
     assert CameraClock().correct(_at(5)) == _at(5)
+
+
+def test_a_test_s_scanner_thread_ends_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scanner that found nothing more never hands a frame over, so closing its source left its
+    thread listing on; it took the next test's ``CameraTime`` (a module global), its passes and its
+    script (that test's bursts moved away before its own scanner's first listing: never counted)."""
+    fake = CameraTime({})
+    monkeypatch.setattr(edge.camera, "time", fake)
+
+    def scan() -> None:  # the scanner's loop: it sleeps on whatever ``edge.camera.time`` is now
+        with contextlib.suppress(Stopped):
+            while True:
+                edge.camera.time.sleep(0.5)
+
+    thread = threading.Thread(target=scan, daemon=True)
+    thread.start()
+    while not fake.sleeps:
+        time.sleep(0.001)
+    fake.end()
+    assert not thread.is_alive()
