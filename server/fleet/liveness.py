@@ -17,24 +17,18 @@ from sqlalchemy.orm import Session
 from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.models import Truck, TruckStatus
-from server.ingest.truck_state import SILENT_AFTER, state
-
-ALIVE = SILENT_AFTER  # heard from within the fleet page's "silent" delay
+from server.ingest.truck_state import silent, state
 
 
-def _is_alive(truck: Truck | None, since: datetime) -> bool:
-    return (
-        truck is not None
-        and state(truck) is TruckStatus.online
-        and truck.last_seen_at is not None
-        and truck.last_seen_at >= since
-    )
+def _is_alive(truck: Truck | None, now: datetime) -> bool:
+    """Online and not flagged silent, by the fleet page's one rule (``truck_state.silent``)."""
+    return truck is not None and state(truck) is TruckStatus.online and not silent(truck, now)
 
 
 def _alive(session: Session, settings: ServerSettings) -> dict[str, bool]:
     """Every truck known to the server (seen, or in ``known_trucks``): alive or not."""
-    since = utcnow() - ALIVE
-    alive = {t.truck_id: _is_alive(t, since) for t in session.scalars(select(Truck))}
+    now = utcnow()
+    alive = {t.truck_id: _is_alive(t, now) for t in session.scalars(select(Truck))}
     for truck_id in settings.known_trucks or ():
         alive.setdefault(truck_id, False)
     return alive
@@ -48,5 +42,5 @@ def known_fleet(session: Session, settings: ServerSettings) -> list[str]:
 
 def offline(session: Session, truck_ids: Sequence[str]) -> list[str]:
     """Those of ``truck_ids`` that are not alive (never seen included), in their order."""
-    since = utcnow() - ALIVE
-    return [t for t in truck_ids if not _is_alive(session.get(Truck, t), since)]
+    now = utcnow()
+    return [t for t in truck_ids if not _is_alive(session.get(Truck, t), now)]

@@ -218,9 +218,9 @@ def _truck_routes(router: APIRouter) -> None:
                   .where(Lift.truck_id == Truck.truck_id, Lift.started_at >= since).scalar_subquery())
         rows = db.execute(select(Truck, recent).order_by(Truck.truck_id)).all()
         now = datetime.now(UTC)
-        listed = [(t, lifts) for t, lifts in rows]
-        listed += [(t, 0) for t in never_heard(ctx.settings.known_trucks, (t.truck_id for t, _ in rows))]
-        return {"trucks": [truck_json(t, lifts, now) for t, lifts in sorted(listed, key=lambda r: r[0].truck_id)]}
+        unheard = [(t, 0) for t in never_heard(ctx.settings.known_trucks, (t.truck_id for t, _ in rows))]
+        listed = sorted([*rows, *unheard], key=lambda row: row[0].truck_id)
+        return {"trucks": [truck_json(t, lifts, now) for t, lifts in listed]}
 
     @private_get(router, "/audit", summary="The audit trail, newest first (admin)", response_model=schemas.AuditPage)
     def audit_log(db: SessionDep, who: Admin, flt: AuditFilterDep, limit: int = Query(default=100, ge=1, le=1000),
