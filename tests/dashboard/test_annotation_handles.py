@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Page
 
 from tests.dashboard import test_annotation
 from tests.dashboard.conftest import Browser, LiveServer
@@ -34,6 +35,25 @@ HANDLES = """target => {
 }"""
 
 
+def drag(page: Page, x: float, y: float, dx: float, dy: float, steps: int = 6) -> None:
+    """A mouse press at (x, y) moved by (dx, dy), waiting for the decision it saves."""
+    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + dx, y + dy, steps=steps)
+        page.mouse.up()
+
+
+def add_box(live_server: LiveServer, annotator: str, photo: str, label: str, width: float, height: float,
+            canvas: dict[str, float]) -> None:
+    """A box of ``width`` by ``height`` CSS px at (0.3, 0.3) of the photo, added through the API."""
+    with httpx.Client(base_url=live_server.url, timeout=10, headers={"Origin": live_server.url}) as client:
+        client.post("/api/login", json={"name": annotator, "password": PASSWORD}).raise_for_status()
+        corner = {"x1": 0.3, "y1": 0.3, "x2": 0.3 + width / canvas["width"], "y2": 0.3 + height / canvas["height"]}
+        client.post(f"/api/labels/photos/{photo}/decisions",
+                    json={"action": "add", "class": label, **corner}).raise_for_status()
+
+
 def test_a_box_s_handles_are_24_px_targets_and_a_drag_near_one_resizes(
     browser: Browser,
     live_server: LiveServer,
@@ -56,12 +76,7 @@ def test_a_box_s_handles_are_24_px_targets_and_a_drag_near_one_resizes(
     before = next(b for b in server_boxes(live_server, first) if b["id"] == 2)
     corner = next(h for h in handles if h["name"] == "top-left")
     canvas = page.locator("#ann-stage canvas").last.bounding_box()
-    x, y = canvas["x"] + corner["x"] - 10, canvas["y"] + corner["y"] - 10
-    with page.expect_response(lambda r: r.url.endswith("/decisions")):
-        page.mouse.move(x, y)
-        page.mouse.down()
-        page.mouse.move(x + 30, y + 20, steps=6)
-        page.mouse.up()
+    drag(page, canvas["x"] + corner["x"] - 10, canvas["y"] + corner["y"] - 10, 30, 20)
     after = next(b for b in server_boxes(live_server, first) if b["id"] == 2)
     assert (after["x2"], after["y2"]) == pytest.approx((before["x2"], before["y2"]), abs=1e-3)  # resized, not moved
     assert after["x1"] == pytest.approx(before["x1"] + 30 / canvas["width"], abs=0.005)
@@ -111,19 +126,7 @@ def test_a_small_box_is_dragged_by_its_middle_and_resized_by_its_corners(
     page.wait_for_selector("body[data-ready=true]")
     canvas = page.locator("#ann-stage canvas").last.bounding_box()
     width, height = canvas["width"], canvas["height"]
-    with httpx.Client(base_url=live_server.url, timeout=10, headers={"Origin": live_server.url}) as client:
-        client.post("/api/login", json={"name": annotator, "password": PASSWORD}).raise_for_status()
-        client.post(
-            f"/api/labels/photos/{first}/decisions",
-            json={
-                "action": "add",
-                "class": "bottle",
-                "x1": 0.3,
-                "y1": 0.3,
-                "x2": 0.3 + SMALL / width,
-                "y2": 0.3 + SMALL / height,
-            },
-        ).raise_for_status()
+    add_box(live_server, annotator, first, "bottle", SMALL, SMALL, canvas)
     page.reload()
     page.wait_for_selector("#ann-box-list button[data-box='3']").click()
     assert page.evaluate(CENTRE_HIT, 3) == "box-3", "a press at the small box's middle does not reach it"
@@ -137,11 +140,7 @@ def test_a_small_box_is_dragged_by_its_middle_and_resized_by_its_corners(
     before = next(b for b in server_boxes(live_server, first) if b["id"] == 3)
     x = canvas["x"] + (before["x1"] + before["x2"]) / 2 * width
     y = canvas["y"] + (before["y1"] + before["y2"]) / 2 * height
-    with page.expect_response(lambda r: r.url.endswith("/decisions")):
-        page.mouse.move(x, y)
-        page.mouse.down()
-        page.mouse.move(x + 30, y + 20, steps=6)
-        page.mouse.up()
+    drag(page, x, y, 30, 20)
     moved = next(b for b in server_boxes(live_server, first) if b["id"] == 3)
     for side, step in (("x1", 30 / width), ("x2", 30 / width), ("y1", 20 / height), ("y2", 20 / height)):
         assert moved[side] == pytest.approx(before[side] + step, abs=0.003), (side, before, moved)
@@ -149,12 +148,8 @@ def test_a_small_box_is_dragged_by_its_middle_and_resized_by_its_corners(
     # Its bottom-right handle still resizes it: 10 px wider and taller, its top-left corner kept.
     page.wait_for_selector("#ann-box-list button[data-box='3']").click()
     corner = next(h for h in page.evaluate(HANDLES, TARGET) if h["name"] == "bottom-right")
-    x, y = canvas["x"] + corner["x"] + 5, canvas["y"] + corner["y"] + 5  # off the handle's drawing, in its target
-    with page.expect_response(lambda r: r.url.endswith("/decisions")):
-        page.mouse.move(x, y)
-        page.mouse.down()
-        page.mouse.move(x + 10, y + 10, steps=4)
-        page.mouse.up()
+    # off the handle's drawing, in its target
+    drag(page, canvas["x"] + corner["x"] + 5, canvas["y"] + corner["y"] + 5, 10, 10, steps=4)
     resized = next(b for b in server_boxes(live_server, first) if b["id"] == 3)
     assert (resized["x1"], resized["y1"]) == pytest.approx((moved["x1"], moved["y1"]), abs=1e-3)
     assert resized["x2"] == pytest.approx(moved["x2"] + 10 / width, abs=0.003)
@@ -171,12 +166,7 @@ def test_a_small_or_thin_box_keeps_its_middle_and_24_px_corner_targets(
     page = browser.page
     page.wait_for_selector("body[data-ready=true]")
     canvas = page.locator("#ann-stage canvas").last.bounding_box()
-    with httpx.Client(base_url=live_server.url, timeout=10, headers={"Origin": live_server.url}) as client:
-        client.post("/api/login", json={"name": annotator, "password": PASSWORD}).raise_for_status()
-        corner = {"x1": 0.3, "y1": 0.3, "x2": 0.3 + size[0] / canvas["width"], "y2": 0.3 + size[1] / canvas["height"]}
-        client.post(
-            f"/api/labels/photos/{first}/decisions", json={"action": "add", "class": "can", **corner}
-        ).raise_for_status()
+    add_box(live_server, annotator, first, "can", *size, canvas)
     page.reload()
     page.wait_for_selector("#ann-box-list button[data-box='3']").click()
     assert page.evaluate(CENTRE_HIT, 3) == "box-3"

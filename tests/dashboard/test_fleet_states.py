@@ -90,6 +90,12 @@ def test_fleet_page_shows_stopped_offline_unknown_and_two_agents(browser: Browse
     assert not browser.unexpected_errors()
 
 
+def said_online(now: datetime, truck_id: str, heard_minutes_ago: int) -> Truck:
+    """A truck whose last status, an hour ago, was online, last heard from ``heard_minutes_ago``."""
+    return Truck(truck_id=truck_id, status="online", status_at=now - timedelta(hours=1),
+                 last_seen_at=now - timedelta(minutes=heard_minutes_ago))
+
+
 def test_the_fleet_summary_is_what_the_metrics_count_whatever_the_readers_clock(browser: Browser) -> None:
     """« N en ligne sur T, S silencieux » and ``trivue_trucks{state="online"}``, ``trivue_trucks_silent``
     agree. Before, the page judged silence by the reader's clock: a PC 20 minutes fast flagged a truck
@@ -97,14 +103,7 @@ def test_the_fleet_summary_is_what_the_metrics_count_whatever_the_readers_clock(
     server = browser.server
     now = datetime.now(UTC)
     with server.sessions() as session:
-        session.merge(
-            Truck(
-                truck_id="benne-86",
-                status="online",
-                status_at=now - timedelta(hours=1),
-                last_seen_at=now - timedelta(minutes=10),
-            )
-        )
+        session.merge(said_online(now, "benne-86", heard_minutes_ago=10))
         token = create_token(session, "viewer", "test-fleet-gauges")
         session.commit()
     browser.page.clock.set_fixed_time(now + timedelta(minutes=20))  # the reader's PC runs fast
@@ -130,14 +129,7 @@ def test_a_silent_canary_reads_as_its_row_does(browser: Browser, tmp_path: Path)
     server = browser.server
     now = datetime.now(UTC)
     with server.sessions() as session:
-        session.merge(
-            Truck(
-                truck_id="benne-87",
-                status="online",
-                status_at=now - timedelta(hours=1),
-                last_seen_at=now - timedelta(minutes=20),
-            )
-        )
+        session.merge(said_online(now, "benne-87", heard_minutes_ago=20))
         session.merge(Truck(truck_id="benne-88", status="unknown"))
         sha = publish(session, server.settings.data_dir, derived(tmp_path, "2026.12.09-silent"), "test").sha256
         rollout = start(session, server.settings, sha, 1, "user:admin", canary_lifts=20)
