@@ -288,7 +288,7 @@ class Dispatcher:
     def _email(self, campaign: Campaign, item: Item, contact: Contact) -> str:
         assert self.mailer is not None and contact.email
         message = self.message(campaign, item, self.recipient(item, contact), contact)
-        subject, body, photos = self.email_text(campaign, item, contact)
+        subject, body, photos = self._email_text(message, item)
         attachments = [Attachment("courrier-tri.pdf", self.letter_bytes(campaign, item, message), "application", "pdf")]
         attachments += [Attachment(f"photo-{n + 1}.jpg", p.read_bytes(), "image", "jpeg") for n, p in enumerate(photos)]
         headers = {"List-Unsubscribe": self.templates.list_unsubscribe(reference(item)),
@@ -301,9 +301,12 @@ class Dispatcher:
     def email_text(self, campaign: Campaign, item: Item, contact: Contact | None) -> tuple[str, str, list[Path]]:
         """The e-mail's subject and body as the household reads them (the preview shows the same),
         and the photos attached: the text announces photos only when some are still on disk."""
+        return self._email_text(self.message(campaign, item, self.recipient(item, contact), contact), item)
+
+    def _email_text(self, message: TemplateData, item: Item) -> tuple[str, str, list[Path]]:
         photos = [path for path in self.photos(item) if path.is_file()]
-        message = replace(self.message(campaign, item, self.recipient(item, contact), contact), photos=len(photos))
-        subject, _, body = french_spacing(self.templates.render("email", message)).partition("\n")
+        text = self.templates.render("email", replace(message, photos=len(photos)))
+        subject, _, body = french_spacing(text).partition("\n")
         return subject.strip(), plain_text(body), photos
 
     def sms_text(self, campaign: Campaign, item: Item, contact: Contact | None) -> str:

@@ -69,8 +69,8 @@ class Planner:
 
     def plan(self) -> Plan:
         households, streets, unmatched = self._gather()
-        street_only = sum(len(u.lifts) for u in streets.values())
         by_street = {street_id: len(u.lifts) for street_id, u in streets.items()}
+        street_only = sum(by_street.values())
         targets = self._households(households)
         street_targets = self._streets(streets)
         targets += street_targets

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.reminders.templates import most_first
 from server.streets.models import Address, Street
 from server.web.reports import wilson
 from vision.schema import Severity
@@ -154,7 +155,7 @@ def count_categories(lifts: list[Any]) -> Counter[str]:
     counter: Counter[str] = Counter()
     for row in lifts:
         counter.update(categories_of(row.errors))
-    return Counter(dict(sorted(counter.items(), key=lambda item: (-item[1], item[0]))))
+    return Counter(dict(most_first(counter)))
 
 
 @dataclass(slots=True)

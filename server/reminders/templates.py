@@ -9,6 +9,7 @@ looked up first. A rendered letter is plain text with a light layout convention 
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -24,6 +25,13 @@ from vision.rules import SortingRules
 PACKAGED = Path(__file__).resolve().parent.parent / "templates" / "reminders"
 TEMPLATES = {"letter": "letter.txt.j2", "street": "street.txt.j2", "thanks": "thanks.txt.j2",
              "email": "email.txt.j2", "sms": "sms.txt.j2"}
+def most_first(categories: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Error categories by lifts, most first, equal counts by code: the one order of a reason, a
+    letter, an item and a route sheet (equal counts came in a set's order, which changes with each
+    process's string hashing)."""
+    return sorted(categories.items(), key=lambda item: (-item[1], item[0]))
+
+
 CATEGORY_LABELS = {
     "sac_ferme": "sacs fermés", "emballage": "emballages", "papier": "papiers", "verre": "verre",
     "vaisselle": "vaisselle ou verre de table",
@@ -112,7 +120,7 @@ class MessageTemplates:
         # not as its code: letters are read by households.
         errors = [{"category": c, "label": CATEGORY_LABELS.get(c) or self.sorting_rules.category_label(c).lower(),
                    "lifts": n}
-                  for c, n in sorted(message.categories.items(), key=lambda kv: (-kv[1], kv[0]))]
+                  for c, n in most_first(message.categories)]
         return {"level": message.level, "recipient": message.recipient, "street": message.street,
                 "lifts": message.lifts, "contaminated": message.contaminated, "errors": errors,
                 "since": french_date(message.since), "until": french_date(message.until),

@@ -12,7 +12,7 @@ from server.reminders.config import RemindersConfig
 from server.reminders.models import APPROVED, FAILED, HOUSEHOLD, PENDING, RETRY, SENT, Channel, Contact, Item
 from server.reminders.sending import planned_channel
 from server.reminders.targets import Plan
-from server.reminders.templates import CATEGORY_LABELS
+from server.reminders.templates import CATEGORY_LABELS, most_first
 from server.streets.models import Address, Street
 
 
@@ -40,7 +40,7 @@ def item_json(item: Item, labels: dict[int, str], streets: dict[int, str], confi
             "label": labels.get(item.id, item.target_key), "street_id": item.street_id,
             "street": streets.get(item.street_id or -1, ""), "lifts": item.lifts, "contaminated": item.contaminated,
             "categories": [{"category": c, "label": CATEGORY_LABELS.get(c, c), "lifts": n}
-                           for c, n in sorted(item.categories.items(), key=lambda kv: (-kv[1], kv[0]))],
+                           for c, n in most_first(item.categories)],
             "photos": [f"/api/lifts/{e}/evidence.jpg" for e in item.event_ids if e in kept], "reason": item.reason,
             "status": item.status, "reviewed_by": item.reviewed_by,
             "reviewed_at": item.reviewed_at.isoformat() if item.reviewed_at else None,

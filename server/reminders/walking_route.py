@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from server.reminders.letters import RouteStreet, Stop
 from server.reminders.models import APPROVED, HOUSEHOLD, SENT, STREET, Contact, Item
 from server.reminders.targets import HouseholdKey
-from server.reminders.templates import CATEGORY_LABELS
+from server.reminders.templates import CATEGORY_LABELS, most_first
 from server.streets.models import Address, Street
 
 ACTIONS = {1: "information envoyée", 2: "rappel envoyé", 3: "visite"}
@@ -50,7 +50,7 @@ def house_number(label: str) -> tuple[int, str]:
 
 def errors_text(categories: dict[str, int]) -> str:
     return ", ".join(f"{CATEGORY_LABELS.get(c, c)} ({n})" for c, n in
-                     sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))) or "—"
+                     most_first(categories)) or "—"
 
 
 def route_streets(session: Session, items: Iterable[Item]) -> list[RouteStreet]:
