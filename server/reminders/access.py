@@ -79,7 +79,9 @@ def household_access(session: Session, key: str, actor: str, zone: ZoneInfo) -> 
         address_id = bins[0].address_id  # the registry places the bin: its address is the household's too
     address = session.get(Address, address_id) if address_id is not None else None
     contact, opposition = session.get(Contact, key), session.get(OptOut, key)
-    trail = list(session.scalars(select(AuditEntry).where(AuditEntry.target == key).order_by(AuditEntry.at)))
+    # The id breaks ties: entries of one instant (an erasure's opt-out and erasure) came in scan order.
+    trail = list(session.scalars(select(AuditEntry).where(AuditEntry.target == key)
+                                 .order_by(AuditEntry.at, AuditEntry.id)))
     report: dict[str, Any] = {
         "foyer": key, "produit_le": _when(utcnow()), "par": actor,
         "adresse": {"identifiant": address.id, "libellé": address.label} if address else None,

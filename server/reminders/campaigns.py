@@ -64,7 +64,8 @@ def create_campaign(session: Session, plan: Plan, name: str, actor: str, rules: 
         session.add(Item(campaign_id=campaign.id, kind=t.kind, level=t.level, target_key=t.key,
                          street_id=t.street_id, address_id=t.address_id, bin_id=t.bin_id, lifts=t.lifts,
                          contaminated=t.contaminated, categories=t.categories, event_ids=list(t.event_ids),
-                         reason=t.reason, unattributed=t.unattributed, status=PENDING))
+                         reason=t.reason, unattributed=t.unattributed,
+                         unattributed_categories=t.unattributed_categories, status=PENDING))
     audit(session, actor, "reminders.campaign.create", f"campaign:{campaign.id}",
           f"{len(targets)} items, lifts {plan.since}..{plan.until}")
     return campaign

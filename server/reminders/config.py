@@ -9,6 +9,7 @@ setting that refuses a household's collection: the strongest level is a visit.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from collections.abc import Sequence
 from datetime import date
@@ -212,26 +213,59 @@ class SmtpChannel(_Strict):
         return value
 
 
+# What the phone shows when the rules name no sender: the service's subject, which residents
+# recognise, rather than the software's name (TRIVUE until 2026-12-06), which none of them knows.
+DEFAULT_SMS_SENDER = "INFODECHETS"
+_NUMBER_SENDER = re.compile(r"\+?[0-9]{3,15}")
+_NAME_SENDER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ]{1,9})[A-Za-z0-9]")
+
+
+def number_sender(sender: str) -> bool:
+    """A phone number as the sender: the only kind a resident's phone can reply to."""
+    return bool(_NUMBER_SENDER.fullmatch(sender))
+
+
 class SmsChannel(_Strict):
     url: str = Field(pattern=r"^https?://", description="gateway endpoint")
     encoding: Literal["json", "form"] = "json"
     fields: dict[str, str] = Field(
         default_factory=lambda: {"to": "{{ phone }}", "message": "{{ text }}"},
         description="request fields, Jinja2 over phone, text and sender")
-    # What the phone shows as the sender: an alphanumeric name of at most 11 letters, digits or
-    # spaces (the GSM limit; gateways refuse or cut a longer one), or a number. Name the service
-    # ("ORLEANSMET"), which residents recognise.
-    sender: str = Field(default="TRIVUE", pattern=r"^([A-Za-z0-9 ]{1,11}|\+?[0-9]{3,15})$",
-                        description="sender shown on the phone: 11 letters or digits at most, or a number")
+    # What the phone shows as the sender: an alphanumeric name of 3 to 11 ASCII letters, digits or
+    # inner spaces with at least one letter (the GSM limit and the French operators' rule; gateways
+    # refuse or cut another one), or a number. Name the service ("ORLEANSMET"), which residents
+    # recognise; a name takes no reply (see ``opt_out``).
+    sender: str = Field(default=DEFAULT_SMS_SENDER,
+                        description="sender shown on the phone: 3 to 11 letters or digits (one letter at least), "
+                                    "or a number")
     country_code: str = Field(default="33", pattern=r"^[1-9]\d{0,2}$",
                               description="for national numbers (06…): sent as +<code>6…")
-    opt_out: str = Field(default="STOP : répondez STOP", max_length=40,
-                         description="how to refuse, at the end of each SMS; the gateway must handle the keyword")
+    opt_out: str = Field(default="", max_length=40,
+                         description="how to refuse, at the end of each SMS (\"STOP au 36xxx\" for a gateway's "
+                                     "short number); default: « STOP : répondez STOP » when the sender is a "
+                                     "number, else the contact's opt-out page, e-mail or phone")
     token_env: str | None = Field(default=None, description="environment variable with a bearer token")
     timeout_s: float = Field(default=20, gt=0)
 
     _check_lines = field_validator("sender", "opt_out")(_one_line)
 
+    @field_validator("sender")
+    @classmethod
+    def _phone_can_show(cls, value: str) -> str:
+        if not (number_sender(value) or (_NAME_SENDER.fullmatch(value) and any(c.isalpha() for c in value))):
+            raise ValueError(f"sender {value!r} : 3 à 11 lettres ASCII ou chiffres, dont une lettre au moins, "
+                             "ou un numéro de téléphone")
+        return value
+
+    @model_validator(mode="after")
+    def _reply_needs_a_number(self) -> SmsChannel:
+        # A phone cannot answer an alphanumeric sender: « répondez STOP » would reach nobody.
+        if not number_sender(self.sender) and "répond" in self.opt_out.lower():
+            raise ValueError(f"opt_out {self.opt_out!r} : on ne peut pas répondre à l'expéditeur {self.sender!r} "
+                             "(un nom, pas un numéro) : donnez le numéro court de la passerelle "
+                             "(« STOP au 36xxx »), ou laissez vide pour la page, le courriel ou le téléphone "
+                             "du service")
+        return self
 
 class RetryRules(_Strict):
     """Temporary failures (SMTP 4xx, timeouts, a gateway's 5xx) are tried again by later sends."""

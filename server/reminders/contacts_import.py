@@ -21,6 +21,10 @@ ALIASES = {"cle": "key", "cle du foyer": "key", "foyer": "key", "nom": "name", "
            "e-mail": "email", "mail": "email", "adresse electronique": "email", "telephone": "phone",
            "tel": "phone", "portable": "phone", "adresse": "postal_address", "adresse postale": "postal_address"}
 OFFICE_ENCODINGS = ["cp1252", "iso8859_15", "utf_16", "mac_roman"]
+# The encodings as a manager knows them (Excel's "CSV (séparateur : point-virgule)" is Windows-1252):
+# the import's answer says which one the file was read with.
+ENCODING_NAMES = {"cp1252": "Windows-1252", "iso8859_15": "ISO 8859-15", "utf_16": "UTF-16", "utf-16": "UTF-16",
+                  "mac_roman": "Mac Roman", "utf-8": "UTF-8", "utf_8": "UTF-8"}
 
 
 class ContactFileError(ValueError):
@@ -40,11 +44,11 @@ class ContactFile:
 def decode(data: bytes) -> tuple[str, str]:
     """The text and the encoding it was read with."""
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", "strict"), "utf-8 (BOM)"
+        return data[3:].decode("utf-8", "strict"), "UTF-8 (BOM)"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
+        return data.decode("utf-16"), "UTF-16"
     try:
-        return data.decode("utf-8"), "utf-8"
+        return data.decode("utf-8"), "UTF-8"
     except UnicodeDecodeError:
         pass
     from charset_normalizer import from_bytes
@@ -52,7 +56,7 @@ def decode(data: bytes) -> tuple[str, str]:
     best = from_bytes(data, cp_isolation=OFFICE_ENCODINGS).best()
     if best is None:
         raise ContactFileError("encodage du fichier non reconnu : enregistrez-le en CSV UTF-8")
-    return str(best), best.encoding
+    return str(best), ENCODING_NAMES.get(best.encoding, best.encoding)
 
 
 def column_name(header: str) -> str | None:

@@ -59,7 +59,7 @@ class ContactImport:
     updated: int  # households already on file, their details replaced
     errors: tuple[str, ...]  # refused lines, "ligne N : why"
     unknown_columns: tuple[str, ...] = ()
-    encoding: str = "utf-8"
+    encoding: str = "UTF-8"
     delimiter: str = ","
 
     def json(self) -> dict[str, object]:

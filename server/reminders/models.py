@@ -136,6 +136,9 @@ class Item(RemindersBase):
     contaminated: Mapped[int] = mapped_column(Integer)
     unattributed: Mapped[int | None] = mapped_column(
         Integer, doc="Street items: contaminated lifts without a sure household (route sheet); None before r0005")
+    unattributed_categories: Mapped[dict[str, int] | None] = mapped_column(
+        JSON(none_as_null=True), doc="Street items: error category -> those lifts without a sure household "
+                                     "(route sheet); None before r0006")
     categories: Mapped[dict[str, int]] = mapped_column(JSON, doc="error category -> contaminated lifts")
     event_ids: Mapped[list[str]] = mapped_column(JSON, doc="Evidence lifts shown to the reviewer")
     reason: Mapped[str] = mapped_column(Text, doc="Why the rules chose this target, in French")

@@ -254,7 +254,7 @@ class Planner:
             if refusal:
                 self.skipped.append(Skip(key, self._label(unit), refusal, street_id))
                 continue
-            unattributed = len(unit.lifts)
+            unattributed, unsure_errors = len(unit.lifts), dict(count_categories(unit.lifts))
             # Every contaminated lift: the street's errors. A new unit: the one gathered stays the
             # lifts without a sure household (``Plan.street_only_by_street`` counted 12 for 6).
             unit = Unit(self._street_lifts(street_id), street_id=street_id)
@@ -265,7 +265,7 @@ class Planner:
                       f"sûr) dont {unattributed} sans foyer sûr → communication à la rue, niveau {level}")
             target = self._target(STREET, key, unit, lifts, level, reason)
             targets.append(Target(**{**fields_of(target), "contaminated": contaminated,
-                                     "unattributed": unattributed}))
+                                     "unattributed": unattributed, "unattributed_categories": unsure_errors}))
         return targets
 
     def _street_lifts(self, street_id: int) -> list[Any]:

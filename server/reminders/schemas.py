@@ -195,8 +195,9 @@ class ContactImportOut(Out):
     refused: int
     errors: list[str] = Field(description="Refused lines, with their line number and reason")
     unknown_columns: list[str]
-    encoding: str
-    delimiter: str
+    encoding: str = Field(description="The encoding the file was read with: UTF-8, UTF-8 (BOM), Windows-1252 "
+                                      "(French Excel's CSV), ISO 8859-15, UTF-16, Mac Roman")
+    delimiter: str = Field(description="The separator found in the header line: ; , or a tab")
 
 
 class OptedOut(Out):

@@ -39,6 +39,7 @@ class Target:
     address_id: int | None = None
     bin_id: str | None = None
     unattributed: int | None = None  # street: contaminated lifts without a sure household (route sheet)
+    unattributed_categories: dict[str, int] | None = None  # street: those lifts' errors (route sheet)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,13 +12,14 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
-from server.reminders.config import RemindersConfig
+from server.reminders.config import DEFAULT_SMS_SENDER, RemindersConfig, number_sender
 from server.reminders.postal import greeting
 from vision.rules import SortingRules
 
@@ -132,7 +133,7 @@ class MessageTemplates:
                             "retention": {"lifts": self.retention.lifts_days, "photos": self.retention.photos_days,
                                           "reminders": self.retention.reminders_days}},
                 "opt_out": {"email": self.opt_out_email(), "url": self.config.contact.opt_out_url,
-                            "sms": self.config.channels.sms.opt_out if self.config.channels.sms else ""}}
+                            "sms": sms_opt_out(self.config)}}
 
     def opt_out_email(self) -> str:
         """Where a resident writes STOP: the configured address, the service's, else the sender's."""
@@ -179,3 +180,19 @@ def _tidy(text: str) -> str:
         if line or (out and out[-1]):
             out.append(line)
     return "\n".join(out) + "\n"
+
+
+def sms_opt_out(config: RemindersConfig) -> str:
+    """The SMS's last line: how the resident refuses further reminders. ``sms.opt_out`` when set;
+    « répondez STOP » only when the sender is a number (a phone cannot reply to a name); else the
+    service's opt-out page, e-mail or phone; "" when the rules give none (a public service's SMS
+    needs no « STOP SMS », docs/reminders.md "Judgement calls")."""
+    sms = config.channels.sms
+    if sms and sms.opt_out:
+        return sms.opt_out
+    if number_sender(sms.sender if sms else DEFAULT_SMS_SENDER):
+        return "STOP : répondez STOP"
+    contact, smtp = config.contact, config.channels.smtp
+    where = (contact.opt_out_url.split("://", 1)[-1].rstrip("/") or contact.opt_out_email or contact.email
+             or (parseaddr(smtp.sender)[1] if smtp else "") or contact.phone)
+    return f"STOP : {where}" if where else ""

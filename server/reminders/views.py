@@ -19,7 +19,9 @@ from server.streets.models import Address, Street
 def plan_json(plan: Plan, street_id: int | None = None) -> dict[str, Any]:
     """The plan; with ``street_id``, what it says about that street only (its lifts without a sure
     household, not the city's: the street page's campaign)."""
-    mine = lambda other: street_id is None or other == street_id  # noqa: E731
+    def mine(other: int | None) -> bool:
+        return street_id is None or other == street_id
+
     street_only = plan.street_only_lifts if street_id is None else plan.street_only_by_street.get(street_id, 0)
     return {"since": plan.since.isoformat(), "until": plan.until.isoformat(), "quiet": plan.quiet,
             "street_only_lifts": street_only, "unmatched_lifts": plan.unmatched_lifts if street_id is None else 0,

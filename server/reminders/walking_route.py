@@ -104,12 +104,18 @@ def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places
         # The line's figure is what its label says: the lifts no household could be sure of (84 in
         # the demo), out of the street's contaminated ones (161); a campaign made before r0005 did
         # not store them and says only the street's figures, without claiming "sans adresse sûre".
+        # Its errors are those lifts' too (r0006); one made before says they are the whole street's.
+        errors = errors_text(dict(totals))
         if s.unattributed is None:
             place, figure = "Toute la rue", f"{s.contaminated} / {s.lifts}"
         else:
             place = "Toute la rue (bacs sans adresse sûre)"
             figure = f"{s.unattributed} sur {s.contaminated} contaminées"
-        stops.append(Stop(place, errors_text(dict(totals)), figure, "déposer l'avis dans les boîtes aux lettres"))
+            if s.unattributed_categories is not None:
+                errors = errors_text(s.unattributed_categories)
+            elif errors != "—":
+                errors = f"toute la rue : {errors}"
+        stops.append(Stop(place, errors, figure, "déposer l'avis dans les boîtes aux lettres"))
     summary = f"{len(visits)} adresse(s) à visiter" + (", avis à distribuer dans toute la rue" if street_items else "")
     return RouteStreet(name, summary, tuple(stops))
 

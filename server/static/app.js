@@ -40,11 +40,24 @@ const Trivue = (() => {
     return text ? `${path}?${text}` : path;
   }
 
+  /* The server's clock: a reader's PC may run minutes off, and « il y a 10 min » or "today" must be
+     the server's. The page brings the server's time (``serverNow``); every API answer's Date header
+     (whole seconds) corrects it when the two drift apart by more than its rounding. */
+  let clockOffset = Number.isFinite(config.serverNow) ? config.serverNow - Date.now() : 0;
+  const serverNow = () => Date.now() + clockOffset;
+  function readServerClock(response) {
+    const stamp = Date.parse(response.headers.get("Date") || "");
+    if (Number.isNaN(stamp)) return;
+    const offset = stamp + 500 - Date.now();
+    if (Math.abs(offset - clockOffset) > 1500) clockOffset = offset;
+  }
+
   /* GET (or send) JSON on the public API, the same one integrators use; 401 leads to the login page. */
   async function api(path, params, init) {
     const response = await fetch(url(path, params), {
       credentials: "same-origin", headers: { Accept: "application/json" }, ...(init || {}),
     });
+    readServerClock(response);
     if (response.status === 401) { toLogin(); throw new ApiError(401, "login required"); }
     if (!response.ok) {
       let body = {};
@@ -79,7 +92,7 @@ const Trivue = (() => {
     dateTime: (d) => (d ? dateTimeFormat.format(new Date(d)) : "–"),
     ago(d) {
       if (!d) return t("common.never");
-      const s = Math.max(0, Math.round((Date.now() - new Date(d).getTime()) / 1000));
+      const s = Math.max(0, Math.round((serverNow() - new Date(d).getTime()) / 1000));
       if (s < 90) return t("time.s_ago", { n: s });
       if (s < 5400) return t("time.min_ago", { n: Math.round(s / 60) });
       if (s < 129600) return t("time.h_ago", { n: Math.round(s / 3600) });
@@ -126,7 +139,7 @@ const Trivue = (() => {
   const dayFormat = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone });
   const isoDay = (moment) => dayFormat.format(moment);
   const addDays = (day, n) => new Date(Date.parse(`${day}T00:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
-  const today = () => isoDay(new Date());
+  const today = () => isoDay(new Date(serverNow()));
   function filterValues(form) {
     const data = Object.fromEntries(new FormData(form).entries());
     if (data.period === "custom") {
@@ -290,7 +303,7 @@ const Trivue = (() => {
   setupLogout();
   setupNavGroup();
   const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
-  return { config, t, label, api, url, fmt, today, addDays, CLASSES, GREY, TOO_FEW, rateClass, rateColor, swatch,
+  return { config, t, label, api, url, fmt, today, serverNow, addDays, CLASSES, GREY, TOO_FEW, rateClass, rateColor, swatch,
     setupFilters, datesInOrder, inRange, newestOnly, fillCommunes, el,
            showError, me, locale, ApiError };
 })();

@@ -329,8 +329,11 @@
       const report = await api("/api/reminders/households/import", {}, { method: "POST", body: file,
         headers: { "Content-Type": "text/csv", Accept: "application/json" } });
       const unknown = report.unknown_columns.length ? " " + t("rem.unknown_columns", { columns: report.unknown_columns.join(", ") }) : "";
+      // How the file was read: a manager importing French Excel's Windows-1252 ";" file sees it was understood.
+      const readAs = " " + t("rem.read_as", { encoding: report.encoding,
+        delimiter: report.delimiter === "\t" ? t("rem.tab") : report.delimiter });
       status.textContent = t("rem.imported", { imported: report.imported, updated: report.updated,
-        errors: report.refused, details: report.errors.join(" ; ") }) + unknown;
+        errors: report.refused, details: report.errors.join(" ; ") }) + unknown + readAs;
     } catch (error) { showError(status, error); }
   }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -153,6 +154,9 @@ class Pages:
             "lang": lang, "t": self.messages(lang), "timeZone": self.settings.timezone,
             "basemap": self.basemap.script_config(),
             "silentAfterS": SILENT_AFTER_S,
+            # The server's clock when the page was made: ages (« il y a 10 min ») count on it, not on
+            # the reader's PC, which may run minutes off (app.js ``serverNow``).
+            "serverNow": int(time.time() * 1000),
             "defaultPeriod": "90", "days": [FIRST_DAY.isoformat(), LAST_DAY.isoformat()],  # what the API accepts
             **extra,
         }

@@ -157,3 +157,18 @@ def test_a_silent_canary_reads_as_its_row_does(browser: Browser, tmp_path: Path)
     page.get_by_role("link", name="Français").click()  # the language choice is remembered
     page.wait_for_selector("body[data-ready=true]")
     assert not browser.unexpected_errors()
+
+
+def test_ages_are_counted_on_the_servers_clock_not_the_readers(browser: Browser) -> None:
+    """« il y a N min » on a PC 20 minutes fast: a truck heard 10 minutes ago read « il y a 30 min »
+    (``fmt.ago`` subtracted from the browser's clock); the page now counts on the server's."""
+    now = datetime.now(UTC)
+    with browser.server.sessions() as session:
+        session.merge(said_online(now, "benne-89", heard_minutes_ago=10))
+        session.commit()
+    browser.page.clock.set_fixed_time(now + timedelta(minutes=20))  # the reader's PC runs fast
+    browser.login(path="/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    row = browser.page.locator("tr[data-truck=benne-89]").inner_text()
+    assert "il y a 10 min" in row, row
+    assert not browser.unexpected_errors()

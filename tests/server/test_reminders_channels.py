@@ -69,13 +69,14 @@ def test_segments() -> None:
 
 
 def test_default_sms_fits_one_segment_and_says_how_to_refuse() -> None:
-    config = RemindersConfig(contact={"website": "tri.orleans-metropole.fr"},
+    config = RemindersConfig(contact={"website": "tri.orleans-metropole.fr", "email": "tri@orleans.fr"},
                              channels={"sms": {"url": "http://127.0.0.1/"}})
     text = gsm_text(MessageTemplates(config, RULES).render("sms", TemplateData(
         "household", 1, "M. Durand", "Rue Hoche", 9, 3, {"verre": 2, "sac_ferme": 1, "biodechet": 1},
         TODAY, TODAY, reference="R1-12")))
     assert is_gsm7(text) and segments(text) == 1, (len(text), text)
-    assert text.endswith("STOP : répondez STOP") and "tri.orleans-metropole.fr" in text
+    # The default sender is a name, which takes no reply: the service's address, not « répondez STOP ».
+    assert text.endswith("STOP : tri@orleans.fr") and "tri.orleans-metropole.fr" in text
 
 
 def test_sms_goes_to_e164_and_bad_numbers_fail_for_good(monkeypatch: pytest.MonkeyPatch) -> None:

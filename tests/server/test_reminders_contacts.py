@@ -36,6 +36,9 @@ def test_french_excel_file(city: City, encoding: str) -> None:
         stored = {c.key: c for c in session.scalars(select(Contact))}
     assert (report.imported, report.updated, len(report.errors)) == (2, 0, 3), report.errors
     assert report.delimiter == ";" and report.unknown_columns == ("Remarque",)
+    # Said in the names a manager knows (Excel's "CSV (séparateur : point-virgule)" is Windows-1252).
+    assert report.encoding == {"cp1252": "Windows-1252", "utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM)"}[encoding]
+    assert f"(fichier {report.encoding}, séparateur « ; »)" in report.summary()
     assert [e.split(" : ")[0] for e in report.errors] == ["ligne 3", "ligne 5", "ligne 6"]
     assert "guillemet" in report.errors[0] and "courriel 'pas-un-courriel' invalide" in report.errors[2]
     assert stored["bin:BAC-0001"].name == "Mme Hélène Leféèvre" and stored["bin:BAC-0001"].phone == "+33698765432"
@@ -83,7 +86,7 @@ def test_cli_and_api_apply_the_same_rules(city: City, tmp_path: Path, monkeypatc
     assert main(["reminders", "contacts", str(path)]) == 0
     out = capsys.readouterr().out
     assert "2 contact(s) ajouté(s), 0 mis à jour, 3 ligne(s) refusée(s)" in out and "Remarque" in out
-    assert "ligne 3 : guillemet" in out and "cp1252" in out
+    assert "ligne 3 : guillemet" in out and "fichier Windows-1252, séparateur « ; »" in out
     from server.db import make_engine
 
     engine = make_engine(city.settings.db_url)

@@ -148,7 +148,7 @@ def test_a_letter_with_its_notice_has_no_lonely_last_page(tmp_path: Path) -> Non
 def test_sms_sender_is_what_a_phone_can_show() -> None:
     assert SmsChannel(url="https://sms.example.fr", sender="ORLEANSMET").sender == "ORLEANSMET"
     assert SmsChannel(url="https://sms.example.fr", sender="+33612345678").sender == "+33612345678"
-    for bad in ("Orléans Métropole", "ORLEANSMETROPOLE"):  # accented, or over 11 characters
+    for bad in ("Orléans Métropole", "ORLEANSMETROPOLE", "12"):  # accented, over 11 characters, no letter
         with pytest.raises(ValueError, match="sender"):
             SmsChannel(url="https://sms.example.fr", sender=bad)
 

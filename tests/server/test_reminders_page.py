@@ -73,7 +73,7 @@ EXPECT = {
            "no_contact": "Aucune coordonnée", "rejected": "refusé", "approved": "approuvé",
            "first_send": "Envoyés : avis imprimé 1. Échecs : 1", "failure": "aucune coordonnée",
            "imported": "1 contact(s) ajouté(s), 0 mis à jour, 1 ligne(s) refusée(s)",
-           "bad_line": "ligne 3 : clé 'maison'",
+           "bad_line": "ligne 3 : clé 'maison'", "read_as": "Fichier lu en Windows-1252, séparateur « ; »",
            "retried": "Envoyés : courrier postal 1. Échecs : 0", "sent": "envoyé — courrier postal",
            "verdict": "Trop peu de levées pour conclure", "nav": "Rappels", "again": "déjà en attente de revue dans "
            "la campagne 1", "nothing": "le plan ne propose aucun message", "why": "levées contaminées sur",
@@ -85,6 +85,7 @@ EXPECT = {
            "no_contact": "No contact details", "rejected": "rejected", "approved": "approved",
            "first_send": "Sent: printed notice 1. Failed: 1", "failure": "no contact details",
            "imported": "1 contact(s) added, 0 updated, 1 line(s) refused", "bad_line": "line 3: key 'maison'",
+           "read_as": "File read as Windows-1252, separator “;”",
            "retried": "Sent: postal letter 1. Failed: 0", "sent": "sent — postal letter",
            "verdict": "Too few lifts to conclude", "nav": "Reminders", "again": "already waiting for review in "
            "campaign 1", "nothing": "the plan proposes no message", "why": "contaminated lifts out of",
@@ -214,6 +215,7 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     status = page.locator("#rights-status")
     expect(status).to_contain_text(want["imported"])
     expect(page.locator("#rights-status")).to_contain_text(want["bad_line"])
+    expect(status).to_contain_text(want["read_as"])  # a manager sees how the Excel file was read
     seen.append(page.inner_text("main"))
     page.once("dialog", lambda dialog: dialog.accept())
     bin_card.get_by_role("button", name=t["rem.retry"]).click()

@@ -138,7 +138,7 @@ def test_email_over_tls_with_login(smtp_server: tuple[Inbox, SmtpChannel],
 def test_sms_gateway(sms_gateway: SmsChannel) -> None:
     assert SmsGateway(sms_gateway).send("+33600000001", "Bonjour") == '{"id": "sms-1"}'
     (request,) = Gateway.received
-    assert request["body"] == {"to": "+33600000001", "message": "Bonjour", "from": "TRIVUE"}
+    assert request["body"] == {"to": "+33600000001", "message": "Bonjour", "from": "INFODECHETS"}  # the default sender
     assert request["headers"]["Authorization"] == "Bearer tok-123"
     Gateway.status = 500
     with pytest.raises(ChannelError, match=r"a répondu 500.*quota"):
