@@ -144,7 +144,8 @@ class ServerSettings(BaseModel):
     household_level: bool = Field(
         default=False,
         description="Household-level data (addresses, bin tags, household reminders and contacts): off until an "
-                    "admin enables it, after the collectivité's deliberation and DPIA; street level only while off")
+                    "admin enables it, after the collectivité's deliberation and DPIA; street level only while off, "
+                    "when ingest stores no bin tag or address (docs/privacy.md §1 bis)")
     # The trucks judge lifts by their own copy (their `rules:` setting); the server needs the same
     # file for what it says of the rules: households' letters, the labelling taxonomy, the dashboard's
     # categories, the warning when a model has classes the rules lack.

@@ -75,6 +75,7 @@ class MatchColumns(TypedDict):
     match_confidence: float | None  # the address's when there is one (reminders), else the street's
     # The street's: from the truck's path (issue 16b, ``server.ingest.tracks``), else from the fix alone.
     street_confidence: float | None
+    registry_placed: bool  # the bin registry placed it (``server.ingest.bins``), not its fix
 
 
 class LiftRow(MatchColumns):
@@ -151,11 +152,12 @@ def street_columns(match: StreetMatch | None) -> MatchColumns:
     """The lift's street/address columns of a match (all None without one)."""
     if match is None:
         return MatchColumns(street_id=None, segment_id=None, street_distance_m=None, address_id=None,
-                            address_distance_m=None, match_confidence=None, street_confidence=None)
+                            address_distance_m=None, match_confidence=None, street_confidence=None,
+                            registry_placed=False)
     return {"street_id": match.street_id, "segment_id": match.segment_id,
             "street_distance_m": match.distance_m, "address_id": match.address_id,
             "address_distance_m": match.address_distance_m, "match_confidence": match.confidence,
-            "street_confidence": match.street_confidence}
+            "street_confidence": match.street_confidence, "registry_placed": False}
 
 
 def match_rows(locator: StreetLocator | None, rows: Sequence[LiftRow]) -> None:

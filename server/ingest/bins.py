@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -24,11 +25,22 @@ class BinPlace(Protocol):
     @property
     def street_id(self) -> int: ...
     @property
-    def address_id(self) -> int: ...
+    def address_id(self) -> int | None: ...
     @property
-    def lat(self) -> float: ...
+    def lat(self) -> float | None: ...
     @property
-    def lon(self) -> float: ...
+    def lon(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeptPlace:
+    """The street of a lift the registry placed and that no longer has its tag (stored at street
+    level, docs/privacy.md §1 bis): it stays there, its address was never kept."""
+
+    street_id: int
+    address_id: None = None
+    lat: None = None
+    lon: None = None
 
 
 # The bin registry as ingest asks it: the place of each registered tag among these.
@@ -43,9 +55,14 @@ def registered(session: Session, bins: BinLookup | None, rows: Sequence[LiftRow 
 
 
 def place_of(row: LiftRow | dict[str, Any], places: Mapping[str, BinPlace]) -> BinPlace | None:
-    """The registered place of the lift's tag, None when it has none or the registry does not know it."""
+    """The registered place of the lift's tag, None when the registry does not know it; for a lift
+    stored without its tag, the street the registry gave it (``KeptPlace``) or None."""
     tag = row.get("bin_id")
-    return places.get(tag) if tag else None
+    if tag:
+        return places.get(tag)
+    if row.get("registry_placed") and row.get("street_id") is not None:
+        return KeptPlace(row["street_id"])
+    return None
 
 
 def place_tagged(rows: Sequence[LiftRow], places: Mapping[str, BinPlace]) -> None:
@@ -61,10 +78,10 @@ def bin_columns(place: BinPlace, found: MatchColumns, lat: float | None, lon: fl
     The fix only says where on the street the truck stood, when it matched that street."""
     same = found["street_id"] == place.street_id
     distance = None
-    if lat is not None and lon is not None:
+    if lat is not None and lon is not None and place.lat is not None and place.lon is not None:
         kx = math.cos(math.radians(lat)) * METRES_PER_DEGREE
         distance = round(math.hypot((place.lon - lon) * kx, (place.lat - lat) * METRES_PER_DEGREE), 2)
     return {"street_id": place.street_id, "segment_id": found["segment_id"] if same else None,
             "street_distance_m": found["street_distance_m"] if same else None,
             "address_id": place.address_id, "address_distance_m": distance, "match_confidence": 1.0,
-            "street_confidence": 1.0}
+            "street_confidence": 1.0, "registry_placed": True}

@@ -37,6 +37,7 @@ from server.ingest.letters import HeldBudget, LetterView, letter_row, letter_vie
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
 from server.ingest.purge_gate import hold_off_purge
+from server.ingest.street_level import street_level
 from server.ingest.tracks import Tracks
 from server.ingest.truck_state import note
 from vision.schema import SchemaError, TruckStats, parse_lift_event
@@ -117,7 +118,7 @@ class Inbox:
         self.clock = clock
         self.prefix = settings.topic_prefix.rstrip("/") + "/"
         self.known = frozenset(settings.known_trucks) if settings.known_trucks is not None else None
-        self.tracks = Tracks(bins)
+        self.tracks = Tracks(bins, street_level=not settings.household_level)
 
     def write(self, session: Session, messages: Sequence[MqttMessage]) -> int:
         """Store a batch; returns how many became dead letters. The caller commits, then acks."""
@@ -132,6 +133,9 @@ class Inbox:
             except Refused as refused:
                 batch.dead.append(self._letter(session, batch, message, refused.reason, str(refused)))
         moves = self._match_paths(session, batch, locator)
+        if not self.settings.household_level:  # no tag, no address stored (docs/privacy.md §1 bis)
+            for row in batch.lifts:
+                street_level(row)
         self._flush(session, batch)
         if batch.lifts:
             report = self.tracks.settle(session, moves, max(r["received_at"] for r in batch.lifts))

@@ -123,6 +123,9 @@ class Lift(Base):
     # path, and whether the street may still change when the truck's next lifts arrive.
     street_confidence: Mapped[float | None] = mapped_column(Float)
     match_provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The bin registry put the lift on its street (``server.ingest.bins``), not its fix: kept when the
+    # tag is not (household level off, docs/privacy.md §1 bis), so a rematch leaves it on that street.
+    registry_placed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # A person judged the truck wrong (``server.ingest.overrule``): the lift then counts as clean in
     # every aggregate, while the columns above keep the judgement as the truck sent it.
     overruled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

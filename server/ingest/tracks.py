@@ -42,6 +42,7 @@ from server.ingest.aggregates import (
 from server.ingest.bins import BinLookup, BinPlace, bin_columns, place_of, place_tagged, registered
 from server.ingest.confirmation import confirm_in_place
 from server.ingest.models import PROVISIONAL, Lift
+from server.ingest.street_level import street_level as drop_household
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,12 @@ ANCHORS = 2  # confirmed lifts read before a truck's provisional ones: where its
 OFFSETS_KEPT = 64  # a truck's latest fix-to-street distances: its GPS error changes with the sky and streets
 SWEEP_EVERY = timedelta(minutes=1)  # how often stopped trucks' provisional lifts are confirmed
 _MATCHED = ("street_id", "segment_id", "street_distance_m", "address_id", "address_distance_m", "match_confidence",
-            "street_confidence", "match_provisional")
+            "street_confidence", "match_provisional", "registry_placed")
 _STORED = (Lift.id, Lift.event_id, Lift.truck_id, Lift.sequence, Lift.started_at, Lift.lat, Lift.lon,
            Lift.heading_deg, Lift.accuracy_m, Lift.bin_id, Lift.street_id, Lift.segment_id, Lift.street_distance_m,
            Lift.address_id, Lift.address_distance_m, Lift.match_confidence, Lift.street_confidence,
-           Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score, Lift.errors, Lift.overruled_at)
+           Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score, Lift.errors, Lift.overruled_at,
+           Lift.registry_placed)
 
 
 def provisional_lifts(truck_ids: Iterable[str]) -> Select[Any]:
@@ -118,8 +120,10 @@ class TrackReport:
 class Tracks:
     """The trajectory step of ingest; ``Inbox`` calls ``match`` before inserting a batch, ``settle`` after."""
 
-    def __init__(self, bins: BinLookup | None = None) -> None:
+    def __init__(self, bins: BinLookup | None = None, street_level: bool = False) -> None:
+        """``street_level``: write the lifts a path moves without tag or address (household level off)."""
         self.bins = bins
+        self.street_level = street_level
         self._swept: datetime | None = None
         # Per truck, its last confirmed lifts as this process confirmed them: the next batch's anchors
         # without a query. Another ingest worker may have confirmed later ones; then the database is read.
@@ -248,14 +252,17 @@ class Tracks:
             if columns["street_id"] == row["street_id"]:  # confirmed where it was, with its final confidence
                 confirmed.append(change)
                 continue
+            values = {**columns, "street_confidence": change["street_confidence"],
+                      "match_provisional": not change["final"]}
+            if self.street_level:
+                drop_household(values)
             result = session.execute(
                 update(Lift).where(Lift.id == row["id"], Lift.match_provisional,
                                    Lift.street_id.is_(None) if row["street_id"] is None
                                    else Lift.street_id == row["street_id"],
                                    # taken out of the tenth it was read in (``server.ingest.quality``)
                                    Lift.street_confidence.is_not_distinct_from(row["street_confidence"]))
-                .values({**columns, "street_confidence": change["street_confidence"],
-                         "match_provisional": not change["final"]})
+                .values(values)
                 # Counted as it stands when moved: a person may have overruled it since it was read.
                 .returning(Lift.overruled_at)).first()
             if result is not None:  # another worker may have moved it first
@@ -318,10 +325,11 @@ def _lifts_of(session: Session, day: date) -> list[Any]:
 
 
 def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[int, int], None] | None = None,
-                  chunk: int = 5000, bins: BinLookup | None = None) -> RematchReport:
+                  chunk: int = 5000, bins: BinLookup | None = None, street_level: bool = False) -> RematchReport:
     """``rematch_lifts`` from each truck's path: every stored lift re-matched in its truck's time order
     (after a new street or address import, ``trivue streets rematch``), all confirmed, then the
-    aggregates of those days rebuilt. The caller commits."""
+    aggregates of those days rebuilt. ``street_level``: every lift is written without tag or address
+    (``server.ingest.street_level``), a registry-placed one kept on its street. The caller commits."""
     if chunk < 2:
         raise ValueError(f"chunk must hold at least 2 lifts, got {chunk}")
     # A chunk's last lifts lack the lifts after them: they are matched again with the next chunk.
@@ -357,10 +365,12 @@ def rematch_paths(session: Session, tracker: TrackLocator, progress: Callable[[i
                 place = place_of(row, places)
                 columns = _path_columns(tracker, row, match, place)
                 matched += columns["street_id"] is not None
-                changed += (columns["street_id"], columns["address_id"]) != (row["street_id"], row["address_id"])
-                confidence = _street_confidence(match, place)
                 updates.append({"id": row["id"], **columns, "match_provisional": False,
-                                "street_confidence": confidence})
+                                "street_confidence": _street_confidence(match, place)})
+                if street_level:
+                    drop_household(updates[-1])
+                new = updates[-1]
+                changed += (new["street_id"], new["address_id"]) != (row["street_id"], row["address_id"])
             session.execute(update(Lift), updates)
             anchors = [{**r, "street_id": u["street_id"]} for r, u in zip(rows[-ANCHORS:], updates[-ANCHORS:],
                                                                           strict=True)]

@@ -93,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def open_database(args: argparse.Namespace) -> Engine:
-    """The settings' database, brought to the current schema."""
+    """The settings' database, brought to the current schema; the settings are left in ``args.settings``."""
     import logging
 
     if not args.verbose:  # Alembic narrates its plugins and every migration step at INFO
@@ -102,7 +102,8 @@ def open_database(args: argparse.Namespace) -> Engine:
     from server.config import ConfigError, load_settings
 
     try:
-        settings = load_settings(args.config, overrides_source="command line", database_url=args.database_url)
+        settings = args.settings = load_settings(args.config, overrides_source="command line",
+                                                 database_url=args.database_url)
         settings.make_command_folders()
         return migrated_engine(settings.db_url)
     except (ConfigError, DatabaseUnavailable) as error:
@@ -299,11 +300,12 @@ def _rematch(args: argparse.Namespace) -> int:
             task = progress.add_task("re-matching lifts", total=None)
             report = rematch_paths(session, locator,
                                    lambda done, total: progress.update(task, completed=done, total=total),
-                                   bins=bin_places)
+                                   bins=bin_places, street_level=not args.settings.household_level)
         session.commit()
+    level = "" if args.settings.household_level else " (street level: no bin tag or address kept)"
     print(f"addresses: {links.by_name + links.by_similar_name + links.by_proximity} linked, "
           f"{links.unlinked} unlinked; lifts: {report.lifts} re-matched, {report.matched} on a street, "
-          f"{report.unmatched} unmatched, {report.changed} changed")
+          f"{report.unmatched} unmatched, {report.changed} changed{level}")
     return 0
 
 

@@ -3,8 +3,9 @@
 Privacy by design (GDPR art. 25, the CNIL's guidance for waste-sorting cameras): until an admin
 enables it, Trivue works at street level. Addresses, RFID bin tags, GPS fixes and household keys
 leave no API route, page or export; household reminders, their letters and the contacts are
-refused with a French message saying who can change that. The data are still stored as the
-trucks send them (365 days): switching it off hides them, it does not delete them.
+refused with a French message saying who can change that. Ingest does not store the bin tag or
+the address while it is off (``server.ingest.street_level``); the GPS fix is stored and hidden here,
+as are the tags and addresses of lifts stored at household level (until a street-level rematch).
 
 Evidence photos are not household-level by themselves: they show the inside of the hopper,
 blurred outside it on the truck, under a random event id; without the address or bin tag they

@@ -261,6 +261,7 @@ def test_rematch_moves_stored_lifts_to_new_streets(tmp_path: Path, capsys: pytes
     from server.ingest.models import Lift, StreetDay
 
     monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'trivue.db'}")
+    monkeypatch.setenv("TRIVUE_HOUSEHOLD_LEVEL", "true")  # the lifts' addresses are kept (street level: none)
     assert run(capsys, "addresses", "import", str(BAN))[0] == 0  # creates the schema, no streets yet
     engine = make_engine(f"sqlite:///{tmp_path / 'trivue.db'}")
     now = datetime(2026, 11, 20, 7, 30, tzinfo=UTC)
@@ -282,6 +283,13 @@ def test_rematch_moves_stored_lifts_to_new_streets(tmp_path: Path, capsys: pytes
     assert lifts == {0: hoche, 1: None}
     assert address == "3 Rue Hoche 35000 Rennes"
     assert hoche in days
+    # The household level off (the default): a rematch keeps the streets and drops the addresses.
+    monkeypatch.delenv("TRIVUE_HOUSEHOLD_LEVEL")
+    code, out, _ = run(capsys, "streets", "rematch")
+    assert code == 0 and "1 changed (street level: no bin tag or address kept)" in out
+    with Session(engine) as session:
+        assert dict(session.execute(select(Lift.sequence, Lift.street_id)).all()) == lifts
+        assert session.scalars(select(Lift.address_id)).all() == [None, None]
 
 
 def test_synthetic_addresses_for_a_commune_without_an_address_file(sqlite_engine: Engine) -> None:

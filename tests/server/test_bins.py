@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.audit import AuditEntry
-from server.config import load_settings
+from server.config import ServerSettings, load_settings
 from server.db import make_engine
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
@@ -52,6 +52,12 @@ def town(database_url: str) -> tuple[Engine, dict[str, int], dict[str, int]]:
     return engine, streets, addresses  # type: ignore[return-value]
 
 
+def household_settings(tmp_path: Path, database_url: str) -> ServerSettings:
+    """Household level on: the lifts keep their tag and address (at street level, the default, they
+    keep neither: tests/server/test_street_level_ingest.py)."""
+    return load_settings(env={}, data_dir=tmp_path / "data", database_url=database_url, household_level=True)
+
+
 def registry(tmp_path: Path, text: str, name: str = "parc-de-bacs.csv") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -67,7 +73,7 @@ def test_a_registered_tag_puts_its_lift_on_its_address_whatever_the_fix(
     assert (report.added, report.unknown_address) == (1, 0)
     with Session(engine) as session:
         locator = TrackLocator.from_session(session) if trajectory else Locator.from_session(session)
-    settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=database_url)
+    settings = household_settings(tmp_path, database_url)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator, bin_places)
     # Each fix lies 3 m from Rue B and 15 m from Rue A: by its fix alone the lift is Rue B's.
     lon, lat = lonlat(3.0, 15.0)
@@ -103,7 +109,7 @@ def test_a_registered_lift_pins_its_truck_s_path(tmp_path: Path, database_url: s
     Rue B; when that bin is registered on Rue A, the path is pinned there and the untagged lift
     after it, which the fix alone puts on Rue B too, follows it onto Rue A."""
     engine, streets, _ = town(database_url)
-    settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=database_url)
+    settings = household_settings(tmp_path, database_url)
     fixes = [(0.0, 90.0), (1.0, 60.0), (0.0, 40.0), (4.0, 12.0), (6.0, 10.0), (40.0, 0.0), (70.0, 1.0)]
     truth = ["Rue B", "Rue B", "Rue B", "Rue A", "Rue A", "Rue A", "Rue A"]
 
@@ -136,7 +142,7 @@ def test_a_registered_lift_pins_its_truck_s_path(tmp_path: Path, database_url: s
 
 def test_rematch_applies_a_registry_imported_after_the_lifts(tmp_path: Path, database_url: str) -> None:
     engine, streets, addresses = town(database_url)
-    settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=database_url)
+    settings = household_settings(tmp_path, database_url)
     with Session(engine) as session:
         locator = TrackLocator.from_session(session)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator, bin_places)
@@ -246,7 +252,7 @@ def test_a_registered_lift_without_a_fix_goes_to_its_address(tmp_path: Path, dat
         import_bins(session, registry(tmp_path, "tag;address\nE2801160000000DD;99999_a001_00005\n"))
     with Session(engine) as session:
         locator = TrackLocator.from_session(session) if trajectory else Locator.from_session(session)
-    settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=database_url)
+    settings = household_settings(tmp_path, database_url)
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator, bin_places)
     # Down Rue B, then east into Rue A (``test_a_registered_lift_pins_its_truck_s_path``): the
     # corner lifts' fixes are up Rue B. The blind registered lift comes just before them.

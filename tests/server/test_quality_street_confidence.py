@@ -58,7 +58,8 @@ def rolled_up(session: Session) -> dict[str, int]:
 
 def send_lifts(sessions: sessionmaker[Session], database_url: str, tmp_path: Path, locator: Any,
                per_batch: int, tracks: Tracks | None = None) -> None:
-    settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=database_url)
+    settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=database_url,
+                             household_level=True)  # the address and its confidence are kept
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, 2**20), Metrics(), lambda _s: locator)
     if tracks is not None:
         inbox.tracks = tracks
