@@ -50,6 +50,7 @@ from server.reminders.models import (
 )
 from server.reminders.pages import reminders_page_router
 from server.reminders.plan import make_plan
+from server.reminders.preview import preview_message
 from server.reminders.private_route import PrivateRoute
 from server.reminders.sending import OUTGOING, requeue
 from server.reminders.templates import (
@@ -57,7 +58,6 @@ from server.reminders.templates import (
     TEMPLATES,
     MessageTemplates,
     Retention,
-    TemplateData,
     TemplateError,
 )
 from server.reminders.views import item_json, item_labels, kept_photos, plan_json, planned_channels
@@ -173,7 +173,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
 
     @router.get("/templates/preview", summary="A template rendered on example data (text or PDF)",
                 response_class=PlainTextResponse, responses={200: {"content": {"application/pdf": {}}}})
-    def preview(who: Manager, template: str | None = None, level: int = Query(default=1, ge=0, le=3),
+    def preview(who: Manager, db: SessionDep, template: str | None = None, level: int = Query(default=1, ge=0, le=3),
                 categories: str = "verre,sac_ferme", format: Literal["text", "pdf"] = "text") -> Response:
         # Level 0 is a thank-you (models.Item.level); households and streets start at 1. A level-0
         # letter fell through to the templates' last branch, the visit, and showed a wording no
@@ -183,11 +183,7 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
             raise HTTPException(422, f"niveau 0 : c'est le remerciement (template=thanks), pas le modèle {template!r} "
                                 "(niveaux 1 à 3)")
         cats = {c.strip(): 2 for c in categories.split(",") if c.strip()}
-        today = local_today(rem.settings.zone)
-        message = TemplateData("thanks" if level == 0 else "household", level,
-                               "Aux occupants, 12 rue de l'Exemple 45000 Orléans",
-                          "Rue de l'Exemple, Orléans", 9, 3, cats, today - timedelta(days=30),
-                          today - timedelta(days=1), "rue propre : 0 levée contaminée sur 40", today)
+        message = preview_message(db, level, cats, local_today(rem.settings.zone))  # the collectivité's own streets
         try:
             text = rem.templates.render(template, message)
         except TemplateError as error:

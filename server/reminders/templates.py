@@ -127,6 +127,8 @@ class MessageTemplates:
                 "since": french_date(message.since), "until": french_date(message.until),
                 "today": french_date(message.today), "reason": message.reason,
                 "contact": self.config.contact.model_dump(), "rules": self.rules, "reference": message.reference,
+                # the streams collected here: an error's advice names a bin only where it exists
+                "collected": [rule["stream"] for rule in self.rules],
                 "greeting": greeting(message.name), "photos": message.photos,
                 "privacy": {"controller": self.config.contact.controller or self.config.contact.organisation,
                             "dpo": self.config.contact.dpo, "url": self.config.contact.privacy_url,

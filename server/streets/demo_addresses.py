@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from server.streets.importer import commune_as_stored, communes_with_streets
 from server.streets.models import Address, Segment, Street
 from server.streets.names import street_key
 from server.streets.osm import EARTH_RADIUS_M
@@ -27,7 +28,9 @@ class SyntheticAddressError(ValueError):
 
 def synthesize_addresses(session: Session, commune: str, spacing_m: float = 25.0, offset_m: float = 8.0,
                          postcode: str = "") -> int:
-    """Replace the synthetic addresses of ``commune``; returns how many were made. The caller commits."""
+    """Replace the synthetic addresses of ``commune`` (as typed: spelled as its streets were imported
+    or not, ``commune_as_stored``); returns how many were made. The caller commits."""
+    commune = commune_as_stored(session, commune)
     real = session.scalar(select(func.count()).select_from(Address).where(
         Address.commune == commune, Address.synthetic.is_(False)))
     if real:
@@ -36,7 +39,9 @@ def synthesize_addresses(session: Session, commune: str, spacing_m: float = 25.0
     # by id: the addresses' ids (households' keys) are the same whatever order a scan reads streets in
     streets = session.execute(select(Street.id, Street.name).where(Street.commune == commune).order_by(Street.id)).all()
     if not streets:
-        raise SyntheticAddressError(f"no street in commune {commune!r}: import streets first")
+        known = communes_with_streets(session)
+        raise SyntheticAddressError(f"no street in commune {commune!r}: " + (
+            f"the streets are in {', '.join(known)}" if known else "import streets first"))
     session.execute(delete(Address).where(Address.commune == commune, Address.synthetic.is_(True)))
     rows: list[dict[str, object]] = []
     for street_id, name in streets:

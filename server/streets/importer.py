@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from server.ingest.models import Lift, StreetDay
 from server.streets.addresses import link_addresses
 from server.streets.models import Address, Segment, Street, StreetNetwork
-from server.streets.names import street_key
+from server.streets.names import commune_key, street_key
 from server.streets.osm import Piece, StreetFileError, read_street_file, split_at_junctions
 
 
@@ -184,6 +184,18 @@ class StreetRow:
     addresses: int
 
 
+def communes_with_streets(session: Session) -> list[str]:
+    return list(session.scalars(select(Street.commune).distinct().order_by(Street.commune)))
+
+
+def commune_as_stored(session: Session, typed: str) -> str:
+    """The commune's name as its streets were imported, ``typed`` compared as address linking compares
+    communes (``commune_key``: case, accents, hyphens, the typographic apostrophe of « Cap-d’Ail »);
+    ``typed`` itself when no commune with streets matches."""
+    wanted = commune_key(typed)
+    return next((name for name in communes_with_streets(session) if commune_key(name) == wanted), typed)
+
+
 def street_rows(session: Session, commune: str | None = None, name: str | None = None,
                 limit: int = 50) -> list[StreetRow]:
     """Streets by commune and name, with their segment and address counts."""
@@ -195,7 +207,7 @@ def street_rows(session: Session, commune: str | None = None, name: str | None =
              .outerjoin(addresses, addresses.c.street_id == Street.id)
              .order_by(Street.commune, Street.name).limit(limit))
     if commune:
-        query = query.where(Street.commune == commune)
+        query = query.where(Street.commune == commune_as_stored(session, commune))
     if name:
         query = query.where(Street.name_key.contains(street_key(name), autoescape=True))
     return [StreetRow(*row) for row in session.execute(query)]

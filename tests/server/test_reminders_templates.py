@@ -118,3 +118,28 @@ def test_a_server_with_its_own_rules_file_prints_them_in_the_letter_preview(make
             listed = consignes(preview.text)
             assert listed["Biodéchets"] == "déchets alimentaires, sac compostable", template
             assert listed["Papiers"] == "papier", template
+
+
+def test_the_letter_preview_is_addressed_in_the_collectivites_own_commune(make_settings: Any,
+                                                                          run_server: Any) -> None:
+    from server.streets.models import Address, Street
+
+    with run_server(make_settings(ingest_enabled=False)) as server:
+        manager = server.token("manager")
+        blank = server.client.get("/api/reminders/templates/preview", headers=manager, params={"template": "street"})
+        assert blank.status_code == 200 and "Orléans" not in blank.text  # no streets yet: no city made up
+        with server.sessions() as session:
+            for index, commune in enumerate(("Cap-d'Ail", "Beausoleil", "Beausoleil")):
+                session.add(Street(name=f"Avenue {index}", name_key=f"avenue {index}", commune=commune,
+                                   geometry="{}", length_m=10.0))
+            session.add(Address(source_key="06012_0001_00001", number="1", label="1 Avenue 1 06240 Beausoleil",
+                                street_name="Avenue 1", street_key="avenue 1", postcode="06240",
+                                commune="Beausoleil", lat=43.74, lon=7.42))
+            session.commit()
+        for template in ("street", "letter"):
+            text = server.client.get("/api/reminders/templates/preview", headers=manager,
+                                     params={"template": template}).text
+            assert "Orléans" not in text and "45000" not in text, template
+        street = server.client.get("/api/reminders/templates/preview", headers=manager,
+                                   params={"template": "street"}).text
+        assert "Aux habitants : Avenue 1, Beausoleil" in street  # the commune with the most streets

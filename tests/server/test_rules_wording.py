@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+import yaml
 
 from server.reminders.config import RemindersConfig
 from server.reminders.templates import CATEGORY_LABELS, PACKAGED, MessageTemplates, TemplateData
@@ -44,3 +45,21 @@ def test_the_consignes_follow_the_rules() -> None:
     residual = next(line for line in consignes.splitlines() if line.startswith("- Ordures ménagères"))
     assert "alimentaires" not in residual  # food waste goes to the biowaste since 2024
     assert "bouteille ou flacon en plastique" in consignes and "bouteille, pot ou bocal en verre" in consignes
+
+
+def _without_biowaste(tmp_path) -> SortingRules:
+    spec = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
+    del spec["streams"]["biowaste"]  # a collectivité that collects no biowaste (composting at home)
+    path = tmp_path / "regles.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return SortingRules.load(path)
+
+
+@pytest.mark.parametrize("template", ["street", "letter"])
+def test_no_letter_promises_a_biowaste_bin_the_rules_do_not_collect(tmp_path, template: str) -> None:
+    message = TemplateData("street", 1, "Aux habitants", "Rue A", 10, 3, {"biodechet": 2, "sac_ferme": 1},
+                           date(2026, 10, 1), date(2026, 10, 30))
+    local = MessageTemplates(RemindersConfig(), _without_biowaste(tmp_path)).render(template, message)
+    assert "bac à biodéchets" not in local and "composteur" in local
+    national = MessageTemplates(RemindersConfig(), RULES_FR).render(template, message)
+    assert national.count("bac à biodéchets") == 2  # the food paragraph and the closed bags'

@@ -57,6 +57,7 @@ class RunTarget(Protocol):
     broker_url: str
     prefix: str
     truth_dir: Path
+    rules_file: Path | None
 
 
 class FullRun:
@@ -81,7 +82,7 @@ class FullRun:
         try:
             photos = PhotoPool.from_dirs(*options.images, "--images") if options.images else PhotoPool.default()
             self.trucks = [EdgeTruck(edge_settings(t, run.truth_dir / "trucks", run.broker_url, run.prefix,
-                                                   stream, options.model), photos,
+                                                   stream, options.model, run.rules_file), photos,
                                      random.Random(f"{options.world.seed}:{t}"),
                                      clock_skew_s=faults.skews.get(t, 0.0)).start()
                            for t in scenario.trucks]

@@ -9,6 +9,7 @@ restart), which the server must absorb as duplicates of the same event id.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 import threading
@@ -44,6 +45,13 @@ def check_reachable(broker_url: str, timeout_s: float = 15.0) -> None:
         raise PublishError(f"MQTT broker {parts.hostname}:{port} not reachable ({error.strerror or error})") from None
 
 
+def prefix_tag(prefix: str) -> str:
+    """A short, fixed tag of a topic prefix for the simulated trucks' MQTT client ids: the ids are fixed
+    (persistent sessions) and were the same for every server, so two simulations on one broker, each for
+    its own server and ``topic_prefix``, kept taking each other's connection."""
+    return hashlib.sha1(prefix.encode()).hexdigest()[:8]
+
+
 class FleetLink:
     """``publish(truck_id, suffix, payload)`` over one connection per truck or a shared pool."""
 
@@ -65,7 +73,8 @@ class FleetLink:
         self._early: set[tuple[int, int]] = set()  # acknowledged before publish() returned the mid
         self.sent = self.acked = 0
         self._connected = [threading.Event() for _ in range(count)]
-        self.clients = [self._client(i, f"{client_prefix}-{name}") for i, name in enumerate(names)]
+        tag = prefix_tag(prefix)  # simulations for two servers on one broker must not take over each other
+        self.clients = [self._client(i, f"{client_prefix}-{tag}-{name}") for i, name in enumerate(names)]
 
     def _client(self, index: int, client_id: str) -> mqtt.Client:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id[:64], clean_session=False,

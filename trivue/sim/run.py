@@ -28,7 +28,7 @@ from trivue.sim.publisher import FleetLink, PublishError, check_reachable
 from trivue.sim.scenario import Scenario, build_scenario, load_network
 from trivue.sim.schedule import PlannedLift
 from trivue.sim.truth import Truth
-from vision.rules import SortingRules
+from vision.rules import RulesError, SortingRules
 from vision.schema import Stream
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ class SimulationRun:
     broker_url: str
     prefix: str
     truth_dir: Path
+    rules_file: Path | None = None  # the server's `sorting_rules`: the trucks' file (None: the packaged one)
+    known_trucks: tuple[str, ...] | None = None  # the server's truck registry (None: every truck accepted)
 
     @classmethod
     def from_options(cls, options: SimulateOptions) -> SimulationRun:
@@ -52,7 +54,22 @@ class SimulationRun:
             raise CliError(str(error)) from None
         db_url = None if options.streets and not options.store_households else settings.db_url
         truth = options.truth or settings.data_dir / "simulation"
-        return cls(options, db_url, options.broker or settings.broker_url, settings.topic_prefix, truth)
+        run = cls(options, db_url, options.broker or settings.broker_url, settings.topic_prefix, truth,
+                  settings.sorting_rules, tuple(settings.known_trucks) if settings.known_trucks else None)
+        try:
+            rules = run.rules
+        except RulesError as error:
+            raise CliError(f"sorting_rules: {error}") from None
+        stream = options.world.stream
+        if stream not in rules.streams:  # a truck with this file refuses the stream: it is not collected here
+            raise CliError(f"--stream {stream.value}: the sorting rules {settings.sorting_rules} have no such stream "
+                           f"(collected here: {', '.join(s.value for s in rules.streams)})")
+        return run
+
+    @functools.cached_property
+    def rules(self) -> SortingRules:
+        """The rules the simulated trucks judge by: the server's ``sorting_rules``, as its trucks' ``rules:``."""
+        return SortingRules.load(self.rules_file)
 
     def scenario(self) -> Scenario:
         options = self.options
@@ -76,6 +93,10 @@ class SimulationRun:
         """The scenario and its timed lifts (as fast as possible: the last day ends now)."""
         options = self.options
         scenario = self.scenario()
+        unknown = [truck for truck in scenario.trucks if self.known_trucks and truck not in self.known_trucks]
+        if unknown:  # the server will refuse them: say so before the run looks like a success
+            log.warning("trucks not in the server's known_trucks: %s; their lifts will be dead letters "
+                        "(unknown_truck): add them to known_trucks for a trial run", ", ".join(unknown))
         now = datetime.now(UTC)
         lifts = scenario.lifts(now, options.days, options.world.scenario.driving)
         if not lifts:
@@ -142,7 +163,7 @@ class SimulationRun:
 
     def _events(self, scenario: Scenario, lifts: list[PlannedLift], stream: Stream, faults: FaultPlan, truth: Truth,
                 restart: Callable[[], None] | None) -> None:
-        contents = ContentMaker(SortingRules.load(), stream)
+        contents = ContentMaker(self.rules, stream)
         photos = None
         if self.options.evidence_photos is not None:
             try:

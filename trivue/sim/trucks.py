@@ -24,6 +24,7 @@ from pathlib import Path
 
 from base.paths import REPO_ROOT, SHARED_DIR
 from edge.config import EdgeSettings, load_settings
+from trivue.sim.publisher import prefix_tag
 from trivue.sim.schedule import PlannedLift
 from vision.schema import GpsFix, Stream
 
@@ -186,14 +187,16 @@ class EdgeTruck:
 
 
 def edge_settings(truck_id: str, root: Path, broker_url: str, prefix: str, stream: Stream,
-                  model: Path | None = None) -> EdgeSettings:
-    """The settings of one simulated truck: its own burst folder, outbox and evidence under ``root``."""
+                  model: Path | None = None, rules: Path | None = None) -> EdgeSettings:
+    """The settings of one simulated truck: its own burst folder, outbox and evidence under ``root``;
+    ``rules`` the server's sorting rules, the file a real truck of that server is given."""
     base = root / truck_id
     return load_settings(None, {
         "truck_id": truck_id, "stream": stream.value, "source": str(base / "bursts"),
-        "model": str(model) if model else None, "threads": 1,
+        "model": str(model) if model else None, "rules": str(rules) if rules else None, "threads": 1,
         "outbox": {"path": str(base / "outbox.sqlite3")}, "evidence": {"dir": str(base / "evidence")},
-        "uplink": {"broker": broker_url, "topic_prefix": prefix, "stats_interval_s": 10},
+        "uplink": {"broker": broker_url, "topic_prefix": prefix, "stats_interval_s": 10,
+                   "client_id": f"trivue-edge-{prefix_tag(prefix)}-{truck_id}"},
         "trigger": {"kind": "burst"},
     }, environ={})
 
