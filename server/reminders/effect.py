@@ -277,7 +277,9 @@ def measure(session: Session, campaign: Campaign, rules: EffectRules, now: datet
     first, last = min(street_cuts.values(), default=campaign.started_at), max(street_cuts.values(),
                                                                               default=campaign.started_at)
     after_end = min(last + windows.washout + windows.length, now)
-    span = math.ceil(rules.window_days / 7)
+    # Whole weeks inside the windows: 30 days drew their last 2 days as week -5 (and week 4 after), a
+    # point made of a fraction of the streets' collections that swung far from its neighbours.
+    span = max(1, rules.window_days // 7)
     week_numbers = list(range(-span, span))
     series_t, lifts_t = weekly(treated, week_numbers)
     series_c, lifts_c = weekly(controls, week_numbers)

@@ -27,6 +27,17 @@
     return { padding, enabledAnchors };
   }
 
+  /* Where a box's label goes: above its top handles, else (a box at the photo's top) below its bottom
+     ones, else inside it under the top ones. It was drawn 18 px above the box, under the handles that
+     hid a small box's label, and inside a box touching the photo's top, over the object. */
+  function labelTop(node, labelHeight, photoHeight) {
+    const clear = handlesFor(node).padding + HANDLE / 2 + 2; // from the box's side to beyond its handles
+    const top = node.y(), bottom = node.y() + node.height() * node.scaleY();
+    if (top - clear - labelHeight >= 0) return top - clear - labelHeight;
+    if (bottom + clear + labelHeight <= photoHeight) return bottom + clear;
+    return Math.max(0, Math.min(top + clear, photoHeight - labelHeight));
+  }
+
   function stageOf(ann) {
     const { state } = ann;
     const container = document.getElementById("ann-stage");
@@ -65,10 +76,11 @@
         const moved = toBox(rect);
         ann.send({ action: "move", box_id: box.id, ...moved });
       });
-      const tag = new Konva.Text({ x: box.x1 * width + 2, y: Math.max(0, box.y1 * height - 18), text: `${box.id} ${classLabel(box.class)}`,
+      const tag = new Konva.Text({ x: box.x1 * width + 2, y: 0, text: `${box.id} ${classLabel(box.class)}`,
         fill: "#fff", fontSize: 14, padding: 2, listening: false });
       // Kept on the photo: a box near its right edge had its label cut there (most on a phone's narrow photo).
       tag.x(Math.max(0, Math.min(tag.x(), width - tag.width())));
+      tag.y(labelTop(rect, tag.height(), height));
       const back = new Konva.Rect({ x: tag.x(), y: tag.y(), width: tag.width(), height: tag.height(), fill: "rgba(0,0,0,0.6)",
         listening: false });
       return [rect, back, tag];

@@ -120,7 +120,10 @@
   function reviewForm(item, reasons) {
     if (!["pending", "approved"].includes(item.status)) {
       const who = item.reviewed_by ? ` — ${item.reviewed_by}` : "";
-      const why = item.review_reason ? ` (${t("rem.reason." + item.review_reason)})` : "";
+      // The reason's own label has brackets (« Fausse détection (photo sans erreur) »): a dash, not more
+      // brackets; and the reviewer's note after it, which the page never showed.
+      const note = item.review_note ? `${t("rem.colon")}${item.review_note}` : "";
+      const why = item.review_reason ? ` — ${t("rem.reason." + item.review_reason)}${note}` : "";
       const channel = item.channel && item.status === "sent" ? ` — ${t("rem.channel." + item.channel)}` : "";
       const line = el("p", { class: "small muted", text: `${t("rem.status." + item.status)}${channel}${why}${who} ` });
       if (item.file) line.append(el("a", { href: item.file, target: "_blank", rel: "noopener", text: item.send_detail }));
@@ -155,7 +158,9 @@
   const forgotten = (item) => /^(erased|expired):(\d+)$/.exec(item.key || "");
   function itemLabel(item) {
     const gone = forgotten(item);
-    return gone ? t(`rem.${gone[1]}_item`, { id: gone[2] }) : item.label;
+    if (gone) return t(`rem.${gone[1]}_item`, { id: gone[2] });
+    // A bin's label is its tag alone: its street says where it stands, as the plan's table does.
+    return item.key && item.key.startsWith("bin:") && item.street ? `${item.label} (${item.street})` : item.label;
   }
 
   function itemCard(item, reasons) {

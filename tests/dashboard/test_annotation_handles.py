@@ -45,11 +45,13 @@ def drag(page: Page, x: float, y: float, dx: float, dy: float, steps: int = 6) -
 
 
 def add_box(live_server: LiveServer, annotator: str, photo: str, label: str, width: float, height: float,
-            canvas: dict[str, float]) -> None:
-    """A box of ``width`` by ``height`` CSS px at (0.3, 0.3) of the photo, added through the API."""
+            canvas: dict[str, float], at: tuple[float, float] = (0.3, 0.3)) -> None:
+    """A box of ``width`` by ``height`` CSS px with its top-left corner ``at`` (fractions of the photo,
+    (0.3, 0.3) unless told), added through the API."""
     with httpx.Client(base_url=live_server.url, timeout=10, headers={"Origin": live_server.url}) as client:
         client.post("/api/login", json={"name": annotator, "password": PASSWORD}).raise_for_status()
-        corner = {"x1": 0.3, "y1": 0.3, "x2": 0.3 + width / canvas["width"], "y2": 0.3 + height / canvas["height"]}
+        x, y = at
+        corner = {"x1": x, "y1": y, "x2": x + width / canvas["width"], "y2": y + height / canvas["height"]}
         client.post(f"/api/labels/photos/{photo}/decisions",
                     json={"action": "add", "class": label, **corner}).raise_for_status()
 
