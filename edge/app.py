@@ -10,7 +10,6 @@ import logging
 import os
 import random
 import shutil
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -25,9 +24,9 @@ from edge.alert import CrewAlert
 from edge.alert_checks import warn_no_alert_output, warn_undetectable_alerts
 from edge.applied_config import config_file, read_applied, write_applied
 from edge.broker import make_client
-from edge.camera import Frame, SourceError, check_source, frames, is_file_source, throttle
+from edge.camera import Frame, check_source, frames, is_file_source, throttle
 from edge.camera_clock_file import persistent_camera_clock
-from edge.config import ConfigError, EdgeSettings
+from edge.config import EdgeSettings
 from edge.evidence import EvidenceStore, burst_on_disk, forget_burst, photo_policy
 from edge.gps import Gps, open_gps
 from edge.lines import LineWriter
@@ -37,7 +36,9 @@ from edge.models_lock import lock_models_dir
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
 from edge.prefetch import prefetch
+from edge.preflight import preflight
 from edge.rfid import RfidReader
+from edge.rfid_file import rfid_file
 from edge.trigger import BurstTrigger, LiftTrigger, MotionTrigger, MqttTrigger, SerialTrigger
 from edge.uplink import Uplink
 from vision.lift import LiftContext, LiftRecorder
@@ -48,18 +49,6 @@ from vision.schema import ModelCheck, Stream, TruckConfig, TruckStats
 from vision.tracking import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
-
-
-def check_ca_files(settings: EdgeSettings) -> None:
-    """A CA bundle that does not load stops start-up naming its setting: paho raised a traceback
-    (``uplink.ca_file``), and every model download would have failed (``models.ca_file``)."""
-    for field, path in (("uplink.ca_file", settings.uplink.ca_file), ("models.ca_file", settings.models.ca_file)):
-        if path is not None:
-            try:
-                ssl.create_default_context(cafile=str(path))
-            except (OSError, ssl.SSLError) as error:
-                reason = getattr(error, "strerror", None) or error
-                raise ConfigError(f"{field}: {str(path)!r} is not a CA bundle that can be read ({reason})") from None
 
 
 @dataclass
@@ -97,7 +86,9 @@ class Agent:
         self.camera_clock = persistent_camera_clock(settings.outbox.path)
         self.gps: Gps = open_gps(settings.gps.source, settings.gps.baud, settings.gps.replay_speed,
                                  settings.gps.max_age_s)
-        self.rfid = RfidReader.open(settings.rfid.port, settings.rfid.baud, settings.rfid.window_s)
+        # the reads a lift may still claim are kept beside the outbox too: a kill -9 mid-lift keeps its tag
+        self.rfid = RfidReader.open(settings.rfid.port, settings.rfid.baud, settings.rfid.window_s,
+                                    rfid_file(settings.outbox.path))
         self.alert = self._crew_alert()
         # The file that runs (the FP32 sibling after a self-check fallback): lifts name it by its hash.
         running = self._running_model(detector)
@@ -148,11 +139,7 @@ class Agent:
 
     @classmethod
     def create(cls, settings: EdgeSettings, detector: Any = None) -> Agent:
-        try:  # before the self-check: a wrong source fails fast, naming the setting as config errors do
-            check_source(settings.source)
-        except SourceError as error:
-            raise SourceError(f"source: {error}") from None
-        check_ca_files(settings)
+        preflight(settings)  # every error the settings alone show, before the model's load and self-check
         model_check = None
         if detector is None:
             model, model_check = choose_model(settings)
@@ -218,6 +205,7 @@ class Agent:
         position = (self._progress_key, last.index) if self._progress_key else None
         self.outbox.put_lift(event_id, (self.settings.topic("lift"), event.to_json().encode()), evidence,
                              last.burst, position, counters)
+        self.rfid.committed()  # its tag is the lift's now, on disk: a restart gives it to no other lift
         if photo is not None:
             try:
                 self.evidence.keep(event_id, photo)
@@ -285,10 +273,12 @@ class Agent:
     def frame_source(self, once: bool) -> Iterator[Frame]:
         """The frames the loop analyses: throttled, then read and decoded a few ahead by a thread so
         that decoding overlaps inference (``bench/edge.py`` runs the loop on this very source)."""
+        stop = threading.Event()  # set when the loop closes its frames: an idle scanner's thread ends too
         source = frames(self.settings.source, self._consumed, follow=not once,
                         settle_s=self.settings.trigger.burst_settle_s, clock=self.camera_clock,
-                        resume_after=self.outbox.resume_after(self._progress_key) if self._progress_key else -1)
-        return prefetch(throttle(source, self.settings.frame_rate))
+                        resume_after=self.outbox.resume_after(self._progress_key) if self._progress_key else -1,
+                        stop=stop)
+        return prefetch(throttle(source, self.settings.frame_rate), stop=stop)
 
     def _consumed(self, key: str) -> bool:
         """Whether burst ``key`` was counted. With ``burst_delete``, one counted but still there (the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -189,9 +190,21 @@ def _burst_photos(photos: list[Path], key: str, start_index: int) -> Iterator[Fr
         yield Frame(image, taken, start_index + offset, burst=key)
 
 
+def _idle(delay: float, stop: threading.Event | None) -> bool:
+    """Wait ``delay`` (a live source between frames or retries); True when ``stop`` was set meanwhile:
+    the reader of a closed ``edge.prefetch`` then ends, where it waited on for a frame that may never come."""
+    if stop is None:
+        time.sleep(delay)
+        return False
+    while delay > 0 and not stop.is_set():  # time.sleep in short steps (tests script this module's clock)
+        time.sleep(min(delay, 0.5))
+        delay -= 0.5
+    return stop.is_set()
+
+
 def burst_frames(
     root: Path, consumed: Callable[[str], bool], follow: bool = False, settle_s: float = 2.0,
-    clock: CameraClock | None = None,
+    clock: CameraClock | None = None, stop: threading.Event | None = None,
 ) -> Iterator[Frame]:
     """Frames of every burst folder under ``root`` not yet consumed (by ``burst_key``), oldest name first.
 
@@ -224,7 +237,8 @@ def burst_frames(
             missing, delay, before = True, backoff.next(), None
             log.warning("burst folder root %s cannot be read (%s); retrying in %.0f s", root,
                         error.strerror or error, delay)
-            time.sleep(delay)
+            if _idle(delay, stop):
+                return
             continue
         if missing:
             log.info("burst folder root %s is back", root)
@@ -268,9 +282,8 @@ def burst_frames(
             for frame in _burst(photos, key, index, clock):
                 index = frame.index + 1
                 yield frame
-        if not follow:
+        if not follow or _idle(0.5, stop):
             return
-        time.sleep(0.5)
 
 
 def _open_capture(target: str | int) -> cv2.VideoCapture:
@@ -278,7 +291,8 @@ def _open_capture(target: str | int) -> cv2.VideoCapture:
 
 
 def video_frames(
-    target: str | int, live: bool, backoff: Backoff | None = None, resume_after: int = -1
+    target: str | int, live: bool, backoff: Backoff | None = None, resume_after: int = -1,
+    stop: threading.Event | None = None,
 ) -> Iterator[Frame]:
     """Frames of a video file (ends at its end; starts after ``resume_after``) or a live camera."""
     backoff = backoff or Backoff()
@@ -291,7 +305,8 @@ def video_frames(
                 raise SourceError(f"{target}: cannot open as a video")
             delay = backoff.next()
             log.warning("camera %s unavailable; retrying in %.0f s", target, delay)
-            time.sleep(delay)
+            if _idle(delay, stop):
+                return
             continue
         started = datetime.now(UTC)
         while not live and index <= resume_after and capture.grab():  # skip without decoding
@@ -311,7 +326,8 @@ def video_frames(
             return
         delay = backoff.next()
         log.warning("camera %s stopped delivering frames; reconnecting in %.0f s", target, delay)
-        time.sleep(delay)
+        if _idle(delay, stop):
+            return
 
 
 def _is_live(source: str) -> bool:
@@ -341,15 +357,16 @@ def check_source(source: str) -> None:
 def frames(
     source: str, consumed: Callable[[str], bool] = lambda _key: False, follow: bool = False,
     settle_s: float = 2.0, resume_after: int = -1, clock: CameraClock | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[Frame]:
     """Frames from ``source``: a burst root folder, a video file, ``usb:N`` or a stream URL; ``clock``
-    corrects burst photos' times (``burst_frames``)."""
+    corrects burst photos' times (``burst_frames``); a live source waiting ends once ``stop`` is set."""
     check_source(source)
     if _is_live(source):
         usb = source.startswith("usb:") or source.isdigit()
-        return video_frames(int(source.removeprefix("usb:")) if usb else source, live=True)
+        return video_frames(int(source.removeprefix("usb:")) if usb else source, live=True, stop=stop)
     if Path(source).is_dir():
-        return burst_frames(Path(source), consumed, follow, settle_s, clock)
+        return burst_frames(Path(source), consumed, follow, settle_s, clock, stop)
     return video_frames(source, live=False, resume_after=resume_after)
 
 

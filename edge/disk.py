@@ -51,6 +51,38 @@ def why_not_written(folder: Path, reserve_bytes: int) -> str:
     return f" ({free} bytes free on its disk)" if free < reserve_bytes else ""
 
 
+def mib(amount: int) -> str:
+    return f"{amount / 2**20:.1f} MiB"
+
+
+def has_free(folder: Path) -> str:
+    return f"{folder} has {mib(free_bytes(folder))} free"
+
+
+def dropped_for_lift(folder: Path, dropped: int, reserve: int) -> str:
+    """Each drop while the reserve is given up (the space freed is the reserve's: the disk is still full)."""
+    return (f"disk full (reserve in use): {dropped} oldest photo(s) dropped for the next lift; {has_free(folder)}, "
+            f"the reserve comes back at {mib(2 * reserve)}")
+
+
+def room_again(folder: Path, reserve: int) -> str:
+    return (f"disk has room again: {has_free(folder)}; the outbox's {mib(reserve)} reserve is made again and "
+            "photos are no longer dropped")
+
+
+def full(folder: Path, free: int, reserve: int, released: bool, dropped: int) -> str:
+    """The one error a technician reads when the outbox's disk is full (ENOSPC, or no room for the
+    reserve at start-up): the folder, the space free before the reserve was given up, the reserve,
+    what the outbox does meanwhile, and what to do."""
+    given = (f"the outbox gave up its {mib(reserve)} reserve file to go on writing"
+             if released else f"no room is left for the outbox's {mib(reserve)} reserve")
+    return (f"disk full: {folder} (the outbox's folder) has {mib(free)} free; {given}; the oldest evidence photos "
+            f"are dropped to make room for new lifts ({dropped} so far, outbox_photos_dropped), every lift is kept. "
+            f"To do: free space on {folder} (what else fills that disk?) or let the backlog be delivered; the "
+            f"reserve is made again once {mib(2 * reserve)} is free. Should even a lift not fit, the agent stops "
+            "(exit 2) and reads its source again from the last lift kept")
+
+
 def _pragma(db: sqlite3.Connection, name: str) -> int:
     return int(db.execute(f"PRAGMA {name}").fetchone()[0])
 

@@ -168,17 +168,22 @@ def boxes(detections: Detections, names: tuple[str, ...], width: int, height: in
     return out
 
 
+def make_evidence_dir(settings: EvidenceSettings) -> None:
+    """``evidence.dir``, made if missing; ConfigError naming the setting when it cannot be a folder."""
+    try:
+        settings.dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file there, no permission: say which setting, at start-up
+        raise ConfigError(f"evidence.dir: {str(settings.dir)!r} cannot be used as a folder: "
+                          f"{error.strerror or error}") from None
+
+
 class EvidenceStore:
     """Renders evidence photos and keeps local copies for a limited time."""
 
     def __init__(self, settings: EvidenceSettings, region: Region, names: tuple[str, ...],
                  clock: Callable[[], float] = time.time) -> None:
         self.settings, self.region, self.names = settings, region, names
-        try:
-            self.settings.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:  # a file there, no permission: say which setting, at start-up
-            raise ConfigError(f"evidence.dir: {str(settings.dir)!r} cannot be used as a folder: "
-                              f"{error.strerror or error}") from None
+        make_evidence_dir(settings)
         if region.mask(100, 100).mean() > 255 * 0.98:  # the shipped default: the whole frame
             log.warning("the hopper polygon (hopper) covers the whole frame: evidence photos are not blurred "
                         "anywhere (street, crew, passers-by, number plates); set it to the hopper's outline")

@@ -1,25 +1,24 @@
 """GPS: the position fix of a lift, from NMEA 0183 (serial device or file replay), a GPX replay, or fixed.
 
-``latest()`` returns None when there is no fix or the last one is older than ``max_age_s``: a
-lift is then kept with ``gps`` empty rather than placed where the truck was minutes ago. A fix's
-age is counted on the monotonic clock, not the system clock: a clock set back an hour (NTP or a
-GPS-set clock at boot, while in a tunnel) made a minutes-old fix look fresh for an hour, and one
-set forward made every fix stale. Its ``fix_at`` is the system time of that age, so that it reads
-right beside the lift's own times. The receiver's date and time in RMC/GGA are not used (a GPS
-week rollover puts them 19.6 years back). A receiver that disappears (USB unplugged, gpsd gone)
-ends the position at once; the reader reopens it. Replays
-re-time their fixes to now (they simulate a drive happening today) and are paced by the
-recording's own timestamps, scaled by ``speed``.
+``latest()`` returns None when there is no fix or the last one is older than ``max_age_s``: a lift is then
+kept with ``gps`` empty rather than placed where the truck was minutes ago. A fix's age is counted on the
+monotonic clock, not the system clock: a clock set back an hour (NTP or a GPS-set clock at boot, while in a
+tunnel) made a minutes-old fix look fresh for an hour, and one set forward made every fix stale. Its
+``fix_at`` is the system time of that age, so that it reads right beside the lift's own times. The receiver's
+date and time in RMC/GGA are not used (a GPS week rollover puts them 19.6 years back). A receiver that
+disappears (USB unplugged, gpsd gone) ends the position at once; the reader reopens it. Replays re-time their
+fixes to now (they simulate a drive happening today) and are paced by the recording's own timestamps, scaled
+by ``speed``.
 
-A lift takes the fix of the moment it ended (``at``), kept in ``edge.track``: a burst processed
-minutes late (a backlog) got the position of the moment it was processed, another street.
+A lift takes the fix of the moment it ended (``at``), kept in ``edge.track``: a burst processed minutes late
+(a backlog) got the position of the moment it was processed, another street.
 
-The heading sent with a lift is the course the truck drove up with, not the receiver's course
-of the moment: a lift happens with the truck stopped, and a receiver's course over ground at
-walking speed or below is noise (it spins, or freezes at whatever it last computed). The server
-weighs the heading against each candidate street's direction, so a wrong one would pull a lift
-onto the crossing street; the course is therefore taken only while the truck moves (at least
-``COURSE_MIN_SPEED_MPS``) and kept through the stop for ``course_max_age_s``.
+The heading sent with a lift is the course the truck drove up with, not the receiver's course of the moment: a
+lift happens with the truck stopped, and a receiver's course over ground at walking speed or below is noise
+(it spins, or freezes at whatever it last computed). The server weighs the heading against each candidate
+street's direction, so a wrong one would pull a lift onto the crossing street; the course is therefore taken
+only while the truck moves (at least ``COURSE_MIN_SPEED_MPS``) and kept through the stop for
+``course_max_age_s``.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ import math
 import re
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import reduce
@@ -38,6 +36,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from edge.gps_source import GpsError as GpsError  # named from here too
+from edge.gps_source import _drive_clock, _replay, check_gps_source
 from edge.lines import LineReader, Throttled
 from edge.track import Track
 from vision.schema import GpsFix
@@ -56,17 +56,11 @@ NOT_MEASURED_RMC = ("M", "S", "N")
 KNOT_MPS = 1852 / 3600
 COURSE_MIN_SPEED_MPS = 1.5  # ~5 km/h: below it a receiver's course over ground is not the street's direction
 COURSE_MAX_AGE_S = 120.0  # a bin lift stops the truck for seconds to a minute; after a longer halt, no heading
-GPX_MIN_STEP_M = 2.0  # two replayed points closer than this give no direction
-EARTH_RADIUS_M = 6_371_000.0
 # Ended this long ago or less (or "after now": a camera box's clock ahead), a lift is live: the latest
 # fix, as before. A live burst is read burst_settle_s (2 s) after its last photo (stamped by the camera
 # box's clock) and judged in a second or two; the rest covers that clock a few seconds behind.
 LIVE_LAG_S = 10.0
 GPSD_WATCH = b'?WATCH={"enable":true,"nmea":true};\n'
-
-
-class GpsError(ValueError):
-    """A GPS source that cannot be used; names the source."""
 
 
 NUMBER = re.compile(r"^\d+(\.\d+)?$")  # what NMEA writes: no sign, exponent, nan or inf
@@ -289,112 +283,26 @@ class FixedGps(Gps):
         return self.latest()  # it never moves: a lift of any time was there
 
 
-def _gpx_points(path: Path) -> list[tuple[float | None, float, float]]:
-    """(seconds since the first point or None, lat, lon) of every trkpt/rtept/wpt."""
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as error:
-        raise GpsError(f"gps.source: {path}: not valid GPX ({error})") from None
-    points, first = [], None
-    for node in root.iter():
-        if node.tag.rsplit("}", 1)[-1] not in ("trkpt", "rtept", "wpt"):
-            continue
-        stamp = next((c.text for c in node if c.tag.rsplit("}", 1)[-1] == "time"), None)
-        offset = None
-        try:
-            if stamp:
-                at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-                first = at if first is None else first
-                offset = at - first
-            points.append((offset, float(node.attrib["lat"]), float(node.attrib["lon"])))
-        except KeyError as missing:
-            raise GpsError(f"gps.source: {path}: point {len(points) + 1} has no {missing.args[0]} attribute") from None
-        except ValueError as error:
-            raise GpsError(f"gps.source: {path}: point {len(points) + 1}: {error}") from None
-    if not points:
-        raise GpsError(f"gps.source: {path}: no track points")
-    return points
-
-
-def _distance_bearing(lat1: float, lon1: float, lat2: float, lon2: float) -> tuple[float, float]:
-    """(metres, initial bearing in degrees from north) from point 1 to point 2; short distances."""
-    north = math.radians(lat2 - lat1) * EARTH_RADIUS_M
-    east = math.radians(lon2 - lon1) * EARTH_RADIUS_M * math.cos(math.radians((lat1 + lat2) / 2))
-    return math.hypot(north, east), math.degrees(math.atan2(east, north)) % 360
-
-
-def _drive_clock(speed: float) -> Callable[[], float]:
-    """Seconds of a recording replayed at ``speed``x."""
-    start = time.monotonic()
-    return lambda: (time.monotonic() - start) * speed
-
-
-def _replay(gps: Gps, path: Path, speed: float, stop: threading.Event) -> None:
-    if path.suffix.lower() == ".gpx":
-        start, step = time.monotonic(), 1.0
-        previous: tuple[float | None, float, float] | None = None
-        for index, (offset, lat, lon) in enumerate(_gpx_points(path)):
-            due = start + (offset if offset is not None else index * step) / speed
-            if stop.wait(max(0.0, due - time.monotonic())):
-                return
-            # GPX has no course: the bearing from the previous point, and the speed when both are timed.
-            motion: dict[str, float] = {}
-            if previous is not None:
-                metres, bearing = _distance_bearing(previous[1], previous[2], lat, lon)
-                seconds = offset - previous[0] if offset is not None and previous[0] is not None else None
-                if seconds:
-                    motion["speed_mps"] = metres / seconds
-                if metres >= GPX_MIN_STEP_M:
-                    motion["heading_deg"] = bearing
-            gps.offer(f"{path} point {index + 1}", lat=lat, lon=lon, **motion)
-            previous = (offset, lat, lon)
-        return
-    for line in path.read_text(encoding="ascii", errors="replace").splitlines():
-        # one fix per second of recording: pace on the GGA/RMC pairs a receiver emits each second
-        if line[3:6] == "GGA" and stop.wait(1.0 / speed):
-            return
-        gps.feed_nmea(line)
-
-
-REPLAY_SUFFIXES = (".nmea", ".txt", ".log", ".gpx")  # recorded fixes, replayed as a drive
-
-
 def open_gps(source: str | None, baud: int = 4800, speed: float = 1.0, max_age_s: float = 30.0) -> Gps:
     """``fixed:LAT,LON``, a ``.nmea``/``.gpx`` file (replayed), ``gpsd://host[:port]``, or a serial device."""
-    if not source:
-        return Gps(max_age_s)
-    if source.startswith("fixed:"):
-        try:
-            lat, lon = (float(v) for v in source.removeprefix("fixed:").split(","))
-        except ValueError:
-            raise GpsError(f"gps.source: {source!r}: expected fixed:LAT,LON in degrees (fixed:47.90,1.91)") from None
-        try:
-            return FixedGps(lat, lon)
-        except ValueError:  # GpsFix's bounds (pydantic's ValidationError is a ValueError)
-            raise GpsError(f"gps.source: {source!r}: latitude is -90..90 and longitude -180..180 degrees") from None
-    path = Path(source)
-    if path.suffix.lower() in REPLAY_SUFFIXES and not path.is_file():
-        raise GpsError(f"gps.source: {source!r}: no such file to replay")
-    if path.is_file() and path.suffix.lower() in REPLAY_SUFFIXES:
+    kind, gps = check_gps_source(source), Gps(max_age_s)
+    if kind == "fixed":
+        lat, lon = (float(v) for v in str(source).removeprefix("fixed:").split(","))
+        return FixedGps(lat, lon)
+    if kind == "replay":
         gps = Gps(max_age_s, clock=_drive_clock(speed))
-        if path.suffix.lower() == ".gpx":
-            _gpx_points(path)  # validate at start-up
         stop = threading.Event()
-        threading.Thread(target=_replay, args=(gps, path, speed, stop), name="gps-replay", daemon=True).start()
+        threading.Thread(target=_replay, args=(gps, Path(str(source)), speed, stop), name="gps-replay",
+                         daemon=True).start()
         gps._stoppers.append(stop.set)
-        return gps
-    gps = Gps(max_age_s)
-    if source.startswith("gpsd://"):
-        # gpsd relays the receiver's NMEA once asked to; it shares the device with other programs
-        address = source.removeprefix("gpsd://").rstrip("/") or "127.0.0.1"
+    elif kind == "gpsd":  # gpsd relays the receiver's NMEA once asked to; it shares the device with others
+        address = str(source).removeprefix("gpsd://").rstrip("/") or "127.0.0.1"
         port = address if ":" in address else f"{address}:2947"
         reader = LineReader(f"socket://{port}", baud, gps.feed_nmea, name="gpsd", greeting=GPSD_WATCH,
                             on_lost=lambda: gps.lose_fix("gpsd connection lost")).start()
         gps._stoppers.append(reader.stop)
-        return gps
-    if source.startswith("/dev/") or "://" in source:
-        reader = LineReader(source, baud, gps.feed_nmea, name="gps",
+    elif kind == "device":
+        reader = LineReader(str(source), baud, gps.feed_nmea, name="gps",
                             on_lost=lambda: gps.lose_fix("receiver disconnected")).start()
         gps._stoppers.append(reader.stop)
-        return gps
-    raise GpsError(f"gps.source: {source!r}: not fixed:LAT,LON, an .nmea/.gpx file, gpsd://host, nor a serial device")
+    return gps

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from edge import disk
 from edge.consumed import add_gone_column, forget_gone, is_consumed
 from edge.disk import Reserve, convert, free_bytes, give_back, room_inside, why_not_written
 from edge.salvage import salvage, set_aside
@@ -103,7 +104,7 @@ class Outbox:
                  reserve_bytes: int = RESERVE_BYTES) -> None:
         self.path, self.max_bytes, self.reserve_bytes = Path(path), max_bytes, reserve_bytes
         self.reserve = Reserve(Path(f"{self.path}.reserve"), reserve_bytes)
-        self._lock = threading.Lock()
+        self._lock, self._full_said = threading.Lock(), False  # said: the disk-full error, until the reserve is back
         for attempt in (1, 2):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,8 +121,7 @@ class Outbox:
                 raise OutboxError(f"outbox.path: {str(self.path)!r} cannot be opened as the outbox: "
                                   f"{reason}{full}") from None
         if not self.reserve.hold():
-            log.error("the disk of the outbox %s is short (%d bytes free, no room for its reserve): the oldest "
-                      "photos make room for new lifts", self.path, free_bytes(self.path.parent))
+            log.error(disk.full(self.path.parent, free_bytes(self.path.parent), self.reserve_bytes, False, 0))
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -211,23 +211,22 @@ class Outbox:
         """The disk is full: give up the reserve, then the oldest photos (never a lift)."""
         if self._db.in_transaction:  # the failed write's transaction, if SQLite left it open
             self._db.execute("ROLLBACK")
+        free = free_bytes(self.path.parent)  # before the reserve goes back to the disk: what others left
         released = self.reserve.release()
         if not released:  # the WAL's disk back, for the deletes
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        dropped = 0
         with contextlib.suppress(sqlite3.OperationalError):  # no room even to drop photos: the lift alone may fit
-            dropped = self._room_inside(need)
-        log.error("the disk of the outbox %s is full (%d bytes free): %s; %d oldest evidence photo(s) dropped "
-                  "(outbox_photos_dropped), and more as new ones come; lifts are all kept", self.path,
-                  free_bytes(self.path.parent), "its reserve given up" if released else "no reserve left", dropped)
+            self._room_inside(need, quiet=True)
+        if released or not self._full_said:  # once per full disk, not at every failed write
+            log.error(disk.full(self.path.parent, free, self.reserve_bytes, released, self._counter("photos_dropped")))
+        self._full_said = True
 
-    def _room_inside(self, need: int) -> int:
+    def _room_inside(self, need: int, quiet: bool = False) -> int:
         """With no reserve the outbox lives within its file (``edge.disk.room_inside``)."""
         dropped = room_inside(self._db, need, lambda amount: self._drop_photos(amount, "photos_dropped"))
-        if dropped:
-            log.warning("the disk of the outbox %s is short: dropped the %d oldest evidence photo(s)", self.path,
-                        dropped)
+        if dropped and not quiet:
+            log.warning(disk.dropped_for_lift(self.path.parent, dropped, self.reserve_bytes))
         return dropped
 
     def _drop_photos(self, amount: int, counter: str) -> int:
@@ -278,13 +277,14 @@ class Outbox:
         def without_photo() -> None:  # the disk is full even now: the lift goes, its photo gives way
             write(None, (*counters, "photos_dropped") if evidence else counters)
             if evidence:
-                log.error("lift %s stored without its photo: the disk of the outbox is full", event_id)
+                log.warning("disk full: lift %s kept without its photo (%s)", event_id, disk.has_free(self.path.parent))
 
         with self._lock:
             need = len(lift[1]) + (len(evidence[1]) if evidence else 0)
             if not self.reserve.held:
                 if self.reserve.hold():
-                    log.warning("the disk of the outbox %s has room again: reserve restored", self.path)
+                    self._full_said = False
+                    log.warning(disk.room_again(self.path.parent, self.reserve_bytes))
                 else:
                     with contextlib.suppress(sqlite3.OperationalError):  # no room even to drop: made below
                         self._room_inside(need)

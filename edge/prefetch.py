@@ -21,8 +21,9 @@ _END = object()
 class Prefetched(Iterator[Frame]):
     """The frames of ``prefetch``; ``ready()`` says whether the next one would come without waiting."""
 
-    def __init__(self, frames: Iterator[Frame], ahead: queue.Queue[object] | None) -> None:
-        self._frames, self._ahead = frames, ahead
+    def __init__(self, frames: Iterator[Frame], ahead: queue.Queue[object] | None,
+                 stop: threading.Event | None = None) -> None:
+        self._frames, self._ahead, self._stop = frames, ahead, stop
 
     def __next__(self) -> Frame:
         return next(self._frames)
@@ -33,29 +34,33 @@ class Prefetched(Iterator[Frame]):
         return self._ahead is None or not self._ahead.empty()
 
     def close(self) -> None:
-        """Stops the reading thread at its next frame (it closes the source)."""
+        """Stops the reading thread (it closes the source): at once when the source waits on the
+        ``stop`` event given to ``prefetch`` (a live scanner between bursts), else at its next frame."""
+        if self._stop is not None:
+            self._stop.set()
         close = getattr(self._frames, "close", None)
         if close is not None:
             close()
 
 
-def prefetch(source: Iterator[Frame], depth: int = 2) -> Prefetched:
+def prefetch(source: Iterator[Frame], depth: int = 2, stop: threading.Event | None = None) -> Prefetched:
     """``source`` read ``depth`` frames ahead by a thread: capture and JPEG decode overlap inference.
 
     OpenCV's decode and onnxruntime's run both release the GIL, so on a 2-core truck computer the
     next frame is decoded while this one is detected. The bounded queue keeps memory flat and
     applies back-pressure: a source faster than the detector waits as it did without the thread.
     An error of the source is raised here, in the consumer, with its own type; closing the result
-    stops the thread at its next frame.
+    stops the thread at its next frame, or at once when ``source`` waits on ``stop`` (``edge.camera``'s
+    live sources take it): an idle scanner's thread used to outlive the loop.
     """
+    stop = stop or threading.Event()
     if depth <= 0:
-        return Prefetched(iter(source), None)
+        return Prefetched(iter(source), None, stop)
     ahead: queue.Queue[object] = queue.Queue(maxsize=depth)
-    return Prefetched(_read_ahead(source, ahead), ahead)
+    return Prefetched(_read_ahead(source, ahead, stop), ahead, stop)
 
 
-def _read_ahead(source: Iterator[Frame], ahead: queue.Queue[object]) -> Iterator[Frame]:
-    stop = threading.Event()
+def _read_ahead(source: Iterator[Frame], ahead: queue.Queue[object], stop: threading.Event) -> Iterator[Frame]:
 
     def hand_over(item: object) -> bool:
         while not stop.is_set():  # poll, so that a closed consumer never leaves the thread blocked

@@ -18,7 +18,9 @@ a tag to its own bin:
   read won, the neighbour's household one time in two.
 
 The recent reads are kept (a lift whose end is handled a little late still finds its own read
-behind the next bin's), repeats of one tag folded into one entry, at most ``MAX_READS``.
+behind the next bin's), repeats of one tag folded into one entry, at most ``MAX_READS``. With
+``persist`` (the agent's ``<outbox>.rfid.json``, ``edge.rfid_file``) those a lift may still claim
+are on disk too: a tag read just before a lift survives a ``kill -9`` or a power cut mid-lift.
 """
 
 from __future__ import annotations
@@ -26,17 +28,21 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from edge.lines import LineReader, Throttled
+from edge.rfid_file import RfidState, SavedRead, read_state, write_state
 
 log = logging.getLogger(__name__)
 
 TAG = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_READS = 256  # recent reads kept: far more than the bins of one window, bounded whatever the reader does
 LATE = timedelta(seconds=1)  # a read this long after the lift's end still belongs to it
+SAVE_REPEATS_S = 1.0  # repeats of the tag last read are written at most this often (a new tag at once)
 
 
 def parse_tag(line: str) -> str | None:
@@ -68,13 +74,61 @@ class RfidReader:
         self._asked: tuple[datetime, tuple[frozenset[str], datetime] | None] | None = None
         self._reader: LineReader | None = None
         self._warnings = Throttled(log)
+        # On disk (``persist``): the previous lift as of the last one committed, not the last one asked
+        # about: killed before its commit, that lift is counted again and must find its tag again.
+        self._committed: tuple[frozenset[str], datetime] | None = None
+        self._file: Path | None = None
+        self._save_lock = threading.Lock()  # one writer at a time, each writing the newest state
+        self._saved_at = -SAVE_REPEATS_S
+        self._dirty = self._failing = False
 
     @classmethod
-    def open(cls, port: str | None, baud: int, window_s: float) -> RfidReader:
+    def open(cls, port: str | None, baud: int, window_s: float, state: Path | None = None) -> RfidReader:
         reader = cls(window_s)
         if port:
+            if state is not None:  # before the line opens: the reads saved come first
+                reader.persist(state)
             reader._reader = LineReader(port, baud, reader.feed, name="rfid").start()
         return reader
+
+    def persist(self, path: Path) -> None:
+        """Start from the reads saved in ``path`` (when any) and keep it up to date from now on."""
+        saved = read_state(path)
+        with self._lock:
+            self._file = path
+            if saved is not None:
+                end = saved.previous[1] if saved.previous else None
+                self._reads.extend(Read(r.tag, r.first, r.last, r.count) for r in saved.reads
+                                   if end is None or r.last > end)
+                self._previous = self._committed = saved.previous
+
+    def committed(self) -> None:
+        """The lift last asked about (``tag_for``) is in the outbox: a restart no longer counts it again."""
+        with self._lock:
+            self._committed = self._previous
+            self._dirty = True
+        self._save()
+
+    def _save(self) -> None:
+        if self._file is None:
+            return
+        with self._save_lock:
+            with self._lock:
+                if not self._dirty:
+                    return
+                end = self._committed[1] if self._committed else None
+                state = RfidState(tuple(SavedRead(r.tag, r.first, r.last, r.count) for r in self._reads
+                                        if end is None or r.last > end), self._committed)
+                self._dirty, self._saved_at = False, time.monotonic()
+            try:
+                write_state(self._file, state)
+            except OSError as error:
+                if not self._failing:
+                    log.warning("rfid: %s cannot be written (%s); a lift cut by a restart gets no bin", self._file,
+                                error.strerror or error)
+                self._failing = True
+            else:
+                self._failing = False
 
     def feed(self, line: str, at: datetime | None = None) -> None:
         tag = parse_tag(line)
@@ -83,11 +137,16 @@ class RfidReader:
             return
         at = at or datetime.now(UTC)
         with self._lock:
-            if self._reads and self._reads[-1].tag == tag:
+            repeat = bool(self._reads) and self._reads[-1].tag == tag
+            if repeat:
                 self._reads[-1].last = max(self._reads[-1].last, at)  # the same bin still in front of the reader
                 self._reads[-1].count += 1
             else:
                 self._reads.append(Read(tag, at, at))
+            self._dirty = True
+            due = not repeat or time.monotonic() - self._saved_at >= SAVE_REPEATS_S
+        if due:
+            self._save()
 
     def tag_for(self, started_at: datetime, ended_at: datetime) -> str | None:
         """The tag of the lift from ``started_at`` to ``ended_at``, or None; the lift claims it, so
@@ -125,3 +184,4 @@ class RfidReader:
     def close(self) -> None:
         if self._reader is not None:
             self._reader.stop()
+        self._save()  # the repeats not written yet

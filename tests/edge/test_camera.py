@@ -252,3 +252,22 @@ def test_a_late_photo_in_a_counted_burst_does_not_count_it_again(tmp_path, litte
     stored = {f.burst for f in burst_frames(tmp_path, consumed=lambda _k: False)}
     shutil.copy(litter_val_images[5], tmp_path / "burst-000" / "zz-late.jpg")  # newer than the burst's first photo
     assert [f.burst for f in burst_frames(tmp_path, consumed=stored.__contains__)] == []
+
+
+def test_closing_the_prefetch_ends_an_idle_scanner_thread(tmp_path: Path, litter_val_images: list[Path]) -> None:
+    """A live truck's burst scanner between two bursts: closing the frames (the agent stopping) left
+    its reader thread listing the empty folder every 0.5 s for good (it looked at its stop only when
+    it had a frame to hand over)."""
+    make_bursts(tmp_path / "root", litter_val_images, lifts=1, frames=1)
+    before = set(threading.enumerate())
+    stop = threading.Event()
+    stream = prefetch(frames(str(tmp_path / "root"), follow=True, settle_s=0, stop=stop), stop=stop)
+    assert next(stream).index == 0  # the one burst; the scanner now waits for the next
+    readers = [t for t in set(threading.enumerate()) - before if t.name == "frame-prefetch"]
+    assert len(readers) == 1
+    time.sleep(0.7)  # idle: a pass or two over the folder
+    started = time.monotonic()
+    stream.close()
+    readers[0].join(5)
+    assert not readers[0].is_alive(), "the idle scanner's thread outlived close()"
+    assert time.monotonic() - started < 2  # promptly: not at its next frame, which may never come

@@ -74,7 +74,25 @@ def test_a_full_disk_drops_the_oldest_photos_never_a_lift(disk: Path, caplog) ->
     assert photos[-1] == "event-298"  # the newest photos are the ones kept
     assert outbox.photos_dropped() == 150 - len(photos)
     assert all(outbox.is_consumed(f"burst-{n}@1") for n in range(300))
-    assert "is full" in caplog.text and "lifts are all kept" in caplog.text
+    assert "disk full" in caplog.text and "every lift is kept" in caplog.text
+
+
+def test_the_full_disk_is_said_once_naming_the_folder_free_space_reserve_and_what_to_do(disk: Path, caplog) -> None:
+    """The technician read "the disk of the outbox ... is full (262144 bytes free): its reserve given up":
+    full with space free (the reserve just given back was counted), no unit, no word of what to do."""
+    outbox = Outbox(disk / "outbox.sqlite3", reserve_bytes=256 * 1024)
+    for n in range(60):
+        outbox.put_lift(f"event-{n}", ("t/lift", LIFT_JSON), ("t/evidence", PHOTO) if n % 2 == 0 else None)
+        if n == 10:
+            fill(disk)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1, errors
+    message = errors[0]
+    assert message.startswith(f"disk full: {disk} (the outbox's folder) has 0.0 MiB free"), message
+    assert "gave up its 0.2 MiB reserve" in message and "every lift is kept" in message
+    assert f"free space on {disk}" in message and "made again once 0.5 MiB is free" in message
+    assert "is short" not in caplog.text  # one word for one state: the photos dropped next say "disk full" too
+    outbox.close()
 
 
 def test_the_truck_starts_and_counts_on_when_its_disk_is_full(tmp_path, big_disk: Path, litter_val_images) -> None:
