@@ -117,7 +117,8 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
     evidence = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
     ingest = None
     if settings.ingest_enabled if start_ingest is None else start_ingest:
-        inbox = Inbox(settings, evidence, metrics, LocatorCache(locator_factory), bin_places)
+        inbox = Inbox(settings, evidence, metrics, LocatorCache(locator_factory), bin_places,
+                      streams=sorting_rules.streams)  # a lift of another stream: unknown_stream
         ingest = Ingest(settings, sessions, inbox, metrics)
     ctx = AppContext(settings, sessions, metrics, evidence, sorting_rules, ingest,
                      ingest.publish_config if ingest else None)

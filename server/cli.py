@@ -21,6 +21,7 @@ from server.command_line import (
     day_argument,
     open_database,
     settings_from,
+    sorting_rules_of,
 )
 from server.web import cli as accounts_cli
 
@@ -214,8 +215,10 @@ def replay_dead_letters(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CliError(f"--{error}") from None
     settings = settings_from(args)
+    # The streams of the rules as they are now: ``--reason unknown_stream`` after a stream was added.
+    streams = sorting_rules_of(settings).streams
     inbox = Inbox(settings, EvidenceStore(settings.evidence_path, settings.max_evidence_bytes), Metrics(),
-                  LocatorCache(default_locator_factory), bin_places)
+                  LocatorCache(default_locator_factory), bin_places, streams=streams)
     shown = [time.monotonic()]
 
     def progress(report: ReplayReport) -> None:

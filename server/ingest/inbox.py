@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +37,7 @@ from server.ingest.letters import HeldBudget, LetterView, letter_row, letter_vie
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
 from server.ingest.purge_gate import hold_off_purge
+from server.ingest.streams import collected_streams, unknown_stream
 from server.ingest.street_level import street_level
 from server.ingest.tracks import Tracks
 from server.ingest.truck_state import note
@@ -65,8 +66,8 @@ class MqttMessage:
 
 # Every reason a message can be a dead letter for (docs/api.md lists them): what the API and the
 # CLI filter on, so that a misspelt filter is refused rather than answered with nothing.
-DEAD_LETTER_REASONS = ("invalid_json", "schema", "truck_mismatch", "unknown_truck", "too_large", "expired",
-                       "future", "bad_status", "bad_topic", "bad_jpeg", "evidence_mismatch", "store_error")
+DEAD_LETTER_REASONS = ("invalid_json", "schema", "truck_mismatch", "unknown_truck", "unknown_stream", "too_large",
+                       "expired", "future", "bad_status", "bad_topic", "bad_jpeg", "evidence_mismatch", "store_error")
 # A lift dated this far after it arrived comes from a clock that is ahead: counted, it would sit in
 # days no one has lived yet (and past 2999 in none the API can ask for).
 CLOCK_AHEAD = timedelta(days=1)
@@ -106,16 +107,19 @@ class Inbox:
 
     def __init__(self, settings: ServerSettings, evidence: EvidenceStore, metrics: Metrics,
                  locator: Callable[[Session], StreetLocator | None] = lambda _s: None,
-                 bins: BinLookup | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+                 bins: BinLookup | None = None, clock: Callable[[], datetime] = utcnow,
+                 streams: Iterable[str] | None = None) -> None:
         """``bins``: the bin registry (``server.streets.bins.bin_places``); a lift whose tag it
         knows takes its address and street. None: every lift is placed by its fix. ``clock``: the
-        write time, against which retention is judged (tests move it)."""
+        write time, against which retention is judged (tests move it). ``streams``: those counted,
+        by default the settings' sorting rules' (``server.ingest.streams``)."""
         self.settings = settings
         self.evidence = evidence
         self.metrics = metrics
         self.locator = locator
         self.bins = bins
         self.clock = clock
+        self.streams = collected_streams(settings, streams)
         self.prefix = settings.topic_prefix.rstrip("/") + "/"
         self.known = frozenset(settings.known_trucks) if settings.known_trucks is not None else None
         self.tracks = Tracks(bins, street_level=not settings.household_level)
@@ -207,6 +211,8 @@ class Inbox:
         if event.truck_id != truck_id:
             raise Refused("truck_mismatch", f"topic says truck {truck_id!r}, payload says {event.truck_id!r}")
         self._check_date(event.started_at, message.received_at, message.replayed_at, batch.written_at)
+        if (unknown := unknown_stream(event.stream.value, self.streams)) is not None:
+            raise Refused("unknown_stream", unknown)
         # Matched to a street later, for the whole batch at once (``_match``).
         batch.lifts.append(lift_row(event, message.received_at, self.settings.zone, None))
         batch.seen(truck_id, message.received_at)

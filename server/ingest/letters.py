@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 from server.config import ServerSettings
 from server.ingest.models import DEAD_LETTER_BYTES, LARGE_LETTERS, DeadLetter
 
-# Refusals a replay can undo without the truck: a truck added to the registry, a fixed bug that
-# broke a batch (``store_error``). A corrupt photo or one too large stays refused: 4 KiB is enough.
-HELD_REASONS = frozenset({"unknown_truck", "store_error"})
+# Refusals a replay can undo without the truck: a truck added to the registry, a stream added to
+# the sorting rules (``unknown_stream``), a fixed bug that broke a batch (``store_error``). A corrupt
+# photo or one too large stays refused: 4 KiB is enough.
+HELD_REASONS = frozenset({"unknown_truck", "unknown_stream", "store_error"})
 DETAIL_CHARS = 2000
 LIFT_DATE_MAX_BYTES = 1024 * 1024  # a lift is at most max_payload_bytes: larger is no lift to read
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from server.ingest.models import ALL_STREAMS, UNMATCHED, StreetPeriod, StreetPeriodError
 from server.ingest.rollups import MONTH, YEAR
-from server.streets.models import Street
+from server.streets.models import Address, Street
 from server.web.csvexport import csv_pieces as rows_csv_pieces
 from server.web.reports import wilson
 
@@ -250,6 +250,8 @@ class Publication:
 
     streets: list[PublishedStreet]
     suppressed: int
+    # Where the published codes INSEE came from (``code_sources``): what datapackage.json names.
+    code_sources: frozenset[str] = frozenset()
 
     @property
     def count(self) -> int:
@@ -292,7 +294,21 @@ def publication(session: Session, q: OpenDataQuery) -> Publication:
         streets.append(PublishedStreet(sid, name, commune, code_insee, geometry,
                                        sorted(by_street[sid], key=lambda cell: (cell[0], cell[1]))))
     streets.sort(key=lambda street: (street.commune, street.name, street.id))
-    return Publication(streets, cells - sum(len(street.cells) for street in streets))
+    return Publication(streets, cells - sum(len(street.cells) for street in streets), code_sources(session, streets))
+
+
+def code_sources(session: Session, streets: list[PublishedStreet]) -> frozenset[str]:
+    """``ban`` when a street's code is one its linked BAN addresses carry (``refresh_street_codes``),
+    ``import`` when another's is not (the OSM commune boundary's ``ref:INSEE``, or ``--insee``)."""
+    coded = {street.id for street in streets if street.code_insee is not None}
+    backed: set[int] = set()
+    ids = sorted(coded)
+    for start in range(0, len(ids), 10_000):  # bound the IN list of a national export
+        backed.update(session.connection().execute(
+            select(Address.street_id).distinct().join(Street, Street.id == Address.street_id)
+            .where(Address.street_id.in_(ids[start:start + 10_000]), Address.code_insee == Street.code_insee)
+        ).scalars())
+    return frozenset({"ban"} if backed else set()) | frozenset({"import"} if coded - backed else set())
 
 
 def csv_pieces(pub: Publication, rows_per_piece: int = PIECE_ROWS) -> Iterator[str]:

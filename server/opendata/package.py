@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,12 @@ ETALAB = {"name": "etalab-2.0", "title": "Licence Ouverte / Open Licence version
 ODBL = {"name": "ODbL-1.0", "title": "Open Database License 1.0 (street names and geometries, OpenStreetMap)",
         "path": "https://opendatacommons.org/licenses/odbl/1-0/"}
 OSM_SOURCE = {"title": "© les contributeurs d'OpenStreetMap", "path": "https://www.openstreetmap.org/copyright"}
-# code_insee comes from the BAN addresses linked to each street (else the street import: docs/streets.md).
+# code_insee comes from the BAN addresses linked to each street, else the street import (docs/streets.md):
+# each named only when a published code came from it (``server.opendata.export.code_sources``).
 BAN_SOURCE = {"title": "Base Adresse Nationale (codes INSEE des communes)", "path": "https://adresse.data.gouv.fr"}
+IMPORT_SOURCE = {"title": "Codes INSEE des communes donnés à l'import des rues : ref:INSEE des limites de "
+                          "communes d'OpenStreetMap, ou code officiel géographique saisi (--insee)"}
+CODE_SOURCES = {"ban": BAN_SOURCE, "import": IMPORT_SOURCE}
 CODE_INSEE_PATTERN = r"^(?:[0-9]{2}|2[AB])[0-9]{3}$"  # as server.streets.insee checks it
 
 
@@ -75,8 +80,9 @@ def _fields(q: OpenDataQuery) -> list[dict[str, Any]]:
     ]
 
 
-def datapackage(q: OpenDataQuery, created: datetime) -> dict[str, Any]:
-    """The Frictionless Data Package describing ``streets.csv`` and ``streets.geojson``."""
+def datapackage(q: OpenDataQuery, created: datetime, code_sources: Collection[str] = ()) -> dict[str, Any]:
+    """The Frictionless Data Package describing ``streets.csv`` and ``streets.geojson``; its sources
+    name those of the codes INSEE published (``code_sources``: ``ban``, ``import``), and no other."""
     fields = _fields(q)
     covered = f"du {q.since or 'début'} au {q.until or 'dernier jour collecté'}"
     return {
@@ -88,7 +94,8 @@ def datapackage(q: OpenDataQuery, created: datetime) -> dict[str, Any]:
                         "pas publiées. Aucune adresse, aucun bac, aucune photo, aucun camion ni aucune heure."),
         "created": created.isoformat(timespec="seconds"),
         "licenses": [ETALAB, ODBL],
-        "sources": [{"title": "Caméras Trivue des camions de collecte"}, OSM_SOURCE, BAN_SOURCE],
+        "sources": [{"title": "Caméras Trivue des camions de collecte"}, OSM_SOURCE,
+                    *(source for name, source in CODE_SOURCES.items() if name in code_sources)],
         "keywords": ["déchets", "tri", "collecte", "qualité du tri"],
         "resources": [
             {"name": "streets", "path": CSV_NAME, "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
@@ -122,7 +129,7 @@ def write_package(pub: Publication, q: OpenDataQuery, out: Path, created: dateti
     full, permissions) leaves the previous package as it was and the staging folder removed.
     """
     files = {CSV_NAME: to_csv(pub), GEOJSON_NAME: to_geojson(pub),
-             PACKAGE_NAME: json.dumps(datapackage(q, created), ensure_ascii=False, indent=2) + "\n"}
+             PACKAGE_NAME: json.dumps(datapackage(q, created, pub.code_sources), ensure_ascii=False, indent=2) + "\n"}
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     try:

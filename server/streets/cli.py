@@ -320,7 +320,10 @@ def _list(args: argparse.Namespace) -> int:
         raise CliError(f"--limit must be 1 or more, got {args.limit}")
     engine = open_database(args)
     with Session(engine) as session:
-        rows = street_rows(session, args.commune, args.name, args.limit)
+        try:
+            rows = street_rows(session, args.commune, args.name, args.limit)
+        except ValueError as error:
+            raise CliError(str(error)) from None
     table = Table("id", "name", "commune", "km", "segments", "addresses")
     for row in rows:
         table.add_row(str(row.id), row.name, row.commune, f"{row.length_m / 1000:.2f}",

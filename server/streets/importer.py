@@ -188,17 +188,26 @@ def communes_with_streets(session: Session) -> list[str]:
     return list(session.scalars(select(Street.commune).distinct().order_by(Street.commune)))
 
 
-def commune_as_stored(session: Session, typed: str) -> str:
+def stored_commune(session: Session, typed: str) -> str | None:
     """The commune's name as its streets were imported, ``typed`` compared as address linking compares
     communes (``commune_key``: case, accents, hyphens, the typographic apostrophe of « Cap-d’Ail »);
-    ``typed`` itself when no commune with streets matches."""
+    None when no commune with streets matches. The exact spelling first: one indexed look-up."""
+    if session.scalar(select(Street.id).where(Street.commune == typed).limit(1)) is not None:
+        return typed
     wanted = commune_key(typed)
-    return next((name for name in communes_with_streets(session) if commune_key(name) == wanted), typed)
+    return next((name for name in communes_with_streets(session) if commune_key(name) == wanted), None)
+
+
+def commune_as_stored(session: Session, typed: str) -> str:
+    """``stored_commune``, or ``typed`` itself when no commune with streets matches."""
+    found = stored_commune(session, typed)
+    return typed if found is None else found
 
 
 def street_rows(session: Session, commune: str | None = None, name: str | None = None,
                 limit: int = 50) -> list[StreetRow]:
-    """Streets by commune and name, with their segment and address counts."""
+    """Streets by commune and name (part of it, compared as ``street_key`` compares names), with
+    their segment and address counts. ValueError for a name that leaves no key to search for."""
     segments = select(Segment.street_id, func.count().label("n")).group_by(Segment.street_id).subquery()
     addresses = select(Address.street_id, func.count().label("n")).group_by(Address.street_id).subquery()
     query = (select(Street.id, Street.name, Street.commune, Street.length_m,
@@ -208,8 +217,12 @@ def street_rows(session: Session, commune: str | None = None, name: str | None =
              .order_by(Street.commune, Street.name).limit(limit))
     if commune:
         query = query.where(Street.commune == commune_as_stored(session, commune))
-    if name:
-        query = query.where(Street.name_key.contains(street_key(name), autoescape=True))
+    if name is not None:
+        key = street_key(name)
+        if not key:  # contained in every name: it listed every street
+            raise ValueError(f"--name {name!r}: nothing to search for once case, accents, punctuation and "
+                             "articles (l', d', de, la...) are set aside: give a word of the street's name")
+        query = query.where(Street.name_key.contains(key, autoescape=True))
     return [StreetRow(*row) for row in session.execute(query)]
 
 

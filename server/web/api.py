@@ -28,6 +28,7 @@ from server.migrate import current_revision
 from server.web import schemas
 from server.web.audit_filter import AuditFilterDep, audit_page
 from server.web.bounds import MAX_ROW_ID, Count, Day, Moment, RowId, ordered
+from server.web.communes import known_commune
 from server.web.csvexport import rows_csv
 from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, Viewer
 from server.web.drilldown import CursorError, LiftFilter, lift_detail, list_lifts
@@ -49,14 +50,17 @@ def street_filter(since: Day | None = None, until: Day | None = None, stream: St
                   min_lifts: Count = 1,
                   category: str | None = Query(default=None, max_length=64, pattern=CATEGORY_PATTERN)) -> StreetFilter:
     """Common street filters; ``since``/``until`` are local collection days, both inclusive;
-    ``category`` keeps the streets where lifts had that error (not info) in the period."""
+    ``category`` keeps the streets where lifts had that error (not info) in the period; ``commune``
+    as typed (``scoped_filter`` finds it as stored)."""
     ordered(since, until)
     return StreetFilter(since, until, stream.value if stream else None, commune, min_lifts, category)
 
 
 def scoped_filter(flt: Annotated[StreetFilter, Depends(street_filter)], who: Viewer,
-                  ctx: ContextDep) -> StreetFilter:
-    """Viewers never see a street with fewer lifts than ``viewer_min_lifts``: too close to a household."""
+                  ctx: ContextDep, db: SessionDep) -> StreetFilter:
+    """Viewers never see a street with fewer lifts than ``viewer_min_lifts``: too close to a household.
+    The commune is read once the caller is known: a refusal names the communes (``known_commune``)."""
+    flt = replace(flt, commune=known_commune(db, flt.commune))
     floor = ctx.settings.viewer_min_lifts
     if who.can("manager") or flt.min_lifts >= floor:
         return flt

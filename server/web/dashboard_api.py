@@ -35,6 +35,7 @@ from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
 from server.web.alert_feed import StreamCursor, alert_rows, feed_of, last_lift_id, page_cursor
 from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
+from server.web.communes import known_commune
 from server.web.deps import SIGNED_IN, Manager, SessionDep, Viewer, authorize, context
 from server.web.reports import StreetFilter, rate_fields
 from vision.rules import CATEGORY_PATTERN
@@ -227,7 +228,7 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         never see a street under ``viewer_min_lifts``, as on ``/api/streets``."""
         if not who.can("manager"):
             min_lifts = max(min_lifts, settings.viewer_min_lifts)
-        flt = period(since, until, stream.value if stream else None, commune, min_lifts)
+        flt = period(since, until, stream.value if stream else None, known_commune(db, commune), min_lifts)
         return {"items": error_rates(db, category, flt)}
 
     @router.get("/alerts", response_model=schemas.Alerts)

@@ -15,6 +15,7 @@ from server.streets.demo_addresses import SyntheticAddressError, synthesize_addr
 from server.streets.importer import import_street_file, street_rows
 from server.streets.models import Address
 from tests.server.streets_db import FIXTURES, create_schema
+from trivue.cli import main
 
 COMMUNE = "Cap-d'Ail"  # as the OSM boundary and the BAN spell it
 
@@ -42,3 +43,23 @@ def test_synthetic_addresses_go_to_the_commune_as_imported(engine: Engine) -> No
         assert set(session.scalars(select(Address.commune).distinct())) == {COMMUNE}
         with pytest.raises(SyntheticAddressError, match=r"no street in commune 'Menton'.*Cap-d'Ail"):
             synthesize_addresses(session, "Menton")
+
+
+@pytest.mark.parametrize("typed", ["l'", "L’", "de la", " - ", "du"])
+def test_a_name_with_nothing_to_search_for_is_refused_not_every_street(
+        engine: Engine, typed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--name "l'"``: its key is empty once articles and punctuation are set aside, and an empty key
+    is contained in every name: every street was listed."""
+    with Session(engine) as session, pytest.raises(ValueError, match="nothing to search for"):
+        street_rows(session, None, typed, 5)
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")  # refused before any query
+    assert main(["streets", "list", "--name", typed]) == 2
+    err = capsys.readouterr().err
+    assert f"--name {typed!r}: nothing to search for" in err and "Traceback" not in err
+
+
+def test_a_name_with_a_word_still_finds_its_streets(engine: Engine) -> None:
+    with Session(engine) as session:
+        rows = street_rows(session, None, "RUE DE L’HERMINE", 50)
+    assert [row.name for row in rows] == ["Rue de l'Hermine"]

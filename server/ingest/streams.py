@@ -1,0 +1,30 @@
+"""The streams the server counts: those of its sorting rules (``sorting_rules``).
+
+A lift of another stream comes from a truck set up with other rules (its ``rules:`` file, or its
+``stream`` setting). Counted, it swelled the dashboard's « Tous » totals under no *Flux* entry, the
+streets' rates judged by rules the server does not know. Ingest refuses it instead, as an
+``unknown_stream`` dead letter kept whole (``server.ingest.letters.HELD_REASONS``), which
+``trivue dead-letters replay --reason unknown_stream`` stores once the rules name the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from server.config import ServerSettings
+
+
+def collected_streams(settings: ServerSettings, streams: Iterable[str] | None = None) -> tuple[str, ...]:
+    """``streams`` as given, else those of the settings' sorting rules (read from its file: a bad
+    file raises ``ConfigError``), in the rules' order."""
+    if streams is None:
+        streams = (str(stream) for stream in settings.load_sorting_rules().streams)
+    return tuple(dict.fromkeys(str(stream) for stream in streams))
+
+
+def unknown_stream(stream: str, collected: tuple[str, ...]) -> str | None:
+    """Why a lift of ``stream`` cannot be counted (the dead letter's detail), None when it can."""
+    if stream in collected:
+        return None
+    return (f"lift of stream {stream!r}, which the sorting rules do not collect (they collect "
+            f"{', '.join(collected) or 'none'}): replay it once the rules name it")
