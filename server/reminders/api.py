@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from datetime import date, timedelta
 from typing import Any, Literal
 
@@ -40,6 +41,7 @@ from server.reminders.households_api import household_routes
 from server.reminders.letters import LetterError, letter_pdf, route_sheet_pdf
 from server.reminders.mailroom.api import print_routes
 from server.reminders.models import (
+    APPROVED,
     FAILED,
     HOUSEHOLD,
     REJECT_REASONS,
@@ -218,7 +220,10 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
               f"{len(items)} items" + (f", {hidden} household items hidden" if hidden else ""))
         db.commit()
         summary = next(c for c in campaign_summaries(db) if c["id"] == found.id)
-        return {**summary, "counts": summary["items"],
+        # What the send confirmation says: the approved messages by channel, whatever the filter shows.
+        approved = [i for i in items_of(db, campaign_id, APPROVED.value) if rem.households or i.kind != HOUSEHOLD]
+        by_channel = Counter((planned_channels(db, approved, rem.config).get(i.id) or "none") for i in approved)
+        return {**summary, "counts": summary["items"], "approved_channels": dict(by_channel),
                 "items": [item_json(i, labels, streets, rem.config, kept, channels) for i in items],
                 "reject_reasons": list(REJECT_REASONS), "household_level": rem.households,
                 "hidden_household_items": hidden}

@@ -281,8 +281,8 @@ def measure(session: Session, campaign: Campaign, rules: EffectRules, now: datet
     # point made of a fraction of the streets' collections that swung far from its neighbours.
     span = max(1, rules.window_days // 7)
     week_numbers = list(range(-span, span))
-    series_t, lifts_t = weekly(treated, week_numbers)
-    series_c, lifts_c = weekly(controls, week_numbers)
+    series_t, lifts_t = weekly(treated, week_numbers, rules.min_lifts)
+    series_c, lifts_c = weekly(controls, week_numbers, rules.min_lifts)
     return {"campaign": campaign.id, "name": campaign.name, **found,
             "cut_off": campaign.started_at.isoformat(), "washout_days": rules.washout_days,
             "windows": {"before": [(first - windows.length).isoformat(), last.isoformat()],
@@ -291,7 +291,7 @@ def measure(session: Session, campaign: Campaign, rules: EffectRules, now: datet
             "matching": {"matched_at": frozen.get("matched_at"), "per_street": rules.controls_per_street},
             "matches": pairs,
             "series": {"weeks": week_numbers, "targeted": series_t, "control": series_c,
-                       "targeted_lifts": lifts_t, "control_lifts": lifts_c},
+                       "targeted_lifts": lifts_t, "control_lifts": lifts_c, "min_lifts": rules.min_lifts},
             "units": [_unit_row("targeted", u) for u in treated] + [_unit_row("control", u) for u in controls]
             + [_unit_row("household", u) for u in households]}
 

@@ -124,13 +124,15 @@ def unit_bootstrap(units: Sequence[Unit], draws: int, seed: int) -> list[float] 
     return interval(change(units), values, len(units)) if len(values) >= draws // 2 else None
 
 
-def weekly(units: Sequence[Unit], weeks: Sequence[int]) -> tuple[list[float | None], list[int]]:
-    """Pooled rate and lifts of ``units`` for each relative week."""
+def weekly(units: Sequence[Unit], weeks: Sequence[int], min_lifts: int = 1) -> tuple[list[float | None], list[int]]:
+    """Pooled rate and lifts of ``units`` for each relative week; no rate from fewer than ``min_lifts``
+    lifts (``effect.min_lifts``, under which ``verdict`` says « Trop peu de levées »: a live campaign's
+    thin week plotted 100 % from 3 lifts)."""
     rates, lifts = [], []
     for week in weeks:
         n = sum(u.weeks.get(week, (0, 0))[0] for u in units)
         c = sum(u.weeks.get(week, (0, 0))[1] for u in units)
-        rates.append(c / n if n else None)
+        rates.append(c / n if n and n >= min_lifts else None)
         lifts.append(n)
     return rates, lifts
 

@@ -42,6 +42,9 @@ class PlanOut(Out):
     quiet: str | None = Field(description="The quiet period the plan falls in, if any")
     street_only_lifts: int = Field(description="Contaminated lifts without a sure household, counted for "
                                    "their street (with street_id: that street's)")
+    street_only_targeted: int = Field(description="Of street_only_lifts, those of the streets the plan targets "
+                                      "(street items)")
+    targeted_streets: int = Field(description="Streets the plan targets (street items)")
     unmatched_lifts: int = Field(description="Contaminated lifts matched to no street (0 with street_id)")
     targets: list[PlanTarget]
     skipped: list[PlanSkip]
@@ -99,6 +102,8 @@ class CampaignDetail(CampaignSummary):
     reject_reasons: list[str]
     household_level: bool
     hidden_household_items: int
+    approved_channels: dict[str, int] = Field(description="Approved items (whatever the status filter) per channel a "
+                                              "send would use; `none`: no contact details (they would fail)")
 
 
 class SendReport(Out):
@@ -158,7 +163,8 @@ class EffectReport(BaseModel):
     balance: dict[str, object] | None = None
     matching: dict[str, object] | None = None
     matches: dict[str, list[str]] | None = None
-    series: dict[str, list[object]] | None = None
+    series: dict[str, list[object] | int] | None = Field(default=None, description=(
+        "Weeks around the send, each group's rate (none from fewer than `min_lifts` lifts) and lifts"))
     units: list[EffectUnit] | None = None
 
     @model_serializer(mode="wrap")

@@ -23,8 +23,13 @@ def plan_json(plan: Plan, street_id: int | None = None) -> dict[str, Any]:
         return street_id is None or other == street_id
 
     street_only = plan.street_only_lifts if street_id is None else plan.street_only_by_street.get(street_id, 0)
+    # The city's count beside the targeted streets' own (401 against 206): said apart, each for what it is.
+    targeted = {t.street_id for t in plan.targets
+                if t.kind == "street" and t.street_id is not None and mine(t.street_id)}
     return {"since": plan.since.isoformat(), "until": plan.until.isoformat(), "quiet": plan.quiet,
             "street_only_lifts": street_only, "unmatched_lifts": plan.unmatched_lifts if street_id is None else 0,
+            "street_only_targeted": sum(plan.street_only_by_street.get(s, 0) for s in targeted),
+            "targeted_streets": len(targeted),
             "targets": [{"kind": t.kind, "level": t.level, "action": t.action, "key": t.key, "label": t.label,
                          "street_id": t.street_id, "lifts": t.lifts, "contaminated": t.contaminated,
                          "categories": t.categories, "photos": len(t.event_ids), "reason": t.reason}

@@ -4,14 +4,14 @@
 "use strict";
 
 (() => {
-  const { t, api, el, fmt } = Trivue;
+  const { t, tn, api, el, fmt } = Trivue;
   const $ = (id) => document.getElementById(id);
   let chart = null;
 
   function pctCell(period) {
-    if (!period || period.rate === null) return el("td", { class: "num", text: `– (${fmt.num(period ? period.lifts : 0)} ${t("rem.lifts")})` });
+    if (!period || period.rate === null) return el("td", { class: "num", text: `– (${tn("rem.n_lifts", { n: period ? period.lifts : 0 })})` });
     const ci = `[${fmt.pct(period.ci[0])} – ${fmt.pct(period.ci[1])}]`;
-    return el("td", { class: "num" }, `${fmt.pct(period.rate)} `, el("span", { class: "muted small", text: `${ci} · ${fmt.num(period.lifts)} ${t("rem.lifts")}` }));
+    return el("td", { class: "num" }, `${fmt.pct(period.rate)} `, el("span", { class: "muted small", text: `${ci} · ${tn("rem.n_lifts", { n: period.lifts })}` }));
   }
 
   async function loadEffect(id) {
@@ -34,7 +34,8 @@
     if (est) details.push(t("rem.method", { label: est.label, draws: fmt.num(est.draws) }));
     $("effect-details").replaceChildren(...details.map((text) => el("li", { text })));
     const groups = report.groups || {};
-    const names = ["targeted", "control", "households"].filter((g) => groups[g]);
+    // A street-only campaign has no household: no row of dashes for them (as the command's report).
+    const names = ["targeted", "control", "households"].filter((g) => groups[g] && (g !== "households" || groups[g].units));
     $("effect-table").querySelector("tbody").replaceChildren(...names.map((g) => el("tr", {},
       el("th", { scope: "row", text: t("rem.group." + g) }), pctCell(groups[g].before), pctCell(groups[g].after),
       el("td", { class: "num", text: groups[g].change === null ? "–" : `${fmt.points(groups[g].change)} pts` }))));
@@ -60,13 +61,27 @@
   };
 
   /* The plotted weeks as a table: what a screen reader or a keyboard user reads of the chart. */
+  /* Each week's rate with its lifts; a week of fewer than the report's floor (effect.min_lifts, under
+     which it says « Trop peu de levées ») has no rate: « – », not 100 % from 3 lifts. */
+  const weekCell = (rate, lifts) => el("td", { class: "num" }, rate === null ? "– " : `${fmt.pct(rate)} `,
+    el("span", { class: "muted small", text: `· ${tn("rem.n_lifts", { n: lifts })}` }));
   function weeksTable(series) {
     const weeks = series ? series.weeks : [];
     $("effect-weeks").hidden = !weeks.length;
+    const lifts = (name, i) => ((series[`${name}_lifts`] || [])[i] || 0);
     $("effect-weeks-table").tBodies[0].replaceChildren(...weeks.map((week, i) => el("tr", {},
-      el("th", { scope: "row", text: String(week) }), el("td", { class: "num", text: fmt.pct(series.targeted[i]) }),
-      el("td", { class: "num", text: fmt.pct(series.control[i]) }))));
+      el("th", { scope: "row", text: String(week) }), weekCell(series.targeted[i], lifts("targeted", i)),
+      weekCell(series.control[i], lifts("control", i)))));
+    const thin = weeks.some((_, i) => ["targeted", "control"].some((g) => lifts(g, i) && series[g][i] === null));
+    $("effect-weeks-note").hidden = !thin || !series.min_lifts;
+    $("effect-weeks-note").textContent = series && series.min_lifts ? t("rem.week_floor", { min: fmt.num(series.min_lifts) }) : "";
   }
+
+  // The tooltip says the week's lifts under each rate (a rate alone hid how thin a week was).
+  const liftsFooter = (series) => (items) => items.map((item) => {
+    const name = item.datasetIndex === 0 ? "targeted" : "control";
+    return `${item.dataset.label}${t("rem.colon")}${tn("rem.n_lifts", { n: (series[`${name}_lifts`] || [])[item.dataIndex] || 0 })}`;
+  });
 
   function drawChart(series) {
     weeksTable(series);
@@ -82,6 +97,7 @@
         { label: t("rem.group.targeted"), data: pct(series.targeted), borderColor: "#d73027", backgroundColor: "#d73027", spanGaps: true },
         { label: t("rem.group.control"), data: pct(series.control), borderColor: "#4575b4", backgroundColor: "#4575b4", borderDash: [6, 3], spanGaps: true }] },
       options: { responsive: true, maintainAspectRatio: false, animation: false,
+        plugins: { tooltip: { callbacks: { footer: liftsFooter(series) } } },
         scales: { x: { title: { display: true, text: t("rem.week") } },
           y: { beginAtZero: true, title: { display: true, text: t("rem.rate_axis") } } } },
       plugins: [sendLine],

@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, fmt, config } = Trivue;
+  const { t, tn, api, el, fmt, config } = Trivue;
   // A validation error arrives as a JSON list of {loc, msg}: a manager reads the messages, not the JSON.
   const showError = (target, error) => {
     let message = error.message;
@@ -26,6 +26,7 @@
       : t("rem.street_only_id", { id: streetId }); // a street no longer in the database
   }
   let printed = { letters: 0, fresh: 0 }, printAsked = 0; // the print file's counts as shown (printLetters)
+  let approvedChannels = {}; // the shown campaign's approved messages per channel, for the send confirmation
 
   function planParams() {
     return { since: $("plan-since").value, until: $("plan-until").value };
@@ -50,8 +51,11 @@
     try {
       const plan = await api("/api/reminders/plan", simulateParams());
       const targets = plan.targets.filter((x) => !streetId || x.street_id === Number(streetId));
-      status.textContent = (plan.quiet ? t("rem.quiet", { reason: plan.quiet }) + " " : "") + t("rem.plan_summary", {
-        targets: targets.length, skipped: plan.skipped.length, street_only: plan.street_only_lifts });
+      // The lifts without a sure household: the city's (401) said apart from the targeted streets' (206).
+      const unsure = streetId ? tn("rem.plan_unsure_street", { all: plan.street_only_lifts })
+        : tn("rem.plan_unsure", { targeted: plan.street_only_targeted, streets: plan.targeted_streets, all: plan.street_only_lifts });
+      status.textContent = (plan.quiet ? t("rem.quiet", { reason: plan.quiet }) + " " : "") + tn("rem.plan_summary", {
+        targets: targets.length, skipped: plan.skipped.length }) + " " + unsure;
       const body = $("plan-table").querySelector("tbody");
       body.replaceChildren(...targets.map((x) => el("tr", {},
         el("td", {}, el("strong", { text: x.label }), el("br"),
@@ -127,7 +131,8 @@
       const channel = item.channel && item.status === "sent" ? ` — ${t("rem.channel." + item.channel)}` : "";
       const line = el("p", { class: "small muted", text: `${t("rem.status." + item.status)}${channel}${why}${who} ` });
       if (item.file) line.append(el("a", { href: item.file, target: "_blank", rel: "noopener", text: item.send_detail }));
-      else if (item.send_detail) line.append(item.send_detail);
+      // A sent e-mail's detail is its Message-ID, the mail servers' business, not the reader's.
+      else if (item.send_detail && !(item.status === "sent" && item.channel === "email")) line.append(item.send_detail);
       if (item.next_attempt_at) line.append(` (${t("rem.retry_at", { at: fmt.dateTime(item.next_attempt_at) })})`);
       if (["failed", "retry"].includes(item.status)) {
         return el("div", { class: "rem-review" }, line,
@@ -147,6 +152,7 @@
 
   function previews(item) {
     if (forgotten(item)) return null; // erased or expired: no household left to write to
+    if (["rejected", "skipped"].includes(item.status)) return null; // refused or set aside: no message will go
     const links = [["letter", "rem.preview"]];
     if (item.kind === "household") links.push(["email", "rem.preview_email"], ["sms", "rem.preview_sms"]);
     return el("p", { class: "small" }, ...links.map(([channel, key]) => el("a", {
@@ -185,7 +191,8 @@
       const data = await api(`/api/reminders/campaigns/${id}`, { status: $("status-filter").value });
       status.textContent = `${data.name} — ${fmt.date(data.since)} → ${fmt.date(data.until)} — ` +
         Object.entries(data.counts).map(([k, v]) => `${t("rem.status." + k)} ${v}`).join(", ");
-      if (data.hidden_household_items) status.textContent += " — " + t("rem.hidden_households", { n: data.hidden_household_items });
+      if (data.hidden_household_items) status.textContent += " — " + tn("rem.hidden_households", { n: data.hidden_household_items });
+      approvedChannels = data.approved_channels || {};
       $("queue").replaceChildren(...data.items.map((item) => itemCard(item, data.reject_reasons)));
       printLetters(id);
       await Trivue.reminderEffect(id);
@@ -204,17 +211,17 @@
       const fresh = all.already_printed ? await api(base, { only_new: true }) : all;
       if (asked !== printAsked) return null; // a later count (another campaign, an erasure) was asked
       const before = Math.max(0, all.letters - fresh.letters); // printed before, and in the file of all
-      const sheets = (run) => ({ n: fmt.num(run.letters), sheets: fmt.num(run.sheets) });
+      const sheets = (run) => ({ n: run.letters, sheets: run.sheets });
       const split = !before ? t("rem.print_none_yet") : !fresh.letters ? t("rem.print_all_done")
-        : t("rem.print_split", { fresh: fmt.num(fresh.letters), printed: fmt.num(before) });
-      const parts = [t("rem.print_count", { n: fmt.num(all.letters) }), split];
-      if (all.left_out.length) parts.push(t("rem.print_left_out", { n: fmt.num(all.left_out.length) }));
+        : tn("rem.print_split", { fresh: fresh.letters, printed: before });
+      const parts = [tn("rem.print_count", { n: all.letters }), split];
+      if (all.left_out.length) parts.push(tn("rem.print_left_out", { n: all.left_out.length }));
       $("print-letters-count").textContent = parts.join(t("rem.semicolon"));
       $("print-new").href = `${base}.pdf?only_new=true`;
-      $("print-new").textContent = t("rem.print_new_n", sheets(fresh));
+      $("print-new").textContent = tn("rem.print_new_n", sheets(fresh));
       $("print-new").hidden = !before || !fresh.letters; // nothing printed yet: the two files are one
       $("print-all").href = `${base}.pdf`;
-      $("print-all").textContent = t(before ? "rem.print_again_n" : "rem.print_letters_n", sheets(all));
+      $("print-all").textContent = before ? tn("rem.print_again_n", sheets(all)) : tn("rem.print_letters_n", sheets(all));
       $("print-all").classList.toggle("primary", !before || !fresh.letters);
       box.hidden = !all.letters;
       printed = { letters: all.letters, fresh: fresh.letters };
@@ -259,10 +266,21 @@
     } catch (error) { showError($("campaign-status"), error); }
   }
 
+  /* « Envoyer maintenant les 12 messages approuvés de cette campagne ? 5 par courriel, 3 par SMS, … »: what
+     will go, by which channel, before it goes (the campaign's approved items, whatever the filter shows). */
+  function sendQuestion() {
+    const order = ["email", "sms", "letter", "print"];
+    const total = Object.values(approvedChannels).reduce((a, b) => a + b, 0);
+    const parts = order.filter((c) => approvedChannels[c])
+      .map((c) => tn("rem.send_by", { n: approvedChannels[c], channel: t("rem.channel." + c) }));
+    if (approvedChannels.none) parts.push(tn("rem.send_none", { n: approvedChannels.none }));
+    return tn("rem.send_confirm", { n: total }) + (parts.length ? `${t("rem.colon")}${parts.join(", ")}.` : ".");
+  }
+
   async function send(retryItem) {
     const id = $("campaign-select").value;
     const retry = retryItem !== undefined;
-    if (!id || !window.confirm(t(retry ? "rem.retry_confirm" : "rem.send_confirm"))) return;
+    if (!id || !window.confirm(retry ? t("rem.retry_confirm") : sendQuestion())) return;
     const sendPath = `/api/reminders/campaigns/${id}/send`;
     const status = $("campaign-status");
     // A request sends for about 20 s and says how many items remain: call again until none do,
@@ -278,14 +296,14 @@
         total.waiting += (report.waiting || []).length; // SMS held until the sending hours: still approved
         if (!report.remaining || report.deferred) break;
         const done = Object.values(total.sent).reduce((a, b) => a + b, 0) + total.failed + total.retrying + total.skipped;
-        status.textContent = t("rem.sending_progress", { done: fmt.num(done), remaining: fmt.num(report.remaining) });
+        status.textContent = tn("rem.sending_progress", { done, remaining: report.remaining });
         report = await api(sendPath, {}, { method: "POST" });
       }
       await loadCampaign();
       const sent = Object.entries(total.sent).map(([k, v]) => `${t("rem.channel." + k)} ${fmt.num(v)}`).join(", ") || "0";
       status.textContent = report.deferred || t("rem.sent_report", {
         sent, failed: total.failed, retrying: total.retrying, skipped: total.skipped })
-        + (total.waiting ? " " + t("rem.sent_waiting", { waiting: fmt.num(total.waiting) }) : "");
+        + (total.waiting ? " " + tn("rem.sent_waiting", { waiting: total.waiting }) : "");
     } catch (error) { showError(status, error); }
   }
 
@@ -296,8 +314,8 @@
     const list = $("rights-missing");
     list.replaceChildren(...[...letters, ...sheets].map((text) => el("li", { text })));
     list.hidden = !letters.length && !sheets.length;
-    if (letters.length) $("rights-status").append(" ", t("rem.letters_missing", { n: fmt.num(letters.length) }));
-    if (sheets.length) $("rights-status").append(" ", t("rem.sheets_missing", { n: fmt.num(sheets.length) }));
+    if (letters.length) $("rights-status").append(" ", tn("rem.letters_missing", { n: letters.length }));
+    if (sheets.length) $("rights-status").append(" ", tn("rem.sheets_missing", { n: sheets.length }));
   }
 
   async function rights(action) {
@@ -316,7 +334,7 @@
         if (!window.confirm(t("rem.erase_confirm"))) return;
         const note = $("rights-note").value.trim();
         const done = await api(path, note ? { note } : {}, { method: "DELETE" });
-        status.textContent = t("rem.erased", { key, contacts: done.contacts, items: done.items, letters: done.letters,
+        status.textContent = tn("rem.erased", { key, contacts: done.contacts, items: done.items, letters: done.letters,
           dead_letters: done.dead_letters ?? 0, // refused messages naming its bins, payload emptied
           route_sheets: done.route_sheets ?? 0 }); // the ambassadeurs' sheets that listed it as a visit
         missingLetters(done.letters_missing || [], done.route_sheets_missing || []);
@@ -337,7 +355,7 @@
       // How the file was read: a manager importing French Excel's Windows-1252 ";" file sees it was understood.
       const readAs = " " + t("rem.read_as", { encoding: report.encoding,
         delimiter: report.delimiter === "\t" ? t("rem.tab") : report.delimiter });
-      status.textContent = t("rem.imported", { imported: report.imported, updated: report.updated,
+      status.textContent = tn("rem.imported", { imported: report.imported, updated: report.updated,
         errors: report.refused, details: report.errors.join(" ; ") }) + unknown + readAs;
     } catch (error) { showError(status, error); }
   }

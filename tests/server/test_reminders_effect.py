@@ -258,3 +258,22 @@ def test_the_weekly_plot_draws_whole_weeks_only(sessions: sessionmaker[Session])
     assert series["weeks"] == [-4, -3, -2, -1, 0, 1, 2, 3]
     assert len(set(series["targeted_lifts"])) == 1, series  # every week seven days of the same streets
     assert None not in series["targeted"] and None not in series["control"]
+
+
+def test_a_week_with_too_few_lifts_is_not_plotted(sessions: sessionmaker[Session]) -> None:
+    """A live campaign with little history plotted 100 % from 3 lifts. A week's rate is drawn only from
+    ``effect.min_lifts`` lifts, the floor under which the verdict says « Trop peu de levées »; each
+    week's lifts are in the series, drawn or not, and the floor with them."""
+    rng = random.Random(4)
+    with sessions() as session:
+        for sid in range(1, 3):
+            seed(session, sid, 0.3, 0.2, 60, rng)  # 120 lifts a period, ~28 a week
+        for sid in range(10, 14):
+            seed(session, sid, 0.3, 0.3, 60, rng)  # ~56 a week
+        campaign = campaign_on(session, [1, 2])
+        report = measure(session, campaign, EffectRules(bootstrap=200, min_lifts=40), CUT + timedelta(days=60))
+    series = report["series"]
+    assert series["min_lifts"] == 40
+    assert all(n < 40 for n in series["targeted_lifts"]) and all(n >= 40 for n in series["control_lifts"]), series
+    assert series["targeted"] == [None] * len(series["weeks"])  # none drawn from fewer lifts than the floor
+    assert None not in series["control"]

@@ -51,6 +51,25 @@ def test_every_key_the_page_uses_exists() -> None:
     assert not missing, missing
 
 
+
+PLURAL = re.compile(r"\{(\w+)\|((?:[^|{}]|\{\w+\})*)\|((?:[^|{}]|\{\w+\})*)\}")
+
+
+def test_counts_on_the_page_agree_with_their_noun() -> None:
+    """« (0 levées) », « 1 contact(s) ajouté(s) »: every count the page writes with a noun takes the
+    language's plural (``{n|levée|levées}``, French 0 and 1 singular), never « (s) »; both languages
+    pluralise the same counts."""
+    fr, en = messages("fr"), messages("en")
+    for lang, words in (("fr", fr), ("en", en)):
+        assert not [k for k, v in words.items() if "(s)" in v], lang
+    for words in (fr, en):  # a form names a count the message writes (English agrees less often)
+        for key, text in words.items():
+            assert all("{" + name + "}" in text for name, *_ in PLURAL.findall(text)), key
+    root = Path(__file__).resolve().parents[2] / "server" / "static"
+    script = "".join((root / name).read_text() for name in ("reminders.js", "reminders-effect.js"))
+    used = set(re.findall(r"""tn\(["'](rem\.[\w.]+)["']""", script))
+    assert used and all(k in fr and k in en for k in used), used
+
 # --- Server-side messages (server.reminders.wording): the catalogue, the CLI and the API -------------
 
 FRENCH_WORDS = re.compile(r"\b(levées?|élément|éléments|campagne|envoyés?|foyers?|aucune?|niveau|seuil|refusée?s?|"

@@ -69,28 +69,28 @@ ENGLISH_WORDS = re.compile(r"\b(the|and|items?|sent|failed|households?|street|li
                            r"reminders?|approved|rejected|review|added|updated|refused|line|key|before|after|"
                            r"contact details|conclude)\b")
 EXPECT = {
-    "fr": {"planned": "message(s) proposés", "pending": "à relire", "channel": "Envoi prévu par : courrier postal",
+    "fr": {"planned": "messages proposés", "pending": "à relire", "channel": "Envoi prévu par : courrier postal",
            "no_contact": "Aucune coordonnée", "rejected": "refusé", "approved": "approuvé",
            "first_send": "Envoyés : avis imprimé 1. Échecs : 1", "failure": "aucune coordonnée",
-           "imported": "1 contact(s) ajouté(s), 0 mis à jour, 1 ligne(s) refusée(s)",
+           "imported": "1 contact ajouté, 0 mis à jour, 1 ligne refusée",
            "bad_line": "ligne 3 : clé 'maison'", "read_as": "Fichier lu en Windows-1252, séparateur « ; »",
            "retried": "Envoyés : courrier postal 1. Échecs : 0", "sent": "envoyé — courrier postal",
            "verdict": "Trop peu de levées pour conclure", "nav": "Rappels", "again": "déjà en attente de revue dans "
            "la campagne 1", "nothing": "le plan ne propose aucun message", "why": "levées contaminées sur",
-           "erased": "1 contact(s) supprimé(s), 1 élément(s) anonymisé(s)", "name": "Novembre",
-           "dead": "2 message(s) refusé(s) vidé(s)", "sheets": "0 feuille(s) de route réécrite(s) ou supprimée(s)",
+           "erased": "1 contact supprimé, 1 élément anonymisé", "name": "Novembre",
+           "dead": "2 messages refusés vidés", "sheets": "0 feuille de route réécrite ou supprimée",
            "missing": "courrier introuvable : ",
            "leak": ENGLISH_WORDS},
-    "en": {"planned": "message(s) proposed", "pending": "to review", "channel": "Will be sent by: postal letter",
+    "en": {"planned": "messages proposed", "pending": "to review", "channel": "Will be sent by: postal letter",
            "no_contact": "No contact details", "rejected": "rejected", "approved": "approved",
            "first_send": "Sent: printed notice 1. Failed: 1", "failure": "no contact details",
-           "imported": "1 contact(s) added, 0 updated, 1 line(s) refused", "bad_line": "line 3: key 'maison'",
+           "imported": "1 contact added, 0 updated, 1 line refused", "bad_line": "line 3: key 'maison'",
            "read_as": "File read as Windows-1252, separator “;”",
            "retried": "Sent: postal letter 1. Failed: 0", "sent": "sent — postal letter",
            "verdict": "Too few lifts to conclude", "nav": "Reminders", "again": "already waiting for review in "
            "campaign 1", "nothing": "the plan proposes no message", "why": "contaminated lifts out of",
-           "erased": "1 contact(s) deleted, 1 item(s) anonymised", "name": "November", "missing": "letter not found: ",
-           "dead": "2 refused message(s) emptied", "sheets": "0 route sheet(s) rewritten or deleted",
+           "erased": "1 contact deleted, 1 item anonymised", "name": "November", "missing": "letter not found: ",
+           "dead": "2 refused messages emptied", "sheets": "0 route sheets rewritten or deleted",
            "leak": FRENCH_WORDS},
 }
 
@@ -101,6 +101,19 @@ def words(lang: str) -> dict[str, str]:
     from server.web.dashboard import messages
 
     return {**messages(lang), **reminder_messages(lang)}
+
+
+PLURAL = re.compile(r"\{(\w+)\|((?:[^|{}]|\{\w+\})*)\|((?:[^|{}]|\{\w+\})*)\}")
+
+
+def say(text: str, lang: str, **params: int) -> str:
+    """A page message as the page writes it (``Trivue.tn``): ``{n|levée|levées}`` agreed with ``n``
+    (French 0 and 1 singular), then the numbers."""
+    def form(m: re.Match[str]) -> str:
+        n = params[m[1]]
+        return m[2] if n == 1 or (lang == "fr" and n == 0) else m[3]
+
+    return PLURAL.sub(form, text).format(**params)
 
 
 def leaks(text: str, city: City, lang: str) -> list[str]:
@@ -223,14 +236,14 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     expect(page.locator("#queue li:has-text('BAC-0042')").first).to_contain_text(want["sent"])
     page.reload()  # the campaign as a manager finds it later: its letter in the mail room's file
     expect(page.locator("#print-letters")).to_be_visible()
-    expect(page.locator("#print-all")).to_have_text(t["rem.print_letters_n"].format(n=1, sheets=1))
+    expect(page.locator("#print-all")).to_have_text(say(t["rem.print_letters_n"], lang, n=1, sheets=1))
     expect(page.locator("#print-letters-count")).to_contain_text(t["rem.print_none_yet"])
     expect(page.locator("#print-new")).to_be_hidden()  # nothing printed yet: one file, not two
     expect(page.locator("#effect-verdict")).to_contain_text(want["verdict"])
     expect(page.locator("nav a[aria-current=page]")).to_have_text(want["nav"])
     seen.append(page.inner_text("main"))
     print_file(page, "#print-all")  # the mail room prints it, by keyboard
-    expect(page.locator("#print-all")).to_have_text(t["rem.print_again_n"].format(n=1, sheets=1))
+    expect(page.locator("#print-all")).to_have_text(say(t["rem.print_again_n"], lang, n=1, sheets=1))
     expect(page.locator("#print-letters-count")).to_contain_text(t["rem.print_all_done"])
     expect(page.locator("#print-new")).to_be_hidden()  # nothing new to print
     # A second household's letter goes out later: the page offers it alone, or everything again.
@@ -240,9 +253,9 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
         want["approved"])
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=t["rem.send"]).click()
-    expect(page.locator("#print-letters-count")).to_contain_text(t["rem.print_split"].format(fresh=1, printed=1))
-    expect(page.locator("#print-new")).to_have_text(t["rem.print_new_n"].format(n=1, sheets=1))
-    expect(page.locator("#print-all")).to_have_text(t["rem.print_again_n"].format(n=2, sheets=2))
+    expect(page.locator("#print-letters-count")).to_contain_text(say(t["rem.print_split"], lang, fresh=1, printed=1))
+    expect(page.locator("#print-new")).to_have_text(say(t["rem.print_new_n"], lang, n=1, sheets=1))
+    expect(page.locator("#print-all")).to_have_text(say(t["rem.print_again_n"], lang, n=2, sheets=2))
     seen.append(page.inner_text("main"))
     page.locator("section:has(#campaigns-title)").screenshot(path=str(shots / f"rappels-{lang}-courriers.png"))
     page.set_viewport_size({"width": 320, "height": 900})  # RGAA 10.11: the long links wrap, no scrolling
@@ -253,7 +266,7 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     new_only = print_file(page, "#print-new")
     assert len(PdfReader(new_only).pages) == 2  # one letter of one page and its blank back
     expect(page.locator("#print-letters-count")).to_have_text(
-        f"{t['rem.print_count'].format(n=2)}{t['rem.semicolon']}{t['rem.print_all_done']}")
+        f"{say(t['rem.print_count'], lang, n=2)}{t['rem.semicolon']}{t['rem.print_all_done']}")
     expect(page.locator("#print-new")).to_be_hidden()
     with city.sessions() as session:
         bin_item = session.scalars(select(Item).where(Item.target_key == "bin:BAC-0042")).one()
@@ -278,13 +291,13 @@ def test_review_page(served: tuple[City, str], chromium: Any, tmp_path_factory: 
     expect(page.locator("#rights-status")).to_contain_text(want["erased"])
     expect(page.locator("#rights-status")).to_contain_text(want["dead"])
     expect(page.locator("#rights-status")).to_contain_text(want["sheets"])  # a level-1 letter: on no route sheet
-    expect(page.locator("#rights-status")).to_contain_text(t["rem.letters_missing"].format(n=1))
+    expect(page.locator("#rights-status")).to_contain_text(say(t["rem.letters_missing"], lang, n=1))
     expect(page.locator("#rights-missing")).to_be_visible()
     expect(page.locator("#rights-missing li")).to_have_text([f"{want['missing']}{letter}"])
     expect(page.locator("#queue")).not_to_contain_text("BAC-0042")
-    expect(page.locator(f"#item-{bin_item.id} h3")).to_have_text(t["rem.erased_item"].format(id=bin_item.id))
+    expect(page.locator(f"#item-{bin_item.id} h3")).to_have_text(say(t["rem.erased_item"], lang, id=bin_item.id))
     expect(page.locator(f"#item-{bin_item.id} a")).to_have_count(0)  # no preview of a letter to nobody
-    expect(page.locator("#print-letters-count")).to_contain_text(t["rem.print_left_out"].format(n=1))
+    expect(page.locator("#print-letters-count")).to_contain_text(say(t["rem.print_left_out"], lang, n=1))
     seen.append(page.inner_text("main"))
     page.screenshot(path=str(shots / f"rappels-{lang}.png"), full_page=True)
     context.close()
@@ -357,6 +370,11 @@ def test_effect_plot_on_the_campaign_page(tmp_path: Path, chromium: Any, tmp_pat
         expect(page.locator("#effect-verdict")).to_contain_text(verdict)
         expect(page.locator("#effect-details")).to_contain_text(method)
         expect(page.locator("#effect-details")).to_contain_text(balance)
+        # A street-only campaign: no « Foyers ciblés » row of dashes; counts agree with their noun.
+        table = page.locator("#effect-table tbody")
+        expect(table.locator("tr")).to_have_count(2)
+        expect(table).not_to_contain_text(t["rem.group.households"])
+        assert "(s)" not in table.inner_text() and "(0 " not in table.inner_text()
         page.wait_for_function("() => Chart.getChart('effect-chart')?.data.datasets.length === 2")
         points = [p for p in page.evaluate("() => Chart.getChart('effect-chart').data.datasets[0].data") if p]
         assert points[-1] < points[0] - 5  # targeted streets: lower after the send (percent)
@@ -369,8 +387,15 @@ def test_effect_plot_on_the_campaign_page(tmp_path: Path, chromium: Any, tmp_pat
         assert [rows.nth(i).locator("th").inner_text() for i in range(len(weeks))] == weeks
         plotted = page.evaluate("() => Chart.getChart('effect-chart').data.datasets[0].data")
         targeted = [rows.nth(i).locator("td").first.inner_text() for i in range(len(weeks))]
-        assert [cell != "–" for cell in targeted] == [p is not None for p in plotted]  # a week without lifts: –
-        assert all(cell.endswith("%") for cell in targeted if cell != "–")
+        # a week not plotted (no lifts, or fewer than the floor): –; each week says its lifts (plural agreed)
+        assert [not cell.startswith("–") for cell in targeted] == [p is not None for p in plotted]
+        report = page.evaluate("fetch('/api/reminders/campaigns/1/effect').then((r) => r.json())")
+        noun = {"fr": ("levée", "levées"), "en": ("lift", "lifts")}[lang]
+        for cell, n in zip(targeted, report["series"]["targeted_lifts"], strict=True):
+            assert re.search(rf"\b{n:,} {noun[0] if n == 1 or (lang == 'fr' and n == 0) else noun[1]}\b",
+                             cell.replace("\u202f", ",").replace("\xa0", ",")), cell
+        footer = "() => typeof Chart.getChart('effect-chart').options.plugins.tooltip.callbacks.footer"
+        assert page.evaluate(footer) == "function"  # the chart's tooltip says the week's lifts too
         page.locator("#effect-title").scroll_into_view_if_needed()
         page.locator("section:has(#effect-title)").screenshot(path=str(shots / shot))
         context.close()

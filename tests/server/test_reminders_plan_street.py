@@ -41,6 +41,11 @@ def test_the_plan_of_one_street_counts_that_street_only(tmp_path: Path) -> None:
         ).json()
 
     assert whole["street_only_lifts"] == 6 + 2 and whole["skipped"]
+    # The status line said « 8 levées sans foyer sûr » beside the targeted streets: those of the streets
+    # the plan targets are counted apart (the street elsewhere is not targeted).
+    targeted = {t["street_id"] for t in whole["targets"] if t["kind"] == "street"}
+    assert whole["street_only_targeted"] == (6 if dirty in targeted else 0) + (2 if other in targeted else 0)
+    assert one["street_only_targeted"] == (2 if other in targeted else 0)
     assert one["street_only_lifts"] == 2  # the city's 8 were shown for any street
     assert one["skipped"] == []  # the dirty street's opted-out household is not this street's
     assert {t["street_id"] for t in one["targets"]} <= {other}

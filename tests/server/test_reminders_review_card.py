@@ -41,3 +41,71 @@ def test_a_card_names_a_bin_s_street_and_keeps_the_rejection_note(served: tuple[
     expect(target).to_contain_text("refusé")
     expect(target).to_contain_text(NOTE)
     assert "((" not in target.inner_text() and "))" not in target.inner_text()
+
+
+MESSAGE_ID = "<20261206.R1-9@trivue.example>"
+
+
+def test_cards_and_the_send_confirmation_say_what_a_manager_needs(served: tuple[City, str], chromium: Any) -> None:
+    """A rejected card offered the previews of a message that will never go; a sent e-mail's card showed
+    its raw Message-ID; the send confirmation did not say how many messages go by each channel. And
+    the page's counts agree with their noun (« 0 levée », « 2 levées »; "0 lifts", "1 lift")."""
+    from playwright.sync_api import expect
+    from sqlalchemy import select
+
+    from server.db import utcnow
+    from server.reminders.models import Item
+
+    city, url = served
+    page = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR").new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{url}/rappels")
+    page.get_by_label("Identifiant").fill("gestionnaire")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url("**/rappels")
+    assert [page.evaluate(f"Trivue.tn('rem.n_lifts', {{ n: {n} }})") for n in (0, 1, 2, 1250)] == [
+        "0 levée", "1 levée", "2 levées", "1\u202f250 levées"]
+    page.get_by_label("Nom de la campagne").fill("Décembre")
+    page.get_by_role("button", name="Créer la campagne à relire").click()
+    target = page.locator(f"#queue li:has-text('{city.addresses['target'].label}')").first
+    expect(target).to_contain_text("à relire")
+    with city.sessions() as session:
+        items = list(session.scalars(select(Item).where(Item.campaign_id == 1).order_by(Item.id)))
+        mailed = next(i for i in items if i.kind == "household" and i.address_id != city.addresses["target"].id)
+        mailed.status, mailed.channel, mailed.sent_at = "sent", "email", utcnow()
+        mailed.send_detail = mailed.message_id = MESSAGE_ID
+        others = [i.id for i in items if i.status == "pending" and i.address_id != city.addresses["target"].id]
+        session.commit()
+    for item_id in others:
+        page.evaluate(f"""fetch('/api/reminders/items/{item_id}/review', {{method: 'POST',
+            headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{decision: 'approve'}})}})""")
+    target.get_by_label("Motif du refus").select_option("false_detection")
+    target.get_by_role("button", name="Refuser").click()
+    expect(target).to_contain_text("refusé")
+    expect(target.get_by_role("link", name="Aperçu du courrier")).to_have_count(0)
+    mailed_card = page.locator(f"#item-{mailed.id}")
+    expect(mailed_card).to_contain_text("envoyé — courriel")
+    assert "trivue.example" not in mailed_card.inner_text()
+
+    approved = [i for i in page.evaluate("fetch('/api/reminders/campaigns/1').then((r) => r.json())")["items"]
+                if i["status"] == "approved"]
+    assert approved
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Envoyer les messages approuvés").click()
+    expect(page.locator("#campaign-status")).not_to_contain_text("Envoi en cours")
+    assert asked, "no confirmation"
+    by_channel: dict[str, int] = {}
+    for item in approved:
+        by_channel[item["planned_channel"] or "none"] = by_channel.get(item["planned_channel"] or "none", 0) + 1
+    words = {"letter": "courrier", "print": "avis imprimé", "email": "courriel", "sms": "SMS", "none": "coordonnée"}
+    assert f"{len(approved)} message" in asked[0], asked
+    for channel, n in by_channel.items():
+        assert f"{n} " in asked[0] and words[channel] in asked[0], (channel, asked)
+    assert "(s)" not in asked[0]
+
+    page.goto(f"{url}/langue/en?next=/rappels")
+    page.wait_for_url("**/rappels")
+    assert [page.evaluate(f"Trivue.tn('rem.n_lifts', {{ n: {n} }})") for n in (0, 1, 2)] == [
+        "0 lifts", "1 lift", "2 lifts"]
