@@ -28,3 +28,13 @@ def unknown_stream(stream: str, collected: tuple[str, ...]) -> str | None:
         return None
     return (f"lift of stream {stream!r}, which the sorting rules do not collect (they collect "
             f"{', '.join(collected) or 'none'}): replay it once the rules name it")
+
+
+def unknown_config_stream(stream: str, collected: tuple[str, ...]) -> str | None:
+    """Why a truck must not be set to collect ``stream`` (``PUT /api/trucks/{id}/config``: a 422),
+    None when it may: each of its lifts would be an ``unknown_stream`` dead letter."""
+    if stream in collected:
+        return None
+    return (f"stream {stream!r}, which the sorting rules do not collect (they collect "
+            f"{', '.join(collected) or 'none'}): the truck's lifts would all be dead letters "
+            f"(unknown_stream); add it to the sorting rules first")

@@ -38,13 +38,30 @@
       [el("tr", {}, el("td", { colspan: "2", text: t("common.none") }))]));
   }
 
+  // A reason's label and what to do (dead.reason.<code>, dead.help.<code>), its code beside it: the
+  // CLI's and the API's filters take the code. A code without a label (an old database's) is shown alone.
+  const labelled = (code) => Object.prototype.hasOwnProperty.call(Trivue.config.t, `dead.reason.${code}`);
+  const reasonCell = (code, ...rest) => el("td", { class: "reason" }, ...(labelled(code) ?
+    [el("strong", { text: t(`dead.reason.${code}`), title: t(`dead.help.${code}`) }), " ", el("code", { text: code })] :
+    [el("code", { text: code })]), ...rest);
+
+  function deadReasons(counts) {
+    const body = document.querySelector("#dead-reasons tbody");
+    const codes = Object.keys(counts || {}).sort((a, b) => counts[b] - counts[a] || a.localeCompare(b));
+    body.replaceChildren(...(codes.length ? codes.map((code) => el("tr", { "data-reason": code },
+      reasonCell(code), el("td", { class: "num", text: fmt.num(counts[code]) }),
+      el("td", { class: "help", text: labelled(code) ? t(`dead.help.${code}`) : "" }))) :
+      [el("tr", {}, el("td", { colspan: "3", text: t("common.none") }))]));
+  }
+
   function deadLetters(page) {
+    deadReasons(page.counts);
     const body = document.querySelector("#dead-letters tbody");
     const rows = page.items || page;
     body.replaceChildren(...(rows.length ? rows.map((d) => el("tr", {},
       el("td", { text: fmt.dateTime(d.received_at) }),
       el("td", {}, el("code", { text: d.topic })),
-      el("td", {}, el("strong", { text: d.reason }), d.detail ? ` — ${d.detail}` : ""))) :
+      reasonCell(d.reason, d.detail ? el("span", { class: "detail", text: d.detail }) : ""))) :
       [el("tr", {}, el("td", { colspan: "3", text: t("common.none") }))]));
   }
 

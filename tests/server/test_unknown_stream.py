@@ -17,7 +17,7 @@ from server.config import ServerSettings
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage, check_reason, newest_dead_letters
 from server.ingest.metrics import Metrics
-from server.ingest.models import DEAD_LETTER_BYTES, DeadLetter, Lift, StreetDay
+from server.ingest.models import DEAD_LETTER_BYTES, DeadLetter, Lift, StreetDay, Truck
 from tests.server.events import lift_event, wire
 from vision.rules import DEFAULT_RULES
 
@@ -91,3 +91,21 @@ def test_the_collected_streams_can_be_given(make_settings: Any) -> None:
         assert session.scalars(select(DeadLetter.detail)).one() == (
             "lift of stream 'recyclables', which the sorting rules do not collect (they collect residual): "
             "replay it once the rules name it")
+
+
+def test_a_truck_config_of_a_stream_the_rules_lack_is_refused(
+        make_settings: Any, run_server: Any, tmp_path: Path) -> None:
+    """``PUT /api/trucks/{id}/config`` pushed a stream the server's rules lack: the truck then
+    published lifts that ingest sends to the dead letters as ``unknown_stream``, all of them."""
+    settings = make_settings(sorting_rules=rules_without(tmp_path, "biowaste", "paper"))
+    with run_server(settings) as server:
+        admin = server.token("admin")
+        answer = server.client.put("/api/trucks/benne-01/config", json={"stream": "paper"}, headers=admin)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"] == (
+            "stream 'paper', which the sorting rules do not collect (they collect recyclables, glass, residual): "
+            "the truck's lifts would all be dead letters (unknown_stream); add it to the sorting rules first")
+        with server.sessions() as db:  # nothing stored, nothing published
+            assert db.get(Truck, "benne-01") is None or db.get(Truck, "benne-01").config is None
+        answer = server.client.put("/api/trucks/benne-01/config", json={"stream": "glass"}, headers=admin)
+        assert answer.status_code == 200 and answer.json()["stream"] == "glass", answer.text
