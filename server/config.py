@@ -73,6 +73,10 @@ class ServerSettings(BaseModel):
     retention_days: int = Field(default=365, ge=1, description="Raw lifts older than this are deleted")
     evidence_retention_days: int = Field(default=30, ge=1, description="Evidence photos kept this long")
     dead_letter_retention_days: int = Field(default=90, ge=1, description="Dead letters kept this long")
+    street_level_letter_days: int = Field(
+        default=30, ge=1,
+        description="While household_level is off, a lift's dead letter (its raw message: bin tag, GPS fix) is "
+                    "kept this long at most, time enough to declare a truck and replay (docs/privacy.md §1 bis)")
     dead_letter_held_bytes: int = Field(
         default=512 * 1024 * 1024, ge=0,
         description="Payload bytes of dead letters kept whole for a replay (an unregistered truck's photos), "

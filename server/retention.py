@@ -1,5 +1,8 @@
 """Retention limits (GDPR/CNIL): raw lifts, photos, dead letters and audit entries are deleted when they expire;
 the reminders' household-level data are pseudonymised (items) or deleted (false detections).
+While ``household_level`` is off, each run also drops the bin tag and address that lifts stored
+before still hold (``server.ingest.street_level.clear_stored``, at most ``STREET_LEVEL_PASS`` a run),
+and lifts' dead letters go after ``street_level_letter_days``.
 
 Street aggregates are kept: they are what the service is for and hold no household data. The
 purge runs at start-up and hourly inside ``trivue server``; each run that deletes something is written
@@ -26,6 +29,7 @@ from server.ingest.evidence import EvidenceStore
 from server.ingest.models import DeadLetter, Evidence, Lift
 from server.ingest.partitions import drop_partitions_before, ensure_partitions, lock_upkeep
 from server.ingest.purge_gate import wait_for_ingest
+from server.ingest.street_level import clear_stored
 from server.labels.store import forget
 from server.periodic import Periodic
 from server.reminders.expiry import expire_reminders
@@ -34,6 +38,11 @@ from server.web.auth import purge_sessions
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_S = 3600.0
+# Lifts a run clears of their tag and address at most: it holds ingest off meanwhile (``purge_gate``);
+# ~2.5 s on PostgreSQL (2 shared cores, docs/privacy.md §1 bis). A backlog (the first run after the
+# upgrade) goes over the next runs, which follow at once while one finds this many (``RetentionTask``).
+STREET_LEVEL_PASS = 50_000
+LABELS = {"lift_tags": "lift tags and addresses"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +57,18 @@ class PurgeReport:
     reminder_letter_photos: int = 0  # stored letters whose purged photos were replaced
     reminder_stray_letters: int = 0  # letter files of erased, expired or unknown items deleted
     reminder_route_sheets: int = 0  # route sheets of campaigns that no longer name a household, deleted
+    lift_tags: int = 0  # lifts whose bin tag and address were dropped (household level off), kept otherwise
 
     @property
     def total(self) -> int:
         return (self.lifts + self.photos + self.dead_letters + self.sessions + self.audit_entries
                 + self.reminder_items + self.false_detections + self.reminder_letter_photos
-                + self.reminder_stray_letters + self.reminder_route_sheets)
+                + self.reminder_stray_letters + self.reminder_route_sheets + self.lift_tags)
 
     def summary(self) -> str:
         """The non-zero counts in words, for the log line an operator reads ("149 lifts, 2 photos")."""
-        return ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in asdict(self).items() if count)
+        return ", ".join(f"{count} {LABELS.get(name, name.replace('_', ' '))}"
+                         for name, count in asdict(self).items() if count)
 
 
 def _purge_photos(session: Session, evidence: EvidenceStore, before: datetime, lifts_before: datetime) -> int:
@@ -97,6 +108,13 @@ def _photo_letter(settings: ServerSettings) -> ColumnElement[bool]:
                 DeadLetter.topic.contains("/evidence/", autoescape=True))
 
 
+def _lift_letter(settings: ServerSettings) -> ColumnElement[bool]:
+    """A lift's letter, parsed or not: its raw message holds the bin tag and the GPS fix."""
+    prefix = settings.topic_prefix.rstrip("/") + "/"
+    return and_(DeadLetter.topic.startswith(prefix, autoescape=True),
+                DeadLetter.topic.endswith("/lift", autoescape=True))
+
+
 def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSettings,
                   now: datetime | None = None) -> PurgeReport:
     """Delete what has outlived its retention period; the caller commits."""
@@ -113,9 +131,14 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     lifts += session.execute(delete(Lift).where(Lift.started_at < lifts_before)).rowcount or 0
     dead_before = now - timedelta(days=settings.dead_letter_retention_days)
     # A refused lift's letter goes with the raw lifts, however late it came (``ingest.letters``).
-    dead = session.execute(delete(DeadLetter).where(or_(
-        DeadLetter.received_at < dead_before, DeadLetter.lift_started_at < lifts_before,
-        and_(_photo_letter(settings), DeadLetter.received_at < photos_before)))).rowcount or 0
+    expired = [DeadLetter.received_at < dead_before, DeadLetter.lift_started_at < lifts_before,
+               and_(_photo_letter(settings), DeadLetter.received_at < photos_before)]
+    cleared = 0
+    if not settings.household_level:  # docs/privacy.md §1 bis
+        letters_before = now - timedelta(days=settings.street_level_letter_days)
+        expired.append(and_(_lift_letter(settings), DeadLetter.received_at < letters_before))
+        cleared = clear_stored(session, STREET_LEVEL_PASS)
+    dead = session.execute(delete(DeadLetter).where(or_(*expired))).rowcount or 0
     reminders = expire_reminders(session, now, settings.reminder_retention_days, settings.data_dir / "reminders")
     # The audit log is purged before the purge writes its own entry: that entry is about this run
     # and must survive it.
@@ -123,10 +146,12 @@ def purge_expired(session: Session, evidence: EvidenceStore, settings: ServerSet
     audits = session.execute(delete(AuditEntry).where(AuditEntry.at < audit_before)).rowcount or 0
     report = PurgeReport(lifts, photos, dead, purge_sessions(session), audits, reminders.items,
                          reminders.false_detections, reminders.letter_photos, reminders.stray_letters,
-                         reminders.route_sheets)
+                         reminders.route_sheets, cleared)
     if report.total:
         audit(session, "system", "retention.purge", detail=str(asdict(report)))
         log.info("retention: deleted %s", report.summary())
+    if cleared >= STREET_LEVEL_PASS:
+        log.info("retention: more lifts hold a tag or address, cleared by the next run")
     return report
 
 
@@ -144,5 +169,8 @@ class RetentionTask(Periodic):
                 ensure_partitions(session)
         except SQLAlchemyError:  # lifts still land in the default partition; the purge must run anyway
             log.exception("lifts partitions could not be created; purging all the same")
-        with self.sessions() as session, session.begin():
-            purge_expired(session, self.evidence, self.settings)
+        while not self._stop.is_set():  # again at once while lifts tagged before are left (STREET_LEVEL_PASS)
+            with self.sessions() as session, session.begin():
+                report = purge_expired(session, self.evidence, self.settings)
+            if report.lift_tags < STREET_LEVEL_PASS:
+                break

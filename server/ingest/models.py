@@ -54,6 +54,9 @@ PROVISIONAL = text(f"lifts.{_PROVISIONAL_WHERE}")
 # path): a few per cent, listed on the data-quality page through their
 # partial indexes ``ix_lifts_ambiguous_by_*``, written as those indexes write it (see PROVISIONAL).
 _AMBIGUOUS_WHERE = "street_confidence < 0.8"
+# Lifts still holding a bin tag or an address: every lift at household level, none once the retention
+# purge has passed at street level (``server.ingest.street_level.clear_stored``, docs/privacy.md §1 bis).
+HOUSEHOLD_WHERE = "bin_id IS NOT NULL OR address_id IS NOT NULL OR address_distance_m IS NOT NULL"
 AMBIGUOUS_LIFTS = text(f"lifts.{_AMBIGUOUS_WHERE}")
 ALL_STREAMS = "*"  # stream of the roll-up rows that add up every stream (``StreetPeriod``)
 
@@ -81,6 +84,8 @@ class Lift(Base):
               sqlite_where=text(_AMBIGUOUS_WHERE)),
         Index("ix_lifts_ambiguous_by_day", "day", "street_id", postgresql_where=text(_AMBIGUOUS_WHERE),
               sqlite_where=text(_AMBIGUOUS_WHERE)),
+        # What the purge's street-level pass looks for (an empty index once it has run, migration 0020).
+        Index("ix_lifts_household", "id", postgresql_where=text(HOUSEHOLD_WHERE), sqlite_where=text(HOUSEHOLD_WHERE)),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

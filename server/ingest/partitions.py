@@ -76,6 +76,17 @@ def lock_upkeep(db: Db) -> None:
         db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
 
 
+def leaves(db: Db) -> list[str]:
+    """The tables that hold the lifts, quoted for SQL: every partition (months in order, then the
+    default one) on PostgreSQL once partitioned, else ``lifts`` alone. Reads the catalogue only."""
+    if not is_partitioned(db):
+        return [PARENT]
+    names = db.execute(text(
+        "SELECT c.relname, c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass(:t)"), {"t": PARENT}).all()
+    return [table for name, table in sorted(names, key=lambda n: (n[0] == DEFAULT, n[0]))]
+
+
 COUNT_CAP = 100_000  # a partition without statistics is counted up to this many lifts (tens of ms)
 
 

@@ -124,7 +124,10 @@ def test_hourly_purge_runs_when_partition_upkeep_fails(make_settings: Any, monke
 def test_a_refused_photo_leaves_with_the_photos_not_with_the_letters(make_settings: Any) -> None:
     """A photo refused (a corrupt JPEG, a SHA-256 that is not the lift's) kept its first 4 KiB, the
     top of the picture, for the 90 days of the dead letters: three times the photos' 30 days."""
-    settings = make_settings(ingest_enabled=False, evidence_retention_days=30, dead_letter_retention_days=90)
+    # The lift's letter, the one kept: 90 days too at street level here (30 by default,
+    # tests/server/test_street_level_purge.py).
+    settings = make_settings(ingest_enabled=False, evidence_retention_days=30, dead_letter_retention_days=90,
+                             street_level_letter_days=90)
     sessions = create_app(settings, start_ingest=False).state.ctx.sessions
     store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
     now = datetime.now(UTC)
