@@ -57,11 +57,12 @@ def trivue(*args: str, home: Path) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.mark.heavy(cpu_s=85)
+@pytest.mark.heavy(cpu_s=45)
 def test_train_export_evaluate_smoke(shared_dir: Path, tmp_path: Path) -> None:
-    small_source(shared_dir, "hopper-bags", tmp_path / "bags", {"train": 12, "val": 4})
-    small_source(shared_dir, "litter-items", tmp_path / "litter", {"train": 12, "val": 4})
-    small_source(shared_dir, "glass-ewaste", tmp_path / "glass", {"train": 12, "val": 4})
+    # 8 train / 3 val photos a source (12 / 4 took 5 s longer): 9 val photos, the >= 8 below
+    small_source(shared_dir, "hopper-bags", tmp_path / "bags", {"train": 8, "val": 3})
+    small_source(shared_dir, "litter-items", tmp_path / "litter", {"train": 8, "val": 3})
+    small_source(shared_dir, "glass-ewaste", tmp_path / "glass", {"train": 8, "val": 3})
     mapping = yaml.safe_load((Path(__file__).parents[2] / "training" / "mapping.yaml").read_text())
     mapping["sources"]["hopper-bags"]["path"] = str(tmp_path / "bags")
     mapping["sources"]["litter-items"]["path"] = str(tmp_path / "litter")
@@ -69,8 +70,10 @@ def test_train_export_evaluate_smoke(shared_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "mapping.yaml").write_text(yaml.safe_dump(mapping))
     run, home = tmp_path / "run", tmp_path / "home"
 
+    # from the COCO weights, their BatchNorm statistics kept: measuring them (32 photos at 640 px) took a
+    # third of this test; that measurement is test_coco_init's and test_batchnorm's (through the command)
     trained = trivue("train", "--data", str(tmp_path / "mapping.yaml"), "--run", str(run), "--epochs", "1",
-                     "--imgsz", "64", "--batch", "8", "--no-plots", home=home)
+                     "--imgsz", "64", "--batch", "8", "--no-plots", "--init", "coco-identity", home=home)
     assert "Download" not in trained.stdout + trained.stderr
     assert (run / "train" / "weights" / "best.pt").is_file()
     assert (run / "config" / "Ultralytics" / "Arial.ttf").is_file()
@@ -152,14 +155,15 @@ def test_export_wants_a_run_or_a_model_not_both(tmp_path: Path, capsys: pytest.C
         assert says in err and "\n" not in err, err
 
 
-def coco_litter_data(shared: Path, coco_names: dict[int, str], out: Path) -> Path:
-    """litter-items val relabelled with COCO ids (bottle, cup); other litter classes have no COCO twin."""
+def coco_litter_data(shared: Path, coco_names: dict[int, str], out: Path, every: int = 1) -> Path:
+    """litter-items val (every ``every``-th photo) relabelled with COCO ids (bottle, cup); other litter
+    classes have no COCO twin."""
     src = shared / "datasets" / "litter-items"
     to_coco = {0: 39, 1: 41}
     assert coco_names[39] == "bottle" and coco_names[41] == "cup"
     (out / "images").mkdir(parents=True)
     (out / "labels").mkdir()
-    for image in sorted((src / "images" / "val").glob("*.jpg")):
+    for image in sorted((src / "images" / "val").glob("*.jpg"))[::every]:
         (out / "images" / image.name).symlink_to(image)
         rows = [line.split() for line in (src / "labels" / "val" / f"{image.stem}.txt").read_text().splitlines()]
         kept = [" ".join([str(to_coco[int(r[0])]), *r[1:]]) for r in rows if r and int(r[0]) in to_coco]
@@ -171,7 +175,9 @@ def coco_litter_data(shared: Path, coco_names: dict[int, str], out: Path) -> Pat
 
 def test_evaluate_agrees_with_ultralytics_val(coco_model: Path, shared_dir: Path, tmp_path: Path) -> None:
     meta = Detector(coco_model).session.get_modelmeta().custom_metadata_map
-    data = coco_litter_data(shared_dir, ast.literal_eval(meta["names"]), tmp_path / "data")
+    # every other val photo (23 of 45) halves both measurements; on them the two differ by 0.003 mAP50 and
+    # 0.004 mAP50-95 (on all 45: 0.015 and 0.004), the COCO model's mAP50 is 0.20 (0.13)
+    data = coco_litter_data(shared_dir, ast.literal_eval(meta["names"]), tmp_path / "data", every=2)
     ours = evaluate(data, coco_model, rules=COCO_RULES)
     os.environ.setdefault("YOLO_OFFLINE", "1")
     from ultralytics import YOLO
