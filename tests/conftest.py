@@ -33,6 +33,27 @@ def _restore_root_logging() -> Iterator[None]:
         logger.disabled = False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    """argon2 at the test cost (8 KiB, 1 pass, 1 lane: well under a millisecond) instead of the
+    production cost (64 MiB, 3 passes, 4 lanes: a third of a second per hash or check on this
+    machine under load), in every in-process server: the tests add users and log in by the hundred,
+    and none of them is about argon2's cost (still argon2id, same ``verify``/``check_needs_rehash``
+    path). Servers started as subprocesses keep the production cost."""
+    try:
+        from argon2 import PasswordHasher
+
+        from server.web import auth
+    except ImportError:  # a truck-only install: no server, no passwords
+        yield
+        return
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth, "_hasher", cheap)
+        patch.setattr(auth, "_DUMMY_HASH", cheap.hash("not-a-real-password"))
+        yield
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The files holding ``heavy`` tests first, the heaviest first, then the rest, files with the
     most tests first; each file's tests keep their order.

@@ -21,6 +21,7 @@ from server.ingest.models import Lift
 from server.streets.models import Street
 from tests.dashboard.seed import PASSWORD, SeededCity, seed_city
 from tests.server.conftest import database_url, postgres_server_url  # noqa: F401 - fixtures
+from tests.server.streets_db import postgres_database
 
 DASHBOARD_ROUTES = ("/api/me", "/api/network.geojson", "/api/error-rates?category=sac_ferme", "/api/alerts",
                     "/api/alerts/stream", "/api/data-quality")
@@ -38,9 +39,8 @@ class Seeded:
             return list(db.scalars(select(Lift)))
 
 
-@pytest.fixture
-def seeded(tmp_path: Path, database_url: str, shared_dir: Path) -> Iterator[Seeded]:  # noqa: F811
-    settings = load_settings(env={}, data_dir=tmp_path, database_url=database_url, cookie_secure=False,
+def _seeded(folder: Path, database_url: str, shared_dir: Path) -> Iterator[Seeded]:  # noqa: F811
+    settings = load_settings(env={}, data_dir=folder, database_url=database_url, cookie_secure=False,
                              ingest_enabled=False)
     app = create_app(settings)
     sessions = app.state.ctx.sessions
@@ -49,6 +49,51 @@ def seeded(tmp_path: Path, database_url: str, shared_dir: Path) -> Iterator[Seed
     with TestClient(app) as client:
         yield Seeded(client, sessions, city)
     sessions.kw["bind"].dispose()
+
+
+@pytest.fixture
+def fresh_seeded(tmp_path: Path, database_url: str, shared_dir: Path) -> Iterator[Seeded]:  # noqa: F811
+    """A city of its own, on an app just started: for a test that adds lifts."""
+    yield from _seeded(tmp_path, database_url, shared_dir)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, shared_dir: Path,
+                postgres_available: bool) -> Iterator[Seeded]:
+    """One seeded city and app per database for the tests that only read it: seeding it (the Rennes
+    streets, users, lifts) was most of each test's time. ``seeded`` checks that none of them wrote."""
+    folder = tmp_path_factory.mktemp("dashboard-api")
+    if request.param == "sqlite":
+        yield from _seeded(folder, f"sqlite:///{folder / 'trivue.db'}", shared_dir)
+        return
+    if not postgres_available:
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    with postgres_database("trivue_dashboard") as url:  # its own: ``database_url`` empties the session's
+        yield from _seeded(folder, url, shared_dir)
+
+
+# What reading tests may add to the shared city: their logins (sessions, trusted addresses) and audit rows.
+_OWN_ROWS = {"login_sessions", "login_trusted", "login_failures", "audit_log"}
+
+
+def _row_counts(seeded: Seeded) -> dict[str, int]:
+    from sqlalchemy import func
+
+    from server.db import Base
+
+    with seeded.sessions() as db:
+        return {name: db.scalar(select(func.count()).select_from(table)) or 0
+                for name, table in Base.metadata.tables.items() if name not in _OWN_ROWS}
+
+
+@pytest.fixture
+def seeded(shared_city: Seeded) -> Iterator[Seeded]:
+    """The shared city, to a stranger: no cookie of an earlier test's login or language."""
+    shared_city.client.cookies.clear()
+    before = _row_counts(shared_city)
+    yield shared_city
+    shared_city.client.cookies.clear()
+    assert _row_counts(shared_city) == before, "a test changed the shared city"
 
 
 def test_routes_need_login_and_pages_send_strangers_to_the_login_page_and_back(seeded: Seeded) -> None:
@@ -115,8 +160,10 @@ def test_network_has_every_street_and_answers_304_when_unchanged(seeded: Seeded)
     assert again.status_code == 304 and again.content == b""
 
 
-def test_alerts_list_only_alert_lifts_newest_first(seeded: Seeded) -> None:
+def test_alerts_list_only_alert_lifts_newest_first(fresh_seeded: Seeded) -> None:
     from tests.dashboard.seed import make_event
+
+    seeded = fresh_seeded
 
     seeded.login("lecteur")  # one lift by one: near a household on a short street (docs/privacy.md)
     assert seeded.client.get("/api/alerts").status_code == 403

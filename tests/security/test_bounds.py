@@ -7,23 +7,76 @@ is called with such values, on SQLite and PostgreSQL, as an admin (the deepest c
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
 
+from tests.conftest import BrokerAddress
 from tests.server.conftest import Server
+from tests.server.streets_db import postgres_database
 
 HUGE_ID = 2**64
 DATES = ["0001-01-01", "0999-12-31", "9999-12-31"]
 DATETIMES = ["0001-01-01T00:00:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"]
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+               mqtt_broker: BrokerAddress, postgres_available: bool) -> Iterator[Server]:
+    """One app per database for the whole file: building it (routes, migrations) was most of each
+    test's time, and every test here only sends requests the API must refuse. ``api`` checks that
+    none of them changed what the next test sees."""
+    with ExitStack() as stack:
+        yield from _serve(request.param, stack, tmp_path_factory, mqtt_broker, postgres_available)
+
+
+def _serve(database: str, stack: ExitStack, tmp_path_factory: pytest.TempPathFactory, mqtt_broker: BrokerAddress,
+           postgres_available: bool) -> Iterator[Server]:
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.config import load_settings
+
+    folder = tmp_path_factory.mktemp("bounds")
+    if database == "sqlite":
+        url = f"sqlite:///{folder / 'trivue.db'}"
+    elif not postgres_available:
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    else:  # its own database: the session's is emptied by each test that asks for ``database_url``
+        url = stack.enter_context(postgres_database("trivue_bounds"))
+    tag = uuid.uuid4().hex[:10]
+    settings = load_settings(env={}, data_dir=folder / "data", database_url=url, broker_url=mqtt_broker.url,
+                             topic_prefix=f"test-{tag}/v1", mqtt_client_id=f"trivue-test-{tag}",
+                             cookie_secure=False, retention_days=3650, ingest_enabled=False)
+    app = create_app(settings)
+    stack.callback(app.state.ctx.sessions.kw["bind"].dispose)
+    with TestClient(app) as client:
+        app.state.ctx = _no_publish(app.state.ctx)
+        yield Server(settings, client, app.state.ctx.sessions, mqtt_broker)
+
+
+# What a test may leave behind in the shared database: the tokens it made for itself (and their audit).
+_OWN_ROWS = {"api_tokens", "audit_log"}
+
+
+def _row_counts(api: Server) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from server.db import Base
+
+    with api.sessions() as db:
+        return {name: db.scalar(select(func.count()).select_from(table)) or 0
+                for name, table in Base.metadata.tables.items() if name not in _OWN_ROWS}
+
+
 @pytest.fixture
-def api(make_settings: Any, run_server: Any) -> Iterator[Server]:
-    with run_server(make_settings(ingest_enabled=False)) as server:
-        server.client.app.state.ctx = _no_publish(server.client.app.state.ctx)
-        yield server
+def api(shared_api: Server) -> Iterator[Server]:
+    before = _row_counts(shared_api)
+    yield shared_api
+    assert _row_counts(shared_api) == before, "a refused request changed the shared database"
 
 
 def _no_publish(ctx: Any) -> Any:

@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,7 @@ from server.migrate import head_revision
 from tests.conftest import BrokerAddress
 from tests.server.conftest import PASSWORD, Server
 from tests.server.events import lift_event
+from tests.server.streets_db import postgres_database
 from tests.server.streets_fixture import import_rennes, points_on_streets
 from vision.schema import TruckConfig
 
@@ -52,6 +54,44 @@ def seed(server: Server, events: list[Any], locator: Any = None) -> None:
     messages = [MqttMessage(f"{settings.topic_prefix}/{e.truck_id}/lift", e.to_json().encode(), now) for e in events]
     with server.sessions() as session, session.begin():
         inbox.write(session, messages)
+
+
+@pytest.fixture(scope="module")
+def migrated_postgres(postgres_available: bool) -> Iterator[str | None]:
+    """A PostgreSQL database migrated once for this file, which each test's database copies."""
+    if not postgres_available:
+        yield None
+        return
+    from server.db import make_engine
+    from server.migrate import upgrade_database
+
+    with postgres_database("trivue_api") as url:
+        engine = make_engine(url)
+        upgrade_database(engine)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, migrated_postgres: str | None) -> Iterator[str]:
+    """As the suite's, but PostgreSQL's is a copy of a migrated database (``CREATE DATABASE ... TEMPLATE``,
+    a twentieth of a second) rather than an empty schema the app then migrates (a second per test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'trivue.db'}"
+        return
+    if migrated_postgres is None:
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    import psycopg
+
+    server, template = migrated_postgres.rsplit("/", 1)
+    name = f"{template}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{server}/test", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(f"{server}/test", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import math
 import random
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -65,10 +65,11 @@ class Link:
     oneway: int  # 1: only in drawing order, -1: only against it, 0: both
     start: NodeKey
     end: NodeKey
+    # Summed once: a simulated week asks every link's length a few times per drive.
+    length_m: float = field(init=False, repr=False, compare=False)
 
-    @property
-    def length_m(self) -> float:
-        return sum(math.dist(a, b) for a, b in itertools.pairwise(self.xy))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "length_m", sum(math.dist(a, b) for a, b in itertools.pairwise(self.xy)))
 
     def point_at(self, s: float, forward: bool = True) -> tuple[float, float, float]:
         """(x, y, heading in degrees) at ``s`` metres from the start of the drive."""
