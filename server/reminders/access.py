@@ -24,6 +24,7 @@ from server.ingest.models import Evidence, Lift
 from server.reminders.dead_letters import NamedLetter, letters_naming
 from server.reminders.households import check_key
 from server.reminders.models import CHANNEL_LABELS, KIND_LABELS, STATUS_LABELS, Campaign, Contact, Item, OptOut
+from server.reminders.phrases import plural
 from server.reminders.targets import HouseholdKey
 from server.streets.models import Address, Bin
 
@@ -149,7 +150,7 @@ def _refused_text(report: dict[str, Any]) -> list[str]:
              "adresse et ne peut pas être retrouvé ici)"]
     for x in letters:
         gps = f", position GPS {x['position_gps'][0]:.5f}, {x['position_gps'][1]:.5f}" if x["position_gps"] else ""
-        photo = f", {x['photos']} photo(s) en attente" if x["photos"] else ""
+        photo = f", {x['photos']} {plural(x['photos'], 'photo', 'photos')} en attente" if x["photos"] else ""
         lines.append(f"  reçu le {x['reçu_le']} (motif {x['motif']}), camion {x['camion'] or '-'}, bac "
                      f"{x['étiquette_du_bac']}, levée du {x['levée_du'] or '?'}{gps}{photo} : {x['contenu_gardé']}")
     return lines

@@ -51,6 +51,7 @@ from server.reminders.models import (
     upgrade_reminders,
 )
 from server.reminders.pages import reminders_page_router
+from server.reminders.phrases import plural
 from server.reminders.plan import make_plan
 from server.reminders.preview import preview_message
 from server.reminders.private_route import PrivateRoute
@@ -298,7 +299,8 @@ def _send_routes(router: APIRouter, rem: Reminders) -> None:
         if not rem.households:
             waiting = [i for i in items_of(db, campaign_id) if i.kind == HOUSEHOLD and i.status in OUTGOING]
             if waiting:
-                raise refusal(f"Cette campagne contient {len(waiting)} rappel(s) approuvé(s) adressé(s) à des "
+                held = plural(len(waiting), "rappel approuvé adressé", "rappels approuvés adressés")
+                raise refusal(f"Cette campagne contient {len(waiting)} {held} à des "
                               "foyers ; rien n'a été envoyé")
         try:
             report = rem.dispatcher(db, actor, campaign_id).send_campaign(

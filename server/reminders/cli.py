@@ -27,6 +27,7 @@ from server.reminders.command_line import (
     say,
     until_day,
 )
+from server.reminders.phrases import plural
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -120,7 +121,8 @@ def _plan(args: argparse.Namespace) -> int:
         return 0
     level = "foyer (adresses et bacs)" if ctx.households else "rue (niveau foyer désactivé : TRIVUE_HOUSEHOLD_LEVEL)"
     print(say(f"Levées du {plan.since:%d/%m/%Y} au {plan.until:%d/%m/%Y} — niveau {level} — "
-              f"{len(plan.targets)} message(s), {len(plan.skipped)} écarté(s)"
+              f"{len(plan.targets)} {plural(len(plan.targets), 'message', 'messages')}, {len(plan.skipped)} "
+              f"{plural(len(plan.skipped), 'écarté', 'écartés')}"
               + (f" — période calme : {plan.quiet}" if plan.quiet else "")))
     from server.reminders.models import KIND_LABELS
 
@@ -128,7 +130,9 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"  [{say(KIND_LABELS.get(t.kind, t.kind))}, {say(t.action)}] {say(t.label)}\n      {say(t.reason)}")
     for s in plan.skipped:
         print(f"  [{say('écarté')}] {say(s.label)}{' : ' if language() == 'fr' else ': '}{say(s.reason)}")
-    print(say(f"{plan.street_only_lifts} levée(s) contaminée(s) sans foyer sûr (comptées pour leur rue), "
+    unsure = plan.street_only_lifts
+    print(say(f"{unsure} {plural(unsure, 'levée contaminée', 'levées contaminées')} sans foyer sûr (comptées pour "
+              f"leur rue), "
               f"{plan.unmatched_lifts} sans rue."))
     return 0
 
@@ -146,7 +150,8 @@ def _create(args: argparse.Namespace) -> int:
         ctx.session.commit()
         count = len(_items_rows(ctx, campaign.id))
         level = "foyer" if ctx.households else "rue (niveau foyer désactivé)"
-        print(say(f"campagne {campaign.id} « {campaign.name} » (niveau {level}) : {count} élément(s) à relire "
+        print(say(f"campagne {campaign.id} « {campaign.name} » (niveau {level}) : {count} "
+                  f"{plural(count, 'élément', 'éléments')} à relire "
                   f"(tableau de bord /rappels ou `trivue reminders review`)"))
     return 0
 
@@ -171,7 +176,9 @@ def _items(args: argparse.Namespace) -> int:
               f"{len(shown)} items (cli)")
         ctx.session.commit()
         if len(shown) < len(rows):
-            print(say(f"{len(rows) - len(shown)} élément(s) adressé(s) à des foyers masqué(s) : "
+            hidden = len(rows) - len(shown)
+            print(say(f"{hidden} {plural(hidden, 'élément adressé', 'éléments adressés')} à des foyers "
+                      f"{plural(hidden, 'masqué', 'masqués')} : "
                       "niveau foyer désactivé"))
         if not shown:
             print(say(f"campagne {args.campaign} : aucun élément"))
@@ -224,7 +231,7 @@ def _send(args: argparse.Namespace, requeue_failed: bool = False) -> int:
             if args.item is not None and not requeued:  # as the API: a retry of nothing is no success
                 raise CliError(f"pas d'élément {args.item} en échec dans la campagne {args.campaign}")
             ctx.session.commit()
-            print(say(f"{len(requeued)} élément(s) remis à envoyer"))
+            print(say(f"{len(requeued)} {plural(len(requeued), 'élément', 'éléments')} remis à envoyer"))
         out = args.out or ctx.settings.data_dir / "reminders" / f"campagne-{args.campaign}"
         from server.localtime import local_today
         from server.reminders.templates import Retention
@@ -315,7 +322,9 @@ def _contacts(args: argparse.Namespace) -> int:
     # Some lines in, some refused: a partial import did its work (exit 0, refusals listed above).
     # Every line refused: nothing happened, and a script must not read that as success.
     if report.errors and not (report.imported or report.updated):
-        raise CliError(say(f"{args.file} : aucun contact importé, {len(report.errors)} ligne(s) refusée(s) "
+        refused = len(report.errors)
+        raise CliError(say(f"{args.file} : aucun contact importé, {refused} "
+                           f"{plural(refused, 'ligne refusée', 'lignes refusées')} "
                            "(détail ci-dessus)"))
     return 0
 
@@ -343,9 +352,13 @@ def _erase(args: argparse.Namespace) -> int:
         except HouseholdError as error:
             raise CliError(str(error)) from None
         ctx.session.commit()
-    print(say(f"{args.key} : {done['contacts']} contact(s) supprimé(s), {done['items']} élément(s) anonymisé(s), "
-              f"{done['letters']} courrier(s) supprimé(s), {done['dead_letters']} message(s) refusé(s) vidé(s), "
-              f"{done['route_sheets']} feuille(s) de route réécrite(s) ou supprimée(s)"))
+    contacts, items, letters, dead, sheets = (done[k] for k in ("contacts", "items", "letters", "dead_letters",
+                                                                 "route_sheets"))
+    print(say(f"{args.key} : {contacts} {plural(contacts, 'contact supprimé', 'contacts supprimés')}, {items} "
+              f"{plural(items, 'élément anonymisé', 'éléments anonymisés')}, {letters} "
+              f"{plural(letters, 'courrier supprimé', 'courriers supprimés')}, {dead} "
+              f"{plural(dead, 'message refusé vidé', 'messages refusés vidés')}, {sheets} "
+              + plural(sheets, "feuille de route réécrite ou supprimée", "feuilles de route réécrites ou supprimées")))
     problems = done["letters_missing"] + done["route_sheets_missing"]
     for problem in problems:  # the data are erased, these files may not be: exit code 1
         print(say(problem), file=sys.stderr)
@@ -367,9 +380,10 @@ def _access(args: argparse.Namespace) -> int:
         except OSError as error:
             raise CliError(f"{args.out} : {os_problem(error)}") from None
         ctx.session.commit()  # audited only once the file is written
-    print(say(f"{args.out} : {len(report['levées'])} levée(s), {len(report['rappels'])} rappel(s), "
-              f"{int(report['contact'] is not None)} contact(s), {len(report['messages_refusés'])} message(s) "
-              "refusé(s)"))
+    lifts, items, dead = len(report["levées"]), len(report["rappels"]), len(report["messages_refusés"])
+    print(say(f"{args.out} : {lifts} {plural(lifts, 'levée', 'levées')}, {items} {plural(items, 'rappel', 'rappels')}, "
+              f"{int(report['contact'] is not None)} contact, {dead} "
+              f"{plural(dead, 'message refusé', 'messages refusés')}"))
     return 0
 
 
@@ -380,5 +394,6 @@ def _false_detections(args: argparse.Namespace) -> int:
         text = export_false_detections(ctx.session, ctx.actor, ctx.sorting_rules)
         ctx.session.commit()
     args.file.write_text(text, encoding="utf-8")
-    print(say(f"{args.file} : {text.count(chr(10)) - 1} fausse(s) détection(s)"))
+    found = text.count(chr(10)) - 1
+    print(say(f"{args.file} : {found} {plural(found, 'fausse détection', 'fausses détections')}"))
     return 0

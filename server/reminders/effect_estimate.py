@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.reminders.config import EffectRules
+from server.reminders.phrases import plural
 
 Counts = tuple[int, int]  # (lifts, contaminated)
 METHOD = "difference_in_differences"
@@ -158,7 +159,8 @@ def verdict(groups: dict[str, dict[str, Any]], estimate: dict[str, Any], smds: d
     would otherwise get a bootstrap interval of zero width)."""
     smallest = min(groups[g][p]["lifts"] for g in ("targeted", "control") for p in ("before", "after"))
     if not groups["control"]["units"] or smallest < rules.min_lifts:
-        return {"status": "too_few", "text": f"Trop peu de levées pour conclure : {smallest} levée(s) dans le plus "
+        return {"status": "too_few", "text": f"Trop peu de levées pour conclure : {smallest} "
+                                             f"{plural(smallest, 'levée', 'levées')} dans le plus "
                 f"petit groupe et période, il en faut au moins {rules.min_lifts} (ou pas de rue comparable)."}
     if undefined:
         return {"status": "unbalanced", "text": (

@@ -198,5 +198,6 @@ def delete_stray_letters(session: Session, letters_root: Path | None, now: datet
         except OSError as error:  # tried again by the next purge
             log.warning("reminder letter %s not deleted: %s", path, error)
     if deleted:
-        log.info("reminders: %d letter file(s) of erased, expired or unknown items deleted", deleted)
+        log.info("reminders: %d letter %s of erased, expired or unknown items deleted", deleted,
+                 "file" if deleted == 1 else "files")
     return deleted

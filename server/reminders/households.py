@@ -27,6 +27,7 @@ from server.reminders.expiry import ERASED_PREFIX
 from server.reminders.letter_files import delete_letter
 from server.reminders.mailbox import MailboxError, smtp_mailbox
 from server.reminders.models import APPROVED, FAILED, PENDING, RETRY, Campaign, Channel, Contact, Item, OptOut
+from server.reminders.phrases import plural
 from server.reminders.route_sheets import on_sheet, rewrite_sheets
 from server.reminders.sms_text import PhoneError, e164
 from server.reminders.targets import HouseholdKey
@@ -68,8 +69,10 @@ class ContactImport:
                 "encoding": self.encoding, "delimiter": self.delimiter}
 
     def summary(self) -> str:
-        text = (f"{self.imported} contact(s) ajouté(s), {self.updated} mis à jour, {len(self.errors)} ligne(s) "
-                f"refusée(s) (fichier {self.encoding}, séparateur « {self.delimiter} »)")
+        added, refused = self.imported, len(self.errors)
+        text = (f"{added} {plural(added, 'contact ajouté', 'contacts ajoutés')}, {self.updated} mis à jour, {refused} "
+                f"{plural(refused, 'ligne refusée', 'lignes refusées')} (fichier {self.encoding}, séparateur « "
+                f"{self.delimiter} »)")
         if self.unknown_columns:
             text += f" ; colonnes ignorées : {', '.join(self.unknown_columns)}"
         return text
@@ -219,8 +222,9 @@ def nothing_to_erase(session: Session, key: str) -> str:
     lifts = session.scalar(select(func.count()).select_from(Lift).where(held)) or 0
     if not lifts:
         return f"aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré"
-    return (f"foyer {key} : ni contact, ni rappel, ni opposition, ni message refusé à effacer ; ses {lifts} "
-            "levée(s) sont gardées jusqu'à la fin de leur durée de conservation (photos comprises), pour la "
+    kept = f"sa {lifts} levée est gardée" if lifts < 2 else f"ses {lifts} levées sont gardées"
+    return (f"foyer {key} : ni contact, ni rappel, ni opposition, ni message refusé à effacer ; {kept} "
+            "jusqu'à la fin de leur durée de conservation (photos comprises), pour la "
             "mesure du tri par rue, mission d'intérêt public (RGPD art. 17-3-b) : rien n'a été effacé ni "
             "enregistré")
 

@@ -1,10 +1,14 @@
 """The reminders' sentences with placeholders, French then English (``server.reminders.wording``).
 
 Kept apart from the translation machinery so that each stays a readable size; the French sentence
-is the key, as in gettext, and ``{name:d}`` matches digits only.
+is the key, as in gettext, and ``{name:d}`` matches digits only. ``{name|singular|plural}`` is the
+form that agrees with the count ``name``, as on the Rappels page (``server/static/reminders-i18n.js``):
+the code writes it with ``plural``, never a « (s) » plural.
 """
 
 from __future__ import annotations
+
+import re
 
 from server.web.privacy import OFF_MESSAGE as OFF_FR
 
@@ -12,6 +16,27 @@ OFF_EN = ("Household-level data (addresses, bins, contacts, reminders addressed 
           "Trivue works at street level. An admin must enable the household level (server setting "
           "household_level: true or TRIVUE_HOUSEHOLD_LEVEL=true, then a restart), after the collectivité's "
           "deliberation and data protection impact assessment (DPIA).")
+
+FORMS = re.compile(r"\{(\w+)\|([^|{}]*)\|([^|{}]*)\}")  # {n|levée|levées}
+
+
+def plural(n: float, one: str, other: str, lang: str = "fr") -> str:
+    """The form of a word that agrees with the count ``n``: French 0 and 1 singular, English 1 only."""
+    return one if (abs(n) < 2 if lang == "fr" else n == 1) else other
+
+
+def agree(english: str, values: dict[str, str]) -> str:
+    """``english`` with each ``{n|lift|lifts}`` replaced by the form for the count ``values[n]``."""
+    return FORMS.sub(lambda m: plural(count(values[m[1]]), m[2], m[3], "en"), english)
+
+
+def count(value: str) -> float:
+    """The number a placeholder's text holds ("1,5" is 1.5); 2, the plural, when it holds none."""
+    try:
+        return float(value.replace(",", ".").replace("−", "-"))
+    except ValueError:
+        return 2
+
 
 # Sentences with placeholders: (French, English).
 PHRASES: tuple[tuple[str, str], ...] = (
@@ -41,8 +66,9 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("Ce rappel est adressé à un foyer", "This reminder is addressed to a household"),
     ("Cette campagne contient des rappels adressés à des foyers ; rien n'a été renvoyé",
      "This campaign holds reminders addressed to households; nothing was sent again"),
-    ("Cette campagne contient {n:d} rappel(s) approuvé(s) adressé(s) à des foyers ; rien n'a été envoyé",
-     "This campaign holds {n} approved reminder(s) addressed to households; nothing was sent"),
+    ("Cette campagne contient {n:d} {n|rappel|rappels} {n|approuvé|approuvés} {n|adressé|adressés} à des foyers ; "
+     "rien n'a été envoyé",
+     "This campaign holds {n} approved {n|reminder|reminders} addressed to households; nothing was sent"),
     ("Cette campagne contient des rappels approuvés adressés à des foyers ; rien n'a été envoyé",
      "This campaign holds approved reminders addressed to households; nothing was sent"),
     ("Ce document nomme des foyers", "This document names households"),
@@ -63,15 +89,18 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("caractère de contrôle (tabulation, octet nul…)", "control character (tab, NUL byte…)"),
     ("aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré",
      "no data for household {key}: nothing was erased or recorded"),
-    ("foyer {key} : ni contact, ni rappel, ni opposition, ni message refusé à effacer ; ses {n:d} levée(s) sont "
-     "gardées jusqu'à la fin de leur durée de conservation (photos comprises), pour la mesure du tri par rue, "
+    ("foyer {key} : ni contact, ni rappel, ni opposition, ni message refusé à effacer ; {n|sa|ses} {n:d} "
+     "{n|levée est gardée|levées sont gardées} jusqu'à la fin de leur durée de conservation (photos comprises), pour "
+     "la mesure du tri par rue, "
      "mission d'intérêt public (RGPD art. 17-3-b) : rien n'a été effacé ni enregistré",
-     "household {key}: no contact, reminder, opt-out or refused message to erase; its {n} lift(s) are kept "
+     "household {key}: no contact, reminder, opt-out or refused message to erase; its {n} {n|lift is|lifts are} kept "
      "until the end of their retention period (photos included), for the street-level sorting measurement, a "
      "task in the public interest (GDPR art. 17(3)(b)): nothing was erased or recorded"),
-    ("{imported:d} contact(s) ajouté(s), {updated:d} mis à jour, {refused:d} ligne(s) refusée(s) (fichier "
+    ("{imported:d} {imported|contact ajouté|contacts ajoutés}, {updated:d} mis à jour, {refused:d} "
+     "{refused|ligne refusée|lignes refusées} (fichier "
      "{encoding}, séparateur « {delimiter} »)",
-     "{imported} contact(s) added, {updated} updated, {refused} line(s) refused ({encoding} file, separator "
+     "{imported} {imported|contact|contacts} added, {updated} updated, {refused} {refused|line|lines} refused "
+     "({encoding} file, separator "
      "“{delimiter}”)"),
     ("{text} ; colonnes ignorées : {columns}", "{text}; columns ignored: {columns}"),
     ("ligne {n:d} : {problem}", "line {n}: {problem}"),
@@ -152,8 +181,8 @@ PHRASES: tuple[tuple[str, str], ...] = (
      "{n} contaminated lifts out of {total} ({rate}, threshold {min_rate} from {min_lifts} lifts, or from "
      "{min_unattributed} contaminated lifts without a sure household), {unattributed} of them without a sure "
      "household → street communication, level {level}"),
-    ("rue propre : {n:d} levée(s) contaminée(s) sur {total:d} ({rate})",
-     "clean street: {n} contaminated lift(s) out of {total} ({rate})"),
+    ("rue propre : {n:d} {n|levée|levées} {n|contaminée|contaminées} sur {total:d} ({rate})",
+     "clean street: {n} contaminated {n|lift|lifts} out of {total} ({rate})"),
     ("rue en progrès : {rate0} → {rate} de levées contaminées ({lifts0:d} puis {lifts:d} levées)",
      "improving street: {rate0} → {rate} contaminated lifts ({lifts0} then {lifts} lifts)"),
     ("bac {bin}", "bin {bin}"),
@@ -162,9 +191,9 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("rue {id:d}", "street {id}"),
     # the effect (server.reminders.effect)
     ("Campagne pas encore envoyée : rien à mesurer.", "Campaign not sent yet: nothing to measure."),
-    ("Trop peu de levées pour conclure : {n:d} levée(s) dans le plus petit groupe et période, il en faut au "
+    ("Trop peu de levées pour conclure : {n:d} {n|levée|levées} dans le plus petit groupe et période, il en faut au "
      "moins {min:d} (ou pas de rue comparable).",
-     "Too few lifts to conclude: {n} lift(s) in the smallest group and period, at least {min} are needed "
+     "Too few lifts to conclude: {n} {n|lift|lifts} in the smallest group and period, at least {min} are needed "
      "(or no comparable street)."),
     ("Pas de conclusion : les rues de comparaison ne ressemblent pas assez aux rues ciblées avant la "
      "campagne ({targeted} % contre {control} % de levées contaminées ; écart standardisé {smd}, au-delà du "
@@ -190,48 +219,61 @@ PHRASES: tuple[tuple[str, str], ...] = (
      "difference in differences of contamination rates (targeted streets against matched comparison "
      "streets), 95 % confidence interval by bootstrap over streets (standard error, Student's t)"),
     # the CLI (server.reminders.cli, .command_line)
-    ("Levées du {since} au {until} — niveau {level} — {targets:d} message(s), {skipped:d} écarté(s)",
-     "Lifts from {since} to {until} — {level} level — {targets} message(s), {skipped} set aside"),
+    ("Levées du {since} au {until} — niveau {level} — {targets:d} {targets|message|messages}, {skipped:d} "
+     "{skipped|écarté|écartés}",
+     "Lifts from {since} to {until} — {level} level — {targets} {targets|message|messages}, {skipped} set aside"),
     ("{text} — période calme : {quiet}", "{text} — quiet period: {quiet}"),
     ("foyer (adresses et bacs)", "household (addresses and bins)"),
     ("rue (niveau foyer désactivé : TRIVUE_HOUSEHOLD_LEVEL)", "street (household level off: TRIVUE_HOUSEHOLD_LEVEL)"),
     ("rue (niveau foyer désactivé)", "street (household level off)"),
-    ("{n:d} levée(s) contaminée(s) sans foyer sûr (comptées pour leur rue), {m:d} sans rue.",
-     "{n} contaminated lift(s) without a sure household (counted for their street), {m} without a street."),
-    ("campagne {id:d} « {name} » (niveau {level}) : {count:d} élément(s) à relire (tableau de bord /rappels ou "
+    ("{n:d} {n|levée|levées} {n|contaminée|contaminées} sans foyer sûr (comptées pour leur rue), {m:d} sans rue.",
+     "{n} contaminated {n|lift|lifts} without a sure household (counted for their street), {m} without a street."),
+    ("campagne {id:d} « {name} » (niveau {level}) : {count:d} {count|élément|éléments} à relire (tableau de bord "
+     "/rappels ou "
      "`trivue reminders review`)",
-     "campaign {id} “{name}” ({level} level): {count} item(s) to review (dashboard /rappels or "
+     "campaign {id} “{name}” ({level} level): {count} {count|item|items} to review (dashboard /rappels or "
      "`trivue reminders review`)"),
-    ("{n:d} élément(s) adressé(s) à des foyers masqué(s) : niveau foyer désactivé",
-     "{n} item(s) addressed to households hidden: household level off"),
+    ("{n:d} {n|élément|éléments} {n|adressé|adressés} à des foyers {n|masqué|masqués} : niveau foyer désactivé",
+     "{n} {n|item|items} addressed to households hidden: household level off"),
     ("campagne {id:d} : aucun élément", "campaign {id}: no item"),
     ("élément {id:d} : {status}", "item {id}: {status}"),
-    ("{n:d} élément(s) remis à envoyer", "{n} item(s) put back to send"),
+    ("{n:d} {n|élément|éléments} remis à envoyer", "{n} {n|item|items} put back to send"),
     ("{n:d} fichiers PDF dans {folder}", "{n} PDF files in {folder}"),
     # trivue reminders print, /letters(.pdf) (server.reminders.mailroom)
     ("campagne {id:d} : aucun courrier à imprimer", "campaign {id}: no letter to print"),
-    ("campagne {id:d} : aucun courrier à imprimer ({n:d} écarté(s))", "campaign {id}: no letter to print ({n} set "
+    ("campagne {id:d} : aucun courrier à imprimer ({n:d} {n|écarté|écartés})", "campaign {id}: no letter to print "
+                                                                               "({n} set "
      "aside)"),
-    ("campagne {id:d} : aucun courrier à imprimer ({n:d} déjà imprimé(s))", "campaign {id}: no letter to print "
+    ("campagne {id:d} : aucun courrier à imprimer ({n:d} déjà {n|imprimé|imprimés})", "campaign {id}: no letter to "
+                                                                                      "print "
      "({n} already printed)"),
-    ("campagne {id:d} : aucun courrier à imprimer ({n:d} écarté(s)) ({m:d} déjà imprimé(s))",
+    ("campagne {id:d} : aucun courrier à imprimer ({n:d} {n|écarté|écartés}) ({m:d} déjà {m|imprimé|imprimés})",
      "campaign {id}: no letter to print ({n} set aside) ({m} already printed)"),
-    ("{n:d} courrier(s) déjà imprimé(s) laissé(s) de côté", "{n} letter(s) already printed left out"),
-    ("{n:d} courrier(s) déjà imprimé(s) imprimé(s) de nouveau (--new-only pour les écarter)",
-     "{n} letter(s) already printed, printed again (--new-only to leave them out)"),
-    ("{file} : {n:d} courrier(s), {pages:d} page(s) dont {blank:d} blanche(s), {sheets:d} feuille(s) recto verso",
-     "{file}: {n} letter(s), {pages} page(s) of which {blank} blank, {sheets} sheet(s) printed on both sides"),
-    ("{file} : {n:d} courrier(s), {pages:d} page(s) dont {blank:d} blanche(s), {sheets:d} feuille(s) recto seul",
-     "{file}: {n} letter(s), {pages} page(s) of which {blank} blank, {sheets} sheet(s) printed on one side"),
-    ("{postcode:d} {commune} : {n:d} courrier(s), à partir du n° {first:d}",
-     "{postcode} {commune}: {n} letter(s), from no. {first}"),
+    ("{n:d} {n|courrier|courriers} déjà {n|imprimé|imprimés} {n|laissé|laissés} de côté", "{n} {n|letter|letters} "
+                                                                                          "already printed left out"),
+    ("{n:d} {n|courrier|courriers} déjà {n|imprimé|imprimés} {n|imprimé|imprimés} de nouveau (--new-only pour les "
+     "écarter)",
+     "{n} {n|letter|letters} already printed, printed again (--new-only to leave them out)"),
+    ("{file} : {n:d} {n|courrier|courriers}, {pages:d} {pages|page|pages} dont {blank:d} {blank|blanche|blanches}, "
+     "{sheets:d} {sheets|feuille|feuilles} recto verso",
+     "{file}: {n} {n|letter|letters}, {pages} {pages|page|pages} of which {blank} blank, {sheets} "
+     "{sheets|sheet|sheets} printed on both sides"),
+    ("{file} : {n:d} {n|courrier|courriers}, {pages:d} {pages|page|pages} dont {blank:d} {blank|blanche|blanches}, "
+     "{sheets:d} {sheets|feuille|feuilles} recto seul",
+     "{file}: {n} {n|letter|letters}, {pages} {pages|page|pages} of which {blank} blank, {sheets} "
+     "{sheets|sheet|sheets} printed on one side"),
+    ("{postcode:d} {commune} : {n:d} {n|courrier|courriers}, à partir du n° {first:d}",
+     "{postcode} {commune}: {n} {n|letter|letters}, from no. {first}"),
     ("envoyés : {sent}", "sent: {sent}"),
     ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
     ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),
-    ("{key} : {contacts:d} contact(s) supprimé(s), {items:d} élément(s) anonymisé(s), {letters:d} courrier(s) "
-     "supprimé(s), {dead:d} message(s) refusé(s) vidé(s), {sheets:d} feuille(s) de route réécrite(s) ou supprimée(s)",
-     "{key}: {contacts} contact(s) deleted, {items} item(s) anonymised, {letters} letter(s) deleted, {dead} "
-     "refused message(s) emptied, {sheets} route sheet(s) rewritten or deleted"),
+    ("{key} : {contacts:d} {contacts|contact|contacts} {contacts|supprimé|supprimés}, {items:d} "
+     "{items|élément|éléments} {items|anonymisé|anonymisés}, {letters:d} {letters|courrier|courriers} "
+     "{letters|supprimé|supprimés}, {dead:d} {dead|message|messages} {dead|refusé|refusés} {dead|vidé|vidés}, "
+     "{sheets:d} {sheets|feuille|feuilles} de route {sheets|réécrite|réécrites} ou {sheets|supprimée|supprimées}",
+     "{key}: {contacts} {contacts|contact|contacts} deleted, {items} {items|item|items} anonymised, {letters} "
+     "{letters|letter|letters} deleted, {dead} "
+     "refused {dead|message|messages} emptied, {sheets} route {sheets|sheet|sheets} rewritten or deleted"),
     ("feuille de route introuvable : {path} (chemin relatif au dossier du serveur, cherché depuis {cwd})",
      "route sheet not found: {path} (a path relative to the server's folder, looked for from {cwd})"),
     ("feuille de route introuvable : {path}", "route sheet not found: {path}"),
@@ -243,9 +285,11 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("courrier introuvable : {path}", "letter not found: {path}"),
     ("courrier hors du dossier du serveur, non effacé : {path}", "letter outside the server's folder, not "
      "deleted: {path}"),
-    ("{file} : {n:d} fausse(s) détection(s)", "{file}: {n} false detection(s)"),
-    ("{file} : {lifts:d} levée(s), {items:d} rappel(s), {contacts:d} contact(s), {dead:d} message(s) refusé(s)",
-     "{file}: {lifts} lift(s), {items} reminder(s), {contacts} contact(s), {dead} refused message(s)"),
+    ("{file} : {n:d} {n|fausse|fausses} {n|détection|détections}", "{file}: {n} false {n|detection|detections}"),
+    ("{file} : {lifts:d} {lifts|levée|levées}, {items:d} {items|rappel|rappels}, {contacts:d} "
+     "{contacts|contact|contacts}, {dead:d} {dead|message|messages} {dead|refusé|refusés}",
+     "{file}: {lifts} {lifts|lift|lifts}, {items} {items|reminder|reminders}, {contacts} {contacts|contact|contacts}, "
+     "{dead} refused {dead|message|messages}"),
     ("--since {since} est après --until {until} : période vide", "--since {since} is after --until {until}: "
      "empty period"),
     ("fichier illisible ({reason}) : enregistrez-le en UTF-8", "unreadable file ({reason}): save it as UTF-8"),
@@ -256,9 +300,10 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("mesure de l'effet (appariement, bootstrap)…", "measuring the effect (matching, bootstrap)…"),
     ("Campagne simulée : {lifts:d} levées dans {streets:d} rues de Rennes, {weeks:d} semaines de collectes ; avis "
      "déposé dans {treated:d} rues le {day} à {time} UTC ; {drop} d'erreurs en moins chez les foyers atteints, "
-     "{delay} jour(s) après.",
+     "{delay} {delay|jour|jours} après.",
      "Simulated campaign: {lifts} lifts in {streets} Rennes streets, {weeks} weeks of collections; notice dropped "
-     "in {treated} streets on {day} at {time} UTC; {drop} fewer errors in the households reached, {delay} day(s) "
+     "in {treated} streets on {day} at {time} UTC; {drop} fewer errors in the households reached, {delay} "
+     "{delay|day|days} "
      "later."),
     ("Effet simulé (la vérité) : {did} points sur le taux de contamination des rues ciblées.",
      "Simulated effect (the truth): {did} points on the targeted streets' contamination rate."),

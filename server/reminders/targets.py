@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.reminders.phrases import plural
 from server.reminders.templates import most_first
 from server.streets.models import Address, Street
 from server.web.reports import wilson
@@ -134,7 +135,8 @@ def thanks_reason(lifts: int, contaminated: int, before: tuple[int, int], rules:
         return ""
     rate = contaminated / lifts
     if rate <= rules.max_rate:
-        return f"rue propre : {contaminated} levée(s) contaminée(s) sur {lifts} ({pct(rate, 1)})"
+        counted = plural(contaminated, "levée contaminée", "levées contaminées")
+        return f"rue propre : {contaminated} {counted} sur {lifts} ({pct(rate, 1)})"
     lifts0, contaminated0 = before
     if lifts0 < rules.min_lifts:
         return ""

@@ -20,6 +20,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 from server.reminders.config import DEFAULT_SMS_SENDER, RemindersConfig, number_sender
+from server.reminders.phrases import plural
 from server.reminders.postal import greeting
 from vision.rules import SortingRules
 
@@ -100,6 +101,7 @@ class MessageTemplates:
             loaders.insert(0, FileSystemLoader(str(config.templates_dir)))
         self.env = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=False,
                                keep_trailing_newline=False, trim_blocks=False)
+        self.env.globals["plural"] = plural  # {{ plural(n, "levée", "levées") }}
 
     @cached_property
     def rules(self) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from server.reminders.letters import RouteStreet, Stop
 from server.reminders.models import APPROVED, HOUSEHOLD, SENT, STREET, Contact, Item
+from server.reminders.phrases import plural
 from server.reminders.targets import HouseholdKey
 from server.reminders.templates import CATEGORY_LABELS, most_first
 from server.streets.models import Address, Street
@@ -116,7 +117,8 @@ def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places
             elif errors != "—":
                 errors = f"toute la rue : {errors}"
         stops.append(Stop(place, errors, figure, "déposer l'avis dans les boîtes aux lettres"))
-    summary = f"{len(visits)} adresse(s) à visiter" + (", avis à distribuer dans toute la rue" if street_items else "")
+    summary = (f"{len(visits)} {plural(len(visits), 'adresse', 'adresses')} à visiter"
+               + (", avis à distribuer dans toute la rue" if street_items else ""))
     return RouteStreet(name, summary, tuple(stops))
 
 

@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from server.reminders.phrases import OFF_EN, PHRASES
+from server.reminders.phrases import FORMS, OFF_EN, PHRASES, agree
 from server.web.dashboard import request_lang
 from server.web.privacy import OFF_MESSAGE as OFF_FR
 
@@ -83,7 +83,10 @@ def _compile(french: str) -> re.Pattern[str]:
     parts = []
     for literal, field, spec, _ in string.Formatter().parse(french):
         parts.append(re.escape(literal))
-        if field is not None:
+        form = FORMS.fullmatch(f"{{{field}}}") if field is not None else None
+        if form:  # either form of {n|levée|levées}
+            parts.append(f"(?:{re.escape(form[2])}|{re.escape(form[3])})")
+        elif field is not None:
             parts.append(f"(?P<{field}>[+−-]?\\d+)" if spec == "d" else f"(?P<{field}>.+?)")
     return re.compile("".join(parts), re.DOTALL)
 
@@ -92,7 +95,7 @@ def _compile(french: str) -> re.Pattern[str]:
 def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
     # The most specific first: more literal text, then fewer placeholders.
     def literal(french: str) -> int:
-        return sum(len(text) for text, *_ in string.Formatter().parse(french))
+        return sum(len(text) for text, *_ in string.Formatter().parse(FORMS.sub(r"\2", french)))  # a form is text
 
     ordered = sorted(PHRASES, key=lambda pair: -literal(pair[0]))
     return tuple((_compile(fr), en) for fr, en in ordered)
@@ -128,7 +131,7 @@ def _translate(text: str, lang: str, depth: int) -> str | None:
         found = pattern.fullmatch(text)
         if found:
             values = {k: _translate(v, lang, depth + 1) or v for k, v in found.groupdict().items()}
-            return english.format(**values)
+            return agree(english, values).format(**values)
     for separator in _LIST_SEPARATORS:  # a list of known words ("verre (2), sacs fermés (1)")
         if separator in text:
             parts = _list_items(text, separator)

@@ -274,7 +274,8 @@
     const parts = order.filter((c) => approvedChannels[c])
       .map((c) => tn("rem.send_by", { n: approvedChannels[c], channel: t("rem.channel." + c) }));
     if (approvedChannels.none) parts.push(tn("rem.send_none", { n: approvedChannels.none }));
-    return tn("rem.send_confirm", { n: total }) + (parts.length ? `${t("rem.colon")}${parts.join(", ")}.` : ".");
+    const wait = approvedChannels.sms ? ` ${t("rem.send_sms_hours")}` : ""; // SMS wait for the sending hours
+    return tn("rem.send_confirm", { n: total }) + (parts.length ? `${t("rem.colon")}${parts.join(", ")}.` : ".") + wait;
   }
 
   async function send(retryItem) {

@@ -66,7 +66,7 @@ def test_review_send_and_audit(served) -> None:  # type: ignore[no-untyped-def]
     assert letter.headers["content-type"] == "application/pdf"
     assert f"{street_part.upper()} {postcode} {commune.upper()}" in pdf_text(letter.content)
     sms = client.get(f"/api/reminders/items/{target['id']}/preview", params={"channel": "sms"}, headers=manager)
-    assert "erreur(s) de tri" in sms.text
+    assert "erreurs de tri" in sms.text
 
     refused = client.post(f"/api/reminders/items/{target['id']}/review", json={"decision": "reject"}, headers=manager)
     assert refused.status_code == 422 and "un refus demande un motif" in refused.text

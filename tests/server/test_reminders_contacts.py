@@ -54,7 +54,7 @@ def test_comma_file_updates_and_counts(city: City) -> None:
         contact = session.get(Contact, "bin:BAC-0001")
         assert contact is not None and contact.name == "B"
     assert (report.imported, report.updated, report.errors, report.delimiter) == (1, 1, (), ",")
-    assert report.summary().startswith("1 contact(s) ajouté(s), 1 mis à jour, 0 ligne(s) refusée(s)")
+    assert report.summary().startswith("1 contact ajouté, 1 mis à jour, 0 ligne refusée")
 
 
 def test_unreadable_files(city: City) -> None:
@@ -85,7 +85,7 @@ def test_cli_and_api_apply_the_same_rules(city: City, tmp_path: Path, monkeypatc
     path.write_bytes(EXCEL.encode("cp1252"))
     assert main(["reminders", "contacts", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "2 contact(s) ajouté(s), 0 mis à jour, 3 ligne(s) refusée(s)" in out and "Remarque" in out
+    assert "2 contacts ajoutés, 0 mis à jour, 3 lignes refusées" in out and "Remarque" in out
     assert "ligne 3 : guillemet" in out and "fichier Windows-1252, séparateur « ; »" in out
     from server.db import make_engine
 
@@ -116,14 +116,14 @@ def test_cli_fails_when_every_line_is_refused(city: City, tmp_path: Path, monkey
     path.write_text("key;email\nmaison-4;x@example.fr\nbin:BAC-0009;pas-un-courriel\n", encoding="utf-8")
     assert main(["reminders", "contacts", str(path)]) == 2
     captured = capsys.readouterr()
-    assert "0 contact(s) ajouté(s), 0 mis à jour, 2 ligne(s) refusée(s)" in captured.out
+    assert "0 contact ajouté, 0 mis à jour, 2 lignes refusées" in captured.out
     assert "ligne 2 : clé 'maison-4'" in captured.out and "ligne 3 : courriel 'pas-un-courriel'" in captured.out
-    assert "contacts.csv : aucun contact importé, 2 ligne(s) refusée(s)" in captured.err
+    assert "contacts.csv : aucun contact importé, 2 lignes refusées" in captured.err
     assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
     with city.sessions() as session:
         assert session.scalar(select(Contact).where(Contact.key == "bin:BAC-0009")) is None
     path.write_text("key;email\nbin:BAC-0009;x@example.fr\nmaison-4;y@example.fr\n", encoding="utf-8")
     assert main(["reminders", "contacts", str(path)]) == 0
     captured = capsys.readouterr()
-    assert "1 contact(s) ajouté(s), 0 mis à jour, 1 ligne(s) refusée(s)" in captured.out
+    assert "1 contact ajouté, 0 mis à jour, 1 ligne refusée" in captured.out
     assert "ligne 3 : clé 'maison-4'" in captured.out and captured.err == ""

@@ -240,7 +240,7 @@ def test_no_contact_fails_permanently_and_retry_after_fixing(city: City, smtp_re
     rules_file = _rules_file(tmp_path / "rules.yaml", rules)
     assert main(["reminders", "retry", "--campaign", str(campaign.id), "--rules", str(rules_file)]) == 0
     out = capsys.readouterr().out
-    assert "1 élément(s) remis à envoyer" in out and "courriel 1" in out
+    assert "1 élément remis à envoyer" in out and "courriel 1" in out
     assert [to for to, _ in inbox.messages] == ["petit@example.fr"]
     assert statuses(city, campaign.id)["bin:BAC-0042"] == "sent"
     with city.sessions() as session:

@@ -87,16 +87,22 @@ def sample(spec: str) -> str:
 def test_every_phrase_has_an_english_form_with_the_same_placeholders() -> None:
     import string
 
+    from server.reminders.phrases import FORMS, count, plural
     from server.reminders.wording import PHRASES, translate
 
+    def agreed(text: str, values: dict[str, str], lang: str) -> str:  # {n|levée|levées} for its count
+        return FORMS.sub(lambda m: plural(count(values[m[1]]), m[2], m[3], lang), text)
+
     for french, english in PHRASES:
-        fields = {f: s for _, f, s, _ in string.Formatter().parse(french) if f}
-        assert {f for _, f, _, _ in string.Formatter().parse(english) if f} == set(fields), french
-        literal = "".join(text for text, *_ in string.Formatter().parse(french))
+        fields = {f: s for _, f, s, _ in string.Formatter().parse(french) if f and "|" not in f}
+        assert {f for _, f, _, _ in string.Formatter().parse(english) if f and "|" not in f} == set(fields), french
+        assert {m[1] for m in FORMS.finditer(french + english)} <= set(fields), french
+        literal = "".join(text for text, *_ in string.Formatter().parse(FORMS.sub(r"\2", french)))
         # A pattern that is all placeholder would eat any text; "a : b" is the one joiner (a file and its problem).
         assert len(literal.strip()) >= 3 or french == "{source} : {error}", french
         values = {f: sample(s) for f, s in fields.items()}
-        assert translate(french.replace(":d}", "}").format(**values), "en") == english.format(**values), french
+        written = agreed(french, values, "fr").replace(":d}", "}").format(**values)
+        assert translate(written, "en") == agreed(english, values, "en").format(**values), french
 
 
 def test_words_and_numbers_inside_messages_are_translated_too() -> None:
@@ -104,8 +110,8 @@ def test_words_and_numbers_inside_messages_are_translated_too() -> None:
 
     assert translate("élément 3 (bin:BAC-0042) : aucune coordonnée", "en") == \
         "item 3 (bin:BAC-0042): no contact details"
-    assert translate("rue propre : 0 levée(s) contaminée(s) sur 24 (0,0 %)", "en") == \
-        "clean street: 0 contaminated lift(s) out of 24 (0.0 %)"
+    assert translate("rue propre : 0 levée contaminée sur 24 (0,0 %)", "en") == \
+        "clean street: 0 contaminated lifts out of 24 (0.0 %)"
     assert translate("rue Hoche", "en") == "rue Hoche"  # a name, not "rue {id}"
     # the mail server's own words stay as they are
     assert translate("SMTP relay:25 : (421, b'busy')", "en") == "SMTP relay:25: (421, b'busy')"

@@ -269,9 +269,9 @@ def test_the_print_file_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyP
     out = tmp_path / "courriers.pdf"
     assert main(["reminders", "print", "--campaign", str(campaign_id), "--out", str(out), "--by", "courrier"]) == 0
     printed = capsys.readouterr().out
-    assert f"{out} : 8 courrier(s)" in printed and "feuille(s) recto verso" in printed
-    assert "45000 ORLEANS : 4 courrier(s), à partir du n° 1" in printed
-    assert "45800 SAINT JEAN DE BRAYE : 1 courrier(s), à partir du n° 8" in printed
+    assert f"{out} : 8 courriers" in printed and "feuilles recto verso" in printed
+    assert "45000 ORLEANS : 4 courriers, à partir du n° 1" in printed
+    assert "45800 SAINT JEAN DE BRAYE : 1 courrier, à partir du n° 8" in printed
     assert first_lines(out.read_bytes())[0] == "Mme Paris" and not list(tmp_path.glob("*.partiel"))
     with city.sessions() as session:
         assert session.scalar(select(AuditEntry.actor).where(AuditEntry.action == "reminders.file.export")) \

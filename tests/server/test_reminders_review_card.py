@@ -104,6 +104,22 @@ def test_cards_and_the_send_confirmation_say_what_a_manager_needs(served: tuple[
     for channel, n in by_channel.items():
         assert f"{n} " in asked[0] and words[channel] in asked[0], (channel, asked)
     assert "(s)" not in asked[0]
+    assert ("Hors des heures d'envoi des SMS, les SMS attendront" in asked[0]) == ("sms" in by_channel), asked
+
+    def with_sms(route: Any) -> None:  # the same campaign, one approved SMS more
+        body = route.fetch().json()
+        body["approved_channels"] = {**body.get("approved_channels", {}), "sms": 1}
+        route.fulfill(json=body)
+
+    page.route("**/api/reminders/campaigns/1", with_sms)
+    page.reload()
+    expect(page.locator(f"#item-{mailed.id}")).to_be_visible()
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Envoyer les messages approuvés").click()
+    page.wait_for_timeout(300)
+    assert len(asked) == 2 and "1 par SMS" in asked[1], asked
+    assert "Hors des heures d'envoi des SMS, les SMS attendront la prochaine plage d'envoi" in asked[1], asked
+    page.unroute("**/api/reminders/campaigns/1")
 
     page.goto(f"{url}/langue/en?next=/rappels")
     page.wait_for_url("**/rappels")

@@ -84,7 +84,7 @@ def test_an_erasure_from_another_directory_finds_the_route_sheet(city: City, tmp
     monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
     assert main(["reminders", "erase", f"address:{city.addresses['target'].id}", "--by", "dpo"]) == 0
     assert stops(sheet) == ["5 Rue Hoche"]
-    assert "1 feuille(s) de route réécrite(s) ou supprimée(s)" in capsys.readouterr().out
+    assert "1 feuille de route réécrite ou supprimée" in capsys.readouterr().out
 
 
 def test_an_erasure_says_which_route_sheet_it_could_not_rewrite(city: City, tmp_path: Path,
@@ -145,9 +145,9 @@ def test_erasing_a_key_with_only_lifts_says_they_are_kept_and_why(city: City, mo
         erase_household(session, key, "dpo")
     said = str(refused.value)
     assert "aucune donnée" not in said
-    assert "24 levée(s)" in said and "conservation" in said and "intérêt public" in said, said
+    assert "ses 24 levées sont gardées" in said and "conservation" in said and "intérêt public" in said, said
     english = translate(said, "en")
-    assert "24 lift(s)" in english and "public interest" in english, english
+    assert "its 24 lifts are kept" in english and "public interest" in english, english
     with city.sessions() as session, pytest.raises(UnknownHousehold) as nothing:
         erase_household(session, "address:999999", "dpo")  # a typo: nothing at all, said as before
     assert "aucune donnée pour le foyer address:999999" in str(nothing.value)
@@ -156,4 +156,4 @@ def test_erasing_a_key_with_only_lifts_says_they_are_kept_and_why(city: City, mo
     monkeypatch.setenv("TRIVUE_LANG", "en")
     assert main(["reminders", "erase", key, "--by", "dpo"]) == 2
     err = capsys.readouterr().err
-    assert "24 lift(s)" in err and "public interest" in err and "no data" not in err, err
+    assert "24 lifts are kept" in err and "public interest" in err and "no data" not in err, err

@@ -184,13 +184,13 @@ def test_send_campaign_only_approved(city: City, smtp_server: tuple[Inbox, SmtpC
     assert "Mme Martin" in letter and "Du verre dans le bac" in letter and "borne à verre" in letter
     assert "02 38 00 00 00" in letter and "Emballages (bac jaune)" in letter
     (sms,) = Gateway.received
-    assert sms["body"]["to"] == "+33600000042" and "erreur(s) de tri" in sms["body"]["message"]
+    assert sms["body"]["to"] == "+33600000042" and "erreurs de tri" in sms["body"]["message"]
     printed = {p.name.split("-")[0]: p for p in report.files}
     postal = pdf_text(printed["courrier"].read_bytes())
     street_part, postcode, commune = a["opted_out"].label.rsplit(" ", 2)
     assert f"{street_part.upper()} {postcode} {commune.upper()}" in postal and "Aux occupants" in postal
     notice = pdf_text(printed["avis"].read_bytes())
-    assert "Aux habitants : Rue Hoche, Rennes" in notice and "12 levée(s) sur 30 dans votre rue" in notice
+    assert "Aux habitants : Rue Hoche, Rennes" in notice and "12 levées sur 30 dans votre rue" in notice
 
 
 def test_route_sheet_orders_addresses_along_the_street(city: City, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from server.reminders.households import import_contacts
 from server.reminders.models import Item
 from server.reminders.plan import make_plan
 from tests.server.reminders_city import City, engine_for, seed_city
-from tests.server.test_reminders_page import PASSWORD, words
+from tests.server.test_reminders_page import PASSWORD, say, words
 from tests.server.test_reminders_page import served as served  # the page's server, a fixture
 from trivue.cli import main
 
@@ -91,4 +91,4 @@ def test_the_page_says_how_many_sms_wait_for_the_sending_hours(
     expect(page.locator("#queue li").first).to_be_visible()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=t["rem.send"]).click()
-    expect(page.locator("#campaign-status")).to_contain_text(t["rem.sent_waiting"].format(waiting=1))
+    expect(page.locator("#campaign-status")).to_contain_text(say(t["rem.sent_waiting"], lang, waiting=1))

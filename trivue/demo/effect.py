@@ -69,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     from server.reminders.config import load_targeting
     from server.reminders.effect import effect_csv, effect_text, measure
     from server.reminders.models import Campaign, upgrade_reminders
+    from server.reminders.phrases import plural
     from server.reminders.wording import translated_json
     from trivue.sim.reminder_effect import store_trial
 
@@ -105,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
     print(say(f"Campagne simulée : {len(trial.lifts)} levées dans {streets} rues de Rennes, {2 * args.weeks} "
               f"semaines de collectes ; avis déposé dans {len(trial.treated)} rues le "
               f"{trial.sent_at:%d/%m/%Y à %H:%M} UTC ; {_percent(args.drop)} d'erreurs en moins chez les foyers "
-              f"atteints, {_decimal(args.delay_days)} jour(s) après."))
+              f"atteints, {_decimal(args.delay_days)} {plural(args.delay_days, 'jour', 'jours')} après."))
     print(say(f"Effet simulé (la vérité) : {_points(trial.truth_did)} points sur le taux de contamination des "
               "rues ciblées."))
     print(effect_text(report, lang))

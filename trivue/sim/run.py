@@ -181,7 +181,8 @@ class SimulationRun:
                 run.run(lifts, self.options.speed, lambda: progress.advance(task))
                 progress.update(task, description="waiting for the broker's acknowledgements")
                 if not link.flush(60):
-                    raise CliError(f"{link.unacked} message(s) not acknowledged by {self.broker_url} in 60 s")
+                    raise CliError(f"{link.unacked} message{'' if link.unacked == 1 else 's'} not acknowledged by "
+                                   f"{self.broker_url} in 60 s")
         finally:
             link.stop()
 

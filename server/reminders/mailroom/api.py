@@ -31,6 +31,7 @@ from server.config import ServerSettings
 from server.reminders import schemas
 from server.reminders.campaigns import CampaignError, NotFound, get_campaign
 from server.reminders.mailroom.print_run import PrintRun, mark_printed, print_run
+from server.reminders.phrases import plural
 from server.web.bounds import RowId
 from server.web.deps import ContextDep, Manager, SessionDep
 from server.web.privacy import require
@@ -74,9 +75,10 @@ def print_routes(router: APIRouter, settings: ServerSettings, out_root: Path) ->
                     recto_verso: bool = RectoVerso, only_new: bool = OnlyNew) -> StreamingResponse:
         found = run(db, campaign_id, recto_verso, only_new)
         if not found.letters:
+            left, printed = len(found.left_out), found.already_printed
             raise HTTPException(404, f"campagne {campaign_id} : aucun courrier à imprimer"
-                                + (f" ({len(found.left_out)} écarté(s))" if found.left_out else "")
-                                + (f" ({found.already_printed} déjà imprimé(s))" if found.already_printed else ""))
+                                + (f" ({left} {plural(left, 'écarté', 'écartés')})" if left else "")
+                                + (f" ({printed} déjà {plural(printed, 'imprimé', 'imprimés')})" if printed else ""))
         audit(db, who.actor, "reminders.file.export", f"campaign:{campaign_id}",
               f"{found.file_name}: {len(found.letters)} letters, {found.pages} pages")
         db.commit()

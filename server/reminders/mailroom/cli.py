@@ -25,6 +25,7 @@ from server.reminders.command_line import (
     progress_bar,
     say,
 )
+from server.reminders.phrases import plural
 
 
 def register_print(commands: argparse._SubParsersAction) -> None:
@@ -55,7 +56,8 @@ def _print(args: argparse.Namespace) -> int:
             print(f"  {say('écarté')}{separator}{say(line)}")
         if not run.letters:
             raise CliError(f"campagne {args.campaign} : aucun courrier à imprimer"
-                           + (f" ({run.already_printed} déjà imprimé(s))" if run.already_printed else ""))
+                           + (f" ({run.already_printed} déjà "
+                              f"{plural(run.already_printed, 'imprimé', 'imprimés')})" if run.already_printed else ""))
         partial = args.out.with_name(args.out.name + ".partiel")
         try:
             with partial.open("wb") as out, progress_bar(say("impression des courriers")) as progress:
@@ -79,13 +81,20 @@ def _print(args: argparse.Namespace) -> int:
                          ensure_ascii=False, indent=2))
         return 0
     sides = "recto verso" if run.recto_verso else "recto seul"
-    print(say(f"{args.out} : {len(run.letters)} courrier(s), {run.pages + run.blank_pages} page(s) dont "
-              f"{run.blank_pages} blanche(s), {run.sheets} feuille(s) {sides}"))
+    letters, pages, blank = len(run.letters), run.pages + run.blank_pages, run.blank_pages
+    print(say(f"{args.out} : {letters} {plural(letters, 'courrier', 'courriers')}, {pages} "
+              f"{plural(pages, 'page', 'pages')} "
+              f"dont {blank} {plural(blank, 'blanche', 'blanches')}, {run.sheets} "
+              f"{plural(run.sheets, 'feuille', 'feuilles')} "
+              f"{sides}"))
     if run.already_printed:
-        print(say(f"{run.already_printed} courrier(s) déjà imprimé(s) "
-                  + ("laissé(s) de côté" if run.only_new else "imprimé(s) de nouveau (--new-only pour les écarter)")))
+        n = run.already_printed
+        again = plural(n, "imprimé", "imprimés") + " de nouveau (--new-only pour les écarter)"
+        print(say(f"{n} {plural(n, 'courrier déjà imprimé', 'courriers déjà imprimés')} "
+                  + (plural(n, "laissé", "laissés") + " de côté" if run.only_new else again)))
     print(say("ordre : commune, code postal, rue, numéro"))
     for group in run.communes():
-        print("  " + say(f"{group['postcode']} {group['commune']} : {group['letters']} courrier(s), "
+        print("  " + say(f"{group['postcode']} {group['commune']} : {group['letters']} "
+                         f"{plural(group['letters'], 'courrier', 'courriers')}, "
                          f"à partir du n° {group['first']}"))
     return 0
