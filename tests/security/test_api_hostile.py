@@ -98,6 +98,9 @@ def test_geojson_carries_hostile_names_as_data(api: Server) -> None:
 def test_filters_are_values_not_sql(api: Server, query: str) -> None:
     path = "/api/lifts" if query.startswith("truck_id") else "/api/streets"
     response = api.client.get(f"{path}?{query}", headers=api.token("manager"))
+    if query.startswith("commune"):  # a commune without streets is named back, as a value, in a 422
+        assert response.status_code == 422 and "OR 1=1 --\": no street is in it" in response.json()["detail"]
+        return
     assert response.status_code == 200
     body = response.json()
     assert (body.get("items") if "items" in body else body["streets"]) == []
