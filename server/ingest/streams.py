@@ -10,6 +10,7 @@ streets' rates judged by rules the server does not know. Ingest refuses it inste
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from server.config import ServerSettings
 
@@ -18,8 +19,26 @@ def collected_streams(settings: ServerSettings, streams: Iterable[str] | None = 
     """``streams`` as given, else those of the settings' sorting rules (read from its file: a bad
     file raises ``ConfigError``), in the rules' order."""
     if streams is None:
-        streams = (str(stream) for stream in settings.load_sorting_rules().streams)
+        streams = _rules_streams(settings)
     return tuple(dict.fromkeys(str(stream) for stream in streams))
+
+
+# The streams of each version of a rules file read (path, time, size): parsing the YAML takes 50 ms,
+# and every inbox made without ``streams`` (commands, the tests' hundreds) parsed it again.
+_READ: dict[tuple[Path, int, int], tuple[str, ...]] = {}
+
+
+def _rules_streams(settings: ServerSettings) -> tuple[str, ...]:
+    try:
+        stat = settings.sorting_rules.stat()
+    except OSError:  # not cached: load_sorting_rules says what is wrong with the setting
+        return tuple(str(stream) for stream in settings.load_sorting_rules().streams)
+    key = (settings.sorting_rules, stat.st_mtime_ns, stat.st_size)
+    if key not in _READ:
+        if len(_READ) >= 16:
+            _READ.clear()
+        _READ[key] = tuple(str(stream) for stream in settings.load_sorting_rules().streams)
+    return _READ[key]
 
 
 def unknown_stream(stream: str, collected: tuple[str, ...]) -> str | None:

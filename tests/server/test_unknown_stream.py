@@ -109,3 +109,19 @@ def test_a_truck_config_of_a_stream_the_rules_lack_is_refused(
             assert db.get(Truck, "benne-01") is None or db.get(Truck, "benne-01").config is None
         answer = server.client.put("/api/trucks/benne-01/config", json={"stream": "glass"}, headers=admin)
         assert answer.status_code == 200 and answer.json()["stream"] == "glass", answer.text
+
+
+def test_a_rules_file_changed_in_place_is_read_again(make_settings: Any, tmp_path: Path) -> None:
+    """The streams of a rules file are kept by its time and size (an inbox made without ``streams``
+    parsed the YAML each time): the same file rewritten with another stream is read again."""
+    from server.config import ConfigError
+    from server.ingest.streams import collected_streams
+
+    path = rules_without(tmp_path, "biowaste", "paper")
+    settings = make_settings(ingest_enabled=False, sorting_rules=path)
+    assert "paper" not in collected_streams(settings)
+    path.write_text(DEFAULT_RULES.read_text(encoding="utf-8"), encoding="utf-8")  # paper back, in place
+    assert "paper" in collected_streams(settings)
+    path.unlink()
+    with pytest.raises(ConfigError, match="sorting_rules"):
+        collected_streams(settings)
