@@ -14,10 +14,8 @@ __all__ = ["served"]  # the fixture
 NOTE = "sac jaune transparent, pas un sac fermé"
 
 
-def test_a_card_names_a_bin_s_street_and_keeps_the_rejection_note(served: tuple[City, str], chromium: Any) -> None:
-    from playwright.sync_api import expect
-
-    city, url = served
+def signed_in(chromium: Any, url: str) -> Any:
+    """The Rappels page, the manager signed in (French)."""
     page = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR").new_page()
     page.set_default_timeout(15_000)
     page.goto(f"{url}/rappels")
@@ -25,6 +23,14 @@ def test_a_card_names_a_bin_s_street_and_keeps_the_rejection_note(served: tuple[
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url("**/rappels")
+    return page
+
+
+def test_a_card_names_a_bin_s_street_and_keeps_the_rejection_note(served: tuple[City, str], chromium: Any) -> None:
+    from playwright.sync_api import expect
+
+    city, url = served
+    page = signed_in(chromium, url)
     page.get_by_label("Nom de la campagne").fill("Décembre")
     page.get_by_role("button", name="Créer la campagne à relire").click()
     bin_card = page.locator("#queue li:has-text('BAC-0042')").first
@@ -57,13 +63,7 @@ def test_cards_and_the_send_confirmation_say_what_a_manager_needs(served: tuple[
     from server.reminders.models import Item
 
     city, url = served
-    page = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR").new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{url}/rappels")
-    page.get_by_label("Identifiant").fill("gestionnaire")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url("**/rappels")
+    page = signed_in(chromium, url)
     assert [page.evaluate(f"Trivue.tn('rem.n_lifts', {{ n: {n} }})") for n in (0, 1, 2, 1250)] == [
         "0 levée", "1 levée", "2 levées", "1\u202f250 levées"]
     page.get_by_label("Nom de la campagne").fill("Décembre")
