@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from server.fleet.registry import publish
 from server.fleet.rollout import advance, confirm, start
 from server.ingest.models import Truck
@@ -202,13 +204,21 @@ def test_fleet_page_shows_a_stalled_rollout_and_configs_not_applied(browser: Bro
                            "config_refused": f"{refused}: rules.yaml: no rules for stream 'glass'"},
                      {"config_version": refused, "stream": "glass"}),
     }
-    with server.sessions() as session:
-        new = publish(session, server.settings.data_dir, derived(tmp_path, "2026.12.07-stall"), "test").sha256
+
+    def hear(session: Session, alive: bool) -> None:
         for truck_id, (seen, words, config) in heard.items():
+            seen = now if alive else seen
             stats = TruckStats(truck_id=truck_id, sent_at=seen, uptime_s=60, stream="recyclables", **words)
             session.merge(Truck(truck_id=truck_id, status="online", status_at=seen, last_seen_at=seen,
                                 stats_at=seen, stats=stats.model_dump(mode="json"), config=config))
+
+    with server.sessions() as session:
+        new = publish(session, server.settings.data_dir, derived(tmp_path, "2026.12.07-stall"), "test").sha256
+        # All alive when the rollout starts, so that its canary (alive first, then by id) is benne-71 or
+        # another test's truck, never benne-72: a canary's config is replaced by one with the model.
+        hear(session, alive=True)
         rollout = start(session, server.settings, new, 1, "user:admin", canary_lifts=20)
+        hear(session, alive=False)
         # benne-71 was the canary, and has said nothing since the rollout began, 40 h ago.
         everyone = [*rollout.canary, *rollout.rest]
         rollout.canary, rollout.rest = ["benne-71"], [t for t in everyone if t != "benne-71"]
