@@ -62,7 +62,9 @@ AMBIGUOUS_STREETS = 20  # streets listed on the data-quality page
 @dataclass(frozen=True, slots=True)
 class Kept:
     """What the retention has left whole: the first local day of every raw lift (``retention_days``)
-    and of every dead letter (``dead_letter_retention_days``), in the collectivité's zone."""
+    and of every dead letter, in the collectivité's zone. Letters of photos go with the photos and,
+    at street level, those of lifts after ``street_level_letter_days`` (``server.retention``): counted
+    from the longer ``dead_letter_retention_days``, most of a period's letters were already gone."""
 
     lifts: date
     dead_letters: date
@@ -71,8 +73,11 @@ class Kept:
     @classmethod
     def of(cls, settings: ServerSettings, now: datetime | None = None) -> Kept:
         now = now or utcnow()
+        letters = min(settings.dead_letter_retention_days, settings.evidence_retention_days,
+                      settings.dead_letter_retention_days if settings.household_level
+                      else settings.street_level_letter_days)
         return cls(first_whole_day(now, settings.retention_days, settings.zone),
-                   first_whole_day(now, settings.dead_letter_retention_days, settings.zone), settings.zone)
+                   first_whole_day(now, letters, settings.zone), settings.zone)
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -328,8 +328,10 @@ class DataQuality(Out):
     until: str | None
     ambiguous_since: str | None = Field(description="First day of the ambiguous count: later than since when "
                                                       "since was asked before the raw lifts kept")
-    dead_letters_since: str | None = Field(description="First day of the dead letters counted (their own "
-                                                         "retention, dead_letter_retention_days)")
+    dead_letters_since: str | None = Field(description="First day of the dead letters counted: the first "
+                                                         "from which every kind is still kept (the shortest of "
+                                                         "dead_letter_retention_days, evidence_retention_days "
+                                                         "and, at street level, street_level_letter_days)")
     lifts: int
     matched: int
     unmatched: int

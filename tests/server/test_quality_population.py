@@ -89,3 +89,17 @@ def test_a_period_asked_before_the_lifts_kept_says_where_the_ambiguous_count_sta
     since = first_whole_day(datetime.now(UTC), 30, server.settings.zone)
     assert quality["since"] == asked.isoformat() and quality["lifts"] == 12  # the roll-up, kept for ever
     assert quality["ambiguous_since"] == since.isoformat() and quality["ambiguous"] == 2
+
+
+@pytest.mark.parametrize("household_level", [False, True])
+def test_dead_letters_are_counted_from_the_first_day_every_kind_is_still_kept(
+        make_settings: Any, run_server: Any, household_level: bool) -> None:
+    """A lift's letter goes after street_level_letter_days (30) while the household level is off, a
+    photo's with the photos (evidence_retention_days): counted from dead_letter_retention_days (90),
+    the page said « since » a day from which most letters (those of lifts) were already gone."""
+    settings = make_settings(ingest_enabled=False, dead_letter_retention_days=90, evidence_retention_days=45,
+                             street_level_letter_days=20, household_level=household_level)
+    with run_server(settings) as server:
+        quality = server.client.get("/api/data-quality", headers=server.token("viewer")).json()
+    days = 45 if household_level else 20
+    assert quality["dead_letters_since"] == first_whole_day(datetime.now(UTC), days, settings.zone).isoformat()
