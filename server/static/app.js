@@ -5,8 +5,19 @@ const Trivue = (() => {
   const config = JSON.parse(document.getElementById("trivue-config").textContent);
   const locale = config.lang === "en" ? "en-GB" : "fr-FR";
 
+  /* {name|singular|plural} in a message is the form that agrees with the number ``params[name]`` by
+     the language's plural rules (French 0 and 1 singular: « 0 photo annotée », "0 photos labelled"),
+     never « photo(s) ». Trivue.tn (reminders-i18n.js) also formats the numbers it writes. */
+  const plurals = new Intl.PluralRules(locale);
+  const FORMS = /\{(\w+)\|((?:[^|{}]|\{\w+\})*)\|((?:[^|{}]|\{\w+\})*)\}/g;
+
+  function agree(text, params) {
+    return text.replace(FORMS, (whole, name, one, other) => (typeof params[name] === "number"
+      ? (plurals.select(params[name]) === "one" ? one : other) : whole));
+  }
+
   function t(key, params) {
-    let text = Object.prototype.hasOwnProperty.call(config.t, key) ? config.t[key] : key;
+    let text = agree(Object.prototype.hasOwnProperty.call(config.t, key) ? config.t[key] : key, params || {});
     for (const [name, value] of Object.entries(params || {})) text = text.split(`{${name}}`).join(value);
     return text;
   }
@@ -305,5 +316,5 @@ const Trivue = (() => {
   const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
   return { config, t, label, api, url, fmt, today, serverNow, addDays, CLASSES, GREY, TOO_FEW, rateClass, rateColor, swatch,
     setupFilters, datesInOrder, inRange, newestOnly, fillCommunes, el,
-           showError, me, locale, ApiError };
+           showError, me, locale, ApiError, agree };
 })();

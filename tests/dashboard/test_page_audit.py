@@ -251,7 +251,7 @@ def test_a_slow_answer_to_an_older_annotation_filter_never_replaces_the_newest(b
     page.wait_for_timeout(500)  # what the page does with the late answer (and the photo it would fetch)
     assert "reason=contaminated" in page.url
     assert "Erreur de tri" in page.locator("#ann-meta").inner_text()
-    assert page.locator("#ann-progress").inner_text() == "0 photo(s) annotée(s) sur 1"
+    assert page.locator("#ann-progress").inner_text() == "0 photo annotée sur 1"
     browser.shot("audit-stale-annotation")
 
 
