@@ -34,7 +34,7 @@ from server.fleet.rollout import (
 )
 from server.fleet.stall import rollout_view
 from server.ingest.models import Truck
-from server.ingest.streams import collected_streams, unknown_config_stream
+from server.ingest.streams import collected_streams, not_collected, unknown_config_stream
 from server.web.accounts import TRUCK_ROLE
 from server.web.auth import Principal
 from server.web.deps import Admin, AppContext, ContextDep, SessionDep, Viewer, current_principal
@@ -84,18 +84,26 @@ def _config_routes(router: APIRouter) -> None:
                           "description": "Stored, with a model; the broker did not take it: published once it does "
                                          "(within rollout_check_s)"},
                     422: {"description": "A stream the server's sorting rules do not collect (its lifts would be "
-                                         "unknown_stream dead letters), or a bad value: nothing stored"},
+                                         "unknown_stream dead letters), set or kept from the stored config, "
+                                         "or a bad value: nothing stored"},
                     503: {"description": "No broker to publish to, or (a config without a model) it did not take "
                                          "it: nothing stored"}})
     def put_config(truck_id: TruckIdPath, body: schemas.TruckConfigIn, db: SessionDep, ctx: ContextDep,
                    who: Admin, response: Response) -> dict[str, Any]:
         publish = ctx.publish_config
-        if body.stream is not None and (unknown := unknown_config_stream(
-                str(body.stream), collected_streams(ctx.settings, ctx.sorting_rules.streams))) is not None:
+        collected = collected_streams(ctx.settings, ctx.sorting_rules.streams)
+        if body.stream is not None and (unknown := unknown_config_stream(str(body.stream), collected)) is not None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, unknown)
         if publish is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is disabled: no broker to publish")
         truck = locked_truck(db, truck_id)  # first: what follows reads what the last change committed
+        # A stream stored before the rules dropped it would ride along in every later config: the
+        # change must set or reset it.
+        stored = (truck.config or {}).get("stream")
+        if stored is not None and body.stream is None and "stream" not in body.reset and stored not in collected:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"this truck's stored stream: {not_collected(str(stored), collected)}: set another "
+                                "stream or reset it (reset: [\"stream\"]) with this change")
         if body.model is not None:
             assign(db, truck_id, model_ref(db, _model(db, body.model)), who.actor)
         # The retained message is all a rebooted or long-offline truck receives: it carries every

@@ -45,7 +45,7 @@ def unknown_stream(stream: str, collected: tuple[str, ...]) -> str | None:
     """Why a lift of ``stream`` cannot be counted (the dead letter's detail), None when it can."""
     if stream in collected:
         return None
-    return f"lift of {_not_collected(stream, collected)}: replay it once the rules name it"
+    return f"lift of {not_collected(stream, collected)}: replay it once the rules name it"
 
 
 def unknown_config_stream(stream: str, collected: tuple[str, ...]) -> str | None:
@@ -53,9 +53,10 @@ def unknown_config_stream(stream: str, collected: tuple[str, ...]) -> str | None
     None when it may: each of its lifts would be an ``unknown_stream`` dead letter."""
     if stream in collected:
         return None
-    return (f"{_not_collected(stream, collected)}: the truck's lifts would all be dead letters (unknown_stream); "
+    return (f"{not_collected(stream, collected)}: the truck's lifts would all be dead letters (unknown_stream); "
             "add it to the sorting rules first")
 
 
-def _not_collected(stream: str, collected: tuple[str, ...]) -> str:
+def not_collected(stream: str, collected: tuple[str, ...]) -> str:
+    """« stream X, which the sorting rules do not collect (they collect ...) »: each refusal's subject."""
     return f"stream {stream!r}, which the sorting rules do not collect (they collect {', '.join(collected) or 'none'})"

@@ -111,6 +111,32 @@ def test_a_truck_config_of_a_stream_the_rules_lack_is_refused(
         assert answer.status_code == 200 and answer.json()["stream"] == "glass", answer.text
 
 
+def test_a_stored_stream_the_rules_no_longer_collect_is_not_sent_again(
+        make_settings: Any, run_server: Any, tmp_path: Path) -> None:
+    """A truck set to collect paper before the rules dropped it: each later change (a threshold)
+    carried the stored stream into the new config, which the truck could only refuse or send to the
+    dead letters. The change is refused, naming the stream, until it sets or resets the stream."""
+    settings = make_settings(sorting_rules=rules_without(tmp_path, "biowaste", "paper"))
+    with run_server(settings) as server:
+        admin = server.token("admin")
+        with server.sessions() as db:
+            db.add(Truck(truck_id="benne-02", status="online",
+                         config={"config_version": "20261101T080000.000000Z", "stream": "paper", "conf": 0.4}))
+            db.commit()
+        answer = server.client.put("/api/trucks/benne-02/config", json={"min_track_frames": 3}, headers=admin)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"].startswith("this truck's stored stream: stream 'paper', which the sorting rules"
+                                                  " do not collect"), answer.text
+        assert "set another stream or reset it" in answer.json()["detail"]
+        with server.sessions() as db:  # nothing stored
+            assert db.get(Truck, "benne-02").config["conf"] == 0.4 and "min_track_frames" not in db.get(
+                Truck, "benne-02").config
+        answer = server.client.put("/api/trucks/benne-02/config", json={"min_track_frames": 3, "reset": ["stream"]},
+                                   headers=admin)
+        assert answer.status_code == 200 and "stream" not in answer.json(), answer.text
+        assert answer.json()["min_track_frames"] == 3 and answer.json()["conf"] == 0.4
+
+
 def test_a_rules_file_changed_in_place_is_read_again(make_settings: Any, tmp_path: Path) -> None:
     """The streams of a rules file are kept by its time and size (an inbox made without ``streams``
     parsed the YAML each time): the same file rewritten with another stream is read again."""
