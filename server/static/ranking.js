@@ -123,7 +123,19 @@
   }
   Trivue.changeInterval = changeInterval;  // for the tests
 
+  /* The period compared with: a selection of whole calendar months (a month, a quarter, a year) is
+     compared with as many whole months just before it, so that March is compared with February and
+     2025 with 2024, not with the same number of days (29 January - 28 February; a year after a leap
+     year without its 1st of January). Any other selection: the same number of days just before. */
   function previousPeriod(values) {
+    const firstOfMonth = (day) => day.endsWith("-01");
+    if (firstOfMonth(values.since) && firstOfMonth(Trivue.addDays(values.until, 1))) {
+      const [y1, m1] = values.since.split("-").map(Number);
+      const [y2, m2] = values.until.split("-").map(Number);
+      const months = (y2 - y1) * 12 + (m2 - m1) + 1;
+      const since = new Date(Date.UTC(y1, m1 - 1 - months, 1)).toISOString().slice(0, 10);
+      return { since, until: Trivue.addDays(values.since, -1) };
+    }
     const days = Math.round((Date.parse(values.until) - Date.parse(values.since)) / 86400000) + 1;
     return { since: Trivue.addDays(values.since, -days), until: Trivue.addDays(values.since, -1) };
   }
@@ -147,7 +159,8 @@
     const common = { stream: values.stream, commune: values.commune, min_lifts: minLifts };
     try {
       const current = { ...common, since: values.since, until: values.until };
-      const previous = { ...common, ...previousPeriod(values) };
+      const before = previousPeriod(values);
+      const previous = { ...common, ...before };
       const [now, thenRows] = await Promise.all([rows(current, values.category), rows(previous, values.category)]);
       if (!latest()) return; // a newer filter change is on its way: its answer is shown instead
       category = values.category || "";
@@ -162,6 +175,8 @@
       tables.improved = { rows: improved, sort: tables.improved?.sort || { key: "change", dir: "asc" } };
       render("worst");
       render("improved");
+      document.getElementById("improved-against").textContent = t("ranking.improved_against", {
+        since: fmt.date(before.since), until: fmt.date(before.until), from: fmt.date(values.since), to: fmt.date(values.until) });
       Trivue.fillCommunes(form.elements.commune, new Set(now.map((r) => r.commune).filter(Boolean)));
       status.textContent = "";
       document.body.dataset.ready = "true";

@@ -17,6 +17,9 @@
   // Opened from the map or the ranking with an error type chosen: they listed the street by the
   // share of its lifts with that error, which the page shows beside the contamination rate.
   const category = known("cat", query.get("category"));
+  // The map's *Levées minimum pour juger*: a day or week with fewer lifts draws no rate (one bin is
+  // 0 or 100 %, a spike as loud as a week of hundreds); its figures stay in the table.
+  const minLifts = Math.max(1, Number(query.get("min_lifts")) || 5);
   if (period !== "custom") {
     filters.since = Trivue.addDays(Trivue.today(), -(Number(period) - 1));
     filters.until = null;
@@ -85,13 +88,16 @@
   function trendChart(daily) {
     const { weekly, rows } = buckets(daily);
     trendTable(weekly, rows);
+    const few = rows.filter((r) => r.lifts && r.lifts < minLifts).length;
+    document.getElementById("trend-note").textContent = few
+      ? t(weekly ? "street.trend_few_week" : "street.trend_few_day", { n: minLifts, count: few }) : "";
     new Chart(document.getElementById("trend-chart"), {
       data: {
         labels: rows.map((r) => r.label),
         datasets: [
           { type: "line", label: t(weekly ? "street.trend_rate_week" : "street.trend_rate"), yAxisID: "rate",
             borderColor: "#b2182b", backgroundColor: "#b2182b", spanGaps: true, tension: 0.2, pointRadius: 3,
-            data: rows.map((r) => (r.lifts ? (100 * r.contaminated) / r.lifts : null)) },
+            data: rows.map((r) => (r.lifts >= minLifts ? (100 * r.contaminated) / r.lifts : null)) },
           { type: "bar", label: t(weekly ? "street.trend_lifts_week" : "street.trend_lifts"), yAxisID: "lifts",
             backgroundColor: "rgba(33,102,172,0.35)", data: rows.map((r) => r.lifts) },
         ],
