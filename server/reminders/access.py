@@ -72,7 +72,8 @@ def _items(session: Session, key: str) -> list[dict[str, Any]]:
 
 def household_access(session: Session, key: str, actor: str, zone: ZoneInfo) -> dict[str, Any]:
     """Everything held about ``key``; the caller commits (the audit entry goes with it)."""
-    household = HouseholdKey.parse(check_key(key))
+    key = check_key(key)  # address:03 reads address:3's contact, opposition and items
+    household = HouseholdKey.parse(key)
     address_id = household.address_id
     bins = list(session.scalars(select(Bin).where(
         Bin.tag == household.bin_id if household.bin_id else Bin.address_id == address_id).order_by(Bin.tag)))

@@ -334,11 +334,11 @@ def _opt_out(args: argparse.Namespace) -> int:
 
     with CommandContext(args) as ctx:
         try:
-            opt_out(ctx.session, args.key, ctx.actor, args.note)
+            key = opt_out(ctx.session, args.key, ctx.actor, args.note)
         except HouseholdError as error:
             raise CliError(str(error)) from None
         ctx.session.commit()
-    print(say(f"{args.key} : ne recevra plus de rappels"))
+    print(say(f"{key} : ne recevra plus de rappels"))
     return 0
 
 

@@ -47,11 +47,12 @@ class UnknownHousehold(HouseholdError):
 
 
 def check_key(key: str) -> str:
+    """The key as items, contacts and opt-outs store it: ``address:03`` is ``address:3``, else an
+    opposition recorded under the typed form never met the household's items (they say ``address:3``)."""
     try:
-        HouseholdKey.parse(key)
+        return str(HouseholdKey.parse(key))
     except ValueError:
         raise HouseholdError(f"clé de foyer {key!r} : attendu address:<n° d'adresse> ou bin:<puce du bac>") from None
-    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ def import_contacts(session: Session, data: bytes | str, actor: str, source: str
             continue
         if row.get("phone"):
             row["phone"] = e164(row["phone"])
-        key = row["key"]
+        key = str(HouseholdKey.parse(row["key"]))  # as items name it (address:03 is address:3)
         contact = session.get(Contact, key)
         if contact is None:
             contact = Contact(key=key)
@@ -141,14 +142,16 @@ def contact_of(session: Session, key: str) -> Contact | None:
     return session.get(Contact, key)
 
 
-def opt_out(session: Session, key: str, actor: str, note: str | None = None) -> None:
-    check_key(key)
+def opt_out(session: Session, key: str, actor: str, note: str | None = None) -> str:
+    """Record the opposition and drop the unsent items; returns the key as stored."""
+    key = check_key(key)
     if session.get(OptOut, key) is None:
         session.add(OptOut(key=key, at=utcnow(), by=actor, note=note))
     # Items not yet sent to this household are dropped now, not at send time only.
     session.execute(update(Item).where(Item.target_key == key, Item.status.in_(UNSENT))
                     .values(status="skipped", send_detail="opposition du foyer"))
     audit(session, actor, "reminders.household.opt_out", key, note)
+    return key
 
 
 def cancel_opt_out(session: Session, key: str, actor: str) -> bool:
@@ -173,7 +176,7 @@ def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool =
     Dead letters naming the household's bins (``server.reminders.dead_letters``) lose their payloads.
     A key with only lifts is refused too, saying they are kept and why (``nothing_to_erase``).
     """
-    check_key(key)
+    key = check_key(key)
     items = list(session.scalars(select(Item).where(Item.target_key == key)))
     refused = letters_naming(session, HouseholdKey.parse(key))
     known = items or refused or session.get(Contact, key) is not None or session.get(OptOut, key) is not None

@@ -103,7 +103,7 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
                  response_model=schemas.OptedOut)
     def household_opt_out(key: str, body: OptOutIn, db: SessionDep, who: Manager) -> dict[str, Any]:
         try:
-            opt_out(db, key, who.actor, body.note)
+            key = opt_out(db, key, who.actor, body.note)
         except HouseholdError as error:
             raise HTTPException(422, str(error)) from None
         db.commit()

@@ -213,13 +213,15 @@ def _photos(pdf: FPDF, photos: Sequence[Path], height: float = PHOTO_HEIGHT_MM) 
     kept = [p for p in photos if p.is_file()]
     if not kept:  # as the e-mail: photos are spoken of only when the letter has some (lifts may have none)
         return
+    kept = kept[:PHOTOS_SHOWN]
     pdf.set_font(FONT, "", 9)
-    pdf.multi_cell(pdf.epw, 5, "Photo prise par la caméra du camion lors de la collecte (visages et "
-                               "plaques floutés) :", new_x="LMARGIN", new_y="NEXT")
+    taken = ("Photos prises par la caméra du camion lors des collectes" if len(kept) > 1
+             else "Photo prise par la caméra du camion lors de la collecte")  # two side by side: plural
+    pdf.multi_cell(pdf.epw, 5, f"{taken} (visages et plaques floutés) :", new_x="LMARGIN", new_y="NEXT")
     if pdf.get_y() + height > pdf.h - pdf.b_margin:
         pdf.add_page()
     top, width = pdf.get_y() + 1, (pdf.epw - 4) / 2
-    for n, path in enumerate(kept[:PHOTOS_SHOWN]):  # side by side, each fitted in its box
+    for n, path in enumerate(kept):  # side by side, each fitted in its box
         try:
             pdf.image(str(path), x=pdf.l_margin + n * (width + 4), y=top, w=width, h=height,
                       keep_aspect_ratio=True)

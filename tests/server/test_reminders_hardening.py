@@ -25,7 +25,7 @@ from server.reminders.config import RemindersConfig, SmtpChannel
 from server.reminders.dispatch import Dispatcher
 from server.reminders.effect import measure
 from server.reminders.households import HouseholdError, check_key, erase_household, import_contacts, opt_out
-from server.reminders.models import Contact, Item
+from server.reminders.models import Contact, Item, OptOut
 from server.reminders.plan import make_plan
 from server.reminders.sending import claim
 from server.web.auth import create_token
@@ -183,6 +183,29 @@ def test_opt_out_and_erasure_drop_retries_and_failures(city: City, tmp_path: Pat
         assert not report.failed and len(report.skipped) == 1
         skipped = session.scalars(select(AuditEntry).where(AuditEntry.action == "reminders.send.skipped")).all()
         assert [e.target for e in skipped] == [f"item:{items['bin:BAC-0042'].id}"]
+
+
+def test_a_key_written_with_leading_zeros_is_the_same_household(city: City) -> None:
+    """``opt-out address:03`` for the household address:3 (a number typed from a form) answered « ne
+    recevra plus de rappels » but recorded the opposition under ``address:03``: its approved item
+    stayed approved and went out, and the next plan targeted it again; a contact imported as
+    ``address:03`` was never found, so the household got a letter « Aux occupants »."""
+    rules = RemindersConfig()
+    target = city.addresses["target"].id
+    with city.sessions() as session:
+        campaign = create_campaign(session, make_plan(session, rules, TODAY), "c", "test", rules)
+        session.flush()
+        item = session.scalars(select(Item).where(Item.campaign_id == campaign.id,
+                                                  Item.target_key == f"address:{target}")).one()
+        review(session, item.id, Decision(True), "test")
+        session.commit()
+        opt_out(session, f"address:00{target}", "test")
+        import_contacts(session, f"key;email\naddress:0{target};lea@exemple.fr\n", "test", "test")
+        session.commit()
+        assert item.status == "skipped"
+        assert [o.key for o in session.scalars(select(OptOut))] == [f"address:{target}"]
+        assert [c.key for c in session.scalars(select(Contact))] == [f"address:{target}"]
+    assert check_key(f"address:0{target}") == f"address:{target}"
 
 
 def test_counts_keep_to_the_rules_streams_and_leave_false_detections_out(city: City) -> None:

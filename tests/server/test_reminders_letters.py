@@ -56,6 +56,15 @@ def test_a_letter_without_photos_says_nothing_of_photos(tmp_path: Path) -> None:
         assert "effacées" not in body
 
 
+def test_the_photo_caption_agrees_with_the_photos_printed(tmp_path: Path) -> None:
+    """Two photos side by side under « Photo prise … lors de la collecte » (singular)."""
+    for photos, caption in ((1, "Photo prise par la caméra du camion lors de la collecte"),
+                            (2, "Photos prises par la caméra du camion lors des collectes")):
+        text = " ".join(PdfReader(io.BytesIO(household_letter(tmp_path, {"verre": 2}, photos=photos)))
+                        .pages[0].extract_text().split())
+        assert caption in text, (photos, text)
+
+
 def render(pdf: bytes) -> list:  # type: ignore[type-arg]
     import pypdfium2
 

@@ -58,6 +58,17 @@ def test_every_category_and_level_renders(category: str, level: int) -> None:
     assert len(templates.render("sms", message)) < 320
 
 
+def test_the_first_letter_counts_collections_not_errors() -> None:
+    """3 contaminated lifts holding glass twice, a bag and food: the letter said « nos équipes ont relevé
+    3 erreurs de tri » above four errors, when 3 counts the collections (as the e-mail says, « 3 levées »)."""
+    message = TemplateData("household", 1, "Aux occupants", "Rue A", 9, 3, {"verre": 2, "sac_ferme": 1,
+                                                                            "biodechet": 1},
+                           date(2026, 10, 1), date(2026, 10, 30))
+    letter = " ".join(MessageTemplates(RemindersConfig(), SORTING_RULES).render("letter", message).split())
+    assert "3 erreurs" not in letter
+    assert "erreurs de tri dans le bac présenté à cette adresse à 3 reprises" in letter
+
+
 def consignes(text: str) -> dict[str, str]:
     """The letter's "what goes in each bin" list: bin label -> what it accepts."""
     listed = text.partition("## Les consignes de tri de votre commune")[2]
