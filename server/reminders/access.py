@@ -15,12 +15,13 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from server.audit import AuditEntry, audit
 from server.db import utcnow
 from server.ingest.models import Evidence, Lift
+from server.reminders.config import HouseholdRules
 from server.reminders.dead_letters import NamedLetter, letters_naming
 from server.reminders.households import check_key
 from server.reminders.models import CHANNEL_LABELS, KIND_LABELS, STATUS_LABELS, Campaign, Contact, Item, OptOut
@@ -35,8 +36,20 @@ def _when(moment: Any) -> str | None:
     return moment.isoformat(timespec="seconds") if moment is not None else None
 
 
-def _lifts(session: Session, household: HouseholdKey, zone: ZoneInfo) -> list[dict[str, Any]]:
-    where = Lift.bin_id == household.bin_id if household.bin_id else Lift.address_id == household.address_id
+def _attributed(household: HouseholdKey, min_confidence: float) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The household's lifts, and those placed at its address it cannot be given. A tag is the bin's;
+    an address is the household's when the registry placed the lift there or its fix is as sure as
+    the reminders ask (``min_address_confidence``): a fix 60 m off lands at an address with a
+    confidence of a few percent, maybe a neighbour's lift, whose time, errors and position the file
+    must not hand over (RGPD art. 15-4)."""
+    if household.bin_id:
+        return Lift.bin_id == household.bin_id, false()
+    here = Lift.address_id == household.address_id
+    sure = or_(Lift.registry_placed.is_(True), Lift.match_confidence >= min_confidence)
+    return and_(here, sure), and_(here, not_(sure))
+
+
+def _lifts(session: Session, where: ColumnElement[bool], zone: ZoneInfo) -> list[dict[str, Any]]:
     rows = list(session.scalars(select(Lift).where(where).order_by(Lift.started_at, Lift.id)))
     photos = set(session.scalars(select(Evidence.event_id).where(Evidence.event_id.in_([r.event_id for r in rows]))))
     return [{"jour": r.day.isoformat(), "heure": r.started_at.astimezone(zone).strftime("%H:%M"),
@@ -70,8 +83,10 @@ def _items(session: Session, key: str) -> list[dict[str, Any]]:
             for item, campaign in rows]
 
 
-def household_access(session: Session, key: str, actor: str, zone: ZoneInfo) -> dict[str, Any]:
-    """Everything held about ``key``; the caller commits (the audit entry goes with it)."""
+def household_access(session: Session, key: str, actor: str, zone: ZoneInfo,
+                     min_confidence: float = HouseholdRules().min_address_confidence) -> dict[str, Any]:
+    """Everything held about ``key``; the caller commits (the audit entry goes with it).
+    ``min_confidence``: the reminders' ``household.min_address_confidence``."""
     key = check_key(key)  # address:03 reads address:3's contact, opposition and items
     household = HouseholdKey.parse(key)
     address_id = household.address_id
@@ -81,6 +96,7 @@ def household_access(session: Session, key: str, actor: str, zone: ZoneInfo) -> 
         address_id = bins[0].address_id  # the registry places the bin: its address is the household's too
     address = session.get(Address, address_id) if address_id is not None else None
     contact, opposition = session.get(Contact, key), session.get(OptOut, key)
+    attributed, vague = _attributed(household, min_confidence)
     # The id breaks ties: entries of one instant (an erasure's opt-out and erasure) came in scan order.
     trail = list(session.scalars(select(AuditEntry).where(AuditEntry.target == key)
                                  .order_by(AuditEntry.at, AuditEntry.id)))
@@ -93,7 +109,8 @@ def household_access(session: Session, key: str, actor: str, zone: ZoneInfo) -> 
                     "adresse_postale": contact.postal_address, "source": contact.source,
                     "mis_à_jour_le": _when(contact.updated_at)} if contact else None,
         "opposition": {"depuis": _when(opposition.at), "note": opposition.note} if opposition else None,
-        "levées": _lifts(session, household, zone),
+        "levées": _lifts(session, attributed, zone),
+        "levées_non_attribuées": session.scalar(select(func.count()).select_from(Lift).where(vague)) or 0,
         "messages_refusés": _refused(letters_naming(session, household)),
         "rappels": _items(session, key),
         "journal_d_audit": [{"date": _when(e.at), "qui": e.actor, "action": e.action, "détail": e.detail}
@@ -123,6 +140,12 @@ def access_text(report: dict[str, Any]) -> str:
                  else "Opposition aux rappels : aucune")
     lifts = report["levées"]
     lines += ["", f"Levées de bac attribuées au foyer : {len(lifts)}"]
+    if vague := report["levées_non_attribuées"]:
+        lines.append(f"  ({vague} " + plural(
+            vague, "autre levée a été placée à cette adresse par une position GPS trop imprécise pour l'attribuer "
+                   "au foyer, peut-être celle d'un voisin : elle n'est pas détaillée.)",
+            "autres levées ont été placées à cette adresse par une position GPS trop imprécise pour les "
+            "attribuer au foyer, peut-être celles d'un voisin : elles ne sont pas détaillées.)"))
     for lift in lifts:
         verdict = "non conforme (" + ", ".join(lift["erreurs"]) + ")" if lift["non_conforme"] else "conforme"
         if overruled := lift["jugement_contesté"]:

@@ -134,7 +134,7 @@ def reminders_router(rem: Reminders) -> APIRouter:
     _plan_routes(router, rem)
     _review_routes(router, rem)
     _send_routes(router, rem)
-    household_routes(router, rem.settings)
+    household_routes(router, rem.settings, rem.config.household.min_address_confidence)
     print_routes(router, rem.settings, rem.out_root)
     return router
 

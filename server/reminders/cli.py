@@ -371,7 +371,8 @@ def _access(args: argparse.Namespace) -> int:
 
     with CommandContext(args) as ctx:
         try:
-            report = household_access(ctx.session, args.key, ctx.actor, ctx.settings.zone)
+            report = household_access(ctx.session, args.key, ctx.actor, ctx.settings.zone,
+                                      ctx.rules.household.min_address_confidence)
         except HouseholdError as error:
             raise CliError(str(error)) from None
         text = json.dumps(report, ensure_ascii=False, indent=2) + "\n" if args.json else access_text(report)

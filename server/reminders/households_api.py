@@ -74,7 +74,8 @@ class OptOutIn(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
-def household_routes(router: APIRouter, settings: ServerSettings) -> None:
+def household_routes(router: APIRouter, settings: ServerSettings, min_confidence: float) -> None:
+    """``min_confidence``: the reminders' ``household.min_address_confidence`` (the access file's lifts)."""
     @router.get("/households", summary="Contacts (personal data; the read is audited)",
                 response_model=list[schemas.ContactOut], responses={409: {"description": "Household level off"}})
     def households(db: SessionDep, who: Manager) -> list[dict[str, Any]]:
@@ -115,7 +116,7 @@ def household_routes(router: APIRouter, settings: ServerSettings) -> None:
     def household_access_route(key: str, db: SessionDep, who: Admin,
                                format: str = Query(default="json", pattern="^(json|text)$")) -> Any:
         try:
-            report = household_access(db, key, who.actor, settings.zone)
+            report = household_access(db, key, who.actor, settings.zone, min_confidence)
         except HouseholdError as error:
             raise HTTPException(422, str(error)) from None
         db.commit()

@@ -238,7 +238,10 @@ class HouseholdAccess(Out):
     bacs_au_registre: list[dict[str, Any]]
     contact: dict[str, Any] | None
     opposition: dict[str, Any] | None
-    levées: list[dict[str, Any]]
+    levées: list[dict[str, Any]] = Field(description="Lifts of the household's bins, and those placed at its address "
+                                                  "by the registry or by a fix as sure as min_address_confidence")
+    levées_non_attribuées: int = Field(description="Lifts placed at the address by a vaguer fix (maybe a neighbour's, "
+                                                   "art. 15-4): counted, not detailed")
     messages_refusés: list[dict[str, Any]] = Field(description="Dead letters naming the household's bins (its "
                                                    "tag, or the tags the registry places at its address)")
     rappels: list[dict[str, Any]]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from server.app import create_app
 from server.audit import AuditEntry
 from server.db import utcnow
-from server.ingest.models import DeadLetter
+from server.ingest.models import DeadLetter, Lift
 from server.ingest.overrule import overrule
 from server.reminders.access import access_text, household_access
 from server.reminders.households import erase_household
@@ -115,6 +115,13 @@ def test_right_of_access_on_the_command_line(city: City, tmp_path: Path, monkeyp
     lifts = {lift["identifiant"]: lift for lift in report["levées"]}
     assert set(city.events["target"]) <= set(lifts)
     assert sum(lifts[e]["photo_conservée"] for e in city.events["target"]) == 3  # the contaminated ones
+    # Lifts placed at the address by a fix 60 m off (confidence under the reminders' threshold) may be a
+    # neighbour's: the file listed them, times, errors and GPS (art. 15-4); it now counts them only.
+    with city.sessions() as session:
+        vague = set(session.scalars(select(Lift.event_id).where(
+            Lift.address_id == target.id, Lift.event_id.in_(city.events["blurred"]))))
+    assert vague and not vague & set(lifts), vague & set(lifts)
+    assert report["levées_non_attribuées"] == len(vague)
     disputed = lifts[city.events["target"][0]]  # overruled before the export: the household reads it
     assert disputed["jugement_contesté"]["motif"] == "Photo du foyer : compost" and disputed["modèle"]["version"]
     assert all(lifts[e]["jugement_contesté"] is None for e in city.events["target"][1:])
@@ -124,6 +131,7 @@ def test_right_of_access_on_the_command_line(city: City, tmp_path: Path, monkeyp
     assert main(["reminders", "access", key, "--out", str(text)]) == 0
     written = text.read_text(encoding="utf-8")
     assert target.label in written and "Levées de bac attribuées au foyer : " in written and "Octobre" in written
+    assert f"{len(vague)} autres levées ont été placées à cette adresse" in written
     assert "jugement contesté le " in written and "(Photo du foyer : compost) : compté conforme" in written
     bin_report = tmp_path / "bac.json"
     assert main(["reminders", "access", "bin:BAC-0042", "--out", str(bin_report), "--json"]) == 0
