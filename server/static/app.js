@@ -5,15 +5,25 @@ const Trivue = (() => {
   const config = JSON.parse(document.getElementById("trivue-config").textContent);
   const locale = config.lang === "en" ? "en-GB" : "fr-FR";
 
-  /* {name|singular|plural} in a message is the form that agrees with the number ``params[name]`` by
+  /* {name|singular|plural} in a message is the form that agrees with the count ``params[name]`` by
      the language's plural rules (French 0 and 1 singular: « 0 photo annotée », "0 photos labelled"),
      never « photo(s) ». Trivue.tn (reminders-i18n.js) also formats the numbers it writes. */
   const plurals = new Intl.PluralRules(locale);
   const FORMS = /\{(\w+)\|((?:[^|{}]|\{\w+\})*)\|((?:[^|{}]|\{\w+\})*)\}/g;
 
   function agree(text, params) {
-    return text.replace(FORMS, (whole, name, one, other) => (typeof params[name] === "number"
-      ? (plurals.select(params[name]) === "one" ? one : other) : whole));
+    return text.replace(FORMS, (whole, name, one, other) => {
+      const n = count(params[name]);
+      return Number.isNaN(n) ? whole : (plurals.select(n) === "one" ? one : other);
+    });
+  }
+
+  /* A number, or one written by fmt.num (« 1 234,5 »: the pages pass counts formatted). */
+  function count(value) {
+    if (typeof value === "number") return value;
+    if (typeof value !== "string" || !/^-?[\d\s\u00a0\u202f.,]+$/.test(value)) return NaN;
+    const digits = value.replace(/[\s\u00a0\u202f]/g, "");  // French thousands: narrow no-break spaces
+    return Number(config.lang === "en" ? digits.replace(/,/g, "") : digits.replace(",", "."));
   }
 
   function t(key, params) {

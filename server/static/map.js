@@ -51,7 +51,7 @@
   function tooltip(p) {
     const rate = judged(p) ? `${fmt.pct(p.rate)} (${fmt.pct(p.ci_low)} – ${fmt.pct(p.ci_high)})` : t("map.too_few");
     return `<strong>${escapeHtml(p.name)}</strong><br>${escapeHtml(p.commune || "")}<br>` +
-      `${rate}<br>${fmt.num(p.lifts)} ${t("common.lifts")}`;
+      `${rate}<br>${t("common.n_lifts", { n: fmt.num(p.lifts) })}`;
   }
 
   const streetHref = (id) => `/rues/${encodeURIComponent(id)}${location.search}`;
@@ -88,7 +88,7 @@
     const worst = judgedRows.sort((a, b) => b.rate - a.rate).slice(0, 10).map((p) =>
       el("li", {}, el("a", { href: streetHref(p.street_id) },
         swatch(rateClass(p.rate, true)),
-        `${p.name} — ${fmt.pct(p.rate)} (${fmt.num(p.lifts)} ${t("common.lifts")})`)));
+        `${p.name} — ${fmt.pct(p.rate)} (${t("common.n_lifts", { n: fmt.num(p.lifts) })})`)));
     // No street judged (a new deployment, a stream not collected): say so under the panel's title.
     worstList.replaceChildren(...(worst.length ? worst : [el("li", { class: "muted", text: t("common.none") })]));
   }

@@ -30,9 +30,13 @@ def test_the_pages_choose_the_form_by_the_languages_rules(browser: Browser) -> N
         browser.page.wait_for_selector(f"html[lang={lang}]")
         said[lang] = browser.page.evaluate(
             "() => [0, 1, 2, 1.5].map(n => Trivue.t('ann.progress', {done: n, total: 3}))"
-            " .concat([Trivue.t('ann.progress'), Trivue.agree('{n|one|other}', {n: '2'})])")
+            " .concat([Trivue.t('ann.progress'), Trivue.agree('{n|one|other}', {n: 'deux'}),"
+            " Trivue.t('common.n_lifts', {n: Trivue.fmt.num(1)}),"
+            " Trivue.t('common.n_lifts', {n: Trivue.fmt.num(1234)})])")
         browser.page.get_by_role("link", name=switch).click()  # a cookie: the other language
+    # Without a number the message stays as written; a count the page formatted (« 1 234 ») is read back.
     assert said["fr"] == ["0 photo annotée sur 3", "1 photo annotée sur 3", "2 photos annotées sur 3",
                           "1.5 photo annotée sur 3", "{done} {done|photo annotée|photos annotées} sur {total}",
-                          "{n|one|other}"]  # without a number, the message stays as written
+                          "{n|one|other}", "1 levée", "1\u202f234 levées"]
     assert said["en"][:3] == ["0 of 3 photos labelled", "1 of 3 photos labelled", "2 of 3 photos labelled"]
+    assert said["en"][-2:] == ["1 lift", "1,234 lifts"]
