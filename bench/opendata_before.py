@@ -5,7 +5,8 @@ month and year roll-ups, ``DAYS``), and the publication built as one dictionary 
 dictionary of error counts per cell (before the rows were kept as compact cells read in one pass,
 ``server.opendata.export``). ``bench/opendata.py`` times it against the export, and
 ``tests/server/test_opendata_rollups.py`` checks on randomised aggregates that both publish the
-same CSV and GeoJSON.
+same CSV and GeoJSON. One later change is carried into it: the top errors' ties are broken by
+items, then name, as the dashboard breaks them (each category's counts are lifts and items).
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ Totals = dict[Cell, list[int]]  # cell -> [lifts, contaminated lifts]
 @dataclass(frozen=True, slots=True)
 class Figures:
     """``totals(session, q)``: each cell's lifts and contaminated lifts, and every (street, month,
-    stream)'s lifts; ``errors(session, q)``: each cell's lifts per error category, info excluded."""
+    stream)'s lifts; ``errors(session, q)``: each cell's [lifts, items] per error category, info excluded."""
 
     totals: Callable[[Session, OpenDataQuery], tuple[Totals, dict[Cell, int]]]
-    errors: Callable[[Session, OpenDataQuery], dict[Cell, dict[str, int]]]
+    errors: Callable[[Session, OpenDataQuery], dict[Cell, dict[str, list[int]]]]
 
 
 def _in_days(query: Any, table: type[StreetDay] | type[StreetDayError], q: OpenDataQuery) -> Any:
@@ -69,13 +70,15 @@ def _daily_totals(session: Session, q: OpenDataQuery) -> tuple[Totals, dict[Cell
     return totals, months if q.period == "year" else {}
 
 
-def _daily_errors(session: Session, q: OpenDataQuery) -> dict[Cell, dict[str, int]]:
-    counts: dict[Cell, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+def _daily_errors(session: Session, q: OpenDataQuery) -> dict[Cell, dict[str, list[int]]]:
+    counts: dict[Cell, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     rows = session.execute(_in_days(select(StreetDayError.street_id, StreetDayError.day, StreetDayError.stream,
-                                           StreetDayError.category, StreetDayError.lifts)
+                                           StreetDayError.category, StreetDayError.lifts, StreetDayError.items)
                                     .where(StreetDayError.severity != "info"), StreetDayError, q))
-    for sid, day, stream, category, lifts in rows:
-        counts[(sid, period_key(day, q.period), stream)][category] += int(lifts)
+    for sid, day, stream, category, lifts, items in rows:
+        both = counts[(sid, period_key(day, q.period), stream)][category]
+        both[0] += int(lifts)
+        both[1] += int(items)
     return counts
 
 
@@ -90,8 +93,9 @@ def _differenced(months: dict[Cell, int], q: OpenDataQuery) -> set[Cell]:
     return {cell for cell, lifts in hidden.items() if 0 < lifts < months_k(q)}
 
 
-def _top_errors(counts: dict[Cell, dict[str, int]], cells: set[Cell]) -> dict[Cell, list[str]]:
-    return {cell: [c for c, _ in sorted(by.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERRORS]]
+def _top_errors(counts: dict[Cell, dict[str, list[int]]], cells: set[Cell]) -> dict[Cell, list[str]]:
+    return {cell: [c for c, (n, _) in sorted(by.items(), key=lambda item: (-item[1][0], -item[1][1], item[0]))
+                   if n > 0][:TOP_ERRORS]
             for cell, by in counts.items() if cell in cells}
 
 

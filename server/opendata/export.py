@@ -172,9 +172,9 @@ def _keys(period: str) -> Callable[[date], str]:
     return key
 
 
-def _cells(session: Session, q: OpenDataQuery) -> Iterator[tuple[int, str, str, int, int, dict[str, int]]]:
+def _cells(session: Session, q: OpenDataQuery) -> Iterator[tuple[int, str, str, int, int, dict[str, list[int]]]]:
     """Every cell once, from the month or year roll-ups: street id, period key, stream, lifts,
-    contaminated lifts and its lifts per error category (info excluded).
+    contaminated lifts and its lifts and items per error category (info excluded).
 
     One query, each cell's totals joined to its error rows and read in the primary key's order, so
     that a cell's rows come together: only the cell being read has an error count in memory, where
@@ -184,20 +184,22 @@ def _cells(session: Session, q: OpenDataQuery) -> Iterator[tuple[int, str, str, 
     span, key = (MONTH if q.period == "month" else YEAR), _keys(q.period)
     same_cell = and_(e.span == p.span, e.stream == p.stream, e.start == p.start, e.street_id == p.street_id,
                      e.severity != "info")
-    query = _units(select(p.street_id, p.start, p.stream, p.lifts, p.contaminated, e.category, e.lifts)
+    query = _units(select(p.street_id, p.start, p.stream, p.lifts, p.contaminated, e.category, e.lifts, e.items)
                    .outerjoin(e, same_cell), p, span, q).order_by(p.stream, p.start, p.street_id)
     # Core rows through the session's connection (the ORM's row processing cost seconds a million
     # rows), fetched in batches: PostgreSQL's driver otherwise holds the whole result in memory.
     rows = session.connection().execute(query.execution_options(yield_per=10_000))
     cell: tuple[Any, ...] | None = None
-    errors: dict[str, int] = {}
-    for sid, start, stream, lifts, contaminated, category, category_lifts in rows:
+    errors: dict[str, list[int]] = {}
+    for sid, start, stream, lifts, contaminated, category, category_lifts, items in rows:
         if cell is None or sid != cell[0] or start != cell[1] or stream != cell[2]:
             if cell is not None:
                 yield cell[0], key(cell[1]), cell[2], cell[3], cell[4], errors
             cell, errors = (sid, start, stream, int(lifts), int(contaminated)), {}
         if category is not None:  # a cell without error rows has one row of NULLs from the outer join
-            errors[category] = errors.get(category, 0) + int(category_lifts)
+            counts = errors.setdefault(category, [0, 0])  # one row per severity: summed
+            counts[0] += int(category_lifts)
+            counts[1] += int(items)
     if cell is not None:
         yield cell[0], key(cell[1]), cell[2], cell[3], cell[4], errors
 
@@ -227,8 +229,12 @@ def _differenced(months: dict[Cell, int], q: OpenDataQuery) -> set[Cell]:
     return {cell for cell, lifts in hidden.items() if 0 < lifts < months_k(q)}
 
 
-def _top_errors(counts: dict[str, int]) -> tuple[str, ...]:
-    return tuple(c for c, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERRORS])
+def _top_errors(counts: dict[str, list[int]]) -> tuple[str, ...]:
+    """Most lifts first, then most items, then the category's name: the dashboard's order
+    (``server.web.reports``), so that a street's month shows the same top errors in both."""
+    ranked = sorted((c for c, (lifts, _) in counts.items() if lifts > 0),
+                    key=lambda c: (-counts[c][0], -counts[c][1], c))
+    return tuple(ranked[:TOP_ERRORS])
 
 
 @dataclass(frozen=True, slots=True)
