@@ -43,7 +43,7 @@ from server.web.deps import AppContext
 from server.web.login import login_router
 from server.web.overrule_api import overrule_router
 from server.web.prometheus import metrics_router
-from server.web.rejections import answer_validation_errors, document_refusals
+from server.web.rejections import answer_database_outages, answer_validation_errors, document_refusals
 from server.web.site import mount_dashboard
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None, *, start_
                   description="Household waste sorting quality by street, from collection-truck cameras.")
     app.state.ctx = ctx
     answer_validation_errors(app)
+    answer_database_outages(app)
     document_refusals(app)
     app.include_router(login_router())
     app.include_router(api_router())

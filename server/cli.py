@@ -256,6 +256,7 @@ def _replay_outcome(report: Any) -> str:
 
 def maintain_partitions(args: argparse.Namespace) -> int:
     """``trivue partitions``: what the server also does at start-up and hourly, for cron or a check."""
+    from server.config import masked_url
     from server.ingest.partitions import MONTHS_AHEAD, ensure_partitions, partitions
 
     if args.ahead is not None and not 0 <= args.ahead <= 120:
@@ -266,7 +267,10 @@ def maintain_partitions(args: argparse.Namespace) -> int:
         session.commit()
         found = partitions(session)
     if not found:
-        print("lifts is not partitioned (SQLite): nothing to do", file=sys.stderr)
+        # Named, with where PostgreSQL's URL comes from: cron runs this without server.env, and landed
+        # silently on data_dir's SQLite file while PostgreSQL's months ran out.
+        print(f"lifts is not partitioned (SQLite, {masked_url(settings.db_url)}): nothing to do; "
+              "PostgreSQL is TRIVUE_DATABASE_URL (server.env) or database_url", file=sys.stderr)
         return 0
     for partition in found:
         month = f"{partition.month:%Y-%m}" if partition.month else "default"

@@ -10,6 +10,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +37,18 @@ class Periodic:
         while not self._stop.is_set():
             try:
                 self.work()
+            except (OperationalError, InterfaceError) as error:
+                # The database away (a restart, a failover): the rollout check runs every 10 s, and a
+                # traceback per round buried the journal; one line says what and when, as ingest does.
+                log.error("%s failed: the database is unavailable (%s)", self.name, outage_words(error))
             except Exception:  # the next round tries again; the server keeps serving
                 log.exception("%s failed", self.name)
             self._stop.wait(self.interval_s)
+
+
+def outage_words(error: BaseException) -> str:
+    """The driver's first line (``connection failed: ... Connection refused``), for a one-line log of
+    a database outage (upkeep here, API requests in ``server.web.rejections``): SQLAlchemy's message
+    adds the statement, its parameters and a help link."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]

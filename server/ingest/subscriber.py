@@ -212,7 +212,7 @@ class Ingest:
         up to ``WRITE_ATTEMPTS`` times, then leave the batch unacknowledged (the broker delivers it
         again after a reconnection) so that one bad batch does not stop ingest for good.
         """
-        delay, attempts = 0.5, 0
+        delay, attempts, outage = 0.5, 0, 0
         while True:
             started = time.perf_counter()
             try:
@@ -221,6 +221,7 @@ class Ingest:
             except (OperationalError, InterfaceError) as error:
                 # The database is away (restart, full disk, lock): keep the batch, retry, never ack.
                 self.metrics.inc("trivue_ingest_errors_total")
+                outage += 1
                 if self._closing.is_set():
                     log.error("database unavailable at shutdown: %d messages left to the broker", len(batch))
                     return
@@ -236,6 +237,8 @@ class Ingest:
                 log.exception("batch of %d failed (attempt %d), retrying in %.1f s", len(batch), attempts, delay)
             self._closing.wait(delay)
             delay = min(delay * 2, RETRY_MAX_S)
+        if outage:  # the error lines above say when it went; this one says when it came back
+            log.info("database available again: %d messages stored after %d failed attempts", len(batch), outage)
         self.metrics.inc("trivue_ingest_batches_total")
         self.metrics.inc("trivue_ingest_batch_seconds_total", time.perf_counter() - started)
         for message in stored:

@@ -8,6 +8,7 @@ traceback. Such values are echoed as text (``"nan"``, ``"inf"``).
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -15,6 +16,12 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from server.periodic import outage_words
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_S = 10  # a PostgreSQL restart takes seconds; the dashboard and scripts try again after this
 
 
 def _writable(value: Any) -> Any:
@@ -35,6 +42,21 @@ async def validation_failed(_request: Request, error: Exception) -> JSONResponse
 
 def answer_validation_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_failed)
+
+
+async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """The database away (a restart, a failover, a connection refused): 503 and one log line. It was a
+    500 "Internal Server Error" with a whole traceback per request, a bug to an alert on 5xx."""
+    log.warning("database unavailable: %s %s answered 503 (%s)", request.method, request.url.path,
+                outage_words(error))
+    return JSONResponse(status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        content={"detail": "the database is unavailable; try again shortly"},
+                        headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def answer_database_outages(app: FastAPI) -> None:
+    for kind in (OperationalError, InterfaceError):
+        app.add_exception_handler(kind, database_unavailable)
 
 
 # What every refusal's body looks like in the OpenAPI document: FastAPI documents only its own 422

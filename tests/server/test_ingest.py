@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -272,6 +273,32 @@ def test_messages_are_acknowledged_only_once_stored(make_settings: Any, run_serv
     monkeypatch.setattr(Inbox, "write", real_write)
     with run_server(settings) as server:
         wait_for(lambda: lift_count(server) == 5, "the 5 unacknowledged lifts, delivered again")
+
+
+def test_the_log_says_when_the_database_is_back(make_settings: Any, run_server: Any, monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """After "database unavailable, retrying" lines the log said nothing when the writes resumed: the
+    on-call engineer could not tell from the journal whether, or when, ingest had recovered."""
+    from sqlalchemy.exc import OperationalError
+
+    from server.ingest.inbox import Inbox
+
+    real_write, failures = Inbox.write, [2]
+
+    def down_twice(self: Inbox, *args: Any, **kwargs: Any) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Inbox, "write", down_twice)
+    with caplog.at_level(logging.INFO, logger="server.ingest.subscriber"), run_server(make_settings()) as server:
+        server.publish("benne-07/lift", lift_event("benne-07", gps=None).to_json())
+        wait_for(lambda: lift_count(server) == 1, "the lift, once the database is back")
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("database unavailable, retrying 1 messages" in line for line in lines) == 2, lines
+    back = [line for line in lines if line.startswith("database available again")]
+    assert back and "1 messages stored after 2 failed attempts" in back[0], lines
 
 
 def test_a_backlog_of_photos_waits_in_the_broker_beyond_the_byte_bound(
