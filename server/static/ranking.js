@@ -1,4 +1,5 @@
-/* Classement: worst streets of the period and most improved against the period before; sortable, CSV. */
+/* Classement: worst streets of the period and most improved against the period before (or the same
+   period last year); sortable, CSV. */
 "use strict";
 
 (() => {
@@ -140,6 +141,15 @@
     return { since: Trivue.addDays(values.since, -days), until: Trivue.addDays(values.since, -1) };
   }
 
+  /* The same dates one year earlier, for a yearly review ("the same period last year"): the seasons
+     (holidays, summer) then weigh the same on both sides. 29 February has no twin: the 28th. */
+  function lastYear(day) {
+    const [y, m, d] = day.split("-");
+    return `${String(Number(y) - 1).padStart(4, "0")}-${m}-${m === "02" && d === "29" ? "28" : d}`;
+  }
+  const comparedPeriod = (values) => (values.compare === "year"
+    ? { since: lastYear(values.since), until: lastYear(values.until) } : previousPeriod(values));
+
   /* Streets of a selection with at least min_lifts: their contamination rate, or with an error type
      chosen, the share of lifts with that error (the map's text alternative shows what the map shows). */
   async function rows(query, category) {
@@ -159,7 +169,7 @@
     const common = { stream: values.stream, commune: values.commune, min_lifts: minLifts };
     try {
       const current = { ...common, since: values.since, until: values.until };
-      const before = previousPeriod(values);
+      const before = comparedPeriod(values);
       const previous = { ...common, ...before };
       const [now, thenRows] = await Promise.all([rows(current, values.category), rows(previous, values.category)]);
       if (!latest()) return; // a newer filter change is on its way: its answer is shown instead
@@ -175,7 +185,10 @@
       tables.improved = { rows: improved, sort: tables.improved?.sort || { key: "change", dir: "asc" } };
       render("worst");
       render("improved");
-      document.getElementById("improved-against").textContent = t("ranking.improved_against", {
+      const year = values.compare === "year";
+      document.getElementById("compare-hint").textContent = t(`ranking.compare_hint.${year ? "year" : "previous"}`);
+      const against = year ? "ranking.improved_against_year" : "ranking.improved_against";
+      document.getElementById("improved-against").textContent = t(against, {
         since: fmt.date(before.since), until: fmt.date(before.until), from: fmt.date(values.since), to: fmt.date(values.until) });
       Trivue.fillCommunes(form.elements.commune, new Set(now.map((r) => r.commune).filter(Boolean)));
       status.textContent = "";
@@ -188,8 +201,14 @@
   for (const button of document.querySelectorAll("[data-export]")) {
     button.addEventListener("click", () => tables[button.dataset.export] && exportCsv(button.dataset.export));
   }
+  /* The comparison choice sits by the table it changes, outside the filter bar, but belongs to the
+     form (form="filters"): setupFilters reads it from the link and writes it back. Its change event
+     bubbles to its own ancestors, not to the form: passed on so the form's listener handles it. */
+  const compare = form.elements.compare;
+  compare.addEventListener("change", () => form.dispatchEvent(new Event("change")));
   // Dates out of order in the link: the filters say so and nothing is asked (the API would answer 422).
   const first = Trivue.setupFilters(form, load);
+  if (compare.selectedIndex < 0) compare.value = "";  // an unknown choice in a hand-edited link: the default
   if (first) load(first);
   else status.textContent = "";
 })();
