@@ -12,6 +12,7 @@ API (a manager would otherwise read addresses the switch hides) or on the comman
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,8 +33,22 @@ from server.streets.models import Address, Bin
 ACCESS_ACTION = "reminders.household.access"
 
 
-def _when(moment: Any) -> str | None:
-    return moment.isoformat(timespec="seconds") if moment is not None else None
+def _when(moment: datetime | None, zone: ZoneInfo) -> str | None:
+    """A moment in the collectivité's local time with its offset (``2026-11-20T08:30:00+01:00``): the
+    lifts' times are local (the collection day is), and a time without its zone reads an hour off.
+    A naive value is UTC: how the database keeps them (``DateTime(timezone=True)`` on SQLite too)."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone).isoformat(timespec="seconds")
+
+
+def _sent_when(text: str | None, zone: ZoneInfo) -> str | None:
+    """A refused lift's start as the truck wrote it, in local time when it says its zone; else as written."""
+    try:
+        moment = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return text
+    return _when(moment, zone) if moment is not None and moment.tzinfo else text
 
 
 def _attributed(household: HouseholdKey, min_confidence: float) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
@@ -52,32 +67,33 @@ def _attributed(household: HouseholdKey, min_confidence: float) -> tuple[ColumnE
 def _lifts(session: Session, where: ColumnElement[bool], zone: ZoneInfo) -> list[dict[str, Any]]:
     rows = list(session.scalars(select(Lift).where(where).order_by(Lift.started_at, Lift.id)))
     photos = set(session.scalars(select(Evidence.event_id).where(Evidence.event_id.in_([r.event_id for r in rows]))))
-    return [{"jour": r.day.isoformat(), "heure": r.started_at.astimezone(zone).strftime("%H:%M"),
+    # "heure" is HH:MM with its offset, cut from the whole moment: a time alone has none under a ZoneInfo.
+    return [{"jour": r.day.isoformat(), "heure": r.started_at.astimezone(zone).isoformat("T", "minutes")[11:],
              "flux": r.stream, "camion": r.truck_id, "identifiant": r.event_id, "étiquette_du_bac": r.bin_id,
              "adresse_rapprochée": r.address_id, "position_gps": [r.lat, r.lon] if r.lat is not None else None,
              "non_conforme": r.contaminated, "erreurs": [e.get("category") for e in r.errors or []],
              # the logic involved (art. 15-1-h): the model that judged, and a person's overruling of it
              "modèle": {"nom": r.model_name, "version": r.model_version, "sha256": r.model_sha256},
              "jugement_contesté": None if r.overruled_at is None else {
-                 "le": _when(r.overruled_at), "motif": r.overrule_reason, "compté": "conforme"},
+                 "le": _when(r.overruled_at, zone), "motif": r.overrule_reason, "compté": "conforme"},
              "photo_conservée": r.event_id in photos} for r in rows]
 
 
-def _refused(letters: list[NamedLetter]) -> list[dict[str, Any]]:
-    return [{"identifiant": x.id, "reçu_le": _when(x.received_at), "motif": x.reason, "camion": x.truck_id,
-             "étiquette_du_bac": x.tag, "levée": x.event_id, "levée_du": x.started_at,
+def _refused(letters: list[NamedLetter], zone: ZoneInfo) -> list[dict[str, Any]]:
+    return [{"identifiant": x.id, "reçu_le": _when(x.received_at, zone), "motif": x.reason, "camion": x.truck_id,
+             "étiquette_du_bac": x.tag, "levée": x.event_id, "levée_du": _sent_when(x.started_at, zone),
              "position_gps": list(x.gps) if x.gps else None, "photos": len(x.photo_letters),
              "contenu_gardé": "message entier" if x.whole else "début du message (4 ko)"} for x in letters]
 
 
-def _items(session: Session, key: str) -> list[dict[str, Any]]:
+def _items(session: Session, key: str, zone: ZoneInfo) -> list[dict[str, Any]]:
     rows = session.execute(select(Item, Campaign).join(Campaign, Campaign.id == Item.campaign_id)
                            .where(Item.target_key == key).order_by(Item.id)).all()
-    return [{"campagne": campaign.name, "créée_le": _when(campaign.created_at), "élément": item.id,
+    return [{"campagne": campaign.name, "créée_le": _when(campaign.created_at, zone), "élément": item.id,
              "type": KIND_LABELS.get(item.kind, item.kind), "niveau": item.level,
              "statut": STATUS_LABELS.get(item.status, item.status),
              "canal": CHANNEL_LABELS.get(item.channel, item.channel) if item.channel else None,
-             "envoyé_le": _when(item.sent_at), "levées": item.lifts, "levées_non_conformes": item.contaminated,
+             "envoyé_le": _when(item.sent_at, zone), "levées": item.lifts, "levées_non_conformes": item.contaminated,
              "catégories": item.categories, "levées_montrées": item.event_ids, "motif": item.reason,
              "note_du_relecteur": item.review_note, "détail_de_l_envoi": item.send_detail}
             for item, campaign in rows]
@@ -101,19 +117,19 @@ def household_access(session: Session, key: str, actor: str, zone: ZoneInfo,
     trail = list(session.scalars(select(AuditEntry).where(AuditEntry.target == key)
                                  .order_by(AuditEntry.at, AuditEntry.id)))
     report: dict[str, Any] = {
-        "foyer": key, "produit_le": _when(utcnow()), "par": actor,
+        "foyer": key, "produit_le": _when(utcnow(), zone), "fuseau_horaire": zone.key, "par": actor,
         "adresse": {"identifiant": address.id, "libellé": address.label} if address else None,
-        "bacs_au_registre": [{"étiquette": b.tag, "adresse": b.address_id, "importé_le": _when(b.imported_at)}
+        "bacs_au_registre": [{"étiquette": b.tag, "adresse": b.address_id, "importé_le": _when(b.imported_at, zone)}
                              for b in bins],
         "contact": {"nom": contact.name, "courriel": contact.email, "téléphone": contact.phone,
                     "adresse_postale": contact.postal_address, "source": contact.source,
-                    "mis_à_jour_le": _when(contact.updated_at)} if contact else None,
-        "opposition": {"depuis": _when(opposition.at), "note": opposition.note} if opposition else None,
+                    "mis_à_jour_le": _when(contact.updated_at, zone)} if contact else None,
+        "opposition": {"depuis": _when(opposition.at, zone), "note": opposition.note} if opposition else None,
         "levées": _lifts(session, attributed, zone),
         "levées_non_attribuées": session.scalar(select(func.count()).select_from(Lift).where(vague)) or 0,
-        "messages_refusés": _refused(letters_naming(session, household)),
-        "rappels": _items(session, key),
-        "journal_d_audit": [{"date": _when(e.at), "qui": e.actor, "action": e.action, "détail": e.detail}
+        "messages_refusés": _refused(letters_naming(session, household), zone),
+        "rappels": _items(session, key, zone),
+        "journal_d_audit": [{"date": _when(e.at, zone), "qui": e.actor, "action": e.action, "détail": e.detail}
                             for e in trail],
     }
     audit(session, actor, ACCESS_ACTION, key,
@@ -125,7 +141,8 @@ def household_access(session: Session, key: str, actor: str, zone: ZoneInfo,
 def access_text(report: dict[str, Any]) -> str:
     """The same report as a French text a household reads without a JSON viewer."""
     lines = [f"Données détenues par Trivue sur le foyer {report['foyer']}",
-             f"Produit le {report['produit_le']} (UTC)", ""]
+             f"Produit le {report['produit_le']} ; heures locales, fuseau {report['fuseau_horaire']} (chaque heure est "
+             "suivie de son décalage sur le temps universel, UTC)", ""]
     address = report["adresse"]
     lines.append(f"Adresse : {address['libellé']}" if address else "Adresse : aucune")
     for b in report["bacs_au_registre"]:

@@ -132,8 +132,7 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"  [{say('écarté')}] {say(s.label)}{' : ' if language() == 'fr' else ': '}{say(s.reason)}")
     unsure = plan.street_only_lifts
     print(say(f"{unsure} {plural(unsure, 'levée contaminée', 'levées contaminées')} sans foyer sûr (comptées pour "
-              f"leur rue), "
-              f"{plan.unmatched_lifts} sans rue."))
+              f"leur rue), {plan.unmatched_lifts} sans rue."))
     return 0
 
 
@@ -330,15 +329,16 @@ def _contacts(args: argparse.Namespace) -> int:
 
 
 def _opt_out(args: argparse.Namespace) -> int:
-    from server.reminders.households import HouseholdError, opt_out
+    from server.reminders.households import HouseholdError, known_household, opt_out, unknown_note
 
     with CommandContext(args) as ctx:
         try:
             key = opt_out(ctx.session, args.key, ctx.actor, args.note)
         except HouseholdError as error:
             raise CliError(str(error)) from None
+        notes = [] if known_household(ctx.session, key) else [say(unknown_note(key))]  # recorded; a typo shows
         ctx.session.commit()
-    print(say(f"{key} : ne recevra plus de rappels"))
+    print(say(f"{key} : ne recevra plus de rappels"), *notes, sep="\n")
     return 0
 
 

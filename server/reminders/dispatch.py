@@ -228,7 +228,8 @@ class Dispatcher:
         name, address = self.addressee(item, contact) if item.kind == HOUSEHOLD else (None, "")
         return TemplateData(item.kind, item.level, recipient or street, street, item.lifts, item.contaminated,
                        item.categories, campaign.since, campaign.until, item.reason, self.today,
-                       reference=reference(item), name=name, address=address)
+                       reference=reference(item), name=name, address=address,
+                       tagged=bool(item.bin_id))
 
     def _deliver(self, channel: str, campaign: Campaign, item: Item, contact: Contact | None, postal: str,
                  report: SendReport) -> str:

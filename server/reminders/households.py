@@ -31,6 +31,7 @@ from server.reminders.phrases import plural
 from server.reminders.route_sheets import on_sheet, rewrite_sheets
 from server.reminders.sms_text import PhoneError, e164
 from server.reminders.targets import HouseholdKey
+from server.streets.models import Address, Bin
 
 CONTACT_COLUMNS = ("key", "name", "email", "phone", "postal_address")
 # Items not sent that a send or a retry could still send: an opposition or an erasure drops them all
@@ -140,6 +141,29 @@ def _row_problem(row: dict[str, str]) -> str:
 
 def contact_of(session: Session, key: str) -> Contact | None:
     return session.get(Contact, key)
+
+
+def unknown_note(key: str) -> str:
+    """What an opposition for a key Trivue knows nothing of says besides: recorded in advance, but a
+    typo (``address:999999``) must be noticed, not answered as if a household had been found."""
+    return (f"{key} : Trivue ne connaît encore rien de ce foyer (ni adresse, ni bac au registre, ni levée, ni "
+            "contact, ni rappel) : opposition enregistrée d'avance, vérifiez la clé")
+
+
+def known_household(session: Session, key: str) -> bool:
+    """Whether anything but an opposition names ``key`` (as ``check_key`` writes it): its address or
+    bin in the registry, a lift, a refused message naming the bin, a contact or a reminder."""
+    household = HouseholdKey.parse(key)
+    if household.bin_id:
+        place = session.get(Bin, household.bin_id) is not None
+        held = Lift.bin_id == household.bin_id
+    else:
+        place = session.get(Address, household.address_id) is not None
+        held = Lift.address_id == household.address_id
+    return (place or session.get(Contact, key) is not None
+            or session.scalar(select(Item.id).where(Item.target_key == key).limit(1)) is not None
+            or session.scalar(select(Lift.id).where(held).limit(1)) is not None
+            or bool(household.bin_id and letters_naming(session, household)))
 
 
 def opt_out(session: Session, key: str, actor: str, note: str | None = None) -> str:

@@ -23,8 +23,10 @@ from server.reminders.households import (
     UnknownHousehold,
     erase_household,
     import_contacts,
+    known_household,
     list_contacts,
     opt_out,
+    unknown_note,
 )
 from server.web.deps import Admin, Manager, SameOrigin, SessionDep, content_type
 from server.web.privacy import require
@@ -107,8 +109,9 @@ def household_routes(router: APIRouter, settings: ServerSettings, min_confidence
             key = opt_out(db, key, who.actor, body.note)
         except HouseholdError as error:
             raise HTTPException(422, str(error)) from None
+        known = known_household(db, key)
         db.commit()
-        return {"key": key, "opted_out": True}
+        return {"key": key, "opted_out": True, "known": known, "detail": None if known else unknown_note(key)}
 
     @router.get("/households/{key}/access", summary="Everything held about the household (right of access, admins)",
                 response_model=schemas.HouseholdAccess,

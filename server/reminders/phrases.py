@@ -267,6 +267,10 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("envoyés : {sent}", "sent: {sent}"),
     ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
     ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),
+    ("{key} : Trivue ne connaît encore rien de ce foyer (ni adresse, ni bac au registre, ni levée, ni contact, ni "
+     "rappel) : opposition enregistrée d'avance, vérifiez la clé",
+     "{key}: Trivue knows nothing of this household yet (no address, no bin in the registry, no lift, no contact, "
+     "no reminder): opposition recorded in advance, check the key"),
     ("{key} : {contacts:d} {contacts|contact|contacts} {contacts|supprimé|supprimés}, {items:d} "
      "{items|élément|éléments} {items|anonymisé|anonymisés}, {letters:d} {letters|courrier|courriers} "
      "{letters|supprimé|supprimés}, {dead:d} {dead|message|messages} {dead|refusé|refusés} {dead|vidé|vidés}, "

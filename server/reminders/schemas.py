@@ -209,6 +209,9 @@ class ContactImportOut(Out):
 class OptedOut(Out):
     key: str
     opted_out: bool
+    known: bool = Field(description="Whether anything but the opposition names the key (address or bin in the "
+                                    "registry, lift, contact, reminder); false: recorded in advance, maybe a typo")
+    detail: str | None = Field(default=None, description="Said when known is false")
 
 
 class Erased(Out):
@@ -232,7 +235,8 @@ class HouseholdAccess(Out):
     for the household to read (``server.reminders.access``)."""
 
     foyer: str
-    produit_le: str
+    produit_le: str = Field(description="Local time with its offset, as every time in the report")
+    fuseau_horaire: str = Field(description="The collectivité's time zone (TRIVUE_TIMEZONE): lifts' times are local")
     par: str
     adresse: dict[str, Any] | None
     bacs_au_registre: list[dict[str, Any]]

@@ -85,6 +85,9 @@ class TemplateData:
     name: str | None = None  # the household's name when the contacts hold one (greeting, address block)
     address: str = ""  # postal address, ending with "<postcode> <commune>" (letters)
     photos: int = 0  # evidence photos attached to the e-mail (the purge may have taken them)
+    # The household is its bin's RFID tag (key bin:...); else its address, placed by the truck's position:
+    # the data notice names what was used, never a bin identifier nobody read.
+    tagged: bool = False
 
 
 class MessageTemplates:
@@ -131,7 +134,7 @@ class MessageTemplates:
                 "contact": self.config.contact.model_dump(), "rules": self.rules, "reference": message.reference,
                 # the streams collected here: an error's advice names a bin only where it exists
                 "collected": [rule["stream"] for rule in self.rules],
-                "greeting": greeting(message.name), "photos": message.photos,
+                "greeting": greeting(message.name), "photos": message.photos, "tagged": message.tagged,
                 "privacy": {"controller": self.config.contact.controller or self.config.contact.organisation,
                             "dpo": self.config.contact.dpo, "url": self.config.contact.privacy_url,
                             "retention": {"lifts": self.retention.lifts_days, "photos": self.retention.photos_days,

@@ -328,9 +328,11 @@
     const path = `/api/reminders/households/${encodeURIComponent(key)}`;
     try {
       if (action === "opt-out") {
-        await api(`${path}/opt-out`, {}, { method: "POST", body: JSON.stringify({ note: $("rights-note").value || null }),
+        const done = await api(`${path}/opt-out`, {}, { method: "POST",
+          body: JSON.stringify({ note: $("rights-note").value || null }),
           headers: { "Content-Type": "application/json", Accept: "application/json" } });
-        status.textContent = t("rem.opted_out", { key });
+        // Recorded all the same, but a key nothing is known of may be a typo: said, in the page's language.
+        status.textContent = t(done && done.known === false ? "rem.opted_out_unknown" : "rem.opted_out", { key });
       } else {
         if (!window.confirm(t("rem.erase_confirm"))) return;
         const note = $("rights-note").value.trim();

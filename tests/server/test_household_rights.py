@@ -6,6 +6,7 @@ campaigns' recorded exclusions). SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -23,7 +24,7 @@ from server.ingest.models import DeadLetter, Lift
 from server.ingest.overrule import overrule
 from server.reminders.access import access_text, household_access
 from server.reminders.households import erase_household
-from server.reminders.models import Campaign, Contact, Item
+from server.reminders.models import Campaign, Contact, Item, OptOut
 from server.streets.models import Bin
 from server.web.auth import create_token
 from tests.server.reminders_city import DIRTY, City, engine_for, seed_city
@@ -259,3 +260,59 @@ def test_access_lists_the_registered_bins_by_tag(city: City) -> None:
             session.rollback()
     for report in reports:
         assert [b["étiquette"] for b in report["bacs_au_registre"]] == ["BAC-1", "BAC-5", "BAC-9"]
+
+
+# A clock time not followed by its offset (``14:03``, ``14:03:00``), the offsets themselves left out.
+ZONELESS_TIME = re.compile(r"(?<![\d:+-])\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?![\d:.])(?![+-]\d{2}:\d{2}|Z)")
+
+
+def test_every_time_in_the_access_file_says_its_zone(city: City) -> None:
+    """The text file's header said « Produit le … (UTC) » and gave the lifts' times in local time
+    (the collectivité's zone) without saying so: a lift at 07:30 in Orléans read as 07:30 UTC, an
+    hour off in winter. Every time now carries its offset, and the zone is named, text and JSON."""
+    key = "bin:BAC-0042"
+    with city.sessions() as session:
+        refused_lift(city, session, "BAC-0042")
+        session.add(Bin(tag="BAC-0042", address_id=city.addresses["target"].id, imported_at=utcnow()))
+        session.add(Contact(key=key, name=NAME, updated_at=utcnow()))
+        session.commit()
+        report = household_access(session, key, "test", city.settings.zone)
+        session.commit()
+    assert report["fuseau_horaire"] == "Europe/Paris" and report["levées"] and report["messages_refusés"]
+    assert report["produit_le"].endswith("+01:00")  # November in Europe/Paris
+    assert report["levées"][0]["heure"].endswith("+01:00")
+    assert not ZONELESS_TIME.findall(json.dumps(report, ensure_ascii=False))
+    written = access_text(report)
+    assert "(UTC)" not in written and "Europe/Paris" in written.splitlines()[1]
+    assert not ZONELESS_TIME.findall(written), ZONELESS_TIME.findall(written)
+
+
+def test_an_opt_out_for_a_key_nothing_is_known_about_says_so(city: City, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """``opt-out address:999999`` (a typo: no such address, no contact, no reminder) answered « ne
+    recevra plus de rappels » as for a known household. The opposition is still recorded (it may be
+    made in advance), but the answer says nothing is known of the key yet, on the API too."""
+    monkeypatch.setenv("TRIVUE_DATA_DIR", str(city.settings.data_dir))
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", city.settings.db_url)
+    assert main(["reminders", "opt-out", "address:999999"]) == 0
+    said = capsys.readouterr().out
+    assert "ne recevra plus de rappels" in said and "ne connaît encore rien de ce foyer" in said
+    assert main(["reminders", "opt-out", f"address:{city.addresses['target'].id}"]) == 0  # an address on file
+    assert "ne connaît encore rien" not in capsys.readouterr().out
+    app = create_app(city.settings, city.sessions.kw["bind"], start_ingest=False)
+    with city.sessions() as session:
+        session.add(Bin(tag="BAC-7", imported_at=utcnow()))  # in the registry, never lifted yet
+        manager = {"Authorization": f"Bearer {create_token(session, 'manager', 'test-manager')}"}
+        session.commit()
+    client = TestClient(app)
+    answers = {key: client.post(f"/api/reminders/households/{key}/opt-out", json={}, headers=manager)
+               for key in ("bin:BAC-9999", "bin:BAC-0042", "bin:BAC-7", "bin:bac-0042")}  # BAC-0042: lifts only
+    # Tags are exact everywhere (the reader's bytes, the registry's key, ingest's lookup): a case slip is
+    # another tag, and this answer is what makes it show.
+    assert {k: (a.status_code, a.json()["known"]) for k, a in answers.items()} == {
+        "bin:BAC-9999": (200, False), "bin:BAC-0042": (200, True), "bin:BAC-7": (200, True),
+        "bin:bac-0042": (200, False)}
+    assert "ne connaît encore rien de ce foyer" in answers["bin:BAC-9999"].json()["detail"]
+    assert answers["bin:BAC-0042"].json()["detail"] is None
+    with city.sessions() as session:
+        assert {"address:999999", "bin:BAC-9999"} <= set(session.scalars(select(OptOut.key)))

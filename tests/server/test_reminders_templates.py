@@ -154,3 +154,27 @@ def test_the_letter_preview_is_addressed_in_the_collectivites_own_commune(make_s
         street = server.client.get("/api/reminders/templates/preview", headers=manager,
                                    params={"template": "street"}).text
         assert "Aux habitants : Avenue 1, Beausoleil" in street  # the commune with the most streets
+
+
+def test_the_data_notice_speaks_of_what_identified_the_household() -> None:
+    """The letter's data-protection section said « l'identifiant de votre bac » to a household found
+    by its address (key ``address:...``, no bin tag read): it now says what was actually used."""
+    from server.reminders.models import Campaign, Item
+
+    class NoRows:  # the dispatcher asks for the street's and the address's names: none here
+        def get(self, *_: Any) -> None:
+            return None
+
+        def scalar(self, *_: Any) -> None:
+            return None
+
+    sender = Dispatcher(NoRows(), RemindersConfig(), Path("."), Path("."), "test",  # type: ignore[arg-type]
+                        sorting_rules=SORTING_RULES)
+    campaign = Campaign(name="Octobre", since=date(2026, 10, 1), until=date(2026, 10, 31))
+    letters = {}
+    for key, bin_id, address_id in (("bin:BAC-0042", "BAC-0042", None), ("address:12", None, 12)):
+        item = Item(id=1, campaign_id=1, kind="household", level=1, target_key=key, bin_id=bin_id,
+                    address_id=address_id, lifts=4, contaminated=2, categories={"verre": 2}, reason="")
+        letters[key] = sender.templates.render("letter", sender.message(campaign, item))
+    assert "l'identifiant de votre bac" in letters["bin:BAC-0042"]
+    assert "identifiant de votre bac" not in letters["address:12"] and "votre adresse" in letters["address:12"]
