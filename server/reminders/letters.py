@@ -253,8 +253,8 @@ def route_sheet_pdf(campaign: str, period: str, streets: Sequence[RouteStreet]) 
     pdf.set_font(FONT, "B", 15)
     pdf.cell(0, 9, f"Feuille de route des ambassadeurs du tri — {campaign}", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, "", 10)
-    pdf.cell(0, 6, f"Levées du {period}. Ordre de passage le long de chaque rue ; cocher une fois la visite faite.",
-             new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 5.5, f"Levées du {period}. Ordre de passage : numéros impairs le long de la rue, puis pairs au "
+                   "retour ; cocher une fois la visite faite et noter son résultat.", new_x="LMARGIN", new_y="NEXT")
     if not streets:
         pdf.cell(0, 8, "Aucune rue ni adresse approuvée à visiter.", new_x="LMARGIN", new_y="NEXT")
     for street in streets:
@@ -270,11 +270,12 @@ def _route_street(pdf: FPDF, street: RouteStreet) -> None:
     pdf.cell(0, 7, street.name, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, "", 9.5)
     pdf.multi_cell(0, 5, street.summary, new_x="LMARGIN", new_y="NEXT")
-    with pdf.table(col_widths=(8, 70, 90, 30, 40), text_align="LEFT", line_height=5.5,
+    # The last column is left blank for the ambassadeur's pen: absent, spoken with, notice left.
+    with pdf.table(col_widths=(7, 62, 72, 36, 36, 62), text_align="LEFT", line_height=5.5,
                    headings_style=_heading_style()) as table:
-        table.row(["✓", "Adresse / tronçon", "Erreurs à aborder", "Levées", "Action"])
+        table.row(["✓", "Adresse / tronçon", "Erreurs à aborder", "Levées", "Action", "Résultat de la visite"])
         for stop in street.stops:
-            table.row(["☐", stop.place, stop.errors, stop.lifts, stop.action])
+            table.row(["☐", stop.place, stop.errors, stop.lifts, stop.action, "\n"])  # two lines to write on
 
 
 def _heading_style():  # type: ignore[no-untyped-def]

@@ -1,8 +1,10 @@
 """The ambassadeurs' route: streets of a campaign and their addresses in walking order.
 
 Addresses are ordered by their position along the street's main axis (the principal direction
-of its vertices), then by house number, so the sheet reads from one end of the street to the
-other. Low-confidence lifts never appear as an address: they are summed per street.
+of its vertices): odd numbers from one end of the street to the other, then even numbers back,
+since French streets number one side odd and the other even and an ambassadeur should not cross
+between two doors; an address without a number comes last. Low-confidence lifts never appear as
+an address: they are summed per street.
 """
 
 from __future__ import annotations
@@ -49,6 +51,21 @@ def house_number(label: str) -> tuple[int, str]:
     return (int(match.group(1)), match.group(2)) if match else (10**9, label)
 
 
+def walking_key(position: float, label: str) -> tuple[int, float, tuple[int, str]]:
+    """Sort key of an address on the sheet: its side (odd, even, no number), then along the axis,
+    the even side walked back (5 m steps, so that numbers decide between close doors)."""
+    number = house_number(label)
+    side = 2 if number[0] == 10**9 else number[0] % 2 ^ 1  # odd 0, even 1
+    step = round(position / 5)
+    return side, -step if side == 1 else step, (-number[0], number[1]) if side == 1 else number
+
+
+def figures_text(contaminated: int, lifts: int) -> str:
+    """« 3 contaminées sur 5 levées »: what an ambassadeur can say at the door (was « 3 / 5 »)."""
+    return (f"{contaminated} {plural(contaminated, 'contaminée', 'contaminées')} sur "
+            f"{lifts} {plural(lifts, 'levée', 'levées')}")
+
+
 def errors_text(categories: dict[str, int]) -> str:
     return ", ".join(f"{CATEGORY_LABELS.get(c, c)} ({n})" for c, n in
                      most_first(categories)) or "—"
@@ -88,12 +105,12 @@ def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places
     points = [(addresses[i.address_id].lon, addresses[i.address_id].lat) for i in visits]
     positions = axis_positions(coords, points)
     ordered = sorted(zip(positions, visits, strict=True),
-                     key=lambda pv: (round(pv[0] / 5), house_number(addresses[pv[1].address_id].label)))
+                     key=lambda pv: walking_key(pv[0], addresses[pv[1].address_id].label))
     stops = [Stop(addresses[i.address_id].label, errors_text(i.categories),
-                  f"{i.contaminated} / {i.lifts}", ACTIONS.get(i.level, "visite")) for _, i in ordered]
+                  figures_text(i.contaminated, i.lifts), ACTIONS.get(i.level, "visite")) for _, i in ordered]
     bins = [i for i in items if i.kind == HOUSEHOLD and i.address_id not in addresses and i.bin_id]
     stops += [Stop(bin_places.get(i.target_key) or f"bac {i.bin_id} (adresse : registre des bacs)",
-                   errors_text(i.categories), f"{i.contaminated} / {i.lifts}", ACTIONS.get(i.level, "visite"))
+                   errors_text(i.categories), figures_text(i.contaminated, i.lifts), ACTIONS.get(i.level, "visite"))
               for i in bins]
     visits += bins
     street_items = [i for i in items if i.kind == STREET]
@@ -107,18 +124,23 @@ def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places
         # not store them and says only the street's figures, without claiming "sans adresse sûre".
         # Its errors are those lifts' too (r0006); one made before says they are the whole street's.
         errors = errors_text(dict(totals))
-        if s.unattributed is None:
-            place, figure = "Toute la rue", f"{s.contaminated} / {s.lifts}"
+        if s.unattributed is None or (not visits and s.unattributed >= s.contaminated):
+            # Every contaminated lift without a household (household level off: nobody is sought)
+            # is the whole street's figure; « bacs sans adresse sûre, 15 sur 15 » implied a search.
+            place, figure = "Toute la rue", figures_text(s.contaminated, s.lifts)
         else:
             place = "Toute la rue (bacs sans adresse sûre)"
-            figure = f"{s.unattributed} sur {s.contaminated} contaminées"
+            figure = f"{s.unattributed} sur {s.contaminated} {plural(s.contaminated, 'contaminée', 'contaminées')}"
             if s.unattributed_categories is not None:
                 errors = errors_text(s.unattributed_categories)
             elif errors != "—":
                 errors = f"toute la rue : {errors}"
         stops.append(Stop(place, errors, figure, "déposer l'avis dans les boîtes aux lettres"))
-    summary = (f"{len(visits)} {plural(len(visits), 'adresse', 'adresses')} à visiter"
-               + (", avis à distribuer dans toute la rue" if street_items else ""))
+    if visits or not street_items:
+        summary = (f"{len(visits)} {plural(len(visits), 'adresse', 'adresses')} à visiter"
+                   + (", avis à distribuer dans toute la rue" if street_items else ""))
+    else:  # a street-level block: « 0 adresse à visiter » read as if households had been sought
+        summary = "Avis à distribuer dans toute la rue"
     return RouteStreet(name, summary, tuple(stops))
 
 

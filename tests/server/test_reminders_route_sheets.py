@@ -1,10 +1,13 @@
 """The ambassadeurs' route sheets (``feuille-de-route-campagne-<c>.pdf``) list the addresses of the
 households to visit: an erasure rewrites the sheets that named the household (or deletes one left
 with nobody to visit), the retention's expiry deletes a campaign's sheet with its households' data,
-and an erasure of a key for which Trivue holds only lifts says what is kept, and why."""
+and an erasure of a key for which Trivue holds only lifts says what is kept, and why. The sheet reads
+as an ambassadeur walks: one side of the street then the other, each visit's figures in words, a
+column for the outcome, and a street-level campaign's sheet asks for notices, not visits."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +17,13 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from server.ingest.evidence import EvidenceStore
+from server.reminders.campaigns import Decision, create_campaign, review
+from server.reminders.config import RemindersConfig
 from server.reminders.households import UnknownHousehold, erase_household
+from server.reminders.letters import route_sheet_pdf
 from server.reminders.models import HOUSEHOLD, Item
+from server.reminders.plan import make_plan
+from server.reminders.walking_route import route_streets
 from server.reminders.wording import translate
 from server.retention import purge_expired
 from tests.server.reminders_city import City, engine_for, seed_city, send_household_campaign
@@ -157,3 +165,62 @@ def test_erasing_a_key_with_only_lifts_says_they_are_kept_and_why(city: City, mo
     assert main(["reminders", "erase", key, "--by", "dpo"]) == 2
     err = capsys.readouterr().err
     assert "24 lifts are kept" in err and "public interest" in err and "no data" not in err, err
+
+
+def sheet_text(pdf: bytes) -> str:
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split())
+
+
+def visit_blocks(city: City, extra: tuple[str, ...] = ()) -> list[Any]:
+    """The route sheet's blocks of the city's campaign, households at level 3, every item approved;
+    the addresses labelled ``extra`` (« 4 Rue Hoche ») first get three contaminated lifts each."""
+    from tests.server.reminders_city import DIRTY, sure_addresses
+
+    rules = RemindersConfig()
+    with city.sessions() as session:
+        for address in [a for a in sure_addresses(session) if a.label.startswith(extra)] if extra else []:
+            for n, days in enumerate((2, 7, 13)):
+                city.lift(session, "extra", (address.lat, address.lon), days, DIRTY[n])
+        session.commit()
+        campaign = create_campaign(session, make_plan(session, rules, TODAY, households=city.settings.household_level),
+                                   "Novembre", "test", rules)
+        session.flush()
+        items = list(session.scalars(select(Item).where(Item.campaign_id == campaign.id)))
+        for item in items:
+            if item.kind in (HOUSEHOLD, "street"):
+                item.level = 3 if item.kind == HOUSEHOLD else item.level
+                review(session, item.id, Decision(True), "test")
+        return route_streets(session, items)
+
+
+def test_the_ambassador_walks_one_side_then_comes_back_on_the_other(city: City) -> None:
+    """3, 4, 5, 6 Rue Hoche were listed 3, 4, 5, 6 (across the street at every door): odd numbers up
+    the street, even numbers back down, so that nobody crosses between two doors."""
+    blocks = visit_blocks(city, extra=("4 Rue Hoche", "6 Rue Hoche"))
+    (hoche,) = [b for b in blocks if b.name.startswith("Rue Hoche")]
+    numbers = [s.place.split(" ")[0] for s in hoche.stops if not s.place.startswith("Toute")]
+    assert numbers == ["3", "5", "6", "4"], numbers
+
+
+def test_each_visit_says_its_figures_in_words_and_leaves_room_for_the_outcome(city: City) -> None:
+    """« 3 / 5 » said nothing an ambassador could repeat at the door; the sheet had no column to write
+    what happened (absent, spoke with the household, left the notice)."""
+    blocks = visit_blocks(city)
+    stops = {s.place.split(" 35000")[0]: s for b in blocks for s in b.stops}
+    assert stops["3 Rue Hoche"].lifts == "3 contaminées sur 5 levées"
+    assert stops["5 Rue Hoche"].lifts == "2 contaminées sur 2 levées"
+    text = sheet_text(route_sheet_pdf("Novembre", "22 octobre 2026 au 20 novembre 2026", blocks))
+    assert "Résultat de la visite" in text and "Levées du 22 octobre 2026 au 20 novembre 2026" in text, text
+
+
+def test_a_street_level_sheet_asks_for_notices_not_for_visits(tmp_path: Path) -> None:
+    """Household level off (the default): the block said « 0 adresse à visiter » and its line
+    « Toute la rue (bacs sans adresse sûre) … 15 sur 15 contaminées », as if households had been sought."""
+    with engine_for("sqlite", tmp_path, False) as engine:
+        city = seed_city(engine, tmp_path, TODAY, household_level=False)
+        blocks = visit_blocks(city)
+    (hoche,) = [b for b in blocks if b.name.startswith("Rue Hoche")]
+    assert hoche.summary == "Avis à distribuer dans toute la rue", hoche.summary
+    (line,) = hoche.stops
+    assert line.place == "Toute la rue" and "sans adresse" not in line.lifts, line
+    assert line.lifts.endswith("levées") and " contaminées sur " in line.lifts, line
