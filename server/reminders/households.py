@@ -150,6 +150,14 @@ def unknown_note(key: str) -> str:
             "contact, ni rappel) : opposition enregistrée d'avance, vérifiez la clé")
 
 
+def held_unsaid(key: str) -> str:
+    """What a manager reads, the household level off, instead of what Trivue holds on ``key`` (whether
+    its address or bin is in the registry, how many lifts carry it): said, it would let them walk
+    through tags and addresses the switch hides. An admin reads it in the access file."""
+    return (f"{key} : le niveau foyer est désactivé, la réponse ne dit pas ce que Trivue tient sur ce foyer "
+            "(adresse ou bac au registre, levées) ; un administrateur le lit dans le droit d'accès")
+
+
 def known_household(session: Session, key: str) -> bool:
     """Whether anything but an opposition names ``key`` (as ``check_key`` writes it): its address or
     bin in the registry, a lift, a refused message naming the bin, a contact or a reminder."""

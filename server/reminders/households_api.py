@@ -22,12 +22,14 @@ from server.reminders.households import (
     HouseholdError,
     UnknownHousehold,
     erase_household,
+    held_unsaid,
     import_contacts,
     known_household,
     list_contacts,
     opt_out,
     unknown_note,
 )
+from server.web.auth import Principal
 from server.web.deps import Admin, Manager, SameOrigin, SessionDep, content_type
 from server.web.privacy import require
 
@@ -71,6 +73,13 @@ async def contacts_csv(request: Request, kind: str) -> bytes | str:
     return await upload.read()
 
 
+def may_say_held(settings: ServerSettings, who: Principal) -> bool:
+    """Whether an answer may say what Trivue holds on a key (registry, lifts): with the household level
+    on, or to an admin (who reads the access file anyway). A manager with it off would otherwise test
+    tags and addresses one by one through the opt-out's ``known`` or an empty erasure's lift count."""
+    return settings.household_level or who.can("admin")
+
+
 class OptOutIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: str | None = Field(default=None, max_length=500)
@@ -109,6 +118,9 @@ def household_routes(router: APIRouter, settings: ServerSettings, min_confidence
             key = opt_out(db, key, who.actor, body.note)
         except HouseholdError as error:
             raise HTTPException(422, str(error)) from None
+        if not may_say_held(settings, who):
+            db.commit()
+            return {"key": key, "opted_out": True, "known": None, "detail": held_unsaid(key)}
         known = known_household(db, key)
         db.commit()
         return {"key": key, "opted_out": True, "known": known, "detail": None if known else unknown_note(key)}
@@ -135,7 +147,8 @@ def household_routes(router: APIRouter, settings: ServerSettings, min_confidence
         try:
             done = erase_household(db, key, who.actor, keep_opt_out, note, settings.data_dir / "reminders")
         except UnknownHousehold as error:
-            raise HTTPException(404, str(error)) from None
+            said = str(error) if may_say_held(settings, who) else f"rien à effacer : {held_unsaid(key)}"
+            raise HTTPException(404, said) from None
         except HouseholdError as error:
             raise HTTPException(422, str(error)) from None
         db.commit()

@@ -209,9 +209,10 @@ class ContactImportOut(Out):
 class OptedOut(Out):
     key: str
     opted_out: bool
-    known: bool = Field(description="Whether anything but the opposition names the key (address or bin in the "
-                                    "registry, lift, contact, reminder); false: recorded in advance, maybe a typo")
-    detail: str | None = Field(default=None, description="Said when known is false")
+    known: bool | None = Field(description="Whether anything but the opposition names the key (address or bin in "
+                                           "the registry, lift, contact, reminder); false: recorded in advance, "
+                                           "maybe a typo; null: not said (a manager, household level off)")
+    detail: str | None = Field(default=None, description="Said when known is false or null")
 
 
 class Erased(Out):

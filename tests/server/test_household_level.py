@@ -248,3 +248,30 @@ def test_the_cli_obeys_the_switch(served: Served, tmp_path: Path, monkeypatch: p
     assert plan["targets"] and {t["kind"] for t in plan["targets"]} <= {"street", "thanks"}
     monkeypatch.setenv("TRIVUE_HOUSEHOLD_LEVEL", "true")
     assert main(["reminders", "contacts", str(contacts), "--by", "test"]) == 0
+
+
+def test_a_managers_opt_out_and_erasure_do_not_say_what_is_held_while_off(served: Served) -> None:
+    """The opt-out's ``known`` (and an empty erasure's lift count) told a manager, with the switch off,
+    whether a bin tag or an address number has lifts or sits in the registry: an oracle to walk
+    through tags and addresses the switch hides. While off, a manager's answers are the same for a
+    key with lifts and a key with nothing; an admin (who may read the access file) still learns it."""
+    off, manager, target = served.off, served.headers(), served.city.addresses["target"].id
+    with served.city.sessions() as session:
+        admin = {"Authorization": f"Bearer {create_token(session, 'admin', 'test-admin')}"}
+        session.commit()
+    # Erasure first (an opposition recorded by the opt-outs below would make them erasable).
+    erased = {key: off.delete(f"/api/reminders/households/{key}", headers=manager)
+              for key in (f"address:{target}", "address:999999")}
+    assert {r.status_code for r in erased.values()} == {404}
+    held, empty = (r.json()["detail"].replace(key, "KEY") for key, r in erased.items())
+    assert held == empty and not any(c.isdigit() for c in held), held  # no lift count
+    assert "11 levées sont gardées" in off.delete(f"/api/reminders/households/address:{target}",
+                                                   headers=admin).json()["detail"]
+    said = {key: off.post(f"/api/reminders/households/{key}/opt-out", json={}, headers=manager).json()
+            for key in ("bin:BAC-0042", "bin:BAC-9999")}  # BAC-0042: the city's lifts carry it
+    assert {k: (r["opted_out"], r["known"]) for k, r in said.items()} == {
+        "bin:BAC-0042": (True, None), "bin:BAC-9999": (True, None)}
+    assert len({r["detail"].replace(k, "KEY") for k, r in said.items()}) == 1
+    assert off.post("/api/reminders/households/bin:BAC-8888/opt-out", json={}, headers=admin).json()["known"] is False
+    assert served.on.post("/api/reminders/households/bin:BAC-7777/opt-out", json={},
+                          headers=manager).json()["known"] is False
