@@ -268,6 +268,11 @@ def trained_on(run: dict) -> str:
     return "on the CPU" if device == "cpu" else f"on the GPU `{device}`"
 
 
+def budget(run: dict) -> str:
+    """The run's --hours, or that it had none (it read "budget - h")."""
+    return f"budget {run['hours']} h" if run.get("hours") else "no time budget"
+
+
 def render(name: str, version: str, mapping: Path | None, run: dict, report: dict, int8: dict | None,
            extra: list[str] | None = None, plot: str | None = None, merge_report: dict | None = None) -> str:
     f = facts(list(report["per_class"]), mapping, merge_report)
@@ -285,7 +290,7 @@ def render(name: str, version: str, mapping: Path | None, run: dict, report: dic
         "## Training", "",
         f"- Model `{run.get('model')}`, init `{run.get('init')}`, image size {run.get('imgsz')}, "
         f"batch {run.get('batch')}, seed {run.get('seed')}: {run.get('epochs_done', '?')} epochs in "
-        f"{run.get('train_minutes', '?')} min {trained_on(run)} (budget {run.get('hours') or '-'} h); "
+        f"{run.get('train_minutes', '?')} min {trained_on(run)} ({budget(run)}); "
         f"training-data hash `{run.get('data_hash')}`.",
         f"- {METHOD_NOTES[method].format(example=examples[method])}",
         *(f"- {note}" for note in init_notes(run)), "",

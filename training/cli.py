@@ -13,6 +13,11 @@ from pathlib import Path
 from base.errors import CliError
 
 DEFAULT_MAPPING = Path(__file__).with_name("mapping.yaml")
+# What a resumed run trains with comes from its checkpoint (Ultralytics), so these options cannot
+# change on --resume; --device and --threads can (how it runs, not what it learns).
+RESUME_FIXED = ("data", "model", "init", "imgsz", "epochs", "hours", "batch", "close_mosaic", "lr0",
+                "optimizer", "warmup_epochs", "fraction", "seed", "missing_labels", "precision", "field_map")
+TRAIN_DEFAULTS: dict[str, object] = {}  # filled by register(): an option left at it was not given
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="skip Ultralytics' training plots (results.png, label plots)")
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     train.set_defaults(handler=run_train)
+    TRAIN_DEFAULTS.update({key: train.get_default(key) for key in RESUME_FIXED})
 
     evaluate = subparsers.add_parser("evaluate", help="measure an ONNX model through the truck's detector")
     evaluate.add_argument("--data", type=Path, default=DEFAULT_MAPPING,
@@ -118,6 +124,8 @@ def run_train(args: argparse.Namespace) -> int:
     from training.datasets import DatasetError
     from training.train import TrainConfig, TrainError, train
 
+    if args.field_map is not None and not args.field:  # else ignored, found out after the training
+        raise CliError("--field-map goes with --field DIR (a field export to map); drop it or add --field")
     config = TrainConfig(
         data=args.data, run_dir=args.run, model=args.model, init=args.init, imgsz=args.imgsz,
         epochs=args.epochs, hours=args.hours, batch=args.batch, close_mosaic=args.close_mosaic,
@@ -126,12 +134,28 @@ def run_train(args: argparse.Namespace) -> int:
         lr0=args.lr0, optimizer=args.optimizer, warmup_epochs=args.warmup_epochs, device=args.device,
         precision=args.precision,
     )
+    if args.resume:
+        check_resume_options(args, config.to_json())
     try:
         best = train(config, resume=args.resume)
     except (TrainError, DatasetError) as error:
         raise CliError(str(error)) from None
     sys.stdout.write(f"best checkpoint: {best}\n")
     return 0
+
+
+def check_resume_options(args: argparse.Namespace, asked: dict) -> None:
+    """An option given with --resume that differs from the run's record stops the command: it was dropped."""
+    record_file = args.run / "trivue.json"
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # no record: train() says there is nothing to resume
+    for key in RESUME_FIXED:
+        if getattr(args, key) != TRAIN_DEFAULTS.get(key) and key in record and asked[key] != record[key]:
+            flag = "--" + key.replace("_", "-")
+            raise CliError(f"--resume continues {args.run} as it was started ({record_file}): {flag} "
+                           f"{asked[key]} differs from its {record[key]}; drop it, or train into a new --run")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -221,6 +221,8 @@ def check_image(image: Path) -> str:
 def collect_source(name: str, spec_path: Path, spec: MappingSpec, report: SourceReport) -> list[Sample]:
     source = spec.sources[name]
     root = source_root(spec_path, source)
+    if not root.is_dir():  # else "has no data.yaml", as if the folder were there
+        raise DatasetError(f"{spec_path}: source '{name}': {root}: no such dataset folder")
     names = read_source_names(root)
     unknown = sorted(set(source.map) - set(names))
     if unknown:

@@ -185,6 +185,8 @@ def measure(items: list[LabelledImage], names: list[str], model: Path, conf: flo
     deployed = Detector(model, conf=conf, iou=DEPLOY_IOU)
     if list(validator.names) != names:
         raise EvaluateError(f"{model}: classes {list(validator.names)} differ from the data's {names}")
+    # onnxruntime's first run allocates: timed, it made a 5-photo val's 10 ms per image read 51
+    validator.warm_up()
     labelled = labelled or {}
     tallies: dict[str, Tally] = {"all": Tally.new()}
     seconds = run_images(items, validator, deployed, labelled, tallies)

@@ -147,7 +147,7 @@ def test_unreadable_image_is_fatal(tmp_path: Path) -> None:
     ({"src": {"path": "src", "map": {"thing": "bag", "ghost": "bag"}}}, "classes the dataset does not have"),
     ({"src": {"path": "src", "map": {}}}, r"classes \['thing'\] need a mapping"),
     ({"src": {"path": "src", "map": {"thing": "bag"}, "colour": "red"}}, "colour"),
-    ({"src": {"path": "missing", "map": {"thing": "bag"}}}, "has no data.yaml"),
+    ({"src": {"path": "missing", "map": {"thing": "bag"}}}, "source .src.: .*missing: no such dataset folder"),
 ])
 def test_bad_mappings_are_refused(tmp_path: Path, sources: dict, message: str) -> None:
     make_source(tmp_path / "src", ["thing"], {"train": {"a": "0 0.5 0.5 0.1 0.1\n"}, "val": {"v": ""}})
