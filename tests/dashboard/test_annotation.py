@@ -91,7 +91,7 @@ def test_draw_and_move_boxes_with_keyboard_and_mouse(browser: Browser, live_serv
     page = browser.page
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#ann-stage canvas")
-    assert page.locator("#ann-progress").inner_text() == "0 photo(s) annotée(s) sur 2"
+    assert page.locator("#ann-progress").inner_text() == "0 photo annotée sur 2"
     assert [(b["boxId"], b["class"], b["state"]) for b in boxes(browser)] == [("1", "bag", "pending"),
                                                                               ("2", "bottle", "pending")]
     # The model's confidence in the reader's number format (French: a no-break space before %, as every page)
