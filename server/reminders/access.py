@@ -60,7 +60,8 @@ def _attributed(household: HouseholdKey, min_confidence: float) -> tuple[ColumnE
     if household.bin_id:
         return Lift.bin_id == household.bin_id, false()
     here = Lift.address_id == household.address_id
-    sure = or_(Lift.registry_placed.is_(True), Lift.match_confidence >= min_confidence)
+    # No confidence at all is not sure: compared as NULL, such a lift was in neither group.
+    sure = or_(Lift.registry_placed.is_(True), func.coalesce(Lift.match_confidence, 0.0) >= min_confidence)
     return and_(here, sure), and_(here, not_(sure))
 
 
