@@ -44,9 +44,15 @@ def answer_validation_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_failed)
 
 
+# SQLite reports these bugs through the OperationalError of an outage (PostgreSQL: ProgrammingError).
+_SQLITE_BUGS = ("no such table", "no such column", "has no column", "syntax error")
+
+
 async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
     """The database away (a restart, a failover, a connection refused): 503 and one log line. It was a
     500 "Internal Server Error" with a whole traceback per request, a bug to an alert on 5xx."""
+    if isinstance(error, OperationalError) and any(bug in outage_words(error).lower() for bug in _SQLITE_BUGS):
+        raise error  # a bug: the 500 and its traceback
     log.warning("database unavailable: %s %s answered 503 (%s)", request.method, request.url.path,
                 outage_words(error))
     return JSONResponse(status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
