@@ -74,6 +74,10 @@ def export_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _photos(n: int) -> str:
+    return "photo" if n == 1 else "photos"  # "1 photo(s)" read as a form, not a sentence
+
+
 def import_labels(args: argparse.Namespace) -> int:
     from server.labels.dataset import DatasetError
     from server.labels.interop import import_labels as apply_import
@@ -92,16 +96,18 @@ def import_labels(args: argparse.Namespace) -> int:
             session.rollback()
             raise CliError(f"{error.filename or args.file}: {error.strerror or error}") from None
         session.commit()
-    print(f"{args.file}: labels of {summary.imported} photo(s) imported")
+    print(f"{args.file}: labels of {summary.imported} {_photos(summary.imported)} imported")
     if summary.kept_unusable:
         shown = ", ".join(summary.kept_unusable[:10]) + (", …" if len(summary.kept_unusable) > 10 else "")
-        print(f"{args.file}: {len(summary.kept_unusable)} photo(s) left unusable, as a person marked them, "
+        unusable = len(summary.kept_unusable)
+        print(f"{args.file}: {unusable} {_photos(unusable)} left unusable, as a person marked them, "
               f"their labels not imported: {shown} (check them on the Annotation page, status filter "
               "\"unusable\"; pass --relabel-unusable to import their labels anyway)")
     if summary.kept_changed:
         shown = ", ".join(str(later) for later in summary.kept_changed[:10])
         shown += ", …" if len(summary.kept_changed) > 10 else ""
-        print(f"{args.file}: {len(summary.kept_changed)} photo(s) left as they are, changed in the dashboard after "
+        changed = len(summary.kept_changed)
+        print(f"{args.file}: {changed} {_photos(changed)} left as they are, changed in the dashboard after "
               f"the export this file answers, their labels not imported: {shown} (check them on the Annotation "
               "page; pass --force to replace their boxes with the file's anyway)")
     return 0

@@ -150,7 +150,8 @@ def _import_streets(args: argparse.Namespace) -> int:
           f"{f' (code INSEE {insee})' if insee else ''}; "
           f"{report.addresses_linked} addresses linked ({time.perf_counter() - started:.1f} s)")
     if report.features_without_geometry:
-        print(f"warning: {report.features_without_geometry} feature(s) without geometry skipped",
+        skipped = report.features_without_geometry
+        print(f"warning: {skipped} feature{'s' if skipped != 1 else ''} without geometry skipped",
               file=sys.stderr)
     if lifts_stored:
         print("Stored lifts keep their old street until `trivue streets rematch`.")

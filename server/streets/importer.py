@@ -165,7 +165,8 @@ def import_street_file(session: Session, path: Path, commune: str | None = None,
         raise ValueError("insee: a code INSEE names one commune, give its name too")
     ways, without_geometry = read_street_file(path, commune)
     if not ways:
-        skipped = f" ({without_geometry} feature(s) without geometry)" if without_geometry else ""
+        skipped = (f" ({without_geometry} feature{'s' if without_geometry != 1 else ''} without geometry)"
+                   if without_geometry else "")
         raise StreetFileError(f"{path}: no named street way found{skipped}")
     pieces = split_at_junctions(ways)
     if insee is not None:

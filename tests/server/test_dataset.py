@@ -232,7 +232,7 @@ def test_round_trip_with_label_studio_and_cvat(field: Field, tool: str, capsys: 
     assert main(["dataset", "import", str(target), "--as", "ann"]) == 0, capsys.readouterr().err
     labels = field.labels()
     assert {e: labels[e] for e in expected} == expected  # exactly the edited boxes, photo by photo
-    assert f"labels of {len(expected)} photo(s)" in capsys.readouterr().out
+    assert f"labels of {len(expected)} photo" in capsys.readouterr().out
     # and exporting again writes the edited files back, byte for byte
     assert export(field, field.tmp / "again") == 0
     again = {p.stem: p.read_text().splitlines() for p in (field.tmp / "again").glob("labels/*/*.txt")}

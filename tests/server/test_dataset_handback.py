@@ -73,18 +73,18 @@ def test_a_photo_a_person_changed_after_the_export_is_left_and_listed(field: Fie
     assert main(["dataset", "import", str(zipped), "--as", "ann"]) == 0
     out = capsys.readouterr().out
     assert field.labels()[changed] == before  # the person's move stands
-    assert f"labels of {len(files) - 1} photo(s) imported" in out
-    assert f"1 photo(s) left as they are, changed in the dashboard after the export this file answers, " \
+    assert f"labels of {len(files) - 1} photos imported" in out
+    assert f"1 photo left as they are, changed in the dashboard after the export this file answers, " \
            f"their labels not imported: {changed} (bea: move at " in out and "--force" in out
     with field.sessions() as session:
         assert session.get(LabelPhoto, changed).annotator == "user:bea"
         assert all(session.get(LabelPhoto, e).annotator == "cli:ann" for e in files if e != changed)
     # Imported again: the first import's own changes are no person's decision, the move still is.
     assert main(["dataset", "import", str(zipped), "--as", "ann"]) == 0
-    assert f"labels of {len(files) - 1} photo(s) imported" in capsys.readouterr().out
+    assert f"labels of {len(files) - 1} photos imported" in capsys.readouterr().out
     # Forced, the file's boxes replace the photo's.
     assert main(["dataset", "import", str(zipped), "--as", "ann", "--force"]) == 0
-    assert f"labels of {len(files)} photo(s) imported" in capsys.readouterr().out
+    assert f"labels of {len(files)} photos imported" in capsys.readouterr().out
     assert field.labels()[changed] != before
 
 

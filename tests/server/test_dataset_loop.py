@@ -42,13 +42,13 @@ def test_an_import_keeps_a_photo_a_person_marked_unusable_and_says_so(
     assert main(["dataset", "import", str(field.tmp / "cvat.zip"), "--as", "ann"]) == 0
     out = capsys.readouterr().out
     assert status(field, unusable) == "unusable" and field.labels()[unusable] == before
-    assert f"labels of {len(files) - 1} photo(s) imported" in out
-    assert f"1 photo(s) left unusable, as a person marked them, their labels not imported: {unusable}" in out
+    assert f"labels of {len(files) - 1} photos imported" in out
+    assert f"1 photo left unusable, as a person marked them, their labels not imported: {unusable}" in out
     assert "--relabel-unusable" in out
     assert all(status(field, event) == "done" for event in files if event != unusable)
     # asked for explicitly, the import labels it: the photo is done with the tool's boxes
     assert main(["dataset", "import", str(field.tmp / "cvat.zip"), "--as", "ann", "--relabel-unusable"]) == 0
-    assert f"labels of {len(files)} photo(s) imported" in capsys.readouterr().out
+    assert f"labels of {len(files)} photos imported" in capsys.readouterr().out
     assert status(field, unusable) == "done" and field.labels()[unusable] != before
 
 
@@ -64,7 +64,7 @@ def test_a_deployment_imports_its_own_export(field: Field, capsys: pytest.Captur
         session.commit()
     capsys.readouterr()
     assert main(["dataset", "import", str(out), "--as", "ann"]) == 0, capsys.readouterr().err
-    assert "labels of 6 photo(s) imported" in capsys.readouterr().out
+    assert "labels of 6 photos imported" in capsys.readouterr().out
     assert field.labels() == before
     assert main(["dataset", "import", str(out / "manifest.json"), "--as", "ann"]) == 2
     err = capsys.readouterr().err.strip()

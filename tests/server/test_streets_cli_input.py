@@ -73,10 +73,10 @@ def test_features_without_geometry_are_counted(tmp_path: Path, url: str, capsys:
                       feature(None, "Rue C"))
     code, out, err = run(capsys, "streets", "import", str(path), "--commune", "X")
     assert code == 0 and "1 streets added" in out
-    assert "warning: 2 feature(s) without geometry skipped" in err
+    assert "warning: 2 features without geometry skipped" in err
     path = collection(tmp_path, feature(None))
     code, _, err = run(capsys, "streets", "import", str(path), "--commune", "X")
-    assert code == 2 and "no named street way found (1 feature(s) without geometry)" in err
+    assert code == 2 and "no named street way found (1 feature without geometry)" in err
 
 
 @pytest.mark.parametrize(("extra", "message"), [
