@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -45,41 +45,43 @@ def test_the_api_answers_503_without_a_traceback_while_the_database_is_down(
     assert api.client.get("/api/streets", headers=viewer).status_code == 200  # back at once
 
 
+def one_round(name: str, failing: Callable[[], None], caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
+    """The one line a periodic task's failing round logs."""
+    started = threading.Event()
+
+    def work() -> None:
+        started.set()
+        failing()
+
+    task = Periodic(name, 3600, work, first_now=True)
+    with caplog.at_level(logging.ERROR, logger="server.periodic"):
+        task.start()
+        assert started.wait(20)
+        task.stop()
+    [line] = caplog.records
+    return line
+
+
 def test_upkeep_logs_one_line_per_round_while_the_database_is_down(
         database_url: str, tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     """The rollout check runs every 10 s: each round logged a whole traceback during an outage."""
     engine = broken_engine(database_url, tmp_path)
-    rounds = threading.Event()
 
-    def work() -> None:
-        rounds.set()
+    def query() -> None:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
-    task = Periodic("rollout check", 3600, work, first_now=True)
-    with caplog.at_level(logging.ERROR, logger="server.periodic"):
-        task.start()
-        assert rounds.wait(20)
-        task.stop()
-    [line] = caplog.records
+    line = one_round("rollout check", query, caplog)
     assert line.exc_info is None, caplog.text
     assert line.getMessage().startswith("rollout check failed: the database is unavailable ("), line.getMessage()
     assert "\n" not in line.getMessage()
 
 
 def test_upkeep_still_logs_the_traceback_of_a_bug(caplog: pytest.LogCaptureFixture) -> None:
-    done = threading.Event()
-
-    def work() -> None:
-        done.set()
+    def bug() -> None:
         raise KeyError("a bug")
 
-    task = Periodic("retention", 3600, work, first_now=True)
-    with caplog.at_level(logging.ERROR, logger="server.periodic"):
-        task.start()
-        assert done.wait(5)
-        task.stop()
-    [line] = caplog.records
+    line = one_round("retention", bug, caplog)
     assert line.exc_info is not None and line.getMessage() == "retention failed"
 
 
