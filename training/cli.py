@@ -17,7 +17,6 @@ DEFAULT_MAPPING = Path(__file__).with_name("mapping.yaml")
 # change on --resume; --device and --threads can (how it runs, not what it learns).
 RESUME_FIXED = ("data", "model", "init", "imgsz", "epochs", "hours", "batch", "close_mosaic", "lr0",
                 "optimizer", "warmup_epochs", "fraction", "seed", "missing_labels", "precision", "field_map")
-TRAIN_DEFAULTS: dict[str, object] = {}  # filled by register(): an option left at it was not given
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,8 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--no-plots", action="store_true",
                        help="skip Ultralytics' training plots (results.png, label plots)")
     train.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
-    train.set_defaults(handler=run_train)
-    TRAIN_DEFAULTS.update({key: train.get_default(key) for key in RESUME_FIXED})
+    # An option left at its default was not given: only the others are checked against the run's record.
+    train.set_defaults(handler=run_train, fixed_defaults={key: train.get_default(key) for key in RESUME_FIXED})
 
     evaluate = subparsers.add_parser("evaluate", help="measure an ONNX model through the truck's detector")
     evaluate.add_argument("--data", type=Path, default=DEFAULT_MAPPING,
@@ -152,7 +151,7 @@ def check_resume_options(args: argparse.Namespace, asked: dict) -> None:
     except (OSError, ValueError):
         return  # no record: train() says there is nothing to resume
     for key in RESUME_FIXED:
-        if getattr(args, key) != TRAIN_DEFAULTS.get(key) and key in record and asked[key] != record[key]:
+        if getattr(args, key) != args.fixed_defaults[key] and key in record and asked[key] != record[key]:
             flag = "--" + key.replace("_", "-")
             raise CliError(f"--resume continues {args.run} as it was started ({record_file}): {flag} "
                            f"{asked[key]} differs from its {record[key]}; drop it, or train into a new --run")
