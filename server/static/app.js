@@ -26,6 +26,10 @@ const Trivue = (() => {
     return Number(config.lang === "en" ? digits.replace(/,/g, "") : digits.replace(",", "."));
   }
 
+  /* The filters' « Levées minimum pour juger » (5 in _filters.html): below it a street, a day or a week
+     is too few lifts to judge, on the map, the ranking and a street's trend alike. */
+  const minLifts = (value) => Math.max(1, Number(value) || 5);
+
   function t(key, params) {
     let text = agree(Object.prototype.hasOwnProperty.call(config.t, key) ? config.t[key] : key, params || {});
     for (const [name, value] of Object.entries(params || {})) text = text.split(`{${name}}`).join(value);
@@ -326,5 +330,5 @@ const Trivue = (() => {
   const me = document.getElementById("whoami") ? whoami().catch(() => null) : Promise.resolve(null);
   return { config, t, label, api, url, fmt, today, serverNow, addDays, CLASSES, GREY, TOO_FEW, rateClass, rateColor, swatch,
     setupFilters, datesInOrder, inRange, newestOnly, fillCommunes, el,
-           showError, me, locale, ApiError, agree };
+           showError, me, locale, ApiError, agree, minLifts };
 })();

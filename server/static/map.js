@@ -30,7 +30,7 @@
 
   let network = null; // L.GeoJSON of every street, drawn once
   let networkDrawn = null; // the promise of that drawing
-  let minLifts = 5;
+  let minLifts = Trivue.minLifts();
   let commune = "";
   const stats = new Map(); // street_id -> statistics of the current filters
 
@@ -114,7 +114,7 @@
 
   async function load(values) {
     const current = ticket();
-    minLifts = Math.max(1, Number(values.min_lifts) || 5);
+    minLifts = Trivue.minLifts(values.min_lifts);
     // The map's text alternative: the ranking table of the same selection (filters in the query).
     document.getElementById("table-link").href = `/classement${location.search}`;
     commune = values.commune || "";

@@ -165,7 +165,7 @@
   async function load(values) {
     const latest = ticket();
     status.textContent = t("common.loading");
-    const minLifts = Math.max(1, Number(values.min_lifts) || 5);
+    const minLifts = Trivue.minLifts(values.min_lifts);
     const common = { stream: values.stream, commune: values.commune, min_lifts: minLifts };
     try {
       const current = { ...common, since: values.since, until: values.until };

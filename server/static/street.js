@@ -19,7 +19,7 @@
   const category = known("cat", query.get("category"));
   // The map's *Levées minimum pour juger*: a day or week with fewer lifts draws no rate (one bin is
   // 0 or 100 %, a spike as loud as a week of hundreds); its figures stay in the table.
-  const minLifts = Math.max(1, Number(query.get("min_lifts")) || 5);
+  const minLifts = Trivue.minLifts(query.get("min_lifts"));
   if (period !== "custom") {
     filters.since = Trivue.addDays(Trivue.today(), -(Number(period) - 1));
     filters.until = null;
