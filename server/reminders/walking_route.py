@@ -46,16 +46,19 @@ def axis_positions(coords: Sequence[tuple[float, float]], points: Sequence[tuple
     return [(p[0] * kx - mx) * ux + (p[1] * 110_540.0 - my) * uy for p in points]
 
 
+NO_NUMBER = 10**9  # an address without a house number sorts after every numbered one
+
+
 def house_number(label: str) -> tuple[int, str]:
     match = re.match(r"\s*(\d+)\s*(\w*)", label)
-    return (int(match.group(1)), match.group(2)) if match else (10**9, label)
+    return (int(match.group(1)), match.group(2)) if match else (NO_NUMBER, label)
 
 
 def walking_key(position: float, label: str) -> tuple[int, float, tuple[int, str]]:
     """Sort key of an address on the sheet: its side (odd, even, no number), then along the axis,
     the even side walked back (5 m steps, so that numbers decide between close doors)."""
     number = house_number(label)
-    side = 2 if number[0] == 10**9 else number[0] % 2 ^ 1  # odd 0, even 1
+    side = 2 if number[0] == NO_NUMBER else (0 if number[0] % 2 else 1)  # odd, even, no number
     step = round(position / 5)
     return side, -step if side == 1 else step, (-number[0], number[1]) if side == 1 else number
 
