@@ -24,7 +24,7 @@ from server.db import utcnow
 from server.ingest.models import Evidence, Lift
 from server.reminders.config import HouseholdRules
 from server.reminders.dead_letters import NamedLetter, letters_naming
-from server.reminders.households import check_key
+from server.reminders.households import check_key, lifts_named
 from server.reminders.models import CHANNEL_LABELS, KIND_LABELS, STATUS_LABELS, Campaign, Contact, Item, OptOut
 from server.reminders.phrases import plural
 from server.reminders.targets import HouseholdKey
@@ -57,9 +57,9 @@ def _attributed(household: HouseholdKey, min_confidence: float) -> tuple[ColumnE
     the reminders ask (``min_address_confidence``): a fix 60 m off lands at an address with a
     confidence of a few percent, maybe a neighbour's lift, whose time, errors and position the file
     must not hand over (RGPD art. 15-4)."""
+    here = lifts_named(household)
     if household.bin_id:
-        return Lift.bin_id == household.bin_id, false()
-    here = Lift.address_id == household.address_id
+        return here, false()
     # No confidence at all is not sure: compared as NULL, such a lift was in neither group.
     sure = or_(Lift.registry_placed.is_(True), func.coalesce(Lift.match_confidence, 0.0) >= min_confidence)
     return and_(here, sure), and_(here, not_(sure))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from server.audit import audit
@@ -94,7 +94,7 @@ def import_contacts(session: Session, data: bytes | str, actor: str, source: str
             continue
         if row.get("phone"):
             row["phone"] = e164(row["phone"])
-        key = str(HouseholdKey.parse(row["key"]))  # as items name it (address:03 is address:3)
+        key = check_key(row["key"])  # as items name it (address:03 is address:3)
         contact = session.get(Contact, key)
         if contact is None:
             contact = Contact(key=key)
@@ -158,19 +158,19 @@ def held_unsaid(key: str) -> str:
             "(adresse ou bac au registre, levées) ; un administrateur le lit dans le droit d'accès")
 
 
+def lifts_named(household: HouseholdKey) -> ColumnElement[bool]:
+    """The lifts that carry the household's bin tag, or its address."""
+    return Lift.bin_id == household.bin_id if household.bin_id else Lift.address_id == household.address_id
+
+
 def known_household(session: Session, key: str) -> bool:
     """Whether anything but an opposition names ``key`` (as ``check_key`` writes it): its address or
     bin in the registry, a lift, a refused message naming the bin, a contact or a reminder."""
     household = HouseholdKey.parse(key)
-    if household.bin_id:
-        place = session.get(Bin, household.bin_id) is not None
-        held = Lift.bin_id == household.bin_id
-    else:
-        place = session.get(Address, household.address_id) is not None
-        held = Lift.address_id == household.address_id
-    return (place or session.get(Contact, key) is not None
+    place = session.get(Bin, household.bin_id) if household.bin_id else session.get(Address, household.address_id)
+    return (place is not None or session.get(Contact, key) is not None
             or session.scalar(select(Item.id).where(Item.target_key == key).limit(1)) is not None
-            or session.scalar(select(Lift.id).where(held).limit(1)) is not None
+            or session.scalar(select(Lift.id).where(lifts_named(household)).limit(1)) is not None
             or bool(household.bin_id and letters_naming(session, household)))
 
 
@@ -252,12 +252,10 @@ def nothing_to_erase(session: Session, key: str) -> str:
     """The answer to an erasure that finds nothing it may erase: the lifts attributed to the key, if
     any, are kept on purpose (the street-level measurement, a public-interest task, art. 17-3-b) until
     their own retention; saying « aucune donnée » would be untrue (docs/privacy.md §1 quinquies)."""
-    household = HouseholdKey.parse(key)
-    held = Lift.bin_id == household.bin_id if household.bin_id else Lift.address_id == household.address_id
-    lifts = session.scalar(select(func.count()).select_from(Lift).where(held)) or 0
+    lifts = session.scalar(select(func.count()).select_from(Lift).where(lifts_named(HouseholdKey.parse(key)))) or 0
     if not lifts:
         return f"aucune donnée pour le foyer {key} : rien n'a été effacé ni enregistré"
-    kept = f"sa {lifts} levée est gardée" if lifts < 2 else f"ses {lifts} levées sont gardées"
+    kept = f"{plural(lifts, 'sa', 'ses')} {lifts} {plural(lifts, 'levée est gardée', 'levées sont gardées')}"
     return (f"foyer {key} : ni contact, ni rappel, ni opposition, ni message refusé à effacer ; {kept} "
             "jusqu'à la fin de leur durée de conservation (photos comprises), pour la "
             "mesure du tri par rue, mission d'intérêt public (RGPD art. 17-3-b) : rien n'a été effacé ni "
