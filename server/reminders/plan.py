@@ -48,6 +48,8 @@ from server.reminders.targets import (
 )
 from server.reminders.templates import CATEGORY_LABELS
 
+STREET_LIFTS = 200  # a street notice's newest contaminated lifts: its errors and photos
+
 
 class Planner:
     """Applies the rules to the lifts of ``[since, until]`` (local days, inclusive)."""
@@ -66,6 +68,7 @@ class Planner:
         self.skipped: list[Skip] = []
         self.names = names_of(session)
         self._photo_known: dict[str, bool] = {}
+        self._street_rows: dict[int, list[Any]] = defaultdict(list)  # every contaminated lift, by street
 
     def plan(self) -> Plan:
         households, streets, unmatched = self._gather()
@@ -98,6 +101,8 @@ class Planner:
         unmatched = 0
         synthetic = self.names.synthetic()
         for row in self.session.execute(query):
+            if row.street_id is not None:
+                self._street_rows[row.street_id].append(row)
             address = None if row.address_id in synthetic else row.address_id  # demo data is no household
             key = household_key(row.bin_id, address, row.match_confidence, rules.min_address_confidence) \
                 if self.households else None
@@ -269,14 +274,11 @@ class Planner:
         return targets
 
     def _street_lifts(self, street_id: int) -> list[Any]:
-        # The notice's errors and photos: the streams the rules look at, never a lift a reviewer
-        # called a false detection (as in ``_gather``).
-        query = (select(Lift.event_id, Lift.errors, Lift.evidence_sha256).where(
-            Lift.street_id == street_id, Lift.contaminated.is_(True), Lift.overruled_at.is_(None),
-            Lift.day >= self.since, Lift.day <= self.until, Lift.event_id.not_in(select(FalseDetection.event_id)),
-            *self._streams())
-            .order_by(Lift.started_at.desc()).limit(200))
-        return list(self.session.execute(query))
+        # The notice's errors and photos: the street's contaminated lifts ``_gather`` read (the
+        # streams the rules look at, no false detection), newest first. One query per street
+        # notice walked the street's whole history in ``ix_lifts_street_started`` (three years of a
+        # métropole: 1,061 notices, 16 ms each, a 17 s plan).
+        return self._street_rows.get(street_id, [])[:STREET_LIFTS]
 
     def _thanks(self, excluded: set[int | None]) -> list[Target]:
         rules = self.config.thanks

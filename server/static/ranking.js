@@ -7,6 +7,9 @@
   const form = document.getElementById("filters");
   const status = document.getElementById("ranking-status");
   const tables = {};
+  /* Rows shown at first and added by « Voir plus »: three years of a métropole put 1,421 streets
+     (11,600 DOM nodes, a 53,000-pixel page) in the table at once. The CSV keeps every row. */
+  const PAGE = 50;
 
   const topErrors = (row) => (row.top_errors || []).map((e) => label("cat", e.category ?? e)).join(", ");
   const COLUMNS = {
@@ -39,7 +42,7 @@
     ? t("ranking.share", { category: label("cat", category) }) : t(c.title));
 
   function render(id) {
-    const { rows, sort } = tables[id];
+    const { rows, sort, shown } = tables[id];
     const columns = COLUMNS[id];
     const column = columns.find((c) => c.key === sort.key);
     const sorted = [...rows].sort((a, b) => {
@@ -71,13 +74,16 @@
       if (th.dataset.key === sort.key) th.setAttribute("aria-sort", sort.dir === "asc" ? "ascending" : "descending");
       else th.removeAttribute("aria-sort");
     }
-    const body = sorted.length ? sorted.map((row) => el("tr", {}, ...columns.map((c) => {
+    const body = sorted.length ? sorted.slice(0, shown).map((row) => el("tr", {}, ...columns.map((c) => {
       const value = valueOf(c, row);
       const text = c.show ? c.show(value, row) : value ?? "";
       const content = c.link ? el("a", { href: `/rues/${row.street_id}${location.search}`, text }) : text;
       return el(c.link ? "th" : "td", { class: c.num ? "num" : null, scope: c.link ? "row" : null }, content);
     }))) : [el("tr", {}, el("td", { colspan: String(columns.length), text: t("common.none") }))];
     table.tBodies[0].replaceChildren(...body);
+    document.getElementById(`${id}-more`).hidden = sorted.length <= shown;
+    document.getElementById(`${id}-shown`).textContent = t("ranking.shown", {
+      shown: fmt.num(Math.min(shown, sorted.length)), total: fmt.num(sorted.length) });
   }
 
   // Same rule as server/csvexport.py: a JS number (a negative change in points) stays a number;
@@ -175,14 +181,14 @@
       if (!latest()) return; // a newer filter change is on its way: its answer is shown instead
       category = values.category || "";
       const then = new Map(thenRows.map((r) => [r.street_id, r]));
-      tables.worst = { rows: now, sort: tables.worst?.sort || { key: "rate", dir: "desc" } };
+      tables.worst = { rows: now, sort: tables.worst?.sort || { key: "rate", dir: "desc" }, shown: PAGE };
       // Only drops larger than chance: the streets with few lifts swing most from one period to
       // the next, so ranking every drop by its size put noise (and regression to the mean: last
       // period's unlucky streets) at the top. A drop is listed when its 95 % interval is below zero.
       const improved = now.filter((r) => then.has(r.street_id))
         .map((r) => ({ ...r, before: then.get(r.street_id).rate, ...changeInterval(r, then.get(r.street_id)) }))
         .filter((r) => r.change_high < 0);
-      tables.improved = { rows: improved, sort: tables.improved?.sort || { key: "change", dir: "asc" } };
+      tables.improved = { rows: improved, sort: tables.improved?.sort || { key: "change", dir: "asc" }, shown: PAGE };
       render("worst");
       render("improved");
       const year = values.compare === "year";
@@ -198,6 +204,14 @@
     }
   }
 
+  for (const button of document.querySelectorAll("[data-more]")) {
+    button.addEventListener("click", () => {
+      const table = tables[button.dataset.more];
+      if (!table) return;
+      table.shown += PAGE;
+      render(button.dataset.more);
+    });
+  }
   for (const button of document.querySelectorAll("[data-export]")) {
     button.addEventListener("click", () => tables[button.dataset.export] && exportCsv(button.dataset.export));
   }

@@ -21,14 +21,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
-from sqlalchemy import func, select
+from sqlalchemy import Date, bindparam, func, select, text
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.letters import held_summary
-from server.ingest.models import AMBIGUOUS_LIFTS, UNMATCHED, DeadLetter, Lift, StreetDay, StreetDayError
+from server.ingest.models import ALL_STREAMS, AMBIGUOUS_LIFTS, UNMATCHED, DeadLetter, Lift
 from server.ingest.quality import BIN_COLUMNS, BINS, first_whole_day, quality_totals
 from server.streets.models import Street
 from server.streets.trajectory import AMBIGUOUS
@@ -37,7 +37,7 @@ from server.web.alert_feed import StreamCursor, alert_rows, feed_of, last_lift_i
 from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
 from server.web.communes import known_commune
 from server.web.deps import SIGNED_IN, Manager, SessionDep, Viewer, authorize, context
-from server.web.reports import StreetFilter, rate_fields
+from server.web.reports import StreetFilter, rate_fields, rollup_branches
 from vision.rules import CATEGORY_PATTERN
 from vision.schema import Severity, Stream
 
@@ -136,22 +136,25 @@ def data_quality(db: Session, flt: StreetFilter, kept: Kept | None = None) -> di
 
 
 def error_rates(db: Session, category: str, flt: StreetFilter) -> list[dict[str, Any]]:
-    """Per street: lifts, lifts with an error (not info) of ``category``, and that share with its CI."""
-    totals = flt.apply(select(StreetDay.street_id, func.sum(StreetDay.lifts))
-                       .where(StreetDay.street_id != UNMATCHED).group_by(StreetDay.street_id), StreetDay)
-    hits = flt.apply(select(StreetDayError.street_id, func.sum(StreetDayError.lifts))
-                     .where(StreetDayError.category == category, StreetDayError.severity != Severity.info.value)
-                     .group_by(StreetDayError.street_id), StreetDayError)
-    if flt.commune is not None:
-        totals = totals.where(StreetDay.street_id.in_(select(Street.id).where(Street.commune == flt.commune)))
-    with_category = {sid: int(n) for sid, n in db.execute(hits)}
-    rows = []
-    # by street id: PostgreSQL's hashed GROUP BY gave the streets (and a ranking's ties) in its own order
-    for sid, lifts in db.execute(totals.order_by(StreetDay.street_id)):
-        if int(lifts) >= flt.min_lifts:
-            rows.append({"street_id": sid, "category": category,
-                         **rate_fields(int(lifts), with_category.get(sid, 0))})
-    return rows
+    """Per street: lifts, lifts with an error (not info) of ``category``, and that share with its CI.
+
+    Summed from the day, month and year roll-ups as ``/api/streets`` is (``rollup_branches``): from
+    the daily aggregates, all time over three years of a métropole read ~1 million rows, 1.4 s."""
+    params: dict[str, Any] = {"stream": flt.stream or ALL_STREAMS, "info": Severity.info.value,
+                              "commune": flt.commune, "category": category, "min_lifts": flt.min_lifts}
+    totals = " UNION ALL ".join(rollup_branches(flt, ("lifts",), False, params))
+    hits = " UNION ALL ".join(rollup_branches(flt, ("category", "lifts"), True, params))
+    days = [bindparam(k, type_=Date) for k in params if k.endswith(("_low", "_high"))]
+    with_category = {sid: int(n) for sid, n in db.execute(text(
+        f"SELECT street_id, SUM(lifts) FROM ({hits}) AS u WHERE category = :category GROUP BY street_id"
+    ).bindparams(*days), params)}
+    # By street id: PostgreSQL's hashed GROUP BY gave the streets (and a ranking's ties) in its own
+    # order. A street whose days in the period were all subtracted sums to 0: it had no lift then.
+    rows = db.execute(text(
+        f"SELECT street_id, SUM(lifts) FROM ({totals}) AS u WHERE street_id <> {UNMATCHED} GROUP BY street_id "
+        "HAVING SUM(lifts) > 0 AND SUM(lifts) >= :min_lifts ORDER BY street_id").bindparams(*days), params)
+    return [{"street_id": sid, "category": category, **rate_fields(int(lifts), with_category.get(sid, 0))}
+            for sid, lifts in rows]
 
 
 def network_geojson(db: Session) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from server.ingest.models import Evidence, Lift
 from server.streets.models import Address, Street
 from server.web.bounds import MAX_ROW_ID
+
+ONE_DAY = timedelta(days=1)
 
 
 class CursorError(ValueError):
@@ -67,11 +69,19 @@ class LiftFilter:
             found.append(Lift.started_at >= self.since)
         if self.until is not None:
             found.append(Lift.started_at < self.until)
+        # Local days bound ``started_at`` too, a day wider on each side (a local day lies within a
+        # day of its UTC date in any zone; ``day`` decides): the lifts come newest first through the
+        # ``started_at`` indexes, and by ``day`` alone SQLite walked a truck's lifts from today back
+        # to the period's (three years: 5.2 s for a truck's January).
         if self.day_since is not None:
-            found.append(Lift.day >= self.day_since)
+            found += [Lift.day >= self.day_since, Lift.started_at >= _utc_midnight(self.day_since - ONE_DAY)]
         if self.day_until is not None:
-            found.append(Lift.day <= self.day_until)
+            found += [Lift.day <= self.day_until, Lift.started_at < _utc_midnight(self.day_until + 2 * ONE_DAY)]
         return found
+
+
+def _utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
 
 
 def _names(session: Session, lifts: list[Lift]) -> tuple[dict[int, Any], dict[int, Any]]:

@@ -85,7 +85,7 @@ def rate_fields(lifts: int, contaminated: int) -> dict[str, Any]:
 
 # --- The period's sums per street: one statement -------------------------------------------------
 
-def _branches(flt: StreetFilter, columns: tuple[str, ...], errors: bool, params: dict[str, Any]) -> list[str]:
+def rollup_branches(flt: StreetFilter, columns: tuple[str, ...], errors: bool, params: dict[str, Any]) -> list[str]:
     """``SELECT street_id, <columns>`` of every roll-up unit of the period, to be put under UNION ALL:
     the days to subtract (``Units.minus_days``) select their measures negated."""
     units = split(flt.since, flt.until)
@@ -123,8 +123,8 @@ def _branches(flt: StreetFilter, columns: tuple[str, ...], errors: bool, params:
 def _period_sql(flt: StreetFilter, dialect: str) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"stream": flt.stream or ALL_STREAMS, "info": Severity.info.value,
                               "min_lifts": flt.min_lifts, "commune": flt.commune, "category": flt.category}
-    totals = " UNION ALL ".join(_branches(flt, ("lifts", "contaminated", "alerts"), False, params))
-    errors = " UNION ALL ".join(_branches(flt, ("category", "lifts", "items"), True, params))
+    totals = " UNION ALL ".join(rollup_branches(flt, ("lifts", "contaminated", "alerts"), False, params))
+    errors = " UNION ALL ".join(rollup_branches(flt, ("category", "lifts", "items"), True, params))
     # Ties are broken by category in code-point order on both databases (PostgreSQL's default
     # collation would sort them by locale): the same ranking as before the roll-ups.
     collate = ' COLLATE "C"' if dialect == "postgresql" else ""

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from server.db import utcnow
 from server.reminders.campaigns import Decision, create_campaign, review
@@ -152,3 +154,26 @@ def test_street_notices_never_below_the_configured_rate(city: City) -> None:
     dirty = f"street:{city.streets['dirty']}"
     assert dirty not in by_key(strict)
     assert dirty in by_key(few) and dirty not in by_key(too_few)
+
+
+def test_street_notices_read_no_lifts_of_their_own(tmp_path: Path) -> None:
+    """The plan reads the lifts a fixed number of times, not once more per street notice: each
+    notice read its street's lifts again, by ``day``, which SQLite walked over the street's whole
+    history in ``ix_lifts_street_started`` (three years of a métropole: 1,061 street notices,
+    16 ms each, a 17 s plan). One read of the window's contaminated lifts and two counts of the
+    households' lifts (by bin, by address) are the whole budget."""
+    with engine_for("sqlite", tmp_path, False) as engine:
+        city = seed_city(engine, tmp_path, TODAY)
+        reads: list[str] = []
+
+        def keep(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+            if "FROM lifts" in sql:
+                reads.append(sql)
+
+        event.listen(engine, "before_cursor_execute", keep)
+        with city.sessions() as session:
+            plan = make_plan(session, RemindersConfig(), TODAY)
+        event.remove(engine, "before_cursor_execute", keep)
+    streets = [t for t in plan.targets if t.kind == "street"]
+    assert streets and all(t.event_ids for t in streets)  # the notices still carry their photos
+    assert len(reads) <= 3, reads
