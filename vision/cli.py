@@ -27,6 +27,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     schema.set_defaults(handler=run_schema)
 
 
+def annotated_names(inputs: list[Path], images: list[Path]) -> dict[Path, Path]:
+    """Where each image's annotated copy goes, relative to the output folder: a folder's photos
+    keep their sub-folders (``a/photo.jpg`` and ``b/photo.jpg`` are two photos, and one copy wrote
+    over the other), every copy is a ``.jpg``, and a name taken twice (``photo.jpg`` and
+    ``photo.png``) gets ``-2``, ``-3``..."""
+    names: dict[Path, Path] = {}
+    taken: set[Path] = set()
+    for path in images:
+        folder = next((f for f in inputs if f.is_dir() and path.is_relative_to(f)), None)
+        name = (path.relative_to(folder) if folder else Path(path.name)).with_suffix(".jpg")
+        candidate, n = name, 1
+        while candidate in taken:
+            n += 1
+            candidate = name.with_name(f"{name.stem}-{n}.jpg")
+        taken.add(candidate)
+        names[path] = candidate
+    return names
+
+
+class ImageReader:
+    """The images read in turn; one that cannot be read is named on stderr and skipped, so a bad
+    file (an interrupted copy, a text file named .jpg) never stops the rest of a folder, and
+    ``unreadable`` lists them afterwards for the exit code."""
+
+    def __init__(self, images: list[Path], command: str) -> None:
+        self.images, self.command = images, command
+        self.unreadable: list[Path] = []
+
+    def __iter__(self):  # -> Iterator[tuple[Path, np.ndarray]]
+        for path in self.images:
+            try:
+                image = read_image(path)
+            except CliError as error:
+                print(f"trivue {self.command}: error: {error}", file=sys.stderr)
+                self.unreadable.append(path)
+                continue
+            yield path, image
+
+
 def find_images(inputs: list[Path]) -> list[Path]:
     """Files as given, folders expanded to their images (sorted, recursive).
 
@@ -82,8 +121,9 @@ def run_detect(args: argparse.Namespace) -> int:
     if args.save:
         make_folder("--save", args.save)
     detector = load_detector(args.model, conf=args.conf, iou=args.iou, threads=args.threads)
-    for path in images:
-        image = read_image(path)
+    names = annotated_names(args.inputs, images)
+    reader = ImageReader(images, "detect")
+    for path, image in reader:
         detections = detector.detect(image)
         rows = [
             {"class": detector.names[int(c)], "confidence": round(float(s), 4),
@@ -97,8 +137,10 @@ def run_detect(args: argparse.Namespace) -> int:
             found = ", ".join(f"{r['class']} {r['confidence']:.2f}" for r in rows) or "nothing"
             sys.stdout.write(f"{path}  {image.shape[1]}x{image.shape[0]}  {len(rows)} detections: {found}\n")
         if args.save:
-            cv2.imwrite(str(args.save / f"{path.stem}.jpg"), draw(image, detections, detector.names))
-    return 0
+            target = args.save / names[path]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(target), draw(image, detections, detector.names))
+    return 2 if reader.unreadable else 0
 
 
 def run_schema(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ from server.ingest.evidence import EvidenceError, EvidenceStore
 from server.ingest.letters import HeldBudget, LetterView, letter_row, letter_views
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
+from server.ingest.photo_check import take_back_mismatched
 from server.ingest.purge_gate import hold_off_purge
 from server.ingest.streams import collected_streams, unknown_stream
 from server.ingest.street_level import street_level
@@ -136,6 +137,9 @@ class Inbox:
                 self._classify(session, batch, message, locator)
             except Refused as refused:
                 batch.dead.append(self._letter(session, batch, message, refused.reason, str(refused)))
+        for photo in take_back_mismatched(session, self.evidence, self.prefix, batch.lifts):
+            message = MqttMessage(photo.topic, photo.payload, photo.received_at)
+            batch.dead.append(self._letter(session, batch, message, "evidence_mismatch", photo.detail))
         moves = self._match_paths(session, batch, locator)
         if not self.settings.household_level:  # no tag, no address stored (docs/privacy.md §1 bis)
             for row in batch.lifts:

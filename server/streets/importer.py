@@ -208,7 +208,9 @@ def commune_as_stored(session: Session, typed: str) -> str:
 def street_rows(session: Session, commune: str | None = None, name: str | None = None,
                 limit: int = 50) -> list[StreetRow]:
     """Streets by commune and name (part of it, compared as ``street_key`` compares names), with
-    their segment and address counts. ValueError for a name that leaves no key to search for."""
+    their segment and address counts. ValueError for a name that leaves no key to search for, and
+    for a commune without streets, naming those with some (an empty list read as a commune whose
+    streets are all there is, when it was a typo)."""
     segments = select(Segment.street_id, func.count().label("n")).group_by(Segment.street_id).subquery()
     addresses = select(Address.street_id, func.count().label("n")).group_by(Address.street_id).subquery()
     query = (select(Street.id, Street.name, Street.commune, Street.length_m,
@@ -217,7 +219,12 @@ def street_rows(session: Session, commune: str | None = None, name: str | None =
              .outerjoin(addresses, addresses.c.street_id == Street.id)
              .order_by(Street.commune, Street.name).limit(limit))
     if commune:
-        query = query.where(Street.commune == commune_as_stored(session, commune))
+        stored = stored_commune(session, commune)
+        if stored is None:
+            known = communes_with_streets(session)
+            raise ValueError(f"--commune {commune!r}: no street is in it; " + (
+                f"the communes with streets: {', '.join(known[:30])}" if known else "no streets are imported yet"))
+        query = query.where(Street.commune == stored)
     if name is not None:
         key = street_key(name)
         if not key:  # contained in every name: it listed every street

@@ -63,3 +63,19 @@ def test_a_name_with_a_word_still_finds_its_streets(engine: Engine) -> None:
     with Session(engine) as session:
         rows = street_rows(session, None, "RUE DE L’HERMINE", 50)
     assert [row.name for row in rows] == ["Rue de l'Hermine"]
+
+
+def test_streets_list_of_a_commune_without_streets_names_those_with_some(
+        engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/streets.md: given a commune without streets, ``--commune`` names the communes that have
+    some. ``trivue streets list --commune Menton`` printed an empty table, exit 0: a typo read as a
+    commune without streets, while the API answers it with a 422 naming them."""
+    refusal = r"--commune 'Menton': no street is in it.*Cap-d'Ail"
+    with Session(engine) as session, pytest.raises(ValueError, match=refusal):
+        street_rows(session, "Menton", None, 5)
+    monkeypatch.setenv("TRIVUE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    assert main(["streets", "import", str(FIXTURES / "rennes-centre.geojson"), "--commune", COMMUNE]) == 0
+    capsys.readouterr()
+    assert main(["streets", "list", "--commune", "Menton"]) == 2
+    err = capsys.readouterr().err
+    assert "--commune 'Menton': no street is in it; the communes with streets: Cap-d'Ail" in err, err

@@ -66,7 +66,7 @@ def run_judge(args: argparse.Namespace) -> int:
 
     from base.paths import make_folder
     from vision.annotate import draw
-    from vision.cli import IMAGE_SUFFIXES, find_images, load_detector, read_image
+    from vision.cli import IMAGE_SUFFIXES, ImageReader, annotated_names, find_images, load_detector
     from vision.rules import RulesError, SortingRules
     from vision.schema import Stream
 
@@ -99,22 +99,28 @@ def run_judge(args: argparse.Namespace) -> int:
     for column in ("photo", "objects seen", "sorting errors", "score"):
         table.add_column(column)
     contaminated, errors_total = 0, Counter[str]()
-    for path in track(photos, description="Judging the photos", console=console, transient=True):
-        image = read_image(path)
+    names = annotated_names(folders, photos)
+    reader = ImageReader(photos, "judge")
+    for path, image in track(reader, total=len(photos), description="Judging the photos", console=console,
+                             transient=True):
         detections = detector.detect(image)
         counts = Counter(detector.names[int(c)] for c in detections.class_id)
         verdict = rules.judge(stream, counts)
         severity_of = {e.class_: e.severity.value for e in verdict.errors}
-        cv2.imwrite(str(args.out / f"{path.stem}.jpg"), draw(image, detections, detector.names, severity_of))
+        target = args.out / names[path]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), draw(image, detections, detector.names, severity_of))
         contaminated += verdict.contaminated
         errors_total.update({rules.label(e.class_): e.count for e in verdict.errors})
         seen = ", ".join(f"{n}×{c}" for n, c in sorted(counts.items())) or "—"
         wrong = ", ".join(f"{rules.label(e.class_)}×{e.count} ({e.severity.value})" for e in verdict.errors) or "—"
         table.add_row(path.name, seen, wrong, f"{verdict.score:g}")
     console.print(table)
-    share = contaminated / len(photos) if photos else 0.0
-    console.print(f"{len(photos)} photos, {contaminated} with a sorting error ({share:.0%}). "
+    judged = len(photos) - len(reader.unreadable)
+    share = contaminated / judged if judged else 0.0
+    unreadable = f" ({len(reader.unreadable)} unreadable, skipped)" if reader.unreadable else ""
+    console.print(f"{judged} photos{unreadable}, {contaminated} with a sorting error ({share:.0%}). "
                   f"Errors: {dict(errors_total.most_common()) or 'none'}")
     console.print(f"Annotated photos: {args.out.resolve()}")
-    return 0
+    return 2 if reader.unreadable else 0
 
