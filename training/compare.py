@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from training.compare_input import field_test
 from training.datasets import DatasetError
 from training.evaluate import EvaluateError, LabelledImage, measure
 from training.field import FIELD_MAP, TEST
+from training.spec_files import load_spec
 from vision.model import Detector, DetectorError
 from vision.selfcheck import INT8_SUFFIX, SelfCheckError, calibration_photos, check_int8, fp32_sibling
 
@@ -54,21 +54,8 @@ class Gates(BaseModel):
 
 
 def load_gates(path: Path | None = None) -> Gates:
-    path = Path(path) if path is not None else GATES
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CompareError(f"{path}: gates file not found") from None
-    except yaml.YAMLError as error:
-        raise CompareError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    try:
-        return Gates.model_validate(data if data is not None else {})
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        if first["type"] == "extra_forbidden":
-            raise CompareError(f"{path}: unknown key '{where}' (known: {', '.join(Gates.model_fields)})") from None
-        raise CompareError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r})"[:300]) from None
+    """The gates file at ``path`` (default: the shipped one); an empty file is the defaults."""
+    return load_spec(Path(path) if path is not None else GATES, Gates, CompareError, "gates file")
 
 
 def open_model(path: Path, role: str) -> Detector:

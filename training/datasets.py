@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from base.paths import SHARED_DIR, images_in
+from training.spec_files import load_spec
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +107,8 @@ class Sample:
 
 
 def load_mapping(path: Path) -> MappingSpec:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        spec = MappingSpec.model_validate(data)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: mapping file not found") from None
-    except yaml.YAMLError as error:
-        raise DatasetError(f"{path}: not valid YAML ({error})") from None
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DatasetError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r})"[:400]) from None
+    """The mapping file at ``path``, every source's targets checked against its ``classes``."""
+    spec = load_spec(path, MappingSpec, DatasetError, "mapping file")
     for source, sspec in spec.sources.items():
         bad = sorted({v for v in sspec.map.values() if v is not None} - set(spec.classes))
         if bad:

@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from base.paths import images_in
 from training.datasets import (
@@ -51,6 +51,7 @@ from training.datasets import (
     load_mapping,
     write_merge,
 )
+from training.spec_files import load_spec
 from training.yardstick import SplitPhotos, read_test_split
 
 log = logging.getLogger(__name__)
@@ -71,18 +72,7 @@ class FieldMap(BaseModel):
 
 def load_field_map(path: Path, classes: Sequence[str]) -> FieldMap:
     """The field map at ``path``, every target checked against the model's ``classes``."""
-    try:
-        spec = FieldMap.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: field map not found") from None
-    except yaml.YAMLError as error:
-        raise DatasetError(f"{path}: not valid YAML ({error})") from None
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            raise DatasetError(f"{path}: unknown key '{where}' (known: repeat, map)") from None
-        raise DatasetError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r})"[:400]) from None
+    spec = load_spec(path, FieldMap, DatasetError, "field map")
     for name, target in spec.map.items():
         if target is not None and target not in classes:
             raise DatasetError(f"{path}: field class '{name}' maps to '{target}', which is not a class of the "

@@ -109,7 +109,7 @@ def test_gates_file_is_strict(tmp_path: Path) -> None:
     cases = {"max_class_drops: 0.03\n": r"unknown key 'max_class_drops'",
              "max_class_drop: -1\n": r"max_class_drop: Input should be greater than or equal to 0",
              "min_boxes: many\n": r"min_boxes: Input should be a valid integer",
-             "[1, 2]\n": r"Input should be a valid dictionary",
+             "[1, 2]\n": r"expected a mapping at the top level, got list",
              "a: [\n": r"not valid YAML"}
     for text, message in cases.items():
         (tmp_path / "gates.yaml").write_text(text)

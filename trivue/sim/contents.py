@@ -70,18 +70,24 @@ class EvidencePhotos:
         self.paths, self.shows = [p for p in paths if p.suffix.lower() in (".jpg", ".jpeg")], shows
         if not self.paths:
             raise ValueError("no JPEG photo to attach as evidence")
-        self._cache: dict[Path, tuple[bytes, Evidence]] = {}
+        # Every photo read here, not when a lift first draws it: one that is not a JPEG stopped the
+        # run half-way, lifts already published, without saying which file it was.
+        self._photos = {path: self._read(path) for path in self.paths}
 
     def wanted(self, errors: Iterable[ErrorItem]) -> bool:
         return any(e.class_ == self.shows for e in errors)
 
     def pick(self, rng: random.Random) -> tuple[bytes, Evidence]:
-        path = rng.choice(self.paths)
-        if path not in self._cache:
+        return self._photos[rng.choice(self.paths)]
+
+    @staticmethod
+    def _read(path: Path) -> tuple[bytes, Evidence]:
+        try:
             data = path.read_bytes()
             width, height = jpeg_size(data)
-            self._cache[path] = (data, Evidence(sha256=hashlib.sha256(data).hexdigest(), width=width, height=height))
-        return self._cache[path]
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path.name}: {error}") from None
+        return data, Evidence(sha256=hashlib.sha256(data).hexdigest(), width=width, height=height)
 
 
 # Start-of-frame markers (baseline, progressive, ...), which carry the image size.
