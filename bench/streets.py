@@ -39,22 +39,27 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 from unittest import mock
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from base.paths import SHARED_DIR
-from server.config import load_settings
+from server.config import ServerSettings, load_settings
 from server.db import Base, make_engine
+from server.ingest.aggregates import StreetLocator
+from server.ingest.bins import BinLookup
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
@@ -63,7 +68,7 @@ from server.migrate import upgrade_database
 from server.streets import gps_noise
 from server.streets.addresses import import_address_file
 from server.streets.bins import bin_places, import_bins
-from server.streets.importer import import_street_file
+from server.streets.importer import StreetImport, import_street_file
 from server.streets.locator import Locator
 from server.streets.models import Segment, Street
 from server.streets.trajectory import AMBIGUOUS, Fix, TrackLocator
@@ -72,31 +77,32 @@ from trivue.sim.fleet import lift_event as fleet_event
 from trivue.sim.homes import store_synthetic, write_bin_registry
 from trivue.sim.rounds import StreetNetwork
 from trivue.sim.scenario import ScenarioOptions, build_scenario
-from trivue.sim.schedule import DrivingSettings
+from trivue.sim.schedule import DrivingSettings, PlannedLift
 from vision.rules import SortingRules
 from vision.schema import Stream
 
 GEODATA = SHARED_DIR / "geodata"
+T = TypeVar("T")  # what a timed step returns
 BAN_HEADER = ("id;id_fantoir;numero;rep;nom_voie;code_postal;code_insee;nom_commune;code_insee_ancienne_commune;"
               "nom_ancienne_commune;x;y;lon;lat;type_position;alias;nom_ld;libelle_acheminement;nom_afnor;"
               "source_position;source_nom_voie;certification_commune;cad_parcelles")
 
 
-def timed(label: str, results: list[tuple[str, str]], func, *args):  # type: ignore[no-untyped-def]
+def timed(label: str, results: list[tuple[str, str]], func: Callable[..., T], *args: object) -> T:
     started = time.perf_counter()
     value = func(*args)
     results.append((label, f"{time.perf_counter() - started:.2f} s"))
     return value
 
 
-def import_file(engine, path: Path, commune: str | None):  # type: ignore[no-untyped-def]
+def import_file(engine: Engine, path: Path, commune: str | None) -> StreetImport:
     with Session(engine) as session:
         report = import_street_file(session, path, commune)
         session.commit()
     return report
 
 
-def synthetic_ban(engine, rows: int, folder: Path) -> Path:  # type: ignore[no-untyped-def]
+def synthetic_ban(engine: Engine, rows: int, folder: Path) -> Path:
     """A BAN-format file with ``rows`` addresses spread along the real Rennes streets."""
     import json
 
@@ -178,7 +184,7 @@ class Outcome:
                 f"{self.lifts / self.wall_s:,.0f} ({self.lifts / self.cpu_s:,.0f})"]
 
 
-def simulated_lifts(engine, trucks: int, round_km: float, sigma: float, seed: int) -> list:  # type: ignore[no-untyped-def]
+def simulated_lifts(engine: Engine, trucks: int, round_km: float, sigma: float, seed: int) -> list[PlannedLift]:
     """A day of ``trivue simulate``'s rounds over every imported Rennes street, GPS noise ``sigma``."""
     with Session(engine) as session:
         network = StreetNetwork.from_session(session)
@@ -187,13 +193,14 @@ def simulated_lifts(engine, trucks: int, round_km: float, sigma: float, seed: in
     return sorted(scenario.lifts(datetime(2026, 3, 2, 6, tzinfo=UTC), 1, driving), key=lambda lift: lift.started_at)
 
 
-def fleet_payload(lift, contents: ContentMaker, rng: random.Random) -> bytes:  # type: ignore[no-untyped-def]
+def fleet_payload(lift: PlannedLift, contents: ContentMaker, rng: random.Random) -> bytes:
     """The lift as its truck publishes it, with contents drawn for its contamination."""
     drawn = contents.draw(lift.contaminated, rng)
     return fleet_event(lift, Stream.recyclables, drawn.counts, drawn.verdict, 0.0).to_json().encode()
 
 
-def store_fleet(engine, settings, lifts: list, heading: bool, locator, bins=None) -> Outcome:  # type: ignore[no-untyped-def]
+def store_fleet(engine: Engine, settings: ServerSettings, lifts: list[PlannedLift], heading: bool,
+                locator: StreetLocator, bins: BinLookup | None = None) -> Outcome:
     """Store the lifts through ``Inbox.write`` in time-ordered batches; compare with the truth.
     ``bins``: the bin registry's lookup (``bin_places``), None to ignore the lifts' tags."""
     with Session(engine) as session, session.begin():
@@ -282,7 +289,7 @@ def whole_day(locator: TrackLocator, lifts: list, heading: bool) -> Outcome:
     return outcome
 
 
-def registry(engine, folder: Path, lifts: list):  # type: ignore[no-untyped-def]
+def registry(engine: Engine, folder: Path, lifts: list[PlannedLift]) -> BinLookup:
     """The collectivity's bin registry for these lifts' households, imported as `trivue bins import`
     does (the generated households stored as addresses first, as `trivue simulate
     --store-households`); returns the lookup ingest is given."""

@@ -20,6 +20,12 @@ RESUME_FIXED = ("data", "model", "init", "imgsz", "epochs", "hours", "batch", "c
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    register_train(subparsers)
+    register_evaluate(subparsers)
+    register_export(subparsers)
+
+
+def register_train(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train a detector (Ultralytics, CPU, offline)")
     train.add_argument("--data", type=Path, default=DEFAULT_MAPPING,
                        help="class-mapping YAML (merged into RUN/data) or an Ultralytics data.yaml")
@@ -69,6 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # An option left at its default was not given: only the others are checked against the run's record.
     train.set_defaults(handler=run_train, fixed_defaults={key: train.get_default(key) for key in RESUME_FIXED})
 
+
+def register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser("evaluate", help="measure an ONNX model through the truck's detector")
     evaluate.add_argument("--data", type=Path, default=DEFAULT_MAPPING,
                           help="mapping YAML, data.yaml or run directory (its merged val split)")
@@ -96,6 +104,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="--compare: field class names -> model classes (default training/field-map.yaml)")
     evaluate.set_defaults(handler=run_evaluate)
 
+
+def register_export(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser("export", help="export a training run to ONNX with Trivue metadata")
     export.add_argument("run", type=Path, metavar="RUN", nargs="?", default=None,
                         help="the training run directory (trivue train --run); not with --from-onnx")

@@ -14,8 +14,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # the train extra (torch, Ultralytics): imported where used, in the functions
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ def read_onnx_weights(onnx_path: Path) -> tuple[dict[str, np.ndarray], dict[int,
     return weights, names
 
 
-def build_identity_model(onnx_path: Path):
+def build_identity_model(onnx_path: Path) -> DetectionModel:
     """YOLOv8n holding the ONNX weights, each BN an identity plus the fused bias.
 
     The class branch keeps the export's width and classes: Ultralytics re-targets it to the
@@ -118,7 +123,7 @@ def _bias_target(modules: dict, module_name: str, conv):
     return bn.bias  # the caller copies the fused bias into it
 
 
-def letterboxed_batch(images: list[Path], imgsz: int):
+def letterboxed_batch(images: list[Path], imgsz: int) -> torch.Tensor:
     import cv2
     import torch
 
@@ -134,7 +139,7 @@ def letterboxed_batch(images: list[Path], imgsz: int):
     return torch.from_numpy(np.ascontiguousarray(np.stack(blobs))).float()
 
 
-def reexpress_bn(model, images: list[Path], imgsz: int = STATS_IMGSZ) -> None:
+def reexpress_bn(model: torch.nn.Module, images: list[Path], imgsz: int = STATS_IMGSZ) -> None:
     """Give every BN the pre-BN statistics measured on ``images``; inference output is unchanged."""
     import torch
 
@@ -145,7 +150,7 @@ def reexpress_bn(model, images: list[Path], imgsz: int = STATS_IMGSZ) -> None:
     statistics.restate_all()
 
 
-def save_checkpoint(model, out: Path) -> Path:
+def save_checkpoint(model: torch.nn.Module, out: Path) -> Path:
     """Write an Ultralytics-loadable checkpoint (``YOLO(out)`` and ``train(model=out)`` accept it)."""
     from datetime import datetime
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from ultralytics.data.augment import Mosaic
+from ultralytics.data.dataset import YOLODataset
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils.loss import v8DetectionLoss
 
@@ -64,7 +65,7 @@ class PartialLabelLoss(v8DetectionLoss):
         self.base_weights = self.class_weights  # Ultralytics' cls_pw weights, (1, 1, nc) or None
 
     def get_assigned_targets_and_loss(self, preds: dict[str, torch.Tensor], batch: dict[str, Any],
-                                      **assign_kwargs) -> tuple:
+                                      **assign_kwargs: Any) -> tuple:
         rows = [self.masks.get(source_of(f), self.full) for f in batch["im_file"]]
         weights = torch.stack(rows).unsqueeze(1)
         self.class_weights = weights if self.base_weights is None else weights * self.base_weights
@@ -110,7 +111,7 @@ class PartialLabelTrainer(WholeCheckpoints):
         super().__init__(*args, **kwargs)
         self.add_callback("on_train_start", _install_loss)
 
-    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None) -> YOLODataset:
         dataset = super().build_dataset(img_path, mode, batch)
         if mode == "train" and masked(self.data):
             by_source: dict[str, list[int]] = {}

@@ -272,8 +272,9 @@ def last_checkpoint(run_dir: Path) -> Path:
     return run_dir / "train" / "weights" / "last.pt"
 
 
-def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Train (or resume) the run; return the best checkpoint."""
+def check_choices(config: TrainConfig) -> None:
+    """The named choices (model, optimizer, labels method) and the schedule's rates, refused before
+    anything is written."""
     if config.model not in MODELS:
         raise TrainError(f"--model {config.model}: choose one of {', '.join(MODELS)}")
     if config.lr0 is not None and not 0 < config.lr0 < 1:
@@ -288,6 +289,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise TrainError(f"--warmup-epochs {config.warmup_epochs}: cannot be negative")
     if config.missing_labels not in MISSING_LABELS:
         raise TrainError(f"--missing-labels {config.missing_labels}: choose one of {', '.join(MISSING_LABELS)}")
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Train (or resume) the run; return the best checkpoint."""
+    check_choices(config)
     check_sizes(config)
     if resume and not last_checkpoint(config.run_dir).is_file():  # before the run folder is made
         raise TrainError(f"{config.run_dir}: nothing to resume ({last_checkpoint(config.run_dir)} absent)")
@@ -299,36 +305,50 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     config.run_dir.mkdir(parents=True, exist_ok=True)
     offline_environment(config.run_dir)
     import torch
-    from ultralytics import YOLO
-
-    from training.checkpoints import trim_results  # imports Ultralytics: after offline_environment
-    from training.partial import PartialLabelTrainer
 
     torch.set_num_threads(config.threads or os.cpu_count() or 1)  # torch may be imported already
-
     if resume:
-        last = last_checkpoint(config.run_dir)
-        if not last.is_file():
-            raise TrainError(f"{config.run_dir}: nothing to resume ({last} absent)")
-        # Ultralytics lets a resume change the device: a run begun on a GPU can end on the CPU.
-        moved = {"device": device.name} if config.device else {}
-        log.info("resuming %s on %s", last, device.name if config.device else "its own device")
-        try:
-            checkpoint = YOLO(str(last))
-        except Exception as error:  # torch's "failed reading zip archive", wrapped in whatever Ultralytics raises
-            raise TrainError(f"{last} cannot be read: it was cut short while being written (by a trivue before "
-                             f"2026-12-04, which wrote checkpoints in place); start the run again "
-                             f"({str(error).splitlines()[0][:160]})") from None
-        state = checkpoint.ckpt if isinstance(checkpoint.ckpt, dict) else {}
-        # Ultralytics' own test: a finished run's last.pt (optimizer stripped) is no resume to it, and
-        # it would start a new 100-epoch run on its default data, downloading coco8.zip (no YOLO_OFFLINE
-        # check there) into ./runs and ../datasets
-        if state.get("epoch", -1) < 0 or state.get("optimizer") is None:
-            raise TrainError(f"{config.run_dir}: nothing to resume, its training finished ({last} holds no "
-                             "optimizer state); train again into a new --run to go further")
-        trim_results(config.run_dir / "train" / "results.csv", state["epoch"])
-        checkpoint.train(resume=True, trainer=PartialLabelTrainer, **moved)
-        return config.run_dir / "train" / "weights" / "best.pt"
+        resume_run(config, device)
+    else:
+        start_run(config, device)
+    return config.run_dir / "train" / "weights" / "best.pt"
+
+
+def resume_run(config: TrainConfig, device: Device) -> None:
+    """Go on from the run's last.pt (checked to exist by ``train``), on ``--device`` when given."""
+    from ultralytics import YOLO  # after offline_environment, like every Ultralytics import here
+
+    from training.checkpoints import trim_results
+    from training.partial import PartialLabelTrainer
+
+    last = last_checkpoint(config.run_dir)
+    # Ultralytics lets a resume change the device: a run begun on a GPU can end on the CPU.
+    moved = {"device": device.name} if config.device else {}
+    log.info("resuming %s on %s", last, device.name if config.device else "its own device")
+    try:
+        checkpoint = YOLO(str(last))
+    except Exception as error:  # torch's "failed reading zip archive", wrapped in whatever Ultralytics raises
+        raise TrainError(f"{last} cannot be read: it was cut short while being written (by a trivue before "
+                         f"2026-12-04, which wrote checkpoints in place); start the run again "
+                         f"({str(error).splitlines()[0][:160]})") from None
+    state = checkpoint.ckpt if isinstance(checkpoint.ckpt, dict) else {}
+    # Ultralytics' own test: a finished run's last.pt (optimizer stripped) is no resume to it, and
+    # it would start a new 100-epoch run on its default data, downloading coco8.zip (no YOLO_OFFLINE
+    # check there) into ./runs and ../datasets
+    if state.get("epoch", -1) < 0 or state.get("optimizer") is None:
+        raise TrainError(f"{config.run_dir}: nothing to resume, its training finished ({last} holds no "
+                         "optimizer state); train again into a new --run to go further")
+    trim_results(config.run_dir / "train" / "results.csv", state["epoch"])
+    checkpoint.train(resume=True, trainer=PartialLabelTrainer, **moved)
+
+
+def start_run(config: TrainConfig, device: Device) -> None:
+    """Merge the data, record the run (``trivue.json``, what ``--resume`` and ``trivue export`` read)
+    and train from the initial weights."""
+    from ultralytics import YOLO  # after offline_environment, like every Ultralytics import here
+
+    from training.partial import PartialLabelTrainer
+
     data_yaml, data_hash = prepare_data(config)
     record = {**config.to_json(), "device": device.name, "data_yaml": str(data_yaml), "data_hash": data_hash,
               **init_provenance(config.init)}
@@ -341,7 +361,6 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
         model.add_callback("on_pretrain_routine_end", align_to_training_batches)
     model.train(trainer=PartialLabelTrainer, **ultralytics_args(config, data_yaml, device))
-    return config.run_dir / "train" / "weights" / "best.pt"
 
 
 def ultralytics_args(config: TrainConfig, data_yaml: Path, device: Device | None = None) -> dict:

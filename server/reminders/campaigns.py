@@ -8,7 +8,6 @@ the next training round). Every decision and every export is written to the audi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,7 +28,6 @@ from server.reminders.models import (
     FalseDetection,
     Item,
 )
-from server.reminders.plan import make_plan
 from server.reminders.targets import Plan
 from server.web.csvexport import rows_csv
 from vision.rules import SortingRules
@@ -69,12 +67,6 @@ def create_campaign(session: Session, plan: Plan, name: str, actor: str, rules: 
     audit(session, actor, "reminders.campaign.create", f"campaign:{campaign.id}",
           f"{len(targets)} items, lifts {plan.since}..{plan.until}")
     return campaign
-
-
-def plan_and_create(session: Session, rules: RemindersConfig, name: str, actor: str, until: date,
-                    since: date | None = None, street_id: int | None = None) -> Campaign:
-    plan = make_plan(session, rules, until, since)
-    return create_campaign(session, plan, name, actor, rules, street_id)
 
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:

@@ -139,10 +139,6 @@ def _row_problem(row: dict[str, str]) -> str:
     return ""
 
 
-def contact_of(session: Session, key: str) -> Contact | None:
-    return session.get(Contact, key)
-
-
 def unknown_note(key: str) -> str:
     """What an opposition for a key Trivue knows nothing of says besides: recorded in advance, but a
     typo (``address:999999``) must be noticed, not answered as if a household had been found."""

@@ -15,6 +15,7 @@ pytest.importorskip("albumentations")
 
 from base.paths import MODELS_DIR
 from edge.config import TrackingSettings
+from tests.training.shared_sources import small_source
 from training.bursts import BurstStyle, burst_seed, make_burst
 from training.evaluate import read_labels
 from training.lifts import LabelledBoxes, LiftCounter, evaluate_lifts
@@ -31,29 +32,14 @@ class Meta:
     name, version = "labels", "1"
 
 
-def small_source(shared: Path, name: str, out: Path, val: int) -> Path:
-    """A few real val photos of a shared dataset (linked) with their labels, one train photo."""
-    src = shared / "datasets" / name
-    for split, n in (("train", 1), ("val", val)):
-        # photos with labels only: an empty photo makes an empty lift, which says little
-        photos = [p for p in sorted((src / "images" / split).glob("*.jpg"))
-                  if (src / "labels" / split / f"{p.stem}.txt").stat().st_size][:n]
-        for image in photos:
-            for kind, path in (("images", image), ("labels", src / "labels" / split / f"{image.stem}.txt")):
-                target = out / kind / split / path.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.symlink_to(path)
-    (out / "data.yaml").write_text((src / "data.yaml").read_text())
-    return out
-
-
 @pytest.fixture(scope="module")
 def mapping(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's mapping, pointed at a few real val photos of each of its sources."""
     root = tmp_path_factory.mktemp("lifts")
     spec = yaml.safe_load(MAPPING.read_text())
     for name, source in spec["sources"].items():
-        source["path"] = str(small_source(shared_dir, name, root / name, VAL_PHOTOS))
+        source["path"] = str(small_source(shared_dir, name, root / name, {"train": 1, "val": VAL_PHOTOS},
+                                               labelled_only=True))
     (root / "mapping.yaml").write_text(yaml.safe_dump(spec))
     return root / "mapping.yaml"
 

@@ -14,6 +14,7 @@ import yaml
 
 pytest.importorskip("ultralytics")
 
+from tests.training.shared_sources import small_source
 from training.evaluate import evaluate
 from vision.model import Detector
 from vision.rules import COCO_RULES
@@ -21,19 +22,6 @@ from vision.rules import COCO_RULES
 pytestmark = pytest.mark.train
 
 CLASSES = ["bag", "bottle", "can", "carton", "cup", "polystyrene", "film", "glass", "electronics", "medical"]
-
-
-def small_source(shared: Path, name: str, out: Path, counts: dict[str, int]) -> Path:
-    """A few real images of a shared dataset (linked) with their labels, same layout."""
-    src = shared / "datasets" / name
-    for split, n in counts.items():
-        for image in sorted((src / "images" / split).glob("*.jpg"))[:n]:
-            for kind, path in (("images", image), ("labels", src / "labels" / split / f"{image.stem}.txt")):
-                target = out / kind / split / path.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.symlink_to(path)
-    (out / "data.yaml").write_text((src / "data.yaml").read_text())
-    return out
 
 
 def bags_only(shared: Path, folder: Path, counts: dict[str, int], name: str) -> Path:
