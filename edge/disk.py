@@ -87,6 +87,17 @@ def _pragma(db: sqlite3.Connection, name: str) -> int:
     return int(db.execute(f"PRAGMA {name}").fetchone()[0])
 
 
+def bound_wal(db: sqlite3.Connection, reserve_bytes: int) -> None:
+    """Checkpoint the WAL at half the reserve (a full disk's checkpoint fits it; SQLite's 1,000 pages
+    without one), and cut the file back to that size once a checkpoint has emptied it: SQLite keeps a
+    WAL as big as it ever grew, and one receipt for a whole backlog (photos zeroed by secure_delete)
+    grew it to the backlog's size, kept for as long as the agent ran."""
+    page = _pragma(db, "page_size")
+    if reserve_bytes > 0:
+        db.execute(f"PRAGMA wal_autocheckpoint = {max(16, reserve_bytes // 2 // page)}")
+    db.execute(f"PRAGMA journal_size_limit = {_pragma(db, 'wal_autocheckpoint') * page}")
+
+
 def room_inside(db: sqlite3.Connection, need: int, drop_oldest_photos: Callable[[int], int]) -> int:
     """With no reserve the outbox lives within its file: free pages there for ``need`` bytes and as
     much again, by dropping the oldest photos (``drop_oldest_photos(bytes)``, returns how many);

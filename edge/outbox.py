@@ -35,7 +35,7 @@ from typing import TypeVar
 
 from edge import disk
 from edge.consumed import add_gone_column, forget_gone, is_consumed
-from edge.disk import Reserve, convert, free_bytes, give_back, room_inside, why_not_written
+from edge.disk import Reserve, bound_wal, convert, free_bytes, give_back, room_inside, why_not_written
 from edge.salvage import salvage, set_aside
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,7 @@ class Outbox:
             db.execute("PRAGMA temp_store = MEMORY")  # the size count, and a VACUUM's copy: no temp files on disk
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # fsync at every commit, not only at checkpoints
-            if self.reserve_bytes > 0:  # the WAL checkpointed at half the reserve: a full disk's checkpoint fits it
-                pages = self.reserve_bytes // 2 // int(db.execute("PRAGMA page_size").fetchone()[0])
-                db.execute(f"PRAGMA wal_autocheckpoint = {max(16, pages)}")
+            bound_wal(db, self.reserve_bytes)  # checkpointed at half the reserve, and cut back to that
             db.executescript(SCHEMA)
             add_gone_column(db)
             db.executescript(SIZE)

@@ -125,6 +125,25 @@ def test_the_outbox_file_shrinks_after_a_drain(tmp_path: Path) -> None:
     assert again.is_consumed("burst-0@1") and again.is_consumed("burst-599@1") and again.next_sequence() == 0
 
 
+def test_a_receipt_for_a_whole_backlog_leaves_no_big_wal(tmp_path: Path) -> None:
+    """The server receipts a whole ingest batch at once (up to 1,000 rows): one transaction deleting
+    30 MB of photos (zeroed where SQLite runs with secure_delete, Debian's default) wrote 34 MB to
+    the WAL, and SQLite kept the WAL file that size for as long as the agent ran (months), beside an
+    outbox file given back to 4 MB: the largest receipt ever, squatting the truck's disk."""
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    outbox._db.execute("PRAGMA secure_delete = ON")  # as on Debian, whatever this SQLite's default
+    for n in range(300):
+        put(outbox, n)
+    outbox.delete_many([row.seq for row in outbox.oldest(limit=1000)])  # one receipt for it all
+    outbox.expire_photos(7 * 86_400)  # the hourly pass
+    put(outbox, 300)  # the truck counts on
+    wal = Path(f"{path}-wal").stat().st_size
+    checkpoint = outbox._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * 4096
+    assert wal <= checkpoint < 8 * 1024 * 1024  # the WAL back to its checkpoint size
+    assert path.stat().st_size + wal < 12 * 1024 * 1024
+
+
 def test_an_outbox_from_before_is_converted_once_drained(tmp_path: Path) -> None:
     """An outbox created by an earlier agent (no auto_vacuum) could never give space back. It is
     converted at the first start after its rows are delivered, never while weeks of them wait (a
