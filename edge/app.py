@@ -41,6 +41,7 @@ from edge.rfid import RfidReader
 from edge.rfid_file import rfid_file
 from edge.trigger import BurstTrigger, LiftTrigger, MotionTrigger, MqttTrigger, SerialTrigger
 from edge.uplink import Uplink
+from edge.view import ViewWatch
 from vision.lift import LiftContext, LiftRecorder
 from vision.model import Detector
 from vision.region import Region
@@ -100,6 +101,7 @@ class Agent:
         self.models = ModelUpdater(settings, rules, lambda: self.live.stream, self._build_detector,
                                    running, self._install_model, self.uplink.send_stats_soon)
         self.trigger = self._trigger()
+        self.view = ViewWatch(settings.view)  # is the camera's view usable? (the lift's verdict, the heartbeat's)
         knobs = settings.tracking.model_dump(exclude={"min_track_frames"})  # by name: never by position
         tracker = Tracker(TrackerSettings(**knobs, frame_rate=settings.frame_rate))
         # Several frames at once only with a detector that allows it (a test's scripted one does not).
@@ -108,7 +110,7 @@ class Agent:
                                  # once per lift and class: the lift is named by when it began
                                  lambda classes: self.alert.fire(settings.truck_id, classes,
                                                                  lift=self.recorder.started_at),
-                                 lambda: self.live.stream, workers, switch=self.models)
+                                 lambda: self.live.stream, workers, switch=self.models, view=self.view)
         # the server's last config, until its retained one arrives: the broker may be out of reach
         if (applied := read_applied(config_file(settings.outbox.path), settings.truck_id)) is not None:
             self.apply_config(applied)
@@ -189,6 +191,8 @@ class Agent:
                               self.rfid.tag_for(started_at, ended_at))
         lift = self.recorder.finish(ended_at, context)
         event, photo = lift.event, None
+        if (unusable := self.view.finish(event.sequence, started_at)) is not None:  # sent, counted as not judged
+            event = event.model_copy(update={"view_unusable": unusable})
         counters: tuple[str, ...] = ()
         if lift.evidence is not None and lift.reason is not None:
             try:
@@ -220,8 +224,10 @@ class Agent:
             except OSError as error:  # a read-only card: the lift counts, the photos stay (said)
                 log.error("lift %d: burst photos not deleted (%s)", event.sequence, error.strerror or error)
         self.uplink.wake()
-        log.info("lift %d: %s, %d frames, counts %s%s", event.sequence, "CONTAMINATED" if event.contaminated
-                 else "ok", event.frames, event.counts or "{}", f", bin {event.bin_id}" if event.bin_id else "")
+        verdict = (f"not judged (view {event.view_unusable.value})" if event.view_unusable
+                   else "CONTAMINATED" if event.contaminated else "ok")
+        log.info("lift %d: %s, %d frames, counts %s%s", event.sequence, verdict, event.frames, event.counts or "{}",
+                 f", bin {event.bin_id}" if event.bin_id else "")
 
     def apply_config(self, config: TruckConfig) -> None:
         """Server config, applied live: stream from the next lift, thresholds at once.
@@ -267,7 +273,7 @@ class Agent:
             model=self.recorder.model, stream=self.live.stream, gps_fix_age_s=age,
             config_version=self.live.version, config_refused=self.live.refused, lifts_total=meter.lifts,
             model_check=self.model_check,
-            model_sha256=self.models.running.sha256, model_update=self.models.update,
+            model_sha256=self.models.running.sha256, model_update=self.models.update, camera_view=self.view.state(),
         )
 
     def frame_source(self, once: bool) -> Iterator[Frame]:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from base.ids import TRUCK_ID_PATTERN
 from base.paths import data_dir
 from base.strict_yaml import blamed, describe, read_mapping
+from edge.view_settings import ViewSettings
 from vision.schema import Stream
 
 ENV_PREFIX = "TRIVUE_EDGE_"
@@ -225,16 +226,14 @@ class SelfCheckSettings(_Strict):
 class ModelUpdateSettings(_Strict):
     """Where the truck downloads the models the server asks for (``TruckConfig.model``)."""
 
-    server: str | None = Field(default=None,
-                               description="https://host[:port] of the Trivue server; without it, model changes are "
-                                           "refused (the truck keeps its model)")
+    server: str | None = Field(default=None, description="https://host[:port] of the Trivue server; without it, "
+                               "model changes are refused (the truck keeps its model)")
     token: str | None = Field(default=None, repr=False,
                               description="The truck's token (trivue tokens create --role truck); better token_file")
     token_file: Path | None = Field(default=None, description="File holding the truck's token (mode 600)")
     ca_file: Path | None = Field(default=None, description="CA bundle for https (default: system CAs)")
-    dir: Path = Field(default_factory=lambda: data_dir() / "edge-models",
-                      description="Downloaded models (current and previous are kept); default $TRIVUE_DATA_DIR/"
-                                  "edge-models")
+    dir: Path = Field(default_factory=lambda: data_dir() / "edge-models", description="Downloaded models (current "
+                      "and previous are kept); default $TRIVUE_DATA_DIR/edge-models")
     timeout_s: float = Field(default=60, gt=0, le=3600, description="Download: longest silence of the server")
     max_mb: float = Field(default=512, gt=0, le=16384, description="Larger downloads are refused")
 
@@ -296,6 +295,7 @@ class EdgeSettings(_Strict):
     rfid: RfidSettings = RfidSettings()
     selfcheck: SelfCheckSettings = SelfCheckSettings()
     models: ModelUpdateSettings = Field(default_factory=ModelUpdateSettings)  # reads $TRIVUE_DATA_DIR per load
+    view: ViewSettings = ViewSettings()
 
     @field_validator("workers", mode="before")
     @classmethod

@@ -15,6 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from edge.camera import Frame
 from edge.trigger import LiftTrigger
 from vision.detection import Detections
@@ -87,6 +89,13 @@ class ModelSwitch(Protocol):
         """``model`` runs from the lift now beginning: the recorder and evidence follow it."""
 
 
+class ViewCheck(Protocol):
+    """Measures the camera's view on each analysed frame of a lift (``edge.view.ViewWatch``)."""
+
+    def begin(self) -> None: ...
+    def add(self, image: np.ndarray) -> None: ...
+
+
 class LiftNotKept(Exception):
     """A lift's delivery failed (the outbox cannot be written: disk full, a foreign database). Not
     skipped like a bad frame: the truck stops, so that a burst folder is not marked consumed and is
@@ -131,12 +140,13 @@ class Pipeline:
         stream: Callable[[], Stream],
         workers: int = 1,
         switch: ModelSwitch | None = None,
+        view: ViewCheck | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.detect, self.tracker, self.recorder, self.trigger = detect, tracker, recorder, trigger
         self.deliver, self.on_alert, self.stream = deliver, on_alert, stream
-        self.workers, self.switch = workers, switch
+        self.workers, self.switch, self.view = workers, switch, view
         self._admitted_key: str | None = None  # lift of the last frame taken from the source
         self._to_install: Any | None = None  # a model taken at admission, installed when its lift begins
         self.meter = Meter()
@@ -246,6 +256,8 @@ class Pipeline:
                     self.switch.install(swap)
                 self.tracker.reset()
                 self.recorder.begin(frame.captured_at, self.stream())
+                if self.view is not None:
+                    self.view.begin()
                 self._lift_began = admitted.taken_at
             current, last = key, frame
             if key is not None:
@@ -272,6 +284,8 @@ class Pipeline:
         if self.meter.frames == 1:  # start-up ends here: bench/edge.py times process start to this line
             log.info("first frame analysed (%.0f ms)", self.meter.inference_ms)
         alerts = self.recorder.add(frame.image, detections)
+        if self.view is not None:  # ~0.1 ms a frame (vision.view), in this thread: frames in order
+            self.view.add(frame.image)
         if alerts:
             self.on_alert(alerts)
 

@@ -17,18 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from base.strict_yaml import describe, read_mapping
 from vision.schema import ErrorItem, Severity, Stream
+from vision.severity import CATEGORY_PATTERN, SEVERITY_WEIGHTS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RULES = Path(__file__).with_name("rules_fr.yaml")
 COCO_RULES = Path(__file__).with_name("rules_coco.yaml")
 
-# Score = sum(count * weight). An alert (battery, gas cylinder) can start a truck fire: it weighs
-# three ordinary errors. Info items (recyclables in the residual bin) are worth reporting but are
-# not contamination of the stream collected.
-SEVERITY_WEIGHTS: dict[Severity, float] = {Severity.info: 0.0, Severity.error: 1.0, Severity.alert: 3.0}
-
-CATEGORY_PATTERN = r"^[a-z0-9_]+$"  # an error category as reports and the API name it
+# SEVERITY_WEIGHTS (score = sum(count * weight)) and CATEGORY_PATTERN: vision.severity, part of the
+# wire contract, whose reader checks a lift's score and categories against them.
 
 
 class Disposition(StrEnum):

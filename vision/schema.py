@@ -34,15 +34,11 @@ from pydantic import (
 
 from base.ids import ID_MAX_LENGTH, ID_PATTERN, TRUCK_ID_PATTERN
 
-# Receipts travel beside lift events; they live in their own module and are re-exported here, so
-# that ``from vision.schema import message_digest`` names the whole wire contract in one place.
-from vision.receipts import (
-    RECEIPT_DIGEST_BYTES,
-    RECEIPT_VERSION,
-    message_digest,
-    parse_receipt,
-    receipt_payload,
-)
+# Receipts and the camera's view travel beside lift events; they live in their own modules and are
+# re-exported here, so that ``from vision.schema import message_digest`` names the whole contract.
+from vision.camera_view import CameraView, ViewProblem
+from vision.receipts import RECEIPT_DIGEST_BYTES, RECEIPT_VERSION, message_digest, parse_receipt, receipt_payload
+from vision.severity import CATEGORY_PATTERN, SEVERITY_WEIGHTS, Severity
 
 # 1.1: TruckConfig.model, TruckStats.model_sha256 and model_update (fleet rollout);
 #      ``Evidence.reason`` (why the photo was kept) and ``Evidence.detections`` (the model's boxes,
@@ -52,7 +48,8 @@ from vision.receipts import (
 #      ``TruckStats.outbox_photos_expired`` and ``disk_short`` (a truck's disk, weeks without signal).
 # 1.3: ``TruckStats.camera_clock_offset_s``, how far the camera box's clock is off the agent's (the
 #      fleet page's "horloge caméra décalée"); optional: a 1.2 truck sends none, a 1.2 reader ignores it.
-SCHEMA_VERSION = "1.3"
+# 1.4: ``LiftEvent.view_unusable`` and ``TruckStats.camera_view`` (``vision.camera_view``); optional.
+SCHEMA_VERSION = "1.4"
 SCHEMA_MAJOR = 1
 
 # Upper bounds no real lift reaches (a hopper holds a few hundred items; a lift lasts a minute):
@@ -111,14 +108,6 @@ class Stream(StrEnum):
     paper = "paper"  # papiers
 
 
-class Severity(StrEnum):
-    """How bad an item is in the stream: ``info`` (missed recycling), ``error``, ``alert`` (danger)."""
-
-    info = "info"
-    error = "error"
-    alert = "alert"
-
-
 class _Wire(BaseModel):
     # Tolerant reader: unknown fields from a newer minor version are ignored, not rejected.
     # No NaN/Infinity anywhere: they are not JSON, compare false with every bound, and end as
@@ -161,8 +150,8 @@ class ErrorItem(_Wire):
     class_: str = Field(alias="class", min_length=1, max_length=64, pattern=TEXT_PATTERN,
                         description="Model class name")
     count: int = Field(ge=1, le=MAX_ITEMS, description="Items of this class in the lift")
-    category: str = Field(min_length=1, max_length=64, pattern=TEXT_PATTERN,
-                          description="Error category used in reports")
+    category: str = Field(min_length=1, max_length=64, pattern=CATEGORY_PATTERN,
+                          description="Error category used in reports (the rules' own words)")
     severity: Severity
 
     def to_wire(self) -> dict[str, Any]:
@@ -288,6 +277,7 @@ class LiftEvent(_Wire):
     model: ModelInfo
     frames: int = Field(ge=0, le=MAX_FRAMES, description="Frames analysed during the lift")
     evidence: Evidence | None = None
+    view_unusable: ViewProblem | None = Field(default=None, description="Why the view was unusable: not judged")
 
     @field_validator("schema_version")
     @classmethod
@@ -303,6 +293,10 @@ class LiftEvent(_Wire):
             raise ValueError(f"ended_at {self.ended_at.isoformat()} is before started_at {self.started_at.isoformat()}")
         if self.contaminated != any(e.severity is not Severity.info for e in self.errors):
             raise ValueError("contaminated must be true exactly when an error of severity error/alert is listed")
+        expected = sum(e.count * SEVERITY_WEIGHTS[e.severity] for e in self.errors)
+        if abs(self.score - expected) > 1e-6 * max(1.0, expected):  # figures sum the scores of lifts
+            raise ValueError(f"score {self.score:g} is not the sum of the errors' counts by severity weight "
+                             f"({expected:g}: info 0, error 1, alert 3)")
         return self
 
     def to_json(self) -> str:
@@ -347,6 +341,7 @@ class TruckStats(_Wire):
     model_check: ModelCheck | None = Field(default=None, description="Start-up INT8 self-check, when one ran")
     model_sha256: _Sha256 | None = Field(default=None, description="SHA-256 of the model file running")
     model_update: ModelUpdate | None = Field(default=None, description="Last model change asked by the server")
+    camera_view: CameraView | None = Field(default=None, description="The camera's view at the last lift (since 1.4)")
 
 
 class SchemaError(ValueError):
@@ -364,16 +359,23 @@ def _describe(error: ValidationError) -> str:
 def parse_lift_event(payload: bytes | str) -> LiftEvent:
     """Parse raw MQTT bytes into a LiftEvent, raising SchemaError with a readable reason."""
     try:
-        return LiftEvent.model_validate_json(payload)
+        event = LiftEvent.model_validate_json(payload)
     except ValidationError as error:
         raise SchemaError(_describe(error)) from None
     except ValueError as error:  # invalid UTF-8 and the like
         raise SchemaError(f"not a JSON document: {error}") from None
+    # The default id serves whoever builds an event; read off the wire, a missing id would be a
+    # fresh random one at every re-delivery, and the same lift counted each time.
+    if "event_id" not in event.model_fields_set:
+        raise SchemaError("event_id: Field required (the idempotency key: without it a re-sent lift "
+                          "would be counted again)")
+    return event
 
 
 def json_schema() -> dict[str, Any]:
     """The published JSON Schema of LiftEvent (``trivue schema``, ``docs/lift-event.schema.json``)."""
     schema = LiftEvent.model_json_schema(by_alias=True, mode="serialization")
+    schema["required"] = ["event_id", *schema["required"]]  # the reader refuses a lift without it
     schema["$id"] = f"https://trivue.org/schema/lift-event/{SCHEMA_VERSION}"
     return schema
 

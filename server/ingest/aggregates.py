@@ -107,6 +107,7 @@ class LiftRow(MatchColumns):
     evidence_reason: str | None
     evidence_detections: list[dict[str, Any]] | None
     match_provisional: bool  # issue 16b (``server.ingest.tracks``): may the truck's path still change it?
+    view_unusable: str | None  # wire 1.4: the camera saw nothing usable; counted in no street figure
     overruled_at: NotRequired[datetime | None]  # set by a person only (server.ingest.overrule), never at ingest
 
 
@@ -207,6 +208,7 @@ def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
         "evidence_sha256": event.evidence.sha256 if event.evidence else None,
         "evidence_reason": reason, "evidence_detections": boxes,
         "match_provisional": False,  # issue 16b: set by server.ingest.tracks
+        "view_unusable": event.view_unusable.value if event.view_unusable else None,
         **match_columns(None, None, None),
     }
     row.update(match_columns(locator, row["lat"], row["lon"], row["heading_deg"], row["accuracy_m"]))
@@ -255,6 +257,8 @@ class _Totals:
 def _tally(rows: Iterable[LiftRow]) -> _Totals:
     totals = _Totals(Counter(), Counter())
     for row in rows:
+        if row["view_unusable"] is not None:  # not judged: no lift of the street's rates (data quality counts it)
+            continue
         key = (row["street_id"] or UNMATCHED, row["day"], row["stream"])
         judged = row.get("overruled_at") is None  # an overruled lift counts clean: no error, no alert, score 0
         totals.days[(*key, "lifts")] += 1
@@ -355,11 +359,13 @@ def rebuild_aggregates(session: Session, since: date | None = None) -> int:
 
     street = f"COALESCE(l.street_id, {UNMATCHED})"
     judged = "l.overruled_at IS NULL"  # an overruled lift counts clean, as in _tally
+    seen = "l.view_unusable IS NULL"  # a lift whose view was unusable counts nowhere here, as in _tally
+    where_seen = f"{where} AND {seen}" if where else f"WHERE {seen}"
     run(f"""INSERT INTO street_days (street_id, day, stream, lifts, contaminated, alerts, score)
             SELECT {street}, l.day, l.stream, COUNT(*), SUM(CASE WHEN l.contaminated AND {judged} THEN 1 ELSE 0 END),
                    SUM(CASE WHEN l.has_alert AND {judged} THEN 1 ELSE 0 END),
                    SUM(CASE WHEN {judged} THEN l.score ELSE 0 END)
-            FROM lifts l {where} GROUP BY {street}, l.day, l.stream
+            FROM lifts l {where_seen} GROUP BY {street}, l.day, l.stream
             ORDER BY l.day, {street}, l.stream""")
     if sqlite_db:
         expand = "json_each(l.errors) AS e"
@@ -381,7 +387,7 @@ def rebuild_aggregates(session: Session, since: date | None = None) -> int:
                        {severity} AS severity, SUM({count}) AS items,
                        MAX(CASE WHEN {severity} = '{alert}' THEN 1 ELSE 0 END)
                            OVER (PARTITION BY l.id, {category}) AS alerted
-                FROM lifts l, {expand} WHERE {judged} {where.replace("WHERE", "AND")}
+                FROM lifts l, {expand} WHERE {judged} AND {seen} {where.replace("WHERE", "AND")}
                 GROUP BY l.id, {street}, l.day, l.stream, {category}, {severity}) AS per_lift
             GROUP BY street_id, day, stream, category, severity
             ORDER BY day, street_id, stream, category, severity""")

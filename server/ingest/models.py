@@ -136,6 +136,9 @@ class Lift(Base):
     overruled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     overruled_by: Mapped[str | None] = mapped_column(String(128), doc="The actor, e.g. user:name")
     overrule_reason: Mapped[str | None] = mapped_column(String(300))
+    # The camera's view was unusable (wire 1.4: dark, bright, flat, blurred, frozen): the lift was not
+    # judged and counts in no street figure, only on the data-quality page (``server.ingest.quality``).
+    view_unusable: Mapped[str | None] = mapped_column(String(16))
 
 
 class StreetDay(Base):
@@ -182,6 +185,7 @@ class MatchQualityDay(Base):
     lifts: Mapped[int] = mapped_column(Integer, default=0)
     matched: Mapped[int] = mapped_column(Integer, default=0)  # on a street
     no_gps: Mapped[int] = mapped_column(Integer, default=0)  # unmatched for want of a fix
+    view_unusable: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # not judged (wire 1.4)
     # Matched lifts by street confidence (server.ingest.quality), in tenths: conf_0 [0, 0.1), conf_9 [0.9, 1].
     conf_0: Mapped[int] = mapped_column(Integer, default=0)
     conf_1: Mapped[int] = mapped_column(Integer, default=0)

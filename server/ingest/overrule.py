@@ -29,7 +29,7 @@ from server.ingest.models import Lift
 MAX_REASON = 300  # characters: a short note, not a file (the column's width)
 # What the aggregates need of a lift to take it out and put it back (``aggregates._tally``, ``quality``).
 _COUNTED = (Lift.street_id, Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score, Lift.errors,
-            Lift.lat, Lift.match_confidence, Lift.street_confidence)
+            Lift.lat, Lift.match_confidence, Lift.street_confidence, Lift.view_unusable)
 
 
 @dataclass(frozen=True, slots=True)

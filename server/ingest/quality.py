@@ -36,7 +36,7 @@ from server.localtime import local_day
 
 BINS = 10
 BIN_COLUMNS = tuple(f"conf_{i}" for i in range(BINS))
-MEASURES = ("lifts", "matched", "no_gps", *BIN_COLUMNS)
+MEASURES = ("lifts", "matched", "no_gps", *BIN_COLUMNS, "view_unusable")
 KEYS = ("day", "stream")
 TABLE = MatchQualityDay.__table__
 
@@ -59,6 +59,7 @@ def tally_quality(rows: Iterable[Mapping[str, Any]]) -> Counter[tuple[date, str,
     for row in rows:
         key = (row["day"], row["stream"])
         totals[(*key, "lifts")] += 1
+        totals[(*key, "view_unusable")] += row["view_unusable"] is not None  # not judged (wire 1.4)
         if row["street_id"] is not None:
             totals[(*key, "matched")] += 1
             if (confidence := street_confidence(row)) is not None:
@@ -87,7 +88,8 @@ def rebuild_quality(session: Session, since: date | None = None) -> None:
     where = "WHERE l.day >= :since" if since is not None else ""
     statement = text(f"""INSERT INTO match_quality_days (day, stream, {', '.join(MEASURES)})
         SELECT l.day, l.stream, COUNT(*), SUM(CASE WHEN l.street_id IS NOT NULL THEN 1 ELSE 0 END),
-               SUM(CASE WHEN l.street_id IS NULL AND l.lat IS NULL THEN 1 ELSE 0 END), {bins}
+               SUM(CASE WHEN l.street_id IS NULL AND l.lat IS NULL THEN 1 ELSE 0 END), {bins},
+               SUM(CASE WHEN l.view_unusable IS NOT NULL THEN 1 ELSE 0 END)
         FROM lifts l {where} GROUP BY l.day, l.stream ORDER BY l.day, l.stream""")
     if since is not None:
         statement = statement.bindparams(bindparam("since", since, type_=Date))

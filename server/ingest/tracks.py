@@ -61,7 +61,7 @@ _STORED = (Lift.id, Lift.event_id, Lift.truck_id, Lift.sequence, Lift.started_at
            Lift.heading_deg, Lift.accuracy_m, Lift.bin_id, Lift.street_id, Lift.segment_id, Lift.street_distance_m,
            Lift.address_id, Lift.address_distance_m, Lift.match_confidence, Lift.street_confidence,
            Lift.day, Lift.stream, Lift.contaminated, Lift.has_alert, Lift.score, Lift.errors, Lift.overruled_at,
-           Lift.registry_placed)
+           Lift.registry_placed, Lift.view_unusable)
 
 
 def provisional_lifts(truck_ids: Iterable[str]) -> Select[Any]:

@@ -45,6 +45,7 @@ from server.reminders.effect_estimate import (
 )
 from server.reminders.matching import Candidate, balance, match
 from server.reminders.models import APPROVED, HOUSEHOLD, RETRY, SENDING, SENT, THANKS, Campaign, Item
+from server.reminders.phrases import FORMS, plural
 from server.reminders.wording import translate
 from server.streets.models import Street
 from server.web.csvexport import rows_csv, safe_row
@@ -155,7 +156,8 @@ def _street_units(session: Session, cuts: dict[str, datetime], windows: _Windows
         first = min(cuts.values()) - windows.length
         last = max(cuts.values()) + windows.washout + windows.length
         query = select(Lift.street_id, Lift.started_at, Lift.contaminated & Lift.overruled_at.is_(None)).where(
-            Lift.street_id.in_(ids), Lift.started_at >= first, Lift.started_at < last)
+            Lift.street_id.in_(ids), Lift.started_at >= first, Lift.started_at < last,
+            Lift.view_unusable.is_(None))  # a lift the camera could not see was not judged (wire 1.4)
         if streams:
             query = query.where(Lift.stream.in_(streams))
         for street_id, at, dirty in session.execute(query):
@@ -192,7 +194,7 @@ def _household_units(session: Session, items: list[Item], windows: _Windows, str
         if streams:  # the streams the household was targeted on, as for the streets
             where = where & Lift.stream.in_(streams)
         for at, dirty in session.execute(select(Lift.started_at, Lift.contaminated & Lift.overruled_at.is_(None)).where(
-                where, Lift.started_at >= cut - windows.length,
+                where, Lift.view_unusable.is_(None), Lift.started_at >= cut - windows.length,
                 Lift.started_at < cut + windows.washout + windows.length)):
             period = windows.place(at, cut)
             if period:
@@ -316,14 +318,14 @@ def effect_csv(report: dict[str, Any]) -> str:
 
 EFFECT_WORDS = {
     "fr": {"targeted": "rues ciblées", "control": "rues témoins", "households": "foyers ciblés", "before": "avant",
-           "after": "après", "units": "unités", "unit": "unité", "over": "sur {n} levées", "rate": "taux",
+           "after": "après", "units": "unités", "unit": "unité", "over": "sur {n} {n|levée|levées}", "rate": "taux",
            "volume": "volume",
            "balance": "équilibre avant (écart standardisé, seuil {max})", "estimate": "estimation",
            "points": "{did} points, IC 95 % {low} à {high}", "method": "méthode : {label} ({draws} tirages)",
            "indicative": " — indicatif seulement, ne permet pas de conclure (voir ci-dessus)",
            "undefined": "non défini"},
     "en": {"targeted": "targeted streets", "control": "control streets", "households": "targeted households",
-           "before": "before", "after": "after", "units": "units", "unit": "unit", "over": "over {n} lifts",
+           "before": "before", "after": "after", "units": "units", "unit": "unit", "over": "over {n} {n|lift|lifts}",
            "rate": "rate",
            "volume": "volume", "balance": "balance before (standardised difference, threshold {max})",
            "estimate": "estimate", "points": "{did} points, 95 % CI {low} to {high}",
@@ -356,7 +358,9 @@ def effect_text(report: dict[str, Any], lang: str = "fr") -> str:
             rate = percent(p["rate"]) if p["rate"] is not None else "–"
             # no lift yet (just sent): no interval, as on the page; Wilson's 0-100 % would say nothing
             ci = f" [{percent(p['ci'][0])}–{percent(p['ci'][1])}]" if p["lifts"] else ""
-            parts.append(f"{words[period]} {rate}{ci} " + words["over"].format(n=p["lifts"]))
+            # "{n|lift|lifts}": the form for this count, French 0 and 1 singular (``phrases.plural``)
+            over = FORMS.sub(lambda m, n=p["lifts"]: plural(n, m[2], m[3], lang), words["over"])
+            parts.append(f"{words[period]} {rate}{ci} " + over.format(n=p["lifts"]))
         units = words["unit" if group["units"] == 1 else "units"]
         lines.append(f"  {words[name]:<19} ({group['units']} {units}){sep}"
                      + sep.replace(":", ";").join(parts))

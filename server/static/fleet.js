@@ -54,6 +54,12 @@
         text: `⚠ ${t("fleet.camera_clock", { span: span(offset) })}`,
         title: t(`fleet.camera_clock_${way}_hint`, { span: span(offset) }) }));
     }
+    const view = s.camera_view;  // wire 1.4: the last lifts' camera view was unusable (not judged)
+    if (view && view.problem) {
+      cell.append(" ", el("span", { class: "badge danger", "data-camera-view": view.problem,
+        text: `⚠ ${t("fleet.view_unusable", { problem: t(`fleet.view_${view.problem}`), n: view.lifts })}`,
+        title: t(`fleet.view_${view.problem}_hint`, { since: view.since ? fmt.dateTime(view.since) : "–" }) }));
+    }
     return cell;
   }
 

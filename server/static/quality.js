@@ -77,6 +77,7 @@
       document.getElementById("kpi-unmatched-detail").textContent = t("quality.unmatched_detail", {
         no_gps: fmt.num(quality.unmatched_no_gps), too_far: fmt.num(quality.unmatched_too_far) });
       document.getElementById("kpi-dead").textContent = fmt.num(quality.dead_letters);
+      document.getElementById("kpi-view-unusable").textContent = fmt.num(quality.view_unusable);
       // What each figure counts: the lifts since the first day all are kept (the retention has
       // taken the older ones from the ambiguous count, not from the roll-up), the rejected
       // messages since theirs.

@@ -129,6 +129,7 @@ def data_quality(db: Session, flt: StreetFilter, kept: Kept | None = None) -> di
                                 for sid, name, commune, n in ambiguous[:AMBIGUOUS_STREETS]],
         "lifts": total, "matched": matched, "unmatched": total - matched,
         "unmatched_no_gps": no_gps, "unmatched_too_far": total - matched - no_gps,
+        "view_unusable": totals["view_unusable"],
         "dead_letters": sum(n for _, n in dead), "dead_letters_by_reason": dict(dead),
         "confidence_histogram": [{"low": low, "high": high, "lifts": totals[column]}
                                  for (low, high), column in zip(itertools.pairwise(edges), BIN_COLUMNS, strict=True)],

@@ -337,6 +337,8 @@ class DataQuality(Out):
     unmatched: int
     unmatched_no_gps: int
     unmatched_too_far: int
+    view_unusable: int = Field(description="Lifts whose camera view was unusable (dark, bright, flat, blurred, "
+                                           "frozen: wire 1.4): not judged, counted in no contamination rate")
     dead_letters: int
     dead_letters_by_reason: dict[str, int]
     dead_letters_held: HeldPayloads = Field(description="Payloads held whole for a replay, today (not the period's)")

@@ -73,8 +73,10 @@ def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> N
     for i in range(600):
         stream = rng.choice(STREAMS)
         gps = None if i % 9 == 0 else (48.11, -1.70 + rng.random() * 0.007)  # some unmatched, some off-street
+        # some lifts whose camera view was unusable (wire 1.4): in no street figure, counted for data quality
+        view = {"view_unusable": rng.choice(["dark", "frozen"])} if i % 7 == 0 else {}
         event = lift_event(f"benne-{i % 3}", stream=stream, counts=rng.choice(COUNTS), sequence=i, gps=gps,
-                           at=start + timedelta(hours=rng.randrange(0, 24 * 20)))
+                           at=start + timedelta(hours=rng.randrange(0, 24 * 20)), **view)
         row = lift_row(event, event.started_at, settings.zone, StreetByLongitude())
         if i % 5 == 0:  # a plug-in locator may give whole numbers: lists mixing int and float must insert
             row["score"] = int(row["score"]) if float(row["score"]).is_integer() else row["score"]
@@ -92,6 +94,9 @@ def test_bulk_rebuild_equals_the_incremental_aggregates(make_settings: Any) -> N
         histogram = [sum(values[3 + i] for values in incremental[4].values()) for i in range(10)]
         assert all(histogram), f"every tenth of the confidence histogram is exercised: {histogram}"
         assert sum(values[2] for values in incremental[4].values()) > 0, "lifts without a fix are counted"
+        unusable = sum(1 for r in rows if r["view_unusable"])
+        assert sum(values[-1] for values in incremental[4].values()) == unusable > 0, "not judged: counted apart"
+        assert sum(lifts for lifts, *_ in incremental[0].values()) == 600 - unusable, "and in no street's lifts"
 
         with sessions() as session, session.begin():
             assert rebuild_aggregates(session) == 600

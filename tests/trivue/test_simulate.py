@@ -153,7 +153,8 @@ def test_faults_windows_and_malformed_payloads() -> None:
     plan = FaultPlan(outages=(Window(0, 100),), outage_share=0.5)
     hit = [t for t in (f"t{i}" for i in range(200)) if plan.offline(t, 50)]
     assert 60 < len(hit) < 140 and all(plan.offline(t, 50) for t in hit) and not plan.offline(hit[0], 150)
-    good = ('{"truck_id":"t1","sequence":1,"stream":"glass","started_at":"2026-01-01T08:00:00Z",'
+    good = ('{"event_id":"6a1f0c52-8f4e-4a55-9f55-0e7c2b0d9a10",'
+            '"truck_id":"t1","sequence":1,"stream":"glass","started_at":"2026-01-01T08:00:00Z",'
             '"ended_at":"2026-01-01T08:00:05Z","contaminated":false,"score":0,'
             '"model":{"name":"m","version":"1"},"frames":0}')
     assert parse_lift_event(good).truck_id == "t1"

@@ -124,9 +124,9 @@ BOXES = [{"class": "bag", "confidence": 0.42, "x1": 0.1, "y1": 0.2, "x2": 0.3, "
 
 def test_an_old_server_reads_a_new_truck_and_ignores_the_new_fields() -> None:
     old = _old_reader()
-    assert old.SCHEMA_VERSION == "1.0" and SCHEMA_VERSION == "1.3"
+    assert old.SCHEMA_VERSION == "1.0" and SCHEMA_VERSION == "1.4"
     new = event_dict(evidence={"sha256": "a" * 64, "width": 640, "height": 480, "reason": "uncertain",
-                               "detections": BOXES}, model={**MODEL, "sha256": MODEL_SHA})
+                               "detections": BOXES}, model={**MODEL, "sha256": MODEL_SHA}, view_unusable="dark")
     event = old.parse_lift_event(json.dumps(new))
     assert event.evidence.sha256 == "a" * 64 and not hasattr(event.evidence, "reason")
     assert event.model.version == MODEL["version"] and not hasattr(event.model, "sha256")

@@ -1,0 +1,69 @@
+"""ViewWatch: the camera's view of each lift judged (``vision.view``), said once when it turns.
+
+The pipeline hands it every analysed frame of a lift; ``finish`` gives the lift's verdict for its
+event (``LiftEvent.view_unusable``) and keeps the run of unusable lifts for the heartbeat
+(``TruckStats.camera_view``). One WARNING when the view becomes unusable (or its problem changes),
+one when it is back: a dark hopper for a night shift is two lines in the log, not one a frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import numpy as np
+
+from edge.view_settings import ViewSettings
+from vision.camera_view import CameraView, ViewProblem
+from vision.view import LiftView
+
+log = logging.getLogger(__name__)
+
+# The words of the log, for the crew and the installer reading it.
+EXPLAINED = {
+    ViewProblem.dark: "the hopper is dark (lights out?)",
+    ViewProblem.bright: "the picture is over-exposed",
+    ViewProblem.flat: "the picture has no contrast (lens covered or dirty?)",
+    ViewProblem.blurred: "the picture is blurred (lens dirty, out of focus?)",
+    ViewProblem.frozen: "the camera sends the same picture again (frozen?)",
+}
+
+
+class ViewWatch:
+    """``begin`` at a lift's first frame, ``add`` per frame, ``finish`` at its end; ``state`` any time."""
+
+    def __init__(self, settings: ViewSettings) -> None:
+        self.enabled = settings.enabled
+        self._lift = LiftView(settings.limits())
+        self._state: CameraView | None = None  # None until a lift was judged
+
+    def begin(self) -> None:
+        self._lift.begin()
+
+    def add(self, image: np.ndarray) -> None:
+        if self.enabled:
+            self._lift.add(image)
+
+    def finish(self, sequence: int, started_at: datetime) -> ViewProblem | None:
+        """The lift's verdict; logs a change of the view's state."""
+        problem = self._lift.verdict() if self.enabled else None
+        before = self._state or CameraView()
+        if problem is None:
+            self._state = CameraView()
+            if before.problem is not None:
+                log.warning("camera view usable again at lift %d, after %d unusable lift(s) (%s)",
+                            sequence, before.lifts, before.problem.value)
+        elif problem == before.problem:
+            self._state = before.model_copy(update={"lifts": before.lifts + 1})
+        else:
+            self._state = CameraView(problem=problem, lifts=1, since=started_at)
+            last = self._lift.last
+            log.warning("camera view unusable from lift %d: %s [%s; last frame: brightness %.0f, contrast %.2f, "
+                        "sharpness %.2f]; its lifts are sent as not judged", sequence, EXPLAINED[problem],
+                        problem.value, last.brightness if last else 0, last.contrast if last else 0,
+                        last.sharpness if last else 0)
+        return problem
+
+    def state(self) -> CameraView | None:
+        """For the heartbeat: None until a lift was judged (or when the watch is off)."""
+        return self._state if self.enabled else None

@@ -1,0 +1,95 @@
+"""A truck whose camera saw nothing usable (wire 1.4): its lifts, sent over MQTT, are stored and
+counted on the data-quality page, never as clean lifts of their street; the fleet page flags the truck
+from its heartbeat, in French and English. Before, such lifts were counted clean for weeks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from server.ingest.aggregates import rebuild_aggregates
+from server.ingest.models import Lift, MatchQualityDay, StreetDay
+from tests.dashboard.conftest import Browser
+from tests.dashboard.seed import make_event
+from vision.rules import SortingRules
+from vision.schema import TruckStats, ViewProblem
+
+
+def test_lifts_with_an_unusable_view_are_not_counted_clean(browser: Browser) -> None:
+    server = browser.server
+    street = server.city.streets["clean"][0]
+    point = server.city.point_of[street]
+    rules = SortingRules.load()
+    when = datetime(2026, 10, 14, 7, 30, tzinfo=UTC)  # a day no other test writes
+    before = server.api("/api/data-quality")["view_unusable"]
+    day = when.astimezone(server.settings.zone).date()
+
+    def figures() -> tuple[int, int, int]:
+        """The street's lifts and contaminated lifts that day, and the day's lifts not judged."""
+        with server.sessions() as session:
+            row = session.scalars(select(StreetDay).where(StreetDay.day == day, StreetDay.street_id == street,
+                                                          StreetDay.stream == "recyclables")).one_or_none()
+            quality = session.scalars(select(MatchQualityDay).where(MatchQualityDay.day == day,
+                                                                    MatchQualityDay.stream == "recyclables")).first()
+            return (row.lifts if row else 0, row.contaminated if row else 0, quality.view_unusable if quality else 0)
+
+    start = figures()
+    seen = [make_event("benne-81", 81_001, when, point, {"bottle": 2}, rules),
+            make_event("benne-81", 81_002, when + timedelta(minutes=1), point, {"glass": 1}, rules)]
+    # lights out: the detector saw nothing (clean) or a shadow (an item), none of it judged
+    dark = [make_event("benne-81", 81_003 + i, when + timedelta(minutes=2 + i), point, items, rules)
+            .model_copy(update={"view_unusable": ViewProblem.dark}) for i, items in enumerate([{}, {}, {"glass": 1}])]
+    for event in [*seen, *dark]:
+        server.publish("benne-81/lift", event.to_json())
+    ids = {str(e.event_id) for e in [*seen, *dark]}
+
+    def stored() -> bool:
+        with server.sessions() as session:
+            return len(session.scalars(select(Lift.event_id).where(Lift.event_id.in_(ids))).all()) == 5
+
+    server.wait_for(stored, "the five lifts")
+    grown = tuple(b - a for a, b in zip(start, figures(), strict=True))
+    assert grown == (2, 1, 3)  # the street judged on two lifts; three stored, not judged
+    with server.sessions() as session:
+        assert {v for (v,) in session.execute(select(Lift.view_unusable).where(Lift.event_id.in_(ids)))} == {
+            None, "dark"}
+    with server.sessions() as session, session.begin():
+        rebuild_aggregates(session, since=day)  # ``trivue aggregates`` agrees with ingest
+    assert tuple(b - a for a, b in zip(start, figures(), strict=True)) == (2, 1, 3)
+    assert server.api("/api/data-quality")["view_unusable"] == before + 3
+
+    browser.login(path="/qualite")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert browser.page.locator("#kpi-view-unusable").inner_text() == str(before + 3)
+    assert "Levées non jugées (vue de caméra inutilisable)" in browser.page.locator("main").inner_text()
+    browser.shot("15b-qualite-vue-camera")
+    assert not browser.unexpected_errors()
+
+
+def test_fleet_page_flags_a_truck_whose_camera_view_is_unusable(browser: Browser) -> None:
+    server = browser.server
+    now = datetime.now(UTC)
+    views = {"benne-82": {"problem": "dark", "lifts": 3, "since": now - timedelta(minutes=20)},
+             "benne-83": {"problem": "flat", "lifts": 1, "since": now},
+             "benne-84": {"problem": None, "lifts": 0}, "benne-85": None}  # usable; a 1.3 truck
+    for truck, view in views.items():
+        stats = TruckStats(truck_id=truck, sent_at=now, uptime_s=60, stream="recyclables", camera_view=view)
+        server.publish(f"{truck}/status", "online", retain=True)
+        server.publish(f"{truck}/stats", stats.model_dump_json(exclude_none=True))
+    server.wait_for(lambda: set(views) <= {t["truck_id"] for t in server.api("/api/trucks")["trucks"] if t["stats"]},
+                    "the four heartbeats")
+    browser.login(path="/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    badge = {truck: browser.page.locator(f"tr[data-truck={truck}] [data-camera-view]") for truck in views}
+    assert badge["benne-82"].inner_text() == "⚠ Vue de caméra inutilisable : image sombre depuis 3 levées"
+    assert "vérifiez l'éclairage de la trémie" in badge["benne-82"].get_attribute("title")
+    assert badge["benne-83"].inner_text() == "⚠ Vue de caméra inutilisable : image sans contraste depuis 1 levée"
+    assert badge["benne-84"].count() == 0 and badge["benne-85"].count() == 0
+    browser.shot("14c-flotte-vue-camera")
+    browser.page.get_by_role("link", name="English").click()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert badge["benne-82"].inner_text() == "⚠ Camera view unusable: dark picture for 3 lifts"
+    browser.page.get_by_role("link", name="Français").click()
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert not browser.unexpected_errors()
