@@ -148,7 +148,8 @@ def _import_streets(args: argparse.Namespace) -> int:
           f"{report.streets_added} streets added, {report.streets_updated} updated, "
           f"{report.streets_removed} removed, {report.length_km:.1f} km in {', '.join(report.communes)}"
           f"{f' (code INSEE {insee})' if insee else ''}; "
-          f"{report.addresses_linked} addresses linked ({time.perf_counter() - started:.1f} s)")
+          f"{report.addresses_linked} addresses linked ({time.perf_counter() - started:.1f} s)"
+          + f"; {report.outline_m_dropped:.0f} m of outlines on streets dropped" * bool(report.outline_m_dropped))
     if report.features_without_geometry:
         skipped = report.features_without_geometry
         print(f"warning: {skipped} feature{'s' if skipped != 1 else ''} without geometry skipped",

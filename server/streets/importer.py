@@ -20,7 +20,8 @@ from server.ingest.models import Lift, StreetDay
 from server.streets.addresses import link_addresses
 from server.streets.models import Address, Segment, Street, StreetNetwork
 from server.streets.names import commune_key, street_key
-from server.streets.osm import Piece, StreetFileError, read_street_file, split_at_junctions
+from server.streets.osm import Piece, StreetFileError, read_street_file
+from server.streets.outlines import street_pieces as pieces_of_ways
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class StreetImport:
     length_km: float
     addresses_linked: int
     features_without_geometry: int = 0  # GeoJSON features with "geometry": null, skipped
+    outline_m_dropped: float = 0.0  # closed ways' stretches on another street (server.streets.outlines)
 
 
 def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> StreetImport:
@@ -168,11 +170,11 @@ def import_street_file(session: Session, path: Path, commune: str | None = None,
         skipped = (f" ({without_geometry} feature{'s' if without_geometry != 1 else ''} without geometry)"
                    if without_geometry else "")
         raise StreetFileError(f"{path}: no named street way found{skipped}")
-    pieces = split_at_junctions(ways)
+    pieces, outlines = pieces_of_ways(ways)
     if insee is not None:
         pieces = [replace(piece, insee=insee) for piece in pieces]
     report = import_streets(session, pieces, len(ways))
-    return replace(report, features_without_geometry=without_geometry)
+    return replace(report, features_without_geometry=without_geometry, outline_m_dropped=outlines.total_m)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,10 @@ def test_lifts_sent_one_by_one_end_on_the_streets_of_the_whole_path(tmp_path: Pa
     with sessions() as session:
         locator = TrackLocator.from_session(session)
         names = dict(session.execute(select(Street.id, Street.name)).all())
-    lifts = lifts_along_streets(sessions, 12, seed=0)
+    # Seed 2: 6 lifts of 211 decided otherwise by the fixed window. Seed 0 was the one until squares'
+    # outlines on streets were dropped at import (server.streets.outlines), which changed the fixture's
+    # short streets and so the sample: its 12 streets no longer showed the difference.
+    lifts = lifts_along_streets(sessions, 12, seed=2)
     fixes = [fix for _, fix in lifts]
     whole = [m.street_id if m else None for m in locator.match_track(fixes)]
     # The premise: deciding each lift for good once 3 later lifts are known, the 2 before it pinned

@@ -153,9 +153,10 @@ class StreetNetwork:
     @classmethod
     def from_file(cls, path: Path, commune: str | None = None) -> StreetNetwork:
         """Streets of an OSM/GeoJSON file, cut at junctions exactly as ``trivue streets import`` does."""
-        from server.streets.osm import read_ways, split_at_junctions
+        from server.streets.osm import read_ways
+        from server.streets.outlines import street_pieces
 
-        pieces = split_at_junctions(read_ways(path, commune))
+        pieces = street_pieces(read_ways(path, commune))[0]
         return cls.from_rows((StreetRef(None, p.name, p.commune), list(p.coords), p.oneway) for p in pieces)
 
     def within(self, lat: float, lon: float, radius_m: float) -> StreetNetwork:
