@@ -1,6 +1,6 @@
 """``trivue reminders ...``: plan (dry run), create, review, send (approved items only), report,
-print (the letters as one PDF, ``server.reminders.mailroom.cli``), and the households' rights (contacts
-import, opt-out, erasure), false-detections export.
+print (the letters as one PDF, ``server.reminders.mailroom.cli``), the households' rights (contacts
+import, opt-out and opt-in, erasure, access: ``server.reminders.rights.cli``), false-detections export.
 
 They act on the server's database (``--config`` / ``TRIVUE_*`` as ``trivue server``) with the
 targeting rules of ``--rules FILE`` (else ``$TRIVUE_REMINDERS_RULES``, else the defaults).
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,12 @@ from server.reminders.command_line import (
     day,
     guarded,
     language,
-    os_problem,
     progress_bar,
     say,
     until_day,
 )
 from server.reminders.phrases import plural
+from server.reminders.rights.cli import register_households
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,35 +75,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(handler=guarded(_report))
     for parser in (plan, create, items, rev, send, retry, report):
         common_options(parser)
-    _register_households(commands)
+    register_households(commands)  # contacts, opt-out, opt-in, erase, access: the households' rights
+    _register_false_detections(commands)
     from server.reminders.mailroom.cli import register_print
 
     register_print(commands)
 
 
-def _register_households(commands: argparse._SubParsersAction) -> None:
-    contacts = commands.add_parser("contacts", help="import households' contacts (CSV key,name,email,phone,...)")
-    contacts.add_argument("file", type=Path, help="CSV key,name,email,phone,postal_address (or French names)")
-    contacts.set_defaults(handler=guarded(_contacts))
-    optout = commands.add_parser("opt-out", help="a household asks for no more reminders")
-    optout.add_argument("key", help="address:<id> or bin:<rfid>")
-    optout.add_argument("--note", help="the request's reference, kept in the audit log and on the opposition")
-    optout.set_defaults(handler=guarded(_opt_out))
-    erase = commands.add_parser("erase", help="delete a household's personal data on request")
-    erase.add_argument("key", help="address:<id> or bin:<rfid>")
-    erase.add_argument("--forget-opt-out", action="store_true", help="do not keep the opposition either")
-    erase.add_argument("--note", help="the request's reference, kept in the audit log and on the opposition")
-    erase.set_defaults(handler=guarded(_erase))
-    access = commands.add_parser("access", help="everything held about a household, for its request (art. 15)")
-    access.add_argument("key", help="address:<id> or bin:<rfid>")
-    access.add_argument("--out", type=Path, required=True, help="file to give the household (French text)")
-    access.add_argument("--json", action="store_true", help="write JSON (French keys) instead of text")
-    access.set_defaults(handler=guarded(_access))
+def _register_false_detections(commands: argparse._SubParsersAction) -> None:
     false = commands.add_parser("false-detections", help="export rejected lifts (CSV) for retraining")
     false.add_argument("file", type=Path, help="the CSV to write")
     false.set_defaults(handler=guarded(_false_detections))
-    for parser in (contacts, optout, erase, access, false):
-        common_options(parser, rules=False)
+    common_options(false, rules=False)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -300,91 +282,6 @@ def _report(args: argparse.Namespace) -> int:
         print(json.dumps(translated_json(result, language()), ensure_ascii=False, indent=2, allow_nan=False))
     else:
         print(effect_text(result, language()))
-    return 0
-
-
-def _contacts(args: argparse.Namespace) -> int:
-    from server.reminders.households import HouseholdError, import_contacts
-
-    with CommandContext(args) as ctx:
-        ctx.require_households("L'import des contacts des foyers est refusé")
-        try:
-            report = import_contacts(ctx.session, args.file.read_bytes(), ctx.actor, str(args.file))
-        except HouseholdError as error:
-            raise CliError(str(error)) from None
-        except OSError as error:
-            raise CliError(f"{args.file} : {os_problem(error)}") from None
-        ctx.session.commit()
-    print(say(report.summary()))
-    for line in report.errors:
-        print(f"  {say(line)}")
-    # Some lines in, some refused: a partial import did its work (exit 0, refusals listed above).
-    # Every line refused: nothing happened, and a script must not read that as success.
-    if report.errors and not (report.imported or report.updated):
-        refused = len(report.errors)
-        raise CliError(say(f"{args.file} : aucun contact importé, {refused} "
-                           f"{plural(refused, 'ligne refusée', 'lignes refusées')} "
-                           "(détail ci-dessus)"))
-    return 0
-
-
-def _opt_out(args: argparse.Namespace) -> int:
-    from server.reminders.households import HouseholdError, known_household, opt_out, unknown_note
-
-    with CommandContext(args) as ctx:
-        try:
-            key = opt_out(ctx.session, args.key, ctx.actor, args.note)
-        except HouseholdError as error:
-            raise CliError(str(error)) from None
-        notes = [] if known_household(ctx.session, key) else [say(unknown_note(key))]  # recorded; a typo shows
-        ctx.session.commit()
-    print(say(f"{key} : ne recevra plus de rappels"), *notes, sep="\n")
-    return 0
-
-
-def _erase(args: argparse.Namespace) -> int:
-    from server.reminders.households import HouseholdError, erase_household
-
-    with CommandContext(args) as ctx:
-        try:
-            done = erase_household(ctx.session, args.key, ctx.actor, not args.forget_opt_out, args.note,
-                                   ctx.settings.data_dir / "reminders")
-        except HouseholdError as error:
-            raise CliError(str(error)) from None
-        ctx.session.commit()
-    contacts, items, letters, dead, sheets = (done[k] for k in ("contacts", "items", "letters", "dead_letters",
-                                                                 "route_sheets"))
-    print(say(f"{args.key} : {contacts} {plural(contacts, 'contact supprimé', 'contacts supprimés')}, {items} "
-              f"{plural(items, 'élément anonymisé', 'éléments anonymisés')}, {letters} "
-              f"{plural(letters, 'courrier supprimé', 'courriers supprimés')}, {dead} "
-              f"{plural(dead, 'message refusé vidé', 'messages refusés vidés')}, {sheets} "
-              + plural(sheets, "feuille de route réécrite ou supprimée", "feuilles de route réécrites ou supprimées")))
-    problems = done["letters_missing"] + done["route_sheets_missing"]
-    for problem in problems:  # the data are erased, these files may not be: exit code 1
-        print(say(problem), file=sys.stderr)
-    return 1 if problems else 0
-
-
-def _access(args: argparse.Namespace) -> int:
-    from server.reminders.access import access_text, household_access
-    from server.reminders.households import HouseholdError
-
-    with CommandContext(args) as ctx:
-        try:
-            report = household_access(ctx.session, args.key, ctx.actor, ctx.settings.zone,
-                                      ctx.rules.household.min_address_confidence)
-        except HouseholdError as error:
-            raise CliError(str(error)) from None
-        text = json.dumps(report, ensure_ascii=False, indent=2) + "\n" if args.json else access_text(report)
-        try:
-            args.out.write_text(text, encoding="utf-8")
-        except OSError as error:
-            raise CliError(f"{args.out} : {os_problem(error)}") from None
-        ctx.session.commit()  # audited only once the file is written
-    lifts, items, dead = len(report["levées"]), len(report["rappels"]), len(report["messages_refusés"])
-    print(say(f"{args.out} : {lifts} {plural(lifts, 'levée', 'levées')}, {items} {plural(items, 'rappel', 'rappels')}, "
-              f"{int(report['contact'] is not None)} contact, {dead} "
-              f"{plural(dead, 'message refusé', 'messages refusés')}"))
     return 0
 
 

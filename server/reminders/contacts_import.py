@@ -16,6 +16,8 @@ import csv
 import unicodedata
 from dataclasses import dataclass, field
 
+from server.reminders.phrases import plural
+
 COLUMNS = ("key", "name", "email", "phone", "postal_address")
 ALIASES = {"cle": "key", "cle du foyer": "key", "foyer": "key", "nom": "name", "courriel": "email",
            "e-mail": "email", "mail": "email", "adresse electronique": "email", "telephone": "phone",
@@ -93,7 +95,9 @@ def read_contact_file(data: bytes | str) -> ContactFile:
             result.errors.append(f"ligne {number} : guillemet non fermé ou mal placé")
             continue
         if len(values) > len(header) and any(v.strip() for v in values[len(header):]):
-            result.errors.append(f"ligne {number} : {len(values)} champs pour {len(header)} colonnes "
+            columns = len(header)
+            result.errors.append(f"ligne {number} : {len(values)} champs pour {columns} "
+                                 f"{plural(columns, 'colonne', 'colonnes')} "
                                  f"(séparateur « {delimiter} » dans une valeur non entre guillemets ?)")
             continue
         row = {n: (values[i].strip() if i < len(values) else "") for i, n in enumerate(names) if n}

@@ -5,7 +5,8 @@ sit in ``reminder_contacts`` only, apart from lift data, and are read by manager
 only. Erasing a household deletes its contact, anonymises its reminder items (the campaign's
 counts stay, the household is no longer identifiable there), empties the dead letters naming its
 bins (``server.reminders.dead_letters``) and can record an opt-out, which
-keeps only the household key so the opposition is honoured later. Everything is audited.
+keeps only the household key so the opposition is honoured later; an opt-in lifts it (``opt_in``).
+Everything is audited.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class HouseholdError(ValueError):
 
 class UnknownHousehold(HouseholdError):
     """No data at all for this key: nothing to erase (the API answers 404)."""
+
+
+class NoOpposition(HouseholdError):
+    """No opposition recorded under this key: nothing to lift (the API answers 404)."""
 
 
 def check_key(key: str) -> str:
@@ -182,10 +187,37 @@ def opt_out(session: Session, key: str, actor: str, note: str | None = None) -> 
     return key
 
 
-def cancel_opt_out(session: Session, key: str, actor: str) -> bool:
-    removed = session.execute(delete(OptOut).where(OptOut.key == check_key(key))).rowcount
-    audit(session, actor, "reminders.household.opt_in", key)
-    return bool(removed)
+def opt_in(session: Session, key: str, actor: str, note: str | None = None) -> str:
+    """Lift the opposition recorded under ``key`` (the household changed its mind, or the agent typed
+    another key); returns the key as stored. ``NoOpposition`` when none is recorded: nothing is done.
+
+    Only the next plan sees the household again: the items dropped while it was opposed stay
+    « écarté » (a letter made while it said no must not go out now). The audit entry keeps when and by
+    whom the lifted opposition had been recorded, the only trace of it once the row is gone."""
+    key = check_key(key)
+    found = session.get(OptOut, key)
+    if found is None:
+        raise NoOpposition(no_opposition(key))
+    session.delete(found)
+    note = (note or "").strip()[:500] or None
+    audit(session, actor, "reminders.household.opt_in", key,
+          f"opposition recorded {found.at:%Y-%m-%d %H:%M} UTC by {found.by}" + (f"; note={note}" if note else ""))
+    return key
+
+
+def no_opposition(key: str) -> str:
+    return f"aucune opposition enregistrée pour le foyer {key} : rien n'a été levé (vérifiez la clé)"
+
+
+def opted_in(key: str) -> str:
+    return f"{key} : recevra de nouveau des rappels, à partir de la prochaine campagne"
+
+
+def list_opt_outs(session: Session, actor: str) -> list[dict[str, Any]]:
+    """Every opposition (keys and the requests' notes name households): the read itself is audited."""
+    rows = list(session.scalars(select(OptOut).order_by(OptOut.at.desc(), OptOut.key)))
+    audit(session, actor, "reminders.household.opt_outs.read", None, f"{len(rows)} oppositions")
+    return [{"key": row.key, "at": row.at.isoformat(), "by": row.by, "note": row.note} for row in rows]
 
 
 def erase_household(session: Session, key: str, actor: str, keep_opt_out: bool = True,

@@ -2,8 +2,8 @@
 
 Contacts are personal data kept apart from lift data (``server.households``); reading them,
 importing them, an opt-out and an erasure each leave an entry in the audit log. Reading and
-importing contacts need the household level (``server.privacy``); an opt-out or an erasure is a
-person's right and is honoured whatever the switch says.
+importing contacts, listing the oppositions need the household level (``server.privacy``); an opt-out,
+its lifting (opt-in) or an erasure is a person's request and is honoured whatever the switch says.
 """
 
 from __future__ import annotations
@@ -20,13 +20,17 @@ from server.reminders import schemas
 from server.reminders.access import access_text, household_access
 from server.reminders.households import (
     HouseholdError,
+    NoOpposition,
     UnknownHousehold,
     erase_household,
     held_unsaid,
     import_contacts,
     known_household,
     list_contacts,
+    list_opt_outs,
+    opt_in,
     opt_out,
+    opted_in,
     unknown_note,
 )
 from server.web.auth import Principal
@@ -85,6 +89,10 @@ class OptOutIn(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
+class OptInIn(OptOutIn):
+    """The household's request to receive reminders again (or the mistyped key's correction): its reference."""
+
+
 def household_routes(router: APIRouter, settings: ServerSettings, min_confidence: float) -> None:
     """``min_confidence``: the reminders' ``household.min_address_confidence`` (the access file's lifts)."""
     @router.get("/households", summary="Contacts (personal data; the read is audited)",
@@ -124,6 +132,31 @@ def household_routes(router: APIRouter, settings: ServerSettings, min_confidence
         known = known_household(db, key)
         db.commit()
         return {"key": key, "opted_out": True, "known": known, "detail": None if known else unknown_note(key)}
+
+    @router.post("/households/{key}/opt-in", summary="Lift the household's opposition: reminders again from the "
+                 "next campaign plan", response_model=schemas.OptedIn,
+                 responses={404: {"description": "No opposition recorded for this key"},
+                            422: {"description": "Not a household key, or an unknown field"}})
+    def household_opt_in(key: str, body: OptInIn, db: SessionDep, who: Manager) -> dict[str, Any]:
+        # Says whether an opposition is recorded under the key, never what Trivue holds on it
+        # (``may_say_held``): oppositions are what managers themselves record, lifts and registry are not.
+        try:
+            key = opt_in(db, key, who.actor, body.note)
+        except NoOpposition as error:
+            raise HTTPException(404, str(error)) from None
+        except HouseholdError as error:
+            raise HTTPException(422, str(error)) from None
+        db.commit()
+        return {"key": key, "opted_out": False, "detail": opted_in(key)}
+
+    @router.get("/households/opt-outs", summary="The oppositions recorded (household level; the read is audited)",
+                response_model=list[schemas.OptOutRow], responses={409: {"description": "Household level off"}})
+    def households_opt_outs(db: SessionDep, who: Manager) -> list[dict[str, Any]]:
+        # Keys and the requests' notes name households: household-level data, as the contacts.
+        require(settings, "Les oppositions des foyers ne sont pas consultables")
+        rows = list_opt_outs(db, who.actor)
+        db.commit()
+        return rows
 
     @router.get("/households/{key}/access", summary="Everything held about the household (right of access, admins)",
                 response_model=schemas.HouseholdAccess,

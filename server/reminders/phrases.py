@@ -74,6 +74,7 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("Ce document nomme des foyers", "This document names households"),
     ("Les courriers nomment des foyers", "Letters name households"),
     ("Les contacts des foyers ne sont pas consultables", "Households' contacts cannot be read"),
+    ("Les oppositions des foyers ne sont pas consultables", "Households' opt-outs cannot be read"),
     ("L'import des contacts des foyers est refusé", "Importing households' contacts is refused"),
     # households, contacts import
     ("clé de foyer {key} : attendu address:<n° d'adresse> ou bin:<puce du bac>",
@@ -110,8 +111,9 @@ PHRASES: tuple[tuple[str, str], ...] = (
      "empty file: the first line must name the columns (key;name;email;phone;postal_address)"),
     ("colonne « key » (clé du foyer) absente de l'en-tête {header} ; colonnes attendues : {columns}",
      "column “key” (household key) missing from the header {header}; expected columns: {columns}"),
-    ("{fields:d} champs pour {columns:d} colonnes (séparateur « {delimiter} » dans une valeur non entre "
-     "guillemets ?)", "{fields} fields for {columns} columns (separator “{delimiter}” inside an unquoted value?)"),
+    ("{fields:d} champs pour {columns:d} {columns|colonne|colonnes} (séparateur « {delimiter} » dans une valeur non "
+     "entre guillemets ?)",
+     "{fields} fields for {columns} {columns|column|columns} (separator “{delimiter}” inside an unquoted value?)"),
     ("envoyez les contacts en {types}, pas {kind}", "send the contacts as {types}, not {kind}"),
     ('JSON attendu : {{"csv": "key,name,email,phone,postal_address\\n..."}}',
      'expected JSON {{"csv": "key,name,email,phone,postal_address\\n..."}}'),
@@ -167,24 +169,24 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("délai entre deux messages : dernier envoi le {day} (délai {days:d} j)",
      "time between two messages: last sent on {day} ({days}-day wait)"),
     ("adresse sûre (confiance ≥ {pct})", "sure address (confidence ≥ {pct})"),
-    ("{n:d} levées contaminées sur {total:d} du {since} au {until} (seuil : {threshold:d}) ; erreurs : {cats} ; "
-     "{how} → niveau {level:d} ({action})",
-     "{n} contaminated lifts out of {total} from {since} to {until} (threshold: {threshold}); errors: {cats}; "
+    ("{n:d} {n|levée contaminée|levées contaminées} sur {total:d} du {since} au {until} (seuil : {threshold:d}) ; "
+     "erreurs : {cats} ; {how} → niveau {level:d} ({action})",
+     "{n} contaminated {n|lift|lifts} out of {total} from {since} to {until} (threshold: {threshold}); errors: {cats}; "
      "{how} → level {level} ({action})"),
-    ("{n:d} levées contaminées sur {total:d} du {since} au {until} (seuil : {threshold:d}) ; erreurs : {cats} ; "
-     "{how} ; message de niveau {previous:d} déjà envoyé le {day} → niveau {level:d} ({action})",
-     "{n} contaminated lifts out of {total} from {since} to {until} (threshold: {threshold}); errors: {cats}; "
+    ("{n:d} {n|levée contaminée|levées contaminées} sur {total:d} du {since} au {until} (seuil : {threshold:d}) ; "
+     "erreurs : {cats} ; {how} ; message de niveau {previous:d} déjà envoyé le {day} → niveau {level:d} ({action})",
+     "{n} contaminated {n|lift|lifts} out of {total} from {since} to {until} (threshold: {threshold}); errors: {cats}; "
      "{how}; level {previous} message already sent on {day} → level {level} ({action})"),
-    ("{n:d} levées contaminées sur {total:d} ({rate}, seuil {min_rate} dès {min_lifts:d} levées, ou dès "
-     "{min_unattributed:d} levées contaminées sans foyer sûr) dont {unattributed:d} sans foyer sûr → "
-     "communication à la rue, niveau {level:d}",
-     "{n} contaminated lifts out of {total} ({rate}, threshold {min_rate} from {min_lifts} lifts, or from "
-     "{min_unattributed} contaminated lifts without a sure household), {unattributed} of them without a sure "
-     "household → street communication, level {level}"),
+    ("{n:d} {n|levée contaminée|levées contaminées} sur {total:d} ({rate}, seuil {min_rate} dès {min_lifts:d} "
+     "{min_lifts|levée|levées}, ou dès {min_unattributed:d} {min_unattributed|levée contaminée|levées contaminées} "
+     "sans foyer sûr) dont {unattributed:d} sans foyer sûr → communication à la rue, niveau {level:d}",
+     "{n} contaminated {n|lift|lifts} out of {total} ({rate}, threshold {min_rate} from {min_lifts} "
+     "{min_lifts|lift|lifts}, or from {min_unattributed} contaminated {min_unattributed|lift|lifts} without a sure "
+     "household), {unattributed} of them without a sure household → street communication, level {level}"),
     ("rue propre : {n:d} {n|levée|levées} {n|contaminée|contaminées} sur {total:d} ({rate})",
      "clean street: {n} contaminated {n|lift|lifts} out of {total} ({rate})"),
-    ("rue en progrès : {rate0} → {rate} de levées contaminées ({lifts0:d} puis {lifts:d} levées)",
-     "improving street: {rate0} → {rate} contaminated lifts ({lifts0} then {lifts} lifts)"),
+    ("rue en progrès : {rate0} → {rate} de levées contaminées ({lifts0:d} puis {lifts:d} {lifts|levée|levées})",
+     "improving street: {rate0} → {rate} contaminated lifts ({lifts0} then {lifts} {lifts|lift|lifts})"),
     ("bac {bin}", "bin {bin}"),
     ("bac {bin} ({where})", "bin {bin} ({where})"),
     ("adresse {id:d}", "address {id}"),
@@ -267,6 +269,10 @@ PHRASES: tuple[tuple[str, str], ...] = (
     ("envoyés : {sent}", "sent: {sent}"),
     ("aucun (rien d'approuvé ?)", "none (nothing approved?)"),
     ("{key} : ne recevra plus de rappels", "{key}: will receive no more reminders"),
+    ("{key} : recevra de nouveau des rappels, à partir de la prochaine campagne",
+     "{key}: will receive reminders again, from the next campaign"),
+    ("aucune opposition enregistrée pour le foyer {key} : rien n'a été levé (vérifiez la clé)",
+     "no opt-out recorded for household {key}: nothing was lifted (check the key)"),
     ("{key} : Trivue ne connaît encore rien de ce foyer (ni adresse, ni bac au registre, ni levée, ni contact, ni "
      "rappel) : opposition enregistrée d'avance, vérifiez la clé",
      "{key}: Trivue knows nothing of this household yet (no address, no bin in the registry, no lift, no contact, "

@@ -31,6 +31,7 @@ from server.reminders.models import (
     Item,
     OptOut,
 )
+from server.reminders.phrases import plural
 from server.reminders.targets import (
     HouseholdKey,
     Plan,
@@ -160,7 +161,8 @@ class Planner:
         how = "bac identifié par puce RFID" if unit.bin_id else "adresse sûre (confiance ≥ " \
             f"{pct(rules.min_address_confidence)})"
         period = f"du {french_day(self.since)} au {french_day(self.until)}"
-        text = (f"{len(unit.lifts)} levées contaminées sur {total} {period} "
+        n = len(unit.lifts)
+        text = (f"{n} {plural(n, 'levée contaminée', 'levées contaminées')} sur {total} {period} "
                 f"(seuil : {rules.min_contaminated_lifts}) ; erreurs : {cats} ; {how}")
         if previous and previous.sent_at:
             text += f" ; message de niveau {previous.level} déjà envoyé le {french_day(previous.sent_at.date())}"
@@ -265,9 +267,11 @@ class Planner:
             unit = Unit(self._street_lifts(street_id), street_id=street_id)
             previous = history.get(key)
             level = min((previous.level if previous else 0) + 1, len(self.config.levels))
-            reason = (f"{contaminated} levées contaminées sur {lifts} ({pct(rate)}, seuil {pct(rules.min_rate)} "
-                      f"dès {rules.min_lifts} levées, ou dès {rules.min_unattributed} levées contaminées sans foyer "
-                      f"sûr) dont {unattributed} sans foyer sûr → communication à la rue, niveau {level}")
+            reason = (f"{contaminated} {plural(contaminated, 'levée contaminée', 'levées contaminées')} sur {lifts} "
+                      f"({pct(rate)}, seuil {pct(rules.min_rate)} dès {rules.min_lifts} "
+                      f"{plural(rules.min_lifts, 'levée', 'levées')}, ou dès {rules.min_unattributed} "
+                      f"{plural(rules.min_unattributed, 'levée contaminée', 'levées contaminées')} sans foyer sûr) "
+                      f"dont {unattributed} sans foyer sûr → communication à la rue, niveau {level}")
             target = self._target(STREET, key, unit, lifts, level, reason)
             targets.append(Target(**{**fields_of(target), "contaminated": contaminated,
                                      "unattributed": unattributed, "unattributed_categories": unsure_errors}))

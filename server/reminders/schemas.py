@@ -215,6 +215,19 @@ class OptedOut(Out):
     detail: str | None = Field(default=None, description="Said when known is false or null")
 
 
+class OptedIn(Out):
+    key: str = Field(description="The key as stored (address:03 is address:3)")
+    opted_out: bool = Field(description="Always false: the opposition is lifted")
+    detail: str = Field(description="From when reminders resume: the next campaign plan")
+
+
+class OptOutRow(Out):
+    key: str
+    at: str = Field(description="When the opposition was recorded (UTC)")
+    by: str = Field(description="Who recorded it (the audit log's actor)")
+    note: str | None = Field(description="The request's reference, as typed when it was recorded")
+
+
 class Erased(Out):
     key: str
     contacts: int

@@ -143,7 +143,8 @@ def thanks_reason(lifts: int, contaminated: int, before: tuple[int, int], rules:
     rate0 = contaminated0 / lifts0
     # A drop counts only when the two intervals do not overlap: no thanks for noise.
     if rate0 - rate >= rules.min_improvement and wilson(contaminated, lifts)[1] < wilson(contaminated0, lifts0)[0]:
-        return f"rue en progrès : {pct(rate0)} → {pct(rate)} de levées contaminées ({lifts0} puis {lifts} levées)"
+        return (f"rue en progrès : {pct(rate0)} → {pct(rate)} de levées contaminées ({lifts0} puis {lifts} "
+                f"{plural(lifts, 'levée', 'levées')})")
     return ""
 
 

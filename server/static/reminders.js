@@ -333,6 +333,7 @@
           headers: { "Content-Type": "application/json", Accept: "application/json" } });
         // Recorded all the same, but a key nothing is known of may be a typo: said, in the page's language.
         status.textContent = t(done && done.known === false ? "rem.opted_out_unknown" : "rem.opted_out", { key });
+        document.dispatchEvent(new CustomEvent("trivue:opt-outs-changed")); // the open list (reminders-optouts.js)
       } else {
         if (!window.confirm(t("rem.erase_confirm"))) return;
         const note = $("rights-note").value.trim();

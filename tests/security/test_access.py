@@ -50,13 +50,14 @@ ACCESS: dict[tuple[str, str], str] = {
         "/api/reminders/campaigns/{campaign_id}/effect", "/api/reminders/campaigns/{campaign_id}/files/{name}",
         "/api/reminders/campaigns/{campaign_id}/route-sheet.pdf", "/api/reminders/false-detections",
         "/api/reminders/campaigns/{campaign_id}/letters", "/api/reminders/campaigns/{campaign_id}/letters.pdf",
-        "/api/reminders/households", "/api/reminders/items/{item_id}/preview", "/api/reminders/plan",
+        "/api/reminders/households", "/api/reminders/households/opt-outs",
+        "/api/reminders/items/{item_id}/preview", "/api/reminders/plan",
         "/api/reminders/rules", "/api/reminders/templates", "/api/reminders/templates/preview")},
     **{("POST", path): "manager" for path in (
         "/api/reminders/campaigns", "/api/reminders/campaigns/{campaign_id}/send",
         "/api/reminders/campaigns/{campaign_id}/retry",
         "/api/reminders/households/import", "/api/reminders/households/{key}/opt-out",
-        "/api/reminders/items/{item_id}/review")},
+        "/api/reminders/households/{key}/opt-in", "/api/reminders/items/{item_id}/review")},
     ("DELETE", "/api/reminders/households/{key}"): "manager",
     # A lift's judgement overruled by a person, and its undo (server.ingest.overrule).
     **{(method, "/api/lifts/{event_id}/overrule"): "manager" for method in ("POST", "DELETE")},
@@ -93,13 +94,15 @@ ALLOWED_BUT: dict[tuple[str, str], int] = {
     ("GET", "/api/error-rates"): 422,  # ?category= is required
     **{("POST", path): 422 for path in (  # the empty body, or nothing to act on
         "/api/labels/photos/{event_id}/decisions", "/api/models/{sha}/rollout", "/api/reminders/campaigns",
-        "/api/reminders/items/{item_id}/review", "/api/rollouts/rollback", "/api/reminders/households/{key}/opt-out")},
+        "/api/reminders/items/{item_id}/review", "/api/rollouts/rollback", "/api/reminders/households/{key}/opt-out",
+        "/api/reminders/households/{key}/opt-in")},
     ("DELETE", "/api/reminders/households/{key}"): 422,  # "1" is no household key
     ("POST", "/api/lifts/{event_id}/overrule"): 422,  # no reason given
     ("DELETE", "/api/lifts/{event_id}/overrule"): 404,  # no such lift
     ("GET", "/api/reminders/households/{key}/access"): 422,
     # The household level is off: contacts are refused by the switch, after the access check.
     ("GET", "/api/reminders/households"): 409,
+    ("GET", "/api/reminders/households/opt-outs"): 409,
     ("POST", "/api/reminders/households/import"): 409,
     ("PUT", "/api/trucks/{truck_id}/config"): 503,  # no broker to publish the config on
 }

@@ -35,5 +35,5 @@ def test_no_interval_over_no_lift_and_one_unit_is_singular() -> None:
     assert "(1 unit)" in english and "(2 units)" in english
     assert "(1 unité)" in french and "(2 unités)" in french
     assert "after – over 0 lifts" in english and "100.0%" not in english
-    assert "après – sur 0 levées" in french and "100,0 %" not in french
+    assert "après – sur 0 levée" in french and "0 levées" not in french and "100,0 %" not in french  # 0: singular
     assert "before 64.5% [58.9%–69.8%] over 293 lifts" in english  # a period with lifts keeps its interval

@@ -42,7 +42,8 @@ def test_every_status_and_channel_has_words_in_both_languages() -> None:
 def test_every_key_the_page_uses_exists() -> None:
     """Keys in reminders.js, reminders-effect.js and the page template: none falls back to its raw name."""
     root = Path(__file__).resolve().parents[2] / "server"
-    script = "".join((root / "static" / name).read_text() for name in ("reminders.js", "reminders-effect.js"))
+    script = "".join((root / "static" / name).read_text() for name in ("reminders.js", "reminders-effect.js",
+                                                                            "reminders-optouts.js"))
     used = set(re.findall(r"""t\(["'](rem\.[\w.]+)["']""", script))
     used |= set(re.findall(r"t\['(rem\.[\w.]+)'\]", (root / "templates" / "reminders" / "review.html").read_text()))
     used = {k for k in used if not k.endswith(".")}  # prefixes ("rem.status." + status) are checked above
@@ -66,7 +67,8 @@ def test_counts_on_the_page_agree_with_their_noun() -> None:
         for key, text in words.items():
             assert all("{" + name + "}" in text for name, *_ in PLURAL.findall(text)), key
     root = Path(__file__).resolve().parents[2] / "server" / "static"
-    script = "".join((root / name).read_text() for name in ("reminders.js", "reminders-effect.js"))
+    script = "".join((root / name).read_text() for name in ("reminders.js", "reminders-effect.js",
+                                                                            "reminders-optouts.js"))
     used = set(re.findall(r"""tn\(["'](rem\.[\w.]+)["']""", script))
     assert used and all(k in fr and k in en for k in used), used
 
