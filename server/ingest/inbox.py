@@ -8,6 +8,7 @@ feeds it messages and acknowledges them once the batch is committed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -314,12 +315,14 @@ class Inbox:
         if stored is None and lift is not None:
             self._check_photo_date(lift.started_at, batch.written_at or message.received_at)
         try:
+            # Compared before anything is written: the file is the event's, and a wrong copy saved
+            # then deleted took the right photo stored before with it (its row left pointing nowhere).
+            if expected is not None and expected != (digest := hashlib.sha256(message.payload).hexdigest()):
+                self.evidence.check(message.payload)  # no JPEG, too large: that reason first, as before
+                raise Refused("evidence_mismatch", f"photo sha256 {digest[:12]}… differs from the lift's")
             photo = self.evidence.save(truck_id, event_id, message.payload)
         except EvidenceError as error:
             raise Refused(error.reason, str(error)) from None
-        if expected is not None and expected != photo.sha256:
-            self.evidence.delete(photo.path)
-            raise Refused("evidence_mismatch", f"photo sha256 {photo.sha256[:12]}… differs from the lift's")
         row = {"event_id": event_id, "truck_id": truck_id, "path": photo.path, "sha256": photo.sha256,
                "size_bytes": photo.size_bytes, "width": photo.width, "height": photo.height,
                "received_at": message.received_at}

@@ -120,6 +120,8 @@ def lift_json(lift: Lift, street: Any, address: Any, photo: Evidence | None) -> 
         # A person judged the truck wrong: the fields above stay the truck's, the figures count it clean.
         "overruled": None if lift.overruled_at is None else {
             "at": lift.overruled_at.isoformat(), "by": lift.overruled_by, "reason": lift.overrule_reason},
+        # The camera saw nothing usable (wire 1.4): the fields above stay the truck's, no figure counts it.
+        "view_unusable": lift.view_unusable,
     }
 
 

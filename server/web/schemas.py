@@ -174,6 +174,9 @@ class Lift(Out):
     evidence_expected: bool
     overruled: LiftOverrule | None = Field(description="Set when a manager judged the truck wrong: the fields "
                                            "above stay as the truck sent them, every figure counts the lift clean")
+    view_unusable: str | None = Field(default=None, description="Why the camera's view was unusable (dark, bright, "
+                                      "flat, blurred, frozen; wire 1.4): the lift was not judged and counts in no "
+                                      "street figure, the fields above stay as the truck sent them")
 
 
 class OverruleIn(BaseModel):
