@@ -257,7 +257,9 @@ class _Totals:
 def _tally(rows: Iterable[LiftRow]) -> _Totals:
     totals = _Totals(Counter(), Counter())
     for row in rows:
-        if row["view_unusable"] is not None:  # not judged: no lift of the street's rates (data quality counts it)
+        # Not judged: no lift of the street's rates (data quality counts it). A row built before wire
+        # 1.4, or by a simulation writing lifts itself (trivue.sim.reminder_effect), has no such key.
+        if row.get("view_unusable") is not None:
             continue
         key = (row["street_id"] or UNMATCHED, row["day"], row["stream"])
         judged = row.get("overruled_at") is None  # an overruled lift counts clean: no error, no alert, score 0

@@ -59,7 +59,7 @@ def tally_quality(rows: Iterable[Mapping[str, Any]]) -> Counter[tuple[date, str,
     for row in rows:
         key = (row["day"], row["stream"])
         totals[(*key, "lifts")] += 1
-        totals[(*key, "view_unusable")] += row["view_unusable"] is not None  # not judged (wire 1.4)
+        totals[(*key, "view_unusable")] += row.get("view_unusable") is not None  # not judged (wire 1.4)
         if row["street_id"] is not None:
             totals[(*key, "matched")] += 1
             if (confidence := street_confidence(row)) is not None:

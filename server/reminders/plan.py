@@ -92,6 +92,7 @@ class Planner:
                         Lift.match_confidence, Lift.errors, Lift.evidence_sha256)
                  .where(Lift.contaminated.is_(True), Lift.overruled_at.is_(None), Lift.day >= self.since,
                         Lift.day <= self.until,  # an overruled lift counts clean (server.ingest.overrule)
+                        Lift.view_unusable.is_(None),  # the camera saw nothing usable: not judged (wire 1.4)
                         # a lift a reviewer called a false detection never counts against anyone again
                         Lift.event_id.not_in(select(FalseDetection.event_id)))
                  .order_by(Lift.started_at.desc()))
@@ -204,7 +205,8 @@ class Planner:
         bins = [h.bin_id for h in households if h.bin_id]
         addresses = [h.address_id for h in households if h.address_id is not None]
         totals: Counter[str] = Counter()
-        window = (Lift.day >= self.since, Lift.day <= self.until, *self._streams())  # "N contaminated of M": one scope
+        # "N contaminated of M": one scope, and a lift the camera could not see is neither (wire 1.4)
+        window = (Lift.day >= self.since, Lift.day <= self.until, Lift.view_unusable.is_(None), *self._streams())
         for bin_id, n in self.session.execute(select(Lift.bin_id, func.count()).where(
                 Lift.bin_id.in_(bins), *window).group_by(Lift.bin_id)):
             totals[str(HouseholdKey(bin_id=bin_id))] = n

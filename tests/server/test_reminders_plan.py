@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import event
 
 from server.db import utcnow
+from server.ingest.models import Lift
 from server.reminders.campaigns import Decision, create_campaign, review
 from server.reminders.config import ReminderConfigError, RemindersConfig, load_targeting
 from server.reminders.households import opt_out
@@ -177,3 +178,22 @@ def test_street_notices_read_no_lifts_of_their_own(tmp_path: Path) -> None:
     streets = [t for t in plan.targets if t.kind == "street"]
     assert streets and all(t.event_ids for t in streets)  # the notices still carry their photos
     assert len(reads) <= 3, reads
+
+
+def test_lifts_the_camera_could_not_see_count_for_no_household(city: City) -> None:
+    """A lift sent with ``view_unusable`` (wire 1.4) was not judged: neither among the household's
+    contaminated lifts nor among the lifts they are counted out of."""
+    key = f"address:{city.addresses['target'].id}"
+    events = city.events["target"]
+    with city.sessions() as session:
+        rows = session.query(Lift).filter(Lift.event_id.in_(events)).all()
+        clean = next(r for r in rows if not r.contaminated)
+        clean.view_unusable = "dark"
+        session.commit()
+        target = by_key(make_plan(session, RemindersConfig(), TODAY))[key]
+        assert (target.contaminated, target.lifts) == (3, 4)
+        assert "3 levées contaminées sur 4" in target.reason
+        for row in rows:
+            row.view_unusable = "blurred"
+        session.commit()
+        assert key not in by_key(make_plan(session, RemindersConfig(), TODAY))
