@@ -57,20 +57,21 @@ def test_no_effect_is_found_about_five_percent_of_the_time() -> None:
 def test_few_targeted_streets_find_no_effect_where_there_is_none() -> None:
     """Three targeted streets: the bootstrap's percentiles found an effect in about a quarter of
     campaigns without any (a few streets resample into few distinct draws); the t interval of its
-    standard error keeps near 5 %. 30 trials: at most 4 alarms (P(X >= 5) = 1.6 % at 5 %, while the
-    old interval made 6 here)."""
+    standard error keeps near 5 % (6 of 100 other seeds, 330-429). 60 trials: at most 7 alarms
+    (P(X >= 8) = 1.0 % at 5 %; at a quarter, the old interval passes 0.9 % of the time). 30 trials
+    and at most 4 failed at 1.6 % by chance alone, and did when the Rennes streets changed."""
     import dataclasses
     import random
 
     alarms = []
-    for seed in range(300, 330):
+    for seed in range(300, 360):
         trial = simulate_trial(seed, 0.0)  # no effect: which streets were "targeted" changes nothing
         streets = sorted(trial.treated, key=lambda s: (s.commune, s.name))
         few = set(random.Random(seed).sample(streets, 3))
         verdict = estimate_trial(dataclasses.replace(trial, treated=few), bootstrap=300, seed=seed)
         if verdict["status"] in ("decrease", "increase"):
             alarms.append((seed, verdict["estimate"]["ci"]))
-    assert len(alarms) <= 4, alarms
+    assert len(alarms) <= 7, alarms
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
