@@ -46,6 +46,16 @@ def annotated_names(inputs: list[Path], images: list[Path]) -> dict[Path, Path]:
     return names
 
 
+def check_no_overwrite(save: Path, names: dict[Path, Path], option: str = "--save") -> None:
+    """CliError when an annotated copy would land on one of the photos read (``--save`` naming the
+    input folder): the boxes would be drawn over the originals for good."""
+    originals = {path.resolve() for path in names}
+    for path, name in names.items():
+        if (save / name).resolve() in originals:
+            raise CliError(f"{option} {save}: its copy of {path} would write over the photo {save / name}; "
+                           "choose a folder outside the photos read")
+
+
 class ImageReader:
     """The images read in turn; one that cannot be read is named on stderr and skipped, so a bad
     file (an interrupted copy, a text file named .jpg) never stops the rest of a folder, and
@@ -122,6 +132,8 @@ def run_detect(args: argparse.Namespace) -> int:
         make_folder("--save", args.save)
     detector = load_detector(args.model, conf=args.conf, iou=args.iou, threads=args.threads)
     names = annotated_names(args.inputs, images)
+    if args.save:
+        check_no_overwrite(args.save, names)
     reader = ImageReader(images, "detect")
     for path, image in reader:
         detections = detector.detect(image)

@@ -60,3 +60,20 @@ def test_judge_names_each_bad_file_and_judges_the_rest(tmp_path: Path, litter_va
     assert f"{len(good)} photos" in out, out
     assert code == 2
     assert len(list((tmp_path / "judged").rglob("*.jpg"))) == len(good)
+
+
+@pytest.mark.parametrize("command", ["detect", "judge"])
+def test_annotated_copies_never_write_over_the_photos_read(tmp_path: Path, litter_val_images: list[Path],
+                                                           capsys: pytest.CaptureFixture[str], command: str) -> None:
+    """``--save`` (``--out``) naming the photos' own folder drew the boxes over the originals."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = folder / "a.jpg"
+    shutil.copy(litter_val_images[0], photo)
+    before = photo.read_bytes()
+    args = ["detect", str(folder), "--save", str(folder)] if command == "detect" else \
+        ["judge", "--images", str(folder), "--out", str(folder)]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and "would write over the photo" in err and str(photo) in err, err
+    assert photo.read_bytes() == before

@@ -66,7 +66,7 @@ def run_judge(args: argparse.Namespace) -> int:
 
     from base.paths import make_folder
     from vision.annotate import draw
-    from vision.cli import IMAGE_SUFFIXES, ImageReader, annotated_names, find_images, load_detector
+    from vision.cli import IMAGE_SUFFIXES, ImageReader, annotated_names, check_no_overwrite, find_images, load_detector
     from vision.rules import RulesError, SortingRules
     from vision.schema import Stream
 
@@ -100,6 +100,7 @@ def run_judge(args: argparse.Namespace) -> int:
         table.add_column(column)
     contaminated, errors_total = 0, Counter[str]()
     names = annotated_names(folders, photos)
+    check_no_overwrite(args.out, names, "--out")
     reader = ImageReader(photos, "judge")
     for path, image in track(reader, total=len(photos), description="Judging the photos", console=console,
                              transient=True):
