@@ -86,6 +86,10 @@ def test_fleet_page_flags_a_truck_whose_camera_view_is_unusable(browser: Browser
     assert "vérifiez l'éclairage de la trémie" in badge["benne-82"].get_attribute("title")
     assert badge["benne-83"].inner_text() == "⚠ Vue de caméra inutilisable : image sans contraste depuis 1 levée"
     assert badge["benne-84"].count() == 0 and badge["benne-85"].count() == 0
+    # The flag is the longest text of the table: on one line (466 px) it pushed the stream and the
+    # week's lifts off a 1280 px screen (trivue demo's dark-camera truck, three trucks). It wraps.
+    box = badge["benne-82"].bounding_box()
+    assert box is not None and box["width"] <= 16 * 16 + 1 and box["height"] > 30, box
     browser.shot("14c-flotte-vue-camera")
     browser.page.get_by_role("link", name="English").click()
     browser.page.wait_for_selector("body[data-ready=true]")

@@ -61,6 +61,8 @@ def test_judge_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], com
         (["--area", "48.11,-1.68,-5"], "the radius is metres above 0"),
         (["--truth", __file__], "a file is there; the truth is a folder"),
         (["--model", "{tmp}/nosuch.onnx"], "nosuch.onnx: no such model file"),
+        (["--camera-dark", "sim-01"], "--camera-dark 'sim-01': expected TRUCK:FIRST+LIFTS, e.g. sim-02:100+40"),
+        (["--camera-dark", "sim-01:5+0"], "--camera-dark 'sim-01:5+0': a truck id, FIRST >= 0 and LIFTS >= 1"),
         # options nothing would read: they were silently ignored
         (["--database-url", "sqlite:///{tmp}/x.db"], "--database-url is not read with --streets"),
         (["--mode", "full", "--connections", "2"], "--connections is for events mode"),

@@ -74,6 +74,14 @@ def live_lifts(url: str) -> list[dict[str, Any]]:
     return page["items"]
 
 
+def dark_heartbeat(url: str) -> dict[str, Any] | None:
+    for truck in (get(f"{url}/api/trucks") or {"trucks": []})["trucks"]:
+        stats = truck.get("stats") or {}
+        if truck["truck_id"] == "demo-01" and (stats.get("camera_view") or {}).get("problem") == "dark":
+            return stats
+    return None
+
+
 def test_demo_starts_serves_live_trucks_and_stops_on_ctrl_c(tmp_path: Path, shared_dir: Path) -> None:
     from vision.model import default_model_path
 
@@ -90,8 +98,13 @@ def test_demo_starts_serves_live_trucks_and_stops_on_ctrl_c(tmp_path: Path, shar
         assert get(f"{url}/api/me")["household_level"] is True  # the full reminders flow is on show
         trucks = get(f"{url}/api/trucks")["trucks"]
         assert any(t["truck_id"] == "demo-01" and t["status"] == "online" for t in trucks)
+        # the truck's own model (INT8, self-checked), and its camera going dark for a while (fleet page)
+        stats = wait_for(lambda: dark_heartbeat(url), "demo-01's camera going dark", process, 90)
+        assert stats["model_check"]["configured"] == "trivue-waste-int8.onnx", stats["model_check"]
+        assert get(f"{url}/api/data-quality")["view_unusable"] >= 40  # the history's dark stretch
     finally:
         err = stop_demo(process)
+    assert "INT8 self-check" in " ".join(err.split())
     assert "DEV MODE" in err and "demo / trivue-demo" in err
     assert "Household level ON for the demo" in err  # the demo enables households, and says so
     assert not list((tmp_path / "data").glob("demo-trucks/*/bursts/*.part"))
@@ -121,3 +134,17 @@ def test_the_banner_speaks_english(capsys: pytest.CaptureFixture[str]) -> None:
     banner = " ".join(capsys.readouterr().err.split())
     assert "Dashboard: http://127.0.0.1:8000/" in banner, banner
     assert "Tableau" not in banner
+
+
+def test_the_demo_trucks_run_the_model_a_truck_runs_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README « The shipped model »: the INT8 model is the truck default. The demo's live trucks ran
+    the FP32 file (``default_model_path()``, the evaluation default) and never its self-check."""
+    from edge.model_choice import configured_model
+    from trivue.demo.showcase import live_model
+    from trivue.sim.trucks import edge_settings
+    from vision.schema import Stream
+
+    monkeypatch.delenv("TRIVUE_MODEL", raising=False)
+    truck = edge_settings("demo-01", Path("unused"), "mqtt://127.0.0.1:1", "trivue", Stream("recyclables"))
+    assert live_model(None) == configured_model(truck)
+    assert live_model(Path("mine.onnx")) == Path("mine.onnx")  # --model: the user's choice stands

@@ -164,7 +164,8 @@ def test_broker_restart_and_outage_lose_nothing(tmp_path: Path, prefix: str) -> 
         broker.stop()
 
 
-def test_full_mode_runs_the_edge_agent_through_skew_and_a_broker_restart(tmp_path: Path, prefix: str) -> None:
+def test_full_mode_runs_the_edge_agent_through_skew_a_broker_restart_and_a_dark_camera(tmp_path: Path,
+                                                                                       prefix: str) -> None:
     from trivue.broker import BrokerHandle
     from trivue.sim.run import SimulationRun
     from vision.model import default_model_path
@@ -178,13 +179,14 @@ def test_full_mode_runs_the_edge_agent_through_skew_and_a_broker_restart(tmp_pat
         with TestClient(create_app(settings)) as client:
             wait_for(lambda: client.get("/api/health").json()["broker"] == "connected", "ingest connected")
             args = simulate_args(tmp_path, url, trucks=2, mode="full", round_km=0.12, broker_restart=[60.0],
-                                 clock_skew=["--clock-skew", "3600", "--skew-share", "0.5"])
+                                 clock_skew=["--clock-skew", "3600", "--skew-share", "0.5"],
+                                 camera_dark="sim-02:1+2")
             run = SimulationRun(args, settings.db_url, url, prefix, tmp_path / "truth")
             truth = run.play(*run.prepare(), broker)
             rows = truth.rows
             assert truth.faults["broker_restarts"] == 1
             assert 4 <= len(rows) <= 40 and all(r["event_id"] for r in rows)
-            wait_stored(client, len(rows))
+            wait_stored(client, len(rows) - 2)  # the dark camera's 2 lifts count on no street, judged or not
             skewed = {r["truck_id"] for r in rows if r["clock_skew_s"]}
             assert len(skewed) == 1
             for row in rows:
@@ -193,6 +195,11 @@ def test_full_mode_runs_the_edge_agent_through_skew_and_a_broker_restart(tmp_pat
                 assert lift["truck_id"] == row["truck_id"]
                 shift = (datetime.fromisoformat(lift["started_at"]) - datetime.fromisoformat(row["started_at"]))
                 assert abs(shift.total_seconds() - row["clock_skew_s"]) < 5, (shift, row["clock_skew_s"])
+                # the agent itself found the dark frames unusable: those lifts and only those
+                assert lift["view_unusable"] == (row["view_unusable"] or None), (lift, row)
+            dark = [(r["truck_id"], r["sequence"]) for r in rows if r["view_unusable"]]
+            assert dark == [("sim-02", 1), ("sim-02", 2)]
+            assert client.get("/api/data-quality").json()["view_unusable"] == 2
     finally:
         broker.stop()
 
@@ -208,6 +215,8 @@ def simulate_args(tmp_path: Path, broker_url: str, trucks: int, mode: str = "eve
     for window in faults.get("outage", []):
         argv += ["--outage", window]
     argv += faults.get("clock_skew", [])
+    if "camera_dark" in faults:
+        argv += ["--camera-dark", faults["camera_dark"]]
     args = build_parser().parse_args(argv)
     args.database_url = f"sqlite:///{tmp_path / 'trivue.db'}"
     return SimulateOptions.from_args(args)

@@ -17,7 +17,7 @@ from server.config import ServerSettings
 from trivue.broker import EmbeddedBroker
 from trivue.demo.options import DemoOptions
 from trivue.sim.contents import ContentMaker, EvidencePhotos
-from trivue.sim.faults import FaultPlan
+from trivue.sim.faults import DarkCamera, FaultPlan
 from trivue.sim.fleet import EventsRun
 from trivue.sim.fullmode import Pace
 from trivue.sim.publisher import FleetLink
@@ -29,6 +29,16 @@ from vision.rules import SortingRules
 from vision.schema import Stream
 
 log = logging.getLogger(__name__)
+
+# The last truck's hopper lights go out for a while, so that the fleet page's « Vue de caméra
+# inutilisable » and the data-quality page's lifts not judged are on show (docs/demo.md): in the
+# history once (its lifts 150 to 189), live at each round (its lifts 8 to 47, ~1.5 min at x10).
+DARK_HISTORY = (150, 40)
+DARK_LIVE = (8, 40)
+
+
+def dark_camera(show: LiveShow, first_and_lifts: tuple[int, int]) -> FaultPlan:
+    return FaultPlan(dark=DarkCamera(show.scenario.trucks[-1], *first_and_lifts))
 
 
 class LiveShow(Protocol):
@@ -67,14 +77,15 @@ def _broker_url(show: LiveShow) -> str:
     return show.broker.url
 
 
-def _events_run(show: LiveShow, link: FleetLink, truth: Truth) -> EventsRun:
+def _events_run(show: LiveShow, link: FleetLink, truth: Truth, faults: FaultPlan) -> EventsRun:
     contents = ContentMaker(SortingRules.load(), show.stream)
     photos = EvidencePhotos(list(PhotoPool.default().contaminated))
-    return EventsRun(link, contents, FaultPlan(), truth, show.scenario.rng, photos=photos)
+    return EventsRun(link, contents, faults, truth, show.scenario.rng, photos=photos)
 
 
-def publish_history(show: LiveShow, days: int) -> int:
-    """``days`` past days of the same rounds as judged events, as fast as the broker takes them."""
+def publish_history(show: LiveShow, days: int) -> tuple[int, int]:
+    """``days`` past days of the same rounds as judged events, as fast as the broker takes them;
+    returns the lifts and those of them not judged (the dark camera's)."""
     scenario = show.scenario
     lifts = scenario.lifts(history_start(days), days, show.scenario_options.driving)
     truth = Truth({"mode": "history", "days": days}, {s.key: r for s, r in scenario.rates.items()})
@@ -84,12 +95,13 @@ def publish_history(show: LiveShow, days: int) -> int:
     try:
         with Progress(transient=True) as progress:
             task = progress.add_task(f"history: {days} days of rounds", total=len(lifts))
-            _events_run(show, link, truth).run(lifts, 0.0, lambda: progress.advance(task))
+            run = _events_run(show, link, truth, dark_camera(show, DARK_HISTORY))
+            run.run(lifts, 0.0, lambda: progress.advance(task))
             link.flush(60)
     finally:
         link.stop(clean=False)
     truth.write(show.data_dir / "simulation" / "history")
-    return len(lifts)
+    return len(lifts), sum(bool(row["view_unusable"]) for row in truth.rows)
 
 
 def start_event_trucks(show: LiveShow) -> None:
@@ -99,7 +111,7 @@ def start_event_trucks(show: LiveShow) -> None:
     truth = Truth({"mode": "live-events"}, {s.key: r for s, r in scenario.rates.items()})
 
     def loop() -> None:
-        run = _events_run(show, link, truth)
+        run = _events_run(show, link, truth, dark_camera(show, DARK_LIVE))
         while not show.stop_event.is_set():
             lifts = scenario.lifts(live_start(), 1, show.scenario_options.driving)
             run.run(lifts, show.options.speed, show.lift_done, stop=show.stop_event)
@@ -113,10 +125,11 @@ def start_edge_trucks(show: LiveShow, model: Path) -> None:
     photos = PhotoPool.default()
     scenario = show.scenario
     by_link = index_by_link(scenario.households)
+    faults = dark_camera(show, DARK_LIVE)
     for truck_id in scenario.trucks:
         settings = edge_settings(truck_id, show.data_dir / "demo-trucks", _broker_url(show),
                                  show.settings.topic_prefix, show.stream, model)
-        truck = EdgeTruck(settings, photos, truck_rng(show.options.world.seed, truck_id)).start()
+        truck = EdgeTruck(settings, photos, truck_rng(show.options.world.seed, truck_id), faults=faults).start()
         show.trucks.append(truck)
         day = TruckDay(scenario.network, by_link, show.scenario_options.driving,
                        truck_rng(show.options.world.seed + 1, truck_id))

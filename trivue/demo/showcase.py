@@ -31,7 +31,7 @@ from server.streets.models import Street
 from server.web.accounts import User
 from server.web.auth import add_user
 from trivue.broker import EmbeddedBroker
-from trivue.demo.fleet_live import publish_history, start_edge_trucks, start_event_trucks
+from trivue.demo.fleet_live import DARK_LIVE, publish_history, start_edge_trucks, start_event_trucks
 from trivue.demo.folder_lock import FolderLock
 from trivue.demo.options import DemoOptions
 from trivue.demo.place import DEMO_PASSWORD, DEMO_USER, RENNES_CENTRE, SAMPLE_STREETS, demo_port, free_port
@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 STATUS_EVERY_S = 30.0
+
+
+def live_model(requested: Path | None) -> Path:
+    """``--model``, else what a truck runs by default (the shipped INT8 model, checked against its FP32
+    sibling at start-up: ``edge.model_choice``), so that the demo shows the trucks' own model."""
+    return Path(requested) if requested is not None else default_model_path(quantised=True)
 
 
 class Showcase:
@@ -171,12 +177,13 @@ class Showcase:
             return
         days = self.options.history_days
         if days > 0:
-            count = publish_history(self, days)
-            self.notes.append(f"history: {count} judged lifts over {days} days (simulated events, "
-                              "model « trivue-simulator »)")
+            count, dark = publish_history(self, days)
+            self.notes.append(f"history: {count} lifts over {days} days, {dark} of them not judged "
+                              f"({self.scenario.trucks[-1]}'s camera dark; simulated events, model "
+                              "« trivue-simulator »)")
 
     def _live(self) -> None:
-        model = self.options.model or default_model_path()
+        model = live_model(self.options.model)
         if not self.events_only and not Path(model).is_file():
             log.warning("no detection model (%s): live trucks send simulated judged events instead of "
                         "running the edge agent", model)
@@ -191,11 +198,21 @@ class Showcase:
                 self.notes.append(f"[bold]edge agent NOT started: {escape(str(error))}[/]")
                 self.events_only = True
             else:
-                self.notes.append(f"live trucks: the edge agent with {model}"
+                self.notes.append(f"live trucks: the edge agent with {self._running(Path(model))}"
                                   + (" (COCO fallback: never trained on waste)" if "coco" in Path(model).name else ""))
         if self.events_only:
             start_event_trucks(self)
             self.notes.append("live trucks: simulated judged events (no edge agent)")
+        first, lifts = DARK_LIVE
+        self.notes.append(f"{self.scenario.trucks[-1]}: hopper lights out for lifts {first} to {first + lifts - 1} of "
+                          "each round: lifts not judged, flagged on Flotte and counted on Qualité des données")
+
+    def _running(self, model: Path) -> str:
+        """The model the agents run, as their INT8 self-check chose it (the FP32 sibling when it failed)."""
+        check = self.trucks[0].agent.model_check if self.trucks else None
+        if check is None:
+            return str(model)
+        return f"{model.with_name(check.running)} (INT8 self-check {check.status}, as on a truck)"
 
     def _banner(self) -> None:
         lines = [f"[bold]Dashboard:[/] {self.url}/   (login {DEMO_USER} / {DEMO_PASSWORD}, role manager)",

@@ -92,6 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     faults.add_argument("--clock-skew", type=float, default=0.0, metavar="SECONDS", help="clock error of skewed trucks")
     faults.add_argument("--skew-share", type=float, default=0.3, help="share of trucks with a skewed clock")
     faults.add_argument("--malformed", type=float, default=0.0, help="malformed messages per lift (probability)")
+    faults.add_argument("--camera-dark", metavar="TRUCK:FIRST+LIFTS",
+                        help="that truck's camera sees nothing (lights out) for LIFTS lifts from its lift FIRST: "
+                             "sent not judged (view_unusable), kept out of the truth's street figures")
     sim.set_defaults(handler=run_simulate)
 
 

@@ -7,7 +7,11 @@
 - duplicated deliveries: the same event (same ``event_id``) published twice;
 - clock skew: some trucks' clocks are off by a fixed amount (timestamps shifted);
 - malformed messages: invalid JSON, schema violations and topic/payload truck-id mismatches on
-  the lift topic, which the server must put in its dead letters.
+  the lift topic, which the server must put in its dead letters;
+- a dark camera: one truck's hopper lights go out for a stretch of its lifts; in full mode its
+  agent gets dark frames and finds the view unusable itself, in events mode its lifts are sent as
+  such a truck sends them (``view_unusable``, nothing counted) with its heartbeat's ``camera_view``.
+  Those lifts are judged by nobody: the truth keeps them out of its streets' figures.
 """
 
 from __future__ import annotations
@@ -41,6 +45,37 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
+class DarkCamera:
+    """``truck_id``'s camera sees nothing (lights out) for ``lifts`` lifts from its lift ``first``
+    (lift sequences: the demo's live trucks number each round's lifts from 0, so it recurs there)."""
+
+    truck_id: str
+    first: int
+    lifts: int
+
+    def __post_init__(self) -> None:
+        if self.first < 0 or self.lifts < 1:
+            raise ValueError(f"dark camera of {self.truck_id}: first {self.first} >= 0 and lifts {self.lifts} >= 1 "
+                             "wanted")
+
+    @classmethod
+    def parse(cls, text: str) -> DarkCamera:
+        """``TRUCK:FIRST+LIFTS``, e.g. ``sim-02:100+40`` (``--camera-dark``)."""
+        truck, _, stretch = text.rpartition(":")
+        try:
+            first, lifts = (int(v) for v in stretch.split("+"))
+        except ValueError:
+            raise CliError(f"--camera-dark {text!r}: expected TRUCK:FIRST+LIFTS, e.g. sim-02:100+40") from None
+        if not truck or first < 0 or lifts < 1:
+            raise CliError(f"--camera-dark {text!r}: a truck id, FIRST >= 0 and LIFTS >= 1 wanted")
+        return cls(truck, first, lifts)
+
+    def holds(self, truck_id: str, sequence: int) -> bool:
+        """Is this lift (the truck's ``sequence``-th) shot in the dark?"""
+        return truck_id == self.truck_id and self.first <= sequence < self.first + self.lifts
+
+
+@dataclass(frozen=True, slots=True)
 class FaultPlan:
     outages: tuple[Window, ...] = ()
     outage_share: float = 0.5  # share of trucks hit by each outage
@@ -50,12 +85,16 @@ class FaultPlan:
     skew_s: float = 0.0  # by this much (sign drawn per truck)
     malformed: float = 0.0  # probability of a malformed message after a lift
     skews: dict[str, float] = field(default_factory=dict)
+    dark: DarkCamera | None = None
+
+    def camera_dark(self, truck_id: str, sequence: int) -> bool:
+        return self.dark is not None and self.dark.holds(truck_id, sequence)
 
     def with_skews(self, trucks: list[str], rng: random.Random) -> FaultPlan:
         chosen = rng.sample(trucks, round(len(trucks) * self.skew_share)) if self.skew_s else []
         skews = {t: self.skew_s * rng.choice((-1, 1)) for t in chosen}
         return FaultPlan(self.outages, self.outage_share, self.broker_restarts, self.duplicates,
-                         self.skew_share, self.skew_s, self.malformed, skews)
+                         self.skew_share, self.skew_s, self.malformed, skews, self.dark)
 
     def offline(self, truck_id: str, t_s: float) -> Window | None:
         """The outage window holding this truck at ``t_s``, if any (membership is stable per truck)."""

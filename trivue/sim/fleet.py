@@ -23,6 +23,7 @@ from trivue.sim.faults import FaultPlan, malformed_payload
 from trivue.sim.publisher import FleetLink
 from trivue.sim.schedule import PlannedLift
 from trivue.sim.truth import Truth
+from vision.camera_view import CameraView, ViewProblem
 from vision.rules import Verdict
 from vision.schema import GpsFix, LiftEvent, ModelInfo, Stream, TruckStats
 
@@ -53,6 +54,7 @@ class EventsRun:
         self.held: dict[str, deque[tuple[LiftEvent, PlannedLift, dict[str, int], float, bytes | None]]] = \
             defaultdict(deque)
         self.lifts_of: dict[str, int] = defaultdict(int)
+        self.views: dict[str, CameraView] = {}  # a truck's camera view at its last lift (dark camera fault)
         self.started = time.monotonic()
 
     def run(self, lifts: list[PlannedLift], speed: float, on_lift: Callable[[], None] = lambda: None,
@@ -82,7 +84,15 @@ class EventsRun:
     def _one(self, lift: PlannedLift, t_s: float) -> None:
         skew = self.faults.skews.get(lift.truck_id, 0.0)
         contents = self.contents.draw(lift.contaminated, self.rng)
-        event = lift_event(lift, self.contents.stream, contents.counts, contents.verdict, skew)
+        dark = self.faults.camera_dark(lift.truck_id, lift.sequence)
+        if dark:  # the camera saw nothing: the truck counts nothing and says why (its contents stay unknown)
+            nothing = self.contents.rules.judge(self.contents.stream, {})
+            event = lift_event(lift, self.contents.stream, {}, nothing, skew)
+            event = event.model_copy(update={"view_unusable": ViewProblem.dark})
+            self.truth.faults["camera_dark_lifts"] += 1
+        else:
+            event = lift_event(lift, self.contents.stream, contents.counts, contents.verdict, skew)
+        went_dark = self._look(lift, dark)
         photo = None
         if self.photos is not None and self.photos.wanted(event.errors):
             photo, evidence = self.photos.pick(self.rng)
@@ -92,6 +102,8 @@ class EventsRun:
             self.held[lift.truck_id].append((event, lift, contents.counts, t_s, photo))
             return
         self._send(event, lift, contents.counts, 0.0, photo)
+        if went_dark:  # heartbeats go every STATS_EVERY lifts: the fleet page learns it now
+            self._stats(lift.truck_id)
 
     def _send(self, event: LiftEvent, lift: PlannedLift, counts: dict[str, int], held_s: float,
               photo: bytes | None = None) -> None:
@@ -108,10 +120,23 @@ class EventsRun:
             self.link.publish(lift.truck_id, "lift", malformed_payload(kind, lift.truck_id, payload))
             self.truth.faults["malformed_sent"] += 1
         self.truth.add(lift, str(event.event_id), counts, self.faults.skews.get(lift.truck_id, 0.0),
-                       duplicated, held_s)
+                       duplicated, held_s, event.view_unusable)
         self.lifts_of[lift.truck_id] += 1
         if self.lifts_of[lift.truck_id] % STATS_EVERY == 1:
             self._stats(lift.truck_id)
+
+    def _look(self, lift: PlannedLift, dark: bool) -> bool:
+        """The heartbeat's ``camera_view`` after this lift, as the agent's ``edge.view`` keeps it;
+        True when the view has just become unusable."""
+        before = self.views.get(lift.truck_id) or CameraView()
+        if not dark:
+            self.views[lift.truck_id] = CameraView()
+            return False
+        if before.problem is ViewProblem.dark:
+            self.views[lift.truck_id] = before.model_copy(update={"lifts": before.lifts + 1})
+            return False
+        self.views[lift.truck_id] = CameraView(problem=ViewProblem.dark, lifts=1, since=lift.started_at)
+        return True
 
     def _release(self, t_s: float) -> None:
         for truck_id, queue in self.held.items():
@@ -138,5 +163,5 @@ class EventsRun:
     def _stats(self, truck_id: str) -> None:
         stats = TruckStats(truck_id=truck_id, sent_at=datetime.now(UTC), uptime_s=time.monotonic() - self.started,
                            model=SIM_MODEL, stream=self.contents.stream, lifts_total=self.lifts_of[truck_id],
-                           outbox_depth=len(self.held.get(truck_id, ())))
+                           outbox_depth=len(self.held.get(truck_id, ())), camera_view=self.views.get(truck_id))
         self.link.publish(truck_id, "stats", stats.model_dump_json(), tracked=False)

@@ -67,7 +67,7 @@ class FullRun:
                  broker: BrokerHandle | None) -> None:
         if faults.outages or faults.duplicates or faults.malformed:
             raise CliError("--outage, --duplicates and --malformed are events-mode faults (they test the "
-                           "server); full mode takes --clock-skew and --broker-restart")
+                           "server); full mode takes --clock-skew, --broker-restart and --camera-dark")
         if faults.broker_restarts and broker is None:
             raise CliError("--broker-restart needs --embedded-broker (the simulator must own the broker)")
         self.truth, self.faults, self.broker = truth, faults, broker
@@ -84,7 +84,7 @@ class FullRun:
             self.trucks = [EdgeTruck(edge_settings(t, run.truth_dir / "trucks", run.broker_url, run.prefix,
                                                    stream, options.model, run.rules_file), photos,
                                      random.Random(f"{options.world.seed}:{t}"),
-                                     clock_skew_s=faults.skews.get(t, 0.0)).start()
+                                     clock_skew_s=faults.skews.get(t, 0.0), faults=faults).start()
                            for t in scenario.trucks]
         except (ValueError, OSError, DetectorError) as error:  # config, model or rules: the agent's own words
             raise CliError(str(error)) from None
@@ -98,8 +98,9 @@ class FullRun:
 
             def done(planned: PlannedLift, event_id: str | None) -> None:
                 with self.gate:
+                    dark = self.faults.camera_dark(planned.truck_id, planned.sequence)
                     self.truth.add(planned, event_id or "", {}, self.faults.skews.get(planned.truck_id, 0.0),
-                                   False, 0.0)
+                                   False, 0.0, "dark" if dark else None)
                     progress.advance(task)
                     self.active -= 1
                     if self.restarts and (planned.started_at - pace.t0).total_seconds() >= self.restarts[0]:

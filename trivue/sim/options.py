@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from base.credentials import mask_url
 from base.errors import CliError
-from trivue.sim.faults import FaultPlan, Window
+from trivue.sim.faults import DarkCamera, FaultPlan, Window
 from trivue.sim.homes import ContaminationPlan
 from trivue.sim.scenario import ScenarioOptions
 from trivue.sim.schedule import DrivingSettings
@@ -140,7 +140,7 @@ class SimulateOptions:
             raise CliError(f"--broker-restart {min(args.broker_restart)}: expected 0 seconds or more")
         faults = FaultPlan(tuple(Window.parse(w) for w in args.outage), args.outage_share,
                            tuple(args.broker_restart), args.duplicates, args.skew_share, args.clock_skew,
-                           args.malformed)
+                           args.malformed, dark=DarkCamera.parse(args.camera_dark) if args.camera_dark else None)
         check_model(args.model)
         check_broker(args.broker)
         if args.truth is not None and args.truth.exists() and not args.truth.is_dir():
@@ -160,7 +160,7 @@ class SimulateOptions:
             raise CliError("--connections is for events mode: in full mode each truck agent has its own connection")
         if args.mode == "full" and (faults.outages or faults.duplicates or faults.malformed):
             raise CliError("--outage, --duplicates and --malformed are events-mode faults (they test the server); "
-                           "full mode takes --clock-skew and --broker-restart")
+                           "full mode takes --clock-skew, --broker-restart and --camera-dark")
         return cls(world, faults, args.mode, args.days, args.speed, args.config, args.database_url, args.streets,
                    args.commune, args.broker, args.embedded_broker, args.connections, args.store_households,
                    tuple(args.images) if args.images else None, args.evidence_photos, args.model, args.truth,

@@ -145,6 +145,9 @@ class SimulationRun:
                     "stream": stream.value, "days": options.days, "bad_streets": [s.name for s in scenario.bad_streets]}
         truth = Truth(settings, rates)
         faults = options.faults.with_skews(scenario.trucks, random.Random(options.world.seed))
+        if faults.dark is not None and faults.dark.truck_id not in scenario.trucks:
+            raise CliError(f"--camera-dark {faults.dark.truck_id}: no such truck (simulated: "
+                           f"{', '.join(scenario.trucks)})")
         restart = None
         if broker is not None:  # after a restart, go on once the server receives the trucks' lifts again
             restart = functools.partial(broker.restart, resubscribed=f"{self.prefix}/{scenario.trucks[0]}/lift")

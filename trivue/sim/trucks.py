@@ -24,6 +24,7 @@ from pathlib import Path
 
 from base.paths import REPO_ROOT, SHARED_DIR
 from edge.config import EdgeSettings, load_settings
+from trivue.sim.faults import FaultPlan
 from trivue.sim.publisher import prefix_tag
 from trivue.sim.schedule import PlannedLift
 from vision.schema import GpsFix, Stream
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 SAMPLE_IMAGES = REPO_ROOT / "trivue" / "sample" / "images"
 BURST_FRAMES = 3  # stills per lift; the tracker needs an item in 2 of them to count it
 SHIFT_PX = 3  # the hopper moves a little between two stills of a burst
+# Hopper lights out: 4 % of the light (real photos have a mean grey of 47 at least, the agent's
+# `view.dark_below` is 18) and the sensor's noise, which a camera in the dark still has (without it
+# three near-black stills read as a frozen camera, not a dark one).
+DARK_LIGHT, DARK_NOISE = 0.04, 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +117,9 @@ class SimGps:
         return None
 
 
-def write_burst(folder: Path, photo: Path, taken: datetime) -> None:
-    """``BURST_FRAMES`` stills of one photo, slightly shifted, stamped with the lift's time."""
+def write_burst(folder: Path, photo: Path, taken: datetime, dark: bool = False) -> None:
+    """``BURST_FRAMES`` stills of one photo, slightly shifted, stamped with the lift's time; ``dark``:
+    as a camera whose hopper lights are out shoots them."""
     import cv2
     import numpy as np
 
@@ -125,6 +131,9 @@ def write_burst(folder: Path, photo: Path, taken: datetime) -> None:
     for k in range(BURST_FRAMES):
         shift = np.float32([[1, 0, k * SHIFT_PX], [0, 1, k * SHIFT_PX // 2]])
         frame = cv2.warpAffine(image, shift, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+        if dark:
+            noise = np.random.default_rng(k).normal(0.0, DARK_NOISE, frame.shape)
+            frame = np.clip(frame * DARK_LIGHT + noise, 0, 255).astype(np.uint8)
         path = tmp / f"frame-{k:02d}.jpg"
         cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
         stamp = taken.timestamp() + k * 0.5
@@ -136,11 +145,12 @@ class EdgeTruck:
     """One simulated truck: the real edge agent plus the simulator playing camera, GPS and RFID."""
 
     def __init__(self, settings: EdgeSettings, photos: PhotoPool, rng: random.Random, detector: object | None = None,
-                 clock_skew_s: float = 0.0) -> None:
+                 clock_skew_s: float = 0.0, faults: FaultPlan | None = None) -> None:
         from edge.app import Agent
 
         self.settings, self.photos, self.rng = settings, photos, rng
         self.skew = timedelta(seconds=clock_skew_s)  # this truck's clock is off: frames and tags carry it
+        self.faults = faults or FaultPlan()  # its camera may go dark (the agent must notice by itself)
         self.bursts = Path(settings.source)
         self.bursts.mkdir(parents=True, exist_ok=True)
         self.agent = Agent.create(settings, detector)
@@ -160,7 +170,8 @@ class EdgeTruck:
         from edge.camera import burst_key, frames, throttle
 
         name = f"{at:%Y%m%dT%H%M%S%f}-{planned.sequence:06d}"  # unique across rounds and restarts
-        write_burst(self.bursts / name, self.photos.pick(planned.contaminated, self.rng), at + self.skew)
+        write_burst(self.bursts / name, self.photos.pick(planned.contaminated, self.rng), at + self.skew,
+                    dark=self.faults.camera_dark(planned.truck_id, planned.sequence))
         key = burst_key(self.bursts / name)  # what the agent marks consumed with the lift
         if planned.bin_id:
             self.agent.rfid.feed(planned.bin_id, at=at + self.skew)  # read as the bin is hooked

@@ -19,7 +19,7 @@ from trivue.sim.schedule import PlannedLift
 
 COLUMNS = ("event_id", "truck_id", "sequence", "street_id", "street", "commune", "household_id", "address",
            "synthetic", "bin_id", "lat", "lon", "gps_lat", "gps_lon", "started_at", "clock_skew_s",
-           "contaminated", "counts", "duplicated", "held_offline_s")
+           "contaminated", "counts", "duplicated", "held_offline_s", "view_unusable")
 
 
 @dataclass
@@ -32,7 +32,8 @@ class Truth:
     faults: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def add(self, lift: PlannedLift, event_id: str, counts: dict[str, int], skew_s: float,
-            duplicated: bool, held_s: float) -> None:
+            duplicated: bool, held_s: float, view_unusable: str | None = None) -> None:
+        """One lift; ``view_unusable``: its camera saw nothing (the server judges it not, nor do we)."""
         h = lift.household
         self.rows.append({
             "event_id": event_id, "truck_id": lift.truck_id, "sequence": lift.sequence,
@@ -42,11 +43,13 @@ class Truth:
             "gps_lat": lift.gps["lat"] if lift.gps else "", "gps_lon": lift.gps["lon"] if lift.gps else "",
             "started_at": lift.started_at.isoformat(), "clock_skew_s": skew_s,
             "contaminated": lift.contaminated, "counts": json.dumps(counts, sort_keys=True),
-            "duplicated": duplicated, "held_offline_s": round(held_s, 1)})
+            "duplicated": duplicated, "held_offline_s": round(held_s, 1), "view_unusable": view_unusable or ""})
 
     def streets(self) -> list[dict[str, Any]]:
         table: dict[tuple[Any, str, str], list[int]] = defaultdict(lambda: [0, 0])
         for row in self.rows:
+            if row["view_unusable"]:  # stored by the server in no street's figures: nor here
+                continue
             totals = table[(row["street_id"], row["street"], row["commune"])]
             totals[0] += 1
             totals[1] += bool(row["contaminated"])
@@ -62,6 +65,7 @@ class Truth:
                 "synthetic_households": sum(bool(r["synthetic"]) for r in self.rows),
                 "with_gps": sum(r["gps_lat"] != "" for r in self.rows),
                 "with_bin_id": sum(bool(r["bin_id"]) for r in self.rows),
+                "view_unusable": sum(bool(r["view_unusable"]) for r in self.rows),
                 "faults": dict(self.faults), "streets": self.streets()}
 
     def write(self, folder: Path) -> Path:
