@@ -42,11 +42,12 @@ from edge.rfid_file import rfid_file
 from edge.trigger import BurstTrigger, LiftTrigger, MotionTrigger, MqttTrigger, SerialTrigger
 from edge.uplink import Uplink
 from edge.view import ViewWatch
-from vision.lift import LiftContext, LiftRecorder
+from vision.detection import Detections
+from vision.lift import EvidenceFrame, LiftContext, LiftRecorder
 from vision.model import Detector
 from vision.region import Region
 from vision.rules import SortingRules
-from vision.schema import ModelCheck, Stream, TruckConfig, TruckStats
+from vision.schema import EvidenceReason, ModelCheck, Stream, TruckConfig, TruckStats
 from vision.tracking import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
@@ -193,10 +194,15 @@ class Agent:
         event, photo = lift.event, None
         if (unusable := self.view.finish(event.sequence, started_at)) is not None:  # sent, counted as not judged
             event = event.model_copy(update={"view_unusable": unusable})
+        kept, reason = lift.evidence, lift.reason
+        if (kept is None or reason is None) and (seen := self.view.turned_photo()) is not None:
+            # the view just turned unusable: one photo of what the camera saw (a bag on the lens), blurred
+            # as any photo, for the technician; a lift keeping its own photo shows the view already
+            kept, reason = EvidenceFrame(seen, Detections.empty()), EvidenceReason.view
         counters: tuple[str, ...] = ()
-        if lift.evidence is not None and lift.reason is not None:
+        if kept is not None and reason is not None:
             try:
-                photo = self.evidence.render(lift.evidence, lift.reason)
+                photo = self.evidence.render(kept, reason)
                 if photo is None:  # no encoding fits evidence.max_bytes: counted with the lift, in its transaction
                     counters = ("photos_too_large",)
                     log.warning("lift %d: evidence photo too large; sending the lift without it", event.sequence)

@@ -48,7 +48,8 @@ from vision.severity import CATEGORY_PATTERN, SEVERITY_WEIGHTS, Severity
 #      ``TruckStats.outbox_photos_expired`` and ``disk_short`` (a truck's disk, weeks without signal).
 # 1.3: ``TruckStats.camera_clock_offset_s``, how far the camera box's clock is off the agent's (the
 #      fleet page's "horloge caméra décalée"); optional: a 1.2 truck sends none, a 1.2 reader ignores it.
-# 1.4: ``LiftEvent.view_unusable`` and ``TruckStats.camera_view`` (``vision.camera_view``); optional.
+# 1.4: ``LiftEvent.view_unusable`` and ``TruckStats.camera_view`` (``vision.camera_view``); optional;
+# ``EvidenceReason.view``, the photo of the lift that turned the view unusable (a 1.3 reader refuses it).
 SCHEMA_VERSION = "1.4"
 SCHEMA_MAJOR = 1
 
@@ -203,12 +204,14 @@ class ModelUpdate(_Wire):
 
 
 class EvidenceReason(StrEnum):
-    """Why a truck kept a lift's photo: the lift was contaminated, drawn in the random sample of clean
-    lifts (``evidence.sample_clean_rate``), or the model was unsure of an item (``evidence.uncertain``)."""
+    """Why a truck kept a lift's photo: the lift was contaminated, drawn in the random sample of clean lifts
+    (``evidence.sample_clean_rate``), the model was unsure of an item (``evidence.uncertain``), or (1.4) the
+    lift turned the camera's view unusable (``view``: what the camera saw, for the technician)."""
 
     contaminated = "contaminated"
     sample = "sample"
     uncertain = "uncertain"
+    view = "view"
 
 
 class EvidenceBox(_Wire):
@@ -293,6 +296,8 @@ class LiftEvent(_Wire):
             raise ValueError(f"ended_at {self.ended_at.isoformat()} is before started_at {self.started_at.isoformat()}")
         if self.contaminated != any(e.severity is not Severity.info for e in self.errors):
             raise ValueError("contaminated must be true exactly when an error of severity error/alert is listed")
+        if self.evidence and self.evidence.reason is EvidenceReason.view and self.view_unusable is None:
+            raise ValueError("evidence.reason 'view' is the photo of an unusable view: view_unusable must be set")
         expected = sum(e.count * SEVERITY_WEIGHTS[e.severity] for e in self.errors)
         if abs(self.score - expected) > 1e-6 * max(1.0, expected):  # figures sum the scores of lifts
             raise ValueError(f"score {self.score:g} is not the sum of the errors' counts by severity weight "

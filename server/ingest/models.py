@@ -114,7 +114,7 @@ class Lift(Base):
     model_sha256: Mapped[str | None] = mapped_column(String(64))
     frames: Mapped[int] = mapped_column(Integer)
     evidence_sha256: Mapped[str | None] = mapped_column(String(64))
-    evidence_reason: Mapped[str | None] = mapped_column(String(16), doc="contaminated | sample | uncertain")
+    evidence_reason: Mapped[str | None] = mapped_column(String(16), doc="contaminated | sample | uncertain | view")
     # The model's boxes on the photo (wire 1.1), as sent; None for a 1.0 truck, whose boxes are drawn
     # on the photo itself (such photos are not offered for labelling).
     evidence_detections: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))

@@ -42,13 +42,15 @@ def _rows(session: Session, flt: QueueFilter, photo_days: int, lift_days: int) -
     # Photos from 1.0 trucks (boxes drawn on them, no detections) are not labelling material, nor are
     # photos past their labelling date (``expires_on`` today or before, store.labellable): the purge
     # takes them hours later, and meanwhile the queue, oldest first, began with photos answering 410.
+    # Nor are photos of lifts whose camera view was unusable (wire 1.4: dark, over-exposed, covered,
+    # blurred or frozen), overruled or not: a black or smeared frame teaches the model nothing.
     # Driven by the photos (kept 30 days), each lift found by its event id: joined the other way,
     # SQLite walked every lift ever stored in time order to find the few with a photo.
     tomorrow = datetime.combine(utcnow().date() + timedelta(days=1), time(), UTC)
     kept = select(Evidence.event_id).where(Evidence.received_at >= tomorrow - timedelta(days=photo_days))
     query = (select(Lift.event_id, Lift.evidence_detections, LabelPhoto.status, LabelPhoto.boxes, Lift.started_at)
              .outerjoin(LabelPhoto, LabelPhoto.event_id == Lift.event_id)
-             .where(Lift.event_id.in_(kept), Lift.evidence_detections.is_not(None))
+             .where(Lift.event_id.in_(kept), Lift.evidence_detections.is_not(None), Lift.view_unusable.is_(None))
              .order_by(Lift.overruled_at.is_(None), Lift.started_at, Lift.id))
     if flt.reason:
         query = query.where(Lift.evidence_reason == flt.reason)

@@ -122,6 +122,10 @@ def labellable(session: Session, event_id: str, photo_days: int, lift_days: int)
     if lift.evidence_detections is None:
         raise LabelError("invalid", f"the photo of lift {event_id} comes from a wire 1.0 truck (boxes drawn on "
                                     "the photo): it is not labelling material", "old_truck")
+    if lift.view_unusable is not None:  # wire 1.4: a dark, covered, blurred or frozen frame teaches nothing
+        raise LabelError("invalid", f"the photo of lift {event_id} shows an unusable camera view "
+                                    f"({lift.view_unusable}): it is not labelling material", "view_unusable",
+                         problem=lift.view_unusable)
     return lift, photo
 
 

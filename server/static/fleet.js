@@ -59,6 +59,11 @@
       cell.append(" ", el("span", { class: "badge danger", "data-camera-view": view.problem,
         text: `⚠ ${t("fleet.view_unusable", { problem: t(`fleet.view_${view.problem}`), n: view.lifts })}`,
         title: t(`fleet.view_${view.problem}_hint`, { since: view.since ? fmt.dateTime(view.since) : "–" }) }));
+      // What the camera saw (a bag on the lens?): the truck's photo of the view, for managers (the photo's rights).
+      if (truck.view_photo && manager) {
+        cell.append(" ", el("a", { href: `/api/lifts/${encodeURIComponent(truck.view_photo)}/evidence.jpg`,
+          target: "_blank", rel: "noopener", "data-view-photo": truck.view_photo, text: t("fleet.view_photo") }));
+      }
     }
     return cell;
   }
@@ -243,6 +248,7 @@
   // rollouts their models (truck.model): who changed what and when is the audit log's, every entry
   // naming the truck (/journal, admins only).
   let admin = false;
+  let manager = false;  // sees the photos
   function truckCell(truck) {
     const cell = el("th", { scope: "row", text: truck.truck_id });
     if (admin) {
@@ -275,6 +281,7 @@
       const [data, models, rollouts, me] = await Promise.all([api("/api/trucks"), api("/api/models"),
         api("/api/rollouts"), Trivue.me]);
       admin = Boolean(me && me.role === "admin");
+      manager = Boolean(me && ["manager", "admin"].includes(me.role));
       versions = Object.fromEntries(models.models.map((m) => [m.sha256, m.version]));
       const trucks = data.trucks;
       showRollout(rollouts.rollouts[0], Object.fromEntries(trucks.map((x) => [x.truck_id, x])));

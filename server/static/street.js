@@ -149,7 +149,9 @@
     const boxes = lift.evidence.boxes || [];
     if (!boxes.length) return;
     img.setAttribute("style", `aspect-ratio: ${lift.evidence.width} / ${lift.evidence.height}`);
-    const wrong = new Set((lift.errors || []).filter((e) => e.severity !== "info").map((e) => e.class));
+    // A lift not judged (wire 1.4) has no wrong item: its boxes are drawn, none of them red.
+    const wrong = new Set(lift.view_unusable ? []
+      : (lift.errors || []).filter((e) => e.severity !== "info").map((e) => e.class));
     for (const b of boxes) {
       link.append(el("span", { class: `photo-box ${wrong.has(b.class) ? "wrong" : "ok"}`, "aria-hidden": "true",
         style: `left:${100 * b.x1}%;top:${100 * b.y1}%;width:${100 * (b.x2 - b.x1)}%;height:${100 * (b.y2 - b.y1)}%` }));
@@ -219,10 +221,21 @@
     breakdown(byCategory(street.errors || []));
   }
 
+  /* The camera saw nothing usable (wire 1.4): the truck's detections are no judgement, and the lift
+     counts in no figure; said before anything else on the card, so it is not read as contaminated. */
+  function notJudged(lift) {
+    return el("p", { class: "not-judged small", "data-view-unusable": lift.view_unusable },
+      el("strong", { text: t("street.view_unusable", { problem: t(`fleet.view_${lift.view_unusable}`) }) }),
+      el("br"), t("street.view_unusable_hint"));
+  }
+
   function card(lift) {
+    const errors = errorText(lift.errors);
     const caption = el("figcaption", {},
       el("strong", { text: fmt.dateTime(lift.started_at) }), el("br"),
-      `${t("street.truck")} ${lift.truck_id}`, el("br"), errorText(lift.errors));
+      `${t("street.truck")} ${lift.truck_id}`, el("br"),
+      lift.view_unusable && errors ? t("street.view_seen", { errors }) : errors);
+    if (lift.view_unusable) caption.prepend(notJudged(lift));
     if (lift.address && lift.address.label) caption.append(el("br"), lift.address.label);
     // The model that judged the lift, for a disputed lift: its version, and the file's hash where the
     // truck sent it (wire 1.2: the INT8 and FP32 files of a version share the version).
@@ -245,6 +258,9 @@
       figure.append(el("div", { class: "no-photo", text: t("street.no_photo") }));
     }
     figure.append(caption);
+    // Not judged: nothing to overrule (« compte désormais comme conforme » would be false); an overrule
+    // made before is still shown, with its undo.
+    if (lift.view_unusable && !lift.overruled) return el("li", {}, figure);
     return el("li", {}, figure, overruleBox(lift));
   }
 

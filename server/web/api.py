@@ -196,7 +196,26 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def truck_json(truck: Truck, lifts_7d: int, now: datetime) -> dict[str, Any]:
+def view_photos(db: Session, trucks: list[Truck]) -> dict[str, str]:
+    """Event id of the latest photo of each truck whose camera view is unusable now (its heartbeat's
+    ``camera_view``), taken since the run began: what the camera saw, for the fleet page's flag. One
+    indexed look-up per such truck, a handful at most; none while every view is usable."""
+    found = {}
+    for truck in trucks:
+        view = (truck.stats or {}).get("camera_view") or {}
+        if not view.get("problem"):
+            continue
+        query = (select(Lift.event_id).join(Evidence, Evidence.event_id == Lift.event_id)
+                 .where(Lift.truck_id == truck.truck_id, Lift.view_unusable.is_not(None))
+                 .order_by(Lift.started_at.desc()).limit(1))
+        if view.get("since"):
+            query = query.where(Lift.started_at >= datetime.fromisoformat(view["since"]))
+        if (event_id := db.scalar(query)) is not None:
+            found[truck.truck_id] = event_id
+    return found
+
+
+def truck_json(truck: Truck, lifts_7d: int, now: datetime, view_photo: str | None = None) -> dict[str, Any]:
     update = (truck.stats or {}).get("model_update") or {}
     now_state = state(truck)
     return {"truck_id": truck.truck_id, "status": truck.status, "state": now_state.value,
@@ -207,7 +226,8 @@ def truck_json(truck: Truck, lifts_7d: int, now: datetime) -> dict[str, Any]:
             "stats": truck.stats, "stats_at": truck.stats_at.isoformat() if truck.stats_at else None,
             "config": truck.config, "lifts_7d": lifts_7d,
             # Beside the truck's message, not in it: ``stats`` stays what the truck sent.
-            "model_refusal": refusal_kind(update.get("reason")) if update.get("state") == "refused" else None}
+            "model_refusal": refusal_kind(update.get("reason")) if update.get("state") == "refused" else None,
+            "view_photo": view_photo}
 
 
 def _truck_routes(router: APIRouter) -> None:
@@ -224,7 +244,8 @@ def _truck_routes(router: APIRouter) -> None:
         now = datetime.now(UTC)
         unheard = [(t, 0) for t in never_heard(ctx.settings.known_trucks, (t.truck_id for t, _ in rows))]
         listed = sorted([*rows, *unheard], key=lambda row: row[0].truck_id)
-        return {"trucks": [truck_json(t, lifts, now) for t, lifts in listed]}
+        photos = view_photos(db, [t for t, _ in rows])
+        return {"trucks": [truck_json(t, lifts, now, photos.get(t.truck_id)) for t, lifts in listed]}
 
     @private_get(router, "/audit", summary="The audit trail, newest first (admin)", response_model=schemas.AuditPage)
     def audit_log(db: SessionDep, who: Admin, flt: AuditFilterDep, limit: int = Query(default=100, ge=1, le=1000),

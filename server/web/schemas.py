@@ -137,7 +137,7 @@ class LiftPhoto(Out):
     height: int
     sha256: str
     size_bytes: int
-    reason: Literal["contaminated", "sample", "uncertain"] | None = Field(
+    reason: Literal["contaminated", "sample", "uncertain", "view"] | None = Field(
         default=None, description="Why the truck kept the photo; null for lifts stored before wire 1.1")
     boxes: list[PhotoBox] = Field(default_factory=list, description="Empty for 1.0 trucks: boxes drawn on the photo")
 
@@ -232,6 +232,8 @@ class Truck(Out):
     model_refusal: str | None = Field(
         description="Kind of the model change the truck refused (stats.model_update.reason's first words): "
         + ", ".join(REFUSAL_KINDS) + "; null when nothing is refused or the truck's words are of no known kind")
+    view_photo: str | None = Field(default=None, description="While the camera view is unusable: event id of the "
+                                   "latest photo of it since it turned (evidence.jpg, managers), else null")
 
 
 class TruckList(Out):

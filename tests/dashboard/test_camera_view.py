@@ -4,8 +4,12 @@ from its heartbeat, in French and English. Before, such lifts were counted clean
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import cv2
+import numpy as np
 from sqlalchemy import select
 
 from server.ingest.aggregates import rebuild_aggregates
@@ -13,7 +17,7 @@ from server.ingest.models import Lift, MatchQualityDay, StreetDay
 from tests.dashboard.conftest import Browser
 from tests.dashboard.seed import make_event
 from vision.rules import SortingRules
-from vision.schema import TruckStats, ViewProblem
+from vision.schema import Evidence, EvidenceReason, TruckStats, ViewProblem
 
 
 def test_lifts_with_an_unusable_view_are_not_counted_clean(browser: Browser) -> None:
@@ -96,4 +100,35 @@ def test_fleet_page_flags_a_truck_whose_camera_view_is_unusable(browser: Browser
     assert badge["benne-82"].inner_text() == "⚠ Camera view unusable: dark picture for 3 lifts"
     browser.page.get_by_role("link", name="Français").click()
     browser.page.wait_for_selector("body[data-ready=true]")
+    assert not browser.unexpected_errors()
+
+
+def test_the_fleet_flag_opens_the_photo_of_the_unusable_view(browser: Browser, shared_dir: Path) -> None:
+    """The truck keeps one photo of the lift that turned its view unusable (evidence reason ``view``):
+    from the flag, a manager sees what the camera saw (a bag on the lens) before sending a technician."""
+    server = browser.server
+    truck, now = "benne-87", datetime.now(UTC).replace(microsecond=0)
+    photo = sorted((shared_dir / "datasets" / "hopper-bags" / "images" / "val").glob("*.jpg"))[0].read_bytes()
+    height, width = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_GRAYSCALE).shape
+    point = server.city.point_of[server.city.streets["clean"][0]]
+    event = make_event(truck, 87_001, now - timedelta(minutes=30), point, {}, SortingRules.load()).model_copy(
+        update={"view_unusable": ViewProblem.flat, "evidence": Evidence(
+            sha256=hashlib.sha256(photo).hexdigest(), width=width, height=height, reason=EvidenceReason.view,
+            detections=[])})
+    server.publish(f"{truck}/lift", event.to_json())
+    server.publish(f"{truck}/evidence/{event.event_id}", photo)
+    view = {"problem": "flat", "lifts": 2, "since": event.started_at}
+    server.publish(f"{truck}/status", "online", retain=True)
+    server.publish(f"{truck}/stats", TruckStats(truck_id=truck, sent_at=now, uptime_s=60, stream="recyclables",
+                                                 camera_view=view).model_dump_json(exclude_none=True))
+    server.wait_for(lambda: next((t["view_photo"] for t in server.api("/api/trucks")["trucks"]
+                                  if t["truck_id"] == truck), None), "the view's photo")
+    browser.login(path="/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    link = browser.page.locator(f"tr[data-truck={truck}] [data-view-photo]")
+    assert link.inner_text() == "voir la photo"
+    assert link.get_attribute("href") == f"/api/lifts/{event.event_id}/evidence.jpg"
+    assert browser.page.request.get(server.url + link.get_attribute("href")).body() == photo
+    assert server.api(f"/api/lifts/{event.event_id}")["evidence"]["reason"] == "view"
+    browser.shot("14d-flotte-photo-vue-camera")
     assert not browser.unexpected_errors()

@@ -14,13 +14,13 @@ import pytest
 
 from edge.app import Agent
 from edge.config import ConfigError, load_settings
-from edge.outbox import LIFT
+from edge.outbox import EVIDENCE, LIFT
 from edge.view import ViewWatch
 from edge.view_settings import ViewSettings
 from tests.edge.helpers import ScriptedDetector, unique_truck
-from tests.edge.test_agent import BOTTLE, settings_for
-from vision.schema import ViewProblem, parse_lift_event
-from vision.view import LiftView
+from tests.edge.test_agent import BOTTLE, GLASS, settings_for
+from vision.schema import EvidenceReason, ViewProblem, parse_lift_event
+from vision.view import LiftView, ViewLimits, measure, small_grey
 
 BEGAN = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
 
@@ -175,3 +175,30 @@ def test_the_truck_sends_a_dark_lift_as_not_judged(tmp_path, hopper_photos) -> N
     assert stats.camera_view is not None and (stats.camera_view.problem, stats.camera_view.lifts) == (
         ViewProblem.dark, 2)
     assert stats.camera_view.since == events[1].started_at
+
+
+def test_the_lift_that_turns_the_view_unusable_keeps_one_photo_of_it(tmp_path, hopper_photos) -> None:
+    """What the technician needs to see (a bag on the lens, a dark hopper): the first lift of each unusable
+    run keeps a photo with reason ``view`` when it keeps none for another reason; the next lifts of the
+    run keep none; a contaminated lift keeps its own photo, with its own reason."""
+    root = tmp_path / "bursts"
+    spoils = [None, covered, covered, None, dark]
+    for lift, spoil in enumerate(spoils):
+        folder = root / f"burst-{lift:03d}"
+        folder.mkdir(parents=True)
+        for frame, photo in enumerate(hopper_photos[2 * lift:2 * lift + 2]):  # the ten photos, two a lift
+            cv2.imwrite(str(folder / f"{frame:02d}.jpg"), spoil(photo) if spoil else photo)
+    settings = settings_for(tmp_path, root, "mqtt://127.0.0.1:9", unique_truck(), uplink={"flush_timeout_s": 0.5})
+    agent = Agent.create(settings, detector=ScriptedDetector([[]] * 8 + [[GLASS]] * 2))
+    try:
+        agent.run(once=True)  # no broker: everything stays in the outbox
+        rows = agent.outbox.oldest(limit=100)
+    finally:
+        agent.close()
+    events = [parse_lift_event(m.payload) for m in rows if m.kind == LIFT]
+    photos = {m.event_id: m.payload for m in rows if m.kind == EVIDENCE}
+    assert [e.view_unusable for e in events] == [None, ViewProblem.flat, ViewProblem.flat, None, ViewProblem.dark]
+    assert [e.evidence.reason if e.evidence else None for e in events] == [
+        None, EvidenceReason.view, None, None, EvidenceReason.contaminated]
+    shown = cv2.imdecode(np.frombuffer(photos[str(events[1].event_id)], np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert events[1].evidence.detections == [] and measure(small_grey(shown)).problem(ViewLimits()) is ViewProblem.flat

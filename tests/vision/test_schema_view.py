@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from vision.schema import SCHEMA_VERSION, SchemaError, TruckStats, ViewProblem, parse_lift_event
+from vision.schema import SCHEMA_VERSION, EvidenceReason, SchemaError, TruckStats, ViewProblem, parse_lift_event
 
 LIFT_1_3 = {
     "schema_version": "1.3", "event_id": "6d3c1e9a-3f0b-4b51-9f7e-2a8e8c1d0b11", "truck_id": "benne-12",
@@ -51,3 +51,13 @@ def test_the_heartbeat_carries_the_view_state() -> None:
     assert again == stats
     with pytest.raises(ValueError, match=r"camera_view\.lifts"):
         TruckStats.model_validate_json(json.dumps({**sent, "camera_view": {"problem": "dark", "lifts": -1}}))
+
+
+def test_a_view_photo_belongs_to_a_lift_whose_view_was_unusable() -> None:
+    """``evidence.reason: view`` (1.4) is the photo of what the camera saw when its view turned unusable."""
+    photo = {"sha256": "a" * 64, "width": 320, "height": 240, "reason": "view", "detections": []}
+    event = parse_lift_event(json.dumps({**LIFT_1_3, "schema_version": "1.4", "view_unusable": "flat",
+                                         "evidence": photo}))
+    assert event.evidence is not None and event.evidence.reason is EvidenceReason.view
+    with pytest.raises(SchemaError, match="view_unusable must be set"):
+        parse_lift_event(json.dumps({**LIFT_1_3, "schema_version": "1.4", "evidence": photo}))
