@@ -25,3 +25,17 @@ def test_the_lifts_api_says_which_lifts_were_not_judged(server: Server) -> None:
         str(blurred.event_id): "blurred", str(seen.event_id): None}
     one = server.client.get(f"/api/lifts/{blurred.event_id}", headers=headers).json()
     assert one["view_unusable"] == "blurred" and one["contaminated"] is True
+
+
+def test_a_lift_not_judged_cannot_be_overruled(server: Server) -> None:
+    """Overruling says « counts as clean in every figure »: a lift not judged counts in none, so the
+    API refuses it as the street page hides the button (it was accepted and audited)."""
+    dark = lift_event("benne-02", counts={"battery": 1}, sequence=1).model_copy(
+        update={"view_unusable": ViewProblem.dark})
+    publish(server.broker, [(f"{server.settings.topic_prefix}/benne-02/lift", dark.to_json())])
+    headers = server.token("manager")
+    url = f"/api/lifts/{dark.event_id}"
+    wait_for(lambda: server.client.get(url, headers=headers).status_code == 200, "the lift")
+    answer = server.client.post(f"{url}/overrule", json={"reason": "pas de pile"}, headers=headers)
+    assert answer.status_code == 409 and "not judged" in answer.json()["detail"], answer.text
+    assert server.client.get(url, headers=headers).json()["overruled"] is None
