@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from base.errors import CliError
 from base.paths import IMAGE_SUFFIXES, images_in, make_folder
+
+if TYPE_CHECKING:  # numpy loads with the detector, not with every trivue command
+    import numpy as np
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,9 +51,15 @@ def annotated_names(inputs: list[Path], images: list[Path]) -> dict[Path, Path]:
     return names
 
 
-def check_no_overwrite(save: Path, names: dict[Path, Path], option: str = "--save") -> None:
-    """CliError when an annotated copy would land on one of the photos read (``--save`` naming the
-    input folder): the boxes would be drawn over the originals for good."""
+def check_no_overwrite(save: Path, inputs: list[Path], names: dict[Path, Path], option: str = "--save") -> None:
+    """CliError when the annotated copies would go among the photos read: into an input folder (the
+    next run over it reads them as photos; a ``.png`` and its ``.jpg`` copy side by side) or onto a
+    photo given by name (the boxes drawn over the original for good)."""
+    target = save.resolve()
+    for folder in inputs:
+        if folder.is_dir() and target.is_relative_to(folder.resolve()):
+            raise CliError(f"{option} {save}: inside the photos read ({folder}): the annotated copies would "
+                           "be read as photos next time, or write over them; choose a folder outside")
     originals = {path.resolve() for path in names}
     for path, name in names.items():
         if (save / name).resolve() in originals:
@@ -65,7 +76,7 @@ class ImageReader:
         self.images, self.command = images, command
         self.unreadable: list[Path] = []
 
-    def __iter__(self):  # -> Iterator[tuple[Path, np.ndarray]]
+    def __iter__(self) -> Iterator[tuple[Path, np.ndarray]]:
         for path in self.images:
             try:
                 image = read_image(path)
@@ -128,12 +139,11 @@ def run_detect(args: argparse.Namespace) -> int:
         if not 0.0 <= value <= 1.0:  # the detector's own check named neither option (nan fails it too)
             raise CliError(f"{option} {value:g}: expected a threshold from 0 to 1")
     images = find_images(args.inputs)
-    if args.save:
-        make_folder("--save", args.save)
-    detector = load_detector(args.model, conf=args.conf, iou=args.iou, threads=args.threads)
     names = annotated_names(args.inputs, images)
     if args.save:
-        check_no_overwrite(args.save, names)
+        check_no_overwrite(args.save, args.inputs, names)
+        make_folder("--save", args.save)
+    detector = load_detector(args.model, conf=args.conf, iou=args.iou, threads=args.threads)
     reader = ImageReader(images, "detect")
     for path, image in reader:
         detections = detector.detect(image)

@@ -71,9 +71,24 @@ def test_annotated_copies_never_write_over_the_photos_read(tmp_path: Path, litte
     photo = folder / "a.jpg"
     shutil.copy(litter_val_images[0], photo)
     before = photo.read_bytes()
-    args = ["detect", str(folder), "--save", str(folder)] if command == "detect" else \
+    # A photo given by name: its copy's name is its own. A folder: the copies would go into it.
+    args = ["detect", str(photo), "--save", str(folder)] if command == "detect" else \
         ["judge", "--images", str(folder), "--out", str(folder)]
     code = main(args)
     err = capsys.readouterr().err
-    assert code == 2 and "would write over the photo" in err and str(photo) in err, err
-    assert photo.read_bytes() == before
+    said = f"would write over the photo {photo}" if command == "detect" else f"inside the photos read ({folder})"
+    assert code == 2 and said in err, err
+    assert photo.read_bytes() == before and sorted(folder.iterdir()) == [photo]
+
+
+def test_annotated_copies_never_go_into_the_folder_read(tmp_path: Path, litter_val_images: list[Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A ``.png`` and its ``.jpg`` copy side by side: the next run over the folder read the copy as a
+    photo. The folder read, or one inside it, is refused before anything is written."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), cv2.imread(str(litter_val_images[0])))
+    for save in (folder, folder / "annotated"):
+        assert main(["detect", str(folder), "--save", str(save)]) == 2
+        assert "inside the photos read" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png"]

@@ -84,6 +84,8 @@ def run_judge(args: argparse.Namespace) -> int:
     photos = find_images(folders)[: args.limit or None]
     if not photos:  # no folder at all: neither the shared datasets nor the committed sample
         raise CliError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) to judge: pass --images DIR")
+    names = annotated_names(folders, photos)
+    check_no_overwrite(args.out, folders, names, "--out")
     make_folder("--out", args.out)
     model, rules_path = _choose_model_and_rules(args)
     detector = load_detector(model)
@@ -99,8 +101,6 @@ def run_judge(args: argparse.Namespace) -> int:
     for column in ("photo", "objects seen", "sorting errors", "score"):
         table.add_column(column)
     contaminated, errors_total = 0, Counter[str]()
-    names = annotated_names(folders, photos)
-    check_no_overwrite(args.out, names, "--out")
     reader = ImageReader(photos, "judge")
     for path, image in track(reader, total=len(photos), description="Judging the photos", console=console,
                              transient=True):
