@@ -2,7 +2,7 @@
 running within a few metres of each other, before and after the import drops squares' outlines
 (``server.streets.outlines``).
 
-    .venv/bin/python bench/street_overlaps.py tests/fixtures/geodata/rennes-centre.geojson
+    .venv/bin/python bench/street_overlaps.py tests/fixtures/geodata/rennes-centre.geojson --commune Rennes
     .venv/bin/python bench/street_overlaps.py ../shared/geodata/rennes-streets.osm.geojson --commune Rennes
 """
 
@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from server.streets.names import street_key
-from server.streets.osm import Way, polyline_length_m, read_ways
+from server.streets.osm import StreetFileError, Way, polyline_length_m, read_ways
 from server.streets.outlines import drop_outlines_on_streets
 
 CELL_M = 20.0
@@ -82,11 +82,14 @@ def _distance(px: float, py: float, x1: float, y1: float, x2: float, y2: float) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path)
-    parser.add_argument("--commune", default="Commune")
+    parser.add_argument("--commune", help="commune of a GeoJSON's ways without one (as trivue streets import)")
     parser.add_argument("--tolerance", type=float, default=2.0, help="metres between two streets' lines")
     parser.add_argument("--min-length", type=float, default=10.0, help="metres of overlap to count a pair")
     args = parser.parse_args()
-    ways = read_ways(args.file, args.commune)
+    try:
+        ways = read_ways(args.file, args.commune)
+    except StreetFileError as error:  # e.g. a GeoJSON without communes and no --commune
+        parser.error(str(error))
     kept, report = drop_outlines_on_streets(ways)
     for label, network in (("as drawn", ways), ("after dropping outlines", kept)):
         shared = shared_stretches(network)

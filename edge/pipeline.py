@@ -284,7 +284,7 @@ class Pipeline:
         if self.meter.frames == 1:  # start-up ends here: bench/edge.py times process start to this line
             log.info("first frame analysed (%.0f ms)", self.meter.inference_ms)
         alerts = self.recorder.add(frame.image, detections)
-        if self.view is not None:  # ~0.1 ms a frame (vision.view), in this thread: frames in order
+        if self.view is not None:  # ~0.06 ms a frame (vision.view, bench/view.py), in this thread: frames in order
             self.view.add(frame.image)
         if alerts:
             self.on_alert(alerts)

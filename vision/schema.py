@@ -260,7 +260,7 @@ class LiftEvent(_Wire):
     """Everything the truck observed during one bin lift, judged against the stream's rules.
 
     ``score`` is the contamination score: ``sum(count * weight[severity])`` over ``errors`` with
-    weights info 0, error 1, alert 3 (see ``vision.rules.SEVERITY_WEIGHTS``); 0 means clean.
+    weights info 0, error 1, alert 3 (see ``vision.severity.SEVERITY_WEIGHTS``); 0 means clean.
     """
 
     schema_version: str = Field(default=SCHEMA_VERSION, max_length=16, pattern=r"^\d{1,6}\.\d{1,6}$")

@@ -37,7 +37,7 @@ from server.ingest.evidence import EvidenceError, EvidenceStore
 from server.ingest.letters import HeldBudget, LetterView, letter_row, letter_views
 from server.ingest.metrics import Metrics
 from server.ingest.models import DeadLetter, Evidence, Lift, Truck, TruckStatus
-from server.ingest.photo_check import take_back_mismatched
+from server.ingest.photo_check import mismatch_detail, take_back_mismatched
 from server.ingest.purge_gate import hold_off_purge
 from server.ingest.streams import collected_streams, unknown_stream
 from server.ingest.street_level import street_level
@@ -319,7 +319,7 @@ class Inbox:
             # then deleted took the right photo stored before with it (its row left pointing nowhere).
             if expected is not None and expected != (digest := hashlib.sha256(message.payload).hexdigest()):
                 self.evidence.check(message.payload)  # no JPEG, too large: that reason first, as before
-                raise Refused("evidence_mismatch", f"photo sha256 {digest[:12]}… differs from the lift's")
+                raise Refused("evidence_mismatch", mismatch_detail(digest))
             photo = self.evidence.save(truck_id, event_id, message.payload)
         except EvidenceError as error:
             raise Refused(error.reason, str(error)) from None

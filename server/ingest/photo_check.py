@@ -3,7 +3,7 @@
 A truck sends a lift's photo on its own topic, before or after the lift. A photo that comes after
 its stored lift is checked as it arrives (``Inbox._evidence``); one that came first, or in the
 same batch as its lift, had nothing to be checked against then: it is checked here, as the lift
-is written, so that a photo the lift never announced is never shown as its evidence.
+is written, so that a photo other than the one the lift announced is never shown as its evidence.
 
 The row goes with the batch's transaction; the file only once that transaction commits. Deleted
 at once, a batch that then failed (the database away at commit, a poison message further on: the
@@ -29,6 +29,11 @@ from server.ingest.models import Evidence, Lift
 log = logging.getLogger(__name__)
 
 _PENDING = "trivue.photos_taken_back"  # session.info: (store, path, sha256) to delete at the commit
+
+
+def mismatch_detail(sha256: str) -> str:
+    """The dead letter's words for a photo that is not the one its lift announced."""
+    return f"photo sha256 {sha256[:12]}… differs from the lift's"
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def take_back_mismatched(session: Session, store: EvidenceStore, topic_prefix: s
         refused.append(RefusedPhoto(
             topic=f"{topic_prefix.rstrip('/')}/{photo.truck_id}/evidence/{photo.event_id}", payload=payload,
             received_at=photo.received_at,
-            detail=f"photo sha256 {photo.sha256[:12]}… differs from the lift's"))
+            detail=mismatch_detail(photo.sha256)))
         session.execute(delete(Evidence).where(Evidence.event_id == photo.event_id))
         _delete_at_commit(session, store, photo.path, photo.sha256)
     return refused

@@ -216,7 +216,8 @@ def opted_in(key: str) -> str:
 def list_opt_outs(session: Session, actor: str) -> list[dict[str, Any]]:
     """Every opposition (keys and the requests' notes name households): the read itself is audited."""
     rows = list(session.scalars(select(OptOut).order_by(OptOut.at.desc(), OptOut.key)))
-    audit(session, actor, "reminders.household.opt_outs.read", None, f"{len(rows)} oppositions")
+    n = len(rows)
+    audit(session, actor, "reminders.household.opt_outs.read", None, f"{n} {plural(n, 'opposition', 'oppositions')}")
     return [{"key": row.key, "at": row.at.isoformat(), "by": row.by, "note": row.note} for row in rows]
 
 

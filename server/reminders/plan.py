@@ -102,6 +102,7 @@ class Planner:
         streets: dict[int, Unit] = defaultdict(Unit)
         unmatched = 0
         synthetic = self.names.synthetic()
+        self._street_rows.clear()  # a second plan() on this Planner would count each lift twice
         for row in self.session.execute(query):
             if row.street_id is not None:
                 self._street_rows[row.street_id].append(row)

@@ -7,8 +7,8 @@
   const form = document.getElementById("filters");
   const status = document.getElementById("ranking-status");
   const tables = {};
-  /* Rows shown at first and added by « Voir plus »: three years of a métropole put 1,421 streets
-     (11,600 DOM nodes, a 53,000-pixel page) in the table at once. The CSV keeps every row. */
+  /* Rows shown at first and added by « Voir plus »: three years of a métropole put 1,431 rows
+     (11,586 DOM nodes, a 53,253-pixel page: docs/performance.md) in the table at once. The CSV keeps every row. */
   const PAGE = 50;
 
   const topErrors = (row) => (row.top_errors || []).map((e) => label("cat", e.category ?? e)).join(", ");

@@ -36,8 +36,8 @@ from server.web.privacy import street_level_lift
 from server.web.private import private_get
 from server.web.reports import StreetFilter, street_detail, street_geojson_text, street_stats, street_stats_text
 from vision.refusals import refusal_kind
-from vision.rules import CATEGORY_PATTERN
 from vision.schema import Stream
+from vision.severity import CATEGORY_PATTERN
 
 RECENT_DAYS = 7  # GET /api/trucks: lifts_7d counts a truck's lifts started this many days back
 

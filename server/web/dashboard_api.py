@@ -38,8 +38,8 @@ from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
 from server.web.communes import known_commune
 from server.web.deps import SIGNED_IN, Manager, SessionDep, Viewer, authorize, context
 from server.web.reports import StreetFilter, rate_fields, rollup_branches
-from vision.rules import CATEGORY_PATTERN
 from vision.schema import Severity, Stream
+from vision.severity import CATEGORY_PATTERN
 
 ALERT_POLL_S = 1.0  # how often the streams look for new alert lifts (one query per app, ``alert_feed``)
 AUTH_RECHECK_S = 60.0

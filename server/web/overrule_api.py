@@ -32,7 +32,7 @@ def _known(db: Session, event_id: str) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lift {event_id}")
 
 
-def _judged(db: Session, event_id: str) -> None:
+def _require_judged(db: Session, event_id: str) -> None:
     # Overruling counts a lift clean in every figure; a lift the camera could not see counts in none.
     problem = db.scalar(select(Lift.view_unusable).where(Lift.event_id == event_id).limit(1))
     if problem is not None:
@@ -56,7 +56,7 @@ def overrule_router() -> APIRouter:
     def overrule_lift(event_id: uuid.UUID, body: schemas.OverruleIn, db: SessionDep, ctx: ContextDep,
                       who: Manager) -> dict[str, Any]:
         _known(db, str(event_id))
-        _judged(db, str(event_id))
+        _require_judged(db, str(event_id))
         change = overrule(db, str(event_id), who.actor, body.reason, utcnow())
         if change.changed:  # a second overrule changes nothing, and is no act to record
             audit(db, who.actor, "lift.overrule", str(event_id), change.audit_detail())

@@ -3,7 +3,7 @@
 Found by an evaluator sending hand-built JSON: a clean lift with ``score: 99`` was accepted (and
 summed into the street days' scores), and an error ``category`` such as ``"sac; verre=9"`` was
 stored, which the CSV's ``top_errors`` cell (``sac=3; verre=1``) then could not be read back from.
-Categories are the rules' own (``vision.rules.CATEGORY_PATTERN``): every Trivue truck sends those.
+Categories are the rules' own (``vision.severity.CATEGORY_PATTERN``): every Trivue truck sends those.
 """
 
 from __future__ import annotations

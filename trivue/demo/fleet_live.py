@@ -37,7 +37,7 @@ DARK_HISTORY = (150, 40)
 DARK_LIVE = (8, 40)
 
 
-def dark_camera(show: LiveShow, first_and_lifts: tuple[int, int]) -> FaultPlan:
+def dark_camera_faults(show: LiveShow, first_and_lifts: tuple[int, int]) -> FaultPlan:
     return FaultPlan(dark=DarkCamera(show.scenario.trucks[-1], *first_and_lifts))
 
 
@@ -95,7 +95,7 @@ def publish_history(show: LiveShow, days: int) -> tuple[int, int]:
     try:
         with Progress(transient=True) as progress:
             task = progress.add_task(f"history: {days} days of rounds", total=len(lifts))
-            run = _events_run(show, link, truth, dark_camera(show, DARK_HISTORY))
+            run = _events_run(show, link, truth, dark_camera_faults(show, DARK_HISTORY))
             run.run(lifts, 0.0, lambda: progress.advance(task))
             link.flush(60)
     finally:
@@ -111,7 +111,7 @@ def start_event_trucks(show: LiveShow) -> None:
     truth = Truth({"mode": "live-events"}, {s.key: r for s, r in scenario.rates.items()})
 
     def loop() -> None:
-        run = _events_run(show, link, truth, dark_camera(show, DARK_LIVE))
+        run = _events_run(show, link, truth, dark_camera_faults(show, DARK_LIVE))
         while not show.stop_event.is_set():
             lifts = scenario.lifts(live_start(), 1, show.scenario_options.driving)
             run.run(lifts, show.options.speed, show.lift_done, stop=show.stop_event)
@@ -125,7 +125,7 @@ def start_edge_trucks(show: LiveShow, model: Path) -> None:
     photos = PhotoPool.default()
     scenario = show.scenario
     by_link = index_by_link(scenario.households)
-    faults = dark_camera(show, DARK_LIVE)
+    faults = dark_camera_faults(show, DARK_LIVE)
     for truck_id in scenario.trucks:
         settings = edge_settings(truck_id, show.data_dir / "demo-trucks", _broker_url(show),
                                  show.settings.topic_prefix, show.stream, model)
