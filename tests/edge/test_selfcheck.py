@@ -15,7 +15,7 @@ from edge.app import Agent
 from edge.config import ConfigError, load_settings
 from tests.edge.helpers import Subscriber, make_bursts, unique_truck
 from tests.vision.test_selfcheck import FP32, INT8, broken_int8
-from vision.schema import TruckStats
+from vision.schema import SCHEMA_VERSION, TruckStats
 
 
 @pytest.fixture(scope="module")
@@ -130,4 +130,4 @@ def test_lifts_name_the_file_that_judged_them_the_fp32_sibling_after_a_fallback(
     events = [parse_lift_event(m.payload) for m in rows if m.kind == LIFT]
     fp32 = file_sha256(tmp_path / "model.onnx")
     assert len(events) == 1 and fp32 != file_sha256(broken)
-    assert events[0].model.sha256 == fp32 and events[0].schema_version == "1.3"
+    assert events[0].model.sha256 == fp32 and events[0].schema_version == SCHEMA_VERSION
