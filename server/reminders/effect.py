@@ -45,7 +45,7 @@ from server.reminders.effect_estimate import (
 )
 from server.reminders.matching import Candidate, balance, match
 from server.reminders.models import APPROVED, HOUSEHOLD, RETRY, SENDING, SENT, THANKS, Campaign, Item
-from server.reminders.phrases import FORMS, plural
+from server.reminders.phrases import agree
 from server.reminders.wording import translate
 from server.streets.models import Street
 from server.web.csvexport import rows_csv, safe_row
@@ -359,7 +359,7 @@ def effect_text(report: dict[str, Any], lang: str = "fr") -> str:
             # no lift yet (just sent): no interval, as on the page; Wilson's 0-100 % would say nothing
             ci = f" [{percent(p['ci'][0])}–{percent(p['ci'][1])}]" if p["lifts"] else ""
             # "{n|lift|lifts}": the form for this count, French 0 and 1 singular (``phrases.plural``)
-            over = FORMS.sub(lambda m, n=p["lifts"]: plural(n, m[2], m[3], lang), words["over"])
+            over = agree(words["over"], {"n": str(p["lifts"])}, lang)
             parts.append(f"{words[period]} {rate}{ci} " + over.format(n=p["lifts"]))
         units = words["unit" if group["units"] == 1 else "units"]
         lines.append(f"  {words[name]:<19} ({group['units']} {units}){sep}"

@@ -25,9 +25,9 @@ def plural(n: float, one: str, other: str, lang: str = "fr") -> str:
     return one if (abs(n) < 2 if lang == "fr" else n == 1) else other
 
 
-def agree(english: str, values: dict[str, str]) -> str:
-    """``english`` with each ``{n|lift|lifts}`` replaced by the form for the count ``values[n]``."""
-    return FORMS.sub(lambda m: plural(count(values[m[1]]), m[2], m[3], "en"), english)
+def agree(text: str, values: dict[str, str], lang: str = "en") -> str:
+    """``text`` with each ``{n|lift|lifts}`` replaced by the form for the count ``values[n]``."""
+    return FORMS.sub(lambda m: plural(count(values[m[1]]), m[2], m[3], lang), text)
 
 
 def count(value: str) -> float:

@@ -13,8 +13,10 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from server.command_line import open_database
 from server.ingest.evidence import EvidenceStore
 from server.ingest.inbox import Inbox, MqttMessage
 from server.ingest.metrics import Metrics
@@ -22,13 +24,19 @@ from server.ingest.models import DeadLetter, Evidence
 from tests.server.events import lift_event
 from tests.server.photos import jpeg
 
+Ingest = tuple[Any, EvidenceStore, Inbox]
 
-def test_a_photo_taken_back_keeps_its_file_until_the_batch_commits(make_settings: Any) -> None:
-    from server.command_line import open_database
 
+@pytest.fixture
+def ingest(make_settings: Any) -> Ingest:
+    """Settings without the broker, the photo store and the inbox writing through it."""
     settings = make_settings(ingest_enabled=False)
     store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
-    inbox = Inbox(settings, store, Metrics())
+    return settings, store, Inbox(settings, store, Metrics())
+
+
+def test_a_photo_taken_back_keeps_its_file_until_the_batch_commits(ingest: Ingest) -> None:
+    settings, store, inbox = ingest
     announced, sent = jpeg(1), jpeg(2)
     event = lift_event("benne-01", counts={"battery": 1},
                        evidence={"sha256": hashlib.sha256(announced).hexdigest(), "width": 320, "height": 240})
@@ -56,15 +64,11 @@ def test_a_photo_taken_back_keeps_its_file_until_the_batch_commits(make_settings
         assert letter.payload == sent[:len(letter.payload)] and letter.payload
 
 
-def test_a_wrong_photo_sent_after_the_right_one_leaves_the_right_one_stored(make_settings: Any) -> None:
+def test_a_wrong_photo_sent_after_the_right_one_leaves_the_right_one_stored(ingest: Ingest) -> None:
     """Found in the same review: a second photo for a lift whose right photo is stored (a truck's
     re-sent, re-encoded copy) was written over the stored file before its hash was compared, then
     deleted as a mismatch: the lift's row kept announcing a photo whose file was gone."""
-    from server.command_line import open_database
-
-    settings = make_settings(ingest_enabled=False)
-    store = EvidenceStore(settings.evidence_path, settings.max_evidence_bytes)
-    inbox = Inbox(settings, store, Metrics())
+    settings, store, inbox = ingest
     right, wrong = jpeg(3), jpeg(4)
     event = lift_event("benne-01", counts={"battery": 1},
                        evidence={"sha256": hashlib.sha256(right).hexdigest(), "width": 320, "height": 240})
