@@ -21,14 +21,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
-from sqlalchemy import Date, bindparam, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from server.config import ServerSettings
 from server.db import utcnow
 from server.ingest.letters import held_summary
-from server.ingest.models import ALL_STREAMS, AMBIGUOUS_LIFTS, UNMATCHED, DeadLetter, Lift
+from server.ingest.models import AMBIGUOUS_LIFTS, UNMATCHED, DeadLetter, Lift
 from server.ingest.quality import BIN_COLUMNS, BINS, first_whole_day, quality_totals
 from server.streets.models import Street
 from server.streets.trajectory import AMBIGUOUS
@@ -37,8 +37,8 @@ from server.web.alert_feed import StreamCursor, alert_rows, feed_of, last_lift_i
 from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
 from server.web.communes import known_commune
 from server.web.deps import SIGNED_IN, Manager, SessionDep, Viewer, authorize, context
-from server.web.reports import StreetFilter, rate_fields, rollup_branches
-from vision.schema import Severity, Stream
+from server.web.reports import StreetFilter, day_binds, period_params, rate_fields, rollup_branches
+from vision.schema import Stream
 from vision.severity import CATEGORY_PATTERN
 
 ALERT_POLL_S = 1.0  # how often the streams look for new alert lifts (one query per app, ``alert_feed``)
@@ -141,11 +141,10 @@ def error_rates(db: Session, category: str, flt: StreetFilter) -> list[dict[str,
 
     Summed from the day, month and year roll-ups as ``/api/streets`` is (``rollup_branches``): from
     the daily aggregates, all time over three years of a métropole read ~1 million rows, 1.4 s."""
-    params: dict[str, Any] = {"stream": flt.stream or ALL_STREAMS, "info": Severity.info.value,
-                              "commune": flt.commune, "category": category, "min_lifts": flt.min_lifts}
+    params = period_params(flt, category)
     totals = " UNION ALL ".join(rollup_branches(flt, ("lifts",), False, params))
     hits = " UNION ALL ".join(rollup_branches(flt, ("category", "lifts"), True, params))
-    days = [bindparam(k, type_=Date) for k in params if k.endswith(("_low", "_high"))]
+    days = day_binds(params)
     with_category = {sid: int(n) for sid, n in db.execute(text(
         f"SELECT street_id, SUM(lifts) FROM ({hits}) AS u WHERE category = :category GROUP BY street_id"
     ).bindparams(*days), params)}

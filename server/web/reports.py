@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, Engine, Select, bindparam, func, select, text
+from sqlalchemy import BindParameter, Date, Engine, Select, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from server.ingest.models import ALL_STREAMS, UNMATCHED, StreetDay, StreetDayError
@@ -120,9 +120,19 @@ def rollup_branches(flt: StreetFilter, columns: tuple[str, ...], errors: bool, p
     return branches or [f"SELECT street_id, {added} FROM {periods} WHERE 1 = 0"]
 
 
+def period_params(flt: StreetFilter, category: str | None) -> dict[str, Any]:
+    """The bound values every roll-up read takes; ``rollup_branches`` adds the period's day bounds."""
+    return {"stream": flt.stream or ALL_STREAMS, "info": Severity.info.value, "min_lifts": flt.min_lifts,
+            "commune": flt.commune, "category": category}
+
+
+def day_binds(params: dict[str, Any]) -> list[BindParameter[Any]]:
+    """The day bounds ``rollup_branches`` put in ``params``, typed as dates for both databases."""
+    return [bindparam(k, type_=Date) for k in params if k.endswith(("_low", "_high"))]
+
+
 def _period_sql(flt: StreetFilter, dialect: str) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {"stream": flt.stream or ALL_STREAMS, "info": Severity.info.value,
-                              "min_lifts": flt.min_lifts, "commune": flt.commune, "category": flt.category}
+    params = period_params(flt, flt.category)
     totals = " UNION ALL ".join(rollup_branches(flt, ("lifts", "contaminated", "alerts"), False, params))
     errors = " UNION ALL ".join(rollup_branches(flt, ("category", "lifts", "items"), True, params))
     # Ties are broken by category in code-point order on both databases (PostgreSQL's default
@@ -174,7 +184,7 @@ class PeriodRows:
 def street_rows(session: Session, flt: StreetFilter, streets_known: StreetCatalogue | None = None) -> PeriodRows:
     """Every street's lifts, contaminated lifts, alerts and top errors over the period, from SQL."""
     sql, params = _period_sql(flt, session.get_bind().dialect.name)
-    statement = text(sql).bindparams(*(bindparam(k, type_=Date) for k in params if k.endswith(("_low", "_high"))))
+    statement = text(sql).bindparams(*day_binds(params))
     known = (streets_known or catalogue(session)).entries
     streets: dict[int, StreetRow] = {}
     unmatched = (0, 0)
