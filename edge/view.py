@@ -56,15 +56,12 @@ class ViewWatch:
         problem = self._lift.verdict() if self.enabled else None
         before = self._state or CameraView()
         self._turned = self._frame if problem is not None and problem != before.problem else None
+        self._state = before.after(problem, started_at)
         if problem is None:
-            self._state = CameraView()
             if before.problem is not None:
                 log.warning("camera view usable again at lift %d, after %d unusable lift(s) (%s)",
                             sequence, before.lifts, before.problem.value)
-        elif problem == before.problem:
-            self._state = before.model_copy(update={"lifts": before.lifts + 1})
-        else:
-            self._state = CameraView(problem=problem, lifts=1, since=started_at)
+        elif problem != before.problem:
             last = self._lift.last
             log.warning("camera view unusable from lift %d: %s [%s; last frame: brightness %.0f, contrast %.2f, "
                         "sharpness %.2f]; its lifts are sent as not judged", sequence, EXPLAINED[problem],

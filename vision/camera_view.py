@@ -37,3 +37,12 @@ class CameraView(BaseModel):
     lifts: int = Field(default=0, ge=0, le=MAX_VIEW_LIFTS,
                        description="Lifts in a row with this problem (0 when usable)")
     since: AwareDatetime | None = Field(default=None, description="When the first of them began (UTC)")
+
+    def after(self, problem: ViewProblem | None, started_at: AwareDatetime) -> CameraView:
+        """The view once a lift that began at ``started_at`` was judged ``problem`` (None: usable):
+        the run goes on with the same problem, starts again with another, ends with a usable lift."""
+        if problem is None:
+            return CameraView()
+        if problem == self.problem:
+            return self.model_copy(update={"lifts": self.lifts + 1})
+        return CameraView(problem=problem, lifts=1, since=started_at)

@@ -129,14 +129,8 @@ class EventsRun:
         """The heartbeat's ``camera_view`` after this lift, as the agent's ``edge.view`` keeps it;
         True when the view has just become unusable."""
         before = self.views.get(lift.truck_id) or CameraView()
-        if not dark:
-            self.views[lift.truck_id] = CameraView()
-            return False
-        if before.problem is ViewProblem.dark:
-            self.views[lift.truck_id] = before.model_copy(update={"lifts": before.lifts + 1})
-            return False
-        self.views[lift.truck_id] = CameraView(problem=ViewProblem.dark, lifts=1, since=lift.started_at)
-        return True
+        after = self.views[lift.truck_id] = before.after(ViewProblem.dark if dark else None, lift.started_at)
+        return after.problem is not None and after.problem != before.problem
 
     def _release(self, t_s: float) -> None:
         for truck_id, queue in self.held.items():
