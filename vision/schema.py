@@ -301,7 +301,7 @@ class LiftEvent(_Wire):
         expected = sum(e.count * SEVERITY_WEIGHTS[e.severity] for e in self.errors)
         if abs(self.score - expected) > 1e-6 * max(1.0, expected):  # figures sum the scores of lifts
             raise ValueError(f"score {self.score:g} is not the sum of the errors' counts by severity weight "
-                             f"({expected:g}: info 0, error 1, alert 3)")
+                             f"({expected:g}: {', '.join(f'{k} {w:g}' for k, w in SEVERITY_WEIGHTS.items())})")
         return self
 
     def to_json(self) -> str:

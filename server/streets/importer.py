@@ -21,7 +21,7 @@ from server.streets.addresses import link_addresses
 from server.streets.models import Address, Segment, Street, StreetNetwork
 from server.streets.names import commune_key, street_key
 from server.streets.osm import Piece, StreetFileError, read_street_file
-from server.streets.outlines import street_pieces as pieces_of_ways
+from server.streets.outlines import street_pieces
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> Stre
     added = updated = 0
     streets: dict[tuple[str, str], Street] = {}
     fresh = _fresh_ids(session)
-    for key, street_pieces in by_street.items():
+    for key, pieces_of_street in by_street.items():
         street = existing.pop(key, None)
         if street is None:
             street = Street(id=next(fresh), commune=key[0], name=names[key])
@@ -73,12 +73,12 @@ def import_streets(session: Session, pieces: list[Piece], ways: int = 0) -> Stre
         street.name = names[key]
         street.name_key = street_key(names[key])
         street.geometry = json.dumps({"type": "MultiLineString",
-                                      "coordinates": [list(map(list, p.coords)) for p in street_pieces]},
+                                      "coordinates": [list(map(list, p.coords)) for p in pieces_of_street]},
                                      separators=(",", ":"))
-        street.length_m = sum(p.length_m for p in street_pieces)
+        street.length_m = sum(p.length_m for p in pieces_of_street)
         # The import's code (--insee, the OSM boundary's ref:INSEE) when its pieces agree on one;
         # else the street keeps its code (its addresses', refreshed when they are linked below).
-        said = {p.insee for p in street_pieces}
+        said = {p.insee for p in pieces_of_street}
         if len(said) == 1 and None not in said:
             street.code_insee = said.pop()
         streets[key] = street
@@ -170,7 +170,7 @@ def import_street_file(session: Session, path: Path, commune: str | None = None,
         skipped = (f" ({without_geometry} feature{'s' if without_geometry != 1 else ''} without geometry)"
                    if without_geometry else "")
         raise StreetFileError(f"{path}: no named street way found{skipped}")
-    pieces, outlines = pieces_of_ways(ways)
+    pieces, outlines = street_pieces(ways)
     if insee is not None:
         pieces = [replace(piece, insee=insee) for piece in pieces]
     report = import_streets(session, pieces, len(ways))
