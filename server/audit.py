@@ -53,5 +53,7 @@ def filter_words(value: Any) -> str:
         item = getattr(value, field.name)
         if item is None:
             continue
+        if isinstance(item, tuple):  # a scoped account's communes: 45234,45284
+            item = ",".join(map(str, item))
         words.append(f"{field.name}={item.isoformat() if isinstance(item, date | datetime) else item}")
     return ", ".join(words) or "no filter"

@@ -278,7 +278,9 @@ const Trivue = (() => {
     const slot = document.getElementById("whoami");
     if (!slot) return null;
     const me = await api("/api/me");
-    slot.textContent = `${me.name} (${label("role", me.role)})`;
+    // A mairie's account says which communes it sees (server.web.commune_scope).
+    const scope = me.communes ? `, ${t("scope.whoami", { communes: me.communes.join(", ") })}` : "";
+    slot.textContent = `${me.name} (${label("role", me.role)}${scope})`;
     document.body.dataset.role = me.role;
     return me;
   }

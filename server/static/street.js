@@ -260,15 +260,18 @@
     figure.append(caption);
     // Not judged: nothing to overrule (« compte désormais comme conforme » would be false); an overrule
     // made before is still shown, with its undo.
-    if (lift.view_unusable && !lift.overruled) return el("li", {}, figure);
+    // A mairie's account limited to its communes may not overrule (the server refuses it: 403).
+    if ((lift.view_unusable && !lift.overruled) || !canOverrule) return el("li", {}, figure);
     return el("li", {}, figure, overruleBox(lift));
   }
 
+  let canOverrule = false;
   async function recent(me) {
     if (!me || !["manager", "admin"].includes(me.role)) {
       document.getElementById("recent-hidden").hidden = false;
       return;
     }
+    canOverrule = me.communes === null || me.communes === undefined;
     // The photos of the period and stream the page shows, not the street's latest of all time.
     const page = await api("/api/lifts", { street_id: config.streetId, contaminated: "true", limit: 10,
       stream: filters.stream, day_since: filters.since, day_until: filters.until });

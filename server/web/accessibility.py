@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from server.web.commune_scope import open_to_communes
 from server.web.dashboard import AnyPrincipal, Pages
 from server.web.private import NoStoreRoute
 
@@ -22,6 +23,7 @@ def accessibility_router(pages: Pages) -> APIRouter:
     router = APIRouter(include_in_schema=False, route_class=NoStoreRoute)  # as every page (server.web.private)
 
     @router.get(PATH)
+    @open_to_communes  # public: it shows no data
     def declaration(request: Request, who: AnyPrincipal) -> HTMLResponse:
         settings = pages.settings
         if who is not None and not who.can("viewer"):  # a truck's token reads it as anyone does

@@ -28,6 +28,7 @@ from server.migrate import current_revision
 from server.web import schemas
 from server.web.audit_filter import AuditFilterDep, audit_page
 from server.web.bounds import MAX_ROW_ID, Count, Day, Moment, RowId, ordered
+from server.web.commune_scope import lift_in_scope, open_to_communes, street_in_scope
 from server.web.communes import known_commune
 from server.web.csvexport import rows_csv
 from server.web.deps import Admin, AppContext, ContextDep, Manager, SessionDep, Viewer
@@ -59,8 +60,9 @@ def street_filter(since: Day | None = None, until: Day | None = None, stream: St
 def scoped_filter(flt: Annotated[StreetFilter, Depends(street_filter)], who: Viewer,
                   ctx: ContextDep, db: SessionDep) -> StreetFilter:
     """Viewers never see a street with fewer lifts than ``viewer_min_lifts``: too close to a household.
-    The commune is read once the caller is known: a refusal names the communes (``known_commune``)."""
-    flt = replace(flt, commune=known_commune(db, flt.commune))
+    The commune is read once the caller is known: a refusal names the communes (``known_commune``),
+    a scoped account's only, whose streets are all it sees (``server.web.commune_scope``)."""
+    flt = replace(flt, commune=known_commune(db, flt.commune, who.communes), communes=who.communes)
     floor = ctx.settings.viewer_min_lifts
     if who.can("manager") or flt.min_lifts >= floor:
         return flt
@@ -102,6 +104,7 @@ def api_router() -> APIRouter:
 
     @router.get("/streets", summary="Contamination per street with a 95 % Wilson interval (JSON or CSV)",
                 response_model=schemas.StreetList, responses={200: {"content": {"text/csv": {}}}})
+    @open_to_communes  # StreetFilterDep: the account's communes (as every street route below)
     def streets(request: Request, db: SessionDep, who: Viewer, flt: StreetFilterDep,
                 format: str | None = Query(default=None, pattern="^(json|csv)$")) -> Response:
         wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
@@ -117,6 +120,7 @@ def api_router() -> APIRouter:
 
     @router.get("/streets.geojson", summary="The same statistics as GeoJSON street geometries",
                 response_model=schemas.FeatureCollection, response_class=schemas.GeoJSONResponse)
+    @open_to_communes
     def streets_geojson(db: SessionDep, who: Viewer, flt: StreetFilterDep) -> Response:
         body = street_geojson_text(db, flt)
         # The CSV's rows for QGIS and other tools (the dashboard draws /api/network.geojson): an export too.
@@ -126,8 +130,10 @@ def api_router() -> APIRouter:
 
     @router.get("/streets/{street_id}", summary="One street: daily trend, streams and error breakdown",
                 response_model=schemas.StreetDetail)
+    @open_to_communes
     def street(street_id: RowId, db: SessionDep, who: Viewer, flt: StreetFilterDep) -> dict[str, Any]:
-        detail = street_detail(db, street_id, flt)
+        # Another commune's street is not found, as a street that does not exist.
+        detail = street_detail(db, street_id, flt) if street_in_scope(db, who, street_id) else None
         if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no street {street_id}")
         # A street with no lift in the period says nothing about a household: its zeros are shown
@@ -140,6 +146,7 @@ def api_router() -> APIRouter:
 
     @private_get(router, "/lifts", summary="Lifts, newest first, paginated (household-level: manager)",
                  response_model=schemas.LiftPage)
+    @open_to_communes
     def lifts(db: SessionDep, ctx: ContextDep, who: Manager, street_id: RowId | None = None,
               truck_id: str | None = Query(default=None, max_length=64), contaminated: bool | None = None,
               since: Moment | None = None, until: Moment | None = None, stream: Stream | None = None,
@@ -148,8 +155,9 @@ def api_router() -> APIRouter:
         since, until = _aware(since), _aware(until)
         ordered(since, until)
         ordered(day_since, day_until, ("day_since", "day_until"))
+        # A scoped account: the lifts of its communes' streets only.
         flt = LiftFilter(street_id, truck_id, contaminated, since, until, stream.value if stream else None,
-                         day_since, day_until)
+                         day_since, day_until, who.communes)
         try:
             page = list_lifts(db, flt, limit, cursor)
         except CursorError as error:
@@ -164,8 +172,9 @@ def api_router() -> APIRouter:
 
     @private_get(router, "/lifts/{event_id}", summary="One lift with its street, address and photo link (manager)",
                  response_model=schemas.Lift)
+    @open_to_communes
     def lift(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Manager) -> dict[str, Any]:
-        detail = lift_detail(db, str(event_id))
+        detail = lift_detail(db, str(event_id)) if lift_in_scope(db, who, str(event_id)) else None
         if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lift {event_id}")
         household = ctx.settings.household_level
@@ -179,8 +188,9 @@ def api_router() -> APIRouter:
     # A household's bin, read on the review page: not kept by a shared office browser (private_get: no-store).
     @private_get(router, "/lifts/{event_id}/evidence.jpg", summary="The blurred evidence photo (manager)",
                  response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
+    @open_to_communes
     def evidence(event_id: uuid.UUID, db: SessionDep, ctx: ContextDep, who: Manager) -> FileResponse:
-        photo = db.get(Evidence, str(event_id))
+        photo = db.get(Evidence, str(event_id)) if lift_in_scope(db, who, str(event_id)) else None
         path = ctx.evidence.path(photo.path) if photo is not None else None
         if path is None or not path.is_file():
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no photo for lift {event_id}")
@@ -205,13 +215,13 @@ def view_photos(db: Session, trucks: list[Truck]) -> dict[str, str]:
         view = (truck.stats or {}).get("camera_view") or {}
         if not view.get("problem"):
             continue
-        query = (select(Lift.event_id).join(Evidence, Evidence.event_id == Lift.event_id)
+        query = (select(Lift.event_id, Lift.started_at).join(Evidence, Evidence.event_id == Lift.event_id)
                  .where(Lift.truck_id == truck.truck_id, Lift.view_unusable.is_not(None))
                  .order_by(Lift.started_at.desc()).limit(1))
         if view.get("since"):
             query = query.where(Lift.started_at >= datetime.fromisoformat(view["since"]))
-        if (event_id := db.scalar(query)) is not None:
-            found[truck.truck_id] = event_id
+        if (row := db.execute(query).first()) is not None:
+            found[truck.truck_id] = (row.event_id, row.started_at)
     return found
 
 

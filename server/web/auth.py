@@ -14,6 +14,7 @@ import hashlib
 import logging
 import secrets
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from base.ids import is_truck_id
 from server.audit import audit
 from server.db import utcnow
+from server.streets.insee import RULE, code_insee
 from server.web.accounts import ROLES, TRUCK_ROLE, ApiToken, LoginSession, User
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ class Principal:
     role: str
     kind: str  # "user", "token" or "dev"
     truck_id: str | None = None  # set for a truck's token (role "truck") only
+    # A mairie's account: the codes INSEE it is limited to (``server.web.commune_scope``); None: all.
+    communes: tuple[str, ...] | None = None
 
     def can(self, role: str) -> bool:
         """At least ``role`` on the ladder viewer < manager < admin; a truck is on no rung."""
@@ -94,9 +98,29 @@ def check_password_policy(password: str) -> str:
     return password
 
 
-def add_user(session: Session, name: str, password: str, role: str) -> User:
-    """Create a user; the caller commits."""
+def check_communes(codes: Iterable[str]) -> list[str]:
+    """The codes INSEE of a scoped account as the COG writes them, sorted, each once; an empty
+    scope is refused (an account that should see nothing is disabled instead)."""
+    found = set()
+    for typed in codes:
+        code = code_insee(typed)
+        if code is None:
+            raise AuthError(f"invalid code INSEE {typed!r}: {RULE} (Orléans is 45234)")
+        found.add(code)
+    if not found:
+        raise AuthError("--communes: no code INSEE given; leave --communes out for an account that sees every commune")
+    return sorted(found)
+
+
+def scope_words(communes: list[str] | None) -> str:
+    """A scope as the audit trail and ``trivue users list`` write it."""
+    return "all" if communes is None else ",".join(communes)
+
+
+def add_user(session: Session, name: str, password: str, role: str, communes: Iterable[str] | None = None) -> User:
+    """Create a user, limited to ``communes`` (codes INSEE) when given; the caller commits."""
     _check_role(role)
+    scope = None if communes is None else check_communes(communes)
     check_name(name)
     check_password_policy(password)
     key = name_key(name)
@@ -105,9 +129,9 @@ def add_user(session: Session, name: str, password: str, role: str) -> User:
         if name_key(existing) == key:
             raise AuthError(f"user {existing!r} already exists" if existing == name else
                             f"user name {name!r} is too close to the existing {existing!r} (case or width only)")
-    user = User(name=name, password_hash=_hasher.hash(password), role=role, created_at=utcnow())
+    user = User(name=name, password_hash=_hasher.hash(password), role=role, created_at=utcnow(), communes=scope)
     session.add(user)
-    audit(session, "cli", "user.add", name, f"role={role}")
+    audit(session, "cli", "user.add", name, f"role={role}" + (f" communes={scope_words(scope)}" if scope else ""))
     return user
 
 
@@ -148,6 +172,15 @@ def set_role(session: Session, name: str, role: str) -> User:
     user = find_user(session, name)
     before, user.role = user.role, _check_role(role)
     audit(session, "cli", "user.role", name, f"{before} -> {role}")
+    return user
+
+
+def set_communes(session: Session, name: str, communes: Iterable[str] | None) -> User:
+    """Limit a user to ``communes`` (codes INSEE), or None: every commune again. Open sessions get the
+    new scope at their next request, as a new role (each reads the user's row)."""
+    user = find_user(session, name)
+    before, user.communes = user.communes, None if communes is None else check_communes(communes)
+    audit(session, "cli", "user.communes", name, f"{scope_words(before)} -> {scope_words(user.communes)}")
     return user
 
 
@@ -228,7 +261,8 @@ def session_principal(session: Session, key: str) -> Principal | None:
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         return None
-    return Principal(user.name, user.role, "user")
+    # An empty list stored by hand is a scope of no commune, not the whole territory (deny by default).
+    return Principal(user.name, user.role, "user", communes=None if user.communes is None else tuple(user.communes))
 
 
 def close_session(session: Session, key: str) -> None:

@@ -1,7 +1,8 @@
 """``trivue users`` and ``trivue tokens``: dashboard accounts and API tokens, audited.
 
-An account can be added, listed, given a new password or role, disabled and enabled again (a
-disable or a new password ends its open sessions); a token created, listed (its id is what
+An account can be added, listed, given a new password or role, limited to some communes (a mairie's
+agents: ``--communes``, ``users communes``), disabled and enabled again (a disable or a new
+password ends its open sessions); a token created, listed (its id is what
 ``revoke`` takes) and revoked. Heavy imports (SQLAlchemy, argon2) happen inside the handlers.
 """
 
@@ -18,6 +19,8 @@ from server.command_line import add_config_argument, open_database, settings_fro
 
 ROLE_CHOICES = ("admin", "manager", "annotator", "viewer")
 ROLE_HELP = 'what the user may do (docs/api.md, "Authentication and roles")'
+COMMUNES_HELP = ("codes INSEE, separated by commas or spaces (45234,45284): the account sees only these communes' "
+                 "streets, figures and photos (docs/api.md, \"Commune-scoped accounts\")")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add = users.add_parser("add", help="add a user; the password is read from stdin")
     add.add_argument("name", help="the login name")
     add.add_argument("--role", required=True, choices=ROLE_CHOICES, help=ROLE_HELP)
+    add.add_argument("--communes", default=None, metavar="CODES", help=COMMUNES_HELP + "; default: every commune")
     add.set_defaults(handler=add_user)
     listing = users.add_parser("list", help="list users")
     listing.set_defaults(handler=list_users)
@@ -36,13 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     role.add_argument("name", help="the login name")
     role.add_argument("role", choices=ROLE_CHOICES, help=ROLE_HELP)
     role.set_defaults(handler=change_role)
+    scope = users.add_parser("communes", help="limit a user to some communes, or --all (open sessions get it at once)")
+    scope.add_argument("name", help="the login name")
+    scope.add_argument("codes", nargs="*", metavar="CODE", help=COMMUNES_HELP)
+    scope.add_argument("--all", action="store_true", help="every commune again (the scope lifted)")
+    scope.set_defaults(handler=change_communes)
     disable = users.add_parser("disable", help="refuse a user's logins and end their sessions")
     disable.add_argument("name", help="the login name")
     disable.set_defaults(handler=disable_user)
     enable = users.add_parser("enable", help="let a disabled user log in again")
     enable.add_argument("name", help="the login name")
     enable.set_defaults(handler=enable_user)
-    for parser in (add, listing, passwd, role, disable, enable):
+    for parser in (add, listing, passwd, role, scope, disable, enable):
         add_config_argument(parser)
 
     tokens = subparsers.add_parser("tokens", help="manage API tokens for integrations").add_subparsers(
@@ -88,12 +97,48 @@ def _change(args: argparse.Namespace, change: Callable[[Any], Any]) -> Any:
     return result
 
 
+def _codes(typed: list[str]) -> list[str]:
+    """``45234,45284``, ``45234 45284`` or both, as typed on a command line."""
+    return [code for text in typed for code in text.replace(",", " ").split()]
+
+
+def _streetless(session: Any, user: Any) -> Any:
+    """Warn of a code INSEE no street carries yet (a typo, or streets imported without codes): the
+    account sees nothing of that commune until one does. Returns ``user``."""
+    from sqlalchemy import select
+
+    from server.streets.models import Street
+
+    codes = user.communes or []
+    known = set(session.scalars(select(Street.code_insee).where(Street.code_insee.in_(codes)).distinct()))
+    for code in codes:
+        if code not in known:
+            print(f"warning: no street has the code INSEE {code} yet: {user.name} sees nothing of that commune "
+                  "until its streets carry it (`trivue streets stats`)", file=sys.stderr)
+    return user
+
+
 def add_user(args: argparse.Namespace) -> int:
     from server.web.auth import add_user as create
 
+    communes = None if args.communes is None else _codes([args.communes])
     password = _read_password()
-    _change(args, lambda session: create(session, args.name, password, args.role))
-    print(f"user {args.name} added with role {args.role}", file=sys.stderr)
+    user = _change(args, lambda session: _streetless(session, create(session, args.name, password, args.role,
+                                                                     communes)))
+    limited = f", limited to the communes {', '.join(user.communes)}" if user.communes else ""
+    print(f"user {args.name} added with role {args.role}{limited}", file=sys.stderr)
+    return 0
+
+
+def change_communes(args: argparse.Namespace) -> int:
+    from server.web.auth import set_communes
+
+    if args.all == bool(args.codes):
+        raise CliError("codes INSEE or --all, not both" if args.all else "give the account's codes INSEE, or --all")
+    user = _change(args, lambda session: _streetless(
+        session, set_communes(session, args.name, None if args.all else _codes(args.codes))))
+    scope = "every commune" if user.communes is None else f"the communes {', '.join(user.communes)} only"
+    print(f"{args.name} now sees {scope}", file=sys.stderr)
     return 0
 
 
@@ -140,7 +185,8 @@ def list_users(args: argparse.Namespace) -> int:
     with open_database(settings_from(args)) as session:
         for user in session.scalars(select(User).order_by(User.name)):
             last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
-            print(f"{user.name}\t{user.role}\t{'disabled' if user.disabled else 'active'}\tlast login {last}")
+            scope = "all communes" if user.communes is None else f"communes {','.join(user.communes)}"
+            print(f"{user.name}\t{user.role}\t{'disabled' if user.disabled else 'active'}\tlast login {last}\t{scope}")
             alike.setdefault(name_key(user.name), []).append(user.name)
     # Names added before look-alikes were refused ('Alice' and 'alice'): one person to the audit
     # log and the login throttle. Said here, for an admin to disable or rename one of them.

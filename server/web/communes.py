@@ -9,14 +9,18 @@ from fastapi import HTTPException, status
 from sqlalchemy.orm import Session
 
 from server.streets.importer import communes_with_streets, stored_commune
+from server.web.commune_scope import scoped_commune
 
 NAMED = 30  # communes named in a refusal; a national deployment has thousands
 
 
-def known_commune(db: Session, typed: str | None) -> str | None:
-    """The commune as stored, None for no filter (none given, or blank: the dashboard's « Toutes »)."""
+def known_commune(db: Session, typed: str | None, communes: tuple[str, ...] | None = None) -> str | None:
+    """The commune as stored, None for no filter (none given, or blank: the dashboard's « Toutes »);
+    for an account limited to ``communes`` (codes INSEE), one of those only (``scoped_commune``)."""
     if typed is None or not typed.strip():
         return None
+    if communes is not None:
+        return scoped_commune(db, communes, typed)
     found = stored_commune(db, typed.strip())
     if found is not None:
         return found

@@ -28,6 +28,7 @@ from server.streets.models import Street
 from server.web.auth import Principal
 from server.web.basemap import Basemap, basemap_from
 from server.web.bounds import FIRST_DAY, LAST_DAY, RowId
+from server.web.commune_scope import OutOfScope, open_to_communes, street_in_scope
 from server.web.deps import SessionDep, current_principal
 from server.web.private import NoStoreRoute
 from vision.rules import SortingRules
@@ -52,6 +53,9 @@ REMINDERS_PATH = "/rappels"  # the reminders page (server/reminders_pages.py)
 # Pages a role cannot use stay out of its menu: they would only answer "reserved for..." (403 behind).
 # Alerts are lift by lift (near a household on a short street): managers (server.web.dashboard_api).
 NAV_ROLES = {"annotation": "annotator", "alerts": "manager", "reminders": "manager", "journal": "admin"}
+# The pages a mairie's account limited to its communes may use (server.web.commune_scope), and the
+# street page: the others are refused to it (403) and left out of its menu.
+SCOPED_PAGES = ("map", "ranking")
 # An admin's back-office pages fold under one « Administration » disclosure button (base.html,
 # app.js): its eight pages, the language link and who is signed in wrapped the top bar onto two
 # lines below ~1,500 px. The other roles keep their pages flat, as they had them.
@@ -87,6 +91,8 @@ def optional_principal(request: Request, db: SessionDep) -> Principal | None:
     """The caller when authenticated; pages redirect to the login page instead of answering 401."""
     try:
         return current_principal(request, db)
+    except OutOfScope:  # signed in, on a page not open to its communes' account: no login page loop
+        raise
     except HTTPException:
         return None
 
@@ -199,7 +205,8 @@ class Menu:
 
 def menu_for(who: Principal | None, items: tuple[NavItem, ...]) -> Menu:
     """The menu items ``who`` can use (a page without a signed-in caller shows no menu anyway)."""
-    allowed = tuple(item for item in items if who is None or who.can(NAV_ROLES.get(item[2], "viewer")))
+    allowed = tuple(item for item in items if who is None or (
+        who.can(NAV_ROLES.get(item[2], "viewer")) and (who.communes is None or item[2] in SCOPED_PAGES)))
     if who is None or not who.can("admin"):
         return Menu(allowed)
     return Menu(
@@ -224,6 +231,7 @@ def page_router(pages: Pages) -> APIRouter:
         return RedirectResponse("/carte", status_code=303)
 
     @router.get("/login")
+    @open_to_communes  # a signed-in caller goes on to its page, which decides
     def login(request: Request, who: MaybePrincipal, next: str | None = None) -> Response:
         if who is not None:
             return RedirectResponse(safe_next(next), status_code=303)
@@ -244,16 +252,18 @@ def page_router(pages: Pages) -> APIRouter:
         router.add_api_route(path, _simple_page(pages, name), methods=["GET"], response_model=None)
 
     @router.get("/rues/{street_id}")
+    @open_to_communes
     def street(request: Request, street_id: RowId, who: MaybePrincipal, db: SessionDep) -> Response:
         if who is None:
             return login_redirect(request)
-        if db.get(Street, street_id) is None:  # a page of empty panels looked like a street without lifts
+        # A page of empty panels looked like a street without lifts; another commune's street is as absent.
+        if db.get(Street, street_id) is None or not street_in_scope(db, who, street_id):
             # A page, not the API's JSON: a bookmark from before a street re-import lands here.
             missing = pages.render(request, "street", "not_found.html", who)
             missing.status_code = 404
             return missing
         # Only managers prepare campaigns: others would reach a page that refuses them.
-        campaign = reminders_href(request) if who.can("manager") else None
+        campaign = reminders_href(request) if who.can("manager") and who.communes is None else None
         return pages.render(request, "street", "street.html", who, street_id=street_id,
                             reminders_href=campaign, script={"streetId": street_id})
 
@@ -270,4 +280,4 @@ def _simple_page(pages: Pages, name: str) -> Any:
         return pages.render(request, name, f"{name}.html", who, with_category=with_category, allowed=allowed)
 
     page.__name__ = f"page_{name}"
-    return page
+    return open_to_communes(page) if name in SCOPED_PAGES else page

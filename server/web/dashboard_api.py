@@ -35,6 +35,7 @@ from server.streets.trajectory import AMBIGUOUS
 from server.web import schemas
 from server.web.alert_feed import StreamCursor, alert_rows, feed_of, last_lift_id, page_cursor
 from server.web.bounds import MAX_ROW_ID, Count, Day, ordered
+from server.web.commune_scope import open_to_communes
 from server.web.communes import known_commune
 from server.web.deps import SIGNED_IN, Manager, SessionDep, Viewer, authorize, context
 from server.web.reports import StreetFilter, day_binds, period_params, rate_fields, rollup_branches
@@ -157,20 +158,24 @@ def error_rates(db: Session, category: str, flt: StreetFilter) -> list[dict[str,
             for sid, lifts in rows]
 
 
-def network_geojson(db: Session) -> str:
-    """Every street as a GeoJSON feature, built from the stored geometry text without re-parsing it."""
+def network_geojson(db: Session, communes: tuple[str, ...] | None = None) -> str:
+    """Every street (of ``communes``, codes INSEE, when given) as a GeoJSON feature, built from the
+    stored geometry text without re-parsing it."""
     parts = []
-    for sid, name, commune, geometry in db.execute(
-            select(Street.id, Street.name, Street.commune, Street.geometry).order_by(Street.id)):
+    query = select(Street.id, Street.name, Street.commune, Street.geometry).order_by(Street.id)
+    if communes is not None:
+        query = query.where(Street.code_insee.in_(communes))
+    for sid, name, commune, geometry in db.execute(query):
         properties = json.dumps({"street_id": sid, "name": name, "commune": commune}, ensure_ascii=False)
         parts.append(f'{{"type":"Feature","id":{sid},"geometry":{geometry or "null"},"properties":{properties}}}')
     return '{"type":"FeatureCollection","features":[' + ",".join(parts) + "]}"
 
 
 def period(since: date | None, until: date | None, stream: str | None = None, commune: str | None = None,
-           min_lifts: int = 1) -> StreetFilter:
+           min_lifts: int = 1, communes: tuple[str, ...] | None = None) -> StreetFilter:
     ordered(since, until)
-    return StreetFilter(since=since, until=until, stream=stream, commune=commune, min_lifts=min_lifts)
+    return StreetFilter(since=since, until=until, stream=stream, commune=commune, min_lifts=min_lifts,
+                        communes=communes)
 
 
 async def alert_events(request: Request, after: int) -> AsyncIterator[ServerSentEvent]:
@@ -212,16 +217,21 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["dashboard"])
 
     @router.get("/me", response_model=schemas.Me)
+    @open_to_communes
     def me(who: Viewer) -> dict[str, Any]:
-        """The authenticated caller: name, role and kind (user, token or dev), and whether the server
-        works at household level (``server.web.privacy``) so that pages can say so."""
-        return {"name": who.name, "role": who.role, "kind": who.kind, "household_level": settings.household_level}
+        """The authenticated caller: name, role and kind (user, token or dev), whether the server
+        works at household level (``server.web.privacy``) so that pages can say so, and the communes
+        (codes INSEE) a mairie's account is limited to, null for every commune."""
+        return {"name": who.name, "role": who.role, "kind": who.kind, "household_level": settings.household_level,
+                "communes": None if who.communes is None else list(who.communes)}
 
     @router.get("/network.geojson", response_model=schemas.FeatureCollection, response_class=schemas.GeoJSONResponse,
                 responses={304: {"description": "Unchanged since the ETag sent in If-None-Match"}})
+    @open_to_communes
     def network(db: SessionDep, who: Viewer, if_none_match: str | None = Header(default=None)) -> Response:
-        """Geometry of every street (no statistics), for drawing the whole network once."""
-        body = network_geojson(db)
+        """Geometry of every street (no statistics), for drawing the whole network once; a mairie's
+        account gets its communes' streets, so the map opens on them."""
+        body = network_geojson(db, who.communes)
         etag = '"' + hashlib.blake2b(body.encode(), digest_size=12).hexdigest() + '"'
         headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
         if if_none_match == etag:
@@ -229,6 +239,7 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         return Response(body, media_type="application/geo+json", headers=headers)
 
     @router.get("/error-rates", response_model=schemas.ErrorRates)
+    @open_to_communes
     def rates(db: SessionDep, who: Viewer, category: str = Query(min_length=1, max_length=64, pattern=CATEGORY_PATTERN),
               since: Day | None = None, until: Day | None = None, stream: Stream | None = None,
               commune: str | None = Query(default=None, max_length=120), min_lifts: Count = 1) -> dict[str, Any]:
@@ -236,7 +247,8 @@ def dashboard_api_router(settings: ServerSettings) -> APIRouter:
         never see a street under ``viewer_min_lifts``, as on ``/api/streets``."""
         if not who.can("manager"):
             min_lifts = max(min_lifts, settings.viewer_min_lifts)
-        flt = period(since, until, stream.value if stream else None, known_commune(db, commune), min_lifts)
+        flt = period(since, until, stream.value if stream else None, known_commune(db, commune, who.communes),
+                     min_lifts, who.communes)
         return {"items": error_rates(db, category, flt)}
 
     @router.get("/alerts", response_model=schemas.Alerts)

@@ -21,6 +21,7 @@ from server.ingest.evidence import EvidenceStore
 from server.ingest.metrics import Metrics
 from server.ingest.subscriber import Ingest
 from server.web.auth import Principal, session_principal, token_principal
+from server.web.commune_scope import guard
 from vision.rules import SortingRules
 
 SESSION_COOKIE = "trivue_session"
@@ -93,6 +94,8 @@ def current_principal(request: Request, db: SessionDep,
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required",
                             headers={"WWW-Authenticate": "Bearer"})
+    # A mairie's account limited to its communes: only the routes opened to it (deny by default).
+    guard(request, principal)
     return principal
 
 

@@ -58,6 +58,8 @@ class LiftFilter:
     stream: str | None = None
     day_since: date | None = None
     day_until: date | None = None
+    # A scoped account's codes INSEE (``server.web.commune_scope``): its communes' streets' lifts only.
+    communes: tuple[str, ...] | None = None
 
     def conditions(self) -> list[Any]:
         found = []
@@ -65,6 +67,8 @@ class LiftFilter:
                               (Lift.contaminated, self.contaminated), (Lift.stream, self.stream)):
             if value is not None:
                 found.append(column == value)
+        if self.communes is not None:
+            found.append(Lift.street_id.in_(select(Street.id).where(Street.code_insee.in_(self.communes))))
         if self.since is not None:
             found.append(Lift.started_at >= self.since)
         if self.until is not None:

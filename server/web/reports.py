@@ -25,6 +25,7 @@ from sqlalchemy import BindParameter, Date, Engine, Select, bindparam, func, sel
 from sqlalchemy.orm import Session
 
 from server.ingest.models import ALL_STREAMS, UNMATCHED, StreetDay, StreetDayError
+from server.streets.insee import code_insee
 from server.streets.models import Segment, Street, StreetNetwork
 from server.web.periods import split
 from vision.schema import Severity
@@ -55,6 +56,7 @@ class StreetFilter:
     commune: str | None = None
     min_lifts: int = 1
     category: str | None = None  # only streets where lifts had this error (not info) in the period
+    communes: tuple[str, ...] | None = None  # a scoped account's codes INSEE (server.web.commune_scope)
 
     def apply(self, query: Select[Any], table: type[StreetDay] | type[StreetDayError]) -> Select[Any]:
         if self.since is not None:
@@ -91,7 +93,7 @@ def rollup_branches(flt: StreetFilter, columns: tuple[str, ...], errors: bool, p
     units = split(flt.since, flt.until)
     periods = "street_period_errors" if errors else "street_periods"
     where = ["(street_id = 0 OR street_id IN (SELECT id FROM streets WHERE commune = :commune))"
-             if flt.commune is not None else "", "severity <> :info" if errors else ""]
+             if flt.commune is not None else "", "severity <> :info" if errors else "", _scope_sql(flt.communes)]
     extra = "".join(f" AND {w}" for w in where if w)
     added = ", ".join(columns)
     # Named as the added ones: the first branch (never a subtraction) names the union's columns anyway.
@@ -118,6 +120,17 @@ def rollup_branches(flt: StreetFilter, columns: tuple[str, ...], errors: bool, p
                 branches.append(f"SELECT street_id, {selected} FROM {periods} WHERE span = '{stored}' "
                                 f"AND stream = :stream AND {within}{extra}")
     return branches or [f"SELECT street_id, {added} FROM {periods} WHERE 1 = 0"]
+
+
+def _scope_sql(communes: tuple[str, ...] | None) -> str:
+    """A scoped account's streets (not the unmatched lifts: the territory's), its codes written into
+    the statement: checked as codes INSEE here, so no call site binds a list. None of them: nothing."""
+    if communes is None:
+        return ""
+    if any(code_insee(code) != code for code in communes):
+        raise ValueError(f"not codes INSEE: {communes!r}")
+    listed = ", ".join(f"'{code}'" for code in communes) or "NULL"
+    return f"street_id IN (SELECT id FROM streets WHERE code_insee IN ({listed}))"
 
 
 def period_params(flt: StreetFilter, category: str | None) -> dict[str, Any]:

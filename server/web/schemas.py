@@ -284,6 +284,8 @@ class Me(Out):
     role: Role
     kind: str = Field(description="user, token or dev")
     household_level: bool
+    communes: list[str] | None = Field(default=None, description="The codes INSEE a mairie's account is limited "
+                                       "to (docs/api.md, « Commune-scoped accounts »); null: every commune")
 
 
 class ErrorRate(Rate):

@@ -4,15 +4,17 @@ and content security policy, mounted by ``server.app.create_app``."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from server.config import ServerSettings
 from server.web.accessibility import accessibility_router
 from server.web.basemap import PagePolicy, basemap_router, content_security_policy
+from server.web.commune_scope import OutOfScope
 from server.web.dashboard import STATIC_DIR, Pages, missing_vendor_files, page_router
 from server.web.dashboard_api import dashboard_api_router
 from vision.rules import SortingRules
@@ -35,6 +37,24 @@ def mount_dashboard(app: FastAPI, settings: ServerSettings, sorting_rules: Sorti
     app.include_router(basemap_router(pages.basemap))
     app.include_router(api_docs_router(app.openapi_url or "/openapi.json"))
     app.add_middleware(PagePolicy, policy=content_security_policy(pages.basemap))
+    app.add_exception_handler(OutOfScope, out_of_scope_answer(pages))  # type: ignore[arg-type]
+
+
+def out_of_scope_answer(pages: Pages) -> Callable[[Request, OutOfScope], Response]:
+    """A commune-scoped account refused a route (``server.web.commune_scope``): the API's JSON 403, or
+    for a page asked by a browser a 403 page in its language, with the menu of what it may open."""
+
+    def answer(request: Request, refusal: OutOfScope) -> Response:
+        path = request.url.path
+        if path.startswith("/api/") or path == "/metrics" or "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"detail": refusal.detail}, status_code=refusal.status_code)
+        page = pages.render(request, "scope", "out_of_scope.html", refusal.who,
+                            communes=", ".join(refusal.who.communes or ()))
+        page.status_code = refusal.status_code
+        page.headers["Cache-Control"] = "no-store"  # as every page (server.web.private)
+        return page
+
+    return answer
 
 
 SWAGGER = "/static/vendor/swagger-ui"

@@ -113,7 +113,8 @@ def test_routes_need_login_and_pages_send_strangers_to_the_login_page_and_back(s
 def test_me_names_the_user_and_role(seeded: Seeded) -> None:
     seeded.login("lecteur")
     assert seeded.client.get("/api/me").json() == {"name": "lecteur", "role": "viewer", "kind": "user",
-                                                   "household_level": False}  # off by default
+                                                   "household_level": False,  # off by default
+                                                   "communes": None}  # not limited to some communes
 
 
 def test_error_rates_match_a_count_over_raw_lifts(seeded: Seeded) -> None:
