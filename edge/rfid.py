@@ -34,20 +34,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from base.bin_tags import canonical_tag
 from edge.lines import LineReader, Throttled
 from edge.rfid_file import RfidState, SavedRead, read_state, write_state
 
 log = logging.getLogger(__name__)
 
 TAG = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# A reader's label before the tag (``TAG:``, ``UID:``, ``EPC=``): a word with a letter past ``F``, so
+# never the first byte of a tag written ``04:A1:B2:C3``.
+LABEL = re.compile(r"^\s*[A-Za-z]*[G-Zg-z][A-Za-z]*\s*[:=]")
 MAX_READS = 256  # recent reads kept: far more than the bins of one window, bounded whatever the reader does
 LATE = timedelta(seconds=1)  # a read this long after the lift's end still belongs to it
 SAVE_REPEATS_S = 1.0  # repeats of the tag last read are written at most this often (a new tag at once)
 
 
 def parse_tag(line: str) -> str | None:
-    """The tag of a reader line: ``E2000017221101441890ABCD`` or ``TAG:E200...``; None if invalid."""
-    text = line.strip().split(":")[-1].strip()
+    """The tag of a reader line (``E2000017221101441890ABCD``, ``TAG:E200...``, ``04:a1:b2:c3``) in
+    its canonical form (``base.bin_tags``: the registry's); None if invalid. The text after the last
+    colon was taken: ``04:A1:B2:C3`` was read ``C3``, another bin's tag or none."""
+    text = canonical_tag(LABEL.sub("", line, count=1))
     return text if TAG.match(text) else None
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from base.bin_tags import canonical_tag
 from edge.state_file import replace_json
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,13 @@ def read_state(path: Path) -> RfidState | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("version") != VERSION:
             raise ValueError("not a version 1 RFID state")
-        reads = tuple(SavedRead(str(r["tag"]), _time(r["first"]), _time(r["last"]), max(1, int(r["count"])))
-                      for r in data["reads"])
+        # In the canonical form: an agent before it saved tags as its reader printed them, and the same
+        # bin read again after the upgrade would have been a second tag (two bins on one lift).
+        reads = tuple(SavedRead(canonical_tag(str(r["tag"])), _time(r["first"]), _time(r["last"]),
+                                max(1, int(r["count"]))) for r in data["reads"])
         previous = data.get("previous")
-        ended = (frozenset(str(tag) for tag in previous["tags"]), _time(previous["ended"])) if previous else None
+        ended = ((frozenset(canonical_tag(str(tag)) for tag in previous["tags"]), _time(previous["ended"]))
+                 if previous else None)
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, RecursionError) as error:

@@ -21,6 +21,7 @@ from sqlalchemy import Date, Table, bindparam, delete, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from base.bin_tags import canonical_tag
 from server.ingest import quality
 from server.ingest.bulk import sqlite_executemany, sqlite_insert_returning, unnest_insert
 from server.ingest.models import UNMATCHED, Lift, StreetDay, StreetDayError, StreetPeriod, StreetPeriodError
@@ -199,9 +200,9 @@ def lift_row(event: LiftEvent, received_at: datetime, zone: ZoneInfo,
         "event_id": str(event.event_id), "truck_id": event.truck_id, "sequence": event.sequence,
         "stream": event.stream.value, "started_at": event.started_at, "ended_at": event.ended_at,
         "day": event.started_at.astimezone(zone).date(), "received_at": received_at,
-        "lat": gps.lat if gps else None, "lon": gps.lon if gps else None,
+        "lat": gps.lat if gps else None, "lon": gps.lon if gps else None, "contaminated": event.contaminated,
         "accuracy_m": gps.accuracy_m if gps else None, "heading_deg": gps.heading_deg if gps else None,
-        "bin_id": event.bin_id, "contaminated": event.contaminated, "has_alert": event.has_alert,
+        "bin_id": event.bin_id and canonical_tag(event.bin_id), "has_alert": event.has_alert,  # base.bin_tags
         "score": event.score, "counts": dict(event.counts), "errors": [e.to_wire() for e in event.errors],
         "model_name": event.model.name, "model_version": event.model.version,
         "model_sha256": event.model.sha256, "frames": event.frames,

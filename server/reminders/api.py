@@ -26,6 +26,7 @@ from server.reminders.campaigns import (
     CampaignError,
     Decision,
     NotFound,
+    campaign_page,
     campaign_summaries,
     create_campaign,
     export_false_detections,
@@ -56,13 +57,7 @@ from server.reminders.plan import make_plan
 from server.reminders.preview import preview_message
 from server.reminders.private_route import PrivateRoute
 from server.reminders.sending import OUTGOING, requeue
-from server.reminders.templates import (
-    CATEGORY_LABELS,
-    TEMPLATES,
-    MessageTemplates,
-    Retention,
-    TemplateError,
-)
+from server.reminders.templates import CATEGORY_LABELS, TEMPLATES, MessageTemplates, Retention, TemplateError
 from server.reminders.views import item_json, item_labels, kept_photos, plan_json, planned_channels
 from server.reminders.walking_route import route_streets
 from server.web.bounds import Day, RowId
@@ -167,12 +162,13 @@ def _plan_routes(router: APIRouter, rem: Reminders) -> None:
         except CampaignError as error:
             raise HTTPException(422, str(error)) from None
         db.commit()
-        return next(c for c in campaign_summaries(db) if c["id"] == campaign.id)
+        return campaign_summaries(db, only=campaign.id)[0]
 
-    @router.get("/campaigns", summary="Campaigns, newest first, with their items per status",
-                response_model=list[schemas.CampaignSummary])
-    def campaigns(db: SessionDep, who: Manager) -> list[dict[str, Any]]:
-        return campaign_summaries(db)
+    @router.get("/campaigns", summary="Campaigns, newest first, paginated, with their items per status",
+                response_model=schemas.CampaignPage)
+    def campaigns(db: SessionDep, who: Manager, limit: int = Query(default=100, ge=1, le=1000),
+                  cursor: RowId | None = None) -> dict[str, Any]:
+        return campaign_page(db, limit, cursor)
 
     @router.get("/templates/preview", summary="A template rendered on example data (text or PDF)",
                 response_class=PlainTextResponse, responses={200: {"content": {"application/pdf": {}}}})
@@ -220,7 +216,7 @@ def _review_routes(router: APIRouter, rem: Reminders) -> None:
         audit(db, who.actor, "reminders.campaign.read", f"campaign:{campaign_id}",
               f"{len(items)} items" + (f", {hidden} household items hidden" if hidden else ""))
         db.commit()
-        summary = next(c for c in campaign_summaries(db) if c["id"] == found.id)
+        summary = campaign_summaries(db, only=found.id)[0]
         # What the send confirmation says: the approved messages by channel, whatever the filter shows.
         approved = [i for i in items_of(db, campaign_id, APPROVED.value) if rem.households or i.kind != HOUSEHOLD]
         by_channel = Counter((planned_channels(db, approved, rem.config).get(i.id) or "none") for i in approved)

@@ -63,7 +63,7 @@ def create_campaign(session: Session, plan: Plan, name: str, actor: str, rules: 
                          street_id=t.street_id, address_id=t.address_id, bin_id=t.bin_id, lifts=t.lifts,
                          contaminated=t.contaminated, categories=t.categories, event_ids=list(t.event_ids),
                          reason=t.reason, unattributed=t.unattributed,
-                         unattributed_categories=t.unattributed_categories, status=PENDING))
+                         unattributed_categories=t.unattributed_categories, streams=t.streams, status=PENDING))
     audit(session, actor, "reminders.campaign.create", f"campaign:{campaign.id}",
           f"{len(targets)} items, lifts {plan.since}..{plan.until}")
     return campaign
@@ -76,16 +76,34 @@ def get_campaign(session: Session, campaign_id: int) -> Campaign:
     return campaign
 
 
-def campaign_summaries(session: Session) -> list[dict[str, Any]]:
+def campaign_summaries(session: Session, limit: int | None = None, before: int | None = None,
+                       only: int | None = None) -> list[dict[str, Any]]:
+    """Campaigns newest first (by id) with their items per status: at most ``limit``, those made
+    before campaign ``before``, or campaign ``only``. Only their items are counted."""
+    query = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Campaign.id < before)
+    if only is not None:
+        query = query.where(Campaign.id == only)
+    campaigns = list(session.scalars(query))
     counts: dict[int, dict[str, int]] = {}
     for campaign_id, status, n in session.execute(
-            select(Item.campaign_id, Item.status, func.count()).group_by(Item.campaign_id, Item.status)
+            select(Item.campaign_id, Item.status, func.count()).where(Item.campaign_id.in_([c.id for c in campaigns]))
+            .group_by(Item.campaign_id, Item.status)
             .order_by(Item.campaign_id, Item.status)):  # the page shows the counts in this order
         counts.setdefault(campaign_id, {})[status] = n
     return [{"id": c.id, "name": c.name, "created_at": c.created_at.isoformat(), "created_by": c.created_by,
              "since": c.since.isoformat(), "until": c.until.isoformat(),
              "started_at": c.started_at.isoformat() if c.started_at else None, "items": counts.get(c.id, {})}
-            for c in session.scalars(select(Campaign).order_by(Campaign.id.desc()))]
+            for c in campaigns]
+
+
+def campaign_page(session: Session, limit: int, cursor: int | None) -> dict[str, Any]:
+    """One page of ``GET /api/reminders/campaigns``, as ``/api/lifts`` pages: ``next_cursor`` (the
+    page's oldest campaign) gives the next one, None on the last page."""
+    found = campaign_summaries(session, limit + 1, cursor)
+    page = found[:limit]
+    return {"items": page, "next_cursor": str(page[-1]["id"]) if len(found) > limit else None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from base.bin_tags import canonical_tag
 from base.strict_yaml import describe, read_mapping
 from server.reminders.mailbox import MailboxError, smtp_mailbox
 from vision.schema import Stream
@@ -78,6 +79,11 @@ class Exclusions(_Strict):
     addresses: list[int] = Field(default_factory=list, description="address ids never targeted")
     bins: list[str] = Field(default_factory=list, description="RFID bin ids never targeted")
     streets: list[int] = Field(default_factory=list, description="street ids never targeted (nor thanked)")
+
+    @field_validator("bins")
+    @classmethod
+    def _canonical_tags(cls, bins: list[str]) -> list[str]:
+        return [canonical_tag(tag) for tag in bins]  # as the lifts hold them (base.bin_tags)
 
 
 class HouseholdRules(_Strict):

@@ -22,9 +22,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Text, cast, func, select, update
 from sqlalchemy.orm import Session
 
+from base.bin_tags import canonical_tag
 from server.ingest.models import DeadLetter
 from server.reminders.targets import HouseholdKey
 from server.streets.models import Bin
@@ -71,7 +72,7 @@ def letters_naming(session: Session, household: HouseholdKey) -> list[NamedLette
                                .where(_holds(session, f'"{tag}"'.encode())).order_by(DeadLetter.id))
         for row in rows:
             payload = bytes(row.payload)
-            if (named := _TAG.search(payload)) is None or named.group(1).decode() != tag:
+            if (named := _TAG.search(payload)) is None or canonical_tag(named.group(1).decode()) != tag:
                 continue
             event = _text(_EVENT, payload)
             found.append(NamedLetter(row.id, row.received_at, row.reason, row.truck_id, tag,
@@ -91,11 +92,14 @@ def forget_letters(session: Session, letters: list[NamedLetter]) -> int:
 
 
 def _holds(session: Session, needle: bytes) -> ColumnElement[bool]:
-    """Payloads that contain ``needle``: SQLite's LIKE never matches a BLOB, PostgreSQL has no
-    ``instr`` (its LIKE on ``bytea`` is byte-wise; a tag's ``_`` matches any byte, the pattern decides)."""
+    """Payloads that contain ``needle`` in any letter case: an older truck sent a tag as its reader
+    printed it (``"04a1b2c3"``), and it names the household ``bin:04A1B2C3`` all the same
+    (``base.bin_tags``). SQLite's LIKE never matches a BLOB, PostgreSQL has no ``instr``: its
+    ``bytea`` is read as escaped text, where a tag's characters stand as they are (a tag's ``_``
+    matches any character, the pattern decides)."""
     if session.get_bind().dialect.name == "sqlite":
-        return func.instr(DeadLetter.payload, needle) > 0
-    return DeadLetter.payload.like(b"%" + needle + b"%")
+        return func.instr(func.upper(cast(DeadLetter.payload, Text)), needle.decode().upper()) > 0
+    return func.encode(DeadLetter.payload, "escape").ilike(f"%{needle.decode()}%")
 
 
 def _text(pattern: re.Pattern[bytes], payload: bytes) -> str | None:

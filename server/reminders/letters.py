@@ -238,6 +238,7 @@ class Stop:
     errors: str
     lifts: str
     action: str
+    stream: str  # « Verre, Emballages (bac jaune) »: the bins the errors were found in, most first
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,11 +272,11 @@ def _route_street(pdf: FPDF, street: RouteStreet) -> None:
     pdf.set_font(FONT, "", 9.5)
     pdf.multi_cell(0, 5, street.summary, new_x="LMARGIN", new_y="NEXT")
     # The last column is left blank for the ambassadeur's pen: absent, spoken with, notice left.
-    with pdf.table(col_widths=(7, 62, 72, 36, 36, 62), text_align="LEFT", line_height=5.5,
+    with pdf.table(col_widths=(7, 54, 42, 58, 34, 32, 48), text_align="LEFT", line_height=5.5,
                    headings_style=_heading_style()) as table:
-        table.row(["✓", "Adresse / tronçon", "Erreurs à aborder", "Levées", "Action", "Résultat de la visite"])
-        for stop in street.stops:
-            table.row(["☐", stop.place, stop.errors, stop.lifts, stop.action, "\n"])  # two lines to write on
+        table.row(["✓", "Adresse / tronçon", "Flux", "Erreurs à aborder", "Levées", "Action", "Résultat de la visite"])
+        for stop in street.stops:  # the last cell: two lines to write on
+            table.row(["☐", stop.place, stop.stream, stop.errors, stop.lifts, stop.action, "\n"])
 
 
 def _heading_style():  # type: ignore[no-untyped-def]

@@ -139,6 +139,9 @@ class Item(RemindersBase):
     unattributed_categories: Mapped[dict[str, int] | None] = mapped_column(
         JSON(none_as_null=True), doc="Street items: error category -> those lifts without a sure household "
                                      "(route sheet); None before r0006")
+    streams: Mapped[dict[str, int] | None] = mapped_column(
+        JSON(none_as_null=True), doc="stream -> contaminated lifts, most first (route sheet): a household's, a "
+                                     "street's without a sure household; None before r0008 and for thanks")
     categories: Mapped[dict[str, int]] = mapped_column(JSON, doc="error category -> contaminated lifts")
     event_ids: Mapped[list[str]] = mapped_column(JSON, doc="Evidence lifts shown to the reviewer")
     reason: Mapped[str] = mapped_column(Text, doc="Why the rules chose this target, in French")

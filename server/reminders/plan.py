@@ -40,6 +40,7 @@ from server.reminders.targets import (
     Target,
     Unit,
     count_categories,
+    count_streams,
     fields_of,
     french_day,
     household_key,
@@ -89,7 +90,7 @@ class Planner:
     def _gather(self) -> tuple[dict[str, Unit], dict[int, Unit], int]:
         rules = self.config.household
         query = (select(Lift.event_id, Lift.day, Lift.street_id, Lift.address_id, Lift.bin_id,
-                        Lift.match_confidence, Lift.errors, Lift.evidence_sha256)
+                        Lift.match_confidence, Lift.errors, Lift.evidence_sha256, Lift.stream)
                  .where(Lift.contaminated.is_(True), Lift.overruled_at.is_(None), Lift.day >= self.since,
                         Lift.day <= self.until,  # an overruled lift counts clean (server.ingest.overrule)
                         Lift.view_unusable.is_(None),  # the camera saw nothing usable: not judged (wire 1.4)
@@ -174,7 +175,7 @@ class Planner:
         action = self.config.levels[level - 1].action if level else "remerciement"
         return Target(kind, level, action, key, unit.street_id, self._label(unit), total, len(unit.lifts),
                       dict(count_categories(unit.lifts).most_common()), self._photos(unit.lifts), reason,
-                      unit.address_id, unit.bin_id)
+                      unit.address_id, unit.bin_id, streams=count_streams(unit.lifts) if unit.lifts else None)
 
     def _photos(self, lifts: list[Any]) -> tuple[str, ...]:
         """Most recent contaminated lifts whose evidence photo is on file."""
@@ -265,6 +266,7 @@ class Planner:
                 self.skipped.append(Skip(key, self._label(unit), refusal, street_id))
                 continue
             unattributed, unsure_errors = len(unit.lifts), dict(count_categories(unit.lifts))
+            unsure_streams = count_streams(unit.lifts)  # the route sheet's line is about those lifts
             # Every contaminated lift: the street's errors. A new unit: the one gathered stays the
             # lifts without a sure household (``Plan.street_only_by_street`` counted 12 for 6).
             unit = Unit(self._street_lifts(street_id), street_id=street_id)
@@ -277,7 +279,8 @@ class Planner:
                       f"dont {unattributed} sans foyer sûr → communication à la rue, niveau {level}")
             target = self._target(STREET, key, unit, lifts, level, reason)
             targets.append(Target(**{**fields_of(target), "contaminated": contaminated,
-                                     "unattributed": unattributed, "unattributed_categories": unsure_errors}))
+                                     "unattributed": unattributed, "unattributed_categories": unsure_errors,
+                                     "streams": unsure_streams}))
         return targets
 
     def _street_lifts(self, street_id: int) -> list[Any]:

@@ -61,6 +61,11 @@ class CampaignSummary(Out):
     items: dict[str, int] = Field(description="Items per status")
 
 
+class CampaignPage(Out):
+    items: list[CampaignSummary] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+
+
 class ItemCategory(Out):
     category: str
     label: str

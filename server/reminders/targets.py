@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from base.bin_tags import canonical_tag
 from server.reminders.phrases import plural
 from server.reminders.templates import most_first
 from server.streets.models import Address, Street
@@ -41,6 +42,8 @@ class Target:
     bin_id: str | None = None
     unattributed: int | None = None  # street: contaminated lifts without a sure household (route sheet)
     unattributed_categories: dict[str, int] | None = None  # street: those lifts' errors (route sheet)
+    # stream -> contaminated lifts, most first (route sheet's « Flux »): a street's, those without a sure household
+    streams: dict[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +89,10 @@ class HouseholdKey:
 
     @classmethod
     def parse(cls, text: str) -> HouseholdKey:
-        """The key written ``text``; ``ValueError`` when it is neither form."""
+        """The key written ``text``, a bin's tag in its canonical form (``base.bin_tags``: the
+        registry's and the lifts'); ``ValueError`` when it is neither form."""
         kind, _, value = (text or "").partition(":")
-        if kind == "bin" and _BIN_ID.fullmatch(value):
+        if kind == "bin" and _BIN_ID.fullmatch(value := canonical_tag(value)):
             return cls(bin_id=value)
         # An address id is a database integer: 80 digits passed here, then overflowed the key column (a 500).
         if kind == "address" and value.isascii() and value.isdigit() and len(value) <= 10:
@@ -150,6 +154,11 @@ def thanks_reason(lifts: int, contaminated: int, before: tuple[int, int], rules:
 
 def fields_of(target: Target) -> dict[str, Any]:
     return {name: getattr(target, name) for name in Target.__slots__}
+
+
+def count_streams(lifts: list[Any]) -> dict[str, int]:
+    """Contaminated lifts per stream, most first and equal counts by name (as ``count_categories``)."""
+    return dict(most_first(Counter(row.stream for row in lifts)))
 
 
 def count_categories(lifts: list[Any]) -> Counter[str]:

@@ -19,12 +19,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.ingest.models import Lift
 from server.reminders.letters import RouteStreet, Stop
 from server.reminders.models import APPROVED, HOUSEHOLD, SENT, STREET, Contact, Item
 from server.reminders.phrases import plural
 from server.reminders.targets import HouseholdKey
 from server.reminders.templates import CATEGORY_LABELS, most_first
 from server.streets.models import Address, Street
+from server.web.dashboard import messages
 
 ACTIONS = {1: "information envoyée", 2: "rappel envoyé", 3: "visite"}
 
@@ -74,6 +76,22 @@ def errors_text(categories: dict[str, int]) -> str:
                      most_first(categories)) or "—"
 
 
+def streams_text(streams: dict[str, int] | None) -> str:
+    """« Verre, Emballages (bac jaune) »: the streams most first, in the dashboard's French words
+    (the letters' too: the rules file names them alike)."""
+    words = messages("fr")
+    return ", ".join(words.get(f"stream.{s}", s) for s, _ in most_first(streams or {})) or "—"
+
+
+def _photo_streams(session: Session, items: list[Item]) -> dict[int, dict[str, int]]:
+    """Streams of items planned before they were kept (r0008): those of their photos' lifts still stored."""
+    older = {i.id: i.event_ids for i in items if i.streams is None and i.event_ids}
+    wanted = sorted({e for events in older.values() for e in events})
+    stream_of = dict(session.execute(select(Lift.event_id, Lift.stream).where(Lift.event_id.in_(wanted))).tuples()
+                     .all()) if wanted else {}
+    return {item: dict(Counter(stream_of[e] for e in events if e in stream_of)) for item, events in older.items()}
+
+
 def route_streets(session: Session, items: Iterable[Item]) -> list[RouteStreet]:
     """Blocks of the route sheet: approved or sent street items and household visits, per street."""
     # An erased or expired household (no address, no bin) is nobody to visit: no empty block for it.
@@ -90,9 +108,11 @@ def route_streets(session: Session, items: Iterable[Item]) -> list[RouteStreet]:
     bin_keys = [i.target_key for i in chosen if i.bin_id and i.address_id not in addresses]
     bin_places = {key: f"bac {HouseholdKey.parse(key).bin_id} — {place}" for key, place in session.execute(
         select(Contact.key, Contact.postal_address).where(Contact.key.in_(bin_keys))) if place}
+    older = _photo_streams(session, chosen)
+    stream_of = {i.id: streams_text(i.streams if i.streams is not None else older.get(i.id)) for i in chosen}
     blocks = []
     for street_id, street_items in sorted(by_street.items(), key=lambda kv: _street_name(streets, kv[0])):
-        blocks.append(_block(streets.get(street_id), street_items, addresses, bin_places))
+        blocks.append(_block(streets.get(street_id), street_items, addresses, bin_places, stream_of))
     return blocks
 
 
@@ -101,7 +121,8 @@ def _street_name(streets: dict[int, Any], street_id: int) -> str:
     return f"{street.commune} {street.name}" if street else f"~{street_id}"
 
 
-def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places: dict[str, str]) -> RouteStreet:
+def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places: dict[str, str],
+           stream_of: dict[int, str]) -> RouteStreet:
     name = f"{street.name}, {street.commune}" if street else "Rue inconnue"
     coords = _coords(street.geometry) if street else []
     visits = [i for i in items if i.kind == HOUSEHOLD and i.address_id in addresses]
@@ -109,12 +130,12 @@ def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places
     positions = axis_positions(coords, points)
     ordered = sorted(zip(positions, visits, strict=True),
                      key=lambda pv: walking_key(pv[0], addresses[pv[1].address_id].label))
-    stops = [Stop(addresses[i.address_id].label, errors_text(i.categories),
-                  figures_text(i.contaminated, i.lifts), ACTIONS.get(i.level, "visite")) for _, i in ordered]
+    stops = [Stop(addresses[i.address_id].label, errors_text(i.categories), figures_text(i.contaminated, i.lifts),
+                  ACTIONS.get(i.level, "visite"), stream_of[i.id]) for _, i in ordered]
     bins = [i for i in items if i.kind == HOUSEHOLD and i.address_id not in addresses and i.bin_id]
     stops += [Stop(bin_places.get(i.target_key) or f"bac {i.bin_id} (adresse : registre des bacs)",
-                   errors_text(i.categories), figures_text(i.contaminated, i.lifts), ACTIONS.get(i.level, "visite"))
-              for i in bins]
+                   errors_text(i.categories), figures_text(i.contaminated, i.lifts), ACTIONS.get(i.level, "visite"),
+                   stream_of[i.id]) for i in bins]
     visits += bins
     street_items = [i for i in items if i.kind == STREET]
     totals: Counter[str] = Counter()
@@ -138,7 +159,7 @@ def _block(street: Any, items: list[Item], addresses: dict[int, Any], bin_places
                 errors = errors_text(s.unattributed_categories)
             elif errors != "—":
                 errors = f"toute la rue : {errors}"
-        stops.append(Stop(place, errors, figure, "déposer l'avis dans les boîtes aux lettres"))
+        stops.append(Stop(place, errors, figure, "déposer l'avis dans les boîtes aux lettres", stream_of[s.id]))
     if visits or not street_items:
         summary = (f"{len(visits)} {plural(len(visits), 'adresse', 'adresses')} à visiter"
                    + (", avis à distribuer dans toute la rue" if street_items else ""))

@@ -81,14 +81,32 @@
     } catch (error) { showError(status, error); }
   }
 
-  async function loadCampaigns(selected) {
-    const campaigns = await api("/api/reminders/campaigns");
+  /* The campaigns come a page at a time, newest first (every campaign ever made was one <select>
+     of hundreds, each one's counts recomputed): « Campagnes plus anciennes » adds the next page. */
+  let olderCampaigns = null; // the next page's cursor, null once every campaign is listed
+
+  function showCampaigns(page, append) {
     const select = $("campaign-select");
-    select.replaceChildren(...campaigns.map((c) => new Option(`#${c.id} — ${c.name}`, c.id)));
-    select.disabled = !campaigns.length;
-    if (!campaigns.length) { $("campaign-status").textContent = t("rem.no_campaign"); return; }
-    select.value = selected || campaigns[0].id;
+    const options = page.items.map((c) => new Option(`#${c.id} — ${c.name}`, c.id));
+    if (append) select.append(...options); else select.replaceChildren(...options);
+    olderCampaigns = page.next_cursor;
+    $("campaign-more").hidden = !olderCampaigns;
+    select.disabled = !select.options.length;
+  }
+
+  async function loadCampaigns(selected) {
+    const page = await api("/api/reminders/campaigns");
+    showCampaigns(page, false);
+    if (!page.items.length) { $("campaign-status").textContent = t("rem.no_campaign"); return; }
+    $("campaign-select").value = selected || page.items[0].id;
     await loadCampaign();
+  }
+
+  async function moreCampaigns() {
+    try {
+      showCampaigns(await api("/api/reminders/campaigns", { cursor: olderCampaigns }), true); // the choice stays
+      $("campaign-select").focus();
+    } catch (error) { showError($("campaign-status"), error); }
   }
 
   /* What needs a campaign works only once one is chosen: before, the buttons are disabled, the links
@@ -373,6 +391,7 @@
   $("send").addEventListener("click", () => send());
   $("retry-all").addEventListener("click", () => send(null));
   $("campaign-select").addEventListener("change", loadCampaign);
+  $("campaign-more").addEventListener("click", moreCampaigns);
   $("status-filter").addEventListener("change", loadCampaign);
   $("queue").addEventListener("click", (event) => {
     const target = event.target.closest("button");

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Collection, Iterator
@@ -27,6 +28,8 @@ from pathlib import Path
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from base.bin_tags import canonical_tag
+from base.ids import ID_PATTERN
 from server.streets.addresses import open_text
 from server.streets.models import Address, Bin
 
@@ -36,6 +39,7 @@ TAG_COLUMNS = ("tag", "puce", "rfid", "tag rfid", "numero de puce", "numero puce
 ADDRESS_COLUMNS = ("address", "adresse", "address id", "id adresse", "identifiant adresse", "id ban", "ban id",
                    "identifiant ban", "cle interop", "cle d interoperabilite", "cle interoperabilite", "id")
 MAX_TAG = 64  # the lifts table's bin_id
+_TAG = re.compile(ID_PATTERN)
 BATCH = 5000
 SHOWN_ERRORS = 20  # per kind, in the report; the counts are complete
 
@@ -83,7 +87,8 @@ def _columns(path: Path, header: list[str]) -> tuple[int, int]:
 
 
 def read_bin_file(path: Path) -> Iterator[tuple[int, str, str]]:
-    """(line number, tag, address key) of each data row; raises ``BinFileError`` on an unreadable file."""
+    """(line number, tag, address key) of each data row, the tag in its canonical form
+    (``base.bin_tags``: as the lifts carry it); raises ``BinFileError`` on an unreadable file."""
     if not path.is_file():
         raise BinFileError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     raw, text = open_text(path)
@@ -105,7 +110,7 @@ def read_bin_file(path: Path) -> Iterator[tuple[int, str, str]]:
                 if not row or all(not cell.strip() for cell in row):
                     continue
                 cells = row + [""] * (len(header) - len(row))  # a short row: its missing cells are empty
-                yield number, cells[tag_at].strip(), cells[address_at].strip()
+                yield number, canonical_tag(cells[tag_at]), cells[address_at].strip()
         except (UnicodeDecodeError, OSError, EOFError, csv.Error) as error:
             raise BinFileError(f"{path} near line {rows.line_num + 1}: unreadable ({error}); "
                                "save the file as CSV UTF-8") from error
@@ -132,6 +137,8 @@ def _wanted(path: Path, report: BinImport, error: _Errors) -> dict[str, tuple[in
             error("tag", line, "no tag")
         elif len(tag) > MAX_TAG:
             error("tag", line, f"tag {tag[:20]!r}... longer than {MAX_TAG} characters")
+        elif not _TAG.match(tag):  # no lift could carry it: the wire's bin_id pattern
+            error("tag", line, f"tag {tag!r}: only letters, digits, '-', '_' and '.' (spaces and ':' are dropped)")
         elif not key:
             error("address", line, f"tag {tag!r} has no address")
         else:

@@ -114,7 +114,7 @@ class Bin(Base):
 
     __tablename__ = "bins"
 
-    tag: Mapped[str] = mapped_column(String(64), primary_key=True)  # as the truck's reader sends it
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)  # canonical form (base.bin_tags)
     # An address removed by a later address import leaves its bins unplaced, not deleted: the
     # next bin import says which they are.
     address_id: Mapped[int | None] = mapped_column(

@@ -68,6 +68,13 @@ def test_rfid_tag_over_a_pty(pty) -> None:
     assert parse_tag("bad tag!") is None
 
 
+@pytest.mark.parametrize("line", ["04A1B2C3", "04a1b2c3\r", "TAG:04a1b2c3", "04:A1:B2:C3", "TAG:04:a1:b2:c3",
+                                  "UID: 04 A1 B2 C3", "04 a1 b2 c3", "04-A1-B2-C3", "EPC=04A1B2C3"])
+def test_a_tag_is_read_in_its_canonical_form_whatever_the_reader_prints(line: str) -> None:
+    """A colon-separated tag (``04:A1:B2:C3``) used to be cut to its last byte (``C3``): another bin's."""
+    assert parse_tag(line) == "04A1B2C3"
+
+
 def test_nmea_parsing() -> None:
     kind, gga = parse_nmea(GGA)
     assert kind == "GGA" and gga["lat"] == pytest.approx(48.1173) and gga["lon"] == pytest.approx(11.516667)
