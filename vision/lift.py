@@ -204,8 +204,10 @@ class LiftRecorder:
         """Close the lift: judge the counts against the stream's rules, build the LiftEvent."""
         if self._stream is None:
             raise RuntimeError("finish() outside a lift: call begin() first")
-        stream, counts = self._stream, self.rules.canonical_counts(self.counts())
-        verdict = self.rules.judge(stream, counts)
+        # The model's counts, merged by the aliases once: judging the merged counts merged them again,
+        # and an alias onto an aliased class gave error items the counts do not hold (refused on the wire).
+        stream, seen = self._stream, self.counts()
+        counts, verdict = self.rules.canonical_counts(seen), self.rules.judge(stream, seen)
         event = LiftEvent(
             truck_id=context.truck_id,
             sequence=context.sequence,

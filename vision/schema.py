@@ -37,8 +37,9 @@ from base.ids import ID_MAX_LENGTH, ID_PATTERN, TRUCK_ID_PATTERN
 # Receipts and the camera's view travel beside lift events; they live in their own modules and are
 # re-exported here, so that ``from vision.schema import message_digest`` names the whole contract.
 from vision.camera_view import CameraView, ViewProblem
+from vision.lift_figures import check_figures
 from vision.receipts import RECEIPT_DIGEST_BYTES, RECEIPT_VERSION, message_digest, parse_receipt, receipt_payload
-from vision.severity import CATEGORY_PATTERN, SEVERITY_WEIGHTS, Severity
+from vision.severity import CATEGORY_PATTERN, Severity
 
 # 1.1: TruckConfig.model, TruckStats.model_sha256 and model_update (fleet rollout);
 #      ``Evidence.reason`` (why the photo was kept) and ``Evidence.detections`` (the model's boxes,
@@ -274,7 +275,8 @@ class LiftEvent(_Wire):
     bin_id: _Id | None = Field(default=None, description="RFID tag of the bin, when read")
     counts: dict[_Text64, _Count] = Field(default_factory=dict, max_length=MAX_CLASSES,
                                           description="class -> items counted")
-    errors: list[ErrorItem] = Field(default_factory=list, max_length=MAX_CLASSES)
+    errors: list[ErrorItem] = Field(default_factory=list, max_length=MAX_CLASSES, description="The classes of counts "
+                                    "the rules refuse: each class once, counting at most the items of counts")
     contaminated: bool
     score: float = Field(ge=0, le=MAX_SCORE, description="Contamination score (see above), finite")
     model: ModelInfo
@@ -294,14 +296,9 @@ class LiftEvent(_Wire):
     def _coherent(self) -> LiftEvent:
         if self.ended_at < self.started_at:
             raise ValueError(f"ended_at {self.ended_at.isoformat()} is before started_at {self.started_at.isoformat()}")
-        if self.contaminated != any(e.severity is not Severity.info for e in self.errors):
-            raise ValueError("contaminated must be true exactly when an error of severity error/alert is listed")
         if self.evidence and self.evidence.reason is EvidenceReason.view and self.view_unusable is None:
             raise ValueError("evidence.reason 'view' is the photo of an unusable view: view_unusable must be set")
-        expected = sum(e.count * SEVERITY_WEIGHTS[e.severity] for e in self.errors)
-        if abs(self.score - expected) > 1e-6 * max(1.0, expected):  # figures sum the scores of lifts
-            raise ValueError(f"score {self.score:g} is not the sum of the errors' counts by severity weight "
-                             f"({expected:g}: {', '.join(f'{k} {w:g}' for k, w in SEVERITY_WEIGHTS.items())})")
+        check_figures(self.counts, self.errors, self.contaminated, self.score)  # errors vs counts, flag, score
         return self
 
     def to_json(self) -> str:

@@ -53,11 +53,13 @@ PROVISIONAL = text(f"lifts.{_PROVISIONAL_WHERE}")
 # from the truck's path under 0.8, or a one-point street confidence for a lift matched without a
 # path): a few per cent, listed on the data-quality page through their
 # partial indexes ``ix_lifts_ambiguous_by_*``, written as those indexes write it (see PROVISIONAL).
-_AMBIGUOUS_WHERE = "street_confidence < 0.8"
+# Judged lifts only, those counted in their likeliest street: not one whose camera view was unusable
+# (migration 0024; the histogram of ``server.ingest.quality`` bins every matched lift).
+_AMBIGUOUS_WHERE = "street_confidence < 0.8 AND view_unusable IS NULL"
 # Lifts still holding a bin tag or an address: every lift at household level, none once the retention
 # purge has passed at street level (``server.ingest.street_level.clear_stored``, docs/privacy.md §1 bis).
 HOUSEHOLD_WHERE = "bin_id IS NOT NULL OR address_id IS NOT NULL OR address_distance_m IS NOT NULL"
-AMBIGUOUS_LIFTS = text(f"lifts.{_AMBIGUOUS_WHERE}")
+AMBIGUOUS_LIFTS = text("lifts.street_confidence < 0.8 AND lifts.view_unusable IS NULL")  # _AMBIGUOUS_WHERE's terms
 ALL_STREAMS = "*"  # stream of the roll-up rows that add up every stream (``StreetPeriod``)
 
 

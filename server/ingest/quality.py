@@ -5,13 +5,14 @@ rows per day.
 
 The histogram bins a lift's street confidence (``street_confidence``): the posterior of its street
 given its truck's path, 1.0 for a registered bin, the one-point street confidence of the locator
-for a lift matched from its own fix alone; the "uncertain street" list is the lifts under 0.8 of
-that same column, so a lift there is under 0.8 here. Until 2026-12 it binned ``match_confidence``,
-the ADDRESS confidence (the street's divided by the number of the street's addresses within the
-fix's error: two houses facing each other halve it), and showed most streets as half sure; the
-address confidence is the reminders' business, not the street match's. A lift stored before its
-street confidence was (ingest before migration 0006) counts by its match confidence, a lower
-bound of its street's; ``trivue streets rematch`` gives it one.
+for a lift matched from its own fix alone; the "uncertain street" list is the judged lifts under 0.8
+of that same column, so a lift there is under 0.8 here (a lift whose camera view was unusable is
+binned here, as a street match, and never listed there: it counts in no street). Until 2026-12 it
+binned ``match_confidence``, the ADDRESS confidence (the street's divided by the number of the
+street's addresses within the fix's error: two houses facing each other halve it), and showed most
+streets as half sure; the address confidence is the reminders' business, not the street match's.
+A lift stored before its street confidence was (ingest before migration 0006) counts by its match
+confidence, a lower bound of its street's; ``trivue streets rematch`` gives it one.
 
 The street confidence changes without the street when a provisional lift is confirmed where it is
 (its truck's later lifts settle its path): ``server.ingest.tracks`` writes it guarded by the value

@@ -40,10 +40,15 @@ ALERT_BATCH = 100  # alerts a stream reads from the table per poll when it is be
 
 
 def alert_rows(db: Session, after: int | None, limit: int) -> list[dict[str, Any]]:
-    """Alert lifts, newest first (``after`` None) or the ones stored after lift id ``after``, oldest first."""
+    """Alert lifts, newest first (``after`` None) or the ones stored after lift id ``after``, oldest first.
+
+    A lift whose camera view was unusable (``view_unusable``, wire 1.4) is no alert, whatever its
+    truck listed: it was not judged (its detections are not retained, as on the street page) and
+    counts in no figure, the streets' alerts included (the crew's alert in the cab never waits for it)."""
     query = (select(Lift.id, Lift.event_id, Lift.truck_id, Lift.stream, Lift.started_at, Lift.received_at,
                     Lift.errors, Lift.street_id, Street.name, Street.commune)
-             .outerjoin(Street, Street.id == Lift.street_id).where(Lift.has_alert.is_(True)))
+             .outerjoin(Street, Street.id == Lift.street_id)
+             .where(Lift.has_alert.is_(True), Lift.view_unusable.is_(None)))
     query = query.order_by(Lift.id.desc()) if after is None else query.where(Lift.id > after).order_by(Lift.id)
     return [{"id": r.id, "event_id": r.event_id, "truck_id": r.truck_id, "stream": r.stream,
              # received_at: an alert stored long after its lift (a truck back in coverage) is past, said late

@@ -110,7 +110,8 @@ def data_quality(db: Session, flt: StreetFilter, kept: Kept | None = None) -> di
             dead_query = dead_query.where(DeadLetter.received_at < _midnight(flt.until + timedelta(days=1), kept.zone))
     dead = db.execute(dead_query).all()
     # Issue 16b: lifts whose street stays uncertain even from the truck's path (crossings,
-    # parallel streets), by street: shown for review, never silently counted as sure. Their
+    # parallel streets), by street: shown for review, never silently counted as sure; judged
+    # ones only, those counted in their likeliest street (not a ``view_unusable`` lift). Their
     # posterior changes when a lift is confirmed, so they are read from the lifts, through the
     # partial index of those few (``AMBIGUOUS_LIFTS``, written as the index's own predicate).
     # Counted first, named after: joined to the streets, SQLite walked every street's lifts.

@@ -350,8 +350,8 @@ class DataQuality(Out):
     dead_letters_by_reason: dict[str, int]
     dead_letters_held: HeldPayloads = Field(description="Payloads held whole for a replay, today (not the period's)")
     confidence_histogram: list[ConfidenceBin]
-    ambiguous: int = Field(description="Lifts whose street stays uncertain given the truck's path "
-                                       "(street_confidence below ambiguous_threshold)")
+    ambiguous: int = Field(description="Judged lifts (view_unusable null) whose street stays uncertain given "
+                                       "the truck's path (street_confidence below ambiguous_threshold)")
     ambiguous_threshold: float
     ambiguous_by_street: list[AmbiguousStreet] = Field(description="Streets with the most ambiguous lifts")
 

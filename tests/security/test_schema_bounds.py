@@ -175,7 +175,7 @@ def test_model_strings_are_printable_and_bounded(field: str, value: str) -> None
 def test_the_bounds_leave_every_real_lift_through() -> None:
     """A full hopper, a long lift and a truck that has run for centuries are all still valid."""
     body = valid_body()
-    body.update(sequence=MAX_SEQUENCE, frames=MAX_FRAMES, counts={"bottle": MAX_ITEMS},
+    body.update(sequence=MAX_SEQUENCE, frames=MAX_FRAMES, counts={**body["counts"], "bottle": MAX_ITEMS},
                 started_at="1970-01-01T00:00:00Z")
     event = parse_lift_event(encode(body))
     assert (event.sequence, event.frames, event.counts["bottle"]) == (MAX_SEQUENCE, MAX_FRAMES, MAX_ITEMS)

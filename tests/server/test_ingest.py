@@ -161,6 +161,24 @@ def test_malformed_messages_end_in_dead_letters(make_settings: Any, run_server: 
         assert f"trivue_dead_letters {len(bad)}" in metrics
 
 
+def test_a_lift_whose_errors_disagree_with_its_counts_is_a_dead_letter(server: Server) -> None:
+    """A class listed twice (its items counted twice in the error types) or more items in error than
+    counted: refused as a schema error naming the class and the numbers, the lift not stored."""
+    good = lift_event("benne-01", counts={"bag": 2, "battery": 1})
+    bag, battery = (item.to_wire() for item in good.errors)
+    prefix = server.settings.topic_prefix
+    publish(server.broker, [(f"{prefix}/benne-01/lift", wire(good, errors=[bag, battery, bag], score=7)),
+                            (f"{prefix}/benne-01/lift", wire(good, counts={"bag": 1, "battery": 1})),
+                            (f"{prefix}/benne-01/lift", good.to_json())])
+    wait_for(lambda: lift_count(server) == 1, "the good lift after the refused ones")
+    body = server.client.get("/api/dead-letters", headers=server.token("manager")).json()
+    assert body["counts"] == {"schema": 2}
+    assert sorted(item["detail"] for item in body["items"]) == [
+        "(event): Value error, errors.0: class 'bag' counts 2 items, more than the 1 of counts",
+        "(event): Value error, errors.2: class 'bag' is listed again (first as errors.0): one item per class, "
+        "with all its items"]
+
+
 def test_photo_before_or_after_its_lift(server: Server, litter_val_images: list[Path]) -> None:
     photos = [path.read_bytes() for path in litter_val_images[:3]]
     early, late, wrong = (lift_event("benne-01", counts={"battery": 1}, evidence={

@@ -198,9 +198,14 @@ def test_the_data_quality_page_reads_ambiguous_lifts_through_their_partial_index
     from server.ingest.models import AMBIGUOUS_LIFTS
     from server.streets.trajectory import AMBIGUOUS
 
-    assert str(AMBIGUOUS_LIFTS) == f"lifts.street_confidence < {AMBIGUOUS}"
+    assert str(AMBIGUOUS_LIFTS) == f"lifts.street_confidence < {AMBIGUOUS} AND lifts.view_unusable IS NULL"
     engine = make_engine(f"sqlite:///{tmp_path / 'trivue.db'}")
     upgrade_database(engine)
+    with engine.connect() as connection:  # judged lifts only (0024): the old predicate was still used, row by row
+        definitions = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name IN ('ix_lifts_ambiguous_by_street', 'ix_lifts_ambiguous_by_day')")
+        assert [d.endswith(" WHERE street_confidence < 0.8 AND view_unusable IS NULL") for d in definitions.scalars()] \
+            == [True, True]
     for flt, index in ((period(None, None), "ix_lifts_ambiguous_by_street"),
                        (period(date(2026, 1, 1), date(2026, 12, 31)), "ix_lifts_ambiguous_by_day")):
         seen: list[tuple[str, Any]] = []

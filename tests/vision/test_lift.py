@@ -144,3 +144,23 @@ def test_add_outside_lift_is_refused() -> None:
     recorder = LiftRecorder(NAMES, SortingRules.load(), ModelInfo(name="m", version="1"))
     with pytest.raises(RuntimeError, match="begin"):
         recorder.add(image(), tracked())
+
+
+def test_the_lift_counts_what_its_errors_name_whatever_the_aliases() -> None:
+    """An alias onto a class that is itself aliased (a deployment's copy of the rules): the counts were
+    merged once and the rules merged them again, so an error item could count more items than the
+    lift's counts, which the reader refuses (and the truck stopped on the refusal). One merge now."""
+    from vision.rules import RulesFile
+
+    spec = RulesFile.model_validate({
+        "name": "alias onto an alias", "aliases": {"glass": "bag", "bottle": "glass"},
+        "classes": {name: {"label": name, "category": name} for name in NAMES},
+        "streams": {"recyclables": {"label": "bac jaune", "accepted": ["bottle"], "error": ["glass", "bag"],
+                                    "alert": ["battery"]}}})
+    recorder = LiftRecorder(NAMES, SortingRules(spec), ModelInfo(name="m", version="1"), 1)
+    recorder.begin(T0, Stream.recyclables)
+    recorder.add(image(), tracked((0, 0, 0.9), (1, 1, 0.9)))  # a bottle (read as glass) and a glass (as a bag)
+    event = recorder.finish(T0 + timedelta(seconds=4), CTX).event
+    assert event.counts == {"glass": 1, "bag": 1}
+    assert {e.class_: e.count for e in event.errors} == event.counts
+    assert parse_lift_event(event.to_json()) == event

@@ -103,7 +103,7 @@ def test_published_json_schema_is_up_to_date() -> None:
 def test_has_alert() -> None:
     assert LiftEvent.model_validate(event_dict()).has_alert is False
     battery = [{"class": "battery", "count": 1, "category": "dangereux", "severity": "alert"}]
-    assert LiftEvent.model_validate(event_dict(errors=battery, score=3.0)).has_alert is True
+    assert LiftEvent.model_validate(event_dict(counts={"battery": 1}, errors=battery, score=3.0)).has_alert is True
 
 
 def _old_reader():

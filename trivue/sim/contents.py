@@ -55,7 +55,8 @@ class ContentMaker:
         if verdict.contaminated != contaminated:  # rules where a refused class is only "info"
             raise ValueError(f"stream {self.stream.value}: simulated contents {counts} judged "
                              f"contaminated={verdict.contaminated}, wanted {contaminated}")
-        return BinContents(counts, verdict)
+        # The lift's counts as a truck sends them: merged by the aliases once, as the rules merged them.
+        return BinContents(self.rules.canonical_counts(counts), verdict)
 
 
 class EvidencePhotos:

@@ -118,7 +118,7 @@ def lift_rows(trial: Trial) -> list[dict[str, Any]]:
             "stream": "recyclables", "started_at": lift.started_at, "ended_at": lift.ended_at,
             "day": lift.started_at.astimezone(zone).date(), "received_at": lift.ended_at, "lat": lift.lat,
             "lon": lift.lon, "accuracy_m": 4.0, "heading_deg": None, "bin_id": None, "contaminated": dirty,
-            "has_alert": False, "score": float(dirty), "counts": {},
+            "has_alert": False, "score": float(dirty), "counts": {"glass": 1} if dirty else {},
             "errors": [{"class": "glass", "count": 1, "category": "verre", "severity": "error"}] if dirty else [],
             "model_name": "sim", "model_version": "1", "frames": 10, "evidence_sha256": None,
             "street_id": lift.household.street.street_id, "segment_id": None, "street_distance_m": 3.0,
