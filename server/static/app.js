@@ -107,13 +107,16 @@ const Trivue = (() => {
   const momentDateFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeZone });
   const dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "short", timeZone });
   const isDay = (d) => typeof d === "string" && /^\d{4}-\d{2}-\d{2}$/.test(d);
+  /* French writes the first of a month « 1er » (« 1er mars 2026 »), Intl « 1 mars 2026 »; English as is. */
+  const firstOf = (format, moment) => config.lang === "en" ? format.format(moment) : format.formatToParts(moment)
+    .map((p) => (p.type === "day" && Number(p.value) === 1 ? "1er" : p.value)).join("");
   const fmt = {
     // Whole percents written by each language's rule: "5 – 10 %" in French, "5–10%" in English.
     band: (low, high) => t("common.pct_range", { low, high }),
     num: (n) => (n === null || n === undefined ? "–" : numberFormat.format(n)),
     pct: (r) => (r === null || r === undefined ? "–" : pctFormat.format(r)),
     points: (delta) => pointsFormat.format(delta * 100), // a change of rate, in percentage points
-    date: (d) => (!d ? "–" : isDay(d) ? dateFormat.format(new Date(`${d}T00:00:00Z`)) : momentDateFormat.format(new Date(d))),
+    date: (d) => (!d ? "–" : isDay(d) ? firstOf(dateFormat, new Date(`${d}T00:00:00Z`)) : firstOf(momentDateFormat, new Date(d))),
     dateTime: (d) => (d ? dateTimeFormat.format(new Date(d)) : "–"),
     ago(d) {
       if (!d) return t("common.never");

@@ -62,7 +62,9 @@
       // What the camera saw (a bag on the lens?): the truck's photo of the view, for managers (the photo's rights).
       if (truck.view_photo && manager) {
         cell.append(" ", el("a", { href: `/api/lifts/${encodeURIComponent(truck.view_photo)}/evidence.jpg`,
-          target: "_blank", rel: "noopener", "data-view-photo": truck.view_photo, text: t("fleet.view_photo") }));
+          target: "_blank", rel: "noopener", "data-view-photo": truck.view_photo, text: t("fleet.view_photo"),
+          // Every flagged truck has one: its name says whose lift and when (RGAA 6.1), the words shown first.
+          "aria-label": t("fleet.view_photo_label", { truck: truck.truck_id, when: fmt.dateTime(truck.view_photo_at) }) }));
       }
     }
     return cell;

@@ -7,7 +7,7 @@
 "use strict";
 
 (() => {
-  const { config, t, api, url, el, showError, locale, newestOnly } = Trivue;
+  const { config, t, api, url, el, showError, locale, newestOnly, label, fmt } = Trivue;
   const PAGE = 50;
   const FIELDS = ["action", "actor", "target", "since", "until"];
   const form = document.getElementById("journal-filters");
@@ -34,6 +34,49 @@
       el("code", { text: code }));
   }
 
+  /* A detail in the page's language: the API reads a known form into a code and values
+     (server/web/audit_details.py), worded here by audit.detail.<code>; the values that are words
+     (a role, a channel, a filter's fields, a day) in the page's words too. A detail of no known form
+     shows as stored, English: said so (lang) for a screen reader on the French page. The stored
+     detail stays on the cell (data-detail). */
+  const known = (key) => Object.prototype.hasOwnProperty.call(config.t, key);
+  const DAY = /^\d{4}-\d{2}-\d{2}$/;
+  const MOMENT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+  function value(text) {
+    if (DAY.test(text)) return fmt.date(text);
+    if (MOMENT.test(text)) return fmt.dateTime(text);
+    return label("audit.value", text);
+  }
+  // filter_words' "street_id=343, day_since=2026-11-06" (or "no filter"): a value may hold ", ".
+  function filterWords(text) {
+    if (text === "no filter") return t("audit.no_filter");
+    return text.split(/, (?=\w+=)/).map((pair) => {
+      const [, name, raw] = /^(\w+)=(.*)$/s.exec(pair) || [];
+      return name ? `${label("audit.field", name)} = ${value(raw)}` : pair;
+    }).join(", ");
+  }
+  const yesNo = (v) => label("audit.value", v);
+  const WORDS = { role: (v) => label("role", v), before: (v) => label("role", v), channel: (v) => label("audit.channel", v),
+    contact: yesNo, replace: yesNo, was: yesNo, since: fmt.date, until: fmt.date, filter: filterWords,
+    what: (v) => label("ann.action", v),
+    // user.communes' "all -> 45234,45284": "all" is no commune code
+    from: value, to: value,
+    // labels.undo's ISO moment; an opposition's "2026-11-20 08:30", UTC: both in the collectivité's time
+    at: (v) => fmt.dateTime(/^\S+ \d{2}:\d{2}$/.test(v) ? `${v.replace(" ", "T")}:00Z` : v) };
+  // A person's own words (a note, an opt-out's reason) or an address: not English, never marked so.
+  const TYPED = new Set(["reminders.household.opt_out", "login.failed"]);
+  function detailCell(entry) {
+    const key = `audit.detail.${entry.detail_code}`;
+    if (!entry.detail) return el("td", { text: "" });
+    if (!entry.detail_code || !known(key)) {
+      const english = config.lang !== "en" && !TYPED.has(entry.action);
+      return el("td", { text: entry.detail, lang: english ? "en" : null, "data-detail": entry.detail });
+    }
+    const params = Object.fromEntries(Object.entries(entry.detail_params || {})
+      .map(([name, v]) => [name, WORDS[name] ? WORDS[name](v) : v]));
+    return el("td", { text: t(key, params), "data-detail": entry.detail });
+  }
+
   function row(entry) {
     const at = el("time", { datetime: entry.at, text: when.format(new Date(entry.at)) });
     return el("tr", { "data-id": String(entry.id) },
@@ -41,7 +84,7 @@
       el("td", { text: entry.actor }),
       actionCell(entry.action),
       el("td", { text: entry.target ?? "–" }),
-      el("td", { text: entry.detail ?? "" }));
+      detailCell(entry));
   }
 
   // Every labelled action, by label in the reader's alphabet ("Étiquetage" beside "Export").

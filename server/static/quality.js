@@ -4,6 +4,7 @@
 (() => {
   const { t, api, fmt, el } = Trivue;
   const status = document.getElementById("quality-status");
+  const DEAD_LIMIT = 50;  // the newest rejected messages listed
 
   function confidenceChart(histogram) {
     const labels = histogram.map((b) => fmt.band(Math.round(b.low * 100), Math.round(b.high * 100)));
@@ -58,6 +59,9 @@
     deadReasons(page.counts);
     const body = document.querySelector("#dead-letters tbody");
     const rows = page.items || page;
+    // Its title counts what it shows (fewer than asked when fewer are kept), never a fixed « 50 ».
+    document.getElementById("dead-newest-title").textContent = rows.length
+      ? t("quality.dead_newest", { n: fmt.num(rows.length) }) : t("quality.dead_latest");
     body.replaceChildren(...(rows.length ? rows.map((d) => el("tr", {},
       el("td", { text: fmt.dateTime(d.received_at) }),
       el("td", {}, el("code", { text: d.topic })),
@@ -71,7 +75,7 @@
       const me = await Trivue.me;
       const manager = me && ["manager", "admin"].includes(me.role);
       const [quality, dead] = await Promise.all([api("/api/data-quality"),
-        manager ? api("/api/dead-letters", { limit: 50 }) : null]);
+        manager ? api("/api/dead-letters", { limit: DEAD_LIMIT }) : null]);
       document.getElementById("kpi-matched").textContent = fmt.num(quality.matched);
       document.getElementById("kpi-unmatched").textContent = fmt.num(quality.unmatched);
       document.getElementById("kpi-unmatched-detail").textContent = t("quality.unmatched_detail", {

@@ -206,9 +206,9 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def view_photos(db: Session, trucks: list[Truck]) -> dict[str, str]:
-    """Event id of the latest photo of each truck whose camera view is unusable now (its heartbeat's
-    ``camera_view``), taken since the run began: what the camera saw, for the fleet page's flag. One
+def view_photos(db: Session, trucks: list[Truck]) -> dict[str, tuple[str, datetime]]:
+    """Event id and lift start of the latest photo of each truck whose camera view is unusable now (its
+    heartbeat's ``camera_view``), taken since the run began: what the camera saw, for the fleet page's flag. One
     indexed look-up per such truck, a handful at most; none while every view is usable."""
     found = {}
     for truck in trucks:
@@ -225,7 +225,8 @@ def view_photos(db: Session, trucks: list[Truck]) -> dict[str, str]:
     return found
 
 
-def truck_json(truck: Truck, lifts_7d: int, now: datetime, view_photo: str | None = None) -> dict[str, Any]:
+def truck_json(truck: Truck, lifts_7d: int, now: datetime,
+               view_photo: tuple[str, datetime] | None = None) -> dict[str, Any]:
     update = (truck.stats or {}).get("model_update") or {}
     now_state = state(truck)
     return {"truck_id": truck.truck_id, "status": truck.status, "state": now_state.value,
@@ -237,7 +238,9 @@ def truck_json(truck: Truck, lifts_7d: int, now: datetime, view_photo: str | Non
             "config": truck.config, "lifts_7d": lifts_7d,
             # Beside the truck's message, not in it: ``stats`` stays what the truck sent.
             "model_refusal": refusal_kind(update.get("reason")) if update.get("state") == "refused" else None,
-            "view_photo": view_photo}
+            # The photo's lift start names the fleet page's link (« voir la photo … levée du … »).
+            "view_photo": view_photo[0] if view_photo else None,
+            "view_photo_at": view_photo[1].isoformat() if view_photo else None}
 
 
 def _truck_routes(router: APIRouter) -> None:

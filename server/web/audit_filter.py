@@ -21,6 +21,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from server.audit import AuditEntry
+from server.web.audit_details import coded
 from server.web.bounds import FIRST_DAY, LAST_DAY
 from server.web.deps import ContextDep
 
@@ -109,4 +110,11 @@ def audit_page(db: Session, flt: AuditFilter, limit: int, before_id: int | None)
     if before_id:
         query = query.where(AuditEntry.id < before_id)
     return [{"id": a.id, "at": a.at.isoformat(), "actor": a.actor, "action": a.action,
-             "target": a.target, "detail": a.detail} for a in db.scalars(query)]
+             "target": a.target, "detail": a.detail, **_worded(a.action, a.detail)} for a in db.scalars(query)]
+
+
+def _worded(action: str, detail: str | None) -> dict[str, Any]:
+    """The detail's code and values for the journal to word in its reader's language, beside the
+    detail as stored (``server.web.audit_details``); nulls for a detail of no known form."""
+    found = coded(action, detail)
+    return {"detail_code": found[0] if found else None, "detail_params": found[1] if found else None}

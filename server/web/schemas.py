@@ -234,6 +234,8 @@ class Truck(Out):
         + ", ".join(REFUSAL_KINDS) + "; null when nothing is refused or the truck's words are of no known kind")
     view_photo: str | None = Field(default=None, description="While the camera view is unusable: event id of the "
                                    "latest photo of it since it turned (evidence.jpg, managers), else null")
+    view_photo_at: str | None = Field(default=None, description="When view_photo's lift started (ISO 8601), "
+                                      "else null")
 
 
 class TruckList(Out):
@@ -246,7 +248,10 @@ class AuditItem(Out):
     actor: str
     action: str
     target: str | None
-    detail: str | None
+    detail: str | None = Field(description="As its writer wrote it (English), unchanged")
+    detail_code: str | None = Field(default=None, description="The detail's known form, for a page to word it in "
+                                    "its reader's language (audit.detail.<code>); null when of no known form")
+    detail_params: dict[str, str] | None = Field(default=None, description="The values read out of the detail")
 
 
 class AuditPage(Out):

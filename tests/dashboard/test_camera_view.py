@@ -16,6 +16,7 @@ from server.ingest.aggregates import rebuild_aggregates
 from server.ingest.models import Lift, MatchQualityDay, StreetDay
 from tests.dashboard.conftest import Browser
 from tests.dashboard.seed import make_event
+from tests.dashboard.test_rgaa import english
 from vision.rules import SortingRules
 from vision.schema import Evidence, EvidenceReason, TruckStats, ViewProblem
 
@@ -130,5 +131,18 @@ def test_the_fleet_flag_opens_the_photo_of_the_unusable_view(browser: Browser, s
     assert link.get_attribute("href") == f"/api/lifts/{event.event_id}/evidence.jpg"
     assert browser.page.request.get(server.url + link.get_attribute("href")).body() == photo
     assert server.api(f"/api/lifts/{event.event_id}")["evidence"]["reason"] == "view"
+    # Every flagged truck has its « voir la photo »: each link's name says whose lift and when (RGAA 6.1),
+    # beginning with the words shown (WCAG 2.5.3).
+    local = event.started_at.astimezone(server.settings.zone)
+    assert link.get_attribute("aria-label") == (
+        f"voir la photo de la vue de caméra, camion {truck}, levée du {local:%d/%m/%Y %H:%M}")
+    assert browser.page.get_by_role("link", name=f"camion {truck}, levée du").count() == 1
     browser.shot("14d-flotte-photo-vue-camera")
+    english(browser)
+    browser.goto("/flotte")
+    browser.page.wait_for_selector("body[data-ready=true]")
+    assert link.inner_text() == "see the photo"
+    assert link.get_attribute("aria-label") == (
+        f"see the photo of the camera view, truck {truck}, lift of {local:%d/%m/%Y, %H:%M}")
+    browser.shot("14d-fleet-view-photo-en")
     assert not browser.unexpected_errors()

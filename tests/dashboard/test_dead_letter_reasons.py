@@ -58,5 +58,10 @@ def test_dead_letter_reasons_are_labelled_with_what_to_do_and_their_code(browser
     # No code is left without its words.
     bare = page.locator("#dead-letters td.reason:not(:has(strong)), #dead-reasons td.reason:not(:has(strong))")
     assert bare.count() == 0
+    # The list's title counts the messages it shows: « Les 50 derniers » over three was false.
+    shown = page.locator("#dead-letters tbody tr").count()
+    assert 3 <= shown <= 50
+    assert page.locator("#dead-newest-title").inner_text() == (
+        f"Les {shown} derniers" if lang == "fr" else f"The latest {shown}")
     page.locator("#dead-title").scroll_into_view_if_needed()
     browser.shot(f"quality-dead-reasons-{lang}")

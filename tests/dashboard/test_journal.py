@@ -12,7 +12,7 @@ from sqlalchemy import delete
 
 from server.audit import AuditEntry
 from tests.dashboard.conftest import SILENT_TRUCK, Browser, LiveServer
-from tests.dashboard.test_rgaa import OVERFLOWING
+from tests.dashboard.test_rgaa import OVERFLOWING, english
 
 pytestmark = pytest.mark.slow
 
@@ -210,3 +210,57 @@ def test_actions_read_as_labels_with_their_code_and_the_filter_picks_one_by_labe
     page.wait_for_selector("body[data-ready=true]")
     assert action.locator("option:checked").inner_text() == "Modification de la configuration d'un camion"
     assert action_cell(browser, varied[5]) == ("Modification de la configuration d'un camion", "truck.config")
+
+
+WORDED_DAY = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)  # a day of its own
+# (action, detail as stored, French, English): the journal words a known detail in the page's language.
+WORDED = [
+    ("lifts.list", "1 lifts, street_id=343, day_since=2026-11-06, household_level=False",
+     "1 levée, rue = 343, du jour = 6 nov. 2026, niveau rue",
+     "1 lift, street = 343, from day = 6 Nov 2026, street level"),
+    ("user.disable", "2 sessions ended", "2 sessions fermées", "2 sessions ended"),
+    ("user.role", "viewer -> admin", "lecteur → administrateur", "viewer → admin"),
+    ("reminders.send", "letter to addr:45234:12 level 2", "courrier à addr:45234:12, niveau 2",
+     "letter to addr:45234:12, level 2"),
+    ("reminders.campaign.create", "40 items, lifts 2026-11-01..2026-11-30",
+     "40 éléments, levées du 1er nov. 2026 au 30 nov. 2026", "40 items, lifts from 1 Nov 2026 to 30 Nov 2026"),
+    ("streets.export", "geojson, no filter", "GeoJSON, aucun filtre", "GeoJSON, no filter"),
+    ("reminders.household.opt_in", "opposition recorded 2026-11-20 08:30 UTC by user:camille",  # UTC: 09:30 Paris
+     "opposition enregistrée le 20/11/2026 09:30 par user:camille",
+     "opt-out recorded on 20/11/2026, 09:30 by user:camille"),
+    ("labels.undo", "add of 2026-11-20T08:30:00+00:00", "annulation de : ajout du 20/11/2026 09:30",
+     "undo of: add of 20/11/2026, 09:30"),
+    ("reminders.household.opt_out", "ne souhaite plus de courrier", "ne souhaite plus de courrier",
+     "ne souhaite plus de courrier"),  # a manager's own words: as typed
+    ("truck.config", "conf: 0.4 -> 0.5", "conf: 0.4 -> 0.5", "conf: 0.4 -> 0.5"),  # no known form: as stored
+]
+
+
+@pytest.fixture
+def worded(live_server: LiveServer) -> Iterator[list[int]]:
+    rows = [AuditEntry(at=WORDED_DAY + timedelta(minutes=i), actor="user:camille", action=action, target=None,
+                       detail=detail) for i, (action, detail, _, _) in enumerate(WORDED)]
+    yield from stored(live_server, rows)
+
+
+def test_details_read_in_the_pages_language_the_stored_ones_unchanged(browser: Browser, worded: list[int]) -> None:
+    page = browser.page
+    browser.login(ADMIN, "/journal?since=2026-11-21&until=2026-11-21")
+    for lang in ("fr", "en"):
+        if lang == "en":
+            english(browser)
+            browser.goto("/journal?since=2026-11-21&until=2026-11-21")
+        page.wait_for_selector("body[data-ready=true]")
+        shown = {int(i): page.locator(f"#journal tbody tr[data-id='{i}'] td").nth(4) for i in worded}
+        for entry_id, (_, stored_detail, french, english_text) in zip(worded, WORDED, strict=True):
+            cell = shown[entry_id]
+            assert cell.inner_text().replace("\u202f", " ") == (french if lang == "fr" else english_text)
+            # As stored, for an investigator's copy and search; the API keeps it so.
+            assert cell.get_attribute("data-detail") == stored_detail
+        # A detail left as stored is English: said so to a screen reader on the French page (RGAA 8.7).
+        assert shown[worded[-1]].get_attribute("lang") == ("en" if lang == "fr" else None)
+        assert shown[worded[0]].get_attribute("lang") is None and shown[worded[-2]].get_attribute("lang") is None
+        browser.shot(f"journal-details-{lang}")
+    stored_details = [item["detail"] for item in browser.server.api(
+        "/api/audit", user=ADMIN, since="2026-11-21", until="2026-11-21")["items"]]
+    assert stored_details == [detail for _, detail, _, _ in reversed(WORDED)]
