@@ -4,6 +4,7 @@ it by migrations 0023 (bins, lifts) and r0007 (the reminders' keys)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -96,7 +97,8 @@ def _reminders_config() -> Config:
     return config
 
 
-def test_the_migrations_bring_stored_tags_to_the_canonical_form(database_url: str) -> None:
+def test_the_migrations_bring_stored_tags_to_the_canonical_form(
+        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """Tags stored before: the registry's as imported, the lifts' as the readers sent them, and the
     reminders' household keys. Two spellings of one bin in the registry keep the last imported; a
     household's opt-out under either spelling keeps it opted out (the earliest request)."""
@@ -140,8 +142,13 @@ def test_the_migrations_bring_stored_tags_to_the_canonical_form(database_url: st
                 "INSERT INTO reminder_items (campaign_id, kind, level, target_key, bin_id, lifts, contaminated, "
                 "categories, event_ids, reason, status, attempts) VALUES "
                 "(1, 'household', 1, 'bin:04a1b2c3', '04a1b2c3', 2, 2, '{}', '[]', 'r', 'pending', 0)"))
+        caplog.set_level(logging.INFO, "server.migrate")
         migrate(core, "head")
         migrate(reminders, "head")
+        # Irreversible: each says what it deleted, beside the upgrade's own line.
+        assert "2 registry rows respelled, 1 deleted as another spelling of a tag (the row imported last " \
+               "kept), 2 lifts rewritten (2 spellings)" in caplog.text
+        assert "1 opt-outs and 1 contacts deleted as another spelling" in caplog.text
         with engine.connect() as connection:
             bins = connection.execute(text("SELECT tag, address_id FROM bins ORDER BY tag")).all()
             lifts = connection.execute(text("SELECT bin_id FROM lifts ORDER BY sequence")).scalars().all()

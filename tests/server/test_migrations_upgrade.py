@@ -3,10 +3,14 @@ processes that start together and all migrate at start-up; on SQLite and Postgre
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import pytest
 from sqlalchemy import text
 
 from server.db import make_engine
-from server.migrate import alembic_config, current_revision, head_revision
+from server.migrate import alembic_config, current_revision, head_revision, upgrade_database
 from tests.server.test_migrations import migrator
 
 
@@ -78,5 +82,119 @@ def test_two_processes_starting_together_migrate_once(database_url: str) -> None
     engine = make_engine(database_url)
     try:
         assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def _lift_indexes(connection: Any) -> dict[str, str]:
+    """Every index of ``lifts`` by name with its definition: on every partition on PostgreSQL."""
+    if connection.dialect.name == "postgresql":
+        return dict(connection.execute(text(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'lifts'::regclass OR i.indrelid IN "
+            "(SELECT inhrelid FROM pg_inherits WHERE inhparent = 'lifts'::regclass)")).all())
+    return dict(connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                        "AND tbl_name = 'lifts' AND sql IS NOT NULL")).all())
+
+
+def test_upgrade_from_0021_keeps_every_figure_and_canonicalises_tags_in_one_pass(
+        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A database populated at 0021 / r0006 (lifts of three months in their partitions, tags in a
+    reader's spellings, some lifts not judged) upgraded to today's heads: every street and
+    data-quality figure the same, each lift the same but for its tag in the canonical form, written
+    by one UPDATE whatever the number of spellings (one per tag read the whole table each time: ~107
+    minutes for 2 million lifts); the ambiguous-lift indexes judged-only on every partition, and
+    those of 0021 exactly back after a downgrade."""
+    from datetime import UTC, date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import event, insert
+    from sqlalchemy.orm import Session
+
+    from base.bin_tags import canonical_tag
+    from server.ingest.aggregates import insert_lifts, lift_row
+    from server.ingest.partitions import create_month, ensure_partitions, leaves
+    from server.reminders.models import upgrade_reminders
+    from server.streets.models import Street
+    from server.web.dashboard_api import data_quality
+    from server.web.reports import StreetFilter, street_stats
+    from tests.server.events import lift_event
+    from tests.server.test_bin_tags import _reminders_config
+
+    engine = make_engine(database_url)
+    migrate, reminders = migrator(engine, alembic_config()), migrator(engine, _reminders_config())
+    start = datetime(2026, 1, 5, 7, tzinfo=UTC)
+    try:
+        migrate("upgrade", "0021")
+        reminders("upgrade", "r0006")
+        with Session(engine) as session, session.begin():
+            session.execute(insert(Street.__table__), [
+                {"id": n, "name": f"Rue {n}", "commune": "Orléans", "name_key": f"rue {n}", "geometry": "{}"}
+                for n in (1, 2, 3)])
+            rows = []
+            for n in range(60):
+                unusable = n % 9 == 4
+                row = lift_row(lift_event(f"benne-{n % 3}", sequence=n, gps=None, at=start + timedelta(days=n * 1.4),
+                                          counts={} if unusable else [{"bottle": 2}, {"bag": 1}, {"food": 1}][n % 3],
+                                          **({"view_unusable": "dark"} if unusable else {})),
+                               start, ZoneInfo("Europe/Paris"), None)
+                # 16 bins, each in three spellings: two readers' and the canonical one
+                tag = [f"04a1b2{n % 20:02x}", f"04:A1:B2:{n % 20:02X}", f"04A1B2{n % 20:02X}"][n // 20]
+                row.update(street_id=1 + n % 3, street_confidence=[0.5, 0.95, 0.7][n % 3],
+                           bin_id=None if n % 5 == 0 else tag)
+                rows.append(row)
+            assert len(insert_lifts(session, rows)) == 60
+            ensure_partitions(session)  # months of their own, as the hourly upkeep leaves them
+        filters = [StreetFilter(), StreetFilter(date(2026, 2, 1), date(2026, 2, 28)),
+                   StreetFilter(date(2026, 1, 1), date(2026, 3, 31), "recyclables")]
+
+        def figures() -> tuple[Any, ...]:
+            with Session(engine) as session:
+                return ([street_stats(session, flt) for flt in filters],
+                        [data_quality(session, flt) for flt in filters],
+                        [dict(r._mapping) for r in session.execute(text("SELECT * FROM lifts ORDER BY id"))])
+
+        before = figures()
+        with engine.connect() as connection:
+            indexes_0021 = _lift_indexes(connection)
+            months = len(leaves(connection))
+        assert before[1][0]["ambiguous"] > 0 and len({r["bin_id"] for r in before[2]}) == 49
+        statements: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        caplog.set_level(logging.INFO, "server.migrate")
+        assert upgrade_database(engine) == head_revision()
+        upgrade_reminders(engine)
+        event.remove(engine, "before_cursor_execute", record)
+        after = figures()
+        assert after[:2] == before[:2]
+        assert after[2] == [{**r, "bin_id": r["bin_id"] and canonical_tag(r["bin_id"])} for r in before[2]]
+        assert len({r["bin_id"] for r in after[2]}) == 17
+        rewrites = [s for s in statements if s.lstrip().upper().startswith("UPDATE LIFTS")]
+        assert len(rewrites) == 1, f"one pass over lifts, not one per tag: {len(rewrites)} updates"
+        assert "0 registry rows respelled, 0 deleted as another spelling of a tag (the row imported last kept), " \
+               "32 lifts rewritten (32 spellings)" in caplog.text, "irreversible: the log says what changed"
+
+        pg = engine.dialect.name == "postgresql"
+        with Session(engine) as session, session.begin():
+            if pg:
+                create_month(session, date(2031, 1, 1))  # a month made after the upgrade
+            indexes = _lift_indexes(session.connection())
+        ambiguous = {name: sql for name, sql in indexes.items() if "street_confidence" in sql}
+        # the parent's, every partition's (the default one included) and the new month's
+        assert len(ambiguous) == (2 * (1 + months + 1) if pg else 2), sorted(ambiguous)
+        assert all("view_unusable IS NULL" in sql for sql in ambiguous.values()), ambiguous
+
+        migrate("downgrade", "0023")
+        with engine.connect() as connection:
+            assert {n: s for n, s in _lift_indexes(connection).items() if "2031" not in n} == indexes_0021
+        migrate("downgrade", "0022")
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", record)
+        migrate("upgrade", "0023")  # run again (an interrupted upgrade rolls back whole): nothing to rewrite
+        assert not [s for s in statements if s.lstrip().upper().startswith(("UPDATE LIFTS", "UPDATE BINS", "DELETE"))]
     finally:
         engine.dispose()

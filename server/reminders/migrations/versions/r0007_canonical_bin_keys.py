@@ -14,6 +14,7 @@ Create Date: 2026-12-06 19:00:00
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,7 @@ revision: str = "r0007"
 down_revision: str | None = "r0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+log = logging.getLogger("server.migrate")
 
 
 def _canonical_key(key: str) -> str:
@@ -34,10 +36,11 @@ def _canonical_key(key: str) -> str:
     return f"bin:{canonical_tag(value)}" if kind == "bin" and colon else key
 
 
-def _merge(bind: sa.Connection, table: str, column: str, first: bool) -> None:
+def _merge(bind: sa.Connection, table: str, column: str, first: bool) -> int:
     """Keys of ``table`` in the canonical form; of two spellings of one, the row whose ``column``
-    is earliest (``first``) or latest is kept."""
+    is earliest (``first``) or latest is kept. Returns the rows deleted."""
     spellings: dict[str, list[tuple[Any, str]]] = defaultdict(list)
+    deleted = 0
     for key, when in bind.execute(sa.text(f"SELECT key, {column} FROM {table} WHERE key LIKE 'bin:%'")):
         spellings[_canonical_key(key)].append((when, key))
     for canonical, rows in spellings.items():
@@ -47,9 +50,11 @@ def _merge(bind: sa.Connection, table: str, column: str, first: bool) -> None:
         kept = rows[0][1]
         for _, key in rows[1:]:
             bind.execute(sa.text(f"DELETE FROM {table} WHERE key = :key"), {"key": key})
+            deleted += 1
         if kept != canonical:
             bind.execute(sa.text(f"UPDATE {table} SET key = :canonical WHERE key = :key"),
                          {"canonical": canonical, "key": kept})
+    return deleted
 
 
 def _items(bind: sa.Connection) -> None:
@@ -75,8 +80,12 @@ def _exclusions(bind: sa.Connection) -> None:
 
 def upgrade() -> None:
     bind = op.get_bind()
-    _merge(bind, "reminder_optouts", "at", first=True)
-    _merge(bind, "reminder_contacts", "updated_at", first=False)
+    optouts = _merge(bind, "reminder_optouts", "at", first=True)
+    contacts = _merge(bind, "reminder_contacts", "updated_at", first=False)
+    if optouts or contacts:  # irreversible: the rows deleted are in the backup only (docs/deployment.md)
+        log.warning("r0007: household keys in the canonical form: %d opt-outs and %d contacts deleted as another "
+                    "spelling of a household's key (the first opt-out and the last updated contact kept)",
+                    optouts, contacts)
     _items(bind)
     _exclusions(bind)
 
