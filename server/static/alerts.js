@@ -81,13 +81,14 @@
     });
   }
 
-  /* The feed is lift by lift: managers and admins only (docs/privacy.md). An account lowered to
-     viewer meanwhile gets 403 for good: the page reloads into its notice rather than retry forever. */
+  /* The feed is lift by lift: managers and admins only (docs/privacy.md), and the whole territory's.
+     An account lowered to viewer, or limited to some communes (server.web.commune_scope), meanwhile
+     gets 403 for good: the page reloads into its notice rather than retry forever. */
   const FEED_ROLES = ["manager", "admin"];
 
   function retry() {
     api("/api/me").then((me) => {
-      if (!FEED_ROLES.includes(me.role)) {
+      if (!FEED_ROLES.includes(me.role) || me.communes) {
         window.location.reload();
         return;
       }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.web.auth import set_role
+from server.web.auth import set_communes, set_role
 from tests.dashboard.conftest import Browser
 
 
@@ -53,5 +53,31 @@ def test_an_open_alerts_page_turns_into_the_notice_when_its_manager_becomes_a_vi
     finally:
         with browser.server.sessions() as db:
             set_role(db, "gestionnaire", "manager")
+            db.commit()
+    browser.expected += [e for e in browser.errors if "403" in e]
+
+
+def test_an_open_alerts_page_leaves_the_feed_when_its_manager_is_limited_to_communes(
+    browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed is the whole territory's: an account limited to some communes meanwhile (its role
+    unchanged) gets 403 for good; the page reloads into « Page non ouverte à ce compte » rather
+    than retry the refused stream every 5 s, the territory's alerts still on screen."""
+    import server.web.dashboard_api
+
+    monkeypatch.setattr(server.web.dashboard_api, "AUTH_RECHECK_S", 0.5)
+    page = browser.page
+    browser.login(path="/alertes")
+    page.wait_for_selector("#live.on")
+    try:
+        with browser.server.sessions() as db:
+            set_communes(db, "gestionnaire", ["45234"])
+            db.commit()
+        page.get_by_role("heading", name="Page non ouverte à ce compte").wait_for(timeout=15_000)
+        assert page.locator("#alerts").count() == 0
+        browser.shot("alertes-limite-communes")
+    finally:
+        with browser.server.sessions() as db:
+            set_communes(db, "gestionnaire", None)
             db.commit()
     browser.expected += [e for e in browser.errors if "403" in e]

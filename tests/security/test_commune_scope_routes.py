@@ -84,6 +84,28 @@ def call(client: TestClient, method: str, path: str) -> Any:
     return client.request(method, url, headers=headers, follow_redirects=False, **body)
 
 
+# Served outside FastAPI's routes, so never through ``current_principal`` nor ``guard`` (nor the walk
+# above): none may show data. A mounted sub-application or a websocket added later lands here first.
+OUTSIDE_THE_GUARD = {("Route", "/openapi.json"), ("Mount", "/static")}
+
+
+def outside_the_guard(app: Any) -> set[tuple[str, str]]:
+    from fastapi.routing import _IncludedRouter
+
+    def walk(routes: list[Any], prefix: str) -> Iterator[tuple[str, str]]:
+        for route in routes:
+            if isinstance(route, _IncludedRouter):
+                yield from walk(route.original_router.routes, prefix + route.include_context.prefix)
+            elif not isinstance(route, APIRoute):
+                yield type(route).__name__, prefix + getattr(route, "path", "")
+
+    return set(walk(app.routes, ""))
+
+
+def test_only_routes_that_show_no_data_bypass_the_guard(scoped: TestClient) -> None:
+    assert outside_the_guard(scoped.app) == OUTSIDE_THE_GUARD
+
+
 def test_the_routes_opened_to_scoped_accounts_are_those_docs_api_md_lists(scoped: TestClient) -> None:
     client = scoped
     marked = {(method, path) for method, path, endpoint in served(client.app) if opened(endpoint)}
