@@ -125,6 +125,15 @@ class ServerSettings(BaseModel):
         default=10, ge=5,
         description="Open data (trivue opendata export, /api/opendata/...): a street, period and stream with fewer "
                     "lifts is not published (k-anonymity threshold, never below 5)")
+    opendata_min_households: int = Field(
+        default=5, ge=3,
+        description="Open data: a street with fewer known addresses (real ones, linked to it by the address import) "
+                    "is not published, however many lifts (k-anonymity counts households; never below 3)")
+    opendata_publish_without_addresses: bool = Field(
+        default=False,
+        description="Open data: also publish the streets with no known address (no address file imported for "
+                    "them), on opendata_min_lifts alone: their households cannot be counted, a risk the "
+                    "collectivité takes knowingly (docs/opendata.md)")
     basemap_url: str | None = Field(
         default=None, description="Basemap from a tile server: XYZ or WMTS (KVP, PM tile matrix set) URL template "
                                   "with {z}, {x} and {y}; images from its origin only (content security policy)")

@@ -1,7 +1,8 @@
 """``GET /api/opendata/streets.{csv,geojson}``: the open data publication, straight from the server.
 
 The same rows as ``trivue opendata export`` (``server.opendata``): per street, period and stream,
-cells under the server's ``opendata_min_lifts`` left out, whatever the caller's role.
+cells under the server's ``opendata_min_lifts`` and streets of fewer than ``opendata_min_households``
+known addresses (or none, unless ``opendata_publish_without_addresses``) left out, whatever the caller's role.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def opendata_router() -> APIRouter:
         settings = ctx.settings
         today = datetime.now(settings.zone).date()
         try:
-            query = default_query(today, period, settings.opendata_min_lifts, since, until)
+            query = default_query(today, period, settings.opendata_min_lifts, since, until, None,
+                                  settings.opendata_min_households, settings.opendata_publish_without_addresses)
         except ValueError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
         pub = publication(db, query)

@@ -5,8 +5,9 @@ truck or time of day exists at that level, whatever the household-level switch s
 read from their month and year roll-ups (``street_periods`` / ``street_period_errors``, kept by
 ingest beside ``street_days``): the export publishes whole periods only, so one roll-up row is a
 cell, where summing every collection day of several years took seconds (bench/opendata.py).
-Cells (street, period, stream) with fewer than ``k`` lifts are left out entirely (k-anonymity
-threshold: a street with a handful of bins points at households).
+Cells (street, period, stream) with fewer than ``k`` lifts are left out entirely, and so are the
+streets of fewer than ``households`` known addresses (k-anonymity counts people: a dead end of one
+household is 52 lifts a year, each its own), or of none known unless the operator accepts the risk.
 The figures are under Licence Ouverte / Etalab 2.0; street names and geometries come from
 OpenStreetMap, under ODbL. ``datapackage.json`` (Frictionless Data Package, a Table Schema per
 file, ``server.opendata.package``) says so for each file.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from server.ingest.models import ALL_STREAMS, UNMATCHED, StreetPeriod, StreetPeriodError
@@ -33,6 +34,10 @@ from server.web.reports import wilson
 PERIODS = ("month", "year")
 MIN_K = 5  # below this no threshold protects anyone: refused whatever the settings say
 DEFAULT_K = 10
+# Households: the real addresses linked to a street. Under 3, each of two households learns the other's
+# sorting by taking away its own (statistical secrecy's frequency rule); 5 by default (docs/opendata.md).
+MIN_HOUSEHOLDS = 3
+DEFAULT_HOUSEHOLDS = 5
 TOP_ERRORS = 3
 DECIMALS = 4
 CSV_NAME, GEOJSON_NAME, PACKAGE_NAME = "streets.csv", "streets.geojson", "datapackage.json"
@@ -43,7 +48,8 @@ COLUMNS = ("street_id", "street_name", "commune", "code_insee", "period", "strea
 
 
 # How a refused query names its fields; the command passes its options instead (``QueryError.named``).
-FIELD_NAMES = {"period": "the period", "k": "k", "months_k": "months_k", "since": "since", "until": "until"}
+FIELD_NAMES = {"period": "the period", "k": "k", "months_k": "months_k", "since": "since", "until": "until",
+               "households": "households"}
 
 
 class QueryError(ValueError):
@@ -65,6 +71,8 @@ class OpenDataQuery:
     ``months_k`` (years only): the ``k`` of the monthly export published beside this one, when it
     differs (``k`` scaled to the households a period holds); the months it left out must not be
     had as a year minus its published months.
+    ``households``: a street of fewer known addresses is left out whatever its lifts; one with none
+    known too, unless ``publish_without_addresses`` (the operator's risk, ``household_counts``).
     """
 
     period: str = "month"
@@ -72,6 +80,8 @@ class OpenDataQuery:
     since: date | None = None
     until: date | None = None
     months_k: int | None = None
+    households: int = DEFAULT_HOUSEHOLDS
+    publish_without_addresses: bool = False
 
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
@@ -83,6 +93,9 @@ class OpenDataQuery:
         if self.months_k is not None and self.period != "year":
             raise QueryError("{months_k}: only with {period} year, got {value} with {period} {chosen}",
                              value=self.months_k, chosen=self.period)
+        if self.households < MIN_HOUSEHOLDS:
+            raise QueryError("{households}: streets of fewer than {floor} known addresses are never published, "
+                             "got {value}", floor=MIN_HOUSEHOLDS, value=self.households)
         if self.months_k is not None and self.months_k < MIN_K:
             raise QueryError("{months_k}: cells under {min_k} lifts are never published, got {value}", min_k=MIN_K,
                              value=self.months_k)
@@ -120,7 +133,8 @@ def last_complete_day(today: date, period: str) -> date:
 
 
 def default_query(today: date, period: str = "month", k: int = DEFAULT_K, since: date | None = None,
-                  until: date | None = None, months_k: int | None = None) -> OpenDataQuery:
+                  until: date | None = None, months_k: int | None = None, households: int = DEFAULT_HOUSEHOLDS,
+                  publish_without_addresses: bool = False) -> OpenDataQuery:
     """``until`` defaults to the last complete period before ``today`` (a local day), and may not be
     later: the period still being collected, published today and again tomorrow, would give away
     the lifts of the day between."""
@@ -129,7 +143,8 @@ def default_query(today: date, period: str = "month", k: int = DEFAULT_K, since:
         # Said as such, not as "until <last> is before since", a range nobody typed.
         raise QueryError("{since} {day}: the {length} is still being collected (today is {today}); the last "
                          "complete one ends on {last}", day=since, length=period, today=today, last=last)
-    query = OpenDataQuery(period, k, since, until if until is not None else last, months_k)  # checks the period
+    query = OpenDataQuery(period, k, since, until if until is not None else last, months_k, households,
+                          publish_without_addresses)  # checks the period
     if query.until is not None and query.until > last:
         raise QueryError("{until} {day}: the {length} is still being collected (today is {today}); the last "
                          "complete one ends on {last}", day=query.until, length=period, today=today, last=last)
@@ -251,13 +266,22 @@ class PublishedStreet:
 
 @dataclass(frozen=True, slots=True)
 class Publication:
-    """The rows to publish, street by street in the order published, and how many cells the
-    threshold held back (said to the operator, not published)."""
+    """The rows to publish, street by street in the order published, and how many cells were held
+    back (said to the operator and in datapackage.json, never which): ``suppressed`` in all, of them
+    ``few_households`` on streets of fewer than ``households`` known addresses and ``no_addresses``
+    on streets of none known; the rest under ``k`` lifts, or a year giving away its months."""
 
     streets: list[PublishedStreet]
     suppressed: int
+    few_households: int = 0
+    no_addresses: int = 0
     # Where the published codes INSEE came from (``code_sources``): what datapackage.json names.
     code_sources: frozenset[str] = frozenset()
+
+    @property
+    def under_k(self) -> int:
+        """The cells held back for their lifts (or a year's months), on streets of enough households."""
+        return self.suppressed - self.few_households - self.no_addresses
 
     @property
     def count(self) -> int:
@@ -281,12 +305,20 @@ class Publication:
 def publication(session: Session, q: OpenDataQuery) -> Publication:
     """What to publish for ``q``: every row is read and sorted here, before the first byte is written."""
     differenced = _differenced(_small_months(session, q), q) if q.period == "year" else set()
+    homes = household_counts(session)  # static: read once, as the roll-ups are
     # Equal strings read from a million rows are as many objects: each cell keeps the first one.
     shared: dict[Any, Any] = {}
     by_street: dict[int, list[PublishedCell]] = defaultdict(list)
-    cells = 0
+    cells = few = unknown = 0
     for sid, key, stream, lifts, contaminated, errors in _cells(session, q):
         cells += 1
+        known = homes.get(sid, 0)
+        if not known and not q.publish_without_addresses:
+            unknown += 1
+            continue
+        if 0 < known < q.households:  # checked first: the same cells left out of months and years alike
+            few += 1
+            continue
         if lifts < q.k or (differenced and (sid, key, stream) in differenced):
             continue
         top = _top_errors(errors)
@@ -300,7 +332,20 @@ def publication(session: Session, q: OpenDataQuery) -> Publication:
         streets.append(PublishedStreet(sid, name, commune, code_insee, geometry,
                                        sorted(by_street[sid], key=lambda cell: (cell[0], cell[1]))))
     streets.sort(key=lambda street: (street.commune, street.name, street.id))
-    return Publication(streets, cells - sum(len(street.cells) for street in streets), code_sources(session, streets))
+    return Publication(streets, cells - sum(len(street.cells) for street in streets), few, unknown,
+                       code_sources(session, streets))
+
+
+def household_counts(session: Session) -> dict[int, int]:
+    """The real addresses linked to each street (BAN or the local file, ``trivue addresses import``):
+    the households the export can vouch for. Not the bin registry (a household has a bin per stream,
+    a building one for all) nor the bin tags of lifts (not kept at street level, and gone after
+    ``retention_days`` while the roll-ups stay); not the ``synthetic`` addresses of demos, made up
+    every 25 m along a street whoever lives there. One grouped query per export."""
+    rows = session.connection().execute(
+        select(Address.street_id, func.count()).where(Address.street_id.is_not(None), Address.synthetic.is_(False))
+        .group_by(Address.street_id))
+    return {int(sid): int(count) for sid, count in rows}
 
 
 def code_sources(session: Session, streets: list[PublishedStreet]) -> frozenset[str]:

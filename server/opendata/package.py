@@ -57,12 +57,27 @@ FORMULA_GUARD = ("Dans le CSV, un texte qui commence par =, +, -, @, une tabulat
 
 def _withheld(q: OpenDataQuery) -> str:
     """The suppression rule, as the description and the ``lifts`` field say it."""
-    rule = f"Les cases (rue, période, flux) de moins de {q.k} levées ne sont pas publiées, pas même vides."
+    rule = (f"Les cases (rue, période, flux) de moins de {q.k} levées ne sont pas publiées, pas même vides, ni "
+            f"aucune case d'une rue de moins de {q.households} adresses connues (celles de la Base Adresse Nationale "
+            "ou du fichier local rattachées à la rue), quel que soit son nombre de levées : une levée compte un bac, "
+            "pas un foyer.")
+    rule += (" Les rues sans aucune adresse connue sont publiées au seul seuil de levées, leurs foyers n'étant pas "
+             "comptés." if q.publish_without_addresses else " Les rues sans aucune adresse connue ne sont pas "
+             "publiées : leurs foyers ne peuvent pas être comptés.")
     if q.period == "year":  # complementary suppression: server.opendata.export._differenced
         rule += (f" Une année est aussi retenue quand ses mois de moins de {months_k(q)} levées (ceux que l'export "
                  f"mensuel ne publie pas) en totalisent entre 1 et {months_k(q) - 1} : l'année moins ses mois "
                  "publiés les donnerait.")
     return rule
+
+
+def _held_back(pub: Publication | None) -> str:
+    """How many cells the rules held back, by reason (never which)."""
+    if pub is None:
+        return ""
+    return (f" Dans cet export, {pub.suppressed} cases retenues : {pub.few_households} sur des rues de trop peu "
+            f"d'adresses connues, {pub.no_addresses} sur des rues sans adresse connue, {pub.under_k} pour leur "
+            "nombre de levées.")
 
 
 def _fields(q: OpenDataQuery) -> list[dict[str, Any]]:
@@ -145,7 +160,8 @@ def datapackage(q: OpenDataQuery, created: datetime, code_sources: Collection[st
         "title": "Qualité du tri des déchets ménagers par rue",
         "description": (f"Levées de bacs et part des levées avec erreur de tri, par rue, "
                         f"{'mois' if q.period == 'month' else 'année'} et flux, {covered}, mesurées par les "
-                        f"caméras des camions de collecte (Trivue). {_withheld(q)} Aucune adresse, aucun bac, "
+                        f"caméras des camions de collecte (Trivue). {_withheld(q)}{_held_back(pub)} Aucune "
+                        "adresse, aucun bac, "
                         "aucune photo, aucun camion ni aucune heure."),
         "created": created.isoformat(timespec="seconds"),
         **coverage,

@@ -22,6 +22,7 @@ from server.opendata import package
 from server.opendata.export import GEOJSON_NAME, PACKAGE_NAME, OpenDataQuery, Publication, PublishedStreet
 from server.opendata.package import PACKAGE_FILES, write_package
 from server.streets.models import Street
+from tests.server.opendata_homes import give_addresses
 from trivue.cli import main
 
 QUERY = OpenDataQuery("month", 10, date(2026, 10, 1), date(2026, 10, 31))
@@ -106,6 +107,7 @@ def test_the_command_says_what_failed_and_keeps_the_package(tmp_path: Path, monk
         with Session(engine) as session:
             session.execute(insert(Street), [{"id": 7, "name": "Rue de la Paix", "commune": "Rennes",
                                               "name_key": "rue de la paix", "geometry": GEOMETRY, "length_m": 80.0}])
+            give_addresses(session, 7, 5)  # households enough to publish
             add_to_aggregates(session, [{"street_id": 7, "day": date(2026, 10, 2 + i), "stream": "recyclables",
                                          "overruled_at": None, "contaminated": False, "has_alert": False, "score": 0.0,
                                          "errors": [], "lat": 48.1, "match_confidence": 0.9, "street_confidence": None}

@@ -19,6 +19,7 @@ from server.opendata.export import OpenDataQuery, publication
 from server.opendata.package import datapackage
 from server.streets.models import Street
 from server.web.reports import StreetFilter, street_rows
+from tests.server.opendata_homes import give_addresses
 
 OCTOBER = OpenDataQuery("month", 10, date(2026, 10, 1), date(2026, 10, 31))
 GEOMETRY = '{"type":"LineString","coordinates":[[1.90,47.90],[1.91,47.90]]}'
@@ -41,6 +42,7 @@ def session(tmp_path: Path) -> Iterator[Session]:
     with Session(engine) as db:
         db.execute(insert(Street), [{"id": 7, "name": "Rue de Bourgogne", "commune": "Orléans", "code_insee": "45234",
                                      "name_key": "rue de bourgogne", "geometry": GEOMETRY, "length_m": 80.0}])
+        give_addresses(db, 7, 5)  # households enough to publish
         yield db
     engine.dispose()
 

@@ -22,6 +22,7 @@ from server.ingest.aggregates import add_to_aggregates
 from server.migrate import upgrade_database
 from server.opendata.export import OpenDataQuery, publication, to_csv, to_geojson
 from server.streets.models import Street
+from tests.server.opendata_homes import give_addresses
 
 STREETS = 14
 # Error categories and their severities: "verre" both ways (one lift counts once, under alert),
@@ -52,6 +53,8 @@ def _city(sessions: sessionmaker[Session], seed: int) -> None:
              "name_key": f"rue {sid % 7}", "geometry": '{"type":"MultiLineString","coordinates":[[[-1.7,48.1],'
              f'[-1.69,48.1{sid}]]]}}', "length_m": 100.0, "code_insee": None if sid % 3 else "35238"}
             for sid in range(2, STREETS + 1)])
+        for sid in range(2, STREETS + 1):  # households enough to publish: the lifts alone decide here
+            give_addresses(session, sid, 5)
         # Streets from a few lifts a month (always under k) to a hundred.
         weights = [rng.choice((1, 3, 8, 20)) for _ in range(STREETS)]
         lifts = [_lift(rng, rng.choices(range(1, STREETS + 1), weights)[0] if rng.random() > 0.03 else None)

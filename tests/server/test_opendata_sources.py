@@ -14,6 +14,7 @@ from server.opendata.export import OpenDataQuery, publication
 from server.opendata.package import datapackage
 from server.streets.models import Address, Street
 from tests.server.conftest import RennesDatabase
+from tests.server.opendata_homes import give_addresses
 
 DAY = date(2026, 10, 9)
 BAN = "Base Adresse Nationale"
@@ -32,6 +33,8 @@ def _published(rennes_db: RennesDatabase) -> list[int]:
         session.execute(insert(StreetDay), [{"street_id": sid, "day": DAY, "stream": "recyclables", "lifts": 12,
                                              "contaminated": 3, "alerts": 0, "score": 3.0} for sid in ids])
         rebuild_rollups(session)
+        for sid in ids:  # households enough to publish, with no code INSEE of their own
+            give_addresses(session, sid, 5)
         session.commit()
     return ids
 
