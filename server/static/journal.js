@@ -56,9 +56,35 @@
     }).join(", ");
   }
   const yesNo = (v) => label("audit.value", v);
+  // A rollout's sentence writes its trucks as a Python list, "['benne-01', 'benne-02']" (or "[]"),
+  // and its canaries' lifts as a dict, "{'benne-01': 52}".
+  const trucks = (v) => [...v.matchAll(/'([^']*)'/g)].map((m) => m[1]).join(", ") || t("audit.no_truck");
+  const counts = (v) => [...v.matchAll(/'([^']*)': (\d+)/g)]
+    .map(([, truck, n]) => t("audit.truck_count", { truck, n: fmt.num(Number(n)) })).join(", ");
+  // A dead-letter replay's filters, "reason=unknown_stream since=2026-11-01T00:00:00Z".
+  const chosen = (v) => v.split(/ (?=\w+=)/).map((pair) => {
+    const [, name, raw] = /^(\w+)=(.*)$/s.exec(pair) || [];
+    if (!name) return pair;
+    return `${label("audit.field", name)} = ${name === "reason" ? label("dead.reason", raw) : value(raw)}`;
+  }).join(", ");
+  // A truck's config change (server/fleet/config_change.py): 'stream: null -> "glass", conf: 0.4 -> 0.5',
+  // JSON values, null for a setting not set.
+  function setting(name, raw) {
+    if (raw === "null") return t("audit.setting_unset");
+    let v;
+    try { v = JSON.parse(raw); } catch (_) { return raw; }
+    if (typeof v === "number") return fmt.num(v);
+    return name === "stream" ? label("stream", v) : String(v);
+  }
+  const changes = (v) => v.split(/, (?=(?:stream|conf|min_track_frames|model): )/).map((change) => {
+    const [, name, before, after] = /^(\w+): (.+?) -> (.+)$/s.exec(change) || [];
+    return name ? t("audit.config_change", { setting: label("audit.setting", name), before: setting(name, before),
+      after: setting(name, after) }) : change;
+  }).join(t("audit.config_separator"));
   const WORDS = { role: (v) => label("role", v), before: (v) => label("role", v), channel: (v) => label("audit.channel", v),
     contact: yesNo, replace: yesNo, was: yesNo, since: fmt.date, until: fmt.date, filter: filterWords,
-    what: (v) => label("ann.action", v),
+    what: (v) => label("ann.action", v), day: fmt.date, changes, counts, chosen,
+    canary: trucks, rest: trucks, offline: trucks, unknown: trucks,
     // user.communes' "all -> 45234,45284": "all" is no commune code
     from: value, to: value,
     // labels.undo's ISO moment; an opposition's "2026-11-20 08:30", UTC: both in the collectivité's time

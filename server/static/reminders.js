@@ -173,9 +173,12 @@
     if (["rejected", "skipped"].includes(item.status)) return null; // refused or set aside: no message will go
     const links = [["letter", "rem.preview"]];
     if (item.kind === "household") links.push(["email", "rem.preview_email"], ["sms", "rem.preview_sms"]);
+    // Every card has the same three words: the name says whose message, its visible words first (RGAA 6.1).
+    const named = (key) => t(item.level ? "rem.preview_name_level" : "rem.preview_name",
+      { preview: t(key), item: itemLabel(item), n: item.level });
     return el("p", { class: "small" }, ...links.map(([channel, key]) => el("a", {
       href: `/api/reminders/items/${item.id}/preview?channel=${channel}`, target: "_blank", rel: "noopener",
-      text: t(key), style: "margin-right:1rem" })));
+      text: t(key), "aria-label": named(key), style: "margin-right:1rem" })));
   }
 
   // An erased or expired household's item keeps only its pseudonymous key (erased:17): said in words.

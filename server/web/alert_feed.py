@@ -44,11 +44,14 @@ def alert_rows(db: Session, after: int | None, limit: int) -> list[dict[str, Any
 
     A lift whose camera view was unusable (``view_unusable``, wire 1.4) is no alert, whatever its
     truck listed: it was not judged (its detections are not retained, as on the street page) and
-    counts in no figure, the streets' alerts included (the crew's alert in the cab never waits for it)."""
+    counts in no figure, the streets' alerts included (the crew's alert in the cab never waits for it).
+    Nor is a lift whose judgement a manager overruled (``overruled_at``): it counts clean, "no alert",
+    in every figure; the overrule undone, it is listed again (a stream that already passed its id does
+    not send it again: the page's list does, once reloaded)."""
     query = (select(Lift.id, Lift.event_id, Lift.truck_id, Lift.stream, Lift.started_at, Lift.received_at,
                     Lift.errors, Lift.street_id, Street.name, Street.commune)
              .outerjoin(Street, Street.id == Lift.street_id)
-             .where(Lift.has_alert.is_(True), Lift.view_unusable.is_(None)))
+             .where(Lift.has_alert.is_(True), Lift.view_unusable.is_(None), Lift.overruled_at.is_(None)))
     query = query.order_by(Lift.id.desc()) if after is None else query.where(Lift.id > after).order_by(Lift.id)
     return [{"id": r.id, "event_id": r.event_id, "truck_id": r.truck_id, "stream": r.stream,
              # received_at: an alert stored long after its lift (a truck back in coverage) is past, said late

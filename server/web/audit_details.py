@@ -18,6 +18,13 @@ MODEL = r"(?P<name>\S+) (?P<version>\S+)"
 ERASED = (r"contacts=(?P<contacts>\d+) items=(?P<items>\d+) letters=(?P<letters>\d+) exclusions=(?P<exclusions>\d+) "
           r"dead_letters=(?P<dead>\d+) route_sheets=(?P<sheets>\d+)")
 OPPOSED = rf"opposition recorded (?P<at>{DAY} \d{{2}}:\d{{2}}) UTC by (?P<by>[^;]+)"
+# The files an erasure could not delete, each count written only when not 0 (read as 0 when absent).
+MISSING = r"(?= (?:letters|route_sheets)_missing=)(?: letters_missing=(?P<letters_missing>\d+))?" \
+          r"(?: route_sheets_missing=(?P<sheets_missing>\d+))?"
+# A truck config change (server.fleet.config_change): ``key: old -> new`` for each setting, JSON values.
+SETTING = r"(?:stream|conf|min_track_frames|model): .+? -> .+?"
+TRUCKS = r"\[[^\]]*\]"  # a Python list of truck ids, as the rollout's sentence writes it
+REPLAYED = r"dead letters replayed: (?P<stored>\d+) stored, (?P<dead>\d+) refused again"
 
 # (actions, the detail's whole form, code): ``{group}`` in a code is that group's value, for the forms
 # whose words change with a value (shown or hidden, yes or no). First match wins.
@@ -78,7 +85,39 @@ FORMS: tuple[tuple[tuple[str, ...], str, str], ...] = (
      r"unchanged, (?P<removed>\d+) removed, (?P<unknown>\d+) unknown address, replace=(?P<replace>True|False)",
      "bins_imported"),
     (("opendata.export",), r"(?P<kind>\w+), " + N + r" rows, (?P<query>.*)", "opendata"),
+    (("truck.config",), rf"(?P<changes>{SETTING}(?:, {SETTING})*)", "config_changes"),
+    (("model.rollout",), MODEL + rf": canary (?P<canary>{TRUCKS}), then (?P<rest>{TRUCKS}) after (?P<lifts>\d+) "
+     r"lifts each", "rollout"),
+    (("model.rollout",), MODEL + rf": canary (?P<canary>{TRUCKS}), then (?P<rest>{TRUCKS}) after (?P<lifts>\d+) "
+     rf"lifts each; offline canaries (?P<offline>{TRUCKS}): too few trucks online", "rollout_offline"),
+    # A rollout's reason (server.fleet.reasons), the fleet page's rollout.reason.* in the journal's words.
+    (("model.promote",), r"confirmed by (?P<actor>.+)", "confirmed"),
+    (("model.promote",), r"every canary sent at least (?P<lifts>\d+) lifts with the model, none refused: "
+     r"(?P<counts>\{.*\})", "canaries_clean"),
+    (("model.halt",), r"canary (?P<truck>\S+) refused the model: (?P<detail>.*)", "canary_refused"),
+    (("model.halt",), r"ingest refused (?P<count>\d+) message\(s\) from the canaries since the rollout began "
+     r"\(see dead letters\)", "ingest_refused"),
+    (("model.rollback",), r"rolled back by (?P<actor>[^;]+)", "rolled_back"),
+    (("model.rollback",), rf"rolled back by (?P<actor>.+?); previous model unknown for (?P<unknown>{TRUCKS})",
+     "rolled_back_unknown"),
+    (("dataset.export",), rf"(?P<format>\w+), (?P<since>{DAY})\.\.(?P<until>{DAY}), " + N + r" photos "
+     r"\(\{'train': (?P<train>\d+), 'val': (?P<val>\d+), 'test': (?P<test>\d+)\}\)", "dataset"),
+    (("dead_letters.replay",), N + r" replayed: (?P<stored>\d+) stored, (?P<dead>\d+) refused again "
+     r"\((?P<chosen>.+)\)", "replayed_filter"),
+    (("dead_letters.replay",), r"stopped after " + N + r" of (?P<total>\d+): " + REPLAYED, "replay_stopped"),
+    (("dead_letters.replay",), r"stopped after " + N + r" of (?P<total>\d+): " + REPLAYED + r" \((?P<chosen>.+)\)",
+     "replay_stopped_filter"),
+    (("aggregates.rebuild",), r"from (?P<zone>\S+): (?P<lifts>\d+) lifts read, (?P<moved>\d+) moved; (?P<days>\d+) "
+     rf"days before (?P<day>{DAY}) keep (?P<kept>\S+): their raw lifts were deleted by retention, only their "
+     rf"street totals remain, and (?P=day) runs from midnight (?P=kept) to midnight (?P<new>\S+)", "rebuilt_kept"),
+    (("reminders.household.erase",), ERASED + MISSING, "household_erase_missing"),
+    (("reminders.household.erase",), ERASED + MISSING + r" note=(?P<note>.*)", "household_erase_missing_note"),
+    # The channel's words (an SMTP server's or SMS gateway's answer, mostly French): kept as written.
+    (("reminders.send.failed",), r"(?P<error>.+)", "send_failed"),
+    (("reminders.send.retry",), r"(?P<error>.+)", "send_retry"),
 )
+# Optional groups are counts their writer leaves out when 0.
+ZERO_WHEN_ABSENT = frozenset({"letters_missing", "sheets_missing"})
 PATTERNS = tuple((actions, re.compile(form, re.DOTALL), code) for actions, form, code in FORMS)
 
 
@@ -88,6 +127,7 @@ def coded(action: str, detail: str | None) -> tuple[str, dict[str, str]] | None:
         return None
     for actions, pattern, code in PATTERNS:
         if action in actions and (match := pattern.fullmatch(detail)):
-            values = {name: value for name, value in match.groupdict().items() if value is not None}
+            values = {name: value if value is not None else "0" for name, value in match.groupdict().items()
+                      if value is not None or name in ZERO_WHEN_ABSENT}
             return code.format(**values), values
     return None

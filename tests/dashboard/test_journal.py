@@ -232,7 +232,29 @@ WORDED = [
      "undo of: add of 20/11/2026, 09:30"),
     ("reminders.household.opt_out", "ne souhaite plus de courrier", "ne souhaite plus de courrier",
      "ne souhaite plus de courrier"),  # a manager's own words: as typed
-    ("truck.config", "conf: 0.4 -> 0.5", "conf: 0.4 -> 0.5", "conf: 0.4 -> 0.5"),  # no known form: as stored
+    ("truck.config", 'stream: null -> "glass", conf: 0.4 -> 0.5', "flux : non réglé → Verre ; seuil de confiance : "
+     "0,4 → 0,5", "stream: not set → Glass; confidence threshold: 0.4 → 0.5"),
+    ("model.rollout", "trivue-waste 2026.12.03: canary ['benne-01'], then ['benne-02', 'benne-03'] after 50 lifts each",
+     "trivue-waste 2026.12.03 : camions pilotes benne-01, puis benne-02, benne-03 après 50 levées chacun",
+     "trivue-waste 2026.12.03: canaries benne-01, then benne-02, benne-03 after 50 lifts each"),
+    ("model.promote", "every canary sent at least 50 lifts with the model, none refused: {'benne-01': 52, 'benne-02': "
+     "1250}", "chaque camion pilote a envoyé au moins 50 levées avec le modèle, aucun refus : benne-01 : 52, "
+     "benne-02 : 1 250", "every canary sent at least 50 lifts with the model, none refused: benne-01: 52, "
+     "benne-02: 1,250"),
+    ("dead_letters.replay", "stopped after 500 of 1200: dead letters replayed: 480 stored, 20 refused again "
+     "(reason=unknown_stream since=2026-11-01T00:00:00Z)", "arrêté après 500 sur 1200 : 480 enregistrés, 20 de "
+     "nouveau refusés (motif = Flux non collecté, depuis = 01/11/2026 01:00)", "stopped after 500 of 1200: 480 "
+     "stored, 20 refused again (reason = Stream not collected, since = 01/11/2026, 01:00)"),
+    ("aggregates.rebuild", "from UTC: 900 lifts read, 12 moved; 40 days before 2026-10-01 keep UTC: their raw lifts "
+     "were deleted by retention, only their street totals remain, and 2026-10-01 runs from midnight UTC to midnight "
+     "Europe/Paris", "depuis UTC : 900 levées lues, 12 déplacées ; 40 jours avant le 1er oct. 2026 restent en UTC : "
+     "leurs levées ont été supprimées à la fin de leur durée de conservation, seuls leurs totaux par rue restent, et "
+     "le 1er oct. 2026 va de minuit UTC à minuit Europe/Paris", "from UTC: 900 lifts read, 12 moved; 40 days before "
+     "1 Oct 2026 keep UTC: their lifts were deleted at the end of their retention, only their street totals remain, "
+     "and 1 Oct 2026 runs from midnight UTC to midnight Europe/Paris"),
+    ("reminders.send.failed", "courrier impossible : adresse incomplète", "échec de l'envoi : courrier impossible : "
+     "adresse incomplète", "sending failed: courrier impossible : adresse incomplète"),  # the channel's words
+    ("model.halt", "halted by hand", "halted by hand", "halted by hand"),  # no known form: as stored
 ]
 
 

@@ -47,6 +47,55 @@ KNOWN = [
      {"name": "trivue-waste", "version": "2026.12.03", "sha": "ab12", "was": "unknown", "rollout": "4"}),
     ("model.publish", "trivue-waste 2026.12.03, 12 classes, card no", "model_published_no",
      {"name": "trivue-waste", "version": "2026.12.03", "n": "12", "card": "no"}),
+    # The configuration's changes: the page words each setting and value (journal.js).
+    ("truck.config", 'stream: null -> "glass"', "config_changes", {"changes": 'stream: null -> "glass"'}),
+    ("truck.config", 'conf: 0.4 -> 0.5, model: null -> "trivue-waste 2026.12.03 (ab12ab12ab12)"', "config_changes",
+     {"changes": 'conf: 0.4 -> 0.5, model: null -> "trivue-waste 2026.12.03 (ab12ab12ab12)"'}),
+    ("model.rollout", "trivue-waste 2026.12.03: canary ['benne-01'], then ['benne-02', 'benne-03'] after 50 lifts each",
+     "rollout", {"name": "trivue-waste", "version": "2026.12.03", "canary": "['benne-01']",
+                 "rest": "['benne-02', 'benne-03']", "lifts": "50"}),
+    ("model.rollout", "trivue-waste 2026.12.03: canary ['benne-a'], then [] after 20 lifts each; offline canaries "
+     "['benne-a']: too few trucks online", "rollout_offline",
+     {"name": "trivue-waste", "version": "2026.12.03", "canary": "['benne-a']", "rest": "[]", "lifts": "20",
+      "offline": "['benne-a']"}),
+    ("model.promote", "confirmed by user:camille", "confirmed", {"actor": "user:camille"}),
+    ("model.promote", "every canary sent at least 50 lifts with the model, none refused: {'benne-01': 52}",
+     "canaries_clean", {"lifts": "50", "counts": "{'benne-01': 52}"}),
+    ("model.halt", "canary benne-01 refused the model: sha256 mismatch", "canary_refused",
+     {"truck": "benne-01", "detail": "sha256 mismatch"}),  # the truck's own words: as it wrote them
+    ("model.halt", "ingest refused 3 message(s) from the canaries since the rollout began (see dead letters)",
+     "ingest_refused", {"count": "3"}),
+    ("model.rollback", "rolled back by user:camille", "rolled_back", {"actor": "user:camille"}),
+    ("model.rollback", "rolled back by user:camille; previous model unknown for ['benne-02']", "rolled_back_unknown",
+     {"actor": "user:camille", "unknown": "['benne-02']"}),
+    ("dataset.export", "yolo, 2026-11-01..2026-11-30, 13 photos ({'train': 10, 'val': 2, 'test': 1})", "dataset",
+     {"format": "yolo", "since": "2026-11-01", "until": "2026-11-30", "n": "13", "train": "10", "val": "2",
+      "test": "1"}),
+    ("dead_letters.replay", "5 replayed: 4 stored, 1 refused again (reason=unknown_stream truck=benne-04)",
+     "replayed_filter", {"n": "5", "stored": "4", "dead": "1", "chosen": "reason=unknown_stream truck=benne-04"}),
+    ("dead_letters.replay", "stopped after 500 of 1200: dead letters replayed: 480 stored, 20 refused again",
+     "replay_stopped", {"n": "500", "total": "1200", "stored": "480", "dead": "20"}),
+    ("dead_letters.replay", "stopped after 0 of 7: dead letters replayed: 0 stored, 0 refused again "
+     "(since=2026-11-01T00:00:00Z)", "replay_stopped_filter",
+     {"n": "0", "total": "7", "stored": "0", "dead": "0", "chosen": "since=2026-11-01T00:00:00Z"}),
+    ("aggregates.rebuild", "from UTC: 900 lifts read, 12 moved; 40 days before 2026-10-01 keep UTC: their raw lifts "
+     "were deleted by retention, only their street totals remain, and 2026-10-01 runs from midnight UTC to midnight "
+     "Europe/Paris", "rebuilt_kept", {"zone": "UTC", "lifts": "900", "moved": "12", "days": "40",
+                                      "day": "2026-10-01", "kept": "UTC", "new": "Europe/Paris"}),
+    # A file the erasure could not delete is counted (0: none of that kind), the manager's note as typed.
+    ("reminders.household.erase", "contacts=1 items=2 letters=1 exclusions=0 dead_letters=0 route_sheets=1 "
+     "letters_missing=1", "household_erase_missing",
+     {"contacts": "1", "items": "2", "letters": "1", "exclusions": "0", "dead": "0", "sheets": "1",
+      "letters_missing": "1", "sheets_missing": "0"}),
+    ("reminders.household.erase", "contacts=0 items=1 letters=0 exclusions=0 dead_letters=0 route_sheets=0 "
+     "letters_missing=2 route_sheets_missing=1 note=courrier du 3 décembre", "household_erase_missing_note",
+     {"contacts": "0", "items": "1", "letters": "0", "exclusions": "0", "dead": "0", "sheets": "0",
+      "letters_missing": "2", "sheets_missing": "1", "note": "courrier du 3 décembre"}),
+    # The channel's own words (an SMTP server's answer): kept as written, the page says what happened.
+    ("reminders.send.failed", "SMTP mail.example:587 : 550 mailbox unavailable", "send_failed",
+     {"error": "SMTP mail.example:587 : 550 mailbox unavailable"}),
+    ("reminders.send.retry", "passerelle SMS https://sms.example : timed out", "send_retry",
+     {"error": "passerelle SMS https://sms.example : timed out"}),
 ]
 
 
@@ -58,7 +107,10 @@ def test_a_known_detail_reads_as_its_code_and_values(action: str, detail: str, c
 
 @pytest.mark.parametrize(("action", "detail"), [
     ("lift.read", None), ("lift.read", ""),
-    ("truck.config", 'stream: null -> "glass"'),  # the configuration's own words: shown as written
+    ("truck.config", '</td><script>x</script>stream: "glass" -> null'),  # not a change list
+    ("truck.config", "colour: null -> 1"),  # a setting the server never sets
+    ("reminders.household.erase", "contacts=1 items=2 letters=1 exclusions=0 dead_letters=0 route_sheets=1 "
+     "route_sheets_missing=1 letters_missing=1"),  # never written in that order
     ("reminders.send", "street level"),  # a form belongs to its actions only
     ("lift.read", "street level, then more"),  # the whole detail, not its start
 ])
