@@ -161,8 +161,11 @@ def test_a_stop_signal_mid_lift_commits_the_lift_then_exits_0(tmp_path, base, li
     # A long burst (a burst's last photo ends its lift): the signal, sent once the first frame is
     # analysed, comes while its lift is still being recorded.
     make_bursts(tmp_path / "live", litter_val_images, lifts=1, frames=FRAMES)
+    # The broker is unreachable: the agent waits half of stop_timeout_s for acknowledgements that
+    # never come (15 s of the test's 18 on CI at 30 s), and the other half is for the lift in
+    # progress and closing (a third of a second here).
     config = write_config(tmp_path / "truck.yaml", **{
-        **base, "source": str(tmp_path / "live"), "threads": 1, "stop_timeout_s": 30,
+        **base, "source": str(tmp_path / "live"), "threads": 1, "stop_timeout_s": 12,
         "trigger": {"kind": "burst", "burst_settle_s": 0},
     })
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -181,7 +184,7 @@ def test_a_stop_signal_mid_lift_commits_the_lift_then_exits_0(tmp_path, base, li
         outbox = Outbox(tmp_path / "outbox.sqlite3")
         assert outbox.depth() == 0  # the lift is still open: nothing committed yet
         agent.send_signal(sig)
-        code = agent.wait(60)  # bounded: stop_timeout_s is 30
+        code = agent.wait(60)  # bounded: stop_timeout_s is 12
     finally:
         if agent.poll() is None:
             agent.kill()

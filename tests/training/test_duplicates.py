@@ -113,6 +113,22 @@ def test_merge_keeps_groups_in_one_split(copies_dataset: Path, tmp_path: Path) -
     assert again.data_hash == report.data_hash
 
 
+def test_export_padding_is_every_channel_near_white_or_near_black() -> None:
+    """Padding (not the photo's content) is where all three channels are at 245 or more, or all at
+    8 or less; one channel past the threshold makes it photo. Pixels drawn around both thresholds."""
+    from training.fingerprints import SIDE, _prepared
+
+    rng = np.random.default_rng(7)
+    near = np.concatenate([np.arange(0, 12), np.arange(241, 256)]).astype(np.uint8)
+    colour = rng.choice(near, (SIDE * 3 // 4, SIDE, 3))
+    colour[:, : SIDE // 8] = rng.choice(near[near >= 245], (SIDE * 3 // 4, SIDE // 8, 3))  # a white band
+    padding = (colour.min(2) >= 245) | (colour.max(2) <= 8)
+    expected = cv2.erode((~padding).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    small, content = _prepared(colour)
+    assert small.shape == content.shape == padding.shape and padding.any() and (~padding).any()
+    assert np.array_equal(content, expected)
+
+
 def test_a_link_across_splits_is_refused() -> None:
     groups = Groups.of(3)
     groups.union(Link(0, 2, "features", 40.0))

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EARTH_RADIUS_M = 6_371_008.8
+_M_PER_DEGREE = math.radians(1) * EARTH_RADIUS_M
 NodeKey = tuple[int, int]
+_Piece = tuple[float, float, float, float, float, float, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +47,17 @@ class Frame:
 
     lon0: float
     lat0: float
+    # Metres per degree east, worked out once: a simulated month converts a few hundred thousand fixes.
+    _k_lon: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_k_lon", _M_PER_DEGREE * math.cos(math.radians(self.lat0)))
 
     def to_xy(self, lon: float, lat: float) -> tuple[float, float]:
-        k = math.radians(1) * EARTH_RADIUS_M
-        return (lon - self.lon0) * k * math.cos(math.radians(self.lat0)), (lat - self.lat0) * k
+        return (lon - self.lon0) * _M_PER_DEGREE * math.cos(math.radians(self.lat0)), (lat - self.lat0) * _M_PER_DEGREE
 
     def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
-        k = math.radians(1) * EARTH_RADIUS_M
-        return self.lon0 + x / (k * math.cos(math.radians(self.lat0))), self.lat0 + y / k
+        return self.lon0 + x / self._k_lon, self.lat0 + y / _M_PER_DEGREE
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,20 +72,24 @@ class Link:
     end: NodeKey
     # Summed once: a simulated week asks every link's length a few times per drive.
     length_m: float = field(init=False, repr=False, compare=False)
+    # The pieces of each drawing direction, measured once (see ``_pieces``): a simulated month asks
+    # ``point_at`` for every stop of every round, week after week.
+    _forward: tuple[_Piece, ...] = field(init=False, repr=False, compare=False)
+    _backward: tuple[_Piece, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "length_m", sum(math.dist(a, b) for a, b in itertools.pairwise(self.xy)))
+        object.__setattr__(self, "_forward", _pieces(self.xy))
+        object.__setattr__(self, "_backward", _pieces(self.xy[::-1]))
 
     def point_at(self, s: float, forward: bool = True) -> tuple[float, float, float]:
         """(x, y, heading in degrees) at ``s`` metres from the start of the drive."""
-        pts = self.xy if forward else self.xy[::-1]
-        for a, b in itertools.pairwise(pts):
-            step = math.dist(a, b)
-            if s <= step or b == pts[-1]:
+        for ax, ay, dx, dy, step, heading, last in (self._forward if forward else self._backward):
+            if s <= step or last:
                 t = min(max(s / step, 0.0), 1.0) if step else 0.0
-                heading = math.degrees(math.atan2(b[0] - a[0], b[1] - a[1])) % 360
-                return a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, heading
+                return ax + dx * t, ay + dy * t, heading
             s -= step
+        pts = self.xy if forward else self.xy[::-1]
         return pts[-1][0], pts[-1][1], 0.0
 
     def project(self, x: float, y: float) -> tuple[float, float, int]:
@@ -98,6 +107,14 @@ class Link:
                 best = (dist, walked + t * math.sqrt(step2), side)
             walked += math.sqrt(step2)
         return best[1], best[0], best[2]
+
+
+def _pieces(pts: tuple[tuple[float, float], ...]) -> tuple[_Piece, ...]:
+    """(start x, y, dx, dy, length, heading in degrees, ends at the last point) of each piece,
+    computed as ``point_at`` once computed them on every call, so that its positions stay the same."""
+    return tuple((a[0], a[1], b[0] - a[0], b[1] - a[1], math.dist(a, b),
+                  math.degrees(math.atan2(b[0] - a[0], b[1] - a[1])) % 360, b == pts[-1])
+                 for a, b in itertools.pairwise(pts))
 
 
 @dataclass(frozen=True, slots=True)
