@@ -25,6 +25,7 @@ from server.opendata.export import (
     to_csv,
     to_geojson,
 )
+from server.reminders.phrases import plural
 from vision.schema import Stream
 
 STAGING_PREFIX = ".trivue-export-"
@@ -75,9 +76,9 @@ def _held_back(pub: Publication | None) -> str:
     """How many cells the rules held back, by reason (never which)."""
     if pub is None:
         return ""
-    return (f" Dans cet export, {pub.suppressed} cases retenues : {pub.few_households} sur des rues de trop peu "
-            f"d'adresses connues, {pub.no_addresses} sur des rues sans adresse connue, {pub.under_k} pour leur "
-            "nombre de levées.")
+    return (f" Dans cet export, {pub.suppressed} {plural(pub.suppressed, 'case retenue', 'cases retenues')} : "
+            f"{pub.few_households} sur des rues de trop peu d'adresses connues, {pub.no_addresses} sur des rues "
+            f"sans adresse connue, {pub.under_k} pour leur nombre de levées.")
 
 
 def _fields(q: OpenDataQuery) -> list[dict[str, Any]]:

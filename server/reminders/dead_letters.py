@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Text, cast, func, select, update
+from sqlalchemy import ColumnElement, Text, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from base.bin_tags import canonical_tag
@@ -34,6 +34,7 @@ ERASED_NOTE = " (payload erased at the household's request)"
 # Read with patterns, not a JSON parser: a letter cut at 4 KiB is no JSON document any more. The
 # edge writes the compact JSON of ``vision.schema.LiftEvent``; spaces are allowed anyway.
 _TAG = re.compile(rb'"bin_id"\s*:\s*"([A-Za-z0-9_.-]{1,64})"')
+_HEX = re.compile(r"[0-9A-F]+")  # a canonical tag (upper case) that may be a chip's byte pairs
 _EVENT = re.compile(rb'"event_id"\s*:\s*"([0-9a-fA-F-]{36})"')
 _STARTED = re.compile(rb'"started_at"\s*:\s*"([0-9T:.+Z-]{10,40})"')
 _LAT = re.compile(rb'"lat"\s*:\s*(-?[0-9][0-9.eE+-]{0,30})')
@@ -69,7 +70,8 @@ def letters_naming(session: Session, household: HouseholdKey) -> list[NamedLette
     for tag in household_tags(session, household):
         rows = session.execute(select(DeadLetter.id, DeadLetter.received_at, DeadLetter.reason, DeadLetter.truck_id,
                                       DeadLetter.payload, DeadLetter.payload_size)
-                               .where(_holds(session, f'"{tag}"'.encode())).order_by(DeadLetter.id))
+                               .where(or_(*(_holds(session, f'"{spelled}"'.encode()) for spelled in _spellings(tag))))
+                               .order_by(DeadLetter.id))
         for row in rows:
             payload = bytes(row.payload)
             if (named := _TAG.search(payload)) is None or canonical_tag(named.group(1).decode()) != tag:
@@ -89,6 +91,16 @@ def forget_letters(session: Session, letters: list[NamedLetter]) -> int:
     return session.execute(update(DeadLetter).where(DeadLetter.id.in_(ids)).values(
         payload=b"", lift_started_at=None, detail=DeadLetter.detail.concat(ERASED_NOTE),
     ).execution_options(synchronize_session=False)).rowcount or 0
+
+
+def _spellings(tag: str) -> list[str]:
+    """How a payload may hold the canonical ``tag``: also as its byte pairs joined by ``-`` or ``.``
+    (``04-a1-b2-c3``), a valid wire tag that ``canonical_tag`` reads as this one, which the search
+    for ``"04A1B2C3"``, blind to case only, would miss: an erasure would leave it named."""
+    if len(tag) < 4 or len(tag) % 2 or not _HEX.fullmatch(tag):
+        return [tag]
+    pairs = [tag[i:i + 2] for i in range(0, len(tag), 2)]
+    return [tag, "-".join(pairs), ".".join(pairs)]
 
 
 def _holds(session: Session, needle: bytes) -> ColumnElement[bool]:

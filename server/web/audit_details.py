@@ -82,7 +82,7 @@ FORMS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("dead_letters.replay",), N + r" replayed: (?P<stored>\d+) stored, (?P<dead>\d+) refused again", "replayed"),
     (("aggregates.rebuild",), r"from (?P<zone>\S+): (?P<lifts>\d+) lifts read, (?P<moved>\d+) moved", "rebuilt"),
     (("bins.import",), r"(?P<rows>\d+) rows, (?P<added>\d+) added, (?P<moved>\d+) moved, (?P<unchanged>\d+) "
-     r"unchanged, (?P<removed>\d+) removed, (?P<unknown>\d+) unknown address, replace=(?P<replace>True|False)",
+     r"unchanged, (?P<removed>\d+) removed, (?P<unaddressed>\d+) unknown address, replace=(?P<replace>True|False)",
      "bins_imported"),
     (("opendata.export",), r"(?P<kind>\w+), " + N + r" rows, (?P<query>.*)", "opendata"),
     (("truck.config",), rf"(?P<changes>{SETTING}(?:, {SETTING})*)", "config_changes"),

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from server.ingest.models import Evidence, Lift
 from server.streets.models import Address, Street
 from server.web.bounds import MAX_ROW_ID
+from server.web.commune_scope import scoped_streets
 
 ONE_DAY = timedelta(days=1)
 
@@ -68,7 +69,7 @@ class LiftFilter:
             if value is not None:
                 found.append(column == value)
         if self.communes is not None:
-            found.append(Lift.street_id.in_(select(Street.id).where(Street.code_insee.in_(self.communes))))
+            found.append(Lift.street_id.in_(scoped_streets(self.communes)))
         if self.since is not None:
             found.append(Lift.started_at >= self.since)
         if self.until is not None:

@@ -252,6 +252,10 @@ WORDED = [
      "le 1er oct. 2026 va de minuit UTC à minuit Europe/Paris", "from UTC: 900 lifts read, 12 moved; 40 days before "
      "1 Oct 2026 keep UTC: their lifts were deleted at the end of their retention, only their street totals remain, "
      "and 1 Oct 2026 runs from midnight UTC to midnight Europe/Paris"),
+    # Its « unknown » is a count, not the rollback's trucks of the same group name.
+    ("bins.import", "120 rows, 100 added, 5 moved, 10 unchanged, 2 removed, 3 unknown address, replace=False",
+     "120 lignes, 100 ajoutés, 5 déplacés, 10 inchangés, 2 retirés, 3 à l'adresse inconnue, remplacement : non",
+     "120 rows, 100 added, 5 moved, 10 unchanged, 2 removed, 3 at an unknown address, replace: no"),
     ("reminders.send.failed", "courrier impossible : adresse incomplète", "échec de l'envoi : courrier impossible : "
      "adresse incomplète", "sending failed: courrier impossible : adresse incomplète"),  # the channel's words
     ("model.halt", "halted by hand", "halted by hand", "halted by hand"),  # no known form: as stored

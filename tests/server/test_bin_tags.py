@@ -179,7 +179,8 @@ def test_an_erasure_finds_the_refused_messages_naming_the_bin_in_another_spellin
         upgrade_database(engine)
         with Session(engine) as session, session.begin():
             letters = []
-            for tag in ["04a1b2c3", "04A1B2C3", "04a1b2c4"]:
+            # Byte pairs joined by hyphens or dots were valid wire tags too (canonical_tag drops them).
+            for tag in ["04a1b2c3", "04A1B2C3", "04a1b2c4", "04-a1-b2-c3", "04.A1.B2.C3"]:
                 payload = f'{{"truck_id": "benne-01", "bin_id": "{tag}", "score": 1.0}}'.encode()
                 letters.append(DeadLetter(received_at=T0, topic="trivue/benne-01/lift", truck_id="benne-01",
                                           reason="invalid", detail="test", payload=payload, payload_size=len(payload)))
@@ -188,6 +189,6 @@ def test_an_erasure_finds_the_refused_messages_naming_the_bin_in_another_spellin
             ids = [letter.id for letter in letters]
         with Session(engine) as session:
             found = letters_naming(session, HouseholdKey.parse("bin:04A1B2C3"))
-        assert [(letter.id, letter.tag) for letter in found] == [(ids[0], "04A1B2C3"), (ids[1], "04A1B2C3")]
+        assert [(letter.id, letter.tag) for letter in found] == [(i, "04A1B2C3") for i in ids if i != ids[2]]
     finally:
         engine.dispose()

@@ -10,7 +10,7 @@ roll-ups (the export reads nothing else), on SQLite and PostgreSQL (``rennes_db`
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,8 @@ from server.app import create_app
 from server.config import ConfigError, load_settings
 from server.ingest.models import StreetDay
 from server.ingest.rollups import rebuild_rollups
-from server.opendata.export import OpenDataQuery, publication
+from server.opendata.export import OpenDataQuery, Publication, publication
+from server.opendata.package import datapackage
 from server.streets.models import Street
 from server.web.auth import create_token
 from tests.server.conftest import RennesDatabase
@@ -119,3 +120,10 @@ def test_the_api_counts_households_by_the_settings(rennes_db: RennesDatabase, st
         assert body.status_code == 200, body.text
         ids = {line.split(",")[0] for line in body.text.splitlines()[1:]}
         assert ids == {str(streets[key]) for key in expected}, update
+
+
+def test_the_package_says_its_held_back_cells_in_proper_french() -> None:
+    for held, words in ((0, "0 case retenue"), (1, "1 case retenue"), (2, "2 cases retenues")):
+        pub = Publication([], held, few_households=held)
+        described = datapackage(OpenDataQuery("month", 10), datetime(2026, 12, 1, tzinfo=UTC), pub=pub)["description"]
+        assert f" Dans cet export, {words} : " in described, described
