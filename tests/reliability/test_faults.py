@@ -114,8 +114,13 @@ def test_server_killed_mid_ingest_and_restarted_loses_nothing(tmp_path: Path, br
     # however late the check below polls. A fixed backlog did not: on a loaded 2-core CI machine the
     # server stored all 1,500 before the poll saw 100.
     killed = threading.Event()
-    producer = threading.Thread(target=lambda: [truck.queue(10, photo_every=50) or time.sleep(0.02)
-                                                for _ in iter(killed.is_set, True)])
+
+    def produce() -> None:
+        while not killed.is_set():
+            truck.queue(10, photo_every=50)
+            time.sleep(0.02)
+
+    producer = threading.Thread(target=produce)
     child.start()
     try:
         from server.db import make_engine

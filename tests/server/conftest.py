@@ -90,6 +90,9 @@ def make_settings(tmp_path: Path, database_url: str, mqtt_broker: BrokerAddress)
             # Ingest refuses lifts older than the retention (``expired``): the tests' fixed 2026 dates
             # must stay inside it for years, whatever day the suite runs on.
             "retention_days": 3650,
+            # The same for photos: the retention task purges at start-up, racing a test's inserts, and
+            # took the photos of 2026-11-02 once they were 30 days old (flaky from 2026-12-02).
+            "evidence_retention_days": 3650,
         }
         values.update(overrides)
         return load_settings(env={}, **values)

@@ -25,7 +25,7 @@ from vision.schema import LiftEvent
 
 @pytest.fixture
 def api(make_settings: Any, run_server: Any) -> Iterator[Server]:
-    with run_server(make_settings(ingest_enabled=False)) as server:
+    with run_server(make_settings(ingest_enabled=False, evidence_retention_days=30)) as server:
         yield server
 
 
