@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy
 from sqlalchemy.orm import Session
 
+from server.fleet.models import Rollout, RolloutState
 from server.fleet.registry import publish
 from server.fleet.rollout import advance, confirm, start
 from server.ingest.models import Truck
@@ -213,6 +215,12 @@ def test_fleet_page_shows_a_stalled_rollout_and_configs_not_applied(browser: Bro
                                 stats_at=seen, stats=stats.model_dump(mode="json"), config=config))
 
     with server.sessions() as session:
+        # The premise: no model has reached the whole fleet yet. The server is shared with the other
+        # dashboard tests, and a complete rollout of theirs (run before this one in a random order)
+        # made enrol() give its model to benne-72, a truck never asked, replacing the config this
+        # test checks before the page loaded.
+        session.execute(sqlalchemy.update(Rollout).where(Rollout.state == RolloutState.complete.value)
+                        .values(state=RolloutState.superseded.value))
         new = publish(session, server.settings.data_dir, derived(tmp_path, "2026.12.07-stall"), "test").sha256
         # All alive when the rollout starts, so that its canary (alive first, then by id) is benne-71 or
         # another test's truck, never benne-72: a canary's config is replaced by one with the model.
