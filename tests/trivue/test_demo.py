@@ -91,8 +91,10 @@ def test_demo_starts_serves_live_trucks_and_stops_on_ctrl_c(tmp_path: Path, shar
     try:
         health = wait_for(lambda: get(f"{url}/api/health"), "the API", process, timeout=120)
         assert health["status"] == "ok" and health["dev"] is True and health["broker"] == "connected"
-        streets = wait_for(lambda: (get(f"{url}/api/streets") or {}).get("streets"), "history", process, 60)
-        assert any(s["contaminated"] for s in streets)  # coloured streets from the first minute
+        # Coloured streets from the first minute: the history is still being stored when the first
+        # streets appear, and the first few can all be clean (failed once under a full suite's load).
+        wait_for(lambda: [s for s in (get(f"{url}/api/streets") or {}).get("streets") or [] if s["contaminated"]],
+                 "history with contaminated streets", process, 60)
         edge = wait_for(lambda: [x for x in live_lifts(url) if x["frames"] == 3], "live edge lifts", process, 90)
         assert edge[0]["model"]["name"] != "trivue-simulator"
         assert get(f"{url}/api/me")["household_level"] is True  # the full reminders flow is on show
