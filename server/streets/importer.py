@@ -197,8 +197,13 @@ def stored_commune(session: Session, typed: str) -> str | None:
     None when no commune with streets matches. The exact spelling first: one indexed look-up."""
     if session.scalar(select(Street.id).where(Street.commune == typed).limit(1)) is not None:
         return typed
+    return matching_commune(communes_with_streets(session), typed)
+
+
+def matching_commune(names: list[str], typed: str) -> str | None:
+    """The one of ``names`` that ``typed`` names as address linking compares communes (``commune_key``)."""
     wanted = commune_key(typed)
-    return next((name for name in communes_with_streets(session) if commune_key(name) == wanted), None)
+    return next((name for name in names if commune_key(name) == wanted), None)
 
 
 def commune_as_stored(session: Session, typed: str) -> str:

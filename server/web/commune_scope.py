@@ -21,8 +21,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from server.ingest.models import Lift
+from server.streets.importer import matching_commune
 from server.streets.models import Street
-from server.streets.names import commune_key
 from server.web.auth import Principal
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
@@ -85,8 +85,7 @@ def scoped_commune(db: Session, communes: tuple[str, ...], typed: str) -> str:
     ``known_commune`` finds one), or a 422 that names its communes only, never the others."""
     names = list(db.scalars(select(Street.commune).where(Street.code_insee.in_(communes))
                             .distinct().order_by(Street.commune)))
-    wanted = commune_key(typed.strip())
-    found = next((name for name in names if commune_key(name) == wanted), None)
+    found = matching_commune(names, typed.strip())
     if found is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=(
             f"commune {typed!r} is not one of this account's communes: {', '.join(names) or 'none has streets yet'}"))

@@ -5,6 +5,7 @@ and the page opens no feed (no 403 in the console, no "disconnected" badge)."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import Page
 
 from server.web.auth import set_communes, set_role
 from tests.dashboard.conftest import Browser
@@ -34,17 +35,22 @@ def test_a_manager_still_gets_the_live_feed(browser: Browser) -> None:
     assert browser.page.locator("#alerts-forbidden").count() == 0
 
 
+def watch_alerts(browser: Browser, monkeypatch: pytest.MonkeyPatch) -> Page:
+    """The manager's Alertes page, its feed live, the server checking the caller every 0.5 s."""
+    import server.web.dashboard_api
+
+    monkeypatch.setattr(server.web.dashboard_api, "AUTH_RECHECK_S", 0.5)
+    browser.login(path="/alertes")
+    browser.page.wait_for_selector("#live.on")
+    return browser.page
+
+
 def test_an_open_alerts_page_turns_into_the_notice_when_its_manager_becomes_a_viewer(
     browser: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server ends the stream at its next role check; the page must not retry a refused stream
     forever (« Déconnecté »): it finds the new role and shows the notice."""
-    import server.web.dashboard_api
-
-    monkeypatch.setattr(server.web.dashboard_api, "AUTH_RECHECK_S", 0.5)
-    page = browser.page
-    browser.login(path="/alertes")
-    page.wait_for_selector("#live.on")
+    page = watch_alerts(browser, monkeypatch)
     try:
         with browser.server.sessions() as db:
             set_role(db, "gestionnaire", "viewer")
@@ -63,12 +69,7 @@ def test_an_open_alerts_page_leaves_the_feed_when_its_manager_is_limited_to_comm
     """The feed is the whole territory's: an account limited to some communes meanwhile (its role
     unchanged) gets 403 for good; the page reloads into « Page non ouverte à ce compte » rather
     than retry the refused stream every 5 s, the territory's alerts still on screen."""
-    import server.web.dashboard_api
-
-    monkeypatch.setattr(server.web.dashboard_api, "AUTH_RECHECK_S", 0.5)
-    page = browser.page
-    browser.login(path="/alertes")
-    page.wait_for_selector("#live.on")
+    page = watch_alerts(browser, monkeypatch)
     try:
         with browser.server.sessions() as db:
             set_communes(db, "gestionnaire", ["45234"])
