@@ -50,6 +50,9 @@
        and the older answer be drawn last; the box ended where the first save had put it. */
     async function send(body, eventId = null) {
       if (!state.photo && !eventId) return true; // eventId: the finished photo an undo brings back (annotation-queue.js)
+      // The photo shown was just finished and the next is on its way (Enter, U): a button or a drag on
+      // it now would change a finished photo. Nothing is sent; only Ctrl+Z, which names its photo, is.
+      if (state.leaving && !eventId) return false;
       const target = eventId || state.photo.event_id;
       const seen = state.nudges; // this decision carries every arrow move made up to now (flush below)
       if (!eventId && !(await flush())) return false;

@@ -49,6 +49,7 @@
       if (target.matches && target.matches("input, select, textarea")) return;
       const key = event.key, selected = state.selected, undoing = (event.ctrlKey || event.metaKey) && key.toLowerCase() === "z";
       if (!state.photo && !(undoing && state.finished)) return; // the queue's last photo finished: Ctrl+Z brings it back
+      if (state.leaving && !undoing) return; // the photo shown was just finished: the next one is on its way
       if (ARROWS[key] && selected) { // also from a box's line in the list: arrows do nothing else on a button
         const [dx, dy] = ARROWS[key];
         nudge(dx * STEP, dy * STEP, event.shiftKey);

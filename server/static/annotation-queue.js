@@ -53,6 +53,7 @@
       }
       state.index = at;
       state.photo = photo;
+      state.leaving = null; // a photo shows: its keys act on it
       state.nudged.clear(); // arrow moves of the photo left: saved on it (flush above)
       state.selected = null;
       state.taken = 0;
@@ -102,7 +103,14 @@
       if (finishing.undone) return; // Ctrl+Z came before the answer: it takes the finish back (undo)
       state.finished = left;
       state.taken = 0; // the decisions counted were on the photo left: the finish took them along
-      await moving(next);
+      // Until the next photo shows, the one left stays drawn: ] and A pressed at once after U accepted a
+      // box of the photo just finished, not of the next. Only Ctrl+Z acts meanwhile (annotation-keys.js).
+      state.leaving = finishing;
+      try {
+        await moving(next);
+      } finally {
+        if (state.leaving === finishing) state.leaving = null;
+      }
     }
 
     /* Ctrl+Z takes back the annotator's decisions on the photo shown, latest first; with none left there

@@ -110,6 +110,7 @@
       layer.draw();
       drawList();
       const p = state.photo;
+      container.dataset.photo = p.event_id; // which photo the boxes drawn belong to
       document.getElementById("ann-meta").textContent = t("ann.meta", { truck: p.truck_id, day: Trivue.fmt.date(p.day),
         reason: t(`ann.reason.${p.reason}`), model: p.model_version, expires: Trivue.fmt.date(p.expires_on) });
       // A manager overruled the truck on this lift: their reason says what the model got wrong.
@@ -150,6 +151,7 @@
     function clear() {
       if (layer) { layer.destroyChildren(); layer.draw(); }
       list.replaceChildren();
+      delete container.dataset.photo;
     }
 
     /* --- Drawing a new box with the mouse --- */

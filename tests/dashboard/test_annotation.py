@@ -186,7 +186,7 @@ def test_arrow_moves_waiting_to_be_saved_stay_on_their_photo(browser: Browser, l
     untouched = next(b for b in server_boxes(live_server, second) if b["id"] == 1)
     assert (untouched["x1"], untouched["state"], untouched["edited"]) == (0.1, "pending", False)
     # the same with Page Down (next photo, not finished): the move is saved on the photo it was made on
-    page.wait_for_selector("#ann-box-list button[data-box='1']")
+    page.wait_for_selector(f"#ann-stage[data-photo='{second}']")
     page.locator("#ann-box-list button[data-box='1']").click()
     page.locator("#ann-stage").focus()
     with page.expect_response(lambda r: r.request.method == "GET" and r.url.endswith(f"/api/labels/photos/{third}")):
@@ -301,7 +301,7 @@ def test_refusals_are_said_in_french_and_a_failed_finish_stays_on_the_photo(
     assert status.inner_text().startswith("Photo précédente : Photo expirée le ")
     assert status.inner_text().endswith("elle ne peut plus être annotée, votre décision n'a pas été enregistrée. "
                                         "Voici la suivante.")
-    page.wait_for_selector("#ann-box-list li[data-box-id='2']")
+    page.wait_for_selector(f"#ann-stage[data-photo='{second}']")
     browser.shot("annotation-refusal-expired")
 
 

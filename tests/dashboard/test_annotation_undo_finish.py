@@ -45,8 +45,9 @@ def test_ctrl_z_after_a_finish_takes_it_back_and_shows_the_photo_again(
     ]
 
     # On the next photo, a decision of its own comes first: Ctrl+Z takes back that one, and stays there.
-    with page.expect_response(lambda r: r.request.method == "GET" and r.url.endswith(f"/api/labels/photos/{second}")):
-        page.keyboard.press("u")
+    page.keyboard.press("u")
+    # The keys below act on the photo drawn: until the second shows, the first (just finished) stays.
+    page.wait_for_selector(f"#ann-stage[data-photo='{second}']")
     page.keyboard.press("]")
     with page.expect_response(lambda r: r.url.endswith("/decisions")):
         page.keyboard.press("a")
@@ -131,3 +132,37 @@ def test_ctrl_z_before_the_finish_is_answered_stays_on_the_photo(
     states = ["accepted" if moved else "pending", "pending"]
     assert [b["state"] for b in server_boxes(live_server, first)] == states
     assert [li["state"] for li in page.eval_on_selector_all("#ann-box-list li", "l => l.map(e => e.dataset)")] == states
+
+
+def test_keys_pressed_while_the_next_photo_loads_leave_the_finished_photo_alone(
+    browser: Browser, live_server: LiveServer, annotator: str, shared_dir: Path
+) -> None:
+    """U, then ] and A at once: the next photo was still on its way, the finished one still drawn, and A
+    accepted a box of the photo just marked unusable. Those keys now wait for the next photo; Ctrl+Z
+    still takes the finish back meanwhile."""
+    first, second = open_queue(browser, live_server, annotator, shared_dir, 40)
+    page = browser.page
+    page.wait_for_selector(f"#ann-stage[data-photo='{first}']")
+    held: list[Route] = []  # the next photo's image, kept until the keys are pressed
+    page.route(f"**/api/labels/photos/{second}/photo.jpg", lambda route: held.append(route))
+    decisions: list[str] = []
+    page.on("request", lambda r: decisions.append(r.url) if r.url.endswith("/decisions") else None)
+    page.locator("#ann-stage").focus()
+    page.keyboard.press("u")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(10)
+    assert held, "the next photo's image was never asked for"
+    page.keyboard.press("]")
+    page.keyboard.press("a")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(500)  # a decision the keys sent would be on its way by now
+    assert decisions == [f"{live_server.url}/api/labels/photos/{first}/decisions"]  # the U alone
+    assert [b["state"] for b in server_boxes(live_server, first)] == ["pending", "pending"]
+    held.pop().continue_()
+    page.wait_for_selector(f"#ann-stage[data-photo='{second}']")
+    page.keyboard.press("]")
+    with page.expect_response(lambda r: r.url.endswith(f"/api/labels/photos/{second}/decisions")):
+        page.keyboard.press("a")
+    page.wait_for_selector("#ann-box-list li[data-state=accepted]")
+    assert live_server.api(f"/api/labels/photos/{first}")["status"] == "unusable"
