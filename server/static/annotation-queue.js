@@ -11,6 +11,7 @@
     const { state, say } = ann;
     const status = document.getElementById("ann-status");
     const progress = document.getElementById("ann-progress");
+    const stage = document.getElementById("ann-stage");
     let imageUrl = null;
 
     /* Filter changes and photo moves overlap (a reason chosen, then another at once): an older, slower
@@ -53,7 +54,7 @@
       }
       state.index = at;
       state.photo = photo;
-      state.leaving = null; // a photo shows: its keys act on it
+      leave(null); // a photo shows: its keys act on it
       state.nudged.clear(); // arrow moves of the photo left: saved on it (flush above)
       state.selected = null;
       state.taken = 0;
@@ -105,12 +106,19 @@
       state.taken = 0; // the decisions counted were on the photo left: the finish took them along
       // Until the next photo shows, the one left stays drawn: ] and A pressed at once after U accepted a
       // box of the photo just finished, not of the next. Only Ctrl+Z acts meanwhile (annotation-keys.js).
-      state.leaving = finishing;
+      leave(finishing);
       try {
         await moving(next);
       } finally {
-        if (state.leaving === finishing) state.leaving = null;
+        if (state.leaving === finishing) leave(null); // the next photo failed to load: keys act on this one
       }
+    }
+
+    /* The photo shown, just finished, is dimmed and marked busy (aria-busy) while the next one loads:
+       the annotator sees why ] or A do nothing, and a screen reader waits for the next photo. */
+    function leave(finishing) {
+      state.leaving = finishing;
+      stage.setAttribute("aria-busy", String(Boolean(finishing)));
     }
 
     /* Ctrl+Z takes back the annotator's decisions on the photo shown, latest first; with none left there

@@ -153,6 +153,7 @@ def test_keys_pressed_while_the_next_photo_loads_leave_the_finished_photo_alone(
     while not held and time.monotonic() < deadline:
         page.wait_for_timeout(10)
     assert held, "the next photo's image was never asked for"
+    assert page.locator("#ann-stage").get_attribute("aria-busy") == "true"  # dimmed: the keys wait
     page.keyboard.press("]")
     page.keyboard.press("a")
     page.keyboard.press("Enter")
@@ -161,6 +162,7 @@ def test_keys_pressed_while_the_next_photo_loads_leave_the_finished_photo_alone(
     assert [b["state"] for b in server_boxes(live_server, first)] == ["pending", "pending"]
     held.pop().continue_()
     page.wait_for_selector(f"#ann-stage[data-photo='{second}']")
+    assert page.locator("#ann-stage").get_attribute("aria-busy") == "false"
     page.keyboard.press("]")
     with page.expect_response(lambda r: r.url.endswith(f"/api/labels/photos/{second}/decisions")):
         page.keyboard.press("a")
