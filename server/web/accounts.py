@@ -59,6 +59,9 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A mairie's integration (its GIS pulling street figures): the codes INSEE it is limited to, as
+    # ``User.communes`` (sorted, never empty); None for the whole territory. Never on a truck's token.
+    communes: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class LoginSession(Base):

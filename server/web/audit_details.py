@@ -41,7 +41,7 @@ FORMS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("token.create",), r"role=(?P<role>\w+) truck=(?P<truck>\S+)", "role_truck"),
     (("user.password", "user.disable"), N + r" sessions ended", "sessions_ended"),
     (("user.role",), r"(?P<before>\w+) -> (?P<role>\w+)", "role_change"),
-    (("user.add",), r"role=(?P<role>\w+) communes=(?P<communes>[\w,]+)", "role_communes"),
+    (("user.add", "token.create"), r"role=(?P<role>\w+) communes=(?P<communes>[\w,]+)", "role_communes"),
     (("user.communes",), r"(?P<from>[\w,]+) -> (?P<to>[\w,]+)", "communes_change"),
     (("login.locked",), N + r" failed logins within (?P<minutes>\d+) min; (?P<address>\S+): this address refused "
      r"for names it never logged in as", "locked_address"),

@@ -108,7 +108,8 @@ def check_communes(codes: Iterable[str]) -> list[str]:
             raise AuthError(f"invalid code INSEE {typed!r}: {RULE} (Orléans is 45234)")
         found.add(code)
     if not found:
-        raise AuthError("--communes: no code INSEE given; leave --communes out for an account that sees every commune")
+        raise AuthError("--communes: no code INSEE given; leave --communes out for an account or a token that "
+                        "sees every commune")
     return sorted(found)
 
 
@@ -198,25 +199,33 @@ def check_password(session: Session, name: str, password: str) -> User | None:
     return user
 
 
-def create_token(session: Session, role: str, name: str, truck_id: str | None = None) -> str:
+def create_token(session: Session, role: str, name: str, truck_id: str | None = None,
+                 communes: Iterable[str] | None = None) -> str:
     """Create an API token and return it; only its hash is stored, so it cannot be shown again.
 
-    A ``truck`` token needs the truck's id, and only a truck token has one.
+    A ``truck`` token needs the truck's id, and only a truck token has one. Any other token may be
+    limited to ``communes`` (codes INSEE, checked as an account's): a mairie's integration.
     """
     if role == TRUCK_ROLE:
         if truck_id is None:  # said as the missing option, not as "got None"
             raise AuthError("--role truck needs --truck-id: the truck the token is for (e.g. --truck-id benne-07)")
         if not is_truck_id(truck_id):
             raise AuthError(f"a truck token needs a valid --truck-id (letters, digits, _ . -), got {truck_id!r}")
+        # A truck reads its own config and models, no commune's figures: a scope would mean nothing
+        # (and no account is a truck, so none has one either).
+        if communes is not None:
+            raise AuthError("--communes is not for truck tokens: a truck's token sees only its own truck")
     else:
         _check_role(role)
         if truck_id is not None:
             raise AuthError(f"--truck-id is for truck tokens only, not for role {role!r}")
+    scope = None if communes is None else check_communes(communes)
     check_name(name, "token name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(name=name, token_hash=digest(token), prefix=token[:10], role=role, truck_id=truck_id,
-                         created_at=utcnow()))
-    audit(session, "cli", "token.create", name, f"role={role}" + (f" truck={truck_id}" if truck_id else ""))
+                         created_at=utcnow(), communes=scope))
+    audit(session, "cli", "token.create", name, f"role={role}" + (f" truck={truck_id}" if truck_id else "")
+          + (f" communes={scope_words(scope)}" if scope else ""))
     return token
 
 
@@ -241,7 +250,9 @@ def token_principal(session: Session, token: str) -> Principal | None:
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         row.last_used_at = now
         session.commit()
-    return Principal(row.name, row.role, "token", row.truck_id if row.role == TRUCK_ROLE else None)
+    # As a session's (``session_principal``): an empty list stored by hand is a scope of no commune.
+    return Principal(row.name, row.role, "token", row.truck_id if row.role == TRUCK_ROLE else None,
+                     communes=None if row.communes is None else tuple(row.communes))
 
 
 def open_session(session: Session, user: User, hours: int) -> tuple[str, datetime]:

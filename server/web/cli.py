@@ -2,8 +2,9 @@
 
 An account can be added, listed, given a new password or role, limited to some communes (a mairie's
 agents: ``--communes``, ``users communes``), disabled and enabled again (a disable or a new
-password ends its open sessions); a token created, listed (its id is what
-``revoke`` takes) and revoked. Heavy imports (SQLAlchemy, argon2) happen inside the handlers.
+password ends its open sessions); a token created (limited to some communes as an account is: a
+mairie's integration, ``tokens create --communes``), listed (its id is what ``revoke`` takes) and
+revoked. Heavy imports (SQLAlchemy, argon2) happen inside the handlers.
 """
 
 from __future__ import annotations
@@ -62,8 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--truck-id", default=None, help="the truck a --role truck token belongs to")
     create.add_argument("--name", default=None, help="what the token is for (shown in the audit log; "
                         "default api, or truck:<id>)")
+    create.add_argument("--communes", default=None, metavar="CODES",
+                        help=COMMUNES_HELP.replace("the account", "the token") + "; default: every commune; "
+                        "not for --role truck")
     create.set_defaults(handler=create_token)
-    token_list = tokens.add_parser("list", help="list tokens: id, name, role, truck, first characters, use")
+    token_list = tokens.add_parser("list", help="list tokens: id, name, role, truck, first characters, communes, use")
     token_list.set_defaults(handler=list_tokens)
     revoke = tokens.add_parser("revoke", help="revoke a token by id (see tokens list)")
     revoke.add_argument("token_id", type=int, metavar="ID", help="the token's id (trivue tokens list)")
@@ -102,9 +106,19 @@ def _codes(typed: list[str]) -> list[str]:
     return [code for text in typed for code in text.replace(",", " ").split()]
 
 
+def _scope(communes: list[str] | None) -> str:
+    """A scope as ``users list`` and ``tokens list`` show it."""
+    return "all communes" if communes is None else f"communes {','.join(communes)}"
+
+
+def _limited(communes: list[str] | None) -> str:
+    """The end of a creation's sentence: ``user ... added with role viewer, limited to the communes ...``."""
+    return f", limited to the communes {', '.join(communes)}" if communes else ""
+
+
 def _streetless(session: Any, user: Any) -> Any:
     """Warn of a code INSEE no street carries yet (a typo, or streets imported without codes): the
-    account sees nothing of that commune until one does. Returns ``user``."""
+    account (or token: ``user`` is either row) sees nothing of that commune until one does. Returns ``user``."""
     from sqlalchemy import select
 
     from server.streets.models import Street
@@ -125,8 +139,7 @@ def add_user(args: argparse.Namespace) -> int:
     password = _read_password()
     user = _change(args, lambda session: _streetless(session, create(session, args.name, password, args.role,
                                                                      communes)))
-    limited = f", limited to the communes {', '.join(user.communes)}" if user.communes else ""
-    print(f"user {args.name} added with role {args.role}{limited}", file=sys.stderr)
+    print(f"user {args.name} added with role {args.role}{_limited(user.communes)}", file=sys.stderr)
     return 0
 
 
@@ -185,8 +198,8 @@ def list_users(args: argparse.Namespace) -> int:
     with open_database(settings_from(args)) as session:
         for user in session.scalars(select(User).order_by(User.name)):
             last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
-            scope = "all communes" if user.communes is None else f"communes {','.join(user.communes)}"
-            print(f"{user.name}\t{user.role}\t{'disabled' if user.disabled else 'active'}\tlast login {last}\t{scope}")
+            print(f"{user.name}\t{user.role}\t{'disabled' if user.disabled else 'active'}\tlast login {last}\t"
+                  f"{_scope(user.communes)}")
             alike.setdefault(name_key(user.name), []).append(user.name)
     # Names added before look-alikes were refused ('Alice' and 'alice'): one person to the audit
     # log and the login throttle. Said here, for an admin to disable or rename one of them.
@@ -198,15 +211,27 @@ def list_users(args: argparse.Namespace) -> int:
 
 
 def create_token(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from server.web.accounts import ApiToken
     from server.web.auth import create_token as create
+    from server.web.auth import digest
 
     if args.name is not None and not args.name.strip():
         raise CliError("--name: empty; say what the token is for, or leave --name out")
     # The default name of a truck's token may pass 64 characters with a long truck id; a given one is checked.
     name = args.name or (f"truck:{args.truck_id}" if args.role == "truck" else "api")[:64]
-    token = _change(args, lambda session: create(session, args.role, name, args.truck_id))
+    communes = None if args.communes is None else _codes([args.communes])
+
+    def made(session: Any) -> tuple[str, list[str] | None]:
+        token = create(session, args.role, name, args.truck_id, communes)
+        session.flush()
+        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+        return token, _streetless(session, row).communes
+
+    token, scope = _change(args, made)
     print(token)
-    print(f"token '{name}' ({args.role}) created: it is shown only this once (revoke it with "
+    print(f"token '{name}' ({args.role}){_limited(scope)} created: it is shown only this once (revoke it with "
           f"`trivue tokens revoke ID`, ID from `trivue tokens list`)", file=sys.stderr)
     return 0
 
@@ -224,8 +249,10 @@ def list_tokens(args: argparse.Namespace) -> int:
     with open_database(settings_from(args)) as session:
         for token in session.scalars(select(ApiToken).order_by(ApiToken.id)):
             state = f"revoked {when(token.revoked_at)}" if token.revoked_at else "active"
+            # The scope after the first characters: the columns before it and the state, last, keep their places.
             print(f"{token.id}\t{token.name}\t{token.role}\t{token.truck_id or '-'}\t{token.prefix}...\t"
-                  f"created {when(token.created_at)}\tlast used {when(token.last_used_at)}\t{state}")
+                  f"{_scope(token.communes)}\tcreated {when(token.created_at)}\tlast used {when(token.last_used_at)}\t"
+                  f"{state}")
     return 0
 
 

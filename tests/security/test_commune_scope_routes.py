@@ -1,5 +1,6 @@
 """Commune-scoped accounts are deny by default: every route of the app (``app.routes``, through its
-included routers) is called with a scoped account's session, and each one not opened to such
+included routers) is called with a scoped account's session, and again with a scoped API token
+(``trivue tokens create --communes``), and each one not opened to such
 accounts on purpose (``server.web.commune_scope.open_to_communes``) must answer 403 naming the
 scope. A route added later is therefore closed to a mairie's agents until someone opens it, makes
 it filter by the account's communes, and lists it in docs/api.md's section, which this test reads.
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from server.app import create_app
 from server.config import load_settings
 from server.web.accounts import User
-from server.web.auth import add_user, open_session
+from server.web.auth import add_user, create_token, open_session
 from server.web.commune_scope import opened
 from server.web.deps import SESSION_COOKIE
 from tests.security.test_access import ACCESS, PUBLIC
@@ -75,11 +76,20 @@ def signed_in(client: TestClient) -> str:
     return key
 
 
-def call(client: TestClient, method: str, path: str) -> Any:
-    # A session of its own for each call: POST /api/logout ends the one it is sent.
-    key = signed_in(client)
+@pytest.fixture(scope="module")
+def scoped_token(scoped: TestClient) -> str:
+    """An API token of the same role and commune as the account (``trivue tokens create --communes``)."""
+    with scoped.app.state.ctx.sessions() as session:  # type: ignore[attr-defined]
+        token = create_token(session, "admin", "sig-mairie", communes=["45234"])
+        session.commit()
+    return token
+
+
+def call(client: TestClient, method: str, path: str, token: str | None = None) -> Any:
     url = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: VALUES.get(m.group(1), "1"), path)
-    headers = {"Cookie": f"{SESSION_COOKIE}={key}", "Origin": HOST}
+    # A session of its own for each call: POST /api/logout ends the one it is sent.
+    who = {"Authorization": f"Bearer {token}"} if token else {"Cookie": f"{SESSION_COOKIE}={signed_in(client)}"}
+    headers = {**who, "Origin": HOST}
     body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
     return client.request(method, url, headers=headers, follow_redirects=False, **body)
 
@@ -112,14 +122,17 @@ def test_the_routes_opened_to_scoped_accounts_are_those_docs_api_md_lists(scoped
     assert marked == documented_open()
 
 
-def test_every_other_route_refuses_a_scoped_account(scoped: TestClient) -> None:
+@pytest.mark.parametrize("kind", ["session", "token"])
+def test_every_other_route_refuses_a_scoped_account(scoped: TestClient, request: pytest.FixtureRequest,
+                                                    kind: str) -> None:
     client = scoped
+    token = request.getfixturevalue("scoped_token") if kind == "token" else None
     wrong = []
     checked = 0
     for method, path, endpoint in sorted(served(client.app), key=lambda r: (r[1], r[0])):
         if path.endswith("/stream") and opened(endpoint):
             continue  # an allowed event stream never ends
-        answer = call(client, method, path)
+        answer = call(client, method, path, token)
         refused = answer.status_code == 403 and "45234" in answer.text and "communes" in answer.text
         if opened(endpoint) or ACCESS.get((method, path)) == PUBLIC:
             if answer.status_code in (401, 403):

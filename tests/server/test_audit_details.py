@@ -30,6 +30,7 @@ KNOWN = [
     ("token.create", "role=viewer truck=benne-04", "role_truck", {"role": "viewer", "truck": "benne-04"}),
     ("user.role", "viewer -> admin", "role_change", {"before": "viewer", "role": "admin"}),
     ("user.add", "role=viewer communes=45234,45284", "role_communes", {"role": "viewer", "communes": "45234,45284"}),
+    ("token.create", "role=viewer communes=45234", "role_communes", {"role": "viewer", "communes": "45234"}),
     ("user.communes", "all -> 45234", "communes_change", {"from": "all", "to": "45234"}),
     ("user.disable", "2 sessions ended", "sessions_ended", {"n": "2"}),
     ("login.locked", "5 failed logins within 15 min; this name refused from addresses where it never logged in",
