@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Locator
+from playwright.sync_api import Locator, expect
 from sqlalchemy import delete, update
 
 from server.ingest.models import Truck
@@ -192,7 +192,13 @@ def test_chosen_dates_out_of_order_are_said_in_the_readers_language_and_not_sent
     words = {"fr": ("Période", "Du", "Au", "La date « Du » doit venir avant la date « Au »"),
              "en": ("Period", "From", "To", "The “From” date must come before the “To” date")}[lang]
     page.get_by_label(words[0]).select_option("custom")
-    page.wait_for_timeout(300)  # the dates of the period shown, now to edit, are loaded
+    # Choosing "custom" loads the period shown, in order: its statistics request went out from the page
+    # after a fixed 300 ms on a loaded machine, was counted below and read as dates out of order sent.
+    # Waited for until that load is drawn (the map's state, the ranking's status line emptied).
+    if path == "/carte":
+        page.wait_for_selector("body[data-map-state=ready]")
+    else:
+        expect(page.locator("#ranking-status")).to_have_text("")
     calls = api_calls(browser)
     since = page.get_by_label(words[1], exact=True).input_value()
     assert since > "2020-01-01"  # kept from the period shown (it used to be emptied)
@@ -207,7 +213,10 @@ def test_chosen_dates_out_of_order_are_said_in_the_readers_language_and_not_sent
     assert "Erreur" not in page.locator(status).inner_text() and "Error" not in page.locator(status).inner_text()
     assert "until=2020-01-01" not in page.url  # the link keeps the selection shown
     browser.shot(f"audit-dates-order-{path.strip('/')}-{lang}")
-    page.get_by_label(words[2], exact=True).fill(since)  # corrected: the message goes, the page loads
+    # corrected: the message goes, the page loads. The link changes just before the request goes out,
+    # and Playwright may report the new address before that request: waited for, not read at once.
+    with page.expect_request(lambda r: "/api/streets" in r.url and f"until={since}" in r.url):
+        page.get_by_label(words[2], exact=True).fill(since)
     page.wait_for_url(f"**until={since}*")
     assert message.inner_text() == "" and not message.is_visible()
     assert page.get_by_label(words[1], exact=True).get_attribute("aria-invalid") is None
@@ -251,7 +260,8 @@ def test_a_slow_answer_to_an_older_annotation_filter_never_replaces_the_newest(b
     page.wait_for_timeout(500)  # what the page does with the late answer (and the photo it would fetch)
     assert "reason=contaminated" in page.url
     assert "Erreur de tri" in page.locator("#ann-meta").inner_text()
-    assert page.locator("#ann-progress").inner_text() == "0 photo annotée sur 1"
+    # the newest selection's queue: its answer may come after the late one on a loaded machine
+    expect(page.locator("#ann-progress")).to_have_text("0 photo annotée sur 1")
     browser.shot("audit-stale-annotation")
 
 
@@ -355,7 +365,9 @@ def test_annotation_dates_out_of_order_are_said_in_french_and_not_sent(browser: 
     assert "until=2026-03-01" not in page.url
     assert "Erreur" not in page.locator("#ann-status").inner_text()
     browser.shot("audit-annotation-dates-order")
-    page.get_by_label("Au", exact=True).fill("2026-03-20")
+    # The link changes just before the queue is asked for: the request waited for, not read at once.
+    with page.expect_request(lambda r: "/api/labels/queue" in r.url and "until=2026-03-20" in r.url):
+        page.get_by_label("Au", exact=True).fill("2026-03-20")
     page.wait_for_url("**until=2026-03-20*")
     assert message.inner_text() == "" and not message.is_visible()
     assert [url for url in asked if "until=2026-03-20" in url]
