@@ -20,8 +20,10 @@ from server.command_line import add_config_argument, open_database, settings_fro
 
 ROLE_CHOICES = ("admin", "manager", "annotator", "viewer")
 ROLE_HELP = 'what the user may do (docs/api.md, "Authentication and roles")'
-COMMUNES_HELP = ("codes INSEE, separated by commas or spaces (45234,45284): the account sees only these communes' "
-                 "streets, figures and photos (docs/api.md, \"Commune-scoped accounts\")")
+COMMUNES_HELP = ("codes INSEE, or names of communes whose streets or addresses are imported, separated by commas "
+                 "(45234,Saran,\"La Chapelle-Saint-Mesmin\": quote a name with spaces; codes may also be separated "
+                 "by spaces): the account sees only these communes' streets, figures and photos (docs/api.md, "
+                 "\"Commune-scoped accounts\")")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add = users.add_parser("add", help="add a user; the password is read from stdin")
     add.add_argument("name", help="the login name")
     add.add_argument("--role", required=True, choices=ROLE_CHOICES, help=ROLE_HELP)
-    add.add_argument("--communes", default=None, metavar="CODES", help=COMMUNES_HELP + "; default: every commune")
+    add.add_argument("--communes", default=None, metavar="COMMUNES", help=COMMUNES_HELP + "; default: every commune")
     add.set_defaults(handler=add_user)
     listing = users.add_parser("list", help="list users")
     listing.set_defaults(handler=list_users)
@@ -43,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     role.set_defaults(handler=change_role)
     scope = users.add_parser("communes", help="limit a user to some communes, or --all (open sessions get it at once)")
     scope.add_argument("name", help="the login name")
-    scope.add_argument("codes", nargs="*", metavar="CODE", help=COMMUNES_HELP)
+    scope.add_argument("codes", nargs="*", metavar="COMMUNE", help=COMMUNES_HELP)
     scope.add_argument("--all", action="store_true", help="every commune again (the scope lifted)")
     scope.set_defaults(handler=change_communes)
     disable = users.add_parser("disable", help="refuse a user's logins and end their sessions")
@@ -63,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--truck-id", default=None, help="the truck a --role truck token belongs to")
     create.add_argument("--name", default=None, help="what the token is for (shown in the audit log; "
                         "default api, or truck:<id>)")
-    create.add_argument("--communes", default=None, metavar="CODES",
+    create.add_argument("--communes", default=None, metavar="COMMUNES",
                         help=COMMUNES_HELP.replace("the account", "the token") + "; default: every commune; "
                         "not for --role truck")
     create.set_defaults(handler=create_token)
@@ -89,21 +91,44 @@ def _read_password() -> str:
 
 
 def _change(args: argparse.Namespace, change: Callable[[Any], Any]) -> Any:
-    """Run ``change(session)`` and commit; a refused change (AuthError) is one line, exit 2."""
+    """Run ``change(session)`` and commit; a refused change (AuthError, a commune's name that gives
+    no one code) is one line, exit 2, and nothing is committed."""
+    from server.streets.commune_codes import CommuneNameError
     from server.web.auth import AuthError
 
     with open_database(settings_from(args)) as session:
         try:
             result = change(session)
-        except AuthError as error:
+        except (AuthError, CommuneNameError) as error:
             raise CliError(str(error)) from None
         session.commit()
     return result
 
 
-def _codes(typed: list[str]) -> list[str]:
-    """``45234,45284``, ``45234 45284`` or both, as typed on a command line."""
-    return [code for text in typed for code in text.replace(",", " ").split()]
+def _entries(typed: list[str]) -> list[str]:
+    """Communes as typed on a command line: ``45234,Saran``, ``45234 45284``, ``Saint Jean de Braye``.
+    Commas separate communes; so do spaces between codes, but the words of a name stay one name."""
+    from server.streets.commune_codes import is_code
+
+    entries: list[str] = []
+    for piece in (piece for text in typed for piece in text.split(",")):
+        name: list[str] = []
+        for word in piece.split():
+            if is_code(word):
+                entries += [" ".join(name)] if name else []
+                entries.append(word)
+                name = []
+            else:
+                name.append(word)
+        entries += [" ".join(name)] if name else []
+    return entries
+
+
+def _codes(session: Any, typed: list[str]) -> list[str]:
+    """The communes typed, names turned into their codes INSEE (``server.streets.commune_codes``)."""
+    from server.streets.commune_codes import codes_of
+
+    return codes_of(session, _entries(typed))
 
 
 def _scope(communes: list[str] | None) -> str:
@@ -111,9 +136,17 @@ def _scope(communes: list[str] | None) -> str:
     return "all communes" if communes is None else f"communes {','.join(communes)}"
 
 
-def _limited(communes: list[str] | None) -> str:
+def _named(session: Any, communes: list[str] | None) -> str:
+    """``45169 (Ingré), 45302 (Saran)``: the codes stored, each with its name when the imports give one."""
+    from server.streets.commune_codes import names_of
+
+    names = names_of(session, communes or [])
+    return ", ".join(f"{code} ({names[code]})" if code in names else code for code in communes or [])
+
+
+def _limited(named: str) -> str:
     """The end of a creation's sentence: ``user ... added with role viewer, limited to the communes ...``."""
-    return f", limited to the communes {', '.join(communes)}" if communes else ""
+    return f", limited to the communes {named}" if named else ""
 
 
 def _streetless(session: Any, user: Any) -> Any:
@@ -135,11 +168,15 @@ def _streetless(session: Any, user: Any) -> Any:
 def add_user(args: argparse.Namespace) -> int:
     from server.web.auth import add_user as create
 
-    communes = None if args.communes is None else _codes([args.communes])
     password = _read_password()
-    user = _change(args, lambda session: _streetless(session, create(session, args.name, password, args.role,
-                                                                     communes)))
-    print(f"user {args.name} added with role {args.role}{_limited(user.communes)}", file=sys.stderr)
+
+    def added(session: Any) -> str:
+        communes = None if args.communes is None else _codes(session, [args.communes])
+        user = _streetless(session, create(session, args.name, password, args.role, communes))
+        return _named(session, user.communes)
+
+    named = _change(args, added)
+    print(f"user {args.name} added with role {args.role}{_limited(named)}", file=sys.stderr)
     return 0
 
 
@@ -147,10 +184,14 @@ def change_communes(args: argparse.Namespace) -> int:
     from server.web.auth import set_communes
 
     if args.all == bool(args.codes):
-        raise CliError("codes INSEE or --all, not both" if args.all else "give the account's codes INSEE, or --all")
-    user = _change(args, lambda session: _streetless(
-        session, set_communes(session, args.name, None if args.all else _codes(args.codes))))
-    scope = "every commune" if user.communes is None else f"the communes {', '.join(user.communes)} only"
+        raise CliError("communes or --all, not both" if args.all else
+                       "give the account's communes (codes INSEE or names), or --all")
+
+    def limited(session: Any) -> str:
+        user = _streetless(session, set_communes(session, args.name, None if args.all else _codes(session, args.codes)))
+        return "every commune" if user.communes is None else f"the communes {_named(session, user.communes)} only"
+
+    scope = _change(args, limited)
     print(f"{args.name} now sees {scope}", file=sys.stderr)
     return 0
 
@@ -221,17 +262,19 @@ def create_token(args: argparse.Namespace) -> int:
         raise CliError("--name: empty; say what the token is for, or leave --name out")
     # The default name of a truck's token may pass 64 characters with a long truck id; a given one is checked.
     name = args.name or (f"truck:{args.truck_id}" if args.role == "truck" else "api")[:64]
-    communes = None if args.communes is None else _codes([args.communes])
 
-    def made(session: Any) -> tuple[str, list[str] | None]:
+    def made(session: Any) -> tuple[str, str]:
+        # A truck's token takes no communes: said first, before any name is looked up.
+        typed = None if args.communes is None else [args.communes]
+        communes = typed and (_entries(typed) if args.role == "truck" else _codes(session, typed))
         token = create(session, args.role, name, args.truck_id, communes)
         session.flush()
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
-        return token, _streetless(session, row).communes
+        return token, _named(session, _streetless(session, row).communes)
 
-    token, scope = _change(args, made)
+    token, named = _change(args, made)
     print(token)
-    print(f"token '{name}' ({args.role}){_limited(scope)} created: it is shown only this once (revoke it with "
+    print(f"token '{name}' ({args.role}){_limited(named)} created: it is shown only this once (revoke it with "
           f"`trivue tokens revoke ID`, ID from `trivue tokens list`)", file=sys.stderr)
     return 0
 

@@ -1,4 +1,5 @@
-"""``trivue users`` gives a mairie's account its communes (codes INSEE), changes or lifts that scope,
+"""``trivue users`` gives a mairie's account its communes (codes INSEE, or names: see
+test_commune_names_cli.py), changes or lifts that scope,
 shows it in ``users list`` and refuses a code that is none, as one line naming it (exit 2)."""
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ def test_an_account_is_given_its_communes_changed_and_freed(cli_env: str, monkey
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("argv,said", [
+    # A name is looked up in the imported streets and addresses (tests/server/test_commune_names_cli.py).
     (["users", "add", "x-mairie", "--role", "viewer", "--communes", "Orléans"],
-     "invalid code INSEE 'Orléans'"),
+     "commune 'Orléans': no streets are imported yet"),
+    (["users", "add", "x-mairie", "--role", "viewer", "--communes", "452345"], "invalid code INSEE '452345'"),
     (["users", "add", "x-mairie", "--role", "viewer", "--communes", " , "], "--communes: no code INSEE given"),
     (["users", "communes", "nobody", "45234"], "no user 'nobody'"),
-    (["users", "communes", "nobody"], "give the account's codes INSEE, or --all"),
-    (["users", "communes", "nobody", "45234", "--all"], "codes INSEE or --all, not both"),
+    (["users", "communes", "nobody"], "give the account's communes (codes INSEE or names), or --all"),
+    (["users", "communes", "nobody", "45234", "--all"], "communes or --all, not both"),
 ])
 def test_a_bad_scope_is_one_line_naming_it(cli_env: str, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
                                            capsys: pytest.CaptureFixture[str], argv: list[str], said: str) -> None:

@@ -46,10 +46,12 @@ def test_a_token_is_created_with_its_communes_listed_and_audited(cli_env: str,  
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("argv,said", [
-    (["--role", "viewer", "--communes", "Orléans"], "invalid code INSEE 'Orléans'"),
+    (["--role", "viewer", "--communes", "Orléans"], "commune 'Orléans': no streets are imported yet"),
+    (["--role", "viewer", "--communes", "4523"], "invalid code INSEE '4523'"),
     (["--role", "viewer", "--communes", " , "], "--communes: no code INSEE given"),
     # A truck's token belongs to a truck, not to communes (no account is a truck either).
     (["--role", "truck", "--truck-id", "benne-07", "--communes", "45234"], "--communes is not for truck tokens"),
+    (["--role", "truck", "--truck-id", "benne-07", "--communes", "Saran"], "--communes is not for truck tokens"),
 ])
 def test_a_bad_token_scope_is_one_line_naming_it(cli_env: str, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
                                                  capsys: pytest.CaptureFixture[str], argv: list[str],
