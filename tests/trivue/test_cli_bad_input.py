@@ -3,6 +3,7 @@ starts (no model loaded, no broker reached, no server started, nothing written).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,15 +13,19 @@ from base.paths import SAMPLE_STREETS
 from trivue.cli import main
 
 SAMPLE_PHOTOS = Path(__file__).parents[2] / "trivue" / "sample" / "images" / "clean"
+LOGGED_WARNING = re.compile(r"\d{2}:\d{2}:\d{2} WARNING ")
 
 
 def run(capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str]) -> str:
-    """The command's one error line, after checking exit 2 and no traceback."""
+    """The command's one error line, after checking exit 2 and no traceback. A warning logged on the way
+    is not that line (the demo says it falls back to the committed Rennes extract where ../shared is
+    absent)."""
     code = main([a.format(tmp=tmp_path, photos=SAMPLE_PHOTOS) for a in args])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err
+    said = [line for line in err.strip().splitlines() if not LOGGED_WARNING.match(line)]
+    assert "Traceback" not in err and len(said) == 1, err
+    return said[0] + "\n"
 
 
 @pytest.mark.parametrize(
