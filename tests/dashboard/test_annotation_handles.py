@@ -36,12 +36,21 @@ HANDLES = """target => {
 
 
 def drag(page: Page, x: float, y: float, dx: float, dy: float, steps: int = 6) -> None:
-    """A mouse press at (x, y) moved by (dx, dy), waiting for the decision it saves."""
-    with page.expect_response(lambda r: r.url.endswith("/decisions")):
+    """A mouse press at (x, y) moved by (dx, dy), waiting for the decision it saves and for the page to
+    have drawn the answer: drawing it rebuilds the boxes and their handles, which a next drag begun
+    before then would lose."""
+    with page.expect_response(lambda r: r.url.endswith("/decisions")) as answer:
         page.mouse.move(x, y)
         page.mouse.down()
         page.mouse.move(x + dx, y + dy, steps=steps)
         page.mouse.up()
+    page.wait_for_function(DRAWN, arg=answer.value.json()["boxes"])
+
+
+DRAWN = """boxes => boxes.every((b) => {
+  const li = document.querySelector(`#ann-box-list li[data-box-id='${b.id}']`);
+  return li && ["x1", "y1", "x2", "y2"].every((k) => li.dataset[k] === b[k].toFixed(4)) && li.dataset.state === b.state;
+})"""
 
 
 def add_box(live_server: LiveServer, annotator: str, photo: str, label: str, width: float, height: float,
