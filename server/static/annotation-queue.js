@@ -32,6 +32,7 @@
       if (!current()) return;
       if (!state.items.length) {
         state.photo = null;
+        leave(null); // nothing left to show: the stage is empty, not waiting
         ann.clear();
         say(t("ann.empty"));
         document.body.dataset.ready = "true";
@@ -82,6 +83,7 @@
         if (current() && !retry.hidden) { retry.hidden = true; say(""); } // the failure said is over
       } catch (error) {
         if (!current()) return; // a newer move or filter answers instead
+        leave(null); // the photo shown stays: its keys act on it
         const why = error instanceof Trivue.ApiError ? t("ann.next_failed.status", { status: error.status })
           : t(error.image ? "ann.next_failed.image" : "ann.next_failed.network");
         say(t("ann.next_failed", { why }), true);
@@ -106,12 +108,10 @@
       state.taken = 0; // the decisions counted were on the photo left: the finish took them along
       // Until the next photo shows, the one left stays drawn: ] and A pressed at once after U accepted a
       // box of the photo just finished, not of the next. Only Ctrl+Z acts meanwhile (annotation-keys.js).
+      // Cleared only by the newest move's end (show, or its failure said in moving): a move clicked
+      // meanwhile overtakes this one, whose end then left the finished photo's keys acting again.
       leave(finishing);
-      try {
-        await moving(next);
-      } finally {
-        if (state.leaving === finishing) leave(null); // the next photo failed to load: keys act on this one
-      }
+      await moving(next);
     }
 
     /* The photo shown, just finished, is dimmed and marked busy (aria-busy) while the next one loads:
@@ -156,6 +156,7 @@
         if (await loadQueue(current)) await show(0, current);
       } catch (error) {
         if (!current()) return;
+        leave(null);
         if (error.status === 403) say(t("ann.forbidden"), true);
         else Trivue.showError(status, error);
         document.body.dataset.ready = "true";

@@ -168,3 +168,39 @@ def test_keys_pressed_while_the_next_photo_loads_leave_the_finished_photo_alone(
         page.keyboard.press("a")
     page.wait_for_selector("#ann-box-list li[data-state=accepted]")
     assert live_server.api(f"/api/labels/photos/{first}")["status"] == "unusable"
+
+
+def test_a_move_clicked_while_the_next_photo_loads_keeps_the_finished_photo_waiting(
+    browser: Browser, live_server: LiveServer, annotator: str, shared_dir: Path
+) -> None:
+    """U, then « Suivante » clicked before the next photo came: the finish's own load, overtaken, ended
+    first and let the keys act again on the photo still drawn, the one just finished, while the click's
+    load was on its way: ] and A accepted one of its boxes. The keys wait for the photo the click loads."""
+    first, second = open_queue(browser, live_server, annotator, shared_dir, 40)
+    page = browser.page
+    page.wait_for_selector(f"#ann-stage[data-photo='{first}']")
+    held: list[Route] = []  # the finish's request for the next photo, then the click's
+    page.route(f"**/api/labels/photos/{second}", lambda route: held.append(route))
+    decisions: list[str] = []
+    page.on("request", lambda r: decisions.append(r.url) if r.url.endswith("/decisions") else None)
+    page.locator("#ann-stage").focus()
+    page.keyboard.press("u")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(10)
+    page.locator("#ann-next").click()
+    while len(held) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(10)
+    assert len(held) == 2, "the click never asked for the next photo"
+    held[0].continue_()  # the finish's load, overtaken by the click's: its answer is dropped
+    page.wait_for_timeout(300)
+    assert page.locator("#ann-stage").get_attribute("aria-busy") == "true"  # still the finished photo, waiting
+    page.locator("#ann-stage").focus()
+    page.keyboard.press("]")
+    page.keyboard.press("a")
+    page.wait_for_timeout(500)  # a decision the keys sent would be on its way by now
+    assert decisions == [f"{live_server.url}/api/labels/photos/{first}/decisions"]  # the U alone
+    assert [b["state"] for b in server_boxes(live_server, first)] == ["pending", "pending"]
+    held[1].continue_()
+    page.wait_for_selector(f"#ann-stage[data-photo='{second}']")
+    assert page.locator("#ann-stage").get_attribute("aria-busy") == "false"
