@@ -3,7 +3,8 @@
 Commune-scoped accounts and tokens are stored by codes INSEE (``server.web.commune_scope``), but a
 métropole's admin knows the communes by name. A name is looked up in what the imports left: the
 streets' and addresses' commune and code INSEE (``server.streets.insee``), compared as address
-linking compares communes (``commune_key``: case, accents, hyphens, the typographic apostrophe).
+linking compares communes (``commune_key``: case, accents, hyphens, the typographic apostrophe,
+« St- » / « Ste- » for « Saint- » / « Sainte- »).
 A name is never guessed into a code: one that matches no commune, a commune whose code nothing
 said, or two codes (Saint-Denis in Seine-Saint-Denis and in La Réunion) is refused, naming why.
 """

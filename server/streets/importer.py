@@ -193,7 +193,8 @@ def communes_with_streets(session: Session) -> list[str]:
 
 def stored_commune(session: Session, typed: str) -> str | None:
     """The commune's name as its streets were imported, ``typed`` compared as address linking compares
-    communes (``commune_key``: case, accents, hyphens, the typographic apostrophe of « Cap-d’Ail »);
+    communes (``commune_key``: case, accents, hyphens, the typographic apostrophe of « Cap-d’Ail », « St- »
+    for « Saint- »);
     None when no commune with streets matches. The exact spelling first: one indexed look-up."""
     if session.scalar(select(Street.id).where(Street.commune == typed).limit(1)) is not None:
         return typed

@@ -3,7 +3,8 @@
 
 Address files and OSM spell the same street differently: upper case without accents and with
 the DGFiP abbreviations (cadastre, FANTOIR, the Toulouse extract), mixed case with accents (BAN,
-OSM). Addresses are linked to streets by comparing keys inside one commune.
+OSM). Addresses are linked to streets by comparing keys inside one commune; communes are
+compared by ``commune_key``, which also reads « St- » and « Ste- » as « Saint- » and « Sainte- ».
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ def significant_words(key: str) -> set[str]:
     return {word for word in words[1:] if len(word) >= 4} or set(words[-1:])
 
 
+# « St- » and « Ste- » in commune names: OSM, bin registries and people write « St-Jean-de-Braye »
+# where BAN and the INSEE write « Saint-Jean-de-Braye ». Whole words only: Stenay, Estrées.
+COMMUNE_WORDS = {"st": "saint", "ste": "sainte"}
+
+
 def commune_key(name: str) -> str:
-    """Communes compared without case, accents or the hyphens some sources leave out."""
-    return fold(name).replace(" ", "-")
+    """Communes compared without case, accents, the hyphens some sources leave out, or the
+    abbreviations « St » and « Ste »."""
+    return "-".join(COMMUNE_WORDS.get(word, word) for word in fold(name).split())

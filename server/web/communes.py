@@ -1,7 +1,7 @@
 """The ``commune=`` filter of the street routes: a commune found however it is typed, as
 ``trivue streets list --commune`` and address linking compare communes (case, accents, hyphens,
-’ or ': ``commune=cap d'ail`` is ``Cap-d'Ail``), or a 422 naming the communes with streets, since
-an empty answer to a typo reads as a commune without lifts."""
+’ or ', « St- » for « Saint- »: ``commune=cap d'ail`` is ``Cap-d'Ail``), or a 422 naming the
+communes with streets, since an empty answer to a typo reads as a commune without lifts."""
 
 from __future__ import annotations
 

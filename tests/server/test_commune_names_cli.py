@@ -93,6 +93,23 @@ def test_a_token_is_given_its_communes_by_name(cli_env: str, monkeypatch: pytest
     assert trail == [("token.create", "role=viewer communes=45284,45302")]
 
 
+def test_a_commune_abbreviated_st_is_found_under_its_full_name(cli_env: str, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """OSM, bin registries and people write « St- » (and « Ste- ») for « Saint- »: the name typed
+    that way is the commune the imports spell in full, not « no commune named ... »."""
+    seed(cli_env, monkeypatch)
+    capsys.readouterr()
+    assert run(["users", "add", "mairie-sjdb", "--role", "viewer", "--communes", "St-Jean-de-Braye"],
+               monkeypatch, PASSWORD) == 0
+    err = capsys.readouterr().err
+    assert "user mairie-sjdb added with role viewer, limited to the communes 45284 (Saint-Jean-de-Braye)" in err
+    assert run(["users", "communes", "mairie-sjdb", "st jean de braye,La Chapelle-St-Mesmin"], monkeypatch) == 0
+    assert "now sees the communes 45075 (La Chapelle-Saint-Mesmin), 45284 (Saint-Jean-de-Braye) only" \
+        in capsys.readouterr().err
+    users, _, _ = stored(cli_env)
+    assert users == {"mairie-sjdb": ["45075", "45284"]}
+
+
 COMMANDS = {
     "users add": lambda communes: ["users", "add", "x-mairie", "--role", "viewer", "--communes", communes],
     "users communes": lambda communes: ["users", "communes", "mairie", communes],
