@@ -19,7 +19,27 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+RECANCEL_S = 0.5  # how long a shutdown waits before cancelling again a task that lost its cancellation
 RESUBSCRIBE_TIMEOUT_S = 60.0  # a client backs off up to 30 s between reconnections (paho's default here)
+
+
+async def shut_down(broker: Any) -> None:
+    """``broker.shutdown()``, cancelling again any task that lost its cancellation meanwhile.
+
+    amqtt stops each client's handler by cancelling its reader and waiting for it to end. On Python
+    3.11, ``asyncio.wait_for`` can lose a cancellation that comes as its read completes: the reader
+    reads on, the shutdown waits until the client's keepalive runs out (90 s), and the clients stay
+    connected to a broker that was told to stop. A task still pending with a cancellation requested
+    (``Task.cancelling()``) is cancelled again until the shutdown ends.
+    """
+    shutdown = asyncio.ensure_future(broker.shutdown())
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while not (await asyncio.wait({shutdown}, timeout=RECANCEL_S))[0] and time.monotonic() < deadline:
+        for task in asyncio.all_tasks():
+            if task not in (shutdown, asyncio.current_task()) and not task.done() and task.cancelling():
+                task.cancel()
+    await shutdown
 
 
 class BrokerError(RuntimeError):
@@ -96,7 +116,10 @@ class EmbeddedBroker:
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=STOP_TIMEOUT_S)
+            if self._thread.is_alive():  # said, never silent: its clients would stay connected
+                log.warning("embedded broker on %s:%d still running %.0f s after its stop", self.host, self.port,
+                            STOP_TIMEOUT_S)
         self._loop = self._thread = None
 
     def __enter__(self) -> EmbeddedBroker:
@@ -187,7 +210,7 @@ class EmbeddedBroker:
             await self._stop.wait()
         finally:
             self._broker = None
-            await broker.shutdown()
+            await shut_down(broker)
 
 
 class BrokerHandle:
