@@ -24,6 +24,12 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         compare_type=True,
         include_object=include_object,  # the reminders' tables have their own tree: never ours to drop
     )
+    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
+        # Python's sqlite3 opens a transaction only before the first INSERT/UPDATE/DELETE, so a batch
+        # rebuild's CREATE TABLE _alembic_tmp_... committed alone: a downgrade refused half-way (0022
+        # while an account is limited to communes) left it behind, and the next try stopped on it.
+        # ``upgrade_database`` already begins one (server.migrate.migration_transaction).
+        connection.exec_driver_sql("BEGIN")
     with context.begin_transaction():
         context.run_migrations()
 
@@ -37,7 +43,7 @@ def run_migrations_online() -> None:
     if not url:
         raise SystemExit("set TRIVUE_DATABASE_URL to the database to migrate")
     engine = make_engine(url)
-    with engine.connect() as connection:
+    with engine.begin() as connection:  # committed here: _run's BEGIN makes alembic leave it to us
         _run(connection)
     engine.dispose()
 

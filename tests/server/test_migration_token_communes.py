@@ -1,5 +1,6 @@
 """0025: ``api_tokens.communes`` (a token limited to some communes), on SQLite and PostgreSQL. The
-tokens made before keep working and see every commune, as they did; a downgrade keeps them too."""
+tokens made before keep working and see every commune, as they did; a downgrade keeps them too (a
+limited token revoked first: test_migration_scope_downgrade)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ def test_token_communes_upgrade_and_downgrade_keep_the_tokens(database_url: str)
         with engine.begin() as connection:
             assert connection.execute(text("SELECT name, communes FROM api_tokens")).one() == ("grafana", None)
             connection.execute(text(
-                "INSERT INTO api_tokens (name, token_hash, prefix, role, created_at, communes) "
-                "VALUES ('sig', 'h2', 'trv_def', 'viewer', '2026-11-02 08:00:00', '[\"45234\"]')"))
+                "INSERT INTO api_tokens (name, token_hash, prefix, role, created_at, revoked_at, communes) "
+                "VALUES ('sig', 'h2', 'trv_def', 'viewer', '2026-11-02 08:00:00', '2026-11-03 08:00:00', "
+                "'[\"45234\"]')"))
         migrate("downgrade", before)
         assert "communes" not in columns(engine)
         with engine.connect() as connection:
