@@ -11,11 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
+import pytest
 
+import edge.gps
+import edge.trigger
 from edge.camera import Frame
+from edge.gps import Gps, open_gps
+from edge.lines import LineReader
 from vision.detection import Detections
 
 NAMES = ("bottle", "glass", "battery", "bag")
@@ -97,6 +104,15 @@ class Subscriber:
         self.client.loop_stop()
 
 
+def suback_seen(client: mqtt.Client) -> threading.Event:
+    """Set at ``client``'s first SUBACK (install it before the client subscribes). A client that
+    subscribes in ``on_connect`` is subscribed only then: a message published before it is lost
+    when not retained. A fixed sleep after CONNACK was sometimes too short on a loaded CI machine."""
+    seen = threading.Event()
+    client.on_subscribe = lambda *_a: seen.set()
+    return seen
+
+
 class GatedPort:
     """A TCP port that refuses connections until ``open()``, then forwards them to a real broker.
 
@@ -144,6 +160,35 @@ class GatedPort:
 # Real receiver sentences (the NMEA 0183 examples), played to the agent over ptys and parsed alone.
 GGA = "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47"
 RMC = "$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A"
+
+
+def open_gps_line(source: str, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Gps:
+    """``open_gps`` on a device line, returned once its line is open: opening a serial port flushes
+    pending input, so a sentence written before is lost (a fixed sleep was sometimes short under load)."""
+    readers: list[LineReader] = []
+
+    class Seen(LineReader):
+        def start(self) -> LineReader:
+            readers.append(self)
+            return super().start()
+
+    monkeypatch.setattr(edge.gps, "LineReader", Seen)
+    gps = open_gps(source, **kwargs)
+    assert readers and readers[0].opened.wait(10), f"the GPS line {source} never opened"
+    return gps
+
+
+class TriggerClock:
+    """The lift signal's monotonic clock (``edge.trigger``), moved by the test alone. Its limits
+    (a 50 ms stuck signal, a 200 ms bounce) judged on the real clock failed when a loaded machine
+    paused the test between two calls for longer than that."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 1000.0
+        monkeypatch.setattr(edge.trigger, "time", SimpleNamespace(monotonic=lambda: self.now))
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def eventually(check: Callable[[], bool], timeout: float = 5) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from edge.app import Agent
 from edge.config import EdgeSettings, load_settings
-from tests.edge.helpers import GatedPort, ScriptedDetector, Subscriber, make_bursts, unique_truck
+from tests.edge.helpers import GatedPort, ScriptedDetector, Subscriber, make_bursts, suback_seen, unique_truck
 from vision.schema import TruckStats, parse_lift_event
 
 BOTTLE = (20, 20, 120, 160, 0.9, 0)
@@ -159,10 +158,10 @@ def test_a_config_the_truck_cannot_apply_is_said_in_its_heartbeat(tmp_path, mqtt
         assert subscriber.wait_for(lambda: any(version.encode() in p for p in subscriber.on("/stats")), timeout=10)
         return json.loads(next(p for p in reversed(subscriber.on("/stats")) if version.encode() in p))
 
+    config_subscribed = suback_seen(agent.uplink.client)
     try:
         agent.uplink.start()
-        assert agent.uplink.connected.wait(10)
-        time.sleep(0.3)  # subscribed in on_connect
+        assert config_subscribed.wait(10), "the uplink never subscribed to its config"  # it does in on_connect
         publisher.publish(topic, json.dumps({"config_version": "v8", "stream": "glass"}), qos=1).wait_for_publish(5)
         refused = heartbeat("v8")  # sent at once, not at the next minute's heartbeat
         reason = refused["config_refused"]

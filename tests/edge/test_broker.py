@@ -11,6 +11,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from tests.conftest import free_port
+from tests.edge.helpers import suback_seen
 from trivue.broker import BrokerError, BrokerHandle, EmbeddedBroker
 
 
@@ -51,8 +52,9 @@ def test_persistent_session_keeps_qos1_messages_while_offline() -> None:
     port = free_port()
     with EmbeddedBroker("127.0.0.1", port):
         subscriber, _ = connect(port, "server-ingest", clean=False)
+        subscribed = suback_seen(subscriber)
         subscriber.subscribe("t/lift", qos=1)
-        time.sleep(0.3)  # SUBACK: the subscription exists before the session goes offline
+        assert subscribed.wait(10), "no SUBACK"  # the subscription exists before the session goes offline
         close(subscriber)
         publisher, _ = connect(port, "truck")
         publisher.publish("t/lift", b"event-1", qos=1).wait_for_publish(5)

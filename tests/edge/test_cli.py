@@ -124,7 +124,9 @@ def _agent(config: Path) -> subprocess.Popen:
 
 def test_sigkill_mid_run_loses_nothing(tmp_path, base, mqtt_broker, litter_val_images) -> None:
     truck, lifts = unique_truck(), 8
-    make_bursts(tmp_path / "many", litter_val_images, lifts=lifts, frames=3)
+    # 12 frames a lift (~1.5 s analysed in all): at 3 the agent, ~0.3 s from its second lift to its
+    # last, could finish before a loaded test process had seen that second lift and killed it.
+    make_bursts(tmp_path / "many", litter_val_images, lifts=lifts, frames=12)
     config = write_config(tmp_path / "truck.yaml", **{
         **base, "truck_id": truck, "source": str(tmp_path / "many"), "threads": 1,
         "uplink": {"broker": mqtt_broker.url, "flush_timeout_s": 60, "delete_after": "puback"},  # no server here
@@ -139,7 +141,9 @@ def test_sigkill_mid_run_loses_nothing(tmp_path, base, mqtt_broker, litter_val_i
         assert first.returncode == -signal.SIGKILL and killed_after < lifts  # really mid-run
         second = _agent(config)
         assert second.wait(180) == 0, second.stderr.read().decode()[-2000:] if second.stderr else ""
-        time.sleep(0.5)
+        # acknowledged by the broker, not yet handed to this subscriber: a fixed half second was short under load
+        subscriber.wait_for(lambda: subscriber.on("/status")[-1:] == [b"stopped"] and len(
+            {parse_lift_event(p).event_id for p in subscriber.on("/lift")}) == lifts, timeout=30)
         events = [parse_lift_event(p) for p in subscriber.on("/lift")]
         last_status = subscriber.on("/status")[-1]
     finally:

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edge.gps import ESTIMATED_ACCURACY_M, Gps, open_gps, parse_nmea
+from edge.gps import ESTIMATED_ACCURACY_M, Gps, parse_nmea
 from edge.rfid import RfidReader
 from edge.trigger import SignalTrigger
-from tests.edge.helpers import GGA, RMC, eventually, frame
+from tests.edge.helpers import GGA, RMC, TriggerClock, eventually, frame, open_gps_line
 
 TAG = "E2000017221101441890ABCD"
 PAUSE_S = 0.8  # longer than the reader's 0.5 s read timeout
@@ -32,8 +32,7 @@ def test_a_tag_arriving_in_two_halves_is_one_tag(pty) -> None:
         os.write(master, f"TAG:{TAG[:10]}".encode())
         time.sleep(PAUSE_S)
         os.write(master, f"{TAG[10:]}\r\n".encode())
-        time.sleep(0.3)
-        assert reader.tag_for(start, datetime.now(UTC)) == TAG
+        assert eventually(lambda: reader.tag_for(start, datetime.now(UTC)) == TAG)
     finally:
         reader.close()
 
@@ -57,11 +56,10 @@ def test_babble_without_line_ends_is_dropped_up_to_its_end(pty, caplog: pytest.L
         reader.close()
 
 
-def test_a_half_rmc_gives_no_heading_of_zero(pty) -> None:
+def test_a_half_rmc_gives_no_heading_of_zero(pty, monkeypatch: pytest.MonkeyPatch) -> None:
     """An RMC cut after the course's first digit had 9 fields and no checksum: heading 0 instead of 84.4."""
     master, path = pty
-    gps = open_gps(path, max_age_s=30)
-    time.sleep(0.5)  # opening the port flushes pending input
+    gps = open_gps_line(path, monkeypatch, max_age_s=30)  # opening the port flushes pending input
     try:
         cut = RMC.index(",084.4") + 2
         os.write(master, RMC[:cut].encode())
@@ -187,9 +185,10 @@ def test_gpsd_errors_and_junk_json_are_logged_never_fatal(caplog: pytest.LogCapt
     assert "VERSION" not in caplog.text  # gpsd's usual reports are no error
 
 
-def test_a_bouncing_lift_signal_is_one_lift() -> None:
+def test_a_bouncing_lift_signal_is_one_lift(monkeypatch: pytest.MonkeyPatch) -> None:
     """A contact bouncing at the start, mid-lift and at the end: each drop and rise started a new
     lift (one bin counted twice, then a phantom one-frame lift after it)."""
+    clock = TriggerClock(monkeypatch)
     trigger = SignalTrigger(max_lift_s=60, debounce_s=0.2)
     seen = []
     for level in (True, False, True, False, True):  # bouncing as the arm starts
@@ -201,18 +200,19 @@ def test_a_bouncing_lift_signal_is_one_lift() -> None:
     for level in (False, True, False):  # bouncing as it comes down
         trigger.signal(level)
     seen.append(trigger.lift_of(frame()))
-    time.sleep(0.25)
+    clock.advance(0.25)
     seen.append(trigger.lift_of(frame()))
     assert seen == ["signal-1", "signal-1", "signal-1", None]
     trigger.signal(True)  # the next bin, after a real pause
     assert trigger.lift_of(frame()) == "signal-2"
 
 
-def test_a_stuck_signal_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_stuck_signal_is_logged_once(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = TriggerClock(monkeypatch)
     trigger = SignalTrigger(max_lift_s=0.05, debounce_s=0.2)
     trigger.signal(True)
     assert trigger.lift_of(frame()) == "signal-1"
-    time.sleep(0.1)
+    clock.advance(0.1)
     assert [trigger.lift_of(frame()) for _ in range(20)] == [None] * 20
     assert caplog.text.count("stuck sensor") == 1
 

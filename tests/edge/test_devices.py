@@ -15,7 +15,7 @@ from edge.gps import COURSE_MAX_AGE_S, COURSE_MIN_SPEED_MPS, FixedGps, Gps, GpsE
 from edge.lines import LineWriter
 from edge.rfid import RfidReader, parse_tag
 from edge.trigger import SerialTrigger, SignalTrigger, parse_signal
-from tests.edge.helpers import GGA, RMC, eventually, frame
+from tests.edge.helpers import GGA, RMC, TriggerClock, eventually, frame, open_gps_line
 
 
 @pytest.mark.parametrize(
@@ -46,11 +46,12 @@ def test_serial_lift_signal_over_a_pty(pty) -> None:
         trigger.close()
 
 
-def test_stuck_signal_is_closed() -> None:
+def test_stuck_signal_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = TriggerClock(monkeypatch)
     trigger = SignalTrigger(max_lift_s=0.05)
     trigger.signal(True)
     assert trigger.lift_of(frame()) == "signal-1"
-    time.sleep(0.1)
+    clock.advance(0.1)
     assert trigger.lift_of(frame()) is None
 
 
@@ -86,10 +87,9 @@ def test_nmea_parsing() -> None:
     assert parse_nmea("$GPRMC,123519,V,4807.038,N,01131.000,E,,,230394,,") is None  # void
 
 
-def test_gps_from_nmea_device_and_replays(pty, tmp_path: Path) -> None:
+def test_gps_from_nmea_device_and_replays(pty, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     master, path = pty
-    gps = open_gps(path, max_age_s=5)
-    time.sleep(0.5)  # let the reader open the port: opening a serial port flushes pending input
+    gps = open_gps_line(path, monkeypatch, max_age_s=5)  # opening a serial port flushes pending input
     try:
         assert gps.latest() is None
         os.write(master, (GGA + "\r\n" + RMC + "\r\n").encode())

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from tests.conftest import free_port, port_open
-from tests.edge.helpers import ScriptedDetector, make_bursts, unique_truck
+from tests.edge.helpers import ScriptedDetector, eventually, make_bursts, suback_seen, unique_truck
 from tests.edge.test_agent import BOTTLE, GLASS, run_agent, settings_for
 from vision.schema import parse_lift_event
 
@@ -61,10 +61,11 @@ def tls_subscriber(port: int, ca: Path, topic: str) -> tuple[mqtt.Client, list[b
     client.username_pw_set("truck", "s3cret")
     client.tls_set(ca_certs=str(ca))
     client.on_message = lambda _c, _u, m: received.append(m.payload)
+    subscribed = suback_seen(client)
     client.connect("localhost", port)
     client.subscribe(topic, qos=1)
     client.loop_start()
-    time.sleep(0.3)
+    assert subscribed.wait(10), "no SUBACK"  # a lift published before it is lost (not retained)
     return client, received
 
 
@@ -79,7 +80,10 @@ def test_mqtts_with_credentials(tmp_path, tls_broker, litter_val_images, passwor
     client, received = tls_subscriber(port, ca, f"trivue/v1/{truck}/lift")
     try:
         assert run_agent(settings, ScriptedDetector([[BOTTLE, GLASS]] * 2)) == (0 if delivered else 1)
-        time.sleep(0.3)
+        if delivered:  # acknowledged by the broker, maybe not handed to this subscriber yet
+            eventually(lambda: bool(received), timeout=10)
+        else:
+            time.sleep(0.3)  # a lift that got through would land now
     finally:
         client.disconnect()
         client.loop_stop()

@@ -17,7 +17,7 @@ from edge.config import load_settings
 from edge.outbox import Outbox
 from edge.trigger import MqttTrigger
 from edge.uplink import Uplink
-from tests.edge.helpers import Subscriber, unique_truck
+from tests.edge.helpers import Subscriber, suback_seen, unique_truck
 from tests.edge.test_devices import frame
 from tests.security.secured_mosquitto import SERVER_USER, Probe, SecuredMosquitto, tools_missing
 from vision.schema import TruckStats, message_digest, receipt_payload
@@ -54,6 +54,7 @@ def test_mqtt_bridge_lift_signal(mqtt_broker) -> None:
                              environ={})
     client, url = make_client(settings, f"{truck}-lift", clean=True)
     trigger = MqttTrigger(client, f"can/{truck}/lift", max_lift_s=60)
+    trigger_subscribed = suback_seen(client)
     subscribed = Subscriber(mqtt_broker.host, mqtt_broker.port, f"can/{truck}/#")  # waits for a SUBACK
     client.connect_async(url.host, url.port)
     client.loop_start()
@@ -61,7 +62,7 @@ def test_mqtt_bridge_lift_signal(mqtt_broker) -> None:
     publisher.connect(mqtt_broker.host, mqtt_broker.port)
     publisher.loop_start()
     try:
-        time.sleep(0.5)  # the trigger's client subscribes in on_connect
+        assert trigger_subscribed.wait(10), "the trigger's client never subscribed"  # it does in on_connect
         publisher.publish(f"can/{truck}/lift", b'{"lifting": true}', qos=1).wait_for_publish(5)
         assert subscribed.wait_for(lambda: trigger.lift_of(frame()) == "signal-1", timeout=5)
         publisher.publish(f"can/{truck}/lift", b"0", qos=1).wait_for_publish(5)
@@ -81,6 +82,7 @@ def test_bad_config_is_ignored_good_config_applied(tmp_path, mqtt_broker) -> Non
     stats = TruckStats(truck_id=truck, sent_at=datetime.now(UTC), uptime_s=0)
     refused: list[str] = []
     uplink = Uplink(settings, Outbox(tmp_path / "o.sqlite3"), lambda: stats, applied.append, refused.append)
+    config_subscribed = suback_seen(uplink.client)
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     publisher.connect(mqtt_broker.host, mqtt_broker.port)
     publisher.loop_start()
@@ -89,7 +91,7 @@ def test_bad_config_is_ignored_good_config_applied(tmp_path, mqtt_broker) -> Non
         publisher.publish(topic, b'{"config_version": "v1", "stream": "plastic"}', qos=1).wait_for_publish(5)
         uplink.start()
         assert uplink.connected.wait(10)
-        time.sleep(0.3)
+        assert config_subscribed.wait(10), "the uplink never subscribed to its config"
         for payload in (b"not json", b'{"stream": "glass"}', b'{"config_version": "v2", "stream": "glass"}'):
             publisher.publish(topic, payload, qos=1).wait_for_publish(5)
         deadline = time.monotonic() + 5
