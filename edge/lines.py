@@ -85,6 +85,7 @@ class LineReader:
 
     def _run(self) -> None:
         backoff = Backoff(0.5, 10)
+        again = ""
         while not self._stop.is_set():
             try:
                 with open_port(self.port, self.baud) as device:
@@ -92,6 +93,11 @@ class LineReader:
                     if self.greeting:  # e.g. gpsd's WATCH command, sent again after each reconnection
                         device.write(self.greeting)
                     self.opened.set()
+                    # Said: the installer checking a truck's wiring sees each device come up, and its
+                    # return after the warning of a loss; opening flushed whatever was sent before.
+                    speed = "" if self.port.startswith("socket://") else f" at {self.baud} baud"
+                    log.info("%s line %s open%s%s", self.name, self.port, again, speed)
+                    again = " again"
                     self._read(device)
             except (serial.SerialException, OSError) as error:
                 if self.opened.is_set():

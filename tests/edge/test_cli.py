@@ -234,8 +234,7 @@ def test_a_tag_read_just_before_a_lift_outlives_a_kill_mid_lift(tmp_path, base, 
         assert any(text in line for line in lines), "".join(lines)[-2000:]
 
     try:
-        wait_for("uplink to")  # the agent is built: its RFID line is open
-        time.sleep(0.5)
+        wait_for(f"rfid line {port} open")  # opening flushes input: a tag written before is lost
         os.write(master, b"TAG:E2000017221101441890ABCD\r\n")  # the bin hooked
         time.sleep(1.0)
         make_bursts(tmp_path / "staging", litter_val_images, lifts=1, frames=FRAMES)

@@ -53,10 +53,13 @@ def test_a_lift_signal_box_unplugged_mid_lift_ends_the_lift_and_the_next_up_is_a
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The level stayed up: the lift ran on while the truck drove away (until max_lift_s, 60 s), then
     the first UP after the box came back, seen as no change, lost the next bin's lift."""
+    caplog.set_level(logging.INFO, "edge.lines")
     box = Plug(tmp_path / "usb-lift-box")
     trigger = SerialTrigger(str(box.link), 9600, max_lift_s=60, debounce_s=0.2)
     try:
         assert trigger._reader.opened.wait(5)
+        # said once open, for the crew's installer and for what waits on it (a tag written before is lost)
+        assert eventually(lambda: f"lift-signal line {box.link} open at 9600 baud" in caplog.text)
         box.write(b"UP\r\n")
         assert eventually(lambda: trigger.lift_of(frame()) == "signal-1")
         box.unplug()  # arm up; the box's DOWN goes nowhere
@@ -64,6 +67,7 @@ def test_a_lift_signal_box_unplugged_mid_lift_ends_the_lift_and_the_next_up_is_a
         assert "lift signal line lost during lift 1" in caplog.text
         box.plug()
         assert eventually(lambda: trigger._reader.opened.is_set(), timeout=10)
+        assert eventually(lambda: f"lift-signal line {box.link} open again at 9600 baud" in caplog.text)
         box.write(b"UP\r\n")  # the next bin
         assert eventually(lambda: trigger.lift_of(frame()) == "signal-2")
     finally:
