@@ -213,8 +213,12 @@ def test_a_replay_waits_for_the_purge_before_it_takes_its_letters(make_settings:
 
             thread = threading.Thread(target=run_replay)
             thread.start()
+            # pg_locks is the whole server's: another test database's waiting ingest (a parallel
+            # worker's) ended this wait at once, before the replay took its letters.
             wait_for(lambda: purge.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                                               "AND NOT granted")), "the replay waiting for the purge")
+                                               "AND NOT granted AND database = (SELECT oid FROM pg_database "
+                                               "WHERE datname = current_database())")),
+                     "the replay waiting for the purge")
             try:
                 purge_expired(purge, _store(settings), settings, now=now)
                 purge.commit()
