@@ -95,6 +95,33 @@ def fleet(tmp_path: Path, mqtt_broker: BrokerAddress, database_url: str,  # noqa
 
 
 @pytest.fixture
+def rollout_rounds(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """``wait(n)``: returns once the server's rollout task has run ``n`` whole rounds begun after the call.
+
+    A fixed sleep of "five rounds" before checking that nothing happened checked nothing on a loaded
+    machine, where the task's thread may not have run once in that time."""
+    import server.fleet.rollout as rollout
+
+    begun = [0]
+    advance = rollout.advance
+
+    def counted(session: Session, settings: ServerSettings) -> list[str]:
+        if threading.current_thread().name == "trivue-rollout-check":  # the task's thread (server.periodic)
+            begun[0] += 1
+        return advance(session, settings)
+
+    monkeypatch.setattr(rollout, "advance", counted)
+
+    def wait(rounds: int) -> None:
+        # A round begins after the previous one committed and published: n + 1 begun since the call
+        # means n whole rounds, none of them under way when it was made.
+        target = begun[0] + rounds + 1
+        wait_until(lambda: begun[0] >= target, f"{rounds} rounds of the rollout task")
+
+    return wait
+
+
+@pytest.fixture
 def trucks(fleet: Fleet, tmp_path: Path) -> Iterator[Any]:
     """``trivue edge`` processes (``tests.fleet.trucks.Trucks``), all stopped at the end of the test."""
     from tests.fleet.trucks import Trucks  # it builds on this module's Fleet

@@ -9,6 +9,7 @@ the file that judged it (``model.sha256``), which counts exactly. Both databases
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,7 +51,8 @@ def rollout_listed(fleet: Fleet, admin: dict[str, str]) -> dict[str, Any]:
     return httpx.get(f"{fleet.url}/api/rollouts", headers=admin).json()["rollouts"][0]
 
 
-def test_fp32_lifts_before_the_swap_do_not_count_for_the_int8_rollout(fleet: Fleet) -> None:
+def test_fp32_lifts_before_the_swap_do_not_count_for_the_int8_rollout(
+        fleet: Fleet, rollout_rounds: Callable[[int], None]) -> None:
     fp32, int8 = fleet.publish(SHIPPED), fleet.publish(SHIPPED_INT8)  # one version, two files
     seed_trucks(fleet, fp32, "t1", "t2")
     admin = bearer(fleet.token("admin"))
@@ -61,9 +63,7 @@ def test_fp32_lifts_before_the_swap_do_not_count_for_the_int8_rollout(fleet: Fle
     now = datetime.now(UTC)
     store_lifts(fleet, "t1", [now, now + timedelta(seconds=30), now + timedelta(seconds=60)], 1)
     heartbeat(fleet, "t1", fp32, {"sha256": int8, "state": "ready", "at": (now + timedelta(seconds=70)).isoformat()})
-    import time
-
-    time.sleep(1.0)  # five rounds of the rollout task
+    rollout_rounds(5)
     listed = rollout_listed(fleet, admin)
     assert (listed["state"], listed["lifts"]) == ("canary", {"t1": 0}), listed
     with fleet.sessions() as session:
@@ -104,7 +104,8 @@ def test_lifts_of_a_model_alone_in_its_version_count_from_the_rollout(fleet: Fle
     assert rollout_listed(fleet, admin)["lifts"] == {"t1": 2}
 
 
-def test_lifts_naming_their_file_count_by_it_whatever_the_swap_time_says(fleet: Fleet) -> None:
+def test_lifts_naming_their_file_count_by_it_whatever_the_swap_time_says(
+        fleet: Fleet, rollout_rounds: Callable[[int], None]) -> None:
     """Wire 1.2 lifts count by the file they name, not by the swap the heartbeat reports: FP32 lifts
     after a stale "installed" (the truck rebooted and its self-check fell back to FP32) count for
     nothing, and the first INT8 lift, begun a moment before the truck stamped the swap, counts."""
@@ -118,9 +119,7 @@ def test_lifts_naming_their_file_count_by_it_whatever_the_swap_time_says(fleet: 
     heartbeat(fleet, "t1", int8, {"sha256": int8, "state": "installed", "at": swapped.isoformat()})
     # After the swap by the heartbeat's clock, judged by FP32: the swap time alone counted both.
     store_lifts(fleet, "t1", [swapped + timedelta(seconds=10), swapped + timedelta(seconds=40)], 1, sha=fp32)
-    import time
-
-    time.sleep(1.0)  # five rounds of the rollout task
+    rollout_rounds(5)
     listed = rollout_listed(fleet, admin)
     assert (listed["state"], listed["lifts"]) == ("canary", {"t1": 0}), listed
     # Judged by INT8, the first begun before the swap was stamped: the swap time alone counted one.

@@ -7,6 +7,7 @@ during the canary stage never got the model, even after promotion, nor did one a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,8 @@ def test_a_truck_that_joins_after_promotion_gets_the_fleets_model(fleet: Fleet, 
     assert assigned(fleet) == {"t1": old, "t2": old, "t3": old, "t4": own, "t5": old}
 
 
-def test_no_model_is_given_to_joining_trucks_when_no_rollout_completed(fleet: Fleet, tmp_path: Path) -> None:
+def test_no_model_is_given_to_joining_trucks_when_no_rollout_completed(
+        fleet: Fleet, tmp_path: Path, rollout_rounds: Callable[[int], None]) -> None:
     """A halted rollout is not the fleet's model: a truck that joins then keeps the model it has."""
     from datetime import UTC, datetime
 
@@ -113,7 +115,5 @@ def test_no_model_is_given_to_joining_trucks_when_no_rollout_completed(fleet: Fl
     seed_trucks(fleet, old, "t3")
     wait_until(lambda: "t3" in {t["truck_id"] for t in httpx.get(f"{fleet.url}/api/trucks", headers=admin).json()
                                 ["trucks"]}, "t3 listed")
-    import time
-
-    time.sleep(1.0)  # five rounds of the rollout task
+    rollout_rounds(5)
     assert assigned(fleet) == {"t1": new} and latest_rollout(fleet, admin)["rest"] == ["t2"]
