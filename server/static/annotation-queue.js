@@ -32,7 +32,7 @@
       if (!current()) return;
       if (!state.items.length) {
         state.photo = null;
-        leave(null); // nothing left to show: the stage is empty, not waiting
+        leave(false); // nothing left to show: the stage is empty, not waiting
         ann.clear();
         say(t("ann.empty"));
         document.body.dataset.ready = "true";
@@ -55,7 +55,7 @@
       }
       state.index = at;
       state.photo = photo;
-      leave(null); // a photo shows: its keys act on it
+      leave(false); // a photo shows: its keys act on it
       state.nudged.clear(); // arrow moves of the photo left: saved on it (flush above)
       state.selected = null;
       state.taken = 0;
@@ -83,7 +83,7 @@
         if (current() && !retry.hidden) { retry.hidden = true; say(""); } // the failure said is over
       } catch (error) {
         if (!current()) return; // a newer move or filter answers instead
-        leave(null); // the photo shown stays: its keys act on it
+        leave(false); // the photo shown stays: its keys act on it
         const why = error instanceof Trivue.ApiError ? t("ann.next_failed.status", { status: error.status })
           : t(error.image ? "ann.next_failed.image" : "ann.next_failed.network");
         say(t("ann.next_failed", { why }), true);
@@ -110,15 +110,15 @@
       // box of the photo just finished, not of the next. Only Ctrl+Z acts meanwhile (annotation-keys.js).
       // Cleared only by the newest move's end (show, or its failure said in moving): a move clicked
       // meanwhile overtakes this one, whose end then left the finished photo's keys acting again.
-      leave(finishing);
+      leave(true);
       await moving(next);
     }
 
     /* The photo shown, just finished, is dimmed and marked busy (aria-busy) while the next one loads:
        the annotator sees why ] or A do nothing, and a screen reader waits for the next photo. */
-    function leave(finishing) {
-      state.leaving = finishing;
-      stage.setAttribute("aria-busy", String(Boolean(finishing)));
+    function leave(on) {
+      state.leaving = on;
+      stage.setAttribute("aria-busy", String(on));
     }
 
     /* Ctrl+Z takes back the annotator's decisions on the photo shown, latest first; with none left there
@@ -156,7 +156,7 @@
         if (await loadQueue(current)) await show(0, current);
       } catch (error) {
         if (!current()) return;
-        leave(null);
+        leave(false);
         if (error.status === 403) say(t("ann.forbidden"), true);
         else Trivue.showError(status, error);
         document.body.dataset.ready = "true";

@@ -16,11 +16,11 @@
   // saving: the last decision sent, the next one waits for its answer; nudged: each box's latest arrow
   // move (numbered by nudges) until an answer holds it; taken: the decisions kept on the photo shown
   // since it came, less those undone (annotation-decisions.js); finished: the photo Enter or U just left;
-  // finishing: their finish until it is answered; leaving: that finish, kept, until the next photo shows
+  // finishing: their finish until it is answered; leaving: true from that finish, kept, until the next photo shows
   // (annotation-queue.js)
   const state = { items: [], index: 0, photo: null, selected: null, drawing: false, keyTimer: null, pendingMove: null,
     draft: null, saving: Promise.resolve(), nudges: 0, nudged: new Map(), taken: 0, finished: null, finishing: null,
-    leaving: null };
+    leaving: false };
 
   const classLabel = (name) => label("class", name);
   const live = () => (state.photo ? state.photo.boxes.filter((b) => b.state !== "deleted") : []);
