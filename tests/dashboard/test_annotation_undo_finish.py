@@ -142,16 +142,8 @@ def test_keys_pressed_while_the_next_photo_loads_leave_the_finished_photo_alone(
     still takes the finish back meanwhile."""
     first, second = open_queue(browser, live_server, annotator, shared_dir, 40)
     page = browser.page
-    page.wait_for_selector(f"#ann-stage[data-photo='{first}']")
-    held: list[Route] = []  # the next photo's image, kept until the keys are pressed
-    page.route(f"**/api/labels/photos/{second}/photo.jpg", lambda route: held.append(route))
-    decisions: list[str] = []
-    page.on("request", lambda r: decisions.append(r.url) if r.url.endswith("/decisions") else None)
-    page.locator("#ann-stage").focus()
-    page.keyboard.press("u")
-    deadline = time.monotonic() + 10
-    while not held and time.monotonic() < deadline:
-        page.wait_for_timeout(10)
+    # the next photo's image, kept until the keys are pressed
+    held, decisions, _ = unusable_while_holding(browser, first, f"**/api/labels/photos/{second}/photo.jpg")
     assert held, "the next photo's image was never asked for"
     assert page.locator("#ann-stage").get_attribute("aria-busy") == "true"  # dimmed: the keys wait
     page.keyboard.press("]")
@@ -178,16 +170,8 @@ def test_a_move_clicked_while_the_next_photo_loads_keeps_the_finished_photo_wait
     load was on its way: ] and A accepted one of its boxes. The keys wait for the photo the click loads."""
     first, second = open_queue(browser, live_server, annotator, shared_dir, 40)
     page = browser.page
-    page.wait_for_selector(f"#ann-stage[data-photo='{first}']")
-    held: list[Route] = []  # the finish's request for the next photo, then the click's
-    page.route(f"**/api/labels/photos/{second}", lambda route: held.append(route))
-    decisions: list[str] = []
-    page.on("request", lambda r: decisions.append(r.url) if r.url.endswith("/decisions") else None)
-    page.locator("#ann-stage").focus()
-    page.keyboard.press("u")
-    deadline = time.monotonic() + 10
-    while not held and time.monotonic() < deadline:
-        page.wait_for_timeout(10)
+    # the finish's request for the next photo, then the click's
+    held, decisions, deadline = unusable_while_holding(browser, first, f"**/api/labels/photos/{second}")
     page.locator("#ann-next").click()
     while len(held) < 2 and time.monotonic() < deadline:
         page.wait_for_timeout(10)
@@ -204,3 +188,20 @@ def test_a_move_clicked_while_the_next_photo_loads_keeps_the_finished_photo_wait
     held[1].continue_()
     page.wait_for_selector(f"#ann-stage[data-photo='{second}']")
     assert page.locator("#ann-stage").get_attribute("aria-busy") == "false"
+
+
+def unusable_while_holding(browser: Browser, photo: str, held_url: str) -> tuple[list[Route], list[str], float]:
+    """``photo`` shown, U pressed while each request to ``held_url`` is kept from the server, until the
+    first is: those requests (to be let go by the test), the decisions sent, the deadline waited to."""
+    page = browser.page
+    page.wait_for_selector(f"#ann-stage[data-photo='{photo}']")
+    held: list[Route] = []
+    page.route(held_url, lambda route: held.append(route))
+    decisions: list[str] = []
+    page.on("request", lambda r: decisions.append(r.url) if r.url.endswith("/decisions") else None)
+    page.locator("#ann-stage").focus()
+    page.keyboard.press("u")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(10)
+    return held, decisions, deadline
